@@ -1,0 +1,145 @@
+/**
+ * The typed actor layer over nact that every mxfsd actor uses.
+ *
+ * - An actor's messages are one discriminated union (`{ type: ... }`); its behaviour is an
+ *   ActorDef: init() builds the state, handle() processes one message at a time.
+ * - All sends and queries go through ActorSystem.send/ask: the one place that can observe
+ *   every message (tracing hooks in here), and ask() always has a timeout.
+ * - Supervision: when handle() throws, the actor's onCrash decides: 'restart' (state rebuilt
+ *   by init(); the default), 'resume' (keep the state), or 'stop'. A crash is logged and is
+ *   never escalated to the system root, so no actor can take the daemon down.
+ */
+import * as nact from 'nact';
+import type Logger from 'bunyan';
+
+export type Ref<M> = nact.Ref<M>;
+export type AnyMsg = { readonly type: string };
+
+export type CrashDecision = 'restart' | 'resume' | 'stop';
+
+export interface ActorCtx<M> {
+  self: Ref<M>;
+  name: string;
+  log: Logger;
+  system: ActorSystem;
+}
+
+export interface ActorDef<S, M extends AnyMsg> {
+  /** Builds the initial state; called again on 'restart'. */
+  init(ctx: ActorCtx<M>): S;
+  handle(state: S, msg: M, ctx: ActorCtx<M>): S | Promise<S>;
+  /** Decide what happens after handle() threw. `state` is the last state the actor had. */
+  onCrash?(err: unknown, msg: M, state: S, ctx: ActorCtx<M>): CrashDecision;
+  /** Called once after the actor stopped (not after a restart). */
+  afterStop?(state: S, ctx: ActorCtx<M>): void;
+}
+
+/** Observes every message sent through the system (the trace facility hooks in here). */
+export type MessageTap = (to: Ref<unknown>, msg: AnyMsg, kind: 'send' | 'ask') => void;
+
+export class QueryTimeout extends Error {
+  constructor(readonly target: string, readonly msgType: string, readonly ms: number) {
+    super(`query '${msgType}' to ${target} timed out after ${ms} ms`);
+    this.name = 'QueryTimeout';
+  }
+}
+
+export class ActorSystem {
+  readonly root: nact.ActorSystemRef;
+  private seq = 0;
+  private taps: MessageTap[] = [];
+  crashes = 0;
+
+  constructor(readonly log: Logger, name?: string) {
+    this.root = name ? nact.start({ name } as never) : nact.start();
+  }
+
+  addTap(tap: MessageTap): () => void {
+    this.taps.push(tap);
+    return () => { this.taps = this.taps.filter((t) => t !== tap); };
+  }
+
+  spawn<S, M extends AnyMsg>(
+    parent: Ref<any> | undefined, kind: string, def: ActorDef<S, M>, logFields: Record<string, unknown> = {},
+  ): Ref<M> {
+    const name = `${kind}-${++this.seq}`;
+    const log = this.log.child({ actor: kind, ...logFields });
+    const system = this;
+    let ctxCache: ActorCtx<M> | undefined;
+    const mkCtx = (self: Ref<M>): ActorCtx<M> => (ctxCache ??= { self, name, log, system });
+    // The state the actor had when the message that crashed arrived (nact keeps the last
+    // committed state, but our handlers may mutate in place: hand it to onCrash as it is).
+    let current: S | undefined;
+    let self: Ref<M> | undefined;
+    const onCrash = (msg: M | undefined, err: Error | undefined, sctx: nact.SupervisionContext<M, any>) => {
+      system.crashes++;
+      const ctx = mkCtx(sctx.self as Ref<M>);
+      let decision: CrashDecision = 'restart';
+      try {
+        decision = def.onCrash && msg !== undefined ? def.onCrash(err, msg, current as S, ctx) : 'restart';
+      } catch (e) {
+        log.error({ err: e }, 'onCrash handler threw; stopping actor');
+        decision = 'stop';
+      }
+      log.error({ err, msgType: msg?.type, decision }, 'actor crashed');
+      if (decision === 'resume') return sctx.resume;
+      if (decision === 'stop') return sctx.stop;
+      return sctx.reset;
+    };
+    self = nact.spawn(
+      (parent ?? this.root) as any,
+      async (state: S, msg: M, nctx: nact.ActorContext<M, any>) => {
+        const ctx = mkCtx(nctx.self);
+        current = state;
+        const next = await def.handle(state, msg, ctx);
+        current = next;
+        return next;
+      },
+      name,
+      {
+        initialStateFunc: (nctx: nact.ActorContext<M, any>) => (current = def.init(mkCtx(nctx.self))),
+        onCrash: onCrash as any,
+        afterStop: (state: S) => { def.afterStop?.(state, mkCtx(self!)); },
+      },
+    ) as Ref<M>;
+    return self;
+  }
+
+  send<M extends AnyMsg>(to: Ref<M>, msg: M): void {
+    for (const tap of this.taps) tap(to as Ref<unknown>, msg, 'send');
+    nact.dispatch(to, msg);
+  }
+
+  /** Ask an actor and wait for its reply; rejects with QueryTimeout after timeoutMs. */
+  async ask<M extends AnyMsg, R>(to: Ref<M>, make: (replyTo: Ref<R>) => M, timeoutMs: number): Promise<R> {
+    let type = '?';
+    try {
+      return await nact.query(to, (tmp: Ref<R>) => {
+        const msg = make(tmp);
+        type = msg.type;
+        for (const tap of this.taps) tap(to as Ref<unknown>, msg, 'ask');
+        return msg;
+      }, timeoutMs) as R;
+    } catch (e) {
+      if (e instanceof Error && e.message === 'Query Timeout') throw new QueryTimeout(refName(to), type, timeoutMs);
+      throw e;
+    }
+  }
+
+  /** Reply to an ask: replyTo is the temporary reference the asker passed in. */
+  reply<R>(replyTo: Ref<R>, value: R): void {
+    nact.dispatch(replyTo, value);
+  }
+
+  stopActor(ref: Ref<any>): void {
+    nact.stop(ref);
+  }
+
+  shutdown(): void {
+    nact.stop(this.root);
+  }
+}
+
+export function refName(ref: Ref<unknown>): string {
+  return (ref as unknown as { name?: string }).name ?? String((ref as unknown as { path?: unknown }).path ?? '?');
+}

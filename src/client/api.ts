@@ -1,0 +1,53 @@
+/**
+ * The lock API every MXFS client sees, in-process (kernel bridge, tests) or over the Unix
+ * socket (src/client/socket-client.ts). One interface so the users do not care which.
+ */
+import type { EventEmitter } from 'node:events';
+import type { Mode } from '../dlm/modes';
+import type { Grant } from '../dlm/types';
+
+export interface LockOptions {
+  /** Namespace of the resource name; 'default' if not given. */
+  lockspace?: string;
+  /** Try-lock: fail at once with NOTQUEUED instead of waiting. */
+  noqueue?: boolean;
+  /** Give up waiting after this many ms (TIMEOUT). */
+  timeoutMs?: number;
+  /** Aborting cancels the pending request (CANCELLED). */
+  signal?: AbortSignal;
+}
+
+export interface ConvertOptions {
+  noqueue?: boolean;
+  timeoutMs?: number;
+  signal?: AbortSignal;
+  /** Write this LVB back (only when the lock is held in PW or EX). */
+  lvb?: Buffer;
+}
+
+export interface UnlockOptions {
+  /** Write this LVB back (only when the lock is held in PW or EX). */
+  lvb?: Buffer;
+}
+
+/**
+ * A granted lock. Events:
+ *  - 'bast' (mode: Mode): a waiter wants `mode`, which this lock blocks; release or down-convert.
+ *  - 'lost' (reason: string): the lock is no longer held; stop using what it protects at once.
+ */
+export interface LockHandle extends EventEmitter {
+  readonly lockspace: string;
+  readonly resource: string;
+  /** The current grant (mode, fencing token, LVB). Updated by convert(). */
+  readonly grant: Grant;
+  /** True once the lock has been lost or released. */
+  readonly released: boolean;
+  convert(mode: Mode, opts?: ConvertOptions): Promise<Grant>;
+  unlock(opts?: UnlockOptions): Promise<void>;
+}
+
+/** Events: 'lost' (reason: string) when every lock of the client is lost at once. */
+export interface LockClient extends EventEmitter {
+  lock(resource: string, mode: Mode, opts?: LockOptions): Promise<LockHandle>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,66 @@
+/**
+ * Injectable time. Every actor and timer in mxfsd takes a Clock instead of reaching for
+ * Date.now/setTimeout, so a whole cluster can later run inside one process under simulated
+ * time (deterministic fault simulation).
+ */
+export interface TimerHandle { readonly id: unknown }
+
+export interface Clock {
+  /** Monotonic milliseconds (not wall time). */
+  now(): number;
+  setTimer(fn: () => void, ms: number): TimerHandle;
+  clearTimer(handle: TimerHandle | undefined): void;
+}
+
+/** The real clock: performance.now() for monotonic time, Node timers. */
+export const systemClock: Clock = {
+  now: () => performance.now(),
+  setTimer(fn, ms) {
+    const t = setTimeout(fn, Math.max(0, ms));
+    t.unref?.();
+    return { id: t };
+  },
+  clearTimer(handle) {
+    if (handle) clearTimeout(handle.id as NodeJS.Timeout);
+  },
+};
+
+/**
+ * A manual clock for tests and simulation: time moves only when advance() is called, and
+ * due timers fire in deadline order (ties in creation order), so runs are reproducible.
+ */
+export class ManualClock implements Clock {
+  private t = 0;
+  private seq = 0;
+  private timers = new Map<number, { at: number; seq: number; fn: () => void }>();
+
+  now(): number { return this.t; }
+
+  setTimer(fn: () => void, ms: number): TimerHandle {
+    const id = ++this.seq;
+    this.timers.set(id, { at: this.t + Math.max(0, ms), seq: id, fn });
+    return { id };
+  }
+
+  clearTimer(handle: TimerHandle | undefined): void {
+    if (handle) this.timers.delete(handle.id as number);
+  }
+
+  /** Move time forward by ms, firing every timer that falls due, in order. */
+  advance(ms: number): void {
+    const end = this.t + ms;
+    for (;;) {
+      let next: [number, { at: number; seq: number; fn: () => void }] | undefined;
+      for (const e of this.timers) {
+        if (e[1].at <= end && (!next || e[1].at < next[1].at || (e[1].at === next[1].at && e[1].seq < next[1].seq))) next = e;
+      }
+      if (!next) break;
+      this.timers.delete(next[0]);
+      this.t = next[1].at;
+      next[1].fn();
+    }
+    this.t = end;
+  }
+
+  pendingTimers(): number { return this.timers.size; }
+}

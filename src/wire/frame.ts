@@ -1,0 +1,67 @@
+/**
+ * Length-prefixed msgpackr frames, used on the client socket and on peer links.
+ *
+ *   +----------------+---------------------------+
+ *   | u32 BE length  | msgpack payload (length)  |
+ *   +----------------+---------------------------+
+ *
+ * The decoder never trusts the stream: a length above the limit, a zero length or a payload
+ * that is not valid msgpack raises FrameError, and the caller cuts that connection off.
+ * Validating the decoded value's shape is the protocol layer's job.
+ */
+import { Packr } from 'msgpackr';
+
+export const FRAME_HEADER = 4;
+
+export class FrameError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'FrameError';
+  }
+}
+
+// One Packr for the process. No shared structures (both ends would need the same list);
+// useRecords:false keeps the encoding plain msgpack so foreign tools can read it.
+const packr = new Packr({ useRecords: false, mapsAsObjects: true, int64AsType: 'number' });
+
+export function encodeFrame(msg: unknown, maxBytes: number): Buffer {
+  const body = packr.pack(msg);
+  if (body.length > maxBytes) throw new FrameError(`frame of ${body.length} bytes exceeds the limit of ${maxBytes}`);
+  const out = Buffer.allocUnsafe(FRAME_HEADER + body.length);
+  out.writeUInt32BE(body.length, 0);
+  body.copy(out, FRAME_HEADER);
+  return out;
+}
+
+export class FrameDecoder {
+  private buf: Buffer = Buffer.alloc(0);
+
+  constructor(private readonly maxBytes: number) {}
+
+  /** Bytes received but not yet forming a whole frame. */
+  get pending(): number { return this.buf.length; }
+
+  /** Feed bytes; returns every whole frame's decoded value. Throws FrameError on bad input. */
+  push(chunk: Buffer): unknown[] {
+    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
+    const out: unknown[] = [];
+    let off = 0;
+    while (this.buf.length - off >= FRAME_HEADER) {
+      const len = this.buf.readUInt32BE(off);
+      if (len === 0) throw new FrameError('zero-length frame');
+      if (len > this.maxBytes) throw new FrameError(`frame of ${len} bytes exceeds the limit of ${this.maxBytes}`);
+      if (this.buf.length - off - FRAME_HEADER < len) break;
+      const body = this.buf.subarray(off + FRAME_HEADER, off + FRAME_HEADER + len);
+      off += FRAME_HEADER + len;
+      let value: unknown;
+      try {
+        value = packr.unpack(body);
+      } catch (e) {
+        throw new FrameError(`undecodable frame: ${(e as Error).message}`);
+      }
+      out.push(value);
+    }
+    this.buf = off === this.buf.length ? Buffer.alloc(0) : this.buf.subarray(off);
+    return out;
+  }
+}
