@@ -1,0 +1,297 @@
+/**
+ * ClientSession actor: one per connected client (a Unix-socket connection, or an
+ * in-process client such as the kernel bridge).
+ *
+ * Owns: the client's locks (client lock id -> lockspace, resource, state, the request ids
+ * waiting for an answer), the keepalive bookkeeping, and the session's owner id
+ * "<node>:<session>" under which its locks are held.
+ * Takes: 'client' (a validated ClientRequest from the transport), LockEvent from
+ * LockResources, 'tick' (keepalive timer), 'disconnected', 'lostAll'.
+ * Sends: ResourceMsg (through the LockTable) and DaemonMessage to the client via emit().
+ *
+ * When the client goes away (connection closed, silent past clientTimeoutMs, protocol
+ * error, crash of this actor) every one of its locks is purged, so none can leak.
+ */
+import type { ActorDef, ActorSystem, Ref } from './actor';
+import type { LockEvent } from './messages';
+import type { LockTable } from './lockspace';
+import type { Mode } from '../dlm/modes';
+import type { LockErrorCode } from '../dlm/types';
+import { CLIENT_PROTOCOL_VERSION, ClientRequest, DaemonMessage, HelloData } from '../wire/client-protocol';
+import type { Clock, TimerHandle } from '../util/clock';
+
+export interface DaemonInfo {
+  status(): Promise<unknown>;
+  locks(filter: { lockspace?: string; resource?: string }): Promise<unknown>;
+}
+
+export interface SessionOpts {
+  sessionId: number;
+  nodeId: number;
+  nodeName: string;
+  table: LockTable;
+  clock: Clock;
+  keepaliveMs: number;
+  clientTimeoutMs: number;
+  lvbSize: number;
+  maxFrameBytes: number;
+  maxLocks: number;
+  info: DaemonInfo;
+  /** Send to the client (the transport encodes). */
+  emit(msg: DaemonMessage): void;
+  /** Cut the client off; the transport then sends 'disconnected'. */
+  close(reason: string): void;
+  /** Called once when the session has ended and released everything. */
+  onEnd(sessionId: number): void;
+}
+
+export type SessionMsg =
+  | { type: 'client'; req: ClientRequest }
+  | LockEvent
+  | { type: 'tick' }
+  | { type: 'disconnected'; reason: string }
+  | { type: 'lostAll'; reason: string };
+
+type LockState = 'requesting' | 'granted' | 'converting';
+
+interface ClientLock {
+  id: number;
+  internalId: string;
+  lockspace: string;
+  resource: string;
+  state: LockState;
+  mode?: Mode;
+  pendingReq?: number;
+  unlockReq?: number;
+  cancelReq?: number;
+}
+
+interface State {
+  locks: Map<number, ClientLock>;
+  byInternal: Map<string, ClientLock>;
+  hello: boolean;
+  lastHeard: number;
+  timer?: TimerHandle;
+  ended: boolean;
+}
+
+export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
+  const owner = `${o.nodeId}:${o.sessionId}`;
+  const reply = (id: number, ok: true, extra?: Omit<Extract<DaemonMessage, { ok: true }>, 'type' | 'id' | 'ok'>) =>
+    o.emit({ type: 'reply', id, ok, ...extra });
+  const refuse = (id: number, code: LockErrorCode | 'PROTOCOL', message: string) =>
+    o.emit({ type: 'reply', id, ok: false, code, message });
+
+  const forget = (s: State, lk: ClientLock) => {
+    s.locks.delete(lk.id);
+    s.byInternal.delete(lk.internalId);
+  };
+
+  const end = (s: State, sys: ActorSystem, self: Ref<SessionMsg>, reason: string) => {
+    if (s.ended) return;
+    s.ended = true;
+    o.clock.clearTimer(s.timer);
+    const seen = new Set<string>();
+    for (const lk of s.locks.values()) {
+      const key = `${lk.lockspace}\0${lk.resource}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      o.table.route(lk.lockspace, lk.resource, { type: 'purge', owner });
+    }
+    s.locks.clear();
+    s.byInternal.clear();
+    o.close(reason);
+    sys.stopActor(self);
+    o.onEnd(o.sessionId);
+  };
+
+  const tick = (s: State, sys: ActorSystem, self: Ref<SessionMsg>) => {
+    s.timer = o.clock.setTimer(() => sys.send(self, { type: 'tick' }), o.keepaliveMs);
+  };
+
+  const handleRequest = (s: State, req: ClientRequest, sys: ActorSystem, self: Ref<SessionMsg>) => {
+    if (req.type === 'hb') return;
+    if (!s.hello && req.type !== 'hello') {
+      refuse(req.id, 'PROTOCOL', 'the first request must be hello');
+      end(s, sys, self, 'no hello');
+      return;
+    }
+    switch (req.type) {
+      case 'hello': {
+        if (req.version !== CLIENT_PROTOCOL_VERSION) {
+          refuse(req.id, 'PROTOCOL', `protocol version ${req.version} not supported (daemon speaks ${CLIENT_PROTOCOL_VERSION})`);
+          end(s, sys, self, 'protocol version');
+          return;
+        }
+        s.hello = true;
+        const data: HelloData = {
+          node: o.nodeId, nodeName: o.nodeName, version: CLIENT_PROTOCOL_VERSION, session: o.sessionId,
+          keepaliveMs: o.keepaliveMs, lostAfterMs: o.clientTimeoutMs, lvbSize: o.lvbSize, maxFrameBytes: o.maxFrameBytes,
+        };
+        reply(req.id, true, { data });
+        return;
+      }
+      case 'lock': {
+        if (s.locks.has(req.lockId)) return refuse(req.id, 'INVALID', `lock id ${req.lockId} is already in use on this connection`);
+        if (s.locks.size >= o.maxLocks) return refuse(req.id, 'BUSY', `this client already has ${o.maxLocks} locks (max_locks_per_client)`);
+        const lk: ClientLock = {
+          id: req.lockId, internalId: `${owner}/${req.lockId}`, lockspace: req.lockspace, resource: req.resource,
+          state: 'requesting', pendingReq: req.id,
+        };
+        s.locks.set(lk.id, lk);
+        s.byInternal.set(lk.internalId, lk);
+        o.table.route(lk.lockspace, lk.resource, {
+          type: 'request', lockId: lk.internalId, owner, mode: req.mode, noqueue: req.noqueue ?? false,
+          timeoutMs: req.timeoutMs, notify: self as Ref<LockEvent>,
+        });
+        return;
+      }
+      case 'convert': {
+        const lk = s.locks.get(req.lockId);
+        if (!lk) return refuse(req.id, 'NOTFOUND', `no lock ${req.lockId}`);
+        if (lk.state !== 'granted' || lk.unlockReq !== undefined) return refuse(req.id, 'BUSY', `lock ${req.lockId} has a request in progress`);
+        lk.state = 'converting';
+        lk.pendingReq = req.id;
+        o.table.route(lk.lockspace, lk.resource, {
+          type: 'convert', lockId: lk.internalId, mode: req.mode, noqueue: req.noqueue ?? false, timeoutMs: req.timeoutMs, lvb: req.lvb,
+        });
+        return;
+      }
+      case 'unlock': {
+        const lk = s.locks.get(req.lockId);
+        if (!lk) return refuse(req.id, 'NOTFOUND', `no lock ${req.lockId}`);
+        if (lk.unlockReq !== undefined) return refuse(req.id, 'BUSY', `lock ${req.lockId} is already being unlocked`);
+        lk.unlockReq = req.id;
+        o.table.route(lk.lockspace, lk.resource, { type: 'unlock', lockId: lk.internalId, lvb: req.lvb });
+        return;
+      }
+      case 'cancel': {
+        const lk = s.locks.get(req.lockId);
+        if (!lk) return refuse(req.id, 'NOTFOUND', `no lock ${req.lockId}`);
+        if (lk.state === 'granted' || lk.cancelReq !== undefined) return refuse(req.id, 'BUSY', `lock ${req.lockId} has nothing pending to cancel`);
+        lk.cancelReq = req.id;
+        o.table.route(lk.lockspace, lk.resource, { type: 'cancel', lockId: lk.internalId });
+        return;
+      }
+      case 'status':
+        o.info.status().then((data) => reply(req.id, true, { data }), (e: Error) => refuse(req.id, 'BUSY', e.message));
+        return;
+      case 'locks':
+        o.info.locks({ lockspace: req.lockspace, resource: req.resource })
+          .then((data) => reply(req.id, true, { data }), (e: Error) => refuse(req.id, 'BUSY', e.message));
+        return;
+    }
+  };
+
+  const handleEvent = (s: State, ev: LockEvent) => {
+    const lk = s.byInternal.get(ev.lockId);
+    if (!lk) return;
+    switch (ev.type) {
+      case 'lock.granted':
+        if (lk.pendingReq !== undefined) reply(lk.pendingReq, true, { grant: ev.grant });
+        lk.pendingReq = undefined;
+        lk.state = 'granted';
+        lk.mode = ev.grant.mode;
+        if (lk.cancelReq !== undefined) { refuse(lk.cancelReq, 'BUSY', 'the request was granted before the cancel arrived'); lk.cancelReq = undefined; }
+        return;
+      case 'lock.failed':
+        if (lk.pendingReq !== undefined) refuse(lk.pendingReq, ev.code, failMessage(ev.code, ev.conversion));
+        lk.pendingReq = undefined;
+        if (lk.cancelReq !== undefined) {
+          if (ev.code === 'CANCELLED') reply(lk.cancelReq, true);
+          else refuse(lk.cancelReq, 'BUSY', `the request had already ended: ${ev.code}`);
+          lk.cancelReq = undefined;
+        }
+        if (ev.conversion) lk.state = 'granted';
+        else if (lk.unlockReq === undefined) forget(s, lk);
+        return;
+      case 'lock.queued':
+        return;
+      case 'lock.bast':
+        if (lk.state !== 'requesting') o.emit({ type: 'bast', lockId: lk.id, mode: ev.mode });
+        return;
+      case 'lock.released':
+        if (lk.unlockReq !== undefined) reply(lk.unlockReq, true);
+        forget(s, lk);
+        return;
+      case 'lock.opError':
+        switch (ev.op) {
+          case 'request':
+            if (lk.pendingReq !== undefined) refuse(lk.pendingReq, ev.code, ev.message);
+            forget(s, lk);
+            return;
+          case 'convert':
+            if (lk.pendingReq !== undefined) refuse(lk.pendingReq, ev.code, ev.message);
+            lk.pendingReq = undefined;
+            lk.state = 'granted';
+            return;
+          case 'unlock':
+            if (lk.unlockReq !== undefined) refuse(lk.unlockReq, ev.code, ev.message);
+            lk.unlockReq = undefined;
+            return;
+          case 'cancel':
+            if (lk.cancelReq !== undefined) refuse(lk.cancelReq, ev.code, ev.message);
+            lk.cancelReq = undefined;
+            return;
+        }
+        return;
+      case 'lock.lost':
+        for (const id of [lk.pendingReq, lk.unlockReq, lk.cancelReq]) if (id !== undefined) refuse(id, 'LOST', ev.reason);
+        o.emit({ type: 'lost', lockId: lk.id, reason: ev.reason });
+        forget(s, lk);
+        return;
+    }
+  };
+
+  return {
+    init: () => ({ locks: new Map(), byInternal: new Map(), hello: false, lastHeard: o.clock.now(), ended: false }),
+
+    handle(s, msg, ctx) {
+      if (s.ended) return s;
+      const sys = ctx.system;
+      switch (msg.type) {
+        case 'client':
+          s.lastHeard = o.clock.now();
+          if (!s.timer) tick(s, sys, ctx.self);
+          handleRequest(s, msg.req, sys, ctx.self);
+          break;
+        case 'tick':
+          if (o.clock.now() - s.lastHeard > o.clientTimeoutMs) {
+            end(s, sys, ctx.self, `client silent for more than ${o.clientTimeoutMs} ms`);
+            break;
+          }
+          o.emit({ type: 'hb' });
+          tick(s, sys, ctx.self);
+          break;
+        case 'disconnected':
+          end(s, sys, ctx.self, msg.reason);
+          break;
+        case 'lostAll':
+          o.emit({ type: 'lost', reason: msg.reason });
+          end(s, sys, ctx.self, msg.reason);
+          break;
+        default:
+          handleEvent(s, msg);
+      }
+      return s;
+    },
+
+    onCrash(_err, _msg, s, ctx) {
+      // Releasing everything is the only state we can trust after a bug in here.
+      try { o.emit({ type: 'lost', reason: 'internal error in the client session' }); } catch { /* transport gone */ }
+      end(s, ctx.system, ctx.self, 'session crashed');
+      return 'stop';
+    },
+  };
+}
+
+function failMessage(code: LockErrorCode, conversion: boolean): string {
+  const what = conversion ? 'conversion' : 'request';
+  switch (code) {
+    case 'NOTQUEUED': return `${what} not queued: the lock is held in an incompatible mode`;
+    case 'CANCELLED': return `${what} cancelled`;
+    case 'TIMEOUT': return `${what} timed out`;
+    case 'DEADLOCK': return `conversion deadlock: this ${what} was chosen to fail (EDEADLK); the lock keeps its granted mode`;
+    default: return `${what} failed: ${code}`;
+  }
+}

@@ -1,0 +1,125 @@
+/**
+ * LockResource actor: one per active lock resource (lockspace + name).
+ *
+ * Owns: the resource's ResourceCore (queues, LVB, fencing-token counter), the wait-timeout
+ * timers of its pending requests, and the notify ref of every lock's owner.
+ * Takes: ResourceMsg (request/convert/unlock/cancel/purge routed by its Lockspace; its own
+ * timeout timers; inspect).
+ * Sends: LockEvent to owners; 'idle' to its Lockspace when it holds nothing (eviction),
+ * 'crashed' when a fault stopped it.
+ * Crash policy: stop, after telling every owner that its lock on this resource is lost,
+ * so no holder goes on believing in a lock nobody tracks any more.
+ */
+import type { ActorDef, ActorSystem, Ref } from './actor';
+import type { LockEvent, LockOp, LockStats, LockspaceMsg, ResourceMsg } from './messages';
+import { ResourceCore, ResourceEvent } from '../dlm/resource';
+import { LockError } from '../dlm/types';
+import type { Clock, TimerHandle } from '../util/clock';
+
+export interface LockResourceOpts {
+  lockspace: string;
+  name: string;
+  lvbSize: number;
+  tokenFloor: number;
+  parent: Ref<LockspaceMsg>;
+  clock: Clock;
+  stats: LockStats;
+  faultInjection: boolean;
+}
+
+interface State {
+  core: ResourceCore;
+  notify: Map<string, Ref<LockEvent>>;
+  timers: Map<string, TimerHandle>;
+  /** Routed messages processed, so the Lockspace can tell an idle report is current. */
+  processed: number;
+}
+
+const OPS: ReadonlySet<string> = new Set<LockOp>(['request', 'convert', 'unlock', 'cancel']);
+
+export function lockResourceDef(o: LockResourceOpts): ActorDef<State, ResourceMsg> {
+  const clearTimer = (s: State, lockId: string) => {
+    const t = s.timers.get(lockId);
+    if (t) { o.clock.clearTimer(t); s.timers.delete(lockId); }
+  };
+
+  const deliver = (s: State, events: ResourceEvent[], sys: ActorSystem) => {
+    for (const e of events) {
+      const to = s.notify.get(e.lockId);
+      if (e.type === 'granted' || e.type === 'failed' || e.type === 'released') clearTimer(s, e.lockId);
+      if (to) {
+        switch (e.type) {
+          case 'granted': o.stats.grants++; sys.send(to, { type: 'lock.granted', lockId: e.lockId, conversion: e.conversion, grant: e.grant }); break;
+          case 'failed': sys.send(to, { type: 'lock.failed', lockId: e.lockId, conversion: e.conversion, code: e.code }); break;
+          case 'queued': sys.send(to, { type: 'lock.queued', lockId: e.lockId, conversion: e.conversion }); break;
+          case 'bast': o.stats.basts++; sys.send(to, { type: 'lock.bast', lockId: e.lockId, mode: e.mode }); break;
+          case 'released': sys.send(to, { type: 'lock.released', lockId: e.lockId }); break;
+        }
+      }
+      if (!s.core.has(e.lockId)) s.notify.delete(e.lockId);
+    }
+  };
+
+  return {
+    init: () => ({ core: new ResourceCore(o.lvbSize, o.tokenFloor), notify: new Map(), timers: new Map(), processed: 0 }),
+
+    handle(s, msg, ctx) {
+      const sys = ctx.system;
+      if (msg.type === 'inspect') { sys.reply(msg.replyTo, s.core.view()); return s; }
+      if (msg.type !== 'timeout') s.processed++;
+      const before = s.core.size;
+      let events: ResourceEvent[] = [];
+      try {
+        switch (msg.type) {
+          case 'request':
+            if (s.core.has(msg.lockId)) throw new LockError('INVALID', `lock id ${msg.lockId} already in use`);
+            events = s.core.request(msg.lockId, msg.owner, msg.mode, { noqueue: msg.noqueue });
+            if (s.core.has(msg.lockId) || events.length > 0) s.notify.set(msg.lockId, msg.notify);
+            break;
+          case 'convert': events = s.core.convert(msg.lockId, msg.mode, { noqueue: msg.noqueue, lvb: msg.lvb }); break;
+          case 'unlock': events = s.core.unlock(msg.lockId, msg.lvb); break;
+          case 'cancel': events = s.core.cancel(msg.lockId); break;
+          case 'timeout': s.timers.delete(msg.lockId); events = s.core.expire(msg.lockId); break;
+          case 'purge':
+            events = s.core.purgeOwner(msg.owner);
+            for (const id of [...s.notify.keys()]) if (!s.core.has(id)) { clearTimer(s, id); s.notify.delete(id); }
+            break;
+          case 'fault':
+            if (o.faultInjection) throw new Error('injected fault');
+            break;
+        }
+        if ((msg.type === 'request' || msg.type === 'convert') && msg.timeoutMs !== undefined &&
+            events.some((e) => e.type === 'queued' && e.lockId === msg.lockId)) {
+          const self = ctx.self, lockId = msg.lockId;
+          s.timers.set(lockId, o.clock.setTimer(() => sys.send(self, { type: 'timeout', lockId }), msg.timeoutMs));
+        }
+      } catch (e) {
+        if (!(e instanceof LockError)) throw e;
+        const lockId = 'lockId' in msg ? msg.lockId : '';
+        const to = msg.type === 'request' ? msg.notify : s.notify.get(lockId);
+        if (to && OPS.has(msg.type)) sys.send(to, { type: 'lock.opError', lockId, op: msg.type as LockOp, code: e.code, message: e.message });
+      }
+      deliver(s, events, sys);
+      o.stats.locks += s.core.size - before;
+      if (s.core.isIdle() && s.timers.size === 0) {
+        sys.send(o.parent, { type: 'idle', resource: o.name, processed: s.processed, tokenCounter: s.core.tokenCounter });
+      }
+      return s;
+    },
+
+    onCrash(_err, _msg, s, ctx) {
+      o.stats.resourceCrashes++;
+      for (const [lockId, to] of s.notify) {
+        ctx.system.send(to, { type: 'lock.lost', lockId, reason: `resource ${o.lockspace}/${o.name} failed` });
+      }
+      for (const t of s.timers.values()) o.clock.clearTimer(t);
+      o.stats.locks -= s.core.size;
+      ctx.system.send(o.parent, { type: 'crashed', resource: o.name, tokenCounter: s.core.tokenCounter });
+      return 'stop';
+    },
+  };
+}
+
+export function spawnLockResource(sys: ActorSystem, parent: Ref<any>, o: LockResourceOpts): Ref<ResourceMsg> {
+  return sys.spawn(parent, 'resource', lockResourceDef(o), { lockspace: o.lockspace, resource: o.name });
+}

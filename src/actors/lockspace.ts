@@ -1,0 +1,146 @@
+/**
+ * Lockspace actor: one per named lockspace; the parent of its LockResource actors.
+ *
+ * Owns: the map resource name -> LockResource ref, and the lockspace's token floor (the
+ * highest fencing token of any resource it evicted or lost), so a resource recreated after
+ * eviction resumes its tokens above every token it ever issued.
+ * Takes: 'route' (forward a ResourceMsg, spawning the resource on first use), 'idle' and
+ * 'crashed' from its resources, 'sweep' (its eviction timer), 'list' (inspection).
+ * Sends: ResourceMsg to resources.
+ *
+ * Eviction is race-free because every message to a resource is routed through here: the
+ * lockspace counts what it forwarded, a resource reports idle with how many it processed,
+ * and a resource is stopped only when both agree and it has stayed idle for idleEvictMs.
+ */
+import type { ActorDef, ActorSystem, Ref } from './actor';
+import type { LockStats, LockspaceMsg, ResourceMsg } from './messages';
+import { spawnLockResource } from './lock-resource';
+import type { Clock, TimerHandle } from '../util/clock';
+
+export interface LockspaceOpts {
+  name: string;
+  lvbSize: number;
+  idleEvictMs: number;
+  clock: Clock;
+  stats: LockStats;
+  faultInjection: boolean;
+}
+
+interface Entry {
+  ref: Ref<ResourceMsg>;
+  forwarded: number;
+  /** Set by an idle report that matched `forwarded`; cleared by the next routed message. */
+  idleSince?: number;
+  tokenCounter: number;
+}
+
+interface State {
+  resources: Map<string, Entry>;
+  tokenFloor: number;
+  sweepTimer?: TimerHandle;
+}
+
+export function lockspaceDef(o: LockspaceOpts): ActorDef<State, LockspaceMsg> {
+  const scheduleSweep = (s: State, self: Ref<LockspaceMsg>, sys: ActorSystem) => {
+    if (s.sweepTimer) return;
+    s.sweepTimer = o.clock.setTimer(() => sys.send(self, { type: 'sweep' }), Math.max(50, Math.floor(o.idleEvictMs / 2)));
+  };
+
+  return {
+    init: () => ({ resources: new Map(), tokenFloor: 0 }),
+
+    handle(s, msg, ctx) {
+      const sys = ctx.system;
+      switch (msg.type) {
+        case 'route': {
+          let e = s.resources.get(msg.resource);
+          if (!e) {
+            const ref = spawnLockResource(sys, ctx.self, {
+              lockspace: o.name, name: msg.resource, lvbSize: o.lvbSize, tokenFloor: s.tokenFloor,
+              parent: ctx.self, clock: o.clock, stats: o.stats, faultInjection: o.faultInjection,
+            });
+            e = { ref, forwarded: 0, tokenCounter: s.tokenFloor };
+            s.resources.set(msg.resource, e);
+            o.stats.resources++;
+          }
+          e.forwarded++;
+          e.idleSince = undefined;
+          sys.send(e.ref, msg.msg);
+          break;
+        }
+        case 'idle': {
+          const e = s.resources.get(msg.resource);
+          if (e && e.forwarded === msg.processed) {
+            e.idleSince = o.clock.now();
+            e.tokenCounter = msg.tokenCounter;
+            scheduleSweep(s, ctx.self, sys);
+          }
+          break;
+        }
+        case 'crashed': {
+          const e = s.resources.get(msg.resource);
+          if (e) {
+            s.resources.delete(msg.resource);
+            o.stats.resources--;
+            // Never reuse a token the failed resource may have issued.
+            s.tokenFloor = Math.max(s.tokenFloor, msg.tokenCounter, e.tokenCounter);
+          }
+          break;
+        }
+        case 'sweep': {
+          s.sweepTimer = undefined;
+          const now = o.clock.now();
+          let waiting = false;
+          for (const [name, e] of s.resources) {
+            if (e.idleSince === undefined) continue;
+            if (now - e.idleSince >= o.idleEvictMs) {
+              s.tokenFloor = Math.max(s.tokenFloor, e.tokenCounter);
+              s.resources.delete(name);
+              sys.stopActor(e.ref);
+              o.stats.resources--;
+              o.stats.evictions++;
+            } else {
+              waiting = true;
+            }
+          }
+          if (waiting) scheduleSweep(s, ctx.self, sys);
+          break;
+        }
+        case 'list':
+          sys.reply(msg.replyTo, [...s.resources].map(([name, e]) => ({ name, ref: e.ref })));
+          break;
+      }
+      return s;
+    },
+
+    // A router's state is a map; a bug in one message must not lose it.
+    onCrash: () => 'resume',
+  };
+}
+
+/** Owns the lockspace actors of this daemon, created on first use. */
+export class LockTable {
+  private spaces = new Map<string, Ref<LockspaceMsg>>();
+
+  constructor(
+    private readonly sys: ActorSystem,
+    private readonly opts: Omit<LockspaceOpts, 'name'>,
+  ) {}
+
+  get stats(): LockStats { return this.opts.stats; }
+
+  lockspace(name: string): Ref<LockspaceMsg> {
+    let ref = this.spaces.get(name);
+    if (!ref) {
+      ref = this.sys.spawn(undefined, 'lockspace', lockspaceDef({ ...this.opts, name }), { lockspace: name });
+      this.spaces.set(name, ref);
+    }
+    return ref;
+  }
+
+  lockspaceNames(): string[] { return [...this.spaces.keys()].sort(); }
+
+  route(lockspace: string, resource: string, msg: ResourceMsg): void {
+    this.sys.send(this.lockspace(lockspace), { type: 'route', resource, msg });
+  }
+}

@@ -1,0 +1,57 @@
+/**
+ * Messages between the lock-engine actors, defined once for senders and receivers.
+ *
+ *   ClientSession --LockspaceMsg(route)--> Lockspace --ResourceMsg--> LockResource
+ *   LockResource --LockEvent--> the owner's notify ref (a ClientSession, a kernel bridge...)
+ *   LockResource --LockspaceMsg(idle/crashed)--> Lockspace
+ */
+import type { Ref } from './actor';
+import type { Mode } from '../dlm/modes';
+import type { Grant, LockErrorCode } from '../dlm/types';
+import type { OwnerId, ResourceView } from '../dlm/resource';
+
+export type LockOp = 'request' | 'convert' | 'unlock' | 'cancel';
+
+/** What a lock's owner is told about it. */
+export type LockEvent =
+  | { type: 'lock.granted'; lockId: string; conversion: boolean; grant: Grant }
+  | { type: 'lock.failed'; lockId: string; conversion: boolean; code: LockErrorCode }
+  | { type: 'lock.queued'; lockId: string; conversion: boolean }
+  | { type: 'lock.bast'; lockId: string; mode: Mode }
+  | { type: 'lock.released'; lockId: string }
+  /** An operation was refused before it changed anything (bad handle, bad LVB...). */
+  | { type: 'lock.opError'; lockId: string; op: LockOp; code: LockErrorCode; message: string }
+  /** The lock is gone without the owner asking (resource failed, quorum lost...). */
+  | { type: 'lock.lost'; lockId: string; reason: string };
+
+export type ResourceMsg =
+  | { type: 'request'; lockId: string; owner: OwnerId; mode: Mode; noqueue: boolean; timeoutMs?: number; notify: Ref<LockEvent> }
+  | { type: 'convert'; lockId: string; mode: Mode; noqueue: boolean; timeoutMs?: number; lvb?: Buffer }
+  | { type: 'unlock'; lockId: string; lvb?: Buffer }
+  | { type: 'cancel'; lockId: string }
+  | { type: 'purge'; owner: OwnerId }
+  | { type: 'timeout'; lockId: string }
+  | { type: 'inspect'; replyTo: Ref<ResourceView> }
+  /** Test-only fault injection: makes the handler throw (accepted only when enabled). */
+  | { type: 'fault' };
+
+export type LockspaceMsg =
+  | { type: 'route'; resource: string; msg: ResourceMsg }
+  | { type: 'idle'; resource: string; processed: number; tokenCounter: number }
+  | { type: 'crashed'; resource: string; tokenCounter: number }
+  | { type: 'sweep' }
+  | { type: 'list'; replyTo: Ref<Array<{ name: string; ref: Ref<ResourceMsg> }>> };
+
+/** Counters shared by the lock engine's actors (single-threaded: plain increments). */
+export interface LockStats {
+  resources: number;
+  locks: number;
+  grants: number;
+  basts: number;
+  evictions: number;
+  resourceCrashes: number;
+}
+
+export function newLockStats(): LockStats {
+  return { resources: 0, locks: 0, grants: 0, basts: 0, evictions: 0, resourceCrashes: 0 };
+}

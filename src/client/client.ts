@@ -1,0 +1,298 @@
+/**
+ * MxfsClient: the client side of the local protocol, over the Unix socket (connect()) or
+ * in-process (the daemon's connectLocal(), used by the kernel bridge and tests).
+ *
+ * Safety rule: the client and the daemon keep each other alive with heartbeats. If the
+ * client hears nothing from its daemon for lostAfterMs (the daemon's client_timeout_ms,
+ * which the config forces below the cluster lease time), every lock is declared lost
+ * before the cluster could give it to someone else. LockHandle.valid re-checks that bound
+ * at the moment of use, so a process that was paused learns it at once.
+ */
+import { EventEmitter } from 'node:events';
+import net from 'node:net';
+import type { ConvertOptions, LockClient, LockHandle, LockOptions, UnlockOptions } from './api';
+import { Mode } from '../dlm/modes';
+import { DEFAULT_LOCKSPACE, Grant, LockError, LockErrorCode } from '../dlm/types';
+import { CLIENT_PROTOCOL_VERSION, ClientRequest, DaemonMessage, HelloData, validateDaemonMessage } from '../wire/client-protocol';
+import { encodeFrame, FrameDecoder } from '../wire/frame';
+import { Clock, systemClock, TimerHandle } from '../util/clock';
+
+/** How the client reaches its daemon. */
+export interface ClientTransport {
+  send(req: ClientRequest): void;
+  close(): void;
+  /** Set by the client: called with each message from the daemon (already validated). */
+  onMessage?: (msg: DaemonMessage) => void;
+  /** Set by the client: called once when the connection is gone. */
+  onClose?: (reason: string) => void;
+}
+
+type Pending = { resolve: (m: Extract<DaemonMessage, { type: 'reply' }>) => void; reject: (e: Error) => void };
+
+export interface ClientOptions {
+  name?: string;
+  clock?: Clock;
+  /** Upper bound for the hello exchange. */
+  connectTimeoutMs?: number;
+}
+
+export class MxfsClient extends EventEmitter implements LockClient {
+  private nextReq = 1;
+  private nextLock = 1;
+  private pending = new Map<number, Pending>();
+  private handles = new Map<number, Handle>();
+  private lastHeard: number;
+  private timer?: TimerHandle;
+  private closed = false;
+  private lostReason?: string;
+  hello!: HelloData;
+
+  private constructor(private readonly t: ClientTransport, readonly clock: Clock) {
+    super();
+    this.lastHeard = clock.now();
+    t.onMessage = (m) => this.onMessage(m);
+    t.onClose = (reason) => this.loseAll(`connection to mxfsd closed: ${reason}`);
+  }
+
+  /** Connect to mxfsd's Unix socket. */
+  static async connect(socketPath: string, opts: ClientOptions = {}): Promise<MxfsClient> {
+    const t = await socketTransport(socketPath, 16 * 1024 * 1024, opts.connectTimeoutMs ?? 5000);
+    return MxfsClient.start(t, opts);
+  }
+
+  /** Start a client on any transport (the daemon's in-process transport, tests). */
+  static async start(t: ClientTransport, opts: ClientOptions = {}): Promise<MxfsClient> {
+    const c = new MxfsClient(t, opts.clock ?? systemClock);
+    try {
+      const r = await c.request({ type: 'hello', id: 0, version: CLIENT_PROTOCOL_VERSION, client: opts.name ?? 'mxfs-client', pid: process.pid }, opts.connectTimeoutMs ?? 5000);
+      c.hello = r.data as HelloData;
+    } catch (e) {
+      t.close();
+      throw e;
+    }
+    c.watchdog();
+    return c;
+  }
+
+  /** True while the daemon has been heard from within the bound. */
+  get alive(): boolean {
+    return !this.closed && this.lostReason === undefined && this.clock.now() - this.lastHeard <= this.hello.lostAfterMs;
+  }
+
+  async lock(resource: string, mode: Mode, opts: LockOptions = {}): Promise<LockHandle> {
+    const lockspace = opts.lockspace ?? DEFAULT_LOCKSPACE;
+    const lockId = this.nextLock++;
+    const h = new Handle(this, lockId, lockspace, resource);
+    this.handles.set(lockId, h);
+    const onAbort = () => this.sendCancel(lockId);
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      if (opts.signal?.aborted) throw new LockError('CANCELLED', 'aborted before the request was sent');
+      const r = await this.request({ type: 'lock', id: 0, lockId, lockspace, resource, mode, noqueue: opts.noqueue, timeoutMs: opts.timeoutMs });
+      h.grant = toGrant(r.grant!);
+      return h;
+    } catch (e) {
+      this.handles.delete(lockId);
+      throw e;
+    } finally {
+      opts.signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  async status(): Promise<any> { return (await this.request({ type: 'status', id: 0 })).data; }
+  async locks(filter: { lockspace?: string; resource?: string } = {}): Promise<any> {
+    return (await this.request({ type: 'locks', id: 0, ...filter })).data;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.clock.clearTimer(this.timer);
+    for (const h of this.handles.values()) h.markReleased();
+    this.handles.clear();
+    this.failPending(new LockError('SHUTDOWN', 'client closed'));
+    this.t.close();
+  }
+
+  // ---- internals used by Handle -------------------------------------------------------
+
+  /** @internal */
+  async convertLock(h: Handle, mode: Mode, opts: ConvertOptions): Promise<Grant> {
+    const onAbort = () => this.sendCancel(h.lockId);
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      const r = await this.request({ type: 'convert', id: 0, lockId: h.lockId, mode, noqueue: opts.noqueue, timeoutMs: opts.timeoutMs, lvb: opts.lvb });
+      h.grant = toGrant(r.grant!);
+      return h.grant;
+    } finally {
+      opts.signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /** @internal */
+  async unlockLock(h: Handle, opts: UnlockOptions): Promise<void> {
+    await this.request({ type: 'unlock', id: 0, lockId: h.lockId, lvb: opts.lvb });
+    this.handles.delete(h.lockId);
+    h.markReleased();
+  }
+
+  /** @internal */
+  checkAlive(): void {
+    if (!this.alive) {
+      this.loseAll(this.lostReason ?? `no word from mxfsd for more than ${this.hello.lostAfterMs} ms`);
+      throw new LockError('LOST', this.lostReason ?? 'connection to mxfsd lost');
+    }
+  }
+
+  private sendCancel(lockId: number): void {
+    if (this.closed || this.lostReason) return;
+    this.request({ type: 'cancel', id: 0, lockId }).catch(() => { /* the lock request itself reports the outcome */ });
+  }
+
+  private request(req: ClientRequest & { id: number }, timeoutMs?: number): Promise<Extract<DaemonMessage, { type: 'reply' }> & { ok: true }> {
+    if (this.closed) return Promise.reject(new LockError('SHUTDOWN', 'client closed'));
+    if (this.lostReason) return Promise.reject(new LockError('LOST', this.lostReason));
+    const id = this.nextReq++;
+    return new Promise((resolve, reject) => {
+      let timer: TimerHandle | undefined;
+      if (timeoutMs !== undefined) {
+        timer = this.clock.setTimer(() => {
+          this.pending.delete(id);
+          reject(new LockError('LOST', `mxfsd did not answer within ${timeoutMs} ms`));
+        }, timeoutMs);
+      }
+      this.pending.set(id, {
+        resolve: (m) => {
+          this.clock.clearTimer(timer);
+          if (m.ok) resolve(m as any);
+          else reject(new LockError(m.code === 'PROTOCOL' ? 'INVALID' : m.code, m.message));
+        },
+        reject: (e) => { this.clock.clearTimer(timer); reject(e); },
+      });
+      this.t.send({ ...req, id } as ClientRequest);
+    });
+  }
+
+  private onMessage(m: DaemonMessage): void {
+    this.lastHeard = this.clock.now();
+    switch (m.type) {
+      case 'hb': return;
+      case 'reply': {
+        const p = this.pending.get(m.id);
+        if (p) { this.pending.delete(m.id); p.resolve(m); }
+        return;
+      }
+      case 'bast': this.handles.get(m.lockId)?.emit('bast', m.mode); return;
+      case 'lost':
+        if (m.lockId === undefined) { this.loseAll(m.reason); return; }
+        {
+          const h = this.handles.get(m.lockId);
+          if (h) { this.handles.delete(m.lockId); h.markLost(m.reason); }
+        }
+        return;
+    }
+  }
+
+  private watchdog(): void {
+    const period = Math.max(10, Math.min(this.hello.keepaliveMs, Math.floor(this.hello.lostAfterMs / 4)));
+    const beat = () => {
+      if (this.closed || this.lostReason) return;
+      if (this.clock.now() - this.lastHeard > this.hello.lostAfterMs) {
+        this.loseAll(`no word from mxfsd for more than ${this.hello.lostAfterMs} ms`);
+        return;
+      }
+      this.t.send({ type: 'hb' });
+      this.timer = this.clock.setTimer(beat, period);
+    };
+    this.timer = this.clock.setTimer(beat, period);
+  }
+
+  private failPending(e: Error): void {
+    const p = [...this.pending.values()];
+    this.pending.clear();
+    for (const x of p) x.reject(e);
+  }
+
+  private loseAll(reason: string): void {
+    if (this.closed || this.lostReason !== undefined) return;
+    this.lostReason = reason;
+    this.clock.clearTimer(this.timer);
+    const hs = [...this.handles.values()];
+    this.handles.clear();
+    for (const h of hs) h.markLost(reason);
+    this.failPending(new LockError('LOST', reason));
+    this.t.close();
+    this.emit('lost', reason);
+  }
+}
+
+class Handle extends EventEmitter implements LockHandle {
+  grant!: Grant;
+  private done = false;
+  lostReason?: string;
+
+  constructor(private readonly c: MxfsClient, readonly lockId: number, readonly lockspace: string, readonly resource: string) {
+    super();
+  }
+
+  get released(): boolean { return this.done; }
+
+  /** True while the lock is held and the daemon has been heard from within the bound. */
+  get valid(): boolean { return !this.done && this.c.alive; }
+
+  convert(mode: Mode, opts: ConvertOptions = {}): Promise<Grant> {
+    if (this.done) return Promise.reject(new LockError(this.lostReason ? 'LOST' : 'NOTFOUND', this.lostReason ?? 'lock already released'));
+    this.c.checkAlive();
+    return this.c.convertLock(this, mode, opts);
+  }
+
+  unlock(opts: UnlockOptions = {}): Promise<void> {
+    if (this.done) return Promise.reject(new LockError(this.lostReason ? 'LOST' : 'NOTFOUND', this.lostReason ?? 'lock already released'));
+    return this.c.unlockLock(this, opts);
+  }
+
+  markReleased(): void { this.done = true; }
+
+  markLost(reason: string): void {
+    if (this.done) return;
+    this.done = true;
+    this.lostReason = reason;
+    this.emit('lost', reason);
+  }
+}
+
+function toGrant(g: { mode: Mode; token: number; lvb: Buffer; lvbValid: boolean }): Grant {
+  return { mode: g.mode, token: g.token, lvb: Buffer.from(g.lvb), lvbValid: g.lvbValid };
+}
+
+/** A transport over mxfsd's Unix socket. */
+export function socketTransport(path: string, maxFrameBytes: number, timeoutMs: number): Promise<ClientTransport> {
+  return new Promise((resolve, reject) => {
+    const sock = net.createConnection(path);
+    const dec = new FrameDecoder(maxFrameBytes);
+    let closed = false;
+    const t: ClientTransport = {
+      send(req) { if (!closed) sock.write(encodeFrame(req, maxFrameBytes)); },
+      close() { if (!closed) { closed = true; sock.destroy(); t.onClose?.('closed by client'); } },
+    };
+    const timer = setTimeout(() => { sock.destroy(); reject(new LockError('LOST', `cannot connect to ${path}: timed out`)); }, timeoutMs);
+    sock.once('connect', () => { clearTimeout(timer); sock.setNoDelay?.(true); resolve(t); });
+    sock.on('error', (e: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      if (!closed) { closed = true; reject(new LockError('LOST', `cannot connect to mxfsd at ${path}: ${e.code ?? e.message}`)); t.onClose?.(e.message); }
+    });
+    sock.on('close', () => { if (!closed) { closed = true; t.onClose?.('socket closed'); } });
+    sock.on('data', (chunk: Buffer) => {
+      try {
+        for (const raw of dec.push(chunk)) t.onMessage?.(validateDaemonMessage(raw));
+      } catch (e) {
+        closed = true;
+        sock.destroy();
+        t.onClose?.(`bad data from mxfsd: ${(e as Error).message}`);
+      }
+    });
+  });
+}
+
+export { LockError };
+export type { LockErrorCode };

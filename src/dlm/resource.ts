@@ -1,0 +1,364 @@
+/**
+ * ResourceCore: the lock state of one resource, as a pure synchronous state machine.
+ *
+ * It owns the three queues (granted, converting, waiting), the lock value block and the
+ * fencing-token counter. Every operation validates first, then mutates, then returns the
+ * events it caused (grants, failures, blocking callbacks) in order; it never does I/O or
+ * reads the clock, so the LockResource actor, the property tests and (later) a simulated
+ * cluster all drive the same code.
+ *
+ * Stages of a request (cf. the comment at the top of fs/dlm/lock.c):
+ *   request()/convert() -> grantable now? -> grant            -> 'granted'
+ *                                         -> NOQUEUE?        -> 'failed' NOTQUEUED
+ *                                         -> deadlock?       -> 'failed' DEADLOCK (conversion only)
+ *                                         -> queue + BASTs   -> 'queued' (+ 'bast' to blockers)
+ *   unlock()/cancel()/expire()/purgeOwner() -> remove -> grantPending() -> grants + BASTs
+ *
+ * Rules (docs/dlm-protocol.md has the rationale):
+ *  - New requests are granted at once only if nothing is converting or waiting and the mode
+ *    is compatible with every granted lock; otherwise they queue FIFO (no starvation).
+ *  - Down-conversions are granted in place at once. Up-conversions (and the PR<->CW middle
+ *    conversions) are granted at once only if nothing else is converting; otherwise they
+ *    queue FIFO, ahead of every new request.
+ *  - A queued conversion X deadlocks when some conversion ahead of it wants a mode that X's
+ *    granted mode blocks (ahead waits for X's grant, X waits for ahead by FIFO). The
+ *    conversion that would close the cycle (the later one) fails with DEADLOCK and keeps
+ *    its granted mode: deterministic, and the earlier converter proceeds.
+ *  - Every granted lock that blocks a queued request gets one BAST per grant with the
+ *    highest mode wanted (tracked by highBast, reset whenever the lock is (re)granted).
+ *  - Tokens: every grant in PW or EX takes ++counter; other grants carry the counter as is.
+ */
+import { COMPAT, Mode, compatible, isDownConversion, isWriteMode } from './modes';
+import { Grant, LockError, LockErrorCode } from './types';
+
+export type OwnerId = string;
+
+interface Lock {
+  readonly id: string;
+  readonly owner: OwnerId;
+  /** Granted mode, or null while the first request waits. */
+  grMode: Mode | null;
+  /** Requested mode while waiting or converting, else null. */
+  rqMode: Mode | null;
+  token: number;
+  /** Highest mode a BAST was sent for since the last grant; -1 = none. */
+  highBast: number;
+}
+
+export type ResourceEvent =
+  | { type: 'granted'; lockId: string; owner: OwnerId; conversion: boolean; grant: Grant }
+  | { type: 'failed'; lockId: string; owner: OwnerId; conversion: boolean; code: LockErrorCode }
+  | { type: 'queued'; lockId: string; owner: OwnerId; conversion: boolean }
+  | { type: 'bast'; lockId: string; owner: OwnerId; mode: Mode }
+  | { type: 'released'; lockId: string; owner: OwnerId };
+
+export interface RequestOpts { noqueue?: boolean }
+export interface ConvertOpts { noqueue?: boolean; lvb?: Buffer }
+
+export interface LockView { lockId: string; owner: OwnerId; grMode: Mode | null; rqMode: Mode | null; token: number }
+export interface ResourceView {
+  tokenCounter: number;
+  lvbValid: boolean;
+  lvb: Buffer;
+  granted: LockView[];
+  converting: LockView[];
+  waiting: LockView[];
+}
+
+/** A lock as a survivor records it, for rebuilding a resource (recovery, restart). */
+export interface LockRecordForRebuild { lockId: string; owner: OwnerId; grMode: Mode; token: number }
+
+export class ResourceCore {
+  private locks = new Map<string, Lock>();
+  private granted: Lock[] = [];
+  private converting: Lock[] = [];
+  private waiting: Lock[] = [];
+  /** grantedCount[m] = number of granted locks whose granted mode is m. */
+  private grantedCount = [0, 0, 0, 0, 0, 0];
+  private counter: number;
+  private lvbBuf: Buffer;
+  private lvbOk = false;
+
+  constructor(readonly lvbSize: number, tokenFloor = 0) {
+    this.counter = tokenFloor;
+    this.lvbBuf = Buffer.alloc(lvbSize);
+  }
+
+  get tokenCounter(): number { return this.counter; }
+  get lvbValid(): boolean { return this.lvbOk; }
+  get size(): number { return this.locks.size; }
+  isIdle(): boolean { return this.locks.size === 0; }
+  has(lockId: string): boolean { return this.locks.has(lockId); }
+  ownerOf(lockId: string): OwnerId | undefined { return this.locks.get(lockId)?.owner; }
+
+  // ---- operations ------------------------------------------------------------------
+
+  request(lockId: string, owner: OwnerId, mode: Mode, opts: RequestOpts = {}): ResourceEvent[] {
+    if (this.locks.has(lockId)) throw new LockError('INVALID', `lock id ${lockId} already in use`);
+    const lk: Lock = { id: lockId, owner, grMode: null, rqMode: mode, token: 0, highBast: -1 };
+    const ev: ResourceEvent[] = [];
+    if (this.converting.length === 0 && this.waiting.length === 0 && this.grantableAgainstGranted(lk, mode)) {
+      this.locks.set(lockId, lk);
+      this.grant(lk, mode, false, ev);
+      this.bastNewHolder(lk, ev);
+      return ev;
+    }
+    if (opts.noqueue) {
+      ev.push({ type: 'failed', lockId, owner, conversion: false, code: 'NOTQUEUED' });
+      return ev;
+    }
+    this.locks.set(lockId, lk);
+    this.waiting.push(lk);
+    ev.push({ type: 'queued', lockId, owner, conversion: false });
+    this.bastBlockers(lk, mode, ev);
+    return ev;
+  }
+
+  convert(lockId: string, mode: Mode, opts: ConvertOpts = {}): ResourceEvent[] {
+    const lk = this.get(lockId);
+    if (lk.grMode === null || lk.rqMode !== null) throw new LockError('BUSY', `lock ${lockId} has a request in progress`);
+    this.checkLvb(opts.lvb);
+    const ev: ResourceEvent[] = [];
+    if (opts.lvb && isWriteMode(lk.grMode)) this.writeLvb(opts.lvb);
+    const from = lk.grMode;
+    if (mode === from || isDownConversion(from, mode)) {
+      this.setGranted(lk, mode);
+      this.grant(lk, mode, true, ev);
+      this.grantPending(ev); // a lower mode may unblock others
+      this.bastNewHolder(lk, ev);
+      return ev;
+    }
+    lk.rqMode = mode;
+    if (this.converting.length === 0 && this.grantableAgainstGranted(lk, mode)) {
+      this.grant(lk, mode, true, ev);
+      // A middle conversion (CW->PR, PR->CW) can unblock waiters wanting the new mode.
+      this.grantPending(ev);
+      this.bastNewHolder(lk, ev);
+      return ev;
+    }
+    if (opts.noqueue) {
+      lk.rqMode = null;
+      ev.push({ type: 'failed', lockId, owner: lk.owner, conversion: true, code: 'NOTQUEUED' });
+      return ev;
+    }
+    for (const ahead of this.converting) {
+      if (!compatible(ahead.rqMode!, from)) {
+        lk.rqMode = null;
+        ev.push({ type: 'failed', lockId, owner: lk.owner, conversion: true, code: 'DEADLOCK' });
+        return ev;
+      }
+    }
+    this.converting.push(lk);
+    ev.push({ type: 'queued', lockId, owner: lk.owner, conversion: true });
+    this.bastBlockers(lk, mode, ev);
+    return ev;
+  }
+
+  /**
+   * Release a lock. A pending conversion is cancelled first; a request that was never
+   * granted is cancelled. `lvb` is written back when the lock is held in PW or EX.
+   */
+  unlock(lockId: string, lvb?: Buffer): ResourceEvent[] {
+    const lk = this.get(lockId);
+    this.checkLvb(lvb);
+    const ev: ResourceEvent[] = [];
+    if (lk.rqMode !== null) this.withdraw(lk, 'CANCELLED', ev);
+    if (lk.grMode !== null) {
+      if (lvb && isWriteMode(lk.grMode)) this.writeLvb(lvb);
+      this.removeGranted(lk);
+    }
+    this.locks.delete(lockId);
+    ev.push({ type: 'released', lockId, owner: lk.owner });
+    this.grantPending(ev);
+    return ev;
+  }
+
+  /** Withdraw a waiting request or a pending conversion (CANCELLED). */
+  cancel(lockId: string): ResourceEvent[] {
+    return this.endPending(lockId, 'CANCELLED');
+  }
+
+  /** The wait timeout of a pending request or conversion expired (TIMEOUT). */
+  expire(lockId: string): ResourceEvent[] {
+    const lk = this.locks.get(lockId);
+    if (!lk || lk.rqMode === null) return []; // already granted or gone: the timer lost the race
+    return this.endPending(lockId, 'TIMEOUT');
+  }
+
+  /**
+   * Drop every lock of an owner that went away (client disconnected, node dead). No events
+   * go to that owner. An LVB held in PW/EX by it becomes invalid: it may have been
+   * modified under the lock and never written back.
+   */
+  purgeOwner(owner: OwnerId): ResourceEvent[] {
+    const ev: ResourceEvent[] = [];
+    let removed = false;
+    for (const lk of [...this.locks.values()]) {
+      if (lk.owner !== owner) continue;
+      removed = true;
+      if (lk.rqMode !== null) this.removeFromQueue(lk);
+      if (lk.grMode !== null) {
+        if (isWriteMode(lk.grMode)) this.lvbOk = false;
+        this.removeGranted(lk);
+      }
+      this.locks.delete(lk.id);
+    }
+    if (removed) this.grantPending(ev);
+    return ev.filter((e) => e.owner !== owner);
+  }
+
+  /** Rebuild granted state from the holders' own records (recovery). */
+  static rebuild(lvbSize: number, tokenFloor: number, records: LockRecordForRebuild[], lvb?: { data: Buffer; valid: boolean }): ResourceCore {
+    const maxToken = records.reduce((m, r) => Math.max(m, r.token), tokenFloor);
+    const core = new ResourceCore(lvbSize, maxToken);
+    for (const r of records) {
+      if (core.locks.has(r.lockId)) throw new LockError('INVALID', `duplicate lock id ${r.lockId} in rebuild`);
+      const lk: Lock = { id: r.lockId, owner: r.owner, grMode: null, rqMode: null, token: r.token, highBast: -1 };
+      for (const other of core.granted) {
+        if (!compatible(other.grMode!, r.grMode)) throw new LockError('INVALID', `rebuild records ${r.lockId} and ${other.id} are incompatible`);
+      }
+      core.locks.set(lk.id, lk);
+      core.setGranted(lk, r.grMode);
+    }
+    if (lvb) { lvb.data.copy(core.lvbBuf, 0, 0, Math.min(lvbSize, lvb.data.length)); core.lvbOk = lvb.valid; }
+    return core;
+  }
+
+  view(): ResourceView {
+    const v = (lk: Lock): LockView => ({ lockId: lk.id, owner: lk.owner, grMode: lk.grMode, rqMode: lk.rqMode, token: lk.token });
+    return {
+      tokenCounter: this.counter,
+      lvbValid: this.lvbOk,
+      lvb: Buffer.from(this.lvbBuf),
+      granted: this.granted.map(v),
+      converting: this.converting.map(v),
+      waiting: this.waiting.map(v),
+    };
+  }
+
+  /** Locks that are pending (waiting or converting), for the timer bookkeeping of the actor. */
+  isPending(lockId: string): boolean { return this.locks.get(lockId)?.rqMode != null; }
+
+  // ---- internals -------------------------------------------------------------------
+
+  private get(lockId: string): Lock {
+    const lk = this.locks.get(lockId);
+    if (!lk) throw new LockError('NOTFOUND', `no lock ${lockId}`);
+    return lk;
+  }
+
+  private checkLvb(lvb: Buffer | undefined): void {
+    if (lvb && lvb.length > this.lvbSize) throw new LockError('INVALID', `LVB of ${lvb.length} bytes exceeds the lock value block size ${this.lvbSize}`);
+  }
+
+  private writeLvb(lvb: Buffer): void {
+    this.lvbBuf.fill(0);
+    lvb.copy(this.lvbBuf);
+    this.lvbOk = true;
+  }
+
+  /** Is `mode` compatible with every granted lock other than lk itself? */
+  private grantableAgainstGranted(lk: Lock, mode: Mode): boolean {
+    const row = COMPAT[mode]!;
+    for (let g = 0; g < 6; g++) {
+      const n = this.grantedCount[g]! - (lk.grMode === g ? 1 : 0);
+      if (n > 0 && !row[g]) return false;
+    }
+    return true;
+  }
+
+  private setGranted(lk: Lock, mode: Mode): void {
+    if (lk.grMode === null) this.granted.push(lk);
+    else this.grantedCount[lk.grMode]!--;
+    lk.grMode = mode;
+    this.grantedCount[mode]!++;
+  }
+
+  private removeGranted(lk: Lock): void {
+    this.grantedCount[lk.grMode!]!--;
+    const i = this.granted.indexOf(lk);
+    if (i >= 0) this.granted.splice(i, 1);
+    lk.grMode = null;
+  }
+
+  private removeFromQueue(lk: Lock): void {
+    const q = lk.grMode === null ? this.waiting : this.converting;
+    const i = q.indexOf(lk);
+    if (i >= 0) q.splice(i, 1);
+    lk.rqMode = null;
+  }
+
+  private grant(lk: Lock, mode: Mode, conversion: boolean, ev: ResourceEvent[]): void {
+    if (lk.grMode !== mode) this.setGranted(lk, mode);
+    lk.rqMode = null;
+    lk.highBast = -1;
+    if (isWriteMode(mode)) {
+      if (this.counter >= Number.MAX_SAFE_INTEGER) throw new LockError('BUSY', 'fencing token space exhausted');
+      this.counter++;
+    }
+    lk.token = this.counter;
+    ev.push({
+      type: 'granted', lockId: lk.id, owner: lk.owner, conversion,
+      grant: { mode, token: lk.token, lvb: Buffer.from(this.lvbBuf), lvbValid: this.lvbOk },
+    });
+  }
+
+  private endPending(lockId: string, code: LockErrorCode): ResourceEvent[] {
+    const lk = this.get(lockId);
+    if (lk.rqMode === null) throw new LockError('BUSY', `lock ${lockId} has no pending request`);
+    const ev: ResourceEvent[] = [];
+    this.withdraw(lk, code, ev);
+    if (lk.grMode === null) this.locks.delete(lockId);
+    this.grantPending(ev);
+    return ev;
+  }
+
+  private withdraw(lk: Lock, code: LockErrorCode, ev: ResourceEvent[]): void {
+    const conversion = lk.grMode !== null;
+    this.removeFromQueue(lk);
+    ev.push({ type: 'failed', lockId: lk.id, owner: lk.owner, conversion, code });
+  }
+
+  /** Grant what the queues allow, conversions first, both FIFO; then BAST the new holders. */
+  private grantPending(ev: ResourceEvent[]): void {
+    const newly: Lock[] = [];
+    while (this.converting.length > 0) {
+      const head = this.converting[0]!;
+      if (!this.grantableAgainstGranted(head, head.rqMode!)) break;
+      this.converting.shift();
+      this.grant(head, head.rqMode!, true, ev);
+      newly.push(head);
+    }
+    if (this.converting.length === 0) {
+      while (this.waiting.length > 0) {
+        const head = this.waiting[0]!;
+        if (!this.grantableAgainstGranted(head, head.rqMode!)) break;
+        this.waiting.shift();
+        this.grant(head, head.rqMode!, false, ev);
+        newly.push(head);
+      }
+    }
+    for (const lk of newly) this.bastNewHolder(lk, ev);
+  }
+
+  /** A request for `mode` was queued: tell every granted lock that blocks it. */
+  private bastBlockers(req: Lock, mode: Mode, ev: ResourceEvent[]): void {
+    for (const g of this.granted) {
+      if (g !== req && !compatible(g.grMode!, mode)) this.bast(g, mode, ev);
+    }
+  }
+
+  /** A lock was (re)granted: if its mode blocks any queued request, tell it once. */
+  private bastNewHolder(lk: Lock, ev: ResourceEvent[]): void {
+    let want = -1;
+    for (const q of this.converting) if (q !== lk && !compatible(lk.grMode!, q.rqMode!) && q.rqMode! > want) want = q.rqMode!;
+    for (const q of this.waiting) if (!compatible(lk.grMode!, q.rqMode!) && q.rqMode! > want) want = q.rqMode!;
+    if (want >= 0) this.bast(lk, want as Mode, ev);
+  }
+
+  private bast(g: Lock, mode: Mode, ev: ResourceEvent[]): void {
+    if (mode <= g.highBast) return;
+    g.highBast = mode;
+    ev.push({ type: 'bast', lockId: g.id, owner: g.owner, mode });
+  }
+}
