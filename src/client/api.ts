@@ -42,6 +42,9 @@ export interface LockHandle extends EventEmitter {
   readonly grant: Grant;
   /** True once the lock has been lost or released. */
   readonly released: boolean;
+  /** True while the lock is held and the daemon has been heard from within the keepalive
+   *  bound; checked at the moment of the call, so a paused process learns at once. */
+  readonly valid: boolean;
   convert(mode: Mode, opts?: ConvertOptions): Promise<Grant>;
   unlock(opts?: UnlockOptions): Promise<void>;
 }

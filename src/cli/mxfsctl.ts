@@ -1,0 +1,214 @@
+/**
+ * mxfsctl — inspect and use a running mxfsd.
+ *
+ *   mxfsctl [--socket PATH | --config FILE] [--json] status
+ *   mxfsctl [...] locks [--lockspace L] [--resource R]
+ *   mxfsctl [...] lock [--lockspace L] [--noqueue] [--timeout MS] [--grace MS] RESOURCE MODE -- COMMAND [ARGS...]
+ *
+ * Exit codes: 0 success (for `lock`: the command's own status, 128+N if killed by signal N),
+ * 1 lock not obtained (--noqueue refused, --timeout expired) as flock(1) does,
+ * 2 usage error, 3 the lock was lost while the command ran (the command was terminated),
+ * 4 cannot reach mxfsd or it failed the request.
+ */
+import { spawn } from 'node:child_process';
+import { MxfsClient } from '../client/client';
+import { LockError } from '../dlm/types';
+import { Mode, modeName, parseMode } from '../dlm/modes';
+import { ConfigError, formatConfigError, loadConfig } from '../config/config';
+import { die, parse, UsageError } from './usage';
+
+const DEFAULT_SOCKET = '/run/mxfs/mxfsd.sock';
+const USAGE = `usage: mxfsctl [--socket PATH | --config FILE] [--json] COMMAND
+commands:
+  status                                   node, uptime, lockspaces, resource and lock counts
+  locks [--lockspace L] [--resource R]     granted/converting/waiting queues per resource
+  lock [--lockspace L] [--noqueue] [--timeout MS] [--grace MS] RESOURCE MODE -- COMMAND [ARGS...]
+                                           run COMMAND while holding the lock (MODE: NL CR CW PR PW EX)
+The socket is --socket, else [node] socket of --config, else $MXFS_SOCKET, else ${DEFAULT_SOCKET}.
+`;
+
+const EXIT_NOT_OBTAINED = 1;
+const EXIT_USAGE = 2;
+const EXIT_LOST = 3;
+const EXIT_DAEMON = 4;
+
+function usage(msg: string): never { die('mxfsctl', msg, USAGE, EXIT_USAGE); }
+function fail(msg: string, code = EXIT_DAEMON): never { process.stderr.write(`mxfsctl: ${msg}\n`); process.exit(code); }
+
+async function main(): Promise<void> {
+  const argv = process.argv.slice(2);
+  // Everything after `--` belongs to the command run under `lock`.
+  const dd = argv.indexOf('--');
+  const own = dd >= 0 ? argv.slice(0, dd) : argv;
+  const command = dd >= 0 ? argv.slice(dd + 1) : [];
+  let parsed;
+  try {
+    parsed = parse(own, {
+      socket: { type: 'string', short: 's' },
+      config: { type: 'string', short: 'c' },
+      json: { type: 'boolean' },
+      lockspace: { type: 'string', short: 'l' },
+      resource: { type: 'string', short: 'r' },
+      noqueue: { type: 'boolean', short: 'n' },
+      timeout: { type: 'string', short: 'w' },
+      grace: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    });
+  } catch (e) {
+    if (e instanceof UsageError) usage(e.message);
+    throw e;
+  }
+  const v = parsed.values;
+  const [cmd, ...rest] = parsed.positionals;
+  if (v.help) { process.stdout.write(USAGE); return; }
+  if (!cmd) usage('missing COMMAND');
+  if (v.socket && v.config) usage('give --socket or --config, not both');
+  const only = (allowed: string[]) => {
+    for (const k of ['lockspace', 'resource', 'noqueue', 'timeout', 'grace'] as const) {
+      if (v[k] !== undefined && !allowed.includes(k)) usage(`option --${k} does not apply to '${cmd}'`);
+    }
+  };
+
+  let socket = v.socket ?? process.env.MXFS_SOCKET ?? DEFAULT_SOCKET;
+  if (v.config) {
+    try { socket = loadConfig(v.config).node.socket; } catch (e) {
+      if (e instanceof ConfigError) usage(`config error: ${formatConfigError(e)}`);
+      throw e;
+    }
+  }
+
+  switch (cmd) {
+    case 'status':
+      only([]);
+      if (rest.length || command.length) usage(`'status' takes no arguments`);
+      return printStatus(await connect(socket), !!v.json);
+    case 'locks':
+      only(['lockspace', 'resource']);
+      if (rest.length || command.length) usage(`'locks' takes no positional arguments`);
+      return printLocks(await connect(socket), !!v.json, v.lockspace, v.resource);
+    case 'lock': {
+      only(['lockspace', 'noqueue', 'timeout', 'grace']);
+      if (rest.length !== 2) usage(`'lock' needs RESOURCE MODE -- COMMAND`);
+      if (command.length === 0) usage(`'lock' needs a COMMAND after --`);
+      const [resource, modeStr] = rest as [string, string];
+      const mode = parseMode(modeStr);
+      if (mode === undefined) usage(`bad MODE '${modeStr}' (one of NL CR CW PR PW EX)`);
+      const timeoutMs = v.timeout === undefined ? undefined : msArg('--timeout', v.timeout);
+      const graceMs = v.grace === undefined ? 2000 : msArg('--grace', v.grace);
+      const code = await runLocked(await connect(socket), { resource, mode, lockspace: v.lockspace, noqueue: !!v.noqueue, timeoutMs, graceMs, command });
+      process.exit(code);
+    }
+    default:
+      usage(`unknown command '${cmd}'`);
+  }
+}
+
+function msArg(name: string, s: string): number {
+  if (!/^\d+$/.test(s) || Number(s) > 2 ** 31 - 1) usage(`${name} wants whole milliseconds, got '${s}'`);
+  return Number(s);
+}
+
+async function connect(socket: string): Promise<MxfsClient> {
+  try {
+    return await MxfsClient.connect(socket, { name: 'mxfsctl' });
+  } catch (e) {
+    fail(`cannot reach mxfsd: ${(e as Error).message}`);
+  }
+}
+
+function fmtDuration(ms: number): string {
+  const s = Math.floor(ms / 1000);
+  const d = Math.floor(s / 86400), h = Math.floor((s % 86400) / 3600), m = Math.floor((s % 3600) / 60);
+  return (d ? `${d}d` : '') + (d || h ? `${h}h` : '') + (d || h || m ? `${m}m` : '') + `${s % 60}s`;
+}
+
+async function printStatus(c: MxfsClient, json: boolean): Promise<void> {
+  const st = await c.status();
+  await c.close();
+  if (json) { process.stdout.write(JSON.stringify(st, null, 2) + '\n'); return; }
+  const k = st.kernel ?? {};
+  process.stdout.write([
+    `node ${st.node.id} (${st.node.name})  mxfsd ${st.version}  pid ${st.pid}  up ${fmtDuration(st.uptimeMs)}`,
+    `socket ${st.socket}`,
+    `clients ${st.clients}  resources ${st.resources}  locks ${st.locks}`,
+    `lockspaces: ${st.lockspaces.length ? st.lockspaces.map((l: any) => `${l.name} (${l.resources} resources)`).join(', ') : 'none'}`,
+    `counters: grants ${st.counters.grants}  basts ${st.counters.basts}  evictions ${st.counters.evictions}  resource crashes ${st.counters.resourceCrashes}`,
+    `kernel: ${k.state === 'no-module' ? 'no kernel module' : k.state}${k.detail ? ` (${k.detail})` : ''}`,
+  ].join('\n') + '\n');
+}
+
+async function printLocks(c: MxfsClient, json: boolean, lockspace?: string, resource?: string): Promise<void> {
+  const data = await c.locks({ lockspace, resource });
+  await c.close();
+  if (json) { process.stdout.write(JSON.stringify(data, null, 2) + '\n'); return; }
+  const out: string[] = [];
+  const who = (l: any) => `owner ${l.owner}${l.client ? ` (${l.client}${l.pid ? ` pid ${l.pid}` : ''})` : ''}`;
+  for (const r of data.resources) {
+    out.push(`Resource ${r.lockspace}/${r.resource}  token ${r.tokenCounter}  lvb ${r.lvbValid ? 'valid' : 'INVALID'} ${r.lvb}`);
+    if (r.granted.length) out.push('  Granted');
+    for (const l of r.granted) out.push(`    ${l.lockId.padEnd(12)} ${String(l.mode).padEnd(2)}${l.requested ? ` (converting to ${l.requested})` : ''}  token ${l.token}  ${who(l)}`);
+    if (r.converting.length) out.push('  Conversion');
+    for (const l of r.converting) out.push(`    ${l.lockId.padEnd(12)} ${l.mode} -> ${l.requested}  ${who(l)}`);
+    if (r.waiting.length) out.push('  Waiting');
+    for (const l of r.waiting) out.push(`    ${l.lockId.padEnd(12)} -- -> ${l.requested}  ${who(l)}`);
+  }
+  if (data.resources.length === 0) out.push('no locks');
+  process.stdout.write(out.join('\n') + '\n');
+}
+
+interface RunOpts { resource: string; mode: Mode; lockspace?: string; noqueue: boolean; timeoutMs?: number; graceMs: number; command: string[] }
+
+/** flock(1)-style: hold the lock while COMMAND runs; never let it run on after the lock is lost. */
+async function runLocked(c: MxfsClient, o: RunOpts): Promise<number> {
+  let h;
+  try {
+    h = await c.lock(o.resource, o.mode, { lockspace: o.lockspace, noqueue: o.noqueue, timeoutMs: o.timeoutMs });
+  } catch (e) {
+    await c.close();
+    if (e instanceof LockError && e.code === 'NOTQUEUED') { process.stderr.write(`mxfsctl: ${o.resource} is locked (not queued)\n`); return EXIT_NOT_OBTAINED; }
+    if (e instanceof LockError && e.code === 'TIMEOUT') { process.stderr.write(`mxfsctl: timed out waiting for ${o.resource}\n`); return EXIT_NOT_OBTAINED; }
+    fail(`cannot lock ${o.resource}: ${(e as Error).message}`);
+  }
+  const child = spawn(o.command[0]!, o.command.slice(1), {
+    stdio: 'inherit',
+    env: {
+      ...process.env,
+      MXFS_TOKEN: String(h.grant.token), MXFS_RESOURCE: o.resource, MXFS_LOCKSPACE: h.lockspace,
+      MXFS_MODE: modeName(h.grant.mode),
+    },
+  });
+  let lost: string | undefined;
+  const onLost = (reason: string) => {
+    if (lost !== undefined) return;
+    lost = reason;
+    process.stderr.write(`mxfsctl: lock on ${o.resource} lost (${reason}); terminating the command\n`);
+    child.kill('SIGTERM');
+    setTimeout(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL'); }, o.graceMs).unref();
+  };
+  h.on('lost', onLost);
+  c.on('lost', onLost);
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => child.kill(sig));
+  const status = await new Promise<number>((resolve) => {
+    child.on('error', (e) => { process.stderr.write(`mxfsctl: cannot run ${o.command[0]}: ${e.message}\n`); resolve(127); });
+    child.on('exit', (code, signal) => resolve(code ?? 128 + (signal ? osSignal(signal) : 0)));
+  });
+  if (lost !== undefined) { await c.close(); return EXIT_LOST; }
+  try {
+    await h.unlock();
+  } catch (e) {
+    await c.close();
+    process.stderr.write(`mxfsctl: unlock of ${o.resource} failed: ${(e as Error).message}\n`);
+    return lost !== undefined ? EXIT_LOST : status;
+  }
+  await c.close();
+  return status;
+}
+
+function osSignal(name: NodeJS.Signals): number {
+  return (require('node:os').constants.signals as Record<string, number>)[name] ?? 0;
+}
+
+main().catch((e) => {
+  process.stderr.write(`mxfsctl: ${e instanceof LockError ? e.message : (e as Error).stack ?? e}\n`);
+  process.exit(EXIT_DAEMON);
+});

@@ -1,0 +1,278 @@
+/**
+ * Daemon: assembles one mxfsd node — actor system, lock table, client socket server,
+ * in-process clients — and answers the inspection queries (status, locks).
+ *
+ * Owns: the Unix socket listener, the map of live client sessions, the LockTable.
+ * Lifecycle: start() listens; stop() tells every client its locks are lost, purges them,
+ * closes the socket and stops the actors.
+ */
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import type Logger from 'bunyan';
+import { ActorSystem, Ref } from '../actors/actor';
+import { clientSessionDef, DaemonInfo, SessionMsg } from '../actors/client-session';
+import { LockTable } from '../actors/lockspace';
+import { newLockStats, ResourceMsg } from '../actors/messages';
+import type { ResourceView } from '../dlm/resource';
+import { modeName } from '../dlm/modes';
+import { ClientTransport, MxfsClient } from '../client/client';
+import type { Config } from '../config/config';
+import { ClientRequest, DaemonMessage, ProtocolError, validateClientRequest } from '../wire/client-protocol';
+import { encodeFrame, FrameDecoder, FrameError } from '../wire/frame';
+import { Clock, systemClock } from '../util/clock';
+
+export const VERSION = '0.1.0';
+
+/** A slow reader is cut off once this much output is queued for it. */
+const MAX_CLIENT_BACKLOG = 8 * 1024 * 1024;
+
+export interface DaemonOptions {
+  config: Config;
+  log: Logger;
+  clock?: Clock;
+  /** Lets 'fault' messages crash a resource actor (tests of supervision only). */
+  faultInjection?: boolean;
+}
+
+interface SessionInfo {
+  ref: Ref<SessionMsg>;
+  client: string;
+  pid?: number;
+  transport: 'socket' | 'local';
+  since: number;
+}
+
+export interface KernelStatusSource { status(): unknown }
+
+export class Daemon implements DaemonInfo {
+  readonly sys: ActorSystem;
+  readonly table: LockTable;
+  readonly clock: Clock;
+  private server?: net.Server;
+  private sessions = new Map<number, SessionInfo>();
+  private ended = new Map<number, () => void>();
+  private nextSession = 1;
+  private startedAt: number;
+  private stopping = false;
+  kernel?: KernelStatusSource;
+
+  constructor(private readonly o: DaemonOptions) {
+    this.clock = o.clock ?? systemClock;
+    this.sys = new ActorSystem(o.log);
+    this.table = new LockTable(this.sys, {
+      lvbSize: o.config.locking.lvbSize,
+      idleEvictMs: o.config.locking.idleEvictMs,
+      clock: this.clock,
+      stats: newLockStats(),
+      faultInjection: o.faultInjection ?? false,
+    });
+    this.startedAt = this.clock.now();
+  }
+
+  get config(): Config { return this.o.config; }
+  get log(): Logger { return this.o.log; }
+  get socketPath(): string { return this.o.config.node.socket; }
+
+  async start(): Promise<void> {
+    const p = this.socketPath;
+    fs.mkdirSync(path.dirname(p), { recursive: true });
+    await removeStaleSocket(p);
+    const server = net.createServer((sock) => this.accept(sock));
+    server.maxConnections = this.o.config.locking.maxClients;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(p, () => { server.off('error', reject); resolve(); });
+    });
+    fs.chmodSync(p, this.o.config.node.socketMode);
+    server.on('error', (e) => this.log.error({ err: e }, 'client socket error'));
+    this.server = server;
+    this.log.info({ socket: p, node: this.o.config.node.id }, 'mxfsd listening');
+  }
+
+  /** Clean shutdown: every client is told its locks are lost, and they are released. */
+  async stop(reason = 'mxfsd shutting down'): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    this.server?.close();
+    const waits = [...this.sessions.keys()].map((id) => new Promise<void>((r) => this.ended.set(id, r)));
+    for (const s of this.sessions.values()) this.sys.send(s.ref, { type: 'lostAll', reason });
+    await Promise.race([Promise.all(waits), new Promise((r) => setTimeout(r, this.o.config.timing.shutdownGraceMs).unref())]);
+    // Let the purges reach the resources before the actors stop.
+    await new Promise((r) => setTimeout(r, 20));
+    try { fs.unlinkSync(this.socketPath); } catch { /* already gone */ }
+    this.sys.shutdown();
+    this.log.info({ reason }, 'mxfsd stopped');
+  }
+
+  /** An in-process client on its own session (kernel bridge, tests). */
+  connectLocal(name: string): Promise<MxfsClient> {
+    let session: Ref<SessionMsg> | undefined;
+    let closed = false;
+    const t: ClientTransport = {
+      send: (req: ClientRequest) => { if (!closed && session) this.sys.send(session, { type: 'client', req }); },
+      close: () => {
+        if (closed) return;
+        closed = true;
+        if (session) this.sys.send(session, { type: 'disconnected', reason: 'local client closed' });
+        t.onClose?.('closed by client');
+      },
+    };
+    session = this.openSession('local', (msg) => { if (!closed) queueMicrotask(() => t.onMessage?.(msg)); }, (reason) => {
+      if (closed) return;
+      closed = true;
+      queueMicrotask(() => t.onClose?.(reason));
+    });
+    return MxfsClient.start(t, { name, clock: this.clock });
+  }
+
+  private openSession(transport: 'socket' | 'local', emit: (m: DaemonMessage) => void, close: (reason: string) => void): Ref<SessionMsg> {
+    const id = this.nextSession++;
+    const c = this.o.config;
+    const info: SessionInfo = { ref: undefined as never, client: '?', transport, since: Date.now() };
+    info.ref = this.sys.spawn<any, SessionMsg>(undefined, 'session', clientSessionDef({
+      sessionId: id, nodeId: c.node.id, nodeName: c.node.name, table: this.table, clock: this.clock,
+      keepaliveMs: c.timing.clientKeepaliveMs, clientTimeoutMs: c.timing.clientTimeoutMs, lvbSize: c.locking.lvbSize,
+      maxFrameBytes: c.locking.maxFrameBytes, maxLocks: c.locking.maxLocksPerClient, info: this,
+      emit, close,
+      onEnd: (sid) => { this.sessions.delete(sid); this.ended.get(sid)?.(); this.ended.delete(sid); },
+    }), { session: id });
+    this.sessions.set(id, info);
+    return info.ref;
+  }
+
+  private accept(sock: net.Socket): void {
+    if (this.stopping) { sock.destroy(); return; }
+    const max = this.o.config.locking.maxFrameBytes;
+    const dec = new FrameDecoder(max);
+    let open = true;
+    const log = this.log;
+    const emit = (m: DaemonMessage) => {
+      if (!open) return;
+      try {
+        sock.write(encodeFrame(m, max));
+      } catch (e) {
+        log.error({ err: e }, 'cannot encode a reply; cutting the client off');
+        cut(`internal encoding error`);
+        return;
+      }
+      if (sock.writableLength > MAX_CLIENT_BACKLOG) cut(`client is not reading (${sock.writableLength} bytes queued)`);
+    };
+    const cut = (reason: string) => {
+      if (!open) return;
+      open = false;
+      sock.end();
+      sock.destroySoon?.();
+      setTimeout(() => sock.destroy(), 1000).unref();
+      this.sys.send(ref, { type: 'disconnected', reason });
+    };
+    const ref = this.openSession('socket', emit, (reason) => {
+      if (!open) return;
+      open = false;
+      log.debug({ reason }, 'client session ended');
+      sock.end();
+      setTimeout(() => sock.destroy(), 1000).unref();
+    });
+    const sessionId = this.nextSession - 1;
+    sock.on('data', (chunk: Buffer) => {
+      if (!open) return;
+      let raws: unknown[];
+      try {
+        raws = dec.push(chunk);
+        for (const raw of raws) {
+          const req = validateClientRequest(raw);
+          if (req.type === 'hello') {
+            const s = this.sessions.get(sessionId);
+            if (s) { s.client = req.client; s.pid = req.pid; }
+          }
+          this.sys.send(ref, { type: 'client', req });
+        }
+      } catch (e) {
+        if (!(e instanceof FrameError || e instanceof ProtocolError)) throw e;
+        log.warn({ session: sessionId, err: e.message }, 'bad frame from client; cutting it off');
+        emit({ type: 'lost', reason: `protocol error: ${e.message}` });
+        cut(`protocol error: ${e.message}`);
+      }
+    });
+    sock.on('error', (e) => log.debug({ session: sessionId, err: e.message }, 'client socket error'));
+    sock.on('close', () => {
+      if (dec.pending > 0) log.warn({ session: sessionId, bytes: dec.pending }, 'client closed mid-frame (truncated frame)');
+      if (open) { open = false; this.sys.send(ref, { type: 'disconnected', reason: 'connection closed' }); }
+    });
+  }
+
+  // ---- inspection ---------------------------------------------------------------------
+
+  async status(): Promise<unknown> {
+    const c = this.o.config;
+    const st = this.table.stats;
+    const lockspaces = await Promise.all(this.table.lockspaceNames().map(async (name) => {
+      const res = await this.listResources(name);
+      return { name, resources: res.length };
+    }));
+    return {
+      node: { id: c.node.id, name: c.node.name },
+      version: VERSION,
+      pid: process.pid,
+      uptimeMs: Math.round(this.clock.now() - this.startedAt),
+      socket: this.socketPath,
+      clients: this.sessions.size,
+      lockspaces,
+      resources: st.resources,
+      locks: st.locks,
+      counters: { grants: st.grants, basts: st.basts, evictions: st.evictions, resourceCrashes: st.resourceCrashes, actorCrashes: this.sys.crashes },
+      kernel: this.kernel ? this.kernel.status() : { state: 'disabled' },
+    };
+  }
+
+  async locks(filter: { lockspace?: string; resource?: string }): Promise<unknown> {
+    const timeout = this.o.config.timing.queryTimeoutMs;
+    const out: unknown[] = [];
+    const owners = (owner: string) => {
+      const sid = Number(owner.split(':')[1]);
+      const s = this.sessions.get(sid);
+      return s ? { owner, client: s.client, pid: s.pid } : { owner };
+    };
+    for (const ls of this.table.lockspaceNames()) {
+      if (filter.lockspace !== undefined && ls !== filter.lockspace) continue;
+      const res = (await this.listResources(ls)).filter((r) => filter.resource === undefined || r.name === filter.resource);
+      for (const r of res.sort((a, b) => (a.name < b.name ? -1 : 1))) {
+        let v: ResourceView;
+        try {
+          v = await this.sys.ask<ResourceMsg, ResourceView>(r.ref, (replyTo) => ({ type: 'inspect', replyTo }), timeout);
+        } catch {
+          continue; // evicted between list and inspect
+        }
+        if (v.granted.length + v.converting.length + v.waiting.length === 0 && filter.resource === undefined) continue;
+        const lk = (l: ResourceView['granted'][number]) => ({
+          lockId: l.lockId, ...owners(l.owner),
+          mode: l.grMode === null ? null : modeName(l.grMode),
+          requested: l.rqMode === null ? null : modeName(l.rqMode),
+          token: l.token,
+        });
+        out.push({
+          lockspace: ls, resource: r.name, tokenCounter: v.tokenCounter, lvbValid: v.lvbValid, lvb: v.lvb.toString('hex'),
+          granted: v.granted.map(lk), converting: v.converting.map(lk), waiting: v.waiting.map(lk),
+        });
+      }
+    }
+    return { node: this.o.config.node.id, resources: out };
+  }
+
+  private listResources(ls: string) {
+    return this.sys.ask<any, Array<{ name: string; ref: Ref<ResourceMsg> }>>(
+      this.table.lockspace(ls), (replyTo) => ({ type: 'list', replyTo }), this.o.config.timing.queryTimeoutMs);
+  }
+}
+
+/** Remove a socket file left by a dead daemon; refuse if a live daemon answers on it. */
+async function removeStaleSocket(p: string): Promise<void> {
+  if (!fs.existsSync(p)) return;
+  const alive = await new Promise<boolean>((resolve) => {
+    const s = net.createConnection(p);
+    s.once('connect', () => { s.destroy(); resolve(true); });
+    s.once('error', () => resolve(false));
+  });
+  if (alive) throw new Error(`another mxfsd is already listening on ${p}`);
+  fs.unlinkSync(p);
+}

@@ -1,0 +1,164 @@
+/**
+ * End to end: real mxfsd processes, the client library and raw sockets over the real Unix
+ * socket. Bad frames, dead and silent clients, a silent daemon, clean shutdown, SIGHUP.
+ */
+import { expect } from 'chai';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { spawn } from 'node:child_process';
+import { MxfsClient } from '../src/client/client';
+import { Mode } from '../src/dlm/modes';
+import { encodeFrame, FrameDecoder } from '../src/wire/frame';
+import { DaemonProc, ROOT, run, sleep, startDaemon, tmpDir, waitFor, MXFSD } from './support/daemon-proc';
+
+const { EX, PR } = Mode;
+
+/** A raw client socket that speaks frames by hand. */
+async function raw(socket: string) {
+  const s = net.createConnection(socket);
+  await new Promise((r) => s.once('connect', r));
+  const dec = new FrameDecoder(1 << 20);
+  const msgs: any[] = [];
+  let closed = false;
+  s.on('data', (c) => { for (const m of dec.push(c)) msgs.push(m); });
+  s.on('close', () => { closed = true; });
+  s.on('error', () => {});
+  return { s, msgs, isClosed: () => closed, send: (m: unknown) => s.write(encodeFrame(m, 1 << 20)) };
+}
+
+describe('mxfsd end to end', function () {
+  this.timeout(30000);
+  let d: DaemonProc;
+  afterEach(async () => { await d?.stop('SIGKILL'); });
+
+  it('serves locks to separate client processes; a killed holder (kill -9) releases its lock', async () => {
+    d = await startDaemon();
+    const holderScript = `
+      const { MxfsClient } = require(${JSON.stringify(path.join(ROOT, 'dist/src/client/client.js'))});
+      MxfsClient.connect(process.argv[1]).then(async (c) => { await c.lock('shared', 5); process.stdout.write('held\\n'); setInterval(() => {}, 1000); });`;
+    const holder = spawn(process.execPath, ['-e', holderScript, d.socket], { stdio: ['ignore', 'pipe', 'inherit'] });
+    await new Promise<void>((r) => holder.stdout!.once('data', () => r()));
+    const c = await MxfsClient.connect(d.socket);
+    const p = c.lock('shared', EX);
+    await sleep(100);
+    const locks = await c.locks({ resource: 'shared' });
+    expect(locks.resources[0].granted).to.have.length(1);
+    expect(locks.resources[0].waiting).to.have.length(1);
+    holder.kill('SIGKILL');
+    const h = await p;
+    expect(h.grant.mode).to.equal(EX);
+    await c.close();
+  });
+
+  it('garbage, oversized and malformed frames cut that client off; the daemon and other clients go on', async () => {
+    d = await startDaemon();
+    const good = await MxfsClient.connect(d.socket);
+    const held = await good.lock('keep', EX);
+    const bad1 = await raw(d.socket);
+    bad1.s.write(Buffer.from([0, 0, 0, 5, 0xc1, 0xc1, 0xc1, 0xc1, 0xc1])); // 0xc1 is never valid msgpack
+    const bad2 = await raw(d.socket);
+    bad2.s.write(Buffer.from([0x7f, 0xff, 0xff, 0xff])); // 2 GiB length
+    const bad3 = await raw(d.socket);
+    bad3.send({ type: 'hello', id: 1, version: 1, client: 'x' });
+    bad3.send({ type: 'lock', id: 2, lockId: 1, lockspace: 'default', resource: 'y'.repeat(65), mode: 5 });
+    const bad4 = await raw(d.socket);
+    bad4.send({ type: 'lock', id: 1, lockId: 1, lockspace: 'default', resource: 'keep', mode: 5 }); // no hello
+    await waitFor(() => bad1.isClosed() && bad2.isClosed() && bad3.isClosed() && bad4.isClosed(), 5000, 'bad clients cut off');
+    expect(bad1.msgs.find((m) => m.type === 'lost').reason).to.match(/undecodable/);
+    expect(bad2.msgs.find((m) => m.type === 'lost').reason).to.match(/exceeds the limit/);
+    expect(bad3.msgs.find((m) => m.type === 'lost').reason).to.match(/resource.*65 bytes/);
+    expect(bad4.msgs.find((m) => m.type === 'reply').message).to.match(/first request must be hello/);
+    // The good client still holds its lock and the daemon still grants.
+    expect(held.valid).to.equal(true);
+    const other = await MxfsClient.connect(d.socket);
+    const h2 = await other.lock('new', PR);
+    expect(h2.grant.mode).to.equal(PR);
+    expect(d.proc.exitCode).to.equal(null);
+    await other.close();
+    await good.close();
+  });
+
+  it('a client that dies mid-frame (truncated frame) loses its locks to waiters', async () => {
+    d = await startDaemon();
+    const r = await raw(d.socket);
+    r.send({ type: 'hello', id: 1, version: 1, client: 'trunc' });
+    r.send({ type: 'lock', id: 2, lockId: 1, lockspace: 'default', resource: 't', mode: 5 });
+    await waitFor(() => r.msgs.some((m) => m.type === 'reply' && m.id === 2 && m.ok), 3000, 'raw grant');
+    const c = await MxfsClient.connect(d.socket);
+    const p = c.lock('t', EX);
+    r.s.write(Buffer.from([0, 0, 0, 50, 1, 2, 3]));
+    r.s.destroy();
+    expect((await p).grant.mode).to.equal(EX);
+    await c.close();
+  });
+
+  it('a silent client is cut off after client_timeout_ms and its lock goes to the waiter', async () => {
+    d = await startDaemon();
+    const r = await raw(d.socket);
+    r.send({ type: 'hello', id: 1, version: 1, client: 'silent' });
+    r.send({ type: 'lock', id: 2, lockId: 1, lockspace: 'default', resource: 's', mode: 5 });
+    await waitFor(() => r.msgs.some((m) => m.type === 'reply' && m.id === 2 && m.ok), 3000, 'raw grant');
+    const c = await MxfsClient.connect(d.socket);
+    const t0 = Date.now();
+    const h = await c.lock('s', EX);
+    const waited = Date.now() - t0;
+    expect(waited).to.be.within(1000, 6000); // client_timeout_ms = 1500 in the test config
+    expect(r.isClosed()).to.equal(true);
+    await h.unlock();
+    await c.close();
+  });
+
+  it('a client declares every lock lost when its daemon goes silent (SIGSTOP), before the lease could expire', async () => {
+    d = await startDaemon();
+    const c = await MxfsClient.connect(d.socket);
+    const h = await c.lock('z', EX);
+    const lost = new Promise<number>((r) => h.once('lost', () => r(Date.now())));
+    const t0 = Date.now();
+    d.proc.kill('SIGSTOP');
+    const at = await lost;
+    d.proc.kill('SIGCONT');
+    expect(at - t0).to.be.below(3000); // lostAfterMs = 1500 < lease_timeout_ms = 3000
+    expect(h.valid).to.equal(false);
+    let err: any;
+    try { await h.convert(PR); } catch (e) { err = e; }
+    expect(err?.code).to.equal('LOST');
+  });
+
+  it('SIGTERM: clean shutdown tells clients their locks are lost, removes the socket, exits 0', async () => {
+    d = await startDaemon();
+    const c = await MxfsClient.connect(d.socket);
+    const h = await c.lock('q', EX);
+    const lost = new Promise<string>((r) => h.once('lost', r));
+    expect(await d.stop('SIGTERM')).to.equal(0);
+    expect(await lost).to.match(/shutting down|closed/);
+    expect(fs.existsSync(d.socket)).to.equal(false);
+  });
+
+  it('SIGHUP reopens the log file (logrotate)', async () => {
+    d = await startDaemon();
+    const log = path.join(d.dir, 'mxfsd.log');
+    await waitFor(() => fs.existsSync(log) && fs.statSync(log).size > 0, 3000, 'log file');
+    fs.renameSync(log, log + '.1');
+    d.proc.kill('SIGHUP');
+    await waitFor(() => fs.existsSync(log) && /reopened/.test(fs.readFileSync(log, 'utf8')), 3000, 'reopened log');
+  });
+
+  it('refuses to start on a socket a live daemon holds (exit 1), and on a bad config (exit 2, file:line key)', async () => {
+    d = await startDaemon();
+    const second = await run(process.execPath, [MXFSD, '--config', d.config]);
+    expect(second.code).to.equal(1);
+    expect(second.stderr).to.match(/already listening/);
+    const dir = tmpDir();
+    const bad = path.join(dir, 'bad.conf');
+    fs.writeFileSync(bad, `[node]\nid = 1\nsocket = ${dir}/s.sock\n\n[timing]\nlease_timout_ms = 5000\n`);
+    const r = await run(process.execPath, [MXFSD, '--config', bad]);
+    expect(r.code).to.equal(2);
+    expect(r.stderr).to.include(`${bad}:6`);
+    expect(r.stderr).to.include('lease_timout_ms');
+    expect(r.stderr).to.not.match(/\n\s+at /); // no stack trace
+    const u = await run(process.execPath, [MXFSD, '--bogus']);
+    expect(u.code).to.equal(2);
+    expect(u.stderr).to.match(/usage: mxfsd/);
+  });
+});

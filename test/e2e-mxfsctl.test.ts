@@ -1,0 +1,123 @@
+/** End to end: the mxfsctl CLI against a real mxfsd. */
+import { expect } from 'chai';
+import fs from 'node:fs';
+import path from 'node:path';
+import { spawn } from 'node:child_process';
+import { MxfsClient } from '../src/client/client';
+import { Mode } from '../src/dlm/modes';
+import { DaemonProc, MXFSCTL, mxfsctl, sleep, startDaemon, waitFor } from './support/daemon-proc';
+
+describe('mxfsctl', function () {
+  this.timeout(30000);
+  let d: DaemonProc;
+  before(async () => { d = await startDaemon(); });
+  after(async () => { await d?.stop('SIGKILL'); });
+
+  it('status prints node, counts and kernel state; --json is machine-readable', async () => {
+    const c = await MxfsClient.connect(d.socket);
+    await c.lock('st', Mode.PR, { lockspace: 'ls1' });
+    const r = await mxfsctl(['--socket', d.socket, 'status']);
+    expect(r.code).to.equal(0);
+    expect(r.stdout).to.match(/^node 1 \(node1\)/);
+    expect(r.stdout).to.match(/lockspaces: .*ls1 \(1 resources\)/);
+    expect(r.stdout).to.match(/kernel: disabled/);
+    const j = await mxfsctl(['--config', d.config, '--json', 'status']);
+    const st = JSON.parse(j.stdout);
+    expect(st.node.id).to.equal(1);
+    expect(st.locks).to.be.at.least(1);
+    await c.close();
+  });
+
+  it('locks shows granted, converting and waiting queues with owners and tokens', async () => {
+    const a = await MxfsClient.connect(d.socket, { name: 'alpha' });
+    const b = await MxfsClient.connect(d.socket, { name: 'beta' });
+    const ha = await a.lock('q1', Mode.PR);
+    const hb = await b.lock('q1', Mode.PR);
+    void ha.convert(Mode.EX);
+    void b.lock('q1', Mode.EX).catch(() => {});
+    await sleep(100);
+    const r = await mxfsctl(['--socket', d.socket, 'locks', '--resource', 'q1']);
+    expect(r.code).to.equal(0);
+    expect(r.stdout).to.match(/Resource default\/q1 {2}token \d+ {2}lvb INVALID/);
+    expect(r.stdout).to.match(/Granted[\s\S]*PR \(converting to EX\)[\s\S]*alpha/);
+    expect(r.stdout).to.match(/Conversion\n.*PR -> EX/);
+    expect(r.stdout).to.match(/Waiting\n.*-- -> EX {2}owner \S+ \(beta/);
+    const j = JSON.parse((await mxfsctl(['--socket', d.socket, '--json', 'locks', '--lockspace', 'default', '--resource', 'q1'])).stdout);
+    expect(j.resources[0].granted).to.have.length(2);
+    expect(j.resources[0].waiting).to.have.length(1);
+    void hb;
+    await a.close();
+    await b.close();
+  });
+
+  it('lock runs the command holding the lock, exports MXFS_TOKEN, releases, exits with its status', async () => {
+    const out = path.join(d.dir, 'token.txt');
+    const r = await mxfsctl(['--socket', d.socket, 'lock', 'job', 'EX', '--', 'sh', '-c', `echo $MXFS_TOKEN $MXFS_MODE > ${out}; exit 7`]);
+    expect(r.code).to.equal(7);
+    const [token, mode] = fs.readFileSync(out, 'utf8').trim().split(' ');
+    expect(Number(token)).to.be.greaterThan(0);
+    expect(mode).to.equal('EX');
+    const again = await mxfsctl(['--socket', d.socket, 'lock', 'job', 'EX', '--', 'sh', '-c', `echo $MXFS_TOKEN > ${out}`]);
+    expect(again.code).to.equal(0);
+    expect(Number(fs.readFileSync(out, 'utf8'))).to.equal(Number(token) + 1);
+  });
+
+  it('lock --noqueue exits 1 when the lock is held; --timeout exits 1 after the wait', async () => {
+    const c = await MxfsClient.connect(d.socket);
+    await c.lock('busy', Mode.EX);
+    const r = await mxfsctl(['--socket', d.socket, 'lock', '--noqueue', 'busy', 'PR', '--', 'true']);
+    expect(r.code).to.equal(1);
+    expect(r.stderr).to.match(/busy is locked \(not queued\)/);
+    const t = await mxfsctl(['--socket', d.socket, 'lock', '--timeout', '200', 'busy', 'PR', '--', 'true']);
+    expect(t.code).to.equal(1);
+    expect(t.stderr).to.match(/timed out/);
+    await c.close();
+  });
+
+  it('usage errors print usage and exit 2', async () => {
+    for (const args of [[], ['frobnicate'], ['lock', 'r', 'XX', '--', 'true'], ['lock', 'r', 'EX'], ['status', '--noqueue'], ['--bogus', 'status'], ['lock', '--timeout', '1s', 'r', 'EX', '--', 'true']]) {
+      const r = await mxfsctl(['--socket', d.socket, ...args]);
+      expect(r.code, args.join(' ')).to.equal(2);
+      expect(r.stderr, args.join(' ')).to.match(/usage: mxfsctl/);
+    }
+  });
+
+  it('cannot reach the daemon: exit 4 with a message', async () => {
+    const r = await mxfsctl(['--socket', path.join(d.dir, 'nope.sock'), 'status']);
+    expect(r.code).to.equal(4);
+    expect(r.stderr).to.match(/cannot reach mxfsd/);
+  });
+});
+
+describe('mxfsctl lock when the lock is lost', function () {
+  this.timeout(30000);
+  let d: DaemonProc;
+  afterEach(async () => { await d?.stop('SIGKILL'); });
+
+  it('daemon goes silent (SIGSTOP): the command gets SIGTERM and mxfsctl exits 3', async () => {
+    d = await startDaemon();
+    const marker = path.join(d.dir, 'term.txt');
+    const p = spawn(process.execPath, [MXFSCTL, '--socket', d.socket, 'lock', 'long', 'EX', '--',
+      'sh', '-c', `trap 'echo TERM > ${marker}; exit 143' TERM; echo started; while true; do sleep 0.05; done`], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    p.stderr!.on('data', (x) => { err += x; });
+    await new Promise<void>((r) => p.stdout!.once('data', () => r()));
+    const exit = new Promise<number | null>((r) => p.on('exit', (c) => r(c)));
+    d.proc.kill('SIGSTOP');
+    const code = await exit;
+    d.proc.kill('SIGCONT');
+    expect(code).to.equal(3);
+    expect(err).to.match(/lock on long lost/);
+    await waitFor(() => fs.existsSync(marker), 2000, 'TERM marker');
+  });
+
+  it('daemon dies: a command that ignores SIGTERM gets SIGKILL after the grace period', async () => {
+    d = await startDaemon();
+    const p = spawn(process.execPath, [MXFSCTL, '--socket', d.socket, 'lock', '--grace', '300', 'long2', 'EX', '--',
+      'sh', '-c', `trap '' TERM; echo started; while true; do sleep 0.05; done`], { stdio: ['ignore', 'pipe', 'pipe'] });
+    await new Promise<void>((r) => p.stdout!.once('data', () => r()));
+    const exit = new Promise<number | null>((r) => p.on('exit', (c) => r(c)));
+    await d.stop('SIGKILL');
+    expect(await exit).to.equal(3);
+  });
+});
