@@ -3,7 +3,7 @@
  * socket on one node, with 1 client and 16 concurrent clients.
  *
  * The peer measured in the same run is a framed echo server on a Unix socket (same framing,
- * same client process): two echo round trips are the floor for any socket lock service in
+ * its own process like mxfsd, same client process): two echo round trips are the floor for any socket lock service in
  * Node, so `ratio` = mxfsd pair latency / two echo round trips says what the lock engine and
  * its actors add on top of the transport. Ratios are comparable across noisy machines.
  *
@@ -13,6 +13,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import fs from 'node:fs';
+import { ChildProcess, spawn } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { MxfsClient } from '../src/client/client';
 import { Mode } from '../src/dlm/modes';
@@ -42,15 +43,23 @@ async function runClients(name: string, n: number, seconds: number, one: (i: num
   return { name, clients: n, pairs: lat.length, seconds: took, p50: pct(lat, 0.5) * 1000, p99: pct(lat, 0.99) * 1000 };
 }
 
-/** The transport floor: an echo server with the same framing. */
-async function echoServer(sock: string): Promise<net.Server> {
-  const srv = net.createServer((s) => {
-    const dec = new FrameDecoder(1 << 20);
-    s.on('data', (c) => { for (const m of dec.push(c)) s.write(encodeFrame(m, 1 << 20)); });
-    s.on('error', () => {});
-  });
-  await new Promise<void>((r) => srv.listen(sock, r));
-  return srv;
+/**
+ * The transport floor: an echo server with the same framing, in its own process (as mxfsd
+ * is), so both pay the same cross-process wake-ups.
+ */
+async function echoServer(sock: string): Promise<ChildProcess> {
+  const frame = path.join(__dirname, '..', 'src', 'wire', 'frame.js');
+  const script = `
+    const net = require('node:net');
+    const { FrameDecoder, encodeFrame } = require(${JSON.stringify(frame)});
+    net.createServer((s) => {
+      const dec = new FrameDecoder(1 << 20);
+      s.on('data', (c) => { for (const m of dec.push(c)) s.write(encodeFrame(m, 1 << 20)); });
+      s.on('error', () => {});
+    }).listen(process.argv[1], () => process.stdout.write('up\\n'));`;
+  const p = spawn(process.execPath, ['-e', script, sock], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise<void>((r) => p.stdout!.once('data', () => r()));
+  return p;
 }
 
 async function echoClient(sock: string): Promise<() => Promise<void>> {
@@ -84,7 +93,7 @@ async function main(): Promise<void> {
       return async () => { const h = await c.lock('bench-shared', Mode.EX); await h.unlock(); };
     }));
   } finally {
-    echo.close();
+    echo.kill();
     await d.stop();
   }
   const floor = new Map(results.filter((r) => r.name.startsWith('echo')).map((r) => [r.clients, r]));
