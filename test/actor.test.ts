@@ -1,0 +1,78 @@
+/** The typed actor layer: supervision policies, ask timeouts, message taps. */
+import { expect } from 'chai';
+import { ActorDef, ActorSystem, QueryTimeout, Ref } from '../src/actors/actor';
+import { quietLogger, sleep } from './support/daemon-proc';
+
+type Msg = { type: 'add'; n: number } | { type: 'boom' } | { type: 'get'; replyTo: Ref<number> } | { type: 'ignore' };
+
+function counter(policy: 'restart' | 'resume' | 'stop', inits: { n: number }): ActorDef<{ total: number }, Msg> {
+  return {
+    init: () => { inits.n++; return { total: 100 }; },
+    handle(s, m, ctx) {
+      switch (m.type) {
+        case 'add': s.total += m.n; break;
+        case 'boom': throw new Error('boom');
+        case 'get': ctx.system.reply(m.replyTo, s.total); break;
+        case 'ignore': break;
+      }
+      return s;
+    },
+    onCrash: () => policy,
+  };
+}
+
+describe('actor layer', () => {
+  let sys: ActorSystem;
+  beforeEach(() => { sys = new ActorSystem(quietLogger()); });
+  afterEach(() => sys.shutdown());
+
+  const get = (ref: Ref<Msg>) => sys.ask<Msg, number>(ref, (replyTo) => ({ type: 'get', replyTo }), 500);
+
+  it('restart: a crash rebuilds the state with init() and the actor keeps serving', async () => {
+    const inits = { n: 0 };
+    const a = sys.spawn(undefined, 'counter', counter('restart', inits));
+    sys.send(a, { type: 'add', n: 5 });
+    expect(await get(a)).to.equal(105);
+    sys.send(a, { type: 'boom' });
+    expect(await get(a)).to.equal(100);
+    expect(inits.n).to.equal(2);
+    expect(sys.crashes).to.equal(1);
+  });
+
+  it('resume: a crash keeps the state', async () => {
+    const a = sys.spawn(undefined, 'counter', counter('resume', { n: 0 }));
+    sys.send(a, { type: 'add', n: 5 });
+    sys.send(a, { type: 'boom' });
+    expect(await get(a)).to.equal(105);
+  });
+
+  it('stop: a crashed actor stops; other actors and the system go on', async () => {
+    const a = sys.spawn(undefined, 'counter', counter('stop', { n: 0 }));
+    const b = sys.spawn(undefined, 'counter', counter('restart', { n: 0 }));
+    sys.send(a, { type: 'boom' });
+    await sleep(20);
+    let err: unknown;
+    try { await get(a); } catch (e) { err = e; }
+    expect(err).to.be.instanceOf(Error);
+    expect(await get(b)).to.equal(100);
+  });
+
+  it('ask always times out with QueryTimeout naming the message', async () => {
+    const a = sys.spawn(undefined, 'counter', counter('restart', { n: 0 }));
+    let err: unknown;
+    try { await sys.ask<Msg, number>(a, () => ({ type: 'ignore' }), 50); } catch (e) { err = e; }
+    expect(err).to.be.instanceOf(QueryTimeout);
+    expect((err as Error).message).to.match(/'ignore'.*50 ms/);
+  });
+
+  it('taps see every send and ask', async () => {
+    const seen: string[] = [];
+    const off = sys.addTap((_to, m, kind) => seen.push(`${kind}:${m.type}`));
+    const a = sys.spawn(undefined, 'counter', counter('restart', { n: 0 }));
+    sys.send(a, { type: 'add', n: 1 });
+    await get(a);
+    off();
+    sys.send(a, { type: 'add', n: 1 });
+    expect(seen).to.deep.equal(['send:add', 'ask:get']);
+  });
+});

@@ -1,0 +1,74 @@
+/** Frame codec and local-protocol validation: partial and batched frames, limits, fuzzing. */
+import { expect } from 'chai';
+import fc from 'fast-check';
+import { encodeFrame, FrameDecoder, FrameError } from '../src/wire/frame';
+import { ProtocolError, validateClientRequest, validateDaemonMessage } from '../src/wire/client-protocol';
+
+describe('frames', () => {
+  it('decodes frames split at every byte and batched in one chunk', () => {
+    const msgs = [{ type: 'hb' }, { type: 'status', id: 7 }, { type: 'x', data: Buffer.alloc(300, 1) }];
+    const all = Buffer.concat(msgs.map((m) => encodeFrame(m, 1024)));
+    for (let cut = 1; cut < all.length; cut += 7) {
+      const d = new FrameDecoder(1024);
+      const out = [...d.push(all.subarray(0, cut)), ...d.push(all.subarray(cut))];
+      expect(out).to.have.length(3);
+      expect(d.pending).to.equal(0);
+    }
+  });
+
+  it('refuses zero-length, oversized, undecodable and trailing-garbage frames', () => {
+    expect(() => new FrameDecoder(100).push(Buffer.from([0, 0, 0, 0]))).to.throw(FrameError, /zero-length/);
+    expect(() => new FrameDecoder(100).push(Buffer.from([0, 0, 0, 101]))).to.throw(FrameError, /exceeds the limit of 100/);
+    expect(() => new FrameDecoder(100).push(Buffer.from([0, 0, 0, 1, 0x81]))).to.throw(FrameError, /undecodable/);
+    const two = Buffer.concat([encodeFrame({ a: 1 }, 100).subarray(4), encodeFrame({ b: 2 }, 100).subarray(4)]);
+    const f = Buffer.alloc(4); f.writeUInt32BE(two.length);
+    expect(() => new FrameDecoder(100).push(Buffer.concat([f, two]))).to.throw(FrameError);
+    expect(() => encodeFrame({ big: Buffer.alloc(200) }, 100)).to.throw(FrameError);
+  });
+
+  it('random bytes only ever produce FrameError', () => {
+    fc.assert(fc.property(fc.uint8Array({ maxLength: 200 }), (bytes) => {
+      try { new FrameDecoder(64).push(Buffer.from(bytes)); } catch (e) { expect(e).to.be.instanceOf(FrameError); }
+    }), { numRuns: 2000 });
+  });
+});
+
+describe('client protocol validation', () => {
+  it('accepts well-formed requests', () => {
+    expect(validateClientRequest({ type: 'lock', id: 1, lockId: 2, lockspace: 'ls', resource: 'r', mode: 5, noqueue: true, timeoutMs: 10 }))
+      .to.include({ type: 'lock', mode: 5, noqueue: true });
+    expect(validateClientRequest({ type: 'hb' })).to.deep.equal({ type: 'hb' });
+  });
+
+  it('names the field that is wrong', () => {
+    const cases: Array<[unknown, RegExp]> = [
+      [null, /not a map/],
+      [[1, 2], /not a map/],
+      [{ type: 'lock', id: -1 }, /'id'/],
+      [{ type: 'lock', id: 1, lockId: 1, lockspace: 'l', resource: 'r', mode: 6 }, /'mode'/],
+      [{ type: 'lock', id: 1, lockId: 1, lockspace: 'l', resource: '', mode: 1 }, /'resource'/],
+      [{ type: 'lock', id: 1, lockId: 1, lockspace: 'x'.repeat(65), resource: 'r', mode: 1 }, /'lockspace' is 65 bytes/],
+      [{ type: 'lock', id: 1, lockId: 1, lockspace: 'l', resource: 'é'.repeat(33), mode: 1 }, /66 bytes/],
+      [{ type: 'lock', id: 1, lockId: 1.5, lockspace: 'l', resource: 'r', mode: 1 }, /'lockId'/],
+      [{ type: 'convert', id: 1, lockId: 1, mode: 1, lvb: 'text' }, /'lvb' must be binary/],
+      [{ type: 'unlock', id: 1, lockId: 1, lvb: 5 }, /'lvb'/],
+      [{ type: 'lock', id: 1, lockId: 1, lockspace: 'l', resource: 'r', mode: 1, noqueue: 1 }, /'noqueue'/],
+      [{ type: 'lock', id: 1, lockId: 1, lockspace: 'l', resource: 'r', mode: 1, timeoutMs: 2 ** 40 }, /'timeoutMs'/],
+      [{ type: 'nope', id: 1 }, /unknown request type "nope"/],
+    ];
+    for (const [x, re] of cases) expect(() => validateClientRequest(x), JSON.stringify(x)).to.throw(ProtocolError, re);
+  });
+
+  it('random values only ever produce ProtocolError (daemon and client side)', () => {
+    const anyVal = fc.anything({ withBigInt: true, withTypedArray: true, withMap: true, withSet: true, withDate: true, withNullPrototype: true });
+    const shaped = fc.record({
+      type: fc.constantFrom('hello', 'lock', 'convert', 'unlock', 'cancel', 'status', 'locks', 'hb', 'reply', 'bast', 'lost'),
+      id: anyVal, lockId: anyVal, mode: anyVal, resource: anyVal, lockspace: anyVal, lvb: anyVal, ok: anyVal, grant: anyVal, code: anyVal,
+    }, { requiredKeys: ['type'] });
+    fc.assert(fc.property(fc.oneof(anyVal, shaped), (x) => {
+      for (const f of [validateClientRequest, validateDaemonMessage]) {
+        try { f(x); } catch (e) { expect(e).to.be.instanceOf(ProtocolError); }
+      }
+    }), { numRuns: 3000 });
+  });
+});
