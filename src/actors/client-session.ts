@@ -13,9 +13,9 @@
  * error, crash of this actor) every one of its locks is purged, so none can leak.
  */
 import type { ActorDef, ActorSystem, Ref } from './actor';
-import type { LockEvent } from './messages';
-import type { LockTable } from './lockspace';
+import type { LockEvent, ResourceMsg } from './messages';
 import type { Mode } from '../dlm/modes';
+import type { LockRecord } from '../cluster/dlm-messages';
 import type { LockErrorCode } from '../dlm/types';
 import { CLIENT_PROTOCOL_VERSION, ClientRequest, DaemonMessage, HelloData } from '../wire/client-protocol';
 import type { Clock, TimerHandle } from '../util/clock';
@@ -29,7 +29,10 @@ export interface SessionOpts {
   sessionId: number;
   nodeId: number;
   nodeName: string;
-  table: LockTable;
+  /** Send a lock operation towards the resource's master, stamped with the session's epoch. */
+  route(lockspace: string, resource: string, msg: ResourceMsg, epoch: number): void;
+  /** The cluster epoch when the session opened (0 on a standalone node). */
+  epoch: number;
   clock: Clock;
   keepaliveMs: number;
   clientTimeoutMs: number;
@@ -50,7 +53,9 @@ export type SessionMsg =
   | LockEvent
   | { type: 'tick' }
   | { type: 'disconnected'; reason: string }
-  | { type: 'lostAll'; reason: string };
+  | { type: 'lostAll'; reason: string }
+  /** Recovery: hand over this session's records for epoch `epoch` (see LockRouter). */
+  | { type: 'collect'; epoch: number; replyTo: Ref<LockRecord[]> };
 
 type LockState = 'requesting' | 'granted' | 'converting';
 
@@ -60,7 +65,15 @@ interface ClientLock {
   lockspace: string;
   resource: string;
   state: LockState;
+  /** Granted mode, token and LVB of the current grant (absent until first granted). */
   mode?: Mode;
+  token: number;
+  lvb?: Buffer;
+  lvbValid: boolean;
+  /** The pending request or conversion, as issued (re-issued after a recovery). */
+  rqMode?: Mode;
+  noqueue: boolean;
+  timeoutMs?: number;
   pendingReq?: number;
   unlockReq?: number;
   cancelReq?: number;
@@ -73,6 +86,7 @@ interface State {
   lastHeard: number;
   timer?: TimerHandle;
   ended: boolean;
+  epoch: number;
 }
 
 export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
@@ -96,7 +110,7 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
       const key = `${lk.lockspace}\0${lk.resource}`;
       if (seen.has(key)) continue;
       seen.add(key);
-      o.table.route(lk.lockspace, lk.resource, { type: 'purge', owner });
+      o.route(lk.lockspace, lk.resource, { type: 'purge', owner }, s.epoch);
     }
     s.locks.clear();
     s.byInternal.clear();
@@ -136,14 +150,15 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
         if (s.locks.size >= o.maxLocks) return refuse(req.id, 'BUSY', `this client already has ${o.maxLocks} locks (max_locks_per_client)`);
         const lk: ClientLock = {
           id: req.lockId, internalId: `${owner}/${req.lockId}`, lockspace: req.lockspace, resource: req.resource,
-          state: 'requesting', pendingReq: req.id,
+          state: 'requesting', pendingReq: req.id, token: 0, lvbValid: false,
+          rqMode: req.mode, noqueue: req.noqueue ?? false, timeoutMs: req.timeoutMs,
         };
         s.locks.set(lk.id, lk);
         s.byInternal.set(lk.internalId, lk);
-        o.table.route(lk.lockspace, lk.resource, {
-          type: 'request', lockId: lk.internalId, owner, mode: req.mode, noqueue: req.noqueue ?? false,
+        o.route(lk.lockspace, lk.resource, {
+          type: 'request', lockId: lk.internalId, owner, mode: req.mode, noqueue: lk.noqueue,
           timeoutMs: req.timeoutMs, notify: self as Ref<LockEvent>,
-        });
+        }, s.epoch);
         return;
       }
       case 'convert': {
@@ -152,9 +167,12 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
         if (lk.state !== 'granted' || lk.unlockReq !== undefined) return refuse(req.id, 'BUSY', `lock ${req.lockId} has a request in progress`);
         lk.state = 'converting';
         lk.pendingReq = req.id;
-        o.table.route(lk.lockspace, lk.resource, {
-          type: 'convert', lockId: lk.internalId, mode: req.mode, noqueue: req.noqueue ?? false, timeoutMs: req.timeoutMs, lvb: req.lvb,
-        });
+        lk.rqMode = req.mode;
+        lk.noqueue = req.noqueue ?? false;
+        lk.timeoutMs = req.timeoutMs;
+        o.route(lk.lockspace, lk.resource, {
+          type: 'convert', lockId: lk.internalId, mode: req.mode, noqueue: lk.noqueue, timeoutMs: req.timeoutMs, lvb: req.lvb,
+        }, s.epoch);
         return;
       }
       case 'unlock': {
@@ -162,7 +180,7 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
         if (!lk) return refuse(req.id, 'NOTFOUND', `no lock ${req.lockId}`);
         if (lk.unlockReq !== undefined) return refuse(req.id, 'BUSY', `lock ${req.lockId} is already being unlocked`);
         lk.unlockReq = req.id;
-        o.table.route(lk.lockspace, lk.resource, { type: 'unlock', lockId: lk.internalId, lvb: req.lvb });
+        o.route(lk.lockspace, lk.resource, { type: 'unlock', lockId: lk.internalId, lvb: req.lvb }, s.epoch);
         return;
       }
       case 'cancel': {
@@ -170,7 +188,7 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
         if (!lk) return refuse(req.id, 'NOTFOUND', `no lock ${req.lockId}`);
         if (lk.state === 'granted' || lk.cancelReq !== undefined) return refuse(req.id, 'BUSY', `lock ${req.lockId} has nothing pending to cancel`);
         lk.cancelReq = req.id;
-        o.table.route(lk.lockspace, lk.resource, { type: 'cancel', lockId: lk.internalId });
+        o.route(lk.lockspace, lk.resource, { type: 'cancel', lockId: lk.internalId }, s.epoch);
         return;
       }
       case 'status':
@@ -192,6 +210,10 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
         lk.pendingReq = undefined;
         lk.state = 'granted';
         lk.mode = ev.grant.mode;
+        lk.token = ev.grant.token;
+        lk.lvb = ev.grant.lvb;
+        lk.lvbValid = ev.grant.lvbValid;
+        lk.rqMode = undefined;
         if (lk.cancelReq !== undefined) { refuse(lk.cancelReq, 'BUSY', 'the request was granted before the cancel arrived'); lk.cancelReq = undefined; }
         return;
       case 'lock.failed':
@@ -202,6 +224,7 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
           else refuse(lk.cancelReq, 'BUSY', `the request had already ended: ${ev.code}`);
           lk.cancelReq = undefined;
         }
+        lk.rqMode = undefined;
         if (ev.conversion) lk.state = 'granted';
         else if (lk.unlockReq === undefined) forget(s, lk);
         return;
@@ -223,6 +246,7 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
           case 'convert':
             if (lk.pendingReq !== undefined) refuse(lk.pendingReq, ev.code, ev.message);
             lk.pendingReq = undefined;
+            lk.rqMode = undefined;
             lk.state = 'granted';
             return;
           case 'unlock':
@@ -243,8 +267,40 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
     }
   };
 
+  /**
+   * Recovery: from now on this session's operations carry `epoch`; hand over a record of
+   * every lock. A pending unlock or cancel is completed here: the lock (or request) is
+   * simply not re-created on the new master, which is what was asked.
+   */
+  const collect = (s: State, epoch: number): LockRecord[] => {
+    s.epoch = epoch;
+    const out: LockRecord[] = [];
+    for (const lk of [...s.locks.values()]) {
+      if (lk.unlockReq !== undefined) {
+        if (lk.pendingReq !== undefined) refuse(lk.pendingReq, 'CANCELLED', 'cancelled by unlock');
+        reply(lk.unlockReq, true);
+        forget(s, lk);
+        continue;
+      }
+      if (lk.cancelReq !== undefined && lk.pendingReq !== undefined) {
+        refuse(lk.pendingReq, 'CANCELLED', lk.state === 'converting' ? 'conversion cancelled' : 'request cancelled');
+        reply(lk.cancelReq, true);
+        lk.cancelReq = lk.pendingReq = lk.rqMode = undefined;
+        if (lk.state === 'requesting') { forget(s, lk); continue; }
+        lk.state = 'granted';
+      }
+      out.push({
+        lockspace: lk.lockspace, resource: lk.resource, lockId: lk.internalId, owner,
+        grMode: lk.state === 'requesting' ? null : lk.mode!, token: lk.token,
+        rqMode: lk.state === 'granted' ? null : lk.rqMode!, noqueue: lk.noqueue, timeoutMs: lk.timeoutMs,
+        lvb: lk.lvb, lvbValid: lk.lvbValid,
+      });
+    }
+    return out;
+  };
+
   return {
-    init: () => ({ locks: new Map(), byInternal: new Map(), hello: false, lastHeard: o.clock.now(), ended: false }),
+    init: () => ({ locks: new Map(), byInternal: new Map(), hello: false, lastHeard: o.clock.now(), ended: false, epoch: o.epoch }),
 
     handle(s, msg, ctx) {
       if (s.ended) return s;
@@ -269,6 +325,9 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
         case 'lostAll':
           o.emit({ type: 'lost', reason: msg.reason });
           end(s, sys, ctx.self, msg.reason);
+          break;
+        case 'collect':
+          sys.reply(msg.replyTo, collect(s, msg.epoch));
           break;
         default:
           handleEvent(s, msg);

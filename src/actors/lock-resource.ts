@@ -11,7 +11,7 @@
  * so no holder goes on believing in a lock nobody tracks any more.
  */
 import type { ActorDef, ActorSystem, Ref } from './actor';
-import type { LockEvent, LockOp, LockStats, LockspaceMsg, ResourceMsg } from './messages';
+import type { AdoptedResource, LockEvent, LockOp, LockStats, LockspaceMsg, ResourceMsg } from './messages';
 import { ResourceCore, ResourceEvent } from '../dlm/resource';
 import { LockError } from '../dlm/types';
 import type { Clock, TimerHandle } from '../util/clock';
@@ -25,6 +25,8 @@ export interface LockResourceOpts {
   clock: Clock;
   stats: LockStats;
   faultInjection: boolean;
+  /** Start from the holders' records instead of empty (cluster recovery). */
+  adopt?: AdoptedResource;
 }
 
 interface State {
@@ -61,7 +63,13 @@ export function lockResourceDef(o: LockResourceOpts): ActorDef<State, ResourceMs
   };
 
   return {
-    init: () => ({ core: new ResourceCore(o.lvbSize, o.tokenFloor), notify: new Map(), timers: new Map(), processed: 0 }),
+    init: () => {
+      if (!o.adopt) return { core: new ResourceCore(o.lvbSize, o.tokenFloor), notify: new Map(), timers: new Map(), processed: 0 };
+      const a = o.adopt;
+      const core = ResourceCore.rebuild(o.lvbSize, Math.max(o.tokenFloor, a.tokenFloor), a.records, a.lvb);
+      o.stats.locks += core.size;
+      return { core, notify: new Map(a.records.map((r) => [r.lockId, r.notify])), timers: new Map(), processed: 0 };
+    },
 
     handle(s, msg, ctx) {
       const sys = ctx.system;

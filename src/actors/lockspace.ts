@@ -13,7 +13,7 @@
  * and a resource is stopped only when both agree and it has stayed idle for idleEvictMs.
  */
 import type { ActorDef, ActorSystem, Ref } from './actor';
-import type { LockStats, LockspaceMsg, ResourceMsg } from './messages';
+import type { AdoptedResource, LockStats, LockspaceMsg, ResourceMsg } from './messages';
 import { spawnLockResource } from './lock-resource';
 import type { Clock, TimerHandle } from '../util/clock';
 
@@ -24,6 +24,8 @@ export interface LockspaceOpts {
   clock: Clock;
   stats: LockStats;
   faultInjection: boolean;
+  /** Lowest token of this lockspace's resources (cluster: epoch * 2^32). */
+  tokenBase?: number;
 }
 
 interface Entry {
@@ -47,22 +49,28 @@ export function lockspaceDef(o: LockspaceOpts): ActorDef<State, LockspaceMsg> {
   };
 
   return {
-    init: () => ({ resources: new Map(), tokenFloor: 0 }),
+    init: () => ({ resources: new Map(), tokenFloor: o.tokenBase ?? 0 }),
 
     handle(s, msg, ctx) {
       const sys = ctx.system;
+      const spawnResource = (name: string, adopt?: LockspaceMsg & { type: 'adopt' }) => {
+        const ref = spawnLockResource(sys, ctx.self, {
+          lockspace: o.name, name, lvbSize: o.lvbSize, tokenFloor: s.tokenFloor,
+          parent: ctx.self, clock: o.clock, stats: o.stats, faultInjection: o.faultInjection, adopt: adopt?.adopt,
+        });
+        const e: Entry = { ref, forwarded: 0, tokenCounter: s.tokenFloor };
+        s.resources.set(name, e);
+        o.stats.resources++;
+        return e;
+      };
       switch (msg.type) {
+        case 'adopt': {
+          if (s.resources.has(msg.resource)) { ctx.log.error({ resource: msg.resource }, 'adopt of a resource that exists; ignored'); break; }
+          spawnResource(msg.resource, msg);
+          break;
+        }
         case 'route': {
-          let e = s.resources.get(msg.resource);
-          if (!e) {
-            const ref = spawnLockResource(sys, ctx.self, {
-              lockspace: o.name, name: msg.resource, lvbSize: o.lvbSize, tokenFloor: s.tokenFloor,
-              parent: ctx.self, clock: o.clock, stats: o.stats, faultInjection: o.faultInjection,
-            });
-            e = { ref, forwarded: 0, tokenCounter: s.tokenFloor };
-            s.resources.set(msg.resource, e);
-            o.stats.resources++;
-          }
+          const e = s.resources.get(msg.resource) ?? spawnResource(msg.resource);
           e.forwarded++;
           e.idleSince = undefined;
           sys.send(e.ref, msg.msg);
@@ -121,18 +129,36 @@ export function lockspaceDef(o: LockspaceOpts): ActorDef<State, LockspaceMsg> {
 /** Owns the lockspace actors of this daemon, created on first use. */
 export class LockTable {
   private spaces = new Map<string, Ref<LockspaceMsg>>();
+  private tokenBase = 0;
 
   constructor(
     private readonly sys: ActorSystem,
     private readonly opts: Omit<LockspaceOpts, 'name'>,
   ) {}
 
+  /**
+   * Drop every lockspace and resource at once (cluster recovery and self-fencing): their
+   * actors stop with their mailboxes, so none of them can grant anything afterwards.
+   * New resources count tokens from tokenBase.
+   */
+  reset(tokenBase: number): void {
+    for (const ref of this.spaces.values()) this.sys.stopActor(ref);
+    this.spaces.clear();
+    this.tokenBase = Math.max(this.tokenBase, tokenBase);
+    this.opts.stats.resources = 0;
+    this.opts.stats.locks = 0;
+  }
+
+  adopt(lockspace: string, resource: string, adopt: AdoptedResource): void {
+    this.sys.send(this.lockspace(lockspace), { type: 'adopt', resource, adopt });
+  }
+
   get stats(): LockStats { return this.opts.stats; }
 
   lockspace(name: string): Ref<LockspaceMsg> {
     let ref = this.spaces.get(name);
     if (!ref) {
-      ref = this.sys.spawn(undefined, 'lockspace', lockspaceDef({ ...this.opts, name }), { lockspace: name });
+      ref = this.sys.spawn(undefined, 'lockspace', lockspaceDef({ ...this.opts, name, tokenBase: this.tokenBase }), { lockspace: name });
       this.spaces.set(name, ref);
     }
     return ref;

@@ -35,8 +35,16 @@ export type ResourceMsg =
   /** Test-only fault injection: makes the handler throw (accepted only when enabled). */
   | { type: 'fault' };
 
+/** A resource rebuilt from its holders' records (cluster recovery). */
+export interface AdoptedResource {
+  records: Array<{ lockId: string; owner: OwnerId; grMode: Mode; token: number; notify: Ref<LockEvent> }>;
+  tokenFloor: number;
+  lvb?: { data: Buffer; valid: boolean };
+}
+
 export type LockspaceMsg =
   | { type: 'route'; resource: string; msg: ResourceMsg }
+  | { type: 'adopt'; resource: string; adopt: AdoptedResource }
   | { type: 'idle'; resource: string; processed: number; tokenCounter: number }
   | { type: 'crashed'; resource: string; tokenCounter: number }
   | { type: 'sweep' }

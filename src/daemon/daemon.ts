@@ -21,6 +21,8 @@ import type { Config } from '../config/config';
 import { ClientRequest, DaemonMessage, ProtocolError, validateClientRequest } from '../wire/client-protocol';
 import { encodeFrame, FrameDecoder, FrameError } from '../wire/frame';
 import { Clock, systemClock } from '../util/clock';
+import type { ClusterPort } from '../cluster/port';
+import { LockRouter } from './lock-router';
 
 export const VERSION = '0.1.0';
 
@@ -33,6 +35,9 @@ export interface DaemonOptions {
   clock?: Clock;
   /** Lets 'fault' messages crash a resource actor (tests of supervision only). */
   faultInjection?: boolean;
+  /** The cluster (absent: a standalone node). */
+  port?: ClusterPort;
+  masterOf?: (lockspace: string, resource: string, members: number[]) => number;
 }
 
 interface SessionInfo {
@@ -48,6 +53,7 @@ export interface KernelStatusSource { status(): unknown }
 export class Daemon implements DaemonInfo {
   readonly sys: ActorSystem;
   readonly table: LockTable;
+  readonly router: LockRouter;
   readonly clock: Clock;
   private server?: net.Server;
   private sessions = new Map<number, SessionInfo>();
@@ -68,6 +74,14 @@ export class Daemon implements DaemonInfo {
       faultInjection: o.faultInjection ?? false,
     });
     this.startedAt = this.clock.now();
+    if (o.port && !o.masterOf) throw new Error('a cluster port needs a masterOf function');
+    this.router = new LockRouter({
+      sys: this.sys, table: this.table, selfId: o.config.node.id, port: o.port,
+      masterOf: o.masterOf ?? (() => o.config.node.id),
+      session: (id) => this.sessions.get(id)?.ref,
+      sessions: () => [...this.sessions.values()].map((x) => x.ref),
+      log: o.log.child({ actor: 'router' }), clock: this.clock, queryTimeoutMs: o.config.timing.queryTimeoutMs,
+    });
   }
 
   get config(): Config { return this.o.config; }
@@ -101,6 +115,7 @@ export class Daemon implements DaemonInfo {
     // Let the purges reach the resources before the actors stop.
     await new Promise((r) => setTimeout(r, 20));
     try { fs.unlinkSync(this.socketPath); } catch { /* already gone */ }
+    await this.o.port?.stop();
     this.sys.shutdown();
     this.log.info({ reason }, 'mxfsd stopped');
   }
@@ -131,7 +146,8 @@ export class Daemon implements DaemonInfo {
     const c = this.o.config;
     const info: SessionInfo = { ref: undefined as never, client: '?', transport, since: Date.now() };
     info.ref = this.sys.spawn<any, SessionMsg>(undefined, 'session', clientSessionDef({
-      sessionId: id, nodeId: c.node.id, nodeName: c.node.name, table: this.table, clock: this.clock,
+      sessionId: id, nodeId: c.node.id, nodeName: c.node.name, clock: this.clock,
+      route: (ls, res, msg, epoch) => this.router.route(ls, res, msg, epoch), epoch: this.router.epoch,
       keepaliveMs: c.timing.clientKeepaliveMs, clientTimeoutMs: c.timing.clientTimeoutMs, lvbSize: c.locking.lvbSize,
       maxFrameBytes: c.locking.maxFrameBytes, maxLocks: c.locking.maxLocksPerClient, info: this,
       emit, close,
@@ -222,6 +238,15 @@ export class Daemon implements DaemonInfo {
       locks: st.locks,
       counters: { grants: st.grants, basts: st.basts, evictions: st.evictions, resourceCrashes: st.resourceCrashes, actorCrashes: this.sys.crashes },
       kernel: this.kernel ? this.kernel.status() : { state: 'disabled' },
+      cluster: this.clusterStatus(),
+    };
+  }
+
+  clusterStatus(): unknown {
+    const r = this.router;
+    return {
+      state: r.state, epoch: r.epoch, members: r.members, recovery: r.recovery ?? null,
+      stats: r.stats, transport: this.o.port ? this.o.port.status() : null,
     };
   }
 

@@ -96,10 +96,11 @@ export function mxfsctl(args: string[], opts: { timeoutMs?: number; env?: NodeJS
 }
 
 /** A Config object for in-process daemons (bypasses the file parser on purpose). */
-export function testConfig(dir: string, over: { locking?: Partial<Config['locking']>; timing?: Partial<Config['timing']> } = {}): Config {
+export function testConfig(dir: string, over: { node?: Partial<Config['node']>; locking?: Partial<Config['locking']>; timing?: Partial<Config['timing']> } = {}): Config {
+  const id = over.node?.id ?? 1;
   return {
     file: path.join(dir, 'inproc.conf'),
-    node: { id: 1, name: 'node1', address: '127.0.0.1', port: 7600, socket: path.join(dir, 'mxfsd.sock'), socketMode: 0o660, kernel: 'off' },
+    node: { id, name: `node${id}`, address: '127.0.0.1', port: 7600, socket: path.join(dir, 'mxfsd.sock'), socketMode: 0o660, kernel: 'off', ...over.node },
     cluster: { name: 'mxfs' },
     peers: [],
     volumes: [],

@@ -1,0 +1,532 @@
+/**
+ * kernel-bridge actor: the daemon's side of the channel to the mxfs kernel module.
+ *
+ * Owns: the KernelChannel (genetlink socket via libnl), the attachment state
+ * (disabled | no-module | attached | error), and every DLM lock taken on the kernel's
+ * behalf (LockHandles keyed by the kernel's lock id = the REQ_ID of its LOCK_REQ), plus
+ * the volume locks taken for VOLUME_MOUNT.
+ *
+ * Messages in (BridgeMsg):
+ *   attach        resolve the family and announce DAEMON_READY (start, retry timer,
+ *                 nlctrl NEWFAMILY)
+ *   family-gone   the module was unloaded (nlctrl DELFAMILY): release what the kernel held
+ *   kernel        a validated message from the module: LOCK_REQ, LOCK_RELEASE,
+ *                 VOLUME_MOUNT, VOLUME_UNMOUNT, EVENT
+ *   lock-done / volume-done   a LockClient call finished (sent by its promise)
+ *   send-failed   the kernel refused a GRANT or a reply (e.g. -ENOENT: it stopped waiting)
+ *   bast / lost   events of a held LockHandle
+ *   ready-acked   the module accepted DAEMON_READY: attached
+ *   health-check / kernel-status   periodic STATUS_REQ while attached; a module that no
+ *                 longer lists this daemon's port is re-attached
+ *   stop          release everything and close the channel
+ * Messages out (to the kernel, through the channel): DAEMON_READY, STATUS_REQ, LOCK_GRANT,
+ * LOCK_DENY, BAST, LOCK_LOST, VOLUME_REPLY. To the lock service: LockClient.lock / LockHandle.unlock.
+ *
+ * Every attach bumps `gen`; a LockClient result that comes back for an older generation
+ * (the module went away meanwhile) is unlocked instead of being reported.
+ */
+import type Logger from 'bunyan';
+import { ActorSystem, type ActorDef, type Ref } from './actor';
+import type { Clock, TimerHandle } from '../util/clock';
+import type { LockClient, LockHandle } from '../client/api';
+import { LockError } from '../dlm/types';
+import { Mode, modeName } from '../dlm/modes';
+import { Errno, LOCK_ERROR_ERRNO, MXFS_LKF, MXFS_PROTO_VERSION, MxfsAttr, MxfsCmd, MxfsEvent } from '../ffi/mxfs-genl';
+import { parseMxfsMessage, type MxfsMessage } from '../ffi/netlink-msg';
+import {
+  GenlKernelChannel, isFamilyMissing, type KernelChannel, type KernelChannelFactory,
+} from '../ffi/mxfs-channel';
+import { KernelAckError } from '../ffi/genl-socket';
+
+export type KernelMode = 'auto' | 'on' | 'off';
+export type BridgeState = 'disabled' | 'no-module' | 'attached' | 'error';
+
+export interface BridgeCounters {
+  requests: number;        // LOCK_REQ received
+  grants: number;
+  denies: number;
+  releases: number;        // LOCK_RELEASE received
+  basts: number;           // BAST sent
+  lost: number;            // LOCK_LOST sent
+  staleGrants: number;     // grants the kernel no longer waited for (lock given back)
+  volumeRequests: number;
+  invalidMessages: number; // kernel messages that failed validation
+  sendErrors: number;
+  attaches: number;
+  detaches: number;
+}
+
+/** The module's own view, from the last STATUS_REQ (health check). */
+export interface KernelSideStatus {
+  daemonPortid: number;
+  pending: number;
+  held: number;
+  requests: number;
+  grants: number;
+  denies: number;
+  timeouts: number;
+  daemonLosses: number;
+  rejected: number;
+}
+
+export interface BridgeStatus extends BridgeCounters {
+  state: BridgeState;
+  kernel?: KernelSideStatus;
+  detail?: string;
+  family?: number;
+  portid?: number;
+  heldLocks: number;
+  pendingRequests: number;
+}
+
+export interface KernelBridge {
+  status(): BridgeStatus;
+  stop(): Promise<void>;
+}
+
+export interface KernelBridgeOptions {
+  system: ActorSystem;
+  locks: LockClient;
+  log: Logger;
+  clock: Clock;
+  mode: KernelMode;
+  nodeId: number;
+  /** How often to look for the module while it is absent (ms); default 5000. */
+  retryMs?: number;
+  /** While attached, how often to ask the module for its status (ms); default 5000. A module
+   *  that no longer lists this daemon (reloaded, notification lost) is re-attached. */
+  healthMs?: number;
+  /** Lockspace of VOLUME_MOUNT locks; default 'mxfs-volumes'. */
+  volumeLockspace?: string;
+  /** Test seam: how the channel is opened (default: GenlKernelChannel over libnl). */
+  channelFactory?: KernelChannelFactory;
+}
+
+type BridgeMsg =
+  | { type: 'attach'; why: string }
+  | { type: 'family-gone' }
+  | { type: 'kernel'; msg: MxfsMessage }
+  | { type: 'channel-error'; err: Error }
+  | { type: 'lock-done'; gen: number; reqId: bigint; mode: Mode; handle?: LockHandle; err?: unknown }
+  | { type: 'volume-done'; gen: number; reqId: bigint; volume: string; mount: boolean; handle?: LockHandle; err?: unknown }
+  | { type: 'send-failed'; gen: number; cmd: MxfsCmd; lockId?: bigint; err: unknown }
+  | { type: 'ready-acked'; gen: number; why: string }
+  | { type: 'health-check' }
+  | { type: 'kernel-status'; gen: number; status?: KernelSideStatus; err?: unknown }
+  | { type: 'bast'; gen: number; lockId: bigint; mode: Mode }
+  | { type: 'lost'; gen: number; lockId: bigint; reason: string }
+  | { type: 'stop'; replyTo: Ref<void> };
+
+interface BridgeActorState {
+  channel?: KernelChannel;
+  gen: number;
+  /** DLM locks held for the kernel, by kernel lock id. */
+  held: Map<bigint, LockHandle>;
+  volumes: Map<string, LockHandle>;
+  pending: Set<bigint>;
+  retry?: TimerHandle;
+  health?: TimerHandle;
+  stopped: boolean;
+}
+
+const ERRNO_BY_NAME: Record<string, number> = { ...Errno };
+
+/** Minus the errno the kernel is told for a failed LockClient call. */
+export function denyStatus(err: unknown): number {
+  if (err instanceof LockError) return -LOCK_ERROR_ERRNO[err.code];
+  const code = (err as { code?: unknown } | undefined)?.code;
+  if (typeof code === 'string' && ERRNO_BY_NAME[code] !== undefined) return -ERRNO_BY_NAME[code]!;
+  return -Errno.EINVAL;
+}
+
+/** Reads the STATUS_RESP among the replies to a STATUS_REQ. */
+export function parseKernelStatus(replies: Buffer[]): KernelSideStatus {
+  for (const r of replies) {
+    const m = parseMxfsMessage(r);
+    if (m.cmd !== MxfsCmd.STATUS_RESP) continue;
+    const n = (a: MxfsAttr) => Number(m.attrs[a] as number | bigint);
+    return {
+      daemonPortid: n(MxfsAttr.DAEMON_PORTID), pending: n(MxfsAttr.STAT_PENDING), held: n(MxfsAttr.STAT_HELD),
+      requests: n(MxfsAttr.STAT_REQUESTS), grants: n(MxfsAttr.STAT_GRANTS), denies: n(MxfsAttr.STAT_DENIES),
+      timeouts: n(MxfsAttr.STAT_TIMEOUTS), daemonLosses: n(MxfsAttr.STAT_DAEMON_LOSSES), rejected: n(MxfsAttr.STAT_REJECTED),
+    };
+  }
+  throw new Error('no STATUS_RESP in the reply');
+}
+
+export function startKernelBridge(opts: KernelBridgeOptions): KernelBridge {
+  const { system, locks, clock, mode, nodeId } = opts;
+  const log = opts.log.child({ component: 'kernel-bridge' });
+  const retryMs = opts.retryMs ?? 5000;
+  const healthMs = opts.healthMs ?? 5000;
+  const volumeLockspace = opts.volumeLockspace ?? 'mxfs-volumes';
+  const counters: BridgeCounters = {
+    requests: 0, grants: 0, denies: 0, releases: 0, basts: 0, lost: 0, staleGrants: 0,
+    volumeRequests: 0, invalidMessages: 0, sendErrors: 0, attaches: 0, detaches: 0,
+  };
+  const snap: {
+    state: BridgeState; detail?: string; family?: number; portid?: number; held: number; pending: number; kernel?: KernelSideStatus;
+  } = {
+    state: mode === 'off' ? 'disabled' : 'no-module', held: 0, pending: 0,
+  };
+
+  const status = (): BridgeStatus => ({
+    state: snap.state,
+    ...(snap.detail !== undefined ? { detail: snap.detail } : {}),
+    ...(snap.family !== undefined ? { family: snap.family } : {}),
+    ...(snap.portid !== undefined ? { portid: snap.portid } : {}),
+    ...(snap.kernel !== undefined ? { kernel: { ...snap.kernel } } : {}),
+    heldLocks: snap.held, pendingRequests: snap.pending, ...counters,
+  });
+
+  if (mode === 'off') {
+    snap.detail = 'kernel = off in the configuration';
+    return { status, stop: async () => {} };
+  }
+
+  let self: Ref<BridgeMsg>;
+  const send = (msg: BridgeMsg) => system.send(self, msg);
+  const factory: KernelChannelFactory = opts.channelFactory ?? ((ev) => new GenlKernelChannel(ev));
+
+  const setState = (state: BridgeState, detail?: string) => {
+    if (snap.state !== state || snap.detail !== detail) {
+      const level = state === 'error' || (state === 'no-module' && mode === 'on') ? 'warn' : 'info';
+      log[level]({ state, detail }, state === 'no-module' ? 'kernel bridge: no kernel module' : `kernel bridge: ${state}`);
+    }
+    snap.state = state;
+    snap.detail = detail;
+  };
+
+  const sync = (s: BridgeActorState) => {
+    snap.held = s.held.size + s.volumes.size;
+    snap.pending = s.pending.size;
+  };
+
+  const scheduleRetry = (s: BridgeActorState) => {
+    clock.clearTimer(s.retry);
+    s.retry = clock.setTimer(() => send({ type: 'attach', why: 'retry' }), retryMs);
+  };
+
+  /** Sends to the kernel; a refusal comes back to the actor as send-failed. */
+  const toKernel = (s: BridgeActorState, cmd: MxfsCmd, attrs: MxfsMessage['attrs'], lockId?: bigint) => {
+    const gen = s.gen;
+    if (!s.channel) return;
+    s.channel.send(cmd, attrs).catch((err: unknown) => send({ type: 'send-failed', gen, cmd, lockId, err }));
+  };
+
+  /** Gives back every DLM lock held for the kernel (it forgot them: unloaded or reloaded). */
+  const releaseAll = (s: BridgeActorState, why: string) => {
+    const all = [...s.held.values(), ...s.volumes.values()];
+    if (all.length) log.warn({ count: all.length, why }, 'releasing the locks held for the kernel');
+    for (const h of all) h.unlock().catch((err: unknown) => log.debug({ err }, 'unlock after detach failed'));
+    s.held.clear();
+    s.volumes.clear();
+    s.pending.clear();
+  };
+
+  const detach = (s: BridgeActorState, detail: string) => {
+    if (snap.state === 'attached') counters.detaches++;
+    s.gen++;
+    clock.clearTimer(s.health);
+    s.health = undefined;
+    releaseAll(s, detail);
+    snap.family = undefined;
+    snap.kernel = undefined;
+    setState('no-module', detail);
+  };
+
+  const onLockReq = (s: BridgeActorState, m: MxfsMessage) => {
+    const a = m.attrs;
+    const reqId = a[MxfsAttr.REQ_ID] as bigint;
+    const mode = a[MxfsAttr.MODE] as Mode;
+    const lockspace = a[MxfsAttr.LOCKSPACE] as string;
+    const resource = a[MxfsAttr.RESOURCE] as string;
+    const flags = (a[MxfsAttr.FLAGS] as number | undefined) ?? 0;
+    const timeoutMs = a[MxfsAttr.TIMEOUT_MS] as number | undefined;
+    counters.requests++;
+    if (s.pending.has(reqId) || s.held.has(reqId)) {
+      log.warn({ reqId: String(reqId) }, 'duplicate kernel request id; denied');
+      toKernel(s, MxfsCmd.LOCK_DENY, { [MxfsAttr.REQ_ID]: reqId, [MxfsAttr.STATUS]: -Errno.EBUSY });
+      return;
+    }
+    s.pending.add(reqId);
+    const gen = s.gen;
+    log.debug({ reqId: String(reqId), lockspace, resource, mode: modeName(mode) }, 'kernel lock request');
+    locks.lock(resource, mode, {
+      lockspace,
+      noqueue: (flags & MXFS_LKF.NOQUEUE) !== 0,
+      ...(timeoutMs ? { timeoutMs } : {}),
+    }).then(
+      (handle) => send({ type: 'lock-done', gen, reqId, mode, handle }),
+      (err: unknown) => send({ type: 'lock-done', gen, reqId, mode, err }),
+    );
+  };
+
+  const onLockDone = (s: BridgeActorState, msg: Extract<BridgeMsg, { type: 'lock-done' }>) => {
+    if (msg.gen !== s.gen || s.stopped) {
+      msg.handle?.unlock().catch(() => {});
+      return;
+    }
+    s.pending.delete(msg.reqId);
+    if (!msg.handle) {
+      counters.denies++;
+      toKernel(s, MxfsCmd.LOCK_DENY, { [MxfsAttr.REQ_ID]: msg.reqId, [MxfsAttr.STATUS]: denyStatus(msg.err) });
+      return;
+    }
+    const handle = msg.handle;
+    const gen = s.gen;
+    const lockId = msg.reqId;
+    s.held.set(lockId, handle);
+    handle.on('bast', (mode: Mode) => send({ type: 'bast', gen, lockId, mode }));
+    handle.on('lost', (reason: string) => send({ type: 'lost', gen, lockId, reason }));
+    counters.grants++;
+    const g = handle.grant;
+    toKernel(s, MxfsCmd.LOCK_GRANT, {
+      [MxfsAttr.REQ_ID]: lockId, [MxfsAttr.MODE]: msg.mode, [MxfsAttr.TOKEN]: BigInt(g.token),
+      ...(g.lvb.length <= 32 && g.lvb.length > 0 ? { [MxfsAttr.LVB]: g.lvb } : {}),
+      [MxfsAttr.LVB_VALID]: g.lvbValid ? 1 : 0,
+    }, lockId);
+  };
+
+  const onRelease = (s: BridgeActorState, m: MxfsMessage) => {
+    const lockId = m.attrs[MxfsAttr.LOCK_ID] as bigint;
+    counters.releases++;
+    const h = s.held.get(lockId);
+    if (!h) {
+      log.warn({ lockId: String(lockId) }, 'kernel released a lock the daemon does not hold');
+      return;
+    }
+    s.held.delete(lockId);
+    h.unlock().catch((err: unknown) => log.warn({ err, lockId: String(lockId) }, 'unlock failed'));
+  };
+
+  const onVolume = (s: BridgeActorState, m: MxfsMessage, mount: boolean) => {
+    const reqId = m.attrs[MxfsAttr.REQ_ID] as bigint;
+    const volume = m.attrs[MxfsAttr.VOLUME] as string;
+    const timeoutMs = m.attrs[MxfsAttr.TIMEOUT_MS] as number | undefined;
+    counters.volumeRequests++;
+    const gen = s.gen;
+    if (!mount) {
+      const h = s.volumes.get(volume);
+      s.volumes.delete(volume);
+      if (!h) {
+        toKernel(s, MxfsCmd.VOLUME_REPLY, { [MxfsAttr.REQ_ID]: reqId, [MxfsAttr.STATUS]: -Errno.ENOENT });
+        return;
+      }
+      h.unlock().then(
+        () => send({ type: 'volume-done', gen, reqId, volume, mount }),
+        (err: unknown) => send({ type: 'volume-done', gen, reqId, volume, mount, err }),
+      );
+      return;
+    }
+    if (s.volumes.has(volume)) {
+      toKernel(s, MxfsCmd.VOLUME_REPLY, { [MxfsAttr.REQ_ID]: reqId, [MxfsAttr.STATUS]: -Errno.EBUSY });
+      return;
+    }
+    s.pending.add(reqId);
+    locks.lock(volume, Mode.EX, { lockspace: volumeLockspace, ...(timeoutMs ? { timeoutMs } : {}) }).then(
+      (handle) => send({ type: 'volume-done', gen, reqId, volume, mount, handle }),
+      (err: unknown) => send({ type: 'volume-done', gen, reqId, volume, mount, err }),
+    );
+  };
+
+  const onVolumeDone = (s: BridgeActorState, msg: Extract<BridgeMsg, { type: 'volume-done' }>) => {
+    if (msg.gen !== s.gen || s.stopped) {
+      msg.handle?.unlock().catch(() => {});
+      return;
+    }
+    s.pending.delete(msg.reqId);
+    if (msg.mount && msg.handle) {
+      s.volumes.set(msg.volume, msg.handle);
+      const gen = s.gen;
+      msg.handle.on('lost', (reason: string) => {
+        log.error({ volume: msg.volume, reason, gen }, 'volume ownership lost');
+      });
+    }
+    const status = msg.err === undefined ? 0 : denyStatus(msg.err);
+    toKernel(s, MxfsCmd.VOLUME_REPLY, { [MxfsAttr.REQ_ID]: msg.reqId, [MxfsAttr.STATUS]: status });
+  };
+
+  const attach = (s: BridgeActorState, why: string): void => {
+    clock.clearTimer(s.retry);
+    s.retry = undefined;
+    if (s.stopped || snap.state === 'attached') return;
+    try {
+      if (!s.channel) {
+        s.channel = factory({
+          onMessage: (msg) => send({ type: 'kernel', msg }),
+          onFamily: (ev) => send(ev === 'new' ? { type: 'attach', why: 'module loaded' } : { type: 'family-gone' }),
+          onError: (err) => send({ type: 'channel-error', err }),
+        });
+        snap.portid = s.channel.portid;
+      }
+      snap.family = s.channel.resolve();
+    } catch (e) {
+      if (isFamilyMissing(e)) {
+        setState('no-module', 'genetlink family "mxfs" not found');
+      } else {
+        setState('error', (e as Error).message);
+      }
+      scheduleRetry(s);
+      return;
+    }
+    const gen = ++s.gen;
+    const channel = s.channel;
+    channel.send(MxfsCmd.DAEMON_READY, { [MxfsAttr.NODE_ID]: nodeId, [MxfsAttr.PROTO_VERSION]: MXFS_PROTO_VERSION })
+      .then(() => send({ type: 'ready-acked', gen, why }))
+      .catch((err: unknown) => send({ type: 'send-failed', gen, cmd: MxfsCmd.DAEMON_READY, err }));
+  };
+
+  const scheduleHealth = (s: BridgeActorState) => {
+    clock.clearTimer(s.health);
+    s.health = clock.setTimer(() => send({ type: 'health-check' }), healthMs);
+  };
+
+  const healthCheck = (s: BridgeActorState) => {
+    s.health = undefined;
+    if (s.stopped || snap.state !== 'attached' || !s.channel) return;
+    const gen = s.gen;
+    s.channel.send(MxfsCmd.STATUS_REQ, {}).then(
+      (replies) => {
+        let status: KernelSideStatus;
+        try {
+          status = parseKernelStatus(replies);
+        } catch (err) {
+          send({ type: 'kernel-status', gen, err });
+          return;
+        }
+        send({ type: 'kernel-status', gen, status });
+      },
+      (err: unknown) => send({ type: 'kernel-status', gen, err }),
+    );
+  };
+
+  const onKernelStatus = (s: BridgeActorState, msg: Extract<BridgeMsg, { type: 'kernel-status' }>) => {
+    if (msg.gen !== s.gen || s.stopped || snap.state !== 'attached') return;
+    if (msg.status) {
+      snap.kernel = msg.status;
+      if (msg.status.daemonPortid !== snap.portid) {
+        // The module does not know us any more (reloaded while a notification was lost).
+        log.warn({ kernelPortid: msg.status.daemonPortid, portid: snap.portid }, 'kernel module no longer lists this daemon; re-attaching');
+        detach(s, 'kernel module forgot this daemon');
+        attach(s, 'health check');
+        return;
+      }
+    } else {
+      log.warn({ err: msg.err }, 'kernel status request failed');
+    }
+    scheduleHealth(s);
+  };
+
+  const onSendFailed = (s: BridgeActorState, msg: Extract<BridgeMsg, { type: 'send-failed' }>) => {
+    if (msg.gen !== s.gen) return;
+    const errno = msg.err instanceof KernelAckError ? msg.err.errno : undefined;
+    if (msg.cmd === MxfsCmd.DAEMON_READY) {
+      setState('error', `DAEMON_READY refused: ${(msg.err as Error).message}`);
+      scheduleRetry(s);
+      return;
+    }
+    if (msg.cmd === MxfsCmd.LOCK_GRANT && errno === Errno.ENOENT && msg.lockId !== undefined) {
+      // The kernel stopped waiting (timeout, killed task): give the lock back.
+      counters.staleGrants++;
+      const h = s.held.get(msg.lockId);
+      s.held.delete(msg.lockId);
+      log.info({ lockId: String(msg.lockId) }, 'kernel no longer waited for this grant; releasing it');
+      h?.unlock().catch(() => {});
+      return;
+    }
+    counters.sendErrors++;
+    log.warn({ err: msg.err, cmd: MxfsCmd[msg.cmd] }, 'kernel refused a message');
+  };
+
+  const def: ActorDef<BridgeActorState, BridgeMsg> = {
+    init: () => ({ gen: 0, held: new Map(), volumes: new Map(), pending: new Set(), stopped: false }),
+    handle(s, msg) {
+      switch (msg.type) {
+        case 'attach':
+          attach(s, msg.why);
+          break;
+        case 'family-gone':
+          detach(s, 'kernel module unloaded');
+          break;
+        case 'kernel': {
+          const m = msg.msg;
+          if (snap.state !== 'attached' && m.cmd !== MxfsCmd.EVENT) break;
+          switch (m.cmd) {
+            case MxfsCmd.LOCK_REQ: onLockReq(s, m); break;
+            case MxfsCmd.LOCK_RELEASE: onRelease(s, m); break;
+            case MxfsCmd.VOLUME_MOUNT: onVolume(s, m, true); break;
+            case MxfsCmd.VOLUME_UNMOUNT: onVolume(s, m, false); break;
+            case MxfsCmd.EVENT: {
+              const ev = m.attrs[MxfsAttr.EVENT] as MxfsEvent;
+              log.debug({ event: MxfsEvent[ev], lockId: String(m.attrs[MxfsAttr.LOCK_ID] ?? '') }, 'kernel event');
+              break;
+            }
+            default:
+              counters.invalidMessages++;
+              log.warn({ cmd: MxfsCmd[m.cmd] }, 'unexpected command from the kernel');
+          }
+          break;
+        }
+        case 'channel-error':
+          counters.invalidMessages++;
+          log.warn({ err: msg.err }, 'kernel channel error');
+          break;
+        case 'lock-done': onLockDone(s, msg); break;
+        case 'volume-done': onVolumeDone(s, msg); break;
+        case 'send-failed': onSendFailed(s, msg); break;
+        case 'ready-acked':
+          if (msg.gen === s.gen && !s.stopped) {
+            counters.attaches++;
+            setState('attached');
+            log.info({ family: snap.family, portid: snap.portid, why: msg.why }, 'daemon ready: attached to the kernel module');
+            scheduleHealth(s);
+          }
+          break;
+        case 'health-check': healthCheck(s); break;
+        case 'kernel-status': onKernelStatus(s, msg); break;
+        case 'bast':
+          if (msg.gen === s.gen && s.held.has(msg.lockId)) {
+            counters.basts++;
+            toKernel(s, MxfsCmd.BAST, { [MxfsAttr.LOCK_ID]: msg.lockId, [MxfsAttr.MODE]: msg.mode });
+          }
+          break;
+        case 'lost':
+          if (msg.gen === s.gen && s.held.delete(msg.lockId)) {
+            counters.lost++;
+            log.warn({ lockId: String(msg.lockId), reason: msg.reason }, 'lock held for the kernel was lost');
+            toKernel(s, MxfsCmd.LOCK_LOST, { [MxfsAttr.LOCK_ID]: msg.lockId, [MxfsAttr.STATUS]: -Errno.ENOLCK });
+          }
+          break;
+        case 'stop': {
+          s.stopped = true;
+          clock.clearTimer(s.retry);
+          clock.clearTimer(s.health);
+          s.gen++;
+          releaseAll(s, 'daemon stopping');
+          const ch = s.channel;
+          s.channel = undefined;
+          const done = () => system.reply(msg.replyTo, undefined);
+          if (ch) ch.close().then(done, done);
+          else done();
+          setState('no-module', 'stopped');
+          break;
+        }
+      }
+      sync(s);
+      return s;
+    },
+    onCrash: () => 'resume',
+  };
+
+  self = system.spawn(undefined, 'kernel-bridge', def);
+  send({ type: 'attach', why: 'start' });
+
+  return {
+    status,
+    async stop() {
+      await system.ask<BridgeMsg, void>(self, (replyTo) => ({ type: 'stop', replyTo }), 5000).catch(() => {});
+      system.stopActor(self);
+    },
+  };
+}

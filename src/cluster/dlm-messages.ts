@@ -1,0 +1,156 @@
+/**
+ * The lock manager's node-to-node messages (carried by the peer links; validated here on
+ * receipt like every other untrusted input).
+ *
+ *   op       owner node -> master   a lock operation for a resource the receiver masters
+ *   ev       master -> owner node   a LockEvent for one of the owner node's locks
+ *   rec      every member -> master recovery: the sender's own records of its locks on
+ *                                  resources the receiver masters in the new epoch
+ *   recDone  every member -> all    recovery: the sender has sent all its records
+ *
+ * Every message carries the sender's epoch; docs/dlm-protocol.md ("Cluster") says what a
+ * receiver does with an older or newer one.
+ */
+import { isMode, Mode } from '../dlm/modes';
+import { LOCK_ERROR_CODES, LockErrorCode, MAX_LOCKSPACE_NAME, MAX_RESOURCE_NAME } from '../dlm/types';
+import type { LockEvent, LockOp } from '../actors/messages';
+import { checkName, ProtocolError } from '../wire/client-protocol';
+
+export type WireOp =
+  | { type: 'request'; lockId: string; owner: string; mode: Mode; noqueue: boolean; timeoutMs?: number }
+  | { type: 'convert'; lockId: string; mode: Mode; noqueue: boolean; timeoutMs?: number; lvb?: Buffer }
+  | { type: 'unlock'; lockId: string; lvb?: Buffer }
+  | { type: 'cancel'; lockId: string }
+  | { type: 'purge'; owner: string };
+
+/** A lock as its owner node records it: what a new master rebuilds from. */
+export interface LockRecord {
+  lockspace: string;
+  resource: string;
+  lockId: string;
+  owner: string;
+  /** Granted mode, or null for a request not granted yet. */
+  grMode: Mode | null;
+  token: number;
+  /** Pending request or conversion, re-issued after the rebuild. */
+  rqMode: Mode | null;
+  noqueue: boolean;
+  timeoutMs?: number;
+  /** The LVB the holder received with its grant (used only from PR/CW holders). */
+  lvb?: Buffer;
+  lvbValid: boolean;
+}
+
+export type DlmPeerMsg =
+  | { t: 'op'; epoch: number; lockspace: string; resource: string; op: WireOp }
+  | { t: 'ev'; epoch: number; ev: LockEvent }
+  | { t: 'rec'; epoch: number; records: LockRecord[] }
+  | { t: 'recDone'; epoch: number };
+
+type Obj = Record<string, unknown>;
+const fail = (w: string): never => { throw new ProtocolError(`dlm message: ${w}`); };
+const obj = (x: unknown, w: string): Obj => (typeof x === 'object' && x !== null && !Array.isArray(x) && !(x instanceof Uint8Array) ? x as Obj : fail(`${w} is not a map`));
+const uint = (o: Obj, k: string): number => {
+  const v = o[k];
+  return typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= Number.MAX_SAFE_INTEGER ? v : fail(`field '${k}' must be an unsigned integer`);
+};
+const optUint = (o: Obj, k: string) => (o[k] === undefined ? undefined : uint(o, k));
+const bool = (o: Obj, k: string): boolean => (typeof o[k] === 'boolean' ? o[k] as boolean : fail(`field '${k}' must be a boolean`));
+const mode = (o: Obj, k: string): Mode => (isMode(o[k]) ? o[k] as Mode : fail(`field '${k}' must be a lock mode 0..5`));
+const optMode = (o: Obj, k: string): Mode | null => (o[k] === null || o[k] === undefined ? null : mode(o, k));
+const lockId = (o: Obj, k = 'lockId'): string => {
+  const v = o[k];
+  return typeof v === 'string' && /^\d{1,4}:\d{1,15}\/\d{1,16}$/.test(v) ? v : fail(`field '${k}' must be a lock id node:session/n`);
+};
+const owner = (o: Obj): string => {
+  const v = o.owner;
+  return typeof v === 'string' && /^\d{1,4}:\d{1,15}$/.test(v) ? v : fail(`field 'owner' must be node:session`);
+};
+const optBuf = (o: Obj, k: string, max = 1024): Buffer | undefined => {
+  const v = o[k];
+  if (v === undefined) return undefined;
+  if (!(v instanceof Uint8Array) || v.byteLength > max) fail(`field '${k}' must be binary of at most ${max} bytes`);
+  return Buffer.from(v as Uint8Array);
+};
+const wrap = <T>(f: () => T): T => {
+  try { return f(); } catch (e) { if (e instanceof ProtocolError && !e.message.startsWith('dlm message')) fail(e.message); throw e; }
+};
+
+function wireOp(x: unknown): WireOp {
+  const o = obj(x, 'op');
+  switch (o.type) {
+    case 'request': return { type: 'request', lockId: lockId(o), owner: owner(o), mode: mode(o, 'mode'), noqueue: bool(o, 'noqueue'), timeoutMs: optUint(o, 'timeoutMs') };
+    case 'convert': return { type: 'convert', lockId: lockId(o), mode: mode(o, 'mode'), noqueue: bool(o, 'noqueue'), timeoutMs: optUint(o, 'timeoutMs'), lvb: optBuf(o, 'lvb') };
+    case 'unlock': return { type: 'unlock', lockId: lockId(o), lvb: optBuf(o, 'lvb') };
+    case 'cancel': return { type: 'cancel', lockId: lockId(o) };
+    case 'purge': return { type: 'purge', owner: owner(o) };
+    default: return fail(`unknown op type`);
+  }
+}
+
+const OPS: readonly LockOp[] = ['request', 'convert', 'unlock', 'cancel'];
+
+function lockEvent(x: unknown): LockEvent {
+  const o = obj(x, 'ev');
+  const id = lockId(o);
+  switch (o.type) {
+    case 'lock.granted': {
+      const g = obj(o.grant, 'grant');
+      const lvb = optBuf(g, 'lvb') ?? fail(`grant lvb missing`);
+      return { type: 'lock.granted', lockId: id, conversion: bool(o, 'conversion'), grant: { mode: mode(g, 'mode'), token: uint(g, 'token'), lvb, lvbValid: bool(g, 'lvbValid') } };
+    }
+    case 'lock.failed': {
+      const code = o.code;
+      if (typeof code !== 'string' || !(LOCK_ERROR_CODES as readonly string[]).includes(code)) fail('bad error code');
+      return { type: 'lock.failed', lockId: id, conversion: bool(o, 'conversion'), code: code as LockErrorCode };
+    }
+    case 'lock.queued': return { type: 'lock.queued', lockId: id, conversion: bool(o, 'conversion') };
+    case 'lock.bast': return { type: 'lock.bast', lockId: id, mode: mode(o, 'mode') };
+    case 'lock.released': return { type: 'lock.released', lockId: id };
+    case 'lock.opError': {
+      const code = o.code, op = o.op;
+      if (typeof code !== 'string' || !(LOCK_ERROR_CODES as readonly string[]).includes(code)) fail('bad error code');
+      if (typeof op !== 'string' || !(OPS as readonly string[]).includes(op)) fail('bad op');
+      return { type: 'lock.opError', lockId: id, op: op as LockOp, code: code as LockErrorCode, message: typeof o.message === 'string' ? o.message.slice(0, 512) : String(code) };
+    }
+    case 'lock.lost': return { type: 'lock.lost', lockId: id, reason: typeof o.reason === 'string' ? o.reason.slice(0, 512) : 'lost' };
+    default: return fail('unknown event type');
+  }
+}
+
+function record(x: unknown): LockRecord {
+  const o = obj(x, 'record');
+  return {
+    lockspace: checkName(o.lockspace, 'lockspace', MAX_LOCKSPACE_NAME),
+    resource: checkName(o.resource, 'resource', MAX_RESOURCE_NAME),
+    lockId: lockId(o), owner: owner(o), grMode: optMode(o, 'grMode'), token: uint(o, 'token'),
+    rqMode: optMode(o, 'rqMode'), noqueue: bool(o, 'noqueue'), timeoutMs: optUint(o, 'timeoutMs'),
+    lvb: optBuf(o, 'lvb'), lvbValid: bool(o, 'lvbValid'),
+  };
+}
+
+export function validateDlmMessage(x: unknown): DlmPeerMsg {
+  return wrap(() => {
+    const o = obj(x, 'message');
+    const epoch = uint(o, 'epoch');
+    switch (o.t) {
+      case 'op':
+        return { t: 'op', epoch, lockspace: checkName(o.lockspace, 'lockspace', MAX_LOCKSPACE_NAME), resource: checkName(o.resource, 'resource', MAX_RESOURCE_NAME), op: wireOp(o.op) };
+      case 'ev': return { t: 'ev', epoch, ev: lockEvent(o.ev) };
+      case 'rec': {
+        if (!Array.isArray(o.records) || o.records.length > 100000) fail(`field 'records' must be a list`);
+        return { t: 'rec', epoch, records: (o.records as unknown[]).map(record) };
+      }
+      case 'recDone': return { t: 'recDone', epoch };
+      default: return fail(`unknown message kind`);
+    }
+  });
+}
+
+/** Node id of a lock id "node:session/n" or owner "node:session". */
+export function nodeOf(id: string): number { return Number(id.slice(0, id.indexOf(':'))); }
+export function sessionOf(id: string): number {
+  const c = id.indexOf(':');
+  const s = id.indexOf('/', c);
+  return Number(id.slice(c + 1, s < 0 ? undefined : s));
+}

@@ -1,0 +1,116 @@
+/**
+ * ClusterPort: what the lock engine needs from the cluster layer, and nothing more.
+ *
+ *  - a committed view (epoch, members, quorate), announced on every change;
+ *  - sending a DLM message to a member, FIFO per pair of nodes, authenticated;
+ *  - receiving DLM messages from members.
+ *
+ * The real implementation sits on the peer links and the membership/lease protocol; tests
+ * and simulations use LocalHub (below), where the test decides the views.
+ */
+import { DlmPeerMsg, validateDlmMessage } from './dlm-messages';
+import { encodeFrame, FrameDecoder } from '../wire/frame';
+
+export interface ClusterView {
+  epoch: number;
+  /** Committed members, ascending. */
+  members: number[];
+  /** False: this node cannot see a majority (it must not grant, and has self-fenced). */
+  quorate: boolean;
+}
+
+export interface ClusterHandlers {
+  onMessage(from: number, msg: DlmPeerMsg): void;
+  onView(view: ClusterView): void;
+}
+
+export interface ClusterPort {
+  readonly selfId: number;
+  view(): ClusterView;
+  send(to: number, msg: DlmPeerMsg): void;
+  setHandlers(h: ClusterHandlers): void;
+  /** Details for `mxfsctl nodes` (lease ages, links...). */
+  status(): unknown;
+  stop(): Promise<void>;
+}
+
+/**
+ * An in-memory cluster for tests and simulation: messages are delivered asynchronously,
+ * FIFO per (from, to); a node cut off by partition() or down() neither sends nor receives.
+ * The test commits views explicitly.
+ */
+export class LocalHub {
+  private ports = new Map<number, LocalPort>();
+  private cut = new Set<number>();
+  delivered = 0;
+  dropped = 0;
+
+  port(id: number): LocalPort {
+    const p = new LocalPort(this, id);
+    this.ports.set(id, p);
+    return p;
+  }
+
+  /** Commit a view on the given nodes (default: its members); nodes outside get quorate=false. */
+  commit(epoch: number, members: number[], on: number[] = members): void {
+    const sorted = [...members].sort((a, b) => a - b);
+    for (const id of on) this.ports.get(id)?.setView({ epoch, members: sorted, quorate: true });
+  }
+
+  fence(id: number, epoch: number): void {
+    const p = this.ports.get(id);
+    if (p) p.setView({ epoch, members: p.view().members, quorate: false });
+  }
+
+  /** Stop all traffic to and from a node (crash or partition). */
+  isolate(id: number): void { this.cut.add(id); }
+  heal(id: number): void { this.cut.delete(id); }
+  remove(id: number): void { this.ports.delete(id); this.cut.delete(id); }
+
+  /** @internal */
+  deliver(from: number, to: number, msg: DlmPeerMsg): void {
+    if (this.cut.has(from) || this.cut.has(to)) { this.dropped++; return; }
+    const p = this.ports.get(to);
+    if (!p) { this.dropped++; return; }
+    p.enqueue(from, msg);
+  }
+}
+
+export class LocalPort implements ClusterPort {
+  private v: ClusterView = { epoch: 0, members: [], quorate: false };
+  private h?: ClusterHandlers;
+  private inbox: Array<[number, DlmPeerMsg]> = [];
+  private scheduled = false;
+
+  constructor(private readonly hub: LocalHub, readonly selfId: number) {}
+
+  view(): ClusterView { return this.v; }
+  setHandlers(h: ClusterHandlers): void { this.h = h; }
+  status(): unknown { return { transport: 'local-hub' }; }
+  async stop(): Promise<void> { this.hub.remove(this.selfId); }
+
+  /** Messages cross a real encode/decode/validate, as on a peer link. */
+  send(to: number, msg: DlmPeerMsg): void {
+    const wire = new FrameDecoder(1 << 24).push(encodeFrame(msg, 1 << 24))[0];
+    this.hub.deliver(this.selfId, to, validateDlmMessage(wire));
+  }
+
+  /** @internal */
+  setView(v: ClusterView): void {
+    this.v = v;
+    setImmediate(() => this.h?.onView(v));
+  }
+
+  /** @internal */
+  enqueue(from: number, msg: DlmPeerMsg): void {
+    this.inbox.push([from, msg]);
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      const batch = this.inbox;
+      this.inbox = [];
+      for (const [f, m] of batch) { this.hub.delivered++; this.h?.onMessage(f, m); }
+    });
+  }
+}

@@ -1,0 +1,316 @@
+/**
+ * LockRouter: sends each lock operation to its resource's master, and runs the lock side of
+ * cluster recovery. One per daemon, driven by the ClusterPort's views and messages.
+ *
+ * Routing. The master of lockspace/resource is the rendezvous-hash winner among the
+ * committed members. Local: straight to the LockTable. Remote: an 'op' message to the
+ * master, whose router hands it to its LockTable with a per-peer RemoteOwner actor as the
+ * notify ref; that actor sends every LockEvent back as an 'ev' message, and the owner
+ * node's router gives it to the session named in the lock id.
+ *
+ * Recovery, on every newly committed view (epoch E, members M), on every member:
+ *   1. stop granting: every lockspace and resource actor is stopped with its mailbox
+ *      (LockTable.reset), the RemoteOwner actors of the old epoch too, so nothing decided
+ *      in an older epoch can reach a client any more; operations are held back;
+ *   2. the dead node's lease has expired by construction: membership commits a view
+ *      without a node only after it has been declared dead, which happens only after its
+ *      lease ran out plus a margin, by which time it has fenced itself;
+ *   3. every session hands over its own records (granted mode, token, LVB copy, pending
+ *      request) and from then on stamps its operations with E; locks of dead nodes are
+ *      simply not among the records, which is the purge;
+ *   4. each record goes to the resource's master in M ('rec'), then 'recDone' to all;
+ *   5. a master that has 'recDone' from every member of M rebuilds its resources from the
+ *      records — tokens resume at max(E * 2^32, every recorded token), so a token issued
+ *      before, even by a master that died, is never issued again — re-queues the pending
+ *      requests (conversions first), and resumes: waiters the dead node blocked are granted.
+ *   A newer view restarts the sequence; a view without quorum stops it in the visible state
+ *   'no-quorum' after telling every local client its locks are lost (self-fence).
+ *
+ * Epochs on messages: older than ours — dropped and counted (whatever it said is covered by
+ * the records of the recovery that moved us on); newer — held until we commit that epoch.
+ */
+import type Logger from 'bunyan';
+import type { ActorSystem, Ref } from '../actors/actor';
+import type { SessionMsg } from '../actors/client-session';
+import type { LockTable } from '../actors/lockspace';
+import type { LockEvent, ResourceMsg } from '../actors/messages';
+import { Mode } from '../dlm/modes';
+import { ResourceCore } from '../dlm/resource';
+import type { ClusterPort, ClusterView } from '../cluster/port';
+import { DlmPeerMsg, LockRecord, nodeOf, sessionOf, WireOp } from '../cluster/dlm-messages';
+import type { Clock } from '../util/clock';
+
+export type RecoveryState = 'standalone' | 'joining' | 'running' | 'recovering' | 'no-quorum';
+
+/** Tokens of epoch E start above E * 2^32 (JS safe integers: epochs up to 2^21). */
+export const EPOCH_TOKEN_SHIFT = 2 ** 32;
+
+export interface RouterOptions {
+  sys: ActorSystem;
+  table: LockTable;
+  selfId: number;
+  port?: ClusterPort;
+  masterOf(lockspace: string, resource: string, members: number[]): number;
+  session(id: number): Ref<SessionMsg> | undefined;
+  sessions(): Array<Ref<SessionMsg>>;
+  log: Logger;
+  clock: Clock;
+  queryTimeoutMs: number;
+}
+
+export interface RouterStats {
+  opsSent: number;
+  opsReceived: number;
+  eventsSent: number;
+  staleDropped: number;
+  misrouted: number;
+  recoveries: number;
+  lastRecoveryMs?: number;
+  recordsRebuilt: number;
+}
+
+interface Recovery {
+  epoch: number;
+  members: number[];
+  done: Set<number>;
+  records: LockRecord[];
+  collected: boolean;
+  startedAt: number;
+}
+
+export class LockRouter {
+  state: RecoveryState;
+  epoch = 0;
+  members: number[];
+  readonly stats: RouterStats = { opsSent: 0, opsReceived: 0, eventsSent: 0, staleDropped: 0, misrouted: 0, recoveries: 0, recordsRebuilt: 0 };
+  private held: Array<() => void> = [];
+  private future: Array<[number, DlmPeerMsg]> = [];
+  private remoteOwners = new Map<number, Ref<LockEvent>>();
+  private rec?: Recovery;
+
+  constructor(private readonly o: RouterOptions) {
+    this.members = [o.selfId];
+    this.state = o.port ? 'joining' : 'standalone';
+    o.port?.setHandlers({ onMessage: (from, m) => this.onMessage(from, m), onView: (v) => this.onView(v) });
+  }
+
+  get recovery(): { epoch: number; collected: boolean; waitingFor: number[]; records: number } | undefined {
+    const r = this.rec;
+    return r && { epoch: r.epoch, collected: r.collected, waitingFor: r.members.filter((m) => !r.done.has(m)), records: r.records.length };
+  }
+
+  /** A lock operation from a local session, stamped with the session's epoch. */
+  route(lockspace: string, resource: string, msg: ResourceMsg, epoch: number): void {
+    if (this.state === 'standalone') { this.o.table.route(lockspace, resource, msg); return; }
+    if (epoch < this.epoch) { this.stats.staleDropped++; return; } // covered by that session's records
+    if (this.state === 'no-quorum' || this.state === 'joining') {
+      if (msg.type === 'request') {
+        this.o.sys.send(msg.notify, { type: 'lock.opError', lockId: msg.lockId, op: 'request', code: 'LOST', message: `node ${this.o.selfId} is not in a quorate cluster (${this.state})` });
+      }
+      return;
+    }
+    if (this.state === 'recovering') { this.held.push(() => this.route(lockspace, resource, msg, this.epoch)); return; }
+    const master = this.o.masterOf(lockspace, resource, this.members);
+    if (master === this.o.selfId) { this.o.table.route(lockspace, resource, msg); return; }
+    const op = toWireOp(msg);
+    if (!op) return;
+    this.stats.opsSent++;
+    this.o.port!.send(master, { t: 'op', epoch: this.epoch, lockspace, resource, op });
+  }
+
+  // ---- messages from peers ------------------------------------------------------------
+
+  private onMessage(from: number, m: DlmPeerMsg): void {
+    if (m.epoch > this.epoch) { this.future.push([from, m]); return; }
+    if (m.epoch < this.epoch || !this.members.includes(from)) {
+      this.stats.staleDropped++;
+      this.o.log.debug({ from, epoch: m.epoch, ours: this.epoch, kind: m.t }, 'dropped a message of an older epoch or from a non-member');
+      return;
+    }
+    switch (m.t) {
+      case 'op': {
+        if (this.state === 'recovering') { this.held.push(() => this.onMessage(from, { ...m, epoch: this.epoch })); return; }
+        if (this.state !== 'running') return;
+        const who = m.op.type === 'purge' ? m.op.owner : m.op.lockId;
+        if (nodeOf(who) !== from) { this.misrouted(from, `op for ${who} does not belong to node ${from}`); return; }
+        if (this.o.masterOf(m.lockspace, m.resource, this.members) !== this.o.selfId) {
+          this.misrouted(from, `op for ${m.lockspace}/${m.resource}, which node ${this.o.selfId} does not master`);
+          return;
+        }
+        this.stats.opsReceived++;
+        this.o.table.route(m.lockspace, m.resource, fromWireOp(m.op, this.remoteOwner(from)));
+        return;
+      }
+      case 'ev': {
+        if (nodeOf(m.ev.lockId) !== this.o.selfId) { this.misrouted(from, `event for foreign lock ${m.ev.lockId}`); return; }
+        const s = this.o.session(sessionOf(m.ev.lockId));
+        if (s) this.o.sys.send(s, m.ev);
+        return;
+      }
+      case 'rec': {
+        const r = this.rec;
+        if (!r) return;
+        for (const x of m.records) {
+          if (nodeOf(x.owner) !== from || nodeOf(x.lockId) !== from) { this.misrouted(from, `record for ${x.lockId} not owned by node ${from}`); continue; }
+          if (this.o.masterOf(x.lockspace, x.resource, r.members) !== this.o.selfId) { this.misrouted(from, `record for ${x.resource} sent to a non-master`); continue; }
+          r.records.push(x);
+        }
+        return;
+      }
+      case 'recDone':
+        if (this.rec) { this.rec.done.add(from); this.maybeFinish(); }
+        return;
+    }
+  }
+
+  private misrouted(from: number, what: string): void {
+    this.stats.misrouted++;
+    this.o.log.warn({ from }, `misrouted DLM message dropped: ${what}`);
+  }
+
+  // ---- views and recovery -------------------------------------------------------------
+
+  private onView(v: ClusterView): void {
+    if (!v.quorate) { this.fence(v); return; }
+    if (v.epoch <= this.epoch && this.state !== 'no-quorum' && this.state !== 'joining') return;
+    void this.recover(v);
+  }
+
+  /** No quorum: nothing held here may be trusted any more; tell every client at once. */
+  private fence(v: ClusterView): void {
+    if (this.state === 'no-quorum') return;
+    const was = this.state;
+    this.state = 'no-quorum';
+    this.rec = undefined;
+    this.held = [];
+    this.o.table.reset(0);
+    this.stopRemoteOwners();
+    for (const s of this.o.sessions()) this.o.sys.send(s, { type: 'lostAll', reason: `node ${this.o.selfId} lost quorum (epoch ${v.epoch}); every lock is released` });
+    this.o.log.warn({ epoch: v.epoch, was }, 'lost quorum: self-fenced, every local lock released, granting stopped');
+  }
+
+  private async recover(v: ClusterView): Promise<void> {
+    const E = v.epoch;
+    this.epoch = E;
+    this.members = [...v.members];
+    this.state = 'recovering';
+    this.stats.recoveries++;
+    this.o.table.reset(E * EPOCH_TOKEN_SHIFT);
+    this.stopRemoteOwners();
+    this.held = [];
+    const r: Recovery = { epoch: E, members: [...v.members], done: new Set(), records: [], collected: false, startedAt: this.o.clock.now() };
+    this.rec = r;
+    this.o.log.info({ epoch: E, members: v.members }, 'recovery: granting stopped, collecting lock records');
+    // Messages of this epoch that arrived early.
+    const early = this.future.filter(([, m]) => m.epoch === E);
+    this.future = this.future.filter(([, m]) => m.epoch > E);
+    for (const [f, m] of early) this.onMessage(f, m);
+
+    const all = await Promise.allSettled(this.o.sessions().map((s) =>
+      this.o.sys.ask<SessionMsg, LockRecord[]>(s, (replyTo) => ({ type: 'collect', epoch: E, replyTo }), this.o.queryTimeoutMs)));
+    if (this.rec !== r) return; // a newer view took over
+    const byMaster = new Map<number, LockRecord[]>();
+    for (const res of all) {
+      if (res.status !== 'fulfilled') continue; // an ended session: its locks are gone with it
+      for (const x of res.value) {
+        const m = this.o.masterOf(x.lockspace, x.resource, r.members);
+        if (m === this.o.selfId) r.records.push(x);
+        else byMaster.set(m, [...(byMaster.get(m) ?? []), x]);
+      }
+    }
+    for (const [m, records] of byMaster) this.o.port!.send(m, { t: 'rec', epoch: E, records });
+    for (const m of r.members) if (m !== this.o.selfId) this.o.port!.send(m, { t: 'recDone', epoch: E });
+    r.done.add(this.o.selfId);
+    r.collected = true;
+    this.maybeFinish();
+  }
+
+  private maybeFinish(): void {
+    const r = this.rec;
+    if (!r || !r.collected || !r.members.every((m) => r.done.has(m))) return;
+    this.rec = undefined;
+    const groups = new Map<string, LockRecord[]>();
+    for (const x of r.records) {
+      const k = `${x.lockspace}\0${x.resource}`;
+      groups.set(k, [...(groups.get(k) ?? []), x]);
+    }
+    for (const records of groups.values()) this.rebuild(r.epoch, records);
+    this.stats.recordsRebuilt += r.records.length;
+    this.stats.lastRecoveryMs = Math.round(this.o.clock.now() - r.startedAt);
+    this.state = 'running';
+    this.o.log.info({ epoch: r.epoch, records: r.records.length, resources: groups.size, ms: this.stats.lastRecoveryMs }, 'recovery done: granting resumed');
+    const held = this.held;
+    this.held = [];
+    for (const f of held) f();
+  }
+
+  /** Rebuild one resource on this (new) master from its holders' records. */
+  private rebuild(epoch: number, records: LockRecord[]): void {
+    const { lockspace, resource } = records[0]!;
+    const notifyOf = (x: LockRecord): Ref<LockEvent> | undefined =>
+      nodeOf(x.owner) === this.o.selfId ? this.o.session(sessionOf(x.lockId)) as Ref<LockEvent> | undefined : this.remoteOwner(nodeOf(x.owner));
+    const live = records.filter((x) => notifyOf(x) !== undefined);
+    const granted = live.filter((x) => x.grMode !== null);
+    const tokenFloor = Math.max(epoch * EPOCH_TOKEN_SHIFT, ...live.map((x) => x.token));
+    // The LVB survives only where no writer could have changed it since a survivor's
+    // grant: a PR or CW holder excludes PW/EX, so its copy is current.
+    const keeper = granted.find((x) => (x.grMode === Mode.PR || x.grMode === Mode.CW) && x.lvbValid && x.lvb);
+    const lvb = keeper ? { data: keeper.lvb!, valid: true } : undefined;
+    const core = granted.map((x) => ({ lockId: x.lockId, owner: x.owner, grMode: x.grMode!, token: x.token }));
+    try {
+      ResourceCore.rebuild(0, tokenFloor, core);
+    } catch (e) {
+      // Incompatible records cannot come from a correct cluster; refuse them all rather
+      // than pick a winner, so nobody goes on holding a lock the master does not know.
+      this.o.log.error({ err: e, lockspace, resource }, 'recovery: incompatible lock records; every lock on the resource is declared lost');
+      for (const x of live) this.o.sys.send(notifyOf(x)!, { type: 'lock.lost', lockId: x.lockId, reason: 'recovery found incompatible records' });
+      return;
+    }
+    if (granted.length > 0) {
+      this.o.table.adopt(lockspace, resource, { records: granted.map((x) => ({ ...core.find((c) => c.lockId === x.lockId)!, notify: notifyOf(x)! })), tokenFloor, lvb });
+    }
+    const pending = live.filter((x) => x.rqMode !== null).sort((a, b) =>
+      (a.grMode === null ? 1 : 0) - (b.grMode === null ? 1 : 0) || (a.lockId < b.lockId ? -1 : a.lockId > b.lockId ? 1 : 0));
+    for (const x of pending) {
+      const msg: ResourceMsg = x.grMode === null
+        ? { type: 'request', lockId: x.lockId, owner: x.owner, mode: x.rqMode!, noqueue: x.noqueue, timeoutMs: x.timeoutMs, notify: notifyOf(x)! }
+        : { type: 'convert', lockId: x.lockId, mode: x.rqMode!, noqueue: x.noqueue, timeoutMs: x.timeoutMs };
+      this.o.table.route(lockspace, resource, msg);
+    }
+  }
+
+  private remoteOwner(node: number): Ref<LockEvent> {
+    let ref = this.remoteOwners.get(node);
+    if (!ref) {
+      const epoch = this.epoch;
+      const port = this.o.port!;
+      const stats = this.stats;
+      ref = this.o.sys.spawn<null, LockEvent>(undefined, 'remote-owner', {
+        init: () => null,
+        handle: (s, ev) => { stats.eventsSent++; port.send(node, { t: 'ev', epoch, ev }); return s; },
+      }, { node, epoch });
+      this.remoteOwners.set(node, ref);
+    }
+    return ref;
+  }
+
+  private stopRemoteOwners(): void {
+    for (const ref of this.remoteOwners.values()) this.o.sys.stopActor(ref);
+    this.remoteOwners.clear();
+  }
+}
+
+function toWireOp(msg: ResourceMsg): WireOp | undefined {
+  switch (msg.type) {
+    case 'request': return { type: 'request', lockId: msg.lockId, owner: msg.owner, mode: msg.mode, noqueue: msg.noqueue, timeoutMs: msg.timeoutMs };
+    case 'convert': return { type: 'convert', lockId: msg.lockId, mode: msg.mode, noqueue: msg.noqueue, timeoutMs: msg.timeoutMs, lvb: msg.lvb };
+    case 'unlock': return { type: 'unlock', lockId: msg.lockId, lvb: msg.lvb };
+    case 'cancel': return { type: 'cancel', lockId: msg.lockId };
+    case 'purge': return { type: 'purge', owner: msg.owner };
+    default: return undefined;
+  }
+}
+
+function fromWireOp(op: WireOp, notify: Ref<LockEvent>): ResourceMsg {
+  return op.type === 'request' ? { ...op, notify } : op;
+}
