@@ -21,7 +21,8 @@ const DEFAULT_SOCKET = '/run/mxfs/mxfsd.sock';
 const USAGE = `usage: mxfsctl [--socket PATH | --config FILE] [--json] COMMAND
 commands:
   status                                   node, uptime, lockspaces, resource and lock counts
-  locks [--lockspace L] [--resource R]     granted/converting/waiting queues per resource
+  nodes                                    cluster members, epoch, quorum, recovery, links and leases
+  locks [--lockspace L] [--resource R]     granted/converting/waiting queues per resource (every master's view)
   lock [--lockspace L] [--noqueue] [--timeout MS] [--grace MS] RESOURCE MODE -- COMMAND [ARGS...]
                                            run COMMAND while holding the lock (MODE: NL CR CW PR PW EX)
 The socket is --socket, else [node] socket of --config, else $MXFS_SOCKET, else ${DEFAULT_SOCKET}.
@@ -82,6 +83,10 @@ async function main(): Promise<void> {
       only([]);
       if (rest.length || command.length) usage(`'status' takes no arguments`);
       return printStatus(await connect(socket), !!v.json);
+    case 'nodes':
+      only([]);
+      if (rest.length || command.length) usage(`'nodes' takes no arguments`);
+      return printNodes(await connect(socket), !!v.json);
     case 'locks':
       only(['lockspace', 'resource']);
       if (rest.length || command.length) usage(`'locks' takes no positional arguments`);
@@ -137,6 +142,28 @@ async function printStatus(c: MxfsClient, json: boolean): Promise<void> {
   ].join('\n') + '\n');
 }
 
+async function printNodes(c: MxfsClient, json: boolean): Promise<void> {
+  const st = await c.status();
+  await c.close();
+  const cl = st.cluster ?? {};
+  if (json) { process.stdout.write(JSON.stringify({ node: st.node, ...cl }, null, 2) + '\n'); return; }
+  const out = [
+    `node ${st.node.id} (${st.node.name})  epoch ${cl.epoch}  state ${cl.state}  members ${(cl.members ?? []).join(' ') || '-'}  quorum ${cl.state === 'no-quorum' || cl.state === 'joining' ? 'NO' : 'yes'}`,
+  ];
+  if (cl.recovery) out.push(`recovery of epoch ${cl.recovery.epoch}: ${cl.recovery.collected ? 'records sent' : 'collecting records'}, waiting for ${cl.recovery.waitingFor.join(' ') || 'nobody'}`);
+  if (cl.stats?.lastRecoveryMs !== undefined) out.push(`recoveries ${cl.stats.recoveries}, last took ${cl.stats.lastRecoveryMs} ms; stale messages dropped ${cl.stats.staleDropped}`);
+  const peers: any[] = cl.transport?.peers ?? [];
+  if (peers.length) {
+    out.push(`${'peer'.padEnd(6)} ${'name'.padEnd(10)} ${'address'.padEnd(22)} ${'link'.padEnd(10)} ${'lease age'.padStart(10)}  state`);
+    for (const p of peers) {
+      out.push(`${String(p.id).padEnd(6)} ${String(p.name ?? '').padEnd(10)} ${String(p.address ?? '').padEnd(22)} ${String(p.link ?? '-').padEnd(10)} ${(p.leaseAgeMs === undefined || p.leaseAgeMs === null ? '-' : `${p.leaseAgeMs} ms`).padStart(10)}  ${p.state ?? ''}`);
+    }
+  } else if (cl.state === 'standalone') {
+    out.push('standalone node (no [peer] configured)');
+  }
+  process.stdout.write(out.join('\n') + '\n');
+}
+
 async function printLocks(c: MxfsClient, json: boolean, lockspace?: string, resource?: string): Promise<void> {
   const data = await c.locks({ lockspace, resource });
   await c.close();
@@ -144,7 +171,7 @@ async function printLocks(c: MxfsClient, json: boolean, lockspace?: string, reso
   const out: string[] = [];
   const who = (l: any) => `owner ${l.owner}${l.client ? ` (${l.client}${l.pid ? ` pid ${l.pid}` : ''})` : ''}`;
   for (const r of data.resources) {
-    out.push(`Resource ${r.lockspace}/${r.resource}  token ${r.tokenCounter}  lvb ${r.lvbValid ? 'valid' : 'INVALID'} ${r.lvb}`);
+    out.push(`Resource ${r.lockspace}/${r.resource}${r.master !== undefined ? `  master ${r.master}` : ''}  token ${r.tokenCounter}  lvb ${r.lvbValid ? 'valid' : 'INVALID'} ${r.lvb}`);
     if (r.granted.length) out.push('  Granted');
     for (const l of r.granted) out.push(`    ${l.lockId.padEnd(12)} ${String(l.mode).padEnd(2)}${l.requested ? ` (converting to ${l.requested})` : ''}  token ${l.token}  ${who(l)}`);
     if (r.converting.length) out.push('  Conversion');
@@ -153,6 +180,7 @@ async function printLocks(c: MxfsClient, json: boolean, lockspace?: string, reso
     for (const l of r.waiting) out.push(`    ${l.lockId.padEnd(12)} -- -> ${l.requested}  ${who(l)}`);
   }
   if (data.resources.length === 0) out.push('no locks');
+  if (data.missing?.length) out.push(`(no answer from node${data.missing.length > 1 ? 's' : ''} ${data.missing.join(' ')}: their resources are not shown)`);
   process.stdout.write(out.join('\n') + '\n');
 }
 

@@ -7,6 +7,8 @@
  *   rec      every member -> master recovery: the sender's own records of its locks on
  *                                  resources the receiver masters in the new epoch
  *   recDone  every member -> all    recovery: the sender has sent all its records
+ *   inspect / inspectReply            `mxfsctl locks` cluster-wide: a master's view of its
+ *                                     resources (read-only, answered in any epoch)
  *
  * Every message carries the sender's epoch; docs/dlm-protocol.md ("Cluster") says what a
  * receiver does with an older or newer one.
@@ -45,7 +47,9 @@ export type DlmPeerMsg =
   | { t: 'op'; epoch: number; lockspace: string; resource: string; op: WireOp }
   | { t: 'ev'; epoch: number; ev: LockEvent }
   | { t: 'rec'; epoch: number; records: LockRecord[] }
-  | { t: 'recDone'; epoch: number };
+  | { t: 'recDone'; epoch: number }
+  | { t: 'inspect'; epoch: number; id: number; lockspace?: string; resource?: string }
+  | { t: 'inspectReply'; epoch: number; id: number; resources: unknown[] };
 
 type Obj = Record<string, unknown>;
 const fail = (w: string): never => { throw new ProtocolError(`dlm message: ${w}`); };
@@ -142,6 +146,16 @@ export function validateDlmMessage(x: unknown): DlmPeerMsg {
         return { t: 'rec', epoch, records: (o.records as unknown[]).map(record) };
       }
       case 'recDone': return { t: 'recDone', epoch };
+      case 'inspect':
+        return {
+          t: 'inspect', epoch, id: uint(o, 'id'),
+          lockspace: o.lockspace === undefined ? undefined : checkName(o.lockspace, 'lockspace', MAX_LOCKSPACE_NAME),
+          resource: o.resource === undefined ? undefined : checkName(o.resource, 'resource', MAX_RESOURCE_NAME),
+        };
+      case 'inspectReply': {
+        if (!Array.isArray(o.resources)) fail(`field 'resources' must be a list`);
+        return { t: 'inspectReply', epoch, id: uint(o, 'id'), resources: o.resources as unknown[] };
+      }
       default: return fail(`unknown message kind`);
     }
   });

@@ -81,6 +81,7 @@ export class Daemon implements DaemonInfo {
       session: (id) => this.sessions.get(id)?.ref,
       sessions: () => [...this.sessions.values()].map((x) => x.ref),
       log: o.log.child({ actor: 'router' }), clock: this.clock, queryTimeoutMs: o.config.timing.queryTimeoutMs,
+      inspectLocal: async (f) => ((await this.localLocks(f)) as { resources: unknown[] }).resources,
     });
   }
 
@@ -250,12 +251,23 @@ export class Daemon implements DaemonInfo {
     };
   }
 
+  /** Every master's view, merged: on a cluster each resource appears once, under its master. */
   async locks(filter: { lockspace?: string; resource?: string }): Promise<unknown> {
+    if (!this.o.port) return this.localLocks(filter);
+    const { byNode, missing } = await this.router.inspectCluster(filter);
+    const resources: unknown[] = [];
+    for (const [node, list] of Object.entries(byNode)) for (const r of list) resources.push({ master: Number(node), ...(r as object) });
+    resources.sort((a: any, b: any) => (a.lockspace + '\0' + a.resource < b.lockspace + '\0' + b.resource ? -1 : 1));
+    return { node: this.o.config.node.id, epoch: this.router.epoch, resources, missing };
+  }
+
+  /** The resources this node masters. */
+  async localLocks(filter: { lockspace?: string; resource?: string }): Promise<unknown> {
     const timeout = this.o.config.timing.queryTimeoutMs;
     const out: unknown[] = [];
     const owners = (owner: string) => {
       const sid = Number(owner.split(':')[1]);
-      const s = this.sessions.get(sid);
+      const s = Number(owner.split(':')[0]) === this.o.config.node.id ? this.sessions.get(sid) : undefined;
       return s ? { owner, client: s.client, pid: s.pid } : { owner };
     };
     for (const ls of this.table.lockspaceNames()) {

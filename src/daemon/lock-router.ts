@@ -56,6 +56,8 @@ export interface RouterOptions {
   log: Logger;
   clock: Clock;
   queryTimeoutMs: number;
+  /** This node's own view of the resources it masters (for cluster-wide inspection). */
+  inspectLocal(filter: { lockspace?: string; resource?: string }): Promise<unknown[]>;
 }
 
 export interface RouterStats {
@@ -87,6 +89,8 @@ export class LockRouter {
   private future: Array<[number, DlmPeerMsg]> = [];
   private remoteOwners = new Map<number, Ref<LockEvent>>();
   private rec?: Recovery;
+  private inspections = new Map<number, { replies: Map<number, unknown[]>; expect: number; done: () => void }>();
+  private nextInspect = 1;
 
   constructor(private readonly o: RouterOptions) {
     this.members = [o.selfId];
@@ -120,7 +124,38 @@ export class LockRouter {
 
   // ---- messages from peers ------------------------------------------------------------
 
+  /**
+   * Every member's view of the resources it masters, merged (mxfsctl locks, cluster-wide).
+   * Members that do not answer within the query timeout are listed as missing.
+   */
+  async inspectCluster(filter: { lockspace?: string; resource?: string }): Promise<{ byNode: Record<number, unknown[]>; missing: number[] }> {
+    const own = await this.o.inspectLocal(filter);
+    const others = this.o.port ? this.members.filter((m) => m !== this.o.selfId) : [];
+    const id = this.nextInspect++;
+    const replies = new Map<number, unknown[]>();
+    await new Promise<void>((resolve) => {
+      if (others.length === 0) { resolve(); return; }
+      const t = this.o.clock.setTimer(resolve, this.o.queryTimeoutMs);
+      this.inspections.set(id, { replies, expect: others.length, done: () => { this.o.clock.clearTimer(t); resolve(); } });
+      for (const m of others) this.o.port!.send(m, { t: 'inspect', epoch: this.epoch, id, ...filter });
+    });
+    this.inspections.delete(id);
+    const byNode: Record<number, unknown[]> = { [this.o.selfId]: own };
+    for (const [n, r] of replies) byNode[n] = r;
+    return { byNode, missing: others.filter((m) => !replies.has(m)) };
+  }
+
   private onMessage(from: number, m: DlmPeerMsg): void {
+    if (m.t === 'inspect') {
+      void this.o.inspectLocal({ lockspace: m.lockspace, resource: m.resource })
+        .then((resources) => this.o.port?.send(from, { t: 'inspectReply', epoch: this.epoch, id: m.id, resources }));
+      return;
+    }
+    if (m.t === 'inspectReply') {
+      const q = this.inspections.get(m.id);
+      if (q && !q.replies.has(from)) { q.replies.set(from, m.resources); if (q.replies.size >= q.expect) q.done(); }
+      return;
+    }
     if (m.epoch > this.epoch) { this.future.push([from, m]); return; }
     if (m.epoch < this.epoch || !this.members.includes(from)) {
       this.stats.staleDropped++;
