@@ -115,6 +115,7 @@ describe('config', () => {
       { name: 'second node section', text: '[node]\nid=1\n[node]\nid=2\n', line: 3, section: 'node', msg: /only once.*line 1/ },
       { name: 'client timeout >= lease', text: '[node]\nid=1\n[timing]\nlease_timeout_ms = 4000\nrenew_interval_ms = 1000\nclient_timeout_ms = 4000\n', line: 6, key: 'client_timeout_ms', msg: /client_timeout_ms \(4000\).*lease_timeout_ms \(4000\)/ },
       { name: 'client timeout vs lease default', text: '[node]\nid=1\n[timing]\nclient_timeout_ms = 20000\n', line: 4, key: 'client_timeout_ms', msg: /lease_timeout_ms/ },
+      { name: 'client timeout + renew >= lease', text: '[node]\nid=1\n[timing]\nlease_timeout_ms = 4000\nrenew_interval_ms = 1000\nclient_timeout_ms = 3000\n', line: 6, key: 'client_timeout_ms', msg: /\+ renew_interval_ms \(1000\) must be less than lease_timeout_ms \(4000\)/ },
       { name: 'client timeout vs keepalive', text: '[node]\nid=1\n[timing]\nclient_keepalive_ms = 2500\n', line: 4, key: 'client_timeout_ms', msg: /client_timeout_ms.*client_keepalive_ms/ },
       { name: 'renew too slow', text: '[node]\nid=1\n[timing]\nrenew_interval_ms = 5000\n', line: 4, key: 'renew_interval_ms', msg: /renew_interval_ms.*half of lease_timeout_ms/ },
       { name: 'peer id = node id', text: '[node]\nid=1\n[peer]\nid = 1\naddress = h\n', line: 4, section: 'peer', key: 'id', msg: /id 1 is already used by \[node\]/ },

@@ -443,8 +443,10 @@ function checkCrossFieldRules(c: Config, file: string, bySection: Map<string, In
   if (t.renewIntervalMs * 2 >= t.leaseTimeoutMs) {
     fail('timing', tm, 'renew_interval_ms', `renew_interval_ms (${t.renewIntervalMs}) must be less than half of lease_timeout_ms (${t.leaseTimeoutMs}) so a lease gets at least two renewal attempts before it expires`, 'lease_timeout_ms');
   }
-  if (t.clientTimeoutMs >= t.leaseTimeoutMs) {
-    fail('timing', tm, 'client_timeout_ms', `client_timeout_ms (${t.clientTimeoutMs}) must be less than lease_timeout_ms (${t.leaseTimeoutMs}) so a client gives up its locks before the cluster could regrant them`, 'lease_timeout_ms');
+  // A daemon's last heartbeat to its clients can precede its last lease renewal by up to one
+  // renew interval; the client must still give up before peers can declare the node dead.
+  if (t.clientTimeoutMs + t.renewIntervalMs >= t.leaseTimeoutMs) {
+    fail('timing', tm, 'client_timeout_ms', `client_timeout_ms (${t.clientTimeoutMs}) + renew_interval_ms (${t.renewIntervalMs}) must be less than lease_timeout_ms (${t.leaseTimeoutMs}) so a client gives up its locks before the cluster could regrant them`, 'lease_timeout_ms');
   }
   if (t.clientTimeoutMs <= 2 * t.clientKeepaliveMs) {
     fail('timing', tm, 'client_timeout_ms', `client_timeout_ms (${t.clientTimeoutMs}) must be greater than 2 * client_keepalive_ms (${t.clientKeepaliveMs}) so one lost keepalive does not drop a client`, 'client_keepalive_ms');
