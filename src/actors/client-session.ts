@@ -17,12 +17,13 @@ import type { LockEvent, ResourceMsg } from './messages';
 import type { Mode } from '../dlm/modes';
 import type { LockRecord } from '../cluster/dlm-messages';
 import type { LockErrorCode } from '../dlm/types';
-import { CLIENT_PROTOCOL_VERSION, ClientRequest, DaemonMessage, HelloData } from '../wire/client-protocol';
+import { CLIENT_PROTOCOL_VERSION, ClientRequest, DaemonMessage, FaultSpec, HelloData } from '../wire/client-protocol';
 import type { Clock, TimerHandle } from '../util/clock';
 
 export interface DaemonInfo {
   status(): Promise<unknown>;
   locks(filter: { lockspace?: string; resource?: string }): Promise<unknown>;
+  fault(spec: FaultSpec): Promise<unknown>;
 }
 
 export interface SessionOpts {
@@ -197,6 +198,9 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
       case 'locks':
         o.info.locks({ lockspace: req.lockspace, resource: req.resource })
           .then((data) => reply(req.id, true, { data }), (e: Error) => refuse(req.id, 'BUSY', e.message));
+        return;
+      case 'fault':
+        o.info.fault(req.spec).then((data) => reply(req.id, true, { data }), (e: Error) => refuse(req.id, 'INVALID', e.message));
         return;
     }
   };

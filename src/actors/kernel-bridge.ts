@@ -14,7 +14,7 @@
  *                 VOLUME_MOUNT, VOLUME_UNMOUNT, EVENT
  *   lock-done / volume-done   a LockClient call finished (sent by its promise)
  *   send-failed   the kernel refused a GRANT or a reply (e.g. -ENOENT: it stopped waiting)
- *   bast / lost   events of a held LockHandle
+ *   bast / lost   events of a held LockHandle; client-lost: the LockClient lost everything
  *   ready-acked   the module accepted DAEMON_READY: attached
  *   health-check / kernel-status   periodic STATUS_REQ while attached; a module that no
  *                 longer lists this daemon's port is re-attached
@@ -115,6 +115,7 @@ type BridgeMsg =
   | { type: 'kernel-status'; gen: number; status?: KernelSideStatus; err?: unknown }
   | { type: 'bast'; gen: number; lockId: bigint; mode: Mode }
   | { type: 'lost'; gen: number; lockId: bigint; reason: string }
+  | { type: 'client-lost'; reason: string }
   | { type: 'stop'; replyTo: Ref<void> };
 
 interface BridgeActorState {
@@ -498,6 +499,17 @@ export function startKernelBridge(opts: KernelBridgeOptions): KernelBridge {
             toKernel(s, MxfsCmd.LOCK_LOST, { [MxfsAttr.LOCK_ID]: msg.lockId, [MxfsAttr.STATUS]: -Errno.ENOLCK });
           }
           break;
+        case 'client-lost': {
+          // The whole client session lost its locks (e.g. the daemon lost quorum).
+          if (s.held.size || s.volumes.size) log.error({ reason: msg.reason, locks: s.held.size, volumes: s.volumes.size }, 'every lock held for the kernel was lost');
+          for (const lockId of s.held.keys()) {
+            counters.lost++;
+            toKernel(s, MxfsCmd.LOCK_LOST, { [MxfsAttr.LOCK_ID]: lockId, [MxfsAttr.STATUS]: -Errno.ENOLCK });
+          }
+          s.held.clear();
+          s.volumes.clear();
+          break;
+        }
         case 'stop': {
           s.stopped = true;
           clock.clearTimer(s.retry);
@@ -520,11 +532,14 @@ export function startKernelBridge(opts: KernelBridgeOptions): KernelBridge {
   };
 
   self = system.spawn(undefined, 'kernel-bridge', def);
+  const onClientLost = (reason: string) => send({ type: 'client-lost', reason });
+  locks.on('lost', onClientLost);
   send({ type: 'attach', why: 'start' });
 
   return {
     status,
     async stop() {
+      locks.off('lost', onClientLost);
       await system.ask<BridgeMsg, void>(self, (replyTo) => ({ type: 'stop', replyTo }), 5000).catch(() => {});
       system.stopActor(self);
     },

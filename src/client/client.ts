@@ -13,7 +13,7 @@ import net from 'node:net';
 import type { ConvertOptions, LockClient, LockHandle, LockOptions, UnlockOptions } from './api';
 import { Mode } from '../dlm/modes';
 import { DEFAULT_LOCKSPACE, Grant, LockError, LockErrorCode } from '../dlm/types';
-import { CLIENT_PROTOCOL_VERSION, ClientRequest, DaemonMessage, HelloData, validateDaemonMessage } from '../wire/client-protocol';
+import { CLIENT_PROTOCOL_VERSION, ClientRequest, DaemonMessage, FaultSpec, HelloData, validateDaemonMessage } from '../wire/client-protocol';
 import { encodeFrame, FrameDecoder } from '../wire/frame';
 import { Clock, systemClock, TimerHandle } from '../util/clock';
 
@@ -103,6 +103,9 @@ export class MxfsClient extends EventEmitter implements LockClient {
   async locks(filter: { lockspace?: string; resource?: string } = {}): Promise<any> {
     return (await this.request({ type: 'locks', id: 0, ...filter })).data;
   }
+
+  /** Test-only: inject faults into the daemon's peer traffic (needs MXFS_FAULT_INJECTION=1). */
+  async fault(spec: FaultSpec): Promise<any> { return (await this.request({ type: 'fault', id: 0, spec })).data; }
 
   async close(): Promise<void> {
     if (this.closed) return;

@@ -10,6 +10,7 @@
  */
 import { DlmPeerMsg, validateDlmMessage } from './dlm-messages';
 import { encodeFrame, FrameDecoder } from '../wire/frame';
+import type { FaultSpec } from '../wire/client-protocol';
 
 export interface ClusterView {
   epoch: number;
@@ -32,6 +33,8 @@ export interface ClusterPort {
   /** Details for `mxfsctl nodes` (lease ages, links...). */
   status(): unknown;
   stop(): Promise<void>;
+  /** Test-only fault injection on this node's peer traffic (all of it, leases included). */
+  setFault(spec: FaultSpec): void;
 }
 
 /**
@@ -87,6 +90,10 @@ export class LocalPort implements ClusterPort {
   view(): ClusterView { return this.v; }
   setHandlers(h: ClusterHandlers): void { this.h = h; }
   status(): unknown { return { transport: 'local-hub' }; }
+  setFault(spec: FaultSpec): void {
+    if (spec.action === 'partition') { this.hub.isolate(this.selfId); return; }
+    if (spec.action === 'heal') this.hub.heal(this.selfId);
+  }
   async stop(): Promise<void> { this.hub.remove(this.selfId); }
 
   /** Messages cross a real encode/decode/validate, as on a peer link. */

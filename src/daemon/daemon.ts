@@ -18,7 +18,7 @@ import type { ResourceView } from '../dlm/resource';
 import { modeName } from '../dlm/modes';
 import { ClientTransport, MxfsClient } from '../client/client';
 import type { Config } from '../config/config';
-import { ClientRequest, DaemonMessage, ProtocolError, validateClientRequest } from '../wire/client-protocol';
+import { ClientRequest, DaemonMessage, FaultSpec, ProtocolError, validateClientRequest } from '../wire/client-protocol';
 import { encodeFrame, FrameDecoder, FrameError } from '../wire/frame';
 import { Clock, systemClock } from '../util/clock';
 import type { ClusterPort } from '../cluster/port';
@@ -249,6 +249,14 @@ export class Daemon implements DaemonInfo {
       state: r.state, epoch: r.epoch, members: r.members, recovery: r.recovery ?? null,
       stats: r.stats, transport: this.o.port ? this.o.port.status() : null,
     };
+  }
+
+  async fault(spec: FaultSpec): Promise<unknown> {
+    if (!this.o.faultInjection) throw new Error('fault injection is disabled (start mxfsd with MXFS_FAULT_INJECTION=1)');
+    if (!this.o.port) throw new Error('fault injection needs a cluster (no [peer] configured)');
+    this.o.port.setFault(spec);
+    this.log.warn({ spec }, 'fault injected');
+    return { node: this.o.config.node.id, spec };
   }
 
   /** Every master's view, merged: on a cluster each resource appears once, under its master. */

@@ -20,7 +20,15 @@ export type ClientRequest =
   | { type: 'cancel'; id: number; lockId: number }
   | { type: 'status'; id: number }
   | { type: 'locks'; id: number; lockspace?: string; resource?: string }
+  /** Test-only: inject faults into this node's peer traffic (mxfsd needs MXFS_FAULT_INJECTION=1). */
+  | { type: 'fault'; id: number; spec: FaultSpec }
   | { type: 'hb' };
+
+export type FaultSpec =
+  | { action: 'partition'; peers: number[] }
+  | { action: 'heal' }
+  | { action: 'drop'; fraction: number }
+  | { action: 'delay'; ms: number };
 
 export interface WireGrant { mode: Mode; token: number; lvb: Buffer; lvbValid: boolean }
 
@@ -121,8 +129,28 @@ export function validateClientRequest(x: unknown): ClientRequest {
         lockspace: o.lockspace === undefined ? undefined : checkName(o.lockspace, 'lockspace', MAX_LOCKSPACE_NAME),
         resource: o.resource === undefined ? undefined : checkName(o.resource, 'resource', MAX_RESOURCE_NAME),
       };
+    case 'fault': return { type, id, spec: faultSpec(o.spec) };
     default:
       return fail(`unknown request type ${JSON.stringify(typeof type === 'string' ? type.slice(0, 32) : type)}`);
+  }
+}
+
+function faultSpec(x: unknown): FaultSpec {
+  const o = obj(x, `field 'spec'`);
+  switch (o.action) {
+    case 'partition': {
+      const p = o.peers;
+      if (!Array.isArray(p) || p.length > 1023 || !p.every((n) => Number.isInteger(n) && n >= 1 && n <= 1023)) fail(`field 'spec.peers' must be a list of node ids`);
+      return { action: 'partition', peers: p as number[] };
+    }
+    case 'heal': return { action: 'heal' };
+    case 'drop': {
+      const f = o.fraction;
+      if (typeof f !== 'number' || !(f >= 0 && f <= 1)) fail(`field 'spec.fraction' must be a number 0..1`);
+      return { action: 'drop', fraction: f as number };
+    }
+    case 'delay': return { action: 'delay', ms: uint(o, 'ms', 60000) };
+    default: return fail(`field 'spec.action' must be partition, heal, drop or delay`);
   }
 }
 
