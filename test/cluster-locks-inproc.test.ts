@@ -138,6 +138,30 @@ describe('cluster locking (in-process, LocalHub)', function () {
     expect(nodes.get(3)!.router.state).to.equal('no-quorum');
   });
 
+  it('quorum blip in the same epoch: the fenced node\'s clients lose their locks, which are then released; locks it masters for others are kept', async () => {
+    await boot([1, 2, 3]);
+    const onOther = resourceOn(1, [1, 2, 3], 'b');   // held by a node-3 client, mastered on 1
+    const onThree = resourceOn(3, [1, 2, 3], 'k');   // held by a node-1 client, mastered on 3
+    const c3 = await client(3);
+    const h3 = await c3.lock(onOther, EX);
+    const h1 = await (await client(1)).lock(onThree, EX);
+    const lost = new Promise<string>((r) => h3.once('lost', r));
+    hub.fence(3, 1);
+    await lost;
+    const b = await client(2);
+    const waiter = b.lock(onOther, EX);                // blocked until node 3's purge arrives
+    await sleep(50);
+    hub.commit(1, [1, 2, 3], [3]);                     // quorum back, same epoch
+    const hw = await waiter;
+    expect(hw.grant.mode).to.equal(EX);
+    expect(nodes.get(3)!.router.state).to.equal('running');
+    // node 3 kept what it masters: node 1 still holds onThree, a request from 2 must wait
+    let err: unknown;
+    try { await b.lock(onThree, EX, { noqueue: true }); } catch (e) { err = e; }
+    expect((err as LockError).code).to.equal('NOTQUEUED');
+    expect(h1.valid).to.equal(true);
+  });
+
   it('a node that rejoins goes through recovery and masters resources again', async () => {
     await boot([1, 2, 3]);
     hub.isolate(3);

@@ -110,7 +110,10 @@ export class LockRouter {
     if (this.state === 'no-quorum' || this.state === 'joining') {
       if (msg.type === 'request') {
         this.o.sys.send(msg.notify, { type: 'lock.opError', lockId: msg.lockId, op: 'request', code: 'LOST', message: `node ${this.o.selfId} is not in a quorate cluster (${this.state})` });
+        return;
       }
+      // purge/unlock/cancel of the sessions told their locks are lost: delivered later
+      if (this.state === 'no-quorum') this.held.push(() => this.route(lockspace, resource, msg, this.epoch));
       return;
     }
     if (this.state === 'recovering') { this.held.push(() => this.route(lockspace, resource, msg, this.epoch)); return; }
@@ -164,7 +167,7 @@ export class LockRouter {
     }
     switch (m.t) {
       case 'op': {
-        if (this.state === 'recovering') { this.held.push(() => this.onMessage(from, { ...m, epoch: this.epoch })); return; }
+        if (this.state === 'recovering' || this.state === 'no-quorum') { this.held.push(() => this.onMessage(from, { ...m, epoch: this.epoch })); return; }
         if (this.state !== 'running') return;
         const who = m.op.type === 'purge' ? m.op.owner : m.op.lockId;
         if (nodeOf(who) !== from) { this.misrouted(from, `op for ${who} does not belong to node ${from}`); return; }
@@ -188,6 +191,7 @@ export class LockRouter {
         for (const x of m.records) {
           if (nodeOf(x.owner) !== from || nodeOf(x.lockId) !== from) { this.misrouted(from, `record for ${x.lockId} not owned by node ${from}`); continue; }
           if (this.o.masterOf(x.lockspace, x.resource, r.members) !== this.o.selfId) { this.misrouted(from, `record for ${x.resource} sent to a non-master`); continue; }
+          r.records = r.records.filter((y) => y.lockId !== x.lockId); // a resent record replaces the old one
           r.records.push(x);
         }
         return;
@@ -206,25 +210,44 @@ export class LockRouter {
   // ---- views and recovery -------------------------------------------------------------
 
   private onView(v: ClusterView): void {
-    if (!v.quorate) { this.fence(v); return; }
-    if (v.epoch <= this.epoch && this.state !== 'no-quorum' && this.state !== 'joining') return;
-    void this.recover(v);
+    if (!v.quorate) { if (this.state !== 'joining') this.fence(v); return; }
+    if (v.epoch <= this.epoch) {
+      if (this.state === 'no-quorum' && v.epoch === this.epoch) this.unfence(v);
+      return;
+    }
+    this.recover(v);
   }
 
-  /** No quorum: nothing held here may be trusted any more; tell every client at once. */
+  /**
+   * No quorum: stop granting and tell every local client its locks are lost, at once.
+   * The mastered state is kept, frozen: if quorum comes back in the same epoch (nobody
+   * declared this node dead), the other nodes still hold locks it masters, and the held
+   * purges of the ended sessions then release this node's own locks. If a new epoch comes
+   * instead, recovery rebuilds everything from the records and this state is dropped.
+   */
   private fence(v: ClusterView): void {
     if (this.state === 'no-quorum') return;
     const was = this.state;
     this.state = 'no-quorum';
-    this.rec = undefined;
-    this.held = [];
-    this.o.table.reset(0);
-    this.stopRemoteOwners();
     for (const s of this.o.sessions()) this.o.sys.send(s, { type: 'lostAll', reason: `node ${this.o.selfId} lost quorum (epoch ${v.epoch}); every lock is released` });
-    this.o.log.warn({ epoch: v.epoch, was }, 'lost quorum: self-fenced, every local lock released, granting stopped');
+    this.o.log.warn({ epoch: v.epoch, was }, 'lost quorum: self-fenced, every local client told its locks are lost, granting stopped');
   }
 
-  private async recover(v: ClusterView): Promise<void> {
+  /** Quorum is back in the same epoch: resume, or redo this node's part of the recovery. */
+  private unfence(v: ClusterView): void {
+    if (this.rec) {
+      this.state = 'recovering';
+      void this.collectAndSend(this.rec);
+      return;
+    }
+    this.state = 'running';
+    this.o.log.info({ epoch: v.epoch }, 'quorum regained in the same epoch: granting resumed');
+    const held = this.held;
+    this.held = [];
+    for (const f of held) f();
+  }
+
+  private recover(v: ClusterView): void {
     const E = v.epoch;
     this.epoch = E;
     this.members = [...v.members];
@@ -240,11 +263,17 @@ export class LockRouter {
     const early = this.future.filter(([, m]) => m.epoch === E);
     this.future = this.future.filter(([, m]) => m.epoch > E);
     for (const [f, m] of early) this.onMessage(f, m);
+    void this.collectAndSend(r);
+  }
 
+  /** This node's part of recovery r: collect the sessions' records, send them, say done. */
+  private async collectAndSend(r: Recovery): Promise<void> {
+    const E = r.epoch;
     const all = await Promise.allSettled(this.o.sessions().map((s) =>
       this.o.sys.ask<SessionMsg, LockRecord[]>(s, (replyTo) => ({ type: 'collect', epoch: E, replyTo }), this.o.queryTimeoutMs)));
-    if (this.rec !== r) return; // a newer view took over
+    if (this.rec !== r || this.state !== 'recovering') return; // a newer view took over, or we lost quorum
     const byMaster = new Map<number, LockRecord[]>();
+    r.records = r.records.filter((x) => nodeOf(x.owner) !== this.o.selfId); // ours are collected afresh
     for (const res of all) {
       if (res.status !== 'fulfilled') continue; // an ended session: its locks are gone with it
       for (const x of res.value) {
