@@ -10,7 +10,7 @@
  *   attach        resolve the family and announce DAEMON_READY (start, retry timer,
  *                 nlctrl NEWFAMILY)
  *   family-gone   the module was unloaded (nlctrl DELFAMILY): release what the kernel held
- *   kernel        a validated message from the module: LOCK_REQ, LOCK_RELEASE,
+ *   kernel        a validated message from the module: LOCK_REQ, LOCK_CANCEL, LOCK_RELEASE,
  *                 VOLUME_MOUNT, VOLUME_UNMOUNT, EVENT
  *   lock-done / volume-done   a LockClient call finished (sent by its promise)
  *   send-failed   the kernel refused a GRANT or a reply (e.g. -ENOENT: it stopped waiting)
@@ -49,6 +49,7 @@ export interface BridgeCounters {
   basts: number;           // BAST sent
   lost: number;            // LOCK_LOST sent
   staleGrants: number;     // grants the kernel no longer waited for (lock given back)
+  cancels: number;         // LOCK_CANCEL received for a request still in the DLM
   volumeRequests: number;
   invalidMessages: number; // kernel messages that failed validation
   sendErrors: number;
@@ -124,7 +125,10 @@ interface BridgeActorState {
   /** DLM locks held for the kernel, by kernel lock id. */
   held: Map<bigint, LockHandle>;
   volumes: Map<string, LockHandle>;
-  pending: Set<bigint>;
+  /** Kernel requests the DLM is still working on; lock requests can be cancelled. */
+  pending: Map<bigint, AbortController | undefined>;
+  /** Requests the kernel cancelled: their failure is not reported back. */
+  cancelled: Set<bigint>;
   retry?: TimerHandle;
   health?: TimerHandle;
   stopped: boolean;
@@ -162,7 +166,7 @@ export function startKernelBridge(opts: KernelBridgeOptions): KernelBridge {
   const healthMs = opts.healthMs ?? 5000;
   const volumeLockspace = opts.volumeLockspace ?? 'mxfs-volumes';
   const counters: BridgeCounters = {
-    requests: 0, grants: 0, denies: 0, releases: 0, basts: 0, lost: 0, staleGrants: 0,
+    requests: 0, grants: 0, denies: 0, releases: 0, basts: 0, lost: 0, staleGrants: 0, cancels: 0,
     volumeRequests: 0, invalidMessages: 0, sendErrors: 0, attaches: 0, detaches: 0,
   };
   const snap: {
@@ -220,9 +224,11 @@ export function startKernelBridge(opts: KernelBridgeOptions): KernelBridge {
     const all = [...s.held.values(), ...s.volumes.values()];
     if (all.length) log.warn({ count: all.length, why }, 'releasing the locks held for the kernel');
     for (const h of all) h.unlock().catch((err: unknown) => log.debug({ err }, 'unlock after detach failed'));
+    for (const ctl of s.pending.values()) ctl?.abort();
     s.held.clear();
     s.volumes.clear();
     s.pending.clear();
+    s.cancelled.clear();
   };
 
   const detach = (s: BridgeActorState, detail: string) => {
@@ -250,12 +256,14 @@ export function startKernelBridge(opts: KernelBridgeOptions): KernelBridge {
       toKernel(s, MxfsCmd.LOCK_DENY, { [MxfsAttr.REQ_ID]: reqId, [MxfsAttr.STATUS]: -Errno.EBUSY });
       return;
     }
-    s.pending.add(reqId);
+    const ctl = new AbortController();
+    s.pending.set(reqId, ctl);
     const gen = s.gen;
     log.debug({ reqId: String(reqId), lockspace, resource, mode: modeName(mode) }, 'kernel lock request');
     locks.lock(resource, mode, {
       lockspace,
       noqueue: (flags & MXFS_LKF.NOQUEUE) !== 0,
+      signal: ctl.signal,
       ...(timeoutMs ? { timeoutMs } : {}),
     }).then(
       (handle) => send({ type: 'lock-done', gen, reqId, mode, handle }),
@@ -269,6 +277,8 @@ export function startKernelBridge(opts: KernelBridgeOptions): KernelBridge {
       return;
     }
     s.pending.delete(msg.reqId);
+    const cancelled = s.cancelled.delete(msg.reqId);
+    if (!msg.handle && cancelled) return; // the kernel no longer waits for an answer
     if (!msg.handle) {
       counters.denies++;
       toKernel(s, MxfsCmd.LOCK_DENY, { [MxfsAttr.REQ_ID]: msg.reqId, [MxfsAttr.STATUS]: denyStatus(msg.err) });
@@ -287,6 +297,17 @@ export function startKernelBridge(opts: KernelBridgeOptions): KernelBridge {
       ...(g.lvb.length <= 32 && g.lvb.length > 0 ? { [MxfsAttr.LVB]: g.lvb } : {}),
       [MxfsAttr.LVB_VALID]: g.lvbValid ? 1 : 0,
     }, lockId);
+  };
+
+  /** The kernel gave up on a request: withdraw it from the DLM. A grant that wins the race
+   *  is still sent, refused with -ENOENT, and given back (onSendFailed). */
+  const onCancel = (s: BridgeActorState, m: MxfsMessage) => {
+    const reqId = m.attrs[MxfsAttr.REQ_ID] as bigint;
+    const ctl = s.pending.get(reqId);
+    if (!ctl) return;
+    counters.cancels++;
+    s.cancelled.add(reqId);
+    ctl.abort();
   };
 
   const onRelease = (s: BridgeActorState, m: MxfsMessage) => {
@@ -324,7 +345,7 @@ export function startKernelBridge(opts: KernelBridgeOptions): KernelBridge {
       toKernel(s, MxfsCmd.VOLUME_REPLY, { [MxfsAttr.REQ_ID]: reqId, [MxfsAttr.STATUS]: -Errno.EBUSY });
       return;
     }
-    s.pending.add(reqId);
+    s.pending.set(reqId, undefined);
     locks.lock(volume, Mode.EX, { lockspace: volumeLockspace, ...(timeoutMs ? { timeoutMs } : {}) }).then(
       (handle) => send({ type: 'volume-done', gen, reqId, volume, mount, handle }),
       (err: unknown) => send({ type: 'volume-done', gen, reqId, volume, mount, err }),
@@ -441,7 +462,7 @@ export function startKernelBridge(opts: KernelBridgeOptions): KernelBridge {
   };
 
   const def: ActorDef<BridgeActorState, BridgeMsg> = {
-    init: () => ({ gen: 0, held: new Map(), volumes: new Map(), pending: new Set(), stopped: false }),
+    init: () => ({ gen: 0, held: new Map(), volumes: new Map(), pending: new Map(), cancelled: new Set(), stopped: false }),
     handle(s, msg) {
       switch (msg.type) {
         case 'attach':
@@ -456,6 +477,7 @@ export function startKernelBridge(opts: KernelBridgeOptions): KernelBridge {
           switch (m.cmd) {
             case MxfsCmd.LOCK_REQ: onLockReq(s, m); break;
             case MxfsCmd.LOCK_RELEASE: onRelease(s, m); break;
+            case MxfsCmd.LOCK_CANCEL: onCancel(s, m); break;
             case MxfsCmd.VOLUME_MOUNT: onVolume(s, m, true); break;
             case MxfsCmd.VOLUME_UNMOUNT: onVolume(s, m, false); break;
             case MxfsCmd.EVENT: {

@@ -1,8 +1,10 @@
 /**
- * Kernel support for the daemon: starts the kernel-bridge actor on its own in-process
- * client session when [node] kernel is auto or on, and reports its state in status.
+ * Kernel support for the daemon: when [node] kernel is auto or on, the kernel-bridge actor
+ * runs on its own in-process client session (so the kernel's locks are owned, purged and
+ * reported like any client's), and `mxfsctl status` shows its state.
  */
 import type { Daemon } from './daemon';
+import { startKernelBridge } from '../actors/kernel-bridge';
 
 export interface KernelSupport { stop(): Promise<void> }
 
@@ -12,6 +14,15 @@ export async function startKernelSupport(daemon: Daemon): Promise<KernelSupport>
     daemon.kernel = { status: () => ({ state: 'disabled' }) };
     return { stop: async () => {} };
   }
-  daemon.kernel = { status: () => ({ state: 'no-module', detail: 'kernel bridge not built into this daemon yet' }) };
-  return { stop: async () => {} };
+  const locks = await daemon.connectLocal('kernel-bridge');
+  const bridge = startKernelBridge({
+    system: daemon.sys, locks, log: daemon.log, clock: daemon.clock, mode, nodeId: daemon.config.node.id,
+  });
+  daemon.kernel = bridge;
+  return {
+    async stop() {
+      await bridge.stop();
+      await locks.close();
+    },
+  };
 }

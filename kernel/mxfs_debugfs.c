@@ -1,0 +1,271 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * debugfs: /sys/kernel/debug/mxfs/
+ *   status  daemon attachment and every counter, one "key=value" per line
+ *   locks   the cluster locks the kernel holds (id, name, mode, token, pending blocking cb)
+ *   nodes   the last state the daemon reported for each cluster node
+ *   test    test hook. Write one command; the write returns when the daemon answered
+ *           (or fails with the error), and the outcome is appended to what a read returns:
+ *             lock [LOCKSPACE/]RESOURCE MODE [TIMEOUT_MS] [noqueue]
+ *             unlock LOCK_ID
+ *             mount VOLUME | unmount VOLUME
+ *             bench RESOURCE COUNT   (COUNT lock EX + unlock round trips, timed)
+ *           Read lines: "<seq> <command> -> ok id=.. mode=.. token=.." or "-> err <-errno>".
+ * Module parameters (request_timeout_ms, reply_grace_ms) are in /sys/module/mxfs/parameters.
+ */
+#include <linux/debugfs.h>
+#include <linux/seq_file.h>
+#include <linux/slab.h>
+#include <linux/spinlock.h>
+#include <linux/string.h>
+#include <linux/uaccess.h>
+#include <linux/kernel.h>
+#include <linux/ktime.h>
+#include "mxfs_internal.h"
+
+static struct dentry *mxfs_dir;
+
+/* ---- status ---- */
+
+static int mxfs_status_show(struct seq_file *m, void *v)
+{
+	struct mxfs_daemon_info d;
+
+	mxfs_daemon_get(&d);
+	seq_printf(m, "daemon=%s\nportid=%u\nnode_id=%u\ngeneration=%llu\n",
+		   d.attached ? "attached" : "detached", d.portid, d.node_id, d.generation);
+	seq_printf(m, "pending=%u\nheld=%u\n", mxfs_requests_pending(), mxfs_locks_held());
+#define C(name) seq_printf(m, #name "=%lld\n", (long long)atomic64_read(&mxfs_stats.name))
+	C(requests); C(grants); C(denies); C(timeouts); C(interrupted); C(daemon_losses);
+	C(failed_on_detach); C(rejected); C(stale_replies); C(basts); C(locks_lost); C(releases);
+	C(cache_invals); C(node_status); C(recoveries); C(daemon_ready); C(cancels);
+#undef C
+	seq_printf(m, "request_timeout_ms=%u\nreply_grace_ms=%u\n",
+		   READ_ONCE(mxfs_request_timeout_ms), READ_ONCE(mxfs_reply_grace_ms));
+	return 0;
+}
+DEFINE_SHOW_ATTRIBUTE(mxfs_status);
+
+static int mxfs_locks_file_show(struct seq_file *m, void *v)
+{
+	mxfs_locks_show(m);
+	return 0;
+}
+DEFINE_SHOW_ATTRIBUTE(mxfs_locks_file);
+
+/* ---- nodes ---- */
+
+#define MXFS_NODES_MAX 64
+static DEFINE_SPINLOCK(mxfs_nodes_lock);
+static struct { u32 id; u8 state; bool used; } mxfs_nodes[MXFS_NODES_MAX];
+
+void mxfs_node_status_record(u32 node_id, u8 state)
+{
+	int i, free = -1;
+
+	spin_lock(&mxfs_nodes_lock);
+	for (i = 0; i < MXFS_NODES_MAX; i++) {
+		if (mxfs_nodes[i].used && mxfs_nodes[i].id == node_id)
+			break;
+		if (!mxfs_nodes[i].used && free < 0)
+			free = i;
+	}
+	if (i == MXFS_NODES_MAX)
+		i = free;
+	if (i >= 0) {
+		mxfs_nodes[i].used = true;
+		mxfs_nodes[i].id = node_id;
+		mxfs_nodes[i].state = state;
+	}
+	spin_unlock(&mxfs_nodes_lock);
+}
+
+static int mxfs_nodes_show(struct seq_file *m, void *v)
+{
+	static const char *const names[] = { "unknown", "up", "down", "fenced" };
+	int i;
+
+	spin_lock(&mxfs_nodes_lock);
+	for (i = 0; i < MXFS_NODES_MAX; i++)
+		if (mxfs_nodes[i].used)
+			seq_printf(m, "node=%u state=%s\n", mxfs_nodes[i].id,
+				   mxfs_nodes[i].state <= MXFS_NODE_STATE_MAX ? names[mxfs_nodes[i].state] : "?");
+	spin_unlock(&mxfs_nodes_lock);
+	return 0;
+}
+DEFINE_SHOW_ATTRIBUTE(mxfs_nodes);
+
+/* ---- test hook ---- */
+
+#define MXFS_RESULTS 32
+#define MXFS_RESULT_LEN 192
+static DEFINE_SPINLOCK(mxfs_results_lock);
+static char mxfs_results[MXFS_RESULTS][MXFS_RESULT_LEN];
+static unsigned int mxfs_results_seq;
+
+static void mxfs_result_add(const char *cmd, int err, const struct mxfs_grant *g)
+{
+	char line[MXFS_RESULT_LEN];
+	unsigned int seq;
+
+	spin_lock(&mxfs_results_lock);
+	seq = ++mxfs_results_seq;
+	if (err)
+		snprintf(line, sizeof(line), "%u %s -> err %d", seq, cmd, err);
+	else if (g)
+		snprintf(line, sizeof(line), "%u %s -> ok id=%llu mode=%s token=%llu", seq, cmd,
+			 g->lock_id, mxfs_mode_name(g->mode), g->token);
+	else
+		snprintf(line, sizeof(line), "%u %s -> ok", seq, cmd);
+	strscpy(mxfs_results[seq % MXFS_RESULTS], line, MXFS_RESULT_LEN);
+	spin_unlock(&mxfs_results_lock);
+}
+
+static int mxfs_parse_mode(const char *s)
+{
+	static const char *const names[] = { "NL", "CR", "CW", "PR", "PW", "EX" };
+	int i;
+
+	for (i = 0; i <= MXFS_MODE_MAX; i++)
+		if (!strcasecmp(s, names[i]))
+			return i;
+	return -EINVAL;
+}
+
+static int mxfs_test_lock(char *args, struct mxfs_grant *g)
+{
+	char *name = strsep(&args, " "), *mode_s = strsep(&args, " "), *opt;
+	const char *lockspace = "default", *resource;
+	unsigned int timeout = READ_ONCE(mxfs_request_timeout_ms);
+	u32 flags = 0;
+	char *slash;
+	int mode;
+
+	if (!name || !mode_s)
+		return -EINVAL;
+	mode = mxfs_parse_mode(mode_s);
+	if (mode < 0)
+		return mode;
+	while ((opt = strsep(&args, " ")) != NULL) {
+		if (!*opt)
+			continue;
+		if (!strcmp(opt, "noqueue"))
+			flags |= MXFS_LKF_NOQUEUE;
+		else if (kstrtouint(opt, 10, &timeout))
+			return -EINVAL;
+	}
+	slash = strchr(name, '/');
+	if (slash) {
+		*slash = '\0';
+		lockspace = name;
+		resource = slash + 1;
+	} else {
+		resource = name;
+	}
+	return mxfs_lock(lockspace, resource, mode, flags, timeout, g);
+}
+
+/* "bench RESOURCE COUNT": COUNT x (lock EX, unlock) through the daemon, timed. The
+ * outcome line gets the total and the mean round trip (an uncached cluster lock). */
+static int mxfs_test_bench(char *args, char *cmd, size_t cmdlen)
+{
+	char *resource = strsep(&args, " "), *count_s = strsep(&args, " ");
+	struct mxfs_grant g;
+	unsigned int count, i;
+	ktime_t t0;
+	s64 ns;
+	int err = 0;
+	size_t used;
+
+	if (!resource || !count_s || kstrtouint(count_s, 10, &count) || !count || count > 100000)
+		return -EINVAL;
+	t0 = ktime_get();
+	for (i = 0; i < count && !err; i++) {
+		err = mxfs_lock("default", resource, MXFS_MODE_MAX, 0, READ_ONCE(mxfs_request_timeout_ms), &g);
+		if (!err)
+			err = mxfs_unlock(g.lock_id);
+	}
+	ns = ktime_to_ns(ktime_sub(ktime_get(), t0));
+	used = strlen(cmd);
+	snprintf(cmd + used, cmdlen - used, " [done=%u total_us=%lld per_op_us=%lld]", i - (err ? 1 : 0),
+		 ns / 1000, ns / 1000 / (i ? i : 1));
+	return err;
+}
+
+static ssize_t mxfs_test_write(struct file *file, const char __user *ubuf, size_t len, loff_t *ppos)
+{
+	char buf[160], cmd[160], *args, *verb;
+	struct mxfs_grant g = {};
+	bool granted = false;
+	u64 id;
+	int err;
+
+	if (len == 0 || len >= sizeof(buf))
+		return -EINVAL;
+	if (copy_from_user(buf, ubuf, len))
+		return -EFAULT;
+	buf[len] = '\0';
+	strim(buf);
+	strscpy(cmd, buf, sizeof(cmd));
+	args = buf;
+	verb = strsep(&args, " ");
+
+	if (!strcmp(verb, "lock")) {
+		err = mxfs_test_lock(args, &g);
+		granted = !err;
+	} else if (!strcmp(verb, "bench")) {
+		err = mxfs_test_bench(args, cmd, sizeof(cmd));
+	} else if (!strcmp(verb, "unlock")) {
+		err = args && !kstrtou64(strim(args), 10, &id) ? mxfs_unlock(id) : -EINVAL;
+	} else if (!strcmp(verb, "mount") && args) {
+		err = mxfs_volume(MXFS_CMD_VOLUME_MOUNT, strim(args), READ_ONCE(mxfs_request_timeout_ms));
+	} else if (!strcmp(verb, "unmount") && args) {
+		err = mxfs_volume(MXFS_CMD_VOLUME_UNMOUNT, strim(args), READ_ONCE(mxfs_request_timeout_ms));
+	} else {
+		err = -EINVAL;
+	}
+	mxfs_result_add(cmd, err, granted ? &g : NULL);
+	return err ? err : len;
+}
+
+static int mxfs_test_show(struct seq_file *m, void *v)
+{
+	unsigned int seq, first, i;
+
+	spin_lock(&mxfs_results_lock);
+	seq = mxfs_results_seq;
+	first = seq > MXFS_RESULTS ? seq - MXFS_RESULTS + 1 : 1;
+	for (i = first; i <= seq; i++)
+		seq_printf(m, "%s\n", mxfs_results[i % MXFS_RESULTS]);
+	spin_unlock(&mxfs_results_lock);
+	return 0;
+}
+
+static int mxfs_test_open(struct inode *inode, struct file *file)
+{
+	return single_open(file, mxfs_test_show, inode->i_private);
+}
+
+static const struct file_operations mxfs_test_fops = {
+	.owner = THIS_MODULE,
+	.open = mxfs_test_open,
+	.read = seq_read,
+	.llseek = seq_lseek,
+	.write = mxfs_test_write,
+	.release = single_release,
+};
+
+void mxfs_debugfs_init(void)
+{
+	mxfs_dir = debugfs_create_dir("mxfs", NULL);
+	debugfs_create_file("status", 0400, mxfs_dir, NULL, &mxfs_status_fops);
+	debugfs_create_file("locks", 0400, mxfs_dir, NULL, &mxfs_locks_file_fops);
+	debugfs_create_file("nodes", 0400, mxfs_dir, NULL, &mxfs_nodes_fops);
+	debugfs_create_file("test", 0600, mxfs_dir, NULL, &mxfs_test_fops);
+}
+
+void mxfs_debugfs_exit(void)
+{
+	debugfs_remove_recursive(mxfs_dir);
+	mxfs_dir = NULL;
+}

@@ -1,0 +1,489 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The "mxfs" generic netlink family: the only channel between the module and mxfsd.
+ *
+ * Trust: every op needs CAP_NET_ADMIN (GENL_ADMIN_PERM), and so does joining the "events"
+ * group. Each daemon->kernel command has its own strict policy built from the
+ * MXFS_CMD_<X>_ALLOWED set of mxfs_netlink.h, so an attribute that does not belong to the
+ * command, an out-of-range value, an over-long string or trailing garbage is rejected by
+ * the genetlink core before a handler runs. pre_doit then checks the _REQUIRED set and that
+ * the sender is the registered daemon (only DAEMON_READY and STATUS_REQ may come from
+ * another socket). Commands the kernel only sends have no op: -EOPNOTSUPP.
+ *
+ * The daemon registers with DAEMON_READY; its portid receives LOCK_REQ & co by unicast.
+ * A netlink notifier watches NETLINK_URELEASE: when that socket goes away (daemon exit or
+ * crash) every pending request fails with -ENOTCONN and the kernel's locks are dropped.
+ */
+#include <linux/kernel.h>
+#include <linux/module.h>
+#include <linux/netlink.h>
+#include <linux/notifier.h>
+#include <linux/spinlock.h>
+#include <net/genetlink.h>
+#include <net/net_namespace.h>
+#include "mxfs_internal.h"
+
+static DEFINE_SPINLOCK(mxfs_daemon_lock);
+static struct mxfs_daemon_info mxfs_daemon;
+static bool mxfs_family_live;	/* events are only sent while the family is registered */
+
+void mxfs_daemon_get(struct mxfs_daemon_info *out)
+{
+	spin_lock(&mxfs_daemon_lock);
+	*out = mxfs_daemon;
+	spin_unlock(&mxfs_daemon_lock);
+}
+
+/* ---- policies ---------------------------------------------------------------------- */
+
+/* The type and bounds of every attribute; a command's policy copies its allowed subset. */
+static const struct nla_policy mxfs_attr_policy[MXFS_ATTR_MAX + 1] = {
+	[MXFS_ATTR_PAD]			= { .type = NLA_BINARY },
+	[MXFS_ATTR_REQ_ID]		= { .type = NLA_U64 },
+	[MXFS_ATTR_LOCK_ID]		= { .type = NLA_U64 },
+	[MXFS_ATTR_LOCKSPACE]		= { .type = NLA_NUL_STRING, .len = MXFS_NAME_MAX },
+	[MXFS_ATTR_RESOURCE]		= { .type = NLA_NUL_STRING, .len = MXFS_NAME_MAX },
+	[MXFS_ATTR_MODE]		= NLA_POLICY_MAX(NLA_U8, MXFS_MODE_MAX),
+	[MXFS_ATTR_FLAGS]		= NLA_POLICY_MASK(NLA_U32, MXFS_LKF_ALL),
+	[MXFS_ATTR_STATUS]		= NLA_POLICY_RANGE(NLA_S32, -4095, 0),
+	[MXFS_ATTR_TOKEN]		= { .type = NLA_U64 },
+	[MXFS_ATTR_LVB]			= { .type = NLA_BINARY, .len = MXFS_LVB_MAX },
+	[MXFS_ATTR_LVB_VALID]		= NLA_POLICY_MAX(NLA_U8, 1),
+	[MXFS_ATTR_NODE_ID]		= { .type = NLA_U32 },
+	[MXFS_ATTR_NODE_STATE]		= NLA_POLICY_MAX(NLA_U8, MXFS_NODE_STATE_MAX),
+	[MXFS_ATTR_VOLUME]		= { .type = NLA_NUL_STRING, .len = MXFS_NAME_MAX },
+	[MXFS_ATTR_INODE]		= { .type = NLA_U64 },
+	[MXFS_ATTR_PROTO_VERSION]	= { .type = NLA_U32 },
+	[MXFS_ATTR_TIMEOUT_MS]		= { .type = NLA_U32 },
+	[MXFS_ATTR_EVENT]		= NLA_POLICY_MAX(NLA_U8, MXFS_EVENT_MAX),
+	[MXFS_ATTR_DAEMON_PORTID]	= { .type = NLA_U32 },
+	[MXFS_ATTR_STAT_PENDING]	= { .type = NLA_U32 },
+	[MXFS_ATTR_STAT_HELD]		= { .type = NLA_U32 },
+	[MXFS_ATTR_STAT_REQUESTS]	= { .type = NLA_U64 },
+	[MXFS_ATTR_STAT_GRANTS]		= { .type = NLA_U64 },
+	[MXFS_ATTR_STAT_DENIES]		= { .type = NLA_U64 },
+	[MXFS_ATTR_STAT_TIMEOUTS]	= { .type = NLA_U64 },
+	[MXFS_ATTR_STAT_DAEMON_LOSSES]	= { .type = NLA_U64 },
+	[MXFS_ATTR_STAT_REJECTED]	= { .type = NLA_U64 },
+};
+
+#define MXFS_CMD_SETS(cmd) [MXFS_CMD_##cmd] = { MXFS_CMD_##cmd##_REQUIRED, MXFS_CMD_##cmd##_ALLOWED }
+
+static const struct { u32 required, allowed; } mxfs_cmd_sets[MXFS_CMD_MAX + 1] = {
+	MXFS_CMD_SETS(LOCK_REQ), MXFS_CMD_SETS(LOCK_GRANT), MXFS_CMD_SETS(LOCK_DENY),
+	MXFS_CMD_SETS(LOCK_RELEASE), MXFS_CMD_SETS(BAST), MXFS_CMD_SETS(CACHE_INVAL),
+	MXFS_CMD_SETS(NODE_STATUS), MXFS_CMD_SETS(VOLUME_MOUNT), MXFS_CMD_SETS(VOLUME_UNMOUNT),
+	MXFS_CMD_SETS(STATUS_REQ), MXFS_CMD_SETS(STATUS_RESP), MXFS_CMD_SETS(RECOVERY_START),
+	MXFS_CMD_SETS(RECOVERY_DONE), MXFS_CMD_SETS(DAEMON_READY), MXFS_CMD_SETS(LOCK_LOST),
+	MXFS_CMD_SETS(EVENT), MXFS_CMD_SETS(VOLUME_REPLY), MXFS_CMD_SETS(LOCK_CANCEL),
+};
+
+/* Per-command policies; filled from mxfs_attr_policy and the allowed sets at init. A zero
+ * entry (NLA_UNSPEC) is "Unsupported attribute" under strict validation. The PAD
+ * attribute carries no data and is accepted where allowed. Attributes of other commands
+ * are NLA_REJECT. */
+static struct nla_policy mxfs_cmd_policy[MXFS_CMD_MAX + 1][MXFS_ATTR_MAX + 1];
+
+static void mxfs_build_policies(void)
+{
+	static const struct nla_policy reject = { .type = NLA_REJECT };
+	int cmd, attr;
+
+	/* struct nla_policy has const members: copy whole entries. */
+	for (cmd = 0; cmd <= MXFS_CMD_MAX; cmd++) {
+		for (attr = 1; attr <= MXFS_ATTR_MAX; attr++) {
+			bool allowed = mxfs_cmd_sets[cmd].allowed & (1u << attr);
+
+			memcpy(&mxfs_cmd_policy[cmd][attr], allowed ? &mxfs_attr_policy[attr] : &reject,
+			       sizeof(reject));
+		}
+	}
+}
+
+/* ---- handlers ---------------------------------------------------------------------- */
+
+static struct genl_family mxfs_family;
+
+static bool mxfs_from_daemon(const struct genl_info *info)
+{
+	bool ok;
+
+	spin_lock(&mxfs_daemon_lock);
+	ok = mxfs_daemon.attached && mxfs_daemon.portid == info->snd_portid;
+	spin_unlock(&mxfs_daemon_lock);
+	return ok;
+}
+
+static int mxfs_pre_doit(const struct genl_ops *ops, struct sk_buff *skb, struct genl_info *info)
+{
+	u8 cmd = info->genlhdr->cmd;
+	u32 required;
+	int attr;
+
+	if (cmd > MXFS_CMD_MAX)
+		return -EOPNOTSUPP;
+	required = mxfs_cmd_sets[cmd].required;
+	for (attr = 1; attr <= MXFS_ATTR_MAX; attr++) {
+		if ((required & (1u << attr)) && GENL_REQ_ATTR_CHECK(info, attr)) {
+			NL_SET_ERR_MSG(info->extack, "mxfs: missing required attribute");
+			atomic64_inc(&mxfs_stats.rejected);
+			return -EINVAL;
+		}
+	}
+	if (cmd != MXFS_CMD_DAEMON_READY && cmd != MXFS_CMD_STATUS_REQ && !mxfs_from_daemon(info)) {
+		NL_SET_ERR_MSG(info->extack, "mxfs: sender is not the registered daemon");
+		atomic64_inc(&mxfs_stats.rejected);
+		return -EPERM;
+	}
+	return 0;
+}
+
+static int mxfs_stale(struct genl_info *info, int err)
+{
+	if (err == -ENOENT) {
+		atomic64_inc(&mxfs_stats.stale_replies);
+		NL_SET_ERR_MSG(info->extack, "mxfs: no such pending request or lock");
+	}
+	return err;
+}
+
+static int mxfs_cmd_daemon_ready(struct sk_buff *skb, struct genl_info *info)
+{
+	u32 version = nla_get_u32(info->attrs[MXFS_ATTR_PROTO_VERSION]);
+	u32 node_id = nla_get_u32(info->attrs[MXFS_ATTR_NODE_ID]);
+	int err = 0;
+
+	if (version != MXFS_PROTO_VERSION) {
+		NL_SET_ERR_MSG_ATTR(info->extack, info->attrs[MXFS_ATTR_PROTO_VERSION],
+				    "mxfs: unsupported protocol version");
+		return -EPROTONOSUPPORT;
+	}
+	spin_lock(&mxfs_daemon_lock);
+	if (mxfs_daemon.attached && mxfs_daemon.portid != info->snd_portid) {
+		err = -EBUSY;
+	} else if (!mxfs_daemon.attached) {
+		mxfs_daemon.attached = true;
+		mxfs_daemon.portid = info->snd_portid;
+		mxfs_daemon.generation++;
+	}
+	if (!err)
+		mxfs_daemon.node_id = node_id;
+	spin_unlock(&mxfs_daemon_lock);
+	if (err) {
+		NL_SET_ERR_MSG(info->extack, "mxfs: another daemon is registered");
+		return err;
+	}
+	atomic64_inc(&mxfs_stats.daemon_ready);
+	pr_info("mxfs: daemon attached (node %u, portid %u)\n", node_id, info->snd_portid);
+	mxfs_nl_event(MXFS_EVENT_DAEMON_ATTACHED, 0, 0);
+	return 0;
+}
+
+static int mxfs_cmd_lock_grant(struct sk_buff *skb, struct genl_info *info)
+{
+	return mxfs_stale(info, mxfs_request_complete(nla_get_u64(info->attrs[MXFS_ATTR_REQ_ID]), true, 0,
+						      nla_get_u8(info->attrs[MXFS_ATTR_MODE]),
+						      nla_get_u64(info->attrs[MXFS_ATTR_TOKEN])));
+}
+
+static int mxfs_cmd_lock_deny(struct sk_buff *skb, struct genl_info *info)
+{
+	s32 status = nla_get_s32(info->attrs[MXFS_ATTR_STATUS]);
+
+	if (status == 0) {
+		NL_SET_ERR_MSG_ATTR(info->extack, info->attrs[MXFS_ATTR_STATUS],
+				    "mxfs: a denial needs a negative errno");
+		return -EINVAL;
+	}
+	return mxfs_stale(info, mxfs_request_complete(nla_get_u64(info->attrs[MXFS_ATTR_REQ_ID]), true,
+						      status, 0, 0));
+}
+
+static int mxfs_cmd_volume_reply(struct sk_buff *skb, struct genl_info *info)
+{
+	return mxfs_stale(info, mxfs_request_complete(nla_get_u64(info->attrs[MXFS_ATTR_REQ_ID]), false,
+						      nla_get_s32(info->attrs[MXFS_ATTR_STATUS]), 0, 0));
+}
+
+static int mxfs_cmd_bast(struct sk_buff *skb, struct genl_info *info)
+{
+	return mxfs_stale(info, mxfs_lock_bast(nla_get_u64(info->attrs[MXFS_ATTR_LOCK_ID]),
+					       nla_get_u8(info->attrs[MXFS_ATTR_MODE])));
+}
+
+static int mxfs_cmd_lock_lost(struct sk_buff *skb, struct genl_info *info)
+{
+	return mxfs_stale(info, mxfs_lock_lost(nla_get_u64(info->attrs[MXFS_ATTR_LOCK_ID]),
+					       nla_get_s32(info->attrs[MXFS_ATTR_STATUS])));
+}
+
+/* No inode hooks yet (a later issue): count, so tests can see the message arrived. */
+static int mxfs_cmd_cache_inval(struct sk_buff *skb, struct genl_info *info)
+{
+	atomic64_inc(&mxfs_stats.cache_invals);
+	return 0;
+}
+
+static int mxfs_cmd_node_status(struct sk_buff *skb, struct genl_info *info)
+{
+	atomic64_inc(&mxfs_stats.node_status);
+	mxfs_node_status_record(nla_get_u32(info->attrs[MXFS_ATTR_NODE_ID]),
+				nla_get_u8(info->attrs[MXFS_ATTR_NODE_STATE]));
+	return 0;
+}
+
+static int mxfs_cmd_recovery(struct sk_buff *skb, struct genl_info *info)
+{
+	atomic64_inc(&mxfs_stats.recoveries);
+	return 0;
+}
+
+static int mxfs_cmd_status_req(struct sk_buff *skb, struct genl_info *info)
+{
+	struct mxfs_daemon_info d;
+	struct sk_buff *msg;
+	void *hdr;
+
+	mxfs_daemon_get(&d);
+	msg = genlmsg_new(NLMSG_DEFAULT_SIZE, GFP_KERNEL);
+	if (!msg)
+		return -ENOMEM;
+	hdr = genlmsg_put_reply(msg, info, &mxfs_family, 0, MXFS_CMD_STATUS_RESP);
+	if (!hdr)
+		goto nospace;
+	if (nla_put_u32(msg, MXFS_ATTR_DAEMON_PORTID, d.attached ? d.portid : 0) ||
+	    (d.attached && nla_put_u32(msg, MXFS_ATTR_NODE_ID, d.node_id)) ||
+	    nla_put_u32(msg, MXFS_ATTR_STAT_PENDING, mxfs_requests_pending()) ||
+	    nla_put_u32(msg, MXFS_ATTR_STAT_HELD, mxfs_locks_held()) ||
+	    nla_put_u64_64bit(msg, MXFS_ATTR_STAT_REQUESTS, atomic64_read(&mxfs_stats.requests), MXFS_ATTR_PAD) ||
+	    nla_put_u64_64bit(msg, MXFS_ATTR_STAT_GRANTS, atomic64_read(&mxfs_stats.grants), MXFS_ATTR_PAD) ||
+	    nla_put_u64_64bit(msg, MXFS_ATTR_STAT_DENIES, atomic64_read(&mxfs_stats.denies), MXFS_ATTR_PAD) ||
+	    nla_put_u64_64bit(msg, MXFS_ATTR_STAT_TIMEOUTS, atomic64_read(&mxfs_stats.timeouts), MXFS_ATTR_PAD) ||
+	    nla_put_u64_64bit(msg, MXFS_ATTR_STAT_DAEMON_LOSSES, atomic64_read(&mxfs_stats.daemon_losses),
+			      MXFS_ATTR_PAD) ||
+	    nla_put_u64_64bit(msg, MXFS_ATTR_STAT_REJECTED, atomic64_read(&mxfs_stats.rejected), MXFS_ATTR_PAD))
+		goto nospace;
+	genlmsg_end(msg, hdr);
+	return genlmsg_reply(msg, info);
+nospace:
+	nlmsg_free(msg);
+	return -EMSGSIZE;
+}
+
+#define MXFS_OP(name, fn) {						\
+	.cmd = MXFS_CMD_##name,						\
+	.doit = fn,							\
+	.flags = GENL_ADMIN_PERM,					\
+	.policy = mxfs_cmd_policy[MXFS_CMD_##name],			\
+	.maxattr = MXFS_ATTR_MAX,					\
+}
+
+static const struct genl_ops mxfs_ops[] = {
+	MXFS_OP(LOCK_GRANT, mxfs_cmd_lock_grant),
+	MXFS_OP(LOCK_DENY, mxfs_cmd_lock_deny),
+	MXFS_OP(BAST, mxfs_cmd_bast),
+	MXFS_OP(CACHE_INVAL, mxfs_cmd_cache_inval),
+	MXFS_OP(NODE_STATUS, mxfs_cmd_node_status),
+	MXFS_OP(STATUS_REQ, mxfs_cmd_status_req),
+	MXFS_OP(RECOVERY_START, mxfs_cmd_recovery),
+	MXFS_OP(RECOVERY_DONE, mxfs_cmd_recovery),
+	MXFS_OP(DAEMON_READY, mxfs_cmd_daemon_ready),
+	MXFS_OP(LOCK_LOST, mxfs_cmd_lock_lost),
+	MXFS_OP(VOLUME_REPLY, mxfs_cmd_volume_reply),
+};
+
+static const struct genl_multicast_group mxfs_mcgrps[] = {
+	{ .name = MXFS_GENL_MCGRP_EVENTS, .flags = GENL_MCAST_CAP_NET_ADMIN },
+};
+
+static struct genl_family mxfs_family = {
+	.name = MXFS_GENL_NAME,
+	.version = MXFS_GENL_VERSION,
+	.maxattr = MXFS_ATTR_MAX,
+	.module = THIS_MODULE,
+	.ops = mxfs_ops,
+	.n_ops = ARRAY_SIZE(mxfs_ops),
+	.mcgrps = mxfs_mcgrps,
+	.n_mcgrps = ARRAY_SIZE(mxfs_mcgrps),
+	.pre_doit = mxfs_pre_doit,
+	.resv_start_op = 0,	/* validate the reserved header field of every command */
+};
+
+/* ---- sends ------------------------------------------------------------------------- */
+
+static struct sk_buff *mxfs_msg_new(u8 cmd, void **hdr, gfp_t gfp)
+{
+	struct sk_buff *skb = genlmsg_new(NLMSG_DEFAULT_SIZE, gfp);
+
+	if (!skb)
+		return NULL;
+	*hdr = genlmsg_put(skb, 0, 0, &mxfs_family, 0, cmd);
+	if (!*hdr) {
+		nlmsg_free(skb);
+		return NULL;
+	}
+	return skb;
+}
+
+static int mxfs_unicast(struct sk_buff *skb, void *hdr, u32 portid)
+{
+	genlmsg_end(skb, hdr);
+	return genlmsg_unicast(&init_net, skb, portid);
+}
+
+int mxfs_nl_send_lock_req(u32 portid, u64 req_id, const char *lockspace, const char *resource,
+			  u8 mode, u32 flags, u32 timeout_ms)
+{
+	void *hdr;
+	struct sk_buff *skb = mxfs_msg_new(MXFS_CMD_LOCK_REQ, &hdr, GFP_KERNEL);
+
+	if (!skb)
+		return -ENOMEM;
+	if (nla_put_u64_64bit(skb, MXFS_ATTR_REQ_ID, req_id, MXFS_ATTR_PAD) ||
+	    nla_put_string(skb, MXFS_ATTR_LOCKSPACE, lockspace) ||
+	    nla_put_string(skb, MXFS_ATTR_RESOURCE, resource) ||
+	    nla_put_u8(skb, MXFS_ATTR_MODE, mode) ||
+	    nla_put_u32(skb, MXFS_ATTR_FLAGS, flags) ||
+	    nla_put_u32(skb, MXFS_ATTR_TIMEOUT_MS, timeout_ms)) {
+		nlmsg_free(skb);
+		return -EMSGSIZE;
+	}
+	return mxfs_unicast(skb, hdr, portid);
+}
+
+int mxfs_nl_send_lock_release(u32 portid, u64 lock_id, const char *lockspace, const char *resource)
+{
+	void *hdr;
+	struct sk_buff *skb = mxfs_msg_new(MXFS_CMD_LOCK_RELEASE, &hdr, GFP_KERNEL);
+
+	if (!skb)
+		return -ENOMEM;
+	if (nla_put_u64_64bit(skb, MXFS_ATTR_LOCK_ID, lock_id, MXFS_ATTR_PAD) ||
+	    nla_put_string(skb, MXFS_ATTR_LOCKSPACE, lockspace) ||
+	    nla_put_string(skb, MXFS_ATTR_RESOURCE, resource)) {
+		nlmsg_free(skb);
+		return -EMSGSIZE;
+	}
+	return mxfs_unicast(skb, hdr, portid);
+}
+
+int mxfs_nl_send_lock_cancel(u32 portid, u64 req_id)
+{
+	void *hdr;
+	struct sk_buff *skb = mxfs_msg_new(MXFS_CMD_LOCK_CANCEL, &hdr, GFP_KERNEL);
+
+	if (!skb)
+		return -ENOMEM;
+	if (nla_put_u64_64bit(skb, MXFS_ATTR_REQ_ID, req_id, MXFS_ATTR_PAD)) {
+		nlmsg_free(skb);
+		return -EMSGSIZE;
+	}
+	return mxfs_unicast(skb, hdr, portid);
+}
+
+int mxfs_nl_send_volume(u32 portid, u8 cmd, u64 req_id, const char *volume, u32 timeout_ms)
+{
+	void *hdr;
+	struct sk_buff *skb = mxfs_msg_new(cmd, &hdr, GFP_KERNEL);
+
+	if (!skb)
+		return -ENOMEM;
+	if (nla_put_u64_64bit(skb, MXFS_ATTR_REQ_ID, req_id, MXFS_ATTR_PAD) ||
+	    nla_put_string(skb, MXFS_ATTR_VOLUME, volume) ||
+	    nla_put_u32(skb, MXFS_ATTR_TIMEOUT_MS, timeout_ms)) {
+		nlmsg_free(skb);
+		return -EMSGSIZE;
+	}
+	return mxfs_unicast(skb, hdr, portid);
+}
+
+/* Best effort: nobody listening (-ESRCH) or no memory only loses an event. */
+void mxfs_nl_event(u8 event, u64 lock_id, s32 status)
+{
+	struct mxfs_daemon_info d;
+	void *hdr;
+	struct sk_buff *skb;
+
+	if (!READ_ONCE(mxfs_family_live))
+		return;
+	skb = mxfs_msg_new(MXFS_CMD_EVENT, &hdr, GFP_ATOMIC);
+	if (!skb)
+		return;
+	mxfs_daemon_get(&d);
+	if (nla_put_u8(skb, MXFS_ATTR_EVENT, event) ||
+	    nla_put_u32(skb, MXFS_ATTR_DAEMON_PORTID, d.attached ? d.portid : 0) ||
+	    (lock_id && nla_put_u64_64bit(skb, MXFS_ATTR_LOCK_ID, lock_id, MXFS_ATTR_PAD)) ||
+	    (status && nla_put_s32(skb, MXFS_ATTR_STATUS, status))) {
+		nlmsg_free(skb);
+		return;
+	}
+	genlmsg_end(skb, hdr);
+	genlmsg_multicast(&mxfs_family, skb, 0, 0, GFP_ATOMIC);
+}
+
+/* ---- daemon death ------------------------------------------------------------------ */
+
+static void mxfs_daemon_detach(const char *why)
+{
+	bool was;
+	u32 portid;
+
+	spin_lock(&mxfs_daemon_lock);
+	was = mxfs_daemon.attached;
+	portid = mxfs_daemon.portid;
+	mxfs_daemon.attached = false;
+	mxfs_daemon.portid = 0;
+	if (was)
+		mxfs_daemon.generation++;
+	spin_unlock(&mxfs_daemon_lock);
+	if (!was)
+		return;
+	atomic64_inc(&mxfs_stats.daemon_losses);
+	pr_warn("mxfs: daemon detached (portid %u): %s\n", portid, why);
+	mxfs_requests_daemon_gone();
+	mxfs_nl_event(MXFS_EVENT_DAEMON_DETACHED, 0, -ENOTCONN);
+}
+
+static int mxfs_netlink_notify(struct notifier_block *nb, unsigned long state, void *ptr)
+{
+	struct netlink_notify *n = ptr;
+	bool ours;
+
+	if (state != NETLINK_URELEASE || n->protocol != NETLINK_GENERIC || !net_eq(n->net, &init_net))
+		return NOTIFY_DONE;
+	spin_lock(&mxfs_daemon_lock);
+	ours = mxfs_daemon.attached && mxfs_daemon.portid == n->portid;
+	spin_unlock(&mxfs_daemon_lock);
+	if (ours)
+		mxfs_daemon_detach("netlink socket released");
+	return NOTIFY_DONE;
+}
+
+static struct notifier_block mxfs_netlink_nb = {
+	.notifier_call = mxfs_netlink_notify,
+};
+
+int mxfs_netlink_init(void)
+{
+	int err;
+
+	mxfs_build_policies();
+	err = netlink_register_notifier(&mxfs_netlink_nb);
+	if (err)
+		return err;
+	err = genl_register_family(&mxfs_family);
+	if (err) {
+		netlink_unregister_notifier(&mxfs_netlink_nb);
+		return err;
+	}
+	WRITE_ONCE(mxfs_family_live, true);
+	return 0;
+}
+
+void mxfs_netlink_exit(void)
+{
+	WRITE_ONCE(mxfs_family_live, false);
+	genl_unregister_family(&mxfs_family);
+	netlink_unregister_notifier(&mxfs_netlink_nb);
+	mxfs_daemon_detach("module unloading");
+}

@@ -1,0 +1,260 @@
+/**
+ * A generic netlink socket driven from Node through libnl.
+ *
+ * - Two libnl sockets: `channel` sends our requests and receives everything (unicast from
+ *   the kernel, acks and error acks, multicast groups); `ctrl` is used only for the
+ *   synchronous nlctrl look-ups (genl_ctrl_resolve*), which must not race with the receive
+ *   loop for the same socket.
+ * - Receiving: one persistent callback (koffi.register) for NL_CB_MSG_IN copies each raw
+ *   message into a Buffer and returns NL_SKIP, so libnl does no further processing; the
+ *   blocking nl_recvmsgs_default runs on a worker thread (koffi `.async`) and koffi runs
+ *   the callback on the main thread. SO_RCVTIMEO bounds each receive so close() finishes.
+ * - Requests carry our own sequence numbers; the kernel's ack or error ack (NLMSG_ERROR)
+ *   with the same seq settles the request, and messages with that seq that arrive before
+ *   it (e.g. a STATUS_RESP) are its replies. Messages with another seq (kernel unicast and
+ *   multicast use seq 0) go to onMessage.
+ */
+import koffi from 'koffi';
+import {
+  copyNlMsg, enableExtAck, libnl, NL_CB_CUSTOM, NL_CB_MSG_IN, NL_SKIP, NLE, setReceiveTimeout,
+  type LibNl, type Ptr,
+} from './libnl';
+import { NLM_F, NLMSG_ERROR, NLMSG_OVERRUN, parseError, parseNlHeader, type NlError } from './netlink-msg';
+
+/** A libnl call failed: `code` is libnl's (positive) NLE_* number. */
+export class NetlinkError extends Error {
+  constructor(readonly op: string, readonly code: number, detail: string) {
+    super(`${op}: ${detail} (libnl error ${code})`);
+    this.name = 'NetlinkError';
+  }
+}
+
+/** The kernel answered a request with an error ack. `errno` is positive. */
+export class KernelAckError extends Error {
+  constructor(readonly errno: number, readonly extack: string | undefined, readonly missingAttr?: number) {
+    super(`kernel rejected the request: errno ${errno}${extack ? ` (${extack})` : ''}`);
+    this.name = 'KernelAckError';
+  }
+}
+
+export class RequestTimeout extends Error {
+  constructor(readonly seq: number, ms: number) {
+    super(`no ack for netlink request seq ${seq} within ${ms} ms`);
+    this.name = 'RequestTimeout';
+  }
+}
+
+export interface Reply { ack: NlError; replies: Buffer[] }
+
+export interface GenlSocketOptions {
+  /** Every message that is not the reply to one of our requests. */
+  onMessage(msg: Buffer): void;
+  /** A receive error (overrun: messages were lost) or a failure of the receive loop. */
+  onError?(err: Error): void;
+  /** Bound of one blocking receive; close() takes at most about this long. */
+  recvTimeoutMs?: number;
+  rcvbufBytes?: number;
+}
+
+interface Pending { resolve(r: Reply): void; reject(e: Error): void; replies: Buffer[]; timer: NodeJS.Timeout }
+
+export interface GenlSocketStats { sent: number; received: number; recvCalls: number; overruns: number; callbackErrors: number }
+
+export class GenlSocket {
+  private readonly lib: LibNl;
+  private channel: Ptr;
+  private ctrl: Ptr;
+  private readonly cb: bigint;
+  private seq = 0;
+  private pending = new Map<number, Pending>();
+  private closing = false;
+  private loopRunning = false;
+  private loopStopped: (() => void) | undefined;
+  readonly stats: GenlSocketStats = { sent: 0, received: 0, recvCalls: 0, overruns: 0, callbackErrors: 0 };
+
+  private constructor(private readonly opts: GenlSocketOptions) {
+    this.lib = libnl();
+    const lib = this.lib;
+    const channel = lib.nl_socket_alloc();
+    const ctrl = lib.nl_socket_alloc();
+    if (!channel || !ctrl) {
+      if (channel) lib.nl_socket_free(channel);
+      if (ctrl) lib.nl_socket_free(ctrl);
+      throw new NetlinkError('nl_socket_alloc', NLE.NOMEM, 'out of memory');
+    }
+    this.channel = channel;
+    this.ctrl = ctrl;
+    try {
+      for (const [sk, what] of [[channel, 'channel'], [ctrl, 'ctrl']] as const) {
+        const rc = lib.genl_connect(sk);
+        if (rc < 0) throw new NetlinkError(`genl_connect(${what})`, -rc, lib.nl_geterror(rc));
+      }
+      lib.nl_socket_disable_seq_check(channel);
+      lib.nl_socket_set_buffer_size(channel, opts.rcvbufBytes ?? 1 << 20, 0);
+      const fd = lib.nl_socket_get_fd(channel);
+      enableExtAck(lib, fd);
+      enableExtAck(lib, lib.nl_socket_get_fd(ctrl));
+      setReceiveTimeout(lib, fd, opts.recvTimeoutMs ?? 250);
+    } catch (e) {
+      lib.nl_socket_free(channel);
+      lib.nl_socket_free(ctrl);
+      throw e;
+    }
+    this.cb = koffi.register((msg: Ptr) => this.onRaw(msg), koffi.pointer(lib.RecvCallback));
+    const rc = lib.nl_socket_modify_cb(channel, NL_CB_MSG_IN, NL_CB_CUSTOM, this.cb, null);
+    if (rc < 0) {
+      koffi.unregister(this.cb);
+      lib.nl_socket_free(channel);
+      lib.nl_socket_free(ctrl);
+      throw new NetlinkError('nl_socket_modify_cb', -rc, lib.nl_geterror(rc));
+    }
+  }
+
+  /** Opens and connects the sockets and starts the receive loop. */
+  static open(opts: GenlSocketOptions): GenlSocket {
+    const s = new GenlSocket(opts);
+    s.startLoop();
+    return s;
+  }
+
+  /** The netlink port id of the channel socket (what the kernel sees as the sender). */
+  get portid(): number {
+    return this.lib.nl_socket_get_local_port(this.channel);
+  }
+
+  /** Family id; throws NetlinkError (code 12, NLE_OBJ_NOTFOUND) when no such family. */
+  resolveFamily(name: string): number {
+    const rc = this.lib.genl_ctrl_resolve(this.ctrl, name);
+    if (rc < 0) throw new NetlinkError(`resolve family '${name}'`, -rc, this.lib.nl_geterror(rc));
+    return rc;
+  }
+
+  resolveGroup(family: string, group: string): number {
+    const rc = this.lib.genl_ctrl_resolve_grp(this.ctrl, family, group);
+    if (rc < 0) throw new NetlinkError(`resolve group '${family}/${group}'`, -rc, this.lib.nl_geterror(rc));
+    return rc;
+  }
+
+  joinGroup(group: number): void {
+    const rc = this.lib.nl_socket_add_membership(this.channel, group);
+    if (rc < 0) throw new NetlinkError(`join group ${group}`, -rc, this.lib.nl_geterror(rc));
+  }
+
+  /**
+   * Sends a generic netlink request with NLM_F_ACK and resolves with the kernel's ack and any
+   * replies; rejects with KernelAckError on an error ack or RequestTimeout.
+   */
+  request(family: number, cmd: number, version: number, attrs: ReadonlyArray<readonly [number, Buffer]>,
+    timeoutMs = 5000): Promise<Reply> {
+    if (this.closing) return Promise.reject(new Error('netlink socket closed'));
+    const lib = this.lib;
+    const msg = lib.nlmsg_alloc();
+    if (!msg) return Promise.reject(new NetlinkError('nlmsg_alloc', NLE.NOMEM, 'out of memory'));
+    try {
+      this.seq = this.seq >= 0x7fffffff ? 1 : this.seq + 1;
+      const seq = this.seq;
+      if (!lib.genlmsg_put(msg, 0, seq, family, 0, NLM_F.ACK, cmd, version)) {
+        throw new NetlinkError('genlmsg_put', NLE.NOMEM, 'message too small');
+      }
+      for (const [type, data] of attrs) {
+        const rc = lib.nla_put(msg, type, data.length, data.length ? data : null);
+        if (rc < 0) throw new NetlinkError(`nla_put(${type})`, -rc, lib.nl_geterror(rc));
+      }
+      const p = new Promise<Reply>((resolve, reject) => {
+        const timer = setTimeout(() => {
+          this.pending.delete(seq);
+          reject(new RequestTimeout(seq, timeoutMs));
+        }, timeoutMs);
+        timer.unref();
+        this.pending.set(seq, { resolve, reject, replies: [], timer });
+      });
+      const rc = lib.nl_send_auto(this.channel, msg);
+      if (rc < 0) {
+        const pend = this.pending.get(seq);
+        this.pending.delete(seq);
+        if (pend) clearTimeout(pend.timer);
+        throw new NetlinkError('nl_send_auto', -rc, lib.nl_geterror(rc));
+      }
+      this.stats.sent++;
+      return p;
+    } catch (e) {
+      return Promise.reject(e);
+    } finally {
+      lib.nlmsg_free(msg);
+    }
+  }
+
+  /** Stops the receive loop (within recvTimeoutMs), fails pending requests, frees the sockets. */
+  async close(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    if (this.loopRunning) await new Promise<void>((resolve) => { this.loopStopped = resolve; });
+    for (const [, p] of this.pending) {
+      clearTimeout(p.timer);
+      p.reject(new Error('netlink socket closed'));
+    }
+    this.pending.clear();
+    this.lib.nl_socket_free(this.channel);
+    this.lib.nl_socket_free(this.ctrl);
+    koffi.unregister(this.cb);
+  }
+
+  private startLoop(): void {
+    this.loopRunning = true;
+    const step = (): void => {
+      if (this.closing) {
+        this.loopRunning = false;
+        this.loopStopped?.();
+        return;
+      }
+      this.stats.recvCalls++;
+      this.lib.nl_recvmsgs_default.async(this.channel, (err: unknown, rc: number) => {
+        if (err) {
+          this.opts.onError?.(err instanceof Error ? err : new Error(String(err)));
+        } else if (rc < 0 && rc !== -NLE.AGAIN) {
+          if (rc === -NLE.NOMEM) this.stats.overruns++;
+          this.opts.onError?.(new NetlinkError('nl_recvmsgs', -rc, this.lib.nl_geterror(rc)));
+        }
+        setImmediate(step);
+      });
+    };
+    step();
+  }
+
+  /** NL_CB_MSG_IN callback: runs on the main thread; must not throw into C. */
+  private onRaw(msgPtr: Ptr): number {
+    try {
+      this.stats.received++;
+      const buf = copyNlMsg(this.lib, msgPtr);
+      this.dispatch(buf);
+    } catch (e) {
+      this.stats.callbackErrors++;
+      try { this.opts.onError?.(e instanceof Error ? e : new Error(String(e))); } catch { /* ignore */ }
+    }
+    return NL_SKIP;
+  }
+
+  private dispatch(buf: Buffer): void {
+    const h = parseNlHeader(buf);
+    if (h.type === NLMSG_OVERRUN) {
+      this.stats.overruns++;
+      return;
+    }
+    const pend = h.seq !== 0 ? this.pending.get(h.seq) : undefined;
+    if (h.type === NLMSG_ERROR) {
+      const ack = parseError(buf);
+      const p = this.pending.get(ack.request.seq);
+      if (!p) return; // an ack for a request that timed out already
+      this.pending.delete(ack.request.seq);
+      clearTimeout(p.timer);
+      if (ack.error === 0) p.resolve({ ack, replies: p.replies });
+      else p.reject(new KernelAckError(-ack.error, ack.message, ack.missingAttr));
+      return;
+    }
+    if (pend) {
+      pend.replies.push(buf);
+      return;
+    }
+    this.opts.onMessage(buf);
+  }
+}

@@ -1,0 +1,175 @@
+/**
+ * The MXFS generic netlink ABI, daemon side: a mirror of kernel/mxfs_netlink.h (the source
+ * of truth). test/kernel-abi.test.ts parses that header and fails when anything here
+ * disagrees with it: names, numbers, per-command attribute sets, attribute types.
+ * Append, never renumber; see docs/kernel.md for what each command means.
+ */
+import { Mode } from '../dlm/modes';
+import type { LockErrorCode } from '../dlm/types';
+
+export const MXFS_GENL_NAME = 'mxfs';
+export const MXFS_GENL_VERSION = 1;
+export const MXFS_GENL_MCGRP_EVENTS = 'events';
+export const MXFS_PROTO_VERSION = 1;
+export const MXFS_NAME_MAX = 64;
+export const MXFS_LVB_MAX = 32;
+
+export enum MxfsCmd {
+  UNSPEC = 0,
+  LOCK_REQ = 1,
+  LOCK_GRANT = 2,
+  LOCK_DENY = 3,
+  LOCK_RELEASE = 4,
+  BAST = 5,
+  CACHE_INVAL = 6,
+  NODE_STATUS = 7,
+  VOLUME_MOUNT = 8,
+  VOLUME_UNMOUNT = 9,
+  STATUS_REQ = 10,
+  STATUS_RESP = 11,
+  RECOVERY_START = 12,
+  RECOVERY_DONE = 13,
+  DAEMON_READY = 14,
+  LOCK_LOST = 15,
+  EVENT = 16,
+  VOLUME_REPLY = 17,
+  LOCK_CANCEL = 18,
+}
+export const MXFS_CMD_MAX = 18;
+
+export enum MxfsAttr {
+  UNSPEC = 0,
+  PAD = 1,
+  REQ_ID = 2,
+  LOCK_ID = 3,
+  LOCKSPACE = 4,
+  RESOURCE = 5,
+  MODE = 6,
+  FLAGS = 7,
+  STATUS = 8,
+  TOKEN = 9,
+  LVB = 10,
+  LVB_VALID = 11,
+  NODE_ID = 12,
+  NODE_STATE = 13,
+  VOLUME = 14,
+  INODE = 15,
+  PROTO_VERSION = 16,
+  TIMEOUT_MS = 17,
+  EVENT = 18,
+  DAEMON_PORTID = 19,
+  STAT_PENDING = 20,
+  STAT_HELD = 21,
+  STAT_REQUESTS = 22,
+  STAT_GRANTS = 23,
+  STAT_DENIES = 24,
+  STAT_TIMEOUTS = 25,
+  STAT_DAEMON_LOSSES = 26,
+  STAT_REJECTED = 27,
+}
+export const MXFS_ATTR_MAX = 27;
+
+/** MXFS_ATTR_FLAGS bits (MXFS_LKF_*). */
+export const MXFS_LKF = { NOQUEUE: 0x1, ALL: 0x1 } as const;
+
+export enum MxfsNodeState { UNKNOWN = 0, UP = 1, DOWN = 2, FENCED = 3 }
+export const MXFS_NODE_STATE_MAX = 3;
+
+export enum MxfsEvent { NONE = 0, DAEMON_ATTACHED = 1, DAEMON_DETACHED = 2, REQUEST_TIMEOUT = 3, LOCK_LOST = 4 }
+export const MXFS_EVENT_MAX = 4;
+
+/** How an attribute's payload is laid out and bounded (mirrors the module's nla_policy). */
+export type AttrKind =
+  | { kind: 'u8'; max?: number }
+  | { kind: 'u32'; mask?: number }
+  | { kind: 'u64' }
+  | { kind: 's32'; min: number; max: number }
+  | { kind: 'string'; maxLen: number }   // NUL-terminated, maxLen bytes without the NUL
+  | { kind: 'binary'; maxLen?: number };
+
+export const ATTR_POLICY: Readonly<Record<Exclude<MxfsAttr, MxfsAttr.UNSPEC>, AttrKind>> = {
+  [MxfsAttr.PAD]: { kind: 'binary' },
+  [MxfsAttr.REQ_ID]: { kind: 'u64' },
+  [MxfsAttr.LOCK_ID]: { kind: 'u64' },
+  [MxfsAttr.LOCKSPACE]: { kind: 'string', maxLen: MXFS_NAME_MAX },
+  [MxfsAttr.RESOURCE]: { kind: 'string', maxLen: MXFS_NAME_MAX },
+  [MxfsAttr.MODE]: { kind: 'u8', max: Mode.EX },
+  [MxfsAttr.FLAGS]: { kind: 'u32', mask: MXFS_LKF.ALL },
+  [MxfsAttr.STATUS]: { kind: 's32', min: -4095, max: 0 },
+  [MxfsAttr.TOKEN]: { kind: 'u64' },
+  [MxfsAttr.LVB]: { kind: 'binary', maxLen: MXFS_LVB_MAX },
+  [MxfsAttr.LVB_VALID]: { kind: 'u8', max: 1 },
+  [MxfsAttr.NODE_ID]: { kind: 'u32' },
+  [MxfsAttr.NODE_STATE]: { kind: 'u8', max: MXFS_NODE_STATE_MAX },
+  [MxfsAttr.VOLUME]: { kind: 'string', maxLen: MXFS_NAME_MAX },
+  [MxfsAttr.INODE]: { kind: 'u64' },
+  [MxfsAttr.PROTO_VERSION]: { kind: 'u32' },
+  [MxfsAttr.TIMEOUT_MS]: { kind: 'u32' },
+  [MxfsAttr.EVENT]: { kind: 'u8', max: MXFS_EVENT_MAX },
+  [MxfsAttr.DAEMON_PORTID]: { kind: 'u32' },
+  [MxfsAttr.STAT_PENDING]: { kind: 'u32' },
+  [MxfsAttr.STAT_HELD]: { kind: 'u32' },
+  [MxfsAttr.STAT_REQUESTS]: { kind: 'u64' },
+  [MxfsAttr.STAT_GRANTS]: { kind: 'u64' },
+  [MxfsAttr.STAT_DENIES]: { kind: 'u64' },
+  [MxfsAttr.STAT_TIMEOUTS]: { kind: 'u64' },
+  [MxfsAttr.STAT_DAEMON_LOSSES]: { kind: 'u64' },
+  [MxfsAttr.STAT_REJECTED]: { kind: 'u64' },
+};
+
+export type Direction = 'to-kernel' | 'to-daemon' | 'multicast';
+
+export interface CmdSchema {
+  dir: Direction;
+  required: readonly MxfsAttr[];
+  /** Attributes allowed besides the required ones. */
+  optional: readonly MxfsAttr[];
+}
+
+const A = MxfsAttr;
+/** Per-command attribute sets (MXFS_CMD_<X>_REQUIRED / _ALLOWED in the header). */
+export const CMD_SCHEMA: Readonly<Record<Exclude<MxfsCmd, MxfsCmd.UNSPEC>, CmdSchema>> = {
+  [MxfsCmd.LOCK_REQ]: { dir: 'to-daemon', required: [A.REQ_ID, A.LOCKSPACE, A.RESOURCE, A.MODE], optional: [A.FLAGS, A.TIMEOUT_MS, A.PAD] },
+  [MxfsCmd.LOCK_GRANT]: { dir: 'to-kernel', required: [A.REQ_ID, A.MODE, A.TOKEN], optional: [A.LVB, A.LVB_VALID, A.PAD] },
+  [MxfsCmd.LOCK_DENY]: { dir: 'to-kernel', required: [A.REQ_ID, A.STATUS], optional: [A.PAD] },
+  [MxfsCmd.LOCK_RELEASE]: { dir: 'to-daemon', required: [A.LOCK_ID, A.LOCKSPACE, A.RESOURCE], optional: [A.LVB, A.PAD] },
+  [MxfsCmd.BAST]: { dir: 'to-kernel', required: [A.LOCK_ID, A.MODE], optional: [A.PAD] },
+  [MxfsCmd.CACHE_INVAL]: { dir: 'to-kernel', required: [A.VOLUME, A.INODE], optional: [A.PAD] },
+  [MxfsCmd.NODE_STATUS]: { dir: 'to-kernel', required: [A.NODE_ID, A.NODE_STATE], optional: [] },
+  [MxfsCmd.VOLUME_MOUNT]: { dir: 'to-daemon', required: [A.REQ_ID, A.VOLUME], optional: [A.TIMEOUT_MS, A.PAD] },
+  [MxfsCmd.VOLUME_UNMOUNT]: { dir: 'to-daemon', required: [A.REQ_ID, A.VOLUME], optional: [A.TIMEOUT_MS, A.PAD] },
+  [MxfsCmd.STATUS_REQ]: { dir: 'to-kernel', required: [], optional: [] },
+  [MxfsCmd.STATUS_RESP]: {
+    dir: 'to-daemon',
+    required: [A.DAEMON_PORTID, A.STAT_PENDING, A.STAT_HELD, A.STAT_REQUESTS, A.STAT_GRANTS, A.STAT_DENIES,
+      A.STAT_TIMEOUTS, A.STAT_DAEMON_LOSSES, A.STAT_REJECTED],
+    optional: [A.NODE_ID, A.PAD],
+  },
+  [MxfsCmd.RECOVERY_START]: { dir: 'to-kernel', required: [A.VOLUME, A.NODE_ID], optional: [] },
+  [MxfsCmd.RECOVERY_DONE]: { dir: 'to-kernel', required: [A.VOLUME, A.NODE_ID], optional: [A.STATUS] },
+  [MxfsCmd.DAEMON_READY]: { dir: 'to-kernel', required: [A.NODE_ID, A.PROTO_VERSION], optional: [] },
+  [MxfsCmd.LOCK_LOST]: { dir: 'to-kernel', required: [A.LOCK_ID, A.STATUS], optional: [A.PAD] },
+  [MxfsCmd.EVENT]: { dir: 'multicast', required: [A.EVENT], optional: [A.NODE_ID, A.DAEMON_PORTID, A.LOCK_ID, A.STATUS, A.PAD] },
+  [MxfsCmd.VOLUME_REPLY]: { dir: 'to-kernel', required: [A.REQ_ID, A.STATUS], optional: [A.PAD] },
+  [MxfsCmd.LOCK_CANCEL]: { dir: 'to-daemon', required: [A.REQ_ID], optional: [A.PAD] },
+};
+
+/** Linux errno values the bridge and the module exchange (x86_64/generic numbering). */
+export const Errno = {
+  EPERM: 1, ENOENT: 2, EINTR: 4, EAGAIN: 11, ENOMEM: 12, EBUSY: 16, EINVAL: 22, EDEADLK: 35,
+  ENOLCK: 37, EPROTONOSUPPORT: 93, EOPNOTSUPP: 95, ESHUTDOWN: 108, ENOTCONN: 107,
+  ETIMEDOUT: 110, ECANCELED: 125,
+} as const;
+
+/** How a DLM failure is told to the kernel: LOCK_DENY's STATUS is minus one of these. */
+export const LOCK_ERROR_ERRNO: Readonly<Record<LockErrorCode, number>> = {
+  NOTQUEUED: Errno.EAGAIN,
+  CANCELLED: Errno.ECANCELED,
+  TIMEOUT: Errno.ETIMEDOUT,
+  DEADLOCK: Errno.EDEADLK,
+  INVALID: Errno.EINVAL,
+  NOTFOUND: Errno.ENOENT,
+  BUSY: Errno.EBUSY,
+  LOST: Errno.ENOLCK,
+  SHUTDOWN: Errno.ESHUTDOWN,
+};

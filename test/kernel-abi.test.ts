@@ -1,0 +1,154 @@
+/**
+ * The kernel/daemon ABI has one source of truth, kernel/mxfs_netlink.h. This test parses it
+ * (and the module's attribute policy table in kernel/mxfs_netlink.c) and fails when
+ * src/ffi/mxfs-genl.ts disagrees: names, values, per-command attribute sets, attribute types.
+ */
+import { expect } from 'chai';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as G from '../src/ffi/mxfs-genl';
+
+const root = join(__dirname, '..', '..');
+const header = readFileSync(join(root, 'kernel', 'mxfs_netlink.h'), 'utf8').replace(/\/\*[\s\S]*?\*\//g, '');
+const nlsource = readFileSync(join(root, 'kernel', 'mxfs_netlink.c'), 'utf8');
+
+/** NAME -> value of the members of `enum <name> { ... }` (explicit values only). */
+function cEnum(name: string): Map<string, number> {
+  const m = new RegExp(`enum ${name}\\s*\\{([\\s\\S]*?)\\};`).exec(header);
+  if (!m) throw new Error(`enum ${name} not found in the header`);
+  const out = new Map<string, number>();
+  for (const line of m[1]!.split(',')) {
+    const e = /^\s*(\w+)\s*=\s*(\d+)\s*$/.exec(line);
+    if (e) out.set(e[1]!, Number(e[2]));
+    else if (line.trim() && !line.trim().startsWith('__')) throw new Error(`enum ${name}: member without explicit value: ${line.trim()}`);
+  }
+  return out;
+}
+
+const defines = new Map<string, string>();
+for (const m of header.replace(/\\\n/g, ' ').matchAll(/^#define\s+(\w+)\s+(.+)$/gm)) defines.set(m[1]!, m[2]!.trim());
+
+function defineNumber(name: string): number {
+  const v = defines.get(name);
+  if (v === undefined) throw new Error(`#define ${name} missing`);
+  return Number(v);
+}
+
+function defineString(name: string): string {
+  const v = defines.get(name);
+  if (v === undefined) throw new Error(`#define ${name} missing`);
+  return JSON.parse(v) as string;
+}
+
+/** The attribute names of an MXFS_CMD_<X>_REQUIRED/_ALLOWED set, following references. */
+function attrSet(name: string): Set<string> {
+  const v = defines.get(name);
+  if (v === undefined) throw new Error(`#define ${name} missing`);
+  const out = new Set<string>();
+  for (const m of v.matchAll(/MXFS_A\((\w+)\)/g)) out.add(m[1]!);
+  for (const m of v.matchAll(/(MXFS_CMD_\w+_(?:REQUIRED|ALLOWED))/g)) for (const a of attrSet(m[1]!)) out.add(a);
+  return out;
+}
+
+/** TS enum -> Map NAME -> value (numeric enums only). */
+function tsEnum(e: Record<string, string | number>): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const [k, v] of Object.entries(e)) if (typeof v === 'number') out.set(k, v);
+  return out;
+}
+
+function withPrefix(m: Map<string, number>, prefix: string): Map<string, number> {
+  return new Map([...m].map(([k, v]) => [prefix + k, v]));
+}
+
+describe('kernel ABI: kernel/mxfs_netlink.h vs src/ffi/mxfs-genl.ts', () => {
+  it('has the same family name, version, group, protocol version and limits', () => {
+    expect(G.MXFS_GENL_NAME).to.equal(defineString('MXFS_GENL_NAME'));
+    expect(G.MXFS_GENL_MCGRP_EVENTS).to.equal(defineString('MXFS_GENL_MCGRP_EVENTS'));
+    expect(G.MXFS_GENL_VERSION).to.equal(defineNumber('MXFS_GENL_VERSION'));
+    expect(G.MXFS_PROTO_VERSION).to.equal(defineNumber('MXFS_PROTO_VERSION'));
+    expect(G.MXFS_NAME_MAX).to.equal(defineNumber('MXFS_NAME_MAX'));
+    expect(G.MXFS_LVB_MAX).to.equal(defineNumber('MXFS_LVB_MAX'));
+    expect(G.MXFS_LKF.NOQUEUE).to.equal(defineNumber('MXFS_LKF_NOQUEUE'));
+    expect(G.MXFS_LKF.ALL).to.equal(defineNumber('MXFS_LKF_ALL'));
+  });
+
+  it('has the same commands (names and numbers)', () => {
+    expect(withPrefix(tsEnum(G.MxfsCmd), 'MXFS_CMD_')).to.deep.equal(cEnum('mxfs_cmd'));
+    expect(G.MXFS_CMD_MAX).to.equal(Math.max(...cEnum('mxfs_cmd').values()));
+  });
+
+  it('has the same attributes (names and numbers), all fitting the 32-bit set masks', () => {
+    const c = cEnum('mxfs_attr');
+    expect(withPrefix(tsEnum(G.MxfsAttr), 'MXFS_ATTR_')).to.deep.equal(c);
+    expect(G.MXFS_ATTR_MAX).to.equal(Math.max(...c.values()));
+    expect(G.MXFS_ATTR_MAX).to.be.below(32);
+  });
+
+  it('has the same node states and events', () => {
+    expect(withPrefix(tsEnum(G.MxfsNodeState), 'MXFS_NODE_')).to.deep.equal(cEnum('mxfs_node_state'));
+    expect(withPrefix(tsEnum(G.MxfsEvent), 'MXFS_EVENT_')).to.deep.equal(cEnum('mxfs_event'));
+    expect(G.MXFS_NODE_STATE_MAX).to.equal(Math.max(...cEnum('mxfs_node_state').values()));
+    expect(G.MXFS_EVENT_MAX).to.equal(Math.max(...cEnum('mxfs_event').values()));
+  });
+
+  it('has the same required and allowed attribute set for every command', () => {
+    for (const [name, value] of tsEnum(G.MxfsCmd)) {
+      if (value === 0) continue;
+      const schema = G.CMD_SCHEMA[value as Exclude<G.MxfsCmd, G.MxfsCmd.UNSPEC>];
+      const required = new Set(schema.required.map((a) => G.MxfsAttr[a]));
+      const allowed = new Set([...schema.required, ...schema.optional].map((a) => G.MxfsAttr[a]));
+      expect(required, `${name} required`).to.deep.equal(attrSet(`MXFS_CMD_${name}_REQUIRED`));
+      expect(allowed, `${name} allowed`).to.deep.equal(attrSet(`MXFS_CMD_${name}_ALLOWED`));
+      expect(schema.optional.filter((a) => schema.required.includes(a)), `${name} optional overlaps required`).to.deep.equal([]);
+    }
+  });
+
+  it('gives every daemon->kernel command a genl op, and no other command one', () => {
+    const ops = new Set([...nlsource.matchAll(/MXFS_OP\((\w+),/g)].map((m) => m[1]!));
+    for (const [name, value] of tsEnum(G.MxfsCmd)) {
+      if (value === 0) continue;
+      const dir = G.CMD_SCHEMA[value as Exclude<G.MxfsCmd, G.MxfsCmd.UNSPEC>].dir;
+      expect(ops.has(name), `${name} (${dir})`).to.equal(dir === 'to-kernel');
+    }
+  });
+
+  it('uses the same attribute types and bounds as the module policy', () => {
+    const kindOf: Record<string, string> = {
+      NLA_U8: 'u8', NLA_U32: 'u32', NLA_U64: 'u64', NLA_S32: 's32', NLA_NUL_STRING: 'string', NLA_BINARY: 'binary',
+    };
+    const symbols: Record<string, number> = {
+      MXFS_NAME_MAX: G.MXFS_NAME_MAX, MXFS_LVB_MAX: G.MXFS_LVB_MAX, MXFS_MODE_MAX: 5,
+      MXFS_NODE_STATE_MAX: G.MXFS_NODE_STATE_MAX, MXFS_EVENT_MAX: G.MXFS_EVENT_MAX, MXFS_LKF_ALL: G.MXFS_LKF.ALL,
+    };
+    const num = (s: string) => (symbols[s] !== undefined ? symbols[s]! : Number(s));
+    const table = /mxfs_attr_policy\[MXFS_ATTR_MAX \+ 1\] = \{([\s\S]*?)\n\};/.exec(nlsource);
+    expect(table, 'policy table in mxfs_netlink.c').to.not.equal(null);
+    let seen = 0;
+    for (const line of table![1]!.split('\n')) {
+      const m = /\[MXFS_ATTR_(\w+)\]\s*=\s*(.+?),?\s*$/.exec(line);
+      if (!m) continue;
+      seen++;
+      const attr = G.MxfsAttr[m[1]! as keyof typeof G.MxfsAttr] as Exclude<G.MxfsAttr, G.MxfsAttr.UNSPEC>;
+      const ts = G.ATTR_POLICY[attr];
+      const body = m[2]!;
+      let p: RegExpExecArray | null;
+      if ((p = /^\{ \.type = (NLA_\w+)(?:, \.len = (\w+))? \}$/.exec(body))) {
+        expect(ts.kind, m[1]).to.equal(kindOf[p[1]!]);
+        if (p[2]) expect((ts as { maxLen?: number }).maxLen, `${m[1]} len`).to.equal(num(p[2]));
+      } else if ((p = /^NLA_POLICY_MAX\((NLA_\w+), (\w+)\)$/.exec(body))) {
+        expect(ts.kind, m[1]).to.equal(kindOf[p[1]!]);
+        expect((ts as { max?: number }).max, `${m[1]} max`).to.equal(num(p[2]!));
+      } else if ((p = /^NLA_POLICY_MASK\((NLA_\w+), (\w+)\)$/.exec(body))) {
+        expect(ts.kind, m[1]).to.equal(kindOf[p[1]!]);
+        expect((ts as { mask?: number }).mask, `${m[1]} mask`).to.equal(num(p[2]!));
+      } else if ((p = /^NLA_POLICY_RANGE\((NLA_\w+), (-?\w+), (-?\w+)\)$/.exec(body))) {
+        expect(ts.kind, m[1]).to.equal(kindOf[p[1]!]);
+        expect([(ts as { min?: number }).min, (ts as { max?: number }).max], `${m[1]} range`).to.deep.equal([num(p[2]!), num(p[3]!)]);
+      } else {
+        throw new Error(`cannot read the policy of MXFS_ATTR_${m[1]}: ${body}`);
+      }
+    }
+    expect(seen).to.equal(G.MXFS_ATTR_MAX);
+  });
+});

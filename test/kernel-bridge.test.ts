@@ -1,0 +1,291 @@
+/**
+ * The kernel-bridge actor on the host, through a fake KernelChannel (no module, no netlink)
+ * and the fake lock client: attach and re-attach, kernel lock requests to DLM requests and
+ * back, denials, releases, blocking callbacks, lost locks, stale grants, module unload,
+ * retries under a manual clock, and the 'off' mode.
+ */
+import { expect } from 'chai';
+import bunyan from 'bunyan';
+import { ActorSystem } from '../src/actors/actor';
+import { startKernelBridge, type KernelBridge } from '../src/actors/kernel-bridge';
+import { NetlinkError, KernelAckError } from '../src/ffi/genl-socket';
+import type { KernelChannel, KernelChannelEvents } from '../src/ffi/mxfs-channel';
+import { MxfsAttr, MxfsCmd } from '../src/ffi/mxfs-genl';
+import { encodeAttr, encodeValue, type MxfsAttrs, type MxfsMessage } from '../src/ffi/netlink-msg';
+import { Mode } from '../src/dlm/modes';
+import { ManualClock } from '../src/util/clock';
+import { FakeLockClient } from './vm/fake-lock-client';
+
+interface Sent { cmd: MxfsCmd; attrs: MxfsAttrs }
+
+class FakeChannel implements KernelChannel {
+  readonly portid = 4242;
+  loaded = false;
+  closed = false;
+  resolves = 0;
+  sent: Sent[] = [];
+  /** Per command: make the kernel refuse it with this errno. */
+  refuse = new Map<MxfsCmd, number>();
+  /** The daemon port the fake module reports in STATUS_RESP (undefined: this channel's). */
+  kernelKnowsPortid: number | undefined;
+  constructor(readonly events: KernelChannelEvents) {}
+  resolve(): number {
+    this.resolves++;
+    if (!this.loaded) throw new NetlinkError("resolve family 'mxfs'", 12, 'Object not found');
+    return 33;
+  }
+  async send(cmd: MxfsCmd, attrs: MxfsAttrs): Promise<Buffer[]> {
+    this.sent.push({ cmd, attrs });
+    const errno = this.refuse.get(cmd);
+    if (errno !== undefined) throw new KernelAckError(errno, 'refused by the fake');
+    if (cmd === MxfsCmd.STATUS_REQ) return [statusResp(this.kernelKnowsPortid ?? this.portid)];
+    return [];
+  }
+  async close(): Promise<void> { this.closed = true; }
+  kernel(cmd: MxfsCmd, attrs: MxfsAttrs): void {
+    const m: MxfsMessage = { cmd, seq: 0, portid: 0, attrs };
+    this.events.onMessage(m);
+  }
+  of(cmd: MxfsCmd): Sent[] { return this.sent.filter((s) => s.cmd === cmd); }
+}
+
+/** A STATUS_RESP as the module would send it. */
+function statusResp(portid: number): Buffer {
+  const A = MxfsAttr;
+  const attrs = Buffer.concat([
+    encodeAttr(A.DAEMON_PORTID, encodeValue(A.DAEMON_PORTID, portid)),
+    encodeAttr(A.STAT_PENDING, encodeValue(A.STAT_PENDING, 0)),
+    encodeAttr(A.STAT_HELD, encodeValue(A.STAT_HELD, 1)),
+    ...([A.STAT_REQUESTS, A.STAT_GRANTS, A.STAT_DENIES, A.STAT_TIMEOUTS, A.STAT_DAEMON_LOSSES, A.STAT_REJECTED] as const)
+      .map((a) => encodeAttr(a, encodeValue(a, 3n))),
+  ]);
+  const b = Buffer.alloc(20 + attrs.length);
+  b.writeUInt32LE(b.length, 0);
+  b.writeUInt16LE(33, 4);
+  b.writeUInt8(MxfsCmd.STATUS_RESP, 16);
+  attrs.copy(b, 20);
+  return b;
+}
+
+async function until(cond: () => boolean, ms = 2000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}
+
+const lockReq = (id: bigint, resource: string, mode: Mode, flags = 0): MxfsAttrs => ({
+  [MxfsAttr.REQ_ID]: id, [MxfsAttr.LOCKSPACE]: 'default', [MxfsAttr.RESOURCE]: resource, [MxfsAttr.MODE]: mode,
+  [MxfsAttr.FLAGS]: flags, [MxfsAttr.TIMEOUT_MS]: 1000,
+});
+
+describe('kernel-bridge actor (fake channel)', () => {
+  const log = bunyan.createLogger({ name: 'kernel-bridge-test', level: 'fatal' });
+  let system: ActorSystem;
+  let locks: FakeLockClient;
+  let clock: ManualClock;
+  let channel: FakeChannel | undefined;
+  let bridge: KernelBridge;
+
+  const start = (loaded: boolean, mode: 'auto' | 'on' | 'off' = 'auto') => {
+    bridge = startKernelBridge({
+      system, locks, log, clock, mode, nodeId: 7, retryMs: 5000,
+      channelFactory: (ev) => { channel = new FakeChannel(ev); channel.loaded = loaded; return channel; },
+    });
+  };
+
+  beforeEach(() => {
+    system = new ActorSystem(log);
+    locks = new FakeLockClient();
+    clock = new ManualClock();
+    channel = undefined;
+  });
+  afterEach(async () => {
+    await bridge.stop();
+    system.shutdown();
+  });
+
+  it('with the real libnl channel and no module loaded, runs and reports no-module', async () => {
+    bridge = startKernelBridge({ system, locks, log, clock, mode: 'auto', nodeId: 1 });
+    await until(() => bridge.status().detail !== undefined);
+    expect(bridge.status()).to.include({ state: 'no-module', detail: 'genetlink family "mxfs" not found' });
+    expect(bridge.status().portid).to.be.a('number');
+  });
+
+  it("mode 'off' opens nothing and reports disabled", () => {
+    start(true, 'off');
+    expect(bridge.status().state).to.equal('disabled');
+    expect(channel).to.equal(undefined);
+  });
+
+  it('announces itself with DAEMON_READY (node id, protocol version) and reports attached', async () => {
+    start(true);
+    await until(() => bridge.status().state === 'attached');
+    const ready = channel!.of(MxfsCmd.DAEMON_READY);
+    expect(ready).to.have.length(1);
+    expect(ready[0]!.attrs).to.deep.equal({ [MxfsAttr.NODE_ID]: 7, [MxfsAttr.PROTO_VERSION]: 1 });
+    expect(bridge.status()).to.include({ family: 33, portid: 4242, attaches: 1 });
+  });
+
+  it('without the module reports no-module, retries on its timer, and attaches when the family appears', async () => {
+    start(false);
+    await until(() => channel !== undefined && channel.resolves === 1);
+    await until(() => bridge.status().state === 'no-module');
+    expect(bridge.status().detail).to.match(/family "mxfs" not found/);
+    clock.advance(5000);
+    await until(() => channel!.resolves === 2);
+    expect(bridge.status().state).to.equal('no-module');
+    channel!.loaded = true;
+    channel!.events.onFamily('new');
+    await until(() => bridge.status().state === 'attached');
+    expect(channel!.of(MxfsCmd.DAEMON_READY)).to.have.length(1);
+  });
+
+  it('turns a kernel LOCK_REQ into a DLM lock and answers LOCK_GRANT with the same id and the token', async () => {
+    start(true);
+    await until(() => bridge.status().state === 'attached');
+    channel!.kernel(MxfsCmd.LOCK_REQ, lockReq(11n, 'r1', Mode.EX));
+    await until(() => channel!.of(MxfsCmd.LOCK_GRANT).length === 1);
+    expect(channel!.of(MxfsCmd.LOCK_GRANT)[0]!.attrs).to.include({ [MxfsAttr.REQ_ID]: 11n, [MxfsAttr.MODE]: Mode.EX, [MxfsAttr.TOKEN]: 1n });
+    expect(locks.holders('default', 'r1')).to.equal(1);
+    expect(bridge.status()).to.include({ requests: 1, grants: 1, heldLocks: 1 });
+  });
+
+  it('answers a failed DLM request with LOCK_DENY and the errno (NOQUEUE conflict: -EAGAIN)', async () => {
+    start(true);
+    await until(() => bridge.status().state === 'attached');
+    channel!.kernel(MxfsCmd.LOCK_REQ, lockReq(1n, 'r', Mode.EX));
+    await until(() => channel!.of(MxfsCmd.LOCK_GRANT).length === 1);
+    channel!.kernel(MxfsCmd.LOCK_REQ, lockReq(2n, 'r', Mode.PR, 1));
+    await until(() => channel!.of(MxfsCmd.LOCK_DENY).length === 1);
+    expect(channel!.of(MxfsCmd.LOCK_DENY)[0]!.attrs).to.deep.equal({ [MxfsAttr.REQ_ID]: 2n, [MxfsAttr.STATUS]: -11 });
+  });
+
+  it('forwards a blocking callback as BAST for the kernel lock id, and LOCK_RELEASE unlocks', async () => {
+    start(true);
+    await until(() => bridge.status().state === 'attached');
+    channel!.kernel(MxfsCmd.LOCK_REQ, lockReq(5n, 'r', Mode.EX));
+    await until(() => channel!.of(MxfsCmd.LOCK_GRANT).length === 1);
+    const waiter = locks.lock('r', Mode.PR);
+    await until(() => channel!.of(MxfsCmd.BAST).length === 1);
+    expect(channel!.of(MxfsCmd.BAST)[0]!.attrs).to.deep.equal({ [MxfsAttr.LOCK_ID]: 5n, [MxfsAttr.MODE]: Mode.PR });
+    channel!.kernel(MxfsCmd.LOCK_RELEASE, { [MxfsAttr.LOCK_ID]: 5n, [MxfsAttr.LOCKSPACE]: 'default', [MxfsAttr.RESOURCE]: 'r' });
+    const h = await waiter;
+    expect(h.grant.mode).to.equal(Mode.PR);
+    expect(bridge.status()).to.include({ releases: 1, heldLocks: 0 });
+  });
+
+  it('gives a grant back when the kernel refuses it (-ENOENT: it stopped waiting)', async () => {
+    start(true);
+    await until(() => bridge.status().state === 'attached');
+    channel!.refuse.set(MxfsCmd.LOCK_GRANT, 2);
+    channel!.kernel(MxfsCmd.LOCK_REQ, lockReq(9n, 'r', Mode.EX));
+    await until(() => bridge.status().staleGrants === 1);
+    await until(() => locks.holders('default', 'r') === 0);
+    expect(bridge.status().heldLocks).to.equal(0);
+  });
+
+  it('LOCK_CANCEL withdraws a waiting DLM request, and no denial is sent for it', async () => {
+    start(true);
+    await until(() => bridge.status().state === 'attached');
+    channel!.kernel(MxfsCmd.LOCK_REQ, lockReq(1n, 'r', Mode.EX));
+    await until(() => channel!.of(MxfsCmd.LOCK_GRANT).length === 1);
+    channel!.kernel(MxfsCmd.LOCK_REQ, lockReq(2n, 'r', Mode.EX)); // waits behind 1
+    await until(() => bridge.status().pendingRequests === 1);
+    channel!.kernel(MxfsCmd.LOCK_CANCEL, { [MxfsAttr.REQ_ID]: 2n });
+    await until(() => bridge.status().pendingRequests === 0);
+    expect(bridge.status().cancels).to.equal(1);
+    channel!.kernel(MxfsCmd.LOCK_RELEASE, { [MxfsAttr.LOCK_ID]: 1n, [MxfsAttr.LOCKSPACE]: 'default', [MxfsAttr.RESOURCE]: 'r' });
+    await until(() => locks.holders('default', 'r') === 0);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(channel!.of(MxfsCmd.LOCK_DENY)).to.have.length(0);
+    expect(channel!.of(MxfsCmd.LOCK_GRANT)).to.have.length(1);
+  });
+
+  it('tells the kernel LOCK_LOST when the DLM takes a lock away', async () => {
+    start(true);
+    await until(() => bridge.status().state === 'attached');
+    channel!.kernel(MxfsCmd.LOCK_REQ, lockReq(3n, 'r', Mode.PW));
+    await until(() => channel!.of(MxfsCmd.LOCK_GRANT).length === 1);
+    locks.loseAll('quorum lost');
+    await until(() => channel!.of(MxfsCmd.LOCK_LOST).length === 1);
+    expect(channel!.of(MxfsCmd.LOCK_LOST)[0]!.attrs).to.deep.equal({ [MxfsAttr.LOCK_ID]: 3n, [MxfsAttr.STATUS]: -37 });
+  });
+
+  it('tells the kernel LOCK_LOST for every lock when the whole client session is lost', async () => {
+    start(true);
+    await until(() => bridge.status().state === 'attached');
+    channel!.kernel(MxfsCmd.LOCK_REQ, lockReq(3n, 'r', Mode.PR));
+    channel!.kernel(MxfsCmd.LOCK_REQ, lockReq(4n, 's', Mode.PR));
+    await until(() => channel!.of(MxfsCmd.LOCK_GRANT).length === 2);
+    locks.emit('lost', 'session closed');
+    await until(() => channel!.of(MxfsCmd.LOCK_LOST).length === 2);
+    expect(channel!.of(MxfsCmd.LOCK_LOST).map((m) => m.attrs[MxfsAttr.LOCK_ID])).to.have.members([3n, 4n]);
+    expect(bridge.status().heldLocks).to.equal(0);
+  });
+
+  it('on module unload releases what the kernel held, and re-attaches when it is loaded again', async () => {
+    start(true);
+    await until(() => bridge.status().state === 'attached');
+    channel!.kernel(MxfsCmd.LOCK_REQ, lockReq(1n, 'r', Mode.EX));
+    await until(() => locks.holders('default', 'r') === 1);
+    channel!.loaded = false;
+    channel!.events.onFamily('del');
+    await until(() => bridge.status().state === 'no-module');
+    await until(() => locks.holders('default', 'r') === 0);
+    expect(bridge.status().detaches).to.equal(1);
+    channel!.loaded = true;
+    channel!.events.onFamily('new');
+    await until(() => bridge.status().state === 'attached');
+    expect(channel!.of(MxfsCmd.DAEMON_READY)).to.have.length(2);
+  });
+
+  it('a grant that completes after the module went away is unlocked, not reported', async () => {
+    start(true);
+    await until(() => bridge.status().state === 'attached');
+    channel!.kernel(MxfsCmd.LOCK_REQ, lockReq(1n, 'r', Mode.EX));
+    await until(() => channel!.of(MxfsCmd.LOCK_GRANT).length === 1);
+    channel!.kernel(MxfsCmd.LOCK_REQ, lockReq(2n, 'r', Mode.EX)); // waits behind 1
+    await until(() => bridge.status().pendingRequests === 1);
+    channel!.events.onFamily('del');                                // releases 1, so 2 is granted late
+    await until(() => bridge.status().state === 'no-module');
+    await until(() => locks.holders('default', 'r') === 0);
+    expect(channel!.of(MxfsCmd.LOCK_GRANT)).to.have.length(1);
+  });
+
+  it('VOLUME_MOUNT takes the volume lock (EX) and VOLUME_UNMOUNT gives it back', async () => {
+    start(true);
+    await until(() => bridge.status().state === 'attached');
+    channel!.kernel(MxfsCmd.VOLUME_MOUNT, { [MxfsAttr.REQ_ID]: 20n, [MxfsAttr.VOLUME]: 'vol1' });
+    await until(() => channel!.of(MxfsCmd.VOLUME_REPLY).length === 1);
+    expect(channel!.of(MxfsCmd.VOLUME_REPLY)[0]!.attrs).to.deep.equal({ [MxfsAttr.REQ_ID]: 20n, [MxfsAttr.STATUS]: 0 });
+    expect(locks.holders('mxfs-volumes', 'vol1')).to.equal(1);
+    channel!.kernel(MxfsCmd.VOLUME_UNMOUNT, { [MxfsAttr.REQ_ID]: 21n, [MxfsAttr.VOLUME]: 'vol1' });
+    await until(() => channel!.of(MxfsCmd.VOLUME_REPLY).length === 2);
+    expect(locks.holders('mxfs-volumes', 'vol1')).to.equal(0);
+  });
+
+  it('asks the module for its status while attached, and re-attaches if the module forgot it', async () => {
+    start(true);
+    await until(() => bridge.status().state === 'attached');
+    clock.advance(5000);
+    await until(() => bridge.status().kernel !== undefined);
+    expect(bridge.status().kernel).to.include({ daemonPortid: 4242, held: 1, grants: 3 });
+    channel!.kernelKnowsPortid = 0; // e.g. reloaded while the nlctrl notification was lost
+    clock.advance(5000);
+    await until(() => channel!.of(MxfsCmd.DAEMON_READY).length === 2);
+    await until(() => bridge.status().state === 'attached');
+    expect(bridge.status().detaches).to.equal(1);
+  });
+
+  it('stop() releases the kernel locks and closes the channel', async () => {
+    start(true);
+    await until(() => bridge.status().state === 'attached');
+    channel!.kernel(MxfsCmd.LOCK_REQ, lockReq(1n, 'r', Mode.EX));
+    await until(() => locks.holders('default', 'r') === 1);
+    await bridge.stop();
+    expect(channel!.closed).to.equal(true);
+    expect(locks.holders('default', 'r')).to.equal(0);
+  });
+});

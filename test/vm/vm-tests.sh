@@ -1,0 +1,230 @@
+#!/bin/sh
+# In-VM tests of the mxfs module and the kernel bridge (run by /init, busybox sh).
+# Every check prints "MXFS-TEST PASS|FAIL <name>: <detail>"; the last line is
+# "MXFS-VM-RESULT PASS|FAIL ...", which run-vm-tests.sh on the host reads from the serial
+# console. The daemon is the real mxfsd when the kernel command line says mxfs.daemon=mxfsd,
+# else test/vm/bridge-driver.js (the bridge actor on a fake lock client).
+T=/sys/kernel/debug/mxfs
+P=/sys/module/mxfs/parameters
+PASSES=0
+FAILS=0
+DPID=
+DAEMON_KIND=$(sed -n 's/.*mxfs.daemon=\([a-z-]*\).*/\1/p' /proc/cmdline)
+[ -n "$DAEMON_KIND" ] || DAEMON_KIND=driver
+
+pass() { echo "MXFS-TEST PASS $1: $2"; PASSES=$((PASSES + 1)); }
+fail() { echo "MXFS-TEST FAIL $1: $2"; FAILS=$((FAILS + 1)); }
+check() { name="$1"; detail="$2"; shift 2; if "$@"; then pass "$name" "$detail"; else fail "$name" "$detail"; fi; }
+now_ms() { awk '{ printf "%d", $1 * 1000 }' /proc/uptime; }
+stat_of() { grep "^$1=" $T/status | cut -d= -f2; }
+# wait_for SECONDS COMMAND...: poll every 100 ms
+wait_for() {
+  n=$(($1 * 10)); shift
+  while [ $n -gt 0 ]; do "$@" && return 0; usleep 100000; n=$((n - 1)); done
+  return 1
+}
+hook() { echo "$*" > $T/test 2>/dev/null; }
+# result_of "COMMAND": the outcome the test hook recorded last for exactly that command
+result_of() { grep " $1 -> " $T/test | tail -n 1 | sed 's/.* -> //'; }
+attached() { grep -q '^daemon=attached' $T/status 2>/dev/null; }
+detached() { grep -q '^daemon=detached' $T/status 2>/dev/null; }
+daemon_log() { cat /tmp/daemon.out /tmp/daemon.err 2>/dev/null; }
+
+start_daemon() {
+  : > /tmp/daemon.out; : > /tmp/daemon.err
+  if [ "$DAEMON_KIND" = mxfsd ]; then
+    node /mxfs/dist/src/cli/mxfsd.js --config /mxfs/mxfsd.conf >>/tmp/daemon.out 2>>/tmp/daemon.err &
+  else
+    node /mxfs/dist/test/vm/bridge-driver.js --retry-ms 1000 >>/tmp/daemon.out 2>>/tmp/daemon.err &
+  fi
+  DPID=$!
+}
+
+echo "vm-tests: daemon is $DAEMON_KIND"
+
+# 1. The daemon starts before the module exists: it runs and says so.
+t0=$(now_ms)
+start_daemon
+if wait_for 60 sh -c 'cat /tmp/daemon.out /tmp/daemon.err | grep -q "no kernel module"'; then
+  pass no-module "daemon up without the module after $(($(now_ms) - t0)) ms, reports no kernel module"
+else
+  fail no-module "daemon did not report 'no kernel module'"; daemon_log | tail -n 20
+fi
+
+# 2. The module loads; its debugfs files appear.
+if insmod /lib/modules/mxfs.ko && [ -f $T/status ] && [ -f $T/test ]; then
+  pass module-load "insmod ok, debugfs present"
+else
+  fail module-load "insmod or debugfs failed"; dmesg | tail -n 20
+fi
+
+# 3. Loaded later, the module is found (nlctrl notification) and the daemon says ready.
+t0=$(now_ms)
+if wait_for 30 attached; then
+  pass daemon-ready "attached $(($(now_ms) - t0)) ms after insmod, portid $(stat_of portid), node $(stat_of node_id)"
+else
+  fail daemon-ready "daemon never attached"; daemon_log | tail -n 20; cat $T/status
+fi
+
+# 3b. The real daemon reports the attachment in its status (mxfsctl status --json).
+if [ "$DAEMON_KIND" != driver ]; then
+  KSTATE=$(node /mxfs/dist/src/cli/mxfsctl.js --config /mxfs/mxfsd.conf --json status 2>&1 | \
+    node -e 'let s = ""; process.stdin.on("data", (d) => s += d).on("end", () => { try { const k = JSON.parse(s).kernel; console.log(k.state + " family=" + k.family + " portid=" + k.portid); } catch (e) { console.log("unparsable: " + s.slice(0, 200)); } })')
+  check mxfsctl-kernel-state "$KSTATE" sh -c "echo '$KSTATE' | grep -q '^attached '"
+fi
+
+# 4. The family is visible to iproute2's genl, with its multicast group.
+GENL_OUT=$(genl ctrl get name mxfs 2>&1)
+if echo "$GENL_OUT" | grep -q 'Name: mxfs' && echo "$GENL_OUT" | grep -q 'events'; then
+  pass genl-family "$(echo "$GENL_OUT" | grep -o 'ID: 0x[0-9a-f]*' | head -n 1), events group listed"
+else
+  fail genl-family "genl ctrl get name mxfs: $GENL_OUT"
+fi
+
+# 5. A kernel lock request travels to the daemon and the grant comes back.
+t0=$(now_ms)
+hook lock a EX; rc=$?
+R=$(result_of "lock a EX")
+ID1=$(echo "$R" | sed -n 's/.*id=\([0-9]*\).*/\1/p')
+check lock-grant "rc=$rc, $R, $(($(now_ms) - t0)) ms" sh -c "[ $rc = 0 ] && echo '$R' | grep -q 'ok id=[0-9]* mode=EX token=1'"
+
+# 6. A conflicting NOQUEUE request is denied by the DLM (-EAGAIN).
+hook lock a EX noqueue; rc=$?
+R=$(result_of "lock a EX noqueue")
+check lock-deny-noqueue "rc=$rc, $R" sh -c "[ $rc != 0 ] && [ '$R' = 'err -11' ]"
+
+# 7. Unlock travels to the daemon: the same NOQUEUE request is granted afterwards.
+hook unlock "$ID1"; rc1=$?
+if wait_for 5 hook lock a EX noqueue; then
+  R=$(result_of "lock a EX noqueue")
+  ID2=$(echo "$R" | sed -n 's/.*id=\([0-9]*\).*/\1/p')
+  check lock-release "unlock rc=$rc1, then $R" sh -c "[ $rc1 = 0 ] && echo '$R' | grep -q 'ok id='"
+else
+  fail lock-release "lock a EX noqueue still refused after unlock: $(result_of 'lock a EX noqueue')"
+fi
+
+# 7b. Cost of an uncached kernel lock: lock EX + unlock round trips through the daemon
+#     (measured under TCG emulation: slow compared with real hardware; for the record).
+hook bench perf 200
+R=$(grep ' bench perf 200' $T/test | tail -n 1)
+echo "MXFS-PERF $R"
+check lock-bench "$(echo "$R" | sed 's/.*\[//; s/\].*//')" sh -c "echo '$R' | grep -q 'done=200 .*-> ok'"
+
+# 8. A waiter makes the daemon send a blocking callback for the held lock; the waiter's own
+#    timeout (3000 ms) is answered by the daemon with LOCK_DENY -ETIMEDOUT.
+DENIES0=$(stat_of denies); TIMEOUTS0=$(stat_of timeouts)
+(hook lock a PR 3000) &
+BG=$!
+if wait_for 10 sh -c "grep -q 'resource=a .*bast=PR' $T/locks"; then
+  pass bast "$(grep 'resource=a ' $T/locks)"
+else
+  fail bast "no blocking callback recorded: $(cat $T/locks)"
+fi
+wait $BG
+R=$(result_of "lock a PR 3000")
+check deny-timeout "$R, denies $DENIES0->$(stat_of denies), kernel timeouts $TIMEOUTS0->$(stat_of timeouts)" \
+  sh -c "[ '$R' = 'err -110' ] && [ $(stat_of denies) -gt $DENIES0 ] && [ $(stat_of timeouts) = $TIMEOUTS0 ]"
+hook unlock "$ID2"
+
+# 8b. VOLUME_MOUNT / VOLUME_UNMOUNT: the daemon takes and returns the volume's EX lock.
+hook mount vol1; rc1=$?
+hook mount vol1; rc2=$?
+hook unmount vol1; rc3=$?
+check volume-mount "mount $(result_of 'mount vol1'), unmount $(result_of 'unmount vol1')" \
+  sh -c "[ $rc1 = 0 ] && [ $rc2 != 0 ] && [ $rc3 = 0 ] && grep -q 'mount vol1 -> err -16' $T/test"
+
+# 9. Malformed or unexpected messages from another (unregistered) socket are refused.
+REJ0=$(stat_of rejected)
+if node /mxfs/dist/test/vm/malformed-client.js; then
+  pass malformed-client "all refusals as expected; rejected counter $REJ0->$(stat_of rejected)"
+else
+  fail malformed-client "see the lines above"
+fi
+
+# 9b. Without CAP_NET_ADMIN (uid 65534) nothing is accepted and the events group is closed.
+if node /mxfs/dist/test/vm/malformed-client.js --unprivileged; then
+  pass unprivileged "GENL_ADMIN_PERM and GENL_MCAST_CAP_NET_ADMIN enforced"
+else
+  fail unprivileged "see the lines above"
+fi
+
+# 10. A daemon that does not answer: the request fails after its bound (500 + 1000 ms grace).
+echo 1000 > $P/reply_grace_ms
+TIMEOUTS0=$(stat_of timeouts); STALE0=$(stat_of stale_replies)
+kill -STOP "$DPID"
+t0=$(now_ms)
+hook lock b EX 500; rc=$?
+el=$(($(now_ms) - t0))
+kill -CONT "$DPID"
+R=$(result_of "lock b EX 500")
+check daemon-hung-timeout "rc=$rc, $R after $el ms (bound 1500 ms)" \
+  sh -c "[ $rc != 0 ] && [ '$R' = 'err -110' ] && [ $el -ge 1400 ] && [ $el -lt 6000 ] && [ $(stat_of timeouts) -gt $TIMEOUTS0 ]"
+# ... the kernel sent LOCK_CANCEL; once the daemon runs again it withdraws the request, or,
+# if its grant wins the race, the kernel refuses the late grant (-ENOENT) and the daemon
+# gives it back. Either way nothing leaks: b can be taken with NOQUEUE.
+if wait_for 15 hook lock b EX noqueue; then
+  pass late-answer-cleaned-up "kernel cancels $(stat_of cancels), stale replies $STALE0->$(stat_of stale_replies); b is free again"
+else
+  fail late-answer-cleaned-up "cancels $(stat_of cancels), stale_replies $(stat_of stale_replies), last: $(result_of 'lock b EX noqueue')"
+fi
+[ "$(stat_of cancels)" -ge 1 ] || fail lock-cancel-sent "the kernel did not send LOCK_CANCEL"
+R=$(result_of "lock b EX noqueue"); hook unlock "$(echo "$R" | sed -n 's/.*id=\([0-9]*\).*/\1/p')"
+echo 2000 > $P/reply_grace_ms
+
+# 11. Killing the daemon fails a pending kernel request at once (netlink URELEASE).
+hook lock c EX
+(hook lock c EX 60000) &
+BG=$!
+wait_for 10 sh -c "[ \$(grep '^pending=' $T/status | cut -d= -f2) = 1 ]" || fail daemon-death "the waiter never became pending"
+t0=$(now_ms)
+kill -9 "$DPID"
+wait $BG
+el=$(($(now_ms) - t0))
+wait "$DPID" 2>/dev/null
+R=$(result_of "lock c EX 60000")
+check daemon-death "$R $el ms after kill -9; daemon=$(stat_of daemon) held=$(stat_of held) losses=$(stat_of daemon_losses) failed_on_detach=$(stat_of failed_on_detach)" \
+  sh -c "[ '$R' = 'err -107' ] && [ $el -lt 3000 ] && [ $(stat_of held) = 0 ] && [ $(stat_of failed_on_detach) -ge 1 ] && [ $(stat_of daemon) = detached ]"
+
+# 12. Without a daemon, a request fails at once instead of waiting.
+t0=$(now_ms)
+hook lock d EX 60000
+el=$(($(now_ms) - t0))
+R=$(result_of "lock d EX 60000")
+check no-daemon-fails-fast "$R after $el ms" sh -c "[ '$R' = 'err -107' ] && [ $el -lt 1000 ]"
+
+# 13. A restarted daemon attaches again and serves requests.
+t0=$(now_ms)
+start_daemon
+if wait_for 60 attached && hook lock c EX noqueue; then
+  pass daemon-restart "attached again after $(($(now_ms) - t0)) ms; $(result_of 'lock c EX noqueue')"
+else
+  fail daemon-restart "$(cat $T/status | head -n 2), $(result_of 'lock c EX noqueue')"
+fi
+
+# 14. Module reload: the daemon notices the family going and coming back and re-attaches.
+rmmod mxfs
+if wait_for 10 sh -c 'cat /tmp/daemon.out /tmp/daemon.err | grep -q "kernel module unloaded"'; then
+  insmod /lib/modules/mxfs.ko
+  t0=$(now_ms)
+  if wait_for 30 attached && hook lock e EX; then
+    pass module-reload "daemon saw the unload and re-attached $(($(now_ms) - t0)) ms after insmod; $(result_of 'lock e EX')"
+  else
+    fail module-reload "not attached after reload: $(head -n 1 $T/status)"
+  fi
+else
+  fail module-reload "daemon did not notice the unload"; insmod /lib/modules/mxfs.ko
+fi
+
+# 15. A clean daemon stop (SIGTERM) detaches it in the kernel.
+kill -TERM "$DPID"
+if wait_for 15 detached; then pass daemon-stop "detached after SIGTERM"; else fail daemon-stop "still attached"; fi
+wait "$DPID" 2>/dev/null
+
+echo "---- /sys/kernel/debug/mxfs/status"; cat $T/status
+echo "---- dmesg (mxfs)"; dmesg | grep mxfs | tail -n 20
+if [ $FAILS != 0 ]; then echo "---- daemon log (tail)"; daemon_log | tail -n 40; fi
+if [ $FAILS = 0 ] && [ $PASSES -ge 18 ]; then
+  echo "MXFS-VM-RESULT PASS passes=$PASSES daemon=$DAEMON_KIND"
+else
+  echo "MXFS-VM-RESULT FAIL passes=$PASSES fails=$FAILS daemon=$DAEMON_KIND"
+fi
