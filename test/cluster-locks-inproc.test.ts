@@ -8,22 +8,14 @@ import { expect } from 'chai';
 import { Daemon } from '../src/daemon/daemon';
 import { MxfsClient } from '../src/client/client';
 import { LocalHub } from '../src/cluster/port';
+import { rendezvousOwner } from '../src/cluster/rendezvous';
 import { Mode } from '../src/dlm/modes';
 import { LockError } from '../src/dlm/types';
 import { quietLogger, sleep, testConfig, tmpDir, waitFor } from './support/daemon-proc';
 
 const { PR, EX, NL } = Mode;
 
-/** A tiny rendezvous hash for the test (the daemon's own one is tested elsewhere). */
-function masterOf(ls: string, res: string, members: number[]): number {
-  let best = -1, who = members[0]!;
-  for (const m of members) {
-    let h = 2166136261;
-    for (const ch of `${ls}/${res}#${m}`) h = Math.imul(h ^ ch.charCodeAt(0), 16777619) >>> 0;
-    if (h > best) { best = h; who = m; }
-  }
-  return who;
-}
+const masterOf = rendezvousOwner;
 
 /** A resource name mastered by `node` among `members`. */
 function resourceOn(node: number, members: number[], tag = 'r'): string {

@@ -23,6 +23,7 @@ import { encodeFrame, FrameDecoder, FrameError } from '../wire/frame';
 import { Clock, systemClock } from '../util/clock';
 import type { ClusterPort } from '../cluster/port';
 import { LockRouter } from './lock-router';
+import { rendezvousOwner } from '../cluster/rendezvous';
 
 export const VERSION = '0.1.0';
 
@@ -74,10 +75,9 @@ export class Daemon implements DaemonInfo {
       faultInjection: o.faultInjection ?? false,
     });
     this.startedAt = this.clock.now();
-    if (o.port && !o.masterOf) throw new Error('a cluster port needs a masterOf function');
     this.router = new LockRouter({
       sys: this.sys, table: this.table, selfId: o.config.node.id, port: o.port,
-      masterOf: o.masterOf ?? (() => o.config.node.id),
+      masterOf: o.masterOf ?? rendezvousOwner,
       session: (id) => this.sessions.get(id)?.ref,
       sessions: () => [...this.sessions.values()].map((x) => x.ref),
       log: o.log.child({ actor: 'router' }), clock: this.clock, queryTimeoutMs: o.config.timing.queryTimeoutMs,
