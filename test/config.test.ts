@@ -57,13 +57,13 @@ describe('config', () => {
   it('parses every kind of value', () => {
     const c = parseConfig([
       '[node]', 'id = 7', 'name = alpha', 'address = ::1', 'port = 9000', 'socket_mode = 0600', 'kernel = off',
-      '[cluster]', 'name = prod.a', 'tiebreaker = 8',
+      '[cluster]', 'name = prod.a', 'tiebreaker = 8', 'key_file = cluster.key',
       '[peer]', 'id = 8', 'address = beta.example.com',
       '[volume]', 'name = v1', 'device = /dev/sdb', 'mountpoint = /mnt/v1/',
       '[logging]', 'level = debug', 'syslog = YES', 'stderr = 0', 'syslog_facility = local3',
     ].join('\n'), FILE);
     expect(c.node).to.include({ id: 7, name: 'alpha', address: '::1', port: 9000, socketMode: 0o600, kernel: 'off' });
-    expect(c.cluster).to.deep.equal({ name: 'prod.a', tiebreaker: 8 });
+    expect(c.cluster).to.deep.equal({ name: 'prod.a', tiebreaker: 8, keyFile: '/etc/mxfs/cluster.key' });
     expect(c.peers).to.deep.equal([{ id: 8, name: 'node8', address: 'beta.example.com', port: 7600 }]);
     expect(c.volumes).to.deep.equal([{ name: 'v1', device: '/dev/sdb', mountpoint: '/mnt/v1/' }]);
     expect(c.logging).to.include({ level: 'debug', syslog: true, stderr: false, syslogFacility: 'local3' });
@@ -115,6 +115,7 @@ describe('config', () => {
       { name: 'second node section', text: '[node]\nid=1\n[node]\nid=2\n', line: 3, section: 'node', msg: /only once.*line 1/ },
       { name: 'client timeout >= lease', text: '[node]\nid=1\n[timing]\nlease_timeout_ms = 4000\nrenew_interval_ms = 1000\nclient_timeout_ms = 4000\n', line: 6, key: 'client_timeout_ms', msg: /client_timeout_ms \(4000\).*lease_timeout_ms \(4000\)/ },
       { name: 'client timeout vs lease default', text: '[node]\nid=1\n[timing]\nclient_timeout_ms = 20000\n', line: 4, key: 'client_timeout_ms', msg: /lease_timeout_ms/ },
+      { name: 'peers without a key file', text: '[node]\nid=1\n[peer]\nid=2\naddress=127.0.0.2\n', line: undefined, key: 'key_file', msg: /key_file is required when \[peer\] sections are configured/ },
       { name: 'client timeout + renew >= lease', text: '[node]\nid=1\n[timing]\nlease_timeout_ms = 4000\nrenew_interval_ms = 1000\nclient_timeout_ms = 3000\n', line: 6, key: 'client_timeout_ms', msg: /\+ renew_interval_ms \(1000\) must be less than lease_timeout_ms \(4000\)/ },
       { name: 'client timeout vs keepalive', text: '[node]\nid=1\n[timing]\nclient_keepalive_ms = 2500\n', line: 4, key: 'client_timeout_ms', msg: /client_timeout_ms.*client_keepalive_ms/ },
       { name: 'renew too slow', text: '[node]\nid=1\n[timing]\nrenew_interval_ms = 5000\n', line: 4, key: 'renew_interval_ms', msg: /renew_interval_ms.*half of lease_timeout_ms/ },
@@ -122,8 +123,8 @@ describe('config', () => {
       { name: 'duplicate peer id', text: '[node]\nid=1\n[peer]\nid=2\naddress=a\n[peer]\nid = 2\naddress=b\n', line: 7, key: 'id', msg: /id 2.*line 3/ },
       { name: 'duplicate endpoint', text: '[node]\nid=1\n[peer]\nid=2\naddress=h\nport=7000\n[peer]\nid=3\naddress = H\nport=7000\n', line: 9, key: 'address', msg: /h:7000/ },
       { name: 'peer endpoint = node endpoint', text: '[node]\nid=1\n[peer]\nid=2\naddress=127.0.0.1\n', line: 5, key: 'address', msg: /127\.0\.0\.1:7600.*\[node\]/ },
-      { name: 'tiebreaker unknown', text: '[node]\nid=1\n[cluster]\ntiebreaker = 5\n[peer]\nid=2\naddress=h\n', line: 4, key: 'tiebreaker', msg: /tiebreaker 5/ },
-      { name: 'tiebreaker with three nodes', text: '[node]\nid=1\n[cluster]\ntiebreaker = 1\n[peer]\nid=2\naddress=h\n[peer]\nid=3\naddress=i\n', line: 4, key: 'tiebreaker', msg: /two-node/ },
+      { name: 'tiebreaker unknown', text: '[node]\nid=1\n[cluster]\ntiebreaker = 5\nkey_file = k\n[peer]\nid=2\naddress=h\n', line: 4, key: 'tiebreaker', msg: /tiebreaker 5/ },
+      { name: 'tiebreaker with three nodes', text: '[node]\nid=1\n[cluster]\ntiebreaker = 1\nkey_file = k\n[peer]\nid=2\naddress=h\n[peer]\nid=3\naddress=i\n', line: 4, key: 'tiebreaker', msg: /two-node/ },
       { name: 'duplicate volume name', text: '[node]\nid=1\n[volume]\nname=v\ndevice=/dev/a\n[volume]\nname=v\ndevice=/dev/b\n', line: 7, key: 'name', msg: /'v'.*line 3/ },
       { name: 'duplicate volume device', text: '[node]\nid=1\n[volume]\nname=v\ndevice=/dev/a\n[volume]\nname=w\ndevice=/dev/a\n', line: 8, key: 'device', msg: /\/dev\/a/ },
       { name: 'socket path too long', text: `[node]\nid=1\nsocket = /${'x'.repeat(120)}\n`, line: 3, key: 'socket', msg: /107/ },

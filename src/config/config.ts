@@ -473,6 +473,9 @@ function checkCrossFieldRules(c: Config, file: string, bySection: Map<string, In
   });
 
   const cl = one('cluster');
+  if (c.peers.length > 0 && c.cluster.keyFile === undefined) {
+    fail('cluster', cl, 'key_file', `key_file is required when [peer] sections are configured: peers must prove they know the cluster key`);
+  }
   if (c.cluster.tiebreaker !== undefined) {
     const tb = c.cluster.tiebreaker;
     if (!ids.has(tb)) {
