@@ -8,6 +8,8 @@ import { loadConfig, ConfigError, formatConfigError } from '../config/config';
 import { createLogger } from '../log';
 import { Daemon, VERSION } from '../daemon/daemon';
 import { startKernelSupport } from '../daemon/kernel';
+import { TcpClusterPort } from '../daemon/cluster-port';
+import { systemClock } from '../util/clock';
 import { die, parse, UsageError } from './usage';
 
 const USAGE = `usage: mxfsd --config FILE [--log-level trace|debug|info|warn|error|fatal]
@@ -44,7 +46,11 @@ async function main(): Promise<void> {
   }
   const logs = createLogger(config.logging, { name: 'mxfsd', levelOverride: level });
   const log = logs.log;
-  const daemon = new Daemon({ config, log, faultInjection: process.env.MXFS_FAULT_INJECTION === '1' });
+  const clustered = config.peers.length > 0;
+  const daemon = new Daemon({
+    config, log, faultInjection: process.env.MXFS_FAULT_INJECTION === '1',
+    port: clustered ? (sys) => new TcpClusterPort({ config, sys, log, clock: systemClock }) : undefined,
+  });
   try {
     await daemon.start();
   } catch (e) {

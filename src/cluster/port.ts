@@ -31,7 +31,9 @@ export interface ClusterPort {
   send(to: number, msg: DlmPeerMsg): void;
   setHandlers(h: ClusterHandlers): void;
   /** Details for `mxfsctl nodes` (lease ages, links...). */
-  status(): unknown;
+  status(): unknown | Promise<unknown>;
+  /** Join the cluster (listen, connect, start leasing); the daemon calls it once. */
+  start?(): Promise<void>;
   stop(): Promise<void>;
   /** Test-only fault injection on this node's peer traffic (all of it, leases included). */
   setFault(spec: FaultSpec): void;

@@ -36,8 +36,8 @@ export interface DaemonOptions {
   clock?: Clock;
   /** Lets 'fault' messages crash a resource actor (tests of supervision only). */
   faultInjection?: boolean;
-  /** The cluster (absent: a standalone node). */
-  port?: ClusterPort;
+  /** The cluster (absent: a standalone node); a factory gets the daemon's actor system. */
+  port?: ClusterPort | ((sys: ActorSystem) => ClusterPort);
   masterOf?: (lockspace: string, resource: string, members: number[]) => number;
 }
 
@@ -62,6 +62,7 @@ export class Daemon implements DaemonInfo {
   private nextSession = 1;
   private startedAt: number;
   private stopping = false;
+  readonly port?: ClusterPort;
   kernel?: KernelStatusSource;
 
   constructor(private readonly o: DaemonOptions) {
@@ -75,8 +76,9 @@ export class Daemon implements DaemonInfo {
       faultInjection: o.faultInjection ?? false,
     });
     this.startedAt = this.clock.now();
+    this.port = typeof o.port === 'function' ? o.port(this.sys) : o.port;
     this.router = new LockRouter({
-      sys: this.sys, table: this.table, selfId: o.config.node.id, port: o.port,
+      sys: this.sys, table: this.table, selfId: o.config.node.id, port: this.port,
       masterOf: o.masterOf ?? rendezvousOwner,
       session: (id) => this.sessions.get(id)?.ref,
       sessions: () => [...this.sessions.values()].map((x) => x.ref),
@@ -102,6 +104,7 @@ export class Daemon implements DaemonInfo {
     fs.chmodSync(p, this.o.config.node.socketMode);
     server.on('error', (e) => this.log.error({ err: e }, 'client socket error'));
     this.server = server;
+    await this.port?.start?.();
     this.log.info({ socket: p, node: this.o.config.node.id }, 'mxfsd listening');
   }
 
@@ -116,7 +119,7 @@ export class Daemon implements DaemonInfo {
     // Let the purges reach the resources before the actors stop.
     await new Promise((r) => setTimeout(r, 20));
     try { fs.unlinkSync(this.socketPath); } catch { /* already gone */ }
-    await this.o.port?.stop();
+    await this.port?.stop();
     this.sys.shutdown();
     this.log.info({ reason }, 'mxfsd stopped');
   }
@@ -239,29 +242,32 @@ export class Daemon implements DaemonInfo {
       locks: st.locks,
       counters: { grants: st.grants, basts: st.basts, evictions: st.evictions, resourceCrashes: st.resourceCrashes, actorCrashes: this.sys.crashes },
       kernel: this.kernel ? this.kernel.status() : { state: 'disabled' },
-      cluster: this.clusterStatus(),
+      cluster: await this.clusterStatus(),
     };
   }
 
-  clusterStatus(): unknown {
+  async clusterStatus(): Promise<unknown> {
     const r = this.router;
-    return {
-      state: r.state, epoch: r.epoch, members: r.members, recovery: r.recovery ?? null,
-      stats: r.stats, transport: this.o.port ? this.o.port.status() : null,
-    };
+    let transport: unknown = null;
+    try {
+      transport = this.port ? await this.port.status() : null;
+    } catch (e) {
+      transport = { error: (e as Error).message };
+    }
+    return { state: r.state, epoch: r.epoch, members: r.members, recovery: r.recovery ?? null, stats: r.stats, transport };
   }
 
   async fault(spec: FaultSpec): Promise<unknown> {
     if (!this.o.faultInjection) throw new Error('fault injection is disabled (start mxfsd with MXFS_FAULT_INJECTION=1)');
-    if (!this.o.port) throw new Error('fault injection needs a cluster (no [peer] configured)');
-    this.o.port.setFault(spec);
+    if (!this.port) throw new Error('fault injection needs a cluster (no [peer] configured)');
+    this.port.setFault(spec);
     this.log.warn({ spec }, 'fault injected');
     return { node: this.o.config.node.id, spec };
   }
 
   /** Every master's view, merged: on a cluster each resource appears once, under its master. */
   async locks(filter: { lockspace?: string; resource?: string }): Promise<unknown> {
-    if (!this.o.port) return this.localLocks(filter);
+    if (!this.port) return this.localLocks(filter);
     const { byNode, missing } = await this.router.inspectCluster(filter);
     const resources: unknown[] = [];
     for (const [node, list] of Object.entries(byNode)) for (const r of list) resources.push({ master: Number(node), ...(r as object) });

@@ -1,0 +1,146 @@
+/**
+ * ClusterNode: the cluster layer of one mxfsd, assembled — a PeerTransport (listener + one
+ * PeerLink per peer), the Membership actor, and the router between them. This is the surface
+ * the lock engine integrates with.
+ *
+ * Routing of received messages by EPOCH_RULE (peer-protocol.ts):
+ *   'liveness' / 'membership' and 'ping' -> the Membership actor;
+ *   other 'bound' messages (the lock engine's) -> checked against the committed epoch here,
+ *   then onBoundMessage; a stale (or future) epoch goes to onRejected and is never delivered.
+ * Sends: whatever callers pass to send(), stamped with the committed epoch.
+ */
+import type Logger from 'bunyan';
+import type { ActorSystem, Ref } from '../actors/actor';
+import type { Clock } from '../util/clock';
+import { loadClusterKey } from './auth';
+import { MembershipCore, MembershipEvent, MembershipMsg, MembershipSnapshot, spawnMembership, View } from './membership';
+import type { Network } from './network';
+import { allNodeIds, ClusterOptions, leaseTimes } from './options';
+import type { LinkEvent, PeerLinkStatus, SendResult } from './peer-link';
+import { EPOCH_RULE, MAX_INCARNATION, PeerBody, PeerMessage } from './peer-protocol';
+import { randomInt } from 'node:crypto';
+import { PeerTransport, TransportOptions } from './transport';
+import type { DlmPeerMsg } from './dlm-messages';
+import { rendezvousOwner } from './rendezvous';
+
+export interface ClusterNodeOptions {
+  config: ClusterOptions;
+  network: Network;
+  clock: Clock;
+  system: ActorSystem;
+  log: Logger;
+  random?: () => number;
+  /** This run's incarnation (default: random 1..2^32-1 from crypto). */
+  incarnation?: number;
+  /** Transport tuning (timeouts, backoff, queue bounds, frame size). */
+  tuning?: Partial<Pick<TransportOptions, 'handshakeTimeoutMs' | 'connectTimeoutMs' | 'maxFrameBytes' | 'backoff' | 'maxQueueBytes' | 'maxQueueMessages' | 'maxPendingHandshakes' | 'idleTimeoutMs'>>;
+  onEvent?(ev: MembershipEvent): void;
+  onLinkEvent?(ev: LinkEvent): void;
+  /** Epoch-checked messages for the lock engine (everything 'bound' except ping). */
+  onBoundMessage?(from: number, msg: PeerMessage): void;
+  /** Messages refused for their epoch (or other membership rules), with the reason. */
+  onRejected?(from: number, msg: PeerMessage, reason: string): void;
+  /** Lock-engine messages (rule 'receiver': the lock router checks their epoch itself). */
+  onDlmMessage?(from: number, msg: DlmPeerMsg): void;
+  /**
+   * Test-only fault injection (mxfsd with MXFS_FAULT_INJECTION=1), applied to every message
+   * in and out, leases included: blocked peers are cut off both ways; a fraction of
+   * outgoing messages is dropped; outgoing messages are delayed.
+   */
+  faults?: { blocked: Set<number>; drop: number; delayMs: number };
+}
+
+export class ClusterNode {
+  readonly core: MembershipCore;
+  readonly transport: PeerTransport;
+  private membership?: Ref<MembershipMsg>;
+  private readonly log: Logger;
+
+  constructor(private readonly o: ClusterNodeOptions) {
+    const cfg = o.config;
+    this.log = o.log.child({ node: cfg.node.id });
+    const key = cfg.cluster.key ?? (() => {
+      if (!cfg.cluster.keyFile) throw new Error('cluster: neither key nor keyFile given');
+      const { key: k, warnings } = loadClusterKey(cfg.cluster.keyFile);
+      for (const w of warnings) this.log.warn(w);
+      return k;
+    })();
+    this.core = new MembershipCore({
+      selfId: cfg.node.id, nodeIds: allNodeIds(cfg), tiebreaker: cfg.cluster.tiebreaker, times: leaseTimes(cfg.timing),
+      incarnation: o.incarnation ?? randomInt(1, MAX_INCARNATION + 1),
+    });
+    this.transport = new PeerTransport({
+      idleTimeoutMs: cfg.timing.leaseTimeoutMs, ...o.tuning, config: cfg, key, network: o.network, clock: o.clock, system: o.system, log: this.log, random: o.random,
+      epoch: () => this.core.epoch,
+      onMessage: (from, msg) => this.route(from, msg),
+      onLinkEvent: (ev) => {
+        if (this.membership) {
+          if (ev.type === 'up') this.o.system.send(this.membership, { type: 'linkUp', peer: ev.peer });
+          else if (ev.type === 'down') this.o.system.send(this.membership, { type: 'linkDown', peer: ev.peer, reason: ev.reason });
+        }
+        o.onLinkEvent?.(ev);
+      },
+    });
+  }
+
+  get id(): number { return this.o.config.node.id; }
+  get epoch(): number { return this.core.epoch; }
+  get view(): View { return this.core.committed; }
+
+  /** Local clock ms until which this node may grant as a quorum member (-Infinity: not now). */
+  quorumUntil(): number { return this.core.quorumUntil(); }
+
+  /** The check to make right before every grant: evaluated now, not when a timer last fired. */
+  canGrant(): boolean { return this.o.clock.now() < this.core.quorumUntil(); }
+
+  async start(): Promise<void> {
+    this.membership = spawnMembership(this.o.system, {
+      core: this.core, clock: this.o.clock,
+      send: (to, body) => this.send(to, body),
+      onEvent: (ev) => this.o.onEvent?.(ev),
+      onRejected: (from, msg, reason) => this.o.onRejected?.(from, msg, reason),
+    });
+    await this.transport.start();
+    this.o.system.send(this.membership, { type: 'start' });
+  }
+
+  private route(from: number, msg: PeerMessage): void {
+    if (this.o.faults?.blocked.has(from)) return;
+    const rule = EPOCH_RULE[msg.body.type];
+    if (rule === 'receiver') {
+      if (msg.body.type === 'dlm') this.o.onDlmMessage?.(from, msg.body.msg);
+      return;
+    }
+    if (rule !== 'bound' || msg.body.type === 'ping') {
+      if (this.membership) this.o.system.send(this.membership, { type: 'peerMessage', from, msg });
+      return;
+    }
+    const why = this.core.checkBound(msg);
+    if (why) {
+      this.log.warn({ from, msgType: msg.body.type, epoch: msg.hdr.epoch }, `rejected: ${why}`);
+      this.o.onRejected?.(from, msg, why);
+      return;
+    }
+    this.o.onBoundMessage?.(from, msg);
+  }
+
+  /** The member that masters (lockspace, name) in the committed view (rendezvous hashing). */
+  masterOf(lockspace: string, name: string): number | undefined {
+    const m = this.core.committed.members;
+    return m.length === 0 ? undefined : rendezvousOwner(lockspace, name, m);
+  }
+
+  /** Sends body to a peer, stamped with `epoch` (default: the committed epoch right now). */
+  send(to: number, body: PeerBody, epoch?: number): void { this.transport.send(to, body, epoch); }
+  sendAndWait(to: number, body: PeerBody, timeoutMs?: number, epoch?: number): Promise<SendResult> { return this.transport.sendAndWait(to, body, timeoutMs, epoch); }
+
+  async status(timeoutMs = 1000): Promise<MembershipSnapshot & { links: PeerLinkStatus[] }> {
+    const snap = this.core.snapshot(this.o.clock.now());
+    return { ...snap, links: await this.transport.linkStatus(timeoutMs) };
+  }
+
+  async stop(reason = 'shutdown'): Promise<void> {
+    if (this.membership) this.o.system.send(this.membership, { type: 'stop' });
+    await this.transport.stop(reason);
+  }
+}

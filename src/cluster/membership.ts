@@ -1,0 +1,493 @@
+/**
+ * Membership: leases, quorum and epoch agreement (docs/cluster-protocol.md, "Leases",
+ * "Quorum", "Epochs").
+ *
+ * MembershipCore is the pure, clock-free state machine (every call takes `now`), so its rules
+ * are unit-testable and run identically under simulated time. The Membership actor wraps it
+ * with the timers and the transport.
+ *
+ * Owns: per-peer lease state (last heard, last acknowledged renewal, incarnation), the
+ * committed view {epoch, members, incarnations}, the highest epoch promised to a proposer,
+ * the proposal in flight.
+ * Takes: 'tick' (renewal round), 'evaluate' (a deadline passed), 'peerMessage' (renew,
+ * renewAck, propose, accept, reject, commit, and ping for diagnostics), 'linkUp'/'linkDown',
+ * 'status', 'stop'.
+ * Sends: renew/renewAck/propose/accept/reject/commit/pong to peers; MembershipEvents
+ * ('quorum', 'view', 'peerDead', 'peerAlive', 'peerRestarted') to the handler given at spawn.
+ *
+ * Liveness is the lease, never the TCP connection: a peer is dead when nothing was heard from
+ * it for lease + deadMargin; this node keeps quorum only while renewals it sent within the
+ * last lease - fenceMargin were acknowledged by enough nodes that count it as a member.
+ */
+import type { ActorDef, ActorSystem, Ref } from '../actors/actor';
+import type { Clock, TimerHandle } from '../util/clock';
+import type { LeaseTimes } from './options';
+import { canonicalMembers, PeerBody, PeerMessage } from './peer-protocol';
+
+// ------------------------------------------------------------------------------------------
+// Quorum rule
+
+/**
+ * Majority of the configured nodes; with an even count, exactly half is a quorum when it
+ * includes the tiebreaker (two nodes: the tiebreaker alone keeps quorum, the other cannot).
+ */
+export function isQuorum(present: Iterable<number>, allNodes: readonly number[], tiebreaker?: number): boolean {
+  const set = new Set([...present].filter((id) => allNodes.includes(id)));
+  const n = allNodes.length;
+  if (2 * set.size > n) return true;
+  return 2 * set.size === n && tiebreaker !== undefined && set.has(tiebreaker);
+}
+
+// ------------------------------------------------------------------------------------------
+// Core
+
+export interface MembershipConfig {
+  selfId: number;
+  /** Every configured node id, this node included. */
+  nodeIds: readonly number[];
+  tiebreaker?: number;
+  times: LeaseTimes;
+  /**
+   * This daemon run's incarnation (random, 1..2^32-1, new at every start). A node id that
+   * comes back with another incarnation restarted: its previous run, and every lock it held,
+   * is gone, so it re-enters the cluster through a new view even if no lease expired.
+   */
+  incarnation: number;
+  /** A proposal not committed within this long is abandoned (default 2 renew intervals). */
+  proposalTimeoutMs?: number;
+}
+
+/** A committed membership: members ascending, incs[i] the incarnation of members[i]. */
+export interface View { epoch: number; members: number[]; incs: number[] }
+
+export type MembershipEvent =
+  | { type: 'quorum'; has: true; epoch: number; members: number[]; until: number }
+  | { type: 'quorum'; has: false; reason: string }
+  /** A new view: `left` and `restarted` nodes lost every lock they held (the lock engine purges them). */
+  | { type: 'view'; epoch: number; members: number[]; incs: number[]; previous: View; joined: number[]; left: number[]; restarted: number[] }
+  | { type: 'peerDead'; node: number; silentMs: number }
+  | { type: 'peerAlive'; node: number }
+  | { type: 'peerRestarted'; node: number; oldInc: number; newInc: number };
+
+export interface Outgoing { to: number; body: PeerBody }
+export interface Step { out: Outgoing[]; events: MembershipEvent[]; rejected?: string }
+
+interface PeerLease {
+  /** Local time anything was last heard on the lease protocol (renew or renewAck). */
+  lastHeard?: number;
+  /** Own-clock send time of the newest renewal this peer acknowledged as a member. */
+  ackedSentAt?: number;
+  alive: boolean;
+  /** The peer's incarnation, from its renew/renewAck. */
+  inc?: number;
+  /** Highest epoch seen in this peer's headers. */
+  epoch: number;
+}
+
+interface Roster { members: number[]; incs: number[] }
+interface Proposal extends Roster { epoch: number; accepted: Set<number>; startedAt: number }
+
+export interface MembershipSnapshot {
+  selfId: number;
+  incarnation: number;
+  view: View;
+  inQuorum: boolean;
+  /** Local clock ms until which this node may act (grant) as a quorum member; -Infinity if not. */
+  quorumUntil: number;
+  live: number[];
+  promised: number;
+  proposing?: View;
+  peers: Array<{ id: number; alive: boolean; inc?: number; lastHeardAgoMs?: number; ackAgeMs?: number; epoch: number }>;
+}
+
+export class MembershipCore {
+  private peers = new Map<number, PeerLease>();
+  private view: View = { epoch: 0, members: [], incs: [] };
+  /** Highest epoch accepted (promised) or committed: never accept a proposal at or below it. */
+  private promised = 0;
+  /** The accepted, not yet committed proposal (the ack 'member' flag honours it too). */
+  private acceptedRoster?: Roster;
+  private maxSeenEpoch = 0;
+  private proposal?: Proposal;
+  private noProposeBefore = 0;
+  private lastQuorum = false;
+  readonly stats = { staleRejected: 0, proposals: 0, commits: 0 };
+
+  constructor(readonly cfg: MembershipConfig) {
+    for (const id of cfg.nodeIds) if (id !== cfg.selfId) this.peers.set(id, { alive: false, epoch: 0 });
+  }
+
+  get epoch(): number { return this.view.epoch; }
+  get committed(): View { return { epoch: this.view.epoch, members: [...this.view.members], incs: [...this.view.incs] }; }
+
+  private get t(): LeaseTimes { return this.cfg.times; }
+
+  /** Renewal round: a renew to every peer, then re-evaluate. */
+  tick(now: number): Step {
+    const out: Outgoing[] = [];
+    for (const id of this.peers.keys()) out.push({ to: id, body: this.renew(now) });
+    const r = this.evaluate(now);
+    return { out: [...out, ...r.out], events: r.events };
+  }
+
+  renew(now: number): PeerBody { return { type: 'renew', sentAt: now, inc: this.cfg.incarnation }; }
+
+  /** Live ids (this node, and every peer heard within lease + deadMargin) with their incarnations. */
+  liveRoster(now: number): Roster {
+    const m = new Map<number, number>([[this.cfg.selfId, this.cfg.incarnation]]);
+    for (const [id, p] of this.peers) if (this.heardRecently(p, now) && p.inc !== undefined) m.set(id, p.inc);
+    const members = canonicalMembers(m.keys());
+    return { members, incs: members.map((id) => m.get(id)!) };
+  }
+
+  live(now: number): number[] { return this.liveRoster(now).members; }
+
+  private heardRecently(p: PeerLease, now: number): boolean {
+    return p.lastHeard !== undefined && now - p.lastHeard < this.t.deadAfterMs;
+  }
+
+  /**
+   * The local time until which this node holds quorum: the latest t such that this node plus
+   * the peers whose acknowledged renewals are still fresh at t form a quorum.
+   */
+  quorumUntil(): number {
+    if (this.view.epoch === 0 || !inRoster(this.view, this.cfg.selfId, this.cfg.incarnation)) return -Infinity;
+    const expiry = [...this.peers.entries()]
+      .filter(([, p]) => p.ackedSentAt !== undefined)
+      .map(([id, p]) => ({ id, until: p.ackedSentAt! + this.t.fenceAfterMs }))
+      .sort((a, b) => b.until - a.until);
+    const chosen = [this.cfg.selfId];
+    if (isQuorum(chosen, this.cfg.nodeIds, this.cfg.tiebreaker)) return Infinity;
+    let best = -Infinity;
+    for (const e of expiry) {
+      chosen.push(e.id);
+      if (isQuorum(chosen, this.cfg.nodeIds, this.cfg.tiebreaker)) { best = e.until; break; }
+    }
+    // Even count + tiebreaker: half the nodes including the tiebreaker also do.
+    const tb = this.cfg.tiebreaker;
+    const half = this.cfg.nodeIds.length / 2;
+    if (tb !== undefined && tb !== this.cfg.selfId && Number.isInteger(half)) {
+      const tbe = expiry.find((e) => e.id === tb);
+      const others = expiry.filter((e) => e.id !== tb).slice(0, Math.max(0, half - 2));
+      if (tbe && others.length === half - 2) best = Math.max(best, Math.min(tbe.until, ...others.map((o) => o.until)));
+    }
+    return best;
+  }
+
+  hasQuorum(now: number): boolean { return now < this.quorumUntil(); }
+
+  /**
+   * For epoch-bound messages (lock traffic): only the receiver's committed epoch is valid.
+   * Returns undefined when the message may be processed, else the reason it is rejected.
+   */
+  checkBound(msg: PeerMessage): string | undefined {
+    const e = msg.hdr.epoch;
+    if (e === this.view.epoch && e > 0) return undefined;
+    this.stats.staleRejected++;
+    if (e < this.view.epoch) return `stale epoch ${e} from node ${msg.hdr.from}: current epoch is ${this.view.epoch}`;
+    if (this.view.epoch === 0) return `epoch-bound '${msg.body.type}' from node ${msg.hdr.from} before any view was committed`;
+    return `epoch ${e} from node ${msg.hdr.from} is ahead of this node's epoch ${this.view.epoch}`;
+  }
+
+  /** The earliest local time at which evaluate() could change something. */
+  nextDeadline(now: number): number {
+    let d = Infinity;
+    const q = this.quorumUntil();
+    if (q > now && Number.isFinite(q)) d = Math.min(d, q);
+    for (const p of this.peers.values()) if (p.alive && p.lastHeard !== undefined) d = Math.min(d, p.lastHeard + this.t.deadAfterMs);
+    if (this.proposal) d = Math.min(d, this.proposal.startedAt + this.proposalTimeout());
+    if (this.noProposeBefore > now) d = Math.min(d, this.noProposeBefore);
+    return d;
+  }
+
+  private proposalTimeout(): number { return this.cfg.proposalTimeoutMs ?? 2 * this.t.renewMs; }
+
+  receive(now: number, from: number, msg: PeerMessage): Step {
+    const p = this.peers.get(from);
+    if (!p) return { out: [], events: [], rejected: `message from unconfigured node ${from}` };
+    p.epoch = Math.max(p.epoch, msg.hdr.epoch);
+    this.maxSeenEpoch = Math.max(this.maxSeenEpoch, msg.hdr.epoch);
+    const b = msg.body;
+    const out: Outgoing[] = [];
+    const events: MembershipEvent[] = [];
+    let rejected: string | undefined;
+    if (b.type === 'renew' || b.type === 'renewAck') {
+      p.lastHeard = now;
+      if (p.inc !== b.inc) {
+        if (p.inc !== undefined) {
+          // A new run of that node: the old one is gone, and so is whatever it acknowledged.
+          events.push({ type: 'peerRestarted', node: from, oldInc: p.inc, newInc: b.inc });
+          p.ackedSentAt = undefined;
+          p.epoch = msg.hdr.epoch;
+        }
+        p.inc = b.inc;
+      }
+    }
+    switch (b.type) {
+      case 'renew':
+        out.push({ to: from, body: { type: 'renewAck', sentAt: b.sentAt, member: this.counts(from), inc: this.cfg.incarnation } });
+        break;
+      case 'renewAck':
+        if (b.sentAt > now) { rejected = `renewAck from node ${from} echoes a time in the future`; break; }
+        if (b.member) p.ackedSentAt = Math.max(p.ackedSentAt ?? -Infinity, b.sentAt);
+        else p.ackedSentAt = undefined; // that node no longer vouches for this one
+        break;
+      case 'propose': {
+        const live = this.liveRoster(now);
+        const floor = Math.max(this.promised, this.view.epoch);
+        if (b.epoch <= floor) {
+          rejected = `stale proposal epoch ${b.epoch} from node ${from}: already at ${floor}`;
+          this.stats.staleRejected++;
+          out.push({ to: from, body: { type: 'reject', epoch: b.epoch, reason: rejected, live: live.members, committedEpoch: floor } });
+        } else if (!sameRoster(b, live)) {
+          rejected = `proposal ${b.epoch} from node ${from} has members ${showRoster(b)}, this node sees ${showRoster(live)}`;
+          out.push({ to: from, body: { type: 'reject', epoch: b.epoch, reason: rejected, live: live.members, committedEpoch: this.view.epoch } });
+        } else {
+          this.promised = b.epoch;
+          this.acceptedRoster = { members: b.members, incs: b.incs };
+          // Our own proposal, if any, can no longer win.
+          if (this.proposal && this.proposal.epoch <= b.epoch) this.proposal = undefined;
+          out.push({ to: from, body: { type: 'accept', epoch: b.epoch } });
+        }
+        break;
+      }
+      case 'accept': {
+        const pr = this.proposal;
+        if (!pr || pr.epoch !== b.epoch) { rejected = `accept for epoch ${b.epoch} that is not being proposed`; break; }
+        pr.accepted.add(from);
+        break;
+      }
+      case 'reject':
+        this.maxSeenEpoch = Math.max(this.maxSeenEpoch, b.committedEpoch);
+        if (this.proposal && this.proposal.epoch === b.epoch) {
+          this.proposal = undefined;
+          this.noProposeBefore = now + this.t.renewMs / 2;
+        }
+        break;
+      case 'commit': {
+        if (b.epoch <= this.view.epoch) {
+          this.stats.staleRejected++;
+          rejected = `stale commit epoch ${b.epoch} from node ${from}: current epoch is ${this.view.epoch}`;
+          break;
+        }
+        const r = this.install({ epoch: b.epoch, members: b.members, incs: b.incs }, now);
+        return { out: [...out, ...r.out], events: [...events, ...r.events] };
+      }
+      case 'ping': {
+        const why = this.checkBound(msg);
+        if (why) { rejected = why; break; }
+        out.push({ to: from, body: { type: 'pong', token: b.token } });
+        break;
+      }
+      default:
+        break;
+    }
+    const r = this.evaluate(now);
+    return { out: [...out, ...r.out], events: [...events, ...r.events], rejected };
+  }
+
+  /** Whether a renew from `id` (its current incarnation) is acknowledged as coming from a member. */
+  private counts(id: number): boolean {
+    const inc = this.peers.get(id)?.inc;
+    if (this.view.epoch === 0 || inc === undefined || !inRoster(this.view, id, inc)) return false;
+    return this.acceptedRoster === undefined || inRoster(this.acceptedRoster, id, inc);
+  }
+
+  private install(v: View, now: number): Step {
+    const previous = this.view;
+    this.view = { epoch: v.epoch, members: [...v.members], incs: [...v.incs] };
+    this.promised = Math.max(this.promised, v.epoch);
+    this.acceptedRoster = undefined;
+    if (this.proposal && this.proposal.epoch <= v.epoch) this.proposal = undefined;
+    this.stats.commits++;
+    const incOf = (r: View, id: number) => r.incs[r.members.indexOf(id)];
+    const ev: MembershipEvent = {
+      type: 'view', epoch: v.epoch, members: [...v.members], incs: [...v.incs], previous,
+      joined: v.members.filter((id) => !previous.members.includes(id)),
+      left: previous.members.filter((id) => !v.members.includes(id)),
+      restarted: v.members.filter((id) => previous.members.includes(id) && incOf(previous, id) !== incOf(v, id)),
+    };
+    const r = this.evaluate(now);
+    return { out: r.out, events: [ev, ...r.events] };
+  }
+
+  /** Re-derive liveness, quorum and whether to propose; report what changed. */
+  evaluate(now: number): Step {
+    const out: Outgoing[] = [];
+    const events: MembershipEvent[] = [];
+    for (const [id, p] of this.peers) {
+      const alive = this.heardRecently(p, now);
+      if (alive !== p.alive) {
+        p.alive = alive;
+        events.push(alive ? { type: 'peerAlive', node: id } : { type: 'peerDead', node: id, silentMs: now - (p.lastHeard ?? now) });
+      }
+    }
+    // Proposals: the lowest-id live node coordinates.
+    const live = this.liveRoster(now);
+    const pr = this.proposal;
+    if (pr && (now - pr.startedAt >= this.proposalTimeout() || !sameRoster(pr, live))) this.proposal = undefined;
+    const cur = this.proposal;
+    if (cur && cur.members.every((id) => id === this.cfg.selfId || cur.accepted.has(id))) {
+      const v: View = { epoch: cur.epoch, members: cur.members, incs: cur.incs };
+      for (const id of v.members) if (id !== this.cfg.selfId) out.push({ to: id, body: { type: 'commit', epoch: v.epoch, members: v.members, incs: v.incs } });
+      const r = this.install(v, now);
+      return { out: [...out, ...r.out], events: [...events, ...r.events] };
+    }
+    if (!cur && live.members[0] === this.cfg.selfId && now >= this.noProposeBefore
+      && (this.view.epoch === 0 || !sameRoster(live, this.view) || this.behind(live.members))
+      && isQuorum(live.members, this.cfg.nodeIds, this.cfg.tiebreaker)) {
+      const epoch = Math.max(this.view.epoch, this.promised, this.maxSeenEpoch) + 1;
+      this.proposal = { epoch, ...live, accepted: new Set(), startedAt: now };
+      this.promised = epoch;
+      this.stats.proposals++;
+      for (const id of live.members) if (id !== this.cfg.selfId) out.push({ to: id, body: { type: 'propose', epoch, members: live.members, incs: live.incs } });
+      if (live.members.length === 1) {
+        const r = this.evaluate(now); // a cluster of one (or a lone tiebreaker) commits at once
+        return { out: [...out, ...r.out], events: [...events, ...r.events] };
+      }
+    }
+    const until = this.quorumUntil();
+    const has = now < until;
+    if (has !== this.lastQuorum) {
+      this.lastQuorum = has;
+      events.push(has
+        ? { type: 'quorum', has: true, epoch: this.view.epoch, members: [...this.view.members], until }
+        : { type: 'quorum', has: false, reason: this.noQuorumReason(now) });
+    }
+    return { out, events };
+  }
+
+  /** A live peer stamps a newer epoch than ours: a view was committed without us. */
+  private behind(live: number[]): boolean {
+    return live.some((id) => (this.peers.get(id)?.epoch ?? 0) > this.view.epoch);
+  }
+
+  private noQuorumReason(now: number): string {
+    if (this.view.epoch === 0) return 'no membership view committed yet';
+    if (!inRoster(this.view, this.cfg.selfId, this.cfg.incarnation)) return `this node is not a member of epoch ${this.view.epoch}`;
+    const fresh = [...this.peers.entries()].filter(([, p]) => p.ackedSentAt !== undefined && now < p.ackedSentAt + this.t.fenceAfterMs).map(([id]) => id);
+    return `only [${canonicalMembers([this.cfg.selfId, ...fresh])}] of ${this.cfg.nodeIds.length} nodes acknowledged this node's lease within ${this.t.fenceAfterMs} ms`;
+  }
+
+  snapshot(now: number): MembershipSnapshot {
+    const q = this.quorumUntil();
+    return {
+      selfId: this.cfg.selfId, incarnation: this.cfg.incarnation, view: this.committed, inQuorum: now < q, quorumUntil: q,
+      live: this.live(now), promised: this.promised,
+      proposing: this.proposal ? { epoch: this.proposal.epoch, members: [...this.proposal.members], incs: [...this.proposal.incs] } : undefined,
+      peers: [...this.peers.entries()].map(([id, p]) => ({
+        id, alive: p.alive, inc: p.inc, epoch: p.epoch,
+        lastHeardAgoMs: p.lastHeard === undefined ? undefined : now - p.lastHeard,
+        ackAgeMs: p.ackedSentAt === undefined ? undefined : now - p.ackedSentAt,
+      })),
+    };
+  }
+}
+
+function inRoster(r: Roster, id: number, inc: number): boolean {
+  const i = r.members.indexOf(id);
+  return i >= 0 && r.incs[i] === inc;
+}
+
+function sameRoster(a: Roster, b: Roster): boolean {
+  return a.members.length === b.members.length && a.members.every((id, i) => b.members[i] === id && b.incs[i] === a.incs[i]);
+}
+
+function showRoster(r: Roster): string {
+  return `[${r.members.map((id, i) => `${id}#${r.incs[i].toString(16)}`).join(',')}]`;
+}
+
+// ------------------------------------------------------------------------------------------
+// Actor
+
+export type MembershipMsg =
+  | { type: 'start' }
+  | { type: 'tick' }
+  | { type: 'evaluate' }
+  | { type: 'peerMessage'; from: number; msg: PeerMessage }
+  | { type: 'linkUp'; peer: number }
+  | { type: 'linkDown'; peer: number; reason: string }
+  | { type: 'status'; replyTo: Ref<MembershipSnapshot> }
+  | { type: 'stop' };
+
+export interface MembershipActorOptions {
+  core: MembershipCore;
+  clock: Clock;
+  /** Sends one message to a peer (PeerTransport.send). */
+  send(to: number, body: PeerBody): void;
+  onEvent(ev: MembershipEvent): void;
+  /** Called with every message the core rejected (stale epoch, ...), for logs and tests. */
+  onRejected?(from: number, msg: PeerMessage, reason: string): void;
+}
+
+interface ActorState { tickTimer?: TimerHandle; evalTimer?: TimerHandle; evalAt: number; stopped: boolean }
+
+export function membershipDef(o: MembershipActorOptions): ActorDef<ActorState, MembershipMsg> {
+  const core = o.core;
+  const apply = (s: ActorState, step: Step, self: Ref<MembershipMsg>, sys: ActorSystem, log: import('bunyan')) => {
+    for (const m of step.out) o.send(m.to, m.body);
+    for (const ev of step.events) {
+      if (ev.type === 'quorum' && !ev.has) log.warn({ event: ev }, `quorum lost: ${ev.reason}`);
+      else if (ev.type === 'peerDead') log.warn({ event: ev }, `node ${ev.node} is dead: nothing heard for ${ev.silentMs} ms`);
+      else log.info({ event: ev }, `membership: ${ev.type}`);
+      o.onEvent(ev);
+    }
+    // One evaluation timer at the next deadline (quorum expiry must be reported on time).
+    const now = o.clock.now();
+    const at = core.nextDeadline(now);
+    if (!s.stopped && Number.isFinite(at) && at !== s.evalAt) {
+      o.clock.clearTimer(s.evalTimer);
+      s.evalAt = at;
+      s.evalTimer = o.clock.setTimer(() => sys.send(self, { type: 'evaluate' }), Math.max(0, at - now));
+    }
+  };
+  const scheduleTick = (s: ActorState, self: Ref<MembershipMsg>, sys: ActorSystem) => {
+    s.tickTimer = o.clock.setTimer(() => sys.send(self, { type: 'tick' }), core.cfg.times.renewMs);
+  };
+  return {
+    init: () => ({ evalAt: NaN, stopped: false }),
+    handle(s, msg, ctx) {
+      if (s.stopped) return s;
+      const now = o.clock.now();
+      switch (msg.type) {
+        case 'start':
+        case 'tick':
+          apply(s, core.tick(now), ctx.self, ctx.system, ctx.log);
+          scheduleTick(s, ctx.self, ctx.system);
+          return s;
+        case 'evaluate':
+          s.evalAt = NaN;
+          apply(s, core.evaluate(now), ctx.self, ctx.system, ctx.log);
+          return s;
+        case 'peerMessage': {
+          const step = core.receive(now, msg.from, msg.msg);
+          if (step.rejected) {
+            ctx.log.warn({ from: msg.from, msgType: msg.msg.body.type, epoch: msg.msg.hdr.epoch }, `rejected: ${step.rejected}`);
+            o.onRejected?.(msg.from, msg.msg, step.rejected);
+          }
+          apply(s, step, ctx.self, ctx.system, ctx.log);
+          return s;
+        }
+        case 'linkUp':
+          // Renew at once: a (re)joining node is seen within one message, not one interval.
+          o.send(msg.peer, core.renew(now));
+          return s;
+        case 'linkDown':
+          return s; // liveness is the lease; a dropped link only means renewals stop arriving
+        case 'status':
+          ctx.system.reply(msg.replyTo, core.snapshot(now));
+          return s;
+        case 'stop':
+          s.stopped = true;
+          o.clock.clearTimer(s.tickTimer);
+          o.clock.clearTimer(s.evalTimer);
+          return s;
+      }
+    },
+    onCrash: () => 'resume',
+  };
+}
+
+export function spawnMembership(system: ActorSystem, o: MembershipActorOptions): Ref<MembershipMsg> {
+  return system.spawn(undefined, 'membership', membershipDef(o), { node: o.core.cfg.selfId });
+}

@@ -1,0 +1,64 @@
+/**
+ * The plain option objects the cluster layer takes (the daemon fills them from the parsed
+ * config; tests build them by hand), and the timing rules derived from them.
+ *
+ * Owns no messages. The shapes mirror src/config/config.ts (node, cluster, peers, timing) so
+ * the daemon can pass those sections through unchanged.
+ */
+export const DEFAULT_PEER_PORT = 7600;
+
+export interface ClusterNodeOptions { id: number; name: string; address: string; port: number }
+export interface ClusterPeerOptions { id: number; name: string; address: string; port: number }
+export interface ClusterIdentityOptions {
+  name: string;
+  /** File holding the shared secret (see loadClusterKey). Ignored when `key` is given. */
+  keyFile?: string;
+  /** The secret itself (tests, or a daemon that already loaded keyFile). */
+  key?: Buffer;
+  tiebreaker?: number;
+}
+export interface ClusterTimingOptions { leaseTimeoutMs: number; renewIntervalMs: number }
+
+export interface ClusterOptions {
+  node: ClusterNodeOptions;
+  cluster: ClusterIdentityOptions;
+  peers: ClusterPeerOptions[];
+  timing: ClusterTimingOptions;
+}
+
+export const DEFAULT_TIMING: ClusterTimingOptions = { leaseTimeoutMs: 10000, renewIntervalMs: 2000 };
+
+/**
+ * The lease margins (docs/cluster-protocol.md, "Why the margins are safe").
+ * A node self-fences when it has no fresh majority for (lease - fenceMargin) of its own
+ * clock; a peer declares it dead only after (lease + deadMargin) of the peer's clock.
+ * Safety needs fenceMargin + deadMargin > 2 * lease * maxDrift (+ scheduling slack); with
+ * margins of lease/10 each, that holds for clock-rate differences up to 10%.
+ */
+export interface LeaseTimes {
+  leaseMs: number;
+  renewMs: number;
+  fenceMarginMs: number;
+  deadMarginMs: number;
+  /** Own clock: no fresh majority for this long => quorum lost (self-fence). */
+  fenceAfterMs: number;
+  /** Peer's clock: nothing heard from a node for this long => it is dead. */
+  deadAfterMs: number;
+}
+
+export function leaseTimes(t: ClusterTimingOptions): LeaseTimes {
+  if (!(t.renewIntervalMs > 0 && t.leaseTimeoutMs > 2 * t.renewIntervalMs)) {
+    throw new Error(`leaseTimeoutMs (${t.leaseTimeoutMs}) must be more than twice renewIntervalMs (${t.renewIntervalMs})`);
+  }
+  const m = Math.max(100, Math.floor(t.leaseTimeoutMs / 10));
+  // The fence deadline must still leave at least one renewal round to refresh it.
+  const fenceMarginMs = Math.min(m, t.leaseTimeoutMs - t.renewIntervalMs - 1);
+  return {
+    leaseMs: t.leaseTimeoutMs, renewMs: t.renewIntervalMs, fenceMarginMs, deadMarginMs: m,
+    fenceAfterMs: t.leaseTimeoutMs - fenceMarginMs, deadAfterMs: t.leaseTimeoutMs + m,
+  };
+}
+
+export function allNodeIds(o: ClusterOptions): number[] {
+  return [o.node.id, ...o.peers.map((p) => p.id)].sort((a, b) => a - b);
+}

@@ -1,0 +1,390 @@
+/**
+ * PeerLink actor: one per configured peer. Owns the single connection to that peer, its
+ * sequence counters, the bounded send queue and the reconnect backoff.
+ *
+ * One connection per pair: the node with the LOWER id dials, the higher one only accepts
+ * (its PeerTransport refuses a dial from a higher id with 'not-dialer'). So two nodes can
+ * never race two connections; a newly authenticated inbound connection from the lower-id
+ * peer means that peer considers the old one dead, and it replaces the old one.
+ *
+ * Takes: 'start', 'send' (a PeerBody; optional replyTo gets a SendResult), 'adopt' (an
+ * authenticated session, from our dial or from the transport's acceptor), 'dialFailed',
+ * 'data'/'drain'/'closed' (connection events), 'retry' (backoff timer), 'drop', 'status',
+ * 'stop'.
+ * Sends: frames to the peer; validated messages to opts.onMessage; 'up'/'down'/
+ * 'backpressure' LinkEvents to opts.onLinkEvent.
+ *
+ * Any bad input on an established link (undecodable, truncated or oversized frame, invalid
+ * message, wrong sender/target, a sequence number other than the next one, a handshake
+ * message) drops the link with a logged reason; the daemon and the other links carry on.
+ * Delivery promise: in order, at most once, while a link is up. 'down' ends a session; what
+ * was queued is discarded; the layers above re-synchronise on 'up' (leases, epochs).
+ */
+import type { ActorDef, ActorSystem, Ref } from '../actors/actor';
+import type { Clock, TimerHandle } from '../util/clock';
+import { FrameDecoder } from '../wire/frame';
+import { EstablishedSession, HandshakeError, HandshakeOptions, runInitiator } from './handshake';
+import type { Connection, Network } from './network';
+import type { ClusterPeerOptions } from './options';
+import {
+  encodePeerMessage, HANDSHAKE_TYPES, PeerBody, PeerMessage, RefuseCode, validatePeerMessage,
+} from './peer-protocol';
+
+export type SendResult = 'sent' | 'queued' | 'down' | 'overflow' | 'too-large';
+
+export type LinkEvent =
+  | { type: 'up'; peer: number; role: 'initiator' | 'responder'; connId: number; handshakeMs: number }
+  | { type: 'down'; peer: number; reason: string }
+  | { type: 'backpressure'; peer: number; queuedBytes: number; queuedMessages: number };
+
+export interface PeerLinkStatus {
+  peer: number;
+  phase: LinkPhase;
+  connId?: number;
+  sent: number;
+  received: number;
+  linkDrops: number;
+  lastDownReason?: string;
+  queuedBytes: number;
+  queuedMessages: number;
+  dialAttempt: number;
+}
+
+export type LinkPhase = 'idle' | 'connecting' | 'backoff' | 'waiting' | 'up' | 'stopped';
+
+export type PeerLinkMsg =
+  | { type: 'start' }
+  /** epoch: stamped on the frame; defaults to the committed epoch when the link writes it. */
+  | { type: 'send'; body: PeerBody; epoch?: number; replyTo?: Ref<SendResult> }
+  | { type: 'adopt'; session: EstablishedSession; dialGen?: number }
+  | { type: 'dialFailed'; dialGen: number; reason: string; code?: RefuseCode }
+  | { type: 'data'; connId: number; chunk: Buffer }
+  | { type: 'drain'; connId: number }
+  | { type: 'closed'; connId: number; reason: string }
+  | { type: 'retry'; dialGen: number }
+  | { type: 'idleCheck'; connId: number }
+  | { type: 'drop'; reason: string }
+  | { type: 'status'; replyTo: Ref<PeerLinkStatus> }
+  | { type: 'stop'; reason: string };
+
+export interface BackoffOptions { initialMs: number; maxMs: number }
+
+export interface PeerLinkOptions {
+  selfId: number;
+  peer: ClusterPeerOptions;
+  /** Resolved address to dial (the transport resolves host names once). */
+  dialAddress: string;
+  network: Network;
+  clock: Clock;
+  /** Uniform [0,1): the backoff jitter (inject a seeded one for simulation). */
+  random: () => number;
+  handshake: Omit<HandshakeOptions, 'log'>;
+  backoff: BackoffOptions;
+  connectTimeoutMs: number;
+  maxQueueBytes: number;
+  maxQueueMessages: number;
+  /**
+   * Drop an established link on which nothing arrived for this long (a half-open connection:
+   * the peer rebooted while cut off, so its reset never came). Leases make traffic flow every
+   * renew interval, so the lease timeout is a good value. Undefined: no check.
+   */
+  idleTimeoutMs?: number;
+  /** The epoch stamped on every outgoing frame (the committed membership epoch). */
+  epoch(): number;
+  onMessage(peer: number, msg: PeerMessage): void;
+  onLinkEvent(ev: LinkEvent): void;
+}
+
+interface Session {
+  conn: Connection;
+  decoder: FrameDecoder;
+  sendSeq: number;
+  recvSeq: number;
+  upSince: number;
+  lastRecv: number;
+  idleTimer?: TimerHandle;
+  blocked: boolean;
+  queue: Buffer[];
+  queuedBytes: number;
+}
+
+interface State {
+  phase: LinkPhase;
+  session?: Session;
+  dialGen: number;
+  attempt: number;
+  retryTimer?: TimerHandle;
+  sent: number;
+  received: number;
+  linkDrops: number;
+  lastDownReason?: string;
+}
+
+/** Capped exponential backoff with jitter: uniform in [d/2, d), d = min(max, initial * 2^attempt). */
+export function backoffDelay(b: BackoffOptions, attempt: number, random: () => number): number {
+  const d = Math.min(b.maxMs, b.initialMs * 2 ** Math.min(attempt, 30));
+  return d / 2 + random() * (d / 2);
+}
+
+export function isDialer(selfId: number, peerId: number): boolean { return selfId < peerId; }
+
+export function peerLinkDef(o: PeerLinkOptions): ActorDef<State, PeerLinkMsg> {
+  const peer = o.peer.id;
+  const dialer = isDialer(o.selfId, peer);
+
+  const dial = (s: State, self: Ref<PeerLinkMsg>, sys: ActorSystem, log: import('bunyan')) => {
+    const gen = ++s.dialGen;
+    s.phase = 'connecting';
+    o.network.connect(o.dialAddress, o.peer.port, o.connectTimeoutMs)
+      .then((conn) => runInitiator(conn, { ...o.handshake, peerId: peer, log }))
+      .then(
+        (session) => sys.send(self, { type: 'adopt', session, dialGen: gen }),
+        (e: Error) => sys.send(self, { type: 'dialFailed', dialGen: gen, reason: e.message, code: e instanceof HandshakeError ? e.code : undefined }),
+      );
+  };
+
+  const scheduleRetry = (s: State, self: Ref<PeerLinkMsg>, sys: ActorSystem) => {
+    if (!dialer || s.phase === 'stopped') { if (s.phase !== 'stopped') s.phase = 'waiting'; return; }
+    const ms = backoffDelay(o.backoff, s.attempt++, o.random);
+    s.phase = 'backoff';
+    const gen = s.dialGen;
+    o.clock.clearTimer(s.retryTimer);
+    s.retryTimer = o.clock.setTimer(() => sys.send(self, { type: 'retry', dialGen: gen }), ms);
+  };
+
+  const down = (s: State, reason: string, self: Ref<PeerLinkMsg>, sys: ActorSystem) => {
+    const ss = s.session;
+    if (!ss) return;
+    s.session = undefined;
+    o.clock.clearTimer(ss.idleTimer);
+    s.lastDownReason = reason;
+    s.linkDrops++;
+    // A link that stayed up for a while earns a fresh backoff; a flapping one keeps backing off.
+    if (o.clock.now() - ss.upSince >= o.backoff.maxMs) s.attempt = 0;
+    ss.conn.destroy();
+    o.onLinkEvent({ type: 'down', peer, reason });
+    scheduleRetry(s, self, sys);
+  };
+
+  const writeFrame = (s: State, ss: Session, frame: Buffer): SendResult => {
+    if (ss.blocked || ss.queue.length > 0) {
+      ss.queue.push(frame);
+      ss.queuedBytes += frame.length;
+      return 'queued';
+    }
+    s.sent++;
+    if (!ss.conn.write(frame)) ss.blocked = true;
+    return 'sent';
+  };
+
+  const receive = (s: State, ss: Session, chunk: Buffer): string | undefined => {
+    let frames: unknown[];
+    try {
+      frames = ss.decoder.push(chunk);
+    } catch (e) {
+      return (e as Error).message;
+    }
+    for (const raw of frames) {
+      const why = deliver(s, ss, raw);
+      if (why) return why;
+    }
+    return undefined;
+  };
+
+  const deliver = (s: State, ss: Session, raw: unknown): string | undefined => {
+    let msg: PeerMessage;
+    try {
+      msg = validatePeerMessage(raw);
+    } catch (e) {
+      return `invalid message: ${(e as Error).message}`;
+    }
+    const h = msg.hdr;
+    if (h.from !== peer || h.to !== o.selfId) return `message '${msg.body.type}' claims ${h.from}->${h.to} on the link ${peer}->${o.selfId}`;
+    if (h.seq !== ss.recvSeq) {
+      return h.seq < ss.recvSeq
+        ? `duplicate or replayed sequence ${h.seq} (expected ${ss.recvSeq})`
+        : `sequence gap: got ${h.seq}, expected ${ss.recvSeq}`;
+    }
+    ss.recvSeq++;
+    if (HANDSHAKE_TYPES.has(msg.body.type)) return `handshake message '${msg.body.type}' on an established link`;
+    if (msg.body.type === 'refuse' || msg.body.type === 'bye') return `peer closed the link: ${msg.body.type === 'refuse' ? msg.body.code + ': ' : ''}${msg.body.reason}`;
+    s.received++;
+    o.onMessage(peer, msg);
+    return undefined;
+  };
+
+  return {
+    init: () => ({ phase: 'idle', dialGen: 0, attempt: 0, sent: 0, received: 0, linkDrops: 0 }),
+
+    handle(s, msg, ctx) {
+      const sys = ctx.system;
+      switch (msg.type) {
+        case 'start':
+          if (s.phase !== 'idle') return s;
+          if (dialer) dial(s, ctx.self, sys, ctx.log);
+          else s.phase = 'waiting';
+          return s;
+
+        case 'retry':
+          if (s.phase !== 'backoff' || msg.dialGen !== s.dialGen) return s;
+          dial(s, ctx.self, sys, ctx.log);
+          return s;
+
+        case 'dialFailed':
+          if (msg.dialGen !== s.dialGen || s.phase !== 'connecting') return s;
+          ctx.log.info({ peer, attempt: s.attempt, code: msg.code }, `connecting to node ${peer} failed: ${msg.reason}`);
+          s.lastDownReason = msg.reason;
+          scheduleRetry(s, ctx.self, sys);
+          return s;
+
+        case 'adopt': {
+          const ses = msg.session;
+          if (s.phase === 'stopped' || (msg.dialGen !== undefined && msg.dialGen !== s.dialGen)) {
+            ses.conn.destroy();
+            return s;
+          }
+          if (s.session) down(s, `superseded by a new connection (${ses.role})`, ctx.self, sys);
+          o.clock.clearTimer(s.retryTimer);
+          const ss: Session = {
+            conn: ses.conn, decoder: ses.decoder, sendSeq: ses.sendSeq, recvSeq: ses.recvSeq,
+            upSince: o.clock.now(), lastRecv: o.clock.now(), blocked: false, queue: [], queuedBytes: 0,
+          };
+          s.session = ss;
+          s.phase = 'up';
+          const id = ses.conn.id;
+          ctx.log.info({ peer, role: ses.role, connId: id, handshakeMs: ses.elapsedMs }, `link to node ${peer} up`);
+          o.onLinkEvent({ type: 'up', peer, role: ses.role, connId: id, handshakeMs: ses.elapsedMs });
+          for (const raw of ses.pending) {
+            const why = deliver(s, ss, raw);
+            if (why) { ctx.log.warn({ peer, connId: id }, `dropping link to node ${peer}: ${why}`); down(s, why, ctx.self, sys); return s; }
+          }
+          for (const chunk of ses.stash.splice(0)) {
+            const why = receive(s, ss, chunk);
+            if (why) { ctx.log.warn({ peer, connId: id }, `dropping link to node ${peer}: ${why}`); down(s, why, ctx.self, sys); return s; }
+          }
+          const self = ctx.self;
+          if (o.idleTimeoutMs !== undefined) ss.idleTimer = o.clock.setTimer(() => sys.send(self, { type: 'idleCheck', connId: id }), o.idleTimeoutMs);
+          ses.conn.onData((chunk) => sys.send(self, { type: 'data', connId: id, chunk }));
+          ses.conn.onDrain(() => sys.send(self, { type: 'drain', connId: id }));
+          ses.conn.onClose((reason) => sys.send(self, { type: 'closed', connId: id, reason }));
+          return s;
+        }
+
+        case 'idleCheck': {
+          const ss = s.session;
+          if (!ss || ss.conn.id !== msg.connId || o.idleTimeoutMs === undefined) return s;
+          const quiet = o.clock.now() - ss.lastRecv;
+          if (quiet >= o.idleTimeoutMs) {
+            const why = `nothing received for ${quiet} ms (half-open connection?)`;
+            ctx.log.warn({ peer, connId: msg.connId }, `dropping link to node ${peer}: ${why}`);
+            down(s, why, ctx.self, sys);
+          } else {
+            const self = ctx.self;
+            ss.idleTimer = o.clock.setTimer(() => sys.send(self, { type: 'idleCheck', connId: msg.connId }), o.idleTimeoutMs - quiet);
+          }
+          return s;
+        }
+
+        case 'data': {
+          const ss = s.session;
+          if (!ss || ss.conn.id !== msg.connId) return s;
+          ss.lastRecv = o.clock.now();
+          const why = receive(s, ss, msg.chunk);
+          if (why) {
+            ctx.log.warn({ peer, connId: msg.connId }, `dropping link to node ${peer}: ${why}`);
+            down(s, why, ctx.self, sys);
+          }
+          return s;
+        }
+
+        case 'drain': {
+          const ss = s.session;
+          if (!ss || ss.conn.id !== msg.connId) return s;
+          ss.blocked = false;
+          while (ss.queue.length > 0 && !ss.blocked) {
+            const f = ss.queue.shift()!;
+            ss.queuedBytes -= f.length;
+            s.sent++;
+            if (!ss.conn.write(f)) ss.blocked = true;
+          }
+          return s;
+        }
+
+        case 'closed': {
+          const ss = s.session;
+          if (!ss || ss.conn.id !== msg.connId) return s;
+          const partial = ss.decoder.pending;
+          const why = partial > 0 ? `${msg.reason} (truncated frame: ${partial} bytes of an incomplete frame)` : msg.reason;
+          if (partial > 0) ctx.log.warn({ peer, connId: msg.connId }, `link to node ${peer} closed: ${why}`);
+          else ctx.log.info({ peer, connId: msg.connId }, `link to node ${peer} closed: ${why}`);
+          down(s, why, ctx.self, sys);
+          return s;
+        }
+
+        case 'send': {
+          const ss = s.session;
+          let result: SendResult;
+          if (!ss) result = 'down';
+          else {
+            let frame: Buffer | undefined;
+            const m: PeerMessage = { hdr: { from: o.selfId, to: peer, epoch: msg.epoch ?? o.epoch(), seq: ss.sendSeq }, body: msg.body };
+            try { frame = encodePeerMessage(m, o.handshake.maxFrameBytes); } catch { frame = undefined; }
+            if (!frame) result = 'too-large';
+            else if (ss.queue.length + 1 > o.maxQueueMessages || ss.queuedBytes + frame.length > o.maxQueueBytes) {
+              // The peer does not read fast enough: drop the link instead of growing memory.
+              o.onLinkEvent({ type: 'backpressure', peer, queuedBytes: ss.queuedBytes, queuedMessages: ss.queue.length });
+              const why = `send queue full (${ss.queue.length} messages, ${ss.queuedBytes} bytes): peer not reading`;
+              ctx.log.warn({ peer }, `dropping link to node ${peer}: ${why}`);
+              down(s, why, ctx.self, sys);
+              result = 'overflow';
+            } else {
+              ss.sendSeq++;
+              result = writeFrame(s, ss, frame);
+            }
+          }
+          if (msg.replyTo) sys.reply(msg.replyTo, result);
+          return s;
+        }
+
+        case 'drop':
+          if (s.session) {
+            ctx.log.warn({ peer }, `dropping link to node ${peer}: ${msg.reason}`);
+            down(s, msg.reason, ctx.self, sys);
+          }
+          return s;
+
+        case 'status':
+          sys.reply(msg.replyTo, {
+            peer, phase: s.phase, connId: s.session?.conn.id, sent: s.sent, received: s.received,
+            linkDrops: s.linkDrops, lastDownReason: s.lastDownReason,
+            queuedBytes: s.session?.queuedBytes ?? 0, queuedMessages: s.session?.queue.length ?? 0, dialAttempt: s.attempt,
+          });
+          return s;
+
+        case 'stop': {
+          o.clock.clearTimer(s.retryTimer);
+          const ss = s.session;
+          s.phase = 'stopped';
+          if (ss) o.clock.clearTimer(ss.idleTimer);
+          s.dialGen++;
+          if (ss) {
+            s.session = undefined;
+            try {
+              ss.conn.write(encodePeerMessage({ hdr: { from: o.selfId, to: peer, epoch: o.epoch(), seq: ss.sendSeq++ }, body: { type: 'bye', reason: msg.reason } }));
+            } catch { /* closing anyway */ }
+            ss.conn.close();
+            o.onLinkEvent({ type: 'down', peer, reason: `stopped: ${msg.reason}` });
+          }
+          return s;
+        }
+      }
+    },
+
+    // A bug in a handler must not lose the connection state: keep it and carry on.
+    onCrash: () => 'resume',
+  };
+}
+
+export function spawnPeerLink(system: ActorSystem, parent: Ref<any> | undefined, o: PeerLinkOptions): Ref<PeerLinkMsg> {
+  return system.spawn(parent, 'peer-link', peerLinkDef(o), { peer: o.peer.id });
+}

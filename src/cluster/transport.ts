@@ -1,0 +1,172 @@
+/**
+ * PeerTransport: the node's listener plus one PeerLink actor per configured peer.
+ *
+ * Owns: the listening socket, the responder side of every inbound handshake (which peer is
+ * it? is it allowed to dial us? does it know the key?), and the map peer id -> PeerLink.
+ * Takes (method calls): start, send, sendAndWait, broadcast, dropLink, linkStatus, stop.
+ * Sends: 'start'/'send'/'adopt'/'drop'/'status'/'stop' to the PeerLinks. Delivers every
+ * validated message to opts.onMessage and every LinkEvent to opts.onLinkEvent.
+ */
+import type Logger from 'bunyan';
+import type { ActorSystem, Ref } from '../actors/actor';
+import type { Clock } from '../util/clock';
+import { HandshakeError, HandshakeOptions, runResponder } from './handshake';
+import type { Connection, Listener, Network } from './network';
+import type { ClusterOptions } from './options';
+import { LinkEvent, PeerLinkMsg, PeerLinkStatus, SendResult, spawnPeerLink, BackoffOptions, isDialer } from './peer-link';
+import { DEFAULT_MAX_PEER_FRAME, PeerBody, PeerMessage } from './peer-protocol';
+
+export interface TransportOptions {
+  config: ClusterOptions;
+  /** The cluster secret (loadClusterKey(config.cluster.keyFile) or config.cluster.key). */
+  key: Buffer;
+  network: Network;
+  clock: Clock;
+  system: ActorSystem;
+  log: Logger;
+  random?: () => number;
+  handshakeTimeoutMs?: number;
+  connectTimeoutMs?: number;
+  maxFrameBytes?: number;
+  backoff?: BackoffOptions;
+  maxQueueBytes?: number;
+  maxQueueMessages?: number;
+  /** See PeerLinkOptions.idleTimeoutMs (ClusterNode sets it to the lease timeout). */
+  idleTimeoutMs?: number;
+  /** Unauthenticated inbound connections allowed at once (beyond: dropped unanswered). */
+  maxPendingHandshakes?: number;
+  /** The epoch stamped on outgoing frames; the membership layer installs its own. */
+  epoch?: () => number;
+  onMessage(from: number, msg: PeerMessage): void;
+  onLinkEvent?(ev: LinkEvent): void;
+}
+
+export const TRANSPORT_DEFAULTS = {
+  handshakeTimeoutMs: 5000,
+  connectTimeoutMs: 3000,
+  backoff: { initialMs: 100, maxMs: 5000 },
+  maxQueueBytes: 8 << 20,
+  maxQueueMessages: 10000,
+  maxPendingHandshakes: 64,
+};
+
+export class PeerTransport {
+  private links = new Map<number, Ref<PeerLinkMsg>>();
+  private listener?: Listener;
+  private stopped = false;
+  private readonly inbound = new Set<Connection>();
+  private epochSource: () => number;
+  /** Handshakes refused on the accept side, by code (tests and status). */
+  readonly refusals: Record<string, number> = {};
+
+  constructor(private readonly o: TransportOptions) {
+    this.epochSource = o.epoch ?? (() => 0);
+  }
+
+  get selfId(): number { return this.o.config.node.id; }
+  get listenPort(): number | undefined { return this.listener?.port; }
+  get peerIds(): number[] { return [...this.links.keys()]; }
+
+  setEpochSource(fn: () => number): void { this.epochSource = fn; }
+
+  async start(): Promise<void> {
+    const o = this.o;
+    const cfg = o.config;
+    const resolve = async (h: string) => (o.network.resolve ? o.network.resolve(h) : h);
+    const addresses = new Map<number, string>();
+    for (const p of cfg.peers) addresses.set(p.id, await resolve(p.address));
+    const hs = {
+      selfId: cfg.node.id, cluster: cfg.cluster.name, key: o.key, clock: o.clock,
+      timeoutMs: o.handshakeTimeoutMs ?? TRANSPORT_DEFAULTS.handshakeTimeoutMs,
+      maxFrameBytes: o.maxFrameBytes ?? DEFAULT_MAX_PEER_FRAME,
+    };
+    const log = o.log.child({ component: 'transport', node: cfg.node.id });
+    this.listener = await o.network.listen(cfg.node.address, cfg.node.port, (conn) => this.accept(conn, addresses, hs, log));
+    for (const p of cfg.peers) {
+      const ref = spawnPeerLink(o.system, undefined, {
+        selfId: cfg.node.id, peer: p, dialAddress: addresses.get(p.id)!, network: o.network, clock: o.clock,
+        random: o.random ?? Math.random, handshake: hs,
+        backoff: o.backoff ?? TRANSPORT_DEFAULTS.backoff,
+        connectTimeoutMs: o.connectTimeoutMs ?? TRANSPORT_DEFAULTS.connectTimeoutMs,
+        maxQueueBytes: o.maxQueueBytes ?? TRANSPORT_DEFAULTS.maxQueueBytes,
+        maxQueueMessages: o.maxQueueMessages ?? TRANSPORT_DEFAULTS.maxQueueMessages,
+        idleTimeoutMs: o.idleTimeoutMs,
+        epoch: () => this.epochSource(),
+        onMessage: (from, msg) => o.onMessage(from, msg),
+        onLinkEvent: (ev) => o.onLinkEvent?.(ev),
+      });
+      this.links.set(p.id, ref);
+    }
+    for (const ref of this.links.values()) o.system.send(ref, { type: 'start' });
+  }
+
+  private accept(conn: Connection, addresses: Map<number, string>, hs: Omit<HandshakeOptions, 'log'>, log: Logger): void {
+    if (this.stopped) { conn.destroy(); return; }
+    const cap = this.o.maxPendingHandshakes ?? TRANSPORT_DEFAULTS.maxPendingHandshakes;
+    if (this.inbound.size >= cap) {
+      this.refusals.busy = (this.refusals.busy ?? 0) + 1;
+      log.warn({ remote: conn.remoteAddress }, `inbound peer connection dropped: ${cap} handshakes already pending`);
+      conn.destroy();
+      return;
+    }
+    this.inbound.add(conn);
+    const self = this.selfId;
+    runResponder(conn, {
+      ...hs, log,
+      peerAddress: (id) => addresses.get(id),
+      mayDial: (id) => (isDialer(id, self) ? undefined : `node ${id} must not dial node ${self}: the lower node id dials`),
+    }).then(
+      (session) => {
+        this.inbound.delete(conn);
+        const ref = this.links.get(session.peerId);
+        if (this.stopped || !ref) { conn.destroy(); return; }
+        this.o.system.send(ref, { type: 'adopt', session });
+      },
+      (e: Error) => {
+        this.inbound.delete(conn);
+        const code = e instanceof HandshakeError ? e.code : 'protocol';
+        this.refusals[code] = (this.refusals[code] ?? 0) + 1;
+        log.warn({ remote: conn.remoteAddress, code, connId: conn.id }, `inbound peer connection refused: ${e.message}`);
+      },
+    );
+  }
+
+  /**
+   * Fire and forget: the link reports failures as LinkEvents. The frame carries `epoch`,
+   * by default the epoch current at this call (not when the link gets to write it), so a
+   * message built under one view is never delivered as if it belonged to the next.
+   */
+  send(peer: number, body: PeerBody, epoch = this.epochSource()): void {
+    const ref = this.links.get(peer);
+    if (ref) this.o.system.send(ref, { type: 'send', body, epoch });
+  }
+
+  /** Send and learn what happened to the message locally ('sent', 'queued', 'down', 'overflow'...). */
+  async sendAndWait(peer: number, body: PeerBody, timeoutMs = 1000, epoch = this.epochSource()): Promise<SendResult> {
+    const ref = this.links.get(peer);
+    if (!ref) return 'down';
+    return this.o.system.ask<PeerLinkMsg, SendResult>(ref, (replyTo) => ({ type: 'send', body, epoch, replyTo }), timeoutMs);
+  }
+
+  broadcast(body: PeerBody): void {
+    for (const id of this.links.keys()) this.send(id, body);
+  }
+
+  dropLink(peer: number, reason: string): void {
+    const ref = this.links.get(peer);
+    if (ref) this.o.system.send(ref, { type: 'drop', reason });
+  }
+
+  async linkStatus(timeoutMs = 1000): Promise<PeerLinkStatus[]> {
+    return Promise.all([...this.links.values()].map((ref) =>
+      this.o.system.ask<PeerLinkMsg, PeerLinkStatus>(ref, (replyTo) => ({ type: 'status', replyTo }), timeoutMs)));
+  }
+
+  async stop(reason = 'shutdown'): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    for (const ref of this.links.values()) this.o.system.send(ref, { type: 'stop', reason });
+    for (const c of this.inbound) c.destroy();
+    await this.listener?.close();
+  }
+}

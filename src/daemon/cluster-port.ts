@@ -1,0 +1,107 @@
+/**
+ * TcpClusterPort: the ClusterPort of a real mxfsd — the cluster layer (ClusterNode: peer
+ * links over TCP with HMAC authentication, leases, quorum, epoch agreement) seen from the
+ * lock engine.
+ *
+ * Views: a committed membership view becomes a ClusterView; losing quorum becomes the
+ * same view with quorate=false (the router self-fences at once); regaining it without a
+ * view change becomes quorate=true in the same epoch.
+ * Messages: DlmPeerMsg travels as the peer body {type:'dlm'}, whose epoch the router checks
+ * itself (it must hold messages of a newer epoch rather than drop them).
+ * Faults (MXFS_FAULT_INJECTION only): the filter in ClusterNode drops or delays traffic,
+ * leases included, so a partition here is a partition for the whole protocol.
+ */
+import type Logger from 'bunyan';
+import type { ActorSystem } from '../actors/actor';
+import type { Config } from '../config/config';
+import { ClusterNode } from '../cluster/cluster-node';
+import type { DlmPeerMsg } from '../cluster/dlm-messages';
+import type { MembershipEvent } from '../cluster/membership';
+import { TcpNetwork } from '../cluster/network';
+import type { ClusterOptions } from '../cluster/options';
+import type { ClusterHandlers, ClusterPort, ClusterView } from '../cluster/port';
+import type { Clock } from '../util/clock';
+import type { FaultSpec } from '../wire/client-protocol';
+
+export function clusterOptions(c: Config): ClusterOptions {
+  return {
+    node: { id: c.node.id, name: c.node.name, address: c.node.address, port: c.node.port },
+    cluster: { name: c.cluster.name, keyFile: c.cluster.keyFile, tiebreaker: c.cluster.tiebreaker },
+    peers: c.peers.map((p) => ({ id: p.id, name: p.name, address: p.address, port: p.port })),
+    timing: { leaseTimeoutMs: c.timing.leaseTimeoutMs, renewIntervalMs: c.timing.renewIntervalMs },
+  };
+}
+
+export class TcpClusterPort implements ClusterPort {
+  readonly node: ClusterNode;
+  private h?: ClusterHandlers;
+  private v: ClusterView = { epoch: 0, members: [], quorate: false };
+  private readonly fault = { blocked: new Set<number>(), drop: 0, delayMs: 0 };
+
+  constructor(private readonly o: { config: Config; sys: ActorSystem; log: Logger; clock: Clock }) {
+    this.node = new ClusterNode({
+      config: clusterOptions(o.config), network: new TcpNetwork(), clock: o.clock, system: o.sys, log: o.log.child({ actor: 'cluster' }),
+      onEvent: (ev) => this.onEvent(ev),
+      onDlmMessage: (from, msg) => this.h?.onMessage(from, msg),
+      faults: this.fault,
+    });
+  }
+
+  get selfId(): number { return this.o.config.node.id; }
+
+  async start(): Promise<void> { await this.node.start(); }
+
+  view(): ClusterView { return this.v; }
+  setHandlers(h: ClusterHandlers): void { this.h = h; }
+
+  send(to: number, msg: DlmPeerMsg): void { this.node.send(to, { type: 'dlm', msg }); }
+
+  setFault(spec: FaultSpec): void {
+    switch (spec.action) {
+      case 'partition': this.fault.blocked = new Set(spec.peers); break;
+      case 'heal': this.fault.blocked = new Set(); this.fault.drop = 0; this.fault.delayMs = 0; break;
+      case 'drop': this.fault.drop = spec.fraction; break;
+      case 'delay': this.fault.delayMs = spec.ms; break;
+    }
+  }
+
+  async status(): Promise<unknown> {
+    const st = await this.node.status();
+    const now = this.o.clock.now();
+    const links = new Map(st.links.map((l) => [l.peer, l]));
+    return {
+      transport: 'tcp',
+      inQuorum: st.inQuorum,
+      quorumForMs: Number.isFinite(st.quorumUntil) ? Math.max(0, Math.round(st.quorumUntil - now)) : null,
+      live: st.live,
+      proposing: st.proposing ?? null,
+      faults: { blocked: [...this.fault.blocked], drop: this.fault.drop, delayMs: this.fault.delayMs },
+      peers: this.o.config.peers.map((p) => {
+        const lease = st.peers.find((x) => x.id === p.id);
+        const link = links.get(p.id);
+        return {
+          id: p.id, name: p.name, address: `${p.address}:${p.port}`,
+          link: link?.phase ?? 'unknown', state: lease ? (lease.alive ? 'alive' : 'dead') : 'unknown',
+          leaseAgeMs: lease?.lastHeardAgoMs === undefined ? null : Math.round(lease.lastHeardAgoMs),
+        };
+      }),
+    };
+  }
+
+  async stop(): Promise<void> { await this.node.stop(); }
+
+  private onEvent(ev: MembershipEvent): void {
+    switch (ev.type) {
+      case 'view':
+        this.v = { epoch: ev.epoch, members: [...ev.members], quorate: this.node.canGrant() };
+        break;
+      case 'quorum':
+        this.v = ev.has ? { epoch: ev.epoch, members: [...ev.members], quorate: true } : { ...this.v, quorate: false };
+        break;
+      default:
+        return;
+    }
+    this.o.log.info({ epoch: this.v.epoch, members: this.v.members, quorate: this.v.quorate, event: ev.type }, 'cluster view');
+    this.h?.onView(this.v);
+  }
+}

@@ -1,0 +1,138 @@
+/** The peer wire format and the authentication primitives: every message round-trips,
+ *  garbage / wrong magic / wrong version / unknown or reserved types are refused with a
+ *  clear error, and random input only ever produces PeerProtocolError. */
+import { expect } from 'chai';
+import fc from 'fast-check';
+import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { FrameDecoder } from '../src/wire/frame';
+import {
+  encodePeerMessage, EPOCH_RULE, PeerBody, PeerMessage, PeerProtocolError, PEER_PROTOCOL_VERSION, RESERVED_PEER_TYPES,
+  toWire, validatePeerMessage,
+} from '../src/cluster/peer-protocol';
+import { computeProof, loadClusterKey, makeNonce, ProofInput, verifyProof } from '../src/cluster/auth';
+import { leaseTimes } from '../src/cluster/options';
+import { backoffDelay } from '../src/cluster/peer-link';
+
+const nonce = Buffer.alloc(32, 1);
+const SAMPLES: PeerBody[] = [
+  { type: 'hello', cluster: 'prod', nonce },
+  { type: 'challenge', nonce, proof: Buffer.alloc(32, 2) },
+  { type: 'auth', proof: Buffer.alloc(32, 3) },
+  { type: 'welcome' },
+  { type: 'dlm', msg: { t: 'recDone', epoch: 3 } },
+  { type: 'refuse', code: 'auth', reason: 'authentication failed' },
+  { type: 'bye', reason: 'shutdown' },
+  { type: 'renew', sentAt: 1234.5, inc: 0xdeadbeef },
+  { type: 'renewAck', sentAt: 1234.5, member: true, inc: 7 },
+  { type: 'propose', epoch: 7, members: [1, 2, 5], incs: [11, 22, 55] },
+  { type: 'accept', epoch: 7 },
+  { type: 'reject', epoch: 7, reason: 'member sets differ', live: [1, 2], committedEpoch: 6 },
+  { type: 'commit', epoch: 7, members: [1, 2, 5], incs: [11, 22, 55] },
+  { type: 'ping', token: 9 },
+  { type: 'pong', token: 9 },
+];
+const hdr = { from: 1, to: 2, epoch: 6, seq: 41 };
+const wire = (body: PeerBody) => toWire({ hdr, body });
+const refusal = (x: unknown) => { try { validatePeerMessage(x); } catch (e) { expect(e).to.be.instanceOf(PeerProtocolError); return (e as Error).message; } return 'accepted'; };
+
+describe('peer protocol', () => {
+  it('every message type round-trips through the frame codec and validation', () => {
+    expect(SAMPLES.map((b) => b.type).sort()).to.deep.equal(Object.keys(EPOCH_RULE).sort());
+    const dec = new FrameDecoder(1 << 20);
+    for (const body of SAMPLES) {
+      const [decoded] = dec.push(encodePeerMessage({ hdr, body }));
+      expect(validatePeerMessage(decoded)).to.deep.equal({ hdr, body });
+    }
+  });
+
+  it('refuses garbage, wrong magic, wrong version, unknown and reserved types with clear errors', () => {
+    expect(refusal(42)).to.equal('peer frame is not a map');
+    expect(refusal([1, 2])).to.equal('peer frame is not a map');
+    expect(refusal(Buffer.from('MXFS'))).to.equal('peer frame is not a map');
+    expect(refusal({ ...wire({ type: 'welcome' }), magic: 'MXFZ' })).to.equal('bad magic "MXFZ": not an MXFS peer frame');
+    expect(refusal({ ...wire({ type: 'welcome' }), ver: 2 })).to.equal(`unsupported protocol version 2; this node speaks version ${PEER_PROTOCOL_VERSION}`);
+    try { validatePeerMessage({ ...wire({ type: 'welcome' }), ver: 0 }); } catch (e) { expect((e as PeerProtocolError).code).to.equal('version'); }
+    expect(refusal({ ...wire({ type: 'welcome' }), type: 'explode' })).to.equal('unknown message type "explode"');
+    expect(refusal({ ...wire({ type: 'welcome' }), type: 7 })).to.equal("field 'type' must be a string, got 7");
+    expect(refusal({ ...wire({ type: 'welcome' }), type: RESERVED_PEER_TYPES[0] })).to.match(/is reserved but not defined in protocol version 1/);
+  });
+
+  it('names the header or body field that is wrong', () => {
+    expect(refusal({ ...wire({ type: 'welcome' }), from: 0 })).to.equal("'welcome': field 'from' must be a node id 1..1023, got 0");
+    expect(refusal({ ...wire({ type: 'welcome' }), to: 1024 })).to.equal("'welcome': field 'to' must be a node id 1..1023, got 1024");
+    expect(refusal({ ...wire({ type: 'welcome' }), epoch: -1 })).to.match(/field 'epoch' must be an integer/);
+    expect(refusal({ ...wire({ type: 'welcome' }), seq: 1.5 })).to.match(/field 'seq' must be an integer/);
+    expect(refusal({ ...wire({ type: 'welcome' }), body: undefined })).to.equal("'welcome': missing body");
+    expect(refusal({ ...wire({ type: 'hello', cluster: 'x', nonce }), body: { cluster: 'x', nonce: Buffer.alloc(8) } })).to.equal("'hello': field 'nonce' must be 32 bytes, got 8");
+    expect(refusal({ ...wire({ type: 'hello', cluster: 'x', nonce }), body: { cluster: '', nonce } })).to.equal("'hello': field 'cluster' must be a non-empty string");
+    const propose = wire({ type: 'propose', epoch: 1, members: [1], incs: [1] });
+    expect(refusal({ ...propose, body: { epoch: 1, members: [2, 1], incs: [1, 1] } })).to.equal("'propose': field 'members' must be strictly ascending");
+    expect(refusal({ ...propose, body: { epoch: 1, members: [], incs: [] } })).to.match(/non-empty list of node ids/);
+    expect(refusal({ ...propose, body: { epoch: 1, members: [1, 2], incs: [1] } })).to.equal("'propose': field 'incs' must be a list of 2 incarnations (one per member)");
+    expect(refusal({ ...propose, body: { epoch: 1, members: [1], incs: [0] } })).to.match(/field 'incs' holds 0, not an incarnation/);
+    expect(refusal({ ...wire({ type: 'renew', sentAt: 1, inc: 1 }), body: { sentAt: Infinity, inc: 1 } })).to.match(/'renew': field 'sentAt' must be a finite number/);
+    expect(refusal({ ...wire({ type: 'renew', sentAt: 1, inc: 1 }), body: { sentAt: 1 } })).to.match(/'renew': field 'inc' must be an incarnation/);
+    expect(refusal({ ...wire({ type: 'refuse', code: 'auth', reason: '' }), body: { code: 'nope', reason: '' } })).to.match(/field 'code' must be one of/);
+    expect(refusal({ ...wire({ type: 'renewAck', sentAt: 1, member: true, inc: 1 }), body: { sentAt: 1, member: 'yes', inc: 1 } })).to.equal("'renewAck': field 'member' must be a boolean");
+  });
+
+  it('random values and random mutations only ever produce PeerProtocolError', () => {
+    fc.assert(fc.property(fc.anything({ withTypedArray: true, withMap: false }), (x) => {
+      try { validatePeerMessage(x); } catch (e) { return e instanceof PeerProtocolError; }
+      return true;
+    }), { numRuns: 2000 });
+    fc.assert(fc.property(fc.constantFrom(...SAMPLES), fc.constantFrom('magic', 'ver', 'type', 'from', 'to', 'epoch', 'seq', 'body'), fc.anything(), (body, k, v) => {
+      const w = { ...wire(body), [k]: v };
+      try { validatePeerMessage(w); } catch (e) { return e instanceof PeerProtocolError; }
+      return true;
+    }), { numRuns: 2000 });
+  });
+});
+
+describe('authentication primitives', () => {
+  const key = Buffer.from('k'.repeat(32));
+  const p: ProofInput = { cluster: 'prod', initiatorNonce: makeNonce(), responderNonce: makeNonce(), initiatorId: 1, responderId: 2 };
+
+  it('a proof is bound to the key, the direction, the nonces, the ids and the cluster', () => {
+    const proof = computeProof(key, p, 'initiator');
+    expect(proof.length).to.equal(32);
+    expect(verifyProof(key, p, 'initiator', proof)).to.equal(true);
+    expect(verifyProof(key, p, 'responder', proof), 'reflected').to.equal(false);
+    expect(verifyProof(Buffer.from('j'.repeat(32)), p, 'initiator', proof), 'other key').to.equal(false);
+    expect(verifyProof(key, { ...p, responderNonce: makeNonce() }, 'initiator', proof), 'other nonce').to.equal(false);
+    expect(verifyProof(key, { ...p, initiatorId: 3 }, 'initiator', proof), 'other id').to.equal(false);
+    expect(verifyProof(key, { ...p, cluster: 'prod2' }, 'initiator', proof), 'other cluster').to.equal(false);
+    expect(verifyProof(key, p, 'initiator', proof.subarray(0, 16)), 'short').to.equal(false);
+  });
+
+  it('loads a key file, strips one newline, refuses a short key, warns about loose permissions', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mxfs-key-'));
+    const f = join(dir, 'key');
+    writeFileSync(f, 'a-long-enough-cluster-secret\n');
+    chmodSync(f, 0o600);
+    expect(loadClusterKey(f)).to.deep.equal({ key: Buffer.from('a-long-enough-cluster-secret'), warnings: [] });
+    chmodSync(f, 0o644);
+    expect(loadClusterKey(f).warnings[0]).to.match(/accessible by group\/other \(mode 644\)/);
+    writeFileSync(f, 'short\n');
+    expect(() => loadClusterKey(f)).to.throw(/holds 5 bytes; at least 16 are required/);
+  });
+});
+
+describe('timing rules', () => {
+  it('derives the lease margins and refuses a renew interval of half the lease or more', () => {
+    expect(leaseTimes({ leaseTimeoutMs: 10000, renewIntervalMs: 2000 })).to.deep.equal({
+      leaseMs: 10000, renewMs: 2000, fenceMarginMs: 1000, deadMarginMs: 1000, fenceAfterMs: 9000, deadAfterMs: 11000,
+    });
+    expect(() => leaseTimes({ leaseTimeoutMs: 4000, renewIntervalMs: 2000 })).to.throw(/more than twice/);
+  });
+
+  it('backoff is capped, exponential and jittered within [d/2, d)', () => {
+    const b = { initialMs: 100, maxMs: 5000 };
+    expect(backoffDelay(b, 0, () => 0)).to.equal(50);
+    expect(backoffDelay(b, 3, () => 0.999)).to.be.closeTo(799.6, 0.1);
+    expect(backoffDelay(b, 40, () => 0)).to.equal(2500);
+    expect(backoffDelay(b, 40, () => 0.999999)).to.be.below(5000);
+  });
+});
