@@ -1,0 +1,185 @@
+/**
+ * The cluster end to end: real mxfsd processes on loopback, peer links over TCP with the
+ * cluster key, leases and quorum, recovery. Lease 1500 ms (renew 300 ms) to keep it quick.
+ */
+import { expect } from 'chai';
+import fs from 'node:fs';
+import path from 'node:path';
+import { spawn } from 'node:child_process';
+import { Mode } from '../src/dlm/modes';
+import { LockError } from '../src/dlm/types';
+import { rendezvousOwner } from '../src/cluster/rendezvous';
+import { TestCluster } from './support/cluster-proc';
+import { MXFSD, sleep, waitFor } from './support/daemon-proc';
+
+const { NL, PR, PW, EX } = Mode;
+const LEASE = 1500;
+
+function resourceOn(node: number, members: number[], tag: string): string {
+  for (let i = 0; ; i++) if (rendezvousOwner('default', `${tag}${i}`, members) === node) return `${tag}${i}`;
+}
+
+describe('cluster end to end (real processes, TCP)', function () {
+  this.timeout(60000);
+  let cl: TestCluster;
+  afterEach(async () => { await cl?.stopAll(); });
+
+  it('3 nodes: remote lock, conversion, BAST across nodes, unlock grants the remote waiter', async () => {
+    cl = new TestCluster(3, LEASE);
+    await cl.up();
+    const res = resourceOn(3, [1, 2, 3], 'remote');
+    const a = await cl.client(1), b = await cl.client(2);
+    const ha = await a.lock(res, PW);
+    const bast = new Promise<Mode>((r) => ha.once('bast', r));
+    const pb = b.lock(res, PR);
+    expect(await bast).to.equal(PR);
+    const g = await ha.convert(NL, { lvb: Buffer.from('v1') });
+    expect(g.mode).to.equal(NL);
+    const hb = await pb;
+    expect(hb.grant.lvb.subarray(0, 2).toString()).to.equal('v1');
+    const locks = await b.locks({ resource: res });
+    expect(locks.resources[0].master).to.equal(3);
+    expect(locks.resources[0].granted.map((l: any) => l.mode).sort()).to.deep.equal(['NL', 'PR']);
+  });
+
+  it('kill -9 of a holder node: its waiter is granted after the lease timeout, not before', async () => {
+    cl = new TestCluster(3, LEASE);
+    await cl.up();
+    const res = resourceOn(1, [1, 2, 3], 'holder');
+    const h3 = await (await cl.client(3)).lock(res, EX);
+    const b = await cl.client(2);
+    const pb = b.lock(res, EX);
+    await sleep(100);
+    const t0 = Date.now();
+    cl.kill(3);
+    const hb = await pb;
+    const waited = Date.now() - t0;
+    expect(waited).to.be.at.least(LEASE);
+    expect(waited).to.be.below(LEASE * 4);
+    expect(hb.grant.token).to.be.greaterThan(h3.grant.token);
+  });
+
+  it('kill -9 of a master: state rebuilt on the new master, tokens still increasing, waiters served', async () => {
+    cl = new TestCluster(3, LEASE);
+    await cl.up();
+    const res = resourceOn(3, [1, 2, 3], 'master');
+    const a = await cl.client(1), b = await cl.client(2);
+    const w = await a.lock(res, EX);
+    await w.unlock({ lvb: Buffer.from('gen-9') });
+    const ha = await a.lock(res, PR);
+    const pb = b.lock(res, EX);
+    await sleep(100);
+    cl.kill(3);
+    await cl.waitView([1, 2]);
+    const locks = await a.locks({ resource: res });
+    expect(locks.resources).to.have.length(1);
+    expect(locks.resources[0].master).to.equal(rendezvousOwner('default', res, [1, 2]));
+    expect(locks.resources[0].granted).to.have.length(1);
+    expect(locks.resources[0].waiting).to.have.length(1);
+    expect(ha.valid).to.equal(true);
+    await ha.unlock();
+    const hb = await pb;
+    expect(hb.grant.token).to.be.greaterThan(w.grant.token);
+    expect(hb.grant.lvbValid).to.equal(true); // kept from the surviving PR holder's copy
+    expect(hb.grant.lvb.subarray(0, 5).toString()).to.equal('gen-9');
+  });
+
+  it('SIGSTOP of a holder node past its lease, then SIGCONT: its client was told the lock is lost and cannot use it', async () => {
+    cl = new TestCluster(3, LEASE);
+    await cl.up();
+    const res = resourceOn(1, [1, 2, 3], 'pause');
+    const c3 = await cl.client(3);
+    const h3 = await c3.lock(res, EX);
+    const lost = new Promise<number>((r) => h3.once('lost', () => r(Date.now())));
+    const b = await cl.client(2);
+    const pb = b.lock(res, EX);
+    const t0 = Date.now();
+    cl.kill(3, 'SIGSTOP');
+    const lostAt = await lost;                 // the client library's own bound fires
+    const hb = await pb;                       // the majority regranted after the lease
+    const grantedAt = Date.now();
+    expect(lostAt).to.be.below(grantedAt);     // told before anyone else could get it
+    expect(lostAt - t0).to.be.below(LEASE);
+    cl.kill(3, 'SIGCONT');
+    expect(h3.valid).to.equal(false);
+    let err: unknown;
+    try { await h3.convert(PR); } catch (e) { err = e; }
+    expect((err as LockError).code).to.equal('LOST');
+    expect(hb.grant.token).to.be.greaterThan(h3.grant.token);
+    await cl.waitView([1, 2, 3], 20000);       // and the paused node rejoins
+  });
+
+  it('a partitioned minority stops granting and tells its clients; the majority goes on; healing rejoins it', async () => {
+    cl = new TestCluster(3, LEASE);
+    await cl.up();
+    const c3 = await cl.client(3);
+    const h3 = await c3.lock(resourceOn(1, [1, 2, 3], 'part'), EX);
+    const lost = new Promise<string>((r) => h3.once('lost', r));
+    const f1 = await cl.client(1), f2 = await cl.client(2);
+    await c3.fault({ action: 'partition', peers: [1, 2] });
+    await f1.fault({ action: 'partition', peers: [3] });
+    await f2.fault({ action: 'partition', peers: [3] });
+    expect(await lost).to.match(/quorum/);
+    await cl.waitView([1, 2]);
+    const late = await cl.client(3, 'late');
+    let err: unknown;
+    try { await late.lock('anything', NL); } catch (e) { err = e; }
+    expect((err as LockError).code).to.equal('LOST');
+    const h = await f1.lock(resourceOn(3, [1, 2, 3], 'part'), EX); // majority grants, even what node 3 mastered
+    expect(h.grant.mode).to.equal(EX);
+    for (const c of [c3, f1, f2].filter((x) => x.alive)) await c.fault({ action: 'heal' });
+    await (await cl.client(3, 'healer')).fault({ action: 'heal' });
+    await cl.waitView([1, 2, 3], 20000);
+  });
+
+  it('a restarted node rejoins through recovery and masters resources again', async () => {
+    cl = new TestCluster(3, LEASE);
+    await cl.up();
+    cl.kill(2);
+    await cl.waitView([1, 3]);
+    cl.start(2);
+    const epoch = await cl.waitView([1, 2, 3], 20000);
+    const res = resourceOn(2, [1, 2, 3], 'rejoin');
+    const h = await (await cl.client(1)).lock(res, EX);
+    expect(h.grant.token).to.be.greaterThan(epoch * 2 ** 32);
+    expect((await (await cl.client(3)).locks({ resource: res })).resources[0].master).to.equal(2);
+  });
+
+  it('5 nodes: a double failure keeps quorum; survivors recover and serve', async () => {
+    cl = new TestCluster(5, LEASE);
+    await cl.up();
+    const res = resourceOn(5, [1, 2, 3, 4, 5], 'double');
+    const h4 = await (await cl.client(4)).lock(res, EX);
+    const p1 = (await cl.client(1)).lock(res, EX);
+    await sleep(100);
+    cl.kill(4);
+    cl.kill(5);
+    await cl.waitView([1, 2, 3], 20000);
+    const h1 = await p1;
+    expect(h1.grant.token).to.be.greaterThan(h4.grant.token);
+  });
+
+  it('a peer with the wrong cluster key is refused with a logged reason; the cluster is not disturbed', async () => {
+    cl = new TestCluster(3, LEASE);
+    await cl.up();
+    const before = (await cl.status(1)).cluster.epoch;
+    // An impostor claiming to be node 3 (stopped first), with a different key.
+    cl.kill(3);
+    await cl.waitView([1, 2]);
+    const nd = cl.node(3);
+    const badKey = path.join(nd.dir, 'bad.key');
+    fs.writeFileSync(badKey, 'x'.repeat(40) + '\n', { mode: 0o600 });
+    const badConf = path.join(nd.dir, 'bad.conf');
+    fs.writeFileSync(badConf, fs.readFileSync(nd.config, 'utf8').replace(/key_file = .*/, `key_file = ${badKey}`).replace(/mxfsd\.sock/, 'bad.sock'));
+    const imp = spawn(process.execPath, [MXFSD, '--config', badConf], { stdio: 'ignore' });
+    try {
+      await waitFor(() => /failed to prove the cluster key/.test(cl.log(1) + cl.log(2)), 10000, 'refusal logged');
+      const st = await cl.status(1);
+      expect(st.cluster.members).to.deep.equal([1, 2]);
+      expect(st.cluster.epoch).to.be.greaterThan(before);
+      expect((await (await cl.client(1)).lock('still-works', EX)).grant.mode).to.equal(EX);
+    } finally {
+      imp.kill('SIGKILL');
+    }
+  });
+});

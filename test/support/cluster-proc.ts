@@ -1,0 +1,80 @@
+/** Test support: a real mxfsd cluster on loopback, one process per node, fault injection on. */
+import { ChildProcess, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { MxfsClient } from '../../src/client/client';
+import { writeClusterConfigs } from '../../src/cli/mxfs-cluster';
+import { MXFSD, tmpDir, waitFor } from './daemon-proc';
+
+export interface NodeProc { id: number; socket: string; config: string; dir: string; proc?: ChildProcess }
+
+let nextBase = 21000 + (process.pid % 200) * 20;
+
+export class TestCluster {
+  readonly nodes: NodeProc[];
+  readonly dir: string;
+  private clients: MxfsClient[] = [];
+
+  constructor(readonly n: number, readonly leaseMs = 1500) {
+    this.dir = tmpDir('mxfs-cluster-');
+    nextBase += 20;
+    this.nodes = writeClusterConfigs(this.dir, n, nextBase, leaseMs).map((x) => ({ id: x.id, socket: x.socket, config: x.config, dir: x.dir }));
+  }
+
+  node(id: number): NodeProc { return this.nodes[id - 1]!; }
+
+  start(id: number): void {
+    const nd = this.node(id);
+    const err = fs.openSync(path.join(nd.dir, 'stderr.log'), 'a');
+    nd.proc = spawn(process.execPath, [MXFSD, '--config', nd.config], { stdio: ['ignore', 'ignore', err], env: { ...process.env, MXFS_FAULT_INJECTION: '1' } });
+    fs.closeSync(err);
+  }
+
+  async up(): Promise<void> {
+    for (const nd of this.nodes) this.start(nd.id);
+    await this.waitView(this.nodes.map((x) => x.id), 20000);
+  }
+
+  /** Wait until every node in `members` runs one epoch whose members are exactly `members`. */
+  async waitView(members: number[], timeoutMs = 15000): Promise<number> {
+    let epoch = 0;
+    await waitFor(async () => {
+      const sts = await Promise.all(members.map((id) => this.status(id)));
+      const ok = sts.every((s) => s && s.cluster.state === 'running' && s.cluster.members.join() === members.join() && s.cluster.epoch === sts[0].cluster.epoch);
+      if (ok) epoch = sts[0].cluster.epoch;
+      return ok;
+    }, timeoutMs, `view ${members.join(',')}`);
+    return epoch;
+  }
+
+  async status(id: number): Promise<any | undefined> {
+    try {
+      const c = await MxfsClient.connect(this.node(id).socket, { connectTimeoutMs: 500 });
+      try { return await c.status(); } finally { await c.close(); }
+    } catch {
+      return undefined;
+    }
+  }
+
+  async client(id: number, name = `client@${id}`): Promise<MxfsClient> {
+    const c = await MxfsClient.connect(this.node(id).socket, { name });
+    this.clients.push(c);
+    return c;
+  }
+
+  kill(id: number, sig: NodeJS.Signals = 'SIGKILL'): void { this.node(id).proc?.kill(sig); }
+
+  async stopAll(): Promise<void> {
+    for (const c of this.clients) await c.close().catch(() => {});
+    for (const nd of this.nodes) {
+      if (nd.proc && nd.proc.exitCode === null) {
+        if (nd.proc.signalCode === 'SIGSTOP') nd.proc.kill('SIGCONT');
+        nd.proc.kill('SIGKILL');
+      }
+    }
+  }
+
+  log(id: number): string {
+    try { return fs.readFileSync(path.join(this.node(id).dir, 'mxfsd.log'), 'utf8'); } catch { return ''; }
+  }
+}
