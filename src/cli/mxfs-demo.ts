@@ -1,7 +1,8 @@
 /**
- * mxfs-demo — the README's main job: starts a local mxfsd (no root, no kernel module) in a
- * temporary directory, runs a small workload against it and shows a live view of the lock
- * traffic. Ctrl-C (or --seconds) stops everything cleanly.
+ * mxfs-demo — the README's main job: starts a local 3-node MXFS cluster on 127.0.0.1 (no
+ * root, no kernel module) in a temporary directory, runs a small workload against all three
+ * nodes and shows a live view of the nodes, their leases and the lock traffic. Ctrl-C (or
+ * --seconds) stops everything cleanly.
  *
  * The workload: workers lock a few "inode" resources in PR (read) or EX (write). A writer
  * increments a counter kept in the lock value block and writes it back on unlock; every
@@ -12,14 +13,16 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { spawn } from 'node:child_process';
+import { ChildProcess, spawn } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { MxfsClient } from '../client/client';
 import { compatible, Mode, modeName } from '../dlm/modes';
 import { LockError } from '../dlm/types';
+import { writeClusterConfigs } from './mxfs-cluster';
 
-const RESOURCES = ['inode-1', 'inode-2', 'inode-3', 'volume-0'];
-const WORKERS = 6;
+const RESOURCES = ['inode-1', 'inode-2', 'inode-3', 'inode-4', 'volume-0'];
+const NODES = 3;
+const WORKERS = 6; // two per node
 
 interface Holder { worker: number; mode: Mode }
 
@@ -30,29 +33,41 @@ async function main(): Promise<void> {
   const live = process.stdout.isTTY && !values.plain;
 
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mxfs-demo-'));
-  const socket = path.join(dir, 'mxfsd.sock');
-  const conf = path.join(dir, 'mxfs.conf');
-  fs.writeFileSync(conf, `[node]\nid = 1\nname = demo1\nsocket = ${socket}\nkernel = off\n\n[locking]\nidle_evict_ms = 2000\n\n[logging]\nfile = ${path.join(dir, 'mxfsd.log')}\nstderr = false\n`);
-  const daemon = spawn(process.execPath, [path.join(__dirname, 'mxfsd.js'), '--config', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let daemonErr = '';
-  daemon.stderr!.on('data', (d) => { daemonErr += d; });
+  const base = 18000 + (process.pid % 500) * 10;
+  const nodes = writeClusterConfigs(dir, NODES, base, 3000);
+  const procs: ChildProcess[] = nodes.map((nd) => {
+    const p = spawn(process.execPath, [path.join(__dirname, 'mxfsd.js'), '--config', nd.config], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    p.stderr!.on('data', (d) => { err += d; });
+    p.on('exit', (code) => { if (running && code !== 0) process.stderr.write(`mxfs-demo: node ${nd.id} exited ${code}: ${err}\n`); });
+    return p;
+  });
   const t0 = Date.now();
-  let ctl: MxfsClient | undefined;
-  while (!ctl) {
-    if (daemon.exitCode !== null) { process.stderr.write(`mxfs-demo: mxfsd exited: ${daemonErr}\n`); process.exit(1); }
-    try { ctl = await MxfsClient.connect(socket, { name: 'demo-view' }); } catch { await sleep(50); }
-    if (Date.now() - t0 > 10000) { process.stderr.write('mxfs-demo: mxfsd did not start\n'); process.exit(1); }
+  const ctls: MxfsClient[] = [];
+  for (const nd of nodes) {
+    for (;;) {
+      try { ctls.push(await MxfsClient.connect(nd.socket, { name: 'demo-view' })); break; } catch { await sleep(50); }
+      if (Date.now() - t0 > 15000) { process.stderr.write('mxfs-demo: mxfsd did not start\n'); procs.forEach((p) => p.kill('SIGKILL')); process.exit(1); }
+    }
   }
+  process.stdout.write(`mxfs-demo: started ${NODES} nodes on 127.0.0.1:${base + 1}-${base + NODES}, waiting for the cluster to form...\n`);
+  for (;;) {
+    const sts = await Promise.all(ctls.map((c) => c.status()));
+    if (sts.every((x) => x.cluster.state === 'running' && x.cluster.members.length === NODES)) break;
+    if (Date.now() - t0 > 30000) { process.stderr.write('mxfs-demo: the cluster did not form\n'); procs.forEach((p) => p.kill('SIGKILL')); process.exit(1); }
+    await sleep(100);
+  }
+  const ctl = ctls[0]!;
 
+  let running = true;
   const holders = new Map<string, Holder[]>(RESOURCES.map((r) => [r, []]));
   const maxToken = new Map<string, number>();
   const counters = new Map<string, number>();
   const violations: string[] = [];
   const perWorker = new Array(WORKERS).fill(0);
-  let running = true;
 
   const worker = async (w: number) => {
-    const c = await MxfsClient.connect(socket, { name: `worker-${w}` });
+    const c = await MxfsClient.connect(nodes[w % NODES]!.socket, { name: `worker-${w}` });
     while (running) {
       const res = RESOURCES[Math.floor(Math.random() * RESOURCES.length)]!;
       const mode = Math.random() < 0.3 ? Mode.EX : Mode.PR;
@@ -95,25 +110,32 @@ async function main(): Promise<void> {
 
   let last = { grants: 0, basts: 0, at: Date.now() };
   const view = async () => {
-    const st = await ctl!.status();
-    const lk = await ctl!.locks();
+    const sts = await Promise.all(ctls.map((c) => c.status()));
+    const lk = await ctl.locks();
     const now = Date.now();
     const dt = (now - last.at) / 1000;
-    const gps = Math.round((st.counters.grants - last.grants) / dt);
-    const bps = Math.round((st.counters.basts - last.basts) / dt);
-    last = { grants: st.counters.grants, basts: st.counters.basts, at: now };
+    const grants = sts.reduce((a, x) => a + x.counters.grants, 0);
+    const basts = sts.reduce((a, x) => a + x.counters.basts, 0);
+    const gps = Math.round((grants - last.grants) / dt);
+    const bps = Math.round((basts - last.basts) / dt);
+    last = { grants, basts, at: now };
     const lines = [
-      `MXFS demo — node ${st.node.id} (${st.node.name}), mxfsd pid ${st.pid}, up ${Math.round(st.uptimeMs / 1000)}s   ${live ? '(Ctrl-C to stop)' : ''}`,
-      `grants ${st.counters.grants} (${gps}/s)  basts ${st.counters.basts} (${bps}/s)  evictions ${st.counters.evictions}  clients ${st.clients}  resources ${st.resources}  locks ${st.locks}`,
+      `MXFS demo — ${NODES}-node cluster on 127.0.0.1, up ${Math.round((now - t0) / 1000)}s   ${live ? '(Ctrl-C to stop)' : ''}`,
+      `lock traffic: grants ${grants} (${gps}/s)  blocking callbacks ${basts} (${bps}/s)`,
       '',
-      `${'resource'.padEnd(10)} ${'token'.padStart(6)}  ${'lvb'.padEnd(14)} ${'granted'.padEnd(28)} ${'converting'.padEnd(12)} waiting`,
+      `${'node'.padEnd(6)} ${'state'.padEnd(11)} ${'epoch'.padStart(5)}  ${'members'.padEnd(8)} ${'clients'.padStart(7)} ${'masters'.padStart(7)}  leases (age of last renewal heard)`,
     ];
-    for (const r of lk.resources) {
-      const who = (l: any) => `${l.client?.replace('worker-', 'w') ?? l.owner}:${l.mode ?? l.requested}`;
-      const lvb = r.lvbValid ? `counter=${parseInt(r.lvb.slice(0, 8), 16)}` : 'invalid';
-      lines.push(`${r.resource.padEnd(10)} ${String(r.tokenCounter).padStart(6)}  ${lvb.padEnd(14)} ${r.granted.map(who).join(' ').padEnd(28)} ${(r.converting.map(who).join(' ') || '-').padEnd(12)} ${r.waiting.map((l: any) => `${l.client?.replace('worker-', 'w')}:${l.requested}`).join(' ') || '-'}`);
+    for (const st of sts) {
+      const peers = (st.cluster.transport?.peers ?? []).map((p: any) => `${p.id}:${p.state === 'alive' ? `${p.leaseAgeMs}ms` : p.state}`).join(' ');
+      lines.push(`${String(st.node.id).padEnd(6)} ${st.cluster.state.padEnd(11)} ${String(st.cluster.epoch).padStart(5)}  ${st.cluster.members.join(',').padEnd(8)} ${String(st.clients).padStart(7)} ${String(st.resources).padStart(7)}  ${peers}`);
     }
-    lines.push('', `workers (lock+unlock cycles): ${perWorker.map((n, i) => `w${i} ${n}`).join('  ')}`);
+    lines.push('', `${'resource'.padEnd(10)} master ${'token'.padStart(12)}  ${'lvb'.padEnd(12)} ${'granted'.padEnd(26)} waiting`);
+    for (const r of lk.resources) {
+      const who = (l: any) => `${l.client?.replace('worker-', 'w') ?? `n${l.owner.split(':')[0]}`}:${l.mode ?? l.requested}`;
+      const lvb = r.lvbValid ? `counter=${parseInt(r.lvb.slice(0, 8), 16)}` : 'invalid';
+      lines.push(`${r.resource.padEnd(10)} ${String(r.master).padStart(6)} ${String(r.tokenCounter).padStart(12)}  ${lvb.padEnd(12)} ${r.granted.map(who).join(' ').padEnd(26)} ${r.waiting.map(who).join(' ') || '-'}`);
+    }
+    lines.push('', `workers (lock+unlock cycles): ${perWorker.map((n, i) => `w${i}@n${(i % NODES) + 1} ${n}`).join('  ')}`);
     lines.push(`safety check: ${violations.length === 0 ? '0 violations' : `${violations.length} VIOLATIONS: ${violations.slice(0, 3).join('; ')}`}`);
     if (live) process.stdout.write('\x1b[2J\x1b[H' + lines.join('\n') + '\n');
     else process.stdout.write(lines.slice(0, 2).join('\n') + `\n  ${lines[lines.length - 1]}\n`);
@@ -125,9 +147,8 @@ async function main(): Promise<void> {
     running = false;
     clearInterval(viewTimer);
     await Promise.race([Promise.all(workers), sleep(4000)]);
-    await ctl!.close();
-    daemon.kill('SIGTERM');
-    await new Promise((r) => daemon.once('exit', r));
+    for (const c of ctls) await c.close();
+    await Promise.all(procs.map((p) => new Promise((r) => { if (p.exitCode !== null) r(null); else { p.once('exit', r); p.kill('SIGTERM'); } })));
     fs.rmSync(dir, { recursive: true, force: true });
     const total = perWorker.reduce((a, b) => a + b, 0);
     process.stdout.write(`\nmxfs-demo: stopped. ${total} lock/unlock cycles, ${violations.length} safety violations.\n`);
