@@ -227,6 +227,16 @@ describe('ResourceCore', () => {
     expect(only(fresh.request('x', 'o2', EX), 'granted')[0]!.grant.token).to.equal(10);
   });
 
+  it('a token ceiling stops PW/EX grants before they reach it; other modes go on', () => {
+    const c = new ResourceCore(8, 10, 12);
+    expect(only(c.request('a', 'o1', EX), 'granted')[0]!.grant.token).to.equal(11);
+    c.unlock('a');
+    expect(failed(c.request('b', 'o1', PW, { noqueue: true }))).to.deep.equal(['b:NOTQUEUED']);
+    expect(only(c.request('c', 'o1', EX), 'queued')).to.have.length(1);
+    expect(only(new ResourceCore(8, 10, 12).request('r', 'o', PR), 'granted')).to.have.length(1);
+    expect(c.tokenCounter).to.equal(11);
+  });
+
   it('rejects a duplicate lock id and unknown locks', () => {
     r.request('a', 'o1', NL);
     expect(() => r.request('a', 'o1', NL)).to.throw(LockError).with.property('code', 'INVALID');

@@ -21,6 +21,7 @@ export interface LockResourceOpts {
   name: string;
   lvbSize: number;
   tokenFloor: number;
+  tokenCeiling?: number;
   parent: Ref<LockspaceMsg>;
   clock: Clock;
   stats: LockStats;
@@ -64,9 +65,9 @@ export function lockResourceDef(o: LockResourceOpts): ActorDef<State, ResourceMs
 
   return {
     init: () => {
-      if (!o.adopt) return { core: new ResourceCore(o.lvbSize, o.tokenFloor), notify: new Map(), timers: new Map(), processed: 0 };
+      if (!o.adopt) return { core: new ResourceCore(o.lvbSize, o.tokenFloor, o.tokenCeiling), notify: new Map(), timers: new Map(), processed: 0 };
       const a = o.adopt;
-      const core = ResourceCore.rebuild(o.lvbSize, Math.max(o.tokenFloor, a.tokenFloor), a.records, a.lvb);
+      const core = ResourceCore.rebuild(o.lvbSize, Math.max(o.tokenFloor, a.tokenFloor), a.records, a.lvb, o.tokenCeiling);
       o.stats.locks += core.size;
       return { core, notify: new Map(a.records.map((r) => [r.lockId, r.notify])), timers: new Map(), processed: 0 };
     },

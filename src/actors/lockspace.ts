@@ -26,6 +26,8 @@ export interface LockspaceOpts {
   faultInjection: boolean;
   /** Lowest token of this lockspace's resources (cluster: epoch * 2^32). */
   tokenBase?: number;
+  /** No token reaches this (cluster: (epoch + 1) * 2^32). */
+  tokenCeiling?: number;
 }
 
 interface Entry {
@@ -55,7 +57,7 @@ export function lockspaceDef(o: LockspaceOpts): ActorDef<State, LockspaceMsg> {
       const sys = ctx.system;
       const spawnResource = (name: string, adopt?: LockspaceMsg & { type: 'adopt' }) => {
         const ref = spawnLockResource(sys, ctx.self, {
-          lockspace: o.name, name, lvbSize: o.lvbSize, tokenFloor: s.tokenFloor,
+          lockspace: o.name, name, lvbSize: o.lvbSize, tokenFloor: s.tokenFloor, tokenCeiling: o.tokenCeiling,
           parent: ctx.self, clock: o.clock, stats: o.stats, faultInjection: o.faultInjection, adopt: adopt?.adopt,
         });
         const e: Entry = { ref, forwarded: 0, tokenCounter: s.tokenFloor };
@@ -130,6 +132,7 @@ export function lockspaceDef(o: LockspaceOpts): ActorDef<State, LockspaceMsg> {
 export class LockTable {
   private spaces = new Map<string, Ref<LockspaceMsg>>();
   private tokenBase = 0;
+  private tokenCeiling?: number;
 
   constructor(
     private readonly sys: ActorSystem,
@@ -141,10 +144,11 @@ export class LockTable {
    * actors stop with their mailboxes, so none of them can grant anything afterwards.
    * New resources count tokens from tokenBase.
    */
-  reset(tokenBase: number): void {
+  reset(tokenBase: number, tokenCeiling?: number): void {
     for (const ref of this.spaces.values()) this.sys.stopActor(ref);
     this.spaces.clear();
     this.tokenBase = Math.max(this.tokenBase, tokenBase);
+    this.tokenCeiling = tokenCeiling;
     this.opts.stats.resources = 0;
     this.opts.stats.locks = 0;
   }
@@ -158,7 +162,7 @@ export class LockTable {
   lockspace(name: string): Ref<LockspaceMsg> {
     let ref = this.spaces.get(name);
     if (!ref) {
-      ref = this.sys.spawn(undefined, 'lockspace', lockspaceDef({ ...this.opts, name, tokenBase: this.tokenBase }), { lockspace: name });
+      ref = this.sys.spawn(undefined, 'lockspace', lockspaceDef({ ...this.opts, name, tokenBase: this.tokenBase, tokenCeiling: this.tokenCeiling }), { lockspace: name });
       this.spaces.set(name, ref);
     }
     return ref;

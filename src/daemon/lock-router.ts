@@ -253,7 +253,7 @@ export class LockRouter {
     this.members = [...v.members];
     this.state = 'recovering';
     this.stats.recoveries++;
-    this.o.table.reset(E * EPOCH_TOKEN_SHIFT);
+    this.o.table.reset(E * EPOCH_TOKEN_SHIFT, (E + 1) * EPOCH_TOKEN_SHIFT);
     this.stopRemoteOwners();
     this.held = [];
     const r: Recovery = { epoch: E, members: [...v.members], done: new Set(), records: [], collected: false, startedAt: this.o.clock.now() };
@@ -322,7 +322,7 @@ export class LockRouter {
     const lvb = keeper ? { data: keeper.lvb!, valid: true } : undefined;
     const core = granted.map((x) => ({ lockId: x.lockId, owner: x.owner, grMode: x.grMode!, token: x.token }));
     try {
-      ResourceCore.rebuild(0, tokenFloor, core);
+      ResourceCore.rebuild(0, tokenFloor, core, undefined, (epoch + 1) * EPOCH_TOKEN_SHIFT);
     } catch (e) {
       // Incompatible records cannot come from a correct cluster; refuse them all rather
       // than pick a winner, so nobody goes on holding a lock the master does not know.

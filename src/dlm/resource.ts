@@ -79,7 +79,13 @@ export class ResourceCore {
   private lvbBuf: Buffer;
   private lvbOk = false;
 
-  constructor(readonly lvbSize: number, tokenFloor = 0) {
+  /**
+   * @param tokenFloor   tokens issued here are all above this
+   * @param tokenCeiling no token reaches this: once the counter is one below it, PW/EX
+   *   requests are not grantable (they wait; NOQUEUE fails). In a cluster it is the start of
+   *   the next epoch's range, so tokens of two epochs can never overlap.
+   */
+  constructor(readonly lvbSize: number, tokenFloor = 0, readonly tokenCeiling = Number.MAX_SAFE_INTEGER) {
     this.counter = tokenFloor;
     this.lvbBuf = Buffer.alloc(lvbSize);
   }
@@ -208,9 +214,9 @@ export class ResourceCore {
   }
 
   /** Rebuild granted state from the holders' own records (recovery). */
-  static rebuild(lvbSize: number, tokenFloor: number, records: LockRecordForRebuild[], lvb?: { data: Buffer; valid: boolean }): ResourceCore {
+  static rebuild(lvbSize: number, tokenFloor: number, records: LockRecordForRebuild[], lvb?: { data: Buffer; valid: boolean }, tokenCeiling?: number): ResourceCore {
     const maxToken = records.reduce((m, r) => Math.max(m, r.token), tokenFloor);
-    const core = new ResourceCore(lvbSize, maxToken);
+    const core = new ResourceCore(lvbSize, maxToken, tokenCeiling);
     for (const r of records) {
       if (core.locks.has(r.lockId)) throw new LockError('INVALID', `duplicate lock id ${r.lockId} in rebuild`);
       const lk: Lock = { id: r.lockId, owner: r.owner, grMode: null, rqMode: null, token: r.token, highBast: -1 };
@@ -257,8 +263,9 @@ export class ResourceCore {
     this.lvbOk = true;
   }
 
-  /** Is `mode` compatible with every granted lock other than lk itself? */
+  /** Is `mode` compatible with every granted lock other than lk itself (and a token left)? */
   private grantableAgainstGranted(lk: Lock, mode: Mode): boolean {
+    if (isWriteMode(mode) && this.counter + 1 >= this.tokenCeiling) return false;
     const row = COMPAT[mode]!;
     for (let g = 0; g < 6; g++) {
       const n = this.grantedCount[g]! - (lk.grMode === g ? 1 : 0);
@@ -292,10 +299,7 @@ export class ResourceCore {
     if (lk.grMode !== mode) this.setGranted(lk, mode);
     lk.rqMode = null;
     lk.highBast = -1;
-    if (isWriteMode(mode)) {
-      if (this.counter >= Number.MAX_SAFE_INTEGER) throw new LockError('BUSY', 'fencing token space exhausted');
-      this.counter++;
-    }
+    if (isWriteMode(mode)) this.counter++; // below tokenCeiling: checked by grantableAgainstGranted
     lk.token = this.counter;
     ev.push({
       type: 'granted', lockId: lk.id, owner: lk.owner, conversion,
