@@ -145,6 +145,28 @@ describe('cluster end to end (real processes, TCP)', function () {
     expect((await (await cl.client(3)).locks({ resource: res })).resources[0].master).to.equal(2);
   });
 
+  it('2 nodes: the tiebreaker (node 1) keeps quorum alone; node 2 alone self-fences', async () => {
+    cl = new TestCluster(2, LEASE); // mxfs-cluster writes tiebreaker = 1 for two nodes
+    await cl.up();
+    const res = resourceOn(2, [1, 2], 'two');
+    const h2 = await (await cl.client(2)).lock(res, EX);
+    const p1 = (await cl.client(1)).lock(res, EX);
+    await sleep(100);
+    cl.kill(2);
+    const h1 = await p1;                       // node 1 alone is quorate: it recovers and grants
+    expect(h1.grant.token).to.be.greaterThan(h2.grant.token);
+    await h1.unlock();
+    // Now the other way round: node 2 back, then node 1 (the tiebreaker) goes away.
+    cl.start(2);
+    await cl.waitView([1, 2], 20000);
+    const c2 = await cl.client(2, 'second');
+    const g = await c2.lock(resourceOn(1, [1, 2], 'two'), PR);
+    const lost = new Promise<string>((r) => g.once('lost', r));
+    cl.kill(1);
+    expect(await lost).to.match(/quorum|lost|closed/);
+    await waitFor(async () => (await cl.status(2))?.cluster.state === 'no-quorum', 10000, 'node 2 fenced');
+  });
+
   it('5 nodes: a double failure keeps quorum; survivors recover and serve', async () => {
     cl = new TestCluster(5, LEASE);
     await cl.up();
