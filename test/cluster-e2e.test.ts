@@ -9,15 +9,12 @@ import { spawn } from 'node:child_process';
 import { Mode } from '../src/dlm/modes';
 import { LockError } from '../src/dlm/types';
 import { rendezvousOwner } from '../src/cluster/rendezvous';
-import { TestCluster } from './support/cluster-proc';
+import { resourceOn, TestCluster } from './support/cluster-proc';
 import { MXFSD, sleep, waitFor } from './support/daemon-proc';
 
 const { NL, PR, PW, EX } = Mode;
 const LEASE = 1500;
 
-function resourceOn(node: number, members: number[], tag: string): string {
-  for (let i = 0; ; i++) if (rendezvousOwner('default', `${tag}${i}`, members) === node) return `${tag}${i}`;
-}
 
 describe('cluster end to end (real processes, TCP)', function () {
   this.timeout(60000);

@@ -12,15 +12,12 @@ import { rendezvousOwner } from '../src/cluster/rendezvous';
 import { Mode } from '../src/dlm/modes';
 import { LockError } from '../src/dlm/types';
 import { quietLogger, sleep, testConfig, tmpDir, waitFor } from './support/daemon-proc';
+import { resourceOn } from './support/cluster-proc';
 
 const { PR, EX, NL } = Mode;
 
 const masterOf = rendezvousOwner;
 
-/** A resource name mastered by `node` among `members`. */
-function resourceOn(node: number, members: number[], tag = 'r'): string {
-  for (let i = 0; ; i++) if (masterOf('default', `${tag}${i}`, members) === node) return `${tag}${i}`;
-}
 
 describe('cluster locking (in-process, LocalHub)', function () {
   this.timeout(20000);

@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { MxfsClient } from '../../src/client/client';
 import { writeClusterConfigs } from '../../src/cli/mxfs-cluster';
+import { rendezvousOwner } from '../../src/cluster/rendezvous';
 import { MXFSD, tmpDir, waitFor } from './daemon-proc';
 
 export interface NodeProc { id: number; socket: string; config: string; dir: string; proc?: ChildProcess }
@@ -77,4 +78,9 @@ export class TestCluster {
   log(id: number): string {
     try { return fs.readFileSync(path.join(this.node(id).dir, 'mxfsd.log'), 'utf8'); } catch { return ''; }
   }
+}
+
+/** The first resource name `<tag><i>` (lockspace 'default') mastered by `node` among `members`. */
+export function resourceOn(node: number, members: number[], tag = 'r'): string {
+  for (let i = 0; ; i++) if (rendezvousOwner('default', `${tag}${i}`, members) === node) return `${tag}${i}`;
 }
