@@ -45,6 +45,9 @@ export type RecoveryState = 'standalone' | 'joining' | 'running' | 'recovering' 
 /** Tokens of epoch E start above E * 2^32 (JS safe integers: epochs up to 2^21). */
 export const EPOCH_TOKEN_SHIFT = 2 ** 32;
 
+/** At most this many messages of a newer epoch are held; beyond, the oldest are dropped. */
+export const MAX_FUTURE_MESSAGES = 100000;
+
 export interface RouterOptions {
   sys: ActorSystem;
   table: LockTable;
@@ -159,7 +162,15 @@ export class LockRouter {
       if (q && !q.replies.has(from)) { q.replies.set(from, m.resources); if (q.replies.size >= q.expect) q.done(); }
       return;
     }
-    if (m.epoch > this.epoch) { this.future.push([from, m]); return; }
+    if (m.epoch > this.epoch) {
+      this.future.push([from, m]);
+      if (this.future.length > MAX_FUTURE_MESSAGES) {
+        this.future.shift();
+        this.stats.staleDropped++;
+        this.o.log.warn({ from, epoch: m.epoch, ours: this.epoch }, 'too many messages of a newer epoch held; dropping the oldest');
+      }
+      return;
+    }
     if (m.epoch < this.epoch || !this.members.includes(from)) {
       this.stats.staleDropped++;
       this.o.log.debug({ from, epoch: m.epoch, ours: this.epoch, kind: m.t }, 'dropped a message of an older epoch or from a non-member');
