@@ -131,7 +131,18 @@ export class ClusterNode {
   }
 
   /** Sends body to a peer, stamped with `epoch` (default: the committed epoch right now). */
-  send(to: number, body: PeerBody, epoch?: number): void { this.transport.send(to, body, epoch); }
+  send(to: number, body: PeerBody, epoch?: number): void {
+    const f = this.o.faults;
+    if (f) {
+      if (f.blocked.has(to) || (f.drop > 0 && Math.random() < f.drop)) return;
+      if (f.delayMs > 0) {
+        const e = epoch ?? this.core.epoch; // stamped now, as without the delay
+        this.o.clock.setTimer(() => this.transport.send(to, body, e), f.delayMs);
+        return;
+      }
+    }
+    this.transport.send(to, body, epoch);
+  }
   sendAndWait(to: number, body: PeerBody, timeoutMs?: number, epoch?: number): Promise<SendResult> { return this.transport.sendAndWait(to, body, timeoutMs, epoch); }
 
   async status(timeoutMs = 1000): Promise<MembershipSnapshot & { links: PeerLinkStatus[] }> {
