@@ -66,12 +66,10 @@ describe('peer links', function () {
     let ports: number[];
     let n2: Harness;
     let n3: Harness;
-    let cfg1: ClusterOptions;
 
     before(async () => {
       ports = await freePorts(3);
-      const [c1, c2, c3] = configs([1, 2, 3], ports);
-      cfg1 = c1;
+      const [, c2, c3] = configs([1, 2, 3], ports);
       n2 = await startNode(c2);
       n3 = await startNode(c3);
       await until(() => ups(n2, 3) === 1 && ups(n3, 2) === 1, 3000, 'link 2-3');

@@ -34,6 +34,7 @@ class SimCluster {
   readonly rejected = new Map<number, string[]>();
   readonly systems = new Map<number, ActorSystem>();
   readonly restarts = new Map<number, number>();
+  forwarded = 0;
   readonly log = bunyan.createLogger({ name: 'sim', level: 'fatal' });
 
   constructor(readonly ids: number[], readonly tiebreaker?: number, seed = 1) {
@@ -67,6 +68,7 @@ class SimCluster {
 
   /** Power loss: connections reset, no more renewals. */
   async crash(id: number): Promise<void> {
+    this.forwarded += this.nodes.get(id)!.core.stats.forwardedCommits;
     this.sim.crash(id);
     await this.nodes.get(id)!.stop('crash');
     this.systems.get(id)!.shutdown();
@@ -116,7 +118,8 @@ describe('cluster membership (ManualClock + SimNetwork)', function () {
     const c = new SimCluster([1, 2, 3]);
     try {
       await c.startAll();
-      await c.runUntil(() => c.agreed([1, 2, 3], [1, 2, 3]) && [1, 2, 3].every((id) => c.node(id).canGrant()), 10000, 'agreement');
+      const t = await c.runUntil(() => c.agreed([1, 2, 3], [1, 2, 3]) && [1, 2, 3].every((id) => c.node(id).canGrant()), 10000, 'agreement');
+      console.log(`      cold start: all 3 nodes in one view and quorate ${t} ms (simulated, 1 ms links) after start`);
       const e = c.node(1).epoch;
       await c.run(20000);
       expect([1, 2, 3].map((id) => c.node(id).epoch)).to.deep.equal([e, e, e]); // stable: no spurious changes
@@ -261,15 +264,18 @@ describe('cluster membership under faults (seeded nemesis)', function () {
   this.timeout(120000);
 
   /** Runs one seeded fault history; checks the safety invariants after every 5 ms step. */
-  async function nemesis(seed: number, simMs: number, jitterMs: number): Promise<{ trace: string[]; commits: number; maxEpoch: number }> {
+  async function nemesis(seed: number, simMs: number, jitterMs: number, dropRate = 0): Promise<{ trace: string[]; commits: number; maxEpoch: number; forwarded: number }> {
     const ids = [1, 2, 3, 4, 5];
     const c = new SimCluster(ids, undefined, seed);
     const rnd = seeded(seed * 31 + 7);
     const trace: string[] = [];
     const views = new Map<number, string>(); // epoch -> member set, over every node's history
+    let forwarded = 0;
     try {
       for (const id of ids) c.sim.setLink(id, id, {});
-      if (jitterMs > 0) for (const a of ids) for (const b of ids) if (a < b) c.sim.setLink(a, b, { delayMs: 1, jitterMs });
+      // Jitter reorders nothing (per-connection FIFO); a dropped write breaks the stream, so the
+      // link drops and redials, losing whatever was in flight (commits included).
+      if (jitterMs > 0 || dropRate > 0) for (const a of ids) for (const b of ids) if (a < b) c.sim.setLink(a, b, { delayMs: 1, jitterMs, dropRate });
       await c.startAll();
       let nextAction = 5000;
       const crashed = new Set<number>();
@@ -328,16 +334,17 @@ describe('cluster membership under faults (seeded nemesis)', function () {
         for (const id of ids) console.log(JSON.stringify(await c.node(id).status()));
         throw e;
       }
-      return { trace, commits: views.size, maxEpoch: Math.max(...views.keys()) };
+      forwarded = c.forwarded + [...c.nodes.values()].reduce((n, x) => n + x.core.stats.forwardedCommits, 0);
+      return { trace, commits: views.size, maxEpoch: Math.max(...views.keys()), forwarded };
     } finally { await c.shutdown(); }
   }
 
   // MXFS_NEMESIS_SEEDS=N runs seeds 1..N (a longer soak); the default keeps CI quick.
   const seeds = process.env.MXFS_NEMESIS_SEEDS ? Array.from({ length: Number(process.env.MXFS_NEMESIS_SEEDS) }, (_, i) => i + 1) : [1, 2, 3];
   for (const seed of seeds) {
-    it(`seed ${seed}: 5 nodes, random partitions/crashes/restarts and jitter for 120 s: one view per epoch, only current members grant, recovers`, async () => {
-      const r = await nemesis(seed, 120000, seed % 3 === 0 ? 40 : 0);
-      console.log(`      seed ${seed}: ${r.trace.filter((l) => !l.includes('epoch')).length} faults, ${r.commits} views committed, last epoch ${r.maxEpoch}`);
+    it(`seed ${seed}: 5 nodes, random partitions/crashes/restarts${seed % 3 === 0 ? ', jitter' : seed % 3 === 1 ? ', lost writes' : ''} for 120 s: one view per epoch, only current members grant, recovers`, async () => {
+      const r = await nemesis(seed, 120000, seed % 3 === 0 ? 40 : 0, seed % 3 === 1 ? 0.003 : 0);
+      console.log(`      seed ${seed}: ${r.trace.filter((l) => !l.includes('epoch')).length} faults, ${r.commits} views committed, last epoch ${r.maxEpoch}, ${r.forwarded} lost commits forwarded`);
     });
   }
 
@@ -365,8 +372,8 @@ describe('MembershipCore rules', () => {
   it('a proposal at or below the promised/committed epoch is rejected; a bound message needs the exact epoch', () => {
     const core = new MembershipCore({ selfId: 2, nodeIds: [1, 2, 3], times: T, incarnation: 20 });
     // Hear from 1 and 3 so the live set is [1,2,3].
-    core.receive(0, 1, msg(1, 0, { type: 'renew', sentAt: 0, inc: 10 }));
-    core.receive(0, 3, msg(3, 0, { type: 'renew', sentAt: 0, inc: 30 }));
+    core.receive(0, 1, msg(1, 0, { type: 'renew', sentAt: 0, inc: 10, pending: 0 }));
+    core.receive(0, 3, msg(3, 0, { type: 'renew', sentAt: 0, inc: 30, pending: 0 }));
     let r = core.receive(1, 1, msg(1, 0, { type: 'propose', epoch: 5, members: [1, 2, 3], incs: [10, 20, 30] }));
     expect(r.out).to.deep.equal([{ to: 1, body: { type: 'accept', epoch: 5 } }]);
     r = core.receive(2, 1, msg(1, 0, { type: 'propose', epoch: 5, members: [1, 2, 3], incs: [10, 20, 30] }));
@@ -384,10 +391,46 @@ describe('MembershipCore rules', () => {
     expect(r.rejected).to.match(/this node sees \[1#a,2#14,3#1e\]/);
   });
 
+  /** Node 1 coordinating [1,2,3] with incarnations 1,2,3; returns the core at `epoch` committed. */
+  function committedTrio(): { core: MembershipCore; ep: number } {
+    const core = new MembershipCore({ selfId: 1, nodeIds: [1, 2, 3], times: T, incarnation: 1 });
+    core.receive(0, 2, msg(2, 0, { type: 'renew', sentAt: 0, inc: 2, pending: 0 }));
+    const step = core.receive(0, 3, msg(3, 0, { type: 'renew', sentAt: 0, inc: 3, pending: 0 }));
+    const ep = (step.out.find((o) => o.body.type === 'propose')!.body as { epoch: number }).epoch;
+    core.receive(1, 2, msg(2, 0, { type: 'accept', epoch: ep }));
+    const r = core.receive(1, 3, msg(3, 0, { type: 'accept', epoch: ep }));
+    expect(r.out.filter((o) => o.body.type === 'commit').map((o) => o.to)).to.deep.equal([2, 3]);
+    return { core, ep };
+  }
+
+  it('a member that missed the commit (link dropped with it in flight) gets it forwarded on its next renewal', () => {
+    const { core, ep } = committedTrio();
+    // Node 3 never saw the commit: its renewals still carry the old epoch.
+    const r = core.receive(2000, 3, msg(3, ep - 1, { type: 'renew', sentAt: 2000, inc: 3, pending: ep }));
+    expect(r.out).to.deep.include({ to: 3, body: { type: 'commit', epoch: ep, members: [1, 2, 3], incs: [1, 2, 3] } });
+    // ...at most once per half renew interval, and never to a restarted incarnation.
+    expect(core.receive(2100, 3, msg(3, ep - 1, { type: 'renew', sentAt: 2100, inc: 3, pending: ep })).out.filter((o) => o.body.type === 'commit')).to.deep.equal([]);
+    expect(core.receive(4000, 3, msg(3, ep - 1, { type: 'renew', sentAt: 4000, inc: 99, pending: 0 })).out.filter((o) => o.body.type === 'commit')).to.deep.equal([]);
+    // A receiver takes a duplicate of its own view silently.
+    const member = new MembershipCore({ selfId: 2, nodeIds: [1, 2, 3], times: T, incarnation: 2 });
+    member.receive(0, 1, msg(1, 0, { type: 'commit', epoch: ep, members: [1, 2, 3], incs: [1, 2, 3] }));
+    expect(member.receive(1, 1, msg(1, ep, { type: 'commit', epoch: ep, members: [1, 2, 3], incs: [1, 2, 3] })).rejected).to.equal(undefined);
+    expect(member.receive(2, 1, msg(1, ep, { type: 'commit', epoch: ep - 1, members: [1, 2, 3], incs: [1, 2, 3] })).rejected).to.match(/stale commit/);
+  });
+
+  it('an accepted proposal whose coordinator gave up is replaced by a new view (no dangling acceptance)', () => {
+    const { core, ep } = committedTrio();
+    // Node 2 reports it accepted a proposal ep+3 that was never committed (another coordinator's).
+    const r = core.receive(2000, 2, msg(2, ep, { type: 'renew', sentAt: 2000, inc: 2, pending: ep + 3 }));
+    const prop = r.out.filter((o) => o.body.type === 'propose');
+    expect(prop.map((o) => o.to)).to.deep.equal([2, 3]);
+    expect((prop[0].body as { epoch: number }).epoch).to.be.greaterThan(ep + 3);
+  });
+
   it('lease timing: dead exactly at lastHeard + lease + margin; own quorum ends at ack send time + lease - margin', () => {
     const core = new MembershipCore({ selfId: 1, nodeIds: [1, 2, 3], times: T, incarnation: 1 });
-    core.receive(0, 2, msg(2, 0, { type: 'renew', sentAt: 0, inc: 2 }));
-    const step = core.receive(0, 3, msg(3, 0, { type: 'renew', sentAt: 0, inc: 3 })); // live [1,2,3]: proposes
+    core.receive(0, 2, msg(2, 0, { type: 'renew', sentAt: 0, inc: 2, pending: 0 }));
+    const step = core.receive(0, 3, msg(3, 0, { type: 'renew', sentAt: 0, inc: 3, pending: 0 })); // live [1,2,3]: proposes
     const ep = (step.out.find((o) => o.body.type === 'propose')!.body as { epoch: number }).epoch;
     core.receive(1, 2, msg(2, 0, { type: 'accept', epoch: ep }));
     core.receive(1, 3, msg(3, 0, { type: 'accept', epoch: ep }));

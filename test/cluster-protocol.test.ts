@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FrameDecoder } from '../src/wire/frame';
 import {
-  encodePeerMessage, EPOCH_RULE, PeerBody, PeerMessage, PeerProtocolError, PEER_PROTOCOL_VERSION, RESERVED_PEER_TYPES,
+  encodePeerMessage, EPOCH_RULE, PeerBody, PeerProtocolError, PEER_PROTOCOL_VERSION, RESERVED_PEER_TYPES,
   toWire, validatePeerMessage,
 } from '../src/cluster/peer-protocol';
 import { computeProof, loadClusterKey, makeNonce, ProofInput, verifyProof } from '../src/cluster/auth';
@@ -24,7 +24,7 @@ const SAMPLES: PeerBody[] = [
   { type: 'dlm', msg: { t: 'recDone', epoch: 3 } },
   { type: 'refuse', code: 'auth', reason: 'authentication failed' },
   { type: 'bye', reason: 'shutdown' },
-  { type: 'renew', sentAt: 1234.5, inc: 0xdeadbeef },
+  { type: 'renew', sentAt: 1234.5, inc: 0xdeadbeef, pending: 0 },
   { type: 'renewAck', sentAt: 1234.5, member: true, inc: 7 },
   { type: 'propose', epoch: 7, members: [1, 2, 5], incs: [11, 22, 55] },
   { type: 'accept', epoch: 7 },
@@ -72,8 +72,10 @@ describe('peer protocol', () => {
     expect(refusal({ ...propose, body: { epoch: 1, members: [], incs: [] } })).to.match(/non-empty list of node ids/);
     expect(refusal({ ...propose, body: { epoch: 1, members: [1, 2], incs: [1] } })).to.equal("'propose': field 'incs' must be a list of 2 incarnations (one per member)");
     expect(refusal({ ...propose, body: { epoch: 1, members: [1], incs: [0] } })).to.match(/field 'incs' holds 0, not an incarnation/);
-    expect(refusal({ ...wire({ type: 'renew', sentAt: 1, inc: 1 }), body: { sentAt: Infinity, inc: 1 } })).to.match(/'renew': field 'sentAt' must be a finite number/);
-    expect(refusal({ ...wire({ type: 'renew', sentAt: 1, inc: 1 }), body: { sentAt: 1 } })).to.match(/'renew': field 'inc' must be an incarnation/);
+    const renew = wire({ type: 'renew', sentAt: 1, inc: 1, pending: 0 });
+    expect(refusal({ ...renew, body: { sentAt: Infinity, inc: 1, pending: 0 } })).to.match(/'renew': field 'sentAt' must be a finite number/);
+    expect(refusal({ ...renew, body: { sentAt: 1, pending: 0 } })).to.match(/'renew': field 'inc' must be an incarnation/);
+    expect(refusal({ ...renew, body: { sentAt: 1, inc: 1 } })).to.match(/'renew': field 'pending' must be an integer/);
     expect(refusal({ ...wire({ type: 'refuse', code: 'auth', reason: '' }), body: { code: 'nope', reason: '' } })).to.match(/field 'code' must be one of/);
     expect(refusal({ ...wire({ type: 'renewAck', sentAt: 1, member: true, inc: 1 }), body: { sentAt: 1, member: 'yes', inc: 1 } })).to.equal("'renewAck': field 'member' must be a boolean");
   });

@@ -12,6 +12,9 @@
  * Takes: 'tick' (renewal round), 'evaluate' (a deadline passed), 'peerMessage' (renew,
  * renewAck, propose, accept, reject, commit, and ping for diagnostics), 'linkUp'/'linkDown',
  * 'status', 'stop'.
+ * A node that sees a member stamp an older epoch forwards its committed view to it (a commit
+ * lost with a dropped link), and renews to everyone right after installing a view, so the
+ * acknowledgements that make up quorum arrive within a round trip rather than a renew interval.
  * Sends: renew/renewAck/propose/accept/reject/commit/pong to peers; MembershipEvents
  * ('quorum', 'view', 'peerDead', 'peerAlive', 'peerRestarted') to the handler given at spawn.
  *
@@ -82,6 +85,10 @@ interface PeerLease {
   inc?: number;
   /** Highest epoch seen in this peer's headers. */
   epoch: number;
+  /** The uncommitted proposal epoch the peer last reported having accepted (0: none). */
+  pending: number;
+  /** When this node last forwarded its committed view to the peer (a lost commit). */
+  lastForward?: number;
 }
 
 interface Roster { members: number[]; incs: number[] }
@@ -111,10 +118,10 @@ export class MembershipCore {
   private proposal?: Proposal;
   private noProposeBefore = 0;
   private lastQuorum = false;
-  readonly stats = { staleRejected: 0, proposals: 0, commits: 0 };
+  readonly stats = { staleRejected: 0, proposals: 0, commits: 0, forwardedCommits: 0 };
 
   constructor(readonly cfg: MembershipConfig) {
-    for (const id of cfg.nodeIds) if (id !== cfg.selfId) this.peers.set(id, { alive: false, epoch: 0 });
+    for (const id of cfg.nodeIds) if (id !== cfg.selfId) this.peers.set(id, { alive: false, epoch: 0, pending: 0 });
   }
 
   get epoch(): number { return this.view.epoch; }
@@ -130,7 +137,10 @@ export class MembershipCore {
     return { out: [...out, ...r.out], events: r.events };
   }
 
-  renew(now: number): PeerBody { return { type: 'renew', sentAt: now, inc: this.cfg.incarnation }; }
+  renew(now: number): PeerBody {
+    const pending = this.acceptedRoster ? this.promised : 0;
+    return { type: 'renew', sentAt: now, inc: this.cfg.incarnation, pending };
+  }
 
   /** Live ids (this node, and every peer heard within lease + deadMargin) with their incarnations. */
   liveRoster(now: number): Roster {
@@ -222,9 +232,19 @@ export class MembershipCore {
         }
         p.inc = b.inc;
       }
+      // A member still stamping an older epoch missed our commit (its link dropped with the
+      // commit in flight): a committed view is a fact any member may hand on.
+      if (msg.hdr.epoch < this.view.epoch && inRoster(this.view, from, b.inc)
+        && (p.lastForward === undefined || now - p.lastForward >= this.t.renewMs / 2)) {
+        p.lastForward = now;
+        this.stats.forwardedCommits++;
+        out.push({ to: from, body: { type: 'commit', epoch: this.view.epoch, members: this.view.members, incs: this.view.incs } });
+      }
     }
     switch (b.type) {
       case 'renew':
+        p.pending = b.pending;
+        this.maxSeenEpoch = Math.max(this.maxSeenEpoch, b.pending); // a new proposal must top it
         out.push({ to: from, body: { type: 'renewAck', sentAt: b.sentAt, member: this.counts(from), inc: this.cfg.incarnation } });
         break;
       case 'renewAck':
@@ -265,6 +285,7 @@ export class MembershipCore {
         }
         break;
       case 'commit': {
+        if (b.epoch === this.view.epoch && sameRoster(b, this.view)) break; // a forwarded duplicate
         if (b.epoch <= this.view.epoch) {
           this.stats.staleRejected++;
           rejected = `stale commit epoch ${b.epoch} from node ${from}: current epoch is ${this.view.epoch}`;
@@ -334,7 +355,7 @@ export class MembershipCore {
       return { out: [...out, ...r.out], events: [...events, ...r.events] };
     }
     if (!cur && live.members[0] === this.cfg.selfId && now >= this.noProposeBefore
-      && (this.view.epoch === 0 || !sameRoster(live, this.view) || this.behind(live.members))
+      && (this.view.epoch === 0 || !sameRoster(live, this.view) || this.behind(live.members) || this.dangling(live.members))
       && isQuorum(live.members, this.cfg.nodeIds, this.cfg.tiebreaker)) {
       const epoch = Math.max(this.view.epoch, this.promised, this.maxSeenEpoch) + 1;
       this.proposal = { epoch, ...live, accepted: new Set(), startedAt: now };
@@ -360,6 +381,11 @@ export class MembershipCore {
   /** A live peer stamps a newer epoch than ours: a view was committed without us. */
   private behind(live: number[]): boolean {
     return live.some((id) => (this.peers.get(id)?.epoch ?? 0) > this.view.epoch);
+  }
+
+  /** A live peer holds an accepted proposal that was never committed (its coordinator gave up). */
+  private dangling(live: number[]): boolean {
+    return live.some((id) => (this.peers.get(id)?.pending ?? 0) > this.view.epoch);
   }
 
   private noQuorumReason(now: number): string {
@@ -426,6 +452,10 @@ export function membershipDef(o: MembershipActorOptions): ActorDef<ActorState, M
   const core = o.core;
   const apply = (s: ActorState, step: Step, self: Ref<MembershipMsg>, sys: ActorSystem, log: import('bunyan')) => {
     for (const m of step.out) o.send(m.to, m.body);
+    if (step.events.some((e) => e.type === 'view')) {
+      const now = o.clock.now();
+      for (const id of core.cfg.nodeIds) if (id !== core.cfg.selfId) o.send(id, core.renew(now));
+    }
     for (const ev of step.events) {
       if (ev.type === 'quorum' && !ev.has) log.warn({ event: ev }, `quorum lost: ${ev.reason}`);
       else if (ev.type === 'peerDead') log.warn({ event: ev }, `node ${ev.node} is dead: nothing heard for ${ev.silentMs} ms`);

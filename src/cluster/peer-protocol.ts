@@ -53,8 +53,11 @@ export type PeerBody =
   | { type: 'refuse'; code: RefuseCode; reason: string }
   | { type: 'bye'; reason: string }
   // --- leases (liveness) ---
-  /** sentAt: the sender's monotonic clock when sending, echoed in the ack; inc: the sender's incarnation. */
-  | { type: 'renew'; sentAt: number; inc: number }
+  /**
+   * sentAt: the sender's monotonic clock when sending, echoed in the ack; inc: the sender's
+   * incarnation; pending: the epoch of a proposal it accepted that is not committed yet (0: none).
+   */
+  | { type: 'renew'; sentAt: number; inc: number; pending: number }
   /** member: the acker's current view (committed + any accepted proposal) includes the renewer's incarnation. */
   | { type: 'renewAck'; sentAt: number; member: boolean; inc: number }
   // --- membership / epoch agreement (members ascending; incs[i] is members[i]'s incarnation) ---
@@ -79,7 +82,9 @@ export interface PeerMessage<B extends PeerBody = PeerBody> { hdr: PeerHeader; b
  *   to show it is alive), but a newer epoch tells the receiver its view is behind.
  * - 'membership': carries its own epoch in the body; checked by the agreement rules.
  * - 'bound': only valid in the epoch it was sent in: rejected unless hdr.epoch equals the
- *   receiver's committed epoch. Every lock/recovery message will be 'bound'.
+ *   receiver's committed epoch (ClusterNode checks it before delivery).
+ * - 'receiver': delivered whatever the epoch; the receiving layer checks it itself (the lock
+ *   router must hold a newer epoch's recovery records until it commits that epoch).
  */
 export type EpochRule = 'none' | 'liveness' | 'membership' | 'bound' | 'receiver';
 
@@ -201,7 +206,7 @@ const BODY_VALIDATORS: { [T in PeerMessageType]: (b: Obj, w: string) => PeerBody
     return { type: 'refuse', code: code as RefuseCode, reason: str(b, 'reason', w, MAX_REASON, false) };
   },
   bye: (b, w) => ({ type: 'bye', reason: str(b, 'reason', w, MAX_REASON, false) }),
-  renew: (b, w) => ({ type: 'renew', sentAt: time(b, 'sentAt', w), inc: inc(b, 'inc', w) }),
+  renew: (b, w) => ({ type: 'renew', sentAt: time(b, 'sentAt', w), inc: inc(b, 'inc', w), pending: uint(b, 'pending', w) }),
   renewAck: (b, w) => ({ type: 'renewAck', sentAt: time(b, 'sentAt', w), member: bool(b, 'member', w), inc: inc(b, 'inc', w) }),
   propose: (b, w) => {
     const m = members(b, 'members', w);

@@ -16,39 +16,34 @@ const FNV_OFFSET_LO = 0x84222325;
 
 /** FNV-1a 64-bit over the UTF-8 bytes of lockspace, a NUL, then name. Returns [hi, lo]. */
 export function resourceHash(lockspace: string, name: string): [number, number] {
-  FH = FNV_OFFSET_HI;
-  FL = FNV_OFFSET_LO;
-  feed(lockspace);
-  fnvByte(0);
-  feed(name);
-  return [FH >>> 0, FL >>> 0];
-}
-
-// FNV state registers (no closure per call).
-let FH = 0;
-let FL = 0;
-
-function fnvByte(byte: number): void {
-  const lo = (FL ^ byte) >>> 0;
-  // (FH,FL) * FNV prime 0x100000001b3 = 2^40 + 0x1b3, mod 2^64: lo * 2^40 adds lo << 8 to the
-  // high word; lo * 0x1b3 < 2^41 is exact in a double, so its carry is a plain division.
-  const p = lo * 0x1b3;
-  FH = (Math.imul(FH, 0x1b3) + Math.floor(p / 4294967296) + (lo << 8)) >>> 0;
-  FL = p >>> 0;
-}
-
-function feed(s: string): void {
-  for (let i = 0; i < s.length; i++) {
-    let c = s.charCodeAt(i);
-    if (c < 0x80) { fnvByte(c); continue; }
-    if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
-      const d = s.charCodeAt(i + 1);
-      if (d >= 0xdc00 && d <= 0xdfff) { c = 0x10000 + ((c - 0xd800) << 10) + (d - 0xdc00); i++; }
+  // Locals only: module-level number state would be boxed on every store.
+  let hi = FNV_OFFSET_HI;
+  let lo = FNV_OFFSET_LO;
+  for (let part = 0; part < 3; part++) {
+    const str = part === 0 ? lockspace : part === 1 ? '\0' : name;
+    for (let i = 0; i < str.length; i++) {
+      let c = str.charCodeAt(i);
+      let n = 1, b0 = c, b1 = 0, b2 = 0, b3 = 0;
+      if (c >= 0x80) {
+        if (c >= 0xd800 && c <= 0xdbff && i + 1 < str.length) {
+          const d = str.charCodeAt(i + 1);
+          if (d >= 0xdc00 && d <= 0xdfff) { c = 0x10000 + ((c - 0xd800) << 10) + (d - 0xdc00); i++; }
+        }
+        if (c < 0x800) { n = 2; b0 = 0xc0 | (c >> 6); b1 = 0x80 | (c & 63); }
+        else if (c < 0x10000) { n = 3; b0 = 0xe0 | (c >> 12); b1 = 0x80 | ((c >> 6) & 63); b2 = 0x80 | (c & 63); }
+        else { n = 4; b0 = 0xf0 | (c >> 18); b1 = 0x80 | ((c >> 12) & 63); b2 = 0x80 | ((c >> 6) & 63); b3 = 0x80 | (c & 63); }
+      }
+      for (let k = 0; k < n; k++) {
+        lo = (lo ^ (k === 0 ? b0 : k === 1 ? b1 : k === 2 ? b2 : b3)) >>> 0;
+        // (hi,lo) * FNV prime 0x100000001b3 = 2^40 + 0x1b3 mod 2^64: lo * 2^40 adds lo << 8 to
+        // the high word; lo * 0x1b3 < 2^41 is exact in a double, so its carry is a division.
+        const p = lo * 0x1b3;
+        hi = (Math.imul(hi, 0x1b3) + Math.floor(p / 4294967296) + (lo << 8)) >>> 0;
+        lo = p >>> 0;
+      }
     }
-    if (c < 0x800) { fnvByte(0xc0 | (c >> 6)); fnvByte(0x80 | (c & 63)); }
-    else if (c < 0x10000) { fnvByte(0xe0 | (c >> 12)); fnvByte(0x80 | ((c >> 6) & 63)); fnvByte(0x80 | (c & 63)); }
-    else { fnvByte(0xf0 | (c >> 18)); fnvByte(0x80 | ((c >> 12) & 63)); fnvByte(0x80 | ((c >> 6) & 63)); fnvByte(0x80 | (c & 63)); }
   }
+  return [hi, lo];
 }
 
 /** High 32 bits of the 64-bit product of two unsigned 32-bit numbers. */
@@ -61,11 +56,10 @@ function mulhi32(a: number, b: number): number {
   return (aHi * bHi + (mid1 >>> 16) + (mid2 >>> 16) + carry) >>> 0;
 }
 
-// Result registers of mixInto (no tuple allocation on the hot path).
-let RH = 0;
-let RL = 0;
+// Result registers of mixInto: a typed array, so stores neither allocate nor box.
+const REG = new Uint32Array(2);
 
-/** splitmix64 finaliser of (hi, lo) into RH/RL: a strong 64-bit avalanche. */
+/** splitmix64 finaliser of (hi, lo) into REG: a strong 64-bit avalanche. */
 function mixInto(hi: number, lo: number): void {
   let l = (lo ^ ((lo >>> 30) | (hi << 2))) >>> 0;
   let h = (hi ^ (hi >>> 30)) >>> 0;
@@ -79,14 +73,14 @@ function mixInto(hi: number, lo: number): void {
   nh = (mulhi32(l, 0x133111eb) + Math.imul(h, 0x133111eb) + Math.imul(l, 0x94d049bb)) >>> 0;
   l = Math.imul(l, 0x133111eb) >>> 0;
   h = nh;
-  RL = (l ^ ((l >>> 31) | (h << 1))) >>> 0;
-  RH = (h ^ (h >>> 31)) >>> 0;
+  REG[1] = l ^ ((l >>> 31) | (h << 1));
+  REG[0] = h ^ (h >>> 31);
 }
 
 /** splitmix64 finaliser (exported for the reference test). */
 export function mix64(hi: number, lo: number): [number, number] {
   mixInto(hi, lo);
-  return [RH, RL];
+  return [REG[0], REG[1]];
 }
 
 // Per-node salts, computed once per id: the id pushed through the mix, so ids 1,2,3 are far apart.
@@ -95,16 +89,16 @@ const SALT_LO = new Uint32Array(1024);
 const SALT_SET = new Uint8Array(1024);
 
 function salt(nodeId: number): void {
-  if (nodeId >= 0 && nodeId < 1024 && SALT_SET[nodeId]) { RH = SALT_HI[nodeId]; RL = SALT_LO[nodeId]; return; }
+  if (nodeId >= 0 && nodeId < 1024 && SALT_SET[nodeId]) { REG[0] = SALT_HI[nodeId]; REG[1] = SALT_LO[nodeId]; return; }
   mixInto((0x9e3779b9 ^ nodeId) >>> 0, Math.imul(nodeId, 0x85ebca6b) >>> 0);
-  if (nodeId >= 0 && nodeId < 1024) { SALT_HI[nodeId] = RH; SALT_LO[nodeId] = RL; SALT_SET[nodeId] = 1; }
+  if (nodeId >= 0 && nodeId < 1024) { SALT_HI[nodeId] = REG[0]; SALT_LO[nodeId] = REG[1]; SALT_SET[nodeId] = 1; }
 }
 
 /** Weight of node for a resource hash; compared as (hi, lo) unsigned. */
 export function weight(rh: [number, number], nodeId: number): [number, number] {
   salt(nodeId);
-  mixInto((rh[0] ^ RH) >>> 0, (rh[1] ^ RL) >>> 0);
-  return [RH, RL];
+  mixInto((rh[0] ^ REG[0]) >>> 0, (rh[1] ^ REG[1]) >>> 0);
+  return [REG[0], REG[1]];
 }
 
 /** The member with the highest weight for (lockspace, name); throws on an empty member list. */
@@ -115,8 +109,8 @@ export function rendezvousOwner(lockspace: string, name: string, members: readon
   for (let i = 0; i < members.length; i++) {
     const id = members[i];
     salt(id);
-    mixInto((r0 ^ RH) >>> 0, (r1 ^ RL) >>> 0);
-    const h = RH, l = RL;
+    mixInto((r0 ^ REG[0]) >>> 0, (r1 ^ REG[1]) >>> 0);
+    const h = REG[0], l = REG[1];
     if (h > bh || (h === bh && (l > bl || (l === bl && id < best)))) { best = id; bh = h; bl = l; }
   }
   return best;
