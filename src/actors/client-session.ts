@@ -125,7 +125,7 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
   };
 
   const handleRequest = (s: State, req: ClientRequest, sys: ActorSystem, self: Ref<SessionMsg>) => {
-    if (req.type === 'hb') return;
+    if (req.type === 'hb') { o.emit({ type: 'hb', ack: req.seq }); return; }
     if (!s.hello && req.type !== 'hello') {
       refuse(req.id, 'PROTOCOL', 'the first request must be hello');
       end(s, sys, self, 'no hello');
@@ -316,11 +316,13 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
           handleRequest(s, msg.req, sys, ctx.self);
           break;
         case 'tick':
-          if (o.clock.now() - s.lastHeard > o.clientTimeoutMs) {
-            end(s, sys, ctx.self, `client silent for more than ${o.clientTimeoutMs} ms`);
+          // The client gives its locks up client_timeout_ms after sending the last message
+          // we answered; we purge them only a keepalive period later, so a client never
+          // holds a lock we have already handed to someone else.
+          if (o.clock.now() - s.lastHeard > o.clientTimeoutMs + o.keepaliveMs) {
+            end(s, sys, ctx.self, `client silent for more than ${o.clientTimeoutMs + o.keepaliveMs} ms`);
             break;
           }
-          o.emit({ type: 'hb' });
           tick(s, sys, ctx.self);
           break;
         case 'disconnected':

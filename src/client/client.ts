@@ -2,11 +2,14 @@
  * MxfsClient: the client side of the local protocol, over the Unix socket (connect()) or
  * in-process (the daemon's connectLocal(), used by the kernel bridge and tests).
  *
- * Safety rule: the client and the daemon keep each other alive with heartbeats. If the
- * client hears nothing from its daemon for lostAfterMs (the daemon's client_timeout_ms,
- * which the config forces below the cluster lease time), every lock is declared lost
- * before the cluster could give it to someone else. LockHandle.valid re-checks that bound
- * at the moment of use, so a process that was paused learns it at once.
+ * Safety rule: the client's locks are valid only until lostAfterMs (the daemon's
+ * client_timeout_ms, which the config keeps below lease_timeout_ms - renew_interval_ms)
+ * after the SEND time of the last message the daemon answered (a request or a heartbeat).
+ * An answer proves the daemon heard from us at or after that send time, and the daemon
+ * purges a silent client only client_timeout_ms + client_keepalive_ms after the last
+ * message it heard; so the client always gives up first, and an answer that sat in a
+ * buffer while this process was paused cannot extend its locks. LockHandle.valid re-checks
+ * the bound at the moment of use.
  */
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
@@ -27,7 +30,7 @@ export interface ClientTransport {
   onClose?: (reason: string) => void;
 }
 
-type Pending = { resolve: (m: Extract<DaemonMessage, { type: 'reply' }>) => void; reject: (e: Error) => void };
+type Pending = { sentAt: number; resolve: (m: Extract<DaemonMessage, { type: 'reply' }>) => void; reject: (e: Error) => void };
 
 export interface ClientOptions {
   name?: string;
@@ -41,7 +44,10 @@ export class MxfsClient extends EventEmitter implements LockClient {
   private nextLock = 1;
   private pending = new Map<number, Pending>();
   private handles = new Map<number, Handle>();
-  private lastHeard: number;
+  /** Send time of the latest message the daemon answered (our clock). */
+  private lastConfirmed: number;
+  private hbSeq = 0;
+  private hbSent = new Map<number, number>();
   private timer?: TimerHandle;
   private closed = false;
   private lostReason?: string;
@@ -49,7 +55,7 @@ export class MxfsClient extends EventEmitter implements LockClient {
 
   private constructor(private readonly t: ClientTransport, readonly clock: Clock) {
     super();
-    this.lastHeard = clock.now();
+    this.lastConfirmed = clock.now();
     t.onMessage = (m) => this.onMessage(m);
     t.onClose = (reason) => this.loseAll(`connection to mxfsd closed: ${reason}`);
   }
@@ -74,9 +80,9 @@ export class MxfsClient extends EventEmitter implements LockClient {
     return c;
   }
 
-  /** True while the daemon has been heard from within the bound. */
+  /** True while the daemon has answered a message sent within the bound. */
   get alive(): boolean {
-    return !this.closed && this.lostReason === undefined && this.clock.now() - this.lastHeard <= this.hello.lostAfterMs;
+    return !this.closed && this.lostReason === undefined && this.clock.now() - this.lastConfirmed < this.hello.lostAfterMs;
   }
 
   async lock(resource: string, mode: Mode, opts: LockOptions = {}): Promise<LockHandle> {
@@ -142,7 +148,7 @@ export class MxfsClient extends EventEmitter implements LockClient {
   /** @internal */
   checkAlive(): void {
     if (!this.alive) {
-      this.loseAll(this.lostReason ?? `no word from mxfsd for more than ${this.hello.lostAfterMs} ms`);
+      this.loseAll(this.lostReason ?? `no answer from mxfsd within ${this.hello.lostAfterMs} ms`);
       throw new LockError('LOST', this.lostReason ?? 'connection to mxfsd lost');
     }
   }
@@ -156,6 +162,7 @@ export class MxfsClient extends EventEmitter implements LockClient {
     if (this.closed) return Promise.reject(new LockError('SHUTDOWN', 'client closed'));
     if (this.lostReason) return Promise.reject(new LockError('LOST', this.lostReason));
     const id = this.nextReq++;
+    const sentAt = this.clock.now();
     return new Promise((resolve, reject) => {
       let timer: TimerHandle | undefined;
       if (timeoutMs !== undefined) {
@@ -165,6 +172,7 @@ export class MxfsClient extends EventEmitter implements LockClient {
         }, timeoutMs);
       }
       this.pending.set(id, {
+        sentAt,
         resolve: (m) => {
           this.clock.clearTimer(timer);
           if (m.ok) resolve(m as any);
@@ -176,13 +184,23 @@ export class MxfsClient extends EventEmitter implements LockClient {
     });
   }
 
+  private confirm(sentAt: number): void {
+    if (sentAt > this.lastConfirmed) this.lastConfirmed = sentAt;
+  }
+
   private onMessage(m: DaemonMessage): void {
-    this.lastHeard = this.clock.now();
     switch (m.type) {
-      case 'hb': return;
+      case 'hb': {
+        const sentAt = this.hbSent.get(m.ack);
+        if (sentAt !== undefined) {
+          this.confirm(sentAt);
+          for (const k of this.hbSent.keys()) { if (k > m.ack) break; this.hbSent.delete(k); }
+        }
+        return;
+      }
       case 'reply': {
         const p = this.pending.get(m.id);
-        if (p) { this.pending.delete(m.id); p.resolve(m); }
+        if (p) { this.pending.delete(m.id); this.confirm(p.sentAt); p.resolve(m); }
         return;
       }
       case 'bast': this.handles.get(m.lockId)?.emit('bast', m.mode); return;
@@ -200,11 +218,14 @@ export class MxfsClient extends EventEmitter implements LockClient {
     const period = Math.max(10, Math.min(this.hello.keepaliveMs, Math.floor(this.hello.lostAfterMs / 4)));
     const beat = () => {
       if (this.closed || this.lostReason) return;
-      if (this.clock.now() - this.lastHeard > this.hello.lostAfterMs) {
-        this.loseAll(`no word from mxfsd for more than ${this.hello.lostAfterMs} ms`);
+      if (!this.alive) {
+        this.loseAll(`no answer from mxfsd within ${this.hello.lostAfterMs} ms`);
         return;
       }
-      this.t.send({ type: 'hb' });
+      const seq = ++this.hbSeq;
+      this.hbSent.set(seq, this.clock.now());
+      if (this.hbSent.size > 1000) this.hbSent.delete(this.hbSent.keys().next().value!);
+      this.t.send({ type: 'hb', seq });
       this.timer = this.clock.setTimer(beat, period);
     };
     this.timer = this.clock.setTimer(beat, period);

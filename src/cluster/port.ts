@@ -34,6 +34,12 @@ export interface ClusterPort {
   status(): unknown | Promise<unknown>;
   /** Join the cluster (listen, connect, start leasing); the daemon calls it once. */
   start?(): Promise<void>;
+  /**
+   * May this node act as a quorum member right now? Evaluated against the clock at the
+   * call, not when a timer last fired: a process resumed after a long pause must not grant
+   * before the quorum-loss event reaches it.
+   */
+  canGrant?(): boolean;
   stop(): Promise<void>;
   /** Test-only fault injection on this node's peer traffic (all of it, leases included). */
   setFault(spec: FaultSpec): void;

@@ -52,6 +52,7 @@ export class TcpClusterPort implements ClusterPort {
   async start(): Promise<void> { await this.node.start(); }
 
   view(): ClusterView { return this.v; }
+  canGrant(): boolean { return this.node.canGrant(); }
   setHandlers(h: ClusterHandlers): void { this.h = h; }
 
   send(to: number, msg: DlmPeerMsg): void { this.node.send(to, { type: 'dlm', msg }); }

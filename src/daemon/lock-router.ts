@@ -106,10 +106,31 @@ export class LockRouter {
     return r && { epoch: r.epoch, collected: r.collected, waitingFor: r.members.filter((m) => !r.done.has(m)), records: r.records.length };
   }
 
+  /**
+   * Fence now if the membership layer's quorum deadline has passed (see canGrant). The
+   * membership layer may never announce a loss it did not see (its timer had not fired),
+   * so neither would it announce the regain: poll until quorum is back in this epoch.
+   */
+  private checkQuorum(): void {
+    if (this.state !== 'running' && this.state !== 'recovering') return;
+    const port = this.o.port;
+    if (!port?.canGrant || port.canGrant()) return;
+    this.fence({ epoch: this.epoch, members: this.members, quorate: false });
+    const epoch = this.epoch;
+    const poll = () => {
+      if (this.state !== 'no-quorum' || this.epoch !== epoch) return;
+      const v = port.view();
+      if (port.canGrant!() && v.quorate && v.epoch === epoch) { this.unfence(v); return; }
+      this.o.clock.setTimer(poll, 100);
+    };
+    this.o.clock.setTimer(poll, 100);
+  }
+
   /** A lock operation from a local session, stamped with the session's epoch. */
   route(lockspace: string, resource: string, msg: ResourceMsg, epoch: number): void {
     if (this.state === 'standalone') { this.o.table.route(lockspace, resource, msg); return; }
     if (epoch < this.epoch) { this.stats.staleDropped++; return; } // covered by that session's records
+    this.checkQuorum();
     if (this.state === 'no-quorum' || this.state === 'joining') {
       if (msg.type === 'request') {
         this.o.sys.send(msg.notify, { type: 'lock.opError', lockId: msg.lockId, op: 'request', code: 'LOST', message: `node ${this.o.selfId} is not in a quorate cluster (${this.state})` });
@@ -178,6 +199,7 @@ export class LockRouter {
     }
     switch (m.t) {
       case 'op': {
+        this.checkQuorum();
         if (this.state === 'recovering' || this.state === 'no-quorum') { this.held.push(() => this.onMessage(from, { ...m, epoch: this.epoch })); return; }
         if (this.state !== 'running') return;
         const who = m.op.type === 'purge' ? m.op.owner : m.op.lockId;

@@ -2,7 +2,8 @@
  * The local client protocol: what travels on mxfsd's Unix socket, inside length-prefixed
  * msgpackr frames (src/wire/frame.ts). docs/daemon.md documents it for other languages.
  *
- * Client -> daemon: ClientRequest (each but 'hb' carries a request id the reply echoes).
+ * Client -> daemon: ClientRequest (each but 'hb' carries a request id the reply echoes;
+ * 'hb' carries a sequence number the daemon's 'hb' echoes as `ack`).
  * Daemon -> client: DaemonMessage (replies, and asynchronous bast/lost/hb events).
  * validateClientRequest / validateDaemonMessage check every field of untrusted input and
  * throw ProtocolError naming the first thing that is wrong.
@@ -22,7 +23,7 @@ export type ClientRequest =
   | { type: 'locks'; id: number; lockspace?: string; resource?: string }
   /** Test-only: inject faults into this node's peer traffic (mxfsd needs MXFS_FAULT_INJECTION=1). */
   | { type: 'fault'; id: number; spec: FaultSpec }
-  | { type: 'hb' };
+  | { type: 'hb'; seq: number };
 
 export type FaultSpec =
   | { action: 'partition'; peers: number[] }
@@ -42,7 +43,8 @@ export type DaemonMessage =
   | { type: 'reply'; id: number; ok: false; code: LockErrorCode | 'PROTOCOL'; message: string }
   | { type: 'bast'; lockId: number; mode: Mode }
   | { type: 'lost'; lockId?: number; reason: string }
-  | { type: 'hb' };
+  /** Answer to the client's heartbeat `seq`. */
+  | { type: 'hb'; ack: number };
 
 export class ProtocolError extends Error {
   constructor(message: string) {
@@ -101,7 +103,7 @@ const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 export function validateClientRequest(x: unknown): ClientRequest {
   const o = obj(x, 'request');
   const type = o.type;
-  if (type === 'hb') return { type };
+  if (type === 'hb') return { type, seq: uint(o, 'seq') };
   const id = uint(o, 'id', 2 ** 32 - 1);
   switch (type) {
     case 'hello': {
@@ -168,7 +170,7 @@ function grant(x: unknown): WireGrant {
 export function validateDaemonMessage(x: unknown): DaemonMessage {
   const o = obj(x, 'message');
   switch (o.type) {
-    case 'hb': return { type: 'hb' };
+    case 'hb': return { type: 'hb', ack: uint(o, 'ack') };
     case 'bast': return { type: 'bast', lockId: uint(o, 'lockId'), mode: mode(o) };
     case 'lost': {
       if (typeof o.reason !== 'string') fail(`field 'reason' must be a string`);

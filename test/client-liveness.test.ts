@@ -1,0 +1,88 @@
+/**
+ * The client library's safety bound: a lock is valid only until lostAfterMs after the SEND
+ * time of the last message the daemon answered. A late reply, or heartbeat acks that sat in
+ * a buffer while the process was paused, must not extend it (the daemon may already have
+ * purged the client's locks). Fake transport, manual clock.
+ */
+import { expect } from 'chai';
+import { ClientTransport, MxfsClient } from '../src/client/client';
+import { Mode } from '../src/dlm/modes';
+import { ClientRequest, DaemonMessage } from '../src/wire/client-protocol';
+import { ManualClock } from '../src/util/clock';
+
+const T = 1000;
+
+function fakeDaemon(clock: ManualClock) {
+  const sent: ClientRequest[] = [];
+  const t: ClientTransport = {
+    send(req) {
+      sent.push(req);
+      if (req.type === 'hello') {
+        queueMicrotask(() => t.onMessage?.({ type: 'reply', id: req.id, ok: true, data: { node: 1, nodeName: 'n', version: 1, session: 1, keepaliveMs: 200, lostAfterMs: T, lvbSize: 8, maxFrameBytes: 65536 } }));
+      }
+    },
+    close() {},
+  };
+  const reply = (m: DaemonMessage) => t.onMessage?.(m);
+  return { t, sent, reply, clock };
+}
+
+const flush = () => new Promise((r) => setImmediate(r));
+
+describe('client liveness bound', () => {
+  it('a grant reply arriving late counts from the request\'s send time', async () => {
+    const clock = new ManualClock();
+    const d = fakeDaemon(clock);
+    const c = await MxfsClient.start(d.t, { clock });
+    const p = c.lock('r', Mode.EX);
+    await flush();
+    const req = d.sent.find((x) => x.type === 'lock') as Extract<ClientRequest, { type: 'lock' }>;
+    clock.now = () => 900;                    // the reply arrives 900 ms after the request left
+    d.reply({ type: 'reply', id: req.id, ok: true, grant: { mode: Mode.EX, token: 1, lvb: Buffer.alloc(8), lvbValid: false } });
+    const h = await p;
+    expect(h.valid).to.equal(true);
+    clock.now = () => 1000;                   // T after the SEND time: no longer valid
+    expect(h.valid).to.equal(false);
+  });
+
+  it('heartbeat acks buffered during a pause do not extend validity; fresh acks do', async () => {
+    const clock = new ManualClock();
+    const d = fakeDaemon(clock);
+    const c = await MxfsClient.start(d.t, { clock });
+    const p = c.lock('r', Mode.PR);
+    await flush();
+    const req = d.sent.find((x) => x.type === 'lock')!;
+    d.reply({ type: 'reply', id: (req as any).id, ok: true, grant: { mode: Mode.PR, token: 0, lvb: Buffer.alloc(8), lvbValid: false } });
+    const h = await p;
+    clock.advance(200);                       // the watchdog sends hb #1 at t=200
+    const hb1 = d.sent.filter((x) => x.type === 'hb').at(-1) as Extract<ClientRequest, { type: 'hb' }>;
+    expect(hb1).to.not.equal(undefined);
+    // The process is paused here; when it resumes at t=1500 the ack of hb #1 is read.
+    clock.now = () => 1500;
+    d.reply({ type: 'hb', ack: hb1.seq });
+    expect(h.valid).to.equal(false);          // 1500 - 200 >= T
+    let lost = false;
+    h.once('lost', () => { lost = true; });
+    let err: any;
+    try { await h.convert(Mode.NL); } catch (e) { err = e; }
+    expect(err?.code).to.equal('LOST');
+    expect(lost).to.equal(true);
+  });
+
+  it('a client whose heartbeats are answered stays valid', async () => {
+    const clock = new ManualClock();
+    const d = fakeDaemon(clock);
+    const c = await MxfsClient.start(d.t, { clock });
+    const p = c.lock('r', Mode.PR);
+    await flush();
+    const req = d.sent.find((x) => x.type === 'lock')!;
+    d.reply({ type: 'reply', id: (req as any).id, ok: true, grant: { mode: Mode.PR, token: 0, lvb: Buffer.alloc(8), lvbValid: false } });
+    const h = await p;
+    for (let i = 0; i < 20; i++) {
+      clock.advance(200);
+      const hb = d.sent.filter((x) => x.type === 'hb').at(-1) as Extract<ClientRequest, { type: 'hb' }>;
+      d.reply({ type: 'hb', ack: hb.seq });
+    }
+    expect(h.valid).to.equal(true);
+  });
+});
