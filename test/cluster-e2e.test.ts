@@ -164,6 +164,20 @@ describe('cluster end to end (real processes, TCP)', function () {
     await waitFor(async () => (await cl.status(2))?.cluster.state === 'no-quorum', 10000, 'node 2 fenced');
   });
 
+  it('a full cluster restart continues epochs and fencing tokens upwards', async () => {
+    cl = new TestCluster(3, LEASE);
+    await cl.up();
+    const e1 = await cl.waitView([1, 2, 3]);
+    const res = resourceOn(2, [1, 2, 3], 'full');
+    const t1 = (await (await cl.client(1)).lock(res, EX)).grant.token;
+    await cl.stopAll();
+    for (const nd of cl.nodes) cl.start(nd.id);
+    const e2 = await cl.waitView([1, 2, 3], 20000);
+    expect(e2).to.be.greaterThan(e1);
+    const t2 = (await (await cl.client(3)).lock(res, EX)).grant.token;
+    expect(t2).to.be.greaterThan(t1);
+  });
+
   it('5 nodes: a double failure keeps quorum; survivors recover and serve', async () => {
     cl = new TestCluster(5, LEASE);
     await cl.up();

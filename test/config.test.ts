@@ -35,7 +35,7 @@ describe('config', () => {
   it('applies every default for a minimal file', () => {
     const c = parseConfig('[node]\nid = 4\n', FILE);
     expect(c.file).to.equal(FILE);
-    expect(c.node).to.deep.equal({ id: 4, name: 'node4', address: '127.0.0.1', port: 7600, socket: '/run/mxfs/mxfsd.sock', socketMode: 0o660, kernel: 'auto' });
+    expect(c.node).to.deep.equal({ id: 4, name: 'node4', address: '127.0.0.1', port: 7600, socket: '/run/mxfs/mxfsd.sock', socketMode: 0o660, kernel: 'auto', stateDir: '/var/lib/mxfs' });
     expect(c.cluster).to.deep.equal({ name: 'mxfs' });
     expect(c.peers).to.deep.equal([]);
     expect(c.volumes).to.deep.equal([]);

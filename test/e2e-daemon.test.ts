@@ -144,6 +144,23 @@ describe('mxfsd end to end', function () {
     await waitFor(() => fs.existsSync(log) && /reopened/.test(fs.readFileSync(log, 'utf8')), 3000, 'reopened log');
   });
 
+  it('fencing tokens keep increasing across a restart (kill -9 and start again), and a corrupt state file stops mxfsd', async () => {
+    d = await startDaemon();
+    const c = await MxfsClient.connect(d.socket);
+    const t1 = (await c.lock('restart', EX)).grant.token;
+    await d.stop('SIGKILL');
+    d = await startDaemon({ dir: d.dir });
+    const c2 = await MxfsClient.connect(d.socket);
+    const t2 = (await c2.lock('restart', EX)).grant.token;
+    expect(t2).to.be.greaterThan(t1);
+    await c2.close();
+    await d.stop('SIGTERM');
+    fs.writeFileSync(path.join(d.dir, 'state', 'state.json'), '{"generation": "x"');
+    const r = await run(process.execPath, [MXFSD, '--config', d.config]);
+    expect(r.code).to.equal(1);
+    expect(r.stderr).to.match(/state file .*state\.json is unreadable/);
+  });
+
   it('refuses to start on a socket a live daemon holds (exit 1), and on a bad config (exit 2, file:line key)', async () => {
     d = await startDaemon();
     const second = await run(process.execPath, [MXFSD, '--config', d.config]);

@@ -37,7 +37,8 @@ describe('client protocol validation', () => {
   it('accepts well-formed requests', () => {
     expect(validateClientRequest({ type: 'lock', id: 1, lockId: 2, lockspace: 'ls', resource: 'r', mode: 5, noqueue: true, timeoutMs: 10 }))
       .to.include({ type: 'lock', mode: 5, noqueue: true });
-    expect(validateClientRequest({ type: 'hb' })).to.deep.equal({ type: 'hb' });
+    expect(validateClientRequest({ type: 'hb', seq: 3 })).to.deep.equal({ type: 'hb', seq: 3 });
+    expect(() => validateClientRequest({ type: 'hb' })).to.throw(ProtocolError, /'seq'/);
   });
 
   it('names the field that is wrong', () => {

@@ -61,7 +61,7 @@ export function writeClusterConfigs(dir: string, n: number, basePort: number, le
     for (let j = 1; j <= n; j++) if (j !== i) peers.push(`[peer]\nid = ${j}\naddress = 127.0.0.1\nport = ${basePort + j}\n`);
     const conf = [
       `# written by mxfs-cluster up`,
-      `[node]\nid = ${i}\naddress = 127.0.0.1\nport = ${basePort + i}\nsocket = ${socket}\nkernel = off\n`,
+      `[node]\nid = ${i}\naddress = 127.0.0.1\nport = ${basePort + i}\nsocket = ${socket}\nstate_dir = ${path.join(nd, 'state')}\nkernel = off\n`,
       `[cluster]\nname = local\nkey_file = ${keyFile}\n${n === 2 ? 'tiebreaker = 1\n' : ''}`,
       ...peers,
       `[timing]\nlease_timeout_ms = ${leaseMs}\nrenew_interval_ms = ${renew}\nclient_keepalive_ms = ${Math.max(50, Math.floor(renew / 2))}\nclient_timeout_ms = ${Math.floor(leaseMs * 0.6)}\n`,

@@ -47,11 +47,12 @@ async function main(): Promise<void> {
   const logs = createLogger(config.logging, { name: 'mxfsd', levelOverride: level });
   const log = logs.log;
   const clustered = config.peers.length > 0;
-  const daemon = new Daemon({
-    config, log, faultInjection: process.env.MXFS_FAULT_INJECTION === '1',
-    port: clustered ? (sys) => new TcpClusterPort({ config, sys, log, clock: systemClock }) : undefined,
-  });
+  let daemon: Daemon;
   try {
+    daemon = new Daemon({
+      config, log, faultInjection: process.env.MXFS_FAULT_INJECTION === '1',
+      port: clustered ? (sys, state) => new TcpClusterPort({ config, sys, log, clock: systemClock, state }) : undefined,
+    });
     await daemon.start();
   } catch (e) {
     log.fatal({ err: e }, 'cannot start');

@@ -48,6 +48,8 @@ export interface ClusterNodeOptions {
    * outgoing messages is dropped; outgoing messages are delayed.
    */
   faults?: { blocked: Set<number>; drop: number; delayMs: number };
+  /** Durable highest promised epoch (see MembershipConfig.epochStore). */
+  epochStore?: { load(): number; save(epoch: number): void };
 }
 
 export class ClusterNode {
@@ -68,6 +70,7 @@ export class ClusterNode {
     this.core = new MembershipCore({
       selfId: cfg.node.id, nodeIds: allNodeIds(cfg), tiebreaker: cfg.cluster.tiebreaker, times: leaseTimes(cfg.timing),
       incarnation: o.incarnation ?? randomInt(1, MAX_INCARNATION + 1),
+      epochStore: o.epochStore,
     });
     this.transport = new PeerTransport({
       idleTimeoutMs: cfg.timing.leaseTimeoutMs, ...o.tuning, config: cfg, key, network: o.network, clock: o.clock, system: o.system, log: this.log, random: o.random,

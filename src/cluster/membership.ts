@@ -58,6 +58,13 @@ export interface MembershipConfig {
   incarnation: number;
   /** A proposal not committed within this long is abandoned (default 2 renew intervals). */
   proposalTimeoutMs?: number;
+  /**
+   * Durable memory of the highest epoch this node promised, so that after a restart (even of
+   * the whole cluster) epochs, and the fencing tokens built on them, continue upwards.
+   * save() must be durable when it returns; it is called before any accept, proposal or
+   * commit based on that epoch leaves this node.
+   */
+  epochStore?: { load(): number; save(epoch: number): void };
 }
 
 /** A committed membership: members ascending, incs[i] the incarnation of members[i]. */
@@ -121,7 +128,14 @@ export class MembershipCore {
   readonly stats = { staleRejected: 0, proposals: 0, commits: 0, forwardedCommits: 0 };
 
   constructor(readonly cfg: MembershipConfig) {
+    this.promised = cfg.epochStore?.load() ?? 0;
     for (const id of cfg.nodeIds) if (id !== cfg.selfId) this.peers.set(id, { alive: false, epoch: 0, pending: 0 });
+  }
+
+  /** Raise the promised epoch, durably first (epochStore). */
+  private promise(epoch: number): void {
+    if (epoch > this.promised) this.cfg.epochStore?.save(epoch);
+    this.promised = Math.max(this.promised, epoch);
   }
 
   get epoch(): number { return this.view.epoch; }
@@ -263,7 +277,7 @@ export class MembershipCore {
           rejected = `proposal ${b.epoch} from node ${from} has members ${showRoster(b)}, this node sees ${showRoster(live)}`;
           out.push({ to: from, body: { type: 'reject', epoch: b.epoch, reason: rejected, live: live.members, committedEpoch: this.view.epoch } });
         } else {
-          this.promised = b.epoch;
+          this.promise(b.epoch);
           this.acceptedRoster = { members: b.members, incs: b.incs };
           // Our own proposal, if any, can no longer win.
           if (this.proposal && this.proposal.epoch <= b.epoch) this.proposal = undefined;
@@ -317,7 +331,7 @@ export class MembershipCore {
   private install(v: View, now: number): Step {
     const previous = this.view;
     this.view = { epoch: v.epoch, members: [...v.members], incs: [...v.incs] };
-    this.promised = Math.max(this.promised, v.epoch);
+    this.promise(Math.max(this.promised, v.epoch));
     this.acceptedRoster = undefined;
     if (this.proposal && this.proposal.epoch <= v.epoch) this.proposal = undefined;
     this.stats.commits++;
@@ -358,8 +372,8 @@ export class MembershipCore {
       && (this.view.epoch === 0 || !sameRoster(live, this.view) || this.behind(live.members) || this.dangling(live.members))
       && isQuorum(live.members, this.cfg.nodeIds, this.cfg.tiebreaker)) {
       const epoch = Math.max(this.view.epoch, this.promised, this.maxSeenEpoch) + 1;
+      this.promise(epoch);
       this.proposal = { epoch, ...live, accepted: new Set(), startedAt: now };
-      this.promised = epoch;
       this.stats.proposals++;
       for (const id of live.members) if (id !== this.cfg.selfId) out.push({ to: id, body: { type: 'propose', epoch, members: live.members, incs: live.incs } });
       if (live.members.length === 1) {

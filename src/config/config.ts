@@ -12,7 +12,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { IniSection, IniSyntaxError, tokenizeIni } from './ini';
 
-export interface NodeConfig { id: number; name: string; address: string; port: number; socket: string; socketMode: number; kernel: 'auto' | 'on' | 'off' }
+export interface NodeConfig { id: number; name: string; address: string; port: number; socket: string; socketMode: number; kernel: 'auto' | 'on' | 'off'; stateDir: string }
 export interface ClusterConfig { name: string; keyFile?: string; tiebreaker?: number }
 export interface PeerConfig { id: number; name: string; address: string; port: number }
 export interface VolumeConfig { name: string; device: string; mountpoint?: string }
@@ -93,6 +93,7 @@ const SECTIONS: Record<string, SectionSpec> = {
       port: { type: PORT, default: DEFAULT_PORT },
       socket: { type: { kind: 'path' }, default: '/run/mxfs/mxfsd.sock' },
       socket_mode: { type: { kind: 'octal' }, default: 0o660 },
+      state_dir: { type: { kind: 'path' }, default: '/var/lib/mxfs' },
       kernel: { type: { kind: 'enum', values: ['auto', 'on', 'off'] }, default: 'auto' },
     },
   },
@@ -263,6 +264,7 @@ function buildNode(inst: Instance): NodeConfig {
     socket: get('node', inst, 'socket'),
     socketMode: get('node', inst, 'socket_mode'),
     kernel: get('node', inst, 'kernel'),
+    stateDir: get('node', inst, 'state_dir'),
   };
 }
 

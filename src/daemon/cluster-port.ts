@@ -22,6 +22,7 @@ import type { ClusterOptions } from '../cluster/options';
 import type { ClusterHandlers, ClusterPort, ClusterView } from '../cluster/port';
 import type { Clock } from '../util/clock';
 import type { FaultSpec } from '../wire/client-protocol';
+import type { NodeState } from './state';
 
 export function clusterOptions(c: Config): ClusterOptions {
   return {
@@ -38,8 +39,9 @@ export class TcpClusterPort implements ClusterPort {
   private v: ClusterView = { epoch: 0, members: [], quorate: false };
   private readonly fault = { blocked: new Set<number>(), drop: 0, delayMs: 0 };
 
-  constructor(private readonly o: { config: Config; sys: ActorSystem; log: Logger; clock: Clock }) {
+  constructor(private readonly o: { config: Config; sys: ActorSystem; log: Logger; clock: Clock; state: NodeState }) {
     this.node = new ClusterNode({
+      epochStore: { load: () => o.state.promisedEpoch, save: (e) => o.state.promise(e) },
       config: clusterOptions(o.config), network: new TcpNetwork(), clock: o.clock, system: o.sys, log: o.log.child({ actor: 'cluster' }),
       onEvent: (ev) => this.onEvent(ev),
       onDlmMessage: (from, msg) => this.h?.onMessage(from, msg),

@@ -22,7 +22,8 @@ import { ClientRequest, DaemonMessage, FaultSpec, ProtocolError, validateClientR
 import { encodeFrame, FrameDecoder, FrameError } from '../wire/frame';
 import { Clock, systemClock } from '../util/clock';
 import type { ClusterPort } from '../cluster/port';
-import { LockRouter } from './lock-router';
+import { EPOCH_TOKEN_SHIFT, LockRouter } from './lock-router';
+import { NodeState } from './state';
 import { rendezvousOwner } from '../cluster/rendezvous';
 
 export const VERSION = '0.1.0';
@@ -36,8 +37,8 @@ export interface DaemonOptions {
   clock?: Clock;
   /** Lets 'fault' messages crash a resource actor (tests of supervision only). */
   faultInjection?: boolean;
-  /** The cluster (absent: a standalone node); a factory gets the daemon's actor system. */
-  port?: ClusterPort | ((sys: ActorSystem) => ClusterPort);
+  /** The cluster (absent: a standalone node); a factory gets the daemon's actor system and state. */
+  port?: ClusterPort | ((sys: ActorSystem, state: NodeState) => ClusterPort);
   masterOf?: (lockspace: string, resource: string, members: number[]) => number;
 }
 
@@ -63,6 +64,8 @@ export class Daemon implements DaemonInfo {
   private startedAt: number;
   private stopping = false;
   readonly port?: ClusterPort;
+  /** Durable node state ([node] state_dir): boot generation, promised epoch. */
+  readonly state: NodeState;
   kernel?: KernelStatusSource;
 
   constructor(private readonly o: DaemonOptions) {
@@ -76,7 +79,8 @@ export class Daemon implements DaemonInfo {
       faultInjection: o.faultInjection ?? false,
     });
     this.startedAt = this.clock.now();
-    this.port = typeof o.port === 'function' ? o.port(this.sys) : o.port;
+    this.state = NodeState.open(o.config.node.stateDir);
+    this.port = typeof o.port === 'function' ? o.port(this.sys, this.state) : o.port;
     this.router = new LockRouter({
       sys: this.sys, table: this.table, selfId: o.config.node.id, port: this.port,
       masterOf: o.masterOf ?? rendezvousOwner,
@@ -92,6 +96,14 @@ export class Daemon implements DaemonInfo {
   get socketPath(): string { return this.o.config.node.socket; }
 
   async start(): Promise<void> {
+    // A standalone node's tokens count from its boot generation * 2^32, so a restarted
+    // node never issues a token below one it issued before. (In a cluster the epoch plays
+    // this role, and the membership layer persists it.)
+    const gen = this.state.nextGeneration();
+    if (!this.port) {
+      if (gen >= 2 ** 21) throw new Error(`boot generation ${gen} exhausts the token space (2^21 restarts)`);
+      this.table.reset(gen * EPOCH_TOKEN_SHIFT, (gen + 1) * EPOCH_TOKEN_SHIFT);
+    }
     const p = this.socketPath;
     fs.mkdirSync(path.dirname(p), { recursive: true });
     await removeStaleSocket(p);

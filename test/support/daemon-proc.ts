@@ -17,7 +17,7 @@ export function tmpDir(prefix = 'mxfs-test-'): string {
 
 export function configText(dir: string, extra: Record<string, Record<string, string | number>> = {}): string {
   const sections: Record<string, Record<string, string | number>> = {
-    node: { id: 1, socket: path.join(dir, 'mxfsd.sock'), kernel: 'off', ...(extra.node ?? {}) },
+    node: { id: 1, socket: path.join(dir, 'mxfsd.sock'), kernel: 'off', state_dir: path.join(dir, 'state'), ...(extra.node ?? {}) },
     timing: { client_keepalive_ms: 200, client_timeout_ms: 1500, lease_timeout_ms: 3000, renew_interval_ms: 500, ...(extra.timing ?? {}) },
     locking: { ...(extra.locking ?? {}) },
     logging: { file: path.join(dir, 'mxfsd.log'), stderr: 'false', level: 'debug', ...(extra.logging ?? {}) },
@@ -100,7 +100,7 @@ export function testConfig(dir: string, over: { node?: Partial<Config['node']>; 
   const id = over.node?.id ?? 1;
   return {
     file: path.join(dir, 'inproc.conf'),
-    node: { id, name: `node${id}`, address: '127.0.0.1', port: 7600, socket: path.join(dir, 'mxfsd.sock'), socketMode: 0o660, kernel: 'off', ...over.node },
+    node: { id, name: `node${id}`, address: '127.0.0.1', port: 7600, socket: path.join(dir, 'mxfsd.sock'), socketMode: 0o660, kernel: 'off', stateDir: path.join(dir, 'state'), ...over.node },
     cluster: { name: 'mxfs' },
     peers: [],
     volumes: [],
