@@ -1,0 +1,88 @@
+/**
+ * The scenario format: a scenario is a small TypeScript module in test/scenarios/ exporting
+ * `scenario`, a plain object whose `steps` run in order. Steps are data (no callbacks), so a
+ * scenario reads like the script of the failure it stages. See docs/failover-testing.md.
+ */
+import type { ModeName } from '../dlm/modes';
+
+/**
+ * Which node a step acts on:
+ *   3                     node 3
+ *   'victim'              the node bound earlier by a step with `as: 'victim'`
+ *   { holderOf: 'r0' }    the node of a client holding r0 in PW/EX right now (waits up to 10 s);
+ *                         with grantedWithinMs: one granted at most that long ago
+ *   { masterOf: 'r0' }    the master of r0 among the current members (rendezvous hash)
+ *   { random: true }      a running node picked by the seeded PRNG (not: exclude these)
+ */
+export type NodeRef = number | string | { holderOf: string; grantedWithinMs?: number } | { masterOf: string } | { random: true; not?: NodeRef[] };
+
+/** Conditions for `wait` and `assert`. */
+export type Condition =
+  /** Every running node is 'running' in one epoch whose members are exactly the running nodes. */
+  | { formed: true }
+  /** The cluster moved to an epoch newer than at the step's start (or than before the last fault) and a quorum runs in it. */
+  | { recovered: true }
+  /** Some running node reports 'recovering' (status is polled every 25 ms). */
+  | { recoveryStarted: true }
+  /** At least n held locks reported lost to their clients since the step started. */
+  | { lost: number }
+  /** At least n grants (over all clients) since the step started. */
+  | { grants: number; resource?: string }
+  /** A node reports this cluster state. */
+  | { node: NodeRef; state: string };
+
+export type Step =
+  /** Start nodes (default: all) and wait until they form a cluster (unless wait: false). */
+  | { do: 'start'; nodes?: NodeRef[]; wait?: boolean; withinMs?: number }
+  /** Start workload clients, spread round-robin over the running nodes (or on `nodes`). */
+  | { do: 'clients'; count: number; resources?: number; modes?: Partial<Record<ModeName, number>>; convertFraction?: number; holdMs?: [number, number]; thinkMs?: [number, number]; nodes?: NodeRef[] }
+  | { do: 'stop-clients' }
+  | { do: 'sleep'; ms: number }
+  | { do: 'kill'; node: NodeRef; as?: string }
+  | { do: 'restart'; node: NodeRef; wait?: boolean }
+  /** SIGSTOP; with ms, SIGCONT after ms. */
+  | { do: 'pause'; node: NodeRef; ms?: number; as?: string }
+  | { do: 'resume'; node: NodeRef }
+  /** Freeze the workload client holding `resource` in PW/EX between its validity check and its write, for ms. */
+  | { do: 'gc-pause'; resource: string; ms: number }
+  /** Cut the cluster into sides: every node drops all peer traffic to and from the other sides. */
+  | { do: 'partition'; sides?: NodeRef[][]; isolate?: NodeRef; as?: string }
+  | { do: 'heal' }
+  | { do: 'drop'; fraction: number; nodes?: NodeRef[] }
+  | { do: 'delay'; ms: number; nodes?: NodeRef[] }
+  /** Restart every node in turn (SIGTERM, or kill -9 with hard: true), waiting for the cluster to re-form after each. */
+  | { do: 'rolling-restart'; hard?: boolean; gapMs?: number }
+  /** Random faults for durationMs, from the seeded PRNG; each fault is healed before the next. */
+  | { do: 'nemesis'; durationMs: number; faults?: NemesisFault[]; gapMs?: [number, number] }
+  /** Wait until the condition holds; the run stops with a violation if it does not within the bound. */
+  | { do: 'wait'; until: Condition; withinMs?: number; withinLeases?: number }
+  /** Like wait, but the run goes on after a failed assertion (recorded as a violation). */
+  | { do: 'assert'; until: Condition; withinMs?: number; withinLeases?: number; text?: string };
+
+export type NemesisFault = 'kill' | 'pause' | 'partition' | 'drop' | 'delay' | 'gc-pause' | 'kill-master';
+
+export interface Scenario {
+  name: string;
+  description: string;
+  /** Default node count (the CLI's --nodes overrides it). */
+  nodes: number;
+  /** Lease timeout of the cluster, ms (short in CI: 1500–3000). */
+  leaseMs: number;
+  /** Independent single-node daemons instead of a cluster (harness self-tests only). */
+  standalone?: boolean;
+  /** Resource names are r0..r(n-1); default 3. */
+  resources?: number;
+  steps: Step[];
+}
+
+/** The bound of a wait/assert step, in ms. */
+export function boundOf(s: { withinMs?: number; withinLeases?: number }, leaseMs: number, dflt: number): number {
+  if (s.withinMs === undefined && s.withinLeases === undefined) return dflt;
+  return (s.withinMs ?? 0) + (s.withinLeases ?? 0) * leaseMs;
+}
+
+export function describeStep(s: Step): string {
+  const { do: what, ...rest } = s;
+  const args = Object.entries(rest).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(' ');
+  return args ? `${what} ${args}` : what;
+}
