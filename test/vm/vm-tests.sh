@@ -86,7 +86,7 @@ t0=$(now_ms)
 hook lock a EX; rc=$?
 R=$(result_of "lock a EX")
 ID1=$(echo "$R" | sed -n 's/.*id=\([0-9]*\).*/\1/p')
-check lock-grant "rc=$rc, $R, $(($(now_ms) - t0)) ms" sh -c "[ $rc = 0 ] && echo '$R' | grep -q 'ok id=[0-9]* mode=EX token=1'"
+check lock-grant "rc=$rc, $R, $(($(now_ms) - t0)) ms" sh -c "[ $rc = 0 ] && echo '$R' | grep -q 'ok id=[0-9]* mode=EX token=[1-9][0-9]*$'"
 
 # 6. A conflicting NOQUEUE request is denied by the DLM (-EAGAIN).
 hook lock a EX noqueue; rc=$?
