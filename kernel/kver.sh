@@ -1,6 +1,6 @@
 #!/bin/bash
 # Prints the kernel release the module and the VM use: the one linux-headers-amd64 depends on
-# (e.g. 6.1.0-56-amd64). Falls back to the newest installed /usr/src/linux-headers-*-amd64.
+# (the "<ver>-amd64" release string). Falls back to the newest installed /usr/src/linux-headers-*-amd64.
 set -euo pipefail
 dep="$(dpkg-query -W -f='${Depends}' linux-headers-amd64 2>/dev/null | grep -o 'linux-headers-[0-9][^ ,]*-amd64' | head -n1 || true)"
 if [ -z "$dep" ]; then

@@ -29,6 +29,18 @@ function fakeDaemon(clock: ManualClock) {
 
 const flush = () => new Promise((r) => setImmediate(r));
 
+/** A client holding a PR lock granted at t=0 by the fake daemon. */
+async function grantedPR() {
+  const clock = new ManualClock();
+  const d = fakeDaemon(clock);
+  const c = await MxfsClient.start(d.t, { clock });
+  const p = c.lock('r', Mode.PR);
+  await flush();
+  const req = d.sent.find((x) => x.type === 'lock') as Extract<ClientRequest, { type: 'lock' }>;
+  d.reply({ type: 'reply', id: req.id, ok: true, grant: { mode: Mode.PR, token: 0, lvb: Buffer.alloc(8), lvbValid: false } });
+  return { clock, d, h: await p };
+}
+
 describe('client liveness bound', () => {
   it('a grant reply arriving late counts from the request\'s send time', async () => {
     const clock = new ManualClock();
@@ -46,14 +58,7 @@ describe('client liveness bound', () => {
   });
 
   it('heartbeat acks buffered during a pause do not extend validity; fresh acks do', async () => {
-    const clock = new ManualClock();
-    const d = fakeDaemon(clock);
-    const c = await MxfsClient.start(d.t, { clock });
-    const p = c.lock('r', Mode.PR);
-    await flush();
-    const req = d.sent.find((x) => x.type === 'lock')!;
-    d.reply({ type: 'reply', id: (req as any).id, ok: true, grant: { mode: Mode.PR, token: 0, lvb: Buffer.alloc(8), lvbValid: false } });
-    const h = await p;
+    const { clock, d, h } = await grantedPR();
     clock.advance(200);                       // the watchdog sends hb #1 at t=200
     const hb1 = d.sent.filter((x) => x.type === 'hb').at(-1) as Extract<ClientRequest, { type: 'hb' }>;
     expect(hb1).to.not.equal(undefined);
@@ -70,14 +75,7 @@ describe('client liveness bound', () => {
   });
 
   it('a client whose heartbeats are answered stays valid', async () => {
-    const clock = new ManualClock();
-    const d = fakeDaemon(clock);
-    const c = await MxfsClient.start(d.t, { clock });
-    const p = c.lock('r', Mode.PR);
-    await flush();
-    const req = d.sent.find((x) => x.type === 'lock')!;
-    d.reply({ type: 'reply', id: (req as any).id, ok: true, grant: { mode: Mode.PR, token: 0, lvb: Buffer.alloc(8), lvbValid: false } });
-    const h = await p;
+    const { clock, d, h } = await grantedPR();
     for (let i = 0; i < 20; i++) {
       clock.advance(200);
       const hb = d.sent.filter((x) => x.type === 'hb').at(-1) as Extract<ClientRequest, { type: 'hb' }>;
