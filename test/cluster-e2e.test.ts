@@ -192,6 +192,38 @@ describe('cluster end to end (real processes, TCP)', function () {
     expect(h1.grant.token).to.be.greaterThan(h4.grant.token);
   });
 
+  it('lost peer messages and link resets inside an epoch: every lock operation completes once, exclusion holds', async () => {
+    cl = new TestCluster(3, LEASE);
+    await cl.up();
+    const res = resourceOn(3, [1, 2, 3], 'lossy');
+    const a = await cl.client(1), b = await cl.client(2), c3 = await cl.client(3);
+    for (const c of [a, b, c3]) await c.fault({ action: 'drop', fraction: 0.1 });
+    let holder: string | undefined;
+    const tokens: number[] = [];
+    const worker = async (c: typeof a, me: string, resetEvery: number) => {
+      for (let i = 1; i <= 30; i++) {
+        const h = await c.lock(res, EX);
+        expect(holder, `${me} granted while ${holder} holds`).to.equal(undefined);
+        holder = me;
+        tokens.push(h.grant.token);
+        await sleep(2);
+        holder = undefined;
+        await h.unlock();
+        if (resetEvery && i % resetEvery === 0) await c.fault({ action: 'reset' });
+      }
+    };
+    await Promise.all([worker(a, 'a@1', 0), worker(b, 'b@2', 10)]);
+    for (const c of [a, b, c3]) await c.fault({ action: 'heal' });
+    expect(tokens).to.have.length(60);
+    expect([...tokens].sort((x, y) => x - y)).to.deep.equal(tokens); // granted one after the other, tokens increasing
+    const sts = await Promise.all([1, 2, 3].map((id) => cl.status(id)));
+    const lm = sts.map((st) => st.cluster.transport.lockMessages);
+    expect(lm.reduce((n, x) => n + x.retransmitted, 0), 'messages sent again').to.be.greaterThan(0);
+    expect(sts.map((st) => st.cluster.transport.peers.some((p: any) => p.link !== 'up')), 'links back up').to.satisfy((xs: boolean[]) => xs.length === 3);
+    // Nothing is left held or queued: the resource is free for anyone.
+    await waitFor(async () => lm.length > 0 && (await c3.locks({ resource: res })).resources.every((r: any) => r.granted.length === 0 && r.waiting.length === 0), 5000, 'resource idle');
+  });
+
   it('a peer with the wrong cluster key is refused with a logged reason; the cluster is not disturbed', async () => {
     cl = new TestCluster(3, LEASE);
     await cl.up();

@@ -21,7 +21,9 @@ const SAMPLES: PeerBody[] = [
   { type: 'challenge', nonce, proof: Buffer.alloc(32, 2) },
   { type: 'auth', proof: Buffer.alloc(32, 3) },
   { type: 'welcome' },
-  { type: 'dlm', msg: { t: 'recDone', epoch: 3 } },
+  { type: 'dlm', inc: 5, n: 1, seq: 0, msg: { t: 'recDone', epoch: 3 } },
+  { type: 'dlm', inc: 5, n: 2, seq: 9, ack: { inc: 6, n: 1, next: 4, rinc: 5 }, msg: { t: 'recDone', epoch: 3 } },
+  { type: 'dlmAck', inc: 6, n: 1, next: 4, rinc: 5, gap: true },
   { type: 'refuse', code: 'auth', reason: 'authentication failed' },
   { type: 'bye', reason: 'shutdown' },
   { type: 'renew', sentAt: 1234.5, inc: 0xdeadbeef, pending: 0 },
@@ -39,7 +41,7 @@ const refusal = (x: unknown) => { try { validatePeerMessage(x); } catch (e) { ex
 
 describe('peer protocol', () => {
   it('every message type round-trips through the frame codec and validation', () => {
-    expect(SAMPLES.map((b) => b.type).sort()).to.deep.equal(Object.keys(EPOCH_RULE).sort());
+    expect([...new Set(SAMPLES.map((b) => b.type))].sort()).to.deep.equal(Object.keys(EPOCH_RULE).sort());
     const dec = new FrameDecoder(1 << 20);
     for (const body of SAMPLES) {
       const [decoded] = dec.push(encodePeerMessage({ hdr, body }));
@@ -78,6 +80,13 @@ describe('peer protocol', () => {
     expect(refusal({ ...renew, body: { sentAt: 1, inc: 1 } })).to.match(/'renew': field 'pending' must be an integer/);
     expect(refusal({ ...wire({ type: 'refuse', code: 'auth', reason: '' }), body: { code: 'nope', reason: '' } })).to.match(/field 'code' must be one of/);
     expect(refusal({ ...wire({ type: 'renewAck', sentAt: 1, member: true, inc: 1 }), body: { sentAt: 1, member: 'yes', inc: 1 } })).to.equal("'renewAck': field 'member' must be a boolean");
+    const dlm = wire({ type: 'dlm', inc: 1, n: 1, seq: 0, msg: { t: 'recDone', epoch: 1 } });
+    expect(refusal({ ...dlm, body: { inc: 1, n: 1, seq: -1, msg: { t: 'recDone', epoch: 1 } } })).to.match(/'dlm': field 'seq' must be an integer/);
+    expect(refusal({ ...dlm, body: { inc: 0, n: 1, seq: 0, msg: { t: 'recDone', epoch: 1 } } })).to.match(/'dlm': field 'inc' must be an incarnation/);
+    expect(refusal({ ...dlm, body: { inc: 1, n: 1, seq: 0, ack: 3, msg: { t: 'recDone', epoch: 1 } } })).to.equal("'dlm' field 'ack' is not a map");
+    expect(refusal({ ...dlm, body: { inc: 1, n: 1, seq: 0, ack: { inc: 1, n: 1 }, msg: { t: 'recDone', epoch: 1 } } })).to.match(/'dlm' ack: field 'next' must be an integer/);
+    expect(refusal({ ...dlm, body: { inc: 1, n: 1, seq: 0, msg: { t: 'nope', epoch: 1 } } })).to.match(/'dlm': dlm message: unknown message kind/);
+    expect(refusal({ ...wire({ type: 'dlmAck', inc: 1, n: 1, next: 0, rinc: 2, gap: false }), body: { inc: 1, n: 1, next: 0, rinc: 2 } })).to.equal("'dlmAck': field 'gap' must be a boolean");
   });
 
   it('random values and random mutations only ever produce PeerProtocolError', () => {

@@ -20,7 +20,7 @@ import type { LinkEvent, PeerLinkStatus, SendResult } from './peer-link';
 import { EPOCH_RULE, MAX_INCARNATION, PeerBody, PeerMessage } from './peer-protocol';
 import { randomInt } from 'node:crypto';
 import { PeerTransport, TransportOptions } from './transport';
-import type { DlmPeerMsg } from './dlm-messages';
+import type { ChannelFrame } from './dlm-channel';
 import { rendezvousOwner } from './rendezvous';
 
 export interface ClusterNodeOptions {
@@ -40,8 +40,11 @@ export interface ClusterNodeOptions {
   onBoundMessage?(from: number, msg: PeerMessage): void;
   /** Messages refused for their epoch (or other membership rules), with the reason. */
   onRejected?(from: number, msg: PeerMessage, reason: string): void;
-  /** Lock-engine messages (rule 'receiver': the lock router checks their epoch itself). */
-  onDlmMessage?(from: number, msg: DlmPeerMsg): void;
+  /**
+   * Lock-engine frames (rule 'receiver': the lock router checks their epoch itself), for
+   * the DlmChannel that makes them reliable (src/cluster/dlm-channel.ts).
+   */
+  onDlmFrame?(from: number, frame: ChannelFrame): void;
   /**
    * Test-only fault injection (mxfsd with MXFS_FAULT_INJECTION=1), applied to every message
    * in and out, leases included: blocked peers are cut off both ways; a fraction of
@@ -57,6 +60,8 @@ export class ClusterNode {
   readonly transport: PeerTransport;
   private membership?: Ref<MembershipMsg>;
   private readonly log: Logger;
+  /** This daemon run's incarnation. */
+  readonly incarnation: number;
 
   constructor(private readonly o: ClusterNodeOptions) {
     const cfg = o.config;
@@ -67,9 +72,10 @@ export class ClusterNode {
       for (const w of warnings) this.log.warn(w);
       return k;
     })();
+    this.incarnation = o.incarnation ?? randomInt(1, MAX_INCARNATION + 1);
     this.core = new MembershipCore({
       selfId: cfg.node.id, nodeIds: allNodeIds(cfg), tiebreaker: cfg.cluster.tiebreaker, times: leaseTimes(cfg.timing),
-      incarnation: o.incarnation ?? randomInt(1, MAX_INCARNATION + 1),
+      incarnation: this.incarnation,
       epochStore: o.epochStore,
     });
     this.transport = new PeerTransport({
@@ -111,7 +117,7 @@ export class ClusterNode {
     if (this.o.faults?.blocked.has(from)) return;
     const rule = EPOCH_RULE[msg.body.type];
     if (rule === 'receiver') {
-      if (msg.body.type === 'dlm') this.o.onDlmMessage?.(from, msg.body.msg);
+      if (msg.body.type === 'dlm' || msg.body.type === 'dlmAck') this.o.onDlmFrame?.(from, msg.body);
       return;
     }
     if (rule !== 'bound' || msg.body.type === 'ping') {

@@ -15,7 +15,8 @@
  * is a protocol error that names it as reserved).
  */
 import { encodeFrame } from '../wire/frame';
-import { DlmPeerMsg, validateDlmMessage } from './dlm-messages';
+import { validateDlmMessage } from './dlm-messages';
+import type { ChannelFrame, StreamAck } from './dlm-channel';
 import { ProtocolError } from '../wire/client-protocol';
 
 export const PEER_MAGIC = 'MXFS';
@@ -68,8 +69,11 @@ export type PeerBody =
   // --- diagnostics, epoch-bound (the template the lock messages will follow) ---
   | { type: 'ping'; token: number }
   | { type: 'pong'; token: number }
-  // --- the lock engine (src/cluster/dlm-messages.ts; its epoch is checked by the receiver) ---
-  | { type: 'dlm'; msg: DlmPeerMsg };
+  // --- the lock engine (src/cluster/dlm-messages.ts; its epoch is checked by the receiver),
+  //     carried reliably by src/cluster/dlm-channel.ts: 'dlm' is one message of the sender's
+  //     stream (inc, n) with its sequence and, optionally, an ack of the reverse stream;
+  //     'dlmAck' is a standalone ack ---
+  | ChannelFrame;
 
 export type PeerMessageType = PeerBody['type'];
 export type PeerBodyOf<T extends PeerMessageType> = Extract<PeerBody, { type: T }>;
@@ -95,7 +99,7 @@ export const EPOCH_RULE: Readonly<Record<PeerMessageType, EpochRule>> = {
   ping: 'bound', pong: 'bound',
   // The lock engine holds messages of a newer epoch until it commits that epoch (a peer
   // that committed first sends its recovery records early) and drops older ones itself.
-  dlm: 'receiver',
+  dlm: 'receiver', dlmAck: 'receiver',
 };
 
 export const HANDSHAKE_TYPES: ReadonlySet<PeerMessageType> = new Set(['hello', 'challenge', 'auth', 'welcome']);
@@ -187,6 +191,10 @@ function inc(o: Obj, k: string, where: string): number {
   return v;
 }
 
+function streamAck(o: Obj, where: string): StreamAck {
+  return { inc: inc(o, 'inc', where), n: uint(o, 'n', where), next: uint(o, 'next', where), rinc: inc(o, 'rinc', where) };
+}
+
 function show(v: unknown): string {
   if (typeof v === 'string') return JSON.stringify(v.length > 32 ? v.slice(0, 32) + '...' : v);
   if (v instanceof Uint8Array) return `<${v.byteLength} bytes>`;
@@ -224,13 +232,16 @@ const BODY_VALIDATORS: { [T in PeerMessageType]: (b: Obj, w: string) => PeerBody
   ping: (b, w) => ({ type: 'ping', token: uint(b, 'token', w) }),
   pong: (b, w) => ({ type: 'pong', token: uint(b, 'token', w) }),
   dlm: (b, w) => {
+    const head = { inc: inc(b, 'inc', w), n: uint(b, 'n', w), seq: uint(b, 'seq', w) };
+    const ack = b.ack === undefined ? {} : { ack: streamAck(obj(b.ack, `${w} field 'ack'`), `${w} ack`) };
     try {
-      return { type: 'dlm', msg: validateDlmMessage(b.msg) };
+      return { type: 'dlm', ...head, ...ack, msg: validateDlmMessage(b.msg) };
     } catch (e) {
       if (e instanceof ProtocolError) fail(`${w}: ${e.message}`);
       throw e;
     }
   },
+  dlmAck: (b, w) => ({ type: 'dlmAck', ...streamAck(b, w), gap: bool(b, 'gap', w) }),
 };
 
 const MAX_SEQ = Number.MAX_SAFE_INTEGER;

@@ -7,7 +7,9 @@
  * same view with quorate=false (the router self-fences at once); regaining it without a
  * view change becomes quorate=true in the same epoch.
  * Messages: DlmPeerMsg travels as the peer body {type:'dlm'}, whose epoch the router checks
- * itself (it must hold messages of a newer epoch rather than drop them).
+ * itself (it must hold messages of a newer epoch rather than drop them). A DlmChannel
+ * numbers, acknowledges and retransmits them, so none is lost or duplicated when a link
+ * resets or a message is dropped inside an epoch; a peer that leaves the view is forgotten.
  * Faults (MXFS_FAULT_INJECTION only): the filter in ClusterNode drops or delays traffic,
  * leases included, so a partition here is a partition for the whole protocol.
  */
@@ -15,6 +17,7 @@ import type Logger from 'bunyan';
 import type { ActorSystem } from '../actors/actor';
 import type { Config } from '../config/config';
 import { ClusterNode } from '../cluster/cluster-node';
+import { DlmChannel } from '../cluster/dlm-channel';
 import type { DlmPeerMsg } from '../cluster/dlm-messages';
 import type { MembershipEvent } from '../cluster/membership';
 import { TcpNetwork } from '../cluster/network';
@@ -35,6 +38,7 @@ export function clusterOptions(c: Config): ClusterOptions {
 
 export class TcpClusterPort implements ClusterPort {
   readonly node: ClusterNode;
+  readonly channel: DlmChannel;
   private h?: ClusterHandlers;
   private v: ClusterView = { epoch: 0, members: [], quorate: false };
   private readonly fault = { blocked: new Set<number>(), drop: 0, delayMs: 0 };
@@ -44,8 +48,15 @@ export class TcpClusterPort implements ClusterPort {
       epochStore: { load: () => o.state.promisedEpoch, save: (e) => o.state.promise(e) },
       config: clusterOptions(o.config), network: new TcpNetwork(), clock: o.clock, system: o.sys, log: o.log.child({ actor: 'cluster' }),
       onEvent: (ev) => this.onEvent(ev),
-      onDlmMessage: (from, msg) => this.h?.onMessage(from, msg),
+      onDlmFrame: (from, frame) => this.channel.receive(from, frame),
+      onLinkEvent: (ev) => { if (ev.type === 'up') this.channel.linkUp(ev.peer); },
       faults: this.fault,
+    });
+    this.channel = new DlmChannel({
+      selfInc: this.node.incarnation, clock: o.clock, log: o.log.child({ actor: 'dlm-channel' }),
+      transmit: (to, frame) => this.node.send(to, frame),
+      deliver: (from, msg) => this.h?.onMessage(from, msg),
+      maxRtoMs: Math.max(200, Math.min(1000, o.config.timing.renewIntervalMs)),
     });
   }
 
@@ -57,7 +68,7 @@ export class TcpClusterPort implements ClusterPort {
   canGrant(): boolean { return this.node.canGrant(); }
   setHandlers(h: ClusterHandlers): void { this.h = h; }
 
-  send(to: number, msg: DlmPeerMsg): void { this.node.send(to, { type: 'dlm', msg }); }
+  send(to: number, msg: DlmPeerMsg): void { this.channel.send(to, msg); }
 
   setFault(spec: FaultSpec): void {
     switch (spec.action) {
@@ -65,6 +76,7 @@ export class TcpClusterPort implements ClusterPort {
       case 'heal': this.fault.blocked = new Set(); this.fault.drop = 0; this.fault.delayMs = 0; break;
       case 'drop': this.fault.drop = spec.fraction; break;
       case 'delay': this.fault.delayMs = spec.ms; break;
+      case 'reset': for (const p of this.o.config.peers) this.node.transport.dropLink(p.id, 'fault injection: link reset'); break;
     }
   }
 
@@ -79,6 +91,7 @@ export class TcpClusterPort implements ClusterPort {
       live: st.live,
       proposing: st.proposing ?? null,
       faults: { blocked: [...this.fault.blocked], drop: this.fault.drop, delayMs: this.fault.delayMs },
+      lockMessages: { ...this.channel.stats },
       peers: this.o.config.peers.map((p) => {
         const lease = st.peers.find((x) => x.id === p.id);
         const link = links.get(p.id);
@@ -86,17 +99,19 @@ export class TcpClusterPort implements ClusterPort {
           id: p.id, name: p.name, address: `${p.address}:${p.port}`,
           link: link?.phase ?? 'unknown', state: lease ? (lease.alive ? 'alive' : 'dead') : 'unknown',
           leaseAgeMs: lease?.lastHeardAgoMs === undefined ? null : Math.round(lease.lastHeardAgoMs),
+          streams: this.channel.peerStatus(p.id),
         };
       }),
     };
   }
 
-  async stop(): Promise<void> { await this.node.stop(); }
+  async stop(): Promise<void> { this.channel.stop(); await this.node.stop(); }
 
   private onEvent(ev: MembershipEvent): void {
     switch (ev.type) {
       case 'view':
         this.v = { epoch: ev.epoch, members: [...ev.members], quorate: this.node.canGrant() };
+        for (const p of this.o.config.peers) if (!ev.members.includes(p.id)) this.channel.forget(p.id);
         break;
       case 'quorum':
         this.v = ev.has ? { epoch: ev.epoch, members: [...ev.members], quorate: true } : { ...this.v, quorate: false };

@@ -29,7 +29,9 @@ export type FaultSpec =
   | { action: 'partition'; peers: number[] }
   | { action: 'heal' }
   | { action: 'drop'; fraction: number }
-  | { action: 'delay'; ms: number };
+  | { action: 'delay'; ms: number }
+  /** Close every peer link once (they reconnect at once): what was in flight is lost. */
+  | { action: 'reset' };
 
 export interface WireGrant { mode: Mode; token: number; lvb: Buffer; lvbValid: boolean }
 
@@ -152,7 +154,8 @@ function faultSpec(x: unknown): FaultSpec {
       return { action: 'drop', fraction: f as number };
     }
     case 'delay': return { action: 'delay', ms: uint(o, 'ms', 60000) };
-    default: return fail(`field 'spec.action' must be partition, heal, drop or delay`);
+    case 'reset': return { action: 'reset' };
+    default: return fail(`field 'spec.action' must be partition, heal, drop, delay or reset`);
   }
 }
 
