@@ -69,6 +69,12 @@ export class Nemesis {
     await Promise.all(ids.map((id) => this.cluster.fault(id, { action: 'delay', ms })));
   }
 
+  /** Every peer link of these nodes is closed once and reconnects: what was in flight is lost. */
+  async resetLinks(ids: number[]): Promise<void> {
+    this.record('reset-links', ids);
+    await Promise.all(ids.map((id) => this.cluster.fault(id, { action: 'reset' })));
+  }
+
   masterOf(resource: string): number {
     return rendezvousOwner(DEFAULT_LOCKSPACE, resource, this.cluster.currentMembers());
   }
@@ -90,7 +96,7 @@ export interface RandomFaultHooks {
  * recover. Reproducible from the PRNG's seed (the timing of the cluster is not).
  */
 export async function randomNemesis(n: Nemesis, cluster: ClusterUnderTest, rng: Prng, hooks: RandomFaultHooks, opts: { durationMs: number; faults?: NemesisFault[]; gapMs?: [number, number] }): Promise<void> {
-  const kinds: NemesisFault[] = opts.faults ?? ['kill', 'pause', 'partition', 'drop', 'delay', 'gc-pause', 'kill-master'];
+  const kinds: NemesisFault[] = opts.faults ?? ['kill', 'pause', 'partition', 'drop', 'delay', 'reset-links', 'gc-pause', 'kill-master'];
   const lease = cluster.leaseMs;
   const end = Date.now() + opts.durationMs;
   const [glo, ghi] = opts.gapMs ?? [lease, 2 * lease];
@@ -143,6 +149,16 @@ export async function randomNemesis(n: Nemesis, cluster: ClusterUnderTest, rng: 
         await n.delay(ms, pickVictims(rng.int(1, up.length)));
         await sleep(holdMs);
         await n.heal();
+        break;
+      }
+      case 'reset-links': {
+        // A burst of resets while the cluster works: each one loses what was in flight.
+        const victims = pickVictims(rng.int(1, up.length));
+        const until = Date.now() + holdMs;
+        while (Date.now() < until) {
+          await n.resetLinks(victims);
+          await sleep(rng.int(50, Math.round(lease / 3)));
+        }
         break;
       }
       case 'gc-pause': {

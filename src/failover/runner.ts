@@ -209,6 +209,7 @@ export async function runScenario(sc: Scenario, opts: RunOptions): Promise<RunRe
       case 'heal': beforeFault(); await nemesis.heal(); return;
       case 'drop': beforeFault(); await nemesis.drop(s.fraction, await resolveAll(s.nodes)); return;
       case 'delay': beforeFault(); await nemesis.delay(s.ms, await resolveAll(s.nodes)); return;
+      case 'reset-links': beforeFault(); await nemesis.resetLinks(await resolveAll(s.nodes)); return;
       case 'rolling-restart': {
         for (const id of cluster.ids) {
           beforeFault();

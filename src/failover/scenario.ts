@@ -50,6 +50,8 @@ export type Step =
   | { do: 'heal' }
   | { do: 'drop'; fraction: number; nodes?: NodeRef[] }
   | { do: 'delay'; ms: number; nodes?: NodeRef[] }
+  /** Close every peer link of these nodes once (they reconnect at once; in-flight messages are lost). */
+  | { do: 'reset-links'; nodes?: NodeRef[] }
   /** Restart every node in turn (SIGTERM, or kill -9 with hard: true), waiting for the cluster to re-form after each. */
   | { do: 'rolling-restart'; hard?: boolean; gapMs?: number }
   /** Random faults for durationMs, from the seeded PRNG; each fault is healed before the next. */
@@ -59,7 +61,7 @@ export type Step =
   /** Like wait, but the run goes on after a failed assertion (recorded as a violation). */
   | { do: 'assert'; until: Condition; withinMs?: number; withinLeases?: number; text?: string };
 
-export type NemesisFault = 'kill' | 'pause' | 'partition' | 'drop' | 'delay' | 'gc-pause' | 'kill-master';
+export type NemesisFault = 'kill' | 'pause' | 'partition' | 'drop' | 'delay' | 'reset-links' | 'gc-pause' | 'kill-master';
 
 export interface Scenario {
   name: string;

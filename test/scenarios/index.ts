@@ -13,10 +13,11 @@ import { scenario as random } from './random';
 import { scenario as standaloneRestart } from './standalone-restart';
 import { scenario as standaloneGcPause } from './standalone-gc-pause';
 import { scenario as fullRestart } from './full-restart';
+import { scenario as lossyLinks } from './lossy-links';
 
 export const SCENARIOS: Scenario[] = [
   killHolder, killMaster, pauseHolder, gcPauseClient, partitionMinority, twoNodePartition,
-  doubleFailure, killDuringRecovery, rollingRestart, fullRestart, random, standaloneRestart, standaloneGcPause,
+  doubleFailure, killDuringRecovery, rollingRestart, fullRestart, lossyLinks, random, standaloneRestart, standaloneGcPause,
 ];
 
 /** What CI runs with fixed seeds (random runs separately over a batch of seeds). */
