@@ -1,6 +1,7 @@
 /**
  * Benchmark: lock+unlock pairs per second and pair latency (p50/p99) through mxfsd's Unix
- * socket on one node, with 1 client and 16 concurrent clients.
+ * socket on one node, with 1 client and 16 concurrent clients, and 1 client while 20 000
+ * other resources are active.
  *
  * The peer measured in the same run is a framed echo server on a Unix socket (same framing,
  * its own process like mxfsd, same client process): two echo round trips are the floor for any socket lock service in
@@ -92,6 +93,15 @@ async function main(): Promise<void> {
       const c = await MxfsClient.connect(d.socket);
       return async () => { const h = await c.lock('bench-shared', Mode.EX); await h.unlock(); };
     }));
+    // The same single-client loop while 20 000 other resources are active (held in PR by
+    // another client): the cost of a lock operation must not grow with the resource count.
+    const holder = await MxfsClient.connect(d.socket);
+    for (let i = 0; i < 20000; i += 500) await Promise.all(Array.from({ length: 500 }, (_, j) => holder.lock(`held-${i + j}`, Mode.PR)));
+    results.push(await runClients('mxfsd lock+unlock EX, own resource, 20 000 other resources held', 1, seconds, async () => {
+      const c = await MxfsClient.connect(d.socket);
+      return async () => { const h = await c.lock('bench-0', Mode.EX); await h.unlock(); };
+    }));
+    await holder.close();
   } finally {
     echo.kill();
     await d.stop();

@@ -1,6 +1,7 @@
 /** The typed actor layer: supervision policies, ask timeouts, message taps. */
 import { expect } from 'chai';
-import { ActorDef, ActorSystem, QueryTimeout, Ref } from '../src/actors/actor';
+import * as nact from 'nact';
+import { ActorDef, ActorSystem, nactContextIsLazy, QueryTimeout, Ref } from '../src/actors/actor';
 import { quietLogger, sleep } from './support/daemon-proc';
 
 type Msg = { type: 'add'; n: number } | { type: 'boom' } | { type: 'get'; replyTo: Ref<number> } | { type: 'ignore' };
@@ -74,5 +75,24 @@ describe('actor layer', () => {
     off();
     sys.send(a, { type: 'add', n: 1 });
     expect(seen).to.deep.equal(['send:add', 'ask:get']);
+  });
+
+  it("nact's per-message context does not copy the actor's child map (a lockspace has one child per resource)", async () => {
+    expect(nactContextIsLazy()).to.equal(true);
+    // Straight through nact: what the handler gets has `children` as a getter, still correct.
+    const root = nact.start();
+    try {
+      let seen: { lazy: boolean; children: number } | undefined;
+      const parent = nact.spawn(root, (state: null, _msg: unknown, ctx: any) => {
+        seen = { lazy: typeof Object.getOwnPropertyDescriptor(ctx, 'children')?.get === 'function', children: ctx.children.size };
+        return state;
+      }, 'parent', { initialStateFunc: () => null });
+      for (let i = 0; i < 3; i++) nact.spawn(parent, (st: null) => st, `child-${i}`, { initialStateFunc: () => null });
+      nact.dispatch(parent, { type: 'ping' });
+      await sleep(20);
+      expect(seen).to.deep.equal({ lazy: true, children: 3 });
+    } finally {
+      nact.stop(root);
+    }
   });
 });
