@@ -165,4 +165,19 @@ describe('cluster locking (in-process, LocalHub)', function () {
     expect(h.grant.token).to.be.greaterThan(3 * 2 ** 32);
     expect(nodes.get(3)!.router.stats.opsReceived).to.be.greaterThan(0);
   });
+
+  it('a client that disconnects while recovery collects its records does not hold the recovery up until the query timeout', async () => {
+    await boot([1, 2, 3]);
+    const gone = await client(1, 'leaving');
+    await gone.lock(resourceOn(2, [1, 2, 3], 'leaving'), EX);
+    const t0 = Date.now();
+    hub.commit(2, [1, 2, 3]);
+    // Disconnect after the view is committed but before the router asks the session: the
+    // session stops with the 'collect' request still in its mailbox.
+    await gone.close();
+    await waitFor(() => [...nodes.values()].every((d) => d.router.state === 'running' && d.router.epoch === 2), 5000, 'recovery of epoch 2');
+    // query_timeout_ms is 2000 in the test config: waiting for the dead session would take that long.
+    expect(nodes.get(1)!.router.stats.lastRecoveryMs).to.be.below(1000);
+    expect(Date.now() - t0).to.be.below(1500);
+  });
 });

@@ -328,8 +328,13 @@ export function peerLinkDef(o: PeerLinkOptions): ActorDef<State, PeerLinkMsg> {
           else {
             let frame: Buffer | undefined;
             const m: PeerMessage = { hdr: { from: o.selfId, to: peer, epoch: msg.epoch ?? o.epoch(), seq: ss.sendSeq }, body: msg.body };
-            try { frame = encodePeerMessage(m, o.handshake.maxFrameBytes); } catch { frame = undefined; }
-            if (!frame) result = 'too-large';
+            let why = '';
+            try { frame = encodePeerMessage(m, o.handshake.maxFrameBytes); } catch (e) { frame = undefined; why = (e as Error).message; }
+            if (!frame) {
+              // A bug in the sender (messages are bounded by construction): never silent.
+              ctx.log.error({ peer, msgType: msg.body.type }, `peer message '${msg.body.type}' not sent to node ${peer}: ${why}`);
+              result = 'too-large';
+            }
             else if (ss.queue.length + 1 > o.maxQueueMessages || ss.queuedBytes + frame.length > o.maxQueueBytes) {
               // The peer does not read fast enough: drop the link instead of growing memory.
               o.onLinkEvent({ type: 'backpressure', peer, queuedBytes: ss.queuedBytes, queuedMessages: ss.queue.length });

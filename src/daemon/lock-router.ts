@@ -38,13 +38,15 @@ import { Mode } from '../dlm/modes';
 import { ResourceCore } from '../dlm/resource';
 import type { ClusterPort, ClusterView } from '../cluster/port';
 import { DlmPeerMsg, LockRecord, nodeOf, sessionOf, WireOp } from '../cluster/dlm-messages';
-import type { Clock } from '../util/clock';
+import type { Clock, TimerHandle } from '../util/clock';
 
 export type RecoveryState = 'standalone' | 'joining' | 'running' | 'recovering' | 'no-quorum';
 
 /** Tokens of epoch E start above E * 2^32 (JS safe integers: epochs up to 2^21). */
 export const EPOCH_TOKEN_SHIFT = 2 ** 32;
 
+/** Records per 'rec' message (about 200 bytes each: far below the 1 MiB peer frame cap). */
+export const REC_BATCH = 1000;
 /** At most this many messages of a newer epoch are held; beyond, the oldest are dropped. */
 export const MAX_FUTURE_MESSAGES = 100000;
 
@@ -78,7 +80,8 @@ interface Recovery {
   epoch: number;
   members: number[];
   done: Set<number>;
-  records: LockRecord[];
+  /** By lock id (a resent record replaces the old one). */
+  records: Map<string, LockRecord>;
   collected: boolean;
   startedAt: number;
 }
@@ -103,7 +106,7 @@ export class LockRouter {
 
   get recovery(): { epoch: number; collected: boolean; waitingFor: number[]; records: number } | undefined {
     const r = this.rec;
-    return r && { epoch: r.epoch, collected: r.collected, waitingFor: r.members.filter((m) => !r.done.has(m)), records: r.records.length };
+    return r && { epoch: r.epoch, collected: r.collected, waitingFor: r.members.filter((m) => !r.done.has(m)), records: r.records.size };
   }
 
   /**
@@ -224,8 +227,7 @@ export class LockRouter {
         for (const x of m.records) {
           if (nodeOf(x.owner) !== from || nodeOf(x.lockId) !== from) { this.misrouted(from, `record for ${x.lockId} not owned by node ${from}`); continue; }
           if (this.o.masterOf(x.lockspace, x.resource, r.members) !== this.o.selfId) { this.misrouted(from, `record for ${x.resource} sent to a non-master`); continue; }
-          r.records = r.records.filter((y) => y.lockId !== x.lockId); // a resent record replaces the old one
-          r.records.push(x);
+          r.records.set(x.lockId, x); // a resent record replaces the old one
         }
         return;
       }
@@ -289,7 +291,7 @@ export class LockRouter {
     this.o.table.reset(E * EPOCH_TOKEN_SHIFT, (E + 1) * EPOCH_TOKEN_SHIFT);
     this.stopRemoteOwners();
     this.held = [];
-    const r: Recovery = { epoch: E, members: [...v.members], done: new Set(), records: [], collected: false, startedAt: this.o.clock.now() };
+    const r: Recovery = { epoch: E, members: [...v.members], done: new Set(), records: new Map(), collected: false, startedAt: this.o.clock.now() };
     this.rec = r;
     this.o.log.info({ epoch: E, members: v.members }, 'recovery: granting stopped, collecting lock records');
     // Messages of this epoch that arrived early.
@@ -299,23 +301,50 @@ export class LockRouter {
     void this.collectAndSend(r);
   }
 
+  /**
+   * One session's records. A session that ends while asked (its actor stops with the
+   * request in its mailbox) never answers; it has no records any more (its locks end with
+   * it), so stop waiting as soon as it is gone rather than after the query timeout.
+   */
+  private collectFrom(s: Ref<SessionMsg>, epoch: number): Promise<LockRecord[]> {
+    return new Promise((resolve, reject) => {
+      let timer: TimerHandle | undefined;
+      let done = false;
+      const finish = (f: () => void) => { if (!done) { done = true; this.o.clock.clearTimer(timer); f(); } };
+      this.o.sys.ask<SessionMsg, LockRecord[]>(s, (replyTo) => ({ type: 'collect', epoch, replyTo }), this.o.queryTimeoutMs)
+        .then((x) => finish(() => resolve(x)), (e) => finish(() => reject(e)));
+      const check = () => {
+        if (done) return;
+        if (!this.o.sessions().includes(s)) finish(() => reject(new Error('session ended')));
+        else timer = this.o.clock.setTimer(check, 20);
+      };
+      timer = this.o.clock.setTimer(check, 20);
+    });
+  }
+
   /** This node's part of recovery r: collect the sessions' records, send them, say done. */
   private async collectAndSend(r: Recovery): Promise<void> {
     const E = r.epoch;
-    const all = await Promise.allSettled(this.o.sessions().map((s) =>
-      this.o.sys.ask<SessionMsg, LockRecord[]>(s, (replyTo) => ({ type: 'collect', epoch: E, replyTo }), this.o.queryTimeoutMs)));
+    const all = await Promise.allSettled(this.o.sessions().map((s) => this.collectFrom(s, E)));
     if (this.rec !== r || this.state !== 'recovering') return; // a newer view took over, or we lost quorum
     const byMaster = new Map<number, LockRecord[]>();
-    r.records = r.records.filter((x) => nodeOf(x.owner) !== this.o.selfId); // ours are collected afresh
+    for (const [id, x] of r.records) if (nodeOf(x.owner) === this.o.selfId) r.records.delete(id); // ours are collected afresh
     for (const res of all) {
       if (res.status !== 'fulfilled') continue; // an ended session: its locks are gone with it
       for (const x of res.value) {
         const m = this.o.masterOf(x.lockspace, x.resource, r.members);
-        if (m === this.o.selfId) r.records.push(x);
-        else byMaster.set(m, [...(byMaster.get(m) ?? []), x]);
+        if (m === this.o.selfId) r.records.set(x.lockId, x);
+        else {
+          let list = byMaster.get(m);
+          if (!list) byMaster.set(m, (list = []));
+          list.push(x);
+        }
       }
     }
-    for (const [m, records] of byMaster) this.o.port!.send(m, { t: 'rec', epoch: E, records });
+    // In batches: a peer frame is at most 1 MiB, and one message must not hold the links up.
+    for (const [m, records] of byMaster) {
+      for (let i = 0; i < records.length; i += REC_BATCH) this.o.port!.send(m, { t: 'rec', epoch: E, records: records.slice(i, i + REC_BATCH) });
+    }
     for (const m of r.members) if (m !== this.o.selfId) this.o.port!.send(m, { t: 'recDone', epoch: E });
     r.done.add(this.o.selfId);
     r.collected = true;
@@ -327,15 +356,16 @@ export class LockRouter {
     if (!r || !r.collected || !r.members.every((m) => r.done.has(m))) return;
     this.rec = undefined;
     const groups = new Map<string, LockRecord[]>();
-    for (const x of r.records) {
+    for (const x of r.records.values()) {
       const k = `${x.lockspace}\0${x.resource}`;
-      groups.set(k, [...(groups.get(k) ?? []), x]);
+      const g = groups.get(k);
+      if (g) g.push(x); else groups.set(k, [x]);
     }
     for (const records of groups.values()) this.rebuild(r.epoch, records);
-    this.stats.recordsRebuilt += r.records.length;
+    this.stats.recordsRebuilt += r.records.size;
     this.stats.lastRecoveryMs = Math.round(this.o.clock.now() - r.startedAt);
     this.state = 'running';
-    this.o.log.info({ epoch: r.epoch, records: r.records.length, resources: groups.size, ms: this.stats.lastRecoveryMs }, 'recovery done: granting resumed');
+    this.o.log.info({ epoch: r.epoch, records: r.records.size, resources: groups.size, ms: this.stats.lastRecoveryMs }, 'recovery done: granting resumed');
     const held = this.held;
     this.held = [];
     for (const f of held) f();
