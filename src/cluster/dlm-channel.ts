@@ -97,7 +97,10 @@ interface Out {
   queue: DlmPeerMsg[];
   head: number;
   rto: number;
+  /** Lazy: not re-armed on every ack; when it fires it looks at lastProgress. */
   timer?: TimerHandle;
+  /** Last ack that moved base, or last go-back (the retransmission clock starts there). */
+  lastProgress: number;
   lastGoBack: number;
   /** The receiver incarnation that acknowledged on this stream (undefined: none yet). */
   peerInc?: number;
@@ -109,6 +112,9 @@ interface In {
   expected: number;
   /** Messages delivered since the last ack we sent. */
   unacked: number;
+  /** An ack is owed (something arrived since the last one we sent). */
+  owed: boolean;
+  /** Lazy: when it fires it sends an ack only if one is still owed. */
   ackTimer?: TimerHandle;
   lastGapAck: number;
 }
@@ -143,6 +149,7 @@ export class DlmChannel {
       this.send(to, msg);
       return;
     }
+    if (s.base === s.next) s.lastProgress = this.o.clock.now(); // the clock starts with the first unacknowledged message
     s.queue.push(msg);
     s.next++;
     this.stats.sent++;
@@ -178,7 +185,7 @@ export class DlmChannel {
   private outTo(to: number): Out {
     let s = this.out.get(to);
     if (!s) {
-      s = { n: this.nextStream++, base: 0, next: 0, sentUpTo: 0, queue: [], head: 0, rto: this.t.rtoMs, lastGoBack: -Infinity };
+      s = { n: this.nextStream++, base: 0, next: 0, sentUpTo: 0, queue: [], head: 0, rto: this.t.rtoMs, lastProgress: this.o.clock.now(), lastGoBack: -Infinity };
       this.out.set(to, s);
     }
     return s;
@@ -200,7 +207,7 @@ export class DlmChannel {
       const msg = s.queue[s.head + seq - s.base]!;
       const frame: ChannelFrame = { type: 'dlm', inc: this.o.selfInc, n: s.n, seq, msg };
       const r = this.in.get(to);
-      if (r) { frame.ack = { inc: r.inc, n: r.n, next: r.expected, rinc: this.o.selfInc }; this.ackSent(r); }
+      if (r?.owed) { frame.ack = { inc: r.inc, n: r.n, next: r.expected, rinc: this.o.selfInc }; this.ackSent(r); }
       this.o.transmit(to, frame);
     }
   }
@@ -208,21 +215,27 @@ export class DlmChannel {
   private goBack(to: number, s: Out): void {
     this.stats.retransmitted += s.sentUpTo - s.base;
     s.sentUpTo = s.base;
-    s.lastGoBack = this.o.clock.now();
+    s.lastGoBack = s.lastProgress = this.o.clock.now();
     this.pump(to, s);
   }
 
-  /** Retransmission timer: runs while something is unacknowledged. */
-  private arm(to: number, s: Out): void {
+  /**
+   * Retransmission timer, while something is unacknowledged. One timer per stream, not
+   * re-armed per message or ack: when it fires before rto has passed since the last
+   * progress, it sleeps for the rest.
+   */
+  private arm(to: number, s: Out, delay = s.rto): void {
     if (s.timer || s.base >= s.next || this.stopped) return;
     s.timer = this.o.clock.setTimer(() => {
       s.timer = undefined;
       if (this.out.get(to) !== s || s.base >= s.next) return;
+      const left = s.lastProgress + s.rto - this.o.clock.now();
+      if (left > 0) { this.arm(to, s, left); return; }
       this.o.log?.debug({ peer: to, unacked: s.next - s.base, rto: s.rto }, 'lock messages unacknowledged; sending them again');
       this.goBack(to, s);
       s.rto = Math.min(s.rto * 2, this.t.maxRtoMs);
       this.arm(to, s);
-    }, s.rto);
+    }, delay);
   }
 
   private onAck(from: number, a: StreamAck, gap: boolean): void {
@@ -251,8 +264,7 @@ export class DlmChannel {
       if (s.sentUpTo < s.base) s.sentUpTo = s.base;
       if (s.head > 1024 && s.head * 2 > s.queue.length) { s.queue = s.queue.slice(s.head); s.head = 0; }
       s.rto = this.t.rtoMs;
-      this.o.clock.clearTimer(s.timer);
-      s.timer = undefined;
+      s.lastProgress = this.o.clock.now();
       this.pump(from, s);
       this.arm(from, s);
       return;
@@ -284,7 +296,7 @@ export class DlmChannel {
         return;
       }
       if (r) this.o.clock.clearTimer(r.ackTimer);
-      r = { inc: f.inc, n: f.n, expected: 0, unacked: 0, lastGapAck: -Infinity };
+      r = { inc: f.inc, n: f.n, expected: 0, unacked: 0, owed: false, lastGapAck: -Infinity };
       this.in.set(from, r);
     }
     if (f.seq === r.expected) {
@@ -305,10 +317,11 @@ export class DlmChannel {
   }
 
   private ackLater(from: number, r: In): void {
+    r.owed = true;
     if (r.ackTimer || this.stopped) return;
     r.ackTimer = this.o.clock.setTimer(() => {
       r.ackTimer = undefined;
-      if (this.in.get(from) === r) this.sendAck(from, r, false);
+      if (this.in.get(from) === r && r.owed) this.sendAck(from, r, false);
     }, this.t.ackDelayMs);
   }
 
@@ -320,7 +333,6 @@ export class DlmChannel {
 
   private ackSent(r: In): void {
     r.unacked = 0;
-    this.o.clock.clearTimer(r.ackTimer);
-    r.ackTimer = undefined;
+    r.owed = false;
   }
 }
