@@ -1,7 +1,7 @@
 /** Frame codec and local-protocol validation: partial and batched frames, limits, fuzzing. */
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { encodeFrame, FrameDecoder, FrameError } from '../src/wire/frame';
+import { encodedSize, encodeFrame, fitList, FrameDecoder, FrameError } from '../src/wire/frame';
 import { ProtocolError, validateClientRequest, validateDaemonMessage } from '../src/wire/client-protocol';
 
 describe('frames', () => {
@@ -30,6 +30,21 @@ describe('frames', () => {
     fc.assert(fc.property(fc.uint8Array({ maxLength: 200 }), (bytes) => {
       try { new FrameDecoder(64).push(Buffer.from(bytes)); } catch (e) { expect(e).to.be.instanceOf(FrameError); }
     }), { numRuns: 2000 });
+  });
+});
+
+describe('fitList', () => {
+  it('keeps the longest prefix whose message fits, and counts the rest', () => {
+    const items = Array.from({ length: 500 }, (_, i) => ({ name: `resource-${i}`, pad: 'x'.repeat(i % 50) }));
+    const wrap = (xs: readonly unknown[]) => ({ resources: xs, omitted: items.length });
+    for (const max of [10, 200, 1000, 5000, 20000, 1 << 20]) {
+      const f = fitList(items, wrap, max);
+      expect(f.items.length + f.omitted).to.equal(items.length);
+      expect(f.items).to.deep.equal(items.slice(0, f.items.length));
+      if (f.items.length > 0) expect(encodedSize(wrap(f.items))).to.be.at.most(max);
+      if (f.omitted > 0) expect(encodedSize(wrap(items.slice(0, f.items.length + 1)))).to.be.above(max);
+    }
+    expect(fitList(items, wrap, 1 << 20).omitted).to.equal(0);
   });
 });
 

@@ -180,6 +180,7 @@ async function printLocks(c: MxfsClient, json: boolean, lockspace?: string, reso
     for (const l of r.waiting) out.push(`    ${l.lockId.padEnd(12)} -- -> ${l.requested}  ${who(l)}`);
   }
   if (data.resources.length === 0) out.push('no locks');
+  if (data.omitted > 0) out.push(`(${data.omitted} more resource${data.omitted > 1 ? 's' : ''} not shown: the answer must fit in one frame; narrow it with --lockspace or --resource)`);
   if (data.missing?.length) out.push(`(no answer from node${data.missing.length > 1 ? 's' : ''} ${data.missing.join(' ')}: their resources are not shown)`);
   process.stdout.write(out.join('\n') + '\n');
 }

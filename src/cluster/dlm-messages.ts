@@ -49,7 +49,16 @@ export type DlmPeerMsg =
   | { t: 'rec'; epoch: number; records: LockRecord[] }
   | { t: 'recDone'; epoch: number }
   | { t: 'inspect'; epoch: number; id: number; lockspace?: string; resource?: string }
-  | { t: 'inspectReply'; epoch: number; id: number; resources: unknown[] };
+  /** omitted: resources left out so the reply fits in one peer frame (MAX_DLM_LIST_BYTES). */
+  | { t: 'inspectReply'; epoch: number; id: number; resources: unknown[]; omitted?: number };
+
+/**
+ * Bound for the two lock messages that carry lists (recovery records are sent in batches,
+ * inspection replies are cut to fit): well below the 1 MiB peer frame cap. A peer message
+ * that does not fit would be refused by the link, and the DlmChannel, which delivers in
+ * order, would keep retrying it and hold up everything behind it.
+ */
+export const MAX_DLM_LIST_BYTES = 512 * 1024;
 
 type Obj = Record<string, unknown>;
 const fail = (w: string): never => { throw new ProtocolError(`dlm message: ${w}`); };
@@ -154,7 +163,7 @@ export function validateDlmMessage(x: unknown): DlmPeerMsg {
         };
       case 'inspectReply': {
         if (!Array.isArray(o.resources)) fail(`field 'resources' must be a list`);
-        return { t: 'inspectReply', epoch, id: uint(o, 'id'), resources: o.resources as unknown[] };
+        return { t: 'inspectReply', epoch, id: uint(o, 'id'), resources: o.resources as unknown[], ...(o.omitted === undefined ? {} : { omitted: uint(o, 'omitted') }) };
       }
       default: return fail(`unknown message kind`);
     }

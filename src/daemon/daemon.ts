@@ -19,7 +19,7 @@ import { modeName } from '../dlm/modes';
 import { ClientTransport, MxfsClient } from '../client/client';
 import type { Config } from '../config/config';
 import { ClientRequest, DaemonMessage, FaultSpec, ProtocolError, validateClientRequest } from '../wire/client-protocol';
-import { encodeFrame, FrameDecoder, FrameError } from '../wire/frame';
+import { encodeFrame, fitList, FrameDecoder, FrameError } from '../wire/frame';
 import { Clock, systemClock } from '../util/clock';
 import type { ClusterPort } from '../cluster/port';
 import { EPOCH_TOKEN_SHIFT, LockRouter } from './lock-router';
@@ -30,6 +30,8 @@ export const VERSION = '0.1.0';
 
 /** A slow reader is cut off once this much output is queued for it. */
 const MAX_CLIENT_BACKLOG = 8 * 1024 * 1024;
+/** Room kept for the reply envelope ({type, id, ok, data}) around a `locks` answer. */
+const REPLY_ENVELOPE_BYTES = 256;
 
 export interface DaemonOptions {
   config: Config;
@@ -277,14 +279,29 @@ export class Daemon implements DaemonInfo {
     return { node: this.o.config.node.id, spec };
   }
 
-  /** Every master's view, merged: on a cluster each resource appears once, under its master. */
+  /**
+   * Every master's view, merged: on a cluster each resource appears once, under its master.
+   * The answer is one client frame: resources that do not fit in max_frame_bytes (or in a
+   * master's peer reply) are left out and counted in `omitted` (narrow with a filter).
+   */
   async locks(filter: { lockspace?: string; resource?: string }): Promise<unknown> {
-    if (!this.port) return this.localLocks(filter);
-    const { byNode, missing } = await this.router.inspectCluster(filter);
-    const resources: unknown[] = [];
-    for (const [node, list] of Object.entries(byNode)) for (const r of list) resources.push({ master: Number(node), ...(r as object) });
-    resources.sort((a: any, b: any) => (a.lockspace + '\0' + a.resource < b.lockspace + '\0' + b.resource ? -1 : 1));
-    return { node: this.o.config.node.id, epoch: this.router.epoch, resources, missing };
+    let head: Record<string, unknown>;
+    let resources: unknown[];
+    let omitted = 0;
+    if (!this.port) {
+      resources = ((await this.localLocks(filter)) as { resources: unknown[] }).resources;
+      head = { node: this.o.config.node.id };
+    } else {
+      const r = await this.router.inspectCluster(filter);
+      resources = [];
+      for (const [node, list] of Object.entries(r.byNode)) for (const x of list) resources.push({ master: Number(node), ...(x as object) });
+      resources.sort((a: any, b: any) => (a.lockspace + '\0' + a.resource < b.lockspace + '\0' + b.resource ? -1 : 1));
+      head = { node: this.o.config.node.id, epoch: this.router.epoch, missing: r.missing };
+      omitted = r.omitted;
+    }
+    const room = this.o.config.locking.maxFrameBytes - REPLY_ENVELOPE_BYTES;
+    const fit = fitList(resources, (rs) => ({ ...head, resources: rs, omitted: omitted + resources.length }), room);
+    return { ...head, resources: fit.items, omitted: omitted + fit.omitted };
   }
 
   /** The resources this node masters. */

@@ -37,7 +37,8 @@ import type { LockEvent, ResourceMsg } from '../actors/messages';
 import { Mode } from '../dlm/modes';
 import { ResourceCore } from '../dlm/resource';
 import type { ClusterPort, ClusterView } from '../cluster/port';
-import { DlmPeerMsg, LockRecord, nodeOf, sessionOf, WireOp } from '../cluster/dlm-messages';
+import { DlmPeerMsg, LockRecord, MAX_DLM_LIST_BYTES, nodeOf, sessionOf, WireOp } from '../cluster/dlm-messages';
+import { fitList } from '../wire/frame';
 import type { Clock, TimerHandle } from '../util/clock';
 
 export type RecoveryState = 'standalone' | 'joining' | 'running' | 'recovering' | 'no-quorum';
@@ -95,7 +96,7 @@ export class LockRouter {
   private future: Array<[number, DlmPeerMsg]> = [];
   private remoteOwners = new Map<number, Ref<LockEvent>>();
   private rec?: Recovery;
-  private inspections = new Map<number, { replies: Map<number, unknown[]>; expect: number; done: () => void }>();
+  private inspections = new Map<number, { replies: Map<number, unknown[]>; omitted: number; expect: number; done: () => void }>();
   private nextInspect = 1;
 
   constructor(private readonly o: RouterOptions) {
@@ -158,7 +159,7 @@ export class LockRouter {
    * Every member's view of the resources it masters, merged (mxfsctl locks, cluster-wide).
    * Members that do not answer within the query timeout are listed as missing.
    */
-  async inspectCluster(filter: { lockspace?: string; resource?: string }): Promise<{ byNode: Record<number, unknown[]>; missing: number[] }> {
+  async inspectCluster(filter: { lockspace?: string; resource?: string }): Promise<{ byNode: Record<number, unknown[]>; missing: number[]; omitted: number }> {
     const own = await this.o.inspectLocal(filter);
     const others = this.o.port ? this.members.filter((m) => m !== this.o.selfId) : [];
     const id = this.nextInspect++;
@@ -166,24 +167,28 @@ export class LockRouter {
     await new Promise<void>((resolve) => {
       if (others.length === 0) { resolve(); return; }
       const t = this.o.clock.setTimer(resolve, this.o.queryTimeoutMs);
-      this.inspections.set(id, { replies, expect: others.length, done: () => { this.o.clock.clearTimer(t); resolve(); } });
+      this.inspections.set(id, { replies, omitted: 0, expect: others.length, done: () => { this.o.clock.clearTimer(t); resolve(); } });
       for (const m of others) this.o.port!.send(m, { t: 'inspect', epoch: this.epoch, id, ...filter });
     });
+    const omitted = this.inspections.get(id)?.omitted ?? 0;
     this.inspections.delete(id);
     const byNode: Record<number, unknown[]> = { [this.o.selfId]: own };
     for (const [n, r] of replies) byNode[n] = r;
-    return { byNode, missing: others.filter((m) => !replies.has(m)) };
+    return { byNode, missing: others.filter((m) => !replies.has(m)), omitted };
   }
 
   private onMessage(from: number, m: DlmPeerMsg): void {
     if (m.t === 'inspect') {
       void this.o.inspectLocal({ lockspace: m.lockspace, resource: m.resource })
-        .then((resources) => this.o.port?.send(from, { t: 'inspectReply', epoch: this.epoch, id: m.id, resources }));
+        .then((all) => {
+          const fit = fitList(all, (resources) => ({ t: 'inspectReply', epoch: this.epoch, id: m.id, resources, omitted: all.length }), MAX_DLM_LIST_BYTES);
+          this.o.port?.send(from, { t: 'inspectReply', epoch: this.epoch, id: m.id, resources: fit.items, omitted: fit.omitted });
+        });
       return;
     }
     if (m.t === 'inspectReply') {
       const q = this.inspections.get(m.id);
-      if (q && !q.replies.has(from)) { q.replies.set(from, m.resources); if (q.replies.size >= q.expect) q.done(); }
+      if (q && !q.replies.has(from)) { q.replies.set(from, m.resources); q.omitted += m.omitted ?? 0; if (q.replies.size >= q.expect) q.done(); }
       return;
     }
     if (m.epoch > this.epoch) {

@@ -24,6 +24,24 @@ export class FrameError extends Error {
 // useRecords:false keeps the encoding plain msgpack so foreign tools can read it.
 const packr = new Packr({ useRecords: false, mapsAsObjects: true, int64AsType: 'number' });
 
+/** Bytes of msg's msgpack encoding (the frame payload). */
+export function encodedSize(msg: unknown): number { return packr.pack(msg).length; }
+
+/**
+ * The longest prefix of items whose message wrap(prefix) encodes to at most maxBytes
+ * (binary search: O(log n) encodings). For replies that list things without a natural
+ * bound (inspection): what does not fit is counted in `omitted`, never silently lost.
+ */
+export function fitList<T>(items: readonly T[], wrap: (xs: readonly T[]) => unknown, maxBytes: number): { items: T[]; omitted: number } {
+  if (encodedSize(wrap(items)) <= maxBytes) return { items: [...items], omitted: 0 };
+  let lo = 0, hi = items.length; // wrap(items[0..lo)) fits; wrap(items[0..hi)) does not
+  while (hi - lo > 1) {
+    const mid = (lo + hi) >>> 1;
+    if (encodedSize(wrap(items.slice(0, mid))) <= maxBytes) lo = mid; else hi = mid;
+  }
+  return { items: items.slice(0, lo), omitted: items.length - lo };
+}
+
 export function encodeFrame(msg: unknown, maxBytes: number): Buffer {
   const body = packr.pack(msg);
   if (body.length > maxBytes) throw new FrameError(`frame of ${body.length} bytes exceeds the limit of ${maxBytes}`);
