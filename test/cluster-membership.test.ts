@@ -197,6 +197,40 @@ describe('cluster membership (ManualClock + SimNetwork)', function () {
     } finally { await c.shutdown(); }
   });
 
+  it('non-transitive partition (1-3 cut, both still reach 2): node 3 yields and fences first, [1,2] commit, 1 never loses quorum; heal rejoins', async () => {
+    const c = new SimCluster([1, 2, 3]);
+    try {
+      await c.startAll();
+      await c.runUntil(() => c.agreed([1, 2, 3], [1, 2, 3]) && [1, 2, 3].every((id) => c.node(id).canGrant()), 15000, 'agreement');
+      await c.run(T.deadAfterMs); // past the start-up guard
+      const e0 = c.node(1).epoch;
+      const cutAt = c.clock.now();
+      c.sim.blockOneWay(1, 3);
+      c.sim.blockOneWay(3, 1);
+      await c.runUntil(() => c.agreed([1, 2], [1, 2]), 60000, 'view [1,2]');
+      const committedAt = c.clock.now();
+      console.log(`      [1,2] committed ${committedAt - cutAt} ms after the cut`);
+      expect(c.node(1).epoch).to.be.greaterThan(e0);
+      const yielded = c.evs(3, 'yield').find((r) => r.ev.active);
+      expect(yielded?.ev.below, 'node 3 yields to node 1').to.equal(1);
+      expect(c.evs(1, 'yield'), 'the lower id never yields').to.deep.equal([]);
+      expect(c.evs(2, 'yield')).to.deep.equal([]);
+      const lost3 = c.quorumLostAt(3)!;
+      expect(lost3, 'node 3 fenced').to.not.equal(undefined);
+      expect(lost3).to.be.lessThan(c.deadAt(2, 3)!); // before node 2 gave it up
+      expect(c.node(3).canGrant()).to.equal(false);
+      expect(c.node(3).core.silent).to.equal(true);
+      for (const id of [1, 2]) { expect(c.quorumLostAt(id), `node ${id} kept quorum`).to.equal(undefined); expect(c.node(id).canGrant()).to.equal(true); }
+      // It stays out while the cut lasts.
+      await c.run(3 * T.leaseMs);
+      expect(c.agreed([1, 2], [1, 2])).to.equal(true);
+      c.sim.heal();
+      await c.runUntil(() => c.agreed([1, 2, 3], [1, 2, 3]) && [1, 2, 3].every((id) => c.node(id).canGrant()), 30000, 'rejoin');
+      expect(c.node(3).core.silent).to.equal(false);
+      expect(c.evs(3, 'yield').some((r) => !r.ev.active)).to.equal(true);
+    } finally { await c.shutdown(); }
+  });
+
   it('two nodes: the tiebreaker keeps quorum alone, the other node loses it', async () => {
     const c = new SimCluster([1, 2], 1);
     try {

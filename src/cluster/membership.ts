@@ -77,7 +77,9 @@ export type MembershipEvent =
   | { type: 'view'; epoch: number; members: number[]; incs: number[]; previous: View; joined: number[]; left: number[]; restarted: number[] }
   | { type: 'peerDead'; node: number; silentMs: number }
   | { type: 'peerAlive'; node: number }
-  | { type: 'peerRestarted'; node: number; oldInc: number; newInc: number };
+  | { type: 'peerRestarted'; node: number; oldInc: number; newInc: number }
+  /** This node starts (or stops) yielding to node `below`, which it cannot hear while others can. */
+  | { type: 'yield'; active: boolean; below: number };
 
 export interface Outgoing { to: number; body: PeerBody }
 export interface Step { out: Outgoing[]; events: MembershipEvent[]; rejected?: string }
@@ -96,7 +98,23 @@ interface PeerLease {
   pending: number;
   /** When this node last forwarded its committed view to the peer (a lost commit). */
   lastForward?: number;
+  /** The peer's last report of whom it hears (renew.hears), and when it arrived. */
+  hears?: number[];
+  hearsAt?: number;
 }
+
+/**
+ * Non-transitive partitions (A-B and B-C up, A-C down): every node keeps a majority, the
+ * coordinator's proposals fail because member rosters differ, and lock traffic between A and
+ * C hangs while membership looks healthy. Rule: a node that has not heard a LOWER-id node
+ * for deadAfterMs, while a peer it does hear reports hearing that node within the last
+ * 1.5 renew intervals, yields: it goes silent (no renewals, no answers) and self-fences, so
+ * the others declare it dead and commit a view without it. It stays silent while the
+ * condition lasts; when it hears that node again it renews and rejoins through a new view.
+ * The condition must hold for 2 renew intervals first: after a real crash of the lower
+ * node, every peer's reports stop naming it well before that (see docs/cluster-protocol.md).
+ */
+interface Yield { below: number; since: number; active: boolean }
 
 interface Roster { members: number[]; incs: number[] }
 interface Proposal extends Roster { epoch: number; accepted: Set<number>; startedAt: number }
@@ -111,6 +129,8 @@ export interface MembershipSnapshot {
   live: number[];
   promised: number;
   proposing?: View;
+  /** The lower-id node this node yields to (silent, fenced), if it does. */
+  yieldingTo?: number;
   peers: Array<{ id: number; alive: boolean; inc?: number; lastHeardAgoMs?: number; ackAgeMs?: number; epoch: number }>;
 }
 
@@ -125,7 +145,9 @@ export class MembershipCore {
   private proposal?: Proposal;
   private noProposeBefore = 0;
   private lastQuorum = false;
-  readonly stats = { staleRejected: 0, proposals: 0, commits: 0, forwardedCommits: 0 };
+  private startedAt?: number;
+  private yieldState?: Yield;
+  readonly stats = { staleRejected: 0, proposals: 0, commits: 0, forwardedCommits: 0, yields: 0 };
 
   constructor(readonly cfg: MembershipConfig) {
     this.promised = cfg.epochStore?.load() ?? 0;
@@ -145,15 +167,53 @@ export class MembershipCore {
 
   /** Renewal round: a renew to every peer, then re-evaluate. */
   tick(now: number): Step {
+    this.startedAt ??= now;
     const out: Outgoing[] = [];
-    for (const id of this.peers.keys()) out.push({ to: id, body: this.renew(now) });
+    if (!this.silent) for (const id of this.peers.keys()) out.push({ to: id, body: this.renew(now) });
     const r = this.evaluate(now);
     return { out: [...out, ...r.out], events: r.events };
   }
 
   renew(now: number): PeerBody {
     const pending = this.acceptedRoster ? this.promised : 0;
-    return { type: 'renew', sentAt: now, inc: this.cfg.incarnation, pending };
+    const fresh = this.t.renewMs * 1.5;
+    const hears = [...this.peers.entries()].filter(([, p]) => p.lastHeard !== undefined && now - p.lastHeard < fresh).map(([id]) => id).sort((a, b) => a - b);
+    return { type: 'renew', sentAt: now, inc: this.cfg.incarnation, pending, hears };
+  }
+
+  /** True while this node yields to a lower-id node it cannot hear (see Yield): it sends nothing. */
+  get silent(): boolean { return this.yieldState?.active === true; }
+
+  /** The lower-id node this node cannot hear while a peer it hears does, if any. */
+  private unreachableBelow(now: number): number | undefined {
+    if (this.startedAt === undefined || now - this.startedAt < this.t.deadAfterMs) return undefined;
+    const fresh = this.t.renewMs * 1.5;
+    for (const [y, py] of this.peers) {
+      if (y > this.cfg.selfId || this.heardRecently(py, now)) continue;
+      for (const [z, pz] of this.peers) {
+        if (z === y || !this.heardRecently(pz, now) || pz.hearsAt === undefined || now - pz.hearsAt >= fresh) continue;
+        if (pz.hears?.includes(y)) return y;
+      }
+    }
+    return undefined;
+  }
+
+  /** Enter or leave the yielding state; returns an event when it changes. */
+  private updateYield(now: number): MembershipEvent | undefined {
+    const y = this.unreachableBelow(now);
+    const cur = this.yieldState;
+    if (y === undefined) {
+      this.yieldState = undefined;
+      return cur?.active ? { type: 'yield', active: false, below: cur.below } : undefined;
+    }
+    if (!cur || cur.below !== y) { this.yieldState = { below: y, since: now, active: false }; return undefined; }
+    if (!cur.active && now - cur.since >= 2 * this.t.renewMs) {
+      cur.active = true;
+      this.stats.yields++;
+      this.proposal = undefined;
+      return { type: 'yield', active: true, below: y };
+    }
+    return undefined;
   }
 
   /** Live ids (this node, and every peer heard within lease + deadMargin) with their incarnations. */
@@ -175,7 +235,7 @@ export class MembershipCore {
    * the peers whose acknowledged renewals are still fresh at t form a quorum.
    */
   quorumUntil(): number {
-    if (this.view.epoch === 0 || !inRoster(this.view, this.cfg.selfId, this.cfg.incarnation)) return -Infinity;
+    if (this.view.epoch === 0 || !inRoster(this.view, this.cfg.selfId, this.cfg.incarnation) || this.silent) return -Infinity;
     const expiry = [...this.peers.entries()]
       .filter(([, p]) => p.ackedSentAt !== undefined)
       .map(([id, p]) => ({ id, until: p.ackedSentAt! + this.t.fenceAfterMs }))
@@ -220,6 +280,7 @@ export class MembershipCore {
     if (q > now && Number.isFinite(q)) d = Math.min(d, q);
     for (const p of this.peers.values()) if (p.alive && p.lastHeard !== undefined) d = Math.min(d, p.lastHeard + this.t.deadAfterMs);
     if (this.proposal) d = Math.min(d, this.proposal.startedAt + this.proposalTimeout());
+    if (this.yieldState && !this.yieldState.active) d = Math.min(d, this.yieldState.since + 2 * this.t.renewMs);
     if (this.noProposeBefore > now) d = Math.min(d, this.noProposeBefore);
     return d;
   }
@@ -258,6 +319,7 @@ export class MembershipCore {
     switch (b.type) {
       case 'renew':
         p.pending = b.pending;
+        if (b.hears) { p.hears = b.hears; p.hearsAt = now; }
         this.maxSeenEpoch = Math.max(this.maxSeenEpoch, b.pending); // a new proposal must top it
         out.push({ to: from, body: { type: 'renewAck', sentAt: b.sentAt, member: this.counts(from), inc: this.cfg.incarnation } });
         break;
@@ -318,7 +380,8 @@ export class MembershipCore {
         break;
     }
     const r = this.evaluate(now);
-    return { out: [...out, ...r.out], events: [...events, ...r.events], rejected };
+    // A yielding node answers nothing (its peers must find it silent).
+    return { out: this.silent ? [] : [...out, ...r.out], events: [...events, ...r.events], rejected };
   }
 
   /** Whether a renew from `id` (its current incarnation) is acknowledged as coming from a member. */
@@ -357,6 +420,8 @@ export class MembershipCore {
         events.push(alive ? { type: 'peerAlive', node: id } : { type: 'peerDead', node: id, silentMs: now - (p.lastHeard ?? now) });
       }
     }
+    const y = this.updateYield(now);
+    if (y) events.push(y);
     // Proposals: the lowest-id live node coordinates.
     const live = this.liveRoster(now);
     const pr = this.proposal;
@@ -368,7 +433,7 @@ export class MembershipCore {
       const r = this.install(v, now);
       return { out: [...out, ...r.out], events: [...events, ...r.events] };
     }
-    if (!cur && live.members[0] === this.cfg.selfId && now >= this.noProposeBefore
+    if (!cur && !this.silent && live.members[0] === this.cfg.selfId && now >= this.noProposeBefore
       && (this.view.epoch === 0 || !sameRoster(live, this.view) || this.behind(live.members) || this.dangling(live.members))
       && isQuorum(live.members, this.cfg.nodeIds, this.cfg.tiebreaker)) {
       const epoch = Math.max(this.view.epoch, this.promised, this.maxSeenEpoch) + 1;
@@ -404,6 +469,7 @@ export class MembershipCore {
 
   private noQuorumReason(now: number): string {
     if (this.view.epoch === 0) return 'no membership view committed yet';
+    if (this.silent) return `yielding: node ${this.yieldState!.below} cannot be heard here while other nodes hear it (non-transitive partition); this node steps out`;
     if (!inRoster(this.view, this.cfg.selfId, this.cfg.incarnation)) return `this node is not a member of epoch ${this.view.epoch}`;
     const fresh = [...this.peers.entries()].filter(([, p]) => p.ackedSentAt !== undefined && now < p.ackedSentAt + this.t.fenceAfterMs).map(([id]) => id);
     return `only [${canonicalMembers([this.cfg.selfId, ...fresh])}] of ${this.cfg.nodeIds.length} nodes acknowledged this node's lease within ${this.t.fenceAfterMs} ms`;
@@ -415,6 +481,7 @@ export class MembershipCore {
       selfId: this.cfg.selfId, incarnation: this.cfg.incarnation, view: this.committed, inQuorum: now < q, quorumUntil: q,
       live: this.live(now), promised: this.promised,
       proposing: this.proposal ? { epoch: this.proposal.epoch, members: [...this.proposal.members], incs: [...this.proposal.incs] } : undefined,
+      yieldingTo: this.silent ? this.yieldState!.below : undefined,
       peers: [...this.peers.entries()].map(([id, p]) => ({
         id, alive: p.alive, inc: p.inc, epoch: p.epoch,
         lastHeardAgoMs: p.lastHeard === undefined ? undefined : now - p.lastHeard,
@@ -466,12 +533,16 @@ export function membershipDef(o: MembershipActorOptions): ActorDef<ActorState, M
   const core = o.core;
   const apply = (s: ActorState, step: Step, self: Ref<MembershipMsg>, sys: ActorSystem, log: import('bunyan')) => {
     for (const m of step.out) o.send(m.to, m.body);
-    if (step.events.some((e) => e.type === 'view')) {
+    if (step.events.some((e) => e.type === 'view') && !core.silent) {
       const now = o.clock.now();
       for (const id of core.cfg.nodeIds) if (id !== core.cfg.selfId) o.send(id, core.renew(now));
     }
     for (const ev of step.events) {
       if (ev.type === 'quorum' && !ev.has) log.warn({ event: ev }, `quorum lost: ${ev.reason}`);
+      else if (ev.type === 'yield') {
+        if (ev.active) log.warn({ event: ev }, `node ${ev.below} cannot be heard here but other nodes hear it (non-transitive partition): this node (higher id) yields, goes silent and self-fences`);
+        else log.warn({ event: ev }, `yield to node ${ev.below} over: renewing again`);
+      }
       else if (ev.type === 'peerDead') log.warn({ event: ev }, `node ${ev.node} is dead: nothing heard for ${ev.silentMs} ms`);
       else log.info({ event: ev }, `membership: ${ev.type}`);
       o.onEvent(ev);
@@ -514,7 +585,7 @@ export function membershipDef(o: MembershipActorOptions): ActorDef<ActorState, M
         }
         case 'linkUp':
           // Renew at once: a (re)joining node is seen within one message, not one interval.
-          o.send(msg.peer, core.renew(now));
+          if (!core.silent) o.send(msg.peer, core.renew(now));
           return s;
         case 'linkDown':
           return s; // liveness is the lease; a dropped link only means renewals stop arriving

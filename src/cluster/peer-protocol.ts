@@ -58,7 +58,11 @@ export type PeerBody =
    * sentAt: the sender's monotonic clock when sending, echoed in the ack; inc: the sender's
    * incarnation; pending: the epoch of a proposal it accepted that is not committed yet (0: none).
    */
-  | { type: 'renew'; sentAt: number; inc: number; pending: number }
+  /**
+   * hears: the nodes the sender heard within 1.5 renew intervals (not itself): how a node
+   * learns that a peer it cannot hear is alive for others (a non-transitive partition).
+   */
+  | { type: 'renew'; sentAt: number; inc: number; pending: number; hears?: number[] }
   /** member: the acker's current view (committed + any accepted proposal) includes the renewer's incarnation. */
   | { type: 'renewAck'; sentAt: number; member: boolean; inc: number }
   // --- membership / epoch agreement (members ascending; incs[i] is members[i]'s incarnation) ---
@@ -178,6 +182,13 @@ function members(o: Obj, k: string, where: string): number[] {
   return v as number[];
 }
 
+/** A list of node ids, strictly ascending, possibly empty. */
+function nodeList(o: Obj, k: string, where: string): number[] {
+  const v = o[k];
+  if (Array.isArray(v) && v.length === 0) return [];
+  return members(o, k, where);
+}
+
 function incs(o: Obj, k: string, where: string, count: number): number[] {
   const v = o[k];
   if (!Array.isArray(v) || v.length !== count) fail(`${where}: field '${k}' must be a list of ${count} incarnations (one per member)`);
@@ -214,7 +225,10 @@ const BODY_VALIDATORS: { [T in PeerMessageType]: (b: Obj, w: string) => PeerBody
     return { type: 'refuse', code: code as RefuseCode, reason: str(b, 'reason', w, MAX_REASON, false) };
   },
   bye: (b, w) => ({ type: 'bye', reason: str(b, 'reason', w, MAX_REASON, false) }),
-  renew: (b, w) => ({ type: 'renew', sentAt: time(b, 'sentAt', w), inc: inc(b, 'inc', w), pending: uint(b, 'pending', w) }),
+  renew: (b, w) => ({
+    type: 'renew', sentAt: time(b, 'sentAt', w), inc: inc(b, 'inc', w), pending: uint(b, 'pending', w),
+    ...(b.hears === undefined ? {} : { hears: nodeList(b, 'hears', w) }),
+  }),
   renewAck: (b, w) => ({ type: 'renewAck', sentAt: time(b, 'sentAt', w), member: bool(b, 'member', w), inc: inc(b, 'inc', w) }),
   propose: (b, w) => {
     const m = members(b, 'members', w);

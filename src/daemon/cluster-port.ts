@@ -99,6 +99,7 @@ export class TcpClusterPort implements ClusterPort {
       quorumForMs: Number.isFinite(st.quorumUntil) ? Math.max(0, Math.round(st.quorumUntil - now)) : null,
       live: st.live,
       proposing: st.proposing ?? null,
+      yieldingTo: st.yieldingTo ?? null,
       faults: { blocked: [...this.fault.blocked], drop: this.fault.drop, delayMs: this.fault.delayMs },
       lockMessages: { ...this.channel.stats },
       peers: this.o.config.peers.map((p) => {

@@ -53,6 +53,18 @@ export class Nemesis {
     }));
   }
 
+  /** Cut only the links between the nodes of each pair; every other link stays up. */
+  async cut(pairs: Array<[number, number]>): Promise<void> {
+    this.record('cut', [...new Set(pairs.flat())].sort((a, b) => a - b), { pairs });
+    const blocked = new Map<number, number[]>();
+    for (const [a, b] of pairs) {
+      blocked.set(a, [...(blocked.get(a) ?? []), b]);
+      blocked.set(b, [...(blocked.get(b) ?? []), a]);
+    }
+    await Promise.all([...blocked].filter(([id]) => this.cluster.run.get(id) === 'up')
+      .map(([id, peers]) => this.cluster.fault(id, { action: 'partition', peers })));
+  }
+
   async heal(): Promise<void> {
     const ids = this.cluster.upIds();
     this.record('heal', ids, undefined, true);
@@ -96,7 +108,7 @@ export interface RandomFaultHooks {
  * recover. Reproducible from the PRNG's seed (the timing of the cluster is not).
  */
 export async function randomNemesis(n: Nemesis, cluster: ClusterUnderTest, rng: Prng, hooks: RandomFaultHooks, opts: { durationMs: number; faults?: NemesisFault[]; gapMs?: [number, number] }): Promise<void> {
-  const kinds: NemesisFault[] = opts.faults ?? ['kill', 'pause', 'partition', 'drop', 'delay', 'reset-links', 'gc-pause', 'kill-master'];
+  const kinds: NemesisFault[] = opts.faults ?? ['kill', 'pause', 'partition', 'cut', 'drop', 'delay', 'reset-links', 'gc-pause', 'kill-master'];
   const lease = cluster.leaseMs;
   const end = Date.now() + opts.durationMs;
   const [glo, ghi] = opts.gapMs ?? [lease, 2 * lease];
@@ -134,6 +146,14 @@ export async function randomNemesis(n: Nemesis, cluster: ClusterUnderTest, rng: 
         const rest = cluster.ids.filter((id) => !cut.includes(id));
         await n.partition([rest, cut]);
         await sleep(holdMs);
+        await n.heal();
+        break;
+      }
+      case 'cut': {
+        if (up.length < 3) break;
+        const [a, b] = pickVictims(2);
+        await n.cut([[a!, b!]]);
+        await sleep(holdMs + 3 * lease); // long enough for the higher id to yield and the view to change
         await n.heal();
         break;
       }

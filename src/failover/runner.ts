@@ -209,6 +209,12 @@ export async function runScenario(sc: Scenario, opts: RunOptions): Promise<RunRe
       case 'heal': beforeFault(); await nemesis.heal(); return;
       case 'drop': beforeFault(); await nemesis.drop(s.fraction, await resolveAll(s.nodes)); return;
       case 'delay': beforeFault(); await nemesis.delay(s.ms, await resolveAll(s.nodes)); return;
+      case 'cut': {
+        beforeFault();
+        const pairs = await Promise.all(s.pairs.map(async (p) => [await one(p[0]!), await one(p[1]!)] as [number, number]));
+        await nemesis.cut(pairs);
+        return;
+      }
       case 'reset-links': beforeFault(); await nemesis.resetLinks(await resolveAll(s.nodes)); return;
       case 'rolling-restart': {
         for (const id of cluster.ids) {

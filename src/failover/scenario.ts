@@ -50,6 +50,8 @@ export type Step =
   | { do: 'heal' }
   | { do: 'drop'; fraction: number; nodes?: NodeRef[] }
   | { do: 'delay'; ms: number; nodes?: NodeRef[] }
+  /** Cut the links between the nodes of each pair only (a non-transitive partition: both still reach the others). */
+  | { do: 'cut'; pairs: NodeRef[][] }
   /** Close every peer link of these nodes once (they reconnect at once; in-flight messages are lost). */
   | { do: 'reset-links'; nodes?: NodeRef[] }
   /** Restart every node in turn (SIGTERM, or kill -9 with hard: true), waiting for the cluster to re-form after each. */
@@ -61,7 +63,7 @@ export type Step =
   /** Like wait, but the run goes on after a failed assertion (recorded as a violation). */
   | { do: 'assert'; until: Condition; withinMs?: number; withinLeases?: number; text?: string };
 
-export type NemesisFault = 'kill' | 'pause' | 'partition' | 'drop' | 'delay' | 'reset-links' | 'gc-pause' | 'kill-master';
+export type NemesisFault = 'kill' | 'pause' | 'partition' | 'cut' | 'drop' | 'delay' | 'reset-links' | 'gc-pause' | 'kill-master';
 
 export interface Scenario {
   name: string;
@@ -75,6 +77,11 @@ export interface Scenario {
   /** Resource names are r0..r(n-1); default 3. */
   resources?: number;
   steps: Step[];
+}
+
+/** The usual opening: start every node, start `clients` workload clients, wait for `grants` grants. */
+export function warmUp(clients = 6, grants = 20): Step[] {
+  return [{ do: 'start' }, { do: 'clients', count: clients }, { do: 'wait', until: { grants }, withinMs: 5000 }];
 }
 
 /** The bound of a wait/assert step, in ms. */

@@ -1,5 +1,5 @@
 /** Five nodes, two die at once (one of them an r0 holder): the three survivors still have quorum. */
-import type { Scenario } from '../../src/failover/scenario';
+import { Scenario, warmUp } from '../../src/failover/scenario';
 
 export const scenario: Scenario = {
   name: 'double-failure',
@@ -7,9 +7,7 @@ export const scenario: Scenario = {
   nodes: 5,
   leaseMs: 2000,
   steps: [
-    { do: 'start' },
-    { do: 'clients', count: 10 },
-    { do: 'wait', until: { grants: 30 }, withinMs: 5000 },
+    ...warmUp(10, 30),
     { do: 'kill', node: { holderOf: 'r0' }, as: 'first' },
     { do: 'kill', node: { random: true, not: ['first'] }, as: 'second' },
     { do: 'assert', until: { recovered: true }, withinLeases: 4, withinMs: 2000, text: 'three survivors recover' },

@@ -4,7 +4,7 @@
  * it, or storage fenced by tokens would refuse every new holder (token-order violations,
  * and the store rejects their writes).
  */
-import type { Scenario } from '../../src/failover/scenario';
+import { Scenario, warmUp } from '../../src/failover/scenario';
 
 export const scenario: Scenario = {
   name: 'full-restart',
@@ -12,9 +12,7 @@ export const scenario: Scenario = {
   nodes: 3,
   leaseMs: 1500,
   steps: [
-    { do: 'start' },
-    { do: 'clients', count: 6 },
-    { do: 'wait', until: { grants: 30 }, withinMs: 5000 },
+    ...warmUp(6, 30),
     { do: 'kill', node: 1 },
     { do: 'kill', node: 2 },
     { do: 'kill', node: 3 },

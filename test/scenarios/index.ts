@@ -14,10 +14,11 @@ import { scenario as standaloneRestart } from './standalone-restart';
 import { scenario as standaloneGcPause } from './standalone-gc-pause';
 import { scenario as fullRestart } from './full-restart';
 import { scenario as lossyLinks } from './lossy-links';
+import { scenario as nonTransitive } from './non-transitive-partition';
 
 export const SCENARIOS: Scenario[] = [
   killHolder, killMaster, pauseHolder, gcPauseClient, partitionMinority, twoNodePartition,
-  doubleFailure, killDuringRecovery, rollingRestart, fullRestart, lossyLinks, random, standaloneRestart, standaloneGcPause,
+  doubleFailure, killDuringRecovery, rollingRestart, fullRestart, lossyLinks, nonTransitive, random, standaloneRestart, standaloneGcPause,
 ];
 
 /** What CI runs with fixed seeds (random runs separately over a batch of seeds). */

@@ -8,7 +8,7 @@
  * 2000 ms leaves room for that): the recovery records and barriers then take at least that
  * long, and the second kill lands while a node reports 'recovering'.
  */
-import type { Scenario } from '../../src/failover/scenario';
+import { Scenario, warmUp } from '../../src/failover/scenario';
 
 export const scenario: Scenario = {
   name: 'kill-during-recovery',
@@ -16,9 +16,7 @@ export const scenario: Scenario = {
   nodes: 5,
   leaseMs: 2000,
   steps: [
-    { do: 'start' },
-    { do: 'clients', count: 10 },
-    { do: 'wait', until: { grants: 30 }, withinMs: 5000 },
+    ...warmUp(10, 30),
     { do: 'delay', ms: 250 },
     { do: 'sleep', ms: 500 },
     { do: 'kill', node: { holderOf: 'r0' }, as: 'first' },

@@ -1,5 +1,5 @@
 /** kill -9 the node of a client holding r0 in PW/EX; the survivors recover and serve every waiter. */
-import type { Scenario } from '../../src/failover/scenario';
+import { Scenario, warmUp } from '../../src/failover/scenario';
 
 export const scenario: Scenario = {
   name: 'kill-holder',
@@ -7,9 +7,7 @@ export const scenario: Scenario = {
   nodes: 3,
   leaseMs: 2000,
   steps: [
-    { do: 'start' },
-    { do: 'clients', count: 6 },
-    { do: 'wait', until: { grants: 20 }, withinMs: 5000 },
+    ...warmUp(),
     { do: 'kill', node: { holderOf: 'r0' }, as: 'victim' },
     { do: 'assert', until: { recovered: true }, withinLeases: 4, withinMs: 2000, text: 'survivors recover' },
     { do: 'assert', until: { grants: 10 }, withinLeases: 2, text: 'grants resume after recovery' },

@@ -1,5 +1,5 @@
 /** kill -9 the master of r0 (which may hold no lock itself): its resources are rebuilt elsewhere. */
-import type { Scenario } from '../../src/failover/scenario';
+import { Scenario, warmUp } from '../../src/failover/scenario';
 
 export const scenario: Scenario = {
   name: 'kill-master',
@@ -7,9 +7,7 @@ export const scenario: Scenario = {
   nodes: 3,
   leaseMs: 2000,
   steps: [
-    { do: 'start' },
-    { do: 'clients', count: 6 },
-    { do: 'wait', until: { grants: 20 }, withinMs: 5000 },
+    ...warmUp(),
     { do: 'kill', node: { masterOf: 'r0' }, as: 'victim' },
     { do: 'assert', until: { recovered: true }, withinLeases: 4, withinMs: 2000, text: 'survivors recover' },
     { do: 'assert', until: { grants: 5, resource: 'r0' }, withinLeases: 2, text: 'r0 is granted again under a new master' },

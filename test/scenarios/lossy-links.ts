@@ -4,7 +4,7 @@
  * reset three times. Lock traffic lost this way is sent again (the DLM channel), so grants
  * go on during the faults, not only after them, and nothing is granted twice.
  */
-import type { Scenario } from '../../src/failover/scenario';
+import { Scenario, warmUp } from '../../src/failover/scenario';
 
 export const scenario: Scenario = {
   name: 'lossy-links',
@@ -12,9 +12,7 @@ export const scenario: Scenario = {
   nodes: 3,
   leaseMs: 1500,
   steps: [
-    { do: 'start' },
-    { do: 'clients', count: 6 },
-    { do: 'wait', until: { grants: 20 }, withinMs: 5000 },
+    ...warmUp(),
     { do: 'drop', fraction: 0.2 },
     { do: 'reset-links' },
     { do: 'sleep', ms: 400 },

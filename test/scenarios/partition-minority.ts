@@ -1,5 +1,5 @@
 /** Partition {holder's node} | {the rest}: the minority self-fences, the majority goes on; then heal. */
-import type { Scenario } from '../../src/failover/scenario';
+import { Scenario, warmUp } from '../../src/failover/scenario';
 
 export const scenario: Scenario = {
   name: 'partition-minority',
@@ -7,9 +7,7 @@ export const scenario: Scenario = {
   nodes: 3,
   leaseMs: 2000,
   steps: [
-    { do: 'start' },
-    { do: 'clients', count: 6 },
-    { do: 'wait', until: { grants: 20 }, withinMs: 5000 },
+    ...warmUp(),
     { do: 'partition', isolate: { holderOf: 'r0' }, as: 'minority' },
     { do: 'assert', until: { recovered: true }, withinLeases: 4, withinMs: 2000, text: 'the majority recovers' },
     { do: 'assert', until: { node: 'minority', state: 'no-quorum' }, withinLeases: 3, text: 'the minority knows it has no quorum' },

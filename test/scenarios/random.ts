@@ -1,5 +1,5 @@
 /** The randomized nemesis: a seeded mix of kills, pauses, partitions, message loss and delay, GC pauses. */
-import type { Scenario } from '../../src/failover/scenario';
+import { Scenario, warmUp } from '../../src/failover/scenario';
 
 export const scenario: Scenario = {
   name: 'random',
@@ -7,9 +7,7 @@ export const scenario: Scenario = {
   nodes: 3,
   leaseMs: 1500,
   steps: [
-    { do: 'start' },
-    { do: 'clients', count: 6 },
-    { do: 'wait', until: { grants: 20 }, withinMs: 5000 },
+    ...warmUp(),
     { do: 'nemesis', durationMs: 20000 },
     { do: 'wait', until: { formed: true }, withinLeases: 6, withinMs: 4000 },
     { do: 'assert', until: { grants: 20 }, withinLeases: 3, text: 'grants continue after the nemesis' },

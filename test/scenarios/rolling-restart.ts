@@ -1,5 +1,5 @@
 /** Restart every node in turn (clean SIGTERM), under load, waiting for the cluster after each. */
-import type { Scenario } from '../../src/failover/scenario';
+import { Scenario, warmUp } from '../../src/failover/scenario';
 
 export const scenario: Scenario = {
   name: 'rolling-restart',
@@ -7,9 +7,7 @@ export const scenario: Scenario = {
   nodes: 3,
   leaseMs: 1500,
   steps: [
-    { do: 'start' },
-    { do: 'clients', count: 6 },
-    { do: 'wait', until: { grants: 20 }, withinMs: 5000 },
+    ...warmUp(),
     { do: 'rolling-restart', gapMs: 300 },
     { do: 'assert', until: { grants: 20 }, withinLeases: 2, text: 'grants continue after the last restart' },
     { do: 'sleep', ms: 1000 },

@@ -3,7 +3,7 @@
  * to end (clients, lost locks, reconnects, the fenced store, final lock listing) without the
  * cluster layer.
  */
-import type { Scenario } from '../../src/failover/scenario';
+import { Scenario, warmUp } from '../../src/failover/scenario';
 
 export const scenario: Scenario = {
   name: 'standalone-restart',
@@ -11,9 +11,7 @@ export const scenario: Scenario = {
   nodes: 1,
   leaseMs: 1500,
   steps: [
-    { do: 'start' },
-    { do: 'clients', count: 4 },
-    { do: 'wait', until: { grants: 20 }, withinMs: 5000 },
+    ...warmUp(4),
     { do: 'kill', node: 1, as: 'victim' },
     { do: 'sleep', ms: 500 },
     { do: 'restart', node: 'victim', wait: true },

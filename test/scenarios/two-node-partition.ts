@@ -1,5 +1,5 @@
 /** A two-node cluster split in two: only the tiebreaker side may go on granting. */
-import type { Scenario } from '../../src/failover/scenario';
+import { Scenario, warmUp } from '../../src/failover/scenario';
 
 export const scenario: Scenario = {
   name: 'two-node-partition',
@@ -7,9 +7,7 @@ export const scenario: Scenario = {
   nodes: 2,
   leaseMs: 2000,
   steps: [
-    { do: 'start' },
-    { do: 'clients', count: 4 },
-    { do: 'wait', until: { grants: 20 }, withinMs: 5000 },
+    ...warmUp(4),
     { do: 'partition', sides: [[1], [2]] },
     { do: 'assert', until: { recovered: true }, withinLeases: 4, withinMs: 2000, text: 'one side (the tiebreaker) runs' },
     { do: 'sleep', ms: 3000 },
