@@ -1,6 +1,8 @@
 /** PeerLink robustness: a misbehaving authenticated peer (garbage, oversized, truncated,
- *  out-of-order or duplicate frames) is dropped while the other links keep working;
- *  reconnect after either end restarts; bounded send queue; the address check. */
+ *  out-of-order or duplicate frames) and an on-path attacker (frames with a wrong, missing,
+ *  replayed or reflected MAC, also when they arrive with the handshake's last message) are
+ *  dropped while the other links keep working; reconnect after either end restarts; bounded
+ *  send queue; the address check. */
 import { expect } from 'chai';
 import * as net from 'node:net';
 import bunyan from 'bunyan';
@@ -8,13 +10,25 @@ import { ActorSystem } from '../src/actors/actor';
 import { ManualClock, systemClock } from '../src/util/clock';
 import { Connection, SimNetwork, TcpNetwork } from '../src/cluster/network';
 import { PeerTransport } from '../src/cluster/transport';
-import { runInitiator } from '../src/cluster/handshake';
+import { EstablishedSession, runInitiator, runResponder } from '../src/cluster/handshake';
 import type { ClusterOptions } from '../src/cluster/options';
 import type { LinkEvent, SendResult } from '../src/cluster/peer-link';
-import { encodePeerMessage, PeerMessage } from '../src/cluster/peer-protocol';
-import { encodeFrame } from '../src/wire/frame';
+import { encodePeerMessage, PeerBody, PeerMessage, toWire, validatePeerMessage } from '../src/cluster/peer-protocol';
+import { computeProof, frameMac, makeNonce, openFrame, ProofInput, SessionKeys, sessionKeys } from '../src/cluster/auth';
+import { decodePayload as decodeMsgpack, encodeFrame, FrameDecoder } from '../src/wire/frame';
 
 const KEY = Buffer.from('0123456789abcdef0123456789abcdef');
+
+/** The msgpack bytes of a wire object (a frame payload without its MAC). */
+const msgpackOf = (wire: unknown) => encodeFrame(wire, 1 << 20).subarray(4);
+/** bytes + MAC(key, seq, bytes), length-prefixed: a frame as a PeerLink writes it. */
+function macFrame(bytes: Buffer, key: Buffer, seq: number): Buffer {
+  const payload = Buffer.concat([bytes, frameMac(key, seq, bytes)]);
+  const len = Buffer.alloc(4);
+  len.writeUInt32BE(payload.length, 0);
+  return Buffer.concat([len, payload]);
+}
+const peerWire = (from: number, to: number, seq: number, body: PeerBody) => toWire({ hdr: { from, to, epoch: 0, seq }, body });
 
 async function freePorts(n: number): Promise<number[]> {
   const servers = await Promise.all(Array.from({ length: n }, () => new Promise<net.Server>((res) => {
@@ -48,6 +62,16 @@ async function startNode(cfg: ClusterOptions, extra: Partial<ConstructorParamete
   return { t, got, events, ring, system };
 }
 
+/** Node 1 played by the test: dials node 2 on 127.0.0.1:port and runs a correct handshake. */
+async function dialAs1(port: number): Promise<{ conn: Connection; s: EstablishedSession }> {
+  const conn = await new TcpNetwork().connect('127.0.0.1', port);
+  const s = await runInitiator(conn, {
+    selfId: 1, peerId: 2, cluster: 'test', key: KEY, clock: systemClock, timeoutMs: 2000, maxFrameBytes: 4096,
+    log: bunyan.createLogger({ name: 'fake', level: 'fatal' }),
+  });
+  return { conn, s };
+}
+
 async function until(cond: () => boolean, ms = 3000, what = 'condition'): Promise<void> {
   const end = Date.now() + ms;
   while (!cond()) {
@@ -76,26 +100,54 @@ describe('peer links', function () {
     });
     after(async () => { await stop(n2, n3); });
 
-    /** Node 1 played by the test: a correct handshake, then whatever the case writes. */
-    async function fakeNode1(): Promise<{ conn: Connection; seq: number; send(body: PeerMessage['body'], seq?: number): void }> {
-      const conn = await new TcpNetwork().connect('127.0.0.1', ports[1]);
-      const s = await runInitiator(conn, {
-        selfId: 1, peerId: 2, cluster: 'test', key: KEY, clock: systemClock, timeoutMs: 2000, maxFrameBytes: 4096,
-        log: bunyan.createLogger({ name: 'fake', level: 'fatal' }),
-      });
-      const f: { conn: Connection; seq: number; send(body: PeerMessage["body"], seq?: number): void } = { conn, seq: s.sendSeq, send(body: PeerMessage['body'], seq = f.seq++) { conn.write(encodePeerMessage({ hdr: { from: 1, to: 2, epoch: 0, seq }, body })); } };
+    /**
+     * Node 1 played by the test: a correct handshake, then whatever the case writes. `seq` is
+     * the header sequence number of the next message (a case may lie in it); `pos` the frame's
+     * position in the stream, which node 2 checks the MAC against. frame() builds a frame MAC'd
+     * like a PeerLink does unless told otherwise; put() writes one as the next position.
+     */
+    interface FakeNode {
+      conn: Connection; keys: SessionKeys; seq: number; pos: number; written: Buffer[];
+      frame(bytes: Buffer, o?: { key?: Buffer; macSeq?: number }): Buffer;
+      put(frame: Buffer): void;
+      send(body: PeerBody, seq?: number): void;
+    }
+    async function fakeNode1(): Promise<FakeNode> {
+      const { conn, s } = await dialAs1(ports[1]);
+      const f: FakeNode = {
+        conn, keys: s.keys, seq: s.sendSeq, pos: s.sendSeq, written: [],
+        frame: (bytes, o = {}) => macFrame(bytes, o.key ?? s.keys.send, o.macSeq ?? f.pos),
+        put: (frame) => { f.written.push(frame); f.pos++; conn.write(frame); },
+        send: (body, seq = f.seq++) => f.put(f.frame(msgpackOf(peerWire(1, 2, seq, body)))),
+      };
       return f;
     }
+    const flip = (buf: Buffer, at: number) => { const b = Buffer.from(buf); b[at] ^= 0x01; return b; };
+    const ping = (f: FakeNode, token: number) => msgpackOf(peerWire(1, 2, f.seq, { type: 'ping', token }));
+    const MAC_MISMATCH = /frame MAC mismatch at sequence \d+/;
+    const FORGED = 666;
 
-    const cases: Array<[string, (f: Awaited<ReturnType<typeof fakeNode1>>) => void, RegExp]> = [
-      ['an invalid message', (f) => f.conn.write(encodeFrame({ magic: 'MXFS', ver: 1, type: 'renew', from: 1, to: 2, epoch: 0, seq: f.seq, body: { sentAt: 'soon' } }, 4096)), /invalid message: 'renew': field 'sentAt' must be a finite number/],
-      ['undecodable bytes', (f) => f.conn.write(Buffer.from([0, 0, 0, 2, 0x92, 0x01])), /undecodable frame/],
+    const cases: Array<[string, (f: FakeNode) => void, RegExp]> = [
+      ['an invalid message', (f) => f.put(f.frame(msgpackOf({ magic: 'MXFS', ver: 1, type: 'renew', from: 1, to: 2, epoch: 0, seq: f.seq, body: { sentAt: 'soon' } }))), /invalid message: 'renew': field 'sentAt' must be a finite number/],
+      ['undecodable bytes', (f) => f.put(f.frame(Buffer.from([0x92, 0x01]))), /undecodable frame/],
       ['an oversized frame', (f) => f.conn.write(Buffer.from('GARBAGE!GARBAGE!')), /exceeds the limit of 4096/],
       ['an out-of-order sequence number', (f) => { f.send({ type: 'ping', token: 1 }, f.seq + 1); }, /sequence gap: got \d+, expected \d+/],
       ['a duplicate sequence number', (f) => { f.send({ type: 'ping', token: 1 }); f.send({ type: 'ping', token: 2 }, f.seq - 1); }, /duplicate or replayed sequence/],
-      ['a frame claiming another sender', (f) => f.conn.write(encodePeerMessage({ hdr: { from: 3, to: 2, epoch: 0, seq: f.seq }, body: { type: 'ping', token: 1 } })), /claims 3->2 on the link 1->2/],
+      ['a frame claiming another sender', (f) => f.put(f.frame(msgpackOf(peerWire(3, 2, f.seq, { type: 'ping', token: 1 })))), /claims 3->2 on the link 1->2/],
       ['a handshake message after the handshake', (f) => f.send({ type: 'welcome' }), /handshake message 'welcome' on an established link/],
       ['a truncated frame and a close', (f) => { f.conn.write(Buffer.from([0, 0, 0, 50, 0x80])); setTimeout(() => f.conn.close(), 20); }, /truncated frame: 5 bytes/],
+      // An on-path attacker, without the session keys:
+      ['a flipped payload byte', (f) => f.put(flip(f.frame(ping(f, FORGED)), 4 + 3)), MAC_MISMATCH],
+      ['a flipped MAC byte', (f) => { const fr = f.frame(ping(f, FORGED)); f.put(flip(fr, fr.length - 1)); }, MAC_MISMATCH],
+      ['a frame without a MAC', (f) => f.put(encodePeerMessage({ hdr: { from: 1, to: 2, epoch: 0, seq: f.seq }, body: { type: 'ping', token: FORGED } })), MAC_MISMATCH],
+      ['a frame too short to carry a MAC', (f) => f.put(Buffer.from([0, 0, 0, 1, 0xc0])), /frame MAC mismatch: a frame of 1 bytes cannot carry its 16-byte MAC/],
+      // The earlier 'ping' again, byte for byte: its MAC is for the sequence number it had then.
+      ['a replay of an earlier frame', (f) => f.put(f.written[0]), MAC_MISMATCH],
+      // Right header sequence number, valid MAC, but computed for another position.
+      ['a frame MAC\'d for another sequence number', (f) => f.put(f.frame(ping(f, FORGED), { macSeq: f.pos - 1 })), MAC_MISMATCH],
+      ['a frame MAC\'d for another sequence number (2^32 apart)', (f) => f.put(f.frame(ping(f, FORGED), { macSeq: f.pos + 2 ** 32 })), MAC_MISMATCH],
+      // A frame node 2 itself sent (the other direction's key), reflected back at it.
+      ['a frame MAC\'d with the other direction\'s key', (f) => f.put(f.frame(ping(f, FORGED), { key: f.keys.recv })), MAC_MISMATCH],
     ];
     for (const [what, act, reason] of cases) {
       it(`drops the link on ${what}, logs why, and 2<->3 still works`, async () => {
@@ -108,6 +160,8 @@ describe('peer links', function () {
         await until(() => downs(n2, 1).length > before, 2000, 'link dropped');
         expect(downs(n2, 1).at(-1)!.reason).to.match(reason);
         expect(n2.ring.records.some((r: { msg: string }) => reason.test(r.msg))).to.equal(true);
+        const pings = (token: number) => n2.got.filter((m) => m.hdr.from === 1 && m.body.type === 'ping' && m.body.token === token).length;
+        expect([pings(99), pings(FORGED)], 'the valid ping once, the forged or replayed frame never').to.deep.equal([1, 0]);
         await until(() => f.conn.closed, 2000, 'connection closed');
         const n = n3.got.length;
         expect(await n2.t.sendAndWait(3, { type: 'ping', token: n })).to.equal('sent');
@@ -115,6 +169,31 @@ describe('peer links', function () {
         n2.got.length = 0;
       });
     }
+  });
+
+  it("MACs every frame it sends, 'bye' included, with its own direction's key and the frame's sequence number", async () => {
+    const ports = await freePorts(2);
+    const [, c2] = configs([1, 2], ports);
+    const n2 = await startNode(c2);
+    let stopped = false;
+    try {
+      const { conn, s } = await dialAs1(ports[1]);
+      const frames: Buffer[] = [...s.pending];
+      for (const chunk of s.stash) frames.push(...s.decoder.pushRaw(chunk));
+      conn.onData((chunk) => frames.push(...s.decoder.pushRaw(chunk)));
+      await until(() => ups(n2, 1) === 1, 2000, 'link up');
+      expect(await n2.t.sendAndWait(1, { type: 'ping', token: 7 })).to.equal('sent');
+      await until(() => frames.length === 1, 2000, 'ping received');
+      await stop(n2);
+      stopped = true;
+      await until(() => frames.length === 2, 2000, 'bye received');
+      const opened = frames.map((f, i) => openFrame(s.keys.recv, s.recvSeq + i, f));
+      expect(opened.every((b) => b !== undefined), 'valid under the responder->initiator key').to.equal(true);
+      expect(opened.map((b) => validatePeerMessage(decodeMsgpack(b!)).body.type)).to.deep.equal(['ping', 'bye']);
+      expect(frames.map((f, i) => openFrame(s.keys.send, s.recvSeq + i, f)), 'not under the other direction\'s key').to.deep.equal([undefined, undefined]);
+      expect(openFrame(s.keys.recv, s.recvSeq + 1, frames[0]), 'not at another position').to.equal(undefined);
+      conn.destroy();
+    } finally { if (!stopped) await stop(n2); }
   });
 
   it('reconnects after the remote end restarts (either end)', async () => {
@@ -163,6 +242,78 @@ describe('peer links under SimNetwork', () => {
       onMessage: () => undefined, onLinkEvent: (e) => events.push(e), ...o,
     });
     return { t, system };
+  }
+
+  /**
+   * Node 1 played by hand: dials node 2 (10.0.0.2:7600), sends its hello and reads the
+   * challenge; returns its 'auth' frame unsent, so a test can write it together with what
+   * follows it, in one write (one chunk on arrival).
+   */
+  async function handDialer(sim: SimNetwork, clock: ManualClock) {
+    const connecting = sim.host(1, '10.0.0.1').connect('10.0.0.2', 7600);
+    await settle(clock, 10);
+    const conn = await connecting;
+    const dec = new FrameDecoder(1 << 20);
+    const frames: Buffer[] = [];
+    conn.onData((chunk) => frames.push(...dec.pushRaw(chunk)));
+    const nonceI = makeNonce();
+    conn.write(encodePeerMessage({ hdr: { from: 1, to: 2, epoch: 0, seq: 0 }, body: { type: 'hello', cluster: 'test', nonce: nonceI } }));
+    await settle(clock, 10);
+    const challenge = validatePeerMessage(decodeMsgpack(frames[0])).body;
+    if (challenge.type !== 'challenge') throw new Error(`expected a challenge, got '${challenge.type}'`);
+    const p: ProofInput = { cluster: 'test', initiatorNonce: nonceI, responderNonce: challenge.nonce, initiatorId: 1, responderId: 2 };
+    const auth = encodePeerMessage({ hdr: { from: 1, to: 2, epoch: 0, seq: 1 }, body: { type: 'auth', proof: computeProof(KEY, p, 'initiator') } });
+    return { conn, auth, keys: sessionKeys(KEY, p, 'initiator') };
+  }
+  /** A ping from node 1 at `seq` (2 is the first after the handshake), MAC'd with `key`. */
+  const pingAt = (seq: number, key: Buffer, token: number) => macFrame(msgpackOf(peerWire(1, 2, seq, { type: 'ping', token })), key, seq);
+
+  it("hands what arrived with the handshake's last message to the link as raw frames, MAC and all", async () => {
+    const clock = new ManualClock();
+    const sim = new SimNetwork(clock);
+    let session: EstablishedSession | undefined;
+    await sim.host(2, '10.0.0.2').listen('10.0.0.2', 7600, (conn) => {
+      void runResponder(conn, {
+        selfId: 2, cluster: 'test', key: KEY, clock, timeoutMs: 1000, maxFrameBytes: 4096, log,
+        peerAddress: (id) => (id === 1 ? '10.0.0.1' : undefined), mayDial: () => undefined,
+      }).then((s) => { session = s; });
+    });
+    const d = await handDialer(sim, clock);
+    const extra = [pingAt(2, d.keys.send, 5), pingAt(3, d.keys.recv, 6)]; // the second one is MAC'd with the wrong key
+    d.conn.write(Buffer.concat([d.auth, ...extra]));
+    await settle(clock, 10);
+    expect(session, 'handshake done').to.not.equal(undefined);
+    const s = session!;
+    expect(s.pending.map((f) => f.toString('hex')), 'undecoded, unchecked payloads').to.deep.equal(extra.map((f) => f.subarray(4).toString('hex')));
+    expect([s.keys.recv.equals(d.keys.send), s.keys.send.equals(d.keys.recv)], 'both ends derive the same key per direction').to.deep.equal([true, true]);
+    expect(openFrame(s.keys.recv, s.recvSeq, s.pending[0])).to.not.equal(undefined);
+    expect(openFrame(s.keys.recv, s.recvSeq + 1, s.pending[1])).to.equal(undefined);
+    s.conn.destroy();
+  });
+
+  for (const [what, good] of [['a valid frame is delivered', true], ['a frame with a wrong MAC drops the link', false]] as const) {
+    it(`checks frames that arrived with the handshake's last message: ${what}`, async () => {
+      const clock = new ManualClock();
+      const sim = new SimNetwork(clock);
+      const [, c2] = cfgs();
+      const n2 = await startNode(c2, { network: sim.host(2, '10.0.0.2'), clock, random: () => 0.5 });
+      const { got, events, ring } = n2;
+      const d = await handDialer(sim, clock);
+      d.conn.write(Buffer.concat([d.auth, pingAt(2, good ? d.keys.send : d.keys.recv, 5), pingAt(3, d.keys.send, 6)]));
+      await settle(clock, 20);
+      expect(events.filter((e) => e.type === 'up').length, 'link up').to.equal(1);
+      if (good) {
+        expect(got.map((m) => m.body)).to.deep.equal([{ type: 'ping', token: 5 }, { type: 'ping', token: 6 }]);
+        expect(events.some((e) => e.type === 'down')).to.equal(false);
+      } else {
+        expect(got, 'nothing delivered').to.deep.equal([]);
+        const down = events.find((e) => e.type === 'down') as Extract<LinkEvent, { type: 'down' }>;
+        expect(down?.reason).to.match(/frame MAC mismatch at sequence 2/);
+        expect(ring.records.some((r: { msg: string }) => /dropping link to node 1: frame MAC mismatch at sequence 2/.test(r.msg))).to.equal(true);
+        expect(d.conn.closed, 'connection closed').to.equal(true);
+      }
+      await stop(n2);
+    });
   }
 
   it('refuses a peer connecting from an address other than its configured one', async () => {

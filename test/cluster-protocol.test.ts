@@ -1,17 +1,21 @@
 /** The peer wire format and the authentication primitives: every message round-trips,
  *  garbage / wrong magic / wrong version / unknown or reserved types are refused with a
- *  clear error, and random input only ever produces PeerProtocolError. */
+ *  clear error, and random input only ever produces PeerProtocolError; proofs, per-direction
+ *  session keys and frame MACs are bound to what they must be bound to. */
 import { expect } from 'chai';
 import fc from 'fast-check';
+import { createHmac } from 'node:crypto';
 import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FrameDecoder } from '../src/wire/frame';
+import { decodePayload, encodeFrameWithTrailer, FrameDecoder } from '../src/wire/frame';
 import {
   encodePeerMessage, EPOCH_RULE, PeerBody, PeerProtocolError, PEER_PROTOCOL_VERSION, RESERVED_PEER_TYPES,
   toWire, validatePeerMessage,
 } from '../src/cluster/peer-protocol';
-import { computeProof, loadClusterKey, makeNonce, ProofInput, verifyProof } from '../src/cluster/auth';
+import {
+  computeProof, FRAME_MAC_BYTES, frameMac, loadClusterKey, makeNonce, openFrame, ProofInput, sessionKeys, verifyProof,
+} from '../src/cluster/auth';
 import { leaseTimes } from '../src/cluster/options';
 import { backoffDelay } from '../src/cluster/peer-link';
 
@@ -116,6 +120,54 @@ describe('authentication primitives', () => {
     expect(verifyProof(key, { ...p, initiatorId: 3 }, 'initiator', proof), 'other id').to.equal(false);
     expect(verifyProof(key, { ...p, cluster: 'prod2' }, 'initiator', proof), 'other cluster').to.equal(false);
     expect(verifyProof(key, p, 'initiator', proof.subarray(0, 16)), 'short').to.equal(false);
+  });
+
+  it('session keys: one per direction, the same at both ends, different for every connection', () => {
+    const i = sessionKeys(key, p, 'initiator');
+    const r = sessionKeys(key, p, 'responder');
+    expect([i.send.length, i.recv.length]).to.deep.equal([32, 32]);
+    expect(i.send.equals(r.recv) && i.recv.equals(r.send), 'both ends agree per direction').to.equal(true);
+    expect(i.send.equals(i.recv), 'the two directions differ').to.equal(false);
+    const hex = (b: Buffer) => b.toString('hex');
+    const others = [
+      sessionKeys(key, { ...p, initiatorNonce: makeNonce() }, 'initiator'), // another connection
+      sessionKeys(key, { ...p, responderNonce: makeNonce() }, 'initiator'),
+      sessionKeys(Buffer.from('j'.repeat(32)), p, 'initiator'),
+      sessionKeys(key, { ...p, initiatorId: 3 }, 'initiator'),
+      sessionKeys(key, { ...p, cluster: 'prod2' }, 'initiator'),
+    ];
+    const all = [i, ...others].flatMap((k) => [hex(k.send), hex(k.recv)]);
+    expect(new Set(all).size, 'no key repeats across connections, ids, clusters, cluster keys').to.equal(all.length);
+    expect(all).to.not.include(hex(computeProof(key, p, 'initiator'))).and.to.not.include(hex(computeProof(key, p, 'responder')));
+  });
+
+  it('frame MAC: 16 bytes of HMAC-SHA256(direction key, u64 BE seq | msgpack), checked before decoding', () => {
+    const { send, recv } = sessionKeys(key, p, 'initiator');
+    const body = Buffer.from('some msgpack bytes');
+    const seq = 2 ** 40 + 3;
+    const u64 = Buffer.alloc(8);
+    u64.writeBigUInt64BE(BigInt(seq));
+    const expected = createHmac('sha256', send).update(u64).update(body).digest().subarray(0, 16);
+    expect(FRAME_MAC_BYTES).to.equal(16);
+    expect(frameMac(send, seq, body).equals(expected), 'the documented layout').to.equal(true);
+    const frame = Buffer.concat([body, expected]);
+    expect(openFrame(send, seq, frame)?.equals(body)).to.equal(true);
+    expect(openFrame(recv, seq, frame), 'the other direction').to.equal(undefined);
+    expect(openFrame(send, seq - 1, frame), 'another sequence number').to.equal(undefined);
+    expect(openFrame(send, seq - 2 ** 32, frame), 'the same low 32 bits').to.equal(undefined);
+    for (let at = 0; at < frame.length; at++) {
+      const bad = Buffer.from(frame);
+      bad[at] ^= 0x80;
+      expect(openFrame(send, seq, bad), `byte ${at} flipped`).to.equal(undefined);
+    }
+    expect(openFrame(send, seq, expected), 'a MAC alone').to.equal(undefined);
+    expect(openFrame(send, seq, body.subarray(0, 5)), 'too short').to.equal(undefined);
+    // What a PeerLink writes: length prefix, msgpack, MAC.
+    const msg = { magic: 'MXFS', n: 1 };
+    const wire = encodeFrameWithTrailer(msg, 1 << 10, FRAME_MAC_BYTES, (b) => frameMac(send, 7, b));
+    expect(wire.readUInt32BE(0)).to.equal(wire.length - 4);
+    expect(decodePayload(openFrame(send, 7, wire.subarray(4))!)).to.deep.equal(msg);
+    expect(() => encodeFrameWithTrailer(msg, wire.length - 5, FRAME_MAC_BYTES, (b) => frameMac(send, 7, b)), 'the MAC counts toward the limit').to.throw(/exceeds the limit/);
   });
 
   it('loads a key file, strips one newline, refuses a short key, warns about loose permissions', () => {

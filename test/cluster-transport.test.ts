@@ -1,15 +1,18 @@
 /** Peer transport over real TCP on 127.0.0.1: the HMAC handshake and its refusals, bad
- *  peers dropped while other links keep working, reconnect after a restart. */
+ *  peers dropped while other links keep working, reconnect after a restart, per-connection
+ *  session keys (a frame from one connection is refused on the next). */
 import { expect } from 'chai';
 import * as net from 'node:net';
 import bunyan from 'bunyan';
 import { ActorSystem } from '../src/actors/actor';
 import { systemClock } from '../src/util/clock';
-import { encodeFrame, FrameDecoder } from '../src/wire/frame';
+import { encodeFrame, encodeFrameWithTrailer, FrameDecoder } from '../src/wire/frame';
 import { TcpNetwork } from '../src/cluster/network';
 import { PeerTransport } from '../src/cluster/transport';
 import type { ClusterOptions } from '../src/cluster/options';
 import { LinkEvent } from '../src/cluster/peer-link';
+import { runInitiator } from '../src/cluster/handshake';
+import { FRAME_MAC_BYTES, frameMac } from '../src/cluster/auth';
 import { encodePeerMessage, PeerMessage, toWire, validatePeerMessage, NONCE_BYTES } from '../src/cluster/peer-protocol';
 
 const KEY = Buffer.from('0123456789abcdef0123456789abcdef');
@@ -194,5 +197,39 @@ describe('cluster transport over TCP (127.0.0.1)', function () {
       const r = await rawHello(ports[0], hello);
       expect(r.body).to.include({ type: 'refuse', code: 'not-dialer' });
     } finally { await stopAll([a]); }
+  });
+
+  it('gives every connection its own session keys: a frame captured on one is refused on the next', async () => {
+    const ports = await freePorts(2);
+    const [, c2] = configs([1, 2], ports);
+    const b = await startNode(c2);
+    const dial = async () => {
+      const conn = await new TcpNetwork().connect('127.0.0.1', ports[1]);
+      const s = await runInitiator(conn, {
+        selfId: 1, peerId: 2, cluster: 'test', key: KEY, clock: systemClock, timeoutMs: 2000, maxFrameBytes: 1 << 20,
+        log: bunyan.createLogger({ name: 'fake', level: 'fatal' }),
+      });
+      return { conn, s };
+    };
+    const ping = (key: Buffer, seq: number, token: number) => encodeFrameWithTrailer(
+      toWire({ hdr: { from: 1, to: 2, epoch: 0, seq }, body: { type: 'ping', token } }), 1 << 20, FRAME_MAC_BYTES, (bytes) => frameMac(key, seq, bytes));
+    try {
+      const first = await dial();
+      await until(() => upCount(b, 1) === 1, 2000, 'first connection up');
+      const captured = ping(first.s.keys.send, first.s.sendSeq, 1);
+      first.conn.write(captured);
+      await until(() => b.got.length === 1, 2000, 'delivered on the first connection');
+      const second = await dial(); // replaces the first (the lower id redialed)
+      await until(() => upCount(b, 1) === 2, 2000, 'second connection up');
+      const keys = [first.s.keys.send, first.s.keys.recv, second.s.keys.send, second.s.keys.recv].map((k) => k.toString('hex'));
+      expect(new Set(keys).size, 'four distinct keys: two directions x two connections').to.equal(4);
+      expect(second.s.sendSeq, 'same position on the new connection').to.equal(first.s.sendSeq);
+      second.conn.write(captured); // the same bytes, at the same position, on the other connection
+      await until(() => logged(b, /dropping link to node 1: frame MAC mismatch at sequence 2/), 2000, 'replay refused');
+      const down = b.events.filter((e) => e.type === 'down').at(-1) as Extract<LinkEvent, { type: 'down' }>;
+      expect(down.reason).to.match(/frame MAC mismatch at sequence 2/);
+      expect(b.got.length, 'the replayed ping is not delivered').to.equal(1);
+      first.conn.destroy(); second.conn.destroy();
+    } finally { await stopAll([b]); }
   });
 });

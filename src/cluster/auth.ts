@@ -8,6 +8,18 @@
  * "initiator" or "responder" (whose proof it is). Binding both nonces, both ids and the
  * direction means a proof cannot be replayed on another connection, reflected back to its
  * author, or used to claim another node id.
+ *
+ * Once the handshake succeeded, every later frame carries a MAC under a per-connection,
+ * per-direction session key derived the same way with another label:
+ *
+ * sessionKey = HMAC-SHA256(key, "MXFS-peer-session-v1" | cluster | nonceI | nonceR | idI | idR
+ *                               | "initiator->responder" or "responder->initiator")
+ * frameMac   = first 16 bytes of HMAC-SHA256(sessionKey, u64 BE seq | msgpack payload)
+ *
+ * Fresh nonces make the keys differ on every connection (frames cannot be replayed onto
+ * another one), the direction makes them differ each way (a frame cannot be reflected back
+ * to its sender), and the sequence number in the MAC makes a frame valid at one position of
+ * its stream only (it cannot be replayed, dropped or reordered within the connection).
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
@@ -27,7 +39,8 @@ export interface ProofInput {
 
 export function makeNonce(): Buffer { return randomBytes(NONCE_BYTES); }
 
-export function computeProof(key: Buffer, p: ProofInput, direction: ProofDirection): Buffer {
+/** HMAC-SHA256(key, label NUL | u16 len | cluster | nonceI | nonceR | u16 idI | u16 idR | tag). */
+function bound(key: Buffer, label: string, p: ProofInput, tag: string): Buffer {
   const h = createHmac('sha256', key);
   const ids = Buffer.alloc(4);
   ids.writeUInt16BE(p.initiatorId, 0);
@@ -35,18 +48,59 @@ export function computeProof(key: Buffer, p: ProofInput, direction: ProofDirecti
   const cluster = Buffer.from(p.cluster, 'utf8');
   const len = Buffer.alloc(2);
   len.writeUInt16BE(cluster.length, 0);
-  h.update('MXFS-peer-auth-v1\0');
+  h.update(label + '\0');
   h.update(len); h.update(cluster);                  // length-prefixed: no ambiguity
   h.update(p.initiatorNonce); h.update(p.responderNonce);
   h.update(ids);
-  h.update(direction);
+  h.update(tag);
   return h.digest();
+}
+
+export function computeProof(key: Buffer, p: ProofInput, direction: ProofDirection): Buffer {
+  return bound(key, 'MXFS-peer-auth-v1', p, direction);
 }
 
 /** Constant-time check of a received proof. */
 export function verifyProof(key: Buffer, p: ProofInput, direction: ProofDirection, received: Buffer): boolean {
   const expected = computeProof(key, p, direction);
   return received.length === PROOF_BYTES && timingSafeEqual(expected, received);
+}
+
+/** The two MAC keys of one connection, as seen by one end. */
+export interface SessionKeys {
+  /** Key of the frames this end sends. */
+  send: Buffer;
+  /** Key of the frames this end receives. */
+  recv: Buffer;
+}
+
+/** Bytes of the MAC that ends every frame after the handshake (truncated HMAC-SHA256). */
+export const FRAME_MAC_BYTES = 16;
+
+/** The session keys of the end playing `role` on the connection the handshake `p` opened. */
+export function sessionKeys(key: Buffer, p: ProofInput, role: ProofDirection): SessionKeys {
+  const iToR = bound(key, 'MXFS-peer-session-v1', p, 'initiator->responder');
+  const rToI = bound(key, 'MXFS-peer-session-v1', p, 'responder->initiator');
+  return role === 'initiator' ? { send: iToR, recv: rToI } : { send: rToI, recv: iToR };
+}
+
+const seqBytes = Buffer.alloc(8);
+
+/** MAC of the frame at position `seq` of a direction: HMAC-SHA256(dirKey, u64 BE seq | payload), truncated. */
+export function frameMac(dirKey: Buffer, seq: number, payload: Buffer): Buffer {
+  seqBytes.writeUInt32BE(Math.floor(seq / 0x100000000), 0);
+  seqBytes.writeUInt32BE(seq >>> 0, 4);
+  return createHmac('sha256', dirKey).update(seqBytes).update(payload).digest().subarray(0, FRAME_MAC_BYTES);
+}
+
+/**
+ * Checks a received frame payload (msgpack bytes, then the MAC) expected at position `seq`
+ * (constant-time compare). Returns the msgpack bytes, or undefined if the MAC is wrong or missing.
+ */
+export function openFrame(dirKey: Buffer, seq: number, frame: Buffer): Buffer | undefined {
+  if (frame.length <= FRAME_MAC_BYTES) return undefined;
+  const payload = frame.subarray(0, frame.length - FRAME_MAC_BYTES);
+  return timingSafeEqual(frameMac(dirKey, seq, payload), frame.subarray(frame.length - FRAME_MAC_BYTES)) ? payload : undefined;
 }
 
 /**

@@ -15,12 +15,15 @@
  * tell an unauthenticated party), the reason is logged, the connection is closed.
  *
  * Takes: frames on a Connection. Sends: hello/challenge/auth/welcome/refuse.
- * Produces an EstablishedSession handed to the PeerLink actor.
+ * Produces an EstablishedSession handed to the PeerLink actor: the connection, its
+ * per-direction session keys (auth.ts, sessionKeys) and whatever arrived after the
+ * handshake's last message, kept as raw frame payloads (never decoded here) because every
+ * frame after the handshake carries a MAC the PeerLink checks before decoding it.
  */
 import type Logger from 'bunyan';
 import type { Clock } from '../util/clock';
-import { FrameDecoder, FrameError } from '../wire/frame';
-import { computeProof, makeNonce, ProofInput, verifyProof } from './auth';
+import { decodePayload, FrameDecoder, FrameError } from '../wire/frame';
+import { computeProof, makeNonce, ProofInput, SessionKeys, sessionKeys, verifyProof } from './auth';
 import type { Connection } from './network';
 import {
   encodePeerMessage, PeerBody, PeerMessage, PeerProtocolError, RefuseCode, validatePeerMessage,
@@ -51,12 +54,15 @@ export interface EstablishedSession {
   conn: Connection;
   peerId: number;
   role: 'initiator' | 'responder';
+  /** Framing state (a partial frame may be buffered); read with pushRaw from here on. */
   decoder: FrameDecoder;
+  /** MAC keys of this connection: send for our frames, recv for the peer's. */
+  keys: SessionKeys;
   /** Next sequence number to send / expect. */
   sendSeq: number;
   recvSeq: number;
-  /** Messages decoded after the handshake's last message, in order. */
-  pending: unknown[];
+  /** Whole frame payloads (msgpack + MAC, unchecked) that followed the handshake's last message, in order. */
+  pending: Buffer[];
   /** Raw chunks that arrived after completion, before the owner took the connection. */
   stash: Buffer[];
   /** Handshake duration in clock ms. */
@@ -71,10 +77,14 @@ export class HandshakeError extends Error {
   }
 }
 
-/** Reads validated frames from a connection during the handshake, one at a time. */
+/**
+ * Reads validated frames from a connection during the handshake, one at a time. Frames are
+ * split as they arrive but decoded only when read, so those after the last handshake message
+ * stay raw for the PeerLink to authenticate.
+ */
 class HandshakeChannel {
   private decoder: FrameDecoder;
-  private queue: unknown[] = [];
+  private queue: Buffer[] = [];
   private waiter?: { resolve: (m: PeerMessage) => void; reject: (e: Error) => void };
   private failure?: Error;
   private done = false;
@@ -107,7 +117,7 @@ class HandshakeChannel {
       return;
     }
     try {
-      for (const v of this.decoder.push(chunk)) this.queue.push(v);
+      for (const f of this.decoder.pushRaw(chunk)) this.queue.push(f);
     } catch (e) {
       this.refuse('protocol', (e as Error).message);
       this.fail(new HandshakeError('protocol', `bad frame during the handshake: ${(e as Error).message}`));
@@ -118,13 +128,18 @@ class HandshakeChannel {
 
   private pump(): void {
     if (!this.waiter || this.queue.length === 0) return;
-    const raw = this.queue.shift();
+    const frame = this.queue.shift()!;
     const w = this.waiter;
     this.waiter = undefined;
     let msg: PeerMessage;
     try {
-      msg = validatePeerMessage(raw);
+      msg = validatePeerMessage(decodePayload(frame));
     } catch (e) {
+      if (e instanceof FrameError) {
+        this.refuse('protocol', e.message);
+        w.reject(new HandshakeError('protocol', `bad frame during the handshake: ${e.message}`));
+        return;
+      }
       const pe = e as PeerProtocolError;
       const code: RefuseCode = pe.code === 'version' ? 'version' : 'protocol';
       this.refuse(code, pe.message);
@@ -177,10 +192,11 @@ class HandshakeChannel {
     this.o.clock.clearTimer(this.timer);
   }
 
-  established(peerId: number, role: 'initiator' | 'responder'): EstablishedSession {
+  established(peerId: number, role: 'initiator' | 'responder', p: ProofInput): EstablishedSession {
     this.finish();
     const s: EstablishedSession = {
-      conn: this.conn, peerId, role, decoder: this.decoder, sendSeq: this.sendSeq, recvSeq: this.recvSeq,
+      conn: this.conn, peerId, role, decoder: this.decoder, keys: sessionKeys(this.o.key, p, role),
+      sendSeq: this.sendSeq, recvSeq: this.recvSeq,
       pending: this.queue.splice(0), stash: this.stash, elapsedMs: this.o.clock.now() - this.started,
     };
     return s;
@@ -213,7 +229,7 @@ export async function runInitiator(conn: Connection, o: HandshakeOptions & { pee
     ch.send({ type: 'auth', proof: computeProof(o.key, p, 'initiator') }, o.peerId);
     const m2 = await ch.next();
     if (m2.body.type !== 'welcome') throw refusedBy(m2, 'welcome');
-    return ch.established(o.peerId, 'initiator');
+    return ch.established(o.peerId, 'initiator', p);
   } catch (e) {
     ch.fail(e as Error);
     throw e;
@@ -248,7 +264,7 @@ export async function runResponder(conn: Connection, o: ResponderOptions): Promi
     if (m2.hdr.from !== from || m2.hdr.to !== o.selfId) refuse('protocol', `'auth' header names ${m2.hdr.from}->${m2.hdr.to}, expected ${from}->${o.selfId}`);
     if (!verifyProof(o.key, p, 'initiator', m2.body.proof)) refuse('auth', `node ${from} failed to prove the cluster key (wrong key)`, 'authentication failed');
     ch.send({ type: 'welcome' }, from);
-    return ch.established(from, 'responder');
+    return ch.established(from, 'responder', p);
   } catch (e) {
     ch.fail(e as Error);
     throw e;

@@ -14,20 +14,28 @@
  * Sends: frames to the peer; validated messages to opts.onMessage; 'up'/'down'/
  * 'backpressure' LinkEvents to opts.onLinkEvent.
  *
- * Any bad input on an established link (undecodable, truncated or oversized frame, invalid
- * message, wrong sender/target, a sequence number other than the next one, a handshake
- * message) drops the link with a logged reason; the daemon and the other links carry on.
+ * Every frame after the handshake (in both directions, the final 'bye' included) is the
+ * msgpack message followed by a 16-byte MAC under the session key of its direction over its
+ * sequence number and those bytes (auth.ts, frameMac); a received frame's MAC is checked, in
+ * constant time, against the next expected sequence number before anything is decoded,
+ * including frames the handshake buffered before this actor took the connection.
+ *
+ * Any bad input on an established link (a wrong or missing frame MAC, undecodable, truncated
+ * or oversized frame, invalid message, wrong sender/target, a sequence number other than the
+ * next one, a handshake message) drops the link with a logged reason; the daemon and the
+ * other links carry on.
  * Delivery promise: in order, at most once, while a link is up. 'down' ends a session; what
  * was queued is discarded; the layers above re-synchronise on 'up' (leases, epochs).
  */
 import type { ActorDef, ActorSystem, Ref } from '../actors/actor';
 import type { Clock, TimerHandle } from '../util/clock';
-import { FrameDecoder } from '../wire/frame';
+import { decodePayload, encodeFrameWithTrailer, FrameDecoder, FrameError } from '../wire/frame';
+import { FRAME_MAC_BYTES, frameMac, openFrame, SessionKeys } from './auth';
 import { EstablishedSession, HandshakeError, HandshakeOptions, runInitiator } from './handshake';
 import type { Connection, Network } from './network';
 import type { ClusterPeerOptions } from './options';
 import {
-  encodePeerMessage, HANDSHAKE_TYPES, PeerBody, PeerMessage, RefuseCode, validatePeerMessage,
+  HANDSHAKE_TYPES, PeerBody, PeerHeader, PeerMessage, RefuseCode, toWire, validatePeerMessage,
 } from './peer-protocol';
 
 export type SendResult = 'sent' | 'queued' | 'down' | 'overflow' | 'too-large';
@@ -98,6 +106,7 @@ export interface PeerLinkOptions {
 interface Session {
   conn: Connection;
   decoder: FrameDecoder;
+  keys: SessionKeys;
   sendSeq: number;
   recvSeq: number;
   upSince: number;
@@ -177,26 +186,39 @@ export function peerLinkDef(o: PeerLinkOptions): ActorDef<State, PeerLinkMsg> {
     return 'sent';
   };
 
+  /** The frame at sequence ss.sendSeq (the caller advances it once the frame is written): message, then its MAC. */
+  const seal = (ss: Session, body: PeerBody, epoch: number): Buffer => {
+    const hdr: PeerHeader = { from: o.selfId, to: peer, epoch, seq: ss.sendSeq };
+    return encodeFrameWithTrailer(toWire({ hdr, body }), o.handshake.maxFrameBytes, FRAME_MAC_BYTES, (bytes) => frameMac(ss.keys.send, hdr.seq, bytes));
+  };
+
   const receive = (s: State, ss: Session, chunk: Buffer): string | undefined => {
-    let frames: unknown[];
+    let frames: Buffer[];
     try {
-      frames = ss.decoder.push(chunk);
+      frames = ss.decoder.pushRaw(chunk);
     } catch (e) {
       return (e as Error).message;
     }
-    for (const raw of frames) {
-      const why = deliver(s, ss, raw);
+    for (const frame of frames) {
+      const why = deliver(s, ss, frame);
       if (why) return why;
     }
     return undefined;
   };
 
-  const deliver = (s: State, ss: Session, raw: unknown): string | undefined => {
+  /** One frame payload: MAC first (for the sequence number we expect next), then decode and check. */
+  const deliver = (s: State, ss: Session, frame: Buffer): string | undefined => {
+    const bytes = openFrame(ss.keys.recv, ss.recvSeq, frame);
+    if (!bytes) {
+      return frame.length <= FRAME_MAC_BYTES
+        ? `frame MAC mismatch: a frame of ${frame.length} bytes cannot carry its ${FRAME_MAC_BYTES}-byte MAC (sequence ${ss.recvSeq})`
+        : `frame MAC mismatch at sequence ${ss.recvSeq}: forged, altered, replayed or reflected frame`;
+    }
     let msg: PeerMessage;
     try {
-      msg = validatePeerMessage(raw);
+      msg = validatePeerMessage(decodePayload(bytes));
     } catch (e) {
-      return `invalid message: ${(e as Error).message}`;
+      return e instanceof FrameError ? e.message : `invalid message: ${(e as Error).message}`;
     }
     const h = msg.hdr;
     if (h.from !== peer || h.to !== o.selfId) return `message '${msg.body.type}' claims ${h.from}->${h.to} on the link ${peer}->${o.selfId}`;
@@ -246,7 +268,7 @@ export function peerLinkDef(o: PeerLinkOptions): ActorDef<State, PeerLinkMsg> {
           if (s.session) down(s, `superseded by a new connection (${ses.role})`, ctx.self, sys);
           o.clock.clearTimer(s.retryTimer);
           const ss: Session = {
-            conn: ses.conn, decoder: ses.decoder, sendSeq: ses.sendSeq, recvSeq: ses.recvSeq,
+            conn: ses.conn, decoder: ses.decoder, keys: ses.keys, sendSeq: ses.sendSeq, recvSeq: ses.recvSeq,
             upSince: o.clock.now(), lastRecv: o.clock.now(), blocked: false, queue: [], queuedBytes: 0,
           };
           s.session = ss;
@@ -254,8 +276,9 @@ export function peerLinkDef(o: PeerLinkOptions): ActorDef<State, PeerLinkMsg> {
           const id = ses.conn.id;
           ctx.log.info({ peer, role: ses.role, connId: id, handshakeMs: ses.elapsedMs }, `link to node ${peer} up`);
           o.onLinkEvent({ type: 'up', peer, role: ses.role, connId: id, handshakeMs: ses.elapsedMs });
-          for (const raw of ses.pending) {
-            const why = deliver(s, ss, raw);
+          // Frames the handshake buffered after its last message: raw, so their MACs are checked too.
+          for (const frame of ses.pending) {
+            const why = deliver(s, ss, frame);
             if (why) { ctx.log.warn({ peer, connId: id }, `dropping link to node ${peer}: ${why}`); down(s, why, ctx.self, sys); return s; }
           }
           for (const chunk of ses.stash.splice(0)) {
@@ -327,9 +350,8 @@ export function peerLinkDef(o: PeerLinkOptions): ActorDef<State, PeerLinkMsg> {
           if (!ss) result = 'down';
           else {
             let frame: Buffer | undefined;
-            const m: PeerMessage = { hdr: { from: o.selfId, to: peer, epoch: msg.epoch ?? o.epoch(), seq: ss.sendSeq }, body: msg.body };
             let why = '';
-            try { frame = encodePeerMessage(m, o.handshake.maxFrameBytes); } catch (e) { frame = undefined; why = (e as Error).message; }
+            try { frame = seal(ss, msg.body, msg.epoch ?? o.epoch()); } catch (e) { frame = undefined; why = (e as Error).message; }
             if (!frame) {
               // A bug in the sender (messages are bounded by construction): never silent.
               ctx.log.error({ peer, msgType: msg.body.type }, `peer message '${msg.body.type}' not sent to node ${peer}: ${why}`);
@@ -375,7 +397,8 @@ export function peerLinkDef(o: PeerLinkOptions): ActorDef<State, PeerLinkMsg> {
           if (ss) {
             s.session = undefined;
             try {
-              ss.conn.write(encodePeerMessage({ hdr: { from: o.selfId, to: peer, epoch: o.epoch(), seq: ss.sendSeq++ }, body: { type: 'bye', reason: msg.reason } }));
+              ss.conn.write(seal(ss, { type: 'bye', reason: msg.reason }, o.epoch()));
+              ss.sendSeq++;
             } catch { /* closing anyway */ }
             ss.conn.close();
             o.onLinkEvent({ type: 'down', peer, reason: `stopped: ${msg.reason}` });

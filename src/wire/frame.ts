@@ -8,6 +8,11 @@
  * The decoder never trusts the stream: a length above the limit, a zero length or a payload
  * that is not valid msgpack raises FrameError, and the caller cuts that connection off.
  * Validating the decoded value's shape is the protocol layer's job.
+ *
+ * Peer links after their handshake use the same framing, but the payload is the msgpack
+ * bytes followed by a fixed-size trailer (a MAC, src/cluster/auth.ts): encodeFrameWithTrailer
+ * writes such frames, FrameDecoder.pushRaw returns payloads undecoded so the trailer can be
+ * checked before decodePayload looks at the rest.
  */
 import { Packr } from 'msgpackr';
 
@@ -44,11 +49,40 @@ export function fitList<T>(items: readonly T[], wrap: (xs: readonly T[]) => unkn
 
 export function encodeFrame(msg: unknown, maxBytes: number): Buffer {
   const body = packr.pack(msg);
-  if (body.length > maxBytes) throw new FrameError(`frame of ${body.length} bytes exceeds the limit of ${maxBytes}`);
-  const out = Buffer.allocUnsafe(FRAME_HEADER + body.length);
-  out.writeUInt32BE(body.length, 0);
+  return frameOf(body, 0, maxBytes);
+}
+
+/**
+ * A frame whose payload is msg's msgpack bytes followed by `trailerBytes` bytes computed by
+ * trailer(msgpack bytes) (e.g. a MAC). maxBytes bounds the whole payload, trailer included.
+ */
+export function encodeFrameWithTrailer(msg: unknown, maxBytes: number, trailerBytes: number, trailer: (body: Buffer) => Buffer): Buffer {
+  const body = packr.pack(msg);
+  const out = frameOf(body, trailerBytes, maxBytes);
+  const end = FRAME_HEADER + body.length;
+  const t = trailer(out.subarray(FRAME_HEADER, end));
+  if (t.length !== trailerBytes) throw new FrameError(`frame trailer of ${t.length} bytes where ${trailerBytes} were expected`);
+  t.copy(out, end);
+  return out;
+}
+
+/** Header + body, with room for `trailerBytes` more (left unfilled). */
+function frameOf(body: Buffer, trailerBytes: number, maxBytes: number): Buffer {
+  const len = body.length + trailerBytes;
+  if (len > maxBytes) throw new FrameError(`frame of ${len} bytes exceeds the limit of ${maxBytes}`);
+  const out = Buffer.allocUnsafe(FRAME_HEADER + len);
+  out.writeUInt32BE(len, 0);
   body.copy(out, FRAME_HEADER);
   return out;
+}
+
+/** Decodes one frame payload (the msgpack bytes); throws FrameError if they are not msgpack. */
+export function decodePayload(body: Buffer): unknown {
+  try {
+    return packr.unpack(body);
+  } catch (e) {
+    throw new FrameError(`undecodable frame: ${(e as Error).message}`);
+  }
 }
 
 export class FrameDecoder {
@@ -61,8 +95,24 @@ export class FrameDecoder {
 
   /** Feed bytes; returns every whole frame's decoded value. Throws FrameError on bad input. */
   push(chunk: Buffer): unknown[] {
-    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
     const out: unknown[] = [];
+    this.split(chunk, (body) => out.push(decodePayload(body)));
+    return out;
+  }
+
+  /**
+   * Feed bytes; returns every whole frame's payload, not decoded (views of the received bytes:
+   * the caller must not modify a chunk it passed in). Throws FrameError on a zero or too
+   * large length. push and pushRaw may be mixed on one decoder: they share the framing state.
+   */
+  pushRaw(chunk: Buffer): Buffer[] {
+    const out: Buffer[] = [];
+    this.split(chunk, (body) => out.push(body));
+    return out;
+  }
+
+  private split(chunk: Buffer, each: (body: Buffer) => void): void {
+    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
     let off = 0;
     while (this.buf.length - off >= FRAME_HEADER) {
       const len = this.buf.readUInt32BE(off);
@@ -71,15 +121,8 @@ export class FrameDecoder {
       if (this.buf.length - off - FRAME_HEADER < len) break;
       const body = this.buf.subarray(off + FRAME_HEADER, off + FRAME_HEADER + len);
       off += FRAME_HEADER + len;
-      let value: unknown;
-      try {
-        value = packr.unpack(body);
-      } catch (e) {
-        throw new FrameError(`undecodable frame: ${(e as Error).message}`);
-      }
-      out.push(value);
+      each(body);
     }
     this.buf = off === this.buf.length ? Buffer.alloc(0) : this.buf.subarray(off);
-    return out;
   }
 }
