@@ -1,7 +1,7 @@
 /** The typed actor layer: supervision policies, ask timeouts, message taps. */
 import { expect } from 'chai';
 import * as nact from 'nact';
-import { ActorDef, ActorSystem, nactContextIsLazy, QueryTimeout, Ref } from '../src/actors/actor';
+import { ActorDef, ActorSystem, nactContextIsLazy, nactPatched, QueryTimeout, Ref } from '../src/actors/actor';
 import { quietLogger, sleep } from './support/daemon-proc';
 
 type Msg = { type: 'add'; n: number } | { type: 'boom' } | { type: 'get'; replyTo: Ref<number> } | { type: 'ignore' };
@@ -94,5 +94,21 @@ describe('actor layer', () => {
     } finally {
       nact.stop(root);
     }
+  });
+
+  it('stopping an actor stops its children at once, with what is in their mailboxes (nact did not)', async () => {
+    expect(nactPatched()).to.equal(true);
+    const handled: string[] = [];
+    const def = (name: string): ActorDef<null, { type: 'work' }> => ({ init: () => null, handle: (st) => { handled.push(name); return st; } });
+    const parent = sys.spawn(undefined, 'parent', def('parent'));
+    const child = sys.spawn(parent, 'child', def('child'));
+    const grandchild = sys.spawn(child, 'grandchild', def('grandchild'));
+    // Messages already queued when the parent stops must never be processed.
+    sys.send(child, { type: 'work' });
+    sys.send(grandchild, { type: 'work' });
+    sys.stopActor(parent);
+    sys.send(child, { type: 'work' });
+    await sleep(30);
+    expect(handled).to.deep.equal([]);
   });
 });

@@ -45,6 +45,38 @@ function makeNactContextLazy(): void {
 }
 makeNactContextLazy();
 
+/**
+ * nact 7.6.2 does not stop an actor's children when the actor stops: Actor.stop() hands each
+ * child (a concrete actor) to the reference-based stop(), whose lookup needs a reference's
+ * `type` and finds nothing. The children stay alive and process what is in their mailboxes.
+ * mxfsd relies on stopping a lockspace to stop its resource actors at once (cluster recovery,
+ * self-fencing): a resource left running could grant from an old epoch after the records
+ * were collected — a double grant, found by the whole-cluster simulation
+ * (test/cluster-sim.test.ts). Here stop() first stops every child, depth first, directly.
+ */
+function makeNactStopRecursive(): void {
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  const { Actor } = require('nact/lib/actor') as { Actor?: { prototype: Record<string, unknown> } };
+  const proto = Actor?.prototype;
+  const original = proto?.stop as ((this: unknown) => void) | undefined;
+  if (!proto || typeof original !== 'function' || !/forEach\(stop\)/.test(String(original))) {
+    throw new Error('nact internals changed: Actor.prototype.stop is not the one src/actors/actor.ts patches (see the comment there)');
+  }
+  proto.stop = function stopWithChildren(this: { children: Map<string, { stop(): void }> }) {
+    for (const child of [...this.children.values()]) child.stop(); // each removes itself from this.children
+    original.call(this);
+  };
+  (proto.stop as { mxfsRecursive?: boolean }).mxfsRecursive = true;
+}
+makeNactStopRecursive();
+
+/** True once both nact patches above are in place (tests). */
+export function nactPatched(): boolean {
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  const { Actor } = require('nact/lib/actor') as { Actor: { prototype: { stop: { mxfsRecursive?: boolean } } } };
+  return nactContextIsLazy() && Actor.prototype.stop.mxfsRecursive === true;
+}
+
 /** True once the nact context patch above is in place (tests). */
 export function nactContextIsLazy(): boolean {
   // eslint-disable-next-line @typescript-eslint/no-var-requires

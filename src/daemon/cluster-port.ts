@@ -21,7 +21,7 @@ import { DlmChannel } from '../cluster/dlm-channel';
 import { DlmPeerMsg, MAX_DLM_LIST_BYTES } from '../cluster/dlm-messages';
 import { encodedSize } from '../wire/frame';
 import type { MembershipEvent } from '../cluster/membership';
-import { TcpNetwork } from '../cluster/network';
+import { Network, TcpNetwork } from '../cluster/network';
 import type { ClusterOptions } from '../cluster/options';
 import type { ClusterHandlers, ClusterPort, ClusterView } from '../cluster/port';
 import type { Clock } from '../util/clock';
@@ -44,10 +44,18 @@ export class TcpClusterPort implements ClusterPort {
   private v: ClusterView = { epoch: 0, members: [], quorate: false };
   private readonly fault = { blocked: new Set<number>(), drop: 0, delayMs: 0 };
 
-  constructor(private readonly o: { config: Config; sys: ActorSystem; log: Logger; clock: Clock; state: NodeState }) {
+  constructor(private readonly o: {
+    config: Config; sys: ActorSystem; log: Logger; clock: Clock; state: NodeState;
+    /** Simulation: another network (SimNetwork host), the key itself, a fixed incarnation, seeded jitter. */
+    sim?: { network: Network; key: Buffer; incarnation: number; random: () => number };
+  }) {
+    const config = clusterOptions(o.config);
+    if (o.sim) config.cluster.key = o.sim.key;
     this.node = new ClusterNode({
       epochStore: { load: () => o.state.promisedEpoch, save: (e) => o.state.promise(e) },
-      config: clusterOptions(o.config), network: new TcpNetwork(), clock: o.clock, system: o.sys, log: o.log.child({ actor: 'cluster' }),
+      config, network: o.sim?.network ?? new TcpNetwork(), clock: o.clock, system: o.sys, log: o.log.child({ actor: 'cluster' }),
+      incarnation: o.sim?.incarnation, random: o.sim?.random,
+      tuning: o.sim ? { backoff: { initialMs: 100, maxMs: 1000 }, connectTimeoutMs: 500, handshakeTimeoutMs: 1000 } : undefined,
       onEvent: (ev) => this.onEvent(ev),
       onDlmFrame: (from, frame) => this.channel.receive(from, frame),
       onLinkEvent: (ev) => { if (ev.type === 'up') this.channel.linkUp(ev.peer); },
