@@ -18,6 +18,10 @@ import {
 } from '../src/cluster/auth';
 import { leaseTimes } from '../src/cluster/options';
 import { backoffDelay } from '../src/cluster/peer-link';
+import { MAX_DLM_LIST_BYTES, validateDlmMessage } from '../src/cluster/dlm-messages';
+import { REC_BATCH } from '../src/daemon/lock-router';
+import { MAX_LOCKSPACE_NAME, MAX_RESOURCE_NAME } from '../src/dlm/types';
+import { encodedSize } from '../src/wire/frame';
 
 const nonce = Buffer.alloc(32, 1);
 const SAMPLES: PeerBody[] = [
@@ -103,6 +107,19 @@ describe('peer protocol', () => {
       try { validatePeerMessage(w); } catch (e) { return e instanceof PeerProtocolError; }
       return true;
     }), { numRuns: 2000 });
+  });
+});
+
+describe('lock message bounds', () => {
+  it('a batch of REC_BATCH records of the largest possible size stays within MAX_DLM_LIST_BYTES', () => {
+    const name = (c: string) => c.repeat(MAX_RESOURCE_NAME);
+    const record = (i: number) => ({
+      lockspace: 'l'.repeat(MAX_LOCKSPACE_NAME), resource: name('r'), lockId: `1023:${999999999999000 + i}/${999999999999000 + i}9`, owner: `1023:${999999999999000 + i}`,
+      grMode: 5, token: Number.MAX_SAFE_INTEGER, rqMode: 5, noqueue: true, timeoutMs: Number.MAX_SAFE_INTEGER, lvb: Buffer.alloc(1024, 0xff), lvbValid: true,
+    });
+    const msg = { t: 'rec', epoch: Number.MAX_SAFE_INTEGER, records: Array.from({ length: REC_BATCH }, (_, i) => record(i)) };
+    expect(validateDlmMessage(msg).t).to.equal('rec'); // every field at its limit is still valid
+    expect(encodedSize(msg)).to.be.at.most(MAX_DLM_LIST_BYTES);
   });
 });
 

@@ -162,9 +162,9 @@ async function runSeed(seed: number): Promise<SimLockCluster> {
   // Faults, one at a time, each healed before the next.
   for (let k = 0; k < 6; k++) {
     const kind = c.rng.pick(['isolate', 'cut', 'lossy'] as const);
-    const [a, b] = [c.rng.int(1, 3), 0];
+    const a = c.rng.int(1, 3);
     const other = IDS.filter((x) => x !== a)[c.rng.int(0, 1)]!;
-    c.trace.push(`${c.clock.now()} fault ${kind} ${a} ${other} ${b}`);
+    c.trace.push(`${c.clock.now()} fault ${kind} ${a} ${other}`);
     if (kind === 'isolate') c.sim.partition([a], IDS.filter((x) => x !== a));
     else if (kind === 'cut') { c.sim.blockOneWay(a, other); c.sim.blockOneWay(other, a); }
     else for (const x of IDS) for (const y of IDS) if (x < y) c.sim.setLink(x, y, { delayMs: 1, dropRate: 0.2 });

@@ -12,41 +12,43 @@
 import * as nact from 'nact';
 import type Logger from 'bunyan';
 
-/**
- * nact 7.6.2 (unmaintained since 2022, pinned) builds a context object for every message it
- * delivers, and that context holds a COPY of the actor's child map: `new Map(childReferences)`.
- * A lockspace actor has one child per active resource, so every lock operation cost
- * O(resources): measured 170 µs -> 8564 µs per lock+unlock pair with 20 000 resources active,
- * and a recovery of 20 000 locks blocked the event loop for seconds (leases lapsed, quorum
- * flapped). Here `children` becomes a getter that copies only when read. mxfsd never reads it;
- * nact reads it only when spreading a context on a crash or a stop (one copy each, as before).
- * Loading fails loudly if nact's internals are not what this expects.
- */
-function makeNactContextLazy(): void {
-  // eslint-disable-next-line @typescript-eslint/no-var-requires
-  const { Actor } = require('nact/lib/actor') as { Actor?: { prototype: Record<string, unknown> } };
-  const proto = Actor?.prototype;
-  if (!proto || typeof proto.createContext !== 'function' || !/new Map\(this\.childReferences\)/.test(String(proto.createContext))) {
-    throw new Error('nact internals changed: Actor.prototype.createContext is not the one src/actors/actor.ts patches (see the comment there)');
+// Two fixes to nact 7.6.2 (unmaintained since 2022, pinned), applied to its Actor class once
+// at load. Loading fails loudly if nact's internals are not what they expect.
+// eslint-disable-next-line @typescript-eslint/no-var-requires
+const nactActor = (require('nact/lib/actor') as { Actor?: { prototype: Record<string, unknown> } }).Actor?.prototype;
+
+function patchNact(method: 'createContext' | 'stop', shape: RegExp, replacement: (original: Function) => Function): void {
+  const original = nactActor?.[method];
+  if (typeof original !== 'function' || !shape.test(String(original))) {
+    throw new Error(`nact internals changed: Actor.prototype.${method} is not the one src/actors/actor.ts patches (see the comment there)`);
   }
-  proto.createContext = function createContext(this: { parent?: { reference: unknown }; path: unknown; reference: unknown; name: string; childReferences: Map<string, unknown>; log: unknown }, sender: unknown) {
-    const actor = this;
-    return {
-      parent: actor.parent ? actor.parent.reference : undefined,
-      path: actor.path,
-      self: actor.reference,
-      name: actor.name,
-      get children() { return new Map(actor.childReferences); },
-      sender,
-      log: actor.log,
-    };
-  };
-  (proto.createContext as { mxfsLazy?: boolean }).mxfsLazy = true;
+  nactActor![method] = Object.assign(replacement(original), { mxfsPatched: true });
 }
-makeNactContextLazy();
 
 /**
- * nact 7.6.2 does not stop an actor's children when the actor stops: Actor.stop() hands each
+ * 1. nact builds a context object for every message it delivers, holding a COPY of the
+ * actor's child map: `new Map(childReferences)`. A lockspace actor has one child per active
+ * resource, so every lock operation cost O(resources): measured 170 µs -> 8564 µs per
+ * lock+unlock pair with 20 000 resources active, and a recovery of 20 000 locks blocked the
+ * event loop for seconds (leases lapsed, quorum flapped). Here `children` becomes a getter
+ * that copies only when read. mxfsd never reads it; nact reads it only when spreading a
+ * context on a crash or a stop (one copy each, as before).
+ */
+patchNact('createContext', /new Map\(this\.childReferences\)/, () => function createContext(this: { parent?: { reference: unknown }; path: unknown; reference: unknown; name: string; childReferences: Map<string, unknown>; log: unknown }, sender: unknown) {
+  const actor = this;
+  return {
+    parent: actor.parent ? actor.parent.reference : undefined,
+    path: actor.path,
+    self: actor.reference,
+    name: actor.name,
+    get children() { return new Map(actor.childReferences); },
+    sender,
+    log: actor.log,
+  };
+});
+
+/**
+ * 2. nact does not stop an actor's children when the actor stops: Actor.stop() hands each
  * child (a concrete actor) to the reference-based stop(), whose lookup needs a reference's
  * `type` and finds nothing. The children stay alive and process what is in their mailboxes.
  * mxfsd relies on stopping a lockspace to stop its resource actors at once (cluster recovery,
@@ -54,35 +56,18 @@ makeNactContextLazy();
  * were collected — a double grant, found by the whole-cluster simulation
  * (test/cluster-sim.test.ts). Here stop() first stops every child, depth first, directly.
  */
-function makeNactStopRecursive(): void {
-  // eslint-disable-next-line @typescript-eslint/no-var-requires
-  const { Actor } = require('nact/lib/actor') as { Actor?: { prototype: Record<string, unknown> } };
-  const proto = Actor?.prototype;
-  const original = proto?.stop as ((this: unknown) => void) | undefined;
-  if (!proto || typeof original !== 'function' || !/forEach\(stop\)/.test(String(original))) {
-    throw new Error('nact internals changed: Actor.prototype.stop is not the one src/actors/actor.ts patches (see the comment there)');
-  }
-  proto.stop = function stopWithChildren(this: { children: Map<string, { stop(): void }> }) {
-    for (const child of [...this.children.values()]) child.stop(); // each removes itself from this.children
-    original.call(this);
-  };
-  (proto.stop as { mxfsRecursive?: boolean }).mxfsRecursive = true;
-}
-makeNactStopRecursive();
+patchNact('stop', /forEach\(stop\)/, (original) => function stopWithChildren(this: { children: Map<string, { stop(): void }> }) {
+  for (const child of [...this.children.values()]) child.stop(); // each removes itself from this.children
+  original.call(this);
+});
+
+const isPatched = (method: 'createContext' | 'stop') => (nactActor?.[method] as { mxfsPatched?: boolean } | undefined)?.mxfsPatched === true;
 
 /** True once both nact patches above are in place (tests). */
-export function nactPatched(): boolean {
-  // eslint-disable-next-line @typescript-eslint/no-var-requires
-  const { Actor } = require('nact/lib/actor') as { Actor: { prototype: { stop: { mxfsRecursive?: boolean } } } };
-  return nactContextIsLazy() && Actor.prototype.stop.mxfsRecursive === true;
-}
+export function nactPatched(): boolean { return isPatched('createContext') && isPatched('stop'); }
 
 /** True once the nact context patch above is in place (tests). */
-export function nactContextIsLazy(): boolean {
-  // eslint-disable-next-line @typescript-eslint/no-var-requires
-  const { Actor } = require('nact/lib/actor') as { Actor: { prototype: { createContext: { mxfsLazy?: boolean } } } };
-  return Actor.prototype.createContext.mxfsLazy === true;
-}
+export function nactContextIsLazy(): boolean { return isPatched('createContext'); }
 
 export type Ref<M> = nact.Ref<M>;
 export type AnyMsg = { readonly type: string };

@@ -127,7 +127,14 @@ export class DlmChannel {
   private nextStream = 1;
   private readonly t: typeof CHANNEL_DEFAULTS;
   private stopped = false;
-  readonly stats: ChannelStats = { sent: 0, delivered: 0, retransmitted: 0, duplicates: 0, outOfOrder: 0, acksSent: 0, streamResets: 0, overflowResets: 0, unacked: 0 };
+  private readonly counts: Omit<ChannelStats, 'unacked'> = { sent: 0, delivered: 0, retransmitted: 0, duplicates: 0, outOfOrder: 0, acksSent: 0, streamResets: 0, overflowResets: 0 };
+
+  /** Counters, and the messages waiting for an ack over all peers. */
+  get stats(): ChannelStats {
+    let unacked = 0;
+    for (const s of this.out.values()) unacked += s.next - s.base;
+    return { ...this.counts, unacked };
+  }
 
   constructor(private readonly o: DlmChannelOptions) {
     this.t = {
@@ -141,19 +148,21 @@ export class DlmChannel {
 
   send(to: number, msg: DlmPeerMsg): void {
     if (this.stopped) return;
-    const s = this.outTo(to);
+    this.counts.sent++;
+    this.enqueue(to, msg);
+  }
+
+  private enqueue(to: number, msg: DlmPeerMsg): void {
+    let s = this.outTo(to);
     if (s.next - s.base >= this.t.maxUnacked) {
-      this.stats.overflowResets++;
+      this.counts.overflowResets++;
       this.o.log?.error({ peer: to, unacked: s.next - s.base }, `node ${to} has not acknowledged ${s.next - s.base} lock messages; discarding them and starting a new stream`);
       this.discard(to);
-      this.send(to, msg);
-      return;
+      s = this.outTo(to);
     }
     if (s.base === s.next) s.lastProgress = this.o.clock.now(); // the clock starts with the first unacknowledged message
     s.queue.push(msg);
     s.next++;
-    this.stats.sent++;
-    this.stats.unacked++;
     this.pump(to, s);
     this.arm(to, s);
   }
@@ -195,7 +204,6 @@ export class DlmChannel {
     const s = this.out.get(peer);
     if (!s) return;
     this.o.clock.clearTimer(s.timer);
-    this.stats.unacked -= s.next - s.base;
     this.out.delete(peer);
   }
 
@@ -213,7 +221,7 @@ export class DlmChannel {
   }
 
   private goBack(to: number, s: Out): void {
-    this.stats.retransmitted += s.sentUpTo - s.base;
+    this.counts.retransmitted += s.sentUpTo - s.base;
     s.sentUpTo = s.base;
     s.lastGoBack = s.lastProgress = this.o.clock.now();
     this.pump(to, s);
@@ -247,11 +255,11 @@ export class DlmChannel {
     }
     if (s.peerInc !== undefined && a.rinc !== s.peerInc) {
       // The receiver restarted and lost its place: start over on a new stream.
-      this.stats.streamResets++;
+      this.counts.streamResets++;
       this.o.log?.info({ peer: from, ack: a.next, acked: s.base }, `node ${from} restarted; sending what it had not acknowledged on a new lock message stream`);
       const pending = s.queue.slice(s.head);
       this.discard(from);
-      for (const m of pending) { this.stats.sent--; this.send(from, m); }
+      for (const m of pending) this.enqueue(from, m);
       return;
     }
     s.peerInc = a.rinc;
@@ -260,7 +268,6 @@ export class DlmChannel {
       const k = a.next - s.base;
       s.head += k;
       s.base = a.next;
-      this.stats.unacked -= k;
       if (s.sentUpTo < s.base) s.sentUpTo = s.base;
       if (s.head > 1024 && s.head * 2 > s.queue.length) { s.queue = s.queue.slice(s.head); s.head = 0; }
       s.rto = this.t.rtoMs;
@@ -286,12 +293,12 @@ export class DlmChannel {
       if (f.seq !== 0) {
         // We cannot join a stream in the middle: say where we are (0), so the sender
         // resends from the start, or starts a new stream if it cannot.
-        this.stats.outOfOrder++;
+        this.counts.outOfOrder++;
         const now = this.o.clock.now();
         if (now - (this.lastJoinAck.get(from) ?? -Infinity) >= this.t.rtoMs / 2) {
           this.lastJoinAck.set(from, now);
           this.o.transmit(from, { type: 'dlmAck', inc: f.inc, n: f.n, next: 0, rinc: this.o.selfInc, gap: true });
-          this.stats.acksSent++;
+          this.counts.acksSent++;
         }
         return;
       }
@@ -302,15 +309,15 @@ export class DlmChannel {
     if (f.seq === r.expected) {
       r.expected++;
       r.unacked++;
-      this.stats.delivered++;
+      this.counts.delivered++;
       this.o.deliver(from, f.msg);
       if (r.unacked >= this.t.ackEvery) this.sendAck(from, r, false);
       else this.ackLater(from, r);
     } else if (f.seq < r.expected) {
-      this.stats.duplicates++;
+      this.counts.duplicates++;
       this.ackLater(from, r);
     } else {
-      this.stats.outOfOrder++;
+      this.counts.outOfOrder++;
       const now = this.o.clock.now();
       if (now - r.lastGapAck >= this.t.rtoMs / 2) { r.lastGapAck = now; this.sendAck(from, r, true); }
     }
@@ -327,7 +334,7 @@ export class DlmChannel {
 
   private sendAck(from: number, r: In, gap: boolean): void {
     this.ackSent(r);
-    this.stats.acksSent++;
+    this.counts.acksSent++;
     this.o.transmit(from, { type: 'dlmAck', inc: r.inc, n: r.n, next: r.expected, rinc: this.o.selfInc, gap });
   }
 

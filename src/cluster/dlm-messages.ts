@@ -53,10 +53,11 @@ export type DlmPeerMsg =
   | { t: 'inspectReply'; epoch: number; id: number; resources: unknown[]; omitted?: number };
 
 /**
- * Bound for the two lock messages that carry lists (recovery records are sent in batches,
- * inspection replies are cut to fit): well below the 1 MiB peer frame cap. A peer message
- * that does not fit would be refused by the link, and the DlmChannel, which delivers in
- * order, would keep retrying it and hold up everything behind it.
+ * Bound for the two lock messages that carry lists (recovery records go in batches of
+ * REC_BATCH, sized for the largest possible record; inspection replies are cut to fit):
+ * well below the 1 MiB peer frame cap. A peer message that does not fit would be refused by
+ * the link (logged as an error), and the DlmChannel, which delivers in order, would keep
+ * retrying it and hold up everything behind it: so every sender keeps to this bound.
  */
 export const MAX_DLM_LIST_BYTES = 512 * 1024;
 

@@ -18,8 +18,7 @@ import type { ActorSystem } from '../actors/actor';
 import type { Config } from '../config/config';
 import { ClusterNode } from '../cluster/cluster-node';
 import { DlmChannel } from '../cluster/dlm-channel';
-import { DlmPeerMsg, MAX_DLM_LIST_BYTES } from '../cluster/dlm-messages';
-import { encodedSize } from '../wire/frame';
+import type { DlmPeerMsg } from '../cluster/dlm-messages';
 import type { MembershipEvent } from '../cluster/membership';
 import { Network, TcpNetwork } from '../cluster/network';
 import type { ClusterOptions } from '../cluster/options';
@@ -77,15 +76,8 @@ export class TcpClusterPort implements ClusterPort {
   canGrant(): boolean { return this.node.canGrant(); }
   setHandlers(h: ClusterHandlers): void { this.h = h; }
 
-  send(to: number, msg: DlmPeerMsg): void {
-    // The two list-carrying messages are bounded by their senders; check, because one
-    // message the link refuses would hold up the in-order stream behind it for good.
-    if ((msg.t === 'rec' || msg.t === 'inspectReply') && encodedSize(msg) > MAX_DLM_LIST_BYTES) {
-      this.o.log.error({ to, kind: msg.t }, `lock message '${msg.t}' to node ${to} exceeds ${MAX_DLM_LIST_BYTES} bytes; not sent`);
-      return;
-    }
-    this.channel.send(to, msg);
-  }
+  /** Lock messages are bounded by construction (MAX_DLM_LIST_BYTES): see dlm-messages.ts. */
+  send(to: number, msg: DlmPeerMsg): void { this.channel.send(to, msg); }
 
   setFault(spec: FaultSpec): void {
     switch (spec.action) {

@@ -169,7 +169,13 @@ export class Daemon implements DaemonInfo {
       keepaliveMs: c.timing.clientKeepaliveMs, clientTimeoutMs: c.timing.clientTimeoutMs, lvbSize: c.locking.lvbSize,
       maxFrameBytes: c.locking.maxFrameBytes, maxLocks: c.locking.maxLocksPerClient, info: this,
       emit, close,
-      onEnd: (sid) => { this.sessions.delete(sid); this.ended.get(sid)?.(); this.ended.delete(sid); },
+      onEnd: (sid) => {
+        const ref = this.sessions.get(sid)?.ref;
+        this.sessions.delete(sid);
+        if (ref) this.router.sessionEnded(ref);
+        this.ended.get(sid)?.();
+        this.ended.delete(sid);
+      },
     }), { session: id });
     this.sessions.set(id, info);
     return info.ref;

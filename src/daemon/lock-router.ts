@@ -39,15 +39,18 @@ import { ResourceCore } from '../dlm/resource';
 import type { ClusterPort, ClusterView } from '../cluster/port';
 import { DlmPeerMsg, LockRecord, MAX_DLM_LIST_BYTES, nodeOf, sessionOf, WireOp } from '../cluster/dlm-messages';
 import { fitList } from '../wire/frame';
-import type { Clock, TimerHandle } from '../util/clock';
+import type { Clock } from '../util/clock';
 
 export type RecoveryState = 'standalone' | 'joining' | 'running' | 'recovering' | 'no-quorum';
 
 /** Tokens of epoch E start above E * 2^32 (JS safe integers: epochs up to 2^21). */
 export const EPOCH_TOKEN_SHIFT = 2 ** 32;
 
-/** Records per 'rec' message (about 200 bytes each: far below the 1 MiB peer frame cap). */
-export const REC_BATCH = 1000;
+/**
+ * Records per 'rec' message. A record is at most ~1.3 KB (64-byte names, a 1024-byte LVB), so
+ * a batch stays below MAX_DLM_LIST_BYTES whatever it holds (test: cluster-protocol).
+ */
+export const REC_BATCH = 256;
 /** At most this many messages of a newer epoch are held; beyond, the oldest are dropped. */
 export const MAX_FUTURE_MESSAGES = 100000;
 
@@ -96,6 +99,8 @@ export class LockRouter {
   private future: Array<[number, DlmPeerMsg]> = [];
   private remoteOwners = new Map<number, Ref<LockEvent>>();
   private rec?: Recovery;
+  /** Sessions asked for their records in the running recovery: how to stop waiting for each. */
+  private collecting = new Map<Ref<SessionMsg>, () => void>();
   private inspections = new Map<number, { replies: Map<number, unknown[]>; omitted: number; expect: number; done: () => void }>();
   private nextInspect = 1;
 
@@ -309,22 +314,24 @@ export class LockRouter {
   /**
    * One session's records. A session that ends while asked (its actor stops with the
    * request in its mailbox) never answers; it has no records any more (its locks end with
-   * it), so stop waiting as soon as it is gone rather than after the query timeout.
+   * it), so the daemon's sessionEnded() stops the wait at once rather than after the query
+   * timeout.
    */
   private collectFrom(s: Ref<SessionMsg>, epoch: number): Promise<LockRecord[]> {
     return new Promise((resolve, reject) => {
-      let timer: TimerHandle | undefined;
-      let done = false;
-      const finish = (f: () => void) => { if (!done) { done = true; this.o.clock.clearTimer(timer); f(); } };
+      const gone = () => reject(new Error('session ended'));
+      this.collecting.set(s, gone);
       this.o.sys.ask<SessionMsg, LockRecord[]>(s, (replyTo) => ({ type: 'collect', epoch, replyTo }), this.o.queryTimeoutMs)
-        .then((x) => finish(() => resolve(x)), (e) => finish(() => reject(e)));
-      const check = () => {
-        if (done) return;
-        if (!this.o.sessions().includes(s)) finish(() => reject(new Error('session ended')));
-        else timer = this.o.clock.setTimer(check, 20);
-      };
-      timer = this.o.clock.setTimer(check, 20);
+        .then(resolve, reject)
+        .finally(() => { if (this.collecting.get(s) === gone) this.collecting.delete(s); });
     });
+  }
+
+  /** The daemon tells the router a session ended (see collectFrom). */
+  sessionEnded(s: Ref<SessionMsg>): void {
+    const gone = this.collecting.get(s);
+    this.collecting.delete(s);
+    gone?.();
   }
 
   /** This node's part of recovery r: collect the sessions' records, send them, say done. */
