@@ -24,10 +24,10 @@ export class TestCluster {
 
   node(id: number): NodeProc { return this.nodes[id - 1]!; }
 
-  start(id: number): void {
+  start(id: number, env: NodeJS.ProcessEnv = {}): void {
     const nd = this.node(id);
     const err = fs.openSync(path.join(nd.dir, 'stderr.log'), 'a');
-    nd.proc = spawn(process.execPath, [MXFSD, '--config', nd.config], { stdio: ['ignore', 'ignore', err], env: { ...process.env, MXFS_FAULT_INJECTION: '1' } });
+    nd.proc = spawn(process.execPath, [MXFSD, '--config', nd.config], { stdio: ['ignore', 'ignore', err], env: { ...process.env, MXFS_FAULT_INJECTION: '1', ...env } });
     fs.closeSync(err);
   }
 
