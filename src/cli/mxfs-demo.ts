@@ -18,7 +18,7 @@ import { parseArgs } from 'node:util';
 import { MxfsClient } from '../client/client';
 import { compatible, Mode, modeName } from '../dlm/modes';
 import { LockError } from '../dlm/types';
-import { writeClusterConfigs } from './mxfs-cluster';
+import { pickBasePort, writeClusterConfigs } from '../local-cluster/local-cluster';
 
 const RESOURCES = ['inode-1', 'inode-2', 'inode-3', 'inode-4', 'volume-0'];
 const NODES = 3;

@@ -3,7 +3,7 @@ import { ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { MxfsClient } from '../../src/client/client';
-import { writeClusterConfigs } from '../../src/cli/mxfs-cluster';
+import { writeClusterConfigs } from '../../src/local-cluster/local-cluster';
 import { rendezvousOwner } from '../../src/cluster/rendezvous';
 import { MXFSD, tmpDir, waitFor } from './daemon-proc';
 
