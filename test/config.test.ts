@@ -9,7 +9,7 @@ import { ConfigError, configDefaults, formatConfigError, loadConfig, parseConfig
 import { tokenizeIni } from '../src/config/ini';
 
 const FILE = '/etc/mxfs/test.conf';
-const EXAMPLE = path.resolve(__dirname, '../../config/volumes.conf.example');
+const EXAMPLE = path.resolve(__dirname, '../../config/mxfs.conf.example');
 
 /** Parse and return the ConfigError it must throw. */
 function fails(text: string, file = FILE): ConfigError {

@@ -27,7 +27,8 @@ import { rendezvousOwner } from '../cluster/rendezvous';
 import { resolveGroup } from '../ffi/groups';
 import { listenClientSocket } from './client-socket';
 
-export const VERSION = '0.1.0';
+export { VERSION } from '../version';
+import { VERSION } from '../version';
 
 /** A slow reader is cut off once this much output is queued for it. */
 const MAX_CLIENT_BACKLOG = 8 * 1024 * 1024;

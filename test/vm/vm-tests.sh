@@ -33,7 +33,7 @@ daemon_log() { cat /tmp/daemon.out /tmp/daemon.err 2>/dev/null; }
 start_daemon() {
   : > /tmp/daemon.out; : > /tmp/daemon.err
   if [ "$DAEMON_KIND" = mxfsd ]; then
-    node /mxfs/dist/src/cli/mxfsd.js --config /mxfs/mxfsd.conf >>/tmp/daemon.out 2>>/tmp/daemon.err &
+    node /mxfs/dist/src/cli/mxfsd.js --config /mxfs/mxfs.conf >>/tmp/daemon.out 2>>/tmp/daemon.err &
   else
     node /mxfs/dist/test/vm/bridge-driver.js --retry-ms 1000 >>/tmp/daemon.out 2>>/tmp/daemon.err &
   fi
@@ -68,7 +68,7 @@ fi
 
 # 3b. The real daemon reports the attachment in its status (mxfsctl status --json).
 if [ "$DAEMON_KIND" != driver ]; then
-  KSTATE=$(node /mxfs/dist/src/cli/mxfsctl.js --config /mxfs/mxfsd.conf --json status 2>&1 | \
+  KSTATE=$(node /mxfs/dist/src/cli/mxfsctl.js --config /mxfs/mxfs.conf --json status 2>&1 | \
     node -e 'let s = ""; process.stdin.on("data", (d) => s += d).on("end", () => { try { const k = JSON.parse(s).kernel; console.log(k.state + " family=" + k.family + " portid=" + k.portid); } catch (e) { console.log("unparsable: " + s.slice(0, 200)); } })')
   check mxfsctl-kernel-state "$KSTATE" sh -c "echo '$KSTATE' | grep -q '^attached '"
 fi
