@@ -45,7 +45,7 @@ export function serviceEnv(env: NodeJS.ProcessEnv = process.env): ServiceEnv {
   if (env.NOTIFY_SOCKET) out.notifySocket = env.NOTIFY_SOCKET;
   const usec = Number(env.WATCHDOG_USEC);
   const forUs = env.WATCHDOG_PID === undefined || Number(env.WATCHDOG_PID) === process.pid;
-  if (Number.isInteger(usec) && usec > 0 && forUs) out.watchdogMs = usec / 1000;
+  if (Number.isInteger(usec) && usec > 0 && forUs) out.watchdogMs = Math.max(1, Math.floor(usec / 1000));
   // As sd_notify(3)'s unset_environment: nothing this process starts should talk to systemd.
   delete env.NOTIFY_SOCKET;
   delete env.WATCHDOG_USEC;
