@@ -26,9 +26,9 @@ import { NodeState } from './state';
 import { rendezvousOwner } from '../cluster/rendezvous';
 import { resolveGroup } from '../ffi/groups';
 import { listenClientSocket } from './client-socket';
-
-export { VERSION } from '../version';
 import { VERSION } from '../version';
+
+export { VERSION };
 
 /** A slow reader is cut off once this much output is queued for it. */
 const MAX_CLIENT_BACKLOG = 8 * 1024 * 1024;
