@@ -142,6 +142,11 @@ export class VolumeCore {
   private releaseTo: 'unmounted' | 'standby' = 'unmounted';
   /** A rejoin arrived while the fence was still running: clear once it is done. */
   private rejoinPending = false;
+  /**
+   * The operator made this node a standby and has not withdrawn it: a standby request lost
+   * with the node's quorum is queued again when the node is back in a quorate view.
+   */
+  private standbyWanted = false;
 
   constructor(private readonly o: VolumeCoreOptions, now: number) { this.since = now; }
 
@@ -262,6 +267,7 @@ export class VolumeCore {
 
   private queueStandby(now: number, ev: VolumeEffect[], why: string): void {
     this.role = 'standby';
+    this.standbyWanted = true;
     this.go('standby', now, ev, why);
     ev.push({ do: 'lock', op: this.begin('lock'), noqueue: false });
   }
@@ -300,7 +306,7 @@ export class VolumeCore {
         const code: VolumeReplyCode = m.code === 'NOTQUEUED' ? 'OWNED' : m.code === 'TIMEOUT' ? 'TIMEOUT' : m.code === 'CANCELLED' ? 'CANCELLED' : 'LOST';
         this.forget();
         this.go('unmounted', now, ev, `ownership not obtained: ${m.message}`);
-        this.reason = m.message;
+        this.reason = this.standbyWanted ? `standby request lost (${m.message}); queued again once the node is back in a quorate view` : m.message;
         this.failAll(ev, code, m.message);
         return;
       }
@@ -337,6 +343,7 @@ export class VolumeCore {
         if (m.op !== this.op || !(this.state === 'blocked' || (this.state === 'mounted' && this.step === 'finalize'))) return;
         return this.retry(now, ev);
       case 'rejoined':
+        if (this.state === 'unmounted' && this.standbyWanted) { this.queueStandby(now, ev, 'back in a quorate view: queued again as a standby'); return; }
         if (this.state !== 'fenced' || this.step === 'clear') return;
         if (this.step === 'fence') { this.rejoinPending = true; return; }
         this.driver('clear', 'clearFence', ev);
@@ -398,10 +405,16 @@ export class VolumeCore {
     const busy = () => ev.push({ do: 'reply', req, ok: false, code: 'BUSY', message: `volume ${this.name} is ${this.state} (${this.step} in progress); try again when it is done` });
     switch (this.state) {
       case 'unmounted':
+        if (this.standbyWanted) {
+          this.standbyWanted = false;
+          ev.push({ do: 'reply', req, ok: true, message: `standby for ${this.name} withdrawn` });
+          return;
+        }
         ev.push({ do: 'reply', req, ok: false, code: 'NOT_OWNER', message: `node ${this.o.node} does not own volume ${this.name}` });
         return;
       case 'standby':
         this.forget();
+        this.standbyWanted = false;
         this.op++;
         ev.push({ do: 'cancelLock' });
         this.go('unmounted', now, ev, 'standby withdrawn');
@@ -460,6 +473,7 @@ export class VolumeCore {
       return;
     }
     this.holding = true;
+    this.standbyWanted = false;
     this.token = m.token;
     this.grantedAt = now;
     this.lvbRecord = m.lvbRecord;
@@ -642,7 +656,7 @@ export class VolumeCore {
         this.forget();
         this.op++;
         this.go('unmounted', now, ev, `standby request lost: ${reason}`);
-        this.reason = `standby request lost: ${reason}`;
+        this.reason = `standby request lost (${reason}); queued again once the node is back in a quorate view`;
         return;
       default:
         if (this.mountIssued || this.state === 'mounted') return this.startFence(reason, now, ev);
