@@ -37,7 +37,12 @@ export function checkVolumes(events: readonly HistoryEvent[], opts: { minTakeove
       byVolume.set(e.volume, l);
     }
   }
-  const downs = events.filter((e): e is EventOf<'node-down'> => e.type === 'node-down');
+  // Nodes going down: the tests' node-down events, and the nemesis' kill and pause faults.
+  const downs: Array<{ t: number; node: number; how: string }> = [];
+  for (const e of events) {
+    if (e.type === 'node-down') downs.push({ t: e.t, node: e.node, how: e.how });
+    else if (e.type === 'fault' && (e.action === 'kill' || e.action === 'pause') && !e.ends) for (const node of e.nodes) downs.push({ t: e.t, node, how: e.action });
+  }
   const summary: VolumeSummary[] = [];
 
   for (const [volume, evs] of byVolume) {

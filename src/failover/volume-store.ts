@@ -53,6 +53,11 @@ export class VolumeStore {
 
   generationFloor(volume: string): number { return this.floor.get(volume) ?? 0; }
   mountedOn(volume: string, node: number): number | undefined { return this.mounted.get(key(volume, node)); }
+  /** The node that has the newest generation mounted (undefined: nobody). */
+  currentOwner(volume: string): number | undefined {
+    const floor = this.generationFloor(volume);
+    return this.nodesWithMount(volume).find((n) => this.mountedOn(volume, n) === floor);
+  }
   nodesWithMount(volume: string): number[] {
     return [...this.mounted.keys()].filter((k) => k.startsWith(`${volume}/`)).map((k) => Number(k.slice(volume.length + 1)));
   }
@@ -130,10 +135,19 @@ export class VolumeStore {
     return ok;
   }
 
-  /** Simulated applications: every periodMs, each live node with a mount writes once. */
+  /**
+   * Simulated applications: every periodMs, each live node with a mount writes once. A node
+   * that is not alive lost its power: its applications and its mounts are gone (a paused
+   * mxfsd is alive: its node's applications go on writing).
+   */
   startWriters(volumes: string[], nodes: number[], alive: (node: number) => boolean, periodMs = 20): void {
     this.writers = setInterval(() => {
-      for (const v of volumes) for (const n of nodes) if (alive(n)) this.write(v, n);
+      for (const v of volumes) {
+        for (const n of nodes) {
+          if (alive(n)) this.write(v, n);
+          else this.mounted.delete(key(v, n));
+        }
+      }
     }, periodMs);
     this.writers.unref();
   }

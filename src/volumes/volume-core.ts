@@ -396,6 +396,9 @@ export class VolumeCore {
       ev.push({ do: 'reply', req, ok: true, message: `node ${this.o.node} is now a standby for ${this.name}` });
     } else if (this.state === 'standby') {
       ev.push({ do: 'reply', req, ok: true, message: `node ${this.o.node} is already a standby for ${this.name}` });
+    } else if (this.state === 'fenced') {
+      this.standbyWanted = true;
+      ev.push({ do: 'reply', req, ok: true, message: `node ${this.o.node} becomes a standby for ${this.name} once its fence is cleared (the node back in a quorate view, or 'mxfsctl umount ${this.name}')` });
     } else {
       ev.push({ do: 'reply', req, ok: false, code: 'BUSY', message: `volume ${this.name} is ${this.state} on this node; only an unmounted node can become a standby` });
     }
@@ -555,7 +558,7 @@ export class VolumeCore {
       case 'clear': {
         this.mountIssued = false;
         this.forget();
-        if (this.o.afterClear === 'standby') this.queueStandby(now, ev, 'fence cleared; queued again as a standby');
+        if (this.o.afterClear === 'standby' || this.standbyWanted) this.queueStandby(now, ev, 'fence cleared; queued again as a standby');
         else this.go('unmounted', now, ev, 'fence cleared');
         this.reply(ev, 'umount', true, `fence of ${this.name} cleared on node ${this.o.node}`);
         return;
