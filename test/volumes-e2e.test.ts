@@ -8,7 +8,9 @@ import path from 'node:path';
 import { execFile } from 'node:child_process';
 import { expect } from 'chai';
 import { TestCluster } from './support/cluster-proc';
-import { MXFSCTL, ROOT, waitFor } from './support/daemon-proc';
+import fs from 'node:fs';
+import { spawn } from 'node:child_process';
+import { configText, MXFSCTL, MXFSD, ROOT, tmpDir, waitFor } from './support/daemon-proc';
 import { History } from '../src/failover/history';
 import { storeVolumeConfig, VolumeStore } from '../src/failover/volume-store';
 import { check } from '../src/failover/checker';
@@ -292,5 +294,52 @@ describe('volumes end to end (3 real mxfsd, command driver over a fenced volume 
     const mount2 = s.history.events.find((e) => e.type === 'vmount' && e.node === 2 && e.accepted)!;
     expect(fence.t, 'the takeover came after the old mount was fenced').to.be.lessThan(mount2.t);
     verdict(s);
+  });
+});
+
+describe('volume errors on one node (real mxfsd, command driver)', function () {
+  this.timeout(60000);
+
+  it('unknown volume, device missing, mountpoint missing, a failing mount_cmd: one line each, the right exit code, nothing left owned', async () => {
+    const dir = tmpDir('mxfs-volerr-');
+    for (const v of ['nodev', 'bad', 'good']) fs.mkdirSync(path.join(dir, `mnt-${v}`));
+    for (const v of ['nomnt', 'bad', 'good']) fs.writeFileSync(path.join(dir, `dev-${v}`), '');
+    const vol = (name: string, device: string, mountpoint: string, mount: string) =>
+      `\n[volume]\nname = ${name}\ndevice = ${device}\nmountpoint = ${mountpoint}\ndriver = command\nmount_cmd = ${mount}\numount_cmd = true\n`;
+    const d = { config: path.join(dir, 'mxfs.conf'), socket: path.join(dir, 'mxfsd.sock') };
+    fs.writeFileSync(d.config, configText(dir)
+      + vol('nodev', path.join(dir, 'no-such-device'), path.join(dir, 'mnt-nodev'), 'true')
+      + vol('nomnt', path.join(dir, 'dev-nomnt'), path.join(dir, 'no-such-dir'), 'true')
+      + vol('bad', path.join(dir, 'dev-bad'), path.join(dir, 'mnt-bad'), "echo 'mount: /srv: wrong fs type, bad superblock on /dev/x' >&2; exit 32")
+      + vol('good', path.join(dir, 'dev-good'), path.join(dir, 'mnt-good'), 'true'));
+    const p = spawn(process.execPath, [MXFSD, '--config', d.config], { stdio: 'ignore' });
+    try {
+      await waitFor(async () => (await mxfsctl(['--socket', d.socket, 'volumes'])).code === 0, 20000, 'mxfsd with volumes');
+      const run = (...a: string[]) => mxfsctl(['--socket', d.socket, ...a]);
+      const unknown = await run('mount', 'nope');
+      expect([unknown.code, unknown.err.trim()]).to.deep.equal([2, "mxfsctl: unknown volume 'nope' (configured: nodev, nomnt, bad, good)"]);
+      const nodev = await run('mount', 'nodev');
+      expect(nodev.code).to.equal(5);
+      expect(nodev.err).to.match(/^mxfsctl: volume nodev: device .*no-such-device does not exist on this node\n$/);
+      const nomnt = await run('mount', 'nomnt');
+      expect(nomnt.code).to.equal(5);
+      expect(nomnt.err).to.match(/^mxfsctl: mountpoint .*no-such-dir does not exist on this node\n$/);
+      const bad = await run('mount', 'bad');
+      expect(bad.code).to.equal(5);
+      expect(bad.err).to.match(/^mxfsctl: mount_cmd exited with status 32: mount: \/srv: wrong fs type, bad superblock on \/dev\/x\n$/);
+      const notOwner = await run('umount', 'good');
+      expect([notOwner.code, notOwner.err]).to.deep.equal([6, 'mxfsctl: node 1 does not own volume good\n']);
+      const rep = JSON.parse((await run('--json', 'volumes')).out);
+      const states = Object.fromEntries(rep.volumes.map((v: any) => [v.volume, [v.state, v.owner]]));
+      expect(states, 'a failed mount leaves nothing owned').to.deep.equal({ nodev: ['unmounted', null], nomnt: ['unmounted', null], bad: ['unmounted', null], good: ['unmounted', null] });
+      const ok = await run('mount', 'good');
+      expect([ok.code, ok.out]).to.deep.equal([0, 'volume good mounted on node 1, generation 1\n']);
+      const bad2 = await run('mount', 'bad');
+      expect(bad2.code, 'a failed mount stored a clean record: the next attempt is generation 2, not a recovery').to.equal(5);
+      const locks = JSON.parse((await run('--json', 'locks', '--lockspace', 'mxfs-volumes')).out);
+      expect(locks.resources.map((r: any) => r.resource)).to.deep.equal(['good']);
+    } finally {
+      p.kill('SIGKILL');
+    }
   });
 });
