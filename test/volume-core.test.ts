@@ -58,6 +58,8 @@ describe('volume record', () => {
     expect(isNewer(rec({ generation: 5, version: 0 }), rec({ generation: 4, version: 9 }))).to.equal(true);
     expect(isNewer(rec({ version: 2 }), rec({ version: 1 }))).to.equal(true);
     expect(isNewer(rec({}), rec({}))).to.equal(false);
+    // Two claims of one generation (an abandoned one still travelling, and the live one): the later grant's token wins.
+    expect(isNewer(rec({ owner: 3, token: 90, version: 0 }), rec({ owner: 1, token: 77, version: 5 }))).to.equal(true);
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mxfs-rec-'));
     const st = RecordStore.open(dir);
     expect(st.put(rec({ generation: 3 }))).to.equal(true);

@@ -9,9 +9,13 @@
  *  - a compact copy travels in the lock value block of the volume's resource (any node can
  *    read it with a grant), written by the owner at every change and at release.
  *
- * Order: a record is newer than another when its generation is higher, or, in the same
- * generation (one owner), when its version is higher. Generations go up by one per ownership
- * change and never back; versions count one owner's updates.
+ * Order: a record is newer than another when its generation is higher; in the same
+ * generation, when its token is higher; then when its version is higher. Generations go up by
+ * one per ownership change and never back; versions count one owner's updates. The token
+ * breaks a tie that can happen: an owner that lost its lock while its claim of generation g
+ * was still travelling, and the next owner that read the majority before that claim arrived
+ * and claimed g too. The later EX grant has the higher fencing token, so every node orders
+ * the two claims the same way and a reader never takes the abandoned claim for the live one.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -60,7 +64,9 @@ export interface VolumeRecord {
 
 export function isNewer(a: VolumeRecord, b: VolumeRecord | undefined): boolean {
   if (!b) return true;
-  return a.generation > b.generation || (a.generation === b.generation && a.version > b.version);
+  if (a.generation !== b.generation) return a.generation > b.generation;
+  if (a.token !== b.token) return a.token > b.token;
+  return a.version > b.version;
 }
 
 export function newest(...rs: Array<VolumeRecord | undefined>): VolumeRecord | undefined {
