@@ -73,7 +73,7 @@ export type VolumeInput =
 export type VolumeEffect =
   | { do: 'lock'; op: number; noqueue: boolean; timeoutMs?: number }
   | { do: 'cancelLock' }
-  /** Give the lock back; op 0: a grant nobody wanted any more. */
+  /** Give the lock back. */
   | { do: 'unlock'; op: number; lvb?: Buffer }
   | { do: 'writeLvb'; lvb: Buffer }
   | { do: 'read'; op: number }
@@ -471,10 +471,7 @@ export class VolumeCore {
   }
 
   private onGranted(m: Extract<VolumeInput, { type: 'granted' }>, now: number, ev: VolumeEffect[]): void {
-    if (m.op !== this.op || this.step !== 'lock') {
-      ev.push({ do: 'unlock', op: 0 }); // not wanted any more: the actor gives that grant back
-      return;
-    }
+    if (m.op !== this.op || this.step !== 'lock') return; // not wanted any more: the actor gives that grant back
     this.holding = true;
     this.standbyWanted = false;
     this.token = m.token;

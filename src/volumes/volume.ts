@@ -69,13 +69,12 @@ export function volumeDef(o: { core: VolumeCore; driver: VolumeDriver; svc: Volu
   const { core, driver, svc, log } = o;
   const name = core.name;
 
-  const run = (s: VolumeActorState, self: Ref<VolumeMsg>, sys: { send(to: Ref<VolumeMsg>, m: VolumeMsg): void }, effects: VolumeEffect[], grant?: LockHandle): void => {
+  const run = (s: VolumeActorState, self: Ref<VolumeMsg>, sys: { send(to: Ref<VolumeMsg>, m: VolumeMsg): void }, effects: VolumeEffect[]): void => {
     const send = (input: VolumeInput) => sys.send(self, { type: 'input', input });
     const fail = (op: number, e: unknown) => {
       const code: VolumeReplyCode = e instanceof VolumeStepError || e instanceof VolumeError ? e.code : 'BLOCKED';
       send({ type: 'failed', op, code, message: e instanceof Error ? e.message : String(e) });
     };
-    let grantKept = false;
     for (const ef of effects) {
       switch (ef.do) {
         case 'transition':
@@ -105,10 +104,6 @@ export function volumeDef(o: { core: VolumeCore; driver: VolumeDriver; svc: Volu
           s.pendingLock = undefined;
           break;
         case 'unlock': {
-          if (ef.op === 0) { // a grant nobody wants any more
-            if (grant) void grant.unlock().catch(() => undefined);
-            break;
-          }
           const h = s.handle;
           s.handle = undefined;
           const op = ef.op;
@@ -177,12 +172,6 @@ export function volumeDef(o: { core: VolumeCore; driver: VolumeDriver; svc: Volu
           break;
         }
       }
-      if (ef.do === 'read' && grant) grantKept = true;
-    }
-    if (grant && grantKept) {
-      s.handle = grant;
-      s.pendingLock = undefined;
-      grant.on('lost', (reason: string) => { if (s.handle === grant) send({ type: 'lost', reason: `ownership lock lost: ${reason}` }); });
     }
   };
 
@@ -195,8 +184,18 @@ export function volumeDef(o: { core: VolumeCore; driver: VolumeDriver; svc: Volu
           run(s, ctx.self, ctx.system, s.core.input(msg.input, now));
           break;
         case 'grant': {
-          const lvbRecord = decodeRecordLvb(name, msg.handle.grant.lvb, msg.handle.grant.lvbValid);
-          run(s, ctx.self, ctx.system, s.core.input({ type: 'granted', op: msg.op, token: msg.handle.grant.token, ...(lvbRecord ? { lvbRecord } : {}) }, now), msg.handle);
+          const h = msg.handle;
+          const lvbRecord = decodeRecordLvb(name, h.grant.lvb, h.grant.lvbValid);
+          const wasHolding = s.core.holding;
+          const effects = s.core.input({ type: 'granted', op: msg.op, token: h.grant.token, ...(lvbRecord ? { lvbRecord } : {}) }, now);
+          if (!wasHolding && s.core.holding) {
+            s.handle = h;
+            s.pendingLock = undefined;
+            h.on('lost', (reason: string) => { if (s.handle === h) ctx.system.send(ctx.self, { type: 'input', input: { type: 'lost', reason: `ownership lock lost: ${reason}` } }); });
+          } else {
+            void h.unlock().catch(() => undefined); // a grant nobody wants any more
+          }
+          run(s, ctx.self, ctx.system, effects);
           break;
         }
         case 'view':
