@@ -103,6 +103,18 @@ export function warmUp(clients = 6, grants = 20): Step[] {
   return [{ do: 'start' }, { do: 'clients', count: clients }, { do: 'wait', until: { grants }, withinMs: 5000 }];
 }
 
+/** The usual opening of a volume scenario: start, a workload, `owner` mounts `volume`, the others are standbys. */
+export function volumeWarmUp(o: { owner: number; standbys: number[]; volume?: string; clients?: number }): Step[] {
+  const volume = o.volume ?? 'data';
+  return [
+    { do: 'start' },
+    { do: 'clients', count: o.clients ?? 3 },
+    { do: 'volume', op: 'mount', node: o.owner, volume, await: true },
+    ...o.standbys.map((n): Step => ({ do: 'volume', op: 'standby', node: n, volume, await: true })),
+    { do: 'wait', until: { grants: 10 }, withinMs: 5000 },
+  ];
+}
+
 /** The bound of a wait/assert step, in ms. */
 export function boundOf(s: { withinMs?: number; withinLeases?: number }, leaseMs: number, dflt: number): number {
   if (s.withinMs === undefined && s.withinLeases === undefined) return dflt;

@@ -19,6 +19,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { writeFileDurably } from '../util/durable';
 
 /**
  * clean       nobody has the volume mounted (last owner unmounted, or never mounted)
@@ -193,18 +194,7 @@ export class RecordStore {
   /** Store `r` if it is newer than what is stored; true when it was stored. */
   put(r: VolumeRecord): boolean {
     if (!isNewer(r, this.get(r.volume))) return false;
-    const f = this.file(r.volume);
-    const tmp = `${f}.tmp`;
-    const fd = fs.openSync(tmp, 'w', 0o600);
-    try {
-      fs.writeSync(fd, JSON.stringify(r) + '\n');
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-    fs.renameSync(tmp, f);
-    const dfd = fs.openSync(this.dir, 'r');
-    try { fs.fsyncSync(dfd); } finally { fs.closeSync(dfd); }
+    writeFileDurably(this.file(r.volume), JSON.stringify(r) + '\n');
     this.cache.set(r.volume, r);
     return true;
   }

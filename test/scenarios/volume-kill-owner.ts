@@ -1,5 +1,5 @@
 /** kill -9 (power loss) of a volume's owner under load: one standby takes over and recovers it once. */
-import type { Scenario } from '../../src/failover/scenario';
+import { Scenario, volumeWarmUp } from '../../src/failover/scenario';
 
 export const scenario: Scenario = {
   name: 'volume-kill-owner',
@@ -8,12 +8,7 @@ export const scenario: Scenario = {
   leaseMs: 2000,
   volumes: [{ name: 'data' }],
   steps: [
-    { do: 'start' },
-    { do: 'clients', count: 4 },
-    { do: 'volume', op: 'mount', node: 1, volume: 'data', await: true },
-    { do: 'volume', op: 'standby', node: 2, volume: 'data', await: true },
-    { do: 'volume', op: 'standby', node: 3, volume: 'data', await: true },
-    { do: 'wait', until: { grants: 10 }, withinMs: 5000 },
+    ...volumeWarmUp({ owner: 1, standbys: [2, 3], clients: 4 }),
     { do: 'kill', node: { ownerOf: 'data' }, as: 'victim' },
     { do: 'assert', until: { volumeMounted: 'data', not: ['victim'], generationAtLeast: 2 }, withinLeases: 4, withinMs: 3000, text: 'a standby recovers the volume' },
     { do: 'assert', until: { grants: 10 }, withinLeases: 2, text: 'grants go on' },

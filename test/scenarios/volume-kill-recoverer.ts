@@ -1,5 +1,5 @@
 /** The owner dies; the standby that recovers it dies in its recovery step; the last standby redoes and completes it. */
-import type { Scenario } from '../../src/failover/scenario';
+import { Scenario, volumeWarmUp } from '../../src/failover/scenario';
 
 export const scenario: Scenario = {
   name: 'volume-kill-recoverer',
@@ -8,12 +8,7 @@ export const scenario: Scenario = {
   leaseMs: 2000,
   volumes: [{ name: 'data' }],
   steps: [
-    { do: 'start' },
-    { do: 'clients', count: 3 },
-    { do: 'volume', op: 'mount', node: 1, volume: 'data', await: true },
-    { do: 'volume', op: 'standby', node: 2, volume: 'data', await: true },
-    { do: 'volume', op: 'standby', node: 3, volume: 'data', await: true },
-    { do: 'wait', until: { grants: 10 }, withinMs: 5000 },
+    ...volumeWarmUp({ owner: 1, standbys: [2, 3] }),
     { do: 'hold-recovery', volume: 'data' },
     { do: 'kill', node: { ownerOf: 'data' }, as: 'first' },
     { do: 'wait', until: { recoveryHeld: 'data' }, withinLeases: 4, withinMs: 3000 },

@@ -1,5 +1,5 @@
 /** The owner is cut off from both other nodes: it loses quorum and fences; the majority's standby takes over. */
-import type { Scenario } from '../../src/failover/scenario';
+import { Scenario, volumeWarmUp } from '../../src/failover/scenario';
 
 export const scenario: Scenario = {
   name: 'volume-partition-owner',
@@ -8,12 +8,7 @@ export const scenario: Scenario = {
   leaseMs: 2000,
   volumes: [{ name: 'data', fenceBoundMs: 500 }],
   steps: [
-    { do: 'start' },
-    { do: 'clients', count: 3 },
-    { do: 'volume', op: 'mount', node: 3, volume: 'data', await: true },
-    { do: 'volume', op: 'standby', node: 1, volume: 'data', await: true },
-    { do: 'volume', op: 'standby', node: 2, volume: 'data', await: true },
-    { do: 'wait', until: { grants: 10 }, withinMs: 5000 },
+    ...volumeWarmUp({ owner: 3, standbys: [1, 2] }),
     { do: 'partition', isolate: 3, as: 'cut' },
     { do: 'assert', until: { volumeMounted: 'data', not: ['cut'], generationAtLeast: 2 }, withinLeases: 4, withinMs: 3000, text: 'the majority side recovers the volume' },
     { do: 'heal' },

@@ -1,5 +1,5 @@
 /** The owner's mxfsd is stopped past its lease while its applications keep writing. */
-import type { Scenario } from '../../src/failover/scenario';
+import { Scenario, volumeWarmUp } from '../../src/failover/scenario';
 
 export const scenario: Scenario = {
   name: 'volume-pause-owner',
@@ -8,12 +8,7 @@ export const scenario: Scenario = {
   leaseMs: 2000,
   volumes: [{ name: 'data' }],
   steps: [
-    { do: 'start' },
-    { do: 'clients', count: 3 },
-    { do: 'volume', op: 'mount', node: 2, volume: 'data', await: true },
-    { do: 'volume', op: 'standby', node: 1, volume: 'data', await: true },
-    { do: 'volume', op: 'standby', node: 3, volume: 'data', await: true },
-    { do: 'wait', until: { grants: 10 }, withinMs: 5000 },
+    ...volumeWarmUp({ owner: 2, standbys: [1, 3] }),
     { do: 'pause', node: 2, as: 'victim' },
     { do: 'assert', until: { volumeMounted: 'data', not: ['victim'], generationAtLeast: 2 }, withinLeases: 4, withinMs: 3000, text: 'a standby takes over from the stopped owner' },
     { do: 'resume', node: 'victim' },
