@@ -10,7 +10,7 @@
 import { ConfigError, DEFAULT_CONFIG_FILE, fileErrorReason, formatConfigError, loadConfig, type Config } from '../config/config';
 import { createLogger } from '../log';
 import { Daemon, VERSION } from '../daemon/daemon';
-import { startKernelSupport } from '../daemon/kernel';
+import { startKernelSupport, type KernelSupport } from '../daemon/kernel';
 import { TcpClusterPort } from '../daemon/cluster-port';
 import { ServiceNotifier, serviceEnv } from '../daemon/service';
 import { loadClusterKey } from '../cluster/auth';
@@ -103,23 +103,29 @@ async function main(): Promise<void> {
   const log = logs.log;
   const service = serviceEnv();
   const clustered = config.peers.length > 0;
-  let daemon: Daemon;
-  let kernel;
+  let daemon: Daemon | undefined;
+  let listening = false;
+  let kernel: KernelSupport | undefined;
   try {
     daemon = new Daemon({
       config, log, faultInjection: process.env.MXFS_FAULT_INJECTION === '1',
       port: clustered ? (sys, state) => new TcpClusterPort({ config, sys, log, clock: systemClock, state }) : undefined,
     });
     await daemon.start();
+    listening = true;
     kernel = await startKernelSupport(daemon);
+    await daemon.startVolumes(kernel.volumeDriver);
   } catch (e) {
     // The whole error (stack included) goes to the log file / syslog; stderr gets one line.
     logs.quiet.fatal({ err: e }, 'cannot start');
     process.stderr.write(`mxfsd: cannot start: ${startupFailure(e, config)}\n`);
+    await kernel?.stop().catch(() => {});
+    // Only a daemon that got its socket may remove it (a busy socket is another daemon's).
+    if (listening) await daemon?.stop('mxfsd could not start').catch(() => {});
     await logs.close();
     process.exit(1);
   }
-  const d = daemon;
+  const d = daemon!;
   const notifier = new ServiceNotifier({
     env: service, log: log.child({ actor: 'service' }), clock: d.clock, sys: d.sys, port: d.port, timing: config.timing,
     state: () => ({ state: d.router.state, epoch: d.router.epoch, members: d.router.members }),
@@ -132,7 +138,9 @@ async function main(): Promise<void> {
     stopping = true;
     notifier.stopping();
     log.info({ signal: sig }, 'shutting down');
-    await kernel.stop();
+    // Volumes first (unmount or fence while the kernel bridge and the cluster still run).
+    await d.volumes?.shutdown(config.timing.shutdownGraceMs).catch((e: Error) => log.error({ err: e }, 'volume shutdown failed'));
+    await kernel!.stop();
     await d.stop(`mxfsd on node ${config.node.id} shutting down (${sig})`);
     notifier.close();
     await logs.close();

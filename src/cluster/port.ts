@@ -43,6 +43,12 @@ export interface ClusterPort {
   canGrant?(): boolean;
   /** Subscribe to lease renewal (every round sent, every ack extending quorum); see RenewalReport. */
   onRenewal?(listener: (r: RenewalReport) => void): void;
+  /**
+   * Until when (this node's Clock, ms) this node holds its cluster lease, from what it knows
+   * now: the moment it would self-fence without further acknowledged renewals. The volume
+   * drivers' kernel lease ends at the same instant.
+   */
+  quorumUntil?(): number;
   stop(): Promise<void>;
   /** Test-only fault injection on this node's peer traffic (all of it, leases included). */
   setFault(spec: FaultSpec): void;

@@ -76,6 +76,7 @@ export class TcpClusterPort implements ClusterPort {
 
   view(): ClusterView { return this.v; }
   canGrant(): boolean { return this.node.canGrant(); }
+  quorumUntil(): number { return this.node.quorumUntil(); }
   setHandlers(h: ClusterHandlers): void { this.h = h; }
   onRenewal(listener: (r: RenewalReport) => void): void { this.renewalListeners.push(listener); }
 

@@ -10,6 +10,7 @@
  */
 import { isMode, Mode } from '../dlm/modes';
 import { LOCK_ERROR_CODES, LockErrorCode, MAX_LOCKSPACE_NAME, MAX_RESOURCE_NAME } from '../dlm/types';
+import { VOLUME_REPLY_CODES, VolumeReplyCode } from '../volumes/volume-core';
 
 export const CLIENT_PROTOCOL_VERSION = 1;
 
@@ -21,9 +22,17 @@ export type ClientRequest =
   | { type: 'cancel'; id: number; lockId: number }
   | { type: 'status'; id: number }
   | { type: 'locks'; id: number; lockspace?: string; resource?: string }
+  /** Volumes: become the owner and mount, unmount and give back, queue as a standby, or report. */
+  | { type: 'volume'; id: number; op: VolumeRequestOp; volume?: string; wait?: boolean; timeoutMs?: number }
   /** Test-only: inject faults into this node's peer traffic (mxfsd needs MXFS_FAULT_INJECTION=1). */
   | { type: 'fault'; id: number; spec: FaultSpec }
   | { type: 'hb'; seq: number };
+
+export const VOLUME_REQUEST_OPS = ['mount', 'umount', 'standby', 'status'] as const;
+export type VolumeRequestOp = (typeof VOLUME_REQUEST_OPS)[number];
+
+/** Every error code a reply may carry. */
+export type ReplyCode = LockErrorCode | VolumeReplyCode | 'PROTOCOL';
 
 export type FaultSpec =
   | { action: 'partition'; peers: number[] }
@@ -42,7 +51,7 @@ export interface HelloData {
 
 export type DaemonMessage =
   | { type: 'reply'; id: number; ok: true; grant?: WireGrant; data?: unknown }
-  | { type: 'reply'; id: number; ok: false; code: LockErrorCode | 'PROTOCOL'; message: string }
+  | { type: 'reply'; id: number; ok: false; code: ReplyCode; message: string }
   | { type: 'bast'; lockId: number; mode: Mode }
   | { type: 'lost'; lockId?: number; reason: string }
   /** Answer to the client's heartbeat `seq`. */
@@ -85,6 +94,12 @@ export function checkName(v: unknown, k: string, maxBytes: number): string {
   const n = Buffer.byteLength(v, 'utf8');
   if (n > maxBytes) fail(`field '${k}' is ${n} bytes; the limit is ${maxBytes}`);
   if (v.includes('\0')) fail(`field '${k}' contains a NUL byte`);
+  return v;
+}
+
+/** Volume names as the config allows them. */
+export function checkVolumeName(v: unknown): string {
+  if (typeof v !== 'string' || !/^[A-Za-z0-9_.-]{1,32}$/.test(v)) fail(`field 'volume' must be a volume name (1..32 characters from A-Z a-z 0-9 _ . -)`);
   return v;
 }
 
@@ -133,6 +148,13 @@ export function validateClientRequest(x: unknown): ClientRequest {
         lockspace: o.lockspace === undefined ? undefined : checkName(o.lockspace, 'lockspace', MAX_LOCKSPACE_NAME),
         resource: o.resource === undefined ? undefined : checkName(o.resource, 'resource', MAX_RESOURCE_NAME),
       };
+    case 'volume': {
+      const op = o.op;
+      if (typeof op !== 'string' || !(VOLUME_REQUEST_OPS as readonly string[]).includes(op)) fail(`field 'op' must be one of ${VOLUME_REQUEST_OPS.join(', ')}`);
+      const volume = o.volume === undefined ? undefined : checkVolumeName(o.volume);
+      if (volume === undefined && op !== 'status') fail(`field 'volume' is required for ${op}`);
+      return { type, id, op: op as VolumeRequestOp, volume, wait: optBool(o, 'wait'), timeoutMs: optUint(o, 'timeoutMs', MAX_TIMEOUT_MS) };
+    }
     case 'fault': return { type, id, spec: faultSpec(o.spec) };
     default:
       return fail(`unknown request type ${JSON.stringify(typeof type === 'string' ? type.slice(0, 32) : type)}`);
@@ -159,7 +181,7 @@ function faultSpec(x: unknown): FaultSpec {
   }
 }
 
-const CODES = new Set<string>([...LOCK_ERROR_CODES, 'PROTOCOL']);
+const CODES = new Set<string>([...LOCK_ERROR_CODES, ...VOLUME_REPLY_CODES, 'PROTOCOL']);
 
 function grant(x: unknown): WireGrant {
   const g = obj(x, 'grant');
@@ -184,7 +206,7 @@ export function validateDaemonMessage(x: unknown): DaemonMessage {
       if (o.ok === true) return { type: 'reply', id, ok: true, grant: o.grant === undefined ? undefined : grant(o.grant), data: o.data };
       if (o.ok === false) {
         if (typeof o.code !== 'string' || !CODES.has(o.code)) fail(`unknown error code`);
-        return { type: 'reply', id, ok: false, code: o.code as LockErrorCode | 'PROTOCOL', message: typeof o.message === 'string' ? o.message : o.code };
+        return { type: 'reply', id, ok: false, code: o.code as ReplyCode, message: typeof o.message === 'string' ? o.message : o.code };
       }
       return fail(`field 'ok' must be a boolean`);
     }

@@ -16,10 +16,12 @@ export class TestCluster {
   readonly dir: string;
   private clients: MxfsClient[] = [];
 
-  constructor(readonly n: number, readonly leaseMs = 1500) {
+  /** extra: more config text appended to each node's file (e.g. [volume] sections). */
+  constructor(readonly n: number, readonly leaseMs = 1500, extra?: (id: number, dir: string) => string) {
     this.dir = tmpDir('mxfs-cluster-');
     nextBase += 20;
     this.nodes = writeClusterConfigs(this.dir, n, nextBase, leaseMs).map((x) => ({ id: x.id, socket: x.socket, config: x.config, dir: x.dir }));
+    if (extra) for (const nd of this.nodes) fs.appendFileSync(nd.config, '\n' + extra(nd.id, nd.dir));
   }
 
   node(id: number): NodeProc { return this.nodes[id - 1]!; }
@@ -64,6 +66,21 @@ export class TestCluster {
   }
 
   kill(id: number, sig: NodeJS.Signals = 'SIGKILL'): void { this.node(id).proc?.kill(sig); }
+
+  /** kill -9 and wait until the process is gone. */
+  async killed(id: number): Promise<void> {
+    const p = this.node(id).proc;
+    if (!p || p.exitCode !== null || p.signalCode !== null) return;
+    const gone = new Promise<void>((r) => p.once('exit', () => r()));
+    if (p.signalCode === 'SIGSTOP') p.kill('SIGCONT');
+    p.kill('SIGKILL');
+    await gone;
+  }
+
+  alive(id: number): boolean {
+    const p = this.node(id).proc;
+    return !!p && p.exitCode === null && p.signalCode !== 'SIGKILL';
+  }
 
   async stopAll(): Promise<void> {
     for (const c of this.clients) await c.close().catch(() => {});
