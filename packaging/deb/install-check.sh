@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # CI check of the Debian packages on this machine (root): build them (npm run package:deb),
 # lintian, install with dpkg -i, use what got installed — mxfsd --version, the unit under
-# systemd-analyze verify (with a mount unit ordered after it, as docs/deploy.md says), the
+# systemd-analyze verify (with an application unit ordered after it, as docs/deploy.md says), the
 # tmpfiles directories, mxfsctl keygen, a standalone mxfsd from /usr/bin taking a lock,
 # mxfs-cluster from /usr/bin — and the DKMS package building the module for the Debian
 # kernel whose headers are installed; then purge both, leaving the machine as it was.
@@ -40,17 +40,20 @@ echo "mxfsd --version: $(cd / && mxfsd --version)"
 
 step "systemd-analyze verify"
 mkdir -p "$T/units"
-cat > "$T/units/mnt-mxfs\\x2dcheck.mount" <<EOF
+cat > "$T/units/mxfs-check-app.service" <<EOF
 [Unit]
+Description=an application on a shared volume, as docs/deploy.md shows
 Requires=mxfsd.service
 After=mxfsd.service
-[Mount]
-What=/dev/disk/by-id/mxfs-check
-Where=/mnt/mxfs-check
-Type=xfs
-Options=_netdev
+[Service]
+ExecStartPre=/usr/bin/mxfsctl mount data --wait
+ExecStart=/bin/true
 EOF
-SYSTEMD_LOG_LEVEL=notice systemd-analyze verify /lib/systemd/system/mxfsd.service "$T/units/mnt-mxfs\\x2dcheck.mount"
+SYSTEMD_LOG_LEVEL=notice systemd-analyze verify /lib/systemd/system/mxfsd.service "$T/units/mxfs-check-app.service"
+# mxfsd's volume mounts must be seen by the whole host: no private mount namespace.
+if grep -Eq '^(PrivateTmp|PrivateMounts|ProtectSystem|ProtectHome|ReadOnlyPaths|InaccessiblePaths|TemporaryFileSystem)=' /lib/systemd/system/mxfsd.service; then
+  echo "mxfsd.service puts mxfsd in a private mount namespace: its volume mounts would be invisible" >&2; exit 1
+fi
 for d in /run/mxfs /var/lib/mxfs /var/log/mxfs; do [ -d "$d" ] || { echo "tmpfiles: $d missing" >&2; exit 1; }; done
 [ "$(stat -c %a /var/lib/mxfs)" = 700 ] || { echo "/var/lib/mxfs is not 0700" >&2; exit 1; }
 

@@ -41,7 +41,7 @@ async function up(dir: string, nodes: number, basePort: number, leaseMs: number)
       ? `standalone node up in ${c.dir} (a node without peers forms no cluster view)`
       : `cluster of ${nodes} up in ${c.dir} (epoch ${epoch}, members ${c.nodes.map((n) => n.id).join(' ')})`);
     for (const n of c.nodes) out(describeNode(c, n.id, n.pid));
-    out(`logs are JSON lines (pipe them to 'npx bunyan'); start-up errors go to ${path.join(c.dir, 'nodeI', 'stderr.log')}`);
+    out(`logs are bunyan JSON lines; start-up errors go to ${path.join(c.dir, 'node<id>', 'stderr.log')}`);
   } catch (e) {
     process.stderr.write(`mxfs-cluster: ${(e as Error).message}\n`);
     const stopped = await c.down({ kill: true });
