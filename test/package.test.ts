@@ -17,12 +17,14 @@ describe('npm package (pack, install, use)', function () {
   let scratch: string;
   let pkg: string;
 
+  let tgz: string;
+
   before(async () => {
     scratch = tmpDir('mxfs-pkg-');
     // --ignore-scripts: pack the dist/ that is here (prepare would rebuild it under running tests).
     const pack = await run('npm', ['pack', '--ignore-scripts', '--pack-destination', scratch], { cwd: ROOT, timeoutMs: NPM_TIMEOUT });
     expect(pack.code, pack.stderr).to.equal(0);
-    const tgz = path.join(scratch, pack.stdout.trim().split('\n').pop()!);
+    tgz = path.join(scratch, pack.stdout.trim().split('\n').pop()!);
     const project = path.join(scratch, 'app');
     fs.mkdirSync(project);
     fs.writeFileSync(path.join(project, 'package.json'), JSON.stringify({ name: 'scratch-app', version: '1.0.0', private: true }));
@@ -120,5 +122,16 @@ export async function f(c: MxfsClient): Promise<number> {
     }
     const list = await run(path.join(bin, 'mxfs-failover'), ['list'], { cwd: '/' });
     expect(list.stdout, 'scenarios ship with the package').to.match(/kill-master/);
+  });
+
+  it('npm install -g of the tarball (into a private prefix) gives working commands', async () => {
+    const prefix = path.join(scratch, 'global');
+    const inst = await run('npm', ['install', '-g', '--prefix', prefix, '--prefer-offline', '--ignore-scripts', '--no-audit', '--no-fund', tgz], { cwd: scratch, timeoutMs: NPM_TIMEOUT });
+    expect(inst.code, inst.stderr).to.equal(0);
+    const h = await run(path.join(prefix, 'bin', 'mxfsd'), ['--help'], { cwd: '/' });
+    expect(h.code, h.stderr).to.equal(0);
+    expect(h.stdout).to.match(/^usage: mxfsd/);
+    const k = await run(path.join(prefix, 'bin', 'mxfsctl'), ['keygen'], { cwd: '/' });
+    expect(k.stdout).to.match(/^[0-9a-f]{64}\n$/);
   });
 });
