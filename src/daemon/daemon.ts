@@ -8,7 +8,6 @@
  */
 import fs from 'node:fs';
 import net from 'node:net';
-import path from 'node:path';
 import type Logger from 'bunyan';
 import { ActorSystem, Ref } from '../actors/actor';
 import { clientSessionDef, DaemonInfo, SessionMsg } from '../actors/client-session';
@@ -22,14 +21,17 @@ import { ClientRequest, DaemonMessage, FaultSpec, ProtocolError, validateClientR
 import { encodeFrame, fitList, FrameDecoder, FrameError } from '../wire/frame';
 import { Clock, systemClock } from '../util/clock';
 import type { ClusterPort } from '../cluster/port';
-import { EPOCH_TOKEN_SHIFT, LockRouter } from './lock-router';
+import { EPOCH_TOKEN_SHIFT, LockRouter, RecoveryState } from './lock-router';
 import { NodeState } from './state';
 import { rendezvousOwner } from '../cluster/rendezvous';
+import { resolveGroup } from '../ffi/groups';
+import { listenClientSocket } from './client-socket';
+import { VERSION } from '../version';
 import { VolumeManager } from '../volumes/manager';
 import type { VolumeDriver } from '../volumes/driver';
 import { VolumeRequestError } from '../actors/client-session';
 
-export const VERSION = '0.1.0';
+export { VERSION };
 
 /** A slow reader is cut off once this much output is queued for it. */
 const MAX_CLIENT_BACKLOG = 8 * 1024 * 1024;
@@ -72,6 +74,7 @@ export class Daemon implements DaemonInfo {
   /** Durable node state ([node] state_dir): boot generation, promised epoch. */
   readonly state: NodeState;
   kernel?: KernelStatusSource;
+  private readonly stateListeners: Array<(state: RecoveryState, epoch: number) => void> = [];
   /** The node's volumes (absent until startVolumes, and when none is configured). */
   volumes?: VolumeManager;
 
@@ -95,8 +98,12 @@ export class Daemon implements DaemonInfo {
       sessions: () => [...this.sessions.values()].map((x) => x.ref),
       log: o.log.child({ actor: 'router' }), clock: this.clock, queryTimeoutMs: o.config.timing.queryTimeoutMs,
       inspectLocal: async (f) => ((await this.localLocks(f)) as { resources: unknown[] }).resources,
+      onState: (st, epoch) => { for (const l of this.stateListeners) l(st, epoch); },
     });
   }
+
+  /** Called with every change of the lock engine's state (joining, recovering, running, no-quorum). */
+  onStateChange(listener: (state: RecoveryState, epoch: number) => void): void { this.stateListeners.push(listener); }
 
   get config(): Config { return this.o.config; }
   get log(): Logger { return this.o.log; }
@@ -112,15 +119,11 @@ export class Daemon implements DaemonInfo {
       this.table.reset(gen * EPOCH_TOKEN_SHIFT, (gen + 1) * EPOCH_TOKEN_SHIFT);
     }
     const p = this.socketPath;
-    fs.mkdirSync(path.dirname(p), { recursive: true });
-    await removeStaleSocket(p);
+    const node = this.o.config.node;
+    const gid = node.socketGroup === undefined ? undefined : resolveGroup(node.socketGroup);
     const server = net.createServer((sock) => this.accept(sock));
     server.maxConnections = this.o.config.locking.maxClients;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(p, () => { server.off('error', reject); resolve(); });
-    });
-    fs.chmodSync(p, this.o.config.node.socketMode);
+    await listenClientSocket(server, { path: p, mode: node.socketMode, gid });
     server.on('error', (e) => this.log.error({ err: e }, 'client socket error'));
     this.server = server;
     await this.port?.start?.();
@@ -382,16 +385,4 @@ export class Daemon implements DaemonInfo {
     return this.sys.ask<any, Array<{ name: string; ref: Ref<ResourceMsg> }>>(
       this.table.lockspace(ls), (replyTo) => ({ type: 'list', replyTo }), this.o.config.timing.queryTimeoutMs);
   }
-}
-
-/** Remove a socket file left by a dead daemon; refuse if a live daemon answers on it. */
-async function removeStaleSocket(p: string): Promise<void> {
-  if (!fs.existsSync(p)) return;
-  const alive = await new Promise<boolean>((resolve) => {
-    const s = net.createConnection(p);
-    s.once('connect', () => { s.destroy(); resolve(true); });
-    s.once('error', () => resolve(false));
-  });
-  if (alive) throw new Error(`another mxfsd is already listening on ${p}`);
-  fs.unlinkSync(p);
 }
