@@ -1,0 +1,26 @@
+# power-loss: the host kills VM A's qemu (a faithful power loss) while A holds lock R.
+# Proves: B's view drops A no sooner than A's lease (3000 ms) and within lease + dead margin
+# (300 ms) + a 5 s allowance for TCG scheduling, both measured by B's daemon itself (how long
+# before the drop it last heard from A); B stays in quorum alone (it is the tiebreaker) and
+# its lock on R, refused while A held it, is then granted.
+# Fails without the feature: without lease expiry B never drops A and R stays held by a dead
+# node (B's lock times out); with a tiebreaker-less quorum rule B would lose quorum.
+LEASE_MS=3000
+DEAD_AFTER_MS=3300
+scenario() {
+  local t=power-loss iw t0 age host_ms
+  cluster_formed $t || return
+  lock_held_on_a $t || return
+  iw=$(vm_start b 'watch_cluster without=1 120000')
+  t0=$(now_ns)
+  vm_kill a
+  check $t/a-killed "A's qemu killed with SIGKILL" eval '! vm_alive a'
+  vm_wait b "$iw" 150
+  host_ms=$(ms_since "$t0")
+  age=$(peer_age 1 "$VM_OUT")
+  check $t/b-drops-a "B's view without A: $VM_OUT; B had last heard from A ${age:-?} ms before (host: kill -> B reports ${host_ms} ms)" \
+    eval '[ "$VM_RC" = 0 ] && [ -n "$age" ] && [ "$age" -ge $LEASE_MS ] && [ "$age" -le $((DEAD_AFTER_MS + 5000)) ]'
+  vm_do b 60 'ctl lock --timeout 30000 R EX -- true'
+  check $t/b-takes-lock "B's mxfsctl lock --timeout 30000 R EX after A died: rc=$VM_RC $VM_OUT" [ "$VM_RC" = 0 ]
+  echo "MXFS-VM2-TIME power-loss kill->B-view-drops-A host ${host_ms} ms, B's last-heard age ${age} ms"
+}
