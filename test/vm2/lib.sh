@@ -4,6 +4,9 @@
 #
 # Layout of one test's directory ($TD = $WORK/<test>/):
 #   disk.raw           the shared disk (XFS made on the host), attached to both VMs
+#   witness.raw        a 1 MiB shared disk for the lock-exclusion witness (mxfs-writer hold /
+#                      witness): a lock holder keeps writing its records there, the next
+#                      holder watches for them
 #   a.console          VM A's serial console (ttyS0); b.console likewise
 #   a.ctl.in/.out      FIFOs of A's control line (ttyS1): the host writes commands to .in
 #   a.qmp              A's QMP socket (set_link, quit)
@@ -59,7 +62,9 @@ vm_boot() {
     -append "console=ttyS0 panic=-1 quiet loglevel=4 mxfs.run=/mxfs/vm2/agent.sh mxfs.role=$role mxfs.test=$test mxfs.run_id=$RUN_ID" \
     -nographic -no-reboot \
     -drive "file=$TD/disk.raw,format=raw,if=none,id=d0,file.locking=off" \
-    -device virtio-blk-pci,drive=d0,share-rw=on \
+    -device virtio-blk-pci,drive=d0,share-rw=on,serial=shared \
+    -drive "file=$TD/witness.raw,format=raw,if=none,id=d1,file.locking=off" \
+    -device virtio-blk-pci,drive=d1,share-rw=on,serial=witness \
     -netdev "socket,id=n0,udp=127.0.0.1:$peer,localaddr=127.0.0.1:$me" \
     -device "virtio-net-pci,netdev=n0,id=nic0,mac=$mac" \
     -serial "file:$TD/$role.console" \
@@ -79,6 +84,7 @@ vm2_up() {
   rm -f "$TD/disk.raw"
   truncate -s "${MXFS_VM2_DISK_MB:-512}M" "$TD/disk.raw"
   mkfs.xfs -q -f -L mxfsvm2 "$TD/disk.raw" || return 1
+  rm -f "$TD/witness.raw"; truncate -s 1M "$TD/witness.raw"
   pa=$(free_udp_port) && pb=$(free_udp_port) || { echo "vm2: no free UDP port" >&2; return 1; }
   [ "$pa" != "$pb" ] || pb=$((pa + 1))
   t0=$(now_ns)
@@ -182,7 +188,8 @@ cluster_formed() {
     eval '[ "$na" = "$nb" ] && [[ "$na" == *"members=1,2 state=running quorum=true" ]]'
 }
 
-# A's lock on R is held (hold_lock) and B's `mxfsctl lock --noqueue R EX` is refused.
+# A's lock on R is held (hold_lock: its command keeps writing to the witness disk) and B's
+# `mxfsctl lock --noqueue R EX` is refused.
 lock_held_on_a() {
   local t="$1"
   if ! vm_do a 90 'hold_lock holdR R 80'; then
@@ -217,6 +224,14 @@ repair_clean() {
   out=$(xfs_repair -n "$TD/disk.raw" 2>&1) || rc=$?
   check "$1/xfs-repair" "xfs_repair -n on the image: exit $rc" [ "$rc" = 0 ]
   [ "$rc" = 0 ] || echo "$out" | tail -n 20
+}
+
+# b_takes_lock TEST: B asks for R (waiting up to 30 s) and, holding it, watches the witness
+# disk for 3 s: no record of A's holder may appear there while B holds R.
+b_takes_lock() {
+  vm_do b 120 't0=$(now_ms); ctl lock --timeout 30000 R EX -- mxfs-writer witness $WITNESS --node 2 --run $RUN_ID --watch-ms 3000; rc=$?; echo "rc=$rc after $(($(now_ms) - t0)) ms"; exit $rc'
+  check "$1/b-takes-lock" "B's mxfsctl lock --timeout 30000 R EX, then 3 s watching the witness disk: $(echo "$VM_OUT" | tr '\n' ' ')" \
+    eval '[ "$VM_RC" = 0 ] && [[ "$VM_OUT" == *"MXFS-WITNESS clean"* ]]'
 }
 
 # field NAME JSON-LINE: a number or word field of cluster-watch's JSON line.

@@ -21,6 +21,16 @@
  *   check-files DIR MANIFEST            MANIFEST lines "name size sum": every file must exist
  *                                       with that size and checksum; prints
  *                                       CHECK-FILES total=T ok=K bad=B, exit 1 if B > 0
+ *   hold DEV --node N --run R [--interval-ms I]
+ *       the lock holder's side of the exclusion witness: rewrite slot 0 of DEV (O_DIRECT,
+ *       a small disk both VMs share) with record seq = 1, 2, ... until SIGTERM/SIGINT, then
+ *                 MXFS-HOLD node=N writes=K errors=E
+ *   witness DEV --node N --run R --watch-ms W [--interval-ms I]
+ *       the next holder's side: write its own record to slot 0, then re-read slot 0
+ *       (O_DIRECT, past every cache) for W ms. Any record of another node appearing there
+ *       means that node still wrote while this one held the lock:
+ *                 MXFS-WITNESS intruder node=M seq=Q after=T ms   (exit 1)
+ *                 MXFS-WITNESS clean reads=K                       (exit 0)
  *   scan PATH --run R                   every valid record of run R in PATH (a file, a disk
  *                                       or a raw image), 4 KiB aligned:
  *                                       REC node=N seq=Q slot=K off=O, then SCAN records=T
@@ -117,7 +127,7 @@ static void sleep_ms(unsigned ms)
 
 struct opts {
 	const char *path, *path2;
-	uint64_t node, run, slots, count, size, interval_ms, max_errors;
+	uint64_t node, run, slots, count, size, interval_ms, max_errors, watch_ms;
 	int have_node, have_run;
 };
 
@@ -153,6 +163,7 @@ static void parse(int argc, char **argv, struct opts *o, int npos)
 			else if (!strcmp(a, "--size")) o->size = num(a, v);
 			else if (!strcmp(a, "--interval-ms")) o->interval_ms = num(a, v);
 			else if (!strcmp(a, "--max-errors")) o->max_errors = num(a, v);
+			else if (!strcmp(a, "--watch-ms")) o->watch_ms = num(a, v);
 			else die_usage("unknown option");
 		} else if (pos == 0) { o->path = a; pos++; }
 		else if (pos == 1) { o->path2 = a; pos++; }
@@ -192,6 +203,37 @@ static int cmd_prep(struct opts *o)
 	return 0;
 }
 
+/* Fills the 4 KiB block b with the record (run, node, seq) for slot `slot`. */
+static void make_record(unsigned char *b, uint64_t run, uint64_t node, uint64_t seq, uint64_t slot)
+{
+	uint64_t t = now_ms();
+	uint32_t node32 = (uint32_t)node, pad = 0;
+	memcpy(b, MAGIC, 8);
+	memcpy(b + 8, &run, 8);
+	memcpy(b + 16, &node32, 4);
+	memcpy(b + 20, &pad, 4);
+	memcpy(b + 24, &seq, 8);
+	memcpy(b + 32, &slot, 8);
+	memcpy(b + 40, &t, 8);
+	fill(b + 48, SUM_OFF - 48, run, node, seq);
+	uint64_t sum = fnv1a(b, SUM_OFF, FNV_INIT);
+	memcpy(b + SUM_OFF, &sum, 8);
+}
+
+/* If b holds a whole record of run `run`, its node and seq; else 0. */
+static int parse_record(const unsigned char *b, uint64_t run, uint32_t *node, uint64_t *seq)
+{
+	uint64_t r, sum;
+	if (memcmp(b, MAGIC, 8)) return 0;
+	memcpy(&r, b + 8, 8);
+	if (r != run) return 0;
+	memcpy(&sum, b + SUM_OFF, 8);
+	if (fnv1a(b, SUM_OFF, FNV_INIT) != sum) return 0;
+	memcpy(node, b + 16, 4);
+	memcpy(seq, b + 24, 8);
+	return 1;
+}
+
 static int cmd_records(struct opts *o)
 {
 	if (!o->have_node || !o->have_run || !o->slots) die_usage("records needs --node, --run and --slots");
@@ -201,18 +243,8 @@ static int cmd_records(struct opts *o)
 	if (posix_memalign((void **)&b, BLK, BLK)) return 1;
 	uint64_t ok = 0, err = 0, consecutive = 0, first_err = 0, last_ok = 0, late_ok = 0;
 	for (uint64_t seq = 1; seq <= o->slots && !stop_requested; seq++) {
-		uint64_t slot = seq - 1, t = now_ms();
-		memcpy(b, MAGIC, 8);
-		memcpy(b + 8, &o->run, 8);
-		uint32_t node32 = (uint32_t)o->node, pad = 0;
-		memcpy(b + 16, &node32, 4);
-		memcpy(b + 20, &pad, 4);
-		memcpy(b + 24, &seq, 8);
-		memcpy(b + 32, &slot, 8);
-		memcpy(b + 40, &t, 8);
-		fill(b + 48, SUM_OFF - 48, o->run, o->node, seq);
-		uint64_t sum = fnv1a(b, SUM_OFF, FNV_INIT);
-		memcpy(b + SUM_OFF, &sum, 8);
+		uint64_t slot = seq - 1;
+		make_record(b, o->run, o->node, seq, slot);
 		ssize_t w = pwrite(fd, b, BLK, (off_t)(slot * BLK));
 		if (w == BLK) {
 			ok++; last_ok = seq; consecutive = 0;
@@ -231,6 +263,50 @@ static int cmd_records(struct opts *o)
 	    o->node, ok, err, first_err, last_ok, late_ok);
 	close(fd);
 	return err ? 1 : 0;
+}
+
+static int cmd_hold(struct opts *o)
+{
+	if (!o->have_node || !o->have_run) die_usage("hold needs --node and --run");
+	int fd = open(o->path, O_WRONLY | O_DIRECT);
+	if (fd < 0) { say("MXFS-HOLD node=%" PRIu64 " open errno=%d", o->node, errno); return 1; }
+	unsigned char *b;
+	if (posix_memalign((void **)&b, BLK, BLK)) return 1;
+	uint64_t writes = 0, errors = 0;
+	for (uint64_t seq = 1; !stop_requested; seq++) {
+		make_record(b, o->run, o->node, seq, 0);
+		if (pwrite(fd, b, BLK, 0) == BLK) writes++; else errors++;
+		sleep_ms(o->interval_ms ? (unsigned)o->interval_ms : 1);
+	}
+	say("MXFS-HOLD node=%" PRIu64 " writes=%" PRIu64 " errors=%" PRIu64, o->node, writes, errors);
+	close(fd);
+	return errors ? 1 : 0;
+}
+
+static int cmd_witness(struct opts *o)
+{
+	if (!o->have_node || !o->have_run || !o->watch_ms) die_usage("witness needs --node, --run and --watch-ms");
+	int fd = open(o->path, O_RDWR | O_DIRECT);
+	if (fd < 0) { say("MXFS-WITNESS open errno=%d", errno); return 1; }
+	unsigned char *b;
+	if (posix_memalign((void **)&b, BLK, BLK)) return 1;
+	make_record(b, o->run, o->node, 1, 0);
+	if (pwrite(fd, b, BLK, 0) != BLK) { say("MXFS-WITNESS write errno=%d", errno); return 1; }
+	uint64_t t0 = now_ms(), reads = 0;
+	while (now_ms() - t0 < o->watch_ms) {
+		uint32_t node;
+		uint64_t seq;
+		if (pread(fd, b, BLK, 0) != BLK) { say("MXFS-WITNESS read errno=%d", errno); return 1; }
+		reads++;
+		if (parse_record(b, o->run, &node, &seq) && node != o->node) {
+			say("MXFS-WITNESS intruder node=%u seq=%" PRIu64 " after=%" PRIu64 " ms", node, seq, now_ms() - t0);
+			return 1;
+		}
+		sleep_ms(o->interval_ms ? (unsigned)o->interval_ms : 1);
+	}
+	say("MXFS-WITNESS clean reads=%" PRIu64, reads);
+	close(fd);
+	return 0;
 }
 
 static int write_file(const char *path, const unsigned char *data, size_t n, const char **step)
@@ -327,15 +403,12 @@ static int cmd_scan(struct opts *o)
 		if (r <= 0) break;
 		for (ssize_t i = 0; i + BLK <= r; i += BLK) {
 			unsigned char *b = buf + i;
-			uint64_t run, seq, slot, sum;
+			uint64_t run, seq, slot;
 			uint32_t node;
 			if (memcmp(b, MAGIC, 8)) continue;
 			memcpy(&run, b + 8, 8);
 			if (run != o->run) continue;
-			memcpy(&sum, b + SUM_OFF, 8);
-			if (fnv1a(b, SUM_OFF, FNV_INIT) != sum) { say("SCAN torn block at off=%lld", (long long)(off + i)); continue; }
-			memcpy(&node, b + 16, 4);
-			memcpy(&seq, b + 24, 8);
+			if (!parse_record(b, o->run, &node, &seq)) { say("SCAN torn block at off=%lld", (long long)(off + i)); continue; }
 			memcpy(&slot, b + 32, 8);
 			say("REC node=%u seq=%" PRIu64 " slot=%" PRIu64 " off=%lld", node, seq, slot, (long long)(off + i));
 			found++;
@@ -359,6 +432,8 @@ int main(int argc, char **argv)
 	if (!strcmp(c, "prep")) { parse(argc, argv, &o, 1); return cmd_prep(&o); }
 	if (!strcmp(c, "records")) { parse(argc, argv, &o, 1); return cmd_records(&o); }
 	if (!strcmp(c, "files")) { parse(argc, argv, &o, 1); return cmd_files(&o); }
+	if (!strcmp(c, "hold")) { parse(argc, argv, &o, 1); return cmd_hold(&o); }
+	if (!strcmp(c, "witness")) { parse(argc, argv, &o, 1); return cmd_witness(&o); }
 	if (!strcmp(c, "check-files")) { parse(argc, argv, &o, 2); return cmd_check_files(&o); }
 	if (!strcmp(c, "scan")) { parse(argc, argv, &o, 1); return cmd_scan(&o); }
 	die_usage("unknown command");

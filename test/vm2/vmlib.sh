@@ -13,9 +13,11 @@
 #   wait_file FILE SECONDS  wait until FILE exists
 #   mxfsd_pid               pid of this node's mxfsd
 #   nodes_line              "epoch=E members=1,2 state=S quorum=true|false" (mxfsctl nodes --json)
-#   hold_lock NAME RES SEC  take RES in EX with `mxfsctl lock` and hold it (a sleep) in the
-#                           background job NAME; returns once granted (or fails after SEC)
-#   release_lock NAME       end the holder: mxfsctl unlocks and exits
+#   hold_lock NAME RES SEC  take RES in EX with `mxfsctl lock` and hold it in the background
+#                           job NAME; its command writes its records to the witness disk
+#                           until stopped (mxfs-writer hold); returns once granted (or fails
+#                           after SEC)
+#   release_lock NAME       end the holder's command (SIGTERM): mxfsctl unlocks and exits
 #   now_ms                  this VM's uptime in ms
 ROLE=$(sed -n 's/.*mxfs\.role=\([ab]\).*/\1/p' /proc/cmdline)
 TEST=$(sed -n 's/.*mxfs\.test=\([^ ]*\).*/\1/p' /proc/cmdline)
@@ -24,8 +26,15 @@ if [ "$ROLE" = a ]; then NODE=1; PEER=2; else NODE=2; PEER=1; fi
 CONF=/mxfs/vm2/node$NODE.conf
 SOCK=/tmp/mxfsd.sock
 MNT=/mnt/data
-DEV=/dev/vda
-export ROLE TEST RUN_ID NODE PEER CONF SOCK MNT DEV
+# The shared disks, by the serial the host gave them: DEV holds XFS (the [volume]); WITNESS
+# is the lock-exclusion witness (hold_lock, lib.sh b_takes_lock).
+for d in /sys/block/vd*; do
+  case "$(cat "$d/serial" 2>/dev/null)" in
+    shared) DEV=/dev/${d##*/} ;;
+    witness) WITNESS=/dev/${d##*/} ;;
+  esac
+done
+export ROLE TEST RUN_ID NODE PEER CONF SOCK MNT DEV WITNESS
 
 ctl() { node /mxfs/dist/src/cli/mxfsctl.js --config "$CONF" "$@"; }
 watch_cluster() { node /mxfs/dist/test/vm2/cluster-watch.js --socket "$SOCK" --until "$1" --timeout-ms "$2"; }
@@ -62,7 +71,8 @@ nodes_line() {
 hold_lock() {
   rm -f /tmp/$1.granted
   bg "$1" node /mxfs/dist/src/cli/mxfsctl.js --config "$CONF" lock "$2" EX -- \
-    sh -c 'echo $$ > "$0.holder"; touch "$0.granted"; exec sleep 100000' /tmp/$1
+    sh -c 'echo $$ > "$0.holder"; touch "$0.granted"; exec mxfs-writer hold "$1" --node "$2" --run "$3" --interval-ms 5' \
+    /tmp/$1 "$WITNESS" "$NODE" "$RUN_ID"
   wait_file /tmp/$1.granted "$3"
 }
 release_lock() { kill "$(cat /tmp/$1.holder)"; }
