@@ -6,13 +6,17 @@
  * members, quorum, each peer's lease age: for a dropped peer, how long ago it was last heard
  * from, which is the daemon's own measure of how long it took to declare that peer dead).
  *
- *   node cluster-watch.js --socket PATH --until COND [--timeout-ms MS]
+ *   node cluster-watch.js --socket PATH --until COND [--timeout-ms MS] [--ready-file PATH]
  *   COND: members=1,2   view is exactly these members, running, in quorum
  *         without=N     view does not hold node N, running, in quorum
  *         no-quorum     this node has lost quorum (self-fenced)
+ * --ready-file: created after the first status answer, so the host can start a fault only once
+ * the watcher is polling (a Node start takes seconds under TCG). `pollGapMs` in the output is
+ * the time since the previous poll: the condition became true within that gap.
  * Exit: 0 met, 1 not met within the timeout (the last view is printed), 2 usage.
  * The daemon may not be up yet: connection failures are retried until the timeout.
  */
+import fs from 'node:fs';
 import { MxfsClient } from '../../src/client/client';
 
 type Cond = { kind: 'members'; ids: number[] } | { kind: 'without'; id: number } | { kind: 'no-quorum' };
@@ -20,7 +24,7 @@ type Cond = { kind: 'members'; ids: number[] } | { kind: 'without'; id: number }
 interface View { state: string; epoch: number; members: number[]; inQuorum: boolean; peers: Array<{ id: number; state: string; leaseAgeMs: number | null }> }
 
 function usage(msg: string): never {
-  process.stderr.write(`cluster-watch: ${msg}\nusage: cluster-watch --socket PATH --until members=1,2|without=N|no-quorum [--timeout-ms MS]\n`);
+  process.stderr.write(`cluster-watch: ${msg}\nusage: cluster-watch --socket PATH --until members=1,2|without=N|no-quorum [--timeout-ms MS] [--ready-file PATH]\n`);
   process.exit(2);
 }
 
@@ -62,18 +66,24 @@ async function main(): Promise<void> {
   const timeoutMs = Number(arg('--timeout-ms') ?? '60000');
   if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) usage('--timeout-ms wants a positive number');
   const cond = parseCond(until);
+  const readyFile = arg('--ready-file');
   const t0 = performance.now();
   const elapsed = () => Math.round(performance.now() - t0);
   const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
   let client: MxfsClient | undefined;
   let last: View | undefined;
   let lastError: string | undefined;
+  let lastPoll: number | undefined;
   while (elapsed() < timeoutMs) {
     try {
       client ??= await MxfsClient.connect(socket, { name: 'cluster-watch' });
       last = viewOf(await client.status());
+      const now = elapsed();
+      const pollGapMs = lastPoll === undefined ? null : now - lastPoll;
+      if (lastPoll === undefined && readyFile) fs.writeFileSync(readyFile, `${now}\n`);
+      lastPoll = now;
       if (met(cond, last)) {
-        process.stdout.write(JSON.stringify({ until, met: true, elapsedMs: elapsed(), ...last }) + '\n');
+        process.stdout.write(JSON.stringify({ until, met: true, elapsedMs: now, pollGapMs, ...last }) + '\n');
         await client.close();
         return;
       }

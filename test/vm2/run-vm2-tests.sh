@@ -63,7 +63,7 @@ cleanup() {
     kill -9 "$p" 2>/dev/null || true
     rm -f "$f"
   done
-  if [ "$KEEP" != 1 ]; then rm -f "$WORK/initramfs.cpio.gz" "$WORK"/*/disk.raw; fi
+  if [ "$KEEP" != 1 ]; then rm -f "$WORK/initramfs.cpio.gz" "$WORK"/*/disk.raw "$WORK"/*/witness.raw; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -121,6 +121,7 @@ for t in "${TESTS[@]}"; do
     set +eu   # a scenario goes on after a failed step: its checks say what failed
     # shellcheck source=/dev/null
     . "$file"
+    VOLUME_DRIVER=${MXFS_VM2_VOLUME_DRIVER:-$VOLUME_DRIVER}
     if ! vm2_up "$t"; then fail "$t/boot" "the VMs did not come up (see $TD/*.console)"; exit 1; fi
     scenario
   ) &
@@ -139,7 +140,7 @@ for t in "${TESTS[@]}"; do
   if [ "$failed_now" != 0 ]; then
     # The daemons' logs of the VMs still running, for the post-mortem.
     for r in a b; do
-      vm_alive "$r" && vm_do "$r" 30 'cat /tmp/mxfsd.log; dmesg | tail -n 30' && printf '%s\n' "$VM_OUT" > "$TD/$r.mxfsd.log"
+      vm_alive "$r" && vm_do "$r" 60 'tail -n 300 /tmp/mxfsd.log; dmesg | tail -n 30' && printf '%s\n' "$VM_OUT" > "$TD/$r.mxfsd.log"
     done
   fi
   vm2_down

@@ -1,8 +1,10 @@
 # In-VM helpers of the two-VM harness (busybox sh), sourced by agent.sh and by every command
 # the host sends (see lib.sh vm_do). Names the host's scenario scripts may use:
 #   ctl ARGS...             mxfsctl against this node's mxfsd
-#   watch_cluster COND MS   dist/test/vm2/cluster-watch.js: wait for members=1,2 | without=N |
-#                           no-quorum; prints one JSON line (met, elapsedMs, view, lease ages)
+#   watch_cluster COND MS [READY]  dist/test/vm2/cluster-watch.js: wait for members=1,2 |
+#                           without=N | no-quorum; prints one JSON line (met, elapsedMs,
+#                           pollGapMs, view, lease ages); creates READY once it is polling
+#   lock_waiting RES SEC    wait until a request for RES is queued (mxfsctl locks --json)
 #   json EXPR [ARGS]        read JSON on stdin, print the JS expression EXPR of it (x = the
 #                           value; ARGS are process.argv[2...])
 #   bg NAME CMD...          run CMD in the background: output /tmp/bg/NAME.log, its pid
@@ -23,21 +25,22 @@ ROLE=$(sed -n 's/.*mxfs\.role=\([ab]\).*/\1/p' /proc/cmdline)
 TEST=$(sed -n 's/.*mxfs\.test=\([^ ]*\).*/\1/p' /proc/cmdline)
 RUN_ID=$(sed -n 's/.*mxfs\.run_id=\([^ ]*\).*/\1/p' /proc/cmdline)
 if [ "$ROLE" = a ]; then NODE=1; PEER=2; else NODE=2; PEER=1; fi
-CONF=/mxfs/vm2/node$NODE.conf
+VOLUME_DRIVER=$(sed -n 's/.*mxfs\.volume_driver=\([a-z]*\).*/\1/p' /proc/cmdline)
+CONF=/tmp/mxfsd.conf   # written by agent.sh: node<N>.conf + the [volume] section
 SOCK=/tmp/mxfsd.sock
 MNT=/mnt/data
 # The shared disks, by the serial the host gave them: DEV holds XFS (the [volume]); WITNESS
-# is the lock-exclusion witness (hold_lock, lib.sh b_takes_lock).
+# is the lock-exclusion witness (hold_lock, lib.sh b_queues_for_lock).
 for d in /sys/block/vd*; do
   case "$(cat "$d/serial" 2>/dev/null)" in
     shared) DEV=/dev/${d##*/} ;;
     witness) WITNESS=/dev/${d##*/} ;;
   esac
 done
-export ROLE TEST RUN_ID NODE PEER CONF SOCK MNT DEV WITNESS
+export ROLE TEST RUN_ID NODE PEER VOLUME_DRIVER CONF SOCK MNT DEV WITNESS
 
 ctl() { node /mxfs/dist/src/cli/mxfsctl.js --config "$CONF" "$@"; }
-watch_cluster() { node /mxfs/dist/test/vm2/cluster-watch.js --socket "$SOCK" --until "$1" --timeout-ms "$2"; }
+watch_cluster() { node /mxfs/dist/test/vm2/cluster-watch.js --socket "$SOCK" --until "$1" --timeout-ms "$2" ${3:+--ready-file "$3"}; }
 json() { node -e 'let s = ""; process.stdin.on("data", (d) => s += d).on("end", () => { const x = JSON.parse(s); console.log(eval(process.argv[1])); })' "$@"; }
 now_ms() { awk '{ printf "%d", $1 * 1000 }' /proc/uptime; }
 mxfsd_pid() { cat /tmp/mxfsd.pid; }
@@ -68,6 +71,13 @@ wait_file() {
 nodes_line() {
   ctl --json nodes | json '"epoch=" + x.epoch + " members=" + x.members.join(",") + " state=" + x.state + " quorum=" + !!(x.transport && x.transport.inQuorum)'
 }
+lock_waiting() {
+  deadline=$(($(now_ms) + $2 * 1000))
+  until [ "$(ctl --json locks --resource "$1" | json 'x.resources.some((r) => r.waiting.length > 0)')" = true ]; do
+    [ "$(now_ms)" -ge $deadline ] && return 1
+    usleep 200000
+  done
+}
 hold_lock() {
   rm -f /tmp/$1.granted
   bg "$1" node /mxfs/dist/src/cli/mxfsctl.js --config "$CONF" lock "$2" EX -- \
@@ -82,16 +92,15 @@ start_mxfsd() {
   echo $! > /tmp/mxfsd.pid
 }
 
-# ---- volumes: the PLANNED interface of the volume work (issues 9 and 10), used only by the
-# pending scenarios in test/vm2/pending/. Adjust here when the real interface differs.
-#   mxfsctl volumes --json  -> {"volumes": [{"name", "state", "owner", "generation",
-#                               "standbys": [..], "fence": {...}, ...}]} (a bare array is
-#                               accepted too); state among unmounted acquiring standby
-#                               recovering mounting mounted unmounting blocked fenced
+# ---- volumes (mxfsctl mount/umount/standby/volumes of the volume work), used by the
+# scenarios in test/vm2/pending/:
+#   mxfsctl volumes --json  -> {"node", "volumes": [{"volume", "state" (this node's: unmounted
+#                               acquiring standby recovering mounting mounted unmounting
+#                               blocked fenced), "owner", "generation", "standbys", ...}]}
 #   vol_line VOL            "state=S owner=N generation=G"
 #   wait_vol VOL STATE SEC  poll vol_line until state=STATE; prints the last line
 vol_line() {
-  ctl --json volumes | json '(() => { const l = Array.isArray(x) ? x : x.volumes; const v = l.find((e) => e.name === process.argv[2]); return v ? "state=" + v.state + " owner=" + v.owner + " generation=" + v.generation : "state=missing"; })()' "$1"
+  ctl --json volumes | json '(() => { const l = Array.isArray(x) ? x : x.volumes; const v = l.find((e) => (e.volume ?? e.name) === process.argv[2]); return v ? "state=" + v.state + " owner=" + v.owner + " generation=" + v.generation : "state=missing"; })()' "$1"
 }
 wait_vol() {
   deadline=$(($(now_ms) + $3 * 1000))

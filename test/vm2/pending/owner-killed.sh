@@ -14,7 +14,7 @@ scenario() {
   vm_do b 60 'ctl standby data && wait_vol data standby 60'
   check $t/b-standby "B: mxfsctl standby data: rc=$VM_RC $VM_OUT" [ "$VM_RC" = 0 ]
   vm_do a 30 'bg_console files mxfs-writer files $MNT --node 1 --run $RUN_ID --count 100000 --size 65536 --interval-ms 20'
-  vm_start b 'until vol_line data | grep -q "^state=mounted owner=2"; do usleep 100000; done;
+  vm_start b 'until grep -q " $MNT " /proc/mounts; do usleep 50000; done;
               mxfs-writer files $MNT --node 2 --run $RUN_ID --count 1 --size 4096 --interval-ms 0 > /dev/console' >/dev/null
   wait_console a 'MXFS-FILE node=1 name=f1-000030 .* ok' 180 >/dev/null
   check $t/a-writing "A fsync'd 30 files" [ $? = 0 ]

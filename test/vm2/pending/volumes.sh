@@ -1,17 +1,22 @@
-# PENDING THE VOLUME WORK (issues 9 and 10). Not run by CI, nor by run-vm2-tests.sh unless
-# asked (--pending, or --only NAME). Host-side steps shared by the pending scenarios, written
-# against the planned interface:
+# PENDING THE KERNEL HALF OF THE VOLUME WORK (issue 10). Not run by CI, nor by
+# run-vm2-tests.sh unless asked (--pending, or --only NAME). Host-side steps shared by the
+# pending scenarios, which run with `driver = kernel` and use:
 #   mxfsctl mount <vol> [--wait|--no-wait] [--timeout MS]   become owner, then mount at the
 #       configured mountpoint; --no-wait: exit 1 at once if another node owns it, naming it
 #   mxfsctl umount <vol>          unmount, give ownership back
 #   mxfsctl standby <vol>         queue for ownership: take over when the owner dies/unmounts
-#   mxfsctl volumes --json        per volume: state, owner, generation, fence info (vmlib.sh
-#                                 vol_line/wait_vol hold the assumed JSON shape in one place)
-#   /dev/mxfs/<vol>               the gated device; the module claims /dev/vda exclusively
+#   mxfsctl volumes --json        this node's state, owner, generation (vmlib.sh vol_line)
+# (these four exist: issue 9), and from the kernel half, still to come:
+#   /dev/mxfs/<vol>               the gated device, on every node; opening it for writing
+#                                 while not the owner fails with EACCES
+#   the raw disk's claim          mounting /dev/vda fails with EBUSY while the module holds it
+#   kernel fence                  writes fail with EIO within the fence bound after the lease
+#                                 ends (link cut), the daemon dies or is stopped
 #   /sys/kernel/debug/mxfs/volumes  one line per volume naming it and its fence state
 #                                 ("fenced"), read when A's daemon is dead
-# The volume is [volume] data on /dev/vda at /mnt/data (node1.conf, node2.conf).
+# The volume is [volume] data on the shared disk at /mnt/data (agent.sh writes it).
 # Sourced by the pending scenarios (after lib.sh); each defines `scenario` and `after_vms`.
+VOLUME_DRIVER=kernel
 
 # fence_scenario TEST FAULT: tests 3-5 of issue 10. A owns and mounts the volume and writes
 # sequence-numbered O_DIRECT|O_DSYNC records (one per 4 KiB slot of a preallocated file) and
@@ -37,7 +42,7 @@ fence_scenario() {
   vm_do a 30 'bg_console recs mxfs-writer records $MNT/records --node 1 --run $RUN_ID --slots '$SLOTS' --interval-ms 5 --max-errors 200;
               bg_console files mxfs-writer files $MNT/files --node 1 --run $RUN_ID --count 100000 --size 16384 --interval-ms 50 --max-errors 40'
   # B's first write after the takeover, timed from the fault by the host (B's console).
-  vm_start b 'until vol_line data | grep -q "^state=mounted owner=2"; do usleep 100000; done;
+  vm_start b 'until grep -q " $MNT " /proc/mounts; do usleep 50000; done;
               mxfs-writer files $MNT --node 2 --run $RUN_ID --count 1 --size 4096 --interval-ms 0 > /dev/console' >/dev/null
   wait_console a 'MXFS-REC node=1 seq=100 ok' 120 >/dev/null && wait_console a 'MXFS-FILE node=1 name=f1-000010 .* ok' 120 >/dev/null
   check "$t/a-writing" "A wrote 100 records and 10 fsync'd files before the fault" [ $? = 0 ]
