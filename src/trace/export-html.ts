@@ -32,7 +32,7 @@ export function toHtml(timeline: readonly TraceEvent[], o: HtmlOptions = {}): st
 body{font:13px/1.4 system-ui,-apple-system,"DejaVu Sans",sans-serif;margin:0;color:#222;background:#fff}
 header{padding:8px 12px;background:${HTML_COLOURS.nodeBand};color:#fff;display:flex;gap:16px;align-items:center;flex-wrap:wrap}
 header h1{font-size:15px;margin:0}
-header input{font:inherit;padding:2px 6px;width:260px}
+#filter{font:inherit;padding:2px 6px;width:260px}
 header label{cursor:pointer}
 #wrap{display:flex;height:calc(100vh - 44px)}
 #names{flex:none;width:220px;overflow:hidden;border-right:1px solid #ccc;background:#fafbfc}
@@ -101,7 +101,11 @@ svg text{font-size:11px;font-family:inherit}
     order.forEach(function (li, pos) {
       var l = lanes[li], top = pos * LANE + 4;
       el('rect', { x: 0, y: top, width: width, height: LANE, fill: pos % 2 ? C.laneAlt : C.lane, 'class': 'lane' }, svg);
-      if (l.node !== prevNode) { el('rect', { x: 0, y: top, width: 6, height: LANE, fill: C.nodeBand }, names); prevNode = l.node; }
+      if (l.node !== prevNode) {
+        el('rect', { x: 0, y: top, width: 6, height: LANE, fill: C.nodeBand }, names);
+        if (prevNode !== null) { el('line', { x1: 0, y1: top, x2: width, y2: top, stroke: C.nodeBand, 'stroke-width': 1 }, svg); el('line', { x1: 0, y1: top, x2: 220, y2: top, stroke: C.nodeBand }, names); }
+        prevNode = l.node;
+      }
       var t = el('text', { x: 10, y: top + 15 }, names); t.textContent = 'n' + l.node + '  ' + l.actor;
     });
     var pos = {};
