@@ -37,7 +37,6 @@ import {
   GenlKernelChannel, isFamilyMissing, type KernelChannel, type KernelChannelFactory,
 } from '../ffi/mxfs-channel';
 import { KernelAckError } from '../ffi/genl-socket';
-import type { TraceFields } from '../trace/event';
 import { kernelAttrFields } from '../trace/fields';
 
 export type KernelMode = 'auto' | 'on' | 'off';
@@ -220,7 +219,7 @@ export function startKernelBridge(opts: KernelBridgeOptions): KernelBridge {
     if (!s.channel) return;
     const t = system.tracer;
     if (t) {
-      const f: TraceFields = {};
+      const f = t.fresh();
       kernelAttrFields(attrs as Record<number, unknown>, f);
       t.record('kernel-out', t.curActor ?? 'kernel-bridge', 'kernel', MxfsCmd[cmd] ?? String(cmd), f);
     }

@@ -56,32 +56,34 @@ export function lockResourceDef(o: LockResourceOpts): ActorDef<State, ResourceMs
 
   /** When each lock got where it is, the last BAST, and the counters (why, metrics). */
   const note = (s: State, e: ResourceEvent) => {
-    const now = o.clock.now();
     switch (e.type) {
-      case 'queued': s.queuedAt.set(e.lockId, now); o.stats.waits++; break;
+      case 'queued': s.queuedAt.set(e.lockId, o.clock.now()); o.stats.waits++; break;
       case 'granted': {
-        const q = s.queuedAt.get(e.lockId);
-        if (q !== undefined) { s.queuedAt.delete(e.lockId); o.stats.observeWait?.(now - q, e.conversion); }
+        const now = o.clock.now();
+        if (s.queuedAt.size > 0) {
+          const q = s.queuedAt.get(e.lockId);
+          if (q !== undefined) { s.queuedAt.delete(e.lockId); o.stats.observeWait?.(now - q, e.conversion); }
+        }
         s.grantedAt.set(e.lockId, now);
-        s.basts.delete(e.lockId);
+        if (s.basts.size > 0) s.basts.delete(e.lockId);
         if (e.conversion) o.stats.conversions++;
         break;
       }
       case 'failed':
-        s.queuedAt.delete(e.lockId);
+        if (s.queuedAt.size > 0) s.queuedAt.delete(e.lockId);
         if (e.code === 'NOTQUEUED') o.stats.denials++;
         else if (e.code === 'DEADLOCK') o.stats.deadlocks++;
         else if (e.code === 'TIMEOUT') o.stats.timeouts++;
         break;
-      case 'bast': s.basts.set(e.lockId, { mode: e.mode, at: now }); break;
+      case 'bast': s.basts.set(e.lockId, { mode: e.mode, at: o.clock.now() }); break;
       case 'released': forgetLock(s, e.lockId); break;
     }
   };
 
   const forgetLock = (s: State, lockId: string) => {
-    s.queuedAt.delete(lockId);
+    if (s.queuedAt.size > 0) s.queuedAt.delete(lockId);
     s.grantedAt.delete(lockId);
-    s.basts.delete(lockId);
+    if (s.basts.size > 0) s.basts.delete(lockId);
   };
 
   const inspection = (s: State): ResourceInspection => {

@@ -34,14 +34,25 @@ function generic(m: Any, f: TraceFields): void {
   }
 }
 
+/**
+ * The lock engine's own messages (ResourceMsg, LockEvent), read without the generic scan:
+ * they are most of the traffic.
+ */
+function lockMsg(x: Any, f: TraceFields): void {
+  const id = x.lockId ?? x.owner;
+  if (isStr(id)) f.lock = id;
+  if (isNum(x.mode)) f.mode = x.mode;
+  const g = x.grant;
+  if (g !== undefined && isNum(g.token)) { f.token = g.token; if (isNum(g.mode)) f.mode = g.mode; }
+  if (isStr(x.code)) f.info = x.code;
+}
+
 /** A lock-engine message inside a wrapper (route, peer op, ev). */
 function inner(m: unknown, f: TraceFields): void {
   if (typeof m !== 'object' || m === null) return;
   const x = m as Any;
   if (isStr(x.type)) f.sub = x.type;
-  generic(x, f);
-  const g = x.grant;
-  if (g && isNum(g.token)) { f.token = g.token; if (isNum(g.mode)) f.mode = g.mode; }
+  lockMsg(x, f);
 }
 
 /** The kernel module's messages (src/ffi/mxfs-genl.ts). */
@@ -84,18 +95,23 @@ export function dlmFields(msg: Any, f: TraceFields): void {
 }
 
 const EXTRACT: Readonly<Record<string, Extractor>> = {
-  // Lockspace: a ResourceMsg routed to one of its resources.
+  // Lockspace: a ResourceMsg routed to one of its resources; its idle resources.
   route: (m, f) => { inner(m.msg, f); if (isStr(m.resource)) f.res = m.resource; },
-  'lock.granted': (m, f) => { inner(m, f); f.sub = undefined; },
+  idle: (m, f) => { if (isStr(m.resource)) f.res = m.resource; },
+  // LockResource: ResourceMsg; sessions and remote owners: LockEvent.
+  ...Object.fromEntries(['request', 'convert', 'unlock', 'cancel', 'purge', 'timeout', 'lock.granted', 'lock.failed', 'lock.queued',
+    'lock.bast', 'lock.released', 'lock.opError', 'lock.lost'].map((t) => [t, lockMsg])),
+  tick: () => {},
   // ClientSession: a validated request from its client.
   client: (m, f) => {
     const r = m.req as Any | undefined;
     if (!r) return;
-    if (isStr(r.type)) f.sub = r.type;
-    const id = idText(r.id);
-    if (id !== undefined) f.req = id;
+    f.sub = r.type;
+    if (isNum(r.id)) f.req = String(r.id);
     if (isNum(r.lockId)) f.lock = String(r.lockId);
-    generic(r, f);
+    if (isStr(r.lockspace)) f.ls = r.lockspace;
+    if (isStr(r.resource)) f.res = r.resource;
+    if (isNum(r.mode)) f.mode = r.mode;
   },
   // PeerLink: a body to send; Membership: a message from a peer.
   send: (m, f) => { peerBodyFields(m.body, f); if (isNum(m.epoch)) f.epoch = m.epoch; },
@@ -125,8 +141,10 @@ export const SELF_TRAFFIC: ReadonlySet<string> = new Set(['trace', 'dlm.traceQue
 /** Read-only inspection messages (mxfsctl locks/why ask for them): left out of `why` and of diagrams. */
 export const INSPECTION_TYPES: ReadonlySet<string> = new Set(['inspect', 'inspectReply', 'list', 'status', 'view']);
 
-export function extractFields(msg: Any): TraceFields {
-  const f: TraceFields = {};
+/** The key fields of an actor message, into `f` (emptied first). */
+export function extractFields(msg: Any, f: TraceFields): TraceFields {
+  f.sub = f.ls = f.res = f.lock = f.req = f.info = undefined;
+  f.mode = f.token = f.epoch = f.peer = undefined;
   const x = EXTRACT[msg.type as string];
   if (x) x(msg, f);
   else generic(msg, f);

@@ -15,9 +15,8 @@
 import type { ClusterHandlers, ClusterPort, ClusterView } from '../cluster/port';
 import type { DlmPeerMsg } from '../cluster/dlm-messages';
 import type { FaultSpec } from '../wire/client-protocol';
-import type { TraceFields } from './event';
 import { dlmFields } from './fields';
-import { TraceRecorder } from './recorder';
+import type { TraceRecorder } from './recorder';
 
 export interface TraceQueryHandler {
   onQuery(from: number, m: Extract<DlmPeerMsg, { t: 'traceQuery' }>): void;
@@ -52,10 +51,11 @@ export class TracedPort implements ClusterPort {
   send(to: number, msg: DlmPeerMsg): void {
     const r = this.recorder;
     if (!r) { this.inner.send(to, msg); return; }
-    const f: TraceFields = { peer: to };
+    const f = r.fresh();
+    f.peer = to;
     dlmFields(msg as Record<string, any>, f);
-    const e = r.record('dlm-out', r.curActor ?? 'router', `node/${to}`, msg.t, f);
-    this.inner.send(to, { ...msg, tr: TraceRecorder.stampOf(e, msg.t === 'ev') });
+    const seq = r.record('dlm-out', r.curActor ?? 'router', `node/${to}`, msg.t, f);
+    this.inner.send(to, { ...msg, tr: r.stampOf(seq, msg.t === 'ev') });
   }
 
   setHandlers(h: ClusterHandlers): void {
@@ -66,7 +66,8 @@ export class TracedPort implements ClusterPort {
         if (m.t === 'traceReply') { this.queries?.onReply(from, m); return; }
         const r = this.recorder;
         if (!r) { h.onMessage(from, m); return; }
-        const f: TraceFields = { peer: from };
+        const f = r.fresh();
+        f.peer = from;
         dlmFields(m as Record<string, any>, f);
         const saved = r.inbound('dlm-in', from, 'router', m.t, f, m.tr);
         try { h.onMessage(from, m); } finally { r.restore(saved); }
