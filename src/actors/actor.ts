@@ -3,8 +3,9 @@
  *
  * - An actor's messages are one discriminated union (`{ type: ... }`); its behaviour is an
  *   ActorDef: init() builds the state, handle() processes one message at a time.
- * - All sends and queries go through ActorSystem.send/ask: the one place that can observe
- *   every message (tracing hooks in here), and ask() always has a timeout.
+ * - All sends and queries go through ActorSystem.send/ask: the one place that observes every
+ *   message (the message taps; with [trace] on, the TraceRecorder, which also sets the causal
+ *   context around every handler: src/trace/recorder.ts), and ask() always has a timeout.
  * - Supervision: when handle() throws, the actor's onCrash decides: 'restart' (state rebuilt
  *   by init(); the default), 'resume' (keep the state), or 'stop'. A crash is logged and is
  *   never escalated to the system root, so no actor can take the daemon down.

@@ -1,7 +1,8 @@
 /**
  * NdjsonFileSink: the trace as rotating NDJSON files ([trace] file, file_max_bytes,
  * file_keep): one JSON event per line, appended in batches (every flushMs, or sooner when a
- * batch is large) so recording never waits for the disk. When the file would pass
+ * batch is large) by asynchronous writes, one at a time and in order, so recording never waits
+ * for the disk. When the file would pass
  * file_max_bytes it is renamed FILE.1 (FILE.1 -> FILE.2 ..., the oldest beyond file_keep
  * deleted) and a new FILE is started. If the disk does not keep up (more than maxPendingBytes
  * waiting to be written) a batch is dropped and counted, never buffered without bound.
@@ -25,14 +26,19 @@ export class NdjsonFileSink implements TraceSink {
   private batch: string[] = [];
   private batchBytes = 0;
   private timer?: NodeJS.Timeout;
-  private stream?: fs.WriteStream;
+  /** The open file (opened synchronously, so a rotation always renames a file that exists). */
+  private fd = -1;
   private size = 0;
+  /** Chunks waiting to be written, in order, each with the file it belongs to. */
+  private queue: Array<{ fd: number; buf: Buffer }> = [];
+  private pendingBytes = 0;
+  private writing = false;
   private failed = false;
   private closed = false;
+  private drained?: () => void;
   dropped = 0;
 
   constructor(private readonly o: FileSinkOptions) {
-    try { this.size = fs.statSync(o.file).size; } catch { this.size = 0; }
     this.open();
   }
 
@@ -49,35 +55,59 @@ export class NdjsonFileSink implements TraceSink {
   }
 
   private open(): void {
-    const s = fs.createWriteStream(this.o.file, { flags: 'a' });
-    s.on('error', (err) => {
-      if (!this.failed) this.o.onError?.(err);
-      this.failed = true;
-    });
-    this.stream = s;
+    try {
+      this.fd = fs.openSync(this.o.file, 'a');
+      this.size = fs.fstatSync(this.fd).size;
+    } catch (e) {
+      this.fail(e as Error);
+    }
+  }
+
+  private fail(err: Error): void {
+    if (!this.failed) this.o.onError?.(err);
+    this.failed = true;
   }
 
   private flush(): void {
     if (this.timer) { clearTimeout(this.timer); this.timer = undefined; }
     if (this.batch.length === 0) return;
     const n = this.batch.length;
-    const text = this.batch.join('');
+    const buf = Buffer.from(this.batch.join(''));
     this.batch = [];
     this.batchBytes = 0;
-    if (this.failed || !this.stream || this.stream.writableLength > (this.o.maxPendingBytes ?? 8 * 1024 * 1024)) {
+    if (this.failed || this.pendingBytes > (this.o.maxPendingBytes ?? 8 * 1024 * 1024)) {
       this.dropped += n;
       return;
     }
-    const bytes = Buffer.byteLength(text);
-    if (this.size > 0 && this.size + bytes > this.o.maxBytes) this.rotate();
-    this.stream.write(text);
-    this.size += bytes;
+    if (this.size > 0 && this.size + buf.length > this.o.maxBytes) this.rotate();
+    if (this.failed) { this.dropped += n; return; }
+    this.queue.push({ fd: this.fd, buf });
+    this.pendingBytes += buf.length;
+    this.size += buf.length;
+    this.pump();
   }
 
-  /** FILE -> FILE.1 -> ... -> FILE.keep (the oldest dropped); the old stream ends into its renamed file. */
+  /** One write in flight at a time, in order; a file left by a rotation is closed after its last chunk. */
+  private pump(): void {
+    if (this.writing) return;
+    const item = this.queue[0];
+    if (!item) { this.drained?.(); return; }
+    this.writing = true;
+    fs.write(item.fd, item.buf, 0, item.buf.length, null, (err, written) => {
+      this.writing = false;
+      if (err) { this.fail(err); this.queue = []; this.pendingBytes = 0; this.drained?.(); return; }
+      if (written < item.buf.length) { item.buf = item.buf.subarray(written); this.pendingBytes -= written; this.pump(); return; }
+      this.queue.shift();
+      this.pendingBytes -= item.buf.length;
+      if (item.fd !== this.fd && !this.queue.some((q) => q.fd === item.fd)) fs.close(item.fd, () => {});
+      this.pump();
+    });
+  }
+
+  /** FILE -> FILE.1 -> ... -> FILE.keep (the oldest dropped); chunks still queued go to the renamed file. */
   private rotate(): void {
+    const f = this.o.file;
     try {
-      const f = this.o.file;
       if (this.o.keep === 0) fs.rmSync(f, { force: true });
       else {
         fs.rmSync(`${f}.${this.o.keep}`, { force: true });
@@ -85,19 +115,21 @@ export class NdjsonFileSink implements TraceSink {
         fs.renameSync(f, `${f}.1`);
       }
     } catch (e) {
-      this.o.onError?.(e as Error);
+      this.fail(e as Error);
+      return;
     }
-    this.stream?.end();
-    this.size = 0;
+    const old = this.fd;
     this.open();
+    if (!this.queue.some((q) => q.fd === old)) fs.close(old, () => {});
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.flush();
     this.closed = true;
-    const s = this.stream;
-    if (s) await new Promise<void>((r) => s.end(() => r()));
+    if (this.writing || this.queue.length > 0) await new Promise<void>((r) => { this.drained = r; });
+    if (this.fd >= 0) fs.closeSync(this.fd);
+    this.fd = -1;
   }
 }
 
