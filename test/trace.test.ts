@@ -103,6 +103,7 @@ describe('trace', () => {
       expect(seqs[seqs.length - 1]).to.equal(3000);
       expect(seqs).to.deep.equal([...seqs].sort((x, y) => x - y)); // oldest file first, in order
       expect(seqs.length).to.be.below(3000); // the oldest went with rotation
+      expect(JSON.parse(lines[lines.length - 1]!)).to.deep.equal(r.get(3000)); // a line is the event, field for field
       fs.rmSync(dir, { recursive: true, force: true });
     });
   });

@@ -9,7 +9,6 @@
  * Files from a crashed node lose at most the last flush interval.
  */
 import fs from 'node:fs';
-import type { TraceEvent } from './event';
 import type { TraceSink } from './recorder';
 
 export interface FileSinkOptions {
@@ -42,9 +41,9 @@ export class NdjsonFileSink implements TraceSink {
     this.open();
   }
 
-  write(e: TraceEvent): void {
+  writeLine(json: string): void {
     if (this.closed) return;
-    const line = JSON.stringify(e) + '\n';
+    const line = json + '\n';
     this.batch.push(line);
     this.batchBytes += line.length;
     if (this.batchBytes >= 256 * 1024) this.flush();

@@ -23,7 +23,8 @@ import { matches, TraceFilter } from './filter';
 import { encodedSize } from '../wire/frame';
 
 export interface TraceSink {
-  write(e: TraceEvent): void;
+  /** One event as a JSON line (without the newline). */
+  writeLine(line: string): void;
   /** Events the sink could not keep up with and dropped. */
   readonly dropped: number;
   close(): Promise<void>;
@@ -64,6 +65,9 @@ interface Label { path: string; ls?: string; res?: string }
 const SENT_AS: unique symbol = Symbol('mxfs.trace.sentAs');
 type Tagged = { [SENT_AS]?: number };
 
+/** Events between two reads of the wall clock (the offset to the node's clock is re-taken then). */
+const WALL_RESYNC = 1024;
+
 const KIND_INDEX: Record<string, number> = Object.fromEntries(TRACE_KINDS.map((k, i) => [k, i]));
 
 /**
@@ -94,6 +98,9 @@ export class TraceRecorder {
   private readonly labels = new Map<string, Label>();
   /** Reused for every extraction (no allocation per message). */
   private readonly f: TraceFields = {};
+  /** Wall clock minus the node's clock, re-read every WALL_RESYNC events (one clock read per event, not two). */
+  private wallOffset = 0;
+  private sinceResync = Infinity;
   /** Seq of the event whose message is being handled right now (0: outside any handler). */
   cur = 0;
   /** The actor whose handler is running right now. */
@@ -161,8 +168,10 @@ export class TraceRecorder {
     const i = (seq - 1) % this.ringSize;
     c.seq[i] = seq;
     c.lc[i] = ++this.lc;
-    c.wall[i] = Date.now();
-    c.mono[i] = this.clock.now();
+    const mono = this.clock.now();
+    if (++this.sinceResync >= WALL_RESYNC) { this.sinceResync = 0; this.wallOffset = Date.now() - mono; }
+    c.wall[i] = mono + this.wallOffset;
+    c.mono[i] = mono;
     c.kind[i] = KIND_INDEX[kind]!;
     c.from[i] = from; c.to[i] = to; c.type[i] = type; c.sub[i] = f.sub;
     c.trace[i] = stamp ? stamp.id : cs >= 0 ? c.trace[cs]! : this.node * TRACE_ID_NODE_SHIFT + ++this.traces;
@@ -178,7 +187,7 @@ export class TraceRecorder {
     c.peer[i] = f.peer ?? 0;
     c.req[i] = f.req;
     c.info[i] = f.info;
-    if (this.sink) this.sink.write(this.event(i));
+    if (this.sink) this.sink.writeLine(this.line(i));
     return seq;
   }
 
@@ -202,6 +211,26 @@ export class TraceRecorder {
     if (c.peer[i]! > 0) e.peer = c.peer[i]!;
     if (c.info[i] !== undefined) e.info = c.info[i];
     return e;
+  }
+
+  /** The event in ring slot i as a JSON line, written straight from the columns (the file sink). */
+  private line(i: number): string {
+    const c = this.c;
+    const q = JSON.stringify;
+    let l = `{"node":${this.node},"seq":${c.seq[i]},"lc":${c.lc[i]},"wall":${c.wall[i]},"mono":${c.mono[i]},"kind":"${TRACE_KINDS[c.kind[i]!]}","from":${q(c.from[i])},"to":${q(c.to[i])},"type":${q(c.type[i])},"trace":${c.trace[i]}`;
+    if (c.cause[i]! > 0) l += `,"cause":${c.cause[i]}`;
+    if (c.srcNode[i]! > 0) l += `,"srcNode":${c.srcNode[i]},"srcLc":${c.srcLc[i]}`;
+    if (c.sub[i] !== undefined) l += `,"sub":${q(c.sub[i])}`;
+    if (c.ls[i] !== undefined) l += `,"ls":${q(c.ls[i])}`;
+    if (c.res[i] !== undefined) l += `,"res":${q(c.res[i])}`;
+    if (c.mode[i]! >= 0) l += `,"mode":${c.mode[i]}`;
+    if (c.token[i]! >= 0) l += `,"token":${c.token[i]}`;
+    if (c.epoch[i]! >= 0) l += `,"epoch":${c.epoch[i]}`;
+    if (c.lock[i] !== undefined) l += `,"lock":${q(c.lock[i])}`;
+    if (c.req[i] !== undefined) l += `,"req":${q(c.req[i])}`;
+    if (c.peer[i]! > 0) l += `,"peer":${c.peer[i]}`;
+    if (c.info[i] !== undefined) l += `,"info":${q(c.info[i])}`;
+    return l + '}';
   }
 
   /** The event with this seq, if still in the ring. */
