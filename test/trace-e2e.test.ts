@@ -138,7 +138,7 @@ describe('tracing end to end (3 real mxfsd, TCP)', function () {
 
     // Perfetto / chrome://tracing: a process per node, the actors' threads, a flow per lock message between nodes.
     const chromeOut = path.join(dir, 'trace.json');
-    expect((await ctl(2, ['trace', 'collect', '--resource', res, '--format', 'chrome', '--output', chromeOut])).code).to.equal(0);
+    expect((await ctl(2, ['trace', 'collect', '--resource', res, '--format', 'chrome', '--out', chromeOut])).code).to.equal(0);
     const ct = JSON.parse(fs.readFileSync(chromeOut, 'utf8'));
     const meta = ct.traceEvents.filter((e: any) => e.ph === 'M');
     expect(meta.filter((e: any) => e.name === 'process_name').map((e: any) => e.args.name)).to.deep.equal(['node 1', 'node 2', 'node 3']);
@@ -191,7 +191,7 @@ describe('tracing end to end (3 real mxfsd, TCP)', function () {
       this.skip();
     }
     const page = path.join(dir, 'timeline.html');
-    const r = await ctl(1, ['trace', 'collect', '--resource', res, '--format', 'html', '--output', page]);
+    const r = await ctl(1, ['trace', 'collect', '--resource', res, '--format', 'html', '--out', page]);
     expect(r.code, r.stderr).to.equal(0);
     const events = (await ctl(1, ['trace', 'collect', '--resource', res, '--format', 'ndjson'])).stdout.trim().split('\n').length;
     const profile = fs.mkdtempSync(path.join(dir, 'chromium-'));
