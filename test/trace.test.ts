@@ -7,6 +7,7 @@
  */
 import { expect } from 'chai';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { ActorSystem } from '../src/actors/actor';
 import { TraceRecorder } from '../src/trace/recorder';
@@ -206,6 +207,30 @@ describe('trace', () => {
       expect(t.metrics.port).to.equal(9100);
       expect(() => parseConfig('[node]\nid = 1\n[trace]\nring_size = 3\n', '/x.conf')).to.throw(/x\.conf:4: \[trace\] ring_size: .*out of range/);
       expect(() => parseConfig('[node]\nid = 1\n[metrics]\naddress = not an address\n', '/x.conf')).to.throw(/\[metrics\] address/);
+    });
+  });
+
+  describe('metrics endpoint', () => {
+    it('a port in use stops the daemon at start with one error naming the address', async () => {
+      const busy = net.createServer();
+      await new Promise<void>((r) => busy.listen(0, '127.0.0.1', () => r()));
+      const port = (busy.address() as net.AddressInfo).port;
+      const d = new Daemon({ config: testConfig(tmpDir(), { metrics: { enabled: true, port } }), log: quietLogger() });
+      let err: Error | undefined;
+      try { await d.start(); } catch (e) { err = e as Error; }
+      await d.stop();
+      busy.close();
+      expect(err?.message).to.match(new RegExp(`^\\[metrics\\] cannot listen on 127\\.0\\.0\\.1:${port}: .*EADDRINUSE`));
+    });
+
+    it('off: nothing listens and sessions measure nothing', async () => {
+      const d = new Daemon({ config: testConfig(tmpDir()), log: quietLogger() });
+      await d.start();
+      expect(d.metrics.enabled).to.equal(false);
+      expect(d.metrics.port).to.equal(undefined);
+      expect(d.metrics.session).to.equal(undefined);
+      expect(d.table.stats.observeWait).to.equal(undefined);
+      await d.stop();
     });
   });
 

@@ -181,39 +181,39 @@ function tracePage(x: unknown): WireTracePage {
 }
 
 function dlmBody(o: Obj): DlmPeerBody {
-    const epoch = uint(o, 'epoch');
-    switch (o.t) {
-      case 'op':
-        return { t: 'op', epoch, lockspace: checkName(o.lockspace, 'lockspace', MAX_LOCKSPACE_NAME), resource: checkName(o.resource, 'resource', MAX_RESOURCE_NAME), op: wireOp(o.op) };
-      case 'ev': return { t: 'ev', epoch, ev: lockEvent(o.ev) };
-      case 'rec': {
-        if (!Array.isArray(o.records) || o.records.length > 100000) fail(`field 'records' must be a list`);
-        return { t: 'rec', epoch, records: (o.records as unknown[]).map(record) };
-      }
-      case 'recDone': return { t: 'recDone', epoch };
-      case 'inspect':
-        return {
-          t: 'inspect', epoch, id: uint(o, 'id'),
-          lockspace: o.lockspace === undefined ? undefined : checkName(o.lockspace, 'lockspace', MAX_LOCKSPACE_NAME),
-          resource: o.resource === undefined ? undefined : checkName(o.resource, 'resource', MAX_RESOURCE_NAME),
-        };
-      case 'inspectReply': {
-        if (!Array.isArray(o.resources)) fail(`field 'resources' must be a list`);
-        return { t: 'inspectReply', epoch, id: uint(o, 'id'), resources: o.resources as unknown[], ...(o.omitted === undefined ? {} : { omitted: uint(o, 'omitted') }) };
-      }
-      case 'vol':
-        try {
-          return { t: 'vol', epoch, m: validateVolMessage(o.m) };
-        } catch (e) {
-          if (e instanceof VolMessageError) fail(`vol: ${e.message}`);
-          throw e;
-        }
-      case 'traceQuery':
-        return { t: 'traceQuery', epoch, id: uint(o, 'id'), after: uint(o, 'after'), filter: validateTraceFilter(o.filter), maxBytes: uint(o, 'maxBytes') };
-      case 'traceReply':
-        return { t: 'traceReply', epoch, id: uint(o, 'id'), page: tracePage(o.page) };
-      default: return fail(`unknown message kind`);
+  const epoch = uint(o, 'epoch');
+  switch (o.t) {
+    case 'op':
+      return { t: 'op', epoch, lockspace: checkName(o.lockspace, 'lockspace', MAX_LOCKSPACE_NAME), resource: checkName(o.resource, 'resource', MAX_RESOURCE_NAME), op: wireOp(o.op) };
+    case 'ev': return { t: 'ev', epoch, ev: lockEvent(o.ev) };
+    case 'rec': {
+      if (!Array.isArray(o.records) || o.records.length > 100000) fail(`field 'records' must be a list`);
+      return { t: 'rec', epoch, records: (o.records as unknown[]).map(record) };
     }
+    case 'recDone': return { t: 'recDone', epoch };
+    case 'inspect':
+      return {
+        t: 'inspect', epoch, id: uint(o, 'id'),
+        lockspace: o.lockspace === undefined ? undefined : checkName(o.lockspace, 'lockspace', MAX_LOCKSPACE_NAME),
+        resource: o.resource === undefined ? undefined : checkName(o.resource, 'resource', MAX_RESOURCE_NAME),
+      };
+    case 'inspectReply': {
+      if (!Array.isArray(o.resources)) fail(`field 'resources' must be a list`);
+      return { t: 'inspectReply', epoch, id: uint(o, 'id'), resources: o.resources as unknown[], ...(o.omitted === undefined ? {} : { omitted: uint(o, 'omitted') }) };
+    }
+    case 'vol':
+      try {
+        return { t: 'vol', epoch, m: validateVolMessage(o.m) };
+      } catch (e) {
+        if (e instanceof VolMessageError) fail(`vol: ${e.message}`);
+        throw e;
+      }
+    case 'traceQuery':
+      return { t: 'traceQuery', epoch, id: uint(o, 'id'), after: uint(o, 'after'), filter: validateTraceFilter(o.filter), maxBytes: uint(o, 'maxBytes') };
+    case 'traceReply':
+      return { t: 'traceReply', epoch, id: uint(o, 'id'), page: tracePage(o.page) };
+    default: return fail(`unknown message kind`);
+  }
 }
 
 /** Node id of a lock id "node:session/n" or owner "node:session". */
