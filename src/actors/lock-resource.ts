@@ -11,7 +11,8 @@
  * so no holder goes on believing in a lock nobody tracks any more.
  */
 import type { ActorDef, ActorSystem, Ref } from './actor';
-import type { AdoptedResource, LockEvent, LockOp, LockStats, LockspaceMsg, ResourceMsg } from './messages';
+import type { AdoptedResource, LockEvent, LockOp, LockStats, LockspaceMsg, ResourceInspection, ResourceMsg } from './messages';
+import type { Mode } from '../dlm/modes';
 import { ResourceCore, ResourceEvent } from '../dlm/resource';
 import { LockError } from '../dlm/types';
 import type { Clock, TimerHandle } from '../util/clock';
@@ -36,6 +37,13 @@ interface State {
   timers: Map<string, TimerHandle>;
   /** Routed messages processed, so the Lockspace can tell an idle report is current. */
   processed: number;
+  /** When each pending lock queued, and each held lock was granted (clock ms): `mxfsctl why`, metrics. */
+  queuedAt: Map<string, number>;
+  grantedAt: Map<string, number>;
+  /** The last BAST sent to each holder since its grant. */
+  basts: Map<string, { mode: Mode; at: number }>;
+  /** Set when rebuilt from records (cluster recovery). */
+  rebuilt?: { at: number; records: number; tokenFloor: number };
 }
 
 const OPS: ReadonlySet<string> = new Set<LockOp>(['request', 'convert', 'unlock', 'cancel']);
@@ -46,9 +54,54 @@ export function lockResourceDef(o: LockResourceOpts): ActorDef<State, ResourceMs
     if (t) { o.clock.clearTimer(t); s.timers.delete(lockId); }
   };
 
+  /** When each lock got where it is, the last BAST, and the counters (why, metrics). */
+  const note = (s: State, e: ResourceEvent) => {
+    switch (e.type) {
+      case 'queued': s.queuedAt.set(e.lockId, o.clock.now()); o.stats.waits++; break;
+      case 'granted': {
+        const now = o.clock.now();
+        if (s.queuedAt.size > 0) {
+          const q = s.queuedAt.get(e.lockId);
+          if (q !== undefined) { s.queuedAt.delete(e.lockId); o.stats.observeWait?.(now - q, e.conversion); }
+        }
+        s.grantedAt.set(e.lockId, now);
+        if (s.basts.size > 0) s.basts.delete(e.lockId);
+        if (e.conversion) o.stats.conversions++;
+        break;
+      }
+      case 'failed':
+        if (s.queuedAt.size > 0) s.queuedAt.delete(e.lockId);
+        if (e.code === 'NOTQUEUED') o.stats.denials++;
+        else if (e.code === 'DEADLOCK') o.stats.deadlocks++;
+        else if (e.code === 'TIMEOUT') o.stats.timeouts++;
+        break;
+      case 'bast': s.basts.set(e.lockId, { mode: e.mode, at: o.clock.now() }); break;
+      case 'released': forgetLock(s, e.lockId); break;
+    }
+  };
+
+  const forgetLock = (s: State, lockId: string) => {
+    if (s.queuedAt.size > 0) s.queuedAt.delete(lockId);
+    s.grantedAt.delete(lockId);
+    if (s.basts.size > 0) s.basts.delete(lockId);
+  };
+
+  const inspection = (s: State): ResourceInspection => {
+    const now = o.clock.now();
+    const sinceMs: Record<string, number> = {};
+    for (const [id, t] of s.grantedAt) sinceMs[id] = Math.round(now - t);
+    for (const [id, t] of s.queuedAt) sinceMs[id] = Math.round(now - t); // a conversion: since it queued
+    const basts: ResourceInspection['basts'] = {};
+    for (const [id, b] of s.basts) basts[id] = { mode: b.mode, agoMs: Math.round(now - b.at) };
+    const v: ResourceInspection = { ...s.core.view(), sinceMs, basts };
+    if (s.rebuilt) v.rebuilt = { agoMs: Math.round(now - s.rebuilt.at), records: s.rebuilt.records, tokenFloor: s.rebuilt.tokenFloor };
+    return v;
+  };
+
   const deliver = (s: State, events: ResourceEvent[], sys: ActorSystem) => {
     for (const e of events) {
       const to = s.notify.get(e.lockId);
+      note(s, e);
       if (e.type === 'granted' || e.type === 'failed' || e.type === 'released') clearTimer(s, e.lockId);
       if (to) {
         switch (e.type) {
@@ -65,18 +118,24 @@ export function lockResourceDef(o: LockResourceOpts): ActorDef<State, ResourceMs
 
   return {
     init: () => {
-      if (!o.adopt) return { core: new ResourceCore(o.lvbSize, o.tokenFloor, o.tokenCeiling), notify: new Map(), timers: new Map(), processed: 0 };
+      const fresh = { timers: new Map(), processed: 0, queuedAt: new Map(), grantedAt: new Map(), basts: new Map() };
+      if (!o.adopt) return { core: new ResourceCore(o.lvbSize, o.tokenFloor, o.tokenCeiling), notify: new Map(), ...fresh };
       const a = o.adopt;
       const core = ResourceCore.rebuild(o.lvbSize, Math.max(o.tokenFloor, a.tokenFloor), a.records, a.lvb, o.tokenCeiling);
       o.stats.locks += core.size;
-      return { core, notify: new Map(a.records.map((r) => [r.lockId, r.notify])), timers: new Map(), processed: 0 };
+      const now = o.clock.now();
+      return {
+        core, notify: new Map(a.records.map((r) => [r.lockId, r.notify])), ...fresh,
+        grantedAt: new Map(a.records.map((r) => [r.lockId, now])), rebuilt: { at: now, records: a.records.length, tokenFloor: core.tokenCounter },
+      };
     },
 
     handle(s, msg, ctx) {
       const sys = ctx.system;
-      if (msg.type === 'inspect') { sys.reply(msg.replyTo, s.core.view()); return s; }
+      if (msg.type === 'inspect') { sys.reply(msg.replyTo, inspection(s)); return s; }
       if (msg.type !== 'timeout') s.processed++;
       const before = s.core.size;
+      const queuedBefore = s.queuedAt.size;
       let events: ResourceEvent[] = [];
       try {
         switch (msg.type) {
@@ -91,7 +150,7 @@ export function lockResourceDef(o: LockResourceOpts): ActorDef<State, ResourceMs
           case 'timeout': s.timers.delete(msg.lockId); events = s.core.expire(msg.lockId); break;
           case 'purge':
             events = s.core.purgeOwner(msg.owner);
-            for (const id of [...s.notify.keys()]) if (!s.core.has(id)) { clearTimer(s, id); s.notify.delete(id); }
+            for (const id of [...s.notify.keys()]) if (!s.core.has(id)) { clearTimer(s, id); s.notify.delete(id); forgetLock(s, id); }
             break;
           case 'fault':
             if (o.faultInjection) throw new Error('injected fault');
@@ -110,6 +169,7 @@ export function lockResourceDef(o: LockResourceOpts): ActorDef<State, ResourceMs
       }
       deliver(s, events, sys);
       o.stats.locks += s.core.size - before;
+      o.stats.queued += s.queuedAt.size - queuedBefore;
       if (s.core.isIdle() && s.timers.size === 0) {
         sys.send(o.parent, { type: 'idle', resource: o.name, processed: s.processed, tokenCounter: s.core.tokenCounter });
       }
@@ -123,6 +183,7 @@ export function lockResourceDef(o: LockResourceOpts): ActorDef<State, ResourceMs
       }
       for (const t of s.timers.values()) o.clock.clearTimer(t);
       o.stats.locks -= s.core.size;
+      o.stats.queued -= s.queuedAt.size;
       ctx.system.send(o.parent, { type: 'crashed', resource: o.name, tokenCounter: s.core.tokenCounter });
       return 'stop';
     },

@@ -27,6 +27,7 @@ import { MAX_LOCKSPACE_NAME, MAX_RESOURCE_NAME } from '../dlm/types';
 import { checkName } from '../wire/client-protocol';
 import { writeKeyFile } from './keygen';
 import { die, parse, UsageError } from './usage';
+import { traceCommand, TraceUsageError, whyCommand } from './mxfsctl-trace';
 
 const DEFAULT_SOCKET = '/run/mxfs/mxfsd.sock';
 const USAGE = `usage: mxfsctl [--socket PATH | --config FILE] [--json] COMMAND
@@ -42,6 +43,13 @@ commands:
                                            or clear a fence)
   standby VOLUME                           queue for ownership: take over when the owner dies or unmounts
   volumes [VOLUME]                         state, owner, standbys, generation, last recovery, blocked/fenced
+  trace status | dump | collect | tail [FILTERS] [--format F] [--out FILE] [--node N,...]
+                                           the message trace (docs/tracing.md); FILTERS: --resource R
+                                           --lockspace L --actor A --type T --since 10s|ISO --trace ID;
+                                           F: text ndjson json chrome (Perfetto) mermaid html;
+                                           tail: --interval MS --count N
+  why RESOURCE [--lockspace L]             who holds it, who waits since when, BASTs, master, epoch,
+                                           last recovery, recent traffic
   keygen [--out FILE]                      a new cluster key, to stdout or a new FILE (mode 0600)
 The socket is --socket, else [node] socket of --config, else $MXFS_SOCKET, else [node] socket
 of ${DEFAULT_CONFIG_FILE} if it is readable, else ${DEFAULT_SOCKET}.
@@ -90,6 +98,14 @@ async function main(): Promise<void> {
       out: { type: 'string', short: 'o' },
       wait: { type: 'boolean' },
       'no-wait': { type: 'boolean' },
+      actor: { type: 'string' },
+      type: { type: 'string' },
+      since: { type: 'string' },
+      trace: { type: 'string' },
+      node: { type: 'string' },
+      format: { type: 'string' },
+      interval: { type: 'string' },
+      count: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     });
   } catch (e) {
@@ -102,7 +118,7 @@ async function main(): Promise<void> {
   if (!cmd) usage('missing COMMAND');
   if (v.socket && v.config) usage('give --socket or --config, not both');
   const only = (allowed: string[]) => {
-    for (const k of ['lockspace', 'resource', 'noqueue', 'timeout', 'grace', 'wait', 'no-wait', 'out'] as const) {
+    for (const k of ['lockspace', 'resource', 'noqueue', 'timeout', 'grace', 'wait', 'no-wait', 'out', 'actor', 'type', 'since', 'trace', 'node', 'format', 'interval', 'count'] as const) {
       if (v[k] !== undefined && !allowed.includes(k)) usage(`option --${k} does not apply to '${cmd}'`);
     }
   };
@@ -172,6 +188,29 @@ async function main(): Promise<void> {
       only([]);
       if (rest.length > 1 || command.length) usage(`'volumes' takes at most one VOLUME`);
       return printVolumes(await connect(socket), !!v.json, rest[0] === undefined ? undefined : volumeArg(rest[0]));
+    case 'trace': {
+      const [sub, ...more] = rest;
+      only(sub === 'tail' ? ['lockspace', 'resource', 'actor', 'type', 'since', 'trace', 'node', 'format', 'interval', 'count']
+        : sub === 'status' ? [] : ['lockspace', 'resource', 'actor', 'type', 'since', 'trace', 'node', 'format', 'out']);
+      if (command.length) usage(`'trace' takes no command after --`);
+      const c = await connect(socket);
+      try {
+        await traceCommand(c, sub, more, { ...v, output: v.out, json: !!v.json });
+      } catch (e) {
+        if (e instanceof TraceUsageError) { await c.close(); usage(e.message); }
+        throw e;
+      }
+      await c.close();
+      return;
+    }
+    case 'why': {
+      only(['lockspace']);
+      if (rest.length !== 1 || command.length) usage(`'why' needs exactly one RESOURCE`);
+      const c = await connect(socket);
+      await whyCommand(c, rest[0]!, v.lockspace, !!v.json);
+      await c.close();
+      return;
+    }
     default:
       usage(`unknown command '${cmd}'`);
   }

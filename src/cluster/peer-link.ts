@@ -28,6 +28,7 @@
  * was queued is discarded; the layers above re-synchronise on 'up' (leases, epochs).
  */
 import type { ActorDef, ActorSystem, Ref } from '../actors/actor';
+import type { TraceRecorder } from '../trace/recorder';
 import type { Clock, TimerHandle } from '../util/clock';
 import { decodePayload, encodeFrameWithTrailer, FrameDecoder, FrameError } from '../wire/frame';
 import { FRAME_MAC_BYTES, frameMac, openFrame, SessionKeys } from './auth';
@@ -140,6 +141,8 @@ export function isDialer(selfId: number, peerId: number): boolean { return selfI
 export function peerLinkDef(o: PeerLinkOptions): ActorDef<State, PeerLinkMsg> {
   const peer = o.peer.id;
   const dialer = isDialer(o.selfId, peer);
+  /** The node's trace recorder, if it traces (frames in and out are recorded). */
+  let tracer: TraceRecorder | undefined;
 
   const dial = (s: State, self: Ref<PeerLinkMsg>, sys: ActorSystem, log: import('bunyan')) => {
     const gen = ++s.dialGen;
@@ -231,7 +234,10 @@ export function peerLinkDef(o: PeerLinkOptions): ActorDef<State, PeerLinkMsg> {
     if (HANDSHAKE_TYPES.has(msg.body.type)) return `handshake message '${msg.body.type}' on an established link`;
     if (msg.body.type === 'refuse' || msg.body.type === 'bye') return `peer closed the link: ${msg.body.type === 'refuse' ? msg.body.code + ': ' : ''}${msg.body.reason}`;
     s.received++;
-    o.onMessage(peer, msg);
+    if (!tracer) { o.onMessage(peer, msg); return undefined; }
+    // What the delivery does synchronously joins the frame's trace (a lock message's stamp).
+    const saved = tracer.frameIn(peer, msg.body, h.epoch);
+    try { o.onMessage(peer, msg); } finally { tracer.restore(saved); }
     return undefined;
   };
 
@@ -240,6 +246,7 @@ export function peerLinkDef(o: PeerLinkOptions): ActorDef<State, PeerLinkMsg> {
 
     handle(s, msg, ctx) {
       const sys = ctx.system;
+      tracer = sys.tracer;
       switch (msg.type) {
         case 'start':
           if (s.phase !== 'idle') return s;
@@ -351,7 +358,8 @@ export function peerLinkDef(o: PeerLinkOptions): ActorDef<State, PeerLinkMsg> {
           else {
             let frame: Buffer | undefined;
             let why = '';
-            try { frame = seal(ss, msg.body, msg.epoch ?? o.epoch()); } catch (e) { frame = undefined; why = (e as Error).message; }
+            const epoch = msg.epoch ?? o.epoch();
+            try { frame = seal(ss, msg.body, epoch); } catch (e) { frame = undefined; why = (e as Error).message; }
             if (!frame) {
               // A bug in the sender (messages are bounded by construction): never silent.
               ctx.log.error({ peer, msgType: msg.body.type }, `peer message '${msg.body.type}' not sent to node ${peer}: ${why}`);
@@ -367,6 +375,7 @@ export function peerLinkDef(o: PeerLinkOptions): ActorDef<State, PeerLinkMsg> {
             } else {
               ss.sendSeq++;
               result = writeFrame(s, ss, frame);
+              tracer?.frameOut(peer, msg.body, epoch);
             }
           }
           if (msg.replyTo) sys.reply(msg.replyTo, result);

@@ -44,7 +44,11 @@ export interface LockingConfig { lvbSize: number; idleEvictMs: number; maxFrameB
 export type LogLevelName = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
 export type StderrFormat = 'auto' | 'json' | 'journal';
 export interface LoggingConfig { level: LogLevelName; file?: string; syslog: boolean; syslogSocket: string; syslogFacility: string; stderr: boolean; stderrFormat: StderrFormat }
-export interface Config { file: string; node: NodeConfig; cluster: ClusterConfig; peers: PeerConfig[]; volumes: VolumeConfig[]; timing: TimingConfig; locking: LockingConfig; logging: LoggingConfig }
+/** [trace]: the message trace (docs/tracing.md). */
+export interface TraceConfig { enabled: boolean; ringSize: number; file?: string; fileMaxBytes: number; fileKeep: number }
+/** [metrics]: the Prometheus text endpoint (docs/tracing.md, "Metrics"). */
+export interface MetricsConfig { enabled: boolean; address: string; port: number }
+export interface Config { file: string; node: NodeConfig; cluster: ClusterConfig; peers: PeerConfig[]; volumes: VolumeConfig[]; timing: TimingConfig; locking: LockingConfig; logging: LoggingConfig; trace: TraceConfig; metrics: MetricsConfig }
 
 export class ConfigError extends Error {
   readonly file: string;
@@ -197,14 +201,32 @@ const SECTIONS: Record<string, SectionSpec> = {
       stderr_format: { type: { kind: 'enum', values: STDERR_FORMATS }, default: 'auto' },
     },
   },
+  trace: {
+    count: 'at-most-one',
+    keys: {
+      enabled: { type: { kind: 'bool' }, default: false },
+      ring_size: { type: { kind: 'int', min: 16, max: 10_000_000 }, default: 65536 },
+      file: { type: { kind: 'path' } },
+      file_max_bytes: { type: { kind: 'int', min: 65536, max: 2 ** 40, unit: 'bytes' }, default: 64 * 1024 * 1024 },
+      file_keep: { type: { kind: 'int', min: 0, max: 64 }, default: 3 },
+    },
+  },
+  metrics: {
+    count: 'at-most-one',
+    keys: {
+      enabled: { type: { kind: 'bool' }, default: false },
+      address: { type: { kind: 'address' }, default: '127.0.0.1' },
+      port: { type: PORT, default: 9464 },
+    },
+  },
 };
 
 /** Defaults of every optional key, in the shape of Config (node id/name and lists excluded). */
-export function configDefaults(): { node: Omit<NodeConfig, 'id' | 'name'>; cluster: ClusterConfig; timing: TimingConfig; locking: LockingConfig; logging: LoggingConfig } {
+export function configDefaults(): { node: Omit<NodeConfig, 'id' | 'name'>; cluster: ClusterConfig; timing: TimingConfig; locking: LockingConfig; logging: LoggingConfig; trace: TraceConfig; metrics: MetricsConfig } {
   const text = '[node]\nid = 1\n';
   const c = parseConfig(text, '/defaults.conf');
   const { id: _id, name: _name, ...node } = c.node;
-  return { node, cluster: c.cluster, timing: c.timing, locking: c.locking, logging: c.logging };
+  return { node, cluster: c.cluster, timing: c.timing, locking: c.locking, logging: c.logging, trace: c.trace, metrics: c.metrics };
 }
 
 // ---------------------------------------------------------------------------------------
@@ -292,6 +314,8 @@ export function parseConfig(text: string, file: string): Config {
     timing: buildTiming(one('timing')),
     locking: buildLocking(one('locking')),
     logging: buildLogging(one('logging')),
+    trace: buildTrace(one('trace')),
+    metrics: { enabled: get('metrics', one('metrics'), 'enabled'), address: get('metrics', one('metrics'), 'address'), port: get('metrics', one('metrics'), 'port') },
   };
   checkCrossFieldRules(config, file, bySection);
   return config;
@@ -390,6 +414,16 @@ function buildLogging(inst: Instance | undefined): LoggingConfig {
   const file = getOpt<string>(inst, 'file');
   if (file !== undefined) l.file = file;
   return l;
+}
+
+function buildTrace(inst: Instance | undefined): TraceConfig {
+  const t: TraceConfig = {
+    enabled: get('trace', inst, 'enabled'), ringSize: get('trace', inst, 'ring_size'),
+    fileMaxBytes: get('trace', inst, 'file_max_bytes'), fileKeep: get('trace', inst, 'file_keep'),
+  };
+  const file = getOpt<string>(inst, 'file');
+  if (file !== undefined) t.file = file;
+  return t;
 }
 
 // ---------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import type Logger from 'bunyan';
 import { ActorSystem, Ref } from '../actors/actor';
 import { clientSessionDef, DaemonInfo, SessionMsg } from '../actors/client-session';
 import { LockTable } from '../actors/lockspace';
-import { newLockStats, ResourceMsg } from '../actors/messages';
+import { newLockStats, ResourceInspection, ResourceMsg } from '../actors/messages';
 import type { ResourceView } from '../dlm/resource';
 import { modeName } from '../dlm/modes';
 import { ClientTransport, MxfsClient } from '../client/client';
@@ -30,6 +30,8 @@ import { VERSION } from '../version';
 import { VolumeManager } from '../volumes/manager';
 import type { VolumeDriver } from '../volumes/driver';
 import { VolumeRequestError } from '../actors/client-session';
+import { NodeTrace, TraceRequest } from '../trace/node-trace';
+import { NodeMetrics } from '../metrics/metrics';
 
 export { VERSION };
 
@@ -77,10 +79,15 @@ export class Daemon implements DaemonInfo {
   private readonly stateListeners: Array<(state: RecoveryState, epoch: number) => void> = [];
   /** The node's volumes (absent until startVolumes, and when none is configured). */
   volumes?: VolumeManager;
+  /** [trace]: the message trace and `mxfsctl trace`/`why` (docs/tracing.md). */
+  readonly tracing: NodeTrace;
+  /** [metrics]: the Prometheus endpoint (started by start() when enabled). */
+  readonly metrics: NodeMetrics;
 
   constructor(private readonly o: DaemonOptions) {
     this.clock = o.clock ?? systemClock;
     this.sys = new ActorSystem(o.log);
+    this.tracing = new NodeTrace({ config: o.config, clock: this.clock, log: o.log.child({ actor: 'trace' }), sys: this.sys });
     this.table = new LockTable(this.sys, {
       lvbSize: o.config.locking.lvbSize,
       idleEvictMs: o.config.locking.idleEvictMs,
@@ -92,7 +99,7 @@ export class Daemon implements DaemonInfo {
     this.state = NodeState.open(o.config.node.stateDir);
     this.port = typeof o.port === 'function' ? o.port(this.sys, this.state) : o.port;
     this.router = new LockRouter({
-      sys: this.sys, table: this.table, selfId: o.config.node.id, port: this.port,
+      sys: this.sys, table: this.table, selfId: o.config.node.id, port: this.tracing.wrapPort(this.port),
       masterOf: o.masterOf ?? rendezvousOwner,
       session: (id) => this.sessions.get(id)?.ref,
       sessions: () => [...this.sessions.values()].map((x) => x.ref),
@@ -100,6 +107,10 @@ export class Daemon implements DaemonInfo {
       inspectLocal: async (f) => ((await this.localLocks(f)) as { resources: unknown[] }).resources,
       onState: (st, epoch) => { for (const l of this.stateListeners) l(st, epoch); },
     });
+    const masterOf = o.masterOf ?? rendezvousOwner;
+    this.tracing.attach({ locks: (f) => this.locks(f), router: () => this.router, masterOf });
+    this.metrics = new NodeMetrics({ config: o.config, clock: this.clock, sys: this.sys, stats: this.table.stats, router: this.router, port: this.port, trace: this.tracing, sessions: () => this.sessions.size, volumes: () => this.volumes, log: o.log.child({ actor: 'metrics' }) });
+    this.router.listen({ onState: (state, epoch) => { this.tracing.onRouterState(state, epoch); this.metrics.onRouterState(state, epoch); } });
   }
 
   /** Called with every change of the lock engine's state (joining, recovering, running, no-quorum). */
@@ -126,6 +137,7 @@ export class Daemon implements DaemonInfo {
     await listenClientSocket(server, { path: p, mode: node.socketMode, gid });
     server.on('error', (e) => this.log.error({ err: e }, 'client socket error'));
     this.server = server;
+    await this.metrics.start();
     await this.port?.start?.();
     this.log.info({ socket: p, node: this.o.config.node.id }, 'mxfsd listening');
   }
@@ -171,6 +183,8 @@ export class Daemon implements DaemonInfo {
     try { fs.unlinkSync(this.socketPath); } catch { /* already gone */ }
     await this.port?.stop();
     this.sys.shutdown();
+    await this.metrics.stop();
+    await this.tracing.close();
     this.log.info({ reason }, 'mxfsd stopped');
   }
 
@@ -204,7 +218,7 @@ export class Daemon implements DaemonInfo {
       route: (ls, res, msg, epoch) => this.router.route(ls, res, msg, epoch), epoch: this.router.epoch,
       keepaliveMs: c.timing.clientKeepaliveMs, clientTimeoutMs: c.timing.clientTimeoutMs, lvbSize: c.locking.lvbSize,
       maxFrameBytes: c.locking.maxFrameBytes, maxLocks: c.locking.maxLocksPerClient, info: this,
-      emit, close,
+      emit, close, metrics: this.metrics.session,
       onEnd: (sid) => {
         const ref = this.sessions.get(sid)?.ref;
         this.sessions.delete(sid);
@@ -313,6 +327,8 @@ export class Daemon implements DaemonInfo {
     return { state: r.state, epoch: r.epoch, members: r.members, recovery: r.recovery ?? null, stats: r.stats, transport };
   }
 
+  trace(req: TraceRequest): Promise<unknown> { return this.tracing.request(req); }
+
   async fault(spec: FaultSpec): Promise<unknown> {
     if (!this.o.faultInjection) throw new Error('fault injection is disabled (start mxfsd with MXFS_FAULT_INJECTION=1)');
     if (!this.port) throw new Error('fault injection needs a cluster (no [peer] configured)');
@@ -359,9 +375,9 @@ export class Daemon implements DaemonInfo {
       if (filter.lockspace !== undefined && ls !== filter.lockspace) continue;
       const res = (await this.listResources(ls)).filter((r) => filter.resource === undefined || r.name === filter.resource);
       for (const r of res.sort((a, b) => (a.name < b.name ? -1 : 1))) {
-        let v: ResourceView;
+        let v: ResourceInspection;
         try {
-          v = await this.sys.ask<ResourceMsg, ResourceView>(r.ref, (replyTo) => ({ type: 'inspect', replyTo }), timeout);
+          v = await this.sys.ask<ResourceMsg, ResourceInspection>(r.ref, (replyTo) => ({ type: 'inspect', replyTo }), timeout);
         } catch {
           continue; // evicted between list and inspect
         }
@@ -371,10 +387,13 @@ export class Daemon implements DaemonInfo {
           mode: l.grMode === null ? null : modeName(l.grMode),
           requested: l.rqMode === null ? null : modeName(l.rqMode),
           token: l.token,
+          ...(v.sinceMs[l.lockId] !== undefined ? { sinceMs: v.sinceMs[l.lockId] } : {}),
+          ...(v.basts[l.lockId] ? { bast: { mode: modeName(v.basts[l.lockId]!.mode), agoMs: v.basts[l.lockId]!.agoMs } } : {}),
         });
         out.push({
           lockspace: ls, resource: r.name, tokenCounter: v.tokenCounter, lvbValid: v.lvbValid, lvb: v.lvb.toString('hex'),
           granted: v.granted.map(lk), converting: v.converting.map(lk), waiting: v.waiting.map(lk),
+          ...(v.rebuilt ? { rebuilt: v.rebuilt } : {}),
         });
       }
     }
