@@ -5,12 +5,19 @@
  * Owns: the client's locks (client lock id -> lockspace, resource, state, the request ids
  * waiting for an answer), the keepalive bookkeeping, and the session's owner id
  * "<node>:<session>" under which its locks are held.
- * Takes: 'client' (a validated ClientRequest from the transport), LockEvent from
- * LockResources, 'tick' (keepalive timer), 'disconnected', 'lostAll'.
+ * Takes: 'client' (a validated ClientRequest from the transport), 'invalid' (a request the
+ * transport could not validate, answered INVALID alone), LockEvent from LockResources,
+ * 'tick' (keepalive timer, and the hello deadline), 'disconnected', 'lostAll'.
  * Sends: ResourceMsg (through the LockTable) and DaemonMessage to the client via emit().
  *
- * When the client goes away (connection closed, silent past clientTimeoutMs, protocol
- * error, crash of this actor) every one of its locks is purged, so none can leak.
+ * When the client goes away (connection closed, silent past clientTimeoutMs, no hello
+ * within clientTimeoutMs of connecting, protocol error, crash of this actor) every one of
+ * its locks is purged, so none can leak.
+ *
+ * Admission: a request is "in flight" from its arrival until its reply, except that a lock
+ * request or conversion stops counting once it waits in a resource's queue (it is lock
+ * state then, bounded by max_locks_per_client, not work). At most maxInFlight per session
+ * and admission.max over the daemon; beyond, the request is answered BUSY at once.
  */
 import type { ActorDef, ActorSystem, Ref } from './actor';
 import type { LockEvent, ResourceMsg } from './messages';
@@ -26,6 +33,9 @@ export interface DaemonInfo {
   fault(spec: FaultSpec): Promise<unknown>;
 }
 
+/** The daemon-wide count of requests in flight, shared by every session. */
+export interface Admission { inFlight: number; max: number }
+
 export interface SessionOpts {
   sessionId: number;
   nodeId: number;
@@ -40,17 +50,24 @@ export interface SessionOpts {
   lvbSize: number;
   maxFrameBytes: number;
   maxLocks: number;
+  /** Requests in flight on this session (see Admission above). */
+  maxInFlight: number;
+  admission: Admission;
   info: DaemonInfo;
   /** Send to the client (the transport encodes). */
   emit(msg: DaemonMessage): void;
   /** Cut the client off; the transport then sends 'disconnected'. */
   close(reason: string): void;
+  /** A 'client' or 'invalid' message was handled (the transport bounds how many wait unhandled). */
+  handled?(): void;
   /** Called once when the session has ended and released everything. */
   onEnd(sessionId: number): void;
 }
 
 export type SessionMsg =
   | { type: 'client'; req: ClientRequest }
+  /** A request with a usable id whose fields were wrong: answered INVALID, nothing else happens. */
+  | { type: 'invalid'; id: number; reqType: string; message: string }
   | LockEvent
   | { type: 'tick' }
   | { type: 'disconnected'; reason: string }
@@ -84,6 +101,7 @@ interface State {
   locks: Map<number, ClientLock>;
   byInternal: Map<string, ClientLock>;
   hello: boolean;
+  openedAt: number;
   lastHeard: number;
   timer?: TimerHandle;
   ended: boolean;
@@ -92,10 +110,26 @@ interface State {
 
 export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
   const owner = `${o.nodeId}:${o.sessionId}`;
-  const reply = (id: number, ok: true, extra?: Omit<Extract<DaemonMessage, { ok: true }>, 'type' | 'id' | 'ok'>) =>
+  // Request ids in flight (one definition per session, so this closure is the session's).
+  const inFlight = new Set<number>();
+  const settle = (id: number) => { if (inFlight.delete(id)) o.admission.inFlight--; };
+  const reply = (id: number, ok: true, extra?: Omit<Extract<DaemonMessage, { ok: true }>, 'type' | 'id' | 'ok'>) => {
+    settle(id);
     o.emit({ type: 'reply', id, ok, ...extra });
-  const refuse = (id: number, code: LockErrorCode | 'PROTOCOL', message: string) =>
+  };
+  const refuse = (id: number, code: LockErrorCode | 'PROTOCOL', message: string) => {
+    settle(id);
     o.emit({ type: 'reply', id, ok: false, code, message });
+  };
+  /** Admit a request, or say why not (BUSY: over a bound; INVALID: its id is already in flight). */
+  const admit = (id: number): [LockErrorCode, string] | undefined => {
+    if (inFlight.has(id)) return ['INVALID', `request id ${id} is already in use by a request in progress`];
+    if (inFlight.size >= o.maxInFlight) return ['BUSY', `${inFlight.size} requests are already in progress on this connection ([locking] max_requests_per_client); wait for their replies`];
+    if (o.admission.inFlight >= o.admission.max) return ['BUSY', `mxfsd has ${o.admission.inFlight} requests in progress ([locking] max_requests); try again shortly`];
+    inFlight.add(id);
+    o.admission.inFlight++;
+    return undefined;
+  };
 
   const forget = (s: State, lk: ClientLock) => {
     s.locks.delete(lk.id);
@@ -106,6 +140,8 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
     if (s.ended) return;
     s.ended = true;
     o.clock.clearTimer(s.timer);
+    o.admission.inFlight -= inFlight.size; // their replies have nobody to go to
+    inFlight.clear();
     const seen = new Set<string>();
     for (const lk of s.locks.values()) {
       const key = `${lk.lockspace}\0${lk.resource}`;
@@ -130,6 +166,10 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
       refuse(req.id, 'PROTOCOL', 'the first request must be hello');
       end(s, sys, self, 'no hello');
       return;
+    }
+    if (req.type !== 'hello') {
+      const no = admit(req.id);
+      if (no) { o.emit({ type: 'reply', id: req.id, ok: false, code: no[0], message: no[1] }); return; }
     }
     switch (req.type) {
       case 'hello': {
@@ -165,6 +205,7 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
       case 'convert': {
         const lk = s.locks.get(req.lockId);
         if (!lk) return refuse(req.id, 'NOTFOUND', `no lock ${req.lockId}`);
+        if (req.lvb && req.lvb.length > o.lvbSize) return refuse(req.id, 'INVALID', lvbTooLong(req.lvb.length, o.lvbSize));
         if (lk.state !== 'granted' || lk.unlockReq !== undefined) return refuse(req.id, 'BUSY', `lock ${req.lockId} has a request in progress`);
         lk.state = 'converting';
         lk.pendingReq = req.id;
@@ -179,6 +220,7 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
       case 'unlock': {
         const lk = s.locks.get(req.lockId);
         if (!lk) return refuse(req.id, 'NOTFOUND', `no lock ${req.lockId}`);
+        if (req.lvb && req.lvb.length > o.lvbSize) return refuse(req.id, 'INVALID', lvbTooLong(req.lvb.length, o.lvbSize));
         if (lk.unlockReq !== undefined) return refuse(req.id, 'BUSY', `lock ${req.lockId} is already being unlocked`);
         lk.unlockReq = req.id;
         o.route(lk.lockspace, lk.resource, { type: 'unlock', lockId: lk.internalId, lvb: req.lvb }, s.epoch);
@@ -233,6 +275,8 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
         else if (lk.unlockReq === undefined) forget(s, lk);
         return;
       case 'lock.queued':
+        // Waiting in a queue is lock state, not work in progress: it no longer counts.
+        if (lk.pendingReq !== undefined) settle(lk.pendingReq);
         return;
       case 'lock.bast':
         if (lk.state !== 'requesting') o.emit({ type: 'bast', lockId: lk.id, mode: ev.mode });
@@ -304,18 +348,35 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
   };
 
   return {
-    init: () => ({ locks: new Map(), byInternal: new Map(), hello: false, lastHeard: o.clock.now(), ended: false, epoch: o.epoch }),
+    init: () => ({ locks: new Map(), byInternal: new Map(), hello: false, openedAt: o.clock.now(), lastHeard: o.clock.now(), ended: false, epoch: o.epoch }),
 
     handle(s, msg, ctx) {
       if (s.ended) return s;
       const sys = ctx.system;
       switch (msg.type) {
         case 'client':
+          o.handled?.();
           s.lastHeard = o.clock.now();
           if (!s.timer) tick(s, sys, ctx.self);
           handleRequest(s, msg.req, sys, ctx.self);
           break;
+        case 'invalid':
+          o.handled?.();
+          s.lastHeard = o.clock.now();
+          if (!s.hello && msg.reqType !== 'hello') {
+            refuse(msg.id, 'PROTOCOL', 'the first request must be hello');
+            end(s, sys, ctx.self, 'no hello');
+            break;
+          }
+          refuse(msg.id, 'INVALID', msg.message);
+          break;
         case 'tick':
+          // A connection must say hello within client_timeout_ms of connecting: a silent
+          // one (or one that only sends heartbeats) would otherwise hold a client slot forever.
+          if (!s.hello && o.clock.now() - s.openedAt > o.clientTimeoutMs) {
+            end(s, sys, ctx.self, `no hello within ${o.clientTimeoutMs} ms of connecting`);
+            break;
+          }
           // The client gives its locks up client_timeout_ms after sending the last message
           // we answered; we purge them only a keepalive period later, so a client never
           // holds a lock we have already handed to someone else.
@@ -348,6 +409,10 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
       return 'stop';
     },
   };
+}
+
+function lvbTooLong(n: number, lvbSize: number): string {
+  return `field 'lvb' is ${n} bytes; the lock value block is ${lvbSize} bytes ([locking] lvb_size)`;
 }
 
 function failMessage(code: LockErrorCode, conversion: boolean): string {

@@ -78,6 +78,10 @@ export interface RouterStats {
   recoveries: number;
   lastRecoveryMs?: number;
   recordsRebuilt: number;
+  /** Messages refused at the origin or by the peer (see onRefused). */
+  refused: number;
+  /** Cluster-wide inspections run (each asks every member once; the daemon coalesces queries). */
+  inspections: number;
 }
 
 interface Recovery {
@@ -94,7 +98,7 @@ export class LockRouter {
   state: RecoveryState;
   epoch = 0;
   members: number[];
-  readonly stats: RouterStats = { opsSent: 0, opsReceived: 0, eventsSent: 0, staleDropped: 0, misrouted: 0, recoveries: 0, recordsRebuilt: 0 };
+  readonly stats: RouterStats = { opsSent: 0, opsReceived: 0, eventsSent: 0, staleDropped: 0, misrouted: 0, recoveries: 0, recordsRebuilt: 0, refused: 0, inspections: 0 };
   private held: Array<() => void> = [];
   private future: Array<[number, DlmPeerMsg]> = [];
   private remoteOwners = new Map<number, Ref<LockEvent>>();
@@ -165,6 +169,7 @@ export class LockRouter {
    * Members that do not answer within the query timeout are listed as missing.
    */
   async inspectCluster(filter: { lockspace?: string; resource?: string }): Promise<{ byNode: Record<number, unknown[]>; missing: number[]; omitted: number }> {
+    this.stats.inspections++;
     const own = await this.o.inspectLocal(filter);
     const others = this.o.port ? this.members.filter((m) => m !== this.o.selfId) : [];
     const id = this.nextInspect++;
