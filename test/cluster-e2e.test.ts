@@ -11,6 +11,7 @@ import { LockError } from '../src/dlm/types';
 import { rendezvousOwner } from '../src/cluster/rendezvous';
 import { resourceOn, TestCluster } from './support/cluster-proc';
 import { MXFSD, sleep, waitFor } from './support/daemon-proc';
+import { rawClient } from './support/raw-client';
 
 const { NL, PR, PW, EX } = Mode;
 const LEASE = 1500;
@@ -262,6 +263,33 @@ describe('cluster end to end (real processes, TCP)', function () {
       try { await c.lock(r, EX, { noqueue: true }); } catch (e) { code = (e as LockError).code; }
       expect(code, r).to.equal('NOTQUEUED');
     }
+  });
+
+  it('an LVB longer than lvb_size for a remote master is refused at the origin (INVALID); the peer links and the epoch are untouched', async () => {
+    cl = new TestCluster(3, LEASE);
+    await cl.up();
+    const res = resourceOn(3, [1, 2, 3], 'big-lvb');
+    const before = await Promise.all([1, 2, 3].map((id) => cl.status(id)));
+    const r = await rawClient(cl.node(1).socket);
+    r.send({ type: 'hello', id: 1, version: 1, client: 'big' });
+    r.send({ type: 'lock', id: 2, lockId: 1, lockspace: 'default', resource: res, mode: EX });
+    expect((await r.reply(2)).ok).to.equal(true);
+    r.send({ type: 'unlock', id: 3, lockId: 1, lvb: Buffer.alloc(2000, 7) });
+    expect(await r.reply(3)).to.include({ ok: false, code: 'INVALID', message: "field 'lvb' is 2000 bytes; the lock value block is 32 bytes ([locking] lvb_size)" });
+    r.send({ type: 'convert', id: 4, lockId: 1, mode: PR, lvb: Buffer.alloc(33) });
+    expect(await r.reply(4)).to.include({ ok: false, code: 'INVALID' });
+    // The lock is still held, and an unlock with a proper LVB works and writes it.
+    r.send({ type: 'unlock', id: 5, lockId: 1, lvb: Buffer.from('fits') });
+    expect((await r.reply(5)).ok).to.equal(true);
+    const hb = await (await cl.client(2)).lock(res, PR);
+    expect([hb.grant.lvbValid, hb.grant.lvb.subarray(0, 4).toString()]).to.deep.equal([true, 'fits']);
+    const after = await Promise.all([1, 2, 3].map((id) => cl.status(id)));
+    for (const [i, st] of after.entries()) {
+      expect(st.cluster.epoch, `node ${i + 1} epoch`).to.equal(before[i].cluster.epoch);
+      expect(st.cluster.transport.peers.map((p: any) => p.link)).to.deep.equal(['up', 'up']);
+      expect(st.cluster.transport.lockMessages).to.include({ refusedByPeer: 0, refusedFromPeer: 0 });
+    }
+    expect(r.isClosed()).to.equal(false);
   });
 
   it('a peer with the wrong cluster key is refused with a logged reason; the cluster is not disturbed', async () => {

@@ -21,7 +21,7 @@
  */
 import type { ActorDef, ActorSystem, Ref } from './actor';
 import type { LockEvent, ResourceMsg } from './messages';
-import type { Mode } from '../dlm/modes';
+import { isWriteMode, Mode } from '../dlm/modes';
 import type { LockRecord } from '../cluster/dlm-messages';
 import type { LockErrorCode } from '../dlm/types';
 import { CLIENT_PROTOCOL_VERSION, ClientRequest, DaemonMessage, FaultSpec, HelloData } from '../wire/client-protocol';
@@ -90,10 +90,14 @@ interface ClientLock {
   lvbValid: boolean;
   /** The pending request or conversion, as issued (re-issued after a recovery). */
   rqMode?: Mode;
+  /** The LVB the pending conversion writes (kept for a re-issue after a recovery). */
+  rqLvb?: Buffer;
   noqueue: boolean;
   timeoutMs?: number;
   pendingReq?: number;
   unlockReq?: number;
+  /** The pending unlock carries an LVB to write (see collect). */
+  unlockLvb: boolean;
   cancelReq?: number;
 }
 
@@ -191,7 +195,7 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
         if (s.locks.size >= o.maxLocks) return refuse(req.id, 'BUSY', `this client already has ${o.maxLocks} locks (max_locks_per_client)`);
         const lk: ClientLock = {
           id: req.lockId, internalId: `${owner}/${req.lockId}`, lockspace: req.lockspace, resource: req.resource,
-          state: 'requesting', pendingReq: req.id, token: 0, lvbValid: false,
+          state: 'requesting', pendingReq: req.id, token: 0, lvbValid: false, unlockLvb: false,
           rqMode: req.mode, noqueue: req.noqueue ?? false, timeoutMs: req.timeoutMs,
         };
         s.locks.set(lk.id, lk);
@@ -210,6 +214,7 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
         lk.state = 'converting';
         lk.pendingReq = req.id;
         lk.rqMode = req.mode;
+        lk.rqLvb = req.lvb;
         lk.noqueue = req.noqueue ?? false;
         lk.timeoutMs = req.timeoutMs;
         o.route(lk.lockspace, lk.resource, {
@@ -223,6 +228,7 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
         if (req.lvb && req.lvb.length > o.lvbSize) return refuse(req.id, 'INVALID', lvbTooLong(req.lvb.length, o.lvbSize));
         if (lk.unlockReq !== undefined) return refuse(req.id, 'BUSY', `lock ${req.lockId} is already being unlocked`);
         lk.unlockReq = req.id;
+        lk.unlockLvb = req.lvb !== undefined;
         o.route(lk.lockspace, lk.resource, { type: 'unlock', lockId: lk.internalId, lvb: req.lvb }, s.epoch);
         return;
       }
@@ -259,7 +265,7 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
         lk.token = ev.grant.token;
         lk.lvb = ev.grant.lvb;
         lk.lvbValid = ev.grant.lvbValid;
-        lk.rqMode = undefined;
+        lk.rqMode = lk.rqLvb = undefined;
         if (lk.cancelReq !== undefined) { refuse(lk.cancelReq, 'BUSY', 'the request was granted before the cancel arrived'); lk.cancelReq = undefined; }
         return;
       case 'lock.failed':
@@ -270,7 +276,7 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
           else refuse(lk.cancelReq, 'BUSY', `the request had already ended: ${ev.code}`);
           lk.cancelReq = undefined;
         }
-        lk.rqMode = undefined;
+        lk.rqMode = lk.rqLvb = undefined;
         if (ev.conversion) lk.state = 'granted';
         else if (lk.unlockReq === undefined) forget(s, lk);
         return;
@@ -294,12 +300,13 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
           case 'convert':
             if (lk.pendingReq !== undefined) refuse(lk.pendingReq, ev.code, ev.message);
             lk.pendingReq = undefined;
-            lk.rqMode = undefined;
+            lk.rqMode = lk.rqLvb = undefined;
             lk.state = 'granted';
             return;
           case 'unlock':
             if (lk.unlockReq !== undefined) refuse(lk.unlockReq, ev.code, ev.message);
             lk.unlockReq = undefined;
+            lk.unlockLvb = false;
             return;
           case 'cancel':
             if (lk.cancelReq !== undefined) refuse(lk.cancelReq, ev.code, ev.message);
@@ -318,7 +325,12 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
   /**
    * Recovery: from now on this session's operations carry `epoch`; hand over a record of
    * every lock. A pending unlock or cancel is completed here: the lock (or request) is
-   * simply not re-created on the new master, which is what was asked.
+   * simply not re-created on the new master, which is what was asked. But an unlock that
+   * was to write the LVB (held in PW/EX) cannot be reported done: whether the old master
+   * wrote it before the recovery is unknown, so it fails LOST — the lock is gone, the write
+   * unconfirmed. (Readers then see that LVB, or see the LVB marked invalid: the rebuild keeps
+   * an LVB only from a PR/CW holder's copy.) A pending conversion's LVB goes in the record
+   * and is written when the conversion is re-issued.
    */
   const collect = (s: State, epoch: number): LockRecord[] => {
     s.epoch = epoch;
@@ -326,14 +338,18 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
     for (const lk of [...s.locks.values()]) {
       if (lk.unlockReq !== undefined) {
         if (lk.pendingReq !== undefined) refuse(lk.pendingReq, 'CANCELLED', 'cancelled by unlock');
-        reply(lk.unlockReq, true);
+        if (lk.unlockLvb && lk.mode !== undefined && isWriteMode(lk.mode)) {
+          refuse(lk.unlockReq, 'LOST', `the lock is released, but a cluster recovery (epoch ${epoch}) interrupted the unlock before its LVB write was confirmed; the value block may not hold it`);
+        } else {
+          reply(lk.unlockReq, true);
+        }
         forget(s, lk);
         continue;
       }
       if (lk.cancelReq !== undefined && lk.pendingReq !== undefined) {
         refuse(lk.pendingReq, 'CANCELLED', lk.state === 'converting' ? 'conversion cancelled' : 'request cancelled');
         reply(lk.cancelReq, true);
-        lk.cancelReq = lk.pendingReq = lk.rqMode = undefined;
+        lk.cancelReq = lk.pendingReq = lk.rqMode = lk.rqLvb = undefined;
         if (lk.state === 'requesting') { forget(s, lk); continue; }
         lk.state = 'granted';
       }
@@ -341,7 +357,7 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
         lockspace: lk.lockspace, resource: lk.resource, lockId: lk.internalId, owner,
         grMode: lk.state === 'requesting' ? null : lk.mode!, token: lk.token,
         rqMode: lk.state === 'granted' ? null : lk.rqMode!, noqueue: lk.noqueue, timeoutMs: lk.timeoutMs,
-        lvb: lk.lvb, lvbValid: lk.lvbValid,
+        lvb: lk.lvb, lvbValid: lk.lvbValid, ...(lk.rqLvb && lk.state === 'converting' ? { rqLvb: lk.rqLvb } : {}),
       });
     }
     return out;
