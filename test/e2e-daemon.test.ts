@@ -147,11 +147,32 @@ describe('mxfsd end to end', function () {
     expect(r.stderr).to.match(/state file .*state\.json is unreadable/);
   });
 
+  it('two daemons as the same node: the second refuses to start (exit 1, one line) while the first lives, and starts once it died', async () => {
+    d = await startDaemon();
+    // Same node id and state_dir, another socket and port.
+    const twin = path.join(d.dir, 'twin.conf');
+    fs.writeFileSync(twin, fs.readFileSync(d.config, 'utf8').replace(/socket = .*/, `socket = ${path.join(d.dir, 'twin.sock')}`) + '\n');
+    const second = await run(process.execPath, [MXFSD, '--config', twin]);
+    expect(second.code).to.equal(1);
+    expect(second.stderr).to.equal(`mxfsd: cannot start: state_dir ${path.join(d.dir, 'state')} is in use by another mxfsd (pid ${d.proc.pid}); two daemons must not run as the same node\n`);
+    expect(fs.existsSync(path.join(d.dir, 'twin.sock'))).to.equal(false);
+    // kill -9 leaves no stale lock behind: the kernel released it with the process.
+    await d.stop('SIGKILL');
+    d = await startDaemon({ dir: d.dir });
+    const c = await MxfsClient.connect(d.socket);
+    expect((await c.lock('after', EX)).grant.mode).to.equal(EX);
+    await c.close();
+  });
+
   it('refuses to start on a socket a live daemon holds (exit 1), and on a bad config (exit 2, file:line key)', async () => {
     d = await startDaemon();
-    const second = await run(process.execPath, [MXFSD, '--config', d.config]);
+    // Same socket, another state_dir (another node): the socket is refused.
+    const other = path.join(d.dir, 'other.conf');
+    fs.writeFileSync(other, fs.readFileSync(d.config, 'utf8').replace(/state_dir = .*/, `state_dir = ${path.join(d.dir, 'state2')}`));
+    const second = await run(process.execPath, [MXFSD, '--config', other]);
     expect(second.code).to.equal(1);
-    expect(second.stderr).to.match(/already listening/);
+    expect(second.stderr).to.match(/^mxfsd: cannot start: socket .*mxfsd\.sock is in use by another mxfsd \(pid \d+\)/);
+    expect(second.stderr.trim().split('\n')).to.have.length(1);
     const dir = tmpDir();
     const bad = path.join(dir, 'bad.conf');
     fs.writeFileSync(bad, `[node]\nid = 1\nsocket = ${dir}/s.sock\n\n[timing]\nlease_timout_ms = 5000\n`);

@@ -3,7 +3,7 @@
  * in-process clients — and answers the inspection queries (status, locks).
  *
  * Owns: the Unix socket listener, the map of live client sessions, the LockTable, the
- * daemon-wide admission count.
+ * daemon-wide admission count, and the node's exclusive locks (state_dir, socket).
  * Lifecycle: start() listens; stop() tells every client its locks are lost, purges them,
  * closes the socket and stops the actors.
  *
@@ -35,6 +35,7 @@ import { ClientRequest, DaemonMessage, FaultSpec, ProtocolError, RequestError, v
 import { decodePayload, encodeFrame, fitList, FrameDecoder, FrameError } from '../wire/frame';
 import { invalidUtf8Fields } from '../wire/utf8-fields';
 import { Coalescer } from '../util/coalesce';
+import { NodeLock } from './node-lock';
 import type { Admission } from '../actors/client-session';
 import { Clock, systemClock } from '../util/clock';
 import type { ClusterPort } from '../cluster/port';
@@ -89,6 +90,7 @@ export class Daemon implements DaemonInfo {
   readonly admission: Admission;
   /** Inspection queries, coalesced (see the header). */
   readonly inspections = new Coalescer<any>();
+  private socketLock?: NodeLock;
 
   constructor(private readonly o: DaemonOptions) {
     this.clock = o.clock ?? systemClock;
@@ -129,6 +131,9 @@ export class Daemon implements DaemonInfo {
     }
     const p = this.socketPath;
     fs.mkdirSync(path.dirname(p), { recursive: true });
+    // Only the holder of the socket's lock may remove a stale socket file and listen: two
+    // daemons starting at once on one path cannot both find it stale and both listen.
+    this.socketLock = NodeLock.acquire(`${p}.lock`, `socket ${p}`);
     await removeStaleSocket(p);
     const server = net.createServer((sock) => this.accept(sock));
     server.maxConnections = this.o.config.locking.maxClients;
@@ -156,9 +161,18 @@ export class Daemon implements DaemonInfo {
     try { fs.unlinkSync(this.socketPath); } catch { /* already gone */ }
     await this.port?.stop();
     this.sys.shutdown();
+    this.releaseNodeLocks();
     this.log.info({ reason }, 'mxfsd stopped');
   }
 
+  /**
+   * Give up the state_dir and socket locks. stop() does it; a simulated process crash (an
+   * in-process daemon dropped without stop()) must do it too, as the kernel would.
+   */
+  releaseNodeLocks(): void {
+    this.state.close();
+    this.socketLock?.release();
+  }
 
   /** An in-process client on its own session (kernel bridge, tests). */
   connectLocal(name: string): Promise<MxfsClient> {

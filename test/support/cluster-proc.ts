@@ -65,14 +65,16 @@ export class TestCluster {
 
   kill(id: number, sig: NodeJS.Signals = 'SIGKILL'): void { this.node(id).proc?.kill(sig); }
 
+  /** kill -9 every node and wait for the exits (a restart must find the state_dir free). */
   async stopAll(): Promise<void> {
     for (const c of this.clients) await c.close().catch(() => {});
-    for (const nd of this.nodes) {
-      if (nd.proc && nd.proc.exitCode === null) {
-        if (nd.proc.signalCode === 'SIGSTOP') nd.proc.kill('SIGCONT');
-        nd.proc.kill('SIGKILL');
-      }
-    }
+    await Promise.all(this.nodes.map(async (nd) => {
+      const p = nd.proc;
+      if (!p || p.exitCode !== null || p.signalCode !== null) return;
+      const exited = new Promise((r) => p.once('exit', r));
+      p.kill('SIGKILL'); // a stopped (SIGSTOP) process dies too
+      await exited;
+    }));
   }
 
   log(id: number): string {
