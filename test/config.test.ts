@@ -59,14 +59,33 @@ describe('config', () => {
       '[node]', 'id = 7', 'name = alpha', 'address = ::1', 'port = 9000', 'socket_mode = 0600', 'kernel = off',
       '[cluster]', 'name = prod.a', 'tiebreaker = 8', 'key_file = cluster.key',
       '[peer]', 'id = 8', 'address = beta.example.com',
-      '[volume]', 'name = v1', 'device = /dev/sdb', 'mountpoint = /mnt/v1/',
+      '[volume]', 'name = v1', 'device = /dev/sdb', 'mountpoint = /mnt/v1/', 'driver = command',
+      'mount_cmd = mount -o "$MXFS_MOUNT_OPTIONS" $MXFS_DEVICE $MXFS_MOUNTPOINT', 'umount_cmd = umount $MXFS_MOUNTPOINT',
+      'mount_options = noatime,logbsize=256k', 'failover = manual', 'start = standby', 'fence_bound_ms = 250',
       '[logging]', 'level = debug', 'syslog = YES', 'stderr = 0', 'syslog_facility = local3',
     ].join('\n'), FILE);
     expect(c.node).to.include({ id: 7, name: 'alpha', address: '::1', port: 9000, socketMode: 0o600, kernel: 'off' });
     expect(c.cluster).to.deep.equal({ name: 'prod.a', tiebreaker: 8, keyFile: '/etc/mxfs/cluster.key' });
     expect(c.peers).to.deep.equal([{ id: 8, name: 'node8', address: 'beta.example.com', port: 7600 }]);
-    expect(c.volumes).to.deep.equal([{ name: 'v1', device: '/dev/sdb', mountpoint: '/mnt/v1/' }]);
+    expect(c.volumes).to.deep.equal([{
+      name: 'v1', device: '/dev/sdb', mountpoint: '/mnt/v1/', mountOptions: 'noatime,logbsize=256k', failover: 'manual', driver: 'command', start: 'standby',
+      commands: { mount: 'mount -o "$MXFS_MOUNT_OPTIONS" $MXFS_DEVICE $MXFS_MOUNTPOINT', umount: 'umount $MXFS_MOUNTPOINT' },
+      commandTimeoutMs: 60000, fenceBoundMs: 250,
+    }]);
     expect(c.logging).to.include({ level: 'debug', syslog: true, stderr: false, syslogFacility: 'local3' });
+  });
+
+  it('checks volume drivers: commands for driver = command, the module for driver = kernel', () => {
+    const base = '[node]\nid = 1\nkernel = off\n[volume]\nname = v\ndevice = /dev/sdb\n';
+    const err = (text: string) => { try { parseConfig(text, FILE); } catch (e) { return (e as ConfigError).message; } return 'no error'; };
+    expect(err(base)).to.match(/\[volume\] driver: driver = kernel needs the kernel module, but \[node\] kernel = off/);
+    expect(err(base + 'driver = command\numount_cmd = true\n')).to.match(/:7: \[volume\] mount_cmd: driver = command needs mount_cmd/);
+    expect(err('[node]\nid = 1\n[volume]\nname = v\ndevice = /dev/sdb\nfence_cmd = true\n')).to.match(/:6: \[volume\] fence_cmd: fence_cmd is for driver = command/);
+    expect(err('[node]\nid = 1\n[volume]\nname = a23456789012345678901234567\ndevice = /dev/sdb\n')).to.match(/\[volume\] name: with driver = kernel a volume name is at most 26 characters/);
+    expect(err(base + 'driver = command\nmount_cmd = true\numount_cmd = true\nmount_options = a b\n')).to.match(/mount_options: 'mount_options' must be comma-separated mount options/);
+    expect(err(base + 'driver = command\nmount_cmd = true\numount_cmd = true\nfailover = sometimes\n')).to.match(/failover: 'failover' must be one of auto, manual/);
+    expect(err(base + 'driver = command\nmount_cmd = true\numount_cmd = true\n[locking]\nlvb_size = 16\n')).to.match(/\[locking\] lvb_size: lvb_size must be at least 32 bytes when \[volume\] sections are configured/);
+    expect(err(base + 'driver = command\nmount_cmd = true\numount_cmd = true\n')).to.equal('no error');
   });
 
   it('resolves relative paths against the config file directory', () => {

@@ -24,11 +24,18 @@ import type { LockEvent, ResourceMsg } from './messages';
 import { isWriteMode, Mode } from '../dlm/modes';
 import type { LockRecord } from '../cluster/dlm-messages';
 import type { LockErrorCode } from '../dlm/types';
-import { CLIENT_PROTOCOL_VERSION, ClientRequest, DaemonMessage, FaultSpec, HelloData } from '../wire/client-protocol';
+import { CLIENT_PROTOCOL_VERSION, ClientRequest, DaemonMessage, FaultSpec, HelloData, ReplyCode } from '../wire/client-protocol';
+
+/** A refused volume request: its code travels in the reply. */
+export class VolumeRequestError extends Error {
+  constructor(readonly code: ReplyCode, message: string) { super(message); this.name = 'VolumeRequestError'; }
+}
 import type { Clock, TimerHandle } from '../util/clock';
 
 export interface DaemonInfo {
   status(): Promise<unknown>;
+  /** A volume request; resolves with the reply's data or rejects with a VolumeRequestError. */
+  volume(req: Extract<ClientRequest, { type: 'volume' }>): Promise<unknown>;
   locks(filter: { lockspace?: string; resource?: string }): Promise<unknown>;
   fault(spec: FaultSpec): Promise<unknown>;
 }
@@ -121,7 +128,7 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
     settle(id);
     o.emit({ type: 'reply', id, ok, ...extra });
   };
-  const refuse = (id: number, code: LockErrorCode | 'PROTOCOL', message: string) => {
+  const refuse = (id: number, code: ReplyCode, message: string) => {
     settle(id);
     o.emit({ type: 'reply', id, ok: false, code, message });
   };
@@ -246,6 +253,10 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
       case 'locks':
         o.info.locks({ lockspace: req.lockspace, resource: req.resource })
           .then((data) => reply(req.id, true, { data }), (e: Error) => refuse(req.id, 'BUSY', e.message));
+        return;
+      case 'volume':
+        o.info.volume(req).then((data) => reply(req.id, true, { data }),
+          (e: Error) => refuse(req.id, e instanceof VolumeRequestError ? e.code : 'BUSY', e.message));
         return;
       case 'fault':
         o.info.fault(req.spec).then((data) => reply(req.id, true, { data }), (e: Error) => refuse(req.id, 'INVALID', e.message));

@@ -4,13 +4,18 @@
  *   mxfsctl [--socket PATH | --config FILE] [--json] status
  *   mxfsctl [...] locks [--lockspace L] [--resource R]
  *   mxfsctl [...] lock [--lockspace L] [--noqueue] [--timeout MS] [--grace MS] RESOURCE MODE -- COMMAND [ARGS...]
+ *   mxfsctl [...] mount VOLUME [--wait | --no-wait] [--timeout MS]
+ *   mxfsctl [...] umount VOLUME | standby VOLUME | volumes [VOLUME]
  *
  * Exit codes: 0 success (for `lock`: the command's own status, 128+N if killed by signal N),
- * 1 lock not obtained (--noqueue refused, --timeout expired) as flock(1) does,
- * 2 usage error, 3 the lock was lost while the command ran (the command was terminated),
- * 4 cannot reach mxfsd or it failed the request.
+ * 1 lock or volume not obtained (--noqueue / --no-wait refused, --timeout expired) as flock(1)
+ * does, 2 usage error (an unknown volume too), 3 the lock was lost while the command ran (the
+ * command was terminated), 4 cannot reach mxfsd or it failed the request, 5 mount/unmount
+ * failed (device or mountpoint missing, mount(8) or a command failed), 6 this node is not
+ * the volume's owner, 7 the volume is blocked or fenced (recovery cannot proceed).
  */
-import { MxfsClient } from '../client/client';
+import { MxfsClient, VolumeRequestFailed } from '../client/client';
+import type { VolumeReplyCode } from '../volumes/volume-core';
 import { LockError } from '../dlm/types';
 import { Mode, modeName, parseMode } from '../dlm/modes';
 import { ConfigError, formatConfigError, loadConfig } from '../config/config';
@@ -25,6 +30,12 @@ commands:
   locks [--lockspace L] [--resource R]     granted/converting/waiting queues per resource (every master's view)
   lock [--lockspace L] [--noqueue] [--timeout MS] [--grace MS] RESOURCE MODE -- COMMAND [ARGS...]
                                            run COMMAND while holding the lock (MODE: NL CR CW PR PW EX)
+  mount VOLUME [--wait | --no-wait] [--timeout MS]
+                                           become VOLUME's owner on this node, then mount it
+  umount VOLUME                            unmount, then give ownership back (or withdraw a standby,
+                                           or clear a fence)
+  standby VOLUME                           queue for ownership: take over when the owner dies or unmounts
+  volumes [VOLUME]                         state, owner, standbys, generation, last recovery, blocked/fenced
 The socket is --socket, else [node] socket of --config, else $MXFS_SOCKET, else ${DEFAULT_SOCKET}.
 `;
 
@@ -32,6 +43,21 @@ const EXIT_NOT_OBTAINED = 1;
 const EXIT_USAGE = 2;
 const EXIT_LOST = 3;
 const EXIT_DAEMON = 4;
+const EXIT_VOLUME_FAILED = 5;
+const EXIT_NOT_OWNER = 6;
+const EXIT_VOLUME_BLOCKED = 7;
+
+/** How each refused volume request ends mxfsctl (docs/daemon.md). */
+const VOLUME_EXIT: Record<VolumeReplyCode, number> = {
+  OWNED: EXIT_NOT_OBTAINED, TIMEOUT: EXIT_NOT_OBTAINED, CANCELLED: EXIT_NOT_OBTAINED,
+  UNKNOWN_VOLUME: EXIT_USAGE,
+  DEVICE_MISSING: EXIT_VOLUME_FAILED, MOUNTPOINT_MISSING: EXIT_VOLUME_FAILED, MOUNT_FAILED: EXIT_VOLUME_FAILED,
+  UMOUNT_FAILED: EXIT_VOLUME_FAILED, RECOVER_FAILED: EXIT_VOLUME_FAILED, NO_MODULE: EXIT_VOLUME_FAILED, DRIVER: EXIT_VOLUME_FAILED,
+  NOT_OWNER: EXIT_NOT_OWNER,
+  BLOCKED: EXIT_VOLUME_BLOCKED, FENCED: EXIT_VOLUME_BLOCKED, UNPROVEN: EXIT_VOLUME_BLOCKED, NO_MAJORITY: EXIT_VOLUME_BLOCKED,
+  FENCE_UNCONFIRMED: EXIT_VOLUME_BLOCKED, LOST: EXIT_VOLUME_BLOCKED,
+  BUSY: EXIT_DAEMON,
+};
 
 function usage(msg: string): never { die('mxfsctl', msg, USAGE, EXIT_USAGE); }
 function fail(msg: string, code = EXIT_DAEMON): never { process.stderr.write(`mxfsctl: ${msg}\n`); process.exit(code); }
@@ -53,6 +79,8 @@ async function main(): Promise<void> {
       noqueue: { type: 'boolean', short: 'n' },
       timeout: { type: 'string', short: 'w' },
       grace: { type: 'string' },
+      wait: { type: 'boolean' },
+      'no-wait': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     });
   } catch (e) {
@@ -65,7 +93,7 @@ async function main(): Promise<void> {
   if (!cmd) usage('missing COMMAND');
   if (v.socket && v.config) usage('give --socket or --config, not both');
   const only = (allowed: string[]) => {
-    for (const k of ['lockspace', 'resource', 'noqueue', 'timeout', 'grace'] as const) {
+    for (const k of ['lockspace', 'resource', 'noqueue', 'timeout', 'grace', 'wait', 'no-wait'] as const) {
       if (v[k] !== undefined && !allowed.includes(k)) usage(`option --${k} does not apply to '${cmd}'`);
     }
   };
@@ -103,9 +131,74 @@ async function main(): Promise<void> {
       const code = await runLocked(await connect(socket), { resource, mode, lockspace: v.lockspace, noqueue: !!v.noqueue, timeoutMs, graceMs, command });
       process.exit(code);
     }
+    case 'mount': {
+      only(['timeout', 'wait', 'no-wait']);
+      if (rest.length !== 1 || command.length) usage(`'mount' needs exactly one VOLUME`);
+      if (v.wait && v['no-wait']) usage('give --wait or --no-wait, not both');
+      const timeoutMs = v.timeout === undefined ? undefined : msArg('--timeout', v.timeout);
+      if (v['no-wait'] && timeoutMs !== undefined) usage('--timeout applies to --wait only');
+      return volumeCommand(await connect(socket), 'mount', volumeArg(rest[0]!), { wait: !v['no-wait'], ...(timeoutMs !== undefined ? { timeoutMs } : {}) }, !!v.json);
+    }
+    case 'umount': case 'standby':
+      only([]);
+      if (rest.length !== 1 || command.length) usage(`'${cmd}' needs exactly one VOLUME`);
+      return volumeCommand(await connect(socket), cmd, volumeArg(rest[0]!), {}, !!v.json);
+    case 'volumes':
+      only([]);
+      if (rest.length > 1 || command.length) usage(`'volumes' takes at most one VOLUME`);
+      return printVolumes(await connect(socket), !!v.json, rest[0] === undefined ? undefined : volumeArg(rest[0]));
     default:
       usage(`unknown command '${cmd}'`);
   }
+}
+
+function volumeArg(s: string): string {
+  if (!/^[A-Za-z0-9_.-]{1,32}$/.test(s)) usage(`bad VOLUME '${s.slice(0, 40)}' (1..32 characters from A-Z a-z 0-9 _ . -)`);
+  return s;
+}
+
+async function volumeCommand(c: MxfsClient, op: 'mount' | 'umount' | 'standby', volume: string, opts: { wait?: boolean; timeoutMs?: number }, json: boolean): Promise<void> {
+  let out: { message: string };
+  try {
+    out = await c.volume(op, volume, opts);
+  } catch (e) {
+    await c.close();
+    if (e instanceof VolumeRequestFailed) {
+      if (json) process.stdout.write(JSON.stringify({ ok: false, code: e.code, message: e.message }) + '\n');
+      fail(e.message, VOLUME_EXIT[e.code] ?? EXIT_DAEMON);
+    }
+    fail(`${op} ${volume}: ${(e as Error).message}`);
+  }
+  await c.close();
+  process.stdout.write(json ? JSON.stringify({ ok: true, ...out }) + '\n' : `${out.message}\n`);
+}
+
+function ago(ms: number): string { return ms < 1000 ? `${ms} ms` : fmtDuration(ms); }
+
+async function printVolumes(c: MxfsClient, json: boolean, volume?: string): Promise<void> {
+  let data: any;
+  try {
+    data = await c.volume('status', volume);
+  } catch (e) {
+    await c.close();
+    if (e instanceof VolumeRequestFailed) fail(e.message, VOLUME_EXIT[e.code] ?? EXIT_DAEMON);
+    throw e;
+  }
+  await c.close();
+  if (json) { process.stdout.write(JSON.stringify(data, null, 2) + '\n'); return; }
+  const out: string[] = [];
+  for (const v of data.volumes) {
+    const lr = v.lastRecovery;
+    out.push(`volume ${v.volume}  ${v.device}${v.mountpoint ? ` on ${v.mountpoint}` : ''}  driver ${v.driver}  failover ${v.failover}`);
+    out.push(`  here (node ${data.node}): ${v.state}   owner: ${v.owner ?? 'none'}${v.owner !== null ? ` (${v.ownerState})` : ''}   generation ${v.generation}   standbys: ${v.standbys.length ? v.standbys.join(' ') : 'none'}`);
+    out.push(`  last recovery: ${lr ? `node ${lr.by} recovered node ${lr.of}'s generation ${lr.fromGeneration === lr.ofGeneration ? lr.ofGeneration : `${lr.fromGeneration}..${lr.ofGeneration}`} in ${lr.ms} ms${lr.at ? `, ${ago(Math.max(0, Date.now() - lr.at))} ago` : ''}` : 'none'}`);
+    for (const b of v.blocked) out.push(`  BLOCKED on node ${b.node} for ${ago(b.ageMs)} (${b.retries} retries): ${b.reason}`);
+    for (const f of v.fenced) out.push(`  FENCED on node ${f.node}: ${f.reason ?? ''}${f.done ? '' : ' (fence still running)'}`);
+    for (const n of v.nodes) out.push(`    node ${String(n.node).padEnd(4)} ${String(n.state).padEnd(11)} for ${ago(n.sinceMs)}${n.step ? `  step ${n.step}` : ''}${n.reason && n.state !== 'blocked' && n.state !== 'fenced' ? `  (${n.reason})` : ''}`);
+  }
+  if (data.volumes.length === 0) out.push('no volumes configured');
+  if (data.missing?.length) out.push(`(no answer from node${data.missing.length > 1 ? 's' : ''} ${data.missing.join(' ')})`);
+  process.stdout.write(out.join('\n') + '\n');
 }
 
 function msArg(name: string, s: string): number {

@@ -61,12 +61,24 @@ async function main(): Promise<void> {
     process.exit(1);
   }
   const kernel = await startKernelSupport(daemon);
+  try {
+    await daemon.startVolumes(kernel.volumeDriver);
+  } catch (e) {
+    log.fatal({ err: e }, 'cannot start the volumes');
+    process.stderr.write(`mxfsd: cannot start: ${(e as Error).message}\n`);
+    await kernel.stop();
+    await daemon.stop('mxfsd could not start its volumes');
+    await logs.close();
+    process.exit(1);
+  }
 
   let stopping = false;
   const shutdown = async (sig: string) => {
     if (stopping) return;
     stopping = true;
     log.info({ signal: sig }, 'shutting down');
+    // Volumes first (unmount or fence while the kernel bridge and the cluster still run).
+    await daemon.volumes?.shutdown(config.timing.shutdownGraceMs).catch((e: Error) => log.error({ err: e }, 'volume shutdown failed'));
     await kernel.stop();
     await daemon.stop(`mxfsd on node ${config.node.id} shutting down (${sig})`);
     await logs.close();

@@ -19,8 +19,17 @@ import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import type { ConvertOptions, LockClient, LockHandle, LockOptions, UnlockOptions } from './api';
 import { Mode } from '../dlm/modes';
-import { DEFAULT_LOCKSPACE, Grant, LockError, LockErrorCode, MAX_LOCKSPACE_NAME, MAX_RESOURCE_NAME } from '../dlm/types';
-import { CLIENT_PROTOCOL_VERSION, ClientRequest, DaemonMessage, FaultSpec, HelloData, nameProblem, validateDaemonMessage } from '../wire/client-protocol';
+import { DEFAULT_LOCKSPACE, Grant, LOCK_ERROR_CODES, LockError, LockErrorCode, MAX_LOCKSPACE_NAME, MAX_RESOURCE_NAME } from '../dlm/types';
+import { CLIENT_PROTOCOL_VERSION, ClientRequest, DaemonMessage, FaultSpec, HelloData, nameProblem, validateDaemonMessage, VolumeRequestOp } from '../wire/client-protocol';
+import type { VolumeReplyCode } from '../volumes/volume-core';
+
+/** A volume request the daemon refused; `code` says why (docs/daemon.md). */
+export class VolumeRequestFailed extends Error {
+  constructor(readonly code: VolumeReplyCode, message: string) {
+    super(message);
+    this.name = 'VolumeRequestFailed';
+  }
+}
 import { encodeFrame, FrameDecoder } from '../wire/frame';
 import { Clock, systemClock, TimerHandle } from '../util/clock';
 
@@ -118,6 +127,15 @@ export class MxfsClient extends EventEmitter implements LockClient {
     return (await this.request({ type: 'locks', id: 0, ...filter })).data;
   }
 
+  /**
+   * Volumes (docs/volumes.md): mount (become the owner; wait: false fails at once with OWNED if
+   * another node owns it), umount, standby, or status (every node's view, merged). Failures
+   * reject with VolumeRequestFailed (its code says why).
+   */
+  async volume(op: VolumeRequestOp, volume?: string, opts: { wait?: boolean; timeoutMs?: number } = {}): Promise<any> {
+    return (await this.request({ type: 'volume', id: 0, op, ...(volume !== undefined ? { volume } : {}), ...opts })).data;
+  }
+
   /** Test-only: inject faults into the daemon's peer traffic (needs MXFS_FAULT_INJECTION=1). */
   async fault(spec: FaultSpec): Promise<any> { return (await this.request({ type: 'fault', id: 0, spec })).data; }
 
@@ -199,7 +217,9 @@ export class MxfsClient extends EventEmitter implements LockClient {
         resolve: (m) => {
           this.clock.clearTimer(timer);
           if (m.ok) resolve(m as any);
-          else reject(new LockError(m.code === 'PROTOCOL' ? 'INVALID' : m.code, m.message));
+          else if (m.code === 'PROTOCOL') reject(new LockError('INVALID', m.message));
+          else if ((LOCK_ERROR_CODES as readonly string[]).includes(m.code)) reject(new LockError(m.code as LockErrorCode, m.message));
+          else reject(new VolumeRequestFailed(m.code as VolumeReplyCode, m.message));
         },
         reject: (e) => { this.clock.clearTimer(timer); reject(e); },
       });

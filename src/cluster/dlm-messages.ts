@@ -9,6 +9,7 @@
  *   recDone  every member -> all    recovery: the sender has sent all its records
  *   inspect / inspectReply            `mxfsctl locks` cluster-wide: a master's view of its
  *                                     resources (read-only, answered in any epoch)
+ *   vol      any -> any            volume records and status (src/volumes/messages.ts)
  *
  * Every message carries the sender's epoch; docs/dlm-protocol.md ("Cluster") says what a
  * receiver does with an older or newer one.
@@ -17,6 +18,7 @@ import { isMode, Mode } from '../dlm/modes';
 import { LOCK_ERROR_CODES, LockErrorCode, MAX_LOCKSPACE_NAME, MAX_RESOURCE_NAME } from '../dlm/types';
 import type { LockEvent, LockOp } from '../actors/messages';
 import { checkName, ProtocolError } from '../wire/client-protocol';
+import { validateVolMessage, VolMessageError, VolPeerMsg } from '../volumes/messages';
 
 export type WireOp =
   | { type: 'request'; lockId: string; owner: string; mode: Mode; noqueue: boolean; timeoutMs?: number }
@@ -52,7 +54,8 @@ export type DlmPeerMsg =
   | { t: 'recDone'; epoch: number }
   | { t: 'inspect'; epoch: number; id: number; lockspace?: string; resource?: string }
   /** omitted: resources left out so the reply fits in one peer frame (MAX_DLM_LIST_BYTES). */
-  | { t: 'inspectReply'; epoch: number; id: number; resources: unknown[]; omitted?: number };
+  | { t: 'inspectReply'; epoch: number; id: number; resources: unknown[]; omitted?: number }
+  | { t: 'vol'; epoch: number; m: VolPeerMsg };
 
 /**
  * Bound for the two lock messages that carry lists (recovery records go in batches of
@@ -168,6 +171,13 @@ export function validateDlmMessage(x: unknown): DlmPeerMsg {
         if (!Array.isArray(o.resources)) fail(`field 'resources' must be a list`);
         return { t: 'inspectReply', epoch, id: uint(o, 'id'), resources: o.resources as unknown[], ...(o.omitted === undefined ? {} : { omitted: uint(o, 'omitted') }) };
       }
+      case 'vol':
+        try {
+          return { t: 'vol', epoch, m: validateVolMessage(o.m) };
+        } catch (e) {
+          if (e instanceof VolMessageError) fail(`vol: ${e.message}`);
+          throw e;
+        }
       default: return fail(`unknown message kind`);
     }
   });

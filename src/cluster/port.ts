@@ -46,6 +46,12 @@ export interface ClusterPort {
    * before the quorum-loss event reaches it.
    */
   canGrant?(): boolean;
+  /**
+   * Until when (this node's Clock, ms) this node holds its cluster lease, from what it knows
+   * now: the moment it would self-fence without further acknowledged renewals. The volume
+   * drivers' kernel lease ends at the same instant.
+   */
+  quorumUntil?(): number;
   stop(): Promise<void>;
   /** Test-only fault injection on this node's peer traffic (all of it, leases included). */
   setFault(spec: FaultSpec): void;

@@ -11,11 +11,33 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { IniSection, IniSyntaxError, tokenizeIni } from './ini';
+import { RECORD_LVB_BYTES } from '../volumes/record';
+
+/** A kernel-mode volume appears as /dev/mxfs/<name>: the block layer's disk name limit. */
+export const KERNEL_VOLUME_NAME_MAX = 26;
 
 export interface NodeConfig { id: number; name: string; address: string; port: number; socket: string; socketMode: number; kernel: 'auto' | 'on' | 'off'; stateDir: string }
 export interface ClusterConfig { name: string; keyFile?: string; tiebreaker?: number }
 export interface PeerConfig { id: number; name: string; address: string; port: number }
-export interface VolumeConfig { name: string; device: string; mountpoint?: string }
+export type VolumeDriverKind = 'kernel' | 'command';
+export type VolumeStart = 'none' | 'mount' | 'standby';
+export interface VolumeCommands { mount?: string; umount?: string; recover?: string; fence?: string; fenceCheck?: string }
+export interface VolumeConfig {
+  name: string;
+  device: string;
+  mountpoint?: string;
+  mountOptions?: string;
+  /** auto: a standby takes over when the owner dies; manual: only an operator's mount does. */
+  failover: 'auto' | 'manual';
+  driver: VolumeDriverKind;
+  /** What mxfsd does with the volume when it starts. */
+  start: VolumeStart;
+  /** Command driver: the commands (run with /bin/sh -c) and their bounds. */
+  commands: VolumeCommands;
+  commandTimeoutMs: number;
+  /** Command driver: bound between losing the lease and the last write landing (the kernel driver reads it from the module). */
+  fenceBoundMs: number;
+}
 export interface TimingConfig { leaseTimeoutMs: number; renewIntervalMs: number; clientKeepaliveMs: number; clientTimeoutMs: number; queryTimeoutMs: number; shutdownGraceMs: number }
 export interface LockingConfig {
   lvbSize: number; idleEvictMs: number; maxFrameBytes: number; maxLocksPerClient: number; maxClients: number;
@@ -71,7 +93,9 @@ type ValueType =
   | { kind: 'name'; maxLen: number }
   | { kind: 'address' }
   | { kind: 'path' }        // relative paths resolve against the config file's directory
-  | { kind: 'absPath' };    // must already be absolute (block devices, mount points)
+  | { kind: 'absPath' }     // must already be absolute (block devices, mount points)
+  | { kind: 'options' }     // mount options: comma-separated words [A-Za-z0-9_=.:/-]
+  | { kind: 'command' };    // a shell command line (run with /bin/sh -c), one line
 
 type Value = string | number | boolean;
 interface KeySpec { type: ValueType; required?: boolean; default?: Value }
@@ -124,6 +148,17 @@ const SECTIONS: Record<string, SectionSpec> = {
       name: { type: NAME32, required: true },
       device: { type: { kind: 'absPath' }, required: true },
       mountpoint: { type: { kind: 'absPath' } },
+      mount_options: { type: { kind: 'options' } },
+      failover: { type: { kind: 'enum', values: ['auto', 'manual'] }, default: 'auto' },
+      driver: { type: { kind: 'enum', values: ['kernel', 'command'] }, default: 'kernel' },
+      start: { type: { kind: 'enum', values: ['none', 'mount', 'standby'] }, default: 'none' },
+      mount_cmd: { type: { kind: 'command' } },
+      umount_cmd: { type: { kind: 'command' } },
+      recover_cmd: { type: { kind: 'command' } },
+      fence_cmd: { type: { kind: 'command' } },
+      fence_check_cmd: { type: { kind: 'command' } },
+      command_timeout_ms: { type: ms(100), default: 60000 },
+      fence_bound_ms: { type: ms(0), default: 1000 },
     },
   },
   timing: {
@@ -290,9 +325,21 @@ function buildPeer(inst: Instance): PeerConfig {
 }
 
 function buildVolume(inst: Instance): VolumeConfig {
-  const v: VolumeConfig = { name: get('volume', inst, 'name'), device: get('volume', inst, 'device') };
+  const commands: VolumeCommands = {};
+  const cmds = { mount: 'mount_cmd', umount: 'umount_cmd', recover: 'recover_cmd', fence: 'fence_cmd', fenceCheck: 'fence_check_cmd' } as const;
+  for (const [k, key] of Object.entries(cmds)) {
+    const c = getOpt<string>(inst, key);
+    if (c !== undefined) commands[k as keyof VolumeCommands] = c;
+  }
+  const v: VolumeConfig = {
+    name: get('volume', inst, 'name'), device: get('volume', inst, 'device'),
+    failover: get('volume', inst, 'failover'), driver: get('volume', inst, 'driver'), start: get('volume', inst, 'start'),
+    commands, commandTimeoutMs: get('volume', inst, 'command_timeout_ms'), fenceBoundMs: get('volume', inst, 'fence_bound_ms'),
+  };
   const mp = getOpt<string>(inst, 'mountpoint');
   if (mp !== undefined) v.mountpoint = mp;
+  const mo = getOpt<string>(inst, 'mount_options');
+  if (mo !== undefined) v.mountOptions = mo;
   return v;
 }
 
@@ -385,6 +432,15 @@ function parseValue(t: ValueType, key: string, v: string, dir: string): Value | 
       if (v.includes('\0')) return { error: `'${key}' contains a NUL byte` };
       if (!path.isAbsolute(v)) return { error: `'${key}' must be an absolute path, got '${shown}'` };
       return path.normalize(v);
+    case 'options':
+      if (!/^[A-Za-z0-9_=.:/-]+(,[A-Za-z0-9_=.:/-]+)*$/.test(v) || v.length > 512) {
+        return { error: `'${key}' must be comma-separated mount options (letters, digits and _ = . : / -), got '${shown}'` };
+      }
+      return v;
+    case 'command':
+      if (/[\0\r\n]/.test(v)) return { error: `'${key}' must be one line without NUL bytes` };
+      if (v.length > 4096) return { error: `'${key}' is longer than 4096 characters` };
+      return v;
   }
 }
 
@@ -516,7 +572,22 @@ function checkCrossFieldRules(c: Config, file: string, bySection: Map<string, In
       if (first !== undefined) fail('volume', inst, key, `${key} '${val}' is already used by the [volume] at line ${first}`);
       seen[key].set(val, inst.line);
     }
+    if (v.driver === 'command') {
+      for (const [k, key] of [['mount', 'mount_cmd'], ['umount', 'umount_cmd']] as const) {
+        if (v.commands[k] === undefined) fail('volume', inst, key, `driver = command needs ${key} (the command that ${k === 'mount' ? 'mounts' : 'unmounts'} the volume)`, 'driver');
+      }
+    } else {
+      if (c.node.kernel === 'off') fail('volume', inst, 'driver', `driver = kernel needs the kernel module, but [node] kernel = off (use driver = command with mount_cmd/umount_cmd, or enable the kernel)`);
+      for (const key of ['mount_cmd', 'umount_cmd', 'fence_cmd'] as const) {
+        if (inst.values.has(key)) fail('volume', inst, key, `${key} is for driver = command; with driver = kernel the module mounts, unmounts and fences`);
+      }
+      if (v.name.length > KERNEL_VOLUME_NAME_MAX) fail('volume', inst, 'name', `with driver = kernel a volume name is at most ${KERNEL_VOLUME_NAME_MAX} characters (it names /dev/mxfs/<name>), got ${v.name.length}`);
+    }
   });
+  if (c.volumes.length > 0 && c.locking.lvbSize < RECORD_LVB_BYTES) {
+    const lk = one('locking');
+    fail('locking', lk, 'lvb_size', `lvb_size must be at least ${RECORD_LVB_BYTES} bytes when [volume] sections are configured (each volume's record travels in its lock value block)`);
+  }
 }
 
 function endpoint(address: string, port: number): string {

@@ -77,6 +77,7 @@ export class TcpClusterPort implements ClusterPort {
 
   view(): ClusterView { return this.v; }
   canGrant(): boolean { return this.node.canGrant(); }
+  quorumUntil(): number { return this.node.quorumUntil(); }
   setHandlers(h: ClusterHandlers): void { this.h = h; }
 
   /** Lock messages are bounded by construction (MAX_DLM_LIST_BYTES): see dlm-messages.ts. */

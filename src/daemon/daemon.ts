@@ -42,6 +42,9 @@ import type { ClusterPort } from '../cluster/port';
 import { EPOCH_TOKEN_SHIFT, LockRouter } from './lock-router';
 import { NodeState } from './state';
 import { rendezvousOwner } from '../cluster/rendezvous';
+import { VolumeManager } from '../volumes/manager';
+import type { VolumeDriver } from '../volumes/driver';
+import { VolumeRequestError } from '../actors/client-session';
 
 export const VERSION = '0.1.0';
 
@@ -91,6 +94,8 @@ export class Daemon implements DaemonInfo {
   /** Inspection queries, coalesced (see the header). */
   readonly inspections = new Coalescer<any>();
   private socketLock?: NodeLock;
+  /** The node's volumes (absent until startVolumes, and when none is configured). */
+  volumes?: VolumeManager;
 
   constructor(private readonly o: DaemonOptions) {
     this.clock = o.clock ?? systemClock;
@@ -148,11 +153,39 @@ export class Daemon implements DaemonInfo {
     this.log.info({ socket: p, node: this.o.config.node.id }, 'mxfsd listening');
   }
 
+  /**
+   * The volumes' side of the node: one Volume actor per [volume]. Called once the kernel
+   * support is up (a kernel-mode volume needs its driver).
+   */
+  async startVolumes(kernelDriver?: () => VolumeDriver): Promise<void> {
+    if (this.o.config.volumes.length === 0) return;
+    const vm = new VolumeManager({
+      config: this.o.config, log: this.log.child({ actor: 'volumes' }), clock: this.clock, sys: this.sys, router: this.router,
+      port: this.port, stateDir: this.o.config.node.stateDir, connect: () => this.connectLocal('volumes'),
+      ...(kernelDriver ? { kernelDriver } : {}),
+    });
+    this.volumes = vm;
+    await vm.start();
+  }
+
+  async volume(req: Extract<ClientRequest, { type: 'volume' }>): Promise<unknown> {
+    const vm = this.volumes;
+    if (!vm) throw new VolumeRequestError('UNKNOWN_VOLUME', `no volume is configured on node ${this.o.config.node.id}${req.volume ? ` (asked for '${req.volume}')` : ''}`);
+    if (req.op === 'status') {
+      try { return await vm.volumesReport(req.volume); } catch (e) { throw new VolumeRequestError('UNKNOWN_VOLUME', (e as Error).message); }
+    }
+    const r = await vm.request(req.op, req.volume!, { wait: req.wait, timeoutMs: req.timeoutMs });
+    if (!r.ok) throw new VolumeRequestError(r.code, r.message);
+    return { message: r.message, volume: req.volume, node: this.o.config.node.id };
+  }
+
   /** Clean shutdown: every client is told its locks are lost, and they are released. */
   async stop(reason = 'mxfsd shutting down'): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
     this.server?.close();
+    // Volumes first, while the cluster still runs: unmount and hand over cleanly where possible.
+    if (this.volumes) await this.volumes.shutdown(this.o.config.timing.shutdownGraceMs).catch((e: Error) => this.log.error({ err: e }, 'volume shutdown failed'));
     const waits = [...this.sessions.keys()].map((id) => new Promise<void>((r) => this.ended.set(id, r)));
     for (const s of this.sessions.values()) this.sys.send(s.ref, { type: 'lostAll', reason });
     await Promise.race([Promise.all(waits), new Promise((r) => setTimeout(r, this.o.config.timing.shutdownGraceMs).unref())]);

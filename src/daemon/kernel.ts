@@ -5,8 +5,13 @@
  */
 import type { Daemon } from './daemon';
 import { startKernelBridge } from '../actors/kernel-bridge';
+import type { VolumeDriver } from '../volumes/driver';
 
-export interface KernelSupport { stop(): Promise<void> }
+export interface KernelSupport {
+  stop(): Promise<void>;
+  /** The VolumeDriver for driver = kernel volumes (absent while the kernel volume driver does not exist). */
+  volumeDriver?: () => VolumeDriver;
+}
 
 export async function startKernelSupport(daemon: Daemon): Promise<KernelSupport> {
   const mode = daemon.config.node.kernel;

@@ -42,6 +42,7 @@ import { Mode } from '../dlm/modes';
 import { ResourceCore } from '../dlm/resource';
 import type { ClusterPort, ClusterView } from '../cluster/port';
 import { DlmPeerMsg, LockRecord, MAX_DLM_LIST_BYTES, nodeOf, sessionOf, WireOp } from '../cluster/dlm-messages';
+import type { VolPeerMsg } from '../volumes/messages';
 import { fitList } from '../wire/frame';
 import type { Clock } from '../util/clock';
 
@@ -71,6 +72,13 @@ export interface RouterOptions {
   queryTimeoutMs: number;
   /** This node's own view of the resources it masters (for cluster-wide inspection). */
   inspectLocal(filter: { lockspace?: string; resource?: string }): Promise<unknown[]>;
+}
+
+/** Who else listens to the router: volume messages from peers, and view changes. */
+export interface RouterListener {
+  onVolumeMessage?(from: number, m: VolPeerMsg): void;
+  /** The router's state changed (no-quorum, recovering in a new epoch, running...). */
+  onState?(state: RecoveryState, epoch: number, members: readonly number[]): void;
 }
 
 export interface RouterStats {
@@ -111,6 +119,7 @@ export class LockRouter {
   private collecting = new Map<Ref<SessionMsg>, () => void>();
   private inspections = new Map<number, { replies: Map<number, unknown[]>; omitted: number; expect: number; done: () => void }>();
   private nextInspect = 1;
+  private listeners: RouterListener[] = [];
 
   constructor(private readonly o: RouterOptions) {
     this.members = [o.selfId];
@@ -141,6 +150,24 @@ export class LockRouter {
       this.o.clock.setTimer(poll, 100);
     };
     this.o.clock.setTimer(poll, 100);
+  }
+
+  listen(l: RouterListener): void { this.listeners.push(l); }
+
+  private notifiedEpoch = 0;
+
+  /** Listeners hear every change of state, and every new epoch (overlapping recoveries too). */
+  private setState(s: RecoveryState): void {
+    if (this.state === s && this.notifiedEpoch === this.epoch) return;
+    this.state = s;
+    this.notifiedEpoch = this.epoch;
+    for (const l of this.listeners) l.onState?.(s, this.epoch, this.members);
+  }
+
+  /** A volume message to a member, stamped with this node's epoch (dropped on a standalone node). */
+  sendVolume(to: number, m: VolPeerMsg): void {
+    if (!this.o.port || to === this.o.selfId) return;
+    this.o.port.send(to, { t: 'vol', epoch: this.epoch, m });
   }
 
   /** A lock operation from a local session, stamped with the session's epoch. */
@@ -253,6 +280,9 @@ export class LockRouter {
       case 'recDone':
         if (this.rec) { this.rec.done.add(from); this.maybeFinish(); }
         return;
+      case 'vol':
+        for (const l of this.listeners) l.onVolumeMessage?.(from, m.m);
+        return;
     }
   }
 
@@ -307,7 +337,7 @@ export class LockRouter {
   private fence(v: ClusterView): void {
     if (this.state === 'no-quorum') return;
     const was = this.state;
-    this.state = 'no-quorum';
+    this.setState('no-quorum');
     for (const s of this.o.sessions()) this.o.sys.send(s, { type: 'lostAll', reason: `node ${this.o.selfId} lost quorum (epoch ${v.epoch}); every lock is released` });
     this.o.log.warn({ epoch: v.epoch, was }, 'lost quorum: self-fenced, every local client told its locks are lost, granting stopped');
   }
@@ -315,11 +345,11 @@ export class LockRouter {
   /** Quorum is back in the same epoch: resume, or redo this node's part of the recovery. */
   private unfence(v: ClusterView): void {
     if (this.rec) {
-      this.state = 'recovering';
+      this.setState('recovering');
       void this.collectAndSend(this.rec);
       return;
     }
-    this.state = 'running';
+    this.setState('running');
     this.o.log.info({ epoch: v.epoch }, 'quorum regained in the same epoch: granting resumed');
     const held = this.held;
     this.held = [];
@@ -330,7 +360,7 @@ export class LockRouter {
     const E = v.epoch;
     this.epoch = E;
     this.members = [...v.members];
-    this.state = 'recovering';
+    this.setState('recovering');
     this.stats.recoveries++;
     this.o.table.reset(E * EPOCH_TOKEN_SHIFT, (E + 1) * EPOCH_TOKEN_SHIFT);
     this.stopRemoteOwners();
@@ -410,7 +440,7 @@ export class LockRouter {
     for (const records of groups.values()) this.rebuild(r.epoch, records);
     this.stats.recordsRebuilt += r.records.size;
     this.stats.lastRecoveryMs = Math.round(this.o.clock.now() - r.startedAt);
-    this.state = 'running';
+    this.setState('running');
     this.o.log.info({ epoch: r.epoch, records: r.records.size, resources: groups.size, ms: this.stats.lastRecoveryMs }, 'recovery done: granting resumed');
     const held = this.held;
     this.held = [];

@@ -11,6 +11,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { NodeLock, NodeLockError } from './node-lock';
+import { writeFileDurably } from '../util/durable';
 
 interface Stored { generation: number; promisedEpoch: number }
 
@@ -78,17 +79,7 @@ export class NodeState {
   }
 
   private write(v: Stored): void {
-    const tmp = `${this.file}.tmp`;
-    const fd = fs.openSync(tmp, 'w', 0o600);
-    try {
-      fs.writeSync(fd, JSON.stringify(v) + '\n');
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-    fs.renameSync(tmp, this.file);
-    const dfd = fs.openSync(path.dirname(this.file), 'r');
-    try { fs.fsyncSync(dfd); } finally { fs.closeSync(dfd); }
+    writeFileDurably(this.file, JSON.stringify(v) + '\n');
     this.v = v;
   }
 }

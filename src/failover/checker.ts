@@ -27,12 +27,16 @@
  *   not-served        after the last fault, a request waited longer than the bound, or
  *                     timed out, or was refused with LOST once the bound had passed;
  *   assert            a scenario assertion did not hold in time;
- *   crash             an mxfsd process exited without being told to.
+ *   crash             an mxfsd process exited without being told to;
+ *   volume-*          the volume rules (volume-checker.ts): one owner per generation, no
+ *                     write of an older generation accepted, every owner that went away
+ *                     recovered once, no takeover before the old owner's lease allows.
  */
 import { compatible, Mode, MODE_NAMES, ModeName } from '../dlm/modes';
 import type { EventOf, HistoryEvent } from './history';
+import { checkVolumes, VolumeSummary, VolumeViolation } from './volume-checker';
 
-export type ViolationKind = 'overlap' | 'stale-write' | 'dead-node-write' | 'write-no-grant' | 'token-order' | 'leaked' | 'not-served' | 'assert' | 'crash';
+export type ViolationKind = 'overlap' | 'stale-write' | 'dead-node-write' | 'write-no-grant' | 'token-order' | 'leaked' | 'not-served' | 'assert' | 'crash' | VolumeViolation['kind'];
 
 export interface Violation {
   kind: ViolationKind;
@@ -47,6 +51,8 @@ export interface CheckOptions {
    * from the lease timeout; without it the not-served rule is skipped.
    */
   serveBoundMs?: number;
+  /** Volumes: no recovery mount may take over from a killed or paused node sooner than this (ms). */
+  minTakeoverMs?: number;
 }
 
 export interface Segment {
@@ -68,6 +74,8 @@ export interface CheckResult {
   /** Writes the store rejected (stale tokens caught by fencing). */
   rejectedWrites: number;
   acceptedWrites: number;
+  /** Per volume: mounts, recoveries, writes (volume-checker.ts). */
+  volumes: VolumeSummary[];
   /** Times at which a quorate member first reported each node gone. */
   declaredDead: Map<number, number[]>;
   /** The last fault event (the start of the not-served window), if any. */
@@ -262,5 +270,7 @@ export function check(events: readonly HistoryEvent[], opts: CheckOptions = {}):
   }
 
   violations.sort((a, b) => a.t - b.t);
-  return { violations, segments, rejectedWrites, acceptedWrites, declaredDead, lastFaultAt };
+  const vol = checkVolumes(events, { ...(opts.minTakeoverMs !== undefined ? { minTakeoverMs: opts.minTakeoverMs } : {}) });
+  violations.push(...vol.violations);
+  return { violations, segments, rejectedWrites, acceptedWrites, declaredDead, lastFaultAt, volumes: vol.summary };
 }

@@ -76,10 +76,11 @@ export class ClusterUnderTest {
    * standalone: n independent single-node daemons (no [peer] sections). Used to show that
    * the checker catches double grants by uncoordinated lock servers.
    */
-  constructor(readonly dir: string, n: number, basePort: number, readonly leaseMs: number, private readonly history: History, standalone = false) {
+  constructor(readonly dir: string, n: number, basePort: number, readonly leaseMs: number, private readonly history: History, standalone = false, extraConfig?: (id: number) => string) {
     this.nodes = standalone
       ? Array.from({ length: n }, (_, i) => ({ ...writeClusterConfigs(path.join(dir, `s${i + 1}`), 1, basePort + i, leaseMs)[0]!, id: i + 1 }))
       : writeClusterConfigs(dir, n, basePort, leaseMs);
+    if (extraConfig) for (const nd of this.nodes) fs.appendFileSync(nd.config, '\n' + extraConfig(nd.id));
     for (const nd of this.nodes) this.run.set(nd.id, 'down');
   }
 

@@ -39,6 +39,15 @@ export type HistoryEvent =
   | { t: number; type: 'final-locks'; node: number; locks: Array<{ resource: string; owner: string; mode: string | null }> }
   /** A scenario assertion (assert/wait step) that did not hold in time. */
   | { t: number; type: 'assert-failed'; text: string }
+  /** Volumes (command mode over a VolumeStore): what the storage saw. */
+  | { t: number; type: 'vmount'; volume: string; node: number; generation: number; accepted: boolean; floor: number; recovery?: { of: number; fromGeneration: number; ofGeneration: number } }
+  | { t: number; type: 'vumount'; volume: string; node: number; generation: number }
+  | { t: number; type: 'vrecover'; volume: string; node: number; generation: number; of: number; fromGeneration: number; ofGeneration: number; ok: boolean }
+  | { t: number; type: 'vfence'; volume: string; node: number; generation: number; cause: string }
+  | { t: number; type: 'vcheck'; volume: string; node: number; old: number; ok: boolean }
+  | { t: number; type: 'vwrite'; volume: string; node: number; generation: number; accepted: boolean; floor: number }
+  /** A node's process was killed (power loss for volumes: its applications die too) or paused. */
+  | { t: number; type: 'node-down'; node: number; how: 'kill' | 'pause' | 'resume' | 'start' }
   /** First event of a run; `startedAt` (wall clock, ISO) lines the history up with the node logs. */
   | { t: number; type: 'meta'; scenario: string; seed: number; nodes: number; leaseMs: number; startedAt?: string };
 

@@ -15,6 +15,8 @@ import { Prng } from './prng';
 import { Figures, figures, quorumOf, summaryText, writeReport } from './report';
 import { boundOf, Condition, describeStep, NodeRef, Scenario, Step } from './scenario';
 import { FencedStore } from './store';
+import { storeVolumeConfig, VolumeStore } from './volume-store';
+import { MxfsClient } from '../client/client';
 import { WorkloadClient } from './workload';
 import { Mode } from '../dlm/modes';
 
@@ -54,7 +56,16 @@ export async function runScenario(sc: Scenario, opts: RunOptions): Promise<RunRe
   const rng = new Prng(opts.seed);
   const store = new FencedStore(history);
   const basePort = await pickBasePort(n, opts.seed * 31 + process.pid);
-  const cluster = new ClusterUnderTest(clusterDir, n, basePort, sc.leaseMs, history, sc.standalone);
+  // Volumes: one store for the cluster, its socket in the cluster dir; each node mounts into its own dir.
+  const volStore = sc.volumes?.length ? new VolumeStore(history) : undefined;
+  const volSocket = path.join(clusterDir, 'volume-store.sock');
+  const volCmd = path.join(__dirname, 'volume-cmd.js');
+  const extraConfig = volStore ? (id: number) => sc.volumes!.map((v) => storeVolumeConfig({
+    name: v.name, dir: path.join(clusterDir, 'volumes', v.name, `node${id}`), socket: volSocket, cmd: volCmd,
+    failover: v.failover, fenceBoundMs: v.fenceBoundMs,
+  })).join('\n') : undefined;
+  const cluster = new ClusterUnderTest(clusterDir, n, basePort, sc.leaseMs, history, sc.standalone, extraConfig);
+  const volumeRequests: Array<Promise<unknown>> = [];
   const nemesis = new Nemesis(cluster, history);
   const clients: WorkloadClient[] = [];
   const bindings = new Map<string, number[]>();
@@ -93,6 +104,16 @@ export async function runScenario(sc: Scenario, opts: RunOptions): Promise<RunRe
     }
     if ('holderOf' in ref) return [(await holderOf(ref.holderOf, ref.grantedWithinMs)).node];
     if ('masterOf' in ref) return [nemesis.masterOf(ref.masterOf)];
+    if ('ownerOf' in ref) {
+      const on = volStore?.currentOwner(ref.ownerOf);
+      if (on === undefined) throw new ScenarioAbort(`volume ${ref.ownerOf} is not mounted on any node`);
+      return [on];
+    }
+    if ('recoveringOf' in ref) {
+      const on = volStore?.heldRecovers(ref.recoveringOf) ?? [];
+      if (!on.length) throw new ScenarioAbort(`no node is recovering volume ${ref.recoveringOf}`);
+      return [on[0]!];
+    }
     const not = new Set((await Promise.all((ref.not ?? []).map(resolve))).flat());
     const pool = cluster.upIds().filter((id) => !not.has(id));
     if (!pool.length) throw new ScenarioAbort('no running node to pick');
@@ -115,6 +136,13 @@ export async function runScenario(sc: Scenario, opts: RunOptions): Promise<RunRe
     if ('recoveryStarted' in c) return cluster.upIds().some((id) => cluster.latest.get(id)?.state === 'recovering');
     if ('grants' in c) return grantsSince(since.t, c.resource) >= c.grants;
     if ('lost' in c) return history.events.filter((e) => e.type === 'lost' && e.t >= since.t).length >= c.lost;
+    if ('volumeMounted' in c) {
+      const on = volStore?.currentOwner(c.volumeMounted);
+      if (on === undefined) return false;
+      const not = new Set((await Promise.all((c.not ?? []).map((r) => resolve(r).catch(() => [] as number[])))).flat());
+      return !not.has(on) && volStore!.generationFloor(c.volumeMounted) >= (c.generationAtLeast ?? 0);
+    }
+    if ('recoveryHeld' in c) return (volStore?.heldRecovers(c.recoveryHeld).length ?? 0) > 0;
     const id = await one(c.node);
     return cluster.latest.get(id)?.state === c.state;
   };
@@ -187,6 +215,25 @@ export async function runScenario(sc: Scenario, opts: RunOptions): Promise<RunRe
         return;
       }
       case 'resume': for (const id of await resolve(s.node)) nemesis.resume(id); return;
+      case 'volume': {
+        const id = await one(s.node);
+        const req = (async () => {
+          const c = await MxfsClient.connect(cluster.node(id).socket, { name: 'failover-volumes' });
+          try {
+            const r = await c.volume(s.op, s.volume, { wait: true });
+            history.add({ type: 'step', text: `volume ${s.op} ${s.volume} on node ${id}: ${r.message}` });
+          } catch (e) {
+            history.add({ type: 'step', text: `volume ${s.op} ${s.volume} on node ${id} failed: ${(e as Error).message}` });
+            if (s.await) throw new ScenarioAbort(`volume ${s.op} ${s.volume} on node ${id} failed: ${(e as Error).message}`);
+          } finally {
+            await c.close().catch(() => undefined);
+          }
+        })();
+        if (s.await) await req; else volumeRequests.push(req.catch(() => undefined));
+        return;
+      }
+      case 'hold-recovery': volStore?.holdRecoversOf(s.volume); return;
+      case 'release-recovery': volStore?.releaseRecovers(s.volume, cluster.ids.filter((id) => cluster.run.get(id) === 'down')); return;
       case 'gc-pause': {
         const c = await holderOf(s.resource);
         say(`gc-pause: freezing ${c.name} (holds ${s.resource}, token ${c.holding?.token}) for ${s.ms} ms`);
@@ -262,6 +309,12 @@ export async function runScenario(sc: Scenario, opts: RunOptions): Promise<RunRe
   }).join('; ');
 
   try {
+    if (volStore) {
+      fs.mkdirSync(path.dirname(volSocket), { recursive: true });
+      await volStore.listen(volSocket);
+      // Each node's applications write while it has a volume mounted; a killed node's die with it.
+      volStore.startWriters(sc.volumes!.map((v) => v.name), cluster.ids, (id) => cluster.run.get(id) !== 'down');
+    }
     try {
       for (const s of sc.steps) await step(s);
     } catch (e) {
@@ -273,7 +326,9 @@ export async function runScenario(sc: Scenario, opts: RunOptions): Promise<RunRe
     if (!aborted) await finalLocks();
   } finally {
     await Promise.all(clients.map((c) => c.stop())).catch(() => {});
+    volStore?.close();
     await cluster.stop();
+    await Promise.all(volumeRequests);
     history.close();
     copyLogs(cluster, reportDir);
     fs.rmSync(clusterDir, { recursive: true, force: true });
@@ -293,6 +348,7 @@ export async function runScenario(sc: Scenario, opts: RunOptions): Promise<RunRe
           for (const res of r.resources ?? []) {
             for (const l of [...(res.granted ?? []), ...(res.converting ?? []), ...(res.waiting ?? [])]) {
               if (l.client === 'failover-control') continue;
+              if (res.lockspace === 'mxfs-volumes') continue; // volume ownership and standbys stay by design
               locks.push({ resource: `${res.lockspace}/${res.resource}`, owner: String(l.owner), mode: l.mode ?? null });
             }
           }
@@ -310,7 +366,7 @@ export async function runScenario(sc: Scenario, opts: RunOptions): Promise<RunRe
   }
 
   const events = history.events;
-  const result = check(events, { serveBoundMs: serveBound(sc.leaseMs) });
+  const result = check(events, { serveBoundMs: serveBound(sc.leaseMs), minTakeoverMs: 0.8 * sc.leaseMs });
   const f = figures(events, result, { scenario: sc.name, seed: opts.seed, nodes: n, leaseMs: sc.leaseMs });
   writeReport(reportDir, events, f, result, aborted);
   const summary = summaryText(f, result, 20, aborted) + `  report: ${reportDir}\n`;

@@ -14,7 +14,9 @@ import type { ModeName } from '../dlm/modes';
  *   { masterOf: 'r0' }    the master of r0 among the current members (rendezvous hash)
  *   { random: true }      a running node picked by the seeded PRNG (not: exclude these)
  */
-export type NodeRef = number | string | { holderOf: string; grantedWithinMs?: number } | { masterOf: string } | { random: true; not?: NodeRef[] };
+export type NodeRef = number | string | { holderOf: string; grantedWithinMs?: number } | { masterOf: string } | { random: true; not?: NodeRef[] }
+  /** Volumes: the node that has the volume's newest generation mounted (in the volume store), or the one held in its recovery step. */
+  | { ownerOf: string } | { recoveringOf: string };
 
 /** Conditions for `wait` and `assert`. */
 export type Condition =
@@ -29,7 +31,11 @@ export type Condition =
   /** At least n grants (over all clients) since the step started. */
   | { grants: number; resource?: string }
   /** A node reports this cluster state. */
-  | { node: NodeRef; state: string };
+  | { node: NodeRef; state: string }
+  /** The volume's newest generation is mounted (not by these nodes; with generationAtLeast, that generation or a later one). */
+  | { volumeMounted: string; not?: NodeRef[]; generationAtLeast?: number }
+  /** A node's recovery of the volume is being held by the store (hold-recovery). */
+  | { recoveryHeld: string };
 
 export type Step =
   /** Start nodes (default: all) and wait until they form a cluster (unless wait: false). */
@@ -61,7 +67,15 @@ export type Step =
   /** Wait until the condition holds; the run stops with a violation if it does not within the bound. */
   | { do: 'wait'; until: Condition; withinMs?: number; withinLeases?: number }
   /** Like wait, but the run goes on after a failed assertion (recorded as a violation). */
-  | { do: 'assert'; until: Condition; withinMs?: number; withinLeases?: number; text?: string };
+  | { do: 'assert'; until: Condition; withinMs?: number; withinLeases?: number; text?: string }
+  /**
+   * A volume request on a node (mxfsctl mount/umount/standby). mount waits for ownership in the
+   * background unless `await` is set; the outcome is recorded as a step marker.
+   */
+  | { do: 'volume'; op: 'mount' | 'umount' | 'standby'; node: NodeRef; volume: string; await?: boolean }
+  /** The volume store holds every recover command of the volume (a node can be killed mid-recovery) / lets them go. */
+  | { do: 'hold-recovery'; volume: string }
+  | { do: 'release-recovery'; volume: string };
 
 export type NemesisFault = 'kill' | 'pause' | 'partition' | 'cut' | 'drop' | 'delay' | 'reset-links' | 'gc-pause' | 'kill-master';
 
@@ -76,12 +90,29 @@ export interface Scenario {
   standalone?: boolean;
   /** Resource names are r0..r(n-1); default 3. */
   resources?: number;
+  /**
+   * Command-mode volumes on every node, backed by one VolumeStore (src/failover/volume-store.ts)
+   * whose writers simulate each node's applications; the checker's volume rules judge them.
+   */
+  volumes?: Array<{ name: string; failover?: 'auto' | 'manual'; fenceBoundMs?: number }>;
   steps: Step[];
 }
 
 /** The usual opening: start every node, start `clients` workload clients, wait for `grants` grants. */
 export function warmUp(clients = 6, grants = 20): Step[] {
   return [{ do: 'start' }, { do: 'clients', count: clients }, { do: 'wait', until: { grants }, withinMs: 5000 }];
+}
+
+/** The usual opening of a volume scenario: start, a workload, `owner` mounts `volume`, the others are standbys. */
+export function volumeWarmUp(o: { owner: number; standbys: number[]; volume?: string; clients?: number }): Step[] {
+  const volume = o.volume ?? 'data';
+  return [
+    { do: 'start' },
+    { do: 'clients', count: o.clients ?? 3 },
+    { do: 'volume', op: 'mount', node: o.owner, volume, await: true },
+    ...o.standbys.map((n): Step => ({ do: 'volume', op: 'standby', node: n, volume, await: true })),
+    { do: 'wait', until: { grants: 10 }, withinMs: 5000 },
+  ];
 }
 
 /** The bound of a wait/assert step, in ms. */

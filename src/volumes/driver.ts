@@ -37,8 +37,12 @@ export interface OwnershipContext {
   generation: number;
   /** Fencing token of this node's EX grant on the volume's resource. */
   token: number;
-  /** Set when this mount takes over from a dead owner: the mount replays its log. */
-  recovery?: { of: number; generation: number };
+  /**
+   * Set when this mount takes over from a dead owner: the mount replays its log. `of` owned
+   * `generation`; fromGeneration..generation are the unclean generations this recovery covers
+   * (more than one when a recovering node died too).
+   */
+  recovery?: { of: number; generation: number; fromGeneration: number };
 }
 
 export type VolumeErrorCode =

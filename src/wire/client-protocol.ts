@@ -16,6 +16,7 @@
 import { isMode, Mode } from '../dlm/modes';
 import { LOCK_ERROR_CODES, LockErrorCode, MAX_LOCKSPACE_NAME, MAX_RESOURCE_NAME } from '../dlm/types';
 import { INVALID_KEY } from './utf8-fields';
+import { VOLUME_REPLY_CODES, VolumeReplyCode } from '../volumes/volume-core';
 
 export const CLIENT_PROTOCOL_VERSION = 1;
 
@@ -27,9 +28,17 @@ export type ClientRequest =
   | { type: 'cancel'; id: number; lockId: number }
   | { type: 'status'; id: number }
   | { type: 'locks'; id: number; lockspace?: string; resource?: string }
+  /** Volumes: become the owner and mount, unmount and give back, queue as a standby, or report. */
+  | { type: 'volume'; id: number; op: VolumeRequestOp; volume?: string; wait?: boolean; timeoutMs?: number }
   /** Test-only: inject faults into this node's peer traffic (mxfsd needs MXFS_FAULT_INJECTION=1). */
   | { type: 'fault'; id: number; spec: FaultSpec }
   | { type: 'hb'; seq: number };
+
+export const VOLUME_REQUEST_OPS = ['mount', 'umount', 'standby', 'status'] as const;
+export type VolumeRequestOp = (typeof VOLUME_REQUEST_OPS)[number];
+
+/** Every error code a reply may carry. */
+export type ReplyCode = LockErrorCode | VolumeReplyCode | 'PROTOCOL';
 
 export type FaultSpec =
   | { action: 'partition'; peers: number[] }
@@ -48,7 +57,7 @@ export interface HelloData {
 
 export type DaemonMessage =
   | { type: 'reply'; id: number; ok: true; grant?: WireGrant; data?: unknown }
-  | { type: 'reply'; id: number; ok: false; code: LockErrorCode | 'PROTOCOL'; message: string }
+  | { type: 'reply'; id: number; ok: false; code: ReplyCode; message: string }
   | { type: 'bast'; lockId: number; mode: Mode }
   | { type: 'lost'; lockId?: number; reason: string }
   /** Answer to the client's heartbeat `seq`. */
@@ -118,6 +127,12 @@ export function nameProblem(v: unknown, maxBytes: number): string | undefined {
   return undefined;
 }
 
+/** Volume names as the config allows them. */
+export function checkVolumeName(v: unknown): string {
+  if (typeof v !== 'string' || !/^[A-Za-z0-9_.-]{1,32}$/.test(v)) fail(`field 'volume' must be a volume name (1..32 characters from A-Z a-z 0-9 _ . -)`);
+  return v;
+}
+
 function mode(o: Obj): Mode {
   if (!isMode(o.mode)) fail(`field 'mode' must be a lock mode 0..5 (NL CR CW PR PW EX)`);
   return o.mode;
@@ -156,6 +171,13 @@ const REQUEST_FIELDS: { [T in Exclude<ClientRequest['type'], 'hb'>]: (o: Obj, id
     lockspace: o.lockspace === undefined ? undefined : checkName(o.lockspace, 'lockspace', MAX_LOCKSPACE_NAME),
     resource: o.resource === undefined ? undefined : checkName(o.resource, 'resource', MAX_RESOURCE_NAME),
   }),
+  volume: (o, id) => {
+    const op = o.op;
+    if (typeof op !== 'string' || !(VOLUME_REQUEST_OPS as readonly string[]).includes(op)) fail(`field 'op' must be one of ${VOLUME_REQUEST_OPS.join(', ')}`);
+    const volume = o.volume === undefined ? undefined : checkVolumeName(o.volume);
+    if (volume === undefined && op !== 'status') fail(`field 'volume' is required for ${op}`);
+    return { type: 'volume', id, op: op as VolumeRequestOp, volume, wait: optBool(o, 'wait'), timeoutMs: optUint(o, 'timeoutMs', MAX_TIMEOUT_MS) };
+  },
   fault: (o, id) => ({ type: 'fault', id, spec: faultSpec(o.spec) }),
 };
 
@@ -203,7 +225,7 @@ function faultSpec(x: unknown): FaultSpec {
   }
 }
 
-const CODES = new Set<string>([...LOCK_ERROR_CODES, 'PROTOCOL']);
+const CODES = new Set<string>([...LOCK_ERROR_CODES, ...VOLUME_REPLY_CODES, 'PROTOCOL']);
 
 function grant(x: unknown): WireGrant {
   const g = obj(x, 'grant');
@@ -228,7 +250,7 @@ export function validateDaemonMessage(x: unknown): DaemonMessage {
       if (o.ok === true) return { type: 'reply', id, ok: true, grant: o.grant === undefined ? undefined : grant(o.grant), data: o.data };
       if (o.ok === false) {
         if (typeof o.code !== 'string' || !CODES.has(o.code)) fail(`unknown error code`);
-        return { type: 'reply', id, ok: false, code: o.code as LockErrorCode | 'PROTOCOL', message: typeof o.message === 'string' ? o.message : o.code };
+        return { type: 'reply', id, ok: false, code: o.code as ReplyCode, message: typeof o.message === 'string' ? o.message : o.code };
       }
       return fail(`field 'ok' must be a boolean`);
     }

@@ -15,10 +15,15 @@ import { scenario as standaloneGcPause } from './standalone-gc-pause';
 import { scenario as fullRestart } from './full-restart';
 import { scenario as lossyLinks } from './lossy-links';
 import { scenario as nonTransitive } from './non-transitive-partition';
+import { scenario as volumeKillOwner } from './volume-kill-owner';
+import { scenario as volumeKillRecoverer } from './volume-kill-recoverer';
+import { scenario as volumePauseOwner } from './volume-pause-owner';
+import { scenario as volumePartitionOwner } from './volume-partition-owner';
 
 export const SCENARIOS: Scenario[] = [
   killHolder, killMaster, pauseHolder, gcPauseClient, partitionMinority, twoNodePartition,
   doubleFailure, killDuringRecovery, rollingRestart, fullRestart, lossyLinks, nonTransitive, random, standaloneRestart, standaloneGcPause,
+  volumeKillOwner, volumeKillRecoverer, volumePauseOwner, volumePartitionOwner,
 ];
 
 /** What CI runs with fixed seeds (random runs separately over a batch of seeds). */

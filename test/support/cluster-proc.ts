@@ -16,10 +16,12 @@ export class TestCluster {
   readonly dir: string;
   private clients: MxfsClient[] = [];
 
-  constructor(readonly n: number, readonly leaseMs = 1500) {
+  /** extra: more config text appended to each node's file (e.g. [volume] sections). */
+  constructor(readonly n: number, readonly leaseMs = 1500, extra?: (id: number, dir: string) => string) {
     this.dir = tmpDir('mxfs-cluster-');
     nextBase += 20;
     this.nodes = writeClusterConfigs(this.dir, n, nextBase, leaseMs).map((x) => ({ id: x.id, socket: x.socket, config: x.config, dir: x.dir }));
+    if (extra) for (const nd of this.nodes) fs.appendFileSync(nd.config, '\n' + extra(nd.id, nd.dir));
   }
 
   node(id: number): NodeProc { return this.nodes[id - 1]!; }
@@ -65,16 +67,24 @@ export class TestCluster {
 
   kill(id: number, sig: NodeJS.Signals = 'SIGKILL'): void { this.node(id).proc?.kill(sig); }
 
+  /** kill -9 and wait until the process is gone. */
+  async killed(id: number): Promise<void> {
+    const p = this.node(id).proc;
+    if (!p || p.exitCode !== null || p.signalCode !== null) return;
+    const gone = new Promise<void>((r) => p.once('exit', () => r()));
+    p.kill('SIGKILL'); // a stopped (SIGSTOP) process dies too
+    await gone;
+  }
+
+  alive(id: number): boolean {
+    const p = this.node(id).proc;
+    return !!p && p.exitCode === null && p.signalCode !== 'SIGKILL';
+  }
+
   /** kill -9 every node and wait for the exits (a restart must find the state_dir free). */
   async stopAll(): Promise<void> {
     for (const c of this.clients) await c.close().catch(() => {});
-    await Promise.all(this.nodes.map(async (nd) => {
-      const p = nd.proc;
-      if (!p || p.exitCode !== null || p.signalCode !== null) return;
-      const exited = new Promise((r) => p.once('exit', r));
-      p.kill('SIGKILL'); // a stopped (SIGSTOP) process dies too
-      await exited;
-    }));
+    await Promise.all(this.nodes.map((nd) => this.killed(nd.id)));
   }
 
   log(id: number): string {
