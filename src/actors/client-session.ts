@@ -17,7 +17,8 @@
  * Admission: a request is "in flight" from its arrival until its reply, except that a lock
  * request or conversion stops counting once it waits in a resource's queue (it is lock
  * state then, bounded by max_locks_per_client, not work). At most maxInFlight per session
- * and admission.max over the daemon; beyond, the request is answered BUSY at once.
+ * and admission.max over the daemon; beyond, the request is answered BUSY at once. Trusted
+ * in-process sessions (no maxInFlight) are counted but never refused.
  */
 import type { ActorDef, ActorSystem, Ref } from './actor';
 import type { LockEvent, ResourceMsg } from './messages';
@@ -57,8 +58,12 @@ export interface SessionOpts {
   lvbSize: number;
   maxFrameBytes: number;
   maxLocks: number;
-  /** Requests in flight on this session (see Admission above). */
-  maxInFlight: number;
+  /**
+   * Requests in flight on this session (see Admission above). Undefined: a trusted in-process
+   * client (the kernel bridge, the volume manager), whose requests count toward the daemon's
+   * total but are never refused — a socket client must not be able to deny the kernel.
+   */
+  maxInFlight?: number;
   admission: Admission;
   info: DaemonInfo;
   /** Send to the client (the transport encodes). */
@@ -135,8 +140,10 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
   /** Admit a request, or say why not (BUSY: over a bound; INVALID: its id is already in flight). */
   const admit = (id: number): [LockErrorCode, string] | undefined => {
     if (inFlight.has(id)) return ['INVALID', `request id ${id} is already in use by a request in progress`];
-    if (inFlight.size >= o.maxInFlight) return ['BUSY', `${inFlight.size} requests are already in progress on this connection ([locking] max_requests_per_client); wait for their replies`];
-    if (o.admission.inFlight >= o.admission.max) return ['BUSY', `mxfsd has ${o.admission.inFlight} requests in progress ([locking] max_requests); try again shortly`];
+    if (o.maxInFlight !== undefined) {
+      if (inFlight.size >= o.maxInFlight) return ['BUSY', `${inFlight.size} requests are already in progress on this connection ([locking] max_requests_per_client); wait for their replies`];
+      if (o.admission.inFlight >= o.admission.max) return ['BUSY', `mxfsd has ${o.admission.inFlight} requests in progress ([locking] max_requests); try again shortly`];
+    }
     inFlight.add(id);
     o.admission.inFlight++;
     return undefined;

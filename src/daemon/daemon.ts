@@ -237,7 +237,7 @@ export class Daemon implements DaemonInfo {
       route: (ls, res, msg, epoch) => this.router.route(ls, res, msg, epoch), epoch: this.router.epoch,
       keepaliveMs: c.timing.clientKeepaliveMs, clientTimeoutMs: c.timing.clientTimeoutMs, lvbSize: c.locking.lvbSize,
       maxFrameBytes: c.locking.maxFrameBytes, maxLocks: c.locking.maxLocksPerClient,
-      maxInFlight: c.locking.maxRequestsPerClient, admission: this.admission, info: this,
+      maxInFlight: transport === 'socket' ? c.locking.maxRequestsPerClient : undefined, admission: this.admission, info: this,
       emit, close, handled,
       onEnd: (sid) => {
         const ref = this.sessions.get(sid)?.ref;
