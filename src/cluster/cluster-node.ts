@@ -13,7 +13,7 @@ import type Logger from 'bunyan';
 import type { ActorSystem, Ref } from '../actors/actor';
 import type { Clock } from '../util/clock';
 import { loadClusterKey } from './auth';
-import { MembershipCore, MembershipEvent, MembershipMsg, MembershipSnapshot, spawnMembership, View } from './membership';
+import { MembershipCore, MembershipEvent, MembershipMsg, MembershipSnapshot, RenewalReport, spawnMembership, View } from './membership';
 import type { Network } from './network';
 import { allNodeIds, ClusterOptions, leaseTimes } from './options';
 import type { LinkEvent, PeerLinkStatus, SendResult } from './peer-link';
@@ -35,6 +35,8 @@ export interface ClusterNodeOptions {
   /** Transport tuning (timeouts, backoff, queue bounds, frame size). */
   tuning?: Partial<Pick<TransportOptions, 'handshakeTimeoutMs' | 'connectTimeoutMs' | 'maxFrameBytes' | 'backoff' | 'maxQueueBytes' | 'maxQueueMessages' | 'maxPendingHandshakes' | 'idleTimeoutMs'>>;
   onEvent?(ev: MembershipEvent): void;
+  /** Every renewal round and every acknowledgement that extends the quorum deadline (the watchdog's feed). */
+  onRenewal?(r: RenewalReport): void;
   onLinkEvent?(ev: LinkEvent): void;
   /** Epoch-checked messages for the lock engine (everything 'bound' except ping). */
   onBoundMessage?(from: number, msg: PeerMessage): void;
@@ -68,9 +70,7 @@ export class ClusterNode {
     this.log = o.log.child({ node: cfg.node.id });
     const key = cfg.cluster.key ?? (() => {
       if (!cfg.cluster.keyFile) throw new Error('cluster: neither key nor keyFile given');
-      const { key: k, warnings } = loadClusterKey(cfg.cluster.keyFile);
-      for (const w of warnings) this.log.warn(w);
-      return k;
+      return loadClusterKey(cfg.cluster.keyFile);
     })();
     this.incarnation = o.incarnation ?? randomInt(1, MAX_INCARNATION + 1);
     this.core = new MembershipCore({
@@ -107,6 +107,7 @@ export class ClusterNode {
       core: this.core, clock: this.o.clock,
       send: (to, body) => this.send(to, body),
       onEvent: (ev) => this.o.onEvent?.(ev),
+      onRenewal: (r) => this.o.onRenewal?.(r),
       onRejected: (from, msg, reason) => this.o.onRejected?.(from, msg, reason),
     });
     await this.transport.start();

@@ -275,8 +275,8 @@ export function peerLinkDef(o: PeerLinkOptions): ActorDef<State, PeerLinkMsg> {
           s.session = ss;
           s.phase = 'up';
           const id = ses.conn.id;
-          ctx.log.info({ peer, role: ses.role, connId: id, handshakeMs: ses.elapsedMs }, `link to node ${peer} up`);
-          o.onLinkEvent({ type: 'up', peer, role: ses.role, connId: id, handshakeMs: ses.elapsedMs });
+          ctx.log.info({ peer, role: ses.role, connId: id, handshakeMs: Math.round(ses.elapsedMs) }, `link to node ${peer} up`);
+          o.onLinkEvent({ type: 'up', peer, role: ses.role, connId: id, handshakeMs: Math.round(ses.elapsedMs) });
           // Frames the handshake buffered after its last message: raw, so their MACs are checked too.
           for (const frame of ses.pending) {
             const why = deliver(s, ss, frame);
@@ -299,7 +299,7 @@ export function peerLinkDef(o: PeerLinkOptions): ActorDef<State, PeerLinkMsg> {
           if (!ss || ss.conn.id !== msg.connId || o.idleTimeoutMs === undefined) return s;
           const quiet = o.clock.now() - ss.lastRecv;
           if (quiet >= o.idleTimeoutMs) {
-            const why = `nothing received for ${quiet} ms (half-open connection?)`;
+            const why = `nothing received for ${Math.round(quiet)} ms (half-open connection?)`;
             ctx.log.warn({ peer, connId: msg.connId }, `dropping link to node ${peer}: ${why}`);
             down(s, why, ctx.self, sys);
           } else {

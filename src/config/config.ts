@@ -11,12 +11,13 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { IniSection, IniSyntaxError, tokenizeIni } from './ini';
+import { PRIVATE_BIND_SUFFIX_BYTES } from '../daemon/client-socket';
 import { RECORD_LVB_BYTES } from '../volumes/record';
 
 /** A kernel-mode volume appears as /dev/mxfs/<name>: the block layer's disk name limit. */
 export const KERNEL_VOLUME_NAME_MAX = 26;
 
-export interface NodeConfig { id: number; name: string; address: string; port: number; socket: string; socketMode: number; kernel: 'auto' | 'on' | 'off'; stateDir: string }
+export interface NodeConfig { id: number; name: string; address: string; port: number; socket: string; socketMode: number; socketGroup?: string; kernel: 'auto' | 'on' | 'off'; stateDir: string }
 export interface ClusterConfig { name: string; keyFile?: string; tiebreaker?: number }
 export interface PeerConfig { id: number; name: string; address: string; port: number }
 export type VolumeDriverKind = 'kernel' | 'command';
@@ -45,7 +46,8 @@ export interface LockingConfig {
   maxRequestsPerClient: number; maxRequests: number; maxClientOutputBytes: number;
 }
 export type LogLevelName = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
-export interface LoggingConfig { level: LogLevelName; file?: string; syslog: boolean; syslogSocket: string; syslogFacility: string; stderr: boolean }
+export type StderrFormat = 'auto' | 'json' | 'journal';
+export interface LoggingConfig { level: LogLevelName; file?: string; syslog: boolean; syslogSocket: string; syslogFacility: string; stderr: boolean; stderrFormat: StderrFormat }
 export interface Config { file: string; node: NodeConfig; cluster: ClusterConfig; peers: PeerConfig[]; volumes: VolumeConfig[]; timing: TimingConfig; locking: LockingConfig; logging: LoggingConfig }
 
 export class ConfigError extends Error {
@@ -92,6 +94,7 @@ type ValueType =
   | { kind: 'enum'; values: readonly string[] }
   | { kind: 'name'; maxLen: number }
   | { kind: 'address' }
+  | { kind: 'group' }       // a group name or a numeric gid
   | { kind: 'path' }        // relative paths resolve against the config file's directory
   | { kind: 'absPath' }     // must already be absolute (block devices, mount points)
   | { kind: 'options' }     // mount options: comma-separated words [A-Za-z0-9_=.:/-]
@@ -109,7 +112,10 @@ const NODE_NAME: ValueType = { kind: 'name', maxLen: 64 };
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const;
 export const SYSLOG_FACILITIES = ['user', 'daemon', 'local0', 'local1', 'local2', 'local3', 'local4', 'local5', 'local6', 'local7'] as const;
+export const STDERR_FORMATS = ['auto', 'json', 'journal'] as const;
 export const DEFAULT_PORT = 7600;
+/** Where mxfsd and mxfsctl look for the configuration when --config is not given. */
+export const DEFAULT_CONFIG_FILE = '/etc/mxfs/mxfs.conf';
 
 const SECTIONS: Record<string, SectionSpec> = {
   node: {
@@ -121,6 +127,7 @@ const SECTIONS: Record<string, SectionSpec> = {
       port: { type: PORT, default: DEFAULT_PORT },
       socket: { type: { kind: 'path' }, default: '/run/mxfs/mxfsd.sock' },
       socket_mode: { type: { kind: 'octal' }, default: 0o660 },
+      socket_group: { type: { kind: 'group' } },
       state_dir: { type: { kind: 'path' }, default: '/var/lib/mxfs' },
       kernel: { type: { kind: 'enum', values: ['auto', 'on', 'off'] }, default: 'auto' },
     },
@@ -194,6 +201,7 @@ const SECTIONS: Record<string, SectionSpec> = {
       syslog_socket: { type: { kind: 'path' }, default: '/dev/log' },
       syslog_facility: { type: { kind: 'enum', values: SYSLOG_FACILITIES }, default: 'daemon' },
       stderr: { type: { kind: 'bool' }, default: true },
+      stderr_format: { type: { kind: 'enum', values: STDERR_FORMATS }, default: 'auto' },
     },
   },
 };
@@ -217,10 +225,20 @@ export function loadConfig(file: string): Config {
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (e) {
-    const err = e as NodeJS.ErrnoException;
-    throw new ConfigError({ file }, `cannot read config file: ${err.code ?? ''} ${err.message}`.trim());
+    throw new ConfigError({ file }, `cannot read config file: ${fileErrorReason(e)}`);
   }
   return parseConfig(text, file);
+}
+
+const FILE_ERRORS: Record<string, string> = {
+  ENOENT: 'no such file', EACCES: 'permission denied', EISDIR: 'it is a directory', ENOTDIR: 'a component of the path is not a directory', ELOOP: 'too many symbolic links',
+};
+
+/** "no such file (ENOENT)": what went wrong opening a file, without repeating its path. */
+export function fileErrorReason(e: unknown): string {
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code && FILE_ERRORS[code]) return `${FILE_ERRORS[code]} (${code})`;
+  return code ?? (e as Error).message;
 }
 
 export function parseConfig(text: string, file: string): Config {
@@ -298,7 +316,7 @@ function getOpt<T extends Value>(inst: Instance | undefined, key: string): T | u
 
 function buildNode(inst: Instance): NodeConfig {
   const id = get<number>('node', inst, 'id');
-  return {
+  const n: NodeConfig = {
     id,
     name: getOpt<string>(inst, 'name') ?? `node${id}`,
     address: get('node', inst, 'address'),
@@ -308,6 +326,9 @@ function buildNode(inst: Instance): NodeConfig {
     kernel: get('node', inst, 'kernel'),
     stateDir: get('node', inst, 'state_dir'),
   };
+  const group = getOpt<string>(inst, 'socket_group');
+  if (group !== undefined) n.socketGroup = group;
+  return n;
 }
 
 function buildCluster(inst: Instance | undefined): ClusterConfig {
@@ -374,6 +395,7 @@ function buildLogging(inst: Instance | undefined): LoggingConfig {
     syslogSocket: get('logging', inst, 'syslog_socket'),
     syslogFacility: get('logging', inst, 'syslog_facility'),
     stderr: get('logging', inst, 'stderr'),
+    stderrFormat: get('logging', inst, 'stderr_format'),
   };
   const file = getOpt<string>(inst, 'file');
   if (file !== undefined) l.file = file;
@@ -384,6 +406,8 @@ function buildLogging(inst: Instance | undefined): LoggingConfig {
 // Values
 
 const NAME_CHARS = /^[A-Za-z0-9_.-]+$/;
+/** What useradd/groupadd accept (plus a numeric gid). */
+const GROUP_NAME = /^(?:[0-9]+|[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?)$/;
 const HOST_LABEL = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
 const BOOLS: Record<string, boolean> = { true: true, yes: true, '1': true, false: false, no: false, '0': false };
 
@@ -423,6 +447,9 @@ function parseValue(t: ValueType, key: string, v: string, dir: string): Value | 
       return v;
     case 'address':
       if (!isValidAddress(v)) return { error: `'${key}' must be an IPv4 address, IPv6 address or hostname, got '${shown}'` };
+      return v;
+    case 'group':
+      if (!GROUP_NAME.test(v)) return { error: `'${key}' must be a group name or a numeric gid, got '${shown}'` };
       return v;
     case 'path': {
       if (v.includes('\0')) return { error: `'${key}' contains a NUL byte` };
@@ -503,6 +530,11 @@ function checkCrossFieldRules(c: Config, file: string, bySection: Map<string, In
   const node = one('node');
   if (Buffer.byteLength(c.node.socket) > MAX_SOCKET_PATH_BYTES) {
     fail('node', node, 'socket', `socket path is ${Buffer.byteLength(c.node.socket)} bytes; unix socket paths are limited to ${MAX_SOCKET_PATH_BYTES}`);
+  }
+  // mxfsd binds the socket in a private directory beside it first (src/daemon/client-socket.ts).
+  const sockDir = Buffer.byteLength(path.dirname(c.node.socket));
+  if (sockDir + PRIVATE_BIND_SUFFIX_BYTES > MAX_SOCKET_PATH_BYTES) {
+    fail('node', node, 'socket', `the socket's directory is ${sockDir} bytes; at most ${MAX_SOCKET_PATH_BYTES - PRIVATE_BIND_SUFFIX_BYTES} are allowed (mxfsd first binds the socket in a private directory inside it, and unix socket paths are limited to ${MAX_SOCKET_PATH_BYTES} bytes)`);
   }
 
   // Timing: the lease protocol's safety depends on these orderings.

@@ -21,7 +21,7 @@ import type { Config } from '../config/config';
 import { ClusterNode } from '../cluster/cluster-node';
 import { DlmChannel } from '../cluster/dlm-channel';
 import type { DlmPeerMsg } from '../cluster/dlm-messages';
-import type { MembershipEvent } from '../cluster/membership';
+import type { MembershipEvent, RenewalReport } from '../cluster/membership';
 import { Network, TcpNetwork } from '../cluster/network';
 import type { ClusterOptions } from '../cluster/options';
 import type { ClusterHandlers, ClusterPort, ClusterView } from '../cluster/port';
@@ -44,6 +44,7 @@ export class TcpClusterPort implements ClusterPort {
   private h?: ClusterHandlers;
   private v: ClusterView = { epoch: 0, members: [], quorate: false };
   private readonly fault = { blocked: new Set<number>(), drop: 0, delayMs: 0 };
+  private readonly renewalListeners: Array<(r: RenewalReport) => void> = [];
 
   constructor(private readonly o: {
     config: Config; sys: ActorSystem; log: Logger; clock: Clock; state: NodeState;
@@ -58,6 +59,7 @@ export class TcpClusterPort implements ClusterPort {
       incarnation: o.sim?.incarnation, random: o.sim?.random,
       tuning: o.sim ? { backoff: { initialMs: 100, maxMs: 1000 }, connectTimeoutMs: 500, handshakeTimeoutMs: 1000 } : undefined,
       onEvent: (ev) => this.onEvent(ev),
+      onRenewal: (r) => { for (const l of this.renewalListeners) l(r); },
       onDlmFrame: (from, frame) => this.channel.receive(from, frame),
       onLinkEvent: (ev) => { if (ev.type === 'up') this.channel.linkUp(ev.peer); },
       faults: this.fault,
@@ -79,6 +81,7 @@ export class TcpClusterPort implements ClusterPort {
   canGrant(): boolean { return this.node.canGrant(); }
   quorumUntil(): number { return this.node.quorumUntil(); }
   setHandlers(h: ClusterHandlers): void { this.h = h; }
+  onRenewal(listener: (r: RenewalReport) => void): void { this.renewalListeners.push(listener); }
 
   /** Lock messages are bounded by construction (MAX_DLM_LIST_BYTES): see dlm-messages.ts. */
   send(to: number, msg: DlmPeerMsg): void { this.channel.send(to, msg); }
@@ -100,7 +103,9 @@ export class TcpClusterPort implements ClusterPort {
     return {
       transport: 'tcp',
       inQuorum: st.inQuorum,
-      quorumForMs: Number.isFinite(st.quorumUntil) ? Math.max(0, Math.round(st.quorumUntil - now)) : null,
+      // Time left before this node's quorum lapses unless a renewal is acknowledged: it
+      // counts down between renewals and jumps back up with each acknowledged one.
+      quorumExpiresInMs: Number.isFinite(st.quorumUntil) ? Math.max(0, Math.round(st.quorumUntil - now)) : null,
       live: st.live,
       proposing: st.proposing ?? null,
       yieldingTo: st.yieldingTo ?? null,

@@ -39,14 +39,17 @@ import { NodeLock } from './node-lock';
 import type { Admission } from '../actors/client-session';
 import { Clock, systemClock } from '../util/clock';
 import type { ClusterPort } from '../cluster/port';
-import { EPOCH_TOKEN_SHIFT, LockRouter } from './lock-router';
+import { EPOCH_TOKEN_SHIFT, LockRouter, RecoveryState } from './lock-router';
 import { NodeState } from './state';
 import { rendezvousOwner } from '../cluster/rendezvous';
+import { resolveGroup } from '../ffi/groups';
+import { listenClientSocket } from './client-socket';
+import { VERSION } from '../version';
 import { VolumeManager } from '../volumes/manager';
 import type { VolumeDriver } from '../volumes/driver';
 import { VolumeRequestError } from '../actors/client-session';
 
-export const VERSION = '0.1.0';
+export { VERSION };
 
 /** Requests decoded for a session and not yet handled by it, beyond which reading pauses. */
 const MAX_UNHANDLED = 512;
@@ -94,6 +97,7 @@ export class Daemon implements DaemonInfo {
   /** Inspection queries, coalesced (see the header). */
   readonly inspections = new Coalescer<any>();
   private socketLock?: NodeLock;
+  private readonly stateListeners: Array<(state: RecoveryState, epoch: number) => void> = [];
   /** The node's volumes (absent until startVolumes, and when none is configured). */
   volumes?: VolumeManager;
 
@@ -118,8 +122,12 @@ export class Daemon implements DaemonInfo {
       sessions: () => [...this.sessions.values()].map((x) => x.ref),
       log: o.log.child({ actor: 'router' }), clock: this.clock, queryTimeoutMs: o.config.timing.queryTimeoutMs,
       inspectLocal: async (f) => ((await this.localLocks(f)) as { resources: unknown[] }).resources,
+      onState: (st, epoch) => { for (const l of this.stateListeners) l(st, epoch); },
     });
   }
+
+  /** Called with every change of the lock engine's state (joining, recovering, running, no-quorum). */
+  onStateChange(listener: (state: RecoveryState, epoch: number) => void): void { this.stateListeners.push(listener); }
 
   get config(): Config { return this.o.config; }
   get log(): Logger { return this.o.log; }
@@ -135,18 +143,15 @@ export class Daemon implements DaemonInfo {
       this.table.reset(gen * EPOCH_TOKEN_SHIFT, (gen + 1) * EPOCH_TOKEN_SHIFT);
     }
     const p = this.socketPath;
+    const node = this.o.config.node;
+    const gid = node.socketGroup === undefined ? undefined : resolveGroup(node.socketGroup);
     fs.mkdirSync(path.dirname(p), { recursive: true });
     // Only the holder of the socket's lock may remove a stale socket file and listen: two
     // daemons starting at once on one path cannot both find it stale and both listen.
     this.socketLock = NodeLock.acquire(`${p}.lock`, `socket ${p}`);
-    await removeStaleSocket(p);
     const server = net.createServer((sock) => this.accept(sock));
     server.maxConnections = this.o.config.locking.maxClients;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(p, () => { server.off('error', reject); resolve(); });
-    });
-    fs.chmodSync(p, this.o.config.node.socketMode);
+    await listenClientSocket(server, { path: p, mode: node.socketMode, gid });
     server.on('error', (e) => this.log.error({ err: e }, 'client socket error'));
     this.server = server;
     await this.port?.start?.();
@@ -460,16 +465,4 @@ export class Daemon implements DaemonInfo {
 
 function filterKey(f: { lockspace?: string; resource?: string }): string {
   return JSON.stringify([f.lockspace ?? null, f.resource ?? null]);
-}
-
-/** Remove a socket file left by a dead daemon; refuse if a live daemon answers on it. */
-async function removeStaleSocket(p: string): Promise<void> {
-  if (!fs.existsSync(p)) return;
-  const alive = await new Promise<boolean>((resolve) => {
-    const s = net.createConnection(p);
-    s.once('connect', () => { s.destroy(); resolve(true); });
-    s.once('error', () => resolve(false));
-  });
-  if (alive) throw new Error(`another mxfsd is already listening on ${p}`);
-  fs.unlinkSync(p);
 }

@@ -106,7 +106,7 @@ export function testConfig(dir: string, over: { node?: Partial<Config['node']>; 
     volumes: [],
     timing: { leaseTimeoutMs: 3000, renewIntervalMs: 500, clientKeepaliveMs: 200, clientTimeoutMs: 1500, queryTimeoutMs: 2000, shutdownGraceMs: 2000, ...over.timing },
     locking: { lvbSize: 32, idleEvictMs: 60000, maxFrameBytes: 65536, maxLocksPerClient: 1000, maxClients: 64, maxRequestsPerClient: 1024, maxRequests: 16384, maxClientOutputBytes: 8 * 1024 * 1024, ...over.locking },
-    logging: { level: 'fatal', syslog: false, syslogSocket: '/dev/log', syslogFacility: 'daemon', stderr: false },
+    logging: { level: 'fatal', syslog: false, syslogSocket: '/dev/log', syslogFacility: 'daemon', stderr: false, stderrFormat: 'json' },
   };
 }
 

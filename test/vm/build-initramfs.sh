@@ -58,7 +58,7 @@ done
 
 cp "$ROOT/test/vm/init.sh" "$STAGE/init"
 cp "$ROOT/test/vm/vm-tests.sh" "$STAGE/mxfs/vm-tests.sh"
-[ -f "$ROOT/test/vm/mxfsd.conf" ] && cp "$ROOT/test/vm/mxfsd.conf" "$STAGE/mxfs/mxfsd.conf"
+[ -f "$ROOT/test/vm/mxfs.conf" ] && cp "$ROOT/test/vm/mxfs.conf" "$STAGE/mxfs/mxfs.conf"
 chmod +x "$STAGE/init" "$STAGE/mxfs/vm-tests.sh"
 
 (cd "$STAGE" && find . -print0 | cpio --null -o -H newc --quiet | gzip -1) > "$OUT"
