@@ -33,9 +33,9 @@ export class TestCluster {
     fs.closeSync(err);
   }
 
-  async up(): Promise<void> {
+  async up(timeoutMs = 20000): Promise<void> {
     for (const nd of this.nodes) this.start(nd.id);
-    await this.waitView(this.nodes.map((x) => x.id), 20000);
+    await this.waitView(this.nodes.map((x) => x.id), timeoutMs);
   }
 
   /** Wait until every node in `members` runs one epoch whose members are exactly `members`. */
