@@ -28,6 +28,10 @@
  *
  * Epochs on messages: older than ours — dropped and counted (whatever it said is covered by
  * the records of the recovery that moved us on); newer — held until we commit that epoch.
+ *
+ * Refused messages: a message the peer's validator would refuse is never sent, and one the
+ * peer refused is never sent again (the DlmChannel); onRefused fails what waited for it — the
+ * session's operation (INVALID), or the locks of a refused recovery record (LOST).
  */
 import type Logger from 'bunyan';
 import type { ActorSystem, Ref } from '../actors/actor';
@@ -88,6 +92,10 @@ export interface RouterStats {
   recoveries: number;
   lastRecoveryMs?: number;
   recordsRebuilt: number;
+  /** Messages refused at the origin or by the peer (see onRefused). */
+  refused: number;
+  /** Cluster-wide inspections run (each asks every member once; the daemon coalesces queries). */
+  inspections: number;
 }
 
 interface Recovery {
@@ -104,7 +112,7 @@ export class LockRouter {
   private st: RecoveryState;
   epoch = 0;
   members: number[];
-  readonly stats: RouterStats = { opsSent: 0, opsReceived: 0, eventsSent: 0, staleDropped: 0, misrouted: 0, recoveries: 0, recordsRebuilt: 0 };
+  readonly stats: RouterStats = { opsSent: 0, opsReceived: 0, eventsSent: 0, staleDropped: 0, misrouted: 0, recoveries: 0, recordsRebuilt: 0, refused: 0, inspections: 0 };
   private held: Array<() => void> = [];
   private future: Array<[number, DlmPeerMsg]> = [];
   private remoteOwners = new Map<number, Ref<LockEvent>>();
@@ -118,7 +126,7 @@ export class LockRouter {
   constructor(private readonly o: RouterOptions) {
     this.members = [o.selfId];
     this.st = o.port ? 'joining' : 'standalone';
-    o.port?.setHandlers({ onMessage: (from, m) => this.onMessage(from, m), onView: (v) => this.onView(v) });
+    o.port?.setHandlers({ onMessage: (from, m) => this.onMessage(from, m), onView: (v) => this.onView(v), onRefused: (to, m, why) => this.onRefused(to, m, why) });
   }
 
   get state(): RecoveryState { return this.st; }
@@ -201,6 +209,7 @@ export class LockRouter {
    * Members that do not answer within the query timeout are listed as missing.
    */
   async inspectCluster(filter: { lockspace?: string; resource?: string }): Promise<{ byNode: Record<number, unknown[]>; missing: number[]; omitted: number }> {
+    this.stats.inspections++;
     const own = await this.o.inspectLocal(filter);
     const others = this.o.port ? this.members.filter((m) => m !== this.o.selfId) : [];
     const id = this.nextInspect++;
@@ -284,6 +293,31 @@ export class LockRouter {
         for (const l of this.listeners) l.onVolumeMessage?.(from, m.m);
         return;
     }
+  }
+
+  /** A message that will never be delivered (see the header): fail what waited for it. */
+  private onRefused(to: number, m: DlmPeerMsg, reason: string): void {
+    this.stats.refused++;
+    const notify = (lockId: string, ev: (lockId: string) => LockEvent) => {
+      const s = nodeOf(lockId) === this.o.selfId ? this.o.session(sessionOf(lockId)) : undefined;
+      if (s) this.o.sys.send(s, ev(lockId));
+    };
+    switch (m.t) {
+      case 'op':
+        if (m.op.type === 'purge') break; // a purge carries only a checked owner id: cannot be refused
+        {
+          const op = m.op.type;
+          notify(m.op.lockId, (lockId) => ({ type: 'lock.opError', lockId, op, code: 'INVALID', message: `lock message to node ${to} refused: ${reason}` }));
+        }
+        return;
+      case 'rec':
+        // The new master will not rebuild these locks: their holders must stop using them.
+        for (const x of m.records) notify(x.lockId, (lockId) => ({ type: 'lock.lost', lockId, reason: `recovery record refused by node ${to}: ${reason}` }));
+        return;
+      default:
+        break;
+    }
+    this.o.log.error({ to, kind: m.t }, `lock message to node ${to} refused and not delivered: ${reason}`);
   }
 
   private misrouted(from: number, what: string): void {
@@ -450,9 +484,10 @@ export class LockRouter {
     const pending = live.filter((x) => x.rqMode !== null).sort((a, b) =>
       (a.grMode === null ? 1 : 0) - (b.grMode === null ? 1 : 0) || (a.lockId < b.lockId ? -1 : a.lockId > b.lockId ? 1 : 0));
     for (const x of pending) {
+      // A conversion keeps the LVB it was asked to write: it is written when re-issued here.
       const msg: ResourceMsg = x.grMode === null
         ? { type: 'request', lockId: x.lockId, owner: x.owner, mode: x.rqMode!, noqueue: x.noqueue, timeoutMs: x.timeoutMs, notify: notifyOf(x)! }
-        : { type: 'convert', lockId: x.lockId, mode: x.rqMode!, noqueue: x.noqueue, timeoutMs: x.timeoutMs };
+        : { type: 'convert', lockId: x.lockId, mode: x.rqMode!, noqueue: x.noqueue, timeoutMs: x.timeoutMs, lvb: x.rqLvb };
       this.o.table.route(lockspace, resource, msg);
     }
   }

@@ -3,9 +3,14 @@
  * back — the boot generation of a standalone node and the highest membership epoch this node
  * ever promised. One JSON file in [node] state_dir, replaced atomically (write a temporary
  * file, fsync it, rename it over the old one, fsync the directory) before the value is used.
+ *
+ * The state_dir belongs to one daemon at a time: open() takes an exclusive lock on
+ * `<state_dir>/mxfsd.lock` (NodeLock) before reading anything, held until close() or the
+ * process ends, so a second daemon started as the same node refuses to start.
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { NodeLock, NodeLockError } from './node-lock';
 import { writeFileDurably } from '../util/durable';
 
 interface Stored { generation: number; promisedEpoch: number }
@@ -15,7 +20,7 @@ export class StateError extends Error {}
 export class NodeState {
   private v: Stored;
 
-  private constructor(readonly file: string, v: Stored) { this.v = v; }
+  private constructor(readonly file: string, v: Stored, private readonly lock: NodeLock) { this.v = v; }
 
   static open(dir: string): NodeState {
     try {
@@ -23,6 +28,21 @@ export class NodeState {
     } catch (e) {
       throw new StateError(`cannot create state_dir ${dir}: ${(e as Error).message}`);
     }
+    let lock: NodeLock;
+    try {
+      lock = NodeLock.acquire(path.join(dir, 'mxfsd.lock'), `state_dir ${dir}`);
+    } catch (e) {
+      throw new StateError((e as NodeLockError).message);
+    }
+    try {
+      return NodeState.read(dir, lock);
+    } catch (e) {
+      lock.release();
+      throw e;
+    }
+  }
+
+  private static read(dir: string, lock: NodeLock): NodeState {
     const file = path.join(dir, 'state.json');
     let v: Stored = { generation: 0, promisedEpoch: 0 };
     if (fs.existsSync(file)) {
@@ -38,8 +58,11 @@ export class NodeState {
       if (!ok(o.generation) || !ok(o.promisedEpoch)) throw new StateError(`state file ${file} is malformed`);
       v = { generation: o.generation!, promisedEpoch: o.promisedEpoch! };
     }
-    return new NodeState(file, v);
+    return new NodeState(file, v, lock);
   }
+
+  /** Release the state_dir (the daemon stopped; a dead process releases it anyway). */
+  close(): void { this.lock.release(); }
 
   get generation(): number { return this.v.generation; }
   get promisedEpoch(): number { return this.v.promisedEpoch; }
