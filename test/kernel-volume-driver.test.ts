@@ -226,11 +226,6 @@ describe('KernelVolumeDriver (fake module, fake host)', () => {
   });
 
   it('attach: registers the device (kernel dev_t), learns the fence bound; refuses missing devices and no module', async () => {
-    bridge.attached = false;
-    const fresh = new KernelVolumeDriver({ bridge, clock, log, host });
-    expect(fresh.fenceBoundMs()).to.equal(MODULE_DEFAULT_FENCE_BOUND_MS); // the module never reached
-    await fresh.close();
-    bridge.attached = true;
     await driver.attach(spec);
     expect(sentOf(MxfsCmd.VOLUME_REGISTER)).to.deep.equal([{ [A.VOLUME]: 'vol0', [A.DEV]: (254 << 20) | 0 }]);
     expect(driver.fenceBoundMs()).to.equal(3100);
@@ -239,7 +234,25 @@ describe('KernelVolumeDriver (fake module, fake host)', () => {
     expect(await code(driver.attach({ name: 'v2', device: '/dev/vda' }))).to.match(/^DRIVER: .*device registered as another volume \(errno 16\)/);
     expect(await code(driver.attach({ name: 'v'.repeat(27), device: '/dev/vda' }))).to.match(/^DRIVER: .*1-26 bytes/);
     bridge.attached = false;
-    expect(await code(driver.attach({ name: 'v3', device: '/dev/mxfs/vol0' }))).to.match(/^NO_MODULE: .*not attached/);
+    bridge.listener!.detached('kernel module unloaded');
+    const noModule = code(driver.attach({ name: 'v3', device: '/dev/mxfs/vol0' }));
+    clock.advance(5000);                        // waited for the module that long
+    expect(await noModule).to.match(/^NO_MODULE: .*not attached/);
+    const fresh = new KernelVolumeDriver({ bridge, clock, log, host });
+    expect(fresh.fenceBoundMs()).to.equal(MODULE_DEFAULT_FENCE_BOUND_MS); // the module never reached
+    await fresh.close();
+  });
+
+  it('attach at daemon start waits for the bridge to attach to the module', async () => {
+    bridge.attached = false;
+    bridge.listener!.detached('starting');
+    const p = driver.attach(spec);
+    await tick();
+    expect(sentOf(MxfsCmd.VOLUME_REGISTER)).to.deep.equal([]);
+    bridge.attached = true;
+    bridge.listener!.attached();
+    await p;
+    expect(sentOf(MxfsCmd.VOLUME_REGISTER)).to.have.length(1);
   });
 
   it('adopts a volume the module kept fenced (a daemon restart) and reports it', async () => {

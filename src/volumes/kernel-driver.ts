@@ -128,6 +128,9 @@ export interface KernelVolumeDriverOptions {
   requestTimeoutMs?: number;
   /** Extra wait for a fence's completion beyond the module's fence bound (ms); default 5000. */
   fenceGraceMs?: number;
+  /** attach() while the bridge is still attaching (daemon start): how long it waits for the
+   *  module before NO_MODULE (ms); default 5000. */
+  attachWaitMs?: number;
 }
 
 interface VolumeEntry {
@@ -230,6 +233,10 @@ export class KernelVolumeDriver implements VolumeDriver {
   private readonly monotonicNs: () => bigint;
   private readonly requestTimeoutMs: number;
   private readonly fenceGraceMs: number;
+  private readonly attachWaitMs: number;
+  /** Resolves when the bridge is attached to the module (again: a new promise on detach). */
+  private attachedNow!: Promise<void>;
+  private markAttached!: () => void;
   private readonly volumes = new Map<string, VolumeEntry>();
   private readonly handlers: Array<(ev: DriverEvent) => void> = [];
   /** fence() calls waiting for their VOLUME_EVENT, by volume. */
@@ -246,6 +253,8 @@ export class KernelVolumeDriver implements VolumeDriver {
     this.monotonicNs = opts.monotonicNs ?? (() => process.hrtime.bigint());
     this.requestTimeoutMs = opts.requestTimeoutMs ?? 10_000;
     this.fenceGraceMs = opts.fenceGraceMs ?? 5000;
+    this.attachWaitMs = opts.attachWaitMs ?? 5000;
+    this.resetAttached();
     const listener: KernelVolumeListener = {
       attached: () => { void this.onAttached(); },
       detached: (reason) => this.onDetached(reason),
@@ -278,6 +287,7 @@ export class KernelVolumeDriver implements VolumeDriver {
     } catch (e) {
       throw new VolumeError('DEVICE_MISSING', `volume ${v.name}: ${(e as Error).message}`);
     }
+    await this.moduleReady();
     const replies = await this.kernel(v.name, MxfsCmd.VOLUME_REGISTER, { [MxfsAttr.VOLUME]: v.name, [MxfsAttr.DEV]: dev }, {
       [Errno.ENODEV]: 'DEVICE_MISSING', [Errno.ENXIO]: 'DEVICE_MISSING',
     }, `register ${v.device}`);
@@ -461,7 +471,23 @@ export class KernelVolumeDriver implements VolumeDriver {
 
   // ---- from the bridge ----
 
+  private resetAttached(): void {
+    this.attachedNow = new Promise((resolve) => { this.markAttached = resolve; });
+  }
+
+  /** At daemon start the bridge is still attaching: wait for it, bounded, before NO_MODULE. */
+  private async moduleReady(): Promise<void> {
+    if (this.bridge.status().state === 'attached') return;
+    let timer: TimerHandle | undefined;
+    await Promise.race([
+      this.attachedNow,
+      new Promise<void>((resolve) => { timer = this.clock.setTimer(resolve, this.attachWaitMs); }),
+    ]);
+    this.clock.clearTimer(timer);
+  }
+
   private async onAttached(): Promise<void> {
+    this.markAttached();
     // The module may be a new one (reloaded): register again what this daemon attached, and
     // hand it the lease. Volumes it kept are adopted (same device).
     for (const e of this.volumes.values()) {
@@ -476,6 +502,7 @@ export class KernelVolumeDriver implements VolumeDriver {
   }
 
   private onDetached(reason: string): void {
+    this.resetAttached();
     for (const e of this.volumes.values()) if (e.wanted) e.wanted.live = false;
     this.log.warn({ reason }, 'kernel volumes: module detached');
   }
