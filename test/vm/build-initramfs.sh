@@ -1,6 +1,5 @@
 #!/bin/bash
-# Builds the test VM's initramfs: busybox-static, mxfs.ko, the virtio disk and XFS modules of
-# the kernel the VM boots, node and the libraries it and
+# Builds the test VM's initramfs: busybox-static, mxfs.ko, node and the libraries it and
 # koffi need (libnl-3, libnl-genl-3), iproute2's genl, the compiled project (dist/) with its
 # runtime node_modules, and the in-VM scripts.
 #   build-initramfs.sh OUT.cpio.gz [--kmod NAME]... [--add SRC:DST]...
@@ -56,21 +55,6 @@ for so in libnl-3.so.200 libnl-genl-3.so.200; do
 done
 
 cp "$KO" "$STAGE/lib/modules/mxfs.ko"
-# The kernel's own modules the volume tests need (virtio disk, XFS), in insmod order
-# (listed in /lib/modules/kernel.list for vm-tests.sh).
-KVER="$("$ROOT/kernel/kver.sh")"
-: > "$STAGE/lib/modules/kernel.list"
-for m in virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_blk crc32c_generic libcrc32c xfs; do
-  f="$(find "/lib/modules/$KVER/kernel" -name "$m.ko" -o -name "$m.ko.xz" -o -name "$m.ko.zst" | head -n1)"
-  [ -n "$f" ] || { echo "build-initramfs: $m.ko not found under /lib/modules/$KVER (install linux-image-$KVER)" >&2; exit 1; }
-  case "$f" in
-    *.xz) xz -dc "$f" > "$STAGE/lib/modules/$m.ko" ;;
-    *.zst) zstd -qdc "$f" > "$STAGE/lib/modules/$m.ko" ;;
-    *) cp "$f" "$STAGE/lib/modules/$m.ko" ;;
-  esac
-  echo "$m" >> "$STAGE/lib/modules/kernel.list"
-done
-
 # The project: compiled JS, package.json, and only the runtime (non-dev) dependencies.
 mkdir -p "$STAGE/mxfs/node_modules"
 cp -r "$ROOT/dist" "$STAGE/mxfs/dist"

@@ -90,8 +90,7 @@ finish() {
 }
 
 echo "vm-tests: daemon is $DAEMON_KIND"
-# The kernel's virtio disk and XFS modules (the volume tests' shared disk is /dev/vda).
-for m in $(cat /lib/modules/kernel.list); do insmod /lib/modules/$m.ko || echo "vm-tests: insmod $m failed"; done
+# The volume tests' disk is /dev/vda (virtio, XFS; init.sh loaded the modules).
 # mxfs.only=volumes on the kernel command line: the volume tests alone (development runs).
 # Every check: this script's own, and the MXFS-TEST lines of the helpers it counts
 # (sub_checks, the volume tests): 33 channel checks + 16 volume checks. A check that
