@@ -1,5 +1,5 @@
 # Host side of the two-VM harness (bash), sourced by run-vm2-tests.sh and by the scenario files
-# in tests/ and pending/. Owns the two QEMU VMs of one test: their disk, link, consoles,
+# in tests/. Owns the two QEMU VMs of one test: their disk, link, consoles,
 # control channels and QMP sockets, and the PASS/FAIL bookkeeping.
 #
 # Layout of one test's directory ($TD = $WORK/<test>/):
@@ -28,8 +28,8 @@ set -o pipefail
 
 VM2_MEM=${MXFS_VM2_MEM:-768}
 # The [volume]'s driver in the VMs: command (mount/umount commands) unless a scenario sets
-# VOLUME_DRIVER=kernel (the pending ones: the module's gate and fence); MXFS_VM2_VOLUME_DRIVER
-# overrides both.
+# VOLUME_DRIVER=kernel (the kernel volume tests, volumes.sh: the module's gate and fence);
+# MXFS_VM2_VOLUME_DRIVER overrides both.
 VOLUME_DRIVER=command
 QMP_JS="$ROOT/dist/test/vm2/qmp.js"
 

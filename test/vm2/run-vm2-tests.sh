@@ -2,9 +2,8 @@
 # Two-VM tests: two QEMU VMs (TCG) share one raw disk and a network link, each runs the real
 # mxfsd (node 1 = VM A, node 2 = VM B, a 2-node cluster with B as tiebreaker) and the mxfs
 # module; the host orchestrates faults (power loss, link cut, signals inside a VM).
-#   test/vm2/run-vm2-tests.sh [--no-install] [--keep] [--only NAME]... [--pending]
-# --only NAME  run only that test (repeatable; pending tests may be named too)
-# --pending    also run the scenarios of issue 10 that wait for the volume work (pending/)
+#   test/vm2/run-vm2-tests.sh [--no-install] [--keep] [--only NAME]...
+# --only NAME  run only that test (repeatable)
 # --keep       keep the initramfs and disk images in the work dir
 # Builds once (tsc, mxfs.ko, the static writer, an initramfs with virtio/XFS modules), then for
 # every test: a fresh XFS disk (mkfs on the host), a fresh pair of VMs, the scenario (a file in
@@ -18,18 +17,17 @@ ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 HERE="$ROOT/test/vm2"
 WORK="${MXFS_VM2_WORK:-/tmp/mxfs-vm2}"
 TEST_TIMEOUT="${MXFS_VM2_TEST_TIMEOUT:-300}"
-PROVEN=(cluster-lock shared-disk power-loss partition daemon-stop)
-PENDING=(gate owner-killed partition-fence daemon-death daemon-paused)
+# The cluster tests (command-driver volume, raw disk), then issue 10's kernel volume tests
+# (driver = kernel: the gated device, the kernel lease and fence; helpers in volumes.sh).
+ALL=(cluster-lock shared-disk power-loss partition daemon-stop gate owner-killed partition-fence daemon-death daemon-paused)
 INSTALL=1
 KEEP=0
-WITH_PENDING=0
 ONLY=()
-usage() { echo "usage: $0 [--no-install] [--keep] [--only NAME]... [--pending]" >&2; exit 2; }
+usage() { echo "usage: $0 [--no-install] [--keep] [--only NAME]..." >&2; exit 2; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --no-install) INSTALL=0 ;;
     --keep) KEEP=1 ;;
-    --pending) WITH_PENDING=1 ;;
     --only) [ $# -ge 2 ] || usage; ONLY+=("$2"); shift ;;
     *) usage ;;
   esac
@@ -37,17 +35,14 @@ while [ $# -gt 0 ]; do
 done
 
 scenario_file() {
-  if [ -f "$HERE/tests/$1.sh" ]; then echo "$HERE/tests/$1.sh"
-  elif [ -f "$HERE/pending/$1.sh" ]; then echo "$HERE/pending/$1.sh"
-  else return 1; fi
+  if [ -f "$HERE/tests/$1.sh" ]; then echo "$HERE/tests/$1.sh"; else return 1; fi
 }
 if [ ${#ONLY[@]} -gt 0 ]; then
   TESTS=("${ONLY[@]}")
 else
-  TESTS=("${PROVEN[@]}")
-  [ "$WITH_PENDING" = 1 ] && TESTS+=("${PENDING[@]}")
+  TESTS=("${ALL[@]}")
 fi
-for t in "${TESTS[@]}"; do scenario_file "$t" >/dev/null || { echo "run-vm2-tests: no test '$t' (known: ${PROVEN[*]} ${PENDING[*]})" >&2; exit 2; }; done
+for t in "${TESTS[@]}"; do scenario_file "$t" >/dev/null || { echo "run-vm2-tests: no test '$t' (known: ${ALL[*]})" >&2; exit 2; }; done
 
 mkdir -p "$WORK"
 RESULTS="$WORK/results.log"

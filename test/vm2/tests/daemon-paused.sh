@@ -1,8 +1,11 @@
-# PENDING THE VOLUME WORK. Issue 10, VM test 5 (daemon paused): SIGSTOP of mxfsd on the owner
-# A past the lease; the kernel lease timer (no renewals from the stopped daemon) fences; B
-# takes over; after SIGCONT A's volume stays fenced and its writers never succeeded again.
-# Same checks as the partition test (pending/volumes.sh fence_scenario). Without the kernel
-# lease timer, A's writers go on succeeding while its daemon is stopped.
-. "$HERE/pending/volumes.sh"
+# daemon-paused (issue 10, VM test 5): SIGSTOP of mxfsd on the owner A past the lease. Nobody
+# renews the kernel lease: the module's own deadline check and timer fence (cause
+# lease-expired) while the daemon is stopped; A's writers get EIO, never a success after it;
+# B takes over after the fence-proof wait; the disk holds exactly what A saw succeed, nothing
+# issued after the lease deadline. After SIGCONT A's writers still never succeed.
+# Checks: volumes.sh fence_scenario.
+# Checked by mutation: a module whose bio path and lease timer ignore the deadline failed
+# a-writes-fail (A kept writing while stopped).
+. "$HERE/volumes.sh"
 scenario() { fence_scenario daemon-paused stop; }
 after_vms() { fence_after_vms daemon-paused; }

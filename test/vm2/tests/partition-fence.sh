@@ -1,10 +1,14 @@
-# PENDING THE VOLUME WORK. Issue 10, VM test 3 (partition): A owns the volume and writes
-# O_DIRECT records and fsync'd files; the host cuts A's link (QMP set_link off). A's kernel
-# lease fences within its bound (writes fail with EIO, never succeed again); B takes over
-# after the fence-proof wait; the records on the disk are exactly those A saw succeed; every
-# fsync'd file matches; nothing of A lands after B took over; xfs_repair -n clean.
-# See pending/volumes.sh fence_scenario. Without the kernel lease, A (partitioned, its daemon
-# alive but without quorum) would go on writing: records-exact/image-only-b fail.
-. "$HERE/pending/volumes.sh"
+# partition-fence (issue 10, VM test 3): A owns the volume and writes O_DIRECT records and
+# fsync'd files; the host cuts A's link (QMP set_link off). A's daemon loses quorum and its
+# kernel lease, renewed no more, ends at its deadline: the module fences (lease-expired, or
+# lease-lost if the daemon's word came first), A's writes fail with EIO and never succeed
+# again; B takes over after the fence-proof wait; from the disk: the records of A there are
+# exactly those A saw succeed, none was issued after A's lease deadline or fence trigger,
+# every fsync'd file matches, nothing of A lands after B's writes; xfs_repair -n clean.
+# Checks: volumes.sh fence_scenario.
+# Checked by mutation: a module whose bio path and lease timer ignore the deadline (only the
+# daemon's LEASE_LOST fences) failed records-before-fence; fenceWaitMs() returning 0 failed
+# b-waited-fence-proof.
+. "$HERE/volumes.sh"
 scenario() { fence_scenario partition-fence cut; }
 after_vms() { fence_after_vms partition-fence; }
