@@ -100,8 +100,11 @@ fence_scenario() {
   check "$t/a-writes-fail" "A's first failed record write ${fence_ms} ms after the fault: ${line:-none} (EIO = 5)" \
     eval '[[ "$line" == *"errno=5" ]]'
 
+  line=$(wait_console b 'MXFS-FILE node=2 name=f2-000001 .* ok' 180); b_ms=$(ms_since "$t0")
+  check "$t/b-takes-over" "B mounted and wrote its first file ${b_ms} ms after the fault: ${line:-none}" [ -n "$line" ]
   # The module's own account, once the fence work has recorded it (A's daemon may be dead or
-  # stopped: debugfs needs neither).
+  # stopped: debugfs needs neither). Read after B's first write, so that the host is already
+  # watching B's console when B writes (the time printed is the host's).
   vm_do a 90 'n=0; until grep -q "^  fence cause=" /sys/kernel/debug/mxfs/volumes; do [ $n -ge 600 ] && break; usleep 100000; n=$((n + 1)); done;
               cat /sys/kernel/debug/mxfs/volumes'
   dbg=$VM_OUT
@@ -114,8 +117,6 @@ fence_scenario() {
   check "$t/a-fence-record" "A's module: $(echo "$dbg" | grep -E '^volume=data' | sed 's/ dev=[^ ]*//'); ${fence_line# } (cause wanted: $want)" \
     eval '[[ "$cause" =~ ^($want)$ ]] && [[ "$fence_line" == *" drained=1 shutdown=done"* ]] && [[ "$(echo "$dbg" | grep -E "^volume=data")" == *" gate=fenced "* ]]'
 
-  line=$(wait_console b 'MXFS-FILE node=2 name=f2-000001 .* ok' 180); b_ms=$(ms_since "$t0")
-  check "$t/b-takes-over" "B mounted and wrote its first file ${b_ms} ms after the fault: ${line:-none}" [ -n "$line" ]
   vm_do b 60 'vol_line data'
   check "$t/generation" "B's view after the takeover: $VM_OUT (A's generation was $g0)" \
     eval '[[ "$VM_OUT" == "state=mounted owner=2 generation=$((g0 + 1))" ]]'
