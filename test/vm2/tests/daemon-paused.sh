@@ -5,7 +5,8 @@
 # issued after the lease deadline. After SIGCONT A's writers still never succeed.
 # Checks: volumes.sh fence_scenario.
 # Checked by mutation: a module whose bio path and lease timer ignore the deadline failed
-# a-writes-fail (A kept writing while stopped).
+# a-writes-fail, a-fence-record, records-exact, image-only-b and xfs-repair: A wrote all its
+# slots while its mxfsd was stopped and B owned the volume, and the image was corrupt.
 . "$HERE/volumes.sh"
 scenario() { fence_scenario daemon-paused stop; }
 after_vms() { fence_after_vms daemon-paused; }

@@ -7,7 +7,8 @@
 # (b-open-refused, b-gated-mount-refused); without the claim B's raw mount succeeds
 # (b-raw-mount-refused); without the ownership lock B's mount --no-wait succeeds.
 # Checked by mutation: a module whose write opens pass a closed gate (mxfs_vol_open) made
-# b-open-refused fail. This test found that the tiebreaker (node 2) was never given a
+# b-open-refused fail (dd opened the device; its write then failed with EIO at the bio gate,
+# which also kept b-gated-mount-refused passing). This test found that the tiebreaker (node 2) was never given a
 # kernel lease, so B could not mount after A's umount (src/volumes/manager.ts).
 . "$HERE/volumes.sh"
 scenario() {

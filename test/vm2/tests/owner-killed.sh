@@ -6,8 +6,8 @@
 # time from the kill to B's first write (MXFS-VM2-TIME).
 # Fails without the feature: without takeover B never mounts (b-takes-over); without log
 # replay or with lost fsync'd data, fsynced-files; a takeover that does not wait out the fence
-# bound, b-waited-fence-proof (checked: fenceWaitMs() returning 0 in src/volumes/manager.ts
-# made B take over ~0 ms after A left its view, and this check failed).
+# bound, b-waited-fence-proof (checked by mutation: with fenceWaitMs() returning 0 in
+# src/volumes/manager.ts B took over 785 ms after A left its view, and this check failed).
 . "$HERE/volumes.sh"
 scenario() {
   local t=owner-killed g0 t0 line b_ms

@@ -7,8 +7,9 @@
 # every fsync'd file matches, nothing of A lands after B's writes; xfs_repair -n clean.
 # Checks: volumes.sh fence_scenario.
 # Checked by mutation: a module whose bio path and lease timer ignore the deadline (only the
-# daemon's LEASE_LOST fences) failed records-before-fence; fenceWaitMs() returning 0 failed
-# b-waited-fence-proof.
+# daemon's LEASE_LOST fences) failed records-before-fence: 5 records A issued 16-77 ms after
+# its lease deadline were on the disk. b-waited-fence-proof is the check owner-killed shares,
+# which fenceWaitMs() returning 0 made fail.
 . "$HERE/volumes.sh"
 scenario() { fence_scenario partition-fence cut; }
 after_vms() { fence_after_vms partition-fence; }
