@@ -7,7 +7,7 @@
  *   hooks-probe fill FILE MARKER KIB   writes KIB KiB of MARKER through the page cache (no sync)
  * Markers are ASCII; a block "starts with" MARKER when its first bytes are MARKER.
  */
-import { openSync, writeSync, closeSync } from 'node:fs';
+import { closeSync, constants, openSync, writeSync } from 'node:fs';
 import { AlignedBuffer, DirectFile, O_DIRECT, O_RDONLY, O_RDWR } from './direct-io';
 
 const BLOCK = 4096;
@@ -54,7 +54,9 @@ function overwrite(dev: string, off: number, marker: string): void {
 }
 
 function fill(file: string, marker: string, kib: number): void {
-  const fd = openSync(file, 'w');
+  // No O_TRUNC: XFS writes a truncated file back at its last close, and the test needs the
+  // pages to stay dirty until the blocking callback.
+  const fd = openSync(file, constants.O_WRONLY | constants.O_CREAT, 0o644);
   const b = block(marker);
   for (let i = 0; i < kib / 4; i++) writeSync(fd, b);
   closeSync(fd);
