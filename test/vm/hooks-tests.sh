@@ -6,11 +6,10 @@
 # makes the daemon send the kernel a blocking callback exactly as a remote request would (the
 # two-VM test does it from another VM). Prints "MXFS-TEST PASS|FAIL hooks/<check>: ...".
 #
-# How each check fails without its mechanism (checked by building the module without it):
+# How each check would fail without its mechanism (argued; no mutated module has been run yet):
+#   bast-writeback      no go_sync: the new marker is not on the disk when the other holder runs
+#   bast-invalidate     no go_inval: pages stay cached (the glock line keeps pages > 0)
 #   cache-hits          a glock released after each operation: every cat is a daemon request
-#   bast-writeback      no go_sync: the marker is not on the disk when the other holder runs
-#   bast-invalidate     no go_inval: pages stay cached, the read after the other holder's
-#                       disk write returns the old marker
 #   reader-waits        no hook on read: the read does not wait for the other holder
 #   killable            an uninterruptible wait: the killed reader stays until the holder ends
 #   lock-order          a demote path taking i_rwsem: the truncate (holding i_rwsem) and the
