@@ -40,7 +40,9 @@ log() { echo "[$(date +%H:%M:%S)] $*"; }
 # ---- results: every check is one line in $RESULTS, counted from there only ----------------
 pass() { echo "MXFS-TEST PASS $1: $2" | tee -a "$RESULTS"; }
 fail() { echo "MXFS-TEST FAIL $1: $2" | tee -a "$RESULTS"; }
-check() { local name="$1" detail="$2"; shift 2; if "$@"; then pass "$name" "$detail"; else fail "$name" "$detail"; fi; }
+# check NAME DETAIL CMD...: PASS or FAIL by CMD's status, which check returns (`check ... || return`
+# ends a scenario whose later steps need this one).
+check() { local name="$1" detail="$2"; shift 2; if "$@"; then pass "$name" "$detail"; else fail "$name" "$detail"; return 1; fi; }
 
 # ---- ports -------------------------------------------------------------------------------
 # Two free UDP ports on loopback for the link between the VMs (never fixed ones: other
