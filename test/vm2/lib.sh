@@ -207,8 +207,12 @@ lock_held_on_a() {
     return 1
   fi
   vm_do b 60 'ctl lock --noqueue R EX -- true'
-  check "$t/b-noqueue-refused" "B's mxfsctl lock --noqueue R EX while A holds R: rc=$VM_RC, $VM_OUT" \
-    eval '[ "$VM_RC" = 1 ] && [[ "$VM_OUT" == *"is locked (not queued)"* ]]'
+  local b_rc="$VM_RC" b_out="$VM_OUT"
+  # Whether A's holder was still running then: a holder that ended released R, and B's grant
+  # would then be no exclusion failure (the detail says which it was).
+  vm_do a 30 'if kill -0 "$(cat /tmp/holdR.holder)" 2>/dev/null; then echo "A still holds R (its holder runs)"; else echo "A'"'"'s holder ended: rc $(cat /tmp/bg/holdR.rc 2>/dev/null || echo ?): $(tail -n 3 /tmp/bg/holdR.log | tr "\n" " ")"; fi'
+  check "$t/b-noqueue-refused" "B's mxfsctl lock --noqueue R EX while A holds R: rc=$b_rc, $b_out; $VM_OUT" \
+    eval '[ "$b_rc" = 1 ] && [[ "$b_out" == *"is locked (not queued)"* ]]'
 }
 
 # The console lines "MXFS-FILE node=N name=... size=... sum=... ok" of ROLE as a manifest

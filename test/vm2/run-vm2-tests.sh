@@ -108,7 +108,9 @@ postmortem() {
   local r
   for r in a b; do
     vm_alive "$r" || continue
-    vm_do "$r" 60 'tail -n 300 /tmp/mxfsd.log; dmesg | tail -n 40; for f in status volumes hooks glocks; do echo "--- debugfs $f"; cat /sys/kernel/debug/mxfs/$f 2>&1 | head -n 60; done'
+    vm_do "$r" 60 'tail -n 300 /tmp/mxfsd.log; dmesg | tail -n 40; for f in status volumes hooks glocks; do echo "--- debugfs $f"; cat /sys/kernel/debug/mxfs/$f 2>&1 | head -n 60; done
+      for f in /tmp/bg/*.log; do [ -f "$f" ] && { echo "--- $f (rc $(cat "${f%.log}.rc" 2>/dev/null || echo running))"; tail -n 20 "$f"; }; done
+      echo "--- mxfsctl locks"; timeout 10 node /mxfs/dist/src/cli/mxfsctl.js --config "$CONF" locks --json 2>&1 | head -c 4000'
     printf '%s\n' "$VM_OUT" > "$TD/$r.mxfsd.log"
   done
 }
