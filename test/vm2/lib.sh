@@ -1,5 +1,5 @@
 # Host side of the two-VM harness (bash), sourced by run-vm2-tests.sh and by the scenario files
-# in tests/ and pending/. Owns the two QEMU VMs of one test: their disk, link, consoles,
+# in tests/. Owns the two QEMU VMs of one test: their disk, link, consoles,
 # control channels and QMP sockets, and the PASS/FAIL bookkeeping.
 #
 # Layout of one test's directory ($TD = $WORK/<test>/):
@@ -28,8 +28,8 @@ set -o pipefail
 
 VM2_MEM=${MXFS_VM2_MEM:-768}
 # The [volume]'s driver in the VMs: command (mount/umount commands) unless a scenario sets
-# VOLUME_DRIVER=kernel (the pending ones: the module's gate and fence); MXFS_VM2_VOLUME_DRIVER
-# overrides both.
+# VOLUME_DRIVER=kernel (the kernel volume tests, volumes.sh: the module's gate and fence);
+# MXFS_VM2_VOLUME_DRIVER overrides both.
 VOLUME_DRIVER=command
 QMP_JS="$ROOT/dist/test/vm2/qmp.js"
 
@@ -40,7 +40,9 @@ log() { echo "[$(date +%H:%M:%S)] $*"; }
 # ---- results: every check is one line in $RESULTS, counted from there only ----------------
 pass() { echo "MXFS-TEST PASS $1: $2" | tee -a "$RESULTS"; }
 fail() { echo "MXFS-TEST FAIL $1: $2" | tee -a "$RESULTS"; }
-check() { local name="$1" detail="$2"; shift 2; if "$@"; then pass "$name" "$detail"; else fail "$name" "$detail"; fi; }
+# check NAME DETAIL CMD...: PASS or FAIL by CMD's status, which check returns (`check ... || return`
+# ends a scenario whose later steps need this one).
+check() { local name="$1" detail="$2"; shift 2; if "$@"; then pass "$name" "$detail"; else fail "$name" "$detail"; return 1; fi; }
 
 # ---- ports -------------------------------------------------------------------------------
 # Two free UDP ports on loopback for the link between the VMs (never fixed ones: other
@@ -205,8 +207,12 @@ lock_held_on_a() {
     return 1
   fi
   vm_do b 60 'ctl lock --noqueue R EX -- true'
-  check "$t/b-noqueue-refused" "B's mxfsctl lock --noqueue R EX while A holds R: rc=$VM_RC, $VM_OUT" \
-    eval '[ "$VM_RC" = 1 ] && [[ "$VM_OUT" == *"is locked (not queued)"* ]]'
+  local b_rc="$VM_RC" b_out="$VM_OUT"
+  # Whether A's holder was still running then: a holder that ended released R, and B's grant
+  # would then be no exclusion failure (the detail says which it was).
+  vm_do a 30 'if kill -0 "$(cat /tmp/holdR.holder)" 2>/dev/null; then echo "A still holds R (its holder runs)"; else echo "A'"'"'s holder ended: rc $(cat /tmp/bg/holdR.rc 2>/dev/null || echo ?): $(tail -n 3 /tmp/bg/holdR.log | tr "\n" " ")"; fi'
+  check "$t/b-noqueue-refused" "B's mxfsctl lock --noqueue R EX while A holds R: rc=$b_rc, $b_out; $VM_OUT" \
+    eval '[ "$b_rc" = 1 ] && [[ "$b_out" == *"is locked (not queued)"* ]]'
 }
 
 # The console lines "MXFS-FILE node=N name=... size=... sum=... ok" of ROLE as a manifest
