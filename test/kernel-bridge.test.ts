@@ -13,6 +13,7 @@ import type { KernelChannel, KernelChannelEvents } from '../src/ffi/mxfs-channel
 import { MXFS_PROTO_VERSION, MxfsAttr, MxfsCmd, MxfsVolumeEvent } from '../src/ffi/mxfs-genl';
 import { encodeAttr, encodeValue, type MxfsAttrs, type MxfsMessage } from '../src/ffi/netlink-msg';
 import { Mode } from '../src/dlm/modes';
+import { LockError } from '../src/dlm/types';
 import { ManualClock } from '../src/util/clock';
 import { FakeLockClient } from './vm/fake-lock-client';
 import { TraceRecorder } from '../src/trace/recorder';
@@ -239,6 +240,38 @@ describe('kernel-bridge actor (fake channel)', () => {
     await until(() => channel!.of(MxfsCmd.LOCK_LOST).length === 2);
     expect(channel!.of(MxfsCmd.LOCK_LOST).map((m) => m.attrs[MxfsAttr.LOCK_ID])).to.have.members([3n, 4n]);
     expect(bridge.status().heldLocks).to.equal(0);
+  });
+
+  it('after its client session lost everything, takes the kernel\'s next locks through a new session', async () => {
+    // A lost session stays lost (MxfsClient refuses every request after loseAll).
+    class LostSession extends FakeLockClient {
+      lost = false;
+      override lock(resource: string, mode: Mode, o?: Parameters<FakeLockClient['lock']>[2]) {
+        return this.lost ? Promise.reject(new LockError('LOST', 'session lost')) : super.lock(resource, mode, o);
+      }
+    }
+    const first = new LostSession();
+    const second = new FakeLockClient();
+    let opened = 0;
+    bridge = startKernelBridge({
+      system, locks: first, log, clock, mode: 'auto', nodeId: 7, retryMs: 5000,
+      channelFactory: (ev) => { channel = new FakeChannel(ev); channel.loaded = true; return channel; },
+      reconnect: async () => { opened++; return second; },
+    });
+    await until(() => bridge.status().state === 'attached');
+    channel!.kernel(MxfsCmd.LOCK_REQ, lockReq(3n, 'r', Mode.PR));
+    await until(() => channel!.of(MxfsCmd.LOCK_GRANT).length === 1);
+    first.lost = true;
+    first.emit('lost', 'node 7 lost quorum');
+    await until(() => channel!.of(MxfsCmd.LOCK_LOST).length === 1 && opened === 1);
+    channel!.kernel(MxfsCmd.LOCK_REQ, lockReq(5n, 'r2', Mode.EX));
+    await until(() => channel!.of(MxfsCmd.LOCK_GRANT).length === 2);
+    expect(channel!.of(MxfsCmd.LOCK_GRANT)[1]!.attrs[MxfsAttr.REQ_ID]).to.equal(5n);
+    expect(second.holders('default', 'r2')).to.equal(1);
+    expect(channel!.of(MxfsCmd.LOCK_DENY)).to.have.length(0);
+    // The new session losing everything too is replaced again.
+    second.emit('lost', 'again');
+    await until(() => opened === 2);
   });
 
   it('on module unload releases what the kernel held, and re-attaches when it is loaded again', async () => {
