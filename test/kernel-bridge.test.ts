@@ -8,66 +8,15 @@ import { expect } from 'chai';
 import bunyan from 'bunyan';
 import { ActorSystem } from '../src/actors/actor';
 import { KernelNotAttached, startKernelBridge, type KernelBridge, type KernelVolumeListener } from '../src/actors/kernel-bridge';
-import { NetlinkError, KernelAckError } from '../src/ffi/genl-socket';
-import type { KernelChannel, KernelChannelEvents } from '../src/ffi/mxfs-channel';
 import { MXFS_PROTO_VERSION, MxfsAttr, MxfsCmd, MxfsVolumeEvent } from '../src/ffi/mxfs-genl';
-import { encodeAttr, encodeValue, type MxfsAttrs, type MxfsMessage } from '../src/ffi/netlink-msg';
+import type { MxfsAttrs } from '../src/ffi/netlink-msg';
 import { Mode } from '../src/dlm/modes';
 import { LockError } from '../src/dlm/types';
 import { ManualClock } from '../src/util/clock';
 import { FakeLockClient } from './vm/fake-lock-client';
 import { TraceRecorder } from '../src/trace/recorder';
-
-interface Sent { cmd: MxfsCmd; attrs: MxfsAttrs }
-
-class FakeChannel implements KernelChannel {
-  readonly portid = 4242;
-  loaded = false;
-  closed = false;
-  resolves = 0;
-  sent: Sent[] = [];
-  /** Per command: make the kernel refuse it with this errno. */
-  refuse = new Map<MxfsCmd, number>();
-  /** The daemon port the fake module reports in STATUS_RESP (undefined: this channel's). */
-  kernelKnowsPortid: number | undefined;
-  constructor(readonly events: KernelChannelEvents) {}
-  resolve(): number {
-    this.resolves++;
-    if (!this.loaded) throw new NetlinkError("resolve family 'mxfs'", 12, 'Object not found');
-    return 33;
-  }
-  async send(cmd: MxfsCmd, attrs: MxfsAttrs): Promise<Buffer[]> {
-    this.sent.push({ cmd, attrs });
-    const errno = this.refuse.get(cmd);
-    if (errno !== undefined) throw new KernelAckError(errno, 'refused by the fake');
-    if (cmd === MxfsCmd.STATUS_REQ) return [statusResp(this.kernelKnowsPortid ?? this.portid)];
-    return [];
-  }
-  async close(): Promise<void> { this.closed = true; }
-  kernel(cmd: MxfsCmd, attrs: MxfsAttrs): void {
-    const m: MxfsMessage = { cmd, seq: 0, portid: 0, attrs };
-    this.events.onMessage(m);
-  }
-  of(cmd: MxfsCmd): Sent[] { return this.sent.filter((s) => s.cmd === cmd); }
-}
-
-/** A STATUS_RESP as the module would send it. */
-function statusResp(portid: number): Buffer {
-  const A = MxfsAttr;
-  const attrs = Buffer.concat([
-    encodeAttr(A.DAEMON_PORTID, encodeValue(A.DAEMON_PORTID, portid)),
-    encodeAttr(A.STAT_PENDING, encodeValue(A.STAT_PENDING, 0)),
-    encodeAttr(A.STAT_HELD, encodeValue(A.STAT_HELD, 1)),
-    ...([A.STAT_REQUESTS, A.STAT_GRANTS, A.STAT_DENIES, A.STAT_TIMEOUTS, A.STAT_DAEMON_LOSSES, A.STAT_REJECTED] as const)
-      .map((a) => encodeAttr(a, encodeValue(a, 3n))),
-  ]);
-  const b = Buffer.alloc(20 + attrs.length);
-  b.writeUInt32LE(b.length, 0);
-  b.writeUInt16LE(33, 4);
-  b.writeUInt8(MxfsCmd.STATUS_RESP, 16);
-  attrs.copy(b, 20);
-  return b;
-}
+import { FakeKernelChannel as FakeChannel } from './support/fake-kernel-channel';
+import { KernelAckError } from '../src/ffi/genl-socket';
 
 async function until(cond: () => boolean, ms = 2000): Promise<void> {
   const end = Date.now() + ms;
