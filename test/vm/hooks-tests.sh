@@ -157,7 +157,24 @@ done
 check entry-points "exec from the volume rc=$rc1, mkdir/symlink/link/mknod/rename/unlink/rmdir rc=$rc2, O_TMPFILE+fsync rc=$rc3; hooks never called:${MISSING:- none}" \
   sh -c "[ $rc1 = 0 ] && [ $rc2 = 0 ] && [ $rc3 = 0 ] && [ -z '$MISSING' ]"
 
-# 7. A fence fails the operations waiting for an inode lock with EIO at once.
+# 7. The shrinker gives idle cached locks back under memory pressure: 200 locks cached through
+#    the test hook (gbench ... keep: inode numbers no file has), then drop_caches, which runs
+#    every shrinker with GFP_KERNEL as reclaim does: the cache empties, and the DLM sees the
+#    locks released (the daemon's lock count falls back).
+dlm_locks() { ctl status | sed -n 's/.* locks \([0-9]*\).*/\1/p'; }
+L0=$(dlm_locks)
+echo "gbench data 4000000000 200 keep" > $T/test || fail shrinker-setup "gbench: $(tail -n 1 $T/test)"
+G1=$(stat_of glocks); L1=$(dlm_locks); SD0=$(stat_of glock_shrink_demotes)
+echo 2 > /proc/sys/vm/drop_caches
+wait_for 120 sh -c "[ \$(grep '^glocks=' $T/status | cut -d= -f2) -lt 10 ]"
+# Each look at the daemon starts a Node process (seconds under TCG): a look every 2 s, at most
+# 60; the daemon takes each LOCK_RELEASE in turn (tens of ms each under a loaded TCG).
+i=0; while [ $i -lt 60 ]; do L2=$(dlm_locks); [ "${L2:-999999}" -le "$L0" ] && break; sleep 2; i=$((i + 1)); done
+G2=$(stat_of glocks)
+check shrinker "$(tail -n 1 $T/test | sed 's/.*\[/[/'); cached $G1 -> $G2 after drop_caches (scans $(stat_of glock_shrink_scans), demotes $SD0 -> $(stat_of glock_shrink_demotes)); daemon's locks $L0 -> $L1 -> $L2" \
+  sh -c "[ $G1 -ge 200 ] && [ $G2 -lt 10 ] && [ $L1 -ge $((L0 + 200)) ] && [ $L2 -le $L0 ] && [ \$(grep '^glock_shrink_demotes=' $T/status | cut -d= -f2) -ge $((SD0 + 200)) ]"
+
+# 8. A fence fails the operations waiting for an inode lock with EIO at once.
 rm -f /tmp/h4 /tmp/r4 /tmp/read4.rc
 ctl lock --lockspace mxfs-inodes "data:$G" EX -- sh -c "touch /tmp/h4; while [ ! -e /tmp/r4 ]; do usleep 100000; done" > /tmp/holder4.log 2>&1 &
 HOLDER=$!
