@@ -16,6 +16,7 @@
 #include <linux/slab.h>
 #include <linux/string.h>
 #include "mxfs_internal.h"
+#include "mxfs_version.h"
 
 unsigned int mxfs_request_timeout_ms = 30000;
 module_param_named(request_timeout_ms, mxfs_request_timeout_ms, uint, 0644);
@@ -185,4 +186,4 @@ module_exit(mxfs_exit);
 
 MODULE_LICENSE("GPL");
 MODULE_DESCRIPTION("MXFS cluster lock layer for XFS: the mxfsd channel, kernel volumes, self-fencing, inode locks");
-MODULE_VERSION("0.3.0");
+MODULE_VERSION(MXFS_MODULE_VERSION);
