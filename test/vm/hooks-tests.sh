@@ -6,7 +6,8 @@
 # makes the daemon send the kernel a blocking callback exactly as a remote request would (the
 # two-VM test does it from another VM). Prints "MXFS-TEST PASS|FAIL hooks/<check>: ...".
 #
-# How each check would fail without its mechanism (argued; no mutated module has been run yet):
+# How each check fails without its mechanism (test/vm/mutations.sh builds such a module; which
+# of them were run, and what they showed: docs/kernel.md "Mutation checks"):
 #   bast-writeback      no go_sync: the new marker is not on the disk when the other holder runs
 #   bast-invalidate     no go_inval: pages stay cached (the glock line keeps pages > 0)
 #   cache-hits          a glock released after each operation: every cat is a daemon request
@@ -15,6 +16,7 @@
 #   lock-order          a demote path taking i_rwsem: the truncate (holding i_rwsem) and the
 #                       demote wait for each other until lock_timeout_ms: truncate fails
 #   fence-eio           waiters not woken by the fence: the reader waits until its timeout
+#   shrinker            a scan that gives nothing back: the 200 locks stay cached and held
 T=/sys/kernel/debug/mxfs
 CONF=/tmp/hooks.conf
 MNT=/mnt/data

@@ -19,8 +19,11 @@
  *   openread FILE GO            open FILE, print OPENED, wait for the file GO, then read 16
  *                               bytes at offset 0 from the open file: READ <16 bytes> (the
  *                               read alone meets the lock: the open happened before)
- *   fallocate FILE OFF LEN      fallocate(2), mode 0: FALLOCATE ok
- *   clone SRC DST               ioctl FICLONE (reflink the whole file): CLONE ok
+ *   fallocate FILE OFF LEN [GO] fallocate(2), mode 0: FALLOCATE ok; with GO, the file is
+ *                               opened first (OPENED), the call made once GO exists (the
+ *                               call alone meets the lock: the open happened before)
+ *   clone SRC DST [GO]          ioctl FICLONE (reflink the whole file): CLONE ok; GO as for
+ *                               fallocate
  *   copyrange SRC DST LEN       copy_file_range(2) of LEN bytes at offset 0: COPYRANGE n=N
  *   other DIR                   one of each operation the hooks wrap (create, write, read,
  *                               fsync, fallocate, mmap store and load, setattr, link,
@@ -219,6 +222,14 @@ static int cmd_mmap(const char *file, const char *m1, const char *m2, const char
 	return 0;
 }
 
+/* Print OPENED, then wait for the file go. */
+static int opened_then_wait(const char *go)
+{
+	printf("OPENED\n");
+	fflush(stdout);
+	return wait_file(go);
+}
+
 static int cmd_openread(const char *file, const char *go)
 {
 	char b[17];
@@ -226,9 +237,7 @@ static int cmd_openread(const char *file, const char *go)
 
 	if (fd < 0)
 		return failed("open");
-	printf("OPENED\n");
-	fflush(stdout);
-	if (wait_file(go))
+	if (opened_then_wait(go))
 		return failed("wait for GO");
 	if (pread(fd, b, 16, 0) != 16)
 		return failed("pread");
@@ -238,12 +247,16 @@ static int cmd_openread(const char *file, const char *go)
 	return 0;
 }
 
-static int cmd_fallocate(const char *file, uint64_t off, uint64_t len)
+/* With go: the file is opened first (OPENED), then fallocate waits for the file go: the call
+ * alone meets the lock, not the open. */
+static int cmd_fallocate(const char *file, uint64_t off, uint64_t len, const char *go)
 {
 	int fd = open(file, O_RDWR | O_CREAT, 0644);
 
 	if (fd < 0)
 		return failed("open");
+	if (go && opened_then_wait(go))
+		return failed("wait for GO");
 	if (fallocate(fd, 0, (off_t)off, (off_t)len))
 		return failed("fallocate");
 	close(fd);
@@ -251,12 +264,14 @@ static int cmd_fallocate(const char *file, uint64_t off, uint64_t len)
 	return 0;
 }
 
-static int cmd_clone(const char *src, const char *dst)
+static int cmd_clone(const char *src, const char *dst, const char *go)
 {
 	int s = open(src, O_RDONLY), d = open(dst, O_WRONLY | O_CREAT, 0644);
 
 	if (s < 0 || d < 0)
 		return failed("open");
+	if (go && opened_then_wait(go))
+		return failed("wait for GO");
 	if (ioctl(d, FICLONE, s))
 		return failed("FICLONE");
 	close(s);
@@ -347,10 +362,10 @@ int main(int argc, char **argv)
 		return cmd_mmap(argv[2], argv[3], argv[4], argv[5], argv[6]);
 	if (!strcmp(cmd, "openread") && n == 2)
 		return cmd_openread(argv[2], argv[3]);
-	if (!strcmp(cmd, "fallocate") && n == 3)
-		return cmd_fallocate(argv[2], num(argv[3]), num(argv[4]));
-	if (!strcmp(cmd, "clone") && n == 2)
-		return cmd_clone(argv[2], argv[3]);
+	if (!strcmp(cmd, "fallocate") && (n == 3 || n == 4))
+		return cmd_fallocate(argv[2], num(argv[3]), num(argv[4]), n == 4 ? argv[5] : NULL);
+	if (!strcmp(cmd, "clone") && (n == 2 || n == 3))
+		return cmd_clone(argv[2], argv[3], n == 3 ? argv[4] : NULL);
 	if (!strcmp(cmd, "copyrange") && n == 3)
 		return cmd_copyrange(argv[2], argv[3], num(argv[4]));
 	if (!strcmp(cmd, "other") && n == 1)

@@ -61,24 +61,29 @@ scenario() {
     eval '[[ "$got" == "rc=0 "*"BLOCK MXFSMMAP2MXFSMM"* ]] && gl=$(echo "$VM_OUT" | grep "^GL:") &&
           { [ "$gl" = "GL:" ] || [[ "$gl" == *" mode=NL "*" pages=0"* ]]; } && [[ "$VM_OUT" == *"RC 0"* ]]'
 
-  # fallocate waits for B's EX.
+  # fallocate waits for B's EX. The file is opened before B takes the lock (the open hook
+  # takes it too): the fallocate call alone meets B's lock.
   a_file $t f MXFSFALL0 || return
+  iv a 60 'bg fa /usr/bin/inode-probe fallocate $MNT/f 1048576 65536 /tmp/fa.go;
+           n=0; until grep -q OPENED /tmp/bg/fa.log; do [ $n -ge 300 ] && break; usleep 100000; n=$((n + 1)); done'
   iv b 150 'ihold hfa '"$INO_f"' EX'
-  iv a 90 'bg fa /usr/bin/inode-probe fallocate $MNT/f 1048576 65536; wait_waiters '"$INO_f"' 1 60;
+  iv a 90 'touch /tmp/fa.go; wait_waiters '"$INO_f"' 1 60;
            echo "W $(gl_field '"$INO_f"' waiters) done=$(cat /tmp/bg/fa.rc 2>/dev/null || echo no)"'
   w=$VM_OUT
   iv b 150 'irelease hfa'
   brc=$VM_OUT
-  iv a 90 'echo "RC $(bg_rc fa 60) $(cat /tmp/bg/fa.log) size=$(stat -c %s $MNT/f)"'
+  iv a 90 'echo "RC $(bg_rc fa 60) $(cat /tmp/bg/fa.log | tr "\n" " ")size=$(stat -c %s $MNT/f)"'
   check $t/fallocate-waits "while B held EX: $w; B's command rc=$brc; then: $VM_OUT" \
-    eval '[ "$w" = "W 1 done=no" ] && [ "$brc" = 0 ] && [[ "$VM_OUT" == "RC 0 FALLOCATE ok size=1114112" ]]'
+    eval '[ "$w" = "W 1 done=no" ] && [ "$brc" = 0 ] && [[ "$VM_OUT" == "RC 0 OPENED FALLOCATE ok size=1114112" ]]'
 
   # FICLONE waits for B's EX on the destination; copy_file_range goes through remap too.
   a_file $t c MXFSCLON0 || return
   iv a 30 'echo "H $(hook_calls xfs_file_remap_range)"'
   c0=$(echo "$VM_OUT" | sed -n 's/^H //p')
+  iv a 60 'bg cl /usr/bin/inode-probe clone $MNT/f $MNT/c /tmp/cl.go;
+           n=0; until grep -q OPENED /tmp/bg/cl.log; do [ $n -ge 300 ] && break; usleep 100000; n=$((n + 1)); done'
   iv b 150 'ihold hc '"$INO_c"' EX'
-  iv a 90 'bg cl /usr/bin/inode-probe clone $MNT/f $MNT/c; wait_waiters '"$INO_c"' 1 60;
+  iv a 90 'touch /tmp/cl.go; wait_waiters '"$INO_c"' 1 60;
            echo "W $(gl_field '"$INO_c"' waiters) done=$(cat /tmp/bg/cl.rc 2>/dev/null || echo no)"'
   w=$VM_OUT
   iv b 150 'irelease hc'
