@@ -93,7 +93,7 @@ scenario() {
   got=$VM_OUT
   c1=$(echo "$got" | sed -n 's/^H //p')
   check $t/clone-waits "while B held EX on the destination: $w; B's command rc=$brc; then: $(echo "$got" | tr '\n' ';') (remap hook calls $c0 -> $c1)" \
-    eval '[ "$w" = "W 1 done=no" ] && [ "$brc" = 0 ] && [[ "$got" == *"RC 0 CLONE ok"* ]] &&
+    eval '[ "$w" = "W 1 done=no" ] && [ "$brc" = 0 ] && [[ "$got" == "RC 0 OPENED"*"CLONE ok"* ]] &&
           [ $(( 0x$(echo "$got" | sed -n "s/^EXTENT .* flags=\([0-9a-f]*\)/\1/p") & 0x2000 )) != 0 ] &&
           [[ "$got" == *"COPYRANGE n=65536"* ]] && [ "$c1" -ge $((c0 + 2)) ]'
 
