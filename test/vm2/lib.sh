@@ -4,6 +4,7 @@
 #
 # Layout of one test's directory ($TD = $WORK/<test>/):
 #   disk.raw           the shared disk (XFS made on the host), attached to both VMs
+#   other.raw          only if the scenario made it: one more disk (serial "other")
 #   witness.raw        a 1 MiB shared disk for the lock-exclusion witness (mxfs-writer hold /
 #                      witness): a lock holder keeps writing its records there, the next
 #                      holder watches for them
@@ -66,6 +67,9 @@ vm_boot() {
   rm -f "$TD/$role.ctl.in" "$TD/$role.ctl.out" "$TD/$role.qmp"
   mkfifo "$TD/$role.ctl.in" "$TD/$role.ctl.out"
   : > "$TD/$role.console"
+  # A disk a scenario brings for itself (tests/inode-ops.sh: a filesystem that is no volume).
+  local other=()
+  [ -f "$TD/other.raw" ] && other=(-drive "file=$TD/other.raw,format=raw,if=none,id=d2,file.locking=off" -device virtio-blk-pci,drive=d2,share-rw=on,serial=other)
   qemu-system-x86_64 \
     -accel tcg -cpu max -smp 1 -m "$VM2_MEM" \
     -kernel "$KERNEL_IMG" -initrd "$INITRD" \
@@ -75,6 +79,7 @@ vm_boot() {
     -device virtio-blk-pci,drive=d0,share-rw=on,serial=shared \
     -drive "file=$TD/witness.raw,format=raw,if=none,id=d1,file.locking=off" \
     -device virtio-blk-pci,drive=d1,share-rw=on,serial=witness \
+    "${other[@]}" \
     -netdev "socket,id=n0,udp=127.0.0.1:$peer,localaddr=127.0.0.1:$me" \
     -device "virtio-net-pci,netdev=n0,id=nic0,mac=$mac" \
     -serial "file:$TD/$role.console" \

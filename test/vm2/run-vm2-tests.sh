@@ -17,9 +17,10 @@ ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 HERE="$ROOT/test/vm2"
 WORK="${MXFS_VM2_WORK:-/tmp/mxfs-vm2}"
 TEST_TIMEOUT="${MXFS_VM2_TEST_TIMEOUT:-480}"
-# The cluster tests (command-driver volume, raw disk), then issue 10's kernel volume tests
-# (driver = kernel: the gated device, the kernel lease and fence; helpers in volumes.sh).
-ALL=(cluster-lock shared-disk power-loss partition daemon-stop gate owner-killed partition-fence daemon-death daemon-paused)
+# The cluster tests (command-driver volume, raw disk), issue 10's kernel volume tests
+# (driver = kernel: the gated device, the kernel lease and fence; helpers in volumes.sh), then
+# issue 11's inode-lock tests (another node takes the locks a node's kernel caches).
+ALL=(cluster-lock shared-disk power-loss partition daemon-stop gate owner-killed partition-fence daemon-death daemon-paused inode-locks inode-ops)
 INSTALL=1
 KEEP=0
 ONLY=()
@@ -85,6 +86,7 @@ done
 if grep -E '^test/vm2' "$WORK/tsc.log"; then echo "run-vm2-tests: type errors in test/vm2" >&2; exit 1; fi
 "$ROOT/test/vm/build-module.sh" >/dev/null
 gcc -static -O2 -Wall -Wextra -Werror -o "$WORK/mxfs-writer" "$HERE/mxfs-writer.c"
+gcc -static -O2 -Wall -Wextra -Werror -o "$WORK/inode-probe" "$ROOT/test/vm/inode-probe.c"
 # A fresh cluster key per run, mode 0600 in the image (mxfsd warns about a readable key).
 head -c 32 /dev/urandom | base64 > "$WORK/cluster.key"
 chmod 600 "$WORK/cluster.key"
@@ -92,7 +94,8 @@ chmod 600 "$WORK/cluster.key"
   --kmod virtio_pci --kmod virtio_blk --kmod virtio_net --kmod crc32c_generic --kmod xfs \
   --add "$HERE/agent.sh:/mxfs/vm2/agent.sh" --add "$HERE/vmlib.sh:/mxfs/vm2/vmlib.sh" \
   --add "$HERE/node1.conf:/mxfs/vm2/node1.conf" --add "$HERE/node2.conf:/mxfs/vm2/node2.conf" \
-  --add "$WORK/cluster.key:/mxfs/vm2/cluster.key" --add "$WORK/mxfs-writer:/usr/bin/mxfs-writer"
+  --add "$WORK/cluster.key:/mxfs/vm2/cluster.key" --add "$WORK/mxfs-writer:/usr/bin/mxfs-writer" \
+  --add "$WORK/inode-probe:/usr/bin/inode-probe" --add "$HERE/inode-vmlib.sh:/mxfs/vm2/inode-vmlib.sh"
 INITRD="$WORK/initramfs.cpio.gz"
 BUILD_S=$(elapsed_s "$T_START")
 echo "run-vm2-tests: kernel $KVER; built in ${BUILD_S} s; tests: ${TESTS[*]}"
