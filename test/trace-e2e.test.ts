@@ -11,7 +11,6 @@
 import { expect } from 'chai';
 import fs from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import path from 'node:path';
 import { execFileSync, spawn } from 'node:child_process';
 import { Mode } from '../src/dlm/modes';
@@ -20,15 +19,8 @@ import type { TraceEvent } from '../src/trace/event';
 import { checkCausality } from '../src/trace/merge';
 import { HTML_COLOURS } from '../src/trace/export-html';
 import { resourceOn, TestCluster } from './support/cluster-proc';
-import { MXFSCTL, mxfsctl, run } from './support/daemon-proc';
+import { freePort, MXFSCTL, mxfsctl, run } from './support/daemon-proc';
 import { countColour, decodePng } from './support/png';
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => { const p = (s.address() as net.AddressInfo).port; s.close(() => resolve(p)); });
-  });
-}
 
 function scrape(port: number): Promise<string> {
   return new Promise((resolve, reject) => {
