@@ -4,7 +4,10 @@
 # lease-lost if the daemon's word came first), A's writes fail with EIO and never succeed
 # again; B takes over after the fence-proof wait; from the disk: every record A saw succeed is
 # there (and at most the one in flight at the fence besides), none was issued after A's lease deadline or fence trigger,
-# every fsync'd file matches, nothing of A lands after B's writes; xfs_repair -n clean.
+# every fsync'd file matches and no file A created after its first error is there, nothing of
+# A lands after B's writes; xfs_repair -n clean. A, cut off, shows its fence: debugfs's lease
+# line (expired or lost, its age, the bound) and `mxfsctl volumes data` (fenced, the module's
+# gate, kernel lease state and age, the fence with its cause and duration).
 # Checks: volumes.sh fence_scenario.
 # Checked by mutation: a module whose bio path and lease timer ignore the deadline (only the
 # daemon's LEASE_LOST fences) failed records-before-fence: 5 records A issued 16-77 ms after
