@@ -30,7 +30,7 @@ uninterruptible|vm|hooks/killable|waits for an inode lock are uninterruptible (T
 demote-irwsem|vm|hooks/lock-order|the demote takes the inode'"'"'s i_rwsem around its write-back
 no-shrinker|vm|hooks/shrinker|the shrinker gives nothing back (its scan returns at once)
 no-fence-wake|vm2:inode-locks|inode-locks/fence-eio|a fence does not wake the tasks waiting for the volume'"'"'s inode locks
-no-fence-io|vm2:partition-fence|partition-fence/a-writes-fail partition-fence/records-before-fence partition-fence/files-after-fence|the fence stops no write: write bios pass whatever the gate and the kernel lease, XFS is not shut down, the inode-lock hooks do not see the fence
+no-fence-io|vm2:partition-fence|partition-fence/records-before-fence partition-fence/a-fence-record|the fence stops no write: write bios pass whatever the gate and the kernel lease, XFS is not shut down, the inode-lock hooks do not see the fence
 '
 
 row() { echo "$MUTATIONS" | grep "^$1|" || { echo "mutations: unknown mutation '$1' (see: $0 list)" >&2; exit 2; }; }
