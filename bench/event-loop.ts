@@ -1,0 +1,217 @@
+/**
+ * Benchmark: does load on a node delay its lease renewals? Three real mxfsd on loopback at a
+ * short lease (default 1.5 s, renewals every 300 ms, client timeout 900 ms). In each phase,
+ * bystander clients on every node hold EX locks on resources spread over all masters; at
+ * the end of the phase they must still hold them. Per node and phase it reports, from the
+ * daemons' own per-second figures (`mxfsctl nodes --json`: eventLoop, transport.lease):
+ *   - event-loop delay p99 (largest per-second p99) and max, on the main thread;
+ *   - renewal gap max: the age of the lease proof each time it was renewed (the node fences
+ *     when it reaches lease - lease/10; target: below half the lease);
+ *   - whether the node lost quorum or changed epoch (it must not, except where a node is
+ *     killed on purpose).
+ * The peer measured in the same run is the idle phase (same cluster, no abuse).
+ *
+ * Phases:
+ *   idle       nothing but the bystanders, 5 s
+ *   abuse      at once, each in its own process: a client flooding `locks` requests (node 1),
+ *              one pipelining 100 000 lock requests then disconnecting (node 2), one sending
+ *              oversized and invalid fields (node 1), one never reading its replies (node 3)
+ *   recovery   clients on nodes 1 and 2 hold 100 000 locks; node 3 is killed (recovery of
+ *              100 000 records on the survivors); then restarted (recovery on all three)
+ *   purge      a client on node 1 holding 100 000 locks disconnects
+ *
+ * Usage: node dist/bench/event-loop.js [--lease-ms MS] [--locks N] [--phases idle,abuse,recovery,purge] [--abuse-seconds S]
+ */
+import os from 'node:os';
+import { parseArgs } from 'node:util';
+import { Mode } from '../src/dlm/modes';
+import type { LockHandle } from '../src/client/api';
+import type { MxfsClient } from '../src/client/client';
+import { abuseInChild } from '../src/failover/abuse-child';
+import type { AbuseResult } from '../src/failover/abuse';
+import { resourceOn, TestCluster } from '../test/support/cluster-proc';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface Bystander { node: number; client: MxfsClient; handles: LockHandle[]; lost: number }
+
+interface PhaseRow { phase: string; node: number; loopP99: number; loopMax: number; gapMax: number | null; quorumLost: number; epochChanged: boolean; note?: string }
+
+/** Each node's status, with the figures we select per phase. */
+async function snapshot(cl: TestCluster, ids: number[]): Promise<Map<number, any>> {
+  const m = new Map<number, any>();
+  for (const id of ids) {
+    for (let i = 0; i < 100; i++) {
+      const st = await cl.status(id);
+      if (st) { m.set(id, st); break; }
+      await sleep(200);
+    }
+  }
+  return m;
+}
+
+function phaseFigures(phase: string, start: number, end: number, before: Map<number, any>, after: Map<number, any>): PhaseRow[] {
+  const rows: PhaseRow[] = [];
+  const inPhase = (b: { at: number }) => b.at > start && b.at - 1000 < end;
+  for (const [id, st] of after) {
+    const loop = (st.eventLoop?.recent ?? []).filter(inPhase);
+    const lease = st.cluster?.transport?.lease;
+    const gaps = (lease?.recent ?? []).filter(inPhase).map((b: any) => b.maxGapMs as number);
+    const b = before.get(id);
+    rows.push({
+      phase, node: id,
+      loopP99: Math.max(0, ...loop.map((x: any) => x.p99Ms)),
+      loopMax: Math.max(0, ...loop.map((x: any) => x.maxMs)),
+      gapMax: gaps.length ? Math.max(...gaps) : null,
+      quorumLost: (lease?.quorumLosses ?? 0) - (b?.cluster?.transport?.lease?.quorumLosses ?? 0),
+      epochChanged: b !== undefined && b.cluster.epoch !== st.cluster.epoch,
+    });
+  }
+  return rows;
+}
+
+async function bystanders(cl: TestCluster, ids: number[], tag: string): Promise<Bystander[]> {
+  const out: Bystander[] = [];
+  for (const id of ids) {
+    const client = await cl.client(id, `bystander-${tag}@${id}`);
+    const b: Bystander = { node: id, client, handles: [], lost: 0 };
+    // One EX lock on a resource each member masters: local and remote holders.
+    for (const m of ids) {
+      const h = await client.lock(resourceOn(m, ids, `by-${tag}-${id}-`), Mode.EX);
+      h.on('lost', () => { b.lost++; });
+      b.handles.push(h);
+    }
+    out.push(b);
+  }
+  return out;
+}
+
+async function release(bs: Bystander[]): Promise<string> {
+  const lost = bs.filter((b) => b.lost > 0 || !b.client.alive || b.handles.some((h) => !h.valid));
+  for (const b of bs) await b.client.close();
+  return lost.length ? `LOST on node ${lost.map((b) => b.node).join(',')}` : 'kept';
+}
+
+async function holdMany(c: MxfsClient, prefix: string, n: number): Promise<void> {
+  const batch = 200;
+  for (let i = 0; i < n; i += batch) {
+    const k = Math.min(batch, n - i);
+    await Promise.all(Array.from({ length: k }, (_, j) => c.lock(`${prefix}-${i + j}`, Mode.PR)));
+  }
+}
+
+async function waitUntil(cond: () => Promise<boolean>, ms: number): Promise<boolean> {
+  const end = performance.now() + ms;
+  while (performance.now() < end) { if (await cond()) return true; await sleep(100); }
+  return false;
+}
+
+async function measured(cl: TestCluster, phase: string, ids: number[], run: () => Promise<string | void>): Promise<PhaseRow[]> {
+  const before = await snapshot(cl, ids);
+  const start = Date.now();
+  const note = await run();
+  await sleep(2000); // the seconds after the work count too
+  const end = Date.now();
+  const after = await snapshot(cl, ids.filter((id) => cl.node(id).proc?.exitCode === null));
+  const rows = phaseFigures(phase, start, end, before, after);
+  if (note) for (const r of rows) r.note = note;
+  return rows;
+}
+
+function abuseSummary(rs: AbuseResult[]): string {
+  return rs.map((r) => `${r.kind}: sent ${r.sent}, ok ${r.ok}, errors ${JSON.stringify(r.errors)}, unanswered ${r.unanswered}${r.cutOff ? `, cut off (${r.cutOff.slice(0, 80)})` : ''}`).join('; ');
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: {
+    'lease-ms': { type: 'string', default: '1500' }, locks: { type: 'string', default: '100000' },
+    phases: { type: 'string', default: 'idle,abuse,recovery,purge' }, 'abuse-seconds': { type: 'string', default: '20' },
+  } });
+  const lease = Number(values['lease-ms']);
+  const locks = Number(values.locks);
+  const phases = values.phases!.split(',');
+  const abuseMs = Number(values['abuse-seconds']) * 1000;
+  const load = () => os.loadavg().map((x) => x.toFixed(2)).join(' ');
+  console.log(`# ${new Date().toISOString()}  ${os.cpus().length}x ${os.cpus()[0]?.model}  node ${process.version}  lease ${lease} ms  load ${load()}`);
+  const rows: PhaseRow[] = [];
+  const notes: string[] = [];
+  const ids = [1, 2, 3];
+
+  const withCluster = async (f: (cl: TestCluster) => Promise<void>) => {
+    const cl = new TestCluster(3, lease);
+    try { await cl.up(); await f(cl); } finally { await cl.stopAll(); }
+  };
+
+  if (phases.includes('idle') || phases.includes('abuse')) {
+    await withCluster(async (cl) => {
+      if (phases.includes('idle')) {
+        const bs = await bystanders(cl, ids, 'idle');
+        rows.push(...await measured(cl, 'idle', ids, async () => { await sleep(5000); return `bystanders ${await release(bs)}`; }));
+      }
+      if (phases.includes('abuse')) {
+        const bs = await bystanders(cl, ids, 'abuse');
+        const st = await cl.status(1);
+        const remote = resourceOn(2, ids, 'abuse-lvb-remote-');
+        const local = resourceOn(1, ids, 'abuse-lvb-local-');
+        rows.push(...await measured(cl, 'abuse', ids, async () => {
+          const kids = [
+            abuseInChild('flood-inspect', { socket: cl.node(1).socket, count: 20000, durationMs: abuseMs }),
+            abuseInChild('pipeline-disconnect', { socket: cl.node(2).socket, count: locks }),
+            abuseInChild('bad-fields', { socket: cl.node(1).socket, durationMs: abuseMs, remoteResource: remote, localResource: local, maxFrameBytes: st?.maxFrameBytes ?? 65536 }),
+            abuseInChild('never-read', { socket: cl.node(3).socket, durationMs: abuseMs }),
+          ];
+          const res = await Promise.allSettled(kids.map((k) => k.result));
+          for (const k of kids) k.kill();
+          notes.push(`abuse: ${abuseSummary(res.filter((r): r is PromiseFulfilledResult<AbuseResult> => r.status === 'fulfilled').map((r) => r.value))}`);
+          for (const r of res) if (r.status === 'rejected') notes.push(`abuse: ${(r.reason as Error).message}`);
+          return `bystanders ${await release(bs)}`;
+        }));
+      }
+    });
+  }
+
+  if (phases.includes('recovery')) {
+    await withCluster(async (cl) => {
+      const a = await cl.client(1, 'holder-a'), b = await cl.client(2, 'holder-b');
+      await Promise.all([holdMany(a, 'a', Math.ceil(locks / 2)), holdMany(b, 'b', Math.floor(locks / 2))]);
+      const bs = await bystanders(cl, [1, 2], 'rec'); // on the survivors (masters among 1, 2 only after the kill)
+      rows.push(...await measured(cl, 'recovery (node 3 killed)', [1, 2], async () => {
+        cl.kill(3);
+        await cl.waitView([1, 2], 120000);
+        return `holders ${a.alive && b.alive ? 'kept' : 'LOST'} their ${locks} locks; bystanders ${await release(bs)}`;
+      }));
+      const bs2 = await bystanders(cl, [1, 2], 'join');
+      rows.push(...await measured(cl, 'recovery (node 3 rejoins)', ids, async () => {
+        cl.start(3);
+        await cl.waitView(ids, 120000);
+        return `holders ${a.alive && b.alive ? 'kept' : 'LOST'} their locks; bystanders ${await release(bs2)}`;
+      }));
+    });
+  }
+
+  if (phases.includes('purge')) {
+    await withCluster(async (cl) => {
+      const p = await cl.client(1, 'purged');
+      await holdMany(p, 'p', locks);
+      const bs = await bystanders(cl, ids, 'purge');
+      const count = async () => (await Promise.all(ids.map((id) => cl.status(id)))).reduce((s, st) => s + (st?.locks ?? 0), 0);
+      const base = (await count()) - locks;
+      rows.push(...await measured(cl, 'purge', ids, async () => {
+        const t0 = performance.now();
+        await p.close();
+        const done = await waitUntil(async () => (await count()) <= base, 120000);
+        return `purged in ${done ? Math.round(performance.now() - t0) : '>120000'} ms; bystanders ${await release(bs)}`;
+      }));
+    });
+  }
+
+  console.log(`| phase | node | loop delay p99 ms | loop delay max ms | renewal gap max ms (target < ${lease / 2}) | quorum lost | epoch changed | notes |`);
+  console.log('|---|---|---|---|---|---|---|---|');
+  for (const r of rows) {
+    console.log(`| ${r.phase} | ${r.node} | ${r.loopP99} | ${r.loopMax} | ${r.gapMax === null ? "-" : Math.round(r.gapMax)} | ${r.quorumLost} | ${r.epochChanged ? 'yes' : 'no'} | ${r.note ?? ''} |`);
+  }
+  for (const n of notes) console.log(`\n${n}`);
+  console.log(`\nload average at the end: ${load()}`);
+}
+
+main().then(() => process.exit(0), (e) => { console.error(e); process.exit(1); });
