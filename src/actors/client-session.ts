@@ -10,7 +10,8 @@
  * Sends: ResourceMsg (through the LockTable) and DaemonMessage to the client via emit().
  *
  * When the client goes away (connection closed, silent past clientTimeoutMs, protocol
- * error, crash of this actor) every one of its locks is purged, so none can leak.
+ * error, crash of this actor) every one of its locks is purged, so none can leak (the
+ * purges are handed to the daemon's Purger, which routes them a slice per turn).
  */
 import type { ActorDef, ActorSystem, Ref } from './actor';
 import type { LockEvent, ResourceMsg } from './messages';
@@ -24,6 +25,7 @@ export class VolumeRequestError extends Error {
   constructor(readonly code: ReplyCode, message: string) { super(message); this.name = 'VolumeRequestError'; }
 }
 import type { Clock, TimerHandle } from '../util/clock';
+import { SLICE, yieldTurn } from '../util/slices';
 
 export interface DaemonInfo {
   status(): Promise<unknown>;
@@ -52,7 +54,12 @@ export interface SessionOpts {
   emit(msg: DaemonMessage): void;
   /** Cut the client off; the transport then sends 'disconnected'. */
   close(reason: string): void;
-  /** Called once when the session has ended and released everything. */
+  /**
+   * The session ended: its locks on these resources must be purged (owner, stamped with the
+   * session's epoch). The daemon's Purger routes them a slice per turn (src/daemon/purger.ts).
+   */
+  purge(owner: string, epoch: number, targets: Array<[string, string]>): void;
+  /** Called once when the session has ended (its purges handed over). */
   onEnd(sessionId: number): void;
 }
 
@@ -114,12 +121,14 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
     s.ended = true;
     o.clock.clearTimer(s.timer);
     const seen = new Set<string>();
+    const targets: Array<[string, string]> = [];
     for (const lk of s.locks.values()) {
       const key = `${lk.lockspace}\0${lk.resource}`;
       if (seen.has(key)) continue;
       seen.add(key);
-      o.route(lk.lockspace, lk.resource, { type: 'purge', owner }, s.epoch);
+      targets.push([lk.lockspace, lk.resource]);
     }
+    o.purge(owner, s.epoch, targets);
     s.locks.clear();
     s.byInternal.clear();
     o.close(reason);
@@ -287,10 +296,10 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
    * every lock. A pending unlock or cancel is completed here: the lock (or request) is
    * simply not re-created on the new master, which is what was asked.
    */
-  const collect = (s: State, epoch: number): LockRecord[] => {
+  const collect = (s: State, epoch: number, locks: ClientLock[]): LockRecord[] => {
     s.epoch = epoch;
     const out: LockRecord[] = [];
-    for (const lk of [...s.locks.values()]) {
+    for (const lk of locks) {
       if (lk.unlockReq !== undefined) {
         if (lk.pendingReq !== undefined) refuse(lk.pendingReq, 'CANCELLED', 'cancelled by unlock');
         reply(lk.unlockReq, true);
@@ -310,6 +319,21 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
         rqMode: lk.state === 'granted' ? null : lk.rqMode!, noqueue: lk.noqueue, timeoutMs: lk.timeoutMs,
         lvb: lk.lvb, lvbValid: lk.lvbValid,
       });
+    }
+    return out;
+  };
+
+  /**
+   * collect() over every lock, SLICE.collect per turn: a session with 100 000 locks must not
+   * keep the event loop. The actor takes no other message until it is done (nact waits for
+   * the handler), so the records are one consistent snapshot.
+   */
+  const collectAll = async (s: State, epoch: number): Promise<LockRecord[]> => {
+    const all = [...s.locks.values()];
+    const out = collect(s, epoch, all.slice(0, SLICE.collect));
+    for (let i = SLICE.collect; i < all.length; i += SLICE.collect) {
+      await yieldTurn();
+      for (const x of collect(s, epoch, all.slice(i, i + SLICE.collect))) out.push(x);
     }
     return out;
   };
@@ -344,8 +368,7 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
           end(s, sys, ctx.self, msg.reason);
           break;
         case 'collect':
-          sys.reply(msg.replyTo, collect(s, msg.epoch));
-          break;
+          return collectAll(s, msg.epoch).then((records) => { sys.reply(msg.replyTo, records); return s; });
         default:
           handleEvent(s, msg);
       }

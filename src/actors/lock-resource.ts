@@ -28,6 +28,8 @@ export interface LockResourceOpts {
   faultInjection: boolean;
   /** Start from the holders' records instead of empty (cluster recovery). */
   adopt?: AdoptedResource;
+  /** False once the lock table was reset past this resource's generation: inert (see lockspace.ts). */
+  live?: () => boolean;
 }
 
 interface State {
@@ -74,6 +76,10 @@ export function lockResourceDef(o: LockResourceOpts): ActorDef<State, ResourceMs
 
     handle(s, msg, ctx) {
       const sys = ctx.system;
+      if (o.live && !o.live()) {
+        if (msg.type === 'inspect') sys.reply(msg.replyTo, new ResourceCore(0, 0).view());
+        return s;
+      }
       if (msg.type === 'inspect') { sys.reply(msg.replyTo, s.core.view()); return s; }
       if (msg.type !== 'timeout') s.processed++;
       const before = s.core.size;

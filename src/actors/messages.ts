@@ -48,7 +48,13 @@ export type LockspaceMsg =
   | { type: 'idle'; resource: string; processed: number; tokenCounter: number }
   | { type: 'crashed'; resource: string; tokenCounter: number }
   | { type: 'sweep' }
-  | { type: 'list'; replyTo: Ref<Array<{ name: string; ref: Ref<ResourceMsg> }>> };
+  /**
+   * Inspection: up to `limit` resources (default all; in the lockspace's order, which is
+   * creation order) or just `resource`, and how many there are in all.
+   */
+  | { type: 'list'; replyTo: Ref<ResourceList>; resource?: string; limit?: number };
+
+export interface ResourceList { entries: Array<{ name: string; ref: Ref<ResourceMsg> }>; total: number }
 
 /** Counters shared by the lock engine's actors (single-threaded: plain increments). */
 export interface LockStats {

@@ -13,17 +13,21 @@ import type Logger from 'bunyan';
 import { ActorSystem, Ref } from '../actors/actor';
 import { clientSessionDef, DaemonInfo, SessionMsg } from '../actors/client-session';
 import { LockTable } from '../actors/lockspace';
-import { newLockStats, ResourceMsg } from '../actors/messages';
+import { LockspaceMsg, newLockStats, ResourceList, ResourceMsg } from '../actors/messages';
 import type { ResourceView } from '../dlm/resource';
 import { modeName } from '../dlm/modes';
 import { ClientTransport, MxfsClient } from '../client/client';
 import type { Config } from '../config/config';
 import { ClientRequest, DaemonMessage, FaultSpec, ProtocolError, validateClientRequest } from '../wire/client-protocol';
-import { encodeFrame, fitList, FrameDecoder, FrameError } from '../wire/frame';
+import { encodedSize, encodeFrame, fitList, FrameDecoder, FrameError } from '../wire/frame';
+import { SLICE } from '../util/slices';
+import { MUTATION } from '../util/mutation';
 import { Clock, systemClock } from '../util/clock';
+import { LoopMonitor } from '../util/loop-monitor';
 import type { ClusterPort } from '../cluster/port';
 import { EPOCH_TOKEN_SHIFT, LockRouter } from './lock-router';
 import { NodeState } from './state';
+import { Purger } from './purger';
 import { rendezvousOwner } from '../cluster/rendezvous';
 import { VolumeManager } from '../volumes/manager';
 import type { VolumeDriver } from '../volumes/driver';
@@ -61,7 +65,11 @@ export class Daemon implements DaemonInfo {
   readonly sys: ActorSystem;
   readonly table: LockTable;
   readonly router: LockRouter;
+  /** Routes the purges of ended sessions, a slice per turn. */
+  readonly purger: Purger;
   readonly clock: Clock;
+  /** Event-loop delay per second (real time only: absent under a simulated clock). */
+  readonly loop?: LoopMonitor;
   private server?: net.Server;
   private sessions = new Map<number, SessionInfo>();
   private ended = new Map<number, () => void>();
@@ -77,6 +85,7 @@ export class Daemon implements DaemonInfo {
 
   constructor(private readonly o: DaemonOptions) {
     this.clock = o.clock ?? systemClock;
+    if (this.clock === systemClock) this.loop = new LoopMonitor();
     this.sys = new ActorSystem(o.log);
     this.table = new LockTable(this.sys, {
       lvbSize: o.config.locking.lvbSize,
@@ -94,8 +103,9 @@ export class Daemon implements DaemonInfo {
       session: (id) => this.sessions.get(id)?.ref,
       sessions: () => [...this.sessions.values()].map((x) => x.ref),
       log: o.log.child({ actor: 'router' }), clock: this.clock, queryTimeoutMs: o.config.timing.queryTimeoutMs,
-      inspectLocal: async (f) => ((await this.localLocks(f)) as { resources: unknown[] }).resources,
+      inspectLocal: (f) => this.localLocks(f),
     });
+    this.purger = new Purger((ls, res, msg, epoch) => this.router.route(ls, res, msg, epoch));
   }
 
   get config(): Config { return this.o.config; }
@@ -106,10 +116,11 @@ export class Daemon implements DaemonInfo {
     // A standalone node's tokens count from its boot generation * 2^32, so a restarted
     // node never issues a token below one it issued before. (In a cluster the epoch plays
     // this role, and the membership layer persists it.)
+    this.loop?.start();
     const gen = this.state.nextGeneration();
     if (!this.port) {
       if (gen >= 2 ** 21) throw new Error(`boot generation ${gen} exhausts the token space (2^21 restarts)`);
-      this.table.reset(gen * EPOCH_TOKEN_SHIFT, (gen + 1) * EPOCH_TOKEN_SHIFT);
+      this.table.reset(MUTATION.noTokenFloor ? 0 : gen * EPOCH_TOKEN_SHIFT, (gen + 1) * EPOCH_TOKEN_SHIFT);
     }
     const p = this.socketPath;
     fs.mkdirSync(path.dirname(p), { recursive: true });
@@ -162,11 +173,12 @@ export class Daemon implements DaemonInfo {
     if (this.volumes) await this.volumes.shutdown(this.o.config.timing.shutdownGraceMs).catch((e: Error) => this.log.error({ err: e }, 'volume shutdown failed'));
     const waits = [...this.sessions.keys()].map((id) => new Promise<void>((r) => this.ended.set(id, r)));
     for (const s of this.sessions.values()) this.sys.send(s.ref, { type: 'lostAll', reason });
-    await Promise.race([Promise.all(waits), new Promise((r) => setTimeout(r, this.o.config.timing.shutdownGraceMs).unref())]);
+    await Promise.race([Promise.all(waits).then(() => this.purger.idle()), new Promise((r) => setTimeout(r, this.o.config.timing.shutdownGraceMs).unref())]);
     // Let the purges reach the resources before the actors stop.
     await new Promise((r) => setTimeout(r, 20));
     try { fs.unlinkSync(this.socketPath); } catch { /* already gone */ }
     await this.port?.stop();
+    this.loop?.stop();
     this.sys.shutdown();
     this.log.info({ reason }, 'mxfsd stopped');
   }
@@ -202,6 +214,7 @@ export class Daemon implements DaemonInfo {
       keepaliveMs: c.timing.clientKeepaliveMs, clientTimeoutMs: c.timing.clientTimeoutMs, lvbSize: c.locking.lvbSize,
       maxFrameBytes: c.locking.maxFrameBytes, maxLocks: c.locking.maxLocksPerClient, info: this,
       emit, close,
+      purge: (owner, epoch, targets) => this.purger.add(owner, epoch, targets),
       onEnd: (sid) => {
         const ref = this.sessions.get(sid)?.ref;
         this.sessions.delete(sid);
@@ -280,8 +293,8 @@ export class Daemon implements DaemonInfo {
     const c = this.o.config;
     const st = this.table.stats;
     const lockspaces = await Promise.all(this.table.lockspaceNames().map(async (name) => {
-      const res = await this.listResources(name);
-      return { name, resources: res.length };
+      const res = await this.listResources(name, { limit: 0 });
+      return { name, resources: res.total };
     }));
     return {
       node: { id: c.node.id, name: c.node.name },
@@ -294,6 +307,7 @@ export class Daemon implements DaemonInfo {
       resources: st.resources,
       locks: st.locks,
       counters: { grants: st.grants, basts: st.basts, evictions: st.evictions, resourceCrashes: st.resourceCrashes, actorCrashes: this.sys.crashes },
+      eventLoop: this.loop?.snapshot() ?? null,
       kernel: this.kernel ? this.kernel.status() : { state: 'disabled' },
       cluster: await this.clusterStatus(),
     };
@@ -328,7 +342,9 @@ export class Daemon implements DaemonInfo {
     let resources: unknown[];
     let omitted = 0;
     if (!this.port) {
-      resources = ((await this.localLocks(filter)) as { resources: unknown[] }).resources;
+      const own = await this.localLocks(filter);
+      resources = own.resources;
+      omitted = own.omitted;
       head = { node: this.o.config.node.id };
     } else {
       const r = await this.router.inspectCluster(filter);
@@ -343,46 +359,64 @@ export class Daemon implements DaemonInfo {
     return { ...head, resources: fit.items, omitted: omitted + fit.omitted };
   }
 
-  /** The resources this node masters. */
-  async localLocks(filter: { lockspace?: string; resource?: string }): Promise<unknown> {
+  /**
+   * The resources this node masters, at most `budget` bytes of them (encoded): bounded work
+   * whatever the number of resources. Each lockspace lists at most LIST_LIMIT resources (or
+   * only `filter.resource`); they are inspected SLICE.inspect at a time (one step per turn)
+   * until the budget is full. Resources listed but not shown, and resources beyond the
+   * listing, are counted in `omitted` (idle resources not yet evicted among them).
+   */
+  async localLocks(filter: { lockspace?: string; resource?: string }, budget = this.o.config.locking.maxFrameBytes): Promise<{ node: number; resources: unknown[]; omitted: number }> {
     const timeout = this.o.config.timing.queryTimeoutMs;
     const out: unknown[] = [];
+    let used = 0;
+    let omitted = 0;
     const owners = (owner: string) => {
       const sid = Number(owner.split(':')[1]);
       const s = Number(owner.split(':')[0]) === this.o.config.node.id ? this.sessions.get(sid) : undefined;
       return s ? { owner, client: s.client, pid: s.pid } : { owner };
     };
+    const lk = (l: ResourceView['granted'][number]) => ({
+      lockId: l.lockId, ...owners(l.owner),
+      mode: l.grMode === null ? null : modeName(l.grMode),
+      requested: l.rqMode === null ? null : modeName(l.rqMode),
+      token: l.token,
+    });
     for (const ls of this.table.lockspaceNames()) {
       if (filter.lockspace !== undefined && ls !== filter.lockspace) continue;
-      const res = (await this.listResources(ls)).filter((r) => filter.resource === undefined || r.name === filter.resource);
-      for (const r of res.sort((a, b) => (a.name < b.name ? -1 : 1))) {
-        let v: ResourceView;
-        try {
-          v = await this.sys.ask<ResourceMsg, ResourceView>(r.ref, (replyTo) => ({ type: 'inspect', replyTo }), timeout);
-        } catch {
-          continue; // evicted between list and inspect
-        }
-        if (v.granted.length + v.converting.length + v.waiting.length === 0 && filter.resource === undefined) continue;
-        const lk = (l: ResourceView['granted'][number]) => ({
-          lockId: l.lockId, ...owners(l.owner),
-          mode: l.grMode === null ? null : modeName(l.grMode),
-          requested: l.rqMode === null ? null : modeName(l.rqMode),
-          token: l.token,
-        });
-        out.push({
-          lockspace: ls, resource: r.name, tokenCounter: v.tokenCounter, lvbValid: v.lvbValid, lvb: v.lvb.toString('hex'),
-          granted: v.granted.map(lk), converting: v.converting.map(lk), waiting: v.waiting.map(lk),
+      const list = await this.listResources(ls, filter.resource === undefined ? { limit: LIST_LIMIT } : { resource: filter.resource });
+      omitted += list.total - list.entries.length;
+      const res = list.entries.sort((a, b) => (a.name < b.name ? -1 : 1));
+      for (let i = 0; i < res.length; i += SLICE.inspect) {
+        if (used >= budget) { omitted += res.length - i; break; }
+        const batch = res.slice(i, i + SLICE.inspect);
+        const views = await Promise.all(batch.map((r) => this.sys.ask<ResourceMsg, ResourceView>(r.ref, (replyTo) => ({ type: 'inspect', replyTo }), timeout)
+          .catch(() => undefined))); // evicted between list and inspect
+        batch.forEach((r, k) => {
+          const v = views[k];
+          if (!v || (v.granted.length + v.converting.length + v.waiting.length === 0 && filter.resource === undefined)) return;
+          if (used >= budget) { omitted++; return; }
+          const item = {
+            lockspace: ls, resource: r.name, tokenCounter: v.tokenCounter, lvbValid: v.lvbValid, lvb: v.lvb.toString('hex'),
+            granted: v.granted.map(lk), converting: v.converting.map(lk), waiting: v.waiting.map(lk),
+          };
+          used += encodedSize(item);
+          if (used > budget) { omitted++; return; }
+          out.push(item);
         });
       }
     }
-    return { node: this.o.config.node.id, resources: out };
+    return { node: this.o.config.node.id, resources: out, omitted };
   }
 
-  private listResources(ls: string) {
-    return this.sys.ask<any, Array<{ name: string; ref: Ref<ResourceMsg> }>>(
-      this.table.lockspace(ls), (replyTo) => ({ type: 'list', replyTo }), this.o.config.timing.queryTimeoutMs);
+  private listResources(ls: string, opts: { resource?: string; limit?: number } = {}): Promise<ResourceList> {
+    return this.sys.ask<LockspaceMsg, ResourceList>(
+      this.table.lockspace(ls), (replyTo) => ({ type: 'list', replyTo, ...opts }), this.o.config.timing.queryTimeoutMs);
   }
 }
+
+/** Resources listed per lockspace for one inspection (see localLocks). */
+const LIST_LIMIT = 4096;
 
 /** Remove a socket file left by a dead daemon; refuse if a live daemon answers on it. */
 async function removeStaleSocket(p: string): Promise<void> {

@@ -29,22 +29,33 @@ export class FrameError extends Error {
 // useRecords:false keeps the encoding plain msgpack so foreign tools can read it.
 const packr = new Packr({ useRecords: false, mapsAsObjects: true, int64AsType: 'number' });
 
+/** msg's msgpack encoding (a frame payload, or a batch handed to another thread). */
+export function encodePayload(msg: unknown): Buffer { return packr.pack(msg); }
+
 /** Bytes of msg's msgpack encoding (the frame payload). */
 export function encodedSize(msg: unknown): number { return packr.pack(msg).length; }
 
 /**
- * The longest prefix of items whose message wrap(prefix) encodes to at most maxBytes
- * (binary search: O(log n) encodings). For replies that list things without a natural
- * bound (inspection): what does not fit is counted in `omitted`, never silently lost.
+ * The longest prefix of items whose message wrap(prefix) encodes to at most maxBytes. For
+ * replies that list things without a natural bound (inspection): what does not fit is
+ * counted in `omitted`, never silently lost. Work is proportional to what fits, not to the
+ * list: a msgpack array is its header (1, 3 or 5 bytes by length) followed by each item's
+ * own encoding, so the prefix is found by adding up item sizes, then checked once by
+ * encoding it (a guard: shortened if the wrapper encodes otherwise).
  */
 export function fitList<T>(items: readonly T[], wrap: (xs: readonly T[]) => unknown, maxBytes: number): { items: T[]; omitted: number } {
-  if (encodedSize(wrap(items)) <= maxBytes) return { items: [...items], omitted: 0 };
-  let lo = 0, hi = items.length; // wrap(items[0..lo)) fits; wrap(items[0..hi)) does not
-  while (hi - lo > 1) {
-    const mid = (lo + hi) >>> 1;
-    if (encodedSize(wrap(items.slice(0, mid))) <= maxBytes) lo = mid; else hi = mid;
+  const header = (n: number) => (n < 16 ? 1 : n < 65536 ? 3 : 5);
+  const base = encodedSize(wrap([])) - header(0);
+  let sum = 0;
+  let n = 0;
+  while (n < items.length) {
+    const next = sum + encodedSize(items[n]);
+    if (base + header(n + 1) + next > maxBytes) break;
+    sum = next;
+    n++;
   }
-  return { items: items.slice(0, lo), omitted: items.length - lo };
+  while (n > 0 && encodedSize(wrap(items.slice(0, n))) > maxBytes) n--;
+  return { items: items.slice(0, n), omitted: items.length - n };
 }
 
 export function encodeFrame(msg: unknown, maxBytes: number): Buffer {
