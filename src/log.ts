@@ -12,7 +12,17 @@ import fs from 'node:fs';
 import Logger from 'bunyan';
 import type { LoggingConfig } from './config/config';
 
-export interface LogHandle { log: Logger; reopen(): void; close(): Promise<void> }
+export interface LogHandle {
+  log: Logger;
+  reopen(): void;
+  close(): Promise<void>;
+  /**
+   * Write a record another thread logged to this handle's syslog output only (the cluster
+   * worker thread writes its file and stderr output itself; the syslog socket module cannot
+   * be loaded in a worker thread). No-op without syslog.
+   */
+  syslogRecord(rec: Record<string, unknown>): void;
+}
 
 export interface LoggerOptions { name: string; levelOverride?: string; stderrStream?: NodeJS.WritableStream }
 
@@ -41,6 +51,7 @@ export function createLogger(cfg: LoggingConfig, opts: LoggerOptions): LogHandle
   return {
     log,
     reopen: () => file?.reopen(),
+    syslogRecord: (rec) => { syslog?.write(rec); },
     close: async () => {
       syslog?.close();
       await file?.close();

@@ -2,7 +2,12 @@
  * mxfsd — the MXFS daemon (foreground).
  *   mxfsd --config FILE [--log-level LEVEL]
  * SIGTERM/SIGINT: clean shutdown (clients are told, locks released). SIGHUP: reopen logs.
- * Exit codes: 0 clean stop, 1 runtime failure (e.g. socket in use), 2 usage or config error.
+ * Exit codes: 0 clean stop, 1 runtime failure (e.g. socket in use), 2 usage or config error,
+ * 70 internal failure (an uncaught exception, or the cluster worker thread died).
+ *
+ * With peers, the cluster layer (links, leases, quorum) runs in a worker thread of its own
+ * (src/cluster/cluster-worker.ts). MXFS_CLUSTER_THREAD=main runs it on the main thread
+ * instead, as before (a diagnostic switch, used by bench/event-loop.ts to compare).
  */
 import { loadConfig, ConfigError, formatConfigError } from '../config/config';
 import { createLogger } from '../log';
@@ -51,7 +56,17 @@ async function main(): Promise<void> {
   try {
     daemon = new Daemon({
       config, log, faultInjection: process.env.MXFS_FAULT_INJECTION === '1',
-      port: clustered ? (sys, state) => new TcpClusterPort({ config, sys, log, clock: systemClock, state }) : undefined,
+      port: clustered ? (sys, state) => new TcpClusterPort({
+        config, sys, log, clock: systemClock, state,
+        worker: process.env.MXFS_CLUSTER_THREAD === 'main' ? undefined : {
+          logLevel: level,
+          syslogRecord: (rec) => logs.syslogRecord(rec),
+          onFatal: (e) => {
+            process.stderr.write(`mxfsd: fatal: the cluster worker thread failed: ${e.message}\n`);
+            process.exit(70);
+          },
+        },
+      }) : undefined,
     });
     await daemon.start();
   } catch (e) {
@@ -86,7 +101,11 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
-  process.on('SIGHUP', () => { logs.reopen(); log.info('log files reopened (SIGHUP)'); });
+  process.on('SIGHUP', () => {
+    logs.reopen();
+    (daemon.port as TcpClusterPort | undefined)?.reopenLogs();
+    log.info('log files reopened (SIGHUP)');
+  });
   process.on('uncaughtException', (e) => {
     // Actors catch their own faults; reaching here means the process state is unknown.
     // Exiting drops every client connection, so every client knows its locks are gone.

@@ -7,7 +7,8 @@
  * never race two connections; a newly authenticated inbound connection from the lower-id
  * peer means that peer considers the old one dead, and it replaces the old one.
  *
- * Takes: 'start', 'send' (a PeerBody; optional replyTo gets a SendResult), 'adopt' (an
+ * Takes: 'start', 'send' (a PeerBody; optional replyTo gets a SendResult), 'sendMany' (bulk
+ * lock traffic, coalesced by the transport), 'adopt' (an
  * authenticated session, from our dial or from the transport's acceptor), 'dialFailed',
  * 'data'/'drain'/'closed' (connection events), 'retry' (backoff timer), 'drop', 'status',
  * 'stop'.
@@ -64,6 +65,8 @@ export type PeerLinkMsg =
   | { type: 'start' }
   /** epoch: stamped on the frame; defaults to the committed epoch when the link writes it. */
   | { type: 'send'; body: PeerBody; epoch?: number; replyTo?: Ref<SendResult> }
+  /** Bulk traffic (lock messages), many at once: one mailbox entry, so a renewal queued behind it waits one turn, not one per message. */
+  | { type: 'sendMany'; items: Array<{ body: PeerBody; epoch: number }> }
   | { type: 'adopt'; session: EstablishedSession; dialGen?: number }
   | { type: 'dialFailed'; dialGen: number; reason: string; code?: RefuseCode }
   | { type: 'data'; connId: number; chunk: Buffer }
@@ -235,6 +238,30 @@ export function peerLinkDef(o: PeerLinkOptions): ActorDef<State, PeerLinkMsg> {
     return undefined;
   };
 
+  /** Seal and write (or queue) one message; drops the link if its queue is over the bound. */
+  const sendOne = (s: State, body: PeerBody, epoch: number | undefined, self: Ref<PeerLinkMsg>, sys: ActorSystem, log: import('bunyan')): SendResult => {
+    const ss = s.session;
+    if (!ss) return 'down';
+    let frame: Buffer | undefined;
+    let why = '';
+    try { frame = seal(ss, body, epoch ?? o.epoch()); } catch (e) { frame = undefined; why = (e as Error).message; }
+    if (!frame) {
+      // A bug in the sender (messages are bounded by construction): never silent.
+      log.error({ peer, msgType: body.type }, `peer message '${body.type}' not sent to node ${peer}: ${why}`);
+      return 'too-large';
+    }
+    if (ss.queue.length + 1 > o.maxQueueMessages || ss.queuedBytes + frame.length > o.maxQueueBytes) {
+      // The peer does not read fast enough: drop the link instead of growing memory.
+      o.onLinkEvent({ type: 'backpressure', peer, queuedBytes: ss.queuedBytes, queuedMessages: ss.queue.length });
+      const full = `send queue full (${ss.queue.length} messages, ${ss.queuedBytes} bytes): peer not reading`;
+      log.warn({ peer }, `dropping link to node ${peer}: ${full}`);
+      down(s, full, self, sys);
+      return 'overflow';
+    }
+    ss.sendSeq++;
+    return writeFrame(s, ss, frame);
+  };
+
   return {
     init: () => ({ phase: 'idle', dialGen: 0, attempt: 0, sent: 0, received: 0, linkDrops: 0 }),
 
@@ -344,31 +371,12 @@ export function peerLinkDef(o: PeerLinkOptions): ActorDef<State, PeerLinkMsg> {
           return s;
         }
 
+        case 'sendMany':
+          for (const it of msg.items) if (sendOne(s, it.body, it.epoch, ctx.self, sys, ctx.log) !== 'sent' && !s.session) break;
+          return s;
+
         case 'send': {
-          const ss = s.session;
-          let result: SendResult;
-          if (!ss) result = 'down';
-          else {
-            let frame: Buffer | undefined;
-            let why = '';
-            try { frame = seal(ss, msg.body, msg.epoch ?? o.epoch()); } catch (e) { frame = undefined; why = (e as Error).message; }
-            if (!frame) {
-              // A bug in the sender (messages are bounded by construction): never silent.
-              ctx.log.error({ peer, msgType: msg.body.type }, `peer message '${msg.body.type}' not sent to node ${peer}: ${why}`);
-              result = 'too-large';
-            }
-            else if (ss.queue.length + 1 > o.maxQueueMessages || ss.queuedBytes + frame.length > o.maxQueueBytes) {
-              // The peer does not read fast enough: drop the link instead of growing memory.
-              o.onLinkEvent({ type: 'backpressure', peer, queuedBytes: ss.queuedBytes, queuedMessages: ss.queue.length });
-              const why = `send queue full (${ss.queue.length} messages, ${ss.queuedBytes} bytes): peer not reading`;
-              ctx.log.warn({ peer }, `dropping link to node ${peer}: ${why}`);
-              down(s, why, ctx.self, sys);
-              result = 'overflow';
-            } else {
-              ss.sendSeq++;
-              result = writeFrame(s, ss, frame);
-            }
-          }
+          const result = sendOne(s, msg.body, msg.epoch, ctx.self, sys, ctx.log);
           if (msg.replyTo) sys.reply(msg.replyTo, result);
           return s;
         }

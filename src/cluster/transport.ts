@@ -4,8 +4,15 @@
  * Owns: the listening socket, the responder side of every inbound handshake (which peer is
  * it? is it allowed to dial us? does it know the key?), and the map peer id -> PeerLink.
  * Takes (method calls): start, send, sendAndWait, broadcast, dropLink, linkStatus, stop.
- * Sends: 'start'/'send'/'adopt'/'drop'/'status'/'stop' to the PeerLinks. Delivers every
- * validated message to opts.onMessage and every LinkEvent to opts.onLinkEvent.
+ * Sends: 'start'/'send'/'sendMany'/'adopt'/'drop'/'status'/'stop' to the PeerLinks. Delivers
+ * every validated message to opts.onMessage and every LinkEvent to opts.onLinkEvent.
+ *
+ * Liveness first: a PeerLink takes one mailbox message per event-loop turn, so a renewal sent
+ * behind 4 000 lock messages (a recovery, a purge, a flood of remote requests) waited 4 000
+ * turns — long enough, on a loaded machine, for leases to lapse. Bulk traffic (lock-engine
+ * messages: EPOCH_RULE 'receiver' and 'bound') sent in one turn is therefore coalesced into
+ * one 'sendMany' per peer; lease and membership messages go alone. Order within each class is
+ * kept; nothing orders one class against the other (lock messages carry their own epochs).
  */
 import type Logger from 'bunyan';
 import type { ActorSystem, Ref } from '../actors/actor';
@@ -14,7 +21,10 @@ import { HandshakeError, HandshakeOptions, runResponder } from './handshake';
 import type { Connection, Listener, Network } from './network';
 import type { ClusterOptions } from './options';
 import { LinkEvent, PeerLinkMsg, PeerLinkStatus, SendResult, spawnPeerLink, BackoffOptions, isDialer } from './peer-link';
-import { DEFAULT_MAX_PEER_FRAME, PeerBody, PeerMessage } from './peer-protocol';
+import { DEFAULT_MAX_PEER_FRAME, EPOCH_RULE, PeerBody, PeerMessage } from './peer-protocol';
+
+/** Bulk messages per 'sendMany' at most (one PeerLink turn seals them: a few milliseconds). */
+const MAX_SEND_MANY = 256;
 
 export interface TransportOptions {
   config: ClusterOptions;
@@ -56,6 +66,9 @@ export class PeerTransport {
   private stopped = false;
   private readonly inbound = new Set<Connection>();
   private epochSource: () => number;
+  /** Bulk messages of this turn, per peer (see the header). */
+  private bulk = new Map<number, Array<{ body: PeerBody; epoch: number }>>();
+  private bulkFlushQueued = false;
   /** Handshakes refused on the accept side, by code (tests and status). */
   readonly refusals: Record<string, number> = {};
 
@@ -138,7 +151,29 @@ export class PeerTransport {
    */
   send(peer: number, body: PeerBody, epoch = this.epochSource()): void {
     const ref = this.links.get(peer);
-    if (ref) this.o.system.send(ref, { type: 'send', body, epoch });
+    if (!ref) return;
+    const rule = EPOCH_RULE[body.type];
+    if (rule !== 'receiver' && (rule !== 'bound' || body.type === 'ping' || body.type === 'pong')) {
+      this.o.system.send(ref, { type: 'send', body, epoch });
+      return;
+    }
+    let q = this.bulk.get(peer);
+    if (!q) this.bulk.set(peer, (q = []));
+    q.push({ body, epoch });
+    if (q.length >= MAX_SEND_MANY) this.flushBulk(peer);
+    else if (!this.bulkFlushQueued) { this.bulkFlushQueued = true; queueMicrotask(() => this.flushAllBulk()); }
+  }
+
+  private flushBulk(peer: number): void {
+    const q = this.bulk.get(peer);
+    const ref = this.links.get(peer);
+    this.bulk.delete(peer);
+    if (q && ref && q.length > 0) this.o.system.send(ref, { type: 'sendMany', items: q });
+  }
+
+  private flushAllBulk(): void {
+    this.bulkFlushQueued = false;
+    for (const peer of [...this.bulk.keys()]) this.flushBulk(peer);
   }
 
   /** Send and learn what happened to the message locally ('sent', 'queued', 'down', 'overflow'...). */

@@ -1,0 +1,151 @@
+/**
+ * The cluster worker thread: runs one ClusterNode (peer links over TCP, leases, quorum,
+ * epochs) with its own event loop, actor system, clock timers and log streams, for
+ * ClusterWorker (cluster-worker.ts) on the lock engine's thread.
+ *
+ * Owns: the ClusterNode, <state_dir>/epoch.json (EpochFile: the promised epoch is written
+ * here, durably, before any accept/proposal/commit based on it leaves), the watchdog on the
+ * main thread's heartbeat.
+ * Takes: ToWorker messages (sends, faults, link drops, status, log reopen, stop).
+ * Sends: FromWorker messages — batches of WorkerItem in the order they happened; the quorum
+ * deadline also straight into shared memory (SharedLease) the moment it changes.
+ *
+ * The watchdog: every beat it stamps its own heartbeat and reads the main thread's. If the
+ * main thread has not beaten for longer than stallMs while this thread kept running, the
+ * node mutes itself (MembershipCore.mute: no renewals, no answers, no quorum), so a wedged
+ * lock engine still ends in a fence and the others take its resources over; when the main
+ * thread beats again it unmutes and rejoins. If this thread was frozen too (the whole process
+ * was paused), it waits one beat for the main thread before judging: the lease itself decides
+ * about process-wide pauses, as before.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { ActorSystem } from '../actors/actor';
+import { createLogger, LogHandle } from '../log';
+import { systemClock } from '../util/clock';
+import { LoopMonitor } from '../util/loop-monitor';
+import { WindowedMax } from '../util/windowed-max';
+import { decodePayload, encodePayload } from '../wire/frame';
+import { EpochFile } from '../daemon/state';
+import { ClusterNode } from './cluster-node';
+import type { PeerFaults } from './cluster-layer';
+import { TcpNetwork } from './network';
+import { SharedLease } from './shared-lease';
+import { FromWorker, MAX_BATCH_ITEMS, ToWorker, WireFaults, WorkerInit, WorkerItem, WorkerSend } from './worker-protocol';
+
+const init = workerData as WorkerInit;
+const port = parentPort!;
+const clock = systemClock;
+const shared = new SharedLease(init.shared);
+const post = (m: FromWorker) => port.postMessage(m);
+
+// ---- output batches, in order -----------------------------------------------------------
+
+let outbox: WorkerItem[] = [];
+let flushQueued = false;
+function flush(): void {
+  flushQueued = false;
+  while (outbox.length > 0) {
+    const items = outbox.splice(0, MAX_BATCH_ITEMS);
+    post({ type: 'batch', items: encodePayload(items) });
+  }
+}
+function out(item: WorkerItem): void {
+  outbox.push(item);
+  if (!flushQueued) { flushQueued = true; queueMicrotask(flush); }
+}
+
+// ---- logging: file and stderr here; syslog records go to the main thread ------------------
+
+let logs: LogHandle;
+{
+  logs = createLogger({ ...init.logging, syslog: false }, { name: 'mxfsd', levelOverride: init.logLevel });
+  if (init.forwardSyslog) {
+    logs.log.addStream({ type: 'raw', level: logs.log.level(), stream: { write: (rec: object) => { out(['log', rec as Record<string, unknown>]); return true; } } as unknown as NodeJS.WritableStream });
+  }
+}
+const log = logs.log.child({ thread: 'cluster' });
+
+const toFaults = (f: WireFaults): PeerFaults => ({ blocked: new Set(f.blocked), drop: f.drop, delayMs: f.delayMs });
+
+const epochs = EpochFile.open(init.stateDir, init.promisedEpoch);
+const sys = new ActorSystem(log, 'mxfs-cluster');
+const node = new ClusterNode({
+  config: init.config, network: new TcpNetwork(), clock, system: sys, log, incarnation: init.incarnation,
+  epochStore: { load: () => epochs.value, save: (e) => epochs.promise(e) },
+  faults: init.faults ? toFaults(init.faults) : undefined,
+  onEvent: (ev) => out(['event', ev]),
+  onLinkEvent: (ev) => out(['link', ev]),
+  onDlmFrame: (from, frame) => out(['dlm', from, frame]),
+  onBoundMessage: (from, msg) => out(['bound', from, msg]),
+  onRejected: (from, msg, reason) => out(['rejected', from, msg, reason]),
+  onLease: (until) => { shared.quorumUntil = until; out(['lease', until]); },
+});
+
+// ---- the watchdog on the main thread --------------------------------------------------------
+
+const loop = new LoopMonitor();
+const beatAges = new WindowedMax(1000, 120);
+let muted = false;
+let mutes = 0;
+let lastCheck = clock.now();
+const watchdog = setInterval(() => {
+  const now = clock.now();
+  const ranMeanwhile = now - lastCheck < init.stallMs / 2; // false: this thread was frozen too
+  lastCheck = now;
+  shared.workerBeat = now;
+  const age = now - shared.mainBeat;
+  beatAges.add(now, age);
+  if (!muted && age > init.stallMs && ranMeanwhile) {
+    muted = true;
+    mutes++;
+    node.mute(`the lock engine's thread has not answered for ${Math.round(age)} ms (bound ${init.stallMs} ms = client_timeout_ms: its clients have given up their locks); this node leaves the cluster so that its resources move`);
+  } else if (muted && age <= init.stallMs) {
+    muted = false;
+    node.mute(undefined);
+  }
+}, init.beatMs);
+
+// ---- requests from the main thread ----------------------------------------------------------
+
+port.on('message', (m: ToWorker) => {
+  switch (m.type) {
+    case 'send':
+      for (const [to, body, epoch] of decodePayload(Buffer.from(m.batch.buffer, m.batch.byteOffset, m.batch.byteLength)) as WorkerSend[]) {
+        node.send(to, body, epoch ?? undefined);
+      }
+      return;
+    case 'faults': node.setFaults(toFaults(m.faults)); return;
+    case 'dropLink': node.dropLink(m.peer, m.reason); return;
+    case 'reopenLogs': logs.reopen(); return;
+    case 'status':
+      node.status(m.timeoutMs).then(
+        (st) => {
+          const now = clock.now();
+          post({ type: 'status', id: m.id, status: { ...st, thread: {
+            isolation: 'worker', stallBoundMs: init.stallMs, mainBeatAgeMs: Math.round(now - shared.mainBeat),
+            mainBeatAgeMaxMs: beatAges.max(now, 60000) ?? null, muted, mutes, workerLoop: loop.snapshot(),
+          } } });
+        },
+        (e: Error) => post({ type: 'status', id: m.id, error: e.message }),
+      );
+      return;
+    case 'stop':
+      clearInterval(watchdog);
+      loop.stop();
+      flush();
+      node.stop(m.reason).finally(async () => {
+        flush();
+        sys.shutdown();
+        await logs.close();
+        post({ type: 'stopped' });
+      });
+      return;
+  }
+});
+
+loop.start();
+shared.workerBeat = clock.now();
+node.start().then(
+  () => post({ type: 'started' }),
+  (e: Error) => post({ type: 'startFailed', message: e.message }),
+);
