@@ -67,7 +67,7 @@ export function lockspaceDef(o: LockspaceOpts): ActorDef<State, LockspaceMsg> {
     handle(s, msg, ctx) {
       const sys = ctx.system;
       if (o.live && !o.live()) {
-        if (msg.type === 'list') sys.reply(msg.replyTo, { entries: [], total: 0 });
+        if (msg.type === 'list') sys.reply(msg.replyTo, { entries: [], total: 0, idle: 0 });
         return s;
       }
       const spawnResource = (name: string, adopt?: LockspaceMsg & { type: 'adopt' }) => {
@@ -134,14 +134,18 @@ export function lockspaceDef(o: LockspaceOpts): ActorDef<State, LockspaceMsg> {
         case 'list': {
           // Bounded: an inspection of a lockspace with 100 000 resources must not copy them all.
           const entries: Array<{ name: string; ref: Ref<ResourceMsg> }> = [];
+          let idle = 0;
           if (msg.resource !== undefined) {
             const e = s.resources.get(msg.resource);
             if (e) entries.push({ name: msg.resource, ref: e.ref });
           } else {
             const limit = msg.limit ?? Infinity;
-            for (const [name, e] of s.resources) { if (entries.length >= limit) break; entries.push({ name, ref: e.ref }); }
+            for (const [name, e] of s.resources) {
+              if (msg.busyOnly && e.idleSince !== undefined) { idle++; continue; }
+              if (entries.length < limit) entries.push({ name, ref: e.ref });
+            }
           }
-          sys.reply(msg.replyTo, { entries, total: s.resources.size });
+          sys.reply(msg.replyTo, { entries, total: s.resources.size, idle });
           break;
         }
       }

@@ -50,11 +50,13 @@ export type LockspaceMsg =
   | { type: 'sweep' }
   /**
    * Inspection: up to `limit` resources (default all; in the lockspace's order, which is
-   * creation order) or just `resource`, and how many there are in all.
+   * creation order) or just `resource`, and how many there are in all. With `busyOnly`,
+   * resources known to be idle (nothing held or waiting, see eviction) are left out, and
+   * counted in `idle`.
    */
-  | { type: 'list'; replyTo: Ref<ResourceList>; resource?: string; limit?: number };
+  | { type: 'list'; replyTo: Ref<ResourceList>; resource?: string; limit?: number; busyOnly?: boolean };
 
-export interface ResourceList { entries: Array<{ name: string; ref: Ref<ResourceMsg> }>; total: number }
+export interface ResourceList { entries: Array<{ name: string; ref: Ref<ResourceMsg> }>; total: number; idle: number }
 
 /** Counters shared by the lock engine's actors (single-threaded: plain increments). */
 export interface LockStats {

@@ -24,13 +24,13 @@ import { createLogger, LogHandle } from '../log';
 import { systemClock } from '../util/clock';
 import { LoopMonitor } from '../util/loop-monitor';
 import { WindowedMax } from '../util/windowed-max';
-import { decodePayload, encodePayload } from '../wire/frame';
 import { EpochFile } from '../daemon/state';
 import { ClusterNode } from './cluster-node';
 import type { PeerFaults } from './cluster-layer';
 import { TcpNetwork } from './network';
 import { SharedLease } from './shared-lease';
-import { FromWorker, MAX_BATCH_ITEMS, ToWorker, WireFaults, WorkerInit, WorkerItem, WorkerSend } from './worker-protocol';
+import { PipeReceiver, PipeSender } from './thread-pipe';
+import { FromWorker, ToWorker, WireFaults, WorkerInit, WorkerItem, WorkerSend } from './worker-protocol';
 
 const init = workerData as WorkerInit;
 const port = parentPort!;
@@ -38,21 +38,11 @@ const clock = systemClock;
 const shared = new SharedLease(init.shared);
 const post = (m: FromWorker) => port.postMessage(m);
 
-// ---- output batches, in order -----------------------------------------------------------
+// ---- to and from the main thread, in order, bounded work per turn ----------------------------
 
-let outbox: WorkerItem[] = [];
-let flushQueued = false;
-function flush(): void {
-  flushQueued = false;
-  while (outbox.length > 0) {
-    const items = outbox.splice(0, MAX_BATCH_ITEMS);
-    post({ type: 'batch', items: encodePayload(items) });
-  }
-}
-function out(item: WorkerItem): void {
-  outbox.push(item);
-  if (!flushQueued) { flushQueued = true; queueMicrotask(flush); }
-}
+const toMain = new PipeSender<WorkerItem>((items) => post({ type: 'batch', items }));
+const out = (item: WorkerItem) => toMain.push(item);
+const flush = () => toMain.flush();
 
 // ---- logging: file and stderr here; syslog records go to the main thread ------------------
 
@@ -107,13 +97,11 @@ const watchdog = setInterval(() => {
 
 // ---- requests from the main thread ----------------------------------------------------------
 
+const fromMain = new PipeReceiver<WorkerSend>(([to, body, epoch]) => node.send(to, body, epoch ?? undefined));
+
 port.on('message', (m: ToWorker) => {
   switch (m.type) {
-    case 'send':
-      for (const [to, body, epoch] of decodePayload(Buffer.from(m.batch.buffer, m.batch.byteOffset, m.batch.byteLength)) as WorkerSend[]) {
-        node.send(to, body, epoch ?? undefined);
-      }
-      return;
+    case 'send': fromMain.receive(m.batch); return;
     case 'faults': node.setFaults(toFaults(m.faults)); return;
     case 'dropLink': node.dropLink(m.peer, m.reason); return;
     case 'reopenLogs': logs.reopen(); return;

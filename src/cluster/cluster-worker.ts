@@ -25,12 +25,12 @@ import { Worker } from 'node:worker_threads';
 import type Logger from 'bunyan';
 import type { LoggingConfig } from '../config/config';
 import type { Clock } from '../util/clock';
-import { decodePayload, encodePayload } from '../wire/frame';
 import type { ClusterLayer, ClusterLayerEvents, ClusterLayerStatus, PeerFaults } from './cluster-layer';
 import type { ClusterOptions } from './options';
 import type { PeerBody } from './peer-protocol';
 import { SharedLease } from './shared-lease';
-import { FromWorker, MAX_BATCH_ITEMS, ToWorker, WireFaults, WorkerInit, WorkerItem, WorkerSend } from './worker-protocol';
+import { PipeReceiver, PipeSender } from './thread-pipe';
+import { FromWorker, ToWorker, WireFaults, WorkerInit, WorkerItem, WorkerSend } from './worker-protocol';
 
 export interface ClusterWorkerOptions extends ClusterLayerEvents {
   config: ClusterOptions;
@@ -56,8 +56,8 @@ const wireFaults = (f: PeerFaults): WireFaults => ({ blocked: [...f.blocked], dr
 export class ClusterWorker implements ClusterLayer {
   private w?: Worker;
   private readonly shared = new SharedLease();
-  private outbox: WorkerSend[] = [];
-  private flushQueued = false;
+  private readonly toWorker = new PipeSender<WorkerSend>((batch) => this.post({ type: 'send', batch }));
+  private readonly fromWorker = new PipeReceiver<WorkerItem>((item) => this.dispatch(item));
   private beat?: NodeJS.Timeout;
   private queries = new Map<number, (m: Extract<FromWorker, { type: 'status' }>) => void>();
   private nextQuery = 1;
@@ -115,7 +115,7 @@ export class ClusterWorker implements ClusterLayer {
   private onWorkerMessage(m: FromWorker): void {
     switch (m.type) {
       case 'batch':
-        for (const item of decodePayload(Buffer.from(m.items.buffer, m.items.byteOffset, m.items.byteLength)) as WorkerItem[]) this.dispatch(item);
+        this.fromWorker.receive(m.items);
         return;
       case 'status':
         this.queries.get(m.id)?.(m);
@@ -146,18 +146,7 @@ export class ClusterWorker implements ClusterLayer {
   private post(m: ToWorker): void { if (!this.stopping) this.w?.postMessage(m); }
 
   send(to: number, body: PeerBody, epoch?: number): void {
-    if (this.stopping) return;
-    this.outbox.push([to, body, epoch ?? this.knownEpoch]);
-    if (this.outbox.length >= MAX_BATCH_ITEMS) this.flush();
-    else if (!this.flushQueued) { this.flushQueued = true; queueMicrotask(() => this.flush()); }
-  }
-
-  private flush(): void {
-    this.flushQueued = false;
-    if (this.outbox.length === 0) return;
-    const batch = this.outbox;
-    this.outbox = [];
-    this.post({ type: 'send', batch: encodePayload(batch) });
+    if (!this.stopping) this.toWorker.push([to, body, epoch ?? this.knownEpoch]);
   }
 
   canGrant(): boolean { return this.o.clock.now() < this.shared.quorumUntil; }
@@ -182,7 +171,7 @@ export class ClusterWorker implements ClusterLayer {
 
   async stop(reason = 'shutdown'): Promise<void> {
     if (!this.w || this.stopping) return;
-    this.flush();
+    this.toWorker.flush();
     const w = this.w;
     const done = new Promise<void>((r) => { this.stopped = r; });
     this.post({ type: 'stop', reason });

@@ -30,13 +30,13 @@
  */
 import type { ActorDef, ActorSystem, Ref } from '../actors/actor';
 import type { Clock, TimerHandle } from '../util/clock';
-import { decodePayload, encodeFrameWithTrailer, FrameDecoder, FrameError } from '../wire/frame';
+import { decodePayload, encodedSize, encodeFrameWithTrailer, FrameDecoder, FrameError } from '../wire/frame';
 import { FRAME_MAC_BYTES, frameMac, openFrame, SessionKeys } from './auth';
 import { EstablishedSession, HandshakeError, HandshakeOptions, runInitiator } from './handshake';
 import type { Connection, Network } from './network';
 import type { ClusterPeerOptions } from './options';
 import {
-  HANDSHAKE_TYPES, PeerBody, PeerHeader, PeerMessage, RefuseCode, toWire, validatePeerMessage,
+  HANDSHAKE_TYPES, isBulkTraffic, PeerBody, PeerHeader, PeerMessage, RefuseCode, toWire, validatePeerMessage,
 } from './peer-protocol';
 
 export type SendResult = 'sent' | 'queued' | 'down' | 'overflow' | 'too-large';
@@ -116,7 +116,10 @@ interface Session {
   lastRecv: number;
   idleTimer?: TimerHandle;
   blocked: boolean;
-  queue: Buffer[];
+  /** Messages waiting for the connection to drain, not yet sealed: urgent ones first (see writeFrame). */
+  queue: Pending[];
+  /** How many entries at the head of the queue are urgent. */
+  urgent: number;
   queuedBytes: number;
 }
 
@@ -131,6 +134,12 @@ interface State {
   linkDrops: number;
   lastDownReason?: string;
 }
+
+/** A message waiting in a link's send queue; sealed (sequence number, MAC) only when written. */
+interface Pending { body: PeerBody; epoch: number; bytes: number }
+
+/** Bytes of a frame beyond its body's encoding: length, header fields, MAC (an upper bound). */
+const FRAME_OVERHEAD = 96;
 
 /** Capped exponential backoff with jitter: uniform in [d/2, d), d = min(max, initial * 2^attempt). */
 export function backoffDelay(b: BackoffOptions, attempt: number, random: () => number): number {
@@ -178,15 +187,24 @@ export function peerLinkDef(o: PeerLinkOptions): ActorDef<State, PeerLinkMsg> {
     scheduleRetry(s, self, sys);
   };
 
-  const writeFrame = (s: State, ss: Session, frame: Buffer): SendResult => {
-    if (ss.blocked || ss.queue.length > 0) {
-      ss.queue.push(frame);
-      ss.queuedBytes += frame.length;
-      return 'queued';
+  /**
+   * Write the frames of the queue while the connection takes them. They are sealed here, in
+   * the order written, so an urgent message queued late can still go before bulk ones.
+   */
+  const drainQueue = (s: State, ss: Session, log: import('bunyan')) => {
+    while (ss.queue.length > 0 && !ss.blocked) {
+      const p = ss.queue.shift()!;
+      if (ss.urgent > 0) ss.urgent--;
+      ss.queuedBytes -= p.bytes;
+      let frame: Buffer;
+      try { frame = seal(ss, p.body, p.epoch); } catch (e) {
+        log.error({ peer, msgType: p.body.type }, `peer message '${p.body.type}' not sent to node ${peer}: ${(e as Error).message}`);
+        continue;
+      }
+      ss.sendSeq++;
+      s.sent++;
+      if (!ss.conn.write(frame)) ss.blocked = true;
     }
-    s.sent++;
-    if (!ss.conn.write(frame)) ss.blocked = true;
-    return 'sent';
   };
 
   /** The frame at sequence ss.sendSeq (the caller advances it once the frame is written): message, then its MAC. */
@@ -238,19 +256,30 @@ export function peerLinkDef(o: PeerLinkOptions): ActorDef<State, PeerLinkMsg> {
     return undefined;
   };
 
-  /** Seal and write (or queue) one message; drops the link if its queue is over the bound. */
+  /**
+   * Write one message now, or queue it while the connection is blocked; drops the link if
+   * the queue is over its bound. In the queue, lease and membership messages go ahead of the
+   * lock engine's bulk traffic (isBulkTraffic): only what the kernel already holds is ahead
+   * of a renewal.
+   */
   const sendOne = (s: State, body: PeerBody, epoch: number | undefined, self: Ref<PeerLinkMsg>, sys: ActorSystem, log: import('bunyan')): SendResult => {
     const ss = s.session;
     if (!ss) return 'down';
-    let frame: Buffer | undefined;
-    let why = '';
-    try { frame = seal(ss, body, epoch ?? o.epoch()); } catch (e) { frame = undefined; why = (e as Error).message; }
-    if (!frame) {
-      // A bug in the sender (messages are bounded by construction): never silent.
-      log.error({ peer, msgType: body.type }, `peer message '${body.type}' not sent to node ${peer}: ${why}`);
-      return 'too-large';
+    const e = epoch ?? o.epoch();
+    if (!ss.blocked && ss.queue.length === 0) {
+      let frame: Buffer;
+      try { frame = seal(ss, body, e); } catch (err) {
+        // A bug in the sender (messages are bounded by construction): never silent.
+        log.error({ peer, msgType: body.type }, `peer message '${body.type}' not sent to node ${peer}: ${(err as Error).message}`);
+        return 'too-large';
+      }
+      ss.sendSeq++;
+      s.sent++;
+      if (!ss.conn.write(frame)) ss.blocked = true;
+      return 'sent';
     }
-    if (ss.queue.length + 1 > o.maxQueueMessages || ss.queuedBytes + frame.length > o.maxQueueBytes) {
+    const bytes = encodedSize(body) + FRAME_OVERHEAD;
+    if (ss.queue.length + 1 > o.maxQueueMessages || ss.queuedBytes + bytes > o.maxQueueBytes) {
       // The peer does not read fast enough: drop the link instead of growing memory.
       o.onLinkEvent({ type: 'backpressure', peer, queuedBytes: ss.queuedBytes, queuedMessages: ss.queue.length });
       const full = `send queue full (${ss.queue.length} messages, ${ss.queuedBytes} bytes): peer not reading`;
@@ -258,8 +287,11 @@ export function peerLinkDef(o: PeerLinkOptions): ActorDef<State, PeerLinkMsg> {
       down(s, full, self, sys);
       return 'overflow';
     }
-    ss.sendSeq++;
-    return writeFrame(s, ss, frame);
+    const p: Pending = { body, epoch: e, bytes };
+    if (isBulkTraffic(body.type)) ss.queue.push(p);
+    else ss.queue.splice(ss.urgent++, 0, p);
+    ss.queuedBytes += bytes;
+    return 'queued';
   };
 
   return {
@@ -296,7 +328,7 @@ export function peerLinkDef(o: PeerLinkOptions): ActorDef<State, PeerLinkMsg> {
           o.clock.clearTimer(s.retryTimer);
           const ss: Session = {
             conn: ses.conn, decoder: ses.decoder, keys: ses.keys, sendSeq: ses.sendSeq, recvSeq: ses.recvSeq,
-            upSince: o.clock.now(), lastRecv: o.clock.now(), blocked: false, queue: [], queuedBytes: 0,
+            upSince: o.clock.now(), lastRecv: o.clock.now(), blocked: false, queue: [], urgent: 0, queuedBytes: 0,
           };
           s.session = ss;
           s.phase = 'up';
@@ -351,12 +383,7 @@ export function peerLinkDef(o: PeerLinkOptions): ActorDef<State, PeerLinkMsg> {
           const ss = s.session;
           if (!ss || ss.conn.id !== msg.connId) return s;
           ss.blocked = false;
-          while (ss.queue.length > 0 && !ss.blocked) {
-            const f = ss.queue.shift()!;
-            ss.queuedBytes -= f.length;
-            s.sent++;
-            if (!ss.conn.write(f)) ss.blocked = true;
-          }
+          drainQueue(s, ss, ctx.log);
           return s;
         }
 
@@ -371,9 +398,26 @@ export function peerLinkDef(o: PeerLinkOptions): ActorDef<State, PeerLinkMsg> {
           return s;
         }
 
-        case 'sendMany':
-          for (const it of msg.items) if (sendOne(s, it.body, it.epoch, ctx.self, sys, ctx.log) !== 'sent' && !s.session) break;
+        case 'sendMany': {
+          // Written as one buffer (one system call) while the connection takes them all.
+          const ss = s.session;
+          if (!ss) return s;
+          if (ss.blocked || ss.queue.length > 0) {
+            for (const it of msg.items) if (sendOne(s, it.body, it.epoch, ctx.self, sys, ctx.log) === 'overflow') break;
+            return s;
+          }
+          const frames: Buffer[] = [];
+          for (const it of msg.items) {
+            try { frames.push(seal(ss, it.body, it.epoch)); } catch (e) {
+              ctx.log.error({ peer, msgType: it.body.type }, `peer message '${it.body.type}' not sent to node ${peer}: ${(e as Error).message}`);
+              continue;
+            }
+            ss.sendSeq++;
+          }
+          s.sent += frames.length;
+          if (frames.length > 0 && !ss.conn.write(frames.length === 1 ? frames[0]! : Buffer.concat(frames))) ss.blocked = true;
           return s;
+        }
 
         case 'send': {
           const result = sendOne(s, msg.body, msg.epoch, ctx.self, sys, ctx.log);

@@ -108,6 +108,16 @@ export const EPOCH_RULE: Readonly<Record<PeerMessageType, EpochRule>> = {
 
 export const HANDSHAKE_TYPES: ReadonlySet<PeerMessageType> = new Set(['hello', 'challenge', 'auth', 'welcome']);
 
+/**
+ * Bulk traffic: the lock engine's messages (rule 'receiver', and 'bound' ones but ping/pong).
+ * Everything else — leases, membership, diagnostics — goes first on a link (transport.ts,
+ * peer-link.ts): a renewal must never wait behind megabytes of lock messages.
+ */
+export function isBulkTraffic(type: PeerMessageType): boolean {
+  const rule = EPOCH_RULE[type];
+  return rule === 'receiver' || (rule === 'bound' && type !== 'ping' && type !== 'pong');
+}
+
 /** Names kept for the lock engine's messages (protocol version 1 does not define them yet). */
 export const RESERVED_PEER_TYPES: readonly string[] = [
   'lockRequest', 'lockConvert', 'lockUnlock', 'lockCancel', 'lockGrant', 'lockFail', 'lockBast',

@@ -21,7 +21,7 @@ import { HandshakeError, HandshakeOptions, runResponder } from './handshake';
 import type { Connection, Listener, Network } from './network';
 import type { ClusterOptions } from './options';
 import { LinkEvent, PeerLinkMsg, PeerLinkStatus, SendResult, spawnPeerLink, BackoffOptions, isDialer } from './peer-link';
-import { DEFAULT_MAX_PEER_FRAME, EPOCH_RULE, PeerBody, PeerMessage } from './peer-protocol';
+import { DEFAULT_MAX_PEER_FRAME, isBulkTraffic, PeerBody, PeerMessage } from './peer-protocol';
 
 /** Bulk messages per 'sendMany' at most (one PeerLink turn seals them: a few milliseconds). */
 const MAX_SEND_MANY = 256;
@@ -152,8 +152,7 @@ export class PeerTransport {
   send(peer: number, body: PeerBody, epoch = this.epochSource()): void {
     const ref = this.links.get(peer);
     if (!ref) return;
-    const rule = EPOCH_RULE[body.type];
-    if (rule !== 'receiver' && (rule !== 'bound' || body.type === 'ping' || body.type === 'pong')) {
+    if (!isBulkTraffic(body.type)) {
       this.o.system.send(ref, { type: 'send', body, epoch });
       return;
     }

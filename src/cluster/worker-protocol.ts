@@ -2,11 +2,12 @@
  * The messages between the lock engine's thread (ClusterWorker, cluster-worker.ts) and the
  * cluster worker thread (cluster-worker-main.ts), defined once for both sides.
  *
- * Bulk traffic travels in batches, msgpack-encoded (Buffers survive, one postMessage per
- * batch, in order): the main thread's sends to peers ('send'), and everything the cluster
- * layer reports ('batch' of WorkerItem: membership events, link events, lock-engine frames,
- * bound messages, rejections, lease deadlines, log records for syslog). Control messages
- * (faults, link drops, status, stop) are plain. The quorum deadline and the two heartbeats
+ * Bulk traffic travels through a PipeSender/PipeReceiver pair each way (thread-pipe.ts: items
+ * msgpack-encoded one by one, batched, handled a slice per turn, in order): the main
+ * thread's sends to peers ('send' of WorkerSend), and everything the cluster layer reports
+ * ('batch' of WorkerItem: membership events, link events, lock-engine frames, bound
+ * messages, rejections, lease deadlines, log records for syslog). Control messages (faults,
+ * link drops, status, stop) are plain. The quorum deadline and the two heartbeats
  * are also in shared memory (shared-lease.ts): read at once, whatever the queues hold.
  */
 import type { LoggingConfig } from '../config/config';
@@ -50,7 +51,8 @@ export type WorkerItem =
   | ['log', Record<string, unknown>];
 
 export type ToWorker =
-  | { type: 'send'; batch: Uint8Array }
+  /** WorkerSend items, each msgpack-encoded (thread-pipe.ts). */
+  | { type: 'send'; batch: Uint8Array[] }
   | { type: 'faults'; faults: WireFaults }
   | { type: 'dropLink'; peer: number; reason: string }
   | { type: 'status'; id: number; timeoutMs: number }
@@ -60,9 +62,7 @@ export type ToWorker =
 export type FromWorker =
   | { type: 'started' }
   | { type: 'startFailed'; message: string }
-  | { type: 'batch'; items: Uint8Array }
+  /** WorkerItem items, each msgpack-encoded (thread-pipe.ts). */
+  | { type: 'batch'; items: Uint8Array[] }
   | { type: 'status'; id: number; status?: ClusterLayerStatus; error?: string }
   | { type: 'stopped' };
-
-/** Items per batch at most, so the receiving thread handles one batch in a few milliseconds. */
-export const MAX_BATCH_ITEMS = 256;

@@ -49,6 +49,11 @@ export interface DaemonOptions {
   /** The cluster (absent: a standalone node); a factory gets the daemon's actor system and state. */
   port?: ClusterPort | ((sys: ActorSystem, state: NodeState) => ClusterPort);
   masterOf?: (lockspace: string, resource: string, members: number[]) => number;
+  /**
+   * Listen on the client socket (default true). The whole-cluster simulation runs daemons
+   * with in-process clients only: no real I/O, so a seed replays exactly.
+   */
+  listen?: boolean;
 }
 
 interface SessionInfo {
@@ -122,6 +127,12 @@ export class Daemon implements DaemonInfo {
       if (gen >= 2 ** 21) throw new Error(`boot generation ${gen} exhausts the token space (2^21 restarts)`);
       this.table.reset(MUTATION.noTokenFloor ? 0 : gen * EPOCH_TOKEN_SHIFT, (gen + 1) * EPOCH_TOKEN_SHIFT);
     }
+    if (this.o.listen !== false) await this.listen();
+    await this.port?.start?.();
+    this.log.info({ socket: this.o.listen !== false ? this.socketPath : null, node: this.o.config.node.id }, 'mxfsd listening');
+  }
+
+  private async listen(): Promise<void> {
     const p = this.socketPath;
     fs.mkdirSync(path.dirname(p), { recursive: true });
     await removeStaleSocket(p);
@@ -134,8 +145,6 @@ export class Daemon implements DaemonInfo {
     fs.chmodSync(p, this.o.config.node.socketMode);
     server.on('error', (e) => this.log.error({ err: e }, 'client socket error'));
     this.server = server;
-    await this.port?.start?.();
-    this.log.info({ socket: p, node: this.o.config.node.id }, 'mxfsd listening');
   }
 
   /**
@@ -176,7 +185,7 @@ export class Daemon implements DaemonInfo {
     await Promise.race([Promise.all(waits).then(() => this.purger.idle()), new Promise((r) => setTimeout(r, this.o.config.timing.shutdownGraceMs).unref())]);
     // Let the purges reach the resources before the actors stop.
     await new Promise((r) => setTimeout(r, 20));
-    try { fs.unlinkSync(this.socketPath); } catch { /* already gone */ }
+    if (this.server) try { fs.unlinkSync(this.socketPath); } catch { /* already gone */ }
     await this.port?.stop();
     this.loop?.stop();
     this.sys.shutdown();
@@ -185,6 +194,15 @@ export class Daemon implements DaemonInfo {
 
   /** An in-process client on its own session (kernel bridge, tests). */
   connectLocal(name: string): Promise<MxfsClient> {
+    return MxfsClient.start(this.localTransport(), { name, clock: this.clock });
+  }
+
+  /**
+   * An in-process transport on a new session: requests go to the session as they are (the
+   * caller is trusted code: the kernel bridge, the client library, the simulation's clients),
+   * messages come back asynchronously.
+   */
+  localTransport(): ClientTransport {
     let session: Ref<SessionMsg> | undefined;
     let closed = false;
     const t: ClientTransport = {
@@ -201,7 +219,7 @@ export class Daemon implements DaemonInfo {
       closed = true;
       queueMicrotask(() => t.onClose?.(reason));
     });
-    return MxfsClient.start(t, { name, clock: this.clock });
+    return t;
   }
 
   private openSession(transport: 'socket' | 'local', emit: (m: DaemonMessage) => void, close: (reason: string) => void): Ref<SessionMsg> {
@@ -361,10 +379,10 @@ export class Daemon implements DaemonInfo {
 
   /**
    * The resources this node masters, at most `budget` bytes of them (encoded): bounded work
-   * whatever the number of resources. Each lockspace lists at most LIST_LIMIT resources (or
-   * only `filter.resource`); they are inspected SLICE.inspect at a time (one step per turn)
-   * until the budget is full. Resources listed but not shown, and resources beyond the
-   * listing, are counted in `omitted` (idle resources not yet evicted among them).
+   * whatever the number of resources. Each lockspace lists at most LIST_LIMIT of its busy
+   * resources (idle ones waiting for eviction are skipped; or only `filter.resource`); they
+   * are inspected SLICE.inspect at a time (one step per turn) until the budget is full.
+   * Busy resources beyond the listing or the budget are counted in `omitted`.
    */
   async localLocks(filter: { lockspace?: string; resource?: string }, budget = this.o.config.locking.maxFrameBytes): Promise<{ node: number; resources: unknown[]; omitted: number }> {
     const timeout = this.o.config.timing.queryTimeoutMs;
@@ -384,8 +402,8 @@ export class Daemon implements DaemonInfo {
     });
     for (const ls of this.table.lockspaceNames()) {
       if (filter.lockspace !== undefined && ls !== filter.lockspace) continue;
-      const list = await this.listResources(ls, filter.resource === undefined ? { limit: LIST_LIMIT } : { resource: filter.resource });
-      omitted += list.total - list.entries.length;
+      const list = await this.listResources(ls, filter.resource === undefined ? { limit: LIST_LIMIT, busyOnly: true } : { resource: filter.resource });
+      omitted += list.total - list.idle - list.entries.length;
       const res = list.entries.sort((a, b) => (a.name < b.name ? -1 : 1));
       for (let i = 0; i < res.length; i += SLICE.inspect) {
         if (used >= budget) { omitted += res.length - i; break; }
@@ -409,7 +427,7 @@ export class Daemon implements DaemonInfo {
     return { node: this.o.config.node.id, resources: out, omitted };
   }
 
-  private listResources(ls: string, opts: { resource?: string; limit?: number } = {}): Promise<ResourceList> {
+  private listResources(ls: string, opts: { resource?: string; limit?: number; busyOnly?: boolean } = {}): Promise<ResourceList> {
     return this.sys.ask<LockspaceMsg, ResourceList>(
       this.table.lockspace(ls), (replyTo) => ({ type: 'list', replyTo, ...opts }), this.o.config.timing.queryTimeoutMs);
   }
