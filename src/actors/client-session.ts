@@ -64,7 +64,8 @@ export interface SessionOpts {
 }
 
 export type SessionMsg =
-  | { type: 'client'; req: ClientRequest }
+  /** acked: the transport already answered this heartbeat (the daemon's fast path, see Daemon.accept). */
+  | { type: 'client'; req: ClientRequest; acked?: boolean }
   | LockEvent
   | { type: 'tick' }
   | { type: 'disconnected'; reason: string }
@@ -140,8 +141,8 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
     s.timer = o.clock.setTimer(() => sys.send(self, { type: 'tick' }), o.keepaliveMs);
   };
 
-  const handleRequest = (s: State, req: ClientRequest, sys: ActorSystem, self: Ref<SessionMsg>) => {
-    if (req.type === 'hb') { o.emit({ type: 'hb', ack: req.seq }); return; }
+  const handleRequest = (s: State, req: ClientRequest, sys: ActorSystem, self: Ref<SessionMsg>, acked = false) => {
+    if (req.type === 'hb') { if (!acked) o.emit({ type: 'hb', ack: req.seq }); return; }
     if (!s.hello && req.type !== 'hello') {
       refuse(req.id, 'PROTOCOL', 'the first request must be hello');
       end(s, sys, self, 'no hello');
@@ -348,7 +349,7 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
         case 'client':
           s.lastHeard = o.clock.now();
           if (!s.timer) tick(s, sys, ctx.self);
-          handleRequest(s, msg.req, sys, ctx.self);
+          handleRequest(s, msg.req, sys, ctx.self, msg.acked);
           break;
         case 'tick':
           // The client gives its locks up client_timeout_ms after sending the last message

@@ -9,8 +9,15 @@
  * 'crashed' when a fault stopped it.
  * Crash policy: stop, after telling every owner that its lock on this resource is lost,
  * so no holder goes on believing in a lock nobody tracks any more.
+ *
+ * No lease, no change: a message that could grant (anything but inspection) is handled only
+ * while the node holds its cluster lease (leaseHeld, checked at that moment); otherwise it is
+ * parked, with every later one, and handled in order once the lease is back (a recovery makes
+ * the actor inert instead). With the cluster layer in its own thread the lease can lapse
+ * while the lock engine runs on; a waiter granted by an unlock or a timeout then would be a
+ * double grant (the whole-cluster simulation's 'stall' fault).
  */
-import type { ActorDef, ActorSystem, Ref } from './actor';
+import type { ActorCtx, ActorDef, ActorSystem, Ref } from './actor';
 import type { AdoptedResource, LockEvent, LockOp, LockStats, LockspaceMsg, ResourceMsg } from './messages';
 import { ResourceCore, ResourceEvent } from '../dlm/resource';
 import { LockError } from '../dlm/types';
@@ -30,7 +37,12 @@ export interface LockResourceOpts {
   adopt?: AdoptedResource;
   /** False once the lock table was reset past this resource's generation: inert (see lockspace.ts). */
   live?: () => boolean;
+  /** Whether this node holds its cluster lease now (absent: always; see the header). */
+  leaseHeld?: () => boolean;
 }
+
+/** How often a resource with parked messages looks at the lease again. */
+const UNPARK_MS = 50;
 
 interface State {
   core: ResourceCore;
@@ -38,6 +50,9 @@ interface State {
   timers: Map<string, TimerHandle>;
   /** Routed messages processed, so the Lockspace can tell an idle report is current. */
   processed: number;
+  /** Messages waiting for the lease to come back (see the header), in arrival order. */
+  parked: ResourceMsg[];
+  parkTimer?: TimerHandle;
 }
 
 const OPS: ReadonlySet<string> = new Set<LockOp>(['request', 'convert', 'unlock', 'cancel']);
@@ -65,13 +80,64 @@ export function lockResourceDef(o: LockResourceOpts): ActorDef<State, ResourceMs
     }
   };
 
+  /** Look at the lease again in UNPARK_MS (one timer while messages are parked). */
+  const park = (s: State, ctx: ActorCtx<ResourceMsg>) => {
+    if (s.parkTimer) return;
+    const self = ctx.self, sys = ctx.system;
+    s.parkTimer = o.clock.setTimer(() => sys.send(self, { type: 'unpark' }), UNPARK_MS);
+  };
+
+  /** One lock operation, its timeout or a purge (the lease is held). */
+  const handleOne = (s: State, msg: ResourceMsg, ctx: ActorCtx<ResourceMsg>) => {
+    const sys = ctx.system;
+    if (msg.type === 'inspect' || msg.type === 'unpark') return;
+    if (msg.type !== 'timeout') s.processed++;
+    const before = s.core.size;
+    let events: ResourceEvent[] = [];
+    try {
+      switch (msg.type) {
+        case 'request':
+          if (s.core.has(msg.lockId)) throw new LockError('INVALID', `lock id ${msg.lockId} already in use`);
+          events = s.core.request(msg.lockId, msg.owner, msg.mode, { noqueue: msg.noqueue });
+          if (s.core.has(msg.lockId) || events.length > 0) s.notify.set(msg.lockId, msg.notify);
+          break;
+        case 'convert': events = s.core.convert(msg.lockId, msg.mode, { noqueue: msg.noqueue, lvb: msg.lvb }); break;
+        case 'unlock': events = s.core.unlock(msg.lockId, msg.lvb); break;
+        case 'cancel': events = s.core.cancel(msg.lockId); break;
+        case 'timeout': s.timers.delete(msg.lockId); events = s.core.expire(msg.lockId); break;
+        case 'purge':
+          events = s.core.purgeOwner(msg.owner);
+          for (const id of [...s.notify.keys()]) if (!s.core.has(id)) { clearTimer(s, id); s.notify.delete(id); }
+          break;
+        case 'fault':
+          if (o.faultInjection) throw new Error('injected fault');
+          break;
+      }
+      if ((msg.type === 'request' || msg.type === 'convert') && msg.timeoutMs !== undefined &&
+          events.some((e) => e.type === 'queued' && e.lockId === msg.lockId)) {
+        const self = ctx.self, lockId = msg.lockId;
+        s.timers.set(lockId, o.clock.setTimer(() => sys.send(self, { type: 'timeout', lockId }), msg.timeoutMs));
+      }
+    } catch (e) {
+      if (!(e instanceof LockError)) throw e;
+      const lockId = 'lockId' in msg ? msg.lockId : '';
+      const to = msg.type === 'request' ? msg.notify : s.notify.get(lockId);
+      if (to && OPS.has(msg.type)) sys.send(to, { type: 'lock.opError', lockId, op: msg.type as LockOp, code: e.code, message: e.message });
+    }
+    deliver(s, events, sys);
+    o.stats.locks += s.core.size - before;
+    if (s.core.isIdle() && s.timers.size === 0 && s.parked.length === 0) {
+      sys.send(o.parent, { type: 'idle', resource: o.name, processed: s.processed, tokenCounter: s.core.tokenCounter });
+    }
+  };
+
   return {
     init: () => {
-      if (!o.adopt) return { core: new ResourceCore(o.lvbSize, o.tokenFloor, o.tokenCeiling), notify: new Map(), timers: new Map(), processed: 0 };
+      if (!o.adopt) return { core: new ResourceCore(o.lvbSize, o.tokenFloor, o.tokenCeiling), notify: new Map(), timers: new Map(), processed: 0, parked: [] };
       const a = o.adopt;
       const core = ResourceCore.rebuild(o.lvbSize, Math.max(o.tokenFloor, a.tokenFloor), a.records, a.lvb, o.tokenCeiling);
       o.stats.locks += core.size;
-      return { core, notify: new Map(a.records.map((r) => [r.lockId, r.notify])), timers: new Map(), processed: 0 };
+      return { core, notify: new Map(a.records.map((r) => [r.lockId, r.notify])), timers: new Map(), processed: 0, parked: [] };
     },
 
     handle(s, msg, ctx) {
@@ -81,44 +147,21 @@ export function lockResourceDef(o: LockResourceOpts): ActorDef<State, ResourceMs
         return s;
       }
       if (msg.type === 'inspect') { sys.reply(msg.replyTo, s.core.view()); return s; }
-      if (msg.type !== 'timeout') s.processed++;
-      const before = s.core.size;
-      let events: ResourceEvent[] = [];
-      try {
-        switch (msg.type) {
-          case 'request':
-            if (s.core.has(msg.lockId)) throw new LockError('INVALID', `lock id ${msg.lockId} already in use`);
-            events = s.core.request(msg.lockId, msg.owner, msg.mode, { noqueue: msg.noqueue });
-            if (s.core.has(msg.lockId) || events.length > 0) s.notify.set(msg.lockId, msg.notify);
-            break;
-          case 'convert': events = s.core.convert(msg.lockId, msg.mode, { noqueue: msg.noqueue, lvb: msg.lvb }); break;
-          case 'unlock': events = s.core.unlock(msg.lockId, msg.lvb); break;
-          case 'cancel': events = s.core.cancel(msg.lockId); break;
-          case 'timeout': s.timers.delete(msg.lockId); events = s.core.expire(msg.lockId); break;
-          case 'purge':
-            events = s.core.purgeOwner(msg.owner);
-            for (const id of [...s.notify.keys()]) if (!s.core.has(id)) { clearTimer(s, id); s.notify.delete(id); }
-            break;
-          case 'fault':
-            if (o.faultInjection) throw new Error('injected fault');
-            break;
-        }
-        if ((msg.type === 'request' || msg.type === 'convert') && msg.timeoutMs !== undefined &&
-            events.some((e) => e.type === 'queued' && e.lockId === msg.lockId)) {
-          const self = ctx.self, lockId = msg.lockId;
-          s.timers.set(lockId, o.clock.setTimer(() => sys.send(self, { type: 'timeout', lockId }), msg.timeoutMs));
-        }
-      } catch (e) {
-        if (!(e instanceof LockError)) throw e;
-        const lockId = 'lockId' in msg ? msg.lockId : '';
-        const to = msg.type === 'request' ? msg.notify : s.notify.get(lockId);
-        if (to && OPS.has(msg.type)) sys.send(to, { type: 'lock.opError', lockId, op: msg.type as LockOp, code: e.code, message: e.message });
+      const leased = !o.leaseHeld || o.leaseHeld();
+      if (msg.type === 'unpark') {
+        s.parkTimer = undefined;
+        if (!leased) { park(s, ctx); return s; }
+        const waiting = s.parked;
+        s.parked = [];
+        for (const m of waiting) handleOne(s, m, ctx);
+        return s;
       }
-      deliver(s, events, sys);
-      o.stats.locks += s.core.size - before;
-      if (s.core.isIdle() && s.timers.size === 0) {
-        sys.send(o.parent, { type: 'idle', resource: o.name, processed: s.processed, tokenCounter: s.core.tokenCounter });
+      if (!leased || s.parked.length > 0) {
+        s.parked.push(msg);
+        park(s, ctx);
+        return s;
       }
+      handleOne(s, msg, ctx);
       return s;
     },
 
@@ -128,6 +171,7 @@ export function lockResourceDef(o: LockResourceOpts): ActorDef<State, ResourceMs
         ctx.system.send(to, { type: 'lock.lost', lockId, reason: `resource ${o.lockspace}/${o.name} failed` });
       }
       for (const t of s.timers.values()) o.clock.clearTimer(t);
+      o.clock.clearTimer(s.parkTimer);
       o.stats.locks -= s.core.size;
       ctx.system.send(o.parent, { type: 'crashed', resource: o.name, tokenCounter: s.core.tokenCounter });
       return 'stop';

@@ -39,6 +39,8 @@ export interface LockspaceOpts {
   tokenCeiling?: number;
   /** False once the LockTable was reset past this lockspace's generation: the actor is inert. */
   live?: () => boolean;
+  /** Whether this node holds its cluster lease now (see lock-resource.ts; absent: always). */
+  leaseHeld?: () => boolean;
 }
 
 interface Entry {
@@ -73,7 +75,7 @@ export function lockspaceDef(o: LockspaceOpts): ActorDef<State, LockspaceMsg> {
       const spawnResource = (name: string, adopt?: LockspaceMsg & { type: 'adopt' }) => {
         const ref = spawnLockResource(sys, ctx.self, {
           lockspace: o.name, name, lvbSize: o.lvbSize, tokenFloor: s.tokenFloor, tokenCeiling: o.tokenCeiling,
-          parent: ctx.self, clock: o.clock, stats: o.stats, faultInjection: o.faultInjection, adopt: adopt?.adopt, live: o.live,
+          parent: ctx.self, clock: o.clock, stats: o.stats, faultInjection: o.faultInjection, adopt: adopt?.adopt, live: o.live, leaseHeld: o.leaseHeld,
         });
         const e: Entry = { ref, forwarded: 0, tokenCounter: s.tokenFloor };
         s.resources.set(name, e);

@@ -32,6 +32,8 @@ export type ResourceMsg =
   | { type: 'purge'; owner: OwnerId }
   | { type: 'timeout'; lockId: string }
   | { type: 'inspect'; replyTo: Ref<ResourceView> }
+  /** The resource's own timer: look at the lease again and handle what was parked (lock-resource.ts). */
+  | { type: 'unpark' }
   /** Test-only fault injection: makes the handler throw (accepted only when enabled). */
   | { type: 'fault' };
 

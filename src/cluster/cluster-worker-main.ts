@@ -10,6 +10,8 @@
  * Sends: FromWorker messages — batches of WorkerItem in the order they happened; the quorum
  * deadline also straight into shared memory (SharedLease) the moment it changes.
  *
+ * The thread asks for a higher CPU priority than the rest of the process (thread-priority.ts).
+ *
  * The watchdog: every beat it stamps its own heartbeat and reads the main thread's. If the
  * main thread has not beaten for longer than stallMs while this thread kept running, the
  * node mutes itself (MembershipCore.mute: no renewals, no answers, no quorum), so a wedged
@@ -23,6 +25,7 @@ import { ActorSystem } from '../actors/actor';
 import { createLogger, LogHandle } from '../log';
 import { systemClock } from '../util/clock';
 import { LoopMonitor } from '../util/loop-monitor';
+import { raiseThreadPriority } from '../util/thread-priority';
 import { WindowedMax } from '../util/windowed-max';
 import { EpochFile } from '../daemon/state';
 import { ClusterNode } from './cluster-node';
@@ -133,6 +136,11 @@ port.on('message', (m: ToWorker) => {
 
 loop.start();
 shared.workerBeat = clock.now();
+{
+  const p = raiseThreadPriority(10);
+  if (p.ok) log.info(`cluster layer thread: ${p.text}`);
+  else log.warn(`cluster layer thread: ${p.text}; lease renewals compete for the CPU with the lock engine`);
+}
 node.start().then(
   () => post({ type: 'started' }),
   (e: Error) => post({ type: 'startFailed', message: e.message }),

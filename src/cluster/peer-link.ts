@@ -27,6 +27,12 @@
  * other links carry on.
  * Delivery promise: in order, at most once, while a link is up. 'down' ends a session; what
  * was queued is discarded; the layers above re-synchronise on 'up' (leases, epochs).
+ *
+ * Two paths skip the mailbox, because a mailbox message waits one event-loop turn and a busy
+ * link's mailbox holds bulk lock traffic: the connection's events (data, drain, close) are
+ * handled in the connection's own callback, and lease/membership messages are written at
+ * once (PeerLinkHandle.sendNow). Both run on the actor's state between its turns (one thread:
+ * never inside one); bulk traffic keeps coming through the mailbox in 'sendMany' batches.
  */
 import type { ActorDef, ActorSystem, Ref } from '../actors/actor';
 import type { Clock, TimerHandle } from '../util/clock';
@@ -36,7 +42,7 @@ import { EstablishedSession, HandshakeError, HandshakeOptions, runInitiator } fr
 import type { Connection, Network } from './network';
 import type { ClusterPeerOptions } from './options';
 import {
-  HANDSHAKE_TYPES, isBulkTraffic, PeerBody, PeerHeader, PeerMessage, RefuseCode, toWire, validatePeerMessage,
+  HANDSHAKE_TYPES, isBulkTraffic, peekPeerType, PeerBody, PeerHeader, PeerMessage, RefuseCode, toWire, validatePeerMessage,
 } from './peer-protocol';
 
 export type SendResult = 'sent' | 'queued' | 'down' | 'overflow' | 'too-large';
@@ -121,7 +127,14 @@ interface Session {
   /** How many entries at the head of the queue are urgent. */
   urgent: number;
   queuedBytes: number;
+  /** Bulk frames received, MAC checked, waiting to be decoded a slice per turn (see deliver). */
+  inBulk: Array<{ bytes: Buffer; seq: number }>;
+  inBulkHead: number;
+  decoding: boolean;
 }
+
+/** Bulk bytes decoded per turn and link at most (see deliver). */
+const DECODE_SLICE_BYTES = 256 * 1024;
 
 interface State {
   phase: LinkPhase;
@@ -149,9 +162,18 @@ export function backoffDelay(b: BackoffOptions, attempt: number, random: () => n
 
 export function isDialer(selfId: number, peerId: number): boolean { return selfId < peerId; }
 
-export function peerLinkDef(o: PeerLinkOptions): ActorDef<State, PeerLinkMsg> {
+/** A spawned PeerLink: its actor, and the direct path for lease and membership messages. */
+export interface PeerLinkHandle {
+  ref: Ref<PeerLinkMsg>;
+  /** Write a message now, ahead of queued bulk traffic ('down' if the link is not up). */
+  sendNow(body: PeerBody, epoch: number): SendResult;
+}
+
+export function peerLinkDef(o: PeerLinkOptions, direct?: { sendNow?: (body: PeerBody, epoch: number) => SendResult }): ActorDef<State, PeerLinkMsg> {
   const peer = o.peer.id;
   const dialer = isDialer(o.selfId, peer);
+  /** The actor's state and context, for the paths that skip the mailbox (see the header). */
+  let live: { s: State; self: Ref<PeerLinkMsg>; sys: ActorSystem; log: import('bunyan') } | undefined;
 
   const dial = (s: State, self: Ref<PeerLinkMsg>, sys: ActorSystem, log: import('bunyan')) => {
     const gen = ++s.dialGen;
@@ -227,7 +249,13 @@ export function peerLinkDef(o: PeerLinkOptions): ActorDef<State, PeerLinkMsg> {
     return undefined;
   };
 
-  /** One frame payload: MAC first (for the sequence number we expect next), then decode and check. */
+  /**
+   * One frame payload: MAC first (for the sequence number we expect next, so a frame out of
+   * order fails here), then decode and check. Lease and membership messages are decoded and
+   * handed on at once; bulk lock traffic (its type read from the frame's first bytes) waits,
+   * MAC-checked, to be decoded DECODE_SLICE_BYTES per turn: a renewal read behind two
+   * megabytes of recovery records is not handled after all of them.
+   */
   const deliver = (s: State, ss: Session, frame: Buffer): string | undefined => {
     const bytes = openFrame(ss.keys.recv, ss.recvSeq, frame);
     if (!bytes) {
@@ -235,6 +263,19 @@ export function peerLinkDef(o: PeerLinkOptions): ActorDef<State, PeerLinkMsg> {
         ? `frame MAC mismatch: a frame of ${frame.length} bytes cannot carry its ${FRAME_MAC_BYTES}-byte MAC (sequence ${ss.recvSeq})`
         : `frame MAC mismatch at sequence ${ss.recvSeq}: forged, altered, replayed or reflected frame`;
     }
+    const type = peekPeerType(bytes);
+    if (type !== undefined && isBulkTraffic(type)) {
+      ss.inBulk.push({ bytes, seq: ss.recvSeq++ });
+      if (!ss.decoding) { ss.decoding = true; setImmediate(() => decodeBulk(ss)); }
+      return undefined;
+    }
+    const why = decodeOne(s, ss, bytes, ss.recvSeq);
+    if (!why) ss.recvSeq++;
+    return why;
+  };
+
+  /** Decode, check and hand on one MAC-checked payload that was the expected sequence `seq`. */
+  const decodeOne = (s: State, ss: Session, bytes: Buffer, seq: number): string | undefined => {
     let msg: PeerMessage;
     try {
       msg = validatePeerMessage(decodePayload(bytes));
@@ -243,12 +284,11 @@ export function peerLinkDef(o: PeerLinkOptions): ActorDef<State, PeerLinkMsg> {
     }
     const h = msg.hdr;
     if (h.from !== peer || h.to !== o.selfId) return `message '${msg.body.type}' claims ${h.from}->${h.to} on the link ${peer}->${o.selfId}`;
-    if (h.seq !== ss.recvSeq) {
-      return h.seq < ss.recvSeq
-        ? `duplicate or replayed sequence ${h.seq} (expected ${ss.recvSeq})`
-        : `sequence gap: got ${h.seq}, expected ${ss.recvSeq}`;
+    if (h.seq !== seq) {
+      return h.seq < seq
+        ? `duplicate or replayed sequence ${h.seq} (expected ${seq})`
+        : `sequence gap: got ${h.seq}, expected ${seq}`;
     }
-    ss.recvSeq++;
     if (HANDSHAKE_TYPES.has(msg.body.type)) return `handshake message '${msg.body.type}' on an established link`;
     if (msg.body.type === 'refuse' || msg.body.type === 'bye') return `peer closed the link: ${msg.body.type === 'refuse' ? msg.body.code + ': ' : ''}${msg.body.reason}`;
     s.received++;
@@ -294,8 +334,67 @@ export function peerLinkDef(o: PeerLinkOptions): ActorDef<State, PeerLinkMsg> {
     return 'queued';
   };
 
+  /** Decode the bulk frames waiting on session ss, a slice per turn, in order. */
+  const decodeBulk = (ss: Session) => {
+    const l = live;
+    if (!l || l.s.session !== ss) return; // the session went down: what waited is gone with it
+    let bytes = 0;
+    while (ss.inBulkHead < ss.inBulk.length && bytes < DECODE_SLICE_BYTES) {
+      const f = ss.inBulk[ss.inBulkHead]!;
+      ss.inBulk[ss.inBulkHead++] = undefined as never;
+      bytes += f.bytes.length;
+      const why = decodeOne(l.s, ss, f.bytes, f.seq);
+      if (why) {
+        l.log.warn({ peer, connId: ss.conn.id }, `dropping link to node ${peer}: ${why}`);
+        down(l.s, why, l.self, l.sys);
+        return;
+      }
+    }
+    if (ss.inBulkHead < ss.inBulk.length) { setImmediate(() => decodeBulk(ss)); return; }
+    ss.inBulk = [];
+    ss.inBulkHead = 0;
+    ss.decoding = false;
+  };
+
+  const onData = (connId: number, chunk: Buffer) => {
+    const l = live;
+    const ss = l?.s.session;
+    if (!l || !ss || ss.conn.id !== connId) return;
+    ss.lastRecv = o.clock.now();
+    const why = receive(l.s, ss, chunk);
+    if (why) {
+      l.log.warn({ peer, connId }, `dropping link to node ${peer}: ${why}`);
+      down(l.s, why, l.self, l.sys);
+    }
+  };
+
+  const onDrain = (connId: number) => {
+    const l = live;
+    const ss = l?.s.session;
+    if (!l || !ss || ss.conn.id !== connId) return;
+    ss.blocked = false;
+    drainQueue(l.s, ss, l.log);
+  };
+
+  const onClosed = (connId: number, reason: string) => {
+    const l = live;
+    const ss = l?.s.session;
+    if (!l || !ss || ss.conn.id !== connId) return;
+    const partial = ss.decoder.pending;
+    const why = partial > 0 ? `${reason} (truncated frame: ${partial} bytes of an incomplete frame)` : reason;
+    if (partial > 0) l.log.warn({ peer, connId }, `link to node ${peer} closed: ${why}`);
+    else l.log.info({ peer, connId }, `link to node ${peer} closed: ${why}`);
+    down(l.s, why, l.self, l.sys);
+  };
+
+  if (direct) direct.sendNow = (body, epoch) => (live ? sendOne(live.s, body, epoch, live.self, live.sys, live.log) : 'down');
+
   return {
-    init: () => ({ phase: 'idle', dialGen: 0, attempt: 0, sent: 0, received: 0, linkDrops: 0 }),
+    init: (ctx) => {
+      const s: State = { phase: 'idle', dialGen: 0, attempt: 0, sent: 0, received: 0, linkDrops: 0 };
+      live = { s, self: ctx.self, sys: ctx.system, log: ctx.log };
+      return s;
+    },
 
     handle(s, msg, ctx) {
       const sys = ctx.system;
@@ -329,6 +428,7 @@ export function peerLinkDef(o: PeerLinkOptions): ActorDef<State, PeerLinkMsg> {
           const ss: Session = {
             conn: ses.conn, decoder: ses.decoder, keys: ses.keys, sendSeq: ses.sendSeq, recvSeq: ses.recvSeq,
             upSince: o.clock.now(), lastRecv: o.clock.now(), blocked: false, queue: [], urgent: 0, queuedBytes: 0,
+            inBulk: [], inBulkHead: 0, decoding: false,
           };
           s.session = ss;
           s.phase = 'up';
@@ -346,9 +446,9 @@ export function peerLinkDef(o: PeerLinkOptions): ActorDef<State, PeerLinkMsg> {
           }
           const self = ctx.self;
           if (o.idleTimeoutMs !== undefined) ss.idleTimer = o.clock.setTimer(() => sys.send(self, { type: 'idleCheck', connId: id }), o.idleTimeoutMs);
-          ses.conn.onData((chunk) => sys.send(self, { type: 'data', connId: id, chunk }));
-          ses.conn.onDrain(() => sys.send(self, { type: 'drain', connId: id }));
-          ses.conn.onClose((reason) => sys.send(self, { type: 'closed', connId: id, reason }));
+          ses.conn.onData((chunk) => onData(id, chunk));
+          ses.conn.onDrain(() => onDrain(id));
+          ses.conn.onClose((reason) => onClosed(id, reason));
           return s;
         }
 
@@ -367,36 +467,9 @@ export function peerLinkDef(o: PeerLinkOptions): ActorDef<State, PeerLinkMsg> {
           return s;
         }
 
-        case 'data': {
-          const ss = s.session;
-          if (!ss || ss.conn.id !== msg.connId) return s;
-          ss.lastRecv = o.clock.now();
-          const why = receive(s, ss, msg.chunk);
-          if (why) {
-            ctx.log.warn({ peer, connId: msg.connId }, `dropping link to node ${peer}: ${why}`);
-            down(s, why, ctx.self, sys);
-          }
-          return s;
-        }
-
-        case 'drain': {
-          const ss = s.session;
-          if (!ss || ss.conn.id !== msg.connId) return s;
-          ss.blocked = false;
-          drainQueue(s, ss, ctx.log);
-          return s;
-        }
-
-        case 'closed': {
-          const ss = s.session;
-          if (!ss || ss.conn.id !== msg.connId) return s;
-          const partial = ss.decoder.pending;
-          const why = partial > 0 ? `${msg.reason} (truncated frame: ${partial} bytes of an incomplete frame)` : msg.reason;
-          if (partial > 0) ctx.log.warn({ peer, connId: msg.connId }, `link to node ${peer} closed: ${why}`);
-          else ctx.log.info({ peer, connId: msg.connId }, `link to node ${peer} closed: ${why}`);
-          down(s, why, ctx.self, sys);
-          return s;
-        }
+        case 'data': onData(msg.connId, msg.chunk); return s;
+        case 'drain': onDrain(msg.connId); return s;
+        case 'closed': onClosed(msg.connId, msg.reason); return s;
 
         case 'sendMany': {
           // Written as one buffer (one system call) while the connection takes them all.
@@ -465,6 +538,8 @@ export function peerLinkDef(o: PeerLinkOptions): ActorDef<State, PeerLinkMsg> {
   };
 }
 
-export function spawnPeerLink(system: ActorSystem, parent: Ref<any> | undefined, o: PeerLinkOptions): Ref<PeerLinkMsg> {
-  return system.spawn(parent, 'peer-link', peerLinkDef(o), { peer: o.peer.id });
+export function spawnPeerLink(system: ActorSystem, parent: Ref<any> | undefined, o: PeerLinkOptions): PeerLinkHandle {
+  const direct: { sendNow?: (body: PeerBody, epoch: number) => SendResult } = {};
+  const ref = system.spawn(parent, 'peer-link', peerLinkDef(o, direct), { peer: o.peer.id });
+  return { ref, sendNow: (body, epoch) => direct.sendNow!(body, epoch) };
 }

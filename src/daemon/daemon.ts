@@ -58,6 +58,8 @@ export interface DaemonOptions {
 
 interface SessionInfo {
   ref: Ref<SessionMsg>;
+  /** Straight to the client, bypassing the session's mailbox (fence: see LockRouter.tellLost). */
+  emit(m: DaemonMessage): void;
   client: string;
   pid?: number;
   transport: 'socket' | 'local';
@@ -98,6 +100,7 @@ export class Daemon implements DaemonInfo {
       clock: this.clock,
       stats: newLockStats(),
       faultInjection: o.faultInjection ?? false,
+      leaseHeld: () => this.router.leaseHeld(),
     });
     this.startedAt = this.clock.now();
     this.state = NodeState.open(o.config.node.stateDir);
@@ -107,6 +110,7 @@ export class Daemon implements DaemonInfo {
       masterOf: o.masterOf ?? rendezvousOwner,
       session: (id) => this.sessions.get(id)?.ref,
       sessions: () => [...this.sessions.values()].map((x) => x.ref),
+      tellLost: (reason) => { for (const s of this.sessions.values()) s.emit({ type: 'lost', reason }); },
       log: o.log.child({ actor: 'router' }), clock: this.clock, queryTimeoutMs: o.config.timing.queryTimeoutMs,
       inspectLocal: (f) => this.localLocks(f),
     });
@@ -225,7 +229,7 @@ export class Daemon implements DaemonInfo {
   private openSession(transport: 'socket' | 'local', emit: (m: DaemonMessage) => void, close: (reason: string) => void): Ref<SessionMsg> {
     const id = this.nextSession++;
     const c = this.o.config;
-    const info: SessionInfo = { ref: undefined as never, client: '?', transport, since: Date.now() };
+    const info: SessionInfo = { ref: undefined as never, emit, client: '?', transport, since: Date.now() };
     info.ref = this.sys.spawn<any, SessionMsg>(undefined, 'session', clientSessionDef({
       sessionId: id, nodeId: c.node.id, nodeName: c.node.name, clock: this.clock,
       route: (ls, res, msg, epoch) => this.router.route(ls, res, msg, epoch), epoch: this.router.epoch,
@@ -289,7 +293,13 @@ export class Daemon implements DaemonInfo {
             const s = this.sessions.get(sessionId);
             if (s) { s.client = req.client; s.pid = req.pid; }
           }
-          this.sys.send(ref, { type: 'client', req });
+          // Heartbeats are answered here, not behind the requests in the session's mailbox (a
+          // client with 50 000 locks collecting its records, a flood of its own requests...),
+          // but only while this node holds its lease: a fenced node's clients must give up
+          // (LockRouter.leaseHeld; the fence also tells them at once, tellLost).
+          const acked = req.type === 'hb' && this.router.leaseHeld();
+          if (acked) emit({ type: 'hb', ack: req.seq });
+          this.sys.send(ref, { type: 'client', req, acked });
         }
       } catch (e) {
         if (!(e instanceof FrameError || e instanceof ProtocolError)) throw e;

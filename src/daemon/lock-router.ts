@@ -50,7 +50,7 @@ import type { ClusterPort, ClusterView } from '../cluster/port';
 import { DlmPeerMsg, LockRecord, MAX_DLM_LIST_BYTES, nodeOf, sessionOf, WireOp } from '../cluster/dlm-messages';
 import type { VolPeerMsg } from '../volumes/messages';
 import { fitList } from '../wire/frame';
-import type { Clock } from '../util/clock';
+import type { Clock, TimerHandle } from '../util/clock';
 import { inSlices, SLICE, yieldTurn } from '../util/slices';
 import { MUTATION } from '../util/mutation';
 
@@ -75,6 +75,11 @@ export interface RouterOptions {
   masterOf(lockspace: string, resource: string, members: number[]): number;
   session(id: number): Ref<SessionMsg> | undefined;
   sessions(): Array<Ref<SessionMsg>>;
+  /**
+   * Tell every local client at once that its locks are lost (a fence), ahead of whatever waits
+   * in the sessions' mailboxes; the sessions then end and purge as usual.
+   */
+  tellLost?(reason: string): void;
   log: Logger;
   clock: Clock;
   queryTimeoutMs: number;
@@ -146,6 +151,16 @@ export class LockRouter {
     return r && { epoch: r.epoch, collected: r.collected, waitingFor: r.members.filter((m) => !r.done.has(m)), records: r.records.size, rebuilding: r === this.rebuilding };
   }
 
+  /**
+   * Whether this node holds its lease right now (standalone: always): while true a client's
+   * heartbeat may be answered at once, ahead of its session's mailbox (Daemon.accept).
+   */
+  leaseHeld(): boolean {
+    if (this.state === 'standalone') return true;
+    if (this.state !== 'running' && this.state !== 'recovering') return false;
+    return MUTATION.skipQuorumCheck || (this.o.port?.canGrant?.() ?? true);
+  }
+
   /** Work waiting to be replayed (status): held operations and early messages. */
   get backlog(): { held: number; early: number } { return { held: this.held.length, early: this.early.length }; }
 
@@ -157,7 +172,7 @@ export class LockRouter {
   private checkQuorum(): void {
     if (this.state !== 'running' && this.state !== 'recovering') return;
     const port = this.o.port;
-    if (!port?.canGrant || MUTATION.skipQuorumCheck || port.canGrant()) return;
+    if (!port?.canGrant || MUTATION.skipQuorumCheck || port.canGrant()) { this.watchLease(); return; }
     this.fence({ epoch: this.epoch, members: this.members, quorate: false });
     const epoch = this.epoch;
     const poll = () => {
@@ -169,6 +184,24 @@ export class LockRouter {
     this.o.clock.setTimer(poll, 100);
   }
 
+  /**
+   * A timer of this thread at the lease deadline (port.quorumUntil): the router fences when
+   * it passes, whatever the cluster layer says or fails to say — with the cluster layer in its
+   * own thread, a stalled worker announces nothing. Each renewal moves the deadline; the timer
+   * then finds the lease held and waits for the new one.
+   */
+  private watchLease(): void {
+    const until = this.o.port?.quorumUntil?.();
+    if (until === undefined || !Number.isFinite(until) || until === this.leaseTimerAt) return;
+    if (this.state !== 'running' && this.state !== 'recovering') return;
+    this.o.clock.clearTimer(this.leaseTimer);
+    this.leaseTimerAt = until;
+    this.leaseTimer = this.o.clock.setTimer(() => { this.leaseTimerAt = NaN; this.leaseTimer = undefined; this.checkQuorum(); }, Math.max(0, until - this.o.clock.now()) + 1);
+  }
+
+  private leaseTimer?: TimerHandle;
+  private leaseTimerAt = NaN;
+
   listen(l: RouterListener): void { this.listeners.push(l); }
 
   private notifiedEpoch = 0;
@@ -178,6 +211,7 @@ export class LockRouter {
     if (this.state === s && this.notifiedEpoch === this.epoch) return;
     this.state = s;
     this.notifiedEpoch = this.epoch;
+    if (s === 'running' || s === 'recovering') this.watchLease();
     for (const l of this.listeners) l.onState?.(s, this.epoch, this.members);
   }
 
@@ -344,7 +378,9 @@ export class LockRouter {
     if (this.state === 'no-quorum') return;
     const was = this.state;
     this.setState('no-quorum');
-    for (const s of this.o.sessions()) this.o.sys.send(s, { type: 'lostAll', reason: `node ${this.o.selfId} lost quorum (epoch ${v.epoch}); every lock is released` });
+    const reason = `node ${this.o.selfId} lost quorum (epoch ${v.epoch}); every lock is released`;
+    this.o.tellLost?.(reason);
+    for (const s of this.o.sessions()) this.o.sys.send(s, { type: 'lostAll', reason });
     this.o.log.warn({ epoch: v.epoch, was }, 'lost quorum: self-fenced, every local client told its locks are lost, granting stopped');
   }
 

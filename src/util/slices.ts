@@ -14,15 +14,15 @@
 /** Items per slice, by kind of work (see the header). */
 export const SLICE = {
   /** Purges routed for an ended session (each: the router, the DlmChannel or a lockspace mailbox). */
-  purge: 500,
-  /** Lock records a session builds for a recovery. */
-  collect: 2000,
+  purge: 1000,
+  /** Lock records a session builds for a recovery (the session answers nothing meanwhile). */
+  collect: 10000,
   /** Records grouped by master and handed to the DlmChannel. */
-  send: 2000,
+  send: 5000,
   /** Resources rebuilt from records (each: rebuild check, an adopt and the pending requests). */
-  rebuild: 200,
+  rebuild: 500,
   /** Actors stopped after a LockTable reset (nact's stop allocates and is GC-heavy). */
-  stop: 250,
+  stop: 500,
   /** Resources inspected concurrently per step of an inspection. */
   inspect: 64,
 } as const;

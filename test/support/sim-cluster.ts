@@ -11,6 +11,9 @@
  *              gone, its clients see the connection drop) and is started again later from
  *              the same state_dir (new incarnation)
  *   crash-all  every node dies at once and all are started again
+ *   stall      a node's cluster layer (leases, links: the worker thread in mxfsd) stops while
+ *              its lock engine keeps serving its clients — its lease lapses, the others
+ *              take over; only the check of the lease at use (canGrant) stops it granting
  * Checked after every step: never two incompatible locks held by clients whose handles are
  * still valid; PW/EX fencing tokens strictly increase per resource (across restarts too).
  * At the end, after the last heal: every client is served again, and once every client has
@@ -41,7 +44,7 @@ export const SIM_LEASE = 3000;
 const IDS = [1, 2, 3];
 const addr = (id: number) => `10.0.0.${id}`;
 
-export type SimFault = 'isolate' | 'cut' | 'lossy' | 'crash' | 'crash-all';
+export type SimFault = 'isolate' | 'cut' | 'lossy' | 'crash' | 'crash-all' | 'stall';
 
 export interface SimOptions {
   /** Fault kinds to pick from (default: all). */
@@ -53,13 +56,24 @@ export interface SimOptions {
   quietLeases?: number;
   workersPerNode?: number;
   resources?: number;
+  /**
+   * During every fault, links also get this much random latency (0..ms, so messages of
+   * different pairs overtake each other) and lose 10 % of their writes: many lock messages
+   * are in flight, or waiting to be sent again, when the view changes (default 0: none).
+   */
+  noiseMs?: number;
   /** Run the abusive clients (default false). */
   abuse?: boolean;
 }
 
-/** A clock view a crash can kill: its timers never fire again, new ones are ignored. */
+/**
+ * A clock view a crash can kill (its timers never fire again, new ones are ignored) or a
+ * stall can freeze (timers falling due wait, and fire late, in order, at thaw()).
+ */
 export class ScopedClock implements Clock {
   private alive = true;
+  private frozen = false;
+  private held: Array<() => void> = [];
   private readonly handles = new Set<TimerHandle>();
 
   constructor(private readonly base: ManualClock) {}
@@ -68,9 +82,22 @@ export class ScopedClock implements Clock {
 
   setTimer(fn: () => void, ms: number): TimerHandle {
     if (!this.alive) return { id: -1 };
-    const h: TimerHandle = this.base.setTimer(() => { this.handles.delete(h); if (this.alive) fn(); }, ms);
+    const h: TimerHandle = this.base.setTimer(() => {
+      this.handles.delete(h);
+      if (!this.alive) return;
+      if (this.frozen) this.held.push(fn); else fn();
+    }, ms);
     this.handles.add(h);
     return h;
+  }
+
+  freeze(): void { this.frozen = true; }
+
+  thaw(): void {
+    this.frozen = false;
+    const late = this.held;
+    this.held = [];
+    for (const fn of late) if (this.alive) fn();
   }
 
   clearTimer(h: TimerHandle | undefined): void {
@@ -81,6 +108,7 @@ export class ScopedClock implements Clock {
 
   kill(): void {
     this.alive = false;
+    this.held = [];
     for (const h of this.handles) this.base.clearTimer(h);
     this.handles.clear();
   }
@@ -102,6 +130,8 @@ export class SimLockCluster {
   readonly stats = { grants: 0, crashes: 0, abusiveRequests: 0, abusiveAnswers: 0 };
   stopped = false;
   private readonly scopes = new Map<number, ScopedClock>();
+  /** The cluster layer's own clock per node (see 'stall'). */
+  private readonly clusterScopes = new Map<number, ScopedClock>();
   private readonly clients = new Map<number, Set<{ close(): void }>>();
   private readonly starts = new Map<number, number>();
   private readonly dir = tmpDir('mxfs-sim-');
@@ -133,17 +163,19 @@ export class SimLockCluster {
     this.starts.set(id, n);
     const config = this.config(id);
     const clock = new ScopedClock(this.clock);
+    const clusterClock = new ScopedClock(this.clock);
     const jitter = new Prng(id * 7919 + n);
     const log = process.env.SIM_DEBUG ? bunyan.createLogger({ name: `n${id}`, streams: [{ level: 'info', path: `/tmp/sim-n${id}.log` }] }) : quietLogger();
     const d = new Daemon({
       config, log, clock, listen: false,
       port: (sys, state) => new TcpClusterPort({
-        config, sys, log, clock, state,
+        config, sys, log, clock: clusterClock, state,
         sim: { network: this.sim.host(id, addr(id)), key: KEY, incarnation: 100 * n + id, random: () => jitter.next() },
       }),
     });
     await d.start();
     this.scopes.set(id, clock);
+    this.clusterScopes.set(id, clusterClock);
     this.daemons.set(id, d);
     this.clients.set(id, new Set());
     this.trace.push(`${this.clock.now()} start node${id} #${n}`);
@@ -161,9 +193,24 @@ export class SimLockCluster {
     this.daemons.delete(id);
     this.sim.crash(id);
     this.scopes.get(id)!.kill();
+    this.clusterScopes.get(id)!.kill();
     for (const c of this.clients.get(id) ?? []) c.close();
     this.clients.delete(id);
     (d as unknown as { releaseNodeLocks?: () => void }).releaseNodeLocks?.();
+  }
+
+  /** The cluster layer of node id stops (timers and network), its lock engine goes on. */
+  stall(id: number): void {
+    this.trace.push(`${this.clock.now()} stall node${id}`);
+    this.clusterScopes.get(id)?.freeze();
+    this.sim.freeze(id);
+  }
+
+  /** It runs again: what waited is handled now, late, in order. */
+  unstall(id: number): void {
+    this.trace.push(`${this.clock.now()} unstall node${id}`);
+    this.sim.thaw(id);
+    this.clusterScopes.get(id)?.thaw();
   }
 
   async settle(): Promise<void> { for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r)); }
@@ -346,7 +393,7 @@ export async function runSeed(seed: number, opts: SimOptions = {}): Promise<SimL
   const workers = IDS.flatMap((id) => Array.from({ length: opts.workersPerNode ?? 2 }, (_, k) => c.worker(id, `c${id}.${k}`)));
   if (opts.abuse) c.startAbuse();
   await c.run(2000);
-  const kinds = opts.faults ?? ['isolate', 'cut', 'lossy', 'crash', 'crash-all'];
+  const kinds = opts.faults ?? ['isolate', 'cut', 'lossy', 'crash', 'crash-all', 'stall'];
   const [minL, maxL] = opts.faultLeases ?? [2, 4];
   // Every kind at least once (a seeded order), then random ones.
   const schedule = [...kinds].map((k) => [c.rng.next(), k] as const).sort((x, y) => x[0] - y[0]).map(([, k]) => k);
@@ -356,14 +403,17 @@ export async function runSeed(seed: number, opts: SimOptions = {}): Promise<SimL
     const other = IDS.filter((x) => x !== a)[c.rng.int(0, 1)]!;
     c.trace.push(`${c.clock.now()} fault ${kind} ${a} ${other}`);
     const length = c.rng.int(minL, maxL) * SIM_LEASE;
+    if (opts.noiseMs) for (const x of IDS) for (const y of IDS) if (x < y) c.sim.setLink(x, y, { delayMs: 1, jitterMs: opts.noiseMs, dropRate: 0.1 });
     switch (kind) {
       case 'isolate': c.sim.partition([a], IDS.filter((x) => x !== a)); break;
       case 'cut': c.sim.blockOneWay(a, other); c.sim.blockOneWay(other, a); break;
       case 'lossy': for (const x of IDS) for (const y of IDS) if (x < y) c.sim.setLink(x, y, { delayMs: 1, dropRate: 0.2 }); break;
       case 'crash': c.crash(a); break;
       case 'crash-all': for (const id of IDS) c.crash(id); break;
+      case 'stall': c.stall(a); break;
     }
     await c.run(kind === 'crash-all' ? SIM_LEASE : length);
+    if (kind === 'stall') c.unstall(a);
     c.sim.heal();
     for (const x of IDS) for (const y of IDS) if (x < y) c.sim.setLink(x, y, { delayMs: 1 });
     for (const id of IDS) if (!c.daemons.has(id)) await c.start(id);
