@@ -1,9 +1,15 @@
 /**
  * Logging for mxfsd: builds the bunyan logger from the [logging] config section with up to
  * three outputs — an append-mode file that can be reopened after logrotate renames it
- * (SIGHUP), stderr as raw JSON lines, and syslog datagrams on a unix socket (RFC 3164 local
- * format, as glibc's syslog(3) writes to /dev/log). Actors get child loggers from callers via
+ * (SIGHUP), stderr, and syslog datagrams on a unix socket (RFC 3164 local format, as glibc's
+ * syslog(3) writes to /dev/log). Actors get child loggers from callers via
  * log.child({ actor }); nothing here knows about actors.
+ *
+ * stderr carries raw bunyan JSON lines, or, when it is connected to journald (systemd sets
+ * $JOURNAL_STREAM to the device:inode of that stream) or `stderr_format = journal`, one line
+ * per record with a "<N>" syslog-priority prefix that journald turns into the record's
+ * PRIORITY, then the message and the bunyan fields as JSON: `journalctl -p warning` works
+ * and no field is lost.
  *
  * Logging must never take the daemon down: a broken syslog socket or a failing file write
  * produces one warning on stderr and the daemon keeps running.
@@ -11,9 +17,12 @@
 import fs from 'node:fs';
 import Logger from 'bunyan';
 import type { LoggingConfig } from './config/config';
+import { DatagramSender } from './ffi/unix-datagram';
 
 export interface LogHandle {
   log: Logger;
+  /** The same outputs without stderr: start-up failures go there in full, and to stderr as one line. */
+  quiet: Logger;
   reopen(): void;
   close(): Promise<void>;
   /**
@@ -24,7 +33,25 @@ export interface LogHandle {
   syslogRecord(rec: Record<string, unknown>): void;
 }
 
-export interface LoggerOptions { name: string; levelOverride?: string; stderrStream?: NodeJS.WritableStream }
+export interface LoggerOptions {
+  name: string;
+  levelOverride?: string;
+  stderrStream?: NodeJS.WritableStream;
+  /** What $JOURNAL_STREAM and fd 2 say (tests pass their own); default: this process's. */
+  stderrIsJournal?: boolean;
+}
+
+/** True when fd 2 is the stream systemd connected to journald ($JOURNAL_STREAM = "dev:ino"). */
+export function stderrIsJournal(env: NodeJS.ProcessEnv = process.env): boolean {
+  const m = /^(\d+):(\d+)$/.exec(env.JOURNAL_STREAM ?? '');
+  if (!m) return false;
+  try {
+    const st = fs.fstatSync(2, { bigint: true });
+    return st.dev === BigInt(m[1]!) && st.ino === BigInt(m[2]!);
+  } catch {
+    return false;
+  }
+}
 
 export function createLogger(cfg: LoggingConfig, opts: LoggerOptions): LogHandle {
   // resolveLevel throws on an unknown name; callers validate --log-level first.
@@ -39,17 +66,28 @@ export function createLogger(cfg: LoggingConfig, opts: LoggerOptions): LogHandle
     file = new ReopenableFile(cfg.file, warn);
     streams.push({ type: 'stream', level, stream: file as unknown as NodeJS.WritableStream });
   }
-  if (cfg.stderr) streams.push({ type: 'stream', level, stream: stderr });
   if (cfg.syslog) {
     syslog = new SyslogStream(cfg.syslogSocket, cfg.syslogFacility, opts.name, warn);
     streams.push({ type: 'raw', level, stream: syslog as unknown as NodeJS.WritableStream });
   }
+  const quietStreams = [...streams];
+  if (cfg.stderr) {
+    const journal = cfg.stderrFormat === 'journal' || (cfg.stderrFormat === 'auto' && (opts.stderrIsJournal ?? stderrIsJournal()));
+    streams.push(journal
+      ? { type: 'raw', level, stream: new JournalLines(stderr) as unknown as NodeJS.WritableStream }
+      : { type: 'stream', level, stream: stderr });
+  }
 
-  const log = Logger.createLogger({ name: opts.name, level, streams, serializers: Logger.stdSerializers });
-  // bunyan re-emits stream errors on the logger; an unhandled 'error' event would crash.
-  log.on('error', (err: Error) => warn(`log stream error: ${err.message}`));
+  const make = (s: Logger.Stream[]) => {
+    const l = Logger.createLogger({ name: opts.name, level, streams: s, serializers: Logger.stdSerializers });
+    // bunyan re-emits stream errors on the logger; an unhandled 'error' event would crash.
+    l.on('error', (err: Error) => warn(`log stream error: ${err.message}`));
+    return l;
+  };
+  const log = make(streams);
   return {
     log,
+    quiet: make(quietStreams),
     reopen: () => file?.reopen(),
     syslogRecord: (rec) => { syslog?.write(rec); },
     close: async () => {
@@ -117,13 +155,6 @@ class ReopenableFile {
 // ---------------------------------------------------------------------------------------
 // Syslog
 
-/** The subset of the untyped unix-dgram socket this module uses. */
-interface UnixDgramSocket {
-  on(ev: 'error', cb: (e: Error) => void): void;
-  send(buf: Buffer, offset: number, length: number, path: string, cb: (err?: Error) => void): void;
-  close(): void;
-}
-
 const FACILITY_CODES: Record<string, number> = {
   user: 1, daemon: 3, local0: 16, local1: 17, local2: 18, local3: 19, local4: 20, local5: 21, local6: 22, local7: 23,
 };
@@ -147,10 +178,8 @@ const CORE_FIELDS = new Set(['v', 'level', 'name', 'hostname', 'pid', 'time', 'm
 /** Keep datagrams well under common /dev/log receive limits. */
 const MAX_DATAGRAM = 8192;
 
-/** "<PRI>Mmm dd hh:mm:ss tag[pid]: msg {extra fields}" — what journald and rsyslog parse. */
-export function formatSyslogLine(rec: Record<string, unknown>, facility: string, tag: string): string {
-  const t = rec.time instanceof Date ? rec.time : new Date();
-  const stamp = `${MONTHS[t.getMonth()]} ${String(t.getDate()).padStart(2, ' ')} ${[t.getHours(), t.getMinutes(), t.getSeconds()].map((n) => String(n).padStart(2, '0')).join(':')}`;
+/** "msg {extra fields}" on one line: the record's text in syslog and journal lines. */
+export function recordText(rec: Record<string, unknown>): string {
   const extra: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(rec)) if (!CORE_FIELDS.has(k)) extra[k] = v;
   let text = String(rec.msg ?? '');
@@ -159,8 +188,29 @@ export function formatSyslogLine(rec: Record<string, unknown>, facility: string,
     try { json = JSON.stringify(extra); } catch { json = '{"unserializable":true}'; }
     text += ` ${json}`;
   }
+  return text.replace(/\n/g, ' ');
+}
+
+/** "<PRI>Mmm dd hh:mm:ss tag[pid]: msg {extra fields}" — what journald and rsyslog parse. */
+export function formatSyslogLine(rec: Record<string, unknown>, facility: string, tag: string): string {
+  const t = rec.time instanceof Date ? rec.time : new Date();
+  const stamp = `${MONTHS[t.getMonth()]} ${String(t.getDate()).padStart(2, ' ')} ${[t.getHours(), t.getMinutes(), t.getSeconds()].map((n) => String(n).padStart(2, '0')).join(':')}`;
   const pid = typeof rec.pid === 'number' ? rec.pid : process.pid;
-  return `<${syslogPriority(facility, Number(rec.level))}>${stamp} ${tag}[${pid}]: ${text.replace(/\n/g, ' ')}`;
+  return `<${syslogPriority(facility, Number(rec.level))}>${stamp} ${tag}[${pid}]: ${recordText(rec)}`;
+}
+
+/** "<N>msg {extra fields}" — journald reads N as the PRIORITY and stamps time, host and pid itself. */
+export function formatJournalLine(rec: Record<string, unknown>): string {
+  return `<${syslogSeverity(Number(rec.level))}>${recordText(rec)}`;
+}
+
+/** bunyan raw stream writing journal lines to stderr. */
+class JournalLines {
+  constructor(private readonly out: NodeJS.WritableStream) {}
+  write(rec: Record<string, unknown>): boolean {
+    this.out.write(formatJournalLine(rec) + '\n');
+    return true;
+  }
 }
 
 /**
@@ -169,18 +219,15 @@ export function formatSyslogLine(rec: Record<string, unknown>, facility: string,
  * While the socket is unreachable records are dropped; one warning per outage.
  */
 class SyslogStream {
-  private sock: UnixDgramSocket | undefined;
+  private sock: DatagramSender | undefined;
   private warned = false;
 
   constructor(private readonly socketPath: string, private readonly facility: string, private readonly tag: string,
               private readonly warn: (m: string) => void) {
     try {
-      // unix-dgram ships no type declarations; UnixDgramSocket above describes what we use.
-      const unix = require('unix-dgram') as { createSocket(type: 'unix_dgram'): UnixDgramSocket };
-      this.sock = unix.createSocket('unix_dgram');
-      this.sock.on('error', (e) => this.unreachable(e));
+      this.sock = new DatagramSender();
     } catch (e) {
-      this.unreachable(e as Error);
+      this.unreachable((e as Error).message);
     }
   }
 
@@ -188,28 +235,22 @@ class SyslogStream {
     if (!this.sock) return true;
     let buf = Buffer.from(formatSyslogLine(rec, this.facility, this.tag), 'utf8');
     if (buf.length > MAX_DATAGRAM) buf = buf.subarray(0, MAX_DATAGRAM);
-    try {
-      this.sock.send(buf, 0, buf.length, this.socketPath, (err) => {
-        if (!err) { this.warned = false; return; }
-        // 'congestion' means the receiver's queue is full: drop this record, not an outage.
-        if (err.message !== 'congestion') this.unreachable(err);
-      });
-    } catch (e) {
-      this.unreachable(e as Error);
-    }
+    const err = this.sock.send(buf, this.socketPath);
+    // EAGAIN means the receiver's queue is full: drop this record, not an outage.
+    if (err === undefined) this.warned = false;
+    else if (err !== 'EAGAIN' && err !== 'ENOBUFS') this.unreachable(err);
     return true;
   }
 
-  private unreachable(e: Error): void {
+  private unreachable(why: string): void {
     if (this.warned) return;
     this.warned = true;
-    const errno = (e as NodeJS.ErrnoException).code;
-    this.warn(`syslog socket ${this.socketPath} unreachable (${typeof errno === 'number' ? `errno ${-errno}` : e.message}); syslog records are dropped until it is back`);
+    this.warn(`syslog socket ${this.socketPath} unreachable (${why}); syslog records are dropped until it is back`);
   }
 
   close(): void {
     const s = this.sock;
     this.sock = undefined;
-    try { s?.close(); } catch { /* already closed */ }
+    s?.close();
   }
 }

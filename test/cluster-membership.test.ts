@@ -6,7 +6,7 @@ import { ActorSystem } from '../src/actors/actor';
 import { ManualClock } from '../src/util/clock';
 import { SimNetwork } from '../src/cluster/network';
 import { ClusterNode } from '../src/cluster/cluster-node';
-import { isQuorum, MembershipCore, MembershipEvent } from '../src/cluster/membership';
+import { isQuorum, MembershipCore, MembershipEvent, RenewalReport } from '../src/cluster/membership';
 import { ClusterOptions, leaseTimes } from '../src/cluster/options';
 import type { PeerMessage } from '../src/cluster/peer-protocol';
 
@@ -34,6 +34,7 @@ class SimCluster {
   readonly rejected = new Map<number, string[]>();
   readonly systems = new Map<number, ActorSystem>();
   readonly restarts = new Map<number, number>();
+  readonly renewals = new Map<number, Array<RenewalReport & { at: number }>>();
   forwarded = 0;
   readonly log = bunyan.createLogger({ name: 'sim', level: 'fatal' });
 
@@ -59,6 +60,7 @@ class SimCluster {
       random: seeded(id * 7919), incarnation: 1 + (this.restarts.get(id) ?? 0) * 1000 + id, tuning: { backoff: { initialMs: 100, maxMs: 1000 }, connectTimeoutMs: 500, handshakeTimeoutMs: 1000 },
       onEvent: (ev) => this.events.get(id)!.push({ at: this.clock.now(), ev }),
       onRejected: (_f, _m, why) => this.rejected.get(id)!.push(why),
+      onRenewal: (r) => { const l = this.renewals.get(id) ?? []; l.push({ ...r, at: this.clock.now() }); this.renewals.set(id, l); },
     });
     this.nodes.set(id, node);
     await node.start();
@@ -124,6 +126,31 @@ describe('cluster membership (ManualClock + SimNetwork)', function () {
       await c.run(20000);
       expect([1, 2, 3].map((id) => c.node(id).epoch)).to.deep.equal([e, e, e]); // stable: no spurious changes
       expect([1, 2, 3].every((id) => c.node(id).canGrant())).to.equal(true);
+    } finally { await c.shutdown(); }
+  });
+
+  it('the renewal hook (the watchdog feed): one report per round, a "confirmed" one per ack extending quorum; none confirmed once the majority is gone', async () => {
+    const c = new SimCluster([1, 2, 3]);
+    try {
+      await c.startAll();
+      await c.runUntil(() => c.agreed([1, 2, 3], [1, 2, 3]) && c.node(1).canGrant(), 10000, 'agreement');
+      const from = c.clock.now();
+      await c.run(10000);
+      const seen = c.renewals.get(1)!.filter((r) => r.at > from);
+      const rounds = seen.filter((r) => r.kind === 'round');
+      const confirmed = seen.filter((r) => r.kind === 'confirmed');
+      expect(rounds.length).to.be.within(4, 6); // every renew interval (2000 ms)
+      expect(confirmed.length).to.be.at.least(rounds.length);
+      for (const r of confirmed) expect(r.quorumUntil).to.be.greaterThan(r.at); // "lease renewed, quorum until T", T ahead
+      for (let i = 1; i < confirmed.length; i++) expect(confirmed[i]!.quorumUntil).to.be.greaterThan(confirmed[i - 1]!.quorumUntil);
+      await c.crash(2);
+      await c.crash(3);
+      const cut = c.clock.now();
+      await c.run(12000);
+      const after = c.renewals.get(1)!.filter((r) => r.at > cut);
+      expect(after.filter((r) => r.kind === 'confirmed')).to.deep.equal([]);
+      expect(after.filter((r) => r.kind === 'round').length).to.be.at.least(5);
+      expect(after[after.length - 1]!.quorumUntil).to.be.at.most(c.clock.now()); // the deadline has passed
     } finally { await c.shutdown(); }
   });
 

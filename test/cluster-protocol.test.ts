@@ -187,16 +187,20 @@ describe('authentication primitives', () => {
     expect(() => encodeFrameWithTrailer(msg, wire.length - 5, FRAME_MAC_BYTES, (b) => frameMac(send, 7, b)), 'the MAC counts toward the limit').to.throw(/exceeds the limit/);
   });
 
-  it('loads a key file, strips one newline, refuses a short key, warns about loose permissions', () => {
+  it('loads a key file, strips one newline, refuses a short key, a loose mode or a missing file', () => {
     const dir = mkdtempSync(join(tmpdir(), 'mxfs-key-'));
     const f = join(dir, 'key');
     writeFileSync(f, 'a-long-enough-cluster-secret\n');
     chmodSync(f, 0o600);
-    expect(loadClusterKey(f)).to.deep.equal({ key: Buffer.from('a-long-enough-cluster-secret'), warnings: [] });
+    expect(loadClusterKey(f)).to.deep.equal(Buffer.from('a-long-enough-cluster-secret'));
     chmodSync(f, 0o644);
-    expect(loadClusterKey(f).warnings[0]).to.match(/accessible by group\/other \(mode 644\)/);
+    expect(() => loadClusterKey(f)).to.throw(`cluster key file ${f} is accessible by group or others (mode 0644): run 'chmod 600 ${f}'`);
+    chmodSync(f, 0o610);
+    expect(() => loadClusterKey(f)).to.throw(/mode 0610/);
+    chmodSync(f, 0o600);
     writeFileSync(f, 'short\n');
     expect(() => loadClusterKey(f)).to.throw(/holds 5 bytes; at least 16 are required/);
+    expect(() => loadClusterKey(join(dir, 'absent'))).to.throw(/does not exist: create it on one node with 'mxfsctl keygen --out .*absent'/);
   });
 });
 

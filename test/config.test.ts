@@ -9,7 +9,7 @@ import { ConfigError, configDefaults, formatConfigError, loadConfig, parseConfig
 import { tokenizeIni } from '../src/config/ini';
 
 const FILE = '/etc/mxfs/test.conf';
-const EXAMPLE = path.resolve(__dirname, '../../config/volumes.conf.example');
+const EXAMPLE = path.resolve(__dirname, '../../config/mxfs.conf.example');
 
 /** Parse and return the ConfigError it must throw. */
 function fails(text: string, file = FILE): ConfigError {
@@ -41,7 +41,7 @@ describe('config', () => {
     expect(c.volumes).to.deep.equal([]);
     expect(c.timing).to.deep.equal({ leaseTimeoutMs: 10000, renewIntervalMs: 2000, clientKeepaliveMs: 1000, clientTimeoutMs: 5000, queryTimeoutMs: 5000, shutdownGraceMs: 5000 });
     expect(c.locking).to.deep.equal({ lvbSize: 32, idleEvictMs: 60000, maxFrameBytes: 65536, maxLocksPerClient: 100000, maxClients: 1024 });
-    expect(c.logging).to.deep.equal({ level: 'info', syslog: false, syslogSocket: '/dev/log', syslogFacility: 'daemon', stderr: true });
+    expect(c.logging).to.deep.equal({ level: 'info', syslog: false, syslogSocket: '/dev/log', syslogFacility: 'daemon', stderr: true, stderrFormat: 'auto' });
     expect(configDefaults().timing).to.deep.equal(c.timing);
   });
 
@@ -56,15 +56,15 @@ describe('config', () => {
 
   it('parses every kind of value', () => {
     const c = parseConfig([
-      '[node]', 'id = 7', 'name = alpha', 'address = ::1', 'port = 9000', 'socket_mode = 0600', 'kernel = off',
+      '[node]', 'id = 7', 'name = alpha', 'address = ::1', 'port = 9000', 'socket_mode = 0600', 'socket_group = mxfs-users', 'kernel = off',
       '[cluster]', 'name = prod.a', 'tiebreaker = 8', 'key_file = cluster.key',
       '[peer]', 'id = 8', 'address = beta.example.com',
       '[volume]', 'name = v1', 'device = /dev/sdb', 'mountpoint = /mnt/v1/', 'driver = command',
       'mount_cmd = mount -o "$MXFS_MOUNT_OPTIONS" $MXFS_DEVICE $MXFS_MOUNTPOINT', 'umount_cmd = umount $MXFS_MOUNTPOINT',
       'mount_options = noatime,logbsize=256k', 'failover = manual', 'start = standby', 'fence_bound_ms = 250',
-      '[logging]', 'level = debug', 'syslog = YES', 'stderr = 0', 'syslog_facility = local3',
+      '[logging]', 'level = debug', 'syslog = YES', 'stderr = 0', 'syslog_facility = local3', 'stderr_format = journal',
     ].join('\n'), FILE);
-    expect(c.node).to.include({ id: 7, name: 'alpha', address: '::1', port: 9000, socketMode: 0o600, kernel: 'off' });
+    expect(c.node).to.include({ id: 7, name: 'alpha', address: '::1', port: 9000, socketMode: 0o600, socketGroup: 'mxfs-users', kernel: 'off' });
     expect(c.cluster).to.deep.equal({ name: 'prod.a', tiebreaker: 8, keyFile: '/etc/mxfs/cluster.key' });
     expect(c.peers).to.deep.equal([{ id: 8, name: 'node8', address: 'beta.example.com', port: 7600 }]);
     expect(c.volumes).to.deep.equal([{
@@ -72,7 +72,7 @@ describe('config', () => {
       commands: { mount: 'mount -o "$MXFS_MOUNT_OPTIONS" $MXFS_DEVICE $MXFS_MOUNTPOINT', umount: 'umount $MXFS_MOUNTPOINT' },
       commandTimeoutMs: 60000, fenceBoundMs: 250,
     }]);
-    expect(c.logging).to.include({ level: 'debug', syslog: true, stderr: false, syslogFacility: 'local3' });
+    expect(c.logging).to.include({ level: 'debug', syslog: true, stderr: false, syslogFacility: 'local3', stderrFormat: 'journal' });
   });
 
   it('checks volume drivers: commands for driver = command, the module for driver = kernel', () => {
@@ -120,6 +120,8 @@ describe('config', () => {
       { name: 'node id out of range', text: '[node]\nid=1024\n', line: 2, key: 'id', msg: /1\.\.1023/ },
       { name: 'bad boolean', text: '[node]\nid=1\n[logging]\nsyslog = maybe\n', line: 4, key: 'syslog', msg: /boolean/ },
       { name: 'bad octal', text: '[node]\nid=1\nsocket_mode = 0668\n', line: 3, key: 'socket_mode', msg: /octal/ },
+      { name: 'bad socket group', text: '[node]\nid=1\nsocket_group = -x\n', line: 3, key: 'socket_group', msg: /group name or a numeric gid/ },
+      { name: 'bad stderr format', text: '[node]\nid=1\n[logging]\nstderr_format = text\n', line: 4, key: 'stderr_format', msg: /auto, json, journal/ },
       { name: 'bad enum', text: '[node]\nid=1\nkernel = maybe\n', line: 3, key: 'kernel', msg: /auto, on, off/ },
       { name: 'bad level', text: '[node]\nid=1\n[logging]\nlevel = verbose\n', line: 4, key: 'level', msg: /trace, debug, info, warn, error, fatal/ },
       { name: 'bad facility', text: '[node]\nid=1\n[logging]\nsyslog_facility = local9\n', line: 4, key: 'syslog_facility', msg: /local7/ },

@@ -82,6 +82,22 @@ describe('mxfsctl', function () {
     }
   });
 
+  it('names the daemon would refuse are usage errors here (exit 2), before any connection', async () => {
+    const long = 'r'.repeat(65);
+    for (const [args, msg] of [
+      [['lock', long, 'EX', '--', 'true'], /resource name 'r{21}\.\.\.' is 65 bytes; the limit is 64/],
+      [['lock', '--lockspace', '', 'r', 'EX', '--', 'true'], /lockspace name '' must be a non-empty string/],
+      [['locks', '--resource', 'x'.repeat(80)], /resource name 'x{21}\.\.\.' is 80 bytes/],
+    ] as Array<[string[], RegExp]>) {
+      // A socket nobody listens on: a name check that reached the daemon would exit 4.
+      const r = await mxfsctl(['--socket', path.join(d.dir, 'nope.sock'), ...args]);
+      expect(r.code, args.join(' ')).to.equal(2);
+      expect(r.stderr, args.join(' ')).to.match(msg);
+    }
+    const ok = await mxfsctl(['--socket', d.socket, 'lock', 'r'.repeat(64), 'EX', '--', 'true']);
+    expect(ok.code).to.equal(0);
+  });
+
   it('cannot reach the daemon: exit 4 with a message', async () => {
     const r = await mxfsctl(['--socket', path.join(d.dir, 'nope.sock'), 'status']);
     expect(r.code).to.equal(4);

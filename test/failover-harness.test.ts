@@ -28,6 +28,7 @@ describe('failover harness (standalone daemons)', function () {
     expect(r.figures.rejectedStaleWrites).to.be.greaterThanOrEqual(1);
     expect(r.figures.grants).to.be.greaterThan(20);
     for (const f of ['history.ndjson', 'report.json', 'summary.txt', 'node1/mxfsd.log']) expect(fs.existsSync(path.join(dir, f)), f).to.equal(true);
+    expect(fs.existsSync(path.join(dir, 'trace')), 'a passing run has no trace attached').to.equal(false);
     const zombie = fs.readFileSync(path.join(dir, 'history.ndjson'), 'utf8').split('\n').filter((l) => l.includes('"zombie":true'));
     expect(zombie).to.have.length(1);
     expect(JSON.parse(zombie[0]!).accepted).to.equal(false);
@@ -44,6 +45,14 @@ describe('failover harness (standalone daemons)', function () {
     const kinds = new Set(r.result.violations.map((v) => v.kind));
     expect([...kinds], r.summary).to.include('overlap');
     expect([...kinds]).to.include('token-order');
+    // The failed run's report carries the merged trace of its nodes.
+    expect(r.summary).to.match(/trace: \d+ events from 3 nodes merged/);
+    const merged = fs.readFileSync(path.join(dir, 'trace', 'merged.ndjson'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(new Set(merged.map((e: any) => e.node))).to.deep.equal(new Set([1, 2, 3]));
+    expect(merged.filter((e: any) => e.type === 'lock.granted').length).to.be.greaterThan(10);
+    const perfetto = JSON.parse(fs.readFileSync(path.join(dir, 'trace', 'perfetto.json'), 'utf8'));
+    expect(perfetto.traceEvents.filter((e: any) => e.name === 'process_name')).to.have.length(3);
+    expect(fs.readFileSync(path.join(dir, 'trace', 'timeline.html'), 'utf8')).to.match(/^<!doctype html>/);
     // The CLI re-checks the saved history to the same verdict, exit 1.
     const c = await run(process.execPath, [CLI, 'check', path.join(dir, 'history.ndjson')], { timeoutMs: 30000 });
     expect(c.code, c.stderr).to.equal(1);

@@ -15,6 +15,7 @@ import { encodeAttr, encodeValue, type MxfsAttrs, type MxfsMessage } from '../sr
 import { Mode } from '../src/dlm/modes';
 import { ManualClock } from '../src/util/clock';
 import { FakeLockClient } from './vm/fake-lock-client';
+import { TraceRecorder } from '../src/trace/recorder';
 
 interface Sent { cmd: MxfsCmd; attrs: MxfsAttrs }
 
@@ -150,6 +151,21 @@ describe('kernel-bridge actor (fake channel)', () => {
     expect(channel!.of(MxfsCmd.LOCK_GRANT)[0]!.attrs).to.include({ [MxfsAttr.REQ_ID]: 11n, [MxfsAttr.MODE]: Mode.EX, [MxfsAttr.TOKEN]: 1n });
     expect(locks.holders('default', 'r1')).to.equal(1);
     expect(bridge.status()).to.include({ requests: 1, grants: 1, heldLocks: 1 });
+  });
+
+  it('with tracing on, records the kernel\'s messages in (LOCK_REQ) and out (LOCK_GRANT) with their key fields', async () => {
+    const rec = new TraceRecorder(7, clock, 1000);
+    system.tracer = rec;
+    start(true);
+    await until(() => bridge.status().state === 'attached');
+    channel!.kernel(MxfsCmd.LOCK_REQ, lockReq(12n, 'r9', Mode.PW));
+    await until(() => channel!.of(MxfsCmd.LOCK_GRANT).length === 1);
+    const evs = rec.page(0, {}, 1 << 20).events;
+    const req = evs.find((e) => e.kind === 'send' && e.type === 'kernel' && e.sub === 'LOCK_REQ')!;
+    expect(req).to.include({ from: 'kernel', to: 'kernel-bridge', req: '12', ls: 'default', res: 'r9', mode: Mode.PW });
+    const grant = evs.find((e) => e.kind === 'kernel-out' && e.type === 'LOCK_GRANT')!;
+    expect(grant).to.include({ from: 'kernel-bridge', to: 'kernel', req: '12', mode: Mode.PW, token: 1 });
+    expect(grant.seq).to.be.greaterThan(req.seq);
   });
 
   it('answers a failed DLM request with LOCK_DENY and the errno (NOQUEUE conflict: -EAGAIN)', async () => {

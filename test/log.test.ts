@@ -7,12 +7,11 @@ import { PassThrough } from 'node:stream';
 import { expect } from 'chai';
 import type { LoggingConfig } from '../src/config/config';
 import { createLogger, syslogPriority } from '../src/log';
+import { DatagramReceiver } from '../src/ffi/unix-datagram';
+import { waitFor } from './support/daemon-proc';
 
-// unix-dgram ships no type declarations.
-interface DgramSocket { on(ev: string, cb: (...a: any[]) => void): void; bind(p: string): void; close(): void }
-const unix = require('unix-dgram') as { createSocket(t: 'unix_dgram', cb?: (buf: Buffer) => void): DgramSocket };
 
-const BASE: LoggingConfig = { level: 'info', syslog: false, syslogSocket: '/dev/log', syslogFacility: 'daemon', stderr: false };
+const BASE: LoggingConfig = { level: 'info', syslog: false, syslogSocket: '/dev/log', syslogFacility: 'daemon', stderr: false, stderrFormat: 'json' };
 
 function capture(): { stream: PassThrough; text: () => string } {
   const stream = new PassThrough();
@@ -76,17 +75,11 @@ describe('log', () => {
 
   it('sends syslog datagrams with the right priority and text', async () => {
     const sockPath = path.join(dir, 'log.sock');
+    const server = new DatagramReceiver(sockPath);
     const got: string[] = [];
-    let notify: () => void = () => {};
-    const server = unix.createSocket('unix_dgram', (buf) => { got.push(buf.toString('utf8')); notify(); });
-    server.bind(sockPath);
+    const arrived = (n: number) => waitFor(() => { got.push(...server.receive().map((b) => b.toString('utf8'))); return got.length >= n; }, 5000, `${n} datagrams`);
     try {
       const h = createLogger({ ...BASE, syslog: true, syslogSocket: sockPath, syslogFacility: 'local0' }, { name: 'mxfsd' });
-      const arrived = (n: number) => new Promise<void>((resolve, reject) => {
-        const t = setTimeout(() => reject(new Error(`only ${got.length} datagrams`)), 2000);
-        notify = () => { if (got.length >= n) { clearTimeout(t); resolve(); } };
-        notify();
-      });
       h.log.child({ actor: 'peer-link' }).warn({ peer: 2 }, 'peer 2 silent');
       await arrived(1);
       h.log.fatal('going down');
@@ -99,6 +92,52 @@ describe('log', () => {
     } finally {
       server.close();
     }
+  });
+
+  it('sends syslog datagrams to an abstract socket address (@name)', async () => {
+    const name = `@mxfs-log-test-${process.pid}-${Date.now()}`;
+    const server = new DatagramReceiver(name);
+    try {
+      const h = createLogger({ ...BASE, syslog: true, syslogSocket: name }, { name: 'mxfsd' });
+      h.log.info('to the abstract socket');
+      const got: string[] = [];
+      await waitFor(() => { got.push(...server.receive().map((b) => b.toString('utf8'))); return got.length >= 1; }, 5000, 'a datagram');
+      await h.close();
+      expect(got[0]).to.match(/^<30>.*mxfsd\[\d+\]: to the abstract socket$/);
+    } finally {
+      server.close();
+    }
+  });
+
+  it('writes journal lines ("<N>msg {fields}") to stderr when it is connected to journald', async () => {
+    const err = capture();
+    const h = createLogger({ ...BASE, stderr: true, stderrFormat: 'auto' }, { name: 'mxfsd', stderrStream: err.stream, stderrIsJournal: true });
+    h.log.child({ actor: 'cluster' }).warn({ epoch: 4, members: [1, 2] }, 'cluster view');
+    h.log.info('plain');
+    await h.close();
+    expect(err.text().split('\n').filter((l) => l)).to.deep.equal(['<4>cluster view {"actor":"cluster","epoch":4,"members":[1,2]}', '<6>plain']);
+    // Elsewhere (a terminal, a file): raw bunyan JSON, unless stderr_format says otherwise.
+    const json = capture();
+    const h2 = createLogger({ ...BASE, stderr: true, stderrFormat: 'auto' }, { name: 'mxfsd', stderrStream: json.stream, stderrIsJournal: false });
+    h2.log.info({ node: 2 }, 'plain');
+    await h2.close();
+    expect(JSON.parse(json.text())).to.include({ msg: 'plain', node: 2, level: 30 });
+    const forced = capture();
+    const h3 = createLogger({ ...BASE, stderr: true, stderrFormat: 'journal' }, { name: 'mxfsd', stderrStream: forced.stream, stderrIsJournal: false });
+    h3.log.error('forced');
+    await h3.close();
+    expect(forced.text()).to.equal('<3>forced\n');
+  });
+
+  it('quiet logger: every output but stderr (for start-up failures)', async () => {
+    const file = path.join(dir, 'mxfsd.log');
+    const err = capture();
+    const h = createLogger({ ...BASE, file, stderr: true }, { name: 'mxfsd', stderrStream: err.stream, stderrIsJournal: false });
+    h.quiet.fatal({ err: new Error('boom') }, 'cannot start');
+    await h.close();
+    expect(err.text()).to.equal('');
+    expect(jsonLines(file)[0]).to.include({ msg: 'cannot start', level: 60 });
+    expect(jsonLines(file)[0].err.stack).to.contain('boom');
   });
 
   it('maps bunyan levels and facilities to syslog priorities', () => {

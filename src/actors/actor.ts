@@ -3,8 +3,9 @@
  *
  * - An actor's messages are one discriminated union (`{ type: ... }`); its behaviour is an
  *   ActorDef: init() builds the state, handle() processes one message at a time.
- * - All sends and queries go through ActorSystem.send/ask: the one place that can observe
- *   every message (tracing hooks in here), and ask() always has a timeout.
+ * - All sends and queries go through ActorSystem.send/ask: the one place that observes every
+ *   message (the message taps; with [trace] on, the TraceRecorder, which also sets the causal
+ *   context around every handler: src/trace/recorder.ts), and ask() always has a timeout.
  * - Supervision: when handle() throws, the actor's onCrash decides: 'restart' (state rebuilt
  *   by init(); the default), 'resume' (keep the state), or 'stop'. A crash is logged and is
  *   never escalated to the system root, so no actor can take the daemon down.
@@ -12,6 +13,7 @@
 import * as nact from 'nact';
 import type Logger from 'bunyan';
 import { yieldTurn } from '../util/slices';
+import type { TraceRecorder } from '../trace/recorder';
 
 // Two fixes to nact 7.6.2 (unmaintained since 2022, pinned), applied to its Actor class once
 // at load. Loading fails loudly if nact's internals are not what they expect.
@@ -110,6 +112,8 @@ export class ActorSystem {
   private seq = 0;
   private taps: MessageTap[] = [];
   crashes = 0;
+  /** The node's trace recorder (docs/tracing.md); undefined when tracing is off. */
+  tracer?: TraceRecorder;
 
   constructor(readonly log: Logger, name?: string) {
     this.root = name ? nact.start({ name } as never) : nact.start();
@@ -126,6 +130,7 @@ export class ActorSystem {
     const name = `${kind}-${++this.seq}`;
     const log = this.log.child({ actor: kind, ...logFields });
     const system = this;
+    const path = this.tracer?.named(name, kind, logFields) ?? name;
     let ctxCache: ActorCtx<M> | undefined;
     const mkCtx = (self: Ref<M>): ActorCtx<M> => (ctxCache ??= { self, name, log, system });
     // The state the actor had when the message that crashed arrived (nact keeps the last
@@ -152,7 +157,16 @@ export class ActorSystem {
       async (state: S, msg: M, nctx: nact.ActorContext<M, any>) => {
         const ctx = mkCtx(nctx.self);
         current = state;
-        const next = await def.handle(state, msg, ctx);
+        const t = system.tracer;
+        let r: S | Promise<S>;
+        if (t === undefined) r = def.handle(state, msg, ctx);
+        else {
+          // What this handler sends synchronously joins the trace of the message it handles.
+          const cur = t.cur, actor = t.curActor;
+          t.enter(msg, path);
+          try { r = def.handle(state, msg, ctx); } finally { t.cur = cur; t.curActor = actor; }
+        }
+        const next = await r;
         current = next;
         return next;
       },
@@ -160,13 +174,14 @@ export class ActorSystem {
       {
         initialStateFunc: (nctx: nact.ActorContext<M, any>) => (current = def.init(mkCtx(nctx.self))),
         onCrash: onCrash as any,
-        afterStop: (state: S) => { def.afterStop?.(state, mkCtx(self!)); },
+        afterStop: (state: S) => { system.tracer?.forget(name); def.afterStop?.(state, mkCtx(self!)); },
       },
     ) as Ref<M>;
     return self;
   }
 
   send<M extends AnyMsg>(to: Ref<M>, msg: M): void {
+    this.tracer?.onSend(refName(to), msg, 'send');
     for (const tap of this.taps) tap(to as Ref<unknown>, msg, 'send');
     nact.dispatch(to, msg);
   }
@@ -178,6 +193,7 @@ export class ActorSystem {
       return await nact.query(to, (tmp: Ref<R>) => {
         const msg = make(tmp);
         type = msg.type;
+        this.tracer?.onSend(refName(to), msg, 'ask');
         for (const tap of this.taps) tap(to as Ref<unknown>, msg, 'ask');
         return msg;
       }, timeoutMs) as R;

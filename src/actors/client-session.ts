@@ -33,6 +33,16 @@ export interface DaemonInfo {
   volume(req: Extract<ClientRequest, { type: 'volume' }>): Promise<unknown>;
   locks(filter: { lockspace?: string; resource?: string }): Promise<unknown>;
   fault(spec: FaultSpec): Promise<unknown>;
+  /** A trace request (docs/tracing.md); rejects with an Error naming what is wrong. */
+  trace(req: Extract<ClientRequest, { type: 'trace' }>): Promise<unknown>;
+}
+
+/** Where a session reports what its client saw (the metrics endpoint; absent: nothing measured). */
+export interface SessionMetrics {
+  /** A lock request or conversion ended: how long after the client asked, and how. */
+  requestDone(op: 'lock' | 'convert', ms: number, granted: boolean): void;
+  /** Locks the client was told it lost. */
+  lost(count: number): void;
 }
 
 export interface SessionOpts {
@@ -61,6 +71,7 @@ export interface SessionOpts {
   purge(owner: string, epoch: number, targets: Array<[string, string]>): void;
   /** Called once when the session has ended (its purges handed over). */
   onEnd(sessionId: number): void;
+  metrics?: SessionMetrics;
 }
 
 export type SessionMsg =
@@ -91,6 +102,8 @@ interface ClientLock {
   noqueue: boolean;
   timeoutMs?: number;
   pendingReq?: number;
+  /** When the pending request or conversion arrived (clock ms). */
+  askedAt?: number;
   unlockReq?: number;
   cancelReq?: number;
 }
@@ -169,7 +182,7 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
         const lk: ClientLock = {
           id: req.lockId, internalId: `${owner}/${req.lockId}`, lockspace: req.lockspace, resource: req.resource,
           state: 'requesting', pendingReq: req.id, token: 0, lvbValid: false,
-          rqMode: req.mode, noqueue: req.noqueue ?? false, timeoutMs: req.timeoutMs,
+          rqMode: req.mode, noqueue: req.noqueue ?? false, timeoutMs: req.timeoutMs, askedAt: o.clock.now(),
         };
         s.locks.set(lk.id, lk);
         s.byInternal.set(lk.internalId, lk);
@@ -185,6 +198,7 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
         if (lk.state !== 'granted' || lk.unlockReq !== undefined) return refuse(req.id, 'BUSY', `lock ${req.lockId} has a request in progress`);
         lk.state = 'converting';
         lk.pendingReq = req.id;
+        lk.askedAt = o.clock.now();
         lk.rqMode = req.mode;
         lk.noqueue = req.noqueue ?? false;
         lk.timeoutMs = req.timeoutMs;
@@ -220,6 +234,9 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
         o.info.volume(req).then((data) => reply(req.id, true, { data }),
           (e: Error) => refuse(req.id, e instanceof VolumeRequestError ? e.code : 'BUSY', e.message));
         return;
+      case 'trace':
+        o.info.trace(req).then((data) => reply(req.id, true, { data }), (e: Error) => refuse(req.id, 'INVALID', e.message));
+        return;
       case 'fault':
         o.info.fault(req.spec).then((data) => reply(req.id, true, { data }), (e: Error) => refuse(req.id, 'INVALID', e.message));
         return;
@@ -231,6 +248,8 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
     if (!lk) return;
     switch (ev.type) {
       case 'lock.granted':
+        if (lk.askedAt !== undefined) o.metrics?.requestDone(ev.conversion ? 'convert' : 'lock', o.clock.now() - lk.askedAt, true);
+        lk.askedAt = undefined;
         if (lk.pendingReq !== undefined) reply(lk.pendingReq, true, { grant: ev.grant });
         lk.pendingReq = undefined;
         lk.state = 'granted';
@@ -242,6 +261,8 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
         if (lk.cancelReq !== undefined) { refuse(lk.cancelReq, 'BUSY', 'the request was granted before the cancel arrived'); lk.cancelReq = undefined; }
         return;
       case 'lock.failed':
+        if (lk.askedAt !== undefined) o.metrics?.requestDone(ev.conversion ? 'convert' : 'lock', o.clock.now() - lk.askedAt, false);
+        lk.askedAt = undefined;
         if (lk.pendingReq !== undefined) refuse(lk.pendingReq, ev.code, failMessage(ev.code, ev.conversion));
         lk.pendingReq = undefined;
         if (lk.cancelReq !== undefined) {
@@ -285,6 +306,7 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
         }
         return;
       case 'lock.lost':
+        o.metrics?.lost(1);
         for (const id of [lk.pendingReq, lk.unlockReq, lk.cancelReq]) if (id !== undefined) refuse(id, 'LOST', ev.reason);
         o.emit({ type: 'lost', lockId: lk.id, reason: ev.reason });
         forget(s, lk);
@@ -365,6 +387,7 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
           end(s, sys, ctx.self, msg.reason);
           break;
         case 'lostAll':
+          o.metrics?.lost(s.locks.size);
           o.emit({ type: 'lost', reason: msg.reason });
           end(s, sys, ctx.self, msg.reason);
           break;

@@ -37,6 +37,7 @@ import {
   GenlKernelChannel, isFamilyMissing, type KernelChannel, type KernelChannelFactory,
 } from '../ffi/mxfs-channel';
 import { KernelAckError } from '../ffi/genl-socket';
+import { kernelAttrFields } from '../trace/fields';
 
 export type KernelMode = 'auto' | 'on' | 'off';
 export type BridgeState = 'disabled' | 'no-module' | 'attached' | 'error';
@@ -216,6 +217,12 @@ export function startKernelBridge(opts: KernelBridgeOptions): KernelBridge {
   const toKernel = (s: BridgeActorState, cmd: MxfsCmd, attrs: MxfsMessage['attrs'], lockId?: bigint) => {
     const gen = s.gen;
     if (!s.channel) return;
+    const t = system.tracer;
+    if (t) {
+      const f = t.fresh();
+      kernelAttrFields(attrs as Record<number, unknown>, f);
+      t.record('kernel-out', t.curActor ?? 'kernel-bridge', 'kernel', MxfsCmd[cmd] ?? String(cmd), f);
+    }
     s.channel.send(cmd, attrs).catch((err: unknown) => send({ type: 'send-failed', gen, cmd, lockId, err }));
   };
 

@@ -13,12 +13,13 @@
  * No lease, no change: a message that could grant (anything but inspection) is handled only
  * while the node holds its cluster lease (leaseHeld, checked at that moment); otherwise it is
  * parked, with every later one, and handled in order once the lease is back (a recovery makes
- * the actor inert instead). With the cluster layer in its own thread the lease can lapse
- * while the lock engine runs on; a waiter granted by an unlock or a timeout then would be a
- * double grant (the whole-cluster simulation's 'stall' fault).
+ * the actor inert instead, see lockspace.ts). With the cluster layer in its own thread the
+ * lease can lapse while the lock engine runs on; a waiter granted by an unlock or a timeout
+ * then would be a double grant (the whole-cluster simulation's 'stall' fault).
  */
 import type { ActorCtx, ActorDef, ActorSystem, Ref } from './actor';
-import type { AdoptedResource, LockEvent, LockOp, LockStats, LockspaceMsg, ResourceMsg } from './messages';
+import type { AdoptedResource, LockEvent, LockOp, LockStats, LockspaceMsg, ResourceInspection, ResourceMsg } from './messages';
+import type { Mode } from '../dlm/modes';
 import { ResourceCore, ResourceEvent } from '../dlm/resource';
 import { LockError } from '../dlm/types';
 import type { Clock, TimerHandle } from '../util/clock';
@@ -50,6 +51,13 @@ interface State {
   timers: Map<string, TimerHandle>;
   /** Routed messages processed, so the Lockspace can tell an idle report is current. */
   processed: number;
+  /** When each pending lock queued, and each held lock was granted (clock ms): `mxfsctl why`, metrics. */
+  queuedAt: Map<string, number>;
+  grantedAt: Map<string, number>;
+  /** The last BAST sent to each holder since its grant. */
+  basts: Map<string, { mode: Mode; at: number }>;
+  /** Set when rebuilt from records (cluster recovery). */
+  rebuilt?: { at: number; records: number; tokenFloor: number };
   /** Messages waiting for the lease to come back (see the header), in arrival order. */
   parked: ResourceMsg[];
   parkTimer?: TimerHandle;
@@ -63,9 +71,54 @@ export function lockResourceDef(o: LockResourceOpts): ActorDef<State, ResourceMs
     if (t) { o.clock.clearTimer(t); s.timers.delete(lockId); }
   };
 
+  /** When each lock got where it is, the last BAST, and the counters (why, metrics). */
+  const note = (s: State, e: ResourceEvent) => {
+    switch (e.type) {
+      case 'queued': s.queuedAt.set(e.lockId, o.clock.now()); o.stats.waits++; break;
+      case 'granted': {
+        const now = o.clock.now();
+        if (s.queuedAt.size > 0) {
+          const q = s.queuedAt.get(e.lockId);
+          if (q !== undefined) { s.queuedAt.delete(e.lockId); o.stats.observeWait?.(now - q, e.conversion); }
+        }
+        s.grantedAt.set(e.lockId, now);
+        if (s.basts.size > 0) s.basts.delete(e.lockId);
+        if (e.conversion) o.stats.conversions++;
+        break;
+      }
+      case 'failed':
+        if (s.queuedAt.size > 0) s.queuedAt.delete(e.lockId);
+        if (e.code === 'NOTQUEUED') o.stats.denials++;
+        else if (e.code === 'DEADLOCK') o.stats.deadlocks++;
+        else if (e.code === 'TIMEOUT') o.stats.timeouts++;
+        break;
+      case 'bast': s.basts.set(e.lockId, { mode: e.mode, at: o.clock.now() }); break;
+      case 'released': forgetLock(s, e.lockId); break;
+    }
+  };
+
+  const forgetLock = (s: State, lockId: string) => {
+    if (s.queuedAt.size > 0) s.queuedAt.delete(lockId);
+    s.grantedAt.delete(lockId);
+    if (s.basts.size > 0) s.basts.delete(lockId);
+  };
+
+  const inspection = (s: State): ResourceInspection => {
+    const now = o.clock.now();
+    const sinceMs: Record<string, number> = {};
+    for (const [id, t] of s.grantedAt) sinceMs[id] = Math.round(now - t);
+    for (const [id, t] of s.queuedAt) sinceMs[id] = Math.round(now - t); // a conversion: since it queued
+    const basts: ResourceInspection['basts'] = {};
+    for (const [id, b] of s.basts) basts[id] = { mode: b.mode, agoMs: Math.round(now - b.at) };
+    const v: ResourceInspection = { ...s.core.view(), sinceMs, basts };
+    if (s.rebuilt) v.rebuilt = { agoMs: Math.round(now - s.rebuilt.at), records: s.rebuilt.records, tokenFloor: s.rebuilt.tokenFloor };
+    return v;
+  };
+
   const deliver = (s: State, events: ResourceEvent[], sys: ActorSystem) => {
     for (const e of events) {
       const to = s.notify.get(e.lockId);
+      note(s, e);
       if (e.type === 'granted' || e.type === 'failed' || e.type === 'released') clearTimer(s, e.lockId);
       if (to) {
         switch (e.type) {
@@ -80,73 +133,27 @@ export function lockResourceDef(o: LockResourceOpts): ActorDef<State, ResourceMs
     }
   };
 
-  /** Look at the lease again in UNPARK_MS (one timer while messages are parked). */
-  const park = (s: State, ctx: ActorCtx<ResourceMsg>) => {
-    if (s.parkTimer) return;
-    const self = ctx.self, sys = ctx.system;
-    s.parkTimer = o.clock.setTimer(() => sys.send(self, { type: 'unpark' }), UNPARK_MS);
-  };
-
-  /** One lock operation, its timeout or a purge (the lease is held). */
-  const handleOne = (s: State, msg: ResourceMsg, ctx: ActorCtx<ResourceMsg>) => {
-    const sys = ctx.system;
-    if (msg.type === 'inspect' || msg.type === 'unpark') return;
-    if (msg.type !== 'timeout') s.processed++;
-    const before = s.core.size;
-    let events: ResourceEvent[] = [];
-    try {
-      switch (msg.type) {
-        case 'request':
-          if (s.core.has(msg.lockId)) throw new LockError('INVALID', `lock id ${msg.lockId} already in use`);
-          events = s.core.request(msg.lockId, msg.owner, msg.mode, { noqueue: msg.noqueue });
-          if (s.core.has(msg.lockId) || events.length > 0) s.notify.set(msg.lockId, msg.notify);
-          break;
-        case 'convert': events = s.core.convert(msg.lockId, msg.mode, { noqueue: msg.noqueue, lvb: msg.lvb }); break;
-        case 'unlock': events = s.core.unlock(msg.lockId, msg.lvb); break;
-        case 'cancel': events = s.core.cancel(msg.lockId); break;
-        case 'timeout': s.timers.delete(msg.lockId); events = s.core.expire(msg.lockId); break;
-        case 'purge':
-          events = s.core.purgeOwner(msg.owner);
-          for (const id of [...s.notify.keys()]) if (!s.core.has(id)) { clearTimer(s, id); s.notify.delete(id); }
-          break;
-        case 'fault':
-          if (o.faultInjection) throw new Error('injected fault');
-          break;
-      }
-      if ((msg.type === 'request' || msg.type === 'convert') && msg.timeoutMs !== undefined &&
-          events.some((e) => e.type === 'queued' && e.lockId === msg.lockId)) {
-        const self = ctx.self, lockId = msg.lockId;
-        s.timers.set(lockId, o.clock.setTimer(() => sys.send(self, { type: 'timeout', lockId }), msg.timeoutMs));
-      }
-    } catch (e) {
-      if (!(e instanceof LockError)) throw e;
-      const lockId = 'lockId' in msg ? msg.lockId : '';
-      const to = msg.type === 'request' ? msg.notify : s.notify.get(lockId);
-      if (to && OPS.has(msg.type)) sys.send(to, { type: 'lock.opError', lockId, op: msg.type as LockOp, code: e.code, message: e.message });
-    }
-    deliver(s, events, sys);
-    o.stats.locks += s.core.size - before;
-    if (s.core.isIdle() && s.timers.size === 0 && s.parked.length === 0) {
-      sys.send(o.parent, { type: 'idle', resource: o.name, processed: s.processed, tokenCounter: s.core.tokenCounter });
-    }
-  };
-
   return {
     init: () => {
-      if (!o.adopt) return { core: new ResourceCore(o.lvbSize, o.tokenFloor, o.tokenCeiling), notify: new Map(), timers: new Map(), processed: 0, parked: [] };
+      const fresh = { timers: new Map(), processed: 0, queuedAt: new Map(), grantedAt: new Map(), basts: new Map(), parked: [] };
+      if (!o.adopt) return { core: new ResourceCore(o.lvbSize, o.tokenFloor, o.tokenCeiling), notify: new Map(), ...fresh };
       const a = o.adopt;
       const core = ResourceCore.rebuild(o.lvbSize, Math.max(o.tokenFloor, a.tokenFloor), a.records, a.lvb, o.tokenCeiling);
       o.stats.locks += core.size;
-      return { core, notify: new Map(a.records.map((r) => [r.lockId, r.notify])), timers: new Map(), processed: 0, parked: [] };
+      const now = o.clock.now();
+      return {
+        core, notify: new Map(a.records.map((r) => [r.lockId, r.notify])), ...fresh,
+        grantedAt: new Map(a.records.map((r) => [r.lockId, now])), rebuilt: { at: now, records: a.records.length, tokenFloor: core.tokenCounter },
+      };
     },
 
     handle(s, msg, ctx) {
       const sys = ctx.system;
       if (o.live && !o.live()) {
-        if (msg.type === 'inspect') sys.reply(msg.replyTo, new ResourceCore(0, 0).view());
+        if (msg.type === 'inspect') sys.reply(msg.replyTo, { ...new ResourceCore(0, 0).view(), sinceMs: {}, basts: {} });
         return s;
       }
-      if (msg.type === 'inspect') { sys.reply(msg.replyTo, s.core.view()); return s; }
+      if (msg.type === 'inspect') { sys.reply(msg.replyTo, inspection(s)); return s; }
       const leased = !o.leaseHeld || o.leaseHeld();
       if (msg.type === 'unpark') {
         s.parkTimer = undefined;
@@ -173,10 +180,64 @@ export function lockResourceDef(o: LockResourceOpts): ActorDef<State, ResourceMs
       for (const t of s.timers.values()) o.clock.clearTimer(t);
       o.clock.clearTimer(s.parkTimer);
       o.stats.locks -= s.core.size;
+      o.stats.queued -= s.queuedAt.size;
       ctx.system.send(o.parent, { type: 'crashed', resource: o.name, tokenCounter: s.core.tokenCounter });
       return 'stop';
     },
   };
+
+  /** Look at the lease again in UNPARK_MS (one timer while messages are parked). */
+  function park(s: State, ctx: ActorCtx<ResourceMsg>): void {
+    if (s.parkTimer) return;
+    const self = ctx.self, sys = ctx.system;
+    s.parkTimer = o.clock.setTimer(() => sys.send(self, { type: 'unpark' }), UNPARK_MS);
+  }
+
+  /** One lock operation, its timeout or a purge (the lease is held). */
+  function handleOne(s: State, msg: ResourceMsg, ctx: ActorCtx<ResourceMsg>): void {
+    const sys = ctx.system;
+    if (msg.type === 'inspect' || msg.type === 'unpark') return;
+    if (msg.type !== 'timeout') s.processed++;
+    const before = s.core.size;
+    const queuedBefore = s.queuedAt.size;
+    let events: ResourceEvent[] = [];
+    try {
+      switch (msg.type) {
+        case 'request':
+          if (s.core.has(msg.lockId)) throw new LockError('INVALID', `lock id ${msg.lockId} already in use`);
+          events = s.core.request(msg.lockId, msg.owner, msg.mode, { noqueue: msg.noqueue });
+          if (s.core.has(msg.lockId) || events.length > 0) s.notify.set(msg.lockId, msg.notify);
+          break;
+        case 'convert': events = s.core.convert(msg.lockId, msg.mode, { noqueue: msg.noqueue, lvb: msg.lvb }); break;
+        case 'unlock': events = s.core.unlock(msg.lockId, msg.lvb); break;
+        case 'cancel': events = s.core.cancel(msg.lockId); break;
+        case 'timeout': s.timers.delete(msg.lockId); events = s.core.expire(msg.lockId); break;
+        case 'purge':
+          events = s.core.purgeOwner(msg.owner);
+          for (const id of [...s.notify.keys()]) if (!s.core.has(id)) { clearTimer(s, id); s.notify.delete(id); forgetLock(s, id); }
+          break;
+        case 'fault':
+          if (o.faultInjection) throw new Error('injected fault');
+          break;
+      }
+      if ((msg.type === 'request' || msg.type === 'convert') && msg.timeoutMs !== undefined &&
+          events.some((e) => e.type === 'queued' && e.lockId === msg.lockId)) {
+        const self = ctx.self, lockId = msg.lockId;
+        s.timers.set(lockId, o.clock.setTimer(() => sys.send(self, { type: 'timeout', lockId }), msg.timeoutMs));
+      }
+    } catch (e) {
+      if (!(e instanceof LockError)) throw e;
+      const lockId = 'lockId' in msg ? msg.lockId : '';
+      const to = msg.type === 'request' ? msg.notify : s.notify.get(lockId);
+      if (to && OPS.has(msg.type)) sys.send(to, { type: 'lock.opError', lockId, op: msg.type as LockOp, code: e.code, message: e.message });
+    }
+    deliver(s, events, sys);
+    o.stats.locks += s.core.size - before;
+    o.stats.queued += s.queuedAt.size - queuedBefore;
+    if (s.core.isIdle() && s.timers.size === 0 && s.parked.length === 0) {
+      sys.send(o.parent, { type: 'idle', resource: o.name, processed: s.processed, tokenCounter: s.core.tokenCounter });
+    }
+  }
 }
 
 export function spawnLockResource(sys: ActorSystem, parent: Ref<any>, o: LockResourceOpts): Ref<ResourceMsg> {

@@ -191,6 +191,7 @@ export class LockTable {
     this.tokenCeiling = tokenCeiling;
     this.opts.stats.resources = 0;
     this.opts.stats.locks = 0;
+    this.opts.stats.queued = 0;
   }
 
   adopt(lockspace: string, resource: string, adopt: AdoptedResource): void {

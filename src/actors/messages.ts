@@ -31,7 +31,7 @@ export type ResourceMsg =
   | { type: 'cancel'; lockId: string }
   | { type: 'purge'; owner: OwnerId }
   | { type: 'timeout'; lockId: string }
-  | { type: 'inspect'; replyTo: Ref<ResourceView> }
+  | { type: 'inspect'; replyTo: Ref<ResourceInspection> }
   /** The resource's own timer: look at the lease again and handle what was parked (lock-resource.ts). */
   | { type: 'unpark' }
   /** Test-only fault injection: makes the handler throw (accepted only when enabled). */
@@ -68,8 +68,30 @@ export interface LockStats {
   basts: number;
   evictions: number;
   resourceCrashes: number;
+  /** Grants of a conversion (also counted in grants). */
+  conversions: number;
+  /** Requests and conversions that had to queue. */
+  waits: number;
+  /** Refused at once (NOQUEUE), failed as deadlocks, timed out waiting. */
+  denials: number;
+  deadlocks: number;
+  timeouts: number;
+  /** Locks waiting or converting right now on the resources this node masters. */
+  queued: number;
+  /** How long a queued request or conversion waited for its grant (metrics; absent: not measured). */
+  observeWait?: (ms: number, conversion: boolean) => void;
 }
 
 export function newLockStats(): LockStats {
-  return { resources: 0, locks: 0, grants: 0, basts: 0, evictions: 0, resourceCrashes: 0 };
+  return { resources: 0, locks: 0, grants: 0, basts: 0, evictions: 0, resourceCrashes: 0, conversions: 0, waits: 0, denials: 0, deadlocks: 0, timeouts: 0, queued: 0 };
+}
+
+/** What `inspect` answers: the queues, plus when each lock got where it is and its last BAST. */
+export interface ResourceInspection extends ResourceView {
+  /** By lock id: ms since the lock was granted (granted) or queued (waiting, converting). */
+  sinceMs: Record<string, number>;
+  /** By lock id of a holder: the last blocking callback sent since its grant, and how long ago. */
+  basts: Record<string, { mode: Mode; agoMs: number }>;
+  /** Set when the resource was rebuilt from its holders' records (cluster recovery). */
+  rebuilt?: { agoMs: number; records: number; tokenFloor: number };
 }

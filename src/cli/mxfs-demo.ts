@@ -18,7 +18,7 @@ import { parseArgs } from 'node:util';
 import { MxfsClient } from '../client/client';
 import { compatible, Mode, modeName } from '../dlm/modes';
 import { LockError } from '../dlm/types';
-import { writeClusterConfigs } from './mxfs-cluster';
+import { pickBasePort, writeClusterConfigs } from '../local-cluster/local-cluster';
 
 const RESOURCES = ['inode-1', 'inode-2', 'inode-3', 'inode-4', 'volume-0'];
 const NODES = 3;
@@ -33,7 +33,7 @@ async function main(): Promise<void> {
   const live = process.stdout.isTTY && !values.plain;
 
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mxfs-demo-'));
-  const base = 18000 + (process.pid % 500) * 10;
+  const base = await pickBasePort(NODES, process.pid);
   const nodes = writeClusterConfigs(dir, NODES, base, 3000);
   const procs: ChildProcess[] = nodes.map((nd) => {
     const p = spawn(process.execPath, [path.join(__dirname, 'mxfsd.js'), '--config', nd.config], { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -50,7 +50,7 @@ async function main(): Promise<void> {
       if (Date.now() - t0 > 15000) { process.stderr.write('mxfs-demo: mxfsd did not start\n'); procs.forEach((p) => p.kill('SIGKILL')); process.exit(1); }
     }
   }
-  process.stdout.write(`mxfs-demo: started ${NODES} nodes on 127.0.0.1:${base + 1}-${base + NODES}, waiting for the cluster to form...\n`);
+  process.stdout.write(`mxfs-demo: started ${NODES} nodes in ${dir}, on free ports 127.0.0.1:${nodes.map((n) => n.port).join(', ')}; waiting for the cluster to form...\n`);
   for (;;) {
     const sts = await Promise.all(ctls.map((c) => c.status()));
     if (sts.every((x) => x.cluster.state === 'running' && x.cluster.members.length === NODES)) break;
@@ -120,7 +120,7 @@ async function main(): Promise<void> {
     const bps = Math.round((basts - last.basts) / dt);
     last = { grants, basts, at: now };
     const lines = [
-      `MXFS demo — ${NODES}-node cluster on 127.0.0.1, up ${Math.round((now - t0) / 1000)}s   ${live ? '(Ctrl-C to stop)' : ''}`,
+      `MXFS demo — ${NODES}-node cluster on 127.0.0.1:${nodes.map((n) => n.port).join(',')}, up ${Math.round((now - t0) / 1000)}s   ${live ? '(Ctrl-C to stop)' : ''}`,
       `lock traffic: grants ${grants} (${gps}/s)  blocking callbacks ${basts} (${bps}/s)`,
       '',
       `${'node'.padEnd(6)} ${'state'.padEnd(11)} ${'epoch'.padStart(5)}  ${'members'.padEnd(8)} ${'clients'.padStart(7)} ${'masters'.padStart(7)}  leases (age of last renewal heard)`,
@@ -129,19 +129,21 @@ async function main(): Promise<void> {
       const peers = (st.cluster.transport?.peers ?? []).map((p: any) => `${p.id}:${p.state === 'alive' ? `${p.leaseAgeMs}ms` : p.state}`).join(' ');
       lines.push(`${String(st.node.id).padEnd(6)} ${st.cluster.state.padEnd(11)} ${String(st.cluster.epoch).padStart(5)}  ${st.cluster.members.join(',').padEnd(8)} ${String(st.clients).padStart(7)} ${String(st.resources).padStart(7)}  ${peers}`);
     }
-    lines.push('', `${'resource'.padEnd(10)} master ${'token'.padStart(12)}  ${'lvb'.padEnd(12)} ${'granted'.padEnd(26)} waiting`);
+    lines.push('', `${'resource'.padEnd(10)} master ${'token'.padStart(14)}  ${'lvb'.padEnd(12)} ${'granted'.padEnd(26)} waiting`);
     for (const r of lk.resources) {
       const who = (l: any) => `${l.client?.replace('worker-', 'w') ?? `n${l.owner.split(':')[0]}`}:${l.mode ?? l.requested}`;
       const lvb = r.lvbValid ? `counter=${parseInt(r.lvb.slice(0, 8), 16)}` : 'invalid';
-      lines.push(`${r.resource.padEnd(10)} ${String(r.master).padStart(6)} ${String(r.tokenCounter).padStart(12)}  ${lvb.padEnd(12)} ${r.granted.map(who).join(' ').padEnd(26)} ${r.waiting.map(who).join(' ') || '-'}`);
+      lines.push(`${r.resource.padEnd(10)} ${String(r.master).padStart(6)} ${tokenText(r.tokenCounter).padStart(14)}  ${lvb.padEnd(12)} ${r.granted.map(who).join(' ').padEnd(26)} ${r.waiting.map(who).join(' ') || '-'}`);
     }
     lines.push('', `workers (lock+unlock cycles): ${perWorker.map((n, i) => `w${i}@n${(i % NODES) + 1} ${n}`).join('  ')}`);
     lines.push(`safety check: ${violations.length === 0 ? '0 violations' : `${violations.length} VIOLATIONS: ${violations.slice(0, 3).join('; ')}`}`);
-    if (live) process.stdout.write('\x1b[2J\x1b[H' + lines.join('\n') + '\n');
-    else process.stdout.write(lines.slice(0, 2).join('\n') + `\n  ${lines[lines.length - 1]}\n`);
+    if (live) process.stdout.write('\x1b[2J\x1b[H' + lines.join('\n') + '\n\n' + LEGEND + '\n');
+    else process.stdout.write(`---- ${new Date().toISOString()}\n${lines.join('\n')}\n\n`);
   };
+  if (!live) process.stdout.write(LEGEND + '\n\n');
 
   const viewTimer = setInterval(() => { view().catch(() => {}); }, live ? 500 : 2000);
+  void view().catch(() => {});
   const stop = async () => {
     if (!running) return;
     running = false;
@@ -160,5 +162,24 @@ async function main(): Promise<void> {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A fencing token as its parts: epoch·2³² + count (the count of PW/EX grants in that epoch). */
+function tokenText(t: number): string {
+  return `${Math.floor(t / 2 ** 32)}·2³²+${t % 2 ** 32}`;
+}
+
+/** What the columns mean, shown under the live view (and once before the --plain output). */
+const LEGEND = [
+  'How to read this:',
+  '  state/epoch/members  each node\'s view: "running" in the same epoch with the same members = one healthy cluster',
+  '  leases               age of the last lease renewal each node heard from each peer (a peer is dead after the lease, 3 s here)',
+  '  masters              how many lock resources that node is master of (the master decides grants; rendezvous hashing over the members)',
+  '  token                the fencing token of the last PW/EX grant, written epoch·2³²+count: it only grows, across masters and epochs,',
+  '                       so storage can refuse a write that carries an older token',
+  '  lvb                  the lock value block: here a counter every EX holder increments; "invalid" if its last writer died',
+  '  w2:PR, n2:EX         holder:mode — w2 is worker 2; n2 is a client of node 2 (a master knows only its own node\'s client names)',
+  '                       modes: PR shared read, EX exclusive (also NL CR CW PW); "waiting" lists requests not granted yet',
+  '  safety check         the demo\'s own check: never two holders in incompatible modes, EX tokens always growing, the counter never going back',
+].join('\n');
 
 main().catch((e) => { process.stderr.write(`mxfs-demo: ${e.stack ?? e}\n`); process.exit(1); });

@@ -6,6 +6,7 @@
  *   mxfsctl [...] lock [--lockspace L] [--noqueue] [--timeout MS] [--grace MS] RESOURCE MODE -- COMMAND [ARGS...]
  *   mxfsctl [...] mount VOLUME [--wait | --no-wait] [--timeout MS]
  *   mxfsctl [...] umount VOLUME | standby VOLUME | volumes [VOLUME]
+ *   mxfsctl keygen [--out FILE]
  *
  * Exit codes: 0 success (for `lock`: the command's own status, 128+N if killed by signal N),
  * 1 lock or volume not obtained (--noqueue / --no-wait refused, --timeout expired) as flock(1)
@@ -13,14 +14,20 @@
  * command was terminated), 4 cannot reach mxfsd or it failed the request, 5 mount/unmount
  * failed (device or mountpoint missing, mount(8) or a command failed), 6 this node is not
  * the volume's owner, 7 the volume is blocked or fenced (recovery cannot proceed).
+ * `keygen`: 0, or 1 if FILE cannot be written.
  */
 import { spawn } from 'node:child_process';
 import { MxfsClient, VolumeRequestFailed } from '../client/client';
 import type { VolumeReplyCode } from '../volumes/volume-core';
 import { LockError } from '../dlm/types';
 import { Mode, modeName, parseMode } from '../dlm/modes';
-import { ConfigError, formatConfigError, loadConfig } from '../config/config';
+import { generateClusterKey } from '../cluster/auth';
+import { ConfigError, DEFAULT_CONFIG_FILE, formatConfigError, loadConfig } from '../config/config';
+import { MAX_LOCKSPACE_NAME, MAX_RESOURCE_NAME } from '../dlm/types';
+import { checkName } from '../wire/client-protocol';
+import { writeKeyFile } from './keygen';
 import { die, parse, UsageError } from './usage';
+import { traceCommand, TraceUsageError, whyCommand } from './mxfsctl-trace';
 
 const DEFAULT_SOCKET = '/run/mxfs/mxfsd.sock';
 const USAGE = `usage: mxfsctl [--socket PATH | --config FILE] [--json] COMMAND
@@ -36,7 +43,16 @@ commands:
                                            or clear a fence)
   standby VOLUME                           queue for ownership: take over when the owner dies or unmounts
   volumes [VOLUME]                         state, owner, standbys, generation, last recovery, blocked/fenced
-The socket is --socket, else [node] socket of --config, else $MXFS_SOCKET, else ${DEFAULT_SOCKET}.
+  trace status | dump | collect | tail [FILTERS] [--format F] [--out FILE] [--node N,...]
+                                           the message trace (docs/tracing.md); FILTERS: --resource R
+                                           --lockspace L --actor A --type T --since 10s|ISO --trace ID;
+                                           F: text ndjson json chrome (Perfetto) mermaid html;
+                                           tail: --interval MS --count N
+  why RESOURCE [--lockspace L]             who holds it, who waits since when, BASTs, master, epoch,
+                                           last recovery, recent traffic
+  keygen [--out FILE]                      a new cluster key, to stdout or a new FILE (mode 0600)
+The socket is --socket, else [node] socket of --config, else $MXFS_SOCKET, else [node] socket
+of ${DEFAULT_CONFIG_FILE} if it is readable, else ${DEFAULT_SOCKET}.
 `;
 
 const EXIT_NOT_OBTAINED = 1;
@@ -79,8 +95,17 @@ async function main(): Promise<void> {
       noqueue: { type: 'boolean', short: 'n' },
       timeout: { type: 'string', short: 'w' },
       grace: { type: 'string' },
+      out: { type: 'string', short: 'o' },
       wait: { type: 'boolean' },
       'no-wait': { type: 'boolean' },
+      actor: { type: 'string' },
+      type: { type: 'string' },
+      since: { type: 'string' },
+      trace: { type: 'string' },
+      node: { type: 'string' },
+      format: { type: 'string' },
+      interval: { type: 'string' },
+      count: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     });
   } catch (e) {
@@ -93,18 +118,33 @@ async function main(): Promise<void> {
   if (!cmd) usage('missing COMMAND');
   if (v.socket && v.config) usage('give --socket or --config, not both');
   const only = (allowed: string[]) => {
-    for (const k of ['lockspace', 'resource', 'noqueue', 'timeout', 'grace', 'wait', 'no-wait'] as const) {
+    for (const k of ['lockspace', 'resource', 'noqueue', 'timeout', 'grace', 'wait', 'no-wait', 'out', 'actor', 'type', 'since', 'trace', 'node', 'format', 'interval', 'count'] as const) {
       if (v[k] !== undefined && !allowed.includes(k)) usage(`option --${k} does not apply to '${cmd}'`);
     }
   };
 
-  let socket = v.socket ?? process.env.MXFS_SOCKET ?? DEFAULT_SOCKET;
-  if (v.config) {
-    try { socket = loadConfig(v.config).node.socket; } catch (e) {
-      if (e instanceof ConfigError) usage(`config error: ${formatConfigError(e)}`);
-      throw e;
+  // Names are checked here as the daemon would, so a bad one is a usage error (2), not a refusal (4).
+  const name = (what: string, value: string | undefined, max: number) => {
+    if (value === undefined) return;
+    try { checkName(value, what, max); } catch (e) {
+      const shown = value.length > 24 ? `${value.slice(0, 21)}...` : value;
+      usage(`${what} name '${shown}' ${(e as Error).message.replace(/^field '\w+' /, '')}`);
     }
+  };
+  name('lockspace', v.lockspace, MAX_LOCKSPACE_NAME);
+  name('resource', v.resource, MAX_RESOURCE_NAME);
+
+  if (cmd === 'keygen') {
+    only(['out']);
+    if (rest.length || command.length) usage(`'keygen' takes no positional arguments`);
+    if (v.out === undefined) { process.stdout.write(generateClusterKey()); return; }
+    const err = writeKeyFile(v.out);
+    if (err) fail(err, 1);
+    process.stderr.write(`mxfsctl: wrote a new cluster key to ${v.out} (mode 0600); copy it to every node's key_file\n`);
+    return;
   }
+
+  const socket = v.socket ?? socketOf(v.config);
 
   switch (cmd) {
     case 'status':
@@ -124,6 +164,7 @@ async function main(): Promise<void> {
       if (rest.length !== 2) usage(`'lock' needs RESOURCE MODE -- COMMAND`);
       if (command.length === 0) usage(`'lock' needs a COMMAND after --`);
       const [resource, modeStr] = rest as [string, string];
+      name('resource', resource, MAX_RESOURCE_NAME);
       const mode = parseMode(modeStr);
       if (mode === undefined) usage(`bad MODE '${modeStr}' (one of NL CR CW PR PW EX)`);
       const timeoutMs = v.timeout === undefined ? undefined : msArg('--timeout', v.timeout);
@@ -147,9 +188,44 @@ async function main(): Promise<void> {
       only([]);
       if (rest.length > 1 || command.length) usage(`'volumes' takes at most one VOLUME`);
       return printVolumes(await connect(socket), !!v.json, rest[0] === undefined ? undefined : volumeArg(rest[0]));
+    case 'trace': {
+      const [sub, ...more] = rest;
+      only(sub === 'tail' ? ['lockspace', 'resource', 'actor', 'type', 'since', 'trace', 'node', 'format', 'interval', 'count']
+        : sub === 'status' ? [] : ['lockspace', 'resource', 'actor', 'type', 'since', 'trace', 'node', 'format', 'out']);
+      if (command.length) usage(`'trace' takes no command after --`);
+      const c = await connect(socket);
+      try {
+        await traceCommand(c, sub, more, { ...v, output: v.out, json: !!v.json });
+      } catch (e) {
+        if (e instanceof TraceUsageError) { await c.close(); usage(e.message); }
+        throw e;
+      }
+      await c.close();
+      return;
+    }
+    case 'why': {
+      only(['lockspace']);
+      if (rest.length !== 1 || command.length) usage(`'why' needs exactly one RESOURCE`);
+      const c = await connect(socket);
+      await whyCommand(c, rest[0]!, v.lockspace, !!v.json);
+      await c.close();
+      return;
+    }
     default:
       usage(`unknown command '${cmd}'`);
   }
+}
+
+/** The daemon's socket when --socket is not given (see USAGE for the order). */
+function socketOf(config: string | undefined): string {
+  if (config) {
+    try { return loadConfig(config).node.socket; } catch (e) {
+      if (e instanceof ConfigError) usage(`config error: ${formatConfigError(e)}`);
+      throw e;
+    }
+  }
+  if (process.env.MXFS_SOCKET) return process.env.MXFS_SOCKET;
+  try { return loadConfig(DEFAULT_CONFIG_FILE).node.socket; } catch { return DEFAULT_SOCKET; }
 }
 
 function volumeArg(s: string): string {
@@ -241,7 +317,7 @@ async function printNodes(c: MxfsClient, json: boolean): Promise<void> {
   const cl = st.cluster ?? {};
   if (json) { process.stdout.write(JSON.stringify({ node: st.node, ...cl, eventLoop: st.eventLoop ?? null }, null, 2) + '\n'); return; }
   const out = [
-    `node ${st.node.id} (${st.node.name})  epoch ${cl.epoch}  state ${cl.state}  members ${(cl.members ?? []).join(' ') || '-'}  quorum ${cl.state === 'no-quorum' || cl.state === 'joining' ? 'NO' : 'yes'}`,
+    `node ${st.node.id} (${st.node.name})  epoch ${cl.epoch}  state ${cl.state}  members ${(cl.members ?? []).join(' ') || '-'}  quorum ${quorumText(cl)}`,
   ];
   if (cl.recovery) out.push(`recovery of epoch ${cl.recovery.epoch}: ${cl.recovery.collected ? 'records sent' : 'collecting records'}, waiting for ${cl.recovery.waitingFor.join(' ') || 'nobody'}`);
   if (cl.stats?.lastRecoveryMs !== undefined) out.push(`recoveries ${cl.stats.recoveries}, last took ${cl.stats.lastRecoveryMs} ms; stale messages dropped ${cl.stats.staleDropped}`);
@@ -259,6 +335,14 @@ async function printNodes(c: MxfsClient, json: boolean): Promise<void> {
     out.push('standalone node (no [peer] configured)');
   }
   process.stdout.write(out.join('\n') + '\n');
+}
+
+/** "yes (lapses in 8.4 s unless renewed)", "NO", or "n/a" for a standalone node. */
+function quorumText(cl: any): string {
+  if (cl.state === 'standalone') return 'n/a (standalone)';
+  if (cl.state === 'no-quorum' || cl.state === 'joining') return 'NO';
+  const left = cl.transport?.quorumExpiresInMs;
+  return typeof left === 'number' ? `yes (lapses in ${(left / 1000).toFixed(1)} s unless renewed)` : 'yes';
 }
 
 async function printLocks(c: MxfsClient, json: boolean, lockspace?: string, resource?: string): Promise<void> {

@@ -3,7 +3,11 @@ import { parseArgs, ParseArgsConfig } from 'node:util';
 
 export class UsageError extends Error {}
 
-export function parse<T extends ParseArgsConfig['options']>(argv: string[], options: T, allowPositionals = true) {
+type Options = ParseArgsConfig['options'];
+/** What parseArgs returns for these options (named, so the declaration file can say it). */
+export type Parsed<T extends Options> = ReturnType<typeof parseArgs<{ args: string[]; options: T; allowPositionals: boolean; strict: true }>>;
+
+export function parse<T extends Options>(argv: string[], options: T, allowPositionals = true): Parsed<T> {
   try {
     return parseArgs({ args: argv, options, allowPositionals, strict: true });
   } catch (e) {

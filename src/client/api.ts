@@ -1,6 +1,7 @@
 /**
- * The lock API every MXFS client sees, in-process (kernel bridge, tests) or over the Unix
- * socket (src/client/socket-client.ts). One interface so the users do not care which.
+ * The lock API every MXFS client sees, over the Unix socket (MxfsClient.connect) or
+ * in-process (Daemon.connectLocal: the kernel bridge, tests); both are MxfsClient
+ * (src/client/client.ts) on another ClientTransport. One interface so users do not care which.
  */
 import type { EventEmitter } from 'node:events';
 import type { Mode } from '../dlm/modes';

@@ -16,7 +16,7 @@ import net from 'node:net';
 import type { ConvertOptions, LockClient, LockHandle, LockOptions, UnlockOptions } from './api';
 import { Mode } from '../dlm/modes';
 import { DEFAULT_LOCKSPACE, Grant, LOCK_ERROR_CODES, LockError, LockErrorCode } from '../dlm/types';
-import { CLIENT_PROTOCOL_VERSION, ClientRequest, DaemonMessage, FaultSpec, HelloData, validateDaemonMessage, VolumeRequestOp } from '../wire/client-protocol';
+import { CLIENT_PROTOCOL_VERSION, ClientRequest, DaemonMessage, FaultSpec, HelloData, validateDaemonMessage, VolumeRequestOp, TraceRequestOp } from '../wire/client-protocol';
 import type { VolumeReplyCode } from '../volumes/volume-core';
 
 /** A volume request the daemon refused; `code` says why (docs/daemon.md). */
@@ -126,6 +126,11 @@ export class MxfsClient extends EventEmitter implements LockClient {
    */
   async volume(op: VolumeRequestOp, volume?: string, opts: { wait?: boolean; timeoutMs?: number } = {}): Promise<any> {
     return (await this.request({ type: 'volume', id: 0, op, ...(volume !== undefined ? { volume } : {}), ...opts })).data;
+  }
+
+  /** The trace (docs/tracing.md): status, dump, collect (one page per node after its cursor), why. */
+  async trace(op: TraceRequestOp, args: Omit<Extract<ClientRequest, { type: 'trace' }>, 'type' | 'id' | 'op'> = {}): Promise<any> {
+    return (await this.request({ type: 'trace', id: 0, op, ...args })).data;
   }
 
   /** Test-only: inject faults into the daemon's peer traffic (needs MXFS_FAULT_INJECTION=1). */

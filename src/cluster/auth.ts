@@ -104,15 +104,38 @@ export function openFrame(dirKey: Buffer, seq: number, frame: Buffer): Buffer | 
 }
 
 /**
- * Reads the cluster key file: its bytes with one trailing newline removed. Refuses a key
- * shorter than MIN_KEY_BYTES; `warnings` lists a file that group/other can read.
+ * Reads the cluster key file: its bytes with one trailing newline removed. Refuses, with
+ * one line naming the file and the fix, a file that is missing, that group or others may
+ * access (as sshd refuses a loose private key), or a key shorter than MIN_KEY_BYTES.
  */
-export function loadClusterKey(file: string): { key: Buffer; warnings: string[] } {
-  const warnings: string[] = [];
-  const st = statSync(file);
-  if ((st.mode & 0o077) !== 0) warnings.push(`cluster key file ${file} is accessible by group/other (mode ${(st.mode & 0o777).toString(8)}); chmod 600 it`);
-  let key = readFileSync(file);
+export function loadClusterKey(file: string): Buffer {
+  let st;
+  try {
+    st = statSync(file);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new Error(`cluster key file ${file} does not exist: create it on one node with 'mxfsctl keygen --out ${file}' and copy it to every node (mode 0600)`);
+    throw new Error(`cluster key file ${file}: ${code ?? (e as Error).message}`);
+  }
+  const mode = st.mode & 0o777;
+  if ((mode & 0o077) !== 0) {
+    throw new Error(`cluster key file ${file} is accessible by group or others (mode ${mode.toString(8).padStart(4, '0')}): run 'chmod 600 ${file}'`);
+  }
+  let key: Buffer;
+  try {
+    key = readFileSync(file);
+  } catch (e) {
+    throw new Error(`cluster key file ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
   if (key.length > 0 && key[key.length - 1] === 0x0a) key = key.subarray(0, key.length - (key.length > 1 && key[key.length - 2] === 0x0d ? 2 : 1));
-  if (key.length < MIN_KEY_BYTES) throw new Error(`cluster key file ${file} holds ${key.length} bytes; at least ${MIN_KEY_BYTES} are required`);
-  return { key, warnings };
+  if (key.length < MIN_KEY_BYTES) throw new Error(`cluster key file ${file} holds ${key.length} bytes; at least ${MIN_KEY_BYTES} are required ('mxfsctl keygen' writes ${KEYGEN_BYTES * 2})`);
+  return key;
+}
+
+/** Random bytes in a generated key (written as hex: 64 characters). */
+export const KEYGEN_BYTES = 32;
+
+/** A new cluster key, as the text of a key file. */
+export function generateClusterKey(): string {
+  return randomBytes(KEYGEN_BYTES).toString('hex') + '\n';
 }

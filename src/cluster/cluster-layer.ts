@@ -13,7 +13,7 @@
  * them (a view before the lock messages of its epoch that followed it).
  */
 import type { ChannelFrame } from './dlm-channel';
-import type { MembershipEvent, MembershipSnapshot } from './membership';
+import type { MembershipEvent, MembershipSnapshot, RenewalReport } from './membership';
 import type { LinkEvent, PeerLinkStatus } from './peer-link';
 import type { PeerBody, PeerMessage } from './peer-protocol';
 import type { LoopSnapshot } from '../util/loop-monitor';
@@ -28,9 +28,15 @@ export interface ClusterLayerEvents {
   /** Lock-engine frames for the DlmChannel (rule 'receiver'). */
   onDlmFrame?(from: number, frame: ChannelFrame): void;
   /**
-   * The quorum deadline changed (caller's clock ms; -Infinity: lost; Infinity: quorum alone):
-   * each renewal that moves it, and each loss. The hook for whatever must follow the cluster
-   * lease on the lock engine's thread (a kernel lease, a watchdog).
+   * Every renewal round sent, and every acknowledgement that moved the quorum deadline (the
+   * systemd watchdog's feed, src/daemon/service.ts). With ClusterWorker these come through
+   * the lock engine's thread, so a listener there also proves that thread runs.
+   */
+  onRenewal?(r: RenewalReport): void;
+  /**
+   * The quorum deadline changed (layer clock ms; -Infinity: lost; Infinity: quorum alone):
+   * each renewal that moves it, and each loss. ClusterWorker publishes it in shared memory
+   * from here; the lock engine reads it through canGrant()/quorumUntil().
    */
   onLease?(until: number): void;
 }

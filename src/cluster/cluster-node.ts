@@ -63,9 +63,7 @@ export class ClusterNode implements ClusterLayer {
     this.faults = o.faults;
     const key = cfg.cluster.key ?? (() => {
       if (!cfg.cluster.keyFile) throw new Error('cluster: neither key nor keyFile given');
-      const { key: k, warnings } = loadClusterKey(cfg.cluster.keyFile);
-      for (const w of warnings) this.log.warn(w);
-      return k;
+      return loadClusterKey(cfg.cluster.keyFile);
     })();
     this.incarnation = o.incarnation ?? randomInt(1, MAX_INCARNATION + 1);
     this.core = new MembershipCore({
@@ -102,6 +100,7 @@ export class ClusterNode implements ClusterLayer {
       core: this.core, clock: this.o.clock,
       send: (to, body) => this.send(to, body),
       onEvent: (ev) => this.o.onEvent?.(ev),
+      onRenewal: (r) => this.o.onRenewal?.(r),
       onRejected: (from, msg, reason) => this.o.onRejected?.(from, msg, reason),
       onLease: (until) => this.o.onLease?.(until),
     });

@@ -72,6 +72,7 @@ const node = new ClusterNode({
   onBoundMessage: (from, msg) => out(['bound', from, msg]),
   onRejected: (from, msg, reason) => out(['rejected', from, msg, reason]),
   onLease: (until) => { shared.quorumUntil = until; out(['lease', until]); },
+  onRenewal: (r) => out(['renewal', r]),
 });
 
 // ---- the watchdog on the main thread --------------------------------------------------------

@@ -139,6 +139,7 @@ export class ClusterWorker implements ClusterLayer {
       case 'bound': this.o.onBoundMessage?.(item[1], item[2]); return;
       case 'rejected': this.o.onRejected?.(item[1], item[2], item[3]); return;
       case 'lease': this.o.onLease?.(item[1]); return;
+      case 'renewal': this.o.onRenewal?.(item[1]); return;
       case 'log': this.o.syslogRecord?.(item[1]); return;
     }
   }

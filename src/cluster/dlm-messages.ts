@@ -10,6 +10,12 @@
  *   inspect / inspectReply            `mxfsctl locks` cluster-wide: a master's view of its
  *                                     resources (read-only, answered in any epoch)
  *   vol      any -> any            volume records and status (src/volumes/messages.ts)
+ *   traceQuery / traceReply           `mxfsctl trace collect`: a page of the receiver's trace
+ *                                     ring after a cursor (read-only, answered in any epoch)
+ *
+ * Any message may carry `tr`, the trace stamp of its sending (trace id, Lamport clock; for an
+ * `ev`, the resource), set only by a node that traces (docs/tracing.md). It is optional and
+ * validated; a receiver that does not trace ignores it.
  *
  * Every message carries the sender's epoch; docs/dlm-protocol.md ("Cluster") says what a
  * receiver does with an older or newer one.
@@ -19,6 +25,8 @@ import { LOCK_ERROR_CODES, LockErrorCode, MAX_LOCKSPACE_NAME, MAX_RESOURCE_NAME 
 import type { LockEvent, LockOp } from '../actors/messages';
 import { checkName, ProtocolError } from '../wire/client-protocol';
 import { validateVolMessage, VolMessageError, VolPeerMsg } from '../volumes/messages';
+import { TraceEvent, TraceStamp, validateTraceEvent, validateTraceStamp } from '../trace/event';
+import { TraceFilter, validateTraceFilter } from '../trace/filter';
 
 export type WireOp =
   | { type: 'request'; lockId: string; owner: string; mode: Mode; noqueue: boolean; timeoutMs?: number }
@@ -45,7 +53,12 @@ export interface LockRecord {
   lvbValid: boolean;
 }
 
-export type DlmPeerMsg =
+/** A page of a node's trace ring (the answer to a traceQuery). */
+export interface WireTracePage { events: TraceEvent[]; cursor: number; more: boolean; missed: number; enabled: boolean }
+
+export type DlmPeerMsg = DlmPeerBody & { tr?: TraceStamp };
+
+export type DlmPeerBody =
   | { t: 'op'; epoch: number; lockspace: string; resource: string; op: WireOp }
   | { t: 'ev'; epoch: number; ev: LockEvent }
   | { t: 'rec'; epoch: number; records: LockRecord[] }
@@ -53,7 +66,13 @@ export type DlmPeerMsg =
   | { t: 'inspect'; epoch: number; id: number; lockspace?: string; resource?: string }
   /** omitted: resources left out so the reply fits in one peer frame (MAX_DLM_LIST_BYTES). */
   | { t: 'inspectReply'; epoch: number; id: number; resources: unknown[]; omitted?: number }
-  | { t: 'vol'; epoch: number; m: VolPeerMsg };
+  | { t: 'vol'; epoch: number; m: VolPeerMsg }
+  /** after: the cursor (last seq already read); maxBytes: room for the reply's events. */
+  | { t: 'traceQuery'; epoch: number; id: number; after: number; filter: TraceFilter; maxBytes: number }
+  | { t: 'traceReply'; epoch: number; id: number; page: WireTracePage };
+
+/** Most events one traceReply may carry. */
+export const MAX_TRACE_EVENTS = 20000;
 
 /**
  * Bound for the two lock messages that carry lists (recovery records go in batches of
@@ -149,36 +168,52 @@ function record(x: unknown): LockRecord {
 export function validateDlmMessage(x: unknown): DlmPeerMsg {
   return wrap(() => {
     const o = obj(x, 'message');
-    const epoch = uint(o, 'epoch');
-    switch (o.t) {
-      case 'op':
-        return { t: 'op', epoch, lockspace: checkName(o.lockspace, 'lockspace', MAX_LOCKSPACE_NAME), resource: checkName(o.resource, 'resource', MAX_RESOURCE_NAME), op: wireOp(o.op) };
-      case 'ev': return { t: 'ev', epoch, ev: lockEvent(o.ev) };
-      case 'rec': {
-        if (!Array.isArray(o.records) || o.records.length > 100000) fail(`field 'records' must be a list`);
-        return { t: 'rec', epoch, records: (o.records as unknown[]).map(record) };
-      }
-      case 'recDone': return { t: 'recDone', epoch };
-      case 'inspect':
-        return {
-          t: 'inspect', epoch, id: uint(o, 'id'),
-          lockspace: o.lockspace === undefined ? undefined : checkName(o.lockspace, 'lockspace', MAX_LOCKSPACE_NAME),
-          resource: o.resource === undefined ? undefined : checkName(o.resource, 'resource', MAX_RESOURCE_NAME),
-        };
-      case 'inspectReply': {
-        if (!Array.isArray(o.resources)) fail(`field 'resources' must be a list`);
-        return { t: 'inspectReply', epoch, id: uint(o, 'id'), resources: o.resources as unknown[], ...(o.omitted === undefined ? {} : { omitted: uint(o, 'omitted') }) };
-      }
-      case 'vol':
-        try {
-          return { t: 'vol', epoch, m: validateVolMessage(o.m) };
-        } catch (e) {
-          if (e instanceof VolMessageError) fail(`vol: ${e.message}`);
-          throw e;
-        }
-      default: return fail(`unknown message kind`);
-    }
+    const m: DlmPeerMsg = dlmBody(o);
+    if (o.tr !== undefined) m.tr = validateTraceStamp(o.tr);
+    return m;
   });
+}
+
+function tracePage(x: unknown): WireTracePage {
+  const p = obj(x, 'page');
+  if (!Array.isArray(p.events) || p.events.length > MAX_TRACE_EVENTS) fail(`field 'page.events' must be a list of at most ${MAX_TRACE_EVENTS} events`);
+  return { events: (p.events as unknown[]).map(validateTraceEvent), cursor: uint(p, 'cursor'), more: bool(p, 'more'), missed: uint(p, 'missed'), enabled: bool(p, 'enabled') };
+}
+
+function dlmBody(o: Obj): DlmPeerBody {
+  const epoch = uint(o, 'epoch');
+  switch (o.t) {
+    case 'op':
+      return { t: 'op', epoch, lockspace: checkName(o.lockspace, 'lockspace', MAX_LOCKSPACE_NAME), resource: checkName(o.resource, 'resource', MAX_RESOURCE_NAME), op: wireOp(o.op) };
+    case 'ev': return { t: 'ev', epoch, ev: lockEvent(o.ev) };
+    case 'rec': {
+      if (!Array.isArray(o.records) || o.records.length > 100000) fail(`field 'records' must be a list`);
+      return { t: 'rec', epoch, records: (o.records as unknown[]).map(record) };
+    }
+    case 'recDone': return { t: 'recDone', epoch };
+    case 'inspect':
+      return {
+        t: 'inspect', epoch, id: uint(o, 'id'),
+        lockspace: o.lockspace === undefined ? undefined : checkName(o.lockspace, 'lockspace', MAX_LOCKSPACE_NAME),
+        resource: o.resource === undefined ? undefined : checkName(o.resource, 'resource', MAX_RESOURCE_NAME),
+      };
+    case 'inspectReply': {
+      if (!Array.isArray(o.resources)) fail(`field 'resources' must be a list`);
+      return { t: 'inspectReply', epoch, id: uint(o, 'id'), resources: o.resources as unknown[], ...(o.omitted === undefined ? {} : { omitted: uint(o, 'omitted') }) };
+    }
+    case 'vol':
+      try {
+        return { t: 'vol', epoch, m: validateVolMessage(o.m) };
+      } catch (e) {
+        if (e instanceof VolMessageError) fail(`vol: ${e.message}`);
+        throw e;
+      }
+    case 'traceQuery':
+      return { t: 'traceQuery', epoch, id: uint(o, 'id'), after: uint(o, 'after'), filter: validateTraceFilter(o.filter), maxBytes: uint(o, 'maxBytes') };
+    case 'traceReply':
+      return { t: 'traceReply', epoch, id: uint(o, 'id'), page: tracePage(o.page) };
+    default: return fail(`unknown message kind`);
+  }
 }
 
 /** Node id of a lock id "node:session/n" or owner "node:session". */

@@ -465,7 +465,7 @@ export class MembershipCore {
       const alive = this.heardRecently(p, now);
       if (alive !== p.alive) {
         p.alive = alive;
-        events.push(alive ? { type: 'peerAlive', node: id } : { type: 'peerDead', node: id, silentMs: now - (p.lastHeard ?? now) });
+        events.push(alive ? { type: 'peerAlive', node: id } : { type: 'peerDead', node: id, silentMs: Math.round(now - (p.lastHeard ?? now)) });
       }
     }
     const y = this.updateYield(now);
@@ -574,12 +574,26 @@ export type MembershipMsg =
   | { type: 'status'; replyTo: Ref<MembershipSnapshot> }
   | { type: 'stop' };
 
+/**
+ * The lease-renewal hook: "a renewal round went out" and "lease renewed, quorum until T".
+ * Whatever runs the membership (this actor today) reports every renewal round it sends and
+ * every acknowledgement that extends this node's quorum deadline, so that a watchdog fed
+ * from here stops being fed exactly when lease renewal stops (src/daemon/service.ts).
+ */
+export interface RenewalReport {
+  /** 'round': renewals were just sent (or, while yielding, skipped); 'confirmed': an ack extended the deadline. */
+  kind: 'round' | 'confirmed';
+  /** Local clock ms until which this node holds quorum (-Infinity: it does not). */
+  quorumUntil: number;
+}
+
 export interface MembershipActorOptions {
   core: MembershipCore;
   clock: Clock;
   /** Sends one message to a peer (PeerTransport.send). */
   send(to: number, body: PeerBody): void;
   onEvent(ev: MembershipEvent): void;
+  onRenewal?(r: RenewalReport): void;
   /** Called with every message the core rejected (stale epoch, ...), for logs and tests. */
   onRejected?(from: number, msg: PeerMessage, reason: string): void;
   /**
@@ -640,18 +654,22 @@ export function membershipDef(o: MembershipActorOptions): ActorDef<ActorState, M
       case 'tick':
         apply(s, core.tick(now), ctx.self, ctx.system, ctx.log);
         scheduleTick(s, ctx.self, ctx.system);
+        o.onRenewal?.({ kind: 'round', quorumUntil: core.quorumUntil() });
         return s;
       case 'evaluate':
         s.evalAt = NaN;
         apply(s, core.evaluate(now), ctx.self, ctx.system, ctx.log);
         return s;
       case 'peerMessage': {
+        const before = core.quorumUntil();
         const step = core.receive(now, msg.from, msg.msg);
         if (step.rejected) {
           ctx.log.warn({ from: msg.from, msgType: msg.msg.body.type, epoch: msg.msg.hdr.epoch }, `rejected: ${step.rejected}`);
           o.onRejected?.(msg.from, msg.msg, step.rejected);
         }
         apply(s, step, ctx.self, ctx.system, ctx.log);
+        const after = core.quorumUntil();
+        if (after > before) o.onRenewal?.({ kind: 'confirmed', quorumUntil: after });
         return s;
       }
       case 'linkUp':

@@ -35,6 +35,7 @@
  * never inside one); bulk traffic keeps coming through the mailbox in 'sendMany' batches.
  */
 import type { ActorDef, ActorSystem, Ref } from '../actors/actor';
+import type { TraceRecorder } from '../trace/recorder';
 import type { Clock, TimerHandle } from '../util/clock';
 import { decodePayload, encodedSize, encodeFrameWithTrailer, FrameDecoder, FrameError } from '../wire/frame';
 import { FRAME_MAC_BYTES, frameMac, openFrame, SessionKeys } from './auth';
@@ -174,6 +175,8 @@ export function peerLinkDef(o: PeerLinkOptions, direct?: { sendNow?: (body: Peer
   const dialer = isDialer(o.selfId, peer);
   /** The actor's state and context, for the paths that skip the mailbox (see the header). */
   let live: { s: State; self: Ref<PeerLinkMsg>; sys: ActorSystem; log: import('bunyan') } | undefined;
+  /** The node's trace recorder, if it traces (frames in and out are recorded). */
+  let tracer: TraceRecorder | undefined;
 
   const dial = (s: State, self: Ref<PeerLinkMsg>, sys: ActorSystem, log: import('bunyan')) => {
     const gen = ++s.dialGen;
@@ -226,6 +229,7 @@ export function peerLinkDef(o: PeerLinkOptions, direct?: { sendNow?: (body: Peer
       ss.sendSeq++;
       s.sent++;
       if (!ss.conn.write(frame)) ss.blocked = true;
+      tracer?.frameOut(peer, p.body, p.epoch);
     }
   };
 
@@ -292,7 +296,10 @@ export function peerLinkDef(o: PeerLinkOptions, direct?: { sendNow?: (body: Peer
     if (HANDSHAKE_TYPES.has(msg.body.type)) return `handshake message '${msg.body.type}' on an established link`;
     if (msg.body.type === 'refuse' || msg.body.type === 'bye') return `peer closed the link: ${msg.body.type === 'refuse' ? msg.body.code + ': ' : ''}${msg.body.reason}`;
     s.received++;
-    o.onMessage(peer, msg);
+    if (!tracer) { o.onMessage(peer, msg); return undefined; }
+    // What the delivery does synchronously joins the frame's trace (a lock message's stamp).
+    const saved = tracer.frameIn(peer, msg.body, h.epoch);
+    try { o.onMessage(peer, msg); } finally { tracer.restore(saved); }
     return undefined;
   };
 
@@ -316,6 +323,7 @@ export function peerLinkDef(o: PeerLinkOptions, direct?: { sendNow?: (body: Peer
       ss.sendSeq++;
       s.sent++;
       if (!ss.conn.write(frame)) ss.blocked = true;
+      tracer?.frameOut(peer, body, e);
       return 'sent';
     }
     const bytes = encodedSize(body) + FRAME_OVERHEAD;
@@ -393,11 +401,13 @@ export function peerLinkDef(o: PeerLinkOptions, direct?: { sendNow?: (body: Peer
     init: (ctx) => {
       const s: State = { phase: 'idle', dialGen: 0, attempt: 0, sent: 0, received: 0, linkDrops: 0 };
       live = { s, self: ctx.self, sys: ctx.system, log: ctx.log };
+      tracer = ctx.system.tracer;
       return s;
     },
 
     handle(s, msg, ctx) {
       const sys = ctx.system;
+      tracer = sys.tracer;
       switch (msg.type) {
         case 'start':
           if (s.phase !== 'idle') return s;
@@ -433,8 +443,8 @@ export function peerLinkDef(o: PeerLinkOptions, direct?: { sendNow?: (body: Peer
           s.session = ss;
           s.phase = 'up';
           const id = ses.conn.id;
-          ctx.log.info({ peer, role: ses.role, connId: id, handshakeMs: ses.elapsedMs }, `link to node ${peer} up`);
-          o.onLinkEvent({ type: 'up', peer, role: ses.role, connId: id, handshakeMs: ses.elapsedMs });
+          ctx.log.info({ peer, role: ses.role, connId: id, handshakeMs: Math.round(ses.elapsedMs) }, `link to node ${peer} up`);
+          o.onLinkEvent({ type: 'up', peer, role: ses.role, connId: id, handshakeMs: Math.round(ses.elapsedMs) });
           // Frames the handshake buffered after its last message: raw, so their MACs are checked too.
           for (const frame of ses.pending) {
             const why = deliver(s, ss, frame);
@@ -457,7 +467,7 @@ export function peerLinkDef(o: PeerLinkOptions, direct?: { sendNow?: (body: Peer
           if (!ss || ss.conn.id !== msg.connId || o.idleTimeoutMs === undefined) return s;
           const quiet = o.clock.now() - ss.lastRecv;
           if (quiet >= o.idleTimeoutMs) {
-            const why = `nothing received for ${quiet} ms (half-open connection?)`;
+            const why = `nothing received for ${Math.round(quiet)} ms (half-open connection?)`;
             ctx.log.warn({ peer, connId: msg.connId }, `dropping link to node ${peer}: ${why}`);
             down(s, why, ctx.self, sys);
           } else {
@@ -486,6 +496,7 @@ export function peerLinkDef(o: PeerLinkOptions, direct?: { sendNow?: (body: Peer
               continue;
             }
             ss.sendSeq++;
+            tracer?.frameOut(peer, it.body, it.epoch);
           }
           s.sent += frames.length;
           if (frames.length > 0 && !ss.conn.write(frames.length === 1 ? frames[0]! : Buffer.concat(frames))) ss.blocked = true;

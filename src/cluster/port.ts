@@ -11,6 +11,7 @@
 import { DlmPeerMsg, validateDlmMessage } from './dlm-messages';
 import { encodeFrame, FrameDecoder } from '../wire/frame';
 import type { FaultSpec } from '../wire/client-protocol';
+import type { RenewalReport } from './membership';
 
 export interface ClusterView {
   epoch: number;
@@ -40,6 +41,8 @@ export interface ClusterPort {
    * before the quorum-loss event reaches it.
    */
   canGrant?(): boolean;
+  /** Subscribe to lease renewal (every round sent, every ack extending quorum); see RenewalReport. */
+  onRenewal?(listener: (r: RenewalReport) => void): void;
   /**
    * Until when (this node's Clock, ms) this node holds its cluster lease, from what it knows
    * now: the moment it would self-fence without further acknowledged renewals (-Infinity: not

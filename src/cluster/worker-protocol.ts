@@ -13,7 +13,7 @@
 import type { LoggingConfig } from '../config/config';
 import type { ChannelFrame } from './dlm-channel';
 import type { ClusterLayerStatus } from './cluster-layer';
-import type { MembershipEvent } from './membership';
+import type { MembershipEvent, RenewalReport } from './membership';
 import type { ClusterOptions } from './options';
 import type { LinkEvent } from './peer-link';
 import type { PeerBody, PeerMessage } from './peer-protocol';
@@ -48,6 +48,7 @@ export type WorkerItem =
   | ['bound', number, PeerMessage]
   | ['rejected', number, PeerMessage, string]
   | ['lease', number]
+  | ['renewal', RenewalReport]
   | ['log', Record<string, unknown>];
 
 export type ToWorker =

@@ -11,12 +11,13 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { IniSection, IniSyntaxError, tokenizeIni } from './ini';
+import { PRIVATE_BIND_SUFFIX_BYTES } from '../daemon/client-socket';
 import { RECORD_LVB_BYTES } from '../volumes/record';
 
 /** A kernel-mode volume appears as /dev/mxfs/<name>: the block layer's disk name limit. */
 export const KERNEL_VOLUME_NAME_MAX = 26;
 
-export interface NodeConfig { id: number; name: string; address: string; port: number; socket: string; socketMode: number; kernel: 'auto' | 'on' | 'off'; stateDir: string }
+export interface NodeConfig { id: number; name: string; address: string; port: number; socket: string; socketMode: number; socketGroup?: string; kernel: 'auto' | 'on' | 'off'; stateDir: string }
 export interface ClusterConfig { name: string; keyFile?: string; tiebreaker?: number }
 export interface PeerConfig { id: number; name: string; address: string; port: number }
 export type VolumeDriverKind = 'kernel' | 'command';
@@ -41,8 +42,13 @@ export interface VolumeConfig {
 export interface TimingConfig { leaseTimeoutMs: number; renewIntervalMs: number; clientKeepaliveMs: number; clientTimeoutMs: number; queryTimeoutMs: number; shutdownGraceMs: number }
 export interface LockingConfig { lvbSize: number; idleEvictMs: number; maxFrameBytes: number; maxLocksPerClient: number; maxClients: number }
 export type LogLevelName = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
-export interface LoggingConfig { level: LogLevelName; file?: string; syslog: boolean; syslogSocket: string; syslogFacility: string; stderr: boolean }
-export interface Config { file: string; node: NodeConfig; cluster: ClusterConfig; peers: PeerConfig[]; volumes: VolumeConfig[]; timing: TimingConfig; locking: LockingConfig; logging: LoggingConfig }
+export type StderrFormat = 'auto' | 'json' | 'journal';
+export interface LoggingConfig { level: LogLevelName; file?: string; syslog: boolean; syslogSocket: string; syslogFacility: string; stderr: boolean; stderrFormat: StderrFormat }
+/** [trace]: the message trace (docs/tracing.md). */
+export interface TraceConfig { enabled: boolean; ringSize: number; file?: string; fileMaxBytes: number; fileKeep: number }
+/** [metrics]: the Prometheus text endpoint (docs/tracing.md, "Metrics"). */
+export interface MetricsConfig { enabled: boolean; address: string; port: number }
+export interface Config { file: string; node: NodeConfig; cluster: ClusterConfig; peers: PeerConfig[]; volumes: VolumeConfig[]; timing: TimingConfig; locking: LockingConfig; logging: LoggingConfig; trace: TraceConfig; metrics: MetricsConfig }
 
 export class ConfigError extends Error {
   readonly file: string;
@@ -88,6 +94,7 @@ type ValueType =
   | { kind: 'enum'; values: readonly string[] }
   | { kind: 'name'; maxLen: number }
   | { kind: 'address' }
+  | { kind: 'group' }       // a group name or a numeric gid
   | { kind: 'path' }        // relative paths resolve against the config file's directory
   | { kind: 'absPath' }     // must already be absolute (block devices, mount points)
   | { kind: 'options' }     // mount options: comma-separated words [A-Za-z0-9_=.:/-]
@@ -105,7 +112,10 @@ const NODE_NAME: ValueType = { kind: 'name', maxLen: 64 };
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const;
 export const SYSLOG_FACILITIES = ['user', 'daemon', 'local0', 'local1', 'local2', 'local3', 'local4', 'local5', 'local6', 'local7'] as const;
+export const STDERR_FORMATS = ['auto', 'json', 'journal'] as const;
 export const DEFAULT_PORT = 7600;
+/** Where mxfsd and mxfsctl look for the configuration when --config is not given. */
+export const DEFAULT_CONFIG_FILE = '/etc/mxfs/mxfs.conf';
 
 const SECTIONS: Record<string, SectionSpec> = {
   node: {
@@ -117,6 +127,7 @@ const SECTIONS: Record<string, SectionSpec> = {
       port: { type: PORT, default: DEFAULT_PORT },
       socket: { type: { kind: 'path' }, default: '/run/mxfs/mxfsd.sock' },
       socket_mode: { type: { kind: 'octal' }, default: 0o660 },
+      socket_group: { type: { kind: 'group' } },
       state_dir: { type: { kind: 'path' }, default: '/var/lib/mxfs' },
       kernel: { type: { kind: 'enum', values: ['auto', 'on', 'off'] }, default: 'auto' },
     },
@@ -187,16 +198,35 @@ const SECTIONS: Record<string, SectionSpec> = {
       syslog_socket: { type: { kind: 'path' }, default: '/dev/log' },
       syslog_facility: { type: { kind: 'enum', values: SYSLOG_FACILITIES }, default: 'daemon' },
       stderr: { type: { kind: 'bool' }, default: true },
+      stderr_format: { type: { kind: 'enum', values: STDERR_FORMATS }, default: 'auto' },
+    },
+  },
+  trace: {
+    count: 'at-most-one',
+    keys: {
+      enabled: { type: { kind: 'bool' }, default: false },
+      ring_size: { type: { kind: 'int', min: 16, max: 10_000_000 }, default: 65536 },
+      file: { type: { kind: 'path' } },
+      file_max_bytes: { type: { kind: 'int', min: 65536, max: 2 ** 40, unit: 'bytes' }, default: 64 * 1024 * 1024 },
+      file_keep: { type: { kind: 'int', min: 0, max: 64 }, default: 3 },
+    },
+  },
+  metrics: {
+    count: 'at-most-one',
+    keys: {
+      enabled: { type: { kind: 'bool' }, default: false },
+      address: { type: { kind: 'address' }, default: '127.0.0.1' },
+      port: { type: PORT, default: 9464 },
     },
   },
 };
 
 /** Defaults of every optional key, in the shape of Config (node id/name and lists excluded). */
-export function configDefaults(): { node: Omit<NodeConfig, 'id' | 'name'>; cluster: ClusterConfig; timing: TimingConfig; locking: LockingConfig; logging: LoggingConfig } {
+export function configDefaults(): { node: Omit<NodeConfig, 'id' | 'name'>; cluster: ClusterConfig; timing: TimingConfig; locking: LockingConfig; logging: LoggingConfig; trace: TraceConfig; metrics: MetricsConfig } {
   const text = '[node]\nid = 1\n';
   const c = parseConfig(text, '/defaults.conf');
   const { id: _id, name: _name, ...node } = c.node;
-  return { node, cluster: c.cluster, timing: c.timing, locking: c.locking, logging: c.logging };
+  return { node, cluster: c.cluster, timing: c.timing, locking: c.locking, logging: c.logging, trace: c.trace, metrics: c.metrics };
 }
 
 // ---------------------------------------------------------------------------------------
@@ -210,10 +240,20 @@ export function loadConfig(file: string): Config {
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (e) {
-    const err = e as NodeJS.ErrnoException;
-    throw new ConfigError({ file }, `cannot read config file: ${err.code ?? ''} ${err.message}`.trim());
+    throw new ConfigError({ file }, `cannot read config file: ${fileErrorReason(e)}`);
   }
   return parseConfig(text, file);
+}
+
+const FILE_ERRORS: Record<string, string> = {
+  ENOENT: 'no such file', EACCES: 'permission denied', EISDIR: 'it is a directory', ENOTDIR: 'a component of the path is not a directory', ELOOP: 'too many symbolic links',
+};
+
+/** "no such file (ENOENT)": what went wrong opening a file, without repeating its path. */
+export function fileErrorReason(e: unknown): string {
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code && FILE_ERRORS[code]) return `${FILE_ERRORS[code]} (${code})`;
+  return code ?? (e as Error).message;
 }
 
 export function parseConfig(text: string, file: string): Config {
@@ -274,6 +314,8 @@ export function parseConfig(text: string, file: string): Config {
     timing: buildTiming(one('timing')),
     locking: buildLocking(one('locking')),
     logging: buildLogging(one('logging')),
+    trace: buildTrace(one('trace')),
+    metrics: { enabled: get('metrics', one('metrics'), 'enabled'), address: get('metrics', one('metrics'), 'address'), port: get('metrics', one('metrics'), 'port') },
   };
   checkCrossFieldRules(config, file, bySection);
   return config;
@@ -291,7 +333,7 @@ function getOpt<T extends Value>(inst: Instance | undefined, key: string): T | u
 
 function buildNode(inst: Instance): NodeConfig {
   const id = get<number>('node', inst, 'id');
-  return {
+  const n: NodeConfig = {
     id,
     name: getOpt<string>(inst, 'name') ?? `node${id}`,
     address: get('node', inst, 'address'),
@@ -301,6 +343,9 @@ function buildNode(inst: Instance): NodeConfig {
     kernel: get('node', inst, 'kernel'),
     stateDir: get('node', inst, 'state_dir'),
   };
+  const group = getOpt<string>(inst, 'socket_group');
+  if (group !== undefined) n.socketGroup = group;
+  return n;
 }
 
 function buildCluster(inst: Instance | undefined): ClusterConfig {
@@ -364,16 +409,29 @@ function buildLogging(inst: Instance | undefined): LoggingConfig {
     syslogSocket: get('logging', inst, 'syslog_socket'),
     syslogFacility: get('logging', inst, 'syslog_facility'),
     stderr: get('logging', inst, 'stderr'),
+    stderrFormat: get('logging', inst, 'stderr_format'),
   };
   const file = getOpt<string>(inst, 'file');
   if (file !== undefined) l.file = file;
   return l;
 }
 
+function buildTrace(inst: Instance | undefined): TraceConfig {
+  const t: TraceConfig = {
+    enabled: get('trace', inst, 'enabled'), ringSize: get('trace', inst, 'ring_size'),
+    fileMaxBytes: get('trace', inst, 'file_max_bytes'), fileKeep: get('trace', inst, 'file_keep'),
+  };
+  const file = getOpt<string>(inst, 'file');
+  if (file !== undefined) t.file = file;
+  return t;
+}
+
 // ---------------------------------------------------------------------------------------
 // Values
 
 const NAME_CHARS = /^[A-Za-z0-9_.-]+$/;
+/** What useradd/groupadd accept (plus a numeric gid). */
+const GROUP_NAME = /^(?:[0-9]+|[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?)$/;
 const HOST_LABEL = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
 const BOOLS: Record<string, boolean> = { true: true, yes: true, '1': true, false: false, no: false, '0': false };
 
@@ -413,6 +471,9 @@ function parseValue(t: ValueType, key: string, v: string, dir: string): Value | 
       return v;
     case 'address':
       if (!isValidAddress(v)) return { error: `'${key}' must be an IPv4 address, IPv6 address or hostname, got '${shown}'` };
+      return v;
+    case 'group':
+      if (!GROUP_NAME.test(v)) return { error: `'${key}' must be a group name or a numeric gid, got '${shown}'` };
       return v;
     case 'path': {
       if (v.includes('\0')) return { error: `'${key}' contains a NUL byte` };
@@ -493,6 +554,11 @@ function checkCrossFieldRules(c: Config, file: string, bySection: Map<string, In
   const node = one('node');
   if (Buffer.byteLength(c.node.socket) > MAX_SOCKET_PATH_BYTES) {
     fail('node', node, 'socket', `socket path is ${Buffer.byteLength(c.node.socket)} bytes; unix socket paths are limited to ${MAX_SOCKET_PATH_BYTES}`);
+  }
+  // mxfsd binds the socket in a private directory beside it first (src/daemon/client-socket.ts).
+  const sockDir = Buffer.byteLength(path.dirname(c.node.socket));
+  if (sockDir + PRIVATE_BIND_SUFFIX_BYTES > MAX_SOCKET_PATH_BYTES) {
+    fail('node', node, 'socket', `the socket's directory is ${sockDir} bytes; at most ${MAX_SOCKET_PATH_BYTES - PRIVATE_BIND_SUFFIX_BYTES} are allowed (mxfsd first binds the socket in a private directory inside it, and unix socket paths are limited to ${MAX_SOCKET_PATH_BYTES} bytes)`);
   }
 
   // Timing: the lease protocol's safety depends on these orderings.

@@ -16,7 +16,9 @@
  * Where the cluster layer runs: in mxfsd, a worker thread of its own (`worker` option:
  * ClusterWorker, so lease renewals never wait behind the lock engine); in tests and the
  * whole-cluster simulation, this thread (ClusterNode, under the injected clock and network).
- * Either way, onLease() tells listeners on this thread each new quorum deadline.
+ * Either way, onRenewal() tells listeners on this thread of every renewal round and every
+ * acknowledged renewal (with the new quorum deadline), and canGrant()/quorumUntil() are exact
+ * at the call.
  */
 import type Logger from 'bunyan';
 import type { ActorSystem } from '../actors/actor';
@@ -28,7 +30,7 @@ import { randomInt } from 'node:crypto';
 import { MAX_INCARNATION } from '../cluster/peer-protocol';
 import { DlmChannel } from '../cluster/dlm-channel';
 import type { DlmPeerMsg } from '../cluster/dlm-messages';
-import type { MembershipEvent, RenewalStats } from '../cluster/membership';
+import type { MembershipEvent, RenewalReport, RenewalStats } from '../cluster/membership';
 import { Network, TcpNetwork } from '../cluster/network';
 import { ClusterOptions, leaseTimes } from '../cluster/options';
 import type { ClusterHandlers, ClusterPort, ClusterView } from '../cluster/port';
@@ -46,8 +48,6 @@ export function clusterOptions(c: Config): ClusterOptions {
   };
 }
 
-/** A listener of the cluster lease (see TcpClusterPort.onLease). */
-export type LeaseListener = (lease: { until: number; epoch: number }) => void;
 
 export interface TcpClusterPortOptions {
   config: Config; sys: ActorSystem; log: Logger; clock: Clock; state: NodeState;
@@ -66,17 +66,16 @@ export class TcpClusterPort implements ClusterPort {
   private h?: ClusterHandlers;
   private v: ClusterView = { epoch: 0, members: [], quorate: false };
   private readonly fault = { blocked: new Set<number>(), drop: 0, delayMs: 0 };
-  private leaseListeners: LeaseListener[] = [];
-  private lease = -Infinity;
+  private readonly renewalListeners: Array<(r: RenewalReport) => void> = [];
 
   constructor(private readonly o: TcpClusterPortOptions) {
     const config = clusterOptions(o.config);
     if (o.sim) config.cluster.key = o.sim.key;
     const events: ClusterLayerEvents = {
       onEvent: (ev) => this.onEvent(ev),
+      onRenewal: (r) => { for (const l of this.renewalListeners) l(r); },
       onDlmFrame: (from, frame) => this.channel.receive(from, frame),
       onLinkEvent: (ev) => { if (ev.type === 'up') this.channel.linkUp(ev.peer); },
-      onLease: (until) => this.onLeaseMoved(until),
     };
     const promised = MUTATION.noTokenFloor ? 0 : o.state.promisedEpoch;
     if (o.worker) {
@@ -112,6 +111,7 @@ export class TcpClusterPort implements ClusterPort {
   canGrant(): boolean { return this.node.canGrant(); }
   quorumUntil(): number { return this.node.quorumUntil(); }
   setHandlers(h: ClusterHandlers): void { this.h = h; }
+  onRenewal(listener: (r: RenewalReport) => void): void { this.renewalListeners.push(listener); }
 
   /** Lock messages are bounded by construction (MAX_DLM_LIST_BYTES): see dlm-messages.ts. */
   send(to: number, msg: DlmPeerMsg): void { this.channel.send(to, msg); }
@@ -127,27 +127,6 @@ export class TcpClusterPort implements ClusterPort {
     this.node.setFaults(this.fault);
   }
 
-  /**
-   * Follow the cluster lease on this thread: `listener` is called with each new quorum
-   * deadline (this thread's clock ms; -Infinity when quorum is lost) and the epoch, each time
-   * a renewal moves it or it is lost — at once with the current one. For whatever must be
-   * renewed with the cluster lease (a kernel lease, the service manager's watchdog). With the
-   * cluster layer in its worker thread the calls come through this thread's event loop, so a
-   * listener also proves that this thread runs. Returns the unsubscribe function.
-   */
-  onLease(listener: LeaseListener): () => void {
-    this.leaseListeners.push(listener);
-    listener({ until: this.lease, epoch: this.v.epoch });
-    return () => { this.leaseListeners = this.leaseListeners.filter((l) => l !== listener); };
-  }
-
-  private onLeaseMoved(until: number): void {
-    this.lease = until;
-    for (const l of this.leaseListeners) {
-      try { l({ until, epoch: this.v.epoch }); } catch (e) { this.o.log.error({ err: e }, 'a lease listener threw'); }
-    }
-  }
-
   /** Reopen the worker thread's log files (SIGHUP); nothing to do in-thread. */
   reopenLogs(): void { if (this.node instanceof ClusterWorker) this.node.reopenLogs(); }
 
@@ -158,7 +137,9 @@ export class TcpClusterPort implements ClusterPort {
     return {
       transport: 'tcp',
       inQuorum: st.inQuorum,
-      quorumForMs: Number.isFinite(st.quorumUntil) ? Math.max(0, Math.round(st.quorumUntil - now)) : null,
+      // Time left before this node's quorum lapses unless a renewal is acknowledged: it
+      // counts down between renewals and jumps back up with each acknowledged one.
+      quorumExpiresInMs: Number.isFinite(st.quorumUntil) ? Math.max(0, Math.round(st.quorumUntil - now)) : null,
       live: st.live,
       proposing: st.proposing ?? null,
       yieldingTo: st.yieldingTo ?? null,

@@ -8,12 +8,11 @@
  */
 import fs from 'node:fs';
 import net from 'node:net';
-import path from 'node:path';
 import type Logger from 'bunyan';
 import { ActorSystem, Ref } from '../actors/actor';
 import { clientSessionDef, DaemonInfo, SessionMsg } from '../actors/client-session';
 import { LockTable } from '../actors/lockspace';
-import { LockspaceMsg, newLockStats, ResourceList, ResourceMsg } from '../actors/messages';
+import { LockspaceMsg, newLockStats, ResourceInspection, ResourceList, ResourceMsg } from '../actors/messages';
 import type { ResourceView } from '../dlm/resource';
 import { modeName } from '../dlm/modes';
 import { ClientTransport, MxfsClient } from '../client/client';
@@ -25,15 +24,20 @@ import { MUTATION } from '../util/mutation';
 import { Clock, systemClock } from '../util/clock';
 import { LoopMonitor } from '../util/loop-monitor';
 import type { ClusterPort } from '../cluster/port';
-import { EPOCH_TOKEN_SHIFT, LockRouter } from './lock-router';
+import { EPOCH_TOKEN_SHIFT, LockRouter, RecoveryState } from './lock-router';
 import { NodeState } from './state';
 import { Purger } from './purger';
 import { rendezvousOwner } from '../cluster/rendezvous';
+import { resolveGroup } from '../ffi/groups';
+import { listenClientSocket } from './client-socket';
+import { VERSION } from '../version';
 import { VolumeManager } from '../volumes/manager';
 import type { VolumeDriver } from '../volumes/driver';
 import { VolumeRequestError } from '../actors/client-session';
+import { NodeTrace, TraceRequest } from '../trace/node-trace';
+import { NodeMetrics } from '../metrics/metrics';
 
-export const VERSION = '0.1.0';
+export { VERSION };
 
 /** A slow reader is cut off once this much output is queued for it. */
 const MAX_CLIENT_BACKLOG = 8 * 1024 * 1024;
@@ -87,13 +91,19 @@ export class Daemon implements DaemonInfo {
   /** Durable node state ([node] state_dir): boot generation, promised epoch. */
   readonly state: NodeState;
   kernel?: KernelStatusSource;
+  private readonly stateListeners: Array<(state: RecoveryState, epoch: number) => void> = [];
   /** The node's volumes (absent until startVolumes, and when none is configured). */
   volumes?: VolumeManager;
+  /** [trace]: the message trace and `mxfsctl trace`/`why` (docs/tracing.md). */
+  readonly tracing: NodeTrace;
+  /** [metrics]: the Prometheus endpoint (started by start() when enabled). */
+  readonly metrics: NodeMetrics;
 
   constructor(private readonly o: DaemonOptions) {
     this.clock = o.clock ?? systemClock;
     if (this.clock === systemClock) this.loop = new LoopMonitor();
     this.sys = new ActorSystem(o.log);
+    this.tracing = new NodeTrace({ config: o.config, clock: this.clock, log: o.log.child({ actor: 'trace' }), sys: this.sys });
     this.table = new LockTable(this.sys, {
       lvbSize: o.config.locking.lvbSize,
       idleEvictMs: o.config.locking.idleEvictMs,
@@ -106,16 +116,24 @@ export class Daemon implements DaemonInfo {
     this.state = NodeState.open(o.config.node.stateDir);
     this.port = typeof o.port === 'function' ? o.port(this.sys, this.state) : o.port;
     this.router = new LockRouter({
-      sys: this.sys, table: this.table, selfId: o.config.node.id, port: this.port,
+      sys: this.sys, table: this.table, selfId: o.config.node.id, port: this.tracing.wrapPort(this.port),
       masterOf: o.masterOf ?? rendezvousOwner,
       session: (id) => this.sessions.get(id)?.ref,
       sessions: () => [...this.sessions.values()].map((x) => x.ref),
       tellLost: (reason) => { for (const s of this.sessions.values()) s.emit({ type: 'lost', reason }); },
       log: o.log.child({ actor: 'router' }), clock: this.clock, queryTimeoutMs: o.config.timing.queryTimeoutMs,
       inspectLocal: (f) => this.localLocks(f),
+      onState: (st, epoch) => { for (const l of this.stateListeners) l(st, epoch); },
     });
     this.purger = new Purger((ls, res, msg, epoch) => this.router.route(ls, res, msg, epoch));
+    const masterOf = o.masterOf ?? rendezvousOwner;
+    this.tracing.attach({ locks: (f) => this.locks(f), router: () => this.router, masterOf });
+    this.metrics = new NodeMetrics({ config: o.config, clock: this.clock, sys: this.sys, stats: this.table.stats, router: this.router, port: this.port, trace: this.tracing, sessions: () => this.sessions.size, volumes: () => this.volumes, log: o.log.child({ actor: 'metrics' }) });
+    this.router.listen({ onState: (state, epoch) => { this.tracing.onRouterState(state, epoch); this.metrics.onRouterState(state, epoch); } });
   }
+
+  /** Called with every change of the lock engine's state (joining, recovering, running, no-quorum). */
+  onStateChange(listener: (state: RecoveryState, epoch: number) => void): void { this.stateListeners.push(listener); }
 
   get config(): Config { return this.o.config; }
   get log(): Logger { return this.o.log; }
@@ -132,21 +150,18 @@ export class Daemon implements DaemonInfo {
       this.table.reset(MUTATION.noTokenFloor ? 0 : gen * EPOCH_TOKEN_SHIFT, (gen + 1) * EPOCH_TOKEN_SHIFT);
     }
     if (this.o.listen !== false) await this.listen();
+    await this.metrics.start();
     await this.port?.start?.();
     this.log.info({ socket: this.o.listen !== false ? this.socketPath : null, node: this.o.config.node.id }, 'mxfsd listening');
   }
 
   private async listen(): Promise<void> {
     const p = this.socketPath;
-    fs.mkdirSync(path.dirname(p), { recursive: true });
-    await removeStaleSocket(p);
+    const node = this.o.config.node;
+    const gid = node.socketGroup === undefined ? undefined : resolveGroup(node.socketGroup);
     const server = net.createServer((sock) => this.accept(sock));
     server.maxConnections = this.o.config.locking.maxClients;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(p, () => { server.off('error', reject); resolve(); });
-    });
-    fs.chmodSync(p, this.o.config.node.socketMode);
+    await listenClientSocket(server, { path: p, mode: node.socketMode, gid });
     server.on('error', (e) => this.log.error({ err: e }, 'client socket error'));
     this.server = server;
   }
@@ -193,6 +208,8 @@ export class Daemon implements DaemonInfo {
     await this.port?.stop();
     this.loop?.stop();
     this.sys.shutdown();
+    await this.metrics.stop();
+    await this.tracing.close();
     this.log.info({ reason }, 'mxfsd stopped');
   }
 
@@ -235,7 +252,7 @@ export class Daemon implements DaemonInfo {
       route: (ls, res, msg, epoch) => this.router.route(ls, res, msg, epoch), epoch: this.router.epoch,
       keepaliveMs: c.timing.clientKeepaliveMs, clientTimeoutMs: c.timing.clientTimeoutMs, lvbSize: c.locking.lvbSize,
       maxFrameBytes: c.locking.maxFrameBytes, maxLocks: c.locking.maxLocksPerClient, info: this,
-      emit, close,
+      emit, close, metrics: this.metrics.session,
       purge: (owner, epoch, targets) => this.purger.add(owner, epoch, targets),
       onEnd: (sid) => {
         const ref = this.sessions.get(sid)?.ref;
@@ -352,6 +369,8 @@ export class Daemon implements DaemonInfo {
     return { state: r.state, epoch: r.epoch, members: r.members, recovery: r.recovery ?? null, stats: r.stats, transport };
   }
 
+  trace(req: TraceRequest): Promise<unknown> { return this.tracing.request(req); }
+
   async fault(spec: FaultSpec): Promise<unknown> {
     if (!this.o.faultInjection) throw new Error('fault injection is disabled (start mxfsd with MXFS_FAULT_INJECTION=1)');
     if (!this.port) throw new Error('fault injection needs a cluster (no [peer] configured)');
@@ -404,12 +423,6 @@ export class Daemon implements DaemonInfo {
       const s = Number(owner.split(':')[0]) === this.o.config.node.id ? this.sessions.get(sid) : undefined;
       return s ? { owner, client: s.client, pid: s.pid } : { owner };
     };
-    const lk = (l: ResourceView['granted'][number]) => ({
-      lockId: l.lockId, ...owners(l.owner),
-      mode: l.grMode === null ? null : modeName(l.grMode),
-      requested: l.rqMode === null ? null : modeName(l.rqMode),
-      token: l.token,
-    });
     for (const ls of this.table.lockspaceNames()) {
       if (filter.lockspace !== undefined && ls !== filter.lockspace) continue;
       const list = await this.listResources(ls, filter.resource === undefined ? { limit: LIST_LIMIT, busyOnly: true } : { resource: filter.resource });
@@ -418,15 +431,24 @@ export class Daemon implements DaemonInfo {
       for (let i = 0; i < res.length; i += SLICE.inspect) {
         if (used >= budget) { omitted += res.length - i; break; }
         const batch = res.slice(i, i + SLICE.inspect);
-        const views = await Promise.all(batch.map((r) => this.sys.ask<ResourceMsg, ResourceView>(r.ref, (replyTo) => ({ type: 'inspect', replyTo }), timeout)
+        const views = await Promise.all(batch.map((r) => this.sys.ask<ResourceMsg, ResourceInspection>(r.ref, (replyTo) => ({ type: 'inspect', replyTo }), timeout)
           .catch(() => undefined))); // evicted between list and inspect
         batch.forEach((r, k) => {
           const v = views[k];
           if (!v || (v.granted.length + v.converting.length + v.waiting.length === 0 && filter.resource === undefined)) return;
           if (used >= budget) { omitted++; return; }
+          const lk = (l: ResourceView['granted'][number]) => ({
+            lockId: l.lockId, ...owners(l.owner),
+            mode: l.grMode === null ? null : modeName(l.grMode),
+            requested: l.rqMode === null ? null : modeName(l.rqMode),
+            token: l.token,
+            ...(v.sinceMs[l.lockId] !== undefined ? { sinceMs: v.sinceMs[l.lockId] } : {}),
+            ...(v.basts[l.lockId] ? { bast: { mode: modeName(v.basts[l.lockId]!.mode), agoMs: v.basts[l.lockId]!.agoMs } } : {}),
+          });
           const item = {
             lockspace: ls, resource: r.name, tokenCounter: v.tokenCounter, lvbValid: v.lvbValid, lvb: v.lvb.toString('hex'),
             granted: v.granted.map(lk), converting: v.converting.map(lk), waiting: v.waiting.map(lk),
+            ...(v.rebuilt ? { rebuilt: v.rebuilt } : {}),
           };
           used += encodedSize(item);
           if (used > budget) { omitted++; return; }
@@ -445,15 +467,3 @@ export class Daemon implements DaemonInfo {
 
 /** Resources listed per lockspace for one inspection (see localLocks). */
 const LIST_LIMIT = 4096;
-
-/** Remove a socket file left by a dead daemon; refuse if a live daemon answers on it. */
-async function removeStaleSocket(p: string): Promise<void> {
-  if (!fs.existsSync(p)) return;
-  const alive = await new Promise<boolean>((resolve) => {
-    const s = net.createConnection(p);
-    s.once('connect', () => { s.destroy(); resolve(true); });
-    s.once('error', () => resolve(false));
-  });
-  if (alive) throw new Error(`another mxfsd is already listening on ${p}`);
-  fs.unlinkSync(p);
-}

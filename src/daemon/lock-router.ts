@@ -85,6 +85,8 @@ export interface RouterOptions {
   queryTimeoutMs: number;
   /** This node's own view of the resources it masters (bounded; for cluster-wide inspection). */
   inspectLocal(filter: { lockspace?: string; resource?: string }): Promise<{ resources: unknown[]; omitted: number }>;
+  /** Told every change of `state` (service readiness, status lines). */
+  onState?(state: RecoveryState, epoch: number): void;
 }
 
 /** Who else listens to the router: volume messages from peers, and view changes. */
@@ -118,7 +120,7 @@ interface Recovery {
 }
 
 export class LockRouter {
-  state: RecoveryState;
+  private st: RecoveryState;
   epoch = 0;
   members: number[];
   readonly stats: RouterStats = { opsSent: 0, opsReceived: 0, eventsSent: 0, staleDropped: 0, misrouted: 0, recoveries: 0, recordsRebuilt: 0 };
@@ -142,8 +144,15 @@ export class LockRouter {
 
   constructor(private readonly o: RouterOptions) {
     this.members = [o.selfId];
-    this.state = o.port ? 'joining' : 'standalone';
+    this.st = o.port ? 'joining' : 'standalone';
     o.port?.setHandlers({ onMessage: (from, m) => this.onMessage(from, m), onView: (v) => this.onView(v) });
+  }
+
+  get state(): RecoveryState { return this.st; }
+  set state(s: RecoveryState) {
+    if (s === this.st) return;
+    this.st = s;
+    this.o.onState?.(s, this.epoch);
   }
 
   get recovery(): { epoch: number; collected: boolean; waitingFor: number[]; records: number; rebuilding: boolean } | undefined {

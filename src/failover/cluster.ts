@@ -9,14 +9,14 @@
  */
 import { ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { MxfsClient } from '../client/client';
 import type { FaultSpec } from '../wire/client-protocol';
-import { ClusterFile, writeClusterConfigs } from '../cli/mxfs-cluster';
+import { LocalNode, pickBasePort, writeClusterConfigs } from '../local-cluster/local-cluster';
 import type { History } from './history';
 
-export type NodeInfo = ClusterFile['nodes'][number];
+export type NodeInfo = LocalNode;
+export { pickBasePort };
 export type NodeRunState = 'down' | 'up' | 'paused';
 
 export interface NodeStatus { state: string; epoch: number; members: number[]; at: number }
@@ -39,25 +39,6 @@ export async function sendFault(c: MxfsClient, spec: FaultSpec): Promise<unknown
   const f = (c as unknown as { fault?: (s: FaultSpec) => Promise<unknown> }).fault;
   if (typeof f !== 'function') throw new Error('this MxfsClient has no fault() method (fault injection API missing)');
   return f.call(c, spec);
-}
-
-/** A base port with n+1 free ports above it, derived from a hint (seed, pid). */
-export async function pickBasePort(n: number, hint: number): Promise<number> {
-  for (let i = 0; i < 50; i++) {
-    const base = 20000 + (((hint >>> 0) + i * 7919) % 4000) * 10;
-    let free = true;
-    for (let p = base + 1; p <= base + n && free; p++) free = await portFree(p);
-    if (free) return base;
-  }
-  throw new Error('no free port range found');
-}
-
-function portFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.createServer();
-    s.once('error', () => resolve(false));
-    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
-  });
 }
 
 export class ClusterUnderTest {

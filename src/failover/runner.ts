@@ -16,6 +16,7 @@ import { Figures, figures, quorumOf, summaryText, writeReport } from './report';
 import { boundOf, Condition, describeStep, NodeRef, Scenario, Step } from './scenario';
 import { FencedStore } from './store';
 import { storeVolumeConfig, VolumeStore } from './volume-store';
+import { attachTrace, TRACE_CONFIG } from './trace-report';
 import { MxfsClient } from '../client/client';
 import { WorkloadClient } from './workload';
 import { Mode } from '../dlm/modes';
@@ -63,10 +64,11 @@ export async function runScenario(sc: Scenario, opts: RunOptions): Promise<RunRe
   const volStore = sc.volumes?.length ? new VolumeStore(history) : undefined;
   const volSocket = path.join(clusterDir, 'volume-store.sock');
   const volCmd = path.join(__dirname, 'volume-cmd.js');
-  const extraConfig = volStore ? (id: number) => sc.volumes!.map((v) => storeVolumeConfig({
+  // Every node traces to its own files: a failed run's report gets the merged trace.
+  const extraConfig = (id: number) => [TRACE_CONFIG, ...(volStore ? sc.volumes!.map((v) => storeVolumeConfig({
     name: v.name, dir: path.join(clusterDir, 'volumes', v.name, `node${id}`), socket: volSocket, cmd: volCmd,
     failover: v.failover, fenceBoundMs: v.fenceBoundMs,
-  })).join('\n') : undefined;
+  })) : [])].join('\n');
   const cluster = new ClusterUnderTest(clusterDir, n, basePort, sc.leaseMs, history, sc.standalone, extraConfig);
   const volumeRequests: Array<Promise<unknown>> = [];
   const nemesis = new Nemesis(cluster, history);
@@ -389,7 +391,6 @@ export async function runScenario(sc: Scenario, opts: RunOptions): Promise<RunRe
     await Promise.all(volumeRequests);
     history.close();
     copyLogs(cluster, reportDir);
-    fs.rmSync(clusterDir, { recursive: true, force: true });
   }
 
   async function finalLocks(): Promise<void> {
@@ -423,12 +424,21 @@ export async function runScenario(sc: Scenario, opts: RunOptions): Promise<RunRe
     for (const l of left) history.add({ type: 'final-locks', node: l.node, locks: l.locks });
   }
 
-  const events = history.events;
-  const result = check(events, { serveBoundMs: serveBound(sc.leaseMs), minTakeoverMs: 0.8 * sc.leaseMs });
-  const f = figures(events, result, { scenario: sc.name, seed: opts.seed, nodes: n, leaseMs: sc.leaseMs });
-  writeReport(reportDir, events, f, result, aborted);
-  const summary = summaryText(f, result, 20, aborted) + `  report: ${reportDir}\n`;
-  return { figures: f, result, reportDir, summary, ...(aborted ? { aborted } : {}) };
+  try {
+    const events = history.events;
+    const result = check(events, { serveBoundMs: serveBound(sc.leaseMs), minTakeoverMs: 0.8 * sc.leaseMs });
+    const f = figures(events, result, { scenario: sc.name, seed: opts.seed, nodes: n, leaseMs: sc.leaseMs });
+    writeReport(reportDir, events, f, result, aborted);
+    let traced = '';
+    if (result.violations.length > 0 || aborted) {
+      const line = attachTrace(cluster.nodes.map((nd) => ({ id: nd.id, dir: nd.dir })), reportDir, `${sc.name} seed ${opts.seed}`);
+      if (line) traced = `  ${line}\n`;
+    }
+    const summary = summaryText(f, result, 20, aborted) + traced + `  report: ${reportDir}\n`;
+    return { figures: f, result, reportDir, summary, ...(aborted ? { aborted } : {}) };
+  } finally {
+    fs.rmSync(clusterDir, { recursive: true, force: true });
+  }
 }
 
 function copyLogs(cluster: ClusterUnderTest, reportDir: string): void {

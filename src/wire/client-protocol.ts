@@ -11,6 +11,7 @@
 import { isMode, Mode } from '../dlm/modes';
 import { LOCK_ERROR_CODES, LockErrorCode, MAX_LOCKSPACE_NAME, MAX_RESOURCE_NAME } from '../dlm/types';
 import { VOLUME_REPLY_CODES, VolumeReplyCode } from '../volumes/volume-core';
+import { TraceFilter, validateTraceFilter } from '../trace/filter';
 
 export const CLIENT_PROTOCOL_VERSION = 1;
 
@@ -24,9 +25,18 @@ export type ClientRequest =
   | { type: 'locks'; id: number; lockspace?: string; resource?: string }
   /** Volumes: become the owner and mount, unmount and give back, queue as a standby, or report. */
   | { type: 'volume'; id: number; op: VolumeRequestOp; volume?: string; wait?: boolean; timeoutMs?: number }
+  /**
+   * The trace (docs/tracing.md): status; dump (this node's ring) or collect (every member's,
+   * through the peers), one page per node after each node's cursor; why (a resource's holders,
+   * waiters, BASTs, master, epoch, recovery, recent traffic).
+   */
+  | { type: 'trace'; id: number; op: TraceRequestOp; filter?: TraceFilter; cursors?: Record<string, number>; nodes?: number[]; lockspace?: string; resource?: string }
   /** Test-only: inject faults into this node's peer traffic (mxfsd needs MXFS_FAULT_INJECTION=1). */
   | { type: 'fault'; id: number; spec: FaultSpec }
   | { type: 'hb'; seq: number };
+
+export const TRACE_REQUEST_OPS = ['status', 'dump', 'collect', 'why'] as const;
+export type TraceRequestOp = (typeof TRACE_REQUEST_OPS)[number];
 
 export const VOLUME_REQUEST_OPS = ['mount', 'umount', 'standby', 'status'] as const;
 export type VolumeRequestOp = (typeof VOLUME_REQUEST_OPS)[number];
@@ -155,10 +165,36 @@ export function validateClientRequest(x: unknown): ClientRequest {
       if (volume === undefined && op !== 'status') fail(`field 'volume' is required for ${op}`);
       return { type, id, op: op as VolumeRequestOp, volume, wait: optBool(o, 'wait'), timeoutMs: optUint(o, 'timeoutMs', MAX_TIMEOUT_MS) };
     }
+    case 'trace': return traceRequest(o, id);
     case 'fault': return { type, id, spec: faultSpec(o.spec) };
     default:
       return fail(`unknown request type ${JSON.stringify(typeof type === 'string' ? type.slice(0, 32) : type)}`);
   }
+}
+
+function traceRequest(o: Obj, id: number): ClientRequest {
+  const op = o.op;
+  if (typeof op !== 'string' || !(TRACE_REQUEST_OPS as readonly string[]).includes(op)) fail(`field 'op' must be one of ${TRACE_REQUEST_OPS.join(', ')}`);
+  const req: Extract<ClientRequest, { type: 'trace' }> = { type: 'trace', id, op: op as TraceRequestOp, filter: validateTraceFilter(o.filter) };
+  if (o.cursors !== undefined) {
+    const c = obj(o.cursors, `field 'cursors'`);
+    const keys = Object.keys(c);
+    if (keys.length > 1023) fail(`field 'cursors' has more than 1023 nodes`);
+    req.cursors = {};
+    for (const k of keys) {
+      if (!/^\d{1,4}$/.test(k) || Number(k) < 1 || Number(k) > 1023) fail(`field 'cursors' must be keyed by node ids`);
+      req.cursors[k] = uint(c, k);
+    }
+  }
+  if (o.nodes !== undefined) {
+    const n = o.nodes;
+    if (!Array.isArray(n) || n.length === 0 || n.length > 1023 || !n.every((x) => Number.isInteger(x) && x >= 1 && x <= 1023)) fail(`field 'nodes' must be a non-empty list of node ids`);
+    req.nodes = [...new Set(n as number[])];
+  }
+  if (o.lockspace !== undefined) req.lockspace = checkName(o.lockspace, 'lockspace', MAX_LOCKSPACE_NAME);
+  if (o.resource !== undefined) req.resource = checkName(o.resource, 'resource', MAX_RESOURCE_NAME);
+  if (op === 'why' && req.resource === undefined) fail(`field 'resource' is required for why`);
+  return req;
 }
 
 function faultSpec(x: unknown): FaultSpec {

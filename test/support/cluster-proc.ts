@@ -3,7 +3,7 @@ import { ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { MxfsClient } from '../../src/client/client';
-import { writeClusterConfigs } from '../../src/cli/mxfs-cluster';
+import { writeClusterConfigs } from '../../src/local-cluster/local-cluster';
 import { rendezvousOwner } from '../../src/cluster/rendezvous';
 import { MXFSD, tmpDir, waitFor } from './daemon-proc';
 
@@ -26,10 +26,10 @@ export class TestCluster {
 
   node(id: number): NodeProc { return this.nodes[id - 1]!; }
 
-  start(id: number): void {
+  start(id: number, env: NodeJS.ProcessEnv = {}): void {
     const nd = this.node(id);
     const err = fs.openSync(path.join(nd.dir, 'stderr.log'), 'a');
-    nd.proc = spawn(process.execPath, [MXFSD, '--config', nd.config], { stdio: ['ignore', 'ignore', err], env: { ...process.env, MXFS_FAULT_INJECTION: '1' } });
+    nd.proc = spawn(process.execPath, [MXFSD, '--config', nd.config], { stdio: ['ignore', 'ignore', err], env: { ...process.env, MXFS_FAULT_INJECTION: '1', ...env } });
     fs.closeSync(err);
   }
 

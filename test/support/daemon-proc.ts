@@ -96,7 +96,7 @@ export function mxfsctl(args: string[], opts: { timeoutMs?: number; env?: NodeJS
 }
 
 /** A Config object for in-process daemons (bypasses the file parser on purpose). */
-export function testConfig(dir: string, over: { node?: Partial<Config['node']>; locking?: Partial<Config['locking']>; timing?: Partial<Config['timing']> } = {}): Config {
+export function testConfig(dir: string, over: { node?: Partial<Config['node']>; locking?: Partial<Config['locking']>; timing?: Partial<Config['timing']>; trace?: Partial<Config['trace']>; metrics?: Partial<Config['metrics']> } = {}): Config {
   const id = over.node?.id ?? 1;
   return {
     file: path.join(dir, 'inproc.conf'),
@@ -106,7 +106,9 @@ export function testConfig(dir: string, over: { node?: Partial<Config['node']>; 
     volumes: [],
     timing: { leaseTimeoutMs: 3000, renewIntervalMs: 500, clientKeepaliveMs: 200, clientTimeoutMs: 1500, queryTimeoutMs: 2000, shutdownGraceMs: 2000, ...over.timing },
     locking: { lvbSize: 32, idleEvictMs: 60000, maxFrameBytes: 65536, maxLocksPerClient: 1000, maxClients: 64, ...over.locking },
-    logging: { level: 'fatal', syslog: false, syslogSocket: '/dev/log', syslogFacility: 'daemon', stderr: false },
+    logging: { level: 'fatal', syslog: false, syslogSocket: '/dev/log', syslogFacility: 'daemon', stderr: false, stderrFormat: 'json' },
+    trace: { enabled: false, ringSize: 65536, fileMaxBytes: 64 * 1024 * 1024, fileKeep: 3, ...over.trace },
+    metrics: { enabled: false, address: '127.0.0.1', port: 9464, ...over.metrics },
   };
 }
 

@@ -1,10 +1,26 @@
 #!/bin/bash
 # Builds the test VM's initramfs: busybox-static, mxfs.ko, node and the libraries it and
 # koffi need (libnl-3, libnl-genl-3), iproute2's genl, the compiled project (dist/) with its
-# runtime node_modules, and the in-VM scripts. Usage: build-initramfs.sh OUT.cpio.gz
+# runtime node_modules, and the in-VM scripts.
+#   build-initramfs.sh OUT.cpio.gz [--kmod NAME]... [--add SRC:DST]...
+# --kmod: a module of the Debian kernel (with the modules it depends on, from modules.dep),
+#   listed in /lib/modules/load-order for init.sh to insmod in order (soft dependencies
+#   such as crc32c_generic before libcrc32c must be named first, explicitly).
+# --add: copy a host file to DST in the image, keeping its mode (the two-VM harness adds its
+#   agent, configs, key file and writer this way).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
-OUT="$1"
+OUT="$1"; shift
+KMODS=()
+ADDS=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --kmod) KMODS+=("$2"); shift ;;
+    --add) ADDS+=("$2"); shift ;;
+    *) echo "build-initramfs: unknown option $1" >&2; exit 2 ;;
+  esac
+  shift
+done
 KO="$ROOT/kernel/mxfs.ko"
 [ -f "$KO" ] || { echo "build-initramfs: $KO missing (run build-module.sh)" >&2; exit 1; }
 [ -d "$ROOT/dist/test/vm" ] || { echo "build-initramfs: dist/ missing (run npx tsc -p .)" >&2; exit 1; }
@@ -56,9 +72,40 @@ echo "$DEPS" | grep "^$ROOT/node_modules/" | while read -r dir; do
   cp -r "$dir" "$STAGE/mxfs/$rel"
 done
 
+# Debian kernel modules asked for, dependencies first (modules.dep lists each module's
+# dependencies transitively, the deepest last: loading that list reversed, then the module,
+# is modprobe's order).
+if [ ${#KMODS[@]} -gt 0 ]; then
+  KVER="$("$ROOT/kernel/kver.sh")"
+  MODDIR="/lib/modules/$KVER"
+  mkdir -p "$STAGE/lib/modules/kmod"
+  : > "$STAGE/lib/modules/load-order"
+  for m in "${KMODS[@]}"; do
+    line="$(grep -E "(^|/)${m//_/[_-]}\.ko(\.xz)?:" "$MODDIR/modules.dep" || true)"
+    [ -n "$line" ] || { echo "build-initramfs: kernel module $m not in $MODDIR/modules.dep" >&2; exit 1; }
+    deps="$(echo "${line#*:}" | tr ' ' '\n' | sed '/^$/d' | tac)"
+    for rel in $deps "${line%%:*}"; do
+      base="$(basename "$rel")"; base="${base%.xz}"
+      grep -qx "/lib/modules/kmod/$base" "$STAGE/lib/modules/load-order" && continue
+      case "$rel" in
+        *.xz) xz -dc "$MODDIR/$rel" > "$STAGE/lib/modules/kmod/$base" ;;
+        *) cp "$MODDIR/$rel" "$STAGE/lib/modules/kmod/$base" ;;
+      esac
+      echo "/lib/modules/kmod/$base" >> "$STAGE/lib/modules/load-order"
+    done
+  done
+fi
+
+for a in ${ADDS[@]+"${ADDS[@]}"}; do
+  src="${a%%:*}"; dst="${a#*:}"
+  [ -e "$src" ] || { echo "build-initramfs: --add $src: no such file" >&2; exit 1; }
+  mkdir -p "$(dirname "$STAGE$dst")"
+  cp -pR "$src" "$STAGE$dst"
+done
+
 cp "$ROOT/test/vm/init.sh" "$STAGE/init"
 cp "$ROOT/test/vm/vm-tests.sh" "$STAGE/mxfs/vm-tests.sh"
-[ -f "$ROOT/test/vm/mxfsd.conf" ] && cp "$ROOT/test/vm/mxfsd.conf" "$STAGE/mxfs/mxfsd.conf"
+[ -f "$ROOT/test/vm/mxfs.conf" ] && cp "$ROOT/test/vm/mxfs.conf" "$STAGE/mxfs/mxfs.conf"
 chmod +x "$STAGE/init" "$STAGE/mxfs/vm-tests.sh"
 
 (cd "$STAGE" && find . -print0 | cpio --null -o -H newc --quiet | gzip -1) > "$OUT"

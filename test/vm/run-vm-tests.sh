@@ -80,6 +80,9 @@ qemu-system-x86_64 \
   -serial "file:$SERIAL" -monitor none -display none </dev/null >"$WORK/qemu.out" 2>&1 &
 QEMU_PID=$!
 
+# Console lines as text: no carriage returns, no terminal escapes (SeaBIOS clears the screen).
+plain() { tr -d '\r' | sed -e 's/\x1b\[[0-9;?]*[A-Za-z]//g' -e 's/\x1b[c78]//g'; }
+
 RESULT=
 DEADLINE=$(( $(date +%s) + TIMEOUT_S ))
 SHOWN=0
@@ -87,7 +90,7 @@ while :; do
   # Echo new console lines as they arrive.
   LINES=$(wc -l < "$SERIAL")
   if [ "$LINES" -gt "$SHOWN" ]; then
-    sed -n "$((SHOWN + 1)),${LINES}p" "$SERIAL" | tr -d '\r'
+    sed -n "$((SHOWN + 1)),${LINES}p" "$SERIAL" | plain
     SHOWN=$LINES
   fi
   if grep -q 'MXFS-VM-RESULT' "$SERIAL"; then RESULT=$(grep -a -o 'MXFS-VM-RESULT [A-Z]*' "$SERIAL" | head -n 1); fi
@@ -100,7 +103,7 @@ while :; do
   sleep 0.5
 done
 LINES=$(wc -l < "$SERIAL")
-[ "$LINES" -gt "$SHOWN" ] && sed -n "$((SHOWN + 1)),${LINES}p" "$SERIAL" | tr -d '\r'
+[ "$LINES" -gt "$SHOWN" ] && sed -n "$((SHOWN + 1)),${LINES}p" "$SERIAL" | plain
 VM_S=$(awk -v a="$T0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
 
 PASSES=$(grep -a -c '^MXFS-TEST PASS' "$SERIAL" || true)

@@ -1,0 +1,112 @@
+/**
+ * Benchmark: what tracing costs in lock throughput, same run, as ratios.
+ *
+ * Standalone mxfsd processes, each with its own client process load (16 clients, lock(EX) +
+ * unlock on their own resources in a loop, which keeps the daemon's one thread busy: the
+ * worst case for per-message overhead), measured in interleaved rounds so that machine noise
+ * hits every configuration alike:
+ *   off       [trace] enabled = false (this build)
+ *   on        [trace] enabled = true, ring only
+ *   on+file   [trace] enabled = true with a file (NDJSON, rotating)
+ *   baseline  (--baseline DIR: a built checkout without tracing, e.g. the commit before it)
+ * Each row: median pairs/s over the rounds, and the daemon's own CPU time per pair (all its
+ * threads, from /proc/PID/stat, summed over the rounds). On a shared machine the throughput
+ * swings with other processes' load; the CPU time per pair does not, and on a dedicated core
+ * throughput is its inverse: `cost ratio` = CPU per pair / CPU per pair of `off`. Targets
+ * (issue 12): tracing on costs at most 15 % (cost ratio <= 1.15); off costs nothing
+ * measurable against the baseline.
+ *
+ * Usage: node dist/bench/trace-cost.js [--seconds S] [--rounds R] [--clients N] [--baseline DIR] [--configs off,on,file,baseline]
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { ChildProcess, spawn } from 'node:child_process';
+import { parseArgs } from 'node:util';
+import { MxfsClient } from '../src/client/client';
+import { Mode } from '../src/dlm/modes';
+import { canConnect, configText, tmpDir, waitFor } from '../test/support/daemon-proc';
+
+interface Variant { name: string; mxfsd: string; trace?: Record<string, string | number>; proc?: ChildProcess; socket?: string; dir?: string; rates: number[]; pairs: number; cpuMs: number }
+
+/** CPU time (user + system, every thread) the process has used, ms. */
+function cpuMs(pid: number): number {
+  const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
+  return (Number(rest[11]) + Number(rest[12])) * 1000 / 100; // utime, stime in USER_HZ (100)
+}
+
+async function startVariant(v: Variant): Promise<void> {
+  const dir = tmpDir('mxfs-bench-trace-');
+  const extra: Record<string, Record<string, string | number>> = { logging: { level: 'warn' } };
+  let text = configText(dir, extra);
+  if (v.trace) text += `\n[trace]\n${Object.entries(v.trace).map(([k, x]) => `${k} = ${x}`).join('\n')}\n`;
+  fs.writeFileSync(path.join(dir, 'mxfs.conf'), text);
+  v.dir = dir;
+  v.socket = path.join(dir, 'mxfsd.sock');
+  v.proc = spawn(process.execPath, [v.mxfsd, '--config', path.join(dir, 'mxfs.conf')], { stdio: 'ignore' });
+  await waitFor(() => canConnect(v.socket!), 15000, `${v.name} socket`);
+}
+
+/** One round: n clients, each lock+unlock on its own resource for `seconds`; pairs per second. */
+async function round(v: Variant, n: number, seconds: number): Promise<number> {
+  const clients = await Promise.all(Array.from({ length: n }, () => MxfsClient.connect(v.socket!)));
+  let pairs = 0;
+  const cpu0 = cpuMs(v.proc!.pid!);
+  const end = performance.now() + seconds * 1000;
+  const t0 = performance.now();
+  await Promise.all(clients.map(async (c, i) => {
+    while (performance.now() < end) {
+      const h = await c.lock(`bench-${i}`, Mode.EX);
+      await h.unlock();
+      pairs++;
+    }
+  }));
+  const took = (performance.now() - t0) / 1000;
+  v.cpuMs += cpuMs(v.proc!.pid!) - cpu0;
+  v.pairs += pairs;
+  await Promise.all(clients.map((c) => c.close()));
+  return pairs / took;
+}
+
+const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]!; };
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { seconds: { type: 'string', default: '3' }, rounds: { type: 'string', default: '5' }, clients: { type: 'string', default: '16' }, baseline: { type: 'string' }, configs: { type: 'string', default: 'off,on,file,baseline' } } });
+  const want = new Set(values.configs!.split(','));
+  const seconds = Number(values.seconds), rounds = Number(values.rounds), n = Number(values.clients);
+  const here = path.join(__dirname, '..', 'src', 'cli', 'mxfsd.js');
+  const variants: Variant[] = [
+    { name: 'off', mxfsd: here, rates: [], pairs: 0, cpuMs: 0 },
+    ...(want.has('on') ? [{ name: 'on (ring)', mxfsd: here, trace: { enabled: 'true' }, rates: [], pairs: 0, cpuMs: 0 }] : []),
+    ...(want.has('file') ? [{ name: 'on (ring + file)', mxfsd: here, trace: { enabled: 'true', file: 'trace.ndjson' }, rates: [], pairs: 0, cpuMs: 0 }] : []),
+  ];
+  if (values.baseline && want.has('baseline')) variants.push({ name: 'baseline (no tracing code)', mxfsd: path.join(path.resolve(values.baseline), 'dist', 'src', 'cli', 'mxfsd.js'), rates: [], pairs: 0, cpuMs: 0 });
+  const load = os.loadavg().map((x) => x.toFixed(2)).join(' ');
+  try {
+    for (const v of variants) await startVariant(v);
+    for (let r = 0; r < rounds; r++) {
+      // Rotate the order each round, so no configuration always runs first or last.
+      for (let k = 0; k < variants.length; k++) {
+        const v = variants[(r + k) % variants.length]!;
+        v.rates.push(await round(v, n, seconds));
+      }
+    }
+  } finally {
+    for (const v of variants) { v.proc?.kill('SIGTERM'); }
+    await new Promise((r) => setTimeout(r, 300));
+    for (const v of variants) if (v.dir) fs.rmSync(v.dir, { recursive: true, force: true });
+  }
+  const off = variants[0]!;
+  const perPair = (v: Variant) => v.cpuMs * 1000 / v.pairs;
+  console.log(`# ${new Date().toISOString()}  ${os.cpus().length}x ${os.cpus()[0]?.model}  node ${process.version}  load ${load} -> ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+  console.log(`# ${n} clients, lock(EX)+unlock on own resources, ${rounds} interleaved rounds of ${seconds}s per configuration`);
+  console.log('| configuration | pairs/s (median) | min | max | daemon CPU µs per pair | cost ratio to off |');
+  console.log('|---|---|---|---|---|---|');
+  for (const v of variants) {
+    const m = median(v.rates);
+    console.log(`| ${v.name} | ${Math.round(m)} | ${Math.round(Math.min(...v.rates))} | ${Math.round(Math.max(...v.rates))} | ${perPair(v).toFixed(1)} | ${(perPair(v) / perPair(off)).toFixed(3)} |`);
+  }
+}
+
+main().catch((e) => { console.error(e); process.exit(1); });

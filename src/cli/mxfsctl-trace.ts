@@ -1,0 +1,222 @@
+/**
+ * mxfsctl trace … and mxfsctl why … (docs/tracing.md):
+ *
+ *   trace status                      this node's recorder: events, evicted, dropped, ring, file
+ *   trace dump    [FILTERS] [OUT]     this node's ring
+ *   trace collect [FILTERS] [OUT] [--node N,..]   every member's ring (through the peers), merged
+ *   trace tail    [FILTERS] [--node N,..] [--since D] [--interval MS] [--count N]   live
+ *   why RESOURCE [--lockspace L]      holders, waiters and since when, BASTs, master, epoch,
+ *                                     last recovery, recent traffic
+ * FILTERS: --resource R --lockspace L --actor A --type T --since D (500ms, 10s, 5m, 2h, or an
+ * ISO date) --trace ID. OUT: --format text|ndjson|json|chrome|mermaid|html --out FILE.
+ */
+import fs from 'node:fs';
+import type { MxfsClient } from '../client/client';
+import type { WireTracePage } from '../cluster/dlm-messages';
+import { TRACE_ID_NODE_SHIFT, TraceEvent, traceIdText } from '../trace/event';
+import type { TraceFilter } from '../trace/filter';
+import { causalOrder } from '../trace/merge';
+import { eventLabel, eventLine } from '../trace/export-text';
+import { toChromeTrace } from '../trace/export-chrome';
+import { toMermaid } from '../trace/export-mermaid';
+import { toHtml } from '../trace/export-html';
+import { compatible, parseMode } from '../dlm/modes';
+
+export const TRACE_FORMATS = ['text', 'ndjson', 'json', 'chrome', 'mermaid', 'html'] as const;
+export type TraceFormat = (typeof TRACE_FORMATS)[number];
+
+export interface TraceArgs {
+  resource?: string; lockspace?: string; actor?: string; type?: string; since?: string; trace?: string;
+  node?: string; format?: string; output?: string; interval?: string; count?: string; json?: boolean;
+}
+
+export class TraceUsageError extends Error {}
+const usage = (m: string): never => { throw new TraceUsageError(m); };
+
+/** "500ms", "10s", "5m", "2h", "1d" -> ms; or an ISO date -> ms ago. */
+export function parseSince(s: string, now = Date.now()): number {
+  const m = /^(\d+)(ms|s|m|h|d)$/.exec(s);
+  if (m) return now - Number(m[1]) * { ms: 1, s: 1000, m: 60000, h: 3600000, d: 86400000 }[m[2] as 'ms']!;
+  const t = Date.parse(s);
+  if (/^\d{4}-\d\d-\d\d/.test(s) && Number.isFinite(t)) return t;
+  return usage(`--since wants a duration (500ms, 10s, 5m, 2h, 1d) or an ISO date, got '${s}'`);
+}
+
+function filterOf(a: TraceArgs): TraceFilter {
+  const f: TraceFilter = {};
+  if (a.resource !== undefined) f.resource = a.resource;
+  if (a.lockspace !== undefined) f.lockspace = a.lockspace;
+  if (a.actor !== undefined) f.actor = a.actor;
+  if (a.type !== undefined) f.type = a.type;
+  if (a.since !== undefined) f.since = parseSince(a.since);
+  if (a.trace !== undefined) {
+    const m = /^(\d+)\.(\d+)$/.exec(a.trace);
+    if (!m) usage(`--trace wants a trace id NODE.N as printed, got '${a.trace}'`);
+    f.trace = Number(m![1]) * TRACE_ID_NODE_SHIFT + Number(m![2]);
+  }
+  return f;
+}
+
+function nodesOf(a: TraceArgs): number[] | undefined {
+  if (a.node === undefined) return undefined;
+  const ids = a.node.split(',').map((x) => x.trim());
+  if (!ids.every((x) => /^\d{1,4}$/.test(x) && Number(x) >= 1 && Number(x) <= 1023)) usage(`--node wants node ids 1..1023, comma-separated, got '${a.node}'`);
+  return [...new Set(ids.map(Number))];
+}
+
+function formatOf(a: TraceArgs): TraceFormat {
+  const f = a.format ?? (a.json ? 'json' : 'text');
+  if (!(TRACE_FORMATS as readonly string[]).includes(f)) usage(`--format must be one of ${TRACE_FORMATS.join(', ')}, got '${f}'`);
+  if (f === 'mermaid' && a.resource === undefined) usage('--format mermaid draws one resource: give --resource');
+  return f as TraceFormat;
+}
+
+function uintArg(name: string, s: string | undefined, dflt: number): number {
+  if (s === undefined) return dflt;
+  if (!/^\d+$/.test(s) || Number(s) > 2 ** 31 - 1) usage(`${name} wants a whole number, got '${s}'`);
+  return Number(s);
+}
+
+/** Reads every page from the asked nodes until none has more; the events merged causally. */
+export async function readAll(c: MxfsClient, op: 'dump' | 'collect', filter: TraceFilter, nodes?: number[]): Promise<{ events: TraceEvent[]; missing: number[]; missed: number; enabled: boolean }> {
+  const cursors: Record<string, number> = {};
+  const all: TraceEvent[] = [];
+  let missing: number[] = [];
+  let missed = 0;
+  let enabled = false;
+  let ask = nodes;
+  for (let round = 0; round < 100000; round++) {
+    const r = await c.trace(op, { filter, cursors, ...(ask ? { nodes: ask } : {}) }) as { enabled: boolean; pages: Record<string, WireTracePage>; missing: number[] };
+    enabled ||= r.enabled || Object.values(r.pages).some((p) => p.enabled);
+    if (round === 0) missing = r.missing;
+    const more: number[] = [];
+    for (const [n, p] of Object.entries(r.pages)) {
+      all.push(...p.events);
+      missed += p.missed;
+      cursors[n] = p.cursor;
+      if (p.more) more.push(Number(n));
+    }
+    if (more.length === 0) break;
+    ask = op === 'collect' ? more : undefined;
+  }
+  return { events: causalOrder(all), missing, missed, enabled };
+}
+
+function render(events: TraceEvent[], format: TraceFormat, a: TraceArgs, title: string): string {
+  switch (format) {
+    case 'text': return events.map(eventLine).join('\n') + (events.length ? '\n' : '');
+    case 'ndjson': return events.map((e) => JSON.stringify(e)).join('\n') + (events.length ? '\n' : '');
+    case 'json': return JSON.stringify(events, null, 2) + '\n';
+    case 'chrome': return JSON.stringify(toChromeTrace(events, { title })) + '\n';
+    case 'mermaid': return toMermaid(events, a.resource!, a.lockspace);
+    case 'html': return toHtml(events, { title });
+  }
+}
+
+function emit(text: string, output?: string): void {
+  if (output === undefined || output === '-') process.stdout.write(text);
+  else fs.writeFileSync(output, text);
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export async function traceCommand(c: MxfsClient, sub: string | undefined, rest: string[], a: TraceArgs): Promise<void> {
+  if (rest.length) usage(`'trace ${sub ?? ''}' takes no positional arguments`);
+  switch (sub) {
+    case 'status': {
+      const st = await c.trace('status');
+      if (a.json) { process.stdout.write(JSON.stringify(st, null, 2) + '\n'); return; }
+      if (!st.enabled) { process.stdout.write(`node ${st.node}: tracing is off ([trace] enabled = false)\n`); return; }
+      const s = st.stats;
+      process.stdout.write(`node ${st.node}: tracing on  ring ${s.ringSize} events (seq ${s.first}..${s.last})  recorded ${s.recorded}  evicted ${s.evicted}  dropped ${s.dropped}${st.file ? `  file ${st.file}` : ''}\n`);
+      return;
+    }
+    case 'dump': case 'collect': {
+      const format = formatOf(a);
+      if (sub === 'dump' && a.node !== undefined) usage(`'trace dump' reads the node you talk to; use 'trace collect --node N'`);
+      const r = await readAll(c, sub, filterOf(a), nodesOf(a));
+      if (!r.enabled) process.stderr.write(`mxfsctl: tracing is off on ${sub === 'dump' ? 'this node' : 'every node asked'} ([trace] enabled = false)\n`);
+      if (r.missing.length) process.stderr.write(`mxfsctl: no answer from node${r.missing.length > 1 ? 's' : ''} ${r.missing.join(' ')}\n`);
+      if (r.missed) process.stderr.write(`mxfsctl: ${r.missed} events were overwritten in a ring while reading\n`);
+      emit(render(r.events, format, a, `MXFS trace (${sub}${a.resource ? ` ${a.resource}` : ''}, ${r.events.length} events)`), a.output);
+      return;
+    }
+    case 'tail': {
+      const format = formatOf(a);
+      if (format !== 'text' && format !== 'ndjson') usage(`'trace tail' prints text or ndjson`);
+      const filter = filterOf(a);
+      filter.since ??= Date.now();
+      const nodes = nodesOf(a);
+      const interval = uintArg('--interval', a.interval, 250);
+      const count = a.count === undefined ? Infinity : uintArg('--count', a.count, 0);
+      const cursors: Record<string, number> = {};
+      let printed = 0;
+      let stop = false;
+      process.once('SIGINT', () => { stop = true; });
+      while (!stop && printed < count) {
+        const r = await c.trace('collect', { filter, cursors, ...(nodes ? { nodes } : {}) }) as { pages: Record<string, WireTracePage> };
+        const batch: TraceEvent[] = [];
+        let more = false;
+        for (const [n, p] of Object.entries(r.pages)) { batch.push(...p.events); cursors[n] = p.cursor; more ||= p.more; }
+        for (const e of causalOrder(batch)) {
+          if (printed >= count) break;
+          process.stdout.write(format === 'ndjson' ? JSON.stringify(e) + '\n' : eventLine(e) + '\n');
+          printed++;
+        }
+        if (!more) await sleep(interval);
+      }
+      return;
+    }
+    default:
+      usage(`'trace' needs one of: status, dump, collect, tail`);
+  }
+}
+
+const age = (ms: number | undefined) => (ms === undefined ? '?' : ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`);
+
+/** `mxfsctl why RESOURCE`: the answer to "why is my lock waiting?". */
+export async function whyCommand(c: MxfsClient, resource: string, lockspace: string | undefined, json: boolean): Promise<void> {
+  const w = await c.trace('why', { resource, ...(lockspace ? { lockspace } : {}) });
+  if (json) { process.stdout.write(JSON.stringify(w, null, 2) + '\n'); return; }
+  process.stdout.write(whyText(w));
+}
+
+export function whyText(w: any): string {
+  const out: string[] = [];
+  const name = `${w.lockspace}/${w.resource}`;
+  const who = (l: any) => `${l.lockId} (owner ${l.owner}${l.client ? `, ${l.client}${l.pid ? ` pid ${l.pid}` : ''}` : ''} on node ${String(l.owner).split(':')[0]})`;
+  const where = w.state === 'standalone' ? `node ${w.node} (standalone)` : `node ${w.master ?? '?'} in epoch ${w.epoch} (members ${w.members.join(' ') || '-'}; node ${w.node} is ${w.state})`;
+  out.push(`${name}: mastered by ${where}`);
+  const e = w.entry;
+  if (!e || (e.granted.length + e.converting.length + e.waiting.length === 0)) {
+    out.push('  nobody holds or waits for it');
+  } else {
+    for (const l of e.granted) {
+      out.push(`  held by ${who(l)} in ${l.mode}, token ${l.token}, for ${age(l.sinceMs)}`);
+      if (l.bast) out.push(`    BAST sent ${age(l.bast.agoMs)} ago: another lock wants ${l.bast.mode}`);
+    }
+    for (const l of e.converting) {
+      out.push(`  converting: ${who(l)} ${l.mode} -> ${l.requested}, waiting for ${age(l.sinceMs)}`);
+      if (l.bast) out.push(`    BAST sent ${age(l.bast.agoMs)} ago: another lock wants ${l.bast.mode}`);
+    }
+    for (const l of e.waiting) {
+      const blockers = [...e.granted, ...e.converting].filter((g: any) => g.mode !== null && !compatibleNames(g.mode, l.requested));
+      out.push(`  waiting: ${who(l)} for ${l.requested}, for ${age(l.sinceMs)}${blockers.length ? `, blocked by ${blockers.map((b: any) => `${b.lockId} (${b.mode})`).join(', ')}` : ', behind earlier requests (FIFO)'}`);
+    }
+    if (e.rebuilt) out.push(`  rebuilt from ${e.rebuilt.records} record${e.rebuilt.records === 1 ? '' : 's'} by a recovery ${age(e.rebuilt.agoMs)} ago`);
+  }
+  const r = w.lastRecovery;
+  out.push(r ? `  last recovery: epoch ${r.epoch}${r.done ? `, took ${r.ms} ms, ended ${age(r.agoMs)} ago` : `, running for ${age(r.agoMs)}`}` : '  last recovery: none seen by this node');
+  if (w.missing?.length) out.push(`  (no answer from node${w.missing.length > 1 ? 's' : ''} ${w.missing.join(' ')}: its view is not included)`);
+  const t = w.trace;
+  if (t?.events?.length) {
+    out.push(`  recent traffic (${t.events.length} events, every node merged):`);
+    for (const ev of t.events as TraceEvent[]) out.push(`    n${ev.node} ${ev.from} -> ${ev.to}: ${eventLabel(ev)}  [trace ${traceIdText(ev.trace)}]`);
+  } else if (t && !t.enabled) out.push('  (tracing is off on this node: enable [trace] to see the recent traffic)');
+  return out.join('\n') + '\n';
+}
+
+function compatibleNames(a: string, b: string): boolean {
+  const x = parseMode(a), y = parseMode(b);
+  return x === undefined || y === undefined || compatible(x, y);
+}

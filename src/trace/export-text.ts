@@ -1,0 +1,30 @@
+/**
+ * Plain text for trace events (mxfsctl trace tail/dump/collect --format text): one line each,
+ * wall time, node, sequence and Lamport clock, sender -> receiver, type, key fields, trace id.
+ */
+import { modeText, traceIdText, TraceEvent } from './event';
+
+function clock(wall: number): string {
+  const d = new Date(wall);
+  const p = (n: number, w = 2) => String(n).padStart(w, '0');
+  return `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}.${p(d.getMilliseconds(), 3)}`;
+}
+
+/** The message and its key fields, e.g. "route/request default/r1 EX lock 1:4/1". */
+export function eventLabel(e: TraceEvent): string {
+  const parts = [e.sub !== undefined ? `${e.type}/${e.sub}` : e.type];
+  if (e.res !== undefined) parts.push(e.ls !== undefined ? `${e.ls}/${e.res}` : e.res);
+  const m = modeText(e.mode);
+  if (m) parts.push(m);
+  if (e.token !== undefined) parts.push(`token ${e.token}`);
+  if (e.lock !== undefined) parts.push(`lock ${e.lock}`);
+  if (e.req !== undefined) parts.push(`req ${e.req}`);
+  if (e.epoch !== undefined) parts.push(`epoch ${e.epoch}`);
+  if (e.info !== undefined) parts.push(`(${e.info})`);
+  return parts.join(' ');
+}
+
+export function eventLine(e: TraceEvent): string {
+  const src = e.srcNode !== undefined ? ` <- n${e.srcNode}@${e.srcLc}` : '';
+  return `${clock(e.wall)} n${e.node} #${e.seq} lc ${e.lc} ${e.kind.padEnd(10)} ${e.from} -> ${e.to}  ${eventLabel(e)}  [trace ${traceIdText(e.trace)}${e.cause !== undefined ? ` cause #${e.cause}` : ''}${src}]`;
+}

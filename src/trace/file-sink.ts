@@ -1,0 +1,143 @@
+/**
+ * NdjsonFileSink: the trace as rotating NDJSON files ([trace] file, file_max_bytes,
+ * file_keep): one JSON event per line, appended in batches (every flushMs, or sooner when a
+ * batch is large) by asynchronous writes, one at a time and in order, so recording never waits
+ * for the disk. When the file would pass
+ * file_max_bytes it is renamed FILE.1 (FILE.1 -> FILE.2 ..., the oldest beyond file_keep
+ * deleted) and a new FILE is started. If the disk does not keep up (more than maxPendingBytes
+ * waiting to be written) a batch is dropped and counted, never buffered without bound.
+ * Files from a crashed node lose at most the last flush interval.
+ */
+import fs from 'node:fs';
+import type { TraceSink } from './recorder';
+
+export interface FileSinkOptions {
+  file: string;
+  maxBytes: number;
+  keep: number;
+  flushMs?: number;
+  maxPendingBytes?: number;
+  /** Told once per failure to write (the node carries on without the file). */
+  onError?(err: Error): void;
+}
+
+export class NdjsonFileSink implements TraceSink {
+  private batch: string[] = [];
+  private batchBytes = 0;
+  private timer?: NodeJS.Timeout;
+  /** The open file (opened synchronously, so a rotation always renames a file that exists). */
+  private fd = -1;
+  private size = 0;
+  /** Chunks waiting to be written, in order, each with the file it belongs to. */
+  private queue: Array<{ fd: number; buf: Buffer }> = [];
+  private pendingBytes = 0;
+  private writing = false;
+  private failed = false;
+  private closed = false;
+  private drained?: () => void;
+  dropped = 0;
+
+  constructor(private readonly o: FileSinkOptions) {
+    this.open();
+  }
+
+  writeLine(json: string): void {
+    if (this.closed) return;
+    const line = json + '\n';
+    this.batch.push(line);
+    this.batchBytes += line.length;
+    if (this.batchBytes >= 256 * 1024) this.flush();
+    else if (!this.timer) {
+      this.timer = setTimeout(() => { this.timer = undefined; this.flush(); }, this.o.flushMs ?? 50);
+      this.timer.unref();
+    }
+  }
+
+  private open(): void {
+    try {
+      this.fd = fs.openSync(this.o.file, 'a');
+      this.size = fs.fstatSync(this.fd).size;
+    } catch (e) {
+      this.fail(e as Error);
+    }
+  }
+
+  private fail(err: Error): void {
+    if (!this.failed) this.o.onError?.(err);
+    this.failed = true;
+  }
+
+  private flush(): void {
+    if (this.timer) { clearTimeout(this.timer); this.timer = undefined; }
+    if (this.batch.length === 0) return;
+    const n = this.batch.length;
+    const buf = Buffer.from(this.batch.join(''));
+    this.batch = [];
+    this.batchBytes = 0;
+    if (this.failed || this.pendingBytes > (this.o.maxPendingBytes ?? 8 * 1024 * 1024)) {
+      this.dropped += n;
+      return;
+    }
+    if (this.size > 0 && this.size + buf.length > this.o.maxBytes) this.rotate();
+    if (this.failed) { this.dropped += n; return; }
+    this.queue.push({ fd: this.fd, buf });
+    this.pendingBytes += buf.length;
+    this.size += buf.length;
+    this.pump();
+  }
+
+  /** One write in flight at a time, in order; a file left by a rotation is closed after its last chunk. */
+  private pump(): void {
+    if (this.writing) return;
+    const item = this.queue[0];
+    if (!item) { this.drained?.(); return; }
+    this.writing = true;
+    fs.write(item.fd, item.buf, 0, item.buf.length, null, (err, written) => {
+      this.writing = false;
+      if (err) { this.fail(err); this.queue = []; this.pendingBytes = 0; this.drained?.(); return; }
+      if (written < item.buf.length) { item.buf = item.buf.subarray(written); this.pendingBytes -= written; this.pump(); return; }
+      this.queue.shift();
+      this.pendingBytes -= item.buf.length;
+      if (item.fd !== this.fd && !this.queue.some((q) => q.fd === item.fd)) fs.close(item.fd, () => {});
+      this.pump();
+    });
+  }
+
+  /** FILE -> FILE.1 -> ... -> FILE.keep (the oldest dropped); chunks still queued go to the renamed file. */
+  private rotate(): void {
+    const f = this.o.file;
+    try {
+      if (this.o.keep === 0) fs.rmSync(f, { force: true });
+      else {
+        fs.rmSync(`${f}.${this.o.keep}`, { force: true });
+        for (let i = this.o.keep - 1; i >= 1; i--) if (fs.existsSync(`${f}.${i}`)) fs.renameSync(`${f}.${i}`, `${f}.${i + 1}`);
+        fs.renameSync(f, `${f}.1`);
+      }
+    } catch (e) {
+      this.fail(e as Error);
+      return;
+    }
+    const old = this.fd;
+    this.open();
+    if (!this.queue.some((q) => q.fd === old)) fs.close(old, () => {});
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.flush();
+    this.closed = true;
+    if (this.writing || this.queue.length > 0) await new Promise<void>((r) => { this.drained = r; });
+    if (this.fd >= 0) fs.closeSync(this.fd);
+    this.fd = -1;
+  }
+}
+
+/** Every event in a trace file and its rotated predecessors, oldest first (bad lines are skipped and counted). */
+export function readTraceFiles(file: string, keep = 64): { lines: string[]; files: string[] } {
+  const files: string[] = [];
+  for (let i = keep; i >= 1; i--) if (fs.existsSync(`${file}.${i}`)) files.push(`${file}.${i}`);
+  if (fs.existsSync(file)) files.push(file);
+  const lines: string[] = [];
+  for (const f of files) for (const l of fs.readFileSync(f, 'utf8').split('\n')) if (l.trim()) lines.push(l);
+  return { lines, files };
+}

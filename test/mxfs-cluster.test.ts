@@ -1,0 +1,105 @@
+/**
+ * The mxfs-cluster CLI with real processes: up --nodes 1 (a standalone node), start/stop/
+ * restart of one node, status agreeing with /proc for a node started by hand, and down
+ * signalling only processes that are that node's mxfsd (a recycled pid is left alone).
+ */
+import { expect } from 'chai';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { pickBasePort } from '../src/local-cluster/local-cluster';
+import { isNodeProcess, mxfsdConfigOf } from '../src/local-cluster/processes';
+import { ROOT, run, tmpDir, waitFor } from './support/daemon-proc';
+
+const CLI = path.join(ROOT, 'dist', 'src', 'cli', 'mxfs-cluster.js');
+const cli = (args: string[]) => run(process.execPath, [CLI, ...args], { timeoutMs: 60000 });
+const alive = (pid: number) => { try { process.kill(pid, 0); return true; } catch { return false; } };
+
+describe('mxfs-cluster', function () {
+  this.timeout(120000);
+  const dirs: string[] = [];
+  afterEach(async () => { for (const d of dirs.splice(0)) await cli(['down', '--dir', d, '--kill']); });
+
+  it('up --nodes 1 starts a standalone node; status and down name it; logs are named', async () => {
+    const dir = tmpDir('mxfs-mc-');
+    dirs.push(dir);
+    const base = await pickBasePort(1, process.pid + 11);
+    const up = await cli(['up', '--nodes', '1', '--dir', dir, '--base-port', String(base)]);
+    expect(up.code, up.stderr).to.equal(0);
+    expect(up.stdout).to.contain('standalone node up');
+    expect(up.stdout).to.match(new RegExp(`node 1: pid \\d+  port 127\\.0\\.0\\.1:${base + 1}  socket ${dir}/node1/mxfsd\\.sock  log ${dir}/node1/mxfsd\\.log`));
+    const st = await cli(['status', '--dir', dir, '--json']);
+    const rows = JSON.parse(st.stdout);
+    expect(rows[0]).to.include({ id: 1, running: true, startedByMxfsCluster: true, log: `${dir}/node1/mxfsd.log` });
+    expect(rows[0].cluster.state).to.equal('standalone');
+    const down = await cli(['down', '--dir', dir]);
+    expect(down.stdout).to.match(/^stopped node 1 \(pid \d+\) in /);
+    expect(isNodeProcess(rows[0].pid, rows[0].config), 'stopped (a zombie at most, if nothing reaps it)').to.equal(false);
+  });
+
+  it('stop/start/restart one node; a node started by hand counts as running; down stops it too and says so', async () => {
+    const dir = tmpDir('mxfs-mc-');
+    dirs.push(dir);
+    const base = await pickBasePort(3, process.pid + 23);
+    const up = await cli(['up', '--nodes', '3', '--dir', dir, '--base-port', String(base), '--lease-ms', '1500']);
+    expect(up.code, up.stderr).to.equal(0);
+    const stop = await cli(['stop', '2', '--dir', dir, '--kill']);
+    expect(stop.stdout).to.match(/^node 2 stopped \(pid \d+, SIGKILL\)/);
+    let rows = JSON.parse((await cli(['status', '--dir', dir, '--json'])).stdout);
+    expect(rows.map((r: any) => r.running)).to.deep.equal([true, false, true]);
+
+    // By hand, from the same config (a relative path, from the node's directory).
+    const hand = spawn(process.execPath, [path.join(ROOT, 'bin', 'mxfsd'), '--config', 'mxfs.conf'], { cwd: path.join(dir, 'node2'), stdio: 'ignore', detached: true });
+    hand.unref();
+    await waitFor(async () => JSON.parse((await cli(['status', '--dir', dir, '--json'])).stdout)[1].cluster !== null, 20000, 'node 2 answering');
+    rows = JSON.parse((await cli(['status', '--dir', dir, '--json'])).stdout);
+    expect(rows[1]).to.include({ running: true, pid: hand.pid, startedByMxfsCluster: false });
+    const text = await cli(['status', '--dir', dir]);
+    expect(text.stdout).to.contain(`node 2: pid ${hand.pid} (started outside mxfs-cluster)`);
+    const again = await cli(['start', '2', '--dir', dir]);
+    expect(again.code).to.equal(1);
+    expect(again.stderr).to.contain(`node 2 is already running (pid ${hand.pid})`);
+
+    const before = rows[2].pid;
+    const re = await cli(['restart', '3', '--dir', dir]);
+    expect(re.code, re.stderr).to.equal(0);
+    expect(re.stdout).to.contain(`node 3 stopped (pid ${before})`).and.contain('node 3 started');
+    const after = JSON.parse((await cli(['status', '--dir', dir, '--json'])).stdout)[2];
+    expect(after.running).to.equal(true);
+    expect(after.pid).to.not.equal(before);
+
+    const down = await cli(['down', '--dir', dir]);
+    expect(down.stdout).to.contain(`node 2 (pid ${hand.pid})`).and.contain('node 1 (pid').and.contain(`node 3 (pid ${after.pid})`);
+    await waitFor(() => !isNodeProcess(hand.pid!, path.join(dir, 'node2', 'mxfs.conf')), 10000, 'the hand-started node to exit');
+  });
+
+  it('down never signals a recorded pid that is no longer that node\'s mxfsd', async () => {
+    const dir = tmpDir('mxfs-mc-');
+    const base = await pickBasePort(1, process.pid + 37);
+    const up = await cli(['up', '--nodes', '1', '--dir', dir, '--base-port', String(base)]);
+    expect(up.code, up.stderr).to.equal(0);
+    expect((await cli(['down', '--dir', dir])).code).to.equal(0);
+    // The pid is "reused" by an unrelated process (even a node process with another config).
+    const other = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)', 'mxfsd', '--config', '/elsewhere/mxfs.conf'], { stdio: 'ignore' });
+    try {
+      const f = path.join(dir, 'cluster.json');
+      const cj = JSON.parse(fs.readFileSync(f, 'utf8'));
+      cj.nodes[0].pid = other.pid;
+      fs.writeFileSync(f, JSON.stringify(cj));
+      const down = await cli(['down', '--dir', dir]);
+      expect(down.stdout).to.contain('no node of the cluster');
+      expect(alive(other.pid!), 'the other process lives').to.equal(true);
+      expect(JSON.parse((await cli(['status', '--dir', dir, '--json'])).stdout)[0].running).to.equal(false);
+    } finally {
+      other.kill('SIGKILL');
+    }
+  });
+
+  it('recognises mxfsd command lines and their --config forms', () => {
+    expect(mxfsdConfigOf(['node', '/usr/bin/mxfsd', '--config', 'a.conf'], '/etc/mxfs')).to.equal('/etc/mxfs/a.conf');
+    expect(mxfsdConfigOf(['node', '/x/dist/src/cli/mxfsd.js', '-c', '/c'], '/')).to.equal('/c');
+    expect(mxfsdConfigOf(['/usr/bin/node', '/usr/bin/mxfsd', '--config=/d'], '/')).to.equal('/d');
+    expect(mxfsdConfigOf(['node', '/usr/bin/mxfsctl', '--config', '/c'], '/')).to.equal(undefined);
+    expect(mxfsdConfigOf(['node', '/usr/bin/mxfsd'], '/'), 'the default config is not this node\'s').to.equal(undefined);
+  });
+});

@@ -1,0 +1,270 @@
+/**
+ * Tracing end to end on 3 real mxfsd processes (TCP peer links, [trace] and [metrics] on):
+ * a scripted cross-node exchange (a remote lock, a BAST to its holder on another node, the
+ * release, the grant to the waiter) read back with `mxfsctl trace collect` from one node
+ * must give the causal chain in order; the Perfetto export has the tracks and the flows; the
+ * Mermaid diagram has the exchange's arrows in order; the HTML page renders in headless
+ * Chromium and its screenshot shows the timeline; `mxfsctl why` on the waiting lock names
+ * the holder and the BAST; `trace tail` prints live events; the metrics endpoint serves the
+ * counts of the known workload.
+ */
+import { expect } from 'chai';
+import fs from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import path from 'node:path';
+import { execFileSync, spawn } from 'node:child_process';
+import { Mode } from '../src/dlm/modes';
+import { LockError } from '../src/dlm/types';
+import type { TraceEvent } from '../src/trace/event';
+import { checkCausality } from '../src/trace/merge';
+import { HTML_COLOURS } from '../src/trace/export-html';
+import { resourceOn, TestCluster } from './support/cluster-proc';
+import { MXFSCTL, mxfsctl, run } from './support/daemon-proc';
+import { countColour, decodePng } from './support/png';
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.listen(0, '127.0.0.1', () => { const p = (s.address() as net.AddressInfo).port; s.close(() => resolve(p)); });
+  });
+}
+
+function scrape(port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    http.get({ host: '127.0.0.1', port, path: '/metrics' }, (res) => {
+      let body = '';
+      res.on('data', (d) => { body += d; });
+      res.on('end', () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`HTTP ${res.statusCode}: ${body}`))));
+    }).on('error', reject);
+  });
+}
+
+/** The value of one sample line `name{labels} value` (labels given exactly as printed, or none). */
+function sample(text: string, name: string, labels = ''): number | undefined {
+  const line = text.split('\n').find((l) => l.startsWith(`${name}${labels ? `{${labels}}` : ''} `));
+  return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1));
+}
+
+export function chromiumPath(): string | undefined {
+  for (const p of ['/usr/bin/chromium', '/usr/bin/chromium-browser']) if (fs.existsSync(p)) return p;
+  return undefined;
+}
+
+const CHROMIUM_FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+
+describe('tracing end to end (3 real mxfsd, TCP)', function () {
+  this.timeout(120000);
+  let cl: TestCluster;
+  let ports: number[];
+  let res: string;
+  let dir: string;
+  const ctl = (node: number, args: string[]) => mxfsctl(['--socket', cl.node(node).socket, ...args], { timeoutMs: 30000 });
+
+  before(async () => {
+    ports = [await freePort(), await freePort(), await freePort()];
+    cl = new TestCluster(3, 1500, (id, d) => `[trace]\nenabled = true\nring_size = 200000\nfile = ${d}/trace.ndjson\n\n[metrics]\nenabled = true\nport = ${ports[id - 1]}\n`);
+    dir = cl.dir;
+    await cl.up();
+    res = resourceOn(3, [1, 2, 3], 'traced');
+  });
+  after(async () => { await cl?.stopAll(); });
+
+  it('a remote lock, a BAST across nodes, the release and the grant: one causal chain, read from any node', async () => {
+    const a = await cl.client(1), b = await cl.client(2), c = await cl.client(3);
+    const ha = await a.lock(res, Mode.EX);
+    const bast = new Promise<Mode>((r) => ha.once('bast', r));
+    const pb = b.lock(res, Mode.PR);
+    expect(await bast).to.equal(Mode.PR);
+
+    // why, while B waits: the holder, its BAST, the waiter, the master and its epoch.
+    const w = await ctl(2, ['why', res]);
+    expect(w.code, w.stderr).to.equal(0);
+    expect(w.stdout).to.match(new RegExp(`^default/${res}: mastered by node 3 in epoch \\d+`));
+    expect(w.stdout).to.match(/held by 1:\d+\/1 \(owner 1:\d+.* on node 1\) in EX, token \d+, for \d+/);
+    expect(w.stdout).to.match(/BAST sent \d+(\.\d)? m?s ago: another lock wants PR/);
+    expect(w.stdout).to.match(/waiting: 2:\d+\/1 .* for PR, for \d+.*blocked by 1:\d+\/1 \(EX\)/);
+    expect(w.stdout).to.match(/recent traffic \(\d+ events, every node merged\):\n(.*\n)*.*lock\.bast/);
+    const wj = JSON.parse((await ctl(1, ['--json', 'why', res])).stdout);
+    expect(wj.master).to.equal(3);
+    expect(wj.entry.granted[0].bast.mode).to.equal('PR');
+    expect(wj.entry.waiting[0].requested).to.equal('PR');
+    expect(wj.entry.waiting[0].sinceMs).to.be.a('number');
+
+    await ha.unlock();
+    const hb = await pb;
+    // More of a known workload for the metrics: a refused NOQUEUE request on the master's node, a conversion.
+    const refused = await c.lock(res, Mode.EX, { noqueue: true }).then(() => 'granted', (e: LockError) => e.code);
+    expect(refused).to.equal('NOTQUEUED');
+    await hb.convert(Mode.EX);
+    await hb.unlock();
+
+    const out = await ctl(1, ['trace', 'collect', '--resource', res, '--format', 'ndjson']);
+    expect(out.code, out.stderr).to.equal(0);
+    const t: TraceEvent[] = out.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    expect(new Set(t.map((e) => e.node))).to.deep.equal(new Set([1, 2, 3]));
+    expect(checkCausality(t)).to.deep.equal([]);
+    // The chain, in this order in the merged timeline.
+    const chain: Array<[string, (e: TraceEvent) => boolean]> = [
+      ['node 2 sends the PR request to the master', (e) => e.node === 2 && e.kind === 'dlm-out' && e.sub === 'request' && e.mode === Mode.PR],
+      ['the master receives it', (e) => e.node === 3 && e.kind === 'dlm-in' && e.sub === 'request' && e.mode === Mode.PR],
+      ['the resource sends the BAST to node 1\'s holder', (e) => e.node === 3 && e.kind === 'send' && e.type === 'lock.bast' && e.to.startsWith('remote-owner/1/')],
+      ['the master sends it to node 1', (e) => e.node === 3 && e.kind === 'dlm-out' && e.sub === 'lock.bast'],
+      ['node 1 receives it', (e) => e.node === 1 && e.kind === 'dlm-in' && e.sub === 'lock.bast'],
+      ['node 1 hands it to the session', (e) => e.node === 1 && e.kind === 'send' && e.type === 'lock.bast' && e.to.startsWith('session/')],
+      ['node 1 sends the unlock', (e) => e.node === 1 && e.kind === 'dlm-out' && e.sub === 'unlock'],
+      ['the master receives it', (e) => e.node === 3 && e.kind === 'dlm-in' && e.sub === 'unlock'],
+      ['the resource grants node 2\'s waiter', (e) => e.node === 3 && e.kind === 'send' && e.type === 'lock.granted' && e.mode === Mode.PR && e.to.startsWith('remote-owner/2/')],
+      ['the master sends the grant to node 2', (e) => e.node === 3 && e.kind === 'dlm-out' && e.sub === 'lock.granted' && e.mode === Mode.PR],
+      ['node 2 receives it', (e) => e.node === 2 && e.kind === 'dlm-in' && e.sub === 'lock.granted' && e.mode === Mode.PR],
+      ['node 2 hands it to the session', (e) => e.node === 2 && e.kind === 'send' && e.type === 'lock.granted' && e.mode === Mode.PR && e.to.startsWith('session/')],
+    ];
+    let at = -1;
+    const found: TraceEvent[] = [];
+    for (const [what, match] of chain) {
+      const i = t.findIndex((e, k) => k > at && match(e));
+      expect(i, `${what} (after index ${at})`).to.be.greaterThan(at);
+      found.push(t[i]!);
+      at = i;
+    }
+    for (let k = 1; k < found.length; k++) expect(found[k]!.lc, `lc of step ${k}`).to.be.greaterThan(found[k - 1]!.lc);
+    // Two traces: B's request (on node 2) carries the BAST; A's unlock (on node 1) carries the grant.
+    expect(new Set(found.slice(0, 6).map((e) => e.trace)).size).to.equal(1);
+    expect(Math.floor(found[0]!.trace / 2 ** 40)).to.equal(2);
+    expect(new Set(found.slice(6).map((e) => e.trace)).size).to.equal(1);
+    expect(Math.floor(found[6]!.trace / 2 ** 40)).to.equal(1);
+    expect([found[1]!.srcNode, found[1]!.srcLc]).to.deep.equal([2, found[0]!.lc]);
+    expect(found[4]!.srcLc).to.equal(found[3]!.lc);
+
+    // Perfetto / chrome://tracing: a process per node, the actors' threads, a flow per lock message between nodes.
+    const chromeOut = path.join(dir, 'trace.json');
+    expect((await ctl(2, ['trace', 'collect', '--resource', res, '--format', 'chrome', '--out', chromeOut])).code).to.equal(0);
+    const ct = JSON.parse(fs.readFileSync(chromeOut, 'utf8'));
+    const meta = ct.traceEvents.filter((e: any) => e.ph === 'M');
+    expect(meta.filter((e: any) => e.name === 'process_name').map((e: any) => e.args.name)).to.deep.equal(['node 1', 'node 2', 'node 3']);
+    const threads = meta.filter((e: any) => e.name === 'thread_name').map((e: any) => `${e.pid} ${e.args.name}`);
+    expect(threads).to.include.members([`3 resource/default/${res}`, '3 router', '1 router', '2 router']);
+    const slices = ct.traceEvents.filter((e: any) => e.ph === 'X');
+    expect(slices).to.have.length(t.length);
+    const starts = ct.traceEvents.filter((e: any) => e.ph === 's'), ends = ct.traceEvents.filter((e: any) => e.ph === 'f');
+    const crossings = t.filter((e) => e.kind === 'dlm-in' && t.some((o) => o.kind === 'dlm-out' && o.node === e.srcNode && o.lc === e.srcLc));
+    expect(crossings.length).to.be.at.least(6);
+    expect(starts).to.have.length(crossings.length);
+    expect(ends.map((x: any) => x.id).sort()).to.deep.equal(starts.map((x: any) => x.id).sort());
+    for (const x of [...starts, ...ends]) {
+      expect(slices.some((s: any) => s.pid === x.pid && s.tid === x.tid && x.ts >= s.ts && x.ts <= s.ts + s.dur), `flow ${x.ph} ${x.id} bound to a slice`).to.equal(true);
+    }
+    expect(starts.every((x: any) => ends.find((y: any) => y.id === x.id).pid !== x.pid)).to.equal(true);
+
+    // Mermaid: the exchange's arrows, in order.
+    const mm = await ctl(3, ['trace', 'collect', '--resource', res, '--format', 'mermaid']);
+    expect(mm.stdout.split('\n')[0]).to.equal('sequenceDiagram');
+    const arrows = [
+      /^ {2}n2_session_\d+->>n3_router: op request PR 2:\d+\/1$/,
+      /^ {2}n3_resource_default_\w+->>n3_remote_owner_1_\d+: lock\.bast PR 1:\d+\/1$/,
+      /^ {2}n3_remote_owner_1_\d+->>n1_router: ev lock\.bast PR 1:\d+\/1$/,
+      /^ {2}n1_router->>n1_session_\d+: lock\.bast PR 1:\d+\/1$/,
+      /^ {2}n1_session_\d+->>n3_router: op unlock 1:\d+\/1$/,
+      /^ {2}n3_resource_default_\w+->>n3_remote_owner_2_\d+: lock\.granted PR token \d+ 2:\d+\/1$/,
+      /^ {2}n3_remote_owner_2_\d+->>n2_router: ev lock\.granted PR token \d+ 2:\d+\/1$/,
+      /^ {2}n2_router->>n2_session_\d+: lock\.granted PR token \d+ 2:\d+\/1$/,
+    ];
+    const lines = mm.stdout.split('\n');
+    let li = -1;
+    for (const re of arrows) {
+      const k = lines.findIndex((l, j) => j > li && re.test(l));
+      expect(k, `${re} after line ${li}:\n${mm.stdout}`).to.be.greaterThan(li);
+      li = k;
+    }
+
+    // dump: one node's ring only.
+    const dump = await ctl(3, ['trace', 'dump', '--resource', res, '--type', 'lock.bast', '--format', 'ndjson']);
+    const bastEvents = dump.stdout.trim().split('\n').map((l) => JSON.parse(l) as TraceEvent);
+    expect(bastEvents.length).to.be.at.least(2); // the resource's send and the dlm-out, at least
+    expect(bastEvents.every((e) => e.node === 3 && (e.type === 'lock.bast' || e.sub === 'lock.bast'))).to.equal(true);
+  });
+
+  it('the HTML timeline renders in headless Chromium, and the screenshot shows it', async function () {
+    const chromium = chromiumPath();
+    if (!chromium) {
+      if (process.env.CI) throw new Error('chromium is not installed (.ci/run installs Debian chromium)');
+      this.skip();
+    }
+    const page = path.join(dir, 'timeline.html');
+    const r = await ctl(1, ['trace', 'collect', '--resource', res, '--format', 'html', '--out', page]);
+    expect(r.code, r.stderr).to.equal(0);
+    const events = (await ctl(1, ['trace', 'collect', '--resource', res, '--format', 'ndjson'])).stdout.trim().split('\n').length;
+    const profile = fs.mkdtempSync(path.join(dir, 'chromium-'));
+    const dom = await run(chromium!, [...CHROMIUM_FLAGS, `--user-data-dir=${profile}`, '--dump-dom', `file://${page}`], { timeoutMs: 90000 });
+    expect(dom.stdout, dom.stderr).to.include('<svg id="timeline"');
+    expect((dom.stdout.match(/<g class="msg">/g) ?? []).length).to.equal(events);
+    expect((dom.stdout.match(/class="flow"/g) ?? []).length).to.be.at.least(6);
+    expect(dom.stdout).to.match(/<span id="summary">\d+ of \d+ events/);
+    const shot = path.join(dir, 'timeline.png');
+    const profile2 = fs.mkdtempSync(path.join(dir, 'chromium-'));
+    const s = await run(chromium!, [...CHROMIUM_FLAGS, `--user-data-dir=${profile2}`, '--window-size=1400,800', '--hide-scrollbars', `--screenshot=${shot}`, `file://${page}`], { timeoutMs: 90000 });
+    expect(fs.existsSync(shot), s.stderr).to.equal(true);
+    const png = decodePng(fs.readFileSync(shot));
+    expect([png.width, png.height]).to.deep.equal([1400, 800]);
+    // The header band, the lanes, and the BAST, grant and between-nodes colours are on screen.
+    for (const c of [HTML_COLOURS.nodeBand, HTML_COLOURS.lane, HTML_COLOURS.laneAlt, HTML_COLOURS.bast, HTML_COLOURS.grant, HTML_COLOURS.dlm]) {
+      expect(countColour(png, c), `pixels of ${c}`).to.be.greaterThan(20);
+    }
+    if (process.env.MXFS_KEEP_SCREENSHOT) fs.copyFileSync(shot, process.env.MXFS_KEEP_SCREENSHOT);
+  });
+
+  it('trace tail prints new events live', async () => {
+    // From a moment before the traffic (however long mxfsctl takes to start), not older events.
+    const since = new Date().toISOString();
+    const p = spawn(process.execPath, [MXFSCTL, '--socket', cl.node(1).socket, 'trace', 'tail', '--resource', res, '--type', 'lock.granted', '--since', since, '--count', '2', '--interval', '50'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    p.stdout!.on('data', (d) => { stdout += d; });
+    const exited = new Promise<number | null>((r) => p.on('exit', (code) => r(code)));
+    const a = await cl.client(1);
+    const h = await a.lock(res, Mode.EX);
+    await h.unlock();
+    expect(await exited, stdout).to.equal(0);
+    const lines = stdout.trim().split('\n');
+    expect(lines).to.have.length(2);
+    for (const l of lines) expect(l).to.match(/lock\.granted .*EX/);
+  });
+
+  it('the metrics endpoint serves the counts of the known workload', async () => {
+    await cl.waitView([1, 2, 3]);
+    // Node 3 masters the resource: A's EX, B's PR, B's conversion to EX, the tail test's EX grant.
+    const m3 = await scrape(ports[2]!);
+    expect(sample(m3, 'mxfs_lock_grants_total')).to.equal(4);
+    expect(sample(m3, 'mxfs_lock_conversions_total')).to.equal(1);
+    expect(sample(m3, 'mxfs_lock_basts_total')).to.equal(1);
+    expect(sample(m3, 'mxfs_lock_waits_total')).to.equal(1);
+    expect(sample(m3, 'mxfs_lock_denials_total')).to.equal(1);
+    expect(sample(m3, 'mxfs_lock_deadlocks_total')).to.equal(0);
+    expect(sample(m3, 'mxfs_lock_queue_depth')).to.equal(0);
+    expect(sample(m3, 'mxfs_lock_wait_seconds_count', 'op="lock"')).to.equal(1);
+    expect(sample(m3, 'mxfs_lock_request_seconds_count', 'op="lock",outcome="failed"')).to.equal(1);
+    const epoch = (await cl.status(3)).cluster.epoch;
+    expect(sample(m3, 'mxfs_epoch')).to.equal(epoch);
+    expect(sample(m3, 'mxfs_node_state', 'state="running"')).to.equal(1);
+    expect(sample(m3, 'mxfs_peer_up', 'peer="1"')).to.equal(1);
+    expect(sample(m3, 'mxfs_peer_link_up', 'peer="2"')).to.equal(1);
+    // Ages and deadlines move with the machine's load: only their presence and range are certain.
+    expect(sample(m3, 'mxfs_lease_age_seconds', 'peer="1"')).to.be.within(0, 30);
+    expect(sample(m3, 'mxfs_quorum_lease_remaining_seconds')).to.be.within(0, 1.5);
+    expect(sample(m3, 'mxfs_lease_renewal_gap_seconds_count', 'peer="2"')).to.be.greaterThan(0);
+    expect(sample(m3, 'mxfs_recoveries_total')).to.be.at.least(1);
+    expect(sample(m3, 'mxfs_recovery_seconds_count')).to.be.at.least(1);
+    expect(sample(m3, 'mxfs_trace_events_total')).to.be.greaterThan(0);
+    expect(sample(m3, 'mxfs_trace_dropped_total')).to.equal(0);
+    // What each node's clients saw.
+    const m1 = await scrape(ports[0]!), m2 = await scrape(ports[1]!);
+    expect(sample(m1, 'mxfs_lock_request_seconds_count', 'op="lock",outcome="granted"')).to.equal(2); // A's EX, the tail test's EX
+    expect(sample(m2, 'mxfs_lock_request_seconds_count', 'op="lock",outcome="granted"')).to.equal(1);
+    expect(sample(m2, 'mxfs_lock_request_seconds_count', 'op="convert",outcome="granted"')).to.equal(1);
+    expect(sample(m1, 'mxfs_lock_grants_total')).to.equal(0); // node 1 masters nothing of this
+    // Only /metrics, only on loopback by default.
+    const notFound = await new Promise<number>((r) => http.get({ host: '127.0.0.1', port: ports[0]!, path: '/' }, (x) => { x.resume(); r(x.statusCode!); }));
+    expect(notFound).to.equal(404);
+    const listening = execFileSync('ss', ['-ltnH', `sport = :${ports[0]}`]).toString();
+    expect(listening).to.include(`127.0.0.1:${ports[0]}`);
+  });
+});

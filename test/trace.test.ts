@@ -1,0 +1,279 @@
+/**
+ * The trace facility without processes: the recorder (ring, eviction, pages after a cursor,
+ * filters, causal context through actors), the causal merge of several nodes, the exports
+ * (Mermaid for a known exchange, Chrome Trace Event structure and flows), the wire
+ * validation of trace stamps and trace queries, and the in-process cluster (LocalHub: every
+ * message encoded and validated) carrying trace ids across nodes.
+ */
+import { expect } from 'chai';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { ActorSystem } from '../src/actors/actor';
+import { TraceRecorder } from '../src/trace/recorder';
+import { ManualClock } from '../src/util/clock';
+import type { TraceEvent } from '../src/trace/event';
+import { causalOrder, checkCausality } from '../src/trace/merge';
+import { toMermaid } from '../src/trace/export-mermaid';
+import { toChromeTrace } from '../src/trace/export-chrome';
+import { toHtml } from '../src/trace/export-html';
+import { validateDlmMessage } from '../src/cluster/dlm-messages';
+import { NdjsonFileSink, readTraceFiles } from '../src/trace/file-sink';
+import { parseConfig } from '../src/config/config';
+import { validateClientRequest } from '../src/wire/client-protocol';
+import { Daemon } from '../src/daemon/daemon';
+import { LocalHub } from '../src/cluster/port';
+import { rendezvousOwner } from '../src/cluster/rendezvous';
+import { Mode } from '../src/dlm/modes';
+import { quietLogger, sleep, testConfig, tmpDir, waitFor } from './support/daemon-proc';
+import { resourceOn } from './support/cluster-proc';
+
+/** A hand-written exchange: node 2 asks node 3 (master) for R, node 3 grants it back. */
+function exchange(): TraceEvent[] {
+  const base = { wall: 1000, mono: 0, ls: 'default', res: 'R' };
+  return [
+    { ...base, node: 2, seq: 1, lc: 1, kind: 'send', from: 'client', to: 'session/1', type: 'client', sub: 'lock', mode: 5, trace: 7 },
+    { ...base, node: 2, seq: 2, lc: 2, kind: 'dlm-out', from: 'session/1', to: 'node/3', type: 'op', sub: 'request', mode: 5, lock: '2:1/1', trace: 7, cause: 1 },
+    { ...base, node: 3, seq: 1, lc: 3, kind: 'dlm-in', from: 'node/2', to: 'router', type: 'op', sub: 'request', mode: 5, lock: '2:1/1', trace: 7, srcNode: 2, srcLc: 2 },
+    { ...base, node: 3, seq: 2, lc: 4, kind: 'send', from: 'router', to: 'resource/default/R', type: 'request', mode: 5, lock: '2:1/1', trace: 7, cause: 1 },
+    { ...base, node: 3, seq: 3, lc: 5, kind: 'send', from: 'resource/default/R', to: 'remote-owner/2/1', type: 'lock.granted', mode: 5, token: 9, lock: '2:1/1', trace: 7, cause: 2 },
+    { ...base, node: 3, seq: 4, lc: 6, kind: 'dlm-out', from: 'remote-owner/2/1', to: 'node/2', type: 'ev', sub: 'lock.granted', mode: 5, token: 9, lock: '2:1/1', trace: 7, cause: 3 },
+    { ...base, node: 2, seq: 3, lc: 7, kind: 'dlm-in', from: 'node/3', to: 'router', type: 'ev', sub: 'lock.granted', mode: 5, token: 9, lock: '2:1/1', trace: 7, srcNode: 3, srcLc: 6 },
+    { ...base, node: 2, seq: 4, lc: 8, kind: 'send', from: 'router', to: 'session/1', type: 'lock.granted', mode: 5, token: 9, lock: '2:1/1', trace: 7, cause: 3 },
+  ] as TraceEvent[];
+}
+
+describe('trace', () => {
+  describe('recorder', () => {
+    it('keeps the last ring_size events, counts the evicted, pages after a cursor and filters', () => {
+      const r = new TraceRecorder(4, new ManualClock(), 8);
+      for (let i = 0; i < 20; i++) r.record('send', 'a', 'b', i % 2 ? 'odd' : 'even', { res: `r${i % 3}` });
+      expect(r.stats).to.include({ recorded: 20, evicted: 12, first: 13, last: 20 });
+      const p = r.page(0, {}, 1 << 20);
+      expect(p.events.map((e) => e.seq)).to.deep.equal([13, 14, 15, 16, 17, 18, 19, 20]);
+      expect(p.more).to.equal(false);
+      const q = r.page(10, { type: 'odd' }, 1 << 20);
+      expect(q.missed).to.equal(2); // 11 and 12 were overwritten
+      expect(q.events.map((e) => e.seq)).to.deep.equal([14, 16, 18, 20]);
+      expect(r.page(20, {}, 1 << 20).events).to.deep.equal([]);
+      // A page cut by size goes on from its cursor.
+      const small = r.page(0, {}, 300);
+      expect(small.events.length).to.be.greaterThan(0).and.below(8);
+      expect(small.more).to.equal(true);
+      const rest = r.page(small.cursor, {}, 1 << 20);
+      expect([...small.events, ...rest.events].map((e) => e.seq)).to.deep.equal([13, 14, 15, 16, 17, 18, 19, 20]);
+    });
+
+    it('a message sent while an actor handles one joins its trace and names it as cause; a send from outside starts a new trace', async () => {
+      const sys = new ActorSystem(quietLogger());
+      const r = new TraceRecorder(1, new ManualClock(), 1000);
+      sys.tracer = r;
+      type M = { type: 'ping'; n: number } | { type: 'pong'; n: number };
+      const done: number[] = [];
+      const b = sys.spawn<null, M>(undefined, 'b', { init: () => null, handle: (s, m) => { done.push(m.n); return s; } }, { id: 'B' });
+      const a = sys.spawn<null, M>(undefined, 'a', { init: () => null, handle: (s, m) => { sys.send(b, { type: 'pong', n: m.n }); return s; } }, { id: 'A' });
+      sys.send(a, { type: 'ping', n: 1 });
+      sys.send(a, { type: 'ping', n: 2 });
+      await waitFor(() => done.length === 2, 2000, 'pongs');
+      const evs = r.page(0, {}, 1 << 20).events;
+      const pings = evs.filter((e) => e.type === 'ping'), pongs = evs.filter((e) => e.type === 'pong');
+      expect(pings.map((e) => [e.from, e.to])).to.deep.equal([['ext', 'a/A'], ['ext', 'a/A']]);
+      expect(pings[0]!.trace).to.not.equal(pings[1]!.trace);
+      expect(pongs.map((e) => [e.from, e.to])).to.deep.equal([['a/A', 'b/B'], ['a/A', 'b/B']]);
+      for (let i = 0; i < 2; i++) {
+        expect(pongs[i]!.trace).to.equal(pings[i]!.trace);
+        expect(pongs[i]!.cause).to.equal(pings[i]!.seq);
+        expect(pongs[i]!.lc).to.be.greaterThan(pings[i]!.lc);
+      }
+      sys.shutdown();
+    });
+
+    it('writes rotating NDJSON files: FILE, FILE.1 ... FILE.keep, every line an event', async () => {
+      const dir = tmpDir('mxfs-trace-file-');
+      const file = path.join(dir, 'trace.ndjson');
+      const sink = new NdjsonFileSink({ file, maxBytes: 64 * 1024, keep: 2, flushMs: 1 });
+      const r = new TraceRecorder(1, new ManualClock(), 16, sink);
+      for (let i = 0; i < 3000; i++) { r.record('send', 'a', 'b', 'x', { info: 'y'.repeat(40) }); if (i % 200 === 0) await sleep(5); }
+      await r.close();
+      expect(fs.existsSync(`${file}.1`)).to.equal(true);
+      expect(fs.existsSync(`${file}.2`)).to.equal(true);
+      expect(fs.existsSync(`${file}.3`)).to.equal(false);
+      for (const f of [file, `${file}.1`, `${file}.2`]) expect(fs.statSync(f).size).to.be.at.most(64 * 1024 + 300 * 1024);
+      const { lines } = readTraceFiles(file);
+      const seqs = lines.map((l) => JSON.parse(l).seq as number);
+      expect(seqs[seqs.length - 1]).to.equal(3000);
+      expect(seqs).to.deep.equal([...seqs].sort((x, y) => x - y)); // oldest file first, in order
+      expect(seqs.length).to.be.below(3000); // the oldest went with rotation
+      expect(JSON.parse(lines[lines.length - 1]!)).to.deep.equal(r.get(3000)); // a line is the event, field for field
+      fs.rmSync(dir, { recursive: true, force: true });
+    });
+  });
+
+  describe('merge', () => {
+    it('orders several nodes causally: effects after causes, each node in seq order, wall time otherwise', () => {
+      const evs = exchange();
+      // Node 3's clock is ahead (wall): a pure wall-time sort would put its receipt first.
+      for (const e of evs) if (e.node === 3) e.wall = 900;
+      const shuffled = [evs[5]!, evs[2]!, evs[7]!, evs[0]!, evs[3]!, evs[6]!, evs[1]!, evs[4]!, evs[2]!];
+      const t = causalOrder(shuffled);
+      expect(t.map((e) => `${e.node}:${e.seq}`)).to.deep.equal(['2:1', '2:2', '3:1', '3:2', '3:3', '3:4', '2:3', '2:4']);
+      expect(checkCausality(t)).to.deep.equal([]);
+      expect(checkCausality([evs[2]!, evs[1]!])).to.have.length(1);
+    });
+  });
+
+  describe('exports', () => {
+    it('Mermaid: a known exchange gives exactly this diagram', () => {
+      expect(toMermaid(causalOrder(exchange()), 'R')).to.equal([
+        'sequenceDiagram',
+        '  participant n2_client as n2 client',
+        '  participant n2_session_1 as n2 session/1',
+        '  participant n3_router as n3 router',
+        '  participant n3_resource_default_R as n3 resource/default/R',
+        '  participant n3_remote_owner_2_1 as n3 remote-owner/2/1',
+        '  participant n2_router as n2 router',
+        '  n2_client->>n2_session_1: client lock EX',
+        '  n2_session_1->>n3_router: op request EX 2:1/1',
+        '  n3_router->>n3_resource_default_R: request EX 2:1/1',
+        '  n3_resource_default_R->>n3_remote_owner_2_1: lock.granted EX token 9 2:1/1',
+        '  n3_remote_owner_2_1->>n2_router: ev lock.granted EX token 9 2:1/1',
+        '  n2_router->>n2_session_1: lock.granted EX token 9 2:1/1',
+        '',
+      ].join('\n'));
+    });
+
+    it('Chrome Trace Event JSON: a process per node, a thread per actor, a flow per message between nodes bound inside slices', () => {
+      const ct = JSON.parse(JSON.stringify(toChromeTrace(causalOrder(exchange()))));
+      const meta = ct.traceEvents.filter((e: any) => e.ph === 'M');
+      expect(meta.filter((e: any) => e.name === 'process_name').map((e: any) => e.args.name)).to.deep.equal(['node 2', 'node 3']);
+      const threads = meta.filter((e: any) => e.name === 'thread_name').map((e: any) => `${e.pid} ${e.args.name}`);
+      expect(threads).to.include.members(['2 session/1', '2 node/3', '3 router', '3 resource/default/R', '3 remote-owner/2/1', '3 node/2', '2 router']);
+      const slices = ct.traceEvents.filter((e: any) => e.ph === 'X');
+      expect(slices).to.have.length(8);
+      const s = ct.traceEvents.filter((e: any) => e.ph === 's'), f = ct.traceEvents.filter((e: any) => e.ph === 'f');
+      expect(s).to.have.length(2);
+      expect(f.map((x: any) => x.id).sort()).to.deep.equal(s.map((x: any) => x.id).sort());
+      const inside = (x: any) => slices.some((sl: any) => sl.pid === x.pid && sl.tid === x.tid && x.ts >= sl.ts && x.ts <= sl.ts + sl.dur);
+      for (const x of [...s, ...f]) expect(inside(x), JSON.stringify(x)).to.equal(true);
+      for (const x of f) expect(x.bp).to.equal('e');
+      // The flow goes from node 2's send to node 3's receipt.
+      const first = s.find((x: any) => x.id === '2:2');
+      expect(first.pid).to.equal(2);
+      expect(f.find((x: any) => x.id === '2:2').pid).to.equal(3);
+    });
+
+    it('HTML: one self-contained page (no external URL), the events inline', () => {
+      const html = toHtml(causalOrder(exchange()), { title: 'x</script><b>' });
+      expect(html).to.match(/^<!doctype html>/);
+      expect(html).to.not.match(/(src|href)=["']?(https?:)?\/\//);
+      expect(html).to.not.include('x</script><b>'); // escaped
+      expect(html).to.include('"lock.granted"');
+    });
+  });
+
+  describe('wire', () => {
+    it('a DLM message may carry a trace stamp; a bad one is refused naming the field; an old message without one passes', () => {
+      const op = { t: 'op', epoch: 3, lockspace: 'default', resource: 'R', op: { type: 'cancel', lockId: '1:2/3' } };
+      expect(validateDlmMessage(op)).to.not.have.property('tr');
+      expect(validateDlmMessage({ ...op, tr: { id: 2 ** 40 + 5, lc: 77 } }).tr).to.deep.equal({ id: 2 ** 40 + 5, lc: 77 });
+      expect(validateDlmMessage({ t: 'ev', epoch: 1, ev: { type: 'lock.released', lockId: '1:2/3' }, tr: { id: 1, lc: 2, ls: 'default', res: 'R' } }).tr).to.deep.equal({ id: 1, lc: 2, ls: 'default', res: 'R' });
+      expect(() => validateDlmMessage({ ...op, tr: { id: -1, lc: 2 } })).to.throw(/tr\.id/);
+      expect(() => validateDlmMessage({ ...op, tr: { id: 1, lc: 'x' } })).to.throw(/tr\.lc/);
+      expect(() => validateDlmMessage({ ...op, tr: [1, 2] })).to.throw(/'tr'/);
+      expect(() => validateDlmMessage({ ...op, tr: { id: 1, lc: 1, res: '' } })).to.throw(/tr\.res/);
+    });
+
+    it('trace queries and replies are validated like every other message', () => {
+      const q = { t: 'traceQuery', epoch: 1, id: 4, after: 10, filter: { resource: 'R', type: 'lock.' }, maxBytes: 4096 };
+      expect(validateDlmMessage(q)).to.deep.equal(q);
+      expect(() => validateDlmMessage({ ...q, filter: { since: -5 } })).to.throw(/filter\.since/);
+      const ev = exchange()[0]!;
+      const reply = { t: 'traceReply', epoch: 1, id: 4, page: { events: [ev], cursor: 1, more: false, missed: 0, enabled: true } };
+      expect((validateDlmMessage(reply) as any).page.events[0]).to.deep.equal(ev);
+      expect(() => validateDlmMessage({ ...reply, page: { ...reply.page, events: [{ ...ev, kind: 'teleport' }] } })).to.throw(/kind/);
+      expect(() => validateDlmMessage({ ...reply, page: { ...reply.page, events: [{ ...ev, mode: 9 }] } })).to.throw(/mode/);
+      expect(() => validateClientRequest({ type: 'trace', id: 1, op: 'why' })).to.throw(/resource/);
+      expect(() => validateClientRequest({ type: 'trace', id: 1, op: 'collect', nodes: [0] })).to.throw(/nodes/);
+      expect(() => validateClientRequest({ type: 'trace', id: 1, op: 'collect', cursors: { abc: 1 } })).to.throw(/cursors/);
+      expect(() => validateClientRequest({ type: 'trace', id: 1, op: 'explode' })).to.throw(/op/);
+    });
+
+    it('config: [trace] and [metrics] with defaults off; bad values name the key', () => {
+      const c = parseConfig('[node]\nid = 1\n', '/x.conf');
+      expect(c.trace).to.deep.include({ enabled: false, ringSize: 65536 });
+      expect(c.metrics).to.deep.equal({ enabled: false, address: '127.0.0.1', port: 9464 });
+      const t = parseConfig('[node]\nid = 1\n[trace]\nenabled = yes\nring_size = 1000\nfile = t.ndjson\n[metrics]\nenabled = true\nport = 9100\n', '/etc/mxfs/x.conf');
+      expect(t.trace).to.deep.include({ enabled: true, ringSize: 1000, file: '/etc/mxfs/t.ndjson' });
+      expect(t.metrics.port).to.equal(9100);
+      expect(() => parseConfig('[node]\nid = 1\n[trace]\nring_size = 3\n', '/x.conf')).to.throw(/x\.conf:4: \[trace\] ring_size: .*out of range/);
+      expect(() => parseConfig('[node]\nid = 1\n[metrics]\naddress = not an address\n', '/x.conf')).to.throw(/\[metrics\] address/);
+    });
+  });
+
+  describe('metrics endpoint', () => {
+    it('a port in use stops the daemon at start with one error naming the address', async () => {
+      const busy = net.createServer();
+      await new Promise<void>((r) => busy.listen(0, '127.0.0.1', () => r()));
+      const port = (busy.address() as net.AddressInfo).port;
+      const d = new Daemon({ config: testConfig(tmpDir(), { metrics: { enabled: true, port } }), log: quietLogger() });
+      let err: Error | undefined;
+      try { await d.start(); } catch (e) { err = e as Error; }
+      await d.stop();
+      busy.close();
+      expect(err?.message).to.match(new RegExp(`^\\[metrics\\] cannot listen on 127\\.0\\.0\\.1:${port}: .*EADDRINUSE`));
+    });
+
+    it('off: nothing listens and sessions measure nothing', async () => {
+      const d = new Daemon({ config: testConfig(tmpDir()), log: quietLogger() });
+      await d.start();
+      expect(d.metrics.enabled).to.equal(false);
+      expect(d.metrics.port).to.equal(undefined);
+      expect(d.metrics.session).to.equal(undefined);
+      expect(d.table.stats.observeWait).to.equal(undefined);
+      await d.stop();
+    });
+  });
+
+  describe('in-process cluster (LocalHub)', function () {
+    this.timeout(20000);
+    it('a remote lock carries its trace id to the master and back; no recorder, no stamp', async () => {
+      const hub = new LocalHub();
+      const nodes = new Map<number, Daemon>();
+      try {
+        for (const id of [1, 2, 3]) {
+          const d = new Daemon({ config: testConfig(tmpDir(), { node: { id }, trace: { enabled: id !== 2, ringSize: 4096 } }), log: quietLogger(), port: hub.port(id), masterOf: rendezvousOwner });
+          await d.start();
+          nodes.set(id, d);
+        }
+        hub.commit(1, [1, 2, 3]);
+        await waitFor(() => [...nodes.values()].every((d) => d.router.state === 'running'), 5000, 'running');
+        const res = resourceOn(3, [1, 2, 3], 'inproc');
+        const c = await nodes.get(1)!.connectLocal('t');
+        const h = await c.lock(res, Mode.EX);
+        await h.unlock();
+        await c.close();
+        const ev = (id: number) => nodes.get(id)!.tracing.recorder!.page(0, { resource: res }, 1 << 22).events;
+        const out = ev(1).find((e) => e.kind === 'dlm-out' && e.sub === 'request')!;
+        const inn = ev(3).find((e) => e.kind === 'dlm-in' && e.sub === 'request')!;
+        expect(inn.trace).to.equal(out.trace);
+        expect([inn.srcNode, inn.srcLc]).to.deep.equal([1, out.lc]);
+        expect(inn.lc).to.be.greaterThan(out.lc);
+        const granted = ev(1).find((e) => e.kind === 'dlm-in' && e.sub === 'lock.granted')!;
+        expect(granted.trace).to.equal(out.trace);
+        expect(granted.res).to.equal(res); // the ev's stamp names the resource
+        expect(checkCausality(causalOrder([...ev(1), ...ev(3)]))).to.deep.equal([]);
+        // Node 2 does not trace: its messages carry no stamp, node 3 starts a trace of its own.
+        expect(nodes.get(2)!.tracing.recorder).to.equal(undefined);
+        const c2 = await nodes.get(2)!.connectLocal('t2');
+        await (await c2.lock(res, Mode.PR)).unlock();
+        await c2.close();
+        const from2 = ev(3).filter((e) => e.kind === 'dlm-in' && e.peer === 2 && e.sub === 'request');
+        expect(from2).to.have.length(1);
+        expect(from2[0]!.srcNode).to.equal(undefined);
+        expect(Math.floor(from2[0]!.trace / 2 ** 40)).to.equal(3);
+      } finally {
+        for (const d of nodes.values()) await d.stop();
+      }
+    });
+  });
+});
