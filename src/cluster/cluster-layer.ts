@@ -33,6 +33,8 @@ export interface ClusterLayerEvents {
    * the lock engine's thread, so a listener there also proves that thread runs.
    */
   onRenewal?(r: RenewalReport): void;
+  /** A lease renewal arrived from peer `from`. */
+  onPeerRenewal?(from: number): void;
   /**
    * The quorum deadline changed (layer clock ms; -Infinity: lost; Infinity: quorum alone):
    * each renewal that moves it, and each loss. ClusterWorker publishes it in shared memory

@@ -115,6 +115,7 @@ export class ClusterNode implements ClusterLayer {
       if (msg.body.type === 'dlm' || msg.body.type === 'dlmAck') this.o.onDlmFrame?.(from, msg.body);
       return;
     }
+    if (msg.body.type === 'renew') this.o.onPeerRenewal?.(from);
     if (rule !== 'bound' || msg.body.type === 'ping') {
       if (this.membership) this.o.system.send(this.membership, { type: 'peerMessage', from, msg });
       return;

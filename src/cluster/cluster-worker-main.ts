@@ -49,9 +49,24 @@ const flush = () => toMain.flush();
 
 // ---- logging: file and stderr here; syslog records go to the main thread ------------------
 
+/**
+ * stderr holds back what this thread logs until the cluster layer has started: if mxfsd cannot
+ * start, the main thread says why in one line there (the log file has the whole story).
+ */
+const stderrGate = {
+  open: false,
+  held: [] as Array<string | Uint8Array>,
+  write(chunk: string | Uint8Array): boolean {
+    if (this.open) return process.stderr.write(chunk);
+    if (this.held.length < 1000) this.held.push(chunk);
+    return true;
+  },
+  release(): void { this.open = true; for (const c of this.held.splice(0)) process.stderr.write(c); },
+};
+
 let logs: LogHandle;
 {
-  logs = createLogger({ ...init.logging, syslog: false }, { name: 'mxfsd', levelOverride: init.logLevel });
+  logs = createLogger({ ...init.logging, syslog: false }, { name: 'mxfsd', levelOverride: init.logLevel, stderrStream: stderrGate as unknown as NodeJS.WritableStream });
   if (init.forwardSyslog) {
     logs.log.addStream({ type: 'raw', level: logs.log.level(), stream: { write: (rec: object) => { out(['log', rec as Record<string, unknown>]); return true; } } as unknown as NodeJS.WritableStream });
   }
@@ -73,6 +88,7 @@ const node = new ClusterNode({
   onRejected: (from, msg, reason) => out(['rejected', from, msg, reason]),
   onLease: (until) => { shared.quorumUntil = until; out(['lease', until]); },
   onRenewal: (r) => out(['renewal', r]),
+  onPeerRenewal: (from) => out(['renewHeard', from]),
 });
 
 // ---- the watchdog on the main thread --------------------------------------------------------
@@ -139,10 +155,10 @@ loop.start();
 shared.workerBeat = clock.now();
 {
   const p = raiseThreadPriority(10);
-  if (p.ok) log.info(`cluster layer thread: ${p.text}`);
+  if (p.ok) log.debug(`cluster layer thread: ${p.text}`);
   else log.warn(`cluster layer thread: ${p.text}; lease renewals compete for the CPU with the lock engine`);
 }
 node.start().then(
-  () => post({ type: 'started' }),
-  (e: Error) => post({ type: 'startFailed', message: e.message }),
+  () => { stderrGate.release(); post({ type: 'started' }); },
+  (e: NodeJS.ErrnoException & { port?: number; address?: string }) => post({ type: 'startFailed', message: e.message, code: e.code, syscall: e.syscall, port: e.port, address: e.address, path: e.path }),
 );

@@ -85,18 +85,24 @@ export class ClusterWorker implements ClusterLayer {
     };
     const w = new Worker(path.join(__dirname, 'cluster-worker-main.js'), { workerData: init, name: 'mxfs-cluster' });
     this.w = w;
+    let started = false;
     await new Promise<void>((resolve, reject) => {
       const early = (e: Error) => reject(e);
       w.once('error', early);
       w.on('message', (m: FromWorker) => {
-        if (m.type === 'started') { w.off('error', early); w.on('error', (e) => this.died(e)); resolve(); return; }
-        if (m.type === 'startFailed') { reject(new Error(m.message)); return; }
+        if (m.type === 'started') { started = true; w.off('error', early); w.on('error', (e) => this.died(e)); resolve(); return; }
+        if (m.type === 'startFailed') {
+          // The errno fields too: the caller turns "port in use" into one clear line.
+          const { type: _t, message, ...errno } = m;
+          reject(Object.assign(new Error(message), errno));
+          return;
+        }
         this.onWorkerMessage(m);
       });
       w.on('exit', (code) => {
         if (this.stopping) { this.stopped?.(); return; }
         const e = new Error(`the cluster worker thread exited (code ${code})`);
-        reject(e);
+        if (!started) { reject(e); return; }
         this.died(e);
       });
     });
@@ -140,6 +146,7 @@ export class ClusterWorker implements ClusterLayer {
       case 'rejected': this.o.onRejected?.(item[1], item[2], item[3]); return;
       case 'lease': this.o.onLease?.(item[1]); return;
       case 'renewal': this.o.onRenewal?.(item[1]); return;
+      case 'renewHeard': this.o.onPeerRenewal?.(item[1]); return;
       case 'log': this.o.syslogRecord?.(item[1]); return;
     }
   }

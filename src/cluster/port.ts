@@ -43,6 +43,8 @@ export interface ClusterPort {
   canGrant?(): boolean;
   /** Subscribe to lease renewal (every round sent, every ack extending quorum); see RenewalReport. */
   onRenewal?(listener: (r: RenewalReport) => void): void;
+  /** Subscribe to the renewals heard from each peer (metrics: the gaps between them). */
+  onPeerRenewal?(listener: (from: number) => void): void;
   /**
    * Until when (this node's Clock, ms) this node holds its cluster lease, from what it knows
    * now: the moment it would self-fence without further acknowledged renewals (-Infinity: not

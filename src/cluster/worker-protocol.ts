@@ -49,6 +49,7 @@ export type WorkerItem =
   | ['rejected', number, PeerMessage, string]
   | ['lease', number]
   | ['renewal', RenewalReport]
+  | ['renewHeard', number]
   | ['log', Record<string, unknown>];
 
 export type ToWorker =
@@ -62,7 +63,8 @@ export type ToWorker =
 
 export type FromWorker =
   | { type: 'started' }
-  | { type: 'startFailed'; message: string }
+  /** The error's message and, for start-up messages on the main thread, its errno fields. */
+  | { type: 'startFailed'; message: string; code?: string; syscall?: string; port?: number; address?: string; path?: string }
   /** WorkerItem items, each msgpack-encoded (thread-pipe.ts). */
   | { type: 'batch'; items: Uint8Array[] }
   | { type: 'status'; id: number; status?: ClusterLayerStatus; error?: string }

@@ -24,6 +24,7 @@ import type Logger from 'bunyan';
 import type { ActorSystem } from '../actors/actor';
 import type { Config } from '../config/config';
 import { ClusterNode } from '../cluster/cluster-node';
+import { loadClusterKey } from '../cluster/auth';
 import type { ClusterLayer, ClusterLayerEvents } from '../cluster/cluster-layer';
 import { ClusterWorker } from '../cluster/cluster-worker';
 import { randomInt } from 'node:crypto';
@@ -67,6 +68,7 @@ export class TcpClusterPort implements ClusterPort {
   private v: ClusterView = { epoch: 0, members: [], quorate: false };
   private readonly fault = { blocked: new Set<number>(), drop: 0, delayMs: 0 };
   private readonly renewalListeners: Array<(r: RenewalReport) => void> = [];
+  private readonly peerRenewalListeners: Array<(from: number) => void> = [];
 
   constructor(private readonly o: TcpClusterPortOptions) {
     const config = clusterOptions(o.config);
@@ -74,12 +76,15 @@ export class TcpClusterPort implements ClusterPort {
     const events: ClusterLayerEvents = {
       onEvent: (ev) => this.onEvent(ev),
       onRenewal: (r) => { for (const l of this.renewalListeners) l(r); },
+      onPeerRenewal: (from) => { for (const l of this.peerRenewalListeners) l(from); },
       onDlmFrame: (from, frame) => this.channel.receive(from, frame),
       onLinkEvent: (ev) => { if (ev.type === 'up') this.channel.linkUp(ev.peer); },
     };
     const promised = MUTATION.noTokenFloor ? 0 : o.state.promisedEpoch;
     if (o.worker) {
       if (o.sim) throw new Error('TcpClusterPort: the worker thread runs on the real clock and network, not in a simulation');
+      // Read here, so a missing or loose key file stops mxfsd with its one-line reason.
+      if (!config.cluster.key && config.cluster.keyFile) config.cluster.key = loadClusterKey(config.cluster.keyFile);
       this.node = new ClusterWorker({
         ...events, config, incarnation: randomInt(1, MAX_INCARNATION + 1), stateDir: o.state.dir, promisedEpoch: promised,
         logging: o.config.logging, logLevel: o.worker.logLevel, syslogRecord: o.worker.syslogRecord, onFatal: o.worker.onFatal,
@@ -112,6 +117,7 @@ export class TcpClusterPort implements ClusterPort {
   quorumUntil(): number { return this.node.quorumUntil(); }
   setHandlers(h: ClusterHandlers): void { this.h = h; }
   onRenewal(listener: (r: RenewalReport) => void): void { this.renewalListeners.push(listener); }
+  onPeerRenewal(listener: (from: number) => void): void { this.peerRenewalListeners.push(listener); }
 
   /** Lock messages are bounded by construction (MAX_DLM_LIST_BYTES): see dlm-messages.ts. */
   send(to: number, msg: DlmPeerMsg): void { this.channel.send(to, msg); }
