@@ -16,7 +16,8 @@
  *   abuse      at once, each in its own process: a client flooding `locks` requests (node 1),
  *              one pipelining 100 000 lock requests then disconnecting (node 2), one sending
  *              oversized and invalid fields (node 1), one never reading its replies (node 3)
- *   recovery   clients on nodes 1 and 2 hold 100 000 locks; node 3 is killed (recovery of
+ *   recovery   clients on nodes 1 and 2 (each in its own process: bench/holder-child.ts) hold
+ *              100 000 locks; node 3 is killed (recovery of
  *              100 000 records on the survivors); then restarted (recovery on all three)
  *   purge      a client on node 1 holding 100 000 locks disconnects
  *
@@ -38,6 +39,7 @@ import type { MxfsClient } from '../src/client/client';
 import { abuseInChild } from '../src/failover/abuse-child';
 import type { AbuseResult } from '../src/failover/abuse';
 import { resourceOn, TestCluster } from '../test/support/cluster-proc';
+import { startHolder } from './holder-child';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -100,13 +102,6 @@ async function release(bs: Bystander[]): Promise<string> {
   return lost.length ? `LOST on node ${lost.map((b) => b.node).join(',')}` : 'kept';
 }
 
-async function holdMany(c: MxfsClient, prefix: string, n: number): Promise<void> {
-  const batch = 200;
-  for (let i = 0; i < n; i += batch) {
-    const k = Math.min(batch, n - i);
-    await Promise.all(Array.from({ length: k }, (_, j) => c.lock(`${prefix}-${i + j}`, Mode.PR)));
-  }
-}
 
 async function waitUntil(cond: () => Promise<boolean>, ms: number): Promise<boolean> {
   const end = performance.now() + ms;
@@ -197,27 +192,28 @@ async function main(): Promise<void> {
 
   if (phases.includes('recovery')) {
     await withCluster(async (cl, started) => {
-      const a = await cl.client(1, 'holder-a'), b = await cl.client(2, 'holder-b');
-      await Promise.all([holdMany(a, 'a', Math.ceil(locks / 2)), holdMany(b, 'b', Math.floor(locks / 2))]);
-      const bs = await bystanders(cl, [1, 2], 'rec'); // on the survivors (masters among 1, 2 only after the kill)
-      rows.push(...await measured(cl, 'recovery (node 3 killed)', [1, 2], started, async () => {
-        cl.kill(3);
-        await cl.waitView([1, 2], 120000);
-        return `holders ${a.alive && b.alive ? 'kept' : 'LOST'} their ${locks} locks; bystanders ${await release(bs)}`;
-      }));
-      const bs2 = await bystanders(cl, [1, 2], 'join');
-      rows.push(...await measured(cl, 'recovery (node 3 rejoins)', ids, started, async () => {
-        cl.start(3);
-        await cl.waitView(ids, 120000);
-        return `holders ${a.alive && b.alive ? 'kept' : 'LOST'} their locks; bystanders ${await release(bs2)}`;
-      }));
+      const [a, b] = await Promise.all([startHolder(cl.node(1).socket, 'a', Math.ceil(locks / 2)), startHolder(cl.node(2).socket, 'b', Math.floor(locks / 2))]);
+      const kept = async () => { const [x, y] = await Promise.all([a.check(), b.check()]); return x.alive && y.alive && x.lost + y.lost === 0 ? 'kept' : 'LOST'; };
+      try {
+        const bs = await bystanders(cl, [1, 2], 'rec'); // on the survivors (masters among 1, 2 only after the kill)
+        rows.push(...await measured(cl, 'recovery (node 3 killed)', [1, 2], started, async () => {
+          cl.kill(3);
+          await cl.waitView([1, 2], 120000);
+          return `holders ${await kept()} their ${locks} locks; bystanders ${await release(bs)}`;
+        }));
+        const bs2 = await bystanders(cl, [1, 2], 'join');
+        rows.push(...await measured(cl, 'recovery (node 3 rejoins)', ids, started, async () => {
+          cl.start(3);
+          await cl.waitView(ids, 120000);
+          return `holders ${await kept()} their locks; bystanders ${await release(bs2)}`;
+        }));
+      } finally { await Promise.all([a.close(), b.close()]); }
     });
   }
 
   if (phases.includes('purge')) {
     await withCluster(async (cl, started) => {
-      const p = await cl.client(1, 'purged');
-      await holdMany(p, 'p', locks);
+      const p = await startHolder(cl.node(1).socket, 'p', locks);
       const bs = await bystanders(cl, ids, 'purge');
       const count = async () => (await Promise.all(ids.map((id) => cl.status(id)))).reduce((s, st) => s + (st?.locks ?? 0), 0);
       const base = (await count()) - locks;

@@ -191,16 +191,18 @@ export async function floodInspect(o: AbuseOptions): Promise<AbuseResult> {
   await c.hello('abuse-flood-inspect');
   const stopHb = keepalive(c);
   const end = performance.now() + (o.durationMs ?? 0);
+  const all: Array<Promise<void>> = [];
   do {
     const round: Array<Promise<void>> = [];
     for (let i = 0; i < (o.count ?? 20000) && !c.closed; i++) round.push(tally.add(c.request({ type: 'locks' })));
+    all.push(...round);
     await settle(c, round, o.answerTimeoutMs ?? 120000);
   } while (performance.now() < end && !c.closed);
   stopHb();
-  tally.r.unanswered += c.pending;
   if (c.pending > 0 && !c.closed) tally.unclear(`${c.pending} inspection requests unanswered on an open connection`);
   const r = tally.done(c);
   c.destroy();
+  await Promise.all(all);
   return r;
 }
 
@@ -218,9 +220,9 @@ export async function pipelineDisconnect(o: AbuseOptions): Promise<AbuseResult> 
   await settle(c, all, o.answerTimeoutMs ?? 120000);
   stopHb();
   if (c.pending > 0 && !c.closed) tally.unclear(`${c.pending} lock requests unanswered on an open connection`);
-  tally.r.unanswered += c.pending;
   const r = tally.done(c);
-  c.destroy(); // every granted lock must now be purged
+  c.destroy(); // every granted lock must now be purged; what was unanswered counts as such
+  await Promise.all(all);
   return r;
 }
 
