@@ -4,6 +4,9 @@
  *   status  daemon attachment and every counter, one "key=value" per line
  *   locks   the cluster locks the kernel holds (id, name, mode, token, pending blocking cb)
  *   nodes   the last state the daemon reported for each cluster node
+ *   volumes the kernel lease (state, remaining, age, fence bound, options), then per volume
+ *           its gate, generation, opens, writes in flight, refused writes, and its recent
+ *           fences (cause, time, duration, drained, filesystem shutdown)
  *   test    test hook. Write one command; the write returns when the daemon answered
  *           (or fails with the error), and the outcome is appended to what a read returns:
  *             lock [LOCKSPACE/]RESOURCE MODE [TIMEOUT_MS] [noqueue]
@@ -94,6 +97,46 @@ static int mxfs_nodes_show(struct seq_file *m, void *v)
 	return 0;
 }
 DEFINE_SHOW_ATTRIBUTE(mxfs_nodes);
+
+/* ---- volumes ---- */
+
+static const char *const mxfs_lease_names[] = { "none", "valid", "expired", "lost" };
+
+static int mxfs_volume_show_one(const struct mxfs_vol_info *vi, void *arg)
+{
+	struct seq_file *m = arg;
+	unsigned int i;
+
+	seq_printf(m, "volume=%s dev=%u:%u gate=%s generation=%llu openers=%u writers=%u inflight=%u inflight_writes=%u refused=%llu fences=%u\n",
+		   vi->name, MAJOR(vi->dev), MINOR(vi->dev), mxfs_gate_name(vi->gate), vi->generation,
+		   vi->openers, vi->writers, vi->inflight, vi->inflight_writes, vi->refused, vi->fences);
+	for (i = 0; i < vi->nrec; i++) {
+		const struct mxfs_fence_rec *r = &vi->rec[i];
+
+		seq_printf(m, "  fence cause=%s generation=%llu time_ms=%llu duration_us=%u inflight=%u drained=%u shutdown=%s\n",
+			   mxfs_fence_cause_name(r->cause), r->generation, r->time_ms, r->duration_us, r->inflight,
+			   r->drained, mxfs_shutdown_name(r->shutdown));
+	}
+	return 0;
+}
+
+static int mxfs_volumes_show(struct seq_file *m, void *v)
+{
+	struct mxfs_lease_info l;
+
+	mxfs_lease_get(&l);
+	seq_printf(m, "lease=%s", l.state <= MXFS_LEASE_MAX ? mxfs_lease_names[l.state] : "?");
+	if (l.state == MXFS_LEASE_VALID)
+		seq_printf(m, " remaining_ms=%llu", l.remaining_ns / NSEC_PER_MSEC);
+	if (l.renewed)
+		seq_printf(m, " age_ms=%llu deadline_ns=%llu", l.age_ns / NSEC_PER_MSEC, l.deadline_ns);
+	seq_printf(m, " fence_bound_ms=%u timer_slack_ms=%u drain_timeout_ms=%u fence_fallback=%s open_wait_ms=%u xfs_shutdown=%s\n",
+		   mxfs_fence_bound_ms(), READ_ONCE(mxfs_timer_slack_ms), READ_ONCE(mxfs_drain_timeout_ms),
+		   mxfs_fallback_name(READ_ONCE(mxfs_fence_fallback)), READ_ONCE(mxfs_open_wait_ms),
+		   mxfs_xfs_available() ? "available" : "unavailable");
+	return mxfs_volumes_for_each(NULL, mxfs_volume_show_one, m);
+}
+DEFINE_SHOW_ATTRIBUTE(mxfs_volumes);
 
 /* ---- test hook ---- */
 
@@ -218,9 +261,9 @@ static ssize_t mxfs_test_write(struct file *file, const char __user *ubuf, size_
 	} else if (!strcmp(verb, "unlock")) {
 		err = args && !kstrtou64(strim(args), 10, &id) ? mxfs_unlock(id) : -EINVAL;
 	} else if (!strcmp(verb, "mount") && args) {
-		err = mxfs_volume(MXFS_CMD_VOLUME_MOUNT, strim(args), READ_ONCE(mxfs_request_timeout_ms));
+		err = mxfs_volume(MXFS_CMD_VOLUME_MOUNT, strim(args), READ_ONCE(mxfs_request_timeout_ms), false);
 	} else if (!strcmp(verb, "unmount") && args) {
-		err = mxfs_volume(MXFS_CMD_VOLUME_UNMOUNT, strim(args), READ_ONCE(mxfs_request_timeout_ms));
+		err = mxfs_volume(MXFS_CMD_VOLUME_UNMOUNT, strim(args), READ_ONCE(mxfs_request_timeout_ms), false);
 	} else {
 		err = -EINVAL;
 	}
@@ -261,6 +304,7 @@ void mxfs_debugfs_init(void)
 	debugfs_create_file("status", 0400, mxfs_dir, NULL, &mxfs_status_fops);
 	debugfs_create_file("locks", 0400, mxfs_dir, NULL, &mxfs_locks_file_fops);
 	debugfs_create_file("nodes", 0400, mxfs_dir, NULL, &mxfs_nodes_fops);
+	debugfs_create_file("volumes", 0400, mxfs_dir, NULL, &mxfs_volumes_fops);
 	debugfs_create_file("test", 0600, mxfs_dir, NULL, &mxfs_test_fops);
 }
 

@@ -4,7 +4,11 @@
  *   mxfs_main.c     module init/exit, parameters
  *   mxfs_netlink.c  the "mxfs" genetlink family: policies, handlers, sends, daemon tracking
  *   mxfs_request.c  requests waiting for the daemon, and the locks the kernel holds
- *   mxfs_debugfs.c  counters, lock table, and the test hook (debugfs)
+ *   mxfs_debugfs.c  counters, lock table, volumes, and the test hook (debugfs)
+ *   mxfs_volume.c   kernel volumes: the gate, the fence, fence records (no block-layer calls)
+ *   mxfs_lease.c    the kernel lease: deadline, timer, expiry and loss
+ *   mxfs_blk.c      every block-layer call: the claim, the stacked disk, bio forwarding
+ *   mxfs_xfs.c      what is reached through kallsyms: get_super, xfs_fs_goingdown
  */
 #ifndef MXFS_INTERNAL_H
 #define MXFS_INTERNAL_H
@@ -18,6 +22,17 @@
 /* Module parameters (mxfs_main.c). */
 extern unsigned int mxfs_request_timeout_ms;	/* default wait for a reply */
 extern unsigned int mxfs_reply_grace_ms;	/* extra time the daemon gets past TIMEOUT_MS */
+extern unsigned int mxfs_timer_slack_ms;	/* lease end -> fence started, allowed delay */
+extern unsigned int mxfs_drain_timeout_ms;	/* fence started -> in-flight writes ended */
+extern unsigned int mxfs_open_wait_ms;		/* 0: refuse write opens of a closed gate; else ask and wait */
+enum mxfs_fallback { MXFS_FALLBACK_RESTART, MXFS_FALLBACK_PANIC, MXFS_FALLBACK_LOG };
+extern int mxfs_fence_fallback;			/* what to do when a fence misses its bound */
+const char *mxfs_fallback_name(int fallback);
+/* The fence bound the daemon is told: timer slack + drain bound. */
+static inline unsigned int mxfs_fence_bound_ms(void)
+{
+	return READ_ONCE(mxfs_timer_slack_ms) + READ_ONCE(mxfs_drain_timeout_ms);
+}
 
 struct mxfs_counters {
 	atomic64_t requests;		/* LOCK_REQ / VOLUME_* sent to the daemon */
@@ -55,6 +70,9 @@ int mxfs_nl_send_lock_req(u32 portid, u64 req_id, const char *lockspace, const c
 int mxfs_nl_send_lock_release(u32 portid, u64 lock_id, const char *lockspace, const char *resource);
 int mxfs_nl_send_lock_cancel(u32 portid, u64 req_id);
 int mxfs_nl_send_volume(u32 portid, u8 cmd, u64 req_id, const char *volume, u32 timeout_ms);
+struct mxfs_fence_rec;
+/* VOLUME_EVENT to the registered daemon, if any (best effort). */
+void mxfs_nl_volume_event(const char *volume, u8 event, u64 generation, const struct mxfs_fence_rec *rec);
 void mxfs_nl_event(u8 event, u64 lock_id, s32 status);
 int mxfs_netlink_init(void);
 void mxfs_netlink_exit(void);
@@ -68,7 +86,7 @@ struct mxfs_grant {
 int mxfs_lock(const char *lockspace, const char *resource, u8 mode, u32 flags,
 	      unsigned int timeout_ms, struct mxfs_grant *out);
 int mxfs_unlock(u64 lock_id);
-int mxfs_volume(u8 cmd, const char *volume, unsigned int timeout_ms);
+int mxfs_volume(u8 cmd, const char *volume, unsigned int timeout_ms, bool interruptible);
 /* Called by the netlink handlers; return 0 or -ENOENT when nobody waits for req_id. */
 int mxfs_request_complete(u64 req_id, bool lock_reply, int status, u8 mode, u64 token);
 int mxfs_lock_bast(u64 lock_id, u8 mode);
@@ -81,6 +99,92 @@ struct seq_file;
 void mxfs_locks_show(struct seq_file *m);
 void mxfs_requests_init(void);
 void mxfs_requests_exit(void);
+
+/* Kernel volumes (mxfs_volume.c). */
+#define MXFS_FENCE_HISTORY 8
+struct mxfs_fence_rec {
+	u8 cause;		/* MXFS_FENCE_* */
+	u8 drained;		/* every write in flight ended within the bound */
+	u8 shutdown;		/* MXFS_SHUTDOWN_* */
+	u32 inflight;		/* writes in flight when the fence began */
+	u32 duration_us;	/* trigger -> drained (or bound missed) and XFS shut down */
+	u64 generation;
+	u64 time_ms;		/* wall clock of the trigger */
+};
+/* A copy of one volume's state, for status replies and debugfs. */
+struct mxfs_vol_info {
+	char name[MXFS_VOLUME_DEV_NAME_MAX + 1];
+	u32 dev;		/* major << 20 | minor */
+	u8 gate;
+	u64 generation;
+	u32 openers, writers, inflight, inflight_writes;
+	u64 refused;
+	u32 fences;		/* since registration */
+	unsigned int nrec;	/* records below, oldest first */
+	struct mxfs_fence_rec rec[MXFS_FENCE_HISTORY];
+};
+struct mxfs_vol;
+int mxfs_volume_register(const char *name, dev_t dev, const char **why);
+int mxfs_volume_unregister(const char *name, const char **why);
+enum mxfs_gate_op { MXFS_GATE_OP_OPEN, MXFS_GATE_OP_CLOSE, MXFS_GATE_OP_CLEAR };
+/* VOLUME_GATE open/close and VOLUME_CLEAR: 0 or -errno with *why (a string literal). */
+int mxfs_volume_gate(const char *name, enum mxfs_gate_op op, u64 generation, const char **why);
+int mxfs_volume_fence(const char *name);
+/* Fence every open gate; trigger_ns is when writes stopped being allowed (CLOCK_MONOTONIC). */
+void mxfs_volumes_fence_all(u8 cause, u64 trigger_ns);
+/* Calls fn with a copy of each volume (or only `name`); stops at the first error. -ENOENT
+ * when `name` is not registered. */
+int mxfs_volumes_for_each(const char *name, int (*fn)(const struct mxfs_vol_info *, void *), void *arg);
+int mxfs_volume_get_info(const char *name, struct mxfs_vol_info *out);
+/* "name=device[,name=device...]", device a path or MAJOR:MINOR (module parameter). */
+int mxfs_volumes_from_param(const char *spec);
+int mxfs_volumes_init(void);
+void mxfs_volumes_exit(void);
+/* The block layer's calls into the gate (mxfs_blk.c -> mxfs_volume.c). */
+int mxfs_vol_open(struct mxfs_vol *v, bool write);
+void mxfs_vol_release(struct mxfs_vol *v, bool write);
+bool mxfs_vol_bio_start(struct mxfs_vol *v, bool write);
+void mxfs_vol_bio_end(struct mxfs_vol *v, bool write);
+/* Sleeps until *counter is 0 (bios forwarded by the module complete). */
+void mxfs_wait_drained(atomic_t *counter);
+const char *mxfs_gate_name(u8 gate);
+const char *mxfs_fence_cause_name(u8 cause);
+const char *mxfs_shutdown_name(u8 shutdown);
+
+/* The block layer (mxfs_blk.c): the only file that calls it. */
+struct mxfs_blk;
+int mxfs_blk_lookup(const char *path, dev_t *dev);
+/* Claims dev exclusively and adds the stacked disk "mxfs!<name>" forwarding to it. */
+struct mxfs_blk *mxfs_blk_create(struct mxfs_vol *v, dev_t dev, const char *name);
+/* Removes the stacked disk (no opener left), waits for its bios, releases the claim. */
+void mxfs_blk_destroy(struct mxfs_blk *b, atomic_t *inflight);
+/* Forced shutdown of the filesystem mounted on the stacked disk: MXFS_SHUTDOWN_*. */
+u8 mxfs_blk_shutdown_fs(struct mxfs_blk *b);
+int mxfs_blk_init(void);
+void mxfs_blk_exit(void);
+
+/* kallsyms (mxfs_xfs.c). */
+struct block_device;
+void mxfs_xfs_init(void);
+u8 mxfs_xfs_shutdown(struct block_device *bdev);
+bool mxfs_xfs_available(void);
+
+/* The kernel lease (mxfs_lease.c). */
+struct mxfs_lease_info {
+	u8 state;		/* MXFS_LEASE_* */
+	u64 deadline_ns;	/* CLOCK_MONOTONIC */
+	bool renewed;		/* renewed at least once */
+	u64 age_ns;		/* since the last renewal */
+	u64 remaining_ns;	/* when valid */
+};
+/* True while writes may pass: a valid lease whose deadline is still ahead. Any context. */
+bool mxfs_lease_valid_now(void);
+void mxfs_lease_renew(u64 deadline_ns);
+void mxfs_lease_lost(u8 cause, const char *reason);
+void mxfs_lease_get(struct mxfs_lease_info *out);
+int mxfs_lease_init(void);
+void mxfs_lease_exit(void);
+extern struct workqueue_struct *mxfs_fence_wq;
 
 /* debugfs (mxfs_debugfs.c). */
 void mxfs_node_status_record(u32 node_id, u8 state);

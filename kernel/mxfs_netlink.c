@@ -12,7 +12,11 @@
  *
  * The daemon registers with DAEMON_READY; its portid receives LOCK_REQ & co by unicast.
  * A netlink notifier watches NETLINK_URELEASE: when that socket goes away (daemon exit or
- * crash) every pending request fails with -ENOTCONN and the kernel's locks are dropped.
+ * crash) every pending request fails with -ENOTCONN, the kernel's locks are dropped, and
+ * the kernel lease is lost: every open volume gate is fenced (mxfs_lease.c).
+ *
+ * Volume commands (VOLUME_*, LEASE_*) are handled by mxfs_volume.c and mxfs_lease.c; their
+ * replies (LEASE_INFO, VOLUME_INFO, FENCE_INFO) are built here, sent before the ack.
  */
 #include <linux/kernel.h>
 #include <linux/module.h>
@@ -65,17 +69,43 @@ static const struct nla_policy mxfs_attr_policy[MXFS_ATTR_MAX + 1] = {
 	[MXFS_ATTR_STAT_TIMEOUTS]	= { .type = NLA_U64 },
 	[MXFS_ATTR_STAT_DAEMON_LOSSES]	= { .type = NLA_U64 },
 	[MXFS_ATTR_STAT_REJECTED]	= { .type = NLA_U64 },
+	[MXFS_ATTR_DEV]			= { .type = NLA_U32 },
+	[MXFS_ATTR_GENERATION]		= { .type = NLA_U64 },
+	[MXFS_ATTR_DEADLINE_NS]		= { .type = NLA_U64 },
+	[MXFS_ATTR_GATE]		= NLA_POLICY_MAX(NLA_U8, MXFS_GATE_MAX),
+	[MXFS_ATTR_FENCE_CAUSE]		= NLA_POLICY_MAX(NLA_U8, MXFS_FENCE_MAX),
+	[MXFS_ATTR_REASON]		= { .type = NLA_NUL_STRING, .len = MXFS_NAME_MAX },
+	[MXFS_ATTR_OPENERS]		= { .type = NLA_U32 },
+	[MXFS_ATTR_WRITERS]		= { .type = NLA_U32 },
+	[MXFS_ATTR_INFLIGHT]		= { .type = NLA_U32 },
+	[MXFS_ATTR_INFLIGHT_WRITES]	= { .type = NLA_U32 },
+	[MXFS_ATTR_REFUSED]		= { .type = NLA_U64 },
+	[MXFS_ATTR_LEASE_STATE]		= NLA_POLICY_MAX(NLA_U8, MXFS_LEASE_MAX),
+	[MXFS_ATTR_LEASE_REMAINING_MS]	= { .type = NLA_U32 },
+	[MXFS_ATTR_LEASE_AGE_MS]	= { .type = NLA_U32 },
+	[MXFS_ATTR_FENCE_BOUND_MS]	= { .type = NLA_U32 },
+	[MXFS_ATTR_FENCE_TIME_MS]	= { .type = NLA_U64 },
+	[MXFS_ATTR_FENCE_DURATION_US]	= { .type = NLA_U32 },
+	[MXFS_ATTR_FENCE_DRAINED]	= NLA_POLICY_MAX(NLA_U8, 1),
+	[MXFS_ATTR_FENCE_SHUTDOWN]	= NLA_POLICY_MAX(NLA_U8, MXFS_SHUTDOWN_MAX),
+	[MXFS_ATTR_FENCE_INFLIGHT]	= { .type = NLA_U32 },
+	[MXFS_ATTR_VOLUME_EVENT]	= NLA_POLICY_MAX(NLA_U8, MXFS_VOLEV_MAX),
+	[MXFS_ATTR_FENCES]		= { .type = NLA_U32 },
 };
 
 #define MXFS_CMD_SETS(cmd) [MXFS_CMD_##cmd] = { MXFS_CMD_##cmd##_REQUIRED, MXFS_CMD_##cmd##_ALLOWED }
 
-static const struct { u32 required, allowed; } mxfs_cmd_sets[MXFS_CMD_MAX + 1] = {
+static const struct { u64 required, allowed; } mxfs_cmd_sets[MXFS_CMD_MAX + 1] = {
 	MXFS_CMD_SETS(LOCK_REQ), MXFS_CMD_SETS(LOCK_GRANT), MXFS_CMD_SETS(LOCK_DENY),
 	MXFS_CMD_SETS(LOCK_RELEASE), MXFS_CMD_SETS(BAST), MXFS_CMD_SETS(CACHE_INVAL),
 	MXFS_CMD_SETS(NODE_STATUS), MXFS_CMD_SETS(VOLUME_MOUNT), MXFS_CMD_SETS(VOLUME_UNMOUNT),
 	MXFS_CMD_SETS(STATUS_REQ), MXFS_CMD_SETS(STATUS_RESP), MXFS_CMD_SETS(RECOVERY_START),
 	MXFS_CMD_SETS(RECOVERY_DONE), MXFS_CMD_SETS(DAEMON_READY), MXFS_CMD_SETS(LOCK_LOST),
 	MXFS_CMD_SETS(EVENT), MXFS_CMD_SETS(VOLUME_REPLY), MXFS_CMD_SETS(LOCK_CANCEL),
+	MXFS_CMD_SETS(VOLUME_REGISTER), MXFS_CMD_SETS(VOLUME_UNREGISTER), MXFS_CMD_SETS(VOLUME_GATE),
+	MXFS_CMD_SETS(VOLUME_FENCE), MXFS_CMD_SETS(VOLUME_CLEAR), MXFS_CMD_SETS(LEASE_RENEW),
+	MXFS_CMD_SETS(LEASE_LOST), MXFS_CMD_SETS(VOLUME_STATUS_REQ), MXFS_CMD_SETS(LEASE_INFO),
+	MXFS_CMD_SETS(VOLUME_INFO), MXFS_CMD_SETS(FENCE_INFO), MXFS_CMD_SETS(VOLUME_EVENT),
 };
 
 /* Per-command policies; filled from mxfs_attr_policy and the allowed sets at init. A zero
@@ -92,7 +122,7 @@ static void mxfs_build_policies(void)
 	/* struct nla_policy has const members: copy whole entries. */
 	for (cmd = 0; cmd <= MXFS_CMD_MAX; cmd++) {
 		for (attr = 1; attr <= MXFS_ATTR_MAX; attr++) {
-			bool allowed = mxfs_cmd_sets[cmd].allowed & (1u << attr);
+			bool allowed = mxfs_cmd_sets[cmd].allowed & (1ull << attr);
 
 			memcpy(&mxfs_cmd_policy[cmd][attr], allowed ? &mxfs_attr_policy[attr] : &reject,
 			       sizeof(reject));
@@ -117,20 +147,22 @@ static bool mxfs_from_daemon(const struct genl_info *info)
 static int mxfs_pre_doit(const struct genl_ops *ops, struct sk_buff *skb, struct genl_info *info)
 {
 	u8 cmd = info->genlhdr->cmd;
-	u32 required;
+	u64 required;
 	int attr;
 
 	if (cmd > MXFS_CMD_MAX)
 		return -EOPNOTSUPP;
 	required = mxfs_cmd_sets[cmd].required;
 	for (attr = 1; attr <= MXFS_ATTR_MAX; attr++) {
-		if ((required & (1u << attr)) && GENL_REQ_ATTR_CHECK(info, attr)) {
+		if ((required & (1ull << attr)) && GENL_REQ_ATTR_CHECK(info, attr)) {
 			NL_SET_ERR_MSG(info->extack, "mxfs: missing required attribute");
 			atomic64_inc(&mxfs_stats.rejected);
 			return -EINVAL;
 		}
 	}
-	if (cmd != MXFS_CMD_DAEMON_READY && cmd != MXFS_CMD_STATUS_REQ && !mxfs_from_daemon(info)) {
+	/* Status requests are read-only: any CAP_NET_ADMIN socket may ask. */
+	if (cmd != MXFS_CMD_DAEMON_READY && cmd != MXFS_CMD_STATUS_REQ && cmd != MXFS_CMD_VOLUME_STATUS_REQ &&
+	    !mxfs_from_daemon(info)) {
 		NL_SET_ERR_MSG(info->extack, "mxfs: sender is not the registered daemon");
 		atomic64_inc(&mxfs_stats.rejected);
 		return -EPERM;
@@ -270,6 +302,217 @@ nospace:
 	return -EMSGSIZE;
 }
 
+/* ---- volumes and the kernel lease -------------------------------------------------- */
+
+static int mxfs_put_lease_info(struct sk_buff *msg, const void *unused)
+{
+	struct mxfs_lease_info l;
+
+	mxfs_lease_get(&l);
+	if (nla_put_u8(msg, MXFS_ATTR_LEASE_STATE, l.state) ||
+	    nla_put_u32(msg, MXFS_ATTR_FENCE_BOUND_MS, mxfs_fence_bound_ms()))
+		return -EMSGSIZE;
+	if (l.state == MXFS_LEASE_VALID &&
+	    nla_put_u32(msg, MXFS_ATTR_LEASE_REMAINING_MS, (u32)min_t(u64, l.remaining_ns / NSEC_PER_MSEC, U32_MAX)))
+		return -EMSGSIZE;
+	if (l.renewed &&
+	    (nla_put_u32(msg, MXFS_ATTR_LEASE_AGE_MS, (u32)min_t(u64, l.age_ns / NSEC_PER_MSEC, U32_MAX)) ||
+	     nla_put_u64_64bit(msg, MXFS_ATTR_DEADLINE_NS, l.deadline_ns, MXFS_ATTR_PAD)))
+		return -EMSGSIZE;
+	return 0;
+}
+
+static int mxfs_put_volume_info(struct sk_buff *msg, const void *arg)
+{
+	const struct mxfs_vol_info *vi = arg;
+
+	if (nla_put_string(msg, MXFS_ATTR_VOLUME, vi->name) ||
+	    nla_put_u32(msg, MXFS_ATTR_DEV, vi->dev) ||
+	    nla_put_u8(msg, MXFS_ATTR_GATE, vi->gate) ||
+	    nla_put_u64_64bit(msg, MXFS_ATTR_GENERATION, vi->generation, MXFS_ATTR_PAD) ||
+	    nla_put_u32(msg, MXFS_ATTR_OPENERS, vi->openers) ||
+	    nla_put_u32(msg, MXFS_ATTR_WRITERS, vi->writers) ||
+	    nla_put_u32(msg, MXFS_ATTR_INFLIGHT, vi->inflight) ||
+	    nla_put_u32(msg, MXFS_ATTR_INFLIGHT_WRITES, vi->inflight_writes) ||
+	    nla_put_u64_64bit(msg, MXFS_ATTR_REFUSED, vi->refused, MXFS_ATTR_PAD) ||
+	    nla_put_u32(msg, MXFS_ATTR_FENCES, vi->fences))
+		return -EMSGSIZE;
+	return 0;
+}
+
+static int mxfs_put_fence_rec(struct sk_buff *msg, const struct mxfs_fence_rec *r)
+{
+	if (nla_put_u8(msg, MXFS_ATTR_FENCE_CAUSE, r->cause) ||
+	    nla_put_u64_64bit(msg, MXFS_ATTR_FENCE_TIME_MS, r->time_ms, MXFS_ATTR_PAD) ||
+	    nla_put_u32(msg, MXFS_ATTR_FENCE_DURATION_US, r->duration_us) ||
+	    nla_put_u8(msg, MXFS_ATTR_FENCE_DRAINED, r->drained) ||
+	    nla_put_u8(msg, MXFS_ATTR_FENCE_SHUTDOWN, r->shutdown) ||
+	    nla_put_u32(msg, MXFS_ATTR_FENCE_INFLIGHT, r->inflight))
+		return -EMSGSIZE;
+	return 0;
+}
+
+struct mxfs_fence_info_arg {
+	const char *volume;
+	const struct mxfs_fence_rec *rec;
+};
+
+static int mxfs_put_fence_info(struct sk_buff *msg, const void *arg)
+{
+	const struct mxfs_fence_info_arg *f = arg;
+
+	if (nla_put_string(msg, MXFS_ATTR_VOLUME, f->volume) ||
+	    nla_put_u64_64bit(msg, MXFS_ATTR_GENERATION, f->rec->generation, MXFS_ATTR_PAD))
+		return -EMSGSIZE;
+	return mxfs_put_fence_rec(msg, f->rec);
+}
+
+/* One reply message (same seq as the request; it arrives before the ack). */
+static int mxfs_reply(struct genl_info *info, u8 cmd, int (*fill)(struct sk_buff *, const void *), const void *arg)
+{
+	struct sk_buff *msg = genlmsg_new(NLMSG_DEFAULT_SIZE, GFP_KERNEL);
+	void *hdr;
+	int err;
+
+	if (!msg)
+		return -ENOMEM;
+	hdr = genlmsg_put_reply(msg, info, &mxfs_family, 0, cmd);
+	err = hdr ? fill(msg, arg) : -EMSGSIZE;
+	if (err) {
+		nlmsg_free(msg);
+		return err;
+	}
+	genlmsg_end(msg, hdr);
+	return genlmsg_reply(msg, info);
+}
+
+static int mxfs_reply_volume(const struct mxfs_vol_info *vi, void *arg)
+{
+	struct genl_info *info = arg;
+	struct mxfs_fence_info_arg f = { .volume = vi->name };
+	unsigned int i;
+	int err = mxfs_reply(info, MXFS_CMD_VOLUME_INFO, mxfs_put_volume_info, vi);
+
+	for (i = 0; !err && i < vi->nrec; i++) {
+		f.rec = &vi->rec[i];
+		err = mxfs_reply(info, MXFS_CMD_FENCE_INFO, mxfs_put_fence_info, &f);
+	}
+	return err;
+}
+
+/* After a volume command succeeded: the volume as it is now. */
+static int mxfs_reply_volume_state(struct genl_info *info, const char *name)
+{
+	return mxfs_volumes_for_each(name, mxfs_reply_volume, info);
+}
+
+/* The volume code's reasons are string literals (static storage), as extack messages must be. */
+static void mxfs_extack_why(struct genl_info *info, const char *why)
+{
+	if (info->extack && why)
+		info->extack->_msg = why;
+}
+
+static int mxfs_volume_done(struct genl_info *info, const char *name, int err, const char *why)
+{
+	if (err == -ENOENT)
+		NL_SET_ERR_MSG_ATTR(info->extack, info->attrs[MXFS_ATTR_VOLUME], "mxfs: no such volume");
+	else if (err)
+		mxfs_extack_why(info, why);
+	return err ? err : mxfs_reply_volume_state(info, name);
+}
+
+static int mxfs_cmd_volume_register(struct sk_buff *skb, struct genl_info *info)
+{
+	const char *name = nla_data(info->attrs[MXFS_ATTR_VOLUME]);
+	const char *why = NULL;
+	int err = mxfs_volume_register(name, (dev_t)nla_get_u32(info->attrs[MXFS_ATTR_DEV]), &why);
+
+	if (err == -EINVAL)
+		NL_SET_BAD_ATTR(info->extack, info->attrs[MXFS_ATTR_VOLUME]);
+	return mxfs_volume_done(info, name, err == -ENOENT ? -ENODEV : err, why);
+}
+
+static int mxfs_cmd_volume_unregister(struct sk_buff *skb, struct genl_info *info)
+{
+	const char *why = NULL;
+	int err = mxfs_volume_unregister(nla_data(info->attrs[MXFS_ATTR_VOLUME]), &why);
+
+	if (err == -ENOENT)
+		NL_SET_ERR_MSG_ATTR(info->extack, info->attrs[MXFS_ATTR_VOLUME], "mxfs: no such volume");
+	else if (err)
+		mxfs_extack_why(info, why);
+	return err;
+}
+
+static int mxfs_cmd_volume_gate(struct sk_buff *skb, struct genl_info *info)
+{
+	const char *name = nla_data(info->attrs[MXFS_ATTR_VOLUME]);
+	u8 gate = nla_get_u8(info->attrs[MXFS_ATTR_GATE]);
+	const char *why = NULL;
+	u64 generation = 0;
+	int err;
+
+	if (gate != MXFS_GATE_OPEN && gate != MXFS_GATE_CLOSED) {
+		NL_SET_ERR_MSG_ATTR(info->extack, info->attrs[MXFS_ATTR_GATE], "mxfs: a gate is opened or closed");
+		return -EINVAL;
+	}
+	if (gate == MXFS_GATE_OPEN) {
+		if (!info->attrs[MXFS_ATTR_GENERATION]) {
+			NL_SET_ERR_MSG(info->extack, "mxfs: opening a gate needs the ownership GENERATION");
+			return -EINVAL;
+		}
+		generation = nla_get_u64(info->attrs[MXFS_ATTR_GENERATION]);
+	}
+	err = mxfs_volume_gate(name, gate == MXFS_GATE_OPEN ? MXFS_GATE_OP_OPEN : MXFS_GATE_OP_CLOSE, generation, &why);
+	return mxfs_volume_done(info, name, err, why);
+}
+
+static int mxfs_cmd_volume_fence(struct sk_buff *skb, struct genl_info *info)
+{
+	const char *name = nla_data(info->attrs[MXFS_ATTR_VOLUME]);
+
+	if (info->attrs[MXFS_ATTR_REASON])
+		pr_warn("mxfs: volume %s: fence asked by the daemon: %s\n", name,
+			(const char *)nla_data(info->attrs[MXFS_ATTR_REASON]));
+	return mxfs_volume_done(info, name, mxfs_volume_fence(name), NULL);
+}
+
+static int mxfs_cmd_volume_clear(struct sk_buff *skb, struct genl_info *info)
+{
+	const char *name = nla_data(info->attrs[MXFS_ATTR_VOLUME]);
+	const char *why = NULL;
+	int err = mxfs_volume_gate(name, MXFS_GATE_OP_CLEAR, 0, &why);	/* before `why` is read */
+
+	return mxfs_volume_done(info, name, err, why);
+}
+
+static int mxfs_cmd_lease_renew(struct sk_buff *skb, struct genl_info *info)
+{
+	mxfs_lease_renew(nla_get_u64(info->attrs[MXFS_ATTR_DEADLINE_NS]));
+	return mxfs_reply(info, MXFS_CMD_LEASE_INFO, mxfs_put_lease_info, NULL);
+}
+
+static int mxfs_cmd_lease_lost(struct sk_buff *skb, struct genl_info *info)
+{
+	mxfs_lease_lost(MXFS_FENCE_LEASE_LOST, info->attrs[MXFS_ATTR_REASON] ?
+			(const char *)nla_data(info->attrs[MXFS_ATTR_REASON]) : "told by the daemon");
+	return mxfs_reply(info, MXFS_CMD_LEASE_INFO, mxfs_put_lease_info, NULL);
+}
+
+static int mxfs_cmd_volume_status(struct sk_buff *skb, struct genl_info *info)
+{
+	const char *name = info->attrs[MXFS_ATTR_VOLUME] ? nla_data(info->attrs[MXFS_ATTR_VOLUME]) : NULL;
+	int err = mxfs_reply(info, MXFS_CMD_LEASE_INFO, mxfs_put_lease_info, NULL);
+
+	if (err)
+		return err;
+	err = mxfs_volumes_for_each(name, mxfs_reply_volume, info);
+	if (err == -ENOENT)
+		NL_SET_ERR_MSG_ATTR(info->extack, info->attrs[MXFS_ATTR_VOLUME], "mxfs: no such volume");
+	return err;
+}
+
 #define MXFS_OP(name, fn) {						\
 	.cmd = MXFS_CMD_##name,						\
 	.doit = fn,							\
@@ -290,6 +533,14 @@ static const struct genl_ops mxfs_ops[] = {
 	MXFS_OP(DAEMON_READY, mxfs_cmd_daemon_ready),
 	MXFS_OP(LOCK_LOST, mxfs_cmd_lock_lost),
 	MXFS_OP(VOLUME_REPLY, mxfs_cmd_volume_reply),
+	MXFS_OP(VOLUME_REGISTER, mxfs_cmd_volume_register),
+	MXFS_OP(VOLUME_UNREGISTER, mxfs_cmd_volume_unregister),
+	MXFS_OP(VOLUME_GATE, mxfs_cmd_volume_gate),
+	MXFS_OP(VOLUME_FENCE, mxfs_cmd_volume_fence),
+	MXFS_OP(VOLUME_CLEAR, mxfs_cmd_volume_clear),
+	MXFS_OP(LEASE_RENEW, mxfs_cmd_lease_renew),
+	MXFS_OP(LEASE_LOST, mxfs_cmd_lease_lost),
+	MXFS_OP(VOLUME_STATUS_REQ, mxfs_cmd_volume_status),
 };
 
 static const struct genl_multicast_group mxfs_mcgrps[] = {
@@ -397,6 +648,30 @@ int mxfs_nl_send_volume(u32 portid, u8 cmd, u64 req_id, const char *volume, u32 
 	return mxfs_unicast(skb, hdr, portid);
 }
 
+/* Best effort: a daemon that is not there learns the state from VOLUME_STATUS_REQ. */
+void mxfs_nl_volume_event(const char *volume, u8 event, u64 generation, const struct mxfs_fence_rec *rec)
+{
+	struct mxfs_daemon_info d;
+	struct sk_buff *skb;
+	void *hdr;
+
+	mxfs_daemon_get(&d);
+	if (!READ_ONCE(mxfs_family_live) || !d.attached)
+		return;
+	skb = mxfs_msg_new(MXFS_CMD_VOLUME_EVENT, &hdr, GFP_KERNEL);
+	if (!skb)
+		return;
+	if (nla_put_string(skb, MXFS_ATTR_VOLUME, volume) ||
+	    nla_put_u8(skb, MXFS_ATTR_VOLUME_EVENT, event) ||
+	    nla_put_u64_64bit(skb, MXFS_ATTR_GENERATION, generation, MXFS_ATTR_PAD) ||
+	    (rec && mxfs_put_fence_rec(skb, rec))) {
+		nlmsg_free(skb);
+		return;
+	}
+	if (mxfs_unicast(skb, hdr, d.portid))
+		pr_warn_ratelimited("mxfs: volume %s: event %u not delivered to the daemon\n", volume, event);
+}
+
 /* Best effort: nobody listening (-ESRCH) or no memory only loses an event. */
 void mxfs_nl_event(u8 event, u64 lock_id, s32 status)
 {
@@ -440,6 +715,8 @@ static void mxfs_daemon_detach(const char *why)
 		return;
 	atomic64_inc(&mxfs_stats.daemon_losses);
 	pr_warn("mxfs: daemon detached (portid %u): %s\n", portid, why);
+	/* Nobody renews the kernel lease any more: the open gates are fenced now. */
+	mxfs_lease_lost(MXFS_FENCE_DAEMON_LOST, why);
 	mxfs_requests_daemon_gone();
 	mxfs_nl_event(MXFS_EVENT_DAEMON_DETACHED, 0, -ENOTCONN);
 }

@@ -21,10 +21,16 @@
 #define MXFS_GENL_VERSION	1
 #define MXFS_GENL_MCGRP_EVENTS	"events"
 /* Bumped when the meaning of a command or attribute changes; checked on DAEMON_READY. */
-#define MXFS_PROTO_VERSION	1
+#define MXFS_PROTO_VERSION	2
 
 #define MXFS_NAME_MAX		64	/* lockspace, resource and volume names (without NUL) */
 #define MXFS_LVB_MAX		32	/* lock value block bytes */
+/*
+ * A kernel volume's stacked disk is "mxfs!<volume>" (/dev/mxfs/<volume> under devtmpfs) and
+ * a disk name has DISK_NAME_LEN (32) bytes with its NUL: volume names registered with the
+ * kernel have at most 26 bytes of [A-Za-z0-9_.-], not starting with '.' or '-'.
+ */
+#define MXFS_VOLUME_DEV_NAME_MAX 26
 
 enum mxfs_cmd {
 	MXFS_CMD_UNSPEC = 0,
@@ -45,7 +51,19 @@ enum mxfs_cmd {
 	MXFS_CMD_LOCK_LOST = 15,	/* d->k: a granted lock was taken away */
 	MXFS_CMD_EVENT = 16,		/* k->mcast: state change (EVENT) */
 	MXFS_CMD_VOLUME_REPLY = 17,	/* d->k: reply to VOLUME_MOUNT/UNMOUNT (STATUS) */
-	MXFS_CMD_LOCK_CANCEL = 18,	/* k->d: the kernel gave up waiting for REQ_ID */
+	MXFS_CMD_LOCK_CANCEL = 18,	/* k->d: the kernel gave up waiting for REQ_ID (lock or volume) */
+	MXFS_CMD_VOLUME_REGISTER = 19,	/* d->k: claim DEV, create /dev/mxfs/VOLUME (gate closed) */
+	MXFS_CMD_VOLUME_UNREGISTER = 20, /* d->k: remove the stacked disk, release the claim */
+	MXFS_CMD_VOLUME_GATE = 21,	/* d->k: open (GENERATION) or close the gate */
+	MXFS_CMD_VOLUME_FENCE = 22,	/* d->k: fence VOLUME now (explicit) */
+	MXFS_CMD_VOLUME_CLEAR = 23,	/* d->k: a fenced, unmounted VOLUME: gate closed again */
+	MXFS_CMD_LEASE_RENEW = 24,	/* d->k: the kernel lease runs until DEADLINE_NS */
+	MXFS_CMD_LEASE_LOST = 25,	/* d->k: the lease is lost: fence every open gate */
+	MXFS_CMD_VOLUME_STATUS_REQ = 26, /* d->k: LEASE_INFO, then VOLUME_INFO + FENCE_INFO per volume */
+	MXFS_CMD_LEASE_INFO = 27,	/* k->d: reply: the kernel lease and the fence bound */
+	MXFS_CMD_VOLUME_INFO = 28,	/* k->d: reply: one volume's gate and counters */
+	MXFS_CMD_FENCE_INFO = 29,	/* k->d: reply: one recorded fence of VOLUME */
+	MXFS_CMD_VOLUME_EVENT = 30,	/* k->d: VOLUME released (last writer closed) or fenced */
 	__MXFS_CMD_MAX,
 };
 #define MXFS_CMD_MAX (__MXFS_CMD_MAX - 1)
@@ -79,6 +97,28 @@ enum mxfs_attr {
 	MXFS_ATTR_STAT_TIMEOUTS = 25,	/* u64: requests the daemon did not answer in time */
 	MXFS_ATTR_STAT_DAEMON_LOSSES = 26, /* u64: times the daemon went away */
 	MXFS_ATTR_STAT_REJECTED = 27,	/* u64: messages rejected by pre_doit checks */
+	MXFS_ATTR_DEV = 28,		/* u32: a kernel dev_t, major << 20 | minor */
+	MXFS_ATTR_GENERATION = 29,	/* u64: ownership generation of a volume */
+	MXFS_ATTR_DEADLINE_NS = 30,	/* u64: absolute CLOCK_MONOTONIC time (ns) */
+	MXFS_ATTR_GATE = 31,		/* u8: MXFS_GATE_* */
+	MXFS_ATTR_FENCE_CAUSE = 32,	/* u8: MXFS_FENCE_* */
+	MXFS_ATTR_REASON = 33,		/* NUL string <= MXFS_NAME_MAX, for the log */
+	MXFS_ATTR_OPENERS = 34,		/* u32: opens of the stacked device */
+	MXFS_ATTR_WRITERS = 35,		/* u32: of which for writing */
+	MXFS_ATTR_INFLIGHT = 36,	/* u32: bios forwarded and not completed */
+	MXFS_ATTR_INFLIGHT_WRITES = 37,	/* u32: of which writes */
+	MXFS_ATTR_REFUSED = 38,		/* u64: write bios failed with EIO by the gate */
+	MXFS_ATTR_LEASE_STATE = 39,	/* u8: MXFS_LEASE_* */
+	MXFS_ATTR_LEASE_REMAINING_MS = 40, /* u32: time left of a valid lease */
+	MXFS_ATTR_LEASE_AGE_MS = 41,	/* u32: time since the last LEASE_RENEW */
+	MXFS_ATTR_FENCE_BOUND_MS = 42,	/* u32: lease end -> last write landed or failed */
+	MXFS_ATTR_FENCE_TIME_MS = 43,	/* u64: wall clock (ms since the epoch) of a fence */
+	MXFS_ATTR_FENCE_DURATION_US = 44, /* u32: fence trigger -> drained and XFS shut down */
+	MXFS_ATTR_FENCE_DRAINED = 45,	/* u8: 1 when every write in flight ended within the bound */
+	MXFS_ATTR_FENCE_SHUTDOWN = 46,	/* u8: MXFS_SHUTDOWN_* */
+	MXFS_ATTR_FENCE_INFLIGHT = 47,	/* u32: writes in flight when the fence began */
+	MXFS_ATTR_VOLUME_EVENT = 48,	/* u8: MXFS_VOLEV_* */
+	MXFS_ATTR_FENCES = 49,		/* u32: fences of the volume since it was registered */
 	__MXFS_ATTR_MAX,
 };
 #define MXFS_ATTR_MAX (__MXFS_ATTR_MAX - 1)
@@ -108,13 +148,63 @@ enum mxfs_event {
 };
 #define MXFS_EVENT_MAX (__MXFS_EVENT_MAX - 1)
 
+/* MXFS_ATTR_GATE: what the stacked device lets through. VOLUME_GATE takes CLOSED or OPEN. */
+enum mxfs_gate {
+	MXFS_GATE_CLOSED = 0,		/* reads only; opens for writing refused (ENOLCK) */
+	MXFS_GATE_OPEN = 1,		/* this node owns the volume: writes pass while the lease is valid */
+	MXFS_GATE_FENCING = 2,		/* writes refused (EIO), in-flight writes draining */
+	MXFS_GATE_FENCED = 3,		/* writes refused until VOLUME_CLEAR */
+	__MXFS_GATE_MAX,
+};
+#define MXFS_GATE_MAX (__MXFS_GATE_MAX - 1)
+
+/* MXFS_ATTR_FENCE_CAUSE */
+enum mxfs_fence_cause {
+	MXFS_FENCE_NONE = 0,
+	MXFS_FENCE_LEASE_EXPIRED = 1,	/* the kernel lease's deadline passed */
+	MXFS_FENCE_LEASE_LOST = 2,	/* LEASE_LOST from the daemon */
+	MXFS_FENCE_DAEMON_LOST = 3,	/* the daemon's netlink socket was released */
+	MXFS_FENCE_EXPLICIT = 4,	/* VOLUME_FENCE from the daemon */
+	__MXFS_FENCE_MAX,
+};
+#define MXFS_FENCE_MAX (__MXFS_FENCE_MAX - 1)
+
+/* MXFS_ATTR_LEASE_STATE */
+enum mxfs_lease_state {
+	MXFS_LEASE_NONE = 0,		/* never renewed since the module loaded */
+	MXFS_LEASE_VALID = 1,
+	MXFS_LEASE_EXPIRED = 2,		/* the deadline passed without a renewal */
+	MXFS_LEASE_LOST = 3,		/* LEASE_LOST, or the daemon went away */
+	__MXFS_LEASE_MAX,
+};
+#define MXFS_LEASE_MAX (__MXFS_LEASE_MAX - 1)
+
+/* MXFS_ATTR_FENCE_SHUTDOWN: what the fence did to the filesystem on the stacked device */
+enum mxfs_shutdown {
+	MXFS_SHUTDOWN_NO_FS = 0,	/* nothing mounted on it */
+	MXFS_SHUTDOWN_DONE = 1,		/* XFS forced shutdown (xfs_fs_goingdown, no log flush) */
+	MXFS_SHUTDOWN_UNAVAILABLE = 2,	/* XFS mounted but xfs_fs_goingdown was not found */
+	MXFS_SHUTDOWN_NOT_XFS = 3,	/* another filesystem type is mounted on it */
+	__MXFS_SHUTDOWN_MAX,
+};
+#define MXFS_SHUTDOWN_MAX (__MXFS_SHUTDOWN_MAX - 1)
+
+/* MXFS_ATTR_VOLUME_EVENT */
+enum mxfs_volume_event {
+	MXFS_VOLEV_NONE = 0,
+	MXFS_VOLEV_RELEASED = 1,	/* the last writer closed the device: the gate closed itself */
+	MXFS_VOLEV_FENCED = 2,		/* a fence ended (drained or not); FENCE_* describe it */
+	__MXFS_VOLEV_MAX,
+};
+#define MXFS_VOLEV_MAX (__MXFS_VOLEV_MAX - 1)
+
 /*
  * Per-command attribute sets. MXFS_A() turns an attribute into its bit. The module builds
  * one strict policy per d->k command from its _ALLOWED set (any other attribute is rejected)
  * and checks the _REQUIRED set in pre_doit; the daemon validates k->d messages with the
- * same sets. ALLOWED always includes REQUIRED.
+ * same sets. ALLOWED always includes REQUIRED. The sets are 64-bit masks: at most 63 attributes.
  */
-#define MXFS_A(attr)	(1u << (MXFS_ATTR_##attr))
+#define MXFS_A(attr)	(1ull << (MXFS_ATTR_##attr))
 
 #define MXFS_CMD_LOCK_REQ_REQUIRED	(MXFS_A(REQ_ID) | MXFS_A(LOCKSPACE) | MXFS_A(RESOURCE) | MXFS_A(MODE))
 #define MXFS_CMD_LOCK_REQ_ALLOWED	(MXFS_CMD_LOCK_REQ_REQUIRED | MXFS_A(FLAGS) | MXFS_A(TIMEOUT_MS) | MXFS_A(PAD))
@@ -134,8 +224,8 @@ enum mxfs_event {
 #define MXFS_CMD_VOLUME_MOUNT_ALLOWED	(MXFS_CMD_VOLUME_MOUNT_REQUIRED | MXFS_A(TIMEOUT_MS) | MXFS_A(PAD))
 #define MXFS_CMD_VOLUME_UNMOUNT_REQUIRED (MXFS_A(REQ_ID) | MXFS_A(VOLUME))
 #define MXFS_CMD_VOLUME_UNMOUNT_ALLOWED	(MXFS_CMD_VOLUME_UNMOUNT_REQUIRED | MXFS_A(TIMEOUT_MS) | MXFS_A(PAD))
-#define MXFS_CMD_STATUS_REQ_REQUIRED	(0u)
-#define MXFS_CMD_STATUS_REQ_ALLOWED	(0u)
+#define MXFS_CMD_STATUS_REQ_REQUIRED	(0ull)
+#define MXFS_CMD_STATUS_REQ_ALLOWED	(0ull)
 #define MXFS_CMD_STATUS_RESP_REQUIRED	(MXFS_A(DAEMON_PORTID) | MXFS_A(STAT_PENDING) | MXFS_A(STAT_HELD) | \
 					 MXFS_A(STAT_REQUESTS) | MXFS_A(STAT_GRANTS) | MXFS_A(STAT_DENIES) | \
 					 MXFS_A(STAT_TIMEOUTS) | MXFS_A(STAT_DAEMON_LOSSES) | MXFS_A(STAT_REJECTED))
@@ -155,5 +245,37 @@ enum mxfs_event {
 #define MXFS_CMD_VOLUME_REPLY_ALLOWED	(MXFS_CMD_VOLUME_REPLY_REQUIRED | MXFS_A(PAD))
 #define MXFS_CMD_LOCK_CANCEL_REQUIRED	(MXFS_A(REQ_ID))
 #define MXFS_CMD_LOCK_CANCEL_ALLOWED	(MXFS_CMD_LOCK_CANCEL_REQUIRED | MXFS_A(PAD))
+#define MXFS_CMD_VOLUME_REGISTER_REQUIRED (MXFS_A(VOLUME) | MXFS_A(DEV))
+#define MXFS_CMD_VOLUME_REGISTER_ALLOWED (MXFS_CMD_VOLUME_REGISTER_REQUIRED)
+#define MXFS_CMD_VOLUME_UNREGISTER_REQUIRED (MXFS_A(VOLUME))
+#define MXFS_CMD_VOLUME_UNREGISTER_ALLOWED (MXFS_CMD_VOLUME_UNREGISTER_REQUIRED)
+/* GENERATION is required to open (checked by the handler), ignored when closing. */
+#define MXFS_CMD_VOLUME_GATE_REQUIRED	(MXFS_A(VOLUME) | MXFS_A(GATE))
+#define MXFS_CMD_VOLUME_GATE_ALLOWED	(MXFS_CMD_VOLUME_GATE_REQUIRED | MXFS_A(GENERATION) | MXFS_A(PAD))
+#define MXFS_CMD_VOLUME_FENCE_REQUIRED	(MXFS_A(VOLUME))
+#define MXFS_CMD_VOLUME_FENCE_ALLOWED	(MXFS_CMD_VOLUME_FENCE_REQUIRED | MXFS_A(REASON))
+#define MXFS_CMD_VOLUME_CLEAR_REQUIRED	(MXFS_A(VOLUME))
+#define MXFS_CMD_VOLUME_CLEAR_ALLOWED	(MXFS_CMD_VOLUME_CLEAR_REQUIRED)
+#define MXFS_CMD_LEASE_RENEW_REQUIRED	(MXFS_A(DEADLINE_NS))
+#define MXFS_CMD_LEASE_RENEW_ALLOWED	(MXFS_CMD_LEASE_RENEW_REQUIRED | MXFS_A(PAD))
+#define MXFS_CMD_LEASE_LOST_REQUIRED	(0ull)
+#define MXFS_CMD_LEASE_LOST_ALLOWED	(MXFS_A(REASON))
+#define MXFS_CMD_VOLUME_STATUS_REQ_REQUIRED (0ull)
+#define MXFS_CMD_VOLUME_STATUS_REQ_ALLOWED (MXFS_A(VOLUME))
+#define MXFS_CMD_LEASE_INFO_REQUIRED	(MXFS_A(LEASE_STATE) | MXFS_A(FENCE_BOUND_MS))
+#define MXFS_CMD_LEASE_INFO_ALLOWED	(MXFS_CMD_LEASE_INFO_REQUIRED | MXFS_A(LEASE_REMAINING_MS) | \
+					 MXFS_A(LEASE_AGE_MS) | MXFS_A(DEADLINE_NS) | MXFS_A(PAD))
+#define MXFS_CMD_VOLUME_INFO_REQUIRED	(MXFS_A(VOLUME) | MXFS_A(DEV) | MXFS_A(GATE) | MXFS_A(GENERATION) | \
+					 MXFS_A(OPENERS) | MXFS_A(WRITERS) | MXFS_A(INFLIGHT) | \
+					 MXFS_A(INFLIGHT_WRITES) | MXFS_A(REFUSED) | MXFS_A(FENCES))
+#define MXFS_CMD_VOLUME_INFO_ALLOWED	(MXFS_CMD_VOLUME_INFO_REQUIRED | MXFS_A(PAD))
+#define MXFS_CMD_FENCE_INFO_REQUIRED	(MXFS_A(VOLUME) | MXFS_A(FENCE_CAUSE) | MXFS_A(GENERATION) | \
+					 MXFS_A(FENCE_TIME_MS) | MXFS_A(FENCE_DURATION_US) | MXFS_A(FENCE_DRAINED) | \
+					 MXFS_A(FENCE_SHUTDOWN) | MXFS_A(FENCE_INFLIGHT))
+#define MXFS_CMD_FENCE_INFO_ALLOWED	(MXFS_CMD_FENCE_INFO_REQUIRED | MXFS_A(PAD))
+#define MXFS_CMD_VOLUME_EVENT_REQUIRED	(MXFS_A(VOLUME) | MXFS_A(VOLUME_EVENT) | MXFS_A(GENERATION))
+#define MXFS_CMD_VOLUME_EVENT_ALLOWED	(MXFS_CMD_VOLUME_EVENT_REQUIRED | MXFS_A(FENCE_CAUSE) | \
+					 MXFS_A(FENCE_TIME_MS) | MXFS_A(FENCE_DURATION_US) | MXFS_A(FENCE_DRAINED) | \
+					 MXFS_A(FENCE_SHUTDOWN) | MXFS_A(FENCE_INFLIGHT) | MXFS_A(PAD))
 
 #endif /* MXFS_NETLINK_H */

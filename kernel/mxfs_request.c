@@ -7,13 +7,15 @@
  *      become; insert it into mxfs_pending; re-check the daemon generation so a detach
  *      that raced with the insert cannot leave it waiting;
  *   2. send LOCK_REQ (REQ_ID, LOCKSPACE, RESOURCE, MODE, FLAGS, TIMEOUT_MS) to the daemon;
- *   3. sleep (killable) for TIMEOUT_MS + reply_grace_ms;
+ *   3. sleep (killable; interruptible for a volume request from an open()) for
+ *      TIMEOUT_MS + reply_grace_ms;
  *   4. the reply (LOCK_GRANT or LOCK_DENY with the same REQ_ID) completes it: a grant moves
  *      the lock into mxfs_held under id = REQ_ID; a reply for an id that no longer waits
  *      gets -ENOENT, so the daemon knows to release what it granted;
  *   5. the daemon going away (mxfs_requests_daemon_gone) completes every request with
  *      -ENOTCONN and drops every held lock; no reply within the bound gives -ETIMEDOUT
- *      (a killed task -EINTR), and LOCK_CANCEL tells the daemon to withdraw the request.
+ *      (a killed task -EINTR), and LOCK_CANCEL tells the daemon to withdraw the request
+ *      (volume requests too).
  * One spinlock covers both tables: every section under it is short and never sleeps.
  */
 #include <linux/hashtable.h>
@@ -101,10 +103,11 @@ static int mxfs_request_insert(struct mxfs_request *req, u32 *portid)
 }
 
 /* Stage 3 and the end of the request: returns its status; req is no longer shared. */
-static int mxfs_request_wait(struct mxfs_request *req, unsigned int timeout_ms)
+static int mxfs_request_wait(struct mxfs_request *req, unsigned int timeout_ms, bool interruptible)
 {
 	unsigned long wait = msecs_to_jiffies(timeout_ms) + msecs_to_jiffies(READ_ONCE(mxfs_reply_grace_ms));
-	long left = wait_for_completion_killable_timeout(&req->done, wait);
+	long left = interruptible ? wait_for_completion_interruptible_timeout(&req->done, wait) :
+				    wait_for_completion_killable_timeout(&req->done, wait);
 	bool gave_up = false;
 	int status;
 
@@ -118,9 +121,9 @@ static int mxfs_request_wait(struct mxfs_request *req, unsigned int timeout_ms)
 	}
 	status = req->status;
 	spin_unlock(&mxfs_req_lock);
-	/* Tell the daemon to withdraw the DLM request; a grant racing with this is refused
-	 * (-ENOENT) and given back by the daemon anyway. */
-	if (gave_up && req->cmd == MXFS_CMD_LOCK_REQ) {
+	/* Tell the daemon to withdraw the request (the DLM request, or a volume it was about to
+	 * grant); a grant racing with this is refused (-ENOENT) and given back anyway. */
+	if (gave_up) {
 		struct mxfs_daemon_info d;
 
 		mxfs_daemon_get(&d);
@@ -187,7 +190,7 @@ int mxfs_lock(const char *lockspace, const char *resource, u8 mode, u32 flags,
 		mxfs_request_abort(req);
 		goto out;
 	}
-	err = mxfs_request_wait(req, timeout_ms);
+	err = mxfs_request_wait(req, timeout_ms, false);
 	if (!err) {
 		out->lock_id = req->id;
 		out->mode = mode;
@@ -200,7 +203,7 @@ out:
 	return err;
 }
 
-int mxfs_volume(u8 cmd, const char *volume, unsigned int timeout_ms)
+int mxfs_volume(u8 cmd, const char *volume, unsigned int timeout_ms, bool interruptible)
 {
 	struct mxfs_request *req;
 	u32 portid;
@@ -224,7 +227,7 @@ int mxfs_volume(u8 cmd, const char *volume, unsigned int timeout_ms)
 		mxfs_request_abort(req);
 		goto out;
 	}
-	err = mxfs_request_wait(req, timeout_ms);
+	err = mxfs_request_wait(req, timeout_ms, interruptible);
 out:
 	kfree(req);
 	return err;

@@ -169,6 +169,22 @@ describe('peer links', function () {
         n2.got.length = 0;
       });
     }
+
+    it("keeps the link on one bad lock message: the 'dlm' frame is delivered marked invalid, and what follows arrives", async () => {
+      const before = downs(n2, 1).length;
+      const f = await fakeNode1();
+      await until(() => ups(n2, 1) > before, 2000, 'fake link up');
+      f.send({ type: 'dlm', inc: 5, n: 1, seq: 0, msg: { t: 'op', epoch: 1, lockspace: 'default', resource: 'r', op: { type: 'unlock', lockId: '1:1/1', lvb: Buffer.alloc(2000) } } } as unknown as PeerBody);
+      f.send({ type: 'ping', token: 98 });
+      await until(() => n2.got.some((m) => m.hdr.from === 1 && m.body.type === 'ping' && m.body.token === 98), 2000, 'the ping after it');
+      const bad = n2.got.find((m) => m.hdr.from === 1 && m.body.type === 'dlm')!.body as { invalid?: string; seq: number };
+      expect(bad.seq).to.equal(0);
+      expect(bad.invalid).to.match(/field 'lvb' must be binary of at most 1024 bytes/);
+      expect(downs(n2, 1).length).to.equal(before);
+      f.conn.close();
+      await until(() => downs(n2, 1).length > before, 2000, 'link closed by the fake node');
+      n2.got.length = 0;
+    });
   });
 
   it("MACs every frame it sends, 'bye' included, with its own direction's key and the frame's sequence number", async () => {

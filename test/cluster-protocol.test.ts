@@ -93,7 +93,11 @@ describe('peer protocol', () => {
     expect(refusal({ ...dlm, body: { inc: 0, n: 1, seq: 0, msg: { t: 'recDone', epoch: 1 } } })).to.match(/'dlm': field 'inc' must be an incarnation/);
     expect(refusal({ ...dlm, body: { inc: 1, n: 1, seq: 0, ack: 3, msg: { t: 'recDone', epoch: 1 } } })).to.equal("'dlm' field 'ack' is not a map");
     expect(refusal({ ...dlm, body: { inc: 1, n: 1, seq: 0, ack: { inc: 1, n: 1 }, msg: { t: 'recDone', epoch: 1 } } })).to.match(/'dlm' ack: field 'next' must be an integer/);
-    expect(refusal({ ...dlm, body: { inc: 1, n: 1, seq: 0, msg: { t: 'nope', epoch: 1 } } })).to.match(/'dlm': dlm message: unknown message kind/);
+    // A bad lock message inside a sound envelope is not a link error: it is delivered as
+    // `invalid`, for the DlmChannel to refuse that one message (dlm-channel.ts, "Refusals").
+    const bad = validatePeerMessage({ ...dlm, body: { inc: 1, n: 1, seq: 4, msg: { t: 'nope', epoch: 1 } } }).body;
+    expect(bad).to.deep.equal({ type: 'dlm', inc: 1, n: 1, seq: 4, invalid: 'dlm message: unknown message kind' });
+    expect(refusal({ ...wire({ type: 'dlmAck', inc: 1, n: 1, next: 0, rinc: 2, gap: false }), body: { inc: 1, n: 1, next: 0, rinc: 2, gap: false, refused: [{ seq: 'x' }] } })).to.match(/'dlmAck': field 'seq' must be an integer/);
     expect(refusal({ ...wire({ type: 'dlmAck', inc: 1, n: 1, next: 0, rinc: 2, gap: false }), body: { inc: 1, n: 1, next: 0, rinc: 2 } })).to.equal("'dlmAck': field 'gap' must be a boolean");
   });
 

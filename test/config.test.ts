@@ -40,7 +40,7 @@ describe('config', () => {
     expect(c.peers).to.deep.equal([]);
     expect(c.volumes).to.deep.equal([]);
     expect(c.timing).to.deep.equal({ leaseTimeoutMs: 10000, renewIntervalMs: 2000, clientKeepaliveMs: 1000, clientTimeoutMs: 5000, queryTimeoutMs: 5000, shutdownGraceMs: 5000 });
-    expect(c.locking).to.deep.equal({ lvbSize: 32, idleEvictMs: 60000, maxFrameBytes: 65536, maxLocksPerClient: 100000, maxClients: 1024 });
+    expect(c.locking).to.deep.equal({ lvbSize: 32, idleEvictMs: 60000, maxFrameBytes: 65536, maxLocksPerClient: 100000, maxClients: 1024, maxRequestsPerClient: 1024, maxRequests: 16384, maxClientOutputBytes: 8388608 });
     expect(c.logging).to.deep.equal({ level: 'info', syslog: false, syslogSocket: '/dev/log', syslogFacility: 'daemon', stderr: true, stderrFormat: 'auto' });
     expect(configDefaults().timing).to.deep.equal(c.timing);
   });

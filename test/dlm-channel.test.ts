@@ -20,6 +20,14 @@ class SimNet {
   readonly faults: NetFaults = { drop: 0, dup: 0, jitterMs: 0, up: true };
   frames = 0;
   standaloneAcks = 0;
+  /** Payloads whose frames the receiver's validator refuses (as the peer link would mark them). */
+  readonly poisoned = new Set<number>();
+  /** refused() calls: [node, to, payload, reason]. */
+  readonly refused: Array<[number, number, number, string]> = [];
+  /** Drop the next n standalone acks that name a refusal. */
+  dropRefusalAcks = 0;
+  /** How often each payload went on the wire. */
+  readonly wireCount = new Map<number, number>();
   constructor(private readonly rnd: () => number, ids: number[]) {
     for (const id of ids) this.boot(id, 1000 + id);
   }
@@ -33,6 +41,7 @@ class SimNet {
         const k = `${from}>${id}`;
         this.got.set(k, [...(this.got.get(k) ?? []), (msg as { epoch: number }).epoch]);
       },
+      refused: (to, msg, reason) => this.refused.push([id, to, (msg as { epoch: number }).epoch, reason]),
       rtoMs: 50, maxRtoMs: 400, ackDelayMs: 5,
     });
     this.nodes.set(id, ch);
@@ -42,6 +51,12 @@ class SimNet {
   private transmit(from: number, to: number, f: ChannelFrame): void {
     this.frames++;
     if (f.type === 'dlmAck') this.standaloneAcks++;
+    if (f.type === 'dlmAck' && f.refused && this.dropRefusalAcks > 0) { this.dropRefusalAcks--; return; }
+    if (f.type === 'dlm' && 'msg' in f) {
+      const p = (f.msg as { epoch: number }).epoch;
+      this.wireCount.set(p, (this.wireCount.get(p) ?? 0) + 1);
+      if (this.poisoned.has(p)) { const { msg: _m, ...rest } = f; f = { ...rest, invalid: `dlm message: payload ${p} refused` }; }
+    }
     if (!this.faults.up || this.rnd() < this.faults.drop) return;
     const copies = this.rnd() < this.faults.dup ? 2 : 1;
     const source = this.nodes.get(from);
@@ -156,5 +171,38 @@ describe('DlmChannel', () => {
     expect(ch.stats.overflowResets).to.equal(2);
     expect(ch.stats.unacked).to.equal(50);
     ch.stop();
+  });
+
+  it('a message the peer refuses costs neither the link nor the stream: the sender hears why, never sends it again, and what follows is delivered', () => {
+    const net = new SimNet(mulberry32(7), [1, 2]);
+    net.poisoned.add(3);
+    net.dropRefusalAcks = 1; // the first ack naming the refusal is lost: later acks name it again
+    for (let p = 1; p <= 6; p++) net.send(1, 2, p);
+    net.run(500);
+    expect(net.got.get('1>2')).to.deep.equal([1, 2, 4, 5, 6]);
+    expect(net.refused).to.have.length(1);
+    expect(net.refused[0]!.slice(0, 3)).to.deep.equal([1, 2, 3]);
+    expect(net.refused[0]![3]).to.match(/node 2 refused it: dlm message: payload 3 refused/);
+    const a = net.nodes.get(1)!.stats, b = net.nodes.get(2)!.stats;
+    expect([a.refusedByPeer, b.refusedFromPeer, a.unacked]).to.deep.equal([1, 1, 0]);
+    // Sent again only by a go-back before the ack came (the lost ack), never after it.
+    const before = net.wireCount.get(3)!;
+    for (let p = 7; p <= 9; p++) net.send(1, 2, p);
+    net.run(500);
+    expect(net.wireCount.get(3)).to.equal(before);
+    expect(net.got.get('1>2')).to.deep.equal([1, 2, 4, 5, 6, 7, 8, 9]);
+    expect(net.refused).to.have.length(1);
+  });
+
+  it('a message the peer\'s validator would refuse is never sent: refused at the origin', () => {
+    const net = new SimNet(mulberry32(8), [1, 2]);
+    net.send(1, 2, 1);
+    net.nodes.get(1)!.send(2, { t: 'op', epoch: 1, lockspace: 'default', resource: 'r', op: { type: 'unlock', lockId: '1:1/1', lvb: Buffer.alloc(2000) } } as DlmPeerMsg);
+    net.send(1, 2, 2);
+    net.run(300);
+    expect(net.got.get('1>2')).to.deep.equal([1, 2]);
+    expect(net.refused.map((r) => [r[0], r[1]])).to.deep.equal([[1, 2]]);
+    expect(net.refused[0]![3]).to.match(/field 'lvb' must be binary of at most 1024 bytes/);
+    expect(net.nodes.get(1)!.stats).to.include({ refusedAtOrigin: 1, sent: 2 });
   });
 });

@@ -136,4 +136,74 @@ describe('mxfsctl lock when the lock is lost', function () {
     await d.stop('SIGKILL');
     expect(await exit).to.equal(3);
   });
+
+  /** True while any process of group `pgid` exists. */
+  const groupAlive = (pgid: number) => { try { process.kill(-pgid, 0); return true; } catch { return false; } };
+  /** True while a process of group `pgid` exists that is not a zombie (its parent may be stopped). */
+  const groupRunning = (pgid: number) => fs.readdirSync('/proc').filter((x) => /^\d+$/.test(x)).some((pid) => {
+    let stat = '';
+    try { stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8'); } catch { return false; }
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // state ppid pgrp ...
+    return Number(f[2]) === pgid && f[0] !== 'Z';
+  });
+  /** A pipeline that writes on and on: `sh` records its pid, which is the group id (COMMAND's own group). */
+  const writer = (dir: string) => ['sh', '-c', `echo $$ > ${dir}/pgid; echo started; while true; do echo line; sleep 0.02; done | cat >> ${dir}/out`];
+  const pgidOf = async (dir: string) => {
+    await waitFor(() => fs.existsSync(path.join(dir, 'pgid')) && /\d+\n/.test(fs.readFileSync(path.join(dir, 'pgid'), 'utf8')), 5000, 'pgid file');
+    return Number(fs.readFileSync(path.join(dir, 'pgid'), 'utf8'));
+  };
+
+  it('lock lost: every process of the command (a pipeline) is stopped before mxfsctl exits 3', async () => {
+    d = await startDaemon();
+    const p = spawn(process.execPath, [MXFSCTL, '--socket', d.socket, 'lock', 'pipe', 'EX', '--', ...writer(d.dir)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    await new Promise<void>((r) => p.stdout!.once('data', () => r()));
+    const pgid = await pgidOf(d.dir);
+    await waitFor(() => fs.existsSync(path.join(d.dir, 'out')) && fs.statSync(path.join(d.dir, 'out')).size > 0, 5000, 'the pipeline writes');
+    const exit = new Promise<number | null>((r) => p.on('exit', (c) => r(c)));
+    d.proc.kill('SIGSTOP');
+    const code = await exit;
+    d.proc.kill('SIGCONT');
+    expect(code).to.equal(3);
+    expect(groupAlive(pgid), 'a process of the command outlived mxfsctl').to.equal(false);
+    const size = fs.statSync(path.join(d.dir, 'out')).size;
+    await sleep(200);
+    expect(fs.statSync(path.join(d.dir, 'out')).size).to.equal(size);
+  });
+
+  it('mxfsctl killed (kill -9): its watchdog kills the command\'s whole group', async () => {
+    d = await startDaemon();
+    const p = spawn(process.execPath, [MXFSCTL, '--socket', d.socket, 'lock', 'pipe2', 'EX', '--', ...writer(d.dir)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    await new Promise<void>((r) => p.stdout!.once('data', () => r()));
+    const pgid = await pgidOf(d.dir);
+    expect(groupAlive(pgid)).to.equal(true);
+    p.kill('SIGKILL');
+    await waitFor(() => !groupAlive(pgid), 10000, 'the command group gone after mxfsctl died');
+  });
+
+  it('mxfsctl stopped (SIGSTOP) past client_timeout_ms: its watchdog kills the command, whose lock may be gone', async () => {
+    d = await startDaemon();
+    const p = spawn(process.execPath, [MXFSCTL, '--socket', d.socket, 'lock', 'pipe3', 'EX', '--', ...writer(d.dir)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    await new Promise<void>((r) => p.stdout!.once('data', () => r()));
+    const pgid = await pgidOf(d.dir);
+    const exit = new Promise<number | null>((r) => p.on('exit', (c) => r(c)));
+    p.kill('SIGSTOP');
+    try {
+      // mxfsctl cannot act (nor reap its child: zombies do not count); the watchdog does.
+      await waitFor(() => !groupRunning(pgid), 15000, 'the command group killed while mxfsctl is stopped');
+    } finally {
+      p.kill('SIGCONT');
+    }
+    expect(await exit).to.not.equal(0);
+  });
+
+  it('what the command leaves running in its group is stopped before the lock is released', async () => {
+    d = await startDaemon();
+    const bg = path.join(d.dir, 'bg');
+    const r = await mxfsctl(['--socket', d.socket, 'lock', '--grace', '300', 'leftover', 'EX', '--', 'sh', '-c', `sleep 1000 & echo $! > ${bg}; exit 0`]);
+    expect(r.code).to.equal(0);
+    const pid = Number(fs.readFileSync(bg, 'utf8'));
+    let alive = true;
+    try { process.kill(pid, 0); } catch { alive = false; }
+    expect(alive, 'the background sleep outlived mxfsctl').to.equal(false);
+  });
 });

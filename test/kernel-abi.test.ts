@@ -69,6 +69,9 @@ describe('kernel ABI: kernel/mxfs_netlink.h vs src/ffi/mxfs-genl.ts', () => {
     expect(G.MXFS_PROTO_VERSION).to.equal(defineNumber('MXFS_PROTO_VERSION'));
     expect(G.MXFS_NAME_MAX).to.equal(defineNumber('MXFS_NAME_MAX'));
     expect(G.MXFS_LVB_MAX).to.equal(defineNumber('MXFS_LVB_MAX'));
+    expect(G.MXFS_VOLUME_DEV_NAME_MAX).to.equal(defineNumber('MXFS_VOLUME_DEV_NAME_MAX'));
+    // "mxfs!" + the name + NUL fit DISK_NAME_LEN (32).
+    expect('mxfs!'.length + G.MXFS_VOLUME_DEV_NAME_MAX + 1).to.equal(32);
     expect(G.MXFS_LKF.NOQUEUE).to.equal(defineNumber('MXFS_LKF_NOQUEUE'));
     expect(G.MXFS_LKF.ALL).to.equal(defineNumber('MXFS_LKF_ALL'));
   });
@@ -78,18 +81,28 @@ describe('kernel ABI: kernel/mxfs_netlink.h vs src/ffi/mxfs-genl.ts', () => {
     expect(G.MXFS_CMD_MAX).to.equal(Math.max(...cEnum('mxfs_cmd').values()));
   });
 
-  it('has the same attributes (names and numbers), all fitting the 32-bit set masks', () => {
+  it('has the same attributes (names and numbers), all fitting the 64-bit set masks', () => {
     const c = cEnum('mxfs_attr');
     expect(withPrefix(tsEnum(G.MxfsAttr), 'MXFS_ATTR_')).to.deep.equal(c);
     expect(G.MXFS_ATTR_MAX).to.equal(Math.max(...c.values()));
-    expect(G.MXFS_ATTR_MAX).to.be.below(32);
+    expect(G.MXFS_ATTR_MAX).to.be.below(64);
+    expect(header, 'the sets are 64-bit masks').to.match(/#define MXFS_A\(attr\)\s+\(1ull <</);
   });
 
-  it('has the same node states and events', () => {
-    expect(withPrefix(tsEnum(G.MxfsNodeState), 'MXFS_NODE_')).to.deep.equal(cEnum('mxfs_node_state'));
-    expect(withPrefix(tsEnum(G.MxfsEvent), 'MXFS_EVENT_')).to.deep.equal(cEnum('mxfs_event'));
-    expect(G.MXFS_NODE_STATE_MAX).to.equal(Math.max(...cEnum('mxfs_node_state').values()));
-    expect(G.MXFS_EVENT_MAX).to.equal(Math.max(...cEnum('mxfs_event').values()));
+  it('has the same value enums (node states, events, gates, fence causes, lease states, shutdowns, volume events)', () => {
+    const enums: Array<[Record<string, string | number>, string, string, number]> = [
+      [G.MxfsNodeState, 'mxfs_node_state', 'MXFS_NODE_', G.MXFS_NODE_STATE_MAX],
+      [G.MxfsEvent, 'mxfs_event', 'MXFS_EVENT_', G.MXFS_EVENT_MAX],
+      [G.MxfsGate, 'mxfs_gate', 'MXFS_GATE_', G.MXFS_GATE_MAX],
+      [G.MxfsFenceCause, 'mxfs_fence_cause', 'MXFS_FENCE_', G.MXFS_FENCE_MAX],
+      [G.MxfsLeaseState, 'mxfs_lease_state', 'MXFS_LEASE_', G.MXFS_LEASE_MAX],
+      [G.MxfsShutdown, 'mxfs_shutdown', 'MXFS_SHUTDOWN_', G.MXFS_SHUTDOWN_MAX],
+      [G.MxfsVolumeEvent, 'mxfs_volume_event', 'MXFS_VOLEV_', G.MXFS_VOLEV_MAX],
+    ];
+    for (const [ts, cName, prefix, max] of enums) {
+      expect(withPrefix(tsEnum(ts), prefix), cName).to.deep.equal(cEnum(cName));
+      expect(max, `${cName} max`).to.equal(Math.max(...cEnum(cName).values()));
+    }
   });
 
   it('has the same required and allowed attribute set for every command', () => {
@@ -120,6 +133,8 @@ describe('kernel ABI: kernel/mxfs_netlink.h vs src/ffi/mxfs-genl.ts', () => {
     const symbols: Record<string, number> = {
       MXFS_NAME_MAX: G.MXFS_NAME_MAX, MXFS_LVB_MAX: G.MXFS_LVB_MAX, MXFS_MODE_MAX: 5,
       MXFS_NODE_STATE_MAX: G.MXFS_NODE_STATE_MAX, MXFS_EVENT_MAX: G.MXFS_EVENT_MAX, MXFS_LKF_ALL: G.MXFS_LKF.ALL,
+      MXFS_GATE_MAX: G.MXFS_GATE_MAX, MXFS_FENCE_MAX: G.MXFS_FENCE_MAX, MXFS_LEASE_MAX: G.MXFS_LEASE_MAX,
+      MXFS_SHUTDOWN_MAX: G.MXFS_SHUTDOWN_MAX, MXFS_VOLEV_MAX: G.MXFS_VOLEV_MAX,
     };
     const num = (s: string) => (symbols[s] !== undefined ? symbols[s]! : Number(s));
     const table = /mxfs_attr_policy\[MXFS_ATTR_MAX \+ 1\] = \{([\s\S]*?)\n\};/.exec(nlsource);

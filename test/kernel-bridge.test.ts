@@ -7,10 +7,10 @@
 import { expect } from 'chai';
 import bunyan from 'bunyan';
 import { ActorSystem } from '../src/actors/actor';
-import { startKernelBridge, type KernelBridge } from '../src/actors/kernel-bridge';
+import { KernelNotAttached, startKernelBridge, type KernelBridge, type KernelVolumeListener } from '../src/actors/kernel-bridge';
 import { NetlinkError, KernelAckError } from '../src/ffi/genl-socket';
 import type { KernelChannel, KernelChannelEvents } from '../src/ffi/mxfs-channel';
-import { MxfsAttr, MxfsCmd } from '../src/ffi/mxfs-genl';
+import { MXFS_PROTO_VERSION, MxfsAttr, MxfsCmd, MxfsVolumeEvent } from '../src/ffi/mxfs-genl';
 import { encodeAttr, encodeValue, type MxfsAttrs, type MxfsMessage } from '../src/ffi/netlink-msg';
 import { Mode } from '../src/dlm/modes';
 import { ManualClock } from '../src/util/clock';
@@ -125,7 +125,7 @@ describe('kernel-bridge actor (fake channel)', () => {
     await until(() => bridge.status().state === 'attached');
     const ready = channel!.of(MxfsCmd.DAEMON_READY);
     expect(ready).to.have.length(1);
-    expect(ready[0]!.attrs).to.deep.equal({ [MxfsAttr.NODE_ID]: 7, [MxfsAttr.PROTO_VERSION]: 1 });
+    expect(ready[0]!.attrs).to.deep.equal({ [MxfsAttr.NODE_ID]: 7, [MxfsAttr.PROTO_VERSION]: MXFS_PROTO_VERSION });
     expect(bridge.status()).to.include({ family: 33, portid: 4242, attaches: 1 });
   });
 
@@ -293,6 +293,54 @@ describe('kernel-bridge actor (fake channel)', () => {
     await until(() => channel!.of(MxfsCmd.DAEMON_READY).length === 2);
     await until(() => bridge.status().state === 'attached');
     expect(bridge.status().detaches).to.equal(1);
+  });
+
+  describe('the volume listener (kernel volume driver)', () => {
+    const listener = () => {
+      const calls: string[] = [];
+      const l: KernelVolumeListener = {
+        attached: () => calls.push('attached'),
+        detached: (why) => calls.push(`detached ${why}`),
+        mountWanted: (volume, reqId, timeoutMs) => calls.push(`mountWanted ${volume} ${reqId} ${timeoutMs}`),
+        requestCancelled: (reqId) => calls.push(`cancelled ${reqId}`),
+        volumeEvent: (m) => calls.push(`event ${m.attrs[MxfsAttr.VOLUME]} ${m.attrs[MxfsAttr.VOLUME_EVENT]}`),
+      };
+      return { l, calls };
+    };
+
+    it('request() sends a daemon->kernel command while attached, and refuses without the module', async () => {
+      start(false);
+      await until(() => bridge.status().state === 'no-module');
+      const refused = await bridge.request(MxfsCmd.LEASE_LOST, {}).then(() => undefined, (e: Error) => e);
+      expect(refused).to.be.instanceOf(KernelNotAttached);
+      channel!.loaded = true;
+      channel!.events.onFamily('new');
+      await until(() => bridge.status().state === 'attached');
+      expect(await bridge.request(MxfsCmd.LEASE_RENEW, { [MxfsAttr.DEADLINE_NS]: 5n })).to.deep.equal([]);
+      expect(channel!.of(MxfsCmd.LEASE_RENEW)[0]!.attrs).to.deep.equal({ [MxfsAttr.DEADLINE_NS]: 5n });
+      channel!.refuse.set(MxfsCmd.VOLUME_CLEAR, 16);
+      const err = await bridge.request(MxfsCmd.VOLUME_CLEAR, { [MxfsAttr.VOLUME]: 'v' }).then(() => undefined, (e: Error) => e);
+      expect(err).to.be.instanceOf(KernelAckError).and.to.include({ errno: 16 });
+    });
+
+    it('routes VOLUME_MOUNT, VOLUME_EVENT and cancels of volume requests to the listener, and takes no lock itself', async () => {
+      start(true);
+      await until(() => bridge.status().state === 'attached');
+      const { l, calls } = listener();
+      bridge.setVolumeListener(l);
+      expect(calls).to.deep.equal(['attached']);
+      channel!.kernel(MxfsCmd.VOLUME_MOUNT, { [MxfsAttr.REQ_ID]: 30n, [MxfsAttr.VOLUME]: 'vol1', [MxfsAttr.TIMEOUT_MS]: 900 });
+      channel!.kernel(MxfsCmd.LOCK_CANCEL, { [MxfsAttr.REQ_ID]: 30n });
+      channel!.kernel(MxfsCmd.VOLUME_EVENT, { [MxfsAttr.VOLUME]: 'vol1', [MxfsAttr.VOLUME_EVENT]: MxfsVolumeEvent.RELEASED, [MxfsAttr.GENERATION]: 3n });
+      channel!.kernel(MxfsCmd.VOLUME_UNMOUNT, { [MxfsAttr.REQ_ID]: 31n, [MxfsAttr.VOLUME]: 'vol1' });
+      await until(() => calls.length === 4 && channel!.of(MxfsCmd.VOLUME_REPLY).length === 1);
+      expect(calls.slice(1)).to.deep.equal(['mountWanted vol1 30 900', 'cancelled 30', `event vol1 ${MxfsVolumeEvent.RELEASED}`]);
+      expect(channel!.of(MxfsCmd.VOLUME_REPLY)[0]!.attrs).to.deep.equal({ [MxfsAttr.REQ_ID]: 31n, [MxfsAttr.STATUS]: -95 });
+      expect(locks.holders('mxfs-volumes', 'vol1')).to.equal(0);
+      channel!.events.onFamily('del');
+      await until(() => calls.length === 5);
+      expect(calls[4]).to.equal('detached kernel module unloaded');
+    });
   });
 
   it('stop() releases the kernel locks and closes the channel', async () => {

@@ -107,7 +107,7 @@ describe('mxfsd command line and start-up', function () {
       fs.writeFileSync(conf4, configText(dir4, { node: { socket: d.socket }, logging: { stderr: 'true' } }));
       const r = await mxfsd(['--config', conf4]);
       expect(r.code).to.equal(1);
-      expect(oneLine(r.stderr)).to.equal(`mxfsd: cannot start: another mxfsd is already listening on ${d.socket}`);
+      expect(oneLine(r.stderr)).to.equal(`mxfsd: cannot start: socket ${d.socket} is in use by another mxfsd (pid ${d.proc.pid}); two daemons must not run as the same node`);
     } finally {
       await d.stop('SIGKILL');
     }

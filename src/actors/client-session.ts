@@ -5,17 +5,25 @@
  * Owns: the client's locks (client lock id -> lockspace, resource, state, the request ids
  * waiting for an answer), the keepalive bookkeeping, and the session's owner id
  * "<node>:<session>" under which its locks are held.
- * Takes: 'client' (a validated ClientRequest from the transport), LockEvent from
- * LockResources, 'tick' (keepalive timer), 'disconnected', 'lostAll'.
+ * Takes: 'client' (a validated ClientRequest from the transport), 'invalid' (a request the
+ * transport could not validate, answered INVALID alone), LockEvent from LockResources,
+ * 'tick' (keepalive timer, and the hello deadline), 'disconnected', 'lostAll'.
  * Sends: ResourceMsg (through the LockTable) and DaemonMessage to the client via emit().
  *
- * When the client goes away (connection closed, silent past clientTimeoutMs, protocol
- * error, crash of this actor) every one of its locks is purged, so none can leak (the
- * purges are handed to the daemon's Purger, which routes them a slice per turn).
+ * When the client goes away (connection closed, silent past clientTimeoutMs, no hello
+ * within clientTimeoutMs of connecting, protocol error, crash of this actor) every one of
+ * its locks is purged, so none can leak (the purges are handed to the daemon's Purger,
+ * which routes them a slice per turn).
+ *
+ * Admission: a request is "in flight" from its arrival until its reply, except that a lock
+ * request or conversion stops counting once it waits in a resource's queue (it is lock
+ * state then, bounded by max_locks_per_client, not work). At most maxInFlight per session
+ * and admission.max over the daemon; beyond, the request is answered BUSY at once. Trusted
+ * in-process sessions (no maxInFlight) are counted but never refused.
  */
 import type { ActorDef, ActorSystem, Ref } from './actor';
 import type { LockEvent, ResourceMsg } from './messages';
-import type { Mode } from '../dlm/modes';
+import { isWriteMode, Mode } from '../dlm/modes';
 import type { LockRecord } from '../cluster/dlm-messages';
 import type { LockErrorCode } from '../dlm/types';
 import { CLIENT_PROTOCOL_VERSION, ClientRequest, DaemonMessage, FaultSpec, HelloData, ReplyCode } from '../wire/client-protocol';
@@ -45,6 +53,9 @@ export interface SessionMetrics {
   lost(count: number): void;
 }
 
+/** The daemon-wide count of requests in flight, shared by every session. */
+export interface Admission { inFlight: number; max: number }
+
 export interface SessionOpts {
   sessionId: number;
   nodeId: number;
@@ -59,6 +70,13 @@ export interface SessionOpts {
   lvbSize: number;
   maxFrameBytes: number;
   maxLocks: number;
+  /**
+   * Requests in flight on this session (see Admission above). Undefined: a trusted in-process
+   * client (the kernel bridge, the volume manager), whose requests count toward the daemon's
+   * total but are never refused — a socket client must not be able to deny the kernel.
+   */
+  maxInFlight?: number;
+  admission: Admission;
   info: DaemonInfo;
   /** Send to the client (the transport encodes). */
   emit(msg: DaemonMessage): void;
@@ -69,6 +87,8 @@ export interface SessionOpts {
    * session's epoch). The daemon's Purger routes them a slice per turn (src/daemon/purger.ts).
    */
   purge(owner: string, epoch: number, targets: Array<[string, string]>): void;
+  /** A 'client' or 'invalid' message was handled (the transport bounds how many wait unhandled). */
+  handled?(): void;
   /** Called once when the session has ended (its purges handed over). */
   onEnd(sessionId: number): void;
   metrics?: SessionMetrics;
@@ -77,6 +97,8 @@ export interface SessionOpts {
 export type SessionMsg =
   /** acked: the transport already answered this heartbeat (the daemon's fast path, see Daemon.accept). */
   | { type: 'client'; req: ClientRequest; acked?: boolean }
+  /** A request with a usable id whose fields were wrong: answered INVALID, nothing else happens. */
+  | { type: 'invalid'; id: number; reqType: string; message: string }
   | LockEvent
   | { type: 'tick' }
   | { type: 'disconnected'; reason: string }
@@ -99,12 +121,16 @@ interface ClientLock {
   lvbValid: boolean;
   /** The pending request or conversion, as issued (re-issued after a recovery). */
   rqMode?: Mode;
+  /** The LVB the pending conversion writes (kept for a re-issue after a recovery). */
+  rqLvb?: Buffer;
   noqueue: boolean;
   timeoutMs?: number;
   pendingReq?: number;
   /** When the pending request or conversion arrived (clock ms). */
   askedAt?: number;
   unlockReq?: number;
+  /** The pending unlock carries an LVB to write (see collect). */
+  unlockLvb: boolean;
   cancelReq?: number;
 }
 
@@ -112,6 +138,7 @@ interface State {
   locks: Map<number, ClientLock>;
   byInternal: Map<string, ClientLock>;
   hello: boolean;
+  openedAt: number;
   lastHeard: number;
   timer?: TimerHandle;
   ended: boolean;
@@ -120,10 +147,28 @@ interface State {
 
 export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
   const owner = `${o.nodeId}:${o.sessionId}`;
-  const reply = (id: number, ok: true, extra?: Omit<Extract<DaemonMessage, { ok: true }>, 'type' | 'id' | 'ok'>) =>
+  // Request ids in flight (one definition per session, so this closure is the session's).
+  const inFlight = new Set<number>();
+  const settle = (id: number) => { if (inFlight.delete(id)) o.admission.inFlight--; };
+  const reply = (id: number, ok: true, extra?: Omit<Extract<DaemonMessage, { ok: true }>, 'type' | 'id' | 'ok'>) => {
+    settle(id);
     o.emit({ type: 'reply', id, ok, ...extra });
-  const refuse = (id: number, code: ReplyCode, message: string) =>
+  };
+  const refuse = (id: number, code: ReplyCode, message: string) => {
+    settle(id);
     o.emit({ type: 'reply', id, ok: false, code, message });
+  };
+  /** Admit a request, or say why not (BUSY: over a bound; INVALID: its id is already in flight). */
+  const admit = (id: number): [LockErrorCode, string] | undefined => {
+    if (inFlight.has(id)) return ['INVALID', `request id ${id} is already in use by a request in progress`];
+    if (o.maxInFlight !== undefined) {
+      if (inFlight.size >= o.maxInFlight) return ['BUSY', `${inFlight.size} requests are already in progress on this connection ([locking] max_requests_per_client); wait for their replies`];
+      if (o.admission.inFlight >= o.admission.max) return ['BUSY', `mxfsd has ${o.admission.inFlight} requests in progress ([locking] max_requests); try again shortly`];
+    }
+    inFlight.add(id);
+    o.admission.inFlight++;
+    return undefined;
+  };
 
   const forget = (s: State, lk: ClientLock) => {
     s.locks.delete(lk.id);
@@ -134,6 +179,8 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
     if (s.ended) return;
     s.ended = true;
     o.clock.clearTimer(s.timer);
+    o.admission.inFlight -= inFlight.size; // their replies have nobody to go to
+    inFlight.clear();
     const seen = new Set<string>();
     const targets: Array<[string, string]> = [];
     for (const lk of s.locks.values()) {
@@ -161,6 +208,10 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
       end(s, sys, self, 'no hello');
       return;
     }
+    if (req.type !== 'hello') {
+      const no = admit(req.id);
+      if (no) { o.emit({ type: 'reply', id: req.id, ok: false, code: no[0], message: no[1] }); return; }
+    }
     switch (req.type) {
       case 'hello': {
         if (req.version !== CLIENT_PROTOCOL_VERSION) {
@@ -181,7 +232,7 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
         if (s.locks.size >= o.maxLocks) return refuse(req.id, 'BUSY', `this client already has ${o.maxLocks} locks (max_locks_per_client)`);
         const lk: ClientLock = {
           id: req.lockId, internalId: `${owner}/${req.lockId}`, lockspace: req.lockspace, resource: req.resource,
-          state: 'requesting', pendingReq: req.id, token: 0, lvbValid: false,
+          state: 'requesting', pendingReq: req.id, token: 0, lvbValid: false, unlockLvb: false,
           rqMode: req.mode, noqueue: req.noqueue ?? false, timeoutMs: req.timeoutMs, askedAt: o.clock.now(),
         };
         s.locks.set(lk.id, lk);
@@ -195,11 +246,13 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
       case 'convert': {
         const lk = s.locks.get(req.lockId);
         if (!lk) return refuse(req.id, 'NOTFOUND', `no lock ${req.lockId}`);
+        if (req.lvb && req.lvb.length > o.lvbSize) return refuse(req.id, 'INVALID', lvbTooLong(req.lvb.length, o.lvbSize));
         if (lk.state !== 'granted' || lk.unlockReq !== undefined) return refuse(req.id, 'BUSY', `lock ${req.lockId} has a request in progress`);
         lk.state = 'converting';
         lk.pendingReq = req.id;
         lk.askedAt = o.clock.now();
         lk.rqMode = req.mode;
+        lk.rqLvb = req.lvb;
         lk.noqueue = req.noqueue ?? false;
         lk.timeoutMs = req.timeoutMs;
         o.route(lk.lockspace, lk.resource, {
@@ -210,8 +263,10 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
       case 'unlock': {
         const lk = s.locks.get(req.lockId);
         if (!lk) return refuse(req.id, 'NOTFOUND', `no lock ${req.lockId}`);
+        if (req.lvb && req.lvb.length > o.lvbSize) return refuse(req.id, 'INVALID', lvbTooLong(req.lvb.length, o.lvbSize));
         if (lk.unlockReq !== undefined) return refuse(req.id, 'BUSY', `lock ${req.lockId} is already being unlocked`);
         lk.unlockReq = req.id;
+        lk.unlockLvb = req.lvb !== undefined;
         o.route(lk.lockspace, lk.resource, { type: 'unlock', lockId: lk.internalId, lvb: req.lvb }, s.epoch);
         return;
       }
@@ -257,7 +312,7 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
         lk.token = ev.grant.token;
         lk.lvb = ev.grant.lvb;
         lk.lvbValid = ev.grant.lvbValid;
-        lk.rqMode = undefined;
+        lk.rqMode = lk.rqLvb = undefined;
         if (lk.cancelReq !== undefined) { refuse(lk.cancelReq, 'BUSY', 'the request was granted before the cancel arrived'); lk.cancelReq = undefined; }
         return;
       case 'lock.failed':
@@ -270,11 +325,13 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
           else refuse(lk.cancelReq, 'BUSY', `the request had already ended: ${ev.code}`);
           lk.cancelReq = undefined;
         }
-        lk.rqMode = undefined;
+        lk.rqMode = lk.rqLvb = undefined;
         if (ev.conversion) lk.state = 'granted';
         else if (lk.unlockReq === undefined) forget(s, lk);
         return;
       case 'lock.queued':
+        // Waiting in a queue is lock state, not work in progress: it no longer counts.
+        if (lk.pendingReq !== undefined) settle(lk.pendingReq);
         return;
       case 'lock.bast':
         if (lk.state !== 'requesting') o.emit({ type: 'bast', lockId: lk.id, mode: ev.mode });
@@ -292,12 +349,13 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
           case 'convert':
             if (lk.pendingReq !== undefined) refuse(lk.pendingReq, ev.code, ev.message);
             lk.pendingReq = undefined;
-            lk.rqMode = undefined;
+            lk.rqMode = lk.rqLvb = undefined;
             lk.state = 'granted';
             return;
           case 'unlock':
             if (lk.unlockReq !== undefined) refuse(lk.unlockReq, ev.code, ev.message);
             lk.unlockReq = undefined;
+            lk.unlockLvb = false;
             return;
           case 'cancel':
             if (lk.cancelReq !== undefined) refuse(lk.cancelReq, ev.code, ev.message);
@@ -317,7 +375,12 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
   /**
    * Recovery: from now on this session's operations carry `epoch`; hand over a record of
    * every lock. A pending unlock or cancel is completed here: the lock (or request) is
-   * simply not re-created on the new master, which is what was asked.
+   * simply not re-created on the new master, which is what was asked. But an unlock that
+   * was to write the LVB (held in PW/EX) cannot be reported done: whether the old master
+   * wrote it before the recovery is unknown, so it fails LOST — the lock is gone, the write
+   * unconfirmed. (Readers then see that LVB, or see the LVB marked invalid: the rebuild keeps
+   * an LVB only from a PR/CW holder's copy.) A pending conversion's LVB goes in the record
+   * and is written when the conversion is re-issued.
    */
   const collect = (s: State, epoch: number, locks: ClientLock[]): LockRecord[] => {
     s.epoch = epoch;
@@ -325,14 +388,18 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
     for (const lk of locks) {
       if (lk.unlockReq !== undefined) {
         if (lk.pendingReq !== undefined) refuse(lk.pendingReq, 'CANCELLED', 'cancelled by unlock');
-        reply(lk.unlockReq, true);
+        if (lk.unlockLvb && lk.mode !== undefined && isWriteMode(lk.mode)) {
+          refuse(lk.unlockReq, 'LOST', `the lock is released, but a cluster recovery (epoch ${epoch}) interrupted the unlock before its LVB write was confirmed; the value block may not hold it`);
+        } else {
+          reply(lk.unlockReq, true);
+        }
         forget(s, lk);
         continue;
       }
       if (lk.cancelReq !== undefined && lk.pendingReq !== undefined) {
         refuse(lk.pendingReq, 'CANCELLED', lk.state === 'converting' ? 'conversion cancelled' : 'request cancelled');
         reply(lk.cancelReq, true);
-        lk.cancelReq = lk.pendingReq = lk.rqMode = undefined;
+        lk.cancelReq = lk.pendingReq = lk.rqMode = lk.rqLvb = undefined;
         if (lk.state === 'requesting') { forget(s, lk); continue; }
         lk.state = 'granted';
       }
@@ -340,7 +407,7 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
         lockspace: lk.lockspace, resource: lk.resource, lockId: lk.internalId, owner,
         grMode: lk.state === 'requesting' ? null : lk.mode!, token: lk.token,
         rqMode: lk.state === 'granted' ? null : lk.rqMode!, noqueue: lk.noqueue, timeoutMs: lk.timeoutMs,
-        lvb: lk.lvb, lvbValid: lk.lvbValid,
+        lvb: lk.lvb, lvbValid: lk.lvbValid, ...(lk.rqLvb && lk.state === 'converting' ? { rqLvb: lk.rqLvb } : {}),
       });
     }
     return out;
@@ -362,18 +429,35 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
   };
 
   return {
-    init: () => ({ locks: new Map(), byInternal: new Map(), hello: false, lastHeard: o.clock.now(), ended: false, epoch: o.epoch }),
+    init: () => ({ locks: new Map(), byInternal: new Map(), hello: false, openedAt: o.clock.now(), lastHeard: o.clock.now(), ended: false, epoch: o.epoch }),
 
     handle(s, msg, ctx) {
       if (s.ended) return s;
       const sys = ctx.system;
       switch (msg.type) {
         case 'client':
+          o.handled?.();
           s.lastHeard = o.clock.now();
           if (!s.timer) tick(s, sys, ctx.self);
           handleRequest(s, msg.req, sys, ctx.self, msg.acked);
           break;
+        case 'invalid':
+          o.handled?.();
+          s.lastHeard = o.clock.now();
+          if (!s.hello && msg.reqType !== 'hello') {
+            refuse(msg.id, 'PROTOCOL', 'the first request must be hello');
+            end(s, sys, ctx.self, 'no hello');
+            break;
+          }
+          refuse(msg.id, 'INVALID', msg.message);
+          break;
         case 'tick':
+          // A connection must say hello within client_timeout_ms of connecting: a silent
+          // one (or one that only sends heartbeats) would otherwise hold a client slot forever.
+          if (!s.hello && o.clock.now() - s.openedAt > o.clientTimeoutMs) {
+            end(s, sys, ctx.self, `no hello within ${o.clientTimeoutMs} ms of connecting`);
+            break;
+          }
           // The client gives its locks up client_timeout_ms after sending the last message
           // we answered; we purge them only a keepalive period later, so a client never
           // holds a lock we have already handed to someone else.
@@ -406,6 +490,10 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
       return 'stop';
     },
   };
+}
+
+function lvbTooLong(n: number, lvbSize: number): string {
+  return `field 'lvb' is ${n} bytes; the lock value block is ${lvbSize} bytes ([locking] lvb_size)`;
 }
 
 function failMessage(code: LockErrorCode, conversion: boolean): string {

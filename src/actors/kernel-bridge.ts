@@ -11,16 +11,24 @@
  *                 nlctrl NEWFAMILY)
  *   family-gone   the module was unloaded (nlctrl DELFAMILY): release what the kernel held
  *   kernel        a validated message from the module: LOCK_REQ, LOCK_CANCEL, LOCK_RELEASE,
- *                 VOLUME_MOUNT, VOLUME_UNMOUNT, EVENT
+ *                 VOLUME_MOUNT, VOLUME_UNMOUNT, VOLUME_EVENT, EVENT
  *   lock-done / volume-done   a LockClient call finished (sent by its promise)
  *   send-failed   the kernel refused a GRANT or a reply (e.g. -ENOENT: it stopped waiting)
  *   bast / lost   events of a held LockHandle; client-lost: the LockClient lost everything
  *   ready-acked   the module accepted DAEMON_READY: attached
  *   health-check / kernel-status   periodic STATUS_REQ while attached; a module that no
  *                 longer lists this daemon's port is re-attached
+ *   request       a daemon->kernel command from the volume driver (VOLUME_*, LEASE_*,
+ *                 VOLUME_REPLY): sent in arrival order while attached, replies parsed
  *   stop          release everything and close the channel
  * Messages out (to the kernel, through the channel): DAEMON_READY, STATUS_REQ, LOCK_GRANT,
- * LOCK_DENY, BAST, LOCK_LOST, VOLUME_REPLY. To the lock service: LockClient.lock / LockHandle.unlock.
+ * LOCK_DENY, BAST, LOCK_LOST, VOLUME_REPLY, and the driver's requests. To the lock service:
+ * LockClient.lock / LockHandle.unlock. To the volume listener (the kernel volume driver,
+ * when one is set): attached / detached, VOLUME_MOUNT (mountWanted), VOLUME_EVENT.
+ *
+ * VOLUME_MOUNT without a listener is the old path (the bridge takes EX on the volume in
+ * `volumeLockspace` itself; what the debugfs test hook exercises). With a listener (volumes
+ * configured), ownership is the Volume actors' and VOLUME_MOUNT goes to the listener.
  *
  * Every attach bumps `gen`; a LockClient result that comes back for an older generation
  * (the module went away meanwhile) is unlocked instead of being reported.
@@ -32,7 +40,7 @@ import type { LockClient, LockHandle } from '../client/api';
 import { LockError } from '../dlm/types';
 import { Mode, modeName } from '../dlm/modes';
 import { Errno, LOCK_ERROR_ERRNO, MXFS_LKF, MXFS_PROTO_VERSION, MxfsAttr, MxfsCmd, MxfsEvent } from '../ffi/mxfs-genl';
-import { parseMxfsMessage, type MxfsMessage } from '../ffi/netlink-msg';
+import { parseMxfsMessage, type MxfsAttrs, type MxfsMessage } from '../ffi/netlink-msg';
 import {
   GenlKernelChannel, isFamilyMissing, type KernelChannel, type KernelChannelFactory,
 } from '../ffi/mxfs-channel';
@@ -81,8 +89,39 @@ export interface BridgeStatus extends BridgeCounters {
   pendingRequests: number;
 }
 
+/** Volume traffic from the module, for the kernel volume driver. Called inside the actor:
+ *  must not throw, and must not wait. */
+export interface KernelVolumeListener {
+  /** The bridge (re)attached to the module: its state may be new (module reloaded). */
+  attached(): void;
+  detached(reason: string): void;
+  /** VOLUME_MOUNT: a process waits in open() for the volume (gate-wait mode). Answer with
+   *  VOLUME_REPLY (REQ_ID = reqId) through request(). */
+  mountWanted(volume: string, reqId: bigint, timeoutMs: number | undefined): void;
+  /** LOCK_CANCEL for a REQ_ID that is not a lock request: a VOLUME_MOUNT waiter gave up. */
+  requestCancelled(reqId: bigint): void;
+  /** VOLUME_EVENT: released or fenced. */
+  volumeEvent(m: MxfsMessage): void;
+}
+
+/** request() while the bridge is not attached to the module. */
+export class KernelNotAttached extends Error {
+  constructor(readonly state: BridgeState, detail: string | undefined) {
+    super(`kernel module not attached (${state}${detail ? `: ${detail}` : ''})`);
+    this.name = 'KernelNotAttached';
+  }
+}
+
 export interface KernelBridge {
   status(): BridgeStatus;
+  /**
+   * Sends a daemon->kernel command; resolves with the kernel's reply messages (validated)
+   * once it acked. Rejects with KernelNotAttached, KernelAckError (errno + extack text) or
+   * RequestTimeout. Requests reach the kernel in call order.
+   */
+  request(cmd: MxfsCmd, attrs: MxfsAttrs, timeoutMs?: number): Promise<MxfsMessage[]>;
+  /** Routes VOLUME_MOUNT / VOLUME_EVENT and attach changes to `l` (undefined: back to none). */
+  setVolumeListener(l: KernelVolumeListener | undefined): void;
   stop(): Promise<void>;
 }
 
@@ -118,7 +157,10 @@ type BridgeMsg =
   | { type: 'bast'; gen: number; lockId: bigint; mode: Mode }
   | { type: 'lost'; gen: number; lockId: bigint; reason: string }
   | { type: 'client-lost'; reason: string }
+  | { type: 'request'; cmd: MxfsCmd; attrs: MxfsAttrs; timeoutMs: number; replyTo: Ref<RequestResult> }
   | { type: 'stop'; replyTo: Ref<void> };
+
+type RequestResult = { ok: true; replies: MxfsMessage[] } | { ok: false; err: Error };
 
 interface BridgeActorState {
   channel?: KernelChannel;
@@ -187,11 +229,26 @@ export function startKernelBridge(opts: KernelBridgeOptions): KernelBridge {
 
   if (mode === 'off') {
     snap.detail = 'kernel = off in the configuration';
-    return { status, stop: async () => {} };
+    return {
+      status,
+      request: () => Promise.reject(new KernelNotAttached('disabled', snap.detail)),
+      setVolumeListener: () => {},
+      stop: async () => {},
+    };
   }
 
   let self: Ref<BridgeMsg>;
   const send = (msg: BridgeMsg) => system.send(self, msg);
+  let volumeListener: KernelVolumeListener | undefined;
+  /** A listener's failure is logged, never the bridge's crash. */
+  const toListener = (what: string, fn: (l: KernelVolumeListener) => void) => {
+    if (!volumeListener) return;
+    try {
+      fn(volumeListener);
+    } catch (err) {
+      log.error({ err, what }, 'kernel volume listener failed');
+    }
+  };
   const factory: KernelChannelFactory = opts.channelFactory ?? ((ev) => new GenlKernelChannel(ev));
 
   const setState = (state: BridgeState, detail?: string) => {
@@ -247,6 +304,7 @@ export function startKernelBridge(opts: KernelBridgeOptions): KernelBridge {
     snap.family = undefined;
     snap.kernel = undefined;
     setState('no-module', detail);
+    toListener('detached', (l) => l.detached(detail));
   };
 
   const onLockReq = (s: BridgeActorState, m: MxfsMessage) => {
@@ -311,7 +369,10 @@ export function startKernelBridge(opts: KernelBridgeOptions): KernelBridge {
   const onCancel = (s: BridgeActorState, m: MxfsMessage) => {
     const reqId = m.attrs[MxfsAttr.REQ_ID] as bigint;
     const ctl = s.pending.get(reqId);
-    if (!ctl) return;
+    if (!ctl) {
+      if (!s.pending.has(reqId)) toListener('requestCancelled', (l) => l.requestCancelled(reqId));
+      return;
+    }
     counters.cancels++;
     s.cancelled.add(reqId);
     ctl.abort();
@@ -334,6 +395,12 @@ export function startKernelBridge(opts: KernelBridgeOptions): KernelBridge {
     const volume = m.attrs[MxfsAttr.VOLUME] as string;
     const timeoutMs = m.attrs[MxfsAttr.TIMEOUT_MS] as number | undefined;
     counters.volumeRequests++;
+    if (volumeListener) {
+      // Volume ownership belongs to the Volume actors: the driver answers.
+      if (mount) toListener('mountWanted', (l) => l.mountWanted(volume, reqId, timeoutMs));
+      else toKernel(s, MxfsCmd.VOLUME_REPLY, { [MxfsAttr.REQ_ID]: reqId, [MxfsAttr.STATUS]: -Errno.EOPNOTSUPP });
+      return;
+    }
     const gen = s.gen;
     if (!mount) {
       const h = s.volumes.get(volume);
@@ -487,6 +554,10 @@ export function startKernelBridge(opts: KernelBridgeOptions): KernelBridge {
             case MxfsCmd.LOCK_CANCEL: onCancel(s, m); break;
             case MxfsCmd.VOLUME_MOUNT: onVolume(s, m, true); break;
             case MxfsCmd.VOLUME_UNMOUNT: onVolume(s, m, false); break;
+            case MxfsCmd.VOLUME_EVENT:
+              if (volumeListener) toListener('volumeEvent', (l) => l.volumeEvent(m));
+              else log.info({ volume: m.attrs[MxfsAttr.VOLUME], event: m.attrs[MxfsAttr.VOLUME_EVENT] }, 'kernel volume event, no volume driver');
+              break;
             case MxfsCmd.EVENT: {
               const ev = m.attrs[MxfsAttr.EVENT] as MxfsEvent;
               log.debug({ event: MxfsEvent[ev], lockId: String(m.attrs[MxfsAttr.LOCK_ID] ?? '') }, 'kernel event');
@@ -511,6 +582,7 @@ export function startKernelBridge(opts: KernelBridgeOptions): KernelBridge {
             setState('attached');
             log.info({ family: snap.family, portid: snap.portid, why: msg.why }, 'daemon ready: attached to the kernel module');
             scheduleHealth(s);
+            toListener('attached', (l) => l.attached());
           }
           break;
         case 'health-check': healthCheck(s); break;
@@ -539,6 +611,28 @@ export function startKernelBridge(opts: KernelBridgeOptions): KernelBridge {
           s.volumes.clear();
           break;
         }
+        case 'request': {
+          const { replyTo } = msg;
+          if (!s.channel || snap.state !== 'attached') {
+            system.reply(replyTo, { ok: false, err: new KernelNotAttached(snap.state, snap.detail) });
+            break;
+          }
+          s.channel.send(msg.cmd, msg.attrs, msg.timeoutMs).then(
+            (replies) => {
+              let parsed: MxfsMessage[];
+              try {
+                parsed = replies.map((r) => parseMxfsMessage(r));
+              } catch (err) {
+                counters.invalidMessages++;
+                system.reply(replyTo, { ok: false, err: err as Error });
+                return;
+              }
+              system.reply(replyTo, { ok: true, replies: parsed });
+            },
+            (err: unknown) => system.reply(replyTo, { ok: false, err: err instanceof Error ? err : new Error(String(err)) }),
+          );
+          break;
+        }
         case 'stop': {
           s.stopped = true;
           clock.clearTimer(s.retry);
@@ -551,6 +645,7 @@ export function startKernelBridge(opts: KernelBridgeOptions): KernelBridge {
           if (ch) ch.close().then(done, done);
           else done();
           setState('no-module', 'stopped');
+          toListener('detached', (l) => l.detached('stopped'));
           break;
         }
       }
@@ -567,6 +662,16 @@ export function startKernelBridge(opts: KernelBridgeOptions): KernelBridge {
 
   return {
     status,
+    async request(cmd, attrs, timeoutMs = 10_000) {
+      const r = await system.ask<BridgeMsg, RequestResult>(
+        self, (replyTo) => ({ type: 'request', cmd, attrs, timeoutMs, replyTo }), timeoutMs + 5000);
+      if (!r.ok) throw r.err;
+      return r.replies;
+    },
+    setVolumeListener(l) {
+      volumeListener = l;
+      if (l && snap.state === 'attached') toListener('attached', (x) => x.attached());
+    },
     async stop() {
       locks.off('lost', onClientLost);
       await system.ask<BridgeMsg, void>(self, (replyTo) => ({ type: 'stop', replyTo }), 5000).catch(() => {});

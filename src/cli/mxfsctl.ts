@@ -16,7 +16,6 @@
  * the volume's owner, 7 the volume is blocked or fenced (recovery cannot proceed).
  * `keygen`: 0, or 1 if FILE cannot be written.
  */
-import { spawn } from 'node:child_process';
 import { MxfsClient, VolumeRequestFailed } from '../client/client';
 import type { VolumeReplyCode } from '../volumes/volume-core';
 import { LockError } from '../dlm/types';
@@ -28,6 +27,7 @@ import { checkName } from '../wire/client-protocol';
 import { writeKeyFile } from './keygen';
 import { die, parse, UsageError } from './usage';
 import { traceCommand, TraceUsageError, whyCommand } from './mxfsctl-trace';
+import { CommandGroup } from './command-group';
 
 const DEFAULT_SOCKET = '/run/mxfs/mxfsd.sock';
 const USAGE = `usage: mxfsctl [--socket PATH | --config FILE] [--json] COMMAND
@@ -368,7 +368,10 @@ async function printLocks(c: MxfsClient, json: boolean, lockspace?: string, reso
 
 interface RunOpts { resource: string; mode: Mode; lockspace?: string; noqueue: boolean; timeoutMs?: number; graceMs: number; command: string[] }
 
-/** flock(1)-style: hold the lock while COMMAND runs; never let it run on after the lock is lost. */
+/**
+ * flock(1)-style: hold the lock while COMMAND runs; never let any of it run on after the lock
+ * is lost, or after mxfsctl is gone (CommandGroup: COMMAND's own process group, a watchdog).
+ */
 async function runLocked(c: MxfsClient, o: RunOpts): Promise<number> {
   let h;
   try {
@@ -379,29 +382,34 @@ async function runLocked(c: MxfsClient, o: RunOpts): Promise<number> {
     if (e instanceof LockError && e.code === 'TIMEOUT') { process.stderr.write(`mxfsctl: timed out waiting for ${o.resource}\n`); return EXIT_NOT_OBTAINED; }
     fail(`cannot lock ${o.resource}: ${(e as Error).message}`);
   }
-  const child = spawn(o.command[0]!, o.command.slice(1), {
-    stdio: 'inherit',
+  const hello = c.hello;
+  const group = new CommandGroup({
+    command: o.command,
     env: {
       ...process.env,
       MXFS_TOKEN: String(h.grant.token), MXFS_RESOURCE: o.resource, MXFS_LOCKSPACE: h.lockspace,
       MXFS_MODE: modeName(h.grant.mode),
     },
+    // The watchdog kills the group when mxfsctl has been silent as long as the daemon lets a
+    // client's locks live: the same bound the client library applies to itself.
+    beatMs: Math.max(10, Math.min(hello.keepaliveMs, Math.floor(hello.lostAfterMs / 4))),
+    silenceMs: hello.lostAfterMs,
   });
   let lost: string | undefined;
+  let stopped: Promise<void> | undefined;
   const onLost = (reason: string) => {
     if (lost !== undefined) return;
     lost = reason;
     process.stderr.write(`mxfsctl: lock on ${o.resource} lost (${reason}); terminating the command\n`);
-    child.kill('SIGTERM');
-    setTimeout(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL'); }, o.graceMs).unref();
+    stopped = group.stop(o.graceMs);
   };
   h.on('lost', onLost);
   c.on('lost', onLost);
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => child.kill(sig));
-  const status = await new Promise<number>((resolve) => {
-    child.on('error', (e) => { process.stderr.write(`mxfsctl: cannot run ${o.command[0]}: ${e.message}\n`); resolve(127); });
-    child.on('exit', (code, signal) => resolve(code ?? 128 + (signal ? osSignal(signal) : 0)));
-  });
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'] as const) process.on(sig, () => group.signal(sig));
+  const status = await group.exited;
+  // What COMMAND left behind in its group must not outlive the lock either.
+  await (stopped ?? (group.alive() ? group.stop(o.graceMs) : Promise.resolve()));
+  group.release();
   if (lost !== undefined) { await c.close(); return EXIT_LOST; }
   try {
     await h.unlock();
@@ -412,10 +420,6 @@ async function runLocked(c: MxfsClient, o: RunOpts): Promise<number> {
   }
   await c.close();
   return status;
-}
-
-function osSignal(name: NodeJS.Signals): number {
-  return (require('node:os').constants.signals as Record<string, number>)[name] ?? 0;
 }
 
 main().catch((e) => {

@@ -10,13 +10,17 @@
  * message it heard; so the client always gives up first, and an answer that sat in a
  * buffer while this process was paused cannot extend its locks. LockHandle.valid re-checks
  * the bound at the moment of use.
+ *
+ * Arguments are checked here before anything is sent (names: UTF-8 text of 1..64 bytes
+ * without NUL; LVBs: at most the daemon's lvbSize), so a caller's mistake fails that call
+ * with INVALID and never reaches the daemon. The daemon checks everything again.
  */
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import type { ConvertOptions, LockClient, LockHandle, LockOptions, UnlockOptions } from './api';
 import { Mode } from '../dlm/modes';
-import { DEFAULT_LOCKSPACE, Grant, LOCK_ERROR_CODES, LockError, LockErrorCode } from '../dlm/types';
-import { CLIENT_PROTOCOL_VERSION, ClientRequest, DaemonMessage, FaultSpec, HelloData, validateDaemonMessage, VolumeRequestOp, TraceRequestOp } from '../wire/client-protocol';
+import { DEFAULT_LOCKSPACE, Grant, LOCK_ERROR_CODES, LockError, LockErrorCode, MAX_LOCKSPACE_NAME, MAX_RESOURCE_NAME } from '../dlm/types';
+import { CLIENT_PROTOCOL_VERSION, ClientRequest, DaemonMessage, FaultSpec, HelloData, nameProblem, validateDaemonMessage, VolumeRequestOp, TraceRequestOp } from '../wire/client-protocol';
 import type { VolumeReplyCode } from '../volumes/volume-core';
 
 /** A volume request the daemon refused; `code` says why (docs/daemon.md). */
@@ -96,6 +100,8 @@ export class MxfsClient extends EventEmitter implements LockClient {
 
   async lock(resource: string, mode: Mode, opts: LockOptions = {}): Promise<LockHandle> {
     const lockspace = opts.lockspace ?? DEFAULT_LOCKSPACE;
+    checkArg('lockspace', nameProblem(lockspace, MAX_LOCKSPACE_NAME));
+    checkArg('resource', nameProblem(resource, MAX_RESOURCE_NAME));
     const lockId = this.nextLock++;
     const h = new Handle(this, lockId, lockspace, resource);
     this.handles.set(lockId, h);
@@ -116,6 +122,8 @@ export class MxfsClient extends EventEmitter implements LockClient {
 
   async status(): Promise<any> { return (await this.request({ type: 'status', id: 0 })).data; }
   async locks(filter: { lockspace?: string; resource?: string } = {}): Promise<any> {
+    if (filter.lockspace !== undefined) checkArg('lockspace', nameProblem(filter.lockspace, MAX_LOCKSPACE_NAME));
+    if (filter.resource !== undefined) checkArg('resource', nameProblem(filter.resource, MAX_RESOURCE_NAME));
     return (await this.request({ type: 'locks', id: 0, ...filter })).data;
   }
 
@@ -150,6 +158,7 @@ export class MxfsClient extends EventEmitter implements LockClient {
 
   /** @internal */
   async convertLock(h: Handle, mode: Mode, opts: ConvertOptions): Promise<Grant> {
+    this.checkLvb(opts.lvb);
     const onAbort = () => this.sendCancel(h.lockId);
     opts.signal?.addEventListener('abort', onAbort, { once: true });
     try {
@@ -163,9 +172,23 @@ export class MxfsClient extends EventEmitter implements LockClient {
 
   /** @internal */
   async unlockLock(h: Handle, opts: UnlockOptions): Promise<void> {
-    await this.request({ type: 'unlock', id: 0, lockId: h.lockId, lvb: opts.lvb });
+    this.checkLvb(opts.lvb);
+    try {
+      await this.request({ type: 'unlock', id: 0, lockId: h.lockId, lvb: opts.lvb });
+    } catch (e) {
+      // LOST: the lock is gone, but the daemon could not confirm what the unlock asked
+      // (e.g. its LVB write, across a cluster recovery). The handle is finished either way.
+      if (e instanceof LockError && e.code === 'LOST') { this.handles.delete(h.lockId); h.markLost(e.message); }
+      throw e;
+    }
     this.handles.delete(h.lockId);
     h.markReleased();
+  }
+
+  private checkLvb(lvb: Buffer | undefined): void {
+    if (lvb && lvb.length > this.hello.lvbSize) {
+      throw new LockError('INVALID', `lvb is ${lvb.length} bytes; the daemon's lock value block is ${this.hello.lvbSize} bytes`);
+    }
   }
 
   /** @internal */
@@ -308,6 +331,10 @@ class Handle extends EventEmitter implements LockHandle {
     this.lostReason = reason;
     this.emit('lost', reason);
   }
+}
+
+function checkArg(field: string, problem: string | undefined): void {
+  if (problem) throw new LockError('INVALID', `${field} ${problem}`);
 }
 
 function toGrant(g: { mode: Mode; token: number; lvb: Buffer; lvbValid: boolean }): Grant {

@@ -30,6 +30,17 @@
  * and sends everything not yet acknowledged on it from sequence 0. An ack older than what
  * was already acknowledged, from the same incarnation, is late and ignored.
  *
+ * Refusals. A message is checked with the receiver's own validator (validateDlmMessage)
+ * before it is queued: one that the peer would refuse is never sent; refused() tells the
+ * caller, who fails the request. A message the peer refuses all the same (version skew, a
+ * bug) does not cost the link: the peer link delivers a 'dlm' frame whose message is invalid
+ * as `invalid` (only the envelope — stream, sequence, MAC — is fatal to a link). The
+ * receiver takes the sequence number as consumed, logs and counts it, and names it in every
+ * ack it sends (`refused`: sequence and reason) until the sender must have seen one (it has
+ * sent a message a whole window beyond it; at most MAX_REFUSALS are kept). The sender, when
+ * an ack covers a refused message, drops it like any acknowledged one — it is never sent
+ * again — counts it and calls refused(), so its request fails instead of waiting.
+ *
  * forget(peer): the peer left the committed view. What was queued for it belongs to an
  * older epoch and would be dropped by its lock router anyway, so it is discarded, and the
  * next message starts a new stream. The queue per peer is bounded (maxUnacked); at the
@@ -42,18 +53,28 @@
  */
 import type Logger from 'bunyan';
 import type { Clock, TimerHandle } from '../util/clock';
-import type { DlmPeerMsg } from './dlm-messages';
+import { DlmPeerMsg, validateDlmMessage } from './dlm-messages';
+
+/** A message of the acknowledged stream that the receiver refused (see Refusals above). */
+export interface Refusal { seq: number; reason: string }
 
 /**
  * A receiver's position in one sender's stream (inc, n): the next sequence it expects.
  * rinc: the receiver's own incarnation, so the sender can tell a receiver that restarted
- * (another rinc) from a late ack (same rinc, an older position).
+ * (another rinc) from a late ack (same rinc, an older position). refused: the messages
+ * below `next` it refused, recent ones only.
  */
-export interface StreamAck { inc: number; n: number; next: number; rinc: number }
+export interface StreamAck { inc: number; n: number; next: number; rinc: number; refused?: Refusal[] }
 
 export type ChannelFrame =
   | { type: 'dlm'; inc: number; n: number; seq: number; ack?: StreamAck; msg: DlmPeerMsg }
-  | { type: 'dlmAck'; inc: number; n: number; next: number; rinc: number; gap: boolean };
+  /** Received only: a 'dlm' frame whose message the receiver's validator refused (`invalid` says why). */
+  | { type: 'dlm'; inc: number; n: number; seq: number; ack?: StreamAck; invalid: string }
+  | { type: 'dlmAck'; inc: number; n: number; next: number; rinc: number; gap: boolean; refused?: Refusal[] };
+
+/** Refusals a receiver keeps per stream to name in its acks; a reason is cut to MAX_REFUSAL_REASON bytes. */
+export const MAX_REFUSALS = 256;
+export const MAX_REFUSAL_REASON = 200;
 
 export interface DlmChannelOptions {
   /** This daemon run's incarnation (names its streams). */
@@ -64,6 +85,8 @@ export interface DlmChannelOptions {
   transmit(to: number, frame: ChannelFrame): void;
   /** Called once per message, in the order the peer sent them. */
   deliver(from: number, msg: DlmPeerMsg): void;
+  /** A message that will not be delivered: invalid at the origin, or refused by the peer. */
+  refused?(to: number, msg: DlmPeerMsg, reason: string): void;
   rtoMs?: number;
   maxRtoMs?: number;
   ackDelayMs?: number;
@@ -83,6 +106,12 @@ export interface ChannelStats {
   acksSent: number;
   streamResets: number;
   overflowResets: number;
+  /** Messages never sent: the peer's validator would have refused them. */
+  refusedAtOrigin: number;
+  /** Messages a peer refused (acknowledged as refused; never sent again). */
+  refusedByPeer: number;
+  /** Messages of a peer that this node refused (their sequence consumed, the link kept). */
+  refusedFromPeer: number;
   unacked: number;
 }
 
@@ -117,6 +146,8 @@ interface In {
   /** Lazy: when it fires it sends an ack only if one is still owed. */
   ackTimer?: TimerHandle;
   lastGapAck: number;
+  /** Recent refusals, ascending by seq, named in every ack (see Refusals above). */
+  refused: Refusal[];
 }
 
 export class DlmChannel {
@@ -127,7 +158,10 @@ export class DlmChannel {
   private nextStream = 1;
   private readonly t: typeof CHANNEL_DEFAULTS;
   private stopped = false;
-  private readonly counts: Omit<ChannelStats, 'unacked'> = { sent: 0, delivered: 0, retransmitted: 0, duplicates: 0, outOfOrder: 0, acksSent: 0, streamResets: 0, overflowResets: 0 };
+  private readonly counts: Omit<ChannelStats, 'unacked'> = {
+    sent: 0, delivered: 0, retransmitted: 0, duplicates: 0, outOfOrder: 0, acksSent: 0, streamResets: 0, overflowResets: 0,
+    refusedAtOrigin: 0, refusedByPeer: 0, refusedFromPeer: 0,
+  };
 
   /** Counters, and the messages waiting for an ack over all peers. */
   get stats(): ChannelStats {
@@ -148,6 +182,16 @@ export class DlmChannel {
 
   send(to: number, msg: DlmPeerMsg): void {
     if (this.stopped) return;
+    try {
+      validateDlmMessage(msg);
+    } catch (e) {
+      // The peer would refuse it: never send it (it would only be refused there).
+      this.counts.refusedAtOrigin++;
+      const reason = (e as Error).message;
+      this.o.log?.error({ peer: to, kind: msg.t }, `lock message to node ${to} not sent: ${reason}`);
+      this.o.refused?.(to, msg, reason);
+      return;
+    }
     this.counts.sent++;
     this.enqueue(to, msg);
   }
@@ -215,7 +259,7 @@ export class DlmChannel {
       const msg = s.queue[s.head + seq - s.base]!;
       const frame: ChannelFrame = { type: 'dlm', inc: this.o.selfInc, n: s.n, seq, msg };
       const r = this.in.get(to);
-      if (r?.owed) { frame.ack = { inc: r.inc, n: r.n, next: r.expected, rinc: this.o.selfInc }; this.ackSent(r); }
+      if (r?.owed) { frame.ack = { inc: r.inc, n: r.n, next: r.expected, rinc: this.o.selfInc, ...refusals(r) }; this.ackSent(r); }
       this.o.transmit(to, frame);
     }
   }
@@ -266,6 +310,7 @@ export class DlmChannel {
     if (a.next < s.base) return; // a late ack
     if (a.next > s.base) {
       const k = a.next - s.base;
+      if (a.refused?.length) this.peerRefused(from, s, a.next, a.refused);
       s.head += k;
       s.base = a.next;
       if (s.sentUpTo < s.base) s.sentUpTo = s.base;
@@ -280,11 +325,22 @@ export class DlmChannel {
     if (gap && s.base < s.next && this.o.clock.now() - s.lastGoBack >= this.t.rtoMs / 2) this.goBack(from, s);
   }
 
+  /** Messages [s.base, next) are acknowledged; those the peer names as refused fail. */
+  private peerRefused(peer: number, s: Out, next: number, refused: Refusal[]): void {
+    for (const x of refused) {
+      if (x.seq < s.base || x.seq >= next) continue; // already handled, or not covered yet
+      const msg = s.queue[s.head + x.seq - s.base]!;
+      this.counts.refusedByPeer++;
+      this.o.log?.error({ peer, seq: x.seq, kind: msg.t }, `node ${peer} refused lock message ${x.seq}: ${x.reason}`);
+      this.o.refused?.(peer, msg, `node ${peer} refused it: ${x.reason}`);
+    }
+  }
+
   // ---- receiving ----------------------------------------------------------------------
 
   receive(from: number, f: ChannelFrame): void {
     if (this.stopped) return;
-    if (f.type === 'dlmAck') { this.onAck(from, { inc: f.inc, n: f.n, next: f.next, rinc: f.rinc }, f.gap); return; }
+    if (f.type === 'dlmAck') { this.onAck(from, { inc: f.inc, n: f.n, next: f.next, rinc: f.rinc, refused: f.refused }, f.gap); return; }
     if (f.ack) this.onAck(from, f.ack, false);
     let r = this.in.get(from);
     if (!r || r.inc !== f.inc || r.n !== f.n) {
@@ -303,12 +359,25 @@ export class DlmChannel {
         return;
       }
       if (r) this.o.clock.clearTimer(r.ackTimer);
-      r = { inc: f.inc, n: f.n, expected: 0, unacked: 0, owed: false, lastGapAck: -Infinity };
+      r = { inc: f.inc, n: f.n, expected: 0, unacked: 0, owed: false, lastGapAck: -Infinity, refused: [] };
       this.in.set(from, r);
     }
+    // The sender sends at most `window` beyond what it saw acknowledged: refusals that far
+    // behind this sequence are known to it.
+    while (r.refused.length > 0 && r.refused[0]!.seq + this.t.window <= f.seq) r.refused.shift();
     if (f.seq === r.expected) {
       r.expected++;
       r.unacked++;
+      if ('invalid' in f) {
+        // Refuse this one message, not the link: its place in the stream is consumed, and
+        // the sender learns from the ack (at once) that it was refused.
+        this.counts.refusedFromPeer++;
+        this.o.log?.warn({ peer: from, seq: f.seq }, `refused lock message ${f.seq} from node ${from}: ${f.invalid}`);
+        r.refused.push({ seq: f.seq, reason: truncate(f.invalid, MAX_REFUSAL_REASON) });
+        if (r.refused.length > MAX_REFUSALS) r.refused.shift();
+        this.sendAck(from, r, false);
+        return;
+      }
       this.counts.delivered++;
       this.o.deliver(from, f.msg);
       if (r.unacked >= this.t.ackEvery) this.sendAck(from, r, false);
@@ -335,11 +404,26 @@ export class DlmChannel {
   private sendAck(from: number, r: In, gap: boolean): void {
     this.ackSent(r);
     this.counts.acksSent++;
-    this.o.transmit(from, { type: 'dlmAck', inc: r.inc, n: r.n, next: r.expected, rinc: this.o.selfInc, gap });
+    this.o.transmit(from, { type: 'dlmAck', inc: r.inc, n: r.n, next: r.expected, rinc: this.o.selfInc, gap, ...refusals(r) });
   }
 
   private ackSent(r: In): void {
     r.unacked = 0;
     r.owed = false;
   }
+}
+
+function refusals(r: In): { refused?: Refusal[] } {
+  return r.refused.length > 0 ? { refused: r.refused } : {};
+}
+
+/** At most `max` bytes of UTF-8, cut at a character boundary. */
+function truncate(s: string, max: number): string {
+  if (Buffer.byteLength(s) <= max) return s;
+  let out = '';
+  for (const ch of s) {
+    if (Buffer.byteLength(out + ch) > max - 3) break;
+    out += ch;
+  }
+  return out + '...';
 }

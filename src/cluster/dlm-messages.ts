@@ -51,6 +51,8 @@ export interface LockRecord {
   /** The LVB the holder received with its grant (used only from PR/CW holders). */
   lvb?: Buffer;
   lvbValid: boolean;
+  /** The LVB a pending conversion asked to write (written when the conversion is re-issued). */
+  rqLvb?: Buffer;
 }
 
 /** A page of a node's trace ring (the answer to a traceQuery). */
@@ -161,7 +163,7 @@ function record(x: unknown): LockRecord {
     resource: checkName(o.resource, 'resource', MAX_RESOURCE_NAME),
     lockId: lockId(o), owner: owner(o), grMode: optMode(o, 'grMode'), token: uint(o, 'token'),
     rqMode: optMode(o, 'rqMode'), noqueue: bool(o, 'noqueue'), timeoutMs: optUint(o, 'timeoutMs'),
-    lvb: optBuf(o, 'lvb'), lvbValid: bool(o, 'lvbValid'),
+    lvb: optBuf(o, 'lvb'), lvbValid: bool(o, 'lvbValid'), rqLvb: optBuf(o, 'rqLvb'),
   };
 }
 

@@ -24,7 +24,8 @@
  * Any bad input on an established link (a wrong or missing frame MAC, undecodable, truncated
  * or oversized frame, invalid message, wrong sender/target, a sequence number other than the
  * next one, a handshake message) drops the link with a logged reason; the daemon and the
- * other links carry on.
+ * other links carry on. Not a lock message that fails its own validation inside a sound 'dlm'
+ * envelope: that one is delivered marked invalid, for the DlmChannel to refuse alone.
  * Delivery promise: in order, at most once, while a link is up. 'down' ends a session; what
  * was queued is discarded; the layers above re-synchronise on 'up' (leases, epochs).
  *

@@ -16,7 +16,7 @@
  */
 import { encodeFrame } from '../wire/frame';
 import { validateDlmMessage } from './dlm-messages';
-import type { ChannelFrame, StreamAck } from './dlm-channel';
+import { ChannelFrame, MAX_REFUSAL_REASON, MAX_REFUSALS, Refusal, StreamAck } from './dlm-channel';
 import { ProtocolError } from '../wire/client-protocol';
 
 export const PEER_MAGIC = 'MXFS';
@@ -256,7 +256,16 @@ function inc(o: Obj, k: string, where: string): number {
 }
 
 function streamAck(o: Obj, where: string): StreamAck {
-  return { inc: inc(o, 'inc', where), n: uint(o, 'n', where), next: uint(o, 'next', where), rinc: inc(o, 'rinc', where) };
+  return { inc: inc(o, 'inc', where), n: uint(o, 'n', where), next: uint(o, 'next', where), rinc: inc(o, 'rinc', where), ...refusedList(o, where) };
+}
+
+/** The optional list of refused sequence numbers in an ack (src/cluster/dlm-channel.ts, "Refusals"). */
+function refusedList(o: Obj, where: string): { refused?: Refusal[] } {
+  const v = o.refused;
+  if (v === undefined) return {};
+  if (!Array.isArray(v) || v.length > MAX_REFUSALS) fail(`${where}: field 'refused' must be a list of at most ${MAX_REFUSALS} refusals`);
+  // A little room over MAX_REFUSAL_REASON: the sender cuts at a character boundary and adds '...'.
+  return { refused: v.map((x) => { const r = obj(x, `${where} refusal`); return { seq: uint(r, 'seq', where), reason: str(r, 'reason', where, MAX_REFUSAL_REASON + 8, false) }; }) };
 }
 
 function show(v: unknown): string {
@@ -304,7 +313,9 @@ const BODY_VALIDATORS: { [T in PeerMessageType]: (b: Obj, w: string) => PeerBody
     try {
       return { type: 'dlm', ...head, ...ack, msg: validateDlmMessage(b.msg) };
     } catch (e) {
-      if (e instanceof ProtocolError) fail(`${w}: ${e.message}`);
+      // A bad lock message is refused alone (the DlmChannel consumes its sequence number and
+      // tells the sender); only a bad envelope above is fatal to the link.
+      if (e instanceof ProtocolError) return { type: 'dlm', ...head, ...ack, invalid: e.message };
       throw e;
     }
   },

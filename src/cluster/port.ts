@@ -10,7 +10,7 @@
  */
 import { DlmPeerMsg, validateDlmMessage } from './dlm-messages';
 import { encodeFrame, FrameDecoder } from '../wire/frame';
-import type { FaultSpec } from '../wire/client-protocol';
+import { FaultSpec, ProtocolError } from '../wire/client-protocol';
 import type { RenewalReport } from './membership';
 
 export interface ClusterView {
@@ -24,6 +24,12 @@ export interface ClusterView {
 export interface ClusterHandlers {
   onMessage(from: number, msg: DlmPeerMsg): void;
   onView(view: ClusterView): void;
+  /**
+   * A message sent with send() that will never be delivered: the receiver's validator would
+   * refuse it (so it was not sent), or the receiver refused it. Whoever waits for its outcome
+   * must be told (src/cluster/dlm-channel.ts, "Refusals").
+   */
+  onRefused?(to: number, msg: DlmPeerMsg, reason: string): void;
 }
 
 export interface ClusterPort {
@@ -117,10 +123,18 @@ export class LocalPort implements ClusterPort {
   }
   async stop(): Promise<void> { this.hub.remove(this.selfId); }
 
-  /** Messages cross a real encode/decode/validate, as on a peer link. */
+  /** Messages cross a real encode/decode/validate, as on a peer link; an invalid one is refused. */
   send(to: number, msg: DlmPeerMsg): void {
     const wire = new FrameDecoder(1 << 24).push(encodeFrame(msg, 1 << 24))[0];
-    this.hub.deliver(this.selfId, to, validateDlmMessage(wire));
+    let valid: DlmPeerMsg;
+    try {
+      valid = validateDlmMessage(wire);
+    } catch (e) {
+      if (!(e instanceof ProtocolError)) throw e;
+      this.h?.onRefused?.(to, msg, e.message);
+      return;
+    }
+    this.hub.deliver(this.selfId, to, valid);
   }
 
   /** @internal */

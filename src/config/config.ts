@@ -40,7 +40,11 @@ export interface VolumeConfig {
   fenceBoundMs: number;
 }
 export interface TimingConfig { leaseTimeoutMs: number; renewIntervalMs: number; clientKeepaliveMs: number; clientTimeoutMs: number; queryTimeoutMs: number; shutdownGraceMs: number }
-export interface LockingConfig { lvbSize: number; idleEvictMs: number; maxFrameBytes: number; maxLocksPerClient: number; maxClients: number }
+export interface LockingConfig {
+  lvbSize: number; idleEvictMs: number; maxFrameBytes: number; maxLocksPerClient: number; maxClients: number;
+  /** Admission control: requests in flight per client connection and over the daemon; output queued per client. */
+  maxRequestsPerClient: number; maxRequests: number; maxClientOutputBytes: number;
+}
 export type LogLevelName = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
 export type StderrFormat = 'auto' | 'json' | 'journal';
 export interface LoggingConfig { level: LogLevelName; file?: string; syslog: boolean; syslogSocket: string; syslogFacility: string; stderr: boolean; stderrFormat: StderrFormat }
@@ -187,6 +191,9 @@ const SECTIONS: Record<string, SectionSpec> = {
       max_frame_bytes: { type: { kind: 'int', min: 1024, max: 16_777_216, unit: 'bytes' }, default: 65536 },
       max_locks_per_client: { type: { kind: 'int', min: 1, max: MAX_TIMER_MS }, default: 100000 },
       max_clients: { type: { kind: 'int', min: 1, max: 1_000_000 }, default: 1024 },
+      max_requests_per_client: { type: { kind: 'int', min: 1, max: 1_000_000 }, default: 1024 },
+      max_requests: { type: { kind: 'int', min: 1, max: 10_000_000 }, default: 16384 },
+      max_client_output_bytes: { type: { kind: 'int', min: 65536, max: 1 << 30, unit: 'bytes' }, default: 8 * 1024 * 1024 },
     },
   },
   logging: {
@@ -399,6 +406,9 @@ function buildLocking(inst: Instance | undefined): LockingConfig {
     maxFrameBytes: get('locking', inst, 'max_frame_bytes'),
     maxLocksPerClient: get('locking', inst, 'max_locks_per_client'),
     maxClients: get('locking', inst, 'max_clients'),
+    maxRequestsPerClient: get('locking', inst, 'max_requests_per_client'),
+    maxRequests: get('locking', inst, 'max_requests'),
+    maxClientOutputBytes: get('locking', inst, 'max_client_output_bytes'),
   };
 }
 
@@ -574,6 +584,12 @@ function checkCrossFieldRules(c: Config, file: string, bySection: Map<string, In
   }
   if (t.clientTimeoutMs <= 2 * t.clientKeepaliveMs) {
     fail('timing', tm, 'client_timeout_ms', `client_timeout_ms (${t.clientTimeoutMs}) must be greater than 2 * client_keepalive_ms (${t.clientKeepaliveMs}) so one lost keepalive does not drop a client`, 'client_keepalive_ms');
+  }
+
+  // A client must be able to hold two whole replies queued without being cut off.
+  const lk = one('locking');
+  if (c.locking.maxClientOutputBytes < 2 * c.locking.maxFrameBytes) {
+    fail('locking', lk, 'max_client_output_bytes', `max_client_output_bytes (${c.locking.maxClientOutputBytes}) must be at least 2 * max_frame_bytes (${c.locking.maxFrameBytes}) so two whole replies fit in a client's output queue`, 'max_frame_bytes');
   }
 
   // Membership: ids, names and endpoints must identify exactly one node each.

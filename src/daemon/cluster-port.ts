@@ -10,6 +10,8 @@
  * itself (it must hold messages of a newer epoch rather than drop them). A DlmChannel
  * numbers, acknowledges and retransmits them, so none is lost or duplicated when a link
  * resets or a message is dropped inside an epoch; a peer that leaves the view is forgotten.
+ * A message the peer would refuse is not sent, and one it refused is not sent again: either
+ * way the router hears of it (onRefused) and fails what waited for it.
  * Faults (MXFS_FAULT_INJECTION only): the filter in ClusterNode drops or delays traffic,
  * leases included, so a partition here is a partition for the whole protocol.
  *
@@ -104,6 +106,7 @@ export class TcpClusterPort implements ClusterPort {
       selfInc: this.node.incarnation, clock: o.clock, log: o.log.child({ actor: 'dlm-channel' }),
       transmit: (to, frame) => this.node.send(to, frame),
       deliver: (from, msg) => this.h?.onMessage(from, msg),
+      refused: (to, msg, reason) => this.h?.onRefused?.(to, msg, reason),
       maxRtoMs: Math.max(200, Math.min(1000, o.config.timing.renewIntervalMs)),
     });
   }

@@ -2,12 +2,26 @@
  * Daemon: assembles one mxfsd node — actor system, lock table, client socket server,
  * in-process clients — and answers the inspection queries (status, locks).
  *
- * Owns: the Unix socket listener, the map of live client sessions, the LockTable.
+ * Owns: the Unix socket listener, the map of live client sessions, the LockTable, the
+ * daemon-wide admission count, and the node's exclusive locks (state_dir, socket).
  * Lifecycle: start() listens; stop() tells every client its locks are lost, purges them,
  * closes the socket and stops the actors.
+ *
+ * A client connection: frames are decoded and validated here. A frame that cannot be decoded,
+ * or has no usable type and request id, cuts the connection (there is nobody to answer); a
+ * request with a bad field is answered INVALID by its session and the connection stays.
+ * Backpressure instead of buffering: the daemon stops reading a client's requests while more
+ * than MAX_UNHANDLED of them wait for its session actor, or while its output queue holds more
+ * than a quarter of max_client_output_bytes (the client does not read its replies); they then
+ * wait in the kernel's socket buffer and the client's writes block. So no client can make the
+ * daemon buffer without bound; one is cut off only when its output queue exceeds
+ * max_client_output_bytes through asynchronous events alone.
+ * Inspection (status, locks) runs through a Coalescer: N identical queries at once cost at
+ * most two runs.
  */
 import fs from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
 import type Logger from 'bunyan';
 import { ActorSystem, Ref } from '../actors/actor';
 import { clientSessionDef, DaemonInfo, SessionMsg } from '../actors/client-session';
@@ -17,8 +31,12 @@ import type { ResourceView } from '../dlm/resource';
 import { modeName } from '../dlm/modes';
 import { ClientTransport, MxfsClient } from '../client/client';
 import type { Config } from '../config/config';
-import { ClientRequest, DaemonMessage, FaultSpec, ProtocolError, validateClientRequest } from '../wire/client-protocol';
-import { encodedSize, encodeFrame, fitList, FrameDecoder, FrameError } from '../wire/frame';
+import { ClientRequest, DaemonMessage, FaultSpec, ProtocolError, RequestError, validateClientRequest } from '../wire/client-protocol';
+import { decodePayload, encodedSize, encodeFrame, fitList, FrameDecoder, FrameError } from '../wire/frame';
+import { invalidUtf8Fields } from '../wire/utf8-fields';
+import { Coalescer } from '../util/coalesce';
+import { NodeLock } from './node-lock';
+import type { Admission } from '../actors/client-session';
 import { SLICE } from '../util/slices';
 import { MUTATION } from '../util/mutation';
 import { Clock, systemClock } from '../util/clock';
@@ -39,8 +57,8 @@ import { NodeMetrics } from '../metrics/metrics';
 
 export { VERSION };
 
-/** A slow reader is cut off once this much output is queued for it. */
-const MAX_CLIENT_BACKLOG = 8 * 1024 * 1024;
+/** Requests decoded for a session and not yet handled by it, beyond which reading pauses. */
+const MAX_UNHANDLED = 512;
 /** Room kept for the reply envelope ({type, id, ok, data}) around a `locks` answer. */
 const REPLY_ENVELOPE_BYTES = 256;
 
@@ -91,6 +109,11 @@ export class Daemon implements DaemonInfo {
   /** Durable node state ([node] state_dir): boot generation, promised epoch. */
   readonly state: NodeState;
   kernel?: KernelStatusSource;
+  /** Requests in flight over every session ([locking] max_requests). */
+  readonly admission: Admission;
+  /** Inspection queries, coalesced (see the header). */
+  readonly inspections = new Coalescer<any>();
+  private socketLock?: NodeLock;
   private readonly stateListeners: Array<(state: RecoveryState, epoch: number) => void> = [];
   /** The node's volumes (absent until startVolumes, and when none is configured). */
   volumes?: VolumeManager;
@@ -113,6 +136,7 @@ export class Daemon implements DaemonInfo {
       leaseHeld: () => this.router.leaseHeld(),
     });
     this.startedAt = this.clock.now();
+    this.admission = { inFlight: 0, max: o.config.locking.maxRequests };
     this.state = NodeState.open(o.config.node.stateDir);
     this.port = typeof o.port === 'function' ? o.port(this.sys, this.state) : o.port;
     this.router = new LockRouter({
@@ -159,6 +183,10 @@ export class Daemon implements DaemonInfo {
     const p = this.socketPath;
     const node = this.o.config.node;
     const gid = node.socketGroup === undefined ? undefined : resolveGroup(node.socketGroup);
+    fs.mkdirSync(path.dirname(p), { recursive: true });
+    // Only the holder of the socket's lock may remove a stale socket file and listen: two
+    // daemons starting at once on one path cannot both find it stale and both listen.
+    this.socketLock = NodeLock.acquire(`${p}.lock`, `socket ${p}`);
     const server = net.createServer((sock) => this.accept(sock));
     server.maxConnections = this.o.config.locking.maxClients;
     await listenClientSocket(server, { path: p, mode: node.socketMode, gid });
@@ -210,7 +238,17 @@ export class Daemon implements DaemonInfo {
     this.sys.shutdown();
     await this.metrics.stop();
     await this.tracing.close();
+    this.releaseNodeLocks();
     this.log.info({ reason }, 'mxfsd stopped');
+  }
+
+  /**
+   * Give up the state_dir and socket locks. stop() does it; a simulated process crash (an
+   * in-process daemon dropped without stop()) must do it too, as the kernel would.
+   */
+  releaseNodeLocks(): void {
+    this.state.close();
+    this.socketLock?.release();
   }
 
   /** An in-process client on its own session (kernel bridge, tests). */
@@ -243,7 +281,7 @@ export class Daemon implements DaemonInfo {
     return t;
   }
 
-  private openSession(transport: 'socket' | 'local', emit: (m: DaemonMessage) => void, close: (reason: string) => void): Ref<SessionMsg> {
+  private openSession(transport: 'socket' | 'local', emit: (m: DaemonMessage) => void, close: (reason: string) => void, handled?: () => void): Ref<SessionMsg> {
     const id = this.nextSession++;
     const c = this.o.config;
     const info: SessionInfo = { ref: undefined as never, emit, client: '?', transport, since: Date.now() };
@@ -251,8 +289,9 @@ export class Daemon implements DaemonInfo {
       sessionId: id, nodeId: c.node.id, nodeName: c.node.name, clock: this.clock,
       route: (ls, res, msg, epoch) => this.router.route(ls, res, msg, epoch), epoch: this.router.epoch,
       keepaliveMs: c.timing.clientKeepaliveMs, clientTimeoutMs: c.timing.clientTimeoutMs, lvbSize: c.locking.lvbSize,
-      maxFrameBytes: c.locking.maxFrameBytes, maxLocks: c.locking.maxLocksPerClient, info: this,
-      emit, close, metrics: this.metrics.session,
+      maxFrameBytes: c.locking.maxFrameBytes, maxLocks: c.locking.maxLocksPerClient,
+      maxInFlight: transport === 'socket' ? c.locking.maxRequestsPerClient : undefined, admission: this.admission, info: this,
+      emit, close, handled, metrics: this.metrics.session,
       purge: (owner, epoch, targets) => this.purger.add(owner, epoch, targets),
       onEnd: (sid) => {
         const ref = this.sessions.get(sid)?.ref;
@@ -263,15 +302,26 @@ export class Daemon implements DaemonInfo {
       },
     }), { session: id });
     this.sessions.set(id, info);
+    this.sys.send(info.ref, { type: 'tick' }); // starts the keepalive timer and the hello deadline
     return info.ref;
   }
 
   private accept(sock: net.Socket): void {
     if (this.stopping) { sock.destroy(); return; }
     const max = this.o.config.locking.maxFrameBytes;
+    const maxOutput = this.o.config.locking.maxClientOutputBytes;
+    const pauseAt = Math.floor(maxOutput / 4);
     const dec = new FrameDecoder(max);
     let open = true;
+    let paused = false;
+    let unhandled = 0;
     const log = this.log;
+    const mustWait = () => unhandled > MAX_UNHANDLED || sock.writableLength > pauseAt;
+    const pauseOrResume = () => {
+      if (!open) return;
+      const wait = mustWait();
+      if (wait && !paused) { paused = true; sock.pause(); } else if (!wait && paused) { paused = false; sock.resume(); }
+    };
     const emit = (m: DaemonMessage) => {
       if (!open) return;
       try {
@@ -281,8 +331,12 @@ export class Daemon implements DaemonInfo {
         cut(`internal encoding error`);
         return;
       }
-      if (sock.writableLength > MAX_CLIENT_BACKLOG) cut(`client is not reading (${sock.writableLength} bytes queued)`);
+      const queued = sock.writableLength;
+      if (queued > maxOutput) cut(`client is not reading (${queued} bytes queued; [locking] max_client_output_bytes is ${maxOutput})`);
+      else if (queued > pauseAt && !paused) pauseOrResume();
     };
+    // The client reads again: read its requests again.
+    sock.on('drain', pauseOrResume);
     const cut = (reason: string) => {
       if (!open) return;
       open = false;
@@ -297,15 +351,24 @@ export class Daemon implements DaemonInfo {
       log.debug({ reason }, 'client session ended');
       sock.end();
       setTimeout(() => sock.destroy(), 1000).unref();
-    });
+    }, () => { unhandled--; if (paused && unhandled <= MAX_UNHANDLED / 2) pauseOrResume(); });
     const sessionId = this.nextSession - 1;
     sock.on('data', (chunk: Buffer) => {
       if (!open) return;
-      let raws: unknown[];
       try {
-        raws = dec.push(chunk);
-        for (const raw of raws) {
-          const req = validateClientRequest(raw);
+        for (const body of dec.pushRaw(chunk)) {
+          const raw = decodePayload(body);
+          let req: ClientRequest;
+          try {
+            req = validateClientRequest(raw, invalidUtf8Fields(body));
+          } catch (e) {
+            if (!(e instanceof RequestError)) throw e;
+            // One bad request fails alone: its session answers INVALID, the connection stays.
+            log.debug({ session: sessionId, id: e.id, type: e.reqType, err: e.message }, 'invalid request refused');
+            unhandled++;
+            this.sys.send(ref, { type: 'invalid', id: e.id, reqType: e.reqType, message: e.message });
+            continue;
+          }
           if (req.type === 'hello') {
             const s = this.sessions.get(sessionId);
             if (s) { s.client = req.client; s.pid = req.pid; }
@@ -315,9 +378,11 @@ export class Daemon implements DaemonInfo {
           // but only while this node holds its lease: a fenced node's clients must give up
           // (LockRouter.leaseHeld; the fence also tells them at once, tellLost).
           const acked = req.type === 'hb' && this.router.leaseHeld();
-          if (acked) emit({ type: 'hb', ack: req.seq });
+          if (acked && req.type === 'hb') emit({ type: 'hb', ack: req.seq });
+          unhandled++;
           this.sys.send(ref, { type: 'client', req, acked });
         }
+        if (mustWait()) pauseOrResume();
       } catch (e) {
         if (!(e instanceof FrameError || e instanceof ProtocolError)) throw e;
         log.warn({ session: sessionId, err: e.message }, 'bad frame from client; cutting it off');
@@ -334,7 +399,9 @@ export class Daemon implements DaemonInfo {
 
   // ---- inspection ---------------------------------------------------------------------
 
-  async status(): Promise<unknown> {
+  status(): Promise<unknown> { return this.inspections.run('status', () => this.collectStatus()); }
+
+  private async collectStatus(): Promise<unknown> {
     const c = this.o.config;
     const st = this.table.stats;
     const lockspaces = await Promise.all(this.table.lockspaceNames().map(async (name) => {
@@ -353,6 +420,7 @@ export class Daemon implements DaemonInfo {
       locks: st.locks,
       counters: { grants: st.grants, basts: st.basts, evictions: st.evictions, resourceCrashes: st.resourceCrashes, actorCrashes: this.sys.crashes },
       eventLoop: this.loop?.snapshot() ?? null,
+      admission: { requestsInFlight: this.admission.inFlight, maxRequests: this.admission.max, inspectionRuns: this.inspections.runs },
       kernel: this.kernel ? this.kernel.status() : { state: 'disabled' },
       cluster: await this.clusterStatus(),
     };
@@ -384,7 +452,11 @@ export class Daemon implements DaemonInfo {
    * The answer is one client frame: resources that do not fit in max_frame_bytes (or in a
    * master's peer reply) are left out and counted in `omitted` (narrow with a filter).
    */
-  async locks(filter: { lockspace?: string; resource?: string }): Promise<unknown> {
+  locks(filter: { lockspace?: string; resource?: string }): Promise<unknown> {
+    return this.inspections.run(`locks ${filterKey(filter)}`, () => this.collectLocks(filter));
+  }
+
+  private async collectLocks(filter: { lockspace?: string; resource?: string }): Promise<unknown> {
     let head: Record<string, unknown>;
     let resources: unknown[];
     let omitted = 0;
@@ -406,6 +478,11 @@ export class Daemon implements DaemonInfo {
     return { ...head, resources: fit.items, omitted: omitted + fit.omitted };
   }
 
+  /** The resources this node masters (for local `locks` and for peers' inspection). */
+  localLocks(filter: { lockspace?: string; resource?: string }): Promise<{ node: number; resources: unknown[]; omitted: number }> {
+    return this.inspections.run(`local ${filterKey(filter)}`, () => this.collectLocalLocks(filter));
+  }
+
   /**
    * The resources this node masters, at most `budget` bytes of them (encoded): bounded work
    * whatever the number of resources. Each lockspace lists at most LIST_LIMIT of its busy
@@ -413,7 +490,7 @@ export class Daemon implements DaemonInfo {
    * are inspected SLICE.inspect at a time (one step per turn) until the budget is full.
    * Busy resources beyond the listing or the budget are counted in `omitted`.
    */
-  async localLocks(filter: { lockspace?: string; resource?: string }, budget = this.o.config.locking.maxFrameBytes): Promise<{ node: number; resources: unknown[]; omitted: number }> {
+  private async collectLocalLocks(filter: { lockspace?: string; resource?: string }, budget = this.o.config.locking.maxFrameBytes): Promise<{ node: number; resources: unknown[]; omitted: number }> {
     const timeout = this.o.config.timing.queryTimeoutMs;
     const out: unknown[] = [];
     let used = 0;
@@ -467,3 +544,7 @@ export class Daemon implements DaemonInfo {
 
 /** Resources listed per lockspace for one inspection (see localLocks). */
 const LIST_LIMIT = 4096;
+
+function filterKey(f: { lockspace?: string; resource?: string }): string {
+  return JSON.stringify([f.lockspace ?? null, f.resource ?? null]);
+}

@@ -38,6 +38,10 @@
  * newer view abandons the slices of the old recovery between two of them. The rebuild runs
  * to its end even if quorum is lost meanwhile (the mastered state is kept frozen, as below);
  * the router only resumes granting once it is complete.
+ *
+ * Refused messages: a message the peer's validator would refuse is never sent, and one the
+ * peer refused is never sent again (the DlmChannel); onRefused fails what waited for it — the
+ * session's operation (INVALID), or the locks of a refused recovery record (LOST).
  */
 import type Logger from 'bunyan';
 import type { ActorSystem, Ref } from '../actors/actor';
@@ -105,6 +109,10 @@ export interface RouterStats {
   recoveries: number;
   lastRecoveryMs?: number;
   recordsRebuilt: number;
+  /** Messages refused at the origin or by the peer (see onRefused). */
+  refused: number;
+  /** Cluster-wide inspections run (each asks every member once; the daemon coalesces queries). */
+  inspections: number;
 }
 
 interface Recovery {
@@ -123,7 +131,7 @@ export class LockRouter {
   private st: RecoveryState;
   epoch = 0;
   members: number[];
-  readonly stats: RouterStats = { opsSent: 0, opsReceived: 0, eventsSent: 0, staleDropped: 0, misrouted: 0, recoveries: 0, recordsRebuilt: 0 };
+  readonly stats: RouterStats = { opsSent: 0, opsReceived: 0, eventsSent: 0, staleDropped: 0, misrouted: 0, recoveries: 0, recordsRebuilt: 0, refused: 0, inspections: 0 };
   private held: Array<() => void> = [];
   /** held is being replayed a slice per turn (see releaseHeld); new work joins its end. */
   private releasing = false;
@@ -145,7 +153,7 @@ export class LockRouter {
   constructor(private readonly o: RouterOptions) {
     this.members = [o.selfId];
     this.st = o.port ? 'joining' : 'standalone';
-    o.port?.setHandlers({ onMessage: (from, m) => this.onMessage(from, m), onView: (v) => this.onView(v) });
+    o.port?.setHandlers({ onMessage: (from, m) => this.onMessage(from, m), onView: (v) => this.onView(v), onRefused: (to, m, why) => this.onRefused(to, m, why) });
   }
 
   get state(): RecoveryState { return this.st; }
@@ -266,6 +274,7 @@ export class LockRouter {
    * Members that do not answer within the query timeout are listed as missing.
    */
   async inspectCluster(filter: { lockspace?: string; resource?: string }): Promise<{ byNode: Record<number, unknown[]>; missing: number[]; omitted: number }> {
+    this.stats.inspections++;
     const local = await this.o.inspectLocal(filter);
     const own = local.resources;
     const others = this.o.port ? this.members.filter((m) => m !== this.o.selfId) : [];
@@ -358,6 +367,31 @@ export class LockRouter {
     }
     this.stats.opsReceived++;
     this.o.table.route(m.lockspace, m.resource, fromWireOp(m.op, this.remoteOwner(from)));
+  }
+
+  /** A message that will never be delivered (see the header): fail what waited for it. */
+  private onRefused(to: number, m: DlmPeerMsg, reason: string): void {
+    this.stats.refused++;
+    const notify = (lockId: string, ev: (lockId: string) => LockEvent) => {
+      const s = nodeOf(lockId) === this.o.selfId ? this.o.session(sessionOf(lockId)) : undefined;
+      if (s) this.o.sys.send(s, ev(lockId));
+    };
+    switch (m.t) {
+      case 'op':
+        if (m.op.type === 'purge') break; // a purge carries only a checked owner id: cannot be refused
+        {
+          const op = m.op.type;
+          notify(m.op.lockId, (lockId) => ({ type: 'lock.opError', lockId, op, code: 'INVALID', message: `lock message to node ${to} refused: ${reason}` }));
+        }
+        return;
+      case 'rec':
+        // The new master will not rebuild these locks: their holders must stop using them.
+        for (const x of m.records) notify(x.lockId, (lockId) => ({ type: 'lock.lost', lockId, reason: `recovery record refused by node ${to}: ${reason}` }));
+        return;
+      default:
+        break;
+    }
+    this.o.log.error({ to, kind: m.t }, `lock message to node ${to} refused and not delivered: ${reason}`);
   }
 
   private misrouted(from: number, what: string): void {
@@ -585,9 +619,10 @@ export class LockRouter {
     const pending = live.filter((x) => x.rqMode !== null).sort((a, b) =>
       (a.grMode === null ? 1 : 0) - (b.grMode === null ? 1 : 0) || (a.lockId < b.lockId ? -1 : a.lockId > b.lockId ? 1 : 0));
     for (const x of pending) {
+      // A conversion keeps the LVB it was asked to write: it is written when re-issued here.
       const msg: ResourceMsg = x.grMode === null
         ? { type: 'request', lockId: x.lockId, owner: x.owner, mode: x.rqMode!, noqueue: x.noqueue, timeoutMs: x.timeoutMs, notify: notifyOf(x)! }
-        : { type: 'convert', lockId: x.lockId, mode: x.rqMode!, noqueue: x.noqueue, timeoutMs: x.timeoutMs };
+        : { type: 'convert', lockId: x.lockId, mode: x.rqMode!, noqueue: x.noqueue, timeoutMs: x.timeoutMs, lvb: x.rqLvb };
       this.o.table.route(lockspace, resource, msg);
     }
   }

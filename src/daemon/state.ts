@@ -7,9 +7,15 @@
  * generation at start; the membership layer writes the promised epoch, from the cluster
  * worker thread in mxfsd (src/cluster/cluster-worker.ts), so the two never race on a file.
  * (Before epoch.json existed the epoch was in state.json; that value is still read as a floor.)
+ *
+ * The state_dir belongs to one daemon at a time: open() takes an exclusive lock on
+ * `<state_dir>/mxfsd.lock` (NodeLock) before reading anything, held until close() or the
+ * process ends, so a second daemon started as the same node refuses to start. (The cluster
+ * worker thread opens epoch.json under that same lock, which its process holds.)
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { NodeLock, NodeLockError } from './node-lock';
 import { writeFileDurably } from '../util/durable';
 
 interface Stored { generation: number; promisedEpoch: number }
@@ -64,7 +70,7 @@ export class NodeState {
   private v: Stored;
   private readonly epochs: EpochFile;
 
-  private constructor(readonly file: string, v: Stored) {
+  private constructor(readonly file: string, v: Stored, private readonly lock: NodeLock) {
     this.v = v;
     this.epochs = EpochFile.open(path.dirname(file), v.promisedEpoch);
   }
@@ -77,11 +83,29 @@ export class NodeState {
     } catch (e) {
       throw new StateError(`cannot create state_dir ${dir}: ${(e as Error).message}`);
     }
+    let lock: NodeLock;
+    try {
+      lock = NodeLock.acquire(path.join(dir, 'mxfsd.lock'), `state_dir ${dir}`);
+    } catch (e) {
+      throw new StateError((e as NodeLockError).message);
+    }
+    try {
+      return NodeState.read(dir, lock);
+    } catch (e) {
+      lock.release();
+      throw e;
+    }
+  }
+
+  private static read(dir: string, lock: NodeLock): NodeState {
     const file = path.join(dir, 'state.json');
     const stored = readCounters(file, ['generation', 'promisedEpoch']);
     const v: Stored = stored ? { generation: stored.generation, promisedEpoch: stored.promisedEpoch } : { generation: 0, promisedEpoch: 0 };
-    return new NodeState(file, v);
+    return new NodeState(file, v, lock);
   }
+
+  /** Release the state_dir (the daemon stopped; a dead process releases it anyway). */
+  close(): void { this.lock.release(); }
 
   get generation(): number { return this.v.generation; }
   get promisedEpoch(): number { return this.epochs.value; }

@@ -10,9 +10,11 @@ import type { LockErrorCode } from '../dlm/types';
 export const MXFS_GENL_NAME = 'mxfs';
 export const MXFS_GENL_VERSION = 1;
 export const MXFS_GENL_MCGRP_EVENTS = 'events';
-export const MXFS_PROTO_VERSION = 1;
+export const MXFS_PROTO_VERSION = 2;
 export const MXFS_NAME_MAX = 64;
 export const MXFS_LVB_MAX = 32;
+/** Longest volume name the kernel registers: its disk is "mxfs!<name>" in DISK_NAME_LEN (32). */
+export const MXFS_VOLUME_DEV_NAME_MAX = 26;
 
 export enum MxfsCmd {
   UNSPEC = 0,
@@ -34,8 +36,20 @@ export enum MxfsCmd {
   EVENT = 16,
   VOLUME_REPLY = 17,
   LOCK_CANCEL = 18,
+  VOLUME_REGISTER = 19,
+  VOLUME_UNREGISTER = 20,
+  VOLUME_GATE = 21,
+  VOLUME_FENCE = 22,
+  VOLUME_CLEAR = 23,
+  LEASE_RENEW = 24,
+  LEASE_LOST = 25,
+  VOLUME_STATUS_REQ = 26,
+  LEASE_INFO = 27,
+  VOLUME_INFO = 28,
+  FENCE_INFO = 29,
+  VOLUME_EVENT = 30,
 }
-export const MXFS_CMD_MAX = 18;
+export const MXFS_CMD_MAX = 30;
 
 export enum MxfsAttr {
   UNSPEC = 0,
@@ -66,8 +80,30 @@ export enum MxfsAttr {
   STAT_TIMEOUTS = 25,
   STAT_DAEMON_LOSSES = 26,
   STAT_REJECTED = 27,
+  DEV = 28,
+  GENERATION = 29,
+  DEADLINE_NS = 30,
+  GATE = 31,
+  FENCE_CAUSE = 32,
+  REASON = 33,
+  OPENERS = 34,
+  WRITERS = 35,
+  INFLIGHT = 36,
+  INFLIGHT_WRITES = 37,
+  REFUSED = 38,
+  LEASE_STATE = 39,
+  LEASE_REMAINING_MS = 40,
+  LEASE_AGE_MS = 41,
+  FENCE_BOUND_MS = 42,
+  FENCE_TIME_MS = 43,
+  FENCE_DURATION_US = 44,
+  FENCE_DRAINED = 45,
+  FENCE_SHUTDOWN = 46,
+  FENCE_INFLIGHT = 47,
+  VOLUME_EVENT = 48,
+  FENCES = 49,
 }
-export const MXFS_ATTR_MAX = 27;
+export const MXFS_ATTR_MAX = 49;
 
 /** MXFS_ATTR_FLAGS bits (MXFS_LKF_*). */
 export const MXFS_LKF = { NOQUEUE: 0x1, ALL: 0x1 } as const;
@@ -77,6 +113,26 @@ export const MXFS_NODE_STATE_MAX = 3;
 
 export enum MxfsEvent { NONE = 0, DAEMON_ATTACHED = 1, DAEMON_DETACHED = 2, REQUEST_TIMEOUT = 3, LOCK_LOST = 4 }
 export const MXFS_EVENT_MAX = 4;
+
+/** MXFS_ATTR_GATE: what a volume's stacked device lets through. */
+export enum MxfsGate { CLOSED = 0, OPEN = 1, FENCING = 2, FENCED = 3 }
+export const MXFS_GATE_MAX = 3;
+
+/** MXFS_ATTR_FENCE_CAUSE */
+export enum MxfsFenceCause { NONE = 0, LEASE_EXPIRED = 1, LEASE_LOST = 2, DAEMON_LOST = 3, EXPLICIT = 4 }
+export const MXFS_FENCE_MAX = 4;
+
+/** MXFS_ATTR_LEASE_STATE */
+export enum MxfsLeaseState { NONE = 0, VALID = 1, EXPIRED = 2, LOST = 3 }
+export const MXFS_LEASE_MAX = 3;
+
+/** MXFS_ATTR_FENCE_SHUTDOWN: what a fence did to the filesystem on the stacked device. */
+export enum MxfsShutdown { NO_FS = 0, DONE = 1, UNAVAILABLE = 2, NOT_XFS = 3 }
+export const MXFS_SHUTDOWN_MAX = 3;
+
+/** MXFS_ATTR_VOLUME_EVENT */
+export enum MxfsVolumeEvent { NONE = 0, RELEASED = 1, FENCED = 2 }
+export const MXFS_VOLEV_MAX = 2;
 
 /** How an attribute's payload is laid out and bounded (mirrors the module's nla_policy). */
 export type AttrKind =
@@ -115,6 +171,28 @@ export const ATTR_POLICY: Readonly<Record<Exclude<MxfsAttr, MxfsAttr.UNSPEC>, At
   [MxfsAttr.STAT_TIMEOUTS]: { kind: 'u64' },
   [MxfsAttr.STAT_DAEMON_LOSSES]: { kind: 'u64' },
   [MxfsAttr.STAT_REJECTED]: { kind: 'u64' },
+  [MxfsAttr.DEV]: { kind: 'u32' },
+  [MxfsAttr.GENERATION]: { kind: 'u64' },
+  [MxfsAttr.DEADLINE_NS]: { kind: 'u64' },
+  [MxfsAttr.GATE]: { kind: 'u8', max: MXFS_GATE_MAX },
+  [MxfsAttr.FENCE_CAUSE]: { kind: 'u8', max: MXFS_FENCE_MAX },
+  [MxfsAttr.REASON]: { kind: 'string', maxLen: MXFS_NAME_MAX },
+  [MxfsAttr.OPENERS]: { kind: 'u32' },
+  [MxfsAttr.WRITERS]: { kind: 'u32' },
+  [MxfsAttr.INFLIGHT]: { kind: 'u32' },
+  [MxfsAttr.INFLIGHT_WRITES]: { kind: 'u32' },
+  [MxfsAttr.REFUSED]: { kind: 'u64' },
+  [MxfsAttr.LEASE_STATE]: { kind: 'u8', max: MXFS_LEASE_MAX },
+  [MxfsAttr.LEASE_REMAINING_MS]: { kind: 'u32' },
+  [MxfsAttr.LEASE_AGE_MS]: { kind: 'u32' },
+  [MxfsAttr.FENCE_BOUND_MS]: { kind: 'u32' },
+  [MxfsAttr.FENCE_TIME_MS]: { kind: 'u64' },
+  [MxfsAttr.FENCE_DURATION_US]: { kind: 'u32' },
+  [MxfsAttr.FENCE_DRAINED]: { kind: 'u8', max: 1 },
+  [MxfsAttr.FENCE_SHUTDOWN]: { kind: 'u8', max: MXFS_SHUTDOWN_MAX },
+  [MxfsAttr.FENCE_INFLIGHT]: { kind: 'u32' },
+  [MxfsAttr.VOLUME_EVENT]: { kind: 'u8', max: MXFS_VOLEV_MAX },
+  [MxfsAttr.FENCES]: { kind: 'u32' },
 };
 
 export type Direction = 'to-kernel' | 'to-daemon' | 'multicast';
@@ -152,13 +230,40 @@ export const CMD_SCHEMA: Readonly<Record<Exclude<MxfsCmd, MxfsCmd.UNSPEC>, CmdSc
   [MxfsCmd.EVENT]: { dir: 'multicast', required: [A.EVENT], optional: [A.NODE_ID, A.DAEMON_PORTID, A.LOCK_ID, A.STATUS, A.PAD] },
   [MxfsCmd.VOLUME_REPLY]: { dir: 'to-kernel', required: [A.REQ_ID, A.STATUS], optional: [A.PAD] },
   [MxfsCmd.LOCK_CANCEL]: { dir: 'to-daemon', required: [A.REQ_ID], optional: [A.PAD] },
+  [MxfsCmd.VOLUME_REGISTER]: { dir: 'to-kernel', required: [A.VOLUME, A.DEV], optional: [] },
+  [MxfsCmd.VOLUME_UNREGISTER]: { dir: 'to-kernel', required: [A.VOLUME], optional: [] },
+  [MxfsCmd.VOLUME_GATE]: { dir: 'to-kernel', required: [A.VOLUME, A.GATE], optional: [A.GENERATION, A.PAD] },
+  [MxfsCmd.VOLUME_FENCE]: { dir: 'to-kernel', required: [A.VOLUME], optional: [A.REASON] },
+  [MxfsCmd.VOLUME_CLEAR]: { dir: 'to-kernel', required: [A.VOLUME], optional: [] },
+  [MxfsCmd.LEASE_RENEW]: { dir: 'to-kernel', required: [A.DEADLINE_NS], optional: [A.PAD] },
+  [MxfsCmd.LEASE_LOST]: { dir: 'to-kernel', required: [], optional: [A.REASON] },
+  [MxfsCmd.VOLUME_STATUS_REQ]: { dir: 'to-kernel', required: [], optional: [A.VOLUME] },
+  [MxfsCmd.LEASE_INFO]: {
+    dir: 'to-daemon', required: [A.LEASE_STATE, A.FENCE_BOUND_MS],
+    optional: [A.LEASE_REMAINING_MS, A.LEASE_AGE_MS, A.DEADLINE_NS, A.PAD],
+  },
+  [MxfsCmd.VOLUME_INFO]: {
+    dir: 'to-daemon',
+    required: [A.VOLUME, A.DEV, A.GATE, A.GENERATION, A.OPENERS, A.WRITERS, A.INFLIGHT, A.INFLIGHT_WRITES, A.REFUSED, A.FENCES],
+    optional: [A.PAD],
+  },
+  [MxfsCmd.FENCE_INFO]: {
+    dir: 'to-daemon',
+    required: [A.VOLUME, A.FENCE_CAUSE, A.GENERATION, A.FENCE_TIME_MS, A.FENCE_DURATION_US, A.FENCE_DRAINED,
+      A.FENCE_SHUTDOWN, A.FENCE_INFLIGHT],
+    optional: [A.PAD],
+  },
+  [MxfsCmd.VOLUME_EVENT]: {
+    dir: 'to-daemon', required: [A.VOLUME, A.VOLUME_EVENT, A.GENERATION],
+    optional: [A.FENCE_CAUSE, A.FENCE_TIME_MS, A.FENCE_DURATION_US, A.FENCE_DRAINED, A.FENCE_SHUTDOWN, A.FENCE_INFLIGHT, A.PAD],
+  },
 };
 
 /** Linux errno values the bridge and the module exchange (x86_64/generic numbering). */
 export const Errno = {
-  EPERM: 1, ENOENT: 2, EINTR: 4, EAGAIN: 11, ENOMEM: 12, EBUSY: 16, EINVAL: 22, EDEADLK: 35,
-  ENOLCK: 37, EPROTONOSUPPORT: 93, EOPNOTSUPP: 95, ESHUTDOWN: 108, ENOTCONN: 107,
-  ETIMEDOUT: 110, ECANCELED: 125,
+  EPERM: 1, ENOENT: 2, EINTR: 4, EIO: 5, ENXIO: 6, EAGAIN: 11, ENOMEM: 12, EBUSY: 16, EEXIST: 17,
+  ENODEV: 19, EINVAL: 22, EDEADLK: 35, ENOLCK: 37, EPROTONOSUPPORT: 93, EOPNOTSUPP: 95,
+  ESHUTDOWN: 108, ENOTCONN: 107, ETIMEDOUT: 110, ESTALE: 116, ECANCELED: 125,
 } as const;
 
 /** How a DLM failure is told to the kernel: LOCK_DENY's STATUS is minus one of these. */

@@ -5,11 +5,17 @@
  * Client -> daemon: ClientRequest (each but 'hb' carries a request id the reply echoes;
  * 'hb' carries a sequence number the daemon's 'hb' echoes as `ack`).
  * Daemon -> client: DaemonMessage (replies, and asynchronous bast/lost/hb events).
- * validateClientRequest / validateDaemonMessage check every field of untrusted input and
- * throw ProtocolError naming the first thing that is wrong.
+ *
+ * validateClientRequest checks every field of untrusted input in two layers: the envelope
+ * (a map with a string `type` and, but for 'hb', a request id) — wrong there, there is nobody
+ * to answer, so it throws ProtocolError and the daemon cuts the connection; and the fields —
+ * wrong there, it throws RequestError carrying the request id, and the daemon answers that
+ * one request INVALID and keeps the connection (and the client's other locks).
+ * validateDaemonMessage checks what the daemon says as carefully.
  */
 import { isMode, Mode } from '../dlm/modes';
 import { LOCK_ERROR_CODES, LockErrorCode, MAX_LOCKSPACE_NAME, MAX_RESOURCE_NAME } from '../dlm/types';
+import { INVALID_KEY } from './utf8-fields';
 import { VOLUME_REPLY_CODES, VolumeReplyCode } from '../volumes/volume-core';
 import { TraceFilter, validateTraceFilter } from '../trace/filter';
 
@@ -74,6 +80,14 @@ export class ProtocolError extends Error {
   }
 }
 
+/** One request with a usable id and type but a bad field: answer it INVALID, keep the connection. */
+export class RequestError extends ProtocolError {
+  constructor(readonly id: number, readonly reqType: string, message: string) {
+    super(message);
+    this.name = 'RequestError';
+  }
+}
+
 type Obj = Record<string, unknown>;
 
 function fail(what: string): never { throw new ProtocolError(what); }
@@ -99,12 +113,28 @@ function optBool(o: Obj, k: string): boolean | undefined {
   return v as boolean | undefined;
 }
 
+/** A lone surrogate: a JavaScript string that has no UTF-8 form (msgpackr would send U+FFFD). */
+const LONE_SURROGATE = /\p{Cs}/u;
+
+/**
+ * A lockspace or resource name: UTF-8 text of 1..maxBytes bytes without NUL. Invalid UTF-8
+ * on the wire is caught before decoding (utf8-fields.ts); a lone surrogate here (an
+ * in-process caller) is refused too, since it has no UTF-8 form of its own.
+ */
 export function checkName(v: unknown, k: string, maxBytes: number): string {
-  if (typeof v !== 'string' || v.length === 0) fail(`field '${k}' must be a non-empty string`);
+  const why = nameProblem(v, maxBytes);
+  if (why) fail(`field '${k}' ${why}`);
+  return v as string;
+}
+
+/** What is wrong with a name, or undefined (shared with the client library's own checks). */
+export function nameProblem(v: unknown, maxBytes: number): string | undefined {
+  if (typeof v !== 'string' || v.length === 0) return 'must be a non-empty string';
   const n = Buffer.byteLength(v, 'utf8');
-  if (n > maxBytes) fail(`field '${k}' is ${n} bytes; the limit is ${maxBytes}`);
-  if (v.includes('\0')) fail(`field '${k}' contains a NUL byte`);
-  return v;
+  if (n > maxBytes) return `is ${n} bytes; the limit is ${maxBytes}`;
+  if (v.includes('\0')) return 'contains a NUL byte';
+  if (LONE_SURROGATE.test(v)) return 'is not valid Unicode (a lone surrogate has no UTF-8 form)';
+  return undefined;
 }
 
 /** Volume names as the config allows them. */
@@ -127,50 +157,64 @@ function optBuf(o: Obj, k: string): Buffer | undefined {
 
 const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 
-export function validateClientRequest(x: unknown): ClientRequest {
+/** Every request type, with its field validator (the envelope — type, id — is checked before). */
+const REQUEST_FIELDS: { [T in Exclude<ClientRequest['type'], 'hb'>]: (o: Obj, id: number) => Extract<ClientRequest, { type: T }> } = {
+  hello: (o, id) => {
+    const client = typeof o.client === 'string' ? o.client.slice(0, 128) : fail(`field 'client' must be a string`);
+    return { type: 'hello', id, version: uint(o, 'version', 65535), client, pid: optUint(o, 'pid', 2 ** 32 - 1) };
+  },
+  lock: (o, id) => ({
+    type: 'lock', id, lockId: uint(o, 'lockId'),
+    lockspace: checkName(o.lockspace, 'lockspace', MAX_LOCKSPACE_NAME),
+    resource: checkName(o.resource, 'resource', MAX_RESOURCE_NAME),
+    mode: mode(o), noqueue: optBool(o, 'noqueue'), timeoutMs: optUint(o, 'timeoutMs', MAX_TIMEOUT_MS),
+  }),
+  convert: (o, id) => ({
+    type: 'convert', id, lockId: uint(o, 'lockId'), mode: mode(o), noqueue: optBool(o, 'noqueue'),
+    timeoutMs: optUint(o, 'timeoutMs', MAX_TIMEOUT_MS), lvb: optBuf(o, 'lvb'),
+  }),
+  unlock: (o, id) => ({ type: 'unlock', id, lockId: uint(o, 'lockId'), lvb: optBuf(o, 'lvb') }),
+  cancel: (o, id) => ({ type: 'cancel', id, lockId: uint(o, 'lockId') }),
+  status: (_o, id) => ({ type: 'status', id }),
+  locks: (o, id) => ({
+    type: 'locks', id,
+    lockspace: o.lockspace === undefined ? undefined : checkName(o.lockspace, 'lockspace', MAX_LOCKSPACE_NAME),
+    resource: o.resource === undefined ? undefined : checkName(o.resource, 'resource', MAX_RESOURCE_NAME),
+  }),
+  volume: (o, id) => {
+    const op = o.op;
+    if (typeof op !== 'string' || !(VOLUME_REQUEST_OPS as readonly string[]).includes(op)) fail(`field 'op' must be one of ${VOLUME_REQUEST_OPS.join(', ')}`);
+    const volume = o.volume === undefined ? undefined : checkVolumeName(o.volume);
+    if (volume === undefined && op !== 'status') fail(`field 'volume' is required for ${op}`);
+    return { type: 'volume', id, op: op as VolumeRequestOp, volume, wait: optBool(o, 'wait'), timeoutMs: optUint(o, 'timeoutMs', MAX_TIMEOUT_MS) };
+  },
+  trace: (o, id) => traceRequest(o, id) as Extract<ClientRequest, { type: 'trace' }>,
+  fault: (o, id) => ({ type: 'fault', id, spec: faultSpec(o.spec) }),
+};
+
+/**
+ * Checks one decoded request. `badUtf8`: the top-level fields whose strings were not valid
+ * UTF-8 on the wire (src/wire/utf8-fields.ts); they are refused rather than read as U+FFFD.
+ * Throws ProtocolError when the envelope is unusable (cut the connection), RequestError when
+ * a field is wrong (answer INVALID).
+ */
+export function validateClientRequest(x: unknown, badUtf8: ReadonlySet<string> = NO_FIELDS): ClientRequest {
   const o = obj(x, 'request');
   const type = o.type;
+  if (typeof type !== 'string' || badUtf8.has('type')) fail(`field 'type' must be a request type (a string)`);
   if (type === 'hb') return { type, seq: uint(o, 'seq') };
   const id = uint(o, 'id', 2 ** 32 - 1);
-  switch (type) {
-    case 'hello': {
-      const client = typeof o.client === 'string' ? o.client.slice(0, 128) : fail(`field 'client' must be a string`);
-      return { type, id, version: uint(o, 'version', 65535), client, pid: optUint(o, 'pid', 2 ** 32 - 1) };
-    }
-    case 'lock':
-      return {
-        type, id, lockId: uint(o, 'lockId'),
-        lockspace: checkName(o.lockspace, 'lockspace', MAX_LOCKSPACE_NAME),
-        resource: checkName(o.resource, 'resource', MAX_RESOURCE_NAME),
-        mode: mode(o), noqueue: optBool(o, 'noqueue'), timeoutMs: optUint(o, 'timeoutMs', MAX_TIMEOUT_MS),
-      };
-    case 'convert':
-      return {
-        type, id, lockId: uint(o, 'lockId'), mode: mode(o), noqueue: optBool(o, 'noqueue'),
-        timeoutMs: optUint(o, 'timeoutMs', MAX_TIMEOUT_MS), lvb: optBuf(o, 'lvb'),
-      };
-    case 'unlock': return { type, id, lockId: uint(o, 'lockId'), lvb: optBuf(o, 'lvb') };
-    case 'cancel': return { type, id, lockId: uint(o, 'lockId') };
-    case 'status': return { type, id };
-    case 'locks':
-      return {
-        type, id,
-        lockspace: o.lockspace === undefined ? undefined : checkName(o.lockspace, 'lockspace', MAX_LOCKSPACE_NAME),
-        resource: o.resource === undefined ? undefined : checkName(o.resource, 'resource', MAX_RESOURCE_NAME),
-      };
-    case 'volume': {
-      const op = o.op;
-      if (typeof op !== 'string' || !(VOLUME_REQUEST_OPS as readonly string[]).includes(op)) fail(`field 'op' must be one of ${VOLUME_REQUEST_OPS.join(', ')}`);
-      const volume = o.volume === undefined ? undefined : checkVolumeName(o.volume);
-      if (volume === undefined && op !== 'status') fail(`field 'volume' is required for ${op}`);
-      return { type, id, op: op as VolumeRequestOp, volume, wait: optBool(o, 'wait'), timeoutMs: optUint(o, 'timeoutMs', MAX_TIMEOUT_MS) };
-    }
-    case 'trace': return traceRequest(o, id);
-    case 'fault': return { type, id, spec: faultSpec(o.spec) };
-    default:
-      return fail(`unknown request type ${JSON.stringify(typeof type === 'string' ? type.slice(0, 32) : type)}`);
+  try {
+    for (const k of badUtf8) fail(k === INVALID_KEY ? 'a field name is not valid UTF-8' : `field '${k}' is not valid UTF-8`);
+    if (!Object.prototype.hasOwnProperty.call(REQUEST_FIELDS, type)) fail(`unknown request type ${JSON.stringify(type.slice(0, 32))}`);
+    return REQUEST_FIELDS[type as keyof typeof REQUEST_FIELDS](o, id);
+  } catch (e) {
+    if (e instanceof ProtocolError && !(e instanceof RequestError)) throw new RequestError(id, type.slice(0, 32), e.message);
+    throw e;
   }
 }
+
+const NO_FIELDS: ReadonlySet<string> = new Set();
 
 function traceRequest(o: Obj, id: number): ClientRequest {
   const op = o.op;

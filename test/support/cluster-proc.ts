@@ -33,9 +33,9 @@ export class TestCluster {
     fs.closeSync(err);
   }
 
-  async up(): Promise<void> {
+  async up(timeoutMs = 20000): Promise<void> {
     for (const nd of this.nodes) this.start(nd.id);
-    await this.waitView(this.nodes.map((x) => x.id), 20000);
+    await this.waitView(this.nodes.map((x) => x.id), timeoutMs);
   }
 
   /** Wait until every node in `members` runs one epoch whose members are exactly `members`. */
@@ -72,8 +72,7 @@ export class TestCluster {
     const p = this.node(id).proc;
     if (!p || p.exitCode !== null || p.signalCode !== null) return;
     const gone = new Promise<void>((r) => p.once('exit', () => r()));
-    if (p.signalCode === 'SIGSTOP') p.kill('SIGCONT');
-    p.kill('SIGKILL');
+    p.kill('SIGKILL'); // a stopped (SIGSTOP) process dies too
     await gone;
   }
 
@@ -82,14 +81,10 @@ export class TestCluster {
     return !!p && p.exitCode === null && p.signalCode !== 'SIGKILL';
   }
 
+  /** kill -9 every node and wait for the exits (a restart must find the state_dir free). */
   async stopAll(): Promise<void> {
     for (const c of this.clients) await c.close().catch(() => {});
-    for (const nd of this.nodes) {
-      if (nd.proc && nd.proc.exitCode === null) {
-        if (nd.proc.signalCode === 'SIGSTOP') nd.proc.kill('SIGCONT');
-        nd.proc.kill('SIGKILL');
-      }
-    }
+    await Promise.all(this.nodes.map((nd) => this.killed(nd.id)));
   }
 
   log(id: number): string {

@@ -105,7 +105,7 @@ export function testConfig(dir: string, over: { node?: Partial<Config['node']>; 
     peers: [],
     volumes: [],
     timing: { leaseTimeoutMs: 3000, renewIntervalMs: 500, clientKeepaliveMs: 200, clientTimeoutMs: 1500, queryTimeoutMs: 2000, shutdownGraceMs: 2000, ...over.timing },
-    locking: { lvbSize: 32, idleEvictMs: 60000, maxFrameBytes: 65536, maxLocksPerClient: 1000, maxClients: 64, ...over.locking },
+    locking: { lvbSize: 32, idleEvictMs: 60000, maxFrameBytes: 65536, maxLocksPerClient: 1000, maxClients: 64, maxRequestsPerClient: 1024, maxRequests: 16384, maxClientOutputBytes: 8 * 1024 * 1024, ...over.locking },
     logging: { level: 'fatal', syslog: false, syslogSocket: '/dev/log', syslogFacility: 'daemon', stderr: false, stderrFormat: 'json' },
     trace: { enabled: false, ringSize: 65536, fileMaxBytes: 64 * 1024 * 1024, fileKeep: 3, ...over.trace },
     metrics: { enabled: false, address: '127.0.0.1', port: 9464, ...over.metrics },

@@ -55,7 +55,6 @@ for so in libnl-3.so.200 libnl-genl-3.so.200; do
 done
 
 cp "$KO" "$STAGE/lib/modules/mxfs.ko"
-
 # The project: compiled JS, package.json, and only the runtime (non-dev) dependencies.
 mkdir -p "$STAGE/mxfs/node_modules"
 cp -r "$ROOT/dist" "$STAGE/mxfs/dist"

@@ -6,10 +6,11 @@
 # kernel with it, and read the results from the serial console. Exit 0 only when the VM
 # printed "MXFS-VM-RESULT PASS"; non-zero on FAIL, on a timeout, or on any build error.
 # qemu is always killed on exit. Logs: $MXFS_VM_WORK (default /tmp/mxfs-vm)/serial.log.
+# MXFS_VM_ONLY=volumes runs the kernel volume tests alone (development; CI runs everything).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 WORK="${MXFS_VM_WORK:-/tmp/mxfs-vm}"
-TIMEOUT_S="${MXFS_VM_TIMEOUT:-300}"
+TIMEOUT_S="${MXFS_VM_TIMEOUT:-600}"
 INSTALL=1
 DAEMON=auto
 KEEP=0
@@ -31,7 +32,7 @@ cleanup() {
     sleep 0.5
     kill -9 "$QEMU_PID" 2>/dev/null || true
   fi
-  [ "$KEEP" = 1 ] || rm -f "$WORK/initramfs.cpio.gz"
+  [ "$KEEP" = 1 ] || rm -f "$WORK/initramfs.cpio.gz" "$WORK/volume.raw"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -48,10 +49,11 @@ KERNEL_IMG="/boot/vmlinuz-${KVER}"
 echo "run-vm-tests: kernel ${KVER} [$(elapsed) s]"
 
 (cd "$ROOT" && npx tsc -p . >"$WORK/tsc.log" 2>&1) || true   # emits even with errors elsewhere
-for f in dist/src/cli/mxfsd.js dist/src/actors/kernel-bridge.js dist/test/vm/bridge-driver.js dist/test/vm/malformed-client.js; do
+for f in dist/src/cli/mxfsd.js dist/src/actors/kernel-bridge.js dist/test/vm/bridge-driver.js dist/test/vm/malformed-client.js \
+  dist/src/volumes/kernel-driver.js dist/test/vm/volume-tests.js dist/test/vm/volume-daemon.js dist/test/vm/volume-io.js; do
   [ -f "$ROOT/$f" ] || { echo "run-vm-tests: $f was not built; see $WORK/tsc.log" >&2; exit 1; }
 done
-if grep -E '^(src/ffi|src/actors/kernel-bridge|test/vm)' "$WORK/tsc.log"; then
+if grep -E '^(src/ffi|src/actors/kernel-bridge|src/volumes/kernel-|test/vm)' "$WORK/tsc.log"; then
   echo "run-vm-tests: type errors in the kernel bridge files" >&2; exit 1
 fi
 
@@ -66,8 +68,18 @@ T0=$(date +%s.%N)
 "$ROOT/test/vm/build-module.sh" >/dev/null
 echo "run-vm-tests: module built in $(awk -v a="$T0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') s"
 T0=$(date +%s.%N)
-"$ROOT/test/vm/build-initramfs.sh" "$WORK/initramfs.cpio.gz"
+# The volume tests' disk is virtio and holds XFS: init.sh loads these before the tests.
+"$ROOT/test/vm/build-initramfs.sh" "$WORK/initramfs.cpio.gz" \
+  --kmod virtio_pci --kmod virtio_blk --kmod crc32c_generic --kmod xfs
 echo "run-vm-tests: initramfs built in $(awk -v a="$T0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') s"
+
+# The shared disk of the volume tests: a 64 MiB XFS made here, then 32 MiB for the raw-device
+# writer and the benchmark. (mkfs.xfs refuses < 300 MiB unless TEST_DIR, TEST_DEV and
+# QA_CHECK_FS are all set, as fstests does.)
+VOLIMG="$WORK/volume.raw"
+rm -f "$VOLIMG"
+truncate -s 96M "$VOLIMG"
+TEST_DIR=1 TEST_DEV=1 QA_CHECK_FS=1 mkfs.xfs -q -f -d size=64m "$VOLIMG"
 
 SERIAL="$WORK/serial.log"
 : > "$SERIAL"
@@ -75,8 +87,9 @@ T0=$(date +%s.%N)
 qemu-system-x86_64 \
   -accel tcg -cpu max -smp 2 -m 1536 \
   -kernel "$KERNEL_IMG" -initrd "$WORK/initramfs.cpio.gz" \
-  -append "console=ttyS0 panic=-1 quiet loglevel=4 mxfs.daemon=$DAEMON" \
+  -append "console=ttyS0 panic=-1 quiet loglevel=4 mxfs.daemon=$DAEMON${MXFS_VM_ONLY:+ mxfs.only=$MXFS_VM_ONLY}" \
   -nographic -no-reboot -nic none \
+  -drive "file=$VOLIMG,format=raw,if=none,id=vol0" -device virtio-blk-pci,drive=vol0,serial=mxfsvol0 \
   -serial "file:$SERIAL" -monitor none -display none </dev/null >"$WORK/qemu.out" 2>&1 &
 QEMU_PID=$!
 
@@ -109,6 +122,15 @@ VM_S=$(awk -v a="$T0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
 PASSES=$(grep -a -c '^MXFS-TEST PASS' "$SERIAL" || true)
 FAILS=$(grep -a -c '^MXFS-TEST FAIL' "$SERIAL" || true)
 echo "run-vm-tests: VM boot+tests ${VM_S} s, total $(elapsed) s; checks passed ${PASSES}, failed ${FAILS}"
+# The shared disk after every fence and remount: XFS's own checker, read-only.
+if [ -f "$VOLIMG" ]; then
+  if REPAIR="$(xfs_repair -n "$VOLIMG" 2>&1)"; then
+    echo "run-vm-tests: xfs_repair -n of the volume disk: clean"
+  else
+    echo "run-vm-tests: xfs_repair -n of the volume disk found problems:"; echo "$REPAIR" | tail -n 20
+    FAILS=$((FAILS + 1))
+  fi
+fi
 if [ "$RESULT" = "MXFS-VM-RESULT PASS" ] && [ "$FAILS" = 0 ]; then
   echo "run-vm-tests: PASS"
   exit 0

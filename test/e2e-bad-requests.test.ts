@@ -1,0 +1,198 @@
+/**
+ * Bad and abusive clients against a real mxfsd process over its real Unix socket: a request
+ * with a bad field fails alone (INVALID naming the field; the connection and its locks stay),
+ * names that are not UTF-8 are refused instead of aliased, a connection that never says hello
+ * is dropped, a flood of pipelined requests is answered (BUSY beyond the bound), and a client
+ * that floods without reading cannot make the daemon buffer without bound.
+ */
+import { expect } from 'chai';
+import fs from 'node:fs';
+import net from 'node:net';
+import { MxfsClient } from '../src/client/client';
+import { Mode } from '../src/dlm/modes';
+import { LockError } from '../src/dlm/types';
+import { encodeFrame } from '../src/wire/frame';
+import { DaemonProc, sleep, startDaemon, waitFor } from './support/daemon-proc';
+import { rawClient as raw } from './support/raw-client';
+
+const { EX } = Mode;
+
+/** A frame whose string 'Q'... placeholder is replaced by raw bytes (same length). */
+function patched(m: unknown, placeholder: string, bytes: number[]): Buffer {
+  const f = encodeFrame(m, 1 << 20);
+  const at = f.indexOf(Buffer.from(placeholder));
+  expect(at).to.be.greaterThan(0);
+  expect(bytes).to.have.length(placeholder.length);
+  Buffer.from(bytes).copy(f, at);
+  return f;
+}
+
+function rssKiB(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return Number(m![1]);
+}
+
+describe('mxfsd end to end: bad and abusive clients', function () {
+  this.timeout(60000);
+  let d: DaemonProc;
+  afterEach(async () => { await d?.stop('SIGKILL'); });
+
+  it('a request with a bad field fails alone: INVALID naming the field; the connection and its locks stay', async () => {
+    d = await startDaemon();
+    const r = await raw(d.socket);
+    r.send({ type: 'hello', id: 1, version: 1, client: 'clumsy' });
+    r.send({ type: 'lock', id: 2, lockId: 1, lockspace: 'default', resource: 'held', mode: EX });
+    expect((await r.reply(2)).ok).to.equal(true);
+    const lock = { type: 'lock', lockId: 2, lockspace: 'default', resource: 'x', mode: EX };
+    const cases: Array<[Record<string, unknown>, RegExp]> = [
+      [{ ...lock, resource: 'y'.repeat(65) }, /field 'resource' is 65 bytes; the limit is 64/],
+      [{ ...lock, resource: '' }, /field 'resource' must be a non-empty string/],
+      [{ ...lock, resource: 'a\0b' }, /field 'resource' contains a NUL byte/],
+      [{ ...lock, lockspace: 7 }, /field 'lockspace' must be a non-empty string/],
+      [{ ...lock, mode: 9 }, /field 'mode' must be a lock mode/],
+      [{ ...lock, lockId: -1 }, /field 'lockId' must be an integer/],
+      [{ ...lock, timeoutMs: 'soon' }, /field 'timeoutMs' must be an integer/],
+      [{ type: 'convert', lockId: 1, mode: EX, noqueue: 'yes' }, /field 'noqueue' must be a boolean/],
+      [{ type: 'unlock', lockId: 1, lvb: 'text' }, /field 'lvb' must be binary/],
+      [{ type: 'unlock', lockId: 1, lvb: Buffer.alloc(33) }, /field 'lvb' is 33 bytes; the lock value block is 32 bytes \(\[locking\] lvb_size\)/],
+      [{ type: 'convert', lockId: 1, mode: Mode.PR, lvb: Buffer.alloc(4096) }, /field 'lvb' is 4096 bytes/],
+      [{ type: 'locks', resource: 'z'.repeat(100) }, /field 'resource' is 100 bytes/],
+      [{ type: 'volumes-please' }, /unknown request type "volumes-please"/],
+    ];
+    let id = 10;
+    for (const [req, re] of cases) {
+      const rid = id++;
+      r.send({ ...req, id: rid });
+      const rep = await r.reply(rid);
+      expect(rep, JSON.stringify(req).slice(0, 80)).to.include({ ok: false, code: 'INVALID' });
+      expect(rep.message).to.match(re);
+    }
+    expect(r.isClosed()).to.equal(false);
+    expect(r.msgs.filter((m) => m.type === 'lost')).to.deep.equal([]);
+    // The lock is still held (the refused unlock and conversion changed nothing) ...
+    const other = await MxfsClient.connect(d.socket);
+    const q = await other.locks({ resource: 'held' });
+    expect(q.resources[0].granted.map((l: any) => [l.client, l.mode])).to.deep.equal([['clumsy', 'EX']]);
+    // ... and the same connection goes on working.
+    r.send({ type: 'unlock', id: 99, lockId: 1, lvb: Buffer.from('v1') });
+    expect((await r.reply(99)).ok).to.equal(true);
+    expect((await other.lock('held', EX)).grant.lvb.subarray(0, 2).toString()).to.equal('v1');
+    // The client library refuses the same mistakes before sending anything.
+    for (const [f, re] of [
+      [() => other.lock('y'.repeat(65), EX), /resource is 65 bytes/],
+      [() => other.lock('', EX), /resource must be a non-empty string/],
+      [() => other.lock('a\0b', EX), /resource contains a NUL byte/],
+      [() => other.lock('a\ud800', EX), /resource is not valid Unicode/],
+      [() => other.lock('ok', EX, { lockspace: 'l'.repeat(65) }), /lockspace is 65 bytes/],
+    ] as Array<[() => Promise<unknown>, RegExp]>) {
+      const e = await f().then(() => undefined, (x) => x as LockError);
+      expect(e?.code).to.equal('INVALID');
+      expect(e?.message).to.match(re);
+    }
+    const h = await other.lock('lvb-check', EX);
+    const e = await h.unlock({ lvb: Buffer.alloc(33) }).then(() => undefined, (x) => x as LockError);
+    expect([e?.code, e?.message]).to.deep.equal(['INVALID', "lvb is 33 bytes; the daemon's lock value block is 32 bytes"]);
+    expect(h.valid).to.equal(true);
+    await other.close();
+  });
+
+  it('names are UTF-8: invalid bytes and encoded surrogates are refused, not aliased to U+FFFD', async () => {
+    d = await startDaemon();
+    const r = await raw(d.socket);
+    r.send({ type: 'hello', id: 1, version: 1, client: 'bytes' });
+    expect((await r.reply(1)).ok).to.equal(true);
+    const badBytes: number[][] = [[0x61, 0xff, 0x61], [0x61, 0xc3, 0x28], [0xed, 0xa0, 0x80], [0xc0, 0x80, 0x61], [0x61, 0x80, 0x61]];
+    let id = 10;
+    for (const bytes of badBytes) {
+      const rid = id++;
+      r.s.write(patched({ type: 'lock', id: rid, lockId: rid, lockspace: 'default', resource: 'QQQ', mode: EX }, 'QQQ', bytes));
+      const rep = await r.reply(rid);
+      expect(rep, bytes.join(',')).to.include({ ok: false, code: 'INVALID', message: "field 'resource' is not valid UTF-8" });
+    }
+    r.s.write(patched({ type: 'lock', id: 50, lockId: 50, lockspace: 'LLL', resource: 'r', mode: EX }, 'LLL', [0x4c, 0xfe, 0x4c]));
+    expect(await r.reply(50)).to.include({ ok: false, code: 'INVALID', message: "field 'lockspace' is not valid UTF-8" });
+    // A real U+FFFD (EF BF BD) is a valid name of its own.
+    r.s.write(patched({ type: 'lock', id: 60, lockId: 60, lockspace: 'default', resource: 'aQQQ', mode: EX }, 'QQQ', [0xef, 0xbf, 0xbd]));
+    expect((await r.reply(60)).ok).to.equal(true);
+    const c = await MxfsClient.connect(d.socket);
+    const e = await c.lock('a\ufffd', EX, { noqueue: true }).then(() => undefined, (x) => x as LockError);
+    expect(e?.code).to.equal('NOTQUEUED');
+    expect(r.isClosed()).to.equal(false);
+    await c.close();
+  });
+
+  it('a connection that never says hello is dropped after client_timeout_ms, even if it sends heartbeats', async () => {
+    d = await startDaemon(); // client_timeout_ms 1500
+    const silent = await raw(d.socket);
+    const beating = await raw(d.socket);
+    const beat = setInterval(() => beating.send({ type: 'hb', seq: 1 }), 100);
+    try {
+      await waitFor(() => silent.isClosed() && beating.isClosed(), 20000, 'connections without hello dropped');
+    } finally {
+      clearInterval(beat);
+    }
+    const c = await MxfsClient.connect(d.socket);
+    expect((await c.status()).clients).to.equal(1);
+    await c.close();
+  });
+
+  it('a flood of pipelined inspection requests: every one answered (BUSY beyond the bound), no cut, a bystander keeps its lock', async () => {
+    d = await startDaemon({ extra: { locking: { max_requests_per_client: 16 } } });
+    const bystander = await MxfsClient.connect(d.socket);
+    const held = await bystander.lock('bystander', EX);
+    let lost = false;
+    held.once('lost', () => { lost = true; });
+    const r = await raw(d.socket);
+    r.send({ type: 'hello', id: 1, version: 1, client: 'flood' });
+    await r.reply(1);
+    const N = 20000;
+    const frames: Buffer[] = [];
+    for (let i = 0; i < N; i++) frames.push(encodeFrame({ type: i % 2 ? 'locks' : 'status', id: 100 + i }, 1 << 16));
+    r.s.write(Buffer.concat(frames));
+    await waitFor(() => r.msgs.filter((m) => m.type === 'reply').length >= N + 1 || r.isClosed(), 50000, 'all replies');
+    expect(r.isClosed()).to.equal(false);
+    const replies = r.msgs.filter((m) => m.type === 'reply' && m.id >= 100);
+    expect(replies).to.have.length(N);
+    const busy = replies.filter((m) => !m.ok);
+    for (const m of busy) expect(m).to.include({ code: 'BUSY' });
+    if (busy.length) expect(busy[0].message).to.match(/max_requests_per_client/);
+    expect(lost).to.equal(false);
+    expect(held.valid).to.equal(true);
+    await bystander.close();
+  });
+
+  it('a client that floods without reading: the daemon stops reading it instead of buffering; memory stays bounded', async () => {
+    d = await startDaemon();
+    const bystander = await MxfsClient.connect(d.socket);
+    const held = await bystander.lock('bystander', EX);
+    let lost = false;
+    held.once('lost', () => { lost = true; });
+    const rss0 = rssKiB(d.proc.pid!);
+    const s = net.createConnection(d.socket);
+    await new Promise((res) => s.once('connect', res));
+    s.on('error', () => {});
+    s.pause(); // never reads a reply
+    s.write(encodeFrame({ type: 'hello', id: 1, version: 1, client: 'deaf' }, 1 << 16));
+    const frame = encodeFrame({ type: 'locks', id: 2 }, 1 << 16);
+    const chunk = Buffer.concat(Array.from({ length: 4096 }, () => frame));
+    // Write until the socket pushes back for good: the daemon has stopped reading.
+    let written = 0;
+    for (let i = 0; i < 2000 && !s.destroyed; i++) {
+      if (!s.write(chunk)) {
+        const drained = await Promise.race([new Promise((res) => s.once('drain', () => res(true))), sleep(3000).then(() => false)]);
+        if (!drained) break;
+      }
+      written += chunk.length;
+    }
+    const rss1 = rssKiB(d.proc.pid!);
+    if (process.env.MXFS_TEST_VERBOSE) console.log({ written, rss0, rss1 });
+    expect(written, 'bytes the daemon accepted before it stopped reading').to.be.below(32 * 1024 * 1024);
+    expect(rss1 - rss0, 'daemon memory growth (KiB)').to.be.below(128 * 1024);
+    const st = await bystander.status();
+    expect(st.admission.requestsInFlight).to.be.at.most(1024);
+    expect(lost).to.equal(false);
+    expect(held.valid).to.equal(true);
+    s.destroy();
+    await bystander.close();
+  });
+});
