@@ -307,6 +307,41 @@ describe('peer links under SimNetwork', () => {
     s.conn.destroy();
   });
 
+  it("takes a responder's frames sent with its welcome past the pre-authentication cap (it proved the key in its challenge)", async () => {
+    // A responder whose link has messages waiting sends them right after its welcome: with
+    // TCP (or one write) they arrive in the welcome's chunk, well over MAX_PREAUTH_BYTES.
+    const clock = new ManualClock();
+    const sim = new SimNetwork(clock);
+    let hand: { conn: Connection; frames: Buffer[] } | undefined;
+    await sim.host(2, '10.0.0.2').listen('10.0.0.2', 7600, (conn) => {
+      const dec = new FrameDecoder(1 << 20);
+      hand = { conn, frames: [] };
+      conn.onData((chunk) => hand!.frames.push(...dec.pushRaw(chunk)));
+    });
+    const connecting = sim.host(1, '10.0.0.1').connect('10.0.0.2', 7600);
+    await settle(clock, 10);
+    let session: EstablishedSession | undefined;
+    let failure: Error | undefined;
+    void runInitiator(await connecting, { selfId: 1, peerId: 2, cluster: 'test', key: KEY, clock, timeoutMs: 1000, maxFrameBytes: 4096, log })
+      .then((s) => { session = s; }, (e: Error) => { failure = e; });
+    await settle(clock, 10);
+    const hello = validatePeerMessage(decodeMsgpack(hand!.frames[0])).body;
+    if (hello.type !== 'hello') throw new Error(`expected a hello, got '${hello.type}'`);
+    const nonceR = makeNonce();
+    const p: ProofInput = { cluster: 'test', initiatorNonce: hello.nonce, responderNonce: nonceR, initiatorId: 1, responderId: 2 };
+    hand!.conn.write(encodePeerMessage({ hdr: { from: 2, to: 1, epoch: 0, seq: 0 }, body: { type: 'challenge', nonce: nonceR, proof: computeProof(KEY, p, 'responder') } }));
+    await settle(clock, 10);
+    const keys = sessionKeys(KEY, p, 'responder');
+    const extra = Array.from({ length: 400 }, (_, i) => macFrame(msgpackOf(peerWire(2, 1, 2 + i, { type: 'ping', token: i })), keys.send, 2 + i));
+    const burst = Buffer.concat([encodePeerMessage({ hdr: { from: 2, to: 1, epoch: 0, seq: 1 }, body: { type: 'welcome' } }), ...extra]);
+    expect(burst.length).to.be.greaterThan(16 * 1024);
+    hand!.conn.write(burst);
+    await settle(clock, 10);
+    expect(failure?.message).to.equal(undefined);
+    expect(session?.pending.length, 'every frame after the welcome, raw').to.equal(400);
+    session!.conn.destroy();
+  });
+
   for (const [what, good] of [['a valid frame is delivered', true], ['a frame with a wrong MAC drops the link', false]] as const) {
     it(`checks frames that arrived with the handshake's last message: ${what}`, async () => {
       const clock = new ManualClock();

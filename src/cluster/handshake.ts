@@ -88,6 +88,8 @@ class HandshakeChannel {
   private waiter?: { resolve: (m: PeerMessage) => void; reject: (e: Error) => void };
   private failure?: Error;
   private done = false;
+  /** The peer proved the key (initiator, after the challenge): the pre-authentication cap is over. */
+  private trusted = false;
   sendSeq = 0;
   recvSeq = 0;
   readonly stash: Buffer[] = [];
@@ -107,10 +109,17 @@ class HandshakeChannel {
 
   setPeer(id: number): void { this.peerId = id; }
 
+  /**
+   * The peer proved the key. The responder may then send its welcome and, at once, the frames
+   * its PeerLink had waiting, in the same chunk: those are no longer held to the
+   * pre-authentication cap (their MACs are still checked by the PeerLink).
+   */
+  peerProved(): void { this.trusted = true; }
+
   private onChunk(chunk: Buffer): void {
     if (this.done) { this.stash.push(chunk); return; }
     // Handshake messages are a few hundred bytes: cap what an unauthenticated party can make us buffer.
-    if (this.decoder.pending + chunk.length > MAX_PREAUTH_BYTES) {
+    if (!this.trusted && this.decoder.pending + chunk.length > MAX_PREAUTH_BYTES) {
       const m = `more than ${MAX_PREAUTH_BYTES} bytes sent before authentication`;
       this.refuse('protocol', m);
       this.fail(new HandshakeError('protocol', m));
@@ -226,6 +235,7 @@ export async function runInitiator(conn: Connection, o: HandshakeOptions & { pee
       ch.refuse('auth', 'authentication failed');
       throw new HandshakeError('auth', `node ${o.peerId} failed to prove the cluster key (wrong key or cluster name)`);
     }
+    ch.peerProved();
     ch.send({ type: 'auth', proof: computeProof(o.key, p, 'initiator') }, o.peerId);
     const m2 = await ch.next();
     if (m2.body.type !== 'welcome') throw refusedBy(m2, 'welcome');

@@ -229,6 +229,7 @@ export class SimLockCluster {
 
   async waitFormed(boundMs: number, what: string): Promise<void> {
     for (let t = 0; !this.formed(); t += 5) {
+      if (t > boundMs && process.env.SIM_DEBUG) console.log(this.trace.filter((l) => /fault|stall|crash|start|heal/.test(l)).slice(-40).join('\n'));
       if (t > boundMs) throw new Error(`${what} (seed ${this.seed}): ${IDS.map((id) => { const r = this.daemons.get(id)?.router; return `node${id} ${r ? `${r.state} ${r.epoch} [${r.members}]` : 'down'}`; }).join('; ')}`);
       await this.run(5);
     }
