@@ -87,6 +87,11 @@ export interface SessionOpts {
    * session's epoch). The daemon's Purger routes them a slice per turn (src/daemon/purger.ts).
    */
   purge(owner: string, epoch: number, targets: Array<[string, string]>): void;
+  /**
+   * Why this client's replies back up, if they do (it does not read them as fast as it asks):
+   * inspection answers are then refused BUSY with this reason instead of queued.
+   */
+  outputBacklog?(): string | undefined;
   /** A 'client' or 'invalid' message was handled (the transport bounds how many wait unhandled). */
   handled?(): void;
   /** Called once when the session has ended (its purges handed over). */
@@ -157,6 +162,12 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
   const refuse = (id: number, code: ReplyCode, message: string) => {
     settle(id);
     o.emit({ type: 'reply', id, ok: false, code, message });
+  };
+  /** An inspection answer (up to a frame; a coalesced run answers many at once), unless replies back up. */
+  const inspected = (id: number, data: unknown) => {
+    const backlog = o.outputBacklog?.();
+    if (backlog !== undefined) refuse(id, 'BUSY', backlog);
+    else reply(id, true, { data });
   };
   /** Admit a request, or say why not (BUSY: over a bound; INVALID: its id is already in flight). */
   const admit = (id: number): [LockErrorCode, string] | undefined => {
@@ -279,18 +290,18 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
         return;
       }
       case 'status':
-        o.info.status().then((data) => reply(req.id, true, { data }), (e: Error) => refuse(req.id, 'BUSY', e.message));
+        o.info.status().then((data) => inspected(req.id, data), (e: Error) => refuse(req.id, 'BUSY', e.message));
         return;
       case 'locks':
         o.info.locks({ lockspace: req.lockspace, resource: req.resource })
-          .then((data) => reply(req.id, true, { data }), (e: Error) => refuse(req.id, 'BUSY', e.message));
+          .then((data) => inspected(req.id, data), (e: Error) => refuse(req.id, 'BUSY', e.message));
         return;
       case 'volume':
         o.info.volume(req).then((data) => reply(req.id, true, { data }),
           (e: Error) => refuse(req.id, e instanceof VolumeRequestError ? e.code : 'BUSY', e.message));
         return;
       case 'trace':
-        o.info.trace(req).then((data) => reply(req.id, true, { data }), (e: Error) => refuse(req.id, 'INVALID', e.message));
+        o.info.trace(req).then((data) => inspected(req.id, data), (e: Error) => refuse(req.id, 'INVALID', e.message));
         return;
       case 'fault':
         o.info.fault(req.spec).then((data) => reply(req.id, true, { data }), (e: Error) => refuse(req.id, 'INVALID', e.message));

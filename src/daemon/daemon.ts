@@ -14,8 +14,11 @@
  * than MAX_UNHANDLED of them wait for its session actor, or while its output queue holds more
  * than a quarter of max_client_output_bytes (the client does not read its replies); they then
  * wait in the kernel's socket buffer and the client's writes block. So no client can make the
- * daemon buffer without bound; one is cut off only when its output queue exceeds
- * max_client_output_bytes through asynchronous events alone.
+ * daemon buffer without bound. Inspection answers (status, locks, trace: up to a frame each,
+ * and a coalesced run answers many at once) are refused BUSY instead of queued while the
+ * output queue is above that quarter, so replies alone never overflow it (max_client_output_
+ * bytes >= 2 * max_frame_bytes); a client is cut off only when its output queue exceeds
+ * max_client_output_bytes through asynchronous events.
  * Inspection (status, locks) runs through a Coalescer: N identical queries at once cost at
  * most two runs.
  */
@@ -281,7 +284,7 @@ export class Daemon implements DaemonInfo {
     return t;
   }
 
-  private openSession(transport: 'socket' | 'local', emit: (m: DaemonMessage) => void, close: (reason: string) => void, handled?: () => void): Ref<SessionMsg> {
+  private openSession(transport: 'socket' | 'local', emit: (m: DaemonMessage) => void, close: (reason: string) => void, handled?: () => void, outputBacklog?: () => string | undefined): Ref<SessionMsg> {
     const id = this.nextSession++;
     const c = this.o.config;
     const info: SessionInfo = { ref: undefined as never, emit, client: '?', transport, since: Date.now() };
@@ -291,7 +294,7 @@ export class Daemon implements DaemonInfo {
       keepaliveMs: c.timing.clientKeepaliveMs, clientTimeoutMs: c.timing.clientTimeoutMs, lvbSize: c.locking.lvbSize,
       maxFrameBytes: c.locking.maxFrameBytes, maxLocks: c.locking.maxLocksPerClient,
       maxInFlight: transport === 'socket' ? c.locking.maxRequestsPerClient : undefined, admission: this.admission, info: this,
-      emit, close, handled, metrics: this.metrics.session,
+      emit, close, handled, outputBacklog, metrics: this.metrics.session,
       purge: (owner, epoch, targets) => this.purger.add(owner, epoch, targets),
       onEnd: (sid) => {
         const ref = this.sessions.get(sid)?.ref;
@@ -351,7 +354,8 @@ export class Daemon implements DaemonInfo {
       log.debug({ reason }, 'client session ended');
       sock.end();
       setTimeout(() => sock.destroy(), 1000).unref();
-    }, () => { unhandled--; if (paused && unhandled <= MAX_UNHANDLED / 2) pauseOrResume(); });
+    }, () => { unhandled--; if (paused && unhandled <= MAX_UNHANDLED / 2) pauseOrResume(); },
+    () => (sock.writableLength > pauseAt ? `${sock.writableLength} bytes of replies to this connection are not read yet (more than a quarter of [locking] max_client_output_bytes, ${maxOutput}): read them, then ask again` : undefined));
     const sessionId = this.nextSession - 1;
     sock.on('data', (chunk: Buffer) => {
       if (!open) return;

@@ -64,8 +64,8 @@ export async function runScenario(sc: Scenario, opts: RunOptions): Promise<RunRe
   const volStore = sc.volumes?.length ? new VolumeStore(history) : undefined;
   const volSocket = path.join(clusterDir, 'volume-store.sock');
   const volCmd = path.join(__dirname, 'volume-cmd.js');
-  // Every node traces to its own files: a failed run's report gets the merged trace.
-  const extraConfig = (id: number) => [TRACE_CONFIG, ...(volStore ? sc.volumes!.map((v) => storeVolumeConfig({
+  // Every node traces to its own files (unless the scenario says not to): a failed run's report gets the merged trace.
+  const extraConfig = (id: number) => [...(sc.trace === false ? [] : [TRACE_CONFIG]), ...(volStore ? sc.volumes!.map((v) => storeVolumeConfig({
     name: v.name, dir: path.join(clusterDir, 'volumes', v.name, `node${id}`), socket: volSocket, cmd: volCmd,
     failover: v.failover, fenceBoundMs: v.fenceBoundMs,
   })) : [])].join('\n');

@@ -104,6 +104,12 @@ export interface Scenario {
    * whose writers simulate each node's applications; the checker's volume rules judge them.
    */
   volumes?: Array<{ name: string; failover?: 'auto' | 'manual'; fenceBoundMs?: number }>;
+  /**
+   * Record every node's trace for the report (default true). Off where recording would
+   * itself be the load (every actor message of 100 000 pipelined requests): mxfsd runs
+   * untraced by default.
+   */
+  trace?: boolean;
   steps: Step[];
 }
 

@@ -15,6 +15,9 @@ export const scenario: Scenario = {
   description: 'flood of inspection, 100 000 pipelined locks then disconnect, bad fields, a client that never reads — under the checked workload; no node may lose quorum, no bystander a lock',
   nodes: 3,
   leaseMs: 3000,
+  // Untraced, as mxfsd runs by default: recording every message of the abuse is heavier than
+  // the abuse (the trace file's writes alone stalled a main thread for seconds on 2 CPUs).
+  trace: false,
   steps: [
     ...warmUp(6, 20),
     { do: 'abuse', durationMs: 15000, pipeline: 100000 },
