@@ -550,9 +550,10 @@ export class LockRouter {
       if (!wanted()) return;
     }
     // In batches: a peer frame is at most 1 MiB, and one message must not hold the links up.
-    for (const [m, records] of byMaster) {
-      for (let i = 0; i < records.length; i += REC_BATCH) this.o.port!.send(m, { t: 'rec', epoch: E, records: records.slice(i, i + REC_BATCH) });
-    }
+    // SLICE.sendRec batches per turn (each is validated and encoded on the way out).
+    const batches: Array<[number, LockRecord[]]> = [];
+    for (const [m, records] of byMaster) for (let i = 0; i < records.length; i += REC_BATCH) batches.push([m, records.slice(i, i + REC_BATCH)]);
+    if (!await inSlices(batches, SLICE.sendRec, ([m, records]) => this.o.port!.send(m, { t: 'rec', epoch: E, records }), wanted)) return;
     for (const m of r.members) if (m !== this.o.selfId) this.o.port!.send(m, { t: 'recDone', epoch: E });
     r.done.add(this.o.selfId);
     r.collected = true;

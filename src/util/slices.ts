@@ -19,6 +19,10 @@ export const SLICE = {
   collect: 10000,
   /** Records grouped by master and handed to the DlmChannel. */
   send: 5000,
+  /** Recovery messages (REC_BATCH records each) validated, encoded and handed to the links. */
+  sendRec: 16,
+  /** Messages a DlmChannel puts on the wire per turn (a go-back resends up to its window). */
+  transmit: 256,
   /** Resources rebuilt from records (each: rebuild check, an adopt and the pending requests). */
   rebuild: 500,
   /** Actors stopped after a LockTable reset (nact's stop allocates and is GC-heavy). */
