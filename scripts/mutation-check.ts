@@ -12,6 +12,8 @@
  *                                                (real mxfsd processes inherit MXFS_MUTATION)
  *   npm run mutation-check -- --sim '{"faultCount":12}'   another simulation profile (tuning)
  *
+ * A mutation that no run can reach (UNREACHABLE) is checked by its unit test instead.
+ *
  * Exit status: 0 when every mutation was caught and the baseline found nothing, 1 otherwise.
  */
 import { spawn } from 'node:child_process';
@@ -25,6 +27,27 @@ import { findScenario } from '../test/scenarios/index';
 import { runScenario } from '../src/failover/runner';
 
 export const SHARP: SimOptions = { faults: ["isolate", "stall", "crash", "crash-all", "cut"], faultCount: 10, faultLeases: [2, 3], quietLeases: 2, workersPerNode: 4, resources: 2 };
+
+/**
+ * Mutations that correct membership cannot reach in any run (docs/failover-testing.md): the
+ * check guards against a bug elsewhere. Each is checked by the unit test that injects what
+ * it guards against (mocha --grep, with the mutation on: the test must fail).
+ */
+const UNREACHABLE: Partial<Record<MutationName, { file: string; grep: string; why: string }>> = {
+  'non-member-drop': {
+    file: 'dist/test/cluster-locks-inproc.test.js', grep: 'a message from a node outside the view is rejected',
+    why: 'every node of an epoch has the same member set, so no non-member stamps the current epoch',
+  },
+};
+
+/** Runs the unit test of an unreachable mutation with it switched on: true if the test fails (caught). */
+function unitTestFails(m: MutationName, t: { file: string; grep: string }): Promise<boolean> {
+  return new Promise((resolve) => {
+    const mocha = require.resolve('mocha/bin/mocha.js');
+    const p = spawn(process.execPath, [mocha, '--no-config', '--exit', '--grep', t.grep, t.file], { env: { ...process.env, MXFS_MUTATION: m }, stdio: 'ignore', cwd: `${__dirname}/../..` });
+    p.on('exit', (code) => resolve(code !== 0));
+  });
+}
 
 interface SeedResult { seed: number; violations: string[]; error?: string; grants: number; ms: number }
 
@@ -83,6 +106,14 @@ async function main(): Promise<void> {
   let ok = true;
   const rows: Array<[string | undefined, string]> = [...names.map((m): [string, string] => [m, MUTATIONS[m]]), ...(values['no-baseline'] ? [] : [[undefined, 'none (baseline)'] as [undefined, string]])];
   for (const [m, what] of rows) {
+    const unit = m ? UNREACHABLE[m as MutationName] : undefined;
+    if (m && unit) {
+      const fails = await unitTestFails(m as MutationName, unit);
+      process.stderr.write(`  ${m}: unit test '${unit.grep}' ${fails ? 'fails (caught)' : 'passes (NOT caught)'}\n`);
+      console.log(`| \`${m}\`: ${what} | unreachable (${unit.why}); the unit test "${unit.grep}" ${fails ? 'fails with it' : 'does NOT fail with it'} | - | - |`);
+      if (!fails) ok = false;
+      continue;
+    }
     let caught: SeedResult | undefined;
     let ran = 0;
     for (let seed = first; seed < first + n && !caught; seed++) {
