@@ -92,18 +92,44 @@ static void mxfs_blk_submit_bio(struct bio *bio)
 	submit_bio_noacct(clone);
 }
 
+/* Opened (a mount, or any opener): the gate, then the inode lock cache and the XFS hooks,
+ * which stay installed while any stacked disk is open (mxfs_hooks.c). */
 static int mxfs_blk_open(struct block_device *bdev, fmode_t mode)
 {
 	struct mxfs_blk *b = bdev->bd_disk->private_data;
+	int err = mxfs_vol_open(b->vol, mode & FMODE_WRITE);
 
-	return mxfs_vol_open(b->vol, mode & FMODE_WRITE);
+	if (err)
+		return err;
+	err = mxfs_glocks_volume_opened(b->vol);
+	if (!err) {
+		err = mxfs_hooks_get();
+		if (err)
+			mxfs_glocks_volume_closed(b->vol);
+	}
+	if (err)
+		mxfs_vol_release(b->vol, mode & FMODE_WRITE);
+	return err;
 }
 
 static void mxfs_blk_release(struct gendisk *disk, fmode_t mode)
 {
 	struct mxfs_blk *b = disk->private_data;
 
+	mxfs_glocks_volume_closed(b->vol);
+	mxfs_hooks_put();
 	mxfs_vol_release(b->vol, mode & FMODE_WRITE);
+}
+
+struct mxfs_vol *mxfs_blk_sb_volume(const struct super_block *sb)
+{
+	struct block_device *bdev = sb->s_bdev;
+	struct mxfs_blk *b;
+
+	if (!bdev || bdev->bd_disk->fops != &mxfs_blk_fops)
+		return NULL;
+	b = bdev->bd_disk->private_data;
+	return b ? b->vol : NULL;
 }
 
 static const struct block_device_operations mxfs_blk_fops = {

@@ -2,7 +2,10 @@
 /*
  * debugfs: /sys/kernel/debug/mxfs/
  *   status  daemon attachment and every counter, one "key=value" per line
- *   locks   the cluster locks the kernel holds (id, name, mode, token, pending blocking cb)
+ *   locks   the cluster locks the test hook holds (id, name, mode, token, pending blocking cb)
+ *   glocks  the inode lock cache: one line per (volume, inode): type, cached mode, state,
+ *           holders, waiters, pending demote, lock id, hits, misses, data version, pages
+ *   hooks   whether the XFS hooks are installed; calls per entry point on MXFS volumes
  *   nodes   the last state the daemon reported for each cluster node
  *   volumes the kernel lease (state, remaining, age, fence bound, options), then per volume
  *           its gate, generation, opens, writes in flight, refused writes, and its recent
@@ -13,6 +16,8 @@
  *             unlock LOCK_ID
  *             mount VOLUME | unmount VOLUME
  *             bench RESOURCE COUNT   (COUNT lock EX + unlock round trips, timed)
+ *             ghold VOLUME INO MODE  take inode INO's lock as a holder with no operation
+ *             gdrop VOLUME INO       and give it back (lock-ordering tests)
  *           Read lines: "<seq> <command> -> ok id=.. mode=.. token=.." or "-> err <-errno>".
  * Module parameters (request_timeout_ms, reply_grace_ms) are in /sys/module/mxfs/parameters.
  */
@@ -41,10 +46,11 @@ static int mxfs_status_show(struct seq_file *m, void *v)
 #define C(name) seq_printf(m, #name "=%lld\n", (long long)atomic64_read(&mxfs_stats.name))
 	C(requests); C(grants); C(denies); C(timeouts); C(interrupted); C(daemon_losses);
 	C(failed_on_detach); C(rejected); C(stale_replies); C(basts); C(locks_lost); C(releases);
-	C(cache_invals); C(node_status); C(recoveries); C(daemon_ready); C(cancels);
+	C(cache_invals); C(node_status); C(recoveries); C(daemon_ready); C(cancels); C(conversions);
 #undef C
 	seq_printf(m, "request_timeout_ms=%u\nreply_grace_ms=%u\n",
 		   READ_ONCE(mxfs_request_timeout_ms), READ_ONCE(mxfs_reply_grace_ms));
+	mxfs_glock_stats_show(m);
 	return 0;
 }
 DEFINE_SHOW_ATTRIBUTE(mxfs_status);
@@ -55,6 +61,20 @@ static int mxfs_locks_file_show(struct seq_file *m, void *v)
 	return 0;
 }
 DEFINE_SHOW_ATTRIBUTE(mxfs_locks_file);
+
+static int mxfs_glocks_file_show(struct seq_file *m, void *v)
+{
+	mxfs_glocks_show(m);
+	return 0;
+}
+DEFINE_SHOW_ATTRIBUTE(mxfs_glocks_file);
+
+static int mxfs_hooks_file_show(struct seq_file *m, void *v)
+{
+	mxfs_hooks_show(m);
+	return 0;
+}
+DEFINE_SHOW_ATTRIBUTE(mxfs_hooks_file);
 
 /* ---- nodes ---- */
 
@@ -235,6 +255,18 @@ static int mxfs_test_bench(char *args, char *cmd, size_t cmdlen)
 	return err;
 }
 
+/* "ghold VOLUME INO MODE" / "gdrop VOLUME INO". */
+static int mxfs_test_ghold(char *args, bool hold)
+{
+	char *volume = strsep(&args, " "), *ino_s = strsep(&args, " "), *mode_s = strsep(&args, " ");
+	int mode = hold && mode_s ? mxfs_parse_mode(mode_s) : 5;
+	u64 ino;
+
+	if (!volume || !ino_s || kstrtou64(ino_s, 10, &ino) || (hold && (mode != 3 && mode != 5)))
+		return -EINVAL;
+	return mxfs_glock_test_hold(volume, ino, mode, hold);
+}
+
 static ssize_t mxfs_test_write(struct file *file, const char __user *ubuf, size_t len, loff_t *ppos)
 {
 	char buf[160], cmd[160], *args, *verb;
@@ -260,6 +292,8 @@ static ssize_t mxfs_test_write(struct file *file, const char __user *ubuf, size_
 		err = mxfs_test_bench(args, cmd, sizeof(cmd));
 	} else if (!strcmp(verb, "unlock")) {
 		err = args && !kstrtou64(strim(args), 10, &id) ? mxfs_unlock(id) : -EINVAL;
+	} else if (!strcmp(verb, "ghold") || !strcmp(verb, "gdrop")) {
+		err = mxfs_test_ghold(args, verb[1] == 'h');
 	} else if (!strcmp(verb, "mount") && args) {
 		err = mxfs_volume(MXFS_CMD_VOLUME_MOUNT, strim(args), READ_ONCE(mxfs_request_timeout_ms), false);
 	} else if (!strcmp(verb, "unmount") && args) {
@@ -303,6 +337,8 @@ void mxfs_debugfs_init(void)
 	mxfs_dir = debugfs_create_dir("mxfs", NULL);
 	debugfs_create_file("status", 0400, mxfs_dir, NULL, &mxfs_status_fops);
 	debugfs_create_file("locks", 0400, mxfs_dir, NULL, &mxfs_locks_file_fops);
+	debugfs_create_file("glocks", 0400, mxfs_dir, NULL, &mxfs_glocks_file_fops);
+	debugfs_create_file("hooks", 0400, mxfs_dir, NULL, &mxfs_hooks_file_fops);
 	debugfs_create_file("nodes", 0400, mxfs_dir, NULL, &mxfs_nodes_fops);
 	debugfs_create_file("volumes", 0400, mxfs_dir, NULL, &mxfs_volumes_fops);
 	debugfs_create_file("test", 0600, mxfs_dir, NULL, &mxfs_test_fops);

@@ -9,12 +9,16 @@
  *   mxfs_lease.c    the kernel lease: deadline, timer, expiry and loss
  *   mxfs_blk.c      every block-layer call: the claim, the stacked disk, bio forwarding
  *   mxfs_xfs.c      what is reached through kallsyms: get_super, xfs_fs_goingdown
+ *   mxfs_glock.c    the inode lock cache: one state machine per (volume, inode)
+ *   mxfs_glops.c    the inode locks' per-type operations (sync, invalidate, demote_ok, lvb)
+ *   mxfs_hooks.c    ftrace redirects of XFS entry points to wrappers that take inode locks
  */
 #ifndef MXFS_INTERNAL_H
 #define MXFS_INTERNAL_H
 
 #include <linux/types.h>
 #include <linux/atomic.h>
+#include <linux/list.h>
 #include "mxfs_netlink.h"
 
 #define MXFS_MODE_MAX 5
@@ -27,6 +31,8 @@ extern unsigned int mxfs_drain_timeout_ms;	/* fence started -> in-flight writes 
 extern unsigned int mxfs_open_wait_ms;		/* 0: refuse write opens of a closed gate; else ask and wait */
 enum mxfs_fallback { MXFS_FALLBACK_RESTART, MXFS_FALLBACK_PANIC, MXFS_FALLBACK_LOG };
 extern int mxfs_fence_fallback;			/* what to do when a fence misses its bound */
+extern unsigned int mxfs_lock_timeout_ms;	/* longest wait of a file operation for its inode lock */
+extern bool mxfs_hooks_enabled;			/* install the XFS hooks when a volume is opened */
 const char *mxfs_fallback_name(int fallback);
 /* The fence bound the daemon is told: timer slack + drain bound. */
 static inline unsigned int mxfs_fence_bound_ms(void)
@@ -52,6 +58,7 @@ struct mxfs_counters {
 	atomic64_t recoveries;
 	atomic64_t daemon_ready;
 	atomic64_t cancels;		/* LOCK_CANCEL sent after giving up on a request */
+	atomic64_t conversions;		/* LOCK_CONVERT sent */
 };
 extern struct mxfs_counters mxfs_stats;
 
@@ -67,7 +74,10 @@ void mxfs_daemon_get(struct mxfs_daemon_info *out);
 /* Sends (mxfs_netlink.c). Return 0 or -errno. */
 int mxfs_nl_send_lock_req(u32 portid, u64 req_id, const char *lockspace, const char *resource,
 			  u8 mode, u32 flags, u32 timeout_ms);
-int mxfs_nl_send_lock_release(u32 portid, u64 lock_id, const char *lockspace, const char *resource);
+int mxfs_nl_send_lock_release(u32 portid, u64 lock_id, const char *lockspace, const char *resource,
+			      const u8 *lvb, unsigned int lvb_len);
+int mxfs_nl_send_lock_convert(u32 portid, u64 req_id, u64 lock_id, u8 mode, u32 flags, u32 timeout_ms,
+			      const u8 *lvb, unsigned int lvb_len);
 int mxfs_nl_send_lock_cancel(u32 portid, u64 req_id);
 int mxfs_nl_send_volume(u32 portid, u8 cmd, u64 req_id, const char *volume, u32 timeout_ms);
 struct mxfs_fence_rec;
@@ -86,9 +96,38 @@ struct mxfs_grant {
 int mxfs_lock(const char *lockspace, const char *resource, u8 mode, u32 flags,
 	      unsigned int timeout_ms, struct mxfs_grant *out);
 int mxfs_unlock(u64 lock_id);
+/* Release with a value block written back (only kept by the DLM when held in PW/EX). */
+int mxfs_unlock_lvb(u64 lock_id, const u8 *lvb, unsigned int lvb_len);
 int mxfs_volume(u8 cmd, const char *volume, unsigned int timeout_ms, bool interruptible);
+
+/* The outcome of a lock request or conversion (a reply, or the kernel's own verdict). */
+struct mxfs_lock_result {
+	int status;		/* 0 granted, or -errno */
+	u64 lock_id;
+	u8 mode;
+	u64 token;
+	bool lvb_valid;
+	u8 lvb_len;
+	u8 lvb[MXFS_LVB_MAX];
+};
+/* Who owns a held lock: told of blocking callbacks and of the lock's loss. Both run under
+ * the request table's spinlock: record, queue work, never sleep nor call back in. */
+struct mxfs_lock_owner_ops {
+	void (*bast)(void *owner, u64 lock_id, u8 mode);
+	void (*lost)(void *owner, u64 lock_id, int status);
+};
+typedef void (*mxfs_lock_done_fn)(void *arg, const struct mxfs_lock_result *r);
+/*
+ * Asynchronous lock request and conversion: 0 when sent (done() is then called exactly once,
+ * in process context, never from within this call), or -errno at once (done() not called).
+ * A conversion the daemon never answers drops the lock (owner's lost(), then done()).
+ */
+int mxfs_lock_async(const char *lockspace, const char *resource, u8 mode, u32 flags, unsigned int timeout_ms,
+		    const struct mxfs_lock_owner_ops *ops, void *owner, mxfs_lock_done_fn done, void *arg);
+int mxfs_convert_async(u64 lock_id, u8 mode, u32 flags, unsigned int timeout_ms, const u8 *lvb,
+		       unsigned int lvb_len, mxfs_lock_done_fn done, void *arg);
 /* Called by the netlink handlers; return 0 or -ENOENT when nobody waits for req_id. */
-int mxfs_request_complete(u64 req_id, bool lock_reply, int status, u8 mode, u64 token);
+int mxfs_request_complete(u64 req_id, bool lock_reply, const struct mxfs_lock_result *r);
 int mxfs_lock_bast(u64 lock_id, u8 mode);
 int mxfs_lock_lost(u64 lock_id, int status);
 /* The daemon went away: fail every pending request and drop every held lock. */
@@ -124,6 +163,9 @@ struct mxfs_vol_info {
 	struct mxfs_fence_rec rec[MXFS_FENCE_HISTORY];
 };
 struct mxfs_vol;
+const char *mxfs_vol_name(const struct mxfs_vol *v);
+/* Fencing or fenced: nothing may be done on the volume's behalf any more. */
+bool mxfs_vol_fenced(const struct mxfs_vol *v);
 int mxfs_volume_register(const char *name, dev_t dev, const char **why);
 int mxfs_volume_unregister(const char *name, const char **why);
 enum mxfs_gate_op { MXFS_GATE_OP_OPEN, MXFS_GATE_OP_CLOSE, MXFS_GATE_OP_CLEAR };
@@ -160,6 +202,9 @@ struct mxfs_blk *mxfs_blk_create(struct mxfs_vol *v, dev_t dev, const char *name
 void mxfs_blk_destroy(struct mxfs_blk *b, atomic_t *inflight);
 /* Forced shutdown of the filesystem mounted on the stacked disk: MXFS_SHUTDOWN_*. */
 u8 mxfs_blk_shutdown_fs(struct mxfs_blk *b);
+struct super_block;
+/* The volume whose stacked disk sb is mounted on, or NULL (any other filesystem). */
+struct mxfs_vol *mxfs_blk_sb_volume(const struct super_block *sb);
 int mxfs_blk_init(void);
 void mxfs_blk_exit(void);
 
@@ -168,6 +213,8 @@ struct block_device;
 void mxfs_xfs_init(void);
 u8 mxfs_xfs_shutdown(struct block_device *bdev);
 bool mxfs_xfs_available(void);
+/* Any kernel symbol's address (kallsyms_lookup_name found through a kprobe), or 0. */
+unsigned long mxfs_kallsyms_lookup(const char *name);
 
 /* The kernel lease (mxfs_lease.c). */
 struct mxfs_lease_info {
@@ -185,6 +232,66 @@ void mxfs_lease_get(struct mxfs_lease_info *out);
 int mxfs_lease_init(void);
 void mxfs_lease_exit(void);
 extern struct workqueue_struct *mxfs_fence_wq;
+
+/* The inode lock cache (mxfs_glock.c), see the header of that file. */
+struct inode;
+struct mxfs_glock;
+struct mxfs_gholder {
+	struct mxfs_glock *gl;
+	struct list_head node;	/* the glock's holders */
+	const void *task;	/* the holding task (recursion); NULL for the test hook */
+	u8 mode;		/* MXFS_MODE PR or EX */
+	bool dirties;		/* the operation changes the inode (bumps the LVB's data version) */
+};
+#define MXFS_GH_DIRTIES	0x1	/* the operation changes the inode */
+#define MXFS_GH_NOWAIT	0x2	/* only if cached: -EAGAIN instead of waiting */
+/* Takes the inode lock of inode in mode for the caller (killable; bounded by
+ * lock_timeout_ms): 0, or -EIO (fenced, no daemon), -ETIMEDOUT, -EINTR (fatal signal),
+ * -EDEADLK, -ENOMEM, -EAGAIN (MXFS_GH_NOWAIT). */
+int mxfs_glock_acquire(struct mxfs_vol *v, struct inode *inode, u8 mode, unsigned int flags, struct mxfs_gholder *h);
+/* Several inodes in one operation (rename, link...): taken in inode number order. n <= 4;
+ * NULL and repeated inodes are skipped. On error nothing is held. */
+int mxfs_glock_acquire_many(struct mxfs_vol *v, struct inode **inodes, const u8 *modes, unsigned int n,
+			    unsigned int flags, struct mxfs_gholder *h);
+void mxfs_glock_release(struct mxfs_gholder *h);
+void mxfs_glock_release_many(struct mxfs_gholder *h, unsigned int n);
+/* A new inode (create/mkdir/symlink/tmpfile): its lock is taken EX and kept cached. */
+void mxfs_glock_new_inode(struct mxfs_vol *v, struct inode *inode);
+/* The VFS is freeing inode: forget it (its pages are gone already). */
+void mxfs_glock_inode_gone(struct mxfs_vol *v, struct inode *inode);
+/* The volume was fenced: waiters fail with EIO. */
+void mxfs_glocks_fenced(struct mxfs_vol *v);
+/* The volume's stacked disk was opened (counted) / closed: at the last close every cached
+ * lock of the volume is released. */
+int mxfs_glocks_volume_opened(struct mxfs_vol *v);
+void mxfs_glocks_volume_closed(struct mxfs_vol *v);
+/* The volume is unregistered: waits until its inode locks are gone. */
+void mxfs_glocks_volume_gone(struct mxfs_vol *v);
+/* Test hook: take/drop an inode lock as a holder with no operation (debugfs "ghold"). */
+int mxfs_glock_test_hold(const char *volume, u64 ino, u8 mode, bool hold);
+void mxfs_glocks_show(struct seq_file *m);
+void mxfs_glock_stats_show(struct seq_file *m);
+struct mxfs_glock_info {
+	char volume[MXFS_VOLUME_DEV_NAME_MAX + 1];
+	u64 ino;
+	u8 mode, state, type;
+	int demote_mode;	/* -1: none */
+	u64 lock_id;
+	u32 holders, waiters;
+	u64 hits, misses, data_version, pages;
+};
+/* Up to max cached inode locks of volume (or all) with ino >= from, in (volume, ino) order
+ * of the hash walk; returns how many were filled. */
+unsigned int mxfs_glocks_list(const char *volume, u64 from, struct mxfs_glock_info *out, unsigned int max);
+int mxfs_glock_init(void);
+void mxfs_glock_exit(void);
+
+/* The XFS hooks (mxfs_hooks.c). */
+/* A stacked disk was opened / closed (mount / umount): the hooks are installed while any is open. */
+int mxfs_hooks_get(void);
+void mxfs_hooks_put(void);
+void mxfs_hooks_show(struct seq_file *m);
+void mxfs_hooks_exit(void);
 
 /* debugfs (mxfs_debugfs.c). */
 void mxfs_node_status_record(u32 node_id, u8 state);

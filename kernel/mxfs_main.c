@@ -2,18 +2,21 @@
 /*
  * MXFS module entry: parameters, init and exit order.
  *
- * Init: request tables, the kernel lease (and the fence workqueue), volumes (bioset,
- * kallsyms), debugfs, then the genetlink family (so that no message can arrive before the
- * tables exist), then the volumes of the "volumes" parameter (claimed before anything else
- * can mount their disks). Exit in reverse: the family goes first (its daemon detach fences
- * any open gate), then the volumes (none can be open: each open stacked disk holds a module
- * reference), the lease, debugfs, the tables.
+ * Init: request tables, the inode lock cache, the kernel lease (and the fence workqueue),
+ * volumes (bioset, kallsyms), debugfs, then the genetlink family (so that no message can
+ * arrive before the tables exist), then the volumes of the "volumes" parameter (claimed
+ * before anything else can mount their disks). Exit in reverse: the family goes first (its
+ * daemon detach fences any open gate and drops every cluster lock), then the volumes (none
+ * can be open: each open stacked disk holds a module reference; each waits for its inode
+ * locks to go), the XFS hooks (removed with the last close already), the lease, debugfs,
+ * the lock cache, the tables.
  */
 #include <linux/module.h>
 #include <linux/moduleparam.h>
 #include <linux/slab.h>
 #include <linux/string.h>
 #include "mxfs_internal.h"
+#include "mxfs_version.h"
 
 unsigned int mxfs_request_timeout_ms = 30000;
 module_param_named(request_timeout_ms, mxfs_request_timeout_ms, uint, 0644);
@@ -32,6 +35,14 @@ MODULE_PARM_DESC(timer_slack_ms, "Allowed delay between the kernel lease's end a
 unsigned int mxfs_drain_timeout_ms = 5000;
 module_param_named(drain_timeout_ms, mxfs_drain_timeout_ms, uint, 0444);
 MODULE_PARM_DESC(drain_timeout_ms, "Longest wait for a fenced volume's writes in flight (ms; part of the fence bound)");
+
+unsigned int mxfs_lock_timeout_ms = 60000;
+module_param_named(lock_timeout_ms, mxfs_lock_timeout_ms, uint, 0644);
+MODULE_PARM_DESC(lock_timeout_ms, "Longest wait of a file operation on a kernel volume for its inode lock (ms); then it fails with ETIMEDOUT");
+
+bool mxfs_hooks_enabled = true;
+module_param_named(hooks, mxfs_hooks_enabled, bool, 0444);
+MODULE_PARM_DESC(hooks, "Hook XFS's inode operations on mounted kernel volumes (inode locks, the lock cache); 0: volumes without inode locks");
 
 unsigned int mxfs_open_wait_ms;
 module_param_named(open_wait_ms, mxfs_open_wait_ms, uint, 0644);
@@ -125,9 +136,12 @@ static int __init mxfs_init(void)
 	int err;
 
 	mxfs_requests_init();
-	err = mxfs_lease_init();
+	err = mxfs_glock_init();
 	if (err)
 		goto requests;
+	err = mxfs_lease_init();
+	if (err)
+		goto glock;
 	err = mxfs_volumes_init();
 	if (err)
 		goto lease;
@@ -146,6 +160,8 @@ debugfs:
 	mxfs_volumes_exit();
 lease:
 	mxfs_lease_exit();
+glock:
+	mxfs_glock_exit();
 requests:
 	mxfs_requests_exit();
 	return err;
@@ -156,8 +172,10 @@ static void __exit mxfs_exit(void)
 	mxfs_netlink_exit();
 	mxfs_requests_daemon_gone();
 	mxfs_volumes_exit();
+	mxfs_hooks_exit();
 	mxfs_lease_exit();
 	mxfs_debugfs_exit();
+	mxfs_glock_exit();
 	mxfs_requests_exit();
 	kfree(mxfs_volumes_param);
 	pr_info("mxfs: unloaded\n");
@@ -167,5 +185,5 @@ module_init(mxfs_init);
 module_exit(mxfs_exit);
 
 MODULE_LICENSE("GPL");
-MODULE_DESCRIPTION("MXFS cluster lock layer for XFS: the mxfsd channel, kernel volumes and self-fencing");
-MODULE_VERSION("0.2.0");
+MODULE_DESCRIPTION("MXFS cluster lock layer for XFS: the mxfsd channel, kernel volumes, self-fencing, inode locks");
+MODULE_VERSION(MXFS_MODULE_VERSION);

@@ -91,6 +91,16 @@ static const struct nla_policy mxfs_attr_policy[MXFS_ATTR_MAX + 1] = {
 	[MXFS_ATTR_FENCE_INFLIGHT]	= { .type = NLA_U32 },
 	[MXFS_ATTR_VOLUME_EVENT]	= NLA_POLICY_MAX(NLA_U8, MXFS_VOLEV_MAX),
 	[MXFS_ATTR_FENCES]		= { .type = NLA_U32 },
+	[MXFS_ATTR_LIMIT]		= { .type = NLA_U32 },
+	[MXFS_ATTR_GLOCK_STATE]		= NLA_POLICY_MAX(NLA_U8, MXFS_GLOCK_MAX),
+	[MXFS_ATTR_HOLDERS]		= { .type = NLA_U32 },
+	[MXFS_ATTR_WAITERS]		= { .type = NLA_U32 },
+	[MXFS_ATTR_DEMOTE_MODE]		= NLA_POLICY_MAX(NLA_U8, MXFS_MODE_MAX),
+	[MXFS_ATTR_HITS]		= { .type = NLA_U64 },
+	[MXFS_ATTR_MISSES]		= { .type = NLA_U64 },
+	[MXFS_ATTR_DATA_VERSION]	= { .type = NLA_U64 },
+	[MXFS_ATTR_GLOCK_TYPE]		= NLA_POLICY_MAX(NLA_U8, MXFS_GLT_MAX),
+	[MXFS_ATTR_PAGES]		= { .type = NLA_U64 },
 };
 
 #define MXFS_CMD_SETS(cmd) [MXFS_CMD_##cmd] = { MXFS_CMD_##cmd##_REQUIRED, MXFS_CMD_##cmd##_ALLOWED }
@@ -106,6 +116,7 @@ static const struct { u64 required, allowed; } mxfs_cmd_sets[MXFS_CMD_MAX + 1] =
 	MXFS_CMD_SETS(VOLUME_FENCE), MXFS_CMD_SETS(VOLUME_CLEAR), MXFS_CMD_SETS(LEASE_RENEW),
 	MXFS_CMD_SETS(LEASE_LOST), MXFS_CMD_SETS(VOLUME_STATUS_REQ), MXFS_CMD_SETS(LEASE_INFO),
 	MXFS_CMD_SETS(VOLUME_INFO), MXFS_CMD_SETS(FENCE_INFO), MXFS_CMD_SETS(VOLUME_EVENT),
+	MXFS_CMD_SETS(LOCK_CONVERT), MXFS_CMD_SETS(GLOCK_LIST_REQ), MXFS_CMD_SETS(GLOCK_INFO),
 };
 
 /* Per-command policies; filled from mxfs_attr_policy and the allowed sets at init. A zero
@@ -162,7 +173,7 @@ static int mxfs_pre_doit(const struct genl_ops *ops, struct sk_buff *skb, struct
 	}
 	/* Status requests are read-only: any CAP_NET_ADMIN socket may ask. */
 	if (cmd != MXFS_CMD_DAEMON_READY && cmd != MXFS_CMD_STATUS_REQ && cmd != MXFS_CMD_VOLUME_STATUS_REQ &&
-	    !mxfs_from_daemon(info)) {
+	    cmd != MXFS_CMD_GLOCK_LIST_REQ && !mxfs_from_daemon(info)) {
 		NL_SET_ERR_MSG(info->extack, "mxfs: sender is not the registered daemon");
 		atomic64_inc(&mxfs_stats.rejected);
 		return -EPERM;
@@ -213,9 +224,17 @@ static int mxfs_cmd_daemon_ready(struct sk_buff *skb, struct genl_info *info)
 
 static int mxfs_cmd_lock_grant(struct sk_buff *skb, struct genl_info *info)
 {
-	return mxfs_stale(info, mxfs_request_complete(nla_get_u64(info->attrs[MXFS_ATTR_REQ_ID]), true, 0,
-						      nla_get_u8(info->attrs[MXFS_ATTR_MODE]),
-						      nla_get_u64(info->attrs[MXFS_ATTR_TOKEN])));
+	struct mxfs_lock_result r = {
+		.mode = nla_get_u8(info->attrs[MXFS_ATTR_MODE]),
+		.token = nla_get_u64(info->attrs[MXFS_ATTR_TOKEN]),
+	};
+
+	if (info->attrs[MXFS_ATTR_LVB]) {
+		r.lvb_len = nla_len(info->attrs[MXFS_ATTR_LVB]);
+		memcpy(r.lvb, nla_data(info->attrs[MXFS_ATTR_LVB]), r.lvb_len);	/* <= MXFS_LVB_MAX: policy */
+		r.lvb_valid = info->attrs[MXFS_ATTR_LVB_VALID] ? nla_get_u8(info->attrs[MXFS_ATTR_LVB_VALID]) : 1;
+	}
+	return mxfs_stale(info, mxfs_request_complete(nla_get_u64(info->attrs[MXFS_ATTR_REQ_ID]), true, &r));
 }
 
 static int mxfs_cmd_lock_deny(struct sk_buff *skb, struct genl_info *info)
@@ -228,13 +247,14 @@ static int mxfs_cmd_lock_deny(struct sk_buff *skb, struct genl_info *info)
 		return -EINVAL;
 	}
 	return mxfs_stale(info, mxfs_request_complete(nla_get_u64(info->attrs[MXFS_ATTR_REQ_ID]), true,
-						      status, 0, 0));
+						      &(struct mxfs_lock_result){ .status = status }));
 }
 
 static int mxfs_cmd_volume_reply(struct sk_buff *skb, struct genl_info *info)
 {
 	return mxfs_stale(info, mxfs_request_complete(nla_get_u64(info->attrs[MXFS_ATTR_REQ_ID]), false,
-						      nla_get_s32(info->attrs[MXFS_ATTR_STATUS]), 0, 0));
+						      &(struct mxfs_lock_result){
+							.status = nla_get_s32(info->attrs[MXFS_ATTR_STATUS]) }));
 }
 
 static int mxfs_cmd_bast(struct sk_buff *skb, struct genl_info *info)
@@ -513,6 +533,53 @@ static int mxfs_cmd_volume_status(struct sk_buff *skb, struct genl_info *info)
 	return err;
 }
 
+/* ---- the inode lock cache ---------------------------------------------------------- */
+
+static int mxfs_put_glock_info(struct sk_buff *msg, const void *arg)
+{
+	const struct mxfs_glock_info *g = arg;
+
+	if (nla_put_string(msg, MXFS_ATTR_VOLUME, g->volume) ||
+	    nla_put_u64_64bit(msg, MXFS_ATTR_INODE, g->ino, MXFS_ATTR_PAD) ||
+	    nla_put_u8(msg, MXFS_ATTR_MODE, g->mode) ||
+	    nla_put_u8(msg, MXFS_ATTR_GLOCK_STATE, g->state) ||
+	    nla_put_u8(msg, MXFS_ATTR_GLOCK_TYPE, g->type) ||
+	    nla_put_u32(msg, MXFS_ATTR_HOLDERS, g->holders) ||
+	    nla_put_u32(msg, MXFS_ATTR_WAITERS, g->waiters) ||
+	    nla_put_u64_64bit(msg, MXFS_ATTR_HITS, g->hits, MXFS_ATTR_PAD) ||
+	    nla_put_u64_64bit(msg, MXFS_ATTR_MISSES, g->misses, MXFS_ATTR_PAD) ||
+	    nla_put_u64_64bit(msg, MXFS_ATTR_DATA_VERSION, g->data_version, MXFS_ATTR_PAD) ||
+	    nla_put_u64_64bit(msg, MXFS_ATTR_PAGES, g->pages, MXFS_ATTR_PAD) ||
+	    (g->lock_id && nla_put_u64_64bit(msg, MXFS_ATTR_LOCK_ID, g->lock_id, MXFS_ATTR_PAD)) ||
+	    (g->demote_mode >= 0 && nla_put_u8(msg, MXFS_ATTR_DEMOTE_MODE, g->demote_mode)))
+		return -EMSGSIZE;
+	return 0;
+}
+
+/* GLOCK_INFO for up to LIMIT cached inode locks (of VOLUME, from INODE on), then the ack. */
+static int mxfs_cmd_glock_list(struct sk_buff *skb, struct genl_info *info)
+{
+	const char *volume = info->attrs[MXFS_ATTR_VOLUME] ? nla_data(info->attrs[MXFS_ATTR_VOLUME]) : NULL;
+	u64 from = info->attrs[MXFS_ATTR_INODE] ? nla_get_u64(info->attrs[MXFS_ATTR_INODE]) : 0;
+	u32 limit = info->attrs[MXFS_ATTR_LIMIT] ? nla_get_u32(info->attrs[MXFS_ATTR_LIMIT]) : MXFS_GLOCK_LIST_MAX;
+	struct mxfs_glock_info *out;
+	unsigned int n, i;
+	int err = 0;
+
+	if (limit < 1 || limit > MXFS_GLOCK_LIST_MAX) {
+		NL_SET_ERR_MSG_ATTR(info->extack, info->attrs[MXFS_ATTR_LIMIT], "mxfs: LIMIT must be 1..256");
+		return -ERANGE;
+	}
+	out = kvmalloc_array(limit, sizeof(*out), GFP_KERNEL);
+	if (!out)
+		return -ENOMEM;
+	n = mxfs_glocks_list(volume, from, out, limit);
+	for (i = 0; i < n && !err; i++)
+		err = mxfs_reply(info, MXFS_CMD_GLOCK_INFO, mxfs_put_glock_info, &out[i]);
+	kvfree(out);
+	return err;
+}
+
 #define MXFS_OP(name, fn) {						\
 	.cmd = MXFS_CMD_##name,						\
 	.doit = fn,							\
@@ -541,6 +608,7 @@ static const struct genl_ops mxfs_ops[] = {
 	MXFS_OP(LEASE_RENEW, mxfs_cmd_lease_renew),
 	MXFS_OP(LEASE_LOST, mxfs_cmd_lease_lost),
 	MXFS_OP(VOLUME_STATUS_REQ, mxfs_cmd_volume_status),
+	MXFS_OP(GLOCK_LIST_REQ, mxfs_cmd_glock_list),
 };
 
 static const struct genl_multicast_group mxfs_mcgrps[] = {
@@ -602,7 +670,8 @@ int mxfs_nl_send_lock_req(u32 portid, u64 req_id, const char *lockspace, const c
 	return mxfs_unicast(skb, hdr, portid);
 }
 
-int mxfs_nl_send_lock_release(u32 portid, u64 lock_id, const char *lockspace, const char *resource)
+int mxfs_nl_send_lock_release(u32 portid, u64 lock_id, const char *lockspace, const char *resource,
+			      const u8 *lvb, unsigned int lvb_len)
 {
 	void *hdr;
 	struct sk_buff *skb = mxfs_msg_new(MXFS_CMD_LOCK_RELEASE, &hdr, GFP_KERNEL);
@@ -611,7 +680,28 @@ int mxfs_nl_send_lock_release(u32 portid, u64 lock_id, const char *lockspace, co
 		return -ENOMEM;
 	if (nla_put_u64_64bit(skb, MXFS_ATTR_LOCK_ID, lock_id, MXFS_ATTR_PAD) ||
 	    nla_put_string(skb, MXFS_ATTR_LOCKSPACE, lockspace) ||
-	    nla_put_string(skb, MXFS_ATTR_RESOURCE, resource)) {
+	    nla_put_string(skb, MXFS_ATTR_RESOURCE, resource) ||
+	    (lvb_len && nla_put(skb, MXFS_ATTR_LVB, lvb_len, lvb))) {
+		nlmsg_free(skb);
+		return -EMSGSIZE;
+	}
+	return mxfs_unicast(skb, hdr, portid);
+}
+
+int mxfs_nl_send_lock_convert(u32 portid, u64 req_id, u64 lock_id, u8 mode, u32 flags, u32 timeout_ms,
+			      const u8 *lvb, unsigned int lvb_len)
+{
+	void *hdr;
+	struct sk_buff *skb = mxfs_msg_new(MXFS_CMD_LOCK_CONVERT, &hdr, GFP_KERNEL);
+
+	if (!skb)
+		return -ENOMEM;
+	if (nla_put_u64_64bit(skb, MXFS_ATTR_REQ_ID, req_id, MXFS_ATTR_PAD) ||
+	    nla_put_u64_64bit(skb, MXFS_ATTR_LOCK_ID, lock_id, MXFS_ATTR_PAD) ||
+	    nla_put_u8(skb, MXFS_ATTR_MODE, mode) ||
+	    nla_put_u32(skb, MXFS_ATTR_FLAGS, flags) ||
+	    nla_put_u32(skb, MXFS_ATTR_TIMEOUT_MS, timeout_ms) ||
+	    (lvb_len && nla_put(skb, MXFS_ATTR_LVB, lvb_len, lvb))) {
 		nlmsg_free(skb);
 		return -EMSGSIZE;
 	}

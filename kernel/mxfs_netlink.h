@@ -20,8 +20,9 @@
 #define MXFS_GENL_NAME		"mxfs"
 #define MXFS_GENL_VERSION	1
 #define MXFS_GENL_MCGRP_EVENTS	"events"
-/* Bumped when the meaning of a command or attribute changes; checked on DAEMON_READY. */
-#define MXFS_PROTO_VERSION	2
+/* Bumped when the meaning of a command or attribute changes; checked on DAEMON_READY.
+ * 3: LOCK_CONVERT; LOCK_RELEASE carries the inode LVB; GLOCK_LIST_REQ / GLOCK_INFO. */
+#define MXFS_PROTO_VERSION	3
 
 #define MXFS_NAME_MAX		64	/* lockspace, resource and volume names (without NUL) */
 #define MXFS_LVB_MAX		32	/* lock value block bytes */
@@ -31,6 +32,24 @@
  * kernel have at most 26 bytes of [A-Za-z0-9_.-], not starting with '.' or '-'.
  */
 #define MXFS_VOLUME_DEV_NAME_MAX 26
+
+/*
+ * Inode locks (the module's lock cache, docs/kernel.md "Inode locks"): every inode of a
+ * kernel volume has one cluster lock, in lockspace MXFS_INODE_LOCKSPACE, named
+ * "<volume>:<inode number in decimal>" (MXFS_INODE_RESOURCE_FMT), e.g. "data:131".
+ * Its lock value block, written by a node giving up EX after it changed the inode:
+ *   bytes 0-3   MXFS_INODE_LVB_MAGIC (little endian)
+ *   bytes 4-7   MXFS_INODE_LVB_LAYOUT
+ *   bytes 8-15  data version: bumped by every EX holder that changed the inode
+ *   bytes 16-23 the inode's size when that holder gave the lock up
+ */
+#define MXFS_INODE_LOCKSPACE	"mxfs-inodes"
+#define MXFS_INODE_RESOURCE_FMT	"%s:%llu"
+#define MXFS_INODE_LVB_MAGIC	0x5346584d	/* "MXFS" */
+#define MXFS_INODE_LVB_LAYOUT	1
+#define MXFS_INODE_LVB_LEN	24
+/* GLOCK_LIST_REQ: most GLOCK_INFO replies per request (the daemon pages with INODE). */
+#define MXFS_GLOCK_LIST_MAX	256
 
 enum mxfs_cmd {
 	MXFS_CMD_UNSPEC = 0,
@@ -64,6 +83,9 @@ enum mxfs_cmd {
 	MXFS_CMD_VOLUME_INFO = 28,	/* k->d: reply: one volume's gate and counters */
 	MXFS_CMD_FENCE_INFO = 29,	/* k->d: reply: one recorded fence of VOLUME */
 	MXFS_CMD_VOLUME_EVENT = 30,	/* k->d: VOLUME released (last writer closed) or fenced */
+	MXFS_CMD_LOCK_CONVERT = 31,	/* k->d: convert granted lock LOCK_ID to MODE; answered by GRANT/DENY */
+	MXFS_CMD_GLOCK_LIST_REQ = 32,	/* d->k: the cached inode locks (VOLUME, from INODE); GLOCK_INFO each */
+	MXFS_CMD_GLOCK_INFO = 33,	/* k->d: reply: one cached inode lock */
 	__MXFS_CMD_MAX,
 };
 #define MXFS_CMD_MAX (__MXFS_CMD_MAX - 1)
@@ -119,6 +141,16 @@ enum mxfs_attr {
 	MXFS_ATTR_FENCE_INFLIGHT = 47,	/* u32: writes in flight when the fence began */
 	MXFS_ATTR_VOLUME_EVENT = 48,	/* u8: MXFS_VOLEV_* */
 	MXFS_ATTR_FENCES = 49,		/* u32: fences of the volume since it was registered */
+	MXFS_ATTR_LIMIT = 50,		/* u32: most replies wanted (1..MXFS_GLOCK_LIST_MAX) */
+	MXFS_ATTR_GLOCK_STATE = 51,	/* u8: MXFS_GLOCK_* */
+	MXFS_ATTR_HOLDERS = 52,		/* u32: tasks using the cached lock now */
+	MXFS_ATTR_WAITERS = 53,		/* u32: tasks waiting for it */
+	MXFS_ATTR_DEMOTE_MODE = 54,	/* u8: mode a blocking callback asked to leave room for */
+	MXFS_ATTR_HITS = 55,		/* u64: acquisitions served by the cache */
+	MXFS_ATTR_MISSES = 56,		/* u64: acquisitions that went to the daemon */
+	MXFS_ATTR_DATA_VERSION = 57,	/* u64: the inode's data version (LVB) this node knows */
+	MXFS_ATTR_GLOCK_TYPE = 58,	/* u8: MXFS_GLT_* */
+	MXFS_ATTR_PAGES = 59,		/* u64: the inode's pages in this node's page cache */
 	__MXFS_ATTR_MAX,
 };
 #define MXFS_ATTR_MAX (__MXFS_ATTR_MAX - 1)
@@ -197,6 +229,25 @@ enum mxfs_volume_event {
 	__MXFS_VOLEV_MAX,
 };
 #define MXFS_VOLEV_MAX (__MXFS_VOLEV_MAX - 1)
+
+/* MXFS_ATTR_GLOCK_STATE: what a cached inode lock is doing */
+enum mxfs_glock_state {
+	MXFS_GLOCK_IDLE = 0,		/* held in its mode (or not held: NL), nothing in flight */
+	MXFS_GLOCK_LOCKING = 1,		/* LOCK_REQ in flight */
+	MXFS_GLOCK_CONVERTING = 2,	/* LOCK_CONVERT in flight */
+	MXFS_GLOCK_DEMOTING = 3,	/* blocking callback: syncing, invalidating, releasing */
+	__MXFS_GLOCK_MAX,
+};
+#define MXFS_GLOCK_MAX (__MXFS_GLOCK_MAX - 1)
+
+/* MXFS_ATTR_GLOCK_TYPE: which per-type operations an inode lock uses */
+enum mxfs_glock_type {
+	MXFS_GLT_FILE = 0,		/* regular file: page cache written back and invalidated */
+	MXFS_GLT_DIR = 1,		/* directory: lock only (XFS caches its blocks itself) */
+	MXFS_GLT_OTHER = 2,		/* symlink, device, fifo, socket: lock only */
+	__MXFS_GLT_MAX,
+};
+#define MXFS_GLT_MAX (__MXFS_GLT_MAX - 1)
 
 /*
  * Per-command attribute sets. MXFS_A() turns an attribute into its bit. The module builds
@@ -277,5 +328,16 @@ enum mxfs_volume_event {
 #define MXFS_CMD_VOLUME_EVENT_ALLOWED	(MXFS_CMD_VOLUME_EVENT_REQUIRED | MXFS_A(FENCE_CAUSE) | \
 					 MXFS_A(FENCE_TIME_MS) | MXFS_A(FENCE_DURATION_US) | MXFS_A(FENCE_DRAINED) | \
 					 MXFS_A(FENCE_SHUTDOWN) | MXFS_A(FENCE_INFLIGHT) | MXFS_A(PAD))
+
+#define MXFS_CMD_LOCK_CONVERT_REQUIRED	(MXFS_A(REQ_ID) | MXFS_A(LOCK_ID) | MXFS_A(MODE))
+#define MXFS_CMD_LOCK_CONVERT_ALLOWED	(MXFS_CMD_LOCK_CONVERT_REQUIRED | MXFS_A(FLAGS) | MXFS_A(TIMEOUT_MS) | \
+					 MXFS_A(LVB) | MXFS_A(PAD))
+#define MXFS_CMD_GLOCK_LIST_REQ_REQUIRED (0ull)
+#define MXFS_CMD_GLOCK_LIST_REQ_ALLOWED	(MXFS_A(VOLUME) | MXFS_A(INODE) | MXFS_A(LIMIT) | MXFS_A(PAD))
+#define MXFS_CMD_GLOCK_INFO_REQUIRED	(MXFS_A(VOLUME) | MXFS_A(INODE) | MXFS_A(MODE) | MXFS_A(GLOCK_STATE) | \
+					 MXFS_A(GLOCK_TYPE) | MXFS_A(HOLDERS) | MXFS_A(WAITERS) | MXFS_A(HITS) | \
+					 MXFS_A(MISSES) | MXFS_A(DATA_VERSION) | MXFS_A(PAGES))
+#define MXFS_CMD_GLOCK_INFO_ALLOWED	(MXFS_CMD_GLOCK_INFO_REQUIRED | MXFS_A(LOCK_ID) | MXFS_A(DEMOTE_MODE) | \
+					 MXFS_A(PAD))
 
 #endif /* MXFS_NETLINK_H */

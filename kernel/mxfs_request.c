@@ -2,29 +2,39 @@
 /*
  * Requests the kernel sends to the daemon, and the cluster locks the kernel holds.
  *
- * Call stages of a lock request (mxfs_lock):
- *   1. allocate the request (id from a 64-bit counter, never reused) and the lock it will
- *      become; insert it into mxfs_pending; re-check the daemon generation so a detach
- *      that raced with the insert cannot leave it waiting;
- *   2. send LOCK_REQ (REQ_ID, LOCKSPACE, RESOURCE, MODE, FLAGS, TIMEOUT_MS) to the daemon;
- *   3. sleep (killable; interruptible for a volume request from an open()) for
- *      TIMEOUT_MS + reply_grace_ms;
- *   4. the reply (LOCK_GRANT or LOCK_DENY with the same REQ_ID) completes it: a grant moves
- *      the lock into mxfs_held under id = REQ_ID; a reply for an id that no longer waits
- *      gets -ENOENT, so the daemon knows to release what it granted;
+ * Call stages of a lock request (mxfs_lock, mxfs_lock_async, mxfs_convert_async):
+ *   1. allocate the request (id from a 64-bit counter, never reused) and, for a new lock,
+ *      the lock it will become; insert it into mxfs_pending; re-check the daemon generation
+ *      so a detach that raced with the insert cannot leave it waiting;
+ *   2. send LOCK_REQ (REQ_ID, LOCKSPACE, RESOURCE, MODE, FLAGS, TIMEOUT_MS), or LOCK_CONVERT
+ *      (REQ_ID, LOCK_ID, MODE, ...) for a held lock, to the daemon;
+ *   3. wait: a synchronous caller sleeps (killable; interruptible for a volume request from
+ *      an open()) for TIMEOUT_MS + reply_grace_ms; an asynchronous request (the inode lock
+ *      cache, mxfs_glock.c) arms a delayed work for the same bound and returns at once;
+ *   4. the reply (LOCK_GRANT or LOCK_DENY with the same REQ_ID) completes it: a grant of a new
+ *      lock moves it into mxfs_held under id = REQ_ID, a grant of a conversion changes the
+ *      held lock's mode; a reply for an id that no longer waits gets -ENOENT, so the daemon
+ *      knows to release what it granted; an asynchronous request's done() runs next;
  *   5. the daemon going away (mxfs_requests_daemon_gone) completes every request with
- *      -ENOTCONN and drops every held lock; no reply within the bound gives -ETIMEDOUT
- *      (a killed task -EINTR), and LOCK_CANCEL tells the daemon to withdraw the request
- *      (volume requests too).
- * One spinlock covers both tables: every section under it is short and never sleeps.
+ *      -ENOTCONN and drops every held lock (their owners' lost() is called); no reply within
+ *      the bound gives -ETIMEDOUT (a killed task -EINTR): LOCK_CANCEL tells the daemon to
+ *      withdraw a new-lock or volume request; a conversion nobody answered leaves the lock's
+ *      mode unknown, so the lock is dropped (owner's lost()) and LOCK_RELEASE sent.
+ * One spinlock covers both tables: every section under it is short and never sleeps. The
+ * owner callbacks bast() and lost() run under it (they only record and queue work); done()
+ * runs without it, in process context (the netlink handler or a workqueue), never in the
+ * submitter's own call.
  */
 #include <linux/hashtable.h>
 #include <linux/completion.h>
 #include <linux/jiffies.h>
+#include <linux/list.h>
+#include <linux/refcount.h>
 #include <linux/slab.h>
 #include <linux/spinlock.h>
 #include <linux/string.h>
 #include <linux/seq_file.h>
+#include <linux/workqueue.h>
 #include "mxfs_internal.h"
 
 struct mxfs_lock {
@@ -35,23 +45,32 @@ struct mxfs_lock {
 	u8 mode;
 	u64 token;
 	int bast_mode;		/* -1: no blocking callback received */
+	u64 converting;		/* REQ_ID of the conversion in flight, 0: none */
+	const struct mxfs_lock_owner_ops *ops;	/* the inode lock cache, or NULL (test hook) */
+	void *owner;
 };
 
 struct mxfs_request {
 	struct hlist_node node;
+	struct list_head gone;	/* mxfs_requests_daemon_gone's local list */
 	u64 id;
-	u8 cmd;			/* MXFS_CMD_LOCK_REQ or MXFS_CMD_VOLUME_(UN)MOUNT */
-	u8 mode;		/* requested mode (LOCK_REQ) */
+	u8 cmd;			/* MXFS_CMD_LOCK_REQ, _LOCK_CONVERT or _VOLUME_(UN)MOUNT */
+	u8 mode;		/* requested mode */
 	bool finished;
-	int status;
-	u64 token;		/* fencing token of the grant */
+	struct mxfs_lock_result res;
 	struct completion done;
-	struct mxfs_lock *lock;	/* becomes a held lock on grant (LOCK_REQ only) */
+	struct mxfs_lock *lock;	/* LOCK_REQ: becomes a held lock on grant */
+	u64 lock_id;		/* LOCK_CONVERT: the held lock */
+	/* Asynchronous requests only. */
+	mxfs_lock_done_fn done_fn;
+	void *done_arg;
+	struct delayed_work timeout;
+	refcount_t ref;		/* the finisher's and the armed timeout's */
 };
 
 static DEFINE_SPINLOCK(mxfs_req_lock);
 static DEFINE_HASHTABLE(mxfs_pending, 8);
-static DEFINE_HASHTABLE(mxfs_held, 8);
+static DEFINE_HASHTABLE(mxfs_held, 14);	/* one lock per cached inode: sized for 10^5 */
 static unsigned int mxfs_n_pending, mxfs_n_held;
 static atomic64_t mxfs_next_id = ATOMIC64_INIT(0);
 
@@ -75,14 +94,41 @@ static struct mxfs_lock *mxfs_held_find(u64 id)
 	return NULL;
 }
 
+static void mxfs_request_timeout_fn(struct work_struct *work);
+
+static struct mxfs_request *mxfs_request_new(u8 cmd, u8 mode)
+{
+	struct mxfs_request *req = kzalloc(sizeof(*req), GFP_KERNEL);
+
+	if (!req)
+		return NULL;
+	init_completion(&req->done);
+	INIT_DELAYED_WORK(&req->timeout, mxfs_request_timeout_fn);
+	refcount_set(&req->ref, 1);
+	req->id = atomic64_inc_return(&mxfs_next_id);
+	req->cmd = cmd;
+	req->mode = mode;
+	return req;
+}
+
+static void mxfs_request_put(struct mxfs_request *req)
+{
+	if (refcount_dec_and_test(&req->ref)) {
+		kfree(req->lock);
+		kfree(req);
+	}
+}
+
 /* Stage 1: make the request visible to replies and to a daemon detach. */
 static int mxfs_request_insert(struct mxfs_request *req, u32 *portid)
 {
 	struct mxfs_daemon_info before, after;
 
 	mxfs_daemon_get(&before);
-	if (!before.attached)
+	if (!before.attached) {
+		req->finished = true;	/* never inserted: nothing to take out */
 		return -ENOTCONN;
+	}
 	spin_lock(&mxfs_req_lock);
 	hash_add(mxfs_pending, &req->node, req->id);
 	mxfs_n_pending++;
@@ -94,6 +140,7 @@ static int mxfs_request_insert(struct mxfs_request *req, u32 *portid)
 		if (!req->finished) {
 			hash_del(&req->node);
 			mxfs_n_pending--;
+			req->finished = true;
 		}
 		spin_unlock(&mxfs_req_lock);
 		return -ENOTCONN;
@@ -102,7 +149,68 @@ static int mxfs_request_insert(struct mxfs_request *req, u32 *portid)
 	return 0;
 }
 
-/* Stage 3 and the end of the request: returns its status; req is no longer shared. */
+/* The request was not sent after all: nobody else may finish it. */
+static void mxfs_request_abort(struct mxfs_request *req)
+{
+	spin_lock(&mxfs_req_lock);
+	if (!req->finished) {
+		hash_del(&req->node);
+		mxfs_n_pending--;
+		req->finished = true;
+	}
+	if (req->cmd == MXFS_CMD_LOCK_CONVERT) {
+		struct mxfs_lock *lk = mxfs_held_find(req->lock_id);
+
+		if (lk && lk->converting == req->id)
+			lk->converting = 0;
+	}
+	spin_unlock(&mxfs_req_lock);
+}
+
+/*
+ * The kernel gave up on req (its own timer, or a killed task). Called with req already
+ * finished by the caller (under the spinlock). A conversion nobody answered: the lock's mode
+ * in the DLM is unknown, so the lock is dropped here (its owner's lost()) and released.
+ */
+static void mxfs_request_gave_up(struct mxfs_request *req, int status)
+{
+	struct mxfs_daemon_info d;
+	struct mxfs_lock *lk = NULL;
+
+	if (req->cmd == MXFS_CMD_LOCK_CONVERT) {
+		spin_lock(&mxfs_req_lock);
+		lk = mxfs_held_find(req->lock_id);
+		if (lk && lk->converting == req->id) {
+			hash_del(&lk->node);
+			mxfs_n_held--;
+			if (lk->ops)
+				lk->ops->lost(lk->owner, lk->id, status);
+		} else {
+			lk = NULL;
+		}
+		spin_unlock(&mxfs_req_lock);
+	}
+	mxfs_daemon_get(&d);
+	if (lk) {
+		atomic64_inc(&mxfs_stats.locks_lost);
+		if (d.attached)
+			mxfs_nl_send_lock_release(d.portid, lk->id, lk->lockspace, lk->resource, NULL, 0);
+		kfree(lk);
+	} else if (d.attached && !mxfs_nl_send_lock_cancel(d.portid, req->id)) {
+		/* Withdraw the DLM request (or a volume about to be granted); a grant racing with
+		 * this is refused (-ENOENT) and given back anyway. */
+		atomic64_inc(&mxfs_stats.cancels);
+	}
+	/* Only count what the kernel decided itself; a daemon's -ETIMEDOUT denial is a denial. */
+	if (status == -ETIMEDOUT) {
+		atomic64_inc(&mxfs_stats.timeouts);
+		mxfs_nl_event(MXFS_EVENT_REQUEST_TIMEOUT, req->id, -ETIMEDOUT);
+	} else {
+		atomic64_inc(&mxfs_stats.interrupted);
+	}
+}
+
+/* Stage 3 and the end of a synchronous request: returns its status. */
 static int mxfs_request_wait(struct mxfs_request *req, unsigned int timeout_ms, bool interruptible)
 {
 	unsigned long wait = msecs_to_jiffies(timeout_ms) + msecs_to_jiffies(READ_ONCE(mxfs_reply_grace_ms));
@@ -116,71 +224,90 @@ static int mxfs_request_wait(struct mxfs_request *req, unsigned int timeout_ms, 
 		hash_del(&req->node);
 		mxfs_n_pending--;
 		req->finished = true;
-		req->status = left < 0 ? -EINTR : -ETIMEDOUT;
+		req->res.status = left < 0 ? -EINTR : -ETIMEDOUT;
 		gave_up = true;
 	}
-	status = req->status;
+	status = req->res.status;
 	spin_unlock(&mxfs_req_lock);
-	/* Tell the daemon to withdraw the request (the DLM request, or a volume it was about to
-	 * grant); a grant racing with this is refused (-ENOENT) and given back anyway. */
-	if (gave_up) {
-		struct mxfs_daemon_info d;
-
-		mxfs_daemon_get(&d);
-		if (d.attached && !mxfs_nl_send_lock_cancel(d.portid, req->id))
-			atomic64_inc(&mxfs_stats.cancels);
-	}
-	/* Only count what the kernel decided itself; a daemon's -ETIMEDOUT denial is a denial. */
-	if (gave_up && status == -ETIMEDOUT) {
-		atomic64_inc(&mxfs_stats.timeouts);
-		mxfs_nl_event(MXFS_EVENT_REQUEST_TIMEOUT, req->id, -ETIMEDOUT);
-	} else if (gave_up) {
-		atomic64_inc(&mxfs_stats.interrupted);
-	}
+	if (gave_up)
+		mxfs_request_gave_up(req, status);
 	return status;
 }
 
-static void mxfs_request_abort(struct mxfs_request *req)
+/* Stage 3 of an asynchronous request: the kernel's own bound. */
+static void mxfs_request_timeout_fn(struct work_struct *work)
 {
+	struct mxfs_request *req = container_of(to_delayed_work(work), struct mxfs_request, timeout);
+	bool mine = false;
+
 	spin_lock(&mxfs_req_lock);
 	if (!req->finished) {
 		hash_del(&req->node);
 		mxfs_n_pending--;
 		req->finished = true;
+		req->res.status = -ETIMEDOUT;
+		mine = true;
 	}
 	spin_unlock(&mxfs_req_lock);
+	if (mine) {
+		mxfs_request_gave_up(req, -ETIMEDOUT);
+		req->done_fn(req->done_arg, &req->res);
+		mxfs_request_put(req);		/* the finisher's reference */
+	}
+	mxfs_request_put(req);			/* the timeout's */
+}
+
+/* Stage 4/5 of an asynchronous request, after someone else finished it. */
+static void mxfs_request_finish_async(struct mxfs_request *req)
+{
+	if (cancel_delayed_work(&req->timeout))
+		mxfs_request_put(req);		/* the timeout will not run */
+	req->done_fn(req->done_arg, &req->res);
+	mxfs_request_put(req);
+}
+
+static bool mxfs_name_ok(const char *s, bool may_be_empty)
+{
+	size_t n = strnlen(s, MXFS_NAME_MAX + 1);
+
+	return n <= MXFS_NAME_MAX && (may_be_empty || n > 0);
+}
+
+static struct mxfs_request *mxfs_lock_request_new(const char *lockspace, const char *resource, u8 mode,
+						  const struct mxfs_lock_owner_ops *ops, void *owner)
+{
+	struct mxfs_request *req = mxfs_request_new(MXFS_CMD_LOCK_REQ, mode);
+	struct mxfs_lock *lk = kzalloc(sizeof(*lk), GFP_KERNEL);
+
+	if (!req || !lk) {
+		kfree(req);
+		kfree(lk);
+		return NULL;
+	}
+	req->lock = lk;
+	lk->id = req->id;
+	lk->mode = mode;
+	lk->bast_mode = -1;
+	lk->ops = ops;
+	lk->owner = owner;
+	strscpy(lk->lockspace, lockspace, sizeof(lk->lockspace));
+	strscpy(lk->resource, resource, sizeof(lk->resource));
+	return req;
 }
 
 int mxfs_lock(const char *lockspace, const char *resource, u8 mode, u32 flags,
 	      unsigned int timeout_ms, struct mxfs_grant *out)
 {
 	struct mxfs_request *req;
-	struct mxfs_lock *lk;
 	u32 portid;
 	int err;
 
-	if (mode > MXFS_MODE_MAX || (flags & ~MXFS_LKF_ALL) ||
-	    strnlen(lockspace, MXFS_NAME_MAX + 1) > MXFS_NAME_MAX || !*resource ||
-	    strnlen(resource, MXFS_NAME_MAX + 1) > MXFS_NAME_MAX)
+	if (mode > MXFS_MODE_MAX || (flags & ~MXFS_LKF_ALL) || !mxfs_name_ok(lockspace, true) ||
+	    !mxfs_name_ok(resource, false))
 		return -EINVAL;
-	req = kzalloc(sizeof(*req), GFP_KERNEL);
-	lk = kzalloc(sizeof(*lk), GFP_KERNEL);
-	if (!req || !lk) {
-		kfree(req);
-		kfree(lk);
+	req = mxfs_lock_request_new(lockspace, resource, mode, NULL, NULL);
+	if (!req)
 		return -ENOMEM;
-	}
-	init_completion(&req->done);
-	req->id = atomic64_inc_return(&mxfs_next_id);
-	req->cmd = MXFS_CMD_LOCK_REQ;
-	req->mode = mode;
-	req->lock = lk;
-	lk->id = req->id;
-	lk->mode = mode;
-	lk->bast_mode = -1;
-	strscpy(lk->lockspace, lockspace, sizeof(lk->lockspace));
-	strscpy(lk->resource, resource, sizeof(lk->resource));
-
 	err = mxfs_request_insert(req, &portid);
 	if (err)
 		goto out;
@@ -194,12 +321,92 @@ int mxfs_lock(const char *lockspace, const char *resource, u8 mode, u32 flags,
 	if (!err) {
 		out->lock_id = req->id;
 		out->mode = mode;
-		out->token = req->token;
+		out->token = req->res.token;
 	}
 out:
-	/* On success the lock moved to mxfs_held and req->lock was cleared. */
-	kfree(req->lock);
-	kfree(req);
+	mxfs_request_put(req);	/* on success the lock moved to mxfs_held and req->lock was cleared */
+	return err;
+}
+
+static void mxfs_request_arm(struct mxfs_request *req, mxfs_lock_done_fn done, void *arg, unsigned int timeout_ms)
+{
+	req->done_fn = done;
+	req->done_arg = arg;
+	refcount_inc(&req->ref);
+	queue_delayed_work(system_wq, &req->timeout,
+			   msecs_to_jiffies(timeout_ms) + msecs_to_jiffies(READ_ONCE(mxfs_reply_grace_ms)));
+}
+
+/* A request that was armed but could not be sent: undo the timeout. */
+static void mxfs_request_disarm(struct mxfs_request *req)
+{
+	if (cancel_delayed_work_sync(&req->timeout))
+		mxfs_request_put(req);
+}
+
+int mxfs_lock_async(const char *lockspace, const char *resource, u8 mode, u32 flags, unsigned int timeout_ms,
+		    const struct mxfs_lock_owner_ops *ops, void *owner, mxfs_lock_done_fn done, void *arg)
+{
+	struct mxfs_request *req;
+	u32 portid;
+	int err;
+
+	if (mode > MXFS_MODE_MAX || (flags & ~MXFS_LKF_ALL) || !mxfs_name_ok(lockspace, true) ||
+	    !mxfs_name_ok(resource, false))
+		return -EINVAL;
+	req = mxfs_lock_request_new(lockspace, resource, mode, ops, owner);
+	if (!req)
+		return -ENOMEM;
+	mxfs_request_arm(req, done, arg, timeout_ms);
+	err = mxfs_request_insert(req, &portid);
+	if (!err) {
+		atomic64_inc(&mxfs_stats.requests);
+		err = mxfs_nl_send_lock_req(portid, req->id, lockspace, resource, mode, flags, timeout_ms);
+		if (!err)
+			return 0;
+		mxfs_request_abort(req);
+	}
+	mxfs_request_disarm(req);
+	mxfs_request_put(req);
+	return err;
+}
+
+int mxfs_convert_async(u64 lock_id, u8 mode, u32 flags, unsigned int timeout_ms, const u8 *lvb,
+		       unsigned int lvb_len, mxfs_lock_done_fn done, void *arg)
+{
+	struct mxfs_request *req;
+	struct mxfs_lock *lk;
+	u32 portid;
+	int err;
+
+	if (mode > MXFS_MODE_MAX || (flags & ~MXFS_LKF_ALL) || lvb_len > MXFS_LVB_MAX)
+		return -EINVAL;
+	req = mxfs_request_new(MXFS_CMD_LOCK_CONVERT, mode);
+	if (!req)
+		return -ENOMEM;
+	req->lock_id = lock_id;
+	spin_lock(&mxfs_req_lock);
+	lk = mxfs_held_find(lock_id);
+	err = !lk ? -ENOENT : lk->converting ? -EBUSY : 0;
+	if (!err)
+		lk->converting = req->id;
+	spin_unlock(&mxfs_req_lock);
+	if (err) {
+		mxfs_request_put(req);
+		return err;
+	}
+	mxfs_request_arm(req, done, arg, timeout_ms);
+	err = mxfs_request_insert(req, &portid);
+	if (!err) {
+		atomic64_inc(&mxfs_stats.requests);
+		atomic64_inc(&mxfs_stats.conversions);
+		err = mxfs_nl_send_lock_convert(portid, req->id, lock_id, mode, flags, timeout_ms, lvb, lvb_len);
+		if (!err)
+			return 0;
+	}
+	mxfs_request_abort(req);
+	mxfs_request_disarm(req);
+	mxfs_request_put(req);
 	return err;
 }
 
@@ -209,15 +416,11 @@ int mxfs_volume(u8 cmd, const char *volume, unsigned int timeout_ms, bool interr
 	u32 portid;
 	int err;
 
-	if ((cmd != MXFS_CMD_VOLUME_MOUNT && cmd != MXFS_CMD_VOLUME_UNMOUNT) || !*volume ||
-	    strnlen(volume, MXFS_NAME_MAX + 1) > MXFS_NAME_MAX)
+	if ((cmd != MXFS_CMD_VOLUME_MOUNT && cmd != MXFS_CMD_VOLUME_UNMOUNT) || !mxfs_name_ok(volume, false))
 		return -EINVAL;
-	req = kzalloc(sizeof(*req), GFP_KERNEL);
+	req = mxfs_request_new(cmd, 0);
 	if (!req)
 		return -ENOMEM;
-	init_completion(&req->done);
-	req->id = atomic64_inc_return(&mxfs_next_id);
-	req->cmd = cmd;
 	err = mxfs_request_insert(req, &portid);
 	if (err)
 		goto out;
@@ -229,44 +432,66 @@ int mxfs_volume(u8 cmd, const char *volume, unsigned int timeout_ms, bool interr
 	}
 	err = mxfs_request_wait(req, timeout_ms, interruptible);
 out:
-	kfree(req);
+	mxfs_request_put(req);
 	return err;
 }
 
-int mxfs_request_complete(u64 req_id, bool lock_reply, int status, u8 mode, u64 token)
+int mxfs_request_complete(u64 req_id, bool lock_reply, const struct mxfs_lock_result *r)
 {
 	struct mxfs_request *req;
+	struct mxfs_lock *lk;
+	bool async = false;
 	int err = 0;
 
 	spin_lock(&mxfs_req_lock);
 	req = mxfs_pending_find(req_id);
 	if (!req) {
 		err = -ENOENT;
-	} else if (lock_reply != (req->cmd == MXFS_CMD_LOCK_REQ)) {
+	} else if (lock_reply != (req->cmd == MXFS_CMD_LOCK_REQ || req->cmd == MXFS_CMD_LOCK_CONVERT)) {
 		err = -EINVAL;		/* a lock reply to a volume request or vice versa */
-	} else if (!status && lock_reply && mode != req->mode) {
+	} else if (!r->status && lock_reply && r->mode != req->mode) {
 		err = -EINVAL;		/* granted a mode that was not asked for */
 	} else {
 		hash_del(&req->node);
 		mxfs_n_pending--;
 		req->finished = true;
-		req->status = status;
-		req->token = token;
-		if (!status && req->lock) {
-			req->lock->token = token;
-			hash_add(mxfs_held, &req->lock->node, req->lock->id);
-			mxfs_n_held++;
-			req->lock = NULL;
+		req->res = *r;
+		if (req->cmd == MXFS_CMD_LOCK_REQ) {
+			req->res.lock_id = req->id;
+			if (!r->status) {
+				req->lock->token = r->token;
+				hash_add(mxfs_held, &req->lock->node, req->lock->id);
+				mxfs_n_held++;
+				req->lock = NULL;
+			}
+		} else if (req->cmd == MXFS_CMD_LOCK_CONVERT) {
+			req->res.lock_id = req->lock_id;
+			lk = mxfs_held_find(req->lock_id);
+			if (lk && lk->converting == req->id) {
+				lk->converting = 0;
+				if (!r->status) {
+					lk->mode = r->mode;
+					lk->token = r->token;
+					lk->bast_mode = -1;
+				}
+			} else if (!r->status) {
+				req->res.status = -ENOLCK;	/* dropped meanwhile (lost) */
+			}
 		}
-		complete(&req->done);
+		async = req->done_fn != NULL;
+		if (!async)
+			complete(&req->done);
 	}
 	spin_unlock(&mxfs_req_lock);
-	if (!err)
-		atomic64_inc(status ? &mxfs_stats.denies : &mxfs_stats.grants);
-	return err;
+	if (err)
+		return err;
+	atomic64_inc(r->status ? &mxfs_stats.denies : &mxfs_stats.grants);
+	if (async)
+		mxfs_request_finish_async(req);
+	return 0;
 }
 
-int mxfs_unlock(u64 lock_id)
+int mxfs_unlock_lvb(u64 lock_id, const u8 *lvb, unsigned int lvb_len)
 {
 	struct mxfs_daemon_info d;
 	struct mxfs_lock *lk;
@@ -284,9 +509,14 @@ int mxfs_unlock(u64 lock_id)
 	atomic64_inc(&mxfs_stats.releases);
 	mxfs_daemon_get(&d);
 	if (d.attached)
-		err = mxfs_nl_send_lock_release(d.portid, lk->id, lk->lockspace, lk->resource);
+		err = mxfs_nl_send_lock_release(d.portid, lk->id, lk->lockspace, lk->resource, lvb, lvb_len);
 	kfree(lk);
 	return err;
+}
+
+int mxfs_unlock(u64 lock_id)
+{
+	return mxfs_unlock_lvb(lock_id, NULL, 0);
 }
 
 int mxfs_lock_bast(u64 lock_id, u8 mode)
@@ -295,8 +525,11 @@ int mxfs_lock_bast(u64 lock_id, u8 mode)
 
 	spin_lock(&mxfs_req_lock);
 	lk = mxfs_held_find(lock_id);
-	if (lk)
+	if (lk) {
 		lk->bast_mode = mode;
+		if (lk->ops)
+			lk->ops->bast(lk->owner, lk->id, mode);
+	}
 	spin_unlock(&mxfs_req_lock);
 	if (!lk)
 		return -ENOENT;
@@ -313,6 +546,8 @@ int mxfs_lock_lost(u64 lock_id, int status)
 	if (lk) {
 		hash_del(&lk->node);
 		mxfs_n_held--;
+		if (lk->ops)
+			lk->ops->lost(lk->owner, lk->id, status);
 	}
 	spin_unlock(&mxfs_req_lock);
 	if (!lk)
@@ -325,28 +560,36 @@ int mxfs_lock_lost(u64 lock_id, int status)
 
 void mxfs_requests_daemon_gone(void)
 {
-	struct mxfs_request *req;
+	struct mxfs_request *req, *rtmp;
 	struct mxfs_lock *lk;
 	struct hlist_node *tmp;
 	unsigned int failed = 0, lost = 0;
+	LIST_HEAD(async);
 	int bkt;
 
 	spin_lock(&mxfs_req_lock);
 	hash_for_each_safe(mxfs_pending, bkt, tmp, req, node) {
 		hash_del(&req->node);
 		req->finished = true;
-		req->status = -ENOTCONN;
-		complete(&req->done);
+		req->res.status = -ENOTCONN;
+		if (req->done_fn)
+			list_add_tail(&req->gone, &async);
+		else
+			complete(&req->done);
 		failed++;
 	}
 	mxfs_n_pending = 0;
 	hash_for_each_safe(mxfs_held, bkt, tmp, lk, node) {
 		hash_del(&lk->node);
+		if (lk->ops)
+			lk->ops->lost(lk->owner, lk->id, -ENOTCONN);
 		kfree(lk);
 		lost++;
 	}
 	mxfs_n_held = 0;
 	spin_unlock(&mxfs_req_lock);
+	list_for_each_entry_safe(req, rtmp, &async, gone)
+		mxfs_request_finish_async(req);
 	atomic64_add(failed, &mxfs_stats.failed_on_detach);
 	atomic64_add(lost, &mxfs_stats.locks_lost);
 	if (failed || lost)
@@ -363,6 +606,7 @@ unsigned int mxfs_locks_held(void)
 	return READ_ONCE(mxfs_n_held);
 }
 
+/* The test hook's locks (the inode locks are in debugfs "glocks"). */
 void mxfs_locks_show(struct seq_file *m)
 {
 	struct mxfs_lock *lk;
@@ -370,6 +614,8 @@ void mxfs_locks_show(struct seq_file *m)
 
 	spin_lock(&mxfs_req_lock);
 	hash_for_each(mxfs_held, bkt, lk, node) {
+		if (lk->ops)
+			continue;
 		seq_printf(m, "id=%llu lockspace=%s resource=%s mode=%s token=%llu bast=%s\n",
 			   lk->id, lk->lockspace, lk->resource, mxfs_mode_name(lk->mode), lk->token,
 			   lk->bast_mode < 0 ? "-" : mxfs_mode_name(lk->bast_mode));

@@ -116,6 +116,18 @@ static struct mxfs_vol *mxfs_vol_find(const char *name)
 	return NULL;
 }
 
+const char *mxfs_vol_name(const struct mxfs_vol *v)
+{
+	return v->name;
+}
+
+bool mxfs_vol_fenced(const struct mxfs_vol *v)
+{
+	u8 gate = READ_ONCE(v->gate);
+
+	return gate == MXFS_GATE_FENCING || gate == MXFS_GATE_FENCED;
+}
+
 /* ---- the block layer's calls ------------------------------------------------------- */
 
 bool mxfs_vol_bio_start(struct mxfs_vol *v, bool write)
@@ -249,6 +261,7 @@ static bool mxfs_vol_start_fence(struct mxfs_vol *v, u8 cause, u64 trigger_ns)
 	smp_mb();	/* the gate before the count (mxfs_vol_bio_start: the reverse) */
 	v->fence_inflight = atomic_read(&v->inflight_writes);
 	queue_work(mxfs_fence_wq, &v->fence_work);
+	mxfs_glocks_fenced(v);	/* file operations waiting for inode locks fail with EIO */
 	return true;
 }
 
@@ -383,6 +396,7 @@ out:
 
 static void mxfs_vol_destroy(struct mxfs_vol *v)
 {
+	mxfs_glocks_volume_gone(v);
 	cancel_work_sync(&v->fence_work);
 	mxfs_blk_destroy(v->blk, &v->inflight);
 	pr_info("mxfs: volume %s unregistered, %u:%u released\n", v->name, MAJOR(v->dev), MINOR(v->dev));

@@ -40,6 +40,11 @@ void mxfs_xfs_init(void)
 		pr_warn("mxfs: kallsyms_lookup_name/get_super not found: fences will not shut XFS down themselves\n");
 }
 
+unsigned long mxfs_kallsyms_lookup(const char *name)
+{
+	return mxfs_kallsyms ? mxfs_kallsyms(name) : 0;
+}
+
 bool mxfs_xfs_available(void)
 {
 	return mxfs_get_super != NULL;

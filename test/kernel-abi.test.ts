@@ -74,6 +74,29 @@ describe('kernel ABI: kernel/mxfs_netlink.h vs src/ffi/mxfs-genl.ts', () => {
     expect('mxfs!'.length + G.MXFS_VOLUME_DEV_NAME_MAX + 1).to.equal(32);
     expect(G.MXFS_LKF.NOQUEUE).to.equal(defineNumber('MXFS_LKF_NOQUEUE'));
     expect(G.MXFS_LKF.ALL).to.equal(defineNumber('MXFS_LKF_ALL'));
+    expect(G.MXFS_GLOCK_LIST_MAX).to.equal(defineNumber('MXFS_GLOCK_LIST_MAX'));
+  });
+
+  it('names inode locks and lays out their value block the same way', () => {
+    expect(G.MXFS_INODE_LOCKSPACE).to.equal(defineString('MXFS_INODE_LOCKSPACE'));
+    expect(G.MXFS_INODE_RESOURCE_FMT).to.equal(defineString('MXFS_INODE_RESOURCE_FMT'));
+    // inodeResource() is that format: "%s" the volume, "%llu" the inode number in decimal.
+    const c = (vol: string, ino: bigint) => G.MXFS_INODE_RESOURCE_FMT.replace('%s', vol).replace('%llu', ino.toString(10));
+    for (const [vol, ino] of [['data', 131n], ['v.1_x-2', 18446744073709551615n], ['a', 0n]] as const) {
+      expect(G.inodeResource(vol, ino)).to.equal(c(vol, ino));
+      expect(G.parseInodeResource(G.inodeResource(vol, ino))).to.deep.equal({ volume: vol, ino });
+    }
+    expect(G.parseInodeResource('data')).to.equal(undefined);
+    expect(G.parseInodeResource('data:99999999999999999999')).to.equal(undefined);
+    expect(G.MXFS_INODE_LVB_MAGIC).to.equal(defineNumber('MXFS_INODE_LVB_MAGIC'));
+    expect(G.MXFS_INODE_LVB_LAYOUT).to.equal(defineNumber('MXFS_INODE_LVB_LAYOUT'));
+    expect(G.MXFS_INODE_LVB_LEN).to.equal(defineNumber('MXFS_INODE_LVB_LEN'));
+    expect(G.MXFS_INODE_LVB_LEN).to.be.at.most(G.MXFS_LVB_MAX);
+    const lvb = Buffer.alloc(G.MXFS_INODE_LVB_LEN);
+    lvb.writeUInt32LE(G.MXFS_INODE_LVB_MAGIC, 0); lvb.writeUInt32LE(1, 4);
+    lvb.writeBigUInt64LE(7n, 8); lvb.writeBigUInt64LE(4096n, 16);
+    expect(G.decodeInodeLvb(lvb)).to.deep.equal({ dataVersion: 7n, size: 4096n });
+    expect(G.decodeInodeLvb(Buffer.alloc(24))).to.equal(undefined);
   });
 
   it('has the same commands (names and numbers)', () => {
@@ -98,6 +121,8 @@ describe('kernel ABI: kernel/mxfs_netlink.h vs src/ffi/mxfs-genl.ts', () => {
       [G.MxfsLeaseState, 'mxfs_lease_state', 'MXFS_LEASE_', G.MXFS_LEASE_MAX],
       [G.MxfsShutdown, 'mxfs_shutdown', 'MXFS_SHUTDOWN_', G.MXFS_SHUTDOWN_MAX],
       [G.MxfsVolumeEvent, 'mxfs_volume_event', 'MXFS_VOLEV_', G.MXFS_VOLEV_MAX],
+      [G.MxfsGlockState, 'mxfs_glock_state', 'MXFS_GLOCK_', G.MXFS_GLOCK_MAX],
+      [G.MxfsGlockType, 'mxfs_glock_type', 'MXFS_GLT_', G.MXFS_GLT_MAX],
     ];
     for (const [ts, cName, prefix, max] of enums) {
       expect(withPrefix(tsEnum(ts), prefix), cName).to.deep.equal(cEnum(cName));
@@ -135,6 +160,7 @@ describe('kernel ABI: kernel/mxfs_netlink.h vs src/ffi/mxfs-genl.ts', () => {
       MXFS_NODE_STATE_MAX: G.MXFS_NODE_STATE_MAX, MXFS_EVENT_MAX: G.MXFS_EVENT_MAX, MXFS_LKF_ALL: G.MXFS_LKF.ALL,
       MXFS_GATE_MAX: G.MXFS_GATE_MAX, MXFS_FENCE_MAX: G.MXFS_FENCE_MAX, MXFS_LEASE_MAX: G.MXFS_LEASE_MAX,
       MXFS_SHUTDOWN_MAX: G.MXFS_SHUTDOWN_MAX, MXFS_VOLEV_MAX: G.MXFS_VOLEV_MAX,
+      MXFS_GLOCK_MAX: G.MXFS_GLOCK_MAX, MXFS_GLT_MAX: G.MXFS_GLT_MAX,
     };
     const num = (s: string) => (symbols[s] !== undefined ? symbols[s]! : Number(s));
     const table = /mxfs_attr_policy\[MXFS_ATTR_MAX \+ 1\] = \{([\s\S]*?)\n\};/.exec(nlsource);

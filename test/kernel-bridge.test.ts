@@ -343,6 +343,46 @@ describe('kernel-bridge actor (fake channel)', () => {
     });
   });
 
+  it('LOCK_CONVERT converts the held lock and answers with the conversion\'s REQ_ID; LOCK_RELEASE writes the LVB back', async () => {
+    start(true);
+    await until(() => bridge.status().state === 'attached');
+    const ch = channel!;
+    ch.kernel(MxfsCmd.LOCK_REQ, lockReq(11n, 'data:131', Mode.PR));
+    await until(() => ch.of(MxfsCmd.LOCK_GRANT).length === 1);
+    // Up: PR -> EX, answered as a grant of REQ_ID 12 in EX.
+    ch.kernel(MxfsCmd.LOCK_CONVERT, { [MxfsAttr.REQ_ID]: 12n, [MxfsAttr.LOCK_ID]: 11n, [MxfsAttr.MODE]: Mode.EX, [MxfsAttr.TIMEOUT_MS]: 1000 });
+    await until(() => ch.of(MxfsCmd.LOCK_GRANT).length === 2);
+    expect(ch.of(MxfsCmd.LOCK_GRANT)[1]!.attrs).to.include({ [MxfsAttr.REQ_ID]: 12n, [MxfsAttr.MODE]: Mode.EX });
+    // Down: EX -> PR with an LVB: the DLM keeps it, the grant carries it.
+    const lvb = Buffer.from('0123456789abcdef01234567', 'ascii');
+    ch.kernel(MxfsCmd.LOCK_CONVERT, { [MxfsAttr.REQ_ID]: 13n, [MxfsAttr.LOCK_ID]: 11n, [MxfsAttr.MODE]: Mode.PR, [MxfsAttr.LVB]: lvb });
+    await until(() => ch.of(MxfsCmd.LOCK_GRANT).length === 3);
+    const down = ch.of(MxfsCmd.LOCK_GRANT)[2]!.attrs;
+    expect(down).to.include({ [MxfsAttr.REQ_ID]: 13n, [MxfsAttr.MODE]: Mode.PR, [MxfsAttr.LVB_VALID]: 1 });
+    expect((down[MxfsAttr.LVB] as Buffer).equals(lvb)).to.equal(true);
+    expect(locks.conversions.map((c) => [c.from, c.to])).to.deep.equal([[Mode.PR, Mode.EX], [Mode.EX, Mode.PR]]);
+    // A conversion another holder blocks is denied; the lock keeps its mode.
+    const other = await locks.lock('data:131', Mode.PR);
+    ch.kernel(MxfsCmd.LOCK_CONVERT, { [MxfsAttr.REQ_ID]: 14n, [MxfsAttr.LOCK_ID]: 11n, [MxfsAttr.MODE]: Mode.EX, [MxfsAttr.FLAGS]: 1 });
+    await until(() => ch.of(MxfsCmd.LOCK_DENY).length === 1);
+    expect(ch.of(MxfsCmd.LOCK_DENY)[0]!.attrs).to.include({ [MxfsAttr.REQ_ID]: 14n, [MxfsAttr.STATUS]: -11 });
+    await other.unlock();
+    // A conversion of a lock the daemon does not hold: -ENOENT.
+    ch.kernel(MxfsCmd.LOCK_CONVERT, { [MxfsAttr.REQ_ID]: 15n, [MxfsAttr.LOCK_ID]: 99n, [MxfsAttr.MODE]: Mode.EX });
+    await until(() => ch.of(MxfsCmd.LOCK_DENY).length === 2);
+    expect(ch.of(MxfsCmd.LOCK_DENY)[1]!.attrs).to.include({ [MxfsAttr.REQ_ID]: 15n, [MxfsAttr.STATUS]: -2 });
+    // Up again, then released with a new LVB: the next holder's grant carries it.
+    ch.kernel(MxfsCmd.LOCK_CONVERT, { [MxfsAttr.REQ_ID]: 16n, [MxfsAttr.LOCK_ID]: 11n, [MxfsAttr.MODE]: Mode.EX });
+    await until(() => ch.of(MxfsCmd.LOCK_GRANT).length === 4);
+    const lvb2 = Buffer.from('second value block......', 'ascii');
+    ch.kernel(MxfsCmd.LOCK_RELEASE, { [MxfsAttr.LOCK_ID]: 11n, [MxfsAttr.LOCKSPACE]: 'default', [MxfsAttr.RESOURCE]: 'data:131', [MxfsAttr.LVB]: lvb2 });
+    await until(() => locks.holders('default', 'data:131') === 0);
+    const next = await locks.lock('data:131', Mode.PR);
+    expect(next.grant.lvb.equals(lvb2)).to.equal(true);
+    expect(bridge.status().conversions).to.equal(5);
+    await next.unlock();
+  });
+
   it('stop() releases the kernel locks and closes the channel', async () => {
     start(true);
     await until(() => bridge.status().state === 'attached');

@@ -37,11 +37,18 @@ describe('npm package (pack, install, use)', function () {
   it('ships the built library, declarations, bins and support files, and no tests or sources', () => {
     const root = path.join(pkg, 'node_modules', 'mxfs');
     for (const f of ['dist/src/index.js', 'dist/src/index.d.ts', 'dist/src/local-cluster/local-cluster.d.ts', 'dist/src/cli/mxfsd.js',
-      'dist/test/scenarios/index.js', 'bin/mxfsd', 'config/mxfs.conf.example', 'kernel/mxfs_main.c', 'kernel/Makefile',
+      'dist/test/scenarios/index.js', 'bin/mxfsd', 'config/mxfs.conf.example', 'kernel/mxfs_main.c', 'kernel/mxfs_version.h', 'kernel/Makefile',
       'packaging/systemd/mxfsd.service', 'LICENSE', 'README.md']) {
       expect(fs.existsSync(path.join(root, f)), f).to.equal(true);
     }
     for (const f of ['src', 'test', 'dist/test/config.test.js', 'dist/src/index.js.map', 'tsconfig.json']) expect(fs.existsSync(path.join(root, f)), f).to.equal(false);
+  });
+
+  it("the kernel module's version is the package's version (modinfo of a DKMS build names the release)", () => {
+    const version = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')).version as string;
+    const header = fs.readFileSync(path.join(ROOT, 'kernel', 'mxfs_version.h'), 'utf8');
+    expect(/#define MXFS_MODULE_VERSION "([^"]+)"/.exec(header)?.[1]).to.equal(version);
+    expect(fs.readFileSync(path.join(ROOT, 'kernel', 'mxfs_main.c'), 'utf8')).to.match(/^MODULE_VERSION\(MXFS_MODULE_VERSION\);$/m);
   });
 
   it('a strict TypeScript program compiles against the types, starts a node with mxfs/cluster and takes a lock', async () => {

@@ -10,9 +10,10 @@
  *   attach        resolve the family and announce DAEMON_READY (start, retry timer,
  *                 nlctrl NEWFAMILY)
  *   family-gone   the module was unloaded (nlctrl DELFAMILY): release what the kernel held
- *   kernel        a validated message from the module: LOCK_REQ, LOCK_CANCEL, LOCK_RELEASE,
- *                 VOLUME_MOUNT, VOLUME_UNMOUNT, VOLUME_EVENT, EVENT
- *   lock-done / volume-done   a LockClient call finished (sent by its promise)
+ *   kernel        a validated message from the module: LOCK_REQ, LOCK_CONVERT, LOCK_CANCEL,
+ *                 LOCK_RELEASE (with the LVB to write back), VOLUME_MOUNT, VOLUME_UNMOUNT,
+ *                 VOLUME_EVENT, EVENT
+ *   lock-done / convert-done / volume-done   a LockClient call finished (sent by its promise)
  *   send-failed   the kernel refused a GRANT or a reply (e.g. -ENOENT: it stopped waiting)
  *   bast / lost   events of a held LockHandle; client-lost: the LockClient lost everything
  *   ready-acked   the module accepted DAEMON_READY: attached
@@ -37,9 +38,9 @@ import type Logger from 'bunyan';
 import { ActorSystem, type ActorDef, type Ref } from './actor';
 import type { Clock, TimerHandle } from '../util/clock';
 import type { LockClient, LockHandle } from '../client/api';
-import { LockError } from '../dlm/types';
+import { LockError, type Grant } from '../dlm/types';
 import { Mode, modeName } from '../dlm/modes';
-import { Errno, LOCK_ERROR_ERRNO, MXFS_LKF, MXFS_PROTO_VERSION, MxfsAttr, MxfsCmd, MxfsEvent } from '../ffi/mxfs-genl';
+import { Errno, LOCK_ERROR_ERRNO, MXFS_LKF, MXFS_LVB_MAX, MXFS_PROTO_VERSION, MxfsAttr, MxfsCmd, MxfsEvent } from '../ffi/mxfs-genl';
 import { parseMxfsMessage, type MxfsAttrs, type MxfsMessage } from '../ffi/netlink-msg';
 import {
   GenlKernelChannel, isFamilyMissing, type KernelChannel, type KernelChannelFactory,
@@ -57,6 +58,7 @@ export interface BridgeCounters {
   releases: number;        // LOCK_RELEASE received
   basts: number;           // BAST sent
   lost: number;            // LOCK_LOST sent
+  conversions: number;     // LOCK_CONVERT received
   staleGrants: number;     // grants the kernel no longer waited for (lock given back)
   cancels: number;         // LOCK_CANCEL received for a request still in the DLM
   volumeRequests: number;
@@ -149,6 +151,7 @@ type BridgeMsg =
   | { type: 'kernel'; msg: MxfsMessage }
   | { type: 'channel-error'; err: Error }
   | { type: 'lock-done'; gen: number; reqId: bigint; mode: Mode; handle?: LockHandle; err?: unknown }
+  | { type: 'convert-done'; gen: number; reqId: bigint; lockId: bigint; mode: Mode; grant?: Grant; err?: unknown }
   | { type: 'volume-done'; gen: number; reqId: bigint; volume: string; mount: boolean; handle?: LockHandle; err?: unknown }
   | { type: 'send-failed'; gen: number; cmd: MxfsCmd; lockId?: bigint; err: unknown }
   | { type: 'ready-acked'; gen: number; why: string }
@@ -172,6 +175,8 @@ interface BridgeActorState {
   pending: Map<bigint, AbortController | undefined>;
   /** Requests the kernel cancelled: their failure is not reported back. */
   cancelled: Set<bigint>;
+  /** Conversions in flight: kernel lock id -> the LOCK_CONVERT's REQ_ID. */
+  converting: Map<bigint, bigint>;
   retry?: TimerHandle;
   health?: TimerHandle;
   stopped: boolean;
@@ -209,7 +214,7 @@ export function startKernelBridge(opts: KernelBridgeOptions): KernelBridge {
   const healthMs = opts.healthMs ?? 5000;
   const volumeLockspace = opts.volumeLockspace ?? 'mxfs-volumes';
   const counters: BridgeCounters = {
-    requests: 0, grants: 0, denies: 0, releases: 0, basts: 0, lost: 0, staleGrants: 0, cancels: 0,
+    requests: 0, grants: 0, denies: 0, releases: 0, basts: 0, lost: 0, conversions: 0, staleGrants: 0, cancels: 0,
     volumeRequests: 0, invalidMessages: 0, sendErrors: 0, attaches: 0, detaches: 0,
   };
   const snap: {
@@ -293,6 +298,7 @@ export function startKernelBridge(opts: KernelBridgeOptions): KernelBridge {
     s.volumes.clear();
     s.pending.clear();
     s.cancelled.clear();
+    s.converting.clear();
   };
 
   const detach = (s: BridgeActorState, detail: string) => {
@@ -356,12 +362,7 @@ export function startKernelBridge(opts: KernelBridgeOptions): KernelBridge {
     handle.on('bast', (mode: Mode) => send({ type: 'bast', gen, lockId, mode }));
     handle.on('lost', (reason: string) => send({ type: 'lost', gen, lockId, reason }));
     counters.grants++;
-    const g = handle.grant;
-    toKernel(s, MxfsCmd.LOCK_GRANT, {
-      [MxfsAttr.REQ_ID]: lockId, [MxfsAttr.MODE]: msg.mode, [MxfsAttr.TOKEN]: BigInt(g.token),
-      ...(g.lvb.length <= 32 && g.lvb.length > 0 ? { [MxfsAttr.LVB]: g.lvb } : {}),
-      [MxfsAttr.LVB_VALID]: g.lvbValid ? 1 : 0,
-    }, lockId);
+    toKernel(s, MxfsCmd.LOCK_GRANT, grantAttrs(lockId, msg.mode, handle.grant), lockId);
   };
 
   /** The kernel gave up on a request: withdraw it from the DLM. A grant that wins the race
@@ -378,6 +379,19 @@ export function startKernelBridge(opts: KernelBridgeOptions): KernelBridge {
     ctl.abort();
   };
 
+  /** The LVB a kernel message carries, or undefined (the lock's value block is left alone). */
+  const lvbOf = (m: MxfsMessage): Buffer | undefined => {
+    const v = m.attrs[MxfsAttr.LVB] as Buffer | undefined;
+    return v && v.length > 0 ? v : undefined;
+  };
+
+  /** The grant's attributes the kernel reads: mode, token, and the LVB when it fits. */
+  const grantAttrs = (reqId: bigint, mode: Mode, g: Grant): MxfsMessage['attrs'] => ({
+    [MxfsAttr.REQ_ID]: reqId, [MxfsAttr.MODE]: mode, [MxfsAttr.TOKEN]: BigInt(g.token),
+    ...(g.lvb.length <= MXFS_LVB_MAX && g.lvb.length > 0 ? { [MxfsAttr.LVB]: g.lvb } : {}),
+    [MxfsAttr.LVB_VALID]: g.lvbValid ? 1 : 0,
+  });
+
   const onRelease = (s: BridgeActorState, m: MxfsMessage) => {
     const lockId = m.attrs[MxfsAttr.LOCK_ID] as bigint;
     counters.releases++;
@@ -387,7 +401,60 @@ export function startKernelBridge(opts: KernelBridgeOptions): KernelBridge {
       return;
     }
     s.held.delete(lockId);
-    h.unlock().catch((err: unknown) => log.warn({ err, lockId: String(lockId) }, 'unlock failed'));
+    // A conversion still in flight is cancelled by the unlock; its result is dropped.
+    s.pending.get(s.converting.get(lockId) ?? -1n)?.abort();
+    const lvb = lvbOf(m);
+    h.unlock(lvb ? { lvb } : {}).catch((err: unknown) => log.warn({ err, lockId: String(lockId) }, 'unlock failed'));
+  };
+
+  /** LOCK_CONVERT: a held lock to another mode (the inode lock cache: PR->EX up, EX->PR down
+   *  with the LVB written back); answered like LOCK_REQ, with the conversion's REQ_ID. */
+  const onConvert = (s: BridgeActorState, m: MxfsMessage) => {
+    const a = m.attrs;
+    const reqId = a[MxfsAttr.REQ_ID] as bigint;
+    const lockId = a[MxfsAttr.LOCK_ID] as bigint;
+    const mode = a[MxfsAttr.MODE] as Mode;
+    const flags = (a[MxfsAttr.FLAGS] as number | undefined) ?? 0;
+    const timeoutMs = a[MxfsAttr.TIMEOUT_MS] as number | undefined;
+    const lvb = lvbOf(m);
+    counters.conversions++;
+    const h = s.held.get(lockId);
+    const deny = (errno: number) => toKernel(s, MxfsCmd.LOCK_DENY, { [MxfsAttr.REQ_ID]: reqId, [MxfsAttr.STATUS]: -errno });
+    if (!h) {
+      log.warn({ lockId: String(lockId) }, 'kernel converts a lock the daemon does not hold');
+      deny(Errno.ENOENT);
+      return;
+    }
+    if (s.pending.has(reqId) || s.converting.has(lockId)) {
+      deny(Errno.EBUSY);
+      return;
+    }
+    const ctl = new AbortController();
+    s.pending.set(reqId, ctl);
+    s.converting.set(lockId, reqId);
+    const gen = s.gen;
+    h.convert(mode, {
+      noqueue: (flags & MXFS_LKF.NOQUEUE) !== 0, signal: ctl.signal, ...(timeoutMs ? { timeoutMs } : {}), ...(lvb ? { lvb } : {}),
+    }).then(
+      (grant) => send({ type: 'convert-done', gen, reqId, lockId, mode, grant }),
+      (err: unknown) => send({ type: 'convert-done', gen, reqId, lockId, mode, err }),
+    );
+  };
+
+  const onConvertDone = (s: BridgeActorState, msg: Extract<BridgeMsg, { type: 'convert-done' }>) => {
+    if (msg.gen !== s.gen || s.stopped) return; // the lock itself is released by detach
+    s.pending.delete(msg.reqId);
+    if (s.converting.get(msg.lockId) === msg.reqId) s.converting.delete(msg.lockId);
+    const cancelled = s.cancelled.delete(msg.reqId);
+    // Released meanwhile (the kernel gave it up): nobody waits for an answer.
+    if (!s.held.has(msg.lockId) || (cancelled && !msg.grant)) return;
+    if (!msg.grant) {
+      counters.denies++;
+      toKernel(s, MxfsCmd.LOCK_DENY, { [MxfsAttr.REQ_ID]: msg.reqId, [MxfsAttr.STATUS]: denyStatus(msg.err) });
+      return;
+    }
+    counters.grants++;
+    toKernel(s, MxfsCmd.LOCK_GRANT, grantAttrs(msg.reqId, msg.mode, msg.grant), msg.lockId);
   };
 
   const onVolume = (s: BridgeActorState, m: MxfsMessage, mount: boolean) => {
@@ -536,7 +603,7 @@ export function startKernelBridge(opts: KernelBridgeOptions): KernelBridge {
   };
 
   const def: ActorDef<BridgeActorState, BridgeMsg> = {
-    init: () => ({ gen: 0, held: new Map(), volumes: new Map(), pending: new Map(), cancelled: new Set(), stopped: false }),
+    init: () => ({ gen: 0, held: new Map(), volumes: new Map(), pending: new Map(), cancelled: new Set(), converting: new Map(), stopped: false }),
     handle(s, msg) {
       switch (msg.type) {
         case 'attach':
@@ -551,6 +618,7 @@ export function startKernelBridge(opts: KernelBridgeOptions): KernelBridge {
           switch (m.cmd) {
             case MxfsCmd.LOCK_REQ: onLockReq(s, m); break;
             case MxfsCmd.LOCK_RELEASE: onRelease(s, m); break;
+            case MxfsCmd.LOCK_CONVERT: onConvert(s, m); break;
             case MxfsCmd.LOCK_CANCEL: onCancel(s, m); break;
             case MxfsCmd.VOLUME_MOUNT: onVolume(s, m, true); break;
             case MxfsCmd.VOLUME_UNMOUNT: onVolume(s, m, false); break;
@@ -574,6 +642,7 @@ export function startKernelBridge(opts: KernelBridgeOptions): KernelBridge {
           log.warn({ err: msg.err }, 'kernel channel error');
           break;
         case 'lock-done': onLockDone(s, msg); break;
+        case 'convert-done': onConvertDone(s, msg); break;
         case 'volume-done': onVolumeDone(s, msg); break;
         case 'send-failed': onSendFailed(s, msg); break;
         case 'ready-acked':

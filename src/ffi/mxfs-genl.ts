@@ -10,11 +10,40 @@ import type { LockErrorCode } from '../dlm/types';
 export const MXFS_GENL_NAME = 'mxfs';
 export const MXFS_GENL_VERSION = 1;
 export const MXFS_GENL_MCGRP_EVENTS = 'events';
-export const MXFS_PROTO_VERSION = 2;
+export const MXFS_PROTO_VERSION = 3;
 export const MXFS_NAME_MAX = 64;
 export const MXFS_LVB_MAX = 32;
 /** Longest volume name the kernel registers: its disk is "mxfs!<name>" in DISK_NAME_LEN (32). */
 export const MXFS_VOLUME_DEV_NAME_MAX = 26;
+
+/** Inode locks: the lockspace of every inode's cluster lock, and its resource name,
+ *  "<volume>:<inode number in decimal>" (MXFS_INODE_RESOURCE_FMT in the header). */
+export const MXFS_INODE_LOCKSPACE = 'mxfs-inodes';
+export const MXFS_INODE_RESOURCE_FMT = '%s:%llu';
+export const MXFS_INODE_LVB_MAGIC = 0x5346584d;
+export const MXFS_INODE_LVB_LAYOUT = 1;
+export const MXFS_INODE_LVB_LEN = 24;
+export const MXFS_GLOCK_LIST_MAX = 256;
+
+/** The resource of inode `ino` of `volume` (what the module asks for). */
+export function inodeResource(volume: string, ino: bigint | number): string {
+  return `${volume}:${BigInt(ino).toString(10)}`;
+}
+
+/** The inverse of inodeResource, or undefined for another name. */
+export function parseInodeResource(resource: string): { volume: string; ino: bigint } | undefined {
+  const m = /^(.+):(\d{1,20})$/.exec(resource);
+  if (!m) return undefined;
+  const ino = BigInt(m[2]!);
+  return ino <= 0xffffffffffffffffn ? { volume: m[1]!, ino } : undefined;
+}
+
+/** An inode lock's value block as the module writes it (header comment of mxfs_netlink.h). */
+export interface InodeLvb { dataVersion: bigint; size: bigint }
+export function decodeInodeLvb(lvb: Buffer): InodeLvb | undefined {
+  if (lvb.length < MXFS_INODE_LVB_LEN || lvb.readUInt32LE(0) !== MXFS_INODE_LVB_MAGIC || lvb.readUInt32LE(4) !== MXFS_INODE_LVB_LAYOUT) return undefined;
+  return { dataVersion: lvb.readBigUInt64LE(8), size: lvb.readBigUInt64LE(16) };
+}
 
 export enum MxfsCmd {
   UNSPEC = 0,
@@ -48,8 +77,11 @@ export enum MxfsCmd {
   VOLUME_INFO = 28,
   FENCE_INFO = 29,
   VOLUME_EVENT = 30,
+  LOCK_CONVERT = 31,
+  GLOCK_LIST_REQ = 32,
+  GLOCK_INFO = 33,
 }
-export const MXFS_CMD_MAX = 30;
+export const MXFS_CMD_MAX = 33;
 
 export enum MxfsAttr {
   UNSPEC = 0,
@@ -102,8 +134,18 @@ export enum MxfsAttr {
   FENCE_INFLIGHT = 47,
   VOLUME_EVENT = 48,
   FENCES = 49,
+  LIMIT = 50,
+  GLOCK_STATE = 51,
+  HOLDERS = 52,
+  WAITERS = 53,
+  DEMOTE_MODE = 54,
+  HITS = 55,
+  MISSES = 56,
+  DATA_VERSION = 57,
+  GLOCK_TYPE = 58,
+  PAGES = 59,
 }
-export const MXFS_ATTR_MAX = 49;
+export const MXFS_ATTR_MAX = 59;
 
 /** MXFS_ATTR_FLAGS bits (MXFS_LKF_*). */
 export const MXFS_LKF = { NOQUEUE: 0x1, ALL: 0x1 } as const;
@@ -133,6 +175,14 @@ export const MXFS_SHUTDOWN_MAX = 3;
 /** MXFS_ATTR_VOLUME_EVENT */
 export enum MxfsVolumeEvent { NONE = 0, RELEASED = 1, FENCED = 2 }
 export const MXFS_VOLEV_MAX = 2;
+
+/** MXFS_ATTR_GLOCK_STATE: what a cached inode lock is doing. */
+export enum MxfsGlockState { IDLE = 0, LOCKING = 1, CONVERTING = 2, DEMOTING = 3 }
+export const MXFS_GLOCK_MAX = 3;
+
+/** MXFS_ATTR_GLOCK_TYPE: the per-type operations of an inode lock. */
+export enum MxfsGlockType { FILE = 0, DIR = 1, OTHER = 2 }
+export const MXFS_GLT_MAX = 2;
 
 /** How an attribute's payload is laid out and bounded (mirrors the module's nla_policy). */
 export type AttrKind =
@@ -193,6 +243,16 @@ export const ATTR_POLICY: Readonly<Record<Exclude<MxfsAttr, MxfsAttr.UNSPEC>, At
   [MxfsAttr.FENCE_INFLIGHT]: { kind: 'u32' },
   [MxfsAttr.VOLUME_EVENT]: { kind: 'u8', max: MXFS_VOLEV_MAX },
   [MxfsAttr.FENCES]: { kind: 'u32' },
+  [MxfsAttr.LIMIT]: { kind: 'u32' },
+  [MxfsAttr.GLOCK_STATE]: { kind: 'u8', max: MXFS_GLOCK_MAX },
+  [MxfsAttr.HOLDERS]: { kind: 'u32' },
+  [MxfsAttr.WAITERS]: { kind: 'u32' },
+  [MxfsAttr.DEMOTE_MODE]: { kind: 'u8', max: Mode.EX },
+  [MxfsAttr.HITS]: { kind: 'u64' },
+  [MxfsAttr.MISSES]: { kind: 'u64' },
+  [MxfsAttr.DATA_VERSION]: { kind: 'u64' },
+  [MxfsAttr.GLOCK_TYPE]: { kind: 'u8', max: MXFS_GLT_MAX },
+  [MxfsAttr.PAGES]: { kind: 'u64' },
 };
 
 export type Direction = 'to-kernel' | 'to-daemon' | 'multicast';
@@ -256,6 +316,13 @@ export const CMD_SCHEMA: Readonly<Record<Exclude<MxfsCmd, MxfsCmd.UNSPEC>, CmdSc
   [MxfsCmd.VOLUME_EVENT]: {
     dir: 'to-daemon', required: [A.VOLUME, A.VOLUME_EVENT, A.GENERATION],
     optional: [A.FENCE_CAUSE, A.FENCE_TIME_MS, A.FENCE_DURATION_US, A.FENCE_DRAINED, A.FENCE_SHUTDOWN, A.FENCE_INFLIGHT, A.PAD],
+  },
+  [MxfsCmd.LOCK_CONVERT]: { dir: 'to-daemon', required: [A.REQ_ID, A.LOCK_ID, A.MODE], optional: [A.FLAGS, A.TIMEOUT_MS, A.LVB, A.PAD] },
+  [MxfsCmd.GLOCK_LIST_REQ]: { dir: 'to-kernel', required: [], optional: [A.VOLUME, A.INODE, A.LIMIT, A.PAD] },
+  [MxfsCmd.GLOCK_INFO]: {
+    dir: 'to-daemon',
+    required: [A.VOLUME, A.INODE, A.MODE, A.GLOCK_STATE, A.GLOCK_TYPE, A.HOLDERS, A.WAITERS, A.HITS, A.MISSES, A.DATA_VERSION, A.PAGES],
+    optional: [A.LOCK_ID, A.DEMOTE_MODE, A.PAD],
   },
 };
 

@@ -6,7 +6,8 @@
 # kernel with it, and read the results from the serial console. Exit 0 only when the VM
 # printed "MXFS-VM-RESULT PASS"; non-zero on FAIL, on a timeout, or on any build error.
 # qemu is always killed on exit. Logs: $MXFS_VM_WORK (default /tmp/mxfs-vm)/serial.log.
-# MXFS_VM_ONLY=volumes runs the kernel volume tests alone (development; CI runs everything).
+# MXFS_VM_ONLY=volumes (or hooks) runs the kernel volume (or inode lock) tests alone (development;
+# CI runs everything).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 WORK="${MXFS_VM_WORK:-/tmp/mxfs-vm}"
@@ -50,7 +51,8 @@ echo "run-vm-tests: kernel ${KVER} [$(elapsed) s]"
 
 (cd "$ROOT" && npx tsc -p . >"$WORK/tsc.log" 2>&1) || true   # emits even with errors elsewhere
 for f in dist/src/cli/mxfsd.js dist/src/actors/kernel-bridge.js dist/test/vm/bridge-driver.js dist/test/vm/malformed-client.js \
-  dist/src/volumes/kernel-driver.js dist/test/vm/volume-tests.js dist/test/vm/volume-daemon.js dist/test/vm/volume-io.js; do
+  dist/src/volumes/kernel-driver.js dist/test/vm/volume-tests.js dist/test/vm/volume-daemon.js dist/test/vm/volume-io.js \
+  dist/test/vm/hooks-probe.js; do
   [ -f "$ROOT/$f" ] || { echo "run-vm-tests: $f was not built; see $WORK/tsc.log" >&2; exit 1; }
 done
 if grep -E '^(src/ffi|src/actors/kernel-bridge|src/volumes/kernel-|test/vm)' "$WORK/tsc.log"; then
