@@ -196,7 +196,8 @@ export class SimLockCluster {
     this.clusterScopes.get(id)!.kill();
     for (const c of this.clients.get(id) ?? []) c.close();
     this.clients.delete(id);
-    (d as unknown as { releaseNodeLocks?: () => void }).releaseNodeLocks?.();
+    // The kernel gives up a dead process's flock()s: the restart must find state_dir free.
+    d.releaseNodeLocks();
   }
 
   /** The cluster layer of node id stops (timers and network), its lock engine goes on. */
