@@ -13,7 +13,7 @@
 import * as nact from 'nact';
 import type Logger from 'bunyan';
 import { yieldTurn } from '../util/slices';
-import type { TraceRecorder } from '../trace/recorder';
+import type { FrameTracer, TraceRecorder } from '../trace/recorder';
 
 // Two fixes to nact 7.6.2 (unmaintained since 2022, pinned), applied to its Actor class once
 // at load. Loading fails loudly if nact's internals are not what they expect.
@@ -114,6 +114,13 @@ export class ActorSystem {
   crashes = 0;
   /** The node's trace recorder (docs/tracing.md); undefined when tracing is off. */
   tracer?: TraceRecorder;
+  /**
+   * Where the peer links of this system record their frames: the recorder itself, or in the
+   * cluster worker thread (which has no recorder) a FrameTap forwarding them to it.
+   */
+  private frameTracer?: FrameTracer;
+  get frames(): FrameTracer | undefined { return this.frameTracer ?? this.tracer; }
+  set frames(t: FrameTracer | undefined) { this.frameTracer = t; }
 
   constructor(readonly log: Logger, name?: string) {
     this.root = name ? nact.start({ name } as never) : nact.start();

@@ -7,7 +7,8 @@
  * here, durably, before any accept/proposal/commit based on it leaves), the watchdog on the
  * main thread's heartbeat.
  * Takes: ToWorker messages (sends, faults, link drops, status, log reopen, stop).
- * Sends: FromWorker messages — batches of WorkerItem in the order they happened; the quorum
+ * Sends: FromWorker messages — batches of WorkerItem in the order they happened (traced
+ * frames too, when the node traces); the quorum
  * deadline also straight into shared memory (SharedLease) the moment it changes.
  *
  * The thread asks for a higher CPU priority than the rest of the process (thread-priority.ts).
@@ -28,6 +29,7 @@ import { LoopMonitor } from '../util/loop-monitor';
 import { raiseThreadPriority } from '../util/thread-priority';
 import { WindowedMax } from '../util/windowed-max';
 import { EpochFile } from '../daemon/state';
+import { FrameTap } from './frame-tap';
 import { ClusterNode } from './cluster-node';
 import type { PeerFaults } from './cluster-layer';
 import { TcpNetwork } from './network';
@@ -77,6 +79,8 @@ const toFaults = (f: WireFaults): PeerFaults => ({ blocked: new Set(f.blocked), 
 
 const epochs = EpochFile.open(init.stateDir, init.promisedEpoch);
 const sys = new ActorSystem(log, 'mxfs-cluster');
+// The node's recorder is on the main thread: the links' frames go there, in order (frame-tap.ts).
+if (init.traceFrames) sys.frames = new FrameTap((x) => out(['frame', x]));
 const node = new ClusterNode({
   config: init.config, network: new TcpNetwork(), clock, system: sys, log, incarnation: init.incarnation,
   epochStore: { load: () => epochs.value, save: (e) => epochs.promise(e) },

@@ -28,6 +28,7 @@ import type { Clock } from '../util/clock';
 import type { ClusterLayer, ClusterLayerEvents, ClusterLayerStatus, PeerFaults } from './cluster-layer';
 import type { ClusterOptions } from './options';
 import type { PeerBody } from './peer-protocol';
+import type { ForwardedFrame } from '../trace/recorder';
 import { SharedLease } from './shared-lease';
 import { PipeReceiver, PipeSender } from './thread-pipe';
 import { FromWorker, ToWorker, WireFaults, WorkerInit, WorkerItem, WorkerSend } from './worker-protocol';
@@ -49,6 +50,8 @@ export interface ClusterWorkerOptions extends ClusterLayerEvents {
   faults?: PeerFaults;
   /** The worker died: the node has no cluster layer any more (mxfsd exits). */
   onFatal?(err: Error): void;
+  /** The node traces: every peer-link frame the worker sends or receives comes here, in order. */
+  onFrame?(x: ForwardedFrame): void;
 }
 
 const wireFaults = (f: PeerFaults): WireFaults => ({ blocked: [...f.blocked], drop: f.drop, delayMs: f.delayMs });
@@ -81,7 +84,7 @@ export class ClusterWorker implements ClusterLayer {
       config: this.o.config, incarnation: this.o.incarnation, stateDir: this.o.stateDir, promisedEpoch: this.o.promisedEpoch,
       logging: this.o.logging, logLevel: this.o.logLevel, forwardSyslog: !!this.o.syslogRecord && this.o.logging.syslog,
       shared: this.shared.buffer, stallMs: this.o.stallMs, beatMs: this.beatMs,
-      faults: this.o.faults ? wireFaults(this.o.faults) : undefined,
+      faults: this.o.faults ? wireFaults(this.o.faults) : undefined, traceFrames: !!this.o.onFrame,
     };
     const w = new Worker(path.join(__dirname, 'cluster-worker-main.js'), { workerData: init, name: 'mxfs-cluster' });
     this.w = w;
@@ -148,6 +151,7 @@ export class ClusterWorker implements ClusterLayer {
       case 'renewal': this.o.onRenewal?.(item[1]); return;
       case 'renewHeard': this.o.onPeerRenewal?.(item[1]); return;
       case 'log': this.o.syslogRecord?.(item[1]); return;
+      case 'frame': this.o.onFrame?.(item[1]); return;
     }
   }
 

@@ -36,7 +36,7 @@
  * never inside one); bulk traffic keeps coming through the mailbox in 'sendMany' batches.
  */
 import type { ActorDef, ActorSystem, Ref } from '../actors/actor';
-import type { TraceRecorder } from '../trace/recorder';
+import type { FrameTracer } from '../trace/recorder';
 import type { Clock, TimerHandle } from '../util/clock';
 import { decodePayload, encodedSize, encodeFrameWithTrailer, FrameDecoder, FrameError } from '../wire/frame';
 import { FRAME_MAC_BYTES, frameMac, openFrame, SessionKeys } from './auth';
@@ -176,8 +176,8 @@ export function peerLinkDef(o: PeerLinkOptions, direct?: { sendNow?: (body: Peer
   const dialer = isDialer(o.selfId, peer);
   /** The actor's state and context, for the paths that skip the mailbox (see the header). */
   let live: { s: State; self: Ref<PeerLinkMsg>; sys: ActorSystem; log: import('bunyan') } | undefined;
-  /** The node's trace recorder, if it traces (frames in and out are recorded). */
-  let tracer: TraceRecorder | undefined;
+  /** Where frames in and out are recorded, if the node traces (ActorSystem.frames). */
+  let tracer: FrameTracer | undefined;
 
   const dial = (s: State, self: Ref<PeerLinkMsg>, sys: ActorSystem, log: import('bunyan')) => {
     const gen = ++s.dialGen;
@@ -402,13 +402,13 @@ export function peerLinkDef(o: PeerLinkOptions, direct?: { sendNow?: (body: Peer
     init: (ctx) => {
       const s: State = { phase: 'idle', dialGen: 0, attempt: 0, sent: 0, received: 0, linkDrops: 0 };
       live = { s, self: ctx.self, sys: ctx.system, log: ctx.log };
-      tracer = ctx.system.tracer;
+      tracer = ctx.system.frames;
       return s;
     },
 
     handle(s, msg, ctx) {
       const sys = ctx.system;
-      tracer = sys.tracer;
+      tracer = sys.frames;
       switch (msg.type) {
         case 'start':
           if (s.phase !== 'idle') return s;

@@ -6,7 +6,7 @@
  * msgpack-encoded one by one, batched, handled a slice per turn, in order): the main
  * thread's sends to peers ('send' of WorkerSend), and everything the cluster layer reports
  * ('batch' of WorkerItem: membership events, link events, lock-engine frames, bound
- * messages, rejections, lease deadlines, log records for syslog). Control messages (faults,
+ * messages, rejections, lease deadlines, log records for syslog, traced frames). Control messages (faults,
  * link drops, status, stop) are plain. The quorum deadline and the two heartbeats
  * are also in shared memory (shared-lease.ts): read at once, whatever the queues hold.
  */
@@ -17,6 +17,7 @@ import type { MembershipEvent, RenewalReport } from './membership';
 import type { ClusterOptions } from './options';
 import type { LinkEvent } from './peer-link';
 import type { PeerBody, PeerMessage } from './peer-protocol';
+import type { ForwardedFrame } from '../trace/recorder';
 
 /** workerData of the cluster worker. */
 export interface WorkerInit {
@@ -34,6 +35,8 @@ export interface WorkerInit {
   stallMs: number;
   beatMs: number;
   faults?: WireFaults;
+  /** The node traces: forward every peer-link frame ('frame' items, frame-tap.ts). */
+  traceFrames: boolean;
 }
 
 export interface WireFaults { blocked: number[]; drop: number; delayMs: number }
@@ -50,7 +53,8 @@ export type WorkerItem =
   | ['lease', number]
   | ['renewal', RenewalReport]
   | ['renewHeard', number]
-  | ['log', Record<string, unknown>];
+  | ['log', Record<string, unknown>]
+  | ['frame', ForwardedFrame];
 
 export type ToWorker =
   /** WorkerSend items, each msgpack-encoded (thread-pipe.ts). */
