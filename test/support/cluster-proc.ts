@@ -1,5 +1,5 @@
 /** Test support: a real mxfsd cluster on loopback, one process per node, fault injection on. */
-import { ChildProcess, spawn } from 'node:child_process';
+import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { MxfsClient } from '../../src/client/client';
@@ -9,7 +9,20 @@ import { MXFSD, tmpDir, waitFor } from './daemon-proc';
 
 export interface NodeProc { id: number; socket: string; config: string; dir: string; proc?: ChildProcess }
 
-let nextBase = 21000 + (process.pid % 200) * 20;
+let clusters = 0;
+
+/**
+ * A base port whose next n ports are free now. Ports derived from the pid alone collided with
+ * the clusters of other processes on the machine (other test runs, benchmarks): a node that
+ * cannot bind its port never joins, and the test timed out waiting for the view. The
+ * constructor is synchronous, so a child process does the checking (pickBasePort).
+ */
+function freeBasePort(n: number): number {
+  const hint = process.pid * 131 + ++clusters * 7919;
+  const lib = require.resolve('../../src/local-cluster/local-cluster');
+  const js = `require(${JSON.stringify(lib)}).pickBasePort(${n}, ${hint}).then((b) => process.stdout.write(String(b)))`;
+  return Number(execFileSync(process.execPath, ['-e', js], { encoding: 'utf8' }));
+}
 
 export class TestCluster {
   readonly nodes: NodeProc[];
@@ -19,8 +32,7 @@ export class TestCluster {
   /** extra: more config text appended to each node's file (e.g. [volume] sections). */
   constructor(readonly n: number, readonly leaseMs = 1500, extra?: (id: number, dir: string) => string) {
     this.dir = tmpDir('mxfs-cluster-');
-    nextBase += 20;
-    this.nodes = writeClusterConfigs(this.dir, n, nextBase, leaseMs).map((x) => ({ id: x.id, socket: x.socket, config: x.config, dir: x.dir }));
+    this.nodes = writeClusterConfigs(this.dir, n, freeBasePort(n), leaseMs).map((x) => ({ id: x.id, socket: x.socket, config: x.config, dir: x.dir }));
     if (extra) for (const nd of this.nodes) fs.appendFileSync(nd.config, '\n' + extra(nd.id, nd.dir));
   }
 
