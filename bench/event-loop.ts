@@ -162,8 +162,13 @@ async function main(): Promise<void> {
     }
   };
 
+  /** A phase that fails (its setup three times, or its measured part) is a note; the others still run. */
+  const phase = async (name: string, f: (cl: TestCluster, started: () => void) => Promise<void>) => {
+    try { await withCluster(f); } catch (e) { notes.push(`${name}: FAILED: ${(e as Error).message} (load ${load()})`); }
+  };
+
   if (phases.includes('idle') || phases.includes('abuse')) {
-    await withCluster(async (cl, started) => {
+    await phase('idle/abuse', async (cl, started) => {
       if (phases.includes('idle')) {
         const bs = await bystanders(cl, ids, 'idle');
         rows.push(...await measured(cl, 'idle', ids, started, async () => { await sleep(5000); return `bystanders ${await release(bs)}`; }));
@@ -191,7 +196,7 @@ async function main(): Promise<void> {
   }
 
   if (phases.includes('recovery')) {
-    await withCluster(async (cl, started) => {
+    await phase('recovery', async (cl, started) => {
       const [a, b] = await Promise.all([startHolder(cl.node(1).socket, 'a', Math.ceil(locks / 2)), startHolder(cl.node(2).socket, 'b', Math.floor(locks / 2))]);
       const kept = async () => { const [x, y] = await Promise.all([a.check(), b.check()]); return x.alive && y.alive && x.lost + y.lost === 0 ? 'kept' : 'LOST'; };
       try {
@@ -212,7 +217,7 @@ async function main(): Promise<void> {
   }
 
   if (phases.includes('purge')) {
-    await withCluster(async (cl, started) => {
+    await phase('purge', async (cl, started) => {
       const p = await startHolder(cl.node(1).socket, 'p', locks);
       const bs = await bystanders(cl, ids, 'purge');
       const count = async () => (await Promise.all(ids.map((id) => cl.status(id)))).reduce((s, st) => s + (st?.locks ?? 0), 0);

@@ -35,18 +35,21 @@ export function startHolder(socket: string, prefix: string, n: number): Promise<
 if (require.main === module) {
   let c: MxfsClient | undefined;
   let lost = 0;
+  // The bench may be gone (it failed, or gave up on this holder): then there is no one to tell.
+  const reply = (x: object) => { if (process.connected) process.send!(x, undefined, undefined, () => {}); };
+  process.on('disconnect', () => process.exit(0));
   process.on('message', async (m: any) => {
-    if (m === 'check') { process.send!({ alive: !!c?.alive, lost }); return; }
-    if (m === 'close') { await c?.close(); process.send!({}); return; }
+    if (m === 'check') { reply({ alive: !!c?.alive, lost }); return; }
+    if (m === 'close') { await c?.close(); reply({}); return; }
     try {
       c = await MxfsClient.connect(m.socket, { name: `holder-${m.prefix}` });
       for (let i = 0; i < m.n; i += 200) {
         const hs = await Promise.all(Array.from({ length: Math.min(200, m.n - i) }, (_, j) => c!.lock(`${m.prefix}-${i + j}`, Mode.PR)));
         for (const h of hs) h.once('lost', () => { lost++; });
       }
-      process.send!({ held: m.n });
+      reply({ held: m.n });
     } catch (e) {
-      process.send!({ error: (e as Error).message });
+      reply({ error: (e as Error).message });
     }
   });
 }
