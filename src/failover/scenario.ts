@@ -113,9 +113,16 @@ export interface Scenario {
   steps: Step[];
 }
 
+/**
+ * How long an opening may take to get the workload going. Generous: it is a precondition, not
+ * a check (a loaded 2-core machine took more than 5 s for 30 grants at a 1.5 s lease, and the
+ * run failed before its fault); a wait ends as soon as its condition holds.
+ */
+const WARM_UP_MS = 60000;
+
 /** The usual opening: start every node, start `clients` workload clients, wait for `grants` grants. */
 export function warmUp(clients = 6, grants = 20): Step[] {
-  return [{ do: 'start' }, { do: 'clients', count: clients }, { do: 'wait', until: { grants }, withinMs: 5000 }];
+  return [{ do: 'start' }, { do: 'clients', count: clients }, { do: 'wait', until: { grants }, withinMs: WARM_UP_MS }];
 }
 
 /** The usual opening of a volume scenario: start, a workload, `owner` mounts `volume`, the others are standbys. */
@@ -126,7 +133,7 @@ export function volumeWarmUp(o: { owner: number; standbys: number[]; volume?: st
     { do: 'clients', count: o.clients ?? 3 },
     { do: 'volume', op: 'mount', node: o.owner, volume, await: true },
     ...o.standbys.map((n): Step => ({ do: 'volume', op: 'standby', node: n, volume, await: true })),
-    { do: 'wait', until: { grants: 10 }, withinMs: 5000 },
+    { do: 'wait', until: { grants: 10 }, withinMs: WARM_UP_MS },
   ];
 }
 
