@@ -18,6 +18,8 @@
  *             bench RESOURCE COUNT   (COUNT lock EX + unlock round trips, timed)
  *             ghold VOLUME INO MODE  take inode INO's lock as a holder with no operation
  *             gdrop VOLUME INO       and give it back (lock-ordering tests)
+ *             gbench VOLUME FIRST COUNT [keep]   COUNT inode locks taken uncached, then
+ *                                    cached, timed; keep leaves them cached (benchmark)
  *           Read lines: "<seq> <command> -> ok id=.. mode=.. token=.." or "-> err <-errno>".
  * Module parameters (request_timeout_ms, reply_grace_ms) are in /sys/module/mxfs/parameters.
  */
@@ -267,6 +269,26 @@ static int mxfs_test_ghold(char *args, bool hold)
 	return mxfs_glock_test_hold(volume, ino, mode, hold);
 }
 
+/* "gbench VOLUME FIRST COUNT [keep]": inode locks FIRST.. taken uncached, then cached (mxfs_glock.c
+ * mxfs_glock_test_bench); the outcome line gets both passes' mean per lock. */
+static int mxfs_test_gbench(char *args, char *cmd, size_t cmdlen)
+{
+	char *volume = strsep(&args, " "), *first_s = strsep(&args, " "), *count_s = strsep(&args, " ");
+	char *keep_s = strsep(&args, " ");
+	unsigned int count;
+	u64 first, ns[2] = { 0, 0 };
+	size_t used;
+	int err;
+
+	if (!volume || !first_s || !count_s || kstrtou64(first_s, 10, &first) || kstrtouint(count_s, 10, &count) ||
+	    !count || count > 1000000 || (keep_s && strcmp(keep_s, "keep")))
+		return -EINVAL;
+	err = mxfs_glock_test_bench(volume, first, count, keep_s != NULL, ns);
+	used = strlen(cmd);
+	snprintf(cmd + used, cmdlen - used, " [uncached_ns=%llu cached_ns=%llu]", ns[0] / count, ns[1] / count);
+	return err;
+}
+
 static ssize_t mxfs_test_write(struct file *file, const char __user *ubuf, size_t len, loff_t *ppos)
 {
 	char buf[160], cmd[160], *args, *verb;
@@ -292,6 +314,8 @@ static ssize_t mxfs_test_write(struct file *file, const char __user *ubuf, size_
 		err = mxfs_test_bench(args, cmd, sizeof(cmd));
 	} else if (!strcmp(verb, "unlock")) {
 		err = args && !kstrtou64(strim(args), 10, &id) ? mxfs_unlock(id) : -EINVAL;
+	} else if (!strcmp(verb, "gbench")) {
+		err = mxfs_test_gbench(args, cmd, sizeof(cmd));
 	} else if (!strcmp(verb, "ghold") || !strcmp(verb, "gdrop")) {
 		err = mxfs_test_ghold(args, verb[1] == 'h');
 	} else if (!strcmp(verb, "mount") && args) {

@@ -745,7 +745,13 @@ static int mxfs_glock_wait(struct mxfs_glock *gl, struct mxfs_gholder *h, bool r
 	return err;
 }
 
-int mxfs_glock_acquire(struct mxfs_vol *v, struct inode *inode, u8 mode, unsigned int flags, struct mxfs_gholder *h)
+/*
+ * Add h as a holder of (v, ino)'s glock in mode: at once if the cached lock covers it, else
+ * after waiting (unless MXFS_GH_NOWAIT). inode (may be NULL: the test hook) is bound to the
+ * glock if none is; task is the holder's task (NULL: no task, never recursive).
+ */
+static int mxfs_glock_take(struct mxfs_vol *v, u64 ino, struct inode *inode, u8 mode, unsigned int flags,
+			   struct task_struct *task, struct mxfs_gholder *h)
 {
 	struct mxfs_glock *gl;
 	bool recursive;
@@ -755,19 +761,19 @@ int mxfs_glock_acquire(struct mxfs_vol *v, struct inode *inode, u8 mode, unsigne
 		atomic64_inc(&gst.eio_fenced);
 		return -EIO;
 	}
-	gl = mxfs_glock_lookup(v, inode->i_ino, true);
+	gl = mxfs_glock_lookup(v, ino, true);
 	if (!gl)
 		return -ENOMEM;
 	h->gl = gl;
 	h->mode = mode;
 	h->dirties = flags & MXFS_GH_DIRTIES;
-	h->task = current;
+	h->task = task;
 	spin_lock(&gl->lock);
-	if (!gl->inode) {
+	if (inode && !gl->inode) {
 		gl->inode = inode;
 		gl->type = mxfs_glock_type_of(inode->i_mode);
 	}
-	recursive = mxfs_glock_recursive(gl);
+	recursive = task && mxfs_glock_recursive(gl);
 	if (mxfs_glock_grantable(gl, mode, gl->grant_gen, recursive)) {
 		mxfs_glock_add_holder(gl, h);
 		gl->hits++;
@@ -790,6 +796,11 @@ int mxfs_glock_acquire(struct mxfs_vol *v, struct inode *inode, u8 mode, unsigne
 		h->gl = NULL;
 	}
 	return err;
+}
+
+int mxfs_glock_acquire(struct mxfs_vol *v, struct inode *inode, u8 mode, unsigned int flags, struct mxfs_gholder *h)
+{
+	return mxfs_glock_take(v, inode->i_ino, inode, mode, flags, current, h);
 }
 
 void mxfs_glock_release(struct mxfs_gholder *h)
@@ -1048,11 +1059,26 @@ struct mxfs_test_hold {
 static DEFINE_MUTEX(mxfs_test_holds_lock);
 static LIST_HEAD(mxfs_test_holds);
 
+/* Give (v, ino)'s cached lock back as the shrinker would (test hook). */
+static void mxfs_glock_test_demote(struct mxfs_vol *v, u64 ino)
+{
+	struct mxfs_glock *gl = mxfs_glock_lookup(v, ino, false);
+
+	if (!gl)
+		return;
+	spin_lock(&gl->lock);
+	if (mxfs_glock_idle(gl))
+		gl->demote = MXFS_MODE_NL;
+	mxfs_glock_lru_update(gl);
+	spin_unlock(&gl->lock);
+	mxfs_glock_kick(gl);
+	mxfs_glock_put(gl);
+}
+
 int mxfs_glock_test_hold(const char *volume, u64 ino, u8 mode, bool hold)
 {
 	struct mxfs_test_hold *t, *found = NULL;
 	struct mxfs_gvol *gv = mxfs_gvol_by_name(volume);
-	struct mxfs_glock *gl;
 	int err;
 
 	mutex_lock(&mxfs_test_holds_lock);
@@ -1072,37 +1098,50 @@ int mxfs_glock_test_hold(const char *volume, u64 ino, u8 mode, bool hold)
 	t = err ? NULL : kzalloc(sizeof(*t), GFP_KERNEL);
 	if (!err && !t)
 		err = -ENOMEM;
-	if (err) {
-		mutex_unlock(&mxfs_test_holds_lock);
-		return err;
+	if (!err) {
+		t->ino = ino;
+		strscpy(t->volume, volume, sizeof(t->volume));
+		err = mxfs_glock_take(gv->v, ino, NULL, mode, 0, NULL, &t->h);
 	}
-	t->ino = ino;
-	strscpy(t->volume, volume, sizeof(t->volume));
-	gl = mxfs_glock_lookup(gv->v, ino, true);
-	err = gl ? 0 : -ENOMEM;
-	if (gl) {
-		t->h.gl = gl;
-		t->h.mode = mode;
-		t->h.task = NULL;
-		spin_lock(&gl->lock);
-		if (mxfs_glock_grantable(gl, mode, gl->grant_gen, false)) {
-			mxfs_glock_add_holder(gl, &t->h);
-			spin_unlock(&gl->lock);
-		} else {
-			spin_unlock(&gl->lock);
-			err = mxfs_glock_wait(gl, &t->h, false);
-			if (err) {
-				mxfs_glock_kick(gl);
-				mxfs_glock_put(gl);
-			}
-		}
-	}
-	if (err) {
+	if (err)
 		kfree(t);
-	} else {
+	else
 		list_add(&t->node, &mxfs_test_holds);
-	}
 	mutex_unlock(&mxfs_test_holds_lock);
+	return err;
+}
+
+/*
+ * The benchmark of the test hook ("gbench"): count inode numbers from first on, each taken PR
+ * and released twice: the first pass finds nothing cached (a LOCK_REQ round trip through the
+ * daemon each), the second finds every lock cached (a hit). ns[0], ns[1]: the passes' times.
+ * Unless keep, the locks are then given back as the shrinker would; with keep they stay
+ * cached (how the benchmark fills the cache). Returns the first error.
+ */
+int mxfs_glock_test_bench(const char *volume, u64 first, unsigned int count, bool keep, u64 *ns)
+{
+	struct mxfs_gvol *gv = mxfs_gvol_by_name(volume);
+	struct mxfs_gholder h;
+	unsigned int pass, i;
+	int err = 0;
+	u64 t0;
+
+	if (!gv)
+		return -ENOENT;
+	for (pass = 0; pass < 2 && !err; pass++) {
+		t0 = ktime_get_ns();
+		for (i = 0; i < count && !err; i++) {
+			err = mxfs_glock_take(gv->v, first + i, NULL, MXFS_MODE_PR, 0, NULL, &h);
+			if (!err)
+				mxfs_glock_release(&h);
+			if (fatal_signal_pending(current))
+				err = -EINTR;
+		}
+		ns[pass] = ktime_get_ns() - t0;
+	}
+	if (!keep)
+		for (i = 0; i < count; i++)
+			mxfs_glock_test_demote(gv->v, first + i);
 	return err;
 }
 
@@ -1140,26 +1179,59 @@ static void mxfs_glock_info(struct mxfs_glock *gl, struct mxfs_glock_info *out)
 	spin_unlock(&gl->lock);
 }
 
+/* Under gv->lock: insert gl into sel[0..*n) (ascending inode numbers, at most max kept). */
+static void mxfs_glock_select(struct mxfs_glock **sel, unsigned int *n, unsigned int max, struct mxfs_glock *gl)
+{
+	unsigned int lo = 0, hi = *n;
+
+	if (*n == max && gl->ino >= sel[max - 1]->ino)
+		return;
+	while (lo < hi) {
+		unsigned int mid = (lo + hi) / 2;
+
+		if (sel[mid]->ino < gl->ino)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (*n < max)
+		(*n)++;
+	memmove(&sel[lo + 1], &sel[lo], (*n - 1 - lo) * sizeof(*sel));
+	sel[lo] = gl;
+}
+
+/*
+ * The cached locks of volume (or of every volume, one after the other) with ino >= from, the
+ * smallest inode numbers first, at most max: a caller pages through a volume by asking again
+ * from the last inode number + 1. The volume's list is in creation order, so each call scans
+ * it whole (a glock cannot be freed meanwhile: freeing takes gv->lock).
+ */
 unsigned int mxfs_glocks_list(const char *volume, u64 from, struct mxfs_glock_info *out, unsigned int max)
 {
+	struct mxfs_glock **sel = kmalloc_array(max, sizeof(*sel), GFP_KERNEL);
 	struct mxfs_gvol *gv;
 	struct mxfs_glock *gl;
-	unsigned int n = 0;
+	unsigned int n = 0, k, i;
 
+	if (!sel)
+		return 0;
 	spin_lock(&mxfs_gvols_lock);
 	list_for_each_entry(gv, &mxfs_gvols, node) {
 		if (volume && strcmp(gv->name, volume))
 			continue;
+		if (n == max)
+			break;
+		k = 0;
 		spin_lock(&gv->lock);
-		list_for_each_entry(gl, &gv->glocks, vnode) {
-			if (n == max)
-				break;
+		list_for_each_entry(gl, &gv->glocks, vnode)
 			if (gl->ino >= from)
-				mxfs_glock_info(gl, &out[n++]);
-		}
+				mxfs_glock_select(sel, &k, max - n, gl);
+		for (i = 0; i < k; i++)
+			mxfs_glock_info(sel[i], &out[n++]);
 		spin_unlock(&gv->lock);
 	}
 	spin_unlock(&mxfs_gvols_lock);
+	kfree(sel);
 	return n;
 }
 

@@ -269,6 +269,8 @@ void mxfs_glocks_volume_closed(struct mxfs_vol *v);
 void mxfs_glocks_volume_gone(struct mxfs_vol *v);
 /* Test hook: take/drop an inode lock as a holder with no operation (debugfs "ghold"). */
 int mxfs_glock_test_hold(const char *volume, u64 ino, u8 mode, bool hold);
+/* Test hook: count locks taken uncached then cached, timed (debugfs "gbench"). */
+int mxfs_glock_test_bench(const char *volume, u64 first, unsigned int count, bool keep, u64 *ns);
 void mxfs_glocks_show(struct seq_file *m);
 void mxfs_glock_stats_show(struct seq_file *m);
 struct mxfs_glock_info {
@@ -280,8 +282,8 @@ struct mxfs_glock_info {
 	u32 holders, waiters;
 	u64 hits, misses, data_version, pages;
 };
-/* Up to max cached inode locks of volume (or all) with ino >= from, in (volume, ino) order
- * of the hash walk; returns how many were filled. */
+/* Up to max cached inode locks of volume (or of each volume in turn) with ino >= from, in
+ * inode number order; returns how many were filled. */
 unsigned int mxfs_glocks_list(const char *volume, u64 from, struct mxfs_glock_info *out, unsigned int max);
 int mxfs_glock_init(void);
 void mxfs_glock_exit(void);

@@ -81,7 +81,15 @@ describe('config', () => {
     expect(err(base)).to.match(/\[volume\] driver: driver = kernel needs the kernel module, but \[node\] kernel = off/);
     expect(err(base + 'driver = command\numount_cmd = true\n')).to.match(/:7: \[volume\] mount_cmd: driver = command needs mount_cmd/);
     expect(err('[node]\nid = 1\n[volume]\nname = v\ndevice = /dev/sdb\nfence_cmd = true\n')).to.match(/:6: \[volume\] fence_cmd: fence_cmd is for driver = command/);
-    expect(err('[node]\nid = 1\n[volume]\nname = a23456789012345678901234567\ndevice = /dev/sdb\n')).to.match(/\[volume\] name: with driver = kernel a volume name is at most 26 characters/);
+    // The module's whole name rule (kernelVolumeNameError): 1-26 bytes of [A-Za-z0-9_.-], not
+    // starting with '.' or '-'; a command-mode volume may use the other names.
+    const kvol = (name: string) => err(`[node]\nid = 1\n[volume]\nname = ${name}\ndevice = /dev/sdb\n`);
+    expect(kvol('a23456789012345678901234567')).to.match(/:4: \[volume\] name: with driver = kernel, kernel volume names have 1-26 bytes .* has 27/);
+    expect(kvol('-data')).to.match(/:4: \[volume\] name: with driver = kernel, kernel volume names use \[A-Za-z0-9_.-\] and do not start with '.' or '-'; '-data' does not/);
+    expect(kvol('.data')).to.match(/\[volume\] name: with driver = kernel, .* do not start with '.' or '-'/);
+    expect(kvol('a2345678901234567890123456')).to.equal('no error');
+    expect(kvol('data_1.x-y')).to.equal('no error');
+    expect(err(base.replace('name = v', 'name = -v') + 'driver = command\nmount_cmd = true\numount_cmd = true\n')).to.equal('no error');
     expect(err(base + 'driver = command\nmount_cmd = true\numount_cmd = true\nmount_options = a b\n')).to.match(/mount_options: 'mount_options' must be comma-separated mount options/);
     expect(err(base + 'driver = command\nmount_cmd = true\numount_cmd = true\nfailover = sometimes\n')).to.match(/failover: 'failover' must be one of auto, manual/);
     expect(err(base + 'driver = command\nmount_cmd = true\numount_cmd = true\n[locking]\nlvb_size = 16\n')).to.match(/\[locking\] lvb_size: lvb_size must be at least 32 bytes when \[volume\] sections are configured/);

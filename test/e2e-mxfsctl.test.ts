@@ -98,6 +98,21 @@ describe('mxfsctl', function () {
     expect(ok.code).to.equal(0);
   });
 
+  it('locks --volume: the kernel inode locks of a configured kernel volume only; wrong combinations are usage errors', async () => {
+    const r = await mxfsctl(['--socket', d.socket, 'locks', '--volume', 'data']);
+    expect(r.code).to.equal(2);
+    expect(r.stderr).to.match(/no volume 'data' is configured on node 1/);
+    for (const [args, msg] of [
+      [['locks', '--volume', 'data', '--resource', 'r'], /option --resource does not apply/],
+      [['locks', '--volume', 'a/b'], /bad VOLUME 'a\/b'/],
+      [['locks', '--volume', 'data', 'x'], /'locks' takes no positional arguments/],
+    ] as Array<[string[], RegExp]>) {
+      const u = await mxfsctl(['--socket', path.join(d.dir, 'nope.sock'), ...args]);
+      expect(u.code, args.join(' ')).to.equal(2);
+      expect(u.stderr, args.join(' ')).to.match(msg);
+    }
+  });
+
   it('cannot reach the daemon: exit 4 with a message', async () => {
     const r = await mxfsctl(['--socket', path.join(d.dir, 'nope.sock'), 'status']);
     expect(r.code).to.equal(4);

@@ -8,65 +8,15 @@ import { expect } from 'chai';
 import bunyan from 'bunyan';
 import { ActorSystem } from '../src/actors/actor';
 import { KernelNotAttached, startKernelBridge, type KernelBridge, type KernelVolumeListener } from '../src/actors/kernel-bridge';
-import { NetlinkError, KernelAckError } from '../src/ffi/genl-socket';
-import type { KernelChannel, KernelChannelEvents } from '../src/ffi/mxfs-channel';
 import { MXFS_PROTO_VERSION, MxfsAttr, MxfsCmd, MxfsVolumeEvent } from '../src/ffi/mxfs-genl';
-import { encodeAttr, encodeValue, type MxfsAttrs, type MxfsMessage } from '../src/ffi/netlink-msg';
+import type { MxfsAttrs } from '../src/ffi/netlink-msg';
 import { Mode } from '../src/dlm/modes';
+import { LockError } from '../src/dlm/types';
 import { ManualClock } from '../src/util/clock';
 import { FakeLockClient } from './vm/fake-lock-client';
 import { TraceRecorder } from '../src/trace/recorder';
-
-interface Sent { cmd: MxfsCmd; attrs: MxfsAttrs }
-
-class FakeChannel implements KernelChannel {
-  readonly portid = 4242;
-  loaded = false;
-  closed = false;
-  resolves = 0;
-  sent: Sent[] = [];
-  /** Per command: make the kernel refuse it with this errno. */
-  refuse = new Map<MxfsCmd, number>();
-  /** The daemon port the fake module reports in STATUS_RESP (undefined: this channel's). */
-  kernelKnowsPortid: number | undefined;
-  constructor(readonly events: KernelChannelEvents) {}
-  resolve(): number {
-    this.resolves++;
-    if (!this.loaded) throw new NetlinkError("resolve family 'mxfs'", 12, 'Object not found');
-    return 33;
-  }
-  async send(cmd: MxfsCmd, attrs: MxfsAttrs): Promise<Buffer[]> {
-    this.sent.push({ cmd, attrs });
-    const errno = this.refuse.get(cmd);
-    if (errno !== undefined) throw new KernelAckError(errno, 'refused by the fake');
-    if (cmd === MxfsCmd.STATUS_REQ) return [statusResp(this.kernelKnowsPortid ?? this.portid)];
-    return [];
-  }
-  async close(): Promise<void> { this.closed = true; }
-  kernel(cmd: MxfsCmd, attrs: MxfsAttrs): void {
-    const m: MxfsMessage = { cmd, seq: 0, portid: 0, attrs };
-    this.events.onMessage(m);
-  }
-  of(cmd: MxfsCmd): Sent[] { return this.sent.filter((s) => s.cmd === cmd); }
-}
-
-/** A STATUS_RESP as the module would send it. */
-function statusResp(portid: number): Buffer {
-  const A = MxfsAttr;
-  const attrs = Buffer.concat([
-    encodeAttr(A.DAEMON_PORTID, encodeValue(A.DAEMON_PORTID, portid)),
-    encodeAttr(A.STAT_PENDING, encodeValue(A.STAT_PENDING, 0)),
-    encodeAttr(A.STAT_HELD, encodeValue(A.STAT_HELD, 1)),
-    ...([A.STAT_REQUESTS, A.STAT_GRANTS, A.STAT_DENIES, A.STAT_TIMEOUTS, A.STAT_DAEMON_LOSSES, A.STAT_REJECTED] as const)
-      .map((a) => encodeAttr(a, encodeValue(a, 3n))),
-  ]);
-  const b = Buffer.alloc(20 + attrs.length);
-  b.writeUInt32LE(b.length, 0);
-  b.writeUInt16LE(33, 4);
-  b.writeUInt8(MxfsCmd.STATUS_RESP, 16);
-  attrs.copy(b, 20);
-  return b;
-}
+import { FakeKernelChannel as FakeChannel } from './support/fake-kernel-channel';
+import { KernelAckError } from '../src/ffi/genl-socket';
 
 async function until(cond: () => boolean, ms = 2000): Promise<void> {
   const end = Date.now() + ms;
@@ -239,6 +189,38 @@ describe('kernel-bridge actor (fake channel)', () => {
     await until(() => channel!.of(MxfsCmd.LOCK_LOST).length === 2);
     expect(channel!.of(MxfsCmd.LOCK_LOST).map((m) => m.attrs[MxfsAttr.LOCK_ID])).to.have.members([3n, 4n]);
     expect(bridge.status().heldLocks).to.equal(0);
+  });
+
+  it('after its client session lost everything, takes the kernel\'s next locks through a new session', async () => {
+    // A lost session stays lost (MxfsClient refuses every request after loseAll).
+    class LostSession extends FakeLockClient {
+      lost = false;
+      override lock(resource: string, mode: Mode, o?: Parameters<FakeLockClient['lock']>[2]) {
+        return this.lost ? Promise.reject(new LockError('LOST', 'session lost')) : super.lock(resource, mode, o);
+      }
+    }
+    const first = new LostSession();
+    const second = new FakeLockClient();
+    let opened = 0;
+    bridge = startKernelBridge({
+      system, locks: first, log, clock, mode: 'auto', nodeId: 7, retryMs: 5000,
+      channelFactory: (ev) => { channel = new FakeChannel(ev); channel.loaded = true; return channel; },
+      reconnect: async () => { opened++; return second; },
+    });
+    await until(() => bridge.status().state === 'attached');
+    channel!.kernel(MxfsCmd.LOCK_REQ, lockReq(3n, 'r', Mode.PR));
+    await until(() => channel!.of(MxfsCmd.LOCK_GRANT).length === 1);
+    first.lost = true;
+    first.emit('lost', 'node 7 lost quorum');
+    await until(() => channel!.of(MxfsCmd.LOCK_LOST).length === 1 && opened === 1);
+    channel!.kernel(MxfsCmd.LOCK_REQ, lockReq(5n, 'r2', Mode.EX));
+    await until(() => channel!.of(MxfsCmd.LOCK_GRANT).length === 2);
+    expect(channel!.of(MxfsCmd.LOCK_GRANT)[1]!.attrs[MxfsAttr.REQ_ID]).to.equal(5n);
+    expect(second.holders('default', 'r2')).to.equal(1);
+    expect(channel!.of(MxfsCmd.LOCK_DENY)).to.have.length(0);
+    // The new session losing everything too is replaced again.
+    second.emit('lost', 'again');
+    await until(() => opened === 2);
   });
 
   it('on module unload releases what the kernel held, and re-attaches when it is loaded again', async () => {

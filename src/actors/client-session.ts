@@ -40,6 +40,8 @@ export interface DaemonInfo {
   /** A volume request; resolves with the reply's data or rejects with a VolumeRequestError. */
   volume(req: Extract<ClientRequest, { type: 'volume' }>): Promise<unknown>;
   locks(filter: { lockspace?: string; resource?: string }): Promise<unknown>;
+  /** The kernel's cached inode locks of a volume; rejects with a VolumeRequestError. */
+  inodeLocks(req: Extract<ClientRequest, { type: 'inodeLocks' }>): Promise<unknown>;
   fault(spec: FaultSpec): Promise<unknown>;
   /** A trace request (docs/tracing.md); rejects with an Error naming what is wrong. */
   trace(req: Extract<ClientRequest, { type: 'trace' }>): Promise<unknown>;
@@ -295,6 +297,10 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
       case 'locks':
         o.info.locks({ lockspace: req.lockspace, resource: req.resource })
           .then((data) => inspected(req.id, data), (e: Error) => refuse(req.id, 'BUSY', e.message));
+        return;
+      case 'inodeLocks':
+        o.info.inodeLocks(req).then((data) => reply(req.id, true, { data }),
+          (e: Error) => refuse(req.id, e instanceof VolumeRequestError ? e.code : 'BUSY', e.message));
         return;
       case 'volume':
         o.info.volume(req).then((data) => reply(req.id, true, { data }),

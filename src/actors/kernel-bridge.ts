@@ -16,6 +16,8 @@
  *   lock-done / convert-done / volume-done   a LockClient call finished (sent by its promise)
  *   send-failed   the kernel refused a GRANT or a reply (e.g. -ENOENT: it stopped waiting)
  *   bast / lost   events of a held LockHandle; client-lost: the LockClient lost everything
+ *                 (the kernel is told each lock is lost; a new session replaces the old one
+ *                 when the bridge was given `reconnect`)
  *   ready-acked   the module accepted DAEMON_READY: attached
  *   health-check / kernel-status   periodic STATUS_REQ while attached; a module that no
  *                 longer lists this daemon's port is re-attached
@@ -143,6 +145,13 @@ export interface KernelBridgeOptions {
   volumeLockspace?: string;
   /** Test seam: how the channel is opened (default: GenlKernelChannel over libnl). */
   channelFactory?: KernelChannelFactory;
+  /**
+   * Opens a new client session when `locks` loses everything (its node lost quorum, or its
+   * keepalive bound ran out): a lost session stays lost, and without a new one every later
+   * kernel request would be refused until mxfsd restarts. The bridge closes the sessions it
+   * opened when it stops. Absent: the bridge keeps the lost session (requests are denied).
+   */
+  reconnect?: () => Promise<LockClient>;
 }
 
 type BridgeMsg =
@@ -208,7 +217,11 @@ export function parseKernelStatus(replies: Buffer[]): KernelSideStatus {
 }
 
 export function startKernelBridge(opts: KernelBridgeOptions): KernelBridge {
-  const { system, locks, clock, mode, nodeId } = opts;
+  const { system, clock, mode, nodeId } = opts;
+  /** The session the kernel's locks are taken through (replaced after it lost everything). */
+  let locks = opts.locks;
+  const opened: LockClient[] = [];
+  let stopping = false;
   const log = opts.log.child({ component: 'kernel-bridge' });
   const retryMs = opts.retryMs ?? 5000;
   const healthMs = opts.healthMs ?? 5000;
@@ -725,7 +738,25 @@ export function startKernelBridge(opts: KernelBridgeOptions): KernelBridge {
   };
 
   self = system.spawn(undefined, 'kernel-bridge', def);
-  const onClientLost = (reason: string) => send({ type: 'client-lost', reason });
+  const onClientLost = (reason: string) => {
+    send({ type: 'client-lost', reason });
+    renewSession();
+  };
+  /** A new session in place of the lost one (retried every retryMs while that fails). */
+  const renewSession = () => {
+    if (!opts.reconnect || stopping) return;
+    opts.reconnect().then((c) => {
+      if (stopping) { void c.close(); return; }
+      locks.off('lost', onClientLost);
+      locks = c;
+      opened.push(c);
+      c.on('lost', onClientLost);
+      log.info('kernel bridge: a new client session for the kernel\'s locks (the last one lost them all)');
+    }, (err: unknown) => {
+      log.error({ err }, 'kernel bridge: cannot open a new client session; retrying');
+      clock.setTimer(renewSession, retryMs);
+    });
+  };
   locks.on('lost', onClientLost);
   send({ type: 'attach', why: 'start' });
 
@@ -742,9 +773,11 @@ export function startKernelBridge(opts: KernelBridgeOptions): KernelBridge {
       if (l && snap.state === 'attached') toListener('attached', (x) => x.attached());
     },
     async stop() {
+      stopping = true;
       locks.off('lost', onClientLost);
       await system.ask<BridgeMsg, void>(self, (replyTo) => ({ type: 'stop', replyTo }), 5000).catch(() => {});
       system.stopActor(self);
+      await Promise.all(opened.map((c) => c.close().catch(() => {})));
     },
   };
 }

@@ -2,7 +2,7 @@
  * mxfsctl — inspect and use a running mxfsd.
  *
  *   mxfsctl [--socket PATH | --config FILE] [--json] status
- *   mxfsctl [...] locks [--lockspace L] [--resource R]
+ *   mxfsctl [...] locks [--lockspace L] [--resource R] | locks --volume V
  *   mxfsctl [...] lock [--lockspace L] [--noqueue] [--timeout MS] [--grace MS] RESOURCE MODE -- COMMAND [ARGS...]
  *   mxfsctl [...] mount VOLUME [--wait | --no-wait] [--timeout MS]
  *   mxfsctl [...] umount VOLUME | standby VOLUME | volumes [VOLUME]
@@ -35,6 +35,7 @@ commands:
   status                                   node, uptime, lockspaces, resource and lock counts
   nodes                                    cluster members, epoch, quorum, recovery, links and leases
   locks [--lockspace L] [--resource R]     granted/converting/waiting queues per resource (every master's view)
+  locks --volume VOLUME                    the inode locks this node's kernel caches for a kernel volume
   lock [--lockspace L] [--noqueue] [--timeout MS] [--grace MS] RESOURCE MODE -- COMMAND [ARGS...]
                                            run COMMAND while holding the lock (MODE: NL CR CW PR PW EX)
   mount VOLUME [--wait | --no-wait] [--timeout MS]
@@ -106,6 +107,7 @@ async function main(): Promise<void> {
       format: { type: 'string' },
       interval: { type: 'string' },
       count: { type: 'string' },
+      volume: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     });
   } catch (e) {
@@ -118,7 +120,7 @@ async function main(): Promise<void> {
   if (!cmd) usage('missing COMMAND');
   if (v.socket && v.config) usage('give --socket or --config, not both');
   const only = (allowed: string[]) => {
-    for (const k of ['lockspace', 'resource', 'noqueue', 'timeout', 'grace', 'wait', 'no-wait', 'out', 'actor', 'type', 'since', 'trace', 'node', 'format', 'interval', 'count'] as const) {
+    for (const k of ['lockspace', 'resource', 'noqueue', 'timeout', 'grace', 'wait', 'no-wait', 'out', 'actor', 'type', 'since', 'trace', 'node', 'format', 'interval', 'count', 'volume'] as const) {
       if (v[k] !== undefined && !allowed.includes(k)) usage(`option --${k} does not apply to '${cmd}'`);
     }
   };
@@ -156,6 +158,12 @@ async function main(): Promise<void> {
       if (rest.length || command.length) usage(`'nodes' takes no arguments`);
       return printNodes(await connect(socket), !!v.json);
     case 'locks':
+      if (v.volume !== undefined) {
+        only(['volume']);
+        if (rest.length || command.length) usage(`'locks' takes no positional arguments`);
+        const volume = volumeArg(v.volume);
+        return printInodeLocks(await connect(socket), !!v.json, volume);
+      }
       only(['lockspace', 'resource']);
       if (rest.length || command.length) usage(`'locks' takes no positional arguments`);
       return printLocks(await connect(socket), !!v.json, v.lockspace, v.resource);
@@ -251,16 +259,20 @@ async function volumeCommand(c: MxfsClient, op: 'mount' | 'umount' | 'standby', 
 
 function ago(ms: number): string { return ms < 1000 ? `${ms} ms` : fmtDuration(ms); }
 
-async function printVolumes(c: MxfsClient, json: boolean, volume?: string): Promise<void> {
-  let data: any;
+/** A query whose refusals carry a volume code: its data, the client closed; a refusal ends mxfsctl with its exit code. */
+async function volumeQuery(c: MxfsClient, ask: () => Promise<any>): Promise<any> {
   try {
-    data = await c.volume('status', volume);
+    return await ask();
   } catch (e) {
-    await c.close();
-    if (e instanceof VolumeRequestFailed) fail(e.message, VOLUME_EXIT[e.code] ?? EXIT_DAEMON);
+    if (e instanceof VolumeRequestFailed) { await c.close(); fail(e.message, VOLUME_EXIT[e.code] ?? EXIT_DAEMON); }
     throw e;
+  } finally {
+    await c.close();
   }
-  await c.close();
+}
+
+async function printVolumes(c: MxfsClient, json: boolean, volume?: string): Promise<void> {
+  const data = await volumeQuery(c, () => c.volume('status', volume));
   if (json) { process.stdout.write(JSON.stringify(data, null, 2) + '\n'); return; }
   const out: string[] = [];
   for (const v of data.volumes) {
@@ -363,6 +375,24 @@ async function printLocks(c: MxfsClient, json: boolean, lockspace?: string, reso
   if (data.resources.length === 0) out.push('no locks');
   if (data.omitted > 0) out.push(`(${data.omitted} more resource${data.omitted > 1 ? 's' : ''} not shown: the answer must fit in one frame; narrow it with --lockspace or --resource)`);
   if (data.missing?.length) out.push(`(no answer from node${data.missing.length > 1 ? 's' : ''} ${data.missing.join(' ')}: their resources are not shown)`);
+  process.stdout.write(out.join('\n') + '\n');
+}
+
+/** `locks --volume V`: this node's kernel's cached inode locks (src/daemon/kernel-inode-locks.ts). */
+async function printInodeLocks(c: MxfsClient, json: boolean, volume: string): Promise<void> {
+  const data = await volumeQuery(c, () => c.inodeLocks(volume));
+  if (json) { process.stdout.write(JSON.stringify(data, null, 2) + '\n'); return; }
+  if (data.total === 0) { process.stdout.write(`node ${data.node} kernel: no inode locks cached on volume ${volume}\n`); return; }
+  const counts = (m: Record<string, number>) => Object.entries(m).map(([k, n]) => `${k} ${n}`).join(', ');
+  const out = [
+    `node ${data.node} kernel: ${data.total} inode lock${data.total > 1 ? 's' : ''} cached on volume ${volume} (${counts(data.byMode)}; ${counts(data.byState)})`,
+    `${'inode'.padStart(12)}  ${'type'.padEnd(5)} ${'mode'.padEnd(4)} ${'state'.padEnd(10)} ${'holders'.padStart(7)} ${'waiters'.padStart(7)} ${'demote'.padEnd(6)} ${'hits'.padStart(10)} ${'misses'.padStart(7)} ${'pages'.padStart(8)} ${'version'.padStart(8)}`,
+  ];
+  for (const l of data.locks) {
+    out.push(`${String(l.inode).padStart(12)}  ${l.type.padEnd(5)} ${l.mode.padEnd(4)} ${l.state.padEnd(10)} ${String(l.holders).padStart(7)} ${String(l.waiters).padStart(7)} ${(l.demote ?? '-').padEnd(6)} ${String(l.hits).padStart(10)} ${String(l.misses).padStart(7)} ${String(l.pages).padStart(8)} ${String(l.dataVersion).padStart(8)}`);
+  }
+  if (data.omitted > 0) out.push(`(${data.omitted} more not shown: --json gives the counts; debugfs mxfs/glocks lists every one)`);
+  out.push(`(the cluster's view of these locks: mxfsctl locks --lockspace mxfs-inodes --resource ${volume}:<inode>)`);
   process.stdout.write(out.join('\n') + '\n');
 }
 

@@ -128,6 +128,16 @@ export class MxfsClient extends EventEmitter implements LockClient {
   }
 
   /**
+   * The kernel's cached inode locks of a kernel volume on the daemon's node (docs/kernel.md
+   * "Inode locks"): every one counted (by mode and state), the first ones in inode order in
+   * full. Rejects with VolumeRequestFailed: UNKNOWN_VOLUME, DRIVER (not driver = kernel),
+   * NO_MODULE.
+   */
+  async inodeLocks(volume: string, opts: { limit?: number } = {}): Promise<any> {
+    return (await this.request({ type: 'inodeLocks', id: 0, volume, ...opts })).data;
+  }
+
+  /**
    * Volumes (docs/volumes.md): mount (become the owner; wait: false fails at once with OWNED if
    * another node owns it), umount, standby, or status (every node's view, merged). Failures
    * reject with VolumeRequestFailed (its code says why).

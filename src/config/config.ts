@@ -13,9 +13,7 @@ import path from 'node:path';
 import { IniSection, IniSyntaxError, tokenizeIni } from './ini';
 import { PRIVATE_BIND_SUFFIX_BYTES } from '../daemon/client-socket';
 import { RECORD_LVB_BYTES } from '../volumes/record';
-
-/** A kernel-mode volume appears as /dev/mxfs/<name>: the block layer's disk name limit. */
-export const KERNEL_VOLUME_NAME_MAX = 26;
+import { kernelVolumeNameError } from '../volumes/kernel-name';
 
 export interface NodeConfig { id: number; name: string; address: string; port: number; socket: string; socketMode: number; socketGroup?: string; kernel: 'auto' | 'on' | 'off'; stateDir: string }
 export interface ClusterConfig { name: string; keyFile?: string; tiebreaker?: number }
@@ -647,7 +645,8 @@ function checkCrossFieldRules(c: Config, file: string, bySection: Map<string, In
       for (const key of ['mount_cmd', 'umount_cmd', 'fence_cmd'] as const) {
         if (inst.values.has(key)) fail('volume', inst, key, `${key} is for driver = command; with driver = kernel the module mounts, unmounts and fences`);
       }
-      if (v.name.length > KERNEL_VOLUME_NAME_MAX) fail('volume', inst, 'name', `with driver = kernel a volume name is at most ${KERNEL_VOLUME_NAME_MAX} characters (it names /dev/mxfs/<name>), got ${v.name.length}`);
+      const nameErr = kernelVolumeNameError(v.name);
+      if (nameErr) fail('volume', inst, 'name', `with driver = kernel, ${nameErr}`);
     }
   });
   if (c.volumes.length > 0 && c.locking.lvbSize < RECORD_LVB_BYTES) {

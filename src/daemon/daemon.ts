@@ -57,6 +57,8 @@ import type { VolumeDriver } from '../volumes/driver';
 import { VolumeRequestError } from '../actors/client-session';
 import { NodeTrace, TraceRequest } from '../trace/node-trace';
 import { NodeMetrics } from '../metrics/metrics';
+import { INODE_LOCKS_DEFAULT_LIMIT, KernelInodeLocksReport, KernelRequest, listKernelInodeLocks } from './kernel-inode-locks';
+import { KernelNotAttached } from '../actors/kernel-bridge';
 
 export { VERSION };
 
@@ -91,7 +93,11 @@ interface SessionInfo {
   since: number;
 }
 
-export interface KernelStatusSource { status(): unknown }
+export interface KernelStatusSource {
+  status(): unknown;
+  /** A daemon->kernel command (the kernel bridge's request()); absent with kernel = off. */
+  request?: KernelRequest;
+}
 
 export class Daemon implements DaemonInfo {
   readonly sys: ActorSystem;
@@ -480,6 +486,35 @@ export class Daemon implements DaemonInfo {
     const room = this.o.config.locking.maxFrameBytes - REPLY_ENVELOPE_BYTES;
     const fit = fitList(resources, (rs) => ({ ...head, resources: rs, omitted: omitted + resources.length }), room);
     return { ...head, resources: fit.items, omitted: omitted + fit.omitted };
+  }
+
+  /**
+   * The kernel's cached inode locks of a kernel volume on this node (`mxfsctl locks --volume`):
+   * counted whole, the first ones in full, as many as fit one client frame (the rest in
+   * `omitted`). UNKNOWN_VOLUME for a volume not configured here, DRIVER for a command-driver
+   * volume (no inode locks), NO_MODULE when the kernel module is not attached.
+   */
+  inodeLocks(req: Extract<ClientRequest, { type: 'inodeLocks' }>): Promise<unknown> {
+    const limit = req.limit ?? INODE_LOCKS_DEFAULT_LIMIT;
+    return this.inspections.run(`inodes ${req.volume} ${limit}`, () => this.collectInodeLocks(req.volume, limit));
+  }
+
+  private async collectInodeLocks(volume: string, limit: number): Promise<unknown> {
+    const node = this.o.config.node.id;
+    const v = this.o.config.volumes.find((x) => x.name === volume);
+    if (!v) throw new VolumeRequestError('UNKNOWN_VOLUME', `no volume '${volume}' is configured on node ${node}`);
+    if (v.driver !== 'kernel') throw new VolumeRequestError('DRIVER', `volume ${volume} uses driver = ${v.driver}: inode locks exist only with driver = kernel`);
+    const request = this.kernel?.request;
+    if (!request) throw new VolumeRequestError('NO_MODULE', `kernel support is off on node ${node} ([node] kernel = off)`);
+    let report: KernelInodeLocksReport;
+    try {
+      report = await listKernelInodeLocks((cmd, attrs) => request(cmd, attrs), node, volume, limit);
+    } catch (e) {
+      throw new VolumeRequestError(e instanceof KernelNotAttached ? 'NO_MODULE' : 'BUSY', `node ${node}: ${(e as Error).message}`);
+    }
+    const room = this.o.config.locking.maxFrameBytes - REPLY_ENVELOPE_BYTES;
+    const fit = fitList(report.locks, (ls) => ({ ...report, locks: ls, omitted: report.total }), room);
+    return { ...report, locks: fit.items, omitted: report.omitted + fit.omitted };
   }
 
   /** The resources this node masters (for local `locks` and for peers' inspection). */

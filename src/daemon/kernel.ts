@@ -25,6 +25,8 @@ export async function startKernelSupport(daemon: Daemon): Promise<KernelSupport>
   const locks = await daemon.connectLocal('kernel-bridge');
   const bridge = startKernelBridge({
     system: daemon.sys, locks, log: daemon.log, clock: daemon.clock, mode, nodeId: daemon.config.node.id,
+    // A quorum loss ends the session for good: the kernel's later requests need a new one.
+    reconnect: () => daemon.connectLocal('kernel-bridge'),
   });
   daemon.kernel = bridge;
   let driver: KernelVolumeDriver | undefined;

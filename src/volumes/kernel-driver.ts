@@ -20,7 +20,7 @@ import { KernelNotAttached } from '../actors/kernel-bridge';
 import type { Clock, TimerHandle } from '../util/clock';
 import { KernelAckError } from '../ffi/genl-socket';
 import {
-  Errno, MXFS_NAME_MAX, MXFS_VOLUME_DEV_NAME_MAX, MxfsAttr, MxfsCmd, MxfsFenceCause, MxfsGate, MxfsLeaseState,
+  Errno, MXFS_NAME_MAX, MxfsAttr, MxfsCmd, MxfsFenceCause, MxfsGate, MxfsLeaseState,
   MxfsShutdown, MxfsVolumeEvent,
 } from '../ffi/mxfs-genl';
 import type { MxfsAttrs, MxfsMessage } from '../ffi/netlink-msg';
@@ -29,6 +29,9 @@ import {
   type VolumeErrorCode, type VolumeSpec,
 } from './driver';
 import { kernelDev, systemHost, type KernelHost } from './kernel-host';
+import { kernelVolumeNameError } from './kernel-name';
+
+export { kernelVolumeNameError };
 
 /**
  * The module's fence bound with its default options (timer_slack_ms 100 + drain_timeout_ms
@@ -39,18 +42,6 @@ export const MODULE_DEFAULT_FENCE_BOUND_MS = 5100;
 
 /** Where the module's stacked devices appear ('!' in the disk name becomes '/' in devtmpfs). */
 export const KERNEL_DEV_DIR = '/dev/mxfs';
-
-/** Why a volume name cannot be a kernel volume (undefined when it can): the config refuses it. */
-export function kernelVolumeNameError(name: string): string | undefined {
-  const bytes = Buffer.byteLength(name, 'utf8');
-  if (bytes === 0 || bytes > MXFS_VOLUME_DEV_NAME_MAX) {
-    return `kernel volume names have 1-${MXFS_VOLUME_DEV_NAME_MAX} bytes (the device is /dev/mxfs/<name>, a ${MXFS_VOLUME_DEV_NAME_MAX + 6}-byte disk name); '${name}' has ${bytes}`;
-  }
-  if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(name)) {
-    return `kernel volume names use [A-Za-z0-9_.-] and do not start with '.' or '-'; '${name}' does not`;
-  }
-  return undefined;
-}
 
 export const FENCE_CAUSE_NAME: Readonly<Record<MxfsFenceCause, string>> = {
   [MxfsFenceCause.NONE]: 'none',

@@ -39,6 +39,23 @@ export function fenceWaitMs(fenceBoundMs: number): number {
   return fenceBoundMs + Math.ceil(fenceBoundMs / 4) + 50;
 }
 
+/**
+ * The deadline the drivers' lease runs to (Clock ms), or null when this node may not write.
+ *  - standalone (no cluster): a rolling lease, renewed while mxfsd runs;
+ *  - in a view (running, recovering): the cluster's quorum deadline, the time until which this
+ *    node holds quorum (Q_N of docs/volumes.md). Infinity means this node alone is a quorum
+ *    (the tiebreaker of a two-node cluster, a cluster of one): every quorum contains it, so no
+ *    other node can ever take a volume from it, and the lease is a rolling one as standalone:
+ *    it still ends if mxfsd dies or stops (the kernel lease, renewed no more, expires);
+ *  - otherwise (joining, no quorum, quorum deadline passed): none.
+ */
+export function driverLeaseDeadline(state: RecoveryState, quorumUntil: number | undefined, now: number, leaseMs: number): number | null {
+  if (state === 'standalone') return now + leaseMs;
+  if ((state !== 'running' && state !== 'recovering') || quorumUntil === undefined) return null;
+  if (quorumUntil === Infinity) return now + leaseMs;
+  return Number.isFinite(quorumUntil) && quorumUntil > now ? quorumUntil : null;
+}
+
 /** A live old owner is asked again this often while it still reports the volume as its own. */
 const PROVE_POLL_MS = 200;
 
@@ -453,12 +470,8 @@ export class VolumeManager {
       if (this.stopped) return;
       const now = this.o.clock.now();
       const state = this.o.router.state;
-      let deadline: number | null;
-      if (state === 'standalone') deadline = now + this.o.config.timing.leaseTimeoutMs;
-      else if ((state === 'running' || state === 'recovering') && this.o.port?.quorumUntil) {
-        const q = this.o.port.quorumUntil();
-        deadline = Number.isFinite(q) && q > now ? q : null;
-      } else deadline = null;
+      const q = this.o.port?.quorumUntil ? this.o.port.quorumUntil() : undefined;
+      const deadline = driverLeaseDeadline(state, q, now, this.o.config.timing.leaseTimeoutMs);
       this.setLease(deadline, deadline === null ? `cluster state ${state}` : undefined);
       this.leaseTimer = this.o.clock.setTimer(tick, period);
     };

@@ -131,7 +131,12 @@ export function volumeDef(o: { core: VolumeCore; driver: VolumeDriver; svc: Volu
         }
         case 'prove': {
           const op = ef.op;
-          svc.prove(name, ef.owner, ef.generation, ef.fenceBoundMs).then((how) => send({ type: 'proven', op, how }), (e) => fail(op, e));
+          const { owner, generation, fenceBoundMs } = ef;
+          svc.prove(name, owner, generation, fenceBoundMs).then((how) => {
+            // Every takeover says which proof it used (docs/volumes.md, the fence-proof rule).
+            log.info({ volume: name, owner, generation, fenceBoundMs, proof: how }, `volume ${name}: node ${owner}'s generation ${generation} is fenced: ${how}`);
+            send({ type: 'proven', op, how });
+          }, (e) => fail(op, e));
           break;
         }
         case 'driver': {

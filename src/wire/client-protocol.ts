@@ -29,6 +29,8 @@ export type ClientRequest =
   | { type: 'cancel'; id: number; lockId: number }
   | { type: 'status'; id: number }
   | { type: 'locks'; id: number; lockspace?: string; resource?: string }
+  /** The kernel's cached inode locks of a volume on this node (docs/kernel.md "Inode locks"). */
+  | { type: 'inodeLocks'; id: number; volume: string; limit?: number }
   /** Volumes: become the owner and mount, unmount and give back, queue as a standby, or report. */
   | { type: 'volume'; id: number; op: VolumeRequestOp; volume?: string; wait?: boolean; timeoutMs?: number }
   /**
@@ -43,6 +45,9 @@ export type ClientRequest =
 
 export const TRACE_REQUEST_OPS = ['status', 'dump', 'collect', 'why'] as const;
 export type TraceRequestOp = (typeof TRACE_REQUEST_OPS)[number];
+
+/** 'inodeLocks': at most this many locks are returned in full (the rest are counted). */
+export const INODE_LOCKS_MAX_LIMIT = 10000;
 
 export const VOLUME_REQUEST_OPS = ['mount', 'umount', 'standby', 'status'] as const;
 export type VolumeRequestOp = (typeof VOLUME_REQUEST_OPS)[number];
@@ -180,6 +185,9 @@ const REQUEST_FIELDS: { [T in Exclude<ClientRequest['type'], 'hb'>]: (o: Obj, id
     type: 'locks', id,
     lockspace: o.lockspace === undefined ? undefined : checkName(o.lockspace, 'lockspace', MAX_LOCKSPACE_NAME),
     resource: o.resource === undefined ? undefined : checkName(o.resource, 'resource', MAX_RESOURCE_NAME),
+  }),
+  inodeLocks: (o, id) => ({
+    type: 'inodeLocks', id, volume: checkVolumeName(o.volume), limit: optUint(o, 'limit', INODE_LOCKS_MAX_LIMIT),
   }),
   volume: (o, id) => {
     const op = o.op;

@@ -21,7 +21,8 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
-KO="$ROOT/kernel/mxfs.ko"
+# MXFS_KO: another build of the module (test/vm/mutations.sh: a module with a mechanism removed).
+KO="${MXFS_KO:-$ROOT/kernel/mxfs.ko}"
 [ -f "$KO" ] || { echo "build-initramfs: $KO missing (run build-module.sh)" >&2; exit 1; }
 [ -d "$ROOT/dist/test/vm" ] || { echo "build-initramfs: dist/ missing (run npx tsc -p .)" >&2; exit 1; }
 

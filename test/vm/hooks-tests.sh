@@ -6,7 +6,8 @@
 # makes the daemon send the kernel a blocking callback exactly as a remote request would (the
 # two-VM test does it from another VM). Prints "MXFS-TEST PASS|FAIL hooks/<check>: ...".
 #
-# How each check would fail without its mechanism (argued; no mutated module has been run yet):
+# How each check fails without its mechanism (test/vm/mutations.sh builds such a module; which
+# of them were run, and what they showed: docs/kernel.md "Mutation checks"):
 #   bast-writeback      no go_sync: the new marker is not on the disk when the other holder runs
 #   bast-invalidate     no go_inval: pages stay cached (the glock line keeps pages > 0)
 #   cache-hits          a glock released after each operation: every cat is a daemon request
@@ -15,6 +16,7 @@
 #   lock-order          a demote path taking i_rwsem: the truncate (holding i_rwsem) and the
 #                       demote wait for each other until lock_timeout_ms: truncate fails
 #   fence-eio           waiters not woken by the fence: the reader waits until its timeout
+#   shrinker            a scan that gives nothing back: the 200 locks stay cached and held
 T=/sys/kernel/debug/mxfs
 CONF=/tmp/hooks.conf
 MNT=/mnt/data
@@ -157,7 +159,26 @@ done
 check entry-points "exec from the volume rc=$rc1, mkdir/symlink/link/mknod/rename/unlink/rmdir rc=$rc2, O_TMPFILE+fsync rc=$rc3; hooks never called:${MISSING:- none}" \
   sh -c "[ $rc1 = 0 ] && [ $rc2 = 0 ] && [ $rc3 = 0 ] && [ -z '$MISSING' ]"
 
-# 7. A fence fails the operations waiting for an inode lock with EIO at once.
+# 7. The shrinker gives idle cached locks back under memory pressure: 200 locks cached through
+#    the test hook (gbench ... keep: inode numbers no file has), then drop_caches, which runs
+#    every shrinker with GFP_KERNEL as reclaim does: the cache empties, and the DLM sees the
+#    locks released (the daemon's lock count falls back).
+dlm_locks() { ctl status | sed -n 's/.* locks \([0-9]*\).*/\1/p'; }
+L0=$(dlm_locks)
+echo "gbench data 4000000000 200 keep" > $T/test || fail shrinker-setup "gbench: $(tail -n 1 $T/test)"
+G1=$(stat_of glocks); L1=$(dlm_locks); SD0=$(stat_of glock_shrink_demotes)
+echo 2 > /proc/sys/vm/drop_caches
+wait_for 120 sh -c "[ \$(grep '^glocks=' $T/status | cut -d= -f2) -lt 10 ]"
+G2=$(stat_of glocks)
+# Each look at the daemon starts a Node process (seconds under TCG): a look every 2 s, at most
+# 60; the daemon takes each LOCK_RELEASE in turn (tens of ms each under a loaded TCG). Only
+# when the kernel gave its locks up: otherwise the check has failed already.
+i=0; L2=$(dlm_locks)
+while [ "$G2" -lt 10 ] && [ "${L2:-999999}" -gt "$L0" ] && [ $i -lt 60 ]; do sleep 2; L2=$(dlm_locks); i=$((i + 1)); done
+check shrinker "$(tail -n 1 $T/test | sed 's/.*\[/[/'); cached $G1 -> $G2 after drop_caches (scans $(stat_of glock_shrink_scans), demotes $SD0 -> $(stat_of glock_shrink_demotes)); daemon's locks $L0 -> $L1 -> $L2" \
+  sh -c "[ $G1 -ge 200 ] && [ $G2 -lt 10 ] && [ $L1 -ge $((L0 + 200)) ] && [ $L2 -le $L0 ] && [ \$(grep '^glock_shrink_demotes=' $T/status | cut -d= -f2) -ge $((SD0 + 200)) ]"
+
+# 8. A fence fails the operations waiting for an inode lock with EIO at once.
 rm -f /tmp/h4 /tmp/r4 /tmp/read4.rc
 ctl lock --lockspace mxfs-inodes "data:$G" EX -- sh -c "touch /tmp/h4; while [ ! -e /tmp/r4 ]; do usleep 100000; done" > /tmp/holder4.log 2>&1 &
 HOLDER=$!

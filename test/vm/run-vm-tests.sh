@@ -7,7 +7,7 @@
 # printed "MXFS-VM-RESULT PASS"; non-zero on FAIL, on a timeout, or on any build error.
 # qemu is always killed on exit. Logs: $MXFS_VM_WORK (default /tmp/mxfs-vm)/serial.log.
 # MXFS_VM_ONLY=volumes (or hooks) runs the kernel volume (or inode lock) tests alone (development;
-# CI runs everything).
+# CI runs everything). MXFS_KO: boot another build of the module (test/vm/mutations.sh).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 WORK="${MXFS_VM_WORK:-/tmp/mxfs-vm}"

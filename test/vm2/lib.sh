@@ -1,9 +1,10 @@
 # Host side of the two-VM harness (bash), sourced by run-vm2-tests.sh and by the scenario files
-# in tests/ and pending/. Owns the two QEMU VMs of one test: their disk, link, consoles,
+# in tests/. Owns the two QEMU VMs of one test: their disk, link, consoles,
 # control channels and QMP sockets, and the PASS/FAIL bookkeeping.
 #
 # Layout of one test's directory ($TD = $WORK/<test>/):
 #   disk.raw           the shared disk (XFS made on the host), attached to both VMs
+#   other.raw          only if the scenario made it: one more disk (serial "other")
 #   witness.raw        a 1 MiB shared disk for the lock-exclusion witness (mxfs-writer hold /
 #                      witness): a lock holder keeps writing its records there, the next
 #                      holder watches for them
@@ -28,8 +29,8 @@ set -o pipefail
 
 VM2_MEM=${MXFS_VM2_MEM:-768}
 # The [volume]'s driver in the VMs: command (mount/umount commands) unless a scenario sets
-# VOLUME_DRIVER=kernel (the pending ones: the module's gate and fence); MXFS_VM2_VOLUME_DRIVER
-# overrides both.
+# VOLUME_DRIVER=kernel (the kernel volume tests, volumes.sh: the module's gate and fence);
+# MXFS_VM2_VOLUME_DRIVER overrides both.
 VOLUME_DRIVER=command
 QMP_JS="$ROOT/dist/test/vm2/qmp.js"
 
@@ -40,7 +41,9 @@ log() { echo "[$(date +%H:%M:%S)] $*"; }
 # ---- results: every check is one line in $RESULTS, counted from there only ----------------
 pass() { echo "MXFS-TEST PASS $1: $2" | tee -a "$RESULTS"; }
 fail() { echo "MXFS-TEST FAIL $1: $2" | tee -a "$RESULTS"; }
-check() { local name="$1" detail="$2"; shift 2; if "$@"; then pass "$name" "$detail"; else fail "$name" "$detail"; fi; }
+# check NAME DETAIL CMD...: PASS or FAIL by CMD's status, which check returns (`check ... || return`
+# ends a scenario whose later steps need this one).
+check() { local name="$1" detail="$2"; shift 2; if "$@"; then pass "$name" "$detail"; else fail "$name" "$detail"; return 1; fi; }
 
 # ---- ports -------------------------------------------------------------------------------
 # Two free UDP ports on loopback for the link between the VMs (never fixed ones: other
@@ -64,6 +67,9 @@ vm_boot() {
   rm -f "$TD/$role.ctl.in" "$TD/$role.ctl.out" "$TD/$role.qmp"
   mkfifo "$TD/$role.ctl.in" "$TD/$role.ctl.out"
   : > "$TD/$role.console"
+  # A disk a scenario brings for itself (tests/inode-ops.sh: a filesystem that is no volume).
+  local other=()
+  [ -f "$TD/other.raw" ] && other=(-drive "file=$TD/other.raw,format=raw,if=none,id=d2,file.locking=off" -device virtio-blk-pci,drive=d2,share-rw=on,serial=other)
   qemu-system-x86_64 \
     -accel tcg -cpu max -smp 1 -m "$VM2_MEM" \
     -kernel "$KERNEL_IMG" -initrd "$INITRD" \
@@ -73,6 +79,7 @@ vm_boot() {
     -device virtio-blk-pci,drive=d0,share-rw=on,serial=shared \
     -drive "file=$TD/witness.raw,format=raw,if=none,id=d1,file.locking=off" \
     -device virtio-blk-pci,drive=d1,share-rw=on,serial=witness \
+    "${other[@]}" \
     -netdev "socket,id=n0,udp=127.0.0.1:$peer,localaddr=127.0.0.1:$me" \
     -device "virtio-net-pci,netdev=n0,id=nic0,mac=$mac" \
     -serial "file:$TD/$role.console" \
@@ -205,8 +212,12 @@ lock_held_on_a() {
     return 1
   fi
   vm_do b 60 'ctl lock --noqueue R EX -- true'
-  check "$t/b-noqueue-refused" "B's mxfsctl lock --noqueue R EX while A holds R: rc=$VM_RC, $VM_OUT" \
-    eval '[ "$VM_RC" = 1 ] && [[ "$VM_OUT" == *"is locked (not queued)"* ]]'
+  local b_rc="$VM_RC" b_out="$VM_OUT"
+  # Whether A's holder was still running then: a holder that ended released R, and B's grant
+  # would then be no exclusion failure (the detail says which it was).
+  vm_do a 30 'if kill -0 "$(cat /tmp/holdR.holder)" 2>/dev/null; then echo "A still holds R (its holder runs)"; else echo "A'"'"'s holder ended: rc $(cat /tmp/bg/holdR.rc 2>/dev/null || echo ?): $(tail -n 3 /tmp/bg/holdR.log | tr "\n" " ")"; fi'
+  check "$t/b-noqueue-refused" "B's mxfsctl lock --noqueue R EX while A holds R: rc=$b_rc, $b_out; $VM_OUT" \
+    eval '[ "$b_rc" = 1 ] && [[ "$b_out" == *"is locked (not queued)"* ]]'
 }
 
 # The console lines "MXFS-FILE node=N name=... size=... sum=... ok" of ROLE as a manifest

@@ -33,9 +33,11 @@
  *                 MXFS-WITNESS clean reads=K                       (exit 0)
  *   scan PATH --run R                   every valid record of run R in PATH (a file, a disk
  *                                       or a raw image), 4 KiB aligned:
- *                                       REC node=N seq=Q slot=K off=O, then SCAN records=T
+ *                                       REC node=N seq=Q slot=K off=O mono_ms=M real_ms=W
+ *                                       (the record's stamps), then SCAN records=T
  *
- * A record is one 4 KiB block: magic "MXFSREC1", run, node, seq, slot, a fill derived from
+ * A record is one 4 KiB block: magic "MXFSREC1", run, node, seq, slot, its stamps (CLOCK_MONOTONIC
+ * and CLOCK_REALTIME ms, read just before the write is issued), a fill derived from
  * (run, node, seq) and an FNV-1a 64 checksum of the rest, so a block is either a whole record
  * of one attempt or not a record at all. File contents are derived from (run, node, index).
  * Exit codes: 0 done, 1 a check failed or the writer stopped on errors, 2 usage.
@@ -112,12 +114,14 @@ static void fill(unsigned char *p, size_t n, uint64_t run, uint64_t node, uint64
 	}
 }
 
-static uint64_t now_ms(void)
+static uint64_t clock_ms(clockid_t c)
 {
 	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
+	clock_gettime(c, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
+
+static uint64_t now_ms(void) { return clock_ms(CLOCK_MONOTONIC); }
 
 static void sleep_ms(unsigned ms)
 {
@@ -203,10 +207,13 @@ static int cmd_prep(struct opts *o)
 	return 0;
 }
 
-/* Fills the 4 KiB block b with the record (run, node, seq) for slot `slot`. */
+/* Fills the 4 KiB block b with the record (run, node, seq) for slot `slot`, stamped with the
+ * writer's CLOCK_MONOTONIC (what the kernel lease's deadline is on) and CLOCK_REALTIME (what a
+ * fence record's trigger time is in) before the write is issued: a record that landed was
+ * submitted at or after its stamps. */
 static void make_record(unsigned char *b, uint64_t run, uint64_t node, uint64_t seq, uint64_t slot)
 {
-	uint64_t t = now_ms();
+	uint64_t t = now_ms(), real = clock_ms(CLOCK_REALTIME);
 	uint32_t node32 = (uint32_t)node, pad = 0;
 	memcpy(b, MAGIC, 8);
 	memcpy(b + 8, &run, 8);
@@ -215,7 +222,8 @@ static void make_record(unsigned char *b, uint64_t run, uint64_t node, uint64_t 
 	memcpy(b + 24, &seq, 8);
 	memcpy(b + 32, &slot, 8);
 	memcpy(b + 40, &t, 8);
-	fill(b + 48, SUM_OFF - 48, run, node, seq);
+	memcpy(b + 48, &real, 8);
+	fill(b + 56, SUM_OFF - 56, run, node, seq);
 	uint64_t sum = fnv1a(b, SUM_OFF, FNV_INIT);
 	memcpy(b + SUM_OFF, &sum, 8);
 }
@@ -403,14 +411,17 @@ static int cmd_scan(struct opts *o)
 		if (r <= 0) break;
 		for (ssize_t i = 0; i + BLK <= r; i += BLK) {
 			unsigned char *b = buf + i;
-			uint64_t run, seq, slot;
+			uint64_t run, seq, slot, mono, real;
 			uint32_t node;
 			if (memcmp(b, MAGIC, 8)) continue;
 			memcpy(&run, b + 8, 8);
 			if (run != o->run) continue;
 			if (!parse_record(b, o->run, &node, &seq)) { say("SCAN torn block at off=%lld", (long long)(off + i)); continue; }
 			memcpy(&slot, b + 32, 8);
-			say("REC node=%u seq=%" PRIu64 " slot=%" PRIu64 " off=%lld", node, seq, slot, (long long)(off + i));
+			memcpy(&mono, b + 40, 8);
+			memcpy(&real, b + 48, 8);
+			say("REC node=%u seq=%" PRIu64 " slot=%" PRIu64 " off=%lld mono_ms=%" PRIu64 " real_ms=%" PRIu64,
+			    node, seq, slot, (long long)(off + i), mono, real);
 			found++;
 		}
 		off += r - (r % BLK);

@@ -92,8 +92,8 @@ start_mxfsd() {
   echo $! > /tmp/mxfsd.pid
 }
 
-# ---- volumes (mxfsctl mount/umount/standby/volumes of the volume work), used by the
-# scenarios in test/vm2/pending/:
+# ---- volumes (mxfsctl mount/umount/standby/volumes), used by the kernel volume tests
+# (test/vm2/volumes.sh):
 #   mxfsctl volumes --json  -> {"node", "volumes": [{"volume", "state" (this node's: unmounted
 #                               acquiring standby recovering mounting mounted unmounting
 #                               blocked fenced), "owner", "generation", "standbys", ...}]}

@@ -5,9 +5,9 @@
 # records A's console says succeeded, and every file of A's manifest with its checksum.
 # After the VMs stop, the host's scan of the image finds the 256 records of node 1 and
 # `xfs_repair -n` is clean.
-# Uses /dev/vda directly: possible only while the mxfs module does not claim the disk. Once
-# the volume work lands the module claims it and this moves to /dev/mxfs/data (the pending
-# gate test covers that).
+# Uses /dev/vda directly: possible because the [volume] here uses the command driver, so the
+# mxfs module does not claim the disk (with driver = kernel it does, and the same checks run
+# through /dev/mxfs/data in the kernel volume tests: gate, partition-fence...).
 SLOTS=256
 scenario() {
   local t=shared-disk sa sb na nb

@@ -1,10 +1,16 @@
-# PENDING THE VOLUME WORK. Issue 10, VM test 1 (the gate): A owns and mounts the volume; B's
-# `mxfsctl mount --no-wait` is refused naming node 1, B cannot open /dev/mxfs/data for
-# writing nor mount it, and cannot mount the raw disk (the module's exclusive claim: EBUSY);
-# A unmounts; B mounts and sees A's files (checksums); A now cannot mount the raw disk
-# either. Without the gate, B's open/mount of /dev/mxfs/data succeeds; without the claim,
-# B's raw mount succeeds: the b-* checks fail.
-. "$HERE/pending/volumes.sh"
+# gate (issue 10, VM test 1): A owns and mounts the volume (mxfsctl mount data: /dev/mxfs/data
+# on /mnt/data) and writes fsync'd files; on B, `mxfsctl mount data --no-wait` is refused
+# (exit 1, naming node 1), opening /dev/mxfs/data for writing is refused (ENOLCK), mounting it
+# fails, and mounting the raw disk fails (EBUSY: the module's exclusive claim); A unmounts; B
+# mounts and finds A's files with their checksums; now A cannot mount the raw disk either.
+# Fails without the feature: without the gate B's open/mount of /dev/mxfs/data succeeds
+# (b-open-refused, b-gated-mount-refused); without the claim B's raw mount succeeds
+# (b-raw-mount-refused); without the ownership lock B's mount --no-wait succeeds.
+# Checked by mutation: a module whose write opens pass a closed gate (mxfs_vol_open) made
+# b-open-refused fail (dd opened the device; its write then failed with EIO at the bio gate,
+# which also kept b-gated-mount-refused passing). This test found that the tiebreaker (node 2) was never given a
+# kernel lease, so B could not mount after A's umount (src/volumes/manager.ts).
+. "$HERE/volumes.sh"
 scenario() {
   local t=gate
   cluster_formed $t || return
@@ -16,11 +22,12 @@ scenario() {
   vm_do b 60 'ctl mount data --no-wait'
   check $t/b-mount-refused "B: mxfsctl mount data --no-wait: rc=$VM_RC $VM_OUT" eval '[ "$VM_RC" = 1 ] && [[ "$VM_OUT" == *"node 1"* ]]'
   # The device must exist on B too (the module exposes it on every node): refusing to open a
-  # missing device proves nothing. EACCES ("Permission denied") is the planned errno.
+  # missing device proves nothing. ENOLCK ("No locks available": this node does not hold the
+  # volume's lock; not EACCES/EROFS, on which mount(8) retries read-only).
   vm_do b 60 '[ -b /dev/mxfs/data ] || { echo "no block device /dev/mxfs/data"; exit 99; }
     dd if=/dev/zero of=/dev/mxfs/data bs=4096 count=1 conv=notrunc oflag=direct'
   check $t/b-open-refused "B: open /dev/mxfs/data for writing: rc=$VM_RC $VM_OUT" \
-    eval '[ "$VM_RC" != 0 ] && [ "$VM_RC" != 99 ] && [[ "$VM_OUT" == *"Permission denied"* ]]'
+    eval '[ "$VM_RC" != 0 ] && [ "$VM_RC" != 99 ] && [[ "$VM_OUT" == *"No locks available"* ]]'
   vm_do b 60 '[ -b /dev/mxfs/data ] || { echo "no block device /dev/mxfs/data"; exit 99; }
     mkdir -p /mnt/x && mount -t xfs /dev/mxfs/data /mnt/x'
   check $t/b-gated-mount-refused "B: mount /dev/mxfs/data: rc=$VM_RC $VM_OUT" eval '[ "$VM_RC" != 0 ] && [ "$VM_RC" != 99 ]'
