@@ -184,6 +184,80 @@ describe('VolumeCore', () => {
     expect(r.c.state).to.equal('unmounted');
   });
 
+  it('a standby that loses its lock while taking over is queued again: on the rejoin, or after RETRY_BASE_MS if the node stayed quorate; once its fence is cleared if the mount was issued', () => {
+    // Before the mount: the recovery is dropped, the standby request stands.
+    const r = new Run(core());
+    r.in({ type: 'standby', req: 1 });
+    r.in({ type: 'granted', op: r.last('lock').op, token: 20 });
+    r.in({ type: 'read', op: r.last('read').op, record: rec({ owner: 1 }) });
+    expect(r.c.state).to.equal('recovering');
+    r.in({ type: 'lost', reason: 'quorum lost' });
+    expect(r.c.state).to.equal('unmounted');
+    expect(r.c.view(r.t).reason).to.match(/queued again/);
+    const locks = r.effects.filter((e) => e.do === 'lock').length;
+    const stale = r.last('timer');
+    r.in({ type: 'rejoined' });
+    expect(r.c.state, 'the dead owner still needs a recoverer').to.equal('standby');
+    expect(r.effects.filter((e) => e.do === 'lock').length).to.equal(locks + 1);
+    r.in({ type: 'retry', op: stale.op }); // the retry timer of that loss, after the rejoin: stale
+    expect(r.effects.filter((e) => e.do === 'lock').length).to.equal(locks + 1);
+
+    // Lost while the node stays quorate (its own session timed out): no rejoin comes; the retry timer queues it.
+    r.in({ type: 'granted', op: r.last('lock').op, token: 20 });
+    r.in({ type: 'read', op: r.last('read').op, record: rec({ owner: 1 }) });
+    r.in({ type: 'lost', reason: 'ownership lock lost: no answer from mxfsd within 1200 ms' });
+    expect(r.c.state).to.equal('unmounted');
+    const t = r.last('timer');
+    expect(t.ms).to.equal(RETRY_BASE_MS);
+    r.in({ type: 'retry', op: t.op });
+    expect(r.c.state).to.equal('standby');
+    // And a queued standby whose request is lost that way, too.
+    r.in({ type: 'lost', reason: 'ownership lock lost: no answer from mxfsd within 1200 ms' });
+    expect(r.c.state).to.equal('unmounted');
+    r.in({ type: 'retry', op: r.last('timer').op });
+    expect(r.c.state).to.equal('standby');
+
+    // After the mount was issued: fenced, and once the fence is cleared, a standby again.
+    r.in({ type: 'granted', op: r.last('lock').op, token: 21 });
+    r.in({ type: 'read', op: r.last('read').op, record: rec({ owner: 1 }) });
+    r.in({ type: 'proven', op: r.last('prove').op, how: 'test' });
+    r.in({ type: 'done', op: r.last('store').op });
+    expect(r.last('driver').call).to.equal('mount');
+    r.in({ type: 'lost', reason: 'quorum lost' });
+    expect(r.c.state).to.equal('fenced');
+    r.in({ type: 'fenceDone', op: r.last('fence').op, report: { fenced: true, cause: 'quorum lost', durationMs: 5 } });
+    r.in({ type: 'rejoined' });
+    r.in({ type: 'done', op: r.last('driver').op });
+    expect(r.c.state).to.equal('standby');
+
+    // A takeover that completed is done: losing the mounted volume later ends in unmounted (start = none).
+    r.in({ type: 'granted', op: r.last('lock').op, token: 22 });
+    r.in({ type: 'read', op: r.last('read').op, record: rec({ owner: 1 }) });
+    r.in({ type: 'proven', op: r.last('prove').op, how: 'test' });
+    r.in({ type: 'done', op: r.last('store').op });
+    r.in({ type: 'done', op: r.last('driver').op });
+    r.in({ type: 'done', op: r.last('driver').op });
+    expect(r.c.state).to.equal('mounted');
+    r.in({ type: 'lost', reason: 'quorum lost' });
+    r.in({ type: 'fenceDone', op: r.last('fence').op, report: { fenced: true, cause: 'quorum lost', durationMs: 5 } });
+    r.in({ type: 'rejoined' });
+    r.in({ type: 'done', op: r.last('driver').op });
+    expect(r.c.state).to.equal('unmounted');
+    r.in({ type: 'rejoined' });
+    expect(r.c.state).to.equal('unmounted');
+
+    // The operator's umount ends a takeover for good.
+    const u = new Run(core());
+    u.in({ type: 'standby', req: 1 });
+    u.in({ type: 'granted', op: u.last('lock').op, token: 30 });
+    u.in({ type: 'failed', op: u.last('read').op, code: 'NO_MAJORITY', message: 'no majority' });
+    expect(u.c.state).to.equal('blocked');
+    u.in({ type: 'umount', req: 2 });
+    u.in({ type: 'lost', reason: 'quorum lost' }); // while the release runs
+    u.in({ type: 'rejoined' });
+    expect(u.c.state).to.equal('unmounted');
+  });
+
   it('failover = manual: a standby that finds a dead owner steps back; the operator mount recovers', () => {
     const r = new Run(core({ failover: 'manual' }));
     r.in({ type: 'standby', req: 1 });

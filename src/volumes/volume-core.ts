@@ -147,6 +147,13 @@ export class VolumeCore {
    * with the node's quorum is queued again when the node is back in a quorate view.
    */
   private standbyWanted = false;
+  /**
+   * This node holds the lock as a standby taking over and has not mounted yet. If it loses
+   * the lock now (its quorum, or a fence), the standby request is not fulfilled — the volume
+   * may be left without an owner — so it counts as wanted again and is queued once the node
+   * is back in a quorate view (or its fence is cleared).
+   */
+  private takingOver = false;
 
   constructor(private readonly o: VolumeCoreOptions, now: number) { this.since = now; }
 
@@ -251,6 +258,7 @@ export class VolumeCore {
   /** Give the lock back (nothing of ours is mounted any more). */
   private release(to: 'unmounted' | 'standby', lvb: Buffer | undefined, now: number, ev: VolumeEffect[], why: string): void {
     this.releaseTo = to;
+    this.takingOver = false; // given back on purpose: not a takeover cut short
     this.go('unmounting', now, ev, why);
     ev.push({ do: 'unlock', op: this.begin('release'), ...(lvb ? { lvb } : {}) });
   }
@@ -263,6 +271,7 @@ export class VolumeCore {
     this.lvbRecord = undefined;
     this.recovery = undefined;
     this.role = null;
+    this.takingOver = false;
   }
 
   private queueStandby(now: number, ev: VolumeEffect[], why: string): void {
@@ -340,6 +349,7 @@ export class VolumeCore {
         return;
       }
       case 'retry':
+        if (m.op === this.op && this.state === 'unmounted' && this.standbyWanted) { this.queueStandby(now, ev, 'takeover lost: queued again as a standby'); return; }
         if (m.op !== this.op || !(this.state === 'blocked' || (this.state === 'mounted' && this.step === 'finalize'))) return;
         return this.retry(now, ev);
       case 'rejoined':
@@ -406,6 +416,7 @@ export class VolumeCore {
 
   private onUmount(req: number, now: number, ev: VolumeEffect[]): void {
     const busy = () => ev.push({ do: 'reply', req, ok: false, code: 'BUSY', message: `volume ${this.name} is ${this.state} (${this.step} in progress); try again when it is done` });
+    if (this.state !== 'recovering' && this.state !== 'mounting') this.takingOver = false; // the operator ends the takeover (those two may answer BUSY and go on)
     switch (this.state) {
       case 'unmounted':
         if (this.standbyWanted) {
@@ -473,6 +484,7 @@ export class VolumeCore {
   private onGranted(m: Extract<VolumeInput, { type: 'granted' }>, now: number, ev: VolumeEffect[]): void {
     if (m.op !== this.op || this.step !== 'lock') return; // not wanted any more: the actor gives that grant back
     this.holding = true;
+    this.takingOver = this.role === 'standby';
     this.standbyWanted = false;
     this.token = m.token;
     this.grantedAt = now;
@@ -573,6 +585,7 @@ export class VolumeCore {
       : this.rec!.lastRecovery;
     this.store('finalize', this.bump({ state: 'mounted', recovering: undefined, ...(lastRecovery ? { lastRecovery } : {}) }), ev);
     this.recovery = undefined;
+    this.takingOver = false;
     this.go('mounted', now, ev, r ? `recovered node ${r.of}'s generation ${r.generation}; mounted` : 'mounted');
   }
 
@@ -656,16 +669,36 @@ export class VolumeCore {
         this.forget();
         this.op++;
         this.go('unmounted', now, ev, `standby request lost: ${reason}`);
-        this.reason = `standby request lost (${reason}); queued again once the node is back in a quorate view`;
+        this.requeueLater(`standby request lost (${reason})`, ev);
         return;
-      default:
-        if (this.mountIssued || this.state === 'mounted') return this.startFence(reason, now, ev);
+      default: {
+        // A standby's takeover cut short: still wanted (see takingOver).
+        const again = this.takingOver;
+        if (this.mountIssued || this.state === 'mounted') {
+          this.startFence(reason, now, ev);
+          if (again) this.standbyWanted = true;
+          return;
+        }
         // Nothing of ours can be mounted: drop the attempt.
         this.forget();
         this.op++;
         this.go('unmounted', now, ev, `ownership lost before anything was mounted: ${reason}`);
-        this.reason = `ownership lost: ${reason}`;
         this.failAll(ev, 'LOST', `ownership of ${this.name} lost: ${reason}`);
+        if (!again) { this.reason = `ownership lost: ${reason}`; return; }
+        this.standbyWanted = true;
+        this.requeueLater(`takeover as a standby lost (${reason})`, ev);
+      }
     }
+  }
+
+  /**
+   * A standby's lock is gone: queued again on the next rejoin — and after RETRY_BASE_MS, since
+   * the lock can go while the node stays quorate (its own session timed out in a long turn of
+   * the lock engine's thread), and then no rejoin comes. Without quorum that request fails at
+   * once (lockFailed) and the rejoin does it.
+   */
+  private requeueLater(what: string, ev: VolumeEffect[]): void {
+    this.reason = `${what}; queued again in ${RETRY_BASE_MS} ms or once the node is back in a quorate view`;
+    ev.push({ do: 'timer', op: this.op, ms: RETRY_BASE_MS });
   }
 }
