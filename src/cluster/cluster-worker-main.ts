@@ -19,7 +19,9 @@
  * lock engine still ends in a fence and the others take its resources over; when the main
  * thread beats again it unmutes and rejoins. If this thread was frozen too (the whole process
  * was paused), it waits one beat for the main thread before judging: the lease itself decides
- * about process-wide pauses, as before.
+ * about process-wide pauses, as before. The mute's reason says where the main thread's time
+ * went meanwhile (thread-sched.ts: on a CPU, waiting for one, or neither), so a log tells a
+ * long turn of the lock engine from a starved or blocked thread.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { ActorSystem } from '../actors/actor';
@@ -27,6 +29,7 @@ import { createLogger, LogHandle } from '../log';
 import { systemClock } from '../util/clock';
 import { LoopMonitor } from '../util/loop-monitor';
 import { raiseThreadPriority } from '../util/thread-priority';
+import { describeSilence, readThreadSched, SchedTimes } from '../util/thread-sched';
 import { WindowedMax } from '../util/windowed-max';
 import { EpochFile } from '../daemon/state';
 import { FrameTap } from './frame-tap';
@@ -102,6 +105,8 @@ const beatAges = new WindowedMax(1000, 120);
 let muted = false;
 let mutes = 0;
 let lastCheck = clock.now();
+/** The main thread's scheduler figures when it last beat in time (the start of a silence). */
+let heard: { at: number; sched: SchedTimes } | undefined;
 const watchdog = setInterval(() => {
   const now = clock.now();
   const ranMeanwhile = now - lastCheck < init.stallMs / 2; // false: this thread was frozen too
@@ -109,10 +114,16 @@ const watchdog = setInterval(() => {
   shared.workerBeat = now;
   const age = now - shared.mainBeat;
   beatAges.add(now, age);
+  if (age <= 2 * init.beatMs) {
+    const sched = readThreadSched(process.pid); // the main thread's id is the process's
+    heard = sched ? { at: now, sched } : undefined;
+  }
   if (!muted && age > init.stallMs && ranMeanwhile) {
     muted = true;
     mutes++;
-    node.mute(`the lock engine's thread has not answered for ${Math.round(age)} ms (bound ${init.stallMs} ms = client_timeout_ms: its clients have given up their locks); this node leaves the cluster so that its resources move`);
+    const sched = heard && readThreadSched(process.pid);
+    const where = heard && sched ? `; in the last ${Math.round(now - heard.at)} ms it was ${describeSilence(heard.sched, sched, now - heard.at)}` : '';
+    node.mute(`the lock engine's thread has not answered for ${Math.round(age)} ms (bound ${init.stallMs} ms = client_timeout_ms: its clients have given up their locks)${where}; this node leaves the cluster so that its resources move`);
   } else if (muted && age <= init.stallMs) {
     muted = false;
     node.mute(undefined);
