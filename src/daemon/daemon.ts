@@ -35,7 +35,7 @@ import { modeName } from '../dlm/modes';
 import { ClientTransport, MxfsClient } from '../client/client';
 import type { Config } from '../config/config';
 import { ClientRequest, DaemonMessage, FaultSpec, ProtocolError, RequestError, validateClientRequest } from '../wire/client-protocol';
-import { decodePayload, encodedSize, encodeFrame, fitList, FrameDecoder, FrameError } from '../wire/frame';
+import { decodePayload, encodedSize, encodeFrame, encodeReplyFrame, fitList, FrameDecoder, FrameError } from '../wire/frame';
 import { invalidUtf8Fields } from '../wire/utf8-fields';
 import { Coalescer } from '../util/coalesce';
 import { NodeLock } from './node-lock';
@@ -334,7 +334,7 @@ export class Daemon implements DaemonInfo {
     const emit = (m: DaemonMessage) => {
       if (!open) return;
       try {
-        sock.write(encodeFrame(m, max));
+        sock.write(m.type === 'reply' ? encodeReplyFrame(m, max) : encodeFrame(m, max));
       } catch (e) {
         log.error({ err: e }, 'cannot encode a reply; cutting the client off');
         cut(`internal encoding error`);
