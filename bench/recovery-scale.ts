@@ -18,6 +18,7 @@ import { parseArgs } from 'node:util';
 import { Mode } from '../src/dlm/modes';
 import type { MxfsClient } from '../src/client/client';
 import { TestCluster } from '../test/support/cluster-proc';
+import { rssKiB } from '../test/support/daemon-proc';
 
 async function holdMany(c: MxfsClient, prefix: string, n: number): Promise<void> {
   const batch = 500;
@@ -36,7 +37,7 @@ async function runOnce(locks: number, lease: number) {
     await Promise.all([holdMany(a, 'a', Math.ceil(locks / 2)), holdMany(b, 'b', Math.floor(locks / 2))]);
     const acquireMs = performance.now() - t0;
     const before = await Promise.all([1, 2].map(async (id) => (await cl.status(id)).cluster.stats.recoveries as number));
-    const rss = process.platform === 'linux' ? await rssOf(cl) : [];
+    const rss = process.platform === 'linux' ? rssOf(cl) : [];
     const k = performance.now();
     cl.kill(3);
     // Running again in a view without node 3 (status polled; includes the lease wait).
@@ -59,13 +60,9 @@ async function runOnce(locks: number, lease: number) {
 }
 
 /** Resident memory of each mxfsd, MB (from /proc). */
-async function rssOf(cl: TestCluster): Promise<number[]> {
-  const fs = await import('node:fs');
+function rssOf(cl: TestCluster): number[] {
   return cl.nodes.map((nd) => {
-    try {
-      const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${nd.proc?.pid}/status`, 'utf8'));
-      return m ? Math.round(Number(m[1]) / 1024) : NaN;
-    } catch { return NaN; }
+    try { return Math.round(rssKiB(nd.proc!.pid!) / 1024); } catch { return NaN; }
   });
 }
 

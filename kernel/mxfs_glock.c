@@ -326,6 +326,20 @@ static void mxfs_glock_lvb_granted(struct mxfs_glock *gl, const struct mxfs_lock
 	}
 }
 
+/*
+ * The end of a request's done(), called with gl->lock held after the state was updated:
+ * requeue in the LRU, unlock, wake the waiters, let the work run, drop the request's reference.
+ */
+static void mxfs_glock_request_finished(struct mxfs_glock *gl)
+	__releases(&gl->lock)
+{
+	mxfs_glock_lru_update(gl);
+	spin_unlock(&gl->lock);
+	wake_up_all(&gl->wq);
+	mxfs_glock_kick(gl);
+	mxfs_glock_put(gl);
+}
+
 /* done() of LOCK_REQ (process context, no request lock). */
 static void mxfs_glock_lock_done(void *arg, const struct mxfs_lock_result *r)
 {
@@ -345,11 +359,7 @@ static void mxfs_glock_lock_done(void *arg, const struct mxfs_lock_result *r)
 	} else {
 		mxfs_glock_fail_locked(gl, r->status);
 	}
-	mxfs_glock_lru_update(gl);
-	spin_unlock(&gl->lock);
-	wake_up_all(&gl->wq);
-	mxfs_glock_kick(gl);
-	mxfs_glock_put(gl);			/* the request's */
+	mxfs_glock_request_finished(gl);
 }
 
 /* done() of LOCK_CONVERT, up (PR->EX) or down (EX->PR, a demote). */
@@ -370,11 +380,7 @@ static void mxfs_glock_convert_done(void *arg, const struct mxfs_lock_result *r)
 	} else {
 		mxfs_glock_fail_locked(gl, r->status);
 	}
-	mxfs_glock_lru_update(gl);
-	spin_unlock(&gl->lock);
-	wake_up_all(&gl->wq);
-	mxfs_glock_kick(gl);
-	mxfs_glock_put(gl);
+	mxfs_glock_request_finished(gl);
 }
 
 /* Owner callbacks, under mxfs_request.c's table lock: record, queue, nothing else. */

@@ -16,7 +16,6 @@
 #include <linux/slab.h>
 #include <linux/string.h>
 #include "mxfs_internal.h"
-#include "mxfs_version.h"
 
 unsigned int mxfs_request_timeout_ms = 30000;
 module_param_named(request_timeout_ms, mxfs_request_timeout_ms, uint, 0644);

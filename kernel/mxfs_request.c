@@ -295,6 +295,13 @@ static struct mxfs_request *mxfs_lock_request_new(const char *lockspace, const c
 	return req;
 }
 
+/* The arguments of a lock request the daemon would accept (mxfs_lock and mxfs_lock_async). */
+static bool mxfs_lock_args_ok(const char *lockspace, const char *resource, u8 mode, u32 flags)
+{
+	return mode <= MXFS_MODE_MAX && !(flags & ~MXFS_LKF_ALL) && mxfs_name_ok(lockspace, true) &&
+	       mxfs_name_ok(resource, false);
+}
+
 int mxfs_lock(const char *lockspace, const char *resource, u8 mode, u32 flags,
 	      unsigned int timeout_ms, struct mxfs_grant *out)
 {
@@ -302,8 +309,7 @@ int mxfs_lock(const char *lockspace, const char *resource, u8 mode, u32 flags,
 	u32 portid;
 	int err;
 
-	if (mode > MXFS_MODE_MAX || (flags & ~MXFS_LKF_ALL) || !mxfs_name_ok(lockspace, true) ||
-	    !mxfs_name_ok(resource, false))
+	if (!mxfs_lock_args_ok(lockspace, resource, mode, flags))
 		return -EINVAL;
 	req = mxfs_lock_request_new(lockspace, resource, mode, NULL, NULL);
 	if (!req)
@@ -351,8 +357,7 @@ int mxfs_lock_async(const char *lockspace, const char *resource, u8 mode, u32 fl
 	u32 portid;
 	int err;
 
-	if (mode > MXFS_MODE_MAX || (flags & ~MXFS_LKF_ALL) || !mxfs_name_ok(lockspace, true) ||
-	    !mxfs_name_ok(resource, false))
+	if (!mxfs_lock_args_ok(lockspace, resource, mode, flags))
 		return -EINVAL;
 	req = mxfs_lock_request_new(lockspace, resource, mode, ops, owner);
 	if (!req)

@@ -6,13 +6,12 @@
  * that floods without reading cannot make the daemon buffer without bound.
  */
 import { expect } from 'chai';
-import fs from 'node:fs';
 import net from 'node:net';
 import { MxfsClient } from '../src/client/client';
 import { Mode } from '../src/dlm/modes';
 import { LockError } from '../src/dlm/types';
 import { encodeFrame } from '../src/wire/frame';
-import { DaemonProc, sleep, startDaemon, waitFor } from './support/daemon-proc';
+import { DaemonProc, rssKiB, sleep, startDaemon, waitFor } from './support/daemon-proc';
 import { rawClient as raw } from './support/raw-client';
 
 const { EX } = Mode;
@@ -32,11 +31,6 @@ function patched(m: unknown, placeholder: string, bytes: number[]): Buffer {
   expect(bytes).to.have.length(placeholder.length);
   Buffer.from(bytes).copy(f, at);
   return f;
-}
-
-function rssKiB(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return Number(m![1]);
 }
 
 describe('mxfsd end to end: bad and abusive clients', function () {

@@ -12,7 +12,6 @@
 import { expect } from 'chai';
 import fs from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import path from 'node:path';
 import { execFileSync, spawn } from 'node:child_process';
 import { Mode } from '../src/dlm/modes';
@@ -21,15 +20,8 @@ import type { TraceEvent } from '../src/trace/event';
 import { checkCausality } from '../src/trace/merge';
 import { HTML_COLOURS } from '../src/trace/export-html';
 import { resourceOn, TestCluster } from './support/cluster-proc';
-import { MXFSCTL, mxfsctl, run } from './support/daemon-proc';
+import { freePort, MXFSCTL, mxfsctl, run } from './support/daemon-proc';
 import { countColour, decodePng } from './support/png';
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => { const p = (s.address() as net.AddressInfo).port; s.close(() => resolve(p)); });
-  });
-}
 
 function scrape(port: number): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -64,7 +56,10 @@ describe('tracing end to end (3 real mxfsd, TCP)', function () {
 
   before(async () => {
     ports = [await freePort(), await freePort(), await freePort()];
-    cl = new TestCluster(3, 1500, (id, d) => `[trace]\nenabled = true\nring_size = 200000\nfile = ${d}/trace.ndjson\n\n[metrics]\nenabled = true\nport = ${ports[id - 1]}\n`);
+    // A 10 s lease: the chain and the counts below assume one view throughout; with 1.5 s a
+    // loaded machine (load 15) changed the view mid-test and the rebuilt resource had
+    // forgotten its BAST (a flaky test, not a tracing defect).
+    cl = new TestCluster(3, 10000, (id, d) => `[trace]\nenabled = true\nring_size = 200000\nfile = ${d}/trace.ndjson\n\n[metrics]\nenabled = true\nport = ${ports[id - 1]}\n`);
     dir = cl.dir;
     await cl.up();
     res = resourceOn(3, [1, 2, 3], 'traced');
@@ -274,7 +269,7 @@ describe('tracing end to end (3 real mxfsd, TCP)', function () {
     expect(sample(m3, 'mxfs_peer_link_up', 'peer="2"')).to.equal(1);
     // Ages and deadlines move with the machine's load: only their presence and range are certain.
     expect(sample(m3, 'mxfs_lease_age_seconds', 'peer="1"')).to.be.within(0, 30);
-    expect(sample(m3, 'mxfs_quorum_lease_remaining_seconds')).to.be.within(0, 1.5);
+    expect(sample(m3, 'mxfs_quorum_lease_remaining_seconds')).to.be.within(0, 10);
     expect(sample(m3, 'mxfs_lease_renewal_gap_seconds_count', 'peer="2"')).to.be.greaterThan(0);
     expect(sample(m3, 'mxfs_recoveries_total')).to.be.at.least(1);
     expect(sample(m3, 'mxfs_recovery_seconds_count')).to.be.at.least(1);

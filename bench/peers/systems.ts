@@ -14,7 +14,6 @@
  */
 import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
@@ -23,7 +22,7 @@ import { Mode } from '../../src/dlm/modes';
 import { rendezvousOwner } from '../../src/cluster/rendezvous';
 import type { LockHandle } from '../../src/client/api';
 import { TestCluster } from '../../test/support/cluster-proc';
-import { ROOT, tmpDir, waitFor } from '../../test/support/daemon-proc';
+import { freePort, ROOT, rssKiB, tmpDir, waitFor } from '../../test/support/daemon-proc';
 
 /** One client connection: exclusive lock and unlock by name. */
 export interface LockSession {
@@ -40,23 +39,6 @@ export interface Column {
   name(family: string, i: number): string;
   /** Resident memory of the server process that holds the locks (bytes). */
   serverRss(): number;
-}
-
-export function rssOf(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-  if (!m) throw new Error(`no VmRSS for pid ${pid}`);
-  return Number(m[1]) * 1024;
-}
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 function versionOf(cmd: string, args: string[], re: RegExp): string {
@@ -116,7 +98,7 @@ export class MxfsSystem {
         };
       },
       name: (family, i) => this.nameOn(master, family, i),
-      serverRss: () => rssOf(this.cluster.node(1).proc!.pid!),
+      serverRss: () => rssKiB(this.cluster.node(1).proc!.pid!) * 1024,
     };
   }
 
@@ -171,7 +153,7 @@ export class RedisSystem {
         };
       },
       name: (family, i) => `${family}.${i}`,
-      serverRss: () => rssOf(this.proc!.pid!),
+      serverRss: () => rssKiB(this.proc!.pid!) * 1024,
     };
   }
 
@@ -242,7 +224,7 @@ export class EtcdSystem {
         };
       },
       name: (family, i) => `${family}.${i}`,
-      serverRss: () => rssOf(this.procs[0]!.pid!),
+      serverRss: () => rssKiB(this.procs[0]!.pid!) * 1024,
     };
   }
 

@@ -72,6 +72,8 @@ K="$WORK/mxfs-dkms"
 SRC="$K/usr/src/mxfs-$VERSION"
 mkdir -p "$SRC" "$K/usr/share/doc/mxfs-dkms" "$K/usr/share/lintian/overrides" "$K/DEBIAN"
 for f in "$PKG"/kernel/*.c "$PKG"/kernel/*.h "$PKG/kernel/Makefile"; do install -m 0644 "$f" "$SRC/"; done
+# The module reads its version from VERSION at build time (kernel/Makefile): no package.json here.
+echo "$VERSION" > "$SRC/VERSION"
 fill "$HERE/dkms/dkms.conf.in" > "$SRC/dkms.conf"
 install -m 0644 "$HERE/deb/copyright" "$K/usr/share/doc/mxfs-dkms/copyright"
 install -m 0644 "$HERE/deb/mxfs-dkms.lintian-overrides" "$K/usr/share/lintian/overrides/mxfs-dkms"

@@ -84,7 +84,7 @@ KVER="$("$ROOT/kernel/kver.sh")"
 if [ -d "/usr/src/linux-headers-$KVER" ]; then
   dkms status -m mxfs -v "$VERSION" -k "$KVER" | grep -q installed || dkms install -m mxfs -v "$VERSION" -k "$KVER"
   BUILT="$(modinfo -F version "/lib/modules/$KVER/updates/dkms/mxfs.ko"* 2>&1 || true)"
-  [ "$BUILT" = "$VERSION" ] || { echo "mxfs.ko built by DKMS reports version '$BUILT', the package is $VERSION (kernel/mxfs_version.h)" >&2; exit 1; }
+  [ "$BUILT" = "$VERSION" ] || { echo "mxfs.ko built by DKMS reports version '$BUILT', the package is $VERSION (kernel/Makefile reads it from the DKMS tree's VERSION)" >&2; exit 1; }
   echo "mxfs.ko $VERSION built by DKMS for $KVER"
 else
   echo "no headers for $KVER: DKMS build not checked" >&2; exit 1

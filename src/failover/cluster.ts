@@ -23,6 +23,8 @@ export interface NodeStatus { state: string; epoch: number; members: number[]; a
 
 const MXFSD = path.join(__dirname, '..', 'cli', 'mxfsd.js');
 const live = new Set<ChildProcess>();
+/** How long a started mxfsd may take to open its control socket. */
+const START_BOUND_MS = 60000;
 process.on('exit', () => { for (const p of live) { try { p.kill('SIGKILL'); } catch { /* gone */ } } });
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -95,14 +97,16 @@ export class ClusterUnderTest {
     nd.pid = p.pid!;
     this.latest.delete(id);
     this.run.set(id, 'up');
-    const end = Date.now() + 10000;
+    // Generous: a start is a precondition, not a check (at load 15 a start took more than 10 s
+    // and failed a nemesis run before anything was tested); a daemon that hangs still fails it.
+    const end = Date.now() + START_BOUND_MS;
     for (;;) {
       if (p.exitCode !== null || p.signalCode !== null) throw new Error(`mxfsd ${id} exited at start: ${fs.readFileSync(path.join(nd.dir, 'stderr.log'), 'utf8').trim().slice(-400)}`);
       try {
         await this.controlClient(id);
         return;
       } catch { /* not listening yet */ }
-      if (Date.now() > end) throw new Error(`mxfsd ${id} did not open its socket within 10 s`);
+      if (Date.now() > end) throw new Error(`mxfsd ${id} did not open its socket within ${START_BOUND_MS / 1000} s`);
       await sleep(50);
     }
   }

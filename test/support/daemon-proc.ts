@@ -11,6 +11,22 @@ export const ROOT = path.resolve(__dirname, '..', '..', '..');
 export const MXFSD = path.join(ROOT, 'dist', 'src', 'cli', 'mxfsd.js');
 export const MXFSCTL = path.join(ROOT, 'dist', 'src', 'cli', 'mxfsctl.js');
 
+/** A TCP port on 127.0.0.1 that is free now (the kernel picks it). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => { const p = (s.address() as net.AddressInfo).port; s.close(() => resolve(p)); });
+  });
+}
+
+/** Resident memory of a process, KiB (VmRSS in /proc/PID/status). */
+export function rssKiB(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+  if (!m) throw new Error(`no VmRSS for pid ${pid}`);
+  return Number(m[1]);
+}
+
 export function tmpDir(prefix = 'mxfs-test-'): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 }

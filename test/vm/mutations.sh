@@ -78,7 +78,8 @@ build() {
   kver="$("$ROOT/kernel/kver.sh")"
   log="$d/build.log"
   # -Werror stays: a mutation must compile as cleanly as the module.
-  if ! make -C "$d" KVER="$kver" > "$log" 2>&1 || grep -q 'warning:' "$log"; then
+  # The copy has no package.json beside it: the version comes from this checkout.
+  if ! make -C "$d" KVER="$kver" MXFS_VERSION="$(make -s -C "$ROOT/kernel" version)" > "$log" 2>&1 || grep -q 'warning:' "$log"; then
     cat "$log" >&2; echo "mutations: $name does not build" >&2; exit 1
   fi
   echo "$d/mxfs.ko"
