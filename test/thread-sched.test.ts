@@ -5,7 +5,7 @@
  */
 import { expect } from 'chai';
 import os from 'node:os';
-import { describeSilence, parseSchedstat, readThreadSched } from '../src/util/thread-sched';
+import { busyFor, describeSilence, parseSchedstat, readThreadSched, silenceExceeds, STARVED_SILENCE_FACTOR } from '../src/util/thread-sched';
 
 describe('thread-sched', () => {
   it('parses schedstat and refuses what is not one', () => {
@@ -34,5 +34,24 @@ describe('thread-sched', () => {
     expect(b.runMs).to.be.greaterThan(a.runMs);
     expect(b.waitMs).to.be.at.least(a.waitMs);
     expect(readThreadSched(2 ** 30), 'no such thread').to.equal(undefined);
+  });
+
+  it('the watchdog\'s rule: time spent waiting for a CPU does not count against the bound, up to the starved limit', () => {
+    const b = { runMs: 1000, waitMs: 5000 };
+    expect(silenceExceeds(1623, 900, b, { runMs: 1094, waitMs: 6353 }), 'starved 1353 of 1623 ms').to.equal(false);
+    expect(silenceExceeds(1623, 900, b, { runMs: 1994, waitMs: 5453 }), 'a long turn').to.equal(true);
+    expect(silenceExceeds(1623, 900, b, { runMs: 1021, waitMs: 5100 }), 'blocked').to.equal(true);
+    expect(silenceExceeds(STARVED_SILENCE_FACTOR * 900 + 1, 900, b, { runMs: 1000, waitMs: 5000 + STARVED_SILENCE_FACTOR * 900 }), 'starved without end').to.equal(true);
+    expect(silenceExceeds(901, 900), 'no figures: every ms counts').to.equal(true);
+    expect(silenceExceeds(900, 900)).to.equal(false);
+  });
+
+  it('busyFor runs the thread for that much CPU time (Linux)', function () {
+    if (os.platform() !== 'linux') this.skip();
+    const a = readThreadSched(process.pid)!;
+    const ran = busyFor(60);
+    const b = readThreadSched(process.pid)!;
+    expect(ran).to.be.at.least(60);
+    expect(b.runMs - a.runMs).to.be.at.least(60);
   });
 });

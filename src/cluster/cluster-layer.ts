@@ -49,13 +49,18 @@ export interface PeerFaults { blocked: Set<number>; drop: number; delayMs: numbe
 /** Where the cluster layer runs, and how the lock engine's thread is watched (ClusterWorker only). */
 export interface ThreadStatus {
   isolation: 'worker';
-  /** The worker mutes itself when the main thread has not answered for this long. */
+  /**
+   * The worker mutes itself when the main thread has not answered for this long, not counting
+   * time it waited for a CPU (up to STARVED_SILENCE_FACTOR times this in all).
+   */
   stallBoundMs: number;
   /** Age of the main thread's last heartbeat now, and the largest seen in the last minute. */
   mainBeatAgeMs: number;
   mainBeatAgeMaxMs: number | null;
   muted: boolean;
   mutes: number;
+  /** Silences over the bound that were not muted: the main thread was waiting for a CPU. */
+  starvedSilences: number;
   /** The worker's own event loop. */
   workerLoop: LoopSnapshot;
 }

@@ -14,8 +14,10 @@
  * The thread asks for a higher CPU priority than the rest of the process (thread-priority.ts).
  *
  * The watchdog: every beat it stamps its own heartbeat and reads the main thread's. If the
- * main thread has not beaten for longer than stallMs while this thread kept running, the
- * node mutes itself (MembershipCore.mute: no renewals, no answers, no quorum), so a wedged
+ * main thread has not beaten for longer than stallMs while this thread kept running — not
+ * counting the time the main thread was runnable but waiting for a CPU, up to
+ * STARVED_SILENCE_FACTOR × stallMs in all (thread-sched.ts: a starved thread is slow, not
+ * wedged, and a mute costs every local lock) — the node mutes itself (MembershipCore.mute: no renewals, no answers, no quorum), so a wedged
  * lock engine still ends in a fence and the others take its resources over; when the main
  * thread beats again it unmutes and rejoins. If this thread was frozen too (the whole process
  * was paused), it waits one beat for the main thread before judging: the lease itself decides
@@ -29,7 +31,7 @@ import { createLogger, LogHandle } from '../log';
 import { systemClock } from '../util/clock';
 import { LoopMonitor } from '../util/loop-monitor';
 import { raiseThreadPriority } from '../util/thread-priority';
-import { describeSilence, readThreadSched, SchedTimes } from '../util/thread-sched';
+import { describeSilence, readThreadSched, SchedTimes, silenceExceeds, STARVED_SILENCE_FACTOR } from '../util/thread-sched';
 import { WindowedMax } from '../util/windowed-max';
 import { EpochFile } from '../daemon/state';
 import { FrameTap } from './frame-tap';
@@ -103,6 +105,9 @@ const node = new ClusterNode({
 const loop = new LoopMonitor();
 const beatAges = new WindowedMax(1000, 120);
 let muted = false;
+/** A starved silence was logged (once per silence). */
+let starvedLogged = false;
+let starvedSilences = 0;
 let mutes = 0;
 let lastCheck = clock.now();
 /** The main thread's scheduler figures when it last beat in time (the start of a silence). */
@@ -119,12 +124,21 @@ const watchdog = setInterval(() => {
     heard = sched ? { at: now, sched } : undefined;
   }
   if (!muted && age > init.stallMs && ranMeanwhile) {
+    const sched = heard && readThreadSched(process.pid);
+    if (!silenceExceeds(age, init.stallMs, heard?.sched, sched)) {
+      if (!starvedLogged) {
+        starvedLogged = true;
+        starvedSilences++;
+        log.warn(`the lock engine's thread has not answered for ${Math.round(age)} ms, but it was waiting for a CPU (${describeSilence(heard!.sched, sched!, now - heard!.at)}): not muting before ${STARVED_SILENCE_FACTOR * init.stallMs} ms`);
+      }
+      return;
+    }
     muted = true;
     mutes++;
-    const sched = heard && readThreadSched(process.pid);
     const where = heard && sched ? `; in the last ${Math.round(now - heard.at)} ms it was ${describeSilence(heard.sched, sched, now - heard.at)}` : '';
-    node.mute(`the lock engine's thread has not answered for ${Math.round(age)} ms (bound ${init.stallMs} ms = client_timeout_ms: its clients have given up their locks)${where}; this node leaves the cluster so that its resources move`);
-  } else if (muted && age <= init.stallMs) {
+    node.mute(`the lock engine's thread has not answered for ${Math.round(age)} ms (bound ${init.stallMs} ms = client_timeout_ms, of time not spent waiting for a CPU: its clients have given up their locks)${where}; this node leaves the cluster so that its resources move`);
+  } else if (age <= init.stallMs) starvedLogged = false;
+  if (muted && age <= init.stallMs) {
     muted = false;
     node.mute(undefined);
   }
@@ -146,7 +160,7 @@ port.on('message', (m: ToWorker) => {
           const now = clock.now();
           post({ type: 'status', id: m.id, status: { ...st, thread: {
             isolation: 'worker', stallBoundMs: init.stallMs, mainBeatAgeMs: Math.round(now - shared.mainBeat),
-            mainBeatAgeMaxMs: beatAges.max(now, 60000) ?? null, muted, mutes, workerLoop: loop.snapshot(),
+            mainBeatAgeMaxMs: beatAges.max(now, 60000) ?? null, muted, mutes, starvedSilences, workerLoop: loop.snapshot(),
           } } });
         },
         (e: Error) => post({ type: 'status', id: m.id, error: e.message }),

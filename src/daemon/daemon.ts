@@ -59,6 +59,7 @@ import { NodeTrace, TraceRequest } from '../trace/node-trace';
 import { NodeMetrics } from '../metrics/metrics';
 import { INODE_LOCKS_DEFAULT_LIMIT, KernelInodeLocksReport, KernelRequest, listKernelInodeLocks } from './kernel-inode-locks';
 import { KernelNotAttached } from '../actors/kernel-bridge';
+import { busyFor } from '../util/thread-sched';
 
 export { VERSION };
 
@@ -452,8 +453,13 @@ export class Daemon implements DaemonInfo {
   async fault(spec: FaultSpec): Promise<unknown> {
     if (!this.o.faultInjection) throw new Error('fault injection is disabled (start mxfsd with MXFS_FAULT_INJECTION=1)');
     if (!this.port) throw new Error('fault injection needs a cluster (no [peer] configured)');
-    this.port.setFault(spec);
     this.log.warn({ spec }, 'fault injected');
+    if (spec.action === 'stall') {
+      const ranMs = busyFor(spec.ms);
+      this.log.warn({ ranMs }, 'fault injected: the stall is over');
+      return { node: this.o.config.node.id, spec, ranMs };
+    }
+    this.port.setFault(spec);
     return { node: this.o.config.node.id, spec };
   }
 

@@ -37,3 +37,39 @@ export function describeSilence(before: SchedTimes, after: SchedTimes, silentMs:
       : 'blocked: neither running nor runnable (a synchronous call, or a GC pause waiting for its helper threads)';
   return `on a CPU ${Math.round(run)} ms, waiting for a CPU ${Math.round(wait)} ms, neither ${Math.round(other)} ms: ${what}`;
 }
+
+/**
+ * How many times its bound a silence may last when the silent thread spent it waiting for a
+ * CPU. A starved thread is not wedged: the scheduler gives it the CPU back, and muting would
+ * trade a few seconds of waiting for a whole recovery (every local lock lost). But a thread
+ * starved without end is as useless to the cluster as a wedged one, hence a limit.
+ */
+export const STARVED_SILENCE_FACTOR = 4;
+
+/**
+ * The watchdog's rule for a silent thread: the silence counts against `boundMs` only for the
+ * time the thread was not waiting for a CPU (on a CPU: a long turn; neither: blocked), and
+ * the whole silence counts against STARVED_SILENCE_FACTOR × boundMs. Without the scheduler's
+ * figures (not Linux, unreadable) every ms counts.
+ */
+export function silenceExceeds(silentMs: number, boundMs: number, before?: SchedTimes, after?: SchedTimes): boolean {
+  if (silentMs > STARVED_SILENCE_FACTOR * boundMs) return true;
+  const waited = before && after ? Math.max(0, after.waitMs - before.waitMs) : 0;
+  return silentMs - waited > boundMs;
+}
+
+/**
+ * Keeps the calling thread (the main thread: its id is the process's) busy until it has run
+ * `ms` on a CPU — measured by the scheduler, so a loaded machine stretches the wall time but
+ * not the work; without the figures, `ms` of wall time. Returns the ms it ran. Test faults only.
+ */
+export function busyFor(ms: number, tid = process.pid): number {
+  const start = readThreadSched(tid);
+  const t0 = performance.now();
+  for (;;) {
+    const wall = performance.now() - t0;
+    const now = start && wall >= ms ? readThreadSched(tid) : undefined;
+    if (!start && wall >= ms) return wall;
+    if (start && now && now.runMs - start.runMs >= ms) return now.runMs - start.runMs;
+  }
+}
