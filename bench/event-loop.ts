@@ -20,6 +20,8 @@
  *              100 000 locks; node 3 is killed (recovery of
  *              100 000 records on the survivors); then restarted (recovery on all three)
  *   purge      a client on node 1 holding 100 000 locks disconnects
+ *   evict      the same at idle_evict_ms 1000: the purge, then the eviction of the 100 000
+ *              idle resources from their lockspaces (the masters: spread over the nodes)
  *
  * The setup of a phase (taking 100 000 locks, the bystanders) is not measured; if it fails
  * (a client times out on a loaded machine) the phase is run again on a fresh cluster, up to
@@ -28,7 +30,7 @@
  * --cluster-thread main runs the daemons' cluster layer on their main thread
  * (MXFS_CLUSTER_THREAD=main) instead of its worker thread: the comparison.
  *
- * Usage: node dist/bench/event-loop.js [--lease-ms MS] [--locks N] [--phases idle,abuse,recovery,purge]
+ * Usage: node dist/bench/event-loop.js [--lease-ms MS] [--locks N] [--phases idle,abuse,recovery,purge,evict]
  *        [--abuse-seconds S] [--cluster-thread worker|main]
  */
 import os from 'node:os';
@@ -129,7 +131,7 @@ function abuseSummary(rs: AbuseResult[]): string {
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: {
     'lease-ms': { type: 'string', default: '1500' }, locks: { type: 'string', default: '100000' },
-    phases: { type: 'string', default: 'idle,abuse,recovery,purge' }, 'abuse-seconds': { type: 'string', default: '20' },
+    phases: { type: 'string', default: 'idle,abuse,recovery,purge,evict' }, 'abuse-seconds': { type: 'string', default: '20' },
     'cluster-thread': { type: 'string', default: 'worker' },
   } });
   if (values['cluster-thread'] === 'main') process.env.MXFS_CLUSTER_THREAD = 'main';
@@ -145,9 +147,9 @@ async function main(): Promise<void> {
   const ids = [1, 2, 3];
 
   /** f on a fresh cluster; a failure before the measured part (measuring still false) retries. */
-  const withCluster = async (f: (cl: TestCluster, started: () => void) => Promise<void>) => {
+  const withCluster = async (f: (cl: TestCluster, started: () => void) => Promise<void>, extra?: string) => {
     for (let attempt = 1; ; attempt++) {
-      const cl = new TestCluster(3, lease);
+      const cl = new TestCluster(3, lease, extra ? () => extra : undefined);
       let measuring = false;
       try {
         await cl.up();
@@ -163,8 +165,8 @@ async function main(): Promise<void> {
   };
 
   /** A phase that fails (its setup three times, or its measured part) is a note; the others still run. */
-  const phase = async (name: string, f: (cl: TestCluster, started: () => void) => Promise<void>) => {
-    try { await withCluster(f); } catch (e) { notes.push(`${name}: FAILED: ${(e as Error).message} (load ${load()})`); }
+  const phase = async (name: string, f: (cl: TestCluster, started: () => void) => Promise<void>, extra?: string) => {
+    try { await withCluster(f, extra); } catch (e) { notes.push(`${name}: FAILED: ${(e as Error).message} (load ${load()})`); }
   };
 
   if (phases.includes('idle') || phases.includes('abuse')) {
@@ -216,20 +218,24 @@ async function main(): Promise<void> {
     });
   }
 
-  if (phases.includes('purge')) {
-    await phase('purge', async (cl, started) => {
-      const p = await startHolder(cl.node(1).socket, 'p', locks);
-      const bs = await bystanders(cl, ids, 'purge');
-      const count = async () => (await Promise.all(ids.map((id) => cl.status(id)))).reduce((s, st) => s + (st?.locks ?? 0), 0);
-      const base = (await count()) - locks;
-      rows.push(...await measured(cl, 'purge', ids, started, async () => {
-        const t0 = performance.now();
-        await p.close();
-        const done = await waitUntil(async () => (await count()) <= base, 120000);
-        return `purged in ${done ? Math.round(performance.now() - t0) : '>120000'} ms; bystanders ${await release(bs)}`;
-      }));
-    });
-  }
+  /**
+   * A holder of `locks` locks on node 1 disconnects; measured until the nodes' `field` (locks:
+   * the purge; resources: the purge and the idle eviction) is back to the bystanders' share.
+   */
+  const releasePhase = (name: string, field: 'locks' | 'resources', done: string, extra?: string) => phase(name, async (cl, started) => {
+    const p = await startHolder(cl.node(1).socket, name, locks);
+    const bs = await bystanders(cl, ids, name);
+    const count = async () => (await Promise.all(ids.map((id) => cl.status(id)))).reduce((s, st) => s + (st?.[field] ?? 0), 0);
+    const base = (await count()) - locks;
+    rows.push(...await measured(cl, name, ids, started, async () => {
+      const t0 = performance.now();
+      await p.close();
+      const ok = await waitUntil(async () => (await count()) <= base, 120000);
+      return `${done} in ${ok ? Math.round(performance.now() - t0) : '>120000'} ms; bystanders ${await release(bs)}`;
+    }));
+  }, extra);
+  if (phases.includes('purge')) await releasePhase('purge', 'locks', 'purged');
+  if (phases.includes('evict')) await releasePhase('evict', 'resources', 'purged and evicted', '[locking]\nidle_evict_ms = 1000\n');
 
   console.log(`| phase | node | loop delay p99 ms | loop delay max ms | renewal gap max ms (target < ${lease / 2}) | quorum lost | epoch changed | notes |`);
   console.log('|---|---|---|---|---|---|---|---|');

@@ -11,6 +11,9 @@
  * Eviction is race-free because every message to a resource is routed through here: the
  * lockspace counts what it forwarded, a resource reports idle with how many it processed,
  * and a resource is stopped only when both agree and it has stayed idle for idleEvictMs.
+ * Idle resources wait in a queue ordered by when they went idle, so a sweep looks only at
+ * the ones due (not at every resource), and stops at most SLICE.stop of them per turn: a
+ * lockspace of 100 000 resources that all went idle at once cost one 381 ms turn before.
  *
  * Reset (cluster recovery, a standalone start): the LockTable moves to a new generation. From
  * that moment every lockspace and resource actor of the old generation is inert — it handles
@@ -53,18 +56,24 @@ interface Entry {
 
 interface State {
   resources: Map<string, Entry>;
+  /** The idle entries, oldest idleSince first (a Map keeps insertion order). */
+  idle: Map<string, Entry>;
   tokenFloor: number;
   sweepTimer?: TimerHandle;
 }
 
 export function lockspaceDef(o: LockspaceOpts): ActorDef<State, LockspaceMsg> {
-  const scheduleSweep = (s: State, self: Ref<LockspaceMsg>, sys: ActorSystem) => {
+  /** A sweep when the oldest idle entry is due (at once: more were due than one turn stops). */
+  const scheduleSweep = (s: State, self: Ref<LockspaceMsg>, sys: ActorSystem, now: number) => {
     if (s.sweepTimer) return;
-    s.sweepTimer = o.clock.setTimer(() => sys.send(self, { type: 'sweep' }), Math.max(50, Math.floor(o.idleEvictMs / 2)));
+    const oldest = s.idle.values().next().value as Entry | undefined;
+    if (!oldest) return;
+    const due = Math.max(0, oldest.idleSince! + o.idleEvictMs - now);
+    s.sweepTimer = o.clock.setTimer(() => { s.sweepTimer = undefined; sys.send(self, { type: 'sweep' }); }, due);
   };
 
   return {
-    init: () => ({ resources: new Map(), tokenFloor: o.tokenBase ?? 0 }),
+    init: () => ({ resources: new Map(), idle: new Map(), tokenFloor: o.tokenBase ?? 0 }),
 
     handle(s, msg, ctx) {
       const sys = ctx.system;
@@ -91,16 +100,19 @@ export function lockspaceDef(o: LockspaceOpts): ActorDef<State, LockspaceMsg> {
         case 'route': {
           const e = s.resources.get(msg.resource) ?? spawnResource(msg.resource);
           e.forwarded++;
-          e.idleSince = undefined;
+          if (e.idleSince !== undefined) { e.idleSince = undefined; s.idle.delete(msg.resource); }
           sys.send(e.ref, msg.msg);
           break;
         }
         case 'idle': {
           const e = s.resources.get(msg.resource);
           if (e && e.forwarded === msg.processed) {
-            e.idleSince = o.clock.now();
+            const now = o.clock.now();
+            e.idleSince = now;
             e.tokenCounter = msg.tokenCounter;
-            scheduleSweep(s, ctx.self, sys);
+            s.idle.delete(msg.resource); // to the back of the queue
+            s.idle.set(msg.resource, e);
+            scheduleSweep(s, ctx.self, sys, now);
           }
           break;
         }
@@ -108,6 +120,7 @@ export function lockspaceDef(o: LockspaceOpts): ActorDef<State, LockspaceMsg> {
           const e = s.resources.get(msg.resource);
           if (e) {
             s.resources.delete(msg.resource);
+            s.idle.delete(msg.resource);
             o.stats.resources--;
             // Never reuse a token the failed resource may have issued.
             s.tokenFloor = Math.max(s.tokenFloor, msg.tokenCounter, e.tokenCounter);
@@ -115,22 +128,19 @@ export function lockspaceDef(o: LockspaceOpts): ActorDef<State, LockspaceMsg> {
           break;
         }
         case 'sweep': {
-          s.sweepTimer = undefined;
           const now = o.clock.now();
-          let waiting = false;
-          for (const [name, e] of s.resources) {
-            if (e.idleSince === undefined) continue;
-            if (now - e.idleSince >= o.idleEvictMs) {
-              s.tokenFloor = Math.max(s.tokenFloor, e.tokenCounter);
-              s.resources.delete(name);
-              sys.stopActor(e.ref);
-              o.stats.resources--;
-              o.stats.evictions++;
-            } else {
-              waiting = true;
-            }
+          let budget: number = SLICE.stop;
+          for (const [name, e] of s.idle) {
+            if (budget === 0 || now - e.idleSince! < o.idleEvictMs) break;
+            budget--;
+            s.tokenFloor = Math.max(s.tokenFloor, e.tokenCounter);
+            s.idle.delete(name);
+            s.resources.delete(name);
+            sys.stopActor(e.ref);
+            o.stats.resources--;
+            o.stats.evictions++;
           }
-          if (waiting) scheduleSweep(s, ctx.self, sys);
+          scheduleSweep(s, ctx.self, sys, now);
           break;
         }
         case 'list': {
