@@ -335,12 +335,16 @@ async function printNodes(c: MxfsClient, json: boolean): Promise<void> {
   const st = await c.status();
   await c.close();
   const cl = st.cluster ?? {};
-  if (json) { process.stdout.write(JSON.stringify({ node: st.node, ...cl }, null, 2) + '\n'); return; }
+  if (json) { process.stdout.write(JSON.stringify({ node: st.node, ...cl, eventLoop: st.eventLoop ?? null }, null, 2) + '\n'); return; }
   const out = [
     `node ${st.node.id} (${st.node.name})  epoch ${cl.epoch}  state ${cl.state}  members ${(cl.members ?? []).join(' ') || '-'}  quorum ${quorumText(cl)}`,
   ];
   if (cl.recovery) out.push(`recovery of epoch ${cl.recovery.epoch}: ${cl.recovery.collected ? 'records sent' : 'collecting records'}, waiting for ${cl.recovery.waitingFor.join(' ') || 'nobody'}`);
   if (cl.stats?.lastRecoveryMs !== undefined) out.push(`recoveries ${cl.stats.recoveries}, last took ${cl.stats.lastRecoveryMs} ms; stale messages dropped ${cl.stats.staleDropped}`);
+  const lease = cl.transport?.lease;
+  if (lease) out.push(`lease: ${lease.renewals} renewals, last gap ${lease.lastGapMs ?? '-'} ms, largest ${lease.maxGapMs ?? '-'} ms in the last minute (fences at ${lease.fenceAfterMs} ms); quorum lost ${lease.quorumLosses} times`);
+  const loop = st.eventLoop;
+  if (loop) out.push(`event loop delay (last minute): p99 ${loop.p99Ms} ms, max ${loop.maxMs} ms`);
   const peers: any[] = cl.transport?.peers ?? [];
   if (peers.length) {
     out.push(`${'peer'.padEnd(6)} ${'name'.padEnd(10)} ${'address'.padEnd(22)} ${'link'.padEnd(10)} ${'lease age'.padStart(10)}  state`);
