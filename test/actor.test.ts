@@ -111,4 +111,28 @@ describe('actor layer', () => {
     await sleep(30);
     expect(handled).to.deep.equal([]);
   });
+
+  it('an actor lets go of the last message it handled (nact kept it, with its Immediate, while the actor idled)', async () => {
+    const held = new WeakRef({ type: 'add', n: 1 } as const);
+    const a = sys.spawn(undefined, 'counter', counter('restart', { n: 0 }));
+    sys.send(a, held.deref()!);
+    await get(a);
+    await sleep(5); // the reply is sent inside the handler; nact finishes the message after it
+    const concrete = (require('nact/lib/system-map') as { find(s: string, r: unknown): { immediate?: unknown } }).find((a as any).system.name, a);
+    expect(concrete.immediate, 'no Immediate kept after the last message').to.equal(undefined);
+    const gc = (globalThis as { gc?: () => void }).gc;
+    if (gc) { gc(); expect(held.deref(), 'the message was collected').to.equal(undefined); }
+  });
+
+  it('a leaf actor has no child maps of its own, and a spawn under it fails loudly', async () => {
+    const leafDef: ActorDef<null, { type: 'work' }> = { init: () => null, handle: (st) => st, leaf: true };
+    const a = sys.spawn(undefined, 'leaf', leafDef);
+    const b = sys.spawn(undefined, 'leaf', leafDef);
+    const find = (r: unknown) => (require('nact/lib/system-map') as { find(s: string, r: unknown): { children: Map<string, unknown> } }).find((r as any).system.name, r);
+    expect(find(a).children).to.equal(find(b).children); // one shared, empty map
+    expect(find(a).children.size).to.equal(0);
+    expect(() => sys.spawn(a, 'child', leafDef)).to.throw(/leaf/);
+    sys.stopActor(a);
+    sys.send(b, { type: 'work' });
+  });
 });

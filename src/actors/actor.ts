@@ -15,12 +15,13 @@ import type Logger from 'bunyan';
 import { yieldTurn } from '../util/slices';
 import type { FrameTracer, TraceRecorder } from '../trace/recorder';
 
-// Two fixes to nact 7.6.2 (unmaintained since 2022, pinned), applied to its Actor class once
+// Three fixes to nact 7.6.2 (unmaintained since 2022, pinned), applied to its Actor class once
 // at load. Loading fails loudly if nact's internals are not what they expect.
 // eslint-disable-next-line @typescript-eslint/no-var-requires
+type NactPatch = 'createContext' | 'stop' | 'afterMessage';
 const nactActor = (require('nact/lib/actor') as { Actor?: { prototype: Record<string, unknown> } }).Actor?.prototype;
 
-function patchNact(method: 'createContext' | 'stop', shape: RegExp, replacement: (original: Function) => Function): void {
+function patchNact(method: NactPatch, shape: RegExp, replacement: (original: Function) => Function): void {
   const original = nactActor?.[method];
   if (typeof original !== 'function' || !shape.test(String(original))) {
     throw new Error(`nact internals changed: Actor.prototype.${method} is not the one src/actors/actor.ts patches (see the comment there)`);
@@ -64,13 +65,35 @@ patchNact('stop', /forEach\(stop\)/, (original) => function stopWithChildren(thi
   original.call(this);
 });
 
-// eslint-disable-next-line @typescript-eslint/no-var-requires
-const nactSystems = require('nact/lib/system-map') as { find(system: string, ref: unknown): { children?: Map<string, { stop(): void }> } | undefined };
+/**
+ * 3. nact keeps the Immediate of the last message an actor handled (`this.immediate`, for
+ * stop() to cancel one that has not run yet) after it ran, and with it the closure holding
+ * that message and its sender: every idle actor pinned its last message. With an actor per
+ * held lock that was three Immediates and three Buffers per lock (a heap snapshot,
+ * docs/benchmarks.md). afterMessage() — empty in nact, called once a handler's next state is
+ * in place and before the next message is taken — lets go of it.
+ */
+patchNact('afterMessage', /^afterMessage\s*\(\)\s*\{\s*\}$/, () => function afterMessage(this: { immediate?: unknown }) {
+  this.immediate = undefined;
+});
 
-const isPatched = (method: 'createContext' | 'stop') => (nactActor?.[method] as { mxfsPatched?: boolean } | undefined)?.mxfsPatched === true;
+/**
+ * The child maps of an actor that never has children (a lock resource): nact gives every
+ * actor two Maps for them, which were a tenth of a held lock's memory. Reading works; a
+ * spawn under such an actor fails loudly instead of sharing children with every other one.
+ */
+class NoChildren<K, V> extends Map<K, V> {
+  override set(): this { throw new Error('this actor was spawned as a leaf: it cannot have children'); }
+}
+const NO_CHILDREN = new NoChildren<string, unknown>();
+
+// eslint-disable-next-line @typescript-eslint/no-var-requires
+const nactSystems = require('nact/lib/system-map') as { find(system: string, ref: unknown): { children?: Map<string, { stop(): void }>; childReferences?: Map<string, unknown> } | undefined };
+
+const isPatched = (method: NactPatch) => (nactActor?.[method] as { mxfsPatched?: boolean } | undefined)?.mxfsPatched === true;
 
 /** True once both nact patches above are in place (tests). */
-export function nactPatched(): boolean { return isPatched('createContext') && isPatched('stop'); }
+export function nactPatched(): boolean { return isPatched('createContext') && isPatched('stop') && isPatched('afterMessage'); }
 
 /** True once the nact context patch above is in place (tests). */
 export function nactContextIsLazy(): boolean { return isPatched('createContext'); }
@@ -95,6 +118,8 @@ export interface ActorDef<S, M extends AnyMsg> {
   onCrash?(err: unknown, msg: M, state: S, ctx: ActorCtx<M>): CrashDecision;
   /** Called once after the actor stopped (not after a restart). */
   afterStop?(state: S, ctx: ActorCtx<M>): void;
+  /** The actor never spawns children: nact's two child maps are not allocated for it. */
+  leaf?: boolean;
 }
 
 /** Observes every message sent through the system (the trace facility hooks in here). */
@@ -184,6 +209,10 @@ export class ActorSystem {
         afterStop: (state: S) => { system.tracer?.forget(name); def.afterStop?.(state, mkCtx(self!)); },
       },
     ) as Ref<M>;
+    if (def.leaf) {
+      const actor = nactSystems.find((self as unknown as { system: { name: string } }).system.name, self);
+      if (actor) { actor.children = NO_CHILDREN as never; actor.childReferences = NO_CHILDREN; }
+    }
     return self;
   }
 

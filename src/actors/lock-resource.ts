@@ -45,6 +45,18 @@ export interface LockResourceOpts {
 /** How often a resource with parked messages looks at the lease again. */
 const UNPARK_MS = 50;
 
+/**
+ * The per-lock maps most resources never use (wait timers, queue times, BASTs: only under
+ * contention or with timeouts) start as this one shared empty map and get their own on the
+ * first write (own()): three fewer Maps per held lock. A write that bypassed own() would
+ * share state between resources, so this map refuses writes.
+ */
+class Unused<K, V> extends Map<K, V> {
+  override set(): this { throw new Error('lock-resource: a write to a per-lock map that was never made its own (use own())'); }
+}
+const UNUSED = new Unused<string, never>();
+type LazyMap = 'timers' | 'queuedAt' | 'basts';
+
 interface State {
   core: ResourceCore;
   notify: Map<string, Ref<LockEvent>>;
@@ -66,6 +78,12 @@ interface State {
 const OPS: ReadonlySet<string> = new Set<LockOp>(['request', 'convert', 'unlock', 'cancel']);
 
 export function lockResourceDef(o: LockResourceOpts): ActorDef<State, ResourceMsg> {
+  /** The resource's own map for `k`, made on first use (see UNUSED). */
+  const own = <K extends LazyMap>(s: State, k: K): State[K] => {
+    if (s[k] === UNUSED) s[k] = new Map() as State[K];
+    return s[k];
+  };
+
   const clearTimer = (s: State, lockId: string) => {
     const t = s.timers.get(lockId);
     if (t) { o.clock.clearTimer(t); s.timers.delete(lockId); }
@@ -74,7 +92,7 @@ export function lockResourceDef(o: LockResourceOpts): ActorDef<State, ResourceMs
   /** When each lock got where it is, the last BAST, and the counters (why, metrics). */
   const note = (s: State, e: ResourceEvent) => {
     switch (e.type) {
-      case 'queued': s.queuedAt.set(e.lockId, o.clock.now()); o.stats.waits++; break;
+      case 'queued': own(s, 'queuedAt').set(e.lockId, o.clock.now()); o.stats.waits++; break;
       case 'granted': {
         const now = o.clock.now();
         if (s.queuedAt.size > 0) {
@@ -92,7 +110,7 @@ export function lockResourceDef(o: LockResourceOpts): ActorDef<State, ResourceMs
         else if (e.code === 'DEADLOCK') o.stats.deadlocks++;
         else if (e.code === 'TIMEOUT') o.stats.timeouts++;
         break;
-      case 'bast': s.basts.set(e.lockId, { mode: e.mode, at: o.clock.now() }); break;
+      case 'bast': own(s, 'basts').set(e.lockId, { mode: e.mode, at: o.clock.now() }); break;
       case 'released': forgetLock(s, e.lockId); break;
     }
   };
@@ -134,8 +152,9 @@ export function lockResourceDef(o: LockResourceOpts): ActorDef<State, ResourceMs
   };
 
   return {
+    leaf: true,
     init: () => {
-      const fresh = { timers: new Map(), processed: 0, queuedAt: new Map(), grantedAt: new Map(), basts: new Map(), parked: [] };
+      const fresh = { timers: UNUSED, processed: 0, queuedAt: UNUSED, grantedAt: new Map(), basts: UNUSED, parked: [] };
       if (!o.adopt) return { core: new ResourceCore(o.lvbSize, o.tokenFloor, o.tokenCeiling), notify: new Map(), ...fresh };
       const a = o.adopt;
       const core = ResourceCore.rebuild(o.lvbSize, Math.max(o.tokenFloor, a.tokenFloor), a.records, a.lvb, o.tokenCeiling);
@@ -223,7 +242,7 @@ export function lockResourceDef(o: LockResourceOpts): ActorDef<State, ResourceMs
       if ((msg.type === 'request' || msg.type === 'convert') && msg.timeoutMs !== undefined &&
           events.some((e) => e.type === 'queued' && e.lockId === msg.lockId)) {
         const self = ctx.self, lockId = msg.lockId;
-        s.timers.set(lockId, o.clock.setTimer(() => sys.send(self, { type: 'timeout', lockId }), msg.timeoutMs));
+        own(s, 'timers').set(lockId, o.clock.setTimer(() => sys.send(self, { type: 'timeout', lockId }), msg.timeoutMs));
       }
     } catch (e) {
       if (!(e instanceof LockError)) throw e;

@@ -1,0 +1,42 @@
+/**
+ * Benchmark: heap per held lock in the lock engine, in-process (no socket, no RSS noise).
+ * A standalone Daemon (test config) and one in-process client take N EX locks on distinct
+ * names (N resource actors); the V8 heap after full GCs, before and after, divided by N —
+ * the client's handles included, which a real client keeps in its own process. Then the locks
+ * are released and the resources evicted: the heap must come back.
+ *
+ * Usage: node --expose-gc dist/bench/heap-per-lock.js [--locks 50000]
+ */
+import { parseArgs } from 'node:util';
+import { Daemon } from '../src/daemon/daemon';
+import { Mode } from '../src/dlm/modes';
+import { quietLogger, testConfig, tmpDir, waitFor } from '../test/support/daemon-proc';
+
+const gc = (globalThis as { gc?: () => void }).gc;
+const heap = (): number => { gc!(); gc!(); return process.memoryUsage().heapUsed; };
+const mib = (b: number) => (b / 1048576).toFixed(1);
+
+async function main(): Promise<void> {
+  if (!gc) throw new Error('run it with node --expose-gc');
+  const { values } = parseArgs({ options: { locks: { type: 'string', default: '50000' } } });
+  const n = Number(values.locks);
+  if (!Number.isInteger(n) || n < 1) throw new Error('--locks must be a positive integer');
+  const d = new Daemon({ config: testConfig(tmpDir(), { locking: { idleEvictMs: 500, maxLocksPerClient: n + 10 } }), log: quietLogger(), faultInjection: false });
+  await d.start();
+  const c = await d.connectLocal('heap');
+  const warm = await c.lock('warm', Mode.EX);
+  await warm.unlock();
+  const h0 = heap();
+  const hs = [];
+  for (let i = 0; i < n; i += 1000) hs.push(...await Promise.all(Array.from({ length: Math.min(1000, n - i) }, (_, k) => c.lock(`heap-${i + k}`, Mode.EX))));
+  const h1 = heap();
+  for (let i = 0; i < hs.length; i += 1000) await Promise.all(hs.slice(i, i + 1000).map((h) => h.unlock()));
+  hs.length = 0;
+  await waitFor(async () => ((await c.status()) as { resources: number }).resources <= 1, 120000, 'eviction');
+  const h2 = heap();
+  console.log(`${n} locks held: heap +${((h1 - h0) / n).toFixed(0)} B per lock (${mib(h1 - h0)} MiB); after release and eviction ${mib(h2 - h0)} MiB above the start  (node ${process.version})`);
+  await c.close();
+  await d.stop();
+}
+
+main().then(() => process.exit(0), (e) => { console.error(e); process.exit(1); });
