@@ -160,11 +160,13 @@ export class ActorSystem {
     parent: Ref<any> | undefined, kind: string, def: ActorDef<S, M>, logFields: Record<string, unknown> = {},
   ): Ref<M> {
     const name = `${kind}-${++this.seq}`;
-    const log = this.log.child({ actor: kind, ...logFields });
     const system = this;
     const path = this.tracer?.named(name, kind, logFields) ?? name;
+    // The child logger is made when first used: most actors (a resource per held lock) never log.
+    let childLog: Logger | undefined;
+    const logOf = () => (childLog ??= system.log.child({ actor: kind, ...logFields }));
     let ctxCache: ActorCtx<M> | undefined;
-    const mkCtx = (self: Ref<M>): ActorCtx<M> => (ctxCache ??= { self, name, log, system });
+    const mkCtx = (self: Ref<M>): ActorCtx<M> => (ctxCache ??= { self, name, get log() { return logOf(); }, system });
     // The state the actor had when the message that crashed arrived (nact keeps the last
     // committed state, but our handlers may mutate in place: hand it to onCrash as it is).
     let current: S | undefined;
@@ -176,10 +178,10 @@ export class ActorSystem {
       try {
         decision = def.onCrash && msg !== undefined ? def.onCrash(err, msg, current as S, ctx) : 'restart';
       } catch (e) {
-        log.error({ err: e }, 'onCrash handler threw; stopping actor');
+        logOf().error({ err: e }, 'onCrash handler threw; stopping actor');
         decision = 'stop';
       }
-      log.error({ err, msgType: msg?.type, decision }, 'actor crashed');
+      logOf().error({ err, msgType: msg?.type, decision }, 'actor crashed');
       if (decision === 'resume') return sctx.resume;
       if (decision === 'stop') return sctx.stop;
       return sctx.reset;

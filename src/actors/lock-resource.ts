@@ -17,7 +17,7 @@
  * lease can lapse while the lock engine runs on; a waiter granted by an unlock or a timeout
  * then would be a double grant (the whole-cluster simulation's 'stall' fault).
  */
-import type { ActorCtx, ActorDef, ActorSystem, Ref } from './actor';
+import type { ActorCtx, ActorDef, ActorSystem, CrashDecision, Ref } from './actor';
 import type { AdoptedResource, LockEvent, LockOp, LockStats, LockspaceMsg, ResourceInspection, ResourceMsg } from './messages';
 import type { Mode } from '../dlm/modes';
 import { ResourceCore, ResourceEvent } from '../dlm/resource';
@@ -77,52 +77,60 @@ interface State {
 
 const OPS: ReadonlySet<string> = new Set<LockOp>(['request', 'convert', 'unlock', 'cancel']);
 
-export function lockResourceDef(o: LockResourceOpts): ActorDef<State, ResourceMsg> {
+/**
+ * One resource's behaviour. A class, not a closure per helper: its methods live once on the
+ * prototype, so an actor per held lock costs one small object here instead of a dozen
+ * closures and their contexts (bench/heap-per-lock.ts).
+ */
+class LockResourceDef implements ActorDef<State, ResourceMsg> {
+  readonly leaf = true;
+  constructor(private readonly o: LockResourceOpts) {}
+
   /** The resource's own map for `k`, made on first use (see UNUSED). */
-  const own = <K extends LazyMap>(s: State, k: K): State[K] => {
+  private own<K extends LazyMap>(s: State, k: K): State[K] {
     if (s[k] === UNUSED) s[k] = new Map() as State[K];
     return s[k];
-  };
+  }
 
-  const clearTimer = (s: State, lockId: string) => {
+  private clearTimer(s: State, lockId: string) {
     const t = s.timers.get(lockId);
-    if (t) { o.clock.clearTimer(t); s.timers.delete(lockId); }
-  };
+    if (t) { this.o.clock.clearTimer(t); s.timers.delete(lockId); }
+  }
 
   /** When each lock got where it is, the last BAST, and the counters (why, metrics). */
-  const note = (s: State, e: ResourceEvent) => {
+  private note(s: State, e: ResourceEvent) {
     switch (e.type) {
-      case 'queued': own(s, 'queuedAt').set(e.lockId, o.clock.now()); o.stats.waits++; break;
+      case 'queued': this.own(s, 'queuedAt').set(e.lockId, this.o.clock.now()); this.o.stats.waits++; break;
       case 'granted': {
-        const now = o.clock.now();
+        const now = this.o.clock.now();
         if (s.queuedAt.size > 0) {
           const q = s.queuedAt.get(e.lockId);
-          if (q !== undefined) { s.queuedAt.delete(e.lockId); o.stats.observeWait?.(now - q, e.conversion); }
+          if (q !== undefined) { s.queuedAt.delete(e.lockId); this.o.stats.observeWait?.(now - q, e.conversion); }
         }
         s.grantedAt.set(e.lockId, now);
         if (s.basts.size > 0) s.basts.delete(e.lockId);
-        if (e.conversion) o.stats.conversions++;
+        if (e.conversion) this.o.stats.conversions++;
         break;
       }
       case 'failed':
         if (s.queuedAt.size > 0) s.queuedAt.delete(e.lockId);
-        if (e.code === 'NOTQUEUED') o.stats.denials++;
-        else if (e.code === 'DEADLOCK') o.stats.deadlocks++;
-        else if (e.code === 'TIMEOUT') o.stats.timeouts++;
+        if (e.code === 'NOTQUEUED') this.o.stats.denials++;
+        else if (e.code === 'DEADLOCK') this.o.stats.deadlocks++;
+        else if (e.code === 'TIMEOUT') this.o.stats.timeouts++;
         break;
-      case 'bast': own(s, 'basts').set(e.lockId, { mode: e.mode, at: o.clock.now() }); break;
-      case 'released': forgetLock(s, e.lockId); break;
+      case 'bast': this.own(s, 'basts').set(e.lockId, { mode: e.mode, at: this.o.clock.now() }); break;
+      case 'released': this.forgetLock(s, e.lockId); break;
     }
-  };
+  }
 
-  const forgetLock = (s: State, lockId: string) => {
+  private forgetLock(s: State, lockId: string) {
     if (s.queuedAt.size > 0) s.queuedAt.delete(lockId);
     s.grantedAt.delete(lockId);
     if (s.basts.size > 0) s.basts.delete(lockId);
-  };
+  }
 
-  const inspection = (s: State): ResourceInspection => {
-    const now = o.clock.now();
+  private inspection(s: State): ResourceInspection {
+    const now = this.o.clock.now();
     const sinceMs: Record<string, number> = {};
     for (const [id, t] of s.grantedAt) sinceMs[id] = Math.round(now - t);
     for (const [id, t] of s.queuedAt) sinceMs[id] = Math.round(now - t); // a conversion: since it queued
@@ -131,89 +139,86 @@ export function lockResourceDef(o: LockResourceOpts): ActorDef<State, ResourceMs
     const v: ResourceInspection = { ...s.core.view(), sinceMs, basts };
     if (s.rebuilt) v.rebuilt = { agoMs: Math.round(now - s.rebuilt.at), records: s.rebuilt.records, tokenFloor: s.rebuilt.tokenFloor };
     return v;
-  };
+  }
 
-  const deliver = (s: State, events: ResourceEvent[], sys: ActorSystem) => {
+  private deliver(s: State, events: ResourceEvent[], sys: ActorSystem) {
     for (const e of events) {
       const to = s.notify.get(e.lockId);
-      note(s, e);
-      if (e.type === 'granted' || e.type === 'failed' || e.type === 'released') clearTimer(s, e.lockId);
+      this.note(s, e);
+      if (e.type === 'granted' || e.type === 'failed' || e.type === 'released') this.clearTimer(s, e.lockId);
       if (to) {
         switch (e.type) {
-          case 'granted': o.stats.grants++; sys.send(to, { type: 'lock.granted', lockId: e.lockId, conversion: e.conversion, grant: e.grant }); break;
+          case 'granted': this.o.stats.grants++; sys.send(to, { type: 'lock.granted', lockId: e.lockId, conversion: e.conversion, grant: e.grant }); break;
           case 'failed': sys.send(to, { type: 'lock.failed', lockId: e.lockId, conversion: e.conversion, code: e.code }); break;
           case 'queued': sys.send(to, { type: 'lock.queued', lockId: e.lockId, conversion: e.conversion }); break;
-          case 'bast': o.stats.basts++; sys.send(to, { type: 'lock.bast', lockId: e.lockId, mode: e.mode }); break;
+          case 'bast': this.o.stats.basts++; sys.send(to, { type: 'lock.bast', lockId: e.lockId, mode: e.mode }); break;
           case 'released': sys.send(to, { type: 'lock.released', lockId: e.lockId }); break;
         }
       }
       if (!s.core.has(e.lockId)) s.notify.delete(e.lockId);
     }
-  };
+  }
 
-  return {
-    leaf: true,
-    init: () => {
-      const fresh = { timers: UNUSED, processed: 0, queuedAt: UNUSED, grantedAt: new Map(), basts: UNUSED, parked: [] };
-      if (!o.adopt) return { core: new ResourceCore(o.lvbSize, o.tokenFloor, o.tokenCeiling), notify: new Map(), ...fresh };
-      const a = o.adopt;
-      const core = ResourceCore.rebuild(o.lvbSize, Math.max(o.tokenFloor, a.tokenFloor), a.records, a.lvb, o.tokenCeiling);
-      o.stats.locks += core.size;
-      const now = o.clock.now();
-      return {
-        core, notify: new Map(a.records.map((r) => [r.lockId, r.notify])), ...fresh,
-        grantedAt: new Map(a.records.map((r) => [r.lockId, now])), rebuilt: { at: now, records: a.records.length, tokenFloor: core.tokenCounter },
-      };
-    },
+  init(): State {
+    const fresh = { timers: UNUSED, processed: 0, queuedAt: UNUSED, grantedAt: new Map(), basts: UNUSED, parked: [] };
+    if (!this.o.adopt) return { core: new ResourceCore(this.o.lvbSize, this.o.tokenFloor, this.o.tokenCeiling), notify: new Map(), ...fresh };
+    const a = this.o.adopt;
+    const core = ResourceCore.rebuild(this.o.lvbSize, Math.max(this.o.tokenFloor, a.tokenFloor), a.records, a.lvb, this.o.tokenCeiling);
+    this.o.stats.locks += core.size;
+    const now = this.o.clock.now();
+    return {
+      core, notify: new Map(a.records.map((r) => [r.lockId, r.notify])), ...fresh,
+      grantedAt: new Map(a.records.map((r) => [r.lockId, now])), rebuilt: { at: now, records: a.records.length, tokenFloor: core.tokenCounter },
+    };
+  }
 
-    handle(s, msg, ctx) {
-      const sys = ctx.system;
-      if (o.live && !o.live()) {
-        if (msg.type === 'inspect') sys.reply(msg.replyTo, { ...new ResourceCore(0, 0).view(), sinceMs: {}, basts: {} });
-        return s;
-      }
-      if (msg.type === 'inspect') { sys.reply(msg.replyTo, inspection(s)); return s; }
-      const leased = !o.leaseHeld || o.leaseHeld();
-      if (msg.type === 'unpark') {
-        s.parkTimer = undefined;
-        if (!leased) { park(s, ctx); return s; }
-        const waiting = s.parked;
-        s.parked = [];
-        for (const m of waiting) handleOne(s, m, ctx);
-        return s;
-      }
-      if (!leased || s.parked.length > 0) {
-        s.parked.push(msg);
-        park(s, ctx);
-        return s;
-      }
-      handleOne(s, msg, ctx);
+  handle(s: State, msg: ResourceMsg, ctx: ActorCtx<ResourceMsg>): State {
+    const sys = ctx.system;
+    if (this.o.live && !this.o.live()) {
+      if (msg.type === 'inspect') sys.reply(msg.replyTo, { ...new ResourceCore(0, 0).view(), sinceMs: {}, basts: {} });
       return s;
-    },
+    }
+    if (msg.type === 'inspect') { sys.reply(msg.replyTo, this.inspection(s)); return s; }
+    const leased = !this.o.leaseHeld || this.o.leaseHeld();
+    if (msg.type === 'unpark') {
+      s.parkTimer = undefined;
+      if (!leased) { this.park(s, ctx); return s; }
+      const waiting = s.parked;
+      s.parked = [];
+      for (const m of waiting) this.handleOne(s, m, ctx);
+      return s;
+    }
+    if (!leased || s.parked.length > 0) {
+      s.parked.push(msg);
+      this.park(s, ctx);
+      return s;
+    }
+    this.handleOne(s, msg, ctx);
+    return s;
+  }
 
-    onCrash(_err, _msg, s, ctx) {
-      o.stats.resourceCrashes++;
-      for (const [lockId, to] of s.notify) {
-        ctx.system.send(to, { type: 'lock.lost', lockId, reason: `resource ${o.lockspace}/${o.name} failed` });
-      }
-      for (const t of s.timers.values()) o.clock.clearTimer(t);
-      o.clock.clearTimer(s.parkTimer);
-      o.stats.locks -= s.core.size;
-      o.stats.queued -= s.queuedAt.size;
-      ctx.system.send(o.parent, { type: 'crashed', resource: o.name, tokenCounter: s.core.tokenCounter });
-      return 'stop';
-    },
-  };
+  onCrash(_err: unknown, _msg: ResourceMsg, s: State, ctx: ActorCtx<ResourceMsg>): CrashDecision {
+    this.o.stats.resourceCrashes++;
+    for (const [lockId, to] of s.notify) {
+      ctx.system.send(to, { type: 'lock.lost', lockId, reason: `resource ${this.o.lockspace}/${this.o.name} failed` });
+    }
+    for (const t of s.timers.values()) this.o.clock.clearTimer(t);
+    this.o.clock.clearTimer(s.parkTimer);
+    this.o.stats.locks -= s.core.size;
+    this.o.stats.queued -= s.queuedAt.size;
+    ctx.system.send(this.o.parent, { type: 'crashed', resource: this.o.name, tokenCounter: s.core.tokenCounter });
+    return 'stop';
+  }
 
   /** Look at the lease again in UNPARK_MS (one timer while messages are parked). */
-  function park(s: State, ctx: ActorCtx<ResourceMsg>): void {
+  private park(s: State, ctx: ActorCtx<ResourceMsg>): void {
     if (s.parkTimer) return;
     const self = ctx.self, sys = ctx.system;
-    s.parkTimer = o.clock.setTimer(() => sys.send(self, { type: 'unpark' }), UNPARK_MS);
+    s.parkTimer = this.o.clock.setTimer(() => sys.send(self, { type: 'unpark' }), UNPARK_MS);
   }
 
   /** One lock operation, its timeout or a purge (the lease is held). */
-  function handleOne(s: State, msg: ResourceMsg, ctx: ActorCtx<ResourceMsg>): void {
+  private handleOne(s: State, msg: ResourceMsg, ctx: ActorCtx<ResourceMsg>): void {
     const sys = ctx.system;
     if (msg.type === 'inspect' || msg.type === 'unpark') return;
     if (msg.type !== 'timeout') s.processed++;
@@ -233,16 +238,16 @@ export function lockResourceDef(o: LockResourceOpts): ActorDef<State, ResourceMs
         case 'timeout': s.timers.delete(msg.lockId); events = s.core.expire(msg.lockId); break;
         case 'purge':
           events = s.core.purgeOwner(msg.owner);
-          for (const id of [...s.notify.keys()]) if (!s.core.has(id)) { clearTimer(s, id); s.notify.delete(id); forgetLock(s, id); }
+          for (const id of [...s.notify.keys()]) if (!s.core.has(id)) { this.clearTimer(s, id); s.notify.delete(id); this.forgetLock(s, id); }
           break;
         case 'fault':
-          if (o.faultInjection) throw new Error('injected fault');
+          if (this.o.faultInjection) throw new Error('injected fault');
           break;
       }
       if ((msg.type === 'request' || msg.type === 'convert') && msg.timeoutMs !== undefined &&
           events.some((e) => e.type === 'queued' && e.lockId === msg.lockId)) {
         const self = ctx.self, lockId = msg.lockId;
-        own(s, 'timers').set(lockId, o.clock.setTimer(() => sys.send(self, { type: 'timeout', lockId }), msg.timeoutMs));
+        this.own(s, 'timers').set(lockId, this.o.clock.setTimer(() => sys.send(self, { type: 'timeout', lockId }), msg.timeoutMs));
       }
     } catch (e) {
       if (!(e instanceof LockError)) throw e;
@@ -250,15 +255,15 @@ export function lockResourceDef(o: LockResourceOpts): ActorDef<State, ResourceMs
       const to = msg.type === 'request' ? msg.notify : s.notify.get(lockId);
       if (to && OPS.has(msg.type)) sys.send(to, { type: 'lock.opError', lockId, op: msg.type as LockOp, code: e.code, message: e.message });
     }
-    deliver(s, events, sys);
-    o.stats.locks += s.core.size - before;
-    o.stats.queued += s.queuedAt.size - queuedBefore;
+    this.deliver(s, events, sys);
+    this.o.stats.locks += s.core.size - before;
+    this.o.stats.queued += s.queuedAt.size - queuedBefore;
     if (s.core.isIdle() && s.timers.size === 0 && s.parked.length === 0) {
-      sys.send(o.parent, { type: 'idle', resource: o.name, processed: s.processed, tokenCounter: s.core.tokenCounter });
+      sys.send(this.o.parent, { type: 'idle', resource: this.o.name, processed: s.processed, tokenCounter: s.core.tokenCounter });
     }
   }
 }
 
 export function spawnLockResource(sys: ActorSystem, parent: Ref<any>, o: LockResourceOpts): Ref<ResourceMsg> {
-  return sys.spawn(parent, 'resource', lockResourceDef(o), { lockspace: o.lockspace, resource: o.name });
+  return sys.spawn(parent, 'resource', new LockResourceDef(o), { lockspace: o.lockspace, resource: o.name });
 }
