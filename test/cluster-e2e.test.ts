@@ -1,6 +1,8 @@
 /**
  * The cluster end to end: real mxfsd processes on loopback, peer links over TCP with the
- * cluster key, leases and quorum, recovery. Lease 1500 ms (renew 300 ms) to keep it quick.
+ * cluster key, leases and quorum, recovery. Lease 3000 ms (renew 600 ms, client timeout 1800 ms):
+ * 1500 ms gave a 900 ms client timeout, which a loaded 2-core machine missed (no answer from
+ * mxfsd within 900 ms, at load 8 with two QEMU VMs running).
  */
 import { expect } from 'chai';
 import fs from 'node:fs';
@@ -14,7 +16,7 @@ import { MXFSD, sleep, waitFor } from './support/daemon-proc';
 import { rawClient } from './support/raw-client';
 
 const { NL, PR, PW, EX } = Mode;
-const LEASE = 1500;
+const LEASE = 3000;
 
 
 describe('cluster end to end (real processes, TCP)', function () {
@@ -161,7 +163,8 @@ describe('cluster end to end (real processes, TCP)', function () {
     const g = await c2.lock(resourceOn(1, [1, 2], 'two'), PR);
     const lost = new Promise<string>((r) => g.once('lost', r));
     cl.kill(1);
-    expect(await lost).to.match(/quorum|lost|closed/);
+    // The daemon says so, or the client's own bound fires first (a loaded machine): both mean lost.
+    expect(await lost).to.match(/quorum|lost|closed|no answer from mxfsd/);
     await waitFor(async () => (await cl.status(2))?.cluster.state === 'no-quorum', 10000, 'node 2 fenced');
   });
 
