@@ -27,7 +27,7 @@ bash "$ROOT/test/vm/run-vm-tests.sh" "$@" > "$LOG" 2>&1 || rc=$?
 echo "load average after:  $(cut -d' ' -f1-3 /proc/loadavg)"
 if [ $rc != 0 ]; then
   # The benchmark's own failure line, else how the harness ended (timeout, build error, ...).
-  WHAT=$(grep -a -m 1 '^MXFS-TEST FAIL' "$LOG" || grep -a -v '^---- \|^MXFS-' "$LOG" | tail -n 2 | tr '\n' ' ')
+  WHAT=$(grep -a -m 1 '^MXFS-TEST FAIL' "$LOG" || grep -a '^run-vm-tests: \(TIMEOUT\|FAIL\)' "$LOG" | head -n 1 || tail -n 1 "$LOG")
   echo "inode-locks-vm: FAILED (exit $rc): ${WHAT:-see the log}; log: $LOG" >&2
   exit 1
 fi

@@ -157,7 +157,8 @@ mxfs_pass() {
   perf "daemon-requests config=$2 pass=$3 requests=$(( $(stat_of requests) - P0 )) glock_hits=$(stat_of glock_hits) glock_misses=$(stat_of glock_misses) glock_new_inodes=$(stat_of glock_new_inodes)"
 }
 
-# mxfs.bench_parts=3 (say) runs only those parts (development; part 3 needs the volume mounted).
+# mxfs.bench_parts=3 (say) runs only those parts (development: fewer than the 7 passes
+# vm-tests.sh wants, so the VM's result line says FAIL even when they all passed).
 PARTS=$(sed -n 's/.*mxfs\.bench_parts=\([0-9]*\).*/\1/p' /proc/cmdline); PARTS=${PARTS:-123}
 part() { case "$PARTS" in *$1*) return 0 ;; esac; return 1; }
 # ---- 1. workload and opens, interleaved
@@ -274,7 +275,7 @@ NL=$((G1 - G0))
 DL1=$(daemon_locks)
 number cache-fill "$DL1"
 perf "cache-fill locks=$NL writers=$WRITERS ms=$FILL_MS per_lock_us=$(( FILL_MS * 1000 / NL )) daemon_locks=$DL0->$DL1"
-perf "cache-memory locks=$NL kernel_slab_kb=$((SL1 - SL0)) (reclaimable $((SR1 - SR0))) kernel_per_lock_bytes=$(( (SL1 - SL0) * 1024 / NL )) struct_mxfs_glock_bytes=$(stat_of glock_bytes) mxfs_glock_slab=[$(grep '^mxfs_glock ' /proc/slabinfo | awk '{ print "objs=" $3 " objsize=" $4 }')] mxfsd_rss_kb=$R0->$R1 daemon_per_lock_bytes=$(( (R1 - R0) * 1024 / NL )) mem_available_kb=$MA0->$MA1"
+perf "cache-memory locks=$NL kernel_slab_kb=$((SL1 - SL0)) (reclaimable $((SR1 - SR0))) kernel_per_lock_bytes=$(( (SL1 - SL0) * 1024 / NL )) struct_mxfs_glock_bytes=$(stat_of glock_bytes) mxfsd_rss_kb=$R0->$R1 daemon_per_lock_bytes=$(( (R1 - R0) * 1024 / NL )) mem_available_kb=$MA0->$MA1"
 pass cache-fill "$NL locks cached in $FILL_MS ms; the daemon holds $DL1"
 
 t0=$(now_ms)
@@ -286,12 +287,15 @@ number listing "${TOTAL%% *}"
 perf "listing mxfsctl_locks_volume ms=$LIST_MS total/shown/omitted=$TOTAL"
 pass listing "mxfsctl --json locks --volume data: $TOTAL in $LIST_MS ms"
 
-# Memory pressure: a process touching all but 64 MiB of what is available; reclaim runs the
-# shrinkers. The demoted locks go back to the daemon (an unlock each): wait until the count
+# Memory pressure: a process touching all but 16 MiB of what is available. NOT ENOUGH YET: in
+# the runs of 2026-12-02 (64 MiB and 16 MiB left over) the shrinker was never called (0 scans):
+# free memory never fell below the low watermark. A hog past MemAvailable is needed; mxfsd's
+# memory is anonymous and there is no swap, so the OOM killer may then end the hog
+# (oom_score_adj 1000), which fails this part. The demoted locks go back to the daemon (an unlock each): wait until the count
 # stops falling.
 progress "shrinker under a memory hog"
 S0=$(stat_of glock_shrink_scans); D0=$(stat_of glock_shrink_demotes); G2=$(stat_of glocks); R2=$(rss_kb)
-HOG=$(( $(mem_kb MemAvailable) / 1024 - 64 ))
+HOG=$(( $(mem_kb MemAvailable) / 1024 - 16 ))
 t0=$(now_ms)
 $PROBE hog $HOG > /tmp/hog.log 2>&1 || die shrinker-pressure "the hog failed: $(cat /tmp/hog.log; dmesg | grep -i 'killed process' | tail -n 1)"
 HOG_MS=$(( $(now_ms) - t0 ))
