@@ -25,6 +25,12 @@ export interface LogHandle {
   quiet: Logger;
   reopen(): void;
   close(): Promise<void>;
+  /**
+   * Write a record another thread logged to this handle's syslog output only (the cluster
+   * worker thread writes its file and stderr output itself; the syslog socket module cannot
+   * be loaded in a worker thread). No-op without syslog.
+   */
+  syslogRecord(rec: Record<string, unknown>): void;
 }
 
 export interface LoggerOptions {
@@ -83,6 +89,7 @@ export function createLogger(cfg: LoggingConfig, opts: LoggerOptions): LogHandle
     log,
     quiet: make(quietStreams),
     reopen: () => file?.reopen(),
+    syslogRecord: (rec) => { syslog?.write(rec); },
     close: async () => {
       syslog?.close();
       await file?.close();

@@ -16,6 +16,7 @@ import { ManualClock } from '../src/util/clock';
 import { MxfsClient } from '../src/client/client';
 import { quietLogger, testConfig, tmpDir, waitFor } from './support/daemon-proc';
 import { resourceOn } from './support/cluster-proc';
+import { RawClient } from '../src/failover/abuse';
 
 const { EX } = Mode;
 
@@ -25,7 +26,7 @@ describe('admission control and coalesced inspection (in-process)', function () 
   let nodes: Map<number, Daemon>;
   let clock: ManualClock;
 
-  async function boot(locking: { maxRequestsPerClient?: number; maxRequests?: number } = {}) {
+  async function boot(locking: { maxRequestsPerClient?: number; maxRequests?: number; maxFrameBytes?: number; maxClientOutputBytes?: number } = {}) {
     hub = new LocalHub();
     clock = new ManualClock();
     nodes = new Map();
@@ -120,5 +121,31 @@ describe('admission control and coalesced inspection (in-process)', function () 
       expect(a.missing).to.deep.equal([3]);
       expect(a.resources.map((r: any) => r.resource)).to.include(h.resource);
     }
+  });
+  it('a client that asks for inspections faster than it reads them gets BUSY answers, not a cut connection', async () => {
+    // A coalesced run answers every waiting `locks` at once: up to max_frame_bytes each. Queued
+    // blindly, 100 of them would pass max_client_output_bytes and cut the client off.
+    await boot({ maxFrameBytes: 32768, maxClientOutputBytes: 65536 });
+    const d1 = nodes.get(1)!;
+    const holder = await connect(d1, 'holder');
+    for (let i = 0; i < 300; i++) await holder.lock(resourceOn(1, [1, 2, 3], `a-rather-long-resource-name-to-fill-the-answer-${i}-`), EX);
+    const raw = await RawClient.connect(d1.socketPath);
+    await raw.hello('flood');
+    raw.sock.pause(); // read nothing while the answers come
+    hub.isolate(3); // the fan-out lasts query_timeout_ms: every request joins one run
+    const answers = Array.from({ length: 100 }, () => raw.request({ type: 'locks' }));
+    await waitFor(() => d1.admission.inFlight >= 100, 5000, 'all 100 queries in flight');
+    await advance(1200);
+    await waitFor(() => d1.admission.inFlight <= 1, 10000, 'every locks request answered');
+    raw.sock.resume();
+    const got = await Promise.all(answers);
+    expect(raw.closed, 'connection still open').to.equal(undefined);
+    const busy = got.filter((r) => r && !r.ok);
+    expect(got.every((r) => r !== undefined), 'every request answered').to.equal(true);
+    expect(got.filter((r) => r?.ok).length, 'some answered in full').to.be.greaterThan(0);
+    expect(busy.length, 'the rest refused').to.be.greaterThan(0);
+    for (const r of busy) expect(`${r!.code}: ${r!.message}`).to.match(/^BUSY: \d+ bytes of replies to this connection are not read yet/);
+    raw.destroy();
+    await holder.close();
   });
 });

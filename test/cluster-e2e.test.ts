@@ -332,4 +332,27 @@ describe('cluster end to end (real processes, TCP)', function () {
       imp.kill('SIGKILL');
     }
   });
+
+  it('a wedged lock engine (stall fault: its thread busy for 3 client timeouts of CPU): the worker mutes the node, the others take its locks over, it rejoins when the engine answers', async () => {
+    cl = new TestCluster(3, LEASE);
+    await cl.up();
+    const before = await cl.status(3);
+    const res = resourceOn(1, [1, 2, 3], 'wedged');
+    const h3 = await (await cl.client(3)).lock(res, EX);
+    const pb = (await cl.client(2)).lock(res, EX);
+    const clientTimeout = before.cluster.transport.thread.stallBoundMs;
+    expect(before.cluster.transport.thread).to.include({ isolation: 'worker', mutes: 0, muted: false });
+    // The stall is CPU time of the engine's thread (busyFor), so a loaded machine stretches it
+    // but cannot shrink it below the watchdog's bound. Its reply comes after it, if at all.
+    const ctl = await cl.client(3, 'stall');
+    void ctl.fault({ action: 'stall', ms: 3 * clientTimeout }).catch(() => {});
+    const hb = await pb;                       // node 3 went silent, was declared dead, recovered
+    expect(hb.grant.token).to.be.greaterThan(h3.grant.token);
+    const epoch = await cl.waitView([1, 2, 3], 30000);
+    expect(epoch).to.be.greaterThan(before.cluster.epoch + 1); // it left one view and came back in another
+    const after = await cl.status(3);
+    expect(after.cluster.transport.thread.mutes).to.equal(1);
+    expect(after.cluster.transport.thread.muted).to.equal(false);
+    expect(cl.log(3)).to.match(/muted, no renewals and no quorum: the lock engine's thread has not answered for \d+ ms[^"]*on a CPU \d+ ms/);
+  });
 });

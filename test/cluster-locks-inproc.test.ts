@@ -111,6 +111,22 @@ describe('cluster locking (in-process, LocalHub)', function () {
     expect(locks.resources).to.have.length(0);
   });
 
+  it('a message from a node outside the view is rejected, even in the current epoch', async () => {
+    // Under correct membership no non-member holds the current epoch; this check guards
+    // against one that does (a membership bug, a stray peer). The mutation check switches it
+    // off (MXFS_MUTATION=non-member-drop): the simulated faults cannot reach it.
+    await boot([1, 2, 3]);
+    hub.commit(2, [1, 2]); // nodes 1, 2: epoch 2 without node 3 (node 3 gets quorate=false)
+    await waitFor(() => [1, 2].every((id) => nodes.get(id)!.router.state === 'running' && nodes.get(id)!.router.epoch === 2), 5000, 'epoch 2');
+    const res = resourceOn(2, [1, 2]);
+    const before = nodes.get(2)!.router.stats.staleDropped;
+    (hub as any).deliver(3, 2, { t: 'op', epoch: 2, lockspace: 'default', resource: res, op: { type: 'request', lockId: '3:1/1', owner: '3:1', mode: EX, noqueue: false } });
+    await sleep(20);
+    expect(nodes.get(2)!.router.stats.staleDropped).to.equal(before + 1);
+    const locks: any = await (await client(2)).locks({ resource: res });
+    expect(locks.resources).to.have.length(0);
+  });
+
   it('a node without quorum tells its clients every lock is lost and refuses new requests', async () => {
     await boot([1, 2, 3]);
     const c = await client(3);

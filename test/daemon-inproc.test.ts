@@ -118,6 +118,26 @@ describe('daemon (in-process)', () => {
     expect(h2.grant.token).to.be.greaterThan(t1);
   });
 
+  it('2 000 resources going idle at once are all evicted (more than one sweep slice); held ones stay', async () => {
+    await boot({ locking: { idleEvictMs: 100, maxLocksPerClient: 5000 } });
+    const hs = await Promise.all(Array.from({ length: 2000 }, (_, i) => a.lock(`many${i}`, EX)));
+    const keep = await a.lock('kept', EX);
+    await Promise.all(hs.map((h) => h.unlock()));
+    // Idle, then routed again: before its sweep (taken off the queue) or after (recreated),
+    // whichever the machine's speed gives; either way a held resource is never evicted.
+    const again = await b.lock('many7', PR);
+    await waitFor(async () => ((await a.status()) as any).resources === 2, 10000, 'eviction of the idle ones');
+    await sleep(300);                                  // three idle bounds: nothing held goes
+    const st: any = await a.status();
+    expect(st.resources).to.equal(2);
+    expect(st.counters.evictions).to.be.within(1999, 2000);
+    expect(again.valid).to.equal(true);
+    expect((await b.locks({ resource: 'many7' })).resources[0].granted.length).to.equal(1);
+    await again.unlock();
+    await keep.unlock();
+    await waitFor(async () => ((await a.status()) as any).resources === 0, 10000, 'eviction of the last two');
+  });
+
   it('rejects duplicate/unknown handles and too many locks per client with a clear error', async () => {
     await boot({ locking: { maxLocksPerClient: 2 } });
     await a.lock('x1', NL);

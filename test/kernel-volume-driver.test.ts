@@ -291,7 +291,7 @@ describe('KernelVolumeDriver (fake module, fake host)', () => {
     await driver.mount(ctx(3));
     expect(sentOf(MxfsCmd.VOLUME_GATE).pop()).to.deep.equal({ [A.VOLUME]: 'vol0', [A.GATE]: MxfsGate.OPEN, [A.GENERATION]: 3n });
     expect(host.runs).to.deep.equal([['mount', '-t', 'xfs', '-o', 'noatime', '/dev/mxfs/vol0', '/mnt/vol0']]);
-    expect((await driver.status('vol0'))).to.include({ gate: 'open', mounted: true, leaseRemainingMs: 2000 });
+    expect((await driver.status('vol0'))).to.include({ gate: 'open', mounted: true, leaseState: 'valid', leaseRemainingMs: 2000, leaseAgeMs: 5, fenceBoundMs: 3100 });
     await driver.mount(ctx(3));                 // mounted already: adopted, not mounted twice
     expect(host.runs).to.have.length(1);
     expect(await code(driver.mount({ ...ctx(4), volume: { ...spec, mountpoint: '/nowhere' } }))).to.match(/^MOUNTPOINT_MISSING/);

@@ -4,7 +4,8 @@
  * release, the grant to the waiter) read back with `mxfsctl trace collect` from one node
  * must give the causal chain in order; the Perfetto export has the tracks and the flows; the
  * Mermaid diagram has the exchange's arrows in order; the HTML page renders in headless
- * Chromium and its screenshot shows the timeline; `mxfsctl why` on the waiting lock names
+ * Chromium and its screenshot shows the timeline; the cluster worker thread's peer-link frames
+ * are in the trace; `mxfsctl why` on the waiting lock names
  * the holder and the BAST; `trace tail` prints live events; the metrics endpoint serves the
  * counts of the known workload.
  */
@@ -82,6 +83,7 @@ describe('tracing end to end (3 real mxfsd, TCP)', function () {
     expect(w.stdout).to.match(/recent traffic \(\d+ events, every node merged\):\n(.*\n)*.*lock\.bast/);
     const wj = JSON.parse((await ctl(1, ['--json', 'why', res])).stdout);
     expect(wj.master).to.equal(3);
+    expect(wj.entry, JSON.stringify(wj)).to.not.equal(null);
     expect(wj.entry.granted[0].bast.mode).to.equal('PR');
     expect(wj.entry.waiting[0].requested).to.equal('PR');
     expect(wj.entry.waiting[0].sinceMs).to.be.a('number');
@@ -177,6 +179,29 @@ describe('tracing end to end (3 real mxfsd, TCP)', function () {
     const bastEvents = dump.stdout.trim().split('\n').map((l) => JSON.parse(l) as TraceEvent);
     expect(bastEvents.length).to.be.at.least(2); // the resource's send and the dlm-out, at least
     expect(bastEvents.every((e) => e.node === 3 && (e.type === 'lock.bast' || e.sub === 'lock.bast'))).to.equal(true);
+  });
+
+  it('the peer-link frames of the cluster worker thread (leases, their acks, lock traffic) are in the node\'s trace', async () => {
+    // mxfsd runs its peer links in the cluster worker thread; the recorder is on the main thread.
+    const dump = async (node: number, args: string[]) => {
+      const r = await ctl(node, ['trace', 'dump', ...args, '--format', 'ndjson']);
+      expect(r.code, r.stderr).to.equal(0);
+      return r.stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as TraceEvent);
+    };
+    const renewals = await dump(2, ['--type', 'renew', '--since', '5m']);
+    for (const peer of [1, 3]) {
+      expect(renewals.some((e) => e.kind === 'frame-out' && e.from === `peer-link/${peer}` && e.to === `node/${peer}` && e.peer === peer), `renew to node ${peer}`).to.equal(true);
+      expect(renewals.some((e) => e.kind === 'frame-in' && e.from === `node/${peer}` && e.to === `peer-link/${peer}`), `renew from node ${peer}`).to.equal(true);
+    }
+    const acks = await dump(2, ['--type', 'renewAck', '--since', '5m']);
+    expect(acks.some((e) => e.kind === 'frame-in' && typeof e.epoch === 'number' && e.epoch > 0)).to.equal(true);
+    // The frame that carried the BAST to node 1, with the master's stamp: the clock moved past it.
+    const bast = await dump(1, ['--resource', res]);
+    const frame = bast.find((e) => e.kind === 'frame-in' && e.type === 'dlm' && e.sub === 'lock.bast');
+    expect(frame, JSON.stringify(bast)).to.not.equal(undefined);
+    expect(frame!.srcNode).to.equal(3);
+    expect(frame!.lc).to.be.greaterThan(frame!.srcLc!);
+    expect(bast.some((e) => e.kind === 'dlm-in' && e.sub === 'lock.bast')).to.equal(true);
   });
 
   it('the HTML timeline renders in headless Chromium, and the screenshot shows it', async function () {

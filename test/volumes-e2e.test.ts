@@ -143,6 +143,9 @@ describe('volumes end to end (3 real mxfsd, command driver over a fenced volume 
     const rep = await s.report(3);
     expect(rep.volumes[0]).to.include({ owner: 2, generation: 2 });
     expect(rep.volumes[0].lastRecovery).to.equal(null);
+    // The asking node's own driver: node 3 (a bystander) has nothing mounted, node 2 has.
+    expect(rep.volumes[0].here).to.deep.equal({ gate: 'closed', mounted: false });
+    expect((await s.report(2)).volumes[0].here).to.deep.equal({ gate: 'open', mounted: true });
     const mounts = s.history.events.filter((e) => e.type === 'vmount');
     expect(mounts.map((e: any) => [e.node, e.generation, !!e.recovery])).to.deep.equal([[1, 1, false], [2, 2, false]]);
     verdict(s);

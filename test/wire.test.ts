@@ -1,7 +1,7 @@
 /** Frame codec and local-protocol validation: partial and batched frames, limits, fuzzing. */
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { encodedSize, encodeFrame, fitList, FrameDecoder, FrameError } from '../src/wire/frame';
+import { encodedSize, encodeFrame, encodeReplyFrame, fitList, FrameDecoder, FrameError } from '../src/wire/frame';
 import { ProtocolError, validateClientRequest, validateDaemonMessage } from '../src/wire/client-protocol';
 
 describe('frames', () => {
@@ -30,6 +30,27 @@ describe('frames', () => {
     fc.assert(fc.property(fc.uint8Array({ maxLength: 200 }), (bytes) => {
       try { new FrameDecoder(64).push(Buffer.from(bytes)); } catch (e) { expect(e).to.be.instanceOf(FrameError); }
     }), { numRuns: 2000 });
+  });
+});
+
+describe('encodeReplyFrame', () => {
+  it('writes the bytes encodeFrame writes, for any reply', () => {
+    fc.assert(fc.property(fc.integer({ min: 0, max: 2 ** 31 }), fc.boolean(), fc.anything({ withNullPrototype: false, withMap: false, withSet: false, withBigInt: false, withDate: false, withTypedArray: false, withSparseArray: false, withObjectString: false, withBoxedValues: false }), (id, ok, data) => {
+      const m = { type: 'reply', id, ok, data };
+      expect(encodeReplyFrame(m, 1 << 20).equals(encodeFrame(m, 1 << 20))).to.equal(true);
+    }), { numRuns: 300 });
+    expect(encodeReplyFrame({ type: 'reply', id: 1, ok: true }, 1024).equals(encodeFrame({ type: 'reply', id: 1, ok: true }, 1024))).to.equal(true);
+  });
+
+  it('encodes a data object once however many replies carry it (a coalesced inspection answer), and keeps the frame limit', () => {
+    const data = { node: 1, resources: Array.from({ length: 300 }, (_, i) => ({ lockspace: 'default', resource: `r${i}`, granted: [{ lockId: i, mode: 'EX' }] })), omitted: 0 };
+    const frames = [1, 2, 300000].map((id) => encodeReplyFrame({ type: 'reply', id, ok: true, data }, 1 << 20));
+    frames.forEach((f, k) => expect(new FrameDecoder(1 << 20).push(f)[0]).to.deep.equal({ type: 'reply', id: [1, 2, 300000][k], ok: true, data }));
+    // The encoding is the first one's: a change to the object after a reply carried it is not seen.
+    data.omitted = 99;
+    const again = new FrameDecoder(1 << 20).push(encodeReplyFrame({ type: 'reply', id: 3, ok: true, data }, 1 << 20))[0] as { data: { omitted: number } };
+    expect(again.data.omitted).to.equal(0);
+    expect(() => encodeReplyFrame({ type: 'reply', id: 4, ok: true, data }, 1000)).to.throw(FrameError, /exceeds the limit of 1000/);
   });
 });
 

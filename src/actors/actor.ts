@@ -12,7 +12,8 @@
  */
 import * as nact from 'nact';
 import type Logger from 'bunyan';
-import type { TraceRecorder } from '../trace/recorder';
+import { yieldTurn } from '../util/slices';
+import type { FrameTracer, TraceRecorder } from '../trace/recorder';
 
 // Two fixes to nact 7.6.2 (unmaintained since 2022, pinned), applied to its Actor class once
 // at load. Loading fails loudly if nact's internals are not what they expect.
@@ -63,6 +64,9 @@ patchNact('stop', /forEach\(stop\)/, (original) => function stopWithChildren(thi
   original.call(this);
 });
 
+// eslint-disable-next-line @typescript-eslint/no-var-requires
+const nactSystems = require('nact/lib/system-map') as { find(system: string, ref: unknown): { children?: Map<string, { stop(): void }> } | undefined };
+
 const isPatched = (method: 'createContext' | 'stop') => (nactActor?.[method] as { mxfsPatched?: boolean } | undefined)?.mxfsPatched === true;
 
 /** True once both nact patches above are in place (tests). */
@@ -110,6 +114,13 @@ export class ActorSystem {
   crashes = 0;
   /** The node's trace recorder (docs/tracing.md); undefined when tracing is off. */
   tracer?: TraceRecorder;
+  /**
+   * Where the peer links of this system record their frames: the recorder itself, or in the
+   * cluster worker thread (which has no recorder) a FrameTap forwarding them to it.
+   */
+  private frameTracer?: FrameTracer;
+  get frames(): FrameTracer | undefined { return this.frameTracer ?? this.tracer; }
+  set frames(t: FrameTracer | undefined) { this.frameTracer = t; }
 
   constructor(readonly log: Logger, name?: string) {
     this.root = name ? nact.start({ name } as never) : nact.start();
@@ -205,6 +216,24 @@ export class ActorSystem {
   }
 
   stopActor(ref: Ref<any>): void {
+    nact.stop(ref);
+  }
+
+  /**
+   * Stop an actor with many children without keeping the event loop: its children are
+   * stopped perSlice at a time (each with its own children), one slice per turn, then the
+   * actor itself. The caller makes the actors inert first: they run until stopped.
+   */
+  async stopGradually(ref: Ref<any>, perSlice: number): Promise<void> {
+    const sysName = (ref as unknown as { system: { name: string } }).system.name;
+    for (;;) {
+      const children = nactSystems.find(sysName, ref)?.children;
+      if (!children || children.size === 0) break;
+      const batch: Array<{ stop(): void }> = [];
+      for (const c of children.values()) { batch.push(c); if (batch.length >= perSlice) break; }
+      for (const c of batch) c.stop(); // each removes itself from `children`
+      await yieldTurn();
+    }
     nact.stop(ref);
   }
 

@@ -12,7 +12,8 @@
  *
  * When the client goes away (connection closed, silent past clientTimeoutMs, no hello
  * within clientTimeoutMs of connecting, protocol error, crash of this actor) every one of
- * its locks is purged, so none can leak.
+ * its locks is purged, so none can leak (the purges are handed to the daemon's Purger,
+ * which routes them a slice per turn).
  *
  * Admission: a request is "in flight" from its arrival until its reply, except that a lock
  * request or conversion stops counting once it waits in a resource's queue (it is lock
@@ -32,6 +33,7 @@ export class VolumeRequestError extends Error {
   constructor(readonly code: ReplyCode, message: string) { super(message); this.name = 'VolumeRequestError'; }
 }
 import type { Clock, TimerHandle } from '../util/clock';
+import { SLICE, yieldTurn } from '../util/slices';
 
 export interface DaemonInfo {
   status(): Promise<unknown>;
@@ -82,15 +84,26 @@ export interface SessionOpts {
   emit(msg: DaemonMessage): void;
   /** Cut the client off; the transport then sends 'disconnected'. */
   close(reason: string): void;
+  /**
+   * The session ended: its locks on these resources must be purged (owner, stamped with the
+   * session's epoch). The daemon's Purger routes them a slice per turn (src/daemon/purger.ts).
+   */
+  purge(owner: string, epoch: number, targets: Array<[string, string]>): void;
+  /**
+   * Why this client's replies back up, if they do (it does not read them as fast as it asks):
+   * inspection answers are then refused BUSY with this reason instead of queued.
+   */
+  outputBacklog?(): string | undefined;
   /** A 'client' or 'invalid' message was handled (the transport bounds how many wait unhandled). */
   handled?(): void;
-  /** Called once when the session has ended and released everything. */
+  /** Called once when the session has ended (its purges handed over). */
   onEnd(sessionId: number): void;
   metrics?: SessionMetrics;
 }
 
 export type SessionMsg =
-  | { type: 'client'; req: ClientRequest }
+  /** acked: the transport already answered this heartbeat (the daemon's fast path, see Daemon.accept). */
+  | { type: 'client'; req: ClientRequest; acked?: boolean }
   /** A request with a usable id whose fields were wrong: answered INVALID, nothing else happens. */
   | { type: 'invalid'; id: number; reqType: string; message: string }
   | LockEvent
@@ -152,6 +165,12 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
     settle(id);
     o.emit({ type: 'reply', id, ok: false, code, message });
   };
+  /** An inspection answer (up to a frame; a coalesced run answers many at once), unless replies back up. */
+  const inspected = (id: number, data: unknown) => {
+    const backlog = o.outputBacklog?.();
+    if (backlog !== undefined) refuse(id, 'BUSY', backlog);
+    else reply(id, true, { data });
+  };
   /** Admit a request, or say why not (BUSY: over a bound; INVALID: its id is already in flight). */
   const admit = (id: number): [LockErrorCode, string] | undefined => {
     if (inFlight.has(id)) return ['INVALID', `request id ${id} is already in use by a request in progress`];
@@ -176,12 +195,14 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
     o.admission.inFlight -= inFlight.size; // their replies have nobody to go to
     inFlight.clear();
     const seen = new Set<string>();
+    const targets: Array<[string, string]> = [];
     for (const lk of s.locks.values()) {
       const key = `${lk.lockspace}\0${lk.resource}`;
       if (seen.has(key)) continue;
       seen.add(key);
-      o.route(lk.lockspace, lk.resource, { type: 'purge', owner }, s.epoch);
+      targets.push([lk.lockspace, lk.resource]);
     }
+    o.purge(owner, s.epoch, targets);
     s.locks.clear();
     s.byInternal.clear();
     o.close(reason);
@@ -193,8 +214,8 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
     s.timer = o.clock.setTimer(() => sys.send(self, { type: 'tick' }), o.keepaliveMs);
   };
 
-  const handleRequest = (s: State, req: ClientRequest, sys: ActorSystem, self: Ref<SessionMsg>) => {
-    if (req.type === 'hb') { o.emit({ type: 'hb', ack: req.seq }); return; }
+  const handleRequest = (s: State, req: ClientRequest, sys: ActorSystem, self: Ref<SessionMsg>, acked = false) => {
+    if (req.type === 'hb') { if (!acked) o.emit({ type: 'hb', ack: req.seq }); return; }
     if (!s.hello && req.type !== 'hello') {
       refuse(req.id, 'PROTOCOL', 'the first request must be hello');
       end(s, sys, self, 'no hello');
@@ -271,11 +292,11 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
         return;
       }
       case 'status':
-        o.info.status().then((data) => reply(req.id, true, { data }), (e: Error) => refuse(req.id, 'BUSY', e.message));
+        o.info.status().then((data) => inspected(req.id, data), (e: Error) => refuse(req.id, 'BUSY', e.message));
         return;
       case 'locks':
         o.info.locks({ lockspace: req.lockspace, resource: req.resource })
-          .then((data) => reply(req.id, true, { data }), (e: Error) => refuse(req.id, 'BUSY', e.message));
+          .then((data) => inspected(req.id, data), (e: Error) => refuse(req.id, 'BUSY', e.message));
         return;
       case 'inodeLocks':
         o.info.inodeLocks(req).then((data) => reply(req.id, true, { data }),
@@ -286,7 +307,7 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
           (e: Error) => refuse(req.id, e instanceof VolumeRequestError ? e.code : 'BUSY', e.message));
         return;
       case 'trace':
-        o.info.trace(req).then((data) => reply(req.id, true, { data }), (e: Error) => refuse(req.id, 'INVALID', e.message));
+        o.info.trace(req).then((data) => inspected(req.id, data), (e: Error) => refuse(req.id, 'INVALID', e.message));
         return;
       case 'fault':
         o.info.fault(req.spec).then((data) => reply(req.id, true, { data }), (e: Error) => refuse(req.id, 'INVALID', e.message));
@@ -378,10 +399,10 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
    * an LVB only from a PR/CW holder's copy.) A pending conversion's LVB goes in the record
    * and is written when the conversion is re-issued.
    */
-  const collect = (s: State, epoch: number): LockRecord[] => {
+  const collect = (s: State, epoch: number, locks: ClientLock[]): LockRecord[] => {
     s.epoch = epoch;
     const out: LockRecord[] = [];
-    for (const lk of [...s.locks.values()]) {
+    for (const lk of locks) {
       if (lk.unlockReq !== undefined) {
         if (lk.pendingReq !== undefined) refuse(lk.pendingReq, 'CANCELLED', 'cancelled by unlock');
         if (lk.unlockLvb && lk.mode !== undefined && isWriteMode(lk.mode)) {
@@ -409,6 +430,21 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
     return out;
   };
 
+  /**
+   * collect() over every lock, SLICE.collect per turn: a session with 100 000 locks must not
+   * keep the event loop. The actor takes no other message until it is done (nact waits for
+   * the handler), so the records are one consistent snapshot.
+   */
+  const collectAll = async (s: State, epoch: number): Promise<LockRecord[]> => {
+    const all = [...s.locks.values()];
+    const out = collect(s, epoch, all.slice(0, SLICE.collect));
+    for (let i = SLICE.collect; i < all.length; i += SLICE.collect) {
+      await yieldTurn();
+      for (const x of collect(s, epoch, all.slice(i, i + SLICE.collect))) out.push(x);
+    }
+    return out;
+  };
+
   return {
     init: () => ({ locks: new Map(), byInternal: new Map(), hello: false, openedAt: o.clock.now(), lastHeard: o.clock.now(), ended: false, epoch: o.epoch }),
 
@@ -420,7 +456,7 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
           o.handled?.();
           s.lastHeard = o.clock.now();
           if (!s.timer) tick(s, sys, ctx.self);
-          handleRequest(s, msg.req, sys, ctx.self);
+          handleRequest(s, msg.req, sys, ctx.self, msg.acked);
           break;
         case 'invalid':
           o.handled?.();
@@ -457,8 +493,7 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
           end(s, sys, ctx.self, msg.reason);
           break;
         case 'collect':
-          sys.reply(msg.replyTo, collect(s, msg.epoch));
-          break;
+          return collectAll(s, msg.epoch).then((records) => { sys.reply(msg.replyTo, records); return s; });
         default:
           handleEvent(s, msg);
       }

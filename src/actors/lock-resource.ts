@@ -9,8 +9,15 @@
  * 'crashed' when a fault stopped it.
  * Crash policy: stop, after telling every owner that its lock on this resource is lost,
  * so no holder goes on believing in a lock nobody tracks any more.
+ *
+ * No lease, no change: a message that could grant (anything but inspection) is handled only
+ * while the node holds its cluster lease (leaseHeld, checked at that moment); otherwise it is
+ * parked, with every later one, and handled in order once the lease is back (a recovery makes
+ * the actor inert instead, see lockspace.ts). With the cluster layer in its own thread the
+ * lease can lapse while the lock engine runs on; a waiter granted by an unlock or a timeout
+ * then would be a double grant (the whole-cluster simulation's 'stall' fault).
  */
-import type { ActorDef, ActorSystem, Ref } from './actor';
+import type { ActorCtx, ActorDef, ActorSystem, Ref } from './actor';
 import type { AdoptedResource, LockEvent, LockOp, LockStats, LockspaceMsg, ResourceInspection, ResourceMsg } from './messages';
 import type { Mode } from '../dlm/modes';
 import { ResourceCore, ResourceEvent } from '../dlm/resource';
@@ -29,7 +36,14 @@ export interface LockResourceOpts {
   faultInjection: boolean;
   /** Start from the holders' records instead of empty (cluster recovery). */
   adopt?: AdoptedResource;
+  /** False once the lock table was reset past this resource's generation: inert (see lockspace.ts). */
+  live?: () => boolean;
+  /** Whether this node holds its cluster lease now (absent: always; see the header). */
+  leaseHeld?: () => boolean;
 }
+
+/** How often a resource with parked messages looks at the lease again. */
+const UNPARK_MS = 50;
 
 interface State {
   core: ResourceCore;
@@ -44,6 +58,9 @@ interface State {
   basts: Map<string, { mode: Mode; at: number }>;
   /** Set when rebuilt from records (cluster recovery). */
   rebuilt?: { at: number; records: number; tokenFloor: number };
+  /** Messages waiting for the lease to come back (see the header), in arrival order. */
+  parked: ResourceMsg[];
+  parkTimer?: TimerHandle;
 }
 
 const OPS: ReadonlySet<string> = new Set<LockOp>(['request', 'convert', 'unlock', 'cancel']);
@@ -118,7 +135,7 @@ export function lockResourceDef(o: LockResourceOpts): ActorDef<State, ResourceMs
 
   return {
     init: () => {
-      const fresh = { timers: new Map(), processed: 0, queuedAt: new Map(), grantedAt: new Map(), basts: new Map() };
+      const fresh = { timers: new Map(), processed: 0, queuedAt: new Map(), grantedAt: new Map(), basts: new Map(), parked: [] };
       if (!o.adopt) return { core: new ResourceCore(o.lvbSize, o.tokenFloor, o.tokenCeiling), notify: new Map(), ...fresh };
       const a = o.adopt;
       const core = ResourceCore.rebuild(o.lvbSize, Math.max(o.tokenFloor, a.tokenFloor), a.records, a.lvb, o.tokenCeiling);
@@ -132,47 +149,26 @@ export function lockResourceDef(o: LockResourceOpts): ActorDef<State, ResourceMs
 
     handle(s, msg, ctx) {
       const sys = ctx.system;
+      if (o.live && !o.live()) {
+        if (msg.type === 'inspect') sys.reply(msg.replyTo, { ...new ResourceCore(0, 0).view(), sinceMs: {}, basts: {} });
+        return s;
+      }
       if (msg.type === 'inspect') { sys.reply(msg.replyTo, inspection(s)); return s; }
-      if (msg.type !== 'timeout') s.processed++;
-      const before = s.core.size;
-      const queuedBefore = s.queuedAt.size;
-      let events: ResourceEvent[] = [];
-      try {
-        switch (msg.type) {
-          case 'request':
-            if (s.core.has(msg.lockId)) throw new LockError('INVALID', `lock id ${msg.lockId} already in use`);
-            events = s.core.request(msg.lockId, msg.owner, msg.mode, { noqueue: msg.noqueue });
-            if (s.core.has(msg.lockId) || events.length > 0) s.notify.set(msg.lockId, msg.notify);
-            break;
-          case 'convert': events = s.core.convert(msg.lockId, msg.mode, { noqueue: msg.noqueue, lvb: msg.lvb }); break;
-          case 'unlock': events = s.core.unlock(msg.lockId, msg.lvb); break;
-          case 'cancel': events = s.core.cancel(msg.lockId); break;
-          case 'timeout': s.timers.delete(msg.lockId); events = s.core.expire(msg.lockId); break;
-          case 'purge':
-            events = s.core.purgeOwner(msg.owner);
-            for (const id of [...s.notify.keys()]) if (!s.core.has(id)) { clearTimer(s, id); s.notify.delete(id); forgetLock(s, id); }
-            break;
-          case 'fault':
-            if (o.faultInjection) throw new Error('injected fault');
-            break;
-        }
-        if ((msg.type === 'request' || msg.type === 'convert') && msg.timeoutMs !== undefined &&
-            events.some((e) => e.type === 'queued' && e.lockId === msg.lockId)) {
-          const self = ctx.self, lockId = msg.lockId;
-          s.timers.set(lockId, o.clock.setTimer(() => sys.send(self, { type: 'timeout', lockId }), msg.timeoutMs));
-        }
-      } catch (e) {
-        if (!(e instanceof LockError)) throw e;
-        const lockId = 'lockId' in msg ? msg.lockId : '';
-        const to = msg.type === 'request' ? msg.notify : s.notify.get(lockId);
-        if (to && OPS.has(msg.type)) sys.send(to, { type: 'lock.opError', lockId, op: msg.type as LockOp, code: e.code, message: e.message });
+      const leased = !o.leaseHeld || o.leaseHeld();
+      if (msg.type === 'unpark') {
+        s.parkTimer = undefined;
+        if (!leased) { park(s, ctx); return s; }
+        const waiting = s.parked;
+        s.parked = [];
+        for (const m of waiting) handleOne(s, m, ctx);
+        return s;
       }
-      deliver(s, events, sys);
-      o.stats.locks += s.core.size - before;
-      o.stats.queued += s.queuedAt.size - queuedBefore;
-      if (s.core.isIdle() && s.timers.size === 0) {
-        sys.send(o.parent, { type: 'idle', resource: o.name, processed: s.processed, tokenCounter: s.core.tokenCounter });
+      if (!leased || s.parked.length > 0) {
+        s.parked.push(msg);
+        park(s, ctx);
+        return s;
       }
+      handleOne(s, msg, ctx);
       return s;
     },
 
@@ -182,12 +178,66 @@ export function lockResourceDef(o: LockResourceOpts): ActorDef<State, ResourceMs
         ctx.system.send(to, { type: 'lock.lost', lockId, reason: `resource ${o.lockspace}/${o.name} failed` });
       }
       for (const t of s.timers.values()) o.clock.clearTimer(t);
+      o.clock.clearTimer(s.parkTimer);
       o.stats.locks -= s.core.size;
       o.stats.queued -= s.queuedAt.size;
       ctx.system.send(o.parent, { type: 'crashed', resource: o.name, tokenCounter: s.core.tokenCounter });
       return 'stop';
     },
   };
+
+  /** Look at the lease again in UNPARK_MS (one timer while messages are parked). */
+  function park(s: State, ctx: ActorCtx<ResourceMsg>): void {
+    if (s.parkTimer) return;
+    const self = ctx.self, sys = ctx.system;
+    s.parkTimer = o.clock.setTimer(() => sys.send(self, { type: 'unpark' }), UNPARK_MS);
+  }
+
+  /** One lock operation, its timeout or a purge (the lease is held). */
+  function handleOne(s: State, msg: ResourceMsg, ctx: ActorCtx<ResourceMsg>): void {
+    const sys = ctx.system;
+    if (msg.type === 'inspect' || msg.type === 'unpark') return;
+    if (msg.type !== 'timeout') s.processed++;
+    const before = s.core.size;
+    const queuedBefore = s.queuedAt.size;
+    let events: ResourceEvent[] = [];
+    try {
+      switch (msg.type) {
+        case 'request':
+          if (s.core.has(msg.lockId)) throw new LockError('INVALID', `lock id ${msg.lockId} already in use`);
+          events = s.core.request(msg.lockId, msg.owner, msg.mode, { noqueue: msg.noqueue });
+          if (s.core.has(msg.lockId) || events.length > 0) s.notify.set(msg.lockId, msg.notify);
+          break;
+        case 'convert': events = s.core.convert(msg.lockId, msg.mode, { noqueue: msg.noqueue, lvb: msg.lvb }); break;
+        case 'unlock': events = s.core.unlock(msg.lockId, msg.lvb); break;
+        case 'cancel': events = s.core.cancel(msg.lockId); break;
+        case 'timeout': s.timers.delete(msg.lockId); events = s.core.expire(msg.lockId); break;
+        case 'purge':
+          events = s.core.purgeOwner(msg.owner);
+          for (const id of [...s.notify.keys()]) if (!s.core.has(id)) { clearTimer(s, id); s.notify.delete(id); forgetLock(s, id); }
+          break;
+        case 'fault':
+          if (o.faultInjection) throw new Error('injected fault');
+          break;
+      }
+      if ((msg.type === 'request' || msg.type === 'convert') && msg.timeoutMs !== undefined &&
+          events.some((e) => e.type === 'queued' && e.lockId === msg.lockId)) {
+        const self = ctx.self, lockId = msg.lockId;
+        s.timers.set(lockId, o.clock.setTimer(() => sys.send(self, { type: 'timeout', lockId }), msg.timeoutMs));
+      }
+    } catch (e) {
+      if (!(e instanceof LockError)) throw e;
+      const lockId = 'lockId' in msg ? msg.lockId : '';
+      const to = msg.type === 'request' ? msg.notify : s.notify.get(lockId);
+      if (to && OPS.has(msg.type)) sys.send(to, { type: 'lock.opError', lockId, op: msg.type as LockOp, code: e.code, message: e.message });
+    }
+    deliver(s, events, sys);
+    o.stats.locks += s.core.size - before;
+    o.stats.queued += s.queuedAt.size - queuedBefore;
+    if (s.core.isIdle() && s.timers.size === 0 && s.parked.length === 0) {
+      sys.send(o.parent, { type: 'idle', resource: o.name, processed: s.processed, tokenCounter: s.core.tokenCounter });
+    }
+  }
 }
 
 export function spawnLockResource(sys: ActorSystem, parent: Ref<any>, o: LockResourceOpts): Ref<ResourceMsg> {

@@ -11,11 +11,23 @@
  * Eviction is race-free because every message to a resource is routed through here: the
  * lockspace counts what it forwarded, a resource reports idle with how many it processed,
  * and a resource is stopped only when both agree and it has stayed idle for idleEvictMs.
+ * Idle resources wait in a queue ordered by when they went idle, so a sweep looks only at
+ * the ones due (not at every resource), and stops at most SLICE.stop of them per turn: a
+ * lockspace of 100 000 resources that all went idle at once cost one 381 ms turn before.
+ *
+ * Reset (cluster recovery, a standalone start): the LockTable moves to a new generation. From
+ * that moment every lockspace and resource actor of the old generation is inert — it handles
+ * nothing, grants nothing, tells nobody anything (inspection gets an empty answer) — and the
+ * old actors are then stopped a slice at a time in the background. Stopping 100 000 nact
+ * actors in one go kept the event loop for seconds (docs/benchmarks.md); being inert is what
+ * safety needs, and it is immediate: no old resource can grant after the records are taken.
  */
 import type { ActorDef, ActorSystem, Ref } from './actor';
 import type { AdoptedResource, LockStats, LockspaceMsg, ResourceMsg } from './messages';
 import { spawnLockResource } from './lock-resource';
 import type { Clock, TimerHandle } from '../util/clock';
+import { SLICE } from '../util/slices';
+import { MUTATION } from '../util/mutation';
 
 export interface LockspaceOpts {
   name: string;
@@ -28,6 +40,10 @@ export interface LockspaceOpts {
   tokenBase?: number;
   /** No token reaches this (cluster: (epoch + 1) * 2^32). */
   tokenCeiling?: number;
+  /** False once the LockTable was reset past this lockspace's generation: the actor is inert. */
+  live?: () => boolean;
+  /** Whether this node holds its cluster lease now (see lock-resource.ts; absent: always). */
+  leaseHeld?: () => boolean;
 }
 
 interface Entry {
@@ -40,25 +56,35 @@ interface Entry {
 
 interface State {
   resources: Map<string, Entry>;
+  /** The idle entries, oldest idleSince first (a Map keeps insertion order). */
+  idle: Map<string, Entry>;
   tokenFloor: number;
   sweepTimer?: TimerHandle;
 }
 
 export function lockspaceDef(o: LockspaceOpts): ActorDef<State, LockspaceMsg> {
-  const scheduleSweep = (s: State, self: Ref<LockspaceMsg>, sys: ActorSystem) => {
+  /** A sweep when the oldest idle entry is due (at once: more were due than one turn stops). */
+  const scheduleSweep = (s: State, self: Ref<LockspaceMsg>, sys: ActorSystem, now: number) => {
     if (s.sweepTimer) return;
-    s.sweepTimer = o.clock.setTimer(() => sys.send(self, { type: 'sweep' }), Math.max(50, Math.floor(o.idleEvictMs / 2)));
+    const oldest = s.idle.values().next().value as Entry | undefined;
+    if (!oldest) return;
+    const due = Math.max(0, oldest.idleSince! + o.idleEvictMs - now);
+    s.sweepTimer = o.clock.setTimer(() => { s.sweepTimer = undefined; sys.send(self, { type: 'sweep' }); }, due);
   };
 
   return {
-    init: () => ({ resources: new Map(), tokenFloor: o.tokenBase ?? 0 }),
+    init: () => ({ resources: new Map(), idle: new Map(), tokenFloor: o.tokenBase ?? 0 }),
 
     handle(s, msg, ctx) {
       const sys = ctx.system;
+      if (o.live && !o.live()) {
+        if (msg.type === 'list') sys.reply(msg.replyTo, { entries: [], total: 0, idle: 0 });
+        return s;
+      }
       const spawnResource = (name: string, adopt?: LockspaceMsg & { type: 'adopt' }) => {
         const ref = spawnLockResource(sys, ctx.self, {
           lockspace: o.name, name, lvbSize: o.lvbSize, tokenFloor: s.tokenFloor, tokenCeiling: o.tokenCeiling,
-          parent: ctx.self, clock: o.clock, stats: o.stats, faultInjection: o.faultInjection, adopt: adopt?.adopt,
+          parent: ctx.self, clock: o.clock, stats: o.stats, faultInjection: o.faultInjection, adopt: adopt?.adopt, live: o.live, leaseHeld: o.leaseHeld,
         });
         const e: Entry = { ref, forwarded: 0, tokenCounter: s.tokenFloor };
         s.resources.set(name, e);
@@ -74,16 +100,19 @@ export function lockspaceDef(o: LockspaceOpts): ActorDef<State, LockspaceMsg> {
         case 'route': {
           const e = s.resources.get(msg.resource) ?? spawnResource(msg.resource);
           e.forwarded++;
-          e.idleSince = undefined;
+          if (e.idleSince !== undefined) { e.idleSince = undefined; s.idle.delete(msg.resource); }
           sys.send(e.ref, msg.msg);
           break;
         }
         case 'idle': {
           const e = s.resources.get(msg.resource);
           if (e && e.forwarded === msg.processed) {
-            e.idleSince = o.clock.now();
+            const now = o.clock.now();
+            e.idleSince = now;
             e.tokenCounter = msg.tokenCounter;
-            scheduleSweep(s, ctx.self, sys);
+            s.idle.delete(msg.resource); // to the back of the queue
+            s.idle.set(msg.resource, e);
+            scheduleSweep(s, ctx.self, sys, now);
           }
           break;
         }
@@ -91,6 +120,7 @@ export function lockspaceDef(o: LockspaceOpts): ActorDef<State, LockspaceMsg> {
           const e = s.resources.get(msg.resource);
           if (e) {
             s.resources.delete(msg.resource);
+            s.idle.delete(msg.resource);
             o.stats.resources--;
             // Never reuse a token the failed resource may have issued.
             s.tokenFloor = Math.max(s.tokenFloor, msg.tokenCounter, e.tokenCounter);
@@ -98,27 +128,38 @@ export function lockspaceDef(o: LockspaceOpts): ActorDef<State, LockspaceMsg> {
           break;
         }
         case 'sweep': {
-          s.sweepTimer = undefined;
           const now = o.clock.now();
-          let waiting = false;
-          for (const [name, e] of s.resources) {
-            if (e.idleSince === undefined) continue;
-            if (now - e.idleSince >= o.idleEvictMs) {
-              s.tokenFloor = Math.max(s.tokenFloor, e.tokenCounter);
-              s.resources.delete(name);
-              sys.stopActor(e.ref);
-              o.stats.resources--;
-              o.stats.evictions++;
-            } else {
-              waiting = true;
-            }
+          let budget: number = SLICE.stop;
+          for (const [name, e] of s.idle) {
+            if (budget === 0 || now - e.idleSince! < o.idleEvictMs) break;
+            budget--;
+            s.tokenFloor = Math.max(s.tokenFloor, e.tokenCounter);
+            s.idle.delete(name);
+            s.resources.delete(name);
+            sys.stopActor(e.ref);
+            o.stats.resources--;
+            o.stats.evictions++;
           }
-          if (waiting) scheduleSweep(s, ctx.self, sys);
+          scheduleSweep(s, ctx.self, sys, now);
           break;
         }
-        case 'list':
-          sys.reply(msg.replyTo, [...s.resources].map(([name, e]) => ({ name, ref: e.ref })));
+        case 'list': {
+          // Bounded: an inspection of a lockspace with 100 000 resources must not copy them all.
+          const entries: Array<{ name: string; ref: Ref<ResourceMsg> }> = [];
+          let idle = 0;
+          if (msg.resource !== undefined) {
+            const e = s.resources.get(msg.resource);
+            if (e) entries.push({ name: msg.resource, ref: e.ref });
+          } else {
+            const limit = msg.limit ?? Infinity;
+            for (const [name, e] of s.resources) {
+              if (msg.busyOnly && e.idleSince !== undefined) { idle++; continue; }
+              if (entries.length < limit) entries.push({ name, ref: e.ref });
+            }
+          }
+          sys.reply(msg.replyTo, { entries, total: s.resources.size, idle });
           break;
+        }
       }
       return s;
     },
@@ -133,6 +174,10 @@ export class LockTable {
   private spaces = new Map<string, Ref<LockspaceMsg>>();
   private tokenBase = 0;
   private tokenCeiling?: number;
+  /** Bumped by reset(): actors of an older generation are inert. */
+  private generation = 0;
+  /** Old actors still being stopped in the background (see reset). */
+  private retiring = 0;
 
   constructor(
     private readonly sys: ActorSystem,
@@ -140,12 +185,17 @@ export class LockTable {
   ) {}
 
   /**
-   * Drop every lockspace and resource at once (cluster recovery and self-fencing): their
-   * actors stop with their mailboxes, so none of them can grant anything afterwards.
+   * Drop every lockspace and resource at once (cluster recovery): from this call on none of
+   * their actors handles anything, so none can grant anything afterwards, whatever is in
+   * their mailboxes; the actors themselves are stopped in the background, a slice per turn.
    * New resources count tokens from tokenBase.
    */
   reset(tokenBase: number, tokenCeiling?: number): void {
-    for (const ref of this.spaces.values()) this.sys.stopActor(ref);
+    const old = [...this.spaces.values()];
+    if (!MUTATION.keepResourcesAtReset) {
+      this.generation++;
+      void this.retire(old);
+    }
     this.spaces.clear();
     this.tokenBase = Math.max(this.tokenBase, tokenBase);
     this.tokenCeiling = tokenCeiling;
@@ -160,10 +210,23 @@ export class LockTable {
 
   get stats(): LockStats { return this.opts.stats; }
 
+  /** Lockspace actors of reset generations not yet stopped (status). */
+  get retiringLockspaces(): number { return this.retiring; }
+
+  private async retire(refs: Array<Ref<LockspaceMsg>>): Promise<void> {
+    this.retiring += refs.length;
+    for (const ref of refs) {
+      await this.sys.stopGradually(ref, SLICE.stop);
+      this.retiring--;
+    }
+  }
+
   lockspace(name: string): Ref<LockspaceMsg> {
     let ref = this.spaces.get(name);
     if (!ref) {
-      ref = this.sys.spawn(undefined, 'lockspace', lockspaceDef({ ...this.opts, name, tokenBase: this.tokenBase, tokenCeiling: this.tokenCeiling }), { lockspace: name });
+      const gen = this.generation;
+      const live = () => this.generation === gen;
+      ref = this.sys.spawn(undefined, 'lockspace', lockspaceDef({ ...this.opts, name, tokenBase: this.tokenBase, tokenCeiling: this.tokenCeiling, live }), { lockspace: name });
       this.spaces.set(name, ref);
     }
     return ref;

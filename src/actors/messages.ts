@@ -32,6 +32,8 @@ export type ResourceMsg =
   | { type: 'purge'; owner: OwnerId }
   | { type: 'timeout'; lockId: string }
   | { type: 'inspect'; replyTo: Ref<ResourceInspection> }
+  /** The resource's own timer: look at the lease again and handle what was parked (lock-resource.ts). */
+  | { type: 'unpark' }
   /** Test-only fault injection: makes the handler throw (accepted only when enabled). */
   | { type: 'fault' };
 
@@ -48,7 +50,15 @@ export type LockspaceMsg =
   | { type: 'idle'; resource: string; processed: number; tokenCounter: number }
   | { type: 'crashed'; resource: string; tokenCounter: number }
   | { type: 'sweep' }
-  | { type: 'list'; replyTo: Ref<Array<{ name: string; ref: Ref<ResourceMsg> }>> };
+  /**
+   * Inspection: up to `limit` resources (default all; in the lockspace's order, which is
+   * creation order) or just `resource`, and how many there are in all. With `busyOnly`,
+   * resources known to be idle (nothing held or waiting, see eviction) are left out, and
+   * counted in `idle`.
+   */
+  | { type: 'list'; replyTo: Ref<ResourceList>; resource?: string; limit?: number; busyOnly?: boolean };
+
+export interface ResourceList { entries: Array<{ name: string; ref: Ref<ResourceMsg> }>; total: number; idle: number }
 
 /** Counters shared by the lock engine's actors (single-threaded: plain increments). */
 export interface LockStats {

@@ -43,7 +43,8 @@ commands:
   umount VOLUME                            unmount, then give ownership back (or withdraw a standby,
                                            or clear a fence)
   standby VOLUME                           queue for ownership: take over when the owner dies or unmounts
-  volumes [VOLUME]                         state, owner, standbys, generation, last recovery, blocked/fenced
+  volumes [VOLUME]                         state, owner, standbys, generation, last recovery, blocked/fenced;
+                                           this node's driver (kernel: gate, kernel lease age, every fence)
   trace status | dump | collect | tail [FILTERS] [--format F] [--out FILE] [--node N,...]
                                            the message trace (docs/tracing.md); FILTERS: --resource R
                                            --lockspace L --actor A --type T --since 10s|ISO --trace ID;
@@ -280,6 +281,13 @@ async function printVolumes(c: MxfsClient, json: boolean, volume?: string): Prom
     out.push(`volume ${v.volume}  ${v.device}${v.mountpoint ? ` on ${v.mountpoint}` : ''}  driver ${v.driver}  failover ${v.failover}`);
     out.push(`  here (node ${data.node}): ${v.state}   owner: ${v.owner ?? 'none'}${v.owner !== null ? ` (${v.ownerState})` : ''}   generation ${v.generation}   standbys: ${v.standbys.length ? v.standbys.join(' ') : 'none'}`);
     out.push(`  last recovery: ${lr ? `node ${lr.by} recovered node ${lr.of}'s generation ${lr.fromGeneration === lr.ofGeneration ? lr.ofGeneration : `${lr.fromGeneration}..${lr.ofGeneration}`} in ${lr.ms} ms${lr.at ? `, ${ago(Math.max(0, Date.now() - lr.at))} ago` : ''}` : 'none'}`);
+    const here = v.here;
+    if (here) {
+      out.push(`  driver here: ${here.detail ?? `gate ${here.gate}${here.mounted ? ', mounted' : ''}`}`);
+      for (const f of here.fences ?? []) {
+        out.push(`    fence ${f.cause} at ${new Date(f.at).toISOString()}, took ${f.durationMs} ms, ${f.drained ? 'writes drained' : 'NOT DRAINED within the bound'}`);
+      }
+    }
     for (const b of v.blocked) out.push(`  BLOCKED on node ${b.node} for ${ago(b.ageMs)} (${b.retries} retries): ${b.reason}`);
     for (const f of v.fenced) out.push(`  FENCED on node ${f.node}: ${f.reason ?? ''}${f.done ? '' : ' (fence still running)'}`);
     for (const n of v.nodes) out.push(`    node ${String(n.node).padEnd(4)} ${String(n.state).padEnd(11)} for ${ago(n.sinceMs)}${n.step ? `  step ${n.step}` : ''}${n.reason && n.state !== 'blocked' && n.state !== 'fenced' ? `  (${n.reason})` : ''}`);
@@ -327,12 +335,16 @@ async function printNodes(c: MxfsClient, json: boolean): Promise<void> {
   const st = await c.status();
   await c.close();
   const cl = st.cluster ?? {};
-  if (json) { process.stdout.write(JSON.stringify({ node: st.node, ...cl }, null, 2) + '\n'); return; }
+  if (json) { process.stdout.write(JSON.stringify({ node: st.node, ...cl, eventLoop: st.eventLoop ?? null }, null, 2) + '\n'); return; }
   const out = [
     `node ${st.node.id} (${st.node.name})  epoch ${cl.epoch}  state ${cl.state}  members ${(cl.members ?? []).join(' ') || '-'}  quorum ${quorumText(cl)}`,
   ];
   if (cl.recovery) out.push(`recovery of epoch ${cl.recovery.epoch}: ${cl.recovery.collected ? 'records sent' : 'collecting records'}, waiting for ${cl.recovery.waitingFor.join(' ') || 'nobody'}`);
   if (cl.stats?.lastRecoveryMs !== undefined) out.push(`recoveries ${cl.stats.recoveries}, last took ${cl.stats.lastRecoveryMs} ms; stale messages dropped ${cl.stats.staleDropped}`);
+  const lease = cl.transport?.lease;
+  if (lease) out.push(`lease: ${lease.renewals} renewals, last gap ${lease.lastGapMs ?? '-'} ms, largest ${lease.maxGapMs ?? '-'} ms in the last minute (fences at ${lease.fenceAfterMs} ms); quorum lost ${lease.quorumLosses} times`);
+  const loop = st.eventLoop;
+  if (loop) out.push(`event loop delay (last minute): p99 ${loop.p99Ms} ms, max ${loop.maxMs} ms`);
   const peers: any[] = cl.transport?.peers ?? [];
   if (peers.length) {
     out.push(`${'peer'.padEnd(6)} ${'name'.padEnd(10)} ${'address'.padEnd(22)} ${'link'.padEnd(10)} ${'lease age'.padStart(10)}  state`);

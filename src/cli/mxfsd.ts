@@ -5,7 +5,12 @@
  *   mxfsd --version | --help
  * SIGTERM/SIGINT: clean shutdown (clients are told, locks released). SIGHUP: reopen logs.
  * Exit codes: 0 clean stop, 1 could not start (one line on stderr saying why), 2 usage or
- * config error, 70 internal fatal error.
+ * config error, 70 internal fatal error (an uncaught exception, or the cluster worker thread
+ * died).
+ *
+ * With peers, the cluster layer (links, leases, quorum) runs in a worker thread of its own
+ * (src/cluster/cluster-worker.ts). MXFS_CLUSTER_THREAD=main runs it on the main thread
+ * instead, as before (a diagnostic switch, used by bench/event-loop.ts to compare).
  */
 import { ConfigError, DEFAULT_CONFIG_FILE, fileErrorReason, formatConfigError, loadConfig, type Config } from '../config/config';
 import { createLogger } from '../log';
@@ -109,7 +114,17 @@ async function main(): Promise<void> {
   try {
     daemon = new Daemon({
       config, log, faultInjection: process.env.MXFS_FAULT_INJECTION === '1',
-      port: clustered ? (sys, state) => new TcpClusterPort({ config, sys, log, clock: systemClock, state }) : undefined,
+      port: clustered ? (sys, state) => new TcpClusterPort({
+        config, sys, log, clock: systemClock, state,
+        worker: process.env.MXFS_CLUSTER_THREAD === 'main' ? undefined : {
+          logLevel: level,
+          syslogRecord: (rec) => logs!.syslogRecord(rec),
+          onFatal: (e) => {
+            process.stderr.write(`mxfsd: fatal: the cluster worker thread failed: ${e.message}\n`);
+            process.exit(70);
+          },
+        },
+      }) : undefined,
     });
     await daemon.start();
     listening = true;
@@ -148,7 +163,11 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
-  process.on('SIGHUP', () => { logs.reopen(); log.info('log files reopened (SIGHUP)'); });
+  process.on('SIGHUP', () => {
+    logs.reopen();
+    (d.port as TcpClusterPort | undefined)?.reopenLogs();
+    log.info('log files reopened (SIGHUP)');
+  });
   process.on('uncaughtException', (e) => {
     // Actors catch their own faults; reaching here means the process state is unknown.
     // Exiting drops every client connection, so every client knows its locks are gone.

@@ -8,22 +8,26 @@
  *   other 'bound' messages (the lock engine's) -> checked against the committed epoch here,
  *   then onBoundMessage; a stale (or future) epoch goes to onRejected and is never delivered.
  * Sends: whatever callers pass to send(), stamped with the committed epoch.
+ *
+ * ClusterNode runs in its caller's thread (tests, the whole-cluster simulation). mxfsd runs
+ * it in a worker thread of its own behind ClusterWorker (cluster-worker.ts); both implement
+ * ClusterLayer (cluster-layer.ts).
  */
 import type Logger from 'bunyan';
 import type { ActorSystem, Ref } from '../actors/actor';
 import type { Clock } from '../util/clock';
 import { loadClusterKey } from './auth';
-import { MembershipCore, MembershipEvent, MembershipMsg, MembershipSnapshot, RenewalReport, spawnMembership, View } from './membership';
+import { MembershipCore, MembershipMsg, MembershipSnapshot, spawnMembership, View } from './membership';
 import type { Network } from './network';
 import { allNodeIds, ClusterOptions, leaseTimes } from './options';
-import type { LinkEvent, PeerLinkStatus, SendResult } from './peer-link';
+import type { PeerLinkStatus, SendResult } from './peer-link';
 import { EPOCH_RULE, MAX_INCARNATION, PeerBody, PeerMessage } from './peer-protocol';
 import { randomInt } from 'node:crypto';
 import { PeerTransport, TransportOptions } from './transport';
-import type { ChannelFrame } from './dlm-channel';
 import { rendezvousOwner } from './rendezvous';
+import type { ClusterLayer, ClusterLayerEvents, PeerFaults } from './cluster-layer';
 
-export interface ClusterNodeOptions {
+export interface ClusterNodeOptions extends ClusterLayerEvents {
   config: ClusterOptions;
   network: Network;
   clock: Clock;
@@ -34,31 +38,19 @@ export interface ClusterNodeOptions {
   incarnation?: number;
   /** Transport tuning (timeouts, backoff, queue bounds, frame size). */
   tuning?: Partial<Pick<TransportOptions, 'handshakeTimeoutMs' | 'connectTimeoutMs' | 'maxFrameBytes' | 'backoff' | 'maxQueueBytes' | 'maxQueueMessages' | 'maxPendingHandshakes' | 'idleTimeoutMs'>>;
-  onEvent?(ev: MembershipEvent): void;
-  /** Every renewal round and every acknowledgement that extends the quorum deadline (the watchdog's feed). */
-  onRenewal?(r: RenewalReport): void;
-  onLinkEvent?(ev: LinkEvent): void;
-  /** Epoch-checked messages for the lock engine (everything 'bound' except ping). */
-  onBoundMessage?(from: number, msg: PeerMessage): void;
-  /** Messages refused for their epoch (or other membership rules), with the reason. */
-  onRejected?(from: number, msg: PeerMessage, reason: string): void;
-  /**
-   * Lock-engine frames (rule 'receiver': the lock router checks their epoch itself), for
-   * the DlmChannel that makes them reliable (src/cluster/dlm-channel.ts).
-   */
-  onDlmFrame?(from: number, frame: ChannelFrame): void;
   /**
    * Test-only fault injection (mxfsd with MXFS_FAULT_INJECTION=1), applied to every message
    * in and out, leases included: blocked peers are cut off both ways; a fraction of
    * outgoing messages is dropped; outgoing messages are delayed.
    */
-  faults?: { blocked: Set<number>; drop: number; delayMs: number };
+  faults?: PeerFaults;
   /** Durable highest promised epoch (see MembershipConfig.epochStore). */
   epochStore?: { load(): number; save(epoch: number): void };
 }
 
-export class ClusterNode {
+export class ClusterNode implements ClusterLayer {
   readonly core: MembershipCore;
+  private faults?: PeerFaults;
   readonly transport: PeerTransport;
   private membership?: Ref<MembershipMsg>;
   private readonly log: Logger;
@@ -68,6 +60,7 @@ export class ClusterNode {
   constructor(private readonly o: ClusterNodeOptions) {
     const cfg = o.config;
     this.log = o.log.child({ node: cfg.node.id });
+    this.faults = o.faults;
     const key = cfg.cluster.key ?? (() => {
       if (!cfg.cluster.keyFile) throw new Error('cluster: neither key nor keyFile given');
       return loadClusterKey(cfg.cluster.keyFile);
@@ -109,18 +102,20 @@ export class ClusterNode {
       onEvent: (ev) => this.o.onEvent?.(ev),
       onRenewal: (r) => this.o.onRenewal?.(r),
       onRejected: (from, msg, reason) => this.o.onRejected?.(from, msg, reason),
+      onLease: (until) => this.o.onLease?.(until),
     });
     await this.transport.start();
     this.o.system.send(this.membership, { type: 'start' });
   }
 
   private route(from: number, msg: PeerMessage): void {
-    if (this.o.faults?.blocked.has(from)) return;
+    if (this.faults?.blocked.has(from)) return;
     const rule = EPOCH_RULE[msg.body.type];
     if (rule === 'receiver') {
       if (msg.body.type === 'dlm' || msg.body.type === 'dlmAck') this.o.onDlmFrame?.(from, msg.body);
       return;
     }
+    if (msg.body.type === 'renew') this.o.onPeerRenewal?.(from);
     if (rule !== 'bound' || msg.body.type === 'ping') {
       if (this.membership) this.o.system.send(this.membership, { type: 'peerMessage', from, msg });
       return;
@@ -142,7 +137,7 @@ export class ClusterNode {
 
   /** Sends body to a peer, stamped with `epoch` (default: the committed epoch right now). */
   send(to: number, body: PeerBody, epoch?: number): void {
-    const f = this.o.faults;
+    const f = this.faults;
     if (f) {
       if (f.blocked.has(to) || (f.drop > 0 && Math.random() < f.drop)) return;
       if (f.delayMs > 0) {
@@ -154,6 +149,16 @@ export class ClusterNode {
     this.transport.send(to, body, epoch);
   }
   sendAndWait(to: number, body: PeerBody, timeoutMs?: number, epoch?: number): Promise<SendResult> { return this.transport.sendAndWait(to, body, timeoutMs, epoch); }
+
+  dropLink(peer: number, reason: string): void { this.transport.dropLink(peer, reason); }
+
+  /** Replace the injected faults (MXFS_FAULT_INJECTION only). */
+  setFaults(f: PeerFaults): void { this.faults = f; }
+
+  /** Silence this node (no renewals, no answers, no quorum) or end that: see MembershipCore.mute. */
+  mute(reason: string | undefined): void {
+    if (this.membership) this.o.system.send(this.membership, { type: 'mute', reason });
+  }
 
   async status(timeoutMs = 1000): Promise<MembershipSnapshot & { links: PeerLinkStatus[] }> {
     const snap = this.core.snapshot(this.o.clock.now());

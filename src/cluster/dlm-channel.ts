@@ -48,12 +48,15 @@
  * peer has stopped acknowledging for far longer than a lease (it would have been declared
  * dead first in any realistic run).
  *
+ * Bounded work per turn: at most SLICE.transmit messages go on the wire per turn (pump).
+ *
  * All time comes from the injected clock; the channel does no I/O itself (transmit/deliver
  * are callbacks), so it runs the same under simulated time and lossy simulated networks.
  */
 import type Logger from 'bunyan';
 import type { Clock, TimerHandle } from '../util/clock';
 import { DlmPeerMsg, validateDlmMessage } from './dlm-messages';
+import { SLICE } from '../util/slices';
 
 /** A message of the acknowledged stream that the receiver refused (see Refusals above). */
 export interface Refusal { seq: number; reason: string }
@@ -131,6 +134,8 @@ interface Out {
   /** Last ack that moved base, or last go-back (the retransmission clock starts there). */
   lastProgress: number;
   lastGoBack: number;
+  /** The rest of a pump is due on the next turn. */
+  pumpLater?: boolean;
   /** The receiver incarnation that acknowledged on this stream (undefined: none yet). */
   peerInc?: number;
 }
@@ -251,10 +256,23 @@ export class DlmChannel {
     this.out.delete(peer);
   }
 
-  /** Puts messages on the wire from sentUpTo, up to `window` beyond the acknowledged point. */
+  /**
+   * Puts messages on the wire from sentUpTo, up to `window` beyond the acknowledged point,
+   * at most SLICE.transmit per call: the rest goes on the next turn (a go-back resends up to
+   * a window of recovery batches, seconds of encoding in one turn otherwise). Order is kept:
+   * whoever pumps next continues from sentUpTo.
+   */
   private pump(to: number, s: Out): void {
     const limit = Math.min(s.next, s.base + this.t.window);
+    let budget = SLICE.transmit;
     while (s.sentUpTo < limit) {
+      if (budget-- === 0) {
+        if (!s.pumpLater) {
+          s.pumpLater = true;
+          setImmediate(() => { s.pumpLater = false; if (this.out.get(to) === s && !this.stopped) this.pump(to, s); });
+        }
+        return;
+      }
       const seq = s.sentUpTo++;
       const msg = s.queue[s.head + seq - s.base]!;
       const frame: ChannelFrame = { type: 'dlm', inc: this.o.selfInc, n: s.n, seq, msg };

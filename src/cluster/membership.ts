@@ -11,12 +11,14 @@
  * the proposal in flight.
  * Takes: 'tick' (renewal round), 'evaluate' (a deadline passed), 'peerMessage' (renew,
  * renewAck, propose, accept, reject, commit, and ping for diagnostics), 'linkUp'/'linkDown',
+ * 'mute' (the host's main thread stopped answering: go silent, see MembershipCore.mute),
  * 'status', 'stop'.
  * A node that sees a member stamp an older epoch forwards its committed view to it (a commit
  * lost with a dropped link), and renews to everyone right after installing a view, so the
  * acknowledgements that make up quorum arrive within a round trip rather than a renew interval.
  * Sends: renew/renewAck/propose/accept/reject/commit/pong to peers; MembershipEvents
- * ('quorum', 'view', 'peerDead', 'peerAlive', 'peerRestarted') to the handler given at spawn.
+ * ('quorum', 'view', 'peerDead', 'peerAlive', 'peerRestarted') to the handler given at spawn;
+ * every new quorum deadline (moved, or lost) to onLease.
  *
  * Liveness is the lease, never the TCP connection: a peer is dead when nothing was heard from
  * it for lease + deadMargin; this node keeps quorum only while renewals it sent within the
@@ -26,6 +28,7 @@ import type { ActorDef, ActorSystem, Ref } from '../actors/actor';
 import type { Clock, TimerHandle } from '../util/clock';
 import type { LeaseTimes } from './options';
 import { canonicalMembers, PeerBody, PeerMessage } from './peer-protocol';
+import { WindowedMax } from '../util/windowed-max';
 
 // ------------------------------------------------------------------------------------------
 // Quorum rule
@@ -131,7 +134,23 @@ export interface MembershipSnapshot {
   proposing?: View;
   /** The lower-id node this node yields to (silent, fenced), if it does. */
   yieldingTo?: number;
+  /** Why the host muted this node (silent, fenced), if it did. */
+  muted?: string;
   peers: Array<{ id: number; alive: boolean; inc?: number; lastHeardAgoMs?: number; ackAgeMs?: number; epoch: number }>;
+  /** Lease renewals (see MembershipCore.renewals): the proof's age each time it was renewed. */
+  renewals: RenewalStats;
+}
+
+export interface RenewalStats {
+  count: number;
+  /** Age of the lease proof at the last renewal, and the largest over the last minute / ever. */
+  lastGapMs?: number;
+  maxGapMs?: number;
+  maxGapEverMs?: number;
+  /** Times this node lost quorum. */
+  quorumLosses: number;
+  /** Per-second largest gap, oldest first: how long ago the second began, and the gap. */
+  recent: Array<{ agoMs: number; maxGapMs: number }>;
 }
 
 export class MembershipCore {
@@ -147,7 +166,17 @@ export class MembershipCore {
   private lastQuorum = false;
   private startedAt?: number;
   private yieldState?: Yield;
-  readonly stats = { staleRejected: 0, proposals: 0, commits: 0, forwardedCommits: 0, yields: 0 };
+  /** Set by the host (see mute): silent and without quorum while set. */
+  private muteReason?: string;
+  readonly stats = { staleRejected: 0, proposals: 0, commits: 0, forwardedCommits: 0, yields: 0, quorumLosses: 0 };
+  /**
+   * Renewal gaps: each time an acknowledgement moves this node's quorum deadline forward, how
+   * old the proof it replaces was (now - send time of the renewal that held quorum until
+   * then). The node fences when that age reaches fenceAfterMs; bench/event-loop.ts wants the
+   * largest below half the lease under load.
+   */
+  readonly renewals = new WindowedMax(1000, 120);
+  private lastRenewalGap?: number;
 
   constructor(readonly cfg: MembershipConfig) {
     this.promised = cfg.epochStore?.load() ?? 0;
@@ -181,8 +210,20 @@ export class MembershipCore {
     return { type: 'renew', sentAt: now, inc: this.cfg.incarnation, pending, hears };
   }
 
-  /** True while this node yields to a lower-id node it cannot hear (see Yield): it sends nothing. */
-  get silent(): boolean { return this.yieldState?.active === true; }
+  /** True while this node yields to a lower-id node it cannot hear (see Yield), or is muted: it sends nothing. */
+  get silent(): boolean { return this.yieldState?.active === true || this.muteReason !== undefined; }
+
+  /**
+   * The host mutes this node when the lease can no longer vouch for it: the cluster layer
+   * runs in its own thread (cluster-worker.ts) and the lock engine's thread stopped
+   * answering. Muted, it sends nothing (no renewals, no answers) and holds no quorum, like a
+   * yielding node, so the others declare it dead and take over its resources; unmuted, it
+   * renews again and rejoins through a new view. `reason` undefined: unmute.
+   */
+  mute(now: number, reason: string | undefined): Step {
+    this.muteReason = reason;
+    return this.evaluate(now);
+  }
 
   /** The lower-id node this node cannot hear while a peer it hears does, if any. */
   private unreachableBelow(now: number): number | undefined {
@@ -323,11 +364,18 @@ export class MembershipCore {
         this.maxSeenEpoch = Math.max(this.maxSeenEpoch, b.pending); // a new proposal must top it
         out.push({ to: from, body: { type: 'renewAck', sentAt: b.sentAt, member: this.counts(from), inc: this.cfg.incarnation } });
         break;
-      case 'renewAck':
+      case 'renewAck': {
         if (b.sentAt > now) { rejected = `renewAck from node ${from} echoes a time in the future`; break; }
+        const before = this.quorumUntil();
         if (b.member) p.ackedSentAt = Math.max(p.ackedSentAt ?? -Infinity, b.sentAt);
         else p.ackedSentAt = undefined; // that node no longer vouches for this one
+        const after = this.quorumUntil();
+        if (after > before && Number.isFinite(before) && Number.isFinite(after)) {
+          this.lastRenewalGap = now - (before - this.t.fenceAfterMs);
+          this.renewals.add(now, this.lastRenewalGap);
+        }
         break;
+      }
       case 'propose': {
         const live = this.liveRoster(now);
         const floor = Math.max(this.promised, this.view.epoch);
@@ -450,6 +498,7 @@ export class MembershipCore {
     const has = now < until;
     if (has !== this.lastQuorum) {
       this.lastQuorum = has;
+      if (!has) this.stats.quorumLosses++;
       events.push(has
         ? { type: 'quorum', has: true, epoch: this.view.epoch, members: [...this.view.members], until }
         : { type: 'quorum', has: false, reason: this.noQuorumReason(now) });
@@ -469,6 +518,7 @@ export class MembershipCore {
 
   private noQuorumReason(now: number): string {
     if (this.view.epoch === 0) return 'no membership view committed yet';
+    if (this.muteReason !== undefined) return `muted: ${this.muteReason}`;
     if (this.silent) return `yielding: node ${this.yieldState!.below} cannot be heard here while other nodes hear it (non-transitive partition); this node steps out`;
     if (!inRoster(this.view, this.cfg.selfId, this.cfg.incarnation)) return `this node is not a member of epoch ${this.view.epoch}`;
     const fresh = [...this.peers.entries()].filter(([, p]) => p.ackedSentAt !== undefined && now < p.ackedSentAt + this.t.fenceAfterMs).map(([id]) => id);
@@ -481,12 +531,18 @@ export class MembershipCore {
       selfId: this.cfg.selfId, incarnation: this.cfg.incarnation, view: this.committed, inQuorum: now < q, quorumUntil: q,
       live: this.live(now), promised: this.promised,
       proposing: this.proposal ? { epoch: this.proposal.epoch, members: [...this.proposal.members], incs: [...this.proposal.incs] } : undefined,
-      yieldingTo: this.silent ? this.yieldState!.below : undefined,
+      yieldingTo: this.yieldState?.active ? this.yieldState.below : undefined,
+      muted: this.muteReason,
       peers: [...this.peers.entries()].map(([id, p]) => ({
         id, alive: p.alive, inc: p.inc, epoch: p.epoch,
         lastHeardAgoMs: p.lastHeard === undefined ? undefined : now - p.lastHeard,
         ackAgeMs: p.ackedSentAt === undefined ? undefined : now - p.ackedSentAt,
       })),
+      renewals: {
+        count: this.renewals.count, lastGapMs: this.lastRenewalGap, maxGapMs: this.renewals.max(now, 60000),
+        maxGapEverMs: this.renewals.maxEver, quorumLosses: this.stats.quorumLosses,
+        recent: this.renewals.buckets().map((x) => ({ agoMs: now - x.start, maxGapMs: x.max })),
+      },
     };
   }
 }
@@ -514,6 +570,7 @@ export type MembershipMsg =
   | { type: 'peerMessage'; from: number; msg: PeerMessage }
   | { type: 'linkUp'; peer: number }
   | { type: 'linkDown'; peer: number; reason: string }
+  | { type: 'mute'; reason?: string }
   | { type: 'status'; replyTo: Ref<MembershipSnapshot> }
   | { type: 'stop' };
 
@@ -539,9 +596,14 @@ export interface MembershipActorOptions {
   onRenewal?(r: RenewalReport): void;
   /** Called with every message the core rejected (stale epoch, ...), for logs and tests. */
   onRejected?(from: number, msg: PeerMessage, reason: string): void;
+  /**
+   * Called with the new quorum deadline (local clock ms; -Infinity: no quorum, Infinity:
+   * quorum alone) each time it changes: a renewal moved it, or it was lost.
+   */
+  onLease?(until: number): void;
 }
 
-interface ActorState { tickTimer?: TimerHandle; evalTimer?: TimerHandle; evalAt: number; stopped: boolean }
+interface ActorState { tickTimer?: TimerHandle; evalTimer?: TimerHandle; evalAt: number; stopped: boolean; lease: number }
 
 export function membershipDef(o: MembershipActorOptions): ActorDef<ActorState, MembershipMsg> {
   const core = o.core;
@@ -574,51 +636,68 @@ export function membershipDef(o: MembershipActorOptions): ActorDef<ActorState, M
     s.tickTimer = o.clock.setTimer(() => sys.send(self, { type: 'tick' }), core.cfg.times.renewMs);
   };
   return {
-    init: () => ({ evalAt: NaN, stopped: false }),
+    init: () => ({ evalAt: NaN, stopped: false, lease: -Infinity }),
     handle(s, msg, ctx) {
       if (s.stopped) return s;
-      const now = o.clock.now();
-      switch (msg.type) {
-        case 'start':
-        case 'tick':
-          apply(s, core.tick(now), ctx.self, ctx.system, ctx.log);
-          scheduleTick(s, ctx.self, ctx.system);
-          o.onRenewal?.({ kind: 'round', quorumUntil: core.quorumUntil() });
-          return s;
-        case 'evaluate':
-          s.evalAt = NaN;
-          apply(s, core.evaluate(now), ctx.self, ctx.system, ctx.log);
-          return s;
-        case 'peerMessage': {
-          const before = core.quorumUntil();
-          const step = core.receive(now, msg.from, msg.msg);
-          if (step.rejected) {
-            ctx.log.warn({ from: msg.from, msgType: msg.msg.body.type, epoch: msg.msg.hdr.epoch }, `rejected: ${step.rejected}`);
-            o.onRejected?.(msg.from, msg.msg, step.rejected);
-          }
-          apply(s, step, ctx.self, ctx.system, ctx.log);
-          const after = core.quorumUntil();
-          if (after > before) o.onRenewal?.({ kind: 'confirmed', quorumUntil: after });
-          return s;
-        }
-        case 'linkUp':
-          // Renew at once: a (re)joining node is seen within one message, not one interval.
-          if (!core.silent) o.send(msg.peer, core.renew(now));
-          return s;
-        case 'linkDown':
-          return s; // liveness is the lease; a dropped link only means renewals stop arriving
-        case 'status':
-          ctx.system.reply(msg.replyTo, core.snapshot(now));
-          return s;
-        case 'stop':
-          s.stopped = true;
-          o.clock.clearTimer(s.tickTimer);
-          o.clock.clearTimer(s.evalTimer);
-          return s;
-      }
+      handleOne(s, msg, ctx);
+      const until = core.quorumUntil();
+      if (until !== s.lease && !s.stopped) { s.lease = until; o.onLease?.(until); }
+      return s;
     },
     onCrash: () => 'resume',
   };
+
+  function handleOne(s: ActorState, msg: MembershipMsg, ctx: import('../actors/actor').ActorCtx<MembershipMsg>): ActorState {
+    const now = o.clock.now();
+    switch (msg.type) {
+      case 'start':
+      case 'tick':
+        apply(s, core.tick(now), ctx.self, ctx.system, ctx.log);
+        scheduleTick(s, ctx.self, ctx.system);
+        o.onRenewal?.({ kind: 'round', quorumUntil: core.quorumUntil() });
+        return s;
+      case 'evaluate':
+        s.evalAt = NaN;
+        apply(s, core.evaluate(now), ctx.self, ctx.system, ctx.log);
+        return s;
+      case 'peerMessage': {
+        const before = core.quorumUntil();
+        const step = core.receive(now, msg.from, msg.msg);
+        if (step.rejected) {
+          ctx.log.warn({ from: msg.from, msgType: msg.msg.body.type, epoch: msg.msg.hdr.epoch }, `rejected: ${step.rejected}`);
+          o.onRejected?.(msg.from, msg.msg, step.rejected);
+        }
+        apply(s, step, ctx.self, ctx.system, ctx.log);
+        const after = core.quorumUntil();
+        if (after > before) o.onRenewal?.({ kind: 'confirmed', quorumUntil: after });
+        return s;
+      }
+      case 'linkUp':
+        // Renew at once: a (re)joining node is seen within one message, not one interval.
+        if (!core.silent) o.send(msg.peer, core.renew(now));
+        return s;
+      case 'linkDown':
+        return s; // liveness is the lease; a dropped link only means renewals stop arriving
+      case 'mute': {
+        const was = core.silent;
+        apply(s, core.mute(now, msg.reason), ctx.self, ctx.system, ctx.log);
+        if (msg.reason !== undefined) ctx.log.warn(`muted, no renewals and no quorum: ${msg.reason}`);
+        else if (was && !core.silent) {
+          ctx.log.warn('unmuted: renewing again');
+          for (const id of core.cfg.nodeIds) if (id !== core.cfg.selfId) o.send(id, core.renew(now));
+        }
+        return s;
+      }
+      case 'status':
+        ctx.system.reply(msg.replyTo, core.snapshot(now));
+        return s;
+      case 'stop':
+        s.stopped = true;
+        o.clock.clearTimer(s.tickTimer);
+        o.clock.clearTimer(s.evalTimer);
+        return s;
+    }
+  }
 }
 
 export function spawnMembership(system: ActorSystem, o: MembershipActorOptions): Ref<MembershipMsg> {

@@ -7,7 +7,8 @@
  * never race two connections; a newly authenticated inbound connection from the lower-id
  * peer means that peer considers the old one dead, and it replaces the old one.
  *
- * Takes: 'start', 'send' (a PeerBody; optional replyTo gets a SendResult), 'adopt' (an
+ * Takes: 'start', 'send' (a PeerBody; optional replyTo gets a SendResult), 'sendMany' (bulk
+ * lock traffic, coalesced by the transport), 'adopt' (an
  * authenticated session, from our dial or from the transport's acceptor), 'dialFailed',
  * 'data'/'drain'/'closed' (connection events), 'retry' (backoff timer), 'drop', 'status',
  * 'stop'.
@@ -27,17 +28,23 @@
  * envelope: that one is delivered marked invalid, for the DlmChannel to refuse alone.
  * Delivery promise: in order, at most once, while a link is up. 'down' ends a session; what
  * was queued is discarded; the layers above re-synchronise on 'up' (leases, epochs).
+ *
+ * Two paths skip the mailbox, because a mailbox message waits one event-loop turn and a busy
+ * link's mailbox holds bulk lock traffic: the connection's events (data, drain, close) are
+ * handled in the connection's own callback, and lease/membership messages are written at
+ * once (PeerLinkHandle.sendNow). Both run on the actor's state between its turns (one thread:
+ * never inside one); bulk traffic keeps coming through the mailbox in 'sendMany' batches.
  */
 import type { ActorDef, ActorSystem, Ref } from '../actors/actor';
-import type { TraceRecorder } from '../trace/recorder';
+import type { FrameTracer } from '../trace/recorder';
 import type { Clock, TimerHandle } from '../util/clock';
-import { decodePayload, encodeFrameWithTrailer, FrameDecoder, FrameError } from '../wire/frame';
+import { decodePayload, encodedSize, encodeFrameWithTrailer, FrameDecoder, FrameError } from '../wire/frame';
 import { FRAME_MAC_BYTES, frameMac, openFrame, SessionKeys } from './auth';
 import { EstablishedSession, HandshakeError, HandshakeOptions, runInitiator } from './handshake';
 import type { Connection, Network } from './network';
 import type { ClusterPeerOptions } from './options';
 import {
-  HANDSHAKE_TYPES, PeerBody, PeerHeader, PeerMessage, RefuseCode, toWire, validatePeerMessage,
+  HANDSHAKE_TYPES, isBulkTraffic, peekPeerType, PeerBody, PeerHeader, PeerMessage, RefuseCode, toWire, validatePeerMessage,
 } from './peer-protocol';
 
 export type SendResult = 'sent' | 'queued' | 'down' | 'overflow' | 'too-large';
@@ -66,6 +73,8 @@ export type PeerLinkMsg =
   | { type: 'start' }
   /** epoch: stamped on the frame; defaults to the committed epoch when the link writes it. */
   | { type: 'send'; body: PeerBody; epoch?: number; replyTo?: Ref<SendResult> }
+  /** Bulk traffic (lock messages), many at once: one mailbox entry, so a renewal queued behind it waits one turn, not one per message. */
+  | { type: 'sendMany'; items: Array<{ body: PeerBody; epoch: number }> }
   | { type: 'adopt'; session: EstablishedSession; dialGen?: number }
   | { type: 'dialFailed'; dialGen: number; reason: string; code?: RefuseCode }
   | { type: 'data'; connId: number; chunk: Buffer }
@@ -115,9 +124,19 @@ interface Session {
   lastRecv: number;
   idleTimer?: TimerHandle;
   blocked: boolean;
-  queue: Buffer[];
+  /** Messages waiting for the connection to drain, not yet sealed: urgent ones first (see writeFrame). */
+  queue: Pending[];
+  /** How many entries at the head of the queue are urgent. */
+  urgent: number;
   queuedBytes: number;
+  /** Bulk frames received, MAC checked, waiting to be decoded a slice per turn (see deliver). */
+  inBulk: Array<{ bytes: Buffer; seq: number }>;
+  inBulkHead: number;
+  decoding: boolean;
 }
+
+/** Bulk bytes decoded per turn and link at most (see deliver). */
+const DECODE_SLICE_BYTES = 256 * 1024;
 
 interface State {
   phase: LinkPhase;
@@ -131,6 +150,12 @@ interface State {
   lastDownReason?: string;
 }
 
+/** A message waiting in a link's send queue; sealed (sequence number, MAC) only when written. */
+interface Pending { body: PeerBody; epoch: number; bytes: number }
+
+/** Bytes of a frame beyond its body's encoding: length, header fields, MAC (an upper bound). */
+const FRAME_OVERHEAD = 96;
+
 /** Capped exponential backoff with jitter: uniform in [d/2, d), d = min(max, initial * 2^attempt). */
 export function backoffDelay(b: BackoffOptions, attempt: number, random: () => number): number {
   const d = Math.min(b.maxMs, b.initialMs * 2 ** Math.min(attempt, 30));
@@ -139,11 +164,20 @@ export function backoffDelay(b: BackoffOptions, attempt: number, random: () => n
 
 export function isDialer(selfId: number, peerId: number): boolean { return selfId < peerId; }
 
-export function peerLinkDef(o: PeerLinkOptions): ActorDef<State, PeerLinkMsg> {
+/** A spawned PeerLink: its actor, and the direct path for lease and membership messages. */
+export interface PeerLinkHandle {
+  ref: Ref<PeerLinkMsg>;
+  /** Write a message now, ahead of queued bulk traffic ('down' if the link is not up). */
+  sendNow(body: PeerBody, epoch: number): SendResult;
+}
+
+export function peerLinkDef(o: PeerLinkOptions, direct?: { sendNow?: (body: PeerBody, epoch: number) => SendResult }): ActorDef<State, PeerLinkMsg> {
   const peer = o.peer.id;
   const dialer = isDialer(o.selfId, peer);
-  /** The node's trace recorder, if it traces (frames in and out are recorded). */
-  let tracer: TraceRecorder | undefined;
+  /** The actor's state and context, for the paths that skip the mailbox (see the header). */
+  let live: { s: State; self: Ref<PeerLinkMsg>; sys: ActorSystem; log: import('bunyan') } | undefined;
+  /** Where frames in and out are recorded, if the node traces (ActorSystem.frames). */
+  let tracer: FrameTracer | undefined;
 
   const dial = (s: State, self: Ref<PeerLinkMsg>, sys: ActorSystem, log: import('bunyan')) => {
     const gen = ++s.dialGen;
@@ -179,15 +213,25 @@ export function peerLinkDef(o: PeerLinkOptions): ActorDef<State, PeerLinkMsg> {
     scheduleRetry(s, self, sys);
   };
 
-  const writeFrame = (s: State, ss: Session, frame: Buffer): SendResult => {
-    if (ss.blocked || ss.queue.length > 0) {
-      ss.queue.push(frame);
-      ss.queuedBytes += frame.length;
-      return 'queued';
+  /**
+   * Write the frames of the queue while the connection takes them. They are sealed here, in
+   * the order written, so an urgent message queued late can still go before bulk ones.
+   */
+  const drainQueue = (s: State, ss: Session, log: import('bunyan')) => {
+    while (ss.queue.length > 0 && !ss.blocked) {
+      const p = ss.queue.shift()!;
+      if (ss.urgent > 0) ss.urgent--;
+      ss.queuedBytes -= p.bytes;
+      let frame: Buffer;
+      try { frame = seal(ss, p.body, p.epoch); } catch (e) {
+        log.error({ peer, msgType: p.body.type }, `peer message '${p.body.type}' not sent to node ${peer}: ${(e as Error).message}`);
+        continue;
+      }
+      ss.sendSeq++;
+      s.sent++;
+      if (!ss.conn.write(frame)) ss.blocked = true;
+      tracer?.frameOut(peer, p.body, p.epoch);
     }
-    s.sent++;
-    if (!ss.conn.write(frame)) ss.blocked = true;
-    return 'sent';
   };
 
   /** The frame at sequence ss.sendSeq (the caller advances it once the frame is written): message, then its MAC. */
@@ -210,7 +254,13 @@ export function peerLinkDef(o: PeerLinkOptions): ActorDef<State, PeerLinkMsg> {
     return undefined;
   };
 
-  /** One frame payload: MAC first (for the sequence number we expect next), then decode and check. */
+  /**
+   * One frame payload: MAC first (for the sequence number we expect next, so a frame out of
+   * order fails here), then decode and check. Lease and membership messages are decoded and
+   * handed on at once; bulk lock traffic (its type read from the frame's first bytes) waits,
+   * MAC-checked, to be decoded DECODE_SLICE_BYTES per turn: a renewal read behind two
+   * megabytes of recovery records is not handled after all of them.
+   */
   const deliver = (s: State, ss: Session, frame: Buffer): string | undefined => {
     const bytes = openFrame(ss.keys.recv, ss.recvSeq, frame);
     if (!bytes) {
@@ -218,6 +268,19 @@ export function peerLinkDef(o: PeerLinkOptions): ActorDef<State, PeerLinkMsg> {
         ? `frame MAC mismatch: a frame of ${frame.length} bytes cannot carry its ${FRAME_MAC_BYTES}-byte MAC (sequence ${ss.recvSeq})`
         : `frame MAC mismatch at sequence ${ss.recvSeq}: forged, altered, replayed or reflected frame`;
     }
+    const type = peekPeerType(bytes);
+    if (type !== undefined && isBulkTraffic(type)) {
+      ss.inBulk.push({ bytes, seq: ss.recvSeq++ });
+      if (!ss.decoding) { ss.decoding = true; setImmediate(() => decodeBulk(ss)); }
+      return undefined;
+    }
+    const why = decodeOne(s, ss, bytes, ss.recvSeq);
+    if (!why) ss.recvSeq++;
+    return why;
+  };
+
+  /** Decode, check and hand on one MAC-checked payload that was the expected sequence `seq`. */
+  const decodeOne = (s: State, ss: Session, bytes: Buffer, seq: number): string | undefined => {
     let msg: PeerMessage;
     try {
       msg = validatePeerMessage(decodePayload(bytes));
@@ -226,12 +289,11 @@ export function peerLinkDef(o: PeerLinkOptions): ActorDef<State, PeerLinkMsg> {
     }
     const h = msg.hdr;
     if (h.from !== peer || h.to !== o.selfId) return `message '${msg.body.type}' claims ${h.from}->${h.to} on the link ${peer}->${o.selfId}`;
-    if (h.seq !== ss.recvSeq) {
-      return h.seq < ss.recvSeq
-        ? `duplicate or replayed sequence ${h.seq} (expected ${ss.recvSeq})`
-        : `sequence gap: got ${h.seq}, expected ${ss.recvSeq}`;
+    if (h.seq !== seq) {
+      return h.seq < seq
+        ? `duplicate or replayed sequence ${h.seq} (expected ${seq})`
+        : `sequence gap: got ${h.seq}, expected ${seq}`;
     }
-    ss.recvSeq++;
     if (HANDSHAKE_TYPES.has(msg.body.type)) return `handshake message '${msg.body.type}' on an established link`;
     if (msg.body.type === 'refuse' || msg.body.type === 'bye') return `peer closed the link: ${msg.body.type === 'refuse' ? msg.body.code + ': ' : ''}${msg.body.reason}`;
     s.received++;
@@ -242,12 +304,111 @@ export function peerLinkDef(o: PeerLinkOptions): ActorDef<State, PeerLinkMsg> {
     return undefined;
   };
 
+  /**
+   * Write one message now, or queue it while the connection is blocked; drops the link if
+   * the queue is over its bound. In the queue, lease and membership messages go ahead of the
+   * lock engine's bulk traffic (isBulkTraffic): only what the kernel already holds is ahead
+   * of a renewal.
+   */
+  const sendOne = (s: State, body: PeerBody, epoch: number | undefined, self: Ref<PeerLinkMsg>, sys: ActorSystem, log: import('bunyan')): SendResult => {
+    const ss = s.session;
+    if (!ss) return 'down';
+    const e = epoch ?? o.epoch();
+    if (!ss.blocked && ss.queue.length === 0) {
+      let frame: Buffer;
+      try { frame = seal(ss, body, e); } catch (err) {
+        // A bug in the sender (messages are bounded by construction): never silent.
+        log.error({ peer, msgType: body.type }, `peer message '${body.type}' not sent to node ${peer}: ${(err as Error).message}`);
+        return 'too-large';
+      }
+      ss.sendSeq++;
+      s.sent++;
+      if (!ss.conn.write(frame)) ss.blocked = true;
+      tracer?.frameOut(peer, body, e);
+      return 'sent';
+    }
+    const bytes = encodedSize(body) + FRAME_OVERHEAD;
+    if (ss.queue.length + 1 > o.maxQueueMessages || ss.queuedBytes + bytes > o.maxQueueBytes) {
+      // The peer does not read fast enough: drop the link instead of growing memory.
+      o.onLinkEvent({ type: 'backpressure', peer, queuedBytes: ss.queuedBytes, queuedMessages: ss.queue.length });
+      const full = `send queue full (${ss.queue.length} messages, ${ss.queuedBytes} bytes): peer not reading`;
+      log.warn({ peer }, `dropping link to node ${peer}: ${full}`);
+      down(s, full, self, sys);
+      return 'overflow';
+    }
+    const p: Pending = { body, epoch: e, bytes };
+    if (isBulkTraffic(body.type)) ss.queue.push(p);
+    else ss.queue.splice(ss.urgent++, 0, p);
+    ss.queuedBytes += bytes;
+    return 'queued';
+  };
+
+  /** Decode the bulk frames waiting on session ss, a slice per turn, in order. */
+  const decodeBulk = (ss: Session) => {
+    const l = live;
+    if (!l || l.s.session !== ss) return; // the session went down: what waited is gone with it
+    let bytes = 0;
+    while (ss.inBulkHead < ss.inBulk.length && bytes < DECODE_SLICE_BYTES) {
+      const f = ss.inBulk[ss.inBulkHead]!;
+      ss.inBulk[ss.inBulkHead++] = undefined as never;
+      bytes += f.bytes.length;
+      const why = decodeOne(l.s, ss, f.bytes, f.seq);
+      if (why) {
+        l.log.warn({ peer, connId: ss.conn.id }, `dropping link to node ${peer}: ${why}`);
+        down(l.s, why, l.self, l.sys);
+        return;
+      }
+    }
+    if (ss.inBulkHead < ss.inBulk.length) { setImmediate(() => decodeBulk(ss)); return; }
+    ss.inBulk = [];
+    ss.inBulkHead = 0;
+    ss.decoding = false;
+  };
+
+  const onData = (connId: number, chunk: Buffer) => {
+    const l = live;
+    const ss = l?.s.session;
+    if (!l || !ss || ss.conn.id !== connId) return;
+    ss.lastRecv = o.clock.now();
+    const why = receive(l.s, ss, chunk);
+    if (why) {
+      l.log.warn({ peer, connId }, `dropping link to node ${peer}: ${why}`);
+      down(l.s, why, l.self, l.sys);
+    }
+  };
+
+  const onDrain = (connId: number) => {
+    const l = live;
+    const ss = l?.s.session;
+    if (!l || !ss || ss.conn.id !== connId) return;
+    ss.blocked = false;
+    drainQueue(l.s, ss, l.log);
+  };
+
+  const onClosed = (connId: number, reason: string) => {
+    const l = live;
+    const ss = l?.s.session;
+    if (!l || !ss || ss.conn.id !== connId) return;
+    const partial = ss.decoder.pending;
+    const why = partial > 0 ? `${reason} (truncated frame: ${partial} bytes of an incomplete frame)` : reason;
+    if (partial > 0) l.log.warn({ peer, connId }, `link to node ${peer} closed: ${why}`);
+    else l.log.info({ peer, connId }, `link to node ${peer} closed: ${why}`);
+    down(l.s, why, l.self, l.sys);
+  };
+
+  if (direct) direct.sendNow = (body, epoch) => (live ? sendOne(live.s, body, epoch, live.self, live.sys, live.log) : 'down');
+
   return {
-    init: () => ({ phase: 'idle', dialGen: 0, attempt: 0, sent: 0, received: 0, linkDrops: 0 }),
+    init: (ctx) => {
+      const s: State = { phase: 'idle', dialGen: 0, attempt: 0, sent: 0, received: 0, linkDrops: 0 };
+      live = { s, self: ctx.self, sys: ctx.system, log: ctx.log };
+      tracer = ctx.system.frames;
+      return s;
+    },
 
     handle(s, msg, ctx) {
       const sys = ctx.system;
-      tracer = sys.tracer;
+      tracer = sys.frames;
       switch (msg.type) {
         case 'start':
           if (s.phase !== 'idle') return s;
@@ -277,7 +438,8 @@ export function peerLinkDef(o: PeerLinkOptions): ActorDef<State, PeerLinkMsg> {
           o.clock.clearTimer(s.retryTimer);
           const ss: Session = {
             conn: ses.conn, decoder: ses.decoder, keys: ses.keys, sendSeq: ses.sendSeq, recvSeq: ses.recvSeq,
-            upSince: o.clock.now(), lastRecv: o.clock.now(), blocked: false, queue: [], queuedBytes: 0,
+            upSince: o.clock.now(), lastRecv: o.clock.now(), blocked: false, queue: [], urgent: 0, queuedBytes: 0,
+            inBulk: [], inBulkHead: 0, decoding: false,
           };
           s.session = ss;
           s.phase = 'up';
@@ -295,9 +457,9 @@ export function peerLinkDef(o: PeerLinkOptions): ActorDef<State, PeerLinkMsg> {
           }
           const self = ctx.self;
           if (o.idleTimeoutMs !== undefined) ss.idleTimer = o.clock.setTimer(() => sys.send(self, { type: 'idleCheck', connId: id }), o.idleTimeoutMs);
-          ses.conn.onData((chunk) => sys.send(self, { type: 'data', connId: id, chunk }));
-          ses.conn.onDrain(() => sys.send(self, { type: 'drain', connId: id }));
-          ses.conn.onClose((reason) => sys.send(self, { type: 'closed', connId: id, reason }));
+          ses.conn.onData((chunk) => onData(id, chunk));
+          ses.conn.onDrain(() => onDrain(id));
+          ses.conn.onClose((reason) => onClosed(id, reason));
           return s;
         }
 
@@ -316,69 +478,34 @@ export function peerLinkDef(o: PeerLinkOptions): ActorDef<State, PeerLinkMsg> {
           return s;
         }
 
-        case 'data': {
-          const ss = s.session;
-          if (!ss || ss.conn.id !== msg.connId) return s;
-          ss.lastRecv = o.clock.now();
-          const why = receive(s, ss, msg.chunk);
-          if (why) {
-            ctx.log.warn({ peer, connId: msg.connId }, `dropping link to node ${peer}: ${why}`);
-            down(s, why, ctx.self, sys);
-          }
-          return s;
-        }
+        case 'data': onData(msg.connId, msg.chunk); return s;
+        case 'drain': onDrain(msg.connId); return s;
+        case 'closed': onClosed(msg.connId, msg.reason); return s;
 
-        case 'drain': {
+        case 'sendMany': {
+          // Written as one buffer (one system call) while the connection takes them all.
           const ss = s.session;
-          if (!ss || ss.conn.id !== msg.connId) return s;
-          ss.blocked = false;
-          while (ss.queue.length > 0 && !ss.blocked) {
-            const f = ss.queue.shift()!;
-            ss.queuedBytes -= f.length;
-            s.sent++;
-            if (!ss.conn.write(f)) ss.blocked = true;
+          if (!ss) return s;
+          if (ss.blocked || ss.queue.length > 0) {
+            for (const it of msg.items) if (sendOne(s, it.body, it.epoch, ctx.self, sys, ctx.log) === 'overflow') break;
+            return s;
           }
-          return s;
-        }
-
-        case 'closed': {
-          const ss = s.session;
-          if (!ss || ss.conn.id !== msg.connId) return s;
-          const partial = ss.decoder.pending;
-          const why = partial > 0 ? `${msg.reason} (truncated frame: ${partial} bytes of an incomplete frame)` : msg.reason;
-          if (partial > 0) ctx.log.warn({ peer, connId: msg.connId }, `link to node ${peer} closed: ${why}`);
-          else ctx.log.info({ peer, connId: msg.connId }, `link to node ${peer} closed: ${why}`);
-          down(s, why, ctx.self, sys);
+          const frames: Buffer[] = [];
+          for (const it of msg.items) {
+            try { frames.push(seal(ss, it.body, it.epoch)); } catch (e) {
+              ctx.log.error({ peer, msgType: it.body.type }, `peer message '${it.body.type}' not sent to node ${peer}: ${(e as Error).message}`);
+              continue;
+            }
+            ss.sendSeq++;
+            tracer?.frameOut(peer, it.body, it.epoch);
+          }
+          s.sent += frames.length;
+          if (frames.length > 0 && !ss.conn.write(frames.length === 1 ? frames[0]! : Buffer.concat(frames))) ss.blocked = true;
           return s;
         }
 
         case 'send': {
-          const ss = s.session;
-          let result: SendResult;
-          if (!ss) result = 'down';
-          else {
-            let frame: Buffer | undefined;
-            let why = '';
-            const epoch = msg.epoch ?? o.epoch();
-            try { frame = seal(ss, msg.body, epoch); } catch (e) { frame = undefined; why = (e as Error).message; }
-            if (!frame) {
-              // A bug in the sender (messages are bounded by construction): never silent.
-              ctx.log.error({ peer, msgType: msg.body.type }, `peer message '${msg.body.type}' not sent to node ${peer}: ${why}`);
-              result = 'too-large';
-            }
-            else if (ss.queue.length + 1 > o.maxQueueMessages || ss.queuedBytes + frame.length > o.maxQueueBytes) {
-              // The peer does not read fast enough: drop the link instead of growing memory.
-              o.onLinkEvent({ type: 'backpressure', peer, queuedBytes: ss.queuedBytes, queuedMessages: ss.queue.length });
-              const why = `send queue full (${ss.queue.length} messages, ${ss.queuedBytes} bytes): peer not reading`;
-              ctx.log.warn({ peer }, `dropping link to node ${peer}: ${why}`);
-              down(s, why, ctx.self, sys);
-              result = 'overflow';
-            } else {
-              ss.sendSeq++;
-              result = writeFrame(s, ss, frame);
-              tracer?.frameOut(peer, msg.body, epoch);
-            }
-          }
+          const result = sendOne(s, msg.body, msg.epoch, ctx.self, sys, ctx.log);
           if (msg.replyTo) sys.reply(msg.replyTo, result);
           return s;
         }
@@ -423,6 +550,8 @@ export function peerLinkDef(o: PeerLinkOptions): ActorDef<State, PeerLinkMsg> {
   };
 }
 
-export function spawnPeerLink(system: ActorSystem, parent: Ref<any> | undefined, o: PeerLinkOptions): Ref<PeerLinkMsg> {
-  return system.spawn(parent, 'peer-link', peerLinkDef(o), { peer: o.peer.id });
+export function spawnPeerLink(system: ActorSystem, parent: Ref<any> | undefined, o: PeerLinkOptions): PeerLinkHandle {
+  const direct: { sendNow?: (body: PeerBody, epoch: number) => SendResult } = {};
+  const ref = system.spawn(parent, 'peer-link', peerLinkDef(o, direct), { peer: o.peer.id });
+  return { ref, sendNow: (body, epoch) => direct.sendNow!(body, epoch) };
 }

@@ -108,6 +108,59 @@ export const EPOCH_RULE: Readonly<Record<PeerMessageType, EpochRule>> = {
 
 export const HANDSHAKE_TYPES: ReadonlySet<PeerMessageType> = new Set(['hello', 'challenge', 'auth', 'welcome']);
 
+/**
+ * The `type` of a peer message from the first bytes of its msgpack encoding, without decoding
+ * the rest: the map as toWire() writes it (magic, ver, type first), in the encodings msgpack
+ * uses for short strings and small integers. Undefined when the bytes look otherwise (the
+ * caller then decodes the whole message).
+ */
+export function peekPeerType(b: Buffer): PeerMessageType | undefined {
+  let i = 0;
+  const h = b[i++];
+  if (h === undefined) return undefined;
+  if (h >= 0x80 && h <= 0x8f) { /* fixmap */ } else if (h === 0xde) i += 2; else if (h === 0xdf) i += 4; else return undefined;
+  const str = (): string | undefined => {
+    const t = b[i++];
+    let n: number;
+    if (t === undefined) return undefined;
+    if (t >= 0xa0 && t <= 0xbf) n = t - 0xa0;
+    else if (t === 0xd9 && i < b.length) n = b[i++]!;
+    else return undefined;
+    if (i + n > b.length) return undefined;
+    const s = b.toString('latin1', i, i + n);
+    i += n;
+    return s;
+  };
+  const skipSmall = (): boolean => { // a string or a small integer
+    const t = b[i];
+    if (t === undefined) return false;
+    if (t <= 0x7f || t >= 0xe0 || t === 0xc0 || t === 0xc2 || t === 0xc3) { i++; return true; }
+    if (t === 0xcc) { i += 2; return true; }
+    if (t === 0xcd) { i += 3; return true; }
+    return str() !== undefined;
+  };
+  for (let k = 0; k < 3; k++) {
+    const key = str();
+    if (key === undefined) return undefined;
+    if (key === 'type') {
+      const v = str();
+      return v !== undefined && Object.prototype.hasOwnProperty.call(EPOCH_RULE, v) ? v as PeerMessageType : undefined;
+    }
+    if (!skipSmall()) return undefined;
+  }
+  return undefined;
+}
+
+/**
+ * Bulk traffic: the lock engine's messages (rule 'receiver', and 'bound' ones but ping/pong).
+ * Everything else — leases, membership, diagnostics — goes first on a link (transport.ts,
+ * peer-link.ts): a renewal must never wait behind megabytes of lock messages.
+ */
+export function isBulkTraffic(type: PeerMessageType): boolean {
+  const rule = EPOCH_RULE[type];
+  return rule === 'receiver' || (rule === 'bound' && type !== 'ping' && type !== 'pong');
+}
+
 /** Names kept for the lock engine's messages (protocol version 1 does not define them yet). */
 export const RESERVED_PEER_TYPES: readonly string[] = [
   'lockRequest', 'lockConvert', 'lockUnlock', 'lockCancel', 'lockGrant', 'lockFail', 'lockBast',

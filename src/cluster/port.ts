@@ -49,10 +49,14 @@ export interface ClusterPort {
   canGrant?(): boolean;
   /** Subscribe to lease renewal (every round sent, every ack extending quorum); see RenewalReport. */
   onRenewal?(listener: (r: RenewalReport) => void): void;
+  /** Subscribe to the renewals heard from each peer (metrics: the gaps between them). */
+  onPeerRenewal?(listener: (from: number) => void): void;
   /**
    * Until when (this node's Clock, ms) this node holds its cluster lease, from what it knows
-   * now: the moment it would self-fence without further acknowledged renewals. The volume
-   * drivers' kernel lease ends at the same instant.
+   * now: the moment it would self-fence without further acknowledged renewals (-Infinity: not
+   * now). The volume drivers' kernel lease ends at the same instant; the lock router arms its
+   * own timer on it, so it fences on time even if the cluster layer, in its own thread, says
+   * nothing (stalled).
    */
   quorumUntil?(): number;
   stop(): Promise<void>;

@@ -4,8 +4,16 @@
  * Owns: the listening socket, the responder side of every inbound handshake (which peer is
  * it? is it allowed to dial us? does it know the key?), and the map peer id -> PeerLink.
  * Takes (method calls): start, send, sendAndWait, broadcast, dropLink, linkStatus, stop.
- * Sends: 'start'/'send'/'adopt'/'drop'/'status'/'stop' to the PeerLinks. Delivers every
- * validated message to opts.onMessage and every LinkEvent to opts.onLinkEvent.
+ * Sends: 'start'/'send'/'sendMany'/'adopt'/'drop'/'status'/'stop' to the PeerLinks. Delivers
+ * every validated message to opts.onMessage and every LinkEvent to opts.onLinkEvent.
+ *
+ * Liveness first: a PeerLink takes one mailbox message per event-loop turn, so a renewal sent
+ * behind 4 000 lock messages (a recovery, a purge, a flood of remote requests) waited 4 000
+ * turns — long enough, on a loaded machine, for leases to lapse. Lease and membership
+ * messages are written at once (PeerLinkHandle.sendNow: ahead of anything queued); bulk
+ * traffic (lock-engine messages: EPOCH_RULE 'receiver' and 'bound') sent in one turn is
+ * coalesced into one 'sendMany' per peer. Order within each class is kept; nothing orders
+ * one class against the other (lock messages carry their own epochs).
  */
 import type Logger from 'bunyan';
 import type { ActorSystem, Ref } from '../actors/actor';
@@ -13,8 +21,11 @@ import type { Clock } from '../util/clock';
 import { HandshakeError, HandshakeOptions, runResponder } from './handshake';
 import type { Connection, Listener, Network } from './network';
 import type { ClusterOptions } from './options';
-import { LinkEvent, PeerLinkMsg, PeerLinkStatus, SendResult, spawnPeerLink, BackoffOptions, isDialer } from './peer-link';
-import { DEFAULT_MAX_PEER_FRAME, PeerBody, PeerMessage } from './peer-protocol';
+import { LinkEvent, PeerLinkHandle, PeerLinkMsg, PeerLinkStatus, SendResult, spawnPeerLink, BackoffOptions, isDialer } from './peer-link';
+import { DEFAULT_MAX_PEER_FRAME, isBulkTraffic, PeerBody, PeerMessage } from './peer-protocol';
+
+/** Bulk messages per 'sendMany' at most (one PeerLink turn seals them: a few milliseconds). */
+const MAX_SEND_MANY = 256;
 
 export interface TransportOptions {
   config: ClusterOptions;
@@ -51,11 +62,14 @@ export const TRANSPORT_DEFAULTS = {
 };
 
 export class PeerTransport {
-  private links = new Map<number, Ref<PeerLinkMsg>>();
+  private links = new Map<number, PeerLinkHandle>();
   private listener?: Listener;
   private stopped = false;
   private readonly inbound = new Set<Connection>();
   private epochSource: () => number;
+  /** Bulk messages of this turn, per peer (see the header). */
+  private bulk = new Map<number, Array<{ body: PeerBody; epoch: number }>>();
+  private bulkFlushQueued = false;
   /** Handshakes refused on the accept side, by code (tests and status). */
   readonly refusals: Record<string, number> = {};
 
@@ -83,7 +97,7 @@ export class PeerTransport {
     const log = o.log.child({ component: 'transport', node: cfg.node.id });
     this.listener = await o.network.listen(cfg.node.address, cfg.node.port, (conn) => this.accept(conn, addresses, hs, log));
     for (const p of cfg.peers) {
-      const ref = spawnPeerLink(o.system, undefined, {
+      const link = spawnPeerLink(o.system, undefined, {
         selfId: cfg.node.id, peer: p, dialAddress: addresses.get(p.id)!, network: o.network, clock: o.clock,
         random: o.random ?? Math.random, handshake: hs,
         backoff: o.backoff ?? TRANSPORT_DEFAULTS.backoff,
@@ -95,9 +109,9 @@ export class PeerTransport {
         onMessage: (from, msg) => o.onMessage(from, msg),
         onLinkEvent: (ev) => o.onLinkEvent?.(ev),
       });
-      this.links.set(p.id, ref);
+      this.links.set(p.id, link);
     }
-    for (const ref of this.links.values()) o.system.send(ref, { type: 'start' });
+    for (const l of this.links.values()) o.system.send(l.ref, { type: 'start' });
   }
 
   private accept(conn: Connection, addresses: Map<number, string>, hs: Omit<HandshakeOptions, 'log'>, log: Logger): void {
@@ -118,9 +132,9 @@ export class PeerTransport {
     }).then(
       (session) => {
         this.inbound.delete(conn);
-        const ref = this.links.get(session.peerId);
-        if (this.stopped || !ref) { conn.destroy(); return; }
-        this.o.system.send(ref, { type: 'adopt', session });
+        const link = this.links.get(session.peerId);
+        if (this.stopped || !link) { conn.destroy(); return; }
+        this.o.system.send(link.ref, { type: 'adopt', session });
       },
       (e: Error) => {
         this.inbound.delete(conn);
@@ -137,15 +151,36 @@ export class PeerTransport {
    * message built under one view is never delivered as if it belonged to the next.
    */
   send(peer: number, body: PeerBody, epoch = this.epochSource()): void {
-    const ref = this.links.get(peer);
-    if (ref) this.o.system.send(ref, { type: 'send', body, epoch });
+    const link = this.links.get(peer);
+    if (!link) return;
+    if (!isBulkTraffic(body.type)) {
+      link.sendNow(body, epoch); // lease and membership: written now (see the header)
+      return;
+    }
+    let q = this.bulk.get(peer);
+    if (!q) this.bulk.set(peer, (q = []));
+    q.push({ body, epoch });
+    if (q.length >= MAX_SEND_MANY) this.flushBulk(peer);
+    else if (!this.bulkFlushQueued) { this.bulkFlushQueued = true; queueMicrotask(() => this.flushAllBulk()); }
+  }
+
+  private flushBulk(peer: number): void {
+    const q = this.bulk.get(peer);
+    const link = this.links.get(peer);
+    this.bulk.delete(peer);
+    if (q && link && q.length > 0) this.o.system.send(link.ref, { type: 'sendMany', items: q });
+  }
+
+  private flushAllBulk(): void {
+    this.bulkFlushQueued = false;
+    for (const peer of [...this.bulk.keys()]) this.flushBulk(peer);
   }
 
   /** Send and learn what happened to the message locally ('sent', 'queued', 'down', 'overflow'...). */
   async sendAndWait(peer: number, body: PeerBody, timeoutMs = 1000, epoch = this.epochSource()): Promise<SendResult> {
-    const ref = this.links.get(peer);
-    if (!ref) return 'down';
-    return this.o.system.ask<PeerLinkMsg, SendResult>(ref, (replyTo) => ({ type: 'send', body, epoch, replyTo }), timeoutMs);
+    const link = this.links.get(peer);
+    if (!link) return 'down';
+    return this.o.system.ask<PeerLinkMsg, SendResult>(link.ref, (replyTo) => ({ type: 'send', body, epoch, replyTo }), timeoutMs);
   }
 
   broadcast(body: PeerBody): void {
@@ -153,19 +188,19 @@ export class PeerTransport {
   }
 
   dropLink(peer: number, reason: string): void {
-    const ref = this.links.get(peer);
-    if (ref) this.o.system.send(ref, { type: 'drop', reason });
+    const link = this.links.get(peer);
+    if (link) this.o.system.send(link.ref, { type: 'drop', reason });
   }
 
   async linkStatus(timeoutMs = 1000): Promise<PeerLinkStatus[]> {
-    return Promise.all([...this.links.values()].map((ref) =>
-      this.o.system.ask<PeerLinkMsg, PeerLinkStatus>(ref, (replyTo) => ({ type: 'status', replyTo }), timeoutMs)));
+    return Promise.all([...this.links.values()].map((l) =>
+      this.o.system.ask<PeerLinkMsg, PeerLinkStatus>(l.ref, (replyTo) => ({ type: 'status', replyTo }), timeoutMs)));
   }
 
   async stop(reason = 'shutdown'): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    for (const ref of this.links.values()) this.o.system.send(ref, { type: 'stop', reason });
+    for (const l of this.links.values()) this.o.system.send(l.ref, { type: 'stop', reason });
     for (const c of this.inbound) c.destroy();
     await this.listener?.close();
   }

@@ -14,20 +14,34 @@
  * way the router hears of it (onRefused) and fails what waited for it.
  * Faults (MXFS_FAULT_INJECTION only): the filter in ClusterNode drops or delays traffic,
  * leases included, so a partition here is a partition for the whole protocol.
+ *
+ * Where the cluster layer runs: in mxfsd, a worker thread of its own (`worker` option:
+ * ClusterWorker, so lease renewals never wait behind the lock engine); in tests and the
+ * whole-cluster simulation, this thread (ClusterNode, under the injected clock and network).
+ * Either way, onRenewal() tells listeners on this thread of every renewal round and every
+ * acknowledged renewal (with the new quorum deadline), and canGrant()/quorumUntil() are exact
+ * at the call.
  */
 import type Logger from 'bunyan';
 import type { ActorSystem } from '../actors/actor';
 import type { Config } from '../config/config';
 import { ClusterNode } from '../cluster/cluster-node';
+import { loadClusterKey } from '../cluster/auth';
+import type { ClusterLayer, ClusterLayerEvents } from '../cluster/cluster-layer';
+import { ClusterWorker } from '../cluster/cluster-worker';
+import { randomInt } from 'node:crypto';
+import { MAX_INCARNATION } from '../cluster/peer-protocol';
 import { DlmChannel } from '../cluster/dlm-channel';
 import type { DlmPeerMsg } from '../cluster/dlm-messages';
-import type { MembershipEvent, RenewalReport } from '../cluster/membership';
+import type { MembershipEvent, RenewalReport, RenewalStats } from '../cluster/membership';
 import { Network, TcpNetwork } from '../cluster/network';
-import type { ClusterOptions } from '../cluster/options';
+import { ClusterOptions, leaseTimes } from '../cluster/options';
 import type { ClusterHandlers, ClusterPort, ClusterView } from '../cluster/port';
 import type { Clock } from '../util/clock';
 import type { FaultSpec } from '../wire/client-protocol';
+import type { ForwardedFrame } from '../trace/recorder';
 import type { NodeState } from './state';
+import { MUTATION } from '../util/mutation';
 
 export function clusterOptions(c: Config): ClusterOptions {
   return {
@@ -38,32 +52,59 @@ export function clusterOptions(c: Config): ClusterOptions {
   };
 }
 
+
+export interface TcpClusterPortOptions {
+  config: Config; sys: ActorSystem; log: Logger; clock: Clock; state: NodeState;
+  /** Simulation: another network (SimNetwork host), the key itself, a fixed incarnation, seeded jitter. */
+  sim?: { network: Network; key: Buffer; incarnation: number; random: () => number };
+  /**
+   * Run the cluster layer in a worker thread (mxfsd). Needs the real clock and network; the
+   * log settings are for the worker's own log streams (syslog records come back here).
+   */
+  worker?: { logLevel?: string; syslogRecord?(rec: Record<string, unknown>): void; onFatal?(err: Error): void };
+}
+
 export class TcpClusterPort implements ClusterPort {
-  readonly node: ClusterNode;
+  readonly node: ClusterLayer;
   readonly channel: DlmChannel;
   private h?: ClusterHandlers;
   private v: ClusterView = { epoch: 0, members: [], quorate: false };
   private readonly fault = { blocked: new Set<number>(), drop: 0, delayMs: 0 };
   private readonly renewalListeners: Array<(r: RenewalReport) => void> = [];
+  private readonly peerRenewalListeners: Array<(from: number) => void> = [];
 
-  constructor(private readonly o: {
-    config: Config; sys: ActorSystem; log: Logger; clock: Clock; state: NodeState;
-    /** Simulation: another network (SimNetwork host), the key itself, a fixed incarnation, seeded jitter. */
-    sim?: { network: Network; key: Buffer; incarnation: number; random: () => number };
-  }) {
+  constructor(private readonly o: TcpClusterPortOptions) {
     const config = clusterOptions(o.config);
     if (o.sim) config.cluster.key = o.sim.key;
-    this.node = new ClusterNode({
-      epochStore: { load: () => o.state.promisedEpoch, save: (e) => o.state.promise(e) },
-      config, network: o.sim?.network ?? new TcpNetwork(), clock: o.clock, system: o.sys, log: o.log.child({ actor: 'cluster' }),
-      incarnation: o.sim?.incarnation, random: o.sim?.random,
-      tuning: o.sim ? { backoff: { initialMs: 100, maxMs: 1000 }, connectTimeoutMs: 500, handshakeTimeoutMs: 1000 } : undefined,
+    const events: ClusterLayerEvents = {
       onEvent: (ev) => this.onEvent(ev),
       onRenewal: (r) => { for (const l of this.renewalListeners) l(r); },
+      onPeerRenewal: (from) => { for (const l of this.peerRenewalListeners) l(from); },
       onDlmFrame: (from, frame) => this.channel.receive(from, frame),
       onLinkEvent: (ev) => { if (ev.type === 'up') this.channel.linkUp(ev.peer); },
-      faults: this.fault,
-    });
+    };
+    const promised = MUTATION.noTokenFloor ? 0 : o.state.promisedEpoch;
+    if (o.worker) {
+      if (o.sim) throw new Error('TcpClusterPort: the worker thread runs on the real clock and network, not in a simulation');
+      // Read here, so a missing or loose key file stops mxfsd with its one-line reason.
+      if (!config.cluster.key && config.cluster.keyFile) config.cluster.key = loadClusterKey(config.cluster.keyFile);
+      this.node = new ClusterWorker({
+        ...events, config, incarnation: randomInt(1, MAX_INCARNATION + 1), stateDir: o.state.dir, promisedEpoch: promised,
+        logging: o.config.logging, logLevel: o.worker.logLevel, syslogRecord: o.worker.syslogRecord, onFatal: o.worker.onFatal,
+        stallMs: o.config.timing.clientTimeoutMs, clock: o.clock, log: o.log.child({ actor: 'cluster' }), faults: this.fault,
+        // Tracing: the worker's frames are recorded here, by the node's recorder (frame-tap.ts).
+        ...(o.config.trace?.enabled ? { onFrame: (x: ForwardedFrame) => o.sys.tracer?.forwardedFrame(x) } : {}),
+      });
+    } else {
+      this.node = new ClusterNode({
+        ...events,
+        epochStore: { load: () => promised, save: (e) => o.state.promise(e) },
+        config, network: o.sim?.network ?? new TcpNetwork(), clock: o.clock, system: o.sys, log: o.log.child({ actor: 'cluster' }),
+        incarnation: o.sim?.incarnation, random: o.sim?.random,
+        tuning: o.sim ? { backoff: { initialMs: 100, maxMs: 1000 }, connectTimeoutMs: 500, handshakeTimeoutMs: 1000 } : undefined,
+        faults: this.fault,
+      });
+    }
     this.channel = new DlmChannel({
       selfInc: this.node.incarnation, clock: o.clock, log: o.log.child({ actor: 'dlm-channel' }),
       transmit: (to, frame) => this.node.send(to, frame),
@@ -82,6 +123,7 @@ export class TcpClusterPort implements ClusterPort {
   quorumUntil(): number { return this.node.quorumUntil(); }
   setHandlers(h: ClusterHandlers): void { this.h = h; }
   onRenewal(listener: (r: RenewalReport) => void): void { this.renewalListeners.push(listener); }
+  onPeerRenewal(listener: (from: number) => void): void { this.peerRenewalListeners.push(listener); }
 
   /** Lock messages are bounded by construction (MAX_DLM_LIST_BYTES): see dlm-messages.ts. */
   send(to: number, msg: DlmPeerMsg): void { this.channel.send(to, msg); }
@@ -92,9 +134,13 @@ export class TcpClusterPort implements ClusterPort {
       case 'heal': this.fault.blocked = new Set(); this.fault.drop = 0; this.fault.delayMs = 0; break;
       case 'drop': this.fault.drop = spec.fraction; break;
       case 'delay': this.fault.delayMs = spec.ms; break;
-      case 'reset': for (const p of this.o.config.peers) this.node.transport.dropLink(p.id, 'fault injection: link reset'); break;
+      case 'reset': for (const p of this.o.config.peers) this.node.dropLink(p.id, 'fault injection: link reset'); return;
     }
+    this.node.setFaults(this.fault);
   }
+
+  /** Reopen the worker thread's log files (SIGHUP); nothing to do in-thread. */
+  reopenLogs(): void { if (this.node instanceof ClusterWorker) this.node.reopenLogs(); }
 
   async status(): Promise<unknown> {
     const st = await this.node.status();
@@ -109,6 +155,9 @@ export class TcpClusterPort implements ClusterPort {
       live: st.live,
       proposing: st.proposing ?? null,
       yieldingTo: st.yieldingTo ?? null,
+      lease: leaseFigures(st.renewals, leaseTimes(clusterOptions(this.o.config).timing).fenceAfterMs),
+      thread: st.thread ?? { isolation: 'none' },
+      muted: st.muted ?? null,
       faults: { blocked: [...this.fault.blocked], drop: this.fault.drop, delayMs: this.fault.delayMs },
       lockMessages: { ...this.channel.stats },
       peers: this.o.config.peers.map((p) => {
@@ -141,4 +190,17 @@ export class TcpClusterPort implements ClusterPort {
     this.o.log.info({ epoch: this.v.epoch, members: this.v.members, quorate: this.v.quorate, event: ev.type }, 'cluster view');
     this.h?.onView(this.v);
   }
+}
+
+/**
+ * The lease renewal figures for status (`mxfsctl nodes`): per-second buckets with wall-clock
+ * times, so a benchmark can pick the seconds of one phase.
+ */
+export function leaseFigures(r: RenewalStats, fenceAfterMs: number): unknown {
+  const wall = Date.now();
+  return {
+    fenceAfterMs, renewals: r.count, lastGapMs: r.lastGapMs ?? null, maxGapMs: r.maxGapMs ?? null, maxGapEverMs: r.maxGapEverMs ?? null,
+    quorumLosses: r.quorumLosses,
+    recent: r.recent.map((b) => ({ at: Math.round(wall - b.agoMs + 1000), maxGapMs: b.maxGapMs })),
+  };
 }

@@ -14,8 +14,11 @@
  * than MAX_UNHANDLED of them wait for its session actor, or while its output queue holds more
  * than a quarter of max_client_output_bytes (the client does not read its replies); they then
  * wait in the kernel's socket buffer and the client's writes block. So no client can make the
- * daemon buffer without bound; one is cut off only when its output queue exceeds
- * max_client_output_bytes through asynchronous events alone.
+ * daemon buffer without bound. Inspection answers (status, locks, trace: up to a frame each,
+ * and a coalesced run answers many at once) are refused BUSY instead of queued while the
+ * output queue is above that quarter, so replies alone never overflow it (max_client_output_
+ * bytes >= 2 * max_frame_bytes); a client is cut off only when its output queue exceeds
+ * max_client_output_bytes through asynchronous events.
  * Inspection (status, locks) runs through a Coalescer: N identical queries at once cost at
  * most two runs.
  */
@@ -26,21 +29,25 @@ import type Logger from 'bunyan';
 import { ActorSystem, Ref } from '../actors/actor';
 import { clientSessionDef, DaemonInfo, SessionMsg } from '../actors/client-session';
 import { LockTable } from '../actors/lockspace';
-import { newLockStats, ResourceInspection, ResourceMsg } from '../actors/messages';
+import { LockspaceMsg, newLockStats, ResourceInspection, ResourceList, ResourceMsg } from '../actors/messages';
 import type { ResourceView } from '../dlm/resource';
 import { modeName } from '../dlm/modes';
 import { ClientTransport, MxfsClient } from '../client/client';
 import type { Config } from '../config/config';
 import { ClientRequest, DaemonMessage, FaultSpec, ProtocolError, RequestError, validateClientRequest } from '../wire/client-protocol';
-import { decodePayload, encodeFrame, fitList, FrameDecoder, FrameError } from '../wire/frame';
+import { decodePayload, encodedSize, encodeFrame, encodeReplyFrame, fitList, FrameDecoder, FrameError } from '../wire/frame';
 import { invalidUtf8Fields } from '../wire/utf8-fields';
 import { Coalescer } from '../util/coalesce';
 import { NodeLock } from './node-lock';
 import type { Admission } from '../actors/client-session';
+import { SLICE } from '../util/slices';
+import { MUTATION } from '../util/mutation';
 import { Clock, systemClock } from '../util/clock';
+import { LoopMonitor } from '../util/loop-monitor';
 import type { ClusterPort } from '../cluster/port';
 import { EPOCH_TOKEN_SHIFT, LockRouter, RecoveryState } from './lock-router';
 import { NodeState } from './state';
+import { Purger } from './purger';
 import { rendezvousOwner } from '../cluster/rendezvous';
 import { resolveGroup } from '../ffi/groups';
 import { listenClientSocket } from './client-socket';
@@ -52,6 +59,7 @@ import { NodeTrace, TraceRequest } from '../trace/node-trace';
 import { NodeMetrics } from '../metrics/metrics';
 import { INODE_LOCKS_DEFAULT_LIMIT, KernelInodeLocksReport, KernelRequest, listKernelInodeLocks } from './kernel-inode-locks';
 import { KernelNotAttached } from '../actors/kernel-bridge';
+import { busyFor } from '../util/thread-sched';
 
 export { VERSION };
 
@@ -69,10 +77,17 @@ export interface DaemonOptions {
   /** The cluster (absent: a standalone node); a factory gets the daemon's actor system and state. */
   port?: ClusterPort | ((sys: ActorSystem, state: NodeState) => ClusterPort);
   masterOf?: (lockspace: string, resource: string, members: number[]) => number;
+  /**
+   * Listen on the client socket (default true). The whole-cluster simulation runs daemons
+   * with in-process clients only: no real I/O, so a seed replays exactly.
+   */
+  listen?: boolean;
 }
 
 interface SessionInfo {
   ref: Ref<SessionMsg>;
+  /** Straight to the client, bypassing the session's mailbox (fence: see LockRouter.tellLost). */
+  emit(m: DaemonMessage): void;
   client: string;
   pid?: number;
   transport: 'socket' | 'local';
@@ -89,7 +104,11 @@ export class Daemon implements DaemonInfo {
   readonly sys: ActorSystem;
   readonly table: LockTable;
   readonly router: LockRouter;
+  /** Routes the purges of ended sessions, a slice per turn. */
+  readonly purger: Purger;
   readonly clock: Clock;
+  /** Event-loop delay per second (real time only: absent under a simulated clock). */
+  readonly loop?: LoopMonitor;
   private server?: net.Server;
   private sessions = new Map<number, SessionInfo>();
   private ended = new Map<number, () => void>();
@@ -115,6 +134,7 @@ export class Daemon implements DaemonInfo {
 
   constructor(private readonly o: DaemonOptions) {
     this.clock = o.clock ?? systemClock;
+    if (this.clock === systemClock) this.loop = new LoopMonitor();
     this.sys = new ActorSystem(o.log);
     this.tracing = new NodeTrace({ config: o.config, clock: this.clock, log: o.log.child({ actor: 'trace' }), sys: this.sys });
     this.table = new LockTable(this.sys, {
@@ -123,6 +143,7 @@ export class Daemon implements DaemonInfo {
       clock: this.clock,
       stats: newLockStats(),
       faultInjection: o.faultInjection ?? false,
+      leaseHeld: () => this.router.leaseHeld(),
     });
     this.startedAt = this.clock.now();
     this.admission = { inFlight: 0, max: o.config.locking.maxRequests };
@@ -133,10 +154,12 @@ export class Daemon implements DaemonInfo {
       masterOf: o.masterOf ?? rendezvousOwner,
       session: (id) => this.sessions.get(id)?.ref,
       sessions: () => [...this.sessions.values()].map((x) => x.ref),
+      tellLost: (reason) => { for (const s of this.sessions.values()) s.emit({ type: 'lost', reason }); },
       log: o.log.child({ actor: 'router' }), clock: this.clock, queryTimeoutMs: o.config.timing.queryTimeoutMs,
-      inspectLocal: async (f) => ((await this.localLocks(f)) as { resources: unknown[] }).resources,
+      inspectLocal: (f) => this.localLocks(f),
       onState: (st, epoch) => { for (const l of this.stateListeners) l(st, epoch); },
     });
+    this.purger = new Purger((ls, res, msg, epoch) => this.router.route(ls, res, msg, epoch));
     const masterOf = o.masterOf ?? rendezvousOwner;
     this.tracing.attach({ locks: (f) => this.locks(f), router: () => this.router, masterOf });
     this.metrics = new NodeMetrics({ config: o.config, clock: this.clock, sys: this.sys, stats: this.table.stats, router: this.router, port: this.port, trace: this.tracing, sessions: () => this.sessions.size, volumes: () => this.volumes, log: o.log.child({ actor: 'metrics' }) });
@@ -154,11 +177,19 @@ export class Daemon implements DaemonInfo {
     // A standalone node's tokens count from its boot generation * 2^32, so a restarted
     // node never issues a token below one it issued before. (In a cluster the epoch plays
     // this role, and the membership layer persists it.)
+    this.loop?.start();
     const gen = this.state.nextGeneration();
     if (!this.port) {
       if (gen >= 2 ** 21) throw new Error(`boot generation ${gen} exhausts the token space (2^21 restarts)`);
-      this.table.reset(gen * EPOCH_TOKEN_SHIFT, (gen + 1) * EPOCH_TOKEN_SHIFT);
+      this.table.reset(MUTATION.noTokenFloor ? 0 : gen * EPOCH_TOKEN_SHIFT, (gen + 1) * EPOCH_TOKEN_SHIFT);
     }
+    if (this.o.listen !== false) await this.listen();
+    await this.metrics.start();
+    await this.port?.start?.();
+    this.log.info({ socket: this.o.listen !== false ? this.socketPath : null, node: this.o.config.node.id }, 'mxfsd listening');
+  }
+
+  private async listen(): Promise<void> {
     const p = this.socketPath;
     const node = this.o.config.node;
     const gid = node.socketGroup === undefined ? undefined : resolveGroup(node.socketGroup);
@@ -171,9 +202,6 @@ export class Daemon implements DaemonInfo {
     await listenClientSocket(server, { path: p, mode: node.socketMode, gid });
     server.on('error', (e) => this.log.error({ err: e }, 'client socket error'));
     this.server = server;
-    await this.metrics.start();
-    await this.port?.start?.();
-    this.log.info({ socket: p, node: this.o.config.node.id }, 'mxfsd listening');
   }
 
   /**
@@ -211,11 +239,12 @@ export class Daemon implements DaemonInfo {
     if (this.volumes) await this.volumes.shutdown(this.o.config.timing.shutdownGraceMs).catch((e: Error) => this.log.error({ err: e }, 'volume shutdown failed'));
     const waits = [...this.sessions.keys()].map((id) => new Promise<void>((r) => this.ended.set(id, r)));
     for (const s of this.sessions.values()) this.sys.send(s.ref, { type: 'lostAll', reason });
-    await Promise.race([Promise.all(waits), new Promise((r) => setTimeout(r, this.o.config.timing.shutdownGraceMs).unref())]);
+    await Promise.race([Promise.all(waits).then(() => this.purger.idle()), new Promise((r) => setTimeout(r, this.o.config.timing.shutdownGraceMs).unref())]);
     // Let the purges reach the resources before the actors stop.
     await new Promise((r) => setTimeout(r, 20));
-    try { fs.unlinkSync(this.socketPath); } catch { /* already gone */ }
+    if (this.server) try { fs.unlinkSync(this.socketPath); } catch { /* already gone */ }
     await this.port?.stop();
+    this.loop?.stop();
     this.sys.shutdown();
     await this.metrics.stop();
     await this.tracing.close();
@@ -234,6 +263,15 @@ export class Daemon implements DaemonInfo {
 
   /** An in-process client on its own session (kernel bridge, tests). */
   connectLocal(name: string): Promise<MxfsClient> {
+    return MxfsClient.start(this.localTransport(), { name, clock: this.clock });
+  }
+
+  /**
+   * An in-process transport on a new session: requests go to the session as they are (the
+   * caller is trusted code: the kernel bridge, the client library, the simulation's clients),
+   * messages come back asynchronously.
+   */
+  localTransport(): ClientTransport {
     let session: Ref<SessionMsg> | undefined;
     let closed = false;
     const t: ClientTransport = {
@@ -250,20 +288,21 @@ export class Daemon implements DaemonInfo {
       closed = true;
       queueMicrotask(() => t.onClose?.(reason));
     });
-    return MxfsClient.start(t, { name, clock: this.clock });
+    return t;
   }
 
-  private openSession(transport: 'socket' | 'local', emit: (m: DaemonMessage) => void, close: (reason: string) => void, handled?: () => void): Ref<SessionMsg> {
+  private openSession(transport: 'socket' | 'local', emit: (m: DaemonMessage) => void, close: (reason: string) => void, handled?: () => void, outputBacklog?: () => string | undefined): Ref<SessionMsg> {
     const id = this.nextSession++;
     const c = this.o.config;
-    const info: SessionInfo = { ref: undefined as never, client: '?', transport, since: Date.now() };
+    const info: SessionInfo = { ref: undefined as never, emit, client: '?', transport, since: Date.now() };
     info.ref = this.sys.spawn<any, SessionMsg>(undefined, 'session', clientSessionDef({
       sessionId: id, nodeId: c.node.id, nodeName: c.node.name, clock: this.clock,
       route: (ls, res, msg, epoch) => this.router.route(ls, res, msg, epoch), epoch: this.router.epoch,
       keepaliveMs: c.timing.clientKeepaliveMs, clientTimeoutMs: c.timing.clientTimeoutMs, lvbSize: c.locking.lvbSize,
       maxFrameBytes: c.locking.maxFrameBytes, maxLocks: c.locking.maxLocksPerClient,
       maxInFlight: transport === 'socket' ? c.locking.maxRequestsPerClient : undefined, admission: this.admission, info: this,
-      emit, close, handled, metrics: this.metrics.session,
+      emit, close, handled, outputBacklog, metrics: this.metrics.session,
+      purge: (owner, epoch, targets) => this.purger.add(owner, epoch, targets),
       onEnd: (sid) => {
         const ref = this.sessions.get(sid)?.ref;
         this.sessions.delete(sid);
@@ -296,7 +335,7 @@ export class Daemon implements DaemonInfo {
     const emit = (m: DaemonMessage) => {
       if (!open) return;
       try {
-        sock.write(encodeFrame(m, max));
+        sock.write(m.type === 'reply' ? encodeReplyFrame(m, max) : encodeFrame(m, max));
       } catch (e) {
         log.error({ err: e }, 'cannot encode a reply; cutting the client off');
         cut(`internal encoding error`);
@@ -322,7 +361,8 @@ export class Daemon implements DaemonInfo {
       log.debug({ reason }, 'client session ended');
       sock.end();
       setTimeout(() => sock.destroy(), 1000).unref();
-    }, () => { unhandled--; if (paused && unhandled <= MAX_UNHANDLED / 2) pauseOrResume(); });
+    }, () => { unhandled--; if (paused && unhandled <= MAX_UNHANDLED / 2) pauseOrResume(); },
+    () => (sock.writableLength > pauseAt ? `${sock.writableLength} bytes of replies to this connection are not read yet (more than a quarter of [locking] max_client_output_bytes, ${maxOutput}): read them, then ask again` : undefined));
     const sessionId = this.nextSession - 1;
     sock.on('data', (chunk: Buffer) => {
       if (!open) return;
@@ -344,8 +384,14 @@ export class Daemon implements DaemonInfo {
             const s = this.sessions.get(sessionId);
             if (s) { s.client = req.client; s.pid = req.pid; }
           }
+          // Heartbeats are answered here, not behind the requests in the session's mailbox (a
+          // client with 50 000 locks collecting its records, a flood of its own requests...),
+          // but only while this node holds its lease: a fenced node's clients must give up
+          // (LockRouter.leaseHeld; the fence also tells them at once, tellLost).
+          const acked = req.type === 'hb' && this.router.leaseHeld();
+          if (acked && req.type === 'hb') emit({ type: 'hb', ack: req.seq });
           unhandled++;
-          this.sys.send(ref, { type: 'client', req });
+          this.sys.send(ref, { type: 'client', req, acked });
         }
         if (mustWait()) pauseOrResume();
       } catch (e) {
@@ -370,8 +416,8 @@ export class Daemon implements DaemonInfo {
     const c = this.o.config;
     const st = this.table.stats;
     const lockspaces = await Promise.all(this.table.lockspaceNames().map(async (name) => {
-      const res = await this.listResources(name);
-      return { name, resources: res.length };
+      const res = await this.listResources(name, { limit: 0 });
+      return { name, resources: res.total };
     }));
     return {
       node: { id: c.node.id, name: c.node.name },
@@ -384,6 +430,7 @@ export class Daemon implements DaemonInfo {
       resources: st.resources,
       locks: st.locks,
       counters: { grants: st.grants, basts: st.basts, evictions: st.evictions, resourceCrashes: st.resourceCrashes, actorCrashes: this.sys.crashes },
+      eventLoop: this.loop?.snapshot() ?? null,
       admission: { requestsInFlight: this.admission.inFlight, maxRequests: this.admission.max, inspectionRuns: this.inspections.runs },
       kernel: this.kernel ? this.kernel.status() : { state: 'disabled' },
       cluster: await this.clusterStatus(),
@@ -406,8 +453,13 @@ export class Daemon implements DaemonInfo {
   async fault(spec: FaultSpec): Promise<unknown> {
     if (!this.o.faultInjection) throw new Error('fault injection is disabled (start mxfsd with MXFS_FAULT_INJECTION=1)');
     if (!this.port) throw new Error('fault injection needs a cluster (no [peer] configured)');
-    this.port.setFault(spec);
     this.log.warn({ spec }, 'fault injected');
+    if (spec.action === 'stall') {
+      const ranMs = busyFor(spec.ms);
+      this.log.warn({ ranMs }, 'fault injected: the stall is over');
+      return { node: this.o.config.node.id, spec, ranMs };
+    }
+    this.port.setFault(spec);
     return { node: this.o.config.node.id, spec };
   }
 
@@ -425,7 +477,9 @@ export class Daemon implements DaemonInfo {
     let resources: unknown[];
     let omitted = 0;
     if (!this.port) {
-      resources = ((await this.localLocks(filter)) as { resources: unknown[] }).resources;
+      const own = await this.localLocks(filter);
+      resources = own.resources;
+      omitted = own.omitted;
       head = { node: this.o.config.node.id };
     } else {
       const r = await this.router.inspectCluster(filter);
@@ -470,13 +524,22 @@ export class Daemon implements DaemonInfo {
   }
 
   /** The resources this node masters (for local `locks` and for peers' inspection). */
-  localLocks(filter: { lockspace?: string; resource?: string }): Promise<unknown> {
+  localLocks(filter: { lockspace?: string; resource?: string }): Promise<{ node: number; resources: unknown[]; omitted: number }> {
     return this.inspections.run(`local ${filterKey(filter)}`, () => this.collectLocalLocks(filter));
   }
 
-  private async collectLocalLocks(filter: { lockspace?: string; resource?: string }): Promise<unknown> {
+  /**
+   * The resources this node masters, at most `budget` bytes of them (encoded): bounded work
+   * whatever the number of resources. Each lockspace lists at most LIST_LIMIT of its busy
+   * resources (idle ones waiting for eviction are skipped; or only `filter.resource`); they
+   * are inspected SLICE.inspect at a time (one step per turn) until the budget is full.
+   * Busy resources beyond the listing or the budget are counted in `omitted`.
+   */
+  private async collectLocalLocks(filter: { lockspace?: string; resource?: string }, budget = this.o.config.locking.maxFrameBytes): Promise<{ node: number; resources: unknown[]; omitted: number }> {
     const timeout = this.o.config.timing.queryTimeoutMs;
     const out: unknown[] = [];
+    let used = 0;
+    let omitted = 0;
     const owners = (owner: string) => {
       const sid = Number(owner.split(':')[1]);
       const s = Number(owner.split(':')[0]) === this.o.config.node.id ? this.sessions.get(sid) : undefined;
@@ -484,38 +547,48 @@ export class Daemon implements DaemonInfo {
     };
     for (const ls of this.table.lockspaceNames()) {
       if (filter.lockspace !== undefined && ls !== filter.lockspace) continue;
-      const res = (await this.listResources(ls)).filter((r) => filter.resource === undefined || r.name === filter.resource);
-      for (const r of res.sort((a, b) => (a.name < b.name ? -1 : 1))) {
-        let v: ResourceInspection;
-        try {
-          v = await this.sys.ask<ResourceMsg, ResourceInspection>(r.ref, (replyTo) => ({ type: 'inspect', replyTo }), timeout);
-        } catch {
-          continue; // evicted between list and inspect
-        }
-        if (v.granted.length + v.converting.length + v.waiting.length === 0 && filter.resource === undefined) continue;
-        const lk = (l: ResourceView['granted'][number]) => ({
-          lockId: l.lockId, ...owners(l.owner),
-          mode: l.grMode === null ? null : modeName(l.grMode),
-          requested: l.rqMode === null ? null : modeName(l.rqMode),
-          token: l.token,
-          ...(v.sinceMs[l.lockId] !== undefined ? { sinceMs: v.sinceMs[l.lockId] } : {}),
-          ...(v.basts[l.lockId] ? { bast: { mode: modeName(v.basts[l.lockId]!.mode), agoMs: v.basts[l.lockId]!.agoMs } } : {}),
-        });
-        out.push({
-          lockspace: ls, resource: r.name, tokenCounter: v.tokenCounter, lvbValid: v.lvbValid, lvb: v.lvb.toString('hex'),
-          granted: v.granted.map(lk), converting: v.converting.map(lk), waiting: v.waiting.map(lk),
-          ...(v.rebuilt ? { rebuilt: v.rebuilt } : {}),
+      const list = await this.listResources(ls, filter.resource === undefined ? { limit: LIST_LIMIT, busyOnly: true } : { resource: filter.resource });
+      omitted += list.total - list.idle - list.entries.length;
+      const res = list.entries.sort((a, b) => (a.name < b.name ? -1 : 1));
+      for (let i = 0; i < res.length; i += SLICE.inspect) {
+        if (used >= budget) { omitted += res.length - i; break; }
+        const batch = res.slice(i, i + SLICE.inspect);
+        const views = await Promise.all(batch.map((r) => this.sys.ask<ResourceMsg, ResourceInspection>(r.ref, (replyTo) => ({ type: 'inspect', replyTo }), timeout)
+          .catch(() => undefined))); // evicted between list and inspect
+        batch.forEach((r, k) => {
+          const v = views[k];
+          if (!v || (v.granted.length + v.converting.length + v.waiting.length === 0 && filter.resource === undefined)) return;
+          if (used >= budget) { omitted++; return; }
+          const lk = (l: ResourceView['granted'][number]) => ({
+            lockId: l.lockId, ...owners(l.owner),
+            mode: l.grMode === null ? null : modeName(l.grMode),
+            requested: l.rqMode === null ? null : modeName(l.rqMode),
+            token: l.token,
+            ...(v.sinceMs[l.lockId] !== undefined ? { sinceMs: v.sinceMs[l.lockId] } : {}),
+            ...(v.basts[l.lockId] ? { bast: { mode: modeName(v.basts[l.lockId]!.mode), agoMs: v.basts[l.lockId]!.agoMs } } : {}),
+          });
+          const item = {
+            lockspace: ls, resource: r.name, tokenCounter: v.tokenCounter, lvbValid: v.lvbValid, lvb: v.lvb.toString('hex'),
+            granted: v.granted.map(lk), converting: v.converting.map(lk), waiting: v.waiting.map(lk),
+            ...(v.rebuilt ? { rebuilt: v.rebuilt } : {}),
+          };
+          used += encodedSize(item);
+          if (used > budget) { omitted++; return; }
+          out.push(item);
         });
       }
     }
-    return { node: this.o.config.node.id, resources: out };
+    return { node: this.o.config.node.id, resources: out, omitted };
   }
 
-  private listResources(ls: string) {
-    return this.sys.ask<any, Array<{ name: string; ref: Ref<ResourceMsg> }>>(
-      this.table.lockspace(ls), (replyTo) => ({ type: 'list', replyTo }), this.o.config.timing.queryTimeoutMs);
+  private listResources(ls: string, opts: { resource?: string; limit?: number; busyOnly?: boolean } = {}): Promise<ResourceList> {
+    return this.sys.ask<LockspaceMsg, ResourceList>(
+      this.table.lockspace(ls), (replyTo) => ({ type: 'list', replyTo, ...opts }), this.o.config.timing.queryTimeoutMs);
   }
 }
+
+/** Resources listed per lockspace for one inspection (see localLocks). */
+const LIST_LIMIT = 4096;
 
 function filterKey(f: { lockspace?: string; resource?: string }): string {
   return JSON.stringify([f.lockspace ?? null, f.resource ?? null]);

@@ -29,6 +29,16 @@
  * Epochs on messages: older than ours — dropped and counted (whatever it said is covered by
  * the records of the recovery that moved us on); newer — held until we commit that epoch.
  *
+ * Bounded work per turn (src/util/slices.ts): every step above that touches every lock —
+ * messages of the new epoch that arrived early, collecting the records, grouping and sending
+ * them, the rebuild, releasing the operations held meanwhile — runs a slice per turn, so a
+ * recovery of 100 000 locks never keeps the event loop for more than a few milliseconds.
+ * Order is kept: while such a backlog drains, what arrives joins its end (a peer's messages
+ * stay in the order it sent them, a session's operations in the order it routed them), and a
+ * newer view abandons the slices of the old recovery between two of them. The rebuild runs
+ * to its end even if quorum is lost meanwhile (the mastered state is kept frozen, as below);
+ * the router only resumes granting once it is complete.
+ *
  * Refused messages: a message the peer's validator would refuse is never sent, and one the
  * peer refused is never sent again (the DlmChannel); onRefused fails what waited for it — the
  * session's operation (INVALID), or the locks of a refused recovery record (LOST).
@@ -44,7 +54,9 @@ import type { ClusterPort, ClusterView } from '../cluster/port';
 import { DlmPeerMsg, LockRecord, MAX_DLM_LIST_BYTES, nodeOf, sessionOf, WireOp } from '../cluster/dlm-messages';
 import type { VolPeerMsg } from '../volumes/messages';
 import { fitList } from '../wire/frame';
-import type { Clock } from '../util/clock';
+import type { Clock, TimerHandle } from '../util/clock';
+import { inSlices, SLICE, yieldTurn } from '../util/slices';
+import { MUTATION } from '../util/mutation';
 
 export type RecoveryState = 'standalone' | 'joining' | 'running' | 'recovering' | 'no-quorum';
 
@@ -67,11 +79,16 @@ export interface RouterOptions {
   masterOf(lockspace: string, resource: string, members: number[]): number;
   session(id: number): Ref<SessionMsg> | undefined;
   sessions(): Array<Ref<SessionMsg>>;
+  /**
+   * Tell every local client at once that its locks are lost (a fence), ahead of whatever waits
+   * in the sessions' mailboxes; the sessions then end and purge as usual.
+   */
+  tellLost?(reason: string): void;
   log: Logger;
   clock: Clock;
   queryTimeoutMs: number;
-  /** This node's own view of the resources it masters (for cluster-wide inspection). */
-  inspectLocal(filter: { lockspace?: string; resource?: string }): Promise<unknown[]>;
+  /** This node's own view of the resources it masters (bounded; for cluster-wide inspection). */
+  inspectLocal(filter: { lockspace?: string; resource?: string }): Promise<{ resources: unknown[]; omitted: number }>;
   /** Told every change of `state` (service readiness, status lines). */
   onState?(state: RecoveryState, epoch: number): void;
 }
@@ -106,6 +123,8 @@ interface Recovery {
   records: Map<string, LockRecord>;
   collected: boolean;
   startedAt: number;
+  /** collectAndSend runs: a later run (quorum regained in the same epoch) supersedes an earlier one. */
+  runs: number;
 }
 
 export class LockRouter {
@@ -114,6 +133,14 @@ export class LockRouter {
   members: number[];
   readonly stats: RouterStats = { opsSent: 0, opsReceived: 0, eventsSent: 0, staleDropped: 0, misrouted: 0, recoveries: 0, recordsRebuilt: 0, refused: 0, inspections: 0 };
   private held: Array<() => void> = [];
+  /** held is being replayed a slice per turn (see releaseHeld); new work joins its end. */
+  private releasing = false;
+  private releaseRun = 0;
+  /** Messages of the new epoch that arrived early, replayed a slice per turn (see recover). */
+  private early: Array<[number, DlmPeerMsg]> = [];
+  private replayingEarly = false;
+  /** The recovery whose rebuild is running (slices), if any. */
+  private rebuilding?: Recovery;
   private future: Array<[number, DlmPeerMsg]> = [];
   private remoteOwners = new Map<number, Ref<LockEvent>>();
   private rec?: Recovery;
@@ -136,10 +163,23 @@ export class LockRouter {
     this.o.onState?.(s, this.epoch);
   }
 
-  get recovery(): { epoch: number; collected: boolean; waitingFor: number[]; records: number } | undefined {
-    const r = this.rec;
-    return r && { epoch: r.epoch, collected: r.collected, waitingFor: r.members.filter((m) => !r.done.has(m)), records: r.records.size };
+  get recovery(): { epoch: number; collected: boolean; waitingFor: number[]; records: number; rebuilding: boolean } | undefined {
+    const r = this.rec ?? this.rebuilding;
+    return r && { epoch: r.epoch, collected: r.collected, waitingFor: r.members.filter((m) => !r.done.has(m)), records: r.records.size, rebuilding: r === this.rebuilding };
   }
+
+  /**
+   * Whether this node holds its lease right now (standalone: always): while true a client's
+   * heartbeat may be answered at once, ahead of its session's mailbox (Daemon.accept).
+   */
+  leaseHeld(): boolean {
+    if (this.state === 'standalone') return true;
+    if (this.state !== 'running' && this.state !== 'recovering') return false;
+    return MUTATION.skipQuorumCheck || (this.o.port?.canGrant?.() ?? true);
+  }
+
+  /** Work waiting to be replayed (status): held operations and early messages. */
+  get backlog(): { held: number; early: number } { return { held: this.held.length, early: this.early.length }; }
 
   /**
    * Fence now if the membership layer's quorum deadline has passed (see canGrant). The
@@ -149,7 +189,7 @@ export class LockRouter {
   private checkQuorum(): void {
     if (this.state !== 'running' && this.state !== 'recovering') return;
     const port = this.o.port;
-    if (!port?.canGrant || port.canGrant()) return;
+    if (!port?.canGrant || MUTATION.skipQuorumCheck || port.canGrant()) { this.watchLease(); return; }
     this.fence({ epoch: this.epoch, members: this.members, quorate: false });
     const epoch = this.epoch;
     const poll = () => {
@@ -161,6 +201,24 @@ export class LockRouter {
     this.o.clock.setTimer(poll, 100);
   }
 
+  /**
+   * A timer of this thread at the lease deadline (port.quorumUntil): the router fences when
+   * it passes, whatever the cluster layer says or fails to say — with the cluster layer in its
+   * own thread, a stalled worker announces nothing. Each renewal moves the deadline; the timer
+   * then finds the lease held and waits for the new one.
+   */
+  private watchLease(): void {
+    const until = this.o.port?.quorumUntil?.();
+    if (until === undefined || !Number.isFinite(until) || until === this.leaseTimerAt) return;
+    if (this.state !== 'running' && this.state !== 'recovering') return;
+    this.o.clock.clearTimer(this.leaseTimer);
+    this.leaseTimerAt = until;
+    this.leaseTimer = this.o.clock.setTimer(() => { this.leaseTimerAt = NaN; this.leaseTimer = undefined; this.checkQuorum(); }, Math.max(0, until - this.o.clock.now()) + 1);
+  }
+
+  private leaseTimer?: TimerHandle;
+  private leaseTimerAt = NaN;
+
   listen(l: RouterListener): void { this.listeners.push(l); }
 
   private notifiedEpoch = 0;
@@ -170,6 +228,7 @@ export class LockRouter {
     if (this.state === s && this.notifiedEpoch === this.epoch) return;
     this.state = s;
     this.notifiedEpoch = this.epoch;
+    if (s === 'running' || s === 'recovering') this.watchLease();
     for (const l of this.listeners) l.onState?.(s, this.epoch, this.members);
   }
 
@@ -183,6 +242,12 @@ export class LockRouter {
   route(lockspace: string, resource: string, msg: ResourceMsg, epoch: number): void {
     if (this.state === 'standalone') { this.o.table.route(lockspace, resource, msg); return; }
     if (epoch < this.epoch) { this.stats.staleDropped++; return; } // covered by that session's records
+    if (this.releasing) { this.held.push(() => this.routeNow(lockspace, resource, msg)); return; } // behind the backlog
+    this.routeNow(lockspace, resource, msg);
+  }
+
+  /** route() once the epoch is checked and no backlog is ahead. */
+  private routeNow(lockspace: string, resource: string, msg: ResourceMsg): void {
     this.checkQuorum();
     if (this.state === 'no-quorum' || this.state === 'joining') {
       if (msg.type === 'request') {
@@ -190,10 +255,10 @@ export class LockRouter {
         return;
       }
       // purge/unlock/cancel of the sessions told their locks are lost: delivered later
-      if (this.state === 'no-quorum') this.held.push(() => this.route(lockspace, resource, msg, this.epoch));
+      if (this.state === 'no-quorum') this.held.push(() => this.routeNow(lockspace, resource, msg));
       return;
     }
-    if (this.state === 'recovering') { this.held.push(() => this.route(lockspace, resource, msg, this.epoch)); return; }
+    if (this.state === 'recovering') { this.held.push(() => this.routeNow(lockspace, resource, msg)); return; }
     const master = this.o.masterOf(lockspace, resource, this.members);
     if (master === this.o.selfId) { this.o.table.route(lockspace, resource, msg); return; }
     const op = toWireOp(msg);
@@ -210,7 +275,8 @@ export class LockRouter {
    */
   async inspectCluster(filter: { lockspace?: string; resource?: string }): Promise<{ byNode: Record<number, unknown[]>; missing: number[]; omitted: number }> {
     this.stats.inspections++;
-    const own = await this.o.inspectLocal(filter);
+    const local = await this.o.inspectLocal(filter);
+    const own = local.resources;
     const others = this.o.port ? this.members.filter((m) => m !== this.o.selfId) : [];
     const id = this.nextInspect++;
     const replies = new Map<number, unknown[]>();
@@ -220,7 +286,7 @@ export class LockRouter {
       this.inspections.set(id, { replies, omitted: 0, expect: others.length, done: () => { this.o.clock.clearTimer(t); resolve(); } });
       for (const m of others) this.o.port!.send(m, { t: 'inspect', epoch: this.epoch, id, ...filter });
     });
-    const omitted = this.inspections.get(id)?.omitted ?? 0;
+    const omitted = (this.inspections.get(id)?.omitted ?? 0) + local.omitted;
     this.inspections.delete(id);
     const byNode: Record<number, unknown[]> = { [this.o.selfId]: own };
     for (const [n, r] of replies) byNode[n] = r;
@@ -230,10 +296,12 @@ export class LockRouter {
   private onMessage(from: number, m: DlmPeerMsg): void {
     if (m.t === 'inspect') {
       void this.o.inspectLocal({ lockspace: m.lockspace, resource: m.resource })
-        .then((all) => {
-          const fit = fitList(all, (resources) => ({ t: 'inspectReply', epoch: this.epoch, id: m.id, resources, omitted: all.length }), MAX_DLM_LIST_BYTES);
-          this.o.port?.send(from, { t: 'inspectReply', epoch: this.epoch, id: m.id, resources: fit.items, omitted: fit.omitted });
-        });
+        .then((local) => {
+          const all = local.resources;
+          const fit = fitList(all, (resources) => ({ t: 'inspectReply', epoch: this.epoch, id: m.id, resources, omitted: all.length + local.omitted }), MAX_DLM_LIST_BYTES);
+          this.o.port?.send(from, { t: 'inspectReply', epoch: this.epoch, id: m.id, resources: fit.items, omitted: fit.omitted + local.omitted });
+        })
+        .catch((e: Error) => this.o.log.warn({ from, err: e.message }, 'inspection for a peer failed; it will count this node as missing'));
       return;
     }
     if (m.t === 'inspectReply') {
@@ -241,6 +309,7 @@ export class LockRouter {
       if (q && !q.replies.has(from)) { q.replies.set(from, m.resources); q.omitted += m.omitted ?? 0; if (q.replies.size >= q.expect) q.done(); }
       return;
     }
+    if (this.replayingEarly && m.epoch === this.epoch) { this.early.push([from, m]); return; } // behind the early ones
     if (m.epoch > this.epoch) {
       this.future.push([from, m]);
       if (this.future.length > MAX_FUTURE_MESSAGES) {
@@ -250,26 +319,16 @@ export class LockRouter {
       }
       return;
     }
-    if (m.epoch < this.epoch || !this.members.includes(from)) {
+    if ((m.epoch < this.epoch && !MUTATION.acceptOlderEpoch) || (!this.members.includes(from) && !MUTATION.acceptNonMember)) {
       this.stats.staleDropped++;
       this.o.log.debug({ from, epoch: m.epoch, ours: this.epoch, kind: m.t }, 'dropped a message of an older epoch or from a non-member');
       return;
     }
     switch (m.t) {
-      case 'op': {
-        this.checkQuorum();
-        if (this.state === 'recovering' || this.state === 'no-quorum') { this.held.push(() => this.onMessage(from, { ...m, epoch: this.epoch })); return; }
-        if (this.state !== 'running') return;
-        const who = m.op.type === 'purge' ? m.op.owner : m.op.lockId;
-        if (nodeOf(who) !== from) { this.misrouted(from, `op for ${who} does not belong to node ${from}`); return; }
-        if (this.o.masterOf(m.lockspace, m.resource, this.members) !== this.o.selfId) {
-          this.misrouted(from, `op for ${m.lockspace}/${m.resource}, which node ${this.o.selfId} does not master`);
-          return;
-        }
-        this.stats.opsReceived++;
-        this.o.table.route(m.lockspace, m.resource, fromWireOp(m.op, this.remoteOwner(from)));
+      case 'op':
+        if (this.releasing) { this.held.push(() => this.onOp(from, m)); return; } // behind the backlog
+        this.onOp(from, m);
         return;
-      }
       case 'ev': {
         if (nodeOf(m.ev.lockId) !== this.o.selfId) { this.misrouted(from, `event for foreign lock ${m.ev.lockId}`); return; }
         const s = this.o.session(sessionOf(m.ev.lockId));
@@ -293,6 +352,21 @@ export class LockRouter {
         for (const l of this.listeners) l.onVolumeMessage?.(from, m.m);
         return;
     }
+  }
+
+  /** An operation from a member, for a resource this node masters (epoch and sender checked). */
+  private onOp(from: number, m: Extract<DlmPeerMsg, { t: 'op' }>): void {
+    this.checkQuorum();
+    if (this.state === 'recovering' || this.state === 'no-quorum') { this.held.push(() => this.onOp(from, m)); return; }
+    if (this.state !== 'running') return;
+    const who = m.op.type === 'purge' ? m.op.owner : m.op.lockId;
+    if (nodeOf(who) !== from) { this.misrouted(from, `op for ${who} does not belong to node ${from}`); return; }
+    if (this.o.masterOf(m.lockspace, m.resource, this.members) !== this.o.selfId) {
+      this.misrouted(from, `op for ${m.lockspace}/${m.resource}, which node ${this.o.selfId} does not master`);
+      return;
+    }
+    this.stats.opsReceived++;
+    this.o.table.route(m.lockspace, m.resource, fromWireOp(m.op, this.remoteOwner(from)));
   }
 
   /** A message that will never be delivered (see the header): fail what waited for it. */
@@ -347,7 +421,9 @@ export class LockRouter {
     if (this.state === 'no-quorum') return;
     const was = this.state;
     this.setState('no-quorum');
-    for (const s of this.o.sessions()) this.o.sys.send(s, { type: 'lostAll', reason: `node ${this.o.selfId} lost quorum (epoch ${v.epoch}); every lock is released` });
+    const reason = `node ${this.o.selfId} lost quorum (epoch ${v.epoch}); every lock is released`;
+    this.o.tellLost?.(reason);
+    for (const s of this.o.sessions()) this.o.sys.send(s, { type: 'lostAll', reason });
     this.o.log.warn({ epoch: v.epoch, was }, 'lost quorum: self-fenced, every local client told its locks are lost, granting stopped');
   }
 
@@ -358,11 +434,29 @@ export class LockRouter {
       void this.collectAndSend(this.rec);
       return;
     }
+    if (this.rebuilding) { this.setState('recovering'); return; } // the rebuild resumes granting when done
     this.setState('running');
     this.o.log.info({ epoch: v.epoch }, 'quorum regained in the same epoch: granting resumed');
-    const held = this.held;
-    this.held = [];
-    for (const f of held) f();
+    void this.releaseHeld();
+  }
+
+  /**
+   * Replay what was held while not running, a slice per turn. Meanwhile new operations join
+   * the end (route, onMessage), so each sender's order is kept. Stops if the router leaves
+   * 'running' (quorum lost: the rest stays held; a newer view: recover() drops it).
+   */
+  private async releaseHeld(): Promise<void> {
+    const run = ++this.releaseRun;
+    this.releasing = true;
+    try {
+      while (this.held.length > 0 && this.state === 'running' && this.releaseRun === run) {
+        const slice = this.held.splice(0, SLICE.purge);
+        for (const f of slice) f();
+        if (this.held.length > 0) await yieldTurn();
+      }
+    } finally {
+      if (this.releaseRun === run) this.releasing = false;
+    }
   }
 
   private recover(v: ClusterView): void {
@@ -374,14 +468,33 @@ export class LockRouter {
     this.o.table.reset(E * EPOCH_TOKEN_SHIFT, (E + 1) * EPOCH_TOKEN_SHIFT);
     this.stopRemoteOwners();
     this.held = [];
-    const r: Recovery = { epoch: E, members: [...v.members], done: new Set(), records: new Map(), collected: false, startedAt: this.o.clock.now() };
+    this.releaseRun++;
+    this.releasing = false;
+    this.rebuilding = undefined;
+    const r: Recovery = { epoch: E, members: [...v.members], done: new Set(), records: new Map(), collected: false, startedAt: this.o.clock.now(), runs: 0 };
     this.rec = r;
     this.o.log.info({ epoch: E, members: v.members }, 'recovery: granting stopped, collecting lock records');
-    // Messages of this epoch that arrived early.
-    const early = this.future.filter(([, m]) => m.epoch === E);
+    // Messages of this epoch that arrived early go first (a slice per turn), then the rest.
+    this.early = this.future.filter(([, m]) => m.epoch === E);
     this.future = this.future.filter(([, m]) => m.epoch > E);
-    for (const [f, m] of early) this.onMessage(f, m);
+    void this.replayEarly(E);
     void this.collectAndSend(r);
+  }
+
+  /** The early messages of epoch E, in arrival order; later ones of E queue behind them. */
+  private async replayEarly(E: number): Promise<void> {
+    this.replayingEarly = true;
+    try {
+      while (this.early.length > 0 && this.epoch === E) {
+        const slice = this.early.splice(0, SLICE.purge);
+        this.replayingEarly = false; // let these through onMessage
+        for (const [f, m] of slice) this.onMessage(f, m);
+        this.replayingEarly = true;
+        if (this.early.length > 0) await yieldTurn();
+      }
+    } finally {
+      if (this.epoch === E) { this.replayingEarly = false; this.early = []; }
+    }
   }
 
   /**
@@ -407,16 +520,23 @@ export class LockRouter {
     gone?.();
   }
 
-  /** This node's part of recovery r: collect the sessions' records, send them, say done. */
+  /**
+   * This node's part of recovery r: collect the sessions' records, send them, say done.
+   * Slices (see the header); recDone to a master follows every record sent to it (one FIFO
+   * channel per peer), so a master never rebuilds from an incomplete set.
+   */
   private async collectAndSend(r: Recovery): Promise<void> {
     const E = r.epoch;
+    const run = ++r.runs;
+    const wanted = () => this.rec === r && this.state === 'recovering' && r.runs === run; // else a newer view, a lost quorum or a newer run took over
     const all = await Promise.allSettled(this.o.sessions().map((s) => this.collectFrom(s, E)));
-    if (this.rec !== r || this.state !== 'recovering') return; // a newer view took over, or we lost quorum
+    if (!wanted()) return;
+    const ours = [...r.records.entries()].filter(([, x]) => nodeOf(x.owner) === this.o.selfId).map(([id]) => id);
+    for (const id of ours) r.records.delete(id); // collected afresh below
     const byMaster = new Map<number, LockRecord[]>();
-    for (const [id, x] of r.records) if (nodeOf(x.owner) === this.o.selfId) r.records.delete(id); // ours are collected afresh
     for (const res of all) {
       if (res.status !== 'fulfilled') continue; // an ended session: its locks are gone with it
-      for (const x of res.value) {
+      const complete = await inSlices(res.value, SLICE.send, (x) => {
         const m = this.o.masterOf(x.lockspace, x.resource, r.members);
         if (m === this.o.selfId) r.records.set(x.lockId, x);
         else {
@@ -424,12 +544,16 @@ export class LockRouter {
           if (!list) byMaster.set(m, (list = []));
           list.push(x);
         }
-      }
+      }, wanted);
+      if (!complete) return;
+      await yieldTurn();
+      if (!wanted()) return;
     }
     // In batches: a peer frame is at most 1 MiB, and one message must not hold the links up.
-    for (const [m, records] of byMaster) {
-      for (let i = 0; i < records.length; i += REC_BATCH) this.o.port!.send(m, { t: 'rec', epoch: E, records: records.slice(i, i + REC_BATCH) });
-    }
+    // SLICE.sendRec batches per turn (each is validated and encoded on the way out).
+    const batches: Array<[number, LockRecord[]]> = [];
+    for (const [m, records] of byMaster) for (let i = 0; i < records.length; i += REC_BATCH) batches.push([m, records.slice(i, i + REC_BATCH)]);
+    if (!await inSlices(batches, SLICE.sendRec, ([m, records]) => this.o.port!.send(m, { t: 'rec', epoch: E, records }), wanted)) return;
     for (const m of r.members) if (m !== this.o.selfId) this.o.port!.send(m, { t: 'recDone', epoch: E });
     r.done.add(this.o.selfId);
     r.collected = true;
@@ -440,20 +564,32 @@ export class LockRouter {
     const r = this.rec;
     if (!r || !r.collected || !r.members.every((m) => r.done.has(m))) return;
     this.rec = undefined;
+    void this.rebuildAll(r);
+  }
+
+  /**
+   * Every member's records are in: rebuild the resources this node masters, a slice per
+   * turn, then resume granting. Only a newer view stops it (recover() bumps the epoch); a
+   * quorum lost meanwhile leaves the router fenced when it ends (unfence() resumes).
+   */
+  private async rebuildAll(r: Recovery): Promise<void> {
+    this.rebuilding = r;
+    const current = () => this.rebuilding === r && this.epoch === r.epoch;
     const groups = new Map<string, LockRecord[]>();
-    for (const x of r.records.values()) {
+    const grouped = await inSlices(r.records.values(), SLICE.send, (x) => {
       const k = `${x.lockspace}\0${x.resource}`;
       const g = groups.get(k);
       if (g) g.push(x); else groups.set(k, [x]);
-    }
-    for (const records of groups.values()) this.rebuild(r.epoch, records);
+    }, current);
+    if (!grouped || !current()) return;
+    if (!await inSlices(groups.values(), SLICE.rebuild, (records) => this.rebuild(r.epoch, records), current)) return;
+    this.rebuilding = undefined;
     this.stats.recordsRebuilt += r.records.size;
     this.stats.lastRecoveryMs = Math.round(this.o.clock.now() - r.startedAt);
+    if (this.state !== 'recovering') return; // fenced meanwhile: unfence() resumes
     this.setState('running');
     this.o.log.info({ epoch: r.epoch, records: r.records.size, resources: groups.size, ms: this.stats.lastRecoveryMs }, 'recovery done: granting resumed');
-    const held = this.held;
-    this.held = [];
-    for (const f of held) f();
+    void this.releaseHeld();
   }
 
   /** Rebuild one resource on this (new) master from its holders' records. */
@@ -463,7 +599,7 @@ export class LockRouter {
       nodeOf(x.owner) === this.o.selfId ? this.o.session(sessionOf(x.lockId)) as Ref<LockEvent> | undefined : this.remoteOwner(nodeOf(x.owner));
     const live = records.filter((x) => notifyOf(x) !== undefined);
     const granted = live.filter((x) => x.grMode !== null);
-    const tokenFloor = Math.max(epoch * EPOCH_TOKEN_SHIFT, ...live.map((x) => x.token));
+    const tokenFloor = MUTATION.noTokenFloor ? epoch * EPOCH_TOKEN_SHIFT : Math.max(epoch * EPOCH_TOKEN_SHIFT, ...live.map((x) => x.token));
     // The LVB survives only where no writer could have changed it since a survivor's
     // grant: a PR or CW holder excludes PW/EX, so its copy is current.
     const keeper = granted.find((x) => (x.grMode === Mode.PR || x.grMode === Mode.CW) && x.lvbValid && x.lvb);

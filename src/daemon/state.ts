@@ -1,12 +1,17 @@
 /**
  * NodeState: the little a node must remember across restarts so that fencing tokens never go
- * back — the boot generation of a standalone node and the highest membership epoch this node
- * ever promised. One JSON file in [node] state_dir, replaced atomically (write a temporary
- * file, fsync it, rename it over the old one, fsync the directory) before the value is used.
+ * back — the boot generation of a standalone node (state.json) and the highest membership
+ * epoch this node ever promised (epoch.json, see EpochFile). Each file is replaced
+ * atomically (write a temporary file, fsync it, rename it over the old one, fsync the
+ * directory) before the value is used, and each has one writer: the daemon writes the
+ * generation at start; the membership layer writes the promised epoch, from the cluster
+ * worker thread in mxfsd (src/cluster/cluster-worker.ts), so the two never race on a file.
+ * (Before epoch.json existed the epoch was in state.json; that value is still read as a floor.)
  *
  * The state_dir belongs to one daemon at a time: open() takes an exclusive lock on
  * `<state_dir>/mxfsd.lock` (NodeLock) before reading anything, held until close() or the
- * process ends, so a second daemon started as the same node refuses to start.
+ * process ends, so a second daemon started as the same node refuses to start. (The cluster
+ * worker thread opens epoch.json under that same lock, which its process holds.)
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -15,12 +20,62 @@ import { writeFileDurably } from '../util/durable';
 
 interface Stored { generation: number; promisedEpoch: number }
 
+/**
+ * The counters in `file` (undefined if it does not exist), each a whole number >= 0. Refuses
+ * to guess: restarting the counters could reissue old fencing tokens.
+ */
+function readCounters<K extends string>(file: string, keys: readonly K[]): Record<K, number> | undefined {
+  if (!fs.existsSync(file)) return undefined;
+  let raw: unknown;
+  try {
+    raw = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new StateError(`state file ${file} is unreadable (${(e as Error).message}); restore it, or remove it only if every token this node ever issued is obsolete`);
+  }
+  const o = (raw ?? {}) as Record<string, unknown>;
+  const ok = (n: unknown) => typeof n === 'number' && Number.isInteger(n) && n >= 0;
+  if (!keys.every((k) => ok(o[k]))) throw new StateError(`state file ${file} is malformed`);
+  return o as Record<K, number>;
+}
+
+/**
+ * The highest membership epoch this node promised, in <state_dir>/epoch.json. Opened by
+ * NodeState, and by the cluster worker thread, which is then its only writer. `floor`: a value
+ * known from elsewhere (the old state.json field), never gone below.
+ */
+export class EpochFile {
+  private v: number;
+
+  private constructor(readonly file: string, v: number) { this.v = v; }
+
+  static open(dir: string, floor = 0): EpochFile {
+    const file = path.join(dir, 'epoch.json');
+    const stored = readCounters(file, ['promisedEpoch']);
+    return new EpochFile(file, Math.max(floor, stored?.promisedEpoch ?? 0));
+  }
+
+  get value(): number { return this.v; }
+
+  /** Record a promised epoch (no-op unless higher), durable before returning. */
+  promise(epoch: number): void {
+    if (epoch <= this.v) return;
+    writeFileDurably(this.file, JSON.stringify({ promisedEpoch: epoch }) + '\n');
+    this.v = epoch;
+  }
+}
+
 export class StateError extends Error {}
 
 export class NodeState {
   private v: Stored;
+  private readonly epochs: EpochFile;
 
-  private constructor(readonly file: string, v: Stored, private readonly lock: NodeLock) { this.v = v; }
+  private constructor(readonly file: string, v: Stored, private readonly lock: NodeLock) {
+    this.v = v;
+    this.epochs = EpochFile.open(path.dirname(file), v.promisedEpoch);
+  }
+
+  get dir(): string { return path.dirname(this.file); }
 
   static open(dir: string): NodeState {
     try {
@@ -44,20 +99,8 @@ export class NodeState {
 
   private static read(dir: string, lock: NodeLock): NodeState {
     const file = path.join(dir, 'state.json');
-    let v: Stored = { generation: 0, promisedEpoch: 0 };
-    if (fs.existsSync(file)) {
-      let raw: unknown;
-      try {
-        raw = JSON.parse(fs.readFileSync(file, 'utf8'));
-      } catch (e) {
-        // Refuse to guess: restarting the counters could reissue old fencing tokens.
-        throw new StateError(`state file ${file} is unreadable (${(e as Error).message}); restore it, or remove it only if every token this node ever issued is obsolete`);
-      }
-      const o = raw as Partial<Stored>;
-      const ok = (n: unknown) => typeof n === 'number' && Number.isInteger(n) && n >= 0;
-      if (!ok(o.generation) || !ok(o.promisedEpoch)) throw new StateError(`state file ${file} is malformed`);
-      v = { generation: o.generation!, promisedEpoch: o.promisedEpoch! };
-    }
+    const stored = readCounters(file, ['generation', 'promisedEpoch']);
+    const v: Stored = stored ? { generation: stored.generation, promisedEpoch: stored.promisedEpoch } : { generation: 0, promisedEpoch: 0 };
     return new NodeState(file, v, lock);
   }
 
@@ -65,7 +108,7 @@ export class NodeState {
   close(): void { this.lock.release(); }
 
   get generation(): number { return this.v.generation; }
-  get promisedEpoch(): number { return this.v.promisedEpoch; }
+  get promisedEpoch(): number { return this.epochs.value; }
 
   /** A new boot: the next generation, durable before it is returned. */
   nextGeneration(): number {
@@ -73,10 +116,11 @@ export class NodeState {
     return this.v.generation;
   }
 
-  /** Record a promised epoch (no-op unless higher), durable before returning. */
-  promise(epoch: number): void {
-    if (epoch > this.v.promisedEpoch) this.write({ ...this.v, promisedEpoch: epoch });
-  }
+  /**
+   * Record a promised epoch (no-op unless higher), durable before returning. Only for a
+   * membership layer in this thread: with the cluster worker, the worker owns epoch.json.
+   */
+  promise(epoch: number): void { this.epochs.promise(epoch); }
 
   private write(v: Stored): void {
     writeFileDurably(this.file, JSON.stringify(v) + '\n');

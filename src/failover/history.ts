@@ -33,6 +33,11 @@ export type HistoryEvent =
   | { t: number; type: 'view'; node: number; state: string; epoch: number; members: number[]; recoveryMs?: number }
   /** An mxfsd process exited without being told to (a crash). */
   | { t: number; type: 'node-exit'; node: number; code: number | null; signal: string | null; stderr?: string }
+  /**
+   * An abusive client (src/failover/abuse.ts) started on a node, or (with `result`) finished:
+   * what it sent and how mxfsd answered.
+   */
+  | { t: number; type: 'abuse'; kind: string; node: number; result?: { sent: number; ok: number; errors: Record<string, number>; examples: Record<string, string>; unanswered: number; cutOff?: string; unclear: string[] } }
   /** Free-form scenario step markers. */
   | { t: number; type: 'step'; text: string }
   /** Locks still present in the cluster when the workload had stopped (should be none). */

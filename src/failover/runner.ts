@@ -20,6 +20,9 @@ import { attachTrace, TRACE_CONFIG } from './trace-report';
 import { MxfsClient } from '../client/client';
 import { WorkloadClient } from './workload';
 import { Mode } from '../dlm/modes';
+import { ABUSE_KINDS, AbuseResult } from './abuse';
+import { abuseInChild } from './abuse-child';
+import { rendezvousOwner } from '../cluster/rendezvous';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -61,8 +64,8 @@ export async function runScenario(sc: Scenario, opts: RunOptions): Promise<RunRe
   const volStore = sc.volumes?.length ? new VolumeStore(history) : undefined;
   const volSocket = path.join(clusterDir, 'volume-store.sock');
   const volCmd = path.join(__dirname, 'volume-cmd.js');
-  // Every node traces to its own files: a failed run's report gets the merged trace.
-  const extraConfig = (id: number) => [TRACE_CONFIG, ...(volStore ? sc.volumes!.map((v) => storeVolumeConfig({
+  // Every node traces to its own files (unless the scenario says not to): a failed run's report gets the merged trace.
+  const extraConfig = (id: number) => [...(sc.trace === false ? [] : [TRACE_CONFIG]), ...(volStore ? sc.volumes!.map((v) => storeVolumeConfig({
     name: v.name, dir: path.join(clusterDir, 'volumes', v.name, `node${id}`), socket: volSocket, cmd: volCmd,
     failover: v.failover, fenceBoundMs: v.fenceBoundMs,
   })) : [])].join('\n');
@@ -291,6 +294,7 @@ export async function runScenario(sc: Scenario, opts: RunOptions): Promise<RunRe
         beforeFault();
         return;
       }
+      case 'abuse': await abuse(s); return;
       case 'wait':
       case 'assert': {
         const bound = boundOf(s, sc.leaseMs, 4 * sc.leaseMs + 4000);
@@ -302,6 +306,60 @@ export async function runScenario(sc: Scenario, opts: RunOptions): Promise<RunRe
         say(`  ${text}`);
         return;
       }
+    }
+  };
+
+  /** The 'abuse' step (see scenario.ts): abusers in child processes, then the stability checks. */
+  const abuse = async (s: Extract<Step, { do: 'abuse' }>): Promise<void> => {
+    const fail = (text: string) => { history.add({ type: 'assert-failed', text }); say(`  ${text}`); };
+    const health = async () => {
+      const m = new Map<number, { epoch: number; losses: number }>();
+      for (const id of cluster.upIds()) {
+        try {
+          const st = await cluster.status(id, 10000);
+          m.set(id, { epoch: st.cluster.epoch, losses: st.cluster.transport?.lease?.quorumLosses ?? 0 });
+        } catch (e) { fail(`node ${id} did not answer status: ${(e as Error).message}`); }
+      }
+      return m;
+    };
+    const on = s.nodes ? await resolveAll(s.nodes) : cluster.upIds();
+    const members = cluster.currentMembers();
+    const mastered = (node: number, tag: string) => { for (let i = 0; ; i++) if (rendezvousOwner('default', `${tag}${i}`, members) === node) return `${tag}${i}`; };
+    const before = await health();
+    const since = history.elapsed();
+    const kids = (s.kinds ?? ABUSE_KINDS).map((kind, i) => {
+      const node = on[i % on.length]!;
+      history.add({ type: 'abuse', kind, node });
+      const other = members.find((m) => m !== node) ?? node;
+      return {
+        kind, node, child: abuseInChild(kind, {
+          socket: cluster.node(node).socket, durationMs: s.durationMs ?? 10000, prefix: `abuse-${kind}-${opts.seed}-`,
+          count: kind === 'pipeline-disconnect' ? s.pipeline ?? 100000 : undefined,
+          remoteResource: mastered(other, 'abuse-remote-'), localResource: mastered(node, 'abuse-local-'),
+        }),
+      };
+    });
+    const results = await Promise.allSettled(kids.map((k) => k.child.result));
+    results.forEach((r, i) => {
+      const { kind, node } = kids[i]!;
+      if (r.status === 'rejected') { fail(`abusive client ${kind} on node ${node} failed: ${(r.reason as Error).message}`); return; }
+      const v: AbuseResult = r.value;
+      const result = { sent: v.sent, ok: v.ok, errors: v.errors, examples: v.examples, unanswered: v.unanswered, cutOff: v.cutOff, unclear: v.unclear };
+      history.add({ type: 'abuse', kind, node, result });
+      say(`  ${kind} on node ${node}: sent ${result.sent}, ok ${result.ok}, errors ${JSON.stringify(result.errors)}, unanswered ${result.unanswered}${result.cutOff ? `, cut off: ${result.cutOff}` : ''}`);
+      for (const u of result.unclear) fail(`${kind} on node ${node}: ${u}`);
+    });
+    const after = await health();
+    for (const [id, b] of before) {
+      const a = after.get(id);
+      if (!a) { fail(`node ${id} is gone after the abuse`); continue; }
+      if (a.epoch !== b.epoch) fail(`node ${id} changed epoch during the abuse (${b.epoch} -> ${a.epoch})`);
+      if (a.losses > b.losses) fail(`node ${id} lost quorum ${a.losses - b.losses} time(s) during the abuse`);
+    }
+    for (const e of history.events) {
+      if (e.t < since) continue;
+      if (e.type === 'view' && e.state !== 'running') fail(`node ${e.node} was ${e.state} (epoch ${e.epoch}) during the abuse`);
+      if (e.type === 'lost') fail(`workload client ${e.client} lost its lock on ${e.resource} during the abuse: ${e.reason}`);
     }
   };
 

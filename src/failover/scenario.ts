@@ -4,6 +4,7 @@
  * scenario reads like the script of the failure it stages. See docs/failover-testing.md.
  */
 import type { ModeName } from '../dlm/modes';
+import type { AbuseKind } from './abuse';
 
 /**
  * Which node a step acts on:
@@ -62,6 +63,14 @@ export type Step =
   | { do: 'reset-links'; nodes?: NodeRef[] }
   /** Restart every node in turn (SIGTERM, or kill -9 with hard: true), waiting for the cluster to re-form after each. */
   | { do: 'rolling-restart'; hard?: boolean; gapMs?: number }
+  /**
+   * Abusive clients (src/failover/abuse.ts), one of each kind (default: all four), on the
+   * nodes in turn, each in its own process, for durationMs (flood-inspect, bad-fields,
+   * never-read; pipeline-disconnect sends `pipeline` lock requests once). The step ends when
+   * they have all finished, then requires: no node lost quorum or changed epoch, no workload
+   * client lost a lock, every abusive request got a clear answer (abuse.ts, `unclear`).
+   */
+  | { do: 'abuse'; kinds?: AbuseKind[]; nodes?: NodeRef[]; durationMs?: number; pipeline?: number }
   /** Random faults for durationMs, from the seeded PRNG; each fault is healed before the next. */
   | { do: 'nemesis'; durationMs: number; faults?: NemesisFault[]; gapMs?: [number, number] }
   /** Wait until the condition holds; the run stops with a violation if it does not within the bound. */
@@ -95,6 +104,12 @@ export interface Scenario {
    * whose writers simulate each node's applications; the checker's volume rules judge them.
    */
   volumes?: Array<{ name: string; failover?: 'auto' | 'manual'; fenceBoundMs?: number }>;
+  /**
+   * Record every node's trace for the report (default true). Off where recording would
+   * itself be the load (every actor message of 100 000 pipelined requests): mxfsd runs
+   * untraced by default.
+   */
+  trace?: boolean;
   steps: Step[];
 }
 

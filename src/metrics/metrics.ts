@@ -142,18 +142,16 @@ export class NodeMetrics {
       name: 'mxfs_lease_renewal_gap_max_seconds', help: 'Longest time between consecutive renewals heard from a peer since this node started', labelNames: ['peer'], registers: [reg],
       collect() { for (const [p, ms] of maxGap) this.set({ peer: String(p) }, ms / 1000); },
     });
-    // Renewals arrive at the Membership actor as 'peerMessage': watch them with a message tap.
+    // Every renewal heard from a peer (the port reports them; with the cluster layer in its
+    // worker thread they cross from there).
     const clock = this.o.clock;
-    this.o.sys.addTap((_to, msg) => {
-      if (msg.type !== 'peerMessage') return;
-      const m = msg as unknown as { from: number; msg: { body: { type: string } } };
-      if (m.msg.body.type !== 'renew') return;
+    this.o.port?.onPeerRenewal?.((from) => {
       const now = clock.now();
-      const last = this.renewHeard.get(m.from);
-      this.renewHeard.set(m.from, now);
+      const last = this.renewHeard.get(from);
+      this.renewHeard.set(from, now);
       if (last === undefined) return;
-      gaps.observe({ peer: String(m.from) }, (now - last) / 1000);
-      if (now - last > (maxGap.get(m.from) ?? 0)) maxGap.set(m.from, now - last);
+      gaps.observe({ peer: String(from) }, (now - last) / 1000);
+      if (now - last > (maxGap.get(from) ?? 0)) maxGap.set(from, now - last);
     });
   }
 

@@ -90,7 +90,29 @@ class Columns {
   }
 }
 
-export class TraceRecorder {
+/**
+ * What a PeerLink records its frames with: the node's TraceRecorder when the link runs on its
+ * thread, or in the cluster worker thread a FrameTap (src/cluster/frame-tap.ts) that forwards
+ * them to the recorder on the lock engine's thread (forwardedFrame).
+ */
+export interface FrameTracer {
+  frameOut(peer: number, body: { type: string }, epoch: number): void;
+  frameIn(peer: number, body: { type: string; msg?: { tr?: TraceStamp } }, epoch: number): [number, string | undefined] | undefined;
+  restore(saved: [number, string | undefined] | undefined): void;
+}
+
+/** A peer-link frame the cluster worker thread sent or received, as the FrameTap forwards it. */
+export interface ForwardedFrame {
+  dir: 'out' | 'in';
+  peer: number;
+  /** The frame body's type (lease, membership, dlm, ...); its inner type is f.sub. */
+  type: string;
+  f: TraceFields;
+  /** A lock message's stamp (frames in only): the Lamport clock moves past it. */
+  stamp?: TraceStamp;
+}
+
+export class TraceRecorder implements FrameTracer {
   private readonly c: Columns;
   private seq = 0;
   private lc = 0;
@@ -271,6 +293,21 @@ export class TraceRecorder {
     peerBodyFields(body, f);
     if (f.sub !== undefined && SELF_TRAFFIC.has(f.sub)) return undefined;
     return this.inbound('frame-in', peer, this.curActor ?? 'peer-link', body.type, f, body.type === 'dlm' ? body.msg?.tr : undefined);
+  }
+
+  /**
+   * A frame the cluster worker thread recorded (ForwardedFrame), now that it reached this
+   * thread: recorded with what this thread happens to be doing as no cause (the frame did not
+   * come from it), from or to the link's actor as a link on this thread would record it.
+   */
+  forwardedFrame(x: ForwardedFrame): void {
+    const saved: [number, string | undefined] = [this.cur, this.curActor];
+    this.cur = 0;
+    this.curActor = undefined;
+    const link = `peer-link/${x.peer}`;
+    if (x.dir === 'out') this.record('frame-out', link, `node/${x.peer}`, x.type, x.f);
+    else this.record('frame-in', `node/${x.peer}`, link, x.type, x.f, { node: x.peer, stamp: x.stamp });
+    this.restore(saved);
   }
 
   restore(saved: [number, string | undefined] | undefined): void {

@@ -12,9 +12,17 @@ export interface Clock {
   clearTimer(handle: TimerHandle | undefined): void;
 }
 
-/** The real clock: performance.now() for monotonic time, Node timers. */
+/**
+ * Each thread's performance.now() counts from when that thread started; this offset turns it
+ * into milliseconds of the system's monotonic clock (CLOCK_MONOTONIC, what process.hrtime
+ * reads), the same in every thread of the process. The cluster layer's worker thread and the
+ * main thread compare lease deadlines on it (src/cluster/shared-lease.ts).
+ */
+const MONOTONIC_OFFSET = Number(process.hrtime.bigint()) / 1e6 - performance.now();
+
+/** The real clock: monotonic milliseconds shared by every thread of the process, Node timers. */
 export const systemClock: Clock = {
-  now: () => performance.now(),
+  now: () => performance.now() + MONOTONIC_OFFSET,
   setTimer(fn, ms) {
     const t = setTimeout(fn, Math.max(0, ms));
     t.unref?.();

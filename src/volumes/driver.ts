@@ -76,9 +76,13 @@ export interface DriverVolumeStatus {
   /** closed: not usable here; open: this node may write; fenced: writes refused until cleared. */
   gate: 'closed' | 'open' | 'fenced' | 'unknown';
   mounted: boolean;
-  /** Kernel only: last fences with cause and duration, the kernel lease's remaining time. */
+  /** Kernel only: last fences with cause and duration, the kernel lease's state, remaining
+   *  time and age (since the last renewal; null: never renewed), the module's fence bound. */
   fences?: Array<{ cause: string; at: number; durationMs: number; drained: boolean }>;
+  leaseState?: string;
   leaseRemainingMs?: number | null;
+  leaseAgeMs?: number | null;
+  fenceBoundMs?: number;
   detail?: string;
 }
 

@@ -421,7 +421,7 @@ export class KernelVolumeDriver implements VolumeDriver {
       gate: DRIVER_GATE[v.gate],
       mounted: mounted.length > 0,
       fences: v.fences.map((f) => ({ cause: f.cause, at: f.at, durationMs: f.durationUs / 1000, drained: f.drained })),
-      leaseRemainingMs: s.lease.remainingMs,
+      leaseState: s.lease.state, leaseRemainingMs: s.lease.remainingMs, leaseAgeMs: s.lease.ageMs, fenceBoundMs: s.lease.fenceBoundMs,
       detail: `gate ${v.gate}, generation ${v.generation}, ${v.openers} open (${v.writers} for writing), ` +
         `${v.inflight} bios in flight (${v.inflightWrites} writes), ${v.refusedWrites} writes refused, ${v.fenceCount} fences; ` +
         `kernel lease ${s.lease.state}${s.lease.ageMs !== null ? `, renewed ${s.lease.ageMs} ms ago` : ''}, ` +

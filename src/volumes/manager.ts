@@ -28,7 +28,7 @@ import type { LockRouter, RecoveryState } from '../daemon/lock-router';
 import { Mode } from '../dlm/modes';
 import type { Clock, TimerHandle } from '../util/clock';
 import { CommandVolumeDriver } from './command-driver';
-import { VolumeDriver, VolumeError, VolumeSpec } from './driver';
+import { DriverVolumeStatus, VolumeDriver, VolumeError, VolumeSpec } from './driver';
 import type { VolPeerMsg, VolumeNodeStatus } from './messages';
 import { isNewer, newest, RecordStore, VolumeRecord } from './record';
 import { VolumeCore, VolumeInput, VolumeView } from './volume-core';
@@ -273,12 +273,15 @@ export class VolumeManager {
     if (volume !== undefined && !this.volumes.has(volume)) throw new Error(unknownVolume(volume, this.names()));
     const all = await this.clusterStatus(volume);
     const heard = [...new Set(all.map((s) => s.node))].sort((a, b) => a - b);
+    const heres = new Map<string, DriverVolumeStatus>();
+    for (const v of this.volumes.values()) if (volume === undefined || v.cfg.name === volume) heres.set(v.cfg.name, await this.driverStatus(v));
     const volumes = [...this.volumes.values()].filter((v) => volume === undefined || v.cfg.name === volume).map((v) => {
       const mine = all.filter((s) => s.volume === v.cfg.name).sort((a, b) => a.node - b.node);
       const record = newest(...mine.map((s) => s.record ?? undefined));
       const owning = mine.filter((s) => ['mounted', 'mounting', 'recovering', 'unmounting', 'blocked'].includes(s.state) && s.holding);
       const local = mine.find((s) => s.node === this.self)!;
       return {
+        here: heres.get(v.cfg.name)!,
         volume: v.cfg.name, device: v.cfg.device, mountpoint: v.cfg.mountpoint ?? null, driver: v.driver.kind, failover: v.cfg.failover,
         state: local.state, owner: owning[0]?.node ?? (record && record.state !== 'clean' ? record.owner : null),
         ownerState: owning[0]?.state ?? (record ? (record.state === 'clean' ? 'clean' : `record says ${record.state}`) : 'never mounted'),
@@ -291,6 +294,26 @@ export class VolumeManager {
       };
     });
     return { node: this.self, heard, missing: this.members.filter((m) => !heard.includes(m)), volumes };
+  }
+
+  /**
+   * This node's driver's own account of a volume (kernel: the gate, the kernel lease's state
+   * and age, the fence bound, the module's fence records with cause and duration), read from
+   * the driver itself: it needs neither the Volume actor nor quorum, so a fenced or cut-off
+   * node still shows it. Bounded by the query timeout.
+   */
+  private async driverStatus(v: Volume): Promise<DriverVolumeStatus> {
+    const ms = this.o.config.timing.queryTimeoutMs;
+    let t: TimerHandle | undefined;
+    const late = new Promise<DriverVolumeStatus>((resolve) => {
+      t = this.o.clock.setTimer(() => resolve({ gate: 'unknown', mounted: false, detail: `the ${v.driver.kind} driver did not answer within ${ms} ms` }), ms);
+    });
+    const asked = v.driver.status(v.cfg.name).catch((e: unknown): DriverVolumeStatus => ({ gate: 'unknown', mounted: false, detail: (e as Error).message }));
+    try {
+      return await Promise.race([asked, late]);
+    } finally {
+      this.o.clock.clearTimer(t);
+    }
   }
 
   // ---- services for the Volume actors -----------------------------------------------------

@@ -61,7 +61,12 @@ export type FaultSpec =
   | { action: 'drop'; fraction: number }
   | { action: 'delay'; ms: number }
   /** Close every peer link once (they reconnect at once): what was in flight is lost. */
-  | { action: 'reset' };
+  | { action: 'reset' }
+  /**
+   * Keep the lock engine's thread busy for `ms` of its own CPU time (a wedged engine; the
+   * reply comes after it): what the cluster worker's watchdog must mute the node for.
+   */
+  | { action: 'stall'; ms: number };
 
 export interface WireGrant { mode: Mode; token: number; lvb: Buffer; lvbValid: boolean }
 
@@ -265,7 +270,8 @@ function faultSpec(x: unknown): FaultSpec {
     }
     case 'delay': return { action: 'delay', ms: uint(o, 'ms', 60000) };
     case 'reset': return { action: 'reset' };
-    default: return fail(`field 'spec.action' must be partition, heal, drop, delay or reset`);
+    case 'stall': return { action: 'stall', ms: uint(o, 'ms', 60000) };
+    default: return fail(`field 'spec.action' must be partition, heal, drop, delay, reset or stall`);
   }
 }
 

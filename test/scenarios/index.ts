@@ -19,10 +19,11 @@ import { scenario as volumeKillOwner } from './volume-kill-owner';
 import { scenario as volumeKillRecoverer } from './volume-kill-recoverer';
 import { scenario as volumePauseOwner } from './volume-pause-owner';
 import { scenario as volumePartitionOwner } from './volume-partition-owner';
+import { scenario as abuse } from './abuse';
 
 export const SCENARIOS: Scenario[] = [
   killHolder, killMaster, pauseHolder, gcPauseClient, partitionMinority, twoNodePartition,
-  doubleFailure, killDuringRecovery, rollingRestart, fullRestart, lossyLinks, nonTransitive, random, standaloneRestart, standaloneGcPause,
+  doubleFailure, killDuringRecovery, rollingRestart, fullRestart, lossyLinks, nonTransitive, abuse, random, standaloneRestart, standaloneGcPause,
   volumeKillOwner, volumeKillRecoverer, volumePauseOwner, volumePartitionOwner,
 ];
 

@@ -103,6 +103,9 @@ export function run(cmd: string, args: string[], opts: SpawnOptions & { input?: 
     p.stderr!.on('data', (d) => { stderr += d; });
     const t = setTimeout(() => { p.kill('SIGKILL'); reject(new Error(`${cmd} ${args.join(' ')} timed out; stderr: ${stderr}`)); }, opts.timeoutMs ?? 15000);
     p.on('exit', (code, signal) => { clearTimeout(t); resolve({ code, signal, stdout, stderr }); });
+    // A command that exits without reading its input (sh -c 'command -v make') closes the pipe
+    // first: EPIPE on that write is the command's business, not an error of the test.
+    p.stdin!.on('error', (e: NodeJS.ErrnoException) => { if (e.code !== 'EPIPE') reject(e); });
     p.stdin!.end(opts.input ?? '');
   });
 }

@@ -1,6 +1,6 @@
 #!/bin/bash
-# Mutation checks of the inode-lock VM tests (issue 11): each mutation removes one mechanism
-# from the module (edits of a copy of kernel/, never of the tree), and names the VM checks
+# Mutation checks of the inode-lock VM tests (issue 11) and of the partition fence test (issue
+# 10, VM test 3): each mutation removes one mechanism from the module (edits of a copy of kernel/, never of the tree), and names the VM checks
 # that must fail with it. `run` builds the mutated module, runs the tests that must catch it
 # against that module (the harnesses take it through MXFS_KO, build-initramfs.sh), and says
 # for each expected check whether it failed.
@@ -30,6 +30,7 @@ uninterruptible|vm|hooks/killable|waits for an inode lock are uninterruptible (T
 demote-irwsem|vm|hooks/lock-order|the demote takes the inode'"'"'s i_rwsem around its write-back
 no-shrinker|vm|hooks/shrinker|the shrinker gives nothing back (its scan returns at once)
 no-fence-wake|vm2:inode-locks|inode-locks/fence-eio|a fence does not wake the tasks waiting for the volume'"'"'s inode locks
+no-fence-io|vm2:partition-fence|partition-fence/records-before-fence partition-fence/a-fence-record|the fence stops no write: write bios pass whatever the gate and the kernel lease, XFS is not shut down, the inode-lock hooks do not see the fence
 '
 
 row() { echo "$MUTATIONS" | grep "^$1|" || { echo "mutations: unknown mutation '$1' (see: $0 list)" >&2; exit 2; }; }
@@ -65,6 +66,10 @@ mutate() {
       edit "$d/mxfs_glock.c" 's/(\t\t\tatomic64_add\(pages - min\(pages, inode->i_mapping->nrpages\), &gst.pages_dropped\);\n\t\t\}\n)/$1\t\tinode_unlock(inode);\n/' ;;
     no-shrinker) edit "$d/mxfs_glock.c" 's/\tif \(!\(sc->gfp_mask & __GFP_FS\)\)\n\t\treturn SHRINK_STOP;/\treturn SHRINK_STOP;/' ;;
     no-fence-wake) edit "$d/mxfs_glock.c" 's/(void mxfs_glocks_fenced\(struct mxfs_vol \*v\)\n\{\n)/$1\treturn;\n/' ;;
+    no-fence-io)
+      edit "$d/mxfs_volume.c" 's/if \(READ_ONCE\(v->gate\) == MXFS_GATE_OPEN && mxfs_lease_valid_now\(\)\)\n\t\treturn true;/if (1)\n\t\treturn true;/'
+      edit "$d/mxfs_volume.c" 's/rec\.shutdown = mxfs_blk_shutdown_fs\(v->blk\);/rec.shutdown = 0;/'
+      edit "$d/mxfs_volume.c" 's/\treturn gate == MXFS_GATE_FENCING \|\| gate == MXFS_GATE_FENCED;/\t(void)gate;\n\treturn false;/' ;;
     *) echo "mutations: no edits for '$2'" >&2; exit 2 ;;
   esac
 }

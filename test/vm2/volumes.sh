@@ -72,6 +72,11 @@ b_replayed_log() {
 #                        and its wall-clock stamp not after the fence's trigger (time_ms).
 #                        Nothing A issued after its lease ended or its fence began landed
 #   fsynced-files        every file A saw fsync'd is on the disk with its checksum
+#   files-after-fence    besides them, at most A's first failed file is on the disk: none A
+#                        created after its first error
+#   a-debugfs-lease, a-volumes-shows-fence (cut only: A's mxfsd runs)  debugfs and mxfsctl
+#                        volumes on A show the fence state, the kernel lease's state and age,
+#                        the fence with its cause and duration (a_shows_fence)
 #   b-overwrites / image-only-b (after_vms)  B rewrote every slot A ever tried (its writer's
 #                        ok + err: it writes the slots in order and stops after 200
 #                        consecutive errors); once both VMs stopped the host's scan of the
@@ -80,7 +85,7 @@ b_replayed_log() {
 SLOTS=8192
 fence_scenario() {
   local t="$1" fault="$2" g0 t0 line fence_ms b_ms ok_a found_a dbg lease_line fence_line deadline_ns \
-    deadline_ms trig_ms cause want late n_late last_mono last_real tried first_err missing extra
+    deadline_ms trig_ms cause want late n_late last_mono last_real tried first_err missing extra first_ferr fextra
   cluster_formed "$t" || return
   vm_do a 120 'ctl mount data --wait --timeout 60000 && wait_vol data mounted 60 && mkdir -p $MNT/files && mxfs-writer prep $MNT/records --slots '$SLOTS
   check "$t/a-mounts" "A: mxfsctl mount data, records file prepared: rc=$VM_RC $(echo "$VM_OUT" | tr '\n' ';')" [ "$VM_RC" = 0 ] || return
@@ -144,6 +149,7 @@ fence_scenario() {
   if [ "$fault" = cut ]; then
     vm_do a 60 'vol_line data'
     check "$t/a-daemon-fenced" "A's mxfsd, cut off: $VM_OUT" eval '[[ "$VM_OUT" == "state=fenced "* ]]'
+    a_shows_fence "$t" "$lease_line" "$cause"
   fi
 
   # What A saw succeed, against what B finds on the disk.
@@ -174,11 +180,40 @@ fence_scenario() {
   vm_do b 120 'mxfs-writer check-files $MNT/files /tmp/a.manifest'
   check "$t/fsynced-files" "every file A saw fsync'd ($(wc -l < "$TD/a.manifest")), checked on B: $(echo "$VM_OUT" | tail -n 1)" \
     eval '[ "$VM_RC" = 0 ] && [ "$(wc -l < "$TD/a.manifest")" -ge 10 ]'
+  # The files on the disk: what A saw fsync'd, and besides at most its first failed one (in
+  # flight at the fence). A file A created after its first error must not be there.
+  first_ferr=$(console a | grep -a -o "MXFS-FILE node=1 name=f1-[0-9]* err" | head -n 1 | sed 's/.*name=\(f1-[0-9]*\) err/\1/')
+  vm_do b 60 'ls $MNT/files | grep "^f1-" | sort'
+  echo "$VM_OUT" | grep '^f1-' > "$TD/b-found-a.files"
+  cut -d' ' -f1 "$TD/a.manifest" > "$TD/a-ok.files"
+  fextra=$(grep -v -x -F -f "$TD/a-ok.files" "$TD/b-found-a.files" | tr '\n' ' ')
+  check "$t/files-after-fence" "B finds $(wc -l < "$TD/b-found-a.files") files of A; A saw $(wc -l < "$TD/a-ok.files") fsync'd, its first failed one was ${first_ferr:-none}; on the disk but never acknowledged: ${fextra:-none} (allowed: the first failed one)" \
+    eval '[ -n "$first_ferr" ] && [ "$(wc -l < "$TD/b-found-a.files")" -ge 10 ] && { [ -z "$fextra" ] || [ "$fextra" = "$first_ferr " ]; }'
   vm_do b 300 'mxfs-writer records $MNT/records --node 2 --run $RUN_ID --slots '$tried' --interval-ms 0 | tail -n 1'
   check "$t/b-overwrites" "B rewrote the $tried slots A tried: $VM_OUT" eval '[[ "$VM_OUT" == *" ok=$tried err=0 "* ]]'
   [ "$fault" = cut ] && vm_link a on
   vm_do b 120 'ctl umount data && vol_line data'
   check "$t/b-umounts" "B: mxfsctl umount data: rc=$VM_RC $(echo "$VM_OUT" | tr '\n' ';')" [ "$VM_RC" = 0 ]
+}
+
+# a_shows_fence TEST LEASE_LINE CAUSE: A's fence as its operator sees it, cut off but with its
+# mxfsd running. debugfs (LEASE_LINE, read after the fence): the kernel lease is over (expired,
+# or lost when the daemon's word came first) and says when it was last renewed (age_ms) and the
+# fence bound. `mxfsctl volumes data`: this node is fenced (the Volume actor), and the driver's
+# own lines from the module: gate fenced, the kernel lease's state and age, the fence bound,
+# and the fence record with the cause debugfs gave (CAUSE), its duration, writes drained.
+a_shows_fence() {
+  local t="$1" lease_line="$2" cause="$3" vols here kf re_lease re_here re_fence
+  re_lease="^lease=(expired|lost) age_ms=[0-9]+ deadline_ns=[0-9]+ fence_bound_ms=${A_BOUND} "
+  check "$t/a-debugfs-lease" "A's debugfs lease line: ${lease_line:-none}" eval '[[ "$lease_line" =~ $re_lease ]]'
+  vm_do a 90 'ctl volumes data'
+  vols=$VM_OUT
+  here=$(echo "$vols" | grep '^  driver here: ')
+  kf=$(echo "$vols" | grep '^    fence ' | tail -n 1)
+  re_here="^  driver here: gate fenced, .* kernel lease (expired|lost), renewed [0-9]+ ms ago, fence bound ${A_BOUND} ms"
+  re_fence="^    fence ${cause:-none} at [0-9T:.Z-]+, took [0-9.]+ ms, writes drained$"
+  check "$t/a-volumes-shows-fence" "A's mxfsctl volumes data (rc $VM_RC): $(echo "$vols" | grep -E '^  (here |driver here|FENCED)|^    fence ' | tr '\n' ';')" \
+    eval '[ "$VM_RC" = 0 ] && [[ "$vols" == *"here (node 1): fenced "* ]] && [[ "$vols" == *"FENCED on node 1: "* ]] && [[ "$here" =~ $re_here ]] && [[ "$kf" =~ $re_fence ]]'
 }
 
 # Host checks on the image after both VMs stopped: only B's records, xfs_repair clean.

@@ -1,0 +1,195 @@
+/**
+ * ClusterWorker: the cluster layer in a worker thread of its own (cluster-worker-main.ts),
+ * seen from the lock engine's thread as a ClusterLayer. This is how mxfsd keeps liveness
+ * apart from load, as Linux DLM leaves membership to corosync: lease renewals, their
+ * acknowledgements and quorum decisions run on the worker's event loop, with its own actor
+ * system and its own (small) heap, so they never wait behind lock traffic, a purge, a
+ * recovery, an inspection flood or a garbage collection of the lock engine's large heap
+ * (docs/architecture.md, "Threads"; measured in docs/benchmarks.md, "Event loop under abuse").
+ *
+ * Safety is unchanged: the worker publishes its quorum deadline in shared memory the moment
+ * it changes (SharedLease), and canGrant() compares it with the clock at the call, so the lock
+ * engine never grants on a deadline the worker has withdrawn, whatever is still queued
+ * between the threads. Liveness of the lock engine itself is watched: this side writes a
+ * heartbeat into shared memory every beatMs from a timer of its event loop; a worker that
+ * sees none for stallMs mutes itself (no renewals, no answers, no quorum: the node fences
+ * and the others take over), and unmutes when the beats come back.
+ *
+ * Owns: the Worker, the SharedLease, the outgoing batch, pending status queries.
+ * Takes (method calls): start, stop, send, canGrant, quorumUntil, status, dropLink, setFaults,
+ * reopenLogs. Sends: ToWorker messages; ClusterLayerEvents callbacks with what the worker
+ * reports, in order.
+ */
+import path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import type Logger from 'bunyan';
+import type { LoggingConfig } from '../config/config';
+import type { Clock } from '../util/clock';
+import type { ClusterLayer, ClusterLayerEvents, ClusterLayerStatus, PeerFaults } from './cluster-layer';
+import type { ClusterOptions } from './options';
+import type { PeerBody } from './peer-protocol';
+import type { ForwardedFrame } from '../trace/recorder';
+import { SharedLease } from './shared-lease';
+import { PipeReceiver, PipeSender } from './thread-pipe';
+import { FromWorker, ToWorker, WireFaults, WorkerInit, WorkerItem, WorkerSend } from './worker-protocol';
+
+export interface ClusterWorkerOptions extends ClusterLayerEvents {
+  config: ClusterOptions;
+  incarnation: number;
+  /** [node] state_dir and the promised epoch read there (the worker owns epoch.json from now on). */
+  stateDir: string;
+  promisedEpoch: number;
+  logging: LoggingConfig;
+  logLevel?: string;
+  /** Where the worker's log records go for syslog (LogHandle.syslogRecord); absent: no syslog. */
+  syslogRecord?(rec: Record<string, unknown>): void;
+  /** The lock engine's stall bound: client_timeout_ms (see cluster-worker-main.ts). */
+  stallMs: number;
+  clock: Clock;
+  log: Logger;
+  faults?: PeerFaults;
+  /** The worker died: the node has no cluster layer any more (mxfsd exits). */
+  onFatal?(err: Error): void;
+  /** The node traces: every peer-link frame the worker sends or receives comes here, in order. */
+  onFrame?(x: ForwardedFrame): void;
+}
+
+const wireFaults = (f: PeerFaults): WireFaults => ({ blocked: [...f.blocked], drop: f.drop, delayMs: f.delayMs });
+
+export class ClusterWorker implements ClusterLayer {
+  private w?: Worker;
+  private readonly shared = new SharedLease();
+  private readonly toWorker = new PipeSender<WorkerSend>((batch) => this.post({ type: 'send', batch }));
+  private readonly fromWorker = new PipeReceiver<WorkerItem>((item) => this.dispatch(item));
+  private beat?: NodeJS.Timeout;
+  private queries = new Map<number, (m: Extract<FromWorker, { type: 'status' }>) => void>();
+  private nextQuery = 1;
+  private stopping = false;
+  private stopped?: () => void;
+  /** The committed epoch as this thread knows it (the last view it processed): stamped on sends. */
+  private knownEpoch = 0;
+  readonly beatMs: number;
+
+  constructor(private readonly o: ClusterWorkerOptions) {
+    this.beatMs = Math.max(10, Math.min(50, Math.floor(o.stallMs / 10)));
+  }
+
+  get incarnation(): number { return this.o.incarnation; }
+
+  async start(): Promise<void> {
+    this.shared.mainBeat = this.o.clock.now();
+    this.beat = setInterval(() => { this.shared.mainBeat = this.o.clock.now(); }, this.beatMs);
+    this.beat.unref();
+    const init: WorkerInit = {
+      config: this.o.config, incarnation: this.o.incarnation, stateDir: this.o.stateDir, promisedEpoch: this.o.promisedEpoch,
+      logging: this.o.logging, logLevel: this.o.logLevel, forwardSyslog: !!this.o.syslogRecord && this.o.logging.syslog,
+      shared: this.shared.buffer, stallMs: this.o.stallMs, beatMs: this.beatMs,
+      faults: this.o.faults ? wireFaults(this.o.faults) : undefined, traceFrames: !!this.o.onFrame,
+    };
+    const w = new Worker(path.join(__dirname, 'cluster-worker-main.js'), { workerData: init, name: 'mxfs-cluster' });
+    this.w = w;
+    let started = false;
+    await new Promise<void>((resolve, reject) => {
+      const early = (e: Error) => reject(e);
+      w.once('error', early);
+      w.on('message', (m: FromWorker) => {
+        if (m.type === 'started') { started = true; w.off('error', early); w.on('error', (e) => this.died(e)); resolve(); return; }
+        if (m.type === 'startFailed') {
+          // The errno fields too: the caller turns "port in use" into one clear line.
+          const { type: _t, message, ...errno } = m;
+          reject(Object.assign(new Error(message), errno));
+          return;
+        }
+        this.onWorkerMessage(m);
+      });
+      w.on('exit', (code) => {
+        if (this.stopping) { this.stopped?.(); return; }
+        const e = new Error(`the cluster worker thread exited (code ${code})`);
+        if (!started) { reject(e); return; }
+        this.died(e);
+      });
+    });
+  }
+
+  private died(e: Error): void {
+    if (this.stopping) return;
+    this.stopping = true;
+    clearInterval(this.beat);
+    this.shared.quorumUntil = -Infinity;
+    this.o.log.fatal({ err: e }, 'the cluster worker thread failed: no lease any more, self-fencing');
+    this.o.onEvent?.({ type: 'quorum', has: false, reason: `the cluster worker thread failed: ${e.message}` });
+    this.o.onFatal?.(e);
+  }
+
+  private onWorkerMessage(m: FromWorker): void {
+    switch (m.type) {
+      case 'batch':
+        this.fromWorker.receive(m.items);
+        return;
+      case 'status':
+        this.queries.get(m.id)?.(m);
+        return;
+      case 'stopped':
+        this.stopped?.();
+        return;
+      default:
+        return;
+    }
+  }
+
+  private dispatch(item: WorkerItem): void {
+    switch (item[0]) {
+      case 'event':
+        if (item[1].type === 'view') this.knownEpoch = item[1].epoch;
+        this.o.onEvent?.(item[1]);
+        return;
+      case 'link': this.o.onLinkEvent?.(item[1]); return;
+      case 'dlm': this.o.onDlmFrame?.(item[1], item[2]); return;
+      case 'bound': this.o.onBoundMessage?.(item[1], item[2]); return;
+      case 'rejected': this.o.onRejected?.(item[1], item[2], item[3]); return;
+      case 'lease': this.o.onLease?.(item[1]); return;
+      case 'renewal': this.o.onRenewal?.(item[1]); return;
+      case 'renewHeard': this.o.onPeerRenewal?.(item[1]); return;
+      case 'log': this.o.syslogRecord?.(item[1]); return;
+      case 'frame': this.o.onFrame?.(item[1]); return;
+    }
+  }
+
+  private post(m: ToWorker): void { if (!this.stopping) this.w?.postMessage(m); }
+
+  send(to: number, body: PeerBody, epoch?: number): void {
+    if (!this.stopping) this.toWorker.push([to, body, epoch ?? this.knownEpoch]);
+  }
+
+  canGrant(): boolean { return this.o.clock.now() < this.shared.quorumUntil; }
+  quorumUntil(): number { return this.shared.quorumUntil; }
+
+  status(timeoutMs = 1000): Promise<ClusterLayerStatus> {
+    const id = this.nextQuery++;
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => { this.queries.delete(id); reject(new Error(`the cluster worker thread did not answer within ${timeoutMs} ms`)); }, timeoutMs + 500);
+      this.queries.set(id, (m) => {
+        clearTimeout(t);
+        this.queries.delete(id);
+        if (m.status) resolve(m.status); else reject(new Error(m.error ?? 'no status'));
+      });
+      this.post({ type: 'status', id, timeoutMs });
+    });
+  }
+
+  dropLink(peer: number, reason: string): void { this.post({ type: 'dropLink', peer, reason }); }
+  setFaults(f: PeerFaults): void { this.post({ type: 'faults', faults: wireFaults(f) }); }
+  reopenLogs(): void { this.post({ type: 'reopenLogs' }); }
+
+  async stop(reason = 'shutdown'): Promise<void> {
+    if (!this.w || this.stopping) return;
+    this.toWorker.flush();
+    const w = this.w;
+    const done = new Promise<void>((r) => { this.stopped = r; });
+    this.post({ type: 'stop', reason });
+    this.stopping = true;
+    clearInterval(this.beat);
+    await Promise.race([done, new Promise((r) => setTimeout(r, 3000).unref())]);
+    await w.terminate();
+  }
+}

@@ -1,0 +1,48 @@
+/**
+ * FrameTap: how the peer links of the cluster worker thread (cluster-worker-main.ts) get their
+ * frames into the node's trace. The recorder lives on the lock engine's thread (its ring, its
+ * Lamport clock, its file); the tap takes each frame a PeerLink sends or receives, keeps only
+ * its trace fields (the same fields TraceRecorder.frameOut/frameIn keep), and hands them to
+ * `forward`, which puts them in the pipe to the main thread in order with everything else the
+ * worker reports; there TraceRecorder.forwardedFrame records them.
+ *
+ * Takes: frameOut/frameIn calls of PeerLink (FrameTracer). Sends: ForwardedFrame to `forward`.
+ * Present only when the node traces ([trace] enabled): otherwise the links record nothing and
+ * nothing crosses.
+ *
+ * What differs from a link on the recorder's thread: an event's time is when the main thread
+ * recorded it (after the pipe, in order), and a frame-in is not the cause of what the worker
+ * did with it (the lock messages it carries are, as dlm-in events, on the main thread).
+ */
+import type { TraceFields, TraceStamp } from '../trace/event';
+import { peerBodyFields, SELF_TRAFFIC } from '../trace/fields';
+import type { ForwardedFrame, FrameTracer } from '../trace/recorder';
+
+export class FrameTap implements FrameTracer {
+  constructor(private readonly forward: (x: ForwardedFrame) => void) {}
+
+  frameOut(peer: number, body: { type: string }, epoch: number): void {
+    const f = fieldsOf(peer, body, epoch);
+    if (f) this.forward({ dir: 'out', peer, type: body.type, f });
+  }
+
+  frameIn(peer: number, body: { type: string; msg?: { tr?: TraceStamp } }, epoch: number): undefined {
+    const f = fieldsOf(peer, body, epoch);
+    if (!f) return undefined;
+    const stamp = body.type === 'dlm' ? body.msg?.tr : undefined;
+    this.forward(stamp ? { dir: 'in', peer, type: body.type, f, stamp } : { dir: 'in', peer, type: body.type, f });
+    return undefined;
+  }
+
+  /** Nothing to restore: the tap sets no context on this thread. */
+  restore(): void {}
+}
+
+/** The frame's trace fields, only those set (they cross a thread); undefined: trace traffic. */
+function fieldsOf(peer: number, body: unknown, epoch: number): TraceFields | undefined {
+  const f: TraceFields = { epoch, peer };
+  peerBodyFields(body, f);
+  if (f.sub !== undefined && SELF_TRAFFIC.has(f.sub)) return undefined;
+  for (const k of Object.keys(f) as Array<keyof TraceFields>) if (f[k] === undefined) delete f[k];
+  return f;
+}

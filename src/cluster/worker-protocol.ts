@@ -1,0 +1,75 @@
+/**
+ * The messages between the lock engine's thread (ClusterWorker, cluster-worker.ts) and the
+ * cluster worker thread (cluster-worker-main.ts), defined once for both sides.
+ *
+ * Bulk traffic travels through a PipeSender/PipeReceiver pair each way (thread-pipe.ts: items
+ * msgpack-encoded one by one, batched, handled a slice per turn, in order): the main
+ * thread's sends to peers ('send' of WorkerSend), and everything the cluster layer reports
+ * ('batch' of WorkerItem: membership events, link events, lock-engine frames, bound
+ * messages, rejections, lease deadlines, log records for syslog, traced frames). Control messages (faults,
+ * link drops, status, stop) are plain. The quorum deadline and the two heartbeats
+ * are also in shared memory (shared-lease.ts): read at once, whatever the queues hold.
+ */
+import type { LoggingConfig } from '../config/config';
+import type { ChannelFrame } from './dlm-channel';
+import type { ClusterLayerStatus } from './cluster-layer';
+import type { MembershipEvent, RenewalReport } from './membership';
+import type { ClusterOptions } from './options';
+import type { LinkEvent } from './peer-link';
+import type { PeerBody, PeerMessage } from './peer-protocol';
+import type { ForwardedFrame } from '../trace/recorder';
+
+/** workerData of the cluster worker. */
+export interface WorkerInit {
+  config: ClusterOptions;
+  incarnation: number;
+  /** The worker owns <stateDir>/epoch.json (state.ts, EpochFile); promisedEpoch is the floor known to the main thread. */
+  stateDir: string;
+  promisedEpoch: number;
+  logging: LoggingConfig;
+  logLevel?: string;
+  /** Forward log records to the main thread for its syslog output (see LogHandle.syslogRecord). */
+  forwardSyslog: boolean;
+  shared: SharedArrayBuffer;
+  /** Mute (stop renewing) when the main thread has not beaten for this long. */
+  stallMs: number;
+  beatMs: number;
+  faults?: WireFaults;
+  /** The node traces: forward every peer-link frame ('frame' items, frame-tap.ts). */
+  traceFrames: boolean;
+}
+
+export interface WireFaults { blocked: number[]; drop: number; delayMs: number }
+
+/** One send in a 'send' batch: to, body, the epoch to stamp (null: the worker's committed epoch). */
+export type WorkerSend = [number, PeerBody, number | null];
+
+export type WorkerItem =
+  | ['event', MembershipEvent]
+  | ['link', LinkEvent]
+  | ['dlm', number, ChannelFrame]
+  | ['bound', number, PeerMessage]
+  | ['rejected', number, PeerMessage, string]
+  | ['lease', number]
+  | ['renewal', RenewalReport]
+  | ['renewHeard', number]
+  | ['log', Record<string, unknown>]
+  | ['frame', ForwardedFrame];
+
+export type ToWorker =
+  /** WorkerSend items, each msgpack-encoded (thread-pipe.ts). */
+  | { type: 'send'; batch: Uint8Array[] }
+  | { type: 'faults'; faults: WireFaults }
+  | { type: 'dropLink'; peer: number; reason: string }
+  | { type: 'status'; id: number; timeoutMs: number }
+  | { type: 'reopenLogs' }
+  | { type: 'stop'; reason: string };
+
+export type FromWorker =
+  | { type: 'started' }
+  /** The error's message and, for start-up messages on the main thread, its errno fields. */
+  | { type: 'startFailed'; message: string; code?: string; syscall?: string; port?: number; address?: string; path?: string }
+  /** WorkerItem items, each msgpack-encoded (thread-pipe.ts). */
+  | { type: 'batch'; items: Uint8Array[] }
+  | { type: 'status'; id: number; status?: ClusterLayerStatus; error?: string }
+  | { type: 'stopped' };
