@@ -49,6 +49,7 @@ static int mxfs_status_show(struct seq_file *m, void *v)
 	C(requests); C(grants); C(denies); C(timeouts); C(interrupted); C(daemon_losses);
 	C(failed_on_detach); C(rejected); C(stale_replies); C(basts); C(locks_lost); C(releases);
 	C(cache_invals); C(node_status); C(recoveries); C(daemon_ready); C(cancels); C(conversions);
+	C(send_waits); C(send_failures);
 #undef C
 	seq_printf(m, "request_timeout_ms=%u\nreply_grace_ms=%u\n",
 		   READ_ONCE(mxfs_request_timeout_ms), READ_ONCE(mxfs_reply_grace_ms));

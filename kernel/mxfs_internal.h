@@ -59,6 +59,8 @@ struct mxfs_counters {
 	atomic64_t daemon_ready;
 	atomic64_t cancels;		/* LOCK_CANCEL sent after giving up on a request */
 	atomic64_t conversions;		/* LOCK_CONVERT sent */
+	atomic64_t send_waits;		/* a send found the daemon's receive buffer full and waited */
+	atomic64_t send_failures;	/* a send to the daemon failed (the message is lost) */
 };
 extern struct mxfs_counters mxfs_stats;
 

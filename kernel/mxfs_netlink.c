@@ -18,6 +18,7 @@
  * Volume commands (VOLUME_*, LEASE_*) are handled by mxfs_volume.c and mxfs_lease.c; their
  * replies (LEASE_INFO, VOLUME_INFO, FENCE_INFO) are built here, sent before the ack.
  */
+#include <linux/delay.h>
 #include <linux/kernel.h>
 #include <linux/module.h>
 #include <linux/netlink.h>
@@ -644,10 +645,38 @@ static struct sk_buff *mxfs_msg_new(u8 cmd, void **hdr, gfp_t gfp)
 	return skb;
 }
 
-static int mxfs_unicast(struct sk_buff *skb, void *hdr, u32 portid)
+/*
+ * genlmsg_unicast never waits: while the daemon's receive buffer is full it drops the message
+ * with -EAGAIN. A burst fills it: drop_caches or the shrinker demoting thousands of cached inode
+ * locks sends as many LOCK_RELEASEs (of the benchmark's 300 cold opens after a drop_caches, one
+ * failed with EIO, its LOCK_REQ sent but never answered). A lost release leaks the lock in the
+ * DLM, a lost request fails an operation with EIO. Every caller is in process context
+ * (GFP_KERNEL messages), so the send waits for the daemon to drain its buffer and tries again
+ * with a copy, at most request_timeout_ms (a stopped daemon must not hold its callers forever:
+ * its lease fences the volumes meanwhile) and not for a task being killed. Best-effort events
+ * (!wait: the fence path sends one) are tried once.
+ */
+static int mxfs_unicast(struct sk_buff *skb, void *hdr, u32 portid, bool wait)
 {
+	unsigned long deadline = jiffies + msecs_to_jiffies(READ_ONCE(mxfs_request_timeout_ms));
+	unsigned int delay_us = 50;
+	struct sk_buff *copy;
+	int err;
+
 	genlmsg_end(skb, hdr);
-	return genlmsg_unicast(&init_net, skb, portid);
+	for (;;) {
+		copy = skb_clone(skb, GFP_KERNEL);
+		err = copy ? genlmsg_unicast(&init_net, copy, portid) : -ENOMEM;	/* consumes copy */
+		if (err != -EAGAIN || !wait || time_after(jiffies, deadline) || fatal_signal_pending(current))
+			break;
+		atomic64_inc(&mxfs_stats.send_waits);
+		usleep_range(delay_us, 2 * delay_us);
+		delay_us = min(2 * delay_us, 10000u);
+	}
+	if (err)
+		atomic64_inc(&mxfs_stats.send_failures);
+	nlmsg_free(skb);
+	return err;
 }
 
 int mxfs_nl_send_lock_req(u32 portid, u64 req_id, const char *lockspace, const char *resource,
@@ -667,7 +696,7 @@ int mxfs_nl_send_lock_req(u32 portid, u64 req_id, const char *lockspace, const c
 		nlmsg_free(skb);
 		return -EMSGSIZE;
 	}
-	return mxfs_unicast(skb, hdr, portid);
+	return mxfs_unicast(skb, hdr, portid, true);
 }
 
 int mxfs_nl_send_lock_release(u32 portid, u64 lock_id, const char *lockspace, const char *resource,
@@ -685,7 +714,7 @@ int mxfs_nl_send_lock_release(u32 portid, u64 lock_id, const char *lockspace, co
 		nlmsg_free(skb);
 		return -EMSGSIZE;
 	}
-	return mxfs_unicast(skb, hdr, portid);
+	return mxfs_unicast(skb, hdr, portid, true);
 }
 
 int mxfs_nl_send_lock_convert(u32 portid, u64 req_id, u64 lock_id, u8 mode, u32 flags, u32 timeout_ms,
@@ -705,7 +734,7 @@ int mxfs_nl_send_lock_convert(u32 portid, u64 req_id, u64 lock_id, u8 mode, u32 
 		nlmsg_free(skb);
 		return -EMSGSIZE;
 	}
-	return mxfs_unicast(skb, hdr, portid);
+	return mxfs_unicast(skb, hdr, portid, true);
 }
 
 int mxfs_nl_send_lock_cancel(u32 portid, u64 req_id)
@@ -719,7 +748,7 @@ int mxfs_nl_send_lock_cancel(u32 portid, u64 req_id)
 		nlmsg_free(skb);
 		return -EMSGSIZE;
 	}
-	return mxfs_unicast(skb, hdr, portid);
+	return mxfs_unicast(skb, hdr, portid, true);
 }
 
 int mxfs_nl_send_volume(u32 portid, u8 cmd, u64 req_id, const char *volume, u32 timeout_ms)
@@ -735,7 +764,7 @@ int mxfs_nl_send_volume(u32 portid, u8 cmd, u64 req_id, const char *volume, u32 
 		nlmsg_free(skb);
 		return -EMSGSIZE;
 	}
-	return mxfs_unicast(skb, hdr, portid);
+	return mxfs_unicast(skb, hdr, portid, true);
 }
 
 /* Best effort: a daemon that is not there learns the state from VOLUME_STATUS_REQ. */
@@ -758,7 +787,7 @@ void mxfs_nl_volume_event(const char *volume, u8 event, u64 generation, const st
 		nlmsg_free(skb);
 		return;
 	}
-	if (mxfs_unicast(skb, hdr, d.portid))
+	if (mxfs_unicast(skb, hdr, d.portid, false))
 		pr_warn_ratelimited("mxfs: volume %s: event %u not delivered to the daemon\n", volume, event);
 }
 

@@ -1,9 +1,10 @@
 /*
- * inode-probe: the file and disk probes of the two-VM inode-lock tests
- * (test/vm2/tests/inode-locks.sh, inode-ops.sh).
+ * inode-probe: the file and disk probes of the inode-lock VM tests and benchmark (the two-VM
+ * test test/vm2/tests/inode-locks.sh, the one-VM benchmark test/vm/hooks-bench.sh).
  *
  * Static C (gcc -static), not Node: a Node process takes seconds to start under TCG, cannot
- * align O_DIRECT buffers or hold a shared mapping. Every command prints what it did on one line per event.
+ * align O_DIRECT buffers or hold a shared mapping, and its timings would drown the per-call
+ * costs the benchmark compares. Every command prints what it did on one line per event.
  *
  *   fill FILE MARKER KIB        pwrite KIB KiB of 4 KiB blocks of MARKER at offset 0 through
  *                               the page cache: no O_TRUNC, no fsync (pages stay dirty)
@@ -25,6 +26,18 @@
  *   clone SRC DST [GO]          ioctl FICLONE (reflink the whole file): CLONE ok; GO as for
  *                               fallocate
  *   copyrange SRC DST LEN       copy_file_range(2) of LEN bytes at offset 0: COPYRANGE n=N
+ *   hog MB                      memory pressure: allocate and touch MB MiB (4 MiB at a time,
+ *                               oom_score_adj 1000: the OOM killer picks this process first),
+ *                               then free it: HOG touched=MB ms=T
+ *   workload DIR N ROUNDS       ROUNDS x (N x create+write 4 KiB+close, N x stat, N x
+ *                               open+read+close, N x unlink): one line per round,
+ *                               WORKLOAD round=R create_us=.. stat_us=.. read_us=.. unlink_us=..
+ *                               total_us=..
+ *   files DIR N                 create N files of 4 KiB (the workload's names) and fsync
+ *                               them: FILES n=N
+ *   openall DIR N               open+fstat+close those N files: OPENALL n=N us=T (the
+ *                               benchmark's cached/uncached inode lock at the system call:
+ *                               open takes the lock, stat(2) alone does not)
  *   other DIR                   one of each operation the hooks wrap (create, write, read,
  *                               fsync, fallocate, mmap store and load, setattr, link,
  *                               symlink, rename, mkdir, unlink, rmdir, FICLONE where the
@@ -297,6 +310,121 @@ static int cmd_copyrange(const char *src, const char *dst, uint64_t len)
 	return 0;
 }
 
+static int cmd_hog(uint64_t mb)
+{
+	char **chunks = calloc(mb / 4 + 1, sizeof(*chunks));
+	uint64_t i, n = mb / 4, t0 = now_ns();
+	int fd = open("/proc/self/oom_score_adj", O_WRONLY);
+
+	if (fd >= 0) {
+		if (write(fd, "1000", 4) != 4)
+			perror("oom_score_adj");
+		close(fd);
+	}
+	if (!chunks)
+		return failed("calloc");
+	for (i = 0; i < n; i++) {
+		chunks[i] = malloc(4 << 20);
+		if (!chunks[i])
+			return failed("malloc");
+		memset(chunks[i], (int)i, 4 << 20);
+	}
+	for (i = 0; i < n; i++)
+		free(chunks[i]);
+	free(chunks);
+	printf("HOG touched=%" PRIu64 " ms=%" PRIu64 "\n", n * 4, (now_ns() - t0) / 1000000);
+	return 0;
+}
+
+static int cmd_workload(const char *dir, uint64_t n, uint64_t rounds)
+{
+	char path[4096], b[BLK];
+	uint64_t r, i, t[5];
+	struct stat st;
+	int fd;
+
+	memset(b, 'w', sizeof(b));
+	for (r = 1; r <= rounds; r++) {
+		t[0] = now_ns();
+		for (i = 0; i < n; i++) {
+			snprintf(path, sizeof(path), "%s/w%06" PRIu64, dir, i);
+			fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
+			if (fd < 0)
+				return failed("create");
+			if (write(fd, b, BLK) != BLK)
+				return failed("write");
+			if (close(fd))
+				return failed("close");
+		}
+		t[1] = now_ns();
+		for (i = 0; i < n; i++) {
+			snprintf(path, sizeof(path), "%s/w%06" PRIu64, dir, i);
+			if (stat(path, &st))
+				return failed("stat");
+		}
+		t[2] = now_ns();
+		for (i = 0; i < n; i++) {
+			snprintf(path, sizeof(path), "%s/w%06" PRIu64, dir, i);
+			fd = open(path, O_RDONLY);
+			if (fd < 0)
+				return failed("open");
+			if (read(fd, b, BLK) != BLK)
+				return failed("read");
+			close(fd);
+		}
+		t[3] = now_ns();
+		for (i = 0; i < n; i++) {
+			snprintf(path, sizeof(path), "%s/w%06" PRIu64, dir, i);
+			if (unlink(path))
+				return failed("unlink");
+		}
+		t[4] = now_ns();
+		printf("WORKLOAD round=%" PRIu64 " create_us=%" PRIu64 " stat_us=%" PRIu64 " read_us=%" PRIu64
+		       " unlink_us=%" PRIu64 " total_us=%" PRIu64 "\n", r, (t[1] - t[0]) / 1000, (t[2] - t[1]) / 1000,
+		       (t[3] - t[2]) / 1000, (t[4] - t[3]) / 1000, (t[4] - t[0]) / 1000);
+		fflush(stdout);
+	}
+	return 0;
+}
+
+static int cmd_files(const char *dir, uint64_t n)
+{
+	char path[4096], b[BLK];
+	uint64_t i;
+	int fd;
+
+	memset(b, 'f', sizeof(b));
+	for (i = 0; i < n; i++) {
+		snprintf(path, sizeof(path), "%s/w%06" PRIu64, dir, i);
+		fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		if (fd < 0)
+			return failed("create");
+		if (write(fd, b, BLK) != BLK || fsync(fd))
+			return failed("write");
+		close(fd);
+	}
+	printf("FILES n=%" PRIu64 "\n", n);
+	return 0;
+}
+
+static int cmd_openall(const char *dir, uint64_t n)
+{
+	char path[4096];
+	struct stat st;
+	uint64_t i, t0 = now_ns();
+	int fd;
+
+	for (i = 0; i < n; i++) {
+		snprintf(path, sizeof(path), "%s/w%06" PRIu64, dir, i);
+		fd = open(path, O_RDONLY);
+		if (fd < 0 || fstat(fd, &st))
+			return failed("open");
+		close(fd);
+	}
+	printf("OPENALL n=%" PRIu64 " us=%" PRIu64 "\n", n, (now_ns() - t0) / 1000);
+	return 0;
+}
+
 #define STEP(what, expr) do { ops++; if ((expr)) { printf("OTHER err at=%s errno=%d (%s)\n", what, errno, strerror(errno)); return 1; } } while (0)
 
 static int cmd_other(const char *dir)
@@ -368,6 +496,14 @@ int main(int argc, char **argv)
 		return cmd_clone(argv[2], argv[3], n == 3 ? argv[4] : NULL);
 	if (!strcmp(cmd, "copyrange") && n == 3)
 		return cmd_copyrange(argv[2], argv[3], num(argv[4]));
+	if (!strcmp(cmd, "hog") && n == 1)
+		return cmd_hog(num(argv[2]));
+	if (!strcmp(cmd, "workload") && n == 3)
+		return cmd_workload(argv[2], num(argv[3]), num(argv[4]));
+	if (!strcmp(cmd, "files") && n == 2)
+		return cmd_files(argv[2], num(argv[3]));
+	if (!strcmp(cmd, "openall") && n == 2)
+		return cmd_openall(argv[2], num(argv[3]));
 	if (!strcmp(cmd, "other") && n == 1)
 		return cmd_other(argv[2]);
 	usage("unknown command or wrong number of arguments");

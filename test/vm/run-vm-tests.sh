@@ -7,7 +7,10 @@
 # printed "MXFS-VM-RESULT PASS"; non-zero on FAIL, on a timeout, or on any build error.
 # qemu is always killed on exit. Logs: $MXFS_VM_WORK (default /tmp/mxfs-vm)/serial.log.
 # MXFS_VM_ONLY=volumes (or hooks) runs the kernel volume (or inode lock) tests alone (development;
-# CI runs everything). MXFS_KO: boot another build of the module (test/vm/mutations.sh).
+# CI runs everything); MXFS_VM_ONLY=hooks-bench runs the inode locks' benchmark instead
+# (bench/inode-locks-vm.sh; not part of the test run). MXFS_KO: boot another build of the module
+# (test/vm/mutations.sh). MXFS_VM_MEM: the VM's memory in MiB (default 1536). MXFS_VM_APPEND:
+# more kernel command line (the benchmark's mxfs.bench_cache=).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 WORK="${MXFS_VM_WORK:-/tmp/mxfs-vm}"
@@ -71,8 +74,15 @@ T0=$(date +%s.%N)
 echo "run-vm-tests: module built in $(awk -v a="$T0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') s"
 T0=$(date +%s.%N)
 # The volume tests' disk is virtio and holds XFS: init.sh loads these before the tests.
+# The benchmark's file workload and memory hog are test/vm/inode-probe (static C: a Node
+# process would drown the per-call costs it times); the tests do not need it.
+EXTRA=()
+if [ "${MXFS_VM_ONLY:-}" = hooks-bench ]; then
+  gcc -static -O2 -Wall -Wextra -Werror -o "$WORK/inode-probe" "$ROOT/test/vm/inode-probe.c"
+  EXTRA=(--add "$WORK/inode-probe:/usr/bin/inode-probe")
+fi
 "$ROOT/test/vm/build-initramfs.sh" "$WORK/initramfs.cpio.gz" \
-  --kmod virtio_pci --kmod virtio_blk --kmod crc32c_generic --kmod xfs
+  --kmod virtio_pci --kmod virtio_blk --kmod crc32c_generic --kmod xfs "${EXTRA[@]}"
 echo "run-vm-tests: initramfs built in $(awk -v a="$T0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') s"
 
 # The shared disk of the volume tests: a 64 MiB XFS made here, then 32 MiB for the raw-device
@@ -87,9 +97,9 @@ SERIAL="$WORK/serial.log"
 : > "$SERIAL"
 T0=$(date +%s.%N)
 qemu-system-x86_64 \
-  -accel tcg -cpu max -smp 2 -m 1536 \
+  -accel tcg -cpu max -smp 2 -m "${MXFS_VM_MEM:-1536}" \
   -kernel "$KERNEL_IMG" -initrd "$WORK/initramfs.cpio.gz" \
-  -append "console=ttyS0 panic=-1 quiet loglevel=4 mxfs.daemon=$DAEMON${MXFS_VM_ONLY:+ mxfs.only=$MXFS_VM_ONLY}" \
+  -append "console=ttyS0 panic=-1 quiet loglevel=4 mxfs.daemon=$DAEMON${MXFS_VM_ONLY:+ mxfs.only=$MXFS_VM_ONLY}${MXFS_VM_APPEND:+ $MXFS_VM_APPEND}" \
   -nographic -no-reboot -nic none \
   -drive "file=$VOLIMG,format=raw,if=none,id=vol0" -device virtio-blk-pci,drive=vol0,serial=mxfsvol0 \
   -serial "file:$SERIAL" -monitor none -display none </dev/null >"$WORK/qemu.out" 2>&1 &
