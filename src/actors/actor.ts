@@ -13,6 +13,7 @@
 import * as nact from 'nact';
 import type Logger from 'bunyan';
 import { yieldTurn } from '../util/slices';
+import { EmptyMap } from '../util/empty-map';
 import type { FrameTracer, TraceRecorder } from '../trace/recorder';
 
 // Three fixes to nact 7.6.2 (unmaintained since 2022, pinned), applied to its Actor class once
@@ -82,10 +83,7 @@ patchNact('afterMessage', /^afterMessage\s*\(\)\s*\{\s*\}$/, () => function afte
  * actor two Maps for them, which were a tenth of a held lock's memory. Reading works; a
  * spawn under such an actor fails loudly instead of sharing children with every other one.
  */
-class NoChildren<K, V> extends Map<K, V> {
-  override set(): this { throw new Error('this actor was spawned as a leaf: it cannot have children'); }
-}
-const NO_CHILDREN = new NoChildren<string, unknown>();
+const NO_CHILDREN = new EmptyMap<string, unknown>('this actor was spawned as a leaf: it cannot have children');
 
 // eslint-disable-next-line @typescript-eslint/no-var-requires
 const nactSystems = require('nact/lib/system-map') as { find(system: string, ref: unknown): { children?: Map<string, { stop(): void }>; childReferences?: Map<string, unknown> } | undefined };

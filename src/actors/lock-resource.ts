@@ -23,6 +23,7 @@ import type { Mode } from '../dlm/modes';
 import { ResourceCore, ResourceEvent } from '../dlm/resource';
 import { LockError } from '../dlm/types';
 import type { Clock, TimerHandle } from '../util/clock';
+import { EmptyMap } from '../util/empty-map';
 
 export interface LockResourceOpts {
   lockspace: string;
@@ -51,10 +52,7 @@ const UNPARK_MS = 50;
  * first write (own()): three fewer Maps per held lock. A write that bypassed own() would
  * share state between resources, so this map refuses writes.
  */
-class Unused<K, V> extends Map<K, V> {
-  override set(): this { throw new Error('lock-resource: a write to a per-lock map that was never made its own (use own())'); }
-}
-const UNUSED = new Unused<string, never>();
+const UNUSED = new EmptyMap<string, never>('lock-resource: a write to a per-lock map that was never made its own (use own())');
 type LazyMap = 'timers' | 'queuedAt' | 'basts';
 
 interface State {

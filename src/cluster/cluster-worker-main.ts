@@ -123,7 +123,12 @@ const watchdog = setInterval(() => {
     const sched = readThreadSched(process.pid); // the main thread's id is the process's
     heard = sched ? { at: now, sched } : undefined;
   }
-  if (!muted && age > init.stallMs && ranMeanwhile) {
+  if (age <= init.stallMs) {
+    starvedLogged = false;
+    if (muted) { muted = false; node.mute(undefined); }
+    return;
+  }
+  if (!muted && ranMeanwhile) {
     const sched = heard && readThreadSched(process.pid);
     if (!silenceExceeds(age, init.stallMs, heard?.sched, sched)) {
       if (!starvedLogged) {
@@ -137,10 +142,6 @@ const watchdog = setInterval(() => {
     mutes++;
     const where = heard && sched ? `; in the last ${Math.round(now - heard.at)} ms it was ${describeSilence(heard.sched, sched, now - heard.at)}` : '';
     node.mute(`the lock engine's thread has not answered for ${Math.round(age)} ms (bound ${init.stallMs} ms = client_timeout_ms, of time not spent waiting for a CPU: its clients have given up their locks)${where}; this node leaves the cluster so that its resources move`);
-  } else if (age <= init.stallMs) starvedLogged = false;
-  if (muted && age <= init.stallMs) {
-    muted = false;
-    node.mute(undefined);
   }
 }, init.beatMs);
 

@@ -23,28 +23,18 @@
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type Logger from 'bunyan';
-import type { LoggingConfig } from '../config/config';
 import type { Clock } from '../util/clock';
 import type { ClusterLayer, ClusterLayerEvents, ClusterLayerStatus, PeerFaults } from './cluster-layer';
-import type { ClusterOptions } from './options';
 import type { PeerBody } from './peer-protocol';
 import type { ForwardedFrame } from '../trace/recorder';
 import { SharedLease } from './shared-lease';
 import { PipeReceiver, PipeSender } from './thread-pipe';
 import { FromWorker, ToWorker, WireFaults, WorkerInit, WorkerItem, WorkerSend } from './worker-protocol';
 
-export interface ClusterWorkerOptions extends ClusterLayerEvents {
-  config: ClusterOptions;
-  incarnation: number;
-  /** [node] state_dir and the promised epoch read there (the worker owns epoch.json from now on). */
-  stateDir: string;
-  promisedEpoch: number;
-  logging: LoggingConfig;
-  logLevel?: string;
+/** What the worker starts from (config, state_dir and promised epoch, logging, stall bound: see WorkerInit), and the main thread's side. */
+export interface ClusterWorkerOptions extends ClusterLayerEvents, Pick<WorkerInit, 'config' | 'incarnation' | 'stateDir' | 'promisedEpoch' | 'logging' | 'logLevel' | 'stallMs'> {
   /** Where the worker's log records go for syslog (LogHandle.syslogRecord); absent: no syslog. */
   syslogRecord?(rec: Record<string, unknown>): void;
-  /** The lock engine's stall bound: client_timeout_ms (see cluster-worker-main.ts). */
-  stallMs: number;
   clock: Clock;
   log: Logger;
   faults?: PeerFaults;

@@ -31,7 +31,11 @@ export interface WorkerInit {
   /** Forward log records to the main thread for its syslog output (see LogHandle.syslogRecord). */
   forwardSyslog: boolean;
   shared: SharedArrayBuffer;
-  /** Mute (stop renewing) when the main thread has not beaten for this long. */
+  /**
+   * The lock engine's stall bound (client_timeout_ms): mute (stop renewing) when the main
+   * thread has not beaten for this long, not counting time it waited for a CPU
+   * (cluster-worker-main.ts, thread-sched.ts).
+   */
   stallMs: number;
   beatMs: number;
   faults?: WireFaults;

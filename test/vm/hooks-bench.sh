@@ -70,6 +70,8 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
 number() { case "$2" in ''|*[!0-9]*) die "$1" "not a number: '$2'" ;; esac; }
 daemon_alive() { [ -n "$DPID" ] && kill -0 $DPID 2>/dev/null || die "$1" "mxfsd (pid $DPID) is gone"; }
 progress() { echo "hooks-bench: $* [$(now_ms) ms]"; }
+# The kernel is whatever kernel/kver.sh resolved from linux-headers-amd64 at build time: say which.
+perf "kernel $(uname -r)"
 
 echo 0 > /proc/sys/vm/dirty_writeback_centisecs 2>/dev/null
 mkdir -p $MNT /mnt/plain /tmp/bench-state
