@@ -193,3 +193,13 @@ describe('kernel ABI: kernel/mxfs_netlink.h vs src/ffi/mxfs-genl.ts', () => {
     expect(seen).to.equal(G.MXFS_ATTR_MAX);
   });
 });
+
+describe('docs/kernel.md boot-time udev rule', () => {
+  it('is test/vm/udev/61-mxfs.rules, the file the one-VM test udev-claim installs', () => {
+    const doc = readFileSync(join(root, 'docs', 'kernel.md'), 'utf8');
+    const block = /```\n((?: {2})?# \/etc\/udev\/rules\.d\/[^\n]*\n[\s\S]*?) *```/.exec(doc);
+    expect(block, 'a code block starting "# /etc/udev/rules.d/..." in docs/kernel.md').to.not.equal(null);
+    const rule = readFileSync(join(root, 'test', 'vm', 'udev', '61-mxfs.rules'), 'utf8');
+    expect(block![1]!.replace(/^ {2}/gm, '')).to.equal(rule);
+  });
+});

@@ -1,22 +1,26 @@
 #!/bin/bash
 # Builds the test VM's initramfs: busybox-static, mxfs.ko, node and the libraries it and
-# koffi need (libnl-3, libnl-genl-3), iproute2's genl, the compiled project (dist/) with its
+# koffi need (libnl-3, libnl-genl-3), iproute2's genl, dmsetup, the compiled project (dist/) with its
 # runtime node_modules, and the in-VM scripts.
-#   build-initramfs.sh OUT.cpio.gz [--kmod NAME]... [--add SRC:DST]...
+#   build-initramfs.sh OUT.cpio.gz [--kmod NAME]... [--add SRC:DST]... [--udev]
 # --kmod: a module of the Debian kernel (with the modules it depends on, from modules.dep),
 #   listed in /lib/modules/load-order for init.sh to insmod in order (soft dependencies
 #   such as crc32c_generic before libcrc32c must be named first, explicitly).
 # --add: copy a host file to DST in the image, keeping its mode (the two-VM harness adds its
 #   agent, configs, key file and writer this way).
+# --udev: Debian's systemd-udevd (udevadm), scsi_id and 60-persistent-storage.rules (the rules
+#   that set ID_WWN), for the test of the documented boot-time udev rule (vm-tests.sh udev_claim).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 OUT="$1"; shift
 KMODS=()
 ADDS=()
+UDEV=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --kmod) KMODS+=("$2"); shift ;;
     --add) ADDS+=("$2"); shift ;;
+    --udev) UDEV=1 ;;
     *) echo "build-initramfs: unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -51,9 +55,19 @@ copy_with_libs() {
 copy_with_libs "$(readlink -f "$(command -v node)")" /usr/bin/node
 strip --strip-unneeded "$STAGE/usr/bin/node" 2>/dev/null || true
 copy_with_libs /usr/sbin/genl /usr/sbin/genl
+# dmsetup: the fence fallback tests hold writes below the gate with a suspended dm target.
+copy_with_libs /usr/sbin/dmsetup /usr/sbin/dmsetup
 for so in libnl-3.so.200 libnl-genl-3.so.200; do
   copy_with_libs "/usr/lib/x86_64-linux-gnu/$so" "/lib/x86_64-linux-gnu/$so"
 done
+
+if [ "$UDEV" = 1 ]; then
+  copy_with_libs /usr/bin/udevadm /usr/bin/udevadm
+  mkdir -p "$STAGE/lib/systemd" "$STAGE/lib/udev" "$STAGE/usr/lib/udev/rules.d" "$STAGE/etc/udev/rules.d"
+  ln -s /usr/bin/udevadm "$STAGE/lib/systemd/systemd-udevd"   # one binary, chosen by its name
+  copy_with_libs /usr/lib/udev/scsi_id /lib/udev/scsi_id
+  cp /usr/lib/udev/rules.d/60-persistent-storage.rules "$STAGE/usr/lib/udev/rules.d/"
+fi
 
 cp "$KO" "$STAGE/lib/modules/mxfs.ko"
 # The project: compiled JS, package.json, and only the runtime (non-dev) dependencies.

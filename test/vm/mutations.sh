@@ -1,6 +1,6 @@
 #!/bin/bash
-# Mutation checks of the inode-lock VM tests (issue 11) and of the partition fence test (issue
-# 10, VM test 3): each mutation removes one mechanism from the module (edits of a copy of kernel/, never of the tree), and names the VM checks
+# Mutation checks of the inode-lock VM tests (issue 11), of the partition fence test (issue
+# 10, VM test 3) and of the fence fallback tests: each mutation removes one mechanism from the module (edits of a copy of kernel/, never of the tree), and names the VM checks
 # that must fail with it. `run` builds the mutated module, runs the tests that must catch it
 # against that module (the harnesses take it through MXFS_KO, build-initramfs.sh), and says
 # for each expected check whether it failed.
@@ -9,13 +9,14 @@
 #   test/vm/mutations.sh run NAME...        CAUGHT (every expected check failed) or MISSED, per
 #                                           mutation; exit 1 if any was missed
 # Work dir: MXFS_MUT_WORK (default /tmp/mxfs-mut), one directory per mutation with the
-# harnesses' logs. The one-VM tests run alone (MXFS_VM_ONLY=hooks), the two-VM ones by name.
+# harnesses' logs. The one-VM tests run alone (MXFS_VM_ONLY=hooks or volumes), the two-VM ones by name.
 # Results of the last runs: docs/kernel.md "Mutation checks".
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 WORK="${MXFS_MUT_WORK:-/tmp/mxfs-mut}"
 
-# The table: NAME | the tests that must catch it (vm = one-VM hooks tests, vm2:TEST) | the
+# The table: NAME | the tests that must catch it (vm = one-VM hooks tests, vmvol = one-VM volume
+# tests with the fence fallback ones, vm2:TEST) | the
 # checks that must fail (test/check, space-separated) | what is removed.
 MUTATIONS='
 no-writeback|vm vm2:inode-locks vm2:inode-ops|hooks/bast-writeback inode-locks/b-ex-sees-writeback inode-ops/mmap-downconvert-writeback|a demote writes nothing back (go_sync does nothing, go_inval does not write dirty pages back before retrying)
@@ -30,6 +31,7 @@ uninterruptible|vm|hooks/killable|waits for an inode lock are uninterruptible (T
 demote-irwsem|vm|hooks/lock-order|the demote takes the inode'"'"'s i_rwsem around its write-back
 no-shrinker|vm|hooks/shrinker|the shrinker gives nothing back (its scan returns at once)
 no-fence-wake|vm2:inode-locks|inode-locks/fence-eio|a fence does not wake the tasks waiting for the volume'"'"'s inode locks
+no-fallback|vmvol|fence-fallback-log fence-fallback-restart|a fence whose writes did not drain within the bound applies no fence_fallback (neither restart, panic nor the log line)
 no-fence-io|vm2:partition-fence|partition-fence/records-before-fence partition-fence/a-fence-record|the fence stops no write: write bios pass whatever the gate and the kernel lease, XFS is not shut down, the inode-lock hooks do not see the fence
 '
 
@@ -70,6 +72,7 @@ mutate() {
       edit "$d/mxfs_volume.c" 's/if \(READ_ONCE\(v->gate\) == MXFS_GATE_OPEN && mxfs_lease_valid_now\(\)\)\n\t\treturn true;/if (1)\n\t\treturn true;/'
       edit "$d/mxfs_volume.c" 's/rec\.shutdown = mxfs_blk_shutdown_fs\(v->blk\);/rec.shutdown = 0;/'
       edit "$d/mxfs_volume.c" 's/\treturn gate == MXFS_GATE_FENCING \|\| gate == MXFS_GATE_FENCED;/\t(void)gate;\n\treturn false;/' ;;
+    no-fallback) edit "$d/mxfs_volume.c" 's/(static void mxfs_fence_missed\(struct mxfs_vol \*v, u32 left\)\n\{\n)/$1\treturn;\n/' ;;
     *) echo "mutations: no edits for '$2'" >&2; exit 2 ;;
   esac
 }
@@ -101,6 +104,8 @@ run_one() {
     case "$t" in
       vm) log="$dir/vm.log"
         MXFS_KO="$ko" MXFS_VM_ONLY=hooks MXFS_VM_WORK="$dir/vm" nice bash "$ROOT/test/vm/run-vm-tests.sh" --no-install > "$log" 2>&1 || true ;;
+      vmvol) log="$dir/vmvol.log"
+        MXFS_KO="$ko" MXFS_VM_ONLY=volumes MXFS_VM_WORK="$dir/vmvol" nice bash "$ROOT/test/vm/run-vm-tests.sh" --no-install > "$log" 2>&1 || true ;;
       vm2:*) log="$dir/${t#vm2:}.log"
         MXFS_KO="$ko" MXFS_VM2_WORK="$dir/vm2" nice bash "$ROOT/test/vm2/run-vm2-tests.sh" --no-install --only "${t#vm2:}" > "$log" 2>&1 || true ;;
     esac

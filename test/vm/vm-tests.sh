@@ -76,6 +76,81 @@ volume_tests() {
   else
     fail module-volumes-param "insmod with volumes= failed or no /dev/mxfs/vol0"; dmesg | tail -n 20
   fi
+  fallback_log
+  udev_claim
+}
+
+# The boot-time udev rule of docs/kernel.md ("Boot"), for real: Debian's systemd-udevd with
+# Debian's 60-persistent-storage.rules (which sets ID_WWN) and the rule file the host installed
+# (test/vm/udev/61-mxfs.rules); the module not loaded, so the rule's modprobe loads it. The host
+# hot-plugs a SCSI disk with the rule's WWN when it reads "MXFS-HOTPLUG ready" (QEMU device_add);
+# once udev has handled the event, the disk must be claimed: /dev/mxfs/data exists and a mount
+# of the raw disk fails with EBUSY. Seen to fail with the same rule named 60-mxfs.rules (read
+# before 60-persistent-storage.rules sets ID_WWN; MXFS_VM_UDEV_RULE=/tmp/x/60-mxfs.rules): mxfs
+# not loaded, /dev/mxfs/data missing, the raw mount succeeded.
+udev_claim() {
+  rmmod mxfs 2>/dev/null
+  KV=$(uname -r)
+  mkdir -p /lib/modules/$KV/extra /mnt/hot
+  cp /lib/modules/mxfs.ko /lib/modules/$KV/extra/ && depmod
+  [ -e /sbin/modprobe ] || ln -s /bin/busybox /sbin/modprobe   # the rule's path (kmod's on Debian)
+  RULE=$(ls /etc/udev/rules.d/ 2>/dev/null | tr '\n' ' ')
+  if ! /lib/systemd/systemd-udevd --daemon; then
+    fail udev-claim "systemd-udevd did not start"; return
+  fi
+  echo "MXFS-HOTPLUG ready"
+  t0=$(now_ms)
+  if ! wait_for 60 test -b /dev/sda; then
+    fail udev-claim "the hot-plugged disk never appeared as /dev/sda"; udevadm control --exit; return
+  fi
+  udevadm settle --timeout=60
+  t1=$(now_ms)
+  WWN=$(udevadm info --query=property --name=/dev/sda | grep '^ID_WWN=')
+  RAW=$(mount -t xfs /dev/sda /mnt/hot 2>&1); RAWRC=$?
+  [ $RAWRC = 0 ] && umount /mnt/hot
+  LINE=$(grep '^volume=data ' $T/volumes 2>/dev/null)
+  check udev-claim "rules: $RULE; disk plugged -> udev settled $((t1 - t0)) ms; $WWN; mxfs $(grep -q '^mxfs ' /proc/modules && echo 'loaded by the rule' || echo 'not loaded'); /dev/mxfs/data $( [ -b /dev/mxfs/data ] && echo present || echo missing); ${LINE:-no volume data}; raw mount rc=$RAWRC $RAW" \
+    sh -c "[ $RAWRC != 0 ] && echo '$RAW' | grep -q -i busy && [ -b /dev/mxfs/data ] && echo '$LINE' | grep -q 'dev=8:0 gate=closed'"
+  udevadm control --exit
+  rmmod mxfs 2>/dev/null
+}
+
+# The fence's last resort (fence_fallback), with a write held below the gate: the volume "fb"
+# is a device-mapper linear target over /dev/vda, which `dmsetup suspend` makes hold new bios
+# (volume-tests.ts "fence_fallback"). DM_DISABLE_UDEV: libdevmapper makes the nodes itself
+# (udev runs only during udev_claim).
+export DM_DISABLE_UDEV=1
+DM=mxfs-held
+DMDEV=/dev/mapper/$DM
+FALLBACK_OPTS="timer_slack_ms=100 drain_timeout_ms=1000"
+dm_up() {
+  wait_for 30 test -b /dev/vda && dmsetup create $DM --noudevsync --table "0 $(cat /sys/block/vda/size) linear /dev/vda 0" && test -b $DMDEV
+}
+# fence_fallback=log: counted here like the other volume checks. Afterwards the shut-down XFS's
+# log is replayed (a mount of the device), so the host's xfs_repair -n sees a clean image.
+fallback_log() {
+  rmmod mxfs 2>/dev/null
+  if dm_up && insmod /lib/modules/mxfs.ko volumes=fb=$DMDEV $FALLBACK_OPTS fence_fallback=log; then
+    sub_checks node /mxfs/dist/test/vm/volume-tests.js fallback log $DM $DMDEV
+  else
+    fail fence-fallback-log "set-up failed: dmsetup create $DM or insmod with volumes=fb=$DMDEV; $(dmesg | tail -n 3)"
+  fi
+  rmmod mxfs 2>/dev/null
+  mkdir -p /mnt/raw
+  mount -t xfs $DMDEV /mnt/raw && umount /mnt/raw || fail fence-fallback-log "log replay mount of $DMDEV failed"
+  dmsetup remove --noudevsync $DM || fail fence-fallback-log "dmsetup remove $DM failed"
+}
+# fence_fallback=restart: the last step of a run (it ends the VM). The host judges it
+# (run-vm-tests.sh: the console's "restarting the machine" line, QEMU's own exit, the held write
+# absent from the image); this side prints "MXFS-FALLBACK armed|not armed|survived".
+fallback_restart() {
+  rmmod mxfs 2>/dev/null
+  if dm_up && insmod /lib/modules/mxfs.ko volumes=fb=$DMDEV $FALLBACK_OPTS fence_fallback=restart; then
+    echo 5 > /proc/sys/kernel/printk   # the fence's own line (a warning) on the console too
+    node /mxfs/dist/test/vm/volume-tests.js fallback restart $DM $DMDEV
+  else
+    echo "MXFS-FALLBACK not armed: dmsetup create $DM or insmod with volumes=fb=$DMDEV failed; $(dmesg | tail -n 3 | tr '\n' ' ')"
+  fi
 }
 
 finish() {
@@ -93,13 +168,15 @@ echo "vm-tests: daemon is $DAEMON_KIND"
 # The volume tests' disk is /dev/vda (virtio, XFS; init.sh loaded the modules).
 # mxfs.only=volumes on the kernel command line: the volume tests alone (development runs).
 # Every check: this script's own, and the MXFS-TEST lines of the helpers it counts
-# (sub_checks, the volume tests): 33 channel checks + 16 volume checks + 11 inode-lock checks.
+# (sub_checks, the volume tests): 33 channel checks + 18 volume checks (with fence-fallback-log
+# and udev-claim) + 11 inode-lock checks. After the result line, fallback_restart ends the VM (the host checks it).
 # A check that silently stops printing is a failure too.
-MIN_PASSES=60
+MIN_PASSES=62
 if grep -q 'mxfs.only=volumes' /proc/cmdline; then
-  MIN_PASSES=16
+  MIN_PASSES=18
   volume_tests
   finish
+  fallback_restart
   exit 0
 fi
 # mxfs.only=hooks-bench: the inode locks' benchmark (bench/inode-locks-vm.sh), not a test run.
@@ -303,3 +380,5 @@ volume_tests
 # 17. Inode locks on a mounted kernel volume.
 sub_checks sh /mxfs/hooks-tests.sh
 finish
+# 18. The fence's last resort restarts the machine (the run's end).
+fallback_restart

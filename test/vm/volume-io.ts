@@ -7,6 +7,9 @@
  *                                        random 4 KiB 70/30 reads/writes, the two devices
  *                                        interleaved operation by operation
  *   checksum PATH SIZE_MIB               sha1 of the first SIZE_MIB MiB, read with O_DIRECT
+ *   write-once PATH OFF TEXT             one O_DIRECT 4 KiB write of TEXT (repeated) at byte OFF:
+ *                                        "ONCE issuing ns=..." before it, "ONCE ok|err CODE ns=..."
+ *                                        after it (the fence fallback tests hold it below the gate)
  * Writers print "WRITER ready", then on their first failure "WRITER first-error CODE ...",
  * keep trying (every failure counted) and on SIGTERM print "WRITER done ok=N errors=M ...".
  * Times are process.hrtime.bigint() (CLOCK_MONOTONIC, what the kernel lease uses).
@@ -82,6 +85,27 @@ function writerDevice(path: string, offMiB: number, sizeMiB: number): void {
   });
 }
 
+function writeOnce(path: string, off: number, text: string): void {
+  const buf = new AlignedBuffer(4096);
+  buf.bytes.set(Buffer.from(text.repeat(Math.ceil(4096 / text.length)).slice(0, 4096)));
+  let f: DirectFile;
+  try {
+    f = DirectFile.open(path, O_RDWR | O_DIRECT);
+  } catch (e) {
+    out(`ONCE err ${errCode(e)} (open) ns=${now()}`);
+    process.exit(1);
+  }
+  out(`ONCE issuing ns=${now()}`);
+  try {
+    f.write(buf, off);
+    out(`ONCE ok ns=${now()}`);
+  } catch (e) {
+    out(`ONCE err ${errCode(e)} ns=${now()}`);
+  }
+  f.close();
+  process.exit(0);
+}
+
 /** open(2) through libc, not fs.openSync: libuv retries an open that returned EINTR. */
 function openWrite(path: string, holdMs: number): void {
   process.on('SIGUSR2', () => { /* only to interrupt a waiting open() */ });
@@ -148,7 +172,8 @@ switch (cmd) {
   case 'open-write': openWrite(a[0]!, a[1] ? n(1) : 0); break;
   case 'bench': bench(a[0]!, a[1]!, n(2), n(3), n(4)); break;
   case 'checksum': out(`CHECKSUM ${diskChecksum(a[0]!, n(1))}`); break;
+  case 'write-once': writeOnce(a[0]!, n(1), a[2]!); break;
   default:
-    process.stderr.write('usage: volume-io writer-file|writer-device|open-write|bench|checksum ...\n');
+    process.stderr.write('usage: volume-io writer-file|writer-device|open-write|bench|checksum|write-once ...\n');
     process.exit(2);
 }

@@ -23,11 +23,16 @@
  *   XFS shutdown         mxfs_xfs_shutdown doing nothing: touch right after an idle fence, and
  *                        after the immediate fences (lease-lost, daemon-kill), succeeded.
  *                        (Under write load XFS shuts itself down on the refused log writes.)
+ *   fence-fallback-log, fence-fallback-restart (`volume-tests.js fallback ...`, below)
+ *                        mxfs_fence_missed returning at once (test/vm/mutations.sh run
+ *                        no-fallback): no "writes still in flight" line; the restart test's VM
+ *                        survived, and once it resumed the device the held write was on the disk.
  */
 import { execFile, fork, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { diskChecksum } from './direct-io';
+import { AlignedBuffer, DirectFile, diskChecksum, O_DIRECT, O_RDONLY } from './direct-io';
 
 const DIR = __dirname;
 const T = '/sys/kernel/debug/mxfs';
@@ -71,7 +76,8 @@ async function waitFor(what: string, cond: () => boolean | Promise<boolean>, ms:
 }
 
 const debugfsVolumes = () => readFileSync(`${T}/volumes`, 'utf8');
-const gateOf = (): string => /volume=vol0 .*gate=(\w+)/.exec(debugfsVolumes())?.[1] ?? 'none';
+const volumeLine = (vol = VOL): string => debugfsVolumes().split('\n').find((l) => l.startsWith(`volume=${vol} `)) ?? '';
+const gateOf = (vol = VOL): string => / gate=(\w+)/.exec(volumeLine(vol))?.[1] ?? 'none';
 const statusCounter = (name: string): number => Number(new RegExp(`^${name}=(\\d+)`, 'm').exec(readFileSync(`${T}/status`, 'utf8'))?.[1] ?? -1);
 const param = (name: string): number => Number(readFileSync(`${P}/${name}`, 'utf8').trim());
 const mounted = (): boolean => readFileSync('/proc/mounts', 'utf8').split('\n').some((l) => l.split(' ')[1] === MP);
@@ -200,8 +206,8 @@ const firstError = (p: Proc) => /first-error (\S+) ns=(\d+)/.exec(p.line('WRITER
 const doneLine = (p: Proc) => p.line('WRITER done') ?? '(no summary)';
 
 interface FenceInfo { cause: string; drained: boolean; durationUs: number; shutdown: string; inflight: number }
-async function lastFence(d: Daemon): Promise<FenceInfo | undefined> {
-  const s = await d.call<{ volumes: Array<{ fences: FenceInfo[] }> }>('kernelStatus', { volume: VOL });
+async function lastFence(d: Daemon, volume = VOL): Promise<FenceInfo | undefined> {
+  const s = await d.call<{ volumes: Array<{ fences: FenceInfo[] }> }>('kernelStatus', { volume });
   const f = s.volumes[0]!.fences;
   return f[f.length - 1];
 }
@@ -407,7 +413,133 @@ async function main(): Promise<void> {
   console.log(`MXFS-VOLUME-TESTS passes=${passes} fails=${fails}`);
 }
 
-main().then(
+// ---- fence_fallback: a write held below the gate past the drain bound ----
+//
+// `volume-tests.js fallback log|restart DM_NAME DM_DEV` (vm-tests.sh): the module is loaded with
+// `volumes=fb=DM_DEV drain_timeout_ms=1000 fence_fallback=log|restart`, DM_DEV being a
+// device-mapper linear target over /dev/vda. `dmsetup suspend` makes device-mapper hold every
+// new bio (queued until `dmsetup resume`), so a write issued through /dev/mxfs/fb after it
+// passes the gate and stays in flight: the fence that comes next cannot drain it.
+const FB = 'fb';
+const FB_DEV = `/dev/mxfs/${FB}`;
+const HELD_OFF = 80 << 20; // in the raw area beyond the XFS
+
+/** Whether the 4 KiB block at `off` holds `text` (an O_DIRECT read: the disk, not a cache). */
+function blockHas(path: string, off: number, text: string): boolean {
+  const f = DirectFile.open(path, O_RDONLY | O_DIRECT);
+  const buf = new AlignedBuffer(4096);
+  try {
+    f.read(buf, off);
+    return Buffer.from(buf.bytes).includes(text);
+  } finally {
+    f.close();
+    buf.free();
+  }
+}
+
+const inflightWrites = (vol: string): number => Number(/ inflight_writes=(\d+)/.exec(volumeLine(vol))?.[1] ?? -1);
+const onceOutcome = (p: Proc): string | undefined => p.lines.find((l) => /^ONCE (ok|err)/.test(l));
+
+/** Daemon up, gate of fb open, the device suspended and one raw write held in flight below the
+ *  gate; with `mountpoint`, XFS is mounted there and its log write is held too (touch of a file
+ *  made and synced before, then sync: a transaction that needs no read, and the log force). */
+async function holdWrite(dm: string, dmDev: string, mountpoint: string | undefined, marker: string):
+  Promise<{ d: Daemon; w: Proc; app?: Promise<Sh>; problem?: string }> {
+  const d = await startDaemon();
+  await d.call('attach', { volume: FB, device: dmDev, ...(mountpoint ? { mountpoint } : {}) });
+  await d.call('lease', { ms: LEASE_MS, renewEveryMs: RENEW_MS });
+  await d.call('mount', { volume: FB, generation: 1 });
+  if (mountpoint) await sh(`touch ${mountpoint}/held && sync`);
+  const susp = await sh(`dmsetup suspend --nolockfs ${dm}`);
+  const w = new Proc(['write-once', FB_DEV, String(HELD_OFF), marker]);
+  await w.waitLine('ONCE issuing', 60_000);
+  const app = mountpoint ? sh(`touch ${mountpoint}/held && sync`) : undefined;
+  const want = app ? 2 : 1;
+  const held = await waitFor('the held writes under the gate', () => inflightWrites(FB) >= want, 15_000);
+  const problem = susp.code !== 0 ? `dmsetup suspend failed: ${susp.stderr.trim()}`
+    : gateOf(FB) !== 'open' ? `gate ${gateOf(FB)}, not open`
+    : !held ? `fewer than ${want} writes in flight: ${volumeLine(FB).trim()} (${onceOutcome(w) ?? 'raw writer still waiting'})` : undefined;
+  return { d, w, ...(app ? { app } : {}), ...(problem ? { problem } : {}) };
+}
+
+/**
+ * fence_fallback=log: LEASE_LOST fences the volume while writes are held (a raw one, and a
+ * log write of the XFS mounted on it: the fence's XFS shutdown must not wait for it). The fence waits its whole bound, records drained=0, logs "writes still in flight ...
+ * fence_fallback=log" and the node goes on; then the device is resumed and the held write
+ * lands on the disk after the fence: the late write the fallback exists to stop.
+ */
+async function fallbackLog(dm: string, dmDev: string): Promise<void> {
+  const drainMs = param('drain_timeout_ms');
+  const bound = param('timer_slack_ms') + drainMs;
+  const fallback = readFileSync(`${P}/fence_fallback`, 'utf8').trim();
+  const marker = `MXFS-HELD-${randomBytes(6).toString('hex')}`;
+  mkdirSync('/mnt/fb', { recursive: true });
+  const { d, w, app, problem } = await holdWrite(dm, dmDev, '/mnt/fb', marker);
+  const heldAtFence = volumeLine(FB).trim();
+  const t0 = nowNs();
+  await d.call('lease', { ms: null }); // LEASE_LOST: every open gate is fenced now
+  const fenced = await waitFor('the fence', () => gateOf(FB) === 'fenced', bound + 30_000);
+  const fencedMs = Number(nowNs() - t0) / 1e6;
+  const f = await lastFence(d, FB);
+  const kmsg = (await sh('dmesg')).stdout.split('\n').find((l) => l.includes(`mxfs: volume ${FB}: `) && l.includes('writes still in flight'));
+  const stillHeld = onceOutcome(w);
+  const resumed = await sh(`dmsetup resume ${dm}`);
+  await waitFor('the held write to complete', () => onceOutcome(w) !== undefined, 30_000);
+  await w.done();
+  const appDone = await app;
+  const landed = blockHas(dmDev, HELD_OFF, marker);
+  const cleared = await d.call('clearFence', { volume: FB }).then(() => `cleared, gate ${gateOf(FB)}`, (e: Error) => `clearFence failed: ${e.message}`);
+  const unreg = await d.call('unregister', { volume: FB }).then(() => 'unregistered', (e: Error) => `unregister failed: ${e.message}`);
+  await d.stop();
+  check('fence-fallback-log', !problem && fallback === 'log' && fenced && stillHeld === undefined && f !== undefined && !f.drained &&
+    f.inflight >= 2 && f.shutdown === 'XFS shut down' && f.durationUs >= drainMs * 1000 && kmsg !== undefined && /fence_fallback=log/.test(kmsg) && resumed.code === 0 && landed,
+    `${problem ? `${problem}; ` : ''}fence_fallback=${fallback}, bound ${bound} ms; held: ${heldAtFence}; ` +
+    `fenced=${fenced} ${fencedMs.toFixed(0)} ms after LEASE_LOST with the raw write ` +
+    `still held (${stillHeld ?? 'no outcome yet'}); record ${JSON.stringify(f)}; kernel: ${kmsg?.trim() ?? '(no "writes still in flight" line)'}; ` +
+    `after dmsetup resume: the held write ${onceOutcome(w) ?? 'never completed'}, on the disk: ${landed}; touch + sync on the XFS: rc=${appDone?.code} ${appDone?.stderr.trim() ?? ''}; ${cleared}; ${unreg}`);
+  if (f) perf(`fence drain missed (fence_fallback=log): trigger -> bound missed + XFS shut down ${(f.durationUs / 1000).toFixed(1)} ms (bound ${bound} ms)`);
+}
+
+/**
+ * fence_fallback=restart: kill -9 of the daemon fences the volume (no filesystem on it) while
+ * the write is held; the module must restart the machine when the bound is missed. QEMU runs
+ * with -no-reboot, so the restart ends it: run-vm-tests.sh checks the console's "restarting
+ * the machine" line, that this program never printed "survived", and that the held write is
+ * not in the disk image. If the machine is still running `resume_after_ms` after the trigger,
+ * the device is resumed (a storage path that recovers) and the held write lands: this program
+ * says so and fails.
+ */
+async function fallbackRestart(dm: string, dmDev: string): Promise<void> {
+  const bound = param('timer_slack_ms') + param('drain_timeout_ms');
+  const fallback = readFileSync(`${P}/fence_fallback`, 'utf8').trim();
+  const marker = `MXFS-HELD-${randomBytes(6).toString('hex')}`;
+  const { d, w, problem } = await holdWrite(dm, dmDev, undefined, marker);
+  if (problem || fallback !== 'restart') {
+    console.log(`MXFS-FALLBACK not armed: ${problem ?? `fence_fallback=${fallback}`}`);
+    return;
+  }
+  const resumeAfterMs = bound + 5000;
+  console.log(`MXFS-FALLBACK armed marker=${marker} offset=${HELD_OFF} bound_ms=${bound} resume_after_ms=${resumeAfterMs} ${volumeLine(FB)}`);
+  // The trigger's time in the kernel log's clock (the console prints both lines' timestamps).
+  writeFileSync('/dev/kmsg', '<2>mxfs-test: fence trigger: kill -9 of the daemon\n');
+  await d.stop('SIGKILL');
+  await sleep(resumeAfterMs);
+  const state = volumeLine(FB);
+  await sh(`dmsetup resume ${dm}`);
+  await waitFor('the held write to complete', () => onceOutcome(w) !== undefined, 30_000);
+  const landed = blockHas(dmDev, HELD_OFF, marker);
+  console.log(`MXFS-FALLBACK survived ${resumeAfterMs} ms after the trigger: ${state.trim()}; after dmsetup resume the held write ${onceOutcome(w) ?? 'never completed'}, on the disk: ${landed}`);
+}
+
+const mode = process.argv[2];
+let run: Promise<void>;
+if (mode === 'fallback') {
+  const [kind, dm, dmDev] = process.argv.slice(3);
+  run = (kind === 'restart' ? fallbackRestart : fallbackLog)(dm!, dmDev!).then(() => console.log(`MXFS-FALLBACK-TESTS passes=${passes} fails=${fails}`));
+} else {
+  run = main();
+}
+run.then(
   () => process.exit(fails ? 1 : 0),
-  (err: Error) => { fail('volume-tests', `aborted: ${err.stack ?? err.message}`); console.log(`MXFS-VOLUME-TESTS passes=${passes} fails=${fails}`); process.exit(1); },
+  (err: Error) => { fail(mode === 'fallback' ? `fence-fallback-${process.argv[3]}` : 'volume-tests', `aborted: ${err.stack ?? err.message}`); console.log(`MXFS-VOLUME-TESTS passes=${passes} fails=${fails}`); process.exit(1); },
 );
