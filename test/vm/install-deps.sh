@@ -1,7 +1,8 @@
 #!/bin/bash
 # Installs (idempotently) the Debian packages the kernel module build and the VM tests need:
 # headers and the matching kernel image (version resolved from linux-headers-amd64, never
-# hard-coded), QEMU (TCG), busybox-static, xfsprogs, libnl, cpio, iproute2 (genl); and those
+# hard-coded), QEMU (TCG), busybox-static, xfsprogs, libnl, cpio, iproute2 (genl), dmsetup (the
+# fence fallback tests) and udev (systemd-udevd, scsi_id and its rules: the udev rule test); and those
 # the Debian package checks need (packaging/deb/install-check.sh): lintian, dkms, systemd
 # (systemd-analyze).
 set -euo pipefail
@@ -31,6 +32,6 @@ fi
 apt_install linux-headers-amd64 make gcc libc6-dev
 KVER="$("$(dirname "$0")/../../kernel/kver.sh")"
 apt_install "linux-image-${KVER}" qemu-system-x86 busybox-static xfsprogs \
-  libnl-3-200 libnl-genl-3-200 cpio iproute2 gzip
+  libnl-3-200 libnl-genl-3-200 cpio iproute2 gzip dmsetup udev
 apt_install lintian dkms systemd binutils
 echo "install-deps: ok (kernel ${KVER})"
