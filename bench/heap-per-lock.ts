@@ -21,7 +21,11 @@ async function main(): Promise<void> {
   const { values } = parseArgs({ options: { locks: { type: 'string', default: '50000' } } });
   const n = Number(values.locks);
   if (!Number.isInteger(n) || n < 1) throw new Error('--locks must be a positive integer');
-  const d = new Daemon({ config: testConfig(tmpDir(), { locking: { idleEvictMs: 500, maxLocksPerClient: n + 10 } }), log: quietLogger(), faultInjection: false });
+  // Long client timeouts: a full collection of a few hundred MB on a loaded machine can keep the
+  // event loop longer than the default 1.5 s, and the in-process client would then give up its
+  // locks in the middle of the count. What is measured here is memory, not liveness.
+  const timing = { leaseTimeoutMs: 600000, renewIntervalMs: 1000, clientTimeoutMs: 300000, clientKeepaliveMs: 1000 };
+  const d = new Daemon({ config: testConfig(tmpDir(), { locking: { idleEvictMs: 500, maxLocksPerClient: n + 10 }, timing }), log: quietLogger(), faultInjection: false });
   await d.start();
   const c = await d.connectLocal('heap');
   const warm = await c.lock('warm', Mode.EX);

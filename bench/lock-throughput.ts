@@ -6,7 +6,8 @@
  * The peer measured in the same run is a framed echo server on a Unix socket (same framing,
  * its own process like mxfsd, same client process): two echo round trips are the floor for any socket lock service in
  * Node, so `ratio` = mxfsd pair latency / two echo round trips says what the lock engine and
- * its actors add on top of the transport. Ratios are comparable across noisy machines.
+ * its actors add on top of the transport. Ratios are comparable across noisy machines, and so
+ * is the last column: the CPU time the server process (mxfsd, or the echo server) used per pair.
  *
  * Usage: node dist/bench/lock-throughput.js [--seconds S]   (needs `npm run build`)
  */
@@ -21,7 +22,25 @@ import { Mode } from '../src/dlm/modes';
 import { encodeFrame, FrameDecoder } from '../src/wire/frame';
 import { startDaemon } from '../test/support/daemon-proc';
 
-interface Result { name: string; clients: number; pairs: number; seconds: number; p50: number; p99: number }
+interface Result { name: string; clients: number; pairs: number; seconds: number; p50: number; p99: number; cpuUs?: number }
+
+/** CPU time (user + system) a process has used, in µs, from /proc (Linux). */
+function cpuOf(pid: number): number {
+  const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = f.slice(f.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * (1e6 / 100); // utime, stime in clock ticks (USER_HZ 100)
+}
+
+/**
+ * Runs a workload and adds the CPU time the server process used per pair: the wall-clock
+ * figures swing with the machine's load, the server's CPU per pair much less.
+ */
+async function measured(server: number, run: () => Promise<Result>): Promise<Result> {
+  const c0 = cpuOf(server);
+  const r = await run();
+  r.cpuUs = (cpuOf(server) - c0) / r.pairs;
+  return r;
+}
 
 function pct(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
@@ -83,24 +102,24 @@ async function main(): Promise<void> {
   const results: Result[] = [];
   try {
     for (const n of [1, 16]) {
-      results.push(await runClients('echo x2 (floor)', n, seconds, () => echoClient(echoSock)));
-      results.push(await runClients('mxfsd lock+unlock EX, own resource', n, seconds, async (i) => {
+      results.push(await measured(echo.pid!, () => runClients('echo x2 (floor)', n, seconds, () => echoClient(echoSock))));
+      results.push(await measured(d.proc.pid!, () => runClients('mxfsd lock+unlock EX, own resource', n, seconds, async (i) => {
         const c = await MxfsClient.connect(d.socket);
         return async () => { const h = await c.lock(`bench-${i}`, Mode.EX); await h.unlock(); };
-      }));
+      })));
     }
-    results.push(await runClients('mxfsd lock+unlock EX, one shared resource', 16, seconds, async () => {
+    results.push(await measured(d.proc.pid!, () => runClients('mxfsd lock+unlock EX, one shared resource', 16, seconds, async () => {
       const c = await MxfsClient.connect(d.socket);
       return async () => { const h = await c.lock('bench-shared', Mode.EX); await h.unlock(); };
-    }));
+    })));
     // The same single-client loop while 20 000 other resources are active (held in PR by
     // another client): the cost of a lock operation must not grow with the resource count.
     const holder = await MxfsClient.connect(d.socket);
     for (let i = 0; i < 20000; i += 500) await Promise.all(Array.from({ length: 500 }, (_, j) => holder.lock(`held-${i + j}`, Mode.PR)));
-    results.push(await runClients('mxfsd lock+unlock EX, own resource, 20 000 other resources held', 1, seconds, async () => {
+    results.push(await measured(d.proc.pid!, () => runClients('mxfsd lock+unlock EX, own resource, 20 000 other resources held', 1, seconds, async () => {
       const c = await MxfsClient.connect(d.socket);
       return async () => { const h = await c.lock('bench-0', Mode.EX); await h.unlock(); };
-    }));
+    })));
     await holder.close();
   } finally {
     echo.kill();
@@ -108,11 +127,11 @@ async function main(): Promise<void> {
   }
   const floor = new Map(results.filter((r) => r.name.startsWith('echo')).map((r) => [r.clients, r]));
   console.log(`# ${new Date().toISOString()}  ${os.cpus().length}x ${os.cpus()[0]?.model}  node ${process.version}  ${seconds}s per row`);
-  console.log('| workload | clients | pairs/s | p50 µs | p99 µs | p50 ratio to floor |');
-  console.log('|---|---|---|---|---|---|');
+  console.log('| workload | clients | pairs/s | p50 µs | p99 µs | p50 ratio to floor | server CPU µs per pair |');
+  console.log('|---|---|---|---|---|---|---|');
   for (const r of results) {
     const f = floor.get(r.clients)!;
-    console.log(`| ${r.name} | ${r.clients} | ${Math.round(r.pairs / r.seconds)} | ${r.p50.toFixed(0)} | ${r.p99.toFixed(0)} | ${(r.p50 / f.p50).toFixed(2)} |`);
+    console.log(`| ${r.name} | ${r.clients} | ${Math.round(r.pairs / r.seconds)} | ${r.p50.toFixed(0)} | ${r.p99.toFixed(0)} | ${(r.p50 / f.p50).toFixed(2)} | ${r.cpuUs?.toFixed(0) ?? ''} |`);
   }
   fs.rmSync(d.dir, { recursive: true, force: true });
 }

@@ -29,53 +29,62 @@ describe('actor layer', () => {
 
   const get = (ref: Ref<Msg>) => sys.ask<Msg, number>(ref, (replyTo) => ({ type: 'get', replyTo }), 500);
 
-  it('restart: a crash rebuilds the state with init() and the actor keeps serving', async () => {
-    const inits = { n: 0 };
-    const a = sys.spawn(undefined, 'counter', counter('restart', inits));
-    sys.send(a, { type: 'add', n: 5 });
-    expect(await get(a)).to.equal(105);
-    sys.send(a, { type: 'boom' });
-    expect(await get(a)).to.equal(100);
-    expect(inits.n).to.equal(2);
-    expect(sys.crashes).to.equal(1);
-  });
+  for (const leaf of [false, true]) {
+    // The same behaviour from a nact actor and from a leaf actor (ActorDef.leaf, under a parent:
+    // mxfsd's lock resources), which runs without nact.
+    const spawnCounter = (def: ActorDef<{ total: number }, Msg>) =>
+      leaf ? sys.spawn(sys.spawn(undefined, 'parent', { init: () => null, handle: (st: null) => st }), 'counter', { ...def, leaf: true })
+        : sys.spawn(undefined, 'counter', def);
+    describe(leaf ? 'a leaf actor' : 'a nact actor', () => {
+      it('restart: a crash rebuilds the state with init() and the actor keeps serving', async () => {
+        const inits = { n: 0 };
+        const a = spawnCounter(counter('restart', inits));
+        sys.send(a, { type: 'add', n: 5 });
+        expect(await get(a)).to.equal(105);
+        sys.send(a, { type: 'boom' });
+        expect(await get(a)).to.equal(100);
+        expect(inits.n).to.equal(2);
+        expect(sys.crashes).to.equal(1);
+      });
 
-  it('resume: a crash keeps the state', async () => {
-    const a = sys.spawn(undefined, 'counter', counter('resume', { n: 0 }));
-    sys.send(a, { type: 'add', n: 5 });
-    sys.send(a, { type: 'boom' });
-    expect(await get(a)).to.equal(105);
-  });
+      it('resume: a crash keeps the state', async () => {
+        const a = spawnCounter(counter('resume', { n: 0 }));
+        sys.send(a, { type: 'add', n: 5 });
+        sys.send(a, { type: 'boom' });
+        expect(await get(a)).to.equal(105);
+      });
 
-  it('stop: a crashed actor stops; other actors and the system go on', async () => {
-    const a = sys.spawn(undefined, 'counter', counter('stop', { n: 0 }));
-    const b = sys.spawn(undefined, 'counter', counter('restart', { n: 0 }));
-    sys.send(a, { type: 'boom' });
-    await sleep(20);
-    let err: unknown;
-    try { await get(a); } catch (e) { err = e; }
-    expect(err).to.be.instanceOf(Error);
-    expect(await get(b)).to.equal(100);
-  });
+      it('stop: a crashed actor stops; other actors and the system go on', async () => {
+        const a = spawnCounter(counter('stop', { n: 0 }));
+        const b = spawnCounter(counter('restart', { n: 0 }));
+        sys.send(a, { type: 'boom' });
+        await sleep(20);
+        let err: unknown;
+        try { await get(a); } catch (e) { err = e; }
+        expect(err).to.be.instanceOf(Error);
+        expect(await get(b)).to.equal(100);
+      });
 
-  it('ask always times out with QueryTimeout naming the message', async () => {
-    const a = sys.spawn(undefined, 'counter', counter('restart', { n: 0 }));
-    let err: unknown;
-    try { await sys.ask<Msg, number>(a, () => ({ type: 'ignore' }), 50); } catch (e) { err = e; }
-    expect(err).to.be.instanceOf(QueryTimeout);
-    expect((err as Error).message).to.match(/'ignore'.*50 ms/);
-  });
+      it('ask always times out with QueryTimeout naming the message', async () => {
+        const a = spawnCounter(counter('restart', { n: 0 }));
+        let err: unknown;
+        try { await sys.ask<Msg, number>(a, () => ({ type: 'ignore' }), 50); } catch (e) { err = e; }
+        expect(err).to.be.instanceOf(QueryTimeout);
+        expect((err as Error).message).to.match(/'ignore'.*50 ms/);
+      });
 
-  it('taps see every send and ask', async () => {
-    const seen: string[] = [];
-    const off = sys.addTap((_to, m, kind) => seen.push(`${kind}:${m.type}`));
-    const a = sys.spawn(undefined, 'counter', counter('restart', { n: 0 }));
-    sys.send(a, { type: 'add', n: 1 });
-    await get(a);
-    off();
-    sys.send(a, { type: 'add', n: 1 });
-    expect(seen).to.deep.equal(['send:add', 'ask:get']);
-  });
+      it('taps see every send and ask', async () => {
+        const seen: string[] = [];
+        const off = sys.addTap((_to, m, kind) => seen.push(`${kind}:${m.type}`));
+        const a = spawnCounter(counter('restart', { n: 0 }));
+        sys.send(a, { type: 'add', n: 1 });
+        await get(a);
+        off();
+        sys.send(a, { type: 'add', n: 1 });
+        expect(seen).to.deep.equal(['send:add', 'ask:get']);
+      });
+    });
+  }
 
   it("nact's per-message context does not copy the actor's child map (a lockspace has one child per resource)", async () => {
     expect(nactContextIsLazy()).to.equal(true);
@@ -134,5 +143,76 @@ describe('actor layer', () => {
     expect(() => sys.spawn(a, 'child', leafDef)).to.throw(/leaf/);
     sys.stopActor(a);
     sys.send(b, { type: 'work' });
+  });
+
+  describe('leaf actors under a parent (no nact actor of their own)', () => {
+    type W = { type: 'work'; n: number; wait?: number } | { type: 'get'; replyTo: Ref<number[]> };
+    const parentDef: ActorDef<null, { type: 'x' }> = { init: () => null, handle: (st) => st };
+
+    it('handle one message at a time in FIFO order, an async handler holding the mailbox until it settles', async () => {
+      let running = 0, maxRunning = 0;
+      const def: ActorDef<number[], W> = {
+        leaf: true,
+        init: () => [],
+        async handle(s, m, ctx) {
+          if (m.type === 'get') { ctx.system.reply(m.replyTo, s); return s; }
+          running++; maxRunning = Math.max(maxRunning, running);
+          if (m.wait) await sleep(m.wait);
+          running--;
+          s.push(m.n);
+          return s;
+        },
+      };
+      const parent = sys.spawn(undefined, 'parent', parentDef);
+      const a = sys.spawn(parent, 'leaf', def);
+      for (let n = 0; n < 50; n++) sys.send(a, { type: 'work', n, wait: n % 10 === 0 ? 3 : undefined });
+      const got = await sys.ask<W, number[]>(a, (replyTo) => ({ type: 'get', replyTo }), 2000);
+      expect(got).to.deep.equal([...Array(50).keys()]);
+      expect(maxRunning).to.equal(1);
+    });
+
+    it("stopping the parent stops them at once with what is queued; afterStop runs once; asks to a stopped leaf fail", async () => {
+      const handled: number[] = [];
+      let stops = 0;
+      const def: ActorDef<{ big: number[] }, W> = {
+        leaf: true,
+        init: () => ({ big: [1, 2, 3] }),
+        handle: (s, m) => { if (m.type === 'work') handled.push(m.n); return s; },
+        afterStop: (s) => { stops++; expect(s.big).to.deep.equal([1, 2, 3]); },
+      };
+      const parent = sys.spawn(undefined, 'parent', parentDef);
+      const kids = [0, 1, 2].map(() => sys.spawn(parent, 'leaf', def));
+      for (const k of kids) sys.send(k, { type: 'work', n: 1 });
+      sys.stopActor(parent);
+      for (const k of kids) sys.send(k, { type: 'work', n: 2 });
+      await sleep(30);
+      expect(handled).to.deep.equal([]);
+      expect(stops).to.equal(3);
+      let err: unknown;
+      try { await sys.ask<W, number[]>(kids[0], (replyTo) => ({ type: 'get', replyTo }), 500); } catch (e) { err = e; }
+      expect(String(err)).to.match(/stopped/);
+    });
+
+    it('stopGradually stops a parent with many leaves, a slice per turn, and each leaf leaves its parent', async () => {
+      let stops = 0;
+      const def: ActorDef<null, W> = { leaf: true, init: () => null, handle: (s) => s, afterStop: () => { stops++; } };
+      const parent = sys.spawn(undefined, 'parent', parentDef);
+      for (let i = 0; i < 1000; i++) sys.spawn(parent, 'leaf', def);
+      await sys.stopGradually(parent, 100);
+      await sleep(20);
+      expect(stops).to.equal(1000);
+      const find = require('nact/lib/system-map').find;
+      expect(find((parent as any).system.name, parent), 'the parent stopped too').to.equal(undefined);
+    });
+
+    it('a leaf is its own reference and its handlers\' context; a spawn under it fails loudly', () => {
+      let seen: unknown;
+      const def: ActorDef<null, W> = { leaf: true, init: (ctx) => { seen = ctx.self; return null; }, handle: (s) => s };
+      const parent = sys.spawn(undefined, 'parent', parentDef);
+      const a = sys.spawn(parent, 'leaf', def);
+      expect(seen).to.equal(a);
+      expect(() => sys.spawn(a, 'child', def)).to.throw(/leaf/);
+      expect(() => sys.spawn(a, 'child', parentDef)).to.throw(/leaf/);
+    });
   });
 });

@@ -86,7 +86,16 @@ patchNact('afterMessage', /^afterMessage\s*\(\)\s*\{\s*\}$/, () => function afte
 const NO_CHILDREN = new EmptyMap<string, unknown>('this actor was spawned as a leaf: it cannot have children');
 
 // eslint-disable-next-line @typescript-eslint/no-var-requires
-const nactSystems = require('nact/lib/system-map') as { find(system: string, ref: unknown): { children?: Map<string, { stop(): void }>; childReferences?: Map<string, unknown> } | undefined };
+const nactSystems = require('nact/lib/system-map') as { find(system: string, ref?: unknown): { children?: Map<string, { stop(): void }>; childReferences?: Map<string, unknown> } | undefined };
+// eslint-disable-next-line @typescript-eslint/no-var-requires
+const { TemporaryReference } = require('nact/lib/references') as { TemporaryReference: new (systemName: string) => { id: number } };
+
+/** What askLeaf() needs of nact's system object: its temporary references answer reply(). */
+interface NactSystem {
+  name: string;
+  addTempReference(ref: unknown, deferral: { resolve(v: unknown): void }): void;
+  removeTempReference(ref: unknown): void;
+}
 
 const isPatched = (method: NactPatch) => (nactActor?.[method] as { mxfsPatched?: boolean } | undefined)?.mxfsPatched === true;
 
@@ -159,7 +168,13 @@ export class ActorSystem {
   ): Ref<M> {
     const name = `${kind}-${++this.seq}`;
     const system = this;
+    if (parent instanceof LeafActor) throw new Error(`spawn ${name}: ${parent.name} was spawned as a leaf: it cannot have children`);
     const path = this.tracer?.named(name, kind, logFields) ?? name;
+    if (def.leaf && parent !== undefined) {
+      const host = nactSystems.find((parent as unknown as { system: { name: string } }).system.name, parent);
+      if (!host?.children || !host.childReferences) throw new Error(`spawn ${name}: its parent has stopped`);
+      return new LeafActor<S, M>(this, host as LeafHost, name, path, def, logFields) as unknown as Ref<M>;
+    }
     // The child logger is made when first used: most actors (a resource per held lock) never log.
     let childLog: Logger | undefined;
     const logOf = () => (childLog ??= system.log.child({ actor: kind, ...logFields }));
@@ -219,11 +234,13 @@ export class ActorSystem {
   send<M extends AnyMsg>(to: Ref<M>, msg: M): void {
     this.tracer?.onSend(refName(to), msg, 'send');
     for (const tap of this.taps) tap(to as Ref<unknown>, msg, 'send');
-    nact.dispatch(to, msg);
+    if (to instanceof LeafActor) to.dispatch(msg);
+    else nact.dispatch(to, msg);
   }
 
   /** Ask an actor and wait for its reply; rejects with QueryTimeout after timeoutMs. */
   async ask<M extends AnyMsg, R>(to: Ref<M>, make: (replyTo: Ref<R>) => M, timeoutMs: number): Promise<R> {
+    if (to instanceof LeafActor) return this.askLeaf(to as LeafActor<unknown, M>, make, timeoutMs);
     let type = '?';
     try {
       return await nact.query(to, (tmp: Ref<R>) => {
@@ -244,8 +261,24 @@ export class ActorSystem {
     nact.dispatch(replyTo, value);
   }
 
+  /** ask() of a leaf actor: nact's own query cannot find it; the reply comes the same way. */
+  private askLeaf<M extends AnyMsg, R>(to: LeafActor<unknown, M>, make: (replyTo: Ref<R>) => M, timeoutMs: number): Promise<R> {
+    if (to.stopped) return Promise.reject(new Error('Actor stopped or never existed. Query can never resolve'));
+    const sys = nactSystems.find((this.root as unknown as { system: { name: string } }).system.name) as unknown as NactSystem;
+    return new Promise<R>((resolve, reject) => {
+      const tmp = new TemporaryReference(sys.name);
+      const timer = setTimeout(() => { sys.removeTempReference(tmp); reject(new QueryTimeout(to.name, msg.type, timeoutMs)); }, timeoutMs);
+      sys.addTempReference(tmp, { resolve: (v: R) => { clearTimeout(timer); sys.removeTempReference(tmp); resolve(v); } });
+      const msg = make(tmp as Ref<R>);
+      this.tracer?.onSend(to.name, msg, 'ask');
+      for (const tap of this.taps) tap(to as unknown as Ref<unknown>, msg, 'ask');
+      to.dispatch(msg);
+    });
+  }
+
   stopActor(ref: Ref<any>): void {
-    nact.stop(ref);
+    if (ref instanceof LeafActor) ref.stop();
+    else nact.stop(ref);
   }
 
   /**
@@ -272,5 +305,147 @@ export class ActorSystem {
 }
 
 export function refName(ref: Ref<unknown>): string {
+  if (ref instanceof LeafActor) return ref.name;
   return (ref as unknown as { name?: string }).name ?? String((ref as unknown as { path?: unknown }).path ?? '?');
+}
+
+// ---- leaf actors -----------------------------------------------------------------------
+
+/** The nact actor a leaf is spawned under: its child maps, and how a child leaves them. */
+interface LeafHost {
+  children: Map<string, unknown>;
+  childReferences: Map<string, unknown>;
+  childStopped(child: { name: string }): void;
+}
+
+/**
+ * Runnable leaf actors: each takes one message per round, and a round is one setImmediate,
+ * as nact gives each message its own Immediate (a flood of one actor's messages never keeps
+ * the event loop for more than a round). One Immediate per round instead of one per message.
+ */
+let runnable: Array<LeafActor<any, any>> = [];
+let roundScheduled = false;
+
+function runRound(): void {
+  roundScheduled = false;
+  const round = runnable;
+  runnable = [];
+  for (let i = 0; i < round.length; i++) round[i].runOne();
+}
+
+function makeRunnable(a: LeafActor<any, any>): void {
+  runnable.push(a);
+  if (!roundScheduled) { roundScheduled = true; setImmediate(runRound); }
+}
+
+/**
+ * An actor that never has children (ActorDef.leaf: a lock resource, one per held lock),
+ * without nact: the same semantics for mxfsd — a FIFO mailbox, one message at a time (an
+ * async handler holds the mailbox until it settles), the same supervision decisions, stopped
+ * by its parent's stop (it sits in the nact parent's child map), afterStop once, sends to a
+ * stopped actor dropped and asks rejected — in one object that is also its own reference and
+ * its handlers' context. A nact actor with its reference, path, mailbox queue, contexts and
+ * the wrapper's closures cost ~1.9 KB; this costs a few hundred bytes (docs/benchmarks.md).
+ */
+class LeafActor<S, M extends AnyMsg> implements ActorCtx<M> {
+  /** Read by code that treats any ref like nact's (refName, systemMap lookups find nothing). */
+  readonly type = 'leaf';
+  stopped = false;
+  private state: S;
+  private busy = false;
+  private mailbox: M[] | undefined;
+  private head = 0;
+  private childLog?: Logger;
+
+  constructor(
+    readonly system: ActorSystem, private host: LeafHost | undefined, readonly name: string,
+    private readonly path: string, private readonly def: ActorDef<S, M>, private readonly logFields: Record<string, unknown>,
+  ) {
+    host!.children.set(name, this);
+    host!.childReferences.set(name, this);
+    this.state = undefined as S;
+    try { this.state = def.init(this); } catch (err) {
+      this.log.error({ err }, 'actor init failed; stopping actor');
+      this.stop();
+    }
+  }
+
+  get self(): Ref<M> { return this as unknown as Ref<M>; }
+  get log(): Logger { return (this.childLog ??= this.system.log.child({ actor: this.name.slice(0, this.name.lastIndexOf('-')), ...this.logFields })); }
+
+  dispatch(msg: M): void {
+    if (this.stopped) return;
+    if (this.mailbox === undefined) this.mailbox = [msg];
+    else this.mailbox.push(msg);
+    if (!this.busy) { this.busy = true; makeRunnable(this); }
+  }
+
+  /** One message, from runRound(). */
+  runOne(): void {
+    const box = this.mailbox;
+    if (this.stopped || box === undefined) { this.busy = false; return; }
+    const msg = box[this.head++];
+    if (this.head === box.length) { this.mailbox = undefined; this.head = 0; }
+    else if (this.head >= 1024 && this.head * 2 >= box.length) { box.splice(0, this.head); this.head = 0; }
+    let r: S | Promise<S>;
+    const t = this.system.tracer;
+    try {
+      if (t === undefined) r = this.def.handle(this.state, msg, this);
+      else {
+        const cur = t.cur, actor = t.curActor;
+        t.enter(msg, this.path);
+        try { r = this.def.handle(this.state, msg, this); } finally { t.cur = cur; t.curActor = actor; }
+      }
+    } catch (err) {
+      this.crashed(err, msg);
+      return;
+    }
+    if (r instanceof Promise) {
+      r.then((next) => { this.state = next; this.next(); }, (err) => this.crashed(err, msg));
+    } else {
+      this.state = r;
+      this.next();
+    }
+  }
+
+  private next(): void {
+    if (!this.stopped && this.mailbox !== undefined) makeRunnable(this);
+    else this.busy = false;
+  }
+
+  private crashed(err: unknown, msg: M): void {
+    this.system.crashes++;
+    let decision: CrashDecision = 'restart';
+    try {
+      decision = this.def.onCrash ? this.def.onCrash(err, msg, this.state, this) : 'restart';
+    } catch (e) {
+      this.log.error({ err: e }, 'onCrash handler threw; stopping actor');
+      decision = 'stop';
+    }
+    this.log.error({ err, msgType: msg.type, decision }, 'actor crashed');
+    if (decision === 'stop') { this.stop(); return; }
+    if (decision === 'restart') {
+      try { this.state = this.def.init(this); } catch (e) {
+        this.log.error({ err: e }, 'actor init failed on restart; stopping actor');
+        this.stop();
+        return;
+      }
+    }
+    this.next();
+  }
+
+  /** Stops at once: what is in the mailbox is dropped; afterStop runs on a later turn. */
+  stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.mailbox = undefined;
+    this.host?.childStopped(this);
+    this.host = undefined;
+    const state = this.state;
+    setImmediate(() => {
+      this.system.tracer?.forget(this.name);
+      this.def.afterStop?.(state, this);
+      this.state = undefined as S; // a ref kept by someone does not keep the state
+    });
+  }
 }

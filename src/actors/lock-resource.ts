@@ -2,7 +2,7 @@
  * LockResource actor: one per active lock resource (lockspace + name).
  *
  * Owns: the resource's ResourceCore (queues, LVB, fencing-token counter), the wait-timeout
- * timers of its pending requests, and the notify ref of every lock's owner.
+ * timers of its pending requests, and the notify ref of every lock's owner (with its grant time).
  * Takes: ResourceMsg (request/convert/unlock/cancel/purge routed by its Lockspace; its own
  * timeout timers; inspect).
  * Sends: LockEvent to owners; 'idle' to its Lockspace when it holds nothing (eviction),
@@ -55,15 +55,18 @@ const UNPARK_MS = 50;
 const UNUSED = new EmptyMap<string, never>('lock-resource: a write to a per-lock map that was never made its own (use own())');
 type LazyMap = 'timers' | 'queuedAt' | 'basts';
 
+/** What the actor keeps per lock: where its events go, and since when it is held (-1: not held). */
+interface Owner { readonly notify: Ref<LockEvent>; grantedAt: number }
+
 interface State {
   core: ResourceCore;
-  notify: Map<string, Ref<LockEvent>>;
+  /** Every lock the core has (and one whose last events are being delivered), by lock id. */
+  owners: Map<string, Owner>;
   timers: Map<string, TimerHandle>;
   /** Routed messages processed, so the Lockspace can tell an idle report is current. */
   processed: number;
-  /** When each pending lock queued, and each held lock was granted (clock ms): `mxfsctl why`, metrics. */
+  /** When each pending lock queued (clock ms): `mxfsctl why`, metrics. */
   queuedAt: Map<string, number>;
-  grantedAt: Map<string, number>;
   /** The last BAST sent to each holder since its grant. */
   basts: Map<string, { mode: Mode; at: number }>;
   /** Set when rebuilt from records (cluster recovery). */
@@ -71,6 +74,11 @@ interface State {
   /** Messages waiting for the lease to come back (see the header), in arrival order. */
   parked: ResourceMsg[];
   parkTimer?: TimerHandle;
+}
+
+/** Every field listed at once: one object shape, its properties in the object itself. */
+function newState(core: ResourceCore, owners: Map<string, Owner>, rebuilt: State['rebuilt']): State {
+  return { core, owners, timers: UNUSED, processed: 0, queuedAt: UNUSED, basts: UNUSED, rebuilt, parked: [], parkTimer: undefined };
 }
 
 const OPS: ReadonlySet<string> = new Set<LockOp>(['request', 'convert', 'unlock', 'cancel']);
@@ -105,7 +113,8 @@ class LockResourceDef implements ActorDef<State, ResourceMsg> {
           const q = s.queuedAt.get(e.lockId);
           if (q !== undefined) { s.queuedAt.delete(e.lockId); this.o.stats.observeWait?.(now - q, e.conversion); }
         }
-        s.grantedAt.set(e.lockId, now);
+        const o = s.owners.get(e.lockId);
+        if (o) o.grantedAt = now;
         if (s.basts.size > 0) s.basts.delete(e.lockId);
         if (e.conversion) this.o.stats.conversions++;
         break;
@@ -123,14 +132,15 @@ class LockResourceDef implements ActorDef<State, ResourceMsg> {
 
   private forgetLock(s: State, lockId: string) {
     if (s.queuedAt.size > 0) s.queuedAt.delete(lockId);
-    s.grantedAt.delete(lockId);
+    const o = s.owners.get(lockId);
+    if (o) o.grantedAt = -1;
     if (s.basts.size > 0) s.basts.delete(lockId);
   }
 
   private inspection(s: State): ResourceInspection {
     const now = this.o.clock.now();
     const sinceMs: Record<string, number> = {};
-    for (const [id, t] of s.grantedAt) sinceMs[id] = Math.round(now - t);
+    for (const [id, o] of s.owners) if (o.grantedAt >= 0) sinceMs[id] = Math.round(now - o.grantedAt);
     for (const [id, t] of s.queuedAt) sinceMs[id] = Math.round(now - t); // a conversion: since it queued
     const basts: ResourceInspection['basts'] = {};
     for (const [id, b] of s.basts) basts[id] = { mode: b.mode, agoMs: Math.round(now - b.at) };
@@ -141,7 +151,7 @@ class LockResourceDef implements ActorDef<State, ResourceMsg> {
 
   private deliver(s: State, events: ResourceEvent[], sys: ActorSystem) {
     for (const e of events) {
-      const to = s.notify.get(e.lockId);
+      const to = s.owners.get(e.lockId)?.notify;
       this.note(s, e);
       if (e.type === 'granted' || e.type === 'failed' || e.type === 'released') this.clearTimer(s, e.lockId);
       if (to) {
@@ -153,21 +163,18 @@ class LockResourceDef implements ActorDef<State, ResourceMsg> {
           case 'released': sys.send(to, { type: 'lock.released', lockId: e.lockId }); break;
         }
       }
-      if (!s.core.has(e.lockId)) s.notify.delete(e.lockId);
+      if (!s.core.has(e.lockId)) s.owners.delete(e.lockId);
     }
   }
 
   init(): State {
-    const fresh = { timers: UNUSED, processed: 0, queuedAt: UNUSED, grantedAt: new Map(), basts: UNUSED, parked: [] };
-    if (!this.o.adopt) return { core: new ResourceCore(this.o.lvbSize, this.o.tokenFloor, this.o.tokenCeiling), notify: new Map(), ...fresh };
+    if (!this.o.adopt) return newState(new ResourceCore(this.o.lvbSize, this.o.tokenFloor, this.o.tokenCeiling), new Map(), undefined);
     const a = this.o.adopt;
     const core = ResourceCore.rebuild(this.o.lvbSize, Math.max(this.o.tokenFloor, a.tokenFloor), a.records, a.lvb, this.o.tokenCeiling);
     this.o.stats.locks += core.size;
     const now = this.o.clock.now();
-    return {
-      core, notify: new Map(a.records.map((r) => [r.lockId, r.notify])), ...fresh,
-      grantedAt: new Map(a.records.map((r) => [r.lockId, now])), rebuilt: { at: now, records: a.records.length, tokenFloor: core.tokenCounter },
-    };
+    const owners = new Map(a.records.map((r) => [r.lockId, { notify: r.notify, grantedAt: now }]));
+    return newState(core, owners, { at: now, records: a.records.length, tokenFloor: core.tokenCounter });
   }
 
   handle(s: State, msg: ResourceMsg, ctx: ActorCtx<ResourceMsg>): State {
@@ -197,7 +204,7 @@ class LockResourceDef implements ActorDef<State, ResourceMsg> {
 
   onCrash(_err: unknown, _msg: ResourceMsg, s: State, ctx: ActorCtx<ResourceMsg>): CrashDecision {
     this.o.stats.resourceCrashes++;
-    for (const [lockId, to] of s.notify) {
+    for (const [lockId, { notify: to }] of s.owners) {
       ctx.system.send(to, { type: 'lock.lost', lockId, reason: `resource ${this.o.lockspace}/${this.o.name} failed` });
     }
     for (const t of s.timers.values()) this.o.clock.clearTimer(t);
@@ -228,7 +235,7 @@ class LockResourceDef implements ActorDef<State, ResourceMsg> {
         case 'request':
           if (s.core.has(msg.lockId)) throw new LockError('INVALID', `lock id ${msg.lockId} already in use`);
           events = s.core.request(msg.lockId, msg.owner, msg.mode, { noqueue: msg.noqueue });
-          if (s.core.has(msg.lockId) || events.length > 0) s.notify.set(msg.lockId, msg.notify);
+          if (s.core.has(msg.lockId) || events.length > 0) s.owners.set(msg.lockId, { notify: msg.notify, grantedAt: -1 });
           break;
         case 'convert': events = s.core.convert(msg.lockId, msg.mode, { noqueue: msg.noqueue, lvb: msg.lvb }); break;
         case 'unlock': events = s.core.unlock(msg.lockId, msg.lvb); break;
@@ -236,7 +243,7 @@ class LockResourceDef implements ActorDef<State, ResourceMsg> {
         case 'timeout': s.timers.delete(msg.lockId); events = s.core.expire(msg.lockId); break;
         case 'purge':
           events = s.core.purgeOwner(msg.owner);
-          for (const id of [...s.notify.keys()]) if (!s.core.has(id)) { this.clearTimer(s, id); s.notify.delete(id); this.forgetLock(s, id); }
+          for (const id of [...s.owners.keys()]) if (!s.core.has(id)) { this.clearTimer(s, id); this.forgetLock(s, id); s.owners.delete(id); }
           break;
         case 'fault':
           if (this.o.faultInjection) throw new Error('injected fault');
@@ -250,7 +257,7 @@ class LockResourceDef implements ActorDef<State, ResourceMsg> {
     } catch (e) {
       if (!(e instanceof LockError)) throw e;
       const lockId = 'lockId' in msg ? msg.lockId : '';
-      const to = msg.type === 'request' ? msg.notify : s.notify.get(lockId);
+      const to = msg.type === 'request' ? msg.notify : s.owners.get(lockId)?.notify;
       if (to && OPS.has(msg.type)) sys.send(to, { type: 'lock.opError', lockId, op: msg.type as LockOp, code: e.code, message: e.message });
     }
     this.deliver(s, events, sys);

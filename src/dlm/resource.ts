@@ -68,15 +68,23 @@ export interface ResourceView {
 /** A lock as a survivor records it, for rebuilding a resource (recovery, restart). */
 export interface LockRecordForRebuild { lockId: string; owner: OwnerId; grMode: Mode; token: number }
 
+/**
+ * The converting and waiting queues of a resource nobody waits on (most of them: a held lock
+ * with no contention) are this one shared, frozen empty array; a resource gets its own on the
+ * first queued lock (enqueue()). Memory per held lock, bench/heap-per-lock.ts.
+ */
+const NO_LOCKS: Lock[] = Object.freeze([]) as unknown as Lock[];
+
 export class ResourceCore {
   private locks = new Map<string, Lock>();
   private granted: Lock[] = [];
-  private converting: Lock[] = [];
-  private waiting: Lock[] = [];
+  private converting: Lock[] = NO_LOCKS;
+  private waiting: Lock[] = NO_LOCKS;
   /** grantedCount[m] = number of granted locks whose granted mode is m. */
   private grantedCount = [0, 0, 0, 0, 0, 0];
   private counter: number;
-  private lvbBuf: Buffer;
+  /** The lock value block; undefined while it is all zeros (never written: most resources). */
+  private lvbBuf: Buffer | undefined;
   private lvbOk = false;
 
   /**
@@ -87,7 +95,6 @@ export class ResourceCore {
    */
   constructor(readonly lvbSize: number, tokenFloor = 0, readonly tokenCeiling = Number.MAX_SAFE_INTEGER) {
     this.counter = tokenFloor;
-    this.lvbBuf = Buffer.alloc(lvbSize);
   }
 
   get tokenCounter(): number { return this.counter; }
@@ -114,7 +121,7 @@ export class ResourceCore {
       return ev;
     }
     this.locks.set(lockId, lk);
-    this.waiting.push(lk);
+    this.enqueue('waiting', lk);
     ev.push({ type: 'queued', lockId, owner, conversion: false });
     this.bastBlockers(lk, mode, ev);
     return ev;
@@ -154,7 +161,7 @@ export class ResourceCore {
         return ev;
       }
     }
-    this.converting.push(lk);
+    this.enqueue('converting', lk);
     ev.push({ type: 'queued', lockId, owner: lk.owner, conversion: true });
     this.bastBlockers(lk, mode, ev);
     return ev;
@@ -226,7 +233,7 @@ export class ResourceCore {
       core.locks.set(lk.id, lk);
       core.setGranted(lk, r.grMode);
     }
-    if (lvb) { lvb.data.copy(core.lvbBuf, 0, 0, Math.min(lvbSize, lvb.data.length)); core.lvbOk = lvb.valid; }
+    if (lvb) { core.lvbBuf = Buffer.alloc(lvbSize); lvb.data.copy(core.lvbBuf, 0, 0, Math.min(lvbSize, lvb.data.length)); core.lvbOk = lvb.valid; }
     return core;
   }
 
@@ -235,7 +242,7 @@ export class ResourceCore {
     return {
       tokenCounter: this.counter,
       lvbValid: this.lvbOk,
-      lvb: Buffer.from(this.lvbBuf),
+      lvb: this.lvbCopy(),
       granted: this.granted.map(v),
       converting: this.converting.map(v),
       waiting: this.waiting.map(v),
@@ -258,9 +265,25 @@ export class ResourceCore {
   }
 
   private writeLvb(lvb: Buffer): void {
-    this.lvbBuf.fill(0);
-    lvb.copy(this.lvbBuf);
+    const buf = (this.lvbBuf ??= Buffer.alloc(this.lvbSize));
+    buf.fill(0);
+    lvb.copy(buf);
     this.lvbOk = true;
+  }
+
+  /** A copy of the lock value block for a grant or a view (the holder may keep it). */
+  private lvbCopy(): Buffer {
+    // allocUnsafe takes small buffers from Node's shared pool (Buffer.alloc gives each its own
+    // ArrayBuffer); every byte is written here.
+    const b = Buffer.allocUnsafe(this.lvbSize);
+    if (this.lvbBuf === undefined) b.fill(0);
+    else this.lvbBuf.copy(b);
+    return b;
+  }
+
+  private enqueue(q: 'waiting' | 'converting', lk: Lock): void {
+    if (this[q] === NO_LOCKS) this[q] = [lk];
+    else this[q].push(lk);
   }
 
   /** Is `mode` compatible with every granted lock other than lk itself (and a token left)? */
@@ -303,7 +326,7 @@ export class ResourceCore {
     lk.token = this.counter;
     ev.push({
       type: 'granted', lockId: lk.id, owner: lk.owner, conversion,
-      grant: { mode, token: lk.token, lvb: Buffer.from(this.lvbBuf), lvbValid: this.lvbOk },
+      grant: { mode, token: lk.token, lvb: this.lvbCopy(), lvbValid: this.lvbOk },
     });
   }
 

@@ -45,7 +45,9 @@ export class TestCluster {
     fs.closeSync(err);
   }
 
-  async up(timeoutMs = 20000): Promise<void> {
+  // Formation is a liveness wait, not a figure: at load 30 five mxfsd processes starting at once
+  // missed a 20 s bound (2026-12-02); the test goes on as soon as the view is there.
+  async up(timeoutMs = 90000): Promise<void> {
     for (const nd of this.nodes) this.start(nd.id);
     await this.waitView(this.nodes.map((x) => x.id), timeoutMs);
   }
