@@ -123,6 +123,14 @@ const EXTRACT: Readonly<Record<string, Extractor>> = {
   },
   // Kernel bridge: a message from the module.
   kernel: (m, f) => kernel(m.msg, f),
+  // DlmChannelActor: the first lock message or frame of a batch; a timer's kind.
+  'dlm.send': (m, f) => {
+    const x = m.items?.[0]?.[1];
+    if (isNum(m.peer)) f.peer = m.peer;
+    if (x && isStr(x.t)) { f.sub = `dlm.${x.t}`; dlmFields(x, f); }
+  },
+  'dlm.receive': (m, f) => { if (isNum(m.peer)) f.peer = m.peer; peerBodyFields(m.items?.[0]?.[1], f); },
+  'dlm.timer': (m, f) => { if (isNum(m.peer)) f.peer = m.peer; if (isStr(m.what)) f.info = m.what; },
   // Recovery: a phase transition, its epoch and summary (members, counts, what superseded it).
   ...Object.fromEntries(RECOVERY_MSG_TYPES.map((t) => [t, (m: Any, f: TraceFields) => {
     if (isNum(m.epoch)) f.epoch = m.epoch;
