@@ -22,6 +22,7 @@
  * everything posted is the order handled (a forget never overtakes a send made before it,
  * nor discards one made after it).
  */
+import type Logger from 'bunyan';
 import type { ActorSystem, Ref } from '../actors/actor';
 import { ChannelFrame, ChannelTimer, DlmChannel, DlmChannelOptions } from './dlm-channel';
 import type { DlmPeerMsg } from './dlm-messages';
@@ -58,7 +59,7 @@ export class DlmChannelActor {
     });
     this.ref = sys.spawn<null, ChannelMsg>(undefined, 'dlm-channel', {
       init: () => null,
-      handle: (s, m) => { this.handle(m); return s; },
+      handle: (s, m, ctx) => { this.handle(m, ctx.log); return s; },
       // The channel's state is the streams: a message that threw must not lose them.
       onCrash: () => 'resume',
       leaf: true,
@@ -96,13 +97,19 @@ export class DlmChannelActor {
     this.sys.send(this.ref, m);
   }
 
-  private handle(m: ChannelMsg): void {
+  private handle(m: ChannelMsg, log: Logger): void {
     if (m === this.open) this.open = undefined; // handled: later items start a new batch
     if (this.stopped) return;
     const c = this.channel;
+    // One item that throws (a bug further on) must not lose the rest of its batch.
+    const each = <T>(items: Array<[number, T]>, f: (peer: number, x: T) => void) => {
+      for (const [peer, x] of items) {
+        try { f(peer, x); } catch (err) { log.error({ err, peer, msgType: m.type }, 'lock message channel: one item of a batch failed'); }
+      }
+    };
     switch (m.type) {
-      case 'dlm.send': for (const [to, msg] of m.items) c.send(to, msg); return;
-      case 'dlm.receive': for (const [from, f] of m.items) c.receive(from, f); return;
+      case 'dlm.send': each(m.items, (to, msg) => c.send(to, msg)); return;
+      case 'dlm.receive': each(m.items, (from, f) => c.receive(from, f)); return;
       case 'dlm.linkUp': c.linkUp(m.peer); return;
       case 'dlm.forget': c.forget(m.peer); return;
       case 'dlm.timer': m.fire(); return;
