@@ -539,10 +539,18 @@ export class LockRouter {
     this.startRun(r, `members ${v.members.join(' ')}`);
   }
 
-  /** A new collection run of recovery r (phase 'collecting'). */
+  /**
+   * A new collection run of recovery r (phase 'collecting'). The sessions are asked at once,
+   * in the turn of the view, as before the phases were messages: their records must be taken
+   * before anything else reaches them in the new epoch (the simulation's mutation check of the
+   * epoch rule depends on that window being as it was).
+   */
   private startRun(r: Recovery, why: string): void {
     const run = ++r.runs;
     this.o.sys.send(this.recoveryActor, { type: 'recovery.collect', epoch: r.epoch, run, note: run > 1 ? `run ${run}: ${why}` : why });
+    const t = this.o.sys.tracer;
+    if (t) this.phaseCause = t.stats.last; // the event of that transition: the cause of what the collection sends
+    void this.collect(r, run);
   }
 
   // ---- the phases (the Recovery actor calls onPhase for each accepted transition) ------
@@ -573,8 +581,7 @@ export class LockRouter {
     const r = this.rec;
     switch (m.type) {
       case 'recovery.collect':
-        if (r && r.epoch === m.epoch && r.runs === m.run) void this.collect(r, m.run);
-        return;
+        return; // started by startRun() in the view's turn
       case 'recovery.send':
         if (r && r.epoch === m.epoch && r.runs === m.run) void this.sendRecords(r, m.run);
         return;

@@ -6,7 +6,9 @@
  * (`RecoveryMsg`), each naming its epoch, so the trace records every phase change of every
  * recovery with its view (docs/tracing.md). Sends: nothing itself; for an accepted transition
  * it calls the router's step for the phase (`LockRouter.onPhase`), which does the work a slice
- * per turn and sends the next transition when it is done.
+ * per turn and sends the next transition when it is done. The first phase is the exception:
+ * the router asks the sessions for their records in the view's own turn (as it always did),
+ * and `recovery.collect` records that it did.
  *
  * Phases of the recovery of epoch E on this node:
  *   collecting  the sessions hand over their records (a run: quorum regained in the same
