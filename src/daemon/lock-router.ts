@@ -550,7 +550,7 @@ export class LockRouter {
     this.o.sys.send(this.recoveryActor, { type: 'recovery.collect', epoch: r.epoch, run, note: run > 1 ? `run ${run}: ${why}` : why });
     const t = this.o.sys.tracer;
     if (t) this.phaseCause = t.stats.last; // the event of that transition: the cause of what the collection sends
-    void this.collect(r, run);
+    this.inPhase(() => { void this.collect(r, run); });
   }
 
   // ---- the phases (the Recovery actor calls onPhase for each accepted transition) ------
