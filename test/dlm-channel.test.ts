@@ -7,6 +7,10 @@ import { ChannelFrame, DlmChannel } from '../src/cluster/dlm-channel';
 import type { DlmPeerMsg } from '../src/cluster/dlm-messages';
 import { ManualClock } from '../src/util/clock';
 import { Prng } from '../src/failover/prng';
+import { ActorSystem } from '../src/actors/actor';
+import { DlmChannelActor } from '../src/cluster/dlm-channel-actor';
+import { TraceRecorder } from '../src/trace/recorder';
+import { quietLogger } from './support/daemon-proc';
 
 const mulberry32 = (seed: number) => { const p = new Prng(seed); return () => p.next(); };
 
@@ -204,5 +208,60 @@ describe('DlmChannel', () => {
     expect(net.refused.map((r) => [r[0], r[1]])).to.deep.equal([[1, 2]]);
     expect(net.refused[0]![3]).to.match(/field 'lvb' must be binary of at most 1024 bytes/);
     expect(net.nodes.get(1)!.stats).to.include({ refusedAtOrigin: 1, sent: 2 });
+  });
+});
+
+describe('DlmChannelActor (the channel on the actor layer, traced)', () => {
+  it('sends, frames received, acks and retransmission timers are messages of its mailbox: the trace shows each, in order; a turn\'s sends are one batch; a send after a forget is kept', async () => {
+    const clock = new ManualClock();
+    const log = quietLogger();
+    const made: Array<{ sys: ActorSystem; rec: TraceRecorder; ch: DlmChannelActor }> = [];
+    const got: number[] = [];
+    let dropNextData = 2;
+    const node = (id: number) => made[id - 1]!;
+    for (const id of [1, 2]) {
+      const sys = new ActorSystem(log);
+      const rec = new TraceRecorder(id, clock, 1000);
+      sys.tracer = rec;
+      const ch = new DlmChannelActor(sys, {
+        selfInc: 100 + id, clock,
+        transmit: (to, f) => {
+          if (f.type === 'dlm' && dropNextData > 0) { dropNextData--; return; }
+          node(to).ch.receive(id, f);
+        },
+        deliver: (_from, m) => got.push(m.epoch),
+      });
+      made.push({ sys, rec, ch });
+    }
+    const turn = () => new Promise((r) => setImmediate(r));
+    const settle = async () => { for (let i = 0; i < 20; i++) await turn(); };
+    const a = node(1).ch;
+    a.send(2, { t: 'recDone', epoch: 1 }); // both frames are lost
+    a.send(2, { t: 'recDone', epoch: 2 }); // same turn: the same batch
+    await settle();
+    expect(got).to.deep.equal([]);
+    clock.advance(250); // the retransmission timeout
+    await settle();
+    clock.advance(50); // the delayed ack
+    await settle();
+    expect(got).to.deep.equal([1, 2]);
+    a.send(2, { t: 'recDone', epoch: 3 });
+    a.forget(2);
+    a.send(2, { t: 'recDone', epoch: 4 }); // after the forget: a new stream, delivered
+    await settle();
+    clock.advance(300);
+    await settle();
+    expect(got.slice(2)).to.include(4);
+    const ev1 = node(1).rec.page(0, {}, 1 << 20).events.filter((e) => e.to.startsWith('dlm-channel'));
+    const ev2 = node(2).rec.page(0, {}, 1 << 20).events.filter((e) => e.to.startsWith('dlm-channel'));
+    const t1 = ev1.map((e) => `${e.type}${e.info ? `:${e.info}` : ''}`);
+    expect(t1.slice(0, 2)).to.deep.equal(['dlm.send', 'dlm.timer:retransmit']); // one event for the batch of two
+    expect(ev1[0]).to.include({ peer: 2, sub: 'dlm.recDone', epoch: 1 });
+    expect(t1).to.include('dlm.receive'); // node 2's ack
+    expect(ev1.find((e) => e.type === 'dlm.receive')!.sub).to.equal('dlmAck');
+    expect(t1.slice(t1.indexOf('dlm.receive'))).to.include.members(['dlm.send', 'dlm.forget']);
+    expect(ev2.map((e) => e.type)).to.include.members(['dlm.receive', 'dlm.timer']);
+    expect(ev2.find((e) => e.type === 'dlm.timer')!.info).to.equal('ack');
+    for (const m of made) { m.ch.stop(); m.sys.shutdown(); }
   });
 });

@@ -132,6 +132,11 @@ describe('tracing end to end (3 real mxfsd, TCP)', function () {
     expect(Math.floor(found[6]!.trace / 2 ** 40)).to.equal(1);
     expect([found[1]!.srcNode, found[1]!.srcLc]).to.deep.equal([2, found[0]!.lc]);
     expect(found[4]!.srcLc).to.equal(found[3]!.lc);
+    // The request went through node 2's DlmChannel actor: its own event, in the same trace and caused by the same message as the dlm-out.
+    const channelTook = t.find((e) => e.node === 2 && e.kind === 'send' && e.type === 'dlm.send' && e.to === 'dlm-channel' && e.sub === 'request' && e.cause === found[0]!.cause);
+    expect(channelTook, 'node 2 dlm.send of the request').to.not.equal(undefined);
+    expect(channelTook!.trace).to.equal(found[0]!.trace);
+    expect(channelTook!.seq).to.be.greaterThan(found[0]!.seq);
 
     // Perfetto / chrome://tracing: a process per node, the actors' threads, a flow per lock message between nodes.
     const chromeOut = path.join(dir, 'trace.json');

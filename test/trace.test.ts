@@ -275,5 +275,66 @@ describe('trace', () => {
         for (const d of nodes.values()) await d.stop();
       }
     });
+
+    it('a recovery shows its named phases on every node, each caused by the one before, and the records between nodes in causal order; a newer view abandons an older one', async () => {
+      const hub = new LocalHub();
+      const nodes = new Map<number, Daemon>();
+      const PHASES = ['recovery.collect', 'recovery.send', 'recovery.wait', 'recovery.rebuild', 'recovery.replay', 'recovery.done'];
+      try {
+        for (const id of [1, 2, 3]) {
+          const d = new Daemon({ config: testConfig(tmpDir(), { node: { id }, trace: { enabled: true, ringSize: 8192 } }), log: quietLogger(), port: hub.port(id), masterOf: rendezvousOwner });
+          await d.start();
+          nodes.set(id, d);
+        }
+        hub.commit(1, [1, 2, 3]);
+        await waitFor(() => [...nodes.values()].every((d) => d.router.state === 'running' && d.router.phases.phase === 'done'), 5000, 'running');
+        const res = resourceOn(3, [1, 2, 3], 'recphase');
+        const c = await nodes.get(1)!.connectLocal('t');
+        const h = await c.lock(res, Mode.EX);
+        hub.commit(2, [1, 2, 3]);
+        await waitFor(() => [...nodes.values()].every((d) => d.router.epoch === 2 && d.router.phases.phase === 'done'), 5000, 'recovery of epoch 2');
+        const all = (id: number) => nodes.get(id)!.tracing.recorder!.page(0, {}, 1 << 24).events;
+        for (const id of [1, 2, 3]) {
+          const phases = all(id).filter((e) => e.type.startsWith('recovery.') && e.epoch === 2);
+          expect(phases.map((e) => e.type), `node ${id}`).to.deep.equal(PHASES);
+          expect(phases.every((e) => e.to === 'recovery')).to.equal(true);
+          // Each phase is caused by the one before, or (the rebuild) by the last recDone that completed the set.
+          for (let i = 1; i < phases.length; i++) {
+            const cause = all(id).find((e) => e.seq === phases[i]!.cause)!;
+            if (phases[i]!.type === 'recovery.rebuild' && cause.kind === 'dlm-in') expect(cause.type).to.equal('recDone');
+            else expect(cause.seq, `${phases[i]!.type} on node ${id}`).to.equal(phases[i - 1]!.seq);
+          }
+        }
+        // Node 1's record of the lock goes to the master (node 3), caused by node 1's 'sending' phase.
+        const send1 = all(1).find((e) => e.type === 'recovery.send' && e.epoch === 2)!;
+        const recOut = all(1).find((e) => e.kind === 'dlm-out' && e.type === 'rec' && e.epoch === 2)!;
+        expect(recOut.cause).to.equal(send1.seq);
+        expect(recOut.trace).to.equal(send1.trace);
+        const merged = causalOrder([...all(1), ...all(2), ...all(3)]);
+        expect(checkCausality(merged)).to.deep.equal([]);
+        const at = (pred: (e: TraceEvent) => boolean) => merged.findIndex(pred);
+        const recIn = at((e) => e.node === 3 && e.kind === 'dlm-in' && e.type === 'rec' && e.epoch === 2);
+        expect(merged[recIn]!.trace).to.equal(recOut.trace);
+        expect(at((e) => e.node === 1 && e.seq === send1.seq)).to.be.lessThan(recIn);
+        expect(recIn).to.be.lessThan(at((e) => e.node === 3 && e.type === 'recovery.rebuild' && e.epoch === 2));
+        // Two views at once: the recovery of epoch 3 is abandoned between two of its steps, epoch 4's completes, the lock is kept.
+        hub.commit(3, [1, 2, 3]);
+        hub.commit(4, [1, 2, 3]);
+        await waitFor(() => [...nodes.values()].every((d) => d.router.epoch === 4 && d.router.phases.phase === 'done'), 5000, 'recovery of epoch 4');
+        for (const id of [1, 2, 3]) {
+          const p = all(id).filter((e) => e.type.startsWith('recovery.') && (e.epoch ?? 0) >= 3);
+          expect(p[0]!.type).to.equal('recovery.collect');
+          const ab = p.findIndex((e) => e.type === 'recovery.abandon');
+          expect(p[ab]).to.include({ epoch: 3, info: 'superseded by epoch 4' });
+          expect(p.slice(ab + 1).map((e) => e.type)).to.deep.equal(PHASES);
+          expect(p.slice(ab + 1).every((e) => e.epoch === 4)).to.equal(true);
+        }
+        expect(h.valid).to.equal(true);
+        await h.unlock();
+        await c.close();
+      } finally {
+        for (const d of nodes.values()) await d.stop();
+      }
+    });
   });
 });

@@ -206,7 +206,7 @@ export function whyText(w: any): string {
     if (e.rebuilt) out.push(`  rebuilt from ${e.rebuilt.records} record${e.rebuilt.records === 1 ? '' : 's'} by a recovery ${age(e.rebuilt.agoMs)} ago`);
   }
   const r = w.lastRecovery;
-  out.push(r ? `  last recovery: epoch ${r.epoch}${r.done ? `, took ${r.ms} ms, ended ${age(r.agoMs)} ago` : `, running for ${age(r.agoMs)}`}` : '  last recovery: none seen by this node');
+  out.push(r ? `  last recovery: epoch ${r.epoch}${r.done ? `, took ${r.ms} ms, ended ${age(r.agoMs)} ago` : `, running for ${age(r.agoMs)}${r.phase ? `, phase ${r.phase}` : ''}`}` : '  last recovery: none seen by this node');
   if (w.missing?.length) out.push(`  (no answer from node${w.missing.length > 1 ? 's' : ''} ${w.missing.join(' ')}: its view is not included)`);
   const t = w.trace;
   if (t?.events?.length) {

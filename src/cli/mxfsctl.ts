@@ -339,7 +339,7 @@ async function printNodes(c: MxfsClient, json: boolean): Promise<void> {
   const out = [
     `node ${st.node.id} (${st.node.name})  epoch ${cl.epoch}  state ${cl.state}  members ${(cl.members ?? []).join(' ') || '-'}  quorum ${quorumText(cl)}`,
   ];
-  if (cl.recovery) out.push(`recovery of epoch ${cl.recovery.epoch}: ${cl.recovery.collected ? 'records sent' : 'collecting records'}, waiting for ${cl.recovery.waitingFor.join(' ') || 'nobody'}`);
+  if (cl.recovery) out.push(`recovery of epoch ${cl.recovery.epoch}: phase ${cl.recovery.phase} for ${cl.recovery.sinceMs} ms, waiting for ${cl.recovery.waitingFor.join(' ') || 'nobody'}`);
   if (cl.stats?.lastRecoveryMs !== undefined) out.push(`recoveries ${cl.stats.recoveries}, last took ${cl.stats.lastRecoveryMs} ms; stale messages dropped ${cl.stats.staleDropped}`);
   const lease = cl.transport?.lease;
   if (lease) out.push(`lease: ${lease.renewals} renewals, last gap ${lease.lastGapMs ?? '-'} ms, largest ${lease.maxGapMs ?? '-'} ms in the last minute (fences at ${lease.fenceAfterMs} ms); quorum lost ${lease.quorumLosses} times`);

@@ -52,6 +52,9 @@
  *
  * All time comes from the injected clock; the channel does no I/O itself (transmit/deliver
  * are callbacks), so it runs the same under simulated time and lossy simulated networks.
+ * Its deferred work (retransmission and ack timers, the rest of a pump) goes through
+ * `schedule` when given: the DlmChannelActor (dlm-channel-actor.ts) makes each a message of
+ * its mailbox, so the trace shows it.
  */
 import type Logger from 'bunyan';
 import type { Clock, TimerHandle } from '../util/clock';
@@ -90,6 +93,11 @@ export interface DlmChannelOptions {
   deliver(from: number, msg: DlmPeerMsg): void;
   /** A message that will not be delivered: invalid at the origin, or refused by the peer. */
   refused?(to: number, msg: DlmPeerMsg, reason: string): void;
+  /**
+   * Runs `fire` later: after `ms` for a timer, on a later turn for the rest of a pump. Default:
+   * the clock's timer, setImmediate for a pump. The handle is cleared through the clock.
+   */
+  schedule?(what: ChannelTimer, peer: number, fire: () => void, ms: number): TimerHandle | undefined;
   rtoMs?: number;
   maxRtoMs?: number;
   ackDelayMs?: number;
@@ -97,6 +105,9 @@ export interface DlmChannelOptions {
   window?: number;
   maxUnacked?: number;
 }
+
+/** The channel's deferred work: a retransmission timeout, a delayed ack, the rest of a pump. */
+export type ChannelTimer = 'retransmit' | 'ack' | 'pump';
 
 export const CHANNEL_DEFAULTS = { rtoMs: 200, maxRtoMs: 2000, ackDelayMs: 10, ackEvery: 128, window: 4096, maxUnacked: 1 << 18 };
 
@@ -269,7 +280,7 @@ export class DlmChannel {
       if (budget-- === 0) {
         if (!s.pumpLater) {
           s.pumpLater = true;
-          setImmediate(() => { s.pumpLater = false; if (this.out.get(to) === s && !this.stopped) this.pump(to, s); });
+          this.later('pump', to, () => { s.pumpLater = false; if (this.out.get(to) === s && !this.stopped) this.pump(to, s); }, 0);
         }
         return;
       }
@@ -296,9 +307,9 @@ export class DlmChannel {
    */
   private arm(to: number, s: Out, delay = s.rto): void {
     if (s.timer || s.base >= s.next || this.stopped) return;
-    s.timer = this.o.clock.setTimer(() => {
+    s.timer = this.later('retransmit', to, () => {
       s.timer = undefined;
-      if (this.out.get(to) !== s || s.base >= s.next) return;
+      if (this.out.get(to) !== s || s.base >= s.next || this.stopped) return;
       const left = s.lastProgress + s.rto - this.o.clock.now();
       if (left > 0) { this.arm(to, s, left); return; }
       this.o.log?.debug({ peer: to, unacked: s.next - s.base, rto: s.rto }, 'lock messages unacknowledged; sending them again');
@@ -413,9 +424,9 @@ export class DlmChannel {
   private ackLater(from: number, r: In): void {
     r.owed = true;
     if (r.ackTimer || this.stopped) return;
-    r.ackTimer = this.o.clock.setTimer(() => {
+    r.ackTimer = this.later('ack', from, () => {
       r.ackTimer = undefined;
-      if (this.in.get(from) === r && r.owed) this.sendAck(from, r, false);
+      if (this.in.get(from) === r && r.owed && !this.stopped) this.sendAck(from, r, false);
     }, this.t.ackDelayMs);
   }
 
@@ -423,6 +434,12 @@ export class DlmChannel {
     this.ackSent(r);
     this.counts.acksSent++;
     this.o.transmit(from, { type: 'dlmAck', inc: r.inc, n: r.n, next: r.expected, rinc: this.o.selfInc, gap, ...refusals(r) });
+  }
+
+  private later(what: ChannelTimer, peer: number, fire: () => void, ms: number): TimerHandle | undefined {
+    if (this.o.schedule) return this.o.schedule(what, peer, fire, ms);
+    if (what === 'pump') { setImmediate(fire); return undefined; }
+    return this.o.clock.setTimer(fire, ms);
   }
 
   private ackSent(r: In): void {

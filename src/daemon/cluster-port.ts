@@ -31,7 +31,8 @@ import type { ClusterLayer, ClusterLayerEvents } from '../cluster/cluster-layer'
 import { ClusterWorker } from '../cluster/cluster-worker';
 import { randomInt } from 'node:crypto';
 import { MAX_INCARNATION } from '../cluster/peer-protocol';
-import { DlmChannel } from '../cluster/dlm-channel';
+import type { DlmChannel } from '../cluster/dlm-channel';
+import { DlmChannelActor } from '../cluster/dlm-channel-actor';
 import type { DlmPeerMsg } from '../cluster/dlm-messages';
 import type { MembershipEvent, RenewalReport, RenewalStats } from '../cluster/membership';
 import { Network, TcpNetwork } from '../cluster/network';
@@ -66,7 +67,8 @@ export interface TcpClusterPortOptions {
 
 export class TcpClusterPort implements ClusterPort {
   readonly node: ClusterLayer;
-  readonly channel: DlmChannel;
+  /** The DlmChannel's actor: every lock message, frame, ack and timer of the channel is a message of its mailbox. */
+  private readonly channelActor: DlmChannelActor;
   private h?: ClusterHandlers;
   private v: ClusterView = { epoch: 0, members: [], quorate: false };
   private readonly fault = { blocked: new Set<number>(), drop: 0, delayMs: 0 };
@@ -80,8 +82,8 @@ export class TcpClusterPort implements ClusterPort {
       onEvent: (ev) => this.onEvent(ev),
       onRenewal: (r) => { for (const l of this.renewalListeners) l(r); },
       onPeerRenewal: (from) => { for (const l of this.peerRenewalListeners) l(from); },
-      onDlmFrame: (from, frame) => this.channel.receive(from, frame),
-      onLinkEvent: (ev) => { if (ev.type === 'up') this.channel.linkUp(ev.peer); },
+      onDlmFrame: (from, frame) => this.channelActor.receive(from, frame),
+      onLinkEvent: (ev) => { if (ev.type === 'up') this.channelActor.linkUp(ev.peer); },
     };
     const promised = MUTATION.noTokenFloor ? 0 : o.state.promisedEpoch;
     if (o.worker) {
@@ -105,7 +107,7 @@ export class TcpClusterPort implements ClusterPort {
         faults: this.fault,
       });
     }
-    this.channel = new DlmChannel({
+    this.channelActor = new DlmChannelActor(o.sys, {
       selfInc: this.node.incarnation, clock: o.clock, log: o.log.child({ actor: 'dlm-channel' }),
       transmit: (to, frame) => this.node.send(to, frame),
       deliver: (from, msg) => this.h?.onMessage(from, msg),
@@ -115,6 +117,8 @@ export class TcpClusterPort implements ClusterPort {
   }
 
   get selfId(): number { return this.o.config.node.id; }
+  /** The sequencing core (counters and streams, for status and tests). */
+  get channel(): DlmChannel { return this.channelActor.channel; }
 
   async start(): Promise<void> { await this.node.start(); }
 
@@ -126,7 +130,7 @@ export class TcpClusterPort implements ClusterPort {
   onPeerRenewal(listener: (from: number) => void): void { this.peerRenewalListeners.push(listener); }
 
   /** Lock messages are bounded by construction (MAX_DLM_LIST_BYTES): see dlm-messages.ts. */
-  send(to: number, msg: DlmPeerMsg): void { this.channel.send(to, msg); }
+  send(to: number, msg: DlmPeerMsg): void { this.channelActor.send(to, msg); }
 
   setFault(spec: FaultSpec): void {
     switch (spec.action) {
@@ -173,13 +177,13 @@ export class TcpClusterPort implements ClusterPort {
     };
   }
 
-  async stop(): Promise<void> { this.channel.stop(); await this.node.stop(); }
+  async stop(): Promise<void> { this.channelActor.stop(); await this.node.stop(); }
 
   private onEvent(ev: MembershipEvent): void {
     switch (ev.type) {
       case 'view':
         this.v = { epoch: ev.epoch, members: [...ev.members], quorate: this.node.canGrant() };
-        for (const p of this.o.config.peers) if (!ev.members.includes(p.id)) this.channel.forget(p.id);
+        for (const p of this.o.config.peers) if (!ev.members.includes(p.id)) this.channelActor.forget(p.id);
         break;
       case 'quorum':
         this.v = ev.has ? { epoch: ev.epoch, members: [...ev.members], quorate: true } : { ...this.v, quorate: false };

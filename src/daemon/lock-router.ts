@@ -25,6 +25,10 @@
  *      requests (conversions first), and resumes: waiters the dead node blocked are granted.
  *   A newer view restarts the sequence; a view without quorum stops it in the visible state
  *   'no-quorum' after telling every local client its locks are lost (self-fence).
+ *   Steps 3-5 and the replay of held operations are the named phases of the Recovery actor
+ *   (src/daemon/recovery.ts): each step, when done, sends the next transition to it, and the
+ *   actor runs the next step (onPhase); so the trace records every phase with its epoch, and
+ *   what a phase sends (records, recDone, rebuilt locks) names the phase as its cause.
  *
  * Epochs on messages: older than ours — dropped and counted (whatever it said is covered by
  * the records of the recovery that moved us on); newer — held until we commit that epoch.
@@ -57,6 +61,7 @@ import { fitList } from '../wire/frame';
 import type { Clock, TimerHandle } from '../util/clock';
 import { inSlices, SLICE, yieldTurn } from '../util/slices';
 import { MUTATION } from '../util/mutation';
+import { RecoveryMsg, RecoveryPhase, RecoveryPhases, spawnRecovery } from './recovery';
 
 export type RecoveryState = 'standalone' | 'joining' | 'running' | 'recovering' | 'no-quorum';
 
@@ -123,16 +128,28 @@ interface Recovery {
   records: Map<string, LockRecord>;
   collected: boolean;
   startedAt: number;
-  /** collectAndSend runs: a later run (quorum regained in the same epoch) supersedes an earlier one. */
+  /** Collection runs: a later run (quorum regained in the same epoch) supersedes an earlier one. */
   runs: number;
+  /** What the current run collected for other masters, in batches (phase 'sending'). */
+  outgoing: Array<[number, LockRecord[]]>;
 }
+
+/**
+ * Work held back while the router is not running or while a backlog drains, replayed in
+ * order: a local session's operation, or an operation from a peer for a resource mastered
+ * here. `cause`/`actor`: the trace context it was held in (0 when not tracing), restored when
+ * it is replayed so it stays in its own trace.
+ */
+type Held =
+  | { kind: 'route'; lockspace: string; resource: string; msg: ResourceMsg; cause: number; actor?: string }
+  | { kind: 'op'; from: number; m: Extract<DlmPeerMsg, { t: 'op' }>; cause: number; actor?: string };
 
 export class LockRouter {
   private st: RecoveryState;
   epoch = 0;
   members: number[];
   readonly stats: RouterStats = { opsSent: 0, opsReceived: 0, eventsSent: 0, staleDropped: 0, misrouted: 0, recoveries: 0, recordsRebuilt: 0, refused: 0, inspections: 0 };
-  private held: Array<() => void> = [];
+  private held: Held[] = [];
   /** held is being replayed a slice per turn (see releaseHeld); new work joins its end. */
   private releasing = false;
   private releaseRun = 0;
@@ -146,6 +163,13 @@ export class LockRouter {
   private rec?: Recovery;
   /** Sessions asked for their records in the running recovery: how to stop waiting for each. */
   private collecting = new Map<Ref<SessionMsg>, () => void>();
+  /** The named phases of this node's recoveries (read synchronously for status). */
+  readonly phases = new RecoveryPhases();
+  private readonly recoveryActor: Ref<RecoveryMsg>;
+  /** Epoch of the recovery begun and not yet done or abandoned (recover() abandons it). */
+  private openRecovery?: number;
+  /** Trace: the event of the phase message being worked on, the cause of what the phase sends. */
+  private phaseCause = 0;
   private inspections = new Map<number, { replies: Map<number, unknown[]>; omitted: number; expect: number; done: () => void }>();
   private nextInspect = 1;
   private listeners: RouterListener[] = [];
@@ -153,6 +177,7 @@ export class LockRouter {
   constructor(private readonly o: RouterOptions) {
     this.members = [o.selfId];
     this.st = o.port ? 'joining' : 'standalone';
+    this.recoveryActor = spawnRecovery(o.sys, this.phases, () => o.clock.now(), (m) => this.onPhase(m));
     o.port?.setHandlers({ onMessage: (from, m) => this.onMessage(from, m), onView: (v) => this.onView(v), onRefused: (to, m, why) => this.onRefused(to, m, why) });
   }
 
@@ -163,9 +188,14 @@ export class LockRouter {
     this.o.onState?.(s, this.epoch);
   }
 
-  get recovery(): { epoch: number; collected: boolean; waitingFor: number[]; records: number; rebuilding: boolean } | undefined {
+  /** The running recovery (status): its phase, and whom it waits for. */
+  get recovery(): { epoch: number; phase: RecoveryPhase; sinceMs: number; collected: boolean; waitingFor: number[]; records: number; rebuilding: boolean } | undefined {
+    const p = this.phases;
+    if (!p.open) return undefined;
     const r = this.rec ?? this.rebuilding;
-    return r && { epoch: r.epoch, collected: r.collected, waitingFor: r.members.filter((m) => !r.done.has(m)), records: r.records.size, rebuilding: r === this.rebuilding };
+    const sinceMs = Math.round(this.o.clock.now() - p.since);
+    if (!r) return { epoch: p.epoch, phase: p.phase, sinceMs, collected: true, waitingFor: [], records: 0, rebuilding: false };
+    return { epoch: r.epoch, phase: p.phase, sinceMs, collected: r.collected, waitingFor: r.members.filter((m) => !r.done.has(m)), records: r.records.size, rebuilding: r === this.rebuilding };
   }
 
   /**
@@ -242,7 +272,7 @@ export class LockRouter {
   route(lockspace: string, resource: string, msg: ResourceMsg, epoch: number): void {
     if (this.state === 'standalone') { this.o.table.route(lockspace, resource, msg); return; }
     if (epoch < this.epoch) { this.stats.staleDropped++; return; } // covered by that session's records
-    if (this.releasing) { this.held.push(() => this.routeNow(lockspace, resource, msg)); return; } // behind the backlog
+    if (this.releasing) { this.hold({ kind: 'route', lockspace, resource, msg, cause: 0 }); return; } // behind the backlog
     this.routeNow(lockspace, resource, msg);
   }
 
@@ -255,10 +285,10 @@ export class LockRouter {
         return;
       }
       // purge/unlock/cancel of the sessions told their locks are lost: delivered later
-      if (this.state === 'no-quorum') this.held.push(() => this.routeNow(lockspace, resource, msg));
+      if (this.state === 'no-quorum') this.hold({ kind: 'route', lockspace, resource, msg, cause: 0 });
       return;
     }
-    if (this.state === 'recovering') { this.held.push(() => this.routeNow(lockspace, resource, msg)); return; }
+    if (this.state === 'recovering') { this.hold({ kind: 'route', lockspace, resource, msg, cause: 0 }); return; }
     const master = this.o.masterOf(lockspace, resource, this.members);
     if (master === this.o.selfId) { this.o.table.route(lockspace, resource, msg); return; }
     const op = toWireOp(msg);
@@ -326,7 +356,7 @@ export class LockRouter {
     }
     switch (m.t) {
       case 'op':
-        if (this.releasing) { this.held.push(() => this.onOp(from, m)); return; } // behind the backlog
+        if (this.releasing) { this.hold({ kind: 'op', from, m, cause: 0 }); return; } // behind the backlog
         this.onOp(from, m);
         return;
       case 'ev': {
@@ -357,7 +387,7 @@ export class LockRouter {
   /** An operation from a member, for a resource this node masters (epoch and sender checked). */
   private onOp(from: number, m: Extract<DlmPeerMsg, { t: 'op' }>): void {
     this.checkQuorum();
-    if (this.state === 'recovering' || this.state === 'no-quorum') { this.held.push(() => this.onOp(from, m)); return; }
+    if (this.state === 'recovering' || this.state === 'no-quorum') { this.hold({ kind: 'op', from, m, cause: 0 }); return; }
     if (this.state !== 'running') return;
     const who = m.op.type === 'purge' ? m.op.owner : m.op.lockId;
     if (nodeOf(who) !== from) { this.misrouted(from, `op for ${who} does not belong to node ${from}`); return; }
@@ -431,7 +461,7 @@ export class LockRouter {
   private unfence(v: ClusterView): void {
     if (this.rec) {
       this.setState('recovering');
-      void this.collectAndSend(this.rec);
+      this.startRun(this.rec, 'quorum regained in the same epoch');
       return;
     }
     if (this.rebuilding) { this.setState('recovering'); return; } // the rebuild resumes granting when done
@@ -440,10 +470,31 @@ export class LockRouter {
     void this.releaseHeld();
   }
 
+  /** Holds work back (see Held), in the trace context it arrived in. */
+  private hold(h: Held): void {
+    const t = this.o.sys.tracer;
+    if (t) { h.cause = t.cur; h.actor = t.curActor; }
+    this.held.push(h);
+  }
+
+  /** Replays one held item in the trace context it was held in. */
+  private replay(h: Held): void {
+    const t = this.o.sys.tracer;
+    const cur = t?.cur ?? 0, actor = t?.curActor;
+    if (t) { t.cur = h.cause; t.curActor = h.actor; }
+    try {
+      if (h.kind === 'route') this.routeNow(h.lockspace, h.resource, h.msg);
+      else this.onOp(h.from, h.m);
+    } finally {
+      if (t) { t.cur = cur; t.curActor = actor; }
+    }
+  }
+
   /**
    * Replay what was held while not running, a slice per turn. Meanwhile new operations join
    * the end (route, onMessage), so each sender's order is kept. Stops if the router leaves
-   * 'running' (quorum lost: the rest stays held; a newer view: recover() drops it).
+   * 'running' (quorum lost: the rest stays held; a newer view: recover() drops it). When the
+   * backlog is empty after a recovery's rebuild, that recovery is done.
    */
   private async releaseHeld(): Promise<void> {
     const run = ++this.releaseRun;
@@ -451,11 +502,15 @@ export class LockRouter {
     try {
       while (this.held.length > 0 && this.state === 'running' && this.releaseRun === run) {
         const slice = this.held.splice(0, SLICE.purge);
-        for (const f of slice) f();
+        for (const h of slice) this.replay(h);
         if (this.held.length > 0) await yieldTurn();
       }
     } finally {
       if (this.releaseRun === run) this.releasing = false;
+    }
+    if (this.releaseRun === run && this.held.length === 0 && this.phases.phase === 'replaying' && this.openRecovery === this.epoch) {
+      this.openRecovery = undefined;
+      this.phase({ type: 'recovery.done', epoch: this.epoch, note: `records ${this.stats.recordsRebuilt}, ${this.stats.lastRecoveryMs ?? 0} ms` });
     }
   }
 
@@ -471,14 +526,88 @@ export class LockRouter {
     this.releaseRun++;
     this.releasing = false;
     this.rebuilding = undefined;
-    const r: Recovery = { epoch: E, members: [...v.members], done: new Set(), records: new Map(), collected: false, startedAt: this.o.clock.now(), runs: 0 };
+    // The view starts the recovery's trace (a view is not a traced message: origin 'view').
+    if (this.openRecovery !== undefined) this.o.sys.send(this.recoveryActor, { type: 'recovery.abandon', epoch: this.openRecovery, note: `superseded by epoch ${E}` });
+    this.openRecovery = E;
+    const r: Recovery = { epoch: E, members: [...v.members], done: new Set(), records: new Map(), collected: false, startedAt: this.o.clock.now(), runs: 0, outgoing: [] };
     this.rec = r;
     this.o.log.info({ epoch: E, members: v.members }, 'recovery: granting stopped, collecting lock records');
     // Messages of this epoch that arrived early go first (a slice per turn), then the rest.
     this.early = this.future.filter(([, m]) => m.epoch === E);
     this.future = this.future.filter(([, m]) => m.epoch > E);
     void this.replayEarly(E);
-    void this.collectAndSend(r);
+    this.startRun(r, `members ${v.members.join(' ')}`);
+  }
+
+  /**
+   * A new collection run of recovery r (phase 'collecting'). The sessions are asked at once,
+   * in the turn of the view, as before the phases were messages: their records must be taken
+   * before anything else reaches them in the new epoch (the simulation's mutation check of the
+   * epoch rule depends on that window being as it was).
+   */
+  private startRun(r: Recovery, why: string): void {
+    const run = ++r.runs;
+    this.o.sys.send(this.recoveryActor, { type: 'recovery.collect', epoch: r.epoch, run, note: run > 1 ? `run ${run}: ${why}` : why });
+    const t = this.o.sys.tracer;
+    if (t) this.phaseCause = t.stats.last; // the event of that transition: the cause of what the collection sends
+    this.inPhase(() => { void this.collect(r, run); });
+  }
+
+  // ---- the phases (the Recovery actor calls onPhase for each accepted transition) ------
+
+  /** Sends a transition to the Recovery actor, as caused by the phase being worked on. */
+  private phase(m: RecoveryMsg): void {
+    this.inPhase(() => this.o.sys.send(this.recoveryActor, m));
+  }
+
+  /**
+   * Runs fn in the trace context of the phase message being worked on: what a phase sends
+   * after an await (records, recDone, rebuilt locks, the next transition) names it as cause.
+   * Synchronously inside a handler (a peer's recDone, a view) the current context stays.
+   */
+  private inPhase(fn: () => void): void {
+    const t = this.o.sys.tracer;
+    if (!t || t.cur !== 0) { fn(); return; }
+    const actor = t.curActor;
+    t.cur = this.phaseCause;
+    t.curActor = 'recovery';
+    try { fn(); } finally { t.cur = 0; t.curActor = actor; }
+  }
+
+  /** The Recovery actor accepted m: run its phase. Each step checks it is still wanted. */
+  private onPhase(m: RecoveryMsg): void {
+    const t = this.o.sys.tracer;
+    if (t) this.phaseCause = t.cur;
+    const r = this.rec;
+    switch (m.type) {
+      case 'recovery.collect':
+        return; // started by startRun() in the view's turn
+      case 'recovery.send':
+        if (r && r.epoch === m.epoch && r.runs === m.run) void this.sendRecords(r, m.run);
+        return;
+      case 'recovery.wait':
+        if (!r || r.epoch !== m.epoch || r.runs !== m.run || this.state !== 'recovering') return;
+        r.done.add(this.o.selfId);
+        r.collected = true;
+        this.maybeFinish();
+        return;
+      case 'recovery.rebuild':
+        if (this.rebuilding && this.rebuilding.epoch === m.epoch && this.epoch === m.epoch) void this.rebuildAll(this.rebuilding);
+        return;
+      case 'recovery.replay':
+        if (this.epoch !== m.epoch) return;
+        if (this.state === 'recovering') {
+          this.setState('running');
+          this.o.log.info({ epoch: m.epoch, records: this.stats.recordsRebuilt, ms: this.stats.lastRecoveryMs }, 'recovery done: granting resumed');
+        }
+        // Fenced meanwhile: unfence() resumes and replays. Already resumed by unfence(): this
+        // run takes over the replay (same queue, same order) and ends the phase.
+        if (this.state === 'running') void this.releaseHeld();
+        return;
+      case 'recovery.done':
+      case 'recovery.abandon':
+        return; // recorded: nothing more to do
+    }
   }
 
   /** The early messages of epoch E, in arrival order; later ones of E queue behind them. */
@@ -520,22 +649,26 @@ export class LockRouter {
     gone?.();
   }
 
+  /** Whether run `run` of recovery r may go on: else a newer view, a lost quorum or a newer run took over. */
+  private wanted(r: Recovery, run: number): boolean {
+    return this.rec === r && this.state === 'recovering' && r.runs === run;
+  }
+
   /**
-   * This node's part of recovery r: collect the sessions' records, send them, say done.
-   * Slices (see the header); recDone to a master follows every record sent to it (one FIFO
-   * channel per peer), so a master never rebuilds from an incomplete set.
+   * Phase 'collecting': every session's records, sorted by master a slice per turn: this
+   * node's own into r.records, the others' into batches for 'sending'.
    */
-  private async collectAndSend(r: Recovery): Promise<void> {
-    const E = r.epoch;
-    const run = ++r.runs;
-    const wanted = () => this.rec === r && this.state === 'recovering' && r.runs === run; // else a newer view, a lost quorum or a newer run took over
-    const all = await Promise.allSettled(this.o.sessions().map((s) => this.collectFrom(s, E)));
+  private async collect(r: Recovery, run: number): Promise<void> {
+    const wanted = () => this.wanted(r, run);
+    const all = await Promise.allSettled(this.o.sessions().map((s) => this.collectFrom(s, r.epoch)));
     if (!wanted()) return;
     const ours = [...r.records.entries()].filter(([, x]) => nodeOf(x.owner) === this.o.selfId).map(([id]) => id);
     for (const id of ours) r.records.delete(id); // collected afresh below
     const byMaster = new Map<number, LockRecord[]>();
+    let count = 0;
     for (const res of all) {
       if (res.status !== 'fulfilled') continue; // an ended session: its locks are gone with it
+      count += res.value.length;
       const complete = await inSlices(res.value, SLICE.send, (x) => {
         const m = this.o.masterOf(x.lockspace, x.resource, r.members);
         if (m === this.o.selfId) r.records.set(x.lockId, x);
@@ -550,30 +683,43 @@ export class LockRouter {
       if (!wanted()) return;
     }
     // In batches: a peer frame is at most 1 MiB, and one message must not hold the links up.
-    // SLICE.sendRec batches per turn (each is validated and encoded on the way out).
     const batches: Array<[number, LockRecord[]]> = [];
     for (const [m, records] of byMaster) for (let i = 0; i < records.length; i += REC_BATCH) batches.push([m, records.slice(i, i + REC_BATCH)]);
-    if (!await inSlices(batches, SLICE.sendRec, ([m, records]) => this.o.port!.send(m, { t: 'rec', epoch: E, records }), wanted)) return;
-    for (const m of r.members) if (m !== this.o.selfId) this.o.port!.send(m, { t: 'recDone', epoch: E });
-    r.done.add(this.o.selfId);
-    r.collected = true;
-    this.maybeFinish();
+    r.outgoing = batches;
+    this.phase({ type: 'recovery.send', epoch: r.epoch, run, note: `records ${count}, batches ${batches.length}` });
   }
 
+  /**
+   * Phase 'sending': SLICE.sendRec batches per turn (each is validated and encoded on the way
+   * out), then recDone to every member. recDone to a master follows every record sent to it
+   * (one FIFO channel per peer), so a master never rebuilds from an incomplete set.
+   */
+  private async sendRecords(r: Recovery, run: number): Promise<void> {
+    const E = r.epoch;
+    const batches = r.outgoing;
+    r.outgoing = [];
+    const send = ([m, records]: [number, LockRecord[]]) => this.inPhase(() => this.o.port!.send(m, { t: 'rec', epoch: E, records }));
+    if (!await inSlices(batches, SLICE.sendRec, send, () => this.wanted(r, run))) return;
+    if (!this.wanted(r, run)) return;
+    this.inPhase(() => { for (const m of r.members) if (m !== this.o.selfId) this.o.port!.send(m, { t: 'recDone', epoch: E }); });
+    this.phase({ type: 'recovery.wait', epoch: E, run, note: `waiting for ${r.members.filter((m) => m !== this.o.selfId && !r.done.has(m)).join(' ') || 'nobody'}` });
+  }
+
+  /** Every member's records are in: on to 'rebuilding' (from 'waiting' or a peer's recDone). */
   private maybeFinish(): void {
     const r = this.rec;
     if (!r || !r.collected || !r.members.every((m) => r.done.has(m))) return;
     this.rec = undefined;
-    void this.rebuildAll(r);
+    this.rebuilding = r;
+    this.phase({ type: 'recovery.rebuild', epoch: r.epoch, note: `records ${r.records.size}` });
   }
 
   /**
-   * Every member's records are in: rebuild the resources this node masters, a slice per
-   * turn, then resume granting. Only a newer view stops it (recover() bumps the epoch); a
-   * quorum lost meanwhile leaves the router fenced when it ends (unfence() resumes).
+   * Phase 'rebuilding': rebuild the resources this node masters, a slice per turn, then on to
+   * 'replaying' (granting resumes there). Only a newer view stops it (recover() bumps the
+   * epoch); a quorum lost meanwhile leaves the router fenced when it ends (unfence() resumes).
    */
   private async rebuildAll(r: Recovery): Promise<void> {
-    this.rebuilding = r;
     const current = () => this.rebuilding === r && this.epoch === r.epoch;
     const groups = new Map<string, LockRecord[]>();
     const grouped = await inSlices(r.records.values(), SLICE.send, (x) => {
@@ -582,14 +728,11 @@ export class LockRouter {
       if (g) g.push(x); else groups.set(k, [x]);
     }, current);
     if (!grouped || !current()) return;
-    if (!await inSlices(groups.values(), SLICE.rebuild, (records) => this.rebuild(r.epoch, records), current)) return;
+    if (!await inSlices(groups.values(), SLICE.rebuild, (records) => this.inPhase(() => this.rebuild(r.epoch, records)), current)) return;
     this.rebuilding = undefined;
     this.stats.recordsRebuilt += r.records.size;
     this.stats.lastRecoveryMs = Math.round(this.o.clock.now() - r.startedAt);
-    if (this.state !== 'recovering') return; // fenced meanwhile: unfence() resumes
-    this.setState('running');
-    this.o.log.info({ epoch: r.epoch, records: r.records.size, resources: groups.size, ms: this.stats.lastRecoveryMs }, 'recovery done: granting resumed');
-    void this.releaseHeld();
+    this.phase({ type: 'recovery.replay', epoch: r.epoch, note: `resources ${groups.size}, held ${this.held.length}` });
   }
 
   /** Rebuild one resource on this (new) master from its holders' records. */

@@ -10,6 +10,7 @@
  */
 import { MxfsAttr, MxfsCmd } from '../ffi/mxfs-genl';
 import type { TraceFields } from './event';
+import { RECOVERY_MSG_TYPES } from '../daemon/recovery';
 
 type Any = Record<string, any>;
 type Extractor = (m: Any, f: TraceFields) => void;
@@ -122,6 +123,19 @@ const EXTRACT: Readonly<Record<string, Extractor>> = {
   },
   // Kernel bridge: a message from the module.
   kernel: (m, f) => kernel(m.msg, f),
+  // DlmChannelActor: the first lock message or frame of a batch; a timer's kind.
+  'dlm.send': (m, f) => {
+    const x = m.items?.[0]?.[1];
+    if (isNum(m.peer)) f.peer = m.peer;
+    if (x && isStr(x.t)) { f.sub = `dlm.${x.t}`; dlmFields(x, f); }
+  },
+  'dlm.receive': (m, f) => { if (isNum(m.peer)) f.peer = m.peer; peerBodyFields(m.items?.[0]?.[1], f); },
+  'dlm.timer': (m, f) => { if (isNum(m.peer)) f.peer = m.peer; if (isStr(m.what)) f.info = m.what; },
+  // Recovery: a phase transition, its epoch and summary (members, counts, what superseded it).
+  ...Object.fromEntries(RECOVERY_MSG_TYPES.map((t) => [t, (m: Any, f: TraceFields) => {
+    if (isNum(m.epoch)) f.epoch = m.epoch;
+    if (isStr(m.note)) f.info = m.note;
+  }])),
 };
 
 /** Sender of a message sent from outside any actor, by its type. */
@@ -130,6 +144,7 @@ export const ORIGIN: Readonly<Record<string, string>> = {
   tick: 'timer', timeout: 'timer', sweep: 'timer', retry: 'timer', idleCheck: 'timer', evaluate: 'timer', 'health-check': 'timer',
   data: 'net', drain: 'net', closed: 'net', adopt: 'net', dialFailed: 'net', peerMessage: 'net', linkUp: 'net', linkDown: 'net',
   kernel: 'kernel', 'family-gone': 'kernel', 'channel-error': 'kernel',
+  'recovery.collect': 'view', 'recovery.abandon': 'view',
 };
 
 /**

@@ -40,7 +40,7 @@ export interface RecoveryNote { epoch: number; startedAt: number; endedAt?: numb
 /** What the node tells `why` about the lock state (the router and `locks`). */
 export interface WhySources {
   locks(filter: { lockspace?: string; resource?: string }): Promise<unknown>;
-  router(): { state: RecoveryState; epoch: number; members: number[] };
+  router(): { state: RecoveryState; epoch: number; members: number[]; readonly recovery?: { epoch: number; phase: string } };
   masterOf(lockspace: string, resource: string, members: number[]): number;
 }
 
@@ -127,6 +127,8 @@ export class NodeTrace {
     const rec = this.lastRecovery && {
       epoch: this.lastRecovery.epoch, ms: this.lastRecovery.ms ?? null,
       agoMs: Math.round(now - (this.lastRecovery.endedAt ?? this.lastRecovery.startedAt)), done: this.lastRecovery.endedAt !== undefined,
+      // The named phase (src/daemon/recovery.ts) while this recovery runs.
+      phase: r.recovery?.epoch === this.lastRecovery.epoch ? r.recovery.phase : null,
     };
     let traffic: TraceEvent[] = [];
     let traceMissing: number[] = [];
