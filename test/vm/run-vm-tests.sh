@@ -14,7 +14,7 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 WORK="${MXFS_VM_WORK:-/tmp/mxfs-vm}"
-TIMEOUT_S="${MXFS_VM_TIMEOUT:-600}"
+TIMEOUT_S="${MXFS_VM_TIMEOUT:-1800}"
 INSTALL=1
 DAEMON=auto
 KEEP=0
@@ -75,12 +75,9 @@ echo "run-vm-tests: module built in $(awk -v a="$T0" -v b="$(date +%s.%N)" 'BEGI
 T0=$(date +%s.%N)
 # The volume tests' disk is virtio and holds XFS: init.sh loads these before the tests.
 # The benchmark's file workload and memory hog are test/vm/inode-probe (static C: a Node
-# process would drown the per-call costs it times); the tests do not need it.
-EXTRA=()
-if [ "${MXFS_VM_ONLY:-}" = hooks-bench ]; then
-  gcc -static -O2 -Wall -Wextra -Werror -o "$WORK/inode-probe" "$ROOT/test/vm/inode-probe.c"
-  EXTRA=(--add "$WORK/inode-probe:/usr/bin/inode-probe")
-fi
+# process would drown the per-call costs it times); the shrinker test's memory hog too.
+gcc -static -O2 -Wall -Wextra -Werror -o "$WORK/inode-probe" "$ROOT/test/vm/inode-probe.c"
+EXTRA=(--add "$WORK/inode-probe:/usr/bin/inode-probe")
 "$ROOT/test/vm/build-initramfs.sh" "$WORK/initramfs.cpio.gz" \
   --kmod virtio_pci --kmod virtio_blk --kmod crc32c_generic --kmod xfs "${EXTRA[@]}"
 echo "run-vm-tests: initramfs built in $(awk -v a="$T0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') s"

@@ -93,9 +93,9 @@ echo "vm-tests: daemon is $DAEMON_KIND"
 # The volume tests' disk is /dev/vda (virtio, XFS; init.sh loaded the modules).
 # mxfs.only=volumes on the kernel command line: the volume tests alone (development runs).
 # Every check: this script's own, and the MXFS-TEST lines of the helpers it counts
-# (sub_checks, the volume tests): 33 channel checks + 16 volume checks + 11 inode-lock checks.
+# (sub_checks, the volume tests): 33 channel checks + 16 volume checks + 15 inode-lock checks.
 # A check that silently stops printing is a failure too.
-MIN_PASSES=60
+MIN_PASSES=64
 if grep -q 'mxfs.only=volumes' /proc/cmdline; then
   MIN_PASSES=16
   volume_tests
@@ -114,7 +114,7 @@ if grep -q 'mxfs.only=hooks-bench' /proc/cmdline; then
   exit 0
 fi
 if grep -q 'mxfs.only=hooks ' /proc/cmdline || grep -q 'mxfs.only=hooks$' /proc/cmdline; then
-  MIN_PASSES=11
+  MIN_PASSES=15
   sub_checks sh /mxfs/hooks-tests.sh
   finish
   exit 0
