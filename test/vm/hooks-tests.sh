@@ -188,8 +188,10 @@ check entry-points "exec from the volume rc=$rc1, mkdir/symlink/link/mknod/renam
   sh -c "[ $rc1 = 0 ] && [ $rc2 = 0 ] && [ $rc3 = 0 ] && [ -z '$MISSING' ]"
 
 # 7a. The shrinker under real memory pressure (no drop_caches). A file written (its lock
-#    cached EX, dirty pages), then 1000 idle locks through the test hook (gbench ... keep: inode
-#    numbers no file has, 4 writers). A process touches more anonymous memory than
+#    cached EX, dirty pages), then 300 idle locks through the test hook (gbench ... keep: inode
+#    numbers no file has, 4 writers; few enough that their releases fit the daemon's receive
+#    buffer: a burst of 1009 under memory pressure once starved the daemon's lease renewals on
+#    the loaded machine, docs/limits.md). A process touches more anonymous memory than
 #    MemAvailable (no swap: reclaim can take only page cache and slab, so it goes deep and
 #    calls the shrinkers) until the shrinker has demoted 128 locks, then it is stopped (or the
 #    OOM killer ends it first: its oom_score_adj is 1000). The file's lock, the oldest on the
@@ -199,7 +201,7 @@ echo pressure-marker > $MNT/p
 PI=$(stat -c %i $MNT/p)
 rm -f /tmp/gbench-p.err; PIDS=
 for k in 0 1 2 3; do
-  (echo "gbench data $((4000100000 + k * 250)) 250 keep" > $T/test || echo "writer $k: $(tail -n 1 $T/test)" >> /tmp/gbench-p.err) &
+  (echo "gbench data $((4000100000 + k * 75)) 75 keep" > $T/test || echo "writer $k: $(tail -n 1 $T/test)" >> /tmp/gbench-p.err) &
   PIDS="$PIDS $!"
 done
 wait $PIDS   # not a bare wait: mxfsd is a child of this shell too
@@ -229,7 +231,7 @@ G1=$(stat_of glocks); SD=$(( $(stat_of glock_shrink_demotes) - SD0 )); PM1=$(gl_
 RECLAIM="MemAvailable $MA0 kB, hog $HOG MiB ($HOGEND), MemFree min $MINFREE kB (low watermarks $LOW kB); kswapd scanned $(( $(vm_of pgscan_kswapd) - KS0 )) pages, direct $(( $(vm_of pgscan_direct) - DS0 )), slab objects $(( $(vm_of slabs_scanned) - SL0 ))"
 echo "MXFS-PERF shrinker-pressure $RECLAIM; glock shrinker counts $(( $(stat_of glock_shrink_counts) - SC0 )) scans $(( $(stat_of glock_shrink_scans) - SS0 )) demotes $SD; cached $G0 -> $G1"
 check shrinker-pressure "$RECLAIM; shrinker counts +$(( $(stat_of glock_shrink_counts) - SC0 )), scans +$(( $(stat_of glock_shrink_scans) - SS0 )), demotes +$SD; cached $G0 -> $G1; the file's lock ${PM0:-?} -> ${PM1:-gone}" \
-  sh -c "[ ! -s /tmp/gbench-p.err ] && [ $G0 -ge 1000 ] && [ '$PM0' = EX ] && [ $(stat_of glock_shrink_scans) -gt $SS0 ] && [ $SD -ge 128 ] && [ $G1 -le $((G0 - 128)) ] && [ '$PM1' != EX ] && [ '$PM1' != PR ]"
+  sh -c "[ ! -s /tmp/gbench-p.err ] && [ $G0 -ge 300 ] && [ '$PM0' = EX ] && [ $(stat_of glock_shrink_scans) -gt $SS0 ] && [ $SD -ge 128 ] && [ $G1 -le $((G0 - 128)) ] && [ '$PM1' != EX ] && [ '$PM1' != PR ]"
 # The daemon saw the releases: its lock count comes back to the kernel's held locks + the gap
 # measured after the mount, and the file's resource has no lock in the DLM (the resource itself may stay, with its LVB).
 GAP1=$(settle_gap $GAP)
@@ -267,9 +269,9 @@ check shrinker "$(tail -n 1 $T/test | sed 's/.*\[/[/'); cached $G1 -> $G2 after 
   sh -c "[ $G1 -ge 200 ] && [ $G2 -lt 10 ] && [ $L1 -ge $((L0 + 200)) ] && [ $L2 -le $L0 ] && [ \$(grep '^glock_shrink_demotes=' $T/status | cut -d= -f2) -ge $((SD0 + 200)) ]"
 
 # 7c. Sends to a full receive buffer wait and are not lost. 20 files written (their locks
-#    cached EX) and 1200 idle locks through the test hook; the daemon stopped (SIGSTOP) right
-#    after a kernel lease renewal; then drop_caches (1220 demotes: as many LOCK_RELEASEs,
-#    more than the daemon's receive buffer holds: 300 did not fill it, 1009 did) and 20
+#    cached EX) and 800 idle locks through the test hook; the daemon stopped (SIGSTOP) right
+#    after a kernel lease renewal; then drop_caches (820 demotes: as many LOCK_RELEASEs,
+#    more than the daemon's receive buffer holds: 320 did not fill it, 1009 did) and 20
 #    readers of the files (their locks asked for again). The daemon runs again once the module
 #    counted a send waiting (at most 5 s: the kernel lease is 10 s). No reader fails, nothing
 #    is lost (send_failures), and every lock given back leaves the DLM.
@@ -277,7 +279,7 @@ mkdir -p $MNT/burst
 i=1; while [ $i -le 20 ]; do echo "burst $i" > $MNT/burst/f$i; i=$((i + 1)); done
 rm -f /tmp/gbench-b.err; PIDS=
 for k in 0 1 2 3; do
-  (echo "gbench data $((4000200000 + k * 300)) 300 keep" > $T/test || echo "writer $k: $(tail -n 1 $T/test)" >> /tmp/gbench-b.err) &
+  (echo "gbench data $((4000200000 + k * 200)) 200 keep" > $T/test || echo "writer $k: $(tail -n 1 $T/test)" >> /tmp/gbench-b.err) &
   PIDS="$PIDS $!"
 done
 wait $PIDS
@@ -304,7 +306,7 @@ done
 GAP2=$(settle_gap $GAP)
 echo "MXFS-PERF send-retry cached=$GB0 releases_while_stopped=$((RL1 - RL0)) send_waits_while_stopped=$((W1 - W0)) send_waits_total=$(( $(stat_of send_waits) - W0 )) send_failures=$(( $(stat_of send_failures) - F0 ))"
 check send-retry "cached $GB0; while stopped (lease age $AGE ms at the end): releases $RL0 -> $RL1, send_waits $W0 -> $W1; after: send_waits $(stat_of send_waits), send_failures $F0 -> $(stat_of send_failures); readers failed:${BAD:- none}; daemon locks - kernel held $GAP after the mount, $GAP2 now" \
-  sh -c "[ ! -s /tmp/gbench-b.err ] && [ $GB0 -ge 1200 ] && [ $W1 -gt $W0 ] && [ $(stat_of send_failures) = $F0 ] && [ $NBAD = 0 ] && [ '$GAP2' = '$GAP' ]"
+  sh -c "[ ! -s /tmp/gbench-b.err ] && [ $GB0 -ge 800 ] && [ $W1 -gt $W0 ] && [ $(stat_of send_failures) = $F0 ] && [ $NBAD = 0 ] && [ '$GAP2' = '$GAP' ]"
 
 # 8. A fence fails the operations waiting for an inode lock with EIO at once.
 rm -f /tmp/h4 /tmp/r4 /tmp/read4.rc
