@@ -29,7 +29,7 @@ hooks-every-fs|vm2:inode-ops|inode-ops/other-fs-untouched|a hooked call on anoth
 uninterruptible|vm|hooks/killable|waits for an inode lock are uninterruptible (TASK_UNINTERRUPTIBLE)
 demote-irwsem|vm|hooks/lock-order|the demote takes the inode'"'"'s i_rwsem around its write-back
 no-shrinker|vm|hooks/shrinker hooks/shrinker-pressure|the shrinker gives nothing back (its scan returns at once)
-no-send-retry|vm|hooks/send-retry hooks/shrinker-pressure-daemon|a send to the daemon is tried once: a full receive buffer drops it (-EAGAIN)
+no-send-retry|vm|hooks/send-retry|a send to the daemon is tried once: a full receive buffer drops it (-EAGAIN)
 no-fence-wake|vm2:inode-locks|inode-locks/fence-eio|a fence does not wake the tasks waiting for the volume'"'"'s inode locks
 no-fence-io|vm2:partition-fence|partition-fence/records-before-fence partition-fence/a-fence-record|the fence stops no write: write bios pass whatever the gate and the kernel lease, XFS is not shut down, the inode-lock hooks do not see the fence
 '
