@@ -40,7 +40,9 @@
  * Lifetime: a reference per user (holder or waiter), queued work, request in flight, and one
  * for the cluster lock itself; at zero the glock leaves the hash and is freed. The bound VFS
  * inode is not referenced: the destroy hook unbinds it (and waits while the work uses it).
- * Lock order: mxfs_request.c's table lock -> gl->lock -> mxfs_lru_lock / gv->lock / bucket.
+ * Lock order: mxfs_request.c's table lock -> mxfs_gvols_lock -> gv->lock -> gl->lock ->
+ * inode->i_lock / mxfs_lru_lock; a hash bucket is locked alone (or under the table lock).
+ * gl->lock is never held across a call of the request layer (docs/kernel.md "Lock ordering").
  */
 #include <linux/fs.h>
 #include <linux/jiffies.h>
@@ -85,7 +87,7 @@ static struct {
 	atomic64_t hits, misses, nowait, waits, timeouts, interrupted, eio_fenced, eio_daemon, errors;
 	atomic64_t lock_reqs, conv_up, conv_down, deadlocks, releases, basts, basts_ignored;
 	atomic64_t demotes, syncs, sync_errors, invals, inval_errors, pages_dropped, stale_invals;
-	atomic64_t shrink_scans, shrink_demotes, lost, lvb_writes, remote_changes, new_inodes;
+	atomic64_t shrink_counts, shrink_scans, shrink_demotes, lost, lvb_writes, remote_changes, new_inodes;
 } gst;
 
 static const struct mxfs_lock_owner_ops mxfs_glock_owner_ops;
@@ -1009,8 +1011,16 @@ void mxfs_glocks_volume_gone(struct mxfs_vol *v)
 
 /* ---- the shrinker -------------------------------------------------------------------- */
 
+/*
+ * Not memcg-aware: reclaim calls it for the root cgroup only, i.e. under global pressure (a
+ * cgroup at its own limit cannot make a node give its cluster locks back). Reclaim scans a
+ * shrinker in proportion to count >> priority (DEFAULT_SEEKS, batches of 128): with few
+ * cached locks only deep reclaim (low priority) reaches the scan; glock_shrink_counts against
+ * glock_shrink_scans tells "never asked" (no reclaim) from "asked, too few to scan".
+ */
 static unsigned long mxfs_glock_shrink_count(struct shrinker *s, struct shrink_control *sc)
 {
+	atomic64_inc(&gst.shrink_counts);
 	return READ_ONCE(mxfs_lru_count);
 }
 
@@ -1276,7 +1286,7 @@ void mxfs_glock_stats_show(struct seq_file *m)
 	G(hits); G(misses); G(nowait); G(waits); G(timeouts); G(interrupted); G(eio_fenced); G(eio_daemon); G(errors);
 	G(lock_reqs); G(conv_up); G(conv_down); G(deadlocks); G(releases); G(basts); G(basts_ignored);
 	G(demotes); G(syncs); G(sync_errors); G(invals); G(inval_errors); G(pages_dropped); G(stale_invals);
-	G(shrink_scans); G(shrink_demotes); G(lost); G(lvb_writes); G(remote_changes); G(new_inodes);
+	G(shrink_counts); G(shrink_scans); G(shrink_demotes); G(lost); G(lvb_writes); G(remote_changes); G(new_inodes);
 #undef G
 	seq_printf(m, "lock_timeout_ms=%u\n", READ_ONCE(mxfs_lock_timeout_ms));
 }

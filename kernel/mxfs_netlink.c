@@ -645,20 +645,27 @@ static struct sk_buff *mxfs_msg_new(u8 cmd, void **hdr, gfp_t gfp)
 	return skb;
 }
 
+/* jiffies when the daemon's receive buffer last took a message (mxfs_unicast). */
+static unsigned long mxfs_send_progress;
+
 /*
  * genlmsg_unicast never waits: while the daemon's receive buffer is full it drops the message
  * with -EAGAIN. A burst fills it: drop_caches or the shrinker demoting thousands of cached inode
  * locks sends as many LOCK_RELEASEs (of the benchmark's 300 cold opens after a drop_caches, one
  * failed with EIO, its LOCK_REQ sent but never answered). A lost release leaks the lock in the
- * DLM, a lost request fails an operation with EIO. Every caller is in process context
- * (GFP_KERNEL messages), so the send waits for the daemon to drain its buffer and tries again
- * with a copy, at most request_timeout_ms (a stopped daemon must not hold its callers forever:
- * its lease fences the volumes meanwhile) and not for a task being killed. Best-effort events
- * (!wait: the fence path sends one) are tried once.
+ * DLM (this node's next request for that inode then waits for its own leaked lock), a lost
+ * request fails an operation with EIO. Every caller is in process context (GFP_KERNEL
+ * messages), so the send waits for the daemon to drain its buffer and tries again with a copy,
+ * and not for a task being killed. It gives up only when the daemon took nothing for
+ * request_timeout_ms: neither this message nor any other since then (a stopped daemon must
+ * not hold its callers forever: its lease fences the volumes meanwhile). A daemon that drains
+ * slowly is waited for: with a per-message bound, a burst of a thousand releases behind a
+ * daemon taking each in tens of ms (a loaded VM) lost the unlucky ones (hooks/shrinker-pressure
+ * found 175 lost). Best-effort events (!wait: the fence path sends one) are tried once.
  */
 static int mxfs_unicast(struct sk_buff *skb, void *hdr, u32 portid, bool wait)
 {
-	unsigned long deadline = jiffies + msecs_to_jiffies(READ_ONCE(mxfs_request_timeout_ms));
+	unsigned long start = jiffies, bound = msecs_to_jiffies(READ_ONCE(mxfs_request_timeout_ms)), last;
 	unsigned int delay_us = 50;
 	struct sk_buff *copy;
 	int err;
@@ -667,8 +674,13 @@ static int mxfs_unicast(struct sk_buff *skb, void *hdr, u32 portid, bool wait)
 	for (;;) {
 		copy = skb_clone(skb, GFP_KERNEL);
 		err = copy ? genlmsg_unicast(&init_net, copy, portid) : -ENOMEM;	/* consumes copy */
-		if (err != -EAGAIN || !wait || time_after(jiffies, deadline) || fatal_signal_pending(current))
+		if (!err)
+			WRITE_ONCE(mxfs_send_progress, jiffies);
+		if (err != -EAGAIN || !wait || fatal_signal_pending(current))
 			break;
+		last = READ_ONCE(mxfs_send_progress);
+		if (time_after(jiffies, (time_after(last, start) ? last : start) + bound))
+			break;	/* the daemon took nothing for the bound */
 		atomic64_inc(&mxfs_stats.send_waits);
 		usleep_range(delay_us, 2 * delay_us);
 		delay_us = min(2 * delay_us, 10000u);

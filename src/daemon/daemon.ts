@@ -548,7 +548,7 @@ export class Daemon implements DaemonInfo {
     for (const ls of this.table.lockspaceNames()) {
       if (filter.lockspace !== undefined && ls !== filter.lockspace) continue;
       const list = await this.listResources(ls, filter.resource === undefined ? { limit: LIST_LIMIT, busyOnly: true } : { resource: filter.resource });
-      omitted += list.total - list.idle - list.entries.length;
+      if (filter.resource === undefined) omitted += list.total - list.idle - list.entries.length; // one resource asked for: no others to omit
       const res = list.entries.sort((a, b) => (a.name < b.name ? -1 : 1));
       for (let i = 0; i < res.length; i += SLICE.inspect) {
         if (used >= budget) { omitted += res.length - i; break; }

@@ -17,14 +17,22 @@
 #                       demote wait for each other until lock_timeout_ms: truncate fails
 #   fence-eio           waiters not woken by the fence: the reader waits until its timeout
 #   shrinker            a scan that gives nothing back: the 200 locks stay cached and held
+#   shrinker-pressure   the same (no-shrinker): reclaim asks, nothing is demoted, the hog ends
+#                       in the OOM killer
+#   send-retry          a send tried once (no-send-retry): the releases sent while the daemon's
+#                       receive buffer is full are lost (send_failures, the DLM keeps them),
+#                       the opens' requests too (EIO)
 T=/sys/kernel/debug/mxfs
 CONF=/tmp/hooks.conf
 MNT=/mnt/data
 PROBE="node /mxfs/dist/test/vm/hooks-probe.js"
 DEV=/dev/mxfs/data
 HP=0; HF=0
-pass() { echo "MXFS-TEST PASS hooks/$1: $2"; HP=$((HP + 1)); }
-fail() { echo "MXFS-TEST FAIL hooks/$1: $2"; HF=$((HF + 1)); }
+# vm-tests.sh prints this script's stdout when it ends; progress goes to stderr (the console)
+# as it happens, so a run that hangs still shows how far it got.
+progress() { echo "hooks-tests: $*" | cut -c1-300 >&2; }
+pass() { echo "MXFS-TEST PASS hooks/$1: $2"; HP=$((HP + 1)); progress "pass $1"; }
+fail() { echo "MXFS-TEST FAIL hooks/$1: $2"; HF=$((HF + 1)); progress "FAIL $1: $2"; }
 check() { n="$1"; d="$2"; shift 2; if "$@"; then pass "$n" "$d"; else fail "$n" "$d"; fi; }
 wait_for() { n=$(($1 * 10)); shift; while [ $n -gt 0 ]; do "$@" && return 0; usleep 100000; n=$((n - 1)); done; return 1; }
 ctl() { node /mxfs/dist/src/cli/mxfsctl.js --config $CONF "$@"; }
@@ -32,6 +40,25 @@ stat_of() { grep "^$1=" $T/status | cut -d= -f2; }
 gl_line() { grep "^volume=data ino=$1 " $T/glocks; }
 gl_field() { gl_line "$1" | sed -n "s/.* $2=\([^ ]*\).*/\1/p"; }
 hook_calls() { grep "^hook=$1 " $T/hooks | sed 's/.*calls=\([0-9]*\).*/\1/'; }
+dlm_locks() { ctl status | sed -n 's/.* locks \([0-9]*\).*/\1/p'; }
+# lock_gap: the daemon's locks minus the cluster locks the kernel holds. The kernel bridge is
+# the daemon's only client here, so the gap (the daemon's own locks: the volume's) stays what
+# it was after the mount once every release and grant has arrived; a lost release raises it.
+lock_gap() { echo $(( $(dlm_locks) - $(stat_of held) )); }
+# settle_gap GAP: the gap once it is GAP again, or once three looks 2 s apart found it unchanged
+# (each look starts a Node process, seconds under TCG; the daemon takes a burst of releases in
+# at tens of ms each, so a gap still falling is waited for however slow the machine is).
+settle_gap() {
+  g=$(lock_gap); same=0
+  while [ "$g" != "$1" ] && [ $same -lt 3 ]; do
+    sleep 2; n=$(lock_gap)
+    if [ "$n" = "$g" ]; then same=$((same + 1)); else same=0; fi
+    g=$n
+  done
+  echo "$g"
+}
+mem_kb() { sed -n "s/^$1: *\([0-9]*\) kB/\1/p" /proc/meminfo; }
+vm_of() { sed -n "s/^$1 //p" /proc/vmstat; }
 
 rmmod mxfs 2>/dev/null
 insmod /lib/modules/mxfs.ko volumes=data=/dev/vda lock_timeout_ms=15000 timer_slack_ms=100 drain_timeout_ms=3000 || {
@@ -65,6 +92,7 @@ wait_for 60 grep -q '^daemon=attached' $T/status || fail daemon "mxfsd did not a
 OUT=$(ctl mount data --wait --timeout 60000 2>&1); rc=$?
 check mount "mxfsctl mount data: rc=$rc $OUT; $(grep " $MNT " /proc/mounts)" sh -c "[ $rc = 0 ] && grep -q '^/dev/mxfs/data $MNT xfs' /proc/mounts"
 check hooks-installed "$(head -n 1 $T/hooks)" grep -q '^installed=1' $T/hooks
+GAP=$(lock_gap)
 
 # 1. Cache hits: after the first access, repeated opens and reads make no daemon request.
 echo hello > $MNT/f
@@ -159,11 +187,73 @@ done
 check entry-points "exec from the volume rc=$rc1, mkdir/symlink/link/mknod/rename/unlink/rmdir rc=$rc2, O_TMPFILE+fsync rc=$rc3; hooks never called:${MISSING:- none}" \
   sh -c "[ $rc1 = 0 ] && [ $rc2 = 0 ] && [ $rc3 = 0 ] && [ -z '$MISSING' ]"
 
-# 7. The shrinker gives idle cached locks back under memory pressure: 200 locks cached through
+# 7a. The shrinker under real memory pressure (no drop_caches). A file written (its lock
+#    cached EX, dirty pages), then 300 idle locks through the test hook (gbench ... keep: inode
+#    numbers no file has, 4 writers; few enough that their releases fit the daemon's receive
+#    buffer: a burst of 1009 under memory pressure once starved the daemon's lease renewals on
+#    the loaded machine, docs/limits.md). A process touches more anonymous memory than
+#    MemAvailable (no swap: reclaim can take only page cache and slab, so it goes deep and
+#    calls the shrinkers) until the shrinker has demoted 128 locks, then it is stopped (or the
+#    OOM killer ends it first: its oom_score_adj is 1000). The file's lock, the oldest on the
+#    LRU, is given back: off the cache, and gone from the DLM once the daemon has taken the
+#    releases in; reading the file takes a new lock and reads what was written.
+echo pressure-marker > $MNT/p
+PI=$(stat -c %i $MNT/p)
+rm -f /tmp/gbench-p.err; PIDS=
+for k in 0 1 2 3; do
+  (echo "gbench data $((4000100000 + k * 75)) 75 keep" > $T/test || echo "writer $k: $(tail -n 1 $T/test)" >> /tmp/gbench-p.err) &
+  PIDS="$PIDS $!"
+done
+wait $PIDS   # not a bare wait: mxfsd is a child of this shell too
+G0=$(stat_of glocks); SC0=$(stat_of glock_shrink_counts); SS0=$(stat_of glock_shrink_scans); SD0=$(stat_of glock_shrink_demotes)
+PM0=$(gl_field $PI mode)
+KS0=$(vm_of pgscan_kswapd); DS0=$(vm_of pgscan_direct); SL0=$(vm_of slabs_scanned); OOM0=$(vm_of oom_kill)
+LOW=$(awk '$1 == "low" { s += $2 } END { print s * 4 }' /proc/zoneinfo)
+MA0=$(mem_kb MemAvailable); MF0=$(mem_kb MemFree); SLAB0=$(mem_kb Slab); DL0=$(dlm_locks)
+RSS0=$(sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\) kB/\1/p' /proc/$DPID/status)
+HOG=$(( MA0 / 1024 + 256 ))
+progress "shrinker-pressure: $G0 locks cached, a hog of $HOG MiB (MemAvailable $MA0 kB)"
+# The hog stops itself once the shrinker has demoted 128 (it reads debugfs before each 4 MiB).
+/usr/bin/inode-probe hog $HOG $T/status glock_shrink_demotes $((SD0 + 128)) > /tmp/hog.log 2>&1 &
+HOGPID=$!
+MINFREE=$MF0; n=0
+while kill -0 $HOGPID 2>/dev/null && [ $n -lt 3000 ]; do
+  f=$(mem_kb MemFree); [ "$f" -lt "$MINFREE" ] && MINFREE=$f
+  usleep 100000; n=$((n + 1))
+done
+kill -9 $HOGPID 2>/dev/null
+wait $HOGPID; HRC=$?
+HOGEND="exit $HRC: $(cat /tmp/hog.log | tr '\n' ' ')"
+[ $(( $(vm_of oom_kill) - OOM0 )) -gt 0 ] && HOGEND="$HOGEND; OOM kills $(( $(vm_of oom_kill) - OOM0 ))"
+# The demotes run in the lock cache's workqueue: wait until the file's lock has left.
+wait_for 60 sh -c "! grep '^volume=data ino=$PI ' $T/glocks | grep -q 'mode=\(PR\|EX\)'"
+G1=$(stat_of glocks); SD=$(( $(stat_of glock_shrink_demotes) - SD0 )); PM1=$(gl_field $PI mode)
+RECLAIM="MemAvailable $MA0 kB, hog $HOG MiB ($HOGEND), MemFree min $MINFREE kB (low watermarks $LOW kB); kswapd scanned $(( $(vm_of pgscan_kswapd) - KS0 )) pages, direct $(( $(vm_of pgscan_direct) - DS0 )), slab objects $(( $(vm_of slabs_scanned) - SL0 ))"
+echo "MXFS-PERF shrinker-pressure $RECLAIM; glock shrinker counts $(( $(stat_of glock_shrink_counts) - SC0 )) scans $(( $(stat_of glock_shrink_scans) - SS0 )) demotes $SD; cached $G0 -> $G1"
+check shrinker-pressure "$RECLAIM; shrinker counts +$(( $(stat_of glock_shrink_counts) - SC0 )), scans +$(( $(stat_of glock_shrink_scans) - SS0 )), demotes +$SD; cached $G0 -> $G1; the file's lock ${PM0:-?} -> ${PM1:-gone}" \
+  sh -c "[ ! -s /tmp/gbench-p.err ] && [ $G0 -ge 300 ] && [ '$PM0' = EX ] && [ $(stat_of glock_shrink_scans) -gt $SS0 ] && [ $SD -ge 128 ] && [ $G1 -le $((G0 - 128)) ] && [ '$PM1' != EX ] && [ '$PM1' != PR ]"
+# The daemon saw the releases: its lock count comes back to the kernel's held locks + the gap
+# measured after the mount, and the file's resource has no lock in the DLM (the resource itself may stay, with its LVB).
+GAP1=$(settle_gap $GAP)
+echo "MXFS-PERF shrinker-pressure-after cached $G0 -> $(stat_of glocks), daemon locks $DL0 -> $(dlm_locks), Slab $SLAB0 -> $(mem_kb Slab) kB, mxfsd RSS $RSS0 -> $(sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\) kB/\1/p' /proc/$DPID/status) kB, MemAvailable $MA0 -> $(mem_kb MemAvailable) kB, send_waits $(stat_of send_waits) send_failures $(stat_of send_failures)"
+PDLM=$(ctl locks --lockspace mxfs-inodes --resource "data:$PI" 2>&1)
+# Released, the resource may stay (its LVB kept) but with no lock in any queue.
+PGONE=$(echo "$PDLM" | grep -c '^  \(Granted\|Conversion\|Waiting\)')
+PSEEN=$(echo "$PDLM" | grep -c "^Resource mxfs-inodes/data:$PI \\|^no locks")
+check shrinker-pressure-daemon "daemon locks - kernel held: $GAP after the mount, $GAP1 now; mxfsctl locks data:$PI: $(echo "$PDLM" | head -n 3 | tr '\n' ' ')" \
+  sh -c "[ '$GAP1' = '$GAP' ] && [ $PGONE = 0 ] && [ $PSEEN = 1 ]"
+# A later access takes the lock again (a daemon request) and reads what was written.
+RQ0=$(stat_of requests)
+PC=$(cat $MNT/p 2>&1)
+PDLM=$(ctl locks --lockspace mxfs-inodes --resource "data:$PI" 2>&1 | grep -A1 Granted | tail -n 1)
+PHELD=$(echo "$PDLM" | grep -c ' PR '); PCOK=0; [ "$PC" = pressure-marker ] && PCOK=1
+check shrinker-pressure-retake "cat: '$PC'; requests $RQ0 -> $(stat_of requests); $(gl_line $PI | cut -d' ' -f2-6); DLM granted: $PDLM" \
+  sh -c "[ $PCOK = 1 ] && [ $(stat_of requests) -gt $RQ0 ] && [ '$(gl_field $PI mode)' = PR ] && [ $PHELD = 1 ]"
+
+# 7. The shrinker gives idle cached locks back when reclaim runs it: 200 locks cached through
 #    the test hook (gbench ... keep: inode numbers no file has), then drop_caches, which runs
 #    every shrinker with GFP_KERNEL as reclaim does: the cache empties, and the DLM sees the
 #    locks released (the daemon's lock count falls back).
-dlm_locks() { ctl status | sed -n 's/.* locks \([0-9]*\).*/\1/p'; }
 L0=$(dlm_locks)
 echo "gbench data 4000000000 200 keep" > $T/test || fail shrinker-setup "gbench: $(tail -n 1 $T/test)"
 G1=$(stat_of glocks); L1=$(dlm_locks); SD0=$(stat_of glock_shrink_demotes)
@@ -177,6 +267,46 @@ i=0; L2=$(dlm_locks)
 while [ "$G2" -lt 10 ] && [ "${L2:-999999}" -gt "$L0" ] && [ $i -lt 60 ]; do sleep 2; L2=$(dlm_locks); i=$((i + 1)); done
 check shrinker "$(tail -n 1 $T/test | sed 's/.*\[/[/'); cached $G1 -> $G2 after drop_caches (scans $(stat_of glock_shrink_scans), demotes $SD0 -> $(stat_of glock_shrink_demotes)); daemon's locks $L0 -> $L1 -> $L2" \
   sh -c "[ $G1 -ge 200 ] && [ $G2 -lt 10 ] && [ $L1 -ge $((L0 + 200)) ] && [ $L2 -le $L0 ] && [ \$(grep '^glock_shrink_demotes=' $T/status | cut -d= -f2) -ge $((SD0 + 200)) ]"
+
+# 7c. Sends to a full receive buffer wait and are not lost. 20 files written (their locks
+#    cached EX) and 800 idle locks through the test hook; the daemon stopped (SIGSTOP) right
+#    after a kernel lease renewal; then drop_caches (820 demotes: as many LOCK_RELEASEs,
+#    more than the daemon's receive buffer holds: 320 did not fill it, 1009 did) and 20
+#    readers of the files (their locks asked for again). The daemon runs again once the module
+#    counted a send waiting (at most 5 s: the kernel lease is 10 s). No reader fails, nothing
+#    is lost (send_failures), and every lock given back leaves the DLM.
+mkdir -p $MNT/burst
+i=1; while [ $i -le 20 ]; do echo "burst $i" > $MNT/burst/f$i; i=$((i + 1)); done
+rm -f /tmp/gbench-b.err; PIDS=
+for k in 0 1 2 3; do
+  (echo "gbench data $((4000200000 + k * 200)) 200 keep" > $T/test || echo "writer $k: $(tail -n 1 $T/test)" >> /tmp/gbench-b.err) &
+  PIDS="$PIDS $!"
+done
+wait $PIDS
+# The daemon idle (every earlier release taken in), its kernel lease just renewed.
+settle_gap $GAP > /dev/null
+wait_for 10 sh -c "[ \$(sed -n 's/.* age_ms=\([0-9]*\) .*/\1/p' $T/volumes) -lt 500 ]"
+GB0=$(stat_of glocks); W0=$(stat_of send_waits); F0=$(stat_of send_failures); RL0=$(stat_of releases)
+rm -f /tmp/burst.*
+kill -STOP $DPID
+echo 2 > /proc/sys/vm/drop_caches
+i=1; while [ $i -le 20 ]; do (cat $MNT/burst/f$i > /tmp/burst.$i 2>&1; echo $? > /tmp/burst.$i.rc) & i=$((i + 1)); done
+wait_for 5 sh -c "[ \$(grep '^send_waits=' $T/status | cut -d= -f2) -gt $W0 ]"
+W1=$(stat_of send_waits); RL1=$(stat_of releases); AGE=$(sed -n 's/.* age_ms=\([0-9]*\) .*/\1/p' $T/volumes)
+kill -CONT $DPID
+progress "send-retry: the daemon ran again (lease age $AGE ms); send_waits $W0 -> $W1 while stopped"
+wait_for 120 sh -c 'i=1; while [ $i -le 20 ]; do [ -e /tmp/burst.$i.rc ] || exit 1; i=$((i + 1)); done'
+BAD=; NBAD=0; i=1
+while [ $i -le 20 ]; do
+  if [ "$(cat /tmp/burst.$i.rc 2>/dev/null)" != 0 ] || [ "$(cat /tmp/burst.$i)" != "burst $i" ]; then
+    BAD="$BAD f$i:rc=$(cat /tmp/burst.$i.rc 2>/dev/null),$(head -c 60 /tmp/burst.$i 2>/dev/null)"; NBAD=$((NBAD + 1))
+  fi
+  i=$((i + 1))
+done
+GAP2=$(settle_gap $GAP)
+echo "MXFS-PERF send-retry cached=$GB0 releases_while_stopped=$((RL1 - RL0)) send_waits_while_stopped=$((W1 - W0)) send_waits_total=$(( $(stat_of send_waits) - W0 )) send_failures=$(( $(stat_of send_failures) - F0 ))"
+check send-retry "cached $GB0; while stopped (lease age $AGE ms at the end): releases $RL0 -> $RL1, send_waits $W0 -> $W1; after: send_waits $(stat_of send_waits), send_failures $F0 -> $(stat_of send_failures); readers failed:${BAD:- none}; daemon locks - kernel held $GAP after the mount, $GAP2 now" \
+  sh -c "[ ! -s /tmp/gbench-b.err ] && [ $GB0 -ge 800 ] && [ $W1 -gt $W0 ] && [ $(stat_of send_failures) = $F0 ] && [ $NBAD = 0 ] && [ '$GAP2' = '$GAP' ]"
 
 # 8. A fence fails the operations waiting for an inode lock with EIO at once.
 rm -f /tmp/h4 /tmp/r4 /tmp/read4.rc
@@ -196,6 +326,7 @@ touch /tmp/r4; kill $HOLDER 2>/dev/null; wait $HOLDER 2>/dev/null
 echo "---- glock counters"; grep '^glock_' $T/status | tr '\n' ' '; echo
 # Clean up: the shut-down XFS unmounted, the module gone, the raw disk mounted once so XFS
 # replays its log (the host runs xfs_repair -n on the image afterwards).
+progress "cleanup: umount, rmmod, log replay"
 umount $MNT
 rmmod mxfs || fail cleanup "rmmod: $(dmesg | tail -n 3)"
 mkdir -p /mnt/raw && mount -t xfs /dev/vda /mnt/raw && umount /mnt/raw || fail cleanup "log replay mount of /dev/vda failed"

@@ -26,9 +26,11 @@
  *   clone SRC DST [GO]          ioctl FICLONE (reflink the whole file): CLONE ok; GO as for
  *                               fallocate
  *   copyrange SRC DST LEN       copy_file_range(2) of LEN bytes at offset 0: COPYRANGE n=N
- *   hog MB                      memory pressure: allocate and touch MB MiB (4 MiB at a time,
+ *   hog MB [FILE KEY MIN]       memory pressure: allocate and touch MB MiB (4 MiB at a time,
  *                               oom_score_adj 1000: the OOM killer picks this process first),
- *                               then free it: HOG touched=MB ms=T
+ *                               then free it: HOG touched=MB ms=T. With FILE, stop early once
+ *                               its line KEY=N (debugfs status) has N >= MIN, looked at before
+ *                               each 4 MiB: HOG touched=M ms=T stopped=yes|no
  *   workload DIR N ROUNDS       ROUNDS x (N x create+write 4 KiB+close, N x stat, N x
  *                               open+read+close, N x unlink): one line per round,
  *                               WORKLOAD round=R create_us=.. stat_us=.. read_us=.. unlink_us=..
@@ -310,11 +312,29 @@ static int cmd_copyrange(const char *src, const char *dst, uint64_t len)
 	return 0;
 }
 
-static int cmd_hog(uint64_t mb)
+/* KEY=N in FILE (one "key=value" a line), or -1. */
+static int64_t key_value(const char *file, const char *key)
+{
+	char line[256];
+	size_t len = strlen(key);
+	int64_t v = -1;
+	FILE *f = fopen(file, "r");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, key, len) && line[len] == '=')
+			v = strtoll(line + len + 1, NULL, 10);
+	fclose(f);
+	return v;
+}
+
+static int cmd_hog(uint64_t mb, const char *file, const char *key, int64_t min)
 {
 	char **chunks = calloc(mb / 4 + 1, sizeof(*chunks));
 	uint64_t i, n = mb / 4, t0 = now_ns();
 	int fd = open("/proc/self/oom_score_adj", O_WRONLY);
+	int stopped = 0;
 
 	if (fd >= 0) {
 		if (write(fd, "1000", 4) != 4)
@@ -324,15 +344,21 @@ static int cmd_hog(uint64_t mb)
 	if (!chunks)
 		return failed("calloc");
 	for (i = 0; i < n; i++) {
+		if (file && key_value(file, key) >= min) {
+			stopped = 1;
+			break;
+		}
 		chunks[i] = malloc(4 << 20);
 		if (!chunks[i])
 			return failed("malloc");
 		memset(chunks[i], (int)i, 4 << 20);
 	}
+	n = i;
 	for (i = 0; i < n; i++)
 		free(chunks[i]);
 	free(chunks);
-	printf("HOG touched=%" PRIu64 " ms=%" PRIu64 "\n", n * 4, (now_ns() - t0) / 1000000);
+	printf("HOG touched=%" PRIu64 " ms=%" PRIu64, n * 4, (now_ns() - t0) / 1000000);
+	printf(file ? " stopped=%s\n" : "\n", stopped ? "yes" : "no");
 	return 0;
 }
 
@@ -497,7 +523,9 @@ int main(int argc, char **argv)
 	if (!strcmp(cmd, "copyrange") && n == 3)
 		return cmd_copyrange(argv[2], argv[3], num(argv[4]));
 	if (!strcmp(cmd, "hog") && n == 1)
-		return cmd_hog(num(argv[2]));
+		return cmd_hog(num(argv[2]), NULL, NULL, 0);
+	if (!strcmp(cmd, "hog") && n == 4)
+		return cmd_hog(num(argv[2]), argv[3], argv[4], (int64_t)num(argv[5]));
 	if (!strcmp(cmd, "workload") && n == 3)
 		return cmd_workload(argv[2], num(argv[3]), num(argv[4]));
 	if (!strcmp(cmd, "files") && n == 2)

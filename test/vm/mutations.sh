@@ -29,7 +29,8 @@ no-remap-hook|vm2:inode-ops|inode-ops/clone-waits|xfs_file_remap_range takes no 
 hooks-every-fs|vm2:inode-ops|inode-ops/other-fs-untouched|a hooked call on another filesystem is taken for the last volume seen (locks by inode number)
 uninterruptible|vm|hooks/killable|waits for an inode lock are uninterruptible (TASK_UNINTERRUPTIBLE)
 demote-irwsem|vm|hooks/lock-order|the demote takes the inode'"'"'s i_rwsem around its write-back
-no-shrinker|vm|hooks/shrinker|the shrinker gives nothing back (its scan returns at once)
+no-shrinker|vm|hooks/shrinker hooks/shrinker-pressure|the shrinker gives nothing back (its scan returns at once)
+no-send-retry|vm|hooks/send-retry|a send to the daemon is tried once: a full receive buffer drops it (-EAGAIN)
 no-fence-wake|vm2:inode-locks|inode-locks/fence-eio|a fence does not wake the tasks waiting for the volume'"'"'s inode locks
 no-fallback|vmvol|fence-fallback-log fence-fallback-restart|a fence whose writes did not drain within the bound applies no fence_fallback (neither restart, panic nor the log line)
 no-fence-io|vm2:partition-fence|partition-fence/records-before-fence partition-fence/a-fence-record|the fence stops no write: write bios pass whatever the gate and the kernel lease, XFS is not shut down, the inode-lock hooks do not see the fence
@@ -67,6 +68,7 @@ mutate() {
       edit "$d/mxfs_glock.c" 's/(\tif \(inode\) \{\n)(\t\tif \(mode == MXFS_MODE_EX && ops->go_sync\) \{)/$1\t\tinode_lock(inode);\n$2/'
       edit "$d/mxfs_glock.c" 's/(\t\t\tatomic64_add\(pages - min\(pages, inode->i_mapping->nrpages\), &gst.pages_dropped\);\n\t\t\}\n)/$1\t\tinode_unlock(inode);\n/' ;;
     no-shrinker) edit "$d/mxfs_glock.c" 's/\tif \(!\(sc->gfp_mask & __GFP_FS\)\)\n\t\treturn SHRINK_STOP;/\treturn SHRINK_STOP;/' ;;
+    no-send-retry) edit "$d/mxfs_netlink.c" 's/if \(err != -EAGAIN \|\| !wait \|\|/if (err != -EAGAIN || !wait || 1 ||/' ;;
     no-fence-wake) edit "$d/mxfs_glock.c" 's/(void mxfs_glocks_fenced\(struct mxfs_vol \*v\)\n\{\n)/$1\treturn;\n/' ;;
     no-fence-io)
       edit "$d/mxfs_volume.c" 's/if \(READ_ONCE\(v->gate\) == MXFS_GATE_OPEN && mxfs_lease_valid_now\(\)\)\n\t\treturn true;/if (1)\n\t\treturn true;/'
