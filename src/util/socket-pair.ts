@@ -13,14 +13,14 @@ const AF_UNIX = 1;
 const SOCK_STREAM = 1;
 const SOCK_CLOEXEC = 0o2000000;
 
-type SocketPairFn = (domain: number, type: number, protocol: number, sv: number[]) => number;
+type SocketPairFn = (domain: number, type: number, protocol: number, sv: Int32Array) => number;
 let socketpair: SocketPairFn | undefined;
 
 /** The two descriptors, or why there are none (not Linux, no libc, a failed call). */
 export function socketPair(): { fds: [number, number] } | { error: string } {
   try {
     socketpair ??= koffi.load('libc.so.6').func('int socketpair(int domain, int type, int protocol, _Out_ int *sv)') as unknown as SocketPairFn;
-    const sv = [-1, -1];
+    const sv = new Int32Array([-1, -1]); // the two ints socketpair(2) writes, in memory of our own
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) !== 0 || sv[0]! < 0 || sv[1]! < 0) return { error: 'socketpair(2) failed' };
     return { fds: [sv[0]!, sv[1]!] };
   } catch (e) {
