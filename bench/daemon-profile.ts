@@ -17,8 +17,8 @@ import { Mode } from '../src/dlm/modes';
 import { pickBasePort, writeClusterConfigs } from '../src/local-cluster/local-cluster';
 import { MXFSD, tmpDir, waitFor } from '../test/support/daemon-proc';
 
-interface ProfileNode { id: number; callFrame: { functionName: string; url: string; lineNumber: number }; children?: number[] }
-interface Profile { nodes: ProfileNode[]; samples: number[] }
+export interface ProfileNode { id: number; callFrame: { functionName: string; url: string; lineNumber: number }; children?: number[] }
+export interface Profile { nodes: ProfileNode[]; samples: number[] }
 
 /** Share of samples per function (self, and inclusive of callees), largest first. */
 export function summarize(p: Profile): { self: Array<[string, number]>; total: Array<[string, number]> } {
@@ -80,4 +80,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((e) => { console.error(e instanceof Error ? e.message : e); process.exit(1); });
+if (require.main === module) main().catch((e) => { console.error(e instanceof Error ? e.message : e); process.exit(1); });

@@ -345,6 +345,7 @@ describe('cluster end to end (real processes, TCP)', function () {
     const pb = (await cl.client(2)).lock(res, EX);
     const clientTimeout = before.cluster.transport.thread.stallBoundMs;
     expect(before.cluster.transport.thread).to.include({ isolation: 'worker', mutes: 0, muted: false });
+    if (process.platform === 'linux') expect(before.cluster.transport.thread.pipe).to.equal('socket pair');
     // The stall is CPU time of the engine's thread (busyFor), so a loaded machine stretches it
     // but cannot shrink it below the watchdog's bound. Its reply comes after it, if at all.
     const ctl = await cl.client(3, 'stall');

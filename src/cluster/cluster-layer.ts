@@ -49,6 +49,8 @@ export interface PeerFaults { blocked: Set<number>; drop: number; delayMs: numbe
 /** Where the cluster layer runs, and how the lock engine's thread is watched (ClusterWorker only). */
 export interface ThreadStatus {
   isolation: 'worker';
+  /** What carries the lock traffic between the threads (thread-pipe.ts): a Unix socket pair, or the worker's message port where there is none. */
+  pipe: 'socket pair' | 'message port';
   /**
    * The worker mutes itself when the main thread has not answered for this long, not counting
    * time it waited for a CPU (up to STARVED_SILENCE_FACTOR times this in all).

@@ -7,8 +7,9 @@
  * here, durably, before any accept/proposal/commit based on it leaves), the watchdog on the
  * main thread's heartbeat.
  * Takes: ToWorker messages (sends, faults, link drops, status, log reopen, stop).
- * Sends: FromWorker messages — batches of WorkerItem in the order they happened (traced
- * frames too, when the node traces); the quorum
+ * Sends: WorkerItems in the order they happened (traced frames too, when the node traces),
+ * through the thread pipe (thread-pipe.ts: the socket pair's end in pipeFd, or 'batch'
+ * messages); FromWorker messages for the rest; the quorum
  * deadline also straight into shared memory (SharedLease) the moment it changes.
  *
  * The thread asks for a higher CPU priority than the rest of the process (thread-priority.ts).
@@ -25,6 +26,7 @@
  * went meanwhile (thread-sched.ts: on a CPU, waiting for one, or neither), so a log tells a
  * long turn of the lock engine from a starved or blocked thread.
  */
+import net from 'node:net';
 import { parentPort, workerData } from 'node:worker_threads';
 import { ActorSystem } from '../actors/actor';
 import { createLogger, LogHandle } from '../log';
@@ -46,11 +48,16 @@ const init = workerData as WorkerInit;
 const port = parentPort!;
 const clock = systemClock;
 const shared = new SharedLease(init.shared);
-const post = (m: FromWorker) => port.postMessage(m);
+const post = (m: FromWorker, transfer?: ArrayBuffer[]) => port.postMessage(m, transfer);
 
 // ---- to and from the main thread, in order, bounded work per turn ----------------------------
 
-const toMain = new PipeSender<WorkerItem>((items) => post({ type: 'batch', items }));
+/** The socket pair's end of this thread (socket-pair.ts); without one the port carries the pipe. */
+const pipe = init.pipeFd !== undefined ? new net.Socket({ fd: init.pipeFd, readable: true, writable: true, allowHalfOpen: true }) : undefined;
+const toMain = new PipeSender<WorkerItem>((items, transfer) => {
+  if (!pipe) post({ type: 'batch', items }, transfer);
+  else if (!pipe.destroyed) pipe.write(items);
+});
 const out = (item: WorkerItem) => toMain.push(item);
 const flush = () => toMain.flush();
 
@@ -148,6 +155,21 @@ const watchdog = setInterval(() => {
 // ---- requests from the main thread ----------------------------------------------------------
 
 const fromMain = new PipeReceiver<WorkerSend>(([to, body, epoch]) => node.send(to, body, epoch ?? undefined));
+pipe?.on('data', (chunk: Buffer) => fromMain.receive(chunk));
+/** The main thread ended its side of the pipe (it is stopping: everything it sent before 'stop' is in). */
+let pipeEnded = !pipe;
+pipe?.on('end', () => { pipeEnded = true; });
+
+/** Resolves once what the main thread sent before 'stop' has been handled (at most maxMs). */
+function mainSendsHandled(maxMs: number): Promise<void> {
+  const until = clock.now() + maxMs;
+  return new Promise((resolve) => {
+    const check = () => (pipeEnded && fromMain.backlog === 0) || clock.now() >= until ? resolve() : void setTimeout(check, 5);
+    check();
+  });
+}
+// The main thread closed its end (stopping) or is gone: its heartbeat tells the watchdog which.
+pipe?.on('error', (e) => log.debug(`the pipe to the main thread: ${e.message}`));
 
 port.on('message', (m: ToWorker) => {
   switch (m.type) {
@@ -160,7 +182,7 @@ port.on('message', (m: ToWorker) => {
         (st) => {
           const now = clock.now();
           post({ type: 'status', id: m.id, status: { ...st, thread: {
-            isolation: 'worker', stallBoundMs: init.stallMs, mainBeatAgeMs: Math.round(now - shared.mainBeat),
+            isolation: 'worker', pipe: pipe ? 'socket pair' : 'message port', stallBoundMs: init.stallMs, mainBeatAgeMs: Math.round(now - shared.mainBeat),
             mainBeatAgeMaxMs: beatAges.max(now, 60000) ?? null, muted, mutes, starvedSilences, workerLoop: loop.snapshot(),
           } } });
         },
@@ -171,7 +193,7 @@ port.on('message', (m: ToWorker) => {
       clearInterval(watchdog);
       loop.stop();
       flush();
-      node.stop(m.reason).finally(async () => {
+      void mainSendsHandled(1000).then(() => node.stop(m.reason)).finally(async () => {
         flush();
         sys.shutdown();
         await logs.close();

@@ -20,6 +20,7 @@
  * reopenLogs. Sends: ToWorker messages; ClusterLayerEvents callbacks with what the worker
  * reports, in order.
  */
+import net from 'node:net';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type Logger from 'bunyan';
@@ -27,6 +28,7 @@ import type { Clock } from '../util/clock';
 import type { ClusterLayer, ClusterLayerEvents, ClusterLayerStatus, PeerFaults } from './cluster-layer';
 import type { PeerBody } from './peer-protocol';
 import type { ForwardedFrame } from '../trace/recorder';
+import { socketPair } from '../util/socket-pair';
 import { SharedLease } from './shared-lease';
 import { PipeReceiver, PipeSender } from './thread-pipe';
 import { FromWorker, ToWorker, WireFaults, WorkerInit, WorkerItem, WorkerSend } from './worker-protocol';
@@ -49,7 +51,13 @@ const wireFaults = (f: PeerFaults): WireFaults => ({ blocked: [...f.blocked], dr
 export class ClusterWorker implements ClusterLayer {
   private w?: Worker;
   private readonly shared = new SharedLease();
-  private readonly toWorker = new PipeSender<WorkerSend>((batch) => this.post({ type: 'send', batch }));
+  /** This thread's end of the socket pair that carries the pipe (absent: the worker's MessagePort carries it). */
+  private pipe?: net.Socket;
+  private readonly toWorker = new PipeSender<WorkerSend>((batch, transfer) => {
+    if (this.stopping) return;
+    if (this.pipe) this.pipe.write(batch);
+    else this.post({ type: 'send', batch }, transfer);
+  });
   private readonly fromWorker = new PipeReceiver<WorkerItem>((item) => this.dispatch(item));
   private beat?: NodeJS.Timeout;
   private queries = new Map<number, (m: Extract<FromWorker, { type: 'status' }>) => void>();
@@ -70,10 +78,20 @@ export class ClusterWorker implements ClusterLayer {
     this.shared.mainBeat = this.o.clock.now();
     this.beat = setInterval(() => { this.shared.mainBeat = this.o.clock.now(); }, this.beatMs);
     this.beat.unref();
+    const pair = socketPair();
+    if ('fds' in pair) {
+      const pipe = new net.Socket({ fd: pair.fds[0], readable: true, writable: true });
+      pipe.on('data', (chunk: Buffer) => this.fromWorker.receive(chunk));
+      pipe.on('error', (e) => this.died(new Error(`the pipe to the cluster worker thread failed: ${e.message}`)));
+      pipe.on('close', () => this.died(new Error('the pipe to the cluster worker thread closed')));
+      this.pipe = pipe;
+    } else {
+      this.o.log.warn(`the thread pipe goes through the worker's message port: ${pair.error}`);
+    }
     const init: WorkerInit = {
       config: this.o.config, incarnation: this.o.incarnation, stateDir: this.o.stateDir, promisedEpoch: this.o.promisedEpoch,
       logging: this.o.logging, logLevel: this.o.logLevel, forwardSyslog: !!this.o.syslogRecord && this.o.logging.syslog,
-      shared: this.shared.buffer, stallMs: this.o.stallMs, beatMs: this.beatMs,
+      shared: this.shared.buffer, pipeFd: 'fds' in pair ? pair.fds[1] : undefined, stallMs: this.o.stallMs, beatMs: this.beatMs,
       faults: this.o.faults ? wireFaults(this.o.faults) : undefined, traceFrames: !!this.o.onFrame,
     };
     const w = new Worker(path.join(__dirname, 'cluster-worker-main.js'), { workerData: init, name: 'mxfs-cluster' });
@@ -105,6 +123,7 @@ export class ClusterWorker implements ClusterLayer {
     if (this.stopping) return;
     this.stopping = true;
     clearInterval(this.beat);
+    this.pipe?.destroy();
     this.shared.quorumUntil = -Infinity;
     this.o.log.fatal({ err: e }, 'the cluster worker thread failed: no lease any more, self-fencing');
     this.o.onEvent?.({ type: 'quorum', has: false, reason: `the cluster worker thread failed: ${e.message}` });
@@ -145,7 +164,13 @@ export class ClusterWorker implements ClusterLayer {
     }
   }
 
-  private post(m: ToWorker): void { if (!this.stopping) this.w?.postMessage(m); }
+  private post(m: ToWorker, transfer?: ArrayBuffer[]): void { if (!this.stopping) this.w?.postMessage(m, transfer); }
+
+  /** A control message, after what was pushed into the pipe before it (which it may still overtake on arrival). */
+  private control(m: ToWorker): void {
+    this.toWorker.flush();
+    this.post(m);
+  }
 
   send(to: number, body: PeerBody, epoch?: number): void {
     if (!this.stopping) this.toWorker.push([to, body, epoch ?? this.knownEpoch]);
@@ -163,17 +188,18 @@ export class ClusterWorker implements ClusterLayer {
         this.queries.delete(id);
         if (m.status) resolve(m.status); else reject(new Error(m.error ?? 'no status'));
       });
-      this.post({ type: 'status', id, timeoutMs });
+      this.control({ type: 'status', id, timeoutMs });
     });
   }
 
-  dropLink(peer: number, reason: string): void { this.post({ type: 'dropLink', peer, reason }); }
-  setFaults(f: PeerFaults): void { this.post({ type: 'faults', faults: wireFaults(f) }); }
-  reopenLogs(): void { this.post({ type: 'reopenLogs' }); }
+  dropLink(peer: number, reason: string): void { this.control({ type: 'dropLink', peer, reason }); }
+  setFaults(f: PeerFaults): void { this.control({ type: 'faults', faults: wireFaults(f) }); }
+  reopenLogs(): void { this.control({ type: 'reopenLogs' }); }
 
   async stop(reason = 'shutdown'): Promise<void> {
     if (!this.w || this.stopping) return;
     this.toWorker.flush();
+    this.pipe?.end(); // the worker handles what it holds before it stops the node (its answers still come back)
     const w = this.w;
     const done = new Promise<void>((r) => { this.stopped = r; });
     this.post({ type: 'stop', reason });
@@ -181,5 +207,6 @@ export class ClusterWorker implements ClusterLayer {
     clearInterval(this.beat);
     await Promise.race([done, new Promise((r) => setTimeout(r, 3000).unref())]);
     await w.terminate();
+    this.pipe?.destroy();
   }
 }

@@ -3,8 +3,9 @@
  * cluster worker thread (cluster-worker-main.ts), defined once for both sides.
  *
  * Bulk traffic travels through a PipeSender/PipeReceiver pair each way (thread-pipe.ts: items
- * msgpack-encoded one by one, batched, handled a slice per turn, in order): the main
- * thread's sends to peers ('send' of WorkerSend), and everything the cluster layer reports
+ * msgpack-encoded one by one, batched, written to a Unix socket pair between the threads —
+ * or, without one, posted with the batch's buffer transferred — and handled a slice per
+ * turn, in order): the main thread's sends to peers ('send' of WorkerSend), and everything the cluster layer reports
  * ('batch' of WorkerItem: membership events, link events, lock-engine frames, bound
  * messages, rejections, lease deadlines, log records for syslog, traced frames). Control messages (faults,
  * link drops, status, stop) are plain. The quorum deadline and the two heartbeats
@@ -31,6 +32,8 @@ export interface WorkerInit {
   /** Forward log records to the main thread for its syslog output (see LogHandle.syslogRecord). */
   forwardSyslog: boolean;
   shared: SharedArrayBuffer;
+  /** The worker's end of the socket pair that carries the pipe both ways (socket-pair.ts); absent: 'send' and 'batch' messages carry it. */
+  pipeFd?: number;
   /**
    * The lock engine's stall bound (client_timeout_ms): mute (stop renewing) when the main
    * thread has not beaten for this long, not counting time it waited for a CPU
@@ -61,8 +64,8 @@ export type WorkerItem =
   | ['frame', ForwardedFrame];
 
 export type ToWorker =
-  /** WorkerSend items, each msgpack-encoded (thread-pipe.ts). */
-  | { type: 'send'; batch: Uint8Array[] }
+  /** WorkerSend items, each msgpack-encoded behind its length, in one transferred buffer (thread-pipe.ts); without a socket pair only. */
+  | { type: 'send'; batch: Uint8Array }
   | { type: 'faults'; faults: WireFaults }
   | { type: 'dropLink'; peer: number; reason: string }
   | { type: 'status'; id: number; timeoutMs: number }
@@ -73,7 +76,7 @@ export type FromWorker =
   | { type: 'started' }
   /** The error's message and, for start-up messages on the main thread, its errno fields. */
   | { type: 'startFailed'; message: string; code?: string; syscall?: string; port?: number; address?: string; path?: string }
-  /** WorkerItem items, each msgpack-encoded (thread-pipe.ts). */
-  | { type: 'batch'; items: Uint8Array[] }
+  /** WorkerItem items, each msgpack-encoded behind its length, in one transferred buffer (thread-pipe.ts); without a socket pair only. */
+  | { type: 'batch'; items: Uint8Array }
   | { type: 'status'; id: number; status?: ClusterLayerStatus; error?: string }
   | { type: 'stopped' };
