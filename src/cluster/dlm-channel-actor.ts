@@ -47,15 +47,10 @@ export class DlmChannelActor {
   private open?: Extract<ChannelMsg, { type: 'dlm.send' | 'dlm.receive' }>;
   private stopped = false;
 
-  constructor(private readonly sys: ActorSystem, o: Omit<DlmChannelOptions, 'schedule'>) {
-    const clock = o.clock;
+  constructor(private readonly sys: ActorSystem, o: Omit<DlmChannelOptions, 'defer'>) {
     this.channel = new DlmChannel({
       ...o,
-      schedule: (what, peer, fire, ms) => {
-        const post = () => this.post({ type: 'dlm.timer', what, peer, fire });
-        if (what === 'pump') { setImmediate(post); return undefined; }
-        return clock.setTimer(post, ms);
-      },
+      defer: (what, peer, fire) => () => this.post({ type: 'dlm.timer', what, peer, fire }),
     });
     this.ref = sys.spawn<null, ChannelMsg>(undefined, 'dlm-channel', {
       init: () => null,

@@ -52,9 +52,9 @@
  *
  * All time comes from the injected clock; the channel does no I/O itself (transmit/deliver
  * are callbacks), so it runs the same under simulated time and lossy simulated networks.
- * Its deferred work (retransmission and ack timers, the rest of a pump) goes through
- * `schedule` when given: the DlmChannelActor (dlm-channel-actor.ts) makes each a message of
- * its mailbox, so the trace shows it.
+ * Its deferred work (retransmission and ack timers, the rest of a pump) is wrapped by `defer`
+ * when given: the DlmChannelActor (dlm-channel-actor.ts) makes each a message of its mailbox,
+ * so the trace shows it.
  */
 import type Logger from 'bunyan';
 import type { Clock, TimerHandle } from '../util/clock';
@@ -94,10 +94,10 @@ export interface DlmChannelOptions {
   /** A message that will not be delivered: invalid at the origin, or refused by the peer. */
   refused?(to: number, msg: DlmPeerMsg, reason: string): void;
   /**
-   * Runs `fire` later: after `ms` for a timer, on a later turn for the rest of a pump. Default:
-   * the clock's timer, setImmediate for a pump. The handle is cleared through the clock.
+   * What runs when deferred work is due, in place of `fire` (which it must call): the channel
+   * still decides when (the clock's timer; setImmediate for the rest of a pump).
    */
-  schedule?(what: ChannelTimer, peer: number, fire: () => void, ms: number): TimerHandle | undefined;
+  defer?(what: ChannelTimer, peer: number, fire: () => void): () => void;
   rtoMs?: number;
   maxRtoMs?: number;
   ackDelayMs?: number;
@@ -437,9 +437,9 @@ export class DlmChannel {
   }
 
   private later(what: ChannelTimer, peer: number, fire: () => void, ms: number): TimerHandle | undefined {
-    if (this.o.schedule) return this.o.schedule(what, peer, fire, ms);
-    if (what === 'pump') { setImmediate(fire); return undefined; }
-    return this.o.clock.setTimer(fire, ms);
+    const run = this.o.defer ? this.o.defer(what, peer, fire) : fire;
+    if (what === 'pump') { setImmediate(run); return undefined; }
+    return this.o.clock.setTimer(run, ms);
   }
 
   private ackSent(r: In): void {
