@@ -23,6 +23,10 @@
  *      records — tokens resume at max(E * 2^32, every recorded token), so a token issued
  *      before, even by a master that died, is never issued again — re-queues the pending
  *      requests (conversions first), and resumes: waiters the dead node blocked are granted.
+ *   Every view does all of this, also one that only removes a node: every lock in the
+ *   cluster is re-sent and rebuilt, not only those whose master died (stats: recordsCollected,
+ *   recordsSent, recordsReceived, resourcesRebuilt count the work; docs/partial-recovery.md is
+ *   the analysis of keeping the resources whose master survived, not implemented).
  *   A newer view restarts the sequence; a view without quorum stops it in the visible state
  *   'no-quorum' after telling every local client its locks are lost (self-fence).
  *   Steps 3-5 and the replay of held operations are the named phases of the Recovery actor
