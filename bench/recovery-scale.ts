@@ -1,23 +1,25 @@
 /**
- * Benchmark: what a node's death costs with many locks held (issue 13). Recovery rebuilds
- * every lock from its holders' records at every view change (docs/dlm-protocol.md,
- * "Recovery"), so its work grows with every lock in the cluster, not with the dead node's
- * share; this measures both, per node, so a recovery that only moves the dead node's share can
- * be compared with today's in the same table.
+ * Benchmark: what a node's death costs with many locks held (issue 13). Recovery rebuilds every
+ * lock from its holders' records at every view change (docs/dlm-protocol.md, "Recovery"), so
+ * its work grows with every lock in the cluster, not with the dead node's share; this measures
+ * both, per node, so a recovery that only moves the dead node's share can be compared with
+ * today's in the same table.
  *
- * Three real mxfsd on loopback; one client on each holder node (default: all three) holds its
- * part of L locks (PR on distinct resources, so they are spread over all three masters); then
- * node 3 is killed with SIGKILL. Reported per L, for each survivor: the lock recovery time it
- * measured (collect, send, barrier, rebuild: `lastRecoveryMs`), and its recovery work in that
- * view change (differences of `mxfsctl nodes --json` counters): records its sessions handed
- * over, records it sent to other masters, resources it rebuilt. Against them, computed from the
- * rendezvous hash over the names: the dead node's share — locks on resources node 3 mastered
- * (what must move: records a survivor must send, resources rebuilt elsewhere) and locks node 3
- * held on survivors' resources (what must be purged). Also: the time from the kill until both
- * survivors run the new view (the lease, then recovery; status polled), and whether the
- * survivors' clients kept every lock. The peer measured in the same run is L = 0.
+ * Three real mxfsd on loopback; clients on each holder node (default: all three; one per 90 000
+ * locks, below max_locks_per_client) hold its part of L locks (PR on distinct resources, so
+ * they are spread over all three masters); then node 3 is killed with SIGKILL. Reported per L,
+ * for each survivor: the lock recovery time it measured (collect, send, barrier, rebuild:
+ * `lastRecoveryMs`), and its recovery work in that view change (differences of the
+ * `cluster.stats` counters): records its sessions handed over, records it sent to other
+ * masters, resources it rebuilt. Against them, computed from the rendezvous hash over the
+ * names: the dead node's share — locks on resources node 3 mastered (what must move: records a
+ * survivor must send, resources rebuilt elsewhere) and locks node 3 held on survivors'
+ * resources (what must be purged). Also: the time from the kill until both survivors run the
+ * new view (the lease, then recovery; status polled), and whether the survivors' clients kept
+ * every lock. The peer measured in the same run is L = 0.
  *
- * Usage: node dist/bench/recovery-scale.js [--locks 0,10000,100000] [--lease-ms MS] [--holders 1,2,3]
+ * Usage: node dist/bench/recovery-scale.js [--locks 0,10000,100000] [--lease-ms MS]
+ *          [--holders 1,2,3]
  */
 import os from 'node:os';
 import { parseArgs } from 'node:util';
@@ -29,6 +31,8 @@ import { rssKiB } from '../test/support/daemon-proc';
 
 const WORK = ['recordsCollected', 'recordsSent', 'recordsReceived', 'resourcesRebuilt', 'recordsRebuilt'] as const;
 type Work = Record<(typeof WORK)[number], number>;
+
+const PER_CLIENT = 90000;
 
 async function holdMany(c: MxfsClient, names: string[]): Promise<void> {
   const batch = 500;
@@ -52,11 +56,23 @@ async function runOnce(locks: number, lease: number, holders: number[]) {
       if (master === 3 && h !== 3) { movedLocks++; movedResources.add(n); }
       if (h === 3 && master !== 3) purgedLocks++;
     }
-    const clients = new Map<number, MxfsClient>();
-    for (const h of holders) clients.set(h, await cl.client(h, `holder-${h}`));
-    clients.get(3)?.on('error', () => { /* its node is killed */ });
+    // A client holds at most max_locks_per_client (100 000 by default): several per node beyond.
+    const clients = new Map<number, MxfsClient[]>();
+    const parts: Array<[MxfsClient, string[]]> = [];
+    for (const h of holders) {
+      const list = names.get(h)!;
+      const n = Math.max(1, Math.ceil(list.length / PER_CLIENT));
+      const cs: MxfsClient[] = [];
+      for (let i = 0; i < n; i++) {
+        const c = await cl.client(h, `holder-${h}-${i}`);
+        if (h === 3) c.on('error', () => { /* its node is killed */ });
+        cs.push(c);
+        parts.push([c, list.slice(i * PER_CLIENT, (i + 1) * PER_CLIENT)]);
+      }
+      clients.set(h, cs);
+    }
     const t0 = performance.now();
-    await Promise.all(holders.map((h) => holdMany(clients.get(h)!, names.get(h)!)));
+    await Promise.all(parts.map(([c, list]) => holdMany(c, list)));
     const acquireMs = performance.now() - t0;
     const stats = async () => Promise.all([1, 2].map(async (id) => (await cl.status(id)).cluster.stats as Work & { recoveries: number; lastRecoveryMs: number }));
     const before = await stats();
@@ -68,7 +84,7 @@ async function runOnce(locks: number, lease: number, holders: number[]) {
     const runningMs = performance.now() - k;
     // The survivors' clients must still be connected: a daemon that blocked its event loop
     // longer than client_timeout_ms during recovery made them give up every lock.
-    const survivors = holders.filter((h) => h !== 3).map((h) => clients.get(h)!);
+    const survivors = holders.filter((h) => h !== 3).flatMap((h) => clients.get(h)!);
     const holdersKept = survivors.every((c) => c.alive);
     if (holdersKept && survivors[0]) await survivors[0].lock('after-the-kill', Mode.EX);
     const after = await stats();
