@@ -199,6 +199,13 @@ export function leaseRoute(msg: { type: string; peer?: number }, selfId: number)
 // ------------------------------------------------------------------------------------------
 // Actors
 
+/** A Lease actor's 'lease.stop': it takes nothing more and its timer is cleared. */
+function stopped<S extends { stopped: boolean; timer?: TimerHandle }>(s: S, clock: Clock): S {
+  s.stopped = true;
+  clock.clearTimer(s.timer);
+  return s;
+}
+
 interface PeerState { core: LeaseCore; timer?: TimerHandle; timerAt: number; stopped: boolean }
 
 export interface PeerLeaseOptions {
@@ -240,9 +247,7 @@ export function peerLeaseDef(o: PeerLeaseOptions): ActorDef<PeerState, PeerLease
           ctx.system.reply(msg.replyTo, s.core.snapshot());
           return s;
         case 'lease.stop':
-          s.stopped = true;
-          o.clock.clearTimer(s.timer);
-          return s;
+          return stopped(s, o.clock);
       }
     },
     onCrash: () => 'resume',
@@ -271,9 +276,7 @@ export function ownLeaseDef(o: { clock: Clock }): ActorDef<OwnState, OwnLeaseMsg
           if (msg.until === s.core.until && s.core.lapse(o.clock.now())) ctx.log.debug(`own lease lapsed at ${deadlineText(msg.until)}`);
           return s;
         case 'lease.stop':
-          s.stopped = true;
-          o.clock.clearTimer(s.timer);
-          return s;
+          return stopped(s, o.clock);
       }
     },
     onCrash: () => 'resume',

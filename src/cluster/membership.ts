@@ -12,13 +12,16 @@
  * Takes: 'tick' (renewal round), 'evaluate' (a deadline passed), 'peerMessage' (renew,
  * renewAck, propose, accept, reject, commit, and ping for diagnostics), 'linkUp'/'linkDown',
  * 'mute' (the host's main thread stopped answering: go silent, see MembershipCore.mute),
- * 'status', 'stop'.
+ * 'leaseExpired' (a peer's Lease actor saw its expiry pass: evaluate), 'status', 'stop'.
  * A node that sees a member stamp an older epoch forwards its committed view to it (a commit
  * lost with a dropped link), and renews to everyone right after installing a view, so the
  * acknowledgements that make up quorum arrive within a round trip rather than a renew interval.
  * Sends: renew/renewAck/propose/accept/reject/commit/pong to peers; MembershipEvents
  * ('quorum', 'view', 'peerDead', 'peerAlive', 'peerRestarted') to the handler given at spawn;
- * every new quorum deadline (moved, or lost) to onLease.
+ * every new quorum deadline (moved, or lost) to onLease; and, after taking them itself, every
+ * renewal heard and acknowledgement to the peer's Lease actor and every new deadline to the own
+ * one (lease.ts: lease.renewed, lease.acked, lease.deadline), which only record and time the
+ * expiries: the quorum arithmetic below never waits for them.
  *
  * Liveness is the lease, never the TCP connection: a peer is dead when nothing was heard from
  * it for lease + deadMargin; this node keeps quorum only while renewals it sent within the
