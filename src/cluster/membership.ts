@@ -746,15 +746,14 @@ function tellLease(leases: Leases, from: number, msg: PeerMessage, step: Step, n
   }
 }
 
-export function spawnMembership(system: ActorSystem, o: MembershipActorOptions & { leaseActors?: boolean }): Ref<MembershipMsg> {
+/** The Membership actor and the node's Lease actors (lease.ts), which it tells and which wake it. */
+export function spawnMembership(system: ActorSystem, o: MembershipActorOptions): Ref<MembershipMsg> {
   const opts: MembershipActorOptions = { ...o };
   const ref = system.spawn(undefined, 'membership', membershipDef(opts), { node: o.core.cfg.selfId });
-  if (o.leaseActors !== false) {
-    const cfg = o.core.cfg;
-    opts.leases = spawnLeases(system, {
-      selfId: cfg.selfId, peers: cfg.nodeIds.filter((id) => id !== cfg.selfId), times: cfg.times, clock: o.clock,
-      onExpired: (ctx, m) => ctx.system.send(ref, m),
-    });
-  }
+  const cfg = o.core.cfg;
+  opts.leases = spawnLeases(system, {
+    selfId: cfg.selfId, peers: cfg.nodeIds.filter((id) => id !== cfg.selfId), times: cfg.times, clock: o.clock,
+    onExpired: (ctx, m) => ctx.system.send(ref, m),
+  });
   return ref;
 }
