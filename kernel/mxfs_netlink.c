@@ -11,9 +11,13 @@
  * another socket). Commands the kernel only sends have no op: -EOPNOTSUPP.
  *
  * The daemon registers with DAEMON_READY; its portid receives LOCK_REQ & co by unicast.
- * A netlink notifier watches NETLINK_URELEASE: when that socket goes away (daemon exit or
- * crash) every pending request fails with -ENOTCONN, the kernel's locks are dropped, and
- * the kernel lease is lost: every open volume gate is fenced (mxfs_lease.c).
+ * The daemon may send its own requests from a second socket (DAEMON_READY comes from it and
+ * names the first in DAEMON_PORTID): acks and replies (genlmsg_reply, netlink_ack) never wait
+ * for room, and a burst of kernel messages keeping the first socket's receive buffer full
+ * would drop them (issue 11); the second socket receives nothing else. Both ports are the
+ * daemon's for pre_doit. A netlink notifier watches NETLINK_URELEASE: when either socket goes
+ * away (daemon exit or crash) every pending request fails with -ENOTCONN, the kernel's locks
+ * are dropped, and the kernel lease is lost: every open volume gate is fenced (mxfs_lease.c).
  *
  * Volume commands (VOLUME_*, LEASE_*) are handled by mxfs_volume.c and mxfs_lease.c; their
  * replies (LEASE_INFO, VOLUME_INFO, FENCE_INFO) are built here, sent before the ack.
@@ -151,7 +155,8 @@ static bool mxfs_from_daemon(const struct genl_info *info)
 	bool ok;
 
 	spin_lock(&mxfs_daemon_lock);
-	ok = mxfs_daemon.attached && mxfs_daemon.portid == info->snd_portid;
+	ok = mxfs_daemon.attached &&
+	     (mxfs_daemon.portid == info->snd_portid || mxfs_daemon.req_portid == info->snd_portid);
 	spin_unlock(&mxfs_daemon_lock);
 	return ok;
 }
@@ -195,6 +200,9 @@ static int mxfs_cmd_daemon_ready(struct sk_buff *skb, struct genl_info *info)
 {
 	u32 version = nla_get_u32(info->attrs[MXFS_ATTR_PROTO_VERSION]);
 	u32 node_id = nla_get_u32(info->attrs[MXFS_ATTR_NODE_ID]);
+	/* The kernel's messages go to DAEMON_PORTID (the daemon's other socket) if given. */
+	u32 portid = info->attrs[MXFS_ATTR_DAEMON_PORTID] ? nla_get_u32(info->attrs[MXFS_ATTR_DAEMON_PORTID])
+							  : info->snd_portid;
 	int err = 0;
 
 	if (version != MXFS_PROTO_VERSION) {
@@ -202,12 +210,17 @@ static int mxfs_cmd_daemon_ready(struct sk_buff *skb, struct genl_info *info)
 				    "mxfs: unsupported protocol version");
 		return -EPROTONOSUPPORT;
 	}
+	if (!portid) {
+		NL_SET_ERR_MSG_ATTR(info->extack, info->attrs[MXFS_ATTR_DAEMON_PORTID], "mxfs: port 0 is the kernel's");
+		return -EINVAL;
+	}
 	spin_lock(&mxfs_daemon_lock);
-	if (mxfs_daemon.attached && mxfs_daemon.portid != info->snd_portid) {
+	if (mxfs_daemon.attached && (mxfs_daemon.portid != portid || mxfs_daemon.req_portid != info->snd_portid)) {
 		err = -EBUSY;
 	} else if (!mxfs_daemon.attached) {
 		mxfs_daemon.attached = true;
-		mxfs_daemon.portid = info->snd_portid;
+		mxfs_daemon.portid = portid;
+		mxfs_daemon.req_portid = info->snd_portid;
 		mxfs_daemon.generation++;
 	}
 	if (!err)
@@ -218,7 +231,7 @@ static int mxfs_cmd_daemon_ready(struct sk_buff *skb, struct genl_info *info)
 		return err;
 	}
 	atomic64_inc(&mxfs_stats.daemon_ready);
-	pr_info("mxfs: daemon attached (node %u, portid %u)\n", node_id, info->snd_portid);
+	pr_info("mxfs: daemon attached (node %u, portid %u, requests from %u)\n", node_id, portid, info->snd_portid);
 	mxfs_nl_event(MXFS_EVENT_DAEMON_ATTACHED, 0, 0);
 	return 0;
 }
@@ -404,7 +417,10 @@ static int mxfs_reply(struct genl_info *info, u8 cmd, int (*fill)(struct sk_buff
 		return err;
 	}
 	genlmsg_end(msg, hdr);
-	return genlmsg_reply(msg, info);
+	err = genlmsg_reply(msg, info);
+	if (err)
+		atomic64_inc(&mxfs_stats.reply_failures);
+	return err;
 }
 
 static int mxfs_reply_volume(const struct mxfs_vol_info *vi, void *arg)
@@ -511,6 +527,7 @@ static int mxfs_cmd_volume_clear(struct sk_buff *skb, struct genl_info *info)
 static int mxfs_cmd_lease_renew(struct sk_buff *skb, struct genl_info *info)
 {
 	mxfs_lease_renew(nla_get_u64(info->attrs[MXFS_ATTR_DEADLINE_NS]));
+	atomic64_inc(&mxfs_stats.lease_renewals);
 	return mxfs_reply(info, MXFS_CMD_LEASE_INFO, mxfs_put_lease_info, NULL);
 }
 
@@ -839,6 +856,7 @@ static void mxfs_daemon_detach(const char *why)
 	portid = mxfs_daemon.portid;
 	mxfs_daemon.attached = false;
 	mxfs_daemon.portid = 0;
+	mxfs_daemon.req_portid = 0;
 	if (was)
 		mxfs_daemon.generation++;
 	spin_unlock(&mxfs_daemon_lock);
@@ -860,7 +878,7 @@ static int mxfs_netlink_notify(struct notifier_block *nb, unsigned long state, v
 	if (state != NETLINK_URELEASE || n->protocol != NETLINK_GENERIC || !net_eq(n->net, &init_net))
 		return NOTIFY_DONE;
 	spin_lock(&mxfs_daemon_lock);
-	ours = mxfs_daemon.attached && mxfs_daemon.portid == n->portid;
+	ours = mxfs_daemon.attached && (mxfs_daemon.portid == n->portid || mxfs_daemon.req_portid == n->portid);
 	spin_unlock(&mxfs_daemon_lock);
 	if (ours)
 		mxfs_daemon_detach("netlink socket released");
