@@ -16,7 +16,8 @@ import { ManualClock } from '../src/util/clock';
 import { FakeLockClient } from './vm/fake-lock-client';
 import { TraceRecorder } from '../src/trace/recorder';
 import { FakeKernelChannel as FakeChannel } from './support/fake-kernel-channel';
-import { KernelAckError } from '../src/ffi/genl-socket';
+import { KernelAckError, NetlinkError } from '../src/ffi/genl-socket';
+import { NLE } from '../src/ffi/libnl';
 
 async function until(cond: () => boolean, ms = 2000): Promise<void> {
   const end = Date.now() + ms;
@@ -77,6 +78,28 @@ describe('kernel-bridge actor (fake channel)', () => {
     expect(ready).to.have.length(1);
     expect(ready[0]!.attrs).to.deep.equal({ [MxfsAttr.NODE_ID]: 7, [MxfsAttr.PROTO_VERSION]: MXFS_PROTO_VERSION });
     expect(bridge.status()).to.include({ family: 33, portid: 4242, attaches: 1 });
+  });
+
+  it('with requests sent from a port of their own, DAEMON_READY names the channel as where the kernel sends', async () => {
+    bridge = startKernelBridge({
+      system, locks, log, clock, mode: 'auto', nodeId: 7, retryMs: 5000,
+      channelFactory: (ev) => { channel = new FakeChannel(ev); channel.loaded = true; channel.requestPortid = 4343; return channel; },
+    });
+    await until(() => bridge.status().state === 'attached');
+    expect(channel!.of(MxfsCmd.DAEMON_READY)[0]!.attrs).to.deep.equal({
+      [MxfsAttr.NODE_ID]: 7, [MxfsAttr.PROTO_VERSION]: MXFS_PROTO_VERSION, [MxfsAttr.DAEMON_PORTID]: 4242,
+    });
+  });
+
+  it('counts overruns of the channel and of the request socket apart from invalid messages', async () => {
+    start(true);
+    await until(() => bridge.status().state === 'attached');
+    channel!.events.onError(new NetlinkError('nl_recvmsgs', NLE.NOMEM, 'Out of memory'));
+    channel!.events.onError(new NetlinkError('nl_recvmsgs', NLE.NOMEM, 'Out of memory'));
+    channel!.events.onError(new NetlinkError('nl_recvmsgs(req)', NLE.NOMEM, 'Out of memory'));
+    channel!.events.onError(new Error('garbage'));
+    await until(() => bridge.status().invalidMessages === 1);
+    expect(bridge.status()).to.include({ overruns: 2, requestOverruns: 1, invalidMessages: 1 });
   });
 
   it('without the module reports no-module, retries on its timer, and attaches when the family appears', async () => {

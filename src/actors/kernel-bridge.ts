@@ -47,7 +47,8 @@ import { parseMxfsMessage, type MxfsAttrs, type MxfsMessage } from '../ffi/netli
 import {
   GenlKernelChannel, isFamilyMissing, type KernelChannel, type KernelChannelFactory,
 } from '../ffi/mxfs-channel';
-import { KernelAckError } from '../ffi/genl-socket';
+import { KernelAckError, NetlinkError } from '../ffi/genl-socket';
+import { NLE } from '../ffi/libnl';
 import { kernelAttrFields } from '../trace/fields';
 
 export type KernelMode = 'auto' | 'on' | 'off';
@@ -65,6 +66,11 @@ export interface BridgeCounters {
   cancels: number;         // LOCK_CANCEL received for a request still in the DLM
   volumeRequests: number;
   invalidMessages: number; // kernel messages that failed validation
+  /** The channel's receive buffer overflowed (ENOBUFS): a burst of kernel messages. The
+   *  module retries its unicasts; what it sends once (multicast EVENTs, a VOLUME_EVENT) may be lost. */
+  overruns: number;
+  /** The request socket's buffer overflowed: answers to requests were lost (they time out). */
+  requestOverruns: number;
   sendErrors: number;
   attaches: number;
   detaches: number;
@@ -228,8 +234,10 @@ export function startKernelBridge(opts: KernelBridgeOptions): KernelBridge {
   const volumeLockspace = opts.volumeLockspace ?? 'mxfs-volumes';
   const counters: BridgeCounters = {
     requests: 0, grants: 0, denies: 0, releases: 0, basts: 0, lost: 0, conversions: 0, staleGrants: 0, cancels: 0,
-    volumeRequests: 0, invalidMessages: 0, sendErrors: 0, attaches: 0, detaches: 0,
+    volumeRequests: 0, invalidMessages: 0, overruns: 0, requestOverruns: 0, sendErrors: 0, attaches: 0, detaches: 0,
   };
+  /** When an overrun was last logged (they come in bursts: one line per 5 s). */
+  let overrunLogged = -Infinity;
   const snap: {
     state: BridgeState; detail?: string; family?: number; portid?: number; held: number; pending: number; kernel?: KernelSideStatus;
   } = {
@@ -548,7 +556,10 @@ export function startKernelBridge(opts: KernelBridgeOptions): KernelBridge {
     }
     const gen = ++s.gen;
     const channel = s.channel;
-    channel.send(MxfsCmd.DAEMON_READY, { [MxfsAttr.NODE_ID]: nodeId, [MxfsAttr.PROTO_VERSION]: MXFS_PROTO_VERSION })
+    // Requests from a socket of their own: the kernel's messages go to the channel's port.
+    const own = channel.requestPortid !== undefined && channel.requestPortid !== channel.portid
+      ? { [MxfsAttr.DAEMON_PORTID]: channel.portid } : {};
+    channel.send(MxfsCmd.DAEMON_READY, { [MxfsAttr.NODE_ID]: nodeId, [MxfsAttr.PROTO_VERSION]: MXFS_PROTO_VERSION, ...own })
       .then(() => send({ type: 'ready-acked', gen, why }))
       .catch((err: unknown) => send({ type: 'send-failed', gen, cmd: MxfsCmd.DAEMON_READY, err }));
   };
@@ -650,10 +661,23 @@ export function startKernelBridge(opts: KernelBridgeOptions): KernelBridge {
           }
           break;
         }
-        case 'channel-error':
+        case 'channel-error': {
+          const e = msg.err;
+          if (e instanceof NetlinkError && e.code === NLE.NOMEM) {
+            const onReq = e.op.endsWith('(req)');
+            counters[onReq ? 'requestOverruns' : 'overruns']++;
+            if (onReq || clock.now() - overrunLogged >= 5000) {
+              overrunLogged = clock.now();
+              log.warn({ overruns: counters.overruns, requestOverruns: counters.requestOverruns },
+                onReq ? 'kernel request socket overrun: answers were lost, their requests time out'
+                  : 'kernel channel overrun (a burst of kernel messages): the module sends again what it must');
+            }
+            break;
+          }
           counters.invalidMessages++;
-          log.warn({ err: msg.err }, 'kernel channel error');
+          log.warn({ err: e }, 'kernel channel error');
           break;
+        }
         case 'lock-done': onLockDone(s, msg); break;
         case 'convert-done': onConvertDone(s, msg); break;
         case 'volume-done': onVolumeDone(s, msg); break;
