@@ -679,28 +679,46 @@ static unsigned long mxfs_send_progress;
  * slowly is waited for: with a per-message bound, a burst of a thousand releases behind a
  * daemon taking each in tens of ms (a loaded VM) lost the unlucky ones (hooks/shrinker-pressure
  * found 175 lost). Best-effort events (!wait: the fence path sends one) are tried once.
+ *
+ * One sender at a time polls (mxfs_send_mutex); the others sleep on the mutex, killable. A
+ * burst of thousands of demotes has up to max_active work items sending at once: each polling
+ * every 10 ms kept a 2-vCPU VM's CPUs busy with failed sends, and the daemon that had to drain
+ * the buffer (and renew the kernel lease) got little CPU (issue 11). The first try is made
+ * without the mutex, so a buffer with room costs nothing more.
  */
+static DEFINE_MUTEX(mxfs_send_mutex);
+
+static int mxfs_unicast_try(struct sk_buff *skb, u32 portid)
+{
+	struct sk_buff *copy = skb_clone(skb, GFP_KERNEL);
+	int err = copy ? genlmsg_unicast(&init_net, copy, portid) : -ENOMEM;	/* consumes copy */
+
+	if (!err)
+		WRITE_ONCE(mxfs_send_progress, jiffies);
+	return err;
+}
+
 static int mxfs_unicast(struct sk_buff *skb, void *hdr, u32 portid, bool wait)
 {
 	unsigned long start = jiffies, bound = msecs_to_jiffies(READ_ONCE(mxfs_request_timeout_ms)), last;
 	unsigned int delay_us = 50;
-	struct sk_buff *copy;
 	int err;
 
 	genlmsg_end(skb, hdr);
-	for (;;) {
-		copy = skb_clone(skb, GFP_KERNEL);
-		err = copy ? genlmsg_unicast(&init_net, copy, portid) : -ENOMEM;	/* consumes copy */
-		if (!err)
-			WRITE_ONCE(mxfs_send_progress, jiffies);
-		if (err != -EAGAIN || !wait || fatal_signal_pending(current))
-			break;
-		last = READ_ONCE(mxfs_send_progress);
-		if (time_after(jiffies, (time_after(last, start) ? last : start) + bound))
-			break;	/* the daemon took nothing for the bound */
-		atomic64_inc(&mxfs_stats.send_waits);
-		usleep_range(delay_us, 2 * delay_us);
-		delay_us = min(2 * delay_us, 10000u);
+	err = mxfs_unicast_try(skb, portid);
+	if (err == -EAGAIN && wait && !mutex_lock_killable(&mxfs_send_mutex)) {
+		for (;;) {
+			err = mxfs_unicast_try(skb, portid);
+			if (err != -EAGAIN || fatal_signal_pending(current))
+				break;
+			last = READ_ONCE(mxfs_send_progress);
+			if (time_after(jiffies, (time_after(last, start) ? last : start) + bound))
+				break;	/* the daemon took nothing for the bound */
+			atomic64_inc(&mxfs_stats.send_waits);
+			usleep_range(delay_us, 2 * delay_us);
+			delay_us = min(2 * delay_us, 10000u);
+		}
+		mutex_unlock(&mxfs_send_mutex);
 	}
 	if (err)
 		atomic64_inc(&mxfs_stats.send_failures);
