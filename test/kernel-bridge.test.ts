@@ -315,7 +315,7 @@ describe('kernel-bridge actor (fake channel)', () => {
 
     it('request() sends a daemon->kernel command while attached, and refuses without the module', async () => {
       start(false);
-      await until(() => bridge.status().state === 'no-module');
+      await until(() => channel !== undefined && bridge.status().state === 'no-module');
       const refused = await bridge.request(MxfsCmd.LEASE_LOST, {}).then(() => undefined, (e: Error) => e);
       expect(refused).to.be.instanceOf(KernelNotAttached);
       channel!.loaded = true;
@@ -326,6 +326,20 @@ describe('kernel-bridge actor (fake channel)', () => {
       channel!.refuse.set(MxfsCmd.VOLUME_CLEAR, 16);
       const err = await bridge.request(MxfsCmd.VOLUME_CLEAR, { [MxfsAttr.VOLUME]: 'v' }).then(() => undefined, (e: Error) => e);
       expect(err).to.be.instanceOf(KernelAckError).and.to.include({ errno: 16 });
+    });
+
+    it('request() does not wait behind a burst of kernel messages in the actor\'s mailbox (the kernel lease, issue 11)', async () => {
+      start(true);
+      await until(() => bridge.status().state === 'attached');
+      for (let i = 0; i < 2000; i++) {
+        channel!.kernel(MxfsCmd.LOCK_RELEASE, { [MxfsAttr.LOCK_ID]: BigInt(1000 + i), [MxfsAttr.LOCKSPACE]: 'l', [MxfsAttr.RESOURCE]: `r${i}` });
+      }
+      const renewed = bridge.request(MxfsCmd.LEASE_RENEW, { [MxfsAttr.DEADLINE_NS]: 9n });
+      // Sent at once, before the actor has taken the releases in.
+      expect(channel!.of(MxfsCmd.LEASE_RENEW)).to.have.length(1);
+      expect(bridge.status().releases).to.be.below(2000);
+      expect(await renewed).to.deep.equal([]);
+      await until(() => bridge.status().releases === 2000);
     });
 
     it('routes VOLUME_MOUNT, VOLUME_EVENT and cancels of volume requests to the listener, and takes no lock itself', async () => {

@@ -21,8 +21,6 @@
  *   ready-acked   the module accepted DAEMON_READY: attached
  *   health-check / kernel-status   periodic STATUS_REQ while attached; a module that no
  *                 longer lists this daemon's port is re-attached
- *   request       a daemon->kernel command from the volume driver (VOLUME_*, LEASE_*,
- *                 VOLUME_REPLY): sent in arrival order while attached, replies parsed
  *   stop          release everything and close the channel
  * Messages out (to the kernel, through the channel): DAEMON_READY, STATUS_REQ, LOCK_GRANT,
  * LOCK_DENY, BAST, LOCK_LOST, VOLUME_REPLY, and the driver's requests. To the lock service:
@@ -175,10 +173,7 @@ type BridgeMsg =
   | { type: 'bast'; gen: number; lockId: bigint; mode: Mode }
   | { type: 'lost'; gen: number; lockId: bigint; reason: string }
   | { type: 'client-lost'; reason: string }
-  | { type: 'request'; cmd: MxfsCmd; attrs: MxfsAttrs; timeoutMs: number; replyTo: Ref<RequestResult> }
   | { type: 'stop'; replyTo: Ref<void> };
-
-type RequestResult = { ok: true; replies: MxfsMessage[] } | { ok: false; err: Error };
 
 interface BridgeActorState {
   channel?: KernelChannel;
@@ -264,6 +259,8 @@ export function startKernelBridge(opts: KernelBridgeOptions): KernelBridge {
   }
 
   let self: Ref<BridgeMsg>;
+  /** The actor's channel, for request(), which does not go through the mailbox. */
+  let liveChannel: KernelChannel | undefined;
   const send = (msg: BridgeMsg) => system.send(self, msg);
   let volumeListener: KernelVolumeListener | undefined;
   /** A listener's failure is logged, never the bridge's crash. */
@@ -543,6 +540,7 @@ export function startKernelBridge(opts: KernelBridgeOptions): KernelBridge {
           onError: (err) => send({ type: 'channel-error', err }),
         });
         snap.portid = s.channel.portid;
+        liveChannel = s.channel;
       }
       snap.family = s.channel.resolve();
     } catch (e) {
@@ -717,28 +715,6 @@ export function startKernelBridge(opts: KernelBridgeOptions): KernelBridge {
           s.volumes.clear();
           break;
         }
-        case 'request': {
-          const { replyTo } = msg;
-          if (!s.channel || snap.state !== 'attached') {
-            system.reply(replyTo, { ok: false, err: new KernelNotAttached(snap.state, snap.detail) });
-            break;
-          }
-          s.channel.send(msg.cmd, msg.attrs, msg.timeoutMs).then(
-            (replies) => {
-              let parsed: MxfsMessage[];
-              try {
-                parsed = replies.map((r) => parseMxfsMessage(r));
-              } catch (err) {
-                counters.invalidMessages++;
-                system.reply(replyTo, { ok: false, err: err as Error });
-                return;
-              }
-              system.reply(replyTo, { ok: true, replies: parsed });
-            },
-            (err: unknown) => system.reply(replyTo, { ok: false, err: err instanceof Error ? err : new Error(String(err)) }),
-          );
-          break;
-        }
         case 'stop': {
           s.stopped = true;
           clock.clearTimer(s.retry);
@@ -747,6 +723,7 @@ export function startKernelBridge(opts: KernelBridgeOptions): KernelBridge {
           releaseAll(s, 'daemon stopping');
           const ch = s.channel;
           s.channel = undefined;
+          liveChannel = undefined;
           const done = () => system.reply(msg.replyTo, undefined);
           if (ch) ch.close().then(done, done);
           else done();
@@ -786,11 +763,19 @@ export function startKernelBridge(opts: KernelBridgeOptions): KernelBridge {
 
   return {
     status,
+    // Straight to the channel, not through the actor's mailbox: a burst of kernel messages
+    // queued there (thousands of LOCK_RELEASEs, each a DLM unlock) delayed the kernel lease's
+    // renewals until the lease ran out (issue 11). Requests still leave in call order.
     async request(cmd, attrs, timeoutMs = 10_000) {
-      const r = await system.ask<BridgeMsg, RequestResult>(
-        self, (replyTo) => ({ type: 'request', cmd, attrs, timeoutMs, replyTo }), timeoutMs + 5000);
-      if (!r.ok) throw r.err;
-      return r.replies;
+      const ch = liveChannel;
+      if (!ch || snap.state !== 'attached') throw new KernelNotAttached(snap.state, snap.detail);
+      const replies = await ch.send(cmd, attrs, timeoutMs);
+      try {
+        return replies.map((r) => parseMxfsMessage(r));
+      } catch (err) {
+        counters.invalidMessages++;
+        throw err;
+      }
     },
     setVolumeListener(l) {
       volumeListener = l;

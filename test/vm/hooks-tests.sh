@@ -159,8 +159,9 @@ check entry-points "exec from the volume rc=$rc1, mkdir/symlink/link/mknod/renam
 # 7a. The shrinker under real memory pressure (no drop_caches). A file written (its lock
 #    cached EX, dirty pages), then 300 idle locks through the test hook (gbench ... keep: inode
 #    numbers no file has, 4 writers; few enough that their releases fit the daemon's receive
-#    buffer: a burst of 1009 under memory pressure once starved the daemon's lease renewals on
-#    the loaded machine, docs/limits.md). A process touches more anonymous memory than
+#    buffer: a burst of 1009 under memory pressure once cost the kernel lease on the loaded
+#    machine before the daemon's requests had a socket of their own; burst-tests.sh checks
+#    bursts now). A process touches more anonymous memory than
 #    MemAvailable (no swap: reclaim can take only page cache and slab, so it goes deep and
 #    calls the shrinkers) until the shrinker has demoted 128 locks, then it is stopped (or the
 #    OOM killer ends it first: its oom_score_adj is 1000). The file's lock, the oldest on the
