@@ -680,6 +680,13 @@ static unsigned long mxfs_send_progress;
  * daemon taking each in tens of ms (a loaded VM) lost the unlucky ones (hooks/shrinker-pressure
  * found 175 lost). Best-effort events (!wait: the fence path sends one) are tried once.
  *
+ * No send getting through does not mean the daemon takes nothing: once a send found the
+ * buffer full, netlink refuses every later one until the daemon has emptied its queue
+ * (NETLINK_S_CONGESTED), which took 20-30 s for ~550 releases in a loaded TCG VM; with the
+ * bound alone, senders gave up on a daemon that was draining (8 releases lost in a burst of
+ * 4000, issue 11). So a daemon that keeps the kernel lease valid (its renewals come from its
+ * request socket, whatever the channel's state) is waited for; a stopped one stops renewing.
+ *
  * One sender at a time polls (mxfs_send_mutex); the others sleep on the mutex, killable. A
  * burst of thousands of demotes has up to max_active work items sending at once: each polling
  * every 10 ms kept a 2-vCPU VM's CPUs busy with failed sends, and the daemon that had to drain
@@ -712,8 +719,9 @@ static int mxfs_unicast(struct sk_buff *skb, void *hdr, u32 portid, bool wait)
 			if (err != -EAGAIN || fatal_signal_pending(current))
 				break;
 			last = READ_ONCE(mxfs_send_progress);
-			if (time_after(jiffies, (time_after(last, start) ? last : start) + bound))
-				break;	/* the daemon took nothing for the bound */
+			if (time_after(jiffies, (time_after(last, start) ? last : start) + bound) &&
+			    !mxfs_lease_valid_now())
+				break;	/* the daemon took nothing for the bound and renews no lease */
 			atomic64_inc(&mxfs_stats.send_waits);
 			usleep_range(delay_us, 2 * delay_us);
 			delay_us = min(2 * delay_us, 10000u);
