@@ -687,11 +687,13 @@ static unsigned long mxfs_send_progress;
  * 4000, issue 11). So a daemon that keeps the kernel lease valid (its renewals come from its
  * request socket, whatever the channel's state) is waited for; a stopped one stops renewing.
  *
- * One sender at a time polls (mxfs_send_mutex); the others sleep on the mutex, killable. A
- * burst of thousands of demotes has up to max_active work items sending at once: each polling
- * every 10 ms kept a 2-vCPU VM's CPUs busy with failed sends, and the daemon that had to drain
- * the buffer (and renew the kernel lease) got little CPU (issue 11). The first try is made
- * without the mutex, so a buffer with room costs nothing more.
+ * Bulk messages nobody waits for (LOCK_RELEASE, LOCK_CANCEL) poll one sender at a time
+ * (mxfs_send_mutex); the others sleep on the mutex, killable. A burst of thousands of demotes
+ * has up to max_active work items sending at once: each polling every 10 ms kept a 2-vCPU VM's
+ * CPUs busy with failed sends (issue 11). Requests a task waits for (LOCK_REQ, LOCK_CONVERT,
+ * VOLUME_*) poll on their own: behind the mutex they waited for the whole burst and timed out
+ * (hooks/send-retry). The first try is made without the mutex, so a buffer with room costs
+ * nothing more.
  */
 static DEFINE_MUTEX(mxfs_send_mutex);
 
@@ -705,7 +707,7 @@ static int mxfs_unicast_try(struct sk_buff *skb, u32 portid)
 	return err;
 }
 
-static int mxfs_unicast(struct sk_buff *skb, void *hdr, u32 portid, bool wait)
+static int mxfs_unicast(struct sk_buff *skb, void *hdr, u32 portid, bool wait, bool bulk)
 {
 	unsigned long start = jiffies, bound = msecs_to_jiffies(READ_ONCE(mxfs_request_timeout_ms)), last;
 	unsigned int delay_us = 50;
@@ -713,7 +715,7 @@ static int mxfs_unicast(struct sk_buff *skb, void *hdr, u32 portid, bool wait)
 
 	genlmsg_end(skb, hdr);
 	err = mxfs_unicast_try(skb, portid);
-	if (err == -EAGAIN && wait && !mutex_lock_killable(&mxfs_send_mutex)) {
+	if (err == -EAGAIN && wait && (!bulk || !mutex_lock_killable(&mxfs_send_mutex))) {
 		for (;;) {
 			err = mxfs_unicast_try(skb, portid);
 			if (err != -EAGAIN || fatal_signal_pending(current))
@@ -726,7 +728,8 @@ static int mxfs_unicast(struct sk_buff *skb, void *hdr, u32 portid, bool wait)
 			usleep_range(delay_us, 2 * delay_us);
 			delay_us = min(2 * delay_us, 10000u);
 		}
-		mutex_unlock(&mxfs_send_mutex);
+		if (bulk)
+			mutex_unlock(&mxfs_send_mutex);
 	}
 	if (err)
 		atomic64_inc(&mxfs_stats.send_failures);
@@ -751,7 +754,7 @@ int mxfs_nl_send_lock_req(u32 portid, u64 req_id, const char *lockspace, const c
 		nlmsg_free(skb);
 		return -EMSGSIZE;
 	}
-	return mxfs_unicast(skb, hdr, portid, true);
+	return mxfs_unicast(skb, hdr, portid, true, false);
 }
 
 int mxfs_nl_send_lock_release(u32 portid, u64 lock_id, const char *lockspace, const char *resource,
@@ -769,7 +772,7 @@ int mxfs_nl_send_lock_release(u32 portid, u64 lock_id, const char *lockspace, co
 		nlmsg_free(skb);
 		return -EMSGSIZE;
 	}
-	return mxfs_unicast(skb, hdr, portid, true);
+	return mxfs_unicast(skb, hdr, portid, true, true);
 }
 
 int mxfs_nl_send_lock_convert(u32 portid, u64 req_id, u64 lock_id, u8 mode, u32 flags, u32 timeout_ms,
@@ -789,7 +792,7 @@ int mxfs_nl_send_lock_convert(u32 portid, u64 req_id, u64 lock_id, u8 mode, u32 
 		nlmsg_free(skb);
 		return -EMSGSIZE;
 	}
-	return mxfs_unicast(skb, hdr, portid, true);
+	return mxfs_unicast(skb, hdr, portid, true, false);
 }
 
 int mxfs_nl_send_lock_cancel(u32 portid, u64 req_id)
@@ -803,7 +806,7 @@ int mxfs_nl_send_lock_cancel(u32 portid, u64 req_id)
 		nlmsg_free(skb);
 		return -EMSGSIZE;
 	}
-	return mxfs_unicast(skb, hdr, portid, true);
+	return mxfs_unicast(skb, hdr, portid, true, true);
 }
 
 int mxfs_nl_send_volume(u32 portid, u8 cmd, u64 req_id, const char *volume, u32 timeout_ms)
@@ -819,7 +822,7 @@ int mxfs_nl_send_volume(u32 portid, u8 cmd, u64 req_id, const char *volume, u32 
 		nlmsg_free(skb);
 		return -EMSGSIZE;
 	}
-	return mxfs_unicast(skb, hdr, portid, true);
+	return mxfs_unicast(skb, hdr, portid, true, false);
 }
 
 /* Best effort: a daemon that is not there learns the state from VOLUME_STATUS_REQ. */
@@ -842,7 +845,7 @@ void mxfs_nl_volume_event(const char *volume, u8 event, u64 generation, const st
 		nlmsg_free(skb);
 		return;
 	}
-	if (mxfs_unicast(skb, hdr, d.portid, false))
+	if (mxfs_unicast(skb, hdr, d.portid, false, false))
 		pr_warn_ratelimited("mxfs: volume %s: event %u not delivered to the daemon\n", volume, event);
 }
 
