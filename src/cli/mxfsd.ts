@@ -107,6 +107,15 @@ async function main(): Promise<void> {
     process.exit(1);
   }
   const log = logs.log;
+  // SIGHUP reopens the logs from the moment they exist: logrotate may send it while the daemon
+  // is still starting (joining the cluster, the kernel bridge, volumes), and an unhandled
+  // SIGHUP would end the process.
+  let reopenPortLogs: (() => void) | undefined;
+  process.on('SIGHUP', () => {
+    logs.reopen();
+    reopenPortLogs?.();
+    log.info('log files reopened (SIGHUP)');
+  });
   const service = serviceEnv();
   const clustered = config.peers.length > 0;
   let daemon: Daemon | undefined;
@@ -128,6 +137,7 @@ async function main(): Promise<void> {
       }) : undefined,
     });
     await daemon.start();
+    reopenPortLogs = () => (daemon?.port as TcpClusterPort | undefined)?.reopenLogs();
     listening = true;
     kernel = await startKernelSupport(daemon);
     await daemon.startVolumes(kernel.volumeDriver);
@@ -164,11 +174,6 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
-  process.on('SIGHUP', () => {
-    logs.reopen();
-    (d.port as TcpClusterPort | undefined)?.reopenLogs();
-    log.info('log files reopened (SIGHUP)');
-  });
   process.on('uncaughtException', (e) => {
     // Actors catch their own faults; reaching here means the process state is unknown.
     // Exiting drops every client connection, so every client knows its locks are gone.
