@@ -62,7 +62,7 @@ describe('admission control and coalesced inspection (in-process)', function () 
     const on2 = Array.from({ length: 8 }, (_, i) => resourceOn(2, [1, 2, 3], `stuck${i}`));
     const a = await connect(d1, 'a');
     const pa = on2.slice(0, 6).map((r) => code(a.lock(r, EX)));
-    await waitFor(() => d1.admission.inFlight === 4, 5000, '4 requests in flight');
+    await waitFor(() => d1.admission.inFlight === 4, 20000, '4 requests in flight');
     // The 5th and 6th of client a: over max_requests_per_client. Inspection counts too.
     expect((await Promise.all(pa.slice(4))).map((x) => x.split(':')[0])).to.deep.equal(['BUSY', 'BUSY']);
     expect(await pa[4]).to.match(/4 requests are already in progress on this connection \(\[locking\] max_requests_per_client\)/);
@@ -70,26 +70,26 @@ describe('admission control and coalesced inspection (in-process)', function () 
     // Client b: its own bound is fine, the daemon's (6) is reached after two.
     const b = await connect(d1, 'b');
     const pb = on2.slice(6, 8).map((r) => code(b.lock(r, EX)));
-    await waitFor(() => d1.admission.inFlight === 6, 5000, '6 requests in flight');
+    await waitFor(() => d1.admission.inFlight === 6, 20000, '6 requests in flight');
     expect(await code(b.lock(resourceOn(2, [1, 2, 3], 'more'), EX))).to.match(/^BUSY: mxfsd has 6 requests in progress \(\[locking\] max_requests\)/);
     // An in-process client (the kernel bridge's kind) is counted, never refused.
     const trusted = await d1.connectLocal('kernel-like');
     const pt = code(trusted.lock(resourceOn(2, [1, 2, 3], 'trusted'), EX));
-    await waitFor(() => d1.admission.inFlight === 7, 5000, 'the in-process request admitted beyond the bound');
+    await waitFor(() => d1.admission.inFlight === 7, 20000, 'the in-process request admitted beyond the bound');
     await trusted.close();
     expect(await pt).to.match(/^SHUTDOWN/);
     // Requests queued behind a holder are lock state, not work: they do not count.
     for (const x of [a, b]) await x.close();
-    await waitFor(() => d1.admission.inFlight === 0, 5000, 'closed sessions release their count');
+    await waitFor(() => d1.admission.inFlight === 0, 20000, 'closed sessions release their count');
     const holder = await connect(d1, 'holder');
     const local = Array.from({ length: 6 }, (_, i) => resourceOn(1, [1, 2, 3], `q${i}`));
     for (const r of local) await holder.lock(r, EX);
     const waiter = await connect(d1, 'waiter');
     // Four at once (the per-client bound), then two more once those wait in their queues.
     const queued = local.slice(0, 4).map((r) => code(waiter.lock(r, EX)));
-    await waitFor(() => d1.admission.inFlight === 0 && d1.table.stats.locks === 10, 5000, 'four requests queued');
+    await waitFor(() => d1.admission.inFlight === 0 && d1.table.stats.locks === 10, 20000, 'four requests queued');
     queued.push(...local.slice(4).map((r) => code(waiter.lock(r, EX))));
-    await waitFor(() => d1.admission.inFlight === 0 && d1.table.stats.locks === 12, 5000, 'six requests queued');
+    await waitFor(() => d1.admission.inFlight === 0 && d1.table.stats.locks === 12, 20000, 'six requests queued');
     expect(await code(waiter.status())).to.equal('ok');
     await holder.close();
     expect(await Promise.all(queued)).to.deep.equal(local.map(() => 'ok'));
@@ -104,16 +104,16 @@ describe('admission control and coalesced inspection (in-process)', function () 
     for (let i = 0; i < 30; i++) clients.push(await connect(d1, `c${i}`));
     const before = d1.router.stats.inspections;
     const first = clients[0]!.locks({});
-    await waitFor(() => d1.router.stats.inspections === before + 1, 5000, 'first fan-out');
+    await waitFor(() => d1.router.stats.inspections === before + 1, 20000, 'first fan-out');
     // A lock taken after the first query started: the others' answers must show it.
     const h = await clients[1]!.lock(resourceOn(1, [1, 2, 3], 'fresh'), EX);
     const rest = clients.slice(1).map((c) => c.locks({}));
-    await waitFor(() => d1.admission.inFlight === 30, 5000, 'all 30 queries in flight');
+    await waitFor(() => d1.admission.inFlight === 30, 20000, 'all 30 queries in flight');
     expect(d1.router.stats.inspections).to.equal(before + 1);
     await advance(600);
     const r0: any = await first;
     expect(r0.missing).to.deep.equal([3]);
-    await waitFor(() => d1.router.stats.inspections === before + 2, 5000, 'second fan-out');
+    await waitFor(() => d1.router.stats.inspections === before + 2, 20000, 'second fan-out');
     await advance(600);
     const answers: any[] = await Promise.all(rest);
     expect(d1.router.stats.inspections).to.equal(before + 2);
@@ -134,7 +134,7 @@ describe('admission control and coalesced inspection (in-process)', function () 
     raw.sock.pause(); // read nothing while the answers come
     hub.isolate(3); // the fan-out lasts query_timeout_ms: every request joins one run
     const answers = Array.from({ length: 100 }, () => raw.request({ type: 'locks' }));
-    await waitFor(() => d1.admission.inFlight >= 100, 5000, 'all 100 queries in flight');
+    await waitFor(() => d1.admission.inFlight >= 100, 20000, 'all 100 queries in flight');
     await advance(1200);
     await waitFor(() => d1.admission.inFlight <= 1, 10000, 'every locks request answered');
     raw.sock.resume();

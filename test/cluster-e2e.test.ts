@@ -228,7 +228,7 @@ describe('cluster end to end (real processes, TCP)', function () {
     expect(lm.reduce((n, x) => n + x.retransmitted, 0), 'messages sent again').to.be.greaterThan(0);
     expect(sts.map((st) => st.cluster.transport.peers.some((p: any) => p.link !== 'up')), 'links back up').to.satisfy((xs: boolean[]) => xs.length === 3);
     // Nothing is left held or queued: the resource is free for anyone.
-    await waitFor(async () => lm.length > 0 && (await c3.locks({ resource: res })).resources.every((r: any) => r.granted.length === 0 && r.waiting.length === 0), 5000, 'resource idle');
+    await waitFor(async () => lm.length > 0 && (await c3.locks({ resource: res })).resources.every((r: any) => r.granted.length === 0 && r.waiting.length === 0), 20000, 'resource idle');
   });
 
   it('recovery of 40 000 locks (records beyond one peer frame): every holder keeps its lock, conflicts are still refused', async function () {

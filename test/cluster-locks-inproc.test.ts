@@ -33,7 +33,7 @@ describe('cluster locking (in-process, LocalHub)', function () {
       nodes.set(id, d);
     }
     hub.commit(1, ids);
-    await waitFor(() => [...nodes.values()].every((d) => d.router.state === 'running'), 5000, 'first recovery');
+    await waitFor(() => [...nodes.values()].every((d) => d.router.state === 'running'), 20000, 'first recovery');
   }
   const client = (id: number, name = `c${id}`) => nodes.get(id)!.connectLocal(name);
   afterEach(async () => { for (const d of nodes?.values() ?? []) await d.stop(); });
@@ -87,7 +87,7 @@ describe('cluster locking (in-process, LocalHub)', function () {
     await nodes.get(3)!.stop();
     nodes.delete(3);
     hub.commit(2, [1, 2]);
-    await waitFor(() => [...nodes.values()].every((d) => d.router.state === 'running' && d.router.epoch === 2), 5000, 'recovery');
+    await waitFor(() => [...nodes.values()].every((d) => d.router.state === 'running' && d.router.epoch === 2), 20000, 'recovery');
     const newMaster = masterOf('default', res, [1, 2]);
     const view: any = await (await client(newMaster)).locks({ resource: res });
     expect(view.resources[0].granted).to.have.length(1);
@@ -111,7 +111,7 @@ describe('cluster locking (in-process, LocalHub)', function () {
     await nodes.get(3)!.stop();
     nodes.delete(3);
     hub.commit(2, [1, 2]);
-    await waitFor(() => [...nodes.values()].every((d) => d.router.state === 'running' && d.router.epoch === 2), 5000, 'recovery');
+    await waitFor(() => [...nodes.values()].every((d) => d.router.state === 'running' && d.router.epoch === 2), 20000, 'recovery');
     const work = [1, 2].map((id, i) => {
       const s = nodes.get(id)!.router.stats, p = before[i]!;
       return { collected: s.recordsCollected - p.recordsCollected, sent: s.recordsSent - p.recordsSent, received: s.recordsReceived - p.recordsReceived, resources: s.resourcesRebuilt - p.resourcesRebuilt };
@@ -143,7 +143,7 @@ describe('cluster locking (in-process, LocalHub)', function () {
     // off (MXFS_MUTATION=non-member-drop): the simulated faults cannot reach it.
     await boot([1, 2, 3]);
     hub.commit(2, [1, 2]); // nodes 1, 2: epoch 2 without node 3 (node 3 gets quorate=false)
-    await waitFor(() => [1, 2].every((id) => nodes.get(id)!.router.state === 'running' && nodes.get(id)!.router.epoch === 2), 5000, 'epoch 2');
+    await waitFor(() => [1, 2].every((id) => nodes.get(id)!.router.state === 'running' && nodes.get(id)!.router.epoch === 2), 20000, 'epoch 2');
     const res = resourceOn(2, [1, 2]);
     const before = nodes.get(2)!.router.stats.staleDropped;
     (hub as any).deliver(3, 2, { t: 'op', epoch: 2, lockspace: 'default', resource: res, op: { type: 'request', lockId: '3:1/1', owner: '3:1', mode: EX, noqueue: false } });
@@ -198,10 +198,10 @@ describe('cluster locking (in-process, LocalHub)', function () {
     hub.isolate(3);
     hub.fence(3, 1);
     hub.commit(2, [1, 2]);
-    await waitFor(() => nodes.get(1)!.router.epoch === 2 && nodes.get(1)!.router.state === 'running', 5000, 'epoch 2');
+    await waitFor(() => nodes.get(1)!.router.epoch === 2 && nodes.get(1)!.router.state === 'running', 20000, 'epoch 2');
     hub.heal(3);
     hub.commit(3, [1, 2, 3]);
-    await waitFor(() => [...nodes.values()].every((d) => d.router.state === 'running' && d.router.epoch === 3), 5000, 'epoch 3');
+    await waitFor(() => [...nodes.values()].every((d) => d.router.state === 'running' && d.router.epoch === 3), 20000, 'epoch 3');
     const res = resourceOn(3, [1, 2, 3], 'j');
     const h = await (await client(1)).lock(res, EX);
     expect(h.grant.token).to.be.greaterThan(3 * 2 ** 32);
@@ -231,7 +231,7 @@ describe('cluster locking (in-process, LocalHub)', function () {
     hub.isolate(3); // the unlock never reaches its master
     const sent = nodes.get(1)!.router.stats.opsSent;
     const outcome = h.unlock({ lvb: Buffer.from('v2') }).then(() => 'ok', (e) => `${(e as LockError).code}: ${(e as Error).message}`);
-    await waitFor(() => nodes.get(1)!.router.stats.opsSent > sent, 5000, 'unlock sent');
+    await waitFor(() => nodes.get(1)!.router.stats.opsSent > sent, 20000, 'unlock sent');
     hub.commit(2, [1, 2]); // node 3 is gone: recovery
     expect(await outcome).to.match(/^LOST: the lock is released, but a cluster recovery \(epoch 2\) interrupted the unlock before its LVB write was confirmed/);
     expect(h.released).to.equal(true);
@@ -249,7 +249,7 @@ describe('cluster locking (in-process, LocalHub)', function () {
     hub.isolate(3);
     const sent = nodes.get(1)!.router.stats.opsSent;
     const converted = h.convert(PR, { lvb: Buffer.from('v3') });
-    await waitFor(() => nodes.get(1)!.router.stats.opsSent > sent, 5000, 'conversion sent');
+    await waitFor(() => nodes.get(1)!.router.stats.opsSent > sent, 20000, 'conversion sent');
     hub.commit(2, [1, 2]);
     const g = await converted;
     expect([g.mode, g.lvbValid, g.lvb.subarray(0, 2).toString()]).to.deep.equal([PR, true, 'v3']);

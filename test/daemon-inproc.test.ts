@@ -111,7 +111,7 @@ describe('daemon (in-process)', () => {
     const h = await a.lock('e', EX);
     const t1 = h.grant.token;
     await h.unlock();
-    await waitFor(async () => ((await a.status()) as any).resources === 0, 3000, 'eviction');
+    await waitFor(async () => ((await a.status()) as any).resources === 0, 20000, 'eviction');
     const st: any = await a.status();
     expect(st.counters.evictions).to.be.at.least(1);
     const h2 = await a.lock('e', EX);

@@ -50,7 +50,7 @@ describe('mxfsd end to end', function () {
     bad3.send({ type: 'lock', lockId: 1, lockspace: 'default', resource: 'y', mode: 5 }); // no request id: nobody to answer
     const bad4 = await raw(d.socket);
     bad4.send({ type: 'lock', id: 1, lockId: 1, lockspace: 'default', resource: 'keep', mode: 5 }); // no hello
-    await waitFor(() => bad1.isClosed() && bad2.isClosed() && bad3.isClosed() && bad4.isClosed(), 5000, 'bad clients cut off');
+    await waitFor(() => bad1.isClosed() && bad2.isClosed() && bad3.isClosed() && bad4.isClosed(), 20000, 'bad clients cut off');
     expect(bad1.msgs.find((m) => m.type === 'lost').reason).to.match(/undecodable/);
     expect(bad2.msgs.find((m) => m.type === 'lost').reason).to.match(/exceeds the limit/);
     expect(bad3.msgs.find((m) => m.type === 'lost').reason).to.match(/field 'id' must be an integer/);
@@ -70,7 +70,7 @@ describe('mxfsd end to end', function () {
     const r = await raw(d.socket);
     r.send({ type: 'hello', id: 1, version: 1, client: 'trunc' });
     r.send({ type: 'lock', id: 2, lockId: 1, lockspace: 'default', resource: 't', mode: 5 });
-    await waitFor(() => r.msgs.some((m) => m.type === 'reply' && m.id === 2 && m.ok), 3000, 'raw grant');
+    await waitFor(() => r.msgs.some((m) => m.type === 'reply' && m.id === 2 && m.ok), 20000, 'raw grant');
     const c = await MxfsClient.connect(d.socket);
     const p = c.lock('t', EX);
     r.s.write(Buffer.from([0, 0, 0, 50, 1, 2, 3]));
@@ -84,14 +84,14 @@ describe('mxfsd end to end', function () {
     const r = await raw(d.socket);
     r.send({ type: 'hello', id: 1, version: 1, client: 'silent' });
     r.send({ type: 'lock', id: 2, lockId: 1, lockspace: 'default', resource: 's', mode: 5 });
-    await waitFor(() => r.msgs.some((m) => m.type === 'reply' && m.id === 2 && m.ok), 3000, 'raw grant');
+    await waitFor(() => r.msgs.some((m) => m.type === 'reply' && m.id === 2 && m.ok), 20000, 'raw grant');
     const c = await MxfsClient.connect(d.socket);
     const t0 = Date.now();
     const h = await c.lock('s', EX);
     // Purged client_timeout_ms + keepalive = 1700 ms after it was last heard, never before
     // (how much later depends on the machine's load).
     expect(Date.now() - t0).to.be.at.least(1500);
-    await waitFor(() => r.isClosed(), 3000, 'silent client disconnected');
+    await waitFor(() => r.isClosed(), 20000, 'silent client disconnected');
     await h.unlock();
     await c.close();
   });

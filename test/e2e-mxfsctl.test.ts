@@ -139,7 +139,7 @@ describe('mxfsctl lock when the lock is lost', function () {
     d.proc.kill('SIGCONT');
     expect(code).to.equal(3);
     expect(err).to.match(/lock on long lost/);
-    await waitFor(() => fs.existsSync(marker), 2000, 'TERM marker');
+    await waitFor(() => fs.existsSync(marker), 20000, 'TERM marker');
   });
 
   it('daemon dies: a command that ignores SIGTERM gets SIGKILL after the grace period', async () => {
@@ -164,7 +164,7 @@ describe('mxfsctl lock when the lock is lost', function () {
   /** A pipeline that writes on and on: `sh` records its pid, which is the group id (COMMAND's own group). */
   const writer = (dir: string) => ['sh', '-c', `echo $$ > ${dir}/pgid; echo started; while true; do echo line; sleep 0.02; done | cat >> ${dir}/out`];
   const pgidOf = async (dir: string) => {
-    await waitFor(() => fs.existsSync(path.join(dir, 'pgid')) && /\d+\n/.test(fs.readFileSync(path.join(dir, 'pgid'), 'utf8')), 5000, 'pgid file');
+    await waitFor(() => fs.existsSync(path.join(dir, 'pgid')) && /\d+\n/.test(fs.readFileSync(path.join(dir, 'pgid'), 'utf8')), 20000, 'pgid file');
     return Number(fs.readFileSync(path.join(dir, 'pgid'), 'utf8'));
   };
 
@@ -173,7 +173,7 @@ describe('mxfsctl lock when the lock is lost', function () {
     const p = spawn(process.execPath, [MXFSCTL, '--socket', d.socket, 'lock', 'pipe', 'EX', '--', ...writer(d.dir)], { stdio: ['ignore', 'pipe', 'pipe'] });
     await new Promise<void>((r) => p.stdout!.once('data', () => r()));
     const pgid = await pgidOf(d.dir);
-    await waitFor(() => fs.existsSync(path.join(d.dir, 'out')) && fs.statSync(path.join(d.dir, 'out')).size > 0, 5000, 'the pipeline writes');
+    await waitFor(() => fs.existsSync(path.join(d.dir, 'out')) && fs.statSync(path.join(d.dir, 'out')).size > 0, 20000, 'the pipeline writes');
     const exit = new Promise<number | null>((r) => p.on('exit', (c) => r(c)));
     d.proc.kill('SIGSTOP');
     const code = await exit;

@@ -77,7 +77,7 @@ describe('log', () => {
     const sockPath = path.join(dir, 'log.sock');
     const server = new DatagramReceiver(sockPath);
     const got: string[] = [];
-    const arrived = (n: number) => waitFor(() => { got.push(...server.receive().map((b) => b.toString('utf8'))); return got.length >= n; }, 5000, `${n} datagrams`);
+    const arrived = (n: number) => waitFor(() => { got.push(...server.receive().map((b) => b.toString('utf8'))); return got.length >= n; }, 20000, `${n} datagrams`);
     try {
       const h = createLogger({ ...BASE, syslog: true, syslogSocket: sockPath, syslogFacility: 'local0' }, { name: 'mxfsd' });
       h.log.child({ actor: 'peer-link' }).warn({ peer: 2 }, 'peer 2 silent');
@@ -101,7 +101,7 @@ describe('log', () => {
       const h = createLogger({ ...BASE, syslog: true, syslogSocket: name }, { name: 'mxfsd' });
       h.log.info('to the abstract socket');
       const got: string[] = [];
-      await waitFor(() => { got.push(...server.receive().map((b) => b.toString('utf8'))); return got.length >= 1; }, 5000, 'a datagram');
+      await waitFor(() => { got.push(...server.receive().map((b) => b.toString('utf8'))); return got.length >= 1; }, 20000, 'a datagram');
       await h.close();
       expect(got[0]).to.match(/^<30>.*mxfsd\[\d+\]: to the abstract socket$/);
     } finally {

@@ -130,7 +130,7 @@ describe('mxfsd command line and start-up', function () {
       expect((st.mode & 0o777).toString(8)).to.equal('600');
       if (asRoot) expect(st.gid).to.equal(1); // Debian's 'daemon' group, resolved through getgrnam
       // The private bind directory goes right after the link that made the socket reachable.
-      await waitFor(() => fs.readdirSync(d.dir).every((f) => !f.startsWith('.mxfsd-')), 5000, 'the private bind directory to go');
+      await waitFor(() => fs.readdirSync(d.dir).every((f) => !f.startsWith('.mxfsd-')), 20000, 'the private bind directory to go');
       const r = await mxfsctl(['--socket', d.socket, 'status']);
       expect(r.code).to.equal(0);
     } finally {

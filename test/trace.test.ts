@@ -74,7 +74,7 @@ describe('trace', () => {
       const a = sys.spawn<null, M>(undefined, 'a', { init: () => null, handle: (s, m) => { sys.send(b, { type: 'pong', n: m.n }); return s; } }, { id: 'A' });
       sys.send(a, { type: 'ping', n: 1 });
       sys.send(a, { type: 'ping', n: 2 });
-      await waitFor(() => done.length === 2, 2000, 'pongs');
+      await waitFor(() => done.length === 2, 20000, 'pongs');
       const evs = r.page(0, {}, 1 << 20).events;
       const pings = evs.filter((e) => e.type === 'ping'), pongs = evs.filter((e) => e.type === 'pong');
       expect(pings.map((e) => [e.from, e.to])).to.deep.equal([['ext', 'a/A'], ['ext', 'a/A']]);
@@ -246,7 +246,7 @@ describe('trace', () => {
           nodes.set(id, d);
         }
         hub.commit(1, [1, 2, 3]);
-        await waitFor(() => [...nodes.values()].every((d) => d.router.state === 'running'), 5000, 'running');
+        await waitFor(() => [...nodes.values()].every((d) => d.router.state === 'running'), 20000, 'running');
         const res = resourceOn(3, [1, 2, 3], 'inproc');
         const c = await nodes.get(1)!.connectLocal('t');
         const h = await c.lock(res, Mode.EX);
@@ -287,12 +287,12 @@ describe('trace', () => {
           nodes.set(id, d);
         }
         hub.commit(1, [1, 2, 3]);
-        await waitFor(() => [...nodes.values()].every((d) => d.router.state === 'running' && d.router.phases.phase === 'done'), 5000, 'running');
+        await waitFor(() => [...nodes.values()].every((d) => d.router.state === 'running' && d.router.phases.phase === 'done'), 20000, 'running');
         const res = resourceOn(3, [1, 2, 3], 'recphase');
         const c = await nodes.get(1)!.connectLocal('t');
         const h = await c.lock(res, Mode.EX);
         hub.commit(2, [1, 2, 3]);
-        await waitFor(() => [...nodes.values()].every((d) => d.router.epoch === 2 && d.router.phases.phase === 'done'), 5000, 'recovery of epoch 2');
+        await waitFor(() => [...nodes.values()].every((d) => d.router.epoch === 2 && d.router.phases.phase === 'done'), 20000, 'recovery of epoch 2');
         const all = (id: number) => nodes.get(id)!.tracing.recorder!.page(0, {}, 1 << 24).events;
         for (const id of [1, 2, 3]) {
           const phases = all(id).filter((e) => e.type.startsWith('recovery.') && e.epoch === 2);
@@ -320,7 +320,7 @@ describe('trace', () => {
         // Two views at once: the recovery of epoch 3 is abandoned between two of its steps, epoch 4's completes, the lock is kept.
         hub.commit(3, [1, 2, 3]);
         hub.commit(4, [1, 2, 3]);
-        await waitFor(() => [...nodes.values()].every((d) => d.router.epoch === 4 && d.router.phases.phase === 'done'), 5000, 'recovery of epoch 4');
+        await waitFor(() => [...nodes.values()].every((d) => d.router.epoch === 4 && d.router.phases.phase === 'done'), 20000, 'recovery of epoch 4');
         for (const id of [1, 2, 3]) {
           const p = all(id).filter((e) => e.type.startsWith('recovery.') && (e.epoch ?? 0) >= 3);
           expect(p[0]!.type).to.equal('recovery.collect');
