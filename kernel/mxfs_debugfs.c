@@ -42,14 +42,14 @@ static int mxfs_status_show(struct seq_file *m, void *v)
 	struct mxfs_daemon_info d;
 
 	mxfs_daemon_get(&d);
-	seq_printf(m, "daemon=%s\nportid=%u\nnode_id=%u\ngeneration=%llu\n",
-		   d.attached ? "attached" : "detached", d.portid, d.node_id, d.generation);
+	seq_printf(m, "daemon=%s\nportid=%u\nreq_portid=%u\nnode_id=%u\ngeneration=%llu\n",
+		   d.attached ? "attached" : "detached", d.portid, d.req_portid, d.node_id, d.generation);
 	seq_printf(m, "pending=%u\nheld=%u\n", mxfs_requests_pending(), mxfs_locks_held());
 #define C(name) seq_printf(m, #name "=%lld\n", (long long)atomic64_read(&mxfs_stats.name))
 	C(requests); C(grants); C(denies); C(timeouts); C(interrupted); C(daemon_losses);
 	C(failed_on_detach); C(rejected); C(stale_replies); C(basts); C(locks_lost); C(releases);
 	C(cache_invals); C(node_status); C(recoveries); C(daemon_ready); C(cancels); C(conversions);
-	C(send_waits); C(send_failures);
+	C(send_waits); C(send_failures); C(lease_renewals); C(reply_failures);
 #undef C
 	seq_printf(m, "request_timeout_ms=%u\nreply_grace_ms=%u\n",
 		   READ_ONCE(mxfs_request_timeout_ms), READ_ONCE(mxfs_reply_grace_ms));

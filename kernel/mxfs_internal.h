@@ -61,13 +61,16 @@ struct mxfs_counters {
 	atomic64_t conversions;		/* LOCK_CONVERT sent */
 	atomic64_t send_waits;		/* a send found the daemon's receive buffer full and waited */
 	atomic64_t send_failures;	/* a send to the daemon failed (the message is lost) */
+	atomic64_t lease_renewals;	/* LEASE_RENEW taken from the daemon */
+	atomic64_t reply_failures;	/* a reply to a daemon request was refused by its socket */
 };
 extern struct mxfs_counters mxfs_stats;
 
 /* The registered daemon (mxfs_netlink.c). */
 struct mxfs_daemon_info {
 	bool attached;
-	u32 portid;
+	u32 portid;		/* where the kernel's messages go */
+	u32 req_portid;		/* where the daemon's requests come from (== portid with one socket) */
 	u32 node_id;
 	u64 generation;		/* bumped on every attach and detach */
 };

@@ -11,9 +11,13 @@
  * another socket). Commands the kernel only sends have no op: -EOPNOTSUPP.
  *
  * The daemon registers with DAEMON_READY; its portid receives LOCK_REQ & co by unicast.
- * A netlink notifier watches NETLINK_URELEASE: when that socket goes away (daemon exit or
- * crash) every pending request fails with -ENOTCONN, the kernel's locks are dropped, and
- * the kernel lease is lost: every open volume gate is fenced (mxfs_lease.c).
+ * The daemon may send its own requests from a second socket (DAEMON_READY comes from it and
+ * names the first in DAEMON_PORTID): acks and replies (genlmsg_reply, netlink_ack) never wait
+ * for room, and a burst of kernel messages keeping the first socket's receive buffer full
+ * would drop them (issue 11); the second socket receives nothing else. Both ports are the
+ * daemon's for pre_doit. A netlink notifier watches NETLINK_URELEASE: when either socket goes
+ * away (daemon exit or crash) every pending request fails with -ENOTCONN, the kernel's locks
+ * are dropped, and the kernel lease is lost: every open volume gate is fenced (mxfs_lease.c).
  *
  * Volume commands (VOLUME_*, LEASE_*) are handled by mxfs_volume.c and mxfs_lease.c; their
  * replies (LEASE_INFO, VOLUME_INFO, FENCE_INFO) are built here, sent before the ack.
@@ -151,7 +155,8 @@ static bool mxfs_from_daemon(const struct genl_info *info)
 	bool ok;
 
 	spin_lock(&mxfs_daemon_lock);
-	ok = mxfs_daemon.attached && mxfs_daemon.portid == info->snd_portid;
+	ok = mxfs_daemon.attached &&
+	     (mxfs_daemon.portid == info->snd_portid || mxfs_daemon.req_portid == info->snd_portid);
 	spin_unlock(&mxfs_daemon_lock);
 	return ok;
 }
@@ -195,6 +200,9 @@ static int mxfs_cmd_daemon_ready(struct sk_buff *skb, struct genl_info *info)
 {
 	u32 version = nla_get_u32(info->attrs[MXFS_ATTR_PROTO_VERSION]);
 	u32 node_id = nla_get_u32(info->attrs[MXFS_ATTR_NODE_ID]);
+	/* The kernel's messages go to DAEMON_PORTID (the daemon's other socket) if given. */
+	u32 portid = info->attrs[MXFS_ATTR_DAEMON_PORTID] ? nla_get_u32(info->attrs[MXFS_ATTR_DAEMON_PORTID])
+							  : info->snd_portid;
 	int err = 0;
 
 	if (version != MXFS_PROTO_VERSION) {
@@ -202,12 +210,17 @@ static int mxfs_cmd_daemon_ready(struct sk_buff *skb, struct genl_info *info)
 				    "mxfs: unsupported protocol version");
 		return -EPROTONOSUPPORT;
 	}
+	if (!portid) {
+		NL_SET_ERR_MSG_ATTR(info->extack, info->attrs[MXFS_ATTR_DAEMON_PORTID], "mxfs: port 0 is the kernel's");
+		return -EINVAL;
+	}
 	spin_lock(&mxfs_daemon_lock);
-	if (mxfs_daemon.attached && mxfs_daemon.portid != info->snd_portid) {
+	if (mxfs_daemon.attached && (mxfs_daemon.portid != portid || mxfs_daemon.req_portid != info->snd_portid)) {
 		err = -EBUSY;
 	} else if (!mxfs_daemon.attached) {
 		mxfs_daemon.attached = true;
-		mxfs_daemon.portid = info->snd_portid;
+		mxfs_daemon.portid = portid;
+		mxfs_daemon.req_portid = info->snd_portid;
 		mxfs_daemon.generation++;
 	}
 	if (!err)
@@ -218,7 +231,7 @@ static int mxfs_cmd_daemon_ready(struct sk_buff *skb, struct genl_info *info)
 		return err;
 	}
 	atomic64_inc(&mxfs_stats.daemon_ready);
-	pr_info("mxfs: daemon attached (node %u, portid %u)\n", node_id, info->snd_portid);
+	pr_info("mxfs: daemon attached (node %u, portid %u, requests from %u)\n", node_id, portid, info->snd_portid);
 	mxfs_nl_event(MXFS_EVENT_DAEMON_ATTACHED, 0, 0);
 	return 0;
 }
@@ -404,7 +417,10 @@ static int mxfs_reply(struct genl_info *info, u8 cmd, int (*fill)(struct sk_buff
 		return err;
 	}
 	genlmsg_end(msg, hdr);
-	return genlmsg_reply(msg, info);
+	err = genlmsg_reply(msg, info);
+	if (err)
+		atomic64_inc(&mxfs_stats.reply_failures);
+	return err;
 }
 
 static int mxfs_reply_volume(const struct mxfs_vol_info *vi, void *arg)
@@ -511,6 +527,7 @@ static int mxfs_cmd_volume_clear(struct sk_buff *skb, struct genl_info *info)
 static int mxfs_cmd_lease_renew(struct sk_buff *skb, struct genl_info *info)
 {
 	mxfs_lease_renew(nla_get_u64(info->attrs[MXFS_ATTR_DEADLINE_NS]));
+	atomic64_inc(&mxfs_stats.lease_renewals);
 	return mxfs_reply(info, MXFS_CMD_LEASE_INFO, mxfs_put_lease_info, NULL);
 }
 
@@ -662,28 +679,57 @@ static unsigned long mxfs_send_progress;
  * slowly is waited for: with a per-message bound, a burst of a thousand releases behind a
  * daemon taking each in tens of ms (a loaded VM) lost the unlucky ones (hooks/shrinker-pressure
  * found 175 lost). Best-effort events (!wait: the fence path sends one) are tried once.
+ *
+ * No send getting through does not mean the daemon takes nothing: once a send found the
+ * buffer full, netlink refuses every later one until the daemon has emptied its queue
+ * (NETLINK_S_CONGESTED), which took 20-30 s for ~550 releases in a loaded TCG VM; with the
+ * bound alone, senders gave up on a daemon that was draining (8 releases lost in a burst of
+ * 4000, issue 11). So a daemon that keeps the kernel lease valid (its renewals come from its
+ * request socket, whatever the channel's state) is waited for; a stopped one stops renewing.
+ *
+ * Bulk messages nobody waits for (LOCK_RELEASE, LOCK_CANCEL) poll one sender at a time
+ * (mxfs_send_mutex); the others sleep on the mutex, killable. A burst of thousands of demotes
+ * has up to max_active work items sending at once: each polling every 10 ms kept a 2-vCPU VM's
+ * CPUs busy with failed sends (issue 11). Requests a task waits for (LOCK_REQ, LOCK_CONVERT,
+ * VOLUME_*) poll on their own: behind the mutex they waited for the whole burst and timed out
+ * (hooks/send-retry). The first try is made without the mutex, so a buffer with room costs
+ * nothing more.
  */
-static int mxfs_unicast(struct sk_buff *skb, void *hdr, u32 portid, bool wait)
+static DEFINE_MUTEX(mxfs_send_mutex);
+
+static int mxfs_unicast_try(struct sk_buff *skb, u32 portid)
+{
+	struct sk_buff *copy = skb_clone(skb, GFP_KERNEL);
+	int err = copy ? genlmsg_unicast(&init_net, copy, portid) : -ENOMEM;	/* consumes copy */
+
+	if (!err)
+		WRITE_ONCE(mxfs_send_progress, jiffies);
+	return err;
+}
+
+static int mxfs_unicast(struct sk_buff *skb, void *hdr, u32 portid, bool wait, bool bulk)
 {
 	unsigned long start = jiffies, bound = msecs_to_jiffies(READ_ONCE(mxfs_request_timeout_ms)), last;
 	unsigned int delay_us = 50;
-	struct sk_buff *copy;
 	int err;
 
 	genlmsg_end(skb, hdr);
-	for (;;) {
-		copy = skb_clone(skb, GFP_KERNEL);
-		err = copy ? genlmsg_unicast(&init_net, copy, portid) : -ENOMEM;	/* consumes copy */
-		if (!err)
-			WRITE_ONCE(mxfs_send_progress, jiffies);
-		if (err != -EAGAIN || !wait || fatal_signal_pending(current))
-			break;
-		last = READ_ONCE(mxfs_send_progress);
-		if (time_after(jiffies, (time_after(last, start) ? last : start) + bound))
-			break;	/* the daemon took nothing for the bound */
-		atomic64_inc(&mxfs_stats.send_waits);
-		usleep_range(delay_us, 2 * delay_us);
-		delay_us = min(2 * delay_us, 10000u);
+	err = mxfs_unicast_try(skb, portid);
+	if (err == -EAGAIN && wait && (!bulk || !mutex_lock_killable(&mxfs_send_mutex))) {
+		for (;;) {
+			err = mxfs_unicast_try(skb, portid);
+			if (err != -EAGAIN || fatal_signal_pending(current))
+				break;
+			last = READ_ONCE(mxfs_send_progress);
+			if (time_after(jiffies, (time_after(last, start) ? last : start) + bound) &&
+			    !mxfs_lease_valid_now())
+				break;	/* the daemon took nothing for the bound and renews no lease */
+			atomic64_inc(&mxfs_stats.send_waits);
+			usleep_range(delay_us, 2 * delay_us);
+			delay_us = min(2 * delay_us, 10000u);
+		}
+		if (bulk)
+			mutex_unlock(&mxfs_send_mutex);
 	}
 	if (err)
 		atomic64_inc(&mxfs_stats.send_failures);
@@ -708,7 +754,7 @@ int mxfs_nl_send_lock_req(u32 portid, u64 req_id, const char *lockspace, const c
 		nlmsg_free(skb);
 		return -EMSGSIZE;
 	}
-	return mxfs_unicast(skb, hdr, portid, true);
+	return mxfs_unicast(skb, hdr, portid, true, false);
 }
 
 int mxfs_nl_send_lock_release(u32 portid, u64 lock_id, const char *lockspace, const char *resource,
@@ -726,7 +772,7 @@ int mxfs_nl_send_lock_release(u32 portid, u64 lock_id, const char *lockspace, co
 		nlmsg_free(skb);
 		return -EMSGSIZE;
 	}
-	return mxfs_unicast(skb, hdr, portid, true);
+	return mxfs_unicast(skb, hdr, portid, true, true);
 }
 
 int mxfs_nl_send_lock_convert(u32 portid, u64 req_id, u64 lock_id, u8 mode, u32 flags, u32 timeout_ms,
@@ -746,7 +792,7 @@ int mxfs_nl_send_lock_convert(u32 portid, u64 req_id, u64 lock_id, u8 mode, u32 
 		nlmsg_free(skb);
 		return -EMSGSIZE;
 	}
-	return mxfs_unicast(skb, hdr, portid, true);
+	return mxfs_unicast(skb, hdr, portid, true, false);
 }
 
 int mxfs_nl_send_lock_cancel(u32 portid, u64 req_id)
@@ -760,7 +806,7 @@ int mxfs_nl_send_lock_cancel(u32 portid, u64 req_id)
 		nlmsg_free(skb);
 		return -EMSGSIZE;
 	}
-	return mxfs_unicast(skb, hdr, portid, true);
+	return mxfs_unicast(skb, hdr, portid, true, true);
 }
 
 int mxfs_nl_send_volume(u32 portid, u8 cmd, u64 req_id, const char *volume, u32 timeout_ms)
@@ -776,7 +822,7 @@ int mxfs_nl_send_volume(u32 portid, u8 cmd, u64 req_id, const char *volume, u32 
 		nlmsg_free(skb);
 		return -EMSGSIZE;
 	}
-	return mxfs_unicast(skb, hdr, portid, true);
+	return mxfs_unicast(skb, hdr, portid, true, false);
 }
 
 /* Best effort: a daemon that is not there learns the state from VOLUME_STATUS_REQ. */
@@ -799,7 +845,7 @@ void mxfs_nl_volume_event(const char *volume, u8 event, u64 generation, const st
 		nlmsg_free(skb);
 		return;
 	}
-	if (mxfs_unicast(skb, hdr, d.portid, false))
+	if (mxfs_unicast(skb, hdr, d.portid, false, false))
 		pr_warn_ratelimited("mxfs: volume %s: event %u not delivered to the daemon\n", volume, event);
 }
 
@@ -839,6 +885,7 @@ static void mxfs_daemon_detach(const char *why)
 	portid = mxfs_daemon.portid;
 	mxfs_daemon.attached = false;
 	mxfs_daemon.portid = 0;
+	mxfs_daemon.req_portid = 0;
 	if (was)
 		mxfs_daemon.generation++;
 	spin_unlock(&mxfs_daemon_lock);
@@ -860,7 +907,7 @@ static int mxfs_netlink_notify(struct notifier_block *nb, unsigned long state, v
 	if (state != NETLINK_URELEASE || n->protocol != NETLINK_GENERIC || !net_eq(n->net, &init_net))
 		return NOTIFY_DONE;
 	spin_lock(&mxfs_daemon_lock);
-	ours = mxfs_daemon.attached && mxfs_daemon.portid == n->portid;
+	ours = mxfs_daemon.attached && (mxfs_daemon.portid == n->portid || mxfs_daemon.req_portid == n->portid);
 	spin_unlock(&mxfs_daemon_lock);
 	if (ours)
 		mxfs_daemon_detach("netlink socket released");

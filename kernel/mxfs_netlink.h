@@ -21,8 +21,10 @@
 #define MXFS_GENL_VERSION	1
 #define MXFS_GENL_MCGRP_EVENTS	"events"
 /* Bumped when the meaning of a command or attribute changes; checked on DAEMON_READY.
- * 3: LOCK_CONVERT; LOCK_RELEASE carries the inode LVB; GLOCK_LIST_REQ / GLOCK_INFO. */
-#define MXFS_PROTO_VERSION	3
+ * 3: LOCK_CONVERT; LOCK_RELEASE carries the inode LVB; GLOCK_LIST_REQ / GLOCK_INFO.
+ * 4: DAEMON_READY may name the port the kernel's messages go to (DAEMON_PORTID): the daemon
+ *    sends its requests from another socket, whose acks a burst of kernel messages never drops. */
+#define MXFS_PROTO_VERSION	4
 
 #define MXFS_NAME_MAX		64	/* lockspace, resource and volume names (without NUL) */
 #define MXFS_LVB_MAX		32	/* lock value block bytes */
@@ -66,7 +68,7 @@ enum mxfs_cmd {
 	MXFS_CMD_STATUS_RESP = 11,	/* k->d: reply to STATUS_REQ (same seq) */
 	MXFS_CMD_RECOVERY_START = 12,	/* d->k: recovery of NODE_ID on VOLUME started */
 	MXFS_CMD_RECOVERY_DONE = 13,	/* d->k: recovery finished (STATUS) */
-	MXFS_CMD_DAEMON_READY = 14,	/* d->k: register the sender as the daemon */
+	MXFS_CMD_DAEMON_READY = 14,	/* d->k: register the sender (and DAEMON_PORTID) as the daemon */
 	MXFS_CMD_LOCK_LOST = 15,	/* d->k: a granted lock was taken away */
 	MXFS_CMD_EVENT = 16,		/* k->mcast: state change (EVENT) */
 	MXFS_CMD_VOLUME_REPLY = 17,	/* d->k: reply to VOLUME_MOUNT/UNMOUNT (STATUS) */
@@ -286,7 +288,7 @@ enum mxfs_glock_type {
 #define MXFS_CMD_RECOVERY_DONE_REQUIRED	(MXFS_A(VOLUME) | MXFS_A(NODE_ID))
 #define MXFS_CMD_RECOVERY_DONE_ALLOWED	(MXFS_CMD_RECOVERY_DONE_REQUIRED | MXFS_A(STATUS))
 #define MXFS_CMD_DAEMON_READY_REQUIRED	(MXFS_A(NODE_ID) | MXFS_A(PROTO_VERSION))
-#define MXFS_CMD_DAEMON_READY_ALLOWED	(MXFS_CMD_DAEMON_READY_REQUIRED)
+#define MXFS_CMD_DAEMON_READY_ALLOWED	(MXFS_CMD_DAEMON_READY_REQUIRED | MXFS_A(DAEMON_PORTID))
 #define MXFS_CMD_LOCK_LOST_REQUIRED	(MXFS_A(LOCK_ID) | MXFS_A(STATUS))
 #define MXFS_CMD_LOCK_LOST_ALLOWED	(MXFS_CMD_LOCK_LOST_REQUIRED | MXFS_A(PAD))
 #define MXFS_CMD_EVENT_REQUIRED		(MXFS_A(EVENT))

@@ -1,7 +1,7 @@
 /** The typed actor layer: supervision policies, ask timeouts, message taps. */
 import { expect } from 'chai';
 import * as nact from 'nact';
-import { ActorDef, ActorSystem, nactContextIsLazy, nactPatched, QueryTimeout, Ref } from '../src/actors/actor';
+import { ActorDef, ActorSystem, nactContextIsLazy, nactPatched, QueryTimeout, Ref, ROUNDS_PER_TURN } from '../src/actors/actor';
 import { quietLogger, sleep } from './support/daemon-proc';
 
 type Msg = { type: 'add'; n: number } | { type: 'boom' } | { type: 'get'; replyTo: Ref<number> } | { type: 'ignore' };
@@ -121,14 +121,95 @@ describe('actor layer', () => {
     expect(handled).to.deep.equal([]);
   });
 
+  describe('the scheduler (every actor, nact or leaf)', () => {
+    type Hop = { type: 'hop'; left: number; trail: string[] };
+    const parentDef: ActorDef<null, { type: 'x' }> = { init: () => null, handle: (st) => st };
+
+    it('a message passed along four actors is handled in the turn it was sent, not a turn per hop', async () => {
+      const parent = sys.spawn(undefined, 'parent', parentDef);
+      const refs: Array<Ref<Hop>> = [];
+      let done: string[] | undefined;
+      const def = (name: string, leaf: boolean): ActorDef<null, Hop> => ({
+        leaf,
+        init: () => null,
+        handle(s, m, ctx) {
+          const trail = [...m.trail, name];
+          if (m.left === 0) done = trail;
+          else ctx.system.send(refs[(refs.indexOf(ctx.self) + 1) % refs.length]!, { type: 'hop', left: m.left - 1, trail });
+          return s;
+        },
+      });
+      refs.push(sys.spawn(undefined, 'session', def('a', false)), sys.spawn(parent, 'resource', def('b', true)), sys.spawn(undefined, 'lockspace', def('c', false)), sys.spawn(parent, 'resource', def('d', true)));
+      let atNextImmediate: string[] | undefined;
+      sys.send(refs[0]!, { type: 'hop', left: 3, trail: [] });
+      setImmediate(() => { atNextImmediate = done; });
+      await sleep(20);
+      expect(done).to.deep.equal(['a', 'b', 'c', 'd']);
+      expect(atNextImmediate, 'the whole chain ran before an Immediate queued right after the first send').to.deep.equal(['a', 'b', 'c', 'd']);
+    });
+
+    for (const leaf of [false, true]) {
+      it(`two ${leaf ? 'leaf' : 'nact'} actors sending to each other without end never keep the event loop: at most ${ROUNDS_PER_TURN} rounds per turn`, async () => {
+        const parent = sys.spawn(undefined, 'parent', parentDef);
+        let handled = 0;
+        let stop = false;
+        const refs: Array<Ref<Hop>> = [];
+        const def: ActorDef<null, Hop> = {
+          leaf,
+          init: () => null,
+          handle(s, m, ctx) {
+            handled++;
+            if (!stop) ctx.system.send(refs[refs[0] === ctx.self ? 1 : 0]!, m);
+            return s;
+          },
+        };
+        for (let i = 0; i < 2; i++) refs.push(leaf ? sys.spawn(parent, 'p', def) : sys.spawn(undefined, 'p', def));
+        const perImmediate: number[] = [];
+        sys.send(refs[0]!, { type: 'hop', left: 0, trail: [] });
+        await new Promise<void>((resolve) => {
+          let last = 0;
+          const tick = () => {
+            perImmediate.push(handled - last);
+            last = handled;
+            if (perImmediate.length < 20) setImmediate(tick);
+            else { stop = true; resolve(); }
+          };
+          setImmediate(tick);
+        });
+        expect(perImmediate.slice(1).every((n) => n >= 1), 'the exchange goes on, turn after turn').to.equal(true);
+        expect(Math.max(...perImmediate), 'messages handled between two turns of another party').to.be.at.most(ROUNDS_PER_TURN);
+      });
+    }
+
+    it('a nact actor with an async handler keeps its mailbox until the handler settles, in FIFO order', async () => {
+      type W = { type: 'work'; n: number; wait?: number } | { type: 'get'; replyTo: Ref<number[]> };
+      let running = 0, maxRunning = 0;
+      const a = sys.spawn<number[], W>(undefined, 'async', {
+        init: () => [],
+        async handle(s, m, ctx) {
+          if (m.type === 'get') { ctx.system.reply(m.replyTo, s); return s; }
+          running++; maxRunning = Math.max(maxRunning, running);
+          if (m.wait) await sleep(m.wait);
+          running--;
+          s.push(m.n);
+          return s;
+        },
+      });
+      for (let n = 0; n < 30; n++) sys.send(a, { type: 'work', n, wait: n % 10 === 0 ? 3 : undefined });
+      expect(await sys.ask<W, number[]>(a, (replyTo) => ({ type: 'get', replyTo }), 2000)).to.deep.equal([...Array(30).keys()]);
+      expect(maxRunning).to.equal(1);
+    });
+  });
+
   it('an actor lets go of the last message it handled (nact kept it, with its Immediate, while the actor idled)', async () => {
     const held = new WeakRef({ type: 'add', n: 1 } as const);
     const a = sys.spawn(undefined, 'counter', counter('restart', { n: 0 }));
     sys.send(a, held.deref()!);
     await get(a);
     await sleep(5); // the reply is sent inside the handler; nact finishes the message after it
-    const concrete = (require('nact/lib/system-map') as { find(s: string, r: unknown): { immediate?: unknown } }).find((a as any).system.name, a);
+    const concrete = (require('nact/lib/system-map') as { find(s: string, r: unknown): { immediate?: unknown; mxfsMsg?: unknown } }).find((a as any).system.name, a);
     expect(concrete.immediate, 'no Immediate kept after the last message').to.equal(undefined);
+    expect(concrete.mxfsMsg, 'no pending message kept after the last message').to.equal(undefined);
     const gc = (globalThis as { gc?: () => void }).gc;
     if (gc) { gc(); expect(held.deref(), 'the message was collected').to.equal(undefined); }
   });

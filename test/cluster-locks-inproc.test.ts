@@ -99,6 +99,32 @@ describe('cluster locking (in-process, LocalHub)', function () {
     expect(hb.grant.lvb.subarray(0, 5).toString()).to.equal('gen-7');
   });
 
+  it('a node\'s death: each survivor counts the records it collected, sent and received and the resources it rebuilt (today: all of them, not the dead node\'s share)', async () => {
+    await boot([1, 2, 3]);
+    const a = await client(1), b = await client(2);
+    const names = Array.from({ length: 60 }, (_, i) => `w${i}`);
+    // Node 1 holds PR on all 60 names, node 2 on the first 30: spread over all three masters.
+    for (const n of names) await a.lock(n, PR);
+    for (const n of names.slice(0, 30)) await b.lock(n, PR);
+    const before = [1, 2].map((id) => ({ ...nodes.get(id)!.router.stats }));
+    hub.isolate(3);
+    await nodes.get(3)!.stop();
+    nodes.delete(3);
+    hub.commit(2, [1, 2]);
+    await waitFor(() => [...nodes.values()].every((d) => d.router.state === 'running' && d.router.epoch === 2), 5000, 'recovery');
+    const work = [1, 2].map((id, i) => {
+      const s = nodes.get(id)!.router.stats, p = before[i]!;
+      return { collected: s.recordsCollected - p.recordsCollected, sent: s.recordsSent - p.recordsSent, received: s.recordsReceived - p.recordsReceived, resources: s.resourcesRebuilt - p.resourcesRebuilt };
+    });
+    const held = { 1: names, 2: names.slice(0, 30) } as Record<number, string[]>;
+    const to = (from: number, m: number) => held[from]!.filter((n) => masterOf('default', n, [1, 2]) === m).length;
+    expect(work[0]).to.deep.equal({ collected: 60, sent: to(1, 2), received: to(2, 1), resources: names.filter((n) => masterOf('default', n, [1, 2]) === 1).length });
+    expect(work[1]).to.deep.equal({ collected: 30, sent: to(2, 1), received: to(1, 2), resources: names.filter((n) => masterOf('default', n, [1, 2]) === 2).length });
+    // Every resource was rebuilt, though node 3 mastered only some of them (issue 13).
+    const deadShare = names.filter((n) => masterOf('default', n, [1, 2, 3]) === 3).length;
+    expect(work[0]!.resources + work[1]!.resources).to.equal(60).and.to.be.greaterThan(deadShare);
+  });
+
   it('a message of an older epoch is rejected', async () => {
     await boot([1, 2, 3]);
     const res = resourceOn(2, [1, 2, 3]);

@@ -98,6 +98,25 @@ describe('ffi: libnl generic netlink on the host', () => {
     }
   });
 
+  it('separateRequests: requests go out from a port of their own, whose loop receives their answers', async () => {
+    const other: Buffer[] = [];
+    const s = GenlSocket.open({ onMessage: (m) => other.push(m), recvTimeoutMs: 100, separateRequests: true });
+    try {
+      expect(s.requestPortid).to.be.above(0);
+      expect(s.requestPortid).to.not.equal(s.portid);
+      const rs = await Promise.all(Array.from({ length: 50 }, () =>
+        s.request(GENL_ID_CTRL, CTRL_CMD.GETFAMILY, 1, [[CTRL_ATTR.FAMILY_NAME, name('nlctrl')]])));
+      // The ack echoes the request's header: sent from the request port.
+      expect(rs.every((r) => r.replies.length === 1 && r.ack.request.pid === s.requestPortid)).to.equal(true);
+      expect(other).to.have.length(0);
+      expect(s.stats).to.include({ overruns: 0, requestOverruns: 0 });
+    } finally {
+      await s.close();
+    }
+    // Without the option both are the channel's port.
+    expect(sock.requestPortid).to.equal(sock.portid);
+  });
+
   it('closes within about one receive timeout, and rejects requests afterwards', async () => {
     const s = GenlSocket.open({ onMessage: () => {}, recvTimeoutMs: 100 });
     await s.close(); // returns (within the test's timeout), after about one receive timeout

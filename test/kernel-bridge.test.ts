@@ -16,7 +16,8 @@ import { ManualClock } from '../src/util/clock';
 import { FakeLockClient } from './vm/fake-lock-client';
 import { TraceRecorder } from '../src/trace/recorder';
 import { FakeKernelChannel as FakeChannel } from './support/fake-kernel-channel';
-import { KernelAckError } from '../src/ffi/genl-socket';
+import { KernelAckError, NetlinkError } from '../src/ffi/genl-socket';
+import { NLE } from '../src/ffi/libnl';
 
 async function until(cond: () => boolean, ms = 2000): Promise<void> {
   const end = Date.now() + ms;
@@ -77,6 +78,28 @@ describe('kernel-bridge actor (fake channel)', () => {
     expect(ready).to.have.length(1);
     expect(ready[0]!.attrs).to.deep.equal({ [MxfsAttr.NODE_ID]: 7, [MxfsAttr.PROTO_VERSION]: MXFS_PROTO_VERSION });
     expect(bridge.status()).to.include({ family: 33, portid: 4242, attaches: 1 });
+  });
+
+  it('with requests sent from a port of their own, DAEMON_READY names the channel as where the kernel sends', async () => {
+    bridge = startKernelBridge({
+      system, locks, log, clock, mode: 'auto', nodeId: 7, retryMs: 5000,
+      channelFactory: (ev) => { channel = new FakeChannel(ev); channel.loaded = true; channel.requestPortid = 4343; return channel; },
+    });
+    await until(() => bridge.status().state === 'attached');
+    expect(channel!.of(MxfsCmd.DAEMON_READY)[0]!.attrs).to.deep.equal({
+      [MxfsAttr.NODE_ID]: 7, [MxfsAttr.PROTO_VERSION]: MXFS_PROTO_VERSION, [MxfsAttr.DAEMON_PORTID]: 4242,
+    });
+  });
+
+  it('counts overruns of the channel and of the request socket apart from invalid messages', async () => {
+    start(true);
+    await until(() => bridge.status().state === 'attached');
+    channel!.events.onError(new NetlinkError('nl_recvmsgs', NLE.NOMEM, 'Out of memory'));
+    channel!.events.onError(new NetlinkError('nl_recvmsgs', NLE.NOMEM, 'Out of memory'));
+    channel!.events.onError(new NetlinkError('nl_recvmsgs(req)', NLE.NOMEM, 'Out of memory'));
+    channel!.events.onError(new Error('garbage'));
+    await until(() => bridge.status().invalidMessages === 1);
+    expect(bridge.status()).to.include({ overruns: 2, requestOverruns: 1, invalidMessages: 1 });
   });
 
   it('without the module reports no-module, retries on its timer, and attaches when the family appears', async () => {
@@ -292,7 +315,7 @@ describe('kernel-bridge actor (fake channel)', () => {
 
     it('request() sends a daemon->kernel command while attached, and refuses without the module', async () => {
       start(false);
-      await until(() => bridge.status().state === 'no-module');
+      await until(() => channel !== undefined && bridge.status().state === 'no-module');
       const refused = await bridge.request(MxfsCmd.LEASE_LOST, {}).then(() => undefined, (e: Error) => e);
       expect(refused).to.be.instanceOf(KernelNotAttached);
       channel!.loaded = true;
@@ -303,6 +326,20 @@ describe('kernel-bridge actor (fake channel)', () => {
       channel!.refuse.set(MxfsCmd.VOLUME_CLEAR, 16);
       const err = await bridge.request(MxfsCmd.VOLUME_CLEAR, { [MxfsAttr.VOLUME]: 'v' }).then(() => undefined, (e: Error) => e);
       expect(err).to.be.instanceOf(KernelAckError).and.to.include({ errno: 16 });
+    });
+
+    it('request() does not wait behind a burst of kernel messages in the actor\'s mailbox (the kernel lease, issue 11)', async () => {
+      start(true);
+      await until(() => bridge.status().state === 'attached');
+      for (let i = 0; i < 2000; i++) {
+        channel!.kernel(MxfsCmd.LOCK_RELEASE, { [MxfsAttr.LOCK_ID]: BigInt(1000 + i), [MxfsAttr.LOCKSPACE]: 'l', [MxfsAttr.RESOURCE]: `r${i}` });
+      }
+      const renewed = bridge.request(MxfsCmd.LEASE_RENEW, { [MxfsAttr.DEADLINE_NS]: 9n });
+      // Sent at once, before the actor has taken the releases in.
+      expect(channel!.of(MxfsCmd.LEASE_RENEW)).to.have.length(1);
+      expect(bridge.status().releases).to.be.below(2000);
+      expect(await renewed).to.deep.equal([]);
+      await until(() => bridge.status().releases === 2000);
     });
 
     it('routes VOLUME_MOUNT, VOLUME_EVENT and cancels of volume requests to the listener, and takes no lock itself', async () => {

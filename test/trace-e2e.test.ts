@@ -186,7 +186,7 @@ describe('tracing end to end (3 real mxfsd, TCP)', function () {
     expect(bastEvents.every((e) => e.node === 3 && (e.type === 'lock.bast' || e.sub === 'lock.bast'))).to.equal(true);
   });
 
-  it('the peer-link frames of the cluster worker thread (leases, their acks, lock traffic) are in the node\'s trace', async () => {
+  it('the peer-link frames of the cluster worker thread (leases, their acks, lock traffic) and its Lease actors\' messages are in the node\'s trace', async () => {
     // mxfsd runs its peer links in the cluster worker thread; the recorder is on the main thread.
     const dump = async (node: number, args: string[]) => {
       const r = await ctl(node, ['trace', 'dump', ...args, '--format', 'ndjson']);
@@ -198,6 +198,19 @@ describe('tracing end to end (3 real mxfsd, TCP)', function () {
       expect(renewals.some((e) => e.kind === 'frame-out' && e.from === `peer-link/${peer}` && e.to === `node/${peer}` && e.peer === peer), `renew to node ${peer}`).to.equal(true);
       expect(renewals.some((e) => e.kind === 'frame-in' && e.from === `node/${peer}` && e.to === `peer-link/${peer}`), `renew from node ${peer}`).to.equal(true);
     }
+    // The worker's Lease actors: every renewal heard and this node's own deadline, forwarded like the frames (lease.ts).
+    const leases = await dump(2, ['--type', 'lease', '--since', '5m']);
+    for (const peer of [1, 3]) {
+      const r = leases.filter((e) => e.type === 'lease.renewed' && e.from === 'membership/2' && e.to === `lease/${peer}` && e.peer === peer);
+      expect(r.length, `lease.renewed of node ${peer}`).to.be.greaterThan(0);
+      // Its expiry is when it was heard (in the worker, before the pipe) + deadAfter (11 s), on the node's monotonic clock:
+      // at most the recording time + deadAfter, give or take how far the two threads' readings of that clock differ
+      // (one run at load 27 had the worker's 4 ms ahead: src/util/clock.ts takes each thread's offset once, at start).
+      const expires = Number(/^inc [0-9a-f]+, expires (\d+)$/.exec(r[0]!.info ?? '')?.[1]);
+      expect(expires - r[0]!.mono).to.be.at.most(10000 + 1000 + 100);
+      expect(leases.some((e) => e.type === 'lease.acked' && e.to === `lease/${peer}` && /vouches until \d+/.test(e.info ?? '')), `lease.acked of node ${peer}`).to.equal(true);
+    }
+    expect(leases.some((e) => e.type === 'lease.deadline' && e.to === 'lease/self' && /^self-fence at \d+$/.test(e.info ?? ''))).to.equal(true);
     const acks = await dump(2, ['--type', 'renewAck', '--since', '5m']);
     expect(acks.some((e) => e.kind === 'frame-in' && typeof e.epoch === 'number' && e.epoch > 0)).to.equal(true);
     // The frame that carried the BAST to node 1, with the master's stamp: the clock moved past it.

@@ -19,7 +19,7 @@ import type { FrameTracer, TraceRecorder } from '../trace/recorder';
 // Three fixes to nact 7.6.2 (unmaintained since 2022, pinned), applied to its Actor class once
 // at load. Loading fails loudly if nact's internals are not what they expect.
 // eslint-disable-next-line @typescript-eslint/no-var-requires
-type NactPatch = 'createContext' | 'stop' | 'afterMessage';
+type NactPatch = 'createContext' | 'stop' | 'handleMessage';
 const nactActor = (require('nact/lib/actor') as { Actor?: { prototype: Record<string, unknown> } }).Actor?.prototype;
 
 function patchNact(method: NactPatch, shape: RegExp, replacement: (original: Function) => Function): void {
@@ -67,16 +67,61 @@ patchNact('stop', /forEach\(stop\)/, (original) => function stopWithChildren(thi
 });
 
 /**
- * 3. nact keeps the Immediate of the last message an actor handled (`this.immediate`, for
- * stop() to cancel one that has not run yet) after it ran, and with it the closure holding
- * that message and its sender: every idle actor pinned its last message. With an actor per
- * held lock that was three Immediates and three Buffers per lock (a heap snapshot,
- * docs/benchmarks.md). afterMessage() — empty in nact, called once a handler's next state is
- * in place and before the next message is taken — lets go of it.
+ * 3. nact gives every message its own setImmediate (handleMessage) and runs the handler as an
+ * async function. So every hop between two actors cost a whole turn of the event loop (a
+ * poll for I/O, the timers, ~4.5 µs here) plus a microtask, and a client's lock request
+ * crosses four actors (session, lockspace, resource, session): four turns per request, a
+ * third of the daemon's CPU per lock+unlock pair (docs/benchmarks.md, "One scheduler for
+ * every actor"). Here handleMessage hands the actor to the typed layer's scheduler (below),
+ * shared with the leaf actors, and a handler that returns a plain state (not a Promise)
+ * commits it at once. Semantics kept: one message at a time per actor, in order; a stopped
+ * actor's pending message is dropped (nact cleared its Immediate); a throw goes to nact's
+ * handleFault; an async handler holds the mailbox until it settles. nact also kept that
+ * Immediate (and with it the last message) after it ran: no Immediate, no such pin.
  */
-patchNact('afterMessage', /^afterMessage\s*\(\)\s*\{\s*\}$/, () => function afterMessage(this: { immediate?: unknown }) {
-  this.immediate = undefined;
+interface NactActorInternals {
+  stopped: boolean;
+  busy: boolean;
+  state: unknown;
+  f: (this: unknown, state: unknown, msg: unknown, ctx: unknown) => unknown;
+  createContext(sender: unknown): unknown;
+  afterMessage(): void;
+  processNext(): void;
+  handleFault(msg: unknown, sender: unknown, err: unknown): void;
+  mxfsMsg?: unknown;
+  mxfsSender?: unknown;
+  mxfsCtx?: { sender: unknown };
+  runOne(): void;
+}
+patchNact('handleMessage', /this\.immediate = setImmediate\(async/, () => function handleMessage(this: NactActorInternals, message: unknown, sender: unknown) {
+  this.busy = true;
+  this.mxfsMsg = message;
+  this.mxfsSender = sender;
+  makeRunnable(this);
 });
+nactActor!.runOne = function runOne(this: NactActorInternals): void {
+  const message = this.mxfsMsg, sender = this.mxfsSender;
+  this.mxfsMsg = this.mxfsSender = undefined;
+  if (this.stopped) return;
+  let next: unknown;
+  try {
+    // One context per actor, its sender set per message: nact built a new one for every
+    // message (parent, path, self, name and log never change).
+    const ctx = (this.mxfsCtx ??= this.createContext(sender) as { sender: unknown });
+    ctx.sender = sender;
+    next = this.f.call(ctx, this.state, message, ctx);
+  } catch (e) {
+    this.handleFault(message, sender, e);
+    return;
+  }
+  if (next instanceof Promise) {
+    next.then((state) => { this.state = state; this.afterMessage(); this.processNext(); }, (e) => this.handleFault(message, sender, e));
+  } else {
+    this.state = next;
+    this.afterMessage();
+    this.processNext();
+  }
+};
 
 /**
  * The child maps of an actor that never has children (a lock resource): nact gives every
@@ -100,7 +145,7 @@ interface NactSystem {
 const isPatched = (method: NactPatch) => (nactActor?.[method] as { mxfsPatched?: boolean } | undefined)?.mxfsPatched === true;
 
 /** True once both nact patches above are in place (tests). */
-export function nactPatched(): boolean { return isPatched('createContext') && isPatched('stop') && isPatched('afterMessage'); }
+export function nactPatched(): boolean { return isPatched('createContext') && isPatched('stop') && isPatched('handleMessage'); }
 
 /** True once the nact context patch above is in place (tests). */
 export function nactContextIsLazy(): boolean { return isPatched('createContext'); }
@@ -210,7 +255,7 @@ export class ActorSystem {
     };
     self = nact.spawn(
       (parent ?? this.root) as any,
-      async (state: S, msg: M, nctx: nact.ActorContext<M, any>) => {
+      (state: S, msg: M, nctx: nact.ActorContext<M, any>): S | Promise<S> => {
         const ctx = mkCtx(nctx.self);
         current = state;
         const t = system.tracer;
@@ -222,9 +267,9 @@ export class ActorSystem {
           t.enter(msg, path);
           try { r = def.handle(state, msg, ctx); } finally { t.cur = cur; t.curActor = actor; }
         }
-        const next = await r;
-        current = next;
-        return next;
+        if (r instanceof Promise) return r.then((next) => (current = next));
+        current = r;
+        return r;
       },
       name,
       {
@@ -243,8 +288,10 @@ export class ActorSystem {
   send<M extends AnyMsg>(to: Ref<M>, msg: M): void {
     this.tracer?.onSend(refName(to), msg, 'send');
     for (const tap of this.taps) tap(to as Ref<unknown>, msg, 'send');
-    if (to instanceof LeafActor) to.dispatch(msg);
-    else nact.dispatch(to, msg);
+    if (to instanceof LeafActor) { to.dispatch(msg); return; }
+    const actor = concreteActor(to);
+    if (actor === undefined) nact.dispatch(to, msg); // a temporary reference, the system
+    else if (!actor.stopped) actor.dispatch(msg, NOBODY);
   }
 
   /** Ask an actor and wait for its reply; rejects with QueryTimeout after timeoutMs. */
@@ -313,6 +360,28 @@ export class ActorSystem {
   }
 }
 
+/**
+ * The nact actor behind a reference, remembered: nact.dispatch() walks the reference's path
+ * from the system root on every message (and allocates a sender object). A stopped actor
+ * stays stopped and names are never reused (kind-N), so a remembered actor that has stopped
+ * drops the message exactly as nact's lookup, which no longer finds it, would.
+ */
+const concreteActors = new WeakMap<object, { stopped: boolean; dispatch(msg: unknown, sender: unknown): void }>();
+// eslint-disable-next-line @typescript-eslint/no-var-requires
+const { Nobody } = require('nact/lib/references') as { Nobody: new () => unknown };
+const NOBODY = new Nobody();
+function concreteActor(ref: Ref<unknown>): { stopped: boolean; dispatch(msg: unknown, sender: unknown): void } | undefined {
+  const r = ref as unknown as { type?: string; system?: { name: string } };
+  if (r.type !== 'actor') return undefined;
+  let a = concreteActors.get(r);
+  if (a === undefined) {
+    a = nactSystems.find(r.system!.name, r) as typeof a;
+    if (a === undefined) return { stopped: true, dispatch() {} };
+    concreteActors.set(r, a);
+  }
+  return a;
+}
+
 export function refName(ref: Ref<unknown>): string {
   if (ref instanceof LeafActor) return ref.name;
   return (ref as unknown as { name?: string }).name ?? String((ref as unknown as { path?: unknown }).path ?? '?');
@@ -347,23 +416,47 @@ function siteOf(system: ActorSystem, host: LeafHost, kind: string): LeafSite {
 interface LeafExtra { path: string | undefined; logFields: Record<string, unknown> | undefined; childLog: Logger | undefined }
 
 /**
- * Runnable leaf actors: each takes one message per round, and a round is one setImmediate,
- * as nact gives each message its own Immediate (a flood of one actor's messages never keeps
- * the event loop for more than a round). One Immediate per round instead of one per message.
+ * The scheduler every actor runs on (nact's through the handleMessage patch above, leaves
+ * directly): an actor with a message to handle is queued once; a round takes one message of
+ * each queued actor, in the order they were queued, so one actor's flood never delays the
+ * others by more than a message each.
+ *
+ * Rounds run from one setImmediate. What a round's handlers send is handled by the next
+ * round in the SAME turn, up to ROUNDS_PER_TURN rounds and as long as fewer than
+ * MESSAGES_PER_TURN messages were handled, then the rest waits for the next turn (after
+ * I/O and timers). A lock request (session -> lockspace -> resource -> session) is answered
+ * in the turn its bytes arrived instead of four turns later. The first round of a turn is
+ * whatever was queued, as when nact ran every message queued before the check phase; only
+ * the extra rounds are bounded. The bounds are counts, not time: the whole-cluster
+ * simulation must replay the same interleaving for the same seed.
  */
-let runnable: Array<LeafActor<any, any>> = [];
-let roundScheduled = false;
+export const ROUNDS_PER_TURN = 6;
+export const MESSAGES_PER_TURN = 2000;
 
-function runRound(): void {
-  roundScheduled = false;
-  const round = runnable;
-  runnable = [];
-  for (let i = 0; i < round.length; i++) round[i].runOne();
+interface Runnable { runOne(): void }
+let runnable: Runnable[] = [];
+let turnScheduled = false;
+/** Turns and rounds run so far (tests: that rounds chain within a turn). */
+export const schedulerStats = { turns: 0, rounds: 0, messages: 0 };
+
+function runTurn(): void {
+  turnScheduled = false;
+  schedulerStats.turns++;
+  let handled = 0;
+  for (let r = 0; r < ROUNDS_PER_TURN && runnable.length > 0 && (r === 0 || handled < MESSAGES_PER_TURN); r++) {
+    const round = runnable;
+    runnable = [];
+    schedulerStats.rounds++;
+    for (let i = 0; i < round.length; i++) round[i]!.runOne();
+    handled += round.length;
+  }
+  schedulerStats.messages += handled;
+  if (runnable.length > 0 && !turnScheduled) { turnScheduled = true; setImmediate(runTurn); }
 }
 
-function makeRunnable(a: LeafActor<any, any>): void {
+function makeRunnable(a: Runnable): void {
   runnable.push(a);
-  if (!roundScheduled) { roundScheduled = true; setImmediate(runRound); }
+  if (!turnScheduled) { turnScheduled = true; setImmediate(runTurn); }
 }
 
 /**
@@ -416,7 +509,7 @@ class LeafActor<S, M extends AnyMsg> implements ActorCtx<M> {
     if (!this.busy) { this.busy = true; makeRunnable(this); }
   }
 
-  /** One message, from runRound(). */
+  /** One message, from runTurn(). */
   runOne(): void {
     const box = this.mailbox;
     if (this.stopped || box === undefined) { this.busy = false; return; }

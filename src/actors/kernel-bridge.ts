@@ -21,8 +21,6 @@
  *   ready-acked   the module accepted DAEMON_READY: attached
  *   health-check / kernel-status   periodic STATUS_REQ while attached; a module that no
  *                 longer lists this daemon's port is re-attached
- *   request       a daemon->kernel command from the volume driver (VOLUME_*, LEASE_*,
- *                 VOLUME_REPLY): sent in arrival order while attached, replies parsed
  *   stop          release everything and close the channel
  * Messages out (to the kernel, through the channel): DAEMON_READY, STATUS_REQ, LOCK_GRANT,
  * LOCK_DENY, BAST, LOCK_LOST, VOLUME_REPLY, and the driver's requests. To the lock service:
@@ -47,7 +45,8 @@ import { parseMxfsMessage, type MxfsAttrs, type MxfsMessage } from '../ffi/netli
 import {
   GenlKernelChannel, isFamilyMissing, type KernelChannel, type KernelChannelFactory,
 } from '../ffi/mxfs-channel';
-import { KernelAckError } from '../ffi/genl-socket';
+import { KernelAckError, NetlinkError } from '../ffi/genl-socket';
+import { NLE } from '../ffi/libnl';
 import { kernelAttrFields } from '../trace/fields';
 
 export type KernelMode = 'auto' | 'on' | 'off';
@@ -65,6 +64,11 @@ export interface BridgeCounters {
   cancels: number;         // LOCK_CANCEL received for a request still in the DLM
   volumeRequests: number;
   invalidMessages: number; // kernel messages that failed validation
+  /** The channel's receive buffer overflowed (ENOBUFS): a burst of kernel messages. The
+   *  module retries its unicasts; what it sends once (multicast EVENTs, a VOLUME_EVENT) may be lost. */
+  overruns: number;
+  /** The request socket's buffer overflowed: answers to requests were lost (they time out). */
+  requestOverruns: number;
   sendErrors: number;
   attaches: number;
   detaches: number;
@@ -169,10 +173,7 @@ type BridgeMsg =
   | { type: 'bast'; gen: number; lockId: bigint; mode: Mode }
   | { type: 'lost'; gen: number; lockId: bigint; reason: string }
   | { type: 'client-lost'; reason: string }
-  | { type: 'request'; cmd: MxfsCmd; attrs: MxfsAttrs; timeoutMs: number; replyTo: Ref<RequestResult> }
   | { type: 'stop'; replyTo: Ref<void> };
-
-type RequestResult = { ok: true; replies: MxfsMessage[] } | { ok: false; err: Error };
 
 interface BridgeActorState {
   channel?: KernelChannel;
@@ -228,8 +229,10 @@ export function startKernelBridge(opts: KernelBridgeOptions): KernelBridge {
   const volumeLockspace = opts.volumeLockspace ?? 'mxfs-volumes';
   const counters: BridgeCounters = {
     requests: 0, grants: 0, denies: 0, releases: 0, basts: 0, lost: 0, conversions: 0, staleGrants: 0, cancels: 0,
-    volumeRequests: 0, invalidMessages: 0, sendErrors: 0, attaches: 0, detaches: 0,
+    volumeRequests: 0, invalidMessages: 0, overruns: 0, requestOverruns: 0, sendErrors: 0, attaches: 0, detaches: 0,
   };
+  /** When an overrun was last logged (they come in bursts: one line per 5 s). */
+  let overrunLogged = -Infinity;
   const snap: {
     state: BridgeState; detail?: string; family?: number; portid?: number; held: number; pending: number; kernel?: KernelSideStatus;
   } = {
@@ -256,6 +259,8 @@ export function startKernelBridge(opts: KernelBridgeOptions): KernelBridge {
   }
 
   let self: Ref<BridgeMsg>;
+  /** The actor's channel, for request(), which does not go through the mailbox. */
+  let liveChannel: KernelChannel | undefined;
   const send = (msg: BridgeMsg) => system.send(self, msg);
   let volumeListener: KernelVolumeListener | undefined;
   /** A listener's failure is logged, never the bridge's crash. */
@@ -535,6 +540,7 @@ export function startKernelBridge(opts: KernelBridgeOptions): KernelBridge {
           onError: (err) => send({ type: 'channel-error', err }),
         });
         snap.portid = s.channel.portid;
+        liveChannel = s.channel;
       }
       snap.family = s.channel.resolve();
     } catch (e) {
@@ -548,7 +554,10 @@ export function startKernelBridge(opts: KernelBridgeOptions): KernelBridge {
     }
     const gen = ++s.gen;
     const channel = s.channel;
-    channel.send(MxfsCmd.DAEMON_READY, { [MxfsAttr.NODE_ID]: nodeId, [MxfsAttr.PROTO_VERSION]: MXFS_PROTO_VERSION })
+    // Requests from a socket of their own: the kernel's messages go to the channel's port.
+    const own = channel.requestPortid !== undefined && channel.requestPortid !== channel.portid
+      ? { [MxfsAttr.DAEMON_PORTID]: channel.portid } : {};
+    channel.send(MxfsCmd.DAEMON_READY, { [MxfsAttr.NODE_ID]: nodeId, [MxfsAttr.PROTO_VERSION]: MXFS_PROTO_VERSION, ...own })
       .then(() => send({ type: 'ready-acked', gen, why }))
       .catch((err: unknown) => send({ type: 'send-failed', gen, cmd: MxfsCmd.DAEMON_READY, err }));
   };
@@ -650,10 +659,23 @@ export function startKernelBridge(opts: KernelBridgeOptions): KernelBridge {
           }
           break;
         }
-        case 'channel-error':
+        case 'channel-error': {
+          const e = msg.err;
+          if (e instanceof NetlinkError && e.code === NLE.NOMEM) {
+            const onReq = e.op.endsWith('(req)');
+            counters[onReq ? 'requestOverruns' : 'overruns']++;
+            if (onReq || clock.now() - overrunLogged >= 5000) {
+              overrunLogged = clock.now();
+              log.warn({ overruns: counters.overruns, requestOverruns: counters.requestOverruns },
+                onReq ? 'kernel request socket overrun: answers were lost, their requests time out'
+                  : 'kernel channel overrun (a burst of kernel messages): the module sends again what it must');
+            }
+            break;
+          }
           counters.invalidMessages++;
-          log.warn({ err: msg.err }, 'kernel channel error');
+          log.warn({ err: e }, 'kernel channel error');
           break;
+        }
         case 'lock-done': onLockDone(s, msg); break;
         case 'convert-done': onConvertDone(s, msg); break;
         case 'volume-done': onVolumeDone(s, msg); break;
@@ -693,28 +715,6 @@ export function startKernelBridge(opts: KernelBridgeOptions): KernelBridge {
           s.volumes.clear();
           break;
         }
-        case 'request': {
-          const { replyTo } = msg;
-          if (!s.channel || snap.state !== 'attached') {
-            system.reply(replyTo, { ok: false, err: new KernelNotAttached(snap.state, snap.detail) });
-            break;
-          }
-          s.channel.send(msg.cmd, msg.attrs, msg.timeoutMs).then(
-            (replies) => {
-              let parsed: MxfsMessage[];
-              try {
-                parsed = replies.map((r) => parseMxfsMessage(r));
-              } catch (err) {
-                counters.invalidMessages++;
-                system.reply(replyTo, { ok: false, err: err as Error });
-                return;
-              }
-              system.reply(replyTo, { ok: true, replies: parsed });
-            },
-            (err: unknown) => system.reply(replyTo, { ok: false, err: err instanceof Error ? err : new Error(String(err)) }),
-          );
-          break;
-        }
         case 'stop': {
           s.stopped = true;
           clock.clearTimer(s.retry);
@@ -723,6 +723,7 @@ export function startKernelBridge(opts: KernelBridgeOptions): KernelBridge {
           releaseAll(s, 'daemon stopping');
           const ch = s.channel;
           s.channel = undefined;
+          liveChannel = undefined;
           const done = () => system.reply(msg.replyTo, undefined);
           if (ch) ch.close().then(done, done);
           else done();
@@ -762,11 +763,19 @@ export function startKernelBridge(opts: KernelBridgeOptions): KernelBridge {
 
   return {
     status,
+    // Straight to the channel, not through the actor's mailbox: a burst of kernel messages
+    // queued there (thousands of LOCK_RELEASEs, each a DLM unlock) delayed the kernel lease's
+    // renewals until the lease ran out (issue 11). Requests still leave in call order.
     async request(cmd, attrs, timeoutMs = 10_000) {
-      const r = await system.ask<BridgeMsg, RequestResult>(
-        self, (replyTo) => ({ type: 'request', cmd, attrs, timeoutMs, replyTo }), timeoutMs + 5000);
-      if (!r.ok) throw r.err;
-      return r.replies;
+      const ch = liveChannel;
+      if (!ch || snap.state !== 'attached') throw new KernelNotAttached(snap.state, snap.detail);
+      const replies = await ch.send(cmd, attrs, timeoutMs);
+      try {
+        return replies.map((r) => parseMxfsMessage(r));
+      } catch (err) {
+        counters.invalidMessages++;
+        throw err;
+      }
     },
     setVolumeListener(l) {
       volumeListener = l;

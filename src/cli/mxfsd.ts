@@ -12,6 +12,7 @@
  * (src/cluster/cluster-worker.ts). MXFS_CLUSTER_THREAD=main runs it on the main thread
  * instead, as before (a diagnostic switch, used by bench/event-loop.ts to compare).
  */
+import './threadpool'; // first: sizes libuv's threadpool before anything uses it
 import { ConfigError, DEFAULT_CONFIG_FILE, fileErrorReason, formatConfigError, loadConfig, type Config } from '../config/config';
 import { createLogger } from '../log';
 import { Daemon, VERSION } from '../daemon/daemon';

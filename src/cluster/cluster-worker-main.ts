@@ -36,7 +36,7 @@ import { raiseThreadPriority } from '../util/thread-priority';
 import { describeSilence, readThreadSched, SchedTimes, silenceExceeds, STARVED_SILENCE_FACTOR } from '../util/thread-sched';
 import { WindowedMax } from '../util/windowed-max';
 import { EpochFile } from '../daemon/state';
-import { FrameTap } from './frame-tap';
+import { FrameTap, leaseSendTap } from './frame-tap';
 import { ClusterNode } from './cluster-node';
 import type { PeerFaults } from './cluster-layer';
 import { TcpNetwork } from './network';
@@ -92,7 +92,10 @@ const toFaults = (f: WireFaults): PeerFaults => ({ blocked: new Set(f.blocked), 
 const epochs = EpochFile.open(init.stateDir, init.promisedEpoch);
 const sys = new ActorSystem(log, 'mxfs-cluster');
 // The node's recorder is on the main thread: the links' frames go there, in order (frame-tap.ts).
-if (init.traceFrames) sys.frames = new FrameTap((x) => out(['frame', x]));
+if (init.traceFrames) {
+  sys.frames = new FrameTap((x) => out(['frame', x]));
+  sys.addTap(leaseSendTap(init.config.node.id, (x) => out(['send', x]))); // the Lease actors' messages (lease.ts)
+}
 const node = new ClusterNode({
   config: init.config, network: new TcpNetwork(), clock, system: sys, log, incarnation: init.incarnation,
   epochStore: { load: () => epochs.value, save: (e) => epochs.promise(e) },

@@ -27,7 +27,7 @@ import type Logger from 'bunyan';
 import type { Clock } from '../util/clock';
 import type { ClusterLayer, ClusterLayerEvents, ClusterLayerStatus, PeerFaults } from './cluster-layer';
 import type { PeerBody } from './peer-protocol';
-import type { ForwardedFrame } from '../trace/recorder';
+import type { ForwardedFrame, ForwardedSend } from '../trace/recorder';
 import { socketPair } from '../util/socket-pair';
 import { SharedLease } from './shared-lease';
 import { PipeReceiver, PipeSender } from './thread-pipe';
@@ -44,6 +44,8 @@ export interface ClusterWorkerOptions extends ClusterLayerEvents, Pick<WorkerIni
   onFatal?(err: Error): void;
   /** The node traces: every peer-link frame the worker sends or receives comes here, in order. */
   onFrame?(x: ForwardedFrame): void;
+  /** The node traces: every message of the worker's Lease actors comes here, in order with the frames. */
+  onActorSend?(x: ForwardedSend): void;
 }
 
 const wireFaults = (f: PeerFaults): WireFaults => ({ blocked: [...f.blocked], drop: f.drop, delayMs: f.delayMs });
@@ -161,6 +163,7 @@ export class ClusterWorker implements ClusterLayer {
       case 'renewHeard': this.o.onPeerRenewal?.(item[1]); return;
       case 'log': this.o.syslogRecord?.(item[1]); return;
       case 'frame': this.o.onFrame?.(item[1]); return;
+      case 'send': this.o.onActorSend?.(item[1]); return;
     }
   }
 

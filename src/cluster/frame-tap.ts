@@ -14,9 +14,11 @@
  * recorded it (after the pipe, in order), and a frame-in is not the cause of what the worker
  * did with it (the lock messages it carries are, as dlm-in events, on the main thread).
  */
+import type { MessageTap } from '../actors/actor';
 import type { TraceFields, TraceStamp } from '../trace/event';
-import { peerBodyFields, SELF_TRAFFIC } from '../trace/fields';
-import type { ForwardedFrame, FrameTracer } from '../trace/recorder';
+import { extractFields, peerBodyFields, SELF_TRAFFIC } from '../trace/fields';
+import type { ForwardedFrame, ForwardedSend, FrameTracer } from '../trace/recorder';
+import { leaseRoute } from './lease';
 
 export class FrameTap implements FrameTracer {
   constructor(private readonly forward: (x: ForwardedFrame) => void) {}
@@ -38,11 +40,28 @@ export class FrameTap implements FrameTracer {
   restore(): void {}
 }
 
+/**
+ * The same for the Lease actors of the worker (lease.ts): a message tap of the worker's actor
+ * system that forwards every lease message's paths, type and key fields (ForwardedSend), in
+ * order with the frames; on the main thread TraceRecorder.forwardedSend records it.
+ */
+export function leaseSendTap(selfId: number, forward: (x: ForwardedSend) => void): MessageTap {
+  return (_to, msg) => {
+    const route = leaseRoute(msg as { type: string; peer?: number }, selfId);
+    if (!route) return;
+    forward({ ...route, type: msg.type, f: compact(extractFields(msg as Record<string, unknown>, {})) });
+  };
+}
+
+function compact(f: TraceFields): TraceFields {
+  for (const k of Object.keys(f) as Array<keyof TraceFields>) if (f[k] === undefined) delete f[k];
+  return f;
+}
+
 /** The frame's trace fields, only those set (they cross a thread); undefined: trace traffic. */
 function fieldsOf(peer: number, body: unknown, epoch: number): TraceFields | undefined {
   const f: TraceFields = { epoch, peer };
   peerBodyFields(body, f);
   if (f.sub !== undefined && SELF_TRAFFIC.has(f.sub)) return undefined;
-  for (const k of Object.keys(f) as Array<keyof TraceFields>) if (f[k] === undefined) delete f[k];
-  return f;
+  return compact(f);
 }

@@ -12,13 +12,16 @@
  * Takes: 'tick' (renewal round), 'evaluate' (a deadline passed), 'peerMessage' (renew,
  * renewAck, propose, accept, reject, commit, and ping for diagnostics), 'linkUp'/'linkDown',
  * 'mute' (the host's main thread stopped answering: go silent, see MembershipCore.mute),
- * 'status', 'stop'.
+ * 'leaseExpired' (a peer's Lease actor saw its expiry pass: evaluate), 'status', 'stop'.
  * A node that sees a member stamp an older epoch forwards its committed view to it (a commit
  * lost with a dropped link), and renews to everyone right after installing a view, so the
  * acknowledgements that make up quorum arrive within a round trip rather than a renew interval.
  * Sends: renew/renewAck/propose/accept/reject/commit/pong to peers; MembershipEvents
  * ('quorum', 'view', 'peerDead', 'peerAlive', 'peerRestarted') to the handler given at spawn;
- * every new quorum deadline (moved, or lost) to onLease.
+ * every new quorum deadline (moved, or lost) to onLease; and, after taking them itself, every
+ * renewal heard and acknowledgement to the peer's Lease actor and every new deadline to the own
+ * one (lease.ts: lease.renewed, lease.acked, lease.deadline), which only record and time the
+ * expiries: the quorum arithmetic below never waits for them.
  *
  * Liveness is the lease, never the TCP connection: a peer is dead when nothing was heard from
  * it for lease + deadMargin; this node keeps quorum only while renewals it sent within the
@@ -29,6 +32,7 @@ import type { Clock, TimerHandle } from '../util/clock';
 import type { LeaseTimes } from './options';
 import { canonicalMembers, PeerBody, PeerMessage } from './peer-protocol';
 import { WindowedMax } from '../util/windowed-max';
+import { LeaseExpiredMsg, Leases, spawnLeases } from './lease';
 
 // ------------------------------------------------------------------------------------------
 // Quorum rule
@@ -314,12 +318,16 @@ export class MembershipCore {
     return `epoch ${e} from node ${msg.hdr.from} is ahead of this node's epoch ${this.view.epoch}`;
   }
 
-  /** The earliest local time at which evaluate() could change something. */
-  nextDeadline(now: number): number {
+  /**
+   * The earliest local time at which evaluate() could change something. peerExpiry false:
+   * leave out the peers' lease expiries (the Lease actors' timers make the membership
+   * evaluate at those: lease.ts).
+   */
+  nextDeadline(now: number, peerExpiry = true): number {
     let d = Infinity;
     const q = this.quorumUntil();
     if (q > now && Number.isFinite(q)) d = Math.min(d, q);
-    for (const p of this.peers.values()) if (p.alive && p.lastHeard !== undefined) d = Math.min(d, p.lastHeard + this.t.deadAfterMs);
+    if (peerExpiry) for (const p of this.peers.values()) if (p.alive && p.lastHeard !== undefined) d = Math.min(d, p.lastHeard + this.t.deadAfterMs);
     if (this.proposal) d = Math.min(d, this.proposal.startedAt + this.proposalTimeout());
     if (this.yieldState && !this.yieldState.active) d = Math.min(d, this.yieldState.since + 2 * this.t.renewMs);
     if (this.noProposeBefore > now) d = Math.min(d, this.noProposeBefore);
@@ -571,6 +579,8 @@ export type MembershipMsg =
   | { type: 'linkUp'; peer: number }
   | { type: 'linkDown'; peer: number; reason: string }
   | { type: 'mute'; reason?: string }
+  /** A peer's Lease actor saw its expiry pass with nothing heard (lease.ts): evaluate now. */
+  | LeaseExpiredMsg
   | { type: 'status'; replyTo: Ref<MembershipSnapshot> }
   | { type: 'stop' };
 
@@ -601,6 +611,12 @@ export interface MembershipActorOptions {
    * quorum alone) each time it changes: a renewal moved it, or it was lost.
    */
   onLease?(until: number): void;
+  /**
+   * The node's Lease actors (lease.ts), set by spawnMembership: every renewal heard, every
+   * acknowledged renewal and every move of the quorum deadline is told to them, and the peers'
+   * expiries come from their timers (leaseExpired). Absent: the membership times the expiries.
+   */
+  leases?: Leases;
 }
 
 interface ActorState { tickTimer?: TimerHandle; evalTimer?: TimerHandle; evalAt: number; stopped: boolean; lease: number }
@@ -625,7 +641,7 @@ export function membershipDef(o: MembershipActorOptions): ActorDef<ActorState, M
     }
     // One evaluation timer at the next deadline (quorum expiry must be reported on time).
     const now = o.clock.now();
-    const at = core.nextDeadline(now);
+    const at = core.nextDeadline(now, !o.leases);
     if (!s.stopped && Number.isFinite(at) && at !== s.evalAt) {
       o.clock.clearTimer(s.evalTimer);
       s.evalAt = at;
@@ -641,7 +657,12 @@ export function membershipDef(o: MembershipActorOptions): ActorDef<ActorState, M
       if (s.stopped) return s;
       handleOne(s, msg, ctx);
       const until = core.quorumUntil();
-      if (until !== s.lease && !s.stopped) { s.lease = until; o.onLease?.(until); }
+      if (until !== s.lease && !s.stopped) {
+        s.lease = until;
+        o.onLease?.(until);
+        // After the deadline is in place (shared memory, canGrant): the own lease records it.
+        if (o.leases) ctx.system.send(o.leases.own, { type: 'lease.deadline', node: core.cfg.selfId, until, epoch: core.epoch });
+      }
       return s;
     },
     onCrash: () => 'resume',
@@ -670,8 +691,13 @@ export function membershipDef(o: MembershipActorOptions): ActorDef<ActorState, M
         apply(s, step, ctx.self, ctx.system, ctx.log);
         const after = core.quorumUntil();
         if (after > before) o.onRenewal?.({ kind: 'confirmed', quorumUntil: after });
+        if (o.leases) tellLease(o.leases, msg.from, msg.msg, step, now, ctx.system);
         return s;
       }
+      case 'leaseExpired':
+        s.evalAt = NaN; // the timer of apply() may be re-armed for the same instant
+        apply(s, core.evaluate(now), ctx.self, ctx.system, ctx.log);
+        return s;
       case 'linkUp':
         // Renew at once: a (re)joining node is seen within one message, not one interval.
         if (!core.silent) o.send(msg.peer, core.renew(now));
@@ -695,11 +721,39 @@ export function membershipDef(o: MembershipActorOptions): ActorDef<ActorState, M
         s.stopped = true;
         o.clock.clearTimer(s.tickTimer);
         o.clock.clearTimer(s.evalTimer);
+        if (o.leases) for (const ref of [...o.leases.peers.values(), o.leases.own]) ctx.system.send(ref, { type: 'lease.stop' });
         return s;
     }
   }
 }
 
+/**
+ * A lease fact the core just took (in this turn, before anything else), for the peer's Lease
+ * actor: the renewal heard (its time is this turn's, as the core stamped it) and, for a
+ * renewAck the core accepted, the acknowledgement. Only told: nothing comes back into the
+ * quorum arithmetic (lease.ts, "Safety").
+ */
+function tellLease(leases: Leases, from: number, msg: PeerMessage, step: Step, now: number, system: ActorSystem): void {
+  const b = msg.body;
+  if (b.type !== 'renew' && b.type !== 'renewAck') return;
+  const ref = leases.peers.get(from);
+  if (!ref) return;
+  const t = (b as { inc: number }).inc;
+  const epoch = msg.hdr.epoch;
+  system.send(ref, { type: 'lease.renewed', peer: from, inc: t, at: now, expires: now + leases.times.deadAfterMs, epoch });
+  if (b.type === 'renewAck' && !step.rejected) {
+    system.send(ref, { type: 'lease.acked', peer: from, inc: t, sentAt: b.sentAt, member: b.member, until: b.member ? b.sentAt + leases.times.fenceAfterMs : -Infinity, epoch });
+  }
+}
+
+/** The Membership actor and the node's Lease actors (lease.ts), which it tells and which wake it. */
 export function spawnMembership(system: ActorSystem, o: MembershipActorOptions): Ref<MembershipMsg> {
-  return system.spawn(undefined, 'membership', membershipDef(o), { node: o.core.cfg.selfId });
+  const opts: MembershipActorOptions = { ...o };
+  const ref = system.spawn(undefined, 'membership', membershipDef(opts), { node: o.core.cfg.selfId });
+  const cfg = o.core.cfg;
+  opts.leases = spawnLeases(system, {
+    selfId: cfg.selfId, peers: cfg.nodeIds.filter((id) => id !== cfg.selfId), times: cfg.times, clock: o.clock,
+    onExpired: (ctx, m) => ctx.system.send(ref, m),
+  });
+  return ref;
 }

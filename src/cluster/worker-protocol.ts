@@ -18,7 +18,7 @@ import type { MembershipEvent, RenewalReport } from './membership';
 import type { ClusterOptions } from './options';
 import type { LinkEvent } from './peer-link';
 import type { PeerBody, PeerMessage } from './peer-protocol';
-import type { ForwardedFrame } from '../trace/recorder';
+import type { ForwardedFrame, ForwardedSend } from '../trace/recorder';
 
 /** workerData of the cluster worker. */
 export interface WorkerInit {
@@ -42,7 +42,7 @@ export interface WorkerInit {
   stallMs: number;
   beatMs: number;
   faults?: WireFaults;
-  /** The node traces: forward every peer-link frame ('frame' items, frame-tap.ts). */
+  /** The node traces: forward every peer-link frame ('frame' items) and Lease actor message ('send' items), frame-tap.ts. */
   traceFrames: boolean;
 }
 
@@ -61,7 +61,8 @@ export type WorkerItem =
   | ['renewal', RenewalReport]
   | ['renewHeard', number]
   | ['log', Record<string, unknown>]
-  | ['frame', ForwardedFrame];
+  | ['frame', ForwardedFrame]
+  | ['send', ForwardedSend];
 
 export type ToWorker =
   /** WorkerSend items, each msgpack-encoded behind its length, in one transferred buffer (thread-pipe.ts); without a socket pair only. */

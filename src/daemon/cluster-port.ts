@@ -40,7 +40,7 @@ import { ClusterOptions, leaseTimes } from '../cluster/options';
 import type { ClusterHandlers, ClusterPort, ClusterView } from '../cluster/port';
 import type { Clock } from '../util/clock';
 import type { FaultSpec } from '../wire/client-protocol';
-import type { ForwardedFrame } from '../trace/recorder';
+import type { ForwardedFrame, ForwardedSend } from '../trace/recorder';
 import type { NodeState } from './state';
 import { MUTATION } from '../util/mutation';
 
@@ -94,8 +94,8 @@ export class TcpClusterPort implements ClusterPort {
         ...events, config, incarnation: randomInt(1, MAX_INCARNATION + 1), stateDir: o.state.dir, promisedEpoch: promised,
         logging: o.config.logging, logLevel: o.worker.logLevel, syslogRecord: o.worker.syslogRecord, onFatal: o.worker.onFatal,
         stallMs: o.config.timing.clientTimeoutMs, clock: o.clock, log: o.log.child({ actor: 'cluster' }), faults: this.fault,
-        // Tracing: the worker's frames are recorded here, by the node's recorder (frame-tap.ts).
-        ...(o.config.trace?.enabled ? { onFrame: (x: ForwardedFrame) => o.sys.tracer?.forwardedFrame(x) } : {}),
+        // Tracing: the worker's frames and Lease actor messages are recorded here, by the node's recorder (frame-tap.ts).
+        ...(o.config.trace?.enabled ? { onFrame: (x: ForwardedFrame) => o.sys.tracer?.forwardedFrame(x), onActorSend: (x: ForwardedSend) => o.sys.tracer?.forwardedSend(x) } : {}),
       });
     } else {
       this.node = new ClusterNode({

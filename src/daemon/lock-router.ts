@@ -23,6 +23,10 @@
  *      records — tokens resume at max(E * 2^32, every recorded token), so a token issued
  *      before, even by a master that died, is never issued again — re-queues the pending
  *      requests (conversions first), and resumes: waiters the dead node blocked are granted.
+ *   Every view does all of this, also one that only removes a node: every lock in the
+ *   cluster is re-sent and rebuilt, not only those whose master died (stats: recordsCollected,
+ *   recordsSent, recordsReceived, resourcesRebuilt count the work; docs/partial-recovery.md is
+ *   the analysis of keeping the resources whose master survived, not implemented).
  *   A newer view restarts the sequence; a view without quorum stops it in the visible state
  *   'no-quorum' after telling every local client its locks are lost (self-fence).
  *   Steps 3-5 and the replay of held operations are the named phases of the Recovery actor
@@ -114,6 +118,15 @@ export interface RouterStats {
   recoveries: number;
   lastRecoveryMs?: number;
   recordsRebuilt: number;
+  /**
+   * Recovery work (cumulative; the benchmark takes differences around one view change):
+   * records the local sessions handed over, records sent to other masters, records received
+   * from other nodes, and resources rebuilt on this node (a resource per group of records).
+   */
+  recordsCollected: number;
+  recordsSent: number;
+  recordsReceived: number;
+  resourcesRebuilt: number;
   /** Messages refused at the origin or by the peer (see onRefused). */
   refused: number;
   /** Cluster-wide inspections run (each asks every member once; the daemon coalesces queries). */
@@ -148,7 +161,7 @@ export class LockRouter {
   private st: RecoveryState;
   epoch = 0;
   members: number[];
-  readonly stats: RouterStats = { opsSent: 0, opsReceived: 0, eventsSent: 0, staleDropped: 0, misrouted: 0, recoveries: 0, recordsRebuilt: 0, refused: 0, inspections: 0 };
+  readonly stats: RouterStats = { opsSent: 0, opsReceived: 0, eventsSent: 0, staleDropped: 0, misrouted: 0, recoveries: 0, recordsRebuilt: 0, recordsCollected: 0, recordsSent: 0, recordsReceived: 0, resourcesRebuilt: 0, refused: 0, inspections: 0 };
   private held: Held[] = [];
   /** held is being replayed a slice per turn (see releaseHeld); new work joins its end. */
   private releasing = false;
@@ -372,6 +385,7 @@ export class LockRouter {
           if (nodeOf(x.owner) !== from || nodeOf(x.lockId) !== from) { this.misrouted(from, `record for ${x.lockId} not owned by node ${from}`); continue; }
           if (this.o.masterOf(x.lockspace, x.resource, r.members) !== this.o.selfId) { this.misrouted(from, `record for ${x.resource} sent to a non-master`); continue; }
           r.records.set(x.lockId, x); // a resent record replaces the old one
+          this.stats.recordsReceived++;
         }
         return;
       }
@@ -686,6 +700,7 @@ export class LockRouter {
     const batches: Array<[number, LockRecord[]]> = [];
     for (const [m, records] of byMaster) for (let i = 0; i < records.length; i += REC_BATCH) batches.push([m, records.slice(i, i + REC_BATCH)]);
     r.outgoing = batches;
+    this.stats.recordsCollected += count;
     this.phase({ type: 'recovery.send', epoch: r.epoch, run, note: `records ${count}, batches ${batches.length}` });
   }
 
@@ -698,7 +713,10 @@ export class LockRouter {
     const E = r.epoch;
     const batches = r.outgoing;
     r.outgoing = [];
-    const send = ([m, records]: [number, LockRecord[]]) => this.inPhase(() => this.o.port!.send(m, { t: 'rec', epoch: E, records }));
+    const send = ([m, records]: [number, LockRecord[]]) => {
+      this.stats.recordsSent += records.length;
+      this.inPhase(() => this.o.port!.send(m, { t: 'rec', epoch: E, records }));
+    };
     if (!await inSlices(batches, SLICE.sendRec, send, () => this.wanted(r, run))) return;
     if (!this.wanted(r, run)) return;
     this.inPhase(() => { for (const m of r.members) if (m !== this.o.selfId) this.o.port!.send(m, { t: 'recDone', epoch: E }); });
@@ -731,6 +749,7 @@ export class LockRouter {
     if (!await inSlices(groups.values(), SLICE.rebuild, (records) => this.inPhase(() => this.rebuild(r.epoch, records)), current)) return;
     this.rebuilding = undefined;
     this.stats.recordsRebuilt += r.records.size;
+    this.stats.resourcesRebuilt += groups.size;
     this.stats.lastRecoveryMs = Math.round(this.o.clock.now() - r.startedAt);
     this.phase({ type: 'recovery.replay', epoch: r.epoch, note: `resources ${groups.size}, held ${this.held.length}` });
   }

@@ -5,6 +5,11 @@
  *   the kernel, acks and error acks, multicast groups); `ctrl` is used only for the
  *   synchronous nlctrl look-ups (genl_ctrl_resolve*), which must not race with the receive
  *   loop for the same socket.
+ * - With `separateRequests`, a third socket `req` sends our requests and receives only their
+ *   acks and replies (its own receive loop): the kernel's acks never wait for room, so when
+ *   a burst of kernel messages keeps the channel's receive buffer full they would be dropped
+ *   there (issue 11). The kernel must be told that both ports are ours (mxfs: DAEMON_READY
+ *   from `req` with the channel's port).
  * - Receiving: one persistent callback (koffi.register) for NL_CB_MSG_IN copies each raw
  *   message into a Buffer and returns NL_SKIP, so libnl does no further processing; the
  *   blocking nl_recvmsgs_default runs on a worker thread (koffi `.async`) and koffi runs
@@ -54,72 +59,93 @@ export interface GenlSocketOptions {
   /** Bound of one blocking receive; close() takes at most about this long. */
   recvTimeoutMs?: number;
   rcvbufBytes?: number;
+  /** Send requests from a socket of their own, which receives nothing but their answers. */
+  separateRequests?: boolean;
 }
 
 interface Pending { resolve(r: Reply): void; reject(e: Error): void; replies: Buffer[]; timer: NodeJS.Timeout }
 
-export interface GenlSocketStats { sent: number; received: number; recvCalls: number; overruns: number; callbackErrors: number }
+export interface GenlSocketStats {
+  sent: number; received: number; recvCalls: number; callbackErrors: number;
+  /** Receive buffer overflows (ENOBUFS) of the channel, and of req (separateRequests). */
+  overruns: number; requestOverruns: number;
+}
 
 export class GenlSocket {
   private readonly lib: LibNl;
   private channel: Ptr;
   private ctrl: Ptr;
+  /** Sends the requests and receives their answers (separateRequests); else the channel. */
+  private req: Ptr | undefined;
   private readonly cb: bigint;
   private seq = 0;
   private pending = new Map<number, Pending>();
   private closing = false;
-  private loopRunning = false;
+  private loopsRunning = 0;
   private loopStopped: (() => void) | undefined;
-  readonly stats: GenlSocketStats = { sent: 0, received: 0, recvCalls: 0, overruns: 0, callbackErrors: 0 };
+  readonly stats: GenlSocketStats = { sent: 0, received: 0, recvCalls: 0, callbackErrors: 0, overruns: 0, requestOverruns: 0 };
 
   private constructor(private readonly opts: GenlSocketOptions) {
     this.lib = libnl();
     const lib = this.lib;
     const channel = lib.nl_socket_alloc();
     const ctrl = lib.nl_socket_alloc();
-    if (!channel || !ctrl) {
-      if (channel) lib.nl_socket_free(channel);
-      if (ctrl) lib.nl_socket_free(ctrl);
+    const req = opts.separateRequests ? lib.nl_socket_alloc() : undefined;
+    const freeAll = () => { for (const sk of [channel, ctrl, req]) if (sk) lib.nl_socket_free(sk); };
+    if (!channel || !ctrl || req === null) {
+      freeAll();
       throw new NetlinkError('nl_socket_alloc', NLE.NOMEM, 'out of memory');
     }
     this.channel = channel;
     this.ctrl = ctrl;
+    this.req = req;
+    /** The sockets with a receive loop: the channel, and req. */
+    const receiving: Ptr[] = req ? [channel, req] : [channel];
     try {
-      for (const [sk, what] of [[channel, 'channel'], [ctrl, 'ctrl']] as const) {
+      const named: Array<[Ptr, string]> = [[channel, 'channel'], [ctrl, 'ctrl'], ...(req ? [[req, 'req'] as [Ptr, string]] : [])];
+      for (const [sk, what] of named) {
         const rc = lib.genl_connect(sk);
         if (rc < 0) throw new NetlinkError(`genl_connect(${what})`, -rc, lib.nl_geterror(rc));
       }
-      lib.nl_socket_disable_seq_check(channel);
-      lib.nl_socket_set_buffer_size(channel, opts.rcvbufBytes ?? 1 << 20, 0);
-      const fd = lib.nl_socket_get_fd(channel);
-      enableExtAck(lib, fd);
       enableExtAck(lib, lib.nl_socket_get_fd(ctrl));
-      setReceiveTimeout(lib, fd, opts.recvTimeoutMs ?? 250);
+      for (const sk of receiving) {
+        lib.nl_socket_disable_seq_check(sk);
+        lib.nl_socket_set_buffer_size(sk, opts.rcvbufBytes ?? 1 << 20, 0);
+        const fd = lib.nl_socket_get_fd(sk);
+        enableExtAck(lib, fd);
+        setReceiveTimeout(lib, fd, opts.recvTimeoutMs ?? 250);
+      }
     } catch (e) {
-      lib.nl_socket_free(channel);
-      lib.nl_socket_free(ctrl);
+      freeAll();
       throw e;
     }
     this.cb = koffi.register((msg: Ptr) => this.onRaw(msg), koffi.pointer(lib.RecvCallback));
-    const rc = lib.nl_socket_modify_cb(channel, NL_CB_MSG_IN, NL_CB_CUSTOM, this.cb, null);
-    if (rc < 0) {
-      koffi.unregister(this.cb);
-      lib.nl_socket_free(channel);
-      lib.nl_socket_free(ctrl);
-      throw new NetlinkError('nl_socket_modify_cb', -rc, lib.nl_geterror(rc));
+    for (const sk of receiving) {
+      const rc = lib.nl_socket_modify_cb(sk, NL_CB_MSG_IN, NL_CB_CUSTOM, this.cb, null);
+      if (rc < 0) {
+        koffi.unregister(this.cb);
+        freeAll();
+        throw new NetlinkError('nl_socket_modify_cb', -rc, lib.nl_geterror(rc));
+      }
     }
   }
 
   /** Opens and connects the sockets and starts the receive loop. */
   static open(opts: GenlSocketOptions): GenlSocket {
     const s = new GenlSocket(opts);
-    s.startLoop();
+    s.startLoop(s.channel);
+    if (s.req) s.startLoop(s.req);
     return s;
   }
 
   /** The netlink port id of the channel socket (what the kernel sees as the sender). */
   get portid(): number {
     return this.lib.nl_socket_get_local_port(this.channel);
+  }
+
+  /** The port our requests are sent from: the channel's, or req's (separateRequests). */
+  get requestPortid(): number {
+    return this.lib.nl_socket_get_local_port(this.req ?? this.channel);
   }
 
   /** Family id; throws NetlinkError (code 12, NLE_OBJ_NOTFOUND) when no such family. */
@@ -168,7 +194,7 @@ export class GenlSocket {
         timer.unref();
         this.pending.set(seq, { resolve, reject, replies: [], timer });
       });
-      const rc = lib.nl_send_auto(this.channel, msg);
+      const rc = lib.nl_send_auto(this.req ?? this.channel, msg);
       if (rc < 0) {
         const pend = this.pending.get(seq);
         this.pending.delete(seq);
@@ -188,7 +214,7 @@ export class GenlSocket {
   async close(): Promise<void> {
     if (this.closing) return;
     this.closing = true;
-    if (this.loopRunning) await new Promise<void>((resolve) => { this.loopStopped = resolve; });
+    if (this.loopsRunning) await new Promise<void>((resolve) => { this.loopStopped = resolve; });
     for (const [, p] of this.pending) {
       clearTimeout(p.timer);
       p.reject(new Error('netlink socket closed'));
@@ -196,24 +222,29 @@ export class GenlSocket {
     this.pending.clear();
     this.lib.nl_socket_free(this.channel);
     this.lib.nl_socket_free(this.ctrl);
+    if (this.req) this.lib.nl_socket_free(this.req);
     koffi.unregister(this.cb);
   }
 
-  private startLoop(): void {
-    this.loopRunning = true;
+  /** One receive loop per socket that receives (each keeps a libuv threadpool thread). */
+  private startLoop(sk: Ptr): void {
+    this.loopsRunning++;
     const step = (): void => {
       if (this.closing) {
-        this.loopRunning = false;
-        this.loopStopped?.();
+        if (--this.loopsRunning === 0) this.loopStopped?.();
         return;
       }
       this.stats.recvCalls++;
-      this.lib.nl_recvmsgs_default.async(this.channel, (err: unknown, rc: number) => {
+      this.lib.nl_recvmsgs_default.async(sk, (err: unknown, rc: number) => {
         if (err) {
           this.opts.onError?.(err instanceof Error ? err : new Error(String(err)));
         } else if (rc < 0 && rc !== -NLE.AGAIN) {
-          if (rc === -NLE.NOMEM) this.stats.overruns++;
-          this.opts.onError?.(new NetlinkError('nl_recvmsgs', -rc, this.lib.nl_geterror(rc)));
+          // ENOBUFS (libnl: NLE_NOMEM): the socket's receive buffer overflowed, messages for it
+          // were dropped. On the channel the kernel retries its unicasts (mxfs); on req it
+          // means lost answers (their requests time out).
+          const onReq = sk === this.req;
+          if (rc === -NLE.NOMEM) this.stats[onReq ? 'requestOverruns' : 'overruns']++;
+          this.opts.onError?.(new NetlinkError(onReq ? 'nl_recvmsgs(req)' : 'nl_recvmsgs', -rc, this.lib.nl_geterror(rc)));
         }
         setImmediate(step);
       });

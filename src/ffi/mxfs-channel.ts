@@ -7,6 +7,9 @@
  *   reloaded later is seen at once (onFamily 'new' / 'del').
  * - Incoming mxfs messages are validated (parseMxfsMessage) before onMessage sees them;
  *   outgoing ones are checked against the command's attribute set before they are built.
+ * - Requests go out from a socket of their own (GenlSocket `separateRequests`), so their acks
+ *   are never dropped because the kernel's messages filled the channel's receive buffer;
+ *   DAEMON_READY, sent from it, names the channel (`portid`) as where the kernel's messages go.
  * KernelChannel is the seam the kernel-bridge actor is tested through (a fake in tests).
  */
 import { GenlSocket, NetlinkError, type Reply } from './genl-socket';
@@ -28,7 +31,10 @@ export interface KernelChannelEvents {
 }
 
 export interface KernelChannel {
+  /** Where the kernel's messages arrive. */
   readonly portid: number;
+  /** Where requests are sent from, when not `portid` (DAEMON_READY then names `portid`). */
+  readonly requestPortid?: number;
   resolve(): number;
   /** Sends a daemon->kernel command; resolves on the kernel's ack with its replies. */
   send(cmd: MxfsCmd, attrs: MxfsAttrs, timeoutMs?: number): Promise<Buffer[]>;
@@ -49,6 +55,7 @@ export class GenlKernelChannel implements KernelChannel {
     this.socket = GenlSocket.open({
       onMessage: (buf) => this.route(buf),
       onError: (err) => this.events.onError(err),
+      separateRequests: true,
     });
     try {
       this.socket.joinGroup(this.socket.resolveGroup('nlctrl', 'notify'));
@@ -60,6 +67,10 @@ export class GenlKernelChannel implements KernelChannel {
 
   get portid(): number {
     return this.socket.portid;
+  }
+
+  get requestPortid(): number {
+    return this.socket.requestPortid;
   }
 
   resolve(): number {

@@ -10,7 +10,7 @@ import type { LockErrorCode } from '../dlm/types';
 export const MXFS_GENL_NAME = 'mxfs';
 export const MXFS_GENL_VERSION = 1;
 export const MXFS_GENL_MCGRP_EVENTS = 'events';
-export const MXFS_PROTO_VERSION = 3;
+export const MXFS_PROTO_VERSION = 4;
 export const MXFS_NAME_MAX = 64;
 export const MXFS_LVB_MAX = 32;
 /** Longest volume name the kernel registers: its disk is "mxfs!<name>" in DISK_NAME_LEN (32). */
@@ -285,7 +285,7 @@ export const CMD_SCHEMA: Readonly<Record<Exclude<MxfsCmd, MxfsCmd.UNSPEC>, CmdSc
   },
   [MxfsCmd.RECOVERY_START]: { dir: 'to-kernel', required: [A.VOLUME, A.NODE_ID], optional: [] },
   [MxfsCmd.RECOVERY_DONE]: { dir: 'to-kernel', required: [A.VOLUME, A.NODE_ID], optional: [A.STATUS] },
-  [MxfsCmd.DAEMON_READY]: { dir: 'to-kernel', required: [A.NODE_ID, A.PROTO_VERSION], optional: [] },
+  [MxfsCmd.DAEMON_READY]: { dir: 'to-kernel', required: [A.NODE_ID, A.PROTO_VERSION], optional: [A.DAEMON_PORTID] },
   [MxfsCmd.LOCK_LOST]: { dir: 'to-kernel', required: [A.LOCK_ID, A.STATUS], optional: [A.PAD] },
   [MxfsCmd.EVENT]: { dir: 'multicast', required: [A.EVENT], optional: [A.NODE_ID, A.DAEMON_PORTID, A.LOCK_ID, A.STATUS, A.PAD] },
   [MxfsCmd.VOLUME_REPLY]: { dir: 'to-kernel', required: [A.REQ_ID, A.STATUS], optional: [A.PAD] },

@@ -95,6 +95,8 @@ export class NodeMetrics {
     readGauge(reg, 'mxfs_members', 'Members of the committed view', () => r.members.length);
     readCounter(reg, 'mxfs_recoveries_total', 'Lock recoveries started', () => r.stats.recoveries);
     readGauge(reg, 'mxfs_recovery_last_seconds', 'Duration of the last lock recovery', () => (r.stats.lastRecoveryMs ?? 0) / 1000);
+    readCounter(reg, 'mxfs_recovery_records_sent_total', 'Lock records this node sent to other masters in recoveries', () => r.stats.recordsSent);
+    readCounter(reg, 'mxfs_recovery_resources_rebuilt_total', 'Resources this node rebuilt from records in recoveries', () => r.stats.resourcesRebuilt);
     readCounter(reg, 'mxfs_dlm_stale_dropped_total', 'Lock messages of an older epoch dropped', () => r.stats.staleDropped);
     new Gauge({
       name: 'mxfs_node_state', help: 'The lock router\'s state (1 for the current one)', labelNames: ['state'], registers: [reg],

@@ -11,6 +11,7 @@
 import { MxfsAttr, MxfsCmd } from '../ffi/mxfs-genl';
 import type { TraceFields } from './event';
 import { RECOVERY_MSG_TYPES } from '../daemon/recovery';
+import { deadlineText } from '../cluster/lease';
 
 type Any = Record<string, any>;
 type Extractor = (m: Any, f: TraceFields) => void;
@@ -131,6 +132,16 @@ const EXTRACT: Readonly<Record<string, Extractor>> = {
   },
   'dlm.receive': (m, f) => { if (isNum(m.peer)) f.peer = m.peer; peerBodyFields(m.items?.[0]?.[1], f); },
   'dlm.timer': (m, f) => { if (isNum(m.peer)) f.peer = m.peer; if (isStr(m.what)) f.info = m.what; },
+  // Lease actors (src/cluster/lease.ts): the peer, the epoch, the incarnation and expiry in info.
+  'lease.renewed': (m, f) => { leasePeer(m, f); f.info = `inc ${incText(m.inc)}, expires ${deadlineText(m.expires)}`; },
+  'lease.acked': (m, f) => {
+    leasePeer(m, f);
+    f.info = m.member ? `inc ${incText(m.inc)}, vouches until ${deadlineText(m.until)}` : `inc ${incText(m.inc)}, no longer counts this node`;
+  },
+  'lease.expire': (m, f) => { leasePeer(m, f); f.info = `expires ${deadlineText(m.expires)}`; },
+  leaseExpired: (m, f) => { leasePeer(m, f); f.info = `expired ${deadlineText(m.expires)}`; },
+  'lease.deadline': (m, f) => { if (isNum(m.epoch)) f.epoch = m.epoch; f.info = `self-fence at ${deadlineText(m.until)}`; },
+  'lease.lapse': (m, f) => { f.info = `self-fence deadline ${deadlineText(m.until)} passed`; },
   // Recovery: a phase transition, its epoch and summary (members, counts, what superseded it).
   ...Object.fromEntries(RECOVERY_MSG_TYPES.map((t) => [t, (m: Any, f: TraceFields) => {
     if (isNum(m.epoch)) f.epoch = m.epoch;
@@ -138,13 +149,19 @@ const EXTRACT: Readonly<Record<string, Extractor>> = {
   }])),
 };
 
+function leasePeer(m: Any, f: TraceFields): void {
+  if (isNum(m.peer)) f.peer = m.peer;
+  if (isNum(m.epoch)) f.epoch = m.epoch;
+}
+const incText = (v: unknown): string => (isNum(v) ? v.toString(16) : '?');
+
 /** Sender of a message sent from outside any actor, by its type. */
 export const ORIGIN: Readonly<Record<string, string>> = {
   client: 'client', disconnected: 'client', hb: 'client',
   tick: 'timer', timeout: 'timer', sweep: 'timer', retry: 'timer', idleCheck: 'timer', evaluate: 'timer', 'health-check': 'timer',
   data: 'net', drain: 'net', closed: 'net', adopt: 'net', dialFailed: 'net', peerMessage: 'net', linkUp: 'net', linkDown: 'net',
   kernel: 'kernel', 'family-gone': 'kernel', 'channel-error': 'kernel',
-  'recovery.collect': 'view', 'recovery.abandon': 'view',
+  'recovery.collect': 'view', 'recovery.abandon': 'view', 'lease.expire': 'timer', 'lease.lapse': 'timer',
 };
 
 /**

@@ -112,6 +112,12 @@ export interface ForwardedFrame {
   stamp?: TraceStamp;
 }
 
+/**
+ * An actor message of the cluster worker thread (a Lease actor's: lease.ts), as the worker
+ * forwards it: its sender and receiver paths, its type and key fields.
+ */
+export interface ForwardedSend { from: string; to: string; type: string; f: TraceFields }
+
 export class TraceRecorder implements FrameTracer {
   private readonly c: Columns;
   private seq = 0;
@@ -307,6 +313,19 @@ export class TraceRecorder implements FrameTracer {
     const link = `peer-link/${x.peer}`;
     if (x.dir === 'out') this.record('frame-out', link, `node/${x.peer}`, x.type, x.f);
     else this.record('frame-in', `node/${x.peer}`, link, x.type, x.f, { node: x.peer, stamp: x.stamp });
+    this.restore(saved);
+  }
+
+  /**
+   * An actor message of the cluster worker thread (ForwardedSend), now that it reached this
+   * thread: a `send` event with no cause on this thread (as forwardedFrame), in the order the
+   * worker sent it.
+   */
+  forwardedSend(x: ForwardedSend): void {
+    const saved: [number, string | undefined] = [this.cur, this.curActor];
+    this.cur = 0;
+    this.curActor = undefined;
+    this.record('send', x.from, x.to, x.type, x.f);
     this.restore(saved);
   }
 

@@ -16,9 +16,29 @@ export interface Clock {
  * Each thread's performance.now() counts from when that thread started; this offset turns it
  * into milliseconds of the system's monotonic clock (CLOCK_MONOTONIC, what process.hrtime
  * reads), the same in every thread of the process. The cluster layer's worker thread and the
- * main thread compare lease deadlines on it (src/cluster/shared-lease.ts).
+ * main thread compare lease deadlines on it (src/cluster/shared-lease.ts), so the offset must
+ * not carry the time a thread was held between its two reads (a loaded machine can hold it
+ * for milliseconds: 4 ms was seen at load 27). The hrtime read is bracketed by two
+ * performance.now() reads, several times, and the tightest bracket is kept: the offset is
+ * then wrong by at most half that bracket (MONOTONIC_OFFSET_ERROR_MS, typically well under a
+ * microsecond; test/clock.test.ts checks it against another thread).
  */
-const MONOTONIC_OFFSET = Number(process.hrtime.bigint()) / 1e6 - performance.now();
+export function monotonicOffset(
+  perfNow: () => number = () => performance.now(), monoNow: () => number = () => Number(process.hrtime.bigint()) / 1e6,
+): { offset: number; error: number } {
+  let error = Infinity;
+  let offset = 0;
+  for (let i = 0; i < 32 && error > 0.001; i++) {
+    const before = perfNow();
+    const mono = monoNow();
+    const after = perfNow();
+    if ((after - before) / 2 < error) { error = (after - before) / 2; offset = mono - (before + after) / 2; }
+  }
+  return { offset, error };
+}
+const { offset: MONOTONIC_OFFSET, error: OFFSET_ERROR } = monotonicOffset();
+/** How far this thread's systemClock.now() may be from CLOCK_MONOTONIC, at most (ms). */
+export const MONOTONIC_OFFSET_ERROR_MS = OFFSET_ERROR;
 
 /** The real clock: monotonic milliseconds shared by every thread of the process, Node timers. */
 export const systemClock: Clock = {

@@ -39,6 +39,8 @@ function statusResp(portid: number): Buffer {
 
 export class FakeKernelChannel implements KernelChannel {
   readonly portid = 4242;
+  /** Where requests are sent from (the real channel: a socket of their own); undefined: portid. */
+  requestPortid: number | undefined;
   loaded = false;
   closed = false;
   resolves = 0;

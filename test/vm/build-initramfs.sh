@@ -120,6 +120,8 @@ done
 cp "$ROOT/test/vm/init.sh" "$STAGE/init"
 cp "$ROOT/test/vm/vm-tests.sh" "$STAGE/mxfs/vm-tests.sh"
 cp "$ROOT/test/vm/hooks-tests.sh" "$STAGE/mxfs/hooks-tests.sh"
+cp "$ROOT/test/vm/hooks-lib.sh" "$STAGE/mxfs/hooks-lib.sh"
+cp "$ROOT/test/vm/burst-tests.sh" "$STAGE/mxfs/burst-tests.sh"
 cp "$ROOT/test/vm/hooks-bench.sh" "$STAGE/mxfs/hooks-bench.sh"
 [ -f "$ROOT/test/vm/mxfs.conf" ] && cp "$ROOT/test/vm/mxfs.conf" "$STAGE/mxfs/mxfs.conf"
 chmod +x "$STAGE/init" "$STAGE/mxfs/vm-tests.sh"

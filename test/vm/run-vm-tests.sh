@@ -6,7 +6,7 @@
 # kernel with it, and read the results from the serial console. Exit 0 only when the VM
 # printed "MXFS-VM-RESULT PASS"; non-zero on FAIL, on a timeout, or on any build error.
 # qemu is always killed on exit. Logs: $MXFS_VM_WORK (default /tmp/mxfs-vm)/serial.log.
-# MXFS_VM_ONLY=volumes (or hooks) runs the kernel volume (or inode lock) tests alone (development;
+# MXFS_VM_ONLY=volumes (or hooks, burst) runs the kernel volume (or inode lock, burst) tests alone (development;
 # CI runs everything); MXFS_VM_ONLY=hooks-bench runs the inode locks' benchmark instead
 # (bench/inode-locks-vm.sh; not part of the test run). MXFS_KO: boot another build of the module
 # (test/vm/mutations.sh). MXFS_VM_MEM: the VM's memory in MiB (default 1536). MXFS_VM_APPEND:

@@ -169,9 +169,9 @@ echo "vm-tests: daemon is $DAEMON_KIND"
 # mxfs.only=volumes on the kernel command line: the volume tests alone (development runs).
 # Every check: this script's own, and the MXFS-TEST lines of the helpers it counts
 # (sub_checks, the volume tests): 33 channel checks + 18 volume checks (with fence-fallback-log
-# and udev-claim) + 15 inode-lock checks. After the result line, fallback_restart ends the VM (the host checks it).
+# and udev-claim) + 15 inode-lock checks + 3 burst checks. After the result line, fallback_restart ends the VM (the host checks it).
 # A check that silently stops printing is a failure too.
-MIN_PASSES=66
+MIN_PASSES=69
 if grep -q 'mxfs.only=volumes' /proc/cmdline; then
   MIN_PASSES=18
   volume_tests
@@ -187,6 +187,12 @@ if grep -q 'mxfs.only=hooks-bench' /proc/cmdline; then
   PASSES=$(grep -c '^MXFS-TEST PASS' /tmp/hooks-bench.out)
   FAILS=$(grep -c '^MXFS-TEST FAIL' /tmp/hooks-bench.out)
   grep -q '^MXFS-HOOKS-BENCH ' /tmp/hooks-bench.out || fail hooks-bench "did not finish"
+  finish
+  exit 0
+fi
+if grep -q 'mxfs.only=burst' /proc/cmdline; then
+  MIN_PASSES=3
+  sub_checks sh /mxfs/burst-tests.sh
   finish
   exit 0
 fi
@@ -379,6 +385,8 @@ wait "$DPID" 2>/dev/null
 volume_tests
 # 17. Inode locks on a mounted kernel volume.
 sub_checks sh /mxfs/hooks-tests.sh
+# 18. A burst of thousands of kernel messages does not starve the kernel lease.
+sub_checks sh /mxfs/burst-tests.sh
 finish
-# 18. The fence's last resort restarts the machine (the run's end).
+# 19. The fence's last resort restarts the machine (the run's end).
 fallback_restart
