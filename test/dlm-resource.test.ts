@@ -237,6 +237,58 @@ describe('ResourceCore', () => {
     expect(c.tokenCounter).to.equal(11);
   });
 
+  it('tokens above 2^32 are exact: epochs as the cluster uses them, a lock kept from an older epoch, two ceilings at once', () => {
+    const E = 2 ** 32;
+    const c = new ResourceCore(8, 3 * E, 4 * E); // epoch 3
+    expect(only(c.request('a', 'o1', EX), 'granted')[0]!.grant.token).to.equal(3 * E + 1);
+    c.unlock('a');
+    expect(only(c.request('b', 'o1', PR), 'granted')[0]!.grant.token).to.equal(3 * E + 1);
+    expect(c.tokenCounter).to.equal(3 * E + 1);
+    // Rebuilt in epoch 5 from a holder that kept its epoch-1 token, next to one of epoch 4.
+    const r5 = ResourceCore.rebuild(8, 5 * E, [
+      { lockId: 'old', owner: 'o1', grMode: CR, token: E + 7 },
+      { lockId: 'mid', owner: 'o2', grMode: CR, token: 4 * E + 2 },
+    ], undefined, 6 * E);
+    expect(r5.view().granted.map((l) => l.token)).to.deep.equal([E + 7, 4 * E + 2]);
+    expect(r5.tokenCounter).to.equal(5 * E);
+    expect(only(r5.request('w', 'o3', PW), 'granted')[0]!.grant.token).to.equal(5 * E + 1);
+    // A core of another ceiling made meanwhile keeps its own base.
+    const other = new ResourceCore(8, 9 * E + 4, 10 * E);
+    expect(only(other.request('x', 'o1', EX), 'granted')[0]!.grant.token).to.equal(9 * E + 5);
+    expect(r5.view().granted.map((l) => l.token)).to.deep.equal([E + 7, 4 * E + 2, 5 * E + 1]);
+    expect(c.tokenCeiling).to.equal(4 * E);
+    expect(new ResourceCore(8).tokenCeiling).to.equal(Number.MAX_SAFE_INTEGER);
+  });
+
+  it('carries the caller\'s tag on every event of a lock and keeps its stamp', () => {
+    const t1 = { who: 1 }, t2 = { who: 2 };
+    expect(r.request('a', 'o1', PR, {}, t1).map((e) => e.tag)).to.deep.equal([t1]);
+    const ev = r.request('b', 'o2', EX, {}, t2); // queued, and a BAST to a
+    expect(ev.map((e) => `${e.type}:${e.lockId}:${(e.tag as { who: number }).who}`)).to.deep.equal(['queued:b:2', 'bast:a:1']);
+    expect(r.request('n', 'o3', EX, { noqueue: true }, t1).map((e) => [e.type, e.tag])).to.deep.equal([['failed', t1]]);
+    r.stamp('a', 123);
+    expect([...r.tagged()]).to.deep.equal([['a', t1, 123], ['b', t2, -1]]);
+    expect(r.tagOf('b')).to.equal(t2);
+    expect(r.unlock('a').map((e) => `${e.type}:${e.lockId}:${(e.tag as { who: number }).who}`)).to.deep.equal(['released:a:1', 'granted:b:2']);
+    expect(r.tagOf('a')).to.equal(undefined);
+  });
+
+  it('counts granted modes right when the second holder arrives and after holders leave', () => {
+    // One granted lock is its own count; the counts start with the second.
+    r.request('a', 'o1', PR);
+    expect(granted(r.convert('a', PW))).to.deep.equal(['a']); // alone: up-converts at once
+    expect(granted(r.convert('a', PR))).to.deep.equal(['a']);
+    expect(granted(r.request('b', 'o2', PR))).to.deep.equal(['b']);
+    expect(granted(r.request('c', 'o3', CW))).to.deep.equal([]);
+    expect(granted(r.unlock('a'))).to.deep.equal([]);
+    expect(granted(r.unlock('b'))).to.deep.equal(['c']);
+    expect(granted(r.request('d', 'o4', PR))).to.deep.equal([]);
+    expect(granted(r.request('e', 'o5', CR))).to.deep.equal([]); // FIFO behind d
+    r.unlock('c');
+    expect(r.view().granted.map((l) => l.lockId)).to.deep.equal(['d', 'e']);
+    expect(granted(r.request('f', 'o6', EX, { noqueue: true }))).to.deep.equal([]);
+  });
+
   it('rejects a duplicate lock id and unknown locks', () => {
     r.request('a', 'o1', NL);
     expect(() => r.request('a', 'o1', NL)).to.throw(LockError).with.property('code', 'INVALID');

@@ -172,6 +172,11 @@ export interface ActorDef<S, M extends AnyMsg> {
   afterStop?(state: S, ctx: ActorCtx<M>): void;
   /** The actor never spawns children: nact's two child maps are not allocated for it. */
   leaf?: boolean;
+  /**
+   * A leaf spawned without log fields asks here when it first logs (a resource per held lock
+   * keeps no log-fields object of its own: bench/heap-per-lock.ts).
+   */
+  logFields?(): Record<string, unknown>;
 }
 
 /** Observes every message sent through the system (the trace facility hooks in here). */
@@ -209,17 +214,21 @@ export class ActorSystem {
   }
 
   spawn<S, M extends AnyMsg>(
-    parent: Ref<any> | undefined, kind: string, def: ActorDef<S, M>, logFields: Record<string, unknown> = {},
+    parent: Ref<any> | undefined, kind: string, def: ActorDef<S, M>, fields?: Record<string, unknown>,
   ): Ref<M> {
-    const name = `${kind}-${++this.seq}`;
+    const seq = ++this.seq;
     const system = this;
-    if (parent instanceof LeafActor) throw new Error(`spawn ${name}: ${parent.name} was spawned as a leaf: it cannot have children`);
-    const path = this.tracer?.named(name, kind, logFields) ?? name;
+    if (parent instanceof LeafActor) throw new Error(`spawn ${kind}-${seq}: ${parent.name} was spawned as a leaf: it cannot have children`);
     if (def.leaf && parent !== undefined) {
       const host = nactSystems.find((parent as unknown as { system: { name: string } }).system.name, parent);
-      if (!host?.children || !host.childReferences) throw new Error(`spawn ${name}: its parent has stopped`);
-      return new LeafActor<S, M>(this, host as LeafHost, name, path, def, logFields) as unknown as Ref<M>;
+      if (!host?.children) throw new Error(`spawn ${kind}-${seq}: its parent has stopped`);
+      const path = this.tracer?.named(`${kind}-${seq}`, kind, fields ?? def.logFields?.() ?? {});
+      const extra = path !== undefined || fields !== undefined ? { path, logFields: fields, childLog: undefined } : undefined;
+      return new LeafActor<S, M>(siteOf(this, host as LeafHost, kind), seq, def, extra) as unknown as Ref<M>;
     }
+    const name = `${kind}-${seq}`;
+    const path = this.tracer?.named(name, kind, fields ?? def.logFields?.() ?? {}) ?? name;
+    const logFields = fields ?? def.logFields?.() ?? {};
     // The child logger is made when first used: most actors (a resource per held lock) never log.
     let childLog: Logger | undefined;
     const logOf = () => (childLog ??= system.log.child({ actor: kind, ...logFields }));
@@ -380,12 +389,31 @@ export function refName(ref: Ref<unknown>): string {
 
 // ---- leaf actors -----------------------------------------------------------------------
 
-/** The nact actor a leaf is spawned under: its child maps, and how a child leaves them. */
+/**
+ * The nact actor a leaf is spawned under: its child map, and how a child leaves it. A leaf is
+ * in `children` only (what stop() stops), under its number, not in `childReferences` (nact's
+ * lookup by name, which nothing does for a leaf): one map entry and no name string per leaf.
+ */
 interface LeafHost {
-  children: Map<string, unknown>;
-  childReferences: Map<string, unknown>;
-  childStopped(child: { name: string }): void;
+  children: Map<string | number, unknown>;
+  childStopped(child: { name: string | number }): void;
 }
+
+/** What the leaves of one kind spawned under one host share: one object, not three fields each. */
+interface LeafSite { readonly system: ActorSystem; readonly host: LeafHost; readonly kind: string }
+
+const leafSites = new WeakMap<LeafHost, LeafSite[]>();
+
+function siteOf(system: ActorSystem, host: LeafHost, kind: string): LeafSite {
+  let list = leafSites.get(host);
+  if (list === undefined) leafSites.set(host, list = []);
+  let site = list.find((x) => x.kind === kind && x.system === system);
+  if (site === undefined) list.push(site = { system, host, kind });
+  return site;
+}
+
+/** The rarely used part of a leaf: its name in traces, and its log fields and logger. */
+interface LeafExtra { path: string | undefined; logFields: Record<string, unknown> | undefined; childLog: Logger | undefined }
 
 /**
  * The scheduler every actor runs on (nact's through the handleMessage patch above, leaves
@@ -442,20 +470,22 @@ function makeRunnable(a: Runnable): void {
  */
 class LeafActor<S, M extends AnyMsg> implements ActorCtx<M> {
   /** Read by code that treats any ref like nact's (refName, systemMap lookups find nothing). */
-  readonly type = 'leaf';
+  get type(): 'leaf' { return 'leaf'; }
   stopped = false;
   private state: S;
   private busy = false;
-  private mailbox: M[] | undefined;
+  private mailbox: M[] | undefined = undefined;
   private head = 0;
-  private childLog?: Logger;
 
   constructor(
-    readonly system: ActorSystem, private host: LeafHost | undefined, readonly name: string,
-    private readonly path: string, private readonly def: ActorDef<S, M>, private readonly logFields: Record<string, unknown>,
+    private readonly site: LeafSite, private readonly seq: number, private readonly def: ActorDef<S, M>,
+    /**
+     * Its name in traces (only while tracing: otherwise the name is made when asked for), the
+     * log fields it was spawned with (absent: asked of def.logFields()), its logger once made.
+     */
+    private extra: LeafExtra | undefined,
   ) {
-    host!.children.set(name, this);
-    host!.childReferences.set(name, this);
+    site.host.children.set(seq, this);
     this.state = undefined as S;
     try { this.state = def.init(this); } catch (err) {
       this.log.error({ err }, 'actor init failed; stopping actor');
@@ -464,7 +494,13 @@ class LeafActor<S, M extends AnyMsg> implements ActorCtx<M> {
   }
 
   get self(): Ref<M> { return this as unknown as Ref<M>; }
-  get log(): Logger { return (this.childLog ??= this.system.log.child({ actor: this.name.slice(0, this.name.lastIndexOf('-')), ...this.logFields })); }
+  get system(): ActorSystem { return this.site.system; }
+  /** kind-number, unique in the system, like a nact actor's (made when asked: most never are). */
+  get name(): string { return `${this.site.kind}-${this.seq}`; }
+  get log(): Logger {
+    const x = (this.extra ??= { path: undefined, logFields: undefined, childLog: undefined });
+    return (x.childLog ??= this.system.log.child({ actor: this.site.kind, ...(x.logFields ?? this.def.logFields?.()) }));
+  }
 
   dispatch(msg: M): void {
     if (this.stopped) return;
@@ -486,7 +522,7 @@ class LeafActor<S, M extends AnyMsg> implements ActorCtx<M> {
       if (t === undefined) r = this.def.handle(this.state, msg, this);
       else {
         const cur = t.cur, actor = t.curActor;
-        t.enter(msg, this.path);
+        t.enter(msg, this.extra?.path ?? this.name);
         try { r = this.def.handle(this.state, msg, this); } finally { t.cur = cur; t.curActor = actor; }
       }
     } catch (err) {
@@ -532,8 +568,7 @@ class LeafActor<S, M extends AnyMsg> implements ActorCtx<M> {
     if (this.stopped) return;
     this.stopped = true;
     this.mailbox = undefined;
-    this.host?.childStopped(this);
-    this.host = undefined;
+    this.site.host.childStopped({ name: this.seq });
     const state = this.state;
     setImmediate(() => {
       this.system.tracer?.forget(this.name);

@@ -115,35 +115,76 @@ export type SessionMsg =
 
 type LockState = 'requesting' | 'granted' | 'converting';
 
-interface ClientLock {
-  id: number;
-  internalId: string;
-  lockspace: string;
-  resource: string;
-  state: LockState;
-  /** Granted mode, token and LVB of the current grant (absent until first granted). */
-  mode?: Mode;
-  token: number;
-  lvb?: Buffer;
-  lvbValid: boolean;
+/** What a lock has in progress: a request, conversion, unlock or cancel (ClientLock.p). */
+interface Pending {
   /** The pending request or conversion, as issued (re-issued after a recovery). */
-  rqMode?: Mode;
+  rqMode: Mode | undefined;
   /** The LVB the pending conversion writes (kept for a re-issue after a recovery). */
-  rqLvb?: Buffer;
+  rqLvb: Buffer | undefined;
   noqueue: boolean;
-  timeoutMs?: number;
-  pendingReq?: number;
+  timeoutMs: number | undefined;
+  pendingReq: number | undefined;
   /** When the pending request or conversion arrived (clock ms). */
-  askedAt?: number;
-  unlockReq?: number;
+  askedAt: number | undefined;
+  unlockReq: number | undefined;
   /** The pending unlock carries an LVB to write (see collect). */
   unlockLvb: boolean;
-  cancelReq?: number;
+  cancelReq: number | undefined;
+}
+
+/**
+ * One lock of the client. What only a lock with something in progress needs is in its
+ * Pending part, made by the first write and let go by settle() once nothing is in progress:
+ * a held lock is this object alone (memory per held lock, bench/heap-per-lock.ts). The lock id
+ * the resources know is made from `id` when needed (lockIdOf), not kept.
+ *
+ * noqueue and timeoutMs describe the pending request or conversion (each sets them anew); a
+ * lock with nothing pending reads false and undefined.
+ */
+class ClientLock {
+  /** Granted mode, token and LVB of the current grant (absent until first granted). */
+  mode: Mode | undefined = undefined;
+  token = 0;
+  /** Kept only when valid: an invalid LVB is never used (the records of a recovery, collect()). */
+  lvb: Buffer | undefined = undefined;
+  lvbValid = false;
+  private p: Pending | undefined = undefined;
+
+  constructor(readonly id: number, readonly lockspace: string, readonly resource: string, public state: LockState) {}
+
+  private get pending(): Pending {
+    return (this.p ??= { rqMode: undefined, rqLvb: undefined, noqueue: false, timeoutMs: undefined, pendingReq: undefined, askedAt: undefined, unlockReq: undefined, unlockLvb: false, cancelReq: undefined });
+  }
+
+  /** Lets go of the Pending part once nothing is in progress. */
+  settle(): void {
+    const p = this.p;
+    if (p !== undefined && p.rqMode === undefined && p.rqLvb === undefined && p.pendingReq === undefined && p.askedAt === undefined &&
+        p.unlockReq === undefined && p.cancelReq === undefined) this.p = undefined;
+  }
+
+  get rqMode(): Mode | undefined { return this.p?.rqMode; }
+  set rqMode(v: Mode | undefined) { if (v !== undefined || this.p !== undefined) this.pending.rqMode = v; }
+  get rqLvb(): Buffer | undefined { return this.p?.rqLvb; }
+  set rqLvb(v: Buffer | undefined) { if (v !== undefined || this.p !== undefined) this.pending.rqLvb = v; }
+  get noqueue(): boolean { return this.p?.noqueue ?? false; }
+  set noqueue(v: boolean) { if (v || this.p !== undefined) this.pending.noqueue = v; }
+  get timeoutMs(): number | undefined { return this.p?.timeoutMs; }
+  set timeoutMs(v: number | undefined) { if (v !== undefined || this.p !== undefined) this.pending.timeoutMs = v; }
+  get pendingReq(): number | undefined { return this.p?.pendingReq; }
+  set pendingReq(v: number | undefined) { if (v !== undefined || this.p !== undefined) this.pending.pendingReq = v; }
+  get askedAt(): number | undefined { return this.p?.askedAt; }
+  set askedAt(v: number | undefined) { if (v !== undefined || this.p !== undefined) this.pending.askedAt = v; }
+  get unlockReq(): number | undefined { return this.p?.unlockReq; }
+  set unlockReq(v: number | undefined) { if (v !== undefined || this.p !== undefined) this.pending.unlockReq = v; }
+  get unlockLvb(): boolean { return this.p?.unlockLvb ?? false; }
+  set unlockLvb(v: boolean) { if (v || this.p !== undefined) this.pending.unlockLvb = v; }
+  get cancelReq(): number | undefined { return this.p?.cancelReq; }
+  set cancelReq(v: number | undefined) { if (v !== undefined || this.p !== undefined) this.pending.cancelReq = v; }
 }
 
 interface State {
   locks: Map<number, ClientLock>;
-  byInternal: Map<string, ClientLock>;
   hello: boolean;
   openedAt: number;
   lastHeard: number;
@@ -154,6 +195,16 @@ interface State {
 
 export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
   const owner = `${o.nodeId}:${o.sessionId}`;
+  /** The lock ids of this session's locks at the resources: `<owner>/<client lock id>`. */
+  const prefix = `${owner}/`;
+  const lockIdOf = (lk: ClientLock) => prefix + lk.id;
+  /** The session's lock an event is about (by the lock id lockIdOf() made). */
+  const lockOf = (s: State, lockId: string): ClientLock | undefined => {
+    if (!lockId.startsWith(prefix)) return undefined;
+    const rest = lockId.slice(prefix.length);
+    const lk = s.locks.get(Number(rest));
+    return lk !== undefined && String(lk.id) === rest ? lk : undefined;
+  };
   // Request ids in flight (one definition per session, so this closure is the session's).
   const inFlight = new Set<number>();
   const settle = (id: number) => { if (inFlight.delete(id)) o.admission.inFlight--; };
@@ -185,7 +236,6 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
 
   const forget = (s: State, lk: ClientLock) => {
     s.locks.delete(lk.id);
-    s.byInternal.delete(lk.internalId);
   };
 
   const end = (s: State, sys: ActorSystem, self: Ref<SessionMsg>, reason: string) => {
@@ -204,7 +254,6 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
     }
     o.purge(owner, s.epoch, targets);
     s.locks.clear();
-    s.byInternal.clear();
     o.close(reason);
     sys.stopActor(self);
     o.onEnd(o.sessionId);
@@ -243,15 +292,15 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
       case 'lock': {
         if (s.locks.has(req.lockId)) return refuse(req.id, 'INVALID', `lock id ${req.lockId} is already in use on this connection`);
         if (s.locks.size >= o.maxLocks) return refuse(req.id, 'BUSY', `this client already has ${o.maxLocks} locks (max_locks_per_client)`);
-        const lk: ClientLock = {
-          id: req.lockId, internalId: `${owner}/${req.lockId}`, lockspace: req.lockspace, resource: req.resource,
-          state: 'requesting', pendingReq: req.id, token: 0, lvbValid: false, unlockLvb: false,
-          rqMode: req.mode, noqueue: req.noqueue ?? false, timeoutMs: req.timeoutMs, askedAt: o.clock.now(),
-        };
+        const lk = new ClientLock(req.lockId, req.lockspace, req.resource, 'requesting');
+        lk.rqMode = req.mode;
+        lk.noqueue = req.noqueue ?? false;
+        lk.timeoutMs = req.timeoutMs;
+        lk.pendingReq = req.id;
+        lk.askedAt = o.clock.now();
         s.locks.set(lk.id, lk);
-        s.byInternal.set(lk.internalId, lk);
         o.route(lk.lockspace, lk.resource, {
-          type: 'request', lockId: lk.internalId, owner, mode: req.mode, noqueue: lk.noqueue,
+          type: 'request', lockId: lockIdOf(lk), owner, mode: req.mode, noqueue: lk.noqueue,
           timeoutMs: req.timeoutMs, notify: self as Ref<LockEvent>,
         }, s.epoch);
         return;
@@ -269,7 +318,7 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
         lk.noqueue = req.noqueue ?? false;
         lk.timeoutMs = req.timeoutMs;
         o.route(lk.lockspace, lk.resource, {
-          type: 'convert', lockId: lk.internalId, mode: req.mode, noqueue: lk.noqueue, timeoutMs: req.timeoutMs, lvb: req.lvb,
+          type: 'convert', lockId: lockIdOf(lk), mode: req.mode, noqueue: lk.noqueue, timeoutMs: req.timeoutMs, lvb: req.lvb,
         }, s.epoch);
         return;
       }
@@ -280,7 +329,7 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
         if (lk.unlockReq !== undefined) return refuse(req.id, 'BUSY', `lock ${req.lockId} is already being unlocked`);
         lk.unlockReq = req.id;
         lk.unlockLvb = req.lvb !== undefined;
-        o.route(lk.lockspace, lk.resource, { type: 'unlock', lockId: lk.internalId, lvb: req.lvb }, s.epoch);
+        o.route(lk.lockspace, lk.resource, { type: 'unlock', lockId: lockIdOf(lk), lvb: req.lvb }, s.epoch);
         return;
       }
       case 'cancel': {
@@ -288,7 +337,7 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
         if (!lk) return refuse(req.id, 'NOTFOUND', `no lock ${req.lockId}`);
         if (lk.state === 'granted' || lk.cancelReq !== undefined) return refuse(req.id, 'BUSY', `lock ${req.lockId} has nothing pending to cancel`);
         lk.cancelReq = req.id;
-        o.route(lk.lockspace, lk.resource, { type: 'cancel', lockId: lk.internalId }, s.epoch);
+        o.route(lk.lockspace, lk.resource, { type: 'cancel', lockId: lockIdOf(lk) }, s.epoch);
         return;
       }
       case 'status':
@@ -316,8 +365,13 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
   };
 
   const handleEvent = (s: State, ev: LockEvent) => {
-    const lk = s.byInternal.get(ev.lockId);
+    const lk = lockOf(s, ev.lockId);
     if (!lk) return;
+    applyEvent(s, lk, ev);
+    lk.settle();
+  };
+
+  const applyEvent = (s: State, lk: ClientLock, ev: LockEvent) => {
     switch (ev.type) {
       case 'lock.granted':
         if (lk.askedAt !== undefined) o.metrics?.requestDone(ev.conversion ? 'convert' : 'lock', o.clock.now() - lk.askedAt, true);
@@ -327,7 +381,7 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
         lk.state = 'granted';
         lk.mode = ev.grant.mode;
         lk.token = ev.grant.token;
-        lk.lvb = ev.grant.lvb;
+        lk.lvb = ev.grant.lvbValid ? ev.grant.lvb : undefined;
         lk.lvbValid = ev.grant.lvbValid;
         lk.rqMode = lk.rqLvb = undefined;
         if (lk.cancelReq !== undefined) { refuse(lk.cancelReq, 'BUSY', 'the request was granted before the cancel arrived'); lk.cancelReq = undefined; }
@@ -419,9 +473,11 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
         lk.cancelReq = lk.pendingReq = lk.rqMode = lk.rqLvb = undefined;
         if (lk.state === 'requesting') { forget(s, lk); continue; }
         lk.state = 'granted';
+        lk.askedAt = undefined;
+        lk.settle();
       }
       out.push({
-        lockspace: lk.lockspace, resource: lk.resource, lockId: lk.internalId, owner,
+        lockspace: lk.lockspace, resource: lk.resource, lockId: lockIdOf(lk), owner,
         grMode: lk.state === 'requesting' ? null : lk.mode!, token: lk.token,
         rqMode: lk.state === 'granted' ? null : lk.rqMode!, noqueue: lk.noqueue, timeoutMs: lk.timeoutMs,
         lvb: lk.lvb, lvbValid: lk.lvbValid, ...(lk.rqLvb && lk.state === 'converting' ? { rqLvb: lk.rqLvb } : {}),
@@ -446,7 +502,7 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
   };
 
   return {
-    init: () => ({ locks: new Map(), byInternal: new Map(), hello: false, openedAt: o.clock.now(), lastHeard: o.clock.now(), ended: false, epoch: o.epoch }),
+    init: () => ({ locks: new Map(), hello: false, openedAt: o.clock.now(), lastHeard: o.clock.now(), ended: false, epoch: o.epoch }),
 
     handle(s, msg, ctx) {
       if (s.ended) return s;

@@ -2,7 +2,8 @@
  * LockResource actor: one per active lock resource (lockspace + name).
  *
  * Owns: the resource's ResourceCore (queues, LVB, fencing-token counter), the wait-timeout
- * timers of its pending requests, and the notify ref of every lock's owner (with its grant time).
+ * timers of its pending requests, and the notify ref of every lock's owner with its grant time
+ * (carried by the core's lock itself: its tag and since, src/dlm/resource.ts).
  * Takes: ResourceMsg (request/convert/unlock/cancel/purge routed by its Lockspace; its own
  * timeout timers; inspect).
  * Sends: LockEvent to owners; 'idle' to its Lockspace when it holds nothing (eviction),
@@ -25,18 +26,18 @@ import { LockError } from '../dlm/types';
 import type { Clock, TimerHandle } from '../util/clock';
 import { EmptyMap } from '../util/empty-map';
 
-export interface LockResourceOpts {
+/**
+ * What every resource of a lockspace shares: one object per lockspace that its resources
+ * point to (a copy per resource was ~280 B of a held lock, bench/heap-per-lock.ts).
+ */
+export interface ResourceEnv {
   lockspace: string;
-  name: string;
   lvbSize: number;
-  tokenFloor: number;
   tokenCeiling?: number;
   parent: Ref<LockspaceMsg>;
   clock: Clock;
   stats: LockStats;
   faultInjection: boolean;
-  /** Start from the holders' records instead of empty (cluster recovery). */
-  adopt?: AdoptedResource;
   /** False once the lock table was reset past this resource's generation: inert (see lockspace.ts). */
   live?: () => boolean;
   /** Whether this node holds its cluster lease now (absent: always; see the header). */
@@ -55,47 +56,70 @@ const UNPARK_MS = 50;
 const UNUSED = new EmptyMap<string, never>('lock-resource: a write to a per-lock map that was never made its own (use own())');
 type LazyMap = 'timers' | 'queuedAt' | 'basts';
 
-/** What the actor keeps per lock: where its events go, and since when it is held (-1: not held). */
-interface Owner { readonly notify: Ref<LockEvent>; grantedAt: number }
+/** The parked messages of a resource that has none: one shared frozen array (park() replaces it). */
+const NONE_PARKED: ResourceMsg[] = Object.freeze([]) as unknown as ResourceMsg[];
 
-interface State {
-  core: ResourceCore;
-  /** Every lock the core has (and one whose last events are being delivered), by lock id. */
-  owners: Map<string, Owner>;
+/** The part of a resource's state that most never use (LockResource.rare). */
+interface Rare {
+  /** The wait-timeout timer of each pending lock that has one. */
   timers: Map<string, TimerHandle>;
-  /** Routed messages processed, so the Lockspace can tell an idle report is current. */
-  processed: number;
   /** When each pending lock queued (clock ms): `mxfsctl why`, metrics. */
   queuedAt: Map<string, number>;
   /** The last BAST sent to each holder since its grant. */
   basts: Map<string, { mode: Mode; at: number }>;
   /** Set when rebuilt from records (cluster recovery). */
-  rebuilt?: { at: number; records: number; tokenFloor: number };
+  rebuilt: { at: number; records: number; tokenFloor: number } | undefined;
   /** Messages waiting for the lease to come back (see the header), in arrival order. */
   parked: ResourceMsg[];
-  parkTimer?: TimerHandle;
+  parkTimer: TimerHandle | undefined;
 }
 
-/** Every field listed at once: one object shape, its properties in the object itself. */
-function newState(core: ResourceCore, owners: Map<string, Owner>, rebuilt: State['rebuilt']): State {
-  return { core, owners, timers: UNUSED, processed: 0, queuedAt: UNUSED, basts: UNUSED, rebuilt, parked: [], parkTimer: undefined };
-}
+/** The actor's state: the resource itself (see LockResource). */
+type State = LockResource;
 
 const OPS: ReadonlySet<string> = new Set<LockOp>(['request', 'convert', 'unlock', 'cancel']);
 
 /**
- * One resource's behaviour. A class, not a closure per helper: its methods live once on the
- * prototype, so an actor per held lock costs one small object here instead of a dozen
- * closures and their contexts (bench/heap-per-lock.ts).
+ * One resource: its behaviour and its state in one object. A class, not a closure per helper:
+ * its methods live once on the prototype; and init() returns the object itself as the actor's
+ * state, so a held lock costs this one object here instead of a definition, an options copy,
+ * a state and a log-fields object (bench/heap-per-lock.ts). Never restarted (onCrash stops
+ * it), so init() runs once.
  */
-class LockResourceDef implements ActorDef<State, ResourceMsg> {
-  readonly leaf = true;
-  constructor(private readonly o: LockResourceOpts) {}
+class LockResource implements ActorDef<State, ResourceMsg> {
+  core: ResourceCore;
+  /** Routed messages processed, so the Lockspace can tell an idle report is current. */
+  processed = 0;
+  /** What only contention, timeouts, a recovery or a lapsed lease need: made on first use. */
+  private x: Rare | undefined = undefined;
+
+  private get rare(): Rare {
+    return (this.x ??= { timers: UNUSED, queuedAt: UNUSED, basts: UNUSED, rebuilt: undefined, parked: NONE_PARKED, parkTimer: undefined });
+  }
+
+  get timers(): Map<string, TimerHandle> { return this.x?.timers ?? UNUSED; }
+  get queuedAt(): Map<string, number> { return this.x?.queuedAt ?? UNUSED; }
+  get basts(): Map<string, { mode: Mode; at: number }> { return this.x?.basts ?? UNUSED; }
+  get rebuilt(): Rare['rebuilt'] { return this.x?.rebuilt; }
+  set rebuilt(v: Rare['rebuilt']) { this.rare.rebuilt = v; }
+  get parked(): ResourceMsg[] { return this.x?.parked ?? NONE_PARKED; }
+  set parked(v: ResourceMsg[]) { this.rare.parked = v; }
+  get parkTimer(): TimerHandle | undefined { return this.x?.parkTimer; }
+  set parkTimer(v: TimerHandle | undefined) { if (v !== undefined || this.x !== undefined) this.rare.parkTimer = v; }
+
+  constructor(protected readonly o: ResourceEnv, readonly name: string, tokenFloor: number) {
+    this.core = new ResourceCore(o.lvbSize, tokenFloor, o.tokenCeiling);
+  }
+
+  get leaf(): boolean { return true; }
+
+  logFields(): Record<string, unknown> { return { lockspace: this.o.lockspace, resource: this.name }; }
 
   /** The resource's own map for `k`, made on first use (see UNUSED). */
-  private own<K extends LazyMap>(s: State, k: K): State[K] {
-    if (s[k] === UNUSED) s[k] = new Map() as State[K];
-    return s[k];
+  private own<K extends LazyMap>(s: State, k: K): Rare[K] {
+    const x = s.rare;
+    if (x[k] === UNUSED) x[k] = new Map() as Rare[K];
+    return x[k];
   }
 
   private clearTimer(s: State, lockId: string) {
@@ -113,8 +137,7 @@ class LockResourceDef implements ActorDef<State, ResourceMsg> {
           const q = s.queuedAt.get(e.lockId);
           if (q !== undefined) { s.queuedAt.delete(e.lockId); this.o.stats.observeWait?.(now - q, e.conversion); }
         }
-        const o = s.owners.get(e.lockId);
-        if (o) o.grantedAt = now;
+        s.core.stamp(e.lockId, now);
         if (s.basts.size > 0) s.basts.delete(e.lockId);
         if (e.conversion) this.o.stats.conversions++;
         break;
@@ -132,15 +155,13 @@ class LockResourceDef implements ActorDef<State, ResourceMsg> {
 
   private forgetLock(s: State, lockId: string) {
     if (s.queuedAt.size > 0) s.queuedAt.delete(lockId);
-    const o = s.owners.get(lockId);
-    if (o) o.grantedAt = -1;
     if (s.basts.size > 0) s.basts.delete(lockId);
   }
 
   private inspection(s: State): ResourceInspection {
     const now = this.o.clock.now();
     const sinceMs: Record<string, number> = {};
-    for (const [id, o] of s.owners) if (o.grantedAt >= 0) sinceMs[id] = Math.round(now - o.grantedAt);
+    for (const [id, , grantedAt] of s.core.tagged()) if (grantedAt >= 0) sinceMs[id] = Math.round(now - grantedAt);
     for (const [id, t] of s.queuedAt) sinceMs[id] = Math.round(now - t); // a conversion: since it queued
     const basts: ResourceInspection['basts'] = {};
     for (const [id, b] of s.basts) basts[id] = { mode: b.mode, agoMs: Math.round(now - b.at) };
@@ -151,7 +172,7 @@ class LockResourceDef implements ActorDef<State, ResourceMsg> {
 
   private deliver(s: State, events: ResourceEvent[], sys: ActorSystem) {
     for (const e of events) {
-      const to = s.owners.get(e.lockId)?.notify;
+      const to = e.tag as Ref<LockEvent> | undefined;
       this.note(s, e);
       if (e.type === 'granted' || e.type === 'failed' || e.type === 'released') this.clearTimer(s, e.lockId);
       if (to) {
@@ -163,19 +184,10 @@ class LockResourceDef implements ActorDef<State, ResourceMsg> {
           case 'released': sys.send(to, { type: 'lock.released', lockId: e.lockId }); break;
         }
       }
-      if (!s.core.has(e.lockId)) s.owners.delete(e.lockId);
     }
   }
 
-  init(): State {
-    if (!this.o.adopt) return newState(new ResourceCore(this.o.lvbSize, this.o.tokenFloor, this.o.tokenCeiling), new Map(), undefined);
-    const a = this.o.adopt;
-    const core = ResourceCore.rebuild(this.o.lvbSize, Math.max(this.o.tokenFloor, a.tokenFloor), a.records, a.lvb, this.o.tokenCeiling);
-    this.o.stats.locks += core.size;
-    const now = this.o.clock.now();
-    const owners = new Map(a.records.map((r) => [r.lockId, { notify: r.notify, grantedAt: now }]));
-    return newState(core, owners, { at: now, records: a.records.length, tokenFloor: core.tokenCounter });
-  }
+  init(): State { return this; }
 
   handle(s: State, msg: ResourceMsg, ctx: ActorCtx<ResourceMsg>): State {
     const sys = ctx.system;
@@ -189,12 +201,13 @@ class LockResourceDef implements ActorDef<State, ResourceMsg> {
       s.parkTimer = undefined;
       if (!leased) { this.park(s, ctx); return s; }
       const waiting = s.parked;
-      s.parked = [];
+      s.parked = NONE_PARKED;
       for (const m of waiting) this.handleOne(s, m, ctx);
       return s;
     }
     if (!leased || s.parked.length > 0) {
-      s.parked.push(msg);
+      if (s.parked === NONE_PARKED) s.parked = [msg];
+      else s.parked.push(msg);
       this.park(s, ctx);
       return s;
     }
@@ -204,14 +217,14 @@ class LockResourceDef implements ActorDef<State, ResourceMsg> {
 
   onCrash(_err: unknown, _msg: ResourceMsg, s: State, ctx: ActorCtx<ResourceMsg>): CrashDecision {
     this.o.stats.resourceCrashes++;
-    for (const [lockId, { notify: to }] of s.owners) {
-      ctx.system.send(to, { type: 'lock.lost', lockId, reason: `resource ${this.o.lockspace}/${this.o.name} failed` });
+    for (const [lockId, to] of s.core.tagged()) {
+      if (to) ctx.system.send(to as Ref<LockEvent>, { type: 'lock.lost', lockId, reason: `resource ${this.o.lockspace}/${this.name} failed` });
     }
     for (const t of s.timers.values()) this.o.clock.clearTimer(t);
     this.o.clock.clearTimer(s.parkTimer);
     this.o.stats.locks -= s.core.size;
     this.o.stats.queued -= s.queuedAt.size;
-    ctx.system.send(this.o.parent, { type: 'crashed', resource: this.o.name, tokenCounter: s.core.tokenCounter });
+    ctx.system.send(this.o.parent, { type: 'crashed', resource: this.name, tokenCounter: s.core.tokenCounter });
     return 'stop';
   }
 
@@ -234,8 +247,7 @@ class LockResourceDef implements ActorDef<State, ResourceMsg> {
       switch (msg.type) {
         case 'request':
           if (s.core.has(msg.lockId)) throw new LockError('INVALID', `lock id ${msg.lockId} already in use`);
-          events = s.core.request(msg.lockId, msg.owner, msg.mode, { noqueue: msg.noqueue });
-          if (s.core.has(msg.lockId) || events.length > 0) s.owners.set(msg.lockId, { notify: msg.notify, grantedAt: -1 });
+          events = s.core.request(msg.lockId, msg.owner, msg.mode, { noqueue: msg.noqueue }, msg.notify);
           break;
         case 'convert': events = s.core.convert(msg.lockId, msg.mode, { noqueue: msg.noqueue, lvb: msg.lvb }); break;
         case 'unlock': events = s.core.unlock(msg.lockId, msg.lvb); break;
@@ -243,7 +255,9 @@ class LockResourceDef implements ActorDef<State, ResourceMsg> {
         case 'timeout': s.timers.delete(msg.lockId); events = s.core.expire(msg.lockId); break;
         case 'purge':
           events = s.core.purgeOwner(msg.owner);
-          for (const id of [...s.owners.keys()]) if (!s.core.has(id)) { this.clearTimer(s, id); this.forgetLock(s, id); s.owners.delete(id); }
+          // What the actor kept about the purged locks (no events come for them).
+          for (const id of [...s.timers.keys()]) if (!s.core.has(id)) this.clearTimer(s, id);
+          for (const id of [...s.queuedAt.keys(), ...s.basts.keys()]) if (!s.core.has(id)) this.forgetLock(s, id);
           break;
         case 'fault':
           if (this.o.faultInjection) throw new Error('injected fault');
@@ -257,18 +271,44 @@ class LockResourceDef implements ActorDef<State, ResourceMsg> {
     } catch (e) {
       if (!(e instanceof LockError)) throw e;
       const lockId = 'lockId' in msg ? msg.lockId : '';
-      const to = msg.type === 'request' ? msg.notify : s.owners.get(lockId)?.notify;
+      const to = msg.type === 'request' ? msg.notify : s.core.tagOf(lockId) as Ref<LockEvent> | undefined;
       if (to && OPS.has(msg.type)) sys.send(to, { type: 'lock.opError', lockId, op: msg.type as LockOp, code: e.code, message: e.message });
     }
     this.deliver(s, events, sys);
     this.o.stats.locks += s.core.size - before;
     this.o.stats.queued += s.queuedAt.size - queuedBefore;
     if (s.core.isIdle() && s.timers.size === 0 && s.parked.length === 0) {
-      sys.send(this.o.parent, { type: 'idle', resource: this.o.name, processed: s.processed, tokenCounter: s.core.tokenCounter });
+      sys.send(this.o.parent, { type: 'idle', resource: this.name, processed: s.processed, tokenCounter: s.core.tokenCounter });
     }
   }
 }
 
-export function spawnLockResource(sys: ActorSystem, parent: Ref<any>, o: LockResourceOpts): Ref<ResourceMsg> {
-  return sys.spawn(parent, 'resource', new LockResourceDef(o), { lockspace: o.lockspace, resource: o.name });
+/** A resource rebuilt from its holders' records (cluster recovery), with the records until init(). */
+class RebuiltLockResource extends LockResource {
+  constructor(o: ResourceEnv, name: string, private readonly tokenFloor: number, private adopt: AdoptedResource | undefined) {
+    super(o, name, tokenFloor);
+  }
+
+  override init(): State {
+    const a = this.adopt;
+    if (!a) return this;
+    this.adopt = undefined; // the records are in the core now
+    const records = a.records.map((r) => ({ lockId: r.lockId, owner: r.owner, grMode: r.grMode, token: r.token, tag: r.notify }));
+    const core = ResourceCore.rebuild(this.o.lvbSize, Math.max(this.tokenFloor, a.tokenFloor), records, a.lvb, this.o.tokenCeiling);
+    this.o.stats.locks += core.size;
+    const now = this.o.clock.now();
+    this.core = core;
+    for (const r of a.records) core.stamp(r.lockId, now);
+    this.rebuilt = { at: now, records: a.records.length, tokenFloor: core.tokenCounter };
+    return this;
+  }
+}
+
+/**
+ * A resource actor under its lockspace. Its log fields are made when first needed (its log,
+ * a trace name): most resources never log.
+ */
+export function spawnLockResource(sys: ActorSystem, env: ResourceEnv, name: string, tokenFloor: number, adopt?: AdoptedResource): Ref<ResourceMsg> {
+  const r = adopt ? new RebuiltLockResource(env, name, tokenFloor, adopt) : new LockResource(env, name, tokenFloor);
+  return sys.spawn(env.parent, 'resource', r, sys.tracer ? r.logFields() : undefined);
 }

@@ -24,7 +24,7 @@
  */
 import type { ActorDef, ActorSystem, Ref } from './actor';
 import type { AdoptedResource, LockStats, LockspaceMsg, ResourceMsg } from './messages';
-import { spawnLockResource } from './lock-resource';
+import { ResourceEnv, spawnLockResource } from './lock-resource';
 import type { Clock, TimerHandle } from '../util/clock';
 import { SLICE } from '../util/slices';
 import { MUTATION } from '../util/mutation';
@@ -51,7 +51,12 @@ interface Entry {
   forwarded: number;
   /** Set by an idle report that matched `forwarded`; cleared by the next routed message. */
   idleSince?: number;
-  tokenCounter: number;
+  /**
+   * The resource's token counter at its last idle report (absent before: the lockspace's
+   * token floor then, which only rises, covers it). Absent, not a copy of the floor: a token
+   * is a double above 2^32, a 16-byte box per resource.
+   */
+  tokenCounter?: number;
 }
 
 interface State {
@@ -72,6 +77,9 @@ export function lockspaceDef(o: LockspaceOpts): ActorDef<State, LockspaceMsg> {
     s.sweepTimer = o.clock.setTimer(() => { s.sweepTimer = undefined; sys.send(self, { type: 'sweep' }); }, due);
   };
 
+  /** What its resources share (made with the first, when this actor's ref is known). */
+  let env: ResourceEnv | undefined;
+
   return {
     init: () => ({ resources: new Map(), idle: new Map(), tokenFloor: o.tokenBase ?? 0 }),
 
@@ -82,11 +90,12 @@ export function lockspaceDef(o: LockspaceOpts): ActorDef<State, LockspaceMsg> {
         return s;
       }
       const spawnResource = (name: string, adopt?: LockspaceMsg & { type: 'adopt' }) => {
-        const ref = spawnLockResource(sys, ctx.self, {
-          lockspace: o.name, name, lvbSize: o.lvbSize, tokenFloor: s.tokenFloor, tokenCeiling: o.tokenCeiling,
-          parent: ctx.self, clock: o.clock, stats: o.stats, faultInjection: o.faultInjection, adopt: adopt?.adopt, live: o.live, leaseHeld: o.leaseHeld,
-        });
-        const e: Entry = { ref, forwarded: 0, tokenCounter: s.tokenFloor };
+        env ??= {
+          lockspace: o.name, lvbSize: o.lvbSize, tokenCeiling: o.tokenCeiling, parent: ctx.self, clock: o.clock,
+          stats: o.stats, faultInjection: o.faultInjection, live: o.live, leaseHeld: o.leaseHeld,
+        };
+        const ref = spawnLockResource(sys, env, name, s.tokenFloor, adopt?.adopt);
+        const e: Entry = { ref, forwarded: 0, idleSince: undefined, tokenCounter: undefined };
         s.resources.set(name, e);
         o.stats.resources++;
         return e;
@@ -123,7 +132,7 @@ export function lockspaceDef(o: LockspaceOpts): ActorDef<State, LockspaceMsg> {
             s.idle.delete(msg.resource);
             o.stats.resources--;
             // Never reuse a token the failed resource may have issued.
-            s.tokenFloor = Math.max(s.tokenFloor, msg.tokenCounter, e.tokenCounter);
+            s.tokenFloor = Math.max(s.tokenFloor, msg.tokenCounter, e.tokenCounter ?? s.tokenFloor);
           }
           break;
         }
@@ -133,7 +142,7 @@ export function lockspaceDef(o: LockspaceOpts): ActorDef<State, LockspaceMsg> {
           for (const [name, e] of s.idle) {
             if (budget === 0 || now - e.idleSince! < o.idleEvictMs) break;
             budget--;
-            s.tokenFloor = Math.max(s.tokenFloor, e.tokenCounter);
+            s.tokenFloor = Math.max(s.tokenFloor, e.tokenCounter!);
             s.idle.delete(name);
             s.resources.delete(name);
             sys.stopActor(e.ref);

@@ -30,6 +30,7 @@
  */
 import { COMPAT, Mode, compatible, isDownConversion, isWriteMode } from './modes';
 import { Grant, LockError, LockErrorCode } from './types';
+import { SlimMap } from '../util/slim-map';
 
 export type OwnerId = string;
 
@@ -40,17 +41,25 @@ interface Lock {
   grMode: Mode | null;
   /** Requested mode while waiting or converting, else null. */
   rqMode: Mode | null;
-  token: number;
+  /** The token of its grant, as an offset from its core's token base (see TokenRange). */
+  tok: number;
   /** Highest mode a BAST was sent for since the last grant; -1 = none. */
   highBast: number;
+  /**
+   * The caller's, never read here: what it passed with the request (the LockResource actor:
+   * where the owner's events go), carried on every event about this lock.
+   */
+  readonly tag: unknown;
+  /** The caller's, never read here: set by stamp() (the actor: when the lock was last granted); -1 until then. */
+  since: number;
 }
 
 export type ResourceEvent =
-  | { type: 'granted'; lockId: string; owner: OwnerId; conversion: boolean; grant: Grant }
-  | { type: 'failed'; lockId: string; owner: OwnerId; conversion: boolean; code: LockErrorCode }
-  | { type: 'queued'; lockId: string; owner: OwnerId; conversion: boolean }
-  | { type: 'bast'; lockId: string; owner: OwnerId; mode: Mode }
-  | { type: 'released'; lockId: string; owner: OwnerId };
+  | { type: 'granted'; lockId: string; owner: OwnerId; tag: unknown; conversion: boolean; grant: Grant }
+  | { type: 'failed'; lockId: string; owner: OwnerId; tag: unknown; conversion: boolean; code: LockErrorCode }
+  | { type: 'queued'; lockId: string; owner: OwnerId; tag: unknown; conversion: boolean }
+  | { type: 'bast'; lockId: string; owner: OwnerId; tag: unknown; mode: Mode }
+  | { type: 'released'; lockId: string; owner: OwnerId; tag: unknown };
 
 export interface RequestOpts { noqueue?: boolean }
 export interface ConvertOpts { noqueue?: boolean; lvb?: Buffer }
@@ -66,7 +75,7 @@ export interface ResourceView {
 }
 
 /** A lock as a survivor records it, for rebuilding a resource (recovery, restart). */
-export interface LockRecordForRebuild { lockId: string; owner: OwnerId; grMode: Mode; token: number }
+export interface LockRecordForRebuild { lockId: string; owner: OwnerId; grMode: Mode; token: number; tag?: unknown }
 
 /**
  * The converting and waiting queues of a resource nobody waits on (most of them: a held lock
@@ -75,14 +84,50 @@ export interface LockRecordForRebuild { lockId: string; owner: OwnerId; grMode: 
  */
 const NO_LOCKS: Lock[] = Object.freeze([]) as unknown as Lock[];
 
+/**
+ * Fencing tokens are above 2^32 in any running daemon (epoch E's are above E * 2^32): a double,
+ * boxed in a 16-byte heap number in every object that holds one. A core keeps its counter and
+ * its locks' tokens as offsets from a base shared by every resource of its ceiling (an epoch):
+ * small integers, stored in the object itself. A base of ceiling - 2^32 (0 without a ceiling).
+ *
+ * The offset fields are first set to undefined (see newLock): V8 then keeps them "tagged", so a
+ * lock that kept an older epoch's token (a large negative offset, boxed) does not make every
+ * other lock's offset field a boxed double as well.
+ */
+interface TokenRange { readonly ceiling: number; readonly base: number }
+const NO_CEILING: TokenRange = { ceiling: Number.MAX_SAFE_INTEGER, base: 0 };
+/** The range of the latest ceiling (one per epoch): what every new core of that epoch shares. */
+let latestRange: TokenRange = NO_CEILING;
+function rangeOf(ceiling: number): TokenRange {
+  if (ceiling === Number.MAX_SAFE_INTEGER) return NO_CEILING;
+  if (latestRange.ceiling !== ceiling) latestRange = { ceiling, base: Math.max(0, ceiling - 2 ** 32) };
+  return latestRange;
+}
+
+/** x as a small integer when it is one (a difference of doubles is a heap number even when it is 0). */
+const small = (x: number): number => ((x | 0) === x ? x | 0 : x);
+
+function newLock(id: string, owner: OwnerId, rqMode: Mode | null, tok: number, tag: unknown): Lock {
+  const lk: Lock = { id, owner, grMode: null, rqMode, tok: undefined as unknown as number, highBast: -1, tag, since: -1 };
+  lk.tok = small(tok);
+  return lk;
+}
+
 export class ResourceCore {
-  private locks = new Map<string, Lock>();
-  private granted: Lock[] = [];
+  /** By lock id: one entry in two fields, a Map from the second on (src/util/slim-map.ts). */
+  private locks = new SlimMap<string, Lock>();
+  /** Shared NO_LOCKS until the first grant, then an array of its own (made with its lock). */
+  private granted: Lock[] = NO_LOCKS;
   private converting: Lock[] = NO_LOCKS;
   private waiting: Lock[] = NO_LOCKS;
-  /** grantedCount[m] = number of granted locks whose granted mode is m. */
-  private grantedCount = [0, 0, 0, 0, 0, 0];
-  private counter: number;
+  /**
+   * grantedCount[m] = number of granted locks whose granted mode is m; made when a second lock
+   * is granted (until then the one granted lock is its own count: see modeCount()).
+   */
+  private grantedCount: number[] | undefined = undefined;
+  /** The token counter, as an offset from range.base. */
+  private rel: number = undefined as unknown as number; // tagged: see TokenRange
+  private readonly range: TokenRange;
   /** The lock value block; undefined while it is all zeros (never written: most resources). */
   private lvbBuf: Buffer | undefined;
   private lvbOk = false;
@@ -93,9 +138,14 @@ export class ResourceCore {
    *   requests are not grantable (they wait; NOQUEUE fails). In a cluster it is the start of
    *   the next epoch's range, so tokens of two epochs can never overlap.
    */
-  constructor(readonly lvbSize: number, tokenFloor = 0, readonly tokenCeiling = Number.MAX_SAFE_INTEGER) {
-    this.counter = tokenFloor;
+  constructor(readonly lvbSize: number, tokenFloor = 0, tokenCeiling = Number.MAX_SAFE_INTEGER) {
+    this.range = rangeOf(tokenCeiling);
+    this.rel = small(tokenFloor - this.range.base);
   }
+
+  get tokenCeiling(): number { return this.range.ceiling; }
+  private get counter(): number { return this.range.base + this.rel; }
+  private tokenOf(lk: Lock): number { return this.range.base + lk.tok; }
 
   get tokenCounter(): number { return this.counter; }
   get lvbValid(): boolean { return this.lvbOk; }
@@ -103,12 +153,25 @@ export class ResourceCore {
   isIdle(): boolean { return this.locks.size === 0; }
   has(lockId: string): boolean { return this.locks.has(lockId); }
   ownerOf(lockId: string): OwnerId | undefined { return this.locks.get(lockId)?.owner; }
+  tagOf(lockId: string): unknown { return this.locks.get(lockId)?.tag; }
+
+  /** Set a lock's `since` (the caller's value, see Lock.since); nothing if there is no such lock. */
+  stamp(lockId: string, since: number): void {
+    const lk = this.locks.get(lockId);
+    if (lk) lk.since = since;
+  }
+
+  /** Every lock's id, tag and since, in the order the locks were made. */
+  *tagged(): IterableIterator<[lockId: string, tag: unknown, since: number]> {
+    for (const lk of this.locks.values()) yield [lk.id, lk.tag, lk.since];
+  }
 
   // ---- operations ------------------------------------------------------------------
 
-  request(lockId: string, owner: OwnerId, mode: Mode, opts: RequestOpts = {}): ResourceEvent[] {
+  /** `tag`: the caller's, carried on every event about this lock (see Lock.tag). */
+  request(lockId: string, owner: OwnerId, mode: Mode, opts: RequestOpts = {}, tag?: unknown): ResourceEvent[] {
     if (this.locks.has(lockId)) throw new LockError('INVALID', `lock id ${lockId} already in use`);
-    const lk: Lock = { id: lockId, owner, grMode: null, rqMode: mode, token: 0, highBast: -1 };
+    const lk = newLock(lockId, owner, mode, 0, tag);
     const ev: ResourceEvent[] = [];
     if (this.converting.length === 0 && this.waiting.length === 0 && this.grantableAgainstGranted(lk, mode)) {
       this.locks.set(lockId, lk);
@@ -117,12 +180,12 @@ export class ResourceCore {
       return ev;
     }
     if (opts.noqueue) {
-      ev.push({ type: 'failed', lockId, owner, conversion: false, code: 'NOTQUEUED' });
+      ev.push({ type: 'failed', lockId, owner, tag, conversion: false, code: 'NOTQUEUED' });
       return ev;
     }
     this.locks.set(lockId, lk);
     this.enqueue('waiting', lk);
-    ev.push({ type: 'queued', lockId, owner, conversion: false });
+    ev.push({ type: 'queued', lockId, owner, tag, conversion: false });
     this.bastBlockers(lk, mode, ev);
     return ev;
   }
@@ -151,18 +214,18 @@ export class ResourceCore {
     }
     if (opts.noqueue) {
       lk.rqMode = null;
-      ev.push({ type: 'failed', lockId, owner: lk.owner, conversion: true, code: 'NOTQUEUED' });
+      ev.push({ type: 'failed', lockId, owner: lk.owner, tag: lk.tag, conversion: true, code: 'NOTQUEUED' });
       return ev;
     }
     for (const ahead of this.converting) {
       if (!compatible(ahead.rqMode!, from)) {
         lk.rqMode = null;
-        ev.push({ type: 'failed', lockId, owner: lk.owner, conversion: true, code: 'DEADLOCK' });
+        ev.push({ type: 'failed', lockId, owner: lk.owner, tag: lk.tag, conversion: true, code: 'DEADLOCK' });
         return ev;
       }
     }
     this.enqueue('converting', lk);
-    ev.push({ type: 'queued', lockId, owner: lk.owner, conversion: true });
+    ev.push({ type: 'queued', lockId, owner: lk.owner, tag: lk.tag, conversion: true });
     this.bastBlockers(lk, mode, ev);
     return ev;
   }
@@ -181,7 +244,7 @@ export class ResourceCore {
       this.removeGranted(lk);
     }
     this.locks.delete(lockId);
-    ev.push({ type: 'released', lockId, owner: lk.owner });
+    ev.push({ type: 'released', lockId, owner: lk.owner, tag: lk.tag });
     this.grantPending(ev);
     return ev;
   }
@@ -226,7 +289,7 @@ export class ResourceCore {
     const core = new ResourceCore(lvbSize, maxToken, tokenCeiling);
     for (const r of records) {
       if (core.locks.has(r.lockId)) throw new LockError('INVALID', `duplicate lock id ${r.lockId} in rebuild`);
-      const lk: Lock = { id: r.lockId, owner: r.owner, grMode: null, rqMode: null, token: r.token, highBast: -1 };
+      const lk = newLock(r.lockId, r.owner, null, r.token - core.range.base, r.tag);
       for (const other of core.granted) {
         if (!compatible(other.grMode!, r.grMode)) throw new LockError('INVALID', `rebuild records ${r.lockId} and ${other.id} are incompatible`);
       }
@@ -238,7 +301,7 @@ export class ResourceCore {
   }
 
   view(): ResourceView {
-    const v = (lk: Lock): LockView => ({ lockId: lk.id, owner: lk.owner, grMode: lk.grMode, rqMode: lk.rqMode, token: lk.token });
+    const v = (lk: Lock): LockView => ({ lockId: lk.id, owner: lk.owner, grMode: lk.grMode, rqMode: lk.rqMode, token: this.tokenOf(lk) });
     return {
       tokenCounter: this.counter,
       lvbValid: this.lvbOk,
@@ -291,21 +354,35 @@ export class ResourceCore {
     if (isWriteMode(mode) && this.counter + 1 >= this.tokenCeiling) return false;
     const row = COMPAT[mode]!;
     for (let g = 0; g < 6; g++) {
-      const n = this.grantedCount[g]! - (lk.grMode === g ? 1 : 0);
+      const n = this.modeCount(g) - (lk.grMode === g ? 1 : 0);
       if (n > 0 && !row[g]) return false;
     }
     return true;
   }
 
+  /** How many granted locks have granted mode m. */
+  private modeCount(m: number): number {
+    if (this.grantedCount !== undefined) return this.grantedCount[m]!;
+    return this.granted.length > 0 && this.granted[0]!.grMode === m ? 1 : 0;
+  }
+
   private setGranted(lk: Lock, mode: Mode): void {
-    if (lk.grMode === null) this.granted.push(lk);
-    else this.grantedCount[lk.grMode]!--;
+    if (lk.grMode === null) {
+      if (this.granted === NO_LOCKS) this.granted = [lk];
+      else {
+        if (this.grantedCount === undefined) { // a second granted lock: count from now on
+          this.grantedCount = [0, 0, 0, 0, 0, 0];
+          for (const g of this.granted) this.grantedCount[g.grMode!]!++;
+        }
+        this.granted.push(lk);
+      }
+    } else if (this.grantedCount !== undefined) this.grantedCount[lk.grMode]!--;
     lk.grMode = mode;
-    this.grantedCount[mode]!++;
+    if (this.grantedCount !== undefined) this.grantedCount[mode]!++;
   }
 
   private removeGranted(lk: Lock): void {
-    this.grantedCount[lk.grMode!]!--;
+    if (this.grantedCount !== undefined) this.grantedCount[lk.grMode!]!--;
     const i = this.granted.indexOf(lk);
     if (i >= 0) this.granted.splice(i, 1);
     lk.grMode = null;
@@ -322,11 +399,11 @@ export class ResourceCore {
     if (lk.grMode !== mode) this.setGranted(lk, mode);
     lk.rqMode = null;
     lk.highBast = -1;
-    if (isWriteMode(mode)) this.counter++; // below tokenCeiling: checked by grantableAgainstGranted
-    lk.token = this.counter;
+    if (isWriteMode(mode)) this.rel = small(this.rel + 1); // below tokenCeiling: checked by grantableAgainstGranted
+    lk.tok = this.rel;
     ev.push({
-      type: 'granted', lockId: lk.id, owner: lk.owner, conversion,
-      grant: { mode, token: lk.token, lvb: this.lvbCopy(), lvbValid: this.lvbOk },
+      type: 'granted', lockId: lk.id, owner: lk.owner, tag: lk.tag, conversion,
+      grant: { mode, token: this.counter, lvb: this.lvbCopy(), lvbValid: this.lvbOk },
     });
   }
 
@@ -343,7 +420,7 @@ export class ResourceCore {
   private withdraw(lk: Lock, code: LockErrorCode, ev: ResourceEvent[]): void {
     const conversion = lk.grMode !== null;
     this.removeFromQueue(lk);
-    ev.push({ type: 'failed', lockId: lk.id, owner: lk.owner, conversion, code });
+    ev.push({ type: 'failed', lockId: lk.id, owner: lk.owner, tag: lk.tag, conversion, code });
   }
 
   /** Grant what the queues allow, conversions first, both FIFO; then BAST the new holders. */
@@ -386,6 +463,6 @@ export class ResourceCore {
   private bast(g: Lock, mode: Mode, ev: ResourceEvent[]): void {
     if (mode <= g.highBast) return;
     g.highBast = mode;
-    ev.push({ type: 'bast', lockId: g.id, owner: g.owner, mode });
+    ev.push({ type: 'bast', lockId: g.id, owner: g.owner, tag: g.tag, mode });
   }
 }
