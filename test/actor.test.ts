@@ -22,6 +22,24 @@ function counter(policy: 'restart' | 'resume' | 'stop', inits: { n: number }): A
   };
 }
 
+type FifoMsg = { type: 'work'; n: number; wait?: number } | { type: 'get'; replyTo: Ref<number[]> };
+
+/** An actor whose async handler sleeps now and then: records the most handlers running at once. */
+function asyncFifo(leaf: boolean, seen: { running: number; max: number }): ActorDef<number[], FifoMsg> {
+  return {
+    leaf,
+    init: () => [],
+    async handle(s, m, ctx) {
+      if (m.type === 'get') { ctx.system.reply(m.replyTo, s); return s; }
+      seen.running++; seen.max = Math.max(seen.max, seen.running);
+      if (m.wait) await sleep(m.wait);
+      seen.running--;
+      s.push(m.n);
+      return s;
+    },
+  };
+}
+
 describe('actor layer', () => {
   let sys: ActorSystem;
   beforeEach(() => { sys = new ActorSystem(quietLogger()); });
@@ -182,22 +200,11 @@ describe('actor layer', () => {
     }
 
     it('a nact actor with an async handler keeps its mailbox until the handler settles, in FIFO order', async () => {
-      type W = { type: 'work'; n: number; wait?: number } | { type: 'get'; replyTo: Ref<number[]> };
-      let running = 0, maxRunning = 0;
-      const a = sys.spawn<number[], W>(undefined, 'async', {
-        init: () => [],
-        async handle(s, m, ctx) {
-          if (m.type === 'get') { ctx.system.reply(m.replyTo, s); return s; }
-          running++; maxRunning = Math.max(maxRunning, running);
-          if (m.wait) await sleep(m.wait);
-          running--;
-          s.push(m.n);
-          return s;
-        },
-      });
+      const seen = { running: 0, max: 0 };
+      const a = sys.spawn(undefined, 'async', asyncFifo(false, seen));
       for (let n = 0; n < 30; n++) sys.send(a, { type: 'work', n, wait: n % 10 === 0 ? 3 : undefined });
-      expect(await sys.ask<W, number[]>(a, (replyTo) => ({ type: 'get', replyTo }), 2000)).to.deep.equal([...Array(30).keys()]);
-      expect(maxRunning).to.equal(1);
+      expect(await sys.ask<FifoMsg, number[]>(a, (replyTo) => ({ type: 'get', replyTo }), 2000)).to.deep.equal([...Array(30).keys()]);
+      expect(seen.max).to.equal(1);
     });
   });
 
@@ -231,25 +238,13 @@ describe('actor layer', () => {
     const parentDef: ActorDef<null, { type: 'x' }> = { init: () => null, handle: (st) => st };
 
     it('handle one message at a time in FIFO order, an async handler holding the mailbox until it settles', async () => {
-      let running = 0, maxRunning = 0;
-      const def: ActorDef<number[], W> = {
-        leaf: true,
-        init: () => [],
-        async handle(s, m, ctx) {
-          if (m.type === 'get') { ctx.system.reply(m.replyTo, s); return s; }
-          running++; maxRunning = Math.max(maxRunning, running);
-          if (m.wait) await sleep(m.wait);
-          running--;
-          s.push(m.n);
-          return s;
-        },
-      };
+      const seen = { running: 0, max: 0 };
       const parent = sys.spawn(undefined, 'parent', parentDef);
-      const a = sys.spawn(parent, 'leaf', def);
+      const a = sys.spawn(parent, 'leaf', asyncFifo(true, seen));
       for (let n = 0; n < 50; n++) sys.send(a, { type: 'work', n, wait: n % 10 === 0 ? 3 : undefined });
-      const got = await sys.ask<W, number[]>(a, (replyTo) => ({ type: 'get', replyTo }), 2000);
+      const got = await sys.ask<FifoMsg, number[]>(a, (replyTo) => ({ type: 'get', replyTo }), 2000);
       expect(got).to.deep.equal([...Array(50).keys()]);
-      expect(maxRunning).to.equal(1);
+      expect(seen.max).to.equal(1);
     });
 
     it("stopping the parent stops them at once with what is queued; afterStop runs once; asks to a stopped leaf fail", async () => {
