@@ -139,6 +139,11 @@ describe('kernel-bridge actor (fake channel)', () => {
     const grant = evs.find((e) => e.kind === 'kernel-out' && e.type === 'LOCK_GRANT')!;
     expect(grant).to.include({ from: 'kernel-bridge', to: 'kernel', req: '12', mode: Mode.PW, token: 1 });
     expect(grant.seq).to.be.greaterThan(req.seq);
+    // A driver's request (not an actor message: it goes straight to the channel) is recorded too.
+    expect(await bridge.request(MxfsCmd.LEASE_RENEW, { [MxfsAttr.DEADLINE_NS]: 5n })).to.deep.equal([]);
+    const renew = rec.page(0, {}, 1 << 20).events.find((e) => e.kind === 'kernel-out' && e.type === 'LEASE_RENEW');
+    expect(renew, 'LEASE_RENEW in the trace').to.not.equal(undefined);
+    expect(renew!.to).to.equal('kernel');
   });
 
   it('answers a failed DLM request with LOCK_DENY and the errno (NOQUEUE conflict: -EAGAIN)', async () => {

@@ -293,16 +293,20 @@ export function startKernelBridge(opts: KernelBridgeOptions): KernelBridge {
     s.retry = clock.setTimer(() => send({ type: 'attach', why: 'retry' }), retryMs);
   };
 
+  /** A message to the kernel in the trace (when tracing), sent by the actor handling now. */
+  const traceKernelOut = (cmd: MxfsCmd, attrs: MxfsMessage['attrs']) => {
+    const t = system.tracer;
+    if (!t) return;
+    const f = t.fresh();
+    kernelAttrFields(attrs as Record<number, unknown>, f);
+    t.record('kernel-out', t.curActor ?? 'kernel-bridge', 'kernel', MxfsCmd[cmd] ?? String(cmd), f);
+  };
+
   /** Sends to the kernel; a refusal comes back to the actor as send-failed. */
   const toKernel = (s: BridgeActorState, cmd: MxfsCmd, attrs: MxfsMessage['attrs'], lockId?: bigint) => {
     const gen = s.gen;
     if (!s.channel) return;
-    const t = system.tracer;
-    if (t) {
-      const f = t.fresh();
-      kernelAttrFields(attrs as Record<number, unknown>, f);
-      t.record('kernel-out', t.curActor ?? 'kernel-bridge', 'kernel', MxfsCmd[cmd] ?? String(cmd), f);
-    }
+    traceKernelOut(cmd, attrs);
     s.channel.send(cmd, attrs).catch((err: unknown) => send({ type: 'send-failed', gen, cmd, lockId, err }));
   };
 
@@ -769,6 +773,8 @@ export function startKernelBridge(opts: KernelBridgeOptions): KernelBridge {
     async request(cmd, attrs, timeoutMs = 10_000) {
       const ch = liveChannel;
       if (!ch || snap.state !== 'attached') throw new KernelNotAttached(snap.state, snap.detail);
+      // Not an actor message any more, so the trace records it here (it was the 'request' ask).
+      traceKernelOut(cmd, attrs);
       const replies = await ch.send(cmd, attrs, timeoutMs);
       try {
         return replies.map((r) => parseMxfsMessage(r));
