@@ -23,30 +23,10 @@ CHECKS=burst
 rmmod mxfs 2>/dev/null
 insmod /lib/modules/mxfs.ko volumes=data=/dev/vda lock_timeout_ms=15000 timer_slack_ms=100 drain_timeout_ms=3000 || {
   fail insmod "insmod with volumes=data=/dev/vda failed"; echo "MXFS-BURST-TESTS passes=$HP fails=$HF"; exit 1; }
-mkdir -p $MNT /tmp/burst-state
-cat > $CONF <<EOF
-[node]
-id = 1
-socket = /tmp/burst.sock
-state_dir = /tmp/burst-state
-kernel = on
-
-[volume]
-name = data
-device = /dev/vda
-mountpoint = $MNT
-driver = kernel
-start = none
-
-[timing]
+write_conf burst info "[timing]
 lease_timeout_ms = $LEASE_MS
 renew_interval_ms = 2000
-client_timeout_ms = 5000
-
-[logging]
-level = info
-stderr = true
-EOF
+client_timeout_ms = 5000"
 node /mxfs/dist/src/cli/mxfsd.js --config $CONF > /tmp/burst-mxfsd.log 2>&1 &
 DPID=$!
 wait_for 60 grep -q '^daemon=attached' $T/status || fail daemon "mxfsd did not attach: $(tail -n 5 /tmp/burst-mxfsd.log)"

@@ -35,3 +35,30 @@ mem_kb() { sed -n "s/^$1: *\([0-9]*\) kB/\1/p" /proc/meminfo; }
 vm_of() { sed -n "s/^$1 //p" /proc/vmstat; }
 # lease_age: ms since the last LEASE_RENEW reached the module (debugfs volumes).
 lease_age() { sed -n '1s/.* age_ms=\([0-9]*\) .*/\1/p' $T/volumes; }
+
+# write_conf NAME LEVEL [EXTRA]: mxfsd's configuration in $CONF for the one kernel volume
+# `data` on /dev/vda mounted on $MNT (started by the test, not at boot): socket /tmp/NAME.sock,
+# state in /tmp/NAME-state, log LEVEL on stderr, then the EXTRA sections as given.
+write_conf() {
+  mkdir -p $MNT /tmp/$1-state
+  cat > $CONF <<EOF
+[node]
+id = 1
+socket = /tmp/$1.sock
+state_dir = /tmp/$1-state
+kernel = on
+
+[volume]
+name = data
+device = /dev/vda
+mountpoint = $MNT
+driver = kernel
+start = none
+
+[logging]
+level = $2
+stderr = true
+
+${3:-}
+EOF
+}

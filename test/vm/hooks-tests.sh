@@ -36,25 +36,7 @@ insmod /lib/modules/mxfs.ko volumes=data=/dev/vda lock_timeout_ms=15000 timer_sl
 # write-back check otherwise).
 echo 0 > /proc/sys/vm/dirty_writeback_centisecs
 echo 360000 > /proc/sys/vm/dirty_expire_centisecs
-mkdir -p $MNT /tmp/hooks-state
-cat > $CONF <<EOF
-[node]
-id = 1
-socket = /tmp/hooks.sock
-state_dir = /tmp/hooks-state
-kernel = on
-
-[volume]
-name = data
-device = /dev/vda
-mountpoint = $MNT
-driver = kernel
-start = none
-
-[logging]
-level = info
-stderr = true
-EOF
+write_conf hooks info
 node /mxfs/dist/src/cli/mxfsd.js --config $CONF > /tmp/hooks-mxfsd.log 2>&1 &
 DPID=$!
 wait_for 60 grep -q '^daemon=attached' $T/status || fail daemon "mxfsd did not attach: $(tail -n 5 /tmp/hooks-mxfsd.log)"
