@@ -23,6 +23,8 @@
  *   --prof:   run every daemon under `node --cpu-prof` (profiles of both threads in
  *             DIR/<build>/nodeI/, written when the daemons stop) and print node 1's and node
  *             2's largest self shares per thread.
+ * With MXFS_PROBE=DIR in the environment the client and the daemons (which inherit it) stamp
+ * every step of a pair (src/util/probe.ts); bench/probe-report.ts prints where the time went.
  */
 import { ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -36,6 +38,7 @@ import { pickBasePort, writeClusterConfigs, LocalNode } from '../src/local-clust
 import { ROOT, tmpDir, waitFor } from '../test/support/daemon-proc';
 import { echoRoundTrip } from './peers/workloads';
 import { Profile, summarize } from './daemon-profile';
+import { probe } from '../src/util/probe';
 
 const now = () => performance.now();
 const MEMBERS = [1, 2, 3];
@@ -117,7 +120,11 @@ async function pairs(b: Build, names: string[], seconds: number): Promise<Pairs>
   const end = now() + seconds * 1000;
   for (let i = 200; now() < end; i++) {
     const t = now();
-    await (await c.lock(names[i % names.length]!, Mode.EX)).unlock();
+    probe('c.start');
+    const h = await c.lock(names[i % names.length]!, Mode.EX);
+    probe('c.locked');
+    await h.unlock();
+    probe('c.end');
     lat.push(now() - t);
   }
   const after = pids.map(sched);

@@ -60,6 +60,7 @@ import { NodeMetrics } from '../metrics/metrics';
 import { INODE_LOCKS_DEFAULT_LIMIT, KernelInodeLocksReport, KernelRequest, listKernelInodeLocks } from './kernel-inode-locks';
 import { KernelNotAttached } from '../actors/kernel-bridge';
 import { busyFor } from '../util/thread-sched';
+import { probe } from '../util/probe';
 
 export { VERSION };
 
@@ -335,6 +336,7 @@ export class Daemon implements DaemonInfo {
     const emit = (m: DaemonMessage) => {
       if (!open) return;
       try {
+        probe('m.cout');
         sock.write(m.type === 'reply' ? encodeReplyFrame(m, max) : encodeFrame(m, max));
       } catch (e) {
         log.error({ err: e }, 'cannot encode a reply; cutting the client off');
@@ -365,6 +367,7 @@ export class Daemon implements DaemonInfo {
     () => (sock.writableLength > pauseAt ? `${sock.writableLength} bytes of replies to this connection are not read yet (more than a quarter of [locking] max_client_output_bytes, ${maxOutput}): read them, then ask again` : undefined));
     const sessionId = this.nextSession - 1;
     sock.on('data', (chunk: Buffer) => {
+      probe('m.cin');
       if (!open) return;
       try {
         for (const body of dec.pushRaw(chunk)) {
