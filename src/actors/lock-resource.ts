@@ -240,6 +240,7 @@ class LockResource implements ActorDef<State, ResourceMsg> {
     const sys = ctx.system;
     if (msg.type === 'inspect' || msg.type === 'unpark') return;
     if (msg.type !== 'timeout') s.processed++;
+    this.o.stats.ops++;
     const before = s.core.size;
     const queuedBefore = s.queuedAt.size;
     let events: ResourceEvent[] = [];
