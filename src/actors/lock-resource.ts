@@ -74,6 +74,28 @@ interface Rare {
   parkTimer: TimerHandle | undefined;
 }
 
+/**
+ * What a lockspace keeps about one of its resources (lockspace.ts), in the resource's own
+ * object: a separate entry object per resource was ~56 B of every held lock
+ * (bench/heap-per-lock.ts). These fields are the lockspace's: the resource actor never reads
+ * or writes them (the eviction's race-freedom rests on the two counts being kept apart:
+ * `forwarded` by the lockspace, `processed` by the resource).
+ */
+export interface LockspaceEntry {
+  /** The resource actor. */
+  ref: Ref<ResourceMsg>;
+  /** Messages the lockspace routed to it. */
+  forwarded: number;
+  /** Set by an idle report that matched `forwarded`; cleared by the next routed message. */
+  idleSince: number | undefined;
+  /**
+   * The resource's token counter at its last idle report (absent before: the lockspace's
+   * token floor then, which only rises, covers it). Absent, not a copy of the floor: a token
+   * is a double above 2^32, a 16-byte box per resource.
+   */
+  idleTokens: number | undefined;
+}
+
 /** The actor's state: the resource itself (see LockResource). */
 type State = LockResource;
 
@@ -86,10 +108,15 @@ const OPS: ReadonlySet<string> = new Set<LockOp>(['request', 'convert', 'unlock'
  * a state and a log-fields object (bench/heap-per-lock.ts). Never restarted (onCrash stops
  * it), so init() runs once.
  */
-class LockResource implements ActorDef<State, ResourceMsg> {
+class LockResource implements ActorDef<State, ResourceMsg>, LockspaceEntry {
   core: ResourceCore;
   /** Routed messages processed, so the Lockspace can tell an idle report is current. */
   processed = 0;
+  // The lockspace's bookkeeping (LockspaceEntry): written and read by the lockspace only.
+  ref: Ref<ResourceMsg> = undefined as unknown as Ref<ResourceMsg>;
+  forwarded = 0;
+  idleSince: number | undefined = undefined;
+  idleTokens: number | undefined = undefined;
   /** What only contention, timeouts, a recovery or a lapsed lease need: made on first use. */
   private x: Rare | undefined = undefined;
 
@@ -306,10 +333,12 @@ class RebuiltLockResource extends LockResource {
 }
 
 /**
- * A resource actor under its lockspace. Its log fields are made when first needed (its log,
- * a trace name): most resources never log.
+ * A resource actor under its lockspace; what the lockspace keeps about it is in the same
+ * object (LockspaceEntry). Its log fields are made when first needed (its log, a trace
+ * name): most resources never log.
  */
-export function spawnLockResource(sys: ActorSystem, env: ResourceEnv, name: string, tokenFloor: number, adopt?: AdoptedResource): Ref<ResourceMsg> {
+export function spawnLockResource(sys: ActorSystem, env: ResourceEnv, name: string, tokenFloor: number, adopt?: AdoptedResource): LockspaceEntry {
   const r = adopt ? new RebuiltLockResource(env, name, tokenFloor, adopt) : new LockResource(env, name, tokenFloor);
-  return sys.spawn(env.parent, 'resource', r, sys.tracer ? r.logFields() : undefined);
+  r.ref = sys.spawn(env.parent, 'resource', r, sys.tracer ? r.logFields() : undefined);
+  return r;
 }
