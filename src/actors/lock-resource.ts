@@ -21,9 +21,9 @@
 import type { ActorCtx, ActorDef, ActorSystem, CrashDecision, Ref } from './actor';
 import type { AdoptedResource, LockEvent, LockOp, LockStats, LockspaceMsg, ResourceInspection, ResourceMsg } from './messages';
 import type { Mode } from '../dlm/modes';
-import { ResourceCore, ResourceEvent } from '../dlm/resource';
+import { ResourceCore, ResourceEvent, UNSTAMPED } from '../dlm/resource';
 import { LockError } from '../dlm/types';
-import type { Clock, TimerHandle } from '../util/clock';
+import { systemClock, type Clock, type TimerHandle } from '../util/clock';
 import { EmptyMap } from '../util/empty-map';
 
 /**
@@ -43,6 +43,17 @@ export interface ResourceEnv {
   /** Whether this node holds its cluster lease now (absent: always; see the header). */
   leaseHeld?: () => boolean;
 }
+
+/**
+ * Grant times are kept on the core's lock (its `since`) as whole ms after T0, this module's
+ * start on the system clock: a small integer stored in the lock itself for the daemon's first
+ * 12 days (2^30 ms), where the clock's fractional ms were a 12-byte heap number per held lock
+ * (bench/heap-per-lock.ts). Later (or under a simulated clock far from T0) the value is a
+ * heap number again, and just as exact. Inspection only (`sinceMs`, whole ms anyway).
+ */
+const T0 = Math.floor(systemClock.now());
+const grantStamp = (now: number): number => { const v = Math.floor(now) - T0; return (v | 0) === v ? v | 0 : v; };
+const grantTime = (stamp: number): number => stamp + T0;
 
 /** How often a resource with parked messages looks at the lease again. */
 const UNPARK_MS = 50;
@@ -164,7 +175,7 @@ class LockResource implements ActorDef<State, ResourceMsg>, LockspaceEntry {
           const q = s.queuedAt.get(e.lockId);
           if (q !== undefined) { s.queuedAt.delete(e.lockId); this.o.stats.observeWait?.(now - q, e.conversion); }
         }
-        s.core.stamp(e.lockId, now);
+        s.core.stamp(e.lockId, grantStamp(now));
         if (s.basts.size > 0) s.basts.delete(e.lockId);
         if (e.conversion) this.o.stats.conversions++;
         break;
@@ -188,7 +199,7 @@ class LockResource implements ActorDef<State, ResourceMsg>, LockspaceEntry {
   private inspection(s: State): ResourceInspection {
     const now = this.o.clock.now();
     const sinceMs: Record<string, number> = {};
-    for (const [id, , grantedAt] of s.core.tagged()) if (grantedAt >= 0) sinceMs[id] = Math.round(now - grantedAt);
+    for (const [id, , stamp] of s.core.tagged()) if (stamp !== UNSTAMPED) sinceMs[id] = Math.round(now - grantTime(stamp));
     for (const [id, t] of s.queuedAt) sinceMs[id] = Math.round(now - t); // a conversion: since it queued
     const basts: ResourceInspection['basts'] = {};
     for (const [id, b] of s.basts) basts[id] = { mode: b.mode, agoMs: Math.round(now - b.at) };
@@ -326,7 +337,7 @@ class RebuiltLockResource extends LockResource {
     this.o.stats.locks += core.size;
     const now = this.o.clock.now();
     this.core = core;
-    for (const r of a.records) core.stamp(r.lockId, now);
+    for (const r of a.records) core.stamp(r.lockId, grantStamp(now));
     this.rebuilt = { at: now, records: a.records.length, tokenFloor: core.tokenCounter };
     return this;
   }

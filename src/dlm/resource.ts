@@ -49,7 +49,7 @@ interface Lock {
    * where the owner's events go), carried on every event about this lock.
    */
   readonly tag: unknown;
-  /** The caller's, never read here: set by stamp() (the actor: when the lock was last granted); -1 until then. */
+  /** The caller's, never read here: set by stamp() (the actor: when the lock was last granted); UNSTAMPED until then. */
   since: number;
 }
 
@@ -106,8 +106,11 @@ function rangeOf(ceiling: number): TokenRange {
 /** x as a small integer when it is one (a difference of doubles is a heap number even when it is 0). */
 const small = (x: number): number => ((x | 0) === x ? x | 0 : x);
 
+/** A lock's `since` before its first stamp() (the smallest small integer, see Lock.since). */
+export const UNSTAMPED = -(2 ** 30);
+
 function newLock(id: string, owner: OwnerId, rqMode: Mode | null, tok: number, tag: unknown): Lock {
-  const lk: Lock = { id, owner, grMode: null, rqMode, tok: undefined as unknown as number, highBast: -1, tag, since: -1 };
+  const lk: Lock = { id, owner, grMode: null, rqMode, tok: undefined as unknown as number, highBast: -1, tag, since: UNSTAMPED };
   lk.tok = small(tok);
   return lk;
 }
