@@ -12,8 +12,11 @@
  * - no more than MAX_LIVE resources are alive (bounds the pause: see below);
  * - the daemon was quiet over the last interval: no eviction (the release is over) and at most
  *   QUIET_OPS lock operations. A busy daemon allocates and V8 collects on its own.
- * On the next check it asks glibc to return the free memory of its arenas (malloc_trim): what
- * the collector took from malloc for a large heap stays in them otherwise.
+ * If the daemon is still quiet at the next check, a second one: only then, with the allocation
+ * rate low, does V8 shrink the young generation the fill grew (2 × 16 MiB) and give back the
+ * old space's emptied pages (measured: 98 -> 64 MiB RSS at 100 000, docs/benchmarks.md); then
+ * glibc is asked to return the free memory of its arenas (malloc_trim), where what the
+ * collector took from malloc for a large heap stays otherwise.
  *
  * The pause and safety: the collection runs on the lock engine's thread. It cannot cause a
  * grant: grants check the lease at the moment they are made (SharedLease), whatever the
@@ -82,7 +85,7 @@ export function trimMalloc(): boolean {
 }
 
 export class MemoryReclaimer {
-  /** Collections asked for, malloc trims done, checks that found the daemon busy with garbage to collect. */
+  /** Collections asked for (two per mass eviction when the daemon stays quiet), malloc trims done, checks that found the daemon busy. */
   collections = 0;
   trims = 0;
   busySkips = 0;
@@ -92,7 +95,7 @@ export class MemoryReclaimer {
   private evictedAtCollection: number;
   private lastEvictions: number;
   private lastOps: number;
-  private trimDue = false;
+  private secondDue = false;
   private timer?: NodeJS.Timeout;
 
   constructor(private readonly o: ReclaimOptions) {
@@ -113,32 +116,44 @@ export class MemoryReclaimer {
   }
 
   /** One look (the timer's; tests call it directly). Returns what it did. */
-  check(): 'collected' | 'trimmed' | 'busy' | 'nothing' {
+  check(): 'collected' | 'shrunk' | 'busy' | 'nothing' {
     const s = this.o.stats;
-    const now = this.o.now ?? (() => performance.now());
     const quiet = s.evictions === this.lastEvictions && s.ops - this.lastOps <= RECLAIM.QUIET_OPS;
     this.lastEvictions = s.evictions;
     this.lastOps = s.ops;
-    if (this.trimDue) {
-      this.trimDue = false;
-      const t = now();
+    if (this.secondDue) {
+      // One look after the first: still quiet, so V8 sees a low allocation rate now and gives
+      // back the young generation the fill grew (16 MiB semi-spaces) and the old space's free
+      // pages; then malloc's arenas. Busy again: V8 collects on its own, nothing more to do.
+      this.secondDue = false;
+      if (!quiet) { this.busySkips++; return 'busy'; }
+      this.collect();
+      const t = this.now();
       if (this.o.trim) this.o.trim();
-      else if (!trimMalloc()) return 'nothing';
-      this.lastTrimMs = now() - t;
+      else if (!trimMalloc()) return 'shrunk';
+      this.lastTrimMs = this.now() - t;
       this.trims++;
-      return 'trimmed';
+      return 'shrunk';
     }
     const evicted = s.evictions - this.evictedAtCollection;
     if (evicted < RECLAIM.MIN_EVICTED || evicted < s.resources || s.resources > RECLAIM.MAX_LIVE) return 'nothing';
     if (!quiet) { this.busySkips++; return 'busy'; }
-    const collect = this.o.collect ?? fullGc();
-    if (!collect) return 'nothing';
+    if (!this.collect()) return 'nothing';
     this.evictedAtCollection = s.evictions;
-    const t = now();
-    collect();
-    this.lastCollectMs = now() - t;
-    this.collections++;
-    this.trimDue = true;
+    this.secondDue = true;
     return 'collected';
+  }
+
+  private now(): number { return this.o.now ? this.o.now() : performance.now(); }
+
+  /** One full collection, timed; false when there is no way to ask for one. */
+  private collect(): boolean {
+    const collect = this.o.collect ?? fullGc();
+    if (!collect) return false;
+    const t = this.now();
+    collect();
+    this.lastCollectMs = this.now() - t;
+    this.collections++;
+    return true;
   }
 }
