@@ -1,7 +1,7 @@
 /**
  * LockResource actor: one per active lock resource (lockspace + name).
  *
- * Owns: the resource's ResourceCore (queues, LVB, fencing-token counter), the wait-timeout
+ * Owns: the resource's lock state (it is a ResourceCore: queues, LVB, fencing-token counter), the wait-timeout
  * timers of its pending requests, and the notify ref of every lock's owner with its grant time
  * (carried by the core's lock itself: its tag and since, src/dlm/resource.ts).
  * Takes: ResourceMsg (request/convert/unlock/cancel/purge routed by its Lockspace; its own
@@ -119,8 +119,7 @@ const OPS: ReadonlySet<string> = new Set<LockOp>(['request', 'convert', 'unlock'
  * a state and a log-fields object (bench/heap-per-lock.ts). Never restarted (onCrash stops
  * it), so init() runs once.
  */
-class LockResource implements ActorDef<State, ResourceMsg>, LockspaceEntry {
-  core: ResourceCore;
+class LockResource extends ResourceCore implements ActorDef<State, ResourceMsg>, LockspaceEntry {
   /** Routed messages processed, so the Lockspace can tell an idle report is current. */
   processed = 0;
   // The lockspace's bookkeeping (LockspaceEntry): written and read by the lockspace only.
@@ -146,8 +145,11 @@ class LockResource implements ActorDef<State, ResourceMsg>, LockspaceEntry {
   set parkTimer(v: TimerHandle | undefined) { if (v !== undefined || this.x !== undefined) this.rare.parkTimer = v; }
 
   constructor(protected readonly o: ResourceEnv, readonly name: string, tokenFloor: number) {
-    this.core = new ResourceCore(o.lvbSize, tokenFloor, o.tokenCeiling);
+    super(o.lvbSize, tokenFloor, o.tokenCeiling);
   }
+
+  /** The resource's lock state: the object itself (one object per resource, not two: bench/heap-per-lock.ts). */
+  get core(): ResourceCore { return this; }
 
   get leaf(): boolean { return true; }
 
@@ -333,10 +335,10 @@ class RebuiltLockResource extends LockResource {
     if (!a) return this;
     this.adopt = undefined; // the records are in the core now
     const records = a.records.map((r) => ({ lockId: r.lockId, owner: r.owner, grMode: r.grMode, token: r.token, tag: r.notify }));
-    const core = ResourceCore.rebuild(this.o.lvbSize, Math.max(this.tokenFloor, a.tokenFloor), records, a.lvb, this.o.tokenCeiling);
+    this.load(Math.max(this.tokenFloor, a.tokenFloor), records, a.lvb);
+    const core = this.core;
     this.o.stats.locks += core.size;
     const now = this.o.clock.now();
-    this.core = core;
     for (const r of a.records) core.stamp(r.lockId, grantStamp(now));
     this.rebuilt = { at: now, records: a.records.length, tokenFloor: core.tokenCounter };
     return this;

@@ -316,8 +316,22 @@ export class ResourceCore {
 
   /** Rebuild granted state from the holders' own records (recovery). */
   static rebuild(lvbSize: number, tokenFloor: number, records: LockRecordForRebuild[], lvb?: { data: Buffer; valid: boolean }, tokenCeiling?: number): ResourceCore {
+    const core = new ResourceCore(lvbSize, tokenFloor, tokenCeiling);
+    core.load(tokenFloor, records, lvb);
+    return core;
+  }
+
+  /**
+   * rebuild() in place, for a subclass that is its own core (the LockResource actor): only on
+   * a core that is new (nothing requested yet), whose counter it sets from tokenFloor and the
+   * records' tokens.
+   */
+  protected load(tokenFloor: number, records: LockRecordForRebuild[], lvb?: { data: Buffer; valid: boolean }): void {
+    const core = this as ResourceCore;
+    if (core.lockCount !== 0) throw new Error('ResourceCore.load: the core is not new');
+    const lvbSize = core.lvbSize;
     const maxToken = records.reduce((m, r) => Math.max(m, r.token), tokenFloor);
-    const core = new ResourceCore(lvbSize, maxToken, tokenCeiling);
+    core.rel = small(maxToken - core.range.base);
     for (const r of records) {
       if (core.lockHas(r.lockId)) throw new LockError('INVALID', `duplicate lock id ${r.lockId} in rebuild`);
       const lk = newLock(r.lockId, r.owner, null, r.token - core.range.base, r.tag);
@@ -328,7 +342,6 @@ export class ResourceCore {
       core.setGranted(lk, r.grMode);
     }
     if (lvb) { core.lvbBuf = Buffer.alloc(lvbSize); lvb.data.copy(core.lvbBuf, 0, 0, Math.min(lvbSize, lvb.data.length)); core.lvbOk = lvb.valid; }
-    return core;
   }
 
   view(): ResourceView {
