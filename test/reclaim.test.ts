@@ -55,6 +55,17 @@ describe('idle collection after a mass eviction', () => {
       expect(calls).to.deep.equal({ collect: 1, trim: 0 });
     });
 
+    it('keeps the longest collection\'s duration (status: idleCollectionMaxMs)', () => {
+      const stats = newLockStats();
+      let t = 0;
+      const pauses = [30, 5];
+      const r = new MemoryReclaimer({ stats, now: () => t, collect: () => { t += pauses.shift()!; }, trim: () => {} });
+      stats.evictions += RECLAIM.MIN_EVICTED;
+      r.check();
+      expect([r.check(), r.check()]).to.deep.equal(['collected', 'shrunk']);
+      expect(r.maxCollectMs).to.equal(30);
+    });
+
     it('does not collect while lock operations go on, and does once they stop', () => {
       const { stats, calls, r } = make();
       stats.evictions += RECLAIM.MIN_EVICTED;

@@ -444,9 +444,9 @@ export class Daemon implements DaemonInfo {
   }
 
   /** The idle collections (reclaim.ts): absent under a simulated clock. */
-  private reclaimCounters(): { idleCollections?: number; idleCollectionMs?: number; mallocTrims?: number } {
+  private reclaimCounters(): { idleCollections?: number; idleCollectionMaxMs?: number; mallocTrims?: number } {
     const r = this.reclaimer;
-    return r ? { idleCollections: r.collections, idleCollectionMs: Math.round(r.lastCollectMs), mallocTrims: r.trims } : {};
+    return r ? { idleCollections: r.collections, idleCollectionMaxMs: Math.round(r.maxCollectMs), mallocTrims: r.trims } : {};
   }
 
   async clusterStatus(): Promise<unknown> {

@@ -89,8 +89,8 @@ export class MemoryReclaimer {
   collections = 0;
   trims = 0;
   busySkips = 0;
-  /** How long the last collection kept the thread (ms), and the malloc trim after it. */
-  lastCollectMs = 0;
+  /** How long the longest collection so far kept the thread (ms), and the last malloc trim. */
+  maxCollectMs = 0;
   lastTrimMs = 0;
   private evictedAtCollection: number;
   private lastEvictions: number;
@@ -152,7 +152,7 @@ export class MemoryReclaimer {
     if (!collect) return false;
     const t = this.now();
     collect();
-    this.lastCollectMs = this.now() - t;
+    this.maxCollectMs = Math.max(this.maxCollectMs, this.now() - t);
     this.collections++;
     return true;
   }

@@ -93,7 +93,7 @@ export class NodeMetrics {
     if (rc) {
       readCounter(reg, 'mxfs_idle_collections_total', 'Full garbage collections asked for once a mass eviction was over and the daemon idle', () => rc.collections);
       readCounter(reg, 'mxfs_malloc_trims_total', 'malloc_trim calls after an idle collection', () => rc.trims);
-      readGauge(reg, 'mxfs_idle_collection_last_ms', 'How long the last idle collection kept the lock engine\'s thread (ms)', () => rc.lastCollectMs);
+      readGauge(reg, 'mxfs_idle_collection_max_ms', 'How long the longest idle collection kept the lock engine\'s thread (ms)', () => rc.maxCollectMs);
     }
     readGauge(reg, 'mxfs_locks', 'Locks on the resources this node masters', () => s.locks);
     readGauge(reg, 'mxfs_resources', 'Active resources this node masters', () => s.resources);
