@@ -23,8 +23,9 @@
  * thread was doing. It costs liveness only if it outlasts client_timeout_ms (5 s by default:
  * clients give up, and the cluster worker mutes the node). Lease renewals run on the cluster
  * worker's thread, with its own heap, and do not wait for it. MAX_LIVE keeps the marked set
- * small: measured (docs/benchmarks.md) at ~0.1 s after 100 000 evictions and ~0.x s after
- * 1 M on a loaded 2-core machine.
+ * small, but freeing the garbage costs too: measured (docs/benchmarks.md, "Fourth round") at
+ * 142 ms after 100 000 evictions at load 22, and 2.3 s of wall time in-process after 1 M (the
+ * client's garbage included) at load 30 on a 2-core machine.
  *
  * Real time only (the daemon's clock is the system clock): a simulated cluster runs none.
  * Counted in `mxfsctl status` (counters.idleCollections, mallocTrims) and in the metrics.
