@@ -44,6 +44,7 @@ import { SLICE } from '../util/slices';
 import { MUTATION } from '../util/mutation';
 import { Clock, systemClock } from '../util/clock';
 import { LoopMonitor } from '../util/loop-monitor';
+import { MemoryReclaimer } from './reclaim';
 import type { ClusterPort } from '../cluster/port';
 import { EPOCH_TOKEN_SHIFT, LockRouter, RecoveryState } from './lock-router';
 import { NodeState } from './state';
@@ -110,6 +111,8 @@ export class Daemon implements DaemonInfo {
   readonly clock: Clock;
   /** Event-loop delay per second (real time only: absent under a simulated clock). */
   readonly loop?: LoopMonitor;
+  /** One full collection and a malloc trim once a mass eviction is over (real time only; reclaim.ts). */
+  readonly reclaimer?: MemoryReclaimer;
   private server?: net.Server;
   private sessions = new Map<number, SessionInfo>();
   private ended = new Map<number, () => void>();
@@ -146,6 +149,7 @@ export class Daemon implements DaemonInfo {
       faultInjection: o.faultInjection ?? false,
       leaseHeld: () => this.router.leaseHeld(),
     });
+    if (this.clock === systemClock) this.reclaimer = new MemoryReclaimer({ stats: this.table.stats });
     this.startedAt = this.clock.now();
     this.admission = { inFlight: 0, max: o.config.locking.maxRequests };
     this.state = NodeState.open(o.config.node.stateDir);
@@ -163,7 +167,7 @@ export class Daemon implements DaemonInfo {
     this.purger = new Purger((ls, res, msg, epoch) => this.router.route(ls, res, msg, epoch));
     const masterOf = o.masterOf ?? rendezvousOwner;
     this.tracing.attach({ locks: (f) => this.locks(f), router: () => this.router, masterOf });
-    this.metrics = new NodeMetrics({ config: o.config, clock: this.clock, sys: this.sys, stats: this.table.stats, router: this.router, port: this.port, trace: this.tracing, sessions: () => this.sessions.size, volumes: () => this.volumes, log: o.log.child({ actor: 'metrics' }) });
+    this.metrics = new NodeMetrics({ config: o.config, clock: this.clock, sys: this.sys, stats: this.table.stats, router: this.router, port: this.port, trace: this.tracing, sessions: () => this.sessions.size, volumes: () => this.volumes, reclaimer: this.reclaimer, log: o.log.child({ actor: 'metrics' }) });
     this.router.listen({ onState: (state, epoch) => { this.tracing.onRouterState(state, epoch); this.metrics.onRouterState(state, epoch); } });
   }
 
@@ -179,6 +183,7 @@ export class Daemon implements DaemonInfo {
     // node never issues a token below one it issued before. (In a cluster the epoch plays
     // this role, and the membership layer persists it.)
     this.loop?.start();
+    this.reclaimer?.start();
     const gen = this.state.nextGeneration();
     if (!this.port) {
       if (gen >= 2 ** 21) throw new Error(`boot generation ${gen} exhausts the token space (2^21 restarts)`);
@@ -246,6 +251,7 @@ export class Daemon implements DaemonInfo {
     if (this.server) try { fs.unlinkSync(this.socketPath); } catch { /* already gone */ }
     await this.port?.stop();
     this.loop?.stop();
+    this.reclaimer?.stop();
     this.sys.shutdown();
     await this.metrics.stop();
     await this.tracing.close();
@@ -432,12 +438,18 @@ export class Daemon implements DaemonInfo {
       lockspaces,
       resources: st.resources,
       locks: st.locks,
-      counters: { grants: st.grants, basts: st.basts, evictions: st.evictions, resourceCrashes: st.resourceCrashes, actorCrashes: this.sys.crashes },
+      counters: { grants: st.grants, basts: st.basts, evictions: st.evictions, resourceCrashes: st.resourceCrashes, actorCrashes: this.sys.crashes, ...this.reclaimCounters() },
       eventLoop: this.loop?.snapshot() ?? null,
       admission: { requestsInFlight: this.admission.inFlight, maxRequests: this.admission.max, inspectionRuns: this.inspections.runs },
       kernel: this.kernel ? this.kernel.status() : { state: 'disabled' },
       cluster: await this.clusterStatus(),
     };
+  }
+
+  /** The idle collections (reclaim.ts): absent under a simulated clock. */
+  private reclaimCounters(): { idleCollections?: number; idleCollectionMaxMs?: number; mallocTrims?: number } {
+    const r = this.reclaimer;
+    return r ? { idleCollections: r.collections, idleCollectionMaxMs: Math.round(r.maxCollectMs), mallocTrims: r.trims } : {};
   }
 
   async clusterStatus(): Promise<unknown> {
