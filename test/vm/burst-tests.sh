@@ -13,6 +13,8 @@
 #                    the bridge's mailbox behind the releases: the lease's age passes the
 #                    lease, the volume is fenced (on the loaded machine; not every run)
 #   burst-released   a release lost: the daemon's lock count stays above the kernel's
+#   burst-resync     no resynchronisation after a channel overrun (or its end never seen):
+#                    overruns counted, no resync, no "module state read" line
 #   burst-grants     no request window on the daemon's request socket (every grant sent at
 #                    once): the answers of the 4 000 LOCK_GRANTs and the renewals' LEASE_INFO
 #                    overflow it, replies are refused (reply_failures, requestOverruns)
@@ -112,6 +114,18 @@ check burst-lease "burst of $GB0 releases at a $LEASE_MS ms lease: longest time 
   sh -c "[ ! -s /tmp/gbench-burst.err ] && [ $GB0 -ge $BURST ] && [ $MAXAGE -lt $LEASE_MS ] && [ '$LEASE' = valid ] && [ $FENCES1 = $FENCES0 ] && [ $((LR1 - LR0)) -ge $((T2 - T0)) ] && [ $(stat_of reply_failures) = $RF0 ]"
 check burst-released "cached $GB0 -> $(stat_of glocks); send_failures $F0 -> $(stat_of send_failures), send_waits $W0 -> $(stat_of send_waits); daemon locks - kernel held: $GAP after the mount, $GAP1 now; bridge: $BRIDGE" \
   sh -c "[ $(stat_of glocks) -lt 10 ] && [ $(stat_of send_failures) = $F0 ] && [ '$GAP1' = '$GAP' ]"
+
+# The drain overflowed the channel (the kernel's releases are retried; a VOLUME_EVENT would
+# have been lost): once it drained, the daemon read the module's volume state again.
+OVR=$(kernel_field overruns)
+if [ "$OVR" != 0 ] && [ "$OVR" != "?" ]; then
+  wait_for 120 grep -q 'after a channel overrun' /tmp/burst-mxfsd.log
+fi
+RSY=$(kernel_field resyncs)
+RSYLOG=$(grep -c 'after a channel overrun' /tmp/burst-mxfsd.log)
+echo "MXFS-PERF burst-resync overruns=$OVR resyncs=$RSY resync_log_lines=$RSYLOG"
+check burst-resync "channel overruns $OVR, resyncs $RSY, driver lines $RSYLOG: $(grep 'after a channel overrun' /tmp/burst-mxfsd.log | tail -n 1 | cut -c1-300)" \
+  sh -c "[ '$OVR' = 0 ] || { [ '$RSY' != '?' ] && [ '$RSY' -ge 1 ] && [ $RSYLOG -ge 1 ] && ! grep -q 'events lost in a channel overrun' /tmp/burst-mxfsd.log; }"
 
 progress "burst: cleanup"
 OUT=$(ctl umount data 2>&1) || progress "umount: $OUT"
