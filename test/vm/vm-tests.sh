@@ -169,9 +169,9 @@ echo "vm-tests: daemon is $DAEMON_KIND"
 # mxfs.only=volumes on the kernel command line: the volume tests alone (development runs).
 # Every check: this script's own, and the MXFS-TEST lines of the helpers it counts
 # (sub_checks, the volume tests): 33 channel checks + 18 volume checks (with fence-fallback-log
-# and udev-claim) + 15 inode-lock checks + 3 burst checks. After the result line, fallback_restart ends the VM (the host checks it).
+# and udev-claim) + 15 inode-lock checks + 5 burst checks. After the result line, fallback_restart ends the VM (the host checks it).
 # A check that silently stops printing is a failure too.
-MIN_PASSES=69
+MIN_PASSES=71
 if grep -q 'mxfs.only=volumes' /proc/cmdline; then
   MIN_PASSES=18
   volume_tests
@@ -196,7 +196,7 @@ if grep -q 'mxfs.only=hooks-bench' /proc/cmdline; then
   exit 0
 fi
 if grep -q 'mxfs.only=burst' /proc/cmdline; then
-  MIN_PASSES=3
+  MIN_PASSES=5
   sub_checks sh /mxfs/burst-tests.sh
   finish
   exit 0
