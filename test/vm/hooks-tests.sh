@@ -30,7 +30,7 @@ DEV=/dev/mxfs/data
 . /mxfs/hooks-lib.sh
 
 rmmod mxfs 2>/dev/null
-insmod /lib/modules/mxfs.ko volumes=data=/dev/vda lock_timeout_ms=15000 timer_slack_ms=100 drain_timeout_ms=3000 || {
+insmod /lib/modules/mxfs.ko volumes=data=/dev/vda lock_timeout_ms=60000 timer_slack_ms=100 drain_timeout_ms=3000 || {
   fail insmod "insmod with volumes=data=/dev/vda failed"; echo "MXFS-HOOKS-TESTS passes=$HP fails=$HF"; exit 1; }
 # Dirty pages stay dirty until something writes them back (the flusher would race the
 # write-back check otherwise).
