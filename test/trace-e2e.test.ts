@@ -149,8 +149,11 @@ describe('tracing end to end (3 real mxfsd, TCP)', function () {
     const slices = ct.traceEvents.filter((e: any) => e.ph === 'X');
     expect(slices).to.have.length(t.length);
     const starts = ct.traceEvents.filter((e: any) => e.ph === 's'), ends = ct.traceEvents.filter((e: any) => e.ph === 'f');
-    const crossings = t.filter((e) => e.kind === 'dlm-in' && t.some((o) => o.kind === 'dlm-out' && o.node === e.srcNode && o.lc === e.srcLc));
-    expect(crossings.length).to.be.at.least(6);
+    // Each lock message (dlm-out -> dlm-in) and each stamped frame carrying it (frame-out -> frame-in, from the worker threads).
+    const crossings = t.filter((e) => (e.kind === 'dlm-in' || e.kind === 'frame-in') && t.some((o) => o.kind === (e.kind === 'dlm-in' ? 'dlm-out' : 'frame-out') && o.node === e.srcNode && o.lc === e.srcLc));
+    expect(crossings.filter((e) => e.kind === 'dlm-in').length).to.be.at.least(6);
+    expect(crossings.filter((e) => e.kind === 'frame-in').length).to.be.at.least(6);
+    expect(starts.filter((x: any) => x.cat === 'frame').length).to.be.at.least(6);
     expect(starts).to.have.length(crossings.length);
     expect(ends.map((x: any) => x.id).sort()).to.deep.equal(starts.map((x: any) => x.id).sort());
     for (const x of [...starts, ...ends]) {

@@ -157,9 +157,9 @@ describe('trace', () => {
       for (const x of [...s, ...f]) expect(inside(x), JSON.stringify(x)).to.equal(true);
       for (const x of f) expect(x.bp).to.equal('e');
       // The flow goes from node 2's send to node 3's receipt.
-      const first = s.find((x: any) => x.id === '2:2');
+      const first = s.find((x: any) => x.id === 'dlm:2:2');
       expect(first.pid).to.equal(2);
-      expect(f.find((x: any) => x.id === '2:2').pid).to.equal(3);
+      expect(f.find((x: any) => x.id === 'dlm:2:2').pid).to.equal(3);
     });
 
     it('HTML: one self-contained page (no external URL), the events inline', () => {

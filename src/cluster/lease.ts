@@ -172,28 +172,10 @@ export interface LeaseExpiredMsg { type: 'leaseExpired'; peer: number; expires: 
 
 /** Every message type of the Lease actors (trace fields: src/trace/fields.ts). */
 export const LEASE_MSG_TYPES = ['lease.renewed', 'lease.acked', 'lease.expire', 'lease.deadline', 'lease.lapse', 'leaseExpired'] as const;
-const LEASE_TYPES: ReadonlySet<string> = new Set(LEASE_MSG_TYPES);
 
 /** A deadline for people: the node's monotonic ms, rounded, or what an infinite one means. */
 export function deadlineText(t: number): string {
   return t === Infinity ? 'none (quorum alone)' : t === -Infinity ? 'none (no quorum)' : String(Math.round(t));
-}
-
-/**
- * Sender and receiver paths of a Lease actor's message, for a node whose recorder is on
- * another thread (the cluster worker forwards them, cluster-worker-main.ts); undefined: not
- * lease traffic.
- */
-export function leaseRoute(msg: { type: string; peer?: number }, selfId: number): { from: string; to: string } | undefined {
-  if (!LEASE_TYPES.has(msg.type)) return undefined;
-  const membership = `membership/${selfId}`;
-  switch (msg.type) {
-    case 'lease.deadline': return { from: membership, to: 'lease/self' };
-    case 'lease.lapse': return { from: 'timer', to: 'lease/self' };
-    case 'lease.expire': return { from: 'timer', to: `lease/${msg.peer}` };
-    case 'leaseExpired': return { from: `lease/${msg.peer}`, to: membership };
-    default: return { from: membership, to: `lease/${msg.peer}` };
-  }
 }
 
 // ------------------------------------------------------------------------------------------

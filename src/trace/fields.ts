@@ -84,6 +84,9 @@ export function peerBodyFields(body: unknown, f: TraceFields): void {
   if (b.type === 'dlm' && b.msg && isStr(b.msg.t)) {
     f.sub = `dlm.${b.msg.t}`;
     dlmFields(b.msg, f);
+    // An `ev` names its resource only in its stamp (docs/tracing.md, "Causality").
+    const tr = b.msg.tr;
+    if (tr && f.res === undefined && isStr(tr.res)) { f.res = tr.res; if (isStr(tr.ls)) f.ls ??= tr.ls; }
   } else if (isStr(b.type)) f.sub = b.type;
 }
 
