@@ -16,7 +16,7 @@ import path from 'node:path';
 import { execFileSync, spawn } from 'node:child_process';
 import { Mode } from '../src/dlm/modes';
 import { LockError } from '../src/dlm/types';
-import type { TraceEvent } from '../src/trace/event';
+import { traceIdText, type TraceEvent } from '../src/trace/event';
 import { checkCausality } from '../src/trace/merge';
 import { HTML_COLOURS } from '../src/trace/export-html';
 import { resourceOn, TestCluster } from './support/cluster-proc';
@@ -226,6 +226,65 @@ describe('tracing end to end (3 real mxfsd, TCP)', function () {
     expect(frame!.srcNode).to.equal(3);
     expect(frame!.lc).to.be.greaterThan(frame!.srcLc!);
     expect(bast.some((e) => e.kind === 'dlm-in' && e.sub === 'lock.bast')).to.equal(true);
+  });
+
+  it('the cluster worker\'s actors in the merged trace: a renewal round trip between two nodes is one causal chain (tick, frame, membership, lease, ack)', async () => {
+    // Node 1's membership ticks and sends a renew to node 2 (frame-out, in node 1's worker); node 2's link takes the frame
+    // (frame-in, after node 1's frame-out: its stamp), hands it to its membership (peerMessage), which tells node 1's Lease
+    // actor (lease.renewed) and answers (renewAck frame-out); node 1 takes the ack and tells node 2's Lease actor (lease.acked).
+    type Chain = TraceEvent[];
+    const find = (t: TraceEvent[]): Chain | undefined => {
+      const at = (e: TraceEvent) => t.indexOf(e);
+      const byCause = (x: TraceEvent, match: (e: TraceEvent) => boolean) => t.find((e) => e.node === x.node && e.cause === x.seq && match(e));
+      for (const out of t.filter((e) => e.node === 1 && e.kind === 'frame-out' && e.type === 'renew' && e.to === 'node/2')) {
+        const tick = t.find((e) => e.node === 1 && e.seq === out.cause && e.type === 'tick'); // not a renewal on a link coming up
+        const inn = t.find((e) => e.node === 2 && e.kind === 'frame-in' && e.srcNode === 1 && e.srcLc === out.lc);
+        if (!tick || !inn) continue;
+        const pm = byCause(inn, (e) => e.type === 'peerMessage' && e.to === 'membership/2');
+        const renewed = pm && byCause(pm, (e) => e.type === 'lease.renewed' && e.to === 'lease/1');
+        const ackOut = pm && byCause(pm, (e) => e.kind === 'frame-out' && e.type === 'renewAck' && e.to === 'node/1');
+        const ackIn = ackOut && t.find((e) => e.node === 1 && e.kind === 'frame-in' && e.srcNode === 2 && e.srcLc === ackOut.lc);
+        const pm1 = ackIn && byCause(ackIn, (e) => e.type === 'peerMessage' && e.to === 'membership/1');
+        const acked = pm1 && byCause(pm1, (e) => e.type === 'lease.acked' && e.to === 'lease/2');
+        if (!renewed || !acked) continue;
+        // renewed and ackOut are both caused by pm (the membership answers, then tells the Lease actor).
+        const chain = [tick, out, inn, pm!, ackOut!, ackIn!, pm1!, acked, renewed];
+        if (chain.slice(0, 8).every((e, k) => k === 0 || at(e) > at(chain[k - 1]!)) && at(renewed) > at(pm!)) return chain;
+        throw new Error(`the chain is out of order in the merged timeline: ${chain.map((e) => `n${e.node}#${e.seq}@${at(e)}`).join(' ')}`);
+      }
+      return undefined;
+    };
+    let t: TraceEvent[] = [];
+    let chain: Chain | undefined;
+    // A renewal round is a third of the lease (10 s): wait for one to be in every ring, do not race it.
+    await waitFor(async () => {
+      const r = await ctl(3, ['trace', 'collect', '--since', '20s', '--format', 'ndjson']);
+      expect(r.code, r.stderr).to.equal(0);
+      t = r.stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as TraceEvent);
+      chain = find(t);
+      return chain !== undefined;
+    }, 30000, 'a renewal round trip from node 1 to node 2 and back in the merged trace');
+    expect(checkCausality(t)).to.deep.equal([]);
+    const [tick, out, inn, pm, ackOut, ackIn, pm1, acked, renewed] = chain!;
+    expect(tick).to.include({ kind: 'send', type: 'tick', to: 'membership/1' });
+    expect(out).to.include({ from: 'peer-link/2', sub: 'renew' });
+    expect(inn).to.include({ from: 'node/1', to: 'peer-link/1', type: 'renew' });
+    expect(pm).to.include({ from: 'peer-link/1', sub: 'renew', peer: 1 });
+    expect(renewed).to.include({ from: 'membership/2', peer: 1 });
+    expect(ackIn).to.include({ from: 'node/2', to: 'peer-link/2' });
+    expect(pm1).to.include({ sub: 'renewAck', peer: 2 });
+    expect(acked).to.include({ from: 'membership/1', peer: 2 });
+    // One trace, started by node 1's worker (its renewal timer): N.wK; the Lamport clock grows along the chain.
+    expect(new Set(chain!.map((e) => e.trace)).size, JSON.stringify(chain)).to.equal(1);
+    expect(traceIdText(tick.trace)).to.match(/^1\.w\d+$/);
+    for (let k = 1; k < 8; k++) expect(chain![k]!.lc, `lc of step ${k}`).to.be.greaterThan(chain![k - 1]!.lc);
+    expect(renewed.lc).to.be.greaterThan(pm.lc);
+    // Perfetto: the two frames are flows from node to node.
+    const chromeOut = path.join(dir, 'renewals.json');
+    expect((await ctl(3, ['trace', 'collect', '--since', '30s', '--actor', 'peer-link', '--format', 'chrome', '--out', chromeOut])).code).to.equal(0);
+    const flows = JSON.parse(fs.readFileSync(chromeOut, 'utf8')).traceEvents.filter((e: any) => e.ph === 's' && e.cat === 'frame');
+    expect(flows.some((f: any) => f.id === `frame:1:${out.lc}` && f.pid === 1), 'the renew frame is a flow').to.equal(true);
+    expect(flows.some((f: any) => f.id === `frame:2:${ackOut.lc}` && f.pid === 2), 'the renewAck frame is a flow').to.equal(true);
   });
 
   it('the HTML timeline renders in headless Chromium, and the screenshot shows it', async function () {
