@@ -332,6 +332,42 @@ describe('tracing end to end (3 real mxfsd, TCP)', function () {
     for (const l of lines) expect(l).to.match(/lock\.granted .*EX/);
   });
 
+  it('the Lease actors in the metrics endpoint and in `mxfsctl leases`: each peer\'s expiry, last renewal gap, acknowledgement, and this node\'s self-fence deadline', async () => {
+    // Lease 10 s: a peer is dead 11 s after it was last heard (deadAfter), an acknowledgement vouches for 9 s (fenceAfter).
+    // Two renewals of each peer must have been heard for a gap: wait for them (a renewal round is a third of the lease).
+    let m = '';
+    await waitFor(async () => {
+      m = await scrape(ports[1]!);
+      return sample(m, 'mxfs_lease_last_renewal_gap_seconds', 'peer="1"') !== undefined && sample(m, 'mxfs_lease_last_renewal_gap_seconds', 'peer="3"') !== undefined;
+    }, 30000, 'a renewal gap of both peers in node 2\'s metrics');
+    for (const peer of ['1', '3']) {
+      expect(sample(m, 'mxfs_lease_expires_in_seconds', `peer="${peer}"`), `expiry of ${peer}`).to.be.greaterThan(0).and.at.most(11);
+      expect(sample(m, 'mxfs_lease_last_renewal_gap_seconds', `peer="${peer}"`), `gap of ${peer}`).to.be.greaterThan(0).and.below(11);
+      expect(sample(m, 'mxfs_lease_vouches_remaining_seconds', `peer="${peer}"`), `ack of ${peer}`).to.be.greaterThan(0).and.at.most(9);
+    }
+    expect(sample(m, 'mxfs_quorum_lease_remaining_seconds'), 'self-fence deadline').to.be.greaterThan(0).and.at.most(9);
+    // The same from mxfsctl: a table, and in JSON the figures.
+    const text = await ctl(2, ['leases']);
+    expect(text.code, text.stderr).to.equal(0);
+    const lines = text.stdout.trim().split('\n');
+    expect(lines[0]).to.match(/^node 2 {2}epoch \d+ {2}self-fence in \d+\.\d s unless renewals are acknowledged {2}\(deadline moved \d+ times, lapsed \d+\)$/);
+    expect(lines[1]).to.match(/^peer +inc +last heard +last gap +expires in +vouches for +renewals +expiries +restarts$/);
+    for (const [row, peer] of [[lines[2], 1], [lines[3], 3]] as const) {
+      expect(row).to.match(new RegExp(`^${peer} +[0-9a-f]+ +\\d+\\.\\d s ago +\\d+\\.\\d s +\\d+\\.\\d s +\\d+\\.\\d s +\\d+ +0 +0$`));
+    }
+    const js = await ctl(2, ['--json', 'leases']);
+    const l = JSON.parse(js.stdout).leases;
+    expect(l.self.state).to.equal('valid');
+    expect(l.self.deadlineInMs).to.be.greaterThan(0).and.at.most(9000);
+    expect(l.peers.map((p: any) => p.peer)).to.deep.equal([1, 3]);
+    for (const p of l.peers) {
+      expect(p.expiresInMs + p.lastHeardAgoMs, `expiry = last heard + 11 s (peer ${p.peer})`).to.be.within(11000 - 1, 11000 + 1);
+      expect(p.lastGapMs).to.be.greaterThan(0).and.below(11000);
+      expect(p.vouchesForMs).to.be.greaterThan(0).and.at.most(9000);
+      expect(p.renewals).to.be.at.least(2);
+    }
+  });
+
   it('the metrics endpoint serves the counts of the known workload', async () => {
     await cl.waitView([1, 2, 3]);
     // Node 3 masters the resource: A's EX, B's PR, B's conversion to EX, the tail test's EX grant.

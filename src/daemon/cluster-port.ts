@@ -159,6 +159,8 @@ export class TcpClusterPort implements ClusterPort {
       proposing: st.proposing ?? null,
       yieldingTo: st.yieldingTo ?? null,
       lease: leaseFigures(st.renewals, leaseTimes(clusterOptions(this.o.config).timing).fenceAfterMs),
+      // The Lease actors (src/cluster/lease.ts): each peer's lease and this node's self-fence deadline (`mxfsctl leases`).
+      leases: st.leases ?? null,
       thread: st.thread ?? { isolation: 'none' },
       muted: st.muted ?? null,
       faults: { blocked: [...this.fault.blocked], drop: this.fault.drop, delayMs: this.fault.delayMs },

@@ -174,7 +174,7 @@ export const ORIGIN: Readonly<Record<string, string>> = {
 export const SELF_TRAFFIC: ReadonlySet<string> = new Set(['trace', 'dlm.traceQuery', 'dlm.traceReply']);
 
 /** Read-only inspection messages (mxfsctl locks/why ask for them): left out of `why` and of diagrams. */
-export const INSPECTION_TYPES: ReadonlySet<string> = new Set(['inspect', 'inspectReply', 'list', 'status', 'view']);
+export const INSPECTION_TYPES: ReadonlySet<string> = new Set(['inspect', 'inspectReply', 'list', 'status', 'view', 'lease.status']);
 
 /** The key fields of an actor message, into `f` (emptied first). */
 export function extractFields(msg: Any, f: TraceFields): TraceFields {
