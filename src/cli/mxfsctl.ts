@@ -348,7 +348,8 @@ async function printNodes(c: MxfsClient, json: boolean): Promise<void> {
   if (cl.recovery) out.push(`recovery of epoch ${cl.recovery.epoch}: phase ${cl.recovery.phase} for ${cl.recovery.sinceMs} ms, waiting for ${cl.recovery.waitingFor.join(' ') || 'nobody'}`);
   if (cl.stats?.lastRecoveryMs !== undefined) out.push(`recoveries ${cl.stats.recoveries}, last took ${cl.stats.lastRecoveryMs} ms; stale messages dropped ${cl.stats.staleDropped}`);
   const lease = cl.transport?.lease;
-  if (lease) out.push(`lease: ${lease.renewals} renewals, last gap ${lease.lastGapMs ?? '-'} ms, largest ${lease.maxGapMs ?? '-'} ms in the last minute (fences at ${lease.fenceAfterMs} ms); quorum lost ${lease.quorumLosses} times`);
+  const ms = (x: number | null | undefined) => (typeof x === 'number' ? Math.round(x) : '-');
+  if (lease) out.push(`lease: ${lease.renewals} renewals, last gap ${ms(lease.lastGapMs)} ms, largest ${ms(lease.maxGapMs)} ms in the last minute (fences at ${lease.fenceAfterMs} ms); quorum lost ${lease.quorumLosses} times`);
   const loop = st.eventLoop;
   if (loop) out.push(`event loop delay (last minute): p99 ${loop.p99Ms} ms, max ${loop.maxMs} ms`);
   const peers: any[] = cl.transport?.peers ?? [];
