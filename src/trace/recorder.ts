@@ -242,13 +242,15 @@ export class TraceRecorder implements ActorTracer, FrameTracer {
     if (stamp && stamp.lc > this.lc) this.lc = stamp.lc;
     const cs = this.slot(this.cur);
     const trace = stamp ? stamp.id : cs >= 0 ? this.c.trace[cs]! : this.node * TRACE_ID_NODE_SHIFT + ++this.traces;
-    return this.put(kind, from, to, type, f, ++this.lc, this.clock.now(), trace, cs >= 0 ? this.cur : 0, stamp ? src!.node : 0, stamp);
+    return this.put(kind, from, to, type, f, ++this.lc, this.clock.now(), trace, cs >= 0 ? this.cur : 0, cs, stamp ? src!.node : 0, stamp);
   }
 
-  /** Writes one event into the ring (and the sink); fields missing from `f` come from its cause or stamp. */
-  private put(kind: TraceKind, from: string, to: string, type: string, f: TraceFields, lc: number, mono: number, trace: number, cause: number, srcNode: number, stamp?: { lc: number; ls?: string; res?: string }): number {
+  /**
+   * Writes one event into the ring (and the sink); fields missing from `f` come from its cause
+   * (`cause`, in ring slot `cs`; -1: none) or stamp.
+   */
+  private put(kind: TraceKind, from: string, to: string, type: string, f: TraceFields, lc: number, mono: number, trace: number, cause: number, cs: number, srcNode: number, stamp?: { lc: number; ls?: string; res?: string }): number {
     const c = this.c;
-    const cs = cause > 0 ? this.slot(cause) : -1;
     const seq = ++this.seq;
     const i = (seq - 1) % this.ringSize;
     c.seq[i] = seq;
@@ -372,7 +374,8 @@ export class TraceRecorder implements ActorTracer, FrameTracer {
     }
     if (x.lc > this.lc) this.lc = x.lc;
     const stamp = x.srcNode !== undefined && x.srcLc !== undefined ? { lc: x.srcLc } : undefined;
-    const seq = this.put(x.kind, x.from, x.to, x.type, x.f, x.lc, x.mono, x.trace, cause, x.srcNode ?? 0, stamp);
+    const cs = cause > 0 ? this.slot(cause) : -1;
+    const seq = this.put(x.kind, x.from, x.to, x.type, x.f, x.lc, x.mono, x.trace, cs >= 0 ? cause : 0, cs, x.srcNode ?? 0, stamp);
     const j = x.w % WORKER_CAUSES;
     this.workerW[j] = x.w;
     this.workerSeq[j] = seq;
