@@ -211,6 +211,10 @@ describe('tracing end to end (3 real mxfsd, TCP)', function () {
     expect(frame!.srcNode).to.equal(3);
     expect(frame!.lc).to.be.greaterThan(frame!.srcLc!);
     expect(bast.some((e) => e.kind === 'dlm-in' && e.sub === 'lock.bast')).to.equal(true);
+    // Handed from the worker to the lock engine: the DlmChannel's receipt is caused by the worker's frame-in, in its trace.
+    const took = bast.find((e) => e.type === 'dlm.receive' && e.cause === frame!.seq);
+    expect(took, 'dlm.receive caused by the frame-in').to.not.equal(undefined);
+    expect(took!.trace).to.equal(frame!.trace);
   });
 
   it('the cluster worker\'s actors in the merged trace: a renewal round trip between two nodes is one causal chain (tick, frame, membership, lease, ack)', async () => {
