@@ -66,6 +66,8 @@ describe('tracing end to end (3 real mxfsd, TCP)', function () {
     expect(w.stdout).to.match(/BAST sent \d+(\.\d)? m?s ago: another lock wants PR/);
     expect(w.stdout).to.match(/waiting: 2:\d+\/1 .* for PR, for \d+.*blocked by 1:\d+\/1 \(EX\)/);
     expect(w.stdout).to.match(/recent traffic \(\d+ events, every node merged\):\n(.*\n)*.*lock\.bast/);
+    // The last recovery this node saw: the one that formed the current view.
+    expect(w.stdout).to.match(/\n {2}last recovery: epoch \d+, took \d+ ms, ended .* ago\n/);
     const wj = JSON.parse((await ctl(1, ['--json', 'why', res])).stdout);
     expect(wj.master).to.equal(3);
     expect(wj.entry, JSON.stringify(wj)).to.not.equal(null);

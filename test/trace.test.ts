@@ -62,6 +62,14 @@ describe('trace', () => {
       expect(small.more).to.equal(true);
       const rest = r.page(small.cursor, {}, 1 << 20);
       expect([...small.events, ...rest.events].map((e) => e.seq)).to.deep.equal([13, 14, 15, 16, 17, 18, 19, 20]);
+      // --actor: a substring of the sender's or the receiver's path.
+      const a = new TraceRecorder(4, new ManualClock(), 8);
+      a.record('send', 'timer', 'membership/4', 'tick', {});
+      a.record('frame-out', 'peer-link/2', 'node/2', 'renew', {});
+      a.record('frame-in', 'node/3', 'peer-link/3', 'renewAck', {});
+      expect(a.page(0, { actor: 'peer-link' }, 1 << 20).events.map((e) => e.seq)).to.deep.equal([2, 3]);
+      expect(a.page(0, { actor: 'membership/4' }, 1 << 20).events.map((e) => e.seq)).to.deep.equal([1]);
+      expect(a.page(0, { actor: 'node/3' }, 1 << 20).events.map((e) => e.seq)).to.deep.equal([3]);
     });
 
     it('a message sent while an actor handles one joins its trace and names it as cause; a send from outside starts a new trace', async () => {
