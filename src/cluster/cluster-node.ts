@@ -166,7 +166,8 @@ export class ClusterNode implements ClusterLayer {
     const snap = this.core.snapshot(this.o.clock.now());
     const [links, leases] = await Promise.all([
       this.transport.linkStatus(timeoutMs),
-      this.leases ? leaseStatus(this.o.system, this.leases, () => this.o.clock.now(), timeoutMs) : undefined,
+      // Status without the leases rather than none, should a Lease actor not answer in time.
+      this.leases ? leaseStatus(this.o.system, this.leases, () => this.o.clock.now(), timeoutMs).catch(() => undefined) : undefined,
     ]);
     return leases ? { ...snap, links, leases } : { ...snap, links };
   }

@@ -216,7 +216,7 @@ export function peerLeaseDef(o: PeerLeaseOptions): ActorDef<PeerState, PeerLease
   return {
     init: () => ({ core: new LeaseCore(o.peer, o.times), timerAt: NaN, stopped: false }),
     handle(s, msg, ctx) {
-      if (s.stopped) return s;
+      if (s.stopped && msg.type !== 'lease.status') return s; // a stopped lease still answers status (its last state)
       switch (msg.type) {
         case 'lease.renewed': {
           const r = s.core.renewed(msg.at, msg.inc);
@@ -249,7 +249,7 @@ export function ownLeaseDef(o: { clock: Clock }): ActorDef<OwnState, OwnLeaseMsg
   return {
     init: () => ({ core: new OwnLeaseCore(), stopped: false }),
     handle(s, msg, ctx) {
-      if (s.stopped) return s;
+      if (s.stopped && msg.type !== 'lease.status') return s;
       switch (msg.type) {
         case 'lease.deadline':
           if (!s.core.deadline(msg.until)) return s;
