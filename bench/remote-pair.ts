@@ -12,16 +12,21 @@
  * steadier figures.
  *
  * Usage: node dist/bench/remote-pair.js [--builds ROOT,ROOT,...] [--seconds S] [--reps N]
- *        [--lease-ms MS] [--prof DIR] [--only remote|local] [--inspect N]
+ *        [--lease-ms MS] [--prof DIR] [--only remote|local] [--inspect N] [--fresh]
  *   --builds: repository roots with a built dist/ (default: this tree). The first is the base.
  *             ROOT+trace runs that build's nodes with [trace] enabled (the cost of tracing lock
  *             messages across nodes, the cluster worker's events included).
  *   --inspect: before measuring, a client on node 1 holds N names mastered by node 2 and lists
  *             the locks once (mxfsctl locks), then releases them: the large replies that
  *             inspection moves through both nodes' threads (the state after an operator's look).
+ *   --fresh:  never reuse a name within a figure (every pair creates its resource and leaves it to
+ *             idle eviction, as `bench:peers` does); by default the names wrap around after
+ *             ~3 000 per second of the figure, so most pairs find their resource already there.
  *   --prof:   run every daemon under `node --cpu-prof` (profiles of both threads in
  *             DIR/<build>/nodeI/, written when the daemons stop) and print node 1's and node
  *             2's largest self shares per thread.
+ * With MXFS_PROBE=DIR in the environment the client and the daemons (which inherit it) stamp
+ * every step of a pair (src/util/probe.ts); bench/probe-report.ts prints where the time went.
  */
 import { ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -35,6 +40,7 @@ import { pickBasePort, writeClusterConfigs, LocalNode } from '../src/local-clust
 import { ROOT, tmpDir, waitFor } from '../test/support/daemon-proc';
 import { echoRoundTrip } from './peers/workloads';
 import { Profile, summarize } from './daemon-profile';
+import { probe } from '../src/util/probe';
 
 const now = () => performance.now();
 const MEMBERS = [1, 2, 3];
@@ -117,7 +123,11 @@ async function pairs(b: Build, names: string[], seconds: number): Promise<Pairs>
   const end = now() + seconds * 1000;
   for (let i = 200; now() < end; i++) {
     const t = now();
-    await (await c.lock(names[i % names.length]!, Mode.EX)).unlock();
+    probe('c.start');
+    const h = await c.lock(names[i % names.length]!, Mode.EX);
+    probe('c.locked');
+    await h.unlock();
+    probe('c.end');
     lat.push(now() - t);
   }
   const after = pids.map(sched);
@@ -160,6 +170,7 @@ async function main(): Promise<void> {
   const { values } = parseArgs({ options: {
     builds: { type: 'string', default: ROOT }, seconds: { type: 'string', default: '5' }, reps: { type: 'string', default: '3' },
     'lease-ms': { type: 'string', default: '3000' }, prof: { type: 'string' }, only: { type: 'string' }, inspect: { type: 'string', default: '0' },
+    fresh: { type: 'boolean', default: false },
   } });
   const seconds = Number(values.seconds);
   const reps = Number(values.reps);
@@ -180,7 +191,7 @@ async function main(): Promise<void> {
     for (const [i, b] of builds.entries()) await start(b, leaseMs, process.pid + i * 977);
     const inspect = Number(values.inspect);
     if (inspect > 0) for (const b of builds) await inspectOnce(b, namesOn(2, 'inspected', inspect));
-    const perRun = Math.ceil(seconds * 3000) + 400;
+    const perRun = Math.ceil(seconds * (values.fresh ? 20000 : 3000)) + 400;
     for (let r = 0; r < reps; r++) {
       floors.tcp.push((await echoRoundTrip('tcp', 5000)).p50us);
       floors.unix.push((await echoRoundTrip('unix', 5000)).p50us);
@@ -199,7 +210,7 @@ async function main(): Promise<void> {
     fs.rmSync(work, { recursive: true, force: true });
   }
   const loads = [...results.values()].flat().map((p) => p.load);
-  console.log(`# ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC, ${os.cpus().length}× ${os.cpus()[0]?.model.trim()}, Node ${process.version}; 1 client, lock(EX)+unlock on distinct names, ${seconds} s per figure, ${reps} repetition(s) alternating the builds, median (range); load 1 min ${Math.min(...loads).toFixed(2)}–${Math.max(...loads).toFixed(2)}`);
+  console.log(`# ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC, ${os.cpus().length}× ${os.cpus()[0]?.model.trim()}, Node ${process.version}; 1 client, lock(EX)+unlock on distinct names${values.fresh ? ' (never reused)' : ''}, ${seconds} s per figure, ${reps} repetition(s) alternating the builds, median (range); load 1 min ${Math.min(...loads).toFixed(2)}–${Math.max(...loads).toFixed(2)}`);
   console.log(`# transport floor p50: TCP echo ${cell(floors.tcp)} µs, Unix echo ${cell(floors.unix)} µs`);
   console.log('\n| build | master | pairs/s | × base | p50 (µs) | × base | p99 (µs) | p50 / floor | CPU µs per pair: node 1 main + other threads, node 2 main + other threads | × base | waiting for a CPU, µs per pair | context switches per pair (nodes 1 and 2) |');
   console.log('|---|---|---|---|---|---|---|---|---|---|---|---|');

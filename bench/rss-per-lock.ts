@@ -12,6 +12,9 @@
  * while: right after the fill its heap still holds the fill's garbage, which V8 collects only
  * when something allocates or its memory reducer runs (docs/benchmarks.md).
  *
+ * The daemon's idle collections after the release (src/daemon/reclaim.ts) are printed from its
+ * status counters, with how long the last one kept its thread (builds that have them).
+ *
  * `--mxfsd PATH` runs another build's daemon (dist/src/cli/mxfsd.js of a baseline worktree)
  * with this same client, for a before/after in one run.
  *
@@ -70,9 +73,11 @@ async function main(): Promise<void> {
     const later: string[] = [];
     for (let t = 10; t <= afterS; t += 10) { await sleep(10000); later.push(`${t} s ${mib(rssKiB(pid))}`); }
     const r3 = rssKiB(pid);
+    const counters = ((await c.status()) as { counters: { idleCollections?: number; idleCollectionMaxMs?: number; mallocTrims?: number } }).counters;
     console.log(`mxfsd ${values.mxfsd === MXFSD ? '(this build)' : values.mxfsd}, ${n} locks held (${status.resources} resources), filled in ${fillS.toFixed(1)} s, load ${os.loadavg()[0]!.toFixed(1)}, node ${process.version}`);
     console.log(`  RSS before ${mib(r0)} MiB; held: 2 s after the fill ${mib(r1fill)} MiB, ${settleS} s after ${mib(r1)} MiB: ${(((r1 - r0) * 1024) / n).toFixed(0)} B per held lock`);
     console.log(`  released and evicted ${mib(r2)} MiB; then ${later.join(', ')} MiB: ${((r3 / r0 - 1) * 100).toFixed(0)} % above before`);
+    if (counters.idleCollections !== undefined) console.log(`  idle collections ${counters.idleCollections} (the longest kept the thread ${counters.idleCollectionMaxMs} ms), malloc trims ${counters.mallocTrims}; load now ${os.loadavg()[0]!.toFixed(1)}`);
     await c.close();
   } finally {
     if (proc.exitCode === null && proc.signalCode === null) {

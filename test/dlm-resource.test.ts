@@ -2,7 +2,7 @@
  *  cancel, timeout, LVB rules, tokens, BASTs, purge, rebuild. */
 import { expect } from 'chai';
 import { COMPAT, compatible, isDownConversion, Mode, MODE_NAMES } from '../src/dlm/modes';
-import { ResourceCore, ResourceEvent } from '../src/dlm/resource';
+import { ResourceCore, ResourceEvent, UNSTAMPED } from '../src/dlm/resource';
 import { LockError } from '../src/dlm/types';
 
 const { NL, CR, CW, PR, PW, EX } = Mode;
@@ -267,7 +267,7 @@ describe('ResourceCore', () => {
     expect(ev.map((e) => `${e.type}:${e.lockId}:${(e.tag as { who: number }).who}`)).to.deep.equal(['queued:b:2', 'bast:a:1']);
     expect(r.request('n', 'o3', EX, { noqueue: true }, t1).map((e) => [e.type, e.tag])).to.deep.equal([['failed', t1]]);
     r.stamp('a', 123);
-    expect([...r.tagged()]).to.deep.equal([['a', t1, 123], ['b', t2, -1]]);
+    expect([...r.tagged()]).to.deep.equal([['a', t1, 123], ['b', t2, UNSTAMPED]]);
     expect(r.tagOf('b')).to.equal(t2);
     expect(r.unlock('a').map((e) => `${e.type}:${e.lockId}:${(e.tag as { who: number }).who}`)).to.deep.equal(['released:a:1', 'granted:b:2']);
     expect(r.tagOf('a')).to.equal(undefined);

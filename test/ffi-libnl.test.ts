@@ -117,6 +117,27 @@ describe('ffi: libnl generic netlink on the host', () => {
     expect(sock.requestPortid).to.equal(sock.portid);
   });
 
+  it('separateRequests: 2 000 requests at once through a small buffer wait in the window, none refused', async function () {
+    this.timeout(120000);
+    // 32 KiB asked: sk_rcvbuf 64 KiB, a window of 14 answers (4 608 bytes each at most).
+    const s = GenlSocket.open({ onMessage: () => {}, recvTimeoutMs: 100, separateRequests: true, rcvbufBytes: 32768 });
+    try {
+      const w0 = s.windowStatus();
+      expect(w0.rcvbuf).to.equal(65536);
+      expect(w0.capacity).to.equal(Math.floor((65536 - 1) / w0.msgBytes));
+      const rs = await Promise.all(Array.from({ length: 2000 }, () =>
+        s.request(GENL_ID_CTRL, CTRL_CMD.GETFAMILY, 1, [[CTRL_ATTR.FAMILY_NAME, name('nlctrl')]], 60000, { maxReplies: 1 })));
+      expect(rs.every((r) => r.replies.length === 1)).to.equal(true);
+      const w = s.windowStatus();
+      expect(w).to.include({ sent: 2000, queued: 0, inFlightMsgs: 0, lost: 0 });
+      expect(w.inFlightMax).to.be.at.most(w.capacity);
+      expect(w.queuedMax).to.be.above(1000);
+      expect(s.stats).to.include({ requestOverruns: 0, lateAnswers: 0 });
+    } finally {
+      await s.close();
+    }
+  });
+
   it('closes within about one receive timeout, and rejects requests afterwards', async () => {
     const s = GenlSocket.open({ onMessage: () => {}, recvTimeoutMs: 100 });
     await s.close(); // returns (within the test's timeout), after about one receive timeout

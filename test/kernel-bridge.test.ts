@@ -16,7 +16,7 @@ import { ManualClock } from '../src/util/clock';
 import { FakeLockClient } from './vm/fake-lock-client';
 import { TraceRecorder } from '../src/trace/recorder';
 import { FakeKernelChannel as FakeChannel } from './support/fake-kernel-channel';
-import { KernelAckError, NetlinkError } from '../src/ffi/genl-socket';
+import { AnswerLost, KernelAckError, NetlinkError } from '../src/ffi/genl-socket';
 import { NLE } from '../src/ffi/libnl';
 
 async function until(cond: () => boolean, ms = 2000): Promise<void> {
@@ -102,6 +102,29 @@ describe('kernel-bridge actor (fake channel)', () => {
     expect(bridge.status()).to.include({ overruns: 2, requestOverruns: 1, invalidMessages: 1 });
   });
 
+  it('after an overrun of the channel, once it is drained, the volume listener resynchronises (once)', async () => {
+    start(true);
+    const calls: string[] = [];
+    bridge.setVolumeListener({
+      attached: () => {}, detached: () => {}, mountWanted: () => {}, requestCancelled: () => {}, volumeEvent: () => {},
+      resync: () => calls.push('resync'),
+    });
+    await until(() => bridge.status().state === 'attached');
+    channel!.events.onCongestionEnded!();        // no overrun: nothing to resynchronise
+    channel!.events.onError(new NetlinkError('nl_recvmsgs(req)', NLE.NOMEM, 'Out of memory'));
+    channel!.events.onCongestionEnded!();        // the request socket's overrun loses no event
+    channel!.events.onError(new NetlinkError('nl_recvmsgs', NLE.NOMEM, 'Out of memory'));
+    channel!.events.onError(new NetlinkError('nl_recvmsgs', NLE.NOMEM, 'Out of memory'));
+    await until(() => bridge.status().overruns === 2);
+    expect(calls).to.deep.equal([]);             // not before the channel is drained
+    channel!.events.onCongestionEnded!();
+    channel!.events.onCongestionEnded!();
+    await until(() => bridge.status().resyncs === 1);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(calls).to.deep.equal(['resync']);
+    expect(bridge.status().resyncs).to.equal(1);
+  });
+
   it('without the module reports no-module, retries on its timer, and attaches when the family appears', async () => {
     start(false);
     await until(() => channel !== undefined && channel.resolves === 1);
@@ -178,6 +201,41 @@ describe('kernel-bridge actor (fake channel)', () => {
     await until(() => bridge.status().staleGrants === 1);
     await until(() => locks.holders('default', 'r') === 0);
     expect(bridge.status().heldLocks).to.equal(0);
+  });
+
+  it('gives a granted lock back when the kernel cancels its request afterwards (the grant\'s answer is not needed)', async () => {
+    start(true);
+    await until(() => bridge.status().state === 'attached');
+    channel!.kernel(MxfsCmd.LOCK_REQ, lockReq(21n, 'r', Mode.EX));
+    await until(() => channel!.of(MxfsCmd.LOCK_GRANT).length === 1);
+    expect(locks.holders('default', 'r')).to.equal(1);
+    // The kernel gave up (timed out) before the grant reached it: it sends LOCK_CANCEL, and the
+    // grant's -ENOENT answer may be lost or unread.
+    channel!.kernel(MxfsCmd.LOCK_CANCEL, { [MxfsAttr.REQ_ID]: 21n });
+    await until(() => locks.holders('default', 'r') === 0);
+    expect(bridge.status()).to.include({ cancelledGrants: 1, staleGrants: 0, heldLocks: 0 });
+  });
+
+  it('a LOCK_CANCEL racing the DLM\'s grant: the lock goes back, whichever comes first', async () => {
+    start(true);
+    await until(() => bridge.status().state === 'attached');
+    channel!.kernel(MxfsCmd.LOCK_REQ, lockReq(22n, 'r', Mode.EX));   // granted at once by the DLM
+    channel!.kernel(MxfsCmd.LOCK_CANCEL, { [MxfsAttr.REQ_ID]: 22n });
+    await until(() => bridge.status().cancelledGrants === 1);
+    await until(() => locks.holders('default', 'r') === 0);
+    expect(bridge.status()).to.include({ heldLocks: 0, pendingRequests: 0 });
+  });
+
+  it('a LOCK_GRANT whose answer was lost keeps the lock (the kernel may hold it) and is counted', async () => {
+    start(true);
+    await until(() => bridge.status().state === 'attached');
+    channel!.failWith.set(MxfsCmd.LOCK_GRANT, new AnswerLost(7));
+    channel!.kernel(MxfsCmd.LOCK_REQ, lockReq(23n, 'r', Mode.EX));
+    await until(() => bridge.status().grantAnswersLost === 1);
+    expect(locks.holders('default', 'r')).to.equal(1);
+    expect(bridge.status()).to.include({ heldLocks: 1, sendErrors: 0 });
+    channel!.kernel(MxfsCmd.LOCK_CANCEL, { [MxfsAttr.REQ_ID]: 23n }); // it had stopped waiting
+    await until(() => locks.holders('default', 'r') === 0);
   });
 
   it('LOCK_CANCEL withdraws a waiting DLM request, and no denial is sent for it', async () => {

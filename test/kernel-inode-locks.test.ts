@@ -62,10 +62,10 @@ function cache(): FakeGlock[] {
 }
 
 describe('kernel inode locks (locks --volume)', () => {
-  it('pages through the module in inode order, counts every lock, returns the first ones in full', async () => {
+  it('pages through the module in inode order (64 a page: they fit the request window), counts every lock, returns the first ones in full', async () => {
     const m = fakeModule('data', cache());
     const r = await listKernelInodeLocks(m.request, 3, 'data', 300);
-    expect(m.asked.map((a) => a.from)).to.deep.equal([0n, 1256n, 1512n]);
+    expect(m.asked.map((a) => a.from)).to.deep.equal([0n, ...Array.from({ length: 9 }, (_, i) => 1064n + 64n * BigInt(i))]);
     expect(r.total).to.equal(601);
     expect(r.byMode).to.deep.equal({ EX: 300, PR: 300, NL: 1 });
     expect(r.byState).to.deep.equal({ idle: 600, demoting: 1 });
@@ -142,7 +142,8 @@ describe('kernel inode locks (locks --volume)', () => {
       const few = await c!.inodeLocks('data', { limit: 5 });
       expect(few.locks.map((l: any) => l.inode)).to.deep.equal([1000, 1001, 1002, 1003, 1004]);
       expect(few.omitted).to.equal(596);
-      expect(channel.of(MxfsCmd.GLOCK_LIST_REQ).map((x) => x.attrs[MxfsAttr.INODE])).to.deep.equal([0n, 1256n, 1512n, 0n, 1256n, 1512n]);
+      const pages = [0n, ...Array.from({ length: 9 }, (_, i) => 1064n + 64n * BigInt(i))];
+      expect(channel.of(MxfsCmd.GLOCK_LIST_REQ).map((x) => x.attrs[MxfsAttr.INODE])).to.deep.equal([...pages, ...pages]);
       expect(few.locks[1]).to.deep.equal({
         inode: 1001, resource: 'data:1001', type: 'file', mode: 'EX', state: 'idle', holders: 1, waiters: 2,
         hits: 30, misses: 4, dataVersion: '7', pages: 16, lockId: '1002',

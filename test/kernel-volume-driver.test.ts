@@ -361,6 +361,58 @@ describe('KernelVolumeDriver (fake module, fake host)', () => {
     expect(module.vols.get('vol0')!.gate).to.equal(MxfsGate.CLOSED);
   });
 
+  /** Attached, leased and mounted under generation `g`. */
+  const mountedAt = async (g: number) => {
+    await driver.attach(spec);
+    driver.setLease(10_000);
+    await driver.mount(ctx(g));
+  };
+  /** A channel overrun ended: the driver's resync number `n` is done. */
+  const resynced = async (n: number) => {
+    bridge.listener!.resync!();
+    await until(() => driver.resyncs === n);
+  };
+
+  it('after a channel overrun, a fence whose VOLUME_EVENT was lost is read from the module and reported once', async () => {
+    await mountedAt(10);
+    await resynced(1);                           // an overrun that lost nothing
+    expect(events).to.deep.equal([]);
+    // The kernel fenced the volume (lease expired); its VOLUME_EVENT met the full channel.
+    const v = module.vols.get('vol0')!;
+    v.gate = MxfsGate.FENCED;
+    v.fences.push(module.fenceRecord(v, MxfsFenceCause.LEASE_EXPIRED));
+    await resynced(2);
+    expect(events).to.deep.equal([{ type: 'fenced', volume: 'vol0', report: {
+      fenced: true, cause: 'lease-expired', durationMs: 2.5, detail: '2 writes in flight at the fence, drained; XFS shut down',
+    } }]);
+    await resynced(3);                           // the same record again: not news
+    expect(events).to.have.length(1);
+  });
+
+  it('after a channel overrun, a release (last writer closed) whose VOLUME_EVENT was lost is reported; its own close is not', async () => {
+    await mountedAt(12);
+    module.vols.get('vol0')!.gate = MxfsGate.CLOSED;   // the module closed the gate: RELEASED lost
+    await resynced(1);
+    expect(events).to.deep.equal([{ type: 'released', volume: 'vol0' }]);
+    await resynced(2);
+    expect(events).to.have.length(1);
+    // A gate this driver closed itself (umount) is no release of anyone's.
+    await driver.mount(ctx(13));
+    await driver.umount(ctx(13));
+    await resynced(3);
+    expect(events).to.have.length(1);
+  });
+
+  it('a resync asked while one runs runs once more after it', async () => {
+    await mountedAt(14);
+    const before = sentOf(MxfsCmd.VOLUME_STATUS_REQ).length;
+    bridge.listener!.resync!();
+    bridge.listener!.resync!();
+    await resynced(2);
+    await tick();
+    expect(sentOf(MxfsCmd.VOLUME_STATUS_REQ).length - before).to.equal(2);
+  });
+
   it('gate-wait: mount-wanted; mount() only opens the gate; reply() answers the kernel waiter', async () => {
     await driver.attach(spec);
     driver.setLease(10_000);

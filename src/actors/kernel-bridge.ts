@@ -14,7 +14,10 @@
  *                 LOCK_RELEASE (with the LVB to write back), VOLUME_MOUNT, VOLUME_UNMOUNT,
  *                 VOLUME_EVENT, EVENT
  *   lock-done / convert-done / volume-done   a LockClient call finished (sent by its promise)
- *   send-failed   the kernel refused a GRANT or a reply (e.g. -ENOENT: it stopped waiting)
+ *   send-failed   the kernel refused a GRANT or a reply (e.g. -ENOENT: it stopped waiting),
+ *                 or its answer was lost
+ *   congestion-ended   the channel's queue is empty again after an overrun: the volume
+ *                 listener resynchronises (a VOLUME_EVENT may have been lost)
  *   bast / lost   events of a held LockHandle; client-lost: the LockClient lost everything
  *                 (the kernel is told each lock is lost; a new session replaces the old one
  *                 when the bridge was given `reconnect`)
@@ -45,7 +48,7 @@ import { parseMxfsMessage, type MxfsAttrs, type MxfsMessage } from '../ffi/netli
 import {
   GenlKernelChannel, isFamilyMissing, type KernelChannel, type KernelChannelFactory,
 } from '../ffi/mxfs-channel';
-import { KernelAckError, NetlinkError } from '../ffi/genl-socket';
+import { AnswerLost, KernelAckError, NetlinkError, RequestTimeout, type RequestWindowStatus } from '../ffi/genl-socket';
 import { NLE } from '../ffi/libnl';
 import { kernelAttrFields } from '../trace/fields';
 
@@ -67,8 +70,15 @@ export interface BridgeCounters {
   /** The channel's receive buffer overflowed (ENOBUFS): a burst of kernel messages. The
    *  module retries its unicasts; what it sends once (multicast EVENTs, a VOLUME_EVENT) may be lost. */
   overruns: number;
-  /** The request socket's buffer overflowed: answers to requests were lost (they time out). */
+  /** The request socket's buffer overflowed: answers to requests were lost (cannot happen
+   *  while the request window holds; counted to show it). */
   requestOverruns: number;
+  /** LOCK_GRANTs whose answer was lost: what the kernel did is unknown (docs/kernel.md). */
+  grantAnswersLost: number;
+  /** Kernel requests given back because the kernel cancelled them after the DLM granted. */
+  cancelledGrants: number;
+  /** Resynchronisations of the volume listener after channel overruns. */
+  resyncs: number;
   sendErrors: number;
   attaches: number;
   detaches: number;
@@ -95,6 +105,8 @@ export interface BridgeStatus extends BridgeCounters {
   portid?: number;
   heldLocks: number;
   pendingRequests: number;
+  /** The request socket's window (requests waiting for room, the most in flight, ...). */
+  requestWindow?: RequestWindowStatus;
 }
 
 /** Volume traffic from the module, for the kernel volume driver. Called inside the actor:
@@ -110,6 +122,9 @@ export interface KernelVolumeListener {
   requestCancelled(reqId: bigint): void;
   /** VOLUME_EVENT: released or fenced. */
   volumeEvent(m: MxfsMessage): void;
+  /** The channel overflowed and is drained again: a VOLUME_EVENT may have been lost; read the
+   *  module's state and act on what changed. */
+  resync?(): void;
 }
 
 /** request() while the bridge is not attached to the module. */
@@ -163,6 +178,7 @@ type BridgeMsg =
   | { type: 'family-gone' }
   | { type: 'kernel'; msg: MxfsMessage }
   | { type: 'channel-error'; err: Error }
+  | { type: 'congestion-ended' }
   | { type: 'lock-done'; gen: number; reqId: bigint; mode: Mode; handle?: LockHandle; err?: unknown }
   | { type: 'convert-done'; gen: number; reqId: bigint; lockId: bigint; mode: Mode; grant?: Grant; err?: unknown }
   | { type: 'volume-done'; gen: number; reqId: bigint; volume: string; mount: boolean; handle?: LockHandle; err?: unknown }
@@ -229,8 +245,13 @@ export function startKernelBridge(opts: KernelBridgeOptions): KernelBridge {
   const volumeLockspace = opts.volumeLockspace ?? 'mxfs-volumes';
   const counters: BridgeCounters = {
     requests: 0, grants: 0, denies: 0, releases: 0, basts: 0, lost: 0, conversions: 0, staleGrants: 0, cancels: 0,
-    volumeRequests: 0, invalidMessages: 0, overruns: 0, requestOverruns: 0, sendErrors: 0, attaches: 0, detaches: 0,
+    volumeRequests: 0, invalidMessages: 0, overruns: 0, requestOverruns: 0, grantAnswersLost: 0, cancelledGrants: 0,
+    resyncs: 0, sendErrors: 0, attaches: 0, detaches: 0,
   };
+  /** An overrun of the channel was seen and the listener has not resynchronised since. */
+  let resyncWanted = false;
+  /** The actor's channel, for request(), which does not go through the mailbox. */
+  let liveChannel: KernelChannel | undefined;
   /** When an overrun was last logged (they come in bursts: one line per 5 s). */
   let overrunLogged = -Infinity;
   const snap: {
@@ -246,6 +267,7 @@ export function startKernelBridge(opts: KernelBridgeOptions): KernelBridge {
     ...(snap.portid !== undefined ? { portid: snap.portid } : {}),
     ...(snap.kernel !== undefined ? { kernel: { ...snap.kernel } } : {}),
     heldLocks: snap.held, pendingRequests: snap.pending, ...counters,
+    ...(liveChannel?.requestWindow ? { requestWindow: liveChannel.requestWindow() } : {}),
   });
 
   if (mode === 'off') {
@@ -259,8 +281,6 @@ export function startKernelBridge(opts: KernelBridgeOptions): KernelBridge {
   }
 
   let self: Ref<BridgeMsg>;
-  /** The actor's channel, for request(), which does not go through the mailbox. */
-  let liveChannel: KernelChannel | undefined;
   const send = (msg: BridgeMsg) => system.send(self, msg);
   let volumeListener: KernelVolumeListener | undefined;
   /** A listener's failure is logged, never the bridge's crash. */
@@ -302,12 +322,17 @@ export function startKernelBridge(opts: KernelBridgeOptions): KernelBridge {
     t.record('kernel-out', t.curActor ?? 'kernel-bridge', 'kernel', MxfsCmd[cmd] ?? String(cmd), f);
   };
 
-  /** Sends to the kernel; a refusal comes back to the actor as send-failed. */
+  /**
+   * Sends to the kernel; a refusal comes back to the actor as send-failed. Lock traffic is
+   * `bulk` (the driver's requests go first) and has no timeout: the kernel handles a request
+   * inside the send, so its answer is in the request socket's buffer already and only waits
+   * for the daemon to read it (or it was refused, which the window prevents: AnswerLost).
+   */
   const toKernel = (s: BridgeActorState, cmd: MxfsCmd, attrs: MxfsMessage['attrs'], lockId?: bigint) => {
     const gen = s.gen;
     if (!s.channel) return;
     traceKernelOut(cmd, attrs);
-    s.channel.send(cmd, attrs).catch((err: unknown) => send({ type: 'send-failed', gen, cmd, lockId, err }));
+    s.channel.send(cmd, attrs, Infinity, 'bulk').catch((err: unknown) => send({ type: 'send-failed', gen, cmd, lockId, err }));
   };
 
   /** Gives back every DLM lock held for the kernel (it forgot them: unloaded or reloaded). */
@@ -371,7 +396,15 @@ export function startKernelBridge(opts: KernelBridgeOptions): KernelBridge {
     }
     s.pending.delete(msg.reqId);
     const cancelled = s.cancelled.delete(msg.reqId);
-    if (!msg.handle && cancelled) return; // the kernel no longer waits for an answer
+    if (cancelled) {
+      // The kernel gave the request up before sending LOCK_CANCEL: it will never take this
+      // lock (a grant would be refused), so it goes back to the DLM here.
+      if (msg.handle) {
+        counters.cancelledGrants++;
+        msg.handle.unlock().catch((err: unknown) => log.warn({ err, reqId: String(msg.reqId) }, 'unlock of a cancelled grant failed'));
+      }
+      return;
+    }
     if (!msg.handle) {
       counters.denies++;
       toKernel(s, MxfsCmd.LOCK_DENY, { [MxfsAttr.REQ_ID]: msg.reqId, [MxfsAttr.STATUS]: denyStatus(msg.err) });
@@ -387,12 +420,24 @@ export function startKernelBridge(opts: KernelBridgeOptions): KernelBridge {
     toKernel(s, MxfsCmd.LOCK_GRANT, grantAttrs(lockId, msg.mode, handle.grant), lockId);
   };
 
-  /** The kernel gave up on a request: withdraw it from the DLM. A grant that wins the race
-   *  is still sent, refused with -ENOENT, and given back (onSendFailed). */
+  /**
+   * The kernel gave up on a request (its timeout, a killed task): withdraw it from the DLM. The
+   * module sends LOCK_CANCEL only once the request no longer waits (a grant of it is refused,
+   * -ENOENT), so a lock granted already is given back here: that does not depend on the
+   * grant's answer, which may be lost or not read yet (docs/kernel.md).
+   */
   const onCancel = (s: BridgeActorState, m: MxfsMessage) => {
     const reqId = m.attrs[MxfsAttr.REQ_ID] as bigint;
     const ctl = s.pending.get(reqId);
     if (!ctl) {
+      const h = s.pending.has(reqId) ? undefined : s.held.get(reqId);
+      if (h && !s.converting.has(reqId)) {
+        s.held.delete(reqId);
+        counters.cancelledGrants++;
+        log.info({ lockId: String(reqId) }, 'kernel cancelled a request the DLM had granted; releasing it');
+        h.unlock().catch((err: unknown) => log.warn({ err, lockId: String(reqId) }, 'unlock of a cancelled grant failed'));
+        return;
+      }
       if (!s.pending.has(reqId)) toListener('requestCancelled', (l) => l.requestCancelled(reqId));
       return;
     }
@@ -542,6 +587,7 @@ export function startKernelBridge(opts: KernelBridgeOptions): KernelBridge {
           onMessage: (msg) => send({ type: 'kernel', msg }),
           onFamily: (ev) => send(ev === 'new' ? { type: 'attach', why: 'module loaded' } : { type: 'family-gone' }),
           onError: (err) => send({ type: 'channel-error', err }),
+          onCongestionEnded: () => send({ type: 'congestion-ended' }),
         });
         snap.portid = s.channel.portid;
         liveChannel = s.channel;
@@ -561,7 +607,7 @@ export function startKernelBridge(opts: KernelBridgeOptions): KernelBridge {
     // Requests from a socket of their own: the kernel's messages go to the channel's port.
     const own = channel.requestPortid !== undefined && channel.requestPortid !== channel.portid
       ? { [MxfsAttr.DAEMON_PORTID]: channel.portid } : {};
-    channel.send(MxfsCmd.DAEMON_READY, { [MxfsAttr.NODE_ID]: nodeId, [MxfsAttr.PROTO_VERSION]: MXFS_PROTO_VERSION, ...own })
+    channel.send(MxfsCmd.DAEMON_READY, { [MxfsAttr.NODE_ID]: nodeId, [MxfsAttr.PROTO_VERSION]: MXFS_PROTO_VERSION, ...own }, 5000, 'urgent')
       .then(() => send({ type: 'ready-acked', gen, why }))
       .catch((err: unknown) => send({ type: 'send-failed', gen, cmd: MxfsCmd.DAEMON_READY, err }));
   };
@@ -575,7 +621,7 @@ export function startKernelBridge(opts: KernelBridgeOptions): KernelBridge {
     s.health = undefined;
     if (s.stopped || snap.state !== 'attached' || !s.channel) return;
     const gen = s.gen;
-    s.channel.send(MxfsCmd.STATUS_REQ, {}).then(
+    s.channel.send(MxfsCmd.STATUS_REQ, {}, 5000, 'urgent').then(
       (replies) => {
         let status: KernelSideStatus;
         try {
@@ -616,12 +662,22 @@ export function startKernelBridge(opts: KernelBridgeOptions): KernelBridge {
       return;
     }
     if (msg.cmd === MxfsCmd.LOCK_GRANT && errno === Errno.ENOENT && msg.lockId !== undefined) {
-      // The kernel stopped waiting (timeout, killed task): give the lock back.
-      counters.staleGrants++;
+      // The kernel stopped waiting (timeout, killed task): give the lock back (unless its
+      // LOCK_CANCEL did already).
       const h = s.held.get(msg.lockId);
+      if (!h) return;
+      counters.staleGrants++;
       s.held.delete(msg.lockId);
       log.info({ lockId: String(msg.lockId) }, 'kernel no longer waited for this grant; releasing it');
-      h?.unlock().catch(() => {});
+      h.unlock().catch(() => {});
+      return;
+    }
+    if (msg.cmd === MxfsCmd.LOCK_GRANT && (msg.err instanceof AnswerLost || msg.err instanceof RequestTimeout)) {
+      // Taken, or refused because the kernel stopped waiting: then its LOCK_CANCEL (sent once
+      // it gave the request up) gives the lock back (onCancel). Kept meanwhile.
+      counters.grantAnswersLost++;
+      log.warn({ lockId: String(msg.lockId ?? ''), err: (msg.err as Error).message },
+        'the kernel\'s answer to a LOCK_GRANT was lost; the lock stays held unless the kernel cancels the request');
       return;
     }
     counters.sendErrors++;
@@ -668,6 +724,7 @@ export function startKernelBridge(opts: KernelBridgeOptions): KernelBridge {
           if (e instanceof NetlinkError && e.code === NLE.NOMEM) {
             const onReq = e.op.endsWith('(req)');
             counters[onReq ? 'requestOverruns' : 'overruns']++;
+            if (!onReq) resyncWanted = true;
             if (onReq || clock.now() - overrunLogged >= 5000) {
               overrunLogged = clock.now();
               log.warn({ overruns: counters.overruns, requestOverruns: counters.requestOverruns },
@@ -680,6 +737,16 @@ export function startKernelBridge(opts: KernelBridgeOptions): KernelBridge {
           log.warn({ err: e }, 'kernel channel error');
           break;
         }
+        case 'congestion-ended':
+          // Every kernel message read before the overrun ended is handled by now (the mailbox
+          // is in order): the listener's status request sees what the lost ones said.
+          if (!resyncWanted || snap.state !== 'attached') break;
+          resyncWanted = false;
+          counters.resyncs++;
+          log.warn({ overruns: counters.overruns, resyncs: counters.resyncs },
+            'kernel channel overrun over: reading the module\'s volume state (an event may have been lost)');
+          toListener('resync', (l) => l.resync?.());
+          break;
         case 'lock-done': onLockDone(s, msg); break;
         case 'convert-done': onConvertDone(s, msg); break;
         case 'volume-done': onVolumeDone(s, msg); break;
@@ -775,7 +842,8 @@ export function startKernelBridge(opts: KernelBridgeOptions): KernelBridge {
       if (!ch || snap.state !== 'attached') throw new KernelNotAttached(snap.state, snap.detail);
       // Not an actor message any more, so the trace records it here (it was the 'request' ask).
       traceKernelOut(cmd, attrs);
-      const replies = await ch.send(cmd, attrs, timeoutMs);
+      // Urgent: the lease's renewals and volume commands go before queued lock traffic.
+      const replies = await ch.send(cmd, attrs, timeoutMs, 'urgent');
       try {
         return replies.map((r) => parseMxfsMessage(r));
       } catch (err) {

@@ -1,7 +1,7 @@
 /**
  * LockResource actor: one per active lock resource (lockspace + name).
  *
- * Owns: the resource's ResourceCore (queues, LVB, fencing-token counter), the wait-timeout
+ * Owns: the resource's lock state (it is a ResourceCore: queues, LVB, fencing-token counter), the wait-timeout
  * timers of its pending requests, and the notify ref of every lock's owner with its grant time
  * (carried by the core's lock itself: its tag and since, src/dlm/resource.ts).
  * Takes: ResourceMsg (request/convert/unlock/cancel/purge routed by its Lockspace; its own
@@ -21,9 +21,9 @@
 import type { ActorCtx, ActorDef, ActorSystem, CrashDecision, Ref } from './actor';
 import type { AdoptedResource, LockEvent, LockOp, LockStats, LockspaceMsg, ResourceInspection, ResourceMsg } from './messages';
 import type { Mode } from '../dlm/modes';
-import { ResourceCore, ResourceEvent } from '../dlm/resource';
+import { ResourceCore, ResourceEvent, UNSTAMPED } from '../dlm/resource';
 import { LockError } from '../dlm/types';
-import type { Clock, TimerHandle } from '../util/clock';
+import { systemClock, type Clock, type TimerHandle } from '../util/clock';
 import { EmptyMap } from '../util/empty-map';
 
 /**
@@ -43,6 +43,17 @@ export interface ResourceEnv {
   /** Whether this node holds its cluster lease now (absent: always; see the header). */
   leaseHeld?: () => boolean;
 }
+
+/**
+ * Grant times are kept on the core's lock (its `since`) as whole ms after T0, this module's
+ * start on the system clock: a small integer stored in the lock itself for the daemon's first
+ * 12 days (2^30 ms), where the clock's fractional ms were a 12-byte heap number per held lock
+ * (bench/heap-per-lock.ts). Later (or under a simulated clock far from T0) the value is a
+ * heap number again, and just as exact. Inspection only (`sinceMs`, whole ms anyway).
+ */
+const T0 = Math.floor(systemClock.now());
+const grantStamp = (now: number): number => { const v = Math.floor(now) - T0; return (v | 0) === v ? v | 0 : v; };
+const grantTime = (stamp: number): number => stamp + T0;
 
 /** How often a resource with parked messages looks at the lease again. */
 const UNPARK_MS = 50;
@@ -74,6 +85,28 @@ interface Rare {
   parkTimer: TimerHandle | undefined;
 }
 
+/**
+ * What a lockspace keeps about one of its resources (lockspace.ts), in the resource's own
+ * object: a separate entry object per resource was ~56 B of every held lock
+ * (bench/heap-per-lock.ts). These fields are the lockspace's: the resource actor never reads
+ * or writes them (the eviction's race-freedom rests on the two counts being kept apart:
+ * `forwarded` by the lockspace, `processed` by the resource).
+ */
+export interface LockspaceEntry {
+  /** The resource actor. */
+  ref: Ref<ResourceMsg>;
+  /** Messages the lockspace routed to it. */
+  forwarded: number;
+  /** Set by an idle report that matched `forwarded`; cleared by the next routed message. */
+  idleSince: number | undefined;
+  /**
+   * The resource's token counter at its last idle report (absent before: the lockspace's
+   * token floor then, which only rises, covers it). Absent, not a copy of the floor: a token
+   * is a double above 2^32, a 16-byte box per resource.
+   */
+  idleTokens: number | undefined;
+}
+
 /** The actor's state: the resource itself (see LockResource). */
 type State = LockResource;
 
@@ -86,10 +119,14 @@ const OPS: ReadonlySet<string> = new Set<LockOp>(['request', 'convert', 'unlock'
  * a state and a log-fields object (bench/heap-per-lock.ts). Never restarted (onCrash stops
  * it), so init() runs once.
  */
-class LockResource implements ActorDef<State, ResourceMsg> {
-  core: ResourceCore;
+class LockResource extends ResourceCore implements ActorDef<State, ResourceMsg>, LockspaceEntry {
   /** Routed messages processed, so the Lockspace can tell an idle report is current. */
   processed = 0;
+  // The lockspace's bookkeeping (LockspaceEntry): written and read by the lockspace only.
+  ref: Ref<ResourceMsg> = undefined as unknown as Ref<ResourceMsg>;
+  forwarded = 0;
+  idleSince: number | undefined = undefined;
+  idleTokens: number | undefined = undefined;
   /** What only contention, timeouts, a recovery or a lapsed lease need: made on first use. */
   private x: Rare | undefined = undefined;
 
@@ -108,8 +145,11 @@ class LockResource implements ActorDef<State, ResourceMsg> {
   set parkTimer(v: TimerHandle | undefined) { if (v !== undefined || this.x !== undefined) this.rare.parkTimer = v; }
 
   constructor(protected readonly o: ResourceEnv, readonly name: string, tokenFloor: number) {
-    this.core = new ResourceCore(o.lvbSize, tokenFloor, o.tokenCeiling);
+    super(o.lvbSize, tokenFloor, o.tokenCeiling);
   }
+
+  /** The resource's lock state: the object itself (one object per resource, not two: bench/heap-per-lock.ts). */
+  get core(): ResourceCore { return this; }
 
   get leaf(): boolean { return true; }
 
@@ -137,7 +177,7 @@ class LockResource implements ActorDef<State, ResourceMsg> {
           const q = s.queuedAt.get(e.lockId);
           if (q !== undefined) { s.queuedAt.delete(e.lockId); this.o.stats.observeWait?.(now - q, e.conversion); }
         }
-        s.core.stamp(e.lockId, now);
+        s.core.stamp(e.lockId, grantStamp(now));
         if (s.basts.size > 0) s.basts.delete(e.lockId);
         if (e.conversion) this.o.stats.conversions++;
         break;
@@ -161,7 +201,7 @@ class LockResource implements ActorDef<State, ResourceMsg> {
   private inspection(s: State): ResourceInspection {
     const now = this.o.clock.now();
     const sinceMs: Record<string, number> = {};
-    for (const [id, , grantedAt] of s.core.tagged()) if (grantedAt >= 0) sinceMs[id] = Math.round(now - grantedAt);
+    for (const [id, , stamp] of s.core.tagged()) if (stamp !== UNSTAMPED) sinceMs[id] = Math.round(now - grantTime(stamp));
     for (const [id, t] of s.queuedAt) sinceMs[id] = Math.round(now - t); // a conversion: since it queued
     const basts: ResourceInspection['basts'] = {};
     for (const [id, b] of s.basts) basts[id] = { mode: b.mode, agoMs: Math.round(now - b.at) };
@@ -240,6 +280,7 @@ class LockResource implements ActorDef<State, ResourceMsg> {
     const sys = ctx.system;
     if (msg.type === 'inspect' || msg.type === 'unpark') return;
     if (msg.type !== 'timeout') s.processed++;
+    this.o.stats.ops++;
     const before = s.core.size;
     const queuedBefore = s.queuedAt.size;
     let events: ResourceEvent[] = [];
@@ -294,21 +335,23 @@ class RebuiltLockResource extends LockResource {
     if (!a) return this;
     this.adopt = undefined; // the records are in the core now
     const records = a.records.map((r) => ({ lockId: r.lockId, owner: r.owner, grMode: r.grMode, token: r.token, tag: r.notify }));
-    const core = ResourceCore.rebuild(this.o.lvbSize, Math.max(this.tokenFloor, a.tokenFloor), records, a.lvb, this.o.tokenCeiling);
+    this.load(Math.max(this.tokenFloor, a.tokenFloor), records, a.lvb);
+    const core = this.core;
     this.o.stats.locks += core.size;
     const now = this.o.clock.now();
-    this.core = core;
-    for (const r of a.records) core.stamp(r.lockId, now);
+    for (const r of a.records) core.stamp(r.lockId, grantStamp(now));
     this.rebuilt = { at: now, records: a.records.length, tokenFloor: core.tokenCounter };
     return this;
   }
 }
 
 /**
- * A resource actor under its lockspace. Its log fields are made when first needed (its log,
- * a trace name): most resources never log.
+ * A resource actor under its lockspace; what the lockspace keeps about it is in the same
+ * object (LockspaceEntry). Its log fields are made when first needed (its log, a trace
+ * name): most resources never log.
  */
-export function spawnLockResource(sys: ActorSystem, env: ResourceEnv, name: string, tokenFloor: number, adopt?: AdoptedResource): Ref<ResourceMsg> {
+export function spawnLockResource(sys: ActorSystem, env: ResourceEnv, name: string, tokenFloor: number, adopt?: AdoptedResource): LockspaceEntry {
   const r = adopt ? new RebuiltLockResource(env, name, tokenFloor, adopt) : new LockResource(env, name, tokenFloor);
-  return sys.spawn(env.parent, 'resource', r, sys.tracer ? r.logFields() : undefined);
+  r.ref = sys.spawn(env.parent, 'resource', r, sys.tracer ? r.logFields() : undefined);
+  return r;
 }

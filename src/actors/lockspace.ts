@@ -24,7 +24,7 @@
  */
 import type { ActorDef, ActorSystem, Ref } from './actor';
 import type { AdoptedResource, LockStats, LockspaceMsg, ResourceMsg } from './messages';
-import { ResourceEnv, spawnLockResource } from './lock-resource';
+import { LockspaceEntry, ResourceEnv, spawnLockResource } from './lock-resource';
 import type { Clock, TimerHandle } from '../util/clock';
 import { SLICE } from '../util/slices';
 import { MUTATION } from '../util/mutation';
@@ -46,18 +46,8 @@ export interface LockspaceOpts {
   leaseHeld?: () => boolean;
 }
 
-interface Entry {
-  ref: Ref<ResourceMsg>;
-  forwarded: number;
-  /** Set by an idle report that matched `forwarded`; cleared by the next routed message. */
-  idleSince?: number;
-  /**
-   * The resource's token counter at its last idle report (absent before: the lockspace's
-   * token floor then, which only rises, covers it). Absent, not a copy of the floor: a token
-   * is a double above 2^32, a 16-byte box per resource.
-   */
-  tokenCounter?: number;
-}
+/** What the lockspace keeps of a resource: in the resource's own object (lock-resource.ts). */
+type Entry = LockspaceEntry;
 
 interface State {
   resources: Map<string, Entry>;
@@ -94,8 +84,7 @@ export function lockspaceDef(o: LockspaceOpts): ActorDef<State, LockspaceMsg> {
           lockspace: o.name, lvbSize: o.lvbSize, tokenCeiling: o.tokenCeiling, parent: ctx.self, clock: o.clock,
           stats: o.stats, faultInjection: o.faultInjection, live: o.live, leaseHeld: o.leaseHeld,
         };
-        const ref = spawnLockResource(sys, env, name, s.tokenFloor, adopt?.adopt);
-        const e: Entry = { ref, forwarded: 0, idleSince: undefined, tokenCounter: undefined };
+        const e = spawnLockResource(sys, env, name, s.tokenFloor, adopt?.adopt);
         s.resources.set(name, e);
         o.stats.resources++;
         return e;
@@ -118,7 +107,7 @@ export function lockspaceDef(o: LockspaceOpts): ActorDef<State, LockspaceMsg> {
           if (e && e.forwarded === msg.processed) {
             const now = o.clock.now();
             e.idleSince = now;
-            e.tokenCounter = msg.tokenCounter;
+            e.idleTokens = msg.tokenCounter;
             s.idle.delete(msg.resource); // to the back of the queue
             s.idle.set(msg.resource, e);
             scheduleSweep(s, ctx.self, sys, now);
@@ -132,7 +121,7 @@ export function lockspaceDef(o: LockspaceOpts): ActorDef<State, LockspaceMsg> {
             s.idle.delete(msg.resource);
             o.stats.resources--;
             // Never reuse a token the failed resource may have issued.
-            s.tokenFloor = Math.max(s.tokenFloor, msg.tokenCounter, e.tokenCounter ?? s.tokenFloor);
+            s.tokenFloor = Math.max(s.tokenFloor, msg.tokenCounter, e.idleTokens ?? s.tokenFloor);
           }
           break;
         }
@@ -142,7 +131,7 @@ export function lockspaceDef(o: LockspaceOpts): ActorDef<State, LockspaceMsg> {
           for (const [name, e] of s.idle) {
             if (budget === 0 || now - e.idleSince! < o.idleEvictMs) break;
             budget--;
-            s.tokenFloor = Math.max(s.tokenFloor, e.tokenCounter!);
+            s.tokenFloor = Math.max(s.tokenFloor, e.idleTokens!);
             s.idle.delete(name);
             s.resources.delete(name);
             sys.stopActor(e.ref);

@@ -67,6 +67,8 @@ export interface LockStats {
   grants: number;
   basts: number;
   evictions: number;
+  /** Lock operations (request, convert, unlock, cancel, purge) the resources processed: activity, for the idle collection (reclaim.ts). */
+  ops: number;
   resourceCrashes: number;
   /** Grants of a conversion (also counted in grants). */
   conversions: number;
@@ -83,7 +85,7 @@ export interface LockStats {
 }
 
 export function newLockStats(): LockStats {
-  return { resources: 0, locks: 0, grants: 0, basts: 0, evictions: 0, resourceCrashes: 0, conversions: 0, waits: 0, denials: 0, deadlocks: 0, timeouts: 0, queued: 0 };
+  return { resources: 0, locks: 0, grants: 0, basts: 0, evictions: 0, ops: 0, resourceCrashes: 0, conversions: 0, waits: 0, denials: 0, deadlocks: 0, timeouts: 0, queued: 0 };
 }
 
 /** What `inspect` answers: the queues, plus when each lock got where it is and its last BAST. */

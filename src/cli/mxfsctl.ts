@@ -332,7 +332,7 @@ async function printStatus(c: MxfsClient, json: boolean): Promise<void> {
     `socket ${st.socket}`,
     `clients ${st.clients}  resources ${st.resources}  locks ${st.locks}`,
     `lockspaces: ${st.lockspaces.length ? st.lockspaces.map((l: any) => `${l.name} (${l.resources} resources)`).join(', ') : 'none'}`,
-    `counters: grants ${st.counters.grants}  basts ${st.counters.basts}  evictions ${st.counters.evictions}  resource crashes ${st.counters.resourceCrashes}`,
+    `counters: grants ${st.counters.grants}  basts ${st.counters.basts}  evictions ${st.counters.evictions}  resource crashes ${st.counters.resourceCrashes}${st.counters.idleCollections !== undefined ? `  idle collections ${st.counters.idleCollections} (longest ${st.counters.idleCollectionMaxMs} ms)  malloc trims ${st.counters.mallocTrims}` : ''}`,
     `kernel: ${k.state === 'no-module' ? 'no kernel module' : k.state}${k.detail ? ` (${k.detail})` : ''}`,
   ].join('\n') + '\n');
 }

@@ -43,6 +43,7 @@ import { TcpNetwork } from './network';
 import { SharedLease } from './shared-lease';
 import { PipeReceiver, PipeSender } from './thread-pipe';
 import { FromWorker, ToWorker, WireFaults, WorkerInit, WorkerItem, WorkerSend } from './worker-protocol';
+import { probe } from '../util/probe';
 
 const init = workerData as WorkerInit;
 const port = parentPort!;
@@ -56,7 +57,7 @@ const post = (m: FromWorker, transfer?: ArrayBuffer[]) => port.postMessage(m, tr
 const pipe = init.pipeFd !== undefined ? new net.Socket({ fd: init.pipeFd, readable: true, writable: true, allowHalfOpen: true }) : undefined;
 const toMain = new PipeSender<WorkerItem>((items, transfer) => {
   if (!pipe) post({ type: 'batch', items }, transfer);
-  else if (!pipe.destroyed) pipe.write(items);
+  else if (!pipe.destroyed) { probe('w.pw'); pipe.write(items); }
 });
 const out = (item: WorkerItem) => toMain.push(item);
 const flush = () => toMain.flush();
@@ -159,7 +160,7 @@ const fromMain = new PipeReceiver<WorkerSend>(([to, body, epoch, ctx]) => {
   if (tracer && ctx) tracer.fromMain(ctx, () => node.send(to, body, epoch ?? undefined));
   else node.send(to, body, epoch ?? undefined);
 });
-pipe?.on('data', (chunk: Buffer) => fromMain.receive(chunk));
+pipe?.on('data', (chunk: Buffer) => { probe('w.pr'); fromMain.receive(chunk); });
 /** The main thread ended its side of the pipe (it is stopping: everything it sent before 'stop' is in). */
 let pipeEnded = !pipe;
 pipe?.on('end', () => { pipeEnded = true; });

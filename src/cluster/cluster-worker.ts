@@ -32,6 +32,7 @@ import { socketPair } from '../util/socket-pair';
 import { SharedLease } from './shared-lease';
 import { PipeReceiver, PipeSender } from './thread-pipe';
 import { FromWorker, ToWorker, WireFaults, WorkerInit, WorkerItem, WorkerSend } from './worker-protocol';
+import { probe } from '../util/probe';
 
 /** What the worker starts from (config, state_dir and promised epoch, logging, stall bound: see WorkerInit), and the main thread's side. */
 export interface ClusterWorkerOptions extends ClusterLayerEvents, Pick<WorkerInit, 'config' | 'incarnation' | 'stateDir' | 'promisedEpoch' | 'logging' | 'logLevel' | 'stallMs'> {
@@ -59,7 +60,7 @@ export class ClusterWorker implements ClusterLayer {
   private pipe?: net.Socket;
   private readonly toWorker = new PipeSender<WorkerSend>((batch, transfer) => {
     if (this.stopping) return;
-    if (this.pipe) this.pipe.write(batch);
+    if (this.pipe) { probe('m.pw'); this.pipe.write(batch); }
     else this.post({ type: 'send', batch }, transfer);
   });
   private readonly fromWorker = new PipeReceiver<WorkerItem>((item) => this.dispatch(item));
@@ -85,7 +86,7 @@ export class ClusterWorker implements ClusterLayer {
     const pair = socketPair();
     if ('fds' in pair) {
       const pipe = new net.Socket({ fd: pair.fds[0], readable: true, writable: true });
-      pipe.on('data', (chunk: Buffer) => this.fromWorker.receive(chunk));
+      pipe.on('data', (chunk: Buffer) => { probe('m.pr'); this.fromWorker.receive(chunk); });
       pipe.on('error', (e) => this.died(new Error(`the pipe to the cluster worker thread failed: ${e.message}`)));
       pipe.on('close', () => this.died(new Error('the pipe to the cluster worker thread closed')));
       this.pipe = pipe;

@@ -26,6 +26,7 @@ import type Logger from 'bunyan';
 import type { ActorSystem, Ref } from '../actors/actor';
 import { ChannelFrame, ChannelTimer, DlmChannel, DlmChannelOptions } from './dlm-channel';
 import type { DlmPeerMsg } from './dlm-messages';
+import { probe } from '../util/probe';
 
 export type ChannelMsg =
   | { type: 'dlm.send'; peer: number; items: Array<[number, DlmPeerMsg]> }
@@ -81,6 +82,7 @@ export class DlmChannelActor {
     const own = isTraceTraffic(item);
     if (open && open.type === type && !own) { (open.items as Array<[number, unknown]>).push([peer, item]); return; }
     const m = { type, peer, items: [[peer, item]] } as Extract<ChannelMsg, { type: 'dlm.send' | 'dlm.receive' }>;
+    probe('m.chpost', type);
     this.post(m);
     // The trace's own traffic goes alone, so the recorder leaves it out (and nothing with it).
     if (!own) this.open = m;
@@ -93,6 +95,7 @@ export class DlmChannelActor {
   }
 
   private handle(m: ChannelMsg, log: Logger): void {
+    probe('m.ch', m.type);
     if (m === this.open) this.open = undefined; // handled: later items start a new batch
     if (this.stopped) return;
     const c = this.channel;

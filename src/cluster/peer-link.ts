@@ -47,6 +47,7 @@ import type { ClusterPeerOptions } from './options';
 import {
   HANDSHAKE_TYPES, isBulkTraffic, peekPeerType, PeerBody, PeerHeader, PeerMessage, RefuseCode, toWire, validatePeerMessage,
 } from './peer-protocol';
+import { probe } from '../util/probe';
 
 export type SendResult = 'sent' | 'queued' | 'down' | 'overflow' | 'too-large';
 
@@ -349,6 +350,7 @@ export function peerLinkDef(o: PeerLinkOptions, direct?: { sendNow?: (body: Peer
   /** Decode the bulk frames waiting on session ss, a slice per turn, in order. */
   const decodeBulk = (ss: Session) => {
     const l = live;
+    probe('w.dec');
     if (!l || l.s.session !== ss) return; // the session went down: what waited is gone with it
     let bytes = 0;
     while (ss.inBulkHead < ss.inBulk.length && bytes < DECODE_SLICE_BYTES) {
@@ -369,6 +371,7 @@ export function peerLinkDef(o: PeerLinkOptions, direct?: { sendNow?: (body: Peer
   };
 
   const onData = (connId: number, chunk: Buffer) => {
+    probe('w.tr');
     const l = live;
     const ss = l?.s.session;
     if (!l || !ss || ss.conn.id !== connId) return;
@@ -486,6 +489,7 @@ export function peerLinkDef(o: PeerLinkOptions, direct?: { sendNow?: (body: Peer
         case 'closed': onClosed(msg.connId, msg.reason); return s;
 
         case 'sendMany': {
+          probe('w.sendMany');
           // Written as one buffer (one system call) while the connection takes them all.
           const ss = s.session;
           if (!ss) return s;
@@ -502,6 +506,7 @@ export function peerLinkDef(o: PeerLinkOptions, direct?: { sendNow?: (body: Peer
             ss.sendSeq++;
           }
           s.sent += frames.length;
+          probe('w.tw');
           if (frames.length > 0 && !ss.conn.write(frames.length === 1 ? frames[0]! : Buffer.concat(frames))) ss.blocked = true;
           return s;
         }

@@ -42,6 +42,7 @@ import type { Clock } from '../util/clock';
 import type { FaultSpec } from '../wire/client-protocol';
 import type { NodeState } from './state';
 import { MUTATION } from '../util/mutation';
+import { probe } from '../util/probe';
 
 export function clusterOptions(c: Config): ClusterOptions {
   return {
@@ -109,7 +110,7 @@ export class TcpClusterPort implements ClusterPort {
     this.channelActor = new DlmChannelActor(o.sys, {
       selfInc: this.node.incarnation, clock: o.clock, log: o.log.child({ actor: 'dlm-channel' }),
       transmit: (to, frame) => this.node.send(to, frame),
-      deliver: (from, msg) => this.h?.onMessage(from, msg),
+      deliver: (from, msg) => { probe('m.deliver', msg.t); this.h?.onMessage(from, msg); },
       refused: (to, msg, reason) => this.h?.onRefused?.(to, msg, reason),
       maxRtoMs: Math.max(200, Math.min(1000, o.config.timing.renewIntervalMs)),
     });
@@ -129,7 +130,7 @@ export class TcpClusterPort implements ClusterPort {
   onPeerRenewal(listener: (from: number) => void): void { this.peerRenewalListeners.push(listener); }
 
   /** Lock messages are bounded by construction (MAX_DLM_LIST_BYTES): see dlm-messages.ts. */
-  send(to: number, msg: DlmPeerMsg): void { this.channelActor.send(to, msg); }
+  send(to: number, msg: DlmPeerMsg): void { probe('m.rsend', msg.t); this.channelActor.send(to, msg); }
 
   setFault(spec: FaultSpec): void {
     switch (spec.action) {

@@ -44,6 +44,7 @@ import { SLICE } from '../util/slices';
 import { MUTATION } from '../util/mutation';
 import { Clock, systemClock } from '../util/clock';
 import { LoopMonitor } from '../util/loop-monitor';
+import { MemoryReclaimer } from './reclaim';
 import type { ClusterPort } from '../cluster/port';
 import { EPOCH_TOKEN_SHIFT, LockRouter, RecoveryState } from './lock-router';
 import { NodeState } from './state';
@@ -60,6 +61,7 @@ import { NodeMetrics } from '../metrics/metrics';
 import { INODE_LOCKS_DEFAULT_LIMIT, KernelInodeLocksReport, KernelRequest, listKernelInodeLocks } from './kernel-inode-locks';
 import { KernelNotAttached } from '../actors/kernel-bridge';
 import { busyFor } from '../util/thread-sched';
+import { probe } from '../util/probe';
 
 export { VERSION };
 
@@ -109,6 +111,8 @@ export class Daemon implements DaemonInfo {
   readonly clock: Clock;
   /** Event-loop delay per second (real time only: absent under a simulated clock). */
   readonly loop?: LoopMonitor;
+  /** One full collection and a malloc trim once a mass eviction is over (real time only; reclaim.ts). */
+  readonly reclaimer?: MemoryReclaimer;
   private server?: net.Server;
   private sessions = new Map<number, SessionInfo>();
   private ended = new Map<number, () => void>();
@@ -145,6 +149,7 @@ export class Daemon implements DaemonInfo {
       faultInjection: o.faultInjection ?? false,
       leaseHeld: () => this.router.leaseHeld(),
     });
+    if (this.clock === systemClock) this.reclaimer = new MemoryReclaimer({ stats: this.table.stats });
     this.startedAt = this.clock.now();
     this.admission = { inFlight: 0, max: o.config.locking.maxRequests };
     this.state = NodeState.open(o.config.node.stateDir);
@@ -162,7 +167,7 @@ export class Daemon implements DaemonInfo {
     this.purger = new Purger((ls, res, msg, epoch) => this.router.route(ls, res, msg, epoch));
     const masterOf = o.masterOf ?? rendezvousOwner;
     this.tracing.attach({ locks: (f) => this.locks(f), router: () => this.router, masterOf });
-    this.metrics = new NodeMetrics({ config: o.config, clock: this.clock, sys: this.sys, stats: this.table.stats, router: this.router, port: this.port, trace: this.tracing, sessions: () => this.sessions.size, volumes: () => this.volumes, log: o.log.child({ actor: 'metrics' }) });
+    this.metrics = new NodeMetrics({ config: o.config, clock: this.clock, sys: this.sys, stats: this.table.stats, router: this.router, port: this.port, trace: this.tracing, sessions: () => this.sessions.size, volumes: () => this.volumes, reclaimer: this.reclaimer, log: o.log.child({ actor: 'metrics' }) });
     this.router.listen({ onState: (state, epoch) => { this.tracing.onRouterState(state, epoch); this.metrics.onRouterState(state, epoch); } });
   }
 
@@ -178,6 +183,7 @@ export class Daemon implements DaemonInfo {
     // node never issues a token below one it issued before. (In a cluster the epoch plays
     // this role, and the membership layer persists it.)
     this.loop?.start();
+    this.reclaimer?.start();
     const gen = this.state.nextGeneration();
     if (!this.port) {
       if (gen >= 2 ** 21) throw new Error(`boot generation ${gen} exhausts the token space (2^21 restarts)`);
@@ -245,6 +251,7 @@ export class Daemon implements DaemonInfo {
     if (this.server) try { fs.unlinkSync(this.socketPath); } catch { /* already gone */ }
     await this.port?.stop();
     this.loop?.stop();
+    this.reclaimer?.stop();
     this.sys.shutdown();
     await this.metrics.stop();
     await this.tracing.close();
@@ -335,6 +342,7 @@ export class Daemon implements DaemonInfo {
     const emit = (m: DaemonMessage) => {
       if (!open) return;
       try {
+        probe('m.cout');
         sock.write(m.type === 'reply' ? encodeReplyFrame(m, max) : encodeFrame(m, max));
       } catch (e) {
         log.error({ err: e }, 'cannot encode a reply; cutting the client off');
@@ -365,6 +373,7 @@ export class Daemon implements DaemonInfo {
     () => (sock.writableLength > pauseAt ? `${sock.writableLength} bytes of replies to this connection are not read yet (more than a quarter of [locking] max_client_output_bytes, ${maxOutput}): read them, then ask again` : undefined));
     const sessionId = this.nextSession - 1;
     sock.on('data', (chunk: Buffer) => {
+      probe('m.cin');
       if (!open) return;
       try {
         for (const body of dec.pushRaw(chunk)) {
@@ -429,12 +438,18 @@ export class Daemon implements DaemonInfo {
       lockspaces,
       resources: st.resources,
       locks: st.locks,
-      counters: { grants: st.grants, basts: st.basts, evictions: st.evictions, resourceCrashes: st.resourceCrashes, actorCrashes: this.sys.crashes },
+      counters: { grants: st.grants, basts: st.basts, evictions: st.evictions, resourceCrashes: st.resourceCrashes, actorCrashes: this.sys.crashes, ...this.reclaimCounters() },
       eventLoop: this.loop?.snapshot() ?? null,
       admission: { requestsInFlight: this.admission.inFlight, maxRequests: this.admission.max, inspectionRuns: this.inspections.runs },
       kernel: this.kernel ? this.kernel.status() : { state: 'disabled' },
       cluster: await this.clusterStatus(),
     };
+  }
+
+  /** The idle collections (reclaim.ts): absent under a simulated clock. */
+  private reclaimCounters(): { idleCollections?: number; idleCollectionMaxMs?: number; mallocTrims?: number } {
+    const r = this.reclaimer;
+    return r ? { idleCollections: r.collections, idleCollectionMaxMs: Math.round(r.maxCollectMs), mallocTrims: r.trims } : {};
   }
 
   async clusterStatus(): Promise<unknown> {

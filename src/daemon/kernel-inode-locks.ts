@@ -3,7 +3,7 @@
  * (client request 'inodeLocks'; docs/kernel.md "Inode locks").
  *
  * Owns nothing: it pages through the module's lock cache with GLOCK_LIST_REQ (VOLUME, INODE =
- * from, LIMIT = 256), which answers one GLOCK_INFO per cached lock in inode number order, then
+ * from, LIMIT = GLOCK_PAGE), which answers one GLOCK_INFO per cached lock in inode number order, then
  * asks again from the last inode + 1 until a page comes back short. Every lock is counted (by
  * mode and state); the first `limit` are returned in full. The listing is a sequence of
  * snapshots, not one: a lock taken or given up while the pages are read may be missed or
@@ -11,7 +11,7 @@
  */
 import { Mode, modeName } from '../dlm/modes';
 import {
-  inodeResource, MXFS_GLOCK_LIST_MAX, MxfsAttr, MxfsCmd, MxfsGlockState, MxfsGlockType,
+  inodeResource, MxfsAttr, MxfsCmd, MxfsGlockState, MxfsGlockType,
 } from '../ffi/mxfs-genl';
 import type { MxfsAttrs, MxfsMessage } from '../ffi/netlink-msg';
 export { INODE_LOCKS_MAX_LIMIT } from '../wire/client-protocol';
@@ -101,12 +101,19 @@ export function inodeLockOf(volume: string, m: MxfsMessage): KernelInodeLock {
   return out;
 }
 
+/**
+ * Locks asked per GLOCK_LIST_REQ: 64 GLOCK_INFOs and the ack fit the daemon's request window at
+ * the default net.core.rmem_max (92 answers; request-window.ts) whatever their size, where the
+ * module's 256 would fit its receive buffer only because netlink trims each small reply.
+ */
+export const GLOCK_PAGE = 64;
+
 export async function listKernelInodeLocks(request: KernelRequest, node: number, volume: string, limit = INODE_LOCKS_DEFAULT_LIMIT): Promise<KernelInodeLocksReport> {
   const report: KernelInodeLocksReport = { node, volume, total: 0, byMode: {}, byState: {}, locks: [], omitted: 0 };
   let from = 0n;
   for (;;) {
     const replies = await request(MxfsCmd.GLOCK_LIST_REQ, {
-      [MxfsAttr.VOLUME]: volume, [MxfsAttr.INODE]: from, [MxfsAttr.LIMIT]: MXFS_GLOCK_LIST_MAX,
+      [MxfsAttr.VOLUME]: volume, [MxfsAttr.INODE]: from, [MxfsAttr.LIMIT]: GLOCK_PAGE,
     });
     const page = replies.filter((m) => m.cmd === MxfsCmd.GLOCK_INFO && m.attrs[MxfsAttr.VOLUME] === volume);
     for (const m of page) {
@@ -117,7 +124,7 @@ export async function listKernelInodeLocks(request: KernelRequest, node: number,
       if (report.locks.length < limit) report.locks.push(l);
       else report.omitted++;
     }
-    if (page.length < MXFS_GLOCK_LIST_MAX || report.total >= SCAN_MAX) break;
+    if (page.length < GLOCK_PAGE || report.total >= SCAN_MAX) break;
     const last = big(page[page.length - 1]!.attrs, MxfsAttr.INODE);
     if (last === 0xffffffffffffffffn) break;
     from = last + 1n;

@@ -30,7 +30,6 @@
  */
 import { COMPAT, Mode, compatible, isDownConversion, isWriteMode } from './modes';
 import { Grant, LockError, LockErrorCode } from './types';
-import { SlimMap } from '../util/slim-map';
 
 export type OwnerId = string;
 
@@ -50,7 +49,7 @@ interface Lock {
    * where the owner's events go), carried on every event about this lock.
    */
   readonly tag: unknown;
-  /** The caller's, never read here: set by stamp() (the actor: when the lock was last granted); -1 until then. */
+  /** The caller's, never read here: set by stamp() (the actor: when the lock was last granted); UNSTAMPED until then. */
   since: number;
 }
 
@@ -107,15 +106,23 @@ function rangeOf(ceiling: number): TokenRange {
 /** x as a small integer when it is one (a difference of doubles is a heap number even when it is 0). */
 const small = (x: number): number => ((x | 0) === x ? x | 0 : x);
 
+/** A lock's `since` before its first stamp() (the smallest small integer, see Lock.since). */
+export const UNSTAMPED = -(2 ** 30);
+
 function newLock(id: string, owner: OwnerId, rqMode: Mode | null, tok: number, tag: unknown): Lock {
-  const lk: Lock = { id, owner, grMode: null, rqMode, tok: undefined as unknown as number, highBast: -1, tag, since: -1 };
+  const lk: Lock = { id, owner, grMode: null, rqMode, tok: undefined as unknown as number, highBast: -1, tag, since: UNSTAMPED };
   lk.tok = small(tok);
   return lk;
 }
 
 export class ResourceCore {
-  /** By lock id: one entry in two fields, a Map from the second on (src/util/slim-map.ts). */
-  private locks = new SlimMap<string, Lock>();
+  /**
+   * The locks by id: the only one in `one` (its id is its key), a Map from the second on (kept
+   * from then on; `one` is then unused). A separate map object cost ~40 B per held lock
+   * (bench/heap-per-lock.ts); a Map's table alone is ~320 B. Insertion order, as a Map's.
+   */
+  private one: Lock | undefined = undefined;
+  private many: Map<string, Lock> | undefined = undefined;
   /** Shared NO_LOCKS until the first grant, then an array of its own (made with its lock). */
   private granted: Lock[] = NO_LOCKS;
   private converting: Lock[] = NO_LOCKS;
@@ -143,38 +150,62 @@ export class ResourceCore {
     this.rel = small(tokenFloor - this.range.base);
   }
 
+  // ---- the locks by id (one, many) ----
+  private get lockCount(): number { return this.many !== undefined ? this.many.size : this.one === undefined ? 0 : 1; }
+  private lockGet(id: string): Lock | undefined {
+    if (this.many !== undefined) return this.many.get(id);
+    return this.one !== undefined && this.one.id === id ? this.one : undefined;
+  }
+  private lockHas(id: string): boolean { return this.lockGet(id) !== undefined; }
+  /** `lk.id` must be `id`. */
+  private lockSet(id: string, lk: Lock): void {
+    if (this.many !== undefined) this.many.set(id, lk);
+    else if (this.one === undefined || this.one.id === id) this.one = lk;
+    else { this.many = new Map([[this.one.id, this.one], [id, lk]]); this.one = undefined; }
+  }
+  private lockDelete(id: string): boolean {
+    if (this.many !== undefined) return this.many.delete(id);
+    if (this.one === undefined || this.one.id !== id) return false;
+    this.one = undefined;
+    return true;
+  }
+  private lockValues(): Iterable<Lock> {
+    if (this.many !== undefined) return this.many.values();
+    return this.one === undefined ? NO_LOCKS : [this.one];
+  }
+
   get tokenCeiling(): number { return this.range.ceiling; }
   private get counter(): number { return this.range.base + this.rel; }
   private tokenOf(lk: Lock): number { return this.range.base + lk.tok; }
 
   get tokenCounter(): number { return this.counter; }
   get lvbValid(): boolean { return this.lvbOk; }
-  get size(): number { return this.locks.size; }
-  isIdle(): boolean { return this.locks.size === 0; }
-  has(lockId: string): boolean { return this.locks.has(lockId); }
-  ownerOf(lockId: string): OwnerId | undefined { return this.locks.get(lockId)?.owner; }
-  tagOf(lockId: string): unknown { return this.locks.get(lockId)?.tag; }
+  get size(): number { return this.lockCount; }
+  isIdle(): boolean { return this.lockCount === 0; }
+  has(lockId: string): boolean { return this.lockHas(lockId); }
+  ownerOf(lockId: string): OwnerId | undefined { return this.lockGet(lockId)?.owner; }
+  tagOf(lockId: string): unknown { return this.lockGet(lockId)?.tag; }
 
   /** Set a lock's `since` (the caller's value, see Lock.since); nothing if there is no such lock. */
   stamp(lockId: string, since: number): void {
-    const lk = this.locks.get(lockId);
+    const lk = this.lockGet(lockId);
     if (lk) lk.since = since;
   }
 
   /** Every lock's id, tag and since, in the order the locks were made. */
   *tagged(): IterableIterator<[lockId: string, tag: unknown, since: number]> {
-    for (const lk of this.locks.values()) yield [lk.id, lk.tag, lk.since];
+    for (const lk of this.lockValues()) yield [lk.id, lk.tag, lk.since];
   }
 
   // ---- operations ------------------------------------------------------------------
 
   /** `tag`: the caller's, carried on every event about this lock (see Lock.tag). */
   request(lockId: string, owner: OwnerId, mode: Mode, opts: RequestOpts = {}, tag?: unknown): ResourceEvent[] {
-    if (this.locks.has(lockId)) throw new LockError('INVALID', `lock id ${lockId} already in use`);
+    if (this.lockHas(lockId)) throw new LockError('INVALID', `lock id ${lockId} already in use`);
     const lk = newLock(lockId, owner, mode, 0, tag);
     const ev: ResourceEvent[] = [];
     if (this.converting.length === 0 && this.waiting.length === 0 && this.grantableAgainstGranted(lk, mode)) {
-      this.locks.set(lockId, lk);
+      this.lockSet(lockId, lk);
       this.grant(lk, mode, false, ev);
       this.bastNewHolder(lk, ev);
       return ev;
@@ -183,7 +214,7 @@ export class ResourceCore {
       ev.push({ type: 'failed', lockId, owner, tag, conversion: false, code: 'NOTQUEUED' });
       return ev;
     }
-    this.locks.set(lockId, lk);
+    this.lockSet(lockId, lk);
     this.enqueue('waiting', lk);
     ev.push({ type: 'queued', lockId, owner, tag, conversion: false });
     this.bastBlockers(lk, mode, ev);
@@ -243,7 +274,7 @@ export class ResourceCore {
       if (lvb && isWriteMode(lk.grMode)) this.writeLvb(lvb);
       this.removeGranted(lk);
     }
-    this.locks.delete(lockId);
+    this.lockDelete(lockId);
     ev.push({ type: 'released', lockId, owner: lk.owner, tag: lk.tag });
     this.grantPending(ev);
     return ev;
@@ -256,7 +287,7 @@ export class ResourceCore {
 
   /** The wait timeout of a pending request or conversion expired (TIMEOUT). */
   expire(lockId: string): ResourceEvent[] {
-    const lk = this.locks.get(lockId);
+    const lk = this.lockGet(lockId);
     if (!lk || lk.rqMode === null) return []; // already granted or gone: the timer lost the race
     return this.endPending(lockId, 'TIMEOUT');
   }
@@ -269,7 +300,7 @@ export class ResourceCore {
   purgeOwner(owner: OwnerId): ResourceEvent[] {
     const ev: ResourceEvent[] = [];
     let removed = false;
-    for (const lk of [...this.locks.values()]) {
+    for (const lk of [...this.lockValues()]) {
       if (lk.owner !== owner) continue;
       removed = true;
       if (lk.rqMode !== null) this.removeFromQueue(lk);
@@ -277,7 +308,7 @@ export class ResourceCore {
         if (isWriteMode(lk.grMode)) this.lvbOk = false;
         this.removeGranted(lk);
       }
-      this.locks.delete(lk.id);
+      this.lockDelete(lk.id);
     }
     if (removed) this.grantPending(ev);
     return ev.filter((e) => e.owner !== owner);
@@ -285,19 +316,32 @@ export class ResourceCore {
 
   /** Rebuild granted state from the holders' own records (recovery). */
   static rebuild(lvbSize: number, tokenFloor: number, records: LockRecordForRebuild[], lvb?: { data: Buffer; valid: boolean }, tokenCeiling?: number): ResourceCore {
+    const core = new ResourceCore(lvbSize, tokenFloor, tokenCeiling);
+    core.load(tokenFloor, records, lvb);
+    return core;
+  }
+
+  /**
+   * rebuild() in place, for a subclass that is its own core (the LockResource actor): only on
+   * a core that is new (nothing requested yet), whose counter it sets from tokenFloor and the
+   * records' tokens.
+   */
+  protected load(tokenFloor: number, records: LockRecordForRebuild[], lvb?: { data: Buffer; valid: boolean }): void {
+    const core = this as ResourceCore;
+    if (core.lockCount !== 0) throw new Error('ResourceCore.load: the core is not new');
+    const lvbSize = core.lvbSize;
     const maxToken = records.reduce((m, r) => Math.max(m, r.token), tokenFloor);
-    const core = new ResourceCore(lvbSize, maxToken, tokenCeiling);
+    core.rel = small(maxToken - core.range.base);
     for (const r of records) {
-      if (core.locks.has(r.lockId)) throw new LockError('INVALID', `duplicate lock id ${r.lockId} in rebuild`);
+      if (core.lockHas(r.lockId)) throw new LockError('INVALID', `duplicate lock id ${r.lockId} in rebuild`);
       const lk = newLock(r.lockId, r.owner, null, r.token - core.range.base, r.tag);
       for (const other of core.granted) {
         if (!compatible(other.grMode!, r.grMode)) throw new LockError('INVALID', `rebuild records ${r.lockId} and ${other.id} are incompatible`);
       }
-      core.locks.set(lk.id, lk);
+      core.lockSet(lk.id, lk);
       core.setGranted(lk, r.grMode);
     }
     if (lvb) { core.lvbBuf = Buffer.alloc(lvbSize); lvb.data.copy(core.lvbBuf, 0, 0, Math.min(lvbSize, lvb.data.length)); core.lvbOk = lvb.valid; }
-    return core;
   }
 
   view(): ResourceView {
@@ -313,12 +357,12 @@ export class ResourceCore {
   }
 
   /** Locks that are pending (waiting or converting), for the timer bookkeeping of the actor. */
-  isPending(lockId: string): boolean { return this.locks.get(lockId)?.rqMode != null; }
+  isPending(lockId: string): boolean { return this.lockGet(lockId)?.rqMode != null; }
 
   // ---- internals -------------------------------------------------------------------
 
   private get(lockId: string): Lock {
-    const lk = this.locks.get(lockId);
+    const lk = this.lockGet(lockId);
     if (!lk) throw new LockError('NOTFOUND', `no lock ${lockId}`);
     return lk;
   }
@@ -412,7 +456,7 @@ export class ResourceCore {
     if (lk.rqMode === null) throw new LockError('BUSY', `lock ${lockId} has no pending request`);
     const ev: ResourceEvent[] = [];
     this.withdraw(lk, code, ev);
-    if (lk.grMode === null) this.locks.delete(lockId);
+    if (lk.grMode === null) this.lockDelete(lockId);
     this.grantPending(ev);
     return ev;
   }

@@ -18,13 +18,24 @@
  *   with the same seq settles the request, and messages with that seq that arrive before
  *   it (e.g. a STATUS_RESP) are its replies. Messages with another seq (kernel unicast and
  *   multicast use seq 0) go to onMessage.
+ * - With `separateRequests`, requests go out through a RequestWindow (request-window.ts): no
+ *   more in flight than their answers fit req's receive buffer (SO_RCVBUF over the largest
+ *   answer's truesize), so no answer is ever refused there; the rest wait, `urgent` ones
+ *   first. An answer read for a later request settles the earlier ones still waiting with
+ *   AnswerLost (answers are queued in send order). A request times out from when it was
+ *   sent, not queued, and keeps its slot until its answer (or a later one) is read.
+ * - After an overrun of the channel (ENOBUFS), `onCongestionEnded` is called once the
+ *   channel's queue was seen empty (netlink refuses every message to it until then): what
+ *   the kernel sent once and lost was sent before that moment.
  */
 import koffi from 'koffi';
 import {
-  copyNlMsg, enableExtAck, libnl, NL_CB_CUSTOM, NL_CB_MSG_IN, NL_SKIP, NLE, setReceiveTimeout,
+  copyNlMsg, enableExtAck, libnl, NL_CB_CUSTOM, NL_CB_MSG_IN, NL_SKIP, NLE, pageSize, receiveBufferBytes,
+  receiveQueuedBytes, setReceiveTimeout,
   type LibNl, type Ptr,
 } from './libnl';
 import { NLM_F, NLMSG_ERROR, NLMSG_OVERRUN, parseError, parseNlHeader, type NlError } from './netlink-msg';
+import { answerTruesizeBound, RequestWindow, type RequestPriority, type WindowStats } from './request-window';
 
 /** A libnl call failed: `code` is libnl's (positive) NLE_* number. */
 export class NetlinkError extends Error {
@@ -49,7 +60,23 @@ export class RequestTimeout extends Error {
   }
 }
 
+/** The request's answer was refused by the kernel (its socket's buffer was full): an answer of
+ *  a request sent after it was read first. What the kernel did with the request is unknown. */
+export class AnswerLost extends Error {
+  constructor(readonly seq: number) {
+    super(`the answer to netlink request seq ${seq} was lost (a later request's answer came first)`);
+    this.name = 'AnswerLost';
+  }
+}
+
 export interface Reply { ack: NlError; replies: Buffer[] }
+
+export interface RequestOptions {
+  /** The most reply messages the request gets before its ack (Infinity: unknown). */
+  maxReplies?: number;
+  /** default 'bulk' */
+  priority?: RequestPriority;
+}
 
 export interface GenlSocketOptions {
   /** Every message that is not the reply to one of our requests. */
@@ -61,14 +88,32 @@ export interface GenlSocketOptions {
   rcvbufBytes?: number;
   /** Send requests from a socket of their own, which receives nothing but their answers. */
   separateRequests?: boolean;
+  /** The channel's queue was seen empty after an overrun (separateRequests). */
+  onCongestionEnded?(): void;
 }
 
-interface Pending { resolve(r: Reply): void; reject(e: Error): void; replies: Buffer[]; timer: NodeJS.Timeout }
+interface Pending {
+  resolve(r: Reply): void;
+  reject(e: Error): void;
+  replies: Buffer[];
+  timer?: NodeJS.Timeout;
+  /** The caller has its answer (or its timeout): a late answer only frees the slot. */
+  settled: boolean;
+  seq: number;
+  family: number; cmd: number; version: number; attrs: ReadonlyArray<readonly [number, Buffer]>; timeoutMs: number;
+}
 
 export interface GenlSocketStats {
   sent: number; received: number; recvCalls: number; callbackErrors: number;
   /** Receive buffer overflows (ENOBUFS) of the channel, and of req (separateRequests). */
   overruns: number; requestOverruns: number;
+  /** Answers read after their request had timed out. */
+  lateAnswers: number;
+}
+
+export interface RequestWindowStatus extends WindowStats {
+  /** Answer messages the window holds, and the bytes it assumes each takes. */
+  capacity: number; msgBytes: number; rcvbuf: number;
 }
 
 export class GenlSocket {
@@ -80,10 +125,16 @@ export class GenlSocket {
   private readonly cb: bigint;
   private seq = 0;
   private pending = new Map<number, Pending>();
+  private readonly window: RequestWindow<Pending>;
+  private readonly windowInfo: { capacity: number; msgBytes: number; rcvbuf: number };
   private closing = false;
   private loopsRunning = 0;
   private loopStopped: (() => void) | undefined;
-  readonly stats: GenlSocketStats = { sent: 0, received: 0, recvCalls: 0, callbackErrors: 0, overruns: 0, requestOverruns: 0 };
+  /** The channel overflowed and its queue has not been seen empty since. */
+  private channelCongested = false;
+  readonly stats: GenlSocketStats = {
+    sent: 0, received: 0, recvCalls: 0, callbackErrors: 0, overruns: 0, requestOverruns: 0, lateAnswers: 0,
+  };
 
   private constructor(private readonly opts: GenlSocketOptions) {
     this.lib = libnl();
@@ -119,6 +170,22 @@ export class GenlSocket {
       freeAll();
       throw e;
     }
+    // The window: req's buffer as the kernel accounts it, over the largest answer's truesize.
+    // Without a request socket the channel also takes the kernel's own messages: no window.
+    const msgBytes = answerTruesizeBound(pageSize(lib));
+    let rcvbuf: number;
+    try {
+      rcvbuf = req ? receiveBufferBytes(lib, lib.nl_socket_get_fd(req)) : Infinity;
+    } catch (e) {
+      freeAll();
+      throw e;
+    }
+    this.window = new RequestWindow<Pending>({ rcvbuf, msgBytes }, (p) => this.transmit(p), (p, err) => {
+      if (p.settled) return;
+      p.settled = true;
+      p.reject(err instanceof Error ? err : new Error(String(err)));
+    });
+    this.windowInfo = { capacity: this.window.capacity, msgBytes, rcvbuf };
     this.cb = koffi.register((msg: Ptr) => this.onRaw(msg), koffi.pointer(lib.RecvCallback));
     for (const sk of receiving) {
       const rc = lib.nl_socket_modify_cb(sk, NL_CB_MSG_IN, NL_CB_CUSTOM, this.cb, null);
@@ -168,45 +235,72 @@ export class GenlSocket {
 
   /**
    * Sends a generic netlink request with NLM_F_ACK and resolves with the kernel's ack and any
-   * replies; rejects with KernelAckError on an error ack or RequestTimeout.
+   * replies; rejects with KernelAckError on an error ack, RequestTimeout (`timeoutMs` after it
+   * was sent; Infinity: none), AnswerLost, or the send's NetlinkError. With separateRequests it
+   * waits for room in the window first (`maxReplies` sizes its answers, default 0).
    */
   request(family: number, cmd: number, version: number, attrs: ReadonlyArray<readonly [number, Buffer]>,
-    timeoutMs = 5000): Promise<Reply> {
+    timeoutMs = 5000, opts: RequestOptions = {}): Promise<Reply> {
     if (this.closing) return Promise.reject(new Error('netlink socket closed'));
+    return new Promise<Reply>((resolve, reject) => {
+      const p: Pending = { resolve, reject, replies: [], settled: false, seq: 0, family, cmd, version, attrs, timeoutMs };
+      this.window.submit(p, 1 + (opts.maxReplies ?? 0), opts.priority ?? 'bulk');
+    });
+  }
+
+  /** The request window's state (sizes, what waits, what was lost). */
+  windowStatus(): RequestWindowStatus {
+    return { ...this.windowInfo, ...this.window.stats };
+  }
+
+  /** Builds and sends one request (the window's transmit); returns its seq, or throws. */
+  private transmit(p: Pending): number {
+    if (this.closing) throw new Error('netlink socket closed');
     const lib = this.lib;
     const msg = lib.nlmsg_alloc();
-    if (!msg) return Promise.reject(new NetlinkError('nlmsg_alloc', NLE.NOMEM, 'out of memory'));
+    if (!msg) throw new NetlinkError('nlmsg_alloc', NLE.NOMEM, 'out of memory');
     try {
       this.seq = this.seq >= 0x7fffffff ? 1 : this.seq + 1;
       const seq = this.seq;
-      if (!lib.genlmsg_put(msg, 0, seq, family, 0, NLM_F.ACK, cmd, version)) {
+      if (!lib.genlmsg_put(msg, 0, seq, p.family, 0, NLM_F.ACK, p.cmd, p.version)) {
         throw new NetlinkError('genlmsg_put', NLE.NOMEM, 'message too small');
       }
-      for (const [type, data] of attrs) {
+      for (const [type, data] of p.attrs) {
         const rc = lib.nla_put(msg, type, data.length, data.length ? data : null);
         if (rc < 0) throw new NetlinkError(`nla_put(${type})`, -rc, lib.nl_geterror(rc));
       }
-      const p = new Promise<Reply>((resolve, reject) => {
-        const timer = setTimeout(() => {
-          this.pending.delete(seq);
-          reject(new RequestTimeout(seq, timeoutMs));
-        }, timeoutMs);
-        timer.unref();
-        this.pending.set(seq, { resolve, reject, replies: [], timer });
-      });
+      p.seq = seq;
+      this.pending.set(seq, p);
       const rc = lib.nl_send_auto(this.req ?? this.channel, msg);
       if (rc < 0) {
-        const pend = this.pending.get(seq);
         this.pending.delete(seq);
-        if (pend) clearTimeout(pend.timer);
         throw new NetlinkError('nl_send_auto', -rc, lib.nl_geterror(rc));
       }
+      if (Number.isFinite(p.timeoutMs)) {
+        p.timer = setTimeout(() => {
+          p.timer = undefined;
+          if (p.settled) return;
+          p.settled = true;
+          p.reject(new RequestTimeout(seq, p.timeoutMs));
+        }, p.timeoutMs);
+        p.timer.unref();
+      }
       this.stats.sent++;
-      return p;
-    } catch (e) {
-      return Promise.reject(e);
+      return seq;
     } finally {
       lib.nlmsg_free(msg);
+    }
+  }
+
+  /** An answer of `seq` was read: frees its slot (`final`: its ack) and fails the requests sent
+   *  before it that are still waiting (their answers were refused). */
+  private retire(seq: number, final: boolean): void {
+    for (const lost of this.window.answered(seq, final)) {
+      this.pending.delete(lost.seq);
+      if (lost.timer) clearTimeout(lost.timer);
+      if (lost.settled) continue;
+      lost.settled = true;
+      lost.reject(new AnswerLost(lost.seq));
     }
   }
 
@@ -215,8 +309,10 @@ export class GenlSocket {
     if (this.closing) return;
     this.closing = true;
     if (this.loopsRunning) await new Promise<void>((resolve) => { this.loopStopped = resolve; });
-    for (const [, p] of this.pending) {
-      clearTimeout(p.timer);
+    for (const p of [...this.pending.values(), ...this.window.drain()]) {
+      if (p.timer) clearTimeout(p.timer);
+      if (p.settled) continue;
+      p.settled = true;
       p.reject(new Error('netlink socket closed'));
     }
     this.pending.clear();
@@ -243,13 +339,38 @@ export class GenlSocket {
           // were dropped. On the channel the kernel retries its unicasts (mxfs); on req it
           // means lost answers (their requests time out).
           const onReq = sk === this.req;
-          if (rc === -NLE.NOMEM) this.stats[onReq ? 'requestOverruns' : 'overruns']++;
+          if (rc === -NLE.NOMEM) {
+            this.stats[onReq ? 'requestOverruns' : 'overruns']++;
+            if (!onReq) this.channelCongested = true;
+          }
           this.opts.onError?.(new NetlinkError(onReq ? 'nl_recvmsgs(req)' : 'nl_recvmsgs', -rc, this.lib.nl_geterror(rc)));
         }
+        if (sk === this.channel && this.channelCongested) this.checkCongestion(rc);
         setImmediate(step);
       });
     };
     step();
+  }
+
+  /**
+   * After the channel overflowed: has the congestion ended? The receive that just returned has
+   * finished (netlink clears NETLINK_S_CONGESTED at the end of a receive that leaves the queue
+   * empty) and no other runs until the next step, so an empty queue now (nothing queued, or a
+   * receive that timed out with nothing to read) means netlink takes the kernel's sends again,
+   * and every send it refused happened before now.
+   */
+  private checkCongestion(rc: number): void {
+    let empty = rc === -NLE.AGAIN;
+    if (!empty) {
+      try {
+        empty = receiveQueuedBytes(this.lib, this.lib.nl_socket_get_fd(this.channel)) === 0;
+      } catch {
+        return; // SO_MEMINFO unsupported: the next timed-out receive tells
+      }
+    }
+    if (!empty) return;
+    this.channelCongested = false;
+    try { this.opts.onCongestionEnded?.(); } catch { /* the caller's own */ }
   }
 
   /** NL_CB_MSG_IN callback: runs on the main thread; must not throw into C. */
@@ -274,16 +395,24 @@ export class GenlSocket {
     const pend = h.seq !== 0 ? this.pending.get(h.seq) : undefined;
     if (h.type === NLMSG_ERROR) {
       const ack = parseError(buf);
-      const p = this.pending.get(ack.request.seq);
-      if (!p) return; // an ack for a request that timed out already
-      this.pending.delete(ack.request.seq);
-      clearTimeout(p.timer);
+      const seq = ack.request.seq;
+      const p = this.pending.get(seq);
+      if (!p) return; // not one of ours (or retired already)
+      this.retire(seq, true);
+      this.pending.delete(seq);
+      if (p.timer) clearTimeout(p.timer);
+      if (p.settled) {
+        this.stats.lateAnswers++;
+        return;
+      }
+      p.settled = true;
       if (ack.error === 0) p.resolve({ ack, replies: p.replies });
       else p.reject(new KernelAckError(-ack.error, ack.message, ack.missingAttr));
       return;
     }
     if (pend) {
-      pend.replies.push(buf);
+      this.retire(h.seq, false);
+      if (!pend.settled) pend.replies.push(buf);
       return;
     }
     this.opts.onMessage(buf);

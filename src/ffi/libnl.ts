@@ -1,7 +1,7 @@
 /**
  * koffi bindings to libnl-3 / libnl-genl-3 (Debian libnl-3-200, libnl-genl-3-200, loaded by
- * soname) and the two libc calls libnl does not wrap (setsockopt, for receive timeouts and
- * extended acks). Loaded lazily: a daemon without libnl still starts and reports why the
+ * soname) and the libc calls libnl does not wrap (setsockopt, for receive timeouts and
+ * extended acks; getsockopt, for the receive buffer's size and use; sysconf, the page size). Loaded lazily: a daemon without libnl still starts and reports why the
  * kernel bridge cannot run. Pointers are koffi 3 BigInt addresses.
  */
 import koffi, { type KoffiFunc, type LibraryHandle, type TypeObject } from 'koffi';
@@ -18,7 +18,10 @@ export const NL_OK = 0;
 export const NL_SKIP = 1;
 
 const SOL_SOCKET = 1;
+const SO_RCVBUF = 8;
 const SO_RCVTIMEO = 20; // SO_RCVTIMEO_OLD: struct timeval on x86_64
+const SO_MEMINFO = 55;
+const _SC_PAGESIZE = 30;
 const SOL_NETLINK = 270;
 const NETLINK_EXT_ACK = 11;
 const NETLINK_CAP_ACK = 10;
@@ -44,6 +47,9 @@ export interface LibNl {
   genl_ctrl_resolve_grp(sk: Ptr, family: string, group: string): number;
   genlmsg_put(msg: Ptr, port: number, seq: number, family: number, hdrlen: number, flags: number, cmd: number, version: number): Ptr | null;
   setsockopt(fd: number, level: number, name: number, value: Buffer, len: number): number;
+  /** `len` is a 4-byte Buffer (socklen_t in/out). */
+  getsockopt(fd: number, level: number, name: number, value: Buffer, len: Buffer): number;
+  sysconf(name: number): number;
   /** The callback type for nl_socket_modify_cb (int cb(struct nl_msg *, void *)). */
   RecvCallback: TypeObject;
 }
@@ -82,6 +88,8 @@ export function libnl(): LibNl {
       genl_ctrl_resolve_grp: f(genl, 'int genl_ctrl_resolve_grp(void *sk, const char *family, const char *grp)'),
       genlmsg_put: f(genl, 'void *genlmsg_put(void *msg, uint32_t port, uint32_t seq, int family, int hdrlen, int flags, uint8_t cmd, uint8_t version)'),
       setsockopt: f(libc, 'int setsockopt(int fd, int level, int name, const void *value, uint32_t len)'),
+      getsockopt: f(libc, 'int getsockopt(int fd, int level, int name, void *value, void *len)'),
+      sysconf: f(libc, 'long sysconf(int name)'),
       RecvCallback,
     };
     return cached;
@@ -114,4 +122,27 @@ export function copyNlMsg(lib: LibNl, msg: Ptr): Buffer {
   const hdr = lib.nlmsg_hdr(msg);
   const len = koffi.decode(hdr, 'uint32_t') as number;
   return Buffer.from(new Uint8Array(koffi.view(hdr, len)));
+}
+
+function intOption(lib: LibNl, fd: number, name: number, bytes: number): Buffer {
+  const v = Buffer.alloc(bytes);
+  const len = Buffer.alloc(4);
+  len.writeUInt32LE(bytes);
+  if (lib.getsockopt(fd, SOL_SOCKET, name, v, len) !== 0) throw new Error(`getsockopt(${name}) failed: errno ${koffi.errno()}`);
+  return v;
+}
+
+/** The receive buffer's size as the kernel accounts it (sk_rcvbuf: twice what was set). */
+export function receiveBufferBytes(lib: LibNl, fd: number): number {
+  return intOption(lib, fd, SO_RCVBUF, 4).readInt32LE(0);
+}
+
+/** Bytes queued in the socket's receive buffer now (SO_MEMINFO's SK_MEMINFO_RMEM_ALLOC). */
+export function receiveQueuedBytes(lib: LibNl, fd: number): number {
+  return intOption(lib, fd, SO_MEMINFO, 36).readUInt32LE(0);
+}
+
+export function pageSize(lib: LibNl): number {
+  const n = Number(lib.sysconf(_SC_PAGESIZE));
+  return n > 0 ? n : 4096;
 }

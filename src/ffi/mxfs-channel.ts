@@ -10,12 +10,18 @@
  * - Requests go out from a socket of their own (GenlSocket `separateRequests`), so their acks
  *   are never dropped because the kernel's messages filled the channel's receive buffer;
  *   DAEMON_READY, sent from it, names the channel (`portid`) as where the kernel's messages go.
+ *   Their answers cannot overflow that socket either: requests wait for room in its window
+ *   (request-window.ts), sized by each command's most replies (`maxReplies`); `urgent` ones
+ *   (the driver's: lease, volumes) go before the queued `bulk` ones (lock traffic).
+ * - After an overrun of the channel (a burst of kernel messages: something the module sent
+ *   once may be lost), onCongestionEnded is called once its queue was seen empty again.
  * KernelChannel is the seam the kernel-bridge actor is tested through (a fake in tests).
  */
-import { GenlSocket, NetlinkError, type Reply } from './genl-socket';
+import { GenlSocket, NetlinkError, type Reply, type RequestWindowStatus } from './genl-socket';
 import {
-  CMD_SCHEMA, MXFS_GENL_MCGRP_EVENTS, MXFS_GENL_NAME, MXFS_GENL_VERSION, MxfsAttr, MxfsCmd,
+  CMD_SCHEMA, MXFS_GENL_MCGRP_EVENTS, MXFS_GENL_NAME, MXFS_GENL_VERSION, MXFS_GLOCK_LIST_MAX, MxfsAttr, MxfsCmd,
 } from './mxfs-genl';
+import type { RequestPriority } from './request-window';
 import {
   CTRL_CMD, encodeValue, GENL_ID_CTRL, parseCtrlFamily, parseMxfsMessage, parseNlHeader,
   type AttrValue, type MxfsAttrs, type MxfsMessage,
@@ -28,6 +34,32 @@ export interface KernelChannelEvents {
   onFamily(event: 'new' | 'del'): void;
   /** A message failed validation, or the receive loop reported an error. */
   onError(err: Error): void;
+  /** After an overrun: the channel's queue was seen empty (what was lost was sent before). */
+  onCongestionEnded?(): void;
+}
+
+/** Fence records the module keeps per volume (MXFS_FENCE_HISTORY): FENCE_INFOs per volume. */
+const FENCE_HISTORY = 8;
+
+/**
+ * The most reply messages the module sends before the ack of `cmd` (kernel/mxfs_netlink.c):
+ * LEASE_INFO for the lease commands, STATUS_RESP, one volume's VOLUME_INFO and its fence
+ * records, GLOCK_INFO up to LIMIT; a status of every volume has no bound (Infinity: it is sent
+ * alone).
+ */
+export function maxReplies(cmd: MxfsCmd, attrs: MxfsAttrs): number {
+  switch (cmd) {
+    case MxfsCmd.STATUS_REQ: case MxfsCmd.LEASE_RENEW: case MxfsCmd.LEASE_LOST:
+      return 1;
+    case MxfsCmd.VOLUME_REGISTER: case MxfsCmd.VOLUME_GATE: case MxfsCmd.VOLUME_FENCE: case MxfsCmd.VOLUME_CLEAR:
+      return 1 + FENCE_HISTORY;
+    case MxfsCmd.VOLUME_STATUS_REQ:
+      return attrs[MxfsAttr.VOLUME] !== undefined ? 2 + FENCE_HISTORY : Infinity;
+    case MxfsCmd.GLOCK_LIST_REQ:
+      return (attrs[MxfsAttr.LIMIT] as number | undefined) ?? MXFS_GLOCK_LIST_MAX;
+    default:
+      return 0;
+  }
 }
 
 export interface KernelChannel {
@@ -36,8 +68,14 @@ export interface KernelChannel {
   /** Where requests are sent from, when not `portid` (DAEMON_READY then names `portid`). */
   readonly requestPortid?: number;
   resolve(): number;
-  /** Sends a daemon->kernel command; resolves on the kernel's ack with its replies. */
-  send(cmd: MxfsCmd, attrs: MxfsAttrs, timeoutMs?: number): Promise<Buffer[]>;
+  /**
+   * Sends a daemon->kernel command; resolves on the kernel's ack with its replies. `timeoutMs`
+   * counts from when it left (Infinity: none); `priority` (default bulk) orders it among the
+   * requests waiting for room.
+   */
+  send(cmd: MxfsCmd, attrs: MxfsAttrs, timeoutMs?: number, priority?: RequestPriority): Promise<Buffer[]>;
+  /** The request window's state, when requests have a socket of their own. */
+  requestWindow?(): RequestWindowStatus;
   close(): Promise<void>;
 }
 
@@ -55,6 +93,7 @@ export class GenlKernelChannel implements KernelChannel {
     this.socket = GenlSocket.open({
       onMessage: (buf) => this.route(buf),
       onError: (err) => this.events.onError(err),
+      onCongestionEnded: () => this.events.onCongestionEnded?.(),
       separateRequests: true,
     });
     try {
@@ -80,7 +119,11 @@ export class GenlKernelChannel implements KernelChannel {
     return family;
   }
 
-  send(cmd: MxfsCmd, attrs: MxfsAttrs, timeoutMs = 5000): Promise<Buffer[]> {
+  requestWindow(): RequestWindowStatus {
+    return this.socket.windowStatus();
+  }
+
+  send(cmd: MxfsCmd, attrs: MxfsAttrs, timeoutMs = 5000, priority: RequestPriority = 'bulk'): Promise<Buffer[]> {
     if (this.family === undefined) return Promise.reject(new Error('mxfs family not resolved'));
     let encoded: Array<[number, Buffer]>;
     try {
@@ -88,7 +131,9 @@ export class GenlKernelChannel implements KernelChannel {
     } catch (e) {
       return Promise.reject(e);
     }
-    return this.socket.request(this.family, cmd, MXFS_GENL_VERSION, encoded, timeoutMs).then((r: Reply) => r.replies);
+    return this.socket.request(this.family, cmd, MXFS_GENL_VERSION, encoded, timeoutMs, {
+      maxReplies: maxReplies(cmd, attrs), priority,
+    }).then((r: Reply) => r.replies);
   }
 
   /** Sends attributes as given, unchecked: only for tests of the kernel's validation. */

@@ -20,6 +20,7 @@ import type { LeaseStatus } from '../cluster/lease';
 import type { ClusterPort } from '../cluster/port';
 import type { Config } from '../config/config';
 import type { LockRouter, RecoveryState } from '../daemon/lock-router';
+import type { MemoryReclaimer } from '../daemon/reclaim';
 import type { Clock } from '../util/clock';
 import type { NodeTrace } from '../trace/node-trace';
 import type { VolumeManager } from '../volumes/manager';
@@ -36,6 +37,8 @@ export interface MetricsSources {
   trace: NodeTrace;
   sessions(): number;
   volumes(): VolumeManager | undefined;
+  /** The idle collections after mass evictions (absent under a simulated clock). */
+  reclaimer?: MemoryReclaimer;
 }
 
 const ROUTER_STATES: readonly RecoveryState[] = ['standalone', 'joining', 'running', 'recovering', 'no-quorum'];
@@ -86,6 +89,13 @@ export class NodeMetrics {
     readCounter(reg, 'mxfs_lock_basts_total', 'Blocking callbacks sent', () => s.basts);
     readCounter(reg, 'mxfs_lock_lost_total', 'Locks this node\'s clients were told they lost', () => this.lostLocks);
     readCounter(reg, 'mxfs_resource_evictions_total', 'Idle resources evicted', () => s.evictions);
+    readCounter(reg, 'mxfs_lock_ops_total', 'Lock operations processed by the resources this node masters', () => s.ops);
+    const rc = o.reclaimer;
+    if (rc) {
+      readCounter(reg, 'mxfs_idle_collections_total', 'Full garbage collections asked for once a mass eviction was over and the daemon idle', () => rc.collections);
+      readCounter(reg, 'mxfs_malloc_trims_total', 'malloc_trim calls after an idle collection', () => rc.trims);
+      readGauge(reg, 'mxfs_idle_collection_max_ms', 'How long the longest idle collection kept the lock engine\'s thread (ms)', () => rc.maxCollectMs);
+    }
     readGauge(reg, 'mxfs_locks', 'Locks on the resources this node masters', () => s.locks);
     readGauge(reg, 'mxfs_resources', 'Active resources this node masters', () => s.resources);
     readGauge(reg, 'mxfs_lock_queue_depth', 'Locks waiting or converting on the resources this node masters', () => s.queued);

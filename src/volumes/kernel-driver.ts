@@ -6,7 +6,10 @@
  * last ownership generation, a pending gate-wait request), the last kernel lease it was
  * told to keep (re-sent when the module is attached again), and the module's fence bound.
  * Takes: the VolumeDriver calls of the Volume actors, and from the kernel bridge (as its
- * KernelVolumeListener) attach/detach, VOLUME_MOUNT (gate-wait mode) and VOLUME_EVENT.
+ * KernelVolumeListener) attach/detach, VOLUME_MOUNT (gate-wait mode), VOLUME_EVENT, and a
+ * resynchronisation after the channel overflowed (a VOLUME_EVENT may have been lost there: the
+ * module's state is read and a fence or release this driver had not seen is acted on as if
+ * its event had come).
  * Sends: VOLUME_REGISTER / VOLUME_GATE / VOLUME_FENCE / VOLUME_CLEAR / LEASE_RENEW /
  * LEASE_LOST / VOLUME_STATUS_REQ / VOLUME_REPLY through the bridge; runs mount(8) and
  * umount(8); emits DriverEvents (released, fenced, mount-wanted).
@@ -134,6 +137,12 @@ interface VolumeEntry {
   endedByUs: number[];
   /** A process waits in open() for this volume (gate-wait mode). */
   wanted?: MountWanted;
+  /** The generation whose gate this driver opened (mount, or adopted open). */
+  openedGen?: number;
+  /** The generation whose RELEASED this driver saw. */
+  releasedGen?: number;
+  /** The newest fence record this driver has acted on or knew of (generation, time). */
+  fenceSeen?: { generation: number; at: number };
 }
 
 interface MountWanted {
@@ -235,6 +244,10 @@ export class KernelVolumeDriver implements VolumeDriver {
   private lease: LeaseWanted = { kind: 'none' };
   private bound: number | undefined;
   private closed = false;
+  private resyncing = false;
+  private resyncAgain = false;
+  /** Resynchronisations done (after channel overruns). */
+  resyncs = 0;
 
   constructor(opts: KernelVolumeDriverOptions) {
     this.bridge = opts.bridge;
@@ -252,6 +265,7 @@ export class KernelVolumeDriver implements VolumeDriver {
       mountWanted: (volume, reqId, timeoutMs) => this.onMountWanted(volume, reqId, timeoutMs),
       requestCancelled: (reqId) => this.onRequestCancelled(reqId),
       volumeEvent: (m) => this.onVolumeEvent(m),
+      resync: () => this.onResync(),
     };
     this.bridge.setVolumeListener(listener);
   }
@@ -285,6 +299,9 @@ export class KernelVolumeDriver implements VolumeDriver {
     const info = parseVolumesStatus(replies).volumes[0];
     const entry: VolumeEntry = { spec: { ...v }, dev, endedByUs: [] };
     if (info && info.gate !== 'closed') entry.generation = info.generation;
+    if (info?.gate === 'open') entry.openedGen = info.generation;
+    const lastFence = info?.fences[info.fences.length - 1];
+    if (lastFence) entry.fenceSeen = { generation: lastFence.generation, at: lastFence.at };
     this.volumes.set(v.name, entry);
     if (info && info.gate !== 'closed') {
       this.log.warn({ volume: v.name, gate: info.gate, generation: info.generation, fences: info.fenceCount },
@@ -304,6 +321,7 @@ export class KernelVolumeDriver implements VolumeDriver {
       [MxfsAttr.VOLUME]: name, [MxfsAttr.GATE]: MxfsGate.OPEN, [MxfsAttr.GENERATION]: BigInt(ctx.generation),
     }, { [Errno.ENOLCK]: 'MOUNT_FAILED', [Errno.EIO]: 'MOUNT_FAILED', [Errno.ESTALE]: 'MOUNT_FAILED' }, 'open the gate');
     e.generation = ctx.generation;
+    e.openedGen = ctx.generation;
     // Gate-wait mode: the process waiting in open() is the one mounting.
     const w = e.wanted;
     if (w?.live && this.clock.now() < w.until) {
@@ -361,6 +379,7 @@ export class KernelVolumeDriver implements VolumeDriver {
       }
       if (before.gate === 'fenced') {
         this.dropFenceWaiters(volume);
+        if (last) this.noteFence(volume, last);
         return last ? { ...fenceReport(last), cause: `${cause} (fenced already: ${last.cause})` }
           : { fenced: true, cause, durationMs: 0, detail: 'fenced already' };
       }
@@ -381,7 +400,10 @@ export class KernelVolumeDriver implements VolumeDriver {
       try {
         const after = await this.volumeInfo(volume);
         const last = after.fences[after.fences.length - 1];
-        if (after.gate === 'fenced' && last) return { ...fenceReport(last), cause };
+        if (after.gate === 'fenced' && last) {
+          this.noteFence(volume, last);
+          return { ...fenceReport(last), cause };
+        }
         if (after.gate === 'closed') return { fenced: true, cause, durationMs: this.clock.now() - t0, detail: 'gate closed' };
       } catch { /* reported below */ }
       return { fenced: false, cause, durationMs: this.clock.now() - t0, detail: (err as Error).message };
@@ -543,18 +565,81 @@ export class KernelVolumeDriver implements VolumeDriver {
   private onVolumeEvent(m: MxfsMessage): void {
     const volume = m.attrs[MxfsAttr.VOLUME] as string;
     const generation = num(m.attrs[MxfsAttr.GENERATION]);
-    const e = this.volumes.get(volume);
     if (m.attrs[MxfsAttr.VOLUME_EVENT] === MxfsVolumeEvent.RELEASED) {
-      const mine = e ? e.endedByUs.indexOf(generation) : -1;
-      if (mine >= 0) {
-        e!.endedByUs.splice(mine, 1);
-        return;
-      }
-      this.log.info({ volume, generation }, 'volume released by its last writer');
-      this.emit({ type: 'released', volume });
+      this.released(volume, generation);
       return;
     }
-    const f = parseFence(m);
+    this.fenced(volume, parseFence(m));
+  }
+
+  private released(volume: string, generation: number): void {
+    const e = this.volumes.get(volume);
+    if (e) e.releasedGen = generation;
+    const mine = e ? e.endedByUs.indexOf(generation) : -1;
+    if (mine >= 0) {
+      e!.endedByUs.splice(mine, 1);
+      return;
+    }
+    this.log.info({ volume, generation }, 'volume released by its last writer');
+    this.emit({ type: 'released', volume });
+  }
+
+  /**
+   * After an overrun of the channel: the module's state of every volume, and what its lost
+   * VOLUME_EVENTs would have said. A fence record newer than the last one this driver knew
+   * (gate fenced) is a missed `fenced`; the gate this driver opened found closed under the
+   * same generation, with no RELEASED seen and not closed by this driver, is a missed
+   * `released`. One at a time; asked again while running, it runs once more after.
+   */
+  private onResync(): void {
+    if (this.resyncing) {
+      this.resyncAgain = true;
+      return;
+    }
+    this.resyncing = true;
+    void (async () => {
+      do {
+        this.resyncAgain = false;
+        try {
+          await this.resyncOnce();
+        } catch (err) {
+          this.log.warn({ err }, 'kernel volumes: cannot read the module\'s state after a channel overrun');
+        }
+      } while (this.resyncAgain && !this.closed);
+      this.resyncing = false;
+    })();
+  }
+
+  private async resyncOnce(): Promise<void> {
+    if (this.closed || !this.volumes.size) return;
+    const s = await this.kernelStatus();
+    const missed: string[] = [];
+    for (const v of s.volumes) {
+      const e = this.volumes.get(v.name);
+      if (!e) continue;
+      const last = v.fences[v.fences.length - 1];
+      if (v.gate === 'fenced' && last && (e.fenceSeen?.generation !== last.generation || e.fenceSeen.at !== last.at)) {
+        missed.push(`${v.name}: fenced (${last.cause}, generation ${last.generation})`);
+        this.fenced(v.name, last);
+      } else if (v.gate === 'closed' && e.openedGen === v.generation && e.releasedGen !== v.generation &&
+        !e.endedByUs.includes(v.generation)) {
+        missed.push(`${v.name}: released (generation ${v.generation})`);
+        this.released(v.name, v.generation);
+      }
+    }
+    this.resyncs++;
+    if (missed.length) this.log.warn({ missed }, 'kernel volumes: events lost in a channel overrun, acted on now');
+    else this.log.info('kernel volumes: module state read after a channel overrun; no volume event was missed');
+  }
+
+  /** A fence record this driver has reported (a resync does not report it again). */
+  private noteFence(volume: string, f: KernelFence): void {
+    const e = this.volumes.get(volume);
+    if (e) e.fenceSeen = { generation: f.generation, at: f.at };
+  }
+
+  private fenced(volume: string, f: KernelFence): void {
+    this.noteFence(volume, f);
     const waiters = this.fenceWaiters.get(volume);
     this.fenceWaiters.delete(volume);
     if (waiters?.length) {

@@ -47,6 +47,8 @@ export class FakeKernelChannel implements KernelChannel {
   sent: Sent[] = [];
   /** Per command: make the kernel refuse it with this errno. */
   refuse = new Map<MxfsCmd, number>();
+  /** Per command: fail the send with this error (e.g. AnswerLost: its answer was refused). */
+  failWith = new Map<MxfsCmd, Error>();
   /** Per command: the messages the module answers it with (a dump's replies). */
   answer = new Map<MxfsCmd, (attrs: MxfsAttrs) => Array<{ cmd: MxfsCmd; attrs: MxfsAttrs }>>();
   /** The daemon port the fake module reports in STATUS_RESP (undefined: this channel's). */
@@ -59,6 +61,8 @@ export class FakeKernelChannel implements KernelChannel {
   }
   async send(cmd: MxfsCmd, attrs: MxfsAttrs): Promise<Buffer[]> {
     this.sent.push({ cmd, attrs });
+    const failure = this.failWith.get(cmd);
+    if (failure) throw failure;
     const errno = this.refuse.get(cmd);
     if (errno !== undefined) throw new KernelAckError(errno, 'refused by the fake');
     if (cmd === MxfsCmd.STATUS_REQ) return [statusResp(this.kernelKnowsPortid ?? this.portid)];

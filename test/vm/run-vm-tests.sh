@@ -10,7 +10,8 @@
 # CI runs everything); MXFS_VM_ONLY=hooks-bench runs the inode locks' benchmark instead
 # (bench/inode-locks-vm.sh; not part of the test run). MXFS_KO: boot another build of the module
 # (test/vm/mutations.sh). MXFS_VM_MEM: the VM's memory in MiB (default 1536). MXFS_VM_APPEND:
-# more kernel command line (the benchmark's mxfs.bench_cache=).
+# more kernel command line (the benchmark's mxfs.bench_cache=). MXFS_VM_QEMU_ARGS: more QEMU
+# arguments, split on blanks; MXFS_VM_SMP: its vCPUs (default 2).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 WORK="${MXFS_VM_WORK:-/tmp/mxfs-vm}"
@@ -110,13 +111,13 @@ SERIAL="$WORK/serial.log"
 : > "$SERIAL"
 T0=$(date +%s.%N)
 qemu-system-x86_64 \
-  -accel tcg -cpu max -smp 2 -m "${MXFS_VM_MEM:-1536}" \
+  -accel tcg -cpu max -smp "${MXFS_VM_SMP:-2}" -m "${MXFS_VM_MEM:-1536}" \
   -kernel "$KERNEL_IMG" -initrd "$WORK/initramfs.cpio.gz" \
   -append "console=ttyS0 panic=-1 quiet loglevel=4 mxfs.daemon=$DAEMON${MXFS_VM_ONLY:+ mxfs.only=$MXFS_VM_ONLY}${MXFS_VM_APPEND:+ $MXFS_VM_APPEND}" \
   -nographic -no-reboot -nic none \
   -drive "file=$VOLIMG,format=raw,if=none,id=vol0" -device virtio-blk-pci,drive=vol0,serial=mxfsvol0 \
   -device virtio-scsi-pci,id=scsi0 -drive "file=$HOTIMG,format=raw,if=none,id=hot0" \
-  -qmp "unix:$QMP,server=on,wait=off" \
+  -qmp "unix:$QMP,server=on,wait=off" ${MXFS_VM_QEMU_ARGS:-} \
   -serial "file:$SERIAL" -monitor none -display none </dev/null >"$WORK/qemu.out" 2>&1 &
 QEMU_PID=$!
 

@@ -169,9 +169,9 @@ echo "vm-tests: daemon is $DAEMON_KIND"
 # mxfs.only=volumes on the kernel command line: the volume tests alone (development runs).
 # Every check: this script's own, and the MXFS-TEST lines of the helpers it counts
 # (sub_checks, the volume tests): 33 channel checks + 18 volume checks (with fence-fallback-log
-# and udev-claim) + 15 inode-lock checks + 3 burst checks. After the result line, fallback_restart ends the VM (the host checks it).
+# and udev-claim) + 15 inode-lock checks + 5 burst checks. After the result line, fallback_restart ends the VM (the host checks it).
 # A check that silently stops printing is a failure too.
-MIN_PASSES=69
+MIN_PASSES=71
 if grep -q 'mxfs.only=volumes' /proc/cmdline; then
   MIN_PASSES=18
   volume_tests
@@ -180,9 +180,14 @@ if grep -q 'mxfs.only=volumes' /proc/cmdline; then
   exit 0
 fi
 # mxfs.only=hooks-bench: the inode locks' benchmark (bench/inode-locks-vm.sh), not a test run.
-# Its lines are echoed as they come (it runs for many minutes); its 7 parts each print a PASS.
+# Its lines are echoed as they come (it runs for many minutes); each of its 7 checks prints a
+# PASS (mxfs.bench_parts=: only those parts' checks).
 if grep -q 'mxfs.only=hooks-bench' /proc/cmdline; then
-  MIN_PASSES=7
+  PARTS=$(sed -n 's/.*mxfs\.bench_parts=\([0-9]*\).*/\1/p' /proc/cmdline)
+  MIN_PASSES=0
+  for k in 1 2 3; do
+    case "${PARTS:-123}" in *$k*) MIN_PASSES=$((MIN_PASSES + $(echo "2 1 4" | cut -d' ' -f$k))) ;; esac
+  done
   sh /mxfs/hooks-bench.sh 2>&1 | tee /tmp/hooks-bench.out
   PASSES=$(grep -c '^MXFS-TEST PASS' /tmp/hooks-bench.out)
   FAILS=$(grep -c '^MXFS-TEST FAIL' /tmp/hooks-bench.out)
@@ -191,7 +196,7 @@ if grep -q 'mxfs.only=hooks-bench' /proc/cmdline; then
   exit 0
 fi
 if grep -q 'mxfs.only=burst' /proc/cmdline; then
-  MIN_PASSES=3
+  MIN_PASSES=5
   sub_checks sh /mxfs/burst-tests.sh
   finish
   exit 0
