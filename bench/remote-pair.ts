@@ -14,6 +14,8 @@
  * Usage: node dist/bench/remote-pair.js [--builds ROOT,ROOT,...] [--seconds S] [--reps N]
  *        [--lease-ms MS] [--prof DIR] [--only remote|local] [--inspect N] [--fresh]
  *   --builds: repository roots with a built dist/ (default: this tree). The first is the base.
+ *             ROOT+trace runs that build's nodes with [trace] enabled (the cost of tracing lock
+ *             messages across nodes, the cluster worker's events included).
  *   --inspect: before measuring, a client on node 1 holds N names mastered by node 2 and lists
  *             the locks once (mxfsctl locks), then releases them: the large replies that
  *             inspection moves through both nodes' threads (the state after an operator's look).
@@ -43,7 +45,7 @@ import { probe } from '../src/util/probe';
 const now = () => performance.now();
 const MEMBERS = [1, 2, 3];
 
-interface Build { label: string; root: string; dir: string; nodes: LocalNode[]; procs: ChildProcess[]; client?: MxfsClient; profDir?: string }
+interface Build { label: string; root: string; dir: string; nodes: LocalNode[]; procs: ChildProcess[]; client?: MxfsClient; profDir?: string; trace: boolean }
 interface Pairs { perSec: number; p50us: number; p99us: number; load: number; cpu: CpuPerPair }
 /**
  * µs per pair of node 1's and node 2's main thread and other threads (the cluster worker, V8's
@@ -85,6 +87,7 @@ function namesOn(master: number, family: string, count: number): string[] {
 
 async function start(b: Build, leaseMs: number, hint: number): Promise<void> {
   b.nodes = writeClusterConfigs(b.dir, 3, await pickBasePort(3, hint), leaseMs);
+  if (b.trace) for (const nd of b.nodes) fs.appendFileSync(nd.config, '\n[trace]\nenabled = true\nring_size = 65536\n');
   const mxfsd = path.join(b.root, 'dist', 'src', 'cli', 'mxfsd.js');
   for (const nd of b.nodes) {
     const prof = b.profDir ? ['--cpu-prof', `--cpu-prof-dir=${path.join(b.profDir, `node${nd.id}`)}`] : [];
@@ -173,11 +176,13 @@ async function main(): Promise<void> {
   const reps = Number(values.reps);
   const leaseMs = Number(values['lease-ms']);
   if (!(seconds > 0) || !(reps >= 1) || !(leaseMs >= 500)) throw new Error('remote-pair: --seconds, --reps must be positive, --lease-ms at least 500');
-  const roots = values.builds!.split(',').map((r) => path.resolve(r));
+  // ROOT+trace: that build's nodes run with [trace] enabled (ring only).
+  const specs = values.builds!.split(',').map((r) => ({ root: path.resolve(r.replace(/\+trace$/, '')), trace: r.endsWith('+trace') }));
+  const roots = specs.map((s) => s.root);
   for (const r of roots) if (!fs.existsSync(path.join(r, 'dist', 'src', 'cli', 'mxfsd.js'))) throw new Error(`remote-pair: ${r} has no built dist/ (npm run build there)`);
   const work = tmpDir('mxfs-remote-pair-');
   const builds: Build[] = roots.map((root, i) => ({
-    label: `${i}:${path.basename(root)}`, root, dir: path.join(work, `b${i}`), nodes: [], procs: [],
+    label: `${i}:${path.basename(root)}${specs[i]!.trace ? '+trace' : ''}`, root, trace: specs[i]!.trace, dir: path.join(work, `b${i}`), nodes: [], procs: [],
     profDir: values.prof ? path.join(path.resolve(values.prof), `b${i}`) : undefined,
   }));
   const results = new Map<string, Pairs[]>();

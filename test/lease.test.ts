@@ -14,8 +14,8 @@ import { TraceRecorder } from '../src/trace/recorder';
 import { SimLockCluster } from './support/sim-cluster';
 import type { Config } from '../src/config/config';
 import type { TraceEvent } from '../src/trace/event';
-import { leaseSendTap } from '../src/cluster/frame-tap';
-import type { ForwardedSend } from '../src/trace/recorder';
+import { WorkerTracer } from '../src/trace/worker-tracer';
+import type { ForwardedEvent } from '../src/trace/recorder';
 import { MembershipCore, membershipDef, MembershipEvent, MembershipMsg } from '../src/cluster/membership';
 import type { PeerMessage } from '../src/cluster/peer-protocol';
 
@@ -94,7 +94,7 @@ describe('leases', () => {
       sys.tracer = new TraceRecorder(1, clock, 4096);
       const expired: Array<LeaseExpiredMsg & { at: number }> = [];
       const leases = spawnLeases(sys, { selfId: 1, peers: [2, 3], times: T, clock, onExpired: (_ctx, m) => expired.push({ ...m, at: clock.now() }) });
-      const events = () => sys.tracer!.page(0, {}, 1 << 22).events;
+      const events = () => sys.recorder!.page(0, {}, 1 << 22).events;
       return { clock, sys, leases, expired, events };
     }
     const renew = (peer: number, at: number, inc = peer): PeerLeaseMsg => ({ type: 'lease.renewed', peer, inc, at, expires: at + T.deadAfterMs, epoch: 1 });
@@ -162,20 +162,40 @@ describe('leases', () => {
       ]);
     });
 
-    it('in the cluster worker the lease messages are forwarded with their paths and fields (leaseSendTap)', () => {
-      const got: ForwardedSend[] = [];
-      const tap = leaseSendTap(1, (x) => got.push(x));
-      tap(undefined as never, renew(3, 10, 0x1f), 'send');
-      tap(undefined as never, { type: 'lease.expire', peer: 3, expires: 11010 } as PeerLeaseMsg, 'send');
-      tap(undefined as never, { type: 'leaseExpired', peer: 3, expires: 11010 } as LeaseExpiredMsg, 'send');
-      tap(undefined as never, { type: 'lease.deadline', node: 1, until: Infinity, epoch: 4 } as OwnLeaseMsg, 'send');
-      tap(undefined as never, { type: 'tick' }, 'send'); // not lease traffic
-      expect(got).to.deep.equal([
-        { from: 'membership/1', to: 'lease/3', type: 'lease.renewed', f: { peer: 3, epoch: 1, info: `inc 1f, expires ${10 + T.deadAfterMs}` } },
-        { from: 'timer', to: 'lease/3', type: 'lease.expire', f: { peer: 3, info: 'expires 11010' } },
-        { from: 'lease/3', to: 'membership/1', type: 'leaseExpired', f: { peer: 3, info: 'expired 11010' } },
-        { from: 'membership/1', to: 'lease/self', type: 'lease.deadline', f: { epoch: 4, info: 'self-fence at none (quorum alone)' } },
+    it('in the cluster worker (WorkerTracer) each lease message is forwarded with its paths, fields, clock and cause, and recorded with its cause on the main thread', async () => {
+      const clock = new ManualClock();
+      const sys = new ActorSystem(quiet());
+      const main = new TraceRecorder(1, clock, 4096);
+      const got: ForwardedEvent[] = [];
+      // The worker's events cross to the main thread's recorder (here: at once; in mxfsd through the pipe, in order).
+      const wt = new WorkerTracer(1, clock, (x) => { got.push(x); main.forwardedEvent(x); });
+      sys.tracer = wt;
+      const membership = sys.spawn(undefined, 'membership', { init: () => 0, handle: (s: number) => s }, { node: 1 });
+      const leases = spawnLeases(sys, { selfId: 1, peers: [3], times: T, clock, onExpired: (ctx, m) => ctx.system.send(membership, m) });
+      // The main thread hands the worker a send in its context (seq 7 of trace 1.3, its clock at 40).
+      const mainSeq = main.record('send', 'dlm-channel', 'x', 'dlm.send', main.fresh());
+      wt.fromMain([mainSeq, 1 * 2 ** 40 + 3, 40, 'dlm-channel'], () => sys.send(leases.peers.get(3)!, renew(3, 10, 0x1f)));
+      await turns();
+      clock.advance(T.deadAfterMs + 10);
+      await turns();
+      expect(got.map((x) => `${x.kind} ${x.from} -> ${x.to} ${x.type} ${x.f.info ?? ''}`)).to.deep.equal([
+        `send dlm-channel -> lease/3 lease.renewed inc 1f, expires ${10 + T.deadAfterMs}`,
+        `send timer -> lease/3 lease.expire expires ${10 + T.deadAfterMs}`,
+        `send lease/3 -> membership/1 leaseExpired expired ${10 + T.deadAfterMs}`,
       ]);
+      // The worker's Lamport clock moved past the main thread's, and grows by one per event.
+      expect(got.map((x) => x.lc)).to.deep.equal([41, 42, 43]);
+      expect(got[0]).to.include({ cm: mainSeq, trace: 2 ** 40 + 3 });
+      expect(got[2]!.cw).to.equal(got[1]!.w); // leaseExpired was sent while lease/3 handled its lease.expire
+      // On the main thread: the causes are its seqs, the expiry's chain is one the worker started (1.wK).
+      const ev = main.page(0, {}, 1 << 22).events;
+      const expire = ev.find((e) => e.type === 'lease.expire')!, expiredEv = ev.find((e) => e.type === 'leaseExpired')!;
+      expect(ev.find((e) => e.type === 'lease.renewed')).to.include({ cause: mainSeq, lc: 41, trace: 2 ** 40 + 3 });
+      expect(expiredEv).to.include({ cause: expire.seq, trace: expire.trace, lc: 43 });
+      expect(expire.trace).to.be.at.least(2 ** 40 + 2 ** 39);
+      // What the main thread records next comes after them.
+      expect(ev[ev.length - 1]!.lc).to.be.lessThan(main.context()[2] + 1);
+      sys.shutdown();
     });
   });
 

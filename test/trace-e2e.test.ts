@@ -16,28 +16,13 @@ import path from 'node:path';
 import { execFileSync, spawn } from 'node:child_process';
 import { Mode } from '../src/dlm/modes';
 import { LockError } from '../src/dlm/types';
-import type { TraceEvent } from '../src/trace/event';
+import { traceIdText, type TraceEvent } from '../src/trace/event';
 import { checkCausality } from '../src/trace/merge';
 import { HTML_COLOURS } from '../src/trace/export-html';
 import { resourceOn, TestCluster } from './support/cluster-proc';
 import { freePort, MXFSCTL, mxfsctl, run, waitFor } from './support/daemon-proc';
 import { countColour, decodePng } from './support/png';
-
-function scrape(port: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    http.get({ host: '127.0.0.1', port, path: '/metrics' }, (res) => {
-      let body = '';
-      res.on('data', (d) => { body += d; });
-      res.on('end', () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`HTTP ${res.statusCode}: ${body}`))));
-    }).on('error', reject);
-  });
-}
-
-/** The value of one sample line `name{labels} value` (labels given exactly as printed, or none). */
-function sample(text: string, name: string, labels = ''): number | undefined {
-  const line = text.split('\n').find((l) => l.startsWith(`${name}${labels ? `{${labels}}` : ''} `));
-  return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1));
-}
+import { sample, scrape } from './support/metrics';
 
 export function chromiumPath(): string | undefined {
   for (const p of ['/usr/bin/chromium', '/usr/bin/chromium-browser']) if (fs.existsSync(p)) return p;
@@ -81,6 +66,8 @@ describe('tracing end to end (3 real mxfsd, TCP)', function () {
     expect(w.stdout).to.match(/BAST sent \d+(\.\d)? m?s ago: another lock wants PR/);
     expect(w.stdout).to.match(/waiting: 2:\d+\/1 .* for PR, for \d+.*blocked by 1:\d+\/1 \(EX\)/);
     expect(w.stdout).to.match(/recent traffic \(\d+ events, every node merged\):\n(.*\n)*.*lock\.bast/);
+    // The last recovery this node saw: the one that formed the current view.
+    expect(w.stdout).to.match(/\n {2}last recovery: epoch \d+, took \d+ ms, ended .* ago\n/);
     const wj = JSON.parse((await ctl(1, ['--json', 'why', res])).stdout);
     expect(wj.master).to.equal(3);
     expect(wj.entry, JSON.stringify(wj)).to.not.equal(null);
@@ -149,8 +136,11 @@ describe('tracing end to end (3 real mxfsd, TCP)', function () {
     const slices = ct.traceEvents.filter((e: any) => e.ph === 'X');
     expect(slices).to.have.length(t.length);
     const starts = ct.traceEvents.filter((e: any) => e.ph === 's'), ends = ct.traceEvents.filter((e: any) => e.ph === 'f');
-    const crossings = t.filter((e) => e.kind === 'dlm-in' && t.some((o) => o.kind === 'dlm-out' && o.node === e.srcNode && o.lc === e.srcLc));
-    expect(crossings.length).to.be.at.least(6);
+    // Each lock message (dlm-out -> dlm-in) and each stamped frame carrying it (frame-out -> frame-in, from the worker threads).
+    const crossings = t.filter((e) => (e.kind === 'dlm-in' || e.kind === 'frame-in') && t.some((o) => o.kind === (e.kind === 'dlm-in' ? 'dlm-out' : 'frame-out') && o.node === e.srcNode && o.lc === e.srcLc));
+    expect(crossings.filter((e) => e.kind === 'dlm-in').length).to.be.at.least(6);
+    expect(crossings.filter((e) => e.kind === 'frame-in').length).to.be.at.least(6);
+    expect(starts.filter((x: any) => x.cat === 'frame').length).to.be.at.least(6);
     expect(starts).to.have.length(crossings.length);
     expect(ends.map((x: any) => x.id).sort()).to.deep.equal(starts.map((x: any) => x.id).sort());
     for (const x of [...starts, ...ends]) {
@@ -223,6 +213,69 @@ describe('tracing end to end (3 real mxfsd, TCP)', function () {
     expect(frame!.srcNode).to.equal(3);
     expect(frame!.lc).to.be.greaterThan(frame!.srcLc!);
     expect(bast.some((e) => e.kind === 'dlm-in' && e.sub === 'lock.bast')).to.equal(true);
+    // Handed from the worker to the lock engine: the DlmChannel's receipt is caused by the worker's frame-in, in its trace.
+    const took = bast.find((e) => e.type === 'dlm.receive' && e.cause === frame!.seq);
+    expect(took, 'dlm.receive caused by the frame-in').to.not.equal(undefined);
+    expect(took!.trace).to.equal(frame!.trace);
+  });
+
+  it('the cluster worker\'s actors in the merged trace: a renewal round trip between two nodes is one causal chain (tick, frame, membership, lease, ack)', async () => {
+    // Node 1's membership ticks and sends a renew to node 2 (frame-out, in node 1's worker); node 2's link takes the frame
+    // (frame-in, after node 1's frame-out: its stamp), hands it to its membership (peerMessage), which tells node 1's Lease
+    // actor (lease.renewed) and answers (renewAck frame-out); node 1 takes the ack and tells node 2's Lease actor (lease.acked).
+    type Chain = TraceEvent[];
+    const find = (t: TraceEvent[]): Chain | undefined => {
+      const at = (e: TraceEvent) => t.indexOf(e);
+      const byCause = (x: TraceEvent, match: (e: TraceEvent) => boolean) => t.find((e) => e.node === x.node && e.cause === x.seq && match(e));
+      for (const out of t.filter((e) => e.node === 1 && e.kind === 'frame-out' && e.type === 'renew' && e.to === 'node/2')) {
+        const tick = t.find((e) => e.node === 1 && e.seq === out.cause && e.type === 'tick'); // not a renewal on a link coming up
+        const inn = t.find((e) => e.node === 2 && e.kind === 'frame-in' && e.srcNode === 1 && e.srcLc === out.lc);
+        if (!tick || !inn) continue;
+        const pm = byCause(inn, (e) => e.type === 'peerMessage' && e.to === 'membership/2');
+        const renewed = pm && byCause(pm, (e) => e.type === 'lease.renewed' && e.to === 'lease/1');
+        const ackOut = pm && byCause(pm, (e) => e.kind === 'frame-out' && e.type === 'renewAck' && e.to === 'node/1');
+        const ackIn = ackOut && t.find((e) => e.node === 1 && e.kind === 'frame-in' && e.srcNode === 2 && e.srcLc === ackOut.lc);
+        const pm1 = ackIn && byCause(ackIn, (e) => e.type === 'peerMessage' && e.to === 'membership/1');
+        const acked = pm1 && byCause(pm1, (e) => e.type === 'lease.acked' && e.to === 'lease/2');
+        if (!renewed || !acked) continue;
+        // renewed and ackOut are both caused by pm (the membership answers, then tells the Lease actor).
+        const chain = [tick, out, inn, pm!, ackOut!, ackIn!, pm1!, acked, renewed];
+        if (chain.slice(0, 8).every((e, k) => k === 0 || at(e) > at(chain[k - 1]!)) && at(renewed) > at(pm!)) return chain;
+        throw new Error(`the chain is out of order in the merged timeline: ${chain.map((e) => `n${e.node}#${e.seq}@${at(e)}`).join(' ')}`);
+      }
+      return undefined;
+    };
+    let t: TraceEvent[] = [];
+    let chain: Chain | undefined;
+    // A renewal round is a third of the lease (10 s): wait for one to be in every ring, do not race it.
+    await waitFor(async () => {
+      const r = await ctl(3, ['trace', 'collect', '--since', '20s', '--format', 'ndjson']);
+      expect(r.code, r.stderr).to.equal(0);
+      t = r.stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as TraceEvent);
+      chain = find(t);
+      return chain !== undefined;
+    }, 30000, 'a renewal round trip from node 1 to node 2 and back in the merged trace');
+    expect(checkCausality(t)).to.deep.equal([]);
+    const [tick, out, inn, pm, ackOut, ackIn, pm1, acked, renewed] = chain!;
+    expect(tick).to.include({ kind: 'send', type: 'tick', to: 'membership/1' });
+    expect(out).to.include({ from: 'peer-link/2', sub: 'renew' });
+    expect(inn).to.include({ from: 'node/1', to: 'peer-link/1', type: 'renew' });
+    expect(pm).to.include({ from: 'peer-link/1', sub: 'renew', peer: 1 });
+    expect(renewed).to.include({ from: 'membership/2', peer: 1 });
+    expect(ackIn).to.include({ from: 'node/2', to: 'peer-link/2' });
+    expect(pm1).to.include({ sub: 'renewAck', peer: 2 });
+    expect(acked).to.include({ from: 'membership/1', peer: 2 });
+    // One trace, started by node 1's worker (its renewal timer): N.wK; the Lamport clock grows along the chain.
+    expect(new Set(chain!.map((e) => e.trace)).size, JSON.stringify(chain)).to.equal(1);
+    expect(traceIdText(tick.trace)).to.match(/^1\.w\d+$/);
+    for (let k = 1; k < 8; k++) expect(chain![k]!.lc, `lc of step ${k}`).to.be.greaterThan(chain![k - 1]!.lc);
+    expect(renewed.lc).to.be.greaterThan(pm.lc);
+    // Perfetto: the two frames are flows from node to node.
+    const chromeOut = path.join(dir, 'renewals.json');
+    expect((await ctl(3, ['trace', 'collect', '--since', '30s', '--actor', 'peer-link', '--format', 'chrome', '--out', chromeOut])).code).to.equal(0);
+    const flows = JSON.parse(fs.readFileSync(chromeOut, 'utf8')).traceEvents.filter((e: any) => e.ph === 's' && e.cat === 'frame');
+    expect(flows.some((f: any) => f.id === `frame:1:${out.lc}` && f.pid === 1), 'the renew frame is a flow').to.equal(true);
+    expect(flows.some((f: any) => f.id === `frame:2:${ackOut.lc}` && f.pid === 2), 'the renewAck frame is a flow').to.equal(true);
   });
 
   it('the HTML timeline renders in headless Chromium, and the screenshot shows it', async function () {
@@ -268,6 +321,42 @@ describe('tracing end to end (3 real mxfsd, TCP)', function () {
     const lines = stdout.trim().split('\n');
     expect(lines).to.have.length(2);
     for (const l of lines) expect(l).to.match(/lock\.granted .*EX/);
+  });
+
+  it('the Lease actors in the metrics endpoint and in `mxfsctl leases`: each peer\'s expiry, last renewal gap, acknowledgement, and this node\'s self-fence deadline', async () => {
+    // Lease 10 s: a peer is dead 11 s after it was last heard (deadAfter), an acknowledgement vouches for 9 s (fenceAfter).
+    // Two renewals of each peer must have been heard for a gap: wait for them (a renewal round is a third of the lease).
+    let m = '';
+    await waitFor(async () => {
+      m = await scrape(ports[1]!);
+      return sample(m, 'mxfs_lease_last_renewal_gap_seconds', 'peer="1"') !== undefined && sample(m, 'mxfs_lease_last_renewal_gap_seconds', 'peer="3"') !== undefined;
+    }, 30000, 'a renewal gap of both peers in node 2\'s metrics');
+    for (const peer of ['1', '3']) {
+      expect(sample(m, 'mxfs_lease_expires_in_seconds', `peer="${peer}"`), `expiry of ${peer}`).to.be.greaterThan(0).and.at.most(11);
+      expect(sample(m, 'mxfs_lease_last_renewal_gap_seconds', `peer="${peer}"`), `gap of ${peer}`).to.be.greaterThan(0).and.below(11);
+      expect(sample(m, 'mxfs_lease_vouches_remaining_seconds', `peer="${peer}"`), `ack of ${peer}`).to.be.greaterThan(0).and.at.most(9);
+    }
+    expect(sample(m, 'mxfs_quorum_lease_remaining_seconds'), 'self-fence deadline').to.be.greaterThan(0).and.at.most(9);
+    // The same from mxfsctl: a table, and in JSON the figures.
+    const text = await ctl(2, ['leases']);
+    expect(text.code, text.stderr).to.equal(0);
+    const lines = text.stdout.trim().split('\n');
+    expect(lines[0]).to.match(/^node 2 {2}epoch \d+ {2}self-fence in \d+\.\d s unless renewals are acknowledged {2}\(deadline moved \d+ times, lapsed \d+\)$/);
+    expect(lines[1]).to.match(/^peer +inc +last heard +last gap +expires in +vouches for +renewals +expiries +restarts$/);
+    for (const [row, peer] of [[lines[2], 1], [lines[3], 3]] as const) {
+      expect(row).to.match(new RegExp(`^${peer} +[0-9a-f]+ +\\d+\\.\\d s ago +\\d+\\.\\d s +\\d+\\.\\d s +\\d+\\.\\d s +\\d+ +0 +0$`));
+    }
+    const js = await ctl(2, ['--json', 'leases']);
+    const l = JSON.parse(js.stdout).leases;
+    expect(l.self.state).to.equal('valid');
+    expect(l.self.deadlineInMs).to.be.greaterThan(0).and.at.most(9000);
+    expect(l.peers.map((p: any) => p.peer)).to.deep.equal([1, 3]);
+    for (const p of l.peers) {
+      expect(p.expiresInMs + p.lastHeardAgoMs, `expiry = last heard + 11 s (peer ${p.peer})`).to.be.within(11000 - 1, 11000 + 1);
+      expect(p.lastGapMs).to.be.greaterThan(0).and.below(11000);
+      expect(p.vouchesForMs).to.be.greaterThan(0).and.at.most(9000);
+      expect(p.renewals).to.be.at.least(2);
+    }
   });
 
   it('the metrics endpoint serves the counts of the known workload', async () => {

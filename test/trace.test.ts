@@ -62,6 +62,14 @@ describe('trace', () => {
       expect(small.more).to.equal(true);
       const rest = r.page(small.cursor, {}, 1 << 20);
       expect([...small.events, ...rest.events].map((e) => e.seq)).to.deep.equal([13, 14, 15, 16, 17, 18, 19, 20]);
+      // --actor: a substring of the sender's or the receiver's path.
+      const a = new TraceRecorder(4, new ManualClock(), 8);
+      a.record('send', 'timer', 'membership/4', 'tick', {});
+      a.record('frame-out', 'peer-link/2', 'node/2', 'renew', {});
+      a.record('frame-in', 'node/3', 'peer-link/3', 'renewAck', {});
+      expect(a.page(0, { actor: 'peer-link' }, 1 << 20).events.map((e) => e.seq)).to.deep.equal([2, 3]);
+      expect(a.page(0, { actor: 'membership/4' }, 1 << 20).events.map((e) => e.seq)).to.deep.equal([1]);
+      expect(a.page(0, { actor: 'node/3' }, 1 << 20).events.map((e) => e.seq)).to.deep.equal([3]);
     });
 
     it('a message sent while an actor handles one joins its trace and names it as cause; a send from outside starts a new trace', async () => {
@@ -157,9 +165,9 @@ describe('trace', () => {
       for (const x of [...s, ...f]) expect(inside(x), JSON.stringify(x)).to.equal(true);
       for (const x of f) expect(x.bp).to.equal('e');
       // The flow goes from node 2's send to node 3's receipt.
-      const first = s.find((x: any) => x.id === '2:2');
+      const first = s.find((x: any) => x.id === 'dlm:2:2');
       expect(first.pid).to.equal(2);
-      expect(f.find((x: any) => x.id === '2:2').pid).to.equal(3);
+      expect(f.find((x: any) => x.id === 'dlm:2:2').pid).to.equal(3);
     });
 
     it('HTML: one self-contained page (no external URL), the events inline', () => {

@@ -10,7 +10,8 @@ import { expect } from 'chai';
 import { TestCluster } from './support/cluster-proc';
 import fs from 'node:fs';
 import { spawn } from 'node:child_process';
-import { configText, MXFSCTL, MXFSD, ROOT, tmpDir, waitFor } from './support/daemon-proc';
+import { configText, freePort, MXFSCTL, MXFSD, ROOT, tmpDir, waitFor } from './support/daemon-proc';
+import { sample, scrape } from './support/metrics';
 import { History } from '../src/failover/history';
 import { storeVolumeConfig, VolumeStore } from '../src/failover/volume-store';
 import { check } from '../src/failover/checker';
@@ -30,7 +31,7 @@ interface Setup {
   kill(id: number): Promise<void>;
 }
 
-async function setup(o: { failover?: 'auto' | 'manual'; fenceCheck?: boolean } = {}): Promise<Setup> {
+async function setup(o: { failover?: 'auto' | 'manual'; fenceCheck?: boolean; metricsPorts?: number[] } = {}): Promise<Setup> {
   const history = new History();
   const store = new VolumeStore(history);
   let cluster!: TestCluster;
@@ -40,7 +41,7 @@ async function setup(o: { failover?: 'auto' | 'manual'; fenceCheck?: boolean } =
   cluster = new TestCluster(3, LEASE, (id) => storeVolumeConfig({
     name: 'data', dir: path.join(storeDir, `mnt${id}`), socket, cmd: CMD, fenceBoundMs: FENCE_BOUND,
     failover: o.failover ?? 'auto', fenceCheck: o.fenceCheck ?? false,
-  }));
+  }) + (o.metricsPorts ? `\n[metrics]\nenabled = true\nport = ${o.metricsPorts[id - 1]}\n` : ''));
   await store.listen(socket);
   const down = new Set<number>();
   // Applications on each node write while it has the volume mounted; a killed node's die with it.
@@ -111,12 +112,18 @@ describe('volumes end to end (3 real mxfsd, command driver over a fenced volume 
   afterEach(async () => { await teardown(s); s = undefined; });
 
   it('one owner at a time: a second mount is refused (--no-wait) or waits, and gets the volume after umount', async () => {
-    s = await setup();
+    const ports = [await freePort(), await freePort(), await freePort()];
+    s = await setup({ metricsPorts: ports });
     const c1 = await s.client(1);
     const c2 = await s.client(2);
     const m1 = await c1.volume('mount', 'data');
     expect(m1.message).to.match(/mounted on node 1, generation 1$/);
     expect(s.store.mountedOn('data', 1)).to.equal(1);
+    // The metrics endpoint: the volume's state on each node (1 for its state, 0 for the others).
+    const m = await scrape(ports[0]!);
+    expect(sample(m, 'mxfs_volume_state', 'volume="data",state="mounted"')).to.equal(1);
+    expect(sample(m, 'mxfs_volume_state', 'volume="data",state="standby"')).to.equal(0);
+    expect(sample(await scrape(ports[1]!), 'mxfs_volume_state', 'volume="data",state="mounted"')).to.equal(0);
 
     const refused = await c2.volume('mount', 'data', { wait: false }).then(() => undefined, (e) => e);
     expect(refused).to.be.instanceOf(VolumeRequestFailed);

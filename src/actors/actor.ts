@@ -14,7 +14,7 @@ import * as nact from 'nact';
 import type Logger from 'bunyan';
 import { yieldTurn } from '../util/slices';
 import { EmptyMap } from '../util/empty-map';
-import type { FrameTracer, TraceRecorder } from '../trace/recorder';
+import type { ActorTracer, FrameTracer, TraceRecorder } from '../trace/recorder';
 
 // Three fixes to nact 7.6.2 (unmaintained since 2022, pinned), applied to its Actor class once
 // at load. Loading fails loudly if nact's internals are not what they expect.
@@ -194,14 +194,19 @@ export class ActorSystem {
   private seq = 0;
   private taps: MessageTap[] = [];
   crashes = 0;
-  /** The node's trace recorder (docs/tracing.md); undefined when tracing is off. */
-  tracer?: TraceRecorder;
+  /**
+   * What records this system's messages (docs/tracing.md): the node's TraceRecorder, or in the
+   * cluster worker thread a WorkerTracer forwarding them to it; undefined when tracing is off.
+   */
+  tracer?: ActorTracer;
+  /** The node's trace recorder, when it is on this thread (the lock engine's). */
+  get recorder(): TraceRecorder | undefined { return this.tracer?.recorder; }
   /**
    * Where the peer links of this system record their frames: the recorder itself, or in the
-   * cluster worker thread (which has no recorder) a FrameTap forwarding them to it.
+   * cluster worker thread its WorkerTracer.
    */
   private frameTracer?: FrameTracer;
-  get frames(): FrameTracer | undefined { return this.frameTracer ?? this.tracer; }
+  get frames(): FrameTracer | undefined { return this.frameTracer ?? this.recorder; }
   set frames(t: FrameTracer | undefined) { this.frameTracer = t; }
 
   constructor(readonly log: Logger, name?: string) {

@@ -315,7 +315,7 @@ export function startKernelBridge(opts: KernelBridgeOptions): KernelBridge {
 
   /** A message to the kernel in the trace (when tracing), sent by the actor handling now. */
   const traceKernelOut = (cmd: MxfsCmd, attrs: MxfsMessage['attrs']) => {
-    const t = system.tracer;
+    const t = system.recorder;
     if (!t) return;
     const f = t.fresh();
     kernelAttrFields(attrs as Record<number, unknown>, f);

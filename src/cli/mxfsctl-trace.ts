@@ -13,7 +13,7 @@
 import fs from 'node:fs';
 import type { MxfsClient } from '../client/client';
 import type { WireTracePage } from '../cluster/dlm-messages';
-import { TRACE_ID_NODE_SHIFT, TraceEvent, traceIdText } from '../trace/event';
+import { parseTraceId, TraceEvent, traceIdText } from '../trace/event';
 import type { TraceFilter } from '../trace/filter';
 import { causalOrder } from '../trace/merge';
 import { eventLabel, eventLine } from '../trace/export-text';
@@ -50,9 +50,9 @@ function filterOf(a: TraceArgs): TraceFilter {
   if (a.type !== undefined) f.type = a.type;
   if (a.since !== undefined) f.since = parseSince(a.since);
   if (a.trace !== undefined) {
-    const m = /^(\d+)\.(\d+)$/.exec(a.trace);
-    if (!m) usage(`--trace wants a trace id NODE.N as printed, got '${a.trace}'`);
-    f.trace = Number(m![1]) * TRACE_ID_NODE_SHIFT + Number(m![2]);
+    const id = parseTraceId(a.trace);
+    if (id === undefined) usage(`--trace wants a trace id NODE.N or NODE.wN as printed, got '${a.trace}'`);
+    f.trace = id;
   }
   return f;
 }

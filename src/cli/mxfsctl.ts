@@ -34,6 +34,8 @@ const USAGE = `usage: mxfsctl [--socket PATH | --config FILE] [--json] COMMAND
 commands:
   status                                   node, uptime, lockspaces, resource and lock counts
   nodes                                    cluster members, epoch, quorum, recovery, links and leases
+  leases                                   the Lease actors: this node's self-fence deadline; per peer last heard,
+                                           last renewal gap, expiry, how long its ack vouches for this node
   locks [--lockspace L] [--resource R]     granted/converting/waiting queues per resource (every master's view)
   locks --volume VOLUME                    the inode locks this node's kernel caches for a kernel volume
   lock [--lockspace L] [--noqueue] [--timeout MS] [--grace MS] RESOURCE MODE -- COMMAND [ARGS...]
@@ -158,6 +160,10 @@ async function main(): Promise<void> {
       only([]);
       if (rest.length || command.length) usage(`'nodes' takes no arguments`);
       return printNodes(await connect(socket), !!v.json);
+    case 'leases':
+      only([]);
+      if (rest.length || command.length) usage(`'leases' takes no arguments`);
+      return printLeases(await connect(socket), !!v.json);
     case 'locks':
       if (v.volume !== undefined) {
         only(['volume']);
@@ -342,7 +348,8 @@ async function printNodes(c: MxfsClient, json: boolean): Promise<void> {
   if (cl.recovery) out.push(`recovery of epoch ${cl.recovery.epoch}: phase ${cl.recovery.phase} for ${cl.recovery.sinceMs} ms, waiting for ${cl.recovery.waitingFor.join(' ') || 'nobody'}`);
   if (cl.stats?.lastRecoveryMs !== undefined) out.push(`recoveries ${cl.stats.recoveries}, last took ${cl.stats.lastRecoveryMs} ms; stale messages dropped ${cl.stats.staleDropped}`);
   const lease = cl.transport?.lease;
-  if (lease) out.push(`lease: ${lease.renewals} renewals, last gap ${lease.lastGapMs ?? '-'} ms, largest ${lease.maxGapMs ?? '-'} ms in the last minute (fences at ${lease.fenceAfterMs} ms); quorum lost ${lease.quorumLosses} times`);
+  const ms = (x: number | null | undefined) => (typeof x === 'number' ? Math.round(x) : '-');
+  if (lease) out.push(`lease: ${lease.renewals} renewals, last gap ${ms(lease.lastGapMs)} ms, largest ${ms(lease.maxGapMs)} ms in the last minute (fences at ${lease.fenceAfterMs} ms); quorum lost ${lease.quorumLosses} times`);
   const loop = st.eventLoop;
   if (loop) out.push(`event loop delay (last minute): p99 ${loop.p99Ms} ms, max ${loop.maxMs} ms`);
   const peers: any[] = cl.transport?.peers ?? [];
@@ -354,6 +361,34 @@ async function printNodes(c: MxfsClient, json: boolean): Promise<void> {
   } else if (cl.state === 'standalone') {
     out.push('standalone node (no [peer] configured)');
   }
+  process.stdout.write(out.join('\n') + '\n');
+}
+
+/**
+ * The Lease actors (src/cluster/lease.ts): this node's self-fence deadline, and per peer when it
+ * was last heard, the last gap between its renewals, when its lease expires and how long its
+ * acknowledgement still vouches for this node.
+ */
+async function printLeases(c: MxfsClient, json: boolean): Promise<void> {
+  const st = await c.status();
+  await c.close();
+  const cl = st.cluster ?? {};
+  const l = cl.transport?.leases as import('../cluster/lease').LeaseStatus | null | undefined;
+  if (json) { process.stdout.write(JSON.stringify({ node: st.node.id, epoch: cl.epoch ?? null, leases: l ?? null }, null, 2) + '\n'); return; }
+  if (!l) {
+    process.stdout.write(cl.state === 'standalone' ? 'standalone node: no leases (no [peer] configured)\n' : 'no lease figures (the cluster layer did not answer)\n');
+    return;
+  }
+  const s = (ms: number | null) => (ms === null ? '-' : `${(ms / 1000).toFixed(1)} s`);
+  const self = l.self.state === 'valid' ? `self-fence in ${s(l.self.deadlineInMs)} unless renewals are acknowledged`
+    : l.self.state === 'lapsed' ? `self-fence deadline passed ${s(-(l.self.deadlineInMs ?? 0))} ago`
+    : l.self.state === 'alone' ? 'no self-fence deadline (quorum alone)' : 'no self-fence deadline: NO quorum (not granting)';
+  const out = [`node ${st.node.id}  epoch ${cl.epoch ?? '-'}  ${self}  (deadline moved ${l.self.moves} times, lapsed ${l.self.lapses})`];
+  const cols = ['peer', 'inc', 'last heard', 'last gap', 'expires in', 'vouches for', 'renewals', 'expiries', 'restarts'];
+  const rows = l.peers.map((p) => [String(p.peer), p.inc ?? '-', p.lastHeardAgoMs === null ? 'never' : `${s(p.lastHeardAgoMs)} ago`, s(p.lastGapMs),
+    p.expired ? 'EXPIRED' : s(p.expiresInMs), p.vouchesForMs === null || p.vouchesForMs < 0 ? '-' : s(p.vouchesForMs), String(p.renewals), String(p.expiries), String(p.restarts)]);
+  const width = cols.map((c, i) => Math.max(c.length, ...rows.map((r) => r[i]!.length)));
+  for (const r of [cols, ...rows]) out.push(r.map((x, i) => x.padEnd(width[i]!)).join('  ').trimEnd());
   process.stdout.write(out.join('\n') + '\n');
 }
 

@@ -14,6 +14,7 @@
  */
 import type { ChannelFrame } from './dlm-channel';
 import type { MembershipEvent, MembershipSnapshot, RenewalReport } from './membership';
+import type { LeaseStatus } from './lease';
 import type { LinkEvent, PeerLinkStatus } from './peer-link';
 import type { PeerBody, PeerMessage } from './peer-protocol';
 import type { LoopSnapshot } from '../util/loop-monitor';
@@ -67,7 +68,7 @@ export interface ThreadStatus {
   workerLoop: LoopSnapshot;
 }
 
-export type ClusterLayerStatus = MembershipSnapshot & { links: PeerLinkStatus[]; thread?: ThreadStatus };
+export type ClusterLayerStatus = MembershipSnapshot & { links: PeerLinkStatus[]; thread?: ThreadStatus; leases?: LeaseStatus };
 
 export interface ClusterLayer {
   /** This daemon run's incarnation (names the DlmChannel's streams). */

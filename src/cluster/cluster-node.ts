@@ -18,6 +18,7 @@ import type { ActorSystem, Ref } from '../actors/actor';
 import type { Clock } from '../util/clock';
 import { loadClusterKey } from './auth';
 import { MembershipCore, MembershipMsg, MembershipSnapshot, spawnMembership, View } from './membership';
+import { leaseStatus, type Leases, type LeaseStatus } from './lease';
 import type { Network } from './network';
 import { allNodeIds, ClusterOptions, leaseTimes } from './options';
 import type { PeerLinkStatus, SendResult } from './peer-link';
@@ -53,6 +54,7 @@ export class ClusterNode implements ClusterLayer {
   private faults?: PeerFaults;
   readonly transport: PeerTransport;
   private membership?: Ref<MembershipMsg>;
+  private leases?: Leases;
   private readonly log: Logger;
   /** This daemon run's incarnation. */
   readonly incarnation: number;
@@ -96,14 +98,14 @@ export class ClusterNode implements ClusterLayer {
   canGrant(): boolean { return this.o.clock.now() < this.core.quorumUntil(); }
 
   async start(): Promise<void> {
-    this.membership = spawnMembership(this.o.system, {
+    ({ membership: this.membership, leases: this.leases } = spawnMembership(this.o.system, {
       core: this.core, clock: this.o.clock,
       send: (to, body) => this.send(to, body),
       onEvent: (ev) => this.o.onEvent?.(ev),
       onRenewal: (r) => this.o.onRenewal?.(r),
       onRejected: (from, msg, reason) => this.o.onRejected?.(from, msg, reason),
       onLease: (until) => this.o.onLease?.(until),
-    });
+    }));
     await this.transport.start();
     this.o.system.send(this.membership, { type: 'start' });
   }
@@ -160,9 +162,14 @@ export class ClusterNode implements ClusterLayer {
     if (this.membership) this.o.system.send(this.membership, { type: 'mute', reason });
   }
 
-  async status(timeoutMs = 1000): Promise<MembershipSnapshot & { links: PeerLinkStatus[] }> {
+  async status(timeoutMs = 1000): Promise<MembershipSnapshot & { links: PeerLinkStatus[]; leases?: LeaseStatus }> {
     const snap = this.core.snapshot(this.o.clock.now());
-    return { ...snap, links: await this.transport.linkStatus(timeoutMs) };
+    const [links, leases] = await Promise.all([
+      this.transport.linkStatus(timeoutMs),
+      // Status without the leases rather than none, should a Lease actor not answer in time.
+      this.leases ? leaseStatus(this.o.system, this.leases, () => this.o.clock.now(), timeoutMs).catch(() => undefined) : undefined,
+    ]);
+    return leases ? { ...snap, links, leases } : { ...snap, links };
   }
 
   async stop(reason = 'shutdown'): Promise<void> {

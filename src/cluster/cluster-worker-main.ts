@@ -7,7 +7,7 @@
  * here, durably, before any accept/proposal/commit based on it leaves), the watchdog on the
  * main thread's heartbeat.
  * Takes: ToWorker messages (sends, faults, link drops, status, log reopen, stop).
- * Sends: WorkerItems in the order they happened (traced frames too, when the node traces),
+ * Sends: WorkerItems in the order they happened (trace events too, when the node traces),
  * through the thread pipe (thread-pipe.ts: the socket pair's end in pipeFd, or 'batch'
  * messages); FromWorker messages for the rest; the quorum
  * deadline also straight into shared memory (SharedLease) the moment it changes.
@@ -36,7 +36,7 @@ import { raiseThreadPriority } from '../util/thread-priority';
 import { describeSilence, readThreadSched, SchedTimes, silenceExceeds, STARVED_SILENCE_FACTOR } from '../util/thread-sched';
 import { WindowedMax } from '../util/windowed-max';
 import { EpochFile } from '../daemon/state';
-import { FrameTap, leaseSendTap } from './frame-tap';
+import { WorkerTracer } from '../trace/worker-tracer';
 import { ClusterNode } from './cluster-node';
 import type { PeerFaults } from './cluster-layer';
 import { TcpNetwork } from './network';
@@ -92,18 +92,16 @@ const toFaults = (f: WireFaults): PeerFaults => ({ blocked: new Set(f.blocked), 
 
 const epochs = EpochFile.open(init.stateDir, init.promisedEpoch);
 const sys = new ActorSystem(log, 'mxfs-cluster');
-// The node's recorder is on the main thread: the links' frames go there, in order (frame-tap.ts).
-if (init.traceFrames) {
-  sys.frames = new FrameTap((x) => out(['frame', x]));
-  sys.addTap(leaseSendTap(init.config.node.id, (x) => out(['send', x]))); // the Lease actors' messages (lease.ts)
-}
+// The node's recorder is on the main thread: this thread's actor messages and frames go there, in order (worker-tracer.ts).
+const tracer = init.trace ? new WorkerTracer(init.config.node.id, clock, (x) => out(['tev', x])) : undefined;
+if (tracer) { sys.tracer = tracer; sys.frames = tracer; }
 const node = new ClusterNode({
   config: init.config, network: new TcpNetwork(), clock, system: sys, log, incarnation: init.incarnation,
   epochStore: { load: () => epochs.value, save: (e) => epochs.promise(e) },
   faults: init.faults ? toFaults(init.faults) : undefined,
-  onEvent: (ev) => out(['event', ev]),
+  onEvent: (ev) => out(tracer && tracer.cur > 0 ? ['event', ev, tracer.cur] : ['event', ev]),
   onLinkEvent: (ev) => out(['link', ev]),
-  onDlmFrame: (from, frame) => out(['dlm', from, frame]),
+  onDlmFrame: (from, frame) => out(tracer && tracer.cur > 0 ? ['dlm', from, frame, tracer.cur] : ['dlm', from, frame]),
   onBoundMessage: (from, msg) => out(['bound', from, msg]),
   onRejected: (from, msg, reason) => out(['rejected', from, msg, reason]),
   onLease: (until) => { shared.quorumUntil = until; out(['lease', until]); },
@@ -158,7 +156,10 @@ const watchdog = setInterval(() => {
 
 // ---- requests from the main thread ----------------------------------------------------------
 
-const fromMain = new PipeReceiver<WorkerSend>(([to, body, epoch]) => node.send(to, body, epoch ?? undefined));
+const fromMain = new PipeReceiver<WorkerSend>(([to, body, epoch, ctx]) => {
+  if (tracer && ctx) tracer.fromMain(ctx, () => node.send(to, body, epoch ?? undefined));
+  else node.send(to, body, epoch ?? undefined);
+});
 pipe?.on('data', (chunk: Buffer) => { probe('w.pr'); fromMain.receive(chunk); });
 /** The main thread ended its side of the pipe (it is stopping: everything it sent before 'stop' is in). */
 let pipeEnded = !pipe;

@@ -27,7 +27,7 @@ import type Logger from 'bunyan';
 import type { Clock } from '../util/clock';
 import type { ClusterLayer, ClusterLayerEvents, ClusterLayerStatus, PeerFaults } from './cluster-layer';
 import type { PeerBody } from './peer-protocol';
-import type { ForwardedFrame, ForwardedSend } from '../trace/recorder';
+import type { ForwardedEvent, TraceContext } from '../trace/recorder';
 import { socketPair } from '../util/socket-pair';
 import { SharedLease } from './shared-lease';
 import { PipeReceiver, PipeSender } from './thread-pipe';
@@ -43,10 +43,12 @@ export interface ClusterWorkerOptions extends ClusterLayerEvents, Pick<WorkerIni
   faults?: PeerFaults;
   /** The worker died: the node has no cluster layer any more (mxfsd exits). */
   onFatal?(err: Error): void;
-  /** The node traces: every peer-link frame the worker sends or receives comes here, in order. */
-  onFrame?(x: ForwardedFrame): void;
-  /** The node traces: every message of the worker's Lease actors comes here, in order with the frames. */
-  onActorSend?(x: ForwardedSend): void;
+  /**
+   * The node traces: every event of the worker (its actors' messages, its frames) goes to
+   * `event`, in order with everything else it reports; `context` is this thread's causal
+   * context, handed over with each send (src/trace/worker-tracer.ts).
+   */
+  trace?: { event(x: ForwardedEvent): void; context(): TraceContext | undefined; causedBy(w: number, fn: () => void): void };
 }
 
 const wireFaults = (f: PeerFaults): WireFaults => ({ blocked: [...f.blocked], drop: f.drop, delayMs: f.delayMs });
@@ -95,7 +97,7 @@ export class ClusterWorker implements ClusterLayer {
       config: this.o.config, incarnation: this.o.incarnation, stateDir: this.o.stateDir, promisedEpoch: this.o.promisedEpoch,
       logging: this.o.logging, logLevel: this.o.logLevel, forwardSyslog: !!this.o.syslogRecord && this.o.logging.syslog,
       shared: this.shared.buffer, pipeFd: 'fds' in pair ? pair.fds[1] : undefined, stallMs: this.o.stallMs, beatMs: this.beatMs,
-      faults: this.o.faults ? wireFaults(this.o.faults) : undefined, traceFrames: !!this.o.onFrame,
+      faults: this.o.faults ? wireFaults(this.o.faults) : undefined, trace: !!this.o.trace,
     };
     const w = new Worker(path.join(__dirname, 'cluster-worker-main.js'), { workerData: init, name: 'mxfs-cluster' });
     this.w = w;
@@ -151,20 +153,27 @@ export class ClusterWorker implements ClusterLayer {
 
   private dispatch(item: WorkerItem): void {
     switch (item[0]) {
-      case 'event':
+      case 'event': {
         if (item[1].type === 'view') this.knownEpoch = item[1].epoch;
-        this.o.onEvent?.(item[1]);
+        const ev = item[1];
+        if (item[2] !== undefined && this.o.trace) this.o.trace.causedBy(item[2], () => this.o.onEvent?.(ev));
+        else this.o.onEvent?.(ev);
         return;
+      }
       case 'link': this.o.onLinkEvent?.(item[1]); return;
-      case 'dlm': this.o.onDlmFrame?.(item[1], item[2]); return;
+      case 'dlm': {
+        const [, from, frame, w] = item;
+        if (w !== undefined && this.o.trace) this.o.trace.causedBy(w, () => this.o.onDlmFrame?.(from, frame));
+        else this.o.onDlmFrame?.(from, frame);
+        return;
+      }
       case 'bound': this.o.onBoundMessage?.(item[1], item[2]); return;
       case 'rejected': this.o.onRejected?.(item[1], item[2], item[3]); return;
       case 'lease': this.o.onLease?.(item[1]); return;
       case 'renewal': this.o.onRenewal?.(item[1]); return;
       case 'renewHeard': this.o.onPeerRenewal?.(item[1]); return;
       case 'log': this.o.syslogRecord?.(item[1]); return;
-      case 'frame': this.o.onFrame?.(item[1]); return;
-      case 'send': this.o.onActorSend?.(item[1]); return;
+      case 'tev': this.o.trace?.event(item[1]); return;
     }
   }
 
@@ -177,7 +186,9 @@ export class ClusterWorker implements ClusterLayer {
   }
 
   send(to: number, body: PeerBody, epoch?: number): void {
-    if (!this.stopping) this.toWorker.push([to, body, epoch ?? this.knownEpoch]);
+    if (this.stopping) return;
+    const ctx = this.o.trace?.context();
+    this.toWorker.push(ctx ? [to, body, epoch ?? this.knownEpoch, ctx] : [to, body, epoch ?? this.knownEpoch]);
   }
 
   canGrant(): boolean { return this.o.clock.now() < this.shared.quorumUntil; }

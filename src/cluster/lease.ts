@@ -55,6 +55,8 @@ export interface PeerLeaseSnapshot {
   peer: number;
   inc?: number;
   lastHeard?: number;
+  /** Time between the last two renewals heard (undefined: fewer than two). */
+  lastGap?: number;
   expiresAt: number;
   ackedSentAt?: number;
   vouchesUntil: number;
@@ -67,6 +69,7 @@ export interface PeerLeaseSnapshot {
 /** One peer's lease, as this node sees it. Pure: every call takes the time. */
 export class LeaseCore {
   lastHeard?: number;
+  lastGap?: number;
   inc?: number;
   ackedSentAt?: number;
   /** The expiry passed with nothing heard (until the next renewal). */
@@ -95,6 +98,7 @@ export class LeaseCore {
       this.counts.restarts++;
     }
     this.inc = inc;
+    if (this.lastHeard !== undefined && at > this.lastHeard) this.lastGap = at - this.lastHeard;
     if (this.lastHeard === undefined || at > this.lastHeard) this.lastHeard = at;
     this.expired = false;
     return restarted ? { restarted } : {};
@@ -115,7 +119,7 @@ export class LeaseCore {
 
   snapshot(): PeerLeaseSnapshot {
     return {
-      peer: this.peer, inc: this.inc, lastHeard: this.lastHeard, expiresAt: this.expiresAt, ackedSentAt: this.ackedSentAt,
+      peer: this.peer, inc: this.inc, lastHeard: this.lastHeard, lastGap: this.lastGap, expiresAt: this.expiresAt, ackedSentAt: this.ackedSentAt,
       vouchesUntil: this.vouchesUntil, expired: this.expired, renewals: this.counts.renewals, expiries: this.counts.expiries, restarts: this.counts.restarts,
     };
   }
@@ -165,35 +169,20 @@ export type OwnLeaseMsg =
   | { type: 'lease.deadline'; node: number; until: number; epoch: number }
   /** The own lease's timer: the deadline `until` is due. */
   | { type: 'lease.lapse'; node: number; until: number }
+  | { type: 'lease.status'; replyTo: Ref<OwnLeaseSnapshot> }
   | { type: 'lease.stop' };
+
+export interface OwnLeaseSnapshot { until: number; lapsed: boolean; moves: number; lapses: number }
 
 /** What a peer's Lease actor sends the Membership actor when the peer's lease expired. */
 export interface LeaseExpiredMsg { type: 'leaseExpired'; peer: number; expires: number }
 
 /** Every message type of the Lease actors (trace fields: src/trace/fields.ts). */
 export const LEASE_MSG_TYPES = ['lease.renewed', 'lease.acked', 'lease.expire', 'lease.deadline', 'lease.lapse', 'leaseExpired'] as const;
-const LEASE_TYPES: ReadonlySet<string> = new Set(LEASE_MSG_TYPES);
 
 /** A deadline for people: the node's monotonic ms, rounded, or what an infinite one means. */
 export function deadlineText(t: number): string {
   return t === Infinity ? 'none (quorum alone)' : t === -Infinity ? 'none (no quorum)' : String(Math.round(t));
-}
-
-/**
- * Sender and receiver paths of a Lease actor's message, for a node whose recorder is on
- * another thread (the cluster worker forwards them, cluster-worker-main.ts); undefined: not
- * lease traffic.
- */
-export function leaseRoute(msg: { type: string; peer?: number }, selfId: number): { from: string; to: string } | undefined {
-  if (!LEASE_TYPES.has(msg.type)) return undefined;
-  const membership = `membership/${selfId}`;
-  switch (msg.type) {
-    case 'lease.deadline': return { from: membership, to: 'lease/self' };
-    case 'lease.lapse': return { from: 'timer', to: 'lease/self' };
-    case 'lease.expire': return { from: 'timer', to: `lease/${msg.peer}` };
-    case 'leaseExpired': return { from: `lease/${msg.peer}`, to: membership };
-    default: return { from: membership, to: `lease/${msg.peer}` };
-  }
 }
 
 // ------------------------------------------------------------------------------------------
@@ -227,7 +216,7 @@ export function peerLeaseDef(o: PeerLeaseOptions): ActorDef<PeerState, PeerLease
   return {
     init: () => ({ core: new LeaseCore(o.peer, o.times), timerAt: NaN, stopped: false }),
     handle(s, msg, ctx) {
-      if (s.stopped) return s;
+      if (s.stopped && msg.type !== 'lease.status') return s; // a stopped lease still answers status (its last state)
       switch (msg.type) {
         case 'lease.renewed': {
           const r = s.core.renewed(msg.at, msg.inc);
@@ -260,7 +249,7 @@ export function ownLeaseDef(o: { clock: Clock }): ActorDef<OwnState, OwnLeaseMsg
   return {
     init: () => ({ core: new OwnLeaseCore(), stopped: false }),
     handle(s, msg, ctx) {
-      if (s.stopped) return s;
+      if (s.stopped && msg.type !== 'lease.status') return s;
       switch (msg.type) {
         case 'lease.deadline':
           if (!s.core.deadline(msg.until)) return s;
@@ -274,6 +263,9 @@ export function ownLeaseDef(o: { clock: Clock }): ActorDef<OwnState, OwnLeaseMsg
         case 'lease.lapse':
           // Only recorded: the fence itself is canGrant() at the call and the router's timer.
           if (msg.until === s.core.until && s.core.lapse(o.clock.now())) ctx.log.debug(`own lease lapsed at ${deadlineText(msg.until)}`);
+          return s;
+        case 'lease.status':
+          ctx.system.reply(msg.replyTo, { until: s.core.until, lapsed: s.core.lapsed, ...s.core.counts });
           return s;
         case 'lease.stop':
           return stopped(s, o.clock);
@@ -297,4 +289,32 @@ export function spawnLeases(system: ActorSystem, o: { selfId: number; peers: rea
   }
   const own = system.spawn(undefined, 'lease', ownLeaseDef({ clock: o.clock }), { peer: 'self' });
   return { peers, own, times: o.times };
+}
+
+/** The Lease actors' state for status, metrics and `mxfsctl leases`: times relative to now, ms (null: never / not finite). */
+export interface LeaseStatus {
+  /** This node's self-fence deadline: in how long it passes (null: none), and why there is none. */
+  self: { deadlineInMs: number | null; state: 'valid' | 'lapsed' | 'no quorum' | 'alone'; moves: number; lapses: number };
+  peers: Array<{
+    peer: number; inc: string | null; lastHeardAgoMs: number | null; lastGapMs: number | null; expiresInMs: number | null;
+    vouchesForMs: number | null; expired: boolean; renewals: number; expiries: number; restarts: number;
+  }>;
+}
+
+/** Asks every Lease actor of the node for its state. */
+export async function leaseStatus(system: ActorSystem, leases: Leases, now: () => number, timeoutMs: number): Promise<LeaseStatus> {
+  const rel = (t: number | undefined, sign: 1 | -1) => (t === undefined || !Number.isFinite(t) ? null : Math.round(sign * (t - now())));
+  const own = await system.ask<OwnLeaseMsg, OwnLeaseSnapshot>(leases.own, (replyTo) => ({ type: 'lease.status', replyTo }), timeoutMs);
+  const peers = await Promise.all([...leases.peers.values()].map((ref) => system.ask<PeerLeaseMsg, PeerLeaseSnapshot>(ref, (replyTo) => ({ type: 'lease.status', replyTo }), timeoutMs)));
+  return {
+    self: {
+      deadlineInMs: rel(own.until, 1), moves: own.moves, lapses: own.lapses,
+      state: own.until === Infinity ? 'alone' : own.until === -Infinity ? 'no quorum' : own.lapsed ? 'lapsed' : 'valid',
+    },
+    peers: peers.map((p) => ({
+      peer: p.peer, inc: p.inc === undefined ? null : p.inc.toString(16), lastHeardAgoMs: rel(p.lastHeard, -1),
+      lastGapMs: p.lastGap === undefined ? null : Math.round(p.lastGap), expiresInMs: rel(p.expiresAt, 1), vouchesForMs: rel(p.vouchesUntil, 1),
+      expired: p.expired, renewals: p.renewals, expiries: p.expiries, restarts: p.restarts,
+    })),
+  };
 }

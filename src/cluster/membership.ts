@@ -747,7 +747,7 @@ function tellLease(leases: Leases, from: number, msg: PeerMessage, step: Step, n
 }
 
 /** The Membership actor and the node's Lease actors (lease.ts), which it tells and which wake it. */
-export function spawnMembership(system: ActorSystem, o: MembershipActorOptions): Ref<MembershipMsg> {
+export function spawnMembership(system: ActorSystem, o: MembershipActorOptions): { membership: Ref<MembershipMsg>; leases: Leases } {
   const opts: MembershipActorOptions = { ...o };
   const ref = system.spawn(undefined, 'membership', membershipDef(opts), { node: o.core.cfg.selfId });
   const cfg = o.core.cfg;
@@ -755,5 +755,5 @@ export function spawnMembership(system: ActorSystem, o: MembershipActorOptions):
     selfId: cfg.selfId, peers: cfg.nodeIds.filter((id) => id !== cfg.selfId), times: cfg.times, clock: o.clock,
     onExpired: (ctx, m) => ctx.system.send(ref, m),
   });
-  return ref;
+  return { membership: ref, leases: opts.leases };
 }

@@ -37,6 +37,7 @@
  */
 import type { ActorDef, ActorSystem, Ref } from '../actors/actor';
 import type { FrameTracer } from '../trace/recorder';
+import type { TraceStamp } from '../trace/event';
 import type { Clock, TimerHandle } from '../util/clock';
 import { decodePayload, encodedSize, encodeFrameWithTrailer, FrameDecoder, FrameError } from '../wire/frame';
 import { FRAME_MAC_BYTES, frameMac, openFrame, SessionKeys } from './auth';
@@ -224,21 +225,24 @@ export function peerLinkDef(o: PeerLinkOptions, direct?: { sendNow?: (body: Peer
       if (ss.urgent > 0) ss.urgent--;
       ss.queuedBytes -= p.bytes;
       let frame: Buffer;
-      try { frame = seal(ss, p.body, p.epoch); } catch (e) {
+      try { frame = seal(ss, p.body, p.epoch, tracer?.frameOut(peer, p.body, p.epoch)); } catch (e) {
         log.error({ peer, msgType: p.body.type }, `peer message '${p.body.type}' not sent to node ${peer}: ${(e as Error).message}`);
         continue;
       }
       ss.sendSeq++;
       s.sent++;
       if (!ss.conn.write(frame)) ss.blocked = true;
-      tracer?.frameOut(peer, p.body, p.epoch);
     }
   };
 
-  /** The frame at sequence ss.sendSeq (the caller advances it once the frame is written): message, then its MAC. */
-  const seal = (ss: Session, body: PeerBody, epoch: number): Buffer => {
+  /**
+   * The frame at sequence ss.sendSeq (the caller advances it once the frame is written):
+   * message, then its MAC. tr: the stamp of its frame-out event, when the node traces (the
+   * event is recorded just before, so the frame can carry it).
+   */
+  const seal = (ss: Session, body: PeerBody, epoch: number, tr: TraceStamp | undefined): Buffer => {
     const hdr: PeerHeader = { from: o.selfId, to: peer, epoch, seq: ss.sendSeq };
-    return encodeFrameWithTrailer(toWire({ hdr, body }), o.handshake.maxFrameBytes, FRAME_MAC_BYTES, (bytes) => frameMac(ss.keys.send, hdr.seq, bytes));
+    return encodeFrameWithTrailer(toWire(tr ? { hdr, body, tr } : { hdr, body }), o.handshake.maxFrameBytes, FRAME_MAC_BYTES, (bytes) => frameMac(ss.keys.send, hdr.seq, bytes));
   };
 
   const receive = (s: State, ss: Session, chunk: Buffer): string | undefined => {
@@ -300,7 +304,7 @@ export function peerLinkDef(o: PeerLinkOptions, direct?: { sendNow?: (body: Peer
     s.received++;
     if (!tracer) { o.onMessage(peer, msg); return undefined; }
     // What the delivery does synchronously joins the frame's trace (a lock message's stamp).
-    const saved = tracer.frameIn(peer, msg.body, h.epoch);
+    const saved = tracer.frameIn(peer, msg.body, h.epoch, msg.tr);
     try { o.onMessage(peer, msg); } finally { tracer.restore(saved); }
     return undefined;
   };
@@ -317,7 +321,7 @@ export function peerLinkDef(o: PeerLinkOptions, direct?: { sendNow?: (body: Peer
     const e = epoch ?? o.epoch();
     if (!ss.blocked && ss.queue.length === 0) {
       let frame: Buffer;
-      try { frame = seal(ss, body, e); } catch (err) {
+      try { frame = seal(ss, body, e, tracer?.frameOut(peer, body, e)); } catch (err) {
         // A bug in the sender (messages are bounded by construction): never silent.
         log.error({ peer, msgType: body.type }, `peer message '${body.type}' not sent to node ${peer}: ${(err as Error).message}`);
         return 'too-large';
@@ -325,7 +329,6 @@ export function peerLinkDef(o: PeerLinkOptions, direct?: { sendNow?: (body: Peer
       ss.sendSeq++;
       s.sent++;
       if (!ss.conn.write(frame)) ss.blocked = true;
-      tracer?.frameOut(peer, body, e);
       return 'sent';
     }
     const bytes = encodedSize(body) + FRAME_OVERHEAD;
@@ -496,12 +499,11 @@ export function peerLinkDef(o: PeerLinkOptions, direct?: { sendNow?: (body: Peer
           }
           const frames: Buffer[] = [];
           for (const it of msg.items) {
-            try { frames.push(seal(ss, it.body, it.epoch)); } catch (e) {
+            try { frames.push(seal(ss, it.body, it.epoch, tracer?.frameOut(peer, it.body, it.epoch))); } catch (e) {
               ctx.log.error({ peer, msgType: it.body.type }, `peer message '${it.body.type}' not sent to node ${peer}: ${(e as Error).message}`);
               continue;
             }
             ss.sendSeq++;
-            tracer?.frameOut(peer, it.body, it.epoch);
           }
           s.sent += frames.length;
           probe('w.tw');
@@ -539,7 +541,7 @@ export function peerLinkDef(o: PeerLinkOptions, direct?: { sendNow?: (body: Peer
           if (ss) {
             s.session = undefined;
             try {
-              ss.conn.write(seal(ss, { type: 'bye', reason: msg.reason }, o.epoch()));
+              ss.conn.write(seal(ss, { type: 'bye', reason: msg.reason }, o.epoch(), undefined));
               ss.sendSeq++;
             } catch { /* closing anyway */ }
             ss.conn.close();

@@ -18,6 +18,7 @@ import { encodeFrame } from '../wire/frame';
 import { validateDlmMessage } from './dlm-messages';
 import { ChannelFrame, MAX_REFUSAL_REASON, MAX_REFUSALS, Refusal, StreamAck } from './dlm-channel';
 import { ProtocolError } from '../wire/client-protocol';
+import { validateTraceStamp, type TraceStamp } from '../trace/event';
 
 export const PEER_MAGIC = 'MXFS';
 export const PEER_PROTOCOL_VERSION = 1;
@@ -81,7 +82,12 @@ export type PeerBody =
 
 export type PeerMessageType = PeerBody['type'];
 export type PeerBodyOf<T extends PeerMessageType> = Extract<PeerBody, { type: T }>;
-export interface PeerMessage<B extends PeerBody = PeerBody> { hdr: PeerHeader; body: B }
+/**
+ * tr: when the sender traces, the stamp of the frame's frame-out event (trace id, Lamport
+ * clock: docs/tracing.md), so the receiver's events join its trace and follow it in a merged
+ * timeline; optional, and ignored by a node that does not trace.
+ */
+export interface PeerMessage<B extends PeerBody = PeerBody> { hdr: PeerHeader; body: B; tr?: TraceStamp }
 
 /**
  * How a receiver treats a message's header epoch:
@@ -346,13 +352,15 @@ export function validatePeerMessage(x: unknown): PeerMessage {
     epoch: uint(o, 'epoch', where), seq: uint(o, 'seq', where, MAX_SEQ),
   };
   const body = BODY_VALIDATORS[type as PeerMessageType](obj(o.body ?? fail(`${where}: missing body`), `${where} body`), where);
-  return { hdr, body };
+  return o.tr === undefined ? { hdr, body } : { hdr, body, tr: validateTraceStamp(o.tr) };
 }
 
 /** Builds the wire object of a message (the inverse of validatePeerMessage). */
 export function toWire(msg: PeerMessage): Record<string, unknown> {
   const { type, ...fields } = msg.body;
-  return { magic: PEER_MAGIC, ver: PEER_PROTOCOL_VERSION, type, ...msg.hdr, body: fields };
+  const w: Record<string, unknown> = { magic: PEER_MAGIC, ver: PEER_PROTOCOL_VERSION, type, ...msg.hdr, body: fields };
+  if (msg.tr) w.tr = msg.tr;
+  return w;
 }
 
 export function encodePeerMessage(msg: PeerMessage, maxBytes = DEFAULT_MAX_PEER_FRAME): Buffer {

@@ -69,6 +69,8 @@ export class PeerTransport {
   private epochSource: () => number;
   /** Bulk messages of this turn, per peer (see the header). */
   private bulk = new Map<number, Array<{ body: PeerBody; epoch: number }>>();
+  /** When the node traces: the causal context of each peer's first queued bulk message (the cause of its 'sendMany'). */
+  private bulkCause = new Map<number, unknown>();
   private bulkFlushQueued = false;
   /** Handshakes refused on the accept side, by code (tests and status). */
   readonly refusals: Record<string, number> = {};
@@ -158,7 +160,10 @@ export class PeerTransport {
       return;
     }
     let q = this.bulk.get(peer);
-    if (!q) this.bulk.set(peer, (q = []));
+    if (!q) {
+      this.bulk.set(peer, (q = []));
+      if (this.o.system.tracer) this.bulkCause.set(peer, this.o.system.tracer.hold());
+    }
     q.push({ body, epoch });
     if (q.length >= MAX_SEND_MANY) this.flushBulk(peer);
     else if (!this.bulkFlushQueued) { this.bulkFlushQueued = true; queueMicrotask(() => this.flushAllBulk()); }
@@ -168,7 +173,12 @@ export class PeerTransport {
     const q = this.bulk.get(peer);
     const link = this.links.get(peer);
     this.bulk.delete(peer);
-    if (q && link && q.length > 0) this.o.system.send(link.ref, { type: 'sendMany', items: q });
+    const t = this.o.system.tracer, held = this.bulkCause.get(peer);
+    this.bulkCause.delete(peer);
+    if (!q || !link || q.length === 0) return;
+    // Sent from a microtask: in the trace, caused by what queued its first message.
+    if (t && held !== undefined) t.within(held, () => this.o.system.send(link.ref, { type: 'sendMany', items: q }));
+    else this.o.system.send(link.ref, { type: 'sendMany', items: q });
   }
 
   private flushAllBulk(): void {

@@ -7,7 +7,7 @@
  * or, without one, posted with the batch's buffer transferred — and handled a slice per
  * turn, in order): the main thread's sends to peers ('send' of WorkerSend), and everything the cluster layer reports
  * ('batch' of WorkerItem: membership events, link events, lock-engine frames, bound
- * messages, rejections, lease deadlines, log records for syslog, traced frames). Control messages (faults,
+ * messages, rejections, lease deadlines, log records for syslog, trace events). Control messages (faults,
  * link drops, status, stop) are plain. The quorum deadline and the two heartbeats
  * are also in shared memory (shared-lease.ts): read at once, whatever the queues hold.
  */
@@ -18,7 +18,7 @@ import type { MembershipEvent, RenewalReport } from './membership';
 import type { ClusterOptions } from './options';
 import type { LinkEvent } from './peer-link';
 import type { PeerBody, PeerMessage } from './peer-protocol';
-import type { ForwardedFrame, ForwardedSend } from '../trace/recorder';
+import type { ForwardedEvent, TraceContext } from '../trace/recorder';
 
 /** workerData of the cluster worker. */
 export interface WorkerInit {
@@ -42,27 +42,30 @@ export interface WorkerInit {
   stallMs: number;
   beatMs: number;
   faults?: WireFaults;
-  /** The node traces: forward every peer-link frame ('frame' items) and Lease actor message ('send' items), frame-tap.ts. */
-  traceFrames: boolean;
+  /** The node traces: every message of the worker's actors and every peer-link frame is forwarded ('tev' items, src/trace/worker-tracer.ts). */
+  trace: boolean;
 }
 
 export interface WireFaults { blocked: number[]; drop: number; delayMs: number }
 
-/** One send in a 'send' batch: to, body, the epoch to stamp (null: the worker's committed epoch). */
-export type WorkerSend = [number, PeerBody, number | null];
+/**
+ * One send in a 'send' batch: to, body, the epoch to stamp (null: the worker's committed
+ * epoch), and when the node traces the main thread's causal context (the cause of the frame).
+ */
+export type WorkerSend = [number, PeerBody, number | null, TraceContext?];
 
 export type WorkerItem =
-  | ['event', MembershipEvent]
+  /** The last element, when the node traces: the worker event being handled when it happened (WorkerTracer.cur), its cause. */
+  | ['event', MembershipEvent, number?]
   | ['link', LinkEvent]
-  | ['dlm', number, ChannelFrame]
+  | ['dlm', number, ChannelFrame, number?]
   | ['bound', number, PeerMessage]
   | ['rejected', number, PeerMessage, string]
   | ['lease', number]
   | ['renewal', RenewalReport]
   | ['renewHeard', number]
   | ['log', Record<string, unknown>]
-  | ['frame', ForwardedFrame]
-  | ['send', ForwardedSend];
+  | ['tev', ForwardedEvent];
 
 export type ToWorker =
   /** WorkerSend items, each msgpack-encoded behind its length, in one transferred buffer (thread-pipe.ts); without a socket pair only. */

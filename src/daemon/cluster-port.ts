@@ -40,7 +40,6 @@ import { ClusterOptions, leaseTimes } from '../cluster/options';
 import type { ClusterHandlers, ClusterPort, ClusterView } from '../cluster/port';
 import type { Clock } from '../util/clock';
 import type { FaultSpec } from '../wire/client-protocol';
-import type { ForwardedFrame, ForwardedSend } from '../trace/recorder';
 import type { NodeState } from './state';
 import { MUTATION } from '../util/mutation';
 import { probe } from '../util/probe';
@@ -95,8 +94,8 @@ export class TcpClusterPort implements ClusterPort {
         ...events, config, incarnation: randomInt(1, MAX_INCARNATION + 1), stateDir: o.state.dir, promisedEpoch: promised,
         logging: o.config.logging, logLevel: o.worker.logLevel, syslogRecord: o.worker.syslogRecord, onFatal: o.worker.onFatal,
         stallMs: o.config.timing.clientTimeoutMs, clock: o.clock, log: o.log.child({ actor: 'cluster' }), faults: this.fault,
-        // Tracing: the worker's frames and Lease actor messages are recorded here, by the node's recorder (frame-tap.ts).
-        ...(o.config.trace?.enabled ? { onFrame: (x: ForwardedFrame) => o.sys.tracer?.forwardedFrame(x), onActorSend: (x: ForwardedSend) => o.sys.tracer?.forwardedSend(x) } : {}),
+        // Tracing: the worker's events are recorded here, by the node's recorder (src/trace/worker-tracer.ts).
+        ...(o.config.trace?.enabled ? { trace: { event: (x) => o.sys.recorder?.forwardedEvent(x), context: () => o.sys.recorder?.context(), causedBy: (w, fn) => (o.sys.recorder ? o.sys.recorder.causedByWorker(w, fn) : fn()) } } : {}),
       });
     } else {
       this.node = new ClusterNode({
@@ -161,6 +160,8 @@ export class TcpClusterPort implements ClusterPort {
       proposing: st.proposing ?? null,
       yieldingTo: st.yieldingTo ?? null,
       lease: leaseFigures(st.renewals, leaseTimes(clusterOptions(this.o.config).timing).fenceAfterMs),
+      // The Lease actors (src/cluster/lease.ts): each peer's lease and this node's self-fence deadline (`mxfsctl leases`).
+      leases: st.leases ?? null,
       thread: st.thread ?? { isolation: 'none' },
       muted: st.muted ?? null,
       faults: { blocked: [...this.fault.blocked], drop: this.fault.drop, delayMs: this.fault.delayMs },

@@ -486,14 +486,14 @@ export class LockRouter {
 
   /** Holds work back (see Held), in the trace context it arrived in. */
   private hold(h: Held): void {
-    const t = this.o.sys.tracer;
+    const t = this.o.sys.recorder;
     if (t) { h.cause = t.cur; h.actor = t.curActor; }
     this.held.push(h);
   }
 
   /** Replays one held item in the trace context it was held in. */
   private replay(h: Held): void {
-    const t = this.o.sys.tracer;
+    const t = this.o.sys.recorder;
     const cur = t?.cur ?? 0, actor = t?.curActor;
     if (t) { t.cur = h.cause; t.curActor = h.actor; }
     try {
@@ -562,7 +562,7 @@ export class LockRouter {
   private startRun(r: Recovery, why: string): void {
     const run = ++r.runs;
     this.o.sys.send(this.recoveryActor, { type: 'recovery.collect', epoch: r.epoch, run, note: run > 1 ? `run ${run}: ${why}` : why });
-    const t = this.o.sys.tracer;
+    const t = this.o.sys.recorder;
     if (t) this.phaseCause = t.stats.last; // the event of that transition: the cause of what the collection sends
     this.inPhase(() => { void this.collect(r, run); });
   }
@@ -580,7 +580,7 @@ export class LockRouter {
    * Synchronously inside a handler (a peer's recDone, a view) the current context stays.
    */
   private inPhase(fn: () => void): void {
-    const t = this.o.sys.tracer;
+    const t = this.o.sys.recorder;
     if (!t || t.cur !== 0) { fn(); return; }
     const actor = t.curActor;
     t.cur = this.phaseCause;
@@ -590,7 +590,7 @@ export class LockRouter {
 
   /** The Recovery actor accepted m: run its phase. Each step checks it is still wanted. */
   private onPhase(m: RecoveryMsg): void {
-    const t = this.o.sys.tracer;
+    const t = this.o.sys.recorder;
     if (t) this.phaseCause = t.cur;
     const r = this.rec;
     switch (m.type) {

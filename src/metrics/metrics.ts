@@ -16,6 +16,7 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { ActorSystem } from '../actors/actor';
 import type { SessionMetrics } from '../actors/client-session';
 import type { LockStats } from '../actors/messages';
+import type { LeaseStatus } from '../cluster/lease';
 import type { ClusterPort } from '../cluster/port';
 import type { Config } from '../config/config';
 import type { LockRouter, RecoveryState } from '../daemon/lock-router';
@@ -124,7 +125,7 @@ export class NodeMetrics {
 
   private clusterMetrics(reg: Registry, port: ClusterPort): void {
     type PeerStatus = { id: number; link?: string; state?: string; leaseAgeMs?: number | null };
-    type PortStatus = { peers?: PeerStatus[]; quorumForMs?: number | null; lockMessages?: { unacked?: number; retransmitted?: number } };
+    type PortStatus = { peers?: PeerStatus[]; quorumExpiresInMs?: number | null; lockMessages?: { unacked?: number; retransmitted?: number }; leases?: LeaseStatus | null };
     const status = async (): Promise<PortStatus> => {
       try { return (await port.status()) as PortStatus; } catch { return {}; }
     };
@@ -142,8 +143,16 @@ export class NodeMetrics {
     });
     new Gauge({
       name: 'mxfs_quorum_lease_remaining_seconds', help: 'Time left before this node fences itself unless renewals are acknowledged (its own self-fence deadline)', registers: [reg],
-      async collect() { const q = (await status()).quorumForMs; this.set(typeof q === 'number' ? q / 1000 : 0); },
+      async collect() { const q = (await status()).quorumExpiresInMs; this.set(typeof q === 'number' ? q / 1000 : 0); },
     });
+    // The Lease actors (src/cluster/lease.ts), one per peer: when its lease expires, the last gap between its renewals, how long its acknowledgement vouches for this node.
+    const leaseGauge = (name: string, help: string, value: (p: LeaseStatus['peers'][number]) => number | null) => new Gauge({
+      name, help, labelNames: ['peer'], registers: [reg],
+      async collect() { this.reset(); for (const p of (await status()).leases?.peers ?? []) { const v = value(p); if (v !== null) this.set({ peer: String(p.peer) }, v / 1000); } },
+    });
+    leaseGauge('mxfs_lease_expires_in_seconds', 'Per peer: time until its lease expires (it is judged dead) unless it renews; negative once expired', (p) => p.expiresInMs);
+    leaseGauge('mxfs_lease_last_renewal_gap_seconds', 'Per peer: time between the last two renewals heard from it', (p) => p.lastGapMs);
+    leaseGauge('mxfs_lease_vouches_remaining_seconds', 'Per peer: how long its last acknowledgement of this node\'s renewal still counts towards this node\'s quorum', (p) => p.vouchesForMs);
     new Gauge({
       name: 'mxfs_dlm_unacked', help: 'Lock messages to peers not yet acknowledged (the channel\'s queue depth)', registers: [reg],
       async collect() { this.set((await status()).lockMessages?.unacked ?? 0); },

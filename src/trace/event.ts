@@ -69,8 +69,23 @@ export interface TraceStamp { id: number; lc: number; ls?: string; res?: string 
 
 /** Trace ids: the node that started the chain, then its counter (fits a JS safe integer). */
 export const TRACE_ID_NODE_SHIFT = 2 ** 40;
+/**
+ * Chains started in the cluster worker thread (a renewal timer, a frame without a stamp) take
+ * their counter from the upper half (printed `N.wK`): the worker numbers its chains itself,
+ * so it can stamp them on its frames before the main thread has recorded anything.
+ */
+export const WORKER_TRACE_BASE = 2 ** 39;
 export function traceIdText(id: number): string {
-  return `${Math.floor(id / TRACE_ID_NODE_SHIFT)}.${id % TRACE_ID_NODE_SHIFT}`;
+  const k = id % TRACE_ID_NODE_SHIFT;
+  return `${Math.floor(id / TRACE_ID_NODE_SHIFT)}.${k >= WORKER_TRACE_BASE ? `w${k - WORKER_TRACE_BASE}` : k}`;
+}
+
+/** The inverse of traceIdText (undefined: not a trace id). */
+export function parseTraceId(text: string): number | undefined {
+  const m = /^(\d+)\.(w?)(\d+)$/.exec(text);
+  if (!m) return undefined;
+  const k = Number(m[3]) + (m[2] ? WORKER_TRACE_BASE : 0);
+  return k < TRACE_ID_NODE_SHIFT ? Number(m[1]) * TRACE_ID_NODE_SHIFT + k : undefined;
 }
 
 export const MODE_LETTERS = ['NL', 'CR', 'CW', 'PR', 'PW', 'EX'] as const;

@@ -4,8 +4,10 @@
  * Tracks: one process per node ("node N"), one thread per actor of that node that receives
  * messages (resource/default/r1, session/4, router, node/3 for what goes to node 3...). Each
  * event is a short complete slice ('X') on the receiver's track, named after the message, its
- * fields in args. A lock message from one node to another is a flow arrow (v1 flow events
- * 's' -> 'f', bound to the enclosing slices) from the sending slice to the receiving one.
+ * fields in args. A lock message from one node to another (dlm-out -> dlm-in), and a peer frame
+ * that carried a stamp (frame-out -> frame-in: leases, membership, lock traffic), is a flow
+ * arrow (v1 flow events 's' -> 'f', bound to the enclosing slices, category 'dlm' or 'frame')
+ * from the sending slice to the receiving one.
  *
  * Time: each node's monotonic clock, aligned to wall time by that node's first event, so
  * a node's own events keep their sub-millisecond order (wall time has only milliseconds).
@@ -62,7 +64,7 @@ export function toChromeTrace(timeline: readonly TraceEvent[], meta: Record<stri
     if (prev !== undefined && ts < prev + SLICE_US) ts = prev + SLICE_US;
     lastTs.set(k, ts);
     slices.push({ e, pid: e.node, tid, ts });
-    if (e.kind === 'dlm-out') sends.set(`${e.node}:${e.lc}`, { pid: e.node, tid, ts });
+    if (e.kind === 'dlm-out' || e.kind === 'frame-out') sends.set(`${e.kind === 'dlm-out' ? 'dlm' : 'frame'}:${e.node}:${e.lc}`, { pid: e.node, tid, ts });
   }
   let flows = 0;
   for (const { e, pid, tid, ts } of slices) {
@@ -71,12 +73,13 @@ export function toChromeTrace(timeline: readonly TraceEvent[], meta: Record<stri
       if (e[k] !== undefined) args[k] = e[k];
     }
     out.push({ name: eventLabel(e), ph: 'X', cat: e.kind, pid, tid, ts, dur: SLICE_US - 1, args });
-    if (e.kind === 'dlm-in' && e.srcNode !== undefined) {
-      const s = sends.get(`${e.srcNode}:${e.srcLc}`);
+    if ((e.kind === 'dlm-in' || e.kind === 'frame-in') && e.srcNode !== undefined) {
+      const cat = e.kind === 'dlm-in' ? 'dlm' : 'frame';
+      const id = `${cat}:${e.srcNode}:${e.srcLc}`;
+      const s = sends.get(id);
       if (s) {
-        const id = `${e.srcNode}:${e.srcLc}`;
-        out.push({ name: e.type, ph: 's', cat: 'dlm', id, pid: s.pid, tid: s.tid, ts: s.ts });
-        out.push({ name: e.type, ph: 'f', bp: 'e', cat: 'dlm', id, pid, tid, ts });
+        out.push({ name: e.type, ph: 's', cat, id, pid: s.pid, tid: s.tid, ts: s.ts });
+        out.push({ name: e.type, ph: 'f', bp: 'e', cat, id, pid, tid, ts });
         flows++;
       }
     }

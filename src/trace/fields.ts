@@ -84,6 +84,9 @@ export function peerBodyFields(body: unknown, f: TraceFields): void {
   if (b.type === 'dlm' && b.msg && isStr(b.msg.t)) {
     f.sub = `dlm.${b.msg.t}`;
     dlmFields(b.msg, f);
+    // An `ev` names its resource only in its stamp (docs/tracing.md, "Causality").
+    const tr = b.msg.tr;
+    if (tr && f.res === undefined && isStr(tr.res)) { f.res = tr.res; if (isStr(tr.ls)) f.ls ??= tr.ls; }
   } else if (isStr(b.type)) f.sub = b.type;
 }
 
@@ -171,7 +174,7 @@ export const ORIGIN: Readonly<Record<string, string>> = {
 export const SELF_TRAFFIC: ReadonlySet<string> = new Set(['trace', 'dlm.traceQuery', 'dlm.traceReply']);
 
 /** Read-only inspection messages (mxfsctl locks/why ask for them): left out of `why` and of diagrams. */
-export const INSPECTION_TYPES: ReadonlySet<string> = new Set(['inspect', 'inspectReply', 'list', 'status', 'view']);
+export const INSPECTION_TYPES: ReadonlySet<string> = new Set(['inspect', 'inspectReply', 'list', 'status', 'view', 'lease.status']);
 
 /** The key fields of an actor message, into `f` (emptied first). */
 export function extractFields(msg: Any, f: TraceFields): TraceFields {

@@ -1,21 +1,30 @@
 /**
  * Merging the traces of several nodes into one timeline that respects happens-before.
  *
- * Happens-before between recorded events has two kinds of edges: a node's own order (seq),
- * and a message from one node to another (an event with srcNode/srcLc comes after the
- * sender's event with that lc). The merge is a k-way merge of the nodes' sequences: the next
- * event is, among the nodes' next events whose sender event (if any) is already out, the one
- * with the earliest wall time (then the lowest lc, node). So causes always precede effects,
- * and concurrent events appear in wall-clock order. There is always such an event: the one
- * with the lowest Lamport clock qualifies, because a sender's event has a lower clock than
- * its receipt. Duplicates (the same node and seq read twice, e.g. from a ring and a file) are
- * dropped.
+ * Happens-before between recorded events has two kinds of edges: a node's own order (seq:
+ * the order its recorder wrote them, which keeps each thread's order and every hand-over
+ * between the lock engine's thread and the cluster worker thread), and a message from one
+ * node to another (an event with srcNode/srcLc comes after the sender's event with that lc:
+ * its `dlm-out`, or its `frame-out` for a peer frame). The merge is a k-way merge of the nodes'
+ * sequences: the next event is, among the nodes' next events whose sending event (if any) is
+ * already out, the one with the earliest wall time (then the lowest lc, node). So causes always
+ * precede effects, and concurrent events appear in wall-clock order. A sending event that is
+ * not among the events (evicted, filtered out, node not read) holds nothing back. Lamport
+ * clocks are not unique on a node whose worker thread keeps its own (two concurrent events
+ * may share one): a receipt then waits for every sending event with that clock. Should no
+ * head be ready (not seen from one node's recordings), the one with the lowest clock goes
+ * next. Duplicates (the same node and seq read twice, e.g. from a ring and a file) are dropped.
  */
 import type { TraceEvent } from './event';
+
+const isSend = (e: TraceEvent): boolean => e.kind === 'dlm-out' || e.kind === 'frame-out';
+const sendKey = (node: number, lc: number): string => `${node}:${lc}`;
 
 export function causalOrder(events: Iterable<TraceEvent>): TraceEvent[] {
   const seen = new Set<string>();
   const byNode = new Map<number, TraceEvent[]>();
+  /** Sending events not yet out, by node and lc. */
+  const unsent = new Map<string, number>();
   for (const e of events) {
     const k = `${e.node}:${e.seq}`;
     if (seen.has(k)) continue;
@@ -23,16 +32,10 @@ export function causalOrder(events: Iterable<TraceEvent>): TraceEvent[] {
     let q = byNode.get(e.node);
     if (!q) byNode.set(e.node, (q = []));
     q.push(e);
+    if (isSend(e)) { const s = sendKey(e.node, e.lc); unsent.set(s, (unsent.get(s) ?? 0) + 1); }
   }
   const queues = [...byNode.values()].map((q) => ({ q: q.sort((a, b) => a.seq - b.seq), i: 0 }));
-  const head = new Map<number, { q: TraceEvent[]; i: number }>();
-  for (const x of queues) head.set(x.q[0]!.node, x);
-  /** The sender's event is out, or not among the events (evicted, node not read). */
-  const ready = (e: TraceEvent): boolean => {
-    if (e.srcNode === undefined || e.srcLc === undefined) return true;
-    const s = head.get(e.srcNode);
-    return !s || s.i >= s.q.length || s.q[s.i]!.lc > e.srcLc;
-  };
+  const ready = (e: TraceEvent): boolean => e.srcNode === undefined || e.srcLc === undefined || !unsent.get(sendKey(e.srcNode, e.srcLc));
   const out: TraceEvent[] = [];
   for (;;) {
     let best: { q: TraceEvent[]; i: number } | undefined;
@@ -45,9 +48,11 @@ export function causalOrder(events: Iterable<TraceEvent>): TraceEvent[] {
       const b = best?.q[best.i];
       if (!b || e.wall < b.wall || (e.wall === b.wall && (e.lc < b.lc || (e.lc === b.lc && e.node < b.node)))) best = x;
     }
-    const pick = best ?? lowest; // lowest: only if clocks were inconsistent (never from one recorder)
+    const pick = best ?? lowest;
     if (!pick) break;
-    out.push(pick.q[pick.i++]!);
+    const e = pick.q[pick.i++]!;
+    if (isSend(e)) { const s = sendKey(e.node, e.lc); unsent.set(s, unsent.get(s)! - 1); }
+    out.push(e);
   }
   return out;
 }
@@ -64,11 +69,11 @@ export function checkCausality(timeline: readonly TraceEvent[]): string[] {
     const prev = lastSeq.get(e.node);
     if (prev !== undefined && e.seq < prev) bad.push(`node ${e.node}: seq ${e.seq} after ${prev}`);
     lastSeq.set(e.node, e.seq);
-    if (e.kind === 'dlm-out') sentAt.set(`${e.node}:${e.lc}`, i);
+    if (isSend(e)) sentAt.set(sendKey(e.node, e.lc), i); // the last one with that clock: a receipt follows them all
   });
   timeline.forEach((e, i) => {
     if (e.srcNode === undefined) return;
-    const s = sentAt.get(`${e.srcNode}:${e.srcLc}`);
+    const s = sentAt.get(sendKey(e.srcNode, e.srcLc!));
     if (s !== undefined && s > i) bad.push(`node ${e.node} seq ${e.seq} received before node ${e.srcNode} sent it (lc ${e.srcLc})`);
   });
   return bad;

@@ -91,34 +91,71 @@ class Columns {
 }
 
 /**
- * What a PeerLink records its frames with: the node's TraceRecorder when the link runs on its
- * thread, or in the cluster worker thread a FrameTap (src/cluster/frame-tap.ts) that forwards
- * them to the recorder on the lock engine's thread (forwardedFrame).
+ * What the actor layer (ActorSystem, src/actors/actor.ts) records its messages with: the node's
+ * TraceRecorder, or in the cluster worker thread a WorkerTracer (worker-tracer.ts) that
+ * forwards them to the recorder on the lock engine's thread. `cur` and `curActor` are the
+ * causal context, saved and restored by the actor layer around every handler.
  */
-export interface FrameTracer {
-  frameOut(peer: number, body: { type: string }, epoch: number): void;
-  frameIn(peer: number, body: { type: string; msg?: { tr?: TraceStamp } }, epoch: number): [number, string | undefined] | undefined;
-  restore(saved: [number, string | undefined] | undefined): void;
-}
-
-/** A peer-link frame the cluster worker thread sent or received, as the FrameTap forwards it. */
-export interface ForwardedFrame {
-  dir: 'out' | 'in';
-  peer: number;
-  /** The frame body's type (lease, membership, dlm, ...); its inner type is f.sub. */
-  type: string;
-  f: TraceFields;
-  /** A lock message's stamp (frames in only): the Lamport clock moves past it. */
-  stamp?: TraceStamp;
+export interface ActorTracer {
+  cur: number;
+  curActor: string | undefined;
+  /** The node's recorder, when it is this thread's (the lock engine's). */
+  readonly recorder?: TraceRecorder;
+  named(name: string, kind: string, fields: Record<string, unknown>): string;
+  forget(name: string): void;
+  onSend(toName: string, msg: { type: string }, kind: 'send' | 'ask'): void;
+  enter(msg: object, actor: string): void;
+  /** The causal context now (for work deferred to a later turn or microtask)... */
+  hold(): unknown;
+  /** ...and `fn` run in it. */
+  within(held: unknown, fn: () => void): void;
 }
 
 /**
- * An actor message of the cluster worker thread (a Lease actor's: lease.ts), as the worker
- * forwards it: its sender and receiver paths, its type and key fields.
+ * What a PeerLink records its frames with: the node's TraceRecorder when the link runs on its
+ * thread, or in the cluster worker thread a WorkerTracer forwarding them to it.
  */
-export interface ForwardedSend { from: string; to: string; type: string; f: TraceFields }
+export interface FrameTracer {
+  /** A frame about to be written: recorded; returns the stamp the frame carries (undefined: not recorded, trace traffic). */
+  frameOut(peer: number, body: { type: string }, epoch: number): TraceStamp | undefined;
+  /** A frame received (`tr`: the stamp it carried), about to be delivered: recorded and made the context; returns what restore() takes. */
+  frameIn(peer: number, body: { type: string; msg?: { tr?: TraceStamp } }, epoch: number, tr?: TraceStamp): [number, string | undefined] | undefined;
+  restore(saved: [number, string | undefined] | undefined): void;
+}
 
-export class TraceRecorder implements FrameTracer {
+/**
+ * An event of the cluster worker thread (an actor message or a frame), as its WorkerTracer
+ * forwards it through the pipe; TraceRecorder.forwardedEvent records it on the main thread,
+ * in the order the worker sent it.
+ */
+export interface ForwardedEvent {
+  kind: 'send' | 'ask' | 'frame-out' | 'frame-in';
+  from: string;
+  to: string;
+  type: string;
+  f: TraceFields;
+  /** The worker's number of this event (from 1, one per forwarded event). */
+  w: number;
+  /** Its Lamport clock, taken in the worker when it happened (a frame out carries it as its stamp). */
+  lc: number;
+  /** The node's monotonic clock when it happened, in the worker. */
+  mono: number;
+  trace: number;
+  /** Its cause: an earlier worker event (its w), or an event of the main thread (its seq). */
+  cw?: number;
+  cm?: number;
+  /** A frame in with a stamp: the sending node and the lc of its frame out. */
+  srcNode?: number;
+  srcLc?: number;
+}
+
+/** What the main thread hands the worker with a send: its context (seq, trace id, Lamport clock, actor), for the causes of the worker's events. */
+export type TraceContext = [number, number, number, string | null];
+
+/** Worker event number -> seq here, kept for the newest this many (the causes of later worker events). */
+const WORKER_CAUSES = 4096;
+
+export class TraceRecorder implements ActorTracer, FrameTracer {
   private readonly c: Columns;
   private seq = 0;
   private lc = 0;
@@ -133,6 +170,11 @@ export class TraceRecorder implements FrameTracer {
   cur = 0;
   /** The actor whose handler is running right now. */
   curActor: string | undefined;
+  /** The worker events recorded here: their w and seq, by w modulo WORKER_CAUSES. */
+  private readonly workerW = new Float64Array(WORKER_CAUSES);
+  private readonly workerSeq = new Float64Array(WORKER_CAUSES);
+
+  get recorder(): TraceRecorder { return this; }
 
   constructor(readonly node: number, private readonly clock: Clock, readonly ringSize: number, private readonly sink?: TraceSink) {
     this.c = new Columns(ringSize);
@@ -180,6 +222,14 @@ export class TraceRecorder implements FrameTracer {
     this.curActor = actor;
   }
 
+  hold(): unknown { return [this.cur, this.curActor]; }
+
+  within(held: unknown, fn: () => void): void {
+    const saved: [number, string | undefined] = [this.cur, this.curActor];
+    [this.cur, this.curActor] = held as [number, string | undefined];
+    try { fn(); } finally { this.restore(saved); }
+  }
+
   // ---- other hooks --------------------------------------------------------------------
 
   /**
@@ -188,23 +238,31 @@ export class TraceRecorder implements FrameTracer {
    * its seq.
    */
   record(kind: TraceKind, from: string, to: string, type: string, f: TraceFields, src?: { node: number; stamp?: TraceStamp }): number {
-    const c = this.c;
-    const cs = this.slot(this.cur);
     const stamp = src?.stamp;
     if (stamp && stamp.lc > this.lc) this.lc = stamp.lc;
+    const cs = this.slot(this.cur);
+    const trace = stamp ? stamp.id : cs >= 0 ? this.c.trace[cs]! : this.node * TRACE_ID_NODE_SHIFT + ++this.traces;
+    return this.put(kind, from, to, type, f, ++this.lc, this.clock.now(), trace, cs >= 0 ? this.cur : 0, cs, stamp ? src!.node : 0, stamp);
+  }
+
+  /**
+   * Writes one event into the ring (and the sink); fields missing from `f` come from its cause
+   * (`cause`, in ring slot `cs`; -1: none) or stamp.
+   */
+  private put(kind: TraceKind, from: string, to: string, type: string, f: TraceFields, lc: number, mono: number, trace: number, cause: number, cs: number, srcNode: number, stamp?: { lc: number; ls?: string; res?: string }): number {
+    const c = this.c;
     const seq = ++this.seq;
     const i = (seq - 1) % this.ringSize;
     c.seq[i] = seq;
-    c.lc[i] = ++this.lc;
-    const mono = this.clock.now();
-    if (++this.sinceResync >= WALL_RESYNC) { this.sinceResync = 0; this.wallOffset = Date.now() - mono; }
+    c.lc[i] = lc;
+    if (++this.sinceResync >= WALL_RESYNC) { this.sinceResync = 0; this.wallOffset = Date.now() - this.clock.now(); }
     c.wall[i] = mono + this.wallOffset;
     c.mono[i] = mono;
     c.kind[i] = KIND_INDEX[kind]!;
     c.from[i] = from; c.to[i] = to; c.type[i] = type; c.sub[i] = f.sub;
-    c.trace[i] = stamp ? stamp.id : cs >= 0 ? c.trace[cs]! : this.node * TRACE_ID_NODE_SHIFT + ++this.traces;
-    c.cause[i] = cs >= 0 ? this.cur : 0;
-    c.srcNode[i] = stamp ? src!.node : 0;
+    c.trace[i] = trace;
+    c.cause[i] = cause;
+    c.srcNode[i] = stamp ? srcNode : 0;
     c.srcLc[i] = stamp ? stamp.lc : 0;
     c.ls[i] = f.ls ?? stamp?.ls ?? (cs >= 0 ? c.ls[cs] : undefined);
     c.res[i] = f.res ?? stamp?.res ?? (cs >= 0 ? c.res[cs] : undefined);
@@ -279,54 +337,65 @@ export class TraceRecorder implements FrameTracer {
     return saved;
   }
 
-  /** A peer-link frame written to `peer` (by the running PeerLink actor). */
-  frameOut(peer: number, body: { type: string }, epoch: number): void {
-    const f = this.fresh();
-    f.epoch = epoch; f.peer = peer;
-    peerBodyFields(body, f);
-    if (f.sub !== undefined && SELF_TRAFFIC.has(f.sub)) return;
-    this.record('frame-out', this.curActor ?? 'peer-link', `node/${peer}`, body.type, f);
-  }
-
-  /**
-   * A peer-link frame from `peer`, about to be delivered: recorded, and the context of its
-   * delivery (a lock message's stamp carries its trace and clock). Undefined: not recorded
-   * (trace traffic); restore() takes that too.
-   */
-  frameIn(peer: number, body: { type: string; msg?: { tr?: TraceStamp } }, epoch: number): [number, string | undefined] | undefined {
+  /** A peer-link frame about to be written to `peer` (by the running PeerLink actor); returns its stamp. */
+  frameOut(peer: number, body: { type: string }, epoch: number): TraceStamp | undefined {
     const f = this.fresh();
     f.epoch = epoch; f.peer = peer;
     peerBodyFields(body, f);
     if (f.sub !== undefined && SELF_TRAFFIC.has(f.sub)) return undefined;
-    return this.inbound('frame-in', peer, this.curActor ?? 'peer-link', body.type, f, body.type === 'dlm' ? body.msg?.tr : undefined);
+    return this.stampOf(this.record('frame-out', this.curActor ?? 'peer-link', `node/${peer}`, body.type, f), false);
   }
 
   /**
-   * A frame the cluster worker thread recorded (ForwardedFrame), now that it reached this
-   * thread: recorded with what this thread happens to be doing as no cause (the frame did not
-   * come from it), from or to the link's actor as a link on this thread would record it.
+   * A peer-link frame from `peer`, about to be delivered: recorded, and the context of its
+   * delivery (its stamp `tr`, or a lock message's, carries its trace and clock). Undefined:
+   * not recorded (trace traffic); restore() takes that too.
    */
-  forwardedFrame(x: ForwardedFrame): void {
-    const saved: [number, string | undefined] = [this.cur, this.curActor];
-    this.cur = 0;
-    this.curActor = undefined;
-    const link = `peer-link/${x.peer}`;
-    if (x.dir === 'out') this.record('frame-out', link, `node/${x.peer}`, x.type, x.f);
-    else this.record('frame-in', `node/${x.peer}`, link, x.type, x.f, { node: x.peer, stamp: x.stamp });
-    this.restore(saved);
+  frameIn(peer: number, body: { type: string; msg?: { tr?: TraceStamp } }, epoch: number, tr?: TraceStamp): [number, string | undefined] | undefined {
+    const f = this.fresh();
+    f.epoch = epoch; f.peer = peer;
+    peerBodyFields(body, f);
+    if (f.sub !== undefined && SELF_TRAFFIC.has(f.sub)) return undefined;
+    return this.inbound('frame-in', peer, this.curActor ?? 'peer-link', body.type, f, tr ?? (body.type === 'dlm' ? body.msg?.tr : undefined));
   }
 
   /**
-   * An actor message of the cluster worker thread (ForwardedSend), now that it reached this
-   * thread: a `send` event with no cause on this thread (as forwardedFrame), in the order the
-   * worker sent it.
+   * An event of the cluster worker thread (ForwardedEvent), now that it reached this thread,
+   * in the order the worker sent it: with the worker's clock readings and trace id, its cause
+   * (a worker event recorded here before, or an event of this thread), and the Lamport clock
+   * of this thread moved past it (what this thread records next happened after it).
    */
-  forwardedSend(x: ForwardedSend): void {
-    const saved: [number, string | undefined] = [this.cur, this.curActor];
-    this.cur = 0;
-    this.curActor = undefined;
-    this.record('send', x.from, x.to, x.type, x.f);
-    this.restore(saved);
+  forwardedEvent(x: ForwardedEvent): void {
+    let cause = 0;
+    if (x.cm !== undefined) cause = x.cm;
+    else if (x.cw !== undefined) {
+      const j = x.cw % WORKER_CAUSES;
+      if (this.workerW[j] === x.cw) cause = this.workerSeq[j]!;
+    }
+    if (x.lc > this.lc) this.lc = x.lc;
+    const stamp = x.srcNode !== undefined && x.srcLc !== undefined ? { lc: x.srcLc } : undefined;
+    const cs = cause > 0 ? this.slot(cause) : -1;
+    const seq = this.put(x.kind, x.from, x.to, x.type, x.f, x.lc, x.mono, x.trace, cs >= 0 ? cause : 0, cs, x.srcNode ?? 0, stamp);
+    const j = x.w % WORKER_CAUSES;
+    this.workerW[j] = x.w;
+    this.workerSeq[j] = seq;
+  }
+
+  /**
+   * Runs `fn` (what the cluster worker thread reported: a lock-engine frame, a membership
+   * event) in the context of the worker event `w` that caused it, recorded here before.
+   */
+  causedByWorker(w: number, fn: () => void): void {
+    const j = w % WORKER_CAUSES;
+    const i = this.workerW[j] === w ? this.slot(this.workerSeq[j]!) : -1;
+    if (i < 0) { fn(); return; }
+    this.within([this.workerSeq[j]!, this.c.to[i]], fn);
+  }
+
+  /** This thread's causal context, for a message it hands the cluster worker thread (TraceContext). */
+  context(): TraceContext {
+    const cs = this.slot(this.cur);
+    return cs >= 0 ? [this.cur, this.c.trace[cs]!, this.lc, this.curActor ?? null] : [0, 0, this.lc, this.curActor ?? null];
   }
 
   restore(saved: [number, string | undefined] | undefined): void {
