@@ -49,6 +49,9 @@ HEAP_MB=2048
 BP=0
 DPID=
 MON=
+# The helpers shared with hooks-tests.sh (wait_for, ctl, stat_of, mem_kb, write_conf); this
+# script's own pass and progress below replace the library's.
+. /mxfs/hooks-lib.sh
 pass() { echo "MXFS-TEST PASS hooks-bench/$1: $2"; BP=$((BP + 1)); }
 die() {
   [ -n "$MON" ] && kill $MON 2>/dev/null
@@ -59,11 +62,7 @@ die() {
   exit 1
 }
 perf() { echo "MXFS-PERF hooks $*"; }
-wait_for() { n=$(($1 * 10)); shift; while [ $n -gt 0 ]; do "$@" && return 0; usleep 100000; n=$((n - 1)); done; return 1; }
-ctl() { node /mxfs/dist/src/cli/mxfsctl.js --config $CONF "$@"; }
-stat_of() { grep "^$1=" $T/status | cut -d= -f2; }
 now_ms() { awk '{ printf "%d", $1 * 1000 }' /proc/uptime; }
-mem_kb() { sed -n "s/^$1: *\([0-9]*\) kB/\1/p" /proc/meminfo; }
 rss_kb() { sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\) kB/\1/p' /proc/$DPID/status 2>/dev/null; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
 # number NAME VALUE: VALUE must be a non-negative integer (a probe's field, a counter).
@@ -74,30 +73,11 @@ progress() { echo "hooks-bench: $* [$(now_ms) ms]"; }
 perf "kernel $(uname -r)"
 
 echo 0 > /proc/sys/vm/dirty_writeback_centisecs 2>/dev/null
-mkdir -p $MNT /mnt/plain /tmp/bench-state
+mkdir -p /mnt/plain
 # The kernel bridge is one client session of mxfsd: the kernel's cached locks count against
 # max_locks_per_client, which must leave room for the 100 000 of part 3 and the workload's.
-cat > $CONF <<EOF
-[node]
-id = 1
-socket = /tmp/bench.sock
-state_dir = /tmp/bench-state
-kernel = on
-
-[locking]
-max_locks_per_client = 1000000
-
-[volume]
-name = data
-device = /dev/vda
-mountpoint = $MNT
-driver = kernel
-start = none
-
-[logging]
-level = warn
-stderr = true
-EOF
+write_conf bench warn "[locking]
+max_locks_per_client = 1000000"
 
 # run_probe DIR CONFIG: the workload in DIR/w, one round per probe run so that each round's
 # daemon requests are counted, then the open part in DIR/s. Appends "WORKLOAD round=.. ..

@@ -1,5 +1,5 @@
-# Helpers of the VM scripts on a mounted kernel volume (hooks-tests.sh, burst-tests.sh): they
-# set T (debugfs), CONF (mxfsd's configuration) before sourcing this.
+# Helpers of the VM scripts on a mounted kernel volume (hooks-tests.sh, burst-tests.sh,
+# hooks-bench.sh): they set T (debugfs), CONF (mxfsd's configuration) before sourcing this.
 HP=0; HF=0
 CHECKS=${CHECKS:-hooks}   # the prefix of the check names
 # vm-tests.sh prints this script's stdout when it ends; progress goes to stderr (the console)
