@@ -86,7 +86,9 @@ function namesOn(master: number, family: string, count: number): string[] {
 }
 
 async function start(b: Build, leaseMs: number, hint: number): Promise<void> {
-  b.nodes = writeClusterConfigs(b.dir, 3, await pickBasePort(3, hint), leaseMs);
+  // lock_port only for builds that have the lock engine's own links (older ones refuse the key).
+  const lockPorts = fs.existsSync(path.join(b.root, 'dist', 'src', 'cluster', 'direct-link.js'));
+  b.nodes = writeClusterConfigs(b.dir, 3, await pickBasePort(3, hint), leaseMs, lockPorts);
   if (b.trace) for (const nd of b.nodes) fs.appendFileSync(nd.config, '\n[trace]\nenabled = true\nring_size = 65536\n');
   const mxfsd = path.join(b.root, 'dist', 'src', 'cli', 'mxfsd.js');
   for (const nd of b.nodes) {

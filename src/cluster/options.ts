@@ -7,8 +7,9 @@
  */
 export const DEFAULT_PEER_PORT = 7600;
 
-export interface ClusterNodeOptions { id: number; name: string; address: string; port: number }
-export interface ClusterPeerOptions { id: number; name: string; address: string; port: number }
+/** lockPort: the port of the lock engine's own peer link (direct-link.ts); absent: lock traffic goes through the cluster worker only. */
+export interface ClusterNodeOptions { id: number; name: string; address: string; port: number; lockPort?: number }
+export interface ClusterPeerOptions { id: number; name: string; address: string; port: number; lockPort?: number }
 export interface ClusterIdentityOptions {
   name: string;
   /** File holding the shared secret (see loadClusterKey). Ignored when `key` is given. */

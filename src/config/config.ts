@@ -15,9 +15,9 @@ import { PRIVATE_BIND_SUFFIX_BYTES } from '../daemon/client-socket';
 import { RECORD_LVB_BYTES } from '../volumes/record';
 import { kernelVolumeNameError } from '../volumes/kernel-name';
 
-export interface NodeConfig { id: number; name: string; address: string; port: number; socket: string; socketMode: number; socketGroup?: string; kernel: 'auto' | 'on' | 'off'; stateDir: string }
+export interface NodeConfig { id: number; name: string; address: string; port: number; lockPort?: number; socket: string; socketMode: number; socketGroup?: string; kernel: 'auto' | 'on' | 'off'; stateDir: string }
 export interface ClusterConfig { name: string; keyFile?: string; tiebreaker?: number }
-export interface PeerConfig { id: number; name: string; address: string; port: number }
+export interface PeerConfig { id: number; name: string; address: string; port: number; lockPort?: number }
 export type VolumeDriverKind = 'kernel' | 'command';
 export type VolumeStart = 'none' | 'mount' | 'standby';
 export interface VolumeCommands { mount?: string; umount?: string; recover?: string; fence?: string; fenceCheck?: string }
@@ -127,6 +127,7 @@ const SECTIONS: Record<string, SectionSpec> = {
       name: { type: NODE_NAME },                       // default "node<id>"
       address: { type: { kind: 'address' }, default: '127.0.0.1' },
       port: { type: PORT, default: DEFAULT_PORT },
+      lock_port: { type: PORT },                       // the lock engine's own peer link; absent: none
       socket: { type: { kind: 'path' }, default: '/run/mxfs/mxfsd.sock' },
       socket_mode: { type: { kind: 'octal' }, default: 0o660 },
       socket_group: { type: { kind: 'group' } },
@@ -149,6 +150,7 @@ const SECTIONS: Record<string, SectionSpec> = {
       name: { type: NODE_NAME },                       // default "node<id>"
       address: { type: { kind: 'address' }, required: true },
       port: { type: PORT, default: DEFAULT_PORT },
+      lock_port: { type: PORT },
     },
   },
   volume: {
@@ -350,6 +352,8 @@ function buildNode(inst: Instance): NodeConfig {
   };
   const group = getOpt<string>(inst, 'socket_group');
   if (group !== undefined) n.socketGroup = group;
+  const lockPort = getOpt<number>(inst, 'lock_port');
+  if (lockPort !== undefined) n.lockPort = lockPort;
   return n;
 }
 
@@ -364,7 +368,10 @@ function buildCluster(inst: Instance | undefined): ClusterConfig {
 
 function buildPeer(inst: Instance): PeerConfig {
   const id = get<number>('peer', inst, 'id');
-  return { id, name: getOpt<string>(inst, 'name') ?? `node${id}`, address: get('peer', inst, 'address'), port: get('peer', inst, 'port') };
+  const p: PeerConfig = { id, name: getOpt<string>(inst, 'name') ?? `node${id}`, address: get('peer', inst, 'address'), port: get('peer', inst, 'port') };
+  const lockPort = getOpt<number>(inst, 'lock_port');
+  if (lockPort !== undefined) p.lockPort = lockPort;
+  return p;
 }
 
 function buildVolume(inst: Instance): VolumeConfig {
@@ -595,6 +602,11 @@ function checkCrossFieldRules(c: Config, file: string, bySection: Map<string, In
   const ids = new Map<number, string>([[c.node.id, `[node] at line ${node?.line}`]]);
   const names = new Map<string, string>([[c.node.name, `[node] at line ${node?.line}`]]);
   const endpoints = new Map<string, string>([[endpoint(c.node.address, c.node.port), `[node] at line ${node?.line}`]]);
+  if (c.node.lockPort !== undefined) {
+    const ep = endpoint(c.node.address, c.node.lockPort);
+    if (endpoints.has(ep)) fail('node', node, 'lock_port', `lock_port ${c.node.lockPort} is the node's peer port: the lock link needs a port of its own`);
+    endpoints.set(ep, `[node] at line ${node?.line} (lock_port)`);
+  }
   c.peers.forEach((p, i) => {
     const inst = peers[i];
     const here = `[peer] at line ${inst.line}`;
@@ -608,6 +620,12 @@ function checkCrossFieldRules(c: Config, file: string, bySection: Map<string, In
     const epOwner = endpoints.get(ep);
     if (epOwner) fail('peer', inst, 'address', `address:port ${ep} is already used by ${epOwner}`, 'port');
     endpoints.set(ep, here);
+    if (p.lockPort !== undefined) {
+      const lep = endpoint(p.address, p.lockPort);
+      const lepOwner = endpoints.get(lep);
+      if (lepOwner) fail('peer', inst, 'lock_port', `address:lock_port ${lep} is already used by ${lepOwner}`);
+      endpoints.set(lep, `${here} (lock_port)`);
+    }
   });
 
   const cl = one('cluster');

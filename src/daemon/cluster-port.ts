@@ -33,6 +33,7 @@ import { randomInt } from 'node:crypto';
 import { MAX_INCARNATION } from '../cluster/peer-protocol';
 import type { DlmChannel } from '../cluster/dlm-channel';
 import { DlmChannelActor } from '../cluster/dlm-channel-actor';
+import { admitLockFrames, DirectLinks } from '../cluster/direct-link';
 import type { DlmPeerMsg } from '../cluster/dlm-messages';
 import type { MembershipEvent, RenewalReport, RenewalStats } from '../cluster/membership';
 import { Network, TcpNetwork } from '../cluster/network';
@@ -46,9 +47,9 @@ import { probe } from '../util/probe';
 
 export function clusterOptions(c: Config): ClusterOptions {
   return {
-    node: { id: c.node.id, name: c.node.name, address: c.node.address, port: c.node.port },
+    node: { id: c.node.id, name: c.node.name, address: c.node.address, port: c.node.port, lockPort: c.node.lockPort },
     cluster: { name: c.cluster.name, keyFile: c.cluster.keyFile, tiebreaker: c.cluster.tiebreaker },
-    peers: c.peers.map((p) => ({ id: p.id, name: p.name, address: p.address, port: p.port })),
+    peers: c.peers.map((p) => ({ id: p.id, name: p.name, address: p.address, port: p.port, lockPort: p.lockPort })),
     timing: { leaseTimeoutMs: c.timing.leaseTimeoutMs, renewIntervalMs: c.timing.renewIntervalMs },
   };
 }
@@ -69,6 +70,8 @@ export class TcpClusterPort implements ClusterPort {
   readonly node: ClusterLayer;
   /** The DlmChannel's actor: every lock message, frame, ack and timer of the channel is a message of its mailbox. */
   private readonly channelActor: DlmChannelActor;
+  /** The lock engine's own links to the peers (direct-link.ts): mxfsd with lock_port only. */
+  private readonly direct?: DirectLinks;
   private h?: ClusterHandlers;
   private v: ClusterView = { epoch: 0, members: [], quorate: false };
   private readonly fault = { blocked: new Set<number>(), drop: 0, delayMs: 0 };
@@ -109,18 +112,33 @@ export class TcpClusterPort implements ClusterPort {
     }
     this.channelActor = new DlmChannelActor(o.sys, {
       selfInc: this.node.incarnation, clock: o.clock, log: o.log.child({ actor: 'dlm-channel' }),
-      transmit: (to, frame) => this.node.send(to, frame),
+      transmit: (to, frame) => { if (!this.direct?.send(to, frame)) this.node.send(to, frame); },
       deliver: (from, msg) => { probe('m.deliver', msg.t); this.h?.onMessage(from, msg); },
       refused: (to, msg, reason) => this.h?.onRefused?.(to, msg, reason),
       maxRtoMs: Math.max(200, Math.min(1000, o.config.timing.renewIntervalMs)),
     });
+    if (o.worker && config.node.lockPort !== undefined && config.cluster.key) {
+      const self = o.config.node.id;
+      this.direct = new DirectLinks({
+        config, key: config.cluster.key, network: new TcpNetwork(), clock: o.clock, system: o.sys, log: o.log.child({ actor: 'cluster' }),
+        // Lock frames this way only while this node may grant and the peer is in its view (direct-link.ts).
+        admit: (peer) => admitLockFrames(this.v, this.node.canGrant(), self, peer),
+        deliver: (from, frame) => this.channelActor.receive(from, frame),
+        // What was written on it may be lost: resend it now (the worker's way), not after the channel's timeout.
+        onDown: (peer) => this.channelActor.linkUp(peer),
+      });
+      this.direct.setFaults(this.fault);
+    }
   }
 
   get selfId(): number { return this.o.config.node.id; }
   /** The sequencing core (counters and streams, for status and tests). */
   get channel(): DlmChannel { return this.channelActor.channel; }
 
-  async start(): Promise<void> { await this.node.start(); }
+  async start(): Promise<void> {
+    await this.node.start();
+    await this.direct?.start();
+  }
 
   view(): ClusterView { return this.v; }
   canGrant(): boolean { return this.node.canGrant(); }
@@ -138,16 +156,19 @@ export class TcpClusterPort implements ClusterPort {
       case 'heal': this.fault.blocked = new Set(); this.fault.drop = 0; this.fault.delayMs = 0; break;
       case 'drop': this.fault.drop = spec.fraction; break;
       case 'delay': this.fault.delayMs = spec.ms; break;
-      case 'reset': for (const p of this.o.config.peers) this.node.dropLink(p.id, 'fault injection: link reset'); return;
+      case 'reset':
+        for (const p of this.o.config.peers) { this.node.dropLink(p.id, 'fault injection: link reset'); this.direct?.dropLink(p.id, 'fault injection: link reset'); }
+        return;
     }
     this.node.setFaults(this.fault);
+    this.direct?.setFaults(this.fault);
   }
 
   /** Reopen the worker thread's log files (SIGHUP); nothing to do in-thread. */
   reopenLogs(): void { if (this.node instanceof ClusterWorker) this.node.reopenLogs(); }
 
   async status(): Promise<unknown> {
-    const st = await this.node.status();
+    const [st, lockLinks] = await Promise.all([this.node.status(), this.direct?.status() ?? []]);
     const now = this.o.clock.now();
     const links = new Map(st.links.map((l) => [l.peer, l]));
     return {
@@ -166,6 +187,8 @@ export class TcpClusterPort implements ClusterPort {
       muted: st.muted ?? null,
       faults: { blocked: [...this.fault.blocked], drop: this.fault.drop, delayMs: this.fault.delayMs },
       lockMessages: { ...this.channel.stats },
+      // The lock engine's own links (direct-link.ts): [] without lock_port.
+      lockLinks,
       peers: this.o.config.peers.map((p) => {
         const lease = st.peers.find((x) => x.id === p.id);
         const link = links.get(p.id);
@@ -179,7 +202,7 @@ export class TcpClusterPort implements ClusterPort {
     };
   }
 
-  async stop(): Promise<void> { this.channelActor.stop(); await this.node.stop(); }
+  async stop(): Promise<void> { this.channelActor.stop(); await this.direct?.stop(); await this.node.stop(); }
 
   private onEvent(ev: MembershipEvent): void {
     switch (ev.type) {

@@ -46,8 +46,16 @@ export interface CreateOptions {
 const MXFSD = path.join(__dirname, '..', 'cli', 'mxfsd.js');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Writes DIR/cluster.key and DIR/nodeI/mxfs.conf for an n-node cluster (n = 1: a standalone node). */
-export function writeClusterConfigs(dir: string, n: number, basePort: number, leaseMs: number): LocalNode[] {
+/** Node i's lock_port (the lock engine's own peer link, src/cluster/direct-link.ts): basePort + LOCK_PORT_OFFSET + i. */
+export const LOCK_PORT_OFFSET = 5000;
+
+/**
+ * Writes DIR/cluster.key and DIR/nodeI/mxfs.conf for an n-node cluster (n = 1: a standalone node).
+ * lockPorts (default true): give every node a lock_port (basePort + LOCK_PORT_OFFSET + i); false
+ * for builds that do not know the key (bench/remote-pair.ts compares with older builds).
+ */
+export function writeClusterConfigs(dir: string, n: number, basePort: number, leaseMs: number, lockPorts = true): LocalNode[] {
+  const lockPort = (i: number) => (lockPorts && n > 1 && basePort + LOCK_PORT_OFFSET + n <= 65535 ? `lock_port = ${basePort + LOCK_PORT_OFFSET + i}\n` : '');
   fs.mkdirSync(dir, { recursive: true });
   const keyFile = path.join(dir, 'cluster.key');
   if (!fs.existsSync(keyFile)) fs.writeFileSync(keyFile, generateClusterKey(), { mode: 0o600 });
@@ -58,11 +66,11 @@ export function writeClusterConfigs(dir: string, n: number, basePort: number, le
     fs.mkdirSync(nd, { recursive: true });
     const socket = path.join(nd, 'mxfsd.sock');
     const peers = [];
-    for (let j = 1; j <= n; j++) if (j !== i) peers.push(`[peer]\nid = ${j}\naddress = 127.0.0.1\nport = ${basePort + j}\n`);
+    for (let j = 1; j <= n; j++) if (j !== i) peers.push(`[peer]\nid = ${j}\naddress = 127.0.0.1\nport = ${basePort + j}\n${lockPort(j)}`);
     const log = path.join(nd, 'mxfsd.log');
     const conf = [
       `# written by mxfs-cluster (src/local-cluster/local-cluster.ts)`,
-      `[node]\nid = ${i}\naddress = 127.0.0.1\nport = ${basePort + i}\nsocket = ${socket}\nstate_dir = ${path.join(nd, 'state')}\nkernel = off\n`,
+      `[node]\nid = ${i}\naddress = 127.0.0.1\nport = ${basePort + i}\n${lockPort(i)}socket = ${socket}\nstate_dir = ${path.join(nd, 'state')}\nkernel = off\n`,
       `[cluster]\nname = local\nkey_file = ${keyFile}\n${n === 2 ? 'tiebreaker = 1\n' : ''}`,
       ...peers,
       `[timing]\nlease_timeout_ms = ${leaseMs}\nrenew_interval_ms = ${renew}\nclient_keepalive_ms = ${Math.max(50, Math.floor(renew / 2))}\nclient_timeout_ms = ${Math.floor(leaseMs * 0.6)}\n`,
@@ -83,14 +91,15 @@ export function portFree(port: number, host = '127.0.0.1'): Promise<boolean> {
   });
 }
 
-/** The busy ports among basePort+1 .. basePort+n. */
+/** The busy ports among basePort+1 .. basePort+n and their lock ports (LOCK_PORT_OFFSET above). */
 export async function busyPorts(basePort: number, n: number): Promise<number[]> {
   const out: number[] = [];
   for (let p = basePort + 1; p <= basePort + n; p++) if (!(await portFree(p))) out.push(p);
+  if (n > 1) for (let p = basePort + LOCK_PORT_OFFSET + 1; p <= basePort + LOCK_PORT_OFFSET + n; p++) if (!(await portFree(p))) out.push(p);
   return out;
 }
 
-/** A base port with basePort+1..basePort+n free, searched from a hint (seed, pid). */
+/** A base port with basePort+1..basePort+n (and their lock ports) free, searched from a hint (seed, pid). */
 export async function pickBasePort(n: number, hint: number): Promise<number> {
   for (let i = 0; i < 50; i++) {
     const base = 20000 + (((hint >>> 0) + i * 7919) % 4000) * 10;

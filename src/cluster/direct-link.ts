@@ -1,0 +1,164 @@
+/**
+ * DirectLinks: a second peer connection per peer pair, owned by the lock engine's (main)
+ * thread, that carries DlmChannel frames only (issue 13). Over the cluster worker's links a
+ * lock message crosses the thread pipe twice on each node (docs/benchmarks.md, "Where a
+ * remote pair's time goes"); over this one it crosses TCP and nothing else. Leases,
+ * membership and everything else stay on the worker's links.
+ *
+ * It is the worker's transport again (PeerTransport: listener, handshake, one PeerLink per
+ * peer, MAC on every frame), on the node's `lock_port`, in this thread's actor system, with
+ * one difference in the handshake: the cluster name in the proofs and session keys is
+ * `<name>/lock`, so a session of one kind of link is never taken for the other.
+ *
+ * What goes this way (send): only a 'dlm' frame sent for the first time (a sequence number
+ * beyond the highest this link took for the stream), and only when the link is up, the node
+ * may grant (admit: quorate — so not muted, yielding or fenced — and the peer a member of
+ * the committed view) and no fault is injected towards the peer. Everything else — acks,
+ * retransmissions, frames while the link is down or refused — goes the existing way (the
+ * thread pipe, the worker, its peer link), so the channel's recovery never depends on this
+ * link: a frame lost here is sent again there after the channel's timeout or on a gap ack.
+ *
+ * What is taken (receive): 'dlm' and 'dlmAck' frames from an authenticated peer, checked
+ * like the worker checks them (not from a blocked peer) and against this thread's view
+ * (admit). A frame refused here is dropped unacknowledged: the sender's channel sends it
+ * again, which goes through the worker. Any other message on this link drops the link.
+ *
+ * The DlmChannel makes the two paths one stream (sequence numbers, go-back-N, duplicates
+ * dropped): a frame may arrive over either or both, it is delivered once, in order.
+ *
+ * Owns: the lock listener and its PeerLinks; per peer the highest sequence sent this way.
+ * Takes (method calls): start, send, setFaults, status, stop. Sends: frames to the peers;
+ * deliver() with frames received; onDown when a link went down (the caller resends).
+ */
+import type Logger from 'bunyan';
+import type { ActorSystem } from '../actors/actor';
+import type { Clock } from '../util/clock';
+import type { PeerFaults } from './cluster-layer';
+import type { ChannelFrame } from './dlm-channel';
+import type { Network } from './network';
+import type { ClusterOptions } from './options';
+import type { LinkPhase } from './peer-link';
+import { PeerTransport } from './transport';
+
+/** The cluster name in the handshake of a lock link: see the header. */
+export const LOCK_LINK_SUFFIX = '/lock';
+
+export interface DirectLinkOptions {
+  /** node.lockPort and the peers' lockPort: a peer without one is never reached this way. */
+  config: ClusterOptions;
+  key: Buffer;
+  network: Network;
+  clock: Clock;
+  system: ActorSystem;
+  log: Logger;
+  /** May lock frames go to and come from `peer` this way now (this node quorate, the peer a member of its view)? */
+  admit(peer: number): boolean;
+  /** Frames received and admitted, in the order the link delivered them. */
+  deliver(from: number, frame: ChannelFrame): void;
+  /** The link to `peer` went down: what was written on it may be lost. */
+  onDown?(peer: number): void;
+}
+
+/**
+ * The admission rule of a lock link (DirectLinkOptions.admit): lock frames go to and come from
+ * `peer` this way only while this node may grant now (canGrant: quorate with a live lease, so
+ * not muted, yielding or fenced) in a quorate view that holds both nodes.
+ */
+export function admitLockFrames(view: { quorate: boolean; members: readonly number[] }, canGrant: boolean, self: number, peer: number): boolean {
+  return view.quorate && canGrant && view.members.includes(peer) && view.members.includes(self);
+}
+
+export interface DirectLinkStatus {
+  peer: number;
+  /** Lock frames may go this way (the link is up and the peer not cut off by fault injection). */
+  up: boolean;
+  /** The PeerLink's phase. */
+  phase: LinkPhase | 'none';
+  /** Frames sent, received and refused this way; `fallback`: frames the channel sent that went the worker's way instead. */
+  sent: number;
+  received: number;
+  refused: number;
+  fallback: number;
+}
+
+interface PeerCounts { sent: number; received: number; refused: number; fallback: number }
+
+export class DirectLinks {
+  private readonly transport?: PeerTransport;
+  private readonly up = new Set<number>();
+  /** Per peer: the stream (inc, n) and the highest sequence sent this way (a lower one is a retransmission). */
+  private readonly sentUpTo = new Map<number, { inc: number; n: number; seq: number }>();
+  private readonly counts = new Map<number, PeerCounts>();
+  private faults: PeerFaults = { blocked: new Set(), drop: 0, delayMs: 0 };
+  private readonly log: Logger;
+
+  constructor(private readonly o: DirectLinkOptions) {
+    const cfg = o.config;
+    this.log = o.log.child({ component: 'lock-link' });
+    const lockPort = cfg.node.lockPort;
+    const peers = cfg.peers.filter((p) => p.lockPort !== undefined).map((p) => ({ id: p.id, name: p.name, address: p.address, port: p.lockPort! }));
+    if (lockPort === undefined || peers.length === 0) return;
+    for (const p of peers) this.counts.set(p.id, { sent: 0, received: 0, refused: 0, fallback: 0 });
+    this.transport = new PeerTransport({
+      config: { ...cfg, node: { ...cfg.node, port: lockPort }, peers, cluster: { ...cfg.cluster, name: cfg.cluster.name + LOCK_LINK_SUFFIX } },
+      key: o.key, network: o.network, clock: o.clock, system: o.system, log: this.log,
+      onMessage: (from, msg) => {
+        const b = msg.body;
+        if (b.type !== 'dlm' && b.type !== 'dlmAck') {
+          this.transport!.dropLink(from, `'${b.type}' on the lock link: it carries lock-engine frames only`);
+          return;
+        }
+        const c = this.counts.get(from)!;
+        if (this.faults.blocked.has(from) || !o.admit(from)) { c.refused++; return; }
+        c.received++;
+        o.deliver(from, b);
+      },
+      onLinkEvent: (ev) => {
+        if (ev.type === 'up') {
+          // A peer cut off by fault injection gets no lock link: each reconnection is dropped at once.
+          if (this.faults.blocked.has(ev.peer)) this.transport!.dropLink(ev.peer, 'fault injection: partition');
+          else this.up.add(ev.peer);
+        } else if (ev.type === 'down' && this.up.delete(ev.peer)) o.onDown?.(ev.peer);
+      },
+    });
+  }
+
+  /** Whether any peer is reached this way (lock_port configured here and there). */
+  get enabled(): boolean { return this.transport !== undefined; }
+  get listenPort(): number | undefined { return this.transport?.listenPort; }
+
+  async start(): Promise<void> { await this.transport?.start(); }
+
+  /**
+   * Sends `frame` this way if it may go (see the header) and returns true; false: the caller
+   * sends it the worker's way.
+   */
+  send(to: number, frame: ChannelFrame): boolean {
+    const c = this.counts.get(to);
+    if (!c || !this.transport) return false;
+    const f = this.faults;
+    if (frame.type !== 'dlm' || !this.up.has(to) || f.blocked.has(to) || f.drop > 0 || f.delayMs > 0 || !this.o.admit(to)) { c.fallback++; return false; }
+    const last = this.sentUpTo.get(to);
+    if (last && last.inc === frame.inc && (frame.n < last.n || (frame.n === last.n && frame.seq <= last.seq))) { c.fallback++; return false; }
+    this.sentUpTo.set(to, { inc: frame.inc, n: frame.n, seq: frame.seq });
+    c.sent++;
+    this.transport.send(to, frame, 0);
+    return true;
+  }
+
+  /** The injected faults (MXFS_FAULT_INJECTION only): a blocked peer's lock link is cut too. */
+  setFaults(f: PeerFaults): void {
+    this.faults = f;
+    for (const p of f.blocked) if (this.up.has(p)) { this.up.delete(p); this.transport?.dropLink(p, 'fault injection: partition'); this.o.onDown?.(p); }
+  }
+
+  dropLink(peer: number, reason: string): void { this.transport?.dropLink(peer, reason); }
+
+  async status(timeoutMs = 1000): Promise<DirectLinkStatus[]> {
+    if (!this.transport) return [];
+    const links = await this.transport.linkStatus(timeoutMs).catch(() => []);
+    return [...this.counts.entries()].map(([peer, c]) => ({ peer, up: this.up.has(peer), phase: links.find((l) => l.peer === peer)?.phase ?? 'none', ...c }));
+  }
+
+  async stop(reason = 'shutdown'): Promise<void> { await this.transport?.stop(reason); }
+}
