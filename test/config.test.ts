@@ -67,6 +67,8 @@ describe('config', () => {
     expect(c.node).to.include({ id: 7, name: 'alpha', address: '::1', port: 9000, socketMode: 0o600, socketGroup: 'mxfs-users', kernel: 'off' });
     expect(c.cluster).to.deep.equal({ name: 'prod.a', tiebreaker: 8, keyFile: '/etc/mxfs/cluster.key' });
     expect(c.peers).to.deep.equal([{ id: 8, name: 'node8', address: 'beta.example.com', port: 7600 }]);
+    const l = parseConfig('[node]\nid = 1\nlock_port = 7700\n[cluster]\nkey_file = k\n[peer]\nid = 2\naddress = h\nlock_port = 7701\n', FILE);
+    expect([l.node.lockPort, l.peers[0]!.lockPort]).to.deep.equal([7700, 7701]);
     expect(c.volumes).to.deep.equal([{
       name: 'v1', device: '/dev/sdb', mountpoint: '/mnt/v1/', mountOptions: 'noatime,logbsize=256k', failover: 'manual', driver: 'command', start: 'standby',
       commands: { mount: 'mount -o "$MXFS_MOUNT_OPTIONS" $MXFS_DEVICE $MXFS_MOUNTPOINT', umount: 'umount $MXFS_MOUNTPOINT' },
@@ -151,6 +153,8 @@ describe('config', () => {
       { name: 'peer id = node id', text: '[node]\nid=1\n[peer]\nid = 1\naddress = h\n', line: 4, section: 'peer', key: 'id', msg: /id 1 is already used by \[node\]/ },
       { name: 'duplicate peer id', text: '[node]\nid=1\n[peer]\nid=2\naddress=a\n[peer]\nid = 2\naddress=b\n', line: 7, key: 'id', msg: /id 2.*line 3/ },
       { name: 'duplicate endpoint', text: '[node]\nid=1\n[peer]\nid=2\naddress=h\nport=7000\n[peer]\nid=3\naddress = H\nport=7000\n', line: 9, key: 'address', msg: /h:7000/ },
+      { name: 'lock_port = port', text: '[node]\nid=1\nport = 7000\nlock_port = 7000\n', line: 4, section: 'node', key: 'lock_port', msg: /peer port/ },
+      { name: 'peer lock endpoint taken', text: '[node]\nid=1\n[cluster]\nkey_file=k\n[peer]\nid=2\naddress=h\nport=7000\nlock_port=7001\n[peer]\nid=3\naddress=h\nport=7001\n', line: 12, key: 'address', msg: /h:7001.*lock_port/ },
       { name: 'peer endpoint = node endpoint', text: '[node]\nid=1\n[peer]\nid=2\naddress=127.0.0.1\n', line: 5, key: 'address', msg: /127\.0\.0\.1:7600.*\[node\]/ },
       { name: 'tiebreaker unknown', text: '[node]\nid=1\n[cluster]\ntiebreaker = 5\nkey_file = k\n[peer]\nid=2\naddress=h\n', line: 4, key: 'tiebreaker', msg: /tiebreaker 5/ },
       { name: 'tiebreaker with three nodes', text: '[node]\nid=1\n[cluster]\ntiebreaker = 1\nkey_file = k\n[peer]\nid=2\naddress=h\n[peer]\nid=3\naddress=i\n', line: 4, key: 'tiebreaker', msg: /two-node/ },

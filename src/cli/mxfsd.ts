@@ -34,6 +34,9 @@ const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'];
 /** One line for stderr: what stopped mxfsd from starting, without a stack trace. */
 function startupFailure(e: unknown, config: Config): string {
   const err = e as NodeJS.ErrnoException & { address?: string; port?: number };
+  if (err.code === 'EADDRINUSE' && err.syscall === 'listen' && err.port !== undefined && err.port === config.node.lockPort && err.port !== config.node.port) {
+    return `lock_port ${config.node.address}:${config.node.lockPort} is already in use (another mxfsd, or another program: see 'ss -ltnp')`;
+  }
   if (err.code === 'EADDRINUSE' && err.syscall === 'listen' && err.port !== undefined) {
     return `cluster port ${config.node.address}:${config.node.port} is already in use (another mxfsd, or another program: see 'ss -ltnp')`;
   }

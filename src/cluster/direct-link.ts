@@ -79,9 +79,11 @@ export interface DirectLinkStatus {
   received: number;
   refused: number;
   fallback: number;
+  /** Sessions dropped as they came up because the peer is cut off by fault injection. */
+  cutOff: number;
 }
 
-interface PeerCounts { sent: number; received: number; refused: number; fallback: number }
+interface PeerCounts { sent: number; received: number; refused: number; fallback: number; cutOff: number }
 
 export class DirectLinks {
   private readonly transport?: PeerTransport;
@@ -98,7 +100,7 @@ export class DirectLinks {
     const lockPort = cfg.node.lockPort;
     const peers = cfg.peers.filter((p) => p.lockPort !== undefined).map((p) => ({ id: p.id, name: p.name, address: p.address, port: p.lockPort! }));
     if (lockPort === undefined || peers.length === 0) return;
-    for (const p of peers) this.counts.set(p.id, { sent: 0, received: 0, refused: 0, fallback: 0 });
+    for (const p of peers) this.counts.set(p.id, { sent: 0, received: 0, refused: 0, fallback: 0, cutOff: 0 });
     this.transport = new PeerTransport({
       config: { ...cfg, node: { ...cfg.node, port: lockPort }, peers, cluster: { ...cfg.cluster, name: cfg.cluster.name + LOCK_LINK_SUFFIX } },
       key: o.key, network: o.network, clock: o.clock, system: o.system, log: this.log,
@@ -116,7 +118,7 @@ export class DirectLinks {
       onLinkEvent: (ev) => {
         if (ev.type === 'up') {
           // A peer cut off by fault injection gets no lock link: each reconnection is dropped at once.
-          if (this.faults.blocked.has(ev.peer)) this.transport!.dropLink(ev.peer, 'fault injection: partition');
+          if (this.faults.blocked.has(ev.peer)) { this.counts.get(ev.peer)!.cutOff++; this.transport!.dropLink(ev.peer, 'fault injection: partition'); }
           else this.up.add(ev.peer);
         } else if (ev.type === 'down' && this.up.delete(ev.peer)) o.onDown?.(ev.peer);
       },

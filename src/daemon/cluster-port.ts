@@ -15,6 +15,11 @@
  * Faults (MXFS_FAULT_INJECTION only): the filter in ClusterNode drops or delays traffic,
  * leases included, so a partition here is a partition for the whole protocol.
  *
+ * Lock links (mxfsd with lock_port, src/cluster/direct-link.ts): the channel's first
+ * transmissions of lock messages go over this thread's own connection to the peer when it may
+ * carry them (up, no fault towards the peer, admitLockFrames on this thread's view); acks,
+ * retransmissions and the rest go through the cluster layer. What arrives there is handed to
+ * the same channel, which makes both paths one exactly-once, in-order stream.
  * Where the cluster layer runs: in mxfsd, a worker thread of its own (`worker` option:
  * ClusterWorker, so lease renewals never wait behind the lock engine); in tests and the
  * whole-cluster simulation, this thread (ClusterNode, under the injected clock and network).
