@@ -7,7 +7,8 @@
  * here, durably, before any accept/proposal/commit based on it leaves), the watchdog on the
  * main thread's heartbeat.
  * Takes: ToWorker messages (sends, faults, link drops, status, log reopen, stop).
- * Sends: WorkerItems in the order they happened (trace events too, when the node traces),
+ * Sends: WorkerItems in the order they happened (when the node traces, batches of trace
+ * events too, each just ahead of the next item or after TRACE_SHIP_MS),
  * through the thread pipe (thread-pipe.ts: the socket pair's end in pipeFd, or 'batch'
  * messages); FromWorker messages for the rest; the quorum
  * deadline also straight into shared memory (SharedLease) the moment it changes.
