@@ -15,7 +15,7 @@ import { SimLockCluster } from './support/sim-cluster';
 import type { Config } from '../src/config/config';
 import type { TraceEvent } from '../src/trace/event';
 import { WorkerTracer } from '../src/trace/worker-tracer';
-import type { ForwardedEvent } from '../src/trace/recorder';
+import { ForwardedEvent, TevReader, tevEvents } from '../src/trace/worker-events';
 import { MembershipCore, membershipDef, MembershipEvent, MembershipMsg } from '../src/cluster/membership';
 import type { PeerMessage } from '../src/cluster/peer-protocol';
 
@@ -167,8 +167,9 @@ describe('leases', () => {
       const sys = new ActorSystem(quiet());
       const main = new TraceRecorder(1, clock, 4096);
       const got: ForwardedEvent[] = [];
-      // The worker's events cross to the main thread's recorder (here: at once; in mxfsd through the pipe, in order).
-      const wt = new WorkerTracer(1, clock, (x) => { got.push(x); main.forwardedEvent(x); });
+      const reader = new TevReader();
+      // The worker's events cross to the main thread's recorder in batches (here: each one at once; in mxfsd through the pipe, in order).
+      const wt: WorkerTracer = new WorkerTracer(1, clock, () => { const b = wt.take()!; main.forwardedBatch(b); got.push(...tevEvents(reader, b)); });
       sys.tracer = wt;
       const membership = sys.spawn(undefined, 'membership', { init: () => 0, handle: (s: number) => s }, { node: 1 });
       const leases = spawnLeases(sys, { selfId: 1, peers: [3], times: T, clock, onExpired: (ctx, m) => ctx.system.send(membership, m) });

@@ -22,6 +22,7 @@ import { HTML_COLOURS } from '../src/trace/export-html';
 import { resourceOn, TestCluster } from './support/cluster-proc';
 import { freePort, MXFSCTL, mxfsctl, run, waitFor } from './support/daemon-proc';
 import { countColour, decodePng } from './support/png';
+import { readAll } from '../src/cli/mxfsctl-trace';
 import { sample, scrape } from './support/metrics';
 
 export function chromiumPath(): string | undefined {
@@ -396,5 +397,26 @@ describe('tracing end to end (3 real mxfsd, TCP)', function () {
     expect(notFound).to.equal(404);
     const listening = execFileSync('ss', ['-ltnH', `sport = :${ports[0]}`]).toString();
     expect(listening).to.include(`127.0.0.1:${ports[0]}`);
+  });
+
+  // Last: its lock would change the counts the metrics test expects.
+  it('the cluster worker\'s events reach the ring ahead of what they caused, and a read sees those made before it', async () => {
+    // The worker holds its events back until it reports something else, or for a while
+    // (src/trace/worker-tracer.ts). Node 3 masters the resource: the frame that brings it the
+    // request is recorded before the lock engine takes the request (dlm.receive names it as its
+    // cause), and its last frame to node 1 (the release), after which its worker reports nothing,
+    // is in its ring for a dump asked for as soon as the unlock returned (a read syncs first).
+    const r = resourceOn(3, [1, 2, 3], 'synced');
+    const a = await cl.client(1), m = await cl.client(3);
+    await (await a.lock(r, Mode.EX)).unlock();
+    const { events: mine } = await readAll(m, 'dump', { resource: r }); // one page, asked for at once
+    const released = mine.find((e) => e.kind === 'frame-out' && e.sub === 'lock.released' && e.to === 'node/1');
+    expect(released, 'the release\'s frame out').to.not.equal(undefined);
+    const { events: t } = await readAll(m, 'dump', {});
+    const frameIn = t.find((e) => e.kind === 'frame-in' && e.sub === 'request' && e.res === r && e.from === 'node/1');
+    expect(frameIn, 'the request\'s frame in').to.not.equal(undefined);
+    const received = t.find((e) => e.type === 'dlm.receive' && e.cause === frameIn!.seq);
+    expect(received, 'a dlm.receive caused by it').to.not.equal(undefined);
+    expect(received!.seq).to.be.greaterThan(frameIn!.seq);
   });
 });

@@ -7,7 +7,8 @@
  * here, durably, before any accept/proposal/commit based on it leaves), the watchdog on the
  * main thread's heartbeat.
  * Takes: ToWorker messages (sends, faults, link drops, status, log reopen, stop).
- * Sends: WorkerItems in the order they happened (trace events too, when the node traces),
+ * Sends: WorkerItems in the order they happened (when the node traces, batches of trace
+ * events too, each just ahead of the next item or after TRACE_SHIP_MS),
  * through the thread pipe (thread-pipe.ts: the socket pair's end in pipeFd, or 'batch'
  * messages); FromWorker messages for the rest; the quorum
  * deadline also straight into shared memory (SharedLease) the moment it changes.
@@ -59,8 +60,31 @@ const toMain = new PipeSender<WorkerItem>((items, transfer) => {
   if (!pipe) post({ type: 'batch', items }, transfer);
   else if (!pipe.destroyed) { probe('w.pw'); pipe.write(items); }
 });
-const out = (item: WorkerItem) => toMain.push(item);
-const flush = () => toMain.flush();
+// The node's recorder is on the main thread: this thread's actor messages and frames go there (worker-tracer.ts).
+const tracer = init.trace ? new WorkerTracer(init.config.node.id, clock, (n) => tracePending(n)) : undefined;
+/**
+ * Trace events do not cross to the main thread by themselves: they wait for the next item
+ * (lock traffic goes both ways, so under load they ride with it and tracing adds no crossing,
+ * no wake-up of the other thread), for TRACE_SHIP_MS at most (so `trace tail` stays live), or
+ * until TRACE_SHIP_EVENTS wait. A trace read asks for them first ('traceSync').
+ */
+const TRACE_SHIP_MS = 20, TRACE_SHIP_EVENTS = 256;
+let traceTimer: NodeJS.Timeout | undefined;
+function shipTrace(): void {
+  const b = tracer?.take();
+  if (b) toMain.push(['tev', b]);
+}
+function tracePending(n: number): void {
+  if (n >= TRACE_SHIP_EVENTS) shipTrace();
+  else if (traceTimer === undefined) traceTimer = setTimeout(() => { traceTimer = undefined; shipTrace(); }, TRACE_SHIP_MS);
+}
+/**
+ * What this thread reports goes out in order; when the node traces, the trace events made
+ * since the last item go first (the main thread records them before it handles what they
+ * caused: a lock frame, a view).
+ */
+const out = (item: WorkerItem) => { shipTrace(); toMain.push(item); };
+const flush = () => { shipTrace(); toMain.flush(); };
 
 // ---- logging: file and stderr here; syslog records go to the main thread ------------------
 
@@ -93,7 +117,6 @@ const toFaults = (f: WireFaults): PeerFaults => ({ blocked: new Set(f.blocked), 
 const epochs = EpochFile.open(init.stateDir, init.promisedEpoch);
 const sys = new ActorSystem(log, 'mxfs-cluster');
 // The node's recorder is on the main thread: this thread's actor messages and frames go there, in order (worker-tracer.ts).
-const tracer = init.trace ? new WorkerTracer(init.config.node.id, clock, (x) => out(['tev', x])) : undefined;
 if (tracer) { sys.tracer = tracer; sys.frames = tracer; }
 const node = new ClusterNode({
   config: init.config, network: new TcpNetwork(), clock, system: sys, log, incarnation: init.incarnation,
@@ -182,6 +205,7 @@ port.on('message', (m: ToWorker) => {
     case 'faults': node.setFaults(toFaults(m.faults)); return;
     case 'dropLink': node.dropLink(m.peer, m.reason); return;
     case 'reopenLogs': logs.reopen(); return;
+    case 'traceSync': out(['traceSynced', m.id]); return;
     case 'status':
       node.status(m.timeoutMs).then(
         (st) => {

@@ -27,7 +27,8 @@ import type Logger from 'bunyan';
 import type { Clock } from '../util/clock';
 import type { ClusterLayer, ClusterLayerEvents, ClusterLayerStatus, PeerFaults } from './cluster-layer';
 import type { PeerBody } from './peer-protocol';
-import type { ForwardedEvent, TraceContext } from '../trace/recorder';
+import type { TraceContext } from '../trace/recorder';
+import type { TevBatch } from '../trace/worker-events';
 import { socketPair } from '../util/socket-pair';
 import { SharedLease } from './shared-lease';
 import { PipeReceiver, PipeSender } from './thread-pipe';
@@ -45,10 +46,11 @@ export interface ClusterWorkerOptions extends ClusterLayerEvents, Pick<WorkerIni
   onFatal?(err: Error): void;
   /**
    * The node traces: every event of the worker (its actors' messages, its frames) goes to
-   * `event`, in order with everything else it reports; `context` is this thread's causal
-   * context, handed over with each send (src/trace/worker-tracer.ts).
+   * `events`, in batches, ahead of what it caused among everything else the worker reports;
+   * `context` is this thread's causal context, handed over with each send
+   * (src/trace/worker-tracer.ts).
    */
-  trace?: { event(x: ForwardedEvent): void; context(): TraceContext | undefined; causedBy(w: number, fn: () => void): void };
+  trace?: { events(b: TevBatch): void; context(): TraceContext | undefined; causedBy(w: number, fn: () => void): void };
 }
 
 const wireFaults = (f: PeerFaults): WireFaults => ({ blocked: [...f.blocked], drop: f.drop, delayMs: f.delayMs });
@@ -66,6 +68,7 @@ export class ClusterWorker implements ClusterLayer {
   private readonly fromWorker = new PipeReceiver<WorkerItem>((item) => this.dispatch(item));
   private beat?: NodeJS.Timeout;
   private queries = new Map<number, (m: Extract<FromWorker, { type: 'status' }>) => void>();
+  private syncs = new Map<number, () => void>();
   private nextQuery = 1;
   private stopping = false;
   private stopped?: () => void;
@@ -173,7 +176,8 @@ export class ClusterWorker implements ClusterLayer {
       case 'renewal': this.o.onRenewal?.(item[1]); return;
       case 'renewHeard': this.o.onPeerRenewal?.(item[1]); return;
       case 'log': this.o.syslogRecord?.(item[1]); return;
-      case 'tev': this.o.trace?.event(item[1]); return;
+      case 'tev': this.o.trace?.events(item[1]); return;
+      case 'traceSynced': this.syncs.get(item[1])?.(); return;
     }
   }
 
@@ -204,6 +208,23 @@ export class ClusterWorker implements ClusterLayer {
         if (m.status) resolve(m.status); else reject(new Error(m.error ?? 'no status'));
       });
       this.control({ type: 'status', id, timeoutMs });
+    });
+  }
+
+  /**
+   * Resolves once every trace event the worker made before this call has been recorded here
+   * (the worker holds them back for a while when it has nothing else to send: worker-tracer.ts),
+   * or after timeoutMs. Immediate when the node does not trace.
+   */
+  traceSync(timeoutMs = 1000): Promise<void> {
+    if (!this.o.trace || !this.w || this.stopping) return Promise.resolve();
+    const id = this.nextQuery++;
+    return new Promise((resolve) => {
+      const t = setTimeout(done, timeoutMs);
+      const self = this;
+      function done(): void { clearTimeout(t); self.syncs.delete(id); resolve(); }
+      this.syncs.set(id, done);
+      this.control({ type: 'traceSync', id });
     });
   }
 

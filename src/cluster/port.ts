@@ -59,6 +59,12 @@ export interface ClusterPort {
    * nothing (stalled).
    */
   quorumUntil?(): number;
+  /**
+   * Resolves once every trace event the cluster layer made before the call is in this
+   * node's recorder (its worker thread holds them back for a while: src/trace/worker-tracer.ts).
+   * Absent: they are recorded as they happen.
+   */
+  traceSync?(): Promise<void>;
   stop(): Promise<void>;
   /** Test-only fault injection on this node's peer traffic (all of it, leases included). */
   setFault(spec: FaultSpec): void;

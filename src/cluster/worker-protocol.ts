@@ -7,8 +7,8 @@
  * or, without one, posted with the batch's buffer transferred — and handled a slice per
  * turn, in order): the main thread's sends to peers ('send' of WorkerSend), and everything the cluster layer reports
  * ('batch' of WorkerItem: membership events, link events, lock-engine frames, bound
- * messages, rejections, lease deadlines, log records for syslog, trace events). Control messages (faults,
- * link drops, status, stop) are plain. The quorum deadline and the two heartbeats
+ * messages, rejections, lease deadlines, log records for syslog, batches of trace events). Control messages (faults,
+ * link drops, status, trace syncs, stop) are plain. The quorum deadline and the two heartbeats
  * are also in shared memory (shared-lease.ts): read at once, whatever the queues hold.
  */
 import type { LoggingConfig } from '../config/config';
@@ -18,7 +18,8 @@ import type { MembershipEvent, RenewalReport } from './membership';
 import type { ClusterOptions } from './options';
 import type { LinkEvent } from './peer-link';
 import type { PeerBody, PeerMessage } from './peer-protocol';
-import type { ForwardedEvent, TraceContext } from '../trace/recorder';
+import type { TraceContext } from '../trace/recorder';
+import type { TevBatch } from '../trace/worker-events';
 
 /** workerData of the cluster worker. */
 export interface WorkerInit {
@@ -42,7 +43,7 @@ export interface WorkerInit {
   stallMs: number;
   beatMs: number;
   faults?: WireFaults;
-  /** The node traces: every message of the worker's actors and every peer-link frame is forwarded ('tev' items, src/trace/worker-tracer.ts). */
+  /** The node traces: every message of the worker's actors and every peer-link frame is forwarded ('tev' items: batches, src/trace/worker-tracer.ts). */
   trace: boolean;
 }
 
@@ -65,7 +66,10 @@ export type WorkerItem =
   | ['renewal', RenewalReport]
   | ['renewHeard', number]
   | ['log', Record<string, unknown>]
-  | ['tev', ForwardedEvent];
+  /** Trace events of the worker (src/trace/worker-events.ts), ahead of what they caused. */
+  | ['tev', TevBatch]
+  /** The answer to 'traceSync': every trace event the worker made before it is ahead of it. */
+  | ['traceSynced', number];
 
 export type ToWorker =
   /** WorkerSend items, each msgpack-encoded behind its length, in one transferred buffer (thread-pipe.ts); without a socket pair only. */
@@ -74,6 +78,8 @@ export type ToWorker =
   | { type: 'dropLink'; peer: number; reason: string }
   | { type: 'status'; id: number; timeoutMs: number }
   | { type: 'reopenLogs' }
+  /** Send the trace events made so far, then ['traceSynced', id] (a trace read on the main thread waits for them). */
+  | { type: 'traceSync'; id: number }
   | { type: 'stop'; reason: string };
 
 export type FromWorker =

@@ -103,7 +103,7 @@ export class TcpClusterPort implements ClusterPort {
         logging: o.config.logging, logLevel: o.worker.logLevel, syslogRecord: o.worker.syslogRecord, onFatal: o.worker.onFatal,
         stallMs: o.config.timing.clientTimeoutMs, clock: o.clock, log: o.log.child({ actor: 'cluster' }), faults: this.fault,
         // Tracing: the worker's events are recorded here, by the node's recorder (src/trace/worker-tracer.ts).
-        ...(o.config.trace?.enabled ? { trace: { event: (x) => o.sys.recorder?.forwardedEvent(x), context: () => o.sys.recorder?.context(), causedBy: (w, fn) => (o.sys.recorder ? o.sys.recorder.causedByWorker(w, fn) : fn()) } } : {}),
+        ...(o.config.trace?.enabled ? { trace: { events: (b) => o.sys.recorder?.forwardedBatch(b), context: () => o.sys.recorder?.context(), causedBy: (w, fn) => (o.sys.recorder ? o.sys.recorder.causedByWorker(w, fn) : fn()) } } : {}),
       });
     } else {
       this.node = new ClusterNode({
@@ -148,6 +148,7 @@ export class TcpClusterPort implements ClusterPort {
   view(): ClusterView { return this.v; }
   canGrant(): boolean { return this.node.canGrant(); }
   quorumUntil(): number { return this.node.quorumUntil(); }
+  traceSync(): Promise<void> { return this.node instanceof ClusterWorker ? this.node.traceSync() : Promise.resolve(); }
   setHandlers(h: ClusterHandlers): void { this.h = h; }
   onRenewal(listener: (r: RenewalReport) => void): void { this.renewalListeners.push(listener); }
   onPeerRenewal(listener: (from: number) => void): void { this.peerRenewalListeners.push(listener); }

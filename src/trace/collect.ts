@@ -37,6 +37,14 @@ export class TraceCollector implements TraceQueryHandler {
     o.port?.handleQueries(this);
   }
 
+  /**
+   * Resolves once this node's ring holds every event made before the call, the cluster worker
+   * thread's included (it holds its events back for a while: worker-tracer.ts). A page of the
+   * local ring is read after it. A peer's traceQuery needs none: the worker's events made
+   * before the query arrived crossed to the main thread ahead of it.
+   */
+  synced(): Promise<void> { return this.o.recorder && this.o.port?.traceSync ? this.o.port.traceSync() : Promise.resolve(); }
+
   localPage(after: number, filter: TraceFilter, maxBytes: number): WireTracePage {
     const r = this.o.recorder;
     if (!r) return { events: [], cursor: after, more: false, missed: 0, enabled: false };
@@ -57,6 +65,7 @@ export class TraceCollector implements TraceQueryHandler {
   async collect(nodes: number[] | undefined, cursors: Record<number, number>, filter: TraceFilter, maxBytes: number): Promise<CollectResult> {
     const want = nodes ?? [this.o.selfId, ...this.peers()];
     const pages: Record<number, WireTracePage> = {};
+    if (want.includes(this.o.selfId)) await this.synced();
     if (want.includes(this.o.selfId)) pages[this.o.selfId] = this.localPage(cursors[this.o.selfId] ?? 0, filter, maxBytes);
     const others = want.filter((n) => n !== this.o.selfId);
     if (others.length === 0 || !this.o.port) return { pages, missing: others };

@@ -99,6 +99,7 @@ export class NodeTrace {
       }
       case 'dump': {
         if (req.nodes && (req.nodes.length !== 1 || req.nodes[0] !== node)) throw new Error(`dump reads this node (${node}) only; use collect for others`);
+        await this.collector.synced();
         return { node, enabled: this.enabled, pages: { [node]: this.collector.localPage(cursors(node), req.filter ?? {}, room) }, missing: [] };
       }
       case 'collect': {

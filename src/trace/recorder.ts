@@ -21,6 +21,7 @@ import { TRACE_ID_NODE_SHIFT, TRACE_KINDS, TraceEvent, TraceFields, TraceKind, T
 import { extractFields, ORIGIN, peerBodyFields, SELF_TRAFFIC } from './fields';
 import { matches, TraceFilter } from './filter';
 import { encodedSize } from '../wire/frame';
+import { TevBatch, TevReader, TevSink } from './worker-events';
 
 export interface TraceSink {
   /** One event as a JSON line (without the newline). */
@@ -121,32 +122,6 @@ export interface FrameTracer {
   /** A frame received (`tr`: the stamp it carried), about to be delivered: recorded and made the context; returns what restore() takes. */
   frameIn(peer: number, body: { type: string; msg?: { tr?: TraceStamp } }, epoch: number, tr?: TraceStamp): [number, string | undefined] | undefined;
   restore(saved: [number, string | undefined] | undefined): void;
-}
-
-/**
- * An event of the cluster worker thread (an actor message or a frame), as its WorkerTracer
- * forwards it through the pipe; TraceRecorder.forwardedEvent records it on the main thread,
- * in the order the worker sent it.
- */
-export interface ForwardedEvent {
-  kind: 'send' | 'ask' | 'frame-out' | 'frame-in';
-  from: string;
-  to: string;
-  type: string;
-  f: TraceFields;
-  /** The worker's number of this event (from 1, one per forwarded event). */
-  w: number;
-  /** Its Lamport clock, taken in the worker when it happened (a frame out carries it as its stamp). */
-  lc: number;
-  /** The node's monotonic clock when it happened, in the worker. */
-  mono: number;
-  trace: number;
-  /** Its cause: an earlier worker event (its w), or an event of the main thread (its seq). */
-  cw?: number;
-  cm?: number;
-  /** A frame in with a stamp: the sending node and the lc of its frame out. */
-  srcNode?: number;
-  srcLc?: number;
 }
 
 /** What the main thread hands the worker with a send: its context (seq, trace id, Lamport clock, actor), for the causes of the worker's events. */
@@ -360,26 +335,33 @@ export class TraceRecorder implements ActorTracer, FrameTracer {
   }
 
   /**
-   * An event of the cluster worker thread (ForwardedEvent), now that it reached this thread,
-   * in the order the worker sent it: with the worker's clock readings and trace id, its cause
-   * (a worker event recorded here before, or an event of this thread), and the Lamport clock
-   * of this thread moved past it (what this thread records next happened after it).
+   * The events of the cluster worker thread in a batch (worker-events.ts), now that it reached
+   * this thread, in the order the worker made them: each with the worker's clock readings and
+   * trace id, its cause (a worker event recorded here before, or an event of this thread), and
+   * the Lamport clock of this thread moved past it (what this thread records next happened
+   * after it).
    */
-  forwardedEvent(x: ForwardedEvent): void {
+  forwardedBatch(b: TevBatch): void { this.tev.read(b, this.forwarded); }
+
+  private readonly tev = new TevReader();
+  /** Scratch stamp of a forwarded receipt (put() reads only its lc). */
+  private readonly srcStamp = { lc: 0 };
+  private readonly forwarded: TevSink = (kind, from, to, type, f, w, lc, mono, trace, cw, srcNode, srcLc) => {
     let cause = 0;
-    if (x.cm !== undefined) cause = x.cm;
-    else if (x.cw !== undefined) {
-      const j = x.cw % WORKER_CAUSES;
-      if (this.workerW[j] === x.cw) cause = this.workerSeq[j]!;
+    if (cw < 0) cause = -cw;
+    else if (cw > 0) {
+      const j = cw % WORKER_CAUSES;
+      if (this.workerW[j] === cw) cause = this.workerSeq[j]!;
     }
-    if (x.lc > this.lc) this.lc = x.lc;
-    const stamp = x.srcNode !== undefined && x.srcLc !== undefined ? { lc: x.srcLc } : undefined;
+    if (lc > this.lc) this.lc = lc;
     const cs = cause > 0 ? this.slot(cause) : -1;
-    const seq = this.put(x.kind, x.from, x.to, x.type, x.f, x.lc, x.mono, x.trace, cs >= 0 ? cause : 0, cs, x.srcNode ?? 0, stamp);
-    const j = x.w % WORKER_CAUSES;
-    this.workerW[j] = x.w;
+    let stamp: { lc: number } | undefined;
+    if (srcNode > 0) { stamp = this.srcStamp; stamp.lc = srcLc; }
+    const seq = this.put(kind, from, to, type, f, lc, mono, trace, cs >= 0 ? cause : 0, cs, srcNode, stamp);
+    const j = w % WORKER_CAUSES;
+    this.workerW[j] = w;
     this.workerSeq[j] = seq;
-  }
+  };
 
   /**
    * Runs `fn` (what the cluster worker thread reported: a lock-engine frame, a membership

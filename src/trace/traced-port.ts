@@ -27,6 +27,7 @@ export class TracedPort implements ClusterPort {
   canGrant?: () => boolean;
   quorumUntil?: () => number;
   start?: () => Promise<void>;
+  traceSync?: () => Promise<void>;
   private queries?: TraceQueryHandler;
 
   constructor(readonly inner: ClusterPort, private readonly recorder: TraceRecorder | undefined) {
@@ -34,6 +35,7 @@ export class TracedPort implements ClusterPort {
     if (inner.canGrant) this.canGrant = () => inner.canGrant!();
     if (inner.quorumUntil) this.quorumUntil = () => inner.quorumUntil!();
     if (inner.start) this.start = () => inner.start!();
+    if (inner.traceSync) this.traceSync = () => inner.traceSync!();
   }
 
   get selfId(): number { return this.inner.selfId; }

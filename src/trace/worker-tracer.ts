@@ -17,17 +17,21 @@
  *    worker (`N.wK`, event.ts) — so a frame out carries its stamp (trace id and the lc of its
  *    frame-out event) before the main thread has recorded anything.
  *
- * Each event goes to `forward` (a 'tev' item in the pipe to the main thread, in order with
- * everything else the worker reports, batched by the pipe); there TraceRecorder.forwardedEvent
- * records it with the worker's time and clock and turns its cause into the main thread's seq.
+ * Each event is appended to a batch (worker-events.ts: a flat array, interned strings, no
+ * object per event) that the worker puts in the pipe to the main thread ahead of the next
+ * thing it reports there, or after a short delay when it reports nothing (cluster-worker-main.ts),
+ * so tracing adds no crossing of its own to a lock message's path; there
+ * TraceRecorder.forwardedBatch records each event with the worker's time and clock and turns
+ * its cause into the main thread's seq.
  *
  * Present only when the node traces ([trace] enabled): otherwise the worker's actor system
  * has no tracer (every hook is one `undefined` check) and nothing crosses.
  */
 import { ORIGIN, extractFields, peerBodyFields, SELF_TRAFFIC } from './fields';
 import { TRACE_ID_NODE_SHIFT, WORKER_TRACE_BASE, type TraceFields, type TraceStamp } from './event';
-import type { ActorTracer, ForwardedEvent, FrameTracer, TraceContext } from './recorder';
+import type { ActorTracer, FrameTracer, TraceContext } from './recorder';
 import type { Clock } from '../util/clock';
+import { TevBatch, TevKind, TevWriter } from './worker-events';
 
 /** The message -> its event number, for the receiver's handler (as the recorder's tag; never encoded). */
 const EVENT_OF: unique symbol = Symbol('mxfs.trace.workerEvent');
@@ -48,8 +52,19 @@ export class WorkerTracer implements ActorTracer, FrameTracer {
   private readonly labels = new Map<string, string>();
   private readonly traceW = new Float64Array(TRACE_WINDOW);
   private readonly traceOf = new Float64Array(TRACE_WINDOW);
+  private readonly out = new TevWriter();
+  /** Reused for every event's fields (the writer copies them into the batch). */
+  private readonly f: TraceFields = {};
 
-  constructor(private readonly node: number, private readonly clock: Clock, private readonly forward: (e: ForwardedEvent) => void) {}
+  /**
+   * `pending(n)`: called after each event with the number of events now waiting in the batch
+   * (the caller takes it with take(): ahead of what it sends next, or when it has waited long
+   * enough, or is large).
+   */
+  constructor(private readonly node: number, private readonly clock: Clock, private readonly pending: (n: number) => void) {}
+
+  /** The events made since the last take(), in order (undefined: none). */
+  take(): TevBatch | undefined { return this.out.take(); }
 
   named(name: string, kind: string, fields: Record<string, unknown>): string {
     const path = [kind, ...Object.values(fields).map(String)].join('/');
@@ -60,7 +75,7 @@ export class WorkerTracer implements ActorTracer, FrameTracer {
   forget(name: string): void { this.labels.delete(name); }
 
   onSend(toName: string, msg: { type: string }, kind: 'send' | 'ask'): void {
-    const f = extractFields(msg as Record<string, unknown>, {});
+    const f = extractFields(msg as Record<string, unknown>, this.f);
     if (f.sub !== undefined && SELF_TRAFFIC.has(f.sub)) return;
     (msg as Tagged)[EVENT_OF] = this.event(kind, this.curActor ?? ORIGIN[msg.type] ?? 'ext', this.labels.get(toName) ?? toName, msg.type, f);
   }
@@ -71,14 +86,14 @@ export class WorkerTracer implements ActorTracer, FrameTracer {
   }
 
   frameOut(peer: number, body: { type: string }, epoch: number): TraceStamp | undefined {
-    const f = frameFields(peer, body, epoch);
+    const f = frameFields(peer, body, epoch, this.f);
     if (!f) return undefined;
     const w = this.event('frame-out', `peer-link/${peer}`, `node/${peer}`, body.type, f);
     return { id: this.traceOf[w % TRACE_WINDOW]!, lc: this.lc };
   }
 
   frameIn(peer: number, body: { type: string; msg?: { tr?: TraceStamp } }, epoch: number, tr?: TraceStamp): [number, string | undefined] | undefined {
-    const f = frameFields(peer, body, epoch);
+    const f = frameFields(peer, body, epoch, this.f);
     if (!f) return undefined;
     const stamp = tr ?? (body.type === 'dlm' ? body.msg?.tr : undefined);
     const to = `peer-link/${peer}`;
@@ -109,8 +124,8 @@ export class WorkerTracer implements ActorTracer, FrameTracer {
     this.within([seq > 0 ? -seq : 0, actor ?? undefined, trace], fn);
   }
 
-  /** One event: numbered, clocked, in its chain, and forwarded. Returns its number. */
-  private event(kind: ForwardedEvent['kind'], from: string, to: string, type: string, f: TraceFields, src?: { node: number; stamp: TraceStamp }): number {
+  /** One event: numbered, clocked, in its chain, and into the batch. Returns its number. */
+  private event(kind: TevKind, from: string, to: string, type: string, f: TraceFields, src?: { node: number; stamp: TraceStamp }): number {
     const w = ++this.w;
     if (src && src.stamp.lc > this.lc) this.lc = src.stamp.lc;
     const lc = ++this.lc;
@@ -122,23 +137,18 @@ export class WorkerTracer implements ActorTracer, FrameTracer {
     else trace = this.node * TRACE_ID_NODE_SHIFT + WORKER_TRACE_BASE + ++this.traces;
     this.traceW[w % TRACE_WINDOW] = w;
     this.traceOf[w % TRACE_WINDOW] = trace;
-    const e: ForwardedEvent = { kind, from, to, type, f: compact(f), w, lc, mono: this.clock.now(), trace };
-    if (cur > 0) e.cw = cur;
-    else if (cur < 0) e.cm = -cur;
-    if (src) { e.srcNode = src.node; e.srcLc = src.stamp.lc; }
-    this.forward(e);
+    this.out.add(kind, from, to, type, f, w, lc, this.clock.now(), trace, cur, src ? src.node : 0, src ? src.stamp.lc : 0);
+    this.pending(this.out.count);
     return w;
   }
 }
 
-function compact(f: TraceFields): TraceFields {
-  for (const k of Object.keys(f) as Array<keyof TraceFields>) if (f[k] === undefined) delete f[k];
-  return f;
-}
-
-/** A frame's trace fields; undefined: trace traffic (not recorded). */
-function frameFields(peer: number, body: unknown, epoch: number): TraceFields | undefined {
-  const f: TraceFields = { epoch, peer };
+/** A frame's trace fields, into `f` (emptied first); undefined: trace traffic (not recorded). */
+function frameFields(peer: number, body: unknown, epoch: number, f: TraceFields): TraceFields | undefined {
+  f.sub = f.ls = f.res = f.lock = f.req = f.info = undefined;
+  f.mode = f.token = f.epoch = undefined;
+  f.epoch = epoch;
+  f.peer = peer;
   peerBodyFields(body, f);
   return f.sub !== undefined && SELF_TRAFFIC.has(f.sub) ? undefined : f;
 }
