@@ -1,7 +1,7 @@
 /** Frame codec and local-protocol validation: partial and batched frames, limits, fuzzing. */
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { encodedSize, encodeFrame, encodeReplyFrame, fitList, FrameDecoder, FrameError } from '../src/wire/frame';
+import { encodedSize, encodeFrame, encodeReplyFrame, fitList, FRAME_VIEW_BLOCK_MAX, FrameDecoder, FrameError } from '../src/wire/frame';
 import { ProtocolError, validateClientRequest, validateDaemonMessage } from '../src/wire/client-protocol';
 import { INVALID_KEY, invalidUtf8Fields, WHOLE } from '../src/wire/utf8-fields';
 
@@ -43,6 +43,16 @@ describe('encodeFrame output', () => {
       expect(f.readUInt32BE(0), `frame ${i} length`).to.equal(f.length - 4);
       expect(d.push(f), `frame ${i}`).to.deep.equal([msgs[i]]);
     });
+  });
+
+  it('a small frame never keeps a large block alive, even after a large message grew the encoder\'s blocks', () => {
+    const big = encodeFrame({ data: Buffer.alloc(2 << 20, 7) }, 1 << 24);
+    expect(big.length).to.be.greaterThan(2 << 20);
+    for (let i = 0; i < 200; i++) {
+      const f = encodeFrame({ type: 'reply', id: i, ok: true }, 1 << 20);
+      expect(f.buffer.byteLength, `frame ${i}`).to.be.at.most(FRAME_VIEW_BLOCK_MAX);
+      expect(new FrameDecoder(1 << 20).push(f)).to.deep.equal([{ type: 'reply', id: i, ok: true }]);
+    }
   });
 });
 
