@@ -19,11 +19,8 @@ export const INVALID_KEY = '\0key';
 /** Marks a payload that is not a map and holds an invalid string. */
 export const WHOLE = '\0whole';
 
-/**
- * The item at `p` (msgpack type byte table), read into the module's scratch fields below
- * instead of a new object: this runs for every item of every client request (the local lock
- * path's allocations, docs/benchmarks.md "Local pair, where the daemon's time goes").
- */
+// What item() read of the item at hand: module fields, not a new object per item (this runs
+// for every item of every client request; docs/benchmarks.md, "The local pair").
 /** Bytes of the item's header (the type byte and any length). */
 let head = 0;
 /** Payload bytes after the header (strings, binaries, extensions, numbers). */
@@ -39,6 +36,7 @@ function set(h: number, b: number, c: number, s: boolean): void {
   head = h; body = b; children = c; str = s;
 }
 
+/** Reads the header of the item at `p` (msgpack type byte table) into head, body, children, str. */
 function item(b: Buffer, p: number): void {
   if (p >= b.length) throw new Truncated();
   const t = b[p]!;
