@@ -1,8 +1,9 @@
 /** Frame codec and local-protocol validation: partial and batched frames, limits, fuzzing. */
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { encodedSize, encodeFrame, encodeReplyFrame, fitList, FrameDecoder, FrameError } from '../src/wire/frame';
+import { encodedSize, encodeFrame, encodeReplyFrame, fitList, FRAME_VIEW_BLOCK_MAX, FrameDecoder, FrameError } from '../src/wire/frame';
 import { ProtocolError, validateClientRequest, validateDaemonMessage } from '../src/wire/client-protocol';
+import { INVALID_KEY, invalidUtf8Fields, WHOLE } from '../src/wire/utf8-fields';
 
 describe('frames', () => {
   it('decodes frames split at every byte and batched in one chunk', () => {
@@ -30,6 +31,79 @@ describe('frames', () => {
     fc.assert(fc.property(fc.uint8Array({ maxLength: 200 }), (bytes) => {
       try { new FrameDecoder(64).push(Buffer.from(bytes)); } catch (e) { expect(e).to.be.instanceOf(FrameError); }
     }), { numRuns: 2000 });
+  });
+});
+
+describe('encodeFrame output', () => {
+  it('every frame keeps its bytes while thousands more are encoded after it (frames are views of packr\'s blocks)', () => {
+    const msgs = Array.from({ length: 5000 }, (_, i) => ({ type: 'lock', id: i, resource: `name.${i}`, pad: 'x'.repeat(i % 300) }));
+    const frames = msgs.map((m) => encodeFrame(m, 1 << 20));
+    const d = new FrameDecoder(1 << 20);
+    frames.forEach((f, i) => {
+      expect(f.readUInt32BE(0), `frame ${i} length`).to.equal(f.length - 4);
+      expect(d.push(f), `frame ${i}`).to.deep.equal([msgs[i]]);
+    });
+  });
+
+  it('a small frame never keeps a large block alive, even after a large message grew the encoder\'s blocks', () => {
+    const big = encodeFrame({ data: Buffer.alloc(2 << 20, 7) }, 1 << 24);
+    expect(big.length).to.be.greaterThan(2 << 20);
+    for (let i = 0; i < 200; i++) {
+      const f = encodeFrame({ type: 'reply', id: i, ok: true }, 1 << 20);
+      expect(f.buffer.byteLength, `frame ${i}`).to.be.at.most(FRAME_VIEW_BLOCK_MAX);
+      expect(new FrameDecoder(1 << 20).push(f)).to.deep.equal([{ type: 'reply', id: i, ok: true }]);
+    }
+  });
+});
+
+/** The payload of `msg` with the bytes of its string `marker` replaced by `bytes` (same length). */
+function patchedPayload(msg: unknown, marker: string, bytes: number[]): Buffer {
+  const p = Buffer.from(encodeFrame(msg, 1 << 20).subarray(4));
+  const at = p.indexOf(Buffer.from(marker));
+  expect(at, 'marker found').to.be.greaterThan(-1);
+  Buffer.from(bytes).copy(p, at);
+  return p;
+}
+
+describe('invalidUtf8Fields', () => {
+  const bad: number[][] = [[0x61, 0xff, 0x61], [0x61, 0xc3, 0x28], [0xed, 0xa0, 0x80], [0xc0, 0x80, 0x61], [0x61, 0x80, 0x61], [0x61, 0x61, 0xc3]];
+
+  it('finds nothing in valid text: ASCII, multi-byte characters, U+FFFD itself', () => {
+    for (const resource of ['plain.name.12', 'é', 'naïve ☃ 𝄞', '\ufffd', '']) {
+      expect([...invalidUtf8Fields(encodeFrame({ type: 'lock', id: 1, lockspace: 'default', resource, mode: 5 }, 1 << 20).subarray(4))], resource).to.deep.equal([]);
+    }
+  });
+
+  it('names the field whose string holds invalid bytes, at any place in the string and nested in the value', () => {
+    for (const bytes of bad) {
+      expect([...invalidUtf8Fields(patchedPayload({ type: 'lock', id: 1, lockspace: 'default', resource: 'QQQ', mode: 5 }, 'QQQ', bytes))], bytes.join()).to.deep.equal(['resource']);
+      expect([...invalidUtf8Fields(patchedPayload({ id: 1, spec: { peers: [1, 'QQQ'] } }, 'QQQ', bytes))], bytes.join()).to.deep.equal(['spec']);
+    }
+  });
+
+  it('catches a string that ends inside a character even when the next item\'s bytes would complete it', () => {
+    // 'Q' + 'é' cut after its lead byte C3, then a 2-byte fixstr (A2), a continuation byte
+    // in UTF-8: the payload as a whole is valid UTF-8 there, the string alone is not.
+    const p = patchedPayload({ a: 'QQ', b: 'xy' }, 'QQ', [0x51, 0xc3]);
+    expect(p.indexOf(Buffer.from([0xc3, 0xa1]))).to.be.greaterThan(-1);
+    expect([...invalidUtf8Fields(p)]).to.deep.equal(['a']);
+  });
+
+  it('reports an invalid key without its name, and a non-map payload as a whole', () => {
+    expect([...invalidUtf8Fields(patchedPayload({ QQQ: 1, b: 'ok' }, 'QQQ', [0x61, 0xff, 0x61]))]).to.deep.equal([INVALID_KEY]);
+    expect([...invalidUtf8Fields(patchedPayload(['x', 'QQQ'], 'QQQ', [0x61, 0xff, 0x61]))]).to.deep.equal([WHOLE]);
+    expect([...invalidUtf8Fields(encodeFrame(['x', 'é'], 100).subarray(4))]).to.deep.equal([]);
+  });
+
+  it('random maps of text: nothing found; one byte 0xFF put in one value: that key found', () => {
+    fc.assert(fc.property(fc.dictionary(fc.string({ minLength: 1, maxLength: 8 }), fc.oneof(fc.string({ unit: 'grapheme', maxLength: 20 }), fc.integer(), fc.array(fc.string({ unit: 'binary' }), { maxLength: 3 }))), fc.nat(), (obj, pick) => {
+      expect([...invalidUtf8Fields(encodeFrame(obj, 1 << 20).subarray(4))]).to.deep.equal([]);
+      const keys = Object.keys(obj).filter((k) => !k.includes('ZZZZ'));
+      if (keys.length === 0) return;
+      const key = keys[pick % keys.length]!;
+      const withMarker = { ...obj, [key]: ['ZZZZ'] };
+      expect([...invalidUtf8Fields(patchedPayload(withMarker, 'ZZZZ', [0x5a, 0xff, 0x5a, 0x5a]))]).to.deep.equal([key]);
+    }), { numRuns: 300 });
   });
 });
 

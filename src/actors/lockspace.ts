@@ -106,9 +106,11 @@ export function lockspaceDef(o: LockspaceOpts): ActorDef<State, LockspaceMsg> {
           const e = s.resources.get(msg.resource);
           if (e && e.forwarded === msg.processed) {
             const now = o.clock.now();
+            // Only an entry with idleSince is in the idle queue: a resource that was busy (the
+            // usual case) is not looked up in it, a map as large as the idle resources.
+            if (e.idleSince !== undefined) s.idle.delete(msg.resource); // to the back of the queue
             e.idleSince = now;
             e.idleTokens = msg.tokenCounter;
-            s.idle.delete(msg.resource); // to the back of the queue
             s.idle.set(msg.resource, e);
             scheduleSweep(s, ctx.self, sys, now);
           }

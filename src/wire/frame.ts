@@ -14,7 +14,7 @@
  * writes such frames, FrameDecoder.pushRaw returns payloads undecoded so the trailer can be
  * checked before decodePayload looks at the rest.
  */
-import { Packr } from 'msgpackr';
+import { Packr, RESERVE_START_SPACE } from 'msgpackr';
 
 export const FRAME_HEADER = 4;
 
@@ -58,9 +58,26 @@ export function fitList<T>(items: readonly T[], wrap: (xs: readonly T[]) => unkn
   return { items: items.slice(0, n), omitted: items.length - n };
 }
 
+/**
+ * Largest packr block a frame is left a view of. packr starts with 8 KiB blocks, but after one
+ * large message (an inspection reply) every new block is that large: a small frame waiting in
+ * a slow reader's socket queue would then keep megabytes alive, so it is copied out instead.
+ */
+export const FRAME_VIEW_BLOCK_MAX = 16 * 1024;
+
+/**
+ * A frame of msg: packr writes the payload after FRAME_HEADER bytes it leaves free, and the
+ * length goes there, so the frame is packr's output itself, not a copy of it (one buffer
+ * fewer per message on the local lock path). Like every packr output, the frame is a view of
+ * packr's current block, which later frames never write over; like a small Buffer from
+ * Node's 8 KiB pool, it keeps at most FRAME_VIEW_BLOCK_MAX bytes alive.
+ */
 export function encodeFrame(msg: unknown, maxBytes: number): Buffer {
-  const body = packr.pack(msg);
-  return frameOf(body, 0, maxBytes);
+  const out = packr.pack(msg, RESERVE_START_SPACE | FRAME_HEADER);
+  const len = out.length - FRAME_HEADER;
+  if (len > maxBytes) throw new FrameError(`frame of ${len} bytes exceeds the limit of ${maxBytes}`);
+  out.writeUInt32BE(len, 0);
+  return out.buffer.byteLength <= FRAME_VIEW_BLOCK_MAX ? out : Buffer.from(out);
 }
 
 /** msgpack bytes of reply data already encoded once (see encodeReplyFrame). */
@@ -128,8 +145,11 @@ export function decodePayload(body: Buffer): unknown {
   }
 }
 
+/** No bytes: what a decoder holds between whole frames (one buffer, not a new one per chunk). */
+const EMPTY = Buffer.alloc(0);
+
 export class FrameDecoder {
-  private buf: Buffer = Buffer.alloc(0);
+  private buf: Buffer = EMPTY;
 
   constructor(private readonly maxBytes: number) {}
 
@@ -166,6 +186,6 @@ export class FrameDecoder {
       off += FRAME_HEADER + len;
       each(body);
     }
-    this.buf = off === this.buf.length ? Buffer.alloc(0) : this.buf.subarray(off);
+    this.buf = off === this.buf.length ? EMPTY : this.buf.subarray(off);
   }
 }

@@ -19,101 +19,114 @@ export const INVALID_KEY = '\0key';
 /** Marks a payload that is not a map and holds an invalid string. */
 export const WHOLE = '\0whole';
 
-interface Item {
-  /** Bytes of this item's header (the type byte and any length). */
-  head: number;
-  /** Payload bytes after the header (strings, binaries, extensions, numbers). */
-  body: number;
-  /** Nested items that follow (array elements; map keys and values). */
-  children: number;
-  str: boolean;
-}
+// What item() read of the item at hand: module fields, not a new object per item (this runs
+// for every item of every client request; docs/benchmarks.md, "The local pair").
+/** Bytes of the item's header (the type byte and any length). */
+let head = 0;
+/** Payload bytes after the header (strings, binaries, extensions, numbers). */
+let body = 0;
+/** Nested items that follow (array elements; map keys and values). */
+let children = 0;
+/** The item is a string. */
+let str = false;
 
 class Truncated extends Error {}
 
-/** Header of the item at `p` (msgpack type byte table). */
-function item(b: Buffer, p: number): Item {
+function set(h: number, b: number, c: number, s: boolean): void {
+  head = h; body = b; children = c; str = s;
+}
+
+/** Reads the header of the item at `p` (msgpack type byte table) into head, body, children, str. */
+function item(b: Buffer, p: number): void {
   if (p >= b.length) throw new Truncated();
   const t = b[p]!;
-  const u8 = () => need(b, p + 2) && b[p + 1]!;
-  const u16 = () => need(b, p + 3) && b.readUInt16BE(p + 1);
-  const u32 = () => need(b, p + 5) && b.readUInt32BE(p + 1);
-  if (t <= 0x7f || t >= 0xe0) return { head: 1, body: 0, children: 0, str: false }; // fixint
-  if (t <= 0x8f) return { head: 1, body: 0, children: 2 * (t & 0x0f), str: false }; // fixmap
-  if (t <= 0x9f) return { head: 1, body: 0, children: t & 0x0f, str: false }; // fixarray
-  if (t <= 0xbf) return { head: 1, body: t & 0x1f, children: 0, str: true }; // fixstr
+  if (t <= 0x7f || t >= 0xe0) return set(1, 0, 0, false); // fixint
+  if (t <= 0x8f) return set(1, 0, 2 * (t & 0x0f), false); // fixmap
+  if (t <= 0x9f) return set(1, 0, t & 0x0f, false); // fixarray
+  if (t <= 0xbf) return set(1, t & 0x1f, 0, true); // fixstr
   switch (t) {
-    case 0xc0: case 0xc2: case 0xc3: return { head: 1, body: 0, children: 0, str: false };
-    case 0xc4: return { head: 2, body: u8() as number, children: 0, str: false }; // bin 8
-    case 0xc5: return { head: 3, body: u16() as number, children: 0, str: false };
-    case 0xc6: return { head: 5, body: u32() as number, children: 0, str: false };
-    case 0xc7: return { head: 3, body: u8() as number, children: 0, str: false }; // ext 8 (+type byte)
-    case 0xc8: return { head: 4, body: u16() as number, children: 0, str: false };
-    case 0xc9: return { head: 6, body: u32() as number, children: 0, str: false };
-    case 0xca: return { head: 1, body: 4, children: 0, str: false };
-    case 0xcb: return { head: 1, body: 8, children: 0, str: false };
-    case 0xcc: case 0xd0: return { head: 1, body: 1, children: 0, str: false };
-    case 0xcd: case 0xd1: return { head: 1, body: 2, children: 0, str: false };
-    case 0xce: case 0xd2: return { head: 1, body: 4, children: 0, str: false };
-    case 0xcf: case 0xd3: return { head: 1, body: 8, children: 0, str: false };
-    case 0xd4: return { head: 2, body: 1, children: 0, str: false }; // fixext
-    case 0xd5: return { head: 2, body: 2, children: 0, str: false };
-    case 0xd6: return { head: 2, body: 4, children: 0, str: false };
-    case 0xd7: return { head: 2, body: 8, children: 0, str: false };
-    case 0xd8: return { head: 2, body: 16, children: 0, str: false };
-    case 0xd9: return { head: 2, body: u8() as number, children: 0, str: true }; // str 8
-    case 0xda: return { head: 3, body: u16() as number, children: 0, str: true };
-    case 0xdb: return { head: 5, body: u32() as number, children: 0, str: true };
-    case 0xdc: return { head: 3, body: 0, children: u16() as number, str: false }; // array 16
-    case 0xdd: return { head: 5, body: 0, children: u32() as number, str: false };
-    case 0xde: return { head: 3, body: 0, children: 2 * (u16() as number), str: false }; // map 16
-    case 0xdf: return { head: 5, body: 0, children: 2 * (u32() as number), str: false };
+    case 0xc0: case 0xc2: case 0xc3: return set(1, 0, 0, false);
+    case 0xc4: return set(2, u8(b, p), 0, false); // bin 8
+    case 0xc5: return set(3, u16(b, p), 0, false);
+    case 0xc6: return set(5, u32(b, p), 0, false);
+    case 0xc7: return set(3, u8(b, p), 0, false); // ext 8 (+type byte)
+    case 0xc8: return set(4, u16(b, p), 0, false);
+    case 0xc9: return set(6, u32(b, p), 0, false);
+    case 0xca: return set(1, 4, 0, false);
+    case 0xcb: return set(1, 8, 0, false);
+    case 0xcc: case 0xd0: return set(1, 1, 0, false);
+    case 0xcd: case 0xd1: return set(1, 2, 0, false);
+    case 0xce: case 0xd2: return set(1, 4, 0, false);
+    case 0xcf: case 0xd3: return set(1, 8, 0, false);
+    case 0xd4: return set(2, 1, 0, false); // fixext
+    case 0xd5: return set(2, 2, 0, false);
+    case 0xd6: return set(2, 4, 0, false);
+    case 0xd7: return set(2, 8, 0, false);
+    case 0xd8: return set(2, 16, 0, false);
+    case 0xd9: return set(2, u8(b, p), 0, true); // str 8
+    case 0xda: return set(3, u16(b, p), 0, true);
+    case 0xdb: return set(5, u32(b, p), 0, true);
+    case 0xdc: return set(3, 0, u16(b, p), false); // array 16
+    case 0xdd: return set(5, 0, u32(b, p), false);
+    case 0xde: return set(3, 0, 2 * u16(b, p), false); // map 16
+    case 0xdf: return set(5, 0, 2 * u32(b, p), false);
     default: throw new Truncated(); // 0xc1: never used
   }
 }
 
-function need(b: Buffer, end: number): true {
+function u8(b: Buffer, p: number): number { need(b, p + 2); return b[p + 1]!; }
+function u16(b: Buffer, p: number): number { need(b, p + 3); return b.readUInt16BE(p + 1); }
+function u32(b: Buffer, p: number): number { need(b, p + 5); return b.readUInt32BE(p + 1); }
+
+function need(b: Buffer, end: number): void {
   if (end > b.length) throw new Truncated();
+}
+
+/**
+ * Whether b[start, end) is valid UTF-8. ASCII (every name the benchmarks and most users send)
+ * is settled here byte by byte; anything else goes to node's validator, on a view of the bytes.
+ */
+function validUtf8(b: Buffer, start: number, end: number): boolean {
+  for (let i = start; i < end; i++) if (b[i]! >= 0x80) return isUtf8(b.subarray(start, end));
   return true;
 }
 
-/** Skips one item and everything nested in it; returns [end offset, every string valid]. */
-function walk(b: Buffer, p: number): [number, boolean] {
+/** The end offset of the item at `p` and everything nested in it; `walkOk`: every string valid. */
+let walkOk = true;
+function walk(b: Buffer, p: number): number {
   let remaining = 1;
-  let ok = true;
+  walkOk = true;
   while (remaining > 0) {
-    const it = item(b, p);
-    const start = p + it.head;
-    p = start + it.body;
+    item(b, p);
+    const start = p + head;
+    p = start + body;
     if (p > b.length) throw new Truncated();
-    if (it.str && ok && !isUtf8(b.subarray(start, p))) ok = false;
-    remaining += it.children - 1;
+    if (str && walkOk && !validUtf8(b, start, p)) walkOk = false;
+    remaining += children - 1;
   }
-  return [p, ok];
+  return p;
 }
 
 export function invalidUtf8Fields(payload: Buffer): Set<string> {
   const bad = new Set<string>();
   try {
-    const top = item(payload, 0);
+    item(payload, 0);
     const t = payload[0]!;
     const isMap = (t >= 0x80 && t <= 0x8f) || t === 0xde || t === 0xdf;
     if (!isMap) {
-      if (!walk(payload, 0)[1]) bad.add(WHOLE);
+      walk(payload, 0);
+      if (!walkOk) bad.add(WHOLE);
       return bad;
     }
-    let p = top.head;
-    for (let i = 0; i < top.children / 2; i++) {
-      const k = item(payload, p);
-      let key: string | undefined;
-      if (k.str) {
-        const bytes = payload.subarray(p + k.head, p + k.head + k.body);
-        if (isUtf8(bytes)) key = bytes.toString('utf8');
-      }
-      const [afterKey, keyOk] = walk(payload, p);
-      const [afterValue, valueOk] = walk(payload, afterKey);
-      if (!keyOk || (k.str && key === undefined)) bad.add(INVALID_KEY);
-      else if (!valueOk) bad.add(key ?? INVALID_KEY);
+    let p = head;
+    const pairs = children / 2;
+    for (let i = 0; i < pairs; i++) {
+      const afterKey = walk(payload, p);
+      const keyOk = walkOk;
+      const afterValue = walk(payload, afterKey);
+      // The key's name is made only to report its value (a valid key of an invalid value).
+      if (!keyOk) bad.add(INVALID_KEY);
+      else if (!walkOk) bad.add(keyName(payload, p));
       p = afterValue;
     }
   } catch (e) {
@@ -121,4 +134,10 @@ export function invalidUtf8Fields(payload: Buffer): Set<string> {
     bad.add(WHOLE); // cannot happen after a successful decode; refuse rather than guess
   }
   return bad;
+}
+
+/** The key at `p` (valid UTF-8) as text, or INVALID_KEY if it is not a string. */
+function keyName(payload: Buffer, p: number): string {
+  item(payload, p);
+  return str ? payload.toString('utf8', p + head, p + head + body) : INVALID_KEY;
 }
