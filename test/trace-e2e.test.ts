@@ -84,6 +84,9 @@ describe('tracing end to end (3 real mxfsd, TCP)', function () {
     await hb.convert(Mode.EX);
     await hb.unlock();
 
+    // Traced nodes open no lock link (docs/tracing.md, "Limits"): all lock traffic went the worker's way.
+    for (const id of [1, 2, 3]) expect((await cl.status(id)).cluster.transport.lockLinks, `node ${id}'s lock links`).to.deep.equal([]);
+
     const out = await ctl(1, ['trace', 'collect', '--resource', res, '--format', 'ndjson']);
     expect(out.code, out.stderr).to.equal(0);
     const t: TraceEvent[] = out.stdout.trim().split('\n').map((l) => JSON.parse(l));
@@ -334,9 +337,12 @@ describe('tracing end to end (3 real mxfsd, TCP)', function () {
     }, 30000, 'a renewal gap of both peers in node 2\'s metrics');
     for (const peer of ['1', '3']) {
       expect(sample(m, 'mxfs_lease_expires_in_seconds', `peer="${peer}"`), `expiry of ${peer}`).to.be.greaterThan(0).and.at.most(11);
-      expect(sample(m, 'mxfs_lease_last_renewal_gap_seconds', `peer="${peer}"`), `gap of ${peer}`).to.be.greaterThan(0).and.below(11);
+      // 0 is possible for one peer: two of its renewals read in the same millisecond after a stall (a loaded machine).
+      expect(sample(m, 'mxfs_lease_last_renewal_gap_seconds', `peer="${peer}"`), `gap of ${peer}`).to.be.at.least(0).and.below(11);
       expect(sample(m, 'mxfs_lease_vouches_remaining_seconds', `peer="${peer}"`), `ack of ${peer}`).to.be.greaterThan(0).and.at.most(9);
     }
+    // Both peers' last gaps 0 at once would be the gauge not measuring (renewals come a third of the lease apart).
+    expect(Math.max(...['1', '3'].map((p) => sample(m, 'mxfs_lease_last_renewal_gap_seconds', `peer="${p}"`)!)), 'the larger gap').to.be.greaterThan(0);
     expect(sample(m, 'mxfs_quorum_lease_remaining_seconds'), 'self-fence deadline').to.be.greaterThan(0).and.at.most(9);
     // The same from mxfsctl: a table, and in JSON the figures.
     const text = await ctl(2, ['leases']);
