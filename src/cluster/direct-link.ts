@@ -31,26 +31,16 @@
  * deliver() with frames received; onDown when a link went down (the caller resends).
  */
 import type Logger from 'bunyan';
-import type { ActorSystem } from '../actors/actor';
-import type { Clock } from '../util/clock';
 import type { PeerFaults } from './cluster-layer';
 import type { ChannelFrame } from './dlm-channel';
-import type { Network } from './network';
-import type { ClusterOptions } from './options';
 import type { LinkPhase } from './peer-link';
-import { PeerTransport } from './transport';
+import { PeerTransport, TransportOptions } from './transport';
 
 /** The cluster name in the handshake of a lock link: see the header. */
 export const LOCK_LINK_SUFFIX = '/lock';
 
-export interface DirectLinkOptions {
-  /** node.lockPort and the peers' lockPort: a peer without one is never reached this way. */
-  config: ClusterOptions;
-  key: Buffer;
-  network: Network;
-  clock: Clock;
-  system: ActorSystem;
-  log: Logger;
+/** The transport's own options; config.node.lockPort and the peers' lockPort: a peer without one is never reached this way. */
+export interface DirectLinkOptions extends Pick<TransportOptions, 'config' | 'key' | 'network' | 'clock' | 'system' | 'log'> {
   /** May lock frames go to and come from `peer` this way now (this node quorate, the peer a member of its view)? */
   admit(peer: number): boolean;
   /** Frames received and admitted, in the order the link delivered them. */
