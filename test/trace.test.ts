@@ -128,6 +128,33 @@ describe('trace', () => {
       expect(checkCausality(t)).to.deep.equal([]);
       expect(checkCausality([evs[2]!, evs[1]!])).to.have.length(1);
     });
+
+    it('orders a node\'s worker thread by w, not seq: a worker frame recorded after the answer it caused (a lock link overtook its batch) still comes first', () => {
+      const base = { ls: 'default', res: 'R', trace: 9 };
+      // Node 2's main thread hands a lock message to its worker (seq 1 -> w 1), the worker sends it to node 3
+      // (w 2, lc 11). Node 3's worker receives it, its main thread answers over a lock link; node 2's main thread
+      // records the answer (seq 2) and what it causes (seq 3) before the worker's batch arrives (seq 4, 5).
+      const evs = [
+        { node: 2, seq: 1, lc: 1, wall: 1000, kind: 'dlm-out', from: 'remote-owner/3/1', to: 'node/3', type: 'op', sub: 'request' },
+        { node: 2, seq: 2, lc: 14, wall: 1003, kind: 'dlm-in', from: 'node/3', to: 'router', type: 'ev', sub: 'lock.granted', srcNode: 3, srcLc: 13 },
+        { node: 2, seq: 3, lc: 15, wall: 1003, kind: 'send', from: 'router', to: 'session/1', type: 'lock.granted', cause: 2 },
+        { node: 2, seq: 4, w: 1, lc: 10, wall: 1001, kind: 'send', from: 'dlm-channel', to: 'peer-link/3', type: 'sendMany', cause: 1 },
+        { node: 2, seq: 5, w: 2, lc: 11, wall: 1001, kind: 'frame-out', from: 'peer-link/3', to: 'node/3', type: 'dlm', sub: 'request', cause: 4 },
+        { node: 3, seq: 1, w: 1, lc: 12, wall: 1002, kind: 'frame-in', from: 'node/2', to: 'peer-link/2', type: 'dlm', sub: 'request', srcNode: 2, srcLc: 11 },
+        { node: 3, seq: 2, lc: 13, wall: 1002, kind: 'dlm-out', from: 'remote-owner/2/1', to: 'node/2', type: 'ev', sub: 'lock.granted', cause: 1 },
+      ].map((e) => ({ ...base, mono: e.wall, ...e })) as TraceEvent[];
+      const t = causalOrder([...evs].reverse());
+      expect(t.map((e) => `${e.node}:${e.seq}`)).to.deep.equal(['2:1', '2:4', '2:5', '3:1', '3:2', '2:2', '2:3']);
+      expect(checkCausality(t)).to.deep.equal([]);
+      // Node 2 in seq order puts its frame after the answer it caused: the old merge's only possible order, a violation.
+      expect(checkCausality([evs[0]!, evs[5]!, evs[6]!, evs[1]!, evs[2]!, evs[3]!, evs[4]!])).to.deep.equal(['node 3 seq 1 received before node 2 sent it (lc 11)']);
+      // The hand-over from node 2's main thread to its worker waits for its cause, even though the worker's event is older by wall time.
+      const early = evs.map((e) => (e.node === 2 && e.w !== undefined ? { ...e, wall: 900 } : e));
+      expect(causalOrder(early).map((e) => `${e.node}:${e.seq}`).slice(0, 3)).to.deep.equal(['2:1', '2:4', '2:5']);
+      // checkCausality: a worker event out of w order, an effect before its cause on the node.
+      expect(checkCausality([evs[0]!, evs[4]!, evs[3]!])).to.deep.equal(['node 2: worker event w 1 after w 2', 'node 2 seq 5 before its cause seq 4']);
+      expect(checkCausality([evs[3]!, evs[0]!])).to.deep.equal(['node 2 seq 4 before its cause seq 1']);
+    });
   });
 
   describe('exports', () => {

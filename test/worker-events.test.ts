@@ -7,7 +7,7 @@
  */
 import { expect } from 'chai';
 import { encodePayload, decodePayload } from '../src/wire/frame';
-import type { TraceFields } from '../src/trace/event';
+import { validateTraceEvent, type TraceFields } from '../src/trace/event';
 import { ForwardedEvent, TEV_INTERNED, TEV_KINDS, TevBatch, tevEvents, TevReader, TevWriter } from '../src/trace/worker-events';
 import { TraceRecorder } from '../src/trace/recorder';
 import { WorkerTracer } from '../src/trace/worker-tracer';
@@ -113,7 +113,8 @@ describe('worker trace events, compact (worker-events.ts)', () => {
 
   it('a WorkerTracer\'s batches, read by the recorder: the worker\'s events with their causes as seqs of the main thread, in the order made', () => {
     const clock = new ManualClock();
-    const rec = new TraceRecorder(1, clock, 1024);
+    const lines: string[] = [];
+    const rec = new TraceRecorder(1, clock, 1024, { writeLine: (l) => lines.push(l), dropped: 0, close: async () => {} });
     const taken: TevBatch[] = [];
     const pend: number[] = [];
     const wt: WorkerTracer = new WorkerTracer(1, clock, (n) => pend.push(n));
@@ -144,6 +145,12 @@ describe('worker trace events, compact (worker-events.ts)', () => {
     ]);
     expect(ev[3]).to.include({ srcNode: 2, srcLc: 50, peer: 2, epoch: 3 });
     expect(ev[2]).to.include({ mode: 5, lock: '1:4/1', ls: 'default', epoch: 3, peer: 2 });
+    // Each worker event carries the worker's number of it (the merge orders the worker's events by it), the main thread's none;
+    // the file's line and a validated copy (a peer's reply, a file read back) keep it.
+    expect(ev.map((e) => e.w)).to.deep.equal([undefined, 1, 2, 3]);
+    expect(lines.map((l) => JSON.parse(l))).to.deep.equal(ev);
+    for (const e of ev) expect(validateTraceEvent(JSON.parse(JSON.stringify(e)))).to.deep.equal(e);
+    expect(() => validateTraceEvent({ ...ev[1], w: 0 })).to.throw(/'w'/);
     // What the main thread records next comes after them.
     expect(rec.context()[2]).to.equal(51);
   });

@@ -9,7 +9,7 @@
  * (lc, node, seq) respects happens-before. `trace` is the id of the chain of work the message
  * belongs to (a client request and everything it caused, on every node it reached); `cause`
  * is the seq of the event, on the same node, whose message was being handled when this one
- * was sent.
+ * was sent. `w` marks an event of the node's cluster worker thread (its number there).
  */
 import { ProtocolError, checkName } from '../wire/client-protocol';
 import { MAX_LOCKSPACE_NAME, MAX_RESOURCE_NAME } from '../dlm/types';
@@ -59,6 +59,13 @@ export interface TraceEvent extends TraceFields {
   type: string;
   trace: number;
   cause?: number;
+  /**
+   * An event of the cluster worker thread (docs/tracing.md): the worker's number of it, from
+   * 1, in the worker's own order. Its seq is given when its batch reaches the lock engine's
+   * thread, which can be after that thread recorded events the worker event caused (through
+   * another node); a merge orders the two threads of a node separately (merge.ts).
+   */
+  w?: number;
   /** For an event caused by a message from another node: that node and the sender's lc. */
   srcNode?: number;
   srcLc?: number;
@@ -124,10 +131,12 @@ export function validateTraceEvent(x: unknown): TraceEvent {
   if (typeof kind !== 'string' || !(TRACE_KINDS as readonly string[]).includes(kind)) fail(`field 'kind' must be one of ${TRACE_KINDS.join(', ')}`);
   const mode = opt(o, 'mode', uint);
   if (mode !== undefined && mode > 5) fail(`field 'mode' must be a lock mode 0..5`);
+  const w = opt(o, 'w', uint);
+  if (w === 0) fail(`field 'w' must be at least 1`);
   const e: TraceEvent = {
     node: uint(o, 'node'), seq: uint(o, 'seq'), lc: uint(o, 'lc'), wall: num(o, 'wall'), mono: num(o, 'mono'),
     kind: kind as TraceKind, from: str(o, 'from'), to: str(o, 'to'), type: str(o, 'type', 128), trace: uint(o, 'trace'),
-    cause: opt(o, 'cause', uint), srcNode: opt(o, 'srcNode', uint), srcLc: opt(o, 'srcLc', uint),
+    cause: opt(o, 'cause', uint), w, srcNode: opt(o, 'srcNode', uint), srcLc: opt(o, 'srcLc', uint),
     sub: opt(o, 'sub', (p, k) => str(p, k, 128)), ls: opt(o, 'ls', (p, k) => checkName(p[k], k, MAX_LOCKSPACE_NAME)),
     res: opt(o, 'res', (p, k) => checkName(p[k], k, MAX_RESOURCE_NAME)), mode,
     token: opt(o, 'token', uint), epoch: opt(o, 'epoch', uint), lock: opt(o, 'lock', (p, k) => str(p, k, 128)),

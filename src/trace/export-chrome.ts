@@ -69,7 +69,7 @@ export function toChromeTrace(timeline: readonly TraceEvent[], meta: Record<stri
   let flows = 0;
   for (const { e, pid, tid, ts } of slices) {
     const args: Record<string, unknown> = { from: e.from, to: e.to, kind: e.kind, seq: e.seq, lc: e.lc, trace: traceIdText(e.trace) };
-    for (const k of ['sub', 'ls', 'res', 'mode', 'token', 'epoch', 'lock', 'req', 'peer', 'info', 'cause', 'srcNode', 'srcLc'] as const) {
+    for (const k of ['sub', 'ls', 'res', 'mode', 'token', 'epoch', 'lock', 'req', 'peer', 'info', 'cause', 'w', 'srcNode', 'srcLc'] as const) {
       if (e[k] !== undefined) args[k] = e[k];
     }
     out.push({ name: eventLabel(e), ph: 'X', cat: e.kind, pid, tid, ts, dur: SLICE_US - 1, args });

@@ -1,6 +1,6 @@
 /**
  * Plain text for trace events (mxfsctl trace tail/dump/collect --format text): one line each,
- * wall time, node, sequence and Lamport clock, sender -> receiver, type, key fields, trace id.
+ * wall time, node, sequence (and a worker event's number, w) and Lamport clock, sender -> receiver, type, key fields, trace id.
  */
 import { modeText, traceIdText, TraceEvent } from './event';
 
@@ -26,5 +26,5 @@ export function eventLabel(e: TraceEvent): string {
 
 export function eventLine(e: TraceEvent): string {
   const src = e.srcNode !== undefined ? ` <- n${e.srcNode}@${e.srcLc}` : '';
-  return `${clock(e.wall)} n${e.node} #${e.seq} lc ${e.lc} ${e.kind.padEnd(10)} ${e.from} -> ${e.to}  ${eventLabel(e)}  [trace ${traceIdText(e.trace)}${e.cause !== undefined ? ` cause #${e.cause}` : ''}${src}]`;
+  return `${clock(e.wall)} n${e.node} #${e.seq}${e.w !== undefined ? ` w${e.w}` : ''} lc ${e.lc} ${e.kind.padEnd(10)} ${e.from} -> ${e.to}  ${eventLabel(e)}  [trace ${traceIdText(e.trace)}${e.cause !== undefined ? ` cause #${e.cause}` : ''}${src}]`;
 }

@@ -78,14 +78,14 @@ const KIND_INDEX: Record<string, number> = Object.fromEntries(TRACE_KINDS.map((k
  */
 class Columns {
   readonly seq: Float64Array; readonly lc: Float64Array; readonly wall: Float64Array; readonly mono: Float64Array;
-  readonly trace: Float64Array; readonly cause: Float64Array; readonly srcLc: Float64Array; readonly token: Float64Array;
+  readonly trace: Float64Array; readonly cause: Float64Array; readonly srcLc: Float64Array; readonly token: Float64Array; readonly w: Float64Array;
   readonly epoch: Float64Array; readonly srcNode: Int32Array; readonly peer: Int32Array; readonly mode: Int8Array; readonly kind: Uint8Array;
   readonly from: Array<string | undefined>; readonly to: Array<string | undefined>; readonly type: Array<string | undefined>;
   readonly sub: Array<string | undefined>; readonly ls: Array<string | undefined>; readonly res: Array<string | undefined>;
   readonly lock: Array<string | undefined>; readonly req: Array<string | undefined>; readonly info: Array<string | undefined>;
   constructor(n: number) {
     const f = () => new Float64Array(n), a = () => new Array<string | undefined>(n).fill(undefined);
-    this.seq = f(); this.lc = f(); this.wall = f(); this.mono = f(); this.trace = f(); this.cause = f(); this.srcLc = f(); this.token = f(); this.epoch = f();
+    this.seq = f(); this.lc = f(); this.wall = f(); this.mono = f(); this.trace = f(); this.cause = f(); this.srcLc = f(); this.token = f(); this.epoch = f(); this.w = f();
     this.srcNode = new Int32Array(n); this.peer = new Int32Array(n); this.mode = new Int8Array(n); this.kind = new Uint8Array(n);
     this.from = a(); this.to = a(); this.type = a(); this.sub = a(); this.ls = a(); this.res = a(); this.lock = a(); this.req = a(); this.info = a();
   }
@@ -217,14 +217,15 @@ export class TraceRecorder implements ActorTracer, FrameTracer {
     if (stamp && stamp.lc > this.lc) this.lc = stamp.lc;
     const cs = this.slot(this.cur);
     const trace = stamp ? stamp.id : cs >= 0 ? this.c.trace[cs]! : this.node * TRACE_ID_NODE_SHIFT + ++this.traces;
-    return this.put(kind, from, to, type, f, ++this.lc, this.clock.now(), trace, cs >= 0 ? this.cur : 0, cs, stamp ? src!.node : 0, stamp);
+    return this.put(kind, from, to, type, f, ++this.lc, this.clock.now(), trace, cs >= 0 ? this.cur : 0, cs, stamp ? src!.node : 0, 0, stamp);
   }
 
   /**
    * Writes one event into the ring (and the sink); fields missing from `f` come from its cause
-   * (`cause`, in ring slot `cs`; -1: none) or stamp.
+   * (`cause`, in ring slot `cs`; -1: none) or stamp. `w`: the worker's number of a worker
+   * event (0: an event of this thread).
    */
-  private put(kind: TraceKind, from: string, to: string, type: string, f: TraceFields, lc: number, mono: number, trace: number, cause: number, cs: number, srcNode: number, stamp?: { lc: number; ls?: string; res?: string }): number {
+  private put(kind: TraceKind, from: string, to: string, type: string, f: TraceFields, lc: number, mono: number, trace: number, cause: number, cs: number, srcNode: number, w: number, stamp?: { lc: number; ls?: string; res?: string }): number {
     const c = this.c;
     const seq = ++this.seq;
     const i = (seq - 1) % this.ringSize;
@@ -237,6 +238,7 @@ export class TraceRecorder implements ActorTracer, FrameTracer {
     c.from[i] = from; c.to[i] = to; c.type[i] = type; c.sub[i] = f.sub;
     c.trace[i] = trace;
     c.cause[i] = cause;
+    c.w[i] = w;
     c.srcNode[i] = stamp ? srcNode : 0;
     c.srcLc[i] = stamp ? stamp.lc : 0;
     c.ls[i] = f.ls ?? stamp?.ls ?? (cs >= 0 ? c.ls[cs] : undefined);
@@ -260,6 +262,7 @@ export class TraceRecorder implements ActorTracer, FrameTracer {
       from: c.from[i]!, to: c.to[i]!, type: c.type[i]!, trace: c.trace[i]!,
     };
     if (c.cause[i]! > 0) e.cause = c.cause[i]!;
+    if (c.w[i]! > 0) e.w = c.w[i]!;
     if (c.srcNode[i]! > 0) { e.srcNode = c.srcNode[i]!; e.srcLc = c.srcLc[i]!; }
     if (c.sub[i] !== undefined) e.sub = c.sub[i];
     if (c.ls[i] !== undefined) e.ls = c.ls[i];
@@ -280,6 +283,7 @@ export class TraceRecorder implements ActorTracer, FrameTracer {
     const q = JSON.stringify;
     let l = `{"node":${this.node},"seq":${c.seq[i]},"lc":${c.lc[i]},"wall":${c.wall[i]},"mono":${c.mono[i]},"kind":"${TRACE_KINDS[c.kind[i]!]}","from":${q(c.from[i])},"to":${q(c.to[i])},"type":${q(c.type[i])},"trace":${c.trace[i]}`;
     if (c.cause[i]! > 0) l += `,"cause":${c.cause[i]}`;
+    if (c.w[i]! > 0) l += `,"w":${c.w[i]}`;
     if (c.srcNode[i]! > 0) l += `,"srcNode":${c.srcNode[i]},"srcLc":${c.srcLc[i]}`;
     if (c.sub[i] !== undefined) l += `,"sub":${q(c.sub[i])}`;
     if (c.ls[i] !== undefined) l += `,"ls":${q(c.ls[i])}`;
@@ -357,7 +361,7 @@ export class TraceRecorder implements ActorTracer, FrameTracer {
     const cs = cause > 0 ? this.slot(cause) : -1;
     let stamp: { lc: number } | undefined;
     if (srcNode > 0) { stamp = this.srcStamp; stamp.lc = srcLc; }
-    const seq = this.put(kind, from, to, type, f, lc, mono, trace, cs >= 0 ? cause : 0, cs, srcNode, stamp);
+    const seq = this.put(kind, from, to, type, f, lc, mono, trace, cs >= 0 ? cause : 0, cs, srcNode, w, stamp);
     const j = w % WORKER_CAUSES;
     this.workerW[j] = w;
     this.workerSeq[j] = seq;
