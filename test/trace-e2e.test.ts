@@ -48,6 +48,9 @@ describe('tracing end to end (3 real mxfsd, TCP)', function () {
     cl = new TestCluster(3, 10000, (id, d) => `[trace]\nenabled = true\nring_size = 200000\nfile = ${d}/trace.ndjson\n\n[metrics]\nenabled = true\nport = ${ports[id - 1]}\n`);
     dir = cl.dir;
     await cl.up();
+    // The lock links up before the first lock (until then lock traffic goes the worker's way).
+    const up = async (id: number, peer: number) => ((await cl.status(id)).cluster.transport.lockLinks as Array<{ peer: number; up: boolean }>).find((l) => l.peer === peer)?.up === true;
+    await waitFor(async () => (await up(1, 3)) && (await up(3, 1)) && (await up(2, 3)) && (await up(3, 2)), 30000, 'lock links to and from node 3 up');
     res = resourceOn(3, [1, 2, 3], 'traced');
   });
   after(async () => { await cl?.stopAll(); });
@@ -84,8 +87,17 @@ describe('tracing end to end (3 real mxfsd, TCP)', function () {
     await hb.convert(Mode.EX);
     await hb.unlock();
 
-    // Traced nodes open no lock link (docs/tracing.md, "Limits"): all lock traffic went the worker's way.
-    for (const id of [1, 2, 3]) expect((await cl.status(id)).cluster.transport.lockLinks, `node ${id}'s lock links`).to.deep.equal([]);
+    // Traced nodes use lock links (docs/cluster-protocol.md §4a): nodes 1 and 2 sent to the master (node 3)
+    // that way and node 3 answered that way, so the merged timeline below has receipts that overtook the
+    // worker's record of what caused them on the other thread.
+    type Link = { peer: number; sent: number; received: number };
+    const link = async (id: number, peer: number) => ((await cl.status(id)).cluster.transport.lockLinks as Link[]).find((l) => l.peer === peer);
+    for (const [id, peer] of [[1, 3], [2, 3], [3, 1], [3, 2]] as const) {
+      const l = await link(id, peer);
+      expect(l, `node ${id}'s lock link to ${peer}`).to.not.equal(undefined);
+      expect(l!.sent, `node ${id}'s lock link to ${peer}: sent`).to.be.greaterThan(0);
+      expect(l!.received, `node ${id}'s lock link to ${peer}: received`).to.be.greaterThan(0);
+    }
 
     const out = await ctl(1, ['trace', 'collect', '--resource', res, '--format', 'ndjson']);
     expect(out.code, out.stderr).to.equal(0);
@@ -217,7 +229,8 @@ describe('tracing end to end (3 real mxfsd, TCP)', function () {
     expect(frame!.srcNode).to.equal(3);
     expect(frame!.lc).to.be.greaterThan(frame!.srcLc!);
     expect(bast.some((e) => e.kind === 'dlm-in' && e.sub === 'lock.bast')).to.equal(true);
-    // Handed from the worker to the lock engine: the DlmChannel's receipt is caused by the worker's frame-in, in its trace.
+    // Handed from the link to the lock engine: the DlmChannel's receipt is caused by the frame-in, in its trace (here the
+    // lock link's, on the lock engine's thread; through the worker, the last test).
     const took = bast.find((e) => e.type === 'dlm.receive' && e.cause === frame!.seq);
     expect(took, 'dlm.receive caused by the frame-in').to.not.equal(undefined);
     expect(took!.trace).to.equal(frame!.trace);
@@ -404,8 +417,19 @@ describe('tracing end to end (3 real mxfsd, TCP)', function () {
     const listening = execFileSync('ss', ['-ltnH', `sport = :${ports[0]}`]).toString();
     expect(listening).to.include(`127.0.0.1:${ports[0]}`);
   });
+});
 
-  // Last: its lock would change the counts the metrics test expects.
+// Lock links carry first sends of lock frames on the lock engine's own thread (docs/cluster-protocol.md
+// §4a); without them every lock frame crosses the cluster worker, which this checks.
+describe('tracing end to end, lock traffic through the cluster worker (3 real mxfsd, no lock links)', function () {
+  this.timeout(120000);
+  let cl: TestCluster;
+  before(async () => {
+    cl = new TestCluster(3, 10000, (_id, d) => `[trace]\nenabled = true\nring_size = 200000\nfile = ${d}/trace.ndjson\n`, false);
+    await cl.up();
+  });
+  after(async () => { await cl?.stopAll(); });
+
   it('the cluster worker\'s events reach the ring ahead of what they caused, and a read sees those made before it', async () => {
     // The worker holds its events back until it reports something else, or for a while
     // (src/trace/worker-tracer.ts). Node 3 masters the resource: the frame that brings it the
@@ -415,14 +439,18 @@ describe('tracing end to end (3 real mxfsd, TCP)', function () {
     const r = resourceOn(3, [1, 2, 3], 'synced');
     const a = await cl.client(1), m = await cl.client(3);
     await (await a.lock(r, Mode.EX)).unlock();
+    for (const id of [1, 3]) expect((await cl.status(id)).cluster.transport.lockLinks, `node ${id}'s lock links`).to.deep.equal([]);
     const { events: mine } = await readAll(m, 'dump', { resource: r }); // one page, asked for at once
     const released = mine.find((e) => e.kind === 'frame-out' && e.sub === 'lock.released' && e.to === 'node/1');
     expect(released, 'the release\'s frame out').to.not.equal(undefined);
+    expect(released!.w, 'the release\'s frame out: a worker event').to.be.a('number');
     const { events: t } = await readAll(m, 'dump', {});
     const frameIn = t.find((e) => e.kind === 'frame-in' && e.sub === 'request' && e.res === r && e.from === 'node/1');
     expect(frameIn, 'the request\'s frame in').to.not.equal(undefined);
+    expect(frameIn!.w, 'the request\'s frame in: a worker event').to.be.a('number');
     const received = t.find((e) => e.type === 'dlm.receive' && e.cause === frameIn!.seq);
     expect(received, 'a dlm.receive caused by it').to.not.equal(undefined);
+    expect(received!.w, 'dlm.receive: an event of the lock engine\'s thread').to.equal(undefined);
     expect(received!.seq).to.be.greaterThan(frameIn!.seq);
   });
 });

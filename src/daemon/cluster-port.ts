@@ -122,11 +122,7 @@ export class TcpClusterPort implements ClusterPort {
       refused: (to, msg, reason) => this.h?.onRefused?.(to, msg, reason),
       maxRtoMs: Math.max(200, Math.min(1000, o.config.timing.renewIntervalMs)),
     });
-    // Not with [trace] on: the worker's trace events reach the recorder in the pipe ahead of the
-    // traffic they caused (worker-events.ts), but a peer's answer on a lock link could overtake
-    // the worker's record of the frame that caused it, and no merge could then order this
-    // node's events causally (docs/tracing.md, "Limits"). Traced, lock messages go the worker's way.
-    if (o.worker && config.node.lockPort !== undefined && config.cluster.key && !o.config.trace?.enabled) {
+    if (o.worker && config.node.lockPort !== undefined && config.cluster.key) {
       const self = o.config.node.id;
       this.direct = new DirectLinks({
         config, key: config.cluster.key, network: new TcpNetwork(), clock: o.clock, system: o.sys, log: o.log.child({ actor: 'cluster' }),

@@ -29,10 +29,10 @@ export class TestCluster {
   readonly dir: string;
   private clients: MxfsClient[] = [];
 
-  /** extra: more config text appended to each node's file (e.g. [volume] sections). */
-  constructor(readonly n: number, readonly leaseMs = 1500, extra?: (id: number, dir: string) => string) {
+  /** extra: more config text appended to each node's file (e.g. [volume] sections); lockPorts false: no lock links (lock traffic through the cluster worker). */
+  constructor(readonly n: number, readonly leaseMs = 1500, extra?: (id: number, dir: string) => string, lockPorts = true) {
     this.dir = tmpDir('mxfs-cluster-');
-    this.nodes = writeClusterConfigs(this.dir, n, freeBasePort(n), leaseMs).map((x) => ({ id: x.id, socket: x.socket, config: x.config, dir: x.dir }));
+    this.nodes = writeClusterConfigs(this.dir, n, freeBasePort(n), leaseMs, lockPorts).map((x) => ({ id: x.id, socket: x.socket, config: x.config, dir: x.dir }));
     if (extra) for (const nd of this.nodes) fs.appendFileSync(nd.config, '\n' + extra(nd.id, nd.dir));
   }
 
