@@ -21,26 +21,40 @@
  * What is taken (receive): 'dlm' and 'dlmAck' frames from an authenticated peer, checked
  * like the worker checks them (not from a blocked peer) and against this thread's view
  * (admit). A frame refused here is dropped unacknowledged: the sender's channel sends it
- * again, which goes through the worker. Any other message on this link drops the link.
+ * again, which goes through the worker. 'ping' is answered with 'pong'; any other message on
+ * this link drops the link.
+ *
+ * Idle check (lockLinkTimes): a link that swallows what is written on it without closing (a
+ * firewall dropping only lock_port traffic, a peer whose main thread hangs while its worker
+ * lives) would cost every new lock message a channel timeout. So a session carries lock
+ * frames only once the peer answered on it (a ping is sent as it comes up), and while it
+ * carries them: when frames went out and nothing came back for pingAfterMs, a ping goes; when
+ * nothing (pong or any frame) comes back within deadAfterMs of a ping, the link is dropped
+ * (onDown: the channel resends the worker's way) and the dialer reconnects. Timers come from
+ * the injected clock; an idle link (nothing sent) costs nothing.
  *
  * The DlmChannel makes the two paths one stream (sequence numbers, go-back-N, duplicates
  * dropped): a frame may arrive over either or both, it is delivered once, in order.
  *
  * Owns: the lock listener and its PeerLinks; per peer the highest sequence sent this way.
- * Takes (method calls): start, send, setFaults, status, stop. Sends: frames to the peers;
- * deliver() with frames received; onDown when a link went down (the caller resends).
+ * Takes (method calls): start, send, setFaults, setBlackhole, status, stop. Sends: frames
+ * (and pings, pongs) to the peers; deliver() with frames received; onDown when a link went
+ * down or was given up (the caller resends).
  */
 import type Logger from 'bunyan';
 import type { PeerFaults } from './cluster-layer';
 import type { ChannelFrame } from './dlm-channel';
 import type { LinkPhase } from './peer-link';
+import type { PeerBody } from './peer-protocol';
+import { lockLinkTimes } from './options';
 import { PeerTransport, TransportOptions } from './transport';
+import type { TimerHandle } from '../util/clock';
 
 /** The cluster name in the handshake of a lock link: see the header. */
 export const LOCK_LINK_SUFFIX = '/lock';
 
 /** The transport's own options; config.node.lockPort and the peers' lockPort: a peer without one is never reached this way. */
-export interface DirectLinkOptions extends Pick<TransportOptions, 'config' | 'key' | 'network' | 'clock' | 'system' | 'log'> {
+export interface DirectLinkOptions extends Pick<TransportOptions, 'config' | 'key' | 'network' | 'clock' | 'system' | 'log' | 'handshakeTimeoutMs' | 'maxPendingHandshakes' | 'backoff'> {
   /** May lock frames go to and come from `peer` this way now (this node quorate, the peer a member of its view)? */
   admit(peer: number): boolean;
   /** Frames received and admitted, in the order the link delivered them. */
@@ -60,7 +74,7 @@ export function admitLockFrames(view: { quorate: boolean; members: readonly numb
 
 export interface DirectLinkStatus {
   peer: number;
-  /** Lock frames may go this way (the link is up and the peer not cut off by fault injection). */
+  /** Lock frames may go this way (the link is up, the peer answered on it, and it is not cut off by fault injection). */
   up: boolean;
   /** The PeerLink's phase. */
   phase: LinkPhase | 'none';
@@ -71,9 +85,20 @@ export interface DirectLinkStatus {
   fallback: number;
   /** Sessions dropped as they came up because the peer is cut off by fault injection. */
   cutOff: number;
+  /** Sessions that came up; pings sent (idle check and new sessions); links given up because nothing came back after a ping. */
+  sessions: number;
+  pings: number;
+  silentDrops: number;
 }
 
-interface PeerCounts { sent: number; received: number; refused: number; fallback: number; cutOff: number }
+interface PeerCounts { sent: number; received: number; refused: number; fallback: number; cutOff: number; sessions: number; pings: number; silentDrops: number }
+
+/**
+ * The idle check's state of one peer's current session (see the header). `waitingSince`:
+ * when the oldest frame sent since the last one received went out; `pingAt`: when the ping
+ * now waiting for an answer went out. One timer at most, due at `timerAt`.
+ */
+interface Liveness { gen: number; answered: boolean; waitingSince?: number; pingAt?: number; timer?: TimerHandle; timerAt: number }
 
 export class DirectLinks {
   private readonly transport?: PeerTransport;
@@ -82,24 +107,37 @@ export class DirectLinks {
   private readonly sentUpTo = new Map<number, { inc: number; n: number; seq: number }>();
   private readonly counts = new Map<number, PeerCounts>();
   private faults: PeerFaults = { blocked: new Set(), drop: 0, delayMs: 0 };
+  /** Fault injection: peers whose lock link loses every frame both ways without closing. */
+  private blackhole = new Set<number>();
+  /** Per peer with a session: its idle check (see Liveness). */
+  private readonly live = new Map<number, Liveness>();
+  private sessionGen = 0;
+  private pingToken = 0;
+  private readonly times: { pingAfterMs: number; deadAfterMs: number };
   private readonly log: Logger;
 
   constructor(private readonly o: DirectLinkOptions) {
     const cfg = o.config;
     this.log = o.log.child({ component: 'lock-link' });
+    this.times = lockLinkTimes(cfg.timing);
     const lockPort = cfg.node.lockPort;
     const peers = cfg.peers.filter((p) => p.lockPort !== undefined).map((p) => ({ id: p.id, name: p.name, address: p.address, port: p.lockPort! }));
     if (lockPort === undefined || peers.length === 0) return;
-    for (const p of peers) this.counts.set(p.id, { sent: 0, received: 0, refused: 0, fallback: 0, cutOff: 0 });
+    for (const p of peers) this.counts.set(p.id, { sent: 0, received: 0, refused: 0, fallback: 0, cutOff: 0, sessions: 0, pings: 0, silentDrops: 0 });
     this.transport = new PeerTransport({
       config: { ...cfg, node: { ...cfg.node, port: lockPort }, peers, cluster: { ...cfg.cluster, name: cfg.cluster.name + LOCK_LINK_SUFFIX } },
       key: o.key, network: o.network, clock: o.clock, system: o.system, log: this.log,
+      handshakeTimeoutMs: o.handshakeTimeoutMs, maxPendingHandshakes: o.maxPendingHandshakes, backoff: o.backoff,
       onMessage: (from, msg) => {
+        if (this.blackhole.has(from)) return; // fault injection: lost on the way
         const b = msg.body;
-        if (b.type !== 'dlm' && b.type !== 'dlmAck') {
+        if (b.type !== 'dlm' && b.type !== 'dlmAck' && b.type !== 'ping' && b.type !== 'pong') {
           this.transport!.dropLink(from, `'${b.type}' on the lock link: it carries lock-engine frames only`);
           return;
         }
+        this.heard(from);
+        if (b.type === 'ping') { this.write(from, { type: 'pong', token: b.token }); return; }
+        if (b.type === 'pong') return;
         const c = this.counts.get(from)!;
         if (this.faults.blocked.has(from) || !o.admit(from)) { c.refused++; return; }
         c.received++;
@@ -107,12 +145,82 @@ export class DirectLinks {
       },
       onLinkEvent: (ev) => {
         if (ev.type === 'up') {
+          this.endSession(ev.peer);
           // A peer cut off by fault injection gets no lock link: each reconnection is dropped at once.
-          if (this.faults.blocked.has(ev.peer)) { this.counts.get(ev.peer)!.cutOff++; this.transport!.dropLink(ev.peer, 'fault injection: partition'); }
-          else this.up.add(ev.peer);
-        } else if (ev.type === 'down' && this.up.delete(ev.peer)) o.onDown?.(ev.peer);
+          if (this.faults.blocked.has(ev.peer)) { this.counts.get(ev.peer)!.cutOff++; this.transport!.dropLink(ev.peer, 'fault injection: partition'); return; }
+          this.counts.get(ev.peer)!.sessions++;
+          // Used for lock frames once the peer answered on it: a ping now, the link given up without an answer.
+          const l: Liveness = { gen: ++this.sessionGen, answered: false, timerAt: 0 };
+          this.live.set(ev.peer, l);
+          this.ping(ev.peer, l);
+        } else if (ev.type === 'down') {
+          this.endSession(ev.peer);
+          if (this.up.delete(ev.peer)) o.onDown?.(ev.peer);
+        }
       },
     });
+  }
+
+  /** Writes a message on the link (a blackholed one swallows it). */
+  private write(to: number, body: PeerBody): void {
+    if (this.blackhole.has(to)) return;
+    this.transport!.send(to, body, 0);
+  }
+
+  /** Something arrived from `peer` on its current session: the link works. */
+  private heard(peer: number): void {
+    const l = this.live.get(peer);
+    if (!l) return;
+    l.waitingSince = undefined;
+    l.pingAt = undefined;
+    if (!l.answered) { l.answered = true; this.up.add(peer); }
+  }
+
+  private ping(peer: number, l: Liveness): void {
+    l.pingAt = this.o.clock.now();
+    this.counts.get(peer)!.pings++;
+    this.write(peer, { type: 'ping', token: (this.pingToken = (this.pingToken + 1) >>> 0) });
+    this.arm(peer, l, this.times.deadAfterMs);
+  }
+
+  /** The session's timer, due in `ms` (an earlier one due is kept). */
+  private arm(peer: number, l: Liveness, ms: number): void {
+    const at = this.o.clock.now() + ms;
+    if (l.timer) {
+      if (l.timerAt <= at) return;
+      this.o.clock.clearTimer(l.timer);
+    }
+    l.timerAt = at;
+    l.timer = this.o.clock.setTimer(() => this.check(peer, l), ms);
+  }
+
+  /** The idle check's timer: ping, give up, or wait on (see the header). */
+  private check(peer: number, l: Liveness): void {
+    l.timer = undefined;
+    if (this.live.get(peer) !== l) return;
+    const now = this.o.clock.now();
+    if (l.pingAt !== undefined) {
+      const left = l.pingAt + this.times.deadAfterMs - now;
+      if (left > 0) { this.arm(peer, l, left); return; }
+      const why = `nothing received for ${Math.round(now - l.pingAt)} ms after a ping (lock_link_dead_ms ${this.times.deadAfterMs}): lock frames go the cluster worker's way`;
+      this.log.warn({ peer }, `giving up the lock link to node ${peer}: ${why}`);
+      this.counts.get(peer)!.silentDrops++;
+      this.endSession(peer);
+      this.transport!.dropLink(peer, why);
+      if (this.up.delete(peer)) this.o.onDown?.(peer);
+      return;
+    }
+    if (l.waitingSince === undefined) return;
+    const left = l.waitingSince + this.times.pingAfterMs - now;
+    if (left > 0) this.arm(peer, l, left);
+    else this.ping(peer, l);
+  }
+
+  private endSession(peer: number): void {
+    const l = this.live.get(peer);
+    if (!l) return;
+    this.o.clock.clearTimer(l.timer);
+    this.live.delete(peer);
   }
 
   /** Whether any peer is reached this way (lock_port configured here and there). */
@@ -134,15 +242,24 @@ export class DirectLinks {
     if (last && last.inc === frame.inc && (frame.n < last.n || (frame.n === last.n && frame.seq <= last.seq))) { c.fallback++; return false; }
     this.sentUpTo.set(to, { inc: frame.inc, n: frame.n, seq: frame.seq });
     c.sent++;
-    this.transport.send(to, frame, 0);
+    this.write(to, frame);
+    const l = this.live.get(to);
+    if (l && l.waitingSince === undefined) { l.waitingSince = this.o.clock.now(); if (l.pingAt === undefined) this.arm(to, l, this.times.pingAfterMs); }
     return true;
   }
 
   /** The injected faults (MXFS_FAULT_INJECTION only): a blocked peer's lock link is cut too. */
   setFaults(f: PeerFaults): void {
     this.faults = f;
-    for (const p of f.blocked) if (this.up.has(p)) { this.up.delete(p); this.transport?.dropLink(p, 'fault injection: partition'); this.o.onDown?.(p); }
+    for (const p of f.blocked) if (this.up.has(p)) { this.up.delete(p); this.endSession(p); this.transport?.dropLink(p, 'fault injection: partition'); this.o.onDown?.(p); }
   }
+
+  /**
+   * Fault injection: the lock links to `peers` lose every frame, both ways, and stay open (a
+   * firewall dropping lock_port traffic on an established connection). Only the idle check
+   * notices. Empty: heal.
+   */
+  setBlackhole(peers: Set<number>): void { this.blackhole = peers; }
 
   dropLink(peer: number, reason: string): void { this.transport?.dropLink(peer, reason); }
 
@@ -152,5 +269,11 @@ export class DirectLinks {
     return [...this.counts.entries()].map(([peer, c]) => ({ peer, up: this.up.has(peer), phase: links.find((l) => l.peer === peer)?.phase ?? 'none', ...c }));
   }
 
-  async stop(reason = 'shutdown'): Promise<void> { await this.transport?.stop(reason); }
+  /** Inbound handshakes refused on the lock port, by code ('busy': over the pending cap). */
+  get refusals(): Record<string, number> { return { ...(this.transport?.refusals ?? {}) }; }
+
+  async stop(reason = 'shutdown'): Promise<void> {
+    for (const p of [...this.live.keys()]) this.endSession(p);
+    await this.transport?.stop(reason);
+  }
 }

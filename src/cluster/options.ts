@@ -18,7 +18,13 @@ export interface ClusterIdentityOptions {
   key?: Buffer;
   tiebreaker?: number;
 }
-export interface ClusterTimingOptions { leaseTimeoutMs: number; renewIntervalMs: number }
+export interface ClusterTimingOptions {
+  leaseTimeoutMs: number;
+  renewIntervalMs: number;
+  /** Lock links' idle check (see lockLinkTimes); undefined: derived from renewIntervalMs. */
+  lockLinkPingMs?: number;
+  lockLinkDeadMs?: number;
+}
 
 export interface ClusterOptions {
   node: ClusterNodeOptions;
@@ -57,6 +63,21 @@ export function leaseTimes(t: ClusterTimingOptions): LeaseTimes {
   return {
     leaseMs: t.leaseTimeoutMs, renewMs: t.renewIntervalMs, fenceMarginMs, deadMarginMs: m,
     fenceAfterMs: t.leaseTimeoutMs - fenceMarginMs, deadAfterMs: t.leaseTimeoutMs + m,
+  };
+}
+
+/**
+ * The idle check of a lock link (direct-link.ts): when lock frames went out on it and nothing
+ * came back for `pingAfterMs`, it sends a ping; when nothing comes back within `deadAfterMs`
+ * of that ping (or of the ping that opens a new session) the link is dropped and lock frames
+ * go the worker's way. Defaults: half a renew interval and one renew interval (1 s and 2 s
+ * with the default timing), so a silent link costs at most a few channel timeouts, far less
+ * than a lease.
+ */
+export function lockLinkTimes(t: ClusterTimingOptions): { pingAfterMs: number; deadAfterMs: number } {
+  return {
+    pingAfterMs: t.lockLinkPingMs ?? Math.max(10, Math.floor(t.renewIntervalMs / 2)),
+    deadAfterMs: t.lockLinkDeadMs ?? Math.max(10, t.renewIntervalMs),
   };
 }
 

@@ -14,6 +14,7 @@ import { IniSection, IniSyntaxError, tokenizeIni } from './ini';
 import { PRIVATE_BIND_SUFFIX_BYTES } from '../daemon/client-socket';
 import { RECORD_LVB_BYTES } from '../volumes/record';
 import { kernelVolumeNameError } from '../volumes/kernel-name';
+import { lockLinkTimes } from '../cluster/options';
 
 export interface NodeConfig { id: number; name: string; address: string; port: number; lockPort?: number; socket: string; socketMode: number; socketGroup?: string; kernel: 'auto' | 'on' | 'off'; stateDir: string }
 export interface ClusterConfig { name: string; keyFile?: string; tiebreaker?: number }
@@ -37,7 +38,12 @@ export interface VolumeConfig {
   /** Command driver: bound between losing the lease and the last write landing (the kernel driver reads it from the module). */
   fenceBoundMs: number;
 }
-export interface TimingConfig { leaseTimeoutMs: number; renewIntervalMs: number; clientKeepaliveMs: number; clientTimeoutMs: number; queryTimeoutMs: number; shutdownGraceMs: number }
+export interface TimingConfig {
+  leaseTimeoutMs: number; renewIntervalMs: number; clientKeepaliveMs: number; clientTimeoutMs: number; queryTimeoutMs: number; shutdownGraceMs: number;
+  /** Lock links' idle check (lockLinkTimes in src/cluster/options.ts); absent: derived from renew_interval_ms. */
+  lockLinkPingMs?: number;
+  lockLinkDeadMs?: number;
+}
 export interface LockingConfig {
   lvbSize: number; idleEvictMs: number; maxFrameBytes: number; maxLocksPerClient: number; maxClients: number;
   /** Admission control: requests in flight per client connection and over the daemon; output queued per client. */
@@ -181,6 +187,9 @@ const SECTIONS: Record<string, SectionSpec> = {
       client_timeout_ms: { type: ms(1), default: 5000 },
       query_timeout_ms: { type: ms(1), default: 5000 },
       shutdown_grace_ms: { type: ms(0), default: 5000 },
+      // No fixed default: half a renew interval and one renew interval (lockLinkTimes).
+      lock_link_ping_ms: { type: ms(10) },
+      lock_link_dead_ms: { type: ms(10) },
     },
   },
   locking: {
@@ -394,7 +403,11 @@ function buildVolume(inst: Instance): VolumeConfig {
 }
 
 function buildTiming(inst: Instance | undefined): TimingConfig {
+  const ping = getOpt<number>(inst, 'lock_link_ping_ms');
+  const dead = getOpt<number>(inst, 'lock_link_dead_ms');
   return {
+    ...(ping !== undefined ? { lockLinkPingMs: ping } : {}),
+    ...(dead !== undefined ? { lockLinkDeadMs: dead } : {}),
     leaseTimeoutMs: get('timing', inst, 'lease_timeout_ms'),
     renewIntervalMs: get('timing', inst, 'renew_interval_ms'),
     clientKeepaliveMs: get('timing', inst, 'client_keepalive_ms'),
@@ -586,6 +599,12 @@ function checkCrossFieldRules(c: Config, file: string, bySection: Map<string, In
   // renew interval; the client must still give up before peers can declare the node dead.
   if (t.clientTimeoutMs + t.renewIntervalMs >= t.leaseTimeoutMs) {
     fail('timing', tm, 'client_timeout_ms', `client_timeout_ms (${t.clientTimeoutMs}) + renew_interval_ms (${t.renewIntervalMs}) must be less than lease_timeout_ms (${t.leaseTimeoutMs}) so a client gives up its locks before the cluster could regrant them`, 'lease_timeout_ms');
+  }
+  // A lock link that swallows frames is given up (its traffic moves to the worker's links) before a lease could lapse.
+  const ll = lockLinkTimes(t);
+  if (ll.pingAfterMs + ll.deadAfterMs >= t.leaseTimeoutMs) {
+    const key = t.lockLinkDeadMs !== undefined ? 'lock_link_dead_ms' : t.lockLinkPingMs !== undefined ? 'lock_link_ping_ms' : 'renew_interval_ms';
+    fail('timing', tm, key, `lock_link_ping_ms (${ll.pingAfterMs}) + lock_link_dead_ms (${ll.deadAfterMs}) must be less than lease_timeout_ms (${t.leaseTimeoutMs}) so a silent lock link is given up before a lease could lapse`, 'lock_link_ping_ms', 'lease_timeout_ms');
   }
   if (t.clientTimeoutMs <= 2 * t.clientKeepaliveMs) {
     fail('timing', tm, 'client_timeout_ms', `client_timeout_ms (${t.clientTimeoutMs}) must be greater than 2 * client_keepalive_ms (${t.clientKeepaliveMs}) so one lost keepalive does not drop a client`, 'client_keepalive_ms');

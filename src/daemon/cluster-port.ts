@@ -32,7 +32,7 @@ import type { ActorSystem } from '../actors/actor';
 import type { Config } from '../config/config';
 import { ClusterNode } from '../cluster/cluster-node';
 import { loadClusterKey } from '../cluster/auth';
-import type { ClusterLayer, ClusterLayerEvents } from '../cluster/cluster-layer';
+import type { ClusterLayer, ClusterLayerEvents, PeerFaults } from '../cluster/cluster-layer';
 import { ClusterWorker } from '../cluster/cluster-worker';
 import { randomInt } from 'node:crypto';
 import { MAX_INCARNATION } from '../cluster/peer-protocol';
@@ -55,7 +55,7 @@ export function clusterOptions(c: Config): ClusterOptions {
     node: { id: c.node.id, name: c.node.name, address: c.node.address, port: c.node.port, lockPort: c.node.lockPort },
     cluster: { name: c.cluster.name, keyFile: c.cluster.keyFile, tiebreaker: c.cluster.tiebreaker },
     peers: c.peers.map((p) => ({ id: p.id, name: p.name, address: p.address, port: p.port, lockPort: p.lockPort })),
-    timing: { leaseTimeoutMs: c.timing.leaseTimeoutMs, renewIntervalMs: c.timing.renewIntervalMs },
+    timing: { leaseTimeoutMs: c.timing.leaseTimeoutMs, renewIntervalMs: c.timing.renewIntervalMs, lockLinkPingMs: c.timing.lockLinkPingMs, lockLinkDeadMs: c.timing.lockLinkDeadMs },
   };
 }
 
@@ -79,7 +79,9 @@ export class TcpClusterPort implements ClusterPort {
   private readonly direct?: DirectLinks;
   private h?: ClusterHandlers;
   private v: ClusterView = { epoch: 0, members: [], quorate: false };
-  private readonly fault = { blocked: new Set<number>(), drop: 0, delayMs: 0 };
+  private readonly fault: PeerFaults = { blocked: new Set<number>(), drop: 0, delayMs: 0 };
+  /** Fault injection: the lock links that lose every frame (DirectLinks.setBlackhole). */
+  private blackhole = new Set<number>();
   private readonly renewalListeners: Array<(r: RenewalReport) => void> = [];
   private readonly peerRenewalListeners: Array<(from: number) => void> = [];
 
@@ -159,7 +161,12 @@ export class TcpClusterPort implements ClusterPort {
   setFault(spec: FaultSpec): void {
     switch (spec.action) {
       case 'partition': this.fault.blocked = new Set(spec.peers); break;
-      case 'heal': this.fault.blocked = new Set(); this.fault.drop = 0; this.fault.delayMs = 0; break;
+      case 'heal':
+        this.fault.blocked = new Set(); this.fault.drop = 0; this.fault.delayMs = 0; this.fault.mute = false;
+        this.blackhole = new Set(); this.direct?.setBlackhole(this.blackhole);
+        break;
+      case 'mute': this.fault.mute = true; break;
+      case 'blackhole': this.blackhole = new Set(spec.peers); this.direct?.setBlackhole(this.blackhole); return;
       case 'drop': this.fault.drop = spec.fraction; break;
       case 'delay': this.fault.delayMs = spec.ms; break;
       case 'reset':
@@ -191,10 +198,11 @@ export class TcpClusterPort implements ClusterPort {
       leases: st.leases ?? null,
       thread: st.thread ?? { isolation: 'none' },
       muted: st.muted ?? null,
-      faults: { blocked: [...this.fault.blocked], drop: this.fault.drop, delayMs: this.fault.delayMs },
+      faults: { blocked: [...this.fault.blocked], drop: this.fault.drop, delayMs: this.fault.delayMs, mute: this.fault.mute === true, blackhole: [...this.blackhole] },
       lockMessages: { ...this.channel.stats },
-      // The lock engine's own links (direct-link.ts): [] without lock_port.
+      // The lock engine's own links (direct-link.ts): [] without lock_port; handshakes refused on lock_port, by code.
       lockLinks,
+      lockLinkRefusals: this.direct?.refusals ?? {},
       peers: this.o.config.peers.map((p) => {
         const lease = st.peers.find((x) => x.id === p.id);
         const link = links.get(p.id);
