@@ -45,7 +45,11 @@ export interface ClusterLayerEvents {
 }
 
 /** Faults injected on this node's peer traffic (MXFS_FAULT_INJECTION only). */
-export interface PeerFaults { blocked: Set<number>; drop: number; delayMs: number }
+export interface PeerFaults {
+  blocked: Set<number>; drop: number; delayMs: number;
+  /** Muted as the watchdog mutes a node (MembershipCore.mute: no renewals, no answers, no quorum); the peer links stay up. */
+  mute?: boolean;
+}
 
 /** Where the cluster layer runs, and how the lock engine's thread is watched (ClusterWorker only). */
 export interface ThreadStatus {

@@ -52,6 +52,9 @@ export interface ClusterNodeOptions extends ClusterLayerEvents {
 export class ClusterNode implements ClusterLayer {
   readonly core: MembershipCore;
   private faults?: PeerFaults;
+  /** Why the node is muted by its host (the watchdog) and by fault injection, if it is. */
+  private hostMute?: string;
+  private faultMute?: string;
   readonly transport: PeerTransport;
   private membership?: Ref<MembershipMsg>;
   private leases?: Leases;
@@ -154,12 +157,24 @@ export class ClusterNode implements ClusterLayer {
 
   dropLink(peer: number, reason: string): void { this.transport.dropLink(peer, reason); }
 
-  /** Replace the injected faults (MXFS_FAULT_INJECTION only). */
-  setFaults(f: PeerFaults): void { this.faults = f; }
+  /** Replace the injected faults (MXFS_FAULT_INJECTION only); `mute` mutes the node until a fault set without it. */
+  setFaults(f: PeerFaults): void {
+    this.faults = f;
+    const why = f.mute ? 'fault injection: mute' : undefined;
+    if (why !== this.faultMute) { this.faultMute = why; this.applyMute(); }
+  }
 
-  /** Silence this node (no renewals, no answers, no quorum) or end that: see MembershipCore.mute. */
+  /**
+   * Silence this node (no renewals, no answers, no quorum) or end that: see MembershipCore.mute.
+   * A mute by fault injection lasts until it is lifted, whatever the host says meanwhile.
+   */
   mute(reason: string | undefined): void {
-    if (this.membership) this.o.system.send(this.membership, { type: 'mute', reason });
+    this.hostMute = reason;
+    this.applyMute();
+  }
+
+  private applyMute(): void {
+    if (this.membership) this.o.system.send(this.membership, { type: 'mute', reason: this.hostMute ?? this.faultMute });
   }
 
   async status(timeoutMs = 1000): Promise<MembershipSnapshot & { links: PeerLinkStatus[]; leases?: LeaseStatus }> {

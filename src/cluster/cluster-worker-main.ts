@@ -112,7 +112,7 @@ let logs: LogHandle;
 }
 const log = logs.log.child({ thread: 'cluster' });
 
-const toFaults = (f: WireFaults): PeerFaults => ({ blocked: new Set(f.blocked), drop: f.drop, delayMs: f.delayMs });
+const toFaults = (f: WireFaults): PeerFaults => ({ blocked: new Set(f.blocked), drop: f.drop, delayMs: f.delayMs, mute: f.mute });
 
 const epochs = EpochFile.open(init.stateDir, init.promisedEpoch);
 const sys = new ActorSystem(log, 'mxfs-cluster');

@@ -53,7 +53,7 @@ export interface ClusterWorkerOptions extends ClusterLayerEvents, Pick<WorkerIni
   trace?: { events(b: TevBatch): void; context(): TraceContext | undefined; causedBy(w: number, fn: () => void): void };
 }
 
-const wireFaults = (f: PeerFaults): WireFaults => ({ blocked: [...f.blocked], drop: f.drop, delayMs: f.delayMs });
+const wireFaults = (f: PeerFaults): WireFaults => ({ blocked: [...f.blocked], drop: f.drop, delayMs: f.delayMs, mute: f.mute });
 
 export class ClusterWorker implements ClusterLayer {
   private w?: Worker;

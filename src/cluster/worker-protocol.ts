@@ -47,7 +47,7 @@ export interface WorkerInit {
   trace: boolean;
 }
 
-export interface WireFaults { blocked: number[]; drop: number; delayMs: number }
+export interface WireFaults { blocked: number[]; drop: number; delayMs: number; mute?: boolean }
 
 /**
  * One send in a 'send' batch: to, body, the epoch to stamp (null: the worker's committed

@@ -63,6 +63,17 @@ export type FaultSpec =
   /** Close every peer link once (they reconnect at once): what was in flight is lost. */
   | { action: 'reset' }
   /**
+   * The lock links (docs/cluster-protocol.md §4a) to `peers` lose every frame both ways and
+   * stay open, as behind a firewall that drops lock_port traffic; the worker's links are not
+   * touched. 'heal' ends it.
+   */
+  | { action: 'blackhole'; peers: number[] }
+  /**
+   * Mute the node as the watchdog does when the lock engine's thread stops answering (no
+   * renewals, no answers, no quorum; the links stay up) until 'heal'.
+   */
+  | { action: 'mute' }
+  /**
    * Keep the lock engine's thread busy for `ms` of its own CPU time (a wedged engine; the
    * reply comes after it): what the cluster worker's watchdog must mute the node for.
    */
@@ -257,11 +268,13 @@ function traceRequest(o: Obj, id: number): ClientRequest {
 function faultSpec(x: unknown): FaultSpec {
   const o = obj(x, `field 'spec'`);
   switch (o.action) {
-    case 'partition': {
+    case 'partition':
+    case 'blackhole': {
       const p = o.peers;
       if (!Array.isArray(p) || p.length > 1023 || !p.every((n) => Number.isInteger(n) && n >= 1 && n <= 1023)) fail(`field 'spec.peers' must be a list of node ids`);
-      return { action: 'partition', peers: p as number[] };
+      return { action: o.action, peers: p as number[] };
     }
+    case 'mute': return { action: 'mute' };
     case 'heal': return { action: 'heal' };
     case 'drop': {
       const f = o.fraction;
@@ -271,7 +284,7 @@ function faultSpec(x: unknown): FaultSpec {
     case 'delay': return { action: 'delay', ms: uint(o, 'ms', 60000) };
     case 'reset': return { action: 'reset' };
     case 'stall': return { action: 'stall', ms: uint(o, 'ms', 60000) };
-    default: return fail(`field 'spec.action' must be partition, heal, drop, delay, reset or stall`);
+    default: return fail(`field 'spec.action' must be partition, heal, drop, delay, reset, stall, blackhole or mute`);
   }
 }
 
