@@ -1,5 +1,6 @@
 /** Tests of the config parser (src/config): defaults, the shipped example, every error class,
  *  path resolution, and a fuzz property that garbage only ever raises ConfigError. */
+import { lockLinkTimes } from '../src/cluster/options';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -69,6 +70,10 @@ describe('config', () => {
     expect(c.peers).to.deep.equal([{ id: 8, name: 'node8', address: 'beta.example.com', port: 7600 }]);
     const l = parseConfig('[node]\nid = 1\nlock_port = 7700\n[cluster]\nkey_file = k\n[peer]\nid = 2\naddress = h\nlock_port = 7701\n', FILE);
     expect([l.node.lockPort, l.peers[0]!.lockPort]).to.deep.equal([7700, 7701]);
+    // The lock links' idle check: absent, derived from renew_interval_ms (half, one); set, as given.
+    expect(lockLinkTimes(l.timing)).to.deep.equal({ pingAfterMs: 1000, deadAfterMs: 2000 });
+    const t = parseConfig('[node]\nid = 1\n[timing]\nrenew_interval_ms = 500\nlock_link_dead_ms = 700\n', FILE).timing;
+    expect([t.lockLinkPingMs, t.lockLinkDeadMs, lockLinkTimes(t)]).to.deep.equal([undefined, 700, { pingAfterMs: 250, deadAfterMs: 700 }]);
     expect(c.volumes).to.deep.equal([{
       name: 'v1', device: '/dev/sdb', mountpoint: '/mnt/v1/', mountOptions: 'noatime,logbsize=256k', failover: 'manual', driver: 'command', start: 'standby',
       commands: { mount: 'mount -o "$MXFS_MOUNT_OPTIONS" $MXFS_DEVICE $MXFS_MOUNTPOINT', umount: 'umount $MXFS_MOUNTPOINT' },
@@ -149,6 +154,9 @@ describe('config', () => {
       { name: 'peers without a key file', text: '[node]\nid=1\n[peer]\nid=2\naddress=127.0.0.2\n', line: undefined, key: 'key_file', msg: /key_file is required when \[peer\] sections are configured/ },
       { name: 'client timeout + renew >= lease', text: '[node]\nid=1\n[timing]\nlease_timeout_ms = 4000\nrenew_interval_ms = 1000\nclient_timeout_ms = 3000\n', line: 6, key: 'client_timeout_ms', msg: /\+ renew_interval_ms \(1000\) must be less than lease_timeout_ms \(4000\)/ },
       { name: 'client timeout vs keepalive', text: '[node]\nid=1\n[timing]\nclient_keepalive_ms = 2500\n', line: 4, key: 'client_timeout_ms', msg: /client_timeout_ms.*client_keepalive_ms/ },
+      { name: 'lock link ping under 10 ms', text: '[node]\nid=1\n[timing]\nlock_link_ping_ms = 5\n', line: 4, key: 'lock_link_ping_ms', msg: /out of range: 5 milliseconds \(allowed 10\.\./ },
+      { name: 'lock link bounds >= lease', text: '[node]\nid=1\n[timing]\nlease_timeout_ms = 4000\nrenew_interval_ms = 1000\nclient_timeout_ms = 2500\nlock_link_dead_ms = 3600\n', line: 7, key: 'lock_link_dead_ms', msg: /lock_link_ping_ms \(500\) \+ lock_link_dead_ms \(3600\) must be less than lease_timeout_ms \(4000\)/ },
+      { name: 'lock link ping >= lease (default dead)', text: '[node]\nid=1\n[timing]\nlock_link_ping_ms = 9000\n', line: 4, key: 'lock_link_ping_ms', msg: /lock_link_ping_ms \(9000\) \+ lock_link_dead_ms \(2000\)/ },
       { name: 'renew too slow', text: '[node]\nid=1\n[timing]\nrenew_interval_ms = 5000\n', line: 4, key: 'renew_interval_ms', msg: /renew_interval_ms.*half of lease_timeout_ms/ },
       { name: 'peer id = node id', text: '[node]\nid=1\n[peer]\nid = 1\naddress = h\n', line: 4, section: 'peer', key: 'id', msg: /id 1 is already used by \[node\]/ },
       { name: 'duplicate peer id', text: '[node]\nid=1\n[peer]\nid=2\naddress=a\n[peer]\nid = 2\naddress=b\n', line: 7, key: 'id', msg: /id 2.*line 3/ },
