@@ -72,6 +72,7 @@ describe('client session: unlock answered before the master confirms', function 
     return h;
   }
   const released = (lockId: number): LockEvent => ({ type: 'lock.released', lockId: `1:7/${lockId}` });
+  const codeOf = (h: Harness, id: number) => { const r = h.replyTo(id); return r === undefined ? undefined : r.ok ? 'ok' : r.code; };
   const opsOn = (h: Harness, type: string) => h.routed.filter((r) => r.msg.type === type);
 
   it('answers the unlock of a granted lock at once; the release counts as in flight until the master confirms', async () => {
@@ -123,6 +124,24 @@ describe('client session: unlock answered before the master confirms', function 
     expect(opsOn(h, 'request').length, 'routed once the release is over').to.equal(2);
     await h.ev({ type: 'lock.granted', lockId: '1:7/1', conversion: false, grant: { mode: PR, token: 9, lvb: Buffer.alloc(0), lvbValid: false } });
     expect(h.replyTo(4)?.ok, 'the new lock is granted').to.equal(true);
+    expect(h.admission.inFlight).to.equal(0);
+  });
+
+  it('a lock request parked behind a release can be cancelled or unlocked like any pending request', async () => {
+    const h = session({ maxInFlight: 8 });
+    await h.req({ type: 'hello', id: 1, version: CLIENT_PROTOCOL_VERSION, client: 't' });
+    await h.grantedLock(1, 'r', EX, 2);
+    await h.req({ type: 'unlock', id: 3, lockId: 1 });
+    await h.req({ type: 'lock', id: 4, lockId: 1, lockspace: 'ls', resource: 'r', mode: PR });
+    await h.req({ type: 'convert', id: 5, lockId: 1, mode: EX });
+    expect(codeOf(h, 5)).to.equal('BUSY');
+    await h.req({ type: 'cancel', id: 6, lockId: 1 });
+    expect([codeOf(h, 4), codeOf(h, 6)]).to.deep.equal(['CANCELLED', 'ok']);
+    await h.req({ type: 'lock', id: 7, lockId: 1, lockspace: 'ls', resource: 'r', mode: PR });
+    await h.req({ type: 'unlock', id: 8, lockId: 1 });
+    expect([codeOf(h, 7), codeOf(h, 8)]).to.deep.equal(['CANCELLED', 'ok']);
+    await h.ev(released(1));
+    expect(opsOn(h, 'request').length, 'nothing started after the release').to.equal(1);
     expect(h.admission.inFlight).to.equal(0);
   });
 

@@ -337,6 +337,19 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
     startLock(s, req, self);
   };
 
+  /**
+   * An unlock or cancel of a 'lock' request parked behind a release (see 'lock'): the request
+   * fails CANCELLED, the unlock or cancel succeeds. Undefined: no such request.
+   */
+  const withdrawParked = (s: State, id: number, lockId: number, why: string): true | undefined => {
+    const rel = s.releases.get(lockId);
+    if (rel?.parked === undefined) return undefined;
+    refuse(rel.parked.id, 'CANCELLED', why);
+    rel.parked = undefined;
+    reply(id, true);
+    return true;
+  };
+
   const handleRequest = (s: State, req: ClientRequest, sys: ActorSystem, self: Ref<SessionMsg>, acked = false) => {
     if (req.type === 'hb') { if (!acked) o.emit({ type: 'hb', ack: req.seq }); return; }
     if (!s.hello && req.type !== 'hello') {
@@ -374,7 +387,10 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
       }
       case 'convert': {
         const lk = s.locks.get(req.lockId);
-        if (!lk) return refuse(req.id, 'NOTFOUND', `no lock ${req.lockId}`);
+        if (!lk) {
+          if (s.releases.get(req.lockId)?.parked) return refuse(req.id, 'BUSY', `lock ${req.lockId} has a request in progress`);
+          return refuse(req.id, 'NOTFOUND', `no lock ${req.lockId}`);
+        }
         if (req.lvb && req.lvb.length > o.lvbSize) return refuse(req.id, 'INVALID', lvbTooLong(req.lvb.length, o.lvbSize));
         if (lk.state !== 'granted' || lk.unlockReq !== undefined) return refuse(req.id, 'BUSY', `lock ${req.lockId} has a request in progress`);
         lk.state = 'converting';
@@ -391,7 +407,7 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
       }
       case 'unlock': {
         const lk = s.locks.get(req.lockId);
-        if (!lk) return refuse(req.id, 'NOTFOUND', `no lock ${req.lockId}`);
+        if (!lk) return withdrawParked(s, req.id, req.lockId, 'request cancelled by unlock') ?? refuse(req.id, 'NOTFOUND', `no lock ${req.lockId}`);
         if (req.lvb && req.lvb.length > o.lvbSize) return refuse(req.id, 'INVALID', lvbTooLong(req.lvb.length, o.lvbSize));
         if (lk.unlockReq !== undefined) return refuse(req.id, 'BUSY', `lock ${req.lockId} is already being unlocked`);
         if (lk.state === 'granted' && lk.pendingReq === undefined && lk.cancelReq === undefined &&
@@ -410,7 +426,7 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
       }
       case 'cancel': {
         const lk = s.locks.get(req.lockId);
-        if (!lk) return refuse(req.id, 'NOTFOUND', `no lock ${req.lockId}`);
+        if (!lk) return withdrawParked(s, req.id, req.lockId, 'request cancelled') ?? refuse(req.id, 'NOTFOUND', `no lock ${req.lockId}`);
         if (lk.state === 'granted' || lk.cancelReq !== undefined) return refuse(req.id, 'BUSY', `lock ${req.lockId} has nothing pending to cancel`);
         lk.cancelReq = req.id;
         o.route(lk.lockspace, lk.resource, { type: 'cancel', lockId: lockIdOf(lk) }, s.epoch);
