@@ -241,6 +241,28 @@ describe('cluster locking (in-process, LocalHub)', function () {
     await hb.unlock();
   });
 
+  it('an unlock is answered before its remote master has the release; a recovery meanwhile does not bring the lock back, and the waiter is granted', async () => {
+    await boot([1, 2, 3]);
+    const res = resourceOn(3, [1, 2, 3], 'early-unlock');
+    const a = await client(1), b = await client(2);
+    const h = await a.lock(res, EX);
+    const pb = b.lock(res, EX);
+    await waitFor(() => nodes.get(3)!.router.stats.opsReceived >= 2, 20000, 'the waiter queued at the master');
+    hub.isolate(3); // the release never reaches its master
+    await h.unlock(); // answered all the same: the session let go, the master did not hear it
+    const d1 = nodes.get(1)!;
+    expect(d1.admission.inFlight, 'the release counts as in flight').to.equal(1);
+    const locks: any = await nodes.get(3)!.localLocks({ resource: res });
+    expect(locks.resources[0].granted.map((l: any) => l.owner.split(':')[0]), 'the master still holds it').to.deep.equal(['1']);
+    hub.heal(3);
+    hub.commit(2, [1, 2, 3]); // recovery: node 1's records do not include the released lock
+    const hb = await pb;
+    expect(hb.grant.mode).to.equal(EX);
+    expect(d1.admission.inFlight, 'the release of epoch 1 is over').to.equal(0);
+    const after: any = await nodes.get(3)!.localLocks({ resource: res });
+    expect(after.resources[0].granted.map((l: any) => l.owner.split(':')[0])).to.deep.equal(['2']);
+  });
+
   it('a conversion carrying an LVB that a recovery interrupts writes it when it is re-issued on the new master', async () => {
     await boot([1, 2, 3]);
     const res = resourceOn(3, [1, 2, 3], 'lvb-convert');

@@ -10,6 +10,17 @@
  * 'tick' (keepalive timer, and the hello deadline), 'disconnected', 'lostAll'.
  * Sends: ResourceMsg (through the LockTable) and DaemonMessage to the client via emit().
  *
+ * Unlock (docs/daemon.md, "Unlock"): the reply to an unlock of a granted lock with nothing in
+ * progress and no LVB to write (the lock is not held in PW/EX, or the unlock carries no LVB)
+ * does not wait for the master. The session forgets the lock, sends the release and answers
+ * at once; the master still counts the lock as held until the release arrives, so nobody is
+ * granted earlier than before. Until the master confirms (or a recovery makes the release
+ * moot), the session keeps a Release record: a 'lock' reusing that lock id waits for it
+ * (late events of the old lock could otherwise reach the new one), the session's end purges
+ * its resource, and it counts as a request in flight toward [locking] max_requests. At most
+ * max_requests_per_client releases are in flight per session (max_locks_per_client for an
+ * in-process one); beyond, an unlock waits for its master as before.
+ *
  * When the client goes away (connection closed, silent past clientTimeoutMs, no hello
  * within clientTimeoutMs of connecting, protocol error, crash of this actor) every one of
  * its locks is purged, so none can leak (the purges are handed to the daemon's Purger,
@@ -80,6 +91,11 @@ export interface SessionOpts {
   maxInFlight?: number;
   admission: Admission;
   info: DaemonInfo;
+  /**
+   * An unlock already answered (see the header) failed at the master: the lock may still be
+   * held there until the session ends and purges it. Counted, nothing else.
+   */
+  releaseFailed?(code: LockErrorCode, message: string): void;
   /** Send to the client (the transport encodes). */
   emit(msg: DaemonMessage): void;
   /** Cut the client off; the transport then sends 'disconnected'. */
@@ -183,8 +199,26 @@ class ClientLock {
   set cancelReq(v: number | undefined) { if (v !== undefined || this.p !== undefined) this.pending.cancelReq = v; }
 }
 
+/**
+ * An unlock answered before its master confirmed it: kept until the master's 'lock.released'
+ * (or a failure, a loss, a recovery of a newer epoch), so that the lock id is not reused
+ * meanwhile and the session's end still purges the resource.
+ */
+interface Release {
+  lockspace: string;
+  resource: string;
+  /** The session's epoch when the release was routed. */
+  epoch: number;
+  /** A 'lock' request that reuses the lock id: started when the release is over. */
+  parked?: Extract<ClientRequest, { type: 'lock' }>;
+}
+
 interface State {
   locks: Map<number, ClientLock>;
+  /** Releases in flight, by client lock id (at most releaseWindow). */
+  releases: Map<number, Release>;
+  /** Resources where a release failed at the master: purged when the session ends. */
+  strays: Array<[string, string]>;
   hello: boolean;
   openedAt: number;
   lastHeard: number;
@@ -200,11 +234,18 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
   const lockIdOf = (lk: ClientLock) => prefix + lk.id;
   /** The session's lock an event is about (by the lock id lockIdOf() made). */
   const lockOf = (s: State, lockId: string): ClientLock | undefined => {
+    const id = clientIdOf(lockId);
+    return id === undefined ? undefined : s.locks.get(id);
+  };
+  /** The client lock id in a lock id lockIdOf() made (undefined: not one of this session's). */
+  const clientIdOf = (lockId: string): number | undefined => {
     if (!lockId.startsWith(prefix)) return undefined;
     const rest = lockId.slice(prefix.length);
-    const lk = s.locks.get(Number(rest));
-    return lk !== undefined && String(lk.id) === rest ? lk : undefined;
+    const id = Number(rest);
+    return String(id) === rest ? id : undefined;
   };
+  /** Releases in flight at most (see the header); beyond, an unlock waits for its master. */
+  const releaseWindow = o.maxInFlight ?? o.maxLocks;
   // Request ids in flight (one definition per session, so this closure is the session's).
   const inFlight = new Set<number>();
   const settle = (id: number) => { if (inFlight.delete(id)) o.admission.inFlight--; };
@@ -246,12 +287,18 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
     inFlight.clear();
     const seen = new Set<string>();
     const targets: Array<[string, string]> = [];
-    for (const lk of s.locks.values()) {
-      const key = `${lk.lockspace}\0${lk.resource}`;
-      if (seen.has(key)) continue;
+    const add = (lockspace: string, resource: string) => {
+      const key = `${lockspace}\0${resource}`;
+      if (seen.has(key)) return;
       seen.add(key);
-      targets.push([lk.lockspace, lk.resource]);
-    }
+      targets.push([lockspace, resource]);
+    };
+    for (const lk of s.locks.values()) add(lk.lockspace, lk.resource);
+    // Releases still in flight, and failed ones: the master may hold them yet.
+    for (const r of s.releases.values()) add(r.lockspace, r.resource);
+    for (const [ls, res] of s.strays) add(ls, res);
+    o.admission.inFlight -= s.releases.size;
+    s.releases.clear();
     o.purge(owner, s.epoch, targets);
     s.locks.clear();
     o.close(reason);
@@ -261,6 +308,46 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
 
   const tick = (s: State, sys: ActorSystem, self: Ref<SessionMsg>) => {
     s.timer = o.clock.setTimer(() => sys.send(self, { type: 'tick' }), o.keepaliveMs);
+  };
+
+  /** A 'lock' request, admitted and checked: the lock is created and its request routed. */
+  const startLock = (s: State, req: Extract<ClientRequest, { type: 'lock' }>, self: Ref<SessionMsg>) => {
+    const lk = new ClientLock(req.lockId, req.lockspace, req.resource, 'requesting');
+    lk.rqMode = req.mode;
+    lk.noqueue = req.noqueue ?? false;
+    lk.timeoutMs = req.timeoutMs;
+    lk.pendingReq = req.id;
+    lk.askedAt = o.clock.now();
+    s.locks.set(lk.id, lk);
+    o.route(lk.lockspace, lk.resource, {
+      type: 'request', lockId: lockIdOf(lk), owner, mode: req.mode, noqueue: lk.noqueue,
+      timeoutMs: req.timeoutMs, notify: self as Ref<LockEvent>,
+    }, s.epoch);
+  };
+
+  /** A release in flight is over (confirmed, failed, lost or made moot by a recovery). */
+  const endRelease = (s: State, id: number, self: Ref<SessionMsg>) => {
+    const rel = s.releases.get(id);
+    if (rel === undefined) return;
+    s.releases.delete(id);
+    o.admission.inFlight--;
+    const req = rel.parked;
+    if (req === undefined) return;
+    if (s.locks.size >= o.maxLocks) return refuse(req.id, 'BUSY', `this client already has ${o.maxLocks} locks (max_locks_per_client)`);
+    startLock(s, req, self);
+  };
+
+  /**
+   * An unlock or cancel of a 'lock' request parked behind a release (see 'lock'): the request
+   * fails CANCELLED, the unlock or cancel succeeds. Undefined: no such request.
+   */
+  const withdrawParked = (s: State, id: number, lockId: number, why: string): true | undefined => {
+    const rel = s.releases.get(lockId);
+    if (rel?.parked === undefined) return undefined;
+    refuse(rel.parked.id, 'CANCELLED', why);
+    rel.parked = undefined;
+    reply(id, true);
+    return true;
   };
 
   const handleRequest = (s: State, req: ClientRequest, sys: ActorSystem, self: Ref<SessionMsg>, acked = false) => {
@@ -290,24 +377,20 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
         return;
       }
       case 'lock': {
-        if (s.locks.has(req.lockId)) return refuse(req.id, 'INVALID', `lock id ${req.lockId} is already in use on this connection`);
+        const rel = s.releases.get(req.lockId);
+        if (s.locks.has(req.lockId) || rel?.parked !== undefined) return refuse(req.id, 'INVALID', `lock id ${req.lockId} is already in use on this connection`);
         if (s.locks.size >= o.maxLocks) return refuse(req.id, 'BUSY', `this client already has ${o.maxLocks} locks (max_locks_per_client)`);
-        const lk = new ClientLock(req.lockId, req.lockspace, req.resource, 'requesting');
-        lk.rqMode = req.mode;
-        lk.noqueue = req.noqueue ?? false;
-        lk.timeoutMs = req.timeoutMs;
-        lk.pendingReq = req.id;
-        lk.askedAt = o.clock.now();
-        s.locks.set(lk.id, lk);
-        o.route(lk.lockspace, lk.resource, {
-          type: 'request', lockId: lockIdOf(lk), owner, mode: req.mode, noqueue: lk.noqueue,
-          timeoutMs: req.timeoutMs, notify: self as Ref<LockEvent>,
-        }, s.epoch);
+        // The lock id's previous lock is still being released: start once that is over.
+        if (rel !== undefined) { rel.parked = req; return; }
+        startLock(s, req, self);
         return;
       }
       case 'convert': {
         const lk = s.locks.get(req.lockId);
-        if (!lk) return refuse(req.id, 'NOTFOUND', `no lock ${req.lockId}`);
+        if (!lk) {
+          if (s.releases.get(req.lockId)?.parked) return refuse(req.id, 'BUSY', `lock ${req.lockId} has a request in progress`);
+          return refuse(req.id, 'NOTFOUND', `no lock ${req.lockId}`);
+        }
         if (req.lvb && req.lvb.length > o.lvbSize) return refuse(req.id, 'INVALID', lvbTooLong(req.lvb.length, o.lvbSize));
         if (lk.state !== 'granted' || lk.unlockReq !== undefined) return refuse(req.id, 'BUSY', `lock ${req.lockId} has a request in progress`);
         lk.state = 'converting';
@@ -324,9 +407,18 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
       }
       case 'unlock': {
         const lk = s.locks.get(req.lockId);
-        if (!lk) return refuse(req.id, 'NOTFOUND', `no lock ${req.lockId}`);
+        if (!lk) return withdrawParked(s, req.id, req.lockId, 'request cancelled by unlock') ?? refuse(req.id, 'NOTFOUND', `no lock ${req.lockId}`);
         if (req.lvb && req.lvb.length > o.lvbSize) return refuse(req.id, 'INVALID', lvbTooLong(req.lvb.length, o.lvbSize));
         if (lk.unlockReq !== undefined) return refuse(req.id, 'BUSY', `lock ${req.lockId} is already being unlocked`);
+        if (lk.state === 'granted' && lk.pendingReq === undefined && lk.cancelReq === undefined &&
+            !(req.lvb !== undefined && lk.mode !== undefined && isWriteMode(lk.mode)) && s.releases.size < releaseWindow) {
+          // Answered now; the master releases it when the message arrives (see the header).
+          forget(s, lk);
+          s.releases.set(lk.id, { lockspace: lk.lockspace, resource: lk.resource, epoch: s.epoch });
+          o.admission.inFlight++;
+          o.route(lk.lockspace, lk.resource, { type: 'unlock', lockId: lockIdOf(lk), lvb: req.lvb }, s.epoch);
+          return reply(req.id, true);
+        }
         lk.unlockReq = req.id;
         lk.unlockLvb = req.lvb !== undefined;
         o.route(lk.lockspace, lk.resource, { type: 'unlock', lockId: lockIdOf(lk), lvb: req.lvb }, s.epoch);
@@ -334,7 +426,7 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
       }
       case 'cancel': {
         const lk = s.locks.get(req.lockId);
-        if (!lk) return refuse(req.id, 'NOTFOUND', `no lock ${req.lockId}`);
+        if (!lk) return withdrawParked(s, req.id, req.lockId, 'request cancelled') ?? refuse(req.id, 'NOTFOUND', `no lock ${req.lockId}`);
         if (lk.state === 'granted' || lk.cancelReq !== undefined) return refuse(req.id, 'BUSY', `lock ${req.lockId} has nothing pending to cancel`);
         lk.cancelReq = req.id;
         o.route(lk.lockspace, lk.resource, { type: 'cancel', lockId: lockIdOf(lk) }, s.epoch);
@@ -364,11 +456,33 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
     }
   };
 
-  const handleEvent = (s: State, ev: LockEvent) => {
+  const handleEvent = (s: State, ev: LockEvent, self: Ref<SessionMsg>) => {
     const lk = lockOf(s, ev.lockId);
-    if (!lk) return;
+    if (!lk) { releaseEvent(s, ev, self); return; }
     applyEvent(s, lk, ev);
     lk.settle();
+  };
+
+  /** An event about a lock the client no longer has: maybe the end of a release in flight. */
+  const releaseEvent = (s: State, ev: LockEvent, self: Ref<SessionMsg>) => {
+    const id = clientIdOf(ev.lockId);
+    const rel = id === undefined ? undefined : s.releases.get(id);
+    if (rel === undefined) return;
+    switch (ev.type) {
+      case 'lock.released':
+      case 'lock.lost': // gone at the master either way; the client was already told it is released
+        endRelease(s, id!, self);
+        return;
+      case 'lock.opError':
+        if (ev.op !== 'unlock') return;
+        o.releaseFailed?.(ev.code, ev.message);
+        // NOTFOUND: the master has no such lock; anything else: it may still hold it.
+        if (ev.code !== 'NOTFOUND') s.strays.push([rel.lockspace, rel.resource]);
+        endRelease(s, id!, self);
+        return;
+      default:
+        return; // a BAST while the release travels: nothing to do
+    }
   };
 
   const applyEvent = (s: State, lk: ClientLock, ev: LockEvent) => {
@@ -491,18 +605,21 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
    * keep the event loop. The actor takes no other message until it is done (nact waits for
    * the handler), so the records are one consistent snapshot.
    */
-  const collectAll = async (s: State, epoch: number): Promise<LockRecord[]> => {
+  const collectAll = async (s: State, epoch: number, self: Ref<SessionMsg>): Promise<LockRecord[]> => {
     const all = [...s.locks.values()];
     const out = collect(s, epoch, all.slice(0, SLICE.collect));
     for (let i = SLICE.collect; i < all.length; i += SLICE.collect) {
       await yieldTurn();
       for (const x of collect(s, epoch, all.slice(i, i + SLICE.collect))) out.push(x);
     }
+    // A release routed in an older epoch is over: its lock is not in these records, so the
+    // new master never has it, and no event of that epoch reaches this session any more.
+    for (const [id, rel] of [...s.releases]) if (rel.epoch < epoch) endRelease(s, id, self);
     return out;
   };
 
   return {
-    init: () => ({ locks: new Map(), hello: false, openedAt: o.clock.now(), lastHeard: o.clock.now(), ended: false, epoch: o.epoch }),
+    init: () => ({ locks: new Map(), releases: new Map(), strays: [], hello: false, openedAt: o.clock.now(), lastHeard: o.clock.now(), ended: false, epoch: o.epoch }),
 
     handle(s, msg, ctx) {
       if (s.ended) return s;
@@ -549,9 +666,9 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
           end(s, sys, ctx.self, msg.reason);
           break;
         case 'collect':
-          return collectAll(s, msg.epoch).then((records) => { sys.reply(msg.replyTo, records); return s; });
+          return collectAll(s, msg.epoch, ctx.self).then((records) => { sys.reply(msg.replyTo, records); return s; });
         default:
-          handleEvent(s, msg);
+          handleEvent(s, msg, ctx.self);
       }
       return s;
     },

@@ -125,6 +125,8 @@ export class Daemon implements DaemonInfo {
   kernel?: KernelStatusSource;
   /** Requests in flight over every session ([locking] max_requests). */
   readonly admission: Admission;
+  /** Unlocks answered early (client-session.ts, 'unlock') that then failed at the master. */
+  releaseFailures = 0;
   /** Inspection queries, coalesced (see the header). */
   readonly inspections = new Coalescer<any>();
   private socketLock?: NodeLock;
@@ -309,6 +311,10 @@ export class Daemon implements DaemonInfo {
       maxFrameBytes: c.locking.maxFrameBytes, maxLocks: c.locking.maxLocksPerClient,
       maxInFlight: transport === 'socket' ? c.locking.maxRequestsPerClient : undefined, admission: this.admission, info: this,
       emit, close, handled, outputBacklog, metrics: this.metrics.session,
+      releaseFailed: (code, message) => {
+        this.releaseFailures++;
+        this.log.warn({ session: id, code }, `an unlock already answered failed at the master (${message}); the lock is purged when the session ends`);
+      },
       purge: (owner, epoch, targets) => this.purger.add(owner, epoch, targets),
       onEnd: (sid) => {
         const ref = this.sessions.get(sid)?.ref;
