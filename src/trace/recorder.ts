@@ -18,7 +18,7 @@
  */
 import type { Clock } from '../util/clock';
 import { TRACE_ID_NODE_SHIFT, TRACE_KINDS, TraceEvent, TraceFields, TraceKind, TraceStamp } from './event';
-import { extractFields, ORIGIN, peerBodyFields, SELF_TRAFFIC } from './fields';
+import { extractFields, nodePath, ORIGIN, peerBodyFields, SELF_TRAFFIC } from './fields';
 import { matches, TraceFilter } from './filter';
 import { encodedSize } from '../wire/frame';
 import { TevBatch, TevReader, TevSink } from './worker-events';
@@ -72,15 +72,20 @@ const WALL_RESYNC = 1024;
 const KIND_INDEX: Record<string, number> = Object.fromEntries(TRACE_KINDS.map((k, i) => [k, i]));
 
 /**
- * The ring, one row per event: its numbers in one Float64Array (NUM slots a row), its strings
- * (mostly shared: actor paths, message types, lock ids already alive elsewhere; a client's
- * request and lock ids kept as the numbers they arrive as, formatted when read) in one array
- * (STR slots a row). Recording allocates no object per event, so a busy node's ring does not
- * churn the garbage collector, and an event's writes land in a few adjacent cache lines (one
- * array per field, 23 of them, spread each event's writes over 23 places in ~8 MB).
+ * The ring, one row per event: its numbers in one Float64Array (NUM slots a row: 64 bytes),
+ * its small integers in one Int32Array (INT a row), its strings (mostly shared: actor paths,
+ * message types, lock ids already alive elsewhere; a client's request and lock ids kept as the
+ * numbers they arrive as, formatted when read) in one array (STR a row). Recording allocates
+ * no object per event, so a busy node's ring does not churn the garbage collector, and an
+ * event's writes land in a few adjacent cache lines: ~116 bytes an event, where one array per
+ * field (23 of them) spread them over 23 places. An event's seq is not stored (its slot and
+ * the newest seq give it), nor its wall clock (its mono plus the offset of its block of
+ * WALL_RESYNC events).
  */
-const enum N { seq, lc, wall, mono, trace, cause, srcLc, token, w, epoch, srcNode, peer, mode, kind }
-const NUM = 16;
+const enum N { lc, mono, trace, cause, srcLc, token, w, epoch }
+const NUM = 8;
+const enum I { srcNode, peer, mode, kind }
+const INT = 4;
 const enum S { from, to, type, sub, ls, res, lock, req, info }
 const STR = 9;
 
@@ -129,6 +134,9 @@ const WORKER_CAUSES = 4096;
 export class TraceRecorder implements ActorTracer, FrameTracer {
   /** The ring's numbers (NUM a row) and strings (STR a row), by slot. */
   private readonly num: Float64Array;
+  private readonly int: Int32Array;
+  /** Wall clock minus the node's clock, per block of WALL_RESYNC seqs (re-read at each block's first event). */
+  private readonly wallOff: Float64Array;
   private readonly str: Array<string | number | undefined>;
   private seq = 0;
   private lc = 0;
@@ -136,9 +144,6 @@ export class TraceRecorder implements ActorTracer, FrameTracer {
   private readonly labels = new Map<string, Label>();
   /** Reused for every extraction (no allocation per message). */
   private readonly f: TraceFields = {};
-  /** Wall clock minus the node's clock, re-read every WALL_RESYNC events (one clock read per event, not two). */
-  private wallOffset = 0;
-  private sinceResync = Infinity;
   /** Seq of the event whose message is being handled right now (0: outside any handler). */
   cur = 0;
   /** The actor whose handler is running right now. */
@@ -151,6 +156,8 @@ export class TraceRecorder implements ActorTracer, FrameTracer {
 
   constructor(readonly node: number, private readonly clock: Clock, readonly ringSize: number, private readonly sink?: TraceSink) {
     this.num = new Float64Array(ringSize * NUM);
+    this.int = new Int32Array(ringSize * INT);
+    this.wallOff = new Float64Array(Math.ceil(ringSize / WALL_RESYNC) + 1);
     this.str = new Array<string | number | undefined>(ringSize * STR).fill(undefined);
   }
 
@@ -225,14 +232,12 @@ export class TraceRecorder implements ActorTracer, FrameTracer {
    * event (0: an event of this thread).
    */
   private put(kind: TraceKind, from: string, to: string, type: string, f: TraceFields, lc: number, mono: number, trace: number, cause: number, cs: number, srcNode: number, w: number, stamp?: { lc: number; ls?: string; res?: string }): number {
-    const num = this.num, str = this.str;
+    const num = this.num, int = this.int, str = this.str;
     const seq = ++this.seq;
     const i = (seq - 1) % this.ringSize;
-    const n = i * NUM, t = i * STR, ct = cs * STR;
-    if (++this.sinceResync >= WALL_RESYNC) { this.sinceResync = 0; this.wallOffset = Date.now() - this.clock.now(); }
-    num[n + N.seq] = seq;
+    const n = i * NUM, k = i * INT, t = i * STR, ct = cs * STR;
+    if ((seq - 1) % WALL_RESYNC === 0) this.wallOff[this.block(seq)] = Date.now() - this.clock.now();
     num[n + N.lc] = lc;
-    num[n + N.wall] = mono + this.wallOffset;
     num[n + N.mono] = mono;
     num[n + N.trace] = trace;
     num[n + N.cause] = cause;
@@ -240,28 +245,32 @@ export class TraceRecorder implements ActorTracer, FrameTracer {
     num[n + N.token] = f.token ?? -1;
     num[n + N.w] = w;
     num[n + N.epoch] = f.epoch ?? -1;
-    num[n + N.srcNode] = stamp ? srcNode : 0;
-    num[n + N.peer] = f.peer ?? 0;
-    num[n + N.mode] = f.mode ?? -1;
-    num[n + N.kind] = KIND_INDEX[kind]!;
+    int[k + I.srcNode] = stamp ? srcNode : 0;
+    int[k + I.peer] = f.peer ?? 0;
+    int[k + I.mode] = f.mode ?? -1;
+    int[k + I.kind] = KIND_INDEX[kind]!;
     str[t + S.from] = from; str[t + S.to] = to; str[t + S.type] = type; str[t + S.sub] = f.sub;
     str[t + S.ls] = f.ls ?? stamp?.ls ?? (cs >= 0 ? str[ct + S.ls] : undefined);
     str[t + S.res] = f.res ?? stamp?.res ?? (cs >= 0 ? str[ct + S.res] : undefined);
     str[t + S.lock] = f.lock ?? (cs >= 0 ? str[ct + S.lock] : undefined);
     str[t + S.req] = f.req;
     str[t + S.info] = f.info;
-    if (this.sink) this.sink.writeLine(this.line(i));
+    if (this.sink) this.sink.writeLine(this.line(i, seq));
     return seq;
   }
 
-  /** The event in ring slot i, as an object (only what is set). */
-  private event(i: number): TraceEvent {
-    const num = this.num, str = this.str, n = i * NUM, t = i * STR;
+  /** The wallOff slot of an event's block. */
+  private block(seq: number): number { return Math.floor((seq - 1) / WALL_RESYNC) % this.wallOff.length; }
+
+  /** The event seq, in ring slot i, as an object (only what is set). */
+  private event(i: number, seq: number): TraceEvent {
+    const num = this.num, int = this.int, str = this.str, n = i * NUM, k = i * INT, t = i * STR;
+    const mono = num[n + N.mono]!;
     const e: TraceEvent = {
-      node: this.node, seq: num[n + N.seq]!, lc: num[n + N.lc]!, wall: num[n + N.wall]!, mono: num[n + N.mono]!, kind: TRACE_KINDS[num[n + N.kind]!]!,
+      node: this.node, seq, lc: num[n + N.lc]!, wall: mono + this.wallOff[this.block(seq)]!, mono, kind: TRACE_KINDS[int[k + I.kind]!]!,
       from: str[t + S.from] as string, to: str[t + S.to] as string, type: str[t + S.type] as string, trace: num[n + N.trace]!,
     };
-    const cause = num[n + N.cause]!, w = num[n + N.w]!, srcNode = num[n + N.srcNode]!, mode = num[n + N.mode]!, token = num[n + N.token]!, epoch = num[n + N.epoch]!, peer = num[n + N.peer]!;
+    const cause = num[n + N.cause]!, w = num[n + N.w]!, srcNode = int[k + I.srcNode]!, mode = int[k + I.mode]!, token = num[n + N.token]!, epoch = num[n + N.epoch]!, peer = int[k + I.peer]!;
     const sub = str[t + S.sub] as string | undefined, ls = str[t + S.ls] as string | undefined, res = str[t + S.res] as string | undefined;
     const lock = idOut(str[t + S.lock]), req = idOut(str[t + S.req]), info = str[t + S.info] as string | undefined;
     if (cause > 0) e.cause = cause;
@@ -281,22 +290,22 @@ export class TraceRecorder implements ActorTracer, FrameTracer {
   }
 
   /** The event in ring slot i as a JSON line, written straight from the ring (the file sink). */
-  private line(i: number): string {
-    const num = this.num, str = this.str, n = i * NUM, t = i * STR;
+  private line(i: number, seq: number): string {
+    const num = this.num, int = this.int, str = this.str, n = i * NUM, k = i * INT, t = i * STR;
     const q = JSON.stringify;
-    let l = `{"node":${this.node},"seq":${num[n + N.seq]},"lc":${num[n + N.lc]},"wall":${num[n + N.wall]},"mono":${num[n + N.mono]},"kind":"${TRACE_KINDS[num[n + N.kind]!]}","from":${q(str[t + S.from])},"to":${q(str[t + S.to])},"type":${q(str[t + S.type])},"trace":${num[n + N.trace]}`;
+    let l = `{"node":${this.node},"seq":${seq},"lc":${num[n + N.lc]},"wall":${num[n + N.mono]! + this.wallOff[this.block(seq)]!},"mono":${num[n + N.mono]},"kind":"${TRACE_KINDS[int[k + I.kind]!]}","from":${q(str[t + S.from])},"to":${q(str[t + S.to])},"type":${q(str[t + S.type])},"trace":${num[n + N.trace]}`;
     if (num[n + N.cause]! > 0) l += `,"cause":${num[n + N.cause]}`;
     if (num[n + N.w]! > 0) l += `,"w":${num[n + N.w]}`;
-    if (num[n + N.srcNode]! > 0) l += `,"srcNode":${num[n + N.srcNode]},"srcLc":${num[n + N.srcLc]}`;
+    if (int[k + I.srcNode]! > 0) l += `,"srcNode":${int[k + I.srcNode]},"srcLc":${num[n + N.srcLc]}`;
     if (str[t + S.sub] !== undefined) l += `,"sub":${q(str[t + S.sub])}`;
     if (str[t + S.ls] !== undefined) l += `,"ls":${q(str[t + S.ls])}`;
     if (str[t + S.res] !== undefined) l += `,"res":${q(str[t + S.res])}`;
-    if (num[n + N.mode]! >= 0) l += `,"mode":${num[n + N.mode]}`;
+    if (int[k + I.mode]! >= 0) l += `,"mode":${int[k + I.mode]}`;
     if (num[n + N.token]! >= 0) l += `,"token":${num[n + N.token]}`;
     if (num[n + N.epoch]! >= 0) l += `,"epoch":${num[n + N.epoch]}`;
     if (str[t + S.lock] !== undefined) l += `,"lock":${q(idOut(str[t + S.lock]))}`;
     if (str[t + S.req] !== undefined) l += `,"req":${q(idOut(str[t + S.req]))}`;
-    if (num[n + N.peer]! > 0) l += `,"peer":${num[n + N.peer]}`;
+    if (int[k + I.peer]! > 0) l += `,"peer":${int[k + I.peer]}`;
     if (str[t + S.info] !== undefined) l += `,"info":${q(str[t + S.info])}`;
     return l + '}';
   }
@@ -304,7 +313,7 @@ export class TraceRecorder implements ActorTracer, FrameTracer {
   /** The event with this seq, if still in the ring. */
   get(seq: number): TraceEvent | undefined {
     const i = this.slot(seq);
-    return i < 0 ? undefined : this.event(i);
+    return i < 0 ? undefined : this.event(i, seq);
   }
 
   /**
@@ -314,7 +323,7 @@ export class TraceRecorder implements ActorTracer, FrameTracer {
    */
   inbound(kind: 'frame-in' | 'dlm-in', from: number, to: string, type: string, f: TraceFields, stamp?: TraceStamp): [number, string | undefined] {
     const saved: [number, string | undefined] = [this.cur, this.curActor];
-    this.cur = this.record(kind, `node/${from}`, to, type, f, { node: from, stamp });
+    this.cur = this.record(kind, nodePath(from), to, type, f, { node: from, stamp });
     this.curActor = to; // what the delivery sends comes from its receiver (the link, the router)
     return saved;
   }
@@ -325,7 +334,7 @@ export class TraceRecorder implements ActorTracer, FrameTracer {
     f.epoch = epoch; f.peer = peer;
     peerBodyFields(body, f);
     if (f.sub !== undefined && SELF_TRAFFIC.has(f.sub)) return undefined;
-    return this.stampOf(this.record('frame-out', this.curActor ?? 'peer-link', `node/${peer}`, body.type, f), false);
+    return this.stampOf(this.record('frame-out', this.curActor ?? 'peer-link', nodePath(peer), body.type, f), false);
   }
 
   /**
@@ -419,7 +428,7 @@ export class TraceRecorder implements ActorTracer, FrameTracer {
     let bytes = 64;
     let seq = from;
     for (; seq <= this.seq; seq++) {
-      const e = this.event((seq - 1) % this.ringSize);
+      const e = this.event((seq - 1) % this.ringSize, seq);
       if (!matches(e, filter)) continue;
       const size = approxSize(e);
       if (out.length > 0 && (bytes + size > maxBytes || out.length >= maxEvents)) break;
