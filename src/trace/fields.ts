@@ -170,6 +170,12 @@ function leasePeer(m: Any, f: TraceFields): void {
 }
 const incText = (v: unknown): string => (isNum(v) ? v.toString(16) : '?');
 
+/** `node/N` and `peer-link/N`, made once per node number (not a new string per frame kept alive in the ring). */
+const NODE_PATHS: string[] = [];
+const LINK_PATHS: string[] = [];
+export const nodePath = (n: number): string => NODE_PATHS[n] ?? (n >= 0 && n < 4096 ? (NODE_PATHS[n] = `node/${n}`) : `node/${n}`);
+export const peerLinkPath = (n: number): string => LINK_PATHS[n] ?? (n >= 0 && n < 4096 ? (LINK_PATHS[n] = `peer-link/${n}`) : `peer-link/${n}`);
+
 /** Sender of a message sent from outside any actor, by its type. */
 export const ORIGIN: Readonly<Record<string, string>> = {
   client: 'client', disconnected: 'client', hb: 'client',
