@@ -21,7 +21,12 @@
  * (issue 12): tracing on costs at most 15 % (cost ratio <= 1.15); off costs nothing
  * measurable against the baseline.
  *
- * Usage: node dist/bench/trace-cost.js [--seconds S] [--rounds R] [--clients N] [--baseline DIR] [--configs off,on,file,baseline,baseline-on]
+ * --together: each round runs every configuration at the same time (each with its own N
+ * clients, all in this process), so that a burst of other work on the machine hits them all
+ * alike; pairs/s then say little (the configurations share this process and the cores), the
+ * CPU per pair ratios are the figures. Without it, the configurations take turns.
+ *
+ * Usage: node dist/bench/trace-cost.js [--seconds S] [--rounds R] [--clients N] [--baseline DIR] [--configs off,on,file,baseline,baseline-on] [--together]
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -79,7 +84,7 @@ async function round(v: Variant, n: number, seconds: number): Promise<number> {
 const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]!; };
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { seconds: { type: 'string', default: '3' }, rounds: { type: 'string', default: '5' }, clients: { type: 'string', default: '16' }, baseline: { type: 'string' }, configs: { type: 'string', default: 'off,on,file,baseline' } } });
+  const { values } = parseArgs({ options: { seconds: { type: 'string', default: '3' }, rounds: { type: 'string', default: '5' }, clients: { type: 'string', default: '16' }, baseline: { type: 'string' }, configs: { type: 'string', default: 'off,on,file,baseline' }, together: { type: 'boolean', default: false } } });
   const want = new Set(values.configs!.split(','));
   const seconds = Number(values.seconds), rounds = Number(values.rounds), n = Number(values.clients);
   const here = path.join(__dirname, '..', 'src', 'cli', 'mxfsd.js');
@@ -94,7 +99,11 @@ async function main(): Promise<void> {
   const load = os.loadavg().map((x) => x.toFixed(2)).join(' ');
   try {
     for (const v of variants) await startVariant(v);
-    for (let r = 0; r < rounds; r++) {
+    for (let r = 0; r < rounds && values.together; r++) {
+      const rates = await Promise.all(variants.map((v) => round(v, n, seconds)));
+      rates.forEach((x, k) => variants[k]!.rates.push(x));
+    }
+    for (let r = 0; r < rounds && !values.together; r++) {
       // Rotate the order each round, so no configuration always runs first or last.
       for (let k = 0; k < variants.length; k++) {
         const v = variants[(r + k) % variants.length]!;
@@ -112,7 +121,7 @@ async function main(): Promise<void> {
   const ref = (v: Variant) => (v.mxfsd === base && baseOff ? baseOff : off);
   const perPair = (v: Variant) => v.cpuMs * 1000 / v.pairs;
   console.log(`# ${new Date().toISOString()}  ${os.cpus().length}x ${os.cpus()[0]?.model}  node ${process.version}  load ${load} -> ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
-  console.log(`# ${n} clients, lock(EX)+unlock on own resources, ${rounds} interleaved rounds of ${seconds}s per configuration`);
+  console.log(`# ${n} clients, lock(EX)+unlock on own resources, ${rounds} ${values.together ? 'rounds of' : 'interleaved rounds of'} ${seconds}s per configuration${values.together ? ', all configurations at once' : ''}`);
   console.log('| configuration | pairs/s (median) | min | max | daemon CPU µs per pair | cost ratio to off | median round ratio (min–max) |');
   console.log('|---|---|---|---|---|---|---|');
   for (const v of variants) {
