@@ -419,7 +419,7 @@ function siteOf(system: ActorSystem, host: LeafHost, kind: string): LeafSite {
   return site;
 }
 
-/** The rarely used part of a leaf: its name in traces, and its log fields and logger. */
+/** The rarely used part of a leaf: its name and path in traces, and its log fields and logger. */
 interface LeafExtra { name: string | undefined; path: string | undefined; logFields: Record<string, unknown> | undefined; childLog: Logger | undefined }
 
 /**
@@ -487,8 +487,9 @@ class LeafActor<S, M extends AnyMsg> implements ActorCtx<M> {
   constructor(
     private readonly site: LeafSite, private readonly seq: number, private readonly def: ActorDef<S, M>,
     /**
-     * Its name in traces (only while tracing: otherwise the name is made when asked for), the
-     * log fields it was spawned with (absent: asked of def.logFields()), its logger once made.
+     * Its name and its path in traces (only while tracing: otherwise the name is made when
+     * asked for), the log fields it was spawned with (absent: asked of def.logFields()), its
+     * logger once made.
      */
     private extra: LeafExtra | undefined,
   ) {

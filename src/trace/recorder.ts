@@ -4,7 +4,7 @@
  * the kernel module, into a bounded ring (and, optionally, a TraceSink such as rotating
  * NDJSON files).
  *
- * Owns: the ring (by column), the per-node event sequence, the Lamport clock, the trace-id
+ * Owns: the ring (a row per event, in typed arrays), the per-node event sequence, the Lamport clock, the trace-id
  * counter, the actor labels (nact name -> path such as resource/default/r1), and the causal
  * context: the event whose message the running actor handles (`cur`, its seq) and that
  * actor's label (`curActor`). ActorSystem sets both around each handler; the peer-link and port hooks set
@@ -13,7 +13,7 @@
  * (a socket, a timer) starts a new trace.
  *
  * Cost: with tracing off there is no recorder at all (every hook is `recorder?.`); with it on,
- * a row in the column ring per message and a symbol-keyed tag on the message (its event's
+ * a row in the ring per message and a symbol-keyed tag on the message (its event's
  * seq), measured in docs/benchmarks.md ("Tracing").
  */
 import type { Clock } from '../util/clock';
