@@ -4,9 +4,10 @@
  * (SIGTERM: the profile is written at exit) and prints the functions with the largest share
  * of samples, by self time and by total (inclusive) time, plus the pairs/s seen.
  *
- * Usage: node dist/bench/daemon-profile.js [--seconds S] [--names N] [--top K] [--keep DIR]
+ * Usage: node dist/bench/daemon-profile.js [--seconds S] [--names N] [--top K] [--keep DIR] [--trace]
  *   --names: how many distinct names the pairs rotate over (a new name spawns a resource)
  *   --keep:  leave the .cpuprofile in DIR (open it in Chrome DevTools) instead of deleting it
+ *   --trace: the daemon runs with `[trace]` on (ring only), to see what recording costs
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -44,7 +45,7 @@ export function summarize(p: Profile): { self: Array<[string, number]>; total: A
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { seconds: { type: 'string', default: '8' }, names: { type: 'string', default: '50000' }, top: { type: 'string', default: '25' }, keep: { type: 'string' } } });
+  const { values } = parseArgs({ options: { seconds: { type: 'string', default: '8' }, names: { type: 'string', default: '50000' }, top: { type: 'string', default: '25' }, keep: { type: 'string' }, trace: { type: 'boolean', default: false } } });
   const seconds = Number(values.seconds);
   const names = Number(values.names);
   const top = Number(values.top);
@@ -53,6 +54,7 @@ async function main(): Promise<void> {
   const profDir = values.keep ?? path.join(dir, 'prof');
   fs.mkdirSync(profDir, { recursive: true });
   const [node] = writeClusterConfigs(path.join(dir, 'cluster'), 1, await pickBasePort(1, process.pid), 3000);
+  if (values.trace) fs.appendFileSync(node!.config, '\n[trace]\nenabled = true\n');
   const daemon = spawn(process.execPath, ['--cpu-prof', `--cpu-prof-dir=${profDir}`, MXFSD, '--config', node!.config], { stdio: ['ignore', 'ignore', 'inherit'] });
   const exited = new Promise<void>((r) => daemon.once('exit', () => r()));
   try {

@@ -72,6 +72,47 @@ describe('trace', () => {
       expect(a.page(0, { actor: 'node/3' }, 1 << 20).events.map((e) => e.seq)).to.deep.equal([3]);
     });
 
+    it('a ring row reads back as recorded, after the ring wrapped: seq and wall (not stored) derived right, a client\'s numeric ids as text, every field', () => {
+      const clock = new ManualClock();
+      const size = 3000; // not a multiple of the 1024-event wall blocks
+      const lines: string[] = []; // what a file sink would write: the same events, field for field
+      const r = new TraceRecorder(2, clock, size, { writeLine: (l) => lines.push(l), dropped: 0, close: async () => {} });
+      r.named('session-1', 'session', { session: 1 });
+      const t0 = Date.now();
+      const kinds = ['send', 'ask', 'frame-out', 'frame-in', 'dlm-out', 'dlm-in', 'kernel-out'] as const;
+      const expected = new Map<number, Partial<TraceEvent>>();
+      for (let i = 0; i < 7000; i++) {
+        clock.advance(0.25);
+        if (i % 5 === 0) {
+          const msg = { type: 'client', req: { type: 'lock', id: 7000 + i, lockId: i, lockspace: 'ls', resource: `r${i}`, mode: 5 } };
+          r.onSend('session-1', msg, 'send');
+          expected.set(r.stats.last, { kind: 'send', from: 'client', to: 'session/1', type: 'client', sub: 'lock', req: String(7000 + i), lock: String(i), ls: 'ls', res: `r${i}`, mode: 5, mono: clock.now() });
+        } else {
+          const f = { ls: 'L', res: `x${i}`, lock: `2:1/${i}`, req: `k${i}`, mode: i % 6, token: i, epoch: 3, peer: 1 + (i % 4), info: 'why' };
+          const seq = r.record(kinds[i % 7]!, 'a', 'b', 't', f, i % 3 ? undefined : { node: 3, stamp: { id: 99, lc: 5 } });
+          expected.set(seq, { kind: kinds[i % 7]!, from: 'a', to: 'b', type: 't', ...f, mono: clock.now(), ...(i % 3 ? {} : { srcNode: 3, srcLc: 5, trace: 99 }) });
+        }
+      }
+      const t1 = Date.now();
+      expect(r.stats).to.include({ first: 7000 - size + 1, last: 7000 });
+      const evs = r.page(0, {}, 1 << 30, 1 << 20).events;
+      expect(evs.map((e) => e.seq)).to.deep.equal(Array.from({ length: size }, (_, k) => 7000 - size + 1 + k));
+      const offsets = new Map<number, number>();
+      for (const e of evs) {
+        expect(e).to.include(expected.get(e.seq)!);
+        expect(e.node).to.equal(2);
+        expect(r.get(e.seq)).to.deep.equal(e);
+        // wall = mono + (wall clock - node clock), read at the first event of its 1024-event block
+        const off = e.wall - e.mono, block = Math.floor((e.seq - 1) / 1024);
+        expect(off).to.be.within(t0 - 1750, t1); // the ManualClock read 0.25..1750 then
+        if (offsets.has(block)) expect(off).to.be.closeTo(offsets.get(block)!, 1e-3);
+        else offsets.set(block, off);
+        expect(JSON.parse(lines[e.seq - 1]!)).to.deep.equal(e);
+      }
+      expect(offsets.size).to.equal(4); // the ring's 3000 events span blocks 3..6
+      expect(typeof evs.find((e) => e.type === 'client')!.req).to.equal('string');
+    });
+
     it('a message sent while an actor handles one joins its trace and names it as cause; a send from outside starts a new trace', async () => {
       const sys = new ActorSystem(quietLogger());
       const r = new TraceRecorder(1, new ManualClock(), 1000);

@@ -227,8 +227,10 @@ export class ActorSystem {
     if (def.leaf && parent !== undefined) {
       const host = nactSystems.find((parent as unknown as { system: { name: string } }).system.name, parent);
       if (!host?.children) throw new Error(`spawn ${kind}-${seq}: its parent has stopped`);
-      const path = this.tracer?.named(`${kind}-${seq}`, kind, fields ?? def.logFields?.() ?? {});
-      const extra = path !== undefined || fields !== undefined ? { path, logFields: fields, childLog: undefined } : undefined;
+      // While tracing, its name is kept: every send to it looks its label up by name.
+      const name = this.tracer ? `${kind}-${seq}` : undefined;
+      const path = name !== undefined ? this.tracer!.named(name, kind, fields ?? def.logFields?.() ?? {}) : undefined;
+      const extra = path !== undefined || fields !== undefined ? { name, path, logFields: fields, childLog: undefined } : undefined;
       return new LeafActor<S, M>(siteOf(this, host as LeafHost, kind), seq, def, extra) as unknown as Ref<M>;
     }
     const name = `${kind}-${seq}`;
@@ -417,8 +419,8 @@ function siteOf(system: ActorSystem, host: LeafHost, kind: string): LeafSite {
   return site;
 }
 
-/** The rarely used part of a leaf: its name in traces, and its log fields and logger. */
-interface LeafExtra { path: string | undefined; logFields: Record<string, unknown> | undefined; childLog: Logger | undefined }
+/** The rarely used part of a leaf: its name and path in traces, and its log fields and logger. */
+interface LeafExtra { name: string | undefined; path: string | undefined; logFields: Record<string, unknown> | undefined; childLog: Logger | undefined }
 
 /**
  * The scheduler every actor runs on (nact's through the handleMessage patch above, leaves
@@ -485,8 +487,9 @@ class LeafActor<S, M extends AnyMsg> implements ActorCtx<M> {
   constructor(
     private readonly site: LeafSite, private readonly seq: number, private readonly def: ActorDef<S, M>,
     /**
-     * Its name in traces (only while tracing: otherwise the name is made when asked for), the
-     * log fields it was spawned with (absent: asked of def.logFields()), its logger once made.
+     * Its name and its path in traces (only while tracing: otherwise the name is made when
+     * asked for), the log fields it was spawned with (absent: asked of def.logFields()), its
+     * logger once made.
      */
     private extra: LeafExtra | undefined,
   ) {
@@ -501,9 +504,9 @@ class LeafActor<S, M extends AnyMsg> implements ActorCtx<M> {
   get self(): Ref<M> { return this as unknown as Ref<M>; }
   get system(): ActorSystem { return this.site.system; }
   /** kind-number, unique in the system, like a nact actor's (made when asked: most never are). */
-  get name(): string { return `${this.site.kind}-${this.seq}`; }
+  get name(): string { return this.extra?.name ?? `${this.site.kind}-${this.seq}`; }
   get log(): Logger {
-    const x = (this.extra ??= { path: undefined, logFields: undefined, childLog: undefined });
+    const x = (this.extra ??= { name: undefined, path: undefined, logFields: undefined, childLog: undefined });
     return (x.childLog ??= this.system.log.child({ actor: this.site.kind, ...(x.logFields ?? this.def.logFields?.()) }));
   }
 

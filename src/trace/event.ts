@@ -33,17 +33,23 @@ export interface TraceFields {
   mode?: number;
   token?: number;
   epoch?: number;
-  /** Lock id "node:session/n" (or an owner "node:session", a kernel lock id). */
-  lock?: string;
-  /** Request id (client request id, kernel REQ_ID). */
-  req?: string;
+  /**
+   * Lock id "node:session/n" (or an owner "node:session", a kernel lock id); while recording,
+   * a client's lock number as the number it is (an event read out has its text).
+   */
+  lock?: string | number;
+  /** Request id (client request id, kernel REQ_ID); while recording, a client's as its number. */
+  req?: string | number;
   /** The other node of a peer message. */
   peer?: number;
   /** A short reason or error code. */
   info?: string;
 }
 
-export interface TraceEvent extends TraceFields {
+/** An event as read out of the ring: its ids as text (the recorder formats a number when read). */
+export interface TraceEvent extends Omit<TraceFields, 'lock' | 'req'> {
+  lock?: string;
+  req?: string;
   node: number;
   /** Per node, from 1, one per event (a gap means events were evicted). */
   seq: number;

@@ -77,12 +77,20 @@ export function kernelAttrFields(a: Record<number, unknown>, f: TraceFields): vo
   if (isNum(tok) || typeof tok === 'bigint') f.token = Number(tok);
 }
 
+/** `dlm.T` for a lock message's type T, made once per type (not a new string per frame). */
+const DLM_SUB = new Map<string, string>();
+function dlmSub(t: string): string {
+  let s = DLM_SUB.get(t);
+  if (s === undefined) { s = `dlm.${t}`; if (DLM_SUB.size < 256) DLM_SUB.set(t, s); }
+  return s;
+}
+
 /** A peer-link body: its type, and for lock traffic the lock message inside. */
 export function peerBodyFields(body: unknown, f: TraceFields): void {
   if (typeof body !== 'object' || body === null) return;
   const b = body as Any;
   if (b.type === 'dlm' && b.msg && isStr(b.msg.t)) {
-    f.sub = `dlm.${b.msg.t}`;
+    f.sub = dlmSub(b.msg.t);
     dlmFields(b.msg, f);
     // An `ev` names its resource only in its stamp (docs/tracing.md, "Causality").
     const tr = b.msg.tr;
@@ -112,8 +120,9 @@ const EXTRACT: Readonly<Record<string, Extractor>> = {
     const r = m.req as Any | undefined;
     if (!r) return;
     f.sub = r.type;
-    if (isNum(r.id)) f.req = String(r.id);
-    if (isNum(r.lockId)) f.lock = String(r.lockId);
+    // As numbers: the ring formats them when the event is read (no string per request).
+    if (isNum(r.id)) f.req = r.id;
+    if (isNum(r.lockId)) f.lock = r.lockId;
     if (isStr(r.lockspace)) f.ls = r.lockspace;
     if (isStr(r.resource)) f.res = r.resource;
     if (isNum(r.mode)) f.mode = r.mode;
@@ -131,7 +140,7 @@ const EXTRACT: Readonly<Record<string, Extractor>> = {
   'dlm.send': (m, f) => {
     const x = m.items?.[0]?.[1];
     if (isNum(m.peer)) f.peer = m.peer;
-    if (x && isStr(x.t)) { f.sub = `dlm.${x.t}`; dlmFields(x, f); }
+    if (x && isStr(x.t)) { f.sub = dlmSub(x.t); dlmFields(x, f); }
   },
   'dlm.receive': (m, f) => { if (isNum(m.peer)) f.peer = m.peer; peerBodyFields(m.items?.[0]?.[1], f); },
   'dlm.timer': (m, f) => { if (isNum(m.peer)) f.peer = m.peer; if (isStr(m.what)) f.info = m.what; },
@@ -152,11 +161,20 @@ const EXTRACT: Readonly<Record<string, Extractor>> = {
   }])),
 };
 
+/** EXTRACT as a Map: looked up once per recorded message (a keyed read of the ~50-key object cost more). */
+const EXTRACTORS: ReadonlyMap<string, Extractor> = new Map(Object.entries(EXTRACT));
+
 function leasePeer(m: Any, f: TraceFields): void {
   if (isNum(m.peer)) f.peer = m.peer;
   if (isNum(m.epoch)) f.epoch = m.epoch;
 }
 const incText = (v: unknown): string => (isNum(v) ? v.toString(16) : '?');
+
+/** `node/N` and `peer-link/N`, made once per node number (not a new string per frame kept alive in the ring). */
+const NODE_PATHS: string[] = [];
+const LINK_PATHS: string[] = [];
+export const nodePath = (n: number): string => NODE_PATHS[n] ?? (n >= 0 && n < 4096 ? (NODE_PATHS[n] = `node/${n}`) : `node/${n}`);
+export const peerLinkPath = (n: number): string => LINK_PATHS[n] ?? (n >= 0 && n < 4096 ? (LINK_PATHS[n] = `peer-link/${n}`) : `peer-link/${n}`);
 
 /** Sender of a message sent from outside any actor, by its type. */
 export const ORIGIN: Readonly<Record<string, string>> = {
@@ -180,7 +198,7 @@ export const INSPECTION_TYPES: ReadonlySet<string> = new Set(['inspect', 'inspec
 export function extractFields(msg: Any, f: TraceFields): TraceFields {
   f.sub = f.ls = f.res = f.lock = f.req = f.info = undefined;
   f.mode = f.token = f.epoch = f.peer = undefined;
-  const x = EXTRACT[msg.type as string];
+  const x = EXTRACTORS.get(msg.type as string);
   if (x) x(msg, f);
   else generic(msg, f);
   return f;

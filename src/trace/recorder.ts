@@ -4,7 +4,7 @@
  * the kernel module, into a bounded ring (and, optionally, a TraceSink such as rotating
  * NDJSON files).
  *
- * Owns: the ring (by column), the per-node event sequence, the Lamport clock, the trace-id
+ * Owns: the ring (a row per event, in typed arrays), the per-node event sequence, the Lamport clock, the trace-id
  * counter, the actor labels (nact name -> path such as resource/default/r1), and the causal
  * context: the event whose message the running actor handles (`cur`, its seq) and that
  * actor's label (`curActor`). ActorSystem sets both around each handler; the peer-link and port hooks set
@@ -13,12 +13,12 @@
  * (a socket, a timer) starts a new trace.
  *
  * Cost: with tracing off there is no recorder at all (every hook is `recorder?.`); with it on,
- * a row in the column ring per message and a symbol-keyed tag on the message (its event's
+ * a row in the ring per message and a symbol-keyed tag on the message (its event's
  * seq), measured in docs/benchmarks.md ("Tracing").
  */
 import type { Clock } from '../util/clock';
 import { TRACE_ID_NODE_SHIFT, TRACE_KINDS, TraceEvent, TraceFields, TraceKind, TraceStamp } from './event';
-import { extractFields, ORIGIN, peerBodyFields, SELF_TRAFFIC } from './fields';
+import { extractFields, nodePath, ORIGIN, peerBodyFields, SELF_TRAFFIC } from './fields';
 import { matches, TraceFilter } from './filter';
 import { encodedSize } from '../wire/frame';
 import { TevBatch, TevReader, TevSink } from './worker-events';
@@ -72,24 +72,25 @@ const WALL_RESYNC = 1024;
 const KIND_INDEX: Record<string, number> = Object.fromEntries(TRACE_KINDS.map((k, i) => [k, i]));
 
 /**
- * The ring, by column: numbers in typed arrays, strings (mostly shared: actor paths, message
- * types, lock ids already alive elsewhere) in plain arrays. Recording allocates no object per
- * event, so a busy node's ring does not churn the garbage collector.
+ * The ring, one row per event: its numbers in one Float64Array (NUM slots a row: 64 bytes),
+ * its small integers in one Int32Array (INT a row), its strings (mostly shared: actor paths,
+ * message types, lock ids already alive elsewhere; a client's request and lock ids kept as the
+ * numbers they arrive as, formatted when read) in one array (STR a row). Recording allocates
+ * no object per event, so a busy node's ring does not churn the garbage collector, and an
+ * event's writes land in a few adjacent cache lines: ~116 bytes an event, where one array per
+ * field (23 of them) spread them over 23 places. An event's seq is not stored (its slot and
+ * the newest seq give it), nor its wall clock (its mono plus the offset of its block of
+ * WALL_RESYNC events).
  */
-class Columns {
-  readonly seq: Float64Array; readonly lc: Float64Array; readonly wall: Float64Array; readonly mono: Float64Array;
-  readonly trace: Float64Array; readonly cause: Float64Array; readonly srcLc: Float64Array; readonly token: Float64Array; readonly w: Float64Array;
-  readonly epoch: Float64Array; readonly srcNode: Int32Array; readonly peer: Int32Array; readonly mode: Int8Array; readonly kind: Uint8Array;
-  readonly from: Array<string | undefined>; readonly to: Array<string | undefined>; readonly type: Array<string | undefined>;
-  readonly sub: Array<string | undefined>; readonly ls: Array<string | undefined>; readonly res: Array<string | undefined>;
-  readonly lock: Array<string | undefined>; readonly req: Array<string | undefined>; readonly info: Array<string | undefined>;
-  constructor(n: number) {
-    const f = () => new Float64Array(n), a = () => new Array<string | undefined>(n).fill(undefined);
-    this.seq = f(); this.lc = f(); this.wall = f(); this.mono = f(); this.trace = f(); this.cause = f(); this.srcLc = f(); this.token = f(); this.epoch = f(); this.w = f();
-    this.srcNode = new Int32Array(n); this.peer = new Int32Array(n); this.mode = new Int8Array(n); this.kind = new Uint8Array(n);
-    this.from = a(); this.to = a(); this.type = a(); this.sub = a(); this.ls = a(); this.res = a(); this.lock = a(); this.req = a(); this.info = a();
-  }
-}
+const enum N { lc, mono, trace, cause, srcLc, token, w, epoch }
+const NUM = 8;
+const enum I { srcNode, peer, mode, kind }
+const INT = 4;
+const enum S { from, to, type, sub, ls, res, lock, req, info }
+const STR = 9;
+
+/** A stored request or lock id as the text the event shows (a number is formatted now). */
+const idOut = (v: string | number | undefined): string | undefined => (typeof v === 'number' ? String(v) : v);
 
 /**
  * What the actor layer (ActorSystem, src/actors/actor.ts) records its messages with: the node's
@@ -131,16 +132,18 @@ export type TraceContext = [number, number, number, string | null];
 const WORKER_CAUSES = 4096;
 
 export class TraceRecorder implements ActorTracer, FrameTracer {
-  private readonly c: Columns;
+  /** The ring's numbers (NUM a row) and strings (STR a row), by slot. */
+  private readonly num: Float64Array;
+  private readonly int: Int32Array;
+  /** Wall clock minus the node's clock, per block of WALL_RESYNC seqs (re-read at each block's first event). */
+  private readonly wallOff: Float64Array;
+  private readonly str: Array<string | number | undefined>;
   private seq = 0;
   private lc = 0;
   private traces = 0;
   private readonly labels = new Map<string, Label>();
   /** Reused for every extraction (no allocation per message). */
   private readonly f: TraceFields = {};
-  /** Wall clock minus the node's clock, re-read every WALL_RESYNC events (one clock read per event, not two). */
-  private wallOffset = 0;
-  private sinceResync = Infinity;
   /** Seq of the event whose message is being handled right now (0: outside any handler). */
   cur = 0;
   /** The actor whose handler is running right now. */
@@ -152,7 +155,10 @@ export class TraceRecorder implements ActorTracer, FrameTracer {
   get recorder(): TraceRecorder { return this; }
 
   constructor(readonly node: number, private readonly clock: Clock, readonly ringSize: number, private readonly sink?: TraceSink) {
-    this.c = new Columns(ringSize);
+    this.num = new Float64Array(ringSize * NUM);
+    this.int = new Int32Array(ringSize * INT);
+    this.wallOff = new Float64Array(Math.ceil(ringSize / WALL_RESYNC) + 1);
+    this.str = new Array<string | number | undefined>(ringSize * STR).fill(undefined);
   }
 
   get stats(): TraceStats {
@@ -216,7 +222,7 @@ export class TraceRecorder implements ActorTracer, FrameTracer {
     const stamp = src?.stamp;
     if (stamp && stamp.lc > this.lc) this.lc = stamp.lc;
     const cs = this.slot(this.cur);
-    const trace = stamp ? stamp.id : cs >= 0 ? this.c.trace[cs]! : this.node * TRACE_ID_NODE_SHIFT + ++this.traces;
+    const trace = stamp ? stamp.id : cs >= 0 ? this.num[cs * NUM + N.trace]! : this.node * TRACE_ID_NODE_SHIFT + ++this.traces;
     return this.put(kind, from, to, type, f, ++this.lc, this.clock.now(), trace, cs >= 0 ? this.cur : 0, cs, stamp ? src!.node : 0, 0, stamp);
   }
 
@@ -226,82 +232,88 @@ export class TraceRecorder implements ActorTracer, FrameTracer {
    * event (0: an event of this thread).
    */
   private put(kind: TraceKind, from: string, to: string, type: string, f: TraceFields, lc: number, mono: number, trace: number, cause: number, cs: number, srcNode: number, w: number, stamp?: { lc: number; ls?: string; res?: string }): number {
-    const c = this.c;
+    const num = this.num, int = this.int, str = this.str;
     const seq = ++this.seq;
     const i = (seq - 1) % this.ringSize;
-    c.seq[i] = seq;
-    c.lc[i] = lc;
-    if (++this.sinceResync >= WALL_RESYNC) { this.sinceResync = 0; this.wallOffset = Date.now() - this.clock.now(); }
-    c.wall[i] = mono + this.wallOffset;
-    c.mono[i] = mono;
-    c.kind[i] = KIND_INDEX[kind]!;
-    c.from[i] = from; c.to[i] = to; c.type[i] = type; c.sub[i] = f.sub;
-    c.trace[i] = trace;
-    c.cause[i] = cause;
-    c.w[i] = w;
-    c.srcNode[i] = stamp ? srcNode : 0;
-    c.srcLc[i] = stamp ? stamp.lc : 0;
-    c.ls[i] = f.ls ?? stamp?.ls ?? (cs >= 0 ? c.ls[cs] : undefined);
-    c.res[i] = f.res ?? stamp?.res ?? (cs >= 0 ? c.res[cs] : undefined);
-    c.lock[i] = f.lock ?? (cs >= 0 ? c.lock[cs] : undefined);
-    c.mode[i] = f.mode ?? -1;
-    c.token[i] = f.token ?? -1;
-    c.epoch[i] = f.epoch ?? -1;
-    c.peer[i] = f.peer ?? 0;
-    c.req[i] = f.req;
-    c.info[i] = f.info;
-    if (this.sink) this.sink.writeLine(this.line(i));
+    const n = i * NUM, k = i * INT, t = i * STR, ct = cs * STR;
+    if ((seq - 1) % WALL_RESYNC === 0) this.wallOff[this.block(seq)] = Date.now() - this.clock.now();
+    num[n + N.lc] = lc;
+    num[n + N.mono] = mono;
+    num[n + N.trace] = trace;
+    num[n + N.cause] = cause;
+    num[n + N.srcLc] = stamp ? stamp.lc : 0;
+    num[n + N.token] = f.token ?? -1;
+    num[n + N.w] = w;
+    num[n + N.epoch] = f.epoch ?? -1;
+    int[k + I.srcNode] = stamp ? srcNode : 0;
+    int[k + I.peer] = f.peer ?? 0;
+    int[k + I.mode] = f.mode ?? -1;
+    int[k + I.kind] = KIND_INDEX[kind]!;
+    str[t + S.from] = from; str[t + S.to] = to; str[t + S.type] = type; str[t + S.sub] = f.sub;
+    str[t + S.ls] = f.ls ?? stamp?.ls ?? (cs >= 0 ? str[ct + S.ls] : undefined);
+    str[t + S.res] = f.res ?? stamp?.res ?? (cs >= 0 ? str[ct + S.res] : undefined);
+    str[t + S.lock] = f.lock ?? (cs >= 0 ? str[ct + S.lock] : undefined);
+    str[t + S.req] = f.req;
+    str[t + S.info] = f.info;
+    if (this.sink) this.sink.writeLine(this.line(i, seq));
     return seq;
   }
 
-  /** The event in ring slot i, as an object (only what is set). */
-  private event(i: number): TraceEvent {
-    const c = this.c;
+  /** The wallOff slot of an event's block. */
+  private block(seq: number): number { return Math.floor((seq - 1) / WALL_RESYNC) % this.wallOff.length; }
+
+  /** The event seq, in ring slot i, as an object (only what is set). */
+  private event(i: number, seq: number): TraceEvent {
+    const num = this.num, int = this.int, str = this.str, n = i * NUM, k = i * INT, t = i * STR;
+    const mono = num[n + N.mono]!;
     const e: TraceEvent = {
-      node: this.node, seq: c.seq[i]!, lc: c.lc[i]!, wall: c.wall[i]!, mono: c.mono[i]!, kind: TRACE_KINDS[c.kind[i]!]!,
-      from: c.from[i]!, to: c.to[i]!, type: c.type[i]!, trace: c.trace[i]!,
+      node: this.node, seq, lc: num[n + N.lc]!, wall: mono + this.wallOff[this.block(seq)]!, mono, kind: TRACE_KINDS[int[k + I.kind]!]!,
+      from: str[t + S.from] as string, to: str[t + S.to] as string, type: str[t + S.type] as string, trace: num[n + N.trace]!,
     };
-    if (c.cause[i]! > 0) e.cause = c.cause[i]!;
-    if (c.w[i]! > 0) e.w = c.w[i]!;
-    if (c.srcNode[i]! > 0) { e.srcNode = c.srcNode[i]!; e.srcLc = c.srcLc[i]!; }
-    if (c.sub[i] !== undefined) e.sub = c.sub[i];
-    if (c.ls[i] !== undefined) e.ls = c.ls[i];
-    if (c.res[i] !== undefined) e.res = c.res[i];
-    if (c.mode[i]! >= 0) e.mode = c.mode[i]!;
-    if (c.token[i]! >= 0) e.token = c.token[i]!;
-    if (c.epoch[i]! >= 0) e.epoch = c.epoch[i]!;
-    if (c.lock[i] !== undefined) e.lock = c.lock[i];
-    if (c.req[i] !== undefined) e.req = c.req[i];
-    if (c.peer[i]! > 0) e.peer = c.peer[i]!;
-    if (c.info[i] !== undefined) e.info = c.info[i];
+    const cause = num[n + N.cause]!, w = num[n + N.w]!, srcNode = int[k + I.srcNode]!, mode = int[k + I.mode]!, token = num[n + N.token]!, epoch = num[n + N.epoch]!, peer = int[k + I.peer]!;
+    const sub = str[t + S.sub] as string | undefined, ls = str[t + S.ls] as string | undefined, res = str[t + S.res] as string | undefined;
+    const lock = idOut(str[t + S.lock]), req = idOut(str[t + S.req]), info = str[t + S.info] as string | undefined;
+    if (cause > 0) e.cause = cause;
+    if (w > 0) e.w = w;
+    if (srcNode > 0) { e.srcNode = srcNode; e.srcLc = num[n + N.srcLc]!; }
+    if (sub !== undefined) e.sub = sub;
+    if (ls !== undefined) e.ls = ls;
+    if (res !== undefined) e.res = res;
+    if (mode >= 0) e.mode = mode;
+    if (token >= 0) e.token = token;
+    if (epoch >= 0) e.epoch = epoch;
+    if (lock !== undefined) e.lock = lock;
+    if (req !== undefined) e.req = req;
+    if (peer > 0) e.peer = peer;
+    if (info !== undefined) e.info = info;
     return e;
   }
 
-  /** The event in ring slot i as a JSON line, written straight from the columns (the file sink). */
-  private line(i: number): string {
-    const c = this.c;
+  /** The event in ring slot i as a JSON line, written straight from the ring (the file sink). */
+  private line(i: number, seq: number): string {
+    const num = this.num, int = this.int, str = this.str, n = i * NUM, k = i * INT, t = i * STR;
     const q = JSON.stringify;
-    let l = `{"node":${this.node},"seq":${c.seq[i]},"lc":${c.lc[i]},"wall":${c.wall[i]},"mono":${c.mono[i]},"kind":"${TRACE_KINDS[c.kind[i]!]}","from":${q(c.from[i])},"to":${q(c.to[i])},"type":${q(c.type[i])},"trace":${c.trace[i]}`;
-    if (c.cause[i]! > 0) l += `,"cause":${c.cause[i]}`;
-    if (c.w[i]! > 0) l += `,"w":${c.w[i]}`;
-    if (c.srcNode[i]! > 0) l += `,"srcNode":${c.srcNode[i]},"srcLc":${c.srcLc[i]}`;
-    if (c.sub[i] !== undefined) l += `,"sub":${q(c.sub[i])}`;
-    if (c.ls[i] !== undefined) l += `,"ls":${q(c.ls[i])}`;
-    if (c.res[i] !== undefined) l += `,"res":${q(c.res[i])}`;
-    if (c.mode[i]! >= 0) l += `,"mode":${c.mode[i]}`;
-    if (c.token[i]! >= 0) l += `,"token":${c.token[i]}`;
-    if (c.epoch[i]! >= 0) l += `,"epoch":${c.epoch[i]}`;
-    if (c.lock[i] !== undefined) l += `,"lock":${q(c.lock[i])}`;
-    if (c.req[i] !== undefined) l += `,"req":${q(c.req[i])}`;
-    if (c.peer[i]! > 0) l += `,"peer":${c.peer[i]}`;
-    if (c.info[i] !== undefined) l += `,"info":${q(c.info[i])}`;
+    let l = `{"node":${this.node},"seq":${seq},"lc":${num[n + N.lc]},"wall":${num[n + N.mono]! + this.wallOff[this.block(seq)]!},"mono":${num[n + N.mono]},"kind":"${TRACE_KINDS[int[k + I.kind]!]}","from":${q(str[t + S.from])},"to":${q(str[t + S.to])},"type":${q(str[t + S.type])},"trace":${num[n + N.trace]}`;
+    if (num[n + N.cause]! > 0) l += `,"cause":${num[n + N.cause]}`;
+    if (num[n + N.w]! > 0) l += `,"w":${num[n + N.w]}`;
+    if (int[k + I.srcNode]! > 0) l += `,"srcNode":${int[k + I.srcNode]},"srcLc":${num[n + N.srcLc]}`;
+    if (str[t + S.sub] !== undefined) l += `,"sub":${q(str[t + S.sub])}`;
+    if (str[t + S.ls] !== undefined) l += `,"ls":${q(str[t + S.ls])}`;
+    if (str[t + S.res] !== undefined) l += `,"res":${q(str[t + S.res])}`;
+    if (int[k + I.mode]! >= 0) l += `,"mode":${int[k + I.mode]}`;
+    if (num[n + N.token]! >= 0) l += `,"token":${num[n + N.token]}`;
+    if (num[n + N.epoch]! >= 0) l += `,"epoch":${num[n + N.epoch]}`;
+    if (str[t + S.lock] !== undefined) l += `,"lock":${q(idOut(str[t + S.lock]))}`;
+    if (str[t + S.req] !== undefined) l += `,"req":${q(idOut(str[t + S.req]))}`;
+    if (int[k + I.peer]! > 0) l += `,"peer":${int[k + I.peer]}`;
+    if (str[t + S.info] !== undefined) l += `,"info":${q(str[t + S.info])}`;
     return l + '}';
   }
 
   /** The event with this seq, if still in the ring. */
   get(seq: number): TraceEvent | undefined {
     const i = this.slot(seq);
-    return i < 0 ? undefined : this.event(i);
+    return i < 0 ? undefined : this.event(i, seq);
   }
 
   /**
@@ -311,7 +323,7 @@ export class TraceRecorder implements ActorTracer, FrameTracer {
    */
   inbound(kind: 'frame-in' | 'dlm-in', from: number, to: string, type: string, f: TraceFields, stamp?: TraceStamp): [number, string | undefined] {
     const saved: [number, string | undefined] = [this.cur, this.curActor];
-    this.cur = this.record(kind, `node/${from}`, to, type, f, { node: from, stamp });
+    this.cur = this.record(kind, nodePath(from), to, type, f, { node: from, stamp });
     this.curActor = to; // what the delivery sends comes from its receiver (the link, the router)
     return saved;
   }
@@ -322,7 +334,7 @@ export class TraceRecorder implements ActorTracer, FrameTracer {
     f.epoch = epoch; f.peer = peer;
     peerBodyFields(body, f);
     if (f.sub !== undefined && SELF_TRAFFIC.has(f.sub)) return undefined;
-    return this.stampOf(this.record('frame-out', this.curActor ?? 'peer-link', `node/${peer}`, body.type, f), false);
+    return this.stampOf(this.record('frame-out', this.curActor ?? 'peer-link', nodePath(peer), body.type, f), false);
   }
 
   /**
@@ -375,13 +387,13 @@ export class TraceRecorder implements ActorTracer, FrameTracer {
     const j = w % WORKER_CAUSES;
     const i = this.workerW[j] === w ? this.slot(this.workerSeq[j]!) : -1;
     if (i < 0) { fn(); return; }
-    this.within([this.workerSeq[j]!, this.c.to[i]], fn);
+    this.within([this.workerSeq[j]!, this.str[i * STR + S.to] as string], fn);
   }
 
   /** This thread's causal context, for a message it hands the cluster worker thread (TraceContext). */
   context(): TraceContext {
     const cs = this.slot(this.cur);
-    return cs >= 0 ? [this.cur, this.c.trace[cs]!, this.lc, this.curActor ?? null] : [0, 0, this.lc, this.curActor ?? null];
+    return cs >= 0 ? [this.cur, this.num[cs * NUM + N.trace]!, this.lc, this.curActor ?? null] : [0, 0, this.lc, this.curActor ?? null];
   }
 
   restore(saved: [number, string | undefined] | undefined): void {
@@ -396,8 +408,8 @@ export class TraceRecorder implements ActorTracer, FrameTracer {
   /** The stamp for a message to another node, from the event (seq) that records its sending. */
   stampOf(seq: number, withResource: boolean): TraceStamp {
     const i = this.slot(seq);
-    const s: TraceStamp = { id: this.c.trace[i]!, lc: this.c.lc[i]! };
-    const res = this.c.res[i], ls = this.c.ls[i];
+    const s: TraceStamp = { id: this.num[i * NUM + N.trace]!, lc: this.num[i * NUM + N.lc]! };
+    const res = this.str[i * STR + S.res] as string | undefined, ls = this.str[i * STR + S.ls] as string | undefined;
     if (withResource && res !== undefined) { s.res = res; if (ls !== undefined) s.ls = ls; }
     return s;
   }
@@ -416,7 +428,7 @@ export class TraceRecorder implements ActorTracer, FrameTracer {
     let bytes = 64;
     let seq = from;
     for (; seq <= this.seq; seq++) {
-      const e = this.event((seq - 1) % this.ringSize);
+      const e = this.event((seq - 1) % this.ringSize, seq);
       if (!matches(e, filter)) continue;
       const size = approxSize(e);
       if (out.length > 0 && (bytes + size > maxBytes || out.length >= maxEvents)) break;

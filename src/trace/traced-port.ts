@@ -15,7 +15,7 @@
 import type { ClusterHandlers, ClusterPort, ClusterView } from '../cluster/port';
 import type { DlmPeerMsg } from '../cluster/dlm-messages';
 import type { FaultSpec } from '../wire/client-protocol';
-import { dlmFields } from './fields';
+import { dlmFields, nodePath } from './fields';
 import type { TraceRecorder } from './recorder';
 
 export interface TraceQueryHandler {
@@ -56,7 +56,7 @@ export class TracedPort implements ClusterPort {
     const f = r.fresh();
     f.peer = to;
     dlmFields(msg as Record<string, any>, f);
-    const seq = r.record('dlm-out', r.curActor ?? 'router', `node/${to}`, msg.t, f);
+    const seq = r.record('dlm-out', r.curActor ?? 'router', nodePath(to), msg.t, f);
     this.inner.send(to, { ...msg, tr: r.stampOf(seq, msg.t === 'ev') });
   }
 

@@ -27,7 +27,7 @@
  * Present only when the node traces ([trace] enabled): otherwise the worker's actor system
  * has no tracer (every hook is one `undefined` check) and nothing crosses.
  */
-import { ORIGIN, extractFields, peerBodyFields, SELF_TRAFFIC } from './fields';
+import { ORIGIN, extractFields, nodePath, peerBodyFields, peerLinkPath, SELF_TRAFFIC } from './fields';
 import { TRACE_ID_NODE_SHIFT, WORKER_TRACE_BASE, type TraceFields, type TraceStamp } from './event';
 import type { ActorTracer, FrameTracer, TraceContext } from './recorder';
 import type { Clock } from '../util/clock';
@@ -88,7 +88,7 @@ export class WorkerTracer implements ActorTracer, FrameTracer {
   frameOut(peer: number, body: { type: string }, epoch: number): TraceStamp | undefined {
     const f = frameFields(peer, body, epoch, this.f);
     if (!f) return undefined;
-    const w = this.event('frame-out', `peer-link/${peer}`, `node/${peer}`, body.type, f);
+    const w = this.event('frame-out', peerLinkPath(peer), nodePath(peer), body.type, f);
     return { id: this.traceOf[w % TRACE_WINDOW]!, lc: this.lc };
   }
 
@@ -96,9 +96,9 @@ export class WorkerTracer implements ActorTracer, FrameTracer {
     const f = frameFields(peer, body, epoch, this.f);
     if (!f) return undefined;
     const stamp = tr ?? (body.type === 'dlm' ? body.msg?.tr : undefined);
-    const to = `peer-link/${peer}`;
+    const to = peerLinkPath(peer);
     const saved: [number, string | undefined] = [this.cur, this.curActor];
-    this.cur = this.event('frame-in', `node/${peer}`, to, body.type, f, stamp && { node: peer, stamp });
+    this.cur = this.event('frame-in', nodePath(peer), to, body.type, f, stamp && { node: peer, stamp });
     this.curActor = to;
     return saved;
   }
