@@ -35,7 +35,6 @@ import { modeName } from '../dlm/modes';
 import { ClientTransport, MxfsClient } from '../client/client';
 import type { Config } from '../config/config';
 import { ClientRequest, DaemonMessage, FaultSpec, ProtocolError, RequestError, validateClientRequest } from '../wire/client-protocol';
-import { ReplyBatch } from './reply-batch';
 import { decodePayload, encodedSize, encodeFrame, encodeReplyFrame, fitList, FrameDecoder, FrameError } from '../wire/frame';
 import { invalidUtf8Fields } from '../wire/utf8-fields';
 import { Coalescer } from '../util/coalesce';
@@ -334,11 +333,7 @@ export class Daemon implements DaemonInfo {
     let paused = false;
     let unhandled = 0;
     const log = this.log;
-    // Replies of a turn leave in one write per connection (reply-batch.ts); the bytes not yet
-    // written count toward the connection's output backlog like the socket's own queue.
-    const out = new ReplyBatch({ write: (b: Buffer) => { if (!sock.destroyed) sock.write(b); } });
-    const backlog = () => sock.writableLength + out.bytes;
-    const mustWait = () => unhandled > MAX_UNHANDLED || backlog() > pauseAt;
+    const mustWait = () => unhandled > MAX_UNHANDLED || sock.writableLength > pauseAt;
     const pauseOrResume = () => {
       if (!open) return;
       const wait = mustWait();
@@ -348,13 +343,13 @@ export class Daemon implements DaemonInfo {
       if (!open) return;
       try {
         probe('m.cout');
-        out.add(m.type === 'reply' ? encodeReplyFrame(m, max) : encodeFrame(m, max));
+        sock.write(m.type === 'reply' ? encodeReplyFrame(m, max) : encodeFrame(m, max));
       } catch (e) {
         log.error({ err: e }, 'cannot encode a reply; cutting the client off');
         cut(`internal encoding error`);
         return;
       }
-      const queued = backlog();
+      const queued = sock.writableLength;
       if (queued > maxOutput) cut(`client is not reading (${queued} bytes queued; [locking] max_client_output_bytes is ${maxOutput})`);
       else if (queued > pauseAt && !paused) pauseOrResume();
     };
@@ -363,7 +358,6 @@ export class Daemon implements DaemonInfo {
     const cut = (reason: string) => {
       if (!open) return;
       open = false;
-      out.flush();
       sock.end();
       sock.destroySoon?.();
       setTimeout(() => sock.destroy(), 1000).unref();
@@ -373,11 +367,10 @@ export class Daemon implements DaemonInfo {
       if (!open) return;
       open = false;
       log.debug({ reason }, 'client session ended');
-      out.flush();
       sock.end();
       setTimeout(() => sock.destroy(), 1000).unref();
     }, () => { unhandled--; if (paused && unhandled <= MAX_UNHANDLED / 2) pauseOrResume(); },
-    () => (backlog() > pauseAt ? `${backlog()} bytes of replies to this connection are not read yet (more than a quarter of [locking] max_client_output_bytes, ${maxOutput}): read them, then ask again` : undefined));
+    () => (sock.writableLength > pauseAt ? `${sock.writableLength} bytes of replies to this connection are not read yet (more than a quarter of [locking] max_client_output_bytes, ${maxOutput}): read them, then ask again` : undefined));
     const sessionId = this.nextSession - 1;
     sock.on('data', (chunk: Buffer) => {
       probe('m.cin');
