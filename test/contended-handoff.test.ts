@@ -1,19 +1,15 @@
 /**
  * The contended one-name handoff (issue 13, docs/benchmarks.md "16 clients on one name"):
- * FIFO grants under contention through the actors, the next waiter's grant sent before the
- * unlocker's reply (each owner's own events in their order), and the client connection's
- * frames of one turn leaving in one write (src/daemon/reply-batch.ts).
+ * FIFO grants under contention through the actors, and the next waiter's grant sent before the
+ * unlocker's reply (each owner's own events in their order).
  */
 import { expect } from 'chai';
 import { ActorSystem, Ref } from '../src/actors/actor';
 import { LockTable } from '../src/actors/lockspace';
 import { LockEvent, newLockStats } from '../src/actors/messages';
 import { Mode } from '../src/dlm/modes';
-import { flushAll, ReplyBatch } from '../src/daemon/reply-batch';
-import { FrameDecoder } from '../src/wire/frame';
 import { ManualClock } from '../src/util/clock';
-import { DaemonProc, quietLogger, startDaemon, waitFor } from './support/daemon-proc';
-import { rawClient } from './support/raw-client';
+import { quietLogger } from './support/daemon-proc';
 
 /** Lets the actors run what is queued (a few event-loop turns). */
 async function settle(): Promise<void> {
@@ -81,79 +77,5 @@ describe('contended one-name handoff', () => {
     unlock('x');
     await settle();
     expect(sent).to.deep.equal(['lock.released x', 'lock.granted y', 'lock.bast y']);
-  });
-});
-
-describe('ReplyBatch', () => {
-  const sinks = () => {
-    const log: string[] = [];
-    const sink = (name: string) => ({ write: (b: Buffer) => { log.push(`${name}:${b.toString()}`); } });
-    return { log, sink };
-  };
-
-  it("a connection's frames of one turn leave in one write, in order; connections in the order of their first frame", async () => {
-    const { log, sink } = sinks();
-    const a = new ReplyBatch(sink('a')), b = new ReplyBatch(sink('b'));
-    b.add(Buffer.from('1'));
-    a.add(Buffer.from('2'));
-    b.add(Buffer.from('3'));
-    expect(log).to.deep.equal([]); // nothing written within the turn
-    expect([a.bytes, b.bytes]).to.deep.equal([1, 2]); // counted as backlog until written
-    await new Promise((r) => process.nextTick(r));
-    expect(log).to.deep.equal(['b:13', 'a:2']);
-    expect([a.bytes, b.bytes]).to.deep.equal([0, 0]);
-  });
-
-  it('flush() writes at once (before a connection ends) and the turn writes nothing twice', async () => {
-    const { log, sink } = sinks();
-    const a = new ReplyBatch(sink('a'));
-    a.add(Buffer.from('lost'));
-    a.flush();
-    expect(log).to.deep.equal(['a:lost']);
-    a.add(Buffer.from('x'));
-    flushAll();
-    await new Promise((r) => process.nextTick(r));
-    expect(log).to.deep.equal(['a:lost', 'a:x']);
-  });
-});
-
-describe('client connection writes (mxfsd)', function () {
-  this.timeout(30000);
-  let d: DaemonProc | undefined;
-  afterEach(async () => { await d?.stop(); d = undefined; });
-
-  it("a connection cut for a bad frame still gets its 'lost' frame before the close (the batch is written first)", async () => {
-    d = await startDaemon();
-    const r = await rawClient(d.socket);
-    r.send({ type: 'hello', id: 1, version: 1, client: 'bad-frame' });
-    await r.reply(1);
-    // A frame header announcing more than any frame may hold: a protocol error, the connection is cut.
-    const bad = Buffer.alloc(4);
-    bad.writeUInt32BE(0x7fffffff, 0);
-    r.s.write(bad);
-    await waitFor(() => r.isClosed(), 10000, 'the connection closed');
-    const lost = r.msgs.filter((m) => m.type === 'lost').map((m) => m.reason as string);
-    expect(lost).to.have.length(1);
-    expect(lost[0]).to.match(/protocol error/);
-  });
-
-  it('the grant and the BAST of a handoff reach the new holder together, after its lock request was queued', async () => {
-    d = await startDaemon();
-    const [a, b, c] = [await rawClient(d.socket), await rawClient(d.socket), await rawClient(d.socket)];
-    const chunks: Buffer[] = [];
-    b.s.on('data', (x: Buffer) => chunks.push(x));
-    for (const [i, x] of [a, b, c].entries()) { x.send({ type: 'hello', id: 1, version: 1, client: `h${i}` }); await x.reply(1); }
-    a.send({ type: 'lock', id: 2, lockId: 1, lockspace: 'default', resource: 'hot', mode: Mode.EX });
-    await a.reply(2);
-    b.send({ type: 'lock', id: 2, lockId: 1, lockspace: 'default', resource: 'hot', mode: Mode.EX });
-    c.send({ type: 'lock', id: 2, lockId: 1, lockspace: 'default', resource: 'hot', mode: Mode.EX });
-    await waitFor(() => a.msgs.some((m) => m.type === 'bast'), 10000, 'the holder told of the waiters');
-    chunks.length = 0;
-    a.send({ type: 'unlock', id: 3, lockId: 1 });
-    expect((await b.reply(2)).grant.mode).to.equal(Mode.EX);
-    await waitFor(() => b.msgs.some((m) => m.type === 'bast'), 10000, "the new holder's BAST");
-    // One write: both frames in the first chunk B's socket read after the unlock (a stream
-    // socket may merge writes, never split a small one).
-    expect(new FrameDecoder(1 << 20).push(chunks[0]!).map((m) => (m as { type: string }).type)).to.deep.equal(['reply', 'bast']);
   });
 });
