@@ -46,7 +46,7 @@ export function summarize(p: Profile): { self: Array<[string, number]>; total: A
 }
 
 /** User + system CPU time of a process so far (ms), from /proc (Linux). */
-function procCpuMs(pid: number): number {
+export function procCpuMs(pid: number): number {
   const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
   const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
   return ((Number(rest[11]) + Number(rest[12])) * 1000) / 100; // utime, stime in clock ticks (USER_HZ 100)

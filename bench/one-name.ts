@@ -12,7 +12,6 @@
  * Usage: node dist/bench/one-name.js --builds ROOT,ROOT,... [--seconds 2] [--reps 9]
  *        [--clients 16] [--master 1|2] [--no-redis]
  */
-import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -20,13 +19,7 @@ import { ROOT } from '../test/support/daemon-proc';
 import type { Column } from './peers/systems';
 import { RedisSystem } from './peers/systems';
 import { oneName } from './peers/workloads';
-
-/** User + system CPU time of a process so far (ms), from /proc (Linux, USER_HZ 100). */
-function procCpuMs(pid: number): number {
-  const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
-  return ((Number(rest[11]) + Number(rest[12])) * 1000) / 100;
-}
+import { procCpuMs } from './daemon-profile';
 
 interface Side { label: string; col: Column; pids: number[]; stop(): Promise<void>; w: { oneName: typeof oneName } }
 interface Rep { perSec: number; waitP99ms: number; fair: number; serverCpuUs: number; clientCpuUs: number }
