@@ -4,8 +4,10 @@
  * (SIGTERM: the profile is written at exit) and prints the functions with the largest share
  * of samples, by self time and by total (inclusive) time, plus the pairs/s seen.
  *
- * Usage: node dist/bench/daemon-profile.js [--seconds S] [--names N] [--top K] [--keep DIR] [--trace]
+ * Usage: node dist/bench/daemon-profile.js [--seconds S] [--names N] [--top K] [--keep DIR] [--clients C] [--trace]
  *   --names: how many distinct names the pairs rotate over (a new name spawns a resource)
+ *   --clients: C clients (own connections) at once; with --names 1, the contended one-name
+ *     workload of bench/peers (every client loops lock EX + unlock on the same name)
  *   --keep:  leave the .cpuprofile in DIR (open it in Chrome DevTools) instead of deleting it
  *   --trace: the daemon runs with `[trace]` on (ring only), to see what recording costs
  */
@@ -44,12 +46,20 @@ export function summarize(p: Profile): { self: Array<[string, number]>; total: A
   return { self: share(self), total: share(total) };
 }
 
+/** User + system CPU time of a process so far (ms), from /proc (Linux). */
+export function procCpuMs(pid: number): number {
+  const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
+  return ((Number(rest[11]) + Number(rest[12])) * 1000) / 100; // utime, stime in clock ticks (USER_HZ 100)
+}
+
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { seconds: { type: 'string', default: '8' }, names: { type: 'string', default: '50000' }, top: { type: 'string', default: '25' }, keep: { type: 'string' }, trace: { type: 'boolean', default: false } } });
+  const { values } = parseArgs({ options: { seconds: { type: 'string', default: '8' }, names: { type: 'string', default: '50000' }, top: { type: 'string', default: '25' }, keep: { type: 'string' }, clients: { type: 'string', default: '1' }, trace: { type: 'boolean', default: false } } });
   const seconds = Number(values.seconds);
   const names = Number(values.names);
   const top = Number(values.top);
-  if (!(seconds > 0) || !(names >= 1) || !(top >= 1)) throw new Error('daemon-profile: --seconds, --names and --top must be positive numbers');
+  const clients = Number(values.clients);
+  if (!(seconds > 0) || !(names >= 1) || !(top >= 1) || !(clients >= 1)) throw new Error('daemon-profile: --seconds, --names, --top and --clients must be positive numbers');
   const dir = tmpDir('mxfs-profile-');
   const profDir = values.keep ?? path.join(dir, 'prof');
   fs.mkdirSync(profDir, { recursive: true });
@@ -60,18 +70,25 @@ async function main(): Promise<void> {
   try {
     let c: MxfsClient | undefined;
     await waitFor(async () => { try { c = await MxfsClient.connect(node!.socket); return true; } catch { return false; } }, 30000, 'mxfsd up');
+    const cs = [c!];
+    while (cs.length < clients) cs.push(await MxfsClient.connect(node!.socket));
     let pairs = 0;
+    const cpu0 = procCpuMs(daemon.pid!);
+    const me0 = process.cpuUsage();
     const t0 = performance.now();
     const end = t0 + seconds * 1000;
-    while (performance.now() < end) { await (await c!.lock(`p${pairs % names}`, Mode.EX)).unlock(); pairs++; }
+    await Promise.all(cs.map(async (cl) => { while (performance.now() < end) { await (await cl.lock(`p${pairs % names}`, Mode.EX)).unlock(); pairs++; } }));
     const rate = pairs / ((performance.now() - t0) / 1000);
-    await c!.close();
+    const cpuPerPair = ((procCpuMs(daemon.pid!) - cpu0) * 1000) / pairs;
+    const me = process.cpuUsage(me0);
+    const clientPerPair = (me.user + me.system) / pairs;
+    for (const cl of cs) await cl.close();
     daemon.kill('SIGTERM');
     await exited;
     const file = fs.readdirSync(profDir).filter((f) => f.endsWith('.cpuprofile')).map((f) => path.join(profDir, f))[0];
     if (!file) throw new Error(`daemon-profile: mxfsd wrote no profile into ${profDir}`);
     const s = summarize(JSON.parse(fs.readFileSync(file, 'utf8')) as Profile);
-    console.log(`# one client, lock(EX)+unlock over ${names} names, ${seconds} s: ${Math.round(rate)} pairs/s; profile ${values.keep ? file : '(deleted)'}`);
+    console.log(`# ${clients} client(s), lock(EX)+unlock over ${names} names, ${seconds} s: ${Math.round(rate)} pairs/s, mxfsd CPU ${cpuPerPair.toFixed(1)} µs per pair (profiler on), the clients' process ${clientPerPair.toFixed(1)} µs; profile ${values.keep ? file : '(deleted)'}`);
     for (const [title, rows] of [['self', s.self], ['total (inclusive)', s.total]] as const) {
       console.log(`\n## share of mxfsd's samples, ${title}`);
       for (const [k, v] of rows.slice(0, top)) console.log(`${(100 * v).toFixed(1).padStart(5)} %  ${k}`);

@@ -21,7 +21,7 @@
 import type { ActorCtx, ActorDef, ActorSystem, CrashDecision, Ref } from './actor';
 import type { AdoptedResource, LockEvent, LockOp, LockStats, LockspaceMsg, ResourceInspection, ResourceMsg } from './messages';
 import type { Mode } from '../dlm/modes';
-import { ResourceCore, ResourceEvent, UNSTAMPED } from '../dlm/resource';
+import { OwnerId, ResourceCore, ResourceEvent, UNSTAMPED } from '../dlm/resource';
 import { LockError } from '../dlm/types';
 import { systemClock, type Clock, type TimerHandle } from '../util/clock';
 import { EmptyMap } from '../util/empty-map';
@@ -210,19 +210,34 @@ class LockResource extends ResourceCore implements ActorDef<State, ResourceMsg>,
     return v;
   }
 
-  private deliver(s: State, events: ResourceEvent[], sys: ActorSystem) {
-    for (const e of events) {
-      const to = e.tag as Ref<LockEvent> | undefined;
-      this.note(s, e);
-      if (e.type === 'granted' || e.type === 'failed' || e.type === 'released') this.clearTimer(s, e.lockId);
-      if (to) {
-        switch (e.type) {
-          case 'granted': this.o.stats.grants++; sys.send(to, { type: 'lock.granted', lockId: e.lockId, conversion: e.conversion, grant: e.grant }); break;
-          case 'failed': sys.send(to, { type: 'lock.failed', lockId: e.lockId, conversion: e.conversion, code: e.code }); break;
-          case 'queued': sys.send(to, { type: 'lock.queued', lockId: e.lockId, conversion: e.conversion }); break;
-          case 'bast': this.o.stats.basts++; sys.send(to, { type: 'lock.bast', lockId: e.lockId, mode: e.mode }); break;
-          case 'released': sys.send(to, { type: 'lock.released', lockId: e.lockId }); break;
-        }
+  /**
+   * Sends the events to their owners. `last`: the owner of an unlock, whose events go after
+   * everyone else's. Under contention an unlock's events are its own reply and the next
+   * waiter's grant (and BAST): the grant is what the next handoff waits for, so it reaches its
+   * session, and its connection's write (src/daemon/reply-batch.ts), first. Each owner's own
+   * events keep their order (an owner is one session; a remote owner's events, which share
+   * the RemoteOwner ref as their tag, are told apart by owner the same way).
+   */
+  private deliver(s: State, events: ResourceEvent[], sys: ActorSystem, last?: OwnerId) {
+    if (last === undefined || events.length < 2) {
+      for (const e of events) this.deliverOne(s, e, sys);
+      return;
+    }
+    for (const e of events) if (e.owner !== last) this.deliverOne(s, e, sys);
+    for (const e of events) if (e.owner === last) this.deliverOne(s, e, sys);
+  }
+
+  private deliverOne(s: State, e: ResourceEvent, sys: ActorSystem) {
+    const to = e.tag as Ref<LockEvent> | undefined;
+    this.note(s, e);
+    if (e.type === 'granted' || e.type === 'failed' || e.type === 'released') this.clearTimer(s, e.lockId);
+    if (to) {
+      switch (e.type) {
+        case 'granted': this.o.stats.grants++; sys.send(to, { type: 'lock.granted', lockId: e.lockId, conversion: e.conversion, grant: e.grant }); break;
+        case 'failed': sys.send(to, { type: 'lock.failed', lockId: e.lockId, conversion: e.conversion, code: e.code }); break;
+        case 'queued': sys.send(to, { type: 'lock.queued', lockId: e.lockId, conversion: e.conversion }); break;
+        case 'bast': this.o.stats.basts++; sys.send(to, { type: 'lock.bast', lockId: e.lockId, mode: e.mode }); break;
+        case 'released': sys.send(to, { type: 'lock.released', lockId: e.lockId }); break;
       }
     }
   }
@@ -284,6 +299,7 @@ class LockResource extends ResourceCore implements ActorDef<State, ResourceMsg>,
     const before = s.core.size;
     const queuedBefore = s.queuedAt.size;
     let events: ResourceEvent[] = [];
+    let last: OwnerId | undefined;
     try {
       switch (msg.type) {
         case 'request':
@@ -291,7 +307,7 @@ class LockResource extends ResourceCore implements ActorDef<State, ResourceMsg>,
           events = s.core.request(msg.lockId, msg.owner, msg.mode, { noqueue: msg.noqueue }, msg.notify);
           break;
         case 'convert': events = s.core.convert(msg.lockId, msg.mode, { noqueue: msg.noqueue, lvb: msg.lvb }); break;
-        case 'unlock': events = s.core.unlock(msg.lockId, msg.lvb); break;
+        case 'unlock': last = s.core.ownerOf(msg.lockId); events = s.core.unlock(msg.lockId, msg.lvb); break;
         case 'cancel': events = s.core.cancel(msg.lockId); break;
         case 'timeout': s.timers.delete(msg.lockId); events = s.core.expire(msg.lockId); break;
         case 'purge':
@@ -315,7 +331,7 @@ class LockResource extends ResourceCore implements ActorDef<State, ResourceMsg>,
       const to = msg.type === 'request' ? msg.notify : s.core.tagOf(lockId) as Ref<LockEvent> | undefined;
       if (to && OPS.has(msg.type)) sys.send(to, { type: 'lock.opError', lockId, op: msg.type as LockOp, code: e.code, message: e.message });
     }
-    this.deliver(s, events, sys);
+    this.deliver(s, events, sys, last);
     this.o.stats.locks += s.core.size - before;
     this.o.stats.queued += s.queuedAt.size - queuedBefore;
     if (s.core.isIdle() && s.timers.size === 0 && s.parked.length === 0) {
