@@ -410,18 +410,19 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
         if (!lk) return withdrawParked(s, req.id, req.lockId, 'request cancelled by unlock') ?? refuse(req.id, 'NOTFOUND', `no lock ${req.lockId}`);
         if (req.lvb && req.lvb.length > o.lvbSize) return refuse(req.id, 'INVALID', lvbTooLong(req.lvb.length, o.lvbSize));
         if (lk.unlockReq !== undefined) return refuse(req.id, 'BUSY', `lock ${req.lockId} is already being unlocked`);
-        if (lk.state === 'granted' && lk.pendingReq === undefined && lk.cancelReq === undefined &&
-            !(req.lvb !== undefined && lk.mode !== undefined && isWriteMode(lk.mode)) && s.releases.size < releaseWindow) {
-          // Answered now; the master releases it when the message arrives (see the header).
+        // Answered now, when safe; the master releases it when the message arrives (see the header).
+        const early = lk.state === 'granted' && lk.pendingReq === undefined && lk.cancelReq === undefined &&
+          !(req.lvb !== undefined && lk.mode !== undefined && isWriteMode(lk.mode)) && s.releases.size < releaseWindow;
+        if (early) {
           forget(s, lk);
           s.releases.set(lk.id, { lockspace: lk.lockspace, resource: lk.resource, epoch: s.epoch });
           o.admission.inFlight++;
-          o.route(lk.lockspace, lk.resource, { type: 'unlock', lockId: lockIdOf(lk), lvb: req.lvb }, s.epoch);
-          return reply(req.id, true);
+        } else {
+          lk.unlockReq = req.id;
+          lk.unlockLvb = req.lvb !== undefined;
         }
-        lk.unlockReq = req.id;
-        lk.unlockLvb = req.lvb !== undefined;
         o.route(lk.lockspace, lk.resource, { type: 'unlock', lockId: lockIdOf(lk), lvb: req.lvb }, s.epoch);
+        if (early) reply(req.id, true);
         return;
       }
       case 'cancel': {

@@ -214,7 +214,7 @@ class LockResource extends ResourceCore implements ActorDef<State, ResourceMsg>,
    * Sends the events to their owners. `last`: the owner of an unlock, whose events go after
    * everyone else's. Under contention an unlock's events are its own reply and the next
    * waiter's grant (and BAST): the grant is what the next handoff waits for, so it reaches its
-   * session, and its connection's write (src/daemon/reply-batch.ts), first. Each owner's own
+   * session, and its connection's write, first. Each owner's own
    * events keep their order (an owner is one session; a remote owner's events, which share
    * the RemoteOwner ref as their tag, are told apart by owner the same way).
    */

@@ -205,15 +205,20 @@ export class DirectLinks {
       const why = `nothing received for ${Math.round(now - l.pingAt)} ms after a ping (lock_link_dead_ms ${this.times.deadAfterMs}): lock frames go the cluster worker's way`;
       this.log.warn({ peer }, `giving up the lock link to node ${peer}: ${why}`);
       this.counts.get(peer)!.silentDrops++;
-      this.endSession(peer);
-      this.transport!.dropLink(peer, why);
-      if (this.up.delete(peer)) this.o.onDown?.(peer);
+      this.cut(peer, why);
       return;
     }
     if (l.waitingSince === undefined) return;
     const left = l.waitingSince + this.times.pingAfterMs - now;
     if (left > 0) this.arm(peer, l, left);
     else this.ping(peer, l);
+  }
+
+  /** Drops the link to `peer` now; what its channel had unacknowledged goes the worker's way (onDown). */
+  private cut(peer: number, why: string): void {
+    this.endSession(peer);
+    this.transport?.dropLink(peer, why);
+    if (this.up.delete(peer)) this.o.onDown?.(peer);
   }
 
   private endSession(peer: number): void {
@@ -251,7 +256,7 @@ export class DirectLinks {
   /** The injected faults (MXFS_FAULT_INJECTION only): a blocked peer's lock link is cut too. */
   setFaults(f: PeerFaults): void {
     this.faults = f;
-    for (const p of f.blocked) if (this.up.has(p)) { this.up.delete(p); this.endSession(p); this.transport?.dropLink(p, 'fault injection: partition'); this.o.onDown?.(p); }
+    for (const p of f.blocked) if (this.up.has(p)) this.cut(p, 'fault injection: partition');
   }
 
   /**
