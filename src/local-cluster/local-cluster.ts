@@ -99,10 +99,26 @@ export async function busyPorts(basePort: number, n: number): Promise<number[]> 
   return out;
 }
 
-/** A base port with basePort+1..basePort+n (and their lock ports) free, searched from a hint (seed, pid). */
+/** The first port the kernel hands out as a connection's source port (ip_local_port_range); 32768 if unreadable. */
+function ephemeralLow(): number {
+  try {
+    const low = Number(fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    return Number.isInteger(low) && low > 0 ? low : 32768;
+  } catch {
+    return 32768;
+  }
+}
+
+/**
+ * A base port with basePort+1..basePort+n (and their lock ports) free, searched from a hint (seed, pid).
+ * Every port stays below the ephemeral range when it leaves room: a port found free there can be
+ * taken a moment later as some connection's source port (a CI run failed that way on a restart).
+ */
 export async function pickBasePort(n: number, hint: number): Promise<number> {
+  const below = Math.floor((ephemeralLow() - LOCK_PORT_OFFSET - n - 1 - 20000) / 10);
+  const slots = below >= 200 ? below : 4000;
   for (let i = 0; i < 50; i++) {
-    const base = 20000 + (((hint >>> 0) + i * 7919) % 4000) * 10;
+    const base = 20000 + (((hint >>> 0) + i * 7919) % slots) * 10;
     if ((await busyPorts(base, n)).length === 0) return base;
   }
   throw new Error('no free port range found');
