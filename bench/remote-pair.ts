@@ -12,7 +12,7 @@
  * steadier figures.
  *
  * Usage: node dist/bench/remote-pair.js [--builds ROOT,ROOT,...] [--seconds S] [--reps N]
- *        [--lease-ms MS] [--prof DIR] [--only remote|local] [--inspect N] [--fresh]
+ *        [--lease-ms MS] [--prof DIR [--prof-interval US]] [--only remote|local] [--inspect N] [--fresh]
  *   --builds: repository roots with a built dist/ (default: this tree). The first is the base.
  *             ROOT+trace runs that build's nodes with [trace] enabled (the cost of tracing lock
  *             messages across nodes, the cluster worker's events included).
@@ -24,7 +24,8 @@
  *             ~3 000 per second of the figure, so most pairs find their resource already there.
  *   --prof:   run every daemon under `node --cpu-prof` (profiles of both threads in
  *             DIR/<build>/nodeI/, written when the daemons stop) and print node 1's and node
- *             2's largest self shares per thread.
+ *             2's largest self shares per thread. --prof-interval: the sampling interval (µs,
+ *             default 1000).
  * With MXFS_PROBE=DIR in the environment the client and the daemons (which inherit it) stamp
  * every step of a pair (src/util/probe.ts); bench/probe-report.ts prints where the time went.
  */
@@ -44,6 +45,9 @@ import { probe } from '../src/util/probe';
 
 const now = () => performance.now();
 const MEMBERS = [1, 2, 3];
+
+/** `--prof-interval`: the profiler's sampling interval, µs (node's default is 1000). */
+let profIntervalUs = 1000;
 
 interface Build { label: string; root: string; dir: string; nodes: LocalNode[]; procs: ChildProcess[]; client?: MxfsClient; profDir?: string; trace: boolean }
 interface Pairs { perSec: number; p50us: number; p99us: number; load: number; cpu: CpuPerPair }
@@ -92,7 +96,7 @@ async function start(b: Build, leaseMs: number, hint: number): Promise<void> {
   if (b.trace) for (const nd of b.nodes) fs.appendFileSync(nd.config, '\n[trace]\nenabled = true\nring_size = 65536\n');
   const mxfsd = path.join(b.root, 'dist', 'src', 'cli', 'mxfsd.js');
   for (const nd of b.nodes) {
-    const prof = b.profDir ? ['--cpu-prof', `--cpu-prof-dir=${path.join(b.profDir, `node${nd.id}`)}`] : [];
+    const prof = b.profDir ? ['--cpu-prof', `--cpu-prof-dir=${path.join(b.profDir, `node${nd.id}`)}`, `--cpu-prof-interval=${profIntervalUs}`] : [];
     b.procs.push(spawn(process.execPath, [...prof, mxfsd, '--config', nd.config], { stdio: ['ignore', 'ignore', 'inherit'] }));
   }
   await waitFor(async () => {
@@ -171,10 +175,11 @@ const cell = (v: number[]) => (v.length > 1 ? `${fmt(med(v))} (${fmt(Math.min(..
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: {
     builds: { type: 'string', default: ROOT }, seconds: { type: 'string', default: '5' }, reps: { type: 'string', default: '3' },
-    'lease-ms': { type: 'string', default: '3000' }, prof: { type: 'string' }, only: { type: 'string' }, inspect: { type: 'string', default: '0' },
+    'lease-ms': { type: 'string', default: '3000' }, prof: { type: 'string' }, 'prof-interval': { type: 'string', default: '1000' }, only: { type: 'string' }, inspect: { type: 'string', default: '0' },
     fresh: { type: 'boolean', default: false },
   } });
   const seconds = Number(values.seconds);
+  profIntervalUs = Number(values['prof-interval']);
   const reps = Number(values.reps);
   const leaseMs = Number(values['lease-ms']);
   if (!(seconds > 0) || !(reps >= 1) || !(leaseMs >= 500)) throw new Error('remote-pair: --seconds, --reps must be positive, --lease-ms at least 500');

@@ -7,8 +7,8 @@ import bunyan from 'bunyan';
 import { ActorSystem } from '../src/actors/actor';
 import { systemClock } from '../src/util/clock';
 import { encodeFrame, encodeFrameWithTrailer, FrameDecoder } from '../src/wire/frame';
-import { TcpNetwork } from '../src/cluster/network';
-import { PeerTransport } from '../src/cluster/transport';
+import { Connection, TcpNetwork } from '../src/cluster/network';
+import { PeerTransport, TransportOptions } from '../src/cluster/transport';
 import type { ClusterOptions } from '../src/cluster/options';
 import { LinkEvent } from '../src/cluster/peer-link';
 import { runInitiator } from '../src/cluster/handshake';
@@ -43,7 +43,30 @@ interface Harness {
   system: ActorSystem;
 }
 
-async function startNode(cfg: ClusterOptions, key = KEY): Promise<Harness> {
+/**
+ * TcpNetwork whose connections count their writes, say whether a data callback is running,
+ * and can report a write as over the high-water mark (`full`: the bytes still go) with the
+ * drain callback left to the test (`drains`).
+ */
+class SpyNetwork extends TcpNetwork {
+  writes = 0;
+  inData = false;
+  full = false;
+  drains: Array<() => void> = [];
+  private wrap(c: Connection): Connection {
+    const spy = this;
+    return {
+      get id() { return c.id; }, get remoteAddress() { return c.remoteAddress; }, get closed() { return c.closed; },
+      write: (b) => { spy.writes++; return c.write(b) && !spy.full; },
+      onData: (cb) => c.onData((chunk) => { spy.inData = true; try { cb(chunk); } finally { spy.inData = false; } }),
+      onDrain: (cb) => { spy.drains.push(cb); c.onDrain(cb); }, onClose: (cb) => c.onClose(cb), close: () => c.close(), destroy: (r) => c.destroy(r),
+    };
+  }
+  override listen(address: string, port: number, onConnection: (c: Connection) => void) { return super.listen(address, port, (c) => onConnection(this.wrap(c))); }
+  override async connect(address: string, port: number, timeoutMs?: number) { return this.wrap(await super.connect(address, port, timeoutMs)); }
+}
+
+async function startNode(cfg: ClusterOptions, key = KEY, more: Partial<TransportOptions> = {}): Promise<Harness> {
   const ring = new bunyan.RingBuffer({ limit: 500 });
   const log = bunyan.createLogger({ name: `n${cfg.node.id}`, streams: [{ type: 'raw', stream: ring, level: 'debug' }] });
   const system = new ActorSystem(log);
@@ -52,7 +75,7 @@ async function startNode(cfg: ClusterOptions, key = KEY): Promise<Harness> {
   const t = new PeerTransport({
     config: cfg, key, network: new TcpNetwork(1000), clock: systemClock, system, log,
     backoff: { initialMs: 20, maxMs: 200 }, handshakeTimeoutMs: 2000,
-    onMessage: (_from, m) => got.push(m), onLinkEvent: (e) => events.push(e),
+    onMessage: (_from, m) => got.push(m), onLinkEvent: (e) => events.push(e), ...more,
   });
   await t.start();
   return { t, got, events, ring, system };
@@ -92,6 +115,39 @@ describe('cluster transport over TCP (127.0.0.1)', function () {
       expect(b.got[0].body).to.deep.equal({ type: 'ping', token: 7 });
       expect(b.got[0].hdr).to.include({ from: 1, to: 2 });
       expect(a.got[0].body).to.deep.equal({ type: 'pong', token: 8 });
+    } finally { await stopAll([a, b]); }
+  });
+
+  it('a link of bulk traffic only (bulkAtOnce, the lock links): a turn\'s lock frames are written by the flush itself and decoded in the read callback; order kept through a blocked socket', async () => {
+    const ports = await freePorts(2);
+    const [c1, c2] = configs([1, 2], ports);
+    const [na, nb] = [new SpyNetwork(1000), new SpyNetwork(1000)];
+    const inData: boolean[] = [];
+    const a = await startNode(c1, KEY, { network: na, bulkAtOnce: true });
+    const b = await startNode(c2, KEY, { network: nb, bulkAtOnce: true, onMessage: (_f, m) => { inData.push(nb.inData); b.got.push(m); } });
+    try {
+      await until(() => upCount(a, 2) === 1 && upCount(b, 1) === 1, 3000, 'link up');
+      const dlm = (seq: number, pad = 0) => ({ type: 'dlm' as const, inc: 7, n: 1, seq, msg: { t: 'inspectReply' as const, epoch: 0, id: seq, resources: pad ? ['x'.repeat(pad)] : [] } });
+      const before = na.writes;
+      a.t.send(2, dlm(0));
+      a.t.send(2, dlm(1));
+      await Promise.resolve(); // the transport's end-of-turn flush (a microtask)
+      expect(na.writes - before, 'both frames written in one write by the flush, before any other turn').to.equal(1);
+      await until(() => b.got.length === 2, 2000, 'two frames');
+      expect(inData, 'handed on from the read callback').to.deep.equal([true, true]);
+      // A write over the high-water mark: the next batch waits in the mailbox; the connection
+      // drains before the mailbox's turn; a batch written at once now would overtake it.
+      na.full = true;
+      a.t.send(2, dlm(2));
+      await Promise.resolve();
+      na.full = false;
+      a.t.send(2, dlm(3));
+      await Promise.resolve();
+      for (const d of na.drains) d();
+      a.t.send(2, dlm(4));
+      await Promise.resolve();
+      await until(() => b.got.length === 5, 2000, 'five frames');
+      expect(b.got.map((m) => (m.body as { seq: number }).seq), 'every frame once, in the order sent').to.deep.equal([0, 1, 2, 3, 4]);
     } finally { await stopAll([a, b]); }
   });
 

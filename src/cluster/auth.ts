@@ -24,6 +24,7 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { NONCE_BYTES, PROOF_BYTES } from './peer-protocol';
+import { hmacSha256, MacKey, macKey } from './hmac-sha256';
 
 export const MIN_KEY_BYTES = 16;
 
@@ -86,11 +87,19 @@ export function sessionKeys(key: Buffer, p: ProofInput, role: ProofDirection): S
 
 const seqBytes = Buffer.alloc(8);
 
+/**
+ * The session keys made ready for hmacSha256 (its padded-key states), once per key: a
+ * connection's keys live as long as it does and are never changed after the handshake.
+ */
+const ready = new WeakMap<Buffer, MacKey>();
+
 /** MAC of the frame at position `seq` of a direction: HMAC-SHA256(dirKey, u64 BE seq | payload), truncated. */
 export function frameMac(dirKey: Buffer, seq: number, payload: Buffer): Buffer {
   seqBytes.writeUInt32BE(Math.floor(seq / 0x100000000), 0);
   seqBytes.writeUInt32BE(seq >>> 0, 4);
-  return createHmac('sha256', dirKey).update(seqBytes).update(payload).digest().subarray(0, FRAME_MAC_BYTES);
+  let k = ready.get(dirKey);
+  if (!k) ready.set(dirKey, (k = macKey(dirKey)));
+  return hmacSha256(k, seqBytes, payload, FRAME_MAC_BYTES);
 }
 
 /**

@@ -128,6 +128,9 @@ export class DirectLinks {
       config: { ...cfg, node: { ...cfg.node, port: lockPort }, peers, cluster: { ...cfg.cluster, name: cfg.cluster.name + LOCK_LINK_SUFFIX } },
       key: o.key, network: o.network, clock: o.clock, system: o.system, log: this.log,
       handshakeTimeoutMs: o.handshakeTimeoutMs, maxPendingHandshakes: o.maxPendingHandshakes, backoff: o.backoff,
+      // Lock frames only (pings aside): no lease to keep ahead of them, so no turn between
+      // reading a frame and the channel, nor between the channel's send and the write.
+      bulkAtOnce: true,
       onMessage: (from, msg) => {
         if (this.blackhole.has(from)) return; // fault injection: lost on the way
         const b = msg.body;

@@ -33,7 +33,9 @@
  * link's mailbox holds bulk lock traffic: the connection's events (data, drain, close) are
  * handled in the connection's own callback, and lease/membership messages are written at
  * once (PeerLinkHandle.sendNow). Both run on the actor's state between its turns (one thread:
- * never inside one); bulk traffic keeps coming through the mailbox in 'sendMany' batches.
+ * never inside one); bulk traffic keeps coming through the mailbox in 'sendMany' batches,
+ * except on a link that carries nothing else (bulkAtOnce: a lock link), where a batch is
+ * written at once while no 'sendMany' waits in the mailbox and the connection takes writes.
  */
 import type { ActorDef, ActorSystem, Ref } from '../actors/actor';
 import type { FrameTracer } from '../trace/recorder';
@@ -110,6 +112,14 @@ export interface PeerLinkOptions {
    * renew interval, so the lease timeout is a good value. Undefined: no check.
    */
   idleTimeoutMs?: number;
+  /**
+   * A link that carries bulk lock traffic only (a lock link, direct-link.ts: no lease or
+   * membership message to keep ahead of it): a received bulk frame is decoded in the read
+   * callback while none waits (at most DECODE_SLICE_BYTES per read), and a turn's bulk is
+   * written by the transport's flush (PeerLinkHandle.sendMany) while the mailbox holds no
+   * 'sendMany', each without a turn of the event loop in between.
+   */
+  bulkAtOnce?: boolean;
   /** The epoch stamped on every outgoing frame (the committed membership epoch). */
   epoch(): number;
   onMessage(peer: number, msg: PeerMessage): void;
@@ -135,6 +145,8 @@ interface Session {
   inBulk: Array<{ bytes: Buffer; seq: number }>;
   inBulkHead: number;
   decoding: boolean;
+  /** Bulk bytes decoded in the current read callback (bulkAtOnce). */
+  readBulkBytes: number;
 }
 
 /** Bulk bytes decoded per turn and link at most (see deliver). */
@@ -171,9 +183,20 @@ export interface PeerLinkHandle {
   ref: Ref<PeerLinkMsg>;
   /** Write a message now, ahead of queued bulk traffic ('down' if the link is not up). */
   sendNow(body: PeerBody, epoch: number): SendResult;
+  /** Bulk messages, in order: a 'sendMany' to the mailbox, or written at once (bulkAtOnce, see there). */
+  sendMany(items: Array<{ body: PeerBody; epoch: number }>): void;
 }
 
-export function peerLinkDef(o: PeerLinkOptions, direct?: { sendNow?: (body: PeerBody, epoch: number) => SendResult }): ActorDef<State, PeerLinkMsg> {
+/** The paths that skip the mailbox (see the header), filled in by peerLinkDef. */
+interface DirectPaths {
+  sendNow?: (body: PeerBody, epoch: number) => SendResult;
+  /** Writes the items at once and returns true, or false: they go through the mailbox. */
+  sendManyNow?: (items: Array<{ body: PeerBody; epoch: number }>) => boolean;
+  /** 'sendMany' messages in the mailbox, not handled yet (nothing may overtake them). */
+  queuedMany: number;
+}
+
+export function peerLinkDef(o: PeerLinkOptions, direct?: DirectPaths): ActorDef<State, PeerLinkMsg> {
   const peer = o.peer.id;
   const dialer = isDialer(o.selfId, peer);
   /** The actor's state and context, for the paths that skip the mailbox (see the header). */
@@ -246,6 +269,7 @@ export function peerLinkDef(o: PeerLinkOptions, direct?: { sendNow?: (body: Peer
   };
 
   const receive = (s: State, ss: Session, chunk: Buffer): string | undefined => {
+    ss.readBulkBytes = 0;
     let frames: Buffer[];
     try {
       frames = ss.decoder.pushRaw(chunk);
@@ -275,6 +299,12 @@ export function peerLinkDef(o: PeerLinkOptions, direct?: { sendNow?: (body: Peer
     }
     const type = peekPeerType(bytes);
     if (type !== undefined && isBulkTraffic(type)) {
+      if (o.bulkAtOnce && !ss.decoding && ss.readBulkBytes < DECODE_SLICE_BYTES) {
+        ss.readBulkBytes += bytes.length;
+        const why = decodeOne(s, ss, bytes, ss.recvSeq);
+        if (!why) ss.recvSeq++;
+        return why;
+      }
       ss.inBulk.push({ bytes, seq: ss.recvSeq++ });
       if (!ss.decoding) { ss.decoding = true; setImmediate(() => decodeBulk(ss)); }
       return undefined;
@@ -370,6 +400,21 @@ export function peerLinkDef(o: PeerLinkOptions, direct?: { sendNow?: (body: Peer
     ss.decoding = false;
   };
 
+  /** Bulk messages sealed and written as one buffer (one system call); the connection takes writes (not blocked, nothing queued). */
+  const writeMany = (s: State, ss: Session, items: Array<{ body: PeerBody; epoch: number }>, log: import('bunyan')) => {
+    const frames: Buffer[] = [];
+    for (const it of items) {
+      try { frames.push(seal(ss, it.body, it.epoch, tracer?.frameOut(peer, it.body, it.epoch))); } catch (e) {
+        log.error({ peer, msgType: it.body.type }, `peer message '${it.body.type}' not sent to node ${peer}: ${(e as Error).message}`);
+        continue;
+      }
+      ss.sendSeq++;
+    }
+    s.sent += frames.length;
+    probe('w.tw');
+    if (frames.length > 0 && !ss.conn.write(frames.length === 1 ? frames[0]! : Buffer.concat(frames))) ss.blocked = true;
+  };
+
   const onData = (connId: number, chunk: Buffer) => {
     probe('w.tr');
     const l = live;
@@ -403,6 +448,16 @@ export function peerLinkDef(o: PeerLinkOptions, direct?: { sendNow?: (body: Peer
   };
 
   if (direct) direct.sendNow = (body, epoch) => (live ? sendOne(live.s, body, epoch, live.self, live.sys, live.log) : 'down');
+  if (direct && o.bulkAtOnce) {
+    direct.sendManyNow = (items) => {
+      const ss = live?.s.session;
+      if (!live || !ss || direct.queuedMany > 0 || ss.blocked || ss.queue.length > 0) return false;
+      probe('w.sendMany');
+      tracer = live.sys.frames;
+      writeMany(live.s, ss, items, live.log);
+      return true;
+    };
+  }
 
   return {
     init: (ctx) => {
@@ -445,7 +500,7 @@ export function peerLinkDef(o: PeerLinkOptions, direct?: { sendNow?: (body: Peer
           const ss: Session = {
             conn: ses.conn, decoder: ses.decoder, keys: ses.keys, sendSeq: ses.sendSeq, recvSeq: ses.recvSeq,
             upSince: o.clock.now(), lastRecv: o.clock.now(), blocked: false, queue: [], urgent: 0, queuedBytes: 0,
-            inBulk: [], inBulkHead: 0, decoding: false,
+            inBulk: [], inBulkHead: 0, decoding: false, readBulkBytes: 0,
           };
           s.session = ss;
           s.phase = 'up';
@@ -489,25 +544,15 @@ export function peerLinkDef(o: PeerLinkOptions, direct?: { sendNow?: (body: Peer
         case 'closed': onClosed(msg.connId, msg.reason); return s;
 
         case 'sendMany': {
+          if (direct) direct.queuedMany--;
           probe('w.sendMany');
-          // Written as one buffer (one system call) while the connection takes them all.
           const ss = s.session;
           if (!ss) return s;
           if (ss.blocked || ss.queue.length > 0) {
             for (const it of msg.items) if (sendOne(s, it.body, it.epoch, ctx.self, sys, ctx.log) === 'overflow') break;
             return s;
           }
-          const frames: Buffer[] = [];
-          for (const it of msg.items) {
-            try { frames.push(seal(ss, it.body, it.epoch, tracer?.frameOut(peer, it.body, it.epoch))); } catch (e) {
-              ctx.log.error({ peer, msgType: it.body.type }, `peer message '${it.body.type}' not sent to node ${peer}: ${(e as Error).message}`);
-              continue;
-            }
-            ss.sendSeq++;
-          }
-          s.sent += frames.length;
-          probe('w.tw');
-          if (frames.length > 0 && !ss.conn.write(frames.length === 1 ? frames[0]! : Buffer.concat(frames))) ss.blocked = true;
+          writeMany(s, ss, msg.items, ctx.log);
           return s;
         }
 
@@ -558,7 +603,15 @@ export function peerLinkDef(o: PeerLinkOptions, direct?: { sendNow?: (body: Peer
 }
 
 export function spawnPeerLink(system: ActorSystem, parent: Ref<any> | undefined, o: PeerLinkOptions): PeerLinkHandle {
-  const direct: { sendNow?: (body: PeerBody, epoch: number) => SendResult } = {};
+  const direct: DirectPaths = { queuedMany: 0 };
   const ref = system.spawn(parent, 'peer-link', peerLinkDef(o, direct), { peer: o.peer.id });
-  return { ref, sendNow: (body, epoch) => direct.sendNow!(body, epoch) };
+  return {
+    ref,
+    sendNow: (body, epoch) => direct.sendNow!(body, epoch),
+    sendMany: (items) => {
+      if (direct.sendManyNow?.(items)) return;
+      direct.queuedMany++;
+      system.send(ref, { type: 'sendMany', items });
+    },
+  };
 }

@@ -12,7 +12,8 @@
  * turns — long enough, on a loaded machine, for leases to lapse. Lease and membership
  * messages are written at once (PeerLinkHandle.sendNow: ahead of anything queued); bulk
  * traffic (lock-engine messages: EPOCH_RULE 'receiver' and 'bound') sent in one turn is
- * coalesced into one 'sendMany' per peer. Order within each class is kept; nothing orders
+ * coalesced into one 'sendMany' per peer (written at once, without the mailbox, on a link that
+ * carries nothing else: bulkAtOnce). Order within each class is kept; nothing orders
  * one class against the other (lock messages carry their own epochs).
  */
 import type Logger from 'bunyan';
@@ -48,6 +49,8 @@ export interface TransportOptions {
   maxPendingHandshakes?: number;
   /** The epoch stamped on outgoing frames; the membership layer installs its own. */
   epoch?: () => number;
+  /** Links that carry bulk traffic only (lock links): see PeerLinkOptions.bulkAtOnce. */
+  bulkAtOnce?: boolean;
   onMessage(from: number, msg: PeerMessage): void;
   onLinkEvent?(ev: LinkEvent): void;
 }
@@ -106,7 +109,7 @@ export class PeerTransport {
         connectTimeoutMs: o.connectTimeoutMs ?? TRANSPORT_DEFAULTS.connectTimeoutMs,
         maxQueueBytes: o.maxQueueBytes ?? TRANSPORT_DEFAULTS.maxQueueBytes,
         maxQueueMessages: o.maxQueueMessages ?? TRANSPORT_DEFAULTS.maxQueueMessages,
-        idleTimeoutMs: o.idleTimeoutMs,
+        idleTimeoutMs: o.idleTimeoutMs, bulkAtOnce: o.bulkAtOnce,
         epoch: () => this.epochSource(),
         onMessage: (from, msg) => o.onMessage(from, msg),
         onLinkEvent: (ev) => o.onLinkEvent?.(ev),
@@ -177,8 +180,8 @@ export class PeerTransport {
     this.bulkCause.delete(peer);
     if (!q || !link || q.length === 0) return;
     // Sent from a microtask: in the trace, caused by what queued its first message.
-    if (t && held !== undefined) t.within(held, () => this.o.system.send(link.ref, { type: 'sendMany', items: q }));
-    else this.o.system.send(link.ref, { type: 'sendMany', items: q });
+    if (t && held !== undefined) t.within(held, () => link.sendMany(q));
+    else link.sendMany(q);
   }
 
   private flushAllBulk(): void {
