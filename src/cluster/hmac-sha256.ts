@@ -13,6 +13,10 @@
  * is faster per byte: SMALL_MAX bounds the JavaScript path. Both give the same bytes
  * (test/hmac-sha256.test.ts checks them against node:crypto).
  *
+ * Why not a library: @noble/hashes 1.8 (audited, pure JS) with a keyed HMAC cloned per frame
+ * took 3.0 µs per 100-byte frame hot against node:crypto's 2.1 and this file's 1.2 (2026-12-03,
+ * same loop): it redoes no key setup either, but is slower than node:crypto, so it would not cut.
+ *
  * Owns no messages. Not constant-time in the message length (neither is OpenSSL's); no
  * branch depends on the key or the message bytes.
  */
