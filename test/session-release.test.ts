@@ -71,13 +71,18 @@ describe('client session: unlock answered before the master confirms', function 
     h.collect = (epoch) => sys.ask<SessionMsg, LockRecord[]>(h.ref, (replyTo) => ({ type: 'collect', epoch, replyTo }), 10000);
     return h;
   }
+  /** A session whose client said hello (request id 1). */
+  async function opened(maxInFlight: number): Promise<Harness> {
+    const h = session({ maxInFlight });
+    await h.req({ type: 'hello', id: 1, version: CLIENT_PROTOCOL_VERSION, client: 't' });
+    return h;
+  }
   const released = (lockId: number): LockEvent => ({ type: 'lock.released', lockId: `1:7/${lockId}` });
   const codeOf = (h: Harness, id: number) => { const r = h.replyTo(id); return r === undefined ? undefined : r.ok ? 'ok' : r.code; };
   const opsOn = (h: Harness, type: string) => h.routed.filter((r) => r.msg.type === type);
 
   it('answers the unlock of a granted lock at once; the release counts as in flight until the master confirms', async () => {
-    const h = session({ maxInFlight: 8 });
-    await h.req({ type: 'hello', id: 1, version: CLIENT_PROTOCOL_VERSION, client: 't' });
+    const h = await opened(8);
     await h.grantedLock(1, 'r', EX, 2);
     await h.req({ type: 'unlock', id: 3, lockId: 1 });
     expect(h.replyTo(3)?.ok, 'answered before any lock.released').to.equal(true);
@@ -88,8 +93,7 @@ describe('client session: unlock answered before the master confirms', function 
   });
 
   it('keeps today\'s path (the reply waits for the master) for an LVB write in PW/EX and for a lock with a request in progress', async () => {
-    const h = session({ maxInFlight: 8 });
-    await h.req({ type: 'hello', id: 1, version: CLIENT_PROTOCOL_VERSION, client: 't' });
+    const h = await opened(8);
     await h.grantedLock(1, 'r1', EX, 2);
     await h.req({ type: 'unlock', id: 3, lockId: 1, lvb: Buffer.from('v') });
     expect(h.replyTo(3), 'an EX unlock writing the LVB waits').to.equal(undefined);
@@ -107,8 +111,7 @@ describe('client session: unlock answered before the master confirms', function 
   });
 
   it('a lock request reusing the lock id waits until the release is over: a late event of the old lock never reaches the new one', async () => {
-    const h = session({ maxInFlight: 8 });
-    await h.req({ type: 'hello', id: 1, version: CLIENT_PROTOCOL_VERSION, client: 't' });
+    const h = await opened(8);
     await h.grantedLock(1, 'r', EX, 2);
     await h.req({ type: 'unlock', id: 3, lockId: 1 });
     expect(h.replyTo(3)?.ok).to.equal(true);
@@ -128,8 +131,7 @@ describe('client session: unlock answered before the master confirms', function 
   });
 
   it('a lock request parked behind a release can be cancelled or unlocked like any pending request', async () => {
-    const h = session({ maxInFlight: 8 });
-    await h.req({ type: 'hello', id: 1, version: CLIENT_PROTOCOL_VERSION, client: 't' });
+    const h = await opened(8);
     await h.grantedLock(1, 'r', EX, 2);
     await h.req({ type: 'unlock', id: 3, lockId: 1 });
     await h.req({ type: 'lock', id: 4, lockId: 1, lockspace: 'ls', resource: 'r', mode: PR });
@@ -146,8 +148,7 @@ describe('client session: unlock answered before the master confirms', function 
   });
 
   it('a recovery while a release travels: the lock is not in the records, the release is over, a request parked on its id goes out in the new epoch', async () => {
-    const h = session({ maxInFlight: 8 });
-    await h.req({ type: 'hello', id: 1, version: CLIENT_PROTOCOL_VERSION, client: 't' });
+    const h = await opened(8);
     await h.grantedLock(1, 'r', EX, 2);
     await h.grantedLock(2, 'r', PR, 3);
     await h.req({ type: 'unlock', id: 4, lockId: 1 });
@@ -164,8 +165,7 @@ describe('client session: unlock answered before the master confirms', function 
   });
 
   it('a lock.lost for a released lock ends its release without telling the client anything', async () => {
-    const h = session({ maxInFlight: 8 });
-    await h.req({ type: 'hello', id: 1, version: CLIENT_PROTOCOL_VERSION, client: 't' });
+    const h = await opened(8);
     await h.grantedLock(1, 'r', EX, 2);
     await h.req({ type: 'unlock', id: 3, lockId: 1 });
     await h.ev({ type: 'lock.lost', lockId: '1:7/1', reason: 'resource failed' });
@@ -174,8 +174,7 @@ describe('client session: unlock answered before the master confirms', function 
   });
 
   it('a release that fails at the master: counted, no crash, its resource purged when the session ends', async () => {
-    const h = session({ maxInFlight: 8 });
-    await h.req({ type: 'hello', id: 1, version: CLIENT_PROTOCOL_VERSION, client: 't' });
+    const h = await opened(8);
     await h.grantedLock(1, 'r', EX, 2);
     await h.req({ type: 'unlock', id: 3, lockId: 1 });
     await h.ev({ type: 'lock.opError', lockId: '1:7/1', op: 'unlock', code: 'INVALID', message: 'refused' });
@@ -190,8 +189,7 @@ describe('client session: unlock answered before the master confirms', function 
   });
 
   it('the session ends with releases in flight: their resources are purged, nothing stays counted', async () => {
-    const h = session({ maxInFlight: 8 });
-    await h.req({ type: 'hello', id: 1, version: CLIENT_PROTOCOL_VERSION, client: 't' });
+    const h = await opened(8);
     await h.grantedLock(1, 'r', EX, 2);
     await h.req({ type: 'unlock', id: 3, lockId: 1 });
     expect(h.admission.inFlight).to.equal(1);
@@ -202,8 +200,7 @@ describe('client session: unlock answered before the master confirms', function 
   });
 
   it('at most max_requests_per_client releases in flight: beyond, the unlock waits for its master', async () => {
-    const h = session({ maxInFlight: 2 });
-    await h.req({ type: 'hello', id: 1, version: CLIENT_PROTOCOL_VERSION, client: 't' });
+    const h = await opened(2);
     for (const i of [1, 2, 3]) await h.grantedLock(i, `r${i}`, EX, 10 + i);
     for (const i of [1, 2, 3]) await h.req({ type: 'unlock', id: 20 + i, lockId: i });
     expect([1, 2, 3].map((i) => h.replyTo(20 + i)?.ok)).to.deep.equal([true, true, undefined]);
