@@ -144,6 +144,11 @@ export function decodePayload(body: Buffer): unknown {
   return decodeWith(packr, body);
 }
 
+/** decodePayload with every binary value copied out of body. */
+export function decodeTransientPayload(body: Buffer): unknown {
+  return decodeWith(copyingPackr, body);
+}
+
 function decodeWith(p: Packr, body: Buffer): unknown {
   try {
     return p.unpack(body);
@@ -191,6 +196,13 @@ export class FrameDecoder {
     const held = this.buf.length;
     this.split(chunk, (body) => each(decodeWith(copyingPackr, body)));
     // A partial frame left as a view of the chunk (the chunk was not concatenated to earlier bytes).
+    if (held === 0 && this.buf.length > 0) this.buf = Buffer.from(this.buf);
+  }
+
+  /** pushRaw for bytes valid only during this call: each(body) gets a view valid only during it. */
+  pushRawTransient(chunk: Buffer, each: (body: Buffer) => void): void {
+    const held = this.buf.length;
+    this.split(chunk, each);
     if (held === 0 && this.buf.length > 0) this.buf = Buffer.from(this.buf);
   }
 
