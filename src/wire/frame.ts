@@ -13,6 +13,9 @@
  * bytes followed by a fixed-size trailer (a MAC, src/cluster/auth.ts): encodeFrameWithTrailer
  * writes such frames, FrameDecoder.pushRaw returns payloads undecoded so the trailer can be
  * checked before decodePayload looks at the rest.
+ *
+ * Sockets read into one reused buffer (the client's `onread`, the daemon's readIntoBuffer) feed
+ * FrameDecoder.pushTransient / pushRawTransient instead: what outlives the call is copied.
  */
 import { Packr, RESERVE_START_SPACE } from 'msgpackr';
 
@@ -193,16 +196,17 @@ export class FrameDecoder {
    * Throws FrameError on bad input (the frames before the bad one have been delivered).
    */
   pushTransient(chunk: Buffer, each: (value: unknown) => void): void {
-    const held = this.buf.length;
-    this.split(chunk, (body) => each(decodeWith(copyingPackr, body)));
-    // A partial frame left as a view of the chunk (the chunk was not concatenated to earlier bytes).
-    if (held === 0 && this.buf.length > 0) this.buf = Buffer.from(this.buf);
+    this.pushRawTransient(chunk, (body) => each(decodeWith(copyingPackr, body)));
   }
 
-  /** pushRaw for bytes valid only during this call: each(body) gets a view valid only during it. */
+  /**
+   * pushRaw for bytes valid only during this call: each(body) gets every whole frame's payload,
+   * a view valid only during that call (decodeTransientPayload copies binary values out).
+   */
   pushRawTransient(chunk: Buffer, each: (body: Buffer) => void): void {
     const held = this.buf.length;
     this.split(chunk, each);
+    // A partial frame left as a view of the chunk (the chunk was not concatenated to earlier bytes).
     if (held === 0 && this.buf.length > 0) this.buf = Buffer.from(this.buf);
   }
 
