@@ -10,7 +10,8 @@
  * (main thread, other threads) with the time their threads were runnable but waiting for a
  * CPU (Linux schedstat) and their context switches: on a shared machine these are the
  * steadier figures. Each build's pairs run through that build's own client library (from its
- * dist/), and the CPU this process (the client's) spent per pair is printed too.
+ * dist/), and the CPU this process (the client's) spent per pair is printed too. A second table
+ * gives each build's ratios to the base taken within each repetition, median (range).
  *
  * Usage: node dist/bench/remote-pair.js [--builds ROOT,ROOT,...] [--seconds S] [--reps N]
  *        [--lease-ms MS] [--prof DIR [--prof-interval US]] [--only remote|local] [--inspect N] [--fresh]
@@ -237,6 +238,22 @@ async function main(): Promise<void> {
       const cpu = (k: keyof CpuPerPair) => med(x.map((p) => p.cpu[k]));
       const total = (ys: Pairs[]) => med(ys.map((p) => p.cpu.n1main + p.cpu.n1rest + p.cpu.n2main + p.cpu.n2rest));
       console.log(`| ${b.label} | ${where} | ${cell(ps)} | ${(med(ps) / med(base.map((p) => p.perSec))).toFixed(2)} | ${cell(p50)} | ${(med(p50) / med(base.map((p) => p.p50us))).toFixed(2)} | ${cell(x.map((p) => p.p99us))} | ${(med(p50) / (where === 'remote' ? floorRemote : floorLocal)).toFixed(2)} | ${fmt(cpu('n1main'))} + ${fmt(cpu('n1rest'))}, ${fmt(cpu('n2main'))} + ${fmt(cpu('n2rest'))} | ${(total(x) / total(base)).toFixed(2)} | ${fmt(cpu('waited'))} | ${fmt(cpu('switches'))} | ${cell(x.map((p) => p.cpu.client))} | ${(cpu('client') / med(base.map((p) => p.cpu.client))).toFixed(2)} |`);
+    }
+  }
+  // Ratios taken within each repetition (a build against the base's figure of the same
+  // repetition, seconds apart): steadier than ratios of medians when the machine switches
+  // between fast and slow states during the run.
+  console.log('\n| build | master | per repetition × base, median (range): pairs/s | p50 | CPU per pair, nodes 1 and 2, all threads | the client process, CPU per pair | repetitions with less client CPU than the base |');
+  console.log('|---|---|---|---|---|---|---|');
+  for (const where of (['remote', 'local'] as const).filter((w) => !values.only || values.only === w)) {
+    const base = results.get(`${builds[0]!.label} ${where}`)!;
+    for (const b of builds.slice(1)) {
+      const x = results.get(`${b.label} ${where}`)!;
+      const ratio = (f: (p: Pairs) => number) => x.map((p, i) => f(p) / f(base[i]!));
+      const daemon = (p: Pairs) => p.cpu.n1main + p.cpu.n1rest + p.cpu.n2main + p.cpu.n2rest;
+      const ratioCell = (v: number[]) => `${med(v).toFixed(2)} (${Math.min(...v).toFixed(2)}–${Math.max(...v).toFixed(2)})`;
+      const client = ratio((p) => p.cpu.client);
+      console.log(`| ${b.label} | ${where} | ${ratioCell(ratio((p) => p.perSec))} | ${ratioCell(ratio((p) => p.p50us))} | ${ratioCell(ratio(daemon))} | ${ratioCell(client)} | ${client.filter((r) => r < 1).length} of ${client.length} |`);
     }
   }
   if (values.prof) {
