@@ -9,7 +9,9 @@
  * round trips), the 1-minute load average, and the CPU time node 1 and node 2 spent per pair
  * (main thread, other threads) with the time their threads were runnable but waiting for a
  * CPU (Linux schedstat) and their context switches: on a shared machine these are the
- * steadier figures.
+ * steadier figures. Each build's pairs run through that build's own client library (from its
+ * dist/), and the CPU this process (the client's) spent per pair is printed too. A second table
+ * gives each build's ratios to the base taken within each repetition, median (range).
  *
  * Usage: node dist/bench/remote-pair.js [--builds ROOT,ROOT,...] [--seconds S] [--reps N]
  *        [--lease-ms MS] [--prof DIR [--prof-interval US]] [--only remote|local] [--inspect N] [--fresh]
@@ -49,13 +51,13 @@ const MEMBERS = [1, 2, 3];
 /** `--prof-interval`: the profiler's sampling interval, µs (node's default is 1000). */
 let profIntervalUs = 1000;
 
-interface Build { label: string; root: string; dir: string; nodes: LocalNode[]; procs: ChildProcess[]; client?: MxfsClient; profDir?: string; trace: boolean }
+interface Build { label: string; root: string; dir: string; nodes: LocalNode[]; procs: ChildProcess[]; client?: MxfsClient; profDir?: string; trace: boolean; lib: typeof MxfsClient }
 interface Pairs { perSec: number; p50us: number; p99us: number; load: number; cpu: CpuPerPair }
 /**
  * µs per pair of node 1's and node 2's main thread and other threads (the cluster worker, V8's
  * helpers) on a CPU, all of theirs runnable but waiting for one; their context switches per pair.
  */
-interface CpuPerPair { n1main: number; n1rest: number; n2main: number; n2rest: number; waited: number; switches: number }
+interface CpuPerPair { n1main: number; n1rest: number; n2main: number; n2rest: number; waited: number; switches: number; client: number }
 
 /** [ns on a CPU, ns waiting for one] of a process's main thread and of its other threads (schedstat). */
 function sched(pid: number): { main: number; rest: number; wait: number; switches: number } {
@@ -108,7 +110,7 @@ async function start(b: Build, leaseMs: number, hint: number): Promise<void> {
     }));
     return sts.every((s) => s?.cluster.state === 'running' && s.cluster.members.join() === MEMBERS.join());
   }, 60000, `${b.label}: a 3-node view`);
-  b.client = await MxfsClient.connect(b.nodes[0]!.socket, { name: 'bench-remote-pair' });
+  b.client = await b.lib.connect(b.nodes[0]!.socket, { name: 'bench-remote-pair' });
 }
 
 async function stop(b: Build): Promise<void> {
@@ -125,6 +127,7 @@ async function pairs(b: Build, names: string[], seconds: number): Promise<Pairs>
   for (const n of names.slice(0, 200)) await (await c.lock(n, Mode.EX)).unlock(); // warm up (and spawn) the first resources
   const pids = [b.procs[0]!.pid!, b.procs[1]!.pid!];
   const before = pids.map(sched);
+  const cpu0 = process.cpuUsage();
   const lat: number[] = [];
   const end = now() + seconds * 1000;
   for (let i = 200; now() < end; i++) {
@@ -136,6 +139,7 @@ async function pairs(b: Build, names: string[], seconds: number): Promise<Pairs>
     probe('c.end');
     lat.push(now() - t);
   }
+  const cpu1 = process.cpuUsage(cpu0);
   const after = pids.map(sched);
   const per = (x: number) => x / 1000 / lat.length;
   const cpu = {
@@ -143,6 +147,7 @@ async function pairs(b: Build, names: string[], seconds: number): Promise<Pairs>
     n2main: per(after[1]!.main - before[1]!.main), n2rest: per(after[1]!.rest - before[1]!.rest),
     waited: per(after[0]!.wait - before[0]!.wait + after[1]!.wait - before[1]!.wait),
     switches: (after[0]!.switches - before[0]!.switches + after[1]!.switches - before[1]!.switches) / lat.length,
+    client: (cpu1.user + cpu1.system) / lat.length,
   };
   lat.sort((a, b) => a - b);
   return { perSec: lat.length / seconds, p50us: quantile(lat, 0.5) * 1000, p99us: quantile(lat, 0.99) * 1000, load: os.loadavg()[0]!, cpu };
@@ -191,6 +196,8 @@ async function main(): Promise<void> {
   const builds: Build[] = roots.map((root, i) => ({
     label: `${i}:${path.basename(root)}${specs[i]!.trace ? '+trace' : ''}`, root, trace: specs[i]!.trace, dir: path.join(work, `b${i}`), nodes: [], procs: [],
     profDir: values.prof ? path.join(path.resolve(values.prof), `b${i}`) : undefined,
+    // Each build's own client library (its dist/), so a change to the client shows in its column.
+    lib: (require(path.join(root, 'dist', 'src', 'client', 'client')) as typeof import('../src/client/client')).MxfsClient,
   }));
   const results = new Map<string, Pairs[]>();
   const floors: Record<'tcp' | 'unix', number[]> = { tcp: [], unix: [] };
@@ -219,8 +226,8 @@ async function main(): Promise<void> {
   const loads = [...results.values()].flat().map((p) => p.load);
   console.log(`# ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC, ${os.cpus().length}× ${os.cpus()[0]?.model.trim()}, Node ${process.version}; 1 client, lock(EX)+unlock on distinct names${values.fresh ? ' (never reused)' : ''}, ${seconds} s per figure, ${reps} repetition(s) alternating the builds, median (range); load 1 min ${Math.min(...loads).toFixed(2)}–${Math.max(...loads).toFixed(2)}`);
   console.log(`# transport floor p50: TCP echo ${cell(floors.tcp)} µs, Unix echo ${cell(floors.unix)} µs`);
-  console.log('\n| build | master | pairs/s | × base | p50 (µs) | × base | p99 (µs) | p50 / floor | CPU µs per pair: node 1 main + other threads, node 2 main + other threads | × base | waiting for a CPU, µs per pair | context switches per pair (nodes 1 and 2) |');
-  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|');
+  console.log('\n| build | master | pairs/s | × base | p50 (µs) | × base | p99 (µs) | p50 / floor | CPU µs per pair: node 1 main + other threads, node 2 main + other threads | × base | waiting for a CPU, µs per pair | context switches per pair (nodes 1 and 2) | client process CPU µs per pair | × base |');
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
   const floorRemote = 2 * med(floors.unix) + 2 * med(floors.tcp);
   const floorLocal = 2 * med(floors.unix);
   for (const where of (['remote', 'local'] as const).filter((w) => !values.only || values.only === w)) {
@@ -230,7 +237,23 @@ async function main(): Promise<void> {
       const ps = x.map((p) => p.perSec), p50 = x.map((p) => p.p50us);
       const cpu = (k: keyof CpuPerPair) => med(x.map((p) => p.cpu[k]));
       const total = (ys: Pairs[]) => med(ys.map((p) => p.cpu.n1main + p.cpu.n1rest + p.cpu.n2main + p.cpu.n2rest));
-      console.log(`| ${b.label} | ${where} | ${cell(ps)} | ${(med(ps) / med(base.map((p) => p.perSec))).toFixed(2)} | ${cell(p50)} | ${(med(p50) / med(base.map((p) => p.p50us))).toFixed(2)} | ${cell(x.map((p) => p.p99us))} | ${(med(p50) / (where === 'remote' ? floorRemote : floorLocal)).toFixed(2)} | ${fmt(cpu('n1main'))} + ${fmt(cpu('n1rest'))}, ${fmt(cpu('n2main'))} + ${fmt(cpu('n2rest'))} | ${(total(x) / total(base)).toFixed(2)} | ${fmt(cpu('waited'))} | ${fmt(cpu('switches'))} |`);
+      console.log(`| ${b.label} | ${where} | ${cell(ps)} | ${(med(ps) / med(base.map((p) => p.perSec))).toFixed(2)} | ${cell(p50)} | ${(med(p50) / med(base.map((p) => p.p50us))).toFixed(2)} | ${cell(x.map((p) => p.p99us))} | ${(med(p50) / (where === 'remote' ? floorRemote : floorLocal)).toFixed(2)} | ${fmt(cpu('n1main'))} + ${fmt(cpu('n1rest'))}, ${fmt(cpu('n2main'))} + ${fmt(cpu('n2rest'))} | ${(total(x) / total(base)).toFixed(2)} | ${fmt(cpu('waited'))} | ${fmt(cpu('switches'))} | ${cell(x.map((p) => p.cpu.client))} | ${(cpu('client') / med(base.map((p) => p.cpu.client))).toFixed(2)} |`);
+    }
+  }
+  // Ratios taken within each repetition (a build against the base's figure of the same
+  // repetition, seconds apart): steadier than ratios of medians when the machine switches
+  // between fast and slow states during the run.
+  console.log('\n| build | master | per repetition × base, median (range): pairs/s | p50 | CPU per pair, nodes 1 and 2, all threads | the client process, CPU per pair | repetitions with less client CPU than the base |');
+  console.log('|---|---|---|---|---|---|---|');
+  for (const where of (['remote', 'local'] as const).filter((w) => !values.only || values.only === w)) {
+    const base = results.get(`${builds[0]!.label} ${where}`)!;
+    for (const b of builds.slice(1)) {
+      const x = results.get(`${b.label} ${where}`)!;
+      const ratio = (f: (p: Pairs) => number) => x.map((p, i) => f(p) / f(base[i]!));
+      const daemon = (p: Pairs) => p.cpu.n1main + p.cpu.n1rest + p.cpu.n2main + p.cpu.n2rest;
+      const ratioCell = (v: number[]) => `${med(v).toFixed(2)} (${Math.min(...v).toFixed(2)}–${Math.max(...v).toFixed(2)})`;
+      const client = ratio((p) => p.cpu.client);
+      console.log(`| ${b.label} | ${where} | ${ratioCell(ratio((p) => p.perSec))} | ${ratioCell(ratio((p) => p.p50us))} | ${ratioCell(ratio(daemon))} | ${ratioCell(client)} | ${client.filter((r) => r < 1).length} of ${client.length} |`);
     }
   }
   if (values.prof) {

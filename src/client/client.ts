@@ -351,12 +351,34 @@ function toGrant(g: { mode: Mode; token: number; lvb: Buffer; lvbValid: boolean 
   return { mode: g.mode, token: g.token, lvb: Buffer.from(g.lvb), lvbValid: g.lvbValid };
 }
 
+/**
+ * Bytes of the client socket's read buffer: every read lands in this one buffer (net.connect's
+ * `onread`), so no buffer is allocated per read and no 'data' event goes through the stream's
+ * machinery. A frame larger than this simply spans reads (FrameDecoder keeps a copy of it).
+ */
+export const CLIENT_READ_BUFFER_BYTES = 64 * 1024;
+
 /** A transport over mxfsd's Unix socket. */
 export function socketTransport(path: string, maxFrameBytes: number, timeoutMs: number): Promise<ClientTransport> {
   return new Promise((resolve, reject) => {
-    const sock = net.createConnection(path);
     const dec = new FrameDecoder(maxFrameBytes);
     let closed = false;
+    const deliver = (raw: unknown) => t.onMessage?.(validateDaemonMessage(raw));
+    // Called with the bytes of each read, valid only during the call (the buffer is reused):
+    // pushTransient decodes whole frames (copying out binary values) and copies a partial one.
+    const onRead = (n: number, buf: Buffer): boolean => {
+      if (closed) return false;
+      try {
+        dec.pushTransient(n === buf.length ? buf : buf.subarray(0, n), deliver);
+        return true;
+      } catch (e) {
+        closed = true;
+        sock.destroy();
+        t.onClose?.(`bad data from mxfsd: ${(e as Error).message}`);
+        return false;
+      }
+    };
+    const sock = net.connect({ path, onread: { buffer: Buffer.allocUnsafe(CLIENT_READ_BUFFER_BYTES), callback: onRead } });
     const t: ClientTransport = {
       send(req) { if (!closed) sock.write(encodeFrame(req, maxFrameBytes)); },
       close() { if (!closed) { closed = true; sock.destroy(); t.onClose?.('closed by client'); } },
@@ -368,15 +390,6 @@ export function socketTransport(path: string, maxFrameBytes: number, timeoutMs: 
       if (!closed) { closed = true; reject(new LockError('LOST', `cannot connect to mxfsd at ${path}: ${e.code ?? e.message}`)); t.onClose?.(e.message); }
     });
     sock.on('close', () => { if (!closed) { closed = true; t.onClose?.('socket closed'); } });
-    sock.on('data', (chunk: Buffer) => {
-      try {
-        for (const raw of dec.push(chunk)) t.onMessage?.(validateDaemonMessage(raw));
-      } catch (e) {
-        closed = true;
-        sock.destroy();
-        t.onClose?.(`bad data from mxfsd: ${(e as Error).message}`);
-      }
-    });
   });
 }
 

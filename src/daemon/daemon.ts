@@ -35,8 +35,9 @@ import { modeName } from '../dlm/modes';
 import { ClientTransport, MxfsClient } from '../client/client';
 import type { Config } from '../config/config';
 import { ClientRequest, DaemonMessage, FaultSpec, ProtocolError, RequestError, validateClientRequest } from '../wire/client-protocol';
-import { decodePayload, encodedSize, encodeFrame, encodeReplyFrame, fitList, FrameDecoder, FrameError } from '../wire/frame';
+import { decodeTransientPayload, encodedSize, encodeFrame, encodeReplyFrame, fitList, FrameDecoder, FrameError } from '../wire/frame';
 import { invalidUtf8Fields } from '../wire/utf8-fields';
+import { readIntoBuffer } from '../util/socket-read';
 import { Coalescer } from '../util/coalesce';
 import { NodeLock } from './node-lock';
 import type { Admission } from '../actors/client-session';
@@ -205,7 +206,8 @@ export class Daemon implements DaemonInfo {
     // Only the holder of the socket's lock may remove a stale socket file and listen: two
     // daemons starting at once on one path cannot both find it stale and both listen.
     this.socketLock = NodeLock.acquire(`${p}.lock`, `socket ${p}`);
-    const server = net.createServer((sock) => this.accept(sock));
+    // Paused: accept() sets up the socket's reads into CLIENT_READ_BUFFER before any.
+    const server = net.createServer({ pauseOnConnect: true }, (sock) => this.accept(sock));
     server.maxConnections = this.o.config.locking.maxClients;
     await listenClientSocket(server, { path: p, mode: node.socketMode, gid });
     server.on('error', (e) => this.log.error({ err: e }, 'client socket error'));
@@ -378,36 +380,40 @@ export class Daemon implements DaemonInfo {
     }, () => { unhandled--; if (paused && unhandled <= MAX_UNHANDLED / 2) pauseOrResume(); },
     () => (sock.writableLength > pauseAt ? `${sock.writableLength} bytes of replies to this connection are not read yet (more than a quarter of [locking] max_client_output_bytes, ${maxOutput}): read them, then ask again` : undefined));
     const sessionId = this.nextSession - 1;
-    sock.on('data', (chunk: Buffer) => {
-      probe('m.cin');
-      if (!open) return;
+    // One frame's payload, a view valid only during the call (the read buffer is reused):
+    // decoded with its binary values copied out, checked while the bytes are there.
+    const onBody = (body: Buffer) => {
+      const raw = decodeTransientPayload(body);
+      let req: ClientRequest;
       try {
-        for (const body of dec.pushRaw(chunk)) {
-          const raw = decodePayload(body);
-          let req: ClientRequest;
-          try {
-            req = validateClientRequest(raw, invalidUtf8Fields(body));
-          } catch (e) {
-            if (!(e instanceof RequestError)) throw e;
-            // One bad request fails alone: its session answers INVALID, the connection stays.
-            log.debug({ session: sessionId, id: e.id, type: e.reqType, err: e.message }, 'invalid request refused');
-            unhandled++;
-            this.sys.send(ref, { type: 'invalid', id: e.id, reqType: e.reqType, message: e.message });
-            continue;
-          }
-          if (req.type === 'hello') {
-            const s = this.sessions.get(sessionId);
-            if (s) { s.client = req.client; s.pid = req.pid; }
-          }
-          // Heartbeats are answered here, not behind the requests in the session's mailbox (a
-          // client with 50 000 locks collecting its records, a flood of its own requests...),
-          // but only while this node holds its lease: a fenced node's clients must give up
-          // (LockRouter.leaseHeld; the fence also tells them at once, tellLost).
-          const acked = req.type === 'hb' && this.router.leaseHeld();
-          if (acked && req.type === 'hb') emit({ type: 'hb', ack: req.seq });
-          unhandled++;
-          this.sys.send(ref, { type: 'client', req, acked });
-        }
+        req = validateClientRequest(raw, invalidUtf8Fields(body));
+      } catch (e) {
+        if (!(e instanceof RequestError)) throw e;
+        // One bad request fails alone: its session answers INVALID, the connection stays.
+        log.debug({ session: sessionId, id: e.id, type: e.reqType, err: e.message }, 'invalid request refused');
+        unhandled++;
+        this.sys.send(ref, { type: 'invalid', id: e.id, reqType: e.reqType, message: e.message });
+        return;
+      }
+      if (req.type === 'hello') {
+        const s = this.sessions.get(sessionId);
+        if (s) { s.client = req.client; s.pid = req.pid; }
+      }
+      // Heartbeats are answered here, not behind the requests in the session's mailbox (a
+      // client with 50 000 locks collecting its records, a flood of its own requests...),
+      // but only while this node holds its lease: a fenced node's clients must give up
+      // (LockRouter.leaseHeld; the fence also tells them at once, tellLost).
+      const acked = req.type === 'hb' && this.router.leaseHeld();
+      if (acked && req.type === 'hb') emit({ type: 'hb', ack: req.seq });
+      unhandled++;
+      this.sys.send(ref, { type: 'client', req, acked });
+    };
+    // Each read's bytes (valid only during the call); false stops reading (paused or cut).
+    const onRead = (n: number, rbuf: Buffer): boolean => {
+      probe('m.cin');
+      if (!open) return false;
+      try {
+        dec.pushRawTransient(rbuf.subarray(0, n), onBody);
         if (mustWait()) pauseOrResume();
       } catch (e) {
         if (!(e instanceof FrameError || e instanceof ProtocolError)) throw e;
@@ -415,7 +421,9 @@ export class Daemon implements DaemonInfo {
         emit({ type: 'lost', reason: `protocol error: ${e.message}` });
         cut(`protocol error: ${e.message}`);
       }
-    });
+      return !paused;
+    };
+    readIntoBuffer(sock, CLIENT_READ_BUFFER, onRead);
     sock.on('error', (e) => log.debug({ session: sessionId, err: e.message }, 'client socket error'));
     sock.on('close', () => {
       if (dec.pending > 0) log.warn({ session: sessionId, bytes: dec.pending }, 'client closed mid-frame (truncated frame)');
@@ -611,6 +619,14 @@ export class Daemon implements DaemonInfo {
 /** Resources listed per lockspace for one inspection (see localLocks). */
 const LIST_LIMIT = 4096;
 
+/**
+ * The one buffer every client socket is read into (src/util/socket-read.ts): reads are handled
+ * one at a time on this thread, and whatever outlives a read (a partial frame, a binary value
+ * of a request) is copied out of it.
+ */
+const CLIENT_READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
+
 function filterKey(f: { lockspace?: string; resource?: string }): string {
   return JSON.stringify([f.lockspace ?? null, f.resource ?? null]);
 }
+

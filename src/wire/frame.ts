@@ -13,6 +13,9 @@
  * bytes followed by a fixed-size trailer (a MAC, src/cluster/auth.ts): encodeFrameWithTrailer
  * writes such frames, FrameDecoder.pushRaw returns payloads undecoded so the trailer can be
  * checked before decodePayload looks at the rest.
+ *
+ * Sockets read into one reused buffer (the client's `onread`, the daemon's readIntoBuffer) feed
+ * FrameDecoder.pushTransient / pushRawTransient instead: what outlives the call is copied.
  */
 import { Packr, RESERVE_START_SPACE } from 'msgpackr';
 
@@ -28,6 +31,9 @@ export class FrameError extends Error {
 // One Packr for the process. No shared structures (both ends would need the same list);
 // useRecords:false keeps the encoding plain msgpack so foreign tools can read it.
 const packr = new Packr({ useRecords: false, mapsAsObjects: true, int64AsType: 'number' });
+// The same decoding, but every binary value is copied out of the input (msgpackr otherwise
+// returns views of it): for bytes read into a buffer that the next read writes over.
+const copyingPackr = new Packr({ useRecords: false, mapsAsObjects: true, int64AsType: 'number', copyBuffers: true });
 
 /** msg's msgpack encoding (a frame payload, or a batch handed to another thread). */
 export function encodePayload(msg: unknown): Buffer { return packr.pack(msg); }
@@ -138,8 +144,17 @@ function frameOf(body: Buffer, trailerBytes: number, maxBytes: number): Buffer {
 
 /** Decodes one frame payload (the msgpack bytes); throws FrameError if they are not msgpack. */
 export function decodePayload(body: Buffer): unknown {
+  return decodeWith(packr, body);
+}
+
+/** decodePayload with every binary value copied out of body. */
+export function decodeTransientPayload(body: Buffer): unknown {
+  return decodeWith(copyingPackr, body);
+}
+
+function decodeWith(p: Packr, body: Buffer): unknown {
   try {
-    return packr.unpack(body);
+    return p.unpack(body);
   } catch (e) {
     throw new FrameError(`undecodable frame: ${(e as Error).message}`);
   }
@@ -172,6 +187,27 @@ export class FrameDecoder {
     const out: Buffer[] = [];
     this.split(chunk, (body) => out.push(body));
     return out;
+  }
+
+  /**
+   * Feed bytes that are only valid during this call (a read buffer the socket reuses, see
+   * net.connect's `onread`): calls each(value) for every whole frame, decoded with its binary
+   * values copied out, and keeps a copy of a partial frame's bytes, never a view of the chunk.
+   * Throws FrameError on bad input (the frames before the bad one have been delivered).
+   */
+  pushTransient(chunk: Buffer, each: (value: unknown) => void): void {
+    this.pushRawTransient(chunk, (body) => each(decodeWith(copyingPackr, body)));
+  }
+
+  /**
+   * pushRaw for bytes valid only during this call: each(body) gets every whole frame's payload,
+   * a view valid only during that call (decodeTransientPayload copies binary values out).
+   */
+  pushRawTransient(chunk: Buffer, each: (body: Buffer) => void): void {
+    const held = this.buf.length;
+    this.split(chunk, each);
+    // A partial frame left as a view of the chunk (the chunk was not concatenated to earlier bytes).
+    if (held === 0 && this.buf.length > 0) this.buf = Buffer.from(this.buf);
   }
 
   private split(chunk: Buffer, each: (body: Buffer) => void): void {
