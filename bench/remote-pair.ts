@@ -7,7 +7,7 @@
  * load hits each build alike. Prints per build and workload the median (range) of pairs/s,
  * p50 and p99, the ratio of each build to the first, the transport floor (TCP and Unix echo
  * round trips), the 1-minute load average, and the CPU time node 1 and node 2 spent per pair
- * (main thread, other threads) with the time their threads were runnable but waiting for a
+ * (main thread, other threads; of it the system time of both, /proc/PID/stat) with the time their threads were runnable but waiting for a
  * CPU (Linux schedstat) and their context switches: on a shared machine these are the
  * steadier figures. Each build's pairs run through that build's own client library (from its
  * dist/), and the CPU this process (the client's) spent per pair is printed too. A second table
@@ -17,7 +17,10 @@
  *        [--lease-ms MS] [--prof DIR [--prof-interval US]] [--only remote|local] [--inspect N] [--fresh]
  *   --builds: repository roots with a built dist/ (default: this tree). The first is the base.
  *             ROOT+trace runs that build's nodes with [trace] enabled (the cost of tracing lock
- *             messages across nodes, the cluster worker's events included).
+ *             messages across nodes, the cluster worker's events included), ring_size 65 536;
+ *             ROOT+trace=N with ring_size N (how much of the cost is the ring's footprint).
+ *             With ROOT and ROOT+trace both in the run, it also prints the median (range) over
+ *             the repetitions of each one's traced / untraced ratio (pairs/s, CPU per pair).
  *   --inspect: before measuring, a client on node 1 holds N names mastered by node 2 and lists
  *             the locks once (mxfsctl locks), then releases them: the large replies that
  *             inspection moves through both nodes' threads (the state after an operator's look).
@@ -51,17 +54,21 @@ const MEMBERS = [1, 2, 3];
 /** `--prof-interval`: the profiler's sampling interval, µs (node's default is 1000). */
 let profIntervalUs = 1000;
 
-interface Build { label: string; root: string; dir: string; nodes: LocalNode[]; procs: ChildProcess[]; client?: MxfsClient; profDir?: string; trace: boolean; lib: typeof MxfsClient }
+interface Build { label: string; root: string; dir: string; nodes: LocalNode[]; procs: ChildProcess[]; client?: MxfsClient; profDir?: string; trace: boolean; ringSize: number; lib: typeof MxfsClient }
 interface Pairs { perSec: number; p50us: number; p99us: number; load: number; cpu: CpuPerPair }
 /**
  * µs per pair of node 1's and node 2's main thread and other threads (the cluster worker, V8's
  * helpers) on a CPU, all of theirs runnable but waiting for one; their context switches per pair.
  */
-interface CpuPerPair { n1main: number; n1rest: number; n2main: number; n2rest: number; waited: number; switches: number; client: number }
+interface CpuPerPair { n1main: number; n1rest: number; n2main: number; n2rest: number; waited: number; switches: number; sys: number; client: number }
 
 /** [ns on a CPU, ns waiting for one] of a process's main thread and of its other threads (schedstat). */
-function sched(pid: number): { main: number; rest: number; wait: number; switches: number } {
-  const out = { main: 0, rest: 0, wait: 0, switches: 0 };
+function sched(pid: number): { main: number; rest: number; wait: number; switches: number; sys: number } {
+  const out = { main: 0, rest: 0, wait: 0, switches: 0, sys: 0 };
+  try { // the process's system time (all threads, USER_HZ = 100 ticks a second), in ns
+    const st = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    out.sys = Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[12]) * 1e7;
+  } catch { /* gone */ }
   let tids: string[] = [];
   try { tids = fs.readdirSync(`/proc/${pid}/task`); } catch { return out; }
   for (const tid of tids) {
@@ -95,7 +102,7 @@ async function start(b: Build, leaseMs: number, hint: number): Promise<void> {
   // lock_port only for builds that have the lock engine's own links (older ones refuse the key).
   const lockPorts = fs.existsSync(path.join(b.root, 'dist', 'src', 'cluster', 'direct-link.js'));
   b.nodes = writeClusterConfigs(b.dir, 3, await pickBasePort(3, hint), leaseMs, lockPorts);
-  if (b.trace) for (const nd of b.nodes) fs.appendFileSync(nd.config, '\n[trace]\nenabled = true\nring_size = 65536\n');
+  if (b.trace) for (const nd of b.nodes) fs.appendFileSync(nd.config, `\n[trace]\nenabled = true\nring_size = ${b.ringSize}\n`);
   const mxfsd = path.join(b.root, 'dist', 'src', 'cli', 'mxfsd.js');
   for (const nd of b.nodes) {
     const prof = b.profDir ? ['--cpu-prof', `--cpu-prof-dir=${path.join(b.profDir, `node${nd.id}`)}`, `--cpu-prof-interval=${profIntervalUs}`] : [];
@@ -148,6 +155,7 @@ async function pairs(b: Build, names: string[], seconds: number): Promise<Pairs>
     waited: per(after[0]!.wait - before[0]!.wait + after[1]!.wait - before[1]!.wait),
     switches: (after[0]!.switches - before[0]!.switches + after[1]!.switches - before[1]!.switches) / lat.length,
     client: (cpu1.user + cpu1.system) / lat.length,
+    sys: per(after[0]!.sys - before[0]!.sys + after[1]!.sys - before[1]!.sys),
   };
   lat.sort((a, b) => a - b);
   return { perSec: lat.length / seconds, p50us: quantile(lat, 0.5) * 1000, p99us: quantile(lat, 0.99) * 1000, load: os.loadavg()[0]!, cpu };
@@ -188,13 +196,16 @@ async function main(): Promise<void> {
   const reps = Number(values.reps);
   const leaseMs = Number(values['lease-ms']);
   if (!(seconds > 0) || !(reps >= 1) || !(leaseMs >= 500)) throw new Error('remote-pair: --seconds, --reps must be positive, --lease-ms at least 500');
-  // ROOT+trace: that build's nodes run with [trace] enabled (ring only).
-  const specs = values.builds!.split(',').map((r) => ({ root: path.resolve(r.replace(/\+trace$/, '')), trace: r.endsWith('+trace') }));
+  // ROOT+trace[=N]: that build's nodes run with [trace] enabled (ring only, N events).
+  const specs = values.builds!.split(',').map((r) => {
+    const m = /\+trace(?:=(\d+))?$/.exec(r);
+    return { root: path.resolve(m ? r.slice(0, m.index) : r), trace: !!m, ringSize: m?.[1] ? Number(m[1]) : 65536, tag: m ? m[0] : '' };
+  });
   const roots = specs.map((s) => s.root);
   for (const r of roots) if (!fs.existsSync(path.join(r, 'dist', 'src', 'cli', 'mxfsd.js'))) throw new Error(`remote-pair: ${r} has no built dist/ (npm run build there)`);
   const work = tmpDir('mxfs-remote-pair-');
   const builds: Build[] = roots.map((root, i) => ({
-    label: `${i}:${path.basename(root)}${specs[i]!.trace ? '+trace' : ''}`, root, trace: specs[i]!.trace, dir: path.join(work, `b${i}`), nodes: [], procs: [],
+    label: `${i}:${path.basename(root)}${specs[i]!.tag}`, root, trace: specs[i]!.trace, ringSize: specs[i]!.ringSize, dir: path.join(work, `b${i}`), nodes: [], procs: [],
     profDir: values.prof ? path.join(path.resolve(values.prof), `b${i}`) : undefined,
     // Each build's own client library (its dist/), so a change to the client shows in its column.
     lib: (require(path.join(root, 'dist', 'src', 'client', 'client')) as typeof import('../src/client/client')).MxfsClient,
@@ -226,8 +237,8 @@ async function main(): Promise<void> {
   const loads = [...results.values()].flat().map((p) => p.load);
   console.log(`# ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC, ${os.cpus().length}× ${os.cpus()[0]?.model.trim()}, Node ${process.version}; 1 client, lock(EX)+unlock on distinct names${values.fresh ? ' (never reused)' : ''}, ${seconds} s per figure, ${reps} repetition(s) alternating the builds, median (range); load 1 min ${Math.min(...loads).toFixed(2)}–${Math.max(...loads).toFixed(2)}`);
   console.log(`# transport floor p50: TCP echo ${cell(floors.tcp)} µs, Unix echo ${cell(floors.unix)} µs`);
-  console.log('\n| build | master | pairs/s | × base | p50 (µs) | × base | p99 (µs) | p50 / floor | CPU µs per pair: node 1 main + other threads, node 2 main + other threads | × base | waiting for a CPU, µs per pair | context switches per pair (nodes 1 and 2) | client process CPU µs per pair | × base |');
-  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
+  console.log('\n| build | master | pairs/s | × base | p50 (µs) | × base | p99 (µs) | p50 / floor | CPU µs per pair: node 1 main + other threads, node 2 main + other threads | × base | of which system time (nodes 1 and 2) | waiting for a CPU, µs per pair | context switches per pair (nodes 1 and 2) | client process CPU µs per pair | × base |');
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
   const floorRemote = 2 * med(floors.unix) + 2 * med(floors.tcp);
   const floorLocal = 2 * med(floors.unix);
   for (const where of (['remote', 'local'] as const).filter((w) => !values.only || values.only === w)) {
@@ -237,7 +248,7 @@ async function main(): Promise<void> {
       const ps = x.map((p) => p.perSec), p50 = x.map((p) => p.p50us);
       const cpu = (k: keyof CpuPerPair) => med(x.map((p) => p.cpu[k]));
       const total = (ys: Pairs[]) => med(ys.map((p) => p.cpu.n1main + p.cpu.n1rest + p.cpu.n2main + p.cpu.n2rest));
-      console.log(`| ${b.label} | ${where} | ${cell(ps)} | ${(med(ps) / med(base.map((p) => p.perSec))).toFixed(2)} | ${cell(p50)} | ${(med(p50) / med(base.map((p) => p.p50us))).toFixed(2)} | ${cell(x.map((p) => p.p99us))} | ${(med(p50) / (where === 'remote' ? floorRemote : floorLocal)).toFixed(2)} | ${fmt(cpu('n1main'))} + ${fmt(cpu('n1rest'))}, ${fmt(cpu('n2main'))} + ${fmt(cpu('n2rest'))} | ${(total(x) / total(base)).toFixed(2)} | ${fmt(cpu('waited'))} | ${fmt(cpu('switches'))} | ${cell(x.map((p) => p.cpu.client))} | ${(cpu('client') / med(base.map((p) => p.cpu.client))).toFixed(2)} |`);
+      console.log(`| ${b.label} | ${where} | ${cell(ps)} | ${(med(ps) / med(base.map((p) => p.perSec))).toFixed(2)} | ${cell(p50)} | ${(med(p50) / med(base.map((p) => p.p50us))).toFixed(2)} | ${cell(x.map((p) => p.p99us))} | ${(med(p50) / (where === 'remote' ? floorRemote : floorLocal)).toFixed(2)} | ${fmt(cpu('n1main'))} + ${fmt(cpu('n1rest'))}, ${fmt(cpu('n2main'))} + ${fmt(cpu('n2rest'))} | ${(total(x) / total(base)).toFixed(2)} | ${fmt(cpu('sys'))} | ${fmt(cpu('waited'))} | ${fmt(cpu('switches'))} | ${cell(x.map((p) => p.cpu.client))} | ${(cpu('client') / med(base.map((p) => p.cpu.client))).toFixed(2)} |`);
     }
   }
   // Ratios taken within each repetition (a build against the base's figure of the same
@@ -254,6 +265,20 @@ async function main(): Promise<void> {
       const ratioCell = (v: number[]) => `${med(v).toFixed(2)} (${Math.min(...v).toFixed(2)}–${Math.max(...v).toFixed(2)})`;
       const client = ratio((p) => p.cpu.client);
       console.log(`| ${b.label} | ${where} | ${ratioCell(ratio((p) => p.perSec))} | ${ratioCell(ratio((p) => p.p50us))} | ${ratioCell(ratio(daemon))} | ${ratioCell(client)} | ${client.filter((r) => r < 1).length} of ${client.length} |`);
+    }
+  }
+  // Tracing's cost as the median of each repetition's own ratio (traced / untraced of the same
+  // build, measured in the same repetition): a change of the machine's state between
+  // repetitions falls out of it, unlike the ratio of the medians above.
+  for (const t of builds.filter((b) => b.trace)) {
+    const u = builds.find((b) => !b.trace && b.root === t.root);
+    if (!u) continue;
+    for (const where of (['remote', 'local'] as const).filter((w) => !values.only || values.only === w)) {
+      const xs = results.get(`${t.label} ${where}`)!, ys = results.get(`${u.label} ${where}`)!;
+      const cpu = (p: Pairs) => p.cpu.n1main + p.cpu.n1rest + p.cpu.n2main + p.cpu.n2rest;
+      const rps = xs.map((x, r) => x.perSec / ys[r]!.perSec), rcpu = xs.map((x, r) => cpu(x) / cpu(ys[r]!));
+      const show = (v: number[]) => `${med(v).toFixed(2)} (${Math.min(...v).toFixed(2)}–${Math.max(...v).toFixed(2)})`;
+      console.log(`# ${t.label} / ${u.label}, ${where}, per-repetition ratios: pairs/s ${show(rps)}, CPU per pair ${show(rcpu)}`);
     }
   }
   if (values.prof) {

@@ -101,6 +101,25 @@ describe('peer protocol', () => {
     expect(refusal({ ...wire({ type: 'dlmAck', inc: 1, n: 1, next: 0, rinc: 2, gap: false }), body: { inc: 1, n: 1, next: 0, rinc: 2 } })).to.equal("'dlmAck': field 'gap' must be a boolean");
   });
 
+  it('a trace stamp, the frame\'s and a lock message\'s: kept when sound, refused naming its field when not', () => {
+    const body: PeerBody = { type: 'dlm', inc: 5, n: 1, seq: 0, msg: { t: 'recDone', epoch: 3, tr: { id: 2 ** 41 + 7, lc: 12, ls: 'default', res: 'r.1' } } };
+    const tr = { id: 2 ** 40 + 3, lc: 11 };
+    const [decoded] = new FrameDecoder(1 << 20).push(encodePeerMessage({ hdr, body, tr }));
+    expect(validatePeerMessage(decoded)).to.deep.equal({ hdr, body, tr });
+    const stamped = (t: unknown) => { try { return validatePeerMessage({ ...wire({ type: 'welcome' }), tr: t }).tr; } catch (e) { return (e as Error).message; } };
+    expect(stamped({ id: 0, lc: Number.MAX_SAFE_INTEGER, extra: 1 })).to.deep.equal({ id: 0, lc: Number.MAX_SAFE_INTEGER });
+    expect(stamped([1, 2])).to.equal("field 'tr' must be a map");
+    expect(stamped(null)).to.equal("field 'tr' must be a map");
+    expect(stamped({ id: -1, lc: 1 })).to.equal("field 'tr.id' must be an unsigned integer");
+    expect(stamped({ id: 2 ** 53, lc: 1 })).to.equal("field 'tr.id' must be an unsigned integer");
+    expect(stamped({ id: 1, lc: 1.5 })).to.equal("field 'tr.lc' must be an unsigned integer");
+    expect(stamped({ id: 1 })).to.equal("field 'tr.lc' must be an unsigned integer");
+    expect(stamped({ id: 1, lc: 2, res: '' })).to.match(/tr\.res/);
+    // A lock message's bad stamp makes that one message `invalid`, as any bad lock message.
+    const bad = validatePeerMessage(wire({ type: 'dlm', inc: 5, n: 1, seq: 0, msg: { t: 'recDone', epoch: 3, tr: { id: 1, lc: 'x' } } } as unknown as PeerBody)).body;
+    expect(bad).to.deep.equal({ type: 'dlm', inc: 5, n: 1, seq: 0, invalid: "dlm message: field 'tr.lc' must be an unsigned integer" });
+  });
+
   it('random values and random mutations only ever produce PeerProtocolError', () => {
     fc.assert(fc.property(fc.anything({ withTypedArray: true, withMap: false }), (x) => {
       try { validatePeerMessage(x); } catch (e) { return e instanceof PeerProtocolError; }

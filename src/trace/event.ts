@@ -151,17 +151,22 @@ export function validateTraceEvent(x: unknown): TraceEvent {
   return compactEvent(e);
 }
 
-/** Validates the optional trace stamp of a DLM peer message. */
+/**
+ * Validates the trace stamp of a peer frame or a DLM peer message. It runs for every stamp a
+ * traced node receives (two per lock-link frame), so it makes no closure per call: those were
+ * the largest allocation tracing added per remote lock pair (heap sampling, docs/benchmarks.md).
+ */
 export function validateTraceStamp(x: unknown): TraceStamp {
-  const bad = (w: string): never => { throw new ProtocolError(`field 'tr${w}`); };
-  if (typeof x !== 'object' || x === null || Array.isArray(x) || x instanceof Uint8Array) bad(`' must be a map`);
+  if (typeof x !== 'object' || x === null || Array.isArray(x) || x instanceof Uint8Array) throw new ProtocolError(`field 'tr' must be a map`);
   const o = x as Obj;
-  const u = (k: string) => {
-    const v = o[k];
-    return typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= Number.MAX_SAFE_INTEGER ? v : bad(`.${k}' must be an unsigned integer`);
-  };
-  const s: TraceStamp = { id: u('id'), lc: u('lc') };
+  const s: TraceStamp = { id: stampUint(o.id, 'id'), lc: stampUint(o.lc, 'lc') };
   if (o.ls !== undefined) s.ls = checkName(o.ls, 'tr.ls', MAX_LOCKSPACE_NAME);
   if (o.res !== undefined) s.res = checkName(o.res, 'tr.res', MAX_RESOURCE_NAME);
   return s;
+}
+
+/** A stamp's unsigned integer field `k` (value v), or the ProtocolError naming it. */
+function stampUint(v: unknown, k: 'id' | 'lc'): number {
+  if (typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= Number.MAX_SAFE_INTEGER) return v;
+  throw new ProtocolError(`field 'tr.${k}' must be an unsigned integer`);
 }
