@@ -69,6 +69,36 @@ describe('cluster end to end (real processes, TCP)', function () {
     expect(hb.grant.token).to.be.greaterThan(h3.grant.token);
   });
 
+  it('a node shutting down releases a client\'s locks only once the client knows: after it closes, or after its own bound', async () => {
+    cl = new TestCluster(3, LEASE);
+    await cl.up();
+    const [r1, r2] = [resourceOn(2, [1, 2, 3], 'shut-a'), resourceOn(2, [1, 2, 3], 'shut-b')];
+    // A: a client of node 1 that never acts on what it is told (a process paused before it reads).
+    const a = await rawClient(cl.node(1).socket);
+    a.send({ type: 'hello', id: 1, version: 1, client: 'deaf' });
+    const t0 = performance.now(); // A's last message is sent after this: its lock stays valid >= client timeout from here
+    a.send({ type: 'lock', id: 2, lockId: 1, lockspace: 'default', resource: r1, mode: EX });
+    await waitFor(() => a.msgs.some((m) => m.type === 'reply' && m.id === 2 && m.ok), 20000, 'A granted');
+    // C: a library client of node 1; it closes its connection once it has marked its locks lost.
+    const c = await cl.client(1);
+    const hc = await c.lock(r2, EX);
+    let cLost = false;
+    hc.once('lost', () => { cLost = true; });
+    const b = await cl.client(2), d = await cl.client(2);
+    const pb = b.lock(r1, EX);
+    const pd = d.lock(r2, EX).then((h) => ({ h, cLostFirst: cLost }));
+    await sleep(100);
+    cl.kill(1, 'SIGTERM');
+    // C's lock goes to D only after C's library knew it was lost (causal: C's close releases it).
+    const { cLostFirst } = await pd;
+    expect(cLostFirst).to.equal(true);
+    // A's lock goes to B only after A's own validity bound (client_timeout_ms after its last
+    // answered message) has passed: node 1 ends A's session by the keepalive rule, or exits and
+    // leaves it to the lease expiry. Before, the shutdown released it at once.
+    await pb;
+    expect(performance.now() - t0).to.be.at.least(a.msgs.find((m) => m.type === 'reply' && m.id === 1).data.lostAfterMs);
+  });
+
   it('kill -9 of a master: state rebuilt on the new master, tokens still increasing, waiters served', async () => {
     cl = new TestCluster(3, LEASE);
     await cl.up();

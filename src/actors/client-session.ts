@@ -125,7 +125,17 @@ export type SessionMsg =
   | LockEvent
   | { type: 'tick' }
   | { type: 'disconnected'; reason: string }
-  | { type: 'lostAll'; reason: string }
+  /**
+   * Every lock is lost: the client is told. Without `untilClosed` the session ends at once
+   * (its purges go to the router, which holds them while this node is fenced). With it
+   * (mxfsd shutting down, Daemon.stop) the session keeps its locks until the client closes
+   * the connection — the client library does so only after marking every handle lost — or
+   * until the keepalive rule below ends it; requests that arrive meanwhile fail LOST. So a
+   * lock is released to the others only once its holder knows it is gone, or could no longer
+   * use it anyway (client_timeout_ms after the last message answered); a daemon that exits
+   * first leaves them to the cluster's lease expiry, like a crash.
+   */
+  | { type: 'lostAll'; reason: string; untilClosed?: boolean }
   /** Recovery: hand over this session's records for epoch `epoch` (see LockRouter). */
   | { type: 'collect'; epoch: number; replyTo: Ref<LockRecord[]> };
 
@@ -225,6 +235,8 @@ interface State {
   timer?: TimerHandle;
   ended: boolean;
   epoch: number;
+  /** Set by lostAll with untilClosed: the client was told (this reason); nothing more is granted to it. */
+  revoked?: string;
 }
 
 export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
@@ -630,6 +642,11 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
           o.handled?.();
           s.lastHeard = o.clock.now();
           if (!s.timer) tick(s, sys, ctx.self);
+          if (s.revoked !== undefined) {
+            // Sent before the client read its 'lost': nothing new for it (a heartbeat needs no answer here).
+            if (msg.req.type !== 'hb') refuse(msg.req.id, 'LOST', s.revoked);
+            break;
+          }
           handleRequest(s, msg.req, sys, ctx.self, msg.acked);
           break;
         case 'invalid':
@@ -662,9 +679,11 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
           end(s, sys, ctx.self, msg.reason);
           break;
         case 'lostAll':
+          if (s.revoked !== undefined) break;
           o.metrics?.lost(s.locks.size);
           o.emit({ type: 'lost', reason: msg.reason });
-          end(s, sys, ctx.self, msg.reason);
+          if (msg.untilClosed) s.revoked = msg.reason; // ends on 'disconnected' or the keepalive rule ('tick')
+          else end(s, sys, ctx.self, msg.reason);
           break;
         case 'collect':
           return collectAll(s, msg.epoch, ctx.self).then((records) => { sys.reply(msg.replyTo, records); return s; });

@@ -24,7 +24,8 @@ const RESOURCES = ['inode-1', 'inode-2', 'inode-3', 'inode-4', 'volume-0'];
 const NODES = 3;
 const WORKERS = 6; // two per node
 
-interface Holder { worker: number; mode: Mode }
+/** A worker holding a lock; `valid` false once its lock was lost (the daemon told it, or its bound passed). */
+interface Holder { worker: number; mode: Mode; valid: () => boolean }
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { seconds: { type: 'string' }, plain: { type: 'boolean' } } });
@@ -80,8 +81,10 @@ async function main(): Promise<void> {
         throw e;
       }
       const hs = holders.get(res)!;
-      for (const o of hs) if (!compatible(o.mode, mode)) violations.push(`${res}: worker ${o.worker} ${modeName(o.mode)} and worker ${w} ${modeName(mode)}`);
-      hs.push({ worker: w, mode });
+      // Only locks their holders may still use count (a lost lock is not held, as in the simulation's check).
+      for (const o of hs) if (o.valid() && !compatible(o.mode, mode)) violations.push(`${res}: worker ${o.worker} ${modeName(o.mode)} and worker ${w} ${modeName(mode)}`);
+      const held = h;
+      hs.push({ worker: w, mode, valid: () => held.valid });
       const counter = h.grant.lvbValid ? h.grant.lvb.readUInt32BE(0) : 0;
       if (counter < (counters.get(res) ?? 0)) violations.push(`${res}: LVB counter went back to ${counter}`);
       if (mode === Mode.EX) {

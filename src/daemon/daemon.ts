@@ -240,7 +240,13 @@ export class Daemon implements DaemonInfo {
     return { message: r.message, volume: req.volume, node: this.o.config.node.id };
   }
 
-  /** Clean shutdown: every client is told its locks are lost, and they are released. */
+  /**
+   * Clean shutdown: every client is told its locks are lost; each client's locks are released
+   * once it has closed its connection (the client library does so after marking its handles
+   * lost) or gone silent for client_timeout_ms + client_keepalive_ms, within
+   * shutdown_grace_ms. Locks of a client that did neither in time are not released by this
+   * node: the others take them back when its lease runs out, as after a crash.
+   */
   async stop(reason = 'mxfsd shutting down'): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
@@ -248,7 +254,7 @@ export class Daemon implements DaemonInfo {
     // Volumes first, while the cluster still runs: unmount and hand over cleanly where possible.
     if (this.volumes) await this.volumes.shutdown(this.o.config.timing.shutdownGraceMs).catch((e: Error) => this.log.error({ err: e }, 'volume shutdown failed'));
     const waits = [...this.sessions.keys()].map((id) => new Promise<void>((r) => this.ended.set(id, r)));
-    for (const s of this.sessions.values()) this.sys.send(s.ref, { type: 'lostAll', reason });
+    for (const s of this.sessions.values()) this.sys.send(s.ref, { type: 'lostAll', reason, untilClosed: true });
     await Promise.race([Promise.all(waits).then(() => this.purger.idle()), new Promise((r) => setTimeout(r, this.o.config.timing.shutdownGraceMs).unref())]);
     // Let the purges reach the resources before the actors stop.
     await new Promise((r) => setTimeout(r, 20));
