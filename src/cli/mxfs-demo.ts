@@ -156,7 +156,7 @@ async function main(): Promise<void> {
     await Promise.all(procs.map((p) => new Promise((r) => { if (p.exitCode !== null) r(null); else { p.once('exit', r); p.kill('SIGTERM'); } })));
     fs.rmSync(dir, { recursive: true, force: true });
     const total = perWorker.reduce((a, b) => a + b, 0);
-    process.stdout.write(`\nmxfs-demo: stopped. ${total} lock/unlock cycles, ${violations.length} safety violations.\n`);
+    process.stdout.write(`\nmxfs-demo: stopped. ${total} lock/unlock cycles, ${violations.length} safety violations.\n${violations.slice(0, 10).map((v) => `  ${v}\n`).join('')}`);
     process.exit(violations.length === 0 ? 0 : 1);
   };
   process.on('SIGINT', () => void stop());
