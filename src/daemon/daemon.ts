@@ -635,4 +635,3 @@ const CLIENT_READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
 function filterKey(f: { lockspace?: string; resource?: string }): string {
   return JSON.stringify([f.lockspace ?? null, f.resource ?? null]);
 }
-

@@ -196,7 +196,7 @@ export class FrameDecoder {
    * Throws FrameError on bad input (the frames before the bad one have been delivered).
    */
   pushTransient(chunk: Buffer, each: (value: unknown) => void): void {
-    this.pushRawTransient(chunk, (body) => each(decodeWith(copyingPackr, body)));
+    this.pushRawTransient(chunk, (body) => each(decodeTransientPayload(body)));
   }
 
   /**
