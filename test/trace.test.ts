@@ -137,6 +137,31 @@ describe('trace', () => {
       sys.shutdown();
     });
 
+    it('a send\'s event travels beside the message to its handler: the message is left untouched, and one object sent four times names each send as the cause of what its handling sends', async () => {
+      const sys = new ActorSystem(quietLogger());
+      const r = new TraceRecorder(1, new ManualClock(), 1000);
+      sys.tracer = r;
+      type M = { type: 'go' } | { type: 'done' };
+      let done = 0;
+      const sink = sys.spawn<null, M>(undefined, 'sink', { init: () => null, handle: (s) => { done++; return s; } }, { id: 'S' });
+      const host = sys.spawn<null, M>(undefined, 'host', { init: () => null, handle: (s) => s }, { id: 'H' });
+      const relay = { init: () => null, handle: (s: null, m: M) => { if (m.type === 'go') sys.send(sink, { type: 'done' }); return s; } };
+      const leaf = sys.spawn<null, M>(host, 'leaf', { ...relay, leaf: true }, { id: 'L' }); // the typed layer's own mailbox
+      const actor = sys.spawn<null, M>(undefined, 'actor', relay, { id: 'N' }); // nact's
+      const msg: M = { type: 'go' };
+      for (let i = 0; i < 2; i++) { sys.send(leaf, msg); sys.send(actor, msg); } // all four queued before any is handled
+      await waitFor(() => done === 4, 20000, 'done');
+      expect(Object.getOwnPropertySymbols(msg)).to.deep.equal([]);
+      expect(Object.keys(msg)).to.deep.equal(['type']);
+      const evs = r.page(0, {}, 1 << 20).events;
+      const gos = evs.filter((e) => e.type === 'go'), dones = evs.filter((e) => e.type === 'done');
+      expect(gos.map((e) => e.to)).to.deep.equal(['leaf/L', 'actor/N', 'leaf/L', 'actor/N']);
+      const key = (x: [string, number | undefined]) => `${x[0]}#${x[1]}`;
+      expect(dones.map((e) => key([e.from, e.cause])).sort()).to.deep.equal(gos.map((g) => key([g.to, g.seq])).sort());
+      for (const d of dones) expect(d.trace).to.equal(gos.find((g) => g.seq === d.cause)!.trace);
+      sys.shutdown();
+    });
+
     it('writes rotating NDJSON files: FILE, FILE.1 ... FILE.keep, every line an event', async () => {
       const dir = tmpDir('mxfs-trace-file-');
       const file = path.join(dir, 'trace.ndjson');

@@ -123,8 +123,8 @@ describe('worker trace events, compact (worker-events.ts)', () => {
     const body = { type: 'dlm', msg: { t: 'op', epoch: 3, lockspace: 'default', resource: 'r1', op: { type: 'request', lockId: '1:4/1', mode: 5 } } };
     wt.fromMain([mainSeq, 2 ** 40 + 1, 10, 'dlm-channel'], () => {
       const m = { type: 'sendMany', items: [{ body, epoch: 3 }] };
-      wt.onSend('peer-link-9', m, 'send');
-      wt.enter(m, 'peer-link/2');
+      const sent = wt.onSend('peer-link-9', m, 'send');
+      wt.enter(m, 'peer-link/2', sent);
       wt.frameOut(2, body, 3);
     });
     wt.cur = 0; wt.curActor = undefined;

@@ -270,8 +270,9 @@ export class ActorSystem {
         if (t === undefined) r = def.handle(state, msg, ctx);
         else {
           // What this handler sends synchronously joins the trace of the message it handles.
-          const cur = t.cur, actor = t.curActor;
-          t.enter(msg, path);
+          // The event that sent it came as nact's `sender` (ActorSystem.send).
+          const cur = t.cur, actor = t.curActor, sent = (nctx as { sender?: unknown }).sender;
+          t.enter(msg, path, typeof sent === 'number' ? sent : 0);
           try { r = def.handle(state, msg, ctx); } finally { t.cur = cur; t.curActor = actor; }
         }
         if (r instanceof Promise) return r.then((next) => (current = next));
@@ -292,13 +293,19 @@ export class ActorSystem {
     return self;
   }
 
+  /**
+   * While tracing, the event recording the send travels beside the message to its handler
+   * (tracer.enter): in a leaf's mailbox, or as nact's `sender` (which no handler here reads),
+   * so the message object is left as it is (a property added to it costs an allocation).
+   */
   send<M extends AnyMsg>(to: Ref<M>, msg: M): void {
-    this.tracer?.onSend(refName(to), msg, 'send');
+    const t = this.tracer;
+    const sent = t === undefined ? 0 : t.onSend(refName(to), msg, 'send');
     for (const tap of this.taps) tap(to as Ref<unknown>, msg, 'send');
-    if (to instanceof LeafActor) { to.dispatch(msg); return; }
+    if (to instanceof LeafActor) { to.dispatch(msg, sent); return; }
     const actor = concreteActor(to);
     if (actor === undefined) nact.dispatch(to, msg); // a temporary reference, the system
-    else if (!actor.stopped) actor.dispatch(msg, NOBODY);
+    else if (!actor.stopped) actor.dispatch(msg, sent === 0 ? NOBODY : sent);
   }
 
   /** Ask an actor and wait for its reply; rejects with QueryTimeout after timeoutMs. */
@@ -481,7 +488,8 @@ class LeafActor<S, M extends AnyMsg> implements ActorCtx<M> {
   stopped = false;
   private state: S;
   private busy = false;
-  private mailbox: M[] | undefined = undefined;
+  /** Messages in order; a traced leaf's each followed by its trace event (dispatch). */
+  private mailbox: Array<M | number> | undefined = undefined;
   private head = 0;
 
   constructor(
@@ -510,9 +518,15 @@ class LeafActor<S, M extends AnyMsg> implements ActorCtx<M> {
     return (x.childLog ??= this.system.log.child({ actor: this.site.kind, ...(x.logFields ?? this.def.logFields?.()) }));
   }
 
-  dispatch(msg: M): void {
+  /**
+   * `sent`: the trace event of this send (0: none). A leaf spawned while tracing (it has a
+   * path) keeps it in its mailbox right after the message; any other leaf keeps none.
+   */
+  dispatch(msg: M, sent = 0): void {
     if (this.stopped) return;
-    if (this.mailbox === undefined) this.mailbox = [msg];
+    const traced = this.extra?.path !== undefined;
+    if (this.mailbox === undefined) this.mailbox = traced ? [msg, sent] : [msg];
+    else if (traced) this.mailbox.push(msg, sent);
     else this.mailbox.push(msg);
     if (!this.busy) { this.busy = true; makeRunnable(this); }
   }
@@ -521,7 +535,8 @@ class LeafActor<S, M extends AnyMsg> implements ActorCtx<M> {
   runOne(): void {
     const box = this.mailbox;
     if (this.stopped || box === undefined) { this.busy = false; return; }
-    const msg = box[this.head++];
+    const msg = box[this.head++] as M;
+    const sent = this.extra?.path !== undefined ? box[this.head++] as number : 0;
     if (this.head === box.length) { this.mailbox = undefined; this.head = 0; }
     else if (this.head >= 1024 && this.head * 2 >= box.length) { box.splice(0, this.head); this.head = 0; }
     let r: S | Promise<S>;
@@ -530,7 +545,7 @@ class LeafActor<S, M extends AnyMsg> implements ActorCtx<M> {
       if (t === undefined) r = this.def.handle(this.state, msg, this);
       else {
         const cur = t.cur, actor = t.curActor;
-        t.enter(msg, this.extra?.path ?? this.name);
+        t.enter(msg, this.extra?.path ?? this.name, sent);
         try { r = this.def.handle(this.state, msg, this); } finally { t.cur = cur; t.curActor = actor; }
       }
     } catch (err) {

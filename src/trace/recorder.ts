@@ -13,8 +13,8 @@
  * (a socket, a timer) starts a new trace.
  *
  * Cost: with tracing off there is no recorder at all (every hook is `recorder?.`); with it on,
- * a row in the ring per message and a symbol-keyed tag on the message (its event's
- * seq), measured in docs/benchmarks.md ("Tracing").
+ * a row in the ring per message (its event's seq travels beside the message to its handler),
+ * measured in docs/benchmarks.md ("Tracing").
  */
 import type { Clock } from '../util/clock';
 import { TRACE_ID_NODE_SHIFT, TRACE_KINDS, TraceEvent, TraceFields, TraceKind, TraceStamp } from './event';
@@ -59,9 +59,11 @@ export interface TracePage {
 interface Label { path: string; ls?: string; res?: string }
 
 /**
- * The message -> its send event link, for the receiver's handler. A symbol-keyed property
- * (only ever set while tracing): never encoded (msgpack and JSON skip symbols), and much
- * cheaper than a WeakMap, whose entries the garbage collector must trace specially.
+ * The message -> its send event link of an `ask`, for the receiver's handler. A symbol-keyed
+ * property (only ever set while tracing): never encoded (msgpack and JSON skip symbols), and
+ * cheaper than a WeakMap. A `send` is not tagged: its event number travels beside the message
+ * in the receiver's mailbox (ActorSystem.send), because adding a property to every message
+ * allocated its property store (~40 bytes a message: docs/benchmarks.md, "Tracing").
  */
 const SENT_AS: unique symbol = Symbol('mxfs.trace.sentAs');
 type Tagged = { [SENT_AS]?: number };
@@ -105,8 +107,14 @@ export interface ActorTracer {
   readonly recorder?: TraceRecorder;
   named(name: string, kind: string, fields: Record<string, unknown>): string;
   forget(name: string): void;
-  onSend(toName: string, msg: { type: string }, kind: 'send' | 'ask'): void;
-  enter(msg: object, actor: string): void;
+  /**
+   * A message sent to actor `toName`: recorded; returns its event's number (0: not recorded),
+   * which the actor layer hands to enter() with the message. An `ask` is tagged instead (its
+   * message goes through nact's query, where nothing can travel beside it).
+   */
+  onSend(toName: string, msg: { type: string }, kind: 'send' | 'ask'): number;
+  /** A handler is about to run on `msg`, sent as event `sent` (0: an ask's, or none: its tag is read). */
+  enter(msg: object, actor: string, sent: number): void;
   /** The causal context now (for work deferred to a later turn or microtask)... */
   hold(): unknown;
   /** ...and `fn` run in it. */
@@ -189,17 +197,19 @@ export class TraceRecorder implements ActorTracer, FrameTracer {
   forget(name: string): void { this.labels.delete(name); }
 
   /** ActorSystem.send/ask: one event, remembered as the context of the message's handler. */
-  onSend(toName: string, msg: { type: string }, kind: 'send' | 'ask'): void {
+  onSend(toName: string, msg: { type: string }, kind: 'send' | 'ask'): number {
     const to = this.labels.get(toName);
     const f = extractFields(msg as Record<string, unknown>, this.f);
-    if (f.sub !== undefined && SELF_TRAFFIC.has(f.sub)) return;
+    if (f.sub !== undefined && SELF_TRAFFIC.has(f.sub)) return 0;
     if (to) { f.ls ??= to.ls; f.res ??= to.res; }
-    (msg as Tagged)[SENT_AS] = this.record(kind, this.curActor ?? ORIGIN[msg.type] ?? 'ext', to?.path ?? toName, msg.type, f);
+    const seq = this.record(kind, this.curActor ?? ORIGIN[msg.type] ?? 'ext', to?.path ?? toName, msg.type, f);
+    if (kind === 'ask') (msg as Tagged)[SENT_AS] = seq;
+    return seq;
   }
 
   /** Called by ActorSystem before a handler runs (the caller restores cur/curActor after). */
-  enter(msg: object, actor: string): void {
-    this.cur = (msg as Tagged)[SENT_AS] ?? 0;
+  enter(msg: object, actor: string, sent: number): void {
+    this.cur = sent !== 0 ? sent : (msg as Tagged)[SENT_AS] ?? 0;
     this.curActor = actor;
   }
 

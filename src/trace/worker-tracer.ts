@@ -33,7 +33,7 @@ import type { ActorTracer, FrameTracer, TraceContext } from './recorder';
 import type { Clock } from '../util/clock';
 import { TevBatch, TevKind, TevWriter } from './worker-events';
 
-/** The message -> its event number, for the receiver's handler (as the recorder's tag; never encoded). */
+/** An ask's message -> its event number, for the receiver's handler (as the recorder's tag; never encoded; a send's travels beside it). */
 const EVENT_OF: unique symbol = Symbol('mxfs.trace.workerEvent');
 type Tagged = { [EVENT_OF]?: number };
 
@@ -74,14 +74,16 @@ export class WorkerTracer implements ActorTracer, FrameTracer {
 
   forget(name: string): void { this.labels.delete(name); }
 
-  onSend(toName: string, msg: { type: string }, kind: 'send' | 'ask'): void {
+  onSend(toName: string, msg: { type: string }, kind: 'send' | 'ask'): number {
     const f = extractFields(msg as Record<string, unknown>, this.f);
-    if (f.sub !== undefined && SELF_TRAFFIC.has(f.sub)) return;
-    (msg as Tagged)[EVENT_OF] = this.event(kind, this.curActor ?? ORIGIN[msg.type] ?? 'ext', this.labels.get(toName) ?? toName, msg.type, f);
+    if (f.sub !== undefined && SELF_TRAFFIC.has(f.sub)) return 0;
+    const w = this.event(kind, this.curActor ?? ORIGIN[msg.type] ?? 'ext', this.labels.get(toName) ?? toName, msg.type, f);
+    if (kind === 'ask') (msg as Tagged)[EVENT_OF] = w;
+    return w;
   }
 
-  enter(msg: object, actor: string): void {
-    this.cur = (msg as Tagged)[EVENT_OF] ?? 0;
+  enter(msg: object, actor: string, sent: number): void {
+    this.cur = sent !== 0 ? sent : (msg as Tagged)[EVENT_OF] ?? 0;
     this.curActor = actor;
   }
 
