@@ -22,6 +22,7 @@ import { MAX_DLM_LIST_BYTES, validateDlmMessage } from '../src/cluster/dlm-messa
 import { REC_BATCH } from '../src/daemon/lock-router';
 import { MAX_LOCKSPACE_NAME, MAX_RESOURCE_NAME } from '../src/dlm/types';
 import { encodedSize } from '../src/wire/frame';
+import { validateTraceStamp } from '../src/trace/event';
 
 const nonce = Buffer.alloc(32, 1);
 const SAMPLES: PeerBody[] = [
@@ -108,6 +109,8 @@ describe('peer protocol', () => {
     expect(validatePeerMessage(decoded)).to.deep.equal({ hdr, body, tr });
     const stamped = (t: unknown) => { try { return validatePeerMessage({ ...wire({ type: 'welcome' }), tr: t }).tr; } catch (e) { return (e as Error).message; } };
     expect(stamped({ id: 0, lc: Number.MAX_SAFE_INTEGER, extra: 1 })).to.deep.equal({ id: 0, lc: Number.MAX_SAFE_INTEGER });
+    // A sound stamp with only its own keys is kept as decoded (no copy per received stamp).
+    for (const t of [{ id: 4, lc: 9 }, { id: 4, lc: 9, ls: 'default', res: 'r.1' }]) expect(validateTraceStamp(t)).to.equal(t);
     expect(stamped([1, 2])).to.equal("field 'tr' must be a map");
     expect(stamped(null)).to.equal("field 'tr' must be a map");
     expect(stamped({ id: -1, lc: 1 })).to.equal("field 'tr.id' must be an unsigned integer");

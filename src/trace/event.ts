@@ -159,9 +159,16 @@ export function validateTraceEvent(x: unknown): TraceEvent {
 export function validateTraceStamp(x: unknown): TraceStamp {
   if (typeof x !== 'object' || x === null || Array.isArray(x) || x instanceof Uint8Array) throw new ProtocolError(`field 'tr' must be a map`);
   const o = x as Obj;
-  const s: TraceStamp = { id: stampUint(o.id, 'id'), lc: stampUint(o.lc, 'lc') };
-  if (o.ls !== undefined) s.ls = checkName(o.ls, 'tr.ls', MAX_LOCKSPACE_NAME);
-  if (o.res !== undefined) s.res = checkName(o.res, 'tr.res', MAX_RESOURCE_NAME);
+  const id = stampUint(o.id, 'id'), lc = stampUint(o.lc, 'lc');
+  const ls = o.ls === undefined ? undefined : checkName(o.ls, 'tr.ls', MAX_LOCKSPACE_NAME);
+  const res = o.res === undefined ? undefined : checkName(o.res, 'tr.res', MAX_RESOURCE_NAME);
+  // A stamp with no other key is kept as decoded (no copy per received stamp); one with more is copied without them.
+  let known = true;
+  for (const k in o) if (k !== 'id' && k !== 'lc' && k !== 'ls' && k !== 'res') { known = false; break; }
+  if (known) return o as unknown as TraceStamp;
+  const s: TraceStamp = { id, lc };
+  if (ls !== undefined) s.ls = ls;
+  if (res !== undefined) s.res = res;
   return s;
 }
 
