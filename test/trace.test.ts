@@ -23,6 +23,9 @@ import { parseConfig } from '../src/config/config';
 import { validateClientRequest } from '../src/wire/client-protocol';
 import { Daemon } from '../src/daemon/daemon';
 import { LocalHub } from '../src/cluster/port';
+import type { ClusterPort } from '../src/cluster/port';
+import type { DlmPeerMsg } from '../src/cluster/dlm-messages';
+import { TracedPort } from '../src/trace/traced-port';
 import { rendezvousOwner } from '../src/cluster/rendezvous';
 import { Mode } from '../src/dlm/modes';
 import { quietLogger, sleep, testConfig, tmpDir, waitFor } from './support/daemon-proc';
@@ -160,6 +163,19 @@ describe('trace', () => {
       expect(dones.map((e) => key([e.from, e.cause])).sort()).to.deep.equal(gos.map((g) => key([g.to, g.seq])).sort());
       for (const d of dones) expect(d.trace).to.equal(gos.find((g) => g.seq === d.cause)!.trace);
       sys.shutdown();
+    });
+
+    it('the traced port stamps the lock message it is given with its dlm-out event (no copy)', () => {
+      const r = new TraceRecorder(1, new ManualClock(), 100);
+      const sent: unknown[] = [];
+      const inner = { selfId: 1, send: (_to: number, m: unknown) => { sent.push(m); } } as unknown as ClusterPort;
+      const msg: DlmPeerMsg = { t: 'recDone', epoch: 2 };
+      new TracedPort(inner, r).send(3, msg);
+      expect(sent).to.have.length(1);
+      expect(sent[0]).to.equal(msg);
+      const e = r.get(r.stats.last)!;
+      expect(e).to.include({ kind: 'dlm-out', to: 'node/3', type: 'recDone' });
+      expect(msg.tr).to.deep.equal({ id: e.trace, lc: e.lc });
     });
 
     it('writes rotating NDJSON files: FILE, FILE.1 ... FILE.keep, every line an event', async () => {

@@ -35,6 +35,7 @@ export interface ClusterHandlers {
 export interface ClusterPort {
   readonly selfId: number;
   view(): ClusterView;
+  /** `msg` must be a new object for each call: a traced port (TracedPort) stamps it in place (`tr`). */
   send(to: number, msg: DlmPeerMsg): void;
   setHandlers(h: ClusterHandlers): void;
   /** Details for `mxfsctl nodes` (lease ages, links...). */

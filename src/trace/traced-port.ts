@@ -3,7 +3,8 @@
  * the node's ClusterPort (TcpClusterPort, or LocalPort in tests and simulation):
  *
  *  - out: every lock message to another node is recorded (dlm-out) and carries the stamp of
- *    that event (trace id, Lamport clock; for an `ev`, the resource it concerns), so the
+ *    that event (trace id, Lamport clock; for an `ev`, the resource it concerns; set on the
+ *    message itself, not a copy: each send is given its own object), so the
  *    receiver joins the same trace and the merged timeline respects happens-before;
  *  - in: every lock message from another node is recorded (dlm-in, the clock moved past the
  *    stamp) and is the causal context of what the router does with it synchronously;
@@ -57,7 +58,9 @@ export class TracedPort implements ClusterPort {
     f.peer = to;
     dlmFields(msg as Record<string, any>, f);
     const seq = r.record('dlm-out', r.curActor ?? 'router', nodePath(to), msg.t, f);
-    this.inner.send(to, { ...msg, tr: r.stampOf(seq, msg.t === 'ev') });
+    // Stamped in place, not copied (the router makes a message per send: ClusterPort.send).
+    msg.tr = r.stampOf(seq, msg.t === 'ev');
+    this.inner.send(to, msg);
   }
 
   setHandlers(h: ClusterHandlers): void {
