@@ -41,7 +41,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { MxfsClient } from '../src/client/client';
 import { Mode } from '../src/dlm/modes';
-import { rendezvousOwner } from '../src/cluster/rendezvous';
+import { MEMBERS, namesOn } from './names-on';
 import { pickBasePort, writeClusterConfigs, LocalNode } from '../src/local-cluster/local-cluster';
 import { ROOT, tmpDir, waitFor } from '../test/support/daemon-proc';
 import { echoRoundTrip } from './peers/workloads';
@@ -49,7 +49,6 @@ import { Profile, summarize } from './daemon-profile';
 import { probe } from '../src/util/probe';
 
 const now = () => performance.now();
-const MEMBERS = [1, 2, 3];
 
 /** `--prof-interval`: the profiler's sampling interval, µs (node's default is 1000). */
 let profIntervalUs = 1000;
@@ -86,16 +85,6 @@ function sched(pid: number): { main: number; rest: number; wait: number; switche
 
 function quantile(sorted: number[], q: number): number {
   return sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]! : NaN;
-}
-
-/** Names mastered by `master` (rendezvous hash over the members), a fresh family per run. */
-function namesOn(master: number, family: string, count: number): string[] {
-  const out: string[] = [];
-  for (let i = 0; out.length < count; i++) {
-    const n = `${family}.${i}`;
-    if (rendezvousOwner('default', n, MEMBERS) === master) out.push(n);
-  }
-  return out;
 }
 
 async function start(b: Build, leaseMs: number, hint: number): Promise<void> {

@@ -21,11 +21,10 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { MxfsClient } from '../src/client/client';
 import { Mode } from '../src/dlm/modes';
-import { rendezvousOwner } from '../src/cluster/rendezvous';
+import { MEMBERS, namesOn } from './names-on';
 import { pickBasePort, writeClusterConfigs, LocalNode } from '../src/local-cluster/local-cluster';
 import { ROOT, tmpDir, waitFor } from '../test/support/daemon-proc';
 
-const MEMBERS = [1, 2, 3];
 const SAMPLER = path.join(__dirname, 'alloc-sampler.js');
 
 interface HeapNode { callFrame: { functionName: string; url: string; lineNumber: number }; selfSize: number; children: HeapNode[] }
@@ -34,15 +33,6 @@ interface NodeAlloc { main: ThreadAlloc; workers: ThreadAlloc }
 interface Result { label: string; root: string; trace: boolean; pairs: number; nodes: NodeAlloc[] }
 
 const emptyThread = (): ThreadAlloc => ({ bytes: 0, promoted: 0, byFn: new Map() });
-
-function namesOn(master: number, family: string, count: number): string[] {
-  const out: string[] = [];
-  for (let i = 0; out.length < count; i++) {
-    const n = `${family}.${i}`;
-    if (rendezvousOwner('default', n, MEMBERS) === master) out.push(n);
-  }
-  return out;
-}
 
 /** Every node of a sampling heap profile, its allocation added to `into` under "function file:line". */
 function walk(n: HeapNode, into: ThreadAlloc): void {
