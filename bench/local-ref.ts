@@ -13,7 +13,9 @@
  * 1-minute load. Then the median (range) of each figure over the repetitions, and each
  * server's ratios to the first build taken within each repetition, median (range).
  *
- * Usage: node dist/bench/local-ref.js [--builds ROOT,...] [--seconds 3] [--reps 5] [--no-echo] [--no-redis]
+ * Usage: node dist/bench/local-ref.js [--builds ROOT,...] [--seconds 3] [--reps 5] [--no-echo] [--no-redis] [--ref-variants LIST]
+ *   --ref-variants: also the reference with some of mxfsd's pieces added, e.g.
+ *     `validate,defer,retain,validate+defer+retain` (see min-lock-server.ts)
  *   ROOT+evict=MS runs that build with [locking] idle_evict_ms = MS (what keeping idle
  *   resources costs: the default keeps every fresh name's resource for 60 s).
  */
@@ -60,14 +62,15 @@ async function startMxfsd(spec: string, dir: string, i: number): Promise<Server>
   return { label: `${i}:mxfsd ${path.basename(root)}${evict !== undefined ? ` evict ${evict} ms` : ''}`, pid: proc.pid!, socket: node!.socket, kind: 'mxfs', stop: () => { proc.kill('SIGKILL'); } };
 }
 
-async function startRef(dir: string, echo: boolean): Promise<Server> {
-  const socket = path.join(dir, echo ? 'echo.sock' : 'ref.sock');
-  const proc = spawn(process.execPath, [path.join(ROOT, 'dist', 'bench', 'min-lock-server.js'), socket, ...(echo ? ['--echo'] : [])], { stdio: ['ignore', 'pipe', 'inherit'] });
+async function startRef(dir: string, echo: boolean, variant = ''): Promise<Server> {
+  const socket = path.join(dir, echo ? 'echo.sock' : `ref${variant}.sock`);
+  const flags = variant ? variant.split('+').map((f) => `--${f}`) : [];
+  const proc = spawn(process.execPath, [path.join(ROOT, 'dist', 'bench', 'min-lock-server.js'), socket, ...(echo ? ['--echo'] : flags)], { stdio: ['ignore', 'pipe', 'inherit'] });
   await new Promise<void>((resolve, reject) => {
     proc.stdout!.once('data', () => resolve());
     proc.once('exit', (c) => reject(new Error(`min-lock-server exited ${c}`)));
   });
-  return { label: echo ? 'node echo' : 'reference (min-lock-server)', pid: proc.pid!, socket, kind: echo ? 'echo' : 'mxfs', stop: () => { proc.kill('SIGKILL'); } };
+  return { label: echo ? 'node echo' : `reference (min-lock-server)${variant ? ` + ${variant}` : ''}`, pid: proc.pid!, socket, kind: echo ? 'echo' : 'mxfs', stop: () => { proc.kill('SIGKILL'); } };
 }
 
 let nameSeq = 0;
@@ -119,7 +122,7 @@ async function measure(s: Server, seconds: number): Promise<Figure> {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { builds: { type: 'string', default: ROOT }, seconds: { type: 'string', default: '3' }, reps: { type: 'string', default: '5' }, 'no-echo': { type: 'boolean', default: false }, 'no-redis': { type: 'boolean', default: false } } });
+  const { values } = parseArgs({ options: { builds: { type: 'string', default: ROOT }, seconds: { type: 'string', default: '3' }, reps: { type: 'string', default: '5' }, 'no-echo': { type: 'boolean', default: false }, 'no-redis': { type: 'boolean', default: false }, 'ref-variants': { type: 'string' } } });
   const seconds = Number(values.seconds), reps = Number(values.reps);
   const roots = values.builds!.split(',').map((r) => { const [a, b] = r.split('+'); return path.resolve(a!) + (b !== undefined ? `+${b}` : ''); });
   const dir = tmpDir('mxfs-localref-');
@@ -127,6 +130,7 @@ async function main(): Promise<void> {
   try {
     for (let i = 0; i < roots.length; i++) servers.push(await startMxfsd(roots[i]!, dir, i));
     servers.push(await startRef(dir, false));
+    for (const v of values['ref-variants']?.split(',').filter((x) => x) ?? []) servers.push(await startRef(dir, false, v));
     if (!values['no-echo']) servers.push(await startRef(dir, true));
     if (!values['no-redis']) {
       const redis = new RedisSystem();
