@@ -4,12 +4,13 @@
  * (SIGTERM: the profile is written at exit) and prints the functions with the largest share
  * of samples, by self time and by total (inclusive) time, plus the pairs/s seen.
  *
- * Usage: node dist/bench/daemon-profile.js [--seconds S] [--names N] [--top K] [--keep DIR] [--clients C] [--trace]
+ * Usage: node dist/bench/daemon-profile.js [--seconds S] [--names N] [--top K] [--keep DIR]  [--clients C] [--trace] [--interval US]
  *   --names: how many distinct names the pairs rotate over (a new name spawns a resource)
  *   --clients: C clients (own connections) at once; with --names 1, the contended one-name
  *     workload of bench/peers (every client loops lock EX + unlock on the same name)
  *   --keep:  leave the .cpuprofile in DIR (open it in Chrome DevTools) instead of deleting it
  *   --trace: the daemon runs with `[trace]` on (ring only), to see what recording costs
+ *   --interval: the profiler's sampling interval in µs (node's default 1000)
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -54,7 +55,7 @@ export function procCpuMs(pid: number): number {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { seconds: { type: 'string', default: '8' }, names: { type: 'string', default: '50000' }, top: { type: 'string', default: '25' }, keep: { type: 'string' }, clients: { type: 'string', default: '1' }, trace: { type: 'boolean', default: false } } });
+  const { values } = parseArgs({ options: { seconds: { type: 'string', default: '8' }, names: { type: 'string', default: '50000' }, top: { type: 'string', default: '25' }, keep: { type: 'string' }, clients: { type: 'string', default: '1' }, trace: { type: 'boolean', default: false }, interval: { type: 'string', default: '1000' } } });
   const seconds = Number(values.seconds);
   const names = Number(values.names);
   const top = Number(values.top);
@@ -65,7 +66,7 @@ async function main(): Promise<void> {
   fs.mkdirSync(profDir, { recursive: true });
   const [node] = writeClusterConfigs(path.join(dir, 'cluster'), 1, await pickBasePort(1, process.pid), 3000);
   if (values.trace) fs.appendFileSync(node!.config, '\n[trace]\nenabled = true\n');
-  const daemon = spawn(process.execPath, ['--cpu-prof', `--cpu-prof-dir=${profDir}`, MXFSD, '--config', node!.config], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const daemon = spawn(process.execPath, ['--cpu-prof', `--cpu-prof-dir=${profDir}`, `--cpu-prof-interval=${Number(values.interval)}`, MXFSD, '--config', node!.config], { stdio: ['ignore', 'ignore', 'inherit'] });
   const exited = new Promise<void>((r) => daemon.once('exit', () => r()));
   try {
     let c: MxfsClient | undefined;

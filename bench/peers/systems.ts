@@ -118,6 +118,9 @@ export class RedisSystem {
   private port = 0;
   private dir = '';
 
+  /** redis-server's process id (once started). */
+  get pid(): number | undefined { return this.proc?.pid; }
+
   async start(): Promise<void> {
     this.port = await freePort();
     this.dir = tmpDir('mxfs-bench-redis-');
