@@ -8,7 +8,7 @@ import { expect } from 'chai';
 import { ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { ROOT, tmpDir } from './support/daemon-proc';
+import { ROOT, run, tmpDir } from './support/daemon-proc';
 
 const DEMO = path.join(ROOT, 'bin', 'mxfs-demo');
 
@@ -25,6 +25,19 @@ describe('mxfs-demo (npm start)', function () {
   this.timeout(180000);
   let demo: ChildProcess | undefined;
   afterEach(() => { if (demo && demo.exitCode === null && demo.signalCode === null) process.kill(-demo.pid!, 'SIGKILL'); });
+
+  it('a bad argument is one line naming it and the usage, exit 2 (no stack trace, nothing started)', async () => {
+    for (const [args, msg] of [
+      [['--bogus'], /^mxfs-demo: Unknown option '--bogus'\nusage: mxfs-demo /],
+      [['--seconds'], /^mxfs-demo: Option '--seconds <value>' argument missing\nusage: mxfs-demo /],
+      [['--seconds', 'abc'], /^mxfs-demo: --seconds wants a positive number\nusage: mxfs-demo /],
+    ] as Array<[string[], RegExp]>) {
+      const r = await run(process.execPath, [DEMO, ...args]);
+      expect(r.code, args.join(' ')).to.equal(2);
+      expect(r.stderr, args.join(' ')).to.match(msg);
+      expect(r.stderr, args.join(' ')).to.not.match(/\n\s+at /);
+    }
+  });
 
   it('Ctrl-C (SIGINT to its process group) stops it cleanly: exit 0, no violation, no failure, nothing left behind', async () => {
     const tmp = tmpDir('mxfs-demo-test-');

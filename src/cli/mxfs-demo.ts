@@ -24,13 +24,22 @@ const RESOURCES = ['inode-1', 'inode-2', 'inode-3', 'inode-4', 'volume-0'];
 const NODES = 3;
 const WORKERS = 6; // two per node
 
+const USAGE = 'usage: mxfs-demo [--seconds N] [--plain]   (npm start -- [--seconds N] [--plain]; Ctrl-C stops it)\n';
+
 /** A worker holding a lock; `valid` false once its lock was lost (the daemon told it, or its bound passed). */
 interface Holder { worker: number; mode: Mode; valid: () => boolean }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { seconds: { type: 'string' }, plain: { type: 'boolean' } } });
+  let values;
+  try {
+    ({ values } = parseArgs({ options: { seconds: { type: 'string' }, plain: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } }));
+  } catch (e) {
+    process.stderr.write(`mxfs-demo: ${(e as Error).message}\n${USAGE}`);
+    process.exit(2);
+  }
+  if (values.help) { process.stdout.write(USAGE); return; }
   const seconds = values.seconds === undefined ? Infinity : Number(values.seconds);
-  if (!(seconds > 0)) { process.stderr.write('mxfs-demo: --seconds wants a positive number\n'); process.exit(2); }
+  if (!(seconds > 0)) { process.stderr.write(`mxfs-demo: --seconds wants a positive number\n${USAGE}`); process.exit(2); }
   const live = process.stdout.isTTY && !values.plain;
 
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mxfs-demo-'));
