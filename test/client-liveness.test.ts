@@ -57,6 +57,22 @@ describe('client liveness bound', () => {
     expect(h.valid).to.equal(false);
   });
 
+  it('a grant read after the bound (it sat in the socket while the process was paused) fails the request LOST, never resolves it', async () => {
+    const clock = new ManualClock();
+    const d = fakeDaemon(clock);
+    const c = await MxfsClient.start(d.t, { clock });
+    let lost = '';
+    c.on('lost', (why: string) => { lost = why; });
+    const p = c.lock('r', Mode.EX).then(() => 'resolved', (e) => e.code);
+    await flush();
+    const req = d.sent.find((x) => x.type === 'lock') as Extract<ClientRequest, { type: 'lock' }>;
+    // Paused before the watchdog's next beat; on resume the grant is read first.
+    clock.now = () => T + 500;
+    d.reply({ type: 'reply', id: req.id, ok: true, grant: { mode: Mode.EX, token: 1, lvb: Buffer.alloc(8), lvbValid: false } });
+    expect(await p).to.equal('LOST');
+    expect(lost).to.match(/no answer from mxfsd within 1000 ms/);
+  });
+
   it('heartbeat acks buffered during a pause do not extend validity; fresh acks do', async () => {
     const { clock, d, h } = await grantedPR();
     clock.advance(200);                       // the watchdog sends hb #1 at t=200

@@ -11,7 +11,7 @@ import { MxfsClient } from '../src/client/client';
 import { Mode } from '../src/dlm/modes';
 import { LockError } from '../src/dlm/types';
 import { encodeFrame } from '../src/wire/frame';
-import { DaemonProc, rssKiB, sleep, startDaemon, waitFor } from './support/daemon-proc';
+import { DaemonProc, mxfsctl, rssKiB, sleep, startDaemon, waitFor } from './support/daemon-proc';
 import { rawClient as raw } from './support/raw-client';
 
 const { EX } = Mode;
@@ -135,6 +135,38 @@ describe('mxfsd end to end: bad and abusive clients', function () {
     const c = await MxfsClient.connect(d.socket);
     expect((await c.status()).clients).to.equal(1);
     await c.close();
+  });
+
+  it('a connection beyond max_clients is told why (naming the key) and closed; the admitted clients keep their locks', async () => {
+    d = await startDaemon({ extra: { locking: { max_clients: 2 }, timing: PATIENT } });
+    // Admitted once the daemon has seen startDaemon's probe connection close.
+    let holder: MxfsClient | undefined;
+    await waitFor(async () => { holder = await MxfsClient.connect(d.socket, { name: 'holder' }).catch(() => undefined); return holder !== undefined; }, 20000, 'holder admitted');
+    const h = await holder!.lock('kept', EX);
+    const idle = await raw(d.socket);
+    idle.send({ type: 'hello', id: 1, version: 1, client: 'idle' });
+    expect((await idle.reply(1)).ok).to.equal(true);
+
+    const extra = await raw(d.socket);
+    await waitFor(() => extra.isClosed(), 20000, 'the third connection closed');
+    expect(extra.msgs).to.have.length(1);
+    expect(extra.msgs[0].type).to.equal('lost');
+    expect(extra.msgs[0].reason).to.match(/already has 2 client connections.*\[locking\] max_clients/);
+    const e = await MxfsClient.connect(d.socket).then(() => undefined, (err: LockError) => err);
+    expect(e?.message).to.match(/\[locking\] max_clients/);
+    const ctl = await mxfsctl(['--socket', d.socket, 'status']);
+    expect(ctl.code).to.equal(4);
+    expect(ctl.stderr).to.match(/^mxfsctl: cannot reach mxfsd: mxfsd on node 1 already has 2 client connections.*max_clients/);
+
+    // A slot freed is a slot to use; the holder never noticed anything.
+    idle.s.destroy();
+    let next: MxfsClient | undefined;
+    await waitFor(async () => { next = await MxfsClient.connect(d.socket).catch(() => undefined); return next !== undefined; }, 20000, 'a freed slot');
+    expect((await next!.status()).clients).to.equal(2);
+    expect(h.valid).to.equal(true);
+    await next!.close();
+    await h.unlock();
+    await holder!.close();
   });
 
   it('a flood of pipelined inspection requests: every one answered (BUSY beyond the bound), no cut, a bystander keeps its lock', async () => {

@@ -114,6 +114,50 @@ describe('mxfsd end to end', function () {
     expect(err?.code).to.equal('LOST');
   });
 
+  it('a waiter paused while its grant is sent, purged, its lock granted to another: when it resumes its lock() fails LOST, never resolves', async () => {
+    d = await startDaemon();
+    const h = await MxfsClient.connect(d.socket, { name: 'H' });
+    const hl = await h.lock('paused-grant', EX);
+    const block = path.join(d.dir, 'block'), go = path.join(d.dir, 'go');
+    // The waiter's pause is its event loop blocked in a timer callback (as by a long GC or a
+    // starved CPU; a SIGSTOP leaves the order of timers and reads on resume to chance): when
+    // it ends, the reads waiting in its socket are handled before its watchdog's next beat.
+    const waiterScript = `
+      const fs = require('node:fs');
+      const { MxfsClient } = require(${JSON.stringify(path.join(ROOT, 'dist/src/client/client.js'))});
+      MxfsClient.connect(process.argv[1], { name: 'paused' }).then(async (c) => {
+        const poll = setInterval(() => {
+          if (!fs.existsSync(process.argv[2])) return;
+          clearInterval(poll);
+          process.stdout.write('blocked\\n');
+          while (!fs.existsSync(process.argv[3])) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
+        }, 10);
+        const r = await c.lock('paused-grant', 5).then(() => 'RESOLVED', (e) => 'REJECTED ' + e.code);
+        process.stdout.write(r + '\\n');
+        process.exit(0);
+      });`;
+    const w = spawn(process.execPath, ['-e', waiterScript, d.socket, block, go], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    w.stdout!.on('data', (x) => { out += x; });
+    const exited = new Promise((r) => w.once('exit', r));
+    const entry = async () => (await h.locks({ resource: 'paused-grant' })).resources[0];
+    await waitFor(async () => (await entry()).waiting.length === 1, 20000, 'the waiter queued');
+    fs.writeFileSync(block, '');
+    await waitFor(() => out === 'blocked\n', 20000, 'the waiter blocked');
+    await hl.unlock();
+    // The grant is sent to the paused waiter (it sits in its socket), then the daemon purges
+    // it as silent and a third client gets the lock.
+    await waitFor(async () => (await entry())?.granted[0]?.client === 'paused', 20000, 'the grant sent to the paused waiter');
+    const d3 = await MxfsClient.connect(d.socket, { name: 'D' });
+    const dl = await d3.lock('paused-grant', EX);
+    fs.writeFileSync(go, '');
+    await exited;
+    expect(out).to.equal('blocked\nREJECTED LOST\n');
+    expect(dl.valid).to.equal(true);
+    await d3.close();
+    await h.close();
+  });
+
   it('SIGTERM: clean shutdown tells clients their locks are lost, removes the socket, exits 0', async () => {
     d = await startDaemon();
     const c = await MxfsClient.connect(d.socket);

@@ -113,6 +113,18 @@ describe('mxfsctl', function () {
     }
   });
 
+  it('trace tail with tracing off says so (as dump does) instead of waiting in silence', async () => {
+    const p = spawn(process.execPath, [MXFSCTL, '--socket', d.socket, 'trace', 'tail', '--count', '1', '--interval', '50'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    p.stderr!.on('data', (x) => { stderr += x; });
+    try {
+      await waitFor(() => stderr.includes('\n') || p.exitCode !== null, 20000, 'trace tail to say something');
+      expect(stderr).to.equal('mxfsctl: tracing is off on every node asked ([trace] enabled = false); nothing will be printed\n');
+    } finally {
+      p.kill('SIGKILL');
+    }
+  });
+
   it('cannot reach the daemon: exit 4 with a message', async () => {
     const r = await mxfsctl(['--socket', path.join(d.dir, 'nope.sock'), 'status']);
     expect(r.code).to.equal(4);

@@ -95,6 +95,19 @@ describe('mxfs-cluster', function () {
     }
   });
 
+  it('usage errors name what is wrong: an unknown command before a missing --dir, a bad NODE as NODE (exit 2)', async () => {
+    for (const [args, msg] of [
+      [['frob'], /^mxfs-cluster: unknown command 'frob'\n/],
+      [['frob', '--dir', '/nonexistent'], /^mxfs-cluster: unknown command 'frob'\n/],
+      [['stop', 'x', '--dir', '/nonexistent'], /^mxfs-cluster: NODE wants an integer 1\.\.1023, got 'x'\n/],
+      [['up', '--nodes', '0', '--dir', '/nonexistent'], /^mxfs-cluster: --nodes wants an integer 1\.\.64, got '0'\n/],
+    ] as Array<[string[], RegExp]>) {
+      const r = await cli(args);
+      expect(r.code, args.join(' ')).to.equal(2);
+      expect(r.stderr, args.join(' ')).to.match(msg);
+    }
+  });
+
   it('recognises mxfsd command lines and their --config forms', () => {
     expect(mxfsdConfigOf(['node', '/usr/bin/mxfsd', '--config', 'a.conf'], '/etc/mxfs')).to.equal('/etc/mxfs/a.conf');
     expect(mxfsdConfigOf(['node', '/x/dist/src/cli/mxfsd.js', '-c', '/c'], '/')).to.equal('/c');

@@ -86,11 +86,12 @@ async function main(): Promise<void> {
   if (v.help) { process.stdout.write(USAGE); return; }
   const [cmd, ...rest] = a.positionals;
   if (!cmd) usage('missing command (up, start, stop, restart, down or status)');
+  if (!['up', 'start', 'restart', 'stop', 'down', 'status'].includes(cmd)) usage(`unknown command '${cmd}'`);
   if (!v.dir) usage('missing --dir DIR');
   const dir = path.resolve(v.dir);
   const int = (name: string, s: string | undefined, def: number, min: number, max: number) => {
     if (s === undefined) return def;
-    if (!/^\d+$/.test(s) || Number(s) < min || Number(s) > max) usage(`--${name} wants an integer ${min}..${max}, got '${s}'`);
+    if (!/^\d+$/.test(s) || Number(s) < min || Number(s) > max) usage(`${name === 'NODE' ? name : `--${name}`} wants an integer ${min}..${max}, got '${s}'`);
     return Number(s);
   };
   const only = (allowed: string[]) => {
@@ -99,9 +100,13 @@ async function main(): Promise<void> {
   const open = () => {
     try { return LocalCluster.open(dir); } catch (e) { process.stderr.write(`mxfs-cluster: ${(e as Error).message}\n`); process.exit(1); }
   };
-  const nodeArg = (c: LocalCluster) => {
+  // NODE is checked before DIR is read: a usage error is one whatever DIR holds.
+  const nodeId = cmd === 'start' || cmd === 'restart' || cmd === 'stop' ? (() => {
     if (rest.length !== 1) usage(`'${cmd}' needs one NODE (a node id)`);
-    const id = int('NODE', rest[0], 0, 1, 1023);
+    return int('NODE', rest[0], 0, 1, 1023);
+  })() : 0;
+  const nodeArg = (c: LocalCluster) => {
+    const id = nodeId;
     if (!c.nodes.some((n) => n.id === id)) usage(`no node ${id} in ${dir} (nodes ${c.nodes.map((n) => n.id).join(' ')})`);
     return id;
   };

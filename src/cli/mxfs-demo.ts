@@ -24,25 +24,44 @@ const RESOURCES = ['inode-1', 'inode-2', 'inode-3', 'inode-4', 'volume-0'];
 const NODES = 3;
 const WORKERS = 6; // two per node
 
+const USAGE = 'usage: mxfs-demo [--seconds N] [--plain]   (npm start -- [--seconds N] [--plain]; Ctrl-C stops it)\n';
+
 /** A worker holding a lock; `valid` false once its lock was lost (the daemon told it, or its bound passed). */
 interface Holder { worker: number; mode: Mode; valid: () => boolean }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { seconds: { type: 'string' }, plain: { type: 'boolean' } } });
+  let values;
+  try {
+    ({ values } = parseArgs({ options: { seconds: { type: 'string' }, plain: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } }));
+  } catch (e) {
+    process.stderr.write(`mxfs-demo: ${(e as Error).message}\n${USAGE}`);
+    process.exit(2);
+  }
+  if (values.help) { process.stdout.write(USAGE); return; }
   const seconds = values.seconds === undefined ? Infinity : Number(values.seconds);
-  if (!(seconds > 0)) { process.stderr.write('mxfs-demo: --seconds wants a positive number\n'); process.exit(2); }
+  if (!(seconds > 0)) { process.stderr.write(`mxfs-demo: --seconds wants a positive number\n${USAGE}`); process.exit(2); }
   const live = process.stdout.isTTY && !values.plain;
 
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mxfs-demo-'));
   const base = await pickBasePort(NODES, process.pid);
   const nodes = writeClusterConfigs(dir, NODES, base, 3000);
+  // Each mxfsd in a process group of its own (detached): a Ctrl-C at the terminal, or
+  // `timeout -s INT`, signals the demo's whole group, and a daemon that got it too would shut
+  // down under workers still running, failing their requests. The demo stops them itself, in
+  // order: workers first, then SIGTERM to each daemon.
+  let running = true;
   const procs: ChildProcess[] = nodes.map((nd) => {
-    const p = spawn(process.execPath, [path.join(__dirname, 'mxfsd.js'), '--config', nd.config], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const p = spawn(process.execPath, [path.join(__dirname, 'mxfsd.js'), '--config', nd.config], { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
     let err = '';
     p.stderr!.on('data', (d) => { err += d; });
     p.on('exit', (code) => { if (running && code !== 0) process.stderr.write(`mxfs-demo: node ${nd.id} exited ${code}: ${err}\n`); });
     return p;
   });
+  // However the demo exits (an error included), the daemons, in groups of their own, go too;
+  // until the workers run a signal just exits, `stop` below takes over from then on.
+  process.on('exit', () => { for (const p of procs) if (p.exitCode === null && p.signalCode === null) p.kill('SIGTERM'); });
+  const abort = () => { fs.rmSync(dir, { recursive: true, force: true }); process.exit(1); };
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, abort);
   const t0 = Date.now();
   const ctls: MxfsClient[] = [];
   for (const nd of nodes) {
@@ -60,11 +79,12 @@ async function main(): Promise<void> {
   }
   const ctl = ctls[0]!;
 
-  let running = true;
   const holders = new Map<string, Holder[]>(RESOURCES.map((r) => [r, []]));
   const maxToken = new Map<string, number>();
   const counters = new Map<string, number>();
   const violations: string[] = [];
+  /** Workers that stopped on an error while the demo ran (not safety violations: nothing was granted twice). */
+  const failures: string[] = [];
   const perWorker = new Array(WORKERS).fill(0);
 
   const worker = async (w: number) => {
@@ -109,7 +129,7 @@ async function main(): Promise<void> {
     }
     await c.close();
   };
-  const workers = Array.from({ length: WORKERS }, (_, i) => worker(i).catch((e) => { if (running) violations.push(`worker ${i} failed: ${e.message}`); }));
+  const workers = Array.from({ length: WORKERS }, (_, i) => worker(i).catch((e) => { if (running) failures.push(`worker ${i} failed: ${e.message}`); }));
 
   let last = { grants: 0, basts: 0, at: Date.now() };
   const view = async () => {
@@ -140,6 +160,7 @@ async function main(): Promise<void> {
     }
     lines.push('', `workers (lock+unlock cycles): ${perWorker.map((n, i) => `w${i}@n${(i % NODES) + 1} ${n}`).join('  ')}`);
     lines.push(`safety check: ${violations.length === 0 ? '0 violations' : `${violations.length} VIOLATIONS: ${violations.slice(0, 3).join('; ')}`}`);
+    if (failures.length > 0) lines.push(`worker failures: ${failures.slice(0, 3).join('; ')}`);
     if (live) process.stdout.write('\x1b[2J\x1b[H' + lines.join('\n') + '\n\n' + LEGEND + '\n');
     else process.stdout.write(`---- ${new Date().toISOString()}\n${lines.join('\n')}\n\n`);
   };
@@ -156,11 +177,12 @@ async function main(): Promise<void> {
     await Promise.all(procs.map((p) => new Promise((r) => { if (p.exitCode !== null) r(null); else { p.once('exit', r); p.kill('SIGTERM'); } })));
     fs.rmSync(dir, { recursive: true, force: true });
     const total = perWorker.reduce((a, b) => a + b, 0);
-    process.stdout.write(`\nmxfs-demo: stopped. ${total} lock/unlock cycles, ${violations.length} safety violations.\n${violations.slice(0, 10).map((v) => `  ${v}\n`).join('')}`);
-    process.exit(violations.length === 0 ? 0 : 1);
+    const failed = failures.length === 0 ? '' : `, ${failures.length} worker failures`;
+    process.stdout.write(`\nmxfs-demo: stopped. ${total} lock/unlock cycles, ${violations.length} safety violations${failed}.\n${[...violations, ...failures].slice(0, 10).map((v) => `  ${v}\n`).join('')}`);
+    process.exit(violations.length === 0 && failures.length === 0 ? 0 : 1);
   };
-  process.on('SIGINT', () => void stop());
-  process.on('SIGTERM', () => void stop());
+  // SIGHUP: the terminal closed; the daemons, in groups of their own, would not hear of it.
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) { process.off(sig, abort); process.on(sig, () => void stop()); }
   if (seconds !== Infinity) setTimeout(() => void stop(), seconds * 1000);
 }
 

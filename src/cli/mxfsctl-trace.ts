@@ -153,8 +153,14 @@ export async function traceCommand(c: MxfsClient, sub: string | undefined, rest:
       let printed = 0;
       let stop = false;
       process.once('SIGINT', () => { stop = true; });
+      let told = false;
       while (!stop && printed < count) {
-        const r = await c.trace('collect', { filter, cursors, ...(nodes ? { nodes } : {}) }) as { pages: Record<string, WireTracePage> };
+        const r = await c.trace('collect', { filter, cursors, ...(nodes ? { nodes } : {}) }) as { enabled: boolean; pages: Record<string, WireTracePage> };
+        // As dump and collect say it: otherwise tail waits in silence for events that never come.
+        if (!told && !r.enabled && Object.values(r.pages).every((p) => !p.enabled)) {
+          process.stderr.write(`mxfsctl: tracing is off on every node asked ([trace] enabled = false); nothing will be printed\n`);
+          told = true;
+        }
         const batch: TraceEvent[] = [];
         let more = false;
         for (const [n, p] of Object.entries(r.pages)) { batch.push(...p.events); cursors[n] = p.cursor; more ||= p.more; }

@@ -258,7 +258,19 @@ export class MxfsClient extends EventEmitter implements LockClient {
       }
       case 'reply': {
         const p = this.pending.get(m.id);
-        if (p) { this.pending.delete(m.id); this.confirm(p.sentAt); p.resolve(m); }
+        if (!p) return;
+        this.pending.delete(m.id);
+        this.confirm(p.sentAt);
+        // A reply read after the bound passed (it sat in the socket while this process was
+        // paused): the daemon may have purged this client since, and granted its locks to
+        // another, so a grant in it must not resolve lock()/convert() as held.
+        if (this.hello !== undefined && !this.alive && !this.closed) {
+          const reason = this.lostReason ?? `no answer from mxfsd within ${this.hello.lostAfterMs} ms`;
+          p.reject(new LockError('LOST', reason));
+          this.loseAll(reason);
+          return;
+        }
+        p.resolve(m);
         return;
       }
       case 'bast': this.handles.get(m.lockId)?.emit('bast', m.mode); return;

@@ -647,6 +647,18 @@ function checkCrossFieldRules(c: Config, file: string, bySection: Map<string, In
     }
   });
 
+  // The metrics endpoint must not take a port this node listens on for its peers (else mxfsd
+  // would find its own cluster port busy at start, after --check-config said ok).
+  const m = c.metrics;
+  if (m.enabled && c.peers.length > 0) {
+    const overlaps = (a: string) => a === m.address || [a, m.address].some((x) => x === '0.0.0.0' || x === '::');
+    for (const [key, port] of [['port', c.node.port], ['lock_port', c.node.lockPort]] as const) {
+      if (port === m.port && overlaps(c.node.address)) {
+        fail('metrics', one('metrics'), 'port', `port ${m.port} is this node's peer ${key === 'port' ? 'port' : 'lock_port'} ([node] ${key} at line ${node?.line}): the metrics endpoint needs a port of its own`);
+      }
+    }
+  }
+
   const cl = one('cluster');
   if (c.peers.length > 0 && c.cluster.keyFile === undefined) {
     fail('cluster', cl, 'key_file', `key_file is required when [peer] sections are configured: peers must prove they know the cluster key`);

@@ -120,6 +120,8 @@ export class Daemon implements DaemonInfo {
   private nextSession = 1;
   private startedAt: number;
   private stopping = false;
+  /** Open client socket connections, against [locking] max_clients. */
+  private socketConnections = 0;
   readonly port?: ClusterPort;
   /** Durable node state ([node] state_dir): boot generation, promised epoch. */
   readonly state: NodeState;
@@ -208,7 +210,6 @@ export class Daemon implements DaemonInfo {
     this.socketLock = NodeLock.acquire(`${p}.lock`, `socket ${p}`);
     // Paused: accept() sets up the socket's reads into CLIENT_READ_BUFFER before any.
     const server = net.createServer({ pauseOnConnect: true }, (sock) => this.accept(sock));
-    server.maxConnections = this.o.config.locking.maxClients;
     await listenClientSocket(server, { path: p, mode: node.socketMode, gid });
     server.on('error', (e) => this.log.error({ err: e }, 'client socket error'));
     this.server = server;
@@ -338,7 +339,17 @@ export class Daemon implements DaemonInfo {
   }
 
   private accept(sock: net.Socket): void {
-    if (this.stopping) { sock.destroy(); return; }
+    const node = this.o.config.node.id;
+    if (this.stopping) { this.refuse(sock, `mxfsd on node ${node} is shutting down`); return; }
+    // Not net.Server.maxConnections: it closes the connection without a word, and the client
+    // could only report a broken pipe.
+    const maxClients = this.o.config.locking.maxClients;
+    if (this.socketConnections >= maxClients) {
+      this.refuse(sock, `mxfsd on node ${node} already has ${this.socketConnections} client connections, its limit ([locking] max_clients); try again once one closes`);
+      return;
+    }
+    this.socketConnections++;
+    sock.once('close', () => { this.socketConnections--; });
     const max = this.o.config.locking.maxFrameBytes;
     const maxOutput = this.o.config.locking.maxClientOutputBytes;
     const pauseAt = Math.floor(maxOutput / 4);
@@ -435,6 +446,14 @@ export class Daemon implements DaemonInfo {
       if (dec.pending > 0) log.warn({ session: sessionId, bytes: dec.pending }, 'client closed mid-frame (truncated frame)');
       if (open) { open = false; this.sys.send(ref, { type: 'disconnected', reason: 'connection closed' }); }
     });
+  }
+
+  /** A connection not admitted: told why (`lost`, as a cut-off client is), then closed, unread. */
+  private refuse(sock: net.Socket, reason: string): void {
+    this.log.debug({ reason }, 'client connection refused');
+    sock.on('error', () => {});
+    sock.end(encodeFrame({ type: 'lost', reason } satisfies DaemonMessage, this.o.config.locking.maxFrameBytes));
+    setTimeout(() => sock.destroy(), 1000).unref();
   }
 
   // ---- inspection ---------------------------------------------------------------------
