@@ -22,7 +22,7 @@ import { MAX_DLM_LIST_BYTES, validateDlmMessage } from '../src/cluster/dlm-messa
 import { REC_BATCH } from '../src/daemon/lock-router';
 import { MAX_LOCKSPACE_NAME, MAX_RESOURCE_NAME } from '../src/dlm/types';
 import { encodedSize } from '../src/wire/frame';
-import { validateTraceStamp } from '../src/trace/event';
+import { validateTraceStamp, type TraceStamp } from '../src/trace/event';
 
 const nonce = Buffer.alloc(32, 1);
 const SAMPLES: PeerBody[] = [
@@ -103,23 +103,32 @@ describe('peer protocol', () => {
   });
 
   it('a trace stamp, the frame\'s and a lock message\'s: kept when sound, refused naming its field when not', () => {
-    const body: PeerBody = { type: 'dlm', inc: 5, n: 1, seq: 0, msg: { t: 'recDone', epoch: 3, tr: { id: 2 ** 41 + 7, lc: 12, ls: 'default', res: 'r.1' } } };
-    const tr = { id: 2 ** 40 + 3, lc: 11 };
-    const [decoded] = new FrameDecoder(1 << 20).push(encodePeerMessage({ hdr, body, tr }));
+    const body: PeerBody = { type: 'dlm', inc: 5, n: 1, seq: 0, msg: { t: 'recDone', epoch: 3, tr: [2 ** 41 + 7, 12, 'r.1', 'default'] } };
+    const tr: TraceStamp = [2 ** 40 + 3, 11];
+    const frame = encodePeerMessage({ hdr, body, tr });
+    // On the wire a stamp is a msgpack list (fixarray of 2: 0x92), not a map.
+    expect(frame.includes(Buffer.from([0xa2, 0x74, 0x72, 0x92]))).to.equal(true); // 'tr' [
+    const [decoded] = new FrameDecoder(1 << 20).push(frame);
     expect(validatePeerMessage(decoded)).to.deep.equal({ hdr, body, tr });
     const stamped = (t: unknown) => { try { return validatePeerMessage({ ...wire({ type: 'welcome' }), tr: t }).tr; } catch (e) { return (e as Error).message; } };
-    expect(stamped({ id: 0, lc: Number.MAX_SAFE_INTEGER, extra: 1 })).to.deep.equal({ id: 0, lc: Number.MAX_SAFE_INTEGER });
-    // A sound stamp with only its own keys is kept as decoded (no copy per received stamp).
-    for (const t of [{ id: 4, lc: 9 }, { id: 4, lc: 9, ls: 'default', res: 'r.1' }]) expect(validateTraceStamp(t)).to.equal(t);
-    expect(stamped([1, 2])).to.equal("field 'tr' must be a map");
-    expect(stamped(null)).to.equal("field 'tr' must be a map");
-    expect(stamped({ id: -1, lc: 1 })).to.equal("field 'tr.id' must be an unsigned integer");
-    expect(stamped({ id: 2 ** 53, lc: 1 })).to.equal("field 'tr.id' must be an unsigned integer");
-    expect(stamped({ id: 1, lc: 1.5 })).to.equal("field 'tr.lc' must be an unsigned integer");
-    expect(stamped({ id: 1 })).to.equal("field 'tr.lc' must be an unsigned integer");
-    expect(stamped({ id: 1, lc: 2, res: '' })).to.match(/tr\.res/);
+    expect(stamped([0, Number.MAX_SAFE_INTEGER])).to.deep.equal([0, Number.MAX_SAFE_INTEGER]);
+    expect(stamped([1, 2, 'r.1'])).to.deep.equal([1, 2, 'r.1']);
+    // A sound stamp is kept as decoded (no copy per received stamp).
+    for (const t of [[4, 9], [4, 9, 'r.1', 'default']]) expect(validateTraceStamp(t)).to.equal(t);
+    const shape = "field 'tr' must be a list [id, lc], [id, lc, res] or [id, lc, res, ls]";
+    expect(stamped({ id: 1, lc: 2 })).to.equal(shape);
+    expect(stamped(null)).to.equal(shape);
+    expect(stamped([1])).to.equal(shape);
+    expect(stamped([1, 2, 'r.1', 'default', 5])).to.equal(shape);
+    expect(stamped(Buffer.from([1, 2]))).to.equal(shape);
+    expect(stamped([-1, 1])).to.equal("field 'tr.id' must be an unsigned integer");
+    expect(stamped([2 ** 53, 1])).to.equal("field 'tr.id' must be an unsigned integer");
+    expect(stamped([1, 1.5])).to.equal("field 'tr.lc' must be an unsigned integer");
+    expect(stamped([1, null])).to.equal("field 'tr.lc' must be an unsigned integer");
+    expect(stamped([1, 2, ''])).to.match(/tr\.res/);
+    expect(stamped([1, 2, 'r.1', 3])).to.match(/tr\.ls/);
     // A lock message's bad stamp makes that one message `invalid`, as any bad lock message.
-    const bad = validatePeerMessage(wire({ type: 'dlm', inc: 5, n: 1, seq: 0, msg: { t: 'recDone', epoch: 3, tr: { id: 1, lc: 'x' } } } as unknown as PeerBody)).body;
+    const bad = validatePeerMessage(wire({ type: 'dlm', inc: 5, n: 1, seq: 0, msg: { t: 'recDone', epoch: 3, tr: [1, 'x'] } } as unknown as PeerBody)).body;
     expect(bad).to.deep.equal({ type: 'dlm', inc: 5, n: 1, seq: 0, invalid: "dlm message: field 'tr.lc' must be an unsigned integer" });
   });
 

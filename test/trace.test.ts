@@ -92,7 +92,7 @@ describe('trace', () => {
           expected.set(r.stats.last, { kind: 'send', from: 'client', to: 'session/1', type: 'client', sub: 'lock', req: String(7000 + i), lock: String(i), ls: 'ls', res: `r${i}`, mode: 5, mono: clock.now() });
         } else {
           const f = { ls: 'L', res: `x${i}`, lock: `2:1/${i}`, req: `k${i}`, mode: i % 6, token: i, epoch: 3, peer: 1 + (i % 4), info: 'why' };
-          const seq = r.record(kinds[i % 7]!, 'a', 'b', 't', f, i % 3 ? undefined : { node: 3, stamp: { id: 99, lc: 5 } });
+          const seq = r.record(kinds[i % 7]!, 'a', 'b', 't', f, i % 3 ? undefined : { node: 3, stamp: [99, 5] });
           expected.set(seq, { kind: kinds[i % 7]!, from: 'a', to: 'b', type: 't', ...f, mono: clock.now(), ...(i % 3 ? {} : { srcNode: 3, srcLc: 5, trace: 99 }) });
         }
       }
@@ -175,7 +175,7 @@ describe('trace', () => {
       expect(sent[0]).to.equal(msg);
       const e = r.get(r.stats.last)!;
       expect(e).to.include({ kind: 'dlm-out', to: 'node/3', type: 'recDone' });
-      expect(msg.tr).to.deep.equal({ id: e.trace, lc: e.lc });
+      expect(msg.tr).to.deep.equal([e.trace, e.lc]);
     });
 
     it('writes rotating NDJSON files: FILE, FILE.1 ... FILE.keep, every line an event', async () => {
@@ -292,12 +292,13 @@ describe('trace', () => {
     it('a DLM message may carry a trace stamp; a bad one is refused naming the field; an old message without one passes', () => {
       const op = { t: 'op', epoch: 3, lockspace: 'default', resource: 'R', op: { type: 'cancel', lockId: '1:2/3' } };
       expect(validateDlmMessage(op)).to.not.have.property('tr');
-      expect(validateDlmMessage({ ...op, tr: { id: 2 ** 40 + 5, lc: 77 } }).tr).to.deep.equal({ id: 2 ** 40 + 5, lc: 77 });
-      expect(validateDlmMessage({ t: 'ev', epoch: 1, ev: { type: 'lock.released', lockId: '1:2/3' }, tr: { id: 1, lc: 2, ls: 'default', res: 'R' } }).tr).to.deep.equal({ id: 1, lc: 2, ls: 'default', res: 'R' });
-      expect(() => validateDlmMessage({ ...op, tr: { id: -1, lc: 2 } })).to.throw(/tr\.id/);
-      expect(() => validateDlmMessage({ ...op, tr: { id: 1, lc: 'x' } })).to.throw(/tr\.lc/);
-      expect(() => validateDlmMessage({ ...op, tr: [1, 2] })).to.throw(/'tr'/);
-      expect(() => validateDlmMessage({ ...op, tr: { id: 1, lc: 1, res: '' } })).to.throw(/tr\.res/);
+      expect(validateDlmMessage({ ...op, tr: [2 ** 40 + 5, 77] }).tr).to.deep.equal([2 ** 40 + 5, 77]);
+      expect(validateDlmMessage({ t: 'ev', epoch: 1, ev: { type: 'lock.released', lockId: '1:2/3' }, tr: [1, 2, 'R', 'default'] }).tr).to.deep.equal([1, 2, 'R', 'default']);
+      expect(() => validateDlmMessage({ ...op, tr: [-1, 2] })).to.throw(/tr\.id/);
+      expect(() => validateDlmMessage({ ...op, tr: [1, 'x'] })).to.throw(/tr\.lc/);
+      expect(() => validateDlmMessage({ ...op, tr: { id: 1, lc: 2 } })).to.throw(/'tr'/);
+      expect(() => validateDlmMessage({ ...op, tr: [1, 1, ''] })).to.throw(/tr\.res/);
+      expect(() => validateDlmMessage({ ...op, tr: [1, 1, 'R', 7] })).to.throw(/tr\.ls/);
     });
 
     it('trace queries and replies are validated like every other message', () => {

@@ -128,7 +128,7 @@ describe('worker trace events, compact (worker-events.ts)', () => {
       wt.frameOut(2, body, 3);
     });
     wt.cur = 0; wt.curActor = undefined;
-    const saved = wt.frameIn(2, { type: 'renewAck' }, 3, { id: 2 * 2 ** 40 + 5, lc: 50 });
+    const saved = wt.frameIn(2, { type: 'renewAck' }, 3, [2 * 2 ** 40 + 5, 50]);
     wt.restore(saved);
     // Nothing crossed yet: the events wait in the batch until taken.
     expect(pend).to.deep.equal([1, 2, 3]);

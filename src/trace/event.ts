@@ -77,8 +77,14 @@ export interface TraceEvent extends Omit<TraceFields, 'lock' | 'req'> {
   srcLc?: number;
 }
 
-/** What travels in a DLM peer message (DlmPeerMsg.tr): the sending event's trace id and lc. */
-export interface TraceStamp { id: number; lc: number; ls?: string; res?: string }
+/**
+ * What a peer frame (PeerMessage.tr) and a DLM peer message (DlmPeerMsg.tr) carry when the
+ * sender traces: the sending event's trace id and Lamport clock, and for an `ev` the resource
+ * it concerns and its lockspace — `[id, lc]`, `[id, lc, res]` or `[id, lc, res, ls]`. A list,
+ * in memory as on the wire: msgpack decodes it with about half the allocation of a map with
+ * the same fields, and a received one is used as decoded (docs/benchmarks.md).
+ */
+export type TraceStamp = [id: number, lc: number, res?: string, ls?: string];
 
 /** Trace ids: the node that started the chain, then its counter (fits a JS safe integer). */
 export const TRACE_ID_NODE_SHIFT = 2 ** 40;
@@ -152,24 +158,16 @@ export function validateTraceEvent(x: unknown): TraceEvent {
 }
 
 /**
- * Validates the trace stamp of a peer frame or a DLM peer message. It runs for every stamp a
- * traced node receives (two per lock-link frame), so it makes no closure per call: those were
- * the largest allocation tracing added per remote lock pair (heap sampling, docs/benchmarks.md).
+ * Validates the trace stamp of a peer frame or a DLM peer message (TraceStamp) and returns it
+ * as decoded (it runs for every stamp a traced node receives: two per lock-link frame).
  */
 export function validateTraceStamp(x: unknown): TraceStamp {
-  if (typeof x !== 'object' || x === null || Array.isArray(x) || x instanceof Uint8Array) throw new ProtocolError(`field 'tr' must be a map`);
-  const o = x as Obj;
-  const id = stampUint(o.id, 'id'), lc = stampUint(o.lc, 'lc');
-  const ls = o.ls === undefined ? undefined : checkName(o.ls, 'tr.ls', MAX_LOCKSPACE_NAME);
-  const res = o.res === undefined ? undefined : checkName(o.res, 'tr.res', MAX_RESOURCE_NAME);
-  // A stamp with no other key is kept as decoded (no copy per received stamp); one with more is copied without them.
-  let known = true;
-  for (const k in o) if (k !== 'id' && k !== 'lc' && k !== 'ls' && k !== 'res') { known = false; break; }
-  if (known) return o as unknown as TraceStamp;
-  const s: TraceStamp = { id, lc };
-  if (ls !== undefined) s.ls = ls;
-  if (res !== undefined) s.res = res;
-  return s;
+  if (!Array.isArray(x) || x.length < 2 || x.length > 4) throw new ProtocolError(`field 'tr' must be a list [id, lc], [id, lc, res] or [id, lc, res, ls]`);
+  stampUint(x[0], 'id');
+  stampUint(x[1], 'lc');
+  if (x.length > 2) checkName(x[2], 'tr.res', MAX_RESOURCE_NAME);
+  if (x.length > 3) checkName(x[3], 'tr.ls', MAX_LOCKSPACE_NAME);
+  return x as TraceStamp;
 }
 
 /** A stamp's unsigned integer field `k` (value v), or the ProtocolError naming it. */

@@ -93,8 +93,8 @@ export function peerBodyFields(body: unknown, f: TraceFields): void {
     f.sub = dlmSub(b.msg.t);
     dlmFields(b.msg, f);
     // An `ev` names its resource only in its stamp (docs/tracing.md, "Causality").
-    const tr = b.msg.tr;
-    if (tr && f.res === undefined && isStr(tr.res)) { f.res = tr.res; if (isStr(tr.ls)) f.ls ??= tr.ls; }
+    const tr = b.msg.tr; // [id, lc, res?, ls?] (TraceStamp)
+    if (Array.isArray(tr) && f.res === undefined && isStr(tr[2])) { f.res = tr[2]; if (isStr(tr[3])) f.ls ??= tr[3]; }
   } else if (isStr(b.type)) f.sub = b.type;
 }
 

@@ -230,9 +230,9 @@ export class TraceRecorder implements ActorTracer, FrameTracer {
    */
   record(kind: TraceKind, from: string, to: string, type: string, f: TraceFields, src?: { node: number; stamp?: TraceStamp }): number {
     const stamp = src?.stamp;
-    if (stamp && stamp.lc > this.lc) this.lc = stamp.lc;
+    if (stamp && stamp[1] > this.lc) this.lc = stamp[1];
     const cs = this.slot(this.cur);
-    const trace = stamp ? stamp.id : cs >= 0 ? this.num[cs * NUM + N.trace]! : this.node * TRACE_ID_NODE_SHIFT + ++this.traces;
+    const trace = stamp ? stamp[0] : cs >= 0 ? this.num[cs * NUM + N.trace]! : this.node * TRACE_ID_NODE_SHIFT + ++this.traces;
     return this.put(kind, from, to, type, f, ++this.lc, this.clock.now(), trace, cs >= 0 ? this.cur : 0, cs, stamp ? src!.node : 0, 0, stamp);
   }
 
@@ -241,7 +241,7 @@ export class TraceRecorder implements ActorTracer, FrameTracer {
    * (`cause`, in ring slot `cs`; -1: none) or stamp. `w`: the worker's number of a worker
    * event (0: an event of this thread).
    */
-  private put(kind: TraceKind, from: string, to: string, type: string, f: TraceFields, lc: number, mono: number, trace: number, cause: number, cs: number, srcNode: number, w: number, stamp?: { lc: number; ls?: string; res?: string }): number {
+  private put(kind: TraceKind, from: string, to: string, type: string, f: TraceFields, lc: number, mono: number, trace: number, cause: number, cs: number, srcNode: number, w: number, stamp?: TraceStamp): number {
     const num = this.num, int = this.int, str = this.str;
     const seq = ++this.seq;
     const i = (seq - 1) % this.ringSize;
@@ -251,7 +251,7 @@ export class TraceRecorder implements ActorTracer, FrameTracer {
     num[n + N.mono] = mono;
     num[n + N.trace] = trace;
     num[n + N.cause] = cause;
-    num[n + N.srcLc] = stamp ? stamp.lc : 0;
+    num[n + N.srcLc] = stamp ? stamp[1] : 0;
     num[n + N.token] = f.token ?? -1;
     num[n + N.w] = w;
     num[n + N.epoch] = f.epoch ?? -1;
@@ -260,8 +260,8 @@ export class TraceRecorder implements ActorTracer, FrameTracer {
     int[k + I.mode] = f.mode ?? -1;
     int[k + I.kind] = KIND_INDEX[kind]!;
     str[t + S.from] = from; str[t + S.to] = to; str[t + S.type] = type; str[t + S.sub] = f.sub;
-    str[t + S.ls] = f.ls ?? stamp?.ls ?? (cs >= 0 ? str[ct + S.ls] : undefined);
-    str[t + S.res] = f.res ?? stamp?.res ?? (cs >= 0 ? str[ct + S.res] : undefined);
+    str[t + S.ls] = f.ls ?? stamp?.[3] ?? (cs >= 0 ? str[ct + S.ls] : undefined);
+    str[t + S.res] = f.res ?? stamp?.[2] ?? (cs >= 0 ? str[ct + S.res] : undefined);
     str[t + S.lock] = f.lock ?? (cs >= 0 ? str[ct + S.lock] : undefined);
     str[t + S.req] = f.req;
     str[t + S.info] = f.info;
@@ -371,7 +371,7 @@ export class TraceRecorder implements ActorTracer, FrameTracer {
 
   private readonly tev = new TevReader();
   /** Scratch stamp of a forwarded receipt (put() reads only its lc). */
-  private readonly srcStamp = { lc: 0 };
+  private readonly srcStamp: TraceStamp = [0, 0];
   private readonly forwarded: TevSink = (kind, from, to, type, f, w, lc, mono, trace, cw, srcNode, srcLc) => {
     let cause = 0;
     if (cw < 0) cause = -cw;
@@ -381,8 +381,8 @@ export class TraceRecorder implements ActorTracer, FrameTracer {
     }
     if (lc > this.lc) this.lc = lc;
     const cs = cause > 0 ? this.slot(cause) : -1;
-    let stamp: { lc: number } | undefined;
-    if (srcNode > 0) { stamp = this.srcStamp; stamp.lc = srcLc; }
+    let stamp: TraceStamp | undefined;
+    if (srcNode > 0) { stamp = this.srcStamp; stamp[1] = srcLc; }
     const seq = this.put(kind, from, to, type, f, lc, mono, trace, cs >= 0 ? cause : 0, cs, srcNode, w, stamp);
     const j = w % WORKER_CAUSES;
     this.workerW[j] = w;
@@ -418,10 +418,11 @@ export class TraceRecorder implements ActorTracer, FrameTracer {
   /** The stamp for a message to another node, from the event (seq) that records its sending. */
   stampOf(seq: number, withResource: boolean): TraceStamp {
     const i = this.slot(seq);
-    const s: TraceStamp = { id: this.num[i * NUM + N.trace]!, lc: this.num[i * NUM + N.lc]! };
-    const res = this.str[i * STR + S.res] as string | undefined, ls = this.str[i * STR + S.ls] as string | undefined;
-    if (withResource && res !== undefined) { s.res = res; if (ls !== undefined) s.ls = ls; }
-    return s;
+    const id = this.num[i * NUM + N.trace]!, lc = this.num[i * NUM + N.lc]!;
+    const res = withResource ? this.str[i * STR + S.res] as string | undefined : undefined;
+    if (res === undefined) return [id, lc];
+    const ls = this.str[i * STR + S.ls] as string | undefined;
+    return ls === undefined ? [id, lc, res] : [id, lc, res, ls];
   }
 
   // ---- reading ------------------------------------------------------------------------

@@ -91,7 +91,7 @@ export class WorkerTracer implements ActorTracer, FrameTracer {
     const f = frameFields(peer, body, epoch, this.f);
     if (!f) return undefined;
     const w = this.event('frame-out', peerLinkPath(peer), nodePath(peer), body.type, f);
-    return { id: this.traceOf[w % TRACE_WINDOW]!, lc: this.lc };
+    return [this.traceOf[w % TRACE_WINDOW]!, this.lc];
   }
 
   frameIn(peer: number, body: { type: string; msg?: { tr?: TraceStamp } }, epoch: number, tr?: TraceStamp): [number, string | undefined] | undefined {
@@ -129,17 +129,17 @@ export class WorkerTracer implements ActorTracer, FrameTracer {
   /** One event: numbered, clocked, in its chain, and into the batch. Returns its number. */
   private event(kind: TevKind, from: string, to: string, type: string, f: TraceFields, src?: { node: number; stamp: TraceStamp }): number {
     const w = ++this.w;
-    if (src && src.stamp.lc > this.lc) this.lc = src.stamp.lc;
+    if (src && src.stamp[1] > this.lc) this.lc = src.stamp[1];
     const lc = ++this.lc;
     const cur = this.cur;
     let trace: number;
-    if (src) trace = src.stamp.id;
+    if (src) trace = src.stamp[0];
     else if (cur < 0) trace = this.mainTrace;
     else if (cur > 0 && this.traceW[cur % TRACE_WINDOW] === cur) trace = this.traceOf[cur % TRACE_WINDOW]!;
     else trace = this.node * TRACE_ID_NODE_SHIFT + WORKER_TRACE_BASE + ++this.traces;
     this.traceW[w % TRACE_WINDOW] = w;
     this.traceOf[w % TRACE_WINDOW] = trace;
-    this.out.add(kind, from, to, type, f, w, lc, this.clock.now(), trace, cur, src ? src.node : 0, src ? src.stamp.lc : 0);
+    this.out.add(kind, from, to, type, f, w, lc, this.clock.now(), trace, cur, src ? src.node : 0, src ? src.stamp[1] : 0);
     this.pending(this.out.count);
     return w;
   }
