@@ -349,7 +349,10 @@ class Handle extends EventEmitter implements LockHandle {
 
   convert(mode: Mode, opts: ConvertOptions = {}): Promise<Grant> {
     if (this.done) return Promise.reject(new LockError(this.lostReason ? 'LOST' : 'NOTFOUND', this.lostReason ?? 'lock already released'));
-    this.c.checkAlive();
+    // Past the bound (a paused process, before the watchdog noticed): a rejected promise like
+    // every other failure, never a synchronous throw (a bast handler's `void h.convert(...)`
+    // or `h.convert(...).catch(...)` would crash the process with it).
+    try { this.c.checkAlive(); } catch (e) { return Promise.reject(e); }
     return this.c.convertLock(this, mode, opts);
   }
 
