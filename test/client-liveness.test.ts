@@ -73,6 +73,32 @@ describe('client liveness bound', () => {
     expect(lost).to.match(/no answer from mxfsd within 1000 ms/);
   });
 
+  it('a BAST read after the bound emits lost on the handle, never bast; one read within it emits bast', async () => {
+    const { clock, d, h } = await grantedPR();
+    const events: string[] = [];
+    h.on('bast', (m: Mode) => events.push(`bast ${m}`));
+    h.on('lost', () => events.push('lost'));
+    clock.now = () => T - 1;                  // within the bound: the daemon still counts it held
+    d.reply({ type: 'bast', lockId: 1, mode: Mode.EX });
+    expect(events).to.deep.equal([`bast ${Mode.EX}`]);
+    clock.now = () => T + 500;                // paused past the bound; on resume the BAST is read first
+    d.reply({ type: 'bast', lockId: 1, mode: Mode.EX });
+    expect(events).to.deep.equal([`bast ${Mode.EX}`, 'lost']);
+    expect(h.released).to.equal(true);
+  });
+
+  it('convert() past the bound rejects LOST (a promise, never a synchronous throw) and the handle is lost', async () => {
+    const { clock, h } = await grantedPR();
+    let lost = '';
+    h.on('lost', (why: string) => { lost = why; });
+    clock.now = () => T + 500;                // paused past the bound; the watchdog has not run yet
+    let p: Promise<unknown> | undefined;
+    expect(() => { p = h.convert(Mode.EX); }).not.to.throw();
+    expect(await p!.then(() => 'resolved', (e) => e.code)).to.equal('LOST');
+    expect(lost).to.match(/no answer from mxfsd within 1000 ms/);
+    expect(h.released).to.equal(true);
+  });
+
   it('heartbeat acks buffered during a pause do not extend validity; fresh acks do', async () => {
     const { clock, d, h } = await grantedPR();
     clock.advance(200);                       // the watchdog sends hb #1 at t=200

@@ -40,6 +40,22 @@ describe('daemon (in-process)', () => {
     expect(hb.grant.token).to.equal(ha.grant.token + 1);
   });
 
+  it('a timeout beyond 2^31-1 ms (a kernel request\'s u32 TIMEOUT_MS; in-process clients are not validated) waits, never times out at once', async () => {
+    await boot();
+    const ha = await a.lock('long-timeout', EX);
+    let outcome = 'waiting';
+    const pb = b.lock('long-timeout', PR, { timeoutMs: 2 ** 32 - 1 }).then((h) => { outcome = 'granted'; return h; }, (e) => { outcome = `rejected ${e.code}`; throw e; });
+    await waitFor(async () => (await a.locks({ resource: 'long-timeout' })).resources[0]?.waiting.length === 1, 10000, 'the request queued');
+    // A Node timer longer than 2^31-1 ms fires after 1 ms: give such a timer time to fire
+    // (this only makes the broken code fail reliably; the fixed code has nothing to fire).
+    await sleep(50);
+    expect(outcome).to.equal('waiting');
+    await ha.unlock();
+    const hb = await pb;
+    expect(hb.grant.mode).to.equal(PR);
+    expect(outcome).to.equal('granted');
+  });
+
   it('NOQUEUE fails with NOTQUEUED; timeout fails with TIMEOUT; AbortSignal cancels', async () => {
     await boot();
     await a.lock('r', EX);

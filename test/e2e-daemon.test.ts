@@ -158,6 +158,47 @@ describe('mxfsd end to end', function () {
     await h.close();
   });
 
+  it('a holder paused while a BAST is sent to it, purged, its lock granted to the waiter: when it resumes it sees lost, never bast', async () => {
+    d = await startDaemon();
+    const block = path.join(d.dir, 'block'), go = path.join(d.dir, 'go');
+    // The pause as in the test above: the event loop blocked in a timer callback, so the BAST
+    // waiting in the socket is read before the watchdog's next beat.
+    const holderScript = `
+      const fs = require('node:fs');
+      const { MxfsClient } = require(${JSON.stringify(path.join(ROOT, 'dist/src/client/client.js'))});
+      MxfsClient.connect(process.argv[1], { name: 'paused' }).then(async (c) => {
+        const h = await c.lock('paused-bast', 5);
+        h.on('bast', () => process.stdout.write('BAST\\n'));
+        h.on('lost', () => { process.stdout.write('LOST\\n'); setTimeout(() => process.exit(0), 50); });
+        process.stdout.write('held\\n');
+        const poll = setInterval(() => {
+          if (!fs.existsSync(process.argv[2])) return;
+          clearInterval(poll);
+          process.stdout.write('blocked\\n');
+          while (!fs.existsSync(process.argv[3])) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
+        }, 10);
+      });`;
+    const hp = spawn(process.execPath, ['-e', holderScript, d.socket, block, go], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    hp.stdout!.on('data', (x) => { out += x; });
+    const exited = new Promise((r) => hp.once('exit', r));
+    await waitFor(() => out === 'held\n', 20000, 'the holder holds');
+    fs.writeFileSync(block, '');
+    await waitFor(() => out === 'held\nblocked\n', 20000, 'the holder blocked');
+    const w = await MxfsClient.connect(d.socket, { name: 'W' });
+    const wl = w.lock('paused-bast', EX);
+    const entry = async () => (await w.locks({ resource: 'paused-bast' })).resources[0];
+    // The BAST is sent while the paused holder still holds the lock (it sits in its socket);
+    // then the daemon purges the holder and grants the waiter.
+    await waitFor(async () => { const g = (await entry())?.granted[0]; return g?.client === 'paused' && g.bast !== undefined; }, 20000, 'the BAST sent to the paused holder');
+    const held = await wl;
+    fs.writeFileSync(go, '');
+    await exited;
+    expect(out).to.equal('held\nblocked\nLOST\n');
+    expect(held.valid).to.equal(true);
+    await w.close();
+  });
+
   it('SIGTERM: clean shutdown tells clients their locks are lost, removes the socket, exits 0', async () => {
     d = await startDaemon();
     const c = await MxfsClient.connect(d.socket);

@@ -88,6 +88,9 @@ describe('mxfsctl', function () {
       [['lock', long, 'EX', '--', 'true'], /resource name 'r{21}\.\.\.' is 65 bytes; the limit is 64/],
       [['lock', '--lockspace', '', 'r', 'EX', '--', 'true'], /lockspace name '' must be a non-empty string/],
       [['locks', '--resource', 'x'.repeat(80)], /resource name 'x{21}\.\.\.' is 80 bytes/],
+      // Whole milliseconds, but more than a timer holds: the message says the range.
+      [['lock', '--timeout', '3000000000', 'r', 'EX', '--', 'true'], /^mxfsctl: --timeout wants whole milliseconds 0\.\.2147483647, got '3000000000'\n/],
+      [['mount', 'v', '--timeout', '3000000000'], /^mxfsctl: --timeout wants whole milliseconds 0\.\.2147483647, got '3000000000'\n/],
     ] as Array<[string[], RegExp]>) {
       // A socket nobody listens on: a name check that reached the daemon would exit 4.
       const r = await mxfsctl(['--socket', path.join(d.dir, 'nope.sock'), ...args]);

@@ -60,6 +60,23 @@ describe('failover harness (standalone daemons)', function () {
     expect(c.stdout).to.match(/\[overlap\]/);
   });
 
+  it('mxfs-failover check: a missing, non-JSON or empty history is one line on stderr and exit 1, never a stack or a PASS', async () => {
+    const dir = tmpDir('mxfs-fo-'); dirs.push(dir);
+    fs.writeFileSync(path.join(dir, 'garbage.ndjson'), 'garbage\n');
+    fs.writeFileSync(path.join(dir, 'empty.ndjson'), '');
+    const cases: Array<[string, RegExp]> = [
+      ['missing.ndjson', /ENOENT/], ['garbage.ndjson', /history line 1: not JSON/], ['empty.ndjson', /no events in it/],
+    ];
+    for (const [f, why] of cases) {
+      const c = await run(process.execPath, [CLI, 'check', path.join(dir, f)], { timeoutMs: 30000 });
+      expect(c.code, f).to.equal(1);
+      expect(c.stdout, f).to.equal('');
+      expect(c.stderr.trim().split('\n'), f).to.have.length(1);
+      expect(c.stderr, f).to.match(new RegExp(`^mxfs-failover: cannot check .*${f.replace('.', '\\.')}: `));
+      expect(c.stderr, f).to.match(why);
+    }
+  });
+
   it('mxfs-failover run exits 0 on a passing scenario and prints the seed to repeat it', async () => {
     const dir = tmpDir('mxfs-fo-'); dirs.push(dir);
     const c = await run(process.execPath, [CLI, 'run', 'standalone-gc-pause', '--seed', '4', '--report', dir, '--quiet'], { timeoutMs: 60000 });

@@ -18,6 +18,8 @@ import { TraceRecorder } from '../src/trace/recorder';
 import { FakeKernelChannel as FakeChannel } from './support/fake-kernel-channel';
 import { AnswerLost, KernelAckError, NetlinkError } from '../src/ffi/genl-socket';
 import { NLE } from '../src/ffi/libnl';
+import { Daemon } from '../src/daemon/daemon';
+import { quietLogger, testConfig, tmpDir } from './support/daemon-proc';
 
 async function until(cond: () => boolean, ms = 2000): Promise<void> {
   const end = Date.now() + ms;
@@ -463,6 +465,32 @@ describe('kernel-bridge actor (fake channel)', () => {
     expect(next.grant.lvb.equals(lvb2)).to.equal(true);
     expect(bridge.status().conversions).to.equal(5);
     await next.unlock();
+  });
+
+  it('LOCK_RELEASE with an LVB longer than the daemon\'s lvb_size still releases the lock (a real in-process daemon)', async () => {
+    const d = new Daemon({ config: testConfig(tmpDir(), { locking: { lvbSize: 16 } }), log: quietLogger() });
+    await d.start();
+    try {
+      const real = await d.connectLocal('kernel');
+      bridge = startKernelBridge({
+        system, locks: real, log, clock, mode: 'auto', nodeId: 7, retryMs: 5000,
+        channelFactory: (ev) => { channel = new FakeChannel(ev); channel.loaded = true; return channel; },
+      });
+      await until(() => bridge.status().state === 'attached');
+      const ch = channel!;
+      ch.kernel(MxfsCmd.LOCK_REQ, lockReq(21n, 'inode:7', Mode.EX));
+      await until(() => ch.of(MxfsCmd.LOCK_GRANT).length === 1);
+      // The inode lock cache writes a 24-byte record back; this daemon's value block is 16 bytes.
+      ch.kernel(MxfsCmd.LOCK_RELEASE, { [MxfsAttr.LOCK_ID]: 21n, [MxfsAttr.LOCKSPACE]: 'default', [MxfsAttr.RESOURCE]: 'inode:7', [MxfsAttr.LVB]: Buffer.alloc(24, 7) });
+      const other = await d.connectLocal('other');
+      // Granted only once the kernel's lock is gone (with the bug it stays held by the bridge's session).
+      const h = await other.lock('inode:7', Mode.EX, { timeoutMs: 20000 });
+      expect(h.grant.mode).to.equal(Mode.EX);
+      await other.close();
+      await real.close();
+    } finally {
+      await d.stop();
+    }
   });
 
   it('stop() releases the kernel locks and closes the channel', async () => {

@@ -7,7 +7,7 @@ import { expect } from 'chai';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { pickBasePort } from '../src/local-cluster/local-cluster';
+import { LocalCluster, pickBasePort } from '../src/local-cluster/local-cluster';
 import { isNodeProcess, mxfsdConfigOf } from '../src/local-cluster/processes';
 import { ROOT, run, tmpDir, waitFor } from './support/daemon-proc';
 
@@ -105,6 +105,23 @@ describe('mxfs-cluster', function () {
       const r = await cli(args);
       expect(r.code, args.join(' ')).to.equal(2);
       expect(r.stderr, args.join(' ')).to.match(msg);
+    }
+  });
+
+  it('LocalCluster.create refuses options out of range with a RangeError naming the option, before writing anything', async () => {
+    const bad: Array<[object, RegExp]> = [
+      [{ nodes: 0 }, /nodes wants an integer 1\.\.64, got 0/], [{ nodes: 2.5 }, /nodes .* got 2\.5/], [{ nodes: NaN }, /nodes .* got NaN/],
+      [{ nodes: -1 }, /nodes .* got -1/], [{ nodes: 65 }, /nodes .* got 65/], [{}, /nodes .* got undefined/],
+      [{ nodes: 1, basePort: 70000 }, /basePort wants an integer 1024\.\.65000, got 70000/], [{ nodes: 1, leaseMs: 5 }, /leaseMs wants an integer 500\.\.600000, got 5/],
+    ];
+    for (const [o, why] of bad) {
+      const parent = tmpDir('mxfs-mc-'), dir = path.join(parent, 'c');
+      const err = await LocalCluster.create(dir, o as any).then(() => undefined, (e) => e);
+      const written = fs.existsSync(dir);
+      fs.rmSync(parent, { recursive: true, force: true });
+      expect(err, JSON.stringify(o)).to.be.instanceOf(RangeError);
+      expect(err.message).to.match(why);
+      expect(written, 'nothing written').to.equal(false);
     }
   });
 

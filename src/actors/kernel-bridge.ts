@@ -471,7 +471,15 @@ export function startKernelBridge(opts: KernelBridgeOptions): KernelBridge {
     // A conversion still in flight is cancelled by the unlock; its result is dropped.
     s.pending.get(s.converting.get(lockId) ?? -1n)?.abort();
     const lvb = lvbOf(m);
-    h.unlock(lvb ? { lvb } : {}).catch((err: unknown) => log.warn({ err, lockId: String(lockId) }, 'unlock failed'));
+    h.unlock(lvb ? { lvb } : {}).catch((err: unknown) => {
+      // The daemon refused the LVB (longer than its lvb_size): the lock must go all the same,
+      // or it stays held by this session, unknown to the kernel, and blocks every other
+      // holder. Released without the LVB; the kernel ignores a value block shorter than the
+      // record it writes, so it never read one from this daemon anyway.
+      if (!(lvb && err instanceof LockError && err.code === 'INVALID')) throw err;
+      log.warn({ err, lockId: String(lockId), lvbBytes: lvb.length }, 'the daemon refused the kernel\'s LVB; released without it');
+      return h.unlock();
+    }).catch((err: unknown) => log.warn({ err, lockId: String(lockId) }, 'unlock failed'));
   };
 
   /** LOCK_CONVERT: a held lock to another mode (the inode lock cache: PR->EX up, EX->PR down

@@ -15,7 +15,7 @@
  * in DIR), 2 usage.
  */
 import path from 'node:path';
-import { LocalCluster } from '../local-cluster/local-cluster';
+import { CREATE_LIMITS, LocalCluster } from '../local-cluster/local-cluster';
 import { die, parse, UsageError } from './usage';
 
 const USAGE = `usage: mxfs-cluster up --nodes N --dir DIR [--base-port P] [--lease-ms MS]
@@ -116,7 +116,8 @@ async function main(): Promise<void> {
       only(['nodes', 'base-port', 'lease-ms']);
       if (rest.length) usage(`unexpected argument '${rest[0]}'`);
       if (v.nodes === undefined) usage('missing --nodes N');
-      return up(dir, int('nodes', v.nodes, 3, 1, 64), int('base-port', v['base-port'], 7600, 1024, 65000), int('lease-ms', v['lease-ms'], 3000, 500, 600000));
+      const L = CREATE_LIMITS;
+      return up(dir, int('nodes', v.nodes, 3, ...L.nodes), int('base-port', v['base-port'], 7600, ...L.basePort), int('lease-ms', v['lease-ms'], 3000, ...L.leaseMs));
     }
     case 'start': case 'restart': {
       only([]);

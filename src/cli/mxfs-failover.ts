@@ -92,7 +92,19 @@ async function main(): Promise<number> {
     }
     case 'check': {
       if (rest.length !== 1) usage('check wants one history file');
-      const events = readHistory(rest[0]!);
+      let events;
+      try {
+        events = readHistory(rest[0]!);
+      } catch (e) {
+        // One line, no stack: the file is missing, unreadable or not a history.
+        process.stderr.write(`mxfs-failover: cannot check ${rest[0]}: ${(e as Error).message}\n`);
+        return 1;
+      }
+      if (!events.length) {
+        // An empty file (a run that never started, a truncated copy) is no evidence: not a PASS.
+        process.stderr.write(`mxfs-failover: cannot check ${rest[0]}: no events in it\n`);
+        return 1;
+      }
       const meta = events.find((e) => e.type === 'meta');
       const leaseMs = int('lease-ms', v['lease-ms'], 100, 600000) ?? (meta?.type === 'meta' ? meta.leaseMs : undefined);
       const result = check(events, leaseMs !== undefined ? { serveBoundMs: serveBound(leaseMs) } : {});

@@ -304,7 +304,7 @@ async function printVolumes(c: MxfsClient, json: boolean, volume?: string): Prom
 }
 
 function msArg(name: string, s: string): number {
-  if (!/^\d+$/.test(s) || Number(s) > 2 ** 31 - 1) usage(`${name} wants whole milliseconds, got '${s}'`);
+  if (!/^\d+$/.test(s) || Number(s) > 2 ** 31 - 1) usage(`${name} wants whole milliseconds 0..2147483647, got '${s}'`);
   return Number(s);
 }
 

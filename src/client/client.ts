@@ -201,10 +201,14 @@ export class MxfsClient extends EventEmitter implements LockClient {
     }
   }
 
+  private pastBoundReason(): string {
+    return this.lostReason ?? `no answer from mxfsd within ${this.hello.lostAfterMs} ms`;
+  }
+
   /** @internal */
   checkAlive(): void {
     if (!this.alive) {
-      this.loseAll(this.lostReason ?? `no answer from mxfsd within ${this.hello.lostAfterMs} ms`);
+      this.loseAll(this.pastBoundReason());
       throw new LockError('LOST', this.lostReason ?? 'connection to mxfsd lost');
     }
   }
@@ -265,7 +269,7 @@ export class MxfsClient extends EventEmitter implements LockClient {
         // paused): the daemon may have purged this client since, and granted its locks to
         // another, so a grant in it must not resolve lock()/convert() as held.
         if (this.hello !== undefined && !this.alive && !this.closed) {
-          const reason = this.lostReason ?? `no answer from mxfsd within ${this.hello.lostAfterMs} ms`;
+          const reason = this.pastBoundReason();
           p.reject(new LockError('LOST', reason));
           this.loseAll(reason);
           return;
@@ -273,7 +277,16 @@ export class MxfsClient extends EventEmitter implements LockClient {
         p.resolve(m);
         return;
       }
-      case 'bast': this.handles.get(m.lockId)?.emit('bast', m.mode); return;
+      case 'bast': {
+        const h = this.handles.get(m.lockId);
+        if (!h) return;
+        // A BAST read after the bound passed says nothing about now: the daemon may have
+        // purged this client and granted the lock to the waiter since. 'bast' means "you hold
+        // a lock someone wants", so the locks are declared lost instead (no 'bast' event).
+        if (!this.alive) { this.loseAll(this.pastBoundReason()); return; }
+        h.emit('bast', m.mode);
+        return;
+      }
       case 'lost':
         if (m.lockId === undefined) { this.loseAll(m.reason); return; }
         {
@@ -289,7 +302,7 @@ export class MxfsClient extends EventEmitter implements LockClient {
     const beat = () => {
       if (this.closed || this.lostReason) return;
       if (!this.alive) {
-        this.loseAll(`no answer from mxfsd within ${this.hello.lostAfterMs} ms`);
+        this.loseAll(this.pastBoundReason());
         return;
       }
       const seq = ++this.hbSeq;
@@ -336,7 +349,10 @@ class Handle extends EventEmitter implements LockHandle {
 
   convert(mode: Mode, opts: ConvertOptions = {}): Promise<Grant> {
     if (this.done) return Promise.reject(new LockError(this.lostReason ? 'LOST' : 'NOTFOUND', this.lostReason ?? 'lock already released'));
-    this.c.checkAlive();
+    // Past the bound (a paused process, before the watchdog noticed): a rejected promise like
+    // every other failure, never a synchronous throw (a bast handler's `void h.convert(...)`
+    // or `h.convert(...).catch(...)` would crash the process with it).
+    try { this.c.checkAlive(); } catch (e) { return Promise.reject(e); }
     return this.c.convertLock(this, mode, opts);
   }
 

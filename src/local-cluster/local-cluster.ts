@@ -43,6 +43,19 @@ export interface CreateOptions {
   leaseMs?: number;
 }
 
+/** The accepted range of each CreateOptions field (whole numbers; mxfs-cluster up checks the same). */
+export const CREATE_LIMITS = { nodes: [1, 64], basePort: [1024, 65000], leaseMs: [500, 600000] } as const;
+
+/** Throws a RangeError naming the first option out of CREATE_LIMITS (before anything is written). */
+export function checkCreateOptions(o: CreateOptions): void {
+  for (const k of ['nodes', 'basePort', 'leaseMs'] as const) {
+    const v = o[k];
+    if (v === undefined && k !== 'nodes') continue;
+    const [min, max] = CREATE_LIMITS[k];
+    if (!Number.isInteger(v) || v! < min || v! > max) throw new RangeError(`LocalCluster.create: ${k} wants an integer ${min}..${max}, got ${String(v)}`);
+  }
+}
+
 const MXFSD = path.join(__dirname, '..', 'cli', 'mxfsd.js');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -129,6 +142,7 @@ export class LocalCluster {
 
   /** Writes the configs of a new cluster in `dir` (refused if a node of a cluster there runs). */
   static async create(dir: string, o: CreateOptions): Promise<LocalCluster> {
+    checkCreateOptions(o);
     dir = path.resolve(dir);
     if (fs.existsSync(path.join(dir, 'cluster.json'))) {
       const old = LocalCluster.open(dir);

@@ -40,13 +40,27 @@ const { offset: MONOTONIC_OFFSET, error: OFFSET_ERROR } = monotonicOffset();
 /** How far this thread's systemClock.now() may be from CLOCK_MONOTONIC, at most (ms). */
 export const MONOTONIC_OFFSET_ERROR_MS = OFFSET_ERROR;
 
+/** The longest delay one Node timer takes: a longer one fires after 1 ms instead. */
+export const MAX_NODE_TIMER_MS = 2 ** 31 - 1;
+
 /** The real clock: monotonic milliseconds shared by every thread of the process, Node timers. */
 export const systemClock: Clock = {
   now: () => performance.now() + MONOTONIC_OFFSET,
   setTimer(fn, ms) {
-    const t = setTimeout(fn, Math.max(0, ms));
-    t.unref?.();
-    return { id: t };
+    if (!(ms > MAX_NODE_TIMER_MS)) {
+      const t = setTimeout(fn, Math.max(0, ms));
+      t.unref?.();
+      return { id: t };
+    }
+    // Longer than Node's limit (a kernel request's u32 TIMEOUT_MS can be): a chain of timers,
+    // the handle always naming the one pending, so clearTimer still stops it.
+    const h: { id: NodeJS.Timeout } = { id: undefined as unknown as NodeJS.Timeout };
+    const arm = (left: number) => {
+      h.id = setTimeout(() => (left > MAX_NODE_TIMER_MS ? arm(left - MAX_NODE_TIMER_MS) : fn()), Math.min(left, MAX_NODE_TIMER_MS));
+      h.id.unref?.();
+    };
+    arm(ms);
+    return h;
   },
   clearTimer(handle) {
     if (handle) clearTimeout(handle.id as NodeJS.Timeout);
