@@ -30,10 +30,16 @@ export class TestCluster {
   private clients: MxfsClient[] = [];
 
   /** extra: more config text appended to each node's file (e.g. [volume] sections); lockPorts false: no lock links (lock traffic through the cluster worker). */
-  constructor(readonly n: number, readonly leaseMs = 1500, extra?: (id: number, dir: string) => string, lockPorts = true) {
+  constructor(readonly n: number, readonly leaseMs = 1500, private readonly extra?: (id: number, dir: string) => string, private readonly lockPorts = true) {
     this.dir = tmpDir('mxfs-cluster-');
-    this.nodes = writeClusterConfigs(this.dir, n, freeBasePort(n), leaseMs, lockPorts).map((x) => ({ id: x.id, socket: x.socket, config: x.config, dir: x.dir }));
-    if (extra) for (const nd of this.nodes) fs.appendFileSync(nd.config, '\n' + extra(nd.id, nd.dir));
+    this.nodes = this.writeConfigs();
+  }
+
+  /** The nodes' configs on a base port free now (written again by up() after a port clash). */
+  private writeConfigs(): NodeProc[] {
+    const nodes = writeClusterConfigs(this.dir, this.n, freeBasePort(this.n), this.leaseMs, this.lockPorts).map((x) => ({ id: x.id, socket: x.socket, config: x.config, dir: x.dir }));
+    if (this.extra) for (const nd of nodes) fs.appendFileSync(nd.config, '\n' + this.extra(nd.id, nd.dir));
+    return nodes;
   }
 
   node(id: number): NodeProc { return this.nodes[id - 1]!; }
@@ -47,20 +53,45 @@ export class TestCluster {
 
   // Formation is a liveness wait, not a figure: at load 30 five mxfsd processes starting at once
   // missed a 20 s bound (2026-12-02); the test goes on as soon as the view is there.
+  //
+  // A port found free by freeBasePort can be taken before the node binds it (another test run's
+  // cluster on the same machine picked the same range meanwhile): that node exits at once
+  // ("cannot start: ... already in use"). Then every node is stopped and the cluster is started
+  // again on a new range (up to 3 times), instead of waiting out the bound for a view that
+  // cannot form.
   async up(timeoutMs = 90000): Promise<void> {
-    for (const nd of this.nodes) this.start(nd.id);
-    await this.waitView(this.nodes.map((x) => x.id), timeoutMs);
+    for (let attempt = 1; ; attempt++) {
+      for (const nd of this.nodes) this.start(nd.id);
+      const clash = () => this.nodes.some((nd) => nd.proc !== undefined && nd.proc.exitCode !== null && /already in use/.test(this.stderr(nd.id)));
+      let clashed = false;
+      await waitFor(async () => {
+        if (clash()) return (clashed = true);
+        return (await this.viewIs(this.nodes.map((x) => x.id))) > 0;
+      }, timeoutMs, `view ${this.nodes.map((x) => x.id).join(',')}`);
+      if (!clashed) return;
+      if (attempt === 3) throw new Error(`mxfsd could not bind its ports 3 times: ${this.nodes.map((nd) => this.stderr(nd.id)).join(' ')}`);
+      await this.stopAll();
+      for (const nd of this.nodes) fs.rmSync(path.join(nd.dir, 'stderr.log'), { force: true });
+      const fresh = this.writeConfigs();
+      this.nodes.splice(0, this.nodes.length, ...fresh);
+    }
+  }
+
+  private stderr(id: number): string {
+    try { return fs.readFileSync(path.join(this.node(id).dir, 'stderr.log'), 'utf8'); } catch { return ''; }
+  }
+
+  /** Whether every node in `members` runs one epoch whose members are exactly `members` (an epoch, or 0). */
+  private async viewIs(members: number[]): Promise<number> {
+    const sts = await Promise.all(members.map((id) => this.status(id)));
+    const ok = sts.every((s) => s && s.cluster.state === 'running' && s.cluster.members.join() === members.join() && s.cluster.epoch === sts[0].cluster.epoch);
+    return ok ? sts[0].cluster.epoch : 0;
   }
 
   /** Wait until every node in `members` runs one epoch whose members are exactly `members`. */
   async waitView(members: number[], timeoutMs = 15000): Promise<number> {
     let epoch = 0;
-    await waitFor(async () => {
-      const sts = await Promise.all(members.map((id) => this.status(id)));
-      const ok = sts.every((s) => s && s.cluster.state === 'running' && s.cluster.members.join() === members.join() && s.cluster.epoch === sts[0].cluster.epoch);
-      if (ok) epoch = sts[0].cluster.epoch;
-      return ok;
-    }, timeoutMs, `view ${members.join(',')}`);
+    await waitFor(async () => (epoch = await this.viewIs(members)) > 0, timeoutMs, `view ${members.join(',')}`);
     return epoch;
   }
 
