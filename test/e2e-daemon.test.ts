@@ -13,6 +13,18 @@ import { rawClient as raw } from './support/raw-client';
 
 const { EX, PR } = Mode;
 
+/**
+ * Script text for a child process: once the file argv[2] exists, it prints 'blocked' and blocks
+ * its event loop inside a timer callback until the file argv[3] exists (a pause whose end is
+ * deterministic: the reads waiting in its socket are handled before its watchdog's next beat).
+ */
+const PAUSE_IN_TIMER = `const poll = setInterval(() => {
+          if (!fs.existsSync(process.argv[2])) return;
+          clearInterval(poll);
+          process.stdout.write('blocked\\n');
+          while (!fs.existsSync(process.argv[3])) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
+        }, 10);`;
+
 describe('mxfsd end to end', function () {
   this.timeout(30000);
   let d: DaemonProc;
@@ -126,12 +138,7 @@ describe('mxfsd end to end', function () {
       const fs = require('node:fs');
       const { MxfsClient } = require(${JSON.stringify(path.join(ROOT, 'dist/src/client/client.js'))});
       MxfsClient.connect(process.argv[1], { name: 'paused' }).then(async (c) => {
-        const poll = setInterval(() => {
-          if (!fs.existsSync(process.argv[2])) return;
-          clearInterval(poll);
-          process.stdout.write('blocked\\n');
-          while (!fs.existsSync(process.argv[3])) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
-        }, 10);
+        ${PAUSE_IN_TIMER}
         const r = await c.lock('paused-grant', 5).then(() => 'RESOLVED', (e) => 'REJECTED ' + e.code);
         process.stdout.write(r + '\\n');
         process.exit(0);
@@ -171,12 +178,7 @@ describe('mxfsd end to end', function () {
         h.on('bast', () => process.stdout.write('BAST\\n'));
         h.on('lost', () => { process.stdout.write('LOST\\n'); setTimeout(() => process.exit(0), 50); });
         process.stdout.write('held\\n');
-        const poll = setInterval(() => {
-          if (!fs.existsSync(process.argv[2])) return;
-          clearInterval(poll);
-          process.stdout.write('blocked\\n');
-          while (!fs.existsSync(process.argv[3])) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
-        }, 10);
+        ${PAUSE_IN_TIMER}
       });`;
     const hp = spawn(process.execPath, ['-e', holderScript, d.socket, block, go], { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
