@@ -106,9 +106,8 @@ async function main(): Promise<void> {
     return int('NODE', rest[0], 0, 1, 1023);
   })() : 0;
   const nodeArg = (c: LocalCluster) => {
-    const id = nodeId;
-    if (!c.nodes.some((n) => n.id === id)) usage(`no node ${id} in ${dir} (nodes ${c.nodes.map((n) => n.id).join(' ')})`);
-    return id;
+    if (!c.nodes.some((n) => n.id === nodeId)) usage(`no node ${nodeId} in ${dir} (nodes ${c.nodes.map((n) => n.id).join(' ')})`);
+    return nodeId;
   };
   const fail = (e: unknown): never => { process.stderr.write(`mxfs-cluster: ${(e as Error).message}\n`); process.exit(1); };
   switch (cmd) {

@@ -385,7 +385,7 @@ export class Daemon implements DaemonInfo {
       open = false;
       sock.end();
       sock.destroySoon?.();
-      setTimeout(() => sock.destroy(), 1000).unref();
+      this.clock.setTimer(() => sock.destroy(), 1000);
       this.sys.send(ref, { type: 'disconnected', reason });
     };
     const ref = this.openSession('socket', emit, (reason) => {
@@ -393,7 +393,7 @@ export class Daemon implements DaemonInfo {
       open = false;
       log.debug({ reason }, 'client session ended');
       sock.end();
-      setTimeout(() => sock.destroy(), 1000).unref();
+      this.clock.setTimer(() => sock.destroy(), 1000);
     }, () => { unhandled--; if (paused && unhandled <= MAX_UNHANDLED / 2) pauseOrResume(); },
     () => (sock.writableLength > pauseAt ? `${sock.writableLength} bytes of replies to this connection are not read yet (more than a quarter of [locking] max_client_output_bytes, ${maxOutput}): read them, then ask again` : undefined));
     const sessionId = this.nextSession - 1;
@@ -453,7 +453,7 @@ export class Daemon implements DaemonInfo {
     this.log.debug({ reason }, 'client connection refused');
     sock.on('error', () => {});
     sock.end(encodeFrame({ type: 'lost', reason } satisfies DaemonMessage, this.o.config.locking.maxFrameBytes));
-    setTimeout(() => sock.destroy(), 1000).unref();
+    this.clock.setTimer(() => sock.destroy(), 1000);
   }
 
   // ---- inspection ---------------------------------------------------------------------
