@@ -141,7 +141,15 @@ vm_qmp() { local r="$1"; shift; node "$QMP_JS" "$TD/$r.qmp" "$@"; }
 vm_link() { vm_qmp "$1" set_link "{\"name\":\"nic0\",\"up\":$([ "$2" = on ] && echo true || echo false)}" >/dev/null; }
 
 # ---- console -----------------------------------------------------------------------------
-console() { tr -d '\r' < "$TD/$1.console"; }
+# The serial console carries both the guest's user output (the agent's MXFS-OUT/MXFS-DONE
+# lines, the writers' records) and the kernel's messages, and the kernel writes its messages
+# to the UART directly, in the middle of whatever line the tty was sending: seen in CI as
+# "MXFS-REC node=1 seq=259 err errno=5[   47.062386] XFS (mxfs!data): User initiated shutdown
+# received." followed by the record's own newline. So kernel messages that start inside a line
+# (a timestamp "[ s.us] " after other text) are cut out with their newline, which joins the
+# line again. A kernel message at a line's start is kept, and so is one after "| " (dmesg
+# output the agent relays: "MXFS-OUT ID| [ s.us] ...").
+console() { tr -d '\r' < "$TD/$1.console" | perl -0777 -pe 's/(?<=[^\n])(?<!\| )(?:\[ *\d+\.\d{6}\] [^\n]*\n)+//g'; }
 
 # wait_console ROLE ERE SECONDS: the first console line matching ERE (printed).
 wait_console() {
