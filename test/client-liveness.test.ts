@@ -126,3 +126,76 @@ describe('client liveness bound', () => {
     expect(h.valid).to.equal(true);
   });
 });
+
+/**
+ * A grant and a 'lost' read in the same chunk (the daemon shut down, lost quorum or lost the
+ * resource just after granting): both are handled before the awaiting lock()/convert()
+ * resumes, so the caller must be told LOST; a handle it never had the chance to listen on
+ * ('lost' was emitted before it got it) would look held.
+ */
+describe('client: a lock lost as its grant is read', () => {
+  async function pendingLock() {
+    const clock = new ManualClock();
+    const d = fakeDaemon(clock);
+    const c = await MxfsClient.start(d.t, { clock });
+    const p = c.lock('r', Mode.EX).then((h) => h, (e) => e);
+    await flush();
+    const req = d.sent.find((x) => x.type === 'lock') as Extract<ClientRequest, { type: 'lock' }>;
+    const grant = { type: 'reply', id: req.id, ok: true, grant: { mode: Mode.EX, token: 7, lvb: Buffer.alloc(8), lvbValid: false } } as const;
+    return { d, c, p, req, grant };
+  }
+
+  it('lock(): a grant followed in the same read by the session\'s lost rejects LOST, never resolves with a handle', async () => {
+    const { d, p, grant } = await pendingLock();
+    d.reply(grant);
+    d.reply({ type: 'lost', reason: 'mxfsd on node 1 shutting down' });
+    const r = await p;
+    expect(r).to.be.instanceOf(Error);
+    expect(r.code).to.equal('LOST');
+    expect(r.message).to.match(/shutting down/);
+  });
+
+  it('lock(): a grant followed in the same read by that lock\'s lost rejects LOST', async () => {
+    const { d, p, grant, req } = await pendingLock();
+    d.reply(grant);
+    d.reply({ type: 'lost', lockId: req.lockId, reason: 'resource default/r failed' });
+    const r = await p;
+    expect(r.code).to.equal('LOST');
+    expect(r.message).to.match(/failed/);
+  });
+
+  it('lock(): close() after the grant is read but before lock() resumes rejects SHUTDOWN', async () => {
+    const { d, c, p, grant } = await pendingLock();
+    d.reply(grant);
+    void c.close();
+    expect((await p).code).to.equal('SHUTDOWN');
+  });
+
+  it('convert(): a grant followed in the same read by the lock\'s lost rejects LOST; the handle is lost, its grant unchanged', async () => {
+    const { d, h } = await grantedPR();
+    const events: string[] = [];
+    h.on('lost', () => events.push('lost'));
+    const p = h.convert(Mode.EX).then(() => 'resolved', (e) => e.code);
+    await flush();
+    const req = d.sent.find((x) => x.type === 'convert') as Extract<ClientRequest, { type: 'convert' }>;
+    d.reply({ type: 'reply', id: req.id, ok: true, grant: { mode: Mode.EX, token: 9, lvb: Buffer.alloc(8), lvbValid: false } });
+    d.reply({ type: 'lost', lockId: req.lockId, reason: 'resource default/r failed' });
+    expect(await p).to.equal('LOST');
+    expect(events).to.deep.equal(['lost']);
+    expect(h.released).to.equal(true);
+    expect(h.grant.mode).to.equal(Mode.PR);
+  });
+
+  it('convert() failed LOST by the daemon: the handle is lost when the caller sees the rejection, before the lock\'s lost is read', async () => {
+    const { d, h } = await grantedPR();
+    const events: string[] = [];
+    h.on('lost', (why: string) => events.push(`lost ${why}`));
+    const p = h.convert(Mode.EX).then(() => 'resolved', (e) => ({ code: e.code, valid: h.valid, released: h.released, events: [...events] }));
+    await flush();
+    const req = d.sent.find((x) => x.type === 'convert') as Extract<ClientRequest, { type: 'convert' }>;
+    d.reply({ type: 'reply', id: req.id, ok: false, code: 'LOST', message: 'resource default/r failed' });
+    expect(await p).to.deep.equal({ code: 'LOST', valid: false, released: true, events: ['lost resource default/r failed'] });
+    d.reply({ type: 'lost', lockId: req.lockId, reason: 'resource default/r failed' }); // read later: nothing more
+    expect(events).to.have.length(1);
+  });
+});

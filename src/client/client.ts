@@ -110,6 +110,7 @@ export class MxfsClient extends EventEmitter implements LockClient {
     try {
       if (opts.signal?.aborted) throw new LockError('CANCELLED', 'aborted before the request was sent');
       const r = await this.request({ type: 'lock', id: 0, lockId, lockspace, resource, mode, noqueue: opts.noqueue, timeoutMs: opts.timeoutMs });
+      h.checkHeld();
       h.grant = toGrant(r.grant!);
       return h;
     } catch (e) {
@@ -173,8 +174,14 @@ export class MxfsClient extends EventEmitter implements LockClient {
     opts.signal?.addEventListener('abort', onAbort, { once: true });
     try {
       const r = await this.request({ type: 'convert', id: 0, lockId: h.lockId, mode, noqueue: opts.noqueue, timeoutMs: opts.timeoutMs, lvb: opts.lvb });
+      h.checkHeld();
       h.grant = toGrant(r.grant!);
       return h.grant;
+    } catch (e) {
+      // LOST from the daemon: the lock itself is gone (its 'lost' follows the reply, maybe in a
+      // later read). The handle is finished now, before the caller sees the rejection.
+      if (e instanceof LockError && e.code === 'LOST') { this.handles.delete(h.lockId); h.markLost(e.message); }
+      throw e;
     } finally {
       opts.signal?.removeEventListener('abort', onAbort);
     }
@@ -359,6 +366,16 @@ class Handle extends EventEmitter implements LockHandle {
   unlock(opts: UnlockOptions = {}): Promise<void> {
     if (this.done) return Promise.reject(new LockError(this.lostReason ? 'LOST' : 'NOTFOUND', this.lostReason ?? 'lock already released'));
     return this.c.unlockLock(this, opts);
+  }
+
+  /**
+   * After a grant's reply: the lock may have been lost meanwhile (a 'lost' read in the same
+   * chunk as the grant is handled before the awaiting lock()/convert() resumes) or the client
+   * closed. lock()'s caller has had no chance to listen for 'lost', and convert()'s would
+   * carry on in the new mode: either would believe it holds a lock the daemon has let go.
+   */
+  checkHeld(): void {
+    if (this.done) throw new LockError(this.lostReason !== undefined ? 'LOST' : 'SHUTDOWN', this.lostReason ?? 'client closed');
   }
 
   markReleased(): void { this.done = true; }
