@@ -201,6 +201,32 @@ describe('mxfsd end to end', function () {
     await w.close();
   });
 
+  it('lock() and convert() with a signal aborted before the call fail CANCELLED without reaching the daemon; the lock keeps its mode', async () => {
+    d = await startDaemon();
+    const a = await MxfsClient.connect(d.socket);
+    const b = await MxfsClient.connect(d.socket);
+    const ha = await a.lock('ab', PR);
+    const hb = await b.lock('ab', PR);
+    const signal = AbortSignal.abort();
+    let settled = false;
+    const conv = hb.convert(EX, { signal }).then(() => 'granted', (e) => e.code).finally(() => { settled = true; });
+    const req = b.lock('ab2', EX, { signal }).then(() => 'granted', (e) => e.code);
+    // A round trip on the same connection: anything convert() sent would be queued by now.
+    const q = (await b.locks({ resource: 'ab' })).resources[0];
+    expect(settled, 'convert() with an aborted signal is still pending').to.equal(true);
+    expect(await conv).to.equal('CANCELLED');
+    expect(await req).to.equal('CANCELLED');
+    expect(q.converting).to.have.length(0);
+    expect(q.granted.map((g: any) => g.mode)).to.deep.equal(['PR', 'PR']);
+    expect(hb.grant.mode).to.equal(PR);
+    expect(hb.valid).to.equal(true);
+    expect((await b.locks({ resource: 'ab2' })).resources).to.have.length(0);
+    await ha.unlock();
+    await hb.unlock();
+    await a.close();
+    await b.close();
+  });
+
   it('SIGTERM: clean shutdown tells clients their locks are lost, removes the socket, exits 0', async () => {
     d = await startDaemon();
     const c = await MxfsClient.connect(d.socket);

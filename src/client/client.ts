@@ -170,6 +170,8 @@ export class MxfsClient extends EventEmitter implements LockClient {
   /** @internal */
   async convertLock(h: Handle, mode: Mode, opts: ConvertOptions): Promise<Grant> {
     this.checkLvb(opts.lvb);
+    // An already aborted signal never fires 'abort': the conversion would wait, uncancellable.
+    if (opts.signal?.aborted) throw new LockError('CANCELLED', 'aborted before the request was sent');
     const onAbort = () => this.sendCancel(h.lockId);
     opts.signal?.addEventListener('abort', onAbort, { once: true });
     try {
