@@ -227,6 +227,28 @@ describe('mxfsd end to end', function () {
     await b.close();
   });
 
+  it('request ids wrap around after 2^32-1 requests, skipping one still in flight: the connection and its locks stay', async () => {
+    d = await startDaemon();
+    const a = await MxfsClient.connect(d.socket);
+    const b = await MxfsClient.connect(d.socket);
+    const ha = await a.lock('wrap', EX);
+    const held = await b.lock('wrap-held', EX);
+    const waiting = b.lock('wrap', EX);
+    await waitFor(async () => (await a.locks({ resource: 'wrap' })).resources[0].waiting.length === 1, 10000, 'b waiting');
+    const waitingId = Math.max(...(b as any).pending.keys());
+    // A long-lived client near the end of the id range (2^32 requests take hours at full speed).
+    (b as any).nextReq = 2 ** 32 - 2;
+    for (let i = 0; i < waitingId + 2; i++) await b.status(); // ids 2^32-2, 2^32-1, then 1, 2, ... past the waiting one
+    expect(held.valid).to.equal(true);
+    await ha.unlock();
+    const hw = await waiting;
+    expect(hw.grant.mode).to.equal(EX);
+    await hw.unlock();
+    await held.unlock();
+    await a.close();
+    await b.close();
+  });
+
   it('SIGTERM: clean shutdown tells clients their locks are lost, removes the socket, exits 0', async () => {
     d = await startDaemon();
     const c = await MxfsClient.connect(d.socket);

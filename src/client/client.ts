@@ -33,6 +33,9 @@ export class VolumeRequestFailed extends Error {
 import { encodeFrame, FrameDecoder } from '../wire/frame';
 import { Clock, systemClock, TimerHandle } from '../util/clock';
 
+/** The largest request id the protocol allows (docs/daemon.md: `id` 0..2^32-1). */
+const MAX_REQUEST_ID = 2 ** 32 - 1;
+
 /** How the client reaches its daemon. */
 export interface ClientTransport {
   send(req: ClientRequest): void;
@@ -230,7 +233,7 @@ export class MxfsClient extends EventEmitter implements LockClient {
   private request(req: ClientRequest & { id: number }, timeoutMs?: number): Promise<Extract<DaemonMessage, { type: 'reply' }> & { ok: true }> {
     if (this.closed) return Promise.reject(new LockError('SHUTDOWN', 'client closed'));
     if (this.lostReason) return Promise.reject(new LockError('LOST', this.lostReason));
-    const id = this.nextReq++;
+    const id = this.takeRequestId();
     const sentAt = this.clock.now();
     return new Promise((resolve, reject) => {
       let timer: TimerHandle | undefined;
@@ -253,6 +256,19 @@ export class MxfsClient extends EventEmitter implements LockClient {
       });
       this.t.send({ ...req, id } as ClientRequest);
     });
+  }
+
+  /**
+   * The next request id. The protocol's ids are 0..2^32-1 (a frame with another id has nobody
+   * to answer: the daemon cuts the connection), so they wrap around after 2^32-1 requests,
+   * skipping any still waiting for its reply (the daemon refuses an id in flight).
+   */
+  private takeRequestId(): number {
+    for (;;) {
+      const id = this.nextReq;
+      this.nextReq = id >= MAX_REQUEST_ID ? 1 : id + 1;
+      if (!this.pending.has(id)) return id;
+    }
   }
 
   private confirm(sentAt: number): void {
