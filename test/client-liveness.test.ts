@@ -199,3 +199,53 @@ describe('client: a lock lost as its grant is read', () => {
     expect(events).to.have.length(1);
   });
 });
+
+/**
+ * Events that come before anyone listens: the daemon sends a BAST once per grant and a loss
+ * once, so a handle keeps them for the first listener added later (on the next tick).
+ */
+describe('client: a BAST or a loss before the handle has listeners', () => {
+  it('a BAST read together with the grant reaches a bast listener added once lock() resolved', async () => {
+    const clock = new ManualClock();
+    const d = fakeDaemon(clock);
+    const c = await MxfsClient.start(d.t, { clock });
+    const p = c.lock('r', Mode.PR);
+    await flush();
+    const req = d.sent.find((x) => x.type === 'lock') as Extract<ClientRequest, { type: 'lock' }>;
+    d.reply({ type: 'reply', id: req.id, ok: true, grant: { mode: Mode.PR, token: 0, lvb: Buffer.alloc(8), lvbValid: false } });
+    d.reply({ type: 'bast', lockId: req.lockId, mode: Mode.EX });
+    const h = await p;
+    const heard: Mode[] = [];
+    h.on('bast', (m: Mode) => heard.push(m));
+    await flush();
+    expect(heard).to.deep.equal([Mode.EX]);
+    const later: Mode[] = [];
+    h.on('bast', (m: Mode) => later.push(m)); // heard already: a listener added now gets nothing
+    await flush();
+    expect(later).to.deep.equal([]);
+  });
+
+  it('an unheard BAST is dropped by a new grant (convert); one heard is never repeated', async () => {
+    const { d, h } = await grantedPR();
+    d.reply({ type: 'bast', lockId: 1, mode: Mode.EX });
+    const p = h.convert(Mode.NL);
+    await flush();
+    const req = d.sent.find((x) => x.type === 'convert') as Extract<ClientRequest, { type: 'convert' }>;
+    d.reply({ type: 'reply', id: req.id, ok: true, grant: { mode: Mode.NL, token: 0, lvb: Buffer.alloc(8), lvbValid: false } });
+    await p;
+    const heard: Mode[] = [];
+    h.on('bast', (m: Mode) => heard.push(m));
+    await flush();
+    expect(heard).to.deep.equal([]);
+  });
+
+  it('a loss before anyone listened (the handle passed on first) reaches a lost listener added later', async () => {
+    const { d, h } = await grantedPR();
+    d.reply({ type: 'lost', lockId: 1, reason: 'resource default/r failed' });
+    await flush(); // the consumer's hop (an actor message) before it listens
+    const heard: string[] = [];
+    h.once('lost', (why: string) => heard.push(why));
+    await flush();
+    expect(heard).to.deep.equal(['resource default/r failed']);
+  });
+});

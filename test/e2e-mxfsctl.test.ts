@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { MxfsClient } from '../src/client/client';
 import { Mode } from '../src/dlm/modes';
 import { encodeFrame } from '../src/wire/frame';
-import { DaemonProc, MXFSCTL, mxfsctl, run, sleep, startDaemon, waitFor } from './support/daemon-proc';
+import { DaemonProc, MXFSCTL, mxfsctl, sleep, startDaemon, unreadBytes as unread, waitFor } from './support/daemon-proc';
 
 describe('mxfsctl', function () {
   this.timeout(30000);
@@ -157,13 +157,6 @@ describe('mxfsctl lock when the lock is lost', function () {
     expect(err).to.match(/lock on long lost/);
     await waitFor(() => fs.existsSync(marker), 20000, 'TERM marker');
   });
-
-  /** Bytes waiting unread in the Unix stream sockets of process `pid` (ss: Recv-Q). */
-  const unread = async (pid: number) => {
-    const r = await run('ss', ['-xpnH']);
-    return r.stdout.split('\n').filter((l) => l.startsWith('u_str') && l.includes(`pid=${pid},`))
-      .reduce((n, l) => n + Number(l.trim().split(/\s+/)[2]), 0);
-  };
 
   it('the grant and the daemon\'s lost read together (mxfsd stopped just after granting): the command never runs', async () => {
     // client_timeout_ms far above what the test takes: mxfsctl's pause stays within the bound.

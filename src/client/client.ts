@@ -181,6 +181,7 @@ export class MxfsClient extends EventEmitter implements LockClient {
       const r = await this.request({ type: 'convert', id: 0, lockId: h.lockId, mode, noqueue: opts.noqueue, timeoutMs: opts.timeoutMs, lvb: opts.lvb });
       h.checkHeld();
       h.grant = toGrant(r.grant!);
+      h.unheardBast = undefined; // a new grant: a waiter still blocked by it is told again
       return h.grant;
     } catch (e) {
       // LOST from the daemon: the lock itself is gone (its 'lost' follows the reply, maybe in a
@@ -309,7 +310,7 @@ export class MxfsClient extends EventEmitter implements LockClient {
         // purged this client and granted the lock to the waiter since. 'bast' means "you hold
         // a lock someone wants", so the locks are declared lost instead (no 'bast' event).
         if (!this.alive) { this.loseAll(this.pastBoundReason()); return; }
-        h.emit('bast', m.mode);
+        h.bast(m.mode);
         return;
       }
       case 'lost':
@@ -362,9 +363,33 @@ class Handle extends EventEmitter implements LockHandle {
   grant!: Grant;
   private done = false;
   lostReason?: string;
+  /** The mode of a BAST emitted while nobody listened for 'bast' (since the current grant). */
+  unheardBast?: Mode;
 
   constructor(private readonly c: MxfsClient, readonly lockId: number, readonly lockspace: string, readonly resource: string) {
     super();
+    // An event that came before anyone listened is handed to a listener added later, on the
+    // next tick: a BAST read together with the grant (before lock() resumed), or a loss while
+    // a consumer passes the handle on before listening (the kernel bridge, volumes). The
+    // daemon tells a holder of a waiter only once per grant, and a loss only once.
+    this.on('newListener', (event: string | symbol, listener: (...args: any[]) => void) => {
+      const still = () => this.listeners(event).includes(listener);
+      if (event === 'lost' && this.lostReason !== undefined) {
+        const reason = this.lostReason;
+        process.nextTick(() => { if (still()) listener.call(this, reason); });
+      } else if (event === 'bast' && this.unheardBast !== undefined && !this.done) {
+        const mode = this.unheardBast;
+        process.nextTick(() => {
+          if (this.unheardBast === mode) this.unheardBast = undefined; // heard now (by every listener added this tick)
+          if (still() && !this.done) listener.call(this, mode);
+        });
+      }
+    });
+  }
+
+  /** A BAST for this lock: emitted, or kept for the first 'bast' listener if there is none. */
+  bast(mode: Mode): void {
+    if (!this.emit('bast', mode)) this.unheardBast = mode;
   }
 
   get released(): boolean { return this.done; }
