@@ -133,17 +133,19 @@ describe('client liveness bound', () => {
  * resumes, so the caller must be told LOST; a handle it never had the chance to listen on
  * ('lost' was emitted before it got it) would look held.
  */
+/** A client whose lock('r', mode) is sent, not answered; `grant` is the reply granting it. */
+async function pendingLock(mode: Mode = Mode.EX) {
+  const clock = new ManualClock();
+  const d = fakeDaemon(clock);
+  const c = await MxfsClient.start(d.t, { clock });
+  const p = c.lock('r', mode).then((h) => h, (e) => e);
+  await flush();
+  const req = d.sent.find((x) => x.type === 'lock') as Extract<ClientRequest, { type: 'lock' }>;
+  const grant = { type: 'reply', id: req.id, ok: true, grant: { mode, token: 7, lvb: Buffer.alloc(8), lvbValid: false } } as const;
+  return { d, c, p, req, grant };
+}
+
 describe('client: a lock lost as its grant is read', () => {
-  async function pendingLock() {
-    const clock = new ManualClock();
-    const d = fakeDaemon(clock);
-    const c = await MxfsClient.start(d.t, { clock });
-    const p = c.lock('r', Mode.EX).then((h) => h, (e) => e);
-    await flush();
-    const req = d.sent.find((x) => x.type === 'lock') as Extract<ClientRequest, { type: 'lock' }>;
-    const grant = { type: 'reply', id: req.id, ok: true, grant: { mode: Mode.EX, token: 7, lvb: Buffer.alloc(8), lvbValid: false } } as const;
-    return { d, c, p, req, grant };
-  }
 
   it('lock(): a grant followed in the same read by the session\'s lost rejects LOST, never resolves with a handle', async () => {
     const { d, p, grant } = await pendingLock();
@@ -206,13 +208,8 @@ describe('client: a lock lost as its grant is read', () => {
  */
 describe('client: a BAST or a loss before the handle has listeners', () => {
   it('a BAST read together with the grant reaches a bast listener added once lock() resolved', async () => {
-    const clock = new ManualClock();
-    const d = fakeDaemon(clock);
-    const c = await MxfsClient.start(d.t, { clock });
-    const p = c.lock('r', Mode.PR);
-    await flush();
-    const req = d.sent.find((x) => x.type === 'lock') as Extract<ClientRequest, { type: 'lock' }>;
-    d.reply({ type: 'reply', id: req.id, ok: true, grant: { mode: Mode.PR, token: 0, lvb: Buffer.alloc(8), lvbValid: false } });
+    const { d, p, req, grant } = await pendingLock(Mode.PR);
+    d.reply(grant);
     d.reply({ type: 'bast', lockId: req.lockId, mode: Mode.EX });
     const h = await p;
     const heard: Mode[] = [];

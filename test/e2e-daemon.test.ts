@@ -202,10 +202,14 @@ describe('mxfsd end to end', function () {
     await w.close();
   });
 
-  it('lock() and convert() with a signal aborted before the call fail CANCELLED without reaching the daemon; the lock keeps its mode', async () => {
+  /** A fresh daemon (in `d`) and two clients of it. */
+  const daemonAndTwoClients = async () => {
     d = await startDaemon();
-    const a = await MxfsClient.connect(d.socket);
-    const b = await MxfsClient.connect(d.socket);
+    return [await MxfsClient.connect(d.socket), await MxfsClient.connect(d.socket)];
+  };
+
+  it('lock() and convert() with a signal aborted before the call fail CANCELLED without reaching the daemon; the lock keeps its mode', async () => {
+    const [a, b] = await daemonAndTwoClients();
     const ha = await a.lock('ab', PR);
     const hb = await b.lock('ab', PR);
     const signal = AbortSignal.abort();
@@ -229,9 +233,7 @@ describe('mxfsd end to end', function () {
   });
 
   it('request ids wrap around after 2^32-1 requests, skipping one still in flight: the connection and its locks stay', async () => {
-    d = await startDaemon();
-    const a = await MxfsClient.connect(d.socket);
-    const b = await MxfsClient.connect(d.socket);
+    const [a, b] = await daemonAndTwoClients();
     const ha = await a.lock('wrap', EX);
     const held = await b.lock('wrap-held', EX);
     const waiting = b.lock('wrap', EX);
