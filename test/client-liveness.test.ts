@@ -126,3 +126,123 @@ describe('client liveness bound', () => {
     expect(h.valid).to.equal(true);
   });
 });
+
+/**
+ * A grant and a 'lost' read in the same chunk (the daemon shut down, lost quorum or lost the
+ * resource just after granting): both are handled before the awaiting lock()/convert()
+ * resumes, so the caller must be told LOST; a handle it never had the chance to listen on
+ * ('lost' was emitted before it got it) would look held.
+ */
+/** A client whose lock('r', mode) is sent, not answered; `grant` is the reply granting it. */
+async function pendingLock(mode: Mode = Mode.EX) {
+  const clock = new ManualClock();
+  const d = fakeDaemon(clock);
+  const c = await MxfsClient.start(d.t, { clock });
+  const p = c.lock('r', mode).then((h) => h, (e) => e);
+  await flush();
+  const req = d.sent.find((x) => x.type === 'lock') as Extract<ClientRequest, { type: 'lock' }>;
+  const grant = { type: 'reply', id: req.id, ok: true, grant: { mode, token: 7, lvb: Buffer.alloc(8), lvbValid: false } } as const;
+  return { d, c, p, req, grant };
+}
+
+describe('client: a lock lost as its grant is read', () => {
+
+  it('lock(): a grant followed in the same read by the session\'s lost rejects LOST, never resolves with a handle', async () => {
+    const { d, p, grant } = await pendingLock();
+    d.reply(grant);
+    d.reply({ type: 'lost', reason: 'mxfsd on node 1 shutting down' });
+    const r = await p;
+    expect(r).to.be.instanceOf(Error);
+    expect(r.code).to.equal('LOST');
+    expect(r.message).to.match(/shutting down/);
+  });
+
+  it('lock(): a grant followed in the same read by that lock\'s lost rejects LOST', async () => {
+    const { d, p, grant, req } = await pendingLock();
+    d.reply(grant);
+    d.reply({ type: 'lost', lockId: req.lockId, reason: 'resource default/r failed' });
+    const r = await p;
+    expect(r.code).to.equal('LOST');
+    expect(r.message).to.match(/failed/);
+  });
+
+  it('lock(): close() after the grant is read but before lock() resumes rejects SHUTDOWN', async () => {
+    const { d, c, p, grant } = await pendingLock();
+    d.reply(grant);
+    void c.close();
+    expect((await p).code).to.equal('SHUTDOWN');
+  });
+
+  it('convert(): a grant followed in the same read by the lock\'s lost rejects LOST; the handle is lost, its grant unchanged', async () => {
+    const { d, h } = await grantedPR();
+    const events: string[] = [];
+    h.on('lost', () => events.push('lost'));
+    const p = h.convert(Mode.EX).then(() => 'resolved', (e) => e.code);
+    await flush();
+    const req = d.sent.find((x) => x.type === 'convert') as Extract<ClientRequest, { type: 'convert' }>;
+    d.reply({ type: 'reply', id: req.id, ok: true, grant: { mode: Mode.EX, token: 9, lvb: Buffer.alloc(8), lvbValid: false } });
+    d.reply({ type: 'lost', lockId: req.lockId, reason: 'resource default/r failed' });
+    expect(await p).to.equal('LOST');
+    expect(events).to.deep.equal(['lost']);
+    expect(h.released).to.equal(true);
+    expect(h.grant.mode).to.equal(Mode.PR);
+  });
+
+  it('convert() failed LOST by the daemon: the handle is lost when the caller sees the rejection, before the lock\'s lost is read', async () => {
+    const { d, h } = await grantedPR();
+    const events: string[] = [];
+    h.on('lost', (why: string) => events.push(`lost ${why}`));
+    const p = h.convert(Mode.EX).then(() => 'resolved', (e) => ({ code: e.code, valid: h.valid, released: h.released, events: [...events] }));
+    await flush();
+    const req = d.sent.find((x) => x.type === 'convert') as Extract<ClientRequest, { type: 'convert' }>;
+    d.reply({ type: 'reply', id: req.id, ok: false, code: 'LOST', message: 'resource default/r failed' });
+    expect(await p).to.deep.equal({ code: 'LOST', valid: false, released: true, events: ['lost resource default/r failed'] });
+    d.reply({ type: 'lost', lockId: req.lockId, reason: 'resource default/r failed' }); // read later: nothing more
+    expect(events).to.have.length(1);
+  });
+});
+
+/**
+ * Events that come before anyone listens: the daemon sends a BAST once per grant and a loss
+ * once, so a handle keeps them for the first listener added later (on the next tick).
+ */
+describe('client: a BAST or a loss before the handle has listeners', () => {
+  it('a BAST read together with the grant reaches a bast listener added once lock() resolved', async () => {
+    const { d, p, req, grant } = await pendingLock(Mode.PR);
+    d.reply(grant);
+    d.reply({ type: 'bast', lockId: req.lockId, mode: Mode.EX });
+    const h = await p;
+    const heard: Mode[] = [];
+    h.on('bast', (m: Mode) => heard.push(m));
+    await flush();
+    expect(heard).to.deep.equal([Mode.EX]);
+    const later: Mode[] = [];
+    h.on('bast', (m: Mode) => later.push(m)); // heard already: a listener added now gets nothing
+    await flush();
+    expect(later).to.deep.equal([]);
+  });
+
+  it('an unheard BAST is dropped by a new grant (convert); one heard is never repeated', async () => {
+    const { d, h } = await grantedPR();
+    d.reply({ type: 'bast', lockId: 1, mode: Mode.EX });
+    const p = h.convert(Mode.NL);
+    await flush();
+    const req = d.sent.find((x) => x.type === 'convert') as Extract<ClientRequest, { type: 'convert' }>;
+    d.reply({ type: 'reply', id: req.id, ok: true, grant: { mode: Mode.NL, token: 0, lvb: Buffer.alloc(8), lvbValid: false } });
+    await p;
+    const heard: Mode[] = [];
+    h.on('bast', (m: Mode) => heard.push(m));
+    await flush();
+    expect(heard).to.deep.equal([]);
+  });
+
+  it('a loss before anyone listened (the handle passed on first) reaches a lost listener added later', async () => {
+    const { d, h } = await grantedPR();
+    d.reply({ type: 'lost', lockId: 1, reason: 'resource default/r failed' });
+    await flush(); // the consumer's hop (an actor message) before it listens
+    const heard: string[] = [];
+    h.once('lost', (why: string) => heard.push(why));
+    await flush();
+    expect(heard).to.deep.equal(['resource default/r failed']);
+  });
+});

@@ -8,7 +8,8 @@ import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { MxfsClient } from '../src/client/client';
 import { Mode } from '../src/dlm/modes';
-import { DaemonProc, ROOT, run, sleep, startDaemon, tmpDir, waitFor, MXFSD } from './support/daemon-proc';
+import { DaemonProc, ROOT, run, sleep, startDaemon, tmpDir, unreadBytes, waitFor, MXFSD } from './support/daemon-proc';
+import { encodeFrame } from '../src/wire/frame';
 import { rawClient as raw } from './support/raw-client';
 
 const { EX, PR } = Mode;
@@ -199,6 +200,94 @@ describe('mxfsd end to end', function () {
     expect(out).to.equal('held\nblocked\nLOST\n');
     expect(held.valid).to.equal(true);
     await w.close();
+  });
+
+  /** A fresh daemon (in `d`) and two clients of it. */
+  const daemonAndTwoClients = async () => {
+    d = await startDaemon();
+    return [await MxfsClient.connect(d.socket), await MxfsClient.connect(d.socket)];
+  };
+
+  it('lock() and convert() with a signal aborted before the call fail CANCELLED without reaching the daemon; the lock keeps its mode', async () => {
+    const [a, b] = await daemonAndTwoClients();
+    const ha = await a.lock('ab', PR);
+    const hb = await b.lock('ab', PR);
+    const signal = AbortSignal.abort();
+    let settled = false;
+    const conv = hb.convert(EX, { signal }).then(() => 'granted', (e) => e.code).finally(() => { settled = true; });
+    const req = b.lock('ab2', EX, { signal }).then(() => 'granted', (e) => e.code);
+    // A round trip on the same connection: anything convert() sent would be queued by now.
+    const q = (await b.locks({ resource: 'ab' })).resources[0];
+    expect(settled, 'convert() with an aborted signal is still pending').to.equal(true);
+    expect(await conv).to.equal('CANCELLED');
+    expect(await req).to.equal('CANCELLED');
+    expect(q.converting).to.have.length(0);
+    expect(q.granted.map((g: any) => g.mode)).to.deep.equal(['PR', 'PR']);
+    expect(hb.grant.mode).to.equal(PR);
+    expect(hb.valid).to.equal(true);
+    expect((await b.locks({ resource: 'ab2' })).resources).to.have.length(0);
+    await ha.unlock();
+    await hb.unlock();
+    await a.close();
+    await b.close();
+  });
+
+  it('request ids wrap around after 2^32-1 requests, skipping one still in flight: the connection and its locks stay', async () => {
+    const [a, b] = await daemonAndTwoClients();
+    const ha = await a.lock('wrap', EX);
+    const held = await b.lock('wrap-held', EX);
+    const waiting = b.lock('wrap', EX);
+    await waitFor(async () => (await a.locks({ resource: 'wrap' })).resources[0].waiting.length === 1, 10000, 'b waiting');
+    const waitingId = Math.max(...(b as any).pending.keys());
+    // A long-lived client near the end of the id range (2^32 requests take hours at full speed).
+    (b as any).nextReq = 2 ** 32 - 2;
+    for (let i = 0; i < waitingId + 2; i++) await b.status(); // ids 2^32-2, 2^32-1, then 1, 2, ... past the waiting one
+    expect(held.valid).to.equal(true);
+    await ha.unlock();
+    const hw = await waiting;
+    expect(hw.grant.mode).to.equal(EX);
+    await hw.unlock();
+    await held.unlock();
+    await a.close();
+    await b.close();
+  });
+
+  it('a BAST read together with the grant reaches the bast listener the holder adds once lock() resolves; the waiter gets the lock', async () => {
+    // client_timeout_ms far above what the test takes: the holder's pause stays within the bound.
+    d = await startDaemon({ extra: { timing: { client_timeout_ms: 20000, lease_timeout_ms: 60000 } } });
+    const script = `
+      const { MxfsClient } = require(${JSON.stringify(path.join(ROOT, 'dist/src/client/client.js'))});
+      MxfsClient.connect(process.argv[1]).then(async (c) => {
+        const h = await c.lock('together', ${PR});
+        h.on('bast', (m) => { process.stdout.write('BAST ' + m + '\\n'); h.unlock().then(() => c.close()); });
+      });`;
+    const first = await MxfsClient.connect(d.socket);
+    const h1 = await first.lock('together', EX);
+    const child = spawn(process.execPath, ['-e', script, d.socket], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout!.on('data', (x) => { out += x; });
+    const queue = async () => (await first.locks({ resource: 'together' })).resources[0];
+    await waitFor(async () => (await queue()).waiting.length === 1, 10000, 'the child waiting');
+    child.kill('SIGSTOP');
+    const third = await MxfsClient.connect(d.socket);
+    let p3: Promise<any> | undefined;
+    try {
+      const grantLen = encodeFrame({ type: 'reply', id: 2, ok: true, grant: { mode: PR, token: 1, lvb: Buffer.alloc(32), lvbValid: false } }, 1 << 16).length;
+      const bastLen = encodeFrame({ type: 'bast', lockId: 1, mode: EX }, 1 << 16).length;
+      await h1.unlock();
+      await waitFor(async () => (await unreadBytes(child.pid!)) >= grantLen, 10000, 'the grant in the child\'s socket');
+      const before = await unreadBytes(child.pid!);
+      p3 = third.lock('together', EX);
+      await waitFor(async () => (await unreadBytes(child.pid!)) >= before + bastLen, 10000, 'the BAST in the child\'s socket');
+    } finally {
+      child.kill('SIGCONT');
+    }
+    const h3 = await p3!;           // the child heard the BAST and let go
+    expect(out).to.match(new RegExp(`BAST ${EX}`));
+    await h3.unlock();
+    await third.close();
+    await first.close();
+    child.kill('SIGKILL');
   });
 
   it('SIGTERM: clean shutdown tells clients their locks are lost, removes the socket, exits 0', async () => {

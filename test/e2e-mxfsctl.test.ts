@@ -5,7 +5,8 @@ import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { MxfsClient } from '../src/client/client';
 import { Mode } from '../src/dlm/modes';
-import { DaemonProc, MXFSCTL, mxfsctl, sleep, startDaemon, waitFor } from './support/daemon-proc';
+import { encodeFrame } from '../src/wire/frame';
+import { DaemonProc, MXFSCTL, mxfsctl, sleep, startDaemon, unreadBytes as unread, waitFor } from './support/daemon-proc';
 
 describe('mxfsctl', function () {
   this.timeout(30000);
@@ -155,6 +156,36 @@ describe('mxfsctl lock when the lock is lost', function () {
     expect(code).to.equal(3);
     expect(err).to.match(/lock on long lost/);
     await waitFor(() => fs.existsSync(marker), 20000, 'TERM marker');
+  });
+
+  it('the grant and the daemon\'s lost read together (mxfsd stopped just after granting): the command never runs', async () => {
+    // client_timeout_ms far above what the test takes: mxfsctl's pause stays within the bound.
+    d = await startDaemon({ extra: { timing: { client_timeout_ms: 20000, lease_timeout_ms: 60000, shutdown_grace_ms: 20000 } } });
+    const holder = await MxfsClient.connect(d.socket);
+    const h = await holder.lock('handoff', Mode.EX);
+    const marker = path.join(d.dir, 'ran.txt');
+    const p = spawn(process.execPath, [MXFSCTL, '--socket', d.socket, 'lock', 'handoff', 'EX', '--', 'sh', '-c', `echo RAN > ${marker}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    p.stderr!.on('data', (x) => { err += x; });
+    const exit = new Promise<number | null>((r) => p.on('exit', (c) => r(c)));
+    const queue = async () => (await holder.locks({ resource: 'handoff' })).resources[0];
+    await waitFor(async () => (await queue()).waiting.length === 1, 10000, 'mxfsctl waiting');
+    p.kill('SIGSTOP');
+    try {
+      await h.unlock();
+      // Sizes of the two frames (heartbeat acks already on their way are smaller than either).
+      const grantLen = encodeFrame({ type: 'reply', id: 2, ok: true, grant: { mode: Mode.EX, token: 1, lvb: Buffer.alloc(32), lvbValid: false } }, 1 << 16).length;
+      const lostLen = encodeFrame({ type: 'lost', reason: 'mxfsd on node 1 shutting down' }, 1 << 16).length;
+      await waitFor(async () => (await unread(p.pid!)) >= grantLen, 10000, 'the grant in mxfsctl\'s socket');
+      const before = await unread(p.pid!);
+      d.proc.kill('SIGTERM');
+      await waitFor(async () => (await unread(p.pid!)) >= before + lostLen, 10000, 'the lost in mxfsctl\'s socket');
+    } finally {
+      p.kill('SIGCONT');
+    }
+    expect(await exit).to.equal(4);
+    expect(err).to.match(/cannot lock handoff: .*shutting down/);
+    expect(fs.existsSync(marker), 'the command ran without the lock').to.equal(false);
   });
 
   it('daemon dies: a command that ignores SIGTERM gets SIGKILL after the grace period', async () => {

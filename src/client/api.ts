@@ -35,6 +35,8 @@ export interface UnlockOptions {
  * A granted lock. Events:
  *  - 'bast' (mode: Mode): a waiter wants `mode`, which this lock blocks; release or down-convert.
  *  - 'lost' (reason: string): the lock is no longer held; stop using what it protects at once.
+ * Either that came while nobody listened is given to a listener added later (next tick):
+ * a BAST of the current grant to the first 'bast' listeners, a loss to every 'lost' listener.
  */
 export interface LockHandle extends EventEmitter {
   readonly lockspace: string;

@@ -33,6 +33,9 @@ export class VolumeRequestFailed extends Error {
 import { encodeFrame, FrameDecoder } from '../wire/frame';
 import { Clock, systemClock, TimerHandle } from '../util/clock';
 
+/** The largest request id the protocol allows (docs/daemon.md: `id` 0..2^32-1). */
+const MAX_REQUEST_ID = 2 ** 32 - 1;
+
 /** How the client reaches its daemon. */
 export interface ClientTransport {
   send(req: ClientRequest): void;
@@ -110,6 +113,7 @@ export class MxfsClient extends EventEmitter implements LockClient {
     try {
       if (opts.signal?.aborted) throw new LockError('CANCELLED', 'aborted before the request was sent');
       const r = await this.request({ type: 'lock', id: 0, lockId, lockspace, resource, mode, noqueue: opts.noqueue, timeoutMs: opts.timeoutMs });
+      h.checkHeld();
       h.grant = toGrant(r.grant!);
       return h;
     } catch (e) {
@@ -169,12 +173,21 @@ export class MxfsClient extends EventEmitter implements LockClient {
   /** @internal */
   async convertLock(h: Handle, mode: Mode, opts: ConvertOptions): Promise<Grant> {
     this.checkLvb(opts.lvb);
+    // An already aborted signal never fires 'abort': the conversion would wait, uncancellable.
+    if (opts.signal?.aborted) throw new LockError('CANCELLED', 'aborted before the request was sent');
     const onAbort = () => this.sendCancel(h.lockId);
     opts.signal?.addEventListener('abort', onAbort, { once: true });
     try {
       const r = await this.request({ type: 'convert', id: 0, lockId: h.lockId, mode, noqueue: opts.noqueue, timeoutMs: opts.timeoutMs, lvb: opts.lvb });
+      h.checkHeld();
       h.grant = toGrant(r.grant!);
+      h.unheardBast = undefined; // a new grant: a waiter still blocked by it is told again
       return h.grant;
+    } catch (e) {
+      // LOST from the daemon: the lock itself is gone (its 'lost' follows the reply, maybe in a
+      // later read). The handle is finished now, before the caller sees the rejection.
+      if (e instanceof LockError && e.code === 'LOST') { this.handles.delete(h.lockId); h.markLost(e.message); }
+      throw e;
     } finally {
       opts.signal?.removeEventListener('abort', onAbort);
     }
@@ -221,7 +234,7 @@ export class MxfsClient extends EventEmitter implements LockClient {
   private request(req: ClientRequest & { id: number }, timeoutMs?: number): Promise<Extract<DaemonMessage, { type: 'reply' }> & { ok: true }> {
     if (this.closed) return Promise.reject(new LockError('SHUTDOWN', 'client closed'));
     if (this.lostReason) return Promise.reject(new LockError('LOST', this.lostReason));
-    const id = this.nextReq++;
+    const id = this.takeRequestId();
     const sentAt = this.clock.now();
     return new Promise((resolve, reject) => {
       let timer: TimerHandle | undefined;
@@ -244,6 +257,19 @@ export class MxfsClient extends EventEmitter implements LockClient {
       });
       this.t.send({ ...req, id } as ClientRequest);
     });
+  }
+
+  /**
+   * The next request id. The protocol's ids are 0..2^32-1 (a frame with another id has nobody
+   * to answer: the daemon cuts the connection), so they wrap around after 2^32-1 requests,
+   * skipping any still waiting for its reply (the daemon refuses an id in flight).
+   */
+  private takeRequestId(): number {
+    for (;;) {
+      const id = this.nextReq;
+      this.nextReq = id >= MAX_REQUEST_ID ? 1 : id + 1;
+      if (!this.pending.has(id)) return id;
+    }
   }
 
   private confirm(sentAt: number): void {
@@ -284,7 +310,7 @@ export class MxfsClient extends EventEmitter implements LockClient {
         // purged this client and granted the lock to the waiter since. 'bast' means "you hold
         // a lock someone wants", so the locks are declared lost instead (no 'bast' event).
         if (!this.alive) { this.loseAll(this.pastBoundReason()); return; }
-        h.emit('bast', m.mode);
+        h.bast(m.mode);
         return;
       }
       case 'lost':
@@ -337,9 +363,33 @@ class Handle extends EventEmitter implements LockHandle {
   grant!: Grant;
   private done = false;
   lostReason?: string;
+  /** The mode of a BAST emitted while nobody listened for 'bast' (since the current grant). */
+  unheardBast?: Mode;
 
   constructor(private readonly c: MxfsClient, readonly lockId: number, readonly lockspace: string, readonly resource: string) {
     super();
+    // An event that came before anyone listened is handed to a listener added later, on the
+    // next tick: a BAST read together with the grant (before lock() resumed), or a loss while
+    // a consumer passes the handle on before listening (the kernel bridge, volumes). The
+    // daemon tells a holder of a waiter only once per grant, and a loss only once.
+    this.on('newListener', (event: string | symbol, listener: (...args: any[]) => void) => {
+      const still = () => this.listeners(event).includes(listener);
+      if (event === 'lost' && this.lostReason !== undefined) {
+        const reason = this.lostReason;
+        process.nextTick(() => { if (still()) listener.call(this, reason); });
+      } else if (event === 'bast' && this.unheardBast !== undefined && !this.done) {
+        const mode = this.unheardBast;
+        process.nextTick(() => {
+          if (this.unheardBast === mode) this.unheardBast = undefined; // heard now (by every listener added this tick)
+          if (still() && !this.done) listener.call(this, mode);
+        });
+      }
+    });
+  }
+
+  /** A BAST for this lock: emitted, or kept for the first 'bast' listener if there is none. */
+  bast(mode: Mode): void {
+    if (!this.emit('bast', mode)) this.unheardBast = mode;
   }
 
   get released(): boolean { return this.done; }
@@ -359,6 +409,16 @@ class Handle extends EventEmitter implements LockHandle {
   unlock(opts: UnlockOptions = {}): Promise<void> {
     if (this.done) return Promise.reject(new LockError(this.lostReason ? 'LOST' : 'NOTFOUND', this.lostReason ?? 'lock already released'));
     return this.c.unlockLock(this, opts);
+  }
+
+  /**
+   * After a grant's reply: the lock may have been lost meanwhile (a 'lost' read in the same
+   * chunk as the grant is handled before the awaiting lock()/convert() resumes) or the client
+   * closed. lock()'s caller has had no chance to listen for 'lost', and convert()'s would
+   * carry on in the new mode: either would believe it holds a lock the daemon has let go.
+   */
+  checkHeld(): void {
+    if (this.done) throw new LockError(this.lostReason !== undefined ? 'LOST' : 'SHUTDOWN', this.lostReason ?? 'client closed');
   }
 
   markReleased(): void { this.done = true; }

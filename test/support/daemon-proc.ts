@@ -110,6 +110,13 @@ export function run(cmd: string, args: string[], opts: SpawnOptions & { input?: 
   });
 }
 
+/** Bytes waiting unread in the Unix stream sockets of process `pid` (ss: Recv-Q). */
+export async function unreadBytes(pid: number): Promise<number> {
+  const r = await run('ss', ['-xpnH']);
+  return r.stdout.split('\n').filter((l) => l.startsWith('u_str') && l.includes(`pid=${pid},`))
+    .reduce((n, l) => n + Number(l.trim().split(/\s+/)[2]), 0);
+}
+
 export function mxfsctl(args: string[], opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<RunResult> {
   return run(process.execPath, [MXFSCTL, ...args], { timeoutMs: opts.timeoutMs, env: { ...process.env, ...opts.env } });
 }
