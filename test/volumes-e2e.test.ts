@@ -356,4 +356,36 @@ describe('volume errors on one node (real mxfsd, command driver)', function () {
       p.kill('SIGKILL');
     }
   });
+
+  it('a mount that times out waiting for the lock, or is cancelled by umount, exits 1 (not obtained) with the reason', async () => {
+    const dir = tmpDir('mxfs-volwait-');
+    fs.writeFileSync(path.join(dir, 'dev'), '');
+    const d = { config: path.join(dir, 'mxfs.conf'), socket: path.join(dir, 'mxfsd.sock') };
+    fs.writeFileSync(d.config, configText(dir) + `\n[volume]\nname = good\ndevice = ${path.join(dir, 'dev')}\ndriver = command\nmount_cmd = true\numount_cmd = true\n`);
+    const p = spawn(process.execPath, [MXFSD, '--config', d.config], { stdio: 'ignore' });
+    let holder: ReturnType<typeof spawn> | undefined;
+    try {
+      await waitFor(async () => (await mxfsctl(['--socket', d.socket, 'volumes'])).code === 0, 20000, 'mxfsd with volumes');
+      const run = (...a: string[]) => mxfsctl(['--socket', d.socket, ...a]);
+      // Another holder of the volume's ownership lock (as another node's owner would be).
+      const held = path.join(dir, 'held');
+      holder = spawn(process.execPath, [MXFSCTL, '--socket', d.socket, 'lock', '--lockspace', 'mxfs-volumes', 'good', 'EX', '--', 'sh', '-c', `touch ${held}; while [ ! -f ${dir}/release ]; do sleep 0.1; done`], { stdio: 'ignore' });
+      await waitFor(async () => fs.existsSync(held), 20000, 'the ownership lock held by another client');
+      const timedOut = await run('mount', 'good', '--timeout', '200');
+      expect([timedOut.code, timedOut.err]).to.deep.equal([1, 'mxfsctl: volume good: ownership not obtained within the timeout (another node owns it)\n']);
+      const json = await run('--json', 'mount', 'good', '--timeout', '200');
+      expect(json.code).to.equal(1);
+      expect(JSON.parse(json.out)).to.include({ ok: false, code: 'TIMEOUT' });
+      const waiting = run('mount', 'good');
+      await waitFor(async () => JSON.parse((await run('--json', 'volumes', 'good')).out).volumes[0].state === 'acquiring', 20000, 'the mount waiting for the lock');
+      const cancel = await run('umount', 'good');
+      expect([cancel.code, cancel.out]).to.deep.equal([0, 'mount of good cancelled\n']);
+      const cancelled = await waiting;
+      expect([cancelled.code, cancelled.err]).to.deep.equal([1, 'mxfsctl: mount of good cancelled by umount\n']);
+    } finally {
+      fs.writeFileSync(path.join(dir, 'release'), '');
+      if (holder && holder.exitCode === null) await new Promise((r) => holder!.once('exit', r));
+      p.kill('SIGKILL');
+    }
+  });
 });
