@@ -124,6 +124,8 @@ export class VolumeCore {
   holding = false;
   /** Something of ours may be mounted: a mount was issued since the grant and not undone. */
   mountIssued = false;
+  /** A mount's outcome is unknown and was not undone (driver said UMOUNT_FAILED): mountIssued stays until an umount or fence. */
+  private mountInDoubt = false;
   step: Step | null = null;
   /** This node's record while it owns: the last one stored or being stored. */
   rec?: VolumeRecord;
@@ -266,6 +268,7 @@ export class VolumeCore {
   private forget(): void {
     this.holding = false;
     this.mountIssued = false;
+    this.mountInDoubt = false;
     this.step = null;
     this.prev = undefined;
     this.lvbRecord = undefined;
@@ -342,6 +345,7 @@ export class VolumeCore {
         if (m.op !== this.op || this.step !== 'fence') return;
         this.step = null;
         this.mountIssued = false;
+        this.mountInDoubt = false;
         this.fenceInfo = { ...m.report, at: this.fenceInfo?.at ?? now };
         this.reason = m.report.fenced ? `fenced: ${m.report.cause} (${m.report.durationMs} ms)`
           : `fence incomplete: ${m.report.cause}${m.report.detail ? `; ${m.report.detail}` : ''}`;
@@ -542,6 +546,7 @@ export class VolumeCore {
         return;
       case 'umount':
         this.mountIssued = false;
+        this.mountInDoubt = false;
         if (this.rec?.state === 'recovering' || this.rec?.state === 'mounting') {
           // Gave up before the volume was in use: leave the record unclean, the next owner recovers.
           this.release('unmounted', undefined, now, ev, 'unmounted; the next owner recovers');
@@ -600,6 +605,11 @@ export class VolumeCore {
   private onFailed(code: VolumeReplyCode, message: string, now: number, ev: VolumeEffect[]): void {
     switch (this.step) {
       case 'mount':
+        // UMOUNT_FAILED: the driver could not tell whether the mount happened and could not
+        // undo it. Until an umount or a fence succeeds the volume may be mounted here: keep the
+        // lock and mountIssued (blocked; an operator's umount or a lost lock unmounts or fences first).
+        if (code === 'UMOUNT_FAILED') this.mountInDoubt = true;
+        if (this.mountInDoubt) return this.block(code, message, now, ev);
         if (!this.recovery && this.state !== 'blocked') {
           // A clean mount failed: nothing of ours is mounted; say clean again and give the volume back.
           this.mountIssued = false;
