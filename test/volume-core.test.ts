@@ -258,6 +258,37 @@ describe('VolumeCore', () => {
     expect(u.c.state).to.equal('unmounted');
   });
 
+  it('a standby whose queued request fails with LOST (its session timed out while the node stayed quorate: no rejoin comes) asks again with backoff', () => {
+    const r = new Run(core());
+    r.in({ type: 'standby', req: 1 });
+    r.in({ type: 'lockFailed', op: r.last('lock').op, code: 'LOST', message: 'volume data: ownership request failed (LOST): no answer from mxfsd within 1800 ms' });
+    expect(r.c.state).to.equal('unmounted');
+    const t1 = r.last('timer');
+    expect(t1.ms).to.equal(RETRY_BASE_MS);
+    r.in({ type: 'retry', op: t1.op });
+    expect(r.c.state, 'queued again without a rejoin').to.equal('standby');
+    // Still failing (no quorum: the request fails at once): the wait doubles, up to the cap.
+    r.in({ type: 'lockFailed', op: r.last('lock').op, code: 'LOST', message: 'no quorum' });
+    expect(r.last('timer').ms).to.equal(2 * RETRY_BASE_MS);
+    for (let i = 0; i < 12; i++) {
+      r.in({ type: 'retry', op: r.last('timer').op });
+      r.in({ type: 'lockFailed', op: r.last('lock').op, code: 'LOST', message: 'no quorum' });
+    }
+    expect(r.last('timer').ms).to.equal(RETRY_MAX_MS);
+    // A rejoin queues it at once; a grant resets the backoff.
+    r.in({ type: 'rejoined' });
+    expect(r.c.state).to.equal('standby');
+    r.in({ type: 'granted', op: r.last('lock').op, token: 5 });
+    r.in({ type: 'read', op: r.last('read').op, record: rec({ state: 'clean' }) });
+    r.in({ type: 'lost', reason: 'ownership lock lost: no answer from mxfsd within 1800 ms' });
+    expect(r.last('timer').ms).to.equal(RETRY_BASE_MS);
+    // The operator's umount withdraws it: a cancelled request is not queued again.
+    const c = new Run(core());
+    c.in({ type: 'standby', req: 1 });
+    c.in({ type: 'lockFailed', op: c.last('lock').op, code: 'CANCELLED', message: 'cancelled' });
+    expect(c.effects.some((e) => e.do === 'timer')).to.equal(false);
+  });
+
   it('failover = manual: a standby that finds a dead owner steps back; the operator mount recovers', () => {
     const r = new Run(core({ failover: 'manual' }));
     r.in({ type: 'standby', req: 1 });

@@ -356,4 +356,80 @@ describe('volume errors on one node (real mxfsd, command driver)', function () {
       p.kill('SIGKILL');
     }
   });
+
+  it('a mount_cmd that outlasts command_timeout_ms may have mounted: umount_cmd undoes it before the volume is given back, or the node keeps it blocked', async () => {
+    const dir = tmpDir('mxfs-volhang-');
+    const vol = (name: string, umount: string) => {
+      fs.writeFileSync(path.join(dir, `dev-${name}`), '');
+      fs.mkdirSync(path.join(dir, `mnt-${name}`));
+      const mark = path.join(dir, `mounted-${name}`);
+      // The mount happens, then the command hangs (an XFS log replay longer than the bound).
+      return `\n[volume]\nname = ${name}\ndevice = ${path.join(dir, `dev-${name}`)}\nmountpoint = ${path.join(dir, `mnt-${name}`)}\ndriver = command\n`
+        + `mount_cmd = touch ${mark}; while [ -f ${dir}/hang ]; do sleep 0.1; done\numount_cmd = ${umount.replace('MARK', mark)}\ncommand_timeout_ms = 1000\n`;
+    };
+    const d = { config: path.join(dir, 'mxfs.conf'), socket: path.join(dir, 'mxfsd.sock') };
+    fs.writeFileSync(d.config, configText(dir)
+      + vol('undone', 'rm -f MARK')
+      + vol('stuck', `[ -f ${dir}/umount-fails ] && { echo 'umount: target is busy' >&2; exit 32; }; rm -f MARK`));
+    fs.writeFileSync(path.join(dir, 'hang'), '');
+    fs.writeFileSync(path.join(dir, 'umount-fails'), '');
+    const p = spawn(process.execPath, [MXFSD, '--config', d.config], { stdio: 'ignore' });
+    try {
+      await waitFor(async () => (await mxfsctl(['--socket', d.socket, 'volumes'])).code === 0, 20000, 'mxfsd with volumes');
+      const run = (...a: string[]) => mxfsctl(['--socket', d.socket, ...a]);
+      const state = async (v: string) => JSON.parse((await run('--json', 'volumes', v)).out).volumes[0].state;
+      const undone = await run('mount', 'undone');
+      expect(fs.existsSync(path.join(dir, 'mounted-undone')), 'umount_cmd ran before the volume was given back').to.equal(false);
+      expect([undone.code, undone.err]).to.deep.equal([5, 'mxfsctl: mount_cmd did not finish within 1000 ms (umount_cmd was run to undo whatever it did)\n']);
+      expect(await state('undone')).to.equal('unmounted');
+
+      const stuck = await run('mount', 'stuck');
+      expect(await state('stuck'), 'not given back while it may be mounted').to.equal('blocked');
+      expect(stuck.code, stuck.err).to.equal(7);
+      expect(stuck.err).to.match(/blocked at 'mount': mount_cmd did not finish within 1000 ms; it may have mounted, and umount_cmd exited with status 32: umount: target is busy/);
+      const locks = JSON.parse((await run('--json', 'locks', '--lockspace', 'mxfs-volumes')).out);
+      expect(locks.resources.map((r: any) => r.resource)).to.deep.equal(['stuck']);
+      // Once umount_cmd works the operator's umount unmounts first, then gives the volume up.
+      fs.unlinkSync(path.join(dir, 'umount-fails'));
+      const given = await run('umount', 'stuck');
+      expect([given.code, given.out]).to.deep.equal([0, 'volume stuck unmounted and released by node 1\n']);
+      expect(fs.existsSync(path.join(dir, 'mounted-stuck'))).to.equal(false);
+      expect(await state('stuck')).to.equal('unmounted');
+    } finally {
+      fs.rmSync(path.join(dir, 'hang'), { force: true });
+      p.kill('SIGKILL');
+    }
+  });
+
+  it('a mount that times out waiting for the lock, or is cancelled by umount, exits 1 (not obtained) with the reason', async () => {
+    const dir = tmpDir('mxfs-volwait-');
+    fs.writeFileSync(path.join(dir, 'dev'), '');
+    const d = { config: path.join(dir, 'mxfs.conf'), socket: path.join(dir, 'mxfsd.sock') };
+    fs.writeFileSync(d.config, configText(dir) + `\n[volume]\nname = good\ndevice = ${path.join(dir, 'dev')}\ndriver = command\nmount_cmd = true\numount_cmd = true\n`);
+    const p = spawn(process.execPath, [MXFSD, '--config', d.config], { stdio: 'ignore' });
+    let holder: ReturnType<typeof spawn> | undefined;
+    try {
+      await waitFor(async () => (await mxfsctl(['--socket', d.socket, 'volumes'])).code === 0, 20000, 'mxfsd with volumes');
+      const run = (...a: string[]) => mxfsctl(['--socket', d.socket, ...a]);
+      // Another holder of the volume's ownership lock (as another node's owner would be).
+      const held = path.join(dir, 'held');
+      holder = spawn(process.execPath, [MXFSCTL, '--socket', d.socket, 'lock', '--lockspace', 'mxfs-volumes', 'good', 'EX', '--', 'sh', '-c', `touch ${held}; while [ ! -f ${dir}/release ]; do sleep 0.1; done`], { stdio: 'ignore' });
+      await waitFor(async () => fs.existsSync(held), 20000, 'the ownership lock held by another client');
+      const timedOut = await run('mount', 'good', '--timeout', '200');
+      expect([timedOut.code, timedOut.err]).to.deep.equal([1, 'mxfsctl: volume good: ownership not obtained within the timeout (another node owns it)\n']);
+      const json = await run('--json', 'mount', 'good', '--timeout', '200');
+      expect(json.code).to.equal(1);
+      expect(JSON.parse(json.out)).to.include({ ok: false, code: 'TIMEOUT' });
+      const waiting = run('mount', 'good');
+      await waitFor(async () => JSON.parse((await run('--json', 'volumes', 'good')).out).volumes[0].state === 'acquiring', 20000, 'the mount waiting for the lock');
+      const cancel = await run('umount', 'good');
+      expect([cancel.code, cancel.out]).to.deep.equal([0, 'mount of good cancelled\n']);
+      const cancelled = await waiting;
+      expect([cancelled.code, cancelled.err]).to.deep.equal([1, 'mxfsctl: mount of good cancelled by umount\n']);
+    } finally {
+      fs.writeFileSync(path.join(dir, 'release'), '');
+      if (holder && holder.exitCode === null) await new Promise((r) => holder!.once('exit', r));
+      p.kill('SIGKILL');
+    }
+  });
 });

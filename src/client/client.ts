@@ -21,7 +21,7 @@ import type { ConvertOptions, LockClient, LockHandle, LockOptions, UnlockOptions
 import { Mode } from '../dlm/modes';
 import { DEFAULT_LOCKSPACE, Grant, LOCK_ERROR_CODES, LockError, LockErrorCode, MAX_LOCKSPACE_NAME, MAX_RESOURCE_NAME } from '../dlm/types';
 import { CLIENT_PROTOCOL_VERSION, ClientRequest, DaemonMessage, FaultSpec, HelloData, nameProblem, validateDaemonMessage, VolumeRequestOp, TraceRequestOp } from '../wire/client-protocol';
-import type { VolumeReplyCode } from '../volumes/volume-core';
+import { VOLUME_REPLY_CODES, VolumeReplyCode } from '../volumes/volume-core';
 
 /** A volume request the daemon refused; `code` says why (docs/daemon.md). */
 export class VolumeRequestFailed extends Error {
@@ -250,6 +250,9 @@ export class MxfsClient extends EventEmitter implements LockClient {
           this.clock.clearTimer(timer);
           if (m.ok) resolve(m as any);
           else if (m.code === 'PROTOCOL') reject(new LockError('INVALID', m.message));
+          // A volume request's refusal is a VolumeRequestFailed even when its code is also a
+          // lock error's name (TIMEOUT, CANCELLED, LOST, BUSY): mxfsctl's exit code depends on it.
+          else if ((req.type === 'volume' || req.type === 'inodeLocks') && (VOLUME_REPLY_CODES as readonly string[]).includes(m.code)) reject(new VolumeRequestFailed(m.code as VolumeReplyCode, m.message));
           else if ((LOCK_ERROR_CODES as readonly string[]).includes(m.code)) reject(new LockError(m.code as LockErrorCode, m.message));
           else reject(new VolumeRequestFailed(m.code as VolumeReplyCode, m.message));
         },

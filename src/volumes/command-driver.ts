@@ -113,7 +113,21 @@ export class CommandVolumeDriver implements VolumeDriver {
     if (this.v.mountpoint !== undefined && !fs.existsSync(this.v.mountpoint)) {
       throw new VolumeError('MOUNTPOINT_MISSING', `mountpoint ${this.v.mountpoint} does not exist on this node`);
     }
-    await this.run('mount_cmd', this.v.commands.mount!, 'MOUNT_FAILED', this.env(this.ownership(ctx)));
+    const env = this.env(this.ownership(ctx));
+    const r = await runCommand(this.v.commands.mount!, env, this.v.commandTimeoutMs, this.clock);
+    if (r.code !== 0) {
+      const failed = describeFailure('mount_cmd', r, this.v.commandTimeoutMs);
+      // An exit status says the mount did not happen; a timeout or a signal says nothing: the
+      // mount may be in place (an XFS log replay can outlast the bound). Undo it before the
+      // volume is given back, or report that it may still be mounted here (UMOUNT_FAILED).
+      if (!r.timedOut && r.code !== null) throw new VolumeError('MOUNT_FAILED', failed);
+      const u = await runCommand(this.v.commands.umount!, env, this.v.commandTimeoutMs, this.clock);
+      if (u.code !== 0) {
+        this.mounted = true;
+        throw new VolumeError('UMOUNT_FAILED', `${failed}; it may have mounted, and ${describeFailure('umount_cmd', u, this.v.commandTimeoutMs)}`);
+      }
+      throw new VolumeError('MOUNT_FAILED', `${failed} (umount_cmd was run to undo whatever it did)`);
+    }
     this.mounted = true;
     this.fenced = false;
   }

@@ -105,7 +105,11 @@ export interface VolumeDriver {
   fenceBoundMs(): number;
   /** At start: claim / check the device. Throws DEVICE_MISSING, NO_MODULE... */
   attach(v: VolumeSpec): Promise<void>;
-  /** Open the gate for this ownership and mount (XFS replays its log if the owner died). */
+  /**
+   * Open the gate for this ownership and mount (XFS replays its log if the owner died). A
+   * failure means nothing is mounted, except UMOUNT_FAILED: the mount's outcome is unknown and
+   * could not be undone, so the actor keeps the volume (blocked) as possibly mounted.
+   */
   mount(ctx: OwnershipContext): Promise<void>;
   /** After a recovery mount (command: recover_cmd). */
   afterRecovery(ctx: OwnershipContext): Promise<void>;

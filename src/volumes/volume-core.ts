@@ -124,6 +124,8 @@ export class VolumeCore {
   holding = false;
   /** Something of ours may be mounted: a mount was issued since the grant and not undone. */
   mountIssued = false;
+  /** A mount's outcome is unknown and was not undone (driver said UMOUNT_FAILED): mountIssued stays until an umount or fence. */
+  private mountInDoubt = false;
   step: Step | null = null;
   /** This node's record while it owns: the last one stored or being stored. */
   rec?: VolumeRecord;
@@ -154,6 +156,8 @@ export class VolumeCore {
    * is back in a quorate view (or its fence is cleared).
    */
   private takingOver = false;
+  /** Standby requests queued again in a row without a grant (the backoff of requeueLater). */
+  private requeues = 0;
 
   constructor(private readonly o: VolumeCoreOptions, now: number) { this.since = now; }
 
@@ -266,6 +270,7 @@ export class VolumeCore {
   private forget(): void {
     this.holding = false;
     this.mountIssued = false;
+    this.mountInDoubt = false;
     this.step = null;
     this.prev = undefined;
     this.lvbRecord = undefined;
@@ -317,6 +322,9 @@ export class VolumeCore {
         this.go('unmounted', now, ev, `ownership not obtained: ${m.message}`);
         this.reason = this.standbyWanted ? `standby request lost (${m.message}); queued again once the node is back in a quorate view` : m.message;
         this.failAll(ev, code, m.message);
+        // A standby's queued request lost while the node may stay quorate (its own volume
+        // session timed out): no rejoin may come, so ask again after a while as well.
+        if (this.standbyWanted && code === 'LOST') this.requeueLater(`standby request lost (${m.message})`, ev);
         return;
       }
       case 'lost': return this.onLost(m.reason, now, ev);
@@ -342,6 +350,7 @@ export class VolumeCore {
         if (m.op !== this.op || this.step !== 'fence') return;
         this.step = null;
         this.mountIssued = false;
+        this.mountInDoubt = false;
         this.fenceInfo = { ...m.report, at: this.fenceInfo?.at ?? now };
         this.reason = m.report.fenced ? `fenced: ${m.report.cause} (${m.report.durationMs} ms)`
           : `fence incomplete: ${m.report.cause}${m.report.detail ? `; ${m.report.detail}` : ''}`;
@@ -484,6 +493,7 @@ export class VolumeCore {
   private onGranted(m: Extract<VolumeInput, { type: 'granted' }>, now: number, ev: VolumeEffect[]): void {
     if (m.op !== this.op || this.step !== 'lock') return; // not wanted any more: the actor gives that grant back
     this.holding = true;
+    this.requeues = 0;
     this.takingOver = this.role === 'standby';
     this.standbyWanted = false;
     this.token = m.token;
@@ -542,6 +552,7 @@ export class VolumeCore {
         return;
       case 'umount':
         this.mountIssued = false;
+        this.mountInDoubt = false;
         if (this.rec?.state === 'recovering' || this.rec?.state === 'mounting') {
           // Gave up before the volume was in use: leave the record unclean, the next owner recovers.
           this.release('unmounted', undefined, now, ev, 'unmounted; the next owner recovers');
@@ -600,6 +611,11 @@ export class VolumeCore {
   private onFailed(code: VolumeReplyCode, message: string, now: number, ev: VolumeEffect[]): void {
     switch (this.step) {
       case 'mount':
+        // UMOUNT_FAILED: the driver could not tell whether the mount happened and could not
+        // undo it. Until an umount or a fence succeeds the volume may be mounted here: keep the
+        // lock and mountIssued (blocked; an operator's umount or a lost lock unmounts or fences first).
+        if (code === 'UMOUNT_FAILED') this.mountInDoubt = true;
+        if (this.mountInDoubt) return this.block(code, message, now, ev);
         if (!this.recovery && this.state !== 'blocked') {
           // A clean mount failed: nothing of ours is mounted; say clean again and give the volume back.
           this.mountIssued = false;
@@ -692,13 +708,17 @@ export class VolumeCore {
   }
 
   /**
-   * A standby's lock is gone: queued again on the next rejoin — and after RETRY_BASE_MS, since
-   * the lock can go while the node stays quorate (its own session timed out in a long turn of
-   * the lock engine's thread), and then no rejoin comes. Without quorum that request fails at
-   * once (lockFailed) and the rejoin does it.
+   * A standby's lock (or its queued request) is gone: queued again on the next rejoin — and
+   * after RETRY_BASE_MS, doubling up to RETRY_MAX_MS while the requests keep failing, since the
+   * lock can go while the node stays quorate (its own session timed out in a long turn of the
+   * lock engine's thread, or the daemon was stopped for longer than client_timeout_ms), and
+   * then no rejoin comes. Without quorum the request fails at once and is retried on that
+   * backoff; the rejoin queues it at once.
    */
   private requeueLater(what: string, ev: VolumeEffect[]): void {
-    this.reason = `${what}; queued again in ${RETRY_BASE_MS} ms or once the node is back in a quorate view`;
-    ev.push({ do: 'timer', op: this.op, ms: RETRY_BASE_MS });
+    // Backoff (1, 2, 4 … 30 s) while the requests keep failing (without quorum they fail at once).
+    const ms = Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** Math.min(this.requeues++, 10));
+    this.reason = `${what}; queued again in ${ms} ms or once the node is back in a quorate view`;
+    ev.push({ do: 'timer', op: this.op, ms });
   }
 }
