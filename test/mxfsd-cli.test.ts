@@ -6,9 +6,10 @@
 import { expect } from 'chai';
 import fs from 'node:fs';
 import path from 'node:path';
+import { spawn } from 'node:child_process';
 import { loadClusterKey } from '../src/cluster/auth';
 import { VERSION } from '../src/daemon/daemon';
-import { configText, MXFSD, mxfsctl, run, startDaemon, tmpDir, waitFor } from './support/daemon-proc';
+import { configText, MXFSD, mxfsctl, ROOT, run, startDaemon, tmpDir, waitFor } from './support/daemon-proc';
 
 const mxfsd = (args: string[], env: NodeJS.ProcessEnv = {}) => run(process.execPath, [MXFSD, ...args], { env: { ...process.env, ...env } });
 
@@ -159,4 +160,26 @@ describe('mxfsctl keygen', () => {
     const u = await mxfsctl(['keygen', '--lockspace', 'x']);
     expect(u.code).to.equal(2);
   });
+});
+
+describe('the CLIs writing to a closed pipe (`mxfsctl ... | head`)', () => {
+  // The read end is closed before the tool writes (it is still starting up): its first write
+  // fails EPIPE. It must end quietly with exit 0, not die of an unhandled 'error' event with a
+  // stack trace. Were the close late, the write would just go into the pipe and the run would
+  // say nothing either way; it can never fail falsely.
+  const closedPipe = (script: string, args: string[]) => new Promise<{ code: number | null; stderr: string }>((resolve) => {
+    const p = spawn(process.execPath, [path.join(ROOT, 'dist', 'src', 'cli', script), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    p.stdout!.destroy();
+    let stderr = '';
+    p.stderr!.on('data', (b: Buffer) => { stderr += b.toString(); });
+    p.on('close', (code) => resolve({ code, stderr }));
+  });
+
+  for (const [script, args] of [['mxfsctl.js', ['--help']], ['mxfs-cluster.js', ['--help']], ['mxfs-failover.js', ['--help']]] as const) {
+    it(`${script.replace('.js', '')} ${args.join(' ')}: exit 0, nothing on stderr`, async () => {
+      const r = await closedPipe(script, [...args]);
+      expect(r.stderr).to.equal('');
+      expect(r.code).to.equal(0);
+    });
+  }
 });

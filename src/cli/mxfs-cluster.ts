@@ -16,7 +16,7 @@
  */
 import path from 'node:path';
 import { CREATE_LIMITS, LocalCluster } from '../local-cluster/local-cluster';
-import { die, parse, UsageError } from './usage';
+import { die, endOnClosedOutput, parse, UsageError } from './usage';
 
 const USAGE = `usage: mxfs-cluster up --nodes N --dir DIR [--base-port P] [--lease-ms MS]
        mxfs-cluster start|stop|restart NODE --dir DIR     (stop: [--kill] for SIGKILL)
@@ -72,6 +72,7 @@ async function status(c: LocalCluster, json: boolean): Promise<void> {
 }
 
 async function main(): Promise<void> {
+  endOnClosedOutput();
   let a;
   try {
     a = parse(process.argv.slice(2), {

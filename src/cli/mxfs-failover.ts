@@ -21,7 +21,7 @@ import { randomSeed } from '../failover/prng';
 import { figures, summaryText } from '../failover/report';
 import { runScenario, serveBound } from '../failover/runner';
 import type { Scenario } from '../failover/scenario';
-import { die, parse, UsageError } from './usage';
+import { die, endOnClosedOutput, parse, UsageError } from './usage';
 
 const USAGE = `usage: mxfs-failover run SCENARIO... [--seed S] [--seeds K] [--nodes N] [--report DIR] [--duration MS] [--quiet]
        mxfs-failover check HISTORY.ndjson [--lease-ms MS]
@@ -67,6 +67,7 @@ function withDuration(s: Scenario, ms: number | undefined): Scenario {
 }
 
 async function main(): Promise<number> {
+  endOnClosedOutput();
   let a;
   try {
     a = parse(process.argv.slice(2), {

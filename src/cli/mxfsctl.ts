@@ -25,7 +25,7 @@ import { ConfigError, DEFAULT_CONFIG_FILE, formatConfigError, loadConfig } from 
 import { MAX_LOCKSPACE_NAME, MAX_RESOURCE_NAME } from '../dlm/types';
 import { checkName } from '../wire/client-protocol';
 import { writeKeyFile } from './keygen';
-import { die, parse, UsageError } from './usage';
+import { die, endOnClosedOutput, parse, UsageError } from './usage';
 import { traceCommand, TraceUsageError, whyCommand } from './mxfsctl-trace';
 import { CommandGroup } from './command-group';
 
@@ -83,6 +83,7 @@ function usage(msg: string): never { die('mxfsctl', msg, USAGE, EXIT_USAGE); }
 function fail(msg: string, code = EXIT_DAEMON): never { process.stderr.write(`mxfsctl: ${msg}\n`); process.exit(code); }
 
 async function main(): Promise<void> {
+  endOnClosedOutput();
   const argv = process.argv.slice(2);
   // Everything after `--` belongs to the command run under `lock`.
   const dd = argv.indexOf('--');

@@ -19,3 +19,17 @@ export function die(prog: string, message: string, usage: string, code = 2): nev
   process.stderr.write(`${prog}: ${message}\n${usage}`);
   process.exit(code);
 }
+
+/**
+ * The reader of our output went away (`mxfsctl locks | head`): stop quietly with the exit code
+ * so far, as a tool ended by SIGPIPE would, instead of dying of an unhandled 'error' event with
+ * a stack trace. Node ignores SIGPIPE, so a write to a closed pipe comes back as EPIPE.
+ */
+export function endOnClosedOutput(): void {
+  for (const s of [process.stdout, process.stderr]) {
+    s.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code !== 'EPIPE') throw e;
+      process.exit(typeof process.exitCode === 'number' ? process.exitCode : 0);
+    });
+  }
+}
