@@ -6,7 +6,9 @@
  * that floods without reading cannot make the daemon buffer without bound.
  */
 import { expect } from 'chai';
+import fs from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
 import { MxfsClient } from '../src/client/client';
 import { Mode } from '../src/dlm/modes';
 import { LockError } from '../src/dlm/types';
@@ -269,5 +271,26 @@ describe('mxfsd end to end: bad and abusive clients', function () {
     expect(held.valid).to.equal(true);
     await held.unlock();
     await bystander.close();
+  });
+
+  it('a frame that cuts the connection is logged once: no second warning that the client closed mid-frame', async () => {
+    // The daemon's own cut left the rest of the bad read in the decoder, and the close that
+    // followed was logged as the client's truncated frame: a false second warning.
+    d = await startDaemon();
+    const bad = async (frame: Buffer) => {
+      const r = await raw(d.socket);
+      r.send({ type: 'hello', id: 1, version: 1, client: 'bad' });
+      await r.reply(1);
+      r.s.write(frame);
+      await waitFor(() => r.isClosed(), 20000, 'the daemon cuts the connection');
+    };
+    await bad(Buffer.from([0, 0, 0, 0, 0, 0, 0, 9, 1, 2]));
+    await bad(Buffer.from([0x7f, 0xff, 0xff, 0xff, 1, 2, 3]));
+    const log = path.join(d.dir, 'mxfsd.log');
+    // A third client's bad frame is logged after the first two connections' close events.
+    await bad(Buffer.from([0, 0, 0, 0]));
+    await waitFor(() => fs.readFileSync(log, 'utf8').split('\n').filter((l) => l.includes('bad frame from client')).length === 3, 20000, 'three cut-offs logged');
+    const lines = fs.readFileSync(log, 'utf8').split('\n');
+    expect(lines.filter((l) => l.includes('closed mid-frame'))).to.deep.equal([]);
   });
 });
