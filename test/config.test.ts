@@ -168,8 +168,8 @@ describe('config', () => {
       { name: 'tiebreaker with three nodes', text: '[node]\nid=1\n[cluster]\ntiebreaker = 1\nkey_file = k\n[peer]\nid=2\naddress=h\n[peer]\nid=3\naddress=i\n', line: 4, key: 'tiebreaker', msg: /two-node/ },
       { name: 'duplicate volume name', text: '[node]\nid=1\n[volume]\nname=v\ndevice=/dev/a\n[volume]\nname=v\ndevice=/dev/b\n', line: 7, key: 'name', msg: /'v'.*line 3/ },
       { name: 'duplicate volume device', text: '[node]\nid=1\n[volume]\nname=v\ndevice=/dev/a\n[volume]\nname=w\ndevice=/dev/a\n', line: 8, key: 'device', msg: /\/dev\/a/ },
-      { name: 'metrics port = the node\'s peer port', text: '[node]\nid=1\n[cluster]\nkey_file=k\n[peer]\nid=2\naddress=h\n[metrics]\nenabled = true\nport = 7600\n', line: 10, section: 'metrics', key: 'port', msg: /port 7600 is this node's peer port/ },
-      { name: 'metrics port = the node\'s lock_port, on a wildcard address', text: '[node]\nid=1\nlock_port = 7700\n[cluster]\nkey_file=k\n[peer]\nid=2\naddress=h\n[metrics]\nenabled = true\naddress = 0.0.0.0\nport = 7700\n', line: 12, section: 'metrics', key: 'port', msg: /port 7700 is this node's peer lock_port/ },
+      { name: 'metrics port = the node\'s peer port', text: '[node]\nid=1\n[cluster]\nkey_file=k\n[peer]\nid=2\naddress=h\n[metrics]\nenabled = true\nport = 7600\n', line: 10, section: 'metrics', key: 'port', msg: /port 7600 is this node's peer port \(\[node\] port, the default\)/ },
+      { name: 'metrics port = the node\'s lock_port, on a wildcard address', text: '[node]\nid=1\nlock_port = 7700\n[cluster]\nkey_file=k\n[peer]\nid=2\naddress=h\n[metrics]\nenabled = true\naddress = 0.0.0.0\nport = 7700\n', line: 12, section: 'metrics', key: 'port', msg: /port 7700 is this node's peer lock_port \(\[node\] lock_port at line 3\)/ },
       { name: 'socket path too long', text: `[node]\nid=1\nsocket = /${'x'.repeat(120)}\n`, line: 3, key: 'socket', msg: /107/ },
     ];
     for (const c of cases) {

@@ -6,12 +6,14 @@
  * that floods without reading cannot make the daemon buffer without bound.
  */
 import { expect } from 'chai';
+import fs from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
 import { MxfsClient } from '../src/client/client';
 import { Mode } from '../src/dlm/modes';
 import { LockError } from '../src/dlm/types';
 import { encodeFrame } from '../src/wire/frame';
-import { DaemonProc, mxfsctl, rssKiB, sleep, startDaemon, waitFor } from './support/daemon-proc';
+import { DaemonProc, freePort, mxfsctl, rssKiB, sleep, startDaemon, waitFor } from './support/daemon-proc';
 import { rawClient as raw } from './support/raw-client';
 
 const { EX } = Mode;
@@ -228,5 +230,67 @@ describe('mxfsd end to end: bad and abusive clients', function () {
     expect(held.valid).to.equal(true);
     s.destroy();
     await bystander.close();
+  });
+
+  it('a metrics client that pipelines requests is cut off: one render per connection at a time, not one per request', async () => {
+    // Each render of /metrics runs on the lock engine's thread (~5 ms); a client writing
+    // thousands of pipelined GETs without reading used to get them all rendered, one after
+    // the other, stalling the engine for seconds (the node muted itself and its clients lost
+    // their locks). Now a second request while one is being answered closes the connection.
+    const port = await freePort();
+    d = await startDaemon({ extra: { timing: PATIENT, metrics: { enabled: 'true', port } } });
+    const bystander = await MxfsClient.connect(d.socket, { name: 'bystander' });
+    const held = await bystander.lock('kept', EX);
+    // The client socket is up before the metrics listener: wait for the listener.
+    await waitFor(() => new Promise<boolean>((r) => {
+      const p = net.createConnection(port, '127.0.0.1');
+      p.once('connect', () => { p.destroy(); r(true); });
+      p.once('error', () => r(false));
+    }), 20000, 'the metrics listener');
+    const s = net.createConnection(port, '127.0.0.1');
+    let got = '';
+    let closed = false;
+    s.on('data', (c) => { got += c; });
+    s.on('close', () => { closed = true; });
+    s.on('error', () => {});
+    await new Promise((r) => s.once('connect', r));
+    s.write('GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n'.repeat(2000));
+    await waitFor(() => closed, 60000, 'the daemon closes the pipelining connection');
+    expect(got.split('HTTP/1.1 200 OK').length - 1, 'responses rendered for the pipelining client').to.be.at.most(1);
+    // A well-behaved scraper (one request at a time, keep-alive) is served as before.
+    const scraper = net.createConnection(port, '127.0.0.1');
+    let text = '';
+    scraper.on('data', (c) => { text += c; });
+    await new Promise((r) => scraper.once('connect', r));
+    for (let i = 1; i <= 3; i++) {
+      scraper.write('GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n');
+      await waitFor(() => text.split('mxfs_clients ').length - 1 >= i, 20000, `scrape ${i}`);
+    }
+    expect(scraper.destroyed).to.equal(false);
+    scraper.destroy();
+    expect(held.valid).to.equal(true);
+    await held.unlock();
+    await bystander.close();
+  });
+
+  it('a frame that cuts the connection is logged once: no second warning that the client closed mid-frame', async () => {
+    // The daemon's own cut left the rest of the bad read in the decoder, and the close that
+    // followed was logged as the client's truncated frame: a false second warning.
+    d = await startDaemon();
+    const bad = async (frame: Buffer) => {
+      const r = await raw(d.socket);
+      r.send({ type: 'hello', id: 1, version: 1, client: 'bad' });
+      await r.reply(1);
+      r.s.write(frame);
+      await waitFor(() => r.isClosed(), 20000, 'the daemon cuts the connection');
+    };
+    await bad(Buffer.from([0, 0, 0, 0, 0, 0, 0, 9, 1, 2]));
+    await bad(Buffer.from([0x7f, 0xff, 0xff, 0xff, 1, 2, 3]));
+    const log = path.join(d.dir, 'mxfsd.log');
+    // A third client's bad frame is logged after the first two connections' close events.
+    await bad(Buffer.from([0, 0, 0, 0]));
+    await waitFor(() => fs.readFileSync(log, 'utf8').split('\n').filter((l) => l.includes('bad frame from client')).length === 3, 20000, 'three cut-offs logged');
+    const lines = fs.readFileSync(log, 'utf8').split('\n');
+    expect(lines.filter((l) => l.includes('closed mid-frame'))).to.deep.equal([]);
   });
 });

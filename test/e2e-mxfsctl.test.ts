@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { MxfsClient } from '../src/client/client';
 import { Mode } from '../src/dlm/modes';
 import { encodeFrame } from '../src/wire/frame';
-import { DaemonProc, MXFSCTL, mxfsctl, sleep, startDaemon, unreadBytes as unread, waitFor } from './support/daemon-proc';
+import { DaemonProc, MXFSCTL, mxfsctl, run, sleep, startDaemon, unreadBytes as unread, waitFor } from './support/daemon-proc';
 
 describe('mxfsctl', function () {
   this.timeout(30000);
@@ -133,6 +133,29 @@ describe('mxfsctl', function () {
     const r = await mxfsctl(['--socket', path.join(d.dir, 'nope.sock'), 'status']);
     expect(r.code).to.equal(4);
     expect(r.stderr).to.match(/cannot reach mxfsd/);
+  });
+
+  it('an argument that is not valid UTF-8 is a usage error, not a lock on U+FFFD or a changed COMMAND', async () => {
+    // Node decodes argv as UTF-8, turning a stray byte into U+FFFD: mxfsctl used to lock
+    // "\uFFFD" (the same lock for every such name) and run COMMAND with altered arguments.
+    // The bytes can only be given through a shell: spawn() takes strings.
+    const sh = (args: string) => run('sh', ['-c', `exec "${process.execPath}" "${MXFSCTL}" --socket "${d.socket}" ${args}`]);
+    const cases = [
+      [`lock "$(printf 'a\\377')" EX -- true`, /argument 4 \('a\\xff'\) is not valid UTF-8/],
+      [`lock --lockspace "$(printf '\\300\\200')" r EX -- true`, /argument 5 \('\\xc0\\x80'\) is not valid UTF-8/],
+      [`locks --resource "$(printf '\\355\\240\\200')"`, /argument 5 \('\\xed\\xa0\\x80'\) is not valid UTF-8/],
+      [`lock r EX -- touch "$(printf '${d.dir}/f\\377')"`, /argument 8 \('.*\/f\\xff'\) is not valid UTF-8/],
+    ] as const;
+    for (const [args, re] of cases) {
+      const r = await sh(args);
+      expect(r.code, args).to.equal(2);
+      expect(r.stderr.split('\n')[0], args).to.match(re);
+      expect(r.stderr).to.not.match(/\n\s+at /);
+    }
+    expect(fs.readdirSync(d.dir).filter((f) => f.startsWith('f'))).to.deep.equal([]);
+    // A real U+FFFD (EF BF BD) is a character like any other.
+    const ok = await sh(`lock "$(printf '\\357\\277\\275')" EX -- true`);
+    expect(ok.code, ok.stderr).to.equal(0);
   });
 });
 
@@ -267,4 +290,5 @@ describe('mxfsctl lock when the lock is lost', function () {
     try { process.kill(pid, 0); } catch { alive = false; }
     expect(alive, 'the background sleep outlived mxfsctl').to.equal(false);
   });
+
 });

@@ -108,6 +108,31 @@ describe('mxfs-cluster', function () {
     }
   });
 
+  it('a DIR that cannot be a cluster directory, or a damaged cluster.json, is one error naming the path (exit 1), never a hang', async () => {
+    // fs.mkdirSync(..., { recursive: true }) loops for ever on a path under /proc (mkdir gives
+    // ENOENT there, its parent EEXIST): `up --dir /proc/nope` used to hang.
+    const proc = await cli(['up', '--nodes', '1', '--dir', '/proc/mxfs-nope', '--base-port', '40000']);
+    expect(proc.code, proc.stderr).to.equal(1);
+    expect(proc.stderr.trim().split('\n')).to.have.length(1);
+    expect(proc.stderr).to.match(/cannot create directory \/proc\/mxfs-nope: /);
+    const dir = tmpDir('mxfs-mc-');
+    const file = path.join(dir, 'file');
+    fs.writeFileSync(file, 'x');
+    const notDir = await cli(['up', '--nodes', '1', '--dir', file, '--base-port', '40000']);
+    expect(notDir.code).to.equal(1);
+    expect(notDir.stderr.trim()).to.equal(`mxfs-cluster: ${file} exists and is not a directory`);
+    for (const text of ['{garbage', '{"nodes": 5}', 'null']) {
+      fs.writeFileSync(path.join(dir, 'cluster.json'), text);
+      for (const cmd of ['status', 'down']) {
+        const r = await cli([cmd, '--dir', dir]);
+        expect(r.code, `${cmd} ${text}`).to.equal(1);
+        expect(r.stderr.trim().split('\n'), `${cmd} ${text}`).to.have.length(1);
+        expect(r.stderr, `${cmd} ${text}`).to.match(new RegExp(`^mxfs-cluster: ${dir}/cluster\\.json is not a cluster file written by mxfs-cluster: `));
+      }
+    }
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
   it('LocalCluster.create refuses options out of range with a RangeError naming the option, before writing anything', async () => {
     const bad: Array<[object, RegExp]> = [
       [{ nodes: 0 }, /nodes wants an integer 1\.\.64, got 0/], [{ nodes: 2.5 }, /nodes .* got 2\.5/], [{ nodes: NaN }, /nodes .* got NaN/],

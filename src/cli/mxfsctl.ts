@@ -25,7 +25,7 @@ import { ConfigError, DEFAULT_CONFIG_FILE, formatConfigError, loadConfig } from 
 import { MAX_LOCKSPACE_NAME, MAX_RESOURCE_NAME } from '../dlm/types';
 import { checkName } from '../wire/client-protocol';
 import { writeKeyFile } from './keygen';
-import { die, endOnClosedOutput, parse, UsageError } from './usage';
+import { die, endOnClosedOutput, nonUtf8Argument, parse, UsageError } from './usage';
 import { traceCommand, TraceUsageError, whyCommand } from './mxfsctl-trace';
 import { CommandGroup } from './command-group';
 
@@ -85,6 +85,8 @@ function fail(msg: string, code = EXIT_DAEMON): never { process.stderr.write(`mx
 async function main(): Promise<void> {
   endOnClosedOutput();
   const argv = process.argv.slice(2);
+  const notUtf8 = nonUtf8Argument(argv);
+  if (notUtf8) usage(notUtf8);
   // Everything after `--` belongs to the command run under `lock`.
   const dd = argv.indexOf('--');
   const own = dd >= 0 ? argv.slice(0, dd) : argv;

@@ -654,7 +654,7 @@ function checkCrossFieldRules(c: Config, file: string, bySection: Map<string, In
     const overlaps = (a: string) => a === m.address || [a, m.address].some((x) => x === '0.0.0.0' || x === '::');
     for (const [key, port] of [['port', c.node.port], ['lock_port', c.node.lockPort]] as const) {
       if (port === m.port && overlaps(c.node.address)) {
-        fail('metrics', one('metrics'), 'port', `port ${m.port} is this node's peer ${key === 'port' ? 'port' : 'lock_port'} ([node] ${key} at line ${node?.line}): the metrics endpoint needs a port of its own`);
+        fail('metrics', one('metrics'), 'port', `port ${m.port} is this node's peer ${key === 'port' ? 'port' : 'lock_port'} ([node] ${node?.values.get(key) ? `${key} at line ${node.values.get(key)!.line}` : `${key}, the default`}): the metrics endpoint needs a port of its own`);
       }
     }
   }

@@ -443,7 +443,7 @@ export class Daemon implements DaemonInfo {
     readIntoBuffer(sock, CLIENT_READ_BUFFER, onRead);
     sock.on('error', (e) => log.debug({ session: sessionId, err: e.message }, 'client socket error'));
     sock.on('close', () => {
-      if (dec.pending > 0) log.warn({ session: sessionId, bytes: dec.pending }, 'client closed mid-frame (truncated frame)');
+      if (open && dec.pending > 0) log.warn({ session: sessionId, bytes: dec.pending }, 'client closed mid-frame (truncated frame)');
       if (open) { open = false; this.sys.send(ref, { type: 'disconnected', reason: 'connection closed' }); }
     });
   }

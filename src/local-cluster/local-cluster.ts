@@ -67,9 +67,27 @@ export const LOCK_PORT_OFFSET = 5000;
  * lockPorts (default true): give every node a lock_port (basePort + LOCK_PORT_OFFSET + i); false
  * for builds that do not know the key (bench/remote-pair.ts compares with older builds).
  */
+/**
+ * mkdir -p with one clear error. Not fs.mkdirSync(dir, { recursive: true }): it loops for ever
+ * where mkdir fails ENOENT under a parent that exists (any path under /proc).
+ */
+function makeDir(dir: string): void {
+  let st: fs.Stats | undefined;
+  try { st = fs.statSync(dir); } catch { /* absent: created below */ }
+  if (st) {
+    if (!st.isDirectory()) throw new Error(`${dir} exists and is not a directory`);
+    return;
+  }
+  const parent = path.dirname(dir);
+  if (parent !== dir) makeDir(parent);
+  try { fs.mkdirSync(dir); } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new Error(`cannot create directory ${dir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+}
+
 export function writeClusterConfigs(dir: string, n: number, basePort: number, leaseMs: number, lockPorts = true): LocalNode[] {
   const lockPort = (i: number) => (lockPorts && n > 1 && basePort + LOCK_PORT_OFFSET + n <= 65535 ? `lock_port = ${basePort + LOCK_PORT_OFFSET + i}\n` : '');
-  fs.mkdirSync(dir, { recursive: true });
+  makeDir(dir);
   const keyFile = path.join(dir, 'cluster.key');
   if (!fs.existsSync(keyFile)) fs.writeFileSync(keyFile, generateClusterKey(), { mode: 0o600 });
   const renew = Math.max(100, Math.floor(leaseMs / 5));
@@ -162,7 +180,13 @@ export class LocalCluster {
     dir = path.resolve(dir);
     const f = path.join(dir, 'cluster.json');
     if (!fs.existsSync(f)) throw new Error(`no cluster in ${dir} (${f} missing; create one with 'mxfs-cluster up')`);
-    const raw = JSON.parse(fs.readFileSync(f, 'utf8')) as ClusterFile;
+    let raw: ClusterFile;
+    try {
+      raw = JSON.parse(fs.readFileSync(f, 'utf8')) as ClusterFile;
+      if (!Array.isArray(raw?.nodes)) throw new Error("no 'nodes' list");
+    } catch (e) {
+      throw new Error(`${f} is not a cluster file written by mxfs-cluster: ${(e as Error).message}`);
+    }
     // Files written before the log paths were recorded: derive them.
     const nodes = raw.nodes.map((n) => ({ ...n, log: n.log ?? path.join(n.dir, 'mxfsd.log'), stderrLog: n.stderrLog ?? path.join(n.dir, 'stderr.log') }));
     return new LocalCluster(dir, nodes);

@@ -204,14 +204,28 @@ export class NodeMetrics {
   async start(): Promise<void> {
     if (!this.enabled) return;
     const { address, port } = this.o.config.metrics;
+    // Renders run on the lock engine's thread (a few ms each). One request per connection at a
+    // time: a client pipelining a second request before the first is answered is cut off (a
+    // scraper never does; thousands of pipelined GETs would otherwise be rendered one after the
+    // other and stall the engine for seconds). And scrapes that arrive during a render share it.
+    const answering = new WeakSet<object>();
     const server = http.createServer((req, res) => {
+      const sock = req.socket;
+      if (sock.destroyed) return;
+      if (answering.has(sock)) {
+        this.o.log.warn({ remote: sock.remoteAddress }, 'metrics client pipelined requests; closing its connection');
+        sock.destroy();
+        return;
+      }
+      answering.add(sock);
+      res.on('close', () => answering.delete(sock));
       if (req.method !== 'GET' || (req.url !== '/metrics' && !req.url?.startsWith('/metrics?'))) {
         res.writeHead(404, { 'content-type': 'text/plain' }).end('mxfsd serves /metrics only\n');
         return;
       }
-      this.registry.metrics().then(
-        (text) => res.writeHead(200, { 'content-type': this.registry.contentType }).end(text),
-        (e: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics failed: ${e.message}\n`),
+      this.render().then(
+        (text) => { if (!res.destroyed) res.writeHead(200, { 'content-type': this.registry.contentType }).end(text); },
+        (e: Error) => { if (!res.destroyed) res.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics failed: ${e.message}\n`); },
       );
     });
     await new Promise<void>((resolve, reject) => {
@@ -221,6 +235,13 @@ export class NodeMetrics {
     server.on('error', (e) => this.o.log.error({ err: e }, 'metrics endpoint error'));
     this.server = server;
     this.o.log.info({ address, port: this.port }, 'metrics endpoint listening');
+  }
+
+  /** The render in progress, shared by every scrape that arrives while it runs. */
+  private rendering?: Promise<string>;
+
+  private render(): Promise<string> {
+    return this.rendering ??= this.registry.metrics().finally(() => { this.rendering = undefined; });
   }
 
   /** The bound port (the configured one; useful when 0 was configured in tests). */

@@ -38,6 +38,8 @@ export function configText(dir: string, extra: Record<string, Record<string, str
     locking: { ...(extra.locking ?? {}) },
     logging: { file: path.join(dir, 'mxfsd.log'), stderr: 'false', level: 'debug', ...(extra.logging ?? {}) },
   };
+  // Any other section (e.g. [metrics]) as given.
+  for (const [s, kv] of Object.entries(extra)) sections[s] ??= kv;
   return Object.entries(sections)
     .map(([s, kv]) => `[${s}]\n` + Object.entries(kv).map(([k, v]) => `${k} = ${v}`).join('\n'))
     .join('\n\n') + '\n';
