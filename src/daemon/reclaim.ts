@@ -14,9 +14,14 @@
  *   QUIET_OPS lock operations. A busy daemon allocates and V8 collects on its own.
  * If the daemon is still quiet at the next check, a second one: only then, with the allocation
  * rate low, does V8 shrink the young generation the fill grew (2 × 16 MiB) and give back the
- * old space's emptied pages (measured: 98 -> 64 MiB RSS at 100 000, docs/benchmarks.md); then
- * glibc is asked to return the free memory of its arenas (malloc_trim), where what the
- * collector took from malloc for a large heap stays otherwise.
+ * old space's emptied pages (measured: 98 -> 64 MiB RSS at 100 000, docs/benchmarks.md). Not
+ * always in that one: in about one run of three V8 gave back only part of its committed heap
+ * (62 -> 43.5 MiB, the young generation's 32 MiB still there) and kept it for good, though
+ * the next collection took it to 12.5 (2026-12-03, docs/benchmarks.md "The young generation
+ * given back"). So while the daemon stays quiet, one more at each check as long as the last
+ * gave back at least SHRINK_STEP bytes of committed heap or the young generation is still
+ * YOUNG_MAX or more, at most MAX_FOLLOW_UPS after the first; then glibc is asked to return the free memory of its arenas (malloc_trim), where
+ * what the collector took from malloc for a large heap stays otherwise.
  *
  * The pause and safety: the collection runs on the lock engine's thread. It cannot cause a
  * grant: grants check the lease at the moment they are made (SharedLease), whatever the
@@ -40,6 +45,11 @@ export const RECLAIM = {
   MIN_EVICTED: 10000,
   MAX_LIVE: 200000,
   QUIET_OPS: 100,
+  /** Collections after the first, at the quiet checks that follow (each while the last one gave back SHRINK_STEP). */
+  MAX_FOLLOW_UPS: 4,
+  SHRINK_STEP: 4 * 1024 * 1024,
+  /** A young generation this large after a collection is the fill's (an idle daemon's is ~1 MiB): collect again. */
+  YOUNG_MAX: 8 * 1024 * 1024,
 };
 
 export interface ReclaimOptions {
@@ -50,6 +60,8 @@ export interface ReclaimOptions {
   trim?: () => void;
   /** Monotonic ms, to time the collection (status). */
   now?: () => number;
+  /** Bytes of heap V8 has committed, and of it the young generation's (absent: V8's heap statistics). */
+  heap?: () => { committed: number; young: number };
 }
 
 let gcFn: (() => void) | undefined | null = null;
@@ -86,7 +98,7 @@ export function trimMalloc(): boolean {
 }
 
 export class MemoryReclaimer {
-  /** Collections asked for (two per mass eviction when the daemon stays quiet), malloc trims done, checks that found the daemon busy. */
+  /** Collections asked for (two to 1 + MAX_FOLLOW_UPS per mass eviction when the daemon stays quiet), malloc trims done, checks that found the daemon busy. */
   collections = 0;
   trims = 0;
   busySkips = 0;
@@ -96,7 +108,9 @@ export class MemoryReclaimer {
   private evictedAtCollection: number;
   private lastEvictions: number;
   private lastOps: number;
-  private secondDue = false;
+  /** Follow-up collections done since the first of this release (0: none due; see check()). */
+  private followUps = 0;
+  private shrinking = false;
   private timer?: NodeJS.Timeout;
 
   constructor(private readonly o: ReclaimOptions) {
@@ -122,13 +136,20 @@ export class MemoryReclaimer {
     const quiet = s.evictions === this.lastEvictions && s.ops - this.lastOps <= RECLAIM.QUIET_OPS;
     this.lastEvictions = s.evictions;
     this.lastOps = s.ops;
-    if (this.secondDue) {
-      // One look after the first: still quiet, so V8 sees a low allocation rate now and gives
+    if (this.shrinking) {
+      // A look after the first: still quiet, so V8 sees a low allocation rate now and gives
       // back the young generation the fill grew (16 MiB semi-spaces) and the old space's free
-      // pages; then malloc's arenas. Busy again: V8 collects on its own, nothing more to do.
-      this.secondDue = false;
-      if (!quiet) { this.busySkips++; return 'busy'; }
+      // pages — sometimes only part of it, so again at the next look while the last one gave
+      // back SHRINK_STEP; then malloc's arenas. Busy again: V8 collects on its own, nothing
+      // more to do.
+      if (!quiet) { this.shrinking = false; this.busySkips++; return 'busy'; }
+      const before = this.heap().committed;
       this.collect();
+      this.followUps++;
+      const after = this.heap();
+      const more = before - after.committed >= RECLAIM.SHRINK_STEP || after.young >= RECLAIM.YOUNG_MAX;
+      if (more && this.followUps < RECLAIM.MAX_FOLLOW_UPS) return 'collected';
+      this.shrinking = false;
       const t = this.now();
       if (this.o.trim) this.o.trim();
       else if (!trimMalloc()) return 'shrunk';
@@ -141,11 +162,18 @@ export class MemoryReclaimer {
     if (!quiet) { this.busySkips++; return 'busy'; }
     if (!this.collect()) return 'nothing';
     this.evictedAtCollection = s.evictions;
-    this.secondDue = true;
+    this.shrinking = true;
+    this.followUps = 0;
     return 'collected';
   }
 
   private now(): number { return this.o.now ? this.o.now() : performance.now(); }
+
+  private heap(): { committed: number; young: number } {
+    if (this.o.heap) return this.o.heap();
+    const young = v8.getHeapSpaceStatistics().find((x) => x.space_name === 'new_space')?.physical_space_size ?? 0;
+    return { committed: v8.getHeapStatistics().total_heap_size, young };
+  }
 
   /** One full collection, timed; false when there is no way to ask for one. */
   private collect(): boolean {
