@@ -183,3 +183,16 @@ describe('the CLIs writing to a closed pipe (`mxfsctl ... | head`)', () => {
     });
   }
 });
+
+describe('an empty --config or --socket', () => {
+  it('is a usage error naming the option (exit 2), not a file called "" or a silent fallback to the default socket', async () => {
+    const d = await mxfsd(['--config', '']);
+    expect(d.code).to.equal(2);
+    expect(d.stderr.split('\n')[0]).to.equal('mxfsd: --config needs a file path (it was empty)');
+    for (const opt of ['--config', '--socket']) {
+      const c = await mxfsctl([opt, '', 'status']);
+      expect(c.code, c.stderr).to.equal(2);
+      expect(c.stderr.split('\n')[0]).to.match(new RegExp(`^mxfsctl: ${opt} needs a`));
+    }
+  });
+});

@@ -125,6 +125,8 @@ async function main(): Promise<void> {
   if (v.help) { process.stdout.write(USAGE); return; }
   if (!cmd) usage('missing COMMAND');
   if (v.socket && v.config) usage('give --socket or --config, not both');
+  if (v.config === '') usage('--config needs a file path (it was empty)');
+  if (v.socket === '') usage('--socket needs a path (it was empty)');
   const only = (allowed: string[]) => {
     for (const k of ['lockspace', 'resource', 'noqueue', 'timeout', 'grace', 'wait', 'no-wait', 'out', 'actor', 'type', 'since', 'trace', 'node', 'format', 'interval', 'count', 'volume'] as const) {
       if (v[k] !== undefined && !allowed.includes(k)) usage(`option --${k} does not apply to '${cmd}'`);

@@ -80,6 +80,7 @@ async function main(): Promise<void> {
   if (v.version) { process.stdout.write(`mxfsd ${VERSION}\n`); return; }
   const level = v['log-level'];
   if (level !== undefined && !LEVELS.includes(level)) die('mxfsd', `bad --log-level '${level}' (one of ${LEVELS.join(', ')})`, USAGE);
+  if (v.config === '') die('mxfsd', '--config needs a file path (it was empty)', USAGE);
   const file = v.config ?? DEFAULT_CONFIG_FILE;
 
   let config: Config;
