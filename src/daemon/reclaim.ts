@@ -20,8 +20,9 @@
  * the next collection took it to 12.5 (2026-12-03, docs/benchmarks.md "The young generation
  * given back"). So while the daemon stays quiet, one more at each check as long as the last
  * gave back at least SHRINK_STEP bytes of committed heap or the young generation is still
- * YOUNG_MAX or more, at most MAX_FOLLOW_UPS after the first; then glibc is asked to return the free memory of its arenas (malloc_trim), where
- * what the collector took from malloc for a large heap stays otherwise.
+ * YOUNG_MAX or more, at most MAX_FOLLOW_UPS after the first; then glibc is asked to return
+ * the free memory of its arenas (malloc_trim), where what the collector took from malloc for a
+ * large heap stays otherwise.
  *
  * The pause and safety: the collection runs on the lock engine's thread. It cannot cause a
  * grant: grants check the lease at the moment they are made (SharedLease), whatever the
@@ -45,7 +46,7 @@ export const RECLAIM = {
   MIN_EVICTED: 10000,
   MAX_LIVE: 200000,
   QUIET_OPS: 100,
-  /** Collections after the first, at the quiet checks that follow (each while the last one gave back SHRINK_STEP). */
+  /** Collections after the first, one per quiet check, while the last gave back SHRINK_STEP or left the young generation at YOUNG_MAX. */
   MAX_FOLLOW_UPS: 4,
   SHRINK_STEP: 4 * 1024 * 1024,
   /** A young generation this large after a collection is the fill's (an idle daemon's is ~1 MiB): collect again. */
@@ -108,9 +109,9 @@ export class MemoryReclaimer {
   private evictedAtCollection: number;
   private lastEvictions: number;
   private lastOps: number;
-  /** Follow-up collections done since the first of this release (0: none due; see check()). */
-  private followUps = 0;
+  /** After a first collection, until the trim: follow-ups due at the quiet checks (see check()), and how many were done. */
   private shrinking = false;
+  private followUps = 0;
   private timer?: NodeJS.Timeout;
 
   constructor(private readonly o: ReclaimOptions) {
@@ -140,7 +141,7 @@ export class MemoryReclaimer {
       // A look after the first: still quiet, so V8 sees a low allocation rate now and gives
       // back the young generation the fill grew (16 MiB semi-spaces) and the old space's free
       // pages — sometimes only part of it, so again at the next look while the last one gave
-      // back SHRINK_STEP; then malloc's arenas. Busy again: V8 collects on its own, nothing
+      // back SHRINK_STEP or left a YOUNG_MAX young generation; then malloc's arenas. Busy again: V8 collects on its own, nothing
       // more to do.
       if (!quiet) { this.shrinking = false; this.busySkips++; return 'busy'; }
       const before = this.heap().committed;

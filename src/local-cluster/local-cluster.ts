@@ -63,11 +63,6 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export const LOCK_PORT_OFFSET = 5000;
 
 /**
- * Writes DIR/cluster.key and DIR/nodeI/mxfs.conf for an n-node cluster (n = 1: a standalone node).
- * lockPorts (default true): give every node a lock_port (basePort + LOCK_PORT_OFFSET + i); false
- * for builds that do not know the key (bench/remote-pair.ts compares with older builds).
- */
-/**
  * mkdir -p with one clear error. Not fs.mkdirSync(dir, { recursive: true }): it loops for ever
  * where mkdir fails ENOENT under a parent that exists (any path under /proc).
  */
@@ -85,6 +80,11 @@ function makeDir(dir: string): void {
   }
 }
 
+/**
+ * Writes DIR/cluster.key and DIR/nodeI/mxfs.conf for an n-node cluster (n = 1: a standalone node).
+ * lockPorts (default true): give every node a lock_port (basePort + LOCK_PORT_OFFSET + i); false
+ * for builds that do not know the key (bench/remote-pair.ts compares with older builds).
+ */
 export function writeClusterConfigs(dir: string, n: number, basePort: number, leaseMs: number, lockPorts = true): LocalNode[] {
   const lockPort = (i: number) => (lockPorts && n > 1 && basePort + LOCK_PORT_OFFSET + n <= 65535 ? `lock_port = ${basePort + LOCK_PORT_OFFSET + i}\n` : '');
   makeDir(dir);

@@ -121,10 +121,11 @@ export class CommandVolumeDriver implements VolumeDriver {
       // mount may be in place (an XFS log replay can outlast the bound). Undo it before the
       // volume is given back, or report that it may still be mounted here (UMOUNT_FAILED).
       if (!r.timedOut && r.code !== null) throw new VolumeError('MOUNT_FAILED', failed);
-      const u = await runCommand(this.v.commands.umount!, env, this.v.commandTimeoutMs, this.clock);
-      if (u.code !== 0) {
+      try {
+        await this.run('umount_cmd', this.v.commands.umount!, 'UMOUNT_FAILED', env);
+      } catch (e) {
         this.mounted = true;
-        throw new VolumeError('UMOUNT_FAILED', `${failed}; it may have mounted, and ${describeFailure('umount_cmd', u, this.v.commandTimeoutMs)}`);
+        throw new VolumeError('UMOUNT_FAILED', `${failed}; it may have mounted, and ${(e as Error).message}`);
       }
       throw new VolumeError('MOUNT_FAILED', `${failed} (umount_cmd was run to undo whatever it did)`);
     }
