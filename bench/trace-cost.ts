@@ -12,7 +12,9 @@
  *             or main, with tracing off)
  *   baseline-on  the --baseline build with [trace] on, ring only (its own cost, same run)
  * Each row: median pairs/s over the rounds, and the daemon's own CPU time per pair (all its
- * threads, from /proc/PID/stat, summed over the rounds). On a shared machine the throughput
+ * threads, from /proc/PID/stat, summed over the rounds), and the user part of it (the system
+ * part is mostly the reply's write, whose cost of waking the client grows when the clients
+ * wait longer, i.e. when the daemon is slower: docs/benchmarks.md, "Tracing"). On a shared machine the throughput
  * swings with other processes' load; the CPU time per pair does not, and on a dedicated core
  * throughput is its inverse: `cost ratio` = CPU per pair / CPU per pair of `off` (the
  * baseline's rows: of `baseline`), and `median round ratio` the median over the rounds of
@@ -37,13 +39,13 @@ import { MxfsClient } from '../src/client/client';
 import { Mode } from '../src/dlm/modes';
 import { canConnect, configText, tmpDir, waitFor } from '../test/support/daemon-proc';
 
-interface Variant { name: string; mxfsd: string; trace?: Record<string, string | number>; proc?: ChildProcess; socket?: string; dir?: string; rates: number[]; pairs: number; cpuMs: number; perRound: number[] }
+interface Variant { name: string; mxfsd: string; trace?: Record<string, string | number>; proc?: ChildProcess; socket?: string; dir?: string; rates: number[]; pairs: number; cpuMs: number; userMs: number; perRound: number[] }
 
-/** CPU time (user + system, every thread) the process has used, ms. */
-function cpuMs(pid: number): number {
+/** CPU time (user, system; every thread) the process has used, ms. */
+function cpuMs(pid: number): [number, number] {
   const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
   const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
-  return (Number(rest[11]) + Number(rest[12])) * 1000 / 100; // utime, stime in USER_HZ (100)
+  return [Number(rest[11]) * 1000 / 100, Number(rest[12]) * 1000 / 100]; // utime, stime in USER_HZ (100)
 }
 
 async function startVariant(v: Variant): Promise<void> {
@@ -62,7 +64,7 @@ async function startVariant(v: Variant): Promise<void> {
 async function round(v: Variant, n: number, seconds: number): Promise<number> {
   const clients = await Promise.all(Array.from({ length: n }, () => MxfsClient.connect(v.socket!)));
   let pairs = 0;
-  const cpu0 = cpuMs(v.proc!.pid!);
+  const [user0, sys0] = cpuMs(v.proc!.pid!);
   const end = performance.now() + seconds * 1000;
   const t0 = performance.now();
   await Promise.all(clients.map(async (c, i) => {
@@ -73,8 +75,10 @@ async function round(v: Variant, n: number, seconds: number): Promise<number> {
     }
   }));
   const took = (performance.now() - t0) / 1000;
-  const used = cpuMs(v.proc!.pid!) - cpu0;
+  const [user1, sys1] = cpuMs(v.proc!.pid!);
+  const used = user1 - user0 + sys1 - sys0;
   v.cpuMs += used;
+  v.userMs += user1 - user0;
   v.pairs += pairs;
   v.perRound.push(used * 1000 / Math.max(1, pairs));
   await Promise.all(clients.map((c) => c.close()));
@@ -89,13 +93,13 @@ async function main(): Promise<void> {
   const seconds = Number(values.seconds), rounds = Number(values.rounds), n = Number(values.clients);
   const here = path.join(__dirname, '..', 'src', 'cli', 'mxfsd.js');
   const variants: Variant[] = [
-    { name: 'off', mxfsd: here, rates: [], pairs: 0, cpuMs: 0, perRound: [] },
-    ...(want.has('on') ? [{ name: 'on (ring)', mxfsd: here, trace: { enabled: 'true' }, rates: [], pairs: 0, cpuMs: 0, perRound: [] }] : []),
-    ...(want.has('file') ? [{ name: 'on (ring + file)', mxfsd: here, trace: { enabled: 'true', file: 'trace.ndjson' }, rates: [], pairs: 0, cpuMs: 0, perRound: [] }] : []),
+    { name: 'off', mxfsd: here, rates: [], pairs: 0, cpuMs: 0, userMs: 0, perRound: [] },
+    ...(want.has('on') ? [{ name: 'on (ring)', mxfsd: here, trace: { enabled: 'true' }, rates: [], pairs: 0, cpuMs: 0, userMs: 0, perRound: [] }] : []),
+    ...(want.has('file') ? [{ name: 'on (ring + file)', mxfsd: here, trace: { enabled: 'true', file: 'trace.ndjson' }, rates: [], pairs: 0, cpuMs: 0, userMs: 0, perRound: [] }] : []),
   ];
   const base = values.baseline ? path.join(path.resolve(values.baseline), 'dist', 'src', 'cli', 'mxfsd.js') : undefined;
-  if (base && want.has('baseline')) variants.push({ name: 'baseline', mxfsd: base, rates: [], pairs: 0, cpuMs: 0, perRound: [] });
-  if (base && want.has('baseline-on')) variants.push({ name: 'baseline, on (ring)', mxfsd: base, trace: { enabled: 'true' }, rates: [], pairs: 0, cpuMs: 0, perRound: [] });
+  if (base && want.has('baseline')) variants.push({ name: 'baseline', mxfsd: base, rates: [], pairs: 0, cpuMs: 0, userMs: 0, perRound: [] });
+  if (base && want.has('baseline-on')) variants.push({ name: 'baseline, on (ring)', mxfsd: base, trace: { enabled: 'true' }, rates: [], pairs: 0, cpuMs: 0, userMs: 0, perRound: [] });
   const load = os.loadavg().map((x) => x.toFixed(2)).join(' ');
   try {
     for (const v of variants) await startVariant(v);
@@ -120,15 +124,16 @@ async function main(): Promise<void> {
   // A baseline's traced row is compared with the baseline untraced, the rest with this build's off.
   const ref = (v: Variant) => (v.mxfsd === base && baseOff ? baseOff : off);
   const perPair = (v: Variant) => v.cpuMs * 1000 / v.pairs;
+  const userPerPair = (v: Variant) => v.userMs * 1000 / v.pairs;
   console.log(`# ${new Date().toISOString()}  ${os.cpus().length}x ${os.cpus()[0]?.model}  node ${process.version}  load ${load} -> ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
   console.log(`# ${n} clients, lock(EX)+unlock on own resources, ${rounds} ${values.together ? 'rounds of' : 'interleaved rounds of'} ${seconds}s per configuration${values.together ? ', all configurations at once' : ''}`);
-  console.log('| configuration | pairs/s (median) | min | max | daemon CPU µs per pair | cost ratio to off | median round ratio (min–max) |');
-  console.log('|---|---|---|---|---|---|---|');
+  console.log('| configuration | pairs/s (median) | min | max | daemon CPU µs per pair | of which user | cost ratio to off | user ratio | median round ratio (min–max) |');
+  console.log('|---|---|---|---|---|---|---|---|---|');
   for (const v of variants) {
     const m = median(v.rates);
     const r = ref(v);
     const ratios = v.perRound.map((x, i) => x / r.perRound[i]!);
-    console.log(`| ${v.name} | ${Math.round(m)} | ${Math.round(Math.min(...v.rates))} | ${Math.round(Math.max(...v.rates))} | ${perPair(v).toFixed(1)} | ${(perPair(v) / perPair(r)).toFixed(3)} | ${median(ratios).toFixed(3)} (${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}) |`);
+    console.log(`| ${v.name} | ${Math.round(m)} | ${Math.round(Math.min(...v.rates))} | ${Math.round(Math.max(...v.rates))} | ${perPair(v).toFixed(1)} | ${userPerPair(v).toFixed(1)} | ${(perPair(v) / perPair(r)).toFixed(3)} | ${(userPerPair(v) / userPerPair(r)).toFixed(3)} | ${median(ratios).toFixed(3)} (${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}) |`);
   }
 }
 

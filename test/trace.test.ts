@@ -165,6 +165,30 @@ describe('trace', () => {
       sys.shutdown();
     });
 
+    it('a resource named by the events before it reaches its actor reads the same, and only an equal name is replaced by the actor\'s own string', async () => {
+      const sys = new ActorSystem(quietLogger());
+      const r = new TraceRecorder(1, new ManualClock(), 1000);
+      sys.tracer = r;
+      type M = { type: 'ask'; lockspace: string; resource: string } | { type: 'pass'; lockspace: string; resource: string } | { type: 'hit' };
+      let hits = 0;
+      const host = sys.spawn<null, M>(undefined, 'lockspace', { init: () => null, handle: (s) => s }, { lockspace: 'ls' });
+      const res = sys.spawn<null, M>(host, 'resource', { init: () => null, handle: (s) => { hits++; return s; }, leaf: true }, { lockspace: 'ls', resource: 'r1' });
+      // A session-like actor hands what it was asked to a router-like one, which hits the resource actor.
+      const router = sys.spawn<null, M>(undefined, 'router', { init: () => null, handle: (s) => { sys.send(res, { type: 'hit' }); return s; } }, { id: 'R' });
+      const session = sys.spawn<null, M>(undefined, 'session', {
+        init: () => null, handle: (s, m) => { if (m.type === 'ask') sys.send(router, { type: 'pass', lockspace: m.lockspace, resource: m.resource }); return s; },
+      }, { id: 'S' });
+      const fresh = (x: string) => Buffer.from(x).toString(); // a new string, as a decoded frame gives
+      sys.send(session, { type: 'ask', lockspace: fresh('ls'), resource: fresh('r1') });
+      sys.send(session, { type: 'ask', lockspace: fresh('other'), resource: fresh('r2') }); // names another resource, ends at r1
+      await waitFor(() => hits === 2, 20000, 'hits');
+      const evs = r.page(0, {}, 1 << 20).events;
+      const row = (type: string, i: number) => { const e = evs.filter((x) => x.type === type)[i]!; return [e.ls, e.res]; };
+      expect([row('ask', 0), row('pass', 0), row('hit', 0)]).to.deep.equal([['ls', 'r1'], ['ls', 'r1'], ['ls', 'r1']]);
+      expect([row('ask', 1), row('pass', 1), row('hit', 1)]).to.deep.equal([['other', 'r2'], ['other', 'r2'], ['ls', 'r1']]);
+      sys.shutdown();
+    });
+
     it('the traced port stamps the lock message it is given with its dlm-out event (no copy)', () => {
       const r = new TraceRecorder(1, new ManualClock(), 100);
       const sent: unknown[] = [];

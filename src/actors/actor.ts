@@ -230,7 +230,8 @@ export class ActorSystem {
       // While tracing, its name is kept: every send to it looks its label up by name.
       const name = this.tracer ? `${kind}-${seq}` : undefined;
       const path = name !== undefined ? this.tracer!.named(name, kind, fields ?? def.logFields?.() ?? {}) : undefined;
-      const extra = path !== undefined || fields !== undefined ? { name, path, logFields: fields, childLog: undefined } : undefined;
+      const label = name !== undefined ? this.tracer!.label(name) : undefined;
+      const extra = path !== undefined || fields !== undefined ? { name, path, label, logFields: fields, childLog: undefined } : undefined;
       return new LeafActor<S, M>(siteOf(this, host as LeafHost, kind), seq, def, extra) as unknown as Ref<M>;
     }
     const name = `${kind}-${seq}`;
@@ -290,6 +291,10 @@ export class ActorSystem {
       const actor = nactSystems.find((self as unknown as { system: { name: string } }).system.name, self);
       if (actor) { actor.children = NO_CHILDREN as never; actor.childReferences = NO_CHILDREN; }
     }
+    if (this.tracer !== undefined) {
+      const actor = concreteActor(self);
+      if (actor !== undefined) actor[TRACE_LABEL] = this.tracer.label(name);
+    }
     return self;
   }
 
@@ -300,10 +305,15 @@ export class ActorSystem {
    */
   send<M extends AnyMsg>(to: Ref<M>, msg: M): void {
     const t = this.tracer;
-    const sent = t === undefined ? 0 : t.onSend(refName(to), msg, 'send');
-    for (const tap of this.taps) tap(to as Ref<unknown>, msg, 'send');
-    if (to instanceof LeafActor) { to.dispatch(msg, sent); return; }
+    if (to instanceof LeafActor) {
+      const sent = t === undefined ? 0 : t.onSend(to.name, msg, 'send', to.traceLabel);
+      for (const tap of this.taps) tap(to as Ref<unknown>, msg, 'send');
+      to.dispatch(msg, sent);
+      return;
+    }
     const actor = concreteActor(to);
+    const sent = t === undefined ? 0 : t.onSend(refName(to), msg, 'send', actor?.[TRACE_LABEL]);
+    for (const tap of this.taps) tap(to as Ref<unknown>, msg, 'send');
     if (actor === undefined) nact.dispatch(to, msg); // a temporary reference, the system
     else if (!actor.stopped) actor.dispatch(msg, sent === 0 ? NOBODY : sent);
   }
@@ -380,11 +390,17 @@ export class ActorSystem {
  * stays stopped and names are never reused (kind-N), so a remembered actor that has stopped
  * drops the message exactly as nact's lookup, which no longer finds it, would.
  */
-const concreteActors = new WeakMap<object, { stopped: boolean; dispatch(msg: unknown, sender: unknown): void }>();
+const concreteActors = new WeakMap<object, ConcreteActor>();
+/**
+ * While tracing, a nact actor's trace label (ActorTracer.label), kept on nact's actor object
+ * so that a send hands it to the tracer instead of the tracer looking it up by name.
+ */
+const TRACE_LABEL: unique symbol = Symbol('mxfs.traceLabel');
+interface ConcreteActor { stopped: boolean; dispatch(msg: unknown, sender: unknown): void; [TRACE_LABEL]?: unknown }
 // eslint-disable-next-line @typescript-eslint/no-var-requires
 const { Nobody } = require('nact/lib/references') as { Nobody: new () => unknown };
 const NOBODY = new Nobody();
-function concreteActor(ref: Ref<unknown>): { stopped: boolean; dispatch(msg: unknown, sender: unknown): void } | undefined {
+function concreteActor(ref: Ref<unknown>): ConcreteActor | undefined {
   const r = ref as unknown as { type?: string; system?: { name: string } };
   if (r.type !== 'actor') return undefined;
   let a = concreteActors.get(r);
@@ -427,7 +443,7 @@ function siteOf(system: ActorSystem, host: LeafHost, kind: string): LeafSite {
 }
 
 /** The rarely used part of a leaf: its name and path in traces, and its log fields and logger. */
-interface LeafExtra { name: string | undefined; path: string | undefined; logFields: Record<string, unknown> | undefined; childLog: Logger | undefined }
+interface LeafExtra { name: string | undefined; path: string | undefined; label?: unknown; logFields: Record<string, unknown> | undefined; childLog: Logger | undefined }
 
 /**
  * The scheduler every actor runs on (nact's through the handleMessage patch above, leaves
@@ -513,8 +529,10 @@ class LeafActor<S, M extends AnyMsg> implements ActorCtx<M> {
   get system(): ActorSystem { return this.site.system; }
   /** kind-number, unique in the system, like a nact actor's (made when asked: most never are). */
   get name(): string { return this.extra?.name ?? `${this.site.kind}-${this.seq}`; }
+  /** Its trace label (ActorTracer.label), when it was spawned while tracing. */
+  get traceLabel(): unknown { return this.extra?.label; }
   get log(): Logger {
-    const x = (this.extra ??= { name: undefined, path: undefined, logFields: undefined, childLog: undefined });
+    const x = (this.extra ??= { name: undefined, path: undefined, label: undefined, logFields: undefined, childLog: undefined });
     return (x.childLog ??= this.system.log.child({ actor: this.site.kind, ...(x.logFields ?? this.def.logFields?.()) }));
   }
 

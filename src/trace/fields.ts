@@ -189,7 +189,7 @@ export const ORIGIN: Readonly<Record<string, string>> = {
  * The trace's own traffic (trace requests, peer trace queries) is left out, so reading the
  * trace does not fill it.
  */
-export const SELF_TRAFFIC: ReadonlySet<string> = new Set(['trace', 'dlm.traceQuery', 'dlm.traceReply']);
+export const isSelfTraffic = (sub: string): boolean => sub === 'trace' || sub === 'dlm.traceQuery' || sub === 'dlm.traceReply';
 
 /** Read-only inspection messages (mxfsctl locks/why ask for them): left out of `why` and of diagrams. */
 export const INSPECTION_TYPES: ReadonlySet<string> = new Set(['inspect', 'inspectReply', 'list', 'status', 'view', 'lease.status']);

@@ -18,7 +18,7 @@
  */
 import type { Clock } from '../util/clock';
 import { TRACE_ID_NODE_SHIFT, TRACE_KINDS, TraceEvent, TraceFields, TraceKind, TraceStamp } from './event';
-import { extractFields, nodePath, ORIGIN, peerBodyFields, SELF_TRAFFIC } from './fields';
+import { extractFields, isSelfTraffic, nodePath, ORIGIN, peerBodyFields } from './fields';
 import { matches, TraceFilter } from './filter';
 import { encodedSize } from '../wire/frame';
 import { TevBatch, TevReader, TevSink } from './worker-events';
@@ -106,13 +106,16 @@ export interface ActorTracer {
   /** The node's recorder, when it is this thread's (the lock engine's). */
   readonly recorder?: TraceRecorder;
   named(name: string, kind: string, fields: Record<string, unknown>): string;
+  /** What the actor layer keeps with actor `name` (named before) and hands back to onSend(). */
+  label(name: string): unknown;
   forget(name: string): void;
   /**
    * A message sent to actor `toName`: recorded; returns its event's number (0: not recorded),
    * which the actor layer hands to enter() with the message. An `ask` is tagged instead (its
-   * message goes through nact's query, where nothing can travel beside it).
+   * message goes through nact's query, where nothing can travel beside it). `label`: the
+   * receiver's label(), when the caller kept it (saves looking it up by name).
    */
-  onSend(toName: string, msg: { type: string }, kind: 'send' | 'ask'): number;
+  onSend(toName: string, msg: { type: string }, kind: 'send' | 'ask', label?: unknown): number;
   /** A handler is about to run on `msg`, sent as event `sent` (0: an ask's, or none: its tag is read). */
   enter(msg: object, actor: string, sent: number): void;
   /** The causal context now (for work deferred to a later turn or microtask)... */
@@ -194,17 +197,48 @@ export class TraceRecorder implements ActorTracer, FrameTracer {
     return l.path;
   }
 
+  label(name: string): unknown { return this.labels.get(name); }
+
   forget(name: string): void { this.labels.delete(name); }
 
   /** ActorSystem.send/ask: one event, remembered as the context of the message's handler. */
-  onSend(toName: string, msg: { type: string }, kind: 'send' | 'ask'): number {
-    const to = this.labels.get(toName);
+  onSend(toName: string, msg: { type: string }, kind: 'send' | 'ask', label?: unknown): number {
+    const to = (label as Label | undefined) ?? this.labels.get(toName);
     const f = extractFields(msg as Record<string, unknown>, this.f);
-    if (f.sub !== undefined && SELF_TRAFFIC.has(f.sub)) return 0;
-    if (to) { f.ls ??= to.ls; f.res ??= to.res; }
+    if (f.sub !== undefined && isSelfTraffic(f.sub)) return 0;
+    if (to !== undefined) {
+      const ls = to.ls, res = to.res;
+      // The receiver's own strings stand for equal ones the message carries (decoded from a
+      // client's request: a new string per request, which the ring would keep alive).
+      if (ls !== undefined && (f.ls === undefined || f.ls === ls)) f.ls = ls;
+      if (res !== undefined && (f.res === undefined || f.res === res)) f.res = res;
+      if ((ls !== undefined || res !== undefined) && this.cur !== 0) this.adopt(ls, res);
+    }
     const seq = this.record(kind, this.curActor ?? ORIGIN[msg.type] ?? 'ext', to?.path ?? toName, msg.type, f);
     if (kind === 'ask') (msg as Tagged)[SENT_AS] = seq;
     return seq;
+  }
+
+  /**
+   * The events that led to this send (the one being handled, and its cause) keep the
+   * receiver's lockspace and resource strings in place of equal copies: a client's request
+   * names its resource with a string decoded from its frame, recorded as the session receives
+   * it and as the session routes it, before the lockspace hands it to the resource actor, whose
+   * name is the long-lived copy. Kept in the ring, each request's copy would outlive its
+   * request and be copied and promoted by the garbage collector (docs/benchmarks.md,
+   * "Tracing": ~0.9 µs per lock+unlock pair).
+   */
+  private adopt(ls: string | undefined, res: string | undefined): void {
+    const str = this.str;
+    let seq = this.cur;
+    for (let back = 0; back < 2; back++) {
+      const i = this.slot(seq);
+      if (i < 0) return;
+      const t = i * STR;
+      if (res !== undefined && str[t + S.res] === res) str[t + S.res] = res;
+      if (ls !== undefined && str[t + S.ls] === ls) str[t + S.ls] = ls;
+      seq = this.num[i * NUM + N.cause]!;
+    }
   }
 
   /** Called by ActorSystem before a handler runs (the caller restores cur/curActor after). */
@@ -343,7 +377,7 @@ export class TraceRecorder implements ActorTracer, FrameTracer {
     const f = this.fresh();
     f.epoch = epoch; f.peer = peer;
     peerBodyFields(body, f);
-    if (f.sub !== undefined && SELF_TRAFFIC.has(f.sub)) return undefined;
+    if (f.sub !== undefined && isSelfTraffic(f.sub)) return undefined;
     return this.stampOf(this.record('frame-out', this.curActor ?? 'peer-link', nodePath(peer), body.type, f), false);
   }
 
@@ -356,7 +390,7 @@ export class TraceRecorder implements ActorTracer, FrameTracer {
     const f = this.fresh();
     f.epoch = epoch; f.peer = peer;
     peerBodyFields(body, f);
-    if (f.sub !== undefined && SELF_TRAFFIC.has(f.sub)) return undefined;
+    if (f.sub !== undefined && isSelfTraffic(f.sub)) return undefined;
     return this.inbound('frame-in', peer, this.curActor ?? 'peer-link', body.type, f, tr ?? (body.type === 'dlm' ? body.msg?.tr : undefined));
   }
 

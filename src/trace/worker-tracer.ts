@@ -27,7 +27,7 @@
  * Present only when the node traces ([trace] enabled): otherwise the worker's actor system
  * has no tracer (every hook is one `undefined` check) and nothing crosses.
  */
-import { ORIGIN, extractFields, nodePath, peerBodyFields, peerLinkPath, SELF_TRAFFIC } from './fields';
+import { ORIGIN, extractFields, isSelfTraffic, nodePath, peerBodyFields, peerLinkPath } from './fields';
 import { TRACE_ID_NODE_SHIFT, WORKER_TRACE_BASE, type TraceFields, type TraceStamp } from './event';
 import type { ActorTracer, FrameTracer, TraceContext } from './recorder';
 import type { Clock } from '../util/clock';
@@ -72,12 +72,14 @@ export class WorkerTracer implements ActorTracer, FrameTracer {
     return path;
   }
 
+  label(name: string): unknown { return this.labels.get(name); }
+
   forget(name: string): void { this.labels.delete(name); }
 
-  onSend(toName: string, msg: { type: string }, kind: 'send' | 'ask'): number {
+  onSend(toName: string, msg: { type: string }, kind: 'send' | 'ask', label?: unknown): number {
     const f = extractFields(msg as Record<string, unknown>, this.f);
-    if (f.sub !== undefined && SELF_TRAFFIC.has(f.sub)) return 0;
-    const w = this.event(kind, this.curActor ?? ORIGIN[msg.type] ?? 'ext', this.labels.get(toName) ?? toName, msg.type, f);
+    if (f.sub !== undefined && isSelfTraffic(f.sub)) return 0;
+    const w = this.event(kind, this.curActor ?? ORIGIN[msg.type] ?? 'ext', (label as string | undefined) ?? this.labels.get(toName) ?? toName, msg.type, f);
     if (kind === 'ask') (msg as Tagged)[EVENT_OF] = w;
     return w;
   }
@@ -152,5 +154,5 @@ function frameFields(peer: number, body: unknown, epoch: number, f: TraceFields)
   f.epoch = epoch;
   f.peer = peer;
   peerBodyFields(body, f);
-  return f.sub !== undefined && SELF_TRAFFIC.has(f.sub) ? undefined : f;
+  return f.sub !== undefined && isSelfTraffic(f.sub) ? undefined : f;
 }
