@@ -189,6 +189,33 @@ describe('trace', () => {
       sys.shutdown();
     });
 
+    it('a lock id answered back reads the same in the events before it, and only an equal id is replaced', async () => {
+      const sys = new ActorSystem(quietLogger());
+      const r = new TraceRecorder(1, new ManualClock(), 1000);
+      sys.tracer = r;
+      type M = { type: 'go'; id: string; answer: string } | { type: 'unlock'; lockId: string; answer: string } | { type: 'lock.released'; lockId: string };
+      let answers = 0;
+      const fresh = (x: string) => Buffer.from(x).toString();
+      const session = sys.spawn<null, M>(undefined, 'session', {
+        init: () => null,
+        handle: (s, m) => {
+          if (m.type === 'go') sys.send(resource, { type: 'unlock', lockId: fresh(m.id), answer: m.answer });
+          else if (m.type === 'lock.released') answers++;
+          return s;
+        },
+      }, { id: 'S' });
+      const resource = sys.spawn<null, M>(undefined, 'resource', {
+        init: () => null, handle: (s, m) => { if (m.type === 'unlock') sys.send(session, { type: 'lock.released', lockId: fresh(m.answer) }); return s; },
+      }, { id: 'R' });
+      sys.send(session, { type: 'go', id: '1:1/7', answer: '1:1/7' });
+      sys.send(session, { type: 'go', id: '1:1/8', answer: '1:1/9' });
+      await waitFor(() => answers === 2, 20000, 'answers');
+      const locks = (type: string) => r.page(0, {}, 1 << 20).events.filter((e) => e.type === type).map((e) => e.lock);
+      expect(locks('unlock')).to.deep.equal(['1:1/7', '1:1/8']);
+      expect(locks('lock.released')).to.deep.equal(['1:1/7', '1:1/9']);
+      sys.shutdown();
+    });
+
     it('the traced port stamps the lock message it is given with its dlm-out event (no copy)', () => {
       const r = new TraceRecorder(1, new ManualClock(), 100);
       const sent: unknown[] = [];

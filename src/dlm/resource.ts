@@ -275,7 +275,8 @@ export class ResourceCore {
       this.removeGranted(lk);
     }
     this.lockDelete(lockId);
-    ev.push({ type: 'released', lockId, owner: lk.owner, tag: lk.tag });
+    // The id kept since the request (equal to the caller's): the older string (the trace's ring keeps it, src/trace/recorder.ts, adopt).
+    ev.push({ type: 'released', lockId: lk.id, owner: lk.owner, tag: lk.tag });
     this.grantPending(ev);
     return ev;
   }

@@ -206,14 +206,16 @@ export class TraceRecorder implements ActorTracer, FrameTracer {
     const to = (label as Label | undefined) ?? this.labels.get(toName);
     const f = extractFields(msg as Record<string, unknown>, this.f);
     if (f.sub !== undefined && isSelfTraffic(f.sub)) return 0;
+    let ls: string | undefined, res: string | undefined;
     if (to !== undefined) {
-      const ls = to.ls, res = to.res;
+      ls = to.ls; res = to.res;
       // The receiver's own strings stand for equal ones the message carries (decoded from a
       // client's request: a new string per request, which the ring would keep alive).
       if (ls !== undefined && (f.ls === undefined || f.ls === ls)) f.ls = ls;
       if (res !== undefined && (f.res === undefined || f.res === res)) f.res = res;
-      if ((ls !== undefined || res !== undefined) && this.cur !== 0) this.adopt(ls, res);
     }
+    const lock = typeof f.lock === 'string' ? f.lock : undefined;
+    if (this.cur !== 0 && (ls !== undefined || res !== undefined || lock !== undefined)) this.adopt(ls, res, lock);
     const seq = this.record(kind, this.curActor ?? ORIGIN[msg.type] ?? 'ext', to?.path ?? toName, msg.type, f);
     if (kind === 'ask') (msg as Tagged)[SENT_AS] = seq;
     return seq;
@@ -221,14 +223,16 @@ export class TraceRecorder implements ActorTracer, FrameTracer {
 
   /**
    * The events that led to this send (the one being handled, and its cause) keep the
-   * receiver's lockspace and resource strings in place of equal copies: a client's request
-   * names its resource with a string decoded from its frame, recorded as the session receives
-   * it and as the session routes it, before the lockspace hands it to the resource actor, whose
-   * name is the long-lived copy. Kept in the ring, each request's copy would outlive its
-   * request and be copied and promoted by the garbage collector (docs/benchmarks.md,
-   * "Tracing": ~0.9 µs per lock+unlock pair).
+   * receiver's lockspace and resource strings, and this message's lock id, in place of equal
+   * copies. A client's request names its resource with a string decoded from its frame,
+   * recorded as the session receives it and as the session routes it, before the lockspace
+   * hands it to the resource actor, whose name is the long-lived copy; a session writes a lock
+   * id anew into each message it sends about the lock (the unlock's), and the resource answers
+   * with the one it kept since the request. Kept in the ring, each copy would outlive its
+   * message and be copied and promoted by the garbage collector (docs/benchmarks.md,
+   * "Tracing": ~1.5 µs per lock+unlock pair for the three).
    */
-  private adopt(ls: string | undefined, res: string | undefined): void {
+  private adopt(ls: string | undefined, res: string | undefined, lock: string | undefined): void {
     const str = this.str;
     let seq = this.cur;
     for (let back = 0; back < 2; back++) {
@@ -237,6 +241,7 @@ export class TraceRecorder implements ActorTracer, FrameTracer {
       const t = i * STR;
       if (res !== undefined && str[t + S.res] === res) str[t + S.res] = res;
       if (ls !== undefined && str[t + S.ls] === ls) str[t + S.ls] = ls;
+      if (lock !== undefined && str[t + S.lock] === lock) str[t + S.lock] = lock;
       seq = this.num[i * NUM + N.cause]!;
     }
   }
