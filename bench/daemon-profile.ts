@@ -54,6 +54,23 @@ export function procCpuMs(pid: number): number {
   return ((Number(rest[11]) + Number(rest[12])) * 1000) / 100; // utime, stime in clock ticks (USER_HZ 100)
 }
 
+/**
+ * Context switches of a process so far, summed over its threads (/proc, Linux): voluntary (it
+ * slept: each is a wake-up later) and involuntary (preempted); and the main thread's voluntary.
+ */
+export function procSwitches(pid: number): { vol: number; invol: number; mainVol: number } {
+  let vol = 0, invol = 0, mainVol = 0;
+  for (const t of fs.readdirSync(`/proc/${pid}/task`)) {
+    let f: string;
+    try { f = fs.readFileSync(`/proc/${pid}/task/${t}/status`, 'utf8'); } catch { continue; } // the thread ended
+    const v = Number(/^voluntary_ctxt_switches:\s*(\d+)/m.exec(f)?.[1] ?? 0);
+    vol += v;
+    if (t === String(pid)) mainVol = v;
+    invol += Number(/^nonvoluntary_ctxt_switches:\s*(\d+)/m.exec(f)?.[1] ?? 0);
+  }
+  return { vol, invol, mainVol };
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { seconds: { type: 'string', default: '8' }, names: { type: 'string', default: '50000' }, top: { type: 'string', default: '25' }, keep: { type: 'string' }, clients: { type: 'string', default: '1' }, trace: { type: 'boolean', default: false }, interval: { type: 'string', default: '1000' } } });
   const seconds = Number(values.seconds);

@@ -5,7 +5,8 @@
  * with a built dist/) runs its own 3-node cluster for the whole run; each repetition runs the
  * workload once against every column, rotating their order. Per column: pairs/s, wait for the
  * grant p99, fewest/most pairs of a client, CPU per pair of the MXFS nodes (node 1, and node 2
- * with --master 2; all threads, /proc) and of this process (the clients). Per build: the
+ * with --master 2; all threads, /proc) and of this process (the clients), and how often each
+ * slept per pair (voluntary context switches: every one is a wake-up later). Per build: the
  * median of its per-repetition ratios to the first build and to Redis (each ratio taken within
  * one repetition, so a change of the machine's state between repetitions cancels).
  *
@@ -19,10 +20,10 @@ import { ROOT } from '../test/support/daemon-proc';
 import type { Column } from './peers/systems';
 import { RedisSystem } from './peers/systems';
 import { oneName } from './peers/workloads';
-import { procCpuMs } from './daemon-profile';
+import { procCpuMs, procSwitches } from './daemon-profile';
 
 interface Side { label: string; col: Column; pids: number[]; stop(): Promise<void>; w: { oneName: typeof oneName } }
-interface Rep { perSec: number; waitP99ms: number; fair: number; serverCpuUs: number; clientCpuUs: number }
+interface Rep { perSec: number; waitP99ms: number; fair: number; serverCpuUs: number; clientCpuUs: number; serverWakes: number; serverMainWakes: number; clientWakes: number; clientMainWakes: number }
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: {
@@ -54,20 +55,25 @@ async function main(): Promise<void> {
       for (let i = 0; i < sides.length; i++) {
         const s = sides[(i + r) % sides.length]!;
         const cpu0 = s.pids.reduce((a, p) => a + procCpuMs(p), 0);
+        const sw0 = s.pids.map((p) => procSwitches(p)), me0sw = procSwitches(process.pid);
         const me0 = process.cpuUsage();
         const hot = await s.w.oneName(s.col, clients, seconds, `r${r}hot${i}`);
         const me = process.cpuUsage(me0);
         const cpu = s.pids.reduce((a, p) => a + procCpuMs(p), 0) - cpu0;
-        res.get(s.label)!.push({ perSec: hot.perSec, waitP99ms: hot.waitP99us / 1000, fair: hot.minMaxRatio, serverCpuUs: (cpu * 1000) / hot.pairs, clientCpuUs: (me.user + me.system) / hot.pairs });
+        const sw = s.pids.map((p, k) => { const x = procSwitches(p); return { vol: x.vol - sw0[k]!.vol, mainVol: x.mainVol - sw0[k]!.mainVol }; });
+        const serverWakes = sw.reduce((a, x) => a + x.vol, 0) / hot.pairs, serverMainWakes = sw.reduce((a, x) => a + x.mainVol, 0) / hot.pairs;
+        const me1sw = procSwitches(process.pid);
+        const clientWakes = (me1sw.vol - me0sw.vol) / hot.pairs, clientMainWakes = (me1sw.mainVol - me0sw.mainVol) / hot.pairs;
+        res.get(s.label)!.push({ perSec: hot.perSec, waitP99ms: hot.waitP99us / 1000, fair: hot.minMaxRatio, serverCpuUs: (cpu * 1000) / hot.pairs, clientCpuUs: (me.user + me.system) / hot.pairs, serverWakes, serverMainWakes, clientWakes, clientMainWakes });
         loads.push(os.loadavg()[0]!);
-        process.stderr.write(`rep ${r + 1} ${s.label}: ${Math.round(hot.perSec)} pairs/s, wait p99 ${(hot.waitP99us / 1000).toFixed(2)} ms, fair ${hot.minMaxRatio.toFixed(2)}, server CPU ${((cpu * 1000) / hot.pairs).toFixed(1)} µs/pair, load ${loads[loads.length - 1]!.toFixed(1)}\n`);
+        process.stderr.write(`rep ${r + 1} ${s.label}: ${Math.round(hot.perSec)} pairs/s, wait p99 ${(hot.waitP99us / 1000).toFixed(2)} ms, fair ${hot.minMaxRatio.toFixed(2)}, server CPU ${((cpu * 1000) / hot.pairs).toFixed(1)} µs/pair, sleeps per pair server ${serverWakes.toFixed(2)} (main thread ${serverMainWakes.toFixed(2)}) clients ${clientWakes.toFixed(2)} (main thread ${clientMainWakes.toFixed(2)}), load ${loads[loads.length - 1]!.toFixed(1)}\n`);
       }
     }
     const med = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)]!;
     const fmt = (v: number) => (Math.abs(v) >= 100 ? Math.round(v).toLocaleString('en-US').replace(/,/g, ' ') : v.toFixed(2));
     const cell = (v: number[]) => `${fmt(med(v))} (${fmt(Math.min(...v))}–${fmt(Math.max(...v))})`;
     console.log(`# ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC, ${os.cpus().length}× ${os.cpus()[0]?.model.trim()}, Node ${process.version}; ${clients} clients on one name, MXFS master on node ${master} (clients on node 1); ${seconds} s per figure, ${reps} repetitions rotating the columns, median (range); load 1 min ${Math.min(...loads).toFixed(1)}–${Math.max(...loads).toFixed(1)}\n`);
-    const keys: Array<[keyof Rep, string]> = [['perSec', 'pairs/s'], ['waitP99ms', 'wait for the grant p99 (ms)'], ['fair', 'fewest/most pairs of a client'], ['serverCpuUs', `server CPU per pair (µs${master === 2 ? ', nodes 1+2' : ''})`], ['clientCpuUs', 'clients\' process CPU per pair (µs)']];
+    const keys: Array<[keyof Rep, string]> = [['perSec', 'pairs/s'], ['waitP99ms', 'wait for the grant p99 (ms)'], ['fair', 'fewest/most pairs of a client'], ['serverCpuUs', `server CPU per pair (µs${master === 2 ? ', nodes 1+2' : ''})`], ['clientCpuUs', 'clients\' process CPU per pair (µs)'], ['serverWakes', `server sleeps per pair (voluntary context switches, all threads${master === 2 ? ', nodes 1+2' : ''})`], ['serverMainWakes', 'server main thread sleeps per pair'], ['clientWakes', 'clients\' process sleeps per pair (all threads)'], ['clientMainWakes', 'clients\' main thread sleeps per pair']];
     console.log(`| figure | ${sides.map((s) => s.label).join(' | ')} |`);
     console.log(`|---|${sides.map(() => '---').join('|')}|`);
     for (const [k, title] of keys) console.log(`| ${title} | ${sides.map((s) => cell(res.get(s.label)!.map((x) => x[k]))).join(' | ')} |`);
