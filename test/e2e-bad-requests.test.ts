@@ -124,6 +124,26 @@ describe('mxfsd end to end: bad and abusive clients', function () {
     await c.close();
   });
 
+  it('a second hello is a protocol error: answered PROTOCOL, told lost, cut, its locks released; a bystander keeps its lock', async () => {
+    d = await startDaemon({ extra: { timing: PATIENT } });
+    const bystander = await MxfsClient.connect(d.socket, { name: 'bystander' });
+    const kept = await bystander.lock('kept', EX);
+    const r = await raw(d.socket);
+    r.send({ type: 'hello', id: 1, version: 1, client: 'twice' });
+    expect((await r.reply(1)).ok).to.equal(true);
+    r.send({ type: 'lock', id: 2, lockId: 1, lockspace: 'default', resource: 'taken', mode: EX });
+    expect((await r.reply(2)).ok).to.equal(true);
+    r.send({ type: 'hello', id: 3, version: 1, client: 'someone-else' });
+    expect(await r.reply(3)).to.include({ ok: false, code: 'PROTOCOL', message: 'protocol error: hello was already said on this connection' });
+    await waitFor(() => r.isClosed(), 20000, 'connection closed after the second hello');
+    expect(r.msgs.filter((m) => m.type === 'lost').map((m) => m.reason)).to.deep.equal(['protocol error: hello was already said on this connection']);
+    // Its lock is released: another client gets it (it waits only until the purge).
+    const h = await bystander.lock('taken', EX, { timeoutMs: 20000 });
+    expect(kept.valid).to.equal(true);
+    await h.unlock();
+    await bystander.close();
+  });
+
   it('a connection that never says hello is dropped after client_timeout_ms, even if it sends heartbeats', async () => {
     d = await startDaemon(); // client_timeout_ms 1500
     const silent = await raw(d.socket);

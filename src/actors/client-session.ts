@@ -375,6 +375,16 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
     }
     switch (req.type) {
       case 'hello': {
+        if (s.hello) {
+          // Said once per connection: a second hello is a client out of step with the
+          // protocol (its session, locks and limits were set by the first), cut like any other
+          // protocol error: answered PROTOCOL, told 'lost', its locks released.
+          const why = 'protocol error: hello was already said on this connection';
+          refuse(req.id, 'PROTOCOL', why);
+          o.emit({ type: 'lost', reason: why });
+          end(s, sys, self, why);
+          return;
+        }
         if (req.version !== CLIENT_PROTOCOL_VERSION) {
           refuse(req.id, 'PROTOCOL', `protocol version ${req.version} not supported (daemon speaks ${CLIENT_PROTOCOL_VERSION})`);
           end(s, sys, self, 'protocol version');

@@ -93,6 +93,8 @@ interface SessionInfo {
   emit(m: DaemonMessage): void;
   client: string;
   pid?: number;
+  /** Set by the connection's first hello (client and pid come from it). */
+  named?: boolean;
   transport: 'socket' | 'local';
   since: number;
 }
@@ -414,7 +416,8 @@ export class Daemon implements DaemonInfo {
       }
       if (req.type === 'hello') {
         const s = this.sessions.get(sessionId);
-        if (s) { s.client = req.client; s.pid = req.pid; }
+        // The first hello names the session (a second one is a protocol error: it is cut).
+        if (s && !s.named) { s.named = true; s.client = req.client; s.pid = req.pid; }
       }
       // Heartbeats are answered here, not behind the requests in the session's mailbox (a
       // client with 50 000 locks collecting its records, a flood of its own requests...),
