@@ -144,6 +144,43 @@ describe('mxfsd end to end: bad and abusive clients', function () {
     await bystander.close();
   });
 
+  it('a hello whose client name is empty or has control characters is refused INVALID naming the field; a good hello then works', async () => {
+    d = await startDaemon();
+    const r = await raw(d.socket);
+    const cases: Array<[unknown, RegExp]> = [
+      ['', /field 'client' must be a non-empty string/],
+      ['a\0b', /field 'client' contains a control character/],
+      ['evil\nmxfsd: fake log line', /field 'client' contains a control character/],
+      ['\x1b[2J', /field 'client' contains a control character/],
+      ['a\u0085b', /field 'client' contains a control character/],
+      [7, /field 'client' must be a non-empty string/],
+    ];
+    let id = 1;
+    for (const [client, re] of cases) {
+      const rid = id++;
+      r.send({ type: 'hello', id: rid, version: 1, client });
+      const rep = await r.reply(rid);
+      expect(rep, JSON.stringify(client)).to.include({ ok: false, code: 'INVALID' });
+      expect(rep.message).to.match(re);
+    }
+    expect(r.isClosed()).to.equal(false);
+    // A long name is cut to 128 characters, never inside a surrogate pair.
+    r.send({ type: 'hello', id: 50, version: 1, client: `${'n'.repeat(127)}\u{1F512}tail` });
+    expect((await r.reply(50)).ok).to.equal(true);
+    r.send({ type: 'lock', id: 51, lockId: 1, lockspace: 'default', resource: 'named', mode: EX });
+    expect((await r.reply(51)).ok).to.equal(true);
+    const c = await MxfsClient.connect(d.socket);
+    const q = await c.locks({ resource: 'named' });
+    expect(q.resources[0].granted[0].client).to.equal(`${'n'.repeat(127)}\u{1F512}`);
+    await c.close();
+    // The client library refuses such a name before sending its hello.
+    for (const name of ['', 'x\ty']) {
+      const e = await MxfsClient.connect(d.socket, { name }).then(() => undefined, (x) => x as LockError);
+      expect(e?.code, JSON.stringify(name)).to.equal('INVALID');
+      expect(e?.message).to.match(/^name (must be a non-empty string|contains a control character)/);
+    }
+  });
+
   it('a connection that never says hello is dropped after client_timeout_ms, even if it sends heartbeats', async () => {
     d = await startDaemon(); // client_timeout_ms 1500
     const silent = await raw(d.socket);

@@ -20,7 +20,7 @@ import net from 'node:net';
 import type { ConvertOptions, LockClient, LockHandle, LockOptions, UnlockOptions } from './api';
 import { Mode } from '../dlm/modes';
 import { DEFAULT_LOCKSPACE, Grant, LOCK_ERROR_CODES, LockError, LockErrorCode, MAX_LOCKSPACE_NAME, MAX_RESOURCE_NAME } from '../dlm/types';
-import { CLIENT_PROTOCOL_VERSION, ClientRequest, DaemonMessage, FaultSpec, HelloData, nameProblem, validateDaemonMessage, VolumeRequestOp, TraceRequestOp } from '../wire/client-protocol';
+import { CLIENT_PROTOCOL_VERSION, ClientRequest, clientNameProblem, DaemonMessage, FaultSpec, HelloData, nameProblem, validateDaemonMessage, VolumeRequestOp, TraceRequestOp } from '../wire/client-protocol';
 import { VOLUME_REPLY_CODES, VolumeReplyCode } from '../volumes/volume-core';
 
 /** A volume request the daemon refused; `code` says why (docs/daemon.md). */
@@ -86,6 +86,7 @@ export class MxfsClient extends EventEmitter implements LockClient {
   static async start(t: ClientTransport, opts: ClientOptions = {}): Promise<MxfsClient> {
     const c = new MxfsClient(t, opts.clock ?? systemClock);
     try {
+      checkArg('name', clientNameProblem(opts.name ?? 'mxfs-client'));
       const r = await c.request({ type: 'hello', id: 0, version: CLIENT_PROTOCOL_VERSION, client: opts.name ?? 'mxfs-client', pid: process.pid }, opts.connectTimeoutMs ?? 5000);
       c.hello = r.data as HelloData;
     } catch (e) {
