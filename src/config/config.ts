@@ -487,7 +487,10 @@ function parseValue(t: ValueType, key: string, v: string, dir: string): Value | 
     }
     case 'octal': {
       if (!/^(?:0o)?[0-7]{3,4}$/i.test(v)) return { error: `'${key}' must be an octal file mode like 0660, got '${shown}'` };
-      return parseInt(v.replace(/^0o/i, ''), 8);
+      const mode = parseInt(v.replace(/^0o/i, ''), 8);
+      // Permission bits only: setuid, setgid and sticky (07000) mean nothing on a socket.
+      if (mode > 0o777) return { error: `'${key}' must be permission bits 0000..0777 (setuid, setgid and sticky do not apply), got '${shown}'` };
+      return mode;
     }
     case 'enum':
       if (!t.values.includes(v)) return { error: `'${key}' must be one of ${t.values.join(', ')}; got '${shown}'` };
