@@ -232,6 +232,32 @@ describe('mxfsd end to end', function () {
     await b.close();
   });
 
+  it('two concurrent unlock()s of one handle: the second fails BUSY locally (and a convert() meanwhile), the first releases it', async () => {
+    const [a, b] = await daemonAndTwoClients();
+    for (const slow of [false, true]) {
+      // slow: an LVB written from EX, so the daemon answers only once the master has it.
+      const h = await a.lock('twice', EX);
+      const first = h.unlock(slow ? { lvb: Buffer.from('v') } : {});
+      const second = h.unlock().then(() => 'ok', (e) => `${e.code}: ${e.message}`);
+      const conv = h.convert(PR).then(() => 'ok', (e) => e.code);
+      expect(await second).to.equal('BUSY: lock default/twice is already being unlocked (an unlock() is waiting for its reply)');
+      expect(await conv).to.equal('BUSY');
+      await first;
+      expect(h.released).to.equal(true);
+      expect(await h.unlock().then(() => 'ok', (e) => e.code), 'an unlock after the release').to.equal('NOTFOUND');
+      const hb = await b.lock('twice', EX, { noqueue: true });
+      await hb.unlock();
+    }
+    // An unlock refused (here before sending) leaves the handle held and unlockable again.
+    const h = await a.lock('again', PR);
+    const bad = await h.unlock({ lvb: Buffer.alloc(64) }).then(() => 'ok', (e) => e.code);
+    expect(bad).to.equal('INVALID');
+    await h.unlock();
+    expect(h.released).to.equal(true);
+    await a.close();
+    await b.close();
+  });
+
   it('request ids wrap around after 2^32-1 requests, skipping one still in flight: the connection and its locks stay', async () => {
     const [a, b] = await daemonAndTwoClients();
     const ha = await a.lock('wrap', EX);

@@ -49,6 +49,7 @@ export interface LockHandle extends EventEmitter {
    *  bound; checked at the moment of the call, so a paused process learns at once. */
   readonly valid: boolean;
   convert(mode: Mode, opts?: ConvertOptions): Promise<Grant>;
+  /** One at a time: a second unlock() (or a convert()) while one waits for its reply fails BUSY. */
   unlock(opts?: UnlockOptions): Promise<void>;
 }
 

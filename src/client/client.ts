@@ -197,9 +197,11 @@ export class MxfsClient extends EventEmitter implements LockClient {
   /** @internal */
   async unlockLock(h: Handle, opts: UnlockOptions): Promise<void> {
     this.checkLvb(opts.lvb);
+    h.unlocking = true;
     try {
       await this.request({ type: 'unlock', id: 0, lockId: h.lockId, lvb: opts.lvb });
     } catch (e) {
+      h.unlocking = false;
       // LOST: the lock is gone, but the daemon could not confirm what the unlock asked
       // (e.g. its LVB write, across a cluster recovery). The handle is finished either way.
       if (e instanceof LockError && e.code === 'LOST') { this.handles.delete(h.lockId); h.markLost(e.message); }
@@ -369,6 +371,8 @@ class Handle extends EventEmitter implements LockHandle {
   lostReason?: string;
   /** The mode of a BAST emitted while nobody listened for 'bast' (since the current grant). */
   unheardBast?: Mode;
+  /** An unlock() is waiting for its reply: a second one (or a convert()) fails BUSY here. */
+  unlocking = false;
 
   constructor(private readonly c: MxfsClient, readonly lockId: number, readonly lockspace: string, readonly resource: string) {
     super();
@@ -403,6 +407,7 @@ class Handle extends EventEmitter implements LockHandle {
 
   convert(mode: Mode, opts: ConvertOptions = {}): Promise<Grant> {
     if (this.done) return Promise.reject(new LockError(this.lostReason ? 'LOST' : 'NOTFOUND', this.lostReason ?? 'lock already released'));
+    if (this.unlocking) return Promise.reject(this.busyUnlocking());
     // Past the bound (a paused process, before the watchdog noticed): a rejected promise like
     // every other failure, never a synchronous throw (a bast handler's `void h.convert(...)`
     // or `h.convert(...).catch(...)` would crash the process with it).
@@ -412,7 +417,14 @@ class Handle extends EventEmitter implements LockHandle {
 
   unlock(opts: UnlockOptions = {}): Promise<void> {
     if (this.done) return Promise.reject(new LockError(this.lostReason ? 'LOST' : 'NOTFOUND', this.lostReason ?? 'lock already released'));
+    // Not joined to the first: like an unlock after the release (NOTFOUND), a second one is the
+    // caller's mistake, and its LVB, if any, would not be written.
+    if (this.unlocking) return Promise.reject(this.busyUnlocking());
     return this.c.unlockLock(this, opts);
+  }
+
+  private busyUnlocking(): LockError {
+    return new LockError('BUSY', `lock ${this.lockspace}/${this.resource} is already being unlocked (an unlock() is waiting for its reply)`);
   }
 
   /**
