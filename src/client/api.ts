@@ -22,12 +22,12 @@ export interface ConvertOptions {
   noqueue?: boolean;
   timeoutMs?: number;
   signal?: AbortSignal;
-  /** Write this LVB back (only when the lock is held in PW or EX). */
+  /** Write this LVB back: only from PW or EX (held in a lower mode, the call fails INVALID, unsent). */
   lvb?: Buffer;
 }
 
 export interface UnlockOptions {
-  /** Write this LVB back (only when the lock is held in PW or EX). */
+  /** Write this LVB back: only from PW or EX (held in a lower mode, the call fails INVALID, unsent). */
   lvb?: Buffer;
 }
 

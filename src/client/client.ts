@@ -18,7 +18,7 @@
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import type { ConvertOptions, LockClient, LockHandle, LockOptions, UnlockOptions } from './api';
-import { Mode } from '../dlm/modes';
+import { isWriteMode, Mode, modeName } from '../dlm/modes';
 import { DEFAULT_LOCKSPACE, Grant, LOCK_ERROR_CODES, LockError, LockErrorCode, MAX_LOCKSPACE_NAME, MAX_RESOURCE_NAME } from '../dlm/types';
 import { CLIENT_PROTOCOL_VERSION, ClientRequest, clientNameProblem, DaemonMessage, FaultSpec, HelloData, nameProblem, validateDaemonMessage, VolumeRequestOp, TraceRequestOp } from '../wire/client-protocol';
 import { VOLUME_REPLY_CODES, VolumeReplyCode } from '../volumes/volume-core';
@@ -173,7 +173,7 @@ export class MxfsClient extends EventEmitter implements LockClient {
 
   /** @internal */
   async convertLock(h: Handle, mode: Mode, opts: ConvertOptions): Promise<Grant> {
-    this.checkLvb(opts.lvb);
+    this.checkLvb(opts.lvb, h);
     // An already aborted signal never fires 'abort': the conversion would wait, uncancellable.
     if (opts.signal?.aborted) throw new LockError('CANCELLED', 'aborted before the request was sent');
     const onAbort = () => this.sendCancel(h.lockId);
@@ -196,7 +196,7 @@ export class MxfsClient extends EventEmitter implements LockClient {
 
   /** @internal */
   async unlockLock(h: Handle, opts: UnlockOptions): Promise<void> {
-    this.checkLvb(opts.lvb);
+    this.checkLvb(opts.lvb, h);
     h.unlocking = true;
     try {
       await this.request({ type: 'unlock', id: 0, lockId: h.lockId, lvb: opts.lvb });
@@ -211,9 +211,15 @@ export class MxfsClient extends EventEmitter implements LockClient {
     h.markReleased();
   }
 
-  private checkLvb(lvb: Buffer | undefined): void {
-    if (lvb && lvb.length > this.hello.lvbSize) {
+  private checkLvb(lvb: Buffer | undefined, h: Handle): void {
+    if (!lvb) return;
+    if (lvb.length > this.hello.lvbSize) {
       throw new LockError('INVALID', `lvb is ${lvb.length} bytes; the daemon's lock value block is ${this.hello.lvbSize} bytes`);
+    }
+    // The DLM writes a value block back only from PW or EX (and ignores it otherwise, as
+    // Linux's does): given with a lock held in a lower mode it would be dropped silently.
+    if (!isWriteMode(h.grant.mode)) {
+      throw new LockError('INVALID', `lvb given, but lock ${h.lockspace}/${h.resource} is held in ${modeName(h.grant.mode)}: a value block is written only from PW or EX`);
     }
   }
 
