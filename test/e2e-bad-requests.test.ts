@@ -289,6 +289,46 @@ describe('mxfsd end to end: bad and abusive clients', function () {
     await bystander.close();
   });
 
+  it('the client library bounds what it queues for a daemon that stopped reading: requests beyond maxUnsentBytes fail BUSY, unlocks still go', async () => {
+    d = await startDaemon({ extra: { timing: PATIENT } });
+    const bound = 256 * 1024;
+    const c = await MxfsClient.connect(d.socket, { name: 'flooder', maxUnsentBytes: bound });
+    const kept = await c.lock('kept', EX);
+    d.proc.kill('SIGSTOP');
+    const outcomes: Array<Promise<string>> = [];
+    let busy: LockError | undefined;
+    try {
+      // Batches of 1000 until one request is refused; without a bound none ever is.
+      for (let i = 0; busy === undefined && i < 400_000; i += 1000) {
+        for (let j = i; j < i + 1000; j++) {
+          outcomes.push(c.lock(`flood-${j}`, EX, { noqueue: true }).then(
+            (h) => h.unlock().then(() => 'granted'),
+            (e: LockError) => { if (e.code === 'BUSY' && /not sent yet/.test(e.message)) busy ??= e; return e.code; },
+          ));
+        }
+        await new Promise((r) => setImmediate(r));
+      }
+      expect(busy?.message).to.match(/^\d+ bytes of requests to mxfsd are not sent yet \(more than maxUnsentBytes, 262144\): mxfsd is not reading them; wait for replies, then retry$/);
+      // Only what fits the bound and the kernel's socket buffer was queued (a lock frame is ~90 bytes).
+      const refusedAt = outcomes.length;
+      expect(refusedAt, 'requests issued before the first refusal').to.be.below(60_000);
+      // An unlock is queued all the same (it releases what the client holds).
+      const unlocked = kept.unlock();
+      d.proc.kill('SIGCONT');
+      await unlocked;
+      const codes = await Promise.all(outcomes);
+      // Every request settled: granted, or refused BUSY (here, or by the daemon's per-connection bound); none lost.
+      expect(new Set(codes.filter((x) => x !== 'granted' && x !== 'BUSY'))).to.deep.equal(new Set());
+      expect(codes.filter((x) => x === 'granted').length).to.be.greaterThan(0);
+      expect(c.alive).to.equal(true);
+      // And the connection goes on working.
+      await (await c.lock('after', EX)).unlock();
+    } finally {
+      d.proc.kill('SIGCONT');
+    }
+    await c.close();
+  });
+
   it('a metrics client that pipelines requests is cut off: one render per connection at a time, not one per request', async () => {
     // Each render of /metrics runs on the lock engine's thread (~5 ms); a client writing
     // thousands of pipelined GETs without reading used to get them all rendered, one after

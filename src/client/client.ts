@@ -38,6 +38,7 @@ const MAX_REQUEST_ID = 2 ** 32 - 1;
 
 /** How the client reaches its daemon. */
 export interface ClientTransport {
+  /** May throw a LockError (BUSY: too many bytes not sent yet): that request fails with it. */
   send(req: ClientRequest): void;
   close(): void;
   /** Set by the client: called with each message from the daemon (already validated). */
@@ -53,7 +54,16 @@ export interface ClientOptions {
   clock?: Clock;
   /** Upper bound for the hello exchange. */
   connectTimeoutMs?: number;
+  /**
+   * Bytes of requests the socket may hold unsent (the daemon not reading them) before a new
+   * request fails BUSY instead of being queued; unlocks, cancels and heartbeats are always
+   * queued. Default DEFAULT_MAX_UNSENT_BYTES.
+   */
+  maxUnsentBytes?: number;
 }
+
+/** Default ClientOptions.maxUnsentBytes: 4 MiB, some 40 000 lock requests. */
+export const DEFAULT_MAX_UNSENT_BYTES = 4 * 1024 * 1024;
 
 export class MxfsClient extends EventEmitter implements LockClient {
   private nextReq = 1;
@@ -78,7 +88,7 @@ export class MxfsClient extends EventEmitter implements LockClient {
 
   /** Connect to mxfsd's Unix socket. */
   static async connect(socketPath: string, opts: ClientOptions = {}): Promise<MxfsClient> {
-    const t = await socketTransport(socketPath, 16 * 1024 * 1024, opts.connectTimeoutMs ?? 5000);
+    const t = await socketTransport(socketPath, 16 * 1024 * 1024, opts.connectTimeoutMs ?? 5000, opts.maxUnsentBytes);
     return MxfsClient.start(t, opts);
   }
 
@@ -267,7 +277,14 @@ export class MxfsClient extends EventEmitter implements LockClient {
         },
         reject: (e) => { this.clock.clearTimer(timer); reject(e); },
       });
-      this.t.send({ ...req, id } as ClientRequest);
+      try {
+        this.t.send({ ...req, id } as ClientRequest);
+      } catch (e) {
+        // Not sent (the transport's queue is over its bound): this request fails alone.
+        this.pending.delete(id);
+        this.clock.clearTimer(timer);
+        reject(e);
+      }
     });
   }
 
@@ -468,8 +485,17 @@ function toGrant(g: { mode: Mode; token: number; lvb: Buffer; lvbValid: boolean 
  */
 export const CLIENT_READ_BUFFER_BYTES = 64 * 1024;
 
-/** A transport over mxfsd's Unix socket. */
-export function socketTransport(path: string, maxFrameBytes: number, timeoutMs: number): Promise<ClientTransport> {
+/** Requests sent whatever the socket holds: they release locks, or keep the client alive. */
+const ALWAYS_QUEUED: ReadonlySet<string> = new Set(['unlock', 'cancel', 'hb']);
+
+/**
+ * A transport over mxfsd's Unix socket. Requests go to the socket at once; what the kernel
+ * does not take stays in the socket's own write queue. While that holds more than
+ * maxUnsentBytes (a daemon that stopped reading: SIGSTOP, wedged, or a flood faster than it
+ * reads), a new request throws BUSY instead of growing it without bound; unlocks, cancels
+ * and heartbeats are queued regardless (they are bounded by the locks and requests there are).
+ */
+export function socketTransport(path: string, maxFrameBytes: number, timeoutMs: number, maxUnsentBytes = DEFAULT_MAX_UNSENT_BYTES): Promise<ClientTransport> {
   return new Promise((resolve, reject) => {
     const dec = new FrameDecoder(maxFrameBytes);
     let closed = false;
@@ -490,7 +516,14 @@ export function socketTransport(path: string, maxFrameBytes: number, timeoutMs: 
     };
     const sock = net.connect({ path, onread: { buffer: Buffer.allocUnsafe(CLIENT_READ_BUFFER_BYTES), callback: onRead } });
     const t: ClientTransport = {
-      send(req) { if (!closed) sock.write(encodeFrame(req, maxFrameBytes)); },
+      send(req) {
+        if (closed) return;
+        const unsent = sock.writableLength;
+        if (unsent > maxUnsentBytes && !ALWAYS_QUEUED.has(req.type)) {
+          throw new LockError('BUSY', `${unsent} bytes of requests to mxfsd are not sent yet (more than maxUnsentBytes, ${maxUnsentBytes}): mxfsd is not reading them; wait for replies, then retry`);
+        }
+        sock.write(encodeFrame(req, maxFrameBytes));
+      },
       close() { if (!closed) { closed = true; sock.destroy(); t.onClose?.('closed by client'); } },
     };
     const timer = setTimeout(() => { sock.destroy(); reject(new LockError('LOST', `cannot connect to ${path}: timed out`)); }, timeoutMs);
