@@ -401,6 +401,57 @@ describe('volume errors on one node (real mxfsd, command driver)', function () {
     }
   });
 
+  it('a waiting mxfsctl mount that is killed withdraws its ownership request: the node does not mount once the owner lets go', async () => {
+    const dir = tmpDir('mxfs-volkill-');
+    fs.writeFileSync(path.join(dir, 'dev'), '');
+    const mark = path.join(dir, 'mounted');
+    const d = { config: path.join(dir, 'mxfs.conf'), socket: path.join(dir, 'mxfsd.sock') };
+    fs.writeFileSync(d.config, configText(dir) + `\n[volume]\nname = good\ndevice = ${path.join(dir, 'dev')}\ndriver = command\nmount_cmd = touch ${mark}\numount_cmd = rm -f ${mark}\n`);
+    const p = spawn(process.execPath, [MXFSD, '--config', d.config], { stdio: 'ignore' });
+    let holder: ReturnType<typeof spawn> | undefined;
+    try {
+      await waitFor(async () => (await mxfsctl(['--socket', d.socket, 'volumes'])).code === 0, 20000, 'mxfsd with volumes');
+      const run = (...a: string[]) => mxfsctl(['--socket', d.socket, ...a]);
+      const vol = async () => JSON.parse((await run('--json', 'volumes', 'good')).out).volumes[0];
+      const ownershipLocks = async () => JSON.parse((await run('--json', 'locks', '--lockspace', 'mxfs-volumes', '--resource', 'good')).out).resources[0];
+      // Another holder of the volume's ownership lock (as another node's owner would be).
+      const held = path.join(dir, 'held');
+      holder = spawn(process.execPath, [MXFSCTL, '--socket', d.socket, 'lock', '--lockspace', 'mxfs-volumes', 'good', 'EX', '--', 'sh', '-c', `touch ${held}; while [ ! -f ${dir}/release ]; do sleep 0.1; done`], { stdio: 'ignore' });
+      await waitFor(async () => fs.existsSync(held), 20000, 'the ownership lock held by another client');
+      // Two waiting mounts: killing one leaves the other's wait in place.
+      const first = spawn(process.execPath, [MXFSCTL, '--socket', d.socket, 'mount', 'good'], { stdio: 'ignore' });
+      const second = spawn(process.execPath, [MXFSCTL, '--socket', d.socket, 'mount', 'good'], { stdio: 'ignore' });
+      await waitFor(async () => (await vol()).nodes[0].state === 'acquiring' && (await ownershipLocks())?.waiting.length === 1, 20000, 'the mount waiting for the lock');
+      const firstGone = new Promise((r) => first.once('exit', r));
+      first.kill('SIGKILL');
+      await firstGone;
+      expect((await vol()).nodes[0].state, 'the other mount still waits').to.equal('acquiring');
+      const secondGone = new Promise((r) => second.once('exit', r));
+      second.kill('SIGKILL');
+      await secondGone;
+      // Nobody waits for the mount any more: the ownership request is withdrawn.
+      await waitFor(async () => (await vol()).nodes[0].state === 'unmounted', 20000, 'the mount withdrawn');
+      expect((await vol()).nodes[0].reason).to.equal('mount of good withdrawn: the client that asked for it went away');
+      expect((await ownershipLocks()).waiting).to.deep.equal([]);
+      // The owner lets go: nothing mounts here (a mount of this node would take the lock at once).
+      fs.writeFileSync(path.join(dir, 'release'), '');
+      await new Promise((r) => holder!.once('exit', r));
+      // Its release reaches the master after the holder's answer: wait for the holder's lock to go.
+      let after: any;
+      await waitFor(async () => { after = await ownershipLocks(); return after === undefined || after.granted.every((g: any) => g.client !== 'mxfsctl'); }, 20000, 'the holder\'s lock released');
+      expect([after?.granted ?? [], after?.waiting ?? []], 'nobody holds or waits for the ownership lock').to.deep.equal([[], []]);
+      expect((await vol()).nodes[0].state).to.equal('unmounted');
+      expect(fs.existsSync(mark)).to.equal(false);
+      // A mount whose client stays is not affected.
+      const ok = await run('mount', 'good');
+      expect([ok.code, fs.existsSync(mark)]).to.deep.equal([0, true]);
+    } finally {
+      fs.writeFileSync(path.join(dir, 'release'), '');
+      if (holder && holder.exitCode === null) await new Promise((r) => holder!.once('exit', r));
+      p.kill('SIGKILL');
+    }
+  });
+
   it('a mount that times out waiting for the lock, or is cancelled by umount, exits 1 (not obtained) with the reason', async () => {
     const dir = tmpDir('mxfs-volwait-');
     fs.writeFileSync(path.join(dir, 'dev'), '');

@@ -232,13 +232,13 @@ export class Daemon implements DaemonInfo {
     await vm.start();
   }
 
-  async volume(req: Extract<ClientRequest, { type: 'volume' }>): Promise<unknown> {
+  async volume(req: Extract<ClientRequest, { type: 'volume' }>, gone?: AbortSignal): Promise<unknown> {
     const vm = this.volumes;
     if (!vm) throw new VolumeRequestError('UNKNOWN_VOLUME', `no volume is configured on node ${this.o.config.node.id}${req.volume ? ` (asked for '${req.volume}')` : ''}`);
     if (req.op === 'status') {
       try { return await vm.volumesReport(req.volume); } catch (e) { throw new VolumeRequestError('UNKNOWN_VOLUME', (e as Error).message); }
     }
-    const r = await vm.request(req.op, req.volume!, { wait: req.wait, timeoutMs: req.timeoutMs });
+    const r = await vm.request(req.op, req.volume!, { wait: req.wait, timeoutMs: req.timeoutMs, gone });
     if (!r.ok) throw new VolumeRequestError(r.code, r.message);
     return { message: r.message, volume: req.volume, node: this.o.config.node.id };
   }

@@ -53,6 +53,8 @@ export type Step =
 
 export type VolumeInput =
   | { type: 'mount'; req: number; wait: boolean; timeoutMs?: number }
+  /** The client of mount request `req` went away: drop it, and the ownership request with it while that still waits. */
+  | { type: 'withdraw'; req: number }
   | { type: 'standby'; req: number }
   | { type: 'umount'; req: number }
   | { type: 'granted'; op: number; token: number; lvbRecord?: VolumeRecord }
@@ -314,6 +316,7 @@ export class VolumeCore {
       case 'mount': return this.onMount(m, now, ev);
       case 'standby': return this.onStandby(m.req, now, ev);
       case 'umount': return this.onUmount(m.req, now, ev);
+      case 'withdraw': return this.onWithdraw(m.req, now, ev);
       case 'granted': return this.onGranted(m, now, ev);
       case 'lockFailed': {
         if (m.op !== this.op || this.step !== 'lock') return;
@@ -407,6 +410,31 @@ export class VolumeCore {
         ev.push({ do: 'reply', req: m.req, ok: false, code: 'FENCED', message: `volume ${this.name} is fenced on this node (${this.reason}); 'mxfsctl umount ${this.name}' clears it, or the node's rejoin does` });
         return;
     }
+  }
+
+  /**
+   * A mount's client went away. Its request is dropped (answered CANCELLED, to nobody). If no
+   * other mount waits and the ownership lock is still only asked for (acquiring, not granted),
+   * that request is cancelled too, as an operator's umount would: nobody wants the volume
+   * mounted here any more. Once granted (reading the record, mounting) the mount goes on:
+   * stopping it midway would leave more to undo than finishing it.
+   * A standby that a mount made unconditional (role operator) is a plain standby again.
+   */
+  private onWithdraw(req: number, now: number, ev: VolumeEffect[]): void {
+    const i = this.waiters.findIndex((w) => w.req === req && w.kind === 'mount');
+    if (i < 0) return;
+    this.waiters.splice(i, 1);
+    const why = `mount of ${this.name} withdrawn: the client that asked for it went away`;
+    ev.push({ do: 'reply', req, ok: false, code: 'CANCELLED', message: why });
+    if (this.waiters.some((w) => w.kind === 'mount')) return;
+    if (this.state === 'standby') { this.role = 'standby'; return; }
+    if (this.state !== 'acquiring' || this.holding || this.step !== 'lock') return;
+    this.forget();
+    this.op++;
+    ev.push({ do: 'cancelLock' });
+    this.go('unmounted', now, ev, why);
+    this.reason = why;
+    this.failAll(ev, 'CANCELLED', why);
   }
 
   private onStandby(req: number, now: number, ev: VolumeEffect[]): void {
