@@ -401,6 +401,45 @@ describe('volume errors on one node (real mxfsd, command driver)', function () {
     }
   });
 
+  it('a umount_cmd that outlasts command_timeout_ms leaves the volume blocked (may still be mounted), not mounted; the umount is retried until done', async () => {
+    const dir = tmpDir('mxfs-volumount-');
+    fs.writeFileSync(path.join(dir, 'dev'), '');
+    const mark = path.join(dir, 'mounted');
+    const d = { config: path.join(dir, 'mxfs.conf'), socket: path.join(dir, 'mxfsd.sock') };
+    // The umount hangs while the file 'hang' exists (a umount(8) stuck on a dead device, say).
+    fs.writeFileSync(d.config, configText(dir) + `\n[volume]\nname = slow\ndevice = ${path.join(dir, 'dev')}\ndriver = command\nmount_cmd = touch ${mark}\n`
+      + `umount_cmd = while [ -f ${dir}/hang ]; do sleep 0.1; done; rm -f ${mark}\ncommand_timeout_ms = 1000\n`);
+    const p = spawn(process.execPath, [MXFSD, '--config', d.config], { stdio: 'ignore' });
+    try {
+      await waitFor(async () => (await mxfsctl(['--socket', d.socket, 'volumes'])).code === 0, 20000, 'mxfsd with volumes');
+      const run = (...a: string[]) => mxfsctl(['--socket', d.socket, ...a]);
+      const report = async () => JSON.parse((await run('--json', 'volumes', 'slow')).out).volumes[0];
+      const vol = async () => (await report()).nodes[0];
+      expect((await run('mount', 'slow')).code).to.equal(0);
+      fs.writeFileSync(path.join(dir, 'hang'), '');
+      const um = await run('umount', 'slow');
+      expect([um.code, um.err]).to.deep.equal([5, "mxfsctl: umount_cmd did not finish within 1000 ms; the volume may still be mounted here: blocked, the umount is retried ('mxfsctl volumes slow' shows when it is done)\n"]);
+      const v = await vol();
+      expect(v.state, 'not back to mounted: whether it is mounted is unknown').to.equal('blocked');
+      expect(v.step).to.equal('umount');
+      const r = await report();
+      expect([r.owner, r.ownerState], 'still owned while it may be mounted').to.deep.equal([1, 'blocked']);
+      expect(r.blocked[0].reason).to.match(/^umount_cmd did not finish within 1000 ms; the volume may still be mounted here/);
+      const m = await run('mount', 'slow');
+      expect(m.code, 'a mount meanwhile fails fast').to.equal(7);
+      // The umount can finish now: a retry does it and gives the volume back.
+      fs.unlinkSync(path.join(dir, 'hang'));
+      await waitFor(async () => (await vol()).state === 'unmounted', 60000, 'the retried umount done');
+      expect(fs.existsSync(mark)).to.equal(false);
+      const locks = JSON.parse((await run('--json', 'locks', '--lockspace', 'mxfs-volumes')).out);
+      expect(locks.resources.flatMap((r: any) => r.granted)).to.deep.equal([]);
+      expect((await run('mount', 'slow')).code, 'and it mounts again').to.equal(0);
+    } finally {
+      fs.rmSync(path.join(dir, 'hang'), { force: true });
+      p.kill('SIGKILL');
+    }
+  });
+
   it('a waiting mxfsctl mount that is killed withdraws its ownership request: the node does not mount once the owner lets go', async () => {
     const dir = tmpDir('mxfs-volkill-');
     fs.writeFileSync(path.join(dir, 'dev'), '');

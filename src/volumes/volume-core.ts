@@ -64,7 +64,8 @@ export type VolumeInput =
   | { type: 'read'; op: number; record?: VolumeRecord }
   | { type: 'proven'; op: number; how: string }
   | { type: 'done'; op: number }
-  | { type: 'failed'; op: number; code: VolumeReplyCode; message: string }
+  /** inDoubt: the driver cannot tell whether the step happened (an umount_cmd past its timeout). */
+  | { type: 'failed'; op: number; code: VolumeReplyCode; message: string; inDoubt?: boolean }
   | { type: 'fenceDone'; op: number; report: FenceReport }
   | { type: 'retry'; op: number }
   /** Back in a quorate view after a fence: clear it. */
@@ -348,7 +349,7 @@ export class VolumeCore {
         return;
       }
       case 'done': return m.op === this.op ? this.onDone(now, ev) : undefined;
-      case 'failed': return m.op === this.op ? this.onFailed(m.code, m.message, now, ev) : undefined;
+      case 'failed': return m.op === this.op ? this.onFailed(m.code, m.message, now, ev, m.inDoubt ?? false) : undefined;
       case 'fenceDone': {
         if (m.op !== this.op || this.step !== 'fence') return;
         this.step = null;
@@ -636,7 +637,7 @@ export class VolumeCore {
     return `volume ${this.name} mounted on node ${this.o.node}, generation ${r.generation}${rec}`;
   }
 
-  private onFailed(code: VolumeReplyCode, message: string, now: number, ev: VolumeEffect[]): void {
+  private onFailed(code: VolumeReplyCode, message: string, now: number, ev: VolumeEffect[], inDoubt: boolean): void {
     switch (this.step) {
       case 'mount':
         // UMOUNT_FAILED: the driver could not tell whether the mount happened and could not
@@ -664,6 +665,15 @@ export class VolumeCore {
         return;
       }
       case 'umount':
+        if (inDoubt) {
+          // Whether it is still mounted is unknown (umount_cmd past its timeout): not back to
+          // 'mounted' as if in use, but blocked at 'umount', owned and possibly mounted (as a
+          // mount in doubt is), the umount retried with backoff until it succeeds or the node
+          // is fenced. The operator's umount is answered now.
+          const why = `${message}; the volume may still be mounted here: blocked, the umount is retried`;
+          this.reply(ev, 'umount', false, `${why} ('mxfsctl volumes ${this.name}' shows when it is done)`, 'UMOUNT_FAILED');
+          return this.block(code, why, now, ev);
+        }
         if (this.state === 'unmounting' && this.rec?.state === 'mounted') {
           this.step = null;
           this.go('mounted', now, ev, `umount failed: ${message}`);
