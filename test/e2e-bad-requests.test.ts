@@ -329,6 +329,41 @@ describe('mxfsd end to end: bad and abusive clients', function () {
     await c.close();
   });
 
+  it('the metrics endpoint has its own connection cap: connections beyond [metrics] max_connections are closed at once, unread', async () => {
+    const port = await freePort();
+    d = await startDaemon({ extra: { timing: PATIENT, metrics: { enabled: 'true', port, max_connections: 4 } } });
+    await waitFor(() => new Promise<boolean>((r) => {
+      const p = net.createConnection(port, '127.0.0.1');
+      p.once('connect', () => { p.destroy(); r(true); });
+      p.once('error', () => r(false));
+    }), 20000, 'the metrics listener');
+    // Twelve connections at once, then a request on each: at most four are served.
+    const conns = await Promise.all(Array.from({ length: 12 }, () => new Promise<{ s: net.Socket; got: () => string; closed: () => boolean }>((resolve) => {
+      const s = net.createConnection(port, '127.0.0.1');
+      let got = '';
+      let closed = false;
+      s.on('data', (c) => { got += c; });
+      s.on('close', () => { closed = true; });
+      s.on('error', () => {});
+      s.once('connect', () => resolve({ s, got: () => got, closed: () => closed }));
+    })));
+    for (const c of conns) c.s.write('GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n');
+    const answered = (got: string) => {
+      const at = got.indexOf('\r\n\r\n');
+      const len = /content-length: (\d+)/i.exec(got.slice(0, at));
+      return at >= 0 && len !== null && Buffer.byteLength(got.slice(at + 4)) >= Number(len[1]);
+    };
+    await waitFor(() => conns.every((c) => c.closed() || answered(c.got())), 30000, 'every connection answered or closed');
+    const served = conns.filter((c) => c.got().startsWith('HTTP/1.1 200'));
+    const dropped = conns.filter((c) => c.closed() && c.got() === '');
+    expect(served.length, 'served').to.be.within(1, 4);
+    expect(dropped.length, 'closed unanswered').to.equal(12 - served.length);
+    for (const c of conns) c.s.destroy();
+    // Once they are gone, a scraper is served again.
+    await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.status, () => 0)) === 200, 20000, 'a scrape after the others closed');
+    expect(fs.readFileSync(path.join(d.dir, 'mxfsd.log'), 'utf8')).to.match(/a connection beyond \[metrics\] max_connections \(4\) closed/);
+  });
+
   it('a metrics client that pipelines requests is cut off: one render per connection at a time, not one per request', async () => {
     // Each render of /metrics runs on the lock engine's thread (~5 ms); a client writing
     // thousands of pipelined GETs without reading used to get them all rendered, one after

@@ -55,7 +55,7 @@ export interface LoggingConfig { level: LogLevelName; file?: string; syslog: boo
 /** [trace]: the message trace (docs/tracing.md). */
 export interface TraceConfig { enabled: boolean; ringSize: number; file?: string; fileMaxBytes: number; fileKeep: number }
 /** [metrics]: the Prometheus text endpoint (docs/tracing.md, "Metrics"). */
-export interface MetricsConfig { enabled: boolean; address: string; port: number }
+export interface MetricsConfig { enabled: boolean; address: string; port: number; maxConnections: number }
 export interface Config { file: string; node: NodeConfig; cluster: ClusterConfig; peers: PeerConfig[]; volumes: VolumeConfig[]; timing: TimingConfig; locking: LockingConfig; logging: LoggingConfig; trace: TraceConfig; metrics: MetricsConfig }
 
 export class ConfigError extends Error {
@@ -233,6 +233,7 @@ const SECTIONS: Record<string, SectionSpec> = {
       enabled: { type: { kind: 'bool' }, default: false },
       address: { type: { kind: 'address' }, default: '127.0.0.1' },
       port: { type: PORT, default: 9464 },
+      max_connections: { type: { kind: 'int', min: 1, max: 1024 }, default: 16 },
     },
   },
 };
@@ -331,7 +332,10 @@ export function parseConfig(text: string, file: string): Config {
     locking: buildLocking(one('locking')),
     logging: buildLogging(one('logging')),
     trace: buildTrace(one('trace')),
-    metrics: { enabled: get('metrics', one('metrics'), 'enabled'), address: get('metrics', one('metrics'), 'address'), port: get('metrics', one('metrics'), 'port') },
+    metrics: {
+      enabled: get('metrics', one('metrics'), 'enabled'), address: get('metrics', one('metrics'), 'address'), port: get('metrics', one('metrics'), 'port'),
+      maxConnections: get('metrics', one('metrics'), 'max_connections'),
+    },
   };
   checkCrossFieldRules(config, file, bySection);
   return config;
