@@ -35,6 +35,28 @@ function patched(m: unknown, placeholder: string, bytes: number[]): Buffer {
   return f;
 }
 
+/** Resolves once the metrics endpoint on `port` accepts connections. */
+function metricsListening(port: number): Promise<void> {
+  return waitFor(() => new Promise<boolean>((r) => {
+    const p = net.createConnection(port, '127.0.0.1');
+    p.once('connect', () => { p.destroy(); r(true); });
+    p.once('error', () => r(false));
+  }), 20000, 'the metrics listener');
+}
+
+/** A raw TCP connection to the metrics endpoint that keeps what it reads, once connected. */
+function httpConn(port: number): Promise<{ s: net.Socket; got: () => string; closed: () => boolean }> {
+  return new Promise((resolve) => {
+    const s = net.createConnection(port, '127.0.0.1');
+    let got = '';
+    let closed = false;
+    s.on('data', (c) => { got += c; });
+    s.on('close', () => { closed = true; });
+    s.on('error', () => {});
+    s.once('connect', () => resolve({ s, got: () => got, closed: () => closed }));
+  });
+}
+
 describe('mxfsd end to end: bad and abusive clients', function () {
   this.timeout(60000);
   let d: DaemonProc;
@@ -332,21 +354,9 @@ describe('mxfsd end to end: bad and abusive clients', function () {
   it('the metrics endpoint has its own connection cap: connections beyond [metrics] max_connections are closed at once, unread', async () => {
     const port = await freePort();
     d = await startDaemon({ extra: { timing: PATIENT, metrics: { enabled: 'true', port, max_connections: 4 } } });
-    await waitFor(() => new Promise<boolean>((r) => {
-      const p = net.createConnection(port, '127.0.0.1');
-      p.once('connect', () => { p.destroy(); r(true); });
-      p.once('error', () => r(false));
-    }), 20000, 'the metrics listener');
+    await metricsListening(port);
     // Twelve connections at once, then a request on each: at most four are served.
-    const conns = await Promise.all(Array.from({ length: 12 }, () => new Promise<{ s: net.Socket; got: () => string; closed: () => boolean }>((resolve) => {
-      const s = net.createConnection(port, '127.0.0.1');
-      let got = '';
-      let closed = false;
-      s.on('data', (c) => { got += c; });
-      s.on('close', () => { closed = true; });
-      s.on('error', () => {});
-      s.once('connect', () => resolve({ s, got: () => got, closed: () => closed }));
-    })));
+    const conns = await Promise.all(Array.from({ length: 12 }, () => httpConn(port)));
     for (const c of conns) c.s.write('GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n');
     const answered = (got: string) => {
       const at = got.indexOf('\r\n\r\n');
@@ -374,21 +384,11 @@ describe('mxfsd end to end: bad and abusive clients', function () {
     const bystander = await MxfsClient.connect(d.socket, { name: 'bystander' });
     const held = await bystander.lock('kept', EX);
     // The client socket is up before the metrics listener: wait for the listener.
-    await waitFor(() => new Promise<boolean>((r) => {
-      const p = net.createConnection(port, '127.0.0.1');
-      p.once('connect', () => { p.destroy(); r(true); });
-      p.once('error', () => r(false));
-    }), 20000, 'the metrics listener');
-    const s = net.createConnection(port, '127.0.0.1');
-    let got = '';
-    let closed = false;
-    s.on('data', (c) => { got += c; });
-    s.on('close', () => { closed = true; });
-    s.on('error', () => {});
-    await new Promise((r) => s.once('connect', r));
-    s.write('GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n'.repeat(2000));
-    await waitFor(() => closed, 60000, 'the daemon closes the pipelining connection');
-    expect(got.split('HTTP/1.1 200 OK').length - 1, 'responses rendered for the pipelining client').to.be.at.most(1);
+    await metricsListening(port);
+    const pipelining = await httpConn(port);
+    pipelining.s.write('GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n'.repeat(2000));
+    await waitFor(() => pipelining.closed(), 60000, 'the daemon closes the pipelining connection');
+    expect(pipelining.got().split('HTTP/1.1 200 OK').length - 1, 'responses rendered for the pipelining client').to.be.at.most(1);
     // A well-behaved scraper (one request at a time, keep-alive) is served as before.
     const scraper = net.createConnection(port, '127.0.0.1');
     let text = '';

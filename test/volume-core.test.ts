@@ -305,14 +305,18 @@ describe('VolumeCore', () => {
   });
 
   it('an umount whose outcome is unknown (umount_cmd past its timeout) is blocked, owned and possibly mounted, not mounted; a retry finishes it', () => {
-    const r = new Run(core());
-    r.in({ type: 'mount', req: 1, wait: true });
-    r.in({ type: 'granted', op: r.last('lock').op, token: 9 });
-    r.in({ type: 'read', op: r.last('read').op });
-    r.in({ type: 'done', op: r.last('store').op });
-    r.in({ type: 'done', op: r.last('driver').op });
-    r.in({ type: 'done', op: r.last('store').op });
-    r.in({ type: 'umount', req: 2 });
+    /** A first mount, every step succeeding, then an operator's umount (req 2). */
+    const mountedThenUmount = (): Run => {
+      const x = new Run(core());
+      x.in({ type: 'mount', req: 1, wait: true });
+      x.in({ type: 'granted', op: x.last('lock').op, token: 9 });
+      x.in({ type: 'read', op: x.last('read').op });
+      for (const step of ['store', 'driver', 'store'] as const) x.in({ type: 'done', op: x.last(step).op });
+      expect(x.c.state).to.equal('mounted');
+      x.in({ type: 'umount', req: 2 });
+      return x;
+    };
+    const r = mountedThenUmount();
     r.in({ type: 'failed', op: r.last('driver').op, code: 'UMOUNT_FAILED', message: 'umount_cmd did not finish within 1000 ms', inDoubt: true });
     expect([r.c.state, r.c.step, r.c.holding, r.c.mountIssued]).to.deep.equal(['blocked', 'umount', true, true]);
     expect(r.replies().filter((x) => x.req === 2)).to.deep.equal([{ do: 'reply', req: 2, ok: false, code: 'UMOUNT_FAILED',
@@ -325,14 +329,7 @@ describe('VolumeCore', () => {
     r.in({ type: 'done', op: r.last('unlock').op });
     expect([r.c.state, r.c.holding, r.c.mountIssued]).to.deep.equal(['unmounted', false, false]);
     // An umount that exited with a status (nothing unmounted) still goes back to mounted.
-    const b = new Run(core());
-    b.in({ type: 'mount', req: 1, wait: true });
-    b.in({ type: 'granted', op: b.last('lock').op, token: 9 });
-    b.in({ type: 'read', op: b.last('read').op });
-    b.in({ type: 'done', op: b.last('store').op });
-    b.in({ type: 'done', op: b.last('driver').op });
-    b.in({ type: 'done', op: b.last('store').op });
-    b.in({ type: 'umount', req: 2 });
+    const b = mountedThenUmount();
     b.in({ type: 'failed', op: b.last('driver').op, code: 'UMOUNT_FAILED', message: 'umount_cmd exited with status 32: target is busy' });
     expect(b.c.state).to.equal('mounted');
   });

@@ -106,6 +106,28 @@ function mxfsctl(args: string[]): Promise<{ code: number; out: string; err: stri
   });
 }
 
+/**
+ * One standalone mxfsd with one command-mode volume: `volume` gives its name and commands
+ * (the device is a file in dir; `mark` is a file for the commands to show a mount with).
+ */
+async function oneNode(prefix: string, volume: (dir: string, mark: string) => string): Promise<{ dir: string; mark: string; socket: string; p: ReturnType<typeof spawn>; run: (...a: string[]) => ReturnType<typeof mxfsctl> }> {
+  const dir = tmpDir(prefix);
+  fs.writeFileSync(path.join(dir, 'dev'), '');
+  const mark = path.join(dir, 'mounted');
+  const config = path.join(dir, 'mxfs.conf');
+  const socket = path.join(dir, 'mxfsd.sock');
+  fs.writeFileSync(config, `${configText(dir)}\n[volume]\ndevice = ${path.join(dir, 'dev')}\ndriver = command\n${volume(dir, mark)}`);
+  const p = spawn(process.execPath, [MXFSD, '--config', config], { stdio: 'ignore' });
+  const run = (...a: string[]) => mxfsctl(['--socket', socket, ...a]);
+  try {
+    await waitFor(async () => (await run('volumes')).code === 0, 20000, 'mxfsd with volumes');
+  } catch (e) {
+    p.kill('SIGKILL');
+    throw e;
+  }
+  return { dir, mark, socket, p, run };
+}
+
 describe('volumes end to end (3 real mxfsd, command driver over a fenced volume store)', function () {
   this.timeout(120000);
   let s: Setup | undefined;
@@ -402,17 +424,10 @@ describe('volume errors on one node (real mxfsd, command driver)', function () {
   });
 
   it('a umount_cmd that outlasts command_timeout_ms leaves the volume blocked (may still be mounted), not mounted; the umount is retried until done', async () => {
-    const dir = tmpDir('mxfs-volumount-');
-    fs.writeFileSync(path.join(dir, 'dev'), '');
-    const mark = path.join(dir, 'mounted');
-    const d = { config: path.join(dir, 'mxfs.conf'), socket: path.join(dir, 'mxfsd.sock') };
     // The umount hangs while the file 'hang' exists (a umount(8) stuck on a dead device, say).
-    fs.writeFileSync(d.config, configText(dir) + `\n[volume]\nname = slow\ndevice = ${path.join(dir, 'dev')}\ndriver = command\nmount_cmd = touch ${mark}\n`
+    const { dir, mark, p, run } = await oneNode('mxfs-volumount-', (dir, mark) => `name = slow\nmount_cmd = touch ${mark}\n`
       + `umount_cmd = while [ -f ${dir}/hang ]; do sleep 0.1; done; rm -f ${mark}\ncommand_timeout_ms = 1000\n`);
-    const p = spawn(process.execPath, [MXFSD, '--config', d.config], { stdio: 'ignore' });
     try {
-      await waitFor(async () => (await mxfsctl(['--socket', d.socket, 'volumes'])).code === 0, 20000, 'mxfsd with volumes');
-      const run = (...a: string[]) => mxfsctl(['--socket', d.socket, ...a]);
       const report = async () => JSON.parse((await run('--json', 'volumes', 'slow')).out).volumes[0];
       const vol = async () => (await report()).nodes[0];
       expect((await run('mount', 'slow')).code).to.equal(0);
@@ -441,25 +456,18 @@ describe('volume errors on one node (real mxfsd, command driver)', function () {
   });
 
   it('a waiting mxfsctl mount that is killed withdraws its ownership request: the node does not mount once the owner lets go', async () => {
-    const dir = tmpDir('mxfs-volkill-');
-    fs.writeFileSync(path.join(dir, 'dev'), '');
-    const mark = path.join(dir, 'mounted');
-    const d = { config: path.join(dir, 'mxfs.conf'), socket: path.join(dir, 'mxfsd.sock') };
-    fs.writeFileSync(d.config, configText(dir) + `\n[volume]\nname = good\ndevice = ${path.join(dir, 'dev')}\ndriver = command\nmount_cmd = touch ${mark}\numount_cmd = rm -f ${mark}\n`);
-    const p = spawn(process.execPath, [MXFSD, '--config', d.config], { stdio: 'ignore' });
+    const { dir, mark, socket, p, run } = await oneNode('mxfs-volkill-', (_dir, mark) => `name = good\nmount_cmd = touch ${mark}\numount_cmd = rm -f ${mark}\n`);
     let holder: ReturnType<typeof spawn> | undefined;
     try {
-      await waitFor(async () => (await mxfsctl(['--socket', d.socket, 'volumes'])).code === 0, 20000, 'mxfsd with volumes');
-      const run = (...a: string[]) => mxfsctl(['--socket', d.socket, ...a]);
       const vol = async () => JSON.parse((await run('--json', 'volumes', 'good')).out).volumes[0];
       const ownershipLocks = async () => JSON.parse((await run('--json', 'locks', '--lockspace', 'mxfs-volumes', '--resource', 'good')).out).resources[0];
       // Another holder of the volume's ownership lock (as another node's owner would be).
       const held = path.join(dir, 'held');
-      holder = spawn(process.execPath, [MXFSCTL, '--socket', d.socket, 'lock', '--lockspace', 'mxfs-volumes', 'good', 'EX', '--', 'sh', '-c', `touch ${held}; while [ ! -f ${dir}/release ]; do sleep 0.1; done`], { stdio: 'ignore' });
+      holder = spawn(process.execPath, [MXFSCTL, '--socket', socket, 'lock', '--lockspace', 'mxfs-volumes', 'good', 'EX', '--', 'sh', '-c', `touch ${held}; while [ ! -f ${dir}/release ]; do sleep 0.1; done`], { stdio: 'ignore' });
       await waitFor(async () => fs.existsSync(held), 20000, 'the ownership lock held by another client');
       // Two waiting mounts: killing one leaves the other's wait in place.
-      const first = spawn(process.execPath, [MXFSCTL, '--socket', d.socket, 'mount', 'good'], { stdio: 'ignore' });
-      const second = spawn(process.execPath, [MXFSCTL, '--socket', d.socket, 'mount', 'good'], { stdio: 'ignore' });
+      const first = spawn(process.execPath, [MXFSCTL, '--socket', socket, 'mount', 'good'], { stdio: 'ignore' });
+      const second = spawn(process.execPath, [MXFSCTL, '--socket', socket, 'mount', 'good'], { stdio: 'ignore' });
       await waitFor(async () => (await vol()).nodes[0].state === 'acquiring' && (await ownershipLocks())?.waiting.length === 1, 20000, 'the mount waiting for the lock');
       const firstGone = new Promise((r) => first.once('exit', r));
       first.kill('SIGKILL');
