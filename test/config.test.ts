@@ -135,6 +135,8 @@ describe('config', () => {
       { name: 'node id out of range', text: '[node]\nid=1024\n', line: 2, key: 'id', msg: /1\.\.1023/ },
       { name: 'bad boolean', text: '[node]\nid=1\n[logging]\nsyslog = maybe\n', line: 4, key: 'syslog', msg: /boolean/ },
       { name: 'bad octal', text: '[node]\nid=1\nsocket_mode = 0668\n', line: 3, key: 'socket_mode', msg: /octal/ },
+      { name: 'mode beyond permission bits', text: '[node]\nid=1\n\nsocket_mode = 7777\n', line: 4, key: 'socket_mode', msg: /permission bits 0000\.\.0777 .* got '7777'/ },
+      { name: 'setgid bit', text: '[node]\nid=1\nsocket_mode = 2660\n', line: 3, key: 'socket_mode', msg: /permission bits/ },
       { name: 'bad socket group', text: '[node]\nid=1\nsocket_group = -x\n', line: 3, key: 'socket_group', msg: /group name or a numeric gid/ },
       { name: 'bad stderr format', text: '[node]\nid=1\n[logging]\nstderr_format = text\n', line: 4, key: 'stderr_format', msg: /auto, json, journal/ },
       { name: 'bad enum', text: '[node]\nid=1\nkernel = maybe\n', line: 3, key: 'kernel', msg: /auto, on, off/ },

@@ -35,6 +35,28 @@ function patched(m: unknown, placeholder: string, bytes: number[]): Buffer {
   return f;
 }
 
+/** Resolves once the metrics endpoint on `port` accepts connections. */
+function metricsListening(port: number): Promise<void> {
+  return waitFor(() => new Promise<boolean>((r) => {
+    const p = net.createConnection(port, '127.0.0.1');
+    p.once('connect', () => { p.destroy(); r(true); });
+    p.once('error', () => r(false));
+  }), 20000, 'the metrics listener');
+}
+
+/** A raw TCP connection to the metrics endpoint that keeps what it reads, once connected. */
+function httpConn(port: number): Promise<{ s: net.Socket; got: () => string; closed: () => boolean }> {
+  return new Promise((resolve) => {
+    const s = net.createConnection(port, '127.0.0.1');
+    let got = '';
+    let closed = false;
+    s.on('data', (c) => { got += c; });
+    s.on('close', () => { closed = true; });
+    s.on('error', () => {});
+    s.once('connect', () => resolve({ s, got: () => got, closed: () => closed }));
+  });
+}
+
 describe('mxfsd end to end: bad and abusive clients', function () {
   this.timeout(60000);
   let d: DaemonProc;
@@ -122,6 +144,63 @@ describe('mxfsd end to end: bad and abusive clients', function () {
     expect(e?.code).to.equal('NOTQUEUED');
     expect(r.isClosed()).to.equal(false);
     await c.close();
+  });
+
+  it('a second hello is a protocol error: answered PROTOCOL, told lost, cut, its locks released; a bystander keeps its lock', async () => {
+    d = await startDaemon({ extra: { timing: PATIENT } });
+    const bystander = await MxfsClient.connect(d.socket, { name: 'bystander' });
+    const kept = await bystander.lock('kept', EX);
+    const r = await raw(d.socket);
+    r.send({ type: 'hello', id: 1, version: 1, client: 'twice' });
+    expect((await r.reply(1)).ok).to.equal(true);
+    r.send({ type: 'lock', id: 2, lockId: 1, lockspace: 'default', resource: 'taken', mode: EX });
+    expect((await r.reply(2)).ok).to.equal(true);
+    r.send({ type: 'hello', id: 3, version: 1, client: 'someone-else' });
+    expect(await r.reply(3)).to.include({ ok: false, code: 'PROTOCOL', message: 'protocol error: hello was already said on this connection' });
+    await waitFor(() => r.isClosed(), 20000, 'connection closed after the second hello');
+    expect(r.msgs.filter((m) => m.type === 'lost').map((m) => m.reason)).to.deep.equal(['protocol error: hello was already said on this connection']);
+    // Its lock is released: another client gets it (it waits only until the purge).
+    const h = await bystander.lock('taken', EX, { timeoutMs: 20000 });
+    expect(kept.valid).to.equal(true);
+    await h.unlock();
+    await bystander.close();
+  });
+
+  it('a hello whose client name is empty or has control characters is refused INVALID naming the field; a good hello then works', async () => {
+    d = await startDaemon();
+    const r = await raw(d.socket);
+    const cases: Array<[unknown, RegExp]> = [
+      ['', /field 'client' must be a non-empty string/],
+      ['a\0b', /field 'client' contains a control character/],
+      ['evil\nmxfsd: fake log line', /field 'client' contains a control character/],
+      ['\x1b[2J', /field 'client' contains a control character/],
+      ['a\u0085b', /field 'client' contains a control character/],
+      [7, /field 'client' must be a non-empty string/],
+    ];
+    let id = 1;
+    for (const [client, re] of cases) {
+      const rid = id++;
+      r.send({ type: 'hello', id: rid, version: 1, client });
+      const rep = await r.reply(rid);
+      expect(rep, JSON.stringify(client)).to.include({ ok: false, code: 'INVALID' });
+      expect(rep.message).to.match(re);
+    }
+    expect(r.isClosed()).to.equal(false);
+    // A long name is cut to 128 characters, never inside a surrogate pair.
+    r.send({ type: 'hello', id: 50, version: 1, client: `${'n'.repeat(127)}\u{1F512}tail` });
+    expect((await r.reply(50)).ok).to.equal(true);
+    r.send({ type: 'lock', id: 51, lockId: 1, lockspace: 'default', resource: 'named', mode: EX });
+    expect((await r.reply(51)).ok).to.equal(true);
+    const c = await MxfsClient.connect(d.socket);
+    const q = await c.locks({ resource: 'named' });
+    expect(q.resources[0].granted[0].client).to.equal(`${'n'.repeat(127)}\u{1F512}`);
+    await c.close();
+    // The client library refuses such a name before sending its hello.
+    for (const name of ['', 'x\ty']) {
+      const e = await MxfsClient.connect(d.socket, { name }).then(() => undefined, (x) => x as LockError);
+      expect(e?.code, JSON.stringify(name)).to.equal('INVALID');
+      expect(e?.message).to.match(/^name (must be a non-empty string|contains a control character)/);
+    }
   });
 
   it('a connection that never says hello is dropped after client_timeout_ms, even if it sends heartbeats', async () => {
@@ -232,6 +311,69 @@ describe('mxfsd end to end: bad and abusive clients', function () {
     await bystander.close();
   });
 
+  it('the client library bounds what it queues for a daemon that stopped reading: requests beyond maxUnsentBytes fail BUSY, unlocks still go', async () => {
+    d = await startDaemon({ extra: { timing: PATIENT } });
+    const bound = 256 * 1024;
+    const c = await MxfsClient.connect(d.socket, { name: 'flooder', maxUnsentBytes: bound });
+    const kept = await c.lock('kept', EX);
+    d.proc.kill('SIGSTOP');
+    const outcomes: Array<Promise<string>> = [];
+    let busy: LockError | undefined;
+    try {
+      // Batches of 1000 until one request is refused; without a bound none ever is.
+      for (let i = 0; busy === undefined && i < 400_000; i += 1000) {
+        for (let j = i; j < i + 1000; j++) {
+          outcomes.push(c.lock(`flood-${j}`, EX, { noqueue: true }).then(
+            (h) => h.unlock().then(() => 'granted'),
+            (e: LockError) => { if (e.code === 'BUSY' && /not sent yet/.test(e.message)) busy ??= e; return e.code; },
+          ));
+        }
+        await new Promise((r) => setImmediate(r));
+      }
+      expect(busy?.message).to.match(/^\d+ bytes of requests to mxfsd are not sent yet \(more than maxUnsentBytes, 262144\): mxfsd is not reading them; wait for replies, then retry$/);
+      // Only what fits the bound and the kernel's socket buffer was queued (a lock frame is ~90 bytes).
+      const refusedAt = outcomes.length;
+      expect(refusedAt, 'requests issued before the first refusal').to.be.below(60_000);
+      // An unlock is queued all the same (it releases what the client holds).
+      const unlocked = kept.unlock();
+      d.proc.kill('SIGCONT');
+      await unlocked;
+      const codes = await Promise.all(outcomes);
+      // Every request settled: granted, or refused BUSY (here, or by the daemon's per-connection bound); none lost.
+      expect(new Set(codes.filter((x) => x !== 'granted' && x !== 'BUSY'))).to.deep.equal(new Set());
+      expect(codes.filter((x) => x === 'granted').length).to.be.greaterThan(0);
+      expect(c.alive).to.equal(true);
+      // And the connection goes on working.
+      await (await c.lock('after', EX)).unlock();
+    } finally {
+      d.proc.kill('SIGCONT');
+    }
+    await c.close();
+  });
+
+  it('the metrics endpoint has its own connection cap: connections beyond [metrics] max_connections are closed at once, unread', async () => {
+    const port = await freePort();
+    d = await startDaemon({ extra: { timing: PATIENT, metrics: { enabled: 'true', port, max_connections: 4 } } });
+    await metricsListening(port);
+    // Twelve connections at once, then a request on each: at most four are served.
+    const conns = await Promise.all(Array.from({ length: 12 }, () => httpConn(port)));
+    for (const c of conns) c.s.write('GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n');
+    const answered = (got: string) => {
+      const at = got.indexOf('\r\n\r\n');
+      const len = /content-length: (\d+)/i.exec(got.slice(0, at));
+      return at >= 0 && len !== null && Buffer.byteLength(got.slice(at + 4)) >= Number(len[1]);
+    };
+    await waitFor(() => conns.every((c) => c.closed() || answered(c.got())), 30000, 'every connection answered or closed');
+    const served = conns.filter((c) => c.got().startsWith('HTTP/1.1 200'));
+    const dropped = conns.filter((c) => c.closed() && c.got() === '');
+    expect(served.length, 'served').to.be.within(1, 4);
+    expect(dropped.length, 'closed unanswered').to.equal(12 - served.length);
+    for (const c of conns) c.s.destroy();
+    // Once they are gone, a scraper is served again.
+    await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.status, () => 0)) === 200, 20000, 'a scrape after the others closed');
+    expect(fs.readFileSync(path.join(d.dir, 'mxfsd.log'), 'utf8')).to.match(/a connection beyond \[metrics\] max_connections \(4\) closed/);
+  });
+
   it('a metrics client that pipelines requests is cut off: one render per connection at a time, not one per request', async () => {
     // Each render of /metrics runs on the lock engine's thread (~5 ms); a client writing
     // thousands of pipelined GETs without reading used to get them all rendered, one after
@@ -242,21 +384,11 @@ describe('mxfsd end to end: bad and abusive clients', function () {
     const bystander = await MxfsClient.connect(d.socket, { name: 'bystander' });
     const held = await bystander.lock('kept', EX);
     // The client socket is up before the metrics listener: wait for the listener.
-    await waitFor(() => new Promise<boolean>((r) => {
-      const p = net.createConnection(port, '127.0.0.1');
-      p.once('connect', () => { p.destroy(); r(true); });
-      p.once('error', () => r(false));
-    }), 20000, 'the metrics listener');
-    const s = net.createConnection(port, '127.0.0.1');
-    let got = '';
-    let closed = false;
-    s.on('data', (c) => { got += c; });
-    s.on('close', () => { closed = true; });
-    s.on('error', () => {});
-    await new Promise((r) => s.once('connect', r));
-    s.write('GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n'.repeat(2000));
-    await waitFor(() => closed, 60000, 'the daemon closes the pipelining connection');
-    expect(got.split('HTTP/1.1 200 OK').length - 1, 'responses rendered for the pipelining client').to.be.at.most(1);
+    await metricsListening(port);
+    const pipelining = await httpConn(port);
+    pipelining.s.write('GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n'.repeat(2000));
+    await waitFor(() => pipelining.closed(), 60000, 'the daemon closes the pipelining connection');
+    expect(pipelining.got().split('HTTP/1.1 200 OK').length - 1, 'responses rendered for the pipelining client').to.be.at.most(1);
     // A well-behaved scraper (one request at a time, keep-alive) is served as before.
     const scraper = net.createConnection(port, '127.0.0.1');
     let text = '';

@@ -232,6 +232,62 @@ describe('mxfsd end to end', function () {
     await b.close();
   });
 
+  it('two concurrent unlock()s of one handle: the second fails BUSY locally (and a convert() meanwhile), the first releases it', async () => {
+    const [a, b] = await daemonAndTwoClients();
+    for (const slow of [false, true]) {
+      // slow: an LVB written from EX, so the daemon answers only once the master has it.
+      const h = await a.lock('twice', EX);
+      const first = h.unlock(slow ? { lvb: Buffer.from('v') } : {});
+      const second = h.unlock().then(() => 'ok', (e) => `${e.code}: ${e.message}`);
+      const conv = h.convert(PR).then(() => 'ok', (e) => e.code);
+      expect(await second).to.equal('BUSY: lock default/twice is already being unlocked (an unlock() is waiting for its reply)');
+      expect(await conv).to.equal('BUSY');
+      await first;
+      expect(h.released).to.equal(true);
+      expect(await h.unlock().then(() => 'ok', (e) => e.code), 'an unlock after the release').to.equal('NOTFOUND');
+      const hb = await b.lock('twice', EX, { noqueue: true });
+      await hb.unlock();
+    }
+    // An unlock refused (here before sending) leaves the handle held and unlockable again.
+    const h = await a.lock('again', PR);
+    const bad = await h.unlock({ lvb: Buffer.alloc(64) }).then(() => 'ok', (e) => e.code);
+    expect(bad).to.equal('INVALID');
+    await h.unlock();
+    expect(h.released).to.equal(true);
+    await a.close();
+    await b.close();
+  });
+
+  it('an LVB given to unlock() or convert() of a lock held below PW fails INVALID without sending; the lock and the LVB are unchanged', async () => {
+    const [a, b] = await daemonAndTwoClients();
+    const w = await a.lock('lvb-pr', EX);
+    await w.unlock({ lvb: Buffer.from('v1') });
+    for (const mode of [Mode.NL, Mode.CR, Mode.CW, PR]) {
+      const h = await a.lock('lvb-pr', mode);
+      const msg = new RegExp(`^lvb given, but lock default/lvb-pr is held in ${Mode[mode]}: a value block is written only from PW or EX$`);
+      const u = await h.unlock({ lvb: Buffer.from('v2') }).then(() => undefined, (e) => e);
+      expect(u?.code, Mode[mode]).to.equal('INVALID');
+      expect(u?.message).to.match(msg);
+      const c = await h.convert(EX, { lvb: Buffer.from('v2') }).then(() => undefined, (e) => e);
+      expect(c?.code, Mode[mode]).to.equal('INVALID');
+      expect(c?.message).to.match(msg);
+      // Nothing reached the daemon: still held in its mode, no conversion.
+      const q = (await b.locks({ resource: 'lvb-pr' })).resources[0];
+      expect(q.granted.map((g: any) => g.mode)).to.deep.equal([Mode[mode]]);
+      expect(q.converting).to.have.length(0);
+      expect(h.valid).to.equal(true);
+      await h.unlock();
+    }
+    const r = await b.lock('lvb-pr', EX);
+    expect(r.grant.lvb.subarray(0, 2).toString()).to.equal('v1');
+    // From PW or EX the value block is written, by a down-conversion or an unlock.
+    await r.convert(PR, { lvb: Buffer.from('v3') });
+    await r.unlock();
+    expect((await a.lock('lvb-pr', PR)).grant.lvb.subarray(0, 2).toString()).to.equal('v3');
+    await a.close();
+    await b.close();
+  });
+
   it('request ids wrap around after 2^32-1 requests, skipping one still in flight: the connection and its locks stay', async () => {
     const [a, b] = await daemonAndTwoClients();
     const ha = await a.lock('wrap', EX);

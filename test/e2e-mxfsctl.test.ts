@@ -92,6 +92,12 @@ describe('mxfsctl', function () {
       // Whole milliseconds, but more than a timer holds: the message says the range.
       [['lock', '--timeout', '3000000000', 'r', 'EX', '--', 'true'], /^mxfsctl: --timeout wants whole milliseconds 0\.\.2147483647, got '3000000000'\n/],
       [['mount', 'v', '--timeout', '3000000000'], /^mxfsctl: --timeout wants whole milliseconds 0\.\.2147483647, got '3000000000'\n/],
+      // A negative value given apart gets the same range error as --timeout=-5 (not parseArgs' "ambiguous").
+      [['lock', '--timeout', '-5', 'r', 'EX', '--', 'true'], /^mxfsctl: --timeout wants whole milliseconds 0\.\.2147483647, got '-5'\n/],
+      [['lock', '-w', '-5', 'r', 'EX', '--', 'true'], /^mxfsctl: --timeout wants whole milliseconds 0\.\.2147483647, got '-5'\n/],
+      [['lock', '--timeout=-5', 'r', 'EX', '--', 'true'], /^mxfsctl: --timeout wants whole milliseconds 0\.\.2147483647, got '-5'\n/],
+      [['lock', '--grace', '-1', 'r', 'EX', '--', 'true'], /^mxfsctl: --grace wants whole milliseconds 0\.\.2147483647, got '-1'\n/],
+      [['mount', 'v', '--timeout', '-5'], /^mxfsctl: --timeout wants whole milliseconds 0\.\.2147483647, got '-5'\n/],
     ] as Array<[string[], RegExp]>) {
       // A socket nobody listens on: a name check that reached the daemon would exit 4.
       const r = await mxfsctl(['--socket', path.join(d.dir, 'nope.sock'), ...args]);

@@ -304,6 +304,36 @@ describe('VolumeCore', () => {
     expect(r.c.state).to.equal('recovering');
   });
 
+  it('an umount whose outcome is unknown (umount_cmd past its timeout) is blocked, owned and possibly mounted, not mounted; a retry finishes it', () => {
+    /** A first mount, every step succeeding, then an operator's umount (req 2). */
+    const mountedThenUmount = (): Run => {
+      const x = new Run(core());
+      x.in({ type: 'mount', req: 1, wait: true });
+      x.in({ type: 'granted', op: x.last('lock').op, token: 9 });
+      x.in({ type: 'read', op: x.last('read').op });
+      for (const step of ['store', 'driver', 'store'] as const) x.in({ type: 'done', op: x.last(step).op });
+      expect(x.c.state).to.equal('mounted');
+      x.in({ type: 'umount', req: 2 });
+      return x;
+    };
+    const r = mountedThenUmount();
+    r.in({ type: 'failed', op: r.last('driver').op, code: 'UMOUNT_FAILED', message: 'umount_cmd did not finish within 1000 ms', inDoubt: true });
+    expect([r.c.state, r.c.step, r.c.holding, r.c.mountIssued]).to.deep.equal(['blocked', 'umount', true, true]);
+    expect(r.replies().filter((x) => x.req === 2)).to.deep.equal([{ do: 'reply', req: 2, ok: false, code: 'UMOUNT_FAILED',
+      message: "umount_cmd did not finish within 1000 ms; the volume may still be mounted here: blocked, the umount is retried ('mxfsctl volumes data' shows when it is done)" }]);
+    r.in({ type: 'retry', op: r.last('timer').op });
+    expect(r.last('driver').call).to.equal('umount');
+    r.in({ type: 'done', op: r.last('driver').op });
+    expect(r.c.state).to.equal('unmounting');
+    r.in({ type: 'done', op: r.last('store').op });
+    r.in({ type: 'done', op: r.last('unlock').op });
+    expect([r.c.state, r.c.holding, r.c.mountIssued]).to.deep.equal(['unmounted', false, false]);
+    // An umount that exited with a status (nothing unmounted) still goes back to mounted.
+    const b = mountedThenUmount();
+    b.in({ type: 'failed', op: b.last('driver').op, code: 'UMOUNT_FAILED', message: 'umount_cmd exited with status 32: target is busy' });
+    expect(b.c.state).to.equal('mounted');
+  });
+
   it('never leaves its state table or invariants, whatever order results, stale results and commands arrive in', () => {
     const inputs = fc.array(fc.record({ kind: fc.nat(20), pick: fc.nat(), ok: fc.oneof(fc.constant(true), fc.constant(true), fc.constant(false)), stale: fc.nat(9) }), { maxLength: 80 });
     fc.assert(fc.property(inputs, fc.boolean(), (steps, manual) => {
@@ -332,7 +362,7 @@ describe('VolumeCore', () => {
           case 2: feed({ type: 'umount', req: req++ }); break;
           case 3: feed({ type: 'lost', reason: 'x' }); break;
           case 4: feed({ type: 'rejoined' }); break;
-          case 5: feed({ type: 'externallyUnmounted' }); break;
+          case 5: feed(s.ok ? { type: 'externallyUnmounted' } : { type: 'withdraw', req: 1 + (s.pick % req) }); break;
           default:
             if (!e) break;
             if (e.do === 'lock') feed(s.ok ? { type: 'granted', op, token: t } : { type: 'lockFailed', op, code: 'NOTQUEUED', message: 'no' });
@@ -340,7 +370,7 @@ describe('VolumeCore', () => {
             else if (e.do === 'prove') feed(s.ok ? { type: 'proven', op, how: 'x' } : { type: 'failed', op, code: 'UNPROVEN', message: 'x' });
             else if (e.do === 'fence') feed({ type: 'fenceDone', op, report: { fenced: s.ok, cause: 'x', durationMs: 1 } });
             else if (e.do === 'timer') feed({ type: 'retry', op });
-            else feed(s.ok ? { type: 'done', op } : { type: 'failed', op, code: 'MOUNT_FAILED', message: 'x' });
+            else feed(s.ok ? { type: 'done', op } : { type: 'failed', op, code: s.stale > 5 ? 'UMOUNT_FAILED' : 'MOUNT_FAILED', message: 'x', ...(s.stale > 7 ? { inDoubt: true } : {}) });
         }
       }
     }), { numRuns: 3000 });

@@ -106,6 +106,28 @@ function mxfsctl(args: string[]): Promise<{ code: number; out: string; err: stri
   });
 }
 
+/**
+ * One standalone mxfsd with one command-mode volume: `volume` gives its name and commands
+ * (the device is a file in dir; `mark` is a file for the commands to show a mount with).
+ */
+async function oneNode(prefix: string, volume: (dir: string, mark: string) => string): Promise<{ dir: string; mark: string; socket: string; p: ReturnType<typeof spawn>; run: (...a: string[]) => ReturnType<typeof mxfsctl> }> {
+  const dir = tmpDir(prefix);
+  fs.writeFileSync(path.join(dir, 'dev'), '');
+  const mark = path.join(dir, 'mounted');
+  const config = path.join(dir, 'mxfs.conf');
+  const socket = path.join(dir, 'mxfsd.sock');
+  fs.writeFileSync(config, `${configText(dir)}\n[volume]\ndevice = ${path.join(dir, 'dev')}\ndriver = command\n${volume(dir, mark)}`);
+  const p = spawn(process.execPath, [MXFSD, '--config', config], { stdio: 'ignore' });
+  const run = (...a: string[]) => mxfsctl(['--socket', socket, ...a]);
+  try {
+    await waitFor(async () => (await run('volumes')).code === 0, 20000, 'mxfsd with volumes');
+  } catch (e) {
+    p.kill('SIGKILL');
+    throw e;
+  }
+  return { dir, mark, socket, p, run };
+}
+
 describe('volumes end to end (3 real mxfsd, command driver over a fenced volume store)', function () {
   this.timeout(120000);
   let s: Setup | undefined;
@@ -397,6 +419,82 @@ describe('volume errors on one node (real mxfsd, command driver)', function () {
       expect(await state('stuck')).to.equal('unmounted');
     } finally {
       fs.rmSync(path.join(dir, 'hang'), { force: true });
+      p.kill('SIGKILL');
+    }
+  });
+
+  it('a umount_cmd that outlasts command_timeout_ms leaves the volume blocked (may still be mounted), not mounted; the umount is retried until done', async () => {
+    // The umount hangs while the file 'hang' exists (a umount(8) stuck on a dead device, say).
+    const { dir, mark, p, run } = await oneNode('mxfs-volumount-', (dir, mark) => `name = slow\nmount_cmd = touch ${mark}\n`
+      + `umount_cmd = while [ -f ${dir}/hang ]; do sleep 0.1; done; rm -f ${mark}\ncommand_timeout_ms = 1000\n`);
+    try {
+      const report = async () => JSON.parse((await run('--json', 'volumes', 'slow')).out).volumes[0];
+      const vol = async () => (await report()).nodes[0];
+      expect((await run('mount', 'slow')).code).to.equal(0);
+      fs.writeFileSync(path.join(dir, 'hang'), '');
+      const um = await run('umount', 'slow');
+      expect([um.code, um.err]).to.deep.equal([5, "mxfsctl: umount_cmd did not finish within 1000 ms; the volume may still be mounted here: blocked, the umount is retried ('mxfsctl volumes slow' shows when it is done)\n"]);
+      const v = await vol();
+      expect(v.state, 'not back to mounted: whether it is mounted is unknown').to.equal('blocked');
+      expect(v.step).to.equal('umount');
+      const r = await report();
+      expect([r.owner, r.ownerState], 'still owned while it may be mounted').to.deep.equal([1, 'blocked']);
+      expect(r.blocked[0].reason).to.match(/^umount_cmd did not finish within 1000 ms; the volume may still be mounted here/);
+      const m = await run('mount', 'slow');
+      expect(m.code, 'a mount meanwhile fails fast').to.equal(7);
+      // The umount can finish now: a retry does it and gives the volume back.
+      fs.unlinkSync(path.join(dir, 'hang'));
+      await waitFor(async () => (await vol()).state === 'unmounted', 60000, 'the retried umount done');
+      expect(fs.existsSync(mark)).to.equal(false);
+      const locks = JSON.parse((await run('--json', 'locks', '--lockspace', 'mxfs-volumes')).out);
+      expect(locks.resources.flatMap((r: any) => r.granted)).to.deep.equal([]);
+      expect((await run('mount', 'slow')).code, 'and it mounts again').to.equal(0);
+    } finally {
+      fs.rmSync(path.join(dir, 'hang'), { force: true });
+      p.kill('SIGKILL');
+    }
+  });
+
+  it('a waiting mxfsctl mount that is killed withdraws its ownership request: the node does not mount once the owner lets go', async () => {
+    const { dir, mark, socket, p, run } = await oneNode('mxfs-volkill-', (_dir, mark) => `name = good\nmount_cmd = touch ${mark}\numount_cmd = rm -f ${mark}\n`);
+    let holder: ReturnType<typeof spawn> | undefined;
+    try {
+      const vol = async () => JSON.parse((await run('--json', 'volumes', 'good')).out).volumes[0];
+      const ownershipLocks = async () => JSON.parse((await run('--json', 'locks', '--lockspace', 'mxfs-volumes', '--resource', 'good')).out).resources[0];
+      // Another holder of the volume's ownership lock (as another node's owner would be).
+      const held = path.join(dir, 'held');
+      holder = spawn(process.execPath, [MXFSCTL, '--socket', socket, 'lock', '--lockspace', 'mxfs-volumes', 'good', 'EX', '--', 'sh', '-c', `touch ${held}; while [ ! -f ${dir}/release ]; do sleep 0.1; done`], { stdio: 'ignore' });
+      await waitFor(async () => fs.existsSync(held), 20000, 'the ownership lock held by another client');
+      // Two waiting mounts: killing one leaves the other's wait in place.
+      const first = spawn(process.execPath, [MXFSCTL, '--socket', socket, 'mount', 'good'], { stdio: 'ignore' });
+      const second = spawn(process.execPath, [MXFSCTL, '--socket', socket, 'mount', 'good'], { stdio: 'ignore' });
+      await waitFor(async () => (await vol()).nodes[0].state === 'acquiring' && (await ownershipLocks())?.waiting.length === 1, 20000, 'the mount waiting for the lock');
+      const firstGone = new Promise((r) => first.once('exit', r));
+      first.kill('SIGKILL');
+      await firstGone;
+      expect((await vol()).nodes[0].state, 'the other mount still waits').to.equal('acquiring');
+      const secondGone = new Promise((r) => second.once('exit', r));
+      second.kill('SIGKILL');
+      await secondGone;
+      // Nobody waits for the mount any more: the ownership request is withdrawn.
+      await waitFor(async () => (await vol()).nodes[0].state === 'unmounted', 20000, 'the mount withdrawn');
+      expect((await vol()).nodes[0].reason).to.equal('mount of good withdrawn: the client that asked for it went away');
+      expect((await ownershipLocks()).waiting).to.deep.equal([]);
+      // The owner lets go: nothing mounts here (a mount of this node would take the lock at once).
+      fs.writeFileSync(path.join(dir, 'release'), '');
+      await new Promise((r) => holder!.once('exit', r));
+      // Its release reaches the master after the holder's answer: wait for the holder's lock to go.
+      let after: any;
+      await waitFor(async () => { after = await ownershipLocks(); return after === undefined || after.granted.every((g: any) => g.client !== 'mxfsctl'); }, 20000, 'the holder\'s lock released');
+      expect([after?.granted ?? [], after?.waiting ?? []], 'nobody holds or waits for the ownership lock').to.deep.equal([[], []]);
+      expect((await vol()).nodes[0].state).to.equal('unmounted');
+      expect(fs.existsSync(mark)).to.equal(false);
+      // A mount whose client stays is not affected.
+      const ok = await run('mount', 'good');
+      expect([ok.code, fs.existsSync(mark)]).to.deep.equal([0, true]);
+    } finally {
+      fs.writeFileSync(path.join(dir, 'release'), '');
+      if (holder && holder.exitCode === null) await new Promise((r) => holder!.once('exit', r));
       p.kill('SIGKILL');
     }
   });

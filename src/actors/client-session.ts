@@ -48,8 +48,11 @@ import { SLICE, yieldTurn } from '../util/slices';
 
 export interface DaemonInfo {
   status(): Promise<unknown>;
-  /** A volume request; resolves with the reply's data or rejects with a VolumeRequestError. */
-  volume(req: Extract<ClientRequest, { type: 'volume' }>): Promise<unknown>;
+  /**
+   * A volume request; resolves with the reply's data or rejects with a VolumeRequestError.
+   * `gone` aborts when the client's session ends: a mount still waiting for ownership is withdrawn.
+   */
+  volume(req: Extract<ClientRequest, { type: 'volume' }>, gone?: AbortSignal): Promise<unknown>;
   locks(filter: { lockspace?: string; resource?: string }): Promise<unknown>;
   /** The kernel's cached inode locks of a volume; rejects with a VolumeRequestError. */
   inodeLocks(req: Extract<ClientRequest, { type: 'inodeLocks' }>): Promise<unknown>;
@@ -260,6 +263,8 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
   const releaseWindow = o.maxInFlight ?? o.maxLocks;
   // Request ids in flight (one definition per session, so this closure is the session's).
   const inFlight = new Set<number>();
+  /** Volume mounts in progress for this client: aborted when the session ends. */
+  const volumeWaits = new Set<AbortController>();
   const settle = (id: number) => { if (inFlight.delete(id)) o.admission.inFlight--; };
   const reply = (id: number, ok: true, extra?: Omit<Extract<DaemonMessage, { ok: true }>, 'type' | 'id' | 'ok'>) => {
     settle(id);
@@ -297,6 +302,8 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
     o.clock.clearTimer(s.timer);
     o.admission.inFlight -= inFlight.size; // their replies have nobody to go to
     inFlight.clear();
+    for (const w of [...volumeWaits]) w.abort();
+    volumeWaits.clear();
     const seen = new Set<string>();
     const targets: Array<[string, string]> = [];
     const add = (lockspace: string, resource: string) => {
@@ -375,6 +382,16 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
     }
     switch (req.type) {
       case 'hello': {
+        if (s.hello) {
+          // Said once per connection: a second hello is a client out of step with the
+          // protocol (its session, locks and limits were set by the first), cut like any other
+          // protocol error: answered PROTOCOL, told 'lost', its locks released.
+          const why = 'protocol error: hello was already said on this connection';
+          refuse(req.id, 'PROTOCOL', why);
+          o.emit({ type: 'lost', reason: why });
+          end(s, sys, self, why);
+          return;
+        }
         if (req.version !== CLIENT_PROTOCOL_VERSION) {
           refuse(req.id, 'PROTOCOL', `protocol version ${req.version} not supported (daemon speaks ${CLIENT_PROTOCOL_VERSION})`);
           end(s, sys, self, 'protocol version');
@@ -456,10 +473,15 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
         o.info.inodeLocks(req).then((data) => reply(req.id, true, { data }),
           (e: Error) => refuse(req.id, e instanceof VolumeRequestError ? e.code : 'BUSY', e.message));
         return;
-      case 'volume':
-        o.info.volume(req).then((data) => reply(req.id, true, { data }),
-          (e: Error) => refuse(req.id, e instanceof VolumeRequestError ? e.code : 'BUSY', e.message));
+      case 'volume': {
+        // A mount waits (for ownership) as long as its client is there to hear the answer.
+        const gone = req.op === 'mount' ? new AbortController() : undefined;
+        if (gone) volumeWaits.add(gone);
+        o.info.volume(req, gone?.signal).then((data) => reply(req.id, true, { data }),
+          (e: Error) => refuse(req.id, e instanceof VolumeRequestError ? e.code : 'BUSY', e.message))
+          .finally(() => { if (gone) volumeWaits.delete(gone); });
         return;
+      }
       case 'trace':
         o.info.trace(req).then((data) => inspected(req.id, data), (e: Error) => refuse(req.id, 'INVALID', e.message));
         return;

@@ -11,10 +11,33 @@ export type Parsed<T extends Options> = ReturnType<typeof parseArgs<{ args: stri
 
 export function parse<T extends Options>(argv: string[], options: T, allowPositionals = true): Parsed<T> {
   try {
-    return parseArgs({ args: argv, options, allowPositionals, strict: true });
+    return parseArgs({ args: negativeValues(argv, options), allowPositionals, options, strict: true });
   } catch (e) {
     throw new UsageError((e as Error).message.replace(/\. To specify a positional argument.*$/s, ''));
   }
+}
+
+/** A value that reads as a negative number (`-5`, `-1.5`): no option of ours looks like one. */
+const NEGATIVE = /^-\d/;
+
+/**
+ * `--timeout -5` as `--timeout=-5`: parseArgs refuses a separate value starting with a dash as
+ * "ambiguous", so the option's own check (a range error naming it) would never be reached.
+ * Only for options that take a value, and only for values that read as negative numbers.
+ */
+function negativeValues(argv: string[], options: Options): string[] {
+  let out: string[] | undefined;
+  for (let i = 0; i < argv.length - 1; i++) {
+    const a = argv[i]!;
+    if (a === '--') break;
+    if (!NEGATIVE.test(argv[i + 1]!)) continue;
+    const long = a.startsWith('--') ? a.slice(2) : /^-[^-]$/.test(a) ? Object.keys(options ?? {}).find((k) => options![k]!.short === a[1]) : undefined;
+    if (long === undefined || options?.[long]?.type !== 'string') continue;
+    out ??= argv.slice();
+    out.splice(i - (argv.length - out.length), 2, `--${long}=${argv[i + 1]}`);
+    i++;
+  }
+  return out ?? argv;
 }
 
 export function die(prog: string, message: string, usage: string, code = 2): never {

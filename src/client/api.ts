@@ -22,12 +22,12 @@ export interface ConvertOptions {
   noqueue?: boolean;
   timeoutMs?: number;
   signal?: AbortSignal;
-  /** Write this LVB back (only when the lock is held in PW or EX). */
+  /** Write this LVB back: only from PW or EX (held in a lower mode, the call fails INVALID, unsent). */
   lvb?: Buffer;
 }
 
 export interface UnlockOptions {
-  /** Write this LVB back (only when the lock is held in PW or EX). */
+  /** Write this LVB back: only from PW or EX (held in a lower mode, the call fails INVALID, unsent). */
   lvb?: Buffer;
 }
 
@@ -49,6 +49,7 @@ export interface LockHandle extends EventEmitter {
    *  bound; checked at the moment of the call, so a paused process learns at once. */
   readonly valid: boolean;
   convert(mode: Mode, opts?: ConvertOptions): Promise<Grant>;
+  /** One at a time: a second unlock() (or a convert()) while one waits for its reply fails BUSY. */
   unlock(opts?: UnlockOptions): Promise<void>;
 }
 

@@ -18,9 +18,9 @@
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import type { ConvertOptions, LockClient, LockHandle, LockOptions, UnlockOptions } from './api';
-import { Mode } from '../dlm/modes';
+import { isWriteMode, Mode, modeName } from '../dlm/modes';
 import { DEFAULT_LOCKSPACE, Grant, LOCK_ERROR_CODES, LockError, LockErrorCode, MAX_LOCKSPACE_NAME, MAX_RESOURCE_NAME } from '../dlm/types';
-import { CLIENT_PROTOCOL_VERSION, ClientRequest, DaemonMessage, FaultSpec, HelloData, nameProblem, validateDaemonMessage, VolumeRequestOp, TraceRequestOp } from '../wire/client-protocol';
+import { CLIENT_PROTOCOL_VERSION, ClientRequest, clientNameProblem, DaemonMessage, FaultSpec, HelloData, nameProblem, validateDaemonMessage, VolumeRequestOp, TraceRequestOp } from '../wire/client-protocol';
 import { VOLUME_REPLY_CODES, VolumeReplyCode } from '../volumes/volume-core';
 
 /** A volume request the daemon refused; `code` says why (docs/daemon.md). */
@@ -38,6 +38,7 @@ const MAX_REQUEST_ID = 2 ** 32 - 1;
 
 /** How the client reaches its daemon. */
 export interface ClientTransport {
+  /** May throw a LockError (BUSY: too many bytes not sent yet): that request fails with it. */
   send(req: ClientRequest): void;
   close(): void;
   /** Set by the client: called with each message from the daemon (already validated). */
@@ -53,7 +54,16 @@ export interface ClientOptions {
   clock?: Clock;
   /** Upper bound for the hello exchange. */
   connectTimeoutMs?: number;
+  /**
+   * Bytes of requests the socket may hold unsent (the daemon not reading them) before a new
+   * request fails BUSY instead of being queued; unlocks, cancels and heartbeats are always
+   * queued. Default DEFAULT_MAX_UNSENT_BYTES.
+   */
+  maxUnsentBytes?: number;
 }
+
+/** Default ClientOptions.maxUnsentBytes: 4 MiB, some 40 000 lock requests. */
+export const DEFAULT_MAX_UNSENT_BYTES = 4 * 1024 * 1024;
 
 export class MxfsClient extends EventEmitter implements LockClient {
   private nextReq = 1;
@@ -78,7 +88,7 @@ export class MxfsClient extends EventEmitter implements LockClient {
 
   /** Connect to mxfsd's Unix socket. */
   static async connect(socketPath: string, opts: ClientOptions = {}): Promise<MxfsClient> {
-    const t = await socketTransport(socketPath, 16 * 1024 * 1024, opts.connectTimeoutMs ?? 5000);
+    const t = await socketTransport(socketPath, 16 * 1024 * 1024, opts.connectTimeoutMs ?? 5000, opts.maxUnsentBytes);
     return MxfsClient.start(t, opts);
   }
 
@@ -86,6 +96,7 @@ export class MxfsClient extends EventEmitter implements LockClient {
   static async start(t: ClientTransport, opts: ClientOptions = {}): Promise<MxfsClient> {
     const c = new MxfsClient(t, opts.clock ?? systemClock);
     try {
+      checkArg('name', clientNameProblem(opts.name ?? 'mxfs-client'));
       const r = await c.request({ type: 'hello', id: 0, version: CLIENT_PROTOCOL_VERSION, client: opts.name ?? 'mxfs-client', pid: process.pid }, opts.connectTimeoutMs ?? 5000);
       c.hello = r.data as HelloData;
     } catch (e) {
@@ -172,7 +183,7 @@ export class MxfsClient extends EventEmitter implements LockClient {
 
   /** @internal */
   async convertLock(h: Handle, mode: Mode, opts: ConvertOptions): Promise<Grant> {
-    this.checkLvb(opts.lvb);
+    this.checkLvb(opts.lvb, h);
     // An already aborted signal never fires 'abort': the conversion would wait, uncancellable.
     if (opts.signal?.aborted) throw new LockError('CANCELLED', 'aborted before the request was sent');
     const onAbort = () => this.sendCancel(h.lockId);
@@ -195,10 +206,12 @@ export class MxfsClient extends EventEmitter implements LockClient {
 
   /** @internal */
   async unlockLock(h: Handle, opts: UnlockOptions): Promise<void> {
-    this.checkLvb(opts.lvb);
+    this.checkLvb(opts.lvb, h);
+    h.unlocking = true;
     try {
       await this.request({ type: 'unlock', id: 0, lockId: h.lockId, lvb: opts.lvb });
     } catch (e) {
+      h.unlocking = false;
       // LOST: the lock is gone, but the daemon could not confirm what the unlock asked
       // (e.g. its LVB write, across a cluster recovery). The handle is finished either way.
       if (e instanceof LockError && e.code === 'LOST') { this.handles.delete(h.lockId); h.markLost(e.message); }
@@ -208,9 +221,15 @@ export class MxfsClient extends EventEmitter implements LockClient {
     h.markReleased();
   }
 
-  private checkLvb(lvb: Buffer | undefined): void {
-    if (lvb && lvb.length > this.hello.lvbSize) {
+  private checkLvb(lvb: Buffer | undefined, h: Handle): void {
+    if (!lvb) return;
+    if (lvb.length > this.hello.lvbSize) {
       throw new LockError('INVALID', `lvb is ${lvb.length} bytes; the daemon's lock value block is ${this.hello.lvbSize} bytes`);
+    }
+    // The DLM writes a value block back only from PW or EX (and ignores it otherwise, as
+    // Linux's does): given with a lock held in a lower mode it would be dropped silently.
+    if (!isWriteMode(h.grant.mode)) {
+      throw new LockError('INVALID', `lvb given, but lock ${h.lockspace}/${h.resource} is held in ${modeName(h.grant.mode)}: a value block is written only from PW or EX`);
     }
   }
 
@@ -258,7 +277,14 @@ export class MxfsClient extends EventEmitter implements LockClient {
         },
         reject: (e) => { this.clock.clearTimer(timer); reject(e); },
       });
-      this.t.send({ ...req, id } as ClientRequest);
+      try {
+        this.t.send({ ...req, id } as ClientRequest);
+      } catch (e) {
+        // Not sent (the transport's queue is over its bound): this request fails alone.
+        this.pending.delete(id);
+        this.clock.clearTimer(timer);
+        reject(e);
+      }
     });
   }
 
@@ -368,6 +394,8 @@ class Handle extends EventEmitter implements LockHandle {
   lostReason?: string;
   /** The mode of a BAST emitted while nobody listened for 'bast' (since the current grant). */
   unheardBast?: Mode;
+  /** An unlock() is waiting for its reply: a second one (or a convert()) fails BUSY here. */
+  unlocking = false;
 
   constructor(private readonly c: MxfsClient, readonly lockId: number, readonly lockspace: string, readonly resource: string) {
     super();
@@ -402,6 +430,7 @@ class Handle extends EventEmitter implements LockHandle {
 
   convert(mode: Mode, opts: ConvertOptions = {}): Promise<Grant> {
     if (this.done) return Promise.reject(new LockError(this.lostReason ? 'LOST' : 'NOTFOUND', this.lostReason ?? 'lock already released'));
+    if (this.unlocking) return Promise.reject(this.busyUnlocking());
     // Past the bound (a paused process, before the watchdog noticed): a rejected promise like
     // every other failure, never a synchronous throw (a bast handler's `void h.convert(...)`
     // or `h.convert(...).catch(...)` would crash the process with it).
@@ -411,7 +440,14 @@ class Handle extends EventEmitter implements LockHandle {
 
   unlock(opts: UnlockOptions = {}): Promise<void> {
     if (this.done) return Promise.reject(new LockError(this.lostReason ? 'LOST' : 'NOTFOUND', this.lostReason ?? 'lock already released'));
+    // Not joined to the first: like an unlock after the release (NOTFOUND), a second one is the
+    // caller's mistake, and its LVB, if any, would not be written.
+    if (this.unlocking) return Promise.reject(this.busyUnlocking());
     return this.c.unlockLock(this, opts);
+  }
+
+  private busyUnlocking(): LockError {
+    return new LockError('BUSY', `lock ${this.lockspace}/${this.resource} is already being unlocked (an unlock() is waiting for its reply)`);
   }
 
   /**
@@ -449,8 +485,17 @@ function toGrant(g: { mode: Mode; token: number; lvb: Buffer; lvbValid: boolean 
  */
 export const CLIENT_READ_BUFFER_BYTES = 64 * 1024;
 
-/** A transport over mxfsd's Unix socket. */
-export function socketTransport(path: string, maxFrameBytes: number, timeoutMs: number): Promise<ClientTransport> {
+/** Requests sent whatever the socket holds: they release locks, or keep the client alive. */
+const ALWAYS_QUEUED: ReadonlySet<string> = new Set(['unlock', 'cancel', 'hb']);
+
+/**
+ * A transport over mxfsd's Unix socket. Requests go to the socket at once; what the kernel
+ * does not take stays in the socket's own write queue. While that holds more than
+ * maxUnsentBytes (a daemon that stopped reading: SIGSTOP, wedged, or a flood faster than it
+ * reads), a new request throws BUSY instead of growing it without bound; unlocks, cancels
+ * and heartbeats are queued regardless (they are bounded by the locks and requests there are).
+ */
+export function socketTransport(path: string, maxFrameBytes: number, timeoutMs: number, maxUnsentBytes = DEFAULT_MAX_UNSENT_BYTES): Promise<ClientTransport> {
   return new Promise((resolve, reject) => {
     const dec = new FrameDecoder(maxFrameBytes);
     let closed = false;
@@ -471,7 +516,14 @@ export function socketTransport(path: string, maxFrameBytes: number, timeoutMs: 
     };
     const sock = net.connect({ path, onread: { buffer: Buffer.allocUnsafe(CLIENT_READ_BUFFER_BYTES), callback: onRead } });
     const t: ClientTransport = {
-      send(req) { if (!closed) sock.write(encodeFrame(req, maxFrameBytes)); },
+      send(req) {
+        if (closed) return;
+        const unsent = sock.writableLength;
+        if (unsent > maxUnsentBytes && !ALWAYS_QUEUED.has(req.type)) {
+          throw new LockError('BUSY', `${unsent} bytes of requests to mxfsd are not sent yet (more than maxUnsentBytes, ${maxUnsentBytes}): mxfsd is not reading them; wait for replies, then retry`);
+        }
+        sock.write(encodeFrame(req, maxFrameBytes));
+      },
       close() { if (!closed) { closed = true; sock.destroy(); t.onClose?.('closed by client'); } },
     };
     const timer = setTimeout(() => { sock.destroy(); reject(new LockError('LOST', `cannot connect to ${path}: timed out`)); }, timeoutMs);

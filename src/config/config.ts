@@ -55,7 +55,7 @@ export interface LoggingConfig { level: LogLevelName; file?: string; syslog: boo
 /** [trace]: the message trace (docs/tracing.md). */
 export interface TraceConfig { enabled: boolean; ringSize: number; file?: string; fileMaxBytes: number; fileKeep: number }
 /** [metrics]: the Prometheus text endpoint (docs/tracing.md, "Metrics"). */
-export interface MetricsConfig { enabled: boolean; address: string; port: number }
+export interface MetricsConfig { enabled: boolean; address: string; port: number; maxConnections: number }
 export interface Config { file: string; node: NodeConfig; cluster: ClusterConfig; peers: PeerConfig[]; volumes: VolumeConfig[]; timing: TimingConfig; locking: LockingConfig; logging: LoggingConfig; trace: TraceConfig; metrics: MetricsConfig }
 
 export class ConfigError extends Error {
@@ -233,6 +233,7 @@ const SECTIONS: Record<string, SectionSpec> = {
       enabled: { type: { kind: 'bool' }, default: false },
       address: { type: { kind: 'address' }, default: '127.0.0.1' },
       port: { type: PORT, default: 9464 },
+      max_connections: { type: { kind: 'int', min: 1, max: 1024 }, default: 16 },
     },
   },
 };
@@ -331,7 +332,10 @@ export function parseConfig(text: string, file: string): Config {
     locking: buildLocking(one('locking')),
     logging: buildLogging(one('logging')),
     trace: buildTrace(one('trace')),
-    metrics: { enabled: get('metrics', one('metrics'), 'enabled'), address: get('metrics', one('metrics'), 'address'), port: get('metrics', one('metrics'), 'port') },
+    metrics: {
+      enabled: get('metrics', one('metrics'), 'enabled'), address: get('metrics', one('metrics'), 'address'), port: get('metrics', one('metrics'), 'port'),
+      maxConnections: get('metrics', one('metrics'), 'max_connections'),
+    },
   };
   checkCrossFieldRules(config, file, bySection);
   return config;
@@ -487,7 +491,10 @@ function parseValue(t: ValueType, key: string, v: string, dir: string): Value | 
     }
     case 'octal': {
       if (!/^(?:0o)?[0-7]{3,4}$/i.test(v)) return { error: `'${key}' must be an octal file mode like 0660, got '${shown}'` };
-      return parseInt(v.replace(/^0o/i, ''), 8);
+      const mode = parseInt(v.replace(/^0o/i, ''), 8);
+      // Permission bits only: setuid, setgid and sticky (07000) mean nothing on a socket.
+      if (mode > 0o777) return { error: `'${key}' must be permission bits 0000..0777 (setuid, setgid and sticky do not apply), got '${shown}'` };
+      return mode;
     }
     case 'enum':
       if (!t.values.includes(v)) return { error: `'${key}' must be one of ${t.values.join(', ')}; got '${shown}'` };

@@ -93,6 +93,8 @@ interface SessionInfo {
   emit(m: DaemonMessage): void;
   client: string;
   pid?: number;
+  /** Set by the connection's first hello (client and pid come from it). */
+  named?: boolean;
   transport: 'socket' | 'local';
   since: number;
 }
@@ -230,13 +232,13 @@ export class Daemon implements DaemonInfo {
     await vm.start();
   }
 
-  async volume(req: Extract<ClientRequest, { type: 'volume' }>): Promise<unknown> {
+  async volume(req: Extract<ClientRequest, { type: 'volume' }>, gone?: AbortSignal): Promise<unknown> {
     const vm = this.volumes;
     if (!vm) throw new VolumeRequestError('UNKNOWN_VOLUME', `no volume is configured on node ${this.o.config.node.id}${req.volume ? ` (asked for '${req.volume}')` : ''}`);
     if (req.op === 'status') {
       try { return await vm.volumesReport(req.volume); } catch (e) { throw new VolumeRequestError('UNKNOWN_VOLUME', (e as Error).message); }
     }
-    const r = await vm.request(req.op, req.volume!, { wait: req.wait, timeoutMs: req.timeoutMs });
+    const r = await vm.request(req.op, req.volume!, { wait: req.wait, timeoutMs: req.timeoutMs, gone });
     if (!r.ok) throw new VolumeRequestError(r.code, r.message);
     return { message: r.message, volume: req.volume, node: this.o.config.node.id };
   }
@@ -414,7 +416,8 @@ export class Daemon implements DaemonInfo {
       }
       if (req.type === 'hello') {
         const s = this.sessions.get(sessionId);
-        if (s) { s.client = req.client; s.pid = req.pid; }
+        // The first hello names the session (a second one is a protocol error: it is cut).
+        if (s && !s.named) { s.named = true; s.client = req.client; s.pid = req.pid; }
       }
       // Heartbeats are answered here, not behind the requests in the session's mailbox (a
       // client with 50 000 locks collecting its records, a flood of its own requests...),

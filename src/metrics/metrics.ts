@@ -203,7 +203,7 @@ export class NodeMetrics {
   /** Starts the HTTP listener (GET /metrics) when [metrics] is enabled. */
   async start(): Promise<void> {
     if (!this.enabled) return;
-    const { address, port } = this.o.config.metrics;
+    const { address, port, maxConnections } = this.o.config.metrics;
     // Renders run on the lock engine's thread (a few ms each). One request per connection at a
     // time: a client pipelining a second request before the first is answered is cut off (a
     // scraper never does; thousands of pipelined GETs would otherwise be rendered one after the
@@ -227,6 +227,19 @@ export class NodeMetrics {
         (text) => { if (!res.destroyed) res.writeHead(200, { 'content-type': this.registry.contentType }).end(text); },
         (e: Error) => { if (!res.destroyed) res.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics failed: ${e.message}\n`); },
       );
+    });
+    // Its own bound on connections ([metrics] max_connections): one more is closed at once,
+    // unread, so that whoever reaches the port cannot hold the daemon's file descriptors (a
+    // scraper needs one or two).
+    server.maxConnections = maxConnections;
+    let dropped = 0;
+    let warnedAt: number | undefined;
+    server.on('drop', (d?: { remoteAddress?: string }) => {
+      dropped++;
+      const now = this.o.clock.now();
+      if (warnedAt !== undefined && now - warnedAt < 60_000) return;
+      warnedAt = now;
+      this.o.log.warn({ remote: d?.remoteAddress, dropped }, `metrics endpoint: a connection beyond [metrics] max_connections (${maxConnections}) closed (${dropped} so far)`);
     });
     await new Promise<void>((resolve, reject) => {
       server.once('error', (e) => reject(new Error(`[metrics] cannot listen on ${address}:${port}: ${e.message}`)));

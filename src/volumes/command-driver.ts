@@ -139,7 +139,10 @@ export class CommandVolumeDriver implements VolumeDriver {
   }
 
   async umount(ctx: OwnershipContext): Promise<void> {
-    await this.run('umount_cmd', this.v.commands.umount!, 'UMOUNT_FAILED', this.env(this.ownership(ctx)));
+    const r = await runCommand(this.v.commands.umount!, this.env(this.ownership(ctx)), this.v.commandTimeoutMs, this.clock);
+    // An exit status is umount's word (nothing unmounted); a timeout or a signal says nothing:
+    // the volume may be unmounted, half way, or still mounted.
+    if (r.code !== 0) throw new VolumeError('UMOUNT_FAILED', describeFailure('umount_cmd', r, this.v.commandTimeoutMs), r.timedOut || r.code === null);
     this.mounted = false;
   }
 

@@ -56,7 +56,11 @@ export type VolumeErrorCode =
   | 'DRIVER';             // anything else the driver could not do
 
 export class VolumeError extends Error {
-  constructor(readonly code: VolumeErrorCode, message: string) {
+  /**
+   * inDoubt: the call's outcome is unknown (a command past its timeout, or killed by a
+   * signal): an umount that may or may not have unmounted.
+   */
+  constructor(readonly code: VolumeErrorCode, message: string, readonly inDoubt = false) {
     super(message);
     this.name = 'VolumeError';
   }

@@ -207,17 +207,24 @@ export class VolumeManager {
 
   names(): string[] { return [...this.volumes.keys()]; }
 
-  /** An mxfsctl request: resolves with the outcome (never rejects). */
-  request(op: VolumeOp, volume: string, opts: { wait?: boolean; timeoutMs?: number }): Promise<VolumeResult> {
+  /**
+   * An mxfsctl request: resolves with the outcome (never rejects). `gone` (mount only): the
+   * asking client went away; a mount still waiting for ownership is then withdrawn.
+   */
+  request(op: VolumeOp, volume: string, opts: { wait?: boolean; timeoutMs?: number; gone?: AbortSignal }): Promise<VolumeResult> {
     const v = this.volumes.get(volume);
     if (!v) return Promise.resolve({ ok: false, code: 'UNKNOWN_VOLUME', message: unknownVolume(volume, this.names()) });
     if (v.attachError && op !== 'umount') return Promise.resolve({ ok: false, code: 'DEVICE_MISSING', message: `volume ${volume}: ${v.attachError}` });
     const req = this.nextReq++;
     return new Promise((resolve) => {
-      this.pending.set(req, resolve);
+      const gone = op === 'mount' ? opts.gone : undefined;
+      const withdraw = () => this.input(v, { type: 'withdraw', req });
+      this.pending.set(req, (r) => { gone?.removeEventListener('abort', withdraw); resolve(r); });
       const input = op === 'mount' ? { type: 'mount' as const, req, wait: opts.wait ?? true, ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}) }
         : op === 'umount' ? { type: 'umount' as const, req } : { type: 'standby' as const, req };
       this.input(v, input);
+      if (gone?.aborted) withdraw();
+      else gone?.addEventListener('abort', withdraw, { once: true });
     }).then(async (r) => {
       const res = r as VolumeResult;
       if (!res.ok && res.code === 'OWNED') return { ...res, message: await this.describeOwner(volume, res.message) };

@@ -53,6 +53,8 @@ export type Step =
 
 export type VolumeInput =
   | { type: 'mount'; req: number; wait: boolean; timeoutMs?: number }
+  /** The client of mount request `req` went away: drop it, and the ownership request with it while that still waits. */
+  | { type: 'withdraw'; req: number }
   | { type: 'standby'; req: number }
   | { type: 'umount'; req: number }
   | { type: 'granted'; op: number; token: number; lvbRecord?: VolumeRecord }
@@ -62,7 +64,8 @@ export type VolumeInput =
   | { type: 'read'; op: number; record?: VolumeRecord }
   | { type: 'proven'; op: number; how: string }
   | { type: 'done'; op: number }
-  | { type: 'failed'; op: number; code: VolumeReplyCode; message: string }
+  /** inDoubt: the driver cannot tell whether the step happened (an umount_cmd past its timeout). */
+  | { type: 'failed'; op: number; code: VolumeReplyCode; message: string; inDoubt?: boolean }
   | { type: 'fenceDone'; op: number; report: FenceReport }
   | { type: 'retry'; op: number }
   /** Back in a quorate view after a fence: clear it. */
@@ -314,6 +317,7 @@ export class VolumeCore {
       case 'mount': return this.onMount(m, now, ev);
       case 'standby': return this.onStandby(m.req, now, ev);
       case 'umount': return this.onUmount(m.req, now, ev);
+      case 'withdraw': return this.onWithdraw(m.req, now, ev);
       case 'granted': return this.onGranted(m, now, ev);
       case 'lockFailed': {
         if (m.op !== this.op || this.step !== 'lock') return;
@@ -345,7 +349,7 @@ export class VolumeCore {
         return;
       }
       case 'done': return m.op === this.op ? this.onDone(now, ev) : undefined;
-      case 'failed': return m.op === this.op ? this.onFailed(m.code, m.message, now, ev) : undefined;
+      case 'failed': return m.op === this.op ? this.onFailed(m.code, m.message, now, ev, m.inDoubt ?? false) : undefined;
       case 'fenceDone': {
         if (m.op !== this.op || this.step !== 'fence') return;
         this.step = null;
@@ -407,6 +411,31 @@ export class VolumeCore {
         ev.push({ do: 'reply', req: m.req, ok: false, code: 'FENCED', message: `volume ${this.name} is fenced on this node (${this.reason}); 'mxfsctl umount ${this.name}' clears it, or the node's rejoin does` });
         return;
     }
+  }
+
+  /**
+   * A mount's client went away. Its request is dropped (answered CANCELLED, to nobody). If no
+   * other mount waits and the ownership lock is still only asked for (acquiring, not granted),
+   * that request is cancelled too, as an operator's umount would: nobody wants the volume
+   * mounted here any more. Once granted (reading the record, mounting) the mount goes on:
+   * stopping it midway would leave more to undo than finishing it.
+   * A standby that a mount made unconditional (role operator) is a plain standby again.
+   */
+  private onWithdraw(req: number, now: number, ev: VolumeEffect[]): void {
+    const i = this.waiters.findIndex((w) => w.req === req && w.kind === 'mount');
+    if (i < 0) return;
+    this.waiters.splice(i, 1);
+    const why = `mount of ${this.name} withdrawn: the client that asked for it went away`;
+    ev.push({ do: 'reply', req, ok: false, code: 'CANCELLED', message: why });
+    if (this.waiters.some((w) => w.kind === 'mount')) return;
+    if (this.state === 'standby') { this.role = 'standby'; return; }
+    if (this.state !== 'acquiring' || this.holding || this.step !== 'lock') return;
+    this.forget();
+    this.op++;
+    ev.push({ do: 'cancelLock' });
+    this.go('unmounted', now, ev, why);
+    this.reason = why;
+    this.failAll(ev, 'CANCELLED', why);
   }
 
   private onStandby(req: number, now: number, ev: VolumeEffect[]): void {
@@ -608,7 +637,7 @@ export class VolumeCore {
     return `volume ${this.name} mounted on node ${this.o.node}, generation ${r.generation}${rec}`;
   }
 
-  private onFailed(code: VolumeReplyCode, message: string, now: number, ev: VolumeEffect[]): void {
+  private onFailed(code: VolumeReplyCode, message: string, now: number, ev: VolumeEffect[], inDoubt: boolean): void {
     switch (this.step) {
       case 'mount':
         // UMOUNT_FAILED: the driver could not tell whether the mount happened and could not
@@ -636,6 +665,15 @@ export class VolumeCore {
         return;
       }
       case 'umount':
+        if (inDoubt) {
+          // Whether it is still mounted is unknown (umount_cmd past its timeout): not back to
+          // 'mounted' as if in use, but blocked at 'umount', owned and possibly mounted (as a
+          // mount in doubt is), the umount retried with backoff until it succeeds or the node
+          // is fenced. The operator's umount is answered now.
+          const why = `${message}; the volume may still be mounted here: blocked, the umount is retried`;
+          this.reply(ev, 'umount', false, `${why} ('mxfsctl volumes ${this.name}' shows when it is done)`, 'UMOUNT_FAILED');
+          return this.block(code, why, now, ev);
+        }
         if (this.state === 'unmounting' && this.rec?.state === 'mounted') {
           this.step = null;
           this.go('mounted', now, ev, `umount failed: ${message}`);

@@ -73,7 +73,7 @@ export function volumeDef(o: { core: VolumeCore; driver: VolumeDriver; svc: Volu
     const send = (input: VolumeInput) => sys.send(self, { type: 'input', input });
     const fail = (op: number, e: unknown) => {
       const code: VolumeReplyCode = e instanceof VolumeStepError || e instanceof VolumeError ? e.code : 'BLOCKED';
-      send({ type: 'failed', op, code, message: e instanceof Error ? e.message : String(e) });
+      send({ type: 'failed', op, code, message: e instanceof Error ? e.message : String(e), ...(e instanceof VolumeError && e.inDoubt ? { inDoubt: true } : {}) });
     };
     for (const ef of effects) {
       switch (ef.do) {

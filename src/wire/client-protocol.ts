@@ -158,6 +158,24 @@ export function nameProblem(v: unknown, maxBytes: number): string | undefined {
   return undefined;
 }
 
+/** A hello's client name longer than this many characters (code points) is cut to it. */
+export const MAX_CLIENT_NAME = 128;
+
+/** Control characters (C0, DEL, C1): they would reach logs and mxfsctl's terminal as they are. */
+const CONTROL_CHAR = /\p{Cc}/u;
+
+/**
+ * What is wrong with a hello's client name, or undefined (shared with the client library). It
+ * shows in `mxfsctl locks`, the logs and the trace: it must be non-empty printable text.
+ * Refused rather than cleaned up, so that the name a client gives is the name shown.
+ */
+export function clientNameProblem(v: unknown): string | undefined {
+  if (typeof v !== 'string' || v.length === 0) return 'must be a non-empty string (the client name)';
+  if (CONTROL_CHAR.test(v)) return 'contains a control character (NUL, newline, escape...)';
+  if (LONE_SURROGATE.test(v)) return 'is not valid Unicode (a lone surrogate has no UTF-8 form)';
+  return undefined;
+}
+
 /** Volume names as the config allows them. */
 export function checkVolumeName(v: unknown): string {
   if (typeof v !== 'string' || !/^[A-Za-z0-9_.-]{1,32}$/.test(v)) fail(`field 'volume' must be a volume name (1..32 characters from A-Z a-z 0-9 _ . -)`);
@@ -181,7 +199,11 @@ const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 /** Every request type, with its field validator (the envelope — type, id — is checked before). */
 const REQUEST_FIELDS: { [T in Exclude<ClientRequest['type'], 'hb'>]: (o: Obj, id: number) => Extract<ClientRequest, { type: T }> } = {
   hello: (o, id) => {
-    const client = typeof o.client === 'string' ? o.client.slice(0, 128) : fail(`field 'client' must be a string`);
+    const why = clientNameProblem(o.client);
+    if (why) fail(`field 'client' ${why}`);
+    const name = o.client as string;
+    // Cut by code points, so a pair is never split into a lone surrogate.
+    const client = name.length > MAX_CLIENT_NAME ? Array.from(name).slice(0, MAX_CLIENT_NAME).join('') : name;
     return { type: 'hello', id, version: uint(o, 'version', 65535), client, pid: optUint(o, 'pid', 2 ** 32 - 1) };
   },
   lock: (o, id) => ({

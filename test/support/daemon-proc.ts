@@ -136,7 +136,7 @@ export function testConfig(dir: string, over: { node?: Partial<Config['node']>; 
     locking: { lvbSize: 32, idleEvictMs: 60000, maxFrameBytes: 65536, maxLocksPerClient: 1000, maxClients: 64, maxRequestsPerClient: 1024, maxRequests: 16384, maxClientOutputBytes: 8 * 1024 * 1024, ...over.locking },
     logging: { level: 'fatal', syslog: false, syslogSocket: '/dev/log', syslogFacility: 'daemon', stderr: false, stderrFormat: 'json' },
     trace: { enabled: false, ringSize: 65536, fileMaxBytes: 64 * 1024 * 1024, fileKeep: 3, ...over.trace },
-    metrics: { enabled: false, address: '127.0.0.1', port: 9464, ...over.metrics },
+    metrics: { enabled: false, address: '127.0.0.1', port: 9464, maxConnections: 16, ...over.metrics },
   };
 }
 
