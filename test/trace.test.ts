@@ -370,7 +370,7 @@ describe('trace', () => {
     it('config: [trace] and [metrics] with defaults off; bad values name the key', () => {
       const c = parseConfig('[node]\nid = 1\n', '/x.conf');
       expect(c.trace).to.deep.include({ enabled: false, ringSize: 65536 });
-      expect(c.metrics).to.deep.equal({ enabled: false, address: '127.0.0.1', port: 9464 });
+      expect(c.metrics).to.deep.equal({ enabled: false, address: '127.0.0.1', port: 9464, maxConnections: 16 });
       const t = parseConfig('[node]\nid = 1\n[trace]\nenabled = yes\nring_size = 1000\nfile = t.ndjson\n[metrics]\nenabled = true\nport = 9100\n', '/etc/mxfs/x.conf');
       expect(t.trace).to.deep.include({ enabled: true, ringSize: 1000, file: '/etc/mxfs/t.ndjson' });
       expect(t.metrics.port).to.equal(9100);
