@@ -148,6 +148,8 @@ class FakeHost implements KernelHost {
   mountList: MountEntry[] = [];
   runs: string[][] = [];
   next: CommandResult | undefined;
+  /** The next umount unmounts whatever it reports (it was killed after the kernel was done). */
+  unmountsAnyway = false;
   kmsg: Array<{ seq: number; message: string }> = [{ seq: 10, message: 'XFS (mxfs!vol0): old news' }];
   /** Kernel log lines the next command adds (what XFS says while mounting). */
   kmsgOnRun: string[] = [];
@@ -157,7 +159,8 @@ class FakeHost implements KernelHost {
     const r = this.next ?? { code: 0, stdout: '', stderr: '' };
     this.next = undefined;
     if (r.code === 0 && argv[0] === 'mount') this.mountList.push({ majorMinor: '259:3', mountpoint: argv[argv.length - 1]!, fstype: 'xfs', source: argv[argv.length - 2]! });
-    if (r.code === 0 && argv[0] === 'umount') this.mountList = this.mountList.filter((m) => m.mountpoint !== argv[1]);
+    if ((r.code === 0 || this.unmountsAnyway) && argv[0] === 'umount') this.mountList = this.mountList.filter((m) => m.mountpoint !== argv[1]);
+    this.unmountsAnyway = false;
     return r;
   }
   mounts(): MountEntry[] { return this.mountList; }
@@ -327,6 +330,27 @@ describe('KernelVolumeDriver (fake module, fake host)', () => {
     await driver.mount(ctx(7));
     bridge.released('vol0', 7);                 // the administrator unmounted it
     expect(events).to.deep.equal([{ type: 'released', volume: 'vol0' }]);
+  });
+
+  it('a umount(8) killed at its time bound is in doubt while the mount is still there, and done if it is gone', async () => {
+    await driver.attach(spec);
+    driver.setLease(10_000);
+    await driver.mount(ctx(6));
+    host.next = { code: 1, stdout: '', stderr: 'Command failed: umount /mnt/vol0', timedOut: true };
+    const e = await driver.umount(ctx(6)).then(() => undefined, (x: VolumeError) => x);
+    expect(e?.code).to.equal('UMOUNT_FAILED');
+    expect(e?.message).to.match(/^umount \/mnt\/vol0 did not finish \(killed\)/);
+    expect(e?.inDoubt).to.equal(true);
+    expect(module.vols.get('vol0')!.gate).to.equal(MxfsGate.OPEN);
+    // An exit status with the mount still there: umount's plain answer, not in doubt.
+    host.next = { code: 32, stdout: '', stderr: 'umount: /mnt/vol0: target is busy.' };
+    expect((await driver.umount(ctx(6)).then(() => undefined, (x: VolumeError) => x))?.inDoubt).to.equal(false);
+    // Killed, but the kernel had unmounted it: done, and the gate closes.
+    host.next = { code: 1, stdout: '', stderr: 'Command failed: umount /mnt/vol0', timedOut: true };
+    host.unmountsAnyway = true;
+    await driver.umount(ctx(6));
+    expect(host.mountList).to.deep.equal([]);
+    expect(module.vols.get('vol0')!.gate).to.equal(MxfsGate.CLOSED);
   });
 
   it('fence: VOLUME_FENCE, then the report from the module fence record (not also an event)', async () => {

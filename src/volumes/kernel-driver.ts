@@ -722,15 +722,21 @@ export class KernelVolumeDriver implements VolumeDriver {
       .map((m) => m.mountpoint);
   }
 
-  /** umount(8) of every mount of the stacked device (innermost last mounted first). */
+  /**
+   * umount(8) of every mount of the stacked device (innermost last mounted first). A umount
+   * that failed but left the mount gone (mountinfo) counts as done. One killed at its time
+   * bound, with the mount still there, is in doubt: the unmount may still be under way in the
+   * kernel, so the volume is not "mounted" again but held as possibly mounted (VolumeError
+   * inDoubt: the volume stays blocked and the umount is retried, docs/volumes.md).
+   */
   private async unmountAll(volume: string): Promise<void> {
     for (const mp of this.mountpointsOf(volume).reverse()) {
       const mark = this.host.kmsgMark();
       const r = await this.host.run(['umount', mp]);
-      if (r.code !== 0) {
-        const xfs = this.xfsSays(volume, mark);
-        throw new VolumeError('UMOUNT_FAILED', `umount ${mp} failed (exit ${r.code}): ${(r.stderr || r.stdout).trim().replace(/\s+/g, ' ')}${xfs ? `; XFS: ${xfs}` : ''}`);
-      }
+      if (r.code === 0 || !this.mountpointsOf(volume).includes(mp)) continue;
+      const xfs = this.xfsSays(volume, mark);
+      const what = r.timedOut ? 'did not finish (killed)' : `failed (exit ${r.code})`;
+      throw new VolumeError('UMOUNT_FAILED', `umount ${mp} ${what}: ${(r.stderr || r.stdout).trim().replace(/\s+/g, ' ')}${xfs ? `; XFS: ${xfs}` : ''}`, r.timedOut === true);
     }
   }
 

@@ -7,7 +7,8 @@
 import { execFile } from 'node:child_process';
 import { closeSync, constants, openSync, readFileSync, readSync, statSync } from 'node:fs';
 
-export interface CommandResult { code: number; stdout: string; stderr: string }
+/** timedOut: the command was killed (its time bound ran out, or a signal): what it did is unknown. */
+export interface CommandResult { code: number; stdout: string; stderr: string; timedOut?: boolean }
 
 export interface MountEntry {
   /** "major:minor" of the mounted block device (mountinfo field 3). */
@@ -115,7 +116,8 @@ export const systemHost: KernelHost = {
       execFile(argv[0]!, argv.slice(1), { timeout: timeoutMs, encoding: 'utf8' }, (err, stdout, stderr) => {
         const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
         const why = err && typeof (err as { code?: unknown }).code !== 'number' ? `${err.message}\n` : '';
-        resolve({ code, stdout, stderr: why + stderr });
+        const killed = err !== null && ((err as { killed?: boolean }).killed === true || typeof (err as { signal?: unknown }).signal === 'string');
+        resolve({ code, stdout, stderr: why + stderr, timedOut: killed });
       });
     });
   },
