@@ -30,7 +30,7 @@
 import type { ActorDef, ActorSystem, Ref } from '../actors/actor';
 import type { Clock, TimerHandle } from '../util/clock';
 import type { LeaseTimes } from './options';
-import { canonicalMembers, PeerBody, PeerMessage } from './peer-protocol';
+import { canonicalMembers, MAX_EPOCH, PeerBody, PeerMessage } from './peer-protocol';
 import { WindowedMax } from '../util/windowed-max';
 import { LeaseExpiredMsg, Leases, spawnLeases } from './lease';
 
@@ -489,10 +489,12 @@ export class MembershipCore {
       const r = this.install(v, now);
       return { out: [...out, ...r.out], events: [...events, ...r.events] };
     }
+    const next = Math.max(this.view.epoch, this.promised, this.maxSeenEpoch) + 1;
     if (!cur && !this.silent && live.members[0] === this.cfg.selfId && now >= this.noProposeBefore
       && (this.view.epoch === 0 || !sameRoster(live, this.view) || this.behind(live.members) || this.dangling(live.members))
-      && isQuorum(live.members, this.cfg.nodeIds, this.cfg.tiebreaker)) {
-      const epoch = Math.max(this.view.epoch, this.promised, this.maxSeenEpoch) + 1;
+      && isQuorum(live.members, this.cfg.nodeIds, this.cfg.tiebreaker)
+      && next <= MAX_EPOCH) { // beyond: no fencing token left for a new epoch (docs/limits.md)
+      const epoch = next;
       this.promise(epoch);
       this.proposal = { epoch, ...live, accepted: new Set(), startedAt: now };
       this.stats.proposals++;

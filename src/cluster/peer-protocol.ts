@@ -190,6 +190,14 @@ function obj(x: unknown, what: string): Obj {
   return x as Obj;
 }
 
+/**
+ * The highest membership epoch: a cluster's fencing tokens are epoch * 2^32 + count
+ * (lock-router.ts, EPOCH_TOKEN_SHIFT) and must stay exact JavaScript integers (< 2^53), so
+ * an epoch above this would make tokens that can repeat or go backwards. No node proposes,
+ * accepts or stores one, and a peer frame carrying one is invalid.
+ */
+export const MAX_EPOCH = 2 ** 21 - 1;
+
 function uint(o: Obj, k: string, where: string, max = Number.MAX_SAFE_INTEGER): number {
   const v = o[k];
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > max) fail(`${where}: field '${k}' must be an integer 0..${max}, got ${show(v)}`);
@@ -294,22 +302,22 @@ const BODY_VALIDATORS: { [T in PeerMessageType]: (b: Obj, w: string) => PeerBody
   },
   bye: (b, w) => ({ type: 'bye', reason: str(b, 'reason', w, MAX_REASON, false) }),
   renew: (b, w) => ({
-    type: 'renew', sentAt: time(b, 'sentAt', w), inc: inc(b, 'inc', w), pending: uint(b, 'pending', w),
+    type: 'renew', sentAt: time(b, 'sentAt', w), inc: inc(b, 'inc', w), pending: uint(b, 'pending', w, MAX_EPOCH),
     ...(b.hears === undefined ? {} : { hears: nodeList(b, 'hears', w) }),
   }),
   renewAck: (b, w) => ({ type: 'renewAck', sentAt: time(b, 'sentAt', w), member: bool(b, 'member', w), inc: inc(b, 'inc', w) }),
   propose: (b, w) => {
     const m = members(b, 'members', w);
-    return { type: 'propose', epoch: uint(b, 'epoch', w), members: m, incs: incs(b, 'incs', w, m.length) };
+    return { type: 'propose', epoch: uint(b, 'epoch', w, MAX_EPOCH), members: m, incs: incs(b, 'incs', w, m.length) };
   },
-  accept: (b, w) => ({ type: 'accept', epoch: uint(b, 'epoch', w) }),
+  accept: (b, w) => ({ type: 'accept', epoch: uint(b, 'epoch', w, MAX_EPOCH) }),
   reject: (b, w) => ({
-    type: 'reject', epoch: uint(b, 'epoch', w), reason: str(b, 'reason', w, MAX_REASON, false),
-    live: members(b, 'live', w), committedEpoch: uint(b, 'committedEpoch', w),
+    type: 'reject', epoch: uint(b, 'epoch', w, MAX_EPOCH), reason: str(b, 'reason', w, MAX_REASON, false),
+    live: members(b, 'live', w), committedEpoch: uint(b, 'committedEpoch', w, MAX_EPOCH),
   }),
   commit: (b, w) => {
     const m = members(b, 'members', w);
-    return { type: 'commit', epoch: uint(b, 'epoch', w), members: m, incs: incs(b, 'incs', w, m.length) };
+    return { type: 'commit', epoch: uint(b, 'epoch', w, MAX_EPOCH), members: m, incs: incs(b, 'incs', w, m.length) };
   },
   ping: (b, w) => ({ type: 'ping', token: uint(b, 'token', w) }),
   pong: (b, w) => ({ type: 'pong', token: uint(b, 'token', w) }),
@@ -349,7 +357,7 @@ export function validatePeerMessage(x: unknown): PeerMessage {
   const where = `'${type}'`;
   const hdr: PeerHeader = {
     from: nodeId(o, 'from', where), to: nodeId(o, 'to', where),
-    epoch: uint(o, 'epoch', where), seq: uint(o, 'seq', where, MAX_SEQ),
+    epoch: uint(o, 'epoch', where, MAX_EPOCH), seq: uint(o, 'seq', where, MAX_SEQ),
   };
   const body = BODY_VALIDATORS[type as PeerMessageType](obj(o.body ?? fail(`${where}: missing body`), `${where} body`), where);
   return o.tr === undefined ? { hdr, body } : { hdr, body, tr: validateTraceStamp(o.tr) };
