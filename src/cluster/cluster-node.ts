@@ -20,7 +20,7 @@ import { loadClusterKey } from './auth';
 import { MembershipCore, MembershipMsg, MembershipSnapshot, spawnMembership, View } from './membership';
 import { leaseStatus, type Leases, type LeaseStatus } from './lease';
 import type { Network } from './network';
-import { allNodeIds, ClusterOptions, leaseTimes } from './options';
+import { allNodeIds, ClusterOptions, clusterSettings, leaseTimes } from './options';
 import type { PeerLinkStatus, SendResult } from './peer-link';
 import { EPOCH_RULE, MAX_INCARNATION, PeerBody, PeerMessage } from './peer-protocol';
 import { randomInt } from 'node:crypto';
@@ -78,6 +78,7 @@ export class ClusterNode implements ClusterLayer {
     });
     this.transport = new PeerTransport({
       idleTimeoutMs: cfg.timing.leaseTimeoutMs, ...o.tuning, config: cfg, key, network: o.network, clock: o.clock, system: o.system, log: this.log, random: o.random,
+      settings: clusterSettings(cfg),
       epoch: () => this.core.epoch,
       onMessage: (from, msg) => this.route(from, msg),
       onLinkEvent: (ev) => {

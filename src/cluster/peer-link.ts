@@ -484,7 +484,8 @@ export function peerLinkDef(o: PeerLinkOptions, direct?: DirectPaths): ActorDef<
 
         case 'dialFailed':
           if (msg.dialGen !== s.dialGen || s.phase !== 'connecting') return s;
-          ctx.log.info({ peer, attempt: s.attempt, code: msg.code }, `connecting to node ${peer} failed: ${msg.reason}`);
+          // A configuration difference does not heal by retrying: a warning, as on the accepting side.
+          ctx.log[msg.code === 'settings' ? 'warn' : 'info']({ peer, attempt: s.attempt, code: msg.code }, `connecting to node ${peer} failed: ${msg.reason}`);
           s.lastDownReason = msg.reason;
           scheduleRetry(s, ctx.self, sys);
           return s;

@@ -43,15 +43,26 @@ export interface PeerHeader {
   seq: number;
 }
 
-export type RefuseCode = 'version' | 'cluster' | 'unknown-node' | 'address' | 'target' | 'auth' | 'not-dialer' | 'protocol' | 'timeout' | 'shutdown';
-export const REFUSE_CODES: readonly RefuseCode[] = ['version', 'cluster', 'unknown-node', 'address', 'target', 'auth', 'not-dialer', 'protocol', 'timeout', 'shutdown'];
+export type RefuseCode = 'version' | 'cluster' | 'unknown-node' | 'address' | 'target' | 'auth' | 'not-dialer' | 'protocol' | 'timeout' | 'shutdown' | 'settings';
+export const REFUSE_CODES: readonly RefuseCode[] = ['version', 'cluster', 'unknown-node', 'address', 'target', 'auth', 'not-dialer', 'protocol', 'timeout', 'shutdown', 'settings'];
+
+/**
+ * The configuration every node of a cluster must share, exchanged in the handshake once the
+ * key is proven ('auth', 'welcome'): nodes (every node id: [node] id and the [peer] ids),
+ * leaseMs/renewMs ([timing] lease_timeout_ms, renew_interval_ms), tiebreaker ([cluster]
+ * tiebreaker, 0 = none), lvbSize ([locking] lvb_size, 0 = not known to the sender). A node
+ * whose lease differs fences on its own lease while the others judge it dead on theirs; other
+ * node lists or tiebreakers make quorums that need not overlap; so a difference refuses the
+ * connection ('settings'). Optional on the wire: a peer that does not send it is not checked.
+ */
+export interface ClusterSettings { nodes: number[]; leaseMs: number; renewMs: number; tiebreaker: number; lvbSize: number }
 
 export type PeerBody =
   // --- authentication handshake (docs: "Handshake") ---
   | { type: 'hello'; cluster: string; nonce: Buffer }
   | { type: 'challenge'; nonce: Buffer; proof: Buffer }
-  | { type: 'auth'; proof: Buffer }
-  | { type: 'welcome' }
+  | { type: 'auth'; proof: Buffer; settings?: ClusterSettings }
+  | { type: 'welcome'; settings?: ClusterSettings }
   | { type: 'refuse'; code: RefuseCode; reason: string }
   | { type: 'bye'; reason: string }
   // --- leases (liveness) ---
@@ -269,6 +280,18 @@ function inc(o: Obj, k: string, where: string): number {
   return v;
 }
 
+function optSettings(b: Obj, w: string): { settings?: ClusterSettings } {
+  if (b.settings === undefined) return {};
+  const s = obj(b.settings, `${w} field 'settings'`);
+  const x = `${w} settings`;
+  return {
+    settings: {
+      nodes: members(s, 'nodes', x), leaseMs: uint(s, 'leaseMs', x, 2 ** 31), renewMs: uint(s, 'renewMs', x, 2 ** 31),
+      tiebreaker: uint(s, 'tiebreaker', x, MAX_NODE_ID), lvbSize: uint(s, 'lvbSize', x, 2 ** 31),
+    },
+  };
+}
+
 function streamAck(o: Obj, where: string): StreamAck {
   return { inc: inc(o, 'inc', where), n: uint(o, 'n', where), next: uint(o, 'next', where), rinc: inc(o, 'rinc', where), ...refusedList(o, where) };
 }
@@ -293,8 +316,8 @@ function show(v: unknown): string {
 const BODY_VALIDATORS: { [T in PeerMessageType]: (b: Obj, w: string) => PeerBodyOf<T> } = {
   hello: (b, w) => ({ type: 'hello', cluster: str(b, 'cluster', w, MAX_CLUSTER_NAME), nonce: bin(b, 'nonce', w, NONCE_BYTES) }),
   challenge: (b, w) => ({ type: 'challenge', nonce: bin(b, 'nonce', w, NONCE_BYTES), proof: bin(b, 'proof', w, PROOF_BYTES) }),
-  auth: (b, w) => ({ type: 'auth', proof: bin(b, 'proof', w, PROOF_BYTES) }),
-  welcome: () => ({ type: 'welcome' }),
+  auth: (b, w) => ({ type: 'auth', proof: bin(b, 'proof', w, PROOF_BYTES), ...optSettings(b, w) }),
+  welcome: (b, w) => ({ type: 'welcome', ...optSettings(b, w) }),
   refuse: (b, w) => {
     const code = b.code;
     if (typeof code !== 'string' || !(REFUSE_CODES as readonly string[]).includes(code)) fail(`${w}: field 'code' must be one of ${REFUSE_CODES.join(', ')}`);

@@ -1,0 +1,79 @@
+/**
+ * Nodes whose configurations disagree on what the cluster is (node ids, lease, renew
+ * interval, tiebreaker, lvb_size) do not form one: the handshake compares them once the key is
+ * proven and refuses the link, both sides naming the key and the two values. Before, a node
+ * with a 6 s lease joined nodes with a 3 s lease: it kept granting on its own lease for up to
+ * 5.4 s without a majority while the others took its locks over after 3.3 s.
+ */
+import { expect } from 'chai';
+import fs from 'node:fs';
+import { LocalCluster } from '../src/local-cluster/local-cluster';
+import { settingsMismatch } from '../src/cluster/options';
+import { ClusterSettings, validatePeerMessage, PEER_MAGIC, PEER_PROTOCOL_VERSION } from '../src/cluster/peer-protocol';
+import { tmpDir, waitFor } from './support/daemon-proc';
+
+const S: ClusterSettings = { nodes: [1, 2, 3], leaseMs: 3000, renewMs: 600, tiebreaker: 0, lvbSize: 32 };
+
+describe('cluster settings compared in the handshake', function () {
+  this.timeout(120000);
+
+  it('settingsMismatch names the first differing key and both values; an unknown lvb_size (0) agrees', () => {
+    expect(settingsMismatch(S, { ...S }, 1, 2)).to.equal(undefined);
+    expect(settingsMismatch(S, { ...S, nodes: [1, 2, 3, 4] }, 1, 2)).to.equal('cluster settings differ: node 2 has node ids ([node] id + [peer] ids) = [1,2,3,4], node 1 has [1,2,3]; every node needs the same');
+    expect(settingsMismatch(S, { ...S, leaseMs: 6000 }, 1, 3)).to.equal('cluster settings differ: node 3 has [timing] lease_timeout_ms = 6000, node 1 has 3000; every node needs the same');
+    expect(settingsMismatch(S, { ...S, renewMs: 500 }, 1, 3)).to.match(/node 3 has \[timing\] renew_interval_ms = 500, node 1 has 600/);
+    expect(settingsMismatch({ ...S, nodes: [1, 2], tiebreaker: 1 }, { ...S, nodes: [1, 2], tiebreaker: 2 }, 1, 2)).to.match(/node 2 has \[cluster\] tiebreaker = 2, node 1 has 1/);
+    expect(settingsMismatch({ ...S, nodes: [1, 2], tiebreaker: 1 }, { ...S, nodes: [1, 2] }, 1, 2)).to.match(/node 2 has \[cluster\] tiebreaker = none, node 1 has 1/);
+    expect(settingsMismatch(S, { ...S, lvbSize: 64 }, 1, 2)).to.match(/node 2 has \[locking\] lvb_size = 64, node 1 has 32/);
+    expect(settingsMismatch(S, { ...S, lvbSize: 0 }, 1, 2)).to.equal(undefined);
+    // Every message fits a refusal's reason (200 bytes) with the largest values.
+    const big = settingsMismatch({ ...S, nodes: Array.from({ length: 64 }, (_, i) => i + 1) }, S, 1023, 1022)!;
+    expect(big.length).to.be.greaterThan(200); // a long node list is cut in the refusal, whole in the refuser's log
+    expect(settingsMismatch({ ...S, leaseMs: 600000 }, { ...S, leaseMs: 599999 }, 1023, 1022)!.length).to.be.below(200);
+  });
+
+  it("'auth' and 'welcome' carry the settings optionally (a peer without them is not checked); bad ones are invalid", () => {
+    const frame = (body: Record<string, unknown>) => ({ magic: PEER_MAGIC, ver: PEER_PROTOCOL_VERSION, type: body.type, from: 2, to: 1, epoch: 0, seq: 1, body });
+    expect(validatePeerMessage(frame({ type: 'welcome' })).body).to.deep.equal({ type: 'welcome' });
+    expect(validatePeerMessage(frame({ type: 'welcome', settings: S })).body).to.deep.equal({ type: 'welcome', settings: S });
+    expect(() => validatePeerMessage(frame({ type: 'welcome', settings: { ...S, nodes: [2, 1] } }))).to.throw(/'welcome' settings: field 'nodes' must be strictly ascending/);
+    expect(() => validatePeerMessage(frame({ type: 'auth', proof: Buffer.alloc(32), settings: { ...S, leaseMs: -1 } }))).to.throw(/'auth' settings: field 'leaseMs'/);
+    expect(validatePeerMessage(frame({ type: 'refuse', code: 'settings', reason: 'x' })).body).to.deep.equal({ type: 'refuse', code: 'settings', reason: 'x' });
+  });
+
+  it('real mxfsd: a node with another lease, then with another node list, is refused by the others, which form the cluster without it', async () => {
+    const dir = tmpDir('mxfs-settings-');
+    const cluster = await LocalCluster.create(dir, { nodes: 3 });
+    const n3 = cluster.node(3);
+    const conf3 = fs.readFileSync(n3.config, 'utf8');
+    const logHas = (id: number, s: string) => { try { return fs.readFileSync(cluster.node(id).log, 'utf8').includes(s); } catch { return false; } };
+    try {
+      fs.writeFileSync(n3.config, conf3.replace('lease_timeout_ms = 3000', 'lease_timeout_ms = 6000'));
+      for (const id of [1, 2, 3]) await cluster.start(id);
+      await cluster.waitFormed([1, 2]);
+      // Node 3 accepts the dials of 1 and 2 and refuses them; they log the refusal with its reason.
+      const why = (peer: number) => `cluster settings differ: node ${peer} has [timing] lease_timeout_ms = 3000, node 3 has 6000; every node needs the same`;
+      await waitFor(() => logHas(3, `inbound peer connection refused: ${why(1)}`) && logHas(3, `inbound peer connection refused: ${why(2)}`), 30000, "node 3's refusals");
+      await waitFor(() => logHas(1, `connecting to node 3 failed: refused by node 3: settings: ${why(1)}`), 30000, "node 1's log of the refusal");
+      const st3 = await cluster.status(3);
+      expect(st3.cluster.state).to.equal('joining');
+      const st1 = await cluster.status(1);
+      expect(st1.cluster.members).to.deep.equal([1, 2]);
+
+      // The right lease, but a fourth node in node 3's list only.
+      await cluster.stop(3);
+      fs.writeFileSync(n3.config, conf3 + '\n[peer]\nid = 4\naddress = 127.0.0.1\nport = 1\n');
+      await cluster.start(3);
+      await waitFor(() => logHas(3, 'inbound peer connection refused: cluster settings differ: node 1 has node ids ([node] id + [peer] ids) = [1,2,3], node 3 has [1,2,3,4]'), 30000, "node 3's refusal of node 1");
+      expect((await cluster.status(1)).cluster.members).to.deep.equal([1, 2]);
+
+      // Agreeing again: node 3 joins.
+      await cluster.stop(3);
+      fs.writeFileSync(n3.config, conf3);
+      await cluster.start(3);
+      await cluster.waitFormed([1, 2, 3], 30000);
+    } finally {
+      await cluster.down({ kill: true });
+    }
+  });
+});
