@@ -11,13 +11,16 @@ import { MembershipCore } from '../src/cluster/membership';
 import { leaseTimes } from '../src/cluster/options';
 import { MAX_EPOCH, PEER_MAGIC, PEER_PROTOCOL_VERSION, PeerMessage, validatePeerMessage } from '../src/cluster/peer-protocol';
 import { EPOCH_TOKEN_SHIFT } from '../src/daemon/lock-router';
-import { configText, MXFSD, run, tmpDir } from './support/daemon-proc';
+import { LocalCluster } from '../src/local-cluster/local-cluster';
+import { configText, MXFSD, run, tmpDir, waitFor } from './support/daemon-proc';
 
 /** Starts mxfsd on `dir` (standalone) with the given state files; resolves with its exit. */
-async function startWith(files: Record<string, string>) {
+async function startWith(files: Record<string, string>, full?: string) {
   const dir = tmpDir('mxfs-state-');
   fs.mkdirSync(path.join(dir, 'state'), { mode: 0o700 });
   for (const [f, text] of Object.entries(files)) fs.writeFileSync(path.join(dir, 'state', f), text);
+  // A full disk for one file, without root: its temporary file is /dev/full (write: ENOSPC).
+  if (full) fs.symlinkSync('/dev/full', path.join(dir, 'state', `${full}.tmp`));
   const config = path.join(dir, 'mxfs.conf');
   fs.writeFileSync(config, configText(dir));
   // A daemon that wrongly starts runs until this bound: only a failing test waits for it.
@@ -85,5 +88,51 @@ describe('state_dir files (epoch.json, state.json)', function () {
     };
     expect(proposals(MAX_EPOCH - 1)).to.deep.equal([MAX_EPOCH]);
     expect(proposals(MAX_EPOCH)).to.deep.equal([]);
+  });
+
+  it('a state file that cannot be written (full disk) stops mxfsd at start with one line naming the file and the errno', async () => {
+    const r = await startWith({}, 'state.json');
+    expect(r.code, r.stderr).to.equal(1);
+    expect(r.stderr).to.equal(`mxfsd: cannot start: cannot write ${path.join(r.dir, 'state', 'state.json')}: no space left on device (ENOSPC)\n`);
+    expect(fs.existsSync(path.join(r.dir, 'state', 'state.json.tmp')), 'the temporary file is removed').to.equal(false);
+  });
+
+  it('a commit whose epoch cannot be recorded is not installed (the view stays as it was)', () => {
+    const T = leaseTimes({ leaseTimeoutMs: 10000, renewIntervalMs: 2000 });
+    const msg = (from: number, body: PeerMessage['body']): PeerMessage => ({ hdr: { from, to: 2, epoch: 0, seq: 0 }, body });
+    let full = true;
+    const saved: number[] = [];
+    const core = new MembershipCore({ selfId: 2, nodeIds: [1, 2, 3], times: T, incarnation: 2, epochStore: { load: () => 0, save: (e) => { if (full) throw new Error('cannot write epoch.json: no space left on device (ENOSPC)'); saved.push(e); } } });
+    core.receive(0, 1, msg(1, { type: 'renew', sentAt: 0, inc: 1, pending: 0 }));
+    core.receive(0, 3, msg(3, { type: 'renew', sentAt: 0, inc: 3, pending: 0 }));
+    // A commit forwarded to a member that never saw the proposal: it must promise the epoch first.
+    const commit = msg(1, { type: 'commit', epoch: 5, members: [1, 2, 3], incs: [1, 2, 3] });
+    expect(() => core.receive(1, 1, commit)).to.throw(/ENOSPC/);
+    expect(core.epoch).to.equal(0);
+    full = false;
+    const r = core.receive(2, 1, commit);
+    expect(core.epoch).to.equal(5);
+    expect(saved).to.deep.equal([5]);
+    expect(r.events.map((e) => e.type)).to.include('view');
+  });
+
+  it('real mxfsd: epoch.json that cannot be written at a view change is logged naming the file; the view forms once it can be', async () => {
+    const dir = tmpDir('mxfs-state-full-');
+    const cluster = await LocalCluster.create(dir, { nodes: 3 });
+    try {
+      await cluster.up();
+      const stateDir = path.join(path.dirname(cluster.node(1).config), 'state');
+      // Node 1's next promise fails once (the failed write removes its temporary file, the symlink).
+      fs.symlinkSync('/dev/full', path.join(stateDir, 'epoch.json.tmp'));
+      await cluster.stop(2, { kill: true });
+      const want = `cannot write ${path.join(stateDir, 'epoch.json')}: no space left on device (ENOSPC)`;
+      await waitFor(() => fs.readFileSync(cluster.node(1).log, 'utf8').includes(want), 30000, `node 1 logging '${want}'`);
+      await cluster.waitFormed([1, 3], 30000);
+      expect(fs.existsSync(path.join(stateDir, 'epoch.json.tmp'))).to.equal(false);
+      const promised = JSON.parse(fs.readFileSync(path.join(stateDir, 'epoch.json'), 'utf8')).promisedEpoch;
+      expect(promised).to.be.at.least((await cluster.status(1)).cluster.epoch);
+    } finally {
+      await cluster.down({ kill: true });
+    }
   });
 });

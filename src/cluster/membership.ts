@@ -449,8 +449,10 @@ export class MembershipCore {
 
   private install(v: View, now: number): Step {
     const previous = this.view;
-    this.view = { epoch: v.epoch, members: [...v.members], incs: [...v.incs] };
+    // Durable first: if the state_dir cannot be written, the view is not installed at all (a
+    // half-installed one would count renewals for a view the lock engine never heard of).
     this.promise(Math.max(this.promised, v.epoch));
+    this.view = { epoch: v.epoch, members: [...v.members], incs: [...v.incs] };
     this.acceptedRoster = undefined;
     if (this.proposal && this.proposal.epoch <= v.epoch) this.proposal = undefined;
     this.stats.commits++;
