@@ -47,6 +47,8 @@ describe('cluster settings compared in the handshake', function () {
     const n3 = cluster.node(3);
     const conf3 = fs.readFileSync(n3.config, 'utf8');
     const logHas = (id: number, s: string) => { try { return fs.readFileSync(cluster.node(id).log, 'utf8').includes(s); } catch { return false; } };
+    /** The levels of node `id`'s log records whose message contains `s`. */
+    const levels = (id: number, s: string) => fs.readFileSync(cluster.node(id).log, 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((r) => String(r.msg).includes(s)).map((r) => r.level);
     try {
       fs.writeFileSync(n3.config, conf3.replace('lease_timeout_ms = 3000', 'lease_timeout_ms = 6000'));
       for (const id of [1, 2, 3]) await cluster.start(id);
@@ -55,6 +57,8 @@ describe('cluster settings compared in the handshake', function () {
       const why = (peer: number) => `cluster settings differ: node ${peer} has [timing] lease_timeout_ms = 3000, node 3 has 6000; every node needs the same`;
       await waitFor(() => logHas(3, `inbound peer connection refused: ${why(1)}`) && logHas(3, `inbound peer connection refused: ${why(2)}`), 30000, "node 3's refusals");
       await waitFor(() => logHas(1, `connecting to node 3 failed: refused by node 3: settings: ${why(1)}`), 30000, "node 1's log of the refusal");
+      // A warning on the dialing side too (it was info): retrying does not heal it.
+      expect(new Set(levels(1, 'connecting to node 3 failed: refused by node 3: settings'))).to.deep.equal(new Set([40]));
       const st3 = await cluster.status(3);
       expect(st3.cluster.state).to.equal('joining');
       const st1 = await cluster.status(1);
@@ -66,6 +70,15 @@ describe('cluster settings compared in the handshake', function () {
       await cluster.start(3);
       await waitFor(() => logHas(3, 'inbound peer connection refused: cluster settings differ: node 1 has node ids ([node] id + [peer] ids) = [1,2,3], node 3 has [1,2,3,4]'), 30000, "node 3's refusal of node 1");
       expect((await cluster.status(1)).cluster.members).to.deep.equal([1, 2]);
+
+      // Another cluster key: the dialers say so as a warning.
+      await cluster.stop(3);
+      const otherKey = `${dir}/other.key`;
+      fs.writeFileSync(otherKey, 'x'.repeat(64) + '\n', { mode: 0o600 });
+      fs.writeFileSync(n3.config, conf3.replace(/key_file = .*/, `key_file = ${otherKey}`));
+      await cluster.start(3);
+      await waitFor(() => logHas(1, 'connecting to node 3 failed: node 3 failed to prove the cluster key'), 30000, "node 1's log of the wrong key");
+      expect(new Set(levels(1, 'connecting to node 3 failed: node 3 failed to prove the cluster key'))).to.deep.equal(new Set([40]));
 
       // Agreeing again: node 3 joins.
       await cluster.stop(3);
