@@ -10,7 +10,9 @@ import fs from 'node:fs';
 import { LocalCluster } from '../src/local-cluster/local-cluster';
 import { settingsMismatch } from '../src/cluster/options';
 import { ClusterSettings, validatePeerMessage, PEER_MAGIC, PEER_PROTOCOL_VERSION } from '../src/cluster/peer-protocol';
-import { tmpDir, waitFor } from './support/daemon-proc';
+import path from 'node:path';
+import { spawn } from 'node:child_process';
+import { MXFSD, tmpDir, waitFor } from './support/daemon-proc';
 
 const S: ClusterSettings = { nodes: [1, 2, 3], leaseMs: 3000, renewMs: 600, tiebreaker: 0, lvbSize: 32 };
 
@@ -86,6 +88,54 @@ describe('cluster settings compared in the handshake', function () {
       await cluster.start(3);
       await cluster.waitFormed([1, 2, 3], 30000);
     } finally {
+      await cluster.down({ kill: true });
+    }
+  });
+});
+
+describe('a second mxfsd configured as a live node', function () {
+  this.timeout(120000);
+
+  it("real mxfsd: a copy of node 2's configuration on another port is refused ('duplicate') and cannot displace node 2's links", async () => {
+    const dir = tmpDir('mxfs-twin-');
+    const cluster = await LocalCluster.create(dir, { nodes: 3 });
+    const n2 = cluster.node(2);
+    const twinDir = path.join(dir, 'twin');
+    fs.mkdirSync(twinDir);
+    // Same id, key and address; its own port, lock port, socket, state_dir and log.
+    const conf2 = fs.readFileSync(n2.config, 'utf8');
+    const port = Number(/\nport = (\d+)/.exec(conf2)![1]);
+    const twinConf = conf2.replace(`\nport = ${port}\n`, `\nport = ${port + 30}\n`).replace(/\nlock_port = (\d+)\n/, (_m, p: string) => `\nlock_port = ${Number(p) + 30}\n`)
+      .split(path.dirname(n2.config) + '/').join(twinDir + '/');
+    expect(twinConf).to.not.equal(conf2);
+    fs.writeFileSync(path.join(twinDir, 'mxfs.conf'), twinConf);
+    let twin: ReturnType<typeof spawn> | undefined;
+    const log = (id: number) => fs.readFileSync(cluster.node(id).log, 'utf8');
+    try {
+      const epoch = await cluster.up();
+      twin = spawn(process.execPath, [MXFSD, '--config', path.join(twinDir, 'mxfs.conf')], { stdio: 'ignore' });
+      const twinLog = path.join(twinDir, 'mxfsd.log');
+      const refusals = () => (fs.existsSync(twinLog) ? fs.readFileSync(twinLog, 'utf8').split('connecting to node 3 failed: refused by node 3: duplicate: node 2 is already connected and renewing as incarnation').length - 1 : 0);
+      // The twin dials node 3 (the higher id) as node 2, again and again: refused every time.
+      await waitFor(() => refusals() >= 3, 60000, 'three refusals of the twin by node 3');
+      expect(log(3)).to.contain('inbound peer connection refused: node 2 is already connected and renewing as incarnation');
+      expect(log(3)).to.contain('is a second mxfsd configured as node 2?');
+      // Node 3 never took the twin for a restart of node 2, and the view did not change.
+      expect(log(3)).to.not.contain('node 2 restarted');
+      for (const id of [1, 2, 3]) {
+        const st = await cluster.status(id);
+        expect(st.cluster.epoch, `node ${id}`).to.equal(epoch);
+        expect(st.cluster.members).to.deep.equal([1, 2, 3]);
+      }
+      const twinLevels = fs.readFileSync(twinLog, 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((r) => String(r.msg).includes('duplicate:')).map((r) => r.level);
+      expect(new Set(twinLevels)).to.deep.equal(new Set([40]));
+      // A real restart of node 2 (kill -9: its connection closes) is admitted as before.
+      twin.kill('SIGKILL');
+      await cluster.stop(2, { kill: true });
+      await cluster.start(2);
+      await cluster.waitFormed([1, 2, 3], 30000);
+    } finally {
+      twin?.kill('SIGKILL');
       await cluster.down({ kill: true });
     }
   });

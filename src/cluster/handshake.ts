@@ -46,6 +46,8 @@ export interface HandshakeOptions {
   log: Logger;
   /** What every node must share (options.ts, clusterSettings): sent and compared; absent: neither. */
   settings?: ClusterSettings;
+  /** This run's incarnation, sent in 'auth' (dialer). */
+  incarnation?: number;
 }
 
 export interface ResponderOptions extends HandshakeOptions {
@@ -53,6 +55,11 @@ export interface ResponderOptions extends HandshakeOptions {
   peerAddress(id: number): string | undefined;
   /** Whether this peer may dial us (the dialing rule); returns a reason when not. */
   mayDial(id: number): string | undefined;
+  /**
+   * Whether a proven dialer claiming node `id` as incarnation `inc` is another run than the
+   * one this node is connected to and hears: returns the reason when it is (refused 'duplicate').
+   */
+  duplicate?(id: number, inc: number): string | undefined;
 }
 
 /** An authenticated connection, ready for the PeerLink that owns this peer. */
@@ -247,7 +254,7 @@ export async function runInitiator(conn: Connection, o: HandshakeOptions & { pee
       throw new HandshakeError('auth', `node ${o.peerId} failed to prove the cluster key (wrong key or cluster name)`);
     }
     ch.peerProved();
-    ch.send({ type: 'auth', proof: computeProof(o.key, p, 'initiator'), ...(o.settings ? { settings: o.settings } : {}) }, o.peerId);
+    ch.send({ type: 'auth', proof: computeProof(o.key, p, 'initiator'), ...(o.settings ? { settings: o.settings } : {}), ...(o.incarnation ? { inc: o.incarnation } : {}) }, o.peerId);
     const m2 = await ch.next();
     if (m2.body.type !== 'welcome') throw refusedBy(m2, 'welcome');
     const differs = mismatch(o, m2.body.settings, o.peerId);
@@ -291,6 +298,8 @@ export async function runResponder(conn: Connection, o: ResponderOptions): Promi
     if (!verifyProof(o.key, p, 'initiator', m2.body.proof)) refuse('auth', `node ${from} failed to prove the cluster key (wrong key)`, 'authentication failed');
     const differs = mismatch(o, m2.body.settings, from);
     if (differs) refuse('settings', differs);
+    const twin = m2.body.inc !== undefined ? o.duplicate?.(from, m2.body.inc) : undefined;
+    if (twin) refuse('duplicate', twin);
     ch.send({ type: 'welcome', ...(o.settings ? { settings: o.settings } : {}) }, from);
     return ch.established(from, 'responder', p);
   } catch (e) {

@@ -537,6 +537,12 @@ export class MembershipCore {
     return `only [${canonicalMembers([this.cfg.selfId, ...fresh])}] of ${this.cfg.nodeIds.length} nodes acknowledged this node's lease within ${this.t.fenceAfterMs} ms`;
   }
 
+  /** The incarnation of `id` if a renewal of it was heard within `withinMs` (undefined otherwise). */
+  heardIncarnation(id: number, now: number, withinMs: number): number | undefined {
+    const p = this.peers.get(id);
+    return p?.lastHeard !== undefined && now - p.lastHeard < withinMs ? p.inc : undefined;
+  }
+
   snapshot(now: number): MembershipSnapshot {
     const q = this.quorumUntil();
     return {

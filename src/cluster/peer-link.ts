@@ -46,7 +46,7 @@ import { FRAME_MAC_BYTES, frameMac, openFrame, SessionKeys } from './auth';
 import { EstablishedSession, HandshakeError, HandshakeOptions, runInitiator } from './handshake';
 
 /** Handshake failures that mean the two nodes' configurations disagree (logged as warnings). */
-const CONFIG_REFUSALS: ReadonlySet<RefuseCode> = new Set<RefuseCode>(['version', 'cluster', 'unknown-node', 'address', 'target', 'auth', 'settings']);
+const CONFIG_REFUSALS: ReadonlySet<RefuseCode> = new Set<RefuseCode>(['version', 'cluster', 'unknown-node', 'address', 'target', 'auth', 'settings', 'duplicate']);
 import type { Connection, Network } from './network';
 import type { ClusterPeerOptions } from './options';
 import {

@@ -43,8 +43,8 @@ export interface PeerHeader {
   seq: number;
 }
 
-export type RefuseCode = 'version' | 'cluster' | 'unknown-node' | 'address' | 'target' | 'auth' | 'not-dialer' | 'protocol' | 'timeout' | 'shutdown' | 'settings';
-export const REFUSE_CODES: readonly RefuseCode[] = ['version', 'cluster', 'unknown-node', 'address', 'target', 'auth', 'not-dialer', 'protocol', 'timeout', 'shutdown', 'settings'];
+export type RefuseCode = 'version' | 'cluster' | 'unknown-node' | 'address' | 'target' | 'auth' | 'not-dialer' | 'protocol' | 'timeout' | 'shutdown' | 'settings' | 'duplicate';
+export const REFUSE_CODES: readonly RefuseCode[] = ['version', 'cluster', 'unknown-node', 'address', 'target', 'auth', 'not-dialer', 'protocol', 'timeout', 'shutdown', 'settings', 'duplicate'];
 
 /**
  * The configuration every node of a cluster must share, exchanged in the handshake once the
@@ -61,7 +61,8 @@ export type PeerBody =
   // --- authentication handshake (docs: "Handshake") ---
   | { type: 'hello'; cluster: string; nonce: Buffer }
   | { type: 'challenge'; nonce: Buffer; proof: Buffer }
-  | { type: 'auth'; proof: Buffer; settings?: ClusterSettings }
+  /** inc: the dialer's incarnation (optional), so that a second process claiming a live node's id is refused ('duplicate'). */
+  | { type: 'auth'; proof: Buffer; settings?: ClusterSettings; inc?: number }
   | { type: 'welcome'; settings?: ClusterSettings }
   | { type: 'refuse'; code: RefuseCode; reason: string }
   | { type: 'bye'; reason: string }
@@ -316,7 +317,7 @@ function show(v: unknown): string {
 const BODY_VALIDATORS: { [T in PeerMessageType]: (b: Obj, w: string) => PeerBodyOf<T> } = {
   hello: (b, w) => ({ type: 'hello', cluster: str(b, 'cluster', w, MAX_CLUSTER_NAME), nonce: bin(b, 'nonce', w, NONCE_BYTES) }),
   challenge: (b, w) => ({ type: 'challenge', nonce: bin(b, 'nonce', w, NONCE_BYTES), proof: bin(b, 'proof', w, PROOF_BYTES) }),
-  auth: (b, w) => ({ type: 'auth', proof: bin(b, 'proof', w, PROOF_BYTES), ...optSettings(b, w) }),
+  auth: (b, w) => ({ type: 'auth', proof: bin(b, 'proof', w, PROOF_BYTES), ...optSettings(b, w), ...(b.inc === undefined ? {} : { inc: inc(b, 'inc', w) }) }),
   welcome: (b, w) => ({ type: 'welcome', ...optSettings(b, w) }),
   refuse: (b, w) => {
     const code = b.code;
