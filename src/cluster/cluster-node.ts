@@ -20,7 +20,7 @@ import { loadClusterKey } from './auth';
 import { MembershipCore, MembershipMsg, MembershipSnapshot, spawnMembership, View } from './membership';
 import { leaseStatus, type Leases, type LeaseStatus } from './lease';
 import type { Network } from './network';
-import { allNodeIds, ClusterOptions, leaseTimes } from './options';
+import { allNodeIds, ClusterOptions, clusterSettings, leaseTimes } from './options';
 import type { PeerLinkStatus, SendResult } from './peer-link';
 import { EPOCH_RULE, MAX_INCARNATION, PeerBody, PeerMessage } from './peer-protocol';
 import { randomInt } from 'node:crypto';
@@ -61,6 +61,8 @@ export class ClusterNode implements ClusterLayer {
   private readonly log: Logger;
   /** This daemon run's incarnation. */
   readonly incarnation: number;
+  /** Peers whose link is up (the transport's 'up'/'down' events). */
+  private readonly linksUp = new Set<number>();
 
   constructor(private readonly o: ClusterNodeOptions) {
     const cfg = o.config;
@@ -78,9 +80,14 @@ export class ClusterNode implements ClusterLayer {
     });
     this.transport = new PeerTransport({
       idleTimeoutMs: cfg.timing.leaseTimeoutMs, ...o.tuning, config: cfg, key, network: o.network, clock: o.clock, system: o.system, log: this.log, random: o.random,
+      settings: clusterSettings(cfg),
+      incarnation: this.incarnation,
+      duplicate: (id, inc) => this.duplicate(id, inc),
       epoch: () => this.core.epoch,
       onMessage: (from, msg) => this.route(from, msg),
       onLinkEvent: (ev) => {
+        if (ev.type === 'up') this.linksUp.add(ev.peer);
+        else if (ev.type === 'down') this.linksUp.delete(ev.peer);
         if (this.membership) {
           if (ev.type === 'up') this.o.system.send(this.membership, { type: 'linkUp', peer: ev.peer });
           else if (ev.type === 'down') this.o.system.send(this.membership, { type: 'linkDown', peer: ev.peer, reason: ev.reason });
@@ -88,6 +95,21 @@ export class ClusterNode implements ClusterLayer {
         o.onLinkEvent?.(ev);
       },
     });
+  }
+
+  /**
+   * A proven dialer claims node `id` as incarnation `inc`, while the link to `id` is up and
+   * renewals of another incarnation came over it within the last renew interval: that run is
+   * alive, so this is a second mxfsd configured as node `id` (on the same address, another
+   * port: a copied configuration). Refused, so it cannot displace the live node's link (each
+   * replacement looked like a restart of the node). A real restart is not refused: the old
+   * run's connection closed when its process ended (or it fell silent first).
+   */
+  private duplicate(id: number, inc: number): string | undefined {
+    if (!this.linksUp.has(id)) return undefined;
+    const live = this.core.heardIncarnation(id, this.o.clock.now(), this.o.config.timing.renewIntervalMs);
+    if (live === undefined || live === inc) return undefined;
+    return `node ${id} is already connected and renewing as incarnation ${live.toString(16)}; this connection claims node ${id} as incarnation ${inc.toString(16)}: is a second mxfsd configured as node ${id}?`;
   }
 
   get id(): number { return this.o.config.node.id; }

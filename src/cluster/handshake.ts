@@ -12,7 +12,10 @@
  * configured peer, the connection comes from that peer's configured address, the cluster
  * name, that this peer is the one allowed to dial (see peer-link.ts), then the proof. Any
  * failure: a `refuse {code, reason}` is sent (only 'auth' for a bad proof: nothing more to
- * tell an unauthenticated party), the reason is logged, the connection is closed.
+ * tell an unauthenticated party), the reason is logged, the connection is closed. Once the key
+ * is proven both sides compare the cluster settings the other sent (in 'auth' and 'welcome':
+ * node ids, lease, renew interval, tiebreaker, lvb_size) with their own and refuse
+ * ('settings') on the first difference, naming it.
  *
  * Takes: frames on a Connection. Sends: hello/challenge/auth/welcome/refuse.
  * Produces an EstablishedSession handed to the PeerLink actor: the connection, its
@@ -25,8 +28,9 @@ import type { Clock } from '../util/clock';
 import { decodePayload, FrameDecoder, FrameError } from '../wire/frame';
 import { computeProof, makeNonce, ProofInput, SessionKeys, sessionKeys, verifyProof } from './auth';
 import type { Connection } from './network';
+import { settingsMismatch } from './options';
 import {
-  encodePeerMessage, PeerBody, PeerMessage, PeerProtocolError, RefuseCode, validatePeerMessage,
+  ClusterSettings, encodePeerMessage, PeerBody, PeerMessage, PeerProtocolError, RefuseCode, validatePeerMessage,
 } from './peer-protocol';
 
 /** The most an unauthenticated peer may have buffered at once during the handshake. */
@@ -40,6 +44,10 @@ export interface HandshakeOptions {
   timeoutMs: number;
   maxFrameBytes: number;
   log: Logger;
+  /** What every node must share (options.ts, clusterSettings): sent and compared; absent: neither. */
+  settings?: ClusterSettings;
+  /** This run's incarnation, sent in 'auth' (dialer). */
+  incarnation?: number;
 }
 
 export interface ResponderOptions extends HandshakeOptions {
@@ -47,6 +55,11 @@ export interface ResponderOptions extends HandshakeOptions {
   peerAddress(id: number): string | undefined;
   /** Whether this peer may dial us (the dialing rule); returns a reason when not. */
   mayDial(id: number): string | undefined;
+  /**
+   * Whether a proven dialer claiming node `id` as incarnation `inc` is another run than the
+   * one this node is connected to and hears: returns the reason when it is (refused 'duplicate').
+   */
+  duplicate?(id: number, inc: number): string | undefined;
 }
 
 /** An authenticated connection, ready for the PeerLink that owns this peer. */
@@ -217,6 +230,11 @@ function refusedBy(msg: PeerMessage, expected: string): HandshakeError {
   return new HandshakeError('protocol', `expected '${expected}', got '${msg.body.type}'`);
 }
 
+/** How the settings `theirs` (sent by `peer`, if it sent any) differ from ours, or undefined. */
+function mismatch(o: HandshakeOptions, theirs: ClusterSettings | undefined, peer: number): string | undefined {
+  return o.settings && theirs ? settingsMismatch(o.settings, theirs, o.selfId, peer) : undefined;
+}
+
 /** Dial side: prove the key to `peerId` and check its proof. */
 export async function runInitiator(conn: Connection, o: HandshakeOptions & { peerId: number }): Promise<EstablishedSession> {
   const ch = new HandshakeChannel(conn, o, o.peerId);
@@ -236,9 +254,14 @@ export async function runInitiator(conn: Connection, o: HandshakeOptions & { pee
       throw new HandshakeError('auth', `node ${o.peerId} failed to prove the cluster key (wrong key or cluster name)`);
     }
     ch.peerProved();
-    ch.send({ type: 'auth', proof: computeProof(o.key, p, 'initiator') }, o.peerId);
+    ch.send({ type: 'auth', proof: computeProof(o.key, p, 'initiator'), ...(o.settings ? { settings: o.settings } : {}), ...(o.incarnation ? { inc: o.incarnation } : {}) }, o.peerId);
     const m2 = await ch.next();
     if (m2.body.type !== 'welcome') throw refusedBy(m2, 'welcome');
+    const differs = mismatch(o, m2.body.settings, o.peerId);
+    if (differs) {
+      ch.refuse('settings', differs);
+      throw new HandshakeError('settings', differs);
+    }
     return ch.established(o.peerId, 'initiator', p);
   } catch (e) {
     ch.fail(e as Error);
@@ -273,7 +296,11 @@ export async function runResponder(conn: Connection, o: ResponderOptions): Promi
     if (m2.body.type !== 'auth') throw refusedBy(m2, 'auth');
     if (m2.hdr.from !== from || m2.hdr.to !== o.selfId) refuse('protocol', `'auth' header names ${m2.hdr.from}->${m2.hdr.to}, expected ${from}->${o.selfId}`);
     if (!verifyProof(o.key, p, 'initiator', m2.body.proof)) refuse('auth', `node ${from} failed to prove the cluster key (wrong key)`, 'authentication failed');
-    ch.send({ type: 'welcome' }, from);
+    const differs = mismatch(o, m2.body.settings, from);
+    if (differs) refuse('settings', differs);
+    const twin = m2.body.inc !== undefined ? o.duplicate?.(from, m2.body.inc) : undefined;
+    if (twin) refuse('duplicate', twin);
+    ch.send({ type: 'welcome', ...(o.settings ? { settings: o.settings } : {}) }, from);
     return ch.established(from, 'responder', p);
   } catch (e) {
     ch.fail(e as Error);

@@ -30,7 +30,7 @@
 import type { ActorDef, ActorSystem, Ref } from '../actors/actor';
 import type { Clock, TimerHandle } from '../util/clock';
 import type { LeaseTimes } from './options';
-import { canonicalMembers, PeerBody, PeerMessage } from './peer-protocol';
+import { canonicalMembers, MAX_EPOCH, PeerBody, PeerMessage } from './peer-protocol';
 import { WindowedMax } from '../util/windowed-max';
 import { LeaseExpiredMsg, Leases, spawnLeases } from './lease';
 
@@ -449,8 +449,10 @@ export class MembershipCore {
 
   private install(v: View, now: number): Step {
     const previous = this.view;
-    this.view = { epoch: v.epoch, members: [...v.members], incs: [...v.incs] };
+    // Durable first: if the state_dir cannot be written, the view is not installed at all (a
+    // half-installed one would count renewals for a view the lock engine never heard of).
     this.promise(Math.max(this.promised, v.epoch));
+    this.view = { epoch: v.epoch, members: [...v.members], incs: [...v.incs] };
     this.acceptedRoster = undefined;
     if (this.proposal && this.proposal.epoch <= v.epoch) this.proposal = undefined;
     this.stats.commits++;
@@ -489,10 +491,12 @@ export class MembershipCore {
       const r = this.install(v, now);
       return { out: [...out, ...r.out], events: [...events, ...r.events] };
     }
+    const next = Math.max(this.view.epoch, this.promised, this.maxSeenEpoch) + 1;
     if (!cur && !this.silent && live.members[0] === this.cfg.selfId && now >= this.noProposeBefore
       && (this.view.epoch === 0 || !sameRoster(live, this.view) || this.behind(live.members) || this.dangling(live.members))
-      && isQuorum(live.members, this.cfg.nodeIds, this.cfg.tiebreaker)) {
-      const epoch = Math.max(this.view.epoch, this.promised, this.maxSeenEpoch) + 1;
+      && isQuorum(live.members, this.cfg.nodeIds, this.cfg.tiebreaker)
+      && next <= MAX_EPOCH) { // beyond: no fencing token left for a new epoch (docs/limits.md)
+      const epoch = next;
       this.promise(epoch);
       this.proposal = { epoch, ...live, accepted: new Set(), startedAt: now };
       this.stats.proposals++;
@@ -531,6 +535,12 @@ export class MembershipCore {
     if (!inRoster(this.view, this.cfg.selfId, this.cfg.incarnation)) return `this node is not a member of epoch ${this.view.epoch}`;
     const fresh = [...this.peers.entries()].filter(([, p]) => p.ackedSentAt !== undefined && now < p.ackedSentAt + this.t.fenceAfterMs).map(([id]) => id);
     return `only [${canonicalMembers([this.cfg.selfId, ...fresh])}] of ${this.cfg.nodeIds.length} nodes acknowledged this node's lease within ${this.t.fenceAfterMs} ms`;
+  }
+
+  /** The incarnation of `id` if a renewal of it was heard within `withinMs` (undefined otherwise). */
+  heardIncarnation(id: number, now: number, withinMs: number): number | undefined {
+    const p = this.peers.get(id);
+    return p?.lastHeard !== undefined && now - p.lastHeard < withinMs ? p.inc : undefined;
   }
 
   snapshot(now: number): MembershipSnapshot {

@@ -5,6 +5,8 @@
  * Owns no messages. The shapes mirror src/config/config.ts (node, cluster, peers, timing) so
  * the daemon can pass those sections through unchanged.
  */
+import type { ClusterSettings } from './peer-protocol';
+
 export const DEFAULT_PEER_PORT = 7600;
 
 /** lockPort: the port of the lock engine's own peer link (direct-link.ts); absent: lock traffic goes through the cluster worker only. */
@@ -31,6 +33,8 @@ export interface ClusterOptions {
   cluster: ClusterIdentityOptions;
   peers: ClusterPeerOptions[];
   timing: ClusterTimingOptions;
+  /** [locking] lvb_size, which every node must share (checked in the handshake); absent: not checked. */
+  lvbSize?: number;
 }
 
 export const DEFAULT_TIMING: ClusterTimingOptions = { leaseTimeoutMs: 10000, renewIntervalMs: 2000 };
@@ -83,4 +87,28 @@ export function lockLinkTimes(t: ClusterTimingOptions): { pingAfterMs: number; d
 
 export function allNodeIds(o: ClusterOptions): number[] {
   return [o.node.id, ...o.peers.map((p) => p.id)].sort((a, b) => a - b);
+}
+
+/** What this node tells its peers in the handshake, for them to compare (peer-protocol.ts, ClusterSettings). */
+export function clusterSettings(o: ClusterOptions): ClusterSettings {
+  return { nodes: allNodeIds(o), leaseMs: o.timing.leaseTimeoutMs, renewMs: o.timing.renewIntervalMs, tiebreaker: o.cluster.tiebreaker ?? 0, lvbSize: o.lvbSize ?? 0 };
+}
+
+/**
+ * The first setting in which `theirs` (node `peer`'s) differs from `mine`, as one sentence
+ * naming the configuration key and both values (short enough for a refusal's reason, 200
+ * bytes); undefined if they agree (an lvbSize of 0 is unknown, and agrees with anything). Why
+ * each must agree: peer-protocol.ts, ClusterSettings.
+ */
+export function settingsMismatch(mine: ClusterSettings, theirs: ClusterSettings, self: number, peer: number): string | undefined {
+  const diff = (key: string, a: string | number, b: string | number) =>
+    `cluster settings differ: node ${peer} has ${key} = ${b}, node ${self} has ${a}; every node needs the same`;
+  const list = (l: number[]) => `[${l.join(',')}]`;
+  const tb = (t: number) => (t === 0 ? 'none' : t);
+  if (list(mine.nodes) !== list(theirs.nodes)) return diff('node ids ([node] id + [peer] ids)', list(mine.nodes), list(theirs.nodes));
+  if (mine.leaseMs !== theirs.leaseMs) return diff('[timing] lease_timeout_ms', mine.leaseMs, theirs.leaseMs);
+  if (mine.renewMs !== theirs.renewMs) return diff('[timing] renew_interval_ms', mine.renewMs, theirs.renewMs);
+  if (mine.tiebreaker !== theirs.tiebreaker) return diff('[cluster] tiebreaker', tb(mine.tiebreaker), tb(theirs.tiebreaker));
+  if (mine.lvbSize !== 0 && theirs.lvbSize !== 0 && mine.lvbSize !== theirs.lvbSize) return diff('[locking] lvb_size', mine.lvbSize, theirs.lvbSize);
+  return undefined;
 }

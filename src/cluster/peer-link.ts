@@ -44,6 +44,9 @@ import type { Clock, TimerHandle } from '../util/clock';
 import { decodePayload, encodedSize, encodeFrameWithTrailer, FrameDecoder, FrameError } from '../wire/frame';
 import { FRAME_MAC_BYTES, frameMac, openFrame, SessionKeys } from './auth';
 import { EstablishedSession, HandshakeError, HandshakeOptions, runInitiator } from './handshake';
+
+/** Handshake failures that mean the two nodes' configurations disagree (logged as warnings). */
+const CONFIG_REFUSALS: ReadonlySet<RefuseCode> = new Set<RefuseCode>(['version', 'cluster', 'unknown-node', 'address', 'target', 'auth', 'settings', 'duplicate']);
 import type { Connection, Network } from './network';
 import type { ClusterPeerOptions } from './options';
 import {
@@ -484,7 +487,9 @@ export function peerLinkDef(o: PeerLinkOptions, direct?: DirectPaths): ActorDef<
 
         case 'dialFailed':
           if (msg.dialGen !== s.dialGen || s.phase !== 'connecting') return s;
-          ctx.log.info({ peer, attempt: s.attempt, code: msg.code }, `connecting to node ${peer} failed: ${msg.reason}`);
+          // A configuration difference (key, cluster name, version, ids, addresses, settings) does
+          // not heal by retrying: a warning, as on the accepting side; a busy or dead peer: info.
+          ctx.log[msg.code !== undefined && CONFIG_REFUSALS.has(msg.code) ? 'warn' : 'info']({ peer, attempt: s.attempt, code: msg.code }, `connecting to node ${peer} failed: ${msg.reason}`);
           s.lastDownReason = msg.reason;
           scheduleRetry(s, ctx.self, sys);
           return s;

@@ -43,15 +43,27 @@ export interface PeerHeader {
   seq: number;
 }
 
-export type RefuseCode = 'version' | 'cluster' | 'unknown-node' | 'address' | 'target' | 'auth' | 'not-dialer' | 'protocol' | 'timeout' | 'shutdown';
-export const REFUSE_CODES: readonly RefuseCode[] = ['version', 'cluster', 'unknown-node', 'address', 'target', 'auth', 'not-dialer', 'protocol', 'timeout', 'shutdown'];
+export type RefuseCode = 'version' | 'cluster' | 'unknown-node' | 'address' | 'target' | 'auth' | 'not-dialer' | 'protocol' | 'timeout' | 'shutdown' | 'settings' | 'duplicate';
+export const REFUSE_CODES: readonly RefuseCode[] = ['version', 'cluster', 'unknown-node', 'address', 'target', 'auth', 'not-dialer', 'protocol', 'timeout', 'shutdown', 'settings', 'duplicate'];
+
+/**
+ * The configuration every node of a cluster must share, exchanged in the handshake once the
+ * key is proven ('auth', 'welcome'): nodes (every node id: [node] id and the [peer] ids),
+ * leaseMs/renewMs ([timing] lease_timeout_ms, renew_interval_ms), tiebreaker ([cluster]
+ * tiebreaker, 0 = none), lvbSize ([locking] lvb_size, 0 = not known to the sender). A node
+ * whose lease differs fences on its own lease while the others judge it dead on theirs; other
+ * node lists or tiebreakers make quorums that need not overlap; so a difference refuses the
+ * connection ('settings'). Optional on the wire: a peer that does not send it is not checked.
+ */
+export interface ClusterSettings { nodes: number[]; leaseMs: number; renewMs: number; tiebreaker: number; lvbSize: number }
 
 export type PeerBody =
   // --- authentication handshake (docs: "Handshake") ---
   | { type: 'hello'; cluster: string; nonce: Buffer }
   | { type: 'challenge'; nonce: Buffer; proof: Buffer }
-  | { type: 'auth'; proof: Buffer }
-  | { type: 'welcome' }
+  /** inc: the dialer's incarnation (optional), so that a second process claiming a live node's id is refused ('duplicate'). */
+  | { type: 'auth'; proof: Buffer; settings?: ClusterSettings; inc?: number }
+  | { type: 'welcome'; settings?: ClusterSettings }
   | { type: 'refuse'; code: RefuseCode; reason: string }
   | { type: 'bye'; reason: string }
   // --- leases (liveness) ---
@@ -190,6 +202,14 @@ function obj(x: unknown, what: string): Obj {
   return x as Obj;
 }
 
+/**
+ * The highest membership epoch: a cluster's fencing tokens are epoch * 2^32 + count
+ * (lock-router.ts, EPOCH_TOKEN_SHIFT) and must stay exact JavaScript integers (< 2^53), so
+ * an epoch above this would make tokens that can repeat or go backwards. No node proposes,
+ * accepts or stores one, and a peer frame carrying one is invalid.
+ */
+export const MAX_EPOCH = 2 ** 21 - 1;
+
 function uint(o: Obj, k: string, where: string, max = Number.MAX_SAFE_INTEGER): number {
   const v = o[k];
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > max) fail(`${where}: field '${k}' must be an integer 0..${max}, got ${show(v)}`);
@@ -261,6 +281,18 @@ function inc(o: Obj, k: string, where: string): number {
   return v;
 }
 
+function optSettings(b: Obj, w: string): { settings?: ClusterSettings } {
+  if (b.settings === undefined) return {};
+  const s = obj(b.settings, `${w} field 'settings'`);
+  const x = `${w} settings`;
+  return {
+    settings: {
+      nodes: members(s, 'nodes', x), leaseMs: uint(s, 'leaseMs', x, 2 ** 31), renewMs: uint(s, 'renewMs', x, 2 ** 31),
+      tiebreaker: uint(s, 'tiebreaker', x, MAX_NODE_ID), lvbSize: uint(s, 'lvbSize', x, 2 ** 31),
+    },
+  };
+}
+
 function streamAck(o: Obj, where: string): StreamAck {
   return { inc: inc(o, 'inc', where), n: uint(o, 'n', where), next: uint(o, 'next', where), rinc: inc(o, 'rinc', where), ...refusedList(o, where) };
 }
@@ -285,8 +317,8 @@ function show(v: unknown): string {
 const BODY_VALIDATORS: { [T in PeerMessageType]: (b: Obj, w: string) => PeerBodyOf<T> } = {
   hello: (b, w) => ({ type: 'hello', cluster: str(b, 'cluster', w, MAX_CLUSTER_NAME), nonce: bin(b, 'nonce', w, NONCE_BYTES) }),
   challenge: (b, w) => ({ type: 'challenge', nonce: bin(b, 'nonce', w, NONCE_BYTES), proof: bin(b, 'proof', w, PROOF_BYTES) }),
-  auth: (b, w) => ({ type: 'auth', proof: bin(b, 'proof', w, PROOF_BYTES) }),
-  welcome: () => ({ type: 'welcome' }),
+  auth: (b, w) => ({ type: 'auth', proof: bin(b, 'proof', w, PROOF_BYTES), ...optSettings(b, w), ...(b.inc === undefined ? {} : { inc: inc(b, 'inc', w) }) }),
+  welcome: (b, w) => ({ type: 'welcome', ...optSettings(b, w) }),
   refuse: (b, w) => {
     const code = b.code;
     if (typeof code !== 'string' || !(REFUSE_CODES as readonly string[]).includes(code)) fail(`${w}: field 'code' must be one of ${REFUSE_CODES.join(', ')}`);
@@ -294,22 +326,22 @@ const BODY_VALIDATORS: { [T in PeerMessageType]: (b: Obj, w: string) => PeerBody
   },
   bye: (b, w) => ({ type: 'bye', reason: str(b, 'reason', w, MAX_REASON, false) }),
   renew: (b, w) => ({
-    type: 'renew', sentAt: time(b, 'sentAt', w), inc: inc(b, 'inc', w), pending: uint(b, 'pending', w),
+    type: 'renew', sentAt: time(b, 'sentAt', w), inc: inc(b, 'inc', w), pending: uint(b, 'pending', w, MAX_EPOCH),
     ...(b.hears === undefined ? {} : { hears: nodeList(b, 'hears', w) }),
   }),
   renewAck: (b, w) => ({ type: 'renewAck', sentAt: time(b, 'sentAt', w), member: bool(b, 'member', w), inc: inc(b, 'inc', w) }),
   propose: (b, w) => {
     const m = members(b, 'members', w);
-    return { type: 'propose', epoch: uint(b, 'epoch', w), members: m, incs: incs(b, 'incs', w, m.length) };
+    return { type: 'propose', epoch: uint(b, 'epoch', w, MAX_EPOCH), members: m, incs: incs(b, 'incs', w, m.length) };
   },
-  accept: (b, w) => ({ type: 'accept', epoch: uint(b, 'epoch', w) }),
+  accept: (b, w) => ({ type: 'accept', epoch: uint(b, 'epoch', w, MAX_EPOCH) }),
   reject: (b, w) => ({
-    type: 'reject', epoch: uint(b, 'epoch', w), reason: str(b, 'reason', w, MAX_REASON, false),
-    live: members(b, 'live', w), committedEpoch: uint(b, 'committedEpoch', w),
+    type: 'reject', epoch: uint(b, 'epoch', w, MAX_EPOCH), reason: str(b, 'reason', w, MAX_REASON, false),
+    live: members(b, 'live', w), committedEpoch: uint(b, 'committedEpoch', w, MAX_EPOCH),
   }),
   commit: (b, w) => {
     const m = members(b, 'members', w);
-    return { type: 'commit', epoch: uint(b, 'epoch', w), members: m, incs: incs(b, 'incs', w, m.length) };
+    return { type: 'commit', epoch: uint(b, 'epoch', w, MAX_EPOCH), members: m, incs: incs(b, 'incs', w, m.length) };
   },
   ping: (b, w) => ({ type: 'ping', token: uint(b, 'token', w) }),
   pong: (b, w) => ({ type: 'pong', token: uint(b, 'token', w) }),
@@ -349,7 +381,7 @@ export function validatePeerMessage(x: unknown): PeerMessage {
   const where = `'${type}'`;
   const hdr: PeerHeader = {
     from: nodeId(o, 'from', where), to: nodeId(o, 'to', where),
-    epoch: uint(o, 'epoch', where), seq: uint(o, 'seq', where, MAX_SEQ),
+    epoch: uint(o, 'epoch', where, MAX_EPOCH), seq: uint(o, 'seq', where, MAX_SEQ),
   };
   const body = BODY_VALIDATORS[type as PeerMessageType](obj(o.body ?? fail(`${where}: missing body`), `${where} body`), where);
   return o.tr === undefined ? { hdr, body } : { hdr, body, tr: validateTraceStamp(o.tr) };

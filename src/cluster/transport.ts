@@ -23,7 +23,7 @@ import { HandshakeError, HandshakeOptions, runResponder } from './handshake';
 import type { Connection, Listener, Network } from './network';
 import type { ClusterOptions } from './options';
 import { LinkEvent, PeerLinkHandle, PeerLinkMsg, PeerLinkStatus, SendResult, spawnPeerLink, BackoffOptions, isDialer } from './peer-link';
-import { DEFAULT_MAX_PEER_FRAME, isBulkTraffic, PeerBody, PeerMessage } from './peer-protocol';
+import { ClusterSettings, DEFAULT_MAX_PEER_FRAME, isBulkTraffic, PeerBody, PeerMessage } from './peer-protocol';
 
 /** Bulk messages per 'sendMany' at most (one PeerLink turn seals them: a few milliseconds). */
 const MAX_SEND_MANY = 256;
@@ -49,6 +49,11 @@ export interface TransportOptions {
   maxPendingHandshakes?: number;
   /** The epoch stamped on outgoing frames; the membership layer installs its own. */
   epoch?: () => number;
+  /** The cluster settings to exchange and compare in the handshake (handshake.ts); ClusterNode's links only. */
+  settings?: ClusterSettings;
+  /** This run's incarnation, and the check of a dialer's (ResponderOptions.duplicate); ClusterNode's links only. */
+  incarnation?: number;
+  duplicate?(id: number, inc: number): string | undefined;
   /** Links that carry bulk traffic only (lock links): see PeerLinkOptions.bulkAtOnce. */
   bulkAtOnce?: boolean;
   onMessage(from: number, msg: PeerMessage): void;
@@ -98,6 +103,7 @@ export class PeerTransport {
       selfId: cfg.node.id, cluster: cfg.cluster.name, key: o.key, clock: o.clock,
       timeoutMs: o.handshakeTimeoutMs ?? TRANSPORT_DEFAULTS.handshakeTimeoutMs,
       maxFrameBytes: o.maxFrameBytes ?? DEFAULT_MAX_PEER_FRAME,
+      settings: o.settings, incarnation: o.incarnation,
     };
     const log = o.log.child({ component: 'transport', node: cfg.node.id });
     this.listener = await o.network.listen(cfg.node.address, cfg.node.port, (conn) => this.accept(conn, addresses, hs, log));
@@ -134,6 +140,7 @@ export class PeerTransport {
       ...hs, log,
       peerAddress: (id) => addresses.get(id),
       mayDial: (id) => (isDialer(id, self) ? undefined : `node ${id} must not dial node ${self}: the lower node id dials`),
+      duplicate: this.o.duplicate,
     }).then(
       (session) => {
         this.inbound.delete(conn);

@@ -56,6 +56,7 @@ export function clusterOptions(c: Config): ClusterOptions {
     cluster: { name: c.cluster.name, keyFile: c.cluster.keyFile, tiebreaker: c.cluster.tiebreaker },
     peers: c.peers.map((p) => ({ id: p.id, name: p.name, address: p.address, port: p.port, lockPort: p.lockPort })),
     timing: { leaseTimeoutMs: c.timing.leaseTimeoutMs, renewIntervalMs: c.timing.renewIntervalMs, lockLinkPingMs: c.timing.lockLinkPingMs, lockLinkDeadMs: c.timing.lockLinkDeadMs },
+    lvbSize: c.locking.lvbSize,
   };
 }
 

@@ -17,12 +17,20 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { NodeLock, NodeLockError } from './node-lock';
 import { writeFileDurably } from '../util/durable';
+import { MAX_EPOCH } from '../cluster/peer-protocol';
 
 interface Stored { generation: number; promisedEpoch: number }
 
 /**
- * The counters in `file` (undefined if it does not exist), each a whole number >= 0. Refuses
- * to guess: restarting the counters could reissue old fencing tokens.
+ * The highest value each counter may have: the promised epoch is bounded by the fencing
+ * tokens it must leave room for (MAX_EPOCH); the generation so that the next one is exact.
+ */
+const COUNTER_MAX: Record<string, number> = { promisedEpoch: MAX_EPOCH, generation: Number.MAX_SAFE_INTEGER - 1 };
+
+/**
+ * The counters in `file` (undefined if it does not exist), each a whole number in 0..its
+ * COUNTER_MAX. Refuses to guess: restarting the counters could reissue old fencing tokens, and
+ * a value beyond the bound would spread to every peer (each promises the epochs it sees).
  */
 function readCounters<K extends string>(file: string, keys: readonly K[]): Record<K, number> | undefined {
   if (!fs.existsSync(file)) return undefined;
@@ -32,9 +40,15 @@ function readCounters<K extends string>(file: string, keys: readonly K[]): Recor
   } catch (e) {
     throw new StateError(`state file ${file} is unreadable (${(e as Error).message}); restore it, or remove it only if every token this node ever issued is obsolete`);
   }
-  const o = (raw ?? {}) as Record<string, unknown>;
-  const ok = (n: unknown) => typeof n === 'number' && Number.isInteger(n) && n >= 0;
-  if (!keys.every((k) => ok(o[k]))) throw new StateError(`state file ${file} is malformed`);
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new StateError(`state file ${file} is malformed: it must hold a JSON object with ${keys.map((k) => `'${k}'`).join(', ')}, got ${JSON.stringify(raw)}`);
+  const o = raw as Record<string, unknown>;
+  for (const k of keys) {
+    const n = o[k], max = COUNTER_MAX[k] ?? Number.MAX_SAFE_INTEGER;
+    if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > max) {
+      const bound = k === 'promisedEpoch' ? ` (the highest epoch whose fencing tokens stay below 2^53)` : '';
+      throw new StateError(`state file ${file} is malformed: '${k}' must be a whole number 0..${max}${bound}, got ${n === undefined ? 'nothing' : JSON.stringify(n)}; restore it from a backup`);
+    }
+  }
   return o as Record<K, number>;
 }
 
