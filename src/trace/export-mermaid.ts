@@ -9,7 +9,7 @@
  */
 import type { TraceEvent } from './event';
 import { modeText } from './event';
-import { INSPECTION_TYPES } from './fields';
+import { isInspection } from './fields';
 
 const SHOWN: ReadonlySet<string> = new Set(['send', 'ask', 'dlm-out', 'dlm-in', 'kernel-out']);
 
@@ -24,7 +24,7 @@ function label(e: TraceEvent): string {
 
 export function toMermaid(timeline: readonly TraceEvent[], resource: string, lockspace?: string): string {
   const evs = timeline.filter((e) => e.res === resource && (lockspace === undefined || e.ls === undefined || e.ls === lockspace)
-    && SHOWN.has(e.kind) && !INSPECTION_TYPES.has(e.type) && !(e.kind === 'send' && e.to.startsWith('peer-link/')));
+    && SHOWN.has(e.kind) && !isInspection(e.type, e.sub) && !(e.kind === 'send' && e.to.startsWith('peer-link/')));
   const ins = new Map<string, TraceEvent>();
   for (const e of evs) if (e.kind === 'dlm-in' && e.srcNode !== undefined) ins.set(`${e.srcNode}:${e.srcLc}`, e);
   const paired = new Set<TraceEvent>();

@@ -26,14 +26,14 @@ import { TraceRecorder } from './recorder';
 import { TracedPort } from './traced-port';
 import { TraceCollector } from './collect';
 import { causalOrder } from './merge';
-import { INSPECTION_TYPES } from './fields';
+import { isInspection } from './fields';
 
 /** Room kept around the pages in a reply frame ({type, id, ok, data: {node, pages, missing}}). */
 const ENVELOPE_BYTES = 1024;
 /** Trace events shown by `why` (the most recent ones of the resource, all nodes merged). */
 export const WHY_EVENTS = 40;
-/** Left out of `why`'s recent traffic besides inspection (why itself asks for it): transport hand-offs. */
-const WHY_SKIP: ReadonlySet<string> = new Set([...INSPECTION_TYPES, 'send', 'data']);
+/** Left out of `why`'s recent traffic besides inspection (isInspection: why itself asks for it): transport hand-offs. */
+const WHY_SKIP: ReadonlySet<string> = new Set(['send', 'data']);
 
 export interface RecoveryNote { epoch: number; startedAt: number; endedAt?: number; ms?: number }
 
@@ -143,7 +143,7 @@ export class NodeTrace {
         traceMissing = res.missing;
         let more = false;
         for (const [n, p] of Object.entries(res.pages) as Array<[string, WireTracePage]>) {
-          for (const e of p.events) if (!WHY_SKIP.has(e.type) && e.kind !== 'frame-in' && e.kind !== 'frame-out') all.push(e);
+          for (const e of p.events) if (!WHY_SKIP.has(e.type) && !isInspection(e.type, e.sub) && e.kind !== 'frame-in' && e.kind !== 'frame-out') all.push(e);
           cursors[Number(n)] = p.cursor;
           more ||= p.more;
         }
