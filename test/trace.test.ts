@@ -188,13 +188,29 @@ describe('trace', () => {
       expect(fs.existsSync(`${file}.1`)).to.equal(true);
       expect(fs.existsSync(`${file}.2`)).to.equal(true);
       expect(fs.existsSync(`${file}.3`)).to.equal(false);
-      for (const f of [file, `${file}.1`, `${file}.2`]) expect(fs.statSync(f).size).to.be.at.most(64 * 1024 + 300 * 1024);
+      for (const f of [file, `${file}.1`, `${file}.2`]) expect(fs.statSync(f).size).to.be.at.most(64 * 1024);
       const { lines } = readTraceFiles(file);
       const seqs = lines.map((l) => JSON.parse(l).seq as number);
       expect(seqs[seqs.length - 1]).to.equal(3000);
       expect(seqs).to.deep.equal([...seqs].sort((x, y) => x - y)); // oldest file first, in order
       expect(seqs.length).to.be.below(3000); // the oldest went with rotation
       expect(JSON.parse(lines[lines.length - 1]!)).to.deep.equal(r.get(3000)); // a line is the event, field for field
+      fs.rmSync(dir, { recursive: true, force: true });
+    });
+
+    it('a batch larger than file_max_bytes is split at a line: no file passes the limit, no line is lost or cut', async () => {
+      const dir = tmpDir('mxfs-trace-file-');
+      const file = path.join(dir, 'trace.ndjson');
+      // One batch of ~200 KB (under the 256 KB that flushes early; the timer never fires before close).
+      const sink = new NdjsonFileSink({ file, maxBytes: 64 * 1024, keep: 3, flushMs: 3_600_000 });
+      const n = 2000;
+      for (let i = 1; i <= n; i++) sink.writeLine(JSON.stringify({ seq: i, info: 'é'.repeat(40) + 'y'.repeat(10) }));
+      await sink.close();
+      const files = [file, `${file}.1`, `${file}.2`, `${file}.3`];
+      for (const f of files) expect(fs.statSync(f).size, f).to.be.at.most(64 * 1024);
+      const { lines } = readTraceFiles(file);
+      expect(lines.map((l) => JSON.parse(l).seq)).to.deep.equal(Array.from({ length: n }, (_, i) => i + 1));
+      expect(sink.dropped).to.equal(0);
       fs.rmSync(dir, { recursive: true, force: true });
     });
   });

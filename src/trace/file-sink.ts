@@ -2,9 +2,10 @@
  * NdjsonFileSink: the trace as rotating NDJSON files ([trace] file, file_max_bytes,
  * file_keep): one JSON event per line, appended in batches (every flushMs, or sooner when a
  * batch is large) by asynchronous writes, one at a time and in order, so recording never waits
- * for the disk. When the file would pass
- * file_max_bytes it is renamed FILE.1 (FILE.1 -> FILE.2 ..., the oldest beyond file_keep
- * deleted) and a new FILE is started. If the disk does not keep up (more than maxPendingBytes
+ * for the disk. When the next line would take the file past file_max_bytes it is renamed
+ * FILE.1 (FILE.1 -> FILE.2 ..., the oldest beyond file_keep deleted) and a new FILE is
+ * started: a batch is split at the line where that happens, so no file passes file_max_bytes
+ * (unless one line is longer than it). If the disk does not keep up (more than maxPendingBytes
  * waiting to be written) a batch is dropped and counted, never buffered without bound.
  * Files from a crashed node lose at most the last flush interval.
  */
@@ -70,16 +71,33 @@ export class NdjsonFileSink implements TraceSink {
   private flush(): void {
     if (this.timer) { clearTimeout(this.timer); this.timer = undefined; }
     if (this.batch.length === 0) return;
-    const n = this.batch.length;
-    const buf = Buffer.from(this.batch.join(''));
+    const lines = this.batch;
+    const buf = Buffer.from(lines.join(''));
     this.batch = [];
     this.batchBytes = 0;
     if (this.failed || this.pendingBytes > (this.o.maxPendingBytes ?? 8 * 1024 * 1024)) {
-      this.dropped += n;
+      this.dropped += lines.length;
       return;
     }
-    if (this.size > 0 && this.size + buf.length > this.o.maxBytes) this.rotate();
-    if (this.failed) { this.dropped += n; return; }
+    if (this.size + buf.length <= this.o.maxBytes) { this.append(buf); return; }
+    // The batch goes past the limit: split it at the line that would, rotate there (each time).
+    let from = 0, bytes = 0;
+    for (let i = 0; i < lines.length; i++) {
+      const b = Buffer.byteLength(lines[i]!);
+      if (this.size + bytes + b > this.o.maxBytes && this.size + bytes > 0) {
+        if (bytes > 0) this.append(Buffer.from(lines.slice(from, i).join('')));
+        from = i;
+        bytes = 0;
+        this.rotate();
+        if (this.failed) { this.dropped += lines.length - i; return; }
+      }
+      bytes += b;
+    }
+    if (bytes > 0) this.append(Buffer.from(lines.slice(from).join('')));
+  }
+
+  /** Queues a chunk for the open file. */
+  private append(buf: Buffer): void {
     this.queue.push({ fd: this.fd, buf });
     this.pendingBytes += buf.length;
     this.size += buf.length;
