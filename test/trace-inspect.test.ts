@@ -4,9 +4,12 @@
  * show, and their command-line edges.
  */
 import { expect } from 'chai';
+import fs from 'node:fs';
+import path from 'node:path';
+import { MxfsClient } from '../src/client/client';
 import { Mode } from '../src/dlm/modes';
 import { resourceOn, TestCluster } from './support/cluster-proc';
-import { mxfsctl } from './support/daemon-proc';
+import { mxfsctl, startDaemon, tmpDir, waitFor } from './support/daemon-proc';
 
 describe('trace inspection (3 real mxfsd, mxfsctl)', function () {
   this.timeout(120000);
@@ -42,5 +45,45 @@ describe('trace inspection (3 real mxfsd, mxfsctl)', function () {
     expect(mm.stdout).to.not.match(/inspect/);
     await ha.unlock();
     await (await pb).unlock();
+  });
+});
+
+describe('the trace file when it goes away (a real mxfsd)', function () {
+  this.timeout(180000);
+
+  it('a trace file removed by hand is started again at the next rotation; a removed directory is let go and written again once it is back; locks are served throughout', async () => {
+    const dir = tmpDir('mxfs-trace-gone-');
+    const tdir = path.join(dir, 'trace');
+    fs.mkdirSync(tdir);
+    const file = path.join(tdir, 'trace.ndjson');
+    const d = await startDaemon({ dir, extra: { trace: { enabled: 'true', file, file_max_bytes: 65536, file_keep: 1 } } });
+    const c = await MxfsClient.connect(d.socket);
+    const cycle = async (n: number) => { for (let i = 0; i < n; i++) await (await c.lock(`gone${i % 4}`, Mode.EX)).unlock(); };
+    const log = () => fs.readFileSync(path.join(dir, 'mxfsd.log'), 'utf8');
+    const traceFds = () => fs.readdirSync(`/proc/${d.proc.pid}/fd`).map((f) => { try { return fs.readlinkSync(`/proc/${d.proc.pid}/fd/${f}`); } catch { return ''; } }).filter((l) => l.startsWith(tdir));
+    try {
+      await cycle(20);
+      await waitFor(() => fs.existsSync(file) && fs.statSync(file).size > 0, 30000, 'the trace file written');
+      // Removed by hand: written (unlinked) until the next rotation, which starts a new FILE.
+      for (const f of fs.readdirSync(tdir)) fs.rmSync(path.join(tdir, f));
+      await waitFor(async () => { await cycle(20); return fs.existsSync(file); }, 60000, 'a new trace file after the rotation');
+      expect(log()).to.not.match(/trace file cannot be written/);
+      // The directory removed: the next rotation fails, the file is let go (no deleted file held open).
+      fs.rmSync(tdir, { recursive: true });
+      await waitFor(async () => { await cycle(20); return /trace file cannot be written/.test(log()); }, 60000, 'the failure logged');
+      await waitFor(async () => { await cycle(5); return traceFds().length === 0; }, 30000, 'the removed file let go');
+      // Back: written again (tried every 5 s while events come).
+      fs.mkdirSync(tdir);
+      await waitFor(async () => { await cycle(5); return fs.existsSync(file) && fs.statSync(file).size > 0; }, 60000, 'the trace file written again');
+      expect(log()).to.match(/trace file written again/);
+      const lines = fs.readFileSync(file, 'utf8').trim().split('\n');
+      for (const l of lines.slice(0, -1)) expect(JSON.parse(l).node).to.equal(1);
+      await cycle(4);
+      expect(d.proc.exitCode).to.equal(null);
+    } finally {
+      await c.close();
+      await d.stop();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -58,7 +58,8 @@ export class NodeTrace {
     if (t?.enabled) {
       const sink = t.file ? new NdjsonFileSink({
         file: t.file, maxBytes: t.fileMaxBytes, keep: t.fileKeep,
-        onError: (err) => o.log.error({ err, file: t.file }, 'trace file cannot be written; the trace goes on in memory only'),
+        onError: (err) => o.log.error({ err, file: t.file }, 'trace file cannot be written; the trace goes on in memory only (the file is tried again every 5 s)'),
+        onResume: () => o.log.warn({ file: t.file }, 'trace file written again'),
       }) : undefined;
       this.recorder = new TraceRecorder(o.config.node.id, o.clock, t.ringSize, sink);
       o.sys.tracer = this.recorder;
