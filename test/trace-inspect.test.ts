@@ -46,6 +46,30 @@ describe('trace inspection (3 real mxfsd, mxfsctl)', function () {
     await ha.unlock();
     await (await pb).unlock();
   });
+
+  it('bad trace and why arguments get one clear error naming the option (usage: exit 2; an output that cannot be written: exit 1), never a daemon refusal or a stack', async () => {
+    const cases: Array<[string[], number, RegExp]> = [
+      [['trace', 'dump', '--actor='], 2, /--actor wants 1\.\.128 characters, got 0/],
+      [['trace', 'dump', '--actor', 'a'.repeat(129)], 2, /--actor wants 1\.\.128 characters, got 129/],
+      [['trace', 'collect', '--type='], 2, /--type wants 1\.\.64 characters, got 0/],
+      [['trace', 'tail', '--type', 't'.repeat(65)], 2, /--type wants 1\.\.64 characters, got 65/],
+      [['why', ''], 2, /resource name '' must be a non-empty string/],
+      [['why', 'r'.repeat(65)], 2, /resource name 'r+\.\.\.' is 65 bytes; the limit is 64/],
+      [['trace', 'dump', '--out='], 2, /--out needs a file path/],
+      [['trace', 'collect', '--out', '/nonexistent-bbtrace/x.html', '--format', 'html'], 1, /^mxfsctl: cannot write \/nonexistent-bbtrace\/x\.html: ENOENT\n$/],
+      [['trace', 'dump', '--out', cl.dir], 1, /^mxfsctl: cannot write .*: EISDIR\n$/],
+    ];
+    for (const [args, code, err] of cases) {
+      const r = await ctl(1, args);
+      expect(r.code, `${args.join(' ')}: ${r.stderr}`).to.equal(code);
+      expect(r.stderr, args.join(' ')).to.match(err);
+      expect(r.stderr, args.join(' ')).to.not.match(/\n\s+at |field '/);
+    }
+    // A duration longer than the epoch is "everything", not a refusal.
+    const all = await ctl(1, ['trace', 'dump', '--since', '99999999d', '--format', 'ndjson']);
+    expect(all.code, all.stderr).to.equal(0);
+    expect(all.stdout.split('\n')[0]).to.match(/"seq":1,/);
+  });
 });
 
 describe('the trace file when it goes away (a real mxfsd)', function () {

@@ -32,22 +32,33 @@ export interface TraceArgs {
 
 export class TraceUsageError extends Error {}
 const usage = (m: string): never => { throw new TraceUsageError(m); };
+/** The output could not be written (--out): mxfsctl says so and exits 1. */
+export class TraceOutputError extends Error {}
 
-/** "500ms", "10s", "5m", "2h", "1d" -> ms; or an ISO date -> ms ago. */
+/**
+ * "500ms", "10s", "5m", "2h", "1d" -> ms; or an ISO date -> ms ago. A time before 1970 (a
+ * duration longer than that) is 1970: everything.
+ */
 export function parseSince(s: string, now = Date.now()): number {
   const m = /^(\d+)(ms|s|m|h|d)$/.exec(s);
-  if (m) return now - Number(m[1]) * { ms: 1, s: 1000, m: 60000, h: 3600000, d: 86400000 }[m[2] as 'ms']!;
+  if (m) return Math.max(0, now - Number(m[1]) * { ms: 1, s: 1000, m: 60000, h: 3600000, d: 86400000 }[m[2] as 'ms']!);
   const t = Date.parse(s);
-  if (/^\d{4}-\d\d-\d\d/.test(s) && Number.isFinite(t)) return t;
+  if (/^\d{4}-\d\d-\d\d/.test(s) && Number.isFinite(t)) return Math.max(0, t);
   return usage(`--since wants a duration (500ms, 10s, 5m, 2h, 1d) or an ISO date, got '${s}'`);
+}
+
+/** --actor and --type as the daemon takes them (validateTraceFilter): 1..max characters. */
+function textArg(name: string, v: string, max: number): string {
+  if (v.length === 0 || v.length > max) usage(`${name} wants 1..${max} characters, got ${v.length}`);
+  return v;
 }
 
 function filterOf(a: TraceArgs): TraceFilter {
   const f: TraceFilter = {};
   if (a.resource !== undefined) f.resource = a.resource;
   if (a.lockspace !== undefined) f.lockspace = a.lockspace;
-  if (a.actor !== undefined) f.actor = a.actor;
-  if (a.type !== undefined) f.type = a.type;
+  if (a.actor !== undefined) f.actor = textArg('--actor', a.actor, 128);
+  if (a.type !== undefined) f.type = textArg('--type', a.type, 64);
   if (a.since !== undefined) f.since = parseSince(a.since);
   if (a.trace !== undefined) {
     const id = parseTraceId(a.trace);
@@ -114,8 +125,13 @@ function render(events: TraceEvent[], format: TraceFormat, a: TraceArgs, title: 
 }
 
 function emit(text: string, output?: string): void {
-  if (output === undefined || output === '-') process.stdout.write(text);
-  else fs.writeFileSync(output, text);
+  if (output === undefined || output === '-') { process.stdout.write(text); return; }
+  try {
+    fs.writeFileSync(output, text);
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    throw new TraceOutputError(`cannot write ${output}: ${err.code ?? err.message}`);
+  }
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -134,6 +150,7 @@ export async function traceCommand(c: MxfsClient, sub: string | undefined, rest:
     case 'dump': case 'collect': {
       const format = formatOf(a);
       if (sub === 'dump' && a.node !== undefined) usage(`'trace dump' reads the node you talk to; use 'trace collect --node N'`);
+      if (a.output === '') usage('--out needs a file path (it was empty)');
       const r = await readAll(c, sub, filterOf(a), nodesOf(a));
       if (!r.enabled) process.stderr.write(`mxfsctl: tracing is off on ${sub === 'dump' ? 'this node' : 'every node asked'} ([trace] enabled = false)\n`);
       if (r.missing.length) process.stderr.write(`mxfsctl: no answer from node${r.missing.length > 1 ? 's' : ''} ${r.missing.join(' ')}\n`);
