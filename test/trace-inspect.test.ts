@@ -4,12 +4,13 @@
  * show, and their command-line edges.
  */
 import { expect } from 'chai';
+import { ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { MxfsClient } from '../src/client/client';
 import { Mode } from '../src/dlm/modes';
 import { resourceOn, TestCluster } from './support/cluster-proc';
-import { mxfsctl, startDaemon, tmpDir, waitFor } from './support/daemon-proc';
+import { MXFSCTL, mxfsctl, startDaemon, tmpDir, waitFor } from './support/daemon-proc';
 
 describe('trace inspection (3 real mxfsd, mxfsctl)', function () {
   this.timeout(120000);
@@ -69,6 +70,33 @@ describe('trace inspection (3 real mxfsd, mxfsctl)', function () {
     const all = await ctl(1, ['trace', 'dump', '--since', '99999999d', '--format', 'ndjson']);
     expect(all.code, all.stderr).to.equal(0);
     expect(all.stdout.split('\n')[0]).to.match(/"seq":1,/);
+  });
+
+  // Last: node 3 is stopped for a while (the view may change meanwhile on a loaded machine).
+  it('a stopped node: collect ends after the query timeout with the trace marked partial (stderr and the exported page\'s title); tail says the node does not answer, then that it answers again', async () => {
+    const page = path.join(cl.dir, 'partial.html');
+    cl.kill(3, 'SIGSTOP');
+    let tail: ChildProcess | undefined;
+    try {
+      const r = await ctl(1, ['trace', 'collect', '--format', 'html', '--out', page]);
+      expect(r.code, r.stderr).to.equal(0);
+      expect(r.stderr).to.include('mxfsctl: no answer from node 3: the trace is partial\n');
+      expect(fs.readFileSync(page, 'utf8')).to.match(/<title>MXFS trace \(collect, \d+ events; partial: no answer from node 3\)<\/title>/);
+      tail = spawn(process.execPath, [MXFSCTL, '--socket', cl.node(1).socket, 'trace', 'tail', '--node', '3', '--since', '1h', '--count', '1'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '', err = '';
+      tail.stdout!.on('data', (d) => { out += d; });
+      tail.stderr!.on('data', (d) => { err += d; });
+      const exited = new Promise<number | null>((res) => tail!.on('exit', (code) => res(code)));
+      await waitFor(() => err.includes('mxfsctl: no answer from node 3: its events are not shown until it answers\n'), 60000, 'tail saying node 3 does not answer');
+      expect(out).to.equal('');
+      cl.kill(3, 'SIGCONT');
+      expect(await exited, err).to.equal(0);
+      expect(err).to.include('mxfsctl: node 3 answers again\n');
+      expect(out).to.match(/^\S+ n3 #\d+ /);
+    } finally {
+      cl.kill(3, 'SIGCONT');
+      tail?.kill();
+    }
   });
 });
 

@@ -113,12 +113,12 @@ export async function readAll(c: MxfsClient, op: 'dump' | 'collect', filter: Tra
   return { events: causalOrder(all), missing, missed, enabled };
 }
 
-function render(events: TraceEvent[], format: TraceFormat, a: TraceArgs, title: string): string {
+function render(events: TraceEvent[], format: TraceFormat, a: TraceArgs, title: string, missing: number[]): string {
   switch (format) {
     case 'text': return events.map(eventLine).join('\n') + (events.length ? '\n' : '');
     case 'ndjson': return events.map((e) => JSON.stringify(e)).join('\n') + (events.length ? '\n' : '');
     case 'json': return JSON.stringify(events, null, 2) + '\n';
-    case 'chrome': return JSON.stringify(toChromeTrace(events, { title })) + '\n';
+    case 'chrome': return JSON.stringify(toChromeTrace(events, { title, ...(missing.length ? { missing } : {}) })) + '\n';
     case 'mermaid': return toMermaid(events, a.resource!, a.lockspace);
     case 'html': return toHtml(events, { title });
   }
@@ -135,6 +135,7 @@ function emit(text: string, output?: string): void {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const noAnswer = (nodes: number[]) => `no answer from node${nodes.length > 1 ? 's' : ''} ${nodes.join(' ')}`;
 
 export async function traceCommand(c: MxfsClient, sub: string | undefined, rest: string[], a: TraceArgs): Promise<void> {
   if (rest.length) usage(`'trace ${sub ?? ''}' takes no positional arguments`);
@@ -153,9 +154,11 @@ export async function traceCommand(c: MxfsClient, sub: string | undefined, rest:
       if (a.output === '') usage('--out needs a file path (it was empty)');
       const r = await readAll(c, sub, filterOf(a), nodesOf(a));
       if (!r.enabled) process.stderr.write(`mxfsctl: tracing is off on ${sub === 'dump' ? 'this node' : 'every node asked'} ([trace] enabled = false)\n`);
-      if (r.missing.length) process.stderr.write(`mxfsctl: no answer from node${r.missing.length > 1 ? 's' : ''} ${r.missing.join(' ')}\n`);
+      if (r.missing.length) process.stderr.write(`mxfsctl: ${noAnswer(r.missing)}: the trace is partial\n`);
       if (r.missed) process.stderr.write(`mxfsctl: ${r.missed} events were overwritten in a ring while reading\n`);
-      emit(render(r.events, format, a, `MXFS trace (${sub}${a.resource ? ` ${a.resource}` : ''}, ${r.events.length} events)`), a.output);
+      // An export kept for later says it lacks a node (the HTML page's and Perfetto's title).
+      const partial = r.missing.length ? `; partial: ${noAnswer(r.missing)}` : '';
+      emit(render(r.events, format, a, `MXFS trace (${sub}${a.resource ? ` ${a.resource}` : ''}, ${r.events.length} events${partial})`, r.missing), a.output);
       return;
     }
     case 'tail': {
@@ -171,8 +174,15 @@ export async function traceCommand(c: MxfsClient, sub: string | undefined, rest:
       let stop = false;
       process.once('SIGINT', () => { stop = true; });
       let told = false;
+      let silent = '';
       while (!stop && printed < count) {
-        const r = await c.trace('collect', { filter, cursors, ...(nodes ? { nodes } : {}) }) as { enabled: boolean; pages: Record<string, WireTracePage> };
+        const r = await c.trace('collect', { filter, cursors, ...(nodes ? { nodes } : {}) }) as { enabled: boolean; pages: Record<string, WireTracePage>; missing: number[] };
+        // A node that does not answer (stopped, cut off) is said once, and again when it answers.
+        const now = r.missing.join(' ');
+        if (now !== silent) {
+          process.stderr.write(now ? `mxfsctl: ${noAnswer(r.missing)}: its events are not shown until it answers\n` : `mxfsctl: node${silent.includes(' ') ? 's' : ''} ${silent} answer${silent.includes(' ') ? '' : 's'} again\n`);
+          silent = now;
+        }
         // As dump and collect say it: otherwise tail waits in silence for events that never come.
         if (!told && !r.enabled && Object.values(r.pages).every((p) => !p.enabled)) {
           process.stderr.write(`mxfsctl: tracing is off on every node asked ([trace] enabled = false); nothing will be printed\n`);
