@@ -139,3 +139,40 @@ describe('the trace file when it goes away (a real mxfsd)', function () {
     }
   });
 });
+
+describe('why after the master died (3 real mxfsd)', function () {
+  this.timeout(180000);
+  let cl: TestCluster;
+
+  before(async () => {
+    cl = new TestCluster(3, 3000, () => `[trace]\nenabled = true\n`);
+    await cl.up();
+  });
+  after(async () => { await cl?.stopAll(); });
+
+  it('names the new master and epoch, the holder, its BAST and the waiter; a lock adopted by the rebuild is "at least" as old as the recovery, not as young', async () => {
+    const res = resourceOn(3, [1, 2, 3], 'dead');
+    const a = await cl.client(1), b = await cl.client(2);
+    const ha = await a.lock(res, Mode.EX);
+    const bast = new Promise<Mode>((r) => ha.once('bast', r));
+    const pb = b.lock(res, Mode.PR);
+    pb.catch(() => {});
+    expect(await bast).to.equal(Mode.PR);
+    const before = JSON.parse((await mxfsctl(['--socket', cl.node(1).socket, '--json', 'why', res])).stdout);
+    expect(before.master).to.equal(3);
+    await cl.killed(3);
+    const epoch = await cl.waitView([1, 2], 60000);
+    expect(epoch).to.be.greaterThan(before.epoch);
+    let w = '';
+    await waitFor(async () => /rebuilt from/.test(w = (await mxfsctl(['--socket', cl.node(1).socket, 'why', res])).stdout), 60000, 'the rebuilt resource in why');
+    expect(w).to.match(new RegExp(`^default/${res}: mastered by node [12] in epoch ${epoch} \\(members 1 2; node 1 is running\\)`));
+    expect(w).to.match(/\n {2}held by 1:\d+\/1 \(owner 1:\d+.* on node 1\) in EX, token \d+, for at least \d+(\.\d)? m?s \(from before the recovery\)\n/);
+    expect(w).to.match(/\n {4}BAST sent \d+(\.\d)? m?s ago: another lock wants PR\n/);
+    // The waiter's request is sent again after the recovery (not a record): its time counts from then.
+    expect(w).to.match(/\n {2}waiting: 2:\d+\/1 .* for PR, for \d+(\.\d)? m?s, blocked by 1:\d+\/1 \(EX\)\n/);
+    expect(w).to.match(/\n {2}rebuilt from 1 record by a recovery \d+(\.\d)? m?s ago\n/);
+    expect(w).to.match(new RegExp(`\\n {2}last recovery: epoch ${epoch}, `));
+    await ha.unlock();
+    await (await pb).unlock();
+  });
+});

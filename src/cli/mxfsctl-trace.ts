@@ -221,20 +221,23 @@ export function whyText(w: any): string {
   const where = w.state === 'standalone' ? `node ${w.node} (standalone)` : `node ${w.master ?? '?'} in epoch ${w.epoch} (members ${w.members.join(' ') || '-'}; node ${w.node} is ${w.state})`;
   out.push(`${name}: mastered by ${where}`);
   const e = w.entry;
+  // A resource rebuilt by a recovery knows its locks from then: one adopted from the records
+  // (its time as old as the rebuild) was granted or queued before, how long before is not known.
+  const since = (l: any) => (e?.rebuilt && typeof l.sinceMs === 'number' && l.sinceMs >= e.rebuilt.agoMs ? `at least ${age(l.sinceMs)} (from before the recovery)` : age(l.sinceMs));
   if (!e || (e.granted.length + e.converting.length + e.waiting.length === 0)) {
     out.push('  nobody holds or waits for it');
   } else {
     for (const l of e.granted) {
-      out.push(`  held by ${who(l)} in ${l.mode}, token ${l.token}, for ${age(l.sinceMs)}`);
+      out.push(`  held by ${who(l)} in ${l.mode}, token ${l.token}, for ${since(l)}`);
       if (l.bast) out.push(`    BAST sent ${age(l.bast.agoMs)} ago: another lock wants ${l.bast.mode}`);
     }
     for (const l of e.converting) {
-      out.push(`  converting: ${who(l)} ${l.mode} -> ${l.requested}, waiting for ${age(l.sinceMs)}`);
+      out.push(`  converting: ${who(l)} ${l.mode} -> ${l.requested}, waiting for ${since(l)}`);
       if (l.bast) out.push(`    BAST sent ${age(l.bast.agoMs)} ago: another lock wants ${l.bast.mode}`);
     }
     for (const l of e.waiting) {
       const blockers = [...e.granted, ...e.converting].filter((g: any) => g.mode !== null && !compatibleNames(g.mode, l.requested));
-      out.push(`  waiting: ${who(l)} for ${l.requested}, for ${age(l.sinceMs)}${blockers.length ? `, blocked by ${blockers.map((b: any) => `${b.lockId} (${b.mode})`).join(', ')}` : ', behind earlier requests (FIFO)'}`);
+      out.push(`  waiting: ${who(l)} for ${l.requested}, for ${since(l)}${blockers.length ? `, blocked by ${blockers.map((b: any) => `${b.lockId} (${b.mode})`).join(', ')}` : ', behind earlier requests (FIFO)'}`);
     }
     if (e.rebuilt) out.push(`  rebuilt from ${e.rebuilt.records} record${e.rebuilt.records === 1 ? '' : 's'} by a recovery ${age(e.rebuilt.agoMs)} ago`);
   }
