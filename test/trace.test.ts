@@ -304,6 +304,23 @@ describe('trace', () => {
       ].join('\n'));
     });
 
+    it('Mermaid: actors whose paths differ only in characters an id cannot hold stay apart (one resource name in lockspaces a-b and a_b, names in other scripts)', () => {
+      const ev = (seq: number, ls: string, res: string) => ({ node: 1, seq, lc: seq, wall: 1000, mono: 0, kind: 'send', from: 'router', to: `resource/${ls}/${res}`, type: 'request', ls, res, trace: 1 }) as TraceEvent;
+      const mm = toMermaid([ev(1, 'a-b', 'R'), ev(2, 'a_b', 'R'), ev(3, 'a_b', 'R'), ev(4, 'a.b', 'R')], 'R');
+      expect(mm.split('\n')).to.include.members([
+        '  participant n1_resource_a_b_R as n1 resource/a-b/R',
+        '  participant n1_resource_a_b_R_2 as n1 resource/a_b/R',
+        '  participant n1_resource_a_b_R_3 as n1 resource/a.b/R',
+        '  n1_router->>n1_resource_a_b_R: request',
+        '  n1_router->>n1_resource_a_b_R_2: request',
+        '  n1_router->>n1_resource_a_b_R_3: request',
+      ]);
+      expect(mm.match(/->>n1_resource_a_b_R_2:/g)).to.have.length(2);
+      const uni = toMermaid([ev(1, 'default', 'ä'), ev(2, 'default', 'ö')].map((e, i) => ({ ...e, res: 'ä', to: i ? 'resource/default/ö' : 'resource/default/ä' })), 'ä');
+      expect(uni).to.match(/participant n1_resource_default__ as/);
+      expect(uni).to.match(/participant n1_resource_default___2 as/);
+    });
+
     it('Chrome Trace Event JSON: a process per node, a thread per actor, a flow per message between nodes bound inside slices', () => {
       const ct = JSON.parse(JSON.stringify(toChromeTrace(causalOrder(exchange()))));
       const meta = ct.traceEvents.filter((e: any) => e.ph === 'M');
