@@ -11,7 +11,7 @@ import { execFileSync } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
 import { ActorSystem } from '../src/actors/actor';
-import { TraceRecorder } from '../src/trace/recorder';
+import { PAGE_SCAN, TraceRecorder } from '../src/trace/recorder';
 import { ManualClock } from '../src/util/clock';
 import type { TraceEvent } from '../src/trace/event';
 import { causalOrder, checkCausality } from '../src/trace/merge';
@@ -74,6 +74,26 @@ describe('trace', () => {
       expect(a.page(0, { actor: 'peer-link' }, 1 << 20).events.map((e) => e.seq)).to.deep.equal([2, 3]);
       expect(a.page(0, { actor: 'membership/4' }, 1 << 20).events.map((e) => e.seq)).to.deep.equal([1]);
       expect(a.page(0, { actor: 'node/3' }, 1 << 20).events.map((e) => e.seq)).to.deep.equal([3]);
+    });
+
+    it('a page looks at PAGE_SCAN events at most: a rare filter over a big ring is read in several short pages, the match at the end found by reading on', () => {
+      const r = new TraceRecorder(1, new ManualClock(), 200_000);
+      for (let i = 1; i <= 230_000; i++) r.record('send', 'a', 'b', 'x', { res: i === 229_999 ? 'rare' : 'common' });
+      const first = r.page(0, { resource: 'rare' }, 1 << 20);
+      expect(first.events).to.deep.equal([]);
+      expect(first.more).to.equal(true);
+      expect(first.cursor).to.equal(30_000 + PAGE_SCAN); // the ring starts at 30001
+      const found: number[] = [];
+      let cursor = first.cursor, pages = 1;
+      for (let more = true; more; pages++) {
+        const p = r.page(cursor, { resource: 'rare' }, 1 << 20);
+        found.push(...p.events.map((e) => e.seq));
+        cursor = p.cursor;
+        more = p.more;
+      }
+      expect(found).to.deep.equal([229_999]);
+      expect(cursor).to.equal(230_000);
+      expect(pages).to.equal(Math.ceil(200_000 / PAGE_SCAN));
     });
 
     it('a ring of millions of events takes its size in memory (~150 bytes an event), not a dictionary of gigabytes; rows in every block read back, a cause\'s fields from another block', () => {

@@ -139,7 +139,8 @@ export class NodeTrace {
       const all: TraceEvent[] = [];
       const cursors: Record<number, number> = {};
       const nodes = standalone ? [this.o.config.node.id] : [this.o.config.node.id, ...this.collector.peers()];
-      for (let round = 0; round < 50; round++) {
+      // Pages look at PAGE_SCAN events each: enough rounds to pass the largest ring (ring_size 10M).
+      for (let round = 0; round < 1000; round++) {
         const res = await this.collector.collect(nodes, cursors, { resource, lockspace }, Math.max(8192, Math.floor(room / 2 / nodes.length)));
         traceMissing = res.missing;
         let more = false;

@@ -445,14 +445,14 @@ export class TraceRecorder implements ActorTracer, FrameTracer {
    * The matching events after `cursor`, oldest first, as many as fit in maxBytes of msgpack
    * (at least one if any matches, provided that one fits).
    */
-  page(cursor: number, filter: TraceFilter, maxBytes: number, maxEvents = 5000): TracePage {
+  page(cursor: number, filter: TraceFilter, maxBytes: number, maxEvents = 5000, maxScan = PAGE_SCAN): TracePage {
     const first = this.first;
     const from = Math.max(cursor + 1, first);
     const missed = cursor > 0 && first > cursor + 1 ? first - cursor - 1 : 0;
     const out: TraceEvent[] = [];
     let bytes = 64;
     let seq = from;
-    for (; seq <= this.seq; seq++) {
+    for (; seq <= this.seq && seq - from < maxScan; seq++) {
       const e = this.event((seq - 1) % this.ringSize, seq);
       if (!matches(e, filter)) continue;
       const size = approxSize(e);
@@ -471,6 +471,13 @@ export class TraceRecorder implements ActorTracer, FrameTracer {
 
   async close(): Promise<void> { await this.sink?.close(); }
 }
+
+/**
+ * Events a page looks at, at most: a read of a big ring with a filter that matches little is
+ * many short turns of the lock engine's thread (the reader goes on with the cursor), not one
+ * long one (a 10M-event ring scanned whole took ~1 s, the lock service stalled meanwhile).
+ */
+export const PAGE_SCAN = 65536;
 
 function clearFields(f: TraceFields): TraceFields {
   f.sub = f.ls = f.res = f.lock = f.req = f.info = undefined;
