@@ -72,6 +72,22 @@ describe('trace inspection (3 real mxfsd, mxfsctl)', function () {
     expect(all.stdout.split('\n')[0]).to.match(/"seq":1,/);
   });
 
+  it('names with a newline or an escape sequence are printed escaped by trace text and why: no forged line, nothing for the terminal', async () => {
+    const res = 'x\n00:00:00.000 n9 #1 lc 1 send forged\u001b[2J';
+    const a = await cl.client(1);
+    await (await a.lock(res, Mode.EX)).unlock();
+    const t = await ctl(1, ['trace', 'collect', '--resource', res]);
+    expect(t.code, t.stderr).to.equal(0);
+    const lines = t.stdout.trim().split('\n');
+    expect(lines.length).to.be.greaterThan(3);
+    for (const l of lines) expect(l).to.match(/^\d\d:\d\d:\d\d\.\d{3} n[123] #\d+ .*default\/x\\n00:00:00\.000 n9 #1 lc 1 send forged\\u001b\[2J/);
+    const w = await ctl(1, ['why', res]);
+    expect(w.code, w.stderr).to.equal(0);
+    expect(w.stdout).to.not.match(/[\u0000-\u0009\u000b-\u001f]/);
+    expect(w.stdout.split('\n')[0]).to.match(/^default\/x\\n00:00:00\.000 n9 #1 lc 1 send forged\\u001b\[2J: mastered by node \d/);
+    for (const l of w.stdout.trim().split('\n').slice(1)) expect(l).to.match(/^ {2}/);
+  });
+
   // Last: node 3 is stopped for a while (the view may change meanwhile on a loaded machine).
   it('a stopped node: collect ends after the query timeout with the trace marked partial (stderr and the exported page\'s title); tail says the node does not answer, then that it answers again', async () => {
     const page = path.join(cl.dir, 'partial.html');
