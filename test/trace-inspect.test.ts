@@ -192,3 +192,30 @@ describe('why after the master died (3 real mxfsd)', function () {
     await (await pb).unlock();
   });
 });
+
+describe('trace tail behind a small ring (a real mxfsd)', function () {
+  this.timeout(120000);
+
+  it('events overwritten in the ring between two polls are reported on stderr, not skipped in silence', async () => {
+    const d = await startDaemon({ extra: { trace: { enabled: 'true', ring_size: 16 } } });
+    const c = await MxfsClient.connect(d.socket);
+    const tail = spawn(process.execPath, [MXFSCTL, '--socket', d.socket, 'trace', 'tail', '--interval', '500'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '', err = '';
+    tail.stdout!.on('data', (x) => { out += x; });
+    tail.stderr!.on('data', (x) => { err += x; });
+    try {
+      // Many more than 16 events between two polls.
+      await waitFor(async () => {
+        for (let i = 0; i < 10; i++) await (await c.lock(`small${i}`, Mode.EX)).unlock();
+        return /\d+ events of node 1 were overwritten in its ring before they could be read/.test(err);
+      }, 60000, 'tail reporting overwritten events');
+      expect(err).to.match(/^mxfsctl: \d+ events of node 1 were overwritten in its ring before they could be read \(raise \[trace\] ring_size or poll more often\)\n/m);
+      expect(out).to.match(/client\/lock/);
+    } finally {
+      tail.kill();
+      await c.close();
+      await d.stop();
+      fs.rmSync(d.dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -190,7 +190,13 @@ export async function traceCommand(c: MxfsClient, sub: string | undefined, rest:
         }
         const batch: TraceEvent[] = [];
         let more = false;
-        for (const [n, p] of Object.entries(r.pages)) { batch.push(...p.events); cursors[n] = p.cursor; more ||= p.more; }
+        for (const [n, p] of Object.entries(r.pages)) {
+          batch.push(...p.events);
+          cursors[n] = p.cursor;
+          more ||= p.more;
+          // Overwritten in the node's ring since the last poll: said, not skipped in silence.
+          if (p.missed > 0) process.stderr.write(`mxfsctl: ${p.missed} events of node ${n} were overwritten in its ring before they could be read (raise [trace] ring_size or poll more often)\n`);
+        }
         for (const e of causalOrder(batch)) {
           if (printed >= count) break;
           process.stdout.write(format === 'ndjson' ? JSON.stringify(e) + '\n' : eventLine(e) + '\n');
