@@ -8,9 +8,22 @@ import { ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { MxfsClient } from '../src/client/client';
+import type { LockHandle } from '../src/client/api';
 import { Mode } from '../src/dlm/modes';
 import { resourceOn, TestCluster } from './support/cluster-proc';
 import { MXFSCTL, mxfsctl, startDaemon, tmpDir, waitFor } from './support/daemon-proc';
+
+/** A resource node 3 masters: a client of node 1 holds it in EX, one of node 2 waits for PR (the holder has its BAST). */
+async function holderAndWaiter(cl: TestCluster, tag: string): Promise<{ res: string; ha: LockHandle; pb: Promise<LockHandle> }> {
+  const res = resourceOn(3, [1, 2, 3], tag);
+  const a = await cl.client(1), b = await cl.client(2);
+  const ha = await a.lock(res, Mode.EX);
+  const bast = new Promise<Mode>((r) => ha.once('bast', r));
+  const pb = b.lock(res, Mode.PR);
+  pb.catch(() => {}); // awaited by the test
+  expect(await bast).to.equal(Mode.PR);
+  return { res, ha, pb };
+}
 
 describe('trace inspection (3 real mxfsd, mxfsctl)', function () {
   this.timeout(120000);
@@ -25,12 +38,7 @@ describe('trace inspection (3 real mxfsd, mxfsctl)', function () {
   after(async () => { await cl?.stopAll(); });
 
   it('why leaves its own inspection out of the recent traffic: asked again and again it still shows the lock exchange, and so does the Mermaid diagram', async () => {
-    const res = resourceOn(3, [1, 2, 3], 'why');
-    const a = await cl.client(1), b = await cl.client(2);
-    const ha = await a.lock(res, Mode.EX);
-    const bast = new Promise<Mode>((r) => ha.once('bast', r));
-    const pb = b.lock(res, Mode.PR);
-    expect(await bast).to.equal(Mode.PR);
+    const { res, ha, pb } = await holderAndWaiter(cl, 'why');
     // Each why asks every node for the resource's queues (an `inspect` through the DlmChannel);
     // the next why must not show those asks.
     for (let i = 0; i < 3; i++) expect((await ctl(2, ['why', res])).code).to.equal(0);
@@ -167,13 +175,7 @@ describe('why after the master died (3 real mxfsd)', function () {
   after(async () => { await cl?.stopAll(); });
 
   it('names the new master and epoch, the holder, its BAST and the waiter; a lock adopted by the rebuild is "at least" as old as the recovery, not as young', async () => {
-    const res = resourceOn(3, [1, 2, 3], 'dead');
-    const a = await cl.client(1), b = await cl.client(2);
-    const ha = await a.lock(res, Mode.EX);
-    const bast = new Promise<Mode>((r) => ha.once('bast', r));
-    const pb = b.lock(res, Mode.PR);
-    pb.catch(() => {});
-    expect(await bast).to.equal(Mode.PR);
+    const { res, ha, pb } = await holderAndWaiter(cl, 'dead');
     const before = JSON.parse((await mxfsctl(['--socket', cl.node(1).socket, '--json', 'why', res])).stdout);
     expect(before.master).to.equal(3);
     await cl.killed(3);
