@@ -247,6 +247,17 @@ describe('trace', () => {
       fs.rmSync(dir, { recursive: true, force: true });
     });
 
+    it('a file that opens but cannot be written (a full disk: /dev/full) is told once, however often it is tried again, and not said to be written again', async () => {
+      let errors = 0, resumes = 0;
+      const sink = new NdjsonFileSink({ file: '/dev/full', maxBytes: 1 << 20, keep: 1, flushMs: 1, retryMs: 0, onError: () => errors++, onResume: () => resumes++ });
+      for (let i = 1; i <= 5; i++) {
+        sink.writeLine(`{"seq":${i}}`);
+        await waitFor(() => sink.dropped === i, 10000, `event ${i} dropped`);
+      }
+      await sink.close();
+      expect([errors, resumes]).to.deep.equal([1, 0]);
+    });
+
     it('a batch larger than file_max_bytes is split at a line: no file passes the limit, no line is lost or cut', async () => {
       const dir = tmpDir('mxfs-trace-file-');
       const file = path.join(dir, 'trace.ndjson');

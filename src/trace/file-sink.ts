@@ -27,7 +27,7 @@ export interface FileSinkOptions {
   retryMs?: number;
   /** Told once per failure to write (the node carries on without the file)... */
   onError?(err: Error): void;
-  /** ...and when the file could be opened again after one. */
+  /** ...and when a write succeeded again after one. */
   onResume?(): void;
 }
 
@@ -45,6 +45,8 @@ export class NdjsonFileSink implements TraceSink {
   private failed = false;
   /** When the last failure happened (Date.now()). */
   private failedAt = 0;
+  /** A failure was told (onError) and no write has succeeded since. */
+  private down = false;
   private closed = false;
   private drained?: () => void;
   dropped = 0;
@@ -79,7 +81,8 @@ export class NdjsonFileSink implements TraceSink {
 
   /** Stops writing: the open file is let go (closed once nothing queued is for it), its space with it. */
   private fail(err: Error): void {
-    if (!this.failed) this.o.onError?.(err);
+    // A file that opens but cannot be written (a full disk) fails again after each retry: told once.
+    if (!this.down) { this.down = true; this.o.onError?.(err); }
     this.failed = true;
     this.failedAt = Date.now();
     this.detach();
@@ -98,9 +101,7 @@ export class NdjsonFileSink implements TraceSink {
     if (Date.now() - this.failedAt < (this.o.retryMs ?? 5000)) return false;
     this.failed = false;
     this.open();
-    if (this.failed) return false;
-    this.o.onResume?.();
-    return true;
+    return !this.failed;
   }
 
   private flush(): void {
@@ -157,6 +158,7 @@ export class NdjsonFileSink implements TraceSink {
         this.drained?.();
         return;
       }
+      if (this.down) { this.down = false; this.o.onResume?.(); }
       if (written < item.buf.length) { item.buf = item.buf.subarray(written); this.pendingBytes -= written; this.pump(); return; }
       this.queue.shift();
       this.pendingBytes -= item.buf.length;
