@@ -96,6 +96,17 @@ describe('trace inspection (3 real mxfsd, mxfsctl)', function () {
     for (const l of w.stdout.trim().split('\n').slice(1)) expect(l).to.match(/^ {2}/);
   });
 
+  it('collect --node with a node that is not in the cluster says so (not "no answer" after the query timeout) and reads the others', async () => {
+    const r = await ctl(1, ['trace', 'collect', '--node', '1,9', '--since', '1h', '--format', 'ndjson']);
+    expect(r.code, r.stderr).to.equal(0);
+    expect(r.stderr).to.equal('mxfsctl: node 9 is not in the cluster (neither the node asked nor one of its [peer]s)\n');
+    const nodes = new Set(r.stdout.trim().split('\n').map((l) => JSON.parse(l).node));
+    expect([...nodes]).to.deep.equal([1]);
+    const only = await ctl(1, ['trace', 'collect', '--node', '9,12']);
+    expect(only.stderr).to.equal('mxfsctl: nodes 9 12 are not in the cluster (neither the node asked nor one of its [peer]s)\n');
+    expect(only.stdout).to.equal('');
+  });
+
   // Last: node 3 is stopped for a while (the view may change meanwhile on a loaded machine).
   it('a stopped node: collect ends after the query timeout with the trace marked partial (stderr and the exported page\'s title); tail says the node does not answer, then that it answers again', async () => {
     const page = path.join(cl.dir, 'partial.html');

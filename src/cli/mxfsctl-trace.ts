@@ -89,17 +89,18 @@ function uintArg(name: string, s: string | undefined, dflt: number): number {
 }
 
 /** Reads every page from the asked nodes until none has more; the events merged causally. */
-export async function readAll(c: MxfsClient, op: 'dump' | 'collect', filter: TraceFilter, nodes?: number[]): Promise<{ events: TraceEvent[]; missing: number[]; missed: number; enabled: boolean }> {
+export async function readAll(c: MxfsClient, op: 'dump' | 'collect', filter: TraceFilter, nodes?: number[]): Promise<{ events: TraceEvent[]; missing: number[]; unknown: number[]; missed: number; enabled: boolean }> {
   const cursors: Record<string, number> = {};
   const all: TraceEvent[] = [];
   let missing: number[] = [];
+  let unknown: number[] = [];
   let missed = 0;
   let enabled = false;
   let ask = nodes;
   for (let round = 0; round < 100000; round++) {
-    const r = await c.trace(op, { filter, cursors, ...(ask ? { nodes: ask } : {}) }) as { enabled: boolean; pages: Record<string, WireTracePage>; missing: number[] };
+    const r = await c.trace(op, { filter, cursors, ...(ask ? { nodes: ask } : {}) }) as { enabled: boolean; pages: Record<string, WireTracePage>; missing: number[]; unknown?: number[] };
     enabled ||= r.enabled || Object.values(r.pages).some((p) => p.enabled);
-    if (round === 0) missing = r.missing;
+    if (round === 0) { missing = r.missing; unknown = r.unknown ?? []; }
     const more: number[] = [];
     for (const [n, p] of Object.entries(r.pages)) {
       all.push(...p.events);
@@ -110,7 +111,7 @@ export async function readAll(c: MxfsClient, op: 'dump' | 'collect', filter: Tra
     if (more.length === 0) break;
     ask = op === 'collect' ? more : undefined;
   }
-  return { events: causalOrder(all), missing, missed, enabled };
+  return { events: causalOrder(all), missing: [...missing, ...unknown], unknown, missed, enabled };
 }
 
 function render(events: TraceEvent[], format: TraceFormat, a: TraceArgs, title: string, missing: number[]): string {
@@ -136,6 +137,7 @@ function emit(text: string, output?: string): void {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const noAnswer = (nodes: number[]) => `no answer from node${nodes.length > 1 ? 's' : ''} ${nodes.join(' ')}`;
+const notInCluster = (nodes: number[]) => `node${nodes.length > 1 ? 's' : ''} ${nodes.join(' ')} ${nodes.length > 1 ? 'are' : 'is'} not in the cluster (neither the node asked nor one of its [peer]s)`;
 
 export async function traceCommand(c: MxfsClient, sub: string | undefined, rest: string[], a: TraceArgs): Promise<void> {
   if (rest.length) usage(`'trace ${sub ?? ''}' takes no positional arguments`);
@@ -154,7 +156,9 @@ export async function traceCommand(c: MxfsClient, sub: string | undefined, rest:
       if (a.output === '') usage('--out needs a file path (it was empty)');
       const r = await readAll(c, sub, filterOf(a), nodesOf(a));
       if (!r.enabled) process.stderr.write(`mxfsctl: tracing is off on ${sub === 'dump' ? 'this node' : 'every node asked'} ([trace] enabled = false)\n`);
-      if (r.missing.length) process.stderr.write(`mxfsctl: ${noAnswer(r.missing)}: the trace is partial\n`);
+      if (r.unknown.length) process.stderr.write(`mxfsctl: ${notInCluster(r.unknown)}\n`);
+      const silent = r.missing.filter((n) => !r.unknown.includes(n));
+      if (silent.length) process.stderr.write(`mxfsctl: ${noAnswer(silent)}: the trace is partial\n`);
       if (r.missed) process.stderr.write(`mxfsctl: ${r.missed} events were overwritten in a ring while reading\n`);
       // An export kept for later says it lacks a node (the HTML page's and Perfetto's title).
       const partial = r.missing.length ? `; partial: ${noAnswer(r.missing)}` : '';
@@ -175,8 +179,10 @@ export async function traceCommand(c: MxfsClient, sub: string | undefined, rest:
       process.once('SIGINT', () => { stop = true; });
       let told = false;
       let silent = '';
+      let saidUnknown = false;
       while (!stop && printed < count) {
-        const r = await c.trace('collect', { filter, cursors, ...(nodes ? { nodes } : {}) }) as { enabled: boolean; pages: Record<string, WireTracePage>; missing: number[] };
+        const r = await c.trace('collect', { filter, cursors, ...(nodes ? { nodes } : {}) }) as { enabled: boolean; pages: Record<string, WireTracePage>; missing: number[]; unknown?: number[] };
+        if (!saidUnknown && r.unknown?.length) { process.stderr.write(`mxfsctl: ${notInCluster(r.unknown)}\n`); saidUnknown = true; }
         // A node that does not answer (stopped, cut off) is said once, and again when it answers.
         const now = r.missing.join(' ');
         if (now !== silent) {

@@ -104,12 +104,16 @@ export class NodeTrace {
         return { node, enabled: this.enabled, pages: { [node]: this.collector.localPage(cursors(node), req.filter ?? {}, room) }, missing: [] };
       }
       case 'collect': {
-        const nodes = req.nodes ?? [node, ...this.collector.peers()];
+        // A node that is neither this one nor a configured peer cannot answer: said at once
+        // (`unknown`), not waited for until the query timeout.
+        const known = (n: number) => n === node || this.o.config.peers.some((p) => p.id === n);
+        const unknown = req.nodes?.filter((n) => !known(n)) ?? [];
+        const nodes = req.nodes?.filter(known) ?? [node, ...this.collector.peers()];
         const per = Math.max(4096, Math.floor(room / Math.max(1, nodes.length)));
         const cur: Record<number, number> = {};
         for (const n of nodes) cur[n] = cursors(n);
         const r = await this.collector.collect(nodes, cur, req.filter ?? {}, per);
-        return { node, enabled: this.enabled, ...r };
+        return { node, enabled: this.enabled, ...r, ...(unknown.length ? { unknown } : {}) };
       }
       case 'why':
         return this.why(req.lockspace ?? 'default', req.resource!, room);
