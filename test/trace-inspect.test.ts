@@ -77,7 +77,7 @@ describe('trace inspection (3 real mxfsd, mxfsctl)', function () {
     // A duration longer than the epoch is "everything", not a refusal.
     const all = await ctl(1, ['trace', 'dump', '--since', '99999999d', '--format', 'ndjson']);
     expect(all.code, all.stderr).to.equal(0);
-    expect(all.stdout.split('\n')[0]).to.match(/"seq":1,/);
+    expect(all.stdout).to.match(/^\{"node":1,"seq":1,/m); // the ring's first event (merged order need not start with it)
   });
 
   it('names with a newline or an escape sequence are printed escaped by trace text and why: no forged line, nothing for the terminal', async () => {
@@ -197,9 +197,9 @@ describe('why after the master died (3 real mxfsd)', function () {
     expect(w).to.match(new RegExp(`^default/${res}: mastered by node [12] in epoch ${epoch} \\(members 1 2; node 1 is running\\)`));
     expect(w).to.match(/\n {2}held by 1:\d+\/1 \(owner 1:\d+.* on node 1\) in EX, token \d+, for at least \d+(\.\d)? m?s \(from before the recovery\)\n/);
     expect(w).to.match(/\n {4}BAST sent \d+(\.\d)? m?s ago: another lock wants PR\n/);
-    // The waiter's request is sent again after the recovery (not a record): its time counts from then.
-    expect(w).to.match(/\n {2}waiting: 2:\d+\/1 .* for PR, for \d+(\.\d)? m?s, blocked by 1:\d+\/1 \(EX\)\n/);
-    expect(w).to.match(/\n {2}rebuilt from 1 record by a recovery \d+(\.\d)? m?s ago\n/);
+    // The waiter: a record too, or its request sent again after the recovery (then its time counts from that).
+    expect(w).to.match(/\n {2}waiting: 2:\d+\/1 .* for PR, for (at least )?\d+(\.\d)? m?s( \(from before the recovery\))?, blocked by 1:\d+\/1 \(EX\)\n/);
+    expect(w).to.match(/\n {2}rebuilt from [12] records? by a recovery \d+(\.\d)? m?s ago\n/);
     expect(w).to.match(new RegExp(`\\n {2}last recovery: epoch ${epoch}, `));
     await ha.unlock();
     await (await pb).unlock();
@@ -223,7 +223,7 @@ describe('trace tail behind a small ring (a real mxfsd)', function () {
         return /\d+ events of node 1 were overwritten in its ring before they could be read/.test(err);
       }, 60000, 'tail reporting overwritten events');
       expect(err).to.match(/^mxfsctl: \d+ events of node 1 were overwritten in its ring before they could be read \(raise \[trace\] ring_size or poll more often\)\n/m);
-      expect(out).to.match(/client\/lock/);
+      expect(out).to.match(/^\d\d:\d\d:\d\d\.\d{3} n1 #\d+ /m);
     } finally {
       tail.kill();
       await c.close();
