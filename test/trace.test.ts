@@ -7,10 +7,11 @@
  */
 import { expect } from 'chai';
 import fs from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
 import { ActorSystem } from '../src/actors/actor';
-import { TraceRecorder } from '../src/trace/recorder';
+import { PAGE_SCAN, TraceRecorder } from '../src/trace/recorder';
 import { ManualClock } from '../src/util/clock';
 import type { TraceEvent } from '../src/trace/event';
 import { causalOrder, checkCausality } from '../src/trace/merge';
@@ -73,6 +74,54 @@ describe('trace', () => {
       expect(a.page(0, { actor: 'peer-link' }, 1 << 20).events.map((e) => e.seq)).to.deep.equal([2, 3]);
       expect(a.page(0, { actor: 'membership/4' }, 1 << 20).events.map((e) => e.seq)).to.deep.equal([1]);
       expect(a.page(0, { actor: 'node/3' }, 1 << 20).events.map((e) => e.seq)).to.deep.equal([3]);
+    });
+
+    it('a page looks at PAGE_SCAN events at most: a rare filter over a big ring is read in several short pages, the match at the end found by reading on', () => {
+      const r = new TraceRecorder(1, new ManualClock(), 200_000);
+      for (let i = 1; i <= 230_000; i++) r.record('send', 'a', 'b', 'x', { res: i === 229_999 ? 'rare' : 'common' });
+      const first = r.page(0, { resource: 'rare' }, 1 << 20);
+      expect(first.events).to.deep.equal([]);
+      expect(first.more).to.equal(true);
+      expect(first.cursor).to.equal(30_000 + PAGE_SCAN); // the ring starts at 30001
+      const found: number[] = [];
+      let cursor = first.cursor, pages = 1;
+      for (let more = true; more; pages++) {
+        const p = r.page(cursor, { resource: 'rare' }, 1 << 20);
+        found.push(...p.events.map((e) => e.seq));
+        cursor = p.cursor;
+        more = p.more;
+      }
+      expect(found).to.deep.equal([229_999]);
+      expect(cursor).to.equal(230_000);
+      expect(pages).to.equal(Math.ceil(200_000 / PAGE_SCAN));
+    });
+
+    it('a ring of millions of events takes its size in memory (~150 bytes an event), not a dictionary of gigabytes; rows in every block read back, a cause\'s fields from another block', () => {
+      // In a process of its own, its peak memory: 4M events, 36M string slots (288 MB in fast arrays, 600 MB with
+      // the typed arrays); as one array of 36M slots, a dictionary first: 2.7 GB at the peak (and 8 s).
+      const js = `const { TraceRecorder } = require(${JSON.stringify(require.resolve('../src/trace/recorder'))});
+        const { ManualClock } = require(${JSON.stringify(require.resolve('../src/util/clock'))});
+        const r = new TraceRecorder(1, new ManualClock(), 4000000);
+        r.record('send', 'a', 'b', 'x', { res: 'first' });
+        process.stdout.write(JSON.stringify({ res: r.get(1).res, maxRssKiB: process.resourceUsage().maxRSS }));`;
+      const out = JSON.parse(execFileSync(process.execPath, ['-e', js], { encoding: 'utf8' }));
+      expect(out.res).to.equal('first');
+      expect(out.maxRssKiB).to.be.below(1.5 * 1024 * 1024);
+      // 200000 rows: blocks of 65536, the last one partial; wrapped twice.
+      const r = new TraceRecorder(1, new ManualClock(), 200_000);
+      for (let i = 1; i <= 450_000; i++) {
+        if (i % 1000 === 1) { r.cur = 0; r.record('send', 'client', 'session/1', 'client', { res: `R${i}`, ls: 'L', lock: `1:1/${i}` }); r.cur = i; } else r.record('send', 'x', 'y', 't', { info: `${i}` });
+      }
+      expect(r.stats.first).to.equal(250_001);
+      for (const seq of [250_001, 262_143, 262_144, 262_145, 327_680, 327_681, 399_999, 400_000, 400_001, 449_999, 450_000]) {
+        const e = r.get(seq)!;
+        const head = seq - ((seq - 1) % 1000);
+        if (seq === head) expect(e.res).to.equal(`R${seq}`);
+        else {
+          expect(e.info).to.equal(`${seq}`);
+          if (head >= 250_001) expect([e.cause, e.res, e.ls, e.lock]).to.deep.equal([head, `R${head}`, 'L', `1:1/${head}`]);
+        }
+      }
     });
 
     it('a ring row reads back as recorded, after the ring wrapped: seq and wall (not stored) derived right, a client\'s numeric ids as text, every field', () => {
@@ -239,13 +288,40 @@ describe('trace', () => {
       expect(fs.existsSync(`${file}.1`)).to.equal(true);
       expect(fs.existsSync(`${file}.2`)).to.equal(true);
       expect(fs.existsSync(`${file}.3`)).to.equal(false);
-      for (const f of [file, `${file}.1`, `${file}.2`]) expect(fs.statSync(f).size).to.be.at.most(64 * 1024 + 300 * 1024);
+      for (const f of [file, `${file}.1`, `${file}.2`]) expect(fs.statSync(f).size).to.be.at.most(64 * 1024);
       const { lines } = readTraceFiles(file);
       const seqs = lines.map((l) => JSON.parse(l).seq as number);
       expect(seqs[seqs.length - 1]).to.equal(3000);
       expect(seqs).to.deep.equal([...seqs].sort((x, y) => x - y)); // oldest file first, in order
       expect(seqs.length).to.be.below(3000); // the oldest went with rotation
       expect(JSON.parse(lines[lines.length - 1]!)).to.deep.equal(r.get(3000)); // a line is the event, field for field
+      fs.rmSync(dir, { recursive: true, force: true });
+    });
+
+    it('a file that opens but cannot be written (a full disk: /dev/full) is told once, however often it is tried again, and not said to be written again', async () => {
+      let errors = 0, resumes = 0;
+      const sink = new NdjsonFileSink({ file: '/dev/full', maxBytes: 1 << 20, keep: 1, flushMs: 1, retryMs: 0, onError: () => errors++, onResume: () => resumes++ });
+      for (let i = 1; i <= 5; i++) {
+        sink.writeLine(`{"seq":${i}}`);
+        await waitFor(() => sink.dropped === i, 10000, `event ${i} dropped`);
+      }
+      await sink.close();
+      expect([errors, resumes]).to.deep.equal([1, 0]);
+    });
+
+    it('a batch larger than file_max_bytes is split at a line: no file passes the limit, no line is lost or cut', async () => {
+      const dir = tmpDir('mxfs-trace-file-');
+      const file = path.join(dir, 'trace.ndjson');
+      // One batch of ~200 KB (under the 256 KB that flushes early; the timer never fires before close).
+      const sink = new NdjsonFileSink({ file, maxBytes: 64 * 1024, keep: 3, flushMs: 3_600_000 });
+      const n = 2000;
+      for (let i = 1; i <= n; i++) sink.writeLine(JSON.stringify({ seq: i, info: 'é'.repeat(40) + 'y'.repeat(10) }));
+      await sink.close();
+      const files = [file, `${file}.1`, `${file}.2`, `${file}.3`];
+      for (const f of files) expect(fs.statSync(f).size, f).to.be.at.most(64 * 1024);
+      const { lines } = readTraceFiles(file);
+      expect(lines.map((l) => JSON.parse(l).seq)).to.deep.equal(Array.from({ length: n }, (_, i) => i + 1));
+      expect(sink.dropped).to.equal(0);
       fs.rmSync(dir, { recursive: true, force: true });
     });
   });
@@ -308,6 +384,23 @@ describe('trace', () => {
         '  n2_router->>n2_session_1: lock.granted EX token 9 2:1/1',
         '',
       ].join('\n'));
+    });
+
+    it('Mermaid: actors whose paths differ only in characters an id cannot hold stay apart (one resource name in lockspaces a-b and a_b, names in other scripts)', () => {
+      const ev = (seq: number, ls: string, res: string) => ({ node: 1, seq, lc: seq, wall: 1000, mono: 0, kind: 'send', from: 'router', to: `resource/${ls}/${res}`, type: 'request', ls, res, trace: 1 }) as TraceEvent;
+      const mm = toMermaid([ev(1, 'a-b', 'R'), ev(2, 'a_b', 'R'), ev(3, 'a_b', 'R'), ev(4, 'a.b', 'R')], 'R');
+      expect(mm.split('\n')).to.include.members([
+        '  participant n1_resource_a_b_R as n1 resource/a-b/R',
+        '  participant n1_resource_a_b_R_2 as n1 resource/a_b/R',
+        '  participant n1_resource_a_b_R_3 as n1 resource/a.b/R',
+        '  n1_router->>n1_resource_a_b_R: request',
+        '  n1_router->>n1_resource_a_b_R_2: request',
+        '  n1_router->>n1_resource_a_b_R_3: request',
+      ]);
+      expect(mm.match(/->>n1_resource_a_b_R_2:/g)).to.have.length(2);
+      const uni = toMermaid([ev(1, 'default', 'ä'), ev(2, 'default', 'ö')].map((e, i) => ({ ...e, res: 'ä', to: i ? 'resource/default/ö' : 'resource/default/ä' })), 'ä');
+      expect(uni).to.match(/participant n1_resource_default__ as/);
+      expect(uni).to.match(/participant n1_resource_default___2 as/);
     });
 
     it('Chrome Trace Event JSON: a process per node, a thread per actor, a flow per message between nodes bound inside slices', () => {

@@ -16,7 +16,7 @@ import type { WireTracePage } from '../cluster/dlm-messages';
 import { parseTraceId, TraceEvent, traceIdText } from '../trace/event';
 import type { TraceFilter } from '../trace/filter';
 import { causalOrder } from '../trace/merge';
-import { eventLabel, eventLine } from '../trace/export-text';
+import { eventLabel, eventLine, printable } from '../trace/export-text';
 import { toChromeTrace } from '../trace/export-chrome';
 import { toMermaid } from '../trace/export-mermaid';
 import { toHtml } from '../trace/export-html';
@@ -32,22 +32,33 @@ export interface TraceArgs {
 
 export class TraceUsageError extends Error {}
 const usage = (m: string): never => { throw new TraceUsageError(m); };
+/** The output could not be written (--out): mxfsctl says so and exits 1. */
+export class TraceOutputError extends Error {}
 
-/** "500ms", "10s", "5m", "2h", "1d" -> ms; or an ISO date -> ms ago. */
+/**
+ * "500ms", "10s", "5m", "2h", "1d" -> ms; or an ISO date -> ms ago. A time before 1970 (a
+ * duration longer than that) is 1970: everything.
+ */
 export function parseSince(s: string, now = Date.now()): number {
   const m = /^(\d+)(ms|s|m|h|d)$/.exec(s);
-  if (m) return now - Number(m[1]) * { ms: 1, s: 1000, m: 60000, h: 3600000, d: 86400000 }[m[2] as 'ms']!;
+  if (m) return Math.max(0, now - Number(m[1]) * { ms: 1, s: 1000, m: 60000, h: 3600000, d: 86400000 }[m[2] as 'ms']!);
   const t = Date.parse(s);
-  if (/^\d{4}-\d\d-\d\d/.test(s) && Number.isFinite(t)) return t;
+  if (/^\d{4}-\d\d-\d\d/.test(s) && Number.isFinite(t)) return Math.max(0, t);
   return usage(`--since wants a duration (500ms, 10s, 5m, 2h, 1d) or an ISO date, got '${s}'`);
+}
+
+/** --actor and --type as the daemon takes them (validateTraceFilter): 1..max characters. */
+function textArg(name: string, v: string, max: number): string {
+  if (v.length === 0 || v.length > max) usage(`${name} wants 1..${max} characters, got ${v.length}`);
+  return v;
 }
 
 function filterOf(a: TraceArgs): TraceFilter {
   const f: TraceFilter = {};
   if (a.resource !== undefined) f.resource = a.resource;
   if (a.lockspace !== undefined) f.lockspace = a.lockspace;
-  if (a.actor !== undefined) f.actor = a.actor;
-  if (a.type !== undefined) f.type = a.type;
+  if (a.actor !== undefined) f.actor = textArg('--actor', a.actor, 128);
+  if (a.type !== undefined) f.type = textArg('--type', a.type, 64);
   if (a.since !== undefined) f.since = parseSince(a.since);
   if (a.trace !== undefined) {
     const id = parseTraceId(a.trace);
@@ -78,17 +89,18 @@ function uintArg(name: string, s: string | undefined, dflt: number): number {
 }
 
 /** Reads every page from the asked nodes until none has more; the events merged causally. */
-export async function readAll(c: MxfsClient, op: 'dump' | 'collect', filter: TraceFilter, nodes?: number[]): Promise<{ events: TraceEvent[]; missing: number[]; missed: number; enabled: boolean }> {
+export async function readAll(c: MxfsClient, op: 'dump' | 'collect', filter: TraceFilter, nodes?: number[]): Promise<{ events: TraceEvent[]; missing: number[]; unknown: number[]; missed: number; enabled: boolean }> {
   const cursors: Record<string, number> = {};
   const all: TraceEvent[] = [];
   let missing: number[] = [];
+  let unknown: number[] = [];
   let missed = 0;
   let enabled = false;
   let ask = nodes;
   for (let round = 0; round < 100000; round++) {
-    const r = await c.trace(op, { filter, cursors, ...(ask ? { nodes: ask } : {}) }) as { enabled: boolean; pages: Record<string, WireTracePage>; missing: number[] };
+    const r = await c.trace(op, { filter, cursors, ...(ask ? { nodes: ask } : {}) }) as { enabled: boolean; pages: Record<string, WireTracePage>; missing: number[]; unknown?: number[] };
     enabled ||= r.enabled || Object.values(r.pages).some((p) => p.enabled);
-    if (round === 0) missing = r.missing;
+    if (round === 0) { missing = r.missing; unknown = r.unknown ?? []; }
     const more: number[] = [];
     for (const [n, p] of Object.entries(r.pages)) {
       all.push(...p.events);
@@ -99,26 +111,33 @@ export async function readAll(c: MxfsClient, op: 'dump' | 'collect', filter: Tra
     if (more.length === 0) break;
     ask = op === 'collect' ? more : undefined;
   }
-  return { events: causalOrder(all), missing, missed, enabled };
+  return { events: causalOrder(all), missing: [...missing, ...unknown], unknown, missed, enabled };
 }
 
-function render(events: TraceEvent[], format: TraceFormat, a: TraceArgs, title: string): string {
+function render(events: TraceEvent[], format: TraceFormat, a: TraceArgs, title: string, missing: number[]): string {
   switch (format) {
     case 'text': return events.map(eventLine).join('\n') + (events.length ? '\n' : '');
     case 'ndjson': return events.map((e) => JSON.stringify(e)).join('\n') + (events.length ? '\n' : '');
     case 'json': return JSON.stringify(events, null, 2) + '\n';
-    case 'chrome': return JSON.stringify(toChromeTrace(events, { title })) + '\n';
+    case 'chrome': return JSON.stringify(toChromeTrace(events, { title, ...(missing.length ? { missing } : {}) })) + '\n';
     case 'mermaid': return toMermaid(events, a.resource!, a.lockspace);
     case 'html': return toHtml(events, { title });
   }
 }
 
 function emit(text: string, output?: string): void {
-  if (output === undefined || output === '-') process.stdout.write(text);
-  else fs.writeFileSync(output, text);
+  if (output === undefined || output === '-') { process.stdout.write(text); return; }
+  try {
+    fs.writeFileSync(output, text);
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    throw new TraceOutputError(`cannot write ${output}: ${err.code ?? err.message}`);
+  }
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const noAnswer = (nodes: number[]) => `no answer from node${nodes.length > 1 ? 's' : ''} ${nodes.join(' ')}`;
+const notInCluster = (nodes: number[]) => `node${nodes.length > 1 ? 's' : ''} ${nodes.join(' ')} ${nodes.length > 1 ? 'are' : 'is'} not in the cluster (neither the node asked nor one of its [peer]s)`;
 
 export async function traceCommand(c: MxfsClient, sub: string | undefined, rest: string[], a: TraceArgs): Promise<void> {
   if (rest.length) usage(`'trace ${sub ?? ''}' takes no positional arguments`);
@@ -134,11 +153,16 @@ export async function traceCommand(c: MxfsClient, sub: string | undefined, rest:
     case 'dump': case 'collect': {
       const format = formatOf(a);
       if (sub === 'dump' && a.node !== undefined) usage(`'trace dump' reads the node you talk to; use 'trace collect --node N'`);
+      if (a.output === '') usage('--out needs a file path (it was empty)');
       const r = await readAll(c, sub, filterOf(a), nodesOf(a));
       if (!r.enabled) process.stderr.write(`mxfsctl: tracing is off on ${sub === 'dump' ? 'this node' : 'every node asked'} ([trace] enabled = false)\n`);
-      if (r.missing.length) process.stderr.write(`mxfsctl: no answer from node${r.missing.length > 1 ? 's' : ''} ${r.missing.join(' ')}\n`);
+      if (r.unknown.length) process.stderr.write(`mxfsctl: ${notInCluster(r.unknown)}\n`);
+      const silent = r.missing.filter((n) => !r.unknown.includes(n));
+      if (silent.length) process.stderr.write(`mxfsctl: ${noAnswer(silent)}: the trace is partial\n`);
       if (r.missed) process.stderr.write(`mxfsctl: ${r.missed} events were overwritten in a ring while reading\n`);
-      emit(render(r.events, format, a, `MXFS trace (${sub}${a.resource ? ` ${a.resource}` : ''}, ${r.events.length} events)`), a.output);
+      // An export kept for later says it lacks a node (the HTML page's and Perfetto's title).
+      const partial = r.missing.length ? `; partial: ${noAnswer(r.missing)}` : '';
+      emit(render(r.events, format, a, `MXFS trace (${sub}${a.resource ? ` ${a.resource}` : ''}, ${r.events.length} events${partial})`, r.missing), a.output);
       return;
     }
     case 'tail': {
@@ -154,8 +178,17 @@ export async function traceCommand(c: MxfsClient, sub: string | undefined, rest:
       let stop = false;
       process.once('SIGINT', () => { stop = true; });
       let told = false;
+      let silent = '';
+      let saidUnknown = false;
       while (!stop && printed < count) {
-        const r = await c.trace('collect', { filter, cursors, ...(nodes ? { nodes } : {}) }) as { enabled: boolean; pages: Record<string, WireTracePage> };
+        const r = await c.trace('collect', { filter, cursors, ...(nodes ? { nodes } : {}) }) as { enabled: boolean; pages: Record<string, WireTracePage>; missing: number[]; unknown?: number[] };
+        if (!saidUnknown && r.unknown?.length) { process.stderr.write(`mxfsctl: ${notInCluster(r.unknown)}\n`); saidUnknown = true; }
+        // A node that does not answer (stopped, cut off) is said once, and again when it answers.
+        const now = r.missing.join(' ');
+        if (now !== silent) {
+          process.stderr.write(now ? `mxfsctl: ${noAnswer(r.missing)}: its events are not shown until it answers\n` : `mxfsctl: node${silent.includes(' ') ? 's' : ''} ${silent} answer${silent.includes(' ') ? '' : 's'} again\n`);
+          silent = now;
+        }
         // As dump and collect say it: otherwise tail waits in silence for events that never come.
         if (!told && !r.enabled && Object.values(r.pages).every((p) => !p.enabled)) {
           process.stderr.write(`mxfsctl: tracing is off on every node asked ([trace] enabled = false); nothing will be printed\n`);
@@ -163,7 +196,13 @@ export async function traceCommand(c: MxfsClient, sub: string | undefined, rest:
         }
         const batch: TraceEvent[] = [];
         let more = false;
-        for (const [n, p] of Object.entries(r.pages)) { batch.push(...p.events); cursors[n] = p.cursor; more ||= p.more; }
+        for (const [n, p] of Object.entries(r.pages)) {
+          batch.push(...p.events);
+          cursors[n] = p.cursor;
+          more ||= p.more;
+          // Overwritten in the node's ring since the last poll: said, not skipped in silence.
+          if (p.missed > 0) process.stderr.write(`mxfsctl: ${p.missed} events of node ${n} were overwritten in its ring before they could be read (raise [trace] ring_size or poll more often)\n`);
+        }
         for (const e of causalOrder(batch)) {
           if (printed >= count) break;
           process.stdout.write(format === 'ndjson' ? JSON.stringify(e) + '\n' : eventLine(e) + '\n');
@@ -194,20 +233,23 @@ export function whyText(w: any): string {
   const where = w.state === 'standalone' ? `node ${w.node} (standalone)` : `node ${w.master ?? '?'} in epoch ${w.epoch} (members ${w.members.join(' ') || '-'}; node ${w.node} is ${w.state})`;
   out.push(`${name}: mastered by ${where}`);
   const e = w.entry;
+  // A resource rebuilt by a recovery knows its locks from then: one adopted from the records
+  // (its time as old as the rebuild) was granted or queued before, how long before is not known.
+  const since = (l: any) => (e?.rebuilt && typeof l.sinceMs === 'number' && l.sinceMs >= e.rebuilt.agoMs ? `at least ${age(l.sinceMs)} (from before the recovery)` : age(l.sinceMs));
   if (!e || (e.granted.length + e.converting.length + e.waiting.length === 0)) {
     out.push('  nobody holds or waits for it');
   } else {
     for (const l of e.granted) {
-      out.push(`  held by ${who(l)} in ${l.mode}, token ${l.token}, for ${age(l.sinceMs)}`);
+      out.push(`  held by ${who(l)} in ${l.mode}, token ${l.token}, for ${since(l)}`);
       if (l.bast) out.push(`    BAST sent ${age(l.bast.agoMs)} ago: another lock wants ${l.bast.mode}`);
     }
     for (const l of e.converting) {
-      out.push(`  converting: ${who(l)} ${l.mode} -> ${l.requested}, waiting for ${age(l.sinceMs)}`);
+      out.push(`  converting: ${who(l)} ${l.mode} -> ${l.requested}, waiting for ${since(l)}`);
       if (l.bast) out.push(`    BAST sent ${age(l.bast.agoMs)} ago: another lock wants ${l.bast.mode}`);
     }
     for (const l of e.waiting) {
       const blockers = [...e.granted, ...e.converting].filter((g: any) => g.mode !== null && !compatibleNames(g.mode, l.requested));
-      out.push(`  waiting: ${who(l)} for ${l.requested}, for ${age(l.sinceMs)}${blockers.length ? `, blocked by ${blockers.map((b: any) => `${b.lockId} (${b.mode})`).join(', ')}` : ', behind earlier requests (FIFO)'}`);
+      out.push(`  waiting: ${who(l)} for ${l.requested}, for ${since(l)}${blockers.length ? `, blocked by ${blockers.map((b: any) => `${b.lockId} (${b.mode})`).join(', ')}` : ', behind earlier requests (FIFO)'}`);
     }
     if (e.rebuilt) out.push(`  rebuilt from ${e.rebuilt.records} record${e.rebuilt.records === 1 ? '' : 's'} by a recovery ${age(e.rebuilt.agoMs)} ago`);
   }
@@ -217,9 +259,10 @@ export function whyText(w: any): string {
   const t = w.trace;
   if (t?.events?.length) {
     out.push(`  recent traffic (${t.events.length} events, every node merged):`);
-    for (const ev of t.events as TraceEvent[]) out.push(`    n${ev.node} ${ev.from} -> ${ev.to}: ${eventLabel(ev)}  [trace ${traceIdText(ev.trace)}]`);
+    for (const ev of t.events as TraceEvent[]) out.push(`    n${ev.node} ${printable(ev.from)} -> ${printable(ev.to)}: ${eventLabel(ev)}  [trace ${traceIdText(ev.trace)}]`);
   } else if (t && !t.enabled) out.push('  (tracing is off on this node: enable [trace] to see the recent traffic)');
-  return out.join('\n') + '\n';
+  // Names (resource, lockspace, client) are printed with their control characters escaped.
+  return out.map(printable).join('\n') + '\n';
 }
 
 function compatibleNames(a: string, b: string): boolean {

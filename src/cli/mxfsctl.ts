@@ -26,7 +26,7 @@ import { MAX_LOCKSPACE_NAME, MAX_RESOURCE_NAME } from '../dlm/types';
 import { checkName } from '../wire/client-protocol';
 import { writeKeyFile } from './keygen';
 import { die, endOnClosedOutput, nonUtf8Argument, parse, UsageError } from './usage';
-import { traceCommand, TraceUsageError, whyCommand } from './mxfsctl-trace';
+import { TraceOutputError, traceCommand, TraceUsageError, whyCommand } from './mxfsctl-trace';
 import { CommandGroup } from './command-group';
 
 const DEFAULT_SOCKET = '/run/mxfs/mxfsd.sock';
@@ -218,6 +218,7 @@ async function main(): Promise<void> {
         await traceCommand(c, sub, more, { ...v, output: v.out, json: !!v.json });
       } catch (e) {
         if (e instanceof TraceUsageError) { await c.close(); usage(e.message); }
+        if (e instanceof TraceOutputError) { await c.close(); fail(e.message, 1); }
         throw e;
       }
       await c.close();
@@ -226,6 +227,7 @@ async function main(): Promise<void> {
     case 'why': {
       only(['lockspace']);
       if (rest.length !== 1 || command.length) usage(`'why' needs exactly one RESOURCE`);
+      name('resource', rest[0], MAX_RESOURCE_NAME);
       const c = await connect(socket);
       await whyCommand(c, rest[0]!, v.lockspace, !!v.json);
       await c.close();

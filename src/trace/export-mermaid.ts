@@ -9,7 +9,7 @@
  */
 import type { TraceEvent } from './event';
 import { modeText } from './event';
-import { INSPECTION_TYPES } from './fields';
+import { isInspection } from './fields';
 
 const SHOWN: ReadonlySet<string> = new Set(['send', 'ask', 'dlm-out', 'dlm-in', 'kernel-out']);
 
@@ -24,17 +24,23 @@ function label(e: TraceEvent): string {
 
 export function toMermaid(timeline: readonly TraceEvent[], resource: string, lockspace?: string): string {
   const evs = timeline.filter((e) => e.res === resource && (lockspace === undefined || e.ls === undefined || e.ls === lockspace)
-    && SHOWN.has(e.kind) && !INSPECTION_TYPES.has(e.type) && !(e.kind === 'send' && e.to.startsWith('peer-link/')));
+    && SHOWN.has(e.kind) && !isInspection(e.type, e.sub) && !(e.kind === 'send' && e.to.startsWith('peer-link/')));
   const ins = new Map<string, TraceEvent>();
   for (const e of evs) if (e.kind === 'dlm-in' && e.srcNode !== undefined) ins.set(`${e.srcNode}:${e.srcLc}`, e);
   const paired = new Set<TraceEvent>();
   const ids = new Map<string, string>();
+  const used = new Set<string>();
   const lines: string[] = [];
   const participant = (node: number, actor: string): string => {
     const name = `n${node} ${actor}`;
     let id = ids.get(name);
     if (!id) {
-      id = `n${node}_${actor.replace(/[^A-Za-z0-9]/g, '_')}`;
+      // Two actors whose paths differ only in characters an id cannot have (resource/a-b/r and
+      // resource/a_b/r, names in other scripts) get ids of their own, not one shared participant.
+      const base = `n${node}_${actor.replace(/[^A-Za-z0-9]/g, '_')}`;
+      id = base;
+      for (let k = 2; used.has(id); k++) id = `${base}_${k}`;
+      used.add(id);
       ids.set(name, id);
       lines.push(`  participant ${id} as ${name.replace(/[^A-Za-z0-9 ./:_-]/g, '_')}`);
     }

@@ -4,6 +4,18 @@
  */
 import { modeText, traceIdText, TraceEvent } from './event';
 
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g;
+const ESCAPES: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+
+/**
+ * Text with its control characters escaped (\n, \u001b...): resource, lockspace and client
+ * names are anyone's bytes, and printed raw a newline forged a line of the trace and an escape
+ * sequence reached the operator's terminal.
+ */
+export function printable(s: string): string {
+  return s.replace(CONTROL, (c) => ESCAPES[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
 function clock(wall: number): string {
   const d = new Date(wall);
   const p = (n: number, w = 2) => String(n).padStart(w, '0');
@@ -21,10 +33,10 @@ export function eventLabel(e: TraceEvent): string {
   if (e.req !== undefined) parts.push(`req ${e.req}`);
   if (e.epoch !== undefined) parts.push(`epoch ${e.epoch}`);
   if (e.info !== undefined) parts.push(`(${e.info})`);
-  return parts.join(' ');
+  return printable(parts.join(' '));
 }
 
 export function eventLine(e: TraceEvent): string {
   const src = e.srcNode !== undefined ? ` <- n${e.srcNode}@${e.srcLc}` : '';
-  return `${clock(e.wall)} n${e.node} #${e.seq}${e.w !== undefined ? ` w${e.w}` : ''} lc ${e.lc} ${e.kind.padEnd(10)} ${e.from} -> ${e.to}  ${eventLabel(e)}  [trace ${traceIdText(e.trace)}${e.cause !== undefined ? ` cause #${e.cause}` : ''}${src}]`;
+  return `${clock(e.wall)} n${e.node} #${e.seq}${e.w !== undefined ? ` w${e.w}` : ''} lc ${e.lc} ${e.kind.padEnd(10)} ${printable(e.from)} -> ${printable(e.to)}  ${eventLabel(e)}  [trace ${traceIdText(e.trace)}${e.cause !== undefined ? ` cause #${e.cause}` : ''}${src}]`;
 }

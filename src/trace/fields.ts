@@ -194,6 +194,18 @@ export const isSelfTraffic = (sub: string): boolean => sub === 'trace' || sub ==
 /** Read-only inspection messages (mxfsctl locks/why ask for them): left out of `why` and of diagrams. */
 export const INSPECTION_TYPES: ReadonlySet<string> = new Set(['inspect', 'inspectReply', 'list', 'status', 'view', 'lease.status']);
 
+/**
+ * Whether an event is inspection: an inspection message itself, or a wrapper carrying one —
+ * the DlmChannel's `dlm.send`/`dlm.receive` of an `inspect` (sub `dlm.inspect`), a client's
+ * `status` request (sub `status`). `why` asks the other nodes with `inspect`: without the
+ * wrappers its own asks filled the recent traffic it shows.
+ */
+export function isInspection(type: string, sub: string | undefined): boolean {
+  if (INSPECTION_TYPES.has(type)) return true;
+  if (sub === undefined) return false;
+  return INSPECTION_TYPES.has(sub.startsWith('dlm.') ? sub.slice(4) : sub);
+}
+
 /** The key fields of an actor message, into `f` (emptied first). */
 export function extractFields(msg: Any, f: TraceFields): TraceFields {
   f.sub = f.ls = f.res = f.lock = f.req = f.info = undefined;

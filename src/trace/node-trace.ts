@@ -26,14 +26,14 @@ import { TraceRecorder } from './recorder';
 import { TracedPort } from './traced-port';
 import { TraceCollector } from './collect';
 import { causalOrder } from './merge';
-import { INSPECTION_TYPES } from './fields';
+import { isInspection } from './fields';
 
 /** Room kept around the pages in a reply frame ({type, id, ok, data: {node, pages, missing}}). */
 const ENVELOPE_BYTES = 1024;
 /** Trace events shown by `why` (the most recent ones of the resource, all nodes merged). */
 export const WHY_EVENTS = 40;
-/** Left out of `why`'s recent traffic besides inspection (why itself asks for it): transport hand-offs. */
-const WHY_SKIP: ReadonlySet<string> = new Set([...INSPECTION_TYPES, 'send', 'data']);
+/** Left out of `why`'s recent traffic besides inspection (isInspection: why itself asks for it): transport hand-offs. */
+const WHY_SKIP: ReadonlySet<string> = new Set(['send', 'data']);
 
 export interface RecoveryNote { epoch: number; startedAt: number; endedAt?: number; ms?: number }
 
@@ -58,7 +58,8 @@ export class NodeTrace {
     if (t?.enabled) {
       const sink = t.file ? new NdjsonFileSink({
         file: t.file, maxBytes: t.fileMaxBytes, keep: t.fileKeep,
-        onError: (err) => o.log.error({ err, file: t.file }, 'trace file cannot be written; the trace goes on in memory only'),
+        onError: (err) => o.log.error({ err, file: t.file }, 'trace file cannot be written; the trace goes on in memory only (the file is tried again every 5 s)'),
+        onResume: () => o.log.warn({ file: t.file }, 'trace file written again'),
       }) : undefined;
       this.recorder = new TraceRecorder(o.config.node.id, o.clock, t.ringSize, sink);
       o.sys.tracer = this.recorder;
@@ -103,12 +104,16 @@ export class NodeTrace {
         return { node, enabled: this.enabled, pages: { [node]: this.collector.localPage(cursors(node), req.filter ?? {}, room) }, missing: [] };
       }
       case 'collect': {
-        const nodes = req.nodes ?? [node, ...this.collector.peers()];
+        // A node that is neither this one nor a configured peer cannot answer: said at once
+        // (`unknown`), not waited for until the query timeout.
+        const known = (n: number) => n === node || this.o.config.peers.some((p) => p.id === n);
+        const unknown = req.nodes?.filter((n) => !known(n)) ?? [];
+        const nodes = req.nodes?.filter(known) ?? [node, ...this.collector.peers()];
         const per = Math.max(4096, Math.floor(room / Math.max(1, nodes.length)));
         const cur: Record<number, number> = {};
         for (const n of nodes) cur[n] = cursors(n);
         const r = await this.collector.collect(nodes, cur, req.filter ?? {}, per);
-        return { node, enabled: this.enabled, ...r };
+        return { node, enabled: this.enabled, ...r, ...(unknown.length ? { unknown } : {}) };
       }
       case 'why':
         return this.why(req.lockspace ?? 'default', req.resource!, room);
@@ -138,12 +143,13 @@ export class NodeTrace {
       const all: TraceEvent[] = [];
       const cursors: Record<number, number> = {};
       const nodes = standalone ? [this.o.config.node.id] : [this.o.config.node.id, ...this.collector.peers()];
-      for (let round = 0; round < 50; round++) {
+      // Pages look at PAGE_SCAN events each: enough rounds to pass the largest ring (ring_size 10M).
+      for (let round = 0; round < 1000; round++) {
         const res = await this.collector.collect(nodes, cursors, { resource, lockspace }, Math.max(8192, Math.floor(room / 2 / nodes.length)));
         traceMissing = res.missing;
         let more = false;
         for (const [n, p] of Object.entries(res.pages) as Array<[string, WireTracePage]>) {
-          for (const e of p.events) if (!WHY_SKIP.has(e.type) && e.kind !== 'frame-in' && e.kind !== 'frame-out') all.push(e);
+          for (const e of p.events) if (!WHY_SKIP.has(e.type) && !isInspection(e.type, e.sub) && e.kind !== 'frame-in' && e.kind !== 'frame-out') all.push(e);
           cursors[Number(n)] = p.cursor;
           more ||= p.more;
         }

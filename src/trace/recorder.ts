@@ -77,9 +77,9 @@ const KIND_INDEX: Record<string, number> = Object.fromEntries(TRACE_KINDS.map((k
  * The ring, one row per event: its numbers in one Float64Array (NUM slots a row: 64 bytes),
  * its small integers in one Int32Array (INT a row), its strings (mostly shared: actor paths,
  * message types, lock ids already alive elsewhere; a client's request and lock ids kept as the
- * numbers they arrive as, formatted when read) in one array (STR a row). Recording allocates
+ * numbers they arrive as, formatted when read) in arrays of 65536 rows (STR slots a row). Recording allocates
  * no object per event, so a busy node's ring does not churn the garbage collector, and an
- * event's writes land in a few adjacent cache lines: ~116 bytes an event, where one array per
+ * event's writes land in a few adjacent cache lines: ~152 bytes an event, where one array per
  * field (23 of them) spread them over 23 places. An event's seq is not stored (its slot and
  * the newest seq give it), nor its wall clock (its mono plus the offset of its block of
  * WALL_RESYNC events).
@@ -90,6 +90,15 @@ const enum I { srcNode, peer, mode, kind }
 const INT = 4;
 const enum S { from, to, type, sub, ls, res, lock, req, info }
 const STR = 9;
+/**
+ * The string rows are kept in blocks of 2^SB_SHIFT rows: one array of more than 32M slots (a
+ * ring of more than ~3.5M events) is a dictionary in V8, and filling it took minutes and
+ * gigabytes (ring_size = 10000000: 80 s and 7 GB before mxfsd answered). The default ring is
+ * one block.
+ */
+const SB_SHIFT = 16;
+const SB_MASK = (1 << SB_SHIFT) - 1;
+type StrBlock = Array<string | number | undefined>;
 
 /** A stored request or lock id as the text the event shows (a number is formatted now). */
 const idOut = (v: string | number | undefined): string | undefined => (typeof v === 'number' ? String(v) : v);
@@ -148,7 +157,8 @@ export class TraceRecorder implements ActorTracer, FrameTracer {
   private readonly int: Int32Array;
   /** Wall clock minus the node's clock, per block of WALL_RESYNC seqs (re-read at each block's first event). */
   private readonly wallOff: Float64Array;
-  private readonly str: Array<string | number | undefined>;
+  /** The string rows, in blocks of 2^SB_SHIFT rows (row i: block i >>> SB_SHIFT, from (i & SB_MASK) * STR). */
+  private readonly str: StrBlock[];
   private seq = 0;
   private lc = 0;
   private traces = 0;
@@ -169,7 +179,8 @@ export class TraceRecorder implements ActorTracer, FrameTracer {
     this.num = new Float64Array(ringSize * NUM);
     this.int = new Int32Array(ringSize * INT);
     this.wallOff = new Float64Array(Math.ceil(ringSize / WALL_RESYNC) + 1);
-    this.str = new Array<string | number | undefined>(ringSize * STR).fill(undefined);
+    this.str = [];
+    for (let r = 0; r < ringSize; r += 1 << SB_SHIFT) this.str.push(new Array<string | number | undefined>(Math.min(1 << SB_SHIFT, ringSize - r) * STR).fill(undefined));
   }
 
   get stats(): TraceStats {
@@ -233,12 +244,11 @@ export class TraceRecorder implements ActorTracer, FrameTracer {
    * "Tracing": ~1.5 µs per lock+unlock pair for the three).
    */
   private adopt(ls: string | undefined, res: string | undefined, lock: string | undefined): void {
-    const str = this.str;
     let seq = this.cur;
     for (let back = 0; back < 2; back++) {
       const i = this.slot(seq);
       if (i < 0) return;
-      const t = i * STR;
+      const str = this.str[i >>> SB_SHIFT]!, t = (i & SB_MASK) * STR;
       if (res !== undefined && str[t + S.res] === res) str[t + S.res] = res;
       if (ls !== undefined && str[t + S.ls] === ls) str[t + S.ls] = ls;
       if (lock !== undefined && str[t + S.lock] === lock) str[t + S.lock] = lock;
@@ -281,10 +291,11 @@ export class TraceRecorder implements ActorTracer, FrameTracer {
    * event (0: an event of this thread).
    */
   private put(kind: TraceKind, from: string, to: string, type: string, f: TraceFields, lc: number, mono: number, trace: number, cause: number, cs: number, srcNode: number, w: number, stamp?: TraceStamp): number {
-    const num = this.num, int = this.int, str = this.str;
+    const num = this.num, int = this.int;
     const seq = ++this.seq;
     const i = (seq - 1) % this.ringSize;
-    const n = i * NUM, k = i * INT, t = i * STR, ct = cs * STR;
+    const n = i * NUM, k = i * INT, str = this.str[i >>> SB_SHIFT]!, t = (i & SB_MASK) * STR;
+    const cstr = cs >= 0 ? this.str[cs >>> SB_SHIFT]! : str, ct = (cs & SB_MASK) * STR;
     if ((seq - 1) % WALL_RESYNC === 0) this.wallOff[this.block(seq)] = Date.now() - this.clock.now();
     num[n + N.lc] = lc;
     num[n + N.mono] = mono;
@@ -299,21 +310,23 @@ export class TraceRecorder implements ActorTracer, FrameTracer {
     int[k + I.mode] = f.mode ?? -1;
     int[k + I.kind] = KIND_INDEX[kind]!;
     str[t + S.from] = from; str[t + S.to] = to; str[t + S.type] = type; str[t + S.sub] = f.sub;
-    str[t + S.ls] = f.ls ?? stamp?.[3] ?? (cs >= 0 ? str[ct + S.ls] : undefined);
-    str[t + S.res] = f.res ?? stamp?.[2] ?? (cs >= 0 ? str[ct + S.res] : undefined);
-    str[t + S.lock] = f.lock ?? (cs >= 0 ? str[ct + S.lock] : undefined);
+    str[t + S.ls] = f.ls ?? stamp?.[3] ?? (cs >= 0 ? cstr[ct + S.ls] : undefined);
+    str[t + S.res] = f.res ?? stamp?.[2] ?? (cs >= 0 ? cstr[ct + S.res] : undefined);
+    str[t + S.lock] = f.lock ?? (cs >= 0 ? cstr[ct + S.lock] : undefined);
     str[t + S.req] = f.req;
     str[t + S.info] = f.info;
     if (this.sink) this.sink.writeLine(this.line(i, seq));
     return seq;
   }
 
+  /** String field `f` of ring slot i. */
+  private strAt(i: number, f: S): string | number | undefined { return this.str[i >>> SB_SHIFT]![(i & SB_MASK) * STR + f]; }
   /** The wallOff slot of an event's block. */
   private block(seq: number): number { return Math.floor((seq - 1) / WALL_RESYNC) % this.wallOff.length; }
 
   /** The event seq, in ring slot i, as an object (only what is set). */
   private event(i: number, seq: number): TraceEvent {
-    const num = this.num, int = this.int, str = this.str, n = i * NUM, k = i * INT, t = i * STR;
+    const num = this.num, int = this.int, str = this.str[i >>> SB_SHIFT]!, n = i * NUM, k = i * INT, t = (i & SB_MASK) * STR;
     const mono = num[n + N.mono]!;
     const e: TraceEvent = {
       node: this.node, seq, lc: num[n + N.lc]!, wall: mono + this.wallOff[this.block(seq)]!, mono, kind: TRACE_KINDS[int[k + I.kind]!]!,
@@ -340,7 +353,7 @@ export class TraceRecorder implements ActorTracer, FrameTracer {
 
   /** The event in ring slot i as a JSON line, written straight from the ring (the file sink). */
   private line(i: number, seq: number): string {
-    const num = this.num, int = this.int, str = this.str, n = i * NUM, k = i * INT, t = i * STR;
+    const num = this.num, int = this.int, str = this.str[i >>> SB_SHIFT]!, n = i * NUM, k = i * INT, t = (i & SB_MASK) * STR;
     const q = JSON.stringify;
     let l = `{"node":${this.node},"seq":${seq},"lc":${num[n + N.lc]},"wall":${num[n + N.mono]! + this.wallOff[this.block(seq)]!},"mono":${num[n + N.mono]},"kind":"${TRACE_KINDS[int[k + I.kind]!]}","from":${q(str[t + S.from])},"to":${q(str[t + S.to])},"type":${q(str[t + S.type])},"trace":${num[n + N.trace]}`;
     if (num[n + N.cause]! > 0) l += `,"cause":${num[n + N.cause]}`;
@@ -436,7 +449,7 @@ export class TraceRecorder implements ActorTracer, FrameTracer {
     const j = w % WORKER_CAUSES;
     const i = this.workerW[j] === w ? this.slot(this.workerSeq[j]!) : -1;
     if (i < 0) { fn(); return; }
-    this.within([this.workerSeq[j]!, this.str[i * STR + S.to] as string], fn);
+    this.within([this.workerSeq[j]!, this.strAt(i, S.to) as string], fn);
   }
 
   /** This thread's causal context, for a message it hands the cluster worker thread (TraceContext). */
@@ -458,9 +471,9 @@ export class TraceRecorder implements ActorTracer, FrameTracer {
   stampOf(seq: number, withResource: boolean): TraceStamp {
     const i = this.slot(seq);
     const id = this.num[i * NUM + N.trace]!, lc = this.num[i * NUM + N.lc]!;
-    const res = withResource ? this.str[i * STR + S.res] as string | undefined : undefined;
+    const res = withResource ? this.strAt(i, S.res) as string | undefined : undefined;
     if (res === undefined) return [id, lc];
-    const ls = this.str[i * STR + S.ls] as string | undefined;
+    const ls = this.strAt(i, S.ls) as string | undefined;
     return ls === undefined ? [id, lc, res] : [id, lc, res, ls];
   }
 
@@ -470,14 +483,14 @@ export class TraceRecorder implements ActorTracer, FrameTracer {
    * The matching events after `cursor`, oldest first, as many as fit in maxBytes of msgpack
    * (at least one if any matches, provided that one fits).
    */
-  page(cursor: number, filter: TraceFilter, maxBytes: number, maxEvents = 5000): TracePage {
+  page(cursor: number, filter: TraceFilter, maxBytes: number, maxEvents = 5000, maxScan = PAGE_SCAN): TracePage {
     const first = this.first;
     const from = Math.max(cursor + 1, first);
     const missed = cursor > 0 && first > cursor + 1 ? first - cursor - 1 : 0;
     const out: TraceEvent[] = [];
     let bytes = 64;
     let seq = from;
-    for (; seq <= this.seq; seq++) {
+    for (; seq <= this.seq && seq - from < maxScan; seq++) {
       const e = this.event((seq - 1) % this.ringSize, seq);
       if (!matches(e, filter)) continue;
       const size = approxSize(e);
@@ -496,6 +509,13 @@ export class TraceRecorder implements ActorTracer, FrameTracer {
 
   async close(): Promise<void> { await this.sink?.close(); }
 }
+
+/**
+ * Events a page looks at, at most: a read of a big ring with a filter that matches little is
+ * many short turns of the lock engine's thread (the reader goes on with the cursor), not one
+ * long one (a 10M-event ring scanned whole took ~1 s, the lock service stalled meanwhile).
+ */
+export const PAGE_SCAN = 65536;
 
 function clearFields(f: TraceFields): TraceFields {
   f.sub = f.ls = f.res = f.lock = f.req = f.info = undefined;
