@@ -51,6 +51,20 @@ describe('mxfsctl', function () {
     await b.close();
   });
 
+  it('locks and status print names with their control characters escaped: a newline cannot forge a line, an escape cannot reach the terminal', async () => {
+    const a = await MxfsClient.connect(d.socket, { name: 'alpha' });
+    await a.lock('q2\nResource default/forged  token 1', Mode.PR, { lockspace: 'ls\u001b[31m' });
+    const r = await mxfsctl(['--socket', d.socket, 'locks', '--lockspace', 'ls\u001b[31m']);
+    expect(r.code).to.equal(0);
+    const lines = r.stdout.split('\n').filter((l) => l.startsWith('Resource '));
+    expect(lines).to.have.length(1);
+    expect(lines[0]).to.match(/^Resource ls\\u001b\[31m\/q2\\nResource default\/forged {2}token 1 {2}token \d+ {2}lvb INVALID/);
+    const st = await mxfsctl(['--socket', d.socket, 'status']);
+    expect(st.stdout).to.include('ls\\u001b[31m (1 resources)');
+    expect(st.stdout).to.not.include('\u001b');
+    await a.close();
+  });
+
   it('lock runs the command holding the lock, exports MXFS_TOKEN, releases, exits with its status', async () => {
     const out = path.join(d.dir, 'token.txt');
     const r = await mxfsctl(['--socket', d.socket, 'lock', 'job', 'EX', '--', 'sh', '-c', `echo $MXFS_TOKEN $MXFS_MODE > ${out}; exit 7`]);

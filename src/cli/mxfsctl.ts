@@ -27,6 +27,7 @@ import { checkName } from '../wire/client-protocol';
 import { writeKeyFile } from './keygen';
 import { die, endOnClosedOutput, nonUtf8Argument, parse, UsageError } from './usage';
 import { TraceOutputError, traceCommand, TraceUsageError, whyCommand } from './mxfsctl-trace';
+import { printable } from '../trace/export-text';
 import { CommandGroup } from './command-group';
 
 const DEFAULT_SOCKET = '/run/mxfs/mxfsd.sock';
@@ -338,7 +339,7 @@ async function printStatus(c: MxfsClient, json: boolean): Promise<void> {
     `node ${st.node.id} (${st.node.name})  mxfsd ${st.version}  pid ${st.pid}  up ${fmtDuration(st.uptimeMs)}`,
     `socket ${st.socket}`,
     `clients ${st.clients}  resources ${st.resources}  locks ${st.locks}`,
-    `lockspaces: ${st.lockspaces.length ? st.lockspaces.map((l: any) => `${l.name} (${l.resources} resources)`).join(', ') : 'none'}`,
+    `lockspaces: ${st.lockspaces.length ? st.lockspaces.map((l: any) => `${printable(l.name)} (${l.resources} resources)`).join(', ') : 'none'}`,
     `counters: grants ${st.counters.grants}  basts ${st.counters.basts}  evictions ${st.counters.evictions}  resource crashes ${st.counters.resourceCrashes}${st.counters.idleCollections !== undefined ? `  idle collections ${st.counters.idleCollections} (longest ${st.counters.idleCollectionMaxMs} ms)  malloc trims ${st.counters.mallocTrims}` : ''}`,
     `kernel: ${k.state === 'no-module' ? 'no kernel module' : k.state}${k.detail ? ` (${k.detail})` : ''}`,
   ].join('\n') + '\n');
@@ -414,7 +415,8 @@ async function printLocks(c: MxfsClient, json: boolean, lockspace?: string, reso
   const out: string[] = [];
   const who = (l: any) => `owner ${l.owner}${l.client ? ` (${l.client}${l.pid ? ` pid ${l.pid}` : ''})` : ''}`;
   for (const r of data.resources) {
-    out.push(`Resource ${r.lockspace}/${r.resource}${r.master !== undefined ? `  master ${r.master}` : ''}  token ${r.tokenCounter}  lvb ${r.lvbValid ? 'valid' : 'INVALID'} ${r.lvb}`);
+    // Names are anyone's bytes: a newline would forge a line of this listing, an escape reach the terminal.
+    out.push(`Resource ${printable(r.lockspace)}/${printable(r.resource)}${r.master !== undefined ? `  master ${r.master}` : ''}  token ${r.tokenCounter}  lvb ${r.lvbValid ? 'valid' : 'INVALID'} ${r.lvb}`);
     if (r.granted.length) out.push('  Granted');
     for (const l of r.granted) out.push(`    ${l.lockId.padEnd(12)} ${String(l.mode).padEnd(2)}${l.requested ? ` (converting to ${l.requested})` : ''}  token ${l.token}  ${who(l)}`);
     if (r.converting.length) out.push('  Conversion');
