@@ -67,6 +67,7 @@ describe('trace inspection (3 real mxfsd, mxfsctl)', function () {
       [['trace', 'dump', '--out='], 2, /--out needs a file path/],
       [['trace', 'collect', '--out', '/nonexistent-bbtrace/x.html', '--format', 'html'], 1, /^mxfsctl: cannot write \/nonexistent-bbtrace\/x\.html: ENOENT\n$/],
       [['trace', 'dump', '--out', cl.dir], 1, /^mxfsctl: cannot write .*: EISDIR\n$/],
+      [['trace', 'tail', '--interval', '0'], 2, /--interval wants at least 20 ms between polls, got 0/],
     ];
     for (const [args, code, err] of cases) {
       const r = await ctl(1, args);

@@ -27,6 +27,7 @@ import { LocalHub } from '../src/cluster/port';
 import type { ClusterPort } from '../src/cluster/port';
 import type { DlmPeerMsg } from '../src/cluster/dlm-messages';
 import { TracedPort } from '../src/trace/traced-port';
+import { printable } from '../src/trace/export-text';
 import { rendezvousOwner } from '../src/cluster/rendezvous';
 import { Mode } from '../src/dlm/modes';
 import { quietLogger, sleep, testConfig, tmpDir, waitFor } from './support/daemon-proc';
@@ -367,6 +368,13 @@ describe('trace', () => {
   });
 
   describe('exports', () => {
+    it('text: a name\'s control characters are escaped and a backslash doubled, so no two names print alike', () => {
+      expect(printable('a\nb')).to.equal('a\\nb');
+      expect(printable('a\\nb')).to.equal('a\\\\nb');
+      expect(printable('x\u001b[2J')).to.equal('x\\u001b[2J');
+      expect(printable('default/r1 ü')).to.equal('default/r1 ü');
+    });
+
     it('Mermaid: a known exchange gives exactly this diagram', () => {
       expect(toMermaid(causalOrder(exchange()), 'R')).to.equal([
         'sequenceDiagram',

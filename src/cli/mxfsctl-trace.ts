@@ -82,6 +82,9 @@ function formatOf(a: TraceArgs): TraceFormat {
   return f as TraceFormat;
 }
 
+/** The shortest pause between two polls of trace tail, ms. */
+const MIN_TAIL_INTERVAL = 20;
+
 function uintArg(name: string, s: string | undefined, dflt: number): number {
   if (s === undefined) return dflt;
   if (!/^\d+$/.test(s) || Number(s) > 2 ** 31 - 1) usage(`${name} wants a whole number, got '${s}'`);
@@ -172,6 +175,8 @@ export async function traceCommand(c: MxfsClient, sub: string | undefined, rest:
       filter.since ??= Date.now();
       const nodes = nodesOf(a);
       const interval = uintArg('--interval', a.interval, 250);
+      // A poll asks every node for a page: without a pause between them tail would keep the daemons busy.
+      if (interval < MIN_TAIL_INTERVAL) usage(`--interval wants at least ${MIN_TAIL_INTERVAL} ms between polls, got ${interval}`);
       const count = a.count === undefined ? Infinity : uintArg('--count', a.count, 0);
       const cursors: Record<string, number> = {};
       let printed = 0;

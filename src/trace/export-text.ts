@@ -4,13 +4,14 @@
  */
 import { modeText, traceIdText, TraceEvent } from './event';
 
-const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g;
-const ESCAPES: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\\]/g;
+const ESCAPES: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t', '\\': '\\\\' };
 
 /**
  * Text with its control characters escaped (\n, \u001b...): resource, lockspace and client
  * names are anyone's bytes, and printed raw a newline forged a line of the trace and an escape
- * sequence reached the operator's terminal.
+ * sequence reached the operator's terminal. A backslash is doubled, so that a name spelled
+ * with a backslash and an n reads apart from one with a newline.
  */
 export function printable(s: string): string {
   return s.replace(CONTROL, (c) => ESCAPES[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
