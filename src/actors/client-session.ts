@@ -599,7 +599,7 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
    * was to write the LVB (held in PW/EX) cannot be reported done: whether the old master
    * wrote it before the recovery is unknown, so it fails LOST — the lock is gone, the write
    * unconfirmed. (Readers then see that LVB, or see the LVB marked invalid: the rebuild keeps
-   * an LVB only from a PR/CW holder's copy.) A pending conversion's LVB goes in the record
+   * an LVB only from the copy of a holder above CR.) A pending conversion's LVB goes in the record
    * and is written when the conversion is re-issued.
    */
   const collect = (s: State, epoch: number, locks: ClientLock[]): LockRecord[] => {

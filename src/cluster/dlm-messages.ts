@@ -48,7 +48,7 @@ export interface LockRecord {
   rqMode: Mode | null;
   noqueue: boolean;
   timeoutMs?: number;
-  /** The LVB the holder received with its grant (used only from PR/CW holders). */
+  /** The LVB the holder received with its grant (used only from PR/CW/PW/EX holders not converting down to NL/CR). */
   lvb?: Buffer;
   lvbValid: boolean;
   /** The LVB a pending conversion asked to write (written when the conversion is re-issued). */

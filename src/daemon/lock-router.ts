@@ -763,8 +763,13 @@ export class LockRouter {
     const granted = live.filter((x) => x.grMode !== null);
     const tokenFloor = MUTATION.noTokenFloor ? epoch * EPOCH_TOKEN_SHIFT : Math.max(epoch * EPOCH_TOKEN_SHIFT, ...live.map((x) => x.token));
     // The LVB survives only where no writer could have changed it since a survivor's
-    // grant: a PR or CW holder excludes PW/EX, so its copy is current.
-    const keeper = granted.find((x) => (x.grMode === Mode.PR || x.grMode === Mode.CW) && x.lvbValid && x.lvb);
+    // grant: a PR or CW holder excludes every PW/EX holder, and a PW/EX holder is the only
+    // writer (it writes only by a conversion or an unlock: a pending conversion's LVB is
+    // written again below, a pending unlock left no record), so its copy is current — as
+    // Linux's DLM takes it from a holder above CR. Not from a holder whose conversion down to
+    // NL or CR was pending: the old master may have granted that and then a writer, whose
+    // value this copy would hide (the holder had not heard its grant yet).
+    const keeper = granted.find((x) => x.grMode !== Mode.NL && x.grMode !== Mode.CR && x.rqMode !== Mode.NL && x.rqMode !== Mode.CR && x.lvbValid && x.lvb);
     const lvb = keeper ? { data: keeper.lvb!, valid: true } : undefined;
     const core = granted.map((x) => ({ lockId: x.lockId, owner: x.owner, grMode: x.grMode!, token: x.token }));
     try {

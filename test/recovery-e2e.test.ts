@@ -1,0 +1,42 @@
+/**
+ * Lock state across a master's death, with real mxfsd processes (3 nodes, lease 3000 ms): what
+ * a recovery keeps (the LVB from a surviving writer's copy).
+ */
+import { expect } from 'chai';
+import { Mode } from '../src/dlm/modes';
+import { resourceOn, TestCluster } from './support/cluster-proc';
+import { sleep } from './support/daemon-proc';
+
+const { PR, EX } = Mode;
+const LEASE = 3000;
+
+describe('recovery end to end: lock state across a master\'s death (real processes)', function () {
+  this.timeout(180000);
+  let cl: TestCluster;
+  afterEach(async () => { await cl?.stopAll(); });
+
+  it('the LVB survives from a surviving EX holder\'s copy; it reads as invalid when the EX holder died with its master', async () => {
+    cl = new TestCluster(3, LEASE);
+    await cl.up();
+    const kept = resourceOn(3, [1, 2, 3], 'lvb-kept');
+    const lost = resourceOn(3, [1, 2, 3], 'lvb-lost');
+    const a = await cl.client(1), b = await cl.client(2), c = await cl.client(3);
+    for (const [res, v] of [[kept, 'gen-1'], [lost, 'gen-7']] as const) await (await a.lock(res, EX)).unlock({ lvb: Buffer.from(v) });
+    const h = await a.lock(kept, EX); // a writer on a surviving node
+    expect(h.grant.lvb.subarray(0, 5).toString()).to.equal('gen-1');
+    const dead = await c.lock(lost, EX); // a writer on the master's node
+    expect(dead.grant.lvbValid).to.equal(true);
+    const pKept = b.lock(kept, PR), pLost = b.lock(lost, PR);
+    await sleep(200);
+    await cl.killed(3);
+    await cl.waitView([1, 2]);
+    expect(h.valid).to.equal(true);
+    await h.unlock(); // writes nothing: the value stays gen-1
+    const r1 = await pKept;
+    expect(r1.grant.lvbValid).to.equal(true);
+    expect(r1.grant.lvb.subarray(0, 5).toString()).to.equal('gen-1');
+    const r2 = await pLost; // granted once node 3's lease ran out; its writer may have changed what gen-7 describes
+    expect(r2.grant.lvbValid).to.equal(false);
+    expect(r2.grant.token).to.be.greaterThan(dead.grant.token);
+  });
+});
