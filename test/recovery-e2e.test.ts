@@ -1,9 +1,11 @@
 /**
  * Lock state across a master's death, with real mxfsd processes (3 nodes, lease 3000 ms): what
- * a recovery keeps (the LVB from a surviving writer's copy).
+ * a recovery keeps (the LVB from a surviving writer's copy) and what it ends (a wait whose
+ * timeout ran out meanwhile).
  */
 import { expect } from 'chai';
 import { Mode } from '../src/dlm/modes';
+import { LockError } from '../src/dlm/types';
 import { resourceOn, TestCluster } from './support/cluster-proc';
 import { sleep } from './support/daemon-proc';
 
@@ -38,5 +40,23 @@ describe('recovery end to end: lock state across a master\'s death (real process
     const r2 = await pLost; // granted once node 3's lease ran out; its writer may have changed what gen-7 describes
     expect(r2.grant.lvbValid).to.equal(false);
     expect(r2.grant.token).to.be.greaterThan(dead.grant.token);
+  });
+
+  it('a wait whose timeout ran out before the recovery fails TIMEOUT; it is not re-issued with its whole timeout', async () => {
+    cl = new TestCluster(3, LEASE);
+    await cl.up();
+    const res = resourceOn(3, [1, 2, 3], 'tmo');
+    const a = await cl.client(1), b = await cl.client(2);
+    const ha = await a.lock(res, EX);
+    // 1000 ms is shorter than any recovery after a kill (the survivors first wait out node 3's
+    // 3000 ms lease), so the wait has run out when the records are collected.
+    const outcome = b.lock(res, EX, { timeoutMs: 1000 }).then(() => 'granted', (e) => (e as LockError).code);
+    await sleep(100);
+    await cl.killed(3);
+    await cl.waitView([1, 2]);
+    await ha.unlock();
+    expect(await outcome).to.equal('TIMEOUT');
+    const hb = await b.lock(res, EX); // the resource is free again for a new request
+    expect(hb.grant.token).to.be.greaterThan(ha.grant.token);
   });
 });

@@ -602,6 +602,17 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
    * an LVB only from the copy of a holder above CR.) A pending conversion's LVB goes in the record
    * and is written when the conversion is re-issued.
    */
+  /**
+   * The wait timeout a re-issued request or conversion gets on the new master: what is left of
+   * the client's timeoutMs since it asked; one that ran out during the wait or the recovery
+   * fails TIMEOUT in collect() instead (a conversion keeps its granted mode), as it would have
+   * on the old master. Re-issuing the whole timeoutMs made a 6 s timeout fire after 10 s
+   * across a recovery (the wait so far, the recovery, then 6 s again).
+   */
+  const timeLeft = (lk: ClientLock): number | undefined =>
+    lk.timeoutMs === undefined || lk.askedAt === undefined || lk.state === 'granted' ? lk.timeoutMs
+      : Math.ceil(lk.timeoutMs - (o.clock.now() - lk.askedAt));
+
   const collect = (s: State, epoch: number, locks: ClientLock[]): LockRecord[] => {
     s.epoch = epoch;
     const out: LockRecord[] = [];
@@ -625,10 +636,15 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
         lk.askedAt = undefined;
         lk.settle();
       }
+      const left = timeLeft(lk);
+      if (lk.state !== 'granted' && left !== undefined && left <= 0) {
+        applyEvent(s, lk, { type: 'lock.failed', lockId: lockIdOf(lk), conversion: lk.state === 'converting', code: 'TIMEOUT' });
+        if (lk.state === 'requesting') continue; // forgotten
+      }
       out.push({
         lockspace: lk.lockspace, resource: lk.resource, lockId: lockIdOf(lk), owner,
         grMode: lk.state === 'requesting' ? null : lk.mode!, token: lk.token,
-        rqMode: lk.state === 'granted' ? null : lk.rqMode!, noqueue: lk.noqueue, timeoutMs: lk.timeoutMs,
+        rqMode: lk.state === 'granted' ? null : lk.rqMode!, noqueue: lk.noqueue, timeoutMs: lk.state === 'granted' ? lk.timeoutMs : left,
         lvb: lk.lvb, lvbValid: lk.lvbValid, ...(lk.rqLvb && lk.state === 'converting' ? { rqLvb: lk.rqLvb } : {}),
       });
     }
