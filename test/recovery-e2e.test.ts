@@ -1,13 +1,13 @@
 /**
  * Lock state across a master's death, with real mxfsd processes (3 nodes, lease 3000 ms): what
- * a recovery keeps (the LVB from a surviving writer's copy) and what it ends (a wait whose
- * timeout ran out meanwhile).
+ * a recovery keeps (the LVB from a surviving writer's copy, the waiters' order) and what it ends
+ * (a wait whose timeout ran out meanwhile).
  */
 import { expect } from 'chai';
 import { Mode } from '../src/dlm/modes';
 import { LockError } from '../src/dlm/types';
 import { resourceOn, TestCluster } from './support/cluster-proc';
-import { sleep } from './support/daemon-proc';
+import { sleep, waitFor } from './support/daemon-proc';
 
 const { PR, EX } = Mode;
 const LEASE = 3000;
@@ -58,5 +58,29 @@ describe('recovery end to end: lock state across a master\'s death (real process
     expect(await outcome).to.equal('TIMEOUT');
     const hb = await b.lock(res, EX); // the resource is free again for a new request
     expect(hb.grant.token).to.be.greaterThan(ha.grant.token);
+  });
+
+  it('waiters keep their FIFO order through their master\'s death, whichever node they are on', async () => {
+    cl = new TestCluster(3, LEASE);
+    await cl.up();
+    const res = resourceOn(3, [1, 2, 3], 'fifo');
+    const a = await cl.client(1);
+    const ha = await a.lock(res, EX);
+    // Six waiters alternating nodes 2 and 1, each queued before the next asks (the master lists
+    // it). The two nodes measure their waits at their own collection; a gap of 1 s between
+    // requests is far above how far apart the two collections run.
+    const order: number[] = [];
+    const done: Array<Promise<void>> = [];
+    for (let i = 0; i < 6; i++) {
+      const c = await cl.client(i % 2 === 0 ? 2 : 1, `w${i}`);
+      done.push(c.lock(res, EX).then((h) => { order.push(i); return h.unlock(); }));
+      await waitFor(async () => (await a.locks({ resource: res })).resources[0]?.waiting.length === i + 1, 20000, `w${i} queued`);
+      await sleep(1000);
+    }
+    await cl.killed(3);
+    await cl.waitView([1, 2]);
+    await ha.unlock();
+    await Promise.all(done);
+    expect(order).to.deep.equal([0, 1, 2, 3, 4, 5]);
   });
 });

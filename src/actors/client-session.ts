@@ -140,7 +140,8 @@ export type SessionMsg =
    */
   | { type: 'lostAll'; reason: string; untilClosed?: boolean }
   /** Recovery: hand over this session's records for epoch `epoch` (see LockRouter). */
-  | { type: 'collect'; epoch: number; replyTo: Ref<LockRecord[]> };
+  /** at: the router's clock when it began collecting (records give waits up to that instant). */
+  | { type: 'collect'; epoch: number; at?: number; replyTo: Ref<LockRecord[]> };
 
 type LockState = 'requesting' | 'granted' | 'converting';
 
@@ -613,7 +614,7 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
     lk.timeoutMs === undefined || lk.askedAt === undefined || lk.state === 'granted' ? lk.timeoutMs
       : Math.ceil(lk.timeoutMs - (o.clock.now() - lk.askedAt));
 
-  const collect = (s: State, epoch: number, locks: ClientLock[]): LockRecord[] => {
+  const collect = (s: State, epoch: number, locks: ClientLock[], at: number): LockRecord[] => {
     s.epoch = epoch;
     const out: LockRecord[] = [];
     for (const lk of locks) {
@@ -646,6 +647,7 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
         grMode: lk.state === 'requesting' ? null : lk.mode!, token: lk.token,
         rqMode: lk.state === 'granted' ? null : lk.rqMode!, noqueue: lk.noqueue, timeoutMs: lk.state === 'granted' ? lk.timeoutMs : left,
         lvb: lk.lvb, lvbValid: lk.lvbValid, ...(lk.rqLvb && lk.state === 'converting' ? { rqLvb: lk.rqLvb } : {}),
+        ...(lk.state !== 'granted' && lk.askedAt !== undefined ? { waitedMs: Math.max(0, Math.floor(at - lk.askedAt)) } : {}),
       });
     }
     return out;
@@ -656,12 +658,12 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
    * keep the event loop. The actor takes no other message until it is done (nact waits for
    * the handler), so the records are one consistent snapshot.
    */
-  const collectAll = async (s: State, epoch: number, self: Ref<SessionMsg>): Promise<LockRecord[]> => {
+  const collectAll = async (s: State, epoch: number, self: Ref<SessionMsg>, at = o.clock.now()): Promise<LockRecord[]> => {
     const all = [...s.locks.values()];
-    const out = collect(s, epoch, all.slice(0, SLICE.collect));
+    const out = collect(s, epoch, all.slice(0, SLICE.collect), at);
     for (let i = SLICE.collect; i < all.length; i += SLICE.collect) {
       await yieldTurn();
-      for (const x of collect(s, epoch, all.slice(i, i + SLICE.collect))) out.push(x);
+      for (const x of collect(s, epoch, all.slice(i, i + SLICE.collect), at)) out.push(x);
     }
     // A release routed in an older epoch is over: its lock is not in these records, so the
     // new master never has it, and no event of that epoch reaches this session any more.
@@ -724,7 +726,7 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
           else end(s, sys, ctx.self, msg.reason);
           break;
         case 'collect':
-          return collectAll(s, msg.epoch, ctx.self).then((records) => { sys.reply(msg.replyTo, records); return s; });
+          return collectAll(s, msg.epoch, ctx.self, msg.at).then((records) => { sys.reply(msg.replyTo, records); return s; });
         default:
           handleEvent(s, msg, ctx.self);
       }

@@ -646,11 +646,11 @@ export class LockRouter {
    * it), so the daemon's sessionEnded() stops the wait at once rather than after the query
    * timeout.
    */
-  private collectFrom(s: Ref<SessionMsg>, epoch: number): Promise<LockRecord[]> {
+  private collectFrom(s: Ref<SessionMsg>, epoch: number, at: number): Promise<LockRecord[]> {
     return new Promise((resolve, reject) => {
       const gone = () => reject(new Error('session ended'));
       this.collecting.set(s, gone);
-      this.o.sys.ask<SessionMsg, LockRecord[]>(s, (replyTo) => ({ type: 'collect', epoch, replyTo }), this.o.queryTimeoutMs)
+      this.o.sys.ask<SessionMsg, LockRecord[]>(s, (replyTo) => ({ type: 'collect', epoch, at, replyTo }), this.o.queryTimeoutMs)
         .then(resolve, reject)
         .finally(() => { if (this.collecting.get(s) === gone) this.collecting.delete(s); });
     });
@@ -674,7 +674,8 @@ export class LockRouter {
    */
   private async collect(r: Recovery, run: number): Promise<void> {
     const wanted = () => this.wanted(r, run);
-    const all = await Promise.allSettled(this.o.sessions().map((s) => this.collectFrom(s, r.epoch)));
+    const at = this.o.clock.now(); // one instant for every session: their waits compare exactly
+    const all = await Promise.allSettled(this.o.sessions().map((s) => this.collectFrom(s, r.epoch, at)));
     if (!wanted()) return;
     const ours = [...r.records.entries()].filter(([, x]) => nodeOf(x.owner) === this.o.selfId).map(([id]) => id);
     for (const id of ours) r.records.delete(id); // collected afresh below
@@ -784,8 +785,12 @@ export class LockRouter {
     if (granted.length > 0) {
       this.o.table.adopt(lockspace, resource, { records: granted.map((x) => ({ ...core.find((c) => c.lockId === x.lockId)!, notify: notifyOf(x)! })), tokenFloor, lvb });
     }
+    // Conversions first, then each queue in the order it had: the longest waiting first (a
+    // duration each session measured at the collection). By lock id alone, node 1's waiters
+    // overtook node 2's at every recovery, and '2:10/1' overtook '2:8/1'.
     const pending = live.filter((x) => x.rqMode !== null).sort((a, b) =>
-      (a.grMode === null ? 1 : 0) - (b.grMode === null ? 1 : 0) || (a.lockId < b.lockId ? -1 : a.lockId > b.lockId ? 1 : 0));
+      (a.grMode === null ? 1 : 0) - (b.grMode === null ? 1 : 0) || (b.waitedMs ?? 0) - (a.waitedMs ?? 0) ||
+      (a.lockId < b.lockId ? -1 : a.lockId > b.lockId ? 1 : 0));
     for (const x of pending) {
       // A conversion keeps the LVB it was asked to write: it is written when re-issued here.
       const msg: ResourceMsg = x.grMode === null
