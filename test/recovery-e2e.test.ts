@@ -83,4 +83,35 @@ describe('recovery end to end: lock state across a master\'s death (real process
     await Promise.all(done);
     expect(order).to.deep.equal([0, 1, 2, 3, 4, 5]);
   });
+
+  it('a conversion down to NL that writes the LVB, granted by a master that then dies with the grant unsent, does not bring back its value over a later confirmed write', async () => {
+    // Lease 6000 ms: node 3's frames are delayed 2500 ms below (its renewals too), and the
+    // conversion must reach it 2500 ms before the partition that loses its grant.
+    cl = new TestCluster(3, 6000);
+    await cl.up();
+    const res = resourceOn(3, [1, 2, 3], 'down');
+    const a = await cl.client(1), b = await cl.client(2), f1 = await cl.client(1, 'fault1'), f3 = await cl.client(3, 'fault3');
+    await (await a.lock(res, EX)).unlock({ lvb: Buffer.from('v1') });
+    const w = await a.lock(res, EX);
+    const px = b.lock(res, EX);
+    await waitFor(async () => (await b.locks({ resource: res })).resources[0]?.waiting.length === 1, 20000, 'X queued');
+    await f3.fault({ action: 'delay', ms: 2500 }); // what node 3 sends leaves 2.5 s late
+    const pw = w.convert(Mode.NL, { lvb: Buffer.from('v2') }).then((g) => g, (e) => e as Error);
+    await sleep(1200); // node 3 has the conversion: it writes v2, grants it, grants X; both grants wait 2.5 s
+    // Nodes 1 and 3 cut from each other: W's grant is lost; X's (via node 2) is not.
+    await f1.fault({ action: 'partition', peers: [3] });
+    await f3.fault({ action: 'partition', peers: [1] });
+    const hx = await px;
+    expect(hx.grant.lvb.subarray(0, 2).toString()).to.equal('v2'); // the old master wrote W's value
+    await hx.unlock({ lvb: Buffer.from('v3') }); // confirmed by the old master
+    await cl.killed(3);
+    await f1.fault({ action: 'heal' });
+    await cl.waitView([1, 2]);
+    const gw = await pw; // re-issued on the new master
+    expect(gw).to.not.be.instanceOf(Error);
+    const r = await b.lock(res, PR);
+    // v3 is the last confirmed write; v2 must not come back as the current value.
+    if (r.grant.lvbValid) expect(r.grant.lvb.subarray(0, 2).toString()).to.equal('v3');
+    expect(r.grant.lvbValid).to.equal(false); // the new master cannot know it: invalid
+  });
 });

@@ -601,7 +601,8 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
    * wrote it before the recovery is unknown, so it fails LOST — the lock is gone, the write
    * unconfirmed. (Readers then see that LVB, or see the LVB marked invalid: the rebuild keeps
    * an LVB only from the copy of a holder above CR.) A pending conversion's LVB goes in the record
-   * and is written when the conversion is re-issued.
+   * and is written when the conversion is re-issued (not one from PW/EX down to NL/CR: its write
+   * is in doubt, see LockRouter.rebuild).
    */
   /**
    * The wait timeout a re-issued request or conversion gets on the new master: what is left of

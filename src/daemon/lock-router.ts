@@ -56,7 +56,7 @@ import type { ActorSystem, Ref } from '../actors/actor';
 import type { SessionMsg } from '../actors/client-session';
 import type { LockTable } from '../actors/lockspace';
 import type { LockEvent, ResourceMsg } from '../actors/messages';
-import { Mode } from '../dlm/modes';
+import { isWriteMode, Mode } from '../dlm/modes';
 import { ResourceCore } from '../dlm/resource';
 import type { ClusterPort, ClusterView } from '../cluster/port';
 import { DlmPeerMsg, LockRecord, MAX_DLM_LIST_BYTES, nodeOf, sessionOf, WireOp } from '../cluster/dlm-messages';
@@ -792,10 +792,17 @@ export class LockRouter {
       (a.grMode === null ? 1 : 0) - (b.grMode === null ? 1 : 0) || (b.waitedMs ?? 0) - (a.waitedMs ?? 0) ||
       (a.lockId < b.lockId ? -1 : a.lockId > b.lockId ? 1 : 0));
     for (const x of pending) {
-      // A conversion keeps the LVB it was asked to write: it is written when re-issued here.
+      // A conversion keeps the LVB it was asked to write: it is written when re-issued here —
+      // unless it goes down to NL or CR, beside which a writer can be granted: the old master
+      // may have written it, granted the conversion (its grant lost with the master) and then
+      // a writer whose newer value this would overwrite (reproduced: a confirmed 'v3' read back
+      // as a valid 'v2'). Its write is in doubt, so it is not made: the LVB stays invalid (no
+      // copy is kept beside a PW/EX holder converting down, see keeper), and the holder's grant
+      // says so.
+      const inDoubt = x.grMode !== null && isWriteMode(x.grMode) && (x.rqMode === Mode.NL || x.rqMode === Mode.CR);
       const msg: ResourceMsg = x.grMode === null
         ? { type: 'request', lockId: x.lockId, owner: x.owner, mode: x.rqMode!, noqueue: x.noqueue, timeoutMs: x.timeoutMs, notify: notifyOf(x)! }
-        : { type: 'convert', lockId: x.lockId, mode: x.rqMode!, noqueue: x.noqueue, timeoutMs: x.timeoutMs, lvb: x.rqLvb };
+        : { type: 'convert', lockId: x.lockId, mode: x.rqMode!, noqueue: x.noqueue, timeoutMs: x.timeoutMs, lvb: inDoubt ? undefined : x.rqLvb };
       this.o.table.route(lockspace, resource, msg);
     }
   }
