@@ -84,34 +84,44 @@ describe('recovery end to end: lock state across a master\'s death (real process
     expect(order).to.deep.equal([0, 1, 2, 3, 4, 5]);
   });
 
-  it('a conversion down to NL that writes the LVB, granted by a master that then dies with the grant unsent, does not bring back its value over a later confirmed write', async () => {
-    // Lease 6000 ms: node 3's frames are delayed 2500 ms below (its renewals too), and the
-    // conversion must reach it 2500 ms before the partition that loses its grant.
+  // Node 3 (master) delays what it sends by 2.5 s; W's conversion down to NL reaches it, which
+  // grants it and then X's EX; nodes 1 and 3 are cut before W's grant leaves, X's goes through;
+  // X writes v3 (confirmed); node 3 dies. Lease 6000 ms: node 3's renewals are delayed too, and
+  // the conversion must reach node 3 well before the cut.
+  async function downConversionLost(held: Mode, lvb?: Buffer): Promise<{ x: string; reader: { valid: boolean; v: string } }> {
     cl = new TestCluster(3, 6000);
     await cl.up();
     const res = resourceOn(3, [1, 2, 3], 'down');
     const a = await cl.client(1), b = await cl.client(2), f1 = await cl.client(1, 'fault1'), f3 = await cl.client(3, 'fault3');
     await (await a.lock(res, EX)).unlock({ lvb: Buffer.from('v1') });
-    const w = await a.lock(res, EX);
+    const w = await a.lock(res, held);
     const px = b.lock(res, EX);
     await waitFor(async () => (await b.locks({ resource: res })).resources[0]?.waiting.length === 1, 20000, 'X queued');
-    await f3.fault({ action: 'delay', ms: 2500 }); // what node 3 sends leaves 2.5 s late
-    const pw = w.convert(Mode.NL, { lvb: Buffer.from('v2') }).then((g) => g, (e) => e as Error);
-    await sleep(1200); // node 3 has the conversion: it writes v2, grants it, grants X; both grants wait 2.5 s
-    // Nodes 1 and 3 cut from each other: W's grant is lost; X's (via node 2) is not.
+    await f3.fault({ action: 'delay', ms: 2500 });
+    const pw = w.convert(Mode.NL, lvb ? { lvb } : {}).then((g) => g, (e) => e as Error);
+    await sleep(1200);
     await f1.fault({ action: 'partition', peers: [3] });
     await f3.fault({ action: 'partition', peers: [1] });
     const hx = await px;
-    expect(hx.grant.lvb.subarray(0, 2).toString()).to.equal('v2'); // the old master wrote W's value
+    const x = hx.grant.lvb.subarray(0, 2).toString();
     await hx.unlock({ lvb: Buffer.from('v3') }); // confirmed by the old master
     await cl.killed(3);
     await f1.fault({ action: 'heal' });
     await cl.waitView([1, 2]);
-    const gw = await pw; // re-issued on the new master
-    expect(gw).to.not.be.instanceOf(Error);
+    expect(await pw).to.not.be.instanceOf(Error); // re-issued on the new master
     const r = await b.lock(res, PR);
-    // v3 is the last confirmed write; v2 must not come back as the current value.
-    if (r.grant.lvbValid) expect(r.grant.lvb.subarray(0, 2).toString()).to.equal('v3');
-    expect(r.grant.lvbValid).to.equal(false); // the new master cannot know it: invalid
+    return { x, reader: { valid: r.grant.lvbValid, v: r.grant.lvb.subarray(0, 2).toString() } };
+  }
+
+  it('a conversion EX -> NL writing the LVB, whose grant died with its master, does not bring its value back over a later confirmed write', async () => {
+    const { x, reader } = await downConversionLost(EX, Buffer.from('v2'));
+    expect(x).to.equal('v2'); // the old master wrote W's value before granting X
+    expect(reader).to.deep.equal({ valid: false, v: reader.v }); // v3 is the last write; the new master cannot know it
+  });
+
+  it('a PR holder converting down to NL, whose grant died with its master, is not taken as the LVB\'s keeper', async () => {
+    const { x, reader } = await downConversionLost(PR);
+    expect(x).to.equal('v1');
+    expect(reader.valid).to.equal(false); // not v1 from W's copy: X wrote v3 since
   });
 });
