@@ -124,4 +124,36 @@ describe('recovery end to end: lock state across a master\'s death (real process
     expect(x).to.equal('v1');
     expect(reader.valid).to.equal(false); // not v1 from W's copy: X wrote v3 since
   });
+
+  it('a conversion EX -> NL whose grant died with its master, beside the PR it let in: both locks are kept, not every lock lost', async () => {
+    cl = new TestCluster(3, 6000);
+    await cl.up();
+    const res = resourceOn(3, [1, 2, 3], 'down');
+    const a = await cl.client(1), b = await cl.client(2), f1 = await cl.client(1, 'fault1'), f3 = await cl.client(3, 'fault3');
+    await (await a.lock(res, EX)).unlock({ lvb: Buffer.from('v1') });
+    const w = await a.lock(res, EX);
+    let wLost = ''; w.on('lost', (why: string) => { wLost = why; });
+    const px = b.lock(res, PR);
+    await waitFor(async () => (await b.locks({ resource: res })).resources[0]?.waiting.length === 1, 20000, 'X queued');
+    await f3.fault({ action: 'delay', ms: 2500 });
+    const pw = w.convert(Mode.NL, { lvb: Buffer.from('v2') }).then((g) => g, (e) => e as Error);
+    await sleep(1200);
+    await f1.fault({ action: 'partition', peers: [3] });
+    await f3.fault({ action: 'partition', peers: [1] });
+    const hx = await px; // granted by the old master: it had W in NL by then
+    let xLost = ''; hx.on('lost', (why: string) => { xLost = why; });
+    expect(hx.grant.lvb.subarray(0, 2).toString()).to.equal('v2');
+    await cl.killed(3);
+    await f1.fault({ action: 'heal' });
+    await cl.waitView([1, 2]);
+    const gw = await pw;
+    expect(gw).to.not.be.instanceOf(Error);
+    expect((gw as { mode: Mode }).mode).to.equal(Mode.NL);
+    const locks = await a.locks({ resource: res });
+    expect(locks.resources[0].granted.map((l: { mode: string }) => l.mode).sort()).to.deep.equal(['NL', 'PR']);
+    expect({ wLost, xLost, w: w.valid, x: hx.valid }).to.deep.equal({ wLost: '', xLost: '', w: true, x: true });
+    const c = await b.lock(res, PR); // the LVB W wrote, from X's copy
+    expect(c.grant.lvbValid).to.equal(true);
+    expect(c.grant.lvb.subarray(0, 2).toString()).to.equal('v2');
+  });
 });

@@ -56,7 +56,7 @@ import type { ActorSystem, Ref } from '../actors/actor';
 import type { SessionMsg } from '../actors/client-session';
 import type { LockTable } from '../actors/lockspace';
 import type { LockEvent, ResourceMsg } from '../actors/messages';
-import { isWriteMode, Mode } from '../dlm/modes';
+import { isDownConversion, isWriteMode, Mode } from '../dlm/modes';
 import { ResourceCore } from '../dlm/resource';
 import type { ClusterPort, ClusterView } from '../cluster/port';
 import { DlmPeerMsg, LockRecord, MAX_DLM_LIST_BYTES, nodeOf, sessionOf, WireOp } from '../cluster/dlm-messages';
@@ -770,18 +770,39 @@ export class LockRouter {
     // Linux's DLM takes it from a holder above CR. Not from a holder whose conversion down to
     // NL or CR was pending: the old master may have granted that and then a writer, whose
     // value this copy would hide (the holder had not heard its grant yet).
-    const keeper = granted.find((x) => x.grMode !== Mode.NL && x.grMode !== Mode.CR && x.rqMode !== Mode.NL && x.rqMode !== Mode.CR && x.lvbValid && x.lvb);
-    const lvb = keeper ? { data: keeper.lvb!, valid: true } : undefined;
-    const core = granted.map((x) => ({ lockId: x.lockId, owner: x.owner, grMode: x.grMode!, token: x.token }));
-    try {
-      ResourceCore.rebuild(0, tokenFloor, core, undefined, (epoch + 1) * EPOCH_TOKEN_SHIFT);
-    } catch (e) {
+    const fits = (core: Array<{ lockId: string; owner: string; grMode: Mode; token: number }>): Error | undefined => {
+      try { ResourceCore.rebuild(0, tokenFloor, core, undefined, (epoch + 1) * EPOCH_TOKEN_SHIFT); return undefined; } catch (e) { return e as Error; }
+    };
+    let core = granted.map((x) => ({ lockId: x.lockId, owner: x.owner, grMode: x.grMode!, token: x.token }));
+    // A conversion down is granted at once by the master. Records that conflict only because
+    // a holder's conversion down was granted by the old master, whose grant died with it (the
+    // holder still records its old mode beside the lock that grant let in), describe the old
+    // master's state once that conversion is taken as done: so it is (the holder asked to
+    // give the higher mode up), and it is granted again below, instead of every lock on the
+    // resource being declared lost.
+    const settled = new Set<string>();
+    let err = fits(core);
+    if (err) {
+      const done = core.map((c, i) => {
+        const x = granted[i]!;
+        return x.rqMode !== null && isDownConversion(x.grMode!, x.rqMode) ? { ...c, grMode: x.rqMode } : c;
+      });
+      if (!fits(done)) {
+        granted.forEach((x, i) => { if (done[i]!.grMode !== core[i]!.grMode) settled.add(x.lockId); });
+        core = done;
+        err = undefined;
+      }
+    }
+    if (err) {
       // Incompatible records cannot come from a correct cluster; refuse them all rather
       // than pick a winner, so nobody goes on holding a lock the master does not know.
-      this.o.log.error({ err: e, lockspace, resource }, 'recovery: incompatible lock records; every lock on the resource is declared lost');
+      this.o.log.error({ err, lockspace, resource }, 'recovery: incompatible lock records; every lock on the resource is declared lost');
       for (const x of live) this.o.sys.send(notifyOf(x)!, { type: 'lock.lost', lockId: x.lockId, reason: 'recovery found incompatible records' });
       return;
     }
+    // (A settled conversion's copy predates what the old master wrote with it: never the keeper.)
+    const keeper = granted.find((x) => !settled.has(x.lockId) && x.grMode !== Mode.NL && x.grMode !== Mode.CR && x.rqMode !== Mode.NL && x.rqMode !== Mode.CR && x.lvbValid && x.lvb);
+    const lvb = keeper ? { data: keeper.lvb!, valid: true } : undefined;
     if (granted.length > 0) {
       this.o.table.adopt(lockspace, resource, { records: granted.map((x) => ({ ...core.find((c) => c.lockId === x.lockId)!, notify: notifyOf(x)! })), tokenFloor, lvb });
     }
@@ -798,11 +819,12 @@ export class LockRouter {
       // a writer whose newer value this would overwrite (reproduced: a confirmed 'v3' read back
       // as a valid 'v2'). Its write is in doubt, so it is not made: the LVB stays invalid (no
       // copy is kept beside a PW/EX holder converting down, see keeper), and the holder's grant
-      // says so.
+      // says so. A settled conversion (above) was written by the old master: it is re-issued
+      // to the mode it now holds, only for its grant to reach the holder.
       const inDoubt = x.grMode !== null && isWriteMode(x.grMode) && (x.rqMode === Mode.NL || x.rqMode === Mode.CR);
       const msg: ResourceMsg = x.grMode === null
         ? { type: 'request', lockId: x.lockId, owner: x.owner, mode: x.rqMode!, noqueue: x.noqueue, timeoutMs: x.timeoutMs, notify: notifyOf(x)! }
-        : { type: 'convert', lockId: x.lockId, mode: x.rqMode!, noqueue: x.noqueue, timeoutMs: x.timeoutMs, lvb: inDoubt ? undefined : x.rqLvb };
+        : { type: 'convert', lockId: x.lockId, mode: x.rqMode!, noqueue: x.noqueue, timeoutMs: x.timeoutMs, lvb: inDoubt || settled.has(x.lockId) ? undefined : x.rqLvb };
       this.o.table.route(lockspace, resource, msg);
     }
   }
