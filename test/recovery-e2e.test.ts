@@ -5,7 +5,8 @@
  */
 import { expect } from 'chai';
 import { Mode } from '../src/dlm/modes';
-import { LockError } from '../src/dlm/types';
+import { LockError, type Grant } from '../src/dlm/types';
+import type { LockHandle } from '../src/client/api';
 import { resourceOn, TestCluster } from './support/cluster-proc';
 import { sleep, waitFor } from './support/daemon-proc';
 
@@ -85,75 +86,56 @@ describe('recovery end to end: lock state across a master\'s death (real process
   });
 
   // Node 3 (master) delays what it sends by 2.5 s; W's conversion down to NL reaches it, which
-  // grants it and then X's EX; nodes 1 and 3 are cut before W's grant leaves, X's goes through;
-  // X writes v3 (confirmed); node 3 dies. Lease 6000 ms: node 3's renewals are delayed too, and
-  // the conversion must reach node 3 well before the cut.
-  async function downConversionLost(held: Mode, lvb?: Buffer): Promise<{ x: string; reader: { valid: boolean; v: string } }> {
+  // grants it and then X's request (xMode); nodes 1 and 3 are cut before W's grant leaves, X's
+  // goes through; `meanwhile` runs; node 3 dies. Lease 6000 ms: node 3's renewals are delayed
+  // too, and the conversion must reach node 3 well before the cut.
+  async function downGrantLost(held: Mode, xMode: Mode, lvb: Buffer | undefined, meanwhile: (hx: LockHandle) => Promise<void>) {
     cl = new TestCluster(3, 6000);
     await cl.up();
     const res = resourceOn(3, [1, 2, 3], 'down');
     const a = await cl.client(1), b = await cl.client(2), f1 = await cl.client(1, 'fault1'), f3 = await cl.client(3, 'fault3');
     await (await a.lock(res, EX)).unlock({ lvb: Buffer.from('v1') });
     const w = await a.lock(res, held);
-    const px = b.lock(res, EX);
+    const px = b.lock(res, xMode);
     await waitFor(async () => (await b.locks({ resource: res })).resources[0]?.waiting.length === 1, 20000, 'X queued');
     await f3.fault({ action: 'delay', ms: 2500 });
     const pw = w.convert(Mode.NL, lvb ? { lvb } : {}).then((g) => g, (e) => e as Error);
     await sleep(1200);
     await f1.fault({ action: 'partition', peers: [3] });
     await f3.fault({ action: 'partition', peers: [1] });
-    const hx = await px;
+    const hx = await px; // granted by the old master
     const x = hx.grant.lvb.subarray(0, 2).toString();
-    await hx.unlock({ lvb: Buffer.from('v3') }); // confirmed by the old master
+    await meanwhile(hx);
     await cl.killed(3);
     await f1.fault({ action: 'heal' });
     await cl.waitView([1, 2]);
-    expect(await pw).to.not.be.instanceOf(Error); // re-issued on the new master
+    const gw = await pw; // re-issued on the new master
+    expect(gw).to.not.be.instanceOf(Error);
     const r = await b.lock(res, PR);
-    return { x, reader: { valid: r.grant.lvbValid, v: r.grant.lvb.subarray(0, 2).toString() } };
+    return { a, res, w, hx, x, gw: gw as Grant, reader: { valid: r.grant.lvbValid, v: r.grant.lvb.subarray(0, 2).toString() } };
   }
+  const writeV3 = (hx: LockHandle) => hx.unlock({ lvb: Buffer.from('v3') }); // confirmed by the old master
 
   it('a conversion EX -> NL writing the LVB, whose grant died with its master, does not bring its value back over a later confirmed write', async () => {
-    const { x, reader } = await downConversionLost(EX, Buffer.from('v2'));
+    const { x, reader } = await downGrantLost(EX, EX, Buffer.from('v2'), writeV3);
     expect(x).to.equal('v2'); // the old master wrote W's value before granting X
     expect(reader).to.deep.equal({ valid: false, v: reader.v }); // v3 is the last write; the new master cannot know it
   });
 
   it('a PR holder converting down to NL, whose grant died with its master, is not taken as the LVB\'s keeper', async () => {
-    const { x, reader } = await downConversionLost(PR);
+    const { x, reader } = await downGrantLost(PR, EX, undefined, writeV3);
     expect(x).to.equal('v1');
     expect(reader.valid).to.equal(false); // not v1 from W's copy: X wrote v3 since
   });
 
   it('a conversion EX -> NL whose grant died with its master, beside the PR it let in: both locks are kept, not every lock lost', async () => {
-    cl = new TestCluster(3, 6000);
-    await cl.up();
-    const res = resourceOn(3, [1, 2, 3], 'down');
-    const a = await cl.client(1), b = await cl.client(2), f1 = await cl.client(1, 'fault1'), f3 = await cl.client(3, 'fault3');
-    await (await a.lock(res, EX)).unlock({ lvb: Buffer.from('v1') });
-    const w = await a.lock(res, EX);
-    let wLost = ''; w.on('lost', (why: string) => { wLost = why; });
-    const px = b.lock(res, PR);
-    await waitFor(async () => (await b.locks({ resource: res })).resources[0]?.waiting.length === 1, 20000, 'X queued');
-    await f3.fault({ action: 'delay', ms: 2500 });
-    const pw = w.convert(Mode.NL, { lvb: Buffer.from('v2') }).then((g) => g, (e) => e as Error);
-    await sleep(1200);
-    await f1.fault({ action: 'partition', peers: [3] });
-    await f3.fault({ action: 'partition', peers: [1] });
-    const hx = await px; // granted by the old master: it had W in NL by then
-    let xLost = ''; hx.on('lost', (why: string) => { xLost = why; });
-    expect(hx.grant.lvb.subarray(0, 2).toString()).to.equal('v2');
-    await cl.killed(3);
-    await f1.fault({ action: 'heal' });
-    await cl.waitView([1, 2]);
-    const gw = await pw;
-    expect(gw).to.not.be.instanceOf(Error);
-    expect((gw as { mode: Mode }).mode).to.equal(Mode.NL);
+    const lost: string[] = [];
+    const { a, res, w, hx, x, gw, reader } = await downGrantLost(EX, PR, Buffer.from('v2'), async (h) => { h.on('lost', (why: string) => lost.push(why)); });
+    expect(x).to.equal('v2'); // the old master had W in NL, its value written, when it granted X
+    expect(gw.mode).to.equal(Mode.NL);
     const locks = await a.locks({ resource: res });
-    expect(locks.resources[0].granted.map((l: { mode: string }) => l.mode).sort()).to.deep.equal(['NL', 'PR']);
-    expect({ wLost, xLost, w: w.valid, x: hx.valid }).to.deep.equal({ wLost: '', xLost: '', w: true, x: true });
-    const c = await b.lock(res, PR); // the LVB W wrote, from X's copy
-    expect(c.grant.lvbValid).to.equal(true);
-    expect(c.grant.lvb.subarray(0, 2).toString()).to.equal('v2');
+    expect(locks.resources[0].granted.map((l: { mode: string }) => l.mode).sort()).to.deep.equal(['NL', 'PR', 'PR']);
+    expect({ lost, w: w.valid, x: hx.valid }).to.deep.equal({ lost: [], w: true, x: true });
+    expect(reader).to.deep.equal({ valid: true, v: 'v2' }); // the LVB W wrote, from X's copy
   });
 });
