@@ -22,7 +22,10 @@
  *   5. a master that has 'recDone' from every member of M rebuilds its resources from the
  *      records — tokens resume at max(E * 2^32, every recorded token), so a token issued
  *      before, even by a master that died, is never issued again — re-queues the pending
- *      requests (conversions first), and resumes: waiters the dead node blocked are granted.
+ *      requests (conversions first, each queue longest waiting first: its old FIFO order),
+ *      and resumes: waiters the dead node blocked are granted. What a record cannot say is
+ *      whether the old master had granted a conversion down whose grant died with it; rebuild()
+ *      says how the LVB and conflicting records are read then.
  *   Every view does all of this, also one that only removes a node: every lock in the
  *   cluster is re-sent and rebuilt, not only those whose master died (stats: recordsCollected,
  *   recordsSent, recordsReceived, resourcesRebuilt count the work; docs/partial-recovery.md is
