@@ -140,7 +140,8 @@ export type SessionMsg =
    */
   | { type: 'lostAll'; reason: string; untilClosed?: boolean }
   /** Recovery: hand over this session's records for epoch `epoch` (see LockRouter). */
-  | { type: 'collect'; epoch: number; replyTo: Ref<LockRecord[]> };
+  /** at: the router's clock when it began collecting (records give waits up to that instant). */
+  | { type: 'collect'; epoch: number; at?: number; replyTo: Ref<LockRecord[]> };
 
 type LockState = 'requesting' | 'granted' | 'converting';
 
@@ -599,10 +600,22 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
    * was to write the LVB (held in PW/EX) cannot be reported done: whether the old master
    * wrote it before the recovery is unknown, so it fails LOST — the lock is gone, the write
    * unconfirmed. (Readers then see that LVB, or see the LVB marked invalid: the rebuild keeps
-   * an LVB only from a PR/CW holder's copy.) A pending conversion's LVB goes in the record
-   * and is written when the conversion is re-issued.
+   * an LVB only from the copy of a holder above CR.) A pending conversion's LVB goes in the record
+   * and is written when the conversion is re-issued (not one from PW/EX down to NL/CR: its write
+   * is in doubt, see LockRouter.rebuild).
    */
-  const collect = (s: State, epoch: number, locks: ClientLock[]): LockRecord[] => {
+  /**
+   * The wait timeout a re-issued request or conversion gets on the new master: what is left of
+   * the client's timeoutMs since it asked; one that ran out during the wait or the recovery
+   * fails TIMEOUT in collect() instead (a conversion keeps its granted mode), as it would have
+   * on the old master. Re-issuing the whole timeoutMs made a 6 s timeout fire after 10 s
+   * across a recovery (the wait so far, the recovery, then 6 s again).
+   */
+  const timeLeft = (lk: ClientLock): number | undefined =>
+    lk.timeoutMs === undefined || lk.askedAt === undefined || lk.state === 'granted' ? lk.timeoutMs
+      : Math.ceil(lk.timeoutMs - (o.clock.now() - lk.askedAt));
+
+  const collect = (s: State, epoch: number, locks: ClientLock[], at: number): LockRecord[] => {
     s.epoch = epoch;
     const out: LockRecord[] = [];
     for (const lk of locks) {
@@ -625,11 +638,17 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
         lk.askedAt = undefined;
         lk.settle();
       }
+      const left = timeLeft(lk);
+      if (lk.state !== 'granted' && left !== undefined && left <= 0) {
+        applyEvent(s, lk, { type: 'lock.failed', lockId: lockIdOf(lk), conversion: lk.state === 'converting', code: 'TIMEOUT' });
+        if (lk.state === 'requesting') continue; // forgotten
+      }
       out.push({
         lockspace: lk.lockspace, resource: lk.resource, lockId: lockIdOf(lk), owner,
         grMode: lk.state === 'requesting' ? null : lk.mode!, token: lk.token,
-        rqMode: lk.state === 'granted' ? null : lk.rqMode!, noqueue: lk.noqueue, timeoutMs: lk.timeoutMs,
+        rqMode: lk.state === 'granted' ? null : lk.rqMode!, noqueue: lk.noqueue, timeoutMs: lk.state === 'granted' ? lk.timeoutMs : left,
         lvb: lk.lvb, lvbValid: lk.lvbValid, ...(lk.rqLvb && lk.state === 'converting' ? { rqLvb: lk.rqLvb } : {}),
+        ...(lk.state !== 'granted' && lk.askedAt !== undefined ? { waitedMs: Math.max(0, Math.floor(at - lk.askedAt)) } : {}),
       });
     }
     return out;
@@ -640,12 +659,12 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
    * keep the event loop. The actor takes no other message until it is done (nact waits for
    * the handler), so the records are one consistent snapshot.
    */
-  const collectAll = async (s: State, epoch: number, self: Ref<SessionMsg>): Promise<LockRecord[]> => {
+  const collectAll = async (s: State, epoch: number, self: Ref<SessionMsg>, at = o.clock.now()): Promise<LockRecord[]> => {
     const all = [...s.locks.values()];
-    const out = collect(s, epoch, all.slice(0, SLICE.collect));
+    const out = collect(s, epoch, all.slice(0, SLICE.collect), at);
     for (let i = SLICE.collect; i < all.length; i += SLICE.collect) {
       await yieldTurn();
-      for (const x of collect(s, epoch, all.slice(i, i + SLICE.collect))) out.push(x);
+      for (const x of collect(s, epoch, all.slice(i, i + SLICE.collect), at)) out.push(x);
     }
     // A release routed in an older epoch is over: its lock is not in these records, so the
     // new master never has it, and no event of that epoch reaches this session any more.
@@ -708,7 +727,7 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
           else end(s, sys, ctx.self, msg.reason);
           break;
         case 'collect':
-          return collectAll(s, msg.epoch, ctx.self).then((records) => { sys.reply(msg.replyTo, records); return s; });
+          return collectAll(s, msg.epoch, ctx.self, msg.at).then((records) => { sys.reply(msg.replyTo, records); return s; });
         default:
           handleEvent(s, msg, ctx.self);
       }

@@ -48,11 +48,17 @@ export interface LockRecord {
   rqMode: Mode | null;
   noqueue: boolean;
   timeoutMs?: number;
-  /** The LVB the holder received with its grant (used only from PR/CW holders). */
+  /** The LVB the holder received with its grant (used only from PR/CW/PW/EX holders not converting down to NL/CR). */
   lvb?: Buffer;
   lvbValid: boolean;
   /** The LVB a pending conversion asked to write (written when the conversion is re-issued). */
   rqLvb?: Buffer;
+  /**
+   * How long the pending request or conversion had waited when its session collected it (ms,
+   * its node's clock; a duration, so comparable across nodes): the new master re-queues the
+   * longest waiting first, keeping the old queues' FIFO order.
+   */
+  waitedMs?: number;
 }
 
 /** A page of a node's trace ring (the answer to a traceQuery). */
@@ -163,7 +169,7 @@ function record(x: unknown): LockRecord {
     resource: checkName(o.resource, 'resource', MAX_RESOURCE_NAME),
     lockId: lockId(o), owner: owner(o), grMode: optMode(o, 'grMode'), token: uint(o, 'token'),
     rqMode: optMode(o, 'rqMode'), noqueue: bool(o, 'noqueue'), timeoutMs: optUint(o, 'timeoutMs'),
-    lvb: optBuf(o, 'lvb'), lvbValid: bool(o, 'lvbValid'), rqLvb: optBuf(o, 'rqLvb'),
+    lvb: optBuf(o, 'lvb'), lvbValid: bool(o, 'lvbValid'), rqLvb: optBuf(o, 'rqLvb'), waitedMs: optUint(o, 'waitedMs'),
   };
 }
 

@@ -22,7 +22,10 @@
  *   5. a master that has 'recDone' from every member of M rebuilds its resources from the
  *      records — tokens resume at max(E * 2^32, every recorded token), so a token issued
  *      before, even by a master that died, is never issued again — re-queues the pending
- *      requests (conversions first), and resumes: waiters the dead node blocked are granted.
+ *      requests (conversions first, each queue longest waiting first: its old FIFO order),
+ *      and resumes: waiters the dead node blocked are granted. What a record cannot say is
+ *      whether the old master had granted a conversion down whose grant died with it; rebuild()
+ *      says how the LVB and conflicting records are read then.
  *   Every view does all of this, also one that only removes a node: every lock in the
  *   cluster is re-sent and rebuilt, not only those whose master died (stats: recordsCollected,
  *   recordsSent, recordsReceived, resourcesRebuilt count the work; docs/partial-recovery.md is
@@ -56,7 +59,7 @@ import type { ActorSystem, Ref } from '../actors/actor';
 import type { SessionMsg } from '../actors/client-session';
 import type { LockTable } from '../actors/lockspace';
 import type { LockEvent, ResourceMsg } from '../actors/messages';
-import { Mode } from '../dlm/modes';
+import { isDownConversion, isWriteMode, Mode } from '../dlm/modes';
 import { ResourceCore } from '../dlm/resource';
 import type { ClusterPort, ClusterView } from '../cluster/port';
 import { DlmPeerMsg, LockRecord, MAX_DLM_LIST_BYTES, nodeOf, sessionOf, WireOp } from '../cluster/dlm-messages';
@@ -646,11 +649,11 @@ export class LockRouter {
    * it), so the daemon's sessionEnded() stops the wait at once rather than after the query
    * timeout.
    */
-  private collectFrom(s: Ref<SessionMsg>, epoch: number): Promise<LockRecord[]> {
+  private collectFrom(s: Ref<SessionMsg>, epoch: number, at: number): Promise<LockRecord[]> {
     return new Promise((resolve, reject) => {
       const gone = () => reject(new Error('session ended'));
       this.collecting.set(s, gone);
-      this.o.sys.ask<SessionMsg, LockRecord[]>(s, (replyTo) => ({ type: 'collect', epoch, replyTo }), this.o.queryTimeoutMs)
+      this.o.sys.ask<SessionMsg, LockRecord[]>(s, (replyTo) => ({ type: 'collect', epoch, at, replyTo }), this.o.queryTimeoutMs)
         .then(resolve, reject)
         .finally(() => { if (this.collecting.get(s) === gone) this.collecting.delete(s); });
     });
@@ -674,7 +677,8 @@ export class LockRouter {
    */
   private async collect(r: Recovery, run: number): Promise<void> {
     const wanted = () => this.wanted(r, run);
-    const all = await Promise.allSettled(this.o.sessions().map((s) => this.collectFrom(s, r.epoch)));
+    const at = this.o.clock.now(); // one instant for every session: their waits compare exactly
+    const all = await Promise.allSettled(this.o.sessions().map((s) => this.collectFrom(s, r.epoch, at)));
     if (!wanted()) return;
     const ours = [...r.records.entries()].filter(([, x]) => nodeOf(x.owner) === this.o.selfId).map(([id]) => id);
     for (const id of ours) r.records.delete(id); // collected afresh below
@@ -763,29 +767,67 @@ export class LockRouter {
     const granted = live.filter((x) => x.grMode !== null);
     const tokenFloor = MUTATION.noTokenFloor ? epoch * EPOCH_TOKEN_SHIFT : Math.max(epoch * EPOCH_TOKEN_SHIFT, ...live.map((x) => x.token));
     // The LVB survives only where no writer could have changed it since a survivor's
-    // grant: a PR or CW holder excludes PW/EX, so its copy is current.
-    const keeper = granted.find((x) => (x.grMode === Mode.PR || x.grMode === Mode.CW) && x.lvbValid && x.lvb);
-    const lvb = keeper ? { data: keeper.lvb!, valid: true } : undefined;
-    const core = granted.map((x) => ({ lockId: x.lockId, owner: x.owner, grMode: x.grMode!, token: x.token }));
-    try {
-      ResourceCore.rebuild(0, tokenFloor, core, undefined, (epoch + 1) * EPOCH_TOKEN_SHIFT);
-    } catch (e) {
+    // grant: a PR or CW holder excludes every PW/EX holder, and a PW/EX holder is the only
+    // writer (it writes only by a conversion or an unlock: a pending conversion's LVB is
+    // written again below, a pending unlock left no record), so its copy is current — as
+    // Linux's DLM takes it from a holder above CR. Not from a holder whose conversion down to
+    // NL or CR was pending: the old master may have granted that and then a writer, whose
+    // value this copy would hide (the holder had not heard its grant yet).
+    const fits = (core: Array<{ lockId: string; owner: string; grMode: Mode; token: number }>): Error | undefined => {
+      try { ResourceCore.rebuild(0, tokenFloor, core, undefined, (epoch + 1) * EPOCH_TOKEN_SHIFT); return undefined; } catch (e) { return e as Error; }
+    };
+    let core = granted.map((x) => ({ lockId: x.lockId, owner: x.owner, grMode: x.grMode!, token: x.token }));
+    // A conversion down is granted at once by the master. Records that conflict only because
+    // a holder's conversion down was granted by the old master, whose grant died with it (the
+    // holder still records its old mode beside the lock that grant let in), describe the old
+    // master's state once that conversion is taken as done: so it is (the holder asked to
+    // give the higher mode up), and it is granted again below, instead of every lock on the
+    // resource being declared lost.
+    const settled = new Set<string>();
+    let err = fits(core);
+    if (err) {
+      const done = core.map((c, i) => {
+        const x = granted[i]!;
+        return x.rqMode !== null && isDownConversion(x.grMode!, x.rqMode) ? { ...c, grMode: x.rqMode } : c;
+      });
+      if (!fits(done)) {
+        granted.forEach((x, i) => { if (done[i]!.grMode !== core[i]!.grMode) settled.add(x.lockId); });
+        core = done;
+        err = undefined;
+      }
+    }
+    if (err) {
       // Incompatible records cannot come from a correct cluster; refuse them all rather
       // than pick a winner, so nobody goes on holding a lock the master does not know.
-      this.o.log.error({ err: e, lockspace, resource }, 'recovery: incompatible lock records; every lock on the resource is declared lost');
+      this.o.log.error({ err, lockspace, resource }, 'recovery: incompatible lock records; every lock on the resource is declared lost');
       for (const x of live) this.o.sys.send(notifyOf(x)!, { type: 'lock.lost', lockId: x.lockId, reason: 'recovery found incompatible records' });
       return;
     }
+    // (A settled conversion's copy predates what the old master wrote with it: never the keeper.)
+    const keeper = granted.find((x) => !settled.has(x.lockId) && x.grMode !== Mode.NL && x.grMode !== Mode.CR && x.rqMode !== Mode.NL && x.rqMode !== Mode.CR && x.lvbValid && x.lvb);
+    const lvb = keeper ? { data: keeper.lvb!, valid: true } : undefined;
     if (granted.length > 0) {
       this.o.table.adopt(lockspace, resource, { records: granted.map((x) => ({ ...core.find((c) => c.lockId === x.lockId)!, notify: notifyOf(x)! })), tokenFloor, lvb });
     }
+    // Conversions first, then each queue in the order it had: the longest waiting first (a
+    // duration each session measured at the collection). By lock id alone, node 1's waiters
+    // overtook node 2's at every recovery, and '2:10/1' overtook '2:8/1'.
     const pending = live.filter((x) => x.rqMode !== null).sort((a, b) =>
-      (a.grMode === null ? 1 : 0) - (b.grMode === null ? 1 : 0) || (a.lockId < b.lockId ? -1 : a.lockId > b.lockId ? 1 : 0));
+      (a.grMode === null ? 1 : 0) - (b.grMode === null ? 1 : 0) || (b.waitedMs ?? 0) - (a.waitedMs ?? 0) ||
+      (a.lockId < b.lockId ? -1 : a.lockId > b.lockId ? 1 : 0));
     for (const x of pending) {
-      // A conversion keeps the LVB it was asked to write: it is written when re-issued here.
+      // A conversion keeps the LVB it was asked to write: it is written when re-issued here —
+      // unless it goes down to NL or CR, beside which a writer can be granted: the old master
+      // may have written it, granted the conversion (its grant lost with the master) and then
+      // a writer whose newer value this would overwrite (reproduced: a confirmed 'v3' read back
+      // as a valid 'v2'). Its write is in doubt, so it is not made: the LVB stays invalid (no
+      // copy is kept beside a PW/EX holder converting down, see keeper), and the holder's grant
+      // says so. A settled conversion (above) was written by the old master: it is re-issued
+      // to the mode it now holds, only for its grant to reach the holder.
+      const inDoubt = x.grMode !== null && isWriteMode(x.grMode) && (x.rqMode === Mode.NL || x.rqMode === Mode.CR);
       const msg: ResourceMsg = x.grMode === null
         ? { type: 'request', lockId: x.lockId, owner: x.owner, mode: x.rqMode!, noqueue: x.noqueue, timeoutMs: x.timeoutMs, notify: notifyOf(x)! }
-        : { type: 'convert', lockId: x.lockId, mode: x.rqMode!, noqueue: x.noqueue, timeoutMs: x.timeoutMs, lvb: x.rqLvb };
+        : { type: 'convert', lockId: x.lockId, mode: x.rqMode!, noqueue: x.noqueue, timeoutMs: x.timeoutMs, lvb: inDoubt || settled.has(x.lockId) ? undefined : x.rqLvb };
       this.o.table.route(lockspace, resource, msg);
     }
   }
