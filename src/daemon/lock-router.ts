@@ -57,7 +57,7 @@ import type { SessionMsg } from '../actors/client-session';
 import type { LockTable } from '../actors/lockspace';
 import type { LockEvent, ResourceMsg } from '../actors/messages';
 import { Mode } from '../dlm/modes';
-import { ResourceCore } from '../dlm/resource';
+import { ResourceCore, deadlockFreeOrder } from '../dlm/resource';
 import type { ClusterPort, ClusterView } from '../cluster/port';
 import { DlmPeerMsg, LockRecord, MAX_DLM_LIST_BYTES, nodeOf, sessionOf, WireOp } from '../cluster/dlm-messages';
 import type { VolPeerMsg } from '../volumes/messages';
@@ -779,8 +779,13 @@ export class LockRouter {
     if (granted.length > 0) {
       this.o.table.adopt(lockspace, resource, { records: granted.map((x) => ({ ...core.find((c) => c.lockId === x.lockId)!, notify: notifyOf(x)! })), tokenFloor, lvb });
     }
-    const pending = live.filter((x) => x.rqMode !== null).sort((a, b) =>
-      (a.grMode === null ? 1 : 0) - (b.grMode === null ? 1 : 0) || (a.lockId < b.lockId ? -1 : a.lockId > b.lockId ? 1 : 0));
+    // Conversions first, in an order that makes no deadlock (their queue order is not in the
+    // records: by lock id alone, a conversion could be queued behind one that was behind it and
+    // fail DEADLOCK though it had none); then the new requests by lock id.
+    const pending = [
+      ...deadlockFreeOrder(live.filter((x) => x.rqMode !== null && x.grMode !== null)),
+      ...live.filter((x) => x.rqMode !== null && x.grMode === null).sort((a, b) => (a.lockId < b.lockId ? -1 : a.lockId > b.lockId ? 1 : 0)),
+    ];
     for (const x of pending) {
       // A conversion keeps the LVB it was asked to write: it is written when re-issued here.
       const msg: ResourceMsg = x.grMode === null
