@@ -602,6 +602,17 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
    * an LVB only from a PR/CW holder's copy.) A pending conversion's LVB goes in the record
    * and is written when the conversion is re-issued.
    */
+  /**
+   * What is left of a pending request's wait timeout: the new master starts its timer anew when
+   * it re-queues the request, so the record carries the rest (0 once it is spent: it then ends
+   * TIMEOUT at once unless it is granted at once), not the whole, and a recovery does not give
+   * a waiter another full timeout.
+   */
+  const timeLeft = (lk: ClientLock): number | undefined =>
+    lk.timeoutMs === undefined || lk.state === 'granted' || lk.askedAt === undefined
+      ? lk.timeoutMs
+      : Math.max(0, Math.ceil(lk.timeoutMs - (o.clock.now() - lk.askedAt)));
+
   const collect = (s: State, epoch: number, locks: ClientLock[]): LockRecord[] => {
     s.epoch = epoch;
     const out: LockRecord[] = [];
@@ -628,7 +639,7 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
       out.push({
         lockspace: lk.lockspace, resource: lk.resource, lockId: lockIdOf(lk), owner,
         grMode: lk.state === 'requesting' ? null : lk.mode!, token: lk.token,
-        rqMode: lk.state === 'granted' ? null : lk.rqMode!, noqueue: lk.noqueue, timeoutMs: lk.timeoutMs,
+        rqMode: lk.state === 'granted' ? null : lk.rqMode!, noqueue: lk.noqueue, timeoutMs: timeLeft(lk),
         lvb: lk.lvb, lvbValid: lk.lvbValid, ...(lk.rqLvb && lk.state === 'converting' ? { rqLvb: lk.rqLvb } : {}),
       });
     }
