@@ -15,7 +15,7 @@ import { resourceOn, TestCluster } from './support/cluster-proc';
 import { MXFSD, sleep, waitFor } from './support/daemon-proc';
 import { rawClient } from './support/raw-client';
 
-const { NL, PR, PW, EX } = Mode;
+const { NL, CR, PR, PW, EX } = Mode;
 const LEASE = 3000;
 
 
@@ -183,6 +183,26 @@ describe('cluster end to end (real processes, TCP)', function () {
     const h = await (await cl.client(1)).lock(res, EX);
     expect(h.grant.token).to.be.greaterThan(epoch * 2 ** 32);
     expect((await (await cl.client(3)).locks({ resource: res })).resources[0].master).to.equal(2);
+  });
+
+  it('a recovery re-queues pending conversions without a false DEADLOCK (an uninvolved node dies)', async () => {
+    cl = new TestCluster(3, LEASE);
+    await cl.up();
+    const res = resourceOn(2, [1, 2, 3], 'requeue');
+    // Sessions in this order give q the smaller lock id: re-queued by lock id, q's EX would go
+    // ahead of p, whose CR blocks it, and p would fail DEADLOCK.
+    const q = await cl.client(1, 'q'), p = await cl.client(1, 'p'), t = await cl.client(1, 't');
+    const hq = await q.lock(res, NL), hp = await p.lock(res, CR), ht = await t.lock(res, PW);
+    const cp = hp.convert(PR); // queued first (blocked by t's PW)
+    await waitFor(async () => (await t.locks({ resource: res })).resources[0]?.converting.length === 1, 20000, 'p queued');
+    const cq = hq.convert(EX); // queued behind it: no deadlock
+    await waitFor(async () => (await t.locks({ resource: res })).resources[0]?.converting.length === 2, 20000, 'q queued');
+    cl.kill(3);
+    await cl.waitView([1, 2]);
+    await ht.unlock(); // replayed after the rebuild: the re-queued conversions are served in order
+    expect((await cp).mode).to.equal(PR);
+    await hp.unlock();
+    expect((await cq).mode).to.equal(EX);
   });
 
   it('2 nodes: the tiebreaker (node 1) keeps quorum alone; node 2 alone self-fences', async () => {

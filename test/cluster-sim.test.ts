@@ -17,7 +17,9 @@
  * first violation. scripts/mutation-check.ts measures how sharp this is.
  */
 import { expect } from 'chai';
-import { runSeed } from './support/sim-cluster';
+import { runSeed, SimLockCluster } from './support/sim-cluster';
+import { Mode } from '../src/dlm/modes';
+import { rendezvousOwner } from '../src/cluster/rendezvous';
 
 const seeds = (env: string | undefined, dflt: string) => (env ?? dflt).split(',').filter(Boolean).map(Number);
 
@@ -41,4 +43,32 @@ describe('whole cluster under simulated time (3 Daemons, SimNetwork, seeded faul
       expect(c.stats.abusiveRequests).to.be.greaterThan(1000);
     });
   }
+
+  it('a wait timeout counts from the request, not from the recovery that re-queued it', async () => {
+    const c = new SimLockCluster(7);
+    for (const id of [1, 2, 3]) await c.start(id);
+    await c.waitFormed(20000, 'cluster did not form');
+    let res = 'to0';
+    for (let i = 1; rendezvousOwner('default', res, [1, 2, 3]) !== 3; i++) res = `to${i}`;
+    const drive = async <T>(p: Promise<T>): Promise<T> => {
+      let done = false;
+      p.then(() => { done = true; }, () => { done = true; });
+      for (let t = 0; !done && t < 10000; t += 5) await c.run(5);
+      return p;
+    };
+    const a = (await drive(c.connect(1, 'a')))!, b = (await drive(c.connect(2, 'b')))!;
+    const h = await drive(a.lock(res, Mode.EX));
+    let outcome = 'pending';
+    b.lock(res, Mode.PR, { timeoutMs: 8000 }).then(() => { outcome = 'granted'; }, (e) => { outcome = e.code; });
+    await c.run(500);
+    c.crash(3); // the master: the request is re-queued on node 1 or 2 after the recovery (~4 s)
+    await c.run(8000);
+    // 8.5 s (simulated) after the request: its 8 s are over. Re-queued with the whole 8 s it
+    // would wait until ~12 s.
+    expect(outcome).to.equal('TIMEOUT');
+    expect(h.released).to.equal(false);
+    await drive(h.unlock());
+    await c.stop();
+  });
 });
+

@@ -2,7 +2,7 @@
  *  cancel, timeout, LVB rules, tokens, BASTs, purge, rebuild. */
 import { expect } from 'chai';
 import { COMPAT, compatible, isDownConversion, Mode, MODE_NAMES } from '../src/dlm/modes';
-import { ResourceCore, ResourceEvent, UNSTAMPED } from '../src/dlm/resource';
+import { ResourceCore, ResourceEvent, UNSTAMPED, deadlockFreeOrder } from '../src/dlm/resource';
 import { LockError } from '../src/dlm/types';
 
 const { NL, CR, CW, PR, PW, EX } = Mode;
@@ -302,5 +302,47 @@ describe('ResourceCore', () => {
     const r2 = new ResourceCore(8);
     r2.request('a', 'o1', PW);
     expect(granted(r2.request('b', 'o2', CR))).to.deep.equal(['b']);
+  });
+});
+
+describe('deadlockFreeOrder (recovery re-queues conversions)', () => {
+  type Conv = { lockId: string; grMode: Mode; rqMode: Mode };
+  /** Rebuild the granted state, then re-issue the conversions in `order`: the codes they fail with. */
+  function requeue(granted: Array<{ lockId: string; grMode: Mode }>, order: Conv[]): string[] {
+    const core = ResourceCore.rebuild(32, 0, granted.map((g) => ({ ...g, owner: g.lockId, token: 0 })));
+    const out: string[] = [];
+    for (const c of order) out.push(...failed(core.convert(c.lockId, c.rqMode)));
+    return out;
+  }
+
+  it('keeps an earlier conversion ahead of a later one that a lock-id order would put first', () => {
+    // T holds PW; p (CR->PR) queued first, then q (NL->EX): no deadlock. By lock id q would
+    // go first and p (whose CR blocks q's EX) would fail DEADLOCK after every recovery.
+    const granted = [{ lockId: 't', grMode: PW }, { lockId: 'p', grMode: CR }, { lockId: 'a-q', grMode: NL }];
+    const convs: Conv[] = [{ lockId: 'p', grMode: CR, rqMode: PR }, { lockId: 'a-q', grMode: NL, rqMode: EX }];
+    expect(requeue(granted, [...convs].sort((a, b) => (a.lockId < b.lockId ? -1 : 1)))).to.deep.equal(['p:DEADLOCK']);
+    const order = deadlockFreeOrder(convs);
+    expect(order.map((c) => c.lockId)).to.deep.equal(['p', 'a-q']);
+    expect(requeue(granted, order)).to.deep.equal([]);
+  });
+
+  it('re-queues every deadlock-free converting queue, shuffled, without a DEADLOCK', () => {
+    let seed = 12345;
+    const rnd = (n: number) => { seed = (seed * 1103515245 + 12345) % 2 ** 31; return seed % n; };
+    for (let run = 0; run < 500; run++) {
+      // Build a real queue: a blocker in EX, then holders converting in random order.
+      const core = new ResourceCore(32);
+      core.request('blk', 'blk', NL);
+      const ids: string[] = [];
+      for (let i = 0; i < 8; i++) { const id = `l${rnd(1000)}-${i}`; core.request(id, id, rnd(6) as Mode); ids.push(id); }
+      const held = core.view().granted.map((g) => g.lockId);
+      core.convert('blk', EX, { noqueue: true }); // usually refused; a blocker otherwise
+      for (const id of held) if (id !== 'blk' && rnd(2) === 0) core.convert(id, rnd(6) as Mode);
+      const v = core.view();
+      const convs: Conv[] = v.converting.map((c) => ({ lockId: c.lockId, grMode: c.grMode!, rqMode: c.rqMode! }));
+      const granted = v.granted.map((g) => ({ lockId: g.lockId, grMode: g.grMode! }));
+      for (let i = convs.length - 1; i > 0; i--) { const j = rnd(i + 1); [convs[i], convs[j]] = [convs[j]!, convs[i]!]; }
+      expect(requeue(granted, deadlockFreeOrder(convs)), `run ${run}`).to.deep.equal([]);
+    }
   });
 });

@@ -16,7 +16,7 @@ import { encodeFrame } from '../src/wire/frame';
 import { DaemonProc, freePort, mxfsctl, rssKiB, sleep, startDaemon, waitFor } from './support/daemon-proc';
 import { rawClient as raw } from './support/raw-client';
 
-const { EX } = Mode;
+const { NL, EX } = Mode;
 
 /**
  * Timing for the tests with a bystander: its lock must survive the abuse, and it is lost only
@@ -316,6 +316,7 @@ describe('mxfsd end to end: bad and abusive clients', function () {
     const bound = 256 * 1024;
     const c = await MxfsClient.connect(d.socket, { name: 'flooder', maxUnsentBytes: bound });
     const kept = await c.lock('kept', EX);
+    const lowered = await c.lock('lowered', EX);
     d.proc.kill('SIGSTOP');
     const outcomes: Array<Promise<string>> = [];
     let busy: LockError | undefined;
@@ -334,10 +335,14 @@ describe('mxfsd end to end: bad and abusive clients', function () {
       // Only what fits the bound and the kernel's socket buffer was queued (a lock frame is ~90 bytes).
       const refusedAt = outcomes.length;
       expect(refusedAt, 'requests issued before the first refusal').to.be.below(60_000);
-      // An unlock is queued all the same (it releases what the client holds).
+      // An unlock is queued all the same (it releases what the client holds), and so is a
+      // down-conversion (a BAST handler's way of letting a waiter in).
       const unlocked = kept.unlock();
+      const down = lowered.convert(NL);
       d.proc.kill('SIGCONT');
       await unlocked;
+      expect((await down).mode).to.equal(NL);
+      await lowered.unlock();
       const codes = await Promise.all(outcomes);
       // Every request settled: granted, or refused BUSY (here, or by the daemon's per-connection bound); none lost.
       expect(new Set(codes.filter((x) => x !== 'granted' && x !== 'BUSY'))).to.deep.equal(new Set());

@@ -12,7 +12,7 @@ export interface LockOptions {
   lockspace?: string;
   /** Try-lock: fail at once with NOTQUEUED instead of waiting. */
   noqueue?: boolean;
-  /** Give up waiting after this many ms (TIMEOUT). */
+  /** Give up waiting after this many ms (TIMEOUT), counted from the request, across cluster recoveries. */
   timeoutMs?: number;
   /** Aborting cancels the pending request (CANCELLED). */
   signal?: AbortSignal;

@@ -18,7 +18,7 @@
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import type { ConvertOptions, LockClient, LockHandle, LockOptions, UnlockOptions } from './api';
-import { isWriteMode, Mode, modeName } from '../dlm/modes';
+import { isDownConversion, isWriteMode, Mode, modeName } from '../dlm/modes';
 import { DEFAULT_LOCKSPACE, Grant, LOCK_ERROR_CODES, LockError, LockErrorCode, MAX_LOCKSPACE_NAME, MAX_RESOURCE_NAME } from '../dlm/types';
 import { CLIENT_PROTOCOL_VERSION, ClientRequest, clientNameProblem, DaemonMessage, FaultSpec, HelloData, nameProblem, validateDaemonMessage, VolumeRequestOp, TraceRequestOp } from '../wire/client-protocol';
 import { VOLUME_REPLY_CODES, VolumeReplyCode } from '../volumes/volume-core';
@@ -38,8 +38,9 @@ const MAX_REQUEST_ID = 2 ** 32 - 1;
 
 /** How the client reaches its daemon. */
 export interface ClientTransport {
-  /** May throw a LockError (BUSY: too many bytes not sent yet): that request fails with it. */
-  send(req: ClientRequest): void;
+  /** May throw a LockError (BUSY: too many bytes not sent yet): that request fails with it,
+   *  unless `release` (a down-conversion: it gives something up, as an unlock does). */
+  send(req: ClientRequest, release?: boolean): void;
   close(): void;
   /** Set by the client: called with each message from the daemon (already validated). */
   onMessage?: (msg: DaemonMessage) => void;
@@ -56,7 +57,7 @@ export interface ClientOptions {
   connectTimeoutMs?: number;
   /**
    * Bytes of requests the socket may hold unsent (the daemon not reading them) before a new
-   * request fails BUSY instead of being queued; unlocks, cancels and heartbeats are always
+   * request fails BUSY instead of being queued; unlocks, down-conversions, cancels and heartbeats are always
    * queued. Default DEFAULT_MAX_UNSENT_BYTES.
    */
   maxUnsentBytes?: number;
@@ -189,7 +190,10 @@ export class MxfsClient extends EventEmitter implements LockClient {
     const onAbort = () => this.sendCancel(h.lockId);
     opts.signal?.addEventListener('abort', onAbort, { once: true });
     try {
-      const r = await this.request({ type: 'convert', id: 0, lockId: h.lockId, mode, noqueue: opts.noqueue, timeoutMs: opts.timeoutMs, lvb: opts.lvb });
+      // A down-conversion is queued even past maxUnsentBytes, as an unlock is: a BAST handler's
+      // way of letting a waiter in must not fail BUSY.
+      const release = isDownConversion(h.grant.mode, mode);
+      const r = await this.request({ type: 'convert', id: 0, lockId: h.lockId, mode, noqueue: opts.noqueue, timeoutMs: opts.timeoutMs, lvb: opts.lvb }, undefined, release);
       h.checkHeld();
       h.grant = toGrant(r.grant!);
       h.unheardBast = undefined; // a new grant: a waiter still blocked by it is told again
@@ -250,7 +254,7 @@ export class MxfsClient extends EventEmitter implements LockClient {
     this.request({ type: 'cancel', id: 0, lockId }).catch(() => { /* the lock request itself reports the outcome */ });
   }
 
-  private request(req: ClientRequest & { id: number }, timeoutMs?: number): Promise<Extract<DaemonMessage, { type: 'reply' }> & { ok: true }> {
+  private request(req: ClientRequest & { id: number }, timeoutMs?: number, release = false): Promise<Extract<DaemonMessage, { type: 'reply' }> & { ok: true }> {
     if (this.closed) return Promise.reject(new LockError('SHUTDOWN', 'client closed'));
     if (this.lostReason) return Promise.reject(new LockError('LOST', this.lostReason));
     const id = this.takeRequestId();
@@ -278,7 +282,7 @@ export class MxfsClient extends EventEmitter implements LockClient {
         reject: (e) => { this.clock.clearTimer(timer); reject(e); },
       });
       try {
-        this.t.send({ ...req, id } as ClientRequest);
+        this.t.send({ ...req, id } as ClientRequest, release);
       } catch (e) {
         // Not sent (the transport's queue is over its bound): this request fails alone.
         this.pending.delete(id);
@@ -516,10 +520,10 @@ export function socketTransport(path: string, maxFrameBytes: number, timeoutMs: 
     };
     const sock = net.connect({ path, onread: { buffer: Buffer.allocUnsafe(CLIENT_READ_BUFFER_BYTES), callback: onRead } });
     const t: ClientTransport = {
-      send(req) {
+      send(req, release) {
         if (closed) return;
         const unsent = sock.writableLength;
-        if (unsent > maxUnsentBytes && !ALWAYS_QUEUED.has(req.type)) {
+        if (unsent > maxUnsentBytes && !ALWAYS_QUEUED.has(req.type) && !release) {
           throw new LockError('BUSY', `${unsent} bytes of requests to mxfsd are not sent yet (more than maxUnsentBytes, ${maxUnsentBytes}): mxfsd is not reading them; wait for replies, then retry`);
         }
         sock.write(encodeFrame(req, maxFrameBytes));

@@ -60,7 +60,7 @@ import type { SessionMsg } from '../actors/client-session';
 import type { LockTable } from '../actors/lockspace';
 import type { LockEvent, ResourceMsg } from '../actors/messages';
 import { isDownConversion, isWriteMode, Mode } from '../dlm/modes';
-import { ResourceCore } from '../dlm/resource';
+import { deadlockFreeOrder, ResourceCore } from '../dlm/resource';
 import type { ClusterPort, ClusterView } from '../cluster/port';
 import { DlmPeerMsg, LockRecord, MAX_DLM_LIST_BYTES, nodeOf, sessionOf, WireOp } from '../cluster/dlm-messages';
 import type { VolPeerMsg } from '../volumes/messages';
@@ -809,12 +809,20 @@ export class LockRouter {
     if (granted.length > 0) {
       this.o.table.adopt(lockspace, resource, { records: granted.map((x) => ({ ...core.find((c) => c.lockId === x.lockId)!, notify: notifyOf(x)! })), tokenFloor, lvb });
     }
-    // Conversions first, then each queue in the order it had: the longest waiting first (a
-    // duration each session measured at the collection). By lock id alone, node 1's waiters
-    // overtook node 2's at every recovery, and '2:10/1' overtook '2:8/1'.
-    const pending = live.filter((x) => x.rqMode !== null).sort((a, b) =>
-      (a.grMode === null ? 1 : 0) - (b.grMode === null ? 1 : 0) || (b.waitedMs ?? 0) - (a.waitedMs ?? 0) ||
-      (a.lockId < b.lockId ? -1 : a.lockId > b.lockId ? 1 : 0));
+    // Conversions first, then the new requests, each in the order its queue had as far as the
+    // records tell: the longest waiting first (a duration each session measured at the
+    // collection; by lock id alone node 1's waiters overtook node 2's at every recovery, and
+    // '2:10/1' overtook '2:8/1'). The conversions in an order that makes no deadlock besides (a
+    // conversion queued behind one that was behind it would fail DEADLOCK though it had none;
+    // across nodes the waits compare only to within the gap between their collections). A
+    // settled conversion (above) already holds its new mode: re-granted at once, it goes first.
+    const longestFirst = (a: LockRecord, b: LockRecord) => (b.waitedMs ?? 0) - (a.waitedMs ?? 0) || (a.lockId < b.lockId ? -1 : a.lockId > b.lockId ? 1 : 0);
+    const converting = live.filter((x) => x.rqMode !== null && x.grMode !== null);
+    const pending = [
+      ...converting.filter((x) => settled.has(x.lockId)),
+      ...deadlockFreeOrder(converting.filter((x) => !settled.has(x.lockId)), longestFirst),
+      ...live.filter((x) => x.rqMode !== null && x.grMode === null).sort(longestFirst),
+    ];
     for (const x of pending) {
       // A conversion keeps the LVB it was asked to write: it is written when re-issued here —
       // unless it goes down to NL or CR, beside which a writer can be granted: the old master

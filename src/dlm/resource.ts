@@ -511,3 +511,48 @@ export class ResourceCore {
     ev.push({ type: 'bast', lockId: g.id, owner: g.owner, tag: g.tag, mode });
   }
 }
+
+/**
+ * An order in which to queue conversions again (recovery re-issues them on the new master, whose
+ * queue order is lost) that does not make a deadlock: X may go ahead of Y only if X's requested
+ * mode is compatible with Y's granted mode (the check convert() makes, so a deadlock-free queue
+ * is one where it never fires). The queue they came from was such an order, and so is any subset
+ * of it, so one exists; among the possible ones, the first by `prefer` goes first (default: the
+ * smallest lock id; recovery prefers the longest waiting, the old queue's order). If there is
+ * none (not from a correct cluster), the first by `prefer` goes first and convert() fails what
+ * closes a cycle, as before. Cost: O(n) per conversion over 36 (granted, requested) classes.
+ */
+export function deadlockFreeOrder<T extends { lockId: string; grMode: Mode | null; rqMode: Mode | null }>(
+  conversions: readonly T[], prefer: (a: T, b: T) => number = (a, b) => (a.lockId < b.lockId ? -1 : a.lockId > b.lockId ? 1 : 0),
+): T[] {
+  const byId = prefer;
+  const classes = new Map<number, T[]>();
+  const grCount = [0, 0, 0, 0, 0, 0];
+  for (const x of [...conversions].sort(byId)) {
+    const k = x.grMode! * 6 + x.rqMode!;
+    const c = classes.get(k);
+    if (c) c.push(x); else classes.set(k, [x]);
+    grCount[x.grMode!]!++;
+  }
+  const heads = new Map<number, number>(); // class -> index of its next lock
+  const out: T[] = [];
+  while (out.length < conversions.length) {
+    let pick: number | undefined, fallback: number | undefined;
+    for (const [k, c] of classes) {
+      const x = c[heads.get(k) ?? 0];
+      if (x === undefined) continue;
+      if (fallback === undefined || byId(x, classes.get(fallback)![heads.get(fallback) ?? 0]!) < 0) fallback = k;
+      // x can go ahead of every remaining conversion if its mode is compatible with their granted modes
+      let ok = true;
+      for (let m = 0; m < 6 && ok; m++) if (grCount[m]! - (x.grMode === m ? 1 : 0) > 0 && !compatible(x.rqMode!, m)) ok = false;
+      if (ok && (pick === undefined || byId(x, classes.get(pick)![heads.get(pick) ?? 0]!) < 0)) pick = k;
+    }
+    const k = pick ?? fallback!;
+    const i = heads.get(k) ?? 0;
+    const x = classes.get(k)![i]!;
+    heads.set(k, i + 1);
+    grCount[x.grMode!]!--;
+    out.push(x);
+  }
+  return out;
+}

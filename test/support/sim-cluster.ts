@@ -253,7 +253,7 @@ export class SimLockCluster {
     }
   }
 
-  private async connect(id: number, name: string): Promise<MxfsClient | undefined> {
+  async connect(id: number, name: string): Promise<MxfsClient | undefined> {
     const d = this.daemons.get(id);
     if (!d) return undefined;
     const c = await d.connectLocal(name);
