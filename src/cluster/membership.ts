@@ -63,7 +63,11 @@ export interface MembershipConfig {
    * is gone, so it re-enters the cluster through a new view even if no lease expired.
    */
   incarnation: number;
-  /** A proposal not committed within this long is abandoned (default 2 renew intervals). */
+  /**
+   * A proposal not committed within this long, plus the largest round trip recently observed
+   * to one of its members (their renewAcks), is abandoned (default 2 renew intervals): a slow
+   * but live member's accept can still arrive.
+   */
   proposalTimeoutMs?: number;
   /**
    * Durable memory of the highest epoch this node promised, so that after a restart (even of
@@ -108,7 +112,12 @@ interface PeerLease {
   /** The peer's last report of whom it hears (renew.hears), and when it arrived. */
   hears?: number[];
   hearsAt?: number;
+  /** Round trips of the last RTT_SAMPLES renewals it acknowledged (ack arrival - own send time), newest last. */
+  rtts: number[];
 }
+
+/** Round-trip samples kept per peer: the proposal timeout follows the largest of them. */
+const RTT_SAMPLES = 8;
 
 /**
  * Non-transitive partitions (A-B and B-C up, A-C down): every node keeps a majority, the
@@ -184,7 +193,7 @@ export class MembershipCore {
 
   constructor(readonly cfg: MembershipConfig) {
     this.promised = cfg.epochStore?.load() ?? 0;
-    for (const id of cfg.nodeIds) if (id !== cfg.selfId) this.peers.set(id, { alive: false, epoch: 0, pending: 0 });
+    for (const id of cfg.nodeIds) if (id !== cfg.selfId) this.peers.set(id, { alive: false, epoch: 0, pending: 0, rtts: [] });
   }
 
   /** Raise the promised epoch, durably first (epochStore). */
@@ -328,13 +337,25 @@ export class MembershipCore {
     const q = this.quorumUntil();
     if (q > now && Number.isFinite(q)) d = Math.min(d, q);
     if (peerExpiry) for (const p of this.peers.values()) if (p.alive && p.lastHeard !== undefined) d = Math.min(d, p.lastHeard + this.t.deadAfterMs);
-    if (this.proposal) d = Math.min(d, this.proposal.startedAt + this.proposalTimeout());
+    if (this.proposal) d = Math.min(d, this.proposal.startedAt + this.proposalTimeout(this.proposal));
     if (this.yieldState && !this.yieldState.active) d = Math.min(d, this.yieldState.since + 2 * this.t.renewMs);
     if (this.noProposeBefore > now) d = Math.min(d, this.noProposeBefore);
     return d;
   }
 
-  private proposalTimeout(): number { return this.cfg.proposalTimeoutMs ?? 2 * this.t.renewMs; }
+  /**
+   * How long a proposal to `r` waits for its accepts: the configured timeout on top of the
+   * largest round trip observed over the last RTT_SAMPLES renewals of its members. A fixed
+   * timeout below a live member's round trip abandons every proposal before that member's
+   * accept can come back, and the next one (a higher epoch) has the same fate: no view is
+   * ever committed while the slow member stays live (its late renewals keep it so).
+   */
+  proposalTimeout(r: Roster): number {
+    const base = this.cfg.proposalTimeoutMs ?? 2 * this.t.renewMs;
+    let rtt = 0;
+    for (const id of r.members) for (const x of this.peers.get(id)?.rtts ?? []) rtt = Math.max(rtt, x);
+    return base + rtt;
+  }
 
   receive(now: number, from: number, msg: PeerMessage): Step {
     const p = this.peers.get(from);
@@ -374,6 +395,8 @@ export class MembershipCore {
         break;
       case 'renewAck': {
         if (b.sentAt > now) { rejected = `renewAck from node ${from} echoes a time in the future`; break; }
+        p.rtts.push(now - b.sentAt);
+        if (p.rtts.length > RTT_SAMPLES) p.rtts.shift();
         const before = this.quorumUntil();
         if (b.member) p.ackedSentAt = Math.max(p.ackedSentAt ?? -Infinity, b.sentAt);
         else p.ackedSentAt = undefined; // that node no longer vouches for this one
@@ -483,7 +506,7 @@ export class MembershipCore {
     // Proposals: the lowest-id live node coordinates.
     const live = this.liveRoster(now);
     const pr = this.proposal;
-    if (pr && (now - pr.startedAt >= this.proposalTimeout() || !sameRoster(pr, live))) this.proposal = undefined;
+    if (pr && (now - pr.startedAt >= this.proposalTimeout(pr) || !sameRoster(pr, live))) this.proposal = undefined;
     const cur = this.proposal;
     if (cur && cur.members.every((id) => id === this.cfg.selfId || cur.accepted.has(id))) {
       const v: View = { epoch: cur.epoch, members: cur.members, incs: cur.incs };

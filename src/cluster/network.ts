@@ -272,6 +272,9 @@ export class SimNetwork {
   /** Delay/jitter/drop for traffic between a and b (both directions). */
   setLink(a: number, b: number, o: SimLinkOptions): void { this.links.set(key(a, b), o); this.links.set(key(b, a), o); }
 
+  /** Delay/jitter/drop for traffic from `from` to `to` only (a slow sender, e.g. a node whose outgoing frames are delayed). */
+  setLinkOneWay(from: number, to: number, o: SimLinkOptions): void { this.links.set(key(from, to), o); }
+
   /** Stop delivering to node (a hung process): bytes are held, in-flight grows, senders see backpressure. */
   freeze(nodeId: number): void { this.hostOf(nodeId).frozen = true; }
 
