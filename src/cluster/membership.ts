@@ -354,7 +354,9 @@ export class MembershipCore {
     const base = this.cfg.proposalTimeoutMs ?? 2 * this.t.renewMs;
     let rtt = 0;
     for (const id of r.members) for (const x of this.peers.get(id)?.rtts ?? []) rtt = Math.max(rtt, x);
-    return base + rtt;
+    // At most a lease: a member that answers slower than that is declared dead anyway, and a
+    // thawed node's held renewals (acked late, once) must not stall the next proposals for longer.
+    return base + Math.min(rtt, this.t.leaseMs);
   }
 
   receive(now: number, from: number, msg: PeerMessage): Step {
