@@ -38,8 +38,11 @@ const MAX_REQUEST_ID = 2 ** 32 - 1;
 
 /** How the client reaches its daemon. */
 export interface ClientTransport {
-  /** May throw a LockError (BUSY: too many bytes not sent yet): that request fails with it,
-   *  unless `release` (a down-conversion: it gives something up, as an unlock does). */
+  /**
+   * May throw a LockError (BUSY: too many bytes not sent yet): that request fails with it,
+   * unless `release`: a request that gives something up or keeps the client alive (an unlock,
+   * a down-conversion, a cancel, a heartbeat) is queued whatever the socket holds.
+   */
   send(req: ClientRequest, release?: boolean): void;
   close(): void;
   /** Set by the client: called with each message from the daemon (already validated). */
@@ -213,7 +216,7 @@ export class MxfsClient extends EventEmitter implements LockClient {
     this.checkLvb(opts.lvb, h);
     h.unlocking = true;
     try {
-      await this.request({ type: 'unlock', id: 0, lockId: h.lockId, lvb: opts.lvb });
+      await this.request({ type: 'unlock', id: 0, lockId: h.lockId, lvb: opts.lvb }, undefined, true);
     } catch (e) {
       h.unlocking = false;
       // LOST: the lock is gone, but the daemon could not confirm what the unlock asked
@@ -251,7 +254,7 @@ export class MxfsClient extends EventEmitter implements LockClient {
 
   private sendCancel(lockId: number): void {
     if (this.closed || this.lostReason) return;
-    this.request({ type: 'cancel', id: 0, lockId }).catch(() => { /* the lock request itself reports the outcome */ });
+    this.request({ type: 'cancel', id: 0, lockId }, undefined, true).catch(() => { /* the lock request itself reports the outcome */ });
   }
 
   private request(req: ClientRequest & { id: number }, timeoutMs?: number, release = false): Promise<Extract<DaemonMessage, { type: 'reply' }> & { ok: true }> {
@@ -367,7 +370,7 @@ export class MxfsClient extends EventEmitter implements LockClient {
       const seq = ++this.hbSeq;
       this.hbSent.set(seq, this.clock.now());
       if (this.hbSent.size > 1000) this.hbSent.delete(this.hbSent.keys().next().value!);
-      this.t.send({ type: 'hb', seq });
+      this.t.send({ type: 'hb', seq }, true);
       this.timer = this.clock.setTimer(beat, period);
     };
     this.timer = this.clock.setTimer(beat, period);
@@ -489,15 +492,13 @@ function toGrant(g: { mode: Mode; token: number; lvb: Buffer; lvbValid: boolean 
  */
 export const CLIENT_READ_BUFFER_BYTES = 64 * 1024;
 
-/** Requests sent whatever the socket holds: they release locks, or keep the client alive. */
-const ALWAYS_QUEUED: ReadonlySet<string> = new Set(['unlock', 'cancel', 'hb']);
-
 /**
  * A transport over mxfsd's Unix socket. Requests go to the socket at once; what the kernel
  * does not take stays in the socket's own write queue. While that holds more than
  * maxUnsentBytes (a daemon that stopped reading: SIGSTOP, wedged, or a flood faster than it
- * reads), a new request throws BUSY instead of growing it without bound; unlocks, cancels
- * and heartbeats are queued regardless (they are bounded by the locks and requests there are).
+ * reads), a new request throws BUSY instead of growing it without bound; one sent as a
+ * `release` (an unlock, a down-conversion, a cancel, a heartbeat) is queued regardless (they
+ * are bounded by the locks and requests there are).
  */
 export function socketTransport(path: string, maxFrameBytes: number, timeoutMs: number, maxUnsentBytes = DEFAULT_MAX_UNSENT_BYTES): Promise<ClientTransport> {
   return new Promise((resolve, reject) => {
@@ -523,7 +524,7 @@ export function socketTransport(path: string, maxFrameBytes: number, timeoutMs: 
       send(req, release) {
         if (closed) return;
         const unsent = sock.writableLength;
-        if (unsent > maxUnsentBytes && !ALWAYS_QUEUED.has(req.type) && !release) {
+        if (unsent > maxUnsentBytes && !release) {
           throw new LockError('BUSY', `${unsent} bytes of requests to mxfsd are not sent yet (more than maxUnsentBytes, ${maxUnsentBytes}): mxfsd is not reading them; wait for replies, then retry`);
         }
         sock.write(encodeFrame(req, maxFrameBytes));

@@ -80,7 +80,7 @@ class FreezableTransport implements ClientTransport {
     inner.onMessage = (m) => this.deliver(() => { this.lastHeard = performance.now(); this.onMessage?.(m); });
     inner.onClose = (r) => this.deliver(() => this.onClose?.(r));
   }
-  send(req: Parameters<ClientTransport['send']>[0]): void { if (!this.frozen) this.inner.send(req); }
+  send(req: Parameters<ClientTransport['send']>[0], release?: boolean): void { if (!this.frozen) this.inner.send(req, release); }
   close(): void { this.inner.close(); }
   private deliver(f: () => void): void { if (this.frozen) this.queued.push(f); else f(); }
   thaw(): void {
