@@ -270,6 +270,14 @@ export class VolumeCore {
     ev.push({ do: 'unlock', op: this.begin('release'), ...(lvb ? { lvb } : {}) });
   }
 
+  /** The ownership lock is only asked for, and no longer wanted: the request cancelled, back to unmounted. */
+  private dropLockRequest(now: number, ev: VolumeEffect[], why: string): void {
+    this.forget();
+    this.op++;
+    ev.push({ do: 'cancelLock' });
+    this.go('unmounted', now, ev, why);
+  }
+
   private forget(): void {
     this.holding = false;
     this.mountIssued = false;
@@ -430,10 +438,7 @@ export class VolumeCore {
     if (this.waiters.some((w) => w.kind === 'mount')) return;
     if (this.state === 'standby') { this.role = 'standby'; return; }
     if (this.state !== 'acquiring' || this.holding || this.step !== 'lock') return;
-    this.forget();
-    this.op++;
-    ev.push({ do: 'cancelLock' });
-    this.go('unmounted', now, ev, why);
+    this.dropLockRequest(now, ev, why);
     this.reason = why;
     this.failAll(ev, 'CANCELLED', why);
   }
@@ -465,20 +470,14 @@ export class VolumeCore {
         ev.push({ do: 'reply', req, ok: false, code: 'NOT_OWNER', message: `node ${this.o.node} does not own volume ${this.name}` });
         return;
       case 'standby':
-        this.forget();
         this.standbyWanted = false;
-        this.op++;
-        ev.push({ do: 'cancelLock' });
-        this.go('unmounted', now, ev, 'standby withdrawn');
+        this.dropLockRequest(now, ev, 'standby withdrawn');
         ev.push({ do: 'reply', req, ok: true, message: `standby for ${this.name} withdrawn` });
         return;
       case 'acquiring':
         this.failAll(ev, 'CANCELLED', `mount of ${this.name} cancelled by umount`);
         if (!this.holding) {
-          this.forget();
-          this.op++;
-          ev.push({ do: 'cancelLock' });
-          this.go('unmounted', now, ev, 'mount cancelled');
+          this.dropLockRequest(now, ev, 'mount cancelled');
           ev.push({ do: 'reply', req, ok: true, message: `mount of ${this.name} cancelled` });
           return;
         }
