@@ -16,7 +16,7 @@ import type { WireTracePage } from '../cluster/dlm-messages';
 import { parseTraceId, TraceEvent, traceIdText } from '../trace/event';
 import type { TraceFilter } from '../trace/filter';
 import { causalOrder } from '../trace/merge';
-import { eventLabel, eventLine, printable } from '../trace/export-text';
+import { eventLine, printable, rawEventLabel } from '../trace/export-text';
 import { toChromeTrace } from '../trace/export-chrome';
 import { toMermaid } from '../trace/export-mermaid';
 import { toHtml } from '../trace/export-html';
@@ -264,9 +264,9 @@ export function whyText(w: any): string {
   const t = w.trace;
   if (t?.events?.length) {
     out.push(`  recent traffic (${t.events.length} events, every node merged):`);
-    for (const ev of t.events as TraceEvent[]) out.push(`    n${ev.node} ${printable(ev.from)} -> ${printable(ev.to)}: ${eventLabel(ev)}  [trace ${traceIdText(ev.trace)}]`);
+    for (const ev of t.events as TraceEvent[]) out.push(`    n${ev.node} ${ev.from} -> ${ev.to}: ${rawEventLabel(ev)}  [trace ${traceIdText(ev.trace)}]`);
   } else if (t && !t.enabled) out.push('  (tracing is off on this node: enable [trace] to see the recent traffic)');
-  // Names (resource, lockspace, client) are printed with their control characters escaped.
+  // Names (resource, lockspace, client) are printed with their control characters escaped, once.
   return out.map(printable).join('\n') + '\n';
 }
 

@@ -23,8 +23,13 @@ function clock(wall: number): string {
   return `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}.${p(d.getMilliseconds(), 3)}`;
 }
 
-/** The message and its key fields, e.g. "route/request default/r1 EX lock 1:4/1". */
+/** The message and its key fields, e.g. "route/request default/r1 EX lock 1:4/1", printable. */
 export function eventLabel(e: TraceEvent): string {
+  return printable(rawEventLabel(e));
+}
+
+/** eventLabel() as the names are (for text that is made printable as a whole: escaped once). */
+export function rawEventLabel(e: TraceEvent): string {
   const parts = [e.sub !== undefined ? `${e.type}/${e.sub}` : e.type];
   if (e.res !== undefined) parts.push(e.ls !== undefined ? `${e.ls}/${e.res}` : e.res);
   const m = modeText(e.mode);
@@ -34,10 +39,10 @@ export function eventLabel(e: TraceEvent): string {
   if (e.req !== undefined) parts.push(`req ${e.req}`);
   if (e.epoch !== undefined) parts.push(`epoch ${e.epoch}`);
   if (e.info !== undefined) parts.push(`(${e.info})`);
-  return printable(parts.join(' '));
+  return parts.join(' ');
 }
 
 export function eventLine(e: TraceEvent): string {
   const src = e.srcNode !== undefined ? ` <- n${e.srcNode}@${e.srcLc}` : '';
-  return `${clock(e.wall)} n${e.node} #${e.seq}${e.w !== undefined ? ` w${e.w}` : ''} lc ${e.lc} ${e.kind.padEnd(10)} ${printable(e.from)} -> ${printable(e.to)}  ${eventLabel(e)}  [trace ${traceIdText(e.trace)}${e.cause !== undefined ? ` cause #${e.cause}` : ''}${src}]`;
+  return `${clock(e.wall)} n${e.node} #${e.seq}${e.w !== undefined ? ` w${e.w}` : ''} lc ${e.lc} ${e.kind.padEnd(10)} ${printable(`${e.from} -> ${e.to}  ${rawEventLabel(e)}`)}  [trace ${traceIdText(e.trace)}${e.cause !== undefined ? ` cause #${e.cause}` : ''}${src}]`;
 }
