@@ -91,7 +91,7 @@ function uintArg(name: string, s: string | undefined, dflt: number): number {
   return Number(s);
 }
 
-/** Reads every page from the asked nodes until none has more; the events merged causally. */
+/** Reads every page from the asked nodes until none has more; the events merged causally. `missing`: nodes that did not answer; `unknown`: asked nodes not in the cluster. */
 export async function readAll(c: MxfsClient, op: 'dump' | 'collect', filter: TraceFilter, nodes?: number[]): Promise<{ events: TraceEvent[]; missing: number[]; unknown: number[]; missed: number; enabled: boolean }> {
   const cursors: Record<string, number> = {};
   const all: TraceEvent[] = [];
@@ -114,7 +114,7 @@ export async function readAll(c: MxfsClient, op: 'dump' | 'collect', filter: Tra
     if (more.length === 0) break;
     ask = op === 'collect' ? more : undefined;
   }
-  return { events: causalOrder(all), missing: [...missing, ...unknown], unknown, missed, enabled };
+  return { events: causalOrder(all), missing, unknown, missed, enabled };
 }
 
 function render(events: TraceEvent[], format: TraceFormat, a: TraceArgs, title: string, missing: number[]): string {
@@ -160,12 +160,12 @@ export async function traceCommand(c: MxfsClient, sub: string | undefined, rest:
       const r = await readAll(c, sub, filterOf(a), nodesOf(a));
       if (!r.enabled) process.stderr.write(`mxfsctl: tracing is off on ${sub === 'dump' ? 'this node' : 'every node asked'} ([trace] enabled = false)\n`);
       if (r.unknown.length) process.stderr.write(`mxfsctl: ${notInCluster(r.unknown)}\n`);
-      const silent = r.missing.filter((n) => !r.unknown.includes(n));
-      if (silent.length) process.stderr.write(`mxfsctl: ${noAnswer(silent)}: the trace is partial\n`);
+      if (r.missing.length) process.stderr.write(`mxfsctl: ${noAnswer(r.missing)}: the trace is partial\n`);
       if (r.missed) process.stderr.write(`mxfsctl: ${r.missed} events were overwritten in a ring while reading\n`);
       // An export kept for later says it lacks a node (the HTML page's and Perfetto's title).
-      const partial = r.missing.length ? `; partial: ${noAnswer(r.missing)}` : '';
-      emit(render(r.events, format, a, `MXFS trace (${sub}${a.resource ? ` ${a.resource}` : ''}, ${r.events.length} events${partial})`, r.missing), a.output);
+      const lacking = [...r.missing, ...r.unknown];
+      const partial = lacking.length ? `; partial: ${noAnswer(lacking)}` : '';
+      emit(render(r.events, format, a, `MXFS trace (${sub}${a.resource ? ` ${a.resource}` : ''}, ${r.events.length} events${partial})`, lacking), a.output);
       return;
     }
     case 'tail': {
