@@ -594,17 +594,6 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
   };
 
   /**
-   * Recovery: from now on this session's operations carry `epoch`; hand over a record of
-   * every lock. A pending unlock or cancel is completed here: the lock (or request) is
-   * simply not re-created on the new master, which is what was asked. But an unlock that
-   * was to write the LVB (held in PW/EX) cannot be reported done: whether the old master
-   * wrote it before the recovery is unknown, so it fails LOST — the lock is gone, the write
-   * unconfirmed. (Readers then see that LVB, or see the LVB marked invalid: the rebuild keeps
-   * an LVB only from the copy of a holder above CR.) A pending conversion's LVB goes in the record
-   * and is written when the conversion is re-issued (not one from PW/EX down to NL/CR: its write
-   * is in doubt, see LockRouter.rebuild).
-   */
-  /**
    * The wait timeout a re-issued request or conversion gets on the new master: what is left of
    * the client's timeoutMs since it asked; one that ran out during the wait or the recovery
    * fails TIMEOUT in collect() instead (a conversion keeps its granted mode), as it would have
@@ -615,6 +604,17 @@ export function clientSessionDef(o: SessionOpts): ActorDef<State, SessionMsg> {
     lk.timeoutMs === undefined || lk.askedAt === undefined || lk.state === 'granted' ? lk.timeoutMs
       : Math.ceil(lk.timeoutMs - (o.clock.now() - lk.askedAt));
 
+  /**
+   * Recovery: from now on this session's operations carry `epoch`; hand over a record of
+   * every lock. A pending unlock or cancel is completed here: the lock (or request) is
+   * simply not re-created on the new master, which is what was asked. But an unlock that
+   * was to write the LVB (held in PW/EX) cannot be reported done: whether the old master
+   * wrote it before the recovery is unknown, so it fails LOST — the lock is gone, the write
+   * unconfirmed. (Readers then see that LVB, or see the LVB marked invalid: the rebuild keeps
+   * an LVB only from the copy of a holder above CR.) A pending conversion's LVB goes in the record
+   * and is written when the conversion is re-issued (not one from PW/EX down to NL/CR: its write
+   * is in doubt, see LockRouter.rebuild).
+   */
   const collect = (s: State, epoch: number, locks: ClientLock[], at: number): LockRecord[] => {
     s.epoch = epoch;
     const out: LockRecord[] = [];
